@@ -1,0 +1,122 @@
+// swift-tools-version:6.0
+// Runnel: a Kafka-compatible distributed log, built the KRaft way.
+// Layering (ARCHITECTURE.md section 3): imports point down only; `tools/lint-imports` checks it.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Runnel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "runnel", targets: ["runnel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // L0: vocabulary types, limits, clocks, seeded randomness.
+        .target(name: "RunnelCore", swiftSettings: strict),
+        // L1: CRC32C in C (SSE4.2 with a portable fallback).
+        .target(name: "CRC32C"),
+        // L1: Kafka wire primitives, record batches, generated messages and metadata records.
+        .target(
+            name: "RunnelWire",
+            dependencies: [
+                "RunnelCore", "CRC32C",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // L2 (pure): metadata image, delta and replay.
+        .target(
+            name: "RunnelMetadata",
+            dependencies: [
+                "RunnelCore", "RunnelWire",
+                .product(name: "Collections", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        // L2 (pure): controller commands returning records and a response.
+        .target(
+            name: "RunnelController",
+            dependencies: ["RunnelCore", "RunnelWire", "RunnelMetadata"],
+            swiftSettings: strict
+        ),
+        // L3: segmented log on a Disk.
+        .target(
+            name: "RunnelLog",
+            dependencies: [
+                "RunnelCore", "RunnelWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // L4: the NIO shell.
+        .target(
+            name: "RunnelNetwork",
+            dependencies: [
+                "RunnelCore", "RunnelWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // L4: broker request handlers, purgatories, partitions.
+        .target(
+            name: "RunnelBroker",
+            dependencies: [
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // L5: process composition, configuration, lifecycle.
+        .target(
+            name: "RunnelNode",
+            dependencies: [
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
+                "RunnelBroker", "RunnelNetwork",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // L5: the `runnel` command.
+        .executableTarget(
+            name: "runnel",
+            dependencies: [
+                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Tool: the spec generator (Specs/*.json -> Swift).
+        .target(name: "RunnelSpecGen", path: "tools/specgen/RunnelSpecGen"),
+        .executableTarget(name: "runnel-specgen", dependencies: ["RunnelSpecGen"], path: "tools/specgen/runnel-specgen"),
+
+        .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
+        .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore"], resources: [.copy("Vectors")]),
+        .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore"]),
+        .testTarget(name: "RunnelMetadataTests", dependencies: ["RunnelMetadata", "RunnelController", "RunnelWire", "RunnelCore"]),
+        .testTarget(
+            name: "RunnelBrokerTests",
+            dependencies: [
+                "RunnelBroker", "RunnelNetwork", "RunnelNode", "RunnelWire", "RunnelCore", "RunnelLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
+    ]
+)
