@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

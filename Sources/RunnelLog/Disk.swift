@@ -1,0 +1,64 @@
+import NIOCore
+
+/// The file system as the log sees it. The real implementation is `PosixDisk`; the simulator
+/// swaps in a disk that loses unsynced writes and tears blocks on crash.
+public protocol Disk: Sendable {
+    /// Opens (and with `create`, creates) a file for reading and writing.
+    func open(_ path: String, create: Bool) throws -> any DiskFile
+    func exists(_ path: String) -> Bool
+    func isDirectory(_ path: String) -> Bool
+    /// Names (not paths) of the entries of a directory.
+    func list(_ directory: String) throws -> [String]
+    /// Creates a directory and its parents.
+    func makeDirectory(_ path: String) throws
+    /// Removes a file.
+    func remove(_ path: String) throws
+    /// Removes a directory and everything under it.
+    func removeTree(_ path: String) throws
+    /// Renames atomically (within one file system).
+    func rename(_ from: String, to: String) throws
+    /// Makes a directory's entries (creates, renames, removes) durable.
+    func syncDirectory(_ path: String) throws
+}
+
+/// An open file. Not synchronized: callers serialize access (the log holds its lock).
+public protocol DiskFile: AnyObject, Sendable {
+    var path: String { get }
+    func size() throws -> Int64
+    /// Reads up to `count` bytes at `offset`; fewer only at end of file.
+    func read(at offset: Int64, count: Int) throws -> ByteBuffer
+    func write(_ buffer: ByteBuffer, at offset: Int64) throws
+    func truncate(to size: Int64) throws
+    /// Makes written data durable (fdatasync).
+    func sync() throws
+    func close()
+    /// A file region for zero-copy sends, owning its own descriptor (the caller closes its handle
+    /// once sent); nil when the disk has no descriptors (the simulator).
+    func region(at offset: Int64, count: Int) throws -> FileRegion?
+}
+
+extension DiskFile {
+    /// Writes `bytes` at `offset`.
+    public func write(bytes: [UInt8], at offset: Int64) throws {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        try write(buffer, at: offset)
+    }
+}
+
+/// An I/O failure, with the path and the OS error.
+public struct DiskError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var path: String
+    public var errno: Int32
+    public var message: String
+
+    public init(operation: String, path: String, errno: Int32, message: String) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+        self.message = message
+    }
+
+    public var description: String { "\(operation) \(path): \(message)" }
+}

@@ -1,0 +1,29 @@
+/// Per-log settings, named after Kafka's topic configs (broker-level `log.*` keys supply defaults).
+public struct LogConfig: Sendable, Equatable {
+    /// `segment.bytes` / `log.segment.bytes`: roll when the active segment would pass this size.
+    public var segmentBytes: Int = 1_073_741_824
+    /// `segment.ms` / `log.roll.ms`: roll when the active segment's first record is this old.
+    public var segmentMs: Int64 = 604_800_000
+    /// `retention.ms` / `log.retention.ms`: delete segments whose newest record is older; -1 keeps all.
+    public var retentionMs: Int64 = 604_800_000
+    /// `retention.bytes` / `log.retention.bytes`: delete oldest segments while the log is larger; -1 keeps all.
+    public var retentionBytes: Int64 = -1
+    /// `segment.index.bytes` / `log.index.size.max.bytes`: roll when the offset index is this full.
+    public var segmentIndexBytes: Int = 10_485_760
+    /// `index.interval.bytes` / `log.index.interval.bytes`: bytes between sparse index entries.
+    public var indexIntervalBytes: Int = 4096
+    /// `flush.messages` / `log.flush.interval.messages`: fsync after this many records.
+    public var flushMessages: Int64 = Int64.max
+    /// `flush.ms` / `log.flush.interval.ms`: fsync when unflushed data is this old.
+    public var flushMs: Int64 = Int64.max
+    /// `max.message.bytes` / `message.max.bytes`: largest record batch accepted.
+    public var maxMessageBytes: Int = 1_048_588
+    /// `message.timestamp.type` / `log.message.timestamp.type`: CreateTime or LogAppendTime.
+    public var logAppendTime: Bool = false
+    /// `cleanup.policy` contains `delete`.
+    public var deleteEnabled: Bool = true
+    /// `cleanup.policy` contains `compact`.
+    public var compactEnabled: Bool = false
+
+    public init() {}
+}

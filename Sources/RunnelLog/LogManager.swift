@@ -1,0 +1,169 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelCore
+
+/// All partition logs of a node across its `log.dirs`: creation, loading at start-up (with
+/// recovery after an unclean stop), deletion, retention and flush passes, checkpoints and the
+/// clean-shutdown marker.
+public final class LogManager: @unchecked Sendable {
+    public static let cleanShutdownFile = ".kafka_cleanshutdown"
+    public static let recoveryPointFile = "recovery-point-offset-checkpoint"
+    public static let logStartFile = "log-start-offset-checkpoint"
+    public static let metadataTopic = "__cluster_metadata"
+
+    public let logDirs: [String]
+    private let disk: any Disk
+    private let lock = NIOLock()
+    private var logs: [TopicPartition: PartitionLog] = [:]
+    private var logDirOf: [TopicPartition: String] = [:]
+    private var _defaultConfig: LogConfig
+
+    /// What start-up found, for the log.
+    public private(set) var recoveredUncleanly: [String] = []
+
+    public init(logDirs: [String], defaultConfig: LogConfig, disk: any Disk, nowMs: Int64) throws {
+        precondition(!logDirs.isEmpty, "at least one log dir")
+        self.logDirs = logDirs
+        self.disk = disk
+        self._defaultConfig = defaultConfig
+        for dir in logDirs {
+            try disk.makeDirectory(dir)
+            let marker = dir + "/" + Self.cleanShutdownFile
+            let clean = disk.exists(marker)
+            if !clean { recoveredUncleanly.append(dir) }
+            let recoveryPoints = (try? OffsetCheckpoint.read(dir + "/" + Self.recoveryPointFile, disk: disk)) ?? [:]
+            let logStarts = (try? OffsetCheckpoint.read(dir + "/" + Self.logStartFile, disk: disk)) ?? [:]
+            for name in try disk.list(dir) where disk.isDirectory(dir + "/" + name) {
+                if name.hasSuffix("-delete") {
+                    try disk.removeTree(dir + "/" + name)
+                    continue
+                }
+                guard let tp = Self.parse(directoryName: name), tp.topic != Self.metadataTopic else { continue }
+                let log = try PartitionLog(
+                    topicPartition: tp, directory: dir + "/" + name, config: defaultConfig, disk: disk, nowMs: nowMs,
+                    recoveryPoint: recoveryPoints[tp] ?? 0, logStartOffset: logStarts[tp] ?? 0, cleanShutdown: clean)
+                logs[tp] = log
+                logDirOf[tp] = dir
+            }
+            // From now on a crash is an unclean stop.
+            if clean {
+                try disk.remove(marker)
+                try disk.syncDirectory(dir)
+            }
+        }
+    }
+
+    /// `topic-partition` → TopicPartition (the topic may contain dashes).
+    public static func parse(directoryName name: String) -> TopicPartition? {
+        guard let dash = name.lastIndex(of: "-"), let p = Int32(name[name.index(after: dash)...]), p >= 0 else { return nil }
+        let topic = String(name[..<dash])
+        return topic.isEmpty ? nil : TopicPartition(topic, p)
+    }
+
+    public var defaultConfig: LogConfig {
+        get { lock.withLock { _defaultConfig } }
+        set { lock.withLock { _defaultConfig = newValue } }
+    }
+
+    public func log(_ tp: TopicPartition) -> PartitionLog? { lock.withLock { logs[tp] } }
+    public var allLogs: [PartitionLog] { lock.withLock { Array(logs.values) } }
+    public var topicPartitions: [TopicPartition] { lock.withLock { Array(logs.keys) } }
+
+    /// Returns the log for `tp`, creating its directory (in the log dir holding the fewest
+    /// partitions) and `partition.metadata` when new.
+    public func getOrCreate(_ tp: TopicPartition, topicId: KafkaUUID, config: LogConfig, nowMs: Int64) throws -> PartitionLog {
+        try lock.withLock {
+            if let log = logs[tp] {
+                log.config = config
+                return log
+            }
+            var counts: [String: Int] = [:]
+            for dir in logDirs { counts[dir] = 0 }
+            for (_, dir) in logDirOf { counts[dir, default: 0] += 1 }
+            let dir = logDirs.min { counts[$0]! < counts[$1]! }!
+            let path = dir + "/" + tp.description
+            let log = try PartitionLog(topicPartition: tp, directory: path, config: config, disk: disk, nowMs: nowMs)
+            try OffsetCheckpoint.writeAtomically("version: 0\ntopic_id: \(topicId)\n", to: path + "/partition.metadata", disk: disk)
+            try disk.syncDirectory(dir)
+            logs[tp] = log
+            logDirOf[tp] = dir
+            return log
+        }
+    }
+
+    /// The topic id recorded in a partition's `partition.metadata`, if any.
+    public func topicId(of tp: TopicPartition) -> KafkaUUID? {
+        guard let log = log(tp), let text = try? OffsetCheckpoint.readText(log.directory + "/partition.metadata", disk: disk) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("topic_id:") {
+            return KafkaUUID(String(line.dropFirst("topic_id:".count).drop { $0 == " " }))
+        }
+        return nil
+    }
+
+    /// Removes a partition's log: renames its directory aside, then deletes it.
+    public func delete(_ tp: TopicPartition) throws {
+        let (log, dir): (PartitionLog?, String?) = lock.withLock {
+            let log = logs.removeValue(forKey: tp)
+            let dir = logDirOf.removeValue(forKey: tp)
+            return (log, dir)
+        }
+        guard let log, let dir else { return }
+        let aside = "\(dir)/\(tp.description).\(UInt64.random(in: 0...UInt64.max))-delete"
+        try disk.rename(log.directory, to: aside)
+        try disk.syncDirectory(dir)
+        log.forceClose()
+        try disk.removeTree(aside)
+    }
+
+    /// Retention and flush passes over every log, then checkpoints. Called periodically from a
+    /// background thread; a failure on one log does not stop the others.
+    public func runRetention(nowMs: Int64) -> [(TopicPartition, any Error)] {
+        var failures: [(TopicPartition, any Error)] = []
+        for log in allLogs {
+            do { try log.enforceRetention(nowMs: nowMs) } catch { failures.append((log.topicPartition, error)) }
+        }
+        return failures
+    }
+
+    /// Flushes logs whose policy asks for it.
+    public func runFlush(nowMs: Int64) -> [(TopicPartition, any Error)] {
+        var failures: [(TopicPartition, any Error)] = []
+        for log in allLogs where log.flushDue(nowMs: nowMs) {
+            do { try log.flush(nowMs: nowMs) } catch { failures.append((log.topicPartition, error)) }
+        }
+        return failures
+    }
+
+    /// Writes the recovery-point and log-start checkpoints of every log dir.
+    public func checkpoint() throws {
+        let snapshot: [(TopicPartition, String, PartitionLog)] = lock.withLock {
+            logs.map { ($0.key, logDirOf[$0.key]!, $0.value) }
+        }
+        for dir in logDirs {
+            var recovery: [TopicPartition: Int64] = [:]
+            var starts: [TopicPartition: Int64] = [:]
+            for (tp, d, log) in snapshot where d == dir {
+                recovery[tp] = log.recoveryPoint
+                starts[tp] = log.logStartOffset
+            }
+            try OffsetCheckpoint.write(recovery, to: dir + "/" + Self.recoveryPointFile, disk: disk)
+            try OffsetCheckpoint.write(starts, to: dir + "/" + Self.logStartFile, disk: disk)
+        }
+    }
+
+    /// Flushes and closes every log, writes checkpoints and the clean-shutdown marker.
+    public func shutdown() throws {
+        for log in allLogs { try log.close() }
+        try checkpoint()
+        for dir in logDirs {
+            try OffsetCheckpoint.writeAtomically("", to: dir + "/" + Self.cleanShutdownFile, disk: disk)
+        }
+    }
+}
+
+extension PartitionLog {
+    /// Closes files without syncing (the log is being deleted).
+    func forceClose() {
+        _ = try? delete()
+    }
+}

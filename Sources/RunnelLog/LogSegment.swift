@@ -1,0 +1,340 @@
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// One segment: `<base offset, 20 digits>.log` with its sparse `.index` (relative offset int32,
+/// position int32) and `.timeindex` (timestamp int64, relative offset int32), as Kafka lays them out.
+/// The indexes live in memory and are appended to their files as they grow.
+final class LogSegment {
+    let baseOffset: Int64
+    let log: any DiskFile
+    let offsetIndexFile: any DiskFile
+    let timeIndexFile: any DiskFile
+    let directory: String
+    let disk: any Disk
+
+    /// Bytes in the `.log` file.
+    private(set) var size: Int64
+    /// The offset after the last record in this segment.
+    private(set) var nextOffset: Int64
+    private(set) var offsetIndex: [(relativeOffset: UInt32, position: UInt32)] = []
+    private(set) var timeIndex: [(timestamp: Int64, relativeOffset: UInt32)] = []
+    private var bytesSinceIndexEntry = 0
+    /// Largest record timestamp seen, and the offset of the batch that holds it.
+    private(set) var maxTimestamp: Int64 = -1
+    private(set) var offsetOfMaxTimestamp: Int64 = -1
+    /// Timestamp of the first batch (the base for `segment.ms`), or creation time.
+    private(set) var rollingBaseTimestamp: Int64?
+    let createdMs: Int64
+
+    static let offsetIndexEntryBytes = 8
+    static let timeIndexEntryBytes = 12
+
+    static func fileName(_ baseOffset: Int64, _ suffix: String) -> String {
+        let digits = String(baseOffset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
+    }
+
+    /// Opens or creates the segment files. `rebuild` re-scans the log (validating every batch and
+    /// truncating a torn or corrupt tail) instead of trusting the index files.
+    init(directory: String, baseOffset: Int64, disk: any Disk, nowMs: Int64, create: Bool, rebuild: Bool) throws {
+        self.directory = directory
+        self.baseOffset = baseOffset
+        self.disk = disk
+        self.createdMs = nowMs
+        log = try disk.open(directory + "/" + Self.fileName(baseOffset, ".log"), create: create)
+        offsetIndexFile = try disk.open(directory + "/" + Self.fileName(baseOffset, ".index"), create: true)
+        timeIndexFile = try disk.open(directory + "/" + Self.fileName(baseOffset, ".timeindex"), create: true)
+        size = try log.size()
+        nextOffset = baseOffset
+        if try rebuild || !loadIndexes() {
+            try recover()
+        }
+    }
+
+    var isEmpty: Bool { size == 0 }
+
+    // MARK: indexes
+
+    /// Loads the index files; false when they do not look right (then the caller re-scans).
+    private func loadIndexes() throws -> Bool {
+        let indexBytes = try offsetIndexFile.size()
+        let timeBytes = try timeIndexFile.size()
+        guard indexBytes % Int64(Self.offsetIndexEntryBytes) == 0, timeBytes % Int64(Self.timeIndexEntryBytes) == 0 else { return false }
+        var index = try offsetIndexFile.read(at: 0, count: Int(indexBytes))
+        var previous: (UInt32, UInt32)? = nil
+        while let rel = index.readInteger(as: UInt32.self), let pos = index.readInteger(as: UInt32.self) {
+            if let p = previous, rel <= p.0 || pos <= p.1 { return false }
+            if Int64(pos) >= size { return false }
+            offsetIndex.append((rel, pos))
+            previous = (rel, pos)
+        }
+        var time = try timeIndexFile.read(at: 0, count: Int(timeBytes))
+        while let ts = time.readInteger(as: Int64.self), let rel = time.readInteger(as: UInt32.self) {
+            timeIndex.append((ts, rel))
+        }
+        // Find the end: scan batches from the last indexed position.
+        var position = Int64(offsetIndex.last?.position ?? 0)
+        nextOffset = baseOffset
+        while position < size {
+            guard let header = try readHeader(at: position) else { return false }
+            let end = position + Int64(header.totalBytes)
+            guard end <= size, header.baseOffset >= baseOffset else { return false }
+            nextOffset = header.nextOffset
+            noteTimestamp(header)
+            position = end
+        }
+        if let last = timeIndex.last, last.timestamp > maxTimestamp {
+            maxTimestamp = last.timestamp
+            offsetOfMaxTimestamp = baseOffset + Int64(last.relativeOffset)
+        }
+        if size > 0, rollingBaseTimestamp == nil, let first = try readHeader(at: 0) {
+            rollingBaseTimestamp = first.maxTimestamp
+        }
+        return true
+    }
+
+    private func noteTimestamp(_ header: RecordBatchHeader) {
+        if header.maxTimestamp > maxTimestamp {
+            maxTimestamp = header.maxTimestamp
+            offsetOfMaxTimestamp = header.lastOffset
+        }
+    }
+
+    /// Re-scans the whole segment: validates every batch (size, magic, CRC, offsets increasing),
+    /// truncates at the first bad one, and rebuilds both indexes. Returns bytes truncated.
+    @discardableResult
+    func recover() throws -> Int64 {
+        offsetIndex = []
+        timeIndex = []
+        bytesSinceIndexEntry = 0
+        maxTimestamp = -1
+        offsetOfMaxTimestamp = -1
+        rollingBaseTimestamp = nil
+        nextOffset = baseOffset
+        var position: Int64 = 0
+        let fileSize = try log.size()
+        var lastIndexedTimestamp: Int64 = -1
+        while position < fileSize {
+            guard let header = try readHeader(at: position),
+                  header.magic == 2,
+                  header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
+                  position + Int64(header.totalBytes) <= fileSize,
+                  header.baseOffset >= nextOffset,
+                  header.lastOffsetDelta >= 0
+            else { break }
+            let bytes = try log.read(at: position, count: header.totalBytes)
+            let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+            guard crc == header.crc else { break }
+            if rollingBaseTimestamp == nil { rollingBaseTimestamp = header.maxTimestamp }
+            if position == 0 || bytesSinceIndexEntry >= indexIntervalForRecovery {
+                offsetIndex.append((UInt32(header.lastOffset - baseOffset), UInt32(position)))
+                bytesSinceIndexEntry = 0
+            }
+            noteTimestamp(header)
+            if maxTimestamp > lastIndexedTimestamp {
+                timeIndex.append((maxTimestamp, UInt32(offsetOfMaxTimestamp - baseOffset)))
+                lastIndexedTimestamp = maxTimestamp
+            }
+            bytesSinceIndexEntry += header.totalBytes
+            nextOffset = header.nextOffset
+            position += Int64(header.totalBytes)
+        }
+        let truncated = fileSize - position
+        if truncated > 0 { try log.truncate(to: position) }
+        size = position
+        try rewriteIndexFiles()
+        return truncated
+    }
+
+    /// The interval used when indexes are rebuilt; set by the owning log.
+    var indexIntervalForRecovery = 4096
+
+    private func rewriteIndexFiles() throws {
+        var index = ByteBufferAllocator().buffer(capacity: offsetIndex.count * Self.offsetIndexEntryBytes)
+        for e in offsetIndex {
+            index.writeInteger(e.relativeOffset)
+            index.writeInteger(e.position)
+        }
+        try offsetIndexFile.truncate(to: 0)
+        try offsetIndexFile.write(index, at: 0)
+        var time = ByteBufferAllocator().buffer(capacity: timeIndex.count * Self.timeIndexEntryBytes)
+        for e in timeIndex {
+            time.writeInteger(e.timestamp)
+            time.writeInteger(e.relativeOffset)
+        }
+        try timeIndexFile.truncate(to: 0)
+        try timeIndexFile.write(time, at: 0)
+    }
+
+    func readHeader(at position: Int64) throws -> RecordBatchHeader? {
+        let bytes = try log.read(at: position, count: RecordBatchHeader.size)
+        return RecordBatchHeader(bytes, at: bytes.readerIndex)
+    }
+
+    // MARK: append
+
+    /// Appends batches whose offsets are already assigned. `batches` holds whole batches.
+    func append(_ batches: ByteBuffer, headers: [RecordBatchHeader], indexIntervalBytes: Int) throws {
+        precondition(!headers.isEmpty, "append needs at least one batch")
+        try log.write(batches, at: size)
+        var position = size
+        var newIndex: [(UInt32, UInt32)] = []
+        var newTime: [(Int64, UInt32)] = []
+        for header in headers {
+            if rollingBaseTimestamp == nil { rollingBaseTimestamp = header.maxTimestamp }
+            let previousMax = maxTimestamp
+            noteTimestamp(header)
+            if bytesSinceIndexEntry >= indexIntervalBytes || offsetIndex.isEmpty && newIndex.isEmpty {
+                newIndex.append((UInt32(header.lastOffset - baseOffset), UInt32(position)))
+                if maxTimestamp > (timeIndex.last?.timestamp ?? -1) && maxTimestamp > (newTime.last?.0 ?? -1) {
+                    newTime.append((maxTimestamp, UInt32(offsetOfMaxTimestamp - baseOffset)))
+                }
+                bytesSinceIndexEntry = 0
+            } else if previousMax < 0 {
+                // keep the first timestamp indexed even inside an index interval
+                newTime.append((maxTimestamp, UInt32(offsetOfMaxTimestamp - baseOffset)))
+            }
+            bytesSinceIndexEntry += header.totalBytes
+            position += Int64(header.totalBytes)
+            nextOffset = header.nextOffset
+        }
+        size = position
+        if !newIndex.isEmpty {
+            var buffer = ByteBufferAllocator().buffer(capacity: newIndex.count * Self.offsetIndexEntryBytes)
+            for e in newIndex {
+                buffer.writeInteger(e.0)
+                buffer.writeInteger(e.1)
+            }
+            try offsetIndexFile.write(buffer, at: Int64(offsetIndex.count * Self.offsetIndexEntryBytes))
+            offsetIndex.append(contentsOf: newIndex.map { (relativeOffset: $0.0, position: $0.1) })
+        }
+        if !newTime.isEmpty {
+            var buffer = ByteBufferAllocator().buffer(capacity: newTime.count * Self.timeIndexEntryBytes)
+            for e in newTime {
+                buffer.writeInteger(e.0)
+                buffer.writeInteger(e.1)
+            }
+            try timeIndexFile.write(buffer, at: Int64(timeIndex.count * Self.timeIndexEntryBytes))
+            timeIndex.append(contentsOf: newTime.map { (timestamp: $0.0, relativeOffset: $0.1) })
+        }
+    }
+
+    var offsetIndexBytes: Int { offsetIndex.count * Self.offsetIndexEntryBytes }
+
+    // MARK: lookup
+
+    /// Position of the batch holding `offset`, or of the first batch after it; nil past the end.
+    func position(of offset: Int64) throws -> (position: Int64, header: RecordBatchHeader)? {
+        guard offset < nextOffset else { return nil }
+        var position: Int64 = 0
+        if offset > baseOffset {
+            let relative = offset - baseOffset
+            // Largest entry whose batch ends before `offset`: entries name a batch's last offset.
+            var low = 0
+            var high = offsetIndex.count - 1
+            var found = -1
+            while low <= high {
+                let mid = (low + high) / 2
+                if Int64(offsetIndex[mid].relativeOffset) < relative {
+                    found = mid
+                    low = mid + 1
+                } else {
+                    high = mid - 1
+                }
+            }
+            if found >= 0 { position = Int64(offsetIndex[found].position) }
+        }
+        while position < size {
+            guard let header = try readHeader(at: position) else { return nil }
+            if header.lastOffset >= offset { return (position, header) }
+            position += Int64(header.totalBytes)
+        }
+        return nil
+    }
+
+    /// The position where batches at or after `offset` begin (the end when none).
+    func startPosition(ofBatchesFrom offset: Int64) throws -> Int64 {
+        try position(of: offset)?.position ?? size
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`.
+    func firstBatch(withTimestampAtLeast timestamp: Int64) throws -> (position: Int64, header: RecordBatchHeader)? {
+        guard maxTimestamp >= timestamp else { return nil }
+        // Start from the last time-index entry below the target.
+        var startOffset = baseOffset
+        var low = 0
+        var high = timeIndex.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            if timeIndex[mid].timestamp < timestamp {
+                startOffset = baseOffset + Int64(timeIndex[mid].relativeOffset)
+                low = mid + 1
+            } else {
+                high = mid - 1
+            }
+        }
+        guard var found = try position(of: startOffset) else { return nil }
+        var position = found.position
+        while position < size {
+            guard let header = try readHeader(at: position) else { return nil }
+            if header.maxTimestamp >= timestamp {
+                found = (position, header)
+                return found
+            }
+            position += Int64(header.totalBytes)
+        }
+        return nil
+    }
+
+    // MARK: truncate and delete
+
+    /// Drops every batch at or after `offset`. Returns bytes removed.
+    func truncate(to offset: Int64) throws -> Int64 {
+        guard offset < nextOffset else { return 0 }
+        let position = try startPosition(ofBatchesFrom: offset)
+        let removed = size - position
+        try log.truncate(to: position)
+        size = position
+        offsetIndex.removeAll { Int64($0.position) >= position }
+        timeIndex.removeAll { baseOffset + Int64($0.relativeOffset) >= offset }
+        try rewriteIndexFiles()
+        // Recompute the end and max timestamp from what is left.
+        nextOffset = baseOffset
+        maxTimestamp = -1
+        offsetOfMaxTimestamp = -1
+        var scan = Int64(offsetIndex.last?.position ?? 0)
+        if let last = timeIndex.last {
+            maxTimestamp = last.timestamp
+            offsetOfMaxTimestamp = baseOffset + Int64(last.relativeOffset)
+        }
+        while scan < size, let header = try readHeader(at: scan) {
+            nextOffset = header.nextOffset
+            noteTimestamp(header)
+            scan += Int64(header.totalBytes)
+        }
+        if size == 0 { rollingBaseTimestamp = nil }
+        bytesSinceIndexEntry = 0
+        return removed
+    }
+
+    func sync() throws {
+        try log.sync()
+        try offsetIndexFile.sync()
+        try timeIndexFile.sync()
+    }
+
+    func close() {
+        log.close()
+        offsetIndexFile.close()
+        timeIndexFile.close()
+    }
+
+    /// Closes and removes the three files.
+    func delete() throws {
+        close()
+        for suffix in [".log", ".index", ".timeindex"] {
+            try disk.remove(directory + "/" + Self.fileName(baseOffset, suffix))
+        }
+    }
+}

@@ -1,0 +1,504 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// What an append did.
+public struct AppendInfo: Sendable, Equatable {
+    public var firstOffset: Int64
+    public var lastOffset: Int64
+    /// The log-append time written into the batches, or -1 for CreateTime topics.
+    public var logAppendTime: Int64
+    public var recordCount: Int
+}
+
+/// What a read returned: record batches as file regions (or bytes) and where they end.
+public struct LogReadInfo: Sendable {
+    public var records: Records
+    /// Offset of the first batch returned (may be below the requested offset: whole batches are sent).
+    public var firstBatchOffset: Int64
+    /// The offset after the last batch returned.
+    public var nextOffset: Int64
+    public var byteCount: Int { records.byteCount }
+}
+
+/// Errors a log operation reports to a client.
+public enum LogError: Error, Equatable, Sendable {
+    /// The offset is below the log start offset or above the log end offset.
+    case offsetOutOfRange(requested: Int64, logStart: Int64, logEnd: Int64)
+    /// An appended batch is larger than a segment can hold.
+    case batchTooLarge(Int)
+    /// A follower append's offsets do not continue the log.
+    case nonMonotonicOffsets(expected: Int64, got: Int64)
+}
+
+/// One partition's log: segments on a `Disk`, rolled by size, age and index fullness, retained by
+/// time and size, flushed by message count and age, recovered after an unclean stop.
+///
+/// Thread-safe: every public method takes the log's lock. Appends hold it while writing to the page
+/// cache; `flush` syncs outside it so appends never wait for a disk sync.
+public final class PartitionLog: @unchecked Sendable {
+    public let topicPartition: TopicPartition
+    public let directory: String
+    private let disk: any Disk
+    private let lock = NIOLock()
+
+    // Guarded by lock.
+    private var segments: [LogSegment] = []
+    private var _config: LogConfig
+    private var _logStartOffset: Int64
+    private var _recoveryPoint: Int64
+    private var unflushedMessages: Int64 = 0
+    private var lastFlushMs: Int64
+    private var closed = false
+
+    /// Opens the log in `directory`, creating it if needed. `recoveryPoint` is the offset below
+    /// which data is known durable; with `cleanShutdown` false, every segment at or past it is
+    /// re-validated and a torn tail truncated.
+    public init(
+        topicPartition: TopicPartition,
+        directory: String,
+        config: LogConfig,
+        disk: any Disk,
+        nowMs: Int64,
+        recoveryPoint: Int64 = 0,
+        logStartOffset: Int64 = 0,
+        cleanShutdown: Bool = true
+    ) throws {
+        self.topicPartition = topicPartition
+        self.directory = directory
+        self.disk = disk
+        self._config = config
+        self.lastFlushMs = nowMs
+        try disk.makeDirectory(directory)
+        var bases: [Int64] = []
+        for name in try disk.list(directory) {
+            if name.hasSuffix(".log"), let base = Int64(name.dropLast(4)) {
+                bases.append(base)
+            } else if name.hasSuffix(".cleaned") || name.hasSuffix(".swap") || name.hasSuffix(".deleted") {
+                try disk.remove(directory + "/" + name)
+            }
+        }
+        bases.sort()
+        // Index files without a log are leftovers of a deletion that was cut short.
+        for name in try disk.list(directory) where name.hasSuffix(".index") || name.hasSuffix(".timeindex") {
+            let stem = name.split(separator: ".").first.map(String.init) ?? ""
+            if let base = Int64(stem), !bases.contains(base) { try disk.remove(directory + "/" + name) }
+        }
+        var truncatedTail = false
+        for (i, base) in bases.enumerated() {
+            if truncatedTail {
+                // Everything after a corrupt point is gone: its offsets cannot follow.
+                for suffix in [".log", ".index", ".timeindex"] { try disk.remove(directory + "/" + LogSegment.fileName(base, suffix)) }
+                continue
+            }
+            let nextBase = i + 1 < bases.count ? bases[i + 1] : Int64.max
+            let needsCheck = !cleanShutdown && nextBase > recoveryPoint
+            let segment = try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck)
+            segment.indexIntervalForRecovery = config.indexIntervalBytes
+            if needsCheck, i + 1 < bases.count, segment.nextOffset < nextBase, segment.size < (try segment.log.size()) {
+                truncatedTail = true
+            }
+            segments.append(segment)
+        }
+        // Drop empty trailing segments except the first, so the active segment is meaningful.
+        while segments.count > 1, let last = segments.last, last.isEmpty, last.baseOffset >= segments[segments.count - 2].nextOffset {
+            break
+        }
+        if segments.isEmpty {
+            let base = max(logStartOffset, 0)
+            segments.append(try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: true, rebuild: false))
+        }
+        let end = segments.last!.nextOffset
+        self._logStartOffset = min(max(logStartOffset, segments.first!.baseOffset), end)
+        self._recoveryPoint = min(recoveryPoint, end)
+        if !cleanShutdown { self._recoveryPoint = end }
+    }
+
+    // MARK: state
+
+    public var logStartOffset: Int64 { lock.withLock { _logStartOffset } }
+    public var logEndOffset: Int64 { lock.withLock { segments.last!.nextOffset } }
+    public var recoveryPoint: Int64 { lock.withLock { _recoveryPoint } }
+    public var config: LogConfig {
+        get { lock.withLock { _config } }
+        set { lock.withLock { _config = newValue } }
+    }
+    /// Total bytes over all segments.
+    public var sizeInBytes: Int64 { lock.withLock { segments.reduce(0) { $0 + $1.size } } }
+    public var segmentCount: Int { lock.withLock { segments.count } }
+    /// Base offsets of the segments, oldest first.
+    public var segmentBaseOffsets: [Int64] { lock.withLock { segments.map(\.baseOffset) } }
+
+    // MARK: append
+
+    /// Appends validated client batches (from `RecordBatches.validate`): assigns offsets from the
+    /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
+    /// as they are. Batches are never decompressed.
+    public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
+        try lock.withLock {
+            precondition(!closed, "append to a closed log")
+            var buffer = payload
+            var next = segments.last!.nextOffset
+            let first = next
+            var headers: [RecordBatchHeader] = []
+            headers.reserveCapacity(batches.count)
+            var records = 0
+            let appendTime = _config.logAppendTime ? nowMs : -1
+            for batch in batches {
+                RecordBatches.setBaseOffset(&buffer, batchAt: batch.position, next)
+                RecordBatches.setPartitionLeaderEpoch(&buffer, batchAt: batch.position, leaderEpoch)
+                if _config.logAppendTime {
+                    RecordBatches.setLogAppendTime(&buffer, batchAt: batch.position, nowMs)
+                }
+                var header = batch.header
+                header.baseOffset = next
+                header.partitionLeaderEpoch = leaderEpoch
+                if _config.logAppendTime { header.maxTimestamp = nowMs }
+                headers.append(header)
+                records += Int(header.recordCount)
+                next = header.nextOffset
+            }
+            // The batches must be contiguous in the payload for one write.
+            let start = batches.first!.position
+            let last = batches.last!
+            let length = last.position + last.header.totalBytes - start
+            let slice = buffer.getSlice(at: start, length: length)!
+            try appendLocked(slice, headers: headers, nowMs: nowMs)
+            unflushedMessages += Int64(records)
+            return AppendInfo(firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
+        }
+    }
+
+    /// Appends batches that already carry offsets (a follower copying its leader, or the metadata
+    /// log). Offsets must continue the log.
+    public func appendAsFollower(_ payload: ByteBuffer, nowMs: Int64) throws -> AppendInfo? {
+        try lock.withLock {
+            var headers: [RecordBatchHeader] = []
+            var index = payload.readerIndex
+            var expected = segments.last!.nextOffset
+            let first = expected
+            var records = 0
+            while let header = RecordBatchHeader(payload, at: index), header.totalBytes <= payload.writerIndex - index {
+                guard header.baseOffset >= expected else { throw LogError.nonMonotonicOffsets(expected: expected, got: header.baseOffset) }
+                headers.append(header)
+                records += Int(header.recordCount)
+                expected = header.nextOffset
+                index += header.totalBytes
+            }
+            guard !headers.isEmpty else { return nil }
+            let slice = payload.getSlice(at: payload.readerIndex, length: index - payload.readerIndex)!
+            try appendLocked(slice, headers: headers, nowMs: nowMs)
+            unflushedMessages += Int64(records)
+            return AppendInfo(firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1, recordCount: records)
+        }
+    }
+
+    private func appendLocked(_ bytes: ByteBuffer, headers: [RecordBatchHeader], nowMs: Int64) throws {
+        let incoming = bytes.readableBytes
+        if incoming > Int(Int32.max) { throw LogError.batchTooLarge(incoming) }
+        try maybeRoll(incomingBytes: incoming, firstBatch: headers[0], nowMs: nowMs)
+        let active = segments.last!
+        try active.append(bytes, headers: headers, indexIntervalBytes: _config.indexIntervalBytes)
+    }
+
+    private func maybeRoll(incomingBytes: Int, firstBatch: RecordBatchHeader, nowMs: Int64) throws {
+        let active = segments.last!
+        guard !active.isEmpty else { return }
+        let full = active.size + Int64(incomingBytes) > Int64(_config.segmentBytes)
+        let indexFull = active.offsetIndexBytes + LogSegment.offsetIndexEntryBytes > _config.segmentIndexBytes
+        let base = active.rollingBaseTimestamp ?? active.createdMs
+        let old = _config.segmentMs > 0 && firstBatch.maxTimestamp - base > _config.segmentMs && nowMs - active.createdMs > _config.segmentMs
+        // Relative offsets and positions are 32-bit in the index.
+        let offsetOverflow = firstBatch.nextOffset - active.baseOffset > Int64(Int32.max)
+        if full || indexFull || old || offsetOverflow {
+            try rollLocked(nextBase: max(active.nextOffset, firstBatch.baseOffset), nowMs: nowMs)
+        }
+    }
+
+    private func rollLocked(nextBase: Int64, nowMs: Int64) throws {
+        let segment = try LogSegment(directory: directory, baseOffset: nextBase, disk: disk, nowMs: nowMs, create: true, rebuild: false)
+        segment.indexIntervalForRecovery = _config.indexIntervalBytes
+        segments.append(segment)
+    }
+
+    /// Rolls a new segment now if the active one has data (used by time-based retention).
+    public func roll(nowMs: Int64) throws {
+        try lock.withLock {
+            let active = segments.last!
+            if !active.isEmpty { try rollLocked(nextBase: active.nextOffset, nowMs: nowMs) }
+        }
+    }
+
+    // MARK: read
+
+    /// Reads whole batches from `offset`: at most `maxBytes` (but at least one batch when
+    /// `minOneBatch`), and only batches below `maxOffset` (the high watermark for consumers).
+    /// Returns file regions when the disk supports them.
+    public func read(from offset: Int64, maxBytes: Int, maxOffset: Int64, minOneBatch: Bool) throws -> LogReadInfo {
+        try lock.withLock {
+            let end = segments.last!.nextOffset
+            guard offset >= _logStartOffset, offset <= end else {
+                throw LogError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
+            }
+            var chunks: [Records.Chunk] = []
+            var remaining = maxBytes
+            var firstBatchOffset: Int64 = -1
+            var next = offset
+            guard offset < min(end, maxOffset) else {
+                return LogReadInfo(records: .empty, firstBatchOffset: offset, nextOffset: offset)
+            }
+            var index = segmentIndex(containing: offset)
+            while index < segments.count && next < maxOffset {
+                let segment = segments[index]
+                guard let (start, firstHeader) = try segment.position(of: next) else {
+                    index += 1
+                    continue
+                }
+                if firstBatchOffset < 0 { firstBatchOffset = firstHeader.baseOffset }
+                // Walk batch headers to find where to stop: bytes budget and the offset bound.
+                var position = start
+                var header = firstHeader
+                var took = false
+                while true {
+                    if header.baseOffset >= maxOffset { break }
+                    let size = header.totalBytes
+                    let mustTakeOne = minOneBatch && chunks.isEmpty && !took
+                    if size > remaining && !mustTakeOne { break }
+                    remaining -= size
+                    position += Int64(size)
+                    next = header.nextOffset
+                    took = true
+                    if remaining <= 0 || position >= segment.size { break }
+                    guard let h = try segment.readHeader(at: position) else { break }
+                    header = h
+                }
+                if position > start {
+                    let count = Int(position - start)
+                    if let region = try segment.log.region(at: start, count: count) {
+                        chunks.append(.region(region))
+                    } else {
+                        chunks.append(.bytes(try segment.log.read(at: start, count: count)))
+                    }
+                }
+                if remaining <= 0 || position < segment.size { break }
+                index += 1
+            }
+            return LogReadInfo(records: Records(chunks: chunks), firstBatchOffset: firstBatchOffset < 0 ? offset : firstBatchOffset, nextOffset: next)
+        }
+    }
+
+    /// Reads batches into memory (tests, the metadata log, tools).
+    public func readBytes(from offset: Int64, maxBytes: Int, maxOffset: Int64 = Int64.max) throws -> ByteBuffer {
+        let info = try read(from: offset, maxBytes: maxBytes, maxOffset: maxOffset, minOneBatch: true)
+        var out = ByteBuffer()
+        for chunk in info.records.chunks {
+            switch chunk {
+            case .bytes(var b): out.writeBuffer(&b)
+            case .region(let region):
+                defer { try? region.fileHandle.close() }
+                // Copy through the descriptor (tests and tools only).
+                let bytes = try region.fileHandle.withUnsafeFileDescriptor { fd -> ByteBuffer in
+                    var buffer = ByteBufferAllocator().buffer(capacity: region.readableBytes)
+                    buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: region.readableBytes) { raw in
+                        var done = 0
+                        while done < region.readableBytes {
+                            let n = pread(fd, raw.baseAddress! + done, region.readableBytes - done, off_t(region.readerIndex + done))
+                            if n <= 0 { break }
+                            done += n
+                        }
+                        return done
+                    }
+                    return buffer
+                }
+                var copy = bytes
+                out.writeBuffer(&copy)
+            }
+        }
+        return out
+    }
+
+    private func segmentIndex(containing offset: Int64) -> Int {
+        var low = 0
+        var high = segments.count - 1
+        var found = 0
+        while low <= high {
+            let mid = (low + high) / 2
+            if segments[mid].baseOffset <= offset {
+                found = mid
+                low = mid + 1
+            } else {
+                high = mid - 1
+            }
+        }
+        return found
+    }
+
+    // MARK: offsets by time
+
+    /// The earliest offset whose batch has a timestamp at least `timestamp`, and that timestamp;
+    /// nil when every record is older. Precise to the record for uncompressed batches, to the
+    /// batch for compressed ones (the produce path never decompresses).
+    public func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? {
+        try lock.withLock {
+            for segment in segments where segment.maxTimestamp >= timestamp {
+                guard let (position, header) = try segment.firstBatch(withTimestampAtLeast: timestamp) else { continue }
+                if header.compression == CompressionCodec.none {
+                    let bytes = try segment.log.read(at: position, count: header.totalBytes)
+                    if let batch = try RecordBatches.decode(bytes).first {
+                        for record in batch.records where record.timestamp >= timestamp && record.offset >= _logStartOffset {
+                            return (record.offset, header.isLogAppendTime ? header.maxTimestamp : record.timestamp)
+                        }
+                    }
+                }
+                return (max(header.baseOffset, _logStartOffset), header.maxTimestamp)
+            }
+            return nil
+        }
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    public func maxTimestampAndOffset() -> (offset: Int64, timestamp: Int64)? {
+        lock.withLock {
+            var best: (Int64, Int64)? = nil
+            for segment in segments where segment.maxTimestamp >= 0 {
+                if best == nil || segment.maxTimestamp > best!.1 { best = (segment.offsetOfMaxTimestamp, segment.maxTimestamp) }
+            }
+            return best
+        }
+    }
+
+    // MARK: retention and deletion
+
+    /// Advances the log start offset (DeleteRecords). Segments wholly below it go at the next
+    /// retention pass. Returns the new log start offset.
+    public func advanceLogStartOffset(to offset: Int64) throws -> Int64 {
+        try lock.withLock {
+            let end = segments.last!.nextOffset
+            guard offset <= end else { throw LogError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end) }
+            if offset > _logStartOffset { _logStartOffset = offset }
+            try deleteSegmentsBelowStartLocked()
+            return _logStartOffset
+        }
+    }
+
+    private func deleteSegmentsBelowStartLocked() throws {
+        while segments.count > 1, segments[1].baseOffset <= _logStartOffset {
+            try segments.removeFirst().delete()
+        }
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`: deletes whole segments (never the only one;
+    /// the active segment is rolled first when it has expired) and advances the log start offset.
+    /// Returns how many segments were deleted.
+    @discardableResult
+    public func enforceRetention(nowMs: Int64) throws -> Int {
+        try lock.withLock {
+            guard _config.deleteEnabled else { return 0 }
+            var deleted = 0
+            if _config.retentionMs >= 0 {
+                // Expire the active segment too: roll it so it can be deleted like the others.
+                if let active = segments.last, !active.isEmpty, active.maxTimestamp >= 0, nowMs - active.maxTimestamp > _config.retentionMs {
+                    try rollLocked(nextBase: active.nextOffset, nowMs: nowMs)
+                }
+                while segments.count > 1, let first = segments.first, !first.isEmpty || first.nextOffset <= segments[1].baseOffset,
+                      first.maxTimestamp < 0 ? first.isEmpty : nowMs - first.maxTimestamp > _config.retentionMs {
+                    try deleteOldestLocked()
+                    deleted += 1
+                }
+            }
+            if _config.retentionBytes >= 0 {
+                var total = segments.reduce(0) { $0 + $1.size }
+                while segments.count > 1, total - segments[0].size >= _config.retentionBytes {
+                    total -= segments[0].size
+                    try deleteOldestLocked()
+                    deleted += 1
+                }
+            }
+            return deleted
+        }
+    }
+
+    private func deleteOldestLocked() throws {
+        let segment = segments.removeFirst()
+        try segment.delete()
+        _logStartOffset = max(_logStartOffset, segments.first!.baseOffset)
+        if _recoveryPoint < _logStartOffset { _recoveryPoint = _logStartOffset }
+    }
+
+    /// Drops every record at or after `offset` (follower truncation; never below the start).
+    public func truncate(to offset: Int64) throws {
+        try lock.withLock {
+            let target = max(offset, _logStartOffset)
+            while segments.count > 1, segments.last!.baseOffset >= target {
+                try segments.removeLast().delete()
+            }
+            _ = try segments.last!.truncate(to: target)
+            if segments.count == 1 && segments[0].isEmpty && segments[0].baseOffset != target && target >= _logStartOffset {
+                try segments.removeLast().delete()
+                segments.append(try LogSegment(directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true, rebuild: false))
+            }
+            _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
+        }
+    }
+
+    /// Empties the log and starts it at `offset` (a follower whose leader's log starts later).
+    public func truncateFullyAndStart(at offset: Int64, nowMs: Int64) throws {
+        try lock.withLock {
+            for segment in segments { try segment.delete() }
+            segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
+            _logStartOffset = offset
+            _recoveryPoint = offset
+        }
+    }
+
+    // MARK: flush
+
+    /// Whether the flush policy (`flush.messages`, `flush.ms`) asks for a sync now.
+    public func flushDue(nowMs: Int64) -> Bool {
+        lock.withLock {
+            guard segments.last!.nextOffset > _recoveryPoint else { return false }
+            return unflushedMessages >= _config.flushMessages || (_config.flushMs != Int64.max && nowMs - lastFlushMs >= _config.flushMs)
+        }
+    }
+
+    /// Makes everything appended so far durable and advances the recovery point. The sync runs
+    /// outside the lock, so appends continue meanwhile.
+    public func flush(nowMs: Int64) throws {
+        let (toSync, end): ([LogSegment], Int64) = lock.withLock {
+            let end = segments.last!.nextOffset
+            let pending = segments.filter { $0.nextOffset > _recoveryPoint || $0 === segments.last! }
+            unflushedMessages = 0
+            lastFlushMs = nowMs
+            return (pending, end)
+        }
+        for segment in toSync { try segment.sync() }
+        try disk.syncDirectory(directory)
+        lock.withLock {
+            if end > _recoveryPoint { _recoveryPoint = end }
+        }
+    }
+
+    /// Syncs and closes every file.
+    public func close() throws {
+        try flush(nowMs: lastFlushMs)
+        lock.withLock {
+            closed = true
+            for segment in segments { segment.close() }
+        }
+    }
+
+    /// Closes and removes the partition directory.
+    public func delete() throws {
+        try lock.withLock {
+            closed = true
+            for segment in segments { segment.close() }
+            segments = []
+            try disk.removeTree(directory)
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,204 @@
+// The segmented log on the real disk (in a temp dir): appends assign offsets and survive reopen,
+// reads return whole batches within byte and offset bounds, segments roll by size and age,
+// retention deletes whole segments and advances the log start offset, an unclean stop truncates
+// a torn tail and rebuilds indexes, and timestamps find offsets.
+import Foundation
+import NIOCore
+import RunnelCore
+import RunnelWire
+import Testing
+@testable import RunnelLog
+
+func tempDir() -> String {
+    let path = NSTemporaryDirectory() + "runnel-log-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// A client-style batch of `count` records with values "v<i>" and timestamps from `timestamp`.
+func clientBatch(_ count: Int, timestamp: Int64 = 1_000, valueBytes: Int = 10, tag: String = "v") -> (ByteBuffer, [BatchInfo]) {
+    let records = (0..<count).map { i in
+        Record(offset: Int64(i), timestamp: timestamp + Int64(i), key: ByteBuffer(string: "k\(i)"),
+               value: ByteBuffer(string: tag + String(repeating: "x", count: max(0, valueBytes - tag.count - 4)) + String(format: "%04d", i)))
+    }
+    let batch = RecordBatches.build(records: records)
+    let infos = try! RecordBatches.validate(batch, maxBatchBytes: 10_000_000).get()
+    return (batch, infos)
+}
+
+func readAll(_ log: PartitionLog, from: Int64 = 0) throws -> [Record] {
+    let bytes = try log.readBytes(from: max(from, log.logStartOffset), maxBytes: 100_000_000)
+    return try RecordBatches.decode(bytes).flatMap(\.records)
+}
+
+@Suite("PartitionLog")
+struct PartitionLogTests {
+    let disk = PosixDisk()
+
+    @Test("appends get consecutive offsets and read back byte-equal after reopen")
+    func appendAndReopen() throws {
+        let dir = tempDir()
+        var config = LogConfig()
+        config.segmentBytes = 2_000
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0)
+        var expected: [String] = []
+        for b in 0..<50 {
+            let (payload, infos) = clientBatch(3, timestamp: Int64(b * 10), tag: "b\(b)-")
+            let info = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 7, nowMs: 0)
+            #expect(info.firstOffset == Int64(b * 3))
+            #expect(info.lastOffset == Int64(b * 3 + 2))
+            for r in try RecordBatches.decode(payload)[0].records { expected.append(String(buffer: r.value!)) }
+        }
+        #expect(log.logEndOffset == 150)
+        #expect(log.segmentCount > 3, "segment.bytes=2000 rolls")
+        let records = try readAll(log)
+        #expect(records.map(\.offset) == Array(0..<150))
+        #expect(records.map { String(buffer: $0.value!) } == expected)
+        let batches = try RecordBatches.decode(try log.readBytes(from: 0, maxBytes: 1_000_000))
+        #expect(batches.allSatisfy { $0.header.partitionLeaderEpoch == 7 })
+        try log.close()
+
+        let reopened = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 150)
+        #expect(reopened.logEndOffset == 150)
+        #expect(try readAll(reopened).map(\.offset) == Array(0..<150))
+        // Reads from the middle of a batch return that whole batch.
+        let mid = try RecordBatches.decode(try reopened.readBytes(from: 31, maxBytes: 1))
+        #expect(mid.count == 1 && mid[0].header.baseOffset == 30)
+    }
+
+    @Test("reads honour maxBytes, the offset bound and at-least-one-batch")
+    func readBounds() throws {
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: disk, nowMs: 0)
+        for _ in 0..<10 {
+            let (p, i) = clientBatch(2, valueBytes: 100)
+            _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
+        }
+        let one = try log.read(from: 0, maxBytes: 1, maxOffset: .max, minOneBatch: true)
+        #expect(one.nextOffset == 2)
+        let none = try log.read(from: 0, maxBytes: 1, maxOffset: .max, minOneBatch: false)
+        #expect(none.byteCount == 0)
+        let bounded = try log.read(from: 0, maxBytes: 1_000_000, maxOffset: 6, minOneBatch: true)
+        #expect(bounded.nextOffset == 6)
+        for chunk in one.records.chunks + bounded.records.chunks { if case .region(let r) = chunk { try r.fileHandle.close() } }
+        #expect(throws: LogError.self) { try log.read(from: 21, maxBytes: 10, maxOffset: .max, minOneBatch: true) }
+        let atEnd = try log.read(from: 20, maxBytes: 10, maxOffset: .max, minOneBatch: true)
+        #expect(atEnd.byteCount == 0)
+    }
+
+    @Test("an unclean stop truncates a torn tail and rebuilds the indexes")
+    func tornTail() throws {
+        let dir = tempDir()
+        var config = LogConfig()
+        config.indexIntervalBytes = 100
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0)
+        for _ in 0..<20 {
+            let (p, i) = clientBatch(5, valueBytes: 50)
+            _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
+        }
+        let segmentPath = dir + "/" + "00000000000000000000.log"
+        let size = try FileManager.default.attributesOfItem(atPath: segmentPath)[.size] as! Int
+        // Tear the last batch: cut it in half; and corrupt one byte inside the batch before it.
+        let handle = FileHandle(forUpdatingAtPath: segmentPath)!
+        try handle.truncate(atOffset: UInt64(size - 40))
+        try handle.close()
+        // Leave the index claiming more than is there.
+        let reopened = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 0, cleanShutdown: false)
+        #expect(reopened.logEndOffset == 95)
+        #expect(try readAll(reopened).map(\.offset) == Array(0..<95))
+        // Appending continues the offsets.
+        let (p, i) = clientBatch(5)
+        let info = try reopened.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
+        #expect(info.firstOffset == 95)
+
+        // A flipped byte in the middle makes everything from that batch on go.
+        try reopened.close()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: segmentPath))
+        var corrupted = bytes
+        corrupted[bytes.count / 2] ^= 0xFF
+        try corrupted.write(to: URL(fileURLWithPath: segmentPath))
+        let again = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 0, cleanShutdown: false)
+        let survivors = try readAll(again).map(\.offset)
+        #expect(survivors == Array(0..<again.logEndOffset))
+        #expect(again.logEndOffset < 100 && again.logEndOffset > 0)
+    }
+
+    @Test("retention by time and size deletes whole segments and advances the start")
+    func retention() throws {
+        var config = LogConfig()
+        config.segmentBytes = 1_000
+        config.retentionMs = 10_000
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        for b in 0..<30 {
+            let (p, i) = clientBatch(2, timestamp: Int64(b) * 1_000, valueBytes: 100)
+            _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: Int64(b) * 1_000)
+        }
+        let before = log.segmentCount
+        #expect(before > 5)
+        let deleted = try log.enforceRetention(nowMs: 30_000)
+        #expect(deleted > 0)
+        #expect(log.logStartOffset > 0)
+        #expect(log.segmentBaseOffsets.first == log.logStartOffset)
+        #expect(throws: LogError.self) { try log.read(from: 0, maxBytes: 100, maxOffset: .max, minOneBatch: true) }
+        // Everything expired: the active segment is rolled and deleted too; the end stays.
+        _ = try log.enforceRetention(nowMs: 1_000_000)
+        #expect(log.logStartOffset == 60)
+        #expect(log.logEndOffset == 60)
+
+        var sized = LogConfig()
+        sized.segmentBytes = 1_000
+        sized.retentionBytes = 2_500
+        sized.retentionMs = -1
+        let log2 = try PartitionLog(topicPartition: TopicPartition("t", 1), directory: tempDir(), config: sized, disk: disk, nowMs: 0)
+        for _ in 0..<30 {
+            let (p, i) = clientBatch(2, valueBytes: 100)
+            _ = try log2.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
+        }
+        _ = try log2.enforceRetention(nowMs: 0)
+        #expect(log2.sizeInBytes <= 2_500 + 1_000)
+        #expect(log2.logStartOffset > 0)
+    }
+
+    @Test("timestamps find the first record at or after them")
+    func timestamps() throws {
+        var config = LogConfig()
+        config.segmentBytes = 800
+        config.indexIntervalBytes = 200
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        for b in 0..<40 {
+            let (p, i) = clientBatch(4, timestamp: 10_000 + Int64(b) * 10, valueBytes: 30)
+            _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
+        }
+        // Batch b holds timestamps 10000+10b ... +3 at offsets 4b ... 4b+3.
+        #expect(try log.offset(forTimestamp: 10_000)?.offset == 0)
+        #expect(try log.offset(forTimestamp: 10_102)?.offset == 42)
+        #expect(try log.offset(forTimestamp: 10_105)?.offset == 44)
+        #expect(try log.offset(forTimestamp: 99_999) == nil)
+        #expect(log.maxTimestampAndOffset()?.timestamp == 10_393)
+    }
+
+    @Test("truncation drops the tail and appends continue from there")
+    func truncation() throws {
+        var config = LogConfig()
+        config.segmentBytes = 600
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        for _ in 0..<20 {
+            let (p, i) = clientBatch(3, valueBytes: 40)
+            _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
+        }
+        try log.truncate(to: 31)
+        #expect(log.logEndOffset == 30, "truncation lands on a batch boundary at or below the target")
+        #expect(try readAll(log).map(\.offset) == Array(0..<30))
+        let (p, i) = clientBatch(3)
+        #expect(try log.appendAsLeader(p, batches: i, leaderEpoch: 1, nowMs: 0).firstOffset == 30)
+    }
+
+    @Test("checkpoints round-trip in Kafka's format")
+    func checkpoints() throws {
+        let path = tempDir() + "/recovery-point-offset-checkpoint"
+        let offsets = [TopicPartition("a-b", 0): Int64(5), TopicPartition("c", 12): 99]
+        try OffsetCheckpoint.write(offsets, to: path, disk: disk)
+        #expect(try OffsetCheckpoint.read(path, disk: disk) == offsets)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.hasPrefix("0\n2\n"))
+    }
+}
