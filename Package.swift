@@ -38,7 +38,7 @@ let package = Package(
             name: "RunnelMetadata",
             dependencies: [
                 "RunnelCore", "RunnelWire",
-                .product(name: "Collections", package: "swift-collections"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
@@ -58,12 +58,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // L4: the metadata quorum driver (single voter for now; Raft comes next).
+        .target(
+            name: "RunnelQuorum",
+            dependencies: [
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // L4: the NIO shell.
         .target(
             name: "RunnelNetwork",
             dependencies: [
                 "RunnelCore", "RunnelWire",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -75,6 +88,7 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -84,7 +98,7 @@ let package = Package(
             name: "RunnelNode",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
-                "RunnelBroker", "RunnelNetwork",
+                "RunnelBroker", "RunnelNetwork", "RunnelQuorum",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

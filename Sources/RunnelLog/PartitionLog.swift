@@ -10,6 +10,14 @@ public struct AppendInfo: Sendable, Equatable {
     /// The log-append time written into the batches, or -1 for CreateTime topics.
     public var logAppendTime: Int64
     public var recordCount: Int
+    /// The batches were retries of batches already in the log; nothing was written.
+    public var duplicate: Bool = false
+}
+
+/// An idempotent-producer batch refused by the partition's producer state.
+public struct ProducerStateError: Error, Equatable, Sendable {
+    public var code: ErrorCode
+    public var reason: String
 }
 
 /// What a read returned: record batches as file regions (or bytes) and where they end.
@@ -51,6 +59,7 @@ public final class PartitionLog: @unchecked Sendable {
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
     private var closed = false
+    private var producerState = ProducerStateTable()
 
     /// Opens the log in `directory`, creating it if needed. `recoveryPoint` is the offset below
     /// which data is known durable; with `cleanShutdown` false, every segment at or past it is
@@ -113,6 +122,23 @@ public final class PartitionLog: @unchecked Sendable {
         self._logStartOffset = min(max(logStartOffset, segments.first!.baseOffset), end)
         self._recoveryPoint = min(recoveryPoint, end)
         if !cleanShutdown { self._recoveryPoint = end }
+        try rebuildProducerStateLocked()
+    }
+
+    /// Segments scanned to rebuild idempotent-producer state at start-up and after truncation.
+    static let producerStateSegmentsScanned = 2
+
+    /// Rebuilds producer state from the batch headers of the newest segments. Producers idle for
+    /// longer are forgotten, which Kafka's sequence rules allow (no state: any sequence accepted).
+    private func rebuildProducerStateLocked() throws {
+        producerState = ProducerStateTable()
+        for segment in segments.suffix(Self.producerStateSegmentsScanned) {
+            var position: Int64 = 0
+            while position < segment.size, let header = try segment.readHeader(at: position) {
+                producerState.update(header)
+                position += Int64(header.totalBytes)
+            }
+        }
     }
 
     // MARK: state
@@ -138,6 +164,22 @@ public final class PartitionLog: @unchecked Sendable {
     public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
         try lock.withLock {
             precondition(!closed, "append to a closed log")
+            // Idempotent producers: answer retries with their first offsets, refuse gaps.
+            var duplicates: [ProducerStateTable.BatchMetadata] = []
+            for batch in batches {
+                switch producerState.check(batch.header) {
+                case .append: break
+                case .duplicate(let meta): duplicates.append(meta)
+                case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)
+                }
+            }
+            if !duplicates.isEmpty {
+                guard duplicates.count == batches.count else {
+                    throw ProducerStateError(code: .duplicateSequenceNumber, reason: "A request mixes new batches with retried ones.")
+                }
+                return AppendInfo(firstOffset: duplicates[0].firstOffset, lastOffset: duplicates.last!.lastOffset, logAppendTime: -1,
+                                  recordCount: 0, duplicate: true)
+            }
             var buffer = payload
             var next = segments.last!.nextOffset
             let first = next
@@ -165,6 +207,7 @@ public final class PartitionLog: @unchecked Sendable {
             let length = last.position + last.header.totalBytes - start
             let slice = buffer.getSlice(at: start, length: length)!
             try appendLocked(slice, headers: headers, nowMs: nowMs)
+            for header in headers { producerState.update(header) }
             unflushedMessages += Int64(records)
             return AppendInfo(firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
         }
@@ -189,6 +232,7 @@ public final class PartitionLog: @unchecked Sendable {
             guard !headers.isEmpty else { return nil }
             let slice = payload.getSlice(at: payload.readerIndex, length: index - payload.readerIndex)!
             try appendLocked(slice, headers: headers, nowMs: nowMs)
+            for header in headers { producerState.update(header) }
             unflushedMessages += Int64(records)
             return AppendInfo(firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1, recordCount: records)
         }
@@ -285,6 +329,25 @@ public final class PartitionLog: @unchecked Sendable {
                 index += 1
             }
             return LogReadInfo(records: Records(chunks: chunks), firstBatchOffset: firstBatchOffset < 0 ? offset : firstBatchOffset, nextOffset: next)
+        }
+    }
+
+    /// Bytes of the batches from the one holding `offset` up to (not including) the batch holding
+    /// `endOffset`: how much a fetch could return, without opening regions.
+    public func availableBytes(from offset: Int64, upTo endOffset: Int64) throws -> Int64 {
+        try lock.withLock {
+            guard offset < endOffset, offset >= _logStartOffset else { return 0 }
+            var total: Int64 = 0
+            var index = segmentIndex(containing: offset)
+            while index < segments.count {
+                let segment = segments[index]
+                if segment.baseOffset >= endOffset { break }
+                let start = segment.baseOffset >= offset ? 0 : try segment.startPosition(ofBatchesFrom: offset)
+                let end = endOffset >= segment.nextOffset ? segment.size : try segment.startPosition(ofBatchesFrom: endOffset)
+                total += max(0, end - start)
+                index += 1
+            }
+            return total
         }
     }
 
@@ -439,6 +502,7 @@ public final class PartitionLog: @unchecked Sendable {
                 segments.append(try LogSegment(directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true, rebuild: false))
             }
             _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
+            try rebuildProducerStateLocked()
         }
     }
 

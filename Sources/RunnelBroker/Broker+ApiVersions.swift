@@ -1,0 +1,55 @@
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+extension Broker {
+    /// The versions this broker serves: what librdkafka 2.x, kafka-python, aiokafka and the Java
+    /// client 3.x negotiate. Record batches are magic v2 only, so Produce starts at 3 and Fetch at 4.
+    public static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
+        .produce: 3...11,
+        .fetch: 4...16,
+        .listOffsets: 1...8,
+        .metadata: 0...12,
+        .apiVersions: 0...4,
+        .createTopics: 2...7,
+        .deleteTopics: 1...6,
+        .deleteRecords: 0...2,
+        .describeConfigs: 1...4,
+        .alterConfigs: 0...2,
+        .createPartitions: 0...3,
+        .incrementalAlterConfigs: 0...1,
+        .describeCluster: 0...1,
+        .initProducerId: 0...5,
+    ]
+
+    /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).
+    static let metadataVersionRange: ClosedRange<Int16> = 1...21
+
+    func apiVersions(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
+        let version = request.header.apiVersion
+        var response = ApiVersionsResponse()
+        response.apiKeys = Self.supportedVersions.keys.sorted().map {
+            .init(apiKey: $0.rawValue, minVersion: Self.supportedVersions[$0]!.lowerBound, maxVersion: Self.supportedVersions[$0]!.upperBound)
+        }
+        guard Self.supportedVersions[.apiVersions]!.contains(version) else {
+            // KIP-511: answer in the v0 layout so any client can read it and retry lower.
+            response.errorCode = ErrorCode.unsupportedVersion.rawValue
+            response.apiKeys = [.init(apiKey: ApiKey.apiVersions.rawValue, minVersion: 0, maxVersion: Self.supportedVersions[.apiVersions]!.upperBound)]
+            return respond(response, version: 0, context: context)
+        }
+        if version >= 3 {
+            // A flexible request whose body does not parse still gets an answer, as Kafka does.
+            if (try? ApiVersionsRequest.decode(request.body, version: version)) == nil {
+                response.errorCode = ErrorCode.invalidRequest.rawValue
+                return respond(response, version: version, context: context)
+            }
+            response.supportedFeatures = [.init(name: "metadata.version", minVersion: Self.metadataVersionRange.lowerBound, maxVersion: Self.metadataVersionRange.upperBound)]
+            let image = self.image
+            response.finalizedFeaturesEpoch = image.provenance.lastOffset
+            response.finalizedFeatures = image.features.keys.sorted().map {
+                .init(name: $0, maxVersionLevel: image.features[$0]!, minVersionLevel: image.features[$0]!)
+            }
+        }
+        return respond(response, version: version, context: context)
+    }
+}

@@ -1,0 +1,156 @@
+import NIOCore
+import RunnelCore
+import RunnelLog
+import RunnelMetadata
+import RunnelWire
+
+extension Broker {
+    /// One partition of a fetch, resolved against the image.
+    struct FetchTarget {
+        var topicIndex: Int
+        var partitionIndex: Int
+        var topicPartition: TopicPartition?
+        var request: FetchRequest.FetchPartition
+        var error: ErrorCode?
+    }
+
+    func fetch(_ request: FetchRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var skeleton = FetchResponse()
+        if request.sessionId != 0 {
+            // No incremental fetch sessions: clients fall back to full fetches (KIP-227).
+            skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
+            return respond(skeleton, version: version, context: context)
+        }
+        let image = self.image
+        var targets: [FetchTarget] = []
+        for (ti, topic) in request.topics.enumerated() {
+            var name: String? = topic.topic
+            var topicError: ErrorCode?
+            if version >= 13 {
+                name = image.topic(id: topic.topicId)?.name
+                if name == nil { topicError = .unknownTopicId }
+            } else if image.topic(named: topic.topic) == nil {
+                topicError = .unknownTopicOrPartition
+            }
+            skeleton.responses.append(.init(topic: version >= 13 ? "" : topic.topic, topicId: version >= 13 ? topic.topicId : .zero))
+            for (pi, p) in topic.partitions.enumerated() {
+                skeleton.responses[ti].partitions.append(.init(partitionIndex: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: nil))
+                targets.append(FetchTarget(topicIndex: ti, partitionIndex: pi, topicPartition: name.map { TopicPartition($0, p.partition) }, request: p, error: topicError))
+            }
+        }
+        let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
+        let minBytes = Int64(max(request.minBytes, 0))
+        let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
+
+        // First look: answer now if there is enough data, an error, or no wait.
+        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes)
+        if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
+            return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
+        }
+        Self.releaseRegions(first.response)
+        let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
+        let allocator = context.allocator
+        let waiter = FetchPurgatory.Waiter(
+            eventLoop: context.eventLoop,
+            partitions: targets.compactMap(\.topicPartition),
+            tryComplete: { [self] in fetchReady(targets, minBytes: minBytes) },
+            complete: { [self] in
+                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes)
+                promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
+            })
+        purgatory.watch(waiter, waitMs: maxWait)
+        return .respond(promise.futureResult)
+    }
+
+    /// Whether a parked fetch has enough to answer: new data past the fetch offsets, or a change
+    /// (leadership lost, partition gone) it must report.
+    func fetchReady(_ targets: [FetchTarget], minBytes: Int64) -> Bool {
+        var bytes: Int64 = 0
+        for target in targets {
+            guard let tp = target.topicPartition, let partition = partition(tp), partition.isLeader else { return true }
+            let hw = partition.highWatermark
+            let offset = target.request.fetchOffset
+            if hw <= offset { continue }
+            if minBytes <= 1 { return true }
+            bytes += (try? partition.log.availableBytes(from: offset, upTo: hw)) ?? 0
+            if bytes >= minBytes { return true }
+        }
+        return false
+    }
+
+    /// Reads every target, honouring the response byte budget (at least one batch overall).
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+        var response = skeleton
+        var remaining = maxBytes
+        var total: Int64 = 0
+        var hasError = false
+        var gotData = false
+        for target in targets {
+            var out = response.responses[target.topicIndex].partitions[target.partitionIndex]
+            defer { response.responses[target.topicIndex].partitions[target.partitionIndex] = out }
+            if let error = target.error {
+                out.errorCode = error.rawValue
+                hasError = true
+                continue
+            }
+            guard let tp = target.topicPartition, let partition = partition(tp) else {
+                out.errorCode = (target.topicPartition.map { image.partition($0) == nil } ?? true)
+                    ? ErrorCode.unknownTopicOrPartition.rawValue : ErrorCode.notLeaderOrFollower.rawValue
+                hasError = true
+                continue
+            }
+            let state = partition.state
+            guard state.leader == settings.nodeId else {
+                out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                out.currentLeader = .init(leaderId: state.leader, leaderEpoch: state.leaderEpoch)
+                hasError = true
+                continue
+            }
+            if let epochError = partition.checkLeaderEpoch(target.request.currentLeaderEpoch) {
+                out.errorCode = epochError.rawValue
+                hasError = true
+                continue
+            }
+            let hw = partition.highWatermark
+            out.highWatermark = hw
+            out.lastStableOffset = hw
+            out.logStartOffset = partition.log.logStartOffset
+            let budget = min(Int(max(target.request.partitionMaxBytes, 0)), remaining)
+            do {
+                let read = try partition.log.read(
+                    from: target.request.fetchOffset, maxBytes: budget, maxOffset: hw, minOneBatch: !gotData)
+                out.records = read.records
+                let n = read.byteCount
+                if n > 0 { gotData = true }
+                remaining = max(0, remaining - n)
+                total += Int64(n)
+            } catch LogError.offsetOutOfRange {
+                out.errorCode = ErrorCode.offsetOutOfRange.rawValue
+                out.records = nil
+                hasError = true
+            } catch {
+                logger.error("fetch from \(tp) failed: \(error)")
+                out.errorCode = ErrorCode.kafkaStorageError.rawValue
+                hasError = true
+            }
+            if out.records == nil { out.records = .empty }
+        }
+        for t in response.responses.indices {
+            for p in response.responses[t].partitions.indices where response.responses[t].partitions[p].records == nil {
+                response.responses[t].partitions[p].records = .empty
+            }
+        }
+        return (response, total, hasError)
+    }
+
+    /// Closes the descriptors of a response that will not be sent.
+    static func releaseRegions(_ response: FetchResponse) {
+        for t in response.responses {
+            for p in t.partitions {
+                for chunk in p.records?.chunks ?? [] {
+                    if case .region(let region) = chunk { try? region.fileHandle.close() }
+                }
+            }
+        }
+    }
+}

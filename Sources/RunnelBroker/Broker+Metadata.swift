@@ -1,0 +1,81 @@
+import NIOCore
+import RunnelCore
+import RunnelMetadata
+import RunnelWire
+
+extension Broker {
+    /// Internal topics that clients see flagged as internal.
+    static let internalTopics: Set<String> = ["__consumer_offsets", "__transaction_state"]
+
+    /// Brokers clients can use, on the listener the request came in on.
+    func liveBrokers(_ image: MetadataImage, listener: String) -> [(id: Int32, host: String, port: Int, rack: String?)] {
+        image.brokers.values.filter { !$0.fenced }.sorted { $0.id < $1.id }.compactMap { broker in
+            guard let endpoint = broker.endpoint(listener) ?? broker.endpoints.first else { return nil }
+            return (broker.id.rawValue, endpoint.host, endpoint.port, broker.rack)
+        }
+    }
+
+    func metadata(_ request: MetadataRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        let image = self.image
+        var response = MetadataResponse()
+        let brokers = liveBrokers(image, listener: context.listener)
+        response.brokers = brokers.map { .init(nodeId: $0.id, host: $0.host, port: Int32($0.port), rack: $0.rack) }
+        response.clusterId = settings.clusterId
+        // KRaft controllers are not reachable by clients; Kafka names a live broker instead.
+        response.controllerId = brokers.first?.id ?? -1
+        let wantAll = request.topics == nil || (version == 0 && request.topics?.isEmpty == true)
+        var toCreate: [String] = []
+        if wantAll {
+            response.topics = image.topicNames.compactMap { image.topic(named: $0) }.map { topicMetadata($0, image: image) }
+        } else {
+            for wanted in request.topics ?? [] {
+                if let name = wanted.name {
+                    if let topic = image.topic(named: name) {
+                        response.topics.append(topicMetadata(topic, image: image))
+                    } else {
+                        let autoCreate = settings.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
+                        var missing = MetadataResponse.MetadataResponseTopic(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name)
+                        if QuorumNames.isValidTopicName(name) {
+                            if autoCreate {
+                                toCreate.append(name)
+                                missing.errorCode = ErrorCode.leaderNotAvailable.rawValue
+                            }
+                        } else {
+                            missing.errorCode = ErrorCode.invalidTopicException.rawValue
+                        }
+                        response.topics.append(missing)
+                    }
+                } else if let topic = image.topic(id: wanted.topicId) {
+                    response.topics.append(topicMetadata(topic, image: image))
+                } else {
+                    response.topics.append(.init(errorCode: ErrorCode.unknownTopicId.rawValue, name: nil, topicId: wanted.topicId))
+                }
+            }
+        }
+        if !toCreate.isEmpty { autoCreate(toCreate) }
+        return respond(response, version: version, context: context)
+    }
+
+    func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
+        var out = MetadataResponse.MetadataResponseTopic(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
+        out.partitions = topic.partitions.keys.sorted().map { index in
+            let p = topic.partitions[index]!
+            let offline = p.replicas.filter { id in image.brokers[NodeID(id)].map { $0.fenced } ?? true }
+            let leaderLive = p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
+            return .init(
+                errorCode: leaderLive ? 0 : ErrorCode.leaderNotAvailable.rawValue,
+                partitionIndex: index, leaderId: leaderLive ? p.leader : -1, leaderEpoch: p.leaderEpoch,
+                replicaNodes: p.replicas, isrNodes: p.isr, offlineReplicas: offline)
+        }
+        return out
+    }
+}
+
+/// Name rules shared by the broker (auto-creation) and tools.
+public enum QuorumNames {
+    static let legal = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+    public static func isValidTopicName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && name.count <= 249 && name.allSatisfy { legal.contains($0) }
+    }
+}

@@ -1,0 +1,98 @@
+import NIOCore
+import RunnelCore
+import RunnelLog
+import RunnelWire
+
+extension Broker {
+    /// ListOffsets special timestamps.
+    enum OffsetSpec {
+        static let latest: Int64 = -1
+        static let earliest: Int64 = -2
+        static let maxTimestamp: Int64 = -3
+        static let earliestLocal: Int64 = -4
+        static let latestTiered: Int64 = -5
+    }
+
+    func listOffsets(_ request: ListOffsetsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = ListOffsetsResponse()
+        let isFollower = request.replicaId >= 0
+        for topic in request.topics {
+            var topicResponse = ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name)
+            for p in topic.partitions {
+                var out = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, errorCode: 0)
+                defer { topicResponse.partitions.append(out) }
+                let tp = TopicPartition(topic.name, p.partitionIndex)
+                guard let partition = partition(tp) else {
+                    out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
+                    continue
+                }
+                guard partition.isLeader || isFollower else {
+                    out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                    continue
+                }
+                if let epochError = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
+                    out.errorCode = epochError.rawValue
+                    continue
+                }
+                let log = partition.log
+                let hw = partition.highWatermark
+                let epoch = partition.leaderEpoch
+                var found: (offset: Int64, timestamp: Int64)?
+                switch p.timestamp {
+                case OffsetSpec.latest, OffsetSpec.latestTiered:
+                    found = (isFollower ? log.logEndOffset : hw, -1)
+                case OffsetSpec.earliest, OffsetSpec.earliestLocal:
+                    found = (log.logStartOffset, -1)
+                case OffsetSpec.maxTimestamp:
+                    if let m = log.maxTimestampAndOffset(), m.offset < hw { found = (m.offset, m.timestamp) }
+                default:
+                    if p.timestamp < 0 {
+                        out.errorCode = ErrorCode.invalidRequest.rawValue
+                        continue
+                    }
+                    do {
+                        if let hit = try log.offset(forTimestamp: p.timestamp), hit.offset < hw { found = hit }
+                    } catch {
+                        out.errorCode = ErrorCode.kafkaStorageError.rawValue
+                        continue
+                    }
+                }
+                if version == 0 {
+                    out.oldStyleOffsets = found.map { [$0.offset] } ?? []
+                } else {
+                    out.offset = found?.offset ?? -1
+                    out.timestamp = found?.timestamp ?? -1
+                    if version >= 4 { out.leaderEpoch = found == nil ? -1 : epoch }
+                }
+            }
+            response.topics.append(topicResponse)
+        }
+        return respond(response, version: version, context: context)
+    }
+
+    func deleteRecords(_ request: DeleteRecordsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = DeleteRecordsResponse()
+        for topic in request.topics {
+            var result = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name)
+            for p in topic.partitions {
+                var out = DeleteRecordsResponse.DeleteRecordsPartitionResult(partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode: 0)
+                let tp = TopicPartition(topic.name, p.partitionIndex)
+                if let partition = partition(tp) {
+                    do {
+                        switch try partition.deleteRecords(before: p.offset) {
+                        case .success(let low): out.lowWatermark = low
+                        case .failure(let code): out.errorCode = code.rawValue
+                        }
+                    } catch {
+                        out.errorCode = ErrorCode.kafkaStorageError.rawValue
+                    }
+                } else {
+                    out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
+                }
+                result.partitions.append(out)
+            }
+            response.topics.append(result)
+        }
+        return respond(response, version: version, context: context)
+    }
+}

@@ -1,0 +1,233 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelCore
+import RunnelLog
+import RunnelMetadata
+import RunnelWire
+
+/// A broker: serves Kafka clients from the partitions it hosts and the metadata image it follows.
+///
+/// Request handlers run on the connection's event loop. Shared state sits behind small locks:
+/// the image (swapped whole on each metadata publish) and the partition table; each partition
+/// guards its own leadership and high watermark.
+public final class Broker: RequestHandler, @unchecked Sendable {
+    public let settings: BrokerSettings
+    let logManager: LogManager
+    let controller: any ControllerChannel
+    let clock: any Clock
+    let logger: Logger
+    let purgatory = FetchPurgatory()
+
+    private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
+    private let partitionLock = NIOLock()
+    private var partitions: [TopicPartition: Partition] = [:]
+    /// Topics this broker asked the controller to create, so concurrent Metadata requests do not
+    /// repeat the request.
+    private let autoCreating = NIOLockedValueBox<Set<String>>([])
+    /// Producer ids for idempotent producers.
+    let producerIds: ProducerIdManager
+
+    public init(settings: BrokerSettings, logManager: LogManager, controller: any ControllerChannel, clock: any Clock, logger: Logger) {
+        self.settings = settings
+        self.logManager = logManager
+        self.controller = controller
+        self.clock = clock
+        self.logger = logger
+        let box = imageBox
+        let nodeId = NodeID(settings.nodeId)
+        self.producerIds = ProducerIdManager(
+            brokerId: settings.nodeId,
+            brokerEpoch: { box.withLockedValue { $0.brokers[nodeId]?.epoch ?? -1 } },
+            controller: controller)
+    }
+
+    /// The metadata image this broker serves from.
+    public var image: MetadataImage { imageBox.withLockedValue { $0 } }
+
+    public func partition(_ tp: TopicPartition) -> Partition? {
+        partitionLock.withLock { partitions[tp] }
+    }
+
+    public var hostedPartitions: [Partition] { partitionLock.withLock { Array(partitions.values) } }
+
+    // MARK: metadata publishing
+
+    /// Applies a committed metadata change: creates, updates and deletes local replicas, applies
+    /// topic configs to their logs, then makes the new image visible to requests.
+    public func publish(delta: MetadataDelta, image: MetadataImage) {
+        let now = clock.wallMs()
+        let resolver = settings.resolver
+        var touchedTopics = Set(delta.changedTopics)
+        for resource in delta.changedConfigs where resource.type == .topic {
+            if let id = image.topic(named: resource.name)?.id { touchedTopics.insert(id) }
+        }
+        let brokerConfigsChanged = delta.changedConfigs.contains { $0.type == .broker }
+        if brokerConfigsChanged { touchedTopics.formUnion(image.topicsById.keys) }
+        for (_, topic) in delta.deletedTopics {
+            for (index, _) in topic.partitions {
+                removePartition(TopicPartition(topic.name, index))
+            }
+        }
+        for id in touchedTopics {
+            guard let topic = image.topic(id: id) else { continue }
+            let config = Self.logConfig(topic: topic.name, image: image, resolver: resolver)
+            for (index, registration) in topic.partitions {
+                let tp = TopicPartition(topic.name, index)
+                if registration.replicas.contains(settings.nodeId) {
+                    do {
+                        try ensurePartition(tp, topicId: topic.id, registration: registration, config: config, nowMs: now)
+                    } catch {
+                        logger.error("cannot open the log of \(tp): \(error)")
+                    }
+                } else {
+                    removePartition(tp)
+                }
+            }
+        }
+        imageBox.withLockedValue { $0 = image }
+    }
+
+    /// Loads logs found on disk that the image no longer has (deleted while this broker was down),
+    /// or whose topic id differs (deleted and recreated), and removes them.
+    public func removeStrayLogs() {
+        let image = self.image
+        for tp in logManager.topicPartitions {
+            let topic = image.topic(named: tp.topic)
+            let stray = topic == nil || topic!.partitions[tp.partition]?.replicas.contains(settings.nodeId) != true
+                || (logManager.topicId(of: tp).map { $0 != topic!.id } ?? false)
+            if stray {
+                logger.info("deleting stray log \(tp): not in the metadata image")
+                removePartition(tp, force: true)
+            }
+        }
+    }
+
+    private func ensurePartition(_ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig, nowMs: Int64) throws {
+        if let existing = partition(tp), existing.topicId == topicId {
+            existing.log.config = config
+            existing.update(registration)
+            return
+        }
+        if partition(tp) != nil { removePartition(tp) }
+        let log = try logManager.getOrCreate(tp, topicId: topicId, config: config, nowMs: nowMs)
+        let partition = Partition(
+            topicPartition: tp, topicId: topicId, log: log, registration: registration, localId: settings.nodeId,
+            highWatermark: log.logEndOffset, onHighWatermark: { [purgatory] p in purgatory.notify(p.topicPartition) })
+        partitionLock.withLock { partitions[tp] = partition }
+    }
+
+    private func removePartition(_ tp: TopicPartition, force: Bool = false) {
+        let removed = partitionLock.withLock { partitions.removeValue(forKey: tp) }
+        if removed != nil || force {
+            do { try logManager.delete(tp) } catch { logger.error("cannot delete the log of \(tp): \(error)") }
+            purgatory.notify(tp)
+        }
+    }
+
+    /// The log settings of a topic: its overrides over the broker's defaults.
+    static func logConfig(topic: String, image: MetadataImage, resolver: ConfigResolver) -> LogConfig {
+        func value(_ name: String) -> String? { resolver.topicValue(name, topic: topic, image: image) }
+        func int64(_ name: String) -> Int64? { value(name).flatMap { Int64($0) } }
+        var c = LogConfig()
+        if let v = int64("segment.bytes") { c.segmentBytes = Int(v) }
+        if let v = int64("segment.ms") { c.segmentMs = v }
+        if let v = int64("retention.ms") { c.retentionMs = v }
+        if let v = int64("retention.bytes") { c.retentionBytes = v }
+        if let v = int64("segment.index.bytes") { c.segmentIndexBytes = Int(v) }
+        if let v = int64("index.interval.bytes") { c.indexIntervalBytes = Int(v) }
+        if let v = int64("flush.messages") { c.flushMessages = v }
+        if let v = int64("flush.ms") { c.flushMs = v }
+        if let v = int64("max.message.bytes") { c.maxMessageBytes = Int(v) }
+        c.logAppendTime = value("message.timestamp.type") == "LogAppendTime"
+        let policy = (value("cleanup.policy") ?? "delete").split(separator: ",").map { $0.trimmingPrefixSpaces() }
+        c.deleteEnabled = policy.contains("delete")
+        c.compactEnabled = policy.contains("compact")
+        return c
+    }
+
+    // MARK: dispatch
+
+    public func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
+        let key = request.header.apiKey
+        let version = request.header.apiVersion
+        if key == .apiVersions {
+            return apiVersions(request, context: context)
+        }
+        guard let range = Self.supportedVersions[key], range.contains(version) else {
+            return .close(reason: "unsupported request \(key.name) v\(version)")
+        }
+        do {
+            switch key {
+            case .produce: return try produce(decode(ProduceRequest.self, request), version: version, context: context)
+            case .fetch: return try fetch(decode(FetchRequest.self, request), version: version, context: context)
+            case .listOffsets: return try listOffsets(decode(ListOffsetsRequest.self, request), version: version, context: context)
+            case .metadata: return try metadata(decode(MetadataRequest.self, request), version: version, context: context)
+            case .createTopics: return try forward(decode(CreateTopicsRequest.self, request), version: version, context: context)
+            case .deleteTopics: return try forward(decode(DeleteTopicsRequest.self, request), version: version, context: context)
+            case .createPartitions: return try forward(decode(CreatePartitionsRequest.self, request), version: version, context: context)
+            case .incrementalAlterConfigs: return try forward(decode(IncrementalAlterConfigsRequest.self, request), version: version, context: context)
+            case .alterConfigs: return try forward(decode(AlterConfigsRequest.self, request), version: version, context: context)
+            case .deleteRecords: return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
+            case .describeConfigs: return try describeConfigs(decode(DescribeConfigsRequest.self, request), version: version, context: context)
+            case .describeCluster: return try describeCluster(decode(DescribeClusterRequest.self, request), version: version, context: context)
+            case .initProducerId: return try initProducerId(decode(InitProducerIdRequest.self, request), version: version, context: context)
+            default:
+                return .close(reason: "no handler for \(key.name)")
+            }
+        } catch {
+            return .close(reason: "malformed \(key.name) v\(version) request: \(error)")
+        }
+    }
+
+    func decode<R: RequestMessage>(_ type: R.Type, _ request: IncomingRequest) throws -> R {
+        try R.decode(request.body, version: request.header.apiVersion)
+    }
+
+    func respond<M: ResponseMessage>(_ message: M, version: Int16, context: RequestContext) -> RequestOutcome {
+        .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
+    }
+
+    /// Forwards an admin request to the active controller and relays its answer.
+    func forward<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> RequestOutcome {
+        let future = controller.send(request, version: version)
+            .map { OutgoingResponse($0, version: version, allocator: context.allocator) }
+        return .respond(future)
+    }
+
+    // MARK: auto-creation
+
+    /// Asks the controller to create `names` with default settings (auto.create.topics.enable).
+    func autoCreate(_ names: [String]) {
+        let fresh: [String] = autoCreating.withLockedValue { creating in
+            let new = names.filter { !creating.contains($0) }
+            creating.formUnion(new)
+            return new
+        }
+        guard !fresh.isEmpty else { return }
+        var request = CreateTopicsRequest()
+        request.topics = fresh.map { CreateTopicsRequest.CreatableTopic(name: $0, numPartitions: -1, replicationFactor: -1) }
+        request.timeoutMs = 30_000
+        let logger = self.logger
+        controller.send(request, version: 7).whenComplete { [autoCreating] result in
+            autoCreating.withLockedValue { $0.subtract(fresh) }
+            switch result {
+            case .success(let response):
+                for t in response.topics where t.errorCode != 0 && t.errorCode != ErrorCode.topicAlreadyExists.rawValue {
+                    logger.warning("auto-creating topic \(t.name) failed: \(ErrorCode(t.errorCode)) \(t.errorMessage ?? "")")
+                }
+            case .failure(let error):
+                logger.warning("auto-creating topics \(fresh) failed: \(error)")
+            }
+        }
+    }
+}
+
+extension Substring {
+    func trimmingPrefixSpaces() -> String {
+        var s = self
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

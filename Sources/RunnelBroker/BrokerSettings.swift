@@ -1,0 +1,46 @@
+import RunnelCore
+import RunnelMetadata
+
+/// What a broker needs from its `server.properties`.
+public struct BrokerSettings: Sendable {
+    /// An advertised listener: where clients reach this broker.
+    public struct Listener: Sendable, Equatable {
+        public var name: String
+        public var host: String
+        public var port: Int
+        public var securityProtocol: Int16
+        public init(name: String, host: String, port: Int, securityProtocol: Int16 = 0) {
+            self.name = name
+            self.host = host
+            self.port = port
+            self.securityProtocol = securityProtocol
+        }
+    }
+
+    public var nodeId: Int32
+    public var clusterId: String
+    public var rack: String?
+    public var advertisedListeners: [Listener]
+    /// `inter.broker.listener.name`
+    public var interBrokerListener: String
+    /// `auto.create.topics.enable`
+    public var autoCreateTopics: Bool = true
+    /// `message.max.bytes` (the broker default of `max.message.bytes`)
+    public var messageMaxBytes: Int = 1_048_588
+    /// `replica.lag.time.max.ms`
+    public var replicaLagTimeMaxMs: Int64 = 30_000
+    /// `fetch.max.bytes`: cap on one Fetch response.
+    public var fetchMaxBytes: Int = 57_671_680
+    /// Every key of `server.properties`, for DescribeConfigs and topic defaults.
+    public var staticConfig: [String: String]
+
+    public init(nodeId: Int32, clusterId: String, advertisedListeners: [Listener], interBrokerListener: String, staticConfig: [String: String]) {
+        self.nodeId = nodeId
+        self.clusterId = clusterId
+        self.advertisedListeners = advertisedListeners
+        self.interBrokerListener = interBrokerListener
+        self.staticConfig = staticConfig
+    }
+
+    public var resolver: ConfigResolver { ConfigResolver(staticBrokerConfig: staticConfig, brokerId: nodeId) }
+}

@@ -1,0 +1,119 @@
+import RunnelCore
+
+/// Where a config value comes from, with Kafka's DescribeConfigs source codes.
+public enum ConfigSource: Int8, Sendable {
+    case unknown = 0
+    case dynamicTopicConfig = 1
+    case dynamicBrokerConfig = 2
+    case dynamicDefaultBrokerConfig = 3
+    case staticBrokerConfig = 4
+    case defaultConfig = 5
+    case dynamicBrokerLoggerConfig = 6
+}
+
+/// One config's effective value and where it came from.
+public struct ResolvedConfig: Sendable, Equatable {
+    public struct Synonym: Sendable, Equatable {
+        public var name: String
+        public var value: String?
+        public var source: ConfigSource
+    }
+    public var name: String
+    public var value: String?
+    public var source: ConfigSource
+    public var isSensitive: Bool
+    public var readOnly: Bool
+    public var type: ConfigType
+    public var documentation: String
+    /// Every place a value was found, highest priority first (DescribeConfigs synonyms).
+    public var synonyms: [Synonym]
+    public var isDefault: Bool { source == .defaultConfig }
+}
+
+/// Resolves effective topic and broker configs the way Kafka does: a topic override, else a
+/// dynamic per-broker value, else the dynamic cluster default, else the static value from
+/// `server.properties`, else the built-in default.
+public struct ConfigResolver: Sendable {
+    /// `server.properties` of this node.
+    public var staticBrokerConfig: [String: String]
+    public var brokerId: Int32
+
+    public init(staticBrokerConfig: [String: String], brokerId: Int32) {
+        self.staticBrokerConfig = staticBrokerConfig
+        self.brokerId = brokerId
+    }
+
+    /// Every broker-level source for `key`, highest priority first.
+    func brokerSources(_ key: String, multiplier: Int64, image: MetadataImage) -> [ResolvedConfig.Synonym] {
+        var out: [ResolvedConfig.Synonym] = []
+        func scaled(_ v: String) -> String {
+            guard multiplier != 1, let n = Int64(v) else { return v }
+            return String(n &* multiplier)
+        }
+        if let v = image.configs[ConfigResource(.broker, String(brokerId))]?[key] {
+            out.append(.init(name: key, value: scaled(v), source: .dynamicBrokerConfig))
+        }
+        if let v = image.configs[ConfigResource(.broker, "")]?[key] {
+            out.append(.init(name: key, value: scaled(v), source: .dynamicDefaultBrokerConfig))
+        }
+        if let v = staticBrokerConfig[key] {
+            out.append(.init(name: key, value: scaled(v), source: .staticBrokerConfig))
+        }
+        return out
+    }
+
+    /// A topic config's effective value.
+    public func topicConfig(_ definition: ConfigDefinition, topic: String, image: MetadataImage) -> ResolvedConfig {
+        var synonyms: [ResolvedConfig.Synonym] = []
+        if let v = image.configs[ConfigResource(.topic, topic)]?[definition.name] {
+            synonyms.append(.init(name: definition.name, value: v, source: .dynamicTopicConfig))
+        }
+        for synonym in definition.brokerSynonyms {
+            synonyms += brokerSources(synonym.name, multiplier: synonym.multiplier, image: image)
+        }
+        synonyms.append(.init(name: definition.name, value: definition.defaultValue, source: .defaultConfig))
+        let winner = synonyms[0]
+        return ResolvedConfig(
+            name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
+            isSensitive: definition.isSensitive, readOnly: false, type: definition.type,
+            documentation: definition.documentation, synonyms: synonyms)
+    }
+
+    /// Every topic config of `topic`, sorted by name.
+    public func topicConfigs(topic: String, image: MetadataImage) -> [ResolvedConfig] {
+        ConfigDefinitions.topic.map { topicConfig($0, topic: topic, image: image) }
+    }
+
+    /// The effective value of one topic config (nil when unknown or null).
+    public func topicValue(_ name: String, topic: String, image: MetadataImage) -> String? {
+        guard let definition = ConfigDefinitions.topicConfig(name) else { return nil }
+        return topicConfig(definition, topic: topic, image: image).value
+    }
+
+    /// Every broker config of broker `id` (or "" for the cluster default), sorted by name, plus
+    /// static keys that are not in the table.
+    public func brokerConfigs(brokerName: String, image: MetadataImage) -> [ResolvedConfig] {
+        var out: [ResolvedConfig] = []
+        var known = Set<String>()
+        for definition in ConfigDefinitions.broker {
+            known.insert(definition.name)
+            var synonyms: [ResolvedConfig.Synonym] = []
+            if !brokerName.isEmpty, let v = image.configs[ConfigResource(.broker, brokerName)]?[definition.name] {
+                synonyms.append(.init(name: definition.name, value: v, source: .dynamicBrokerConfig))
+            }
+            if let v = image.configs[ConfigResource(.broker, "")]?[definition.name] {
+                synonyms.append(.init(name: definition.name, value: v, source: .dynamicDefaultBrokerConfig))
+            }
+            if !brokerName.isEmpty, let v = staticBrokerConfig[definition.name] {
+                synonyms.append(.init(name: definition.name, value: v, source: .staticBrokerConfig))
+            }
+            synonyms.append(.init(name: definition.name, value: definition.defaultValue, source: .defaultConfig))
+            let winner = synonyms[0]
+            out.append(ResolvedConfig(
+                name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
+                isSensitive: definition.isSensitive, readOnly: !definition.dynamic, type: definition.type,
+                documentation: definition.documentation, synonyms: synonyms))
+        }
+        return out
+    }
+}

@@ -1,0 +1,217 @@
+import HashTreeCollections
+import RunnelCore
+import RunnelWire
+
+/// A broker as registered in the metadata log.
+public struct BrokerRegistration: Sendable, Equatable {
+    public struct Endpoint: Sendable, Equatable {
+        public var listener: String
+        public var host: String
+        public var port: Int
+        public var securityProtocol: Int16
+        public init(listener: String, host: String, port: Int, securityProtocol: Int16) {
+            self.listener = listener
+            self.host = host
+            self.port = port
+            self.securityProtocol = securityProtocol
+        }
+    }
+    public var id: NodeID
+    /// The offset of the registration record (Kafka's broker epoch).
+    public var epoch: Int64
+    public var incarnationId: KafkaUUID
+    public var endpoints: [Endpoint]
+    public var rack: String?
+    public var fenced: Bool
+    public var inControlledShutdown: Bool
+    public var logDirs: [KafkaUUID]
+
+    public init(id: NodeID, epoch: Int64, incarnationId: KafkaUUID, endpoints: [Endpoint], rack: String?, fenced: Bool, inControlledShutdown: Bool, logDirs: [KafkaUUID] = []) {
+        self.id = id
+        self.epoch = epoch
+        self.incarnationId = incarnationId
+        self.endpoints = endpoints
+        self.rack = rack
+        self.fenced = fenced
+        self.inControlledShutdown = inControlledShutdown
+        self.logDirs = logDirs
+    }
+
+    public func endpoint(_ listener: String) -> Endpoint? {
+        endpoints.first { $0.listener == listener }
+    }
+}
+
+/// A partition's replicas, ISR and leadership, as the metadata log says.
+public struct PartitionRegistration: Sendable, Equatable {
+    public var replicas: [Int32]
+    public var isr: [Int32]
+    public var removingReplicas: [Int32]
+    public var addingReplicas: [Int32]
+    public var leader: Int32
+    public var leaderRecoveryState: Int8
+    public var leaderEpoch: Int32
+    public var partitionEpoch: Int32
+    public var eligibleLeaderReplicas: [Int32]
+    public var lastKnownElr: [Int32]
+
+    public init(replicas: [Int32], isr: [Int32], leader: Int32, leaderEpoch: Int32, partitionEpoch: Int32,
+                removingReplicas: [Int32] = [], addingReplicas: [Int32] = [], leaderRecoveryState: Int8 = 0,
+                eligibleLeaderReplicas: [Int32] = [], lastKnownElr: [Int32] = []) {
+        self.replicas = replicas
+        self.isr = isr
+        self.leader = leader
+        self.leaderEpoch = leaderEpoch
+        self.partitionEpoch = partitionEpoch
+        self.removingReplicas = removingReplicas
+        self.addingReplicas = addingReplicas
+        self.leaderRecoveryState = leaderRecoveryState
+        self.eligibleLeaderReplicas = eligibleLeaderReplicas
+        self.lastKnownElr = lastKnownElr
+    }
+
+    public init(_ record: PartitionRecord) {
+        self.init(replicas: record.replicas, isr: record.isr, leader: record.leader, leaderEpoch: record.leaderEpoch,
+                  partitionEpoch: record.partitionEpoch, removingReplicas: record.removingReplicas,
+                  addingReplicas: record.addingReplicas, leaderRecoveryState: record.leaderRecoveryState,
+                  eligibleLeaderReplicas: record.eligibleLeaderReplicas ?? [], lastKnownElr: record.lastKnownElr ?? [])
+    }
+
+    /// Applies a PartitionChangeRecord: absent fields keep their value; a new leader bumps the
+    /// leader epoch; every change bumps the partition epoch.
+    public func merging(_ change: PartitionChangeRecord) -> PartitionRegistration {
+        var next = self
+        if let isr = change.isr { next.isr = isr }
+        if let replicas = change.replicas { next.replicas = replicas }
+        if let removing = change.removingReplicas { next.removingReplicas = removing }
+        if let adding = change.addingReplicas { next.addingReplicas = adding }
+        if change.leaderRecoveryState != -1 { next.leaderRecoveryState = change.leaderRecoveryState }
+        if let elr = change.eligibleLeaderReplicas { next.eligibleLeaderReplicas = elr }
+        if let lastKnown = change.lastKnownElr { next.lastKnownElr = lastKnown }
+        if change.leader != PartitionChange.noLeaderChange {
+            next.leader = change.leader
+            next.leaderEpoch = leaderEpoch + 1
+        }
+        next.partitionEpoch = partitionEpoch + 1
+        return next
+    }
+
+    public var hasLeader: Bool { leader >= 0 }
+}
+
+/// Markers of PartitionChangeRecord.
+public enum PartitionChange {
+    /// `leader` value meaning "leader unchanged".
+    public static let noLeaderChange: Int32 = -2
+    /// `leader` value meaning "no leader".
+    public static let noLeader: Int32 = -1
+}
+
+/// A topic: its id, name and partitions.
+public struct TopicImage: Sendable, Equatable {
+    public var id: KafkaUUID
+    public var name: String
+    public var partitions: [Int32: PartitionRegistration]
+
+    public init(id: KafkaUUID, name: String, partitions: [Int32: PartitionRegistration] = [:]) {
+        self.id = id
+        self.name = name
+        self.partitions = partitions
+    }
+
+    public var partitionCount: Int { partitions.count }
+}
+
+/// The kind of resource a config belongs to, with Kafka's resource type codes.
+public enum ConfigResourceType: Int8, Sendable, Hashable {
+    case unknown = 0
+    case topic = 2
+    case broker = 4
+    case brokerLogger = 8
+    case clientMetrics = 16
+    case group = 32
+}
+
+/// A config resource: a topic by name, a broker by id (or "" for the cluster-wide default).
+public struct ConfigResource: Sendable, Hashable, Comparable {
+    public var type: ConfigResourceType
+    public var name: String
+    public init(_ type: ConfigResourceType, _ name: String) {
+        self.type = type
+        self.name = name
+    }
+    public static func < (lhs: ConfigResource, rhs: ConfigResource) -> Bool {
+        lhs.type.rawValue != rhs.type.rawValue ? lhs.type.rawValue < rhs.type.rawValue : lhs.name < rhs.name
+    }
+}
+
+/// An ACL binding.
+public struct AclEntry: Sendable, Equatable {
+    public var id: KafkaUUID
+    public var resourceType: Int8
+    public var resourceName: String
+    public var patternType: Int8
+    public var principal: String
+    public var host: String
+    public var operation: Int8
+    public var permissionType: Int8
+}
+
+/// Where the image stands in the metadata log.
+public struct MetadataProvenance: Sendable, Equatable {
+    /// Offset of the last record applied (-1 before any).
+    public var lastOffset: Int64
+    /// Epoch of that record.
+    public var lastEpoch: Int32
+    public var recordCount: Int64
+    public static let empty = MetadataProvenance(lastOffset: -1, lastEpoch: -1, recordCount: 0)
+    public init(lastOffset: Int64, lastEpoch: Int32, recordCount: Int64) {
+        self.lastOffset = lastOffset
+        self.lastEpoch = lastEpoch
+        self.recordCount = recordCount
+    }
+}
+
+/// The whole cluster metadata at one point of the metadata log: immutable, built only by
+/// replaying records through a `MetadataDelta`. Collections are persistent (hash tries), so a new
+/// image shares everything that did not change with the previous one.
+public struct MetadataImage: Sendable, Equatable {
+    public internal(set) var provenance: MetadataProvenance
+    public internal(set) var features: TreeDictionary<String, Int16>
+    public internal(set) var brokers: TreeDictionary<NodeID, BrokerRegistration>
+    public internal(set) var topicsById: TreeDictionary<KafkaUUID, TopicImage>
+    public internal(set) var topicIdsByName: TreeDictionary<String, KafkaUUID>
+    public internal(set) var configs: TreeDictionary<ConfigResource, TreeDictionary<String, String>>
+    /// The next producer id the controller will hand out, and who asked last.
+    public internal(set) var nextProducerId: Int64
+    public internal(set) var producerIdsBroker: Int32
+    public internal(set) var acls: TreeDictionary<KafkaUUID, AclEntry>
+
+    public static let empty = MetadataImage(
+        provenance: .empty, features: [:], brokers: [:], topicsById: [:], topicIdsByName: [:], configs: [:],
+        nextProducerId: 0, producerIdsBroker: -1, acls: [:])
+
+    public func topic(named name: String) -> TopicImage? {
+        topicIdsByName[name].flatMap { topicsById[$0] }
+    }
+
+    public func topic(id: KafkaUUID) -> TopicImage? { topicsById[id] }
+
+    public func partition(_ tp: TopicPartition) -> PartitionRegistration? {
+        topic(named: tp.topic)?.partitions[tp.partition]
+    }
+
+    /// Config overrides of a resource (only what was set, not defaults).
+    public func configs(of resource: ConfigResource) -> [String: String] {
+        guard let entries = configs[resource] else { return [:] }
+        var out: [String: String] = [:]
+        for (k, v) in entries { out[k] = v }
+        return out
+    }
+
+    /// Topic names, sorted.
+    public var topicNames: [String] { topicIdsByName.keys.sorted() }
+
+    /// The `metadata.version` feature level, 0 when unset.
+    public var metadataVersion: Int16 { features["metadata.version"] ?? 0 }
+}

@@ -1,0 +1,163 @@
+import Logging
+import NIOCore
+import RunnelWire
+
+/// The per-connection shell: parses request headers, hands requests to the node in arrival order,
+/// and writes responses in that same order even when they complete out of order. Stops reading
+/// while `requestsQueuedMax` requests are waiting. Holds no decisions of its own.
+final class KafkaConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private let handler: any RequestHandler
+    private let listener: String
+    private let connectionId: UInt64
+    private let requestsQueuedMax: Int
+    private let logger: Logger
+
+    private var nextSequence = 0
+    private var nextToWrite = 0
+    /// Responses finished out of order, by sequence; nil value = no response (acks=0).
+    private var finished: [Int: OutgoingResponse?] = [:]
+    private var headerVersions: [Int: (correlationId: Int32, headerVersion: Int16)] = [:]
+    private var waiting = 0
+    private var readPending = false
+    private var closing = false
+
+    init(handler: any RequestHandler, listener: String, connectionId: UInt64, requestsQueuedMax: Int, logger: Logger) {
+        self.handler = handler
+        self.listener = listener
+        self.connectionId = connectionId
+        self.requestsQueuedMax = requestsQueuedMax
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let frame = unwrapInboundIn(data)
+        var reader = WireReader(frame)
+        let header: RequestHeader
+        do {
+            header = try RequestHeader(from: &reader)
+        } catch {
+            closeForBadInput(context: context, "unparseable request header (\(error))")
+            return
+        }
+        let sequence = nextSequence
+        nextSequence += 1
+        waiting += 1
+        headerVersions[sequence] = (header.correlationId, ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion))
+        let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
+        let requestContext = RequestContext(
+            connectionId: connectionId, remoteAddress: context.remoteAddress, listener: listener,
+            eventLoop: context.eventLoop, allocator: context.channel.allocator)
+        switch handler.handle(request, context: requestContext) {
+        case .noResponse:
+            complete(sequence, nil, context: context)
+        case .close(let reason):
+            closeForBadInput(context: context, reason)
+        case .respondNow(let response):
+            complete(sequence, response, context: context)
+        case .respond(let future):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            future.hop(to: context.eventLoop).whenComplete { result in
+                let (me, context) = bound.value
+                switch result {
+                case .success(let response): me.complete(sequence, response, context: context)
+                case .failure(let error): me.closeForBadInput(context: context, "request failed: \(error)")
+                }
+            }
+        }
+    }
+
+    private func complete(_ sequence: Int, _ response: OutgoingResponse?, context: ChannelHandlerContext) {
+        guard !closing else { return }
+        finished[sequence] = .some(response)
+        var wrote = false
+        while let entry = finished.removeValue(forKey: nextToWrite) {
+            let meta = headerVersions.removeValue(forKey: nextToWrite)!
+            nextToWrite += 1
+            waiting -= 1
+            if let response = entry {
+                write(response, meta: meta, context: context)
+                wrote = true
+            }
+        }
+        if wrote { context.flush() }
+        if readPending && waiting < requestsQueuedMax {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func write(_ response: OutgoingResponse, meta: (correlationId: Int32, headerVersion: Int16), context: ChannelHandlerContext) {
+        var head = context.channel.allocator.buffer(capacity: 16)
+        var headerWriter = WireWriter(buffer: head)
+        ResponseHeader(correlationId: meta.correlationId).write(to: &headerWriter, headerVersion: meta.headerVersion)
+        head = headerWriter.buffer
+        let size = head.readableBytes + response.byteCount
+        var prefix = context.channel.allocator.buffer(capacity: 4 + head.readableBytes)
+        prefix.writeInteger(Int32(size))
+        prefix.writeBuffer(&head)
+        var parts = response.parts
+        // Coalesce the prefix with a leading buffer part to save a write.
+        if case .byteBuffer(var first)? = parts.first {
+            prefix.writeBuffer(&first)
+            parts.removeFirst()
+        }
+        context.write(wrapOutboundOut(.byteBuffer(prefix)), promise: nil)
+        for part in parts {
+            switch part {
+            case .byteBuffer:
+                context.write(wrapOutboundOut(part), promise: nil)
+            case .fileRegion(let region):
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                promise.futureResult.whenComplete { _ in try? region.fileHandle.close() }
+                context.write(wrapOutboundOut(part), promise: promise)
+            }
+        }
+    }
+
+    private func closeForBadInput(context: ChannelHandlerContext, _ reason: String) {
+        guard !closing else { return }
+        closing = true
+        logger.info("closing connection", metadata: ["connection": "\(connectionId)", "reason": "\(reason)", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        releaseFileRegions()
+        context.close(promise: nil)
+    }
+
+    private func releaseFileRegions() {
+        for (_, entry) in finished {
+            for part in entry?.parts ?? [] {
+                if case .fileRegion(let region) = part { try? region.fileHandle.close() }
+            }
+        }
+        finished = [:]
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waiting >= requestsQueuedMax {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tooLarge = error as? KafkaFrameDecoder.FrameTooLarge {
+            closeForBadInput(context: context, "frame of \(tooLarge.size) bytes is over socket.request.max.bytes (\(tooLarge.limit))")
+        } else if let tooLarge = (error as? ByteToMessageDecoderError).flatMap({ _ in error }) {
+            closeForBadInput(context: context, "decoder error: \(tooLarge)")
+        } else {
+            closeForBadInput(context: context, "connection error: \(error)")
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        releaseFileRegions()
+        handler.connectionClosed(connectionId)
+        context.fireChannelInactive()
+    }
+}

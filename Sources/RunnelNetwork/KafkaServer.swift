@@ -1,0 +1,59 @@
+import RunnelWire
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A listening socket speaking the Kafka protocol, one per listener.
+public final class KafkaServer: Sendable {
+    public let listener: String
+    public let channel: any Channel
+    public let localAddress: SocketAddress
+
+    /// Binds `host:port` (port 0 picks a free one) and serves `handler`.
+    public static func start(
+        listener: String,
+        host: String,
+        port: Int,
+        group: any EventLoopGroup,
+        handler: any RequestHandler,
+        frameBytesMax: Int,
+        requestsQueuedMax: Int,
+        logger: Logger
+    ) async throws -> KafkaServer {
+        let ids = ConnectionIds()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let id = ids.next()
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(
+                        handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, logger: logger))
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        return KafkaServer(listener: listener, channel: channel, localAddress: channel.localAddress!)
+    }
+
+    private init(listener: String, channel: any Channel, localAddress: SocketAddress) {
+        self.listener = listener
+        self.channel = channel
+        self.localAddress = localAddress
+    }
+
+    public var port: Int { localAddress.port ?? 0 }
+
+    public func close() async throws {
+        try await channel.close()
+    }
+}
+
+final class ConnectionIds: Sendable {
+    private let counter = NIOLockedValueBox<UInt64>(0)
+    func next() -> UInt64 { counter.withLockedValue { $0 += 1; return $0 } }
+}

@@ -1,0 +1,304 @@
+import Foundation
+import RunnelCore
+import RunnelLog
+import RunnelMetadata
+
+/// A problem with the configuration: one sentence naming the key and what is wrong.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var key: String
+    public var problem: String
+    public init(_ key: String, _ problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+    public var description: String { "Invalid configuration \(key): \(problem)" }
+}
+
+/// A listener: `NAME://host:port`.
+public struct ListenerSpec: Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var port: Int
+
+    /// Parses one `NAME://host:port` entry (`host` may be empty or `[v6]`).
+    public static func parse(_ text: String, key: String) throws -> ListenerSpec {
+        let t = text.trimmed()
+        guard let sep = t.range(of: "://") else {
+            throw ConfigError(key, "\"\(t)\" is not of the form NAME://host:port.")
+        }
+        let name = String(t[..<sep.lowerBound]).uppercased()
+        let rest = String(t[sep.upperBound...])
+        guard !name.isEmpty, let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigError(key, "\"\(t)\" has no valid port; use NAME://host:port.")
+        }
+        var host = String(rest[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return ListenerSpec(name: name, host: host, port: port)
+    }
+
+    public static func parseList(_ text: String, key: String) throws -> [ListenerSpec] {
+        let specs = try text.split(separator: ",").map { try parse(String($0), key: key) }
+        var seen = Set<String>()
+        for s in specs {
+            if seen.contains(s.name) { throw ConfigError(key, "listener name \(s.name) appears twice.") }
+            seen.insert(s.name)
+        }
+        return specs
+    }
+}
+
+/// A static voter: `id@host:port`.
+public struct VoterSpec: Sendable, Equatable {
+    public var id: Int32
+    public var host: String
+    public var port: Int
+}
+
+/// The node's configuration, read from a `server.properties` file with Kafka's key names.
+public struct ServerConfig: Sendable {
+    public enum Role: String, Sendable { case broker, controller }
+
+    public var properties: Properties
+    public var roles: Set<Role>
+    public var nodeId: Int32
+    public var voters: [VoterSpec]
+    public var controllerListenerNames: [String]
+    public var listeners: [ListenerSpec]
+    public var advertisedListeners: [ListenerSpec]
+    public var securityProtocols: [String: String]
+    public var interBrokerListenerName: String
+    public var logDirs: [String]
+    public var metadataLogDir: String
+    public var numPartitions: Int32
+    public var defaultReplicationFactor: Int16
+    public var minInsyncReplicas: Int
+    public var messageMaxBytes: Int
+    public var autoCreateTopics: Bool
+    public var deleteTopicEnable: Bool
+    public var socketRequestMaxBytes: Int
+    public var queuedMaxRequests: Int
+    public var logDefaults: LogConfig
+    public var logRetentionCheckIntervalMs: Int64
+    public var logFlushSchedulerIntervalMs: Int64
+    public var logFlushOffsetCheckpointIntervalMs: Int64
+    public var rack: String?
+    /// Keys this build does not know (warned about, not fatal).
+    public var unknownKeys: [String]
+
+    /// Reads and checks every key. Throws the first problem found.
+    public init(_ p: Properties) throws {
+        properties = p
+        func string(_ key: String) -> String? {
+            guard let v = p[key]?.trimmed(), !v.isEmpty else { return nil }
+            return v
+        }
+        func required(_ key: String) throws -> String {
+            guard let v = string(key) else { throw ConfigError(key, "is required but missing.") }
+            return v
+        }
+        func int64(_ key: String, default value: Int64, min: Int64? = nil) throws -> Int64 {
+            guard let text = string(key) else { return value }
+            guard let n = Int64(text) else { throw ConfigError(key, "\"\(text)\" is not an integer.") }
+            if let min, n < min { throw ConfigError(key, "\(n) is below the minimum of \(min).") }
+            return n
+        }
+        func int(_ key: String, default value: Int, min: Int? = nil, max: Int? = nil) throws -> Int {
+            guard let text = string(key) else { return value }
+            guard let n = Int(text), n >= Int(Int32.min), n <= Int(Int32.max) else { throw ConfigError(key, "\"\(text)\" is not a 32-bit integer.") }
+            if let min, n < min { throw ConfigError(key, "\(n) is below the minimum of \(min).") }
+            if let max, n > max { throw ConfigError(key, "\(n) is above the maximum of \(max).") }
+            return n
+        }
+        func bool(_ key: String, default value: Bool) throws -> Bool {
+            guard let text = string(key) else { return value }
+            switch text.lowercased() {
+            case "true": return true
+            case "false": return false
+            default: throw ConfigError(key, "\"\(text)\" is not true or false.")
+            }
+        }
+
+        let roleText = try required("process.roles")
+        var roles = Set<Role>()
+        for part in roleText.split(separator: ",") {
+            guard let role = Role(rawValue: part.trimmed()) else {
+                throw ConfigError("process.roles", "\"\(part.trimmed())\" is not a role; use broker, controller, or both.")
+            }
+            roles.insert(role)
+        }
+        self.roles = roles
+        let nodeText = try required("node.id")
+        guard let nodeId = Int32(nodeText), nodeId >= 0 else {
+            throw ConfigError("node.id", "\"\(nodeText)\" is not a non-negative integer.")
+        }
+        self.nodeId = nodeId
+
+        let voterText = try required("controller.quorum.voters")
+        var voters: [VoterSpec] = []
+        for entry in voterText.split(separator: ",") {
+            let e = entry.trimmed()
+            guard let at = e.firstIndex(of: "@"), let id = Int32(e[..<at]), let colon = e.lastIndex(of: ":"), colon > at,
+                  let port = Int(e[e.index(after: colon)...]), (1...65535).contains(port) else {
+                throw ConfigError("controller.quorum.voters", "\"\(e)\" is not of the form id@host:port.")
+            }
+            var host = String(e[e.index(after: at)..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            voters.append(VoterSpec(id: id, host: host, port: port))
+        }
+        if Set(voters.map(\.id)).count != voters.count {
+            throw ConfigError("controller.quorum.voters", "a voter id appears twice.")
+        }
+        self.voters = voters
+        if roles.contains(.controller) && !voters.contains(where: { $0.id == nodeId }) {
+            throw ConfigError("controller.quorum.voters", "this node (node.id=\(nodeId)) has the controller role but is not among the voters.")
+        }
+
+        let controllerNames = (string("controller.listener.names") ?? "").split(separator: ",").map { $0.trimmed().uppercased() }
+        if roles.contains(.controller) && controllerNames.isEmpty {
+            throw ConfigError("controller.listener.names", "is required on a controller.")
+        }
+        self.controllerListenerNames = controllerNames
+
+        let listeners = try ListenerSpec.parseList(string("listeners") ?? "PLAINTEXT://:9092", key: "listeners")
+        self.listeners = listeners
+        if roles.contains(.controller), let first = controllerNames.first, !listeners.contains(where: { $0.name == first }) {
+            throw ConfigError("listeners", "has no listener named \(first) (from controller.listener.names).")
+        }
+        var protocols: [String: String] = [:]
+        if let map = string("listener.security.protocol.map") {
+            for pair in map.split(separator: ",") {
+                let kv = pair.split(separator: ":", maxSplits: 1).map { $0.trimmed() }
+                guard kv.count == 2, !kv[0].isEmpty else {
+                    throw ConfigError("listener.security.protocol.map", "\"\(pair)\" is not of the form NAME:PROTOCOL.")
+                }
+                let proto = kv[1].uppercased()
+                guard ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(proto) else {
+                    throw ConfigError("listener.security.protocol.map", "\(proto) is not a security protocol.")
+                }
+                protocols[kv[0].uppercased()] = proto
+            }
+        }
+        for l in listeners where protocols[l.name] == nil {
+            if ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(l.name) {
+                protocols[l.name] = l.name
+            } else if controllerNames.contains(l.name) {
+                protocols[l.name] = "PLAINTEXT"
+            } else {
+                throw ConfigError("listener.security.protocol.map", "has no security protocol for listener \(l.name).")
+            }
+        }
+        for (name, proto) in protocols where proto != "PLAINTEXT" && listeners.contains(where: { $0.name == name }) {
+            throw ConfigError("listener.security.protocol.map", "listener \(name) uses \(proto), which this build does not support yet; use PLAINTEXT.")
+        }
+        self.securityProtocols = protocols
+
+        let brokerListeners = listeners.filter { !controllerNames.contains($0.name) }
+        if roles.contains(.broker) && brokerListeners.isEmpty {
+            throw ConfigError("listeners", "a broker needs at least one listener that is not a controller listener.")
+        }
+        var advertised = try string("advertised.listeners").map { try ListenerSpec.parseList($0, key: "advertised.listeners") } ?? brokerListeners
+        advertised = advertised.map { spec in
+            var s = spec
+            if s.host.isEmpty || s.host == "0.0.0.0" { s.host = "localhost" }
+            return s
+        }
+        self.advertisedListeners = advertised
+        let interBroker = string("inter.broker.listener.name")?.uppercased() ?? brokerListeners.first?.name ?? "PLAINTEXT"
+        if roles.contains(.broker) && !listeners.contains(where: { $0.name == interBroker }) {
+            throw ConfigError("inter.broker.listener.name", "names \(interBroker), which is not in listeners.")
+        }
+        self.interBrokerListenerName = interBroker
+
+        let dirsText = string("log.dirs") ?? string("log.dir") ?? "/tmp/kafka-logs"
+        let dirs = dirsText.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty }
+        if dirs.isEmpty { throw ConfigError("log.dirs", "names no directory.") }
+        if let relative = dirs.first(where: { !$0.hasPrefix("/") }) {
+            throw ConfigError("log.dirs", "\"\(relative)\" is not an absolute path.")
+        }
+        self.logDirs = dirs
+        self.metadataLogDir = string("metadata.log.dir") ?? dirs[0]
+
+        numPartitions = Int32(try int("num.partitions", default: 1, min: 1))
+        defaultReplicationFactor = Int16(try int("default.replication.factor", default: 1, min: 1, max: Int(Int16.max)))
+        minInsyncReplicas = try int("min.insync.replicas", default: 1, min: 1)
+        messageMaxBytes = try int("message.max.bytes", default: 1_048_588, min: 0)
+        autoCreateTopics = try bool("auto.create.topics.enable", default: true)
+        deleteTopicEnable = try bool("delete.topic.enable", default: true)
+        socketRequestMaxBytes = try int("socket.request.max.bytes", default: 104_857_600, min: 1)
+        queuedMaxRequests = try int("queued.max.requests", default: 500, min: 1)
+        rack = string("broker.rack")
+
+        var log = LogConfig()
+        log.segmentBytes = try int("log.segment.bytes", default: 1_073_741_824, min: 14)
+        if let ms = string("log.roll.ms") {
+            log.segmentMs = try int64("log.roll.ms", default: 0, min: 1)
+            _ = ms
+        } else {
+            log.segmentMs = try int64("log.roll.hours", default: 168, min: 1) * 3_600_000
+        }
+        if string("log.retention.ms") != nil {
+            log.retentionMs = try int64("log.retention.ms", default: 0, min: -1)
+        } else if string("log.retention.minutes") != nil {
+            log.retentionMs = try int64("log.retention.minutes", default: 0, min: -1) * 60_000
+        } else {
+            log.retentionMs = try int64("log.retention.hours", default: 168, min: -1) * 3_600_000
+        }
+        if log.retentionMs < -1 { log.retentionMs = -1 }
+        log.retentionBytes = try int64("log.retention.bytes", default: -1, min: -1)
+        log.segmentIndexBytes = try int("log.index.size.max.bytes", default: 10_485_760, min: 4)
+        log.indexIntervalBytes = try int("log.index.interval.bytes", default: 4096, min: 0)
+        log.flushMessages = try int64("log.flush.interval.messages", default: Int64.max, min: 1)
+        log.flushMs = try int64("log.flush.interval.ms", default: Int64.max, min: 0)
+        log.maxMessageBytes = messageMaxBytes
+        if let type = string("log.message.timestamp.type") {
+            guard type == "CreateTime" || type == "LogAppendTime" else {
+                throw ConfigError("log.message.timestamp.type", "\"\(type)\" is not CreateTime or LogAppendTime.")
+            }
+            log.logAppendTime = type == "LogAppendTime"
+        }
+        if let policy = string("log.cleanup.policy") {
+            let parts = policy.split(separator: ",").map { $0.trimmed() }
+            guard parts.allSatisfy({ $0 == "delete" || $0 == "compact" }) else {
+                throw ConfigError("log.cleanup.policy", "\"\(policy)\" must be delete, compact, or both.")
+            }
+            log.deleteEnabled = parts.contains("delete")
+            log.compactEnabled = parts.contains("compact")
+        }
+        logDefaults = log
+        logRetentionCheckIntervalMs = try int64("log.retention.check.interval.ms", default: 300_000, min: 1)
+        logFlushSchedulerIntervalMs = try int64("log.flush.scheduler.interval.ms", default: Int64.max, min: 1)
+        logFlushOffsetCheckpointIntervalMs = try int64("log.flush.offset.checkpoint.interval.ms", default: 60_000, min: 0)
+
+        // Every remaining key must at least be a number or boolean where Kafka says so.
+        var unknown: [String] = []
+        for key in p.keys {
+            if let definition = ConfigDefinitions.brokerConfig(key) {
+                if let value = p[key], let problem = ConfigDefinitions.validateBrokerConfig(name: definition.name, value: value.trimmed()) {
+                    throw ConfigError(key, problem)
+                }
+            } else if !Self.extraKeys.contains(key) {
+                unknown.append(key)
+            }
+        }
+        unknownKeys = unknown
+    }
+
+    /// Keys this build reads that are not in the broker config table.
+    static let extraKeys: Set<String> = ["metrics.port"]
+
+    public var isBroker: Bool { roles.contains(.broker) }
+    public var isController: Bool { roles.contains(.controller) }
+
+    /// The listeners a broker serves clients on.
+    public var brokerListeners: [ListenerSpec] { listeners.filter { !controllerListenerNames.contains($0.name) } }
+    public var controllerListeners: [ListenerSpec] { listeners.filter { controllerListenerNames.contains($0.name) } }
+}
+
+extension StringProtocol {
+    func trimmed() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" || f == "\r" || f == "\n" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" || l == "\n" { s = s.dropLast() }
+        return String(s)
+    }
+}

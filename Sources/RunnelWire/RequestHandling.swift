@@ -1,0 +1,75 @@
+import NIOCore
+
+
+/// Facts about the connection a request came on.
+public struct RequestContext: Sendable {
+    public var connectionId: UInt64
+    public var remoteAddress: SocketAddress?
+    /// The listener name (PLAINTEXT, CONTROLLER, ...).
+    public var listener: String
+    public var eventLoop: any EventLoop
+    public var allocator: ByteBufferAllocator
+
+    public init(connectionId: UInt64, remoteAddress: SocketAddress?, listener: String, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+        self.connectionId = connectionId
+        self.remoteAddress = remoteAddress
+        self.listener = listener
+        self.eventLoop = eventLoop
+        self.allocator = allocator
+    }
+}
+
+/// A parsed request: its header and the undecoded body.
+public struct IncomingRequest: Sendable {
+    public var header: RequestHeader
+    public var body: ByteBuffer
+    /// Size of the whole frame, for metrics and limits.
+    public var frameBytes: Int
+
+    public init(header: RequestHeader, body: ByteBuffer, frameBytes: Int) {
+        self.header = header
+        self.body = body
+        self.frameBytes = frameBytes
+    }
+}
+
+/// A response body, encoded; the shell adds the size prefix and the response header. Parts may be
+/// file regions (zero-copy fetch).
+public struct OutgoingResponse: Sendable {
+    public var parts: [IOData]
+
+    public init(parts: [IOData]) { self.parts = parts }
+
+    /// Encodes a response message at `version`.
+    public init<M: ResponseMessage>(_ message: M, version: Int16, allocator: ByteBufferAllocator) {
+        var writer = WireWriter(allocator: allocator, capacity: 256)
+        message.write(to: &writer, version: version)
+        self.parts = writer.finish()
+    }
+
+    public var byteCount: Int { parts.reduce(0) { $0 + $1.readableBytes } }
+}
+
+/// What the node decided to do with a request.
+public enum RequestOutcome: Sendable {
+    /// Answer now.
+    case respondNow(OutgoingResponse)
+    /// Answer when the future completes (long-polling fetches, acks=all produces, controller writes).
+    case respond(EventLoopFuture<OutgoingResponse>)
+    /// Send nothing (Produce with acks=0).
+    case noResponse
+    /// Close the connection: the request cannot be answered in Kafka's protocol.
+    case close(reason: String)
+}
+
+/// The node's side of a connection. Called on the connection's event loop, in arrival order;
+/// anything order-sensitive (appends) must happen before it returns.
+public protocol RequestHandler: Sendable {
+    func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome
+    /// Called once when a connection closes.
+    func connectionClosed(_ connectionId: UInt64)
+}
+
+extension RequestHandler {
+    public func connectionClosed(_ connectionId: UInt64) {}
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RunnelCore
+import RunnelLog
+import RunnelNode
+
+@main
+struct Runnel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runnel",
+        abstract: "Runnel: a Kafka-compatible distributed log, built the KRaft way.",
+        subcommands: [Server.self, Format.self, RandomUUID.self]
+    )
+}
+
+/// Prints one sentence and exits non-zero: the way every operator-facing failure ends.
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("runnel: \(message)\n".utf8))
+    exit(code)
+}
+
+func loadConfig(_ path: String) -> ServerConfig {
+    guard FileManager.default.fileExists(atPath: path) else {
+        fail("config file \(path) does not exist.")
+    }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        fail("config file \(path) cannot be read as UTF-8 text.")
+    }
+    do {
+        return try ServerConfig(Properties(parsing: text))
+    } catch let error as ConfigError {
+        fail("\(error) (in \(path))")
+    } catch {
+        fail("config file \(path): \(error)")
+    }
+}
+
+struct Server: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a node from a server.properties file.")
+
+    @Argument(help: "The server.properties file.")
+    var config: String
+
+    func run() async throws {
+        let config = loadConfig(config)
+        let nodeId = config.nodeId
+        let level = ProcessInfo.processInfo.environment["RUNNEL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            handler.metadata["node"] = "\(nodeId)"
+            return handler
+        }
+        let logger = Logger(label: "runnel")
+        for key in config.unknownKeys {
+            logger.warning("unknown configuration key \(key) is ignored")
+        }
+        let server = RunnelServer(config: config, logger: logger)
+        do {
+            try await server.start()
+        } catch let error as StorageError {
+            await server.shutdown()
+            fail(error.description)
+        } catch {
+            await server.shutdown()
+            fail("could not start: \(error)")
+        }
+        await waitForSignal()
+        await server.shutdown()
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+func waitForSignal() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let once = OnceFlag()
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if once.set() { continuation.resume() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        SignalSources.keep(sources)
+    }
+}
+
+final class OnceFlag: @unchecked Sendable {
+    private var done = false
+    private let lock = NSLock()
+    func set() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if done { return false }
+        done = true
+        return true
+    }
+}
+
+enum SignalSources {
+    nonisolated(unsafe) static var retained: [any DispatchSourceSignal] = []
+    static func keep(_ sources: [any DispatchSourceSignal]) { retained = sources }
+}
+
+struct Format: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write meta.properties into the log directories of a server.properties file (as kafka-storage format).")
+
+    @Option(name: [.customShort("c"), .long], help: "The server.properties file.")
+    var config: String
+
+    @Option(name: [.customShort("t"), .long], help: "The cluster id (22-character Kafka uuid; see `runnel random-uuid`).")
+    var clusterId: String
+
+    @Flag(name: [.customShort("g"), .long], help: "Skip directories that are already formatted.")
+    var ignoreFormatted = false
+
+    func run() throws {
+        let config = loadConfig(config)
+        do {
+            let written = try StorageFormatter.format(config: config, clusterId: clusterId, ignoreFormatted: ignoreFormatted)
+            for dir in written { print("Formatted \(dir) for cluster \(clusterId), node \(config.nodeId).") }
+            if written.isEmpty { print("All directories were already formatted.") }
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
+struct RandomUUID: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "random-uuid", abstract: "Print a new random cluster id.")
+
+    func run() {
+        var generator = SystemRandomNumberGenerator()
+        print(KafkaUUID.random(using: &generator))
+    }
+}
