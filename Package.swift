@@ -120,7 +120,7 @@ let package = Package(
         .executableTarget(name: "runnel-specgen", dependencies: ["RunnelSpecGen"], path: "tools/specgen/runnel-specgen"),
 
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
-        .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore"], resources: [.copy("Vectors")]),
+        .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]),
         .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore"]),
         .testTarget(name: "RunnelMetadataTests", dependencies: ["RunnelMetadata", "RunnelController", "RunnelWire", "RunnelCore"]),
         .testTarget(
@@ -129,6 +129,7 @@ let package = Package(
                 "RunnelBroker", "RunnelNetwork", "RunnelNode", "RunnelWire", "RunnelCore", "RunnelLog",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
