@@ -12,6 +12,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "runnel", targets: ["runnel"]),
+        // For the separate Benchmarks/ package (a path dependency can only use products).
+        .library(name: "RunnelWire", targets: ["RunnelWire"]),
+        .library(name: "CRC32C", targets: ["CRC32C"]),
+        .library(name: "RunnelLog", targets: ["RunnelLog"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

@@ -180,8 +180,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
     }
 
+    /// Decodes a request body. Bytes after the message are ignored, as Kafka ignores them
+    /// (librdkafka's Metadata v12 "all topics" request carries three extra bytes).
     func decode<R: RequestMessage>(_ type: R.Type, _ request: IncomingRequest) throws -> R {
-        try R.decode(request.body, version: request.header.apiVersion)
+        var reader = WireReader(request.body)
+        return try R(from: &reader, version: request.header.apiVersion)
     }
 
     func respond<M: ResponseMessage>(_ message: M, version: Int16, context: RequestContext) -> RequestOutcome {

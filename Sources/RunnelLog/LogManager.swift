@@ -29,7 +29,9 @@ public final class LogManager: @unchecked Sendable {
         for dir in logDirs {
             try disk.makeDirectory(dir)
             let marker = dir + "/" + Self.cleanShutdownFile
-            let clean = disk.exists(marker)
+            // A fresh directory (no partition yet) has nothing to recover.
+            let fresh = try !disk.list(dir).contains { disk.isDirectory(dir + "/" + $0) && Self.parse(directoryName: $0) != nil }
+            let clean = fresh || disk.exists(marker)
             if !clean { recoveredUncleanly.append(dir) }
             let recoveryPoints = (try? OffsetCheckpoint.read(dir + "/" + Self.recoveryPointFile, disk: disk)) ?? [:]
             let logStarts = (try? OffsetCheckpoint.read(dir + "/" + Self.logStartFile, disk: disk)) ?? [:]
@@ -46,7 +48,7 @@ public final class LogManager: @unchecked Sendable {
                 logDirOf[tp] = dir
             }
             // From now on a crash is an unclean stop.
-            if clean {
+            if disk.exists(marker) {
                 try disk.remove(marker)
                 try disk.syncDirectory(dir)
             }

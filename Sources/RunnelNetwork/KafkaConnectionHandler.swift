@@ -72,7 +72,11 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func complete(_ sequence: Int, _ response: OutgoingResponse?, context: ChannelHandlerContext) {
-        guard !closing else { return }
+        guard !closing else {
+            // The connection is gone: the response is dropped, its file descriptors closed.
+            Self.release(response)
+            return
+        }
         finished[sequence] = .some(response)
         var wrote = false
         while let entry = finished.removeValue(forKey: nextToWrite) {
@@ -128,12 +132,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     private func releaseFileRegions() {
-        for (_, entry) in finished {
-            for part in entry?.parts ?? [] {
-                if case .fileRegion(let region) = part { try? region.fileHandle.close() }
-            }
-        }
+        for (_, entry) in finished { Self.release(entry) }
         finished = [:]
+    }
+
+    static func release(_ response: OutgoingResponse?) {
+        for part in response?.parts ?? [] {
+            if case .fileRegion(let region) = part { try? region.fileHandle.close() }
+        }
     }
 
     func read(context: ChannelHandlerContext) {

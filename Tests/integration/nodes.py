@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,8 +20,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-
-import pytest
 
 import kwire
 from util import PEER, PEER_KIND
@@ -66,18 +65,26 @@ def free_ports(n: int = 1) -> list[int]:
 
 
 def kafka_uuid() -> str:
-    """A random Kafka Uuid in its 22-character base64url form (no padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random Kafka Uuid in its 22-character base64url form (no padding). Like Kafka's
+    Uuid.randomUuid() it never starts with '-', which a command line would take for an option."""
+    while True:
+        s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not s.startswith("-"):
+            return s
+
+
+try:  # resolved up front: the child of a multi-threaded parent must not dlopen anything
+    import ctypes
+    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except Exception:  # not glibc Linux (e.g. macOS): no parent-death signal
+    _PRCTL = None
 
 
 def _pdeathsig():
-    """preexec_fn: die with the parent (Linux only; harmless elsewhere)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    """preexec_fn: ask the kernel to SIGKILL the child when the thread that started it dies
+    (Linux only). Nodes are started from the main thread, so that means when pytest exits."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
@@ -217,7 +224,20 @@ class Node:
             return ""
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        """The last `lines` lines of the log; for a Swift crash, the error and the crashed
+        thread's frames instead of the register dump that ends the log."""
+        all_lines = self.log_text().splitlines()
+        starts = [i for i, ln in enumerate(all_lines)
+                  if re.search(r"Fatal error|Assertion failed|Precondition failed|Program crashed", ln)]
+        if not starts:
+            return "\n".join(all_lines[-lines:])
+        first = starts[0]
+        out = all_lines[max(0, first - 5):first + 4]
+        crashed = next((i for i, ln in enumerate(all_lines) if re.match(r'Thread \d+ .* crashed:', ln)), None)
+        if crashed is not None:
+            frames = [ln for ln in all_lines[crashed:crashed + 60] if "/.build/checkouts/" not in ln]
+            out += ["..."] + frames[:30]
+        return "\n".join(out)
 
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"
@@ -275,7 +295,7 @@ class RunnelNode(Node):
     def format(self) -> None:
         self.write_config()
         argv = [str(self.binary), "format", "--config", str(self.config_path),
-                "--cluster-id", self.cluster_id]
+                f"--cluster-id={self.cluster_id}"]
         p = subprocess.run(argv, cwd=self.workdir, capture_output=True, timeout=120,
                            stdin=subprocess.DEVNULL)
         with open(self.log_path, "ab") as log:
@@ -344,6 +364,7 @@ class ExternalNode(Node):
             raise NodeError(f"external broker {self.bootstrap} does not answer ApiVersions")
 
     def stop(self, timeout: float = 30.0):
+        import pytest
         pytest.skip("external broker: cannot stop it")
 
     kill9 = restart = stop

@@ -41,7 +41,7 @@ def assert_one_sentence_failure(p: subprocess.CompletedProcess, *needles: str) -
         assert m not in err, f"looks like a crash, not an error message:\n{err}"
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines, "no error message at all"
-    hits = [ln for ln in lines if all(n in ln for n in needles)]
+    hits = [ln for ln in lines if all(n.lower() in ln.lower() for n in needles)]
     assert hits, f"no line names {needles!r}:\n{err}"
     assert len(hits[-1]) <= 400, f"error line too long: {hits[-1]!r}"
     assert len(lines) <= 10, f"{len(lines)} lines of output for one error:\n{err}"

