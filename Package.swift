@@ -37,6 +37,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // L2 (pure): KRaft consensus as a value you step.
+        .target(name: "RunnelRaft", dependencies: ["RunnelCore"], swiftSettings: strict),
         // L2 (pure): metadata image, delta and replay.
         .target(
             name: "RunnelMetadata",
@@ -138,5 +140,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
+        .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
     ]
 )
