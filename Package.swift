@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "RunnelQuorum",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -121,6 +121,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // L5: the deterministic simulator and its command.
+        .target(
+            name: "RunnelSim",
+            dependencies: [
+                "RunnelCore", "RunnelWire", "RunnelRaft", "RunnelLog", "RunnelQuorum",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "runnel-sim",
+            dependencies: [
+                "RunnelSim", "RunnelCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         // Tool: the spec generator (Specs/*.json -> Swift).
         .target(name: "RunnelSpecGen", path: "tools/specgen/RunnelSpecGen"),
         .executableTarget(name: "runnel-specgen", dependencies: ["RunnelSpecGen"], path: "tools/specgen/runnel-specgen"),
@@ -141,5 +159,6 @@ let package = Package(
         ),
         .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
         .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
+        .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore"]),
     ]
 )

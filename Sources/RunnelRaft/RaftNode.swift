@@ -73,7 +73,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     // Follower and observer.
     private var fetchInFlightSinceMs: Int64?
     private var fetchingSnapshot: SnapshotId?
-    private var lastLeaderContactMs: Int64 = .min
+    /// When the leader last spoke to this node directly; nil when it has not in this role.
+    private var lastLeaderContactMs: Int64?
     /// Observers without a leader try voters in turn.
     private var bootstrapIndex = 0
 
@@ -312,7 +313,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         if !config.isVoter { maybeSendFetch() }
     }
 
-    mutating func becomeFollower(epoch newEpoch: Int32, leader: NodeID) {
+    /// Follows `leader`. `heardFromLeader` is true when the leader itself just spoke to us; a
+    /// leader learned second-hand does not count as alive (pre-votes are still granted).
+    mutating func becomeFollower(epoch newEpoch: Int32, leader: NodeID, heardFromLeader: Bool = false) {
         precondition(leader != config.nodeId, "a node never follows itself")
         abandonProposals()
         setEpoch(newEpoch)
@@ -322,7 +325,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             leaderId = leader
             quorumStateDirty = true
         }
-        lastLeaderContactMs = nowMs
+        lastLeaderContactMs = heardFromLeader ? nowMs : nil
         fetchDeadlineMs = nowMs + config.fetchTimeoutMs
         maybeSendFetch()
     }
@@ -462,8 +465,15 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         if request.fetchOffset > 0 || request.lastFetchedEpoch >= 0 {
             let end = log.endOffset(forEpoch: request.lastFetchedEpoch)
             if end == nil {
-                send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
-                                                  logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
+                if log.startOffset > 0 {
+                    // Older than anything the log holds: start from the snapshot.
+                    send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                                                      logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
+                } else {
+                    // No common epoch at all: the fetcher's whole log diverges.
+                    send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                                                      logStartOffset: log.startOffset, divergingEpoch: OffsetAndEpoch(offset: 0, epoch: -1))), to: from)
+                }
                 touch(from, endOffset: nil)
                 return
             }
@@ -543,7 +553,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             }
             fetchInFlightSinceMs = nil
         }
-        if handleEpochInResponse(response.epoch, leader: response.leaderId) {
+        if handleEpochInResponse(response.epoch, leader: response.leaderId, from: from) {
             maybeSendFetch()
             return
         }
@@ -602,7 +612,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         let upToDate = faults.grantVotesToShorterLogs || candidateEnd >= log.endOffsetAndEpoch
         if request.preVote {
             // A pre-vote changes nothing here. Refuse while a leader is alive for us.
-            let leaderAlive = (role == .leader) || (role == .follower && nowMs - lastLeaderContactMs < config.fetchTimeoutMs)
+            let leaderAlive = (role == .leader) || (role == .follower && lastLeaderContactMs.map { nowMs - $0 < config.fetchTimeoutMs } == true)
             answer(request.epoch > epoch && upToDate && !leaderAlive)
             return
         }
@@ -668,7 +678,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         }
         if request.epoch > epoch || leaderId == nil {
             if request.leaderId != config.nodeId {
-                becomeFollower(epoch: request.epoch, leader: request.leaderId)
+                becomeFollower(epoch: request.epoch, leader: request.leaderId, heardFromLeader: true)
             }
         } else if leaderId != request.leaderId {
             // Two leaders in one epoch would break Raft; refuse loudly.
@@ -692,10 +702,10 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     /// Reacts to an epoch carried in a response. Returns true when it moved this node to a new
     /// epoch (the response is then stale for the old role).
     @discardableResult
-    private mutating func handleEpochInResponse(_ responseEpoch: Int32, leader: Int32) -> Bool {
+    private mutating func handleEpochInResponse(_ responseEpoch: Int32, leader: Int32, from: NodeID? = nil) -> Bool {
         if responseEpoch > epoch {
             if leader >= 0 && leader != config.nodeId.rawValue {
-                becomeFollower(epoch: responseEpoch, leader: NodeID(leader))
+                becomeFollower(epoch: responseEpoch, leader: NodeID(leader), heardFromLeader: from?.rawValue == leader)
             } else {
                 becomeUnattached(epoch: responseEpoch)
             }
@@ -703,7 +713,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         }
         if responseEpoch == epoch, leader >= 0, leaderId == nil, leader != config.nodeId.rawValue,
            role == .unattached || role == .prospective || role == .resigned || role == .follower {
-            becomeFollower(epoch: epoch, leader: NodeID(leader))
+            becomeFollower(epoch: epoch, leader: NodeID(leader), heardFromLeader: from?.rawValue == leader)
             return true
         }
         return false

@@ -1,0 +1,343 @@
+import NIOCore
+import RunnelCore
+import RunnelLog
+import RunnelRaft
+import RunnelWire
+
+/// Where a Raft driver runs: one serial executor with timers, a way to run blocking work (fsync)
+/// off it, a clock, and a way to send messages. The process implements it over a NIO event loop,
+/// a thread pool and TCP; the simulator over a virtual clock, network and disk.
+public protocol RaftRuntime: AnyObject {
+    /// Monotonic time in ms (timeouts).
+    var nowMs: Int64 { get }
+    /// Wall-clock time in ms (record timestamps).
+    var wallMs: Int64 { get }
+    /// Runs `work` on the executor after `delayMs`.
+    func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void)
+    /// Runs `work` off the executor, then `then` back on it.
+    func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void)
+    /// Sends a Raft message (requests travel as Kafka requests, responses as their answers).
+    func send(_ message: RaftMessage<MetadataPayload>, to: NodeID)
+}
+
+/// What a metadata-log batch carries through the core: record values proposed on this node
+/// (encoded into a batch when appended), or a whole batch as fetched from the leader.
+public enum MetadataPayload: Sendable, Equatable {
+    case values([ByteBuffer])
+    case batch(ByteBuffer)
+}
+
+/// Receives committed metadata-log entries, in offset order, exactly once per incarnation.
+public protocol RaftListener: AnyObject {
+    /// Records up to (excluding) `highWatermark` are committed; `entries` are the new ones.
+    func committed(_ entries: [MetadataLog.Entry], highWatermark: Int64)
+    /// This node's role, epoch or leader changed.
+    func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?)
+}
+
+/// The errors a proposal can end with.
+public enum ProposalError: Error, Equatable, Sendable {
+    case notLeader(leaderId: Int32, epoch: Int32)
+    case storage(String)
+}
+
+/// The quorum-state file (`quorum-state` in the metadata log directory), written atomically and
+/// fsynced before any vote is answered.
+public enum QuorumStateFile {
+    public static let name = "quorum-state"
+
+    public static func read(directory: String, disk: any Disk) throws -> QuorumStateRecord {
+        guard let text = try OffsetCheckpoint.readText(directory + "/" + name, disk: disk) else { return .initial }
+        func field(_ key: String) -> Int32? {
+            guard let range = text.firstRange(of: "\"\(key)\":") else { return nil }
+            let rest = text[range.upperBound...].drop { $0 == " " }
+            return Int32(rest.prefix { $0 == "-" || $0.isNumber })
+        }
+        guard let epoch = field("leaderEpoch"), let voted = field("votedId"), let leader = field("leaderId") else {
+            throw QuorumStateError(path: directory + "/" + name)
+        }
+        return QuorumStateRecord(epoch: epoch, votedId: voted, leaderId: leader)
+    }
+
+    public static func write(_ state: QuorumStateRecord, voters: [NodeID], directory: String, disk: any Disk) throws {
+        let votersText = voters.map { "{\"voterId\":\($0.rawValue)}" }.joined(separator: ",")
+        let text = "{\"leaderId\":\(state.leaderId),\"leaderEpoch\":\(state.epoch),\"votedId\":\(state.votedId),\"appliedOffset\":0,\"currentVoters\":[\(votersText)],\"data_version\":0}\n"
+        try OffsetCheckpoint.writeAtomically(text, to: directory + "/" + name, disk: disk)
+    }
+}
+
+public struct QuorumStateError: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String { "\(path) is not a valid quorum-state file; restore it or remove the node's metadata directory and let it catch up" }
+}
+
+/// Drives a `RaftNode` against a real log: persists the quorum state before sending, appends and
+/// truncates `__cluster_metadata`, group-commits fsyncs off the executor, serves fetches from the
+/// log, and delivers committed records. The same code runs in a process and in the simulator.
+/// Confined to the runtime's executor.
+public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
+    public let config: RaftConfig
+    public let directory: String
+    let runtime: Runtime
+    let disk: any Disk
+    public let log: MetadataLog
+    weak var listener: (any RaftListener)?
+    public private(set) var node: RaftNode<MetadataPayload>
+
+    /// Largest bytes of records sent in one fetch response.
+    public var fetchResponseBytesMax = 1_048_576
+    /// How often the core is ticked.
+    public var tickIntervalMs: Int64 = 10
+
+    private var appliedOffset: Int64 = 0
+    private var syncInFlight = false
+    /// The lowest offset truncated while a sync was in flight (that sync cannot vouch past it).
+    private var truncatedDuringSync: Int64 = .max
+    private var pending: [(lastOffset: Int64, completion: (Result<Int64, ProposalError>) -> Void)] = []
+    private var stopped = false
+    private var lastRole: RaftRole?
+    private var lastLeader: NodeID?
+    private var lastEpoch: Int32 = -1
+
+    public init(config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String, listener: (any RaftListener)?, seed: UInt64, cleanShutdown: Bool) throws {
+        self.config = config
+        self.runtime = runtime
+        self.disk = disk
+        self.directory = directory
+        self.listener = listener
+        try disk.makeDirectory(directory)
+        let state = try QuorumStateFile.read(directory: directory, disk: disk)
+        self.log = try MetadataLog(directory: directory + "/" + MetadataLog.topicPartition.description, disk: disk, nowMs: runtime.wallMs, cleanShutdown: cleanShutdown)
+        let view = try Self.logView(log)
+        self.node = RaftNode(config: config, state: state, log: view, nowMs: runtime.nowMs, seed: seed)
+    }
+
+    /// Builds the core's view of the log by reading every batch header.
+    static func logView(_ log: MetadataLog) throws -> RaftLogView {
+        var epochs: [(Int32, Int64)] = []
+        var offset = log.log.logStartOffset
+        let end = log.endOffset
+        while offset < end {
+            let bytes = try log.log.readBytes(from: offset, maxBytes: 4 * 1024 * 1024)
+            var index = bytes.readerIndex
+            var advanced = false
+            while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index {
+                if epochs.last?.0 != header.partitionLeaderEpoch { epochs.append((header.partitionLeaderEpoch, header.baseOffset)) }
+                offset = header.nextOffset
+                index += header.totalBytes
+                advanced = true
+            }
+            if !advanced { break }
+        }
+        return RaftLogView(startOffset: log.log.logStartOffset, startEpoch: -1, endOffset: end, epochStarts: epochs)
+    }
+
+    // MARK: inputs
+
+    /// Starts ticking. Call once, on the executor.
+    public func start() {
+        process()
+        scheduleTick()
+    }
+
+    private func scheduleTick() {
+        runtime.schedule(afterMs: tickIntervalMs) { [weak self] in
+            guard let self, !self.stopped else { return }
+            self.node.tick(nowMs: self.runtime.nowMs)
+            self.process()
+            self.scheduleTick()
+        }
+    }
+
+    public func receive(_ message: RaftMessage<MetadataPayload>, from: NodeID) {
+        guard !stopped else { return }
+        node.step(message, from: from, nowMs: runtime.nowMs)
+        process()
+    }
+
+    /// Proposes metadata record values as one batch; completes with its last offset once
+    /// committed, or with `notLeader`.
+    public func propose(_ values: [ByteBuffer], completion: @escaping (Result<Int64, ProposalError>) -> Void) {
+        guard !stopped, !values.isEmpty else {
+            completion(.failure(.notLeader(leaderId: -1, epoch: node.epoch)))
+            return
+        }
+        switch node.propose(.values(values), recordCount: values.count) {
+        case .success(let range):
+            pending.append((range.upperBound, completion))
+            process()
+        case .failure(.notLeader(let leader, let epoch)):
+            completion(.failure(.notLeader(leaderId: leader, epoch: epoch)))
+        }
+    }
+
+    /// Test-only rule switches of the core (the simulation proves it catches them).
+    public var faults: RaftNode<MetadataPayload>.Faults {
+        get { node.faults }
+        set { node.faults = newValue }
+    }
+
+    /// Whether this node leads and its own epoch's first record is committed, so its image is complete.
+    public var isActiveLeader: Bool { node.role == .leader && node.highWatermark > node.epochStartOffset }
+
+    public func resign() {
+        node.resign()
+        process()
+    }
+
+    public func stop() {
+        stopped = true
+        for p in pending { p.completion(.failure(.notLeader(leaderId: -1, epoch: node.epoch))) }
+        pending = []
+    }
+
+    // MARK: carrying out Ready
+
+    private func process() {
+        var rounds = 0
+        while !stopped {
+            let ready = node.ready()
+            if ready.isEmpty { break }
+            rounds += 1
+            precondition(rounds < 10_000, "the Raft core keeps producing output")
+            carryOut(ready)
+        }
+        notifyLeadership()
+    }
+
+    private func carryOut(_ ready: Ready<MetadataPayload>) {
+        do {
+            if let state = ready.quorumState {
+                // Durable before any message of this Ready is sent (votes, candidacy).
+                try QuorumStateFile.write(state, voters: config.voters, directory: directory, disk: disk)
+            }
+            if let offset = ready.truncateTo {
+                try log.log.truncate(to: offset)
+                truncatedDuringSync = min(truncatedDuringSync, offset)
+            }
+            for batch in ready.appends {
+                try append(batch)
+            }
+        } catch {
+            // The log cannot be trusted any more: stop rather than acknowledge what is not durable.
+            preconditionFailure("metadata log write failed: \(error)")
+        }
+        for out in ready.messages {
+            runtime.send(materialize(out.message), to: out.to)
+        }
+        if let from = ready.abandonedFrom {
+            failPending(from: from)
+        }
+        if let hw = ready.highWatermark {
+            deliverCommitted(upTo: hw)
+        }
+        if ready.fetchSnapshot != nil {
+            // Snapshot transfer arrives with the snapshot store; until then the fetcher retries.
+            node.snapshotFailed(nowMs: runtime.nowMs)
+        }
+        maybeSync()
+    }
+
+    private func append(_ batch: RaftBatch<MetadataPayload>) throws {
+        let bytes: ByteBuffer
+        switch batch.payload {
+        case .data(.batch(let fetched)):
+            bytes = fetched
+        case .data(.values(let values)):
+            bytes = RecordBatches.build(
+                records: values.enumerated().map { Record(offset: batch.baseOffset + Int64($0.offset), timestamp: runtime.wallMs, key: nil, value: $0.element) },
+                partitionLeaderEpoch: batch.epoch)
+        case .leaderChange(let leaderId, let voters):
+            bytes = Self.leaderChangeBatch(baseOffset: batch.baseOffset, epoch: batch.epoch, leaderId: leaderId, voters: voters, timestamp: runtime.wallMs)
+        }
+        _ = try log.log.appendAsFollower(bytes, nowMs: runtime.wallMs)
+    }
+
+    /// A control batch holding Kafka's LeaderChangeMessage.
+    static func leaderChangeBatch(baseOffset: Int64, epoch: Int32, leaderId: NodeID, voters: [NodeID], timestamp: Int64) -> ByteBuffer {
+        var key = ByteBuffer()
+        key.writeInteger(Int16(0))
+        key.writeInteger(ControlRecordType.leaderChange)
+        var message = LeaderChangeMessage()
+        message.leaderId = leaderId.rawValue
+        message.voters = voters.map { .init(voterId: $0.rawValue) }
+        message.grantingVoters = message.voters
+        let value = message.encoded(version: 0)
+        return RecordBatches.build(records: [Record(offset: baseOffset, timestamp: timestamp, key: key, value: value)],
+                                   attributes: 0x20, partitionLeaderEpoch: epoch)
+    }
+
+    /// Fills a fetch response's records from the log.
+    private func materialize(_ message: RaftMessage<MetadataPayload>) -> RaftMessage<MetadataPayload> {
+        guard case .fetchResponse(var response) = message, response.readFrom >= 0, response.readFrom < response.readUpTo else { return message }
+        do {
+            let bytes = try log.log.readBytes(from: response.readFrom, maxBytes: fetchResponseBytesMax, maxOffset: response.readUpTo)
+            response.batches = Self.splitBatches(bytes)
+        } catch {
+            response.batches = []
+        }
+        return .fetchResponse(response)
+    }
+
+    /// Splits a run of record batches into core batches.
+    public static func splitBatches(_ bytes: ByteBuffer) -> [RaftBatch<MetadataPayload>] {
+        var out: [RaftBatch<MetadataPayload>] = []
+        var index = bytes.readerIndex
+        while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index {
+            out.append(RaftBatch(baseOffset: header.baseOffset, recordCount: Int(header.lastOffsetDelta) + 1, epoch: header.partitionLeaderEpoch,
+                                 payload: .data(.batch(bytes.getSlice(at: index, length: header.totalBytes)!))))
+            index += header.totalBytes
+        }
+        return out
+    }
+
+    /// Group commit: one fsync covers every append made before it starts.
+    private func maybeSync() {
+        guard !syncInFlight, node.log.persistedEndOffset < node.log.endOffset else { return }
+        syncInFlight = true
+        truncatedDuringSync = .max
+        let target = node.log.endOffset
+        let log = self.log
+        let now = runtime.wallMs
+        runtime.runBlocking({ try log.sync(nowMs: now) }, then: { [weak self] error in
+            guard let self else { return }
+            self.syncInFlight = false
+            guard !self.stopped else { return }
+            if let error { preconditionFailure("metadata log fsync failed: \(error)") }
+            let durable = min(target, self.truncatedDuringSync)
+            self.node.persisted(upTo: durable, nowMs: self.runtime.nowMs)
+            self.process()
+        })
+    }
+
+    private func deliverCommitted(upTo highWatermark: Int64) {
+        guard highWatermark > appliedOffset else { return }
+        do {
+            let entries = try log.read(from: appliedOffset, upTo: highWatermark)
+            appliedOffset = highWatermark
+            listener?.committed(entries, highWatermark: highWatermark)
+        } catch {
+            preconditionFailure("cannot read committed metadata records: \(error)")
+        }
+        while let first = pending.first, first.lastOffset < highWatermark {
+            pending.removeFirst()
+            first.completion(.success(first.lastOffset))
+        }
+    }
+
+    private func failPending(from offset: Int64) {
+        let failed = pending.filter { $0.lastOffset >= offset }
+        pending.removeAll { $0.lastOffset >= offset }
+        for p in failed { p.completion(.failure(.notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch))) }
+    }
+
+    private func notifyLeadership() {
+        if node.role != lastRole || node.leaderId != lastLeader || node.epoch != lastEpoch {
+            if node.role != .leader { failPending(from: 0) }
+            lastRole = node.role
+            lastLeader = node.leaderId
+            lastEpoch = node.epoch
+            listener?.leadershipChanged(role: node.role, epoch: node.epoch, leaderId: node.leaderId)
+        }
+    }
+}

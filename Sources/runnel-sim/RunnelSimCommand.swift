@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import RunnelCore
+import RunnelSim
+
+@main
+struct RunnelSimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runnel-sim",
+        abstract: "Deterministic simulation of the metadata quorum: the real Raft core, driver and log on a virtual clock, network and disk, with faults.",
+        discussion: """
+        runnel-sim --seed 42          replay one seed exactly (prints the failure and its trace)
+        runnel-sim --seeds 10000      soak: seeds 0..<N, prints events per second
+        """)
+
+    @Option(help: "Run exactly this seed.")
+    var seed: UInt64?
+
+    @Option(help: "Run seeds 0..<N (a soak).")
+    var seeds: Int = 100
+
+    @Option(help: "First seed of a soak.")
+    var from: UInt64 = 0
+
+    @Option(help: "Events with faults per seed before healing.")
+    var events: Int = 4_000
+
+    @Option(help: "Voters.")
+    var voters: Int = 3
+
+    @Option(help: "Observers.")
+    var observers: Int = 1
+
+    @Flag(help: "Print the trace of a failing or single seed.")
+    var trace = false
+
+    func run() throws {
+        var options = SimulationOptions()
+        options.events = events
+        options.voters = voters
+        options.observers = observers
+        if let seed {
+            options.trace = true
+            let sim = QuorumSimulation(seed: seed, options: options)
+            do {
+                try sim.run()
+                if trace { print(sim.trace.joined(separator: "\n")) }
+                print("seed \(seed): ok, \(sim.events) events, \(sim.committedCount) committed records, \(sim.summary())")
+            } catch {
+                print(sim.trace.suffix(300).joined(separator: "\n"))
+                print(error)
+                throw ExitCode.failure
+            }
+            return
+        }
+        let start = Date()
+        var totalEvents = 0
+        var failures: [String] = []
+        for s in from..<(from + UInt64(seeds)) {
+            var o = options
+            o.trace = false
+            let sim = QuorumSimulation(seed: s, options: o)
+            do { try sim.run() } catch { failures.append("\(error)") }
+            totalEvents += sim.events
+            if (s - from + 1) % 1000 == 0 {
+                let elapsed = Date().timeIntervalSince(start)
+                print("\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures")
+            }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        print("\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures")
+        for f in failures.prefix(20) { print("  \(f)") }
+        if !failures.isEmpty { throw ExitCode.failure }
+    }
+}
