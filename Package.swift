@@ -99,12 +99,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // L4: a small Kafka client for the CLI, tests and tools.
+        .target(
+            name: "RunnelClient",
+            dependencies: [
+                "RunnelCore", "RunnelWire", "RunnelNetwork",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // L5: process composition, configuration, lifecycle.
         .target(
             name: "RunnelNode",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
-                "RunnelBroker", "RunnelNetwork", "RunnelQuorum",
+                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -115,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "runnel",
             dependencies: [
-                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog",
+                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

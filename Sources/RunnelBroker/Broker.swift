@@ -191,11 +191,44 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
     }
 
-    /// Forwards an admin request to the active controller and relays its answer.
+    /// Forwards an admin request to the active controller and relays its answer. When the
+    /// controller cannot be reached or is not active, every item gets NOT_CONTROLLER (retriable),
+    /// as Kafka answers, instead of a dropped connection.
     func forward<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> RequestOutcome {
+        let logger = self.logger
         let future = controller.send(request, version: version)
             .map { OutgoingResponse($0, version: version, allocator: context.allocator) }
+            .flatMapErrorThrowing { error in
+                logger.info("controller request \(R.apiKey.name) failed: \(error)")
+                guard let response = Self.failure(request, code: .notController) else { throw error }
+                return OutgoingResponse(response, version: version, allocator: context.allocator)
+            }
         return .respond(future)
+    }
+
+    /// The answer to a controller request when it could not run: `code` on every item.
+    static func failure<R: RequestMessage>(_ request: R, code: ErrorCode) -> R.Response? {
+        let message = "The active controller is not available; retry."
+        switch request {
+        case let r as CreateTopicsRequest:
+            return CreateTopicsResponse(topics: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message, configs: nil) }) as? R.Response
+        case let r as DeleteTopicsRequest:
+            let byName = r.topicNames.map { DeleteTopicsResponse.DeletableTopicResult(name: $0, errorCode: code.rawValue, errorMessage: message) }
+            let byState = r.topics.map { DeleteTopicsResponse.DeletableTopicResult(name: $0.name, topicId: $0.topicId, errorCode: code.rawValue, errorMessage: message) }
+            return DeleteTopicsResponse(responses: byName + byState) as? R.Response
+        case let r as CreatePartitionsRequest:
+            return CreatePartitionsResponse(results: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message) }) as? R.Response
+        case let r as IncrementalAlterConfigsRequest:
+            return IncrementalAlterConfigsResponse(responses: r.resources.map {
+                .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
+            }) as? R.Response
+        case let r as AlterConfigsRequest:
+            return AlterConfigsResponse(responses: r.resources.map {
+                .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
+            }) as? R.Response
+        default:
+            return nil
+        }
     }
 
     // MARK: auto-creation

@@ -10,6 +10,7 @@ import RunnelLog
 import RunnelMetadata
 import RunnelNetwork
 import RunnelQuorum
+import RunnelRaft
 import RunnelWire
 
 /// One `runnel server` process: composes the roles of `process.roles` over real sockets, files and
@@ -25,9 +26,9 @@ public final class RunnelServer: @unchecked Sendable {
     private var pool: NIOThreadPool?
     private var servers: [KafkaServer] = []
     private var logManager: LogManager?
-    private var metadataLog: MetadataLog?
     public private(set) var broker: Broker?
-    private var quorum: LocalQuorum?
+    private var quorum: MetadataQuorum<NIORaftRuntime>?
+    private var runtime: NIORaftRuntime?
     private var maintenance: Thread?
     private let stopping = NIOLockedValueBox(false)
 
@@ -43,11 +44,11 @@ public final class RunnelServer: @unchecked Sendable {
 
     public func start() async throws {
         let config = self.config
-        guard config.isBroker && config.isController else {
-            throw StorageError("process.roles=\(config.roles.map(\.rawValue).sorted().joined(separator: ",")) needs the Raft quorum, which this build does not have yet; use process.roles=broker,controller.")
+        guard config.isController else {
+            throw StorageError("process.roles=broker needs brokers that follow a remote controller quorum, which this build does not have yet; use process.roles=broker,controller or process.roles=controller.")
         }
-        guard config.voters.count == 1 else {
-            throw StorageError("controller.quorum.voters lists \(config.voters.count) voters; this build runs a single voter only (the node itself).")
+        if config.isBroker && config.voters.count != 1 {
+            throw StorageError("controller.quorum.voters lists \(config.voters.count) voters; a combined broker,controller node runs with a single voter (itself) in this build. Run a multi-voter quorum with process.roles=controller.")
         }
         let clusterId = try StorageFormatter.check(config: config, disk: disk)
         let now = clock.wallMs()
@@ -60,61 +61,94 @@ public final class RunnelServer: @unchecked Sendable {
         self.quorumGroup = quorumGroup
         self.pool = pool
 
-        let logManager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now)
-        self.logManager = logManager
-        if !logManager.recoveredUncleanly.isEmpty {
-            logger.warning("recovered after an unclean shutdown", metadata: ["dirs": "\(logManager.recoveredUncleanly)"])
+        var logManager: LogManager?
+        var metadataClean = false
+        if config.isBroker {
+            let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now)
+            if !manager.recoveredUncleanly.isEmpty {
+                logger.warning("recovered after an unclean shutdown", metadata: ["dirs": "\(manager.recoveredUncleanly)"])
+            }
+            // A metadata dir outside log.dirs has no marker of its own: re-validate it whole.
+            metadataClean = config.logDirs.contains(config.metadataLogDir) && !manager.recoveredUncleanly.contains(config.metadataLogDir)
+            logManager = manager
+            self.logManager = manager
         }
-        let metadataDir = config.metadataLogDir + "/" + MetadataLog.topicPartition.description
-        // A metadata dir outside log.dirs has no marker of its own: re-validate it whole.
-        let metadataClean = config.logDirs.contains(config.metadataLogDir) && !logManager.recoveredUncleanly.contains(config.metadataLogDir)
-        let metadataLog = try MetadataLog(directory: metadataDir, disk: disk, nowMs: now, cleanShutdown: metadataClean)
-        self.metadataLog = metadataLog
 
+        // The metadata quorum.
         var settings = ControllerSettings()
         settings.defaultPartitions = config.numPartitions
         settings.defaultReplicationFactor = config.defaultReplicationFactor
         settings.deleteTopicEnable = config.deleteTopicEnable
         let resolver = ConfigResolver(staticBrokerConfig: config.properties.entries, brokerId: config.nodeId)
-        let quorum = LocalQuorum(
-            clusterId: clusterId, nodeId: config.nodeId, log: metadataLog,
-            controller: QuorumController(settings: settings, resolver: resolver),
-            eventLoop: quorumGroup.next(), pool: pool, clock: clock, logger: logger,
-            seed: UInt64.random(in: 0...UInt64.max))
+        let loop = quorumGroup.next()
+        let runtime = NIORaftRuntime(eventLoop: loop, pool: pool, clusterId: clusterId, voters: config.voters, selfId: config.nodeId,
+                                     group: networkGroup, logger: logger)
+        var raft = RaftConfig(nodeId: NodeID(config.nodeId), voters: config.voters.map { NodeID($0.id) })
+        raft.electionTimeoutMs = config.quorumElectionTimeoutMs
+        raft.fetchTimeoutMs = config.quorumFetchTimeoutMs
+        raft.electionBackoffMaxMs = config.quorumElectionBackoffMaxMs
+        raft.requestTimeoutMs = config.quorumRequestTimeoutMs
+        let disk = self.disk
+        let directory = config.metadataLogDir
+        let seed = UInt64.random(in: 0...UInt64.max)
+        let clean = metadataClean
+        let quorum = try await loop.submit {
+            try MetadataQuorum(clusterId: clusterId, config: raft, runtime: runtime, disk: disk, directory: directory,
+                               controller: QuorumController(settings: settings, resolver: resolver), seed: seed, cleanShutdown: clean)
+        }.get()
         self.quorum = quorum
-
-        var brokerSettings = BrokerSettings(
-            nodeId: config.nodeId, clusterId: clusterId,
-            advertisedListeners: config.advertisedListeners.map { .init(name: $0.name, host: $0.host, port: $0.port) },
-            interBrokerListener: config.interBrokerListenerName, staticConfig: config.properties.entries)
-        brokerSettings.rack = config.rack
-        brokerSettings.autoCreateTopics = config.autoCreateTopics
-        brokerSettings.messageMaxBytes = config.messageMaxBytes
-        let broker = Broker(settings: brokerSettings, logManager: logManager, controller: LocalControllerChannel(quorum: quorum), clock: clock, logger: logger)
-        self.broker = broker
-
-        let image = try await quorum.start().get()
-        broker.publish(delta: .everything(image), image: image)
-        broker.removeStrayLogs()
-        quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) }
-
-        // Bind listeners before registering, so the advertised ports are known (port 0 in tests).
-        for listener in config.brokerListeners {
-            let server = try await KafkaServer.start(
-                listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
-                requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
-            servers.append(server)
+        self.runtime = runtime
+        runtime.deliver = { message, from in quorum.driver.receive(message, from: from) }
+        runtime.unreachable = { node in quorum.driver.unreachable(node) }
+        runtime.currentEpoch = { (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark) }
+        let logger = self.logger
+        quorum.onLeadershipChange = { role, epoch, leader in
+            logger.info("quorum", metadata: ["role": "\(role)", "epoch": "\(epoch)", "leader": "\(leader.map { "\($0)" } ?? "none")"])
         }
+
+        // The broker, fed by the quorum's committed metadata.
+        if config.isBroker, let logManager {
+            var brokerSettings = BrokerSettings(
+                nodeId: config.nodeId, clusterId: clusterId,
+                advertisedListeners: config.advertisedListeners.map { .init(name: $0.name, host: $0.host, port: $0.port) },
+                interBrokerListener: config.interBrokerListenerName, staticConfig: config.properties.entries)
+            brokerSettings.rack = config.rack
+            brokerSettings.autoCreateTopics = config.autoCreateTopics
+            brokerSettings.messageMaxBytes = config.messageMaxBytes
+            let broker = Broker(settings: brokerSettings, logManager: logManager, controller: QuorumControllerChannel(quorum: quorum, eventLoop: loop),
+                                clock: clock, logger: logger)
+            self.broker = broker
+            try await loop.submit { quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) } }.get()
+        }
+        try await loop.submit { quorum.start() }.get()
+
+        // Listeners: the controller's first, so peers can reach us while brokers bind.
         for listener in config.controllerListeners {
             let server = try await KafkaServer.start(
                 listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                group: networkGroup, handler: ControllerEndpoint(), frameBytesMax: config.socketRequestMaxBytes,
-                requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
+                group: networkGroup, handler: QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId),
+                frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
             servers.append(server)
         }
+        if let broker {
+            for listener in config.brokerListeners {
+                let server = try await KafkaServer.start(
+                    listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
+                    group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
+                    requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
+                servers.append(server)
+            }
+            try await registerBroker(broker, clusterId: clusterId, channel: QuorumControllerChannel(quorum: quorum, eventLoop: loop))
+            broker.removeStrayLogs()
+            startMaintenance()
+        }
+        for server in servers {
+            logger.info("listening", metadata: ["listener": "\(server.listener)", "address": "\(server.localAddress)"])
+        }
+    }
 
-        // Register this broker with the (local) controller.
+    /// Registers the broker with the controller, retrying until the quorum has an active leader.
+    private func registerBroker(_ broker: Broker, clusterId: String, channel: any ControllerChannel) async throws {
         var registration = BrokerRegistrationRequest()
         registration.brokerId = config.nodeId
         registration.clusterId = clusterId
@@ -126,14 +160,21 @@ public final class RunnelServer: @unchecked Sendable {
             return .init(name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port), securityProtocol: 0)
         }
         registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
-        let answer = try await LocalControllerChannel(quorum: quorum).send(registration, version: 3).get()
-        guard answer.errorCode == 0 else {
-            throw StorageError("broker registration failed: \(ErrorCode(answer.errorCode))")
-        }
-
-        startMaintenance()
-        for server in servers {
-            logger.info("listening", metadata: ["listener": "\(server.listener)", "address": "\(server.localAddress)"])
+        let deadline = clock.monotonicMs() + config.initialBrokerRegistrationTimeoutMs
+        while true {
+            do {
+                let answer = try await channel.send(registration, version: 3).get()
+                guard answer.errorCode == 0 else { throw StorageError("broker registration was refused: \(ErrorCode(answer.errorCode))") }
+                logger.info("registered", metadata: ["brokerEpoch": "\(answer.brokerEpoch)"])
+                return
+            } catch let error as StorageError {
+                throw error
+            } catch {
+                if clock.monotonicMs() > deadline {
+                    throw StorageError("the broker could not register with the controller quorum within initial.broker.registration.timeout.ms (\(config.initialBrokerRegistrationTimeoutMs) ms): \(error)")
+                }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
         }
     }
 
@@ -180,9 +221,18 @@ public final class RunnelServer: @unchecked Sendable {
     public func shutdown() async {
         if stopping.withLockedValue({ let was = $0; $0 = true; return was }) { return }
         logger.info("shutting down")
+        if let quorum, let runtime {
+            // Hand leadership over before going (EndQuorumEpoch), then stop the driver.
+            try? await runtime.eventLoop.submit { quorum.driver.resign() }.get()
+            try? await Task.sleep(nanoseconds: 100_000_000)
+            try? await runtime.eventLoop.submit { quorum.driver.stop() }.get()
+            runtime.closePeers()
+        }
         for server in servers { try? await server.close() }
         do {
-            if let metadataLog { try metadataLog.log.close() }
+            if let quorum, let runtime {
+                try await runtime.eventLoop.submit { try quorum.driver.log.log.close() }.get()
+            }
             try logManager?.shutdown()
         } catch {
             logger.error("shutdown flush failed: \(error)")

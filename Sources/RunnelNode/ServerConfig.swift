@@ -82,6 +82,11 @@ public struct ServerConfig: Sendable {
     public var logFlushSchedulerIntervalMs: Int64
     public var logFlushOffsetCheckpointIntervalMs: Int64
     public var rack: String?
+    public var quorumElectionTimeoutMs: Int64
+    public var quorumFetchTimeoutMs: Int64
+    public var quorumElectionBackoffMaxMs: Int64
+    public var quorumRequestTimeoutMs: Int64
+    public var initialBrokerRegistrationTimeoutMs: Int64
     /// Keys this build does not know (warned about, not fatal).
     public var unknownKeys: [String]
 
@@ -227,6 +232,11 @@ public struct ServerConfig: Sendable {
         socketRequestMaxBytes = try int("socket.request.max.bytes", default: 104_857_600, min: 1)
         queuedMaxRequests = try int("queued.max.requests", default: 500, min: 1)
         rack = string("broker.rack")
+        quorumElectionTimeoutMs = try int64("controller.quorum.election.timeout.ms", default: 1000, min: 1)
+        quorumFetchTimeoutMs = try int64("controller.quorum.fetch.timeout.ms", default: 2000, min: 1)
+        quorumElectionBackoffMaxMs = try int64("controller.quorum.election.backoff.max.ms", default: 1000, min: 1)
+        quorumRequestTimeoutMs = try int64("controller.quorum.request.timeout.ms", default: 2000, min: 1)
+        initialBrokerRegistrationTimeoutMs = try int64("initial.broker.registration.timeout.ms", default: 60000, min: 1)
 
         var log = LogConfig()
         log.segmentBytes = try int("log.segment.bytes", default: 1_073_741_824, min: 14)

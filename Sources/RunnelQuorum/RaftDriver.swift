@@ -155,6 +155,13 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         process()
     }
 
+    /// A request to `node` failed at the transport.
+    public func unreachable(_ node: NodeID) {
+        guard !stopped else { return }
+        if node != config.nodeId { self.node.unreachable(node, nowMs: runtime.nowMs) }
+        process()
+    }
+
     /// Proposes metadata record values as one batch; completes with its last offset once
     /// committed, or with `notLeader`.
     public func propose(_ values: [ByteBuffer], completion: @escaping (Result<Int64, ProposalError>) -> Void) {
@@ -179,6 +186,10 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
 
     /// Whether this node leads and its own epoch's first record is committed, so its image is complete.
     public var isActiveLeader: Bool { node.role == .leader && node.highWatermark > node.epochStartOffset }
+
+    /// The runtime's clocks (for reports such as DescribeQuorum).
+    public var wallClockMs: Int64 { runtime.wallMs }
+    public var monotonicMs: Int64 { runtime.nowMs }
 
     public func resign() {
         node.resign()
@@ -272,23 +283,11 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         guard case .fetchResponse(var response) = message, response.readFrom >= 0, response.readFrom < response.readUpTo else { return message }
         do {
             let bytes = try log.log.readBytes(from: response.readFrom, maxBytes: fetchResponseBytesMax, maxOffset: response.readUpTo)
-            response.batches = Self.splitBatches(bytes)
+            response.batches = RaftWire.splitBatches(bytes)
         } catch {
             response.batches = []
         }
         return .fetchResponse(response)
-    }
-
-    /// Splits a run of record batches into core batches.
-    public static func splitBatches(_ bytes: ByteBuffer) -> [RaftBatch<MetadataPayload>] {
-        var out: [RaftBatch<MetadataPayload>] = []
-        var index = bytes.readerIndex
-        while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index {
-            out.append(RaftBatch(baseOffset: header.baseOffset, recordCount: Int(header.lastOffsetDelta) + 1, epoch: header.partitionLeaderEpoch,
-                                 payload: .data(.batch(bytes.getSlice(at: index, length: header.totalBytes)!))))
-            index += header.totalBytes
-        }
-        return out
     }
 
     /// Group commit: one fsync covers every append made before it starts.

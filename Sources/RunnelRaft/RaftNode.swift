@@ -193,6 +193,20 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         return .success(batch.baseOffset...batch.lastOffset)
     }
 
+    /// A request to `node` failed at the transport (connection refused or reset). A follower whose
+    /// leader is unreachable does not wait out the fetch timeout: it asks for pre-votes soon,
+    /// which cannot disturb a leader the others still hear from.
+    public mutating func unreachable(_ node: NodeID, nowMs: Int64) {
+        self.nowMs = max(self.nowMs, nowMs)
+        guard role == .follower, leaderId == node else { return }
+        fetchInFlightSinceMs = nil
+        if config.isVoter {
+            fetchDeadlineMs = min(fetchDeadlineMs, self.nowMs + Int64(rng.next() % 50) + 1)
+        } else {
+            leaderId = nil
+        }
+    }
+
     /// The driver made the log durable up to `offset` (fsync done).
     public mutating func persisted(upTo offset: Int64, nowMs: Int64) {
         self.nowMs = max(self.nowMs, nowMs)

@@ -114,6 +114,15 @@ public final class QuorumSimulation {
 
     func send(_ message: RaftMessage<MetadataPayload>, from: NodeID, to: NodeID) {
         if cut.contains([from.rawValue, to.rawValue]) { return }
+        if let target = hosts[to], !target.up {
+            // A crashed node's port refuses connections: the sender hears about it soon.
+            let senderIncarnation = hosts[from]?.incarnation
+            queue.push(at: now + 1 + Int64(rng.next() % 5)) { [weak self] in
+                guard let self, let sender = self.hosts[from], sender.up, sender.incarnation == senderIncarnation else { return }
+                sender.driver?.unreachable(to)
+            }
+            return
+        }
         if !healing && rng.next() % 100 < options.lossPercent { return }
         let copies = !healing && rng.next() % 100 < options.duplicatePercent ? 2 : 1
         for _ in 0..<copies {

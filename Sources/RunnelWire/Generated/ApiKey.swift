@@ -105,7 +105,7 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         (.electLeaders, "ElectLeaders", 0...2, 2),
         (.incrementalAlterConfigs, "IncrementalAlterConfigs", 0...1, 1),
         (.offsetDelete, "OffsetDelete", 0...0, nil),
-        (.vote, "Vote", 0...1, 0),
+        (.vote, "Vote", 0...2, 0),
         (.beginQuorumEpoch, "BeginQuorumEpoch", 0...1, 1),
         (.endQuorumEpoch, "EndQuorumEpoch", 0...1, 1),
         (.describeQuorum, "DescribeQuorum", 0...2, 0),

@@ -4093,6 +4093,9 @@ extension VoteRequest.PartitionData {
         }
         value.lastOffsetEpoch = rng.int(Int32.self)
         value.lastOffset = rng.int(Int64.self)
+        if version >= 2 {
+            value.preVote = rng.chance(2)
+        }
         return value
     }
 }

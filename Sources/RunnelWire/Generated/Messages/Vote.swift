@@ -3,12 +3,13 @@
 import NIOCore
 import RunnelCore
 
-/// The Vote request (API key 52), versions 0-1.
+/// The Vote request (API key 52), versions 0-2.
 /// - A candidate asks the other voters of the metadata quorum for their vote in a new epoch (KIP-595).
 /// - v1 adds the voter's id and directory ids so that a vote reaches the right replica, and the response can carry leader endpoints (KIP-853).
+/// - v2 adds the pre-vote flag: a prospective candidate asks whether it could win before it bumps its epoch (KIP-996).
 public struct VoteRequest: RequestMessage {
     public static let apiKey = ApiKey.vote
-    public static let versions: ClosedRange<Int16> = 0...1
+    public static let versions: ClosedRange<Int16> = 0...2
     public static let firstFlexibleVersion: Int16? = 0
     public typealias Response = VoteResponse
 
@@ -137,6 +138,8 @@ public struct VoteRequest: RequestMessage {
         public var lastOffsetEpoch: Int32 = 0
         /// End offset of the candidate's log.
         public var lastOffset: Int64 = 0
+        /// Whether this only asks if the candidate could win (nothing is recorded).
+        public var preVote: Bool = false
         /// Tagged fields this code does not know, kept so they round-trip.
         public var unknownTaggedFields: [TaggedField] = []
 
@@ -149,7 +152,8 @@ public struct VoteRequest: RequestMessage {
             candidateDirectoryId: KafkaUUID = .zero,
             voterDirectoryId: KafkaUUID = .zero,
             lastOffsetEpoch: Int32 = 0,
-            lastOffset: Int64 = 0
+            lastOffset: Int64 = 0,
+            preVote: Bool = false
         ) {
             self.partitionIndex = partitionIndex
             self.candidateEpoch = candidateEpoch
@@ -158,6 +162,7 @@ public struct VoteRequest: RequestMessage {
             self.voterDirectoryId = voterDirectoryId
             self.lastOffsetEpoch = lastOffsetEpoch
             self.lastOffset = lastOffset
+            self.preVote = preVote
         }
 
         public func write(to w: inout WireWriter, version: Int16) {
@@ -173,6 +178,9 @@ public struct VoteRequest: RequestMessage {
             }
             w.writeInt32(self.lastOffsetEpoch)
             w.writeInt64(self.lastOffset)
+            if version >= 2 {
+                w.writeBool(self.preVote)
+            }
             if flexible {
                 w.writeTaggedFields([], unknown: unknownTaggedFields)
             }
@@ -191,6 +199,9 @@ public struct VoteRequest: RequestMessage {
             }
             self.lastOffsetEpoch = try r.readInt32()
             self.lastOffset = try r.readInt64()
+            if version >= 2 {
+                self.preVote = try r.readBool()
+            }
             if flexible {
                 for field in try r.readTaggedFieldList() {
                     self.unknownTaggedFields.append(field)
@@ -200,12 +211,13 @@ public struct VoteRequest: RequestMessage {
     }
 }
 
-/// The Vote response (API key 52), versions 0-1.
+/// The Vote response (API key 52), versions 0-2.
 /// - A candidate asks the other voters of the metadata quorum for their vote in a new epoch (KIP-595).
 /// - v1 adds the voter's id and directory ids so that a vote reaches the right replica, and the response can carry leader endpoints (KIP-853).
+/// - v2 adds the pre-vote flag: a prospective candidate asks whether it could win before it bumps its epoch (KIP-996).
 public struct VoteResponse: ResponseMessage {
     public static let apiKey = ApiKey.vote
-    public static let versions: ClosedRange<Int16> = 0...1
+    public static let versions: ClosedRange<Int16> = 0...2
     public static let firstFlexibleVersion: Int16? = 0
 
     /// Error for the whole request.

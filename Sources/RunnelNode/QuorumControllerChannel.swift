@@ -1,0 +1,57 @@
+import NIOCore
+import RunnelBroker
+import RunnelController
+import RunnelCore
+import RunnelQuorum
+import RunnelWire
+
+/// The broker's way to the controller when both run in one process: requests go to the quorum on
+/// its event loop and run there if this node is the active controller. The answer comes once the
+/// records are committed and published to the broker, so a client that sees it sees the change.
+struct QuorumControllerChannel: ControllerChannel {
+    let quorum: MetadataQuorum<NIORaftRuntime>
+    let eventLoop: any EventLoop
+
+    func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
+        let quorum = self.quorum
+        let promise = eventLoop.makePromise(of: (any ResponseMessage).self)
+        let clusterId = quorum.clusterId
+        let box = UnsafeTransfer(request)
+        eventLoop.execute {
+            func finish<T: ResponseMessage>(_ result: Result<T, ProposalError>) {
+                switch result {
+                case .success(let response): promise.succeed(response)
+                case .failure(let error): promise.fail(error)
+                }
+            }
+            switch box.value {
+            case let r as CreateTopicsRequest:
+                quorum.run({ c, rng, _ in c.createTopics(r, version: version, newId: { KafkaUUID.random(using: &rng) }) }, completion: finish)
+            case let r as DeleteTopicsRequest:
+                quorum.run({ c, _, _ in c.deleteTopics(r, version: version) }, completion: finish)
+            case let r as CreatePartitionsRequest:
+                quorum.run({ c, _, _ in c.createPartitions(r) }, completion: finish)
+            case let r as IncrementalAlterConfigsRequest:
+                quorum.run({ c, _, _ in c.incrementalAlterConfigs(r) }, completion: finish)
+            case let r as AlterConfigsRequest:
+                quorum.run({ c, _, _ in c.alterConfigs(r) }, completion: finish)
+            case let r as AllocateProducerIdsRequest:
+                quorum.run({ c, _, _ in c.allocateProducerIds(r) }, completion: finish)
+            case let r as BrokerRegistrationRequest:
+                // In a combined node the broker is caught up by construction: it starts unfenced.
+                quorum.run({ c, _, next in c.registerBroker(r, clusterId: clusterId, nextOffset: next, unfenced: true) }, completion: finish)
+            default:
+                promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
+            }
+        }
+        return promise.futureResult.flatMapThrowing { response in
+            guard let typed = response as? R.Response else { throw UnsupportedControllerRequest(name: R.apiKey.name) }
+            return typed
+        }
+    }
+}
+
+struct UnsupportedControllerRequest: Error, CustomStringConvertible {
+    var name: String
+    var description: String { "the controller does not handle \(name)" }
+}

@@ -1,0 +1,140 @@
+import Logging
+import NIOCore
+import RunnelCore
+import RunnelNetwork
+import RunnelQuorum
+import RunnelRaft
+import RunnelWire
+
+/// The controller listener: Kafka's Raft APIs (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch on
+/// `__cluster_metadata`), DescribeQuorum and ApiVersions. Requests are handed to the quorum's
+/// event loop; answers come back when the core gives them (a fetch may be parked).
+struct QuorumEndpoint: RequestHandler {
+    let quorum: MetadataQuorum<NIORaftRuntime>
+    let runtime: NIORaftRuntime
+    let clusterId: String
+
+    static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
+        .apiVersions: 0...4,
+        .vote: 0...2,
+        .beginQuorumEpoch: 0...1,
+        .endQuorumEpoch: 0...1,
+        .fetch: 12...17,
+        .describeQuorum: 0...2,
+    ]
+
+    func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
+        let key = request.header.apiKey
+        let version = request.header.apiVersion
+        if key == .apiVersions { return apiVersions(version, context: context) }
+        guard let range = Self.supportedVersions[key], range.contains(version) else {
+            return .close(reason: "\(key.name) v\(version) is not served on the controller listener")
+        }
+        do {
+            var reader = WireReader(request.body)
+            switch key {
+            case .vote:
+                let r = try VoteRequest(from: &reader, version: version)
+                if let id = r.clusterId, id != clusterId { return respond(VoteResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
+                guard let core = RaftWire.core(r) else { return respond(VoteResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
+                return relay(.vote(core), from: core.candidateId, version: version, context: context) { message in
+                    guard case .voteResponse(let answer) = message else { return nil }
+                    return OutgoingResponse(RaftWire.response(answer), version: version, allocator: context.allocator)
+                }
+            case .beginQuorumEpoch:
+                let r = try BeginQuorumEpochRequest(from: &reader, version: version)
+                if let id = r.clusterId, id != clusterId { return respond(BeginQuorumEpochResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
+                guard let core = RaftWire.core(r) else { return respond(BeginQuorumEpochResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
+                return relay(.beginQuorumEpoch(core), from: core.leaderId, version: version, context: context) { message in
+                    guard case .beginQuorumEpochResponse(let answer) = message else { return nil }
+                    return OutgoingResponse(RaftWire.beginResponse(answer), version: version, allocator: context.allocator)
+                }
+            case .endQuorumEpoch:
+                let r = try EndQuorumEpochRequest(from: &reader, version: version)
+                if let id = r.clusterId, id != clusterId { return respond(EndQuorumEpochResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
+                guard let core = RaftWire.core(r, version: version) else { return respond(EndQuorumEpochResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
+                return relay(.endQuorumEpoch(core), from: core.leaderId, version: version, context: context) { message in
+                    guard case .endQuorumEpochResponse(let answer) = message else { return nil }
+                    return OutgoingResponse(RaftWire.endResponse(answer), version: version, allocator: context.allocator)
+                }
+            case .fetch:
+                let r = try FetchRequest(from: &reader, version: version)
+                if let id = r.clusterId, id != clusterId { return respond(FetchResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
+                guard RaftWire.isMetadataFetch(r, version: version), let core = RaftWire.core(r, version: version) else {
+                    return respond(FetchResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context)
+                }
+                return relay(.fetch(core), from: core.replicaId, version: version, context: context) { message in
+                    guard case .fetchResponse(let answer) = message else { return nil }
+                    return OutgoingResponse(RaftWire.response(answer), version: version, allocator: context.allocator)
+                }
+            case .describeQuorum:
+                let quorum = self.quorum
+                let allocator = context.allocator
+                let future = runtime.eventLoop.submit {
+                    OutgoingResponse(Self.describeQuorum(quorum), version: version, allocator: allocator)
+                }
+                return .respond(future)
+            default:
+                return .close(reason: "\(key.name) is not served on the controller listener")
+            }
+        } catch {
+            return .close(reason: "malformed \(key.name) v\(version): \(error)")
+        }
+    }
+
+    func respond<M: ResponseMessage>(_ message: M, _ version: Int16, _ context: RequestContext) -> RequestOutcome {
+        .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
+    }
+
+    func relay(_ message: RaftMessage<MetadataPayload>, from: NodeID, version: Int16, context: RequestContext,
+               encode: @escaping @Sendable (RaftMessage<MetadataPayload>) -> OutgoingResponse?) -> RequestOutcome {
+        let future = runtime.receive(message, from: from).flatMapThrowing { answer -> OutgoingResponse in
+            guard let response = encode(answer) else { throw ConnectionError("the quorum answered with the wrong message") }
+            return response
+        }
+        return .respond(future)
+    }
+
+    func apiVersions(_ version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = ApiVersionsResponse()
+        response.apiKeys = Self.supportedVersions.keys.sorted().map {
+            .init(apiKey: $0.rawValue, minVersion: Self.supportedVersions[$0]!.lowerBound, maxVersion: Self.supportedVersions[$0]!.upperBound)
+        }
+        if version > 4 {
+            response.errorCode = ErrorCode.unsupportedVersion.rawValue
+            response.apiKeys = [.init(apiKey: ApiKey.apiVersions.rawValue, minVersion: 0, maxVersion: 4)]
+            return respond(response, 0, context)
+        }
+        return respond(response, version, context)
+    }
+
+    /// DescribeQuorum from this node's view (accurate on the leader, as in Kafka).
+    static func describeQuorum(_ quorum: MetadataQuorum<NIORaftRuntime>) -> DescribeQuorumResponse {
+        let node = quorum.driver.node
+        var partition = DescribeQuorumResponse.PartitionData()
+        partition.partitionIndex = 0
+        guard node.role == .leader else {
+            partition.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+            partition.leaderId = node.leaderId?.rawValue ?? -1
+            partition.leaderEpoch = node.epoch
+            var response = DescribeQuorumResponse()
+            response.topics = [.init(topicName: RaftWire.topicName, partitions: [partition])]
+            return response
+        }
+        partition.leaderId = node.leaderId?.rawValue ?? -1
+        partition.leaderEpoch = node.epoch
+        partition.highWatermark = node.highWatermark
+        let wallNow = quorum.driver.wallClockMs
+        let monoNow = quorum.driver.monotonicMs
+        func wall(_ mono: Int64) -> Int64 { mono < 0 ? -1 : wallNow - (monoNow - mono) }
+        for p in node.replicaProgress {
+            let state = DescribeQuorumResponse.ReplicaState(
+                replicaId: p.nodeId.rawValue, logEndOffset: p.endOffset, lastFetchTimestamp: wall(p.lastFetchMs),
+                lastCaughtUpTimestamp: wall(p.lastCaughtUpMs))
+            if p.isVoter { partition.currentVoters.append(state) } else { partition.observers.append(state) }
+        }
+        var response = DescribeQuorumResponse()
+        response.topics = [.init(topicName: RaftWire.topicName, partitions: [partition])]
+        return response
+    }
+}

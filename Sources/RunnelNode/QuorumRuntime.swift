@@ -1,0 +1,151 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RunnelCore
+import RunnelNetwork
+import RunnelQuorum
+import RunnelRaft
+import RunnelWire
+
+/// The Raft runtime of a real process: one event loop for the core and driver, a thread pool for
+/// fsyncs, the system clock, and Kafka connections to the other voters. Outbound Raft requests
+/// become Kafka requests; the core's answers complete the inbound requests they answer.
+final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
+    let eventLoop: any EventLoop
+    let pool: NIOThreadPool
+    let clock = SystemClock()
+    let clusterId: String
+    let logger: Logger
+    private var peers: [NodeID: PeerClient] = [:]
+    /// Hands a message to the driver (set once the driver exists). Runs on the event loop.
+    var deliver: ((RaftMessage<MetadataPayload>, NodeID) -> Void)?
+    /// Reports a peer that could not be reached (runs on the event loop).
+    var unreachable: ((NodeID) -> Void)?
+    /// Answers the core has not given yet, per peer and request kind, oldest first.
+    private var inbound: [NodeID: [String: [EventLoopPromise<RaftMessage<MetadataPayload>>]]] = [:]
+    /// Last known state for answering superseded requests.
+    var currentEpoch: () -> (epoch: Int32, leaderId: Int32, highWatermark: Int64) = { (0, -1, -1) }
+    let fetchBytesMax: Int32 = 8 * 1024 * 1024
+
+    init(eventLoop: any EventLoop, pool: NIOThreadPool, clusterId: String, voters: [VoterSpec], selfId: Int32, group: any EventLoopGroup, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.pool = pool
+        self.clusterId = clusterId
+        self.logger = logger
+        for voter in voters where voter.id != selfId {
+            peers[NodeID(voter.id)] = PeerClient(host: voter.host, port: voter.port, clientId: "raft-\(selfId)", group: group)
+        }
+    }
+
+    var nowMs: Int64 { clock.monotonicMs() }
+    var wallMs: Int64 { clock.wallMs() }
+
+    func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void) {
+        let box = UnsafeTransfer(work)
+        eventLoop.scheduleTask(in: .milliseconds(delayMs)) { box.value() }
+    }
+
+    func execute(_ work: @escaping () -> Void) {
+        let box = UnsafeTransfer(work)
+        eventLoop.execute { box.value() }
+    }
+
+    func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void) {
+        let workBox = UnsafeTransfer(work)
+        let thenBox = UnsafeTransfer(then)
+        pool.runIfActive(eventLoop: eventLoop) { try workBox.value() }.whenComplete { result in
+            switch result {
+            case .success: thenBox.value(nil)
+            case .failure(let error): thenBox.value(error)
+            }
+        }
+    }
+
+    func send(_ message: RaftMessage<MetadataPayload>, to: NodeID) {
+        switch message {
+        case .vote(let r):
+            request(to, RaftWire.request(r, clusterId: clusterId, to: to), version: RaftWire.voteVersion) { response in
+                RaftWire.core(response, preVote: r.preVote).map { .voteResponse($0) }
+            }
+        case .beginQuorumEpoch(let r):
+            request(to, RaftWire.request(r, clusterId: clusterId, to: to), version: RaftWire.beginEpochVersion) { response in
+                RaftWire.core(response).map { .beginQuorumEpochResponse($0) }
+            }
+        case .endQuorumEpoch(let r):
+            request(to, RaftWire.request(r, clusterId: clusterId), version: RaftWire.endEpochVersion) { response in
+                RaftWire.core(response).map { .endQuorumEpochResponse($0) }
+            }
+        case .fetch(let r):
+            request(to, RaftWire.request(r, clusterId: clusterId, maxBytes: fetchBytesMax), version: RaftWire.fetchVersion) { response in
+                RaftWire.core(response).map { .fetchResponse($0) }
+            }
+        case .voteResponse, .beginQuorumEpochResponse, .endQuorumEpochResponse, .fetchResponse:
+            answer(message, to: to)
+        }
+    }
+
+    private func request<R: RequestMessage>(_ to: NodeID, _ request: R, version: Int16, convert: @escaping @Sendable (R.Response) -> RaftMessage<MetadataPayload>?) {
+        guard let peer = peers[to] else { return }
+        peer.send(request, version: version).hop(to: eventLoop).whenComplete { [self] result in
+            switch result {
+            case .success(let response):
+                if let message = convert(response) { deliver?(message, to) }
+            case .failure:
+                unreachable?(to)
+            }
+        }
+    }
+
+    // MARK: inbound
+
+    /// Registers an inbound request from `from` and hands it to the driver; the future completes
+    /// with the core's answer.
+    func receive(_ message: RaftMessage<MetadataPayload>, from: NodeID) -> EventLoopFuture<RaftMessage<MetadataPayload>> {
+        eventLoop.flatSubmit { [self] in
+            let promise = eventLoop.makePromise(of: RaftMessage<MetadataPayload>.self)
+            let kind = Self.answerKind(of: message)
+            var waiting = inbound[from, default: [:]][kind, default: []]
+            if kind == "FetchResponse", !waiting.isEmpty {
+                // A newer fetch supersedes an older parked one: release the old with an empty answer.
+                let state = currentEpoch()
+                for old in waiting {
+                    old.succeed(.fetchResponse(FetchResponse(error: .none, epoch: state.epoch, leaderId: state.leaderId, highWatermark: state.highWatermark)))
+                }
+                waiting = []
+            }
+            waiting.append(promise)
+            inbound[from, default: [:]][kind] = waiting
+            deliver?(message, from)
+            return promise.futureResult
+        }
+    }
+
+    private func answer(_ message: RaftMessage<MetadataPayload>, to: NodeID) {
+        let kind = message.kind == "PreVoteResponse" ? "VoteResponse" : message.kind
+        guard var waiting = inbound[to]?[kind], !waiting.isEmpty else { return }
+        let promise = waiting.removeFirst()
+        inbound[to]?[kind] = waiting
+        promise.succeed(message)
+    }
+
+    static func answerKind(of request: RaftMessage<MetadataPayload>) -> String {
+        switch request {
+        case .vote: "VoteResponse"
+        case .beginQuorumEpoch: "BeginQuorumEpochResponse"
+        case .endQuorumEpoch: "EndQuorumEpochResponse"
+        case .fetch: "FetchResponse"
+        default: "none"
+        }
+    }
+
+    func closePeers() {
+        for peer in peers.values { peer.close() }
+    }
+}
+
+/// Carries a non-Sendable closure to the event loop that owns it.
+struct UnsafeTransfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
