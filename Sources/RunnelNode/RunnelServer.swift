@@ -131,19 +131,28 @@ public final class RunnelServer: @unchecked Sendable {
             servers.append(server)
         }
         if let broker {
-            for listener in config.brokerListeners {
-                let server = try await KafkaServer.start(
-                    listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                    group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
-                    requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
-                servers.append(server)
-            }
+            // Clients are let in only once the broker is registered (as Kafka opens its data plane
+            // after registration), so their first Metadata answer already lists this broker. With
+            // port 0 (tests) the port must be bound first to be advertised.
+            let bindFirst = config.brokerListeners.contains { $0.port == 0 }
+            if bindFirst { try await bindBrokerListeners(broker, networkGroup: networkGroup) }
             try await registerBroker(broker, clusterId: clusterId, channel: QuorumControllerChannel(quorum: quorum, eventLoop: loop))
             broker.removeStrayLogs()
+            if !bindFirst { try await bindBrokerListeners(broker, networkGroup: networkGroup) }
             startMaintenance()
         }
         for server in servers {
             logger.info("listening", metadata: ["listener": "\(server.listener)", "address": "\(server.localAddress)"])
+        }
+    }
+
+    private func bindBrokerListeners(_ broker: Broker, networkGroup: any EventLoopGroup) async throws {
+        for listener in config.brokerListeners {
+            let server = try await KafkaServer.start(
+                listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
+                group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
+                requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
+            servers.append(server)
         }
     }
 

@@ -56,6 +56,8 @@ struct Server: AsyncParsableCommand {
         for key in config.unknownKeys {
             logger.warning("unknown configuration key \(key) is ignored")
         }
+        // Signals are caught from the start, so a stop during start-up is still graceful.
+        let signals = SignalWaiter()
         let server = RunnelServer(config: config, logger: logger)
         do {
             try await server.start()
@@ -66,44 +68,49 @@ struct Server: AsyncParsableCommand {
             await server.shutdown()
             fail("could not start: \(error)")
         }
-        await waitForSignal()
+        await signals.wait()
         await server.shutdown()
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-func waitForSignal() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let once = OnceFlag()
-        var sources: [any DispatchSourceSignal] = []
+/// Catches SIGTERM and SIGINT from the moment it is made; `wait()` returns once one came.
+final class SignalWaiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fired = false
+    private var continuation: CheckedContinuation<Void, Never>?
+    private var sources: [any DispatchSourceSignal] = []
+
+    init() {
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if once.set() { continuation.resume() }
-            }
+            source.setEventHandler { [weak self] in self?.fire() }
             source.resume()
             sources.append(source)
         }
-        SignalSources.keep(sources)
     }
-}
 
-final class OnceFlag: @unchecked Sendable {
-    private var done = false
-    private let lock = NSLock()
-    func set() -> Bool {
+    private func fire() {
         lock.lock()
-        defer { lock.unlock() }
-        if done { return false }
-        done = true
-        return true
+        fired = true
+        let waiting = continuation
+        continuation = nil
+        lock.unlock()
+        waiting?.resume()
     }
-}
 
-enum SignalSources {
-    nonisolated(unsafe) static var retained: [any DispatchSourceSignal] = []
-    static func keep(_ sources: [any DispatchSourceSignal]) { retained = sources }
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if fired {
+                lock.unlock()
+                c.resume()
+            } else {
+                continuation = c
+                lock.unlock()
+            }
+        }
+    }
 }
 
 struct Format: ParsableCommand {
