@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // L0: vocabulary types, limits, clocks, seeded randomness.
@@ -61,6 +62,15 @@ let package = Package(
                 "RunnelCore", "RunnelWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // L3: metadata snapshots as SQLite files (GRDB on the system SQLite).
+        .target(
+            name: "RunnelSnapshotStore",
+            dependencies: [
+                "RunnelCore", "RunnelWire", "RunnelMetadata",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),
@@ -156,7 +166,7 @@ let package = Package(
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
         .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]),
         .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore"]),
-        .testTarget(name: "RunnelMetadataTests", dependencies: ["RunnelMetadata", "RunnelController", "RunnelWire", "RunnelCore"]),
+        .testTarget(name: "RunnelMetadataTests", dependencies: ["RunnelMetadata", "RunnelController", "RunnelWire", "RunnelCore", "RunnelSnapshotStore"]),
         .testTarget(
             name: "RunnelBrokerTests",
             dependencies: [

@@ -155,6 +155,17 @@ public struct AclEntry: Sendable, Equatable {
     public var host: String
     public var operation: Int8
     public var permissionType: Int8
+
+    public init(id: KafkaUUID, resourceType: Int8, resourceName: String, patternType: Int8, principal: String, host: String, operation: Int8, permissionType: Int8) {
+        self.id = id
+        self.resourceType = resourceType
+        self.resourceName = resourceName
+        self.patternType = patternType
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permissionType = permissionType
+    }
 }
 
 /// Where the image stands in the metadata log.

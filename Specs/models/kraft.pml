@@ -86,6 +86,17 @@ inline send(t, to, fr, e, a, b, c, d) {
   fi
 }
 
+/* Refusals (a vote not granted, a fetch answered with an error) only carry the responder's epoch
+   and leader, which BeginQuorumEpoch and Vote requests carry too; by default they are not sent,
+   which keeps the state space small. -DREFUSALS sends them. */
+inline reject(t, to, fr, e, a, b, c, d) {
+#ifdef REFUSALS
+  send(t, to, fr, e, a, b, c, d)
+#else
+  skip
+#endif
+}
+
 inline lastEpoch(i, r) {
   if
   :: leo[i] == 0 -> r = 0
@@ -197,7 +208,7 @@ inline truncate(i, t) {
 
 inline onVote() {                                   /* handleVote (not a pre-vote) */
   if
-  :: mep < ep[mto] -> send(VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
+  :: mep < ep[mto] -> reject(VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
   :: else ->
      if :: mep > ep[mto] -> becomeUnattached(mto, mep) :: else -> skip fi;
      lastEpoch(mto, te);
@@ -207,7 +218,7 @@ inline onVote() {                                   /* handleVote (not a pre-vot
         vote[mto] = mfr;                            /* durable before the answer leaves */
         send(VRESP, mfr, mto, ep[mto], 1, ldr[mto], 0, 0)
      :: else ->
-        send(VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
+        reject(VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
      fi
   fi
 }
@@ -233,8 +244,8 @@ inline onBeginEpoch() {
 
 inline onFetch() {                                  /* handleFetch on mto, from mfr */
   if
-  :: role[mto] != LEAD -> send(FERR, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
-  :: role[mto] == LEAD && mep != ep[mto] -> send(FERR, mfr, mto, ep[mto], 0, mto, 0, 0)
+  :: role[mto] != LEAD -> reject(FERR, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
+  :: role[mto] == LEAD && mep != ep[mto] -> reject(FERR, mfr, mto, ep[mto], 0, mto, 0, 0)
   :: else ->
      tr = 0;
      if
@@ -297,6 +308,9 @@ inline onFetchResponse() {                          /* handleFetchResponse on mt
            od
         :: else -> skip                             /* starts past our end: nothing to append */
         fi;
+#ifndef FOLLOWER_FSYNC
+        plen[mto] = leo[mto];                       /* a follower's append and its fsync are one step */
+#endif
         tx = ma;
         if :: tx > leo[mto] -> tx = leo[mto] :: else -> skip fi;
         if :: tx > hw[mto] -> hw[mto] = tx :: else -> skip fi
@@ -390,7 +404,7 @@ inline sendFetch(i) {                               /* maybeSendFetch: only what
 }
 
 inline stand(i) {                                   /* election timeout, pre-vote won: a new epoch */
-  role[i] != LEAD && ep[i] < MAXE ->
+  role[i] != LEAD && ep[i] < MAXE && (i == 0 || ep[0] > 0) ->   /* symmetry: node 0 stands first */
   startElection(i)
 }
 

@@ -1,0 +1,98 @@
+import HashTreeCollections
+import RunnelCore
+import RunnelWire
+
+extension MetadataImage {
+    /// Builds an image from its parts (snapshot loading).
+    public init(
+        provenance: MetadataProvenance, features: [String: Int16], brokers: [BrokerRegistration], topics: [TopicImage],
+        configs: [ConfigResource: [String: String]], nextProducerId: Int64, producerIdsBroker: Int32, acls: [AclEntry]
+    ) {
+        var image = MetadataImage.empty
+        image.provenance = provenance
+        for (k, v) in features { image.features[k] = v }
+        for b in brokers { image.brokers[b.id] = b }
+        for t in topics {
+            image.topicsById[t.id] = t
+            image.topicIdsByName[t.name] = t.id
+        }
+        for (resource, entries) in configs where !entries.isEmpty {
+            var tree = TreeDictionary<String, String>()
+            for (k, v) in entries { tree[k] = v }
+            image.configs[resource] = tree
+        }
+        image.nextProducerId = nextProducerId
+        image.producerIdsBroker = producerIdsBroker
+        for acl in acls { image.acls[acl.id] = acl }
+        self = image
+    }
+
+    /// The image as metadata records in a canonical order (what a Kafka snapshot holds).
+    /// Replaying them on an empty image gives this image back.
+    public func records() -> [MetadataRecord] {
+        var out: [MetadataRecord] = []
+        for name in features.keys.sorted() {
+            out.append(.featureLevel(FeatureLevelRecord(name: name, featureLevel: features[name]!)))
+        }
+        for id in brokers.keys.sorted() {
+            let b = brokers[id]!
+            out.append(.registerBroker(RegisterBrokerRecord(
+                brokerId: b.id.rawValue, isMigratingZkBroker: false, incarnationId: b.incarnationId, brokerEpoch: b.epoch,
+                endPoints: b.endpoints.map { .init(name: $0.listener, host: $0.host, port: UInt16(clamping: $0.port), securityProtocol: $0.securityProtocol) },
+                features: [], rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown, logDirs: b.logDirs)))
+        }
+        for name in topicNames {
+            let t = topic(named: name)!
+            out.append(.topic(TopicRecord(name: t.name, topicId: t.id)))
+            for index in t.partitions.keys.sorted() {
+                let p = t.partitions[index]!
+                out.append(.partition(PartitionRecord(
+                    partitionId: index, topicId: t.id, replicas: p.replicas, isr: p.isr, removingReplicas: p.removingReplicas,
+                    addingReplicas: p.addingReplicas, leader: p.leader, leaderRecoveryState: p.leaderRecoveryState,
+                    leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, directories: [],
+                    eligibleLeaderReplicas: p.eligibleLeaderReplicas.isEmpty ? nil : p.eligibleLeaderReplicas,
+                    lastKnownElr: p.lastKnownElr.isEmpty ? nil : p.lastKnownElr)))
+            }
+        }
+        for resource in configs.keys.sorted() {
+            let entries = configs[resource]!
+            for name in entries.keys.sorted() {
+                out.append(.config(ConfigRecord(resourceType: resource.type.rawValue, resourceName: resource.name, name: name, value: entries[name]!)))
+            }
+        }
+        if nextProducerId > 0 || producerIdsBroker >= 0 {
+            let brokerEpoch = brokers[NodeID(producerIdsBroker)]?.epoch ?? -1
+            out.append(.producerIds(ProducerIdsRecord(brokerId: producerIdsBroker, brokerEpoch: brokerEpoch, nextProducerId: nextProducerId)))
+        }
+        for id in acls.keys.sorted() {
+            let a = acls[id]!
+            out.append(.accessControlEntry(AccessControlEntryRecord(
+                id: a.id, resourceType: a.resourceType, resourceName: a.resourceName, patternType: a.patternType,
+                principal: a.principal, host: a.host, operation: a.operation, permissionType: a.permissionType)))
+        }
+        return out
+    }
+
+    /// Builds an image by replaying canonical records, stamped with `provenance`.
+    public static func replaying(_ records: [MetadataRecord], provenance: MetadataProvenance) -> MetadataImage {
+        var delta = MetadataDelta(.empty)
+        for record in records { delta.replay(record, offset: provenance.lastOffset, epoch: provenance.lastEpoch) }
+        var image = delta.apply()
+        image.provenance = provenance
+        return image
+    }
+
+    /// A checksum of the logical content (FNV-1a 64 over the canonical records), independent of
+    /// how the image is stored.
+    public var contentChecksum: UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for record in records() {
+            let bytes = MetadataRecordFrame.encode(record)
+            for byte in bytes.readableBytesView {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01B3
+            }
+        }
+        return hash
+    }
+}

@@ -1,0 +1,288 @@
+import Foundation
+import GRDB
+import RunnelCore
+import RunnelMetadata
+import RunnelWire
+
+/// A metadata snapshot as an SQLite file: one table per kind of metadata, plus a `snapshot` row
+/// naming the cluster, the offset and epoch it covers, the record count and a checksum of the
+/// logical content. Any SQLite tool can open it. Written to a temp file, synced, renamed, and the
+/// directory synced, so a crash leaves either the old set of snapshots or the new one.
+public enum SQLiteSnapshot {
+    /// Bumped when the tables change; readers refuse newer versions.
+    public static let schemaVersion = 1
+    public static let suffix = ".checkpoint.sqlite"
+
+    /// `<end offset, 20 digits>-<epoch, 10 digits>.checkpoint.sqlite`, as Kafka names snapshots.
+    public static func fileName(endOffset: Int64, epoch: Int32) -> String {
+        func pad(_ v: Int64, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(endOffset, 20))-\(pad(Int64(epoch), 10))\(suffix)"
+    }
+
+    /// Parses a snapshot file name; nil for other files.
+    public static func parse(fileName name: String) -> (endOffset: Int64, epoch: Int32)? {
+        guard name.hasSuffix(suffix) else { return nil }
+        let stem = name.dropLast(suffix.count)
+        let parts = stem.split(separator: "-")
+        guard parts.count == 2, let offset = Int64(parts[0]), let epoch = Int32(parts[1]) else { return nil }
+        return (offset, epoch)
+    }
+
+    static let schema = """
+    CREATE TABLE snapshot (
+        schema_version INTEGER NOT NULL, cluster_id TEXT NOT NULL, end_offset INTEGER NOT NULL, epoch INTEGER NOT NULL,
+        last_offset INTEGER NOT NULL, last_epoch INTEGER NOT NULL, record_count INTEGER NOT NULL,
+        last_contained_timestamp INTEGER NOT NULL, checksum TEXT NOT NULL);
+    CREATE TABLE features (name TEXT PRIMARY KEY, level INTEGER NOT NULL);
+    CREATE TABLE brokers (
+        id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, incarnation_id TEXT NOT NULL, rack TEXT,
+        fenced INTEGER NOT NULL, in_controlled_shutdown INTEGER NOT NULL, log_dirs TEXT NOT NULL);
+    CREATE TABLE broker_endpoints (
+        broker_id INTEGER NOT NULL, listener TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+        security_protocol INTEGER NOT NULL, PRIMARY KEY (broker_id, listener));
+    CREATE TABLE topics (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE partitions (
+        topic_id TEXT NOT NULL, topic_name TEXT NOT NULL, partition INTEGER NOT NULL, leader INTEGER NOT NULL,
+        leader_epoch INTEGER NOT NULL, partition_epoch INTEGER NOT NULL, replicas TEXT NOT NULL, isr TEXT NOT NULL,
+        removing_replicas TEXT NOT NULL, adding_replicas TEXT NOT NULL, leader_recovery_state INTEGER NOT NULL,
+        eligible_leader_replicas TEXT NOT NULL, last_known_elr TEXT NOT NULL, PRIMARY KEY (topic_id, partition));
+    CREATE TABLE configs (
+        resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (resource_type, resource_name, name));
+    CREATE TABLE producer_ids (next_producer_id INTEGER NOT NULL, broker_id INTEGER NOT NULL);
+    CREATE TABLE acls (
+        id TEXT PRIMARY KEY, resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, pattern_type INTEGER NOT NULL,
+        principal TEXT NOT NULL, host TEXT NOT NULL, operation INTEGER NOT NULL, permission_type INTEGER NOT NULL);
+    CREATE TABLE voters (node_id INTEGER PRIMARY KEY);
+    """
+
+    static func list(_ values: [Int32]) -> String { values.map(String.init).joined(separator: ",") }
+    static func ints(_ text: String) -> [Int32] { text.split(separator: ",").compactMap { Int32($0) } }
+
+    /// Writes `image` as the snapshot ending at `endOffset` (exclusive) in `epoch`, atomically.
+    /// Returns the file's path.
+    @discardableResult
+    public static func write(_ image: MetadataImage, clusterId: String, endOffset: Int64, epoch: Int32, voters: [Int32],
+                             lastContainedTimestamp: Int64, directory: String) throws -> String {
+        let final = directory + "/" + fileName(endOffset: endOffset, epoch: epoch)
+        let temp = final + ".tmp"
+        try? FileManager.default.removeItem(atPath: temp)
+        do {
+            var config = Configuration()
+            config.journalMode = .default
+            config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            let queue = try DatabaseQueue(path: temp, configuration: config)
+            try queue.write { db in
+                try db.execute(sql: schema)
+                try db.execute(sql: "INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                    schemaVersion, clusterId, endOffset, epoch, image.provenance.lastOffset, image.provenance.lastEpoch,
+                    image.provenance.recordCount, lastContainedTimestamp, String(image.contentChecksum, radix: 16)])
+                for name in image.features.keys.sorted() {
+                    try db.execute(sql: "INSERT INTO features VALUES (?, ?)", arguments: [name, image.features[name]!])
+                }
+                for id in image.brokers.keys.sorted() {
+                    let b = image.brokers[id]!
+                    try db.execute(sql: "INSERT INTO brokers VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [
+                        b.id.rawValue, b.epoch, b.incarnationId.description, b.rack, b.fenced, b.inControlledShutdown,
+                        b.logDirs.map(\.description).joined(separator: ",")])
+                    for e in b.endpoints {
+                        try db.execute(sql: "INSERT INTO broker_endpoints VALUES (?, ?, ?, ?, ?)", arguments: [
+                            b.id.rawValue, e.listener, e.host, e.port, e.securityProtocol])
+                    }
+                }
+                for name in image.topicNames {
+                    let t = image.topic(named: name)!
+                    try db.execute(sql: "INSERT INTO topics VALUES (?, ?)", arguments: [t.id.description, t.name])
+                    for index in t.partitions.keys.sorted() {
+                        let p = t.partitions[index]!
+                        try db.execute(sql: "INSERT INTO partitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                            t.id.description, t.name, index, p.leader, p.leaderEpoch, p.partitionEpoch, list(p.replicas), list(p.isr),
+                            list(p.removingReplicas), list(p.addingReplicas), p.leaderRecoveryState, list(p.eligibleLeaderReplicas),
+                            list(p.lastKnownElr)])
+                    }
+                }
+                for resource in image.configs.keys.sorted() {
+                    for (name, value) in image.configs(of: resource).sorted(by: { $0.key < $1.key }) {
+                        try db.execute(sql: "INSERT INTO configs VALUES (?, ?, ?, ?)", arguments: [resource.type.rawValue, resource.name, name, value])
+                    }
+                }
+                try db.execute(sql: "INSERT INTO producer_ids VALUES (?, ?)", arguments: [image.nextProducerId, image.producerIdsBroker])
+                for id in image.acls.keys.sorted() {
+                    let a = image.acls[id]!
+                    try db.execute(sql: "INSERT INTO acls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                        a.id.description, a.resourceType, a.resourceName, a.patternType, a.principal, a.host, a.operation, a.permissionType])
+                }
+                for v in voters.sorted() { try db.execute(sql: "INSERT INTO voters VALUES (?)", arguments: [v]) }
+            }
+            try queue.close()
+            try syncFile(temp)
+            if rename(temp, final) != 0 { throw SnapshotError("cannot rename \(temp) to \(final): \(String(cString: strerror(errno)))") }
+            try syncFile(directory)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temp)
+            throw error
+        }
+        return final
+    }
+
+    static func syncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw SnapshotError("cannot open \(path) to sync it") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SnapshotError("fsync of \(path) failed: \(String(cString: strerror(errno)))") }
+    }
+
+    /// What a snapshot file says about itself.
+    public struct Header: Sendable, Equatable {
+        public var schemaVersion: Int
+        public var clusterId: String
+        public var endOffset: Int64
+        public var epoch: Int32
+        public var recordCount: Int64
+        public var lastContainedTimestamp: Int64
+        public var checksum: String
+    }
+
+    static func openReadOnly(_ path: String) throws -> DatabaseQueue {
+        guard FileManager.default.fileExists(atPath: path) else { throw SnapshotError("\(path) does not exist") }
+        var config = Configuration()
+        config.readonly = true
+        do {
+            return try DatabaseQueue(path: path, configuration: config)
+        } catch {
+            throw SnapshotError("\(path) is not an SQLite snapshot: \(error)")
+        }
+    }
+
+    public static func header(_ path: String) throws -> Header {
+        let queue = try openReadOnly(path)
+        defer { try? queue.close() }
+        do {
+            return try queue.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM snapshot") else { throw SnapshotError("\(path) has no snapshot row") }
+                return Header(schemaVersion: row["schema_version"], clusterId: row["cluster_id"], endOffset: row["end_offset"],
+                              epoch: row["epoch"], recordCount: row["record_count"],
+                              lastContainedTimestamp: row["last_contained_timestamp"], checksum: row["checksum"])
+            }
+        } catch let error as SnapshotError {
+            throw error
+        } catch {
+            throw SnapshotError("\(path) is not a Runnel snapshot (\(error))")
+        }
+    }
+
+    /// Reads a snapshot and verifies it: the schema version is known and the checksum of the
+    /// loaded content matches the one recorded.
+    public static func read(_ path: String) throws -> (header: Header, image: MetadataImage, voters: [Int32]) {
+        let queue = try openReadOnly(path)
+        defer { try? queue.close() }
+        let result: (Header, MetadataImage, [Int32])
+        do {
+            result = try queue.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM snapshot") else { throw SnapshotError("\(path) has no snapshot row") }
+                let header = Header(schemaVersion: row["schema_version"], clusterId: row["cluster_id"], endOffset: row["end_offset"],
+                                    epoch: row["epoch"], recordCount: row["record_count"],
+                                    lastContainedTimestamp: row["last_contained_timestamp"], checksum: row["checksum"])
+                guard header.schemaVersion <= schemaVersion else {
+                    throw SnapshotError("\(path) has schema version \(header.schemaVersion); this build reads up to \(schemaVersion)")
+                }
+                let provenance = MetadataProvenance(lastOffset: row["last_offset"], lastEpoch: row["last_epoch"], recordCount: header.recordCount)
+                var features: [String: Int16] = [:]
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM features") { features[r["name"]] = r["level"] }
+                var endpoints: [Int32: [BrokerRegistration.Endpoint]] = [:]
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM broker_endpoints ORDER BY broker_id, listener") {
+                    endpoints[r["broker_id"], default: []].append(.init(listener: r["listener"], host: r["host"], port: r["port"], securityProtocol: r["security_protocol"]))
+                }
+                var brokers: [BrokerRegistration] = []
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM brokers") {
+                    let id: Int32 = r["id"]
+                    let dirs: String = r["log_dirs"]
+                    brokers.append(BrokerRegistration(
+                        id: NodeID(id), epoch: r["epoch"], incarnationId: KafkaUUID(r["incarnation_id"] as String) ?? .zero,
+                        endpoints: endpoints[id] ?? [], rack: r["rack"], fenced: r["fenced"], inControlledShutdown: r["in_controlled_shutdown"],
+                        logDirs: dirs.split(separator: ",").compactMap { KafkaUUID(String($0)) }))
+                }
+                var topics: [KafkaUUID: TopicImage] = [:]
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM topics") {
+                    guard let id = KafkaUUID(r["id"] as String) else { throw SnapshotError("\(path) has a bad topic id") }
+                    topics[id] = TopicImage(id: id, name: r["name"])
+                }
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM partitions") {
+                    guard let id = KafkaUUID(r["topic_id"] as String), topics[id] != nil else { throw SnapshotError("\(path) has a partition of an unknown topic") }
+                    let p = PartitionRegistration(
+                        replicas: ints(r["replicas"]), isr: ints(r["isr"]), leader: r["leader"], leaderEpoch: r["leader_epoch"],
+                        partitionEpoch: r["partition_epoch"], removingReplicas: ints(r["removing_replicas"]), addingReplicas: ints(r["adding_replicas"]),
+                        leaderRecoveryState: r["leader_recovery_state"], eligibleLeaderReplicas: ints(r["eligible_leader_replicas"]),
+                        lastKnownElr: ints(r["last_known_elr"]))
+                    topics[id]!.partitions[r["partition"]] = p
+                }
+                var configs: [ConfigResource: [String: String]] = [:]
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM configs") {
+                    let type = ConfigResourceType(rawValue: r["resource_type"]) ?? .unknown
+                    configs[ConfigResource(type, r["resource_name"]), default: [:]][r["name"]] = r["value"]
+                }
+                let producer = try Row.fetchOne(db, sql: "SELECT * FROM producer_ids")
+                var acls: [AclEntry] = []
+                for r in try Row.fetchAll(db, sql: "SELECT * FROM acls") {
+                    acls.append(AclEntry(id: KafkaUUID(r["id"] as String) ?? .zero, resourceType: r["resource_type"], resourceName: r["resource_name"],
+                                         patternType: r["pattern_type"], principal: r["principal"], host: r["host"], operation: r["operation"],
+                                         permissionType: r["permission_type"]))
+                }
+                let voters = try Int32.fetchAll(db, sql: "SELECT node_id FROM voters ORDER BY node_id")
+                let image = MetadataImage(
+                    provenance: provenance, features: features, brokers: brokers, topics: Array(topics.values), configs: configs,
+                    nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1, acls: acls)
+                return (header, image, voters)
+            }
+        } catch let error as SnapshotError {
+            throw error
+        } catch {
+            throw SnapshotError("\(path) is not a valid Runnel snapshot (\(error))")
+        }
+        guard String(result.1.contentChecksum, radix: 16) == result.0.checksum else {
+            throw SnapshotError("\(path) is corrupt: its content does not match its checksum")
+        }
+        return result
+    }
+
+    /// Runs a read-only SQL query over a snapshot: column names and rows as text.
+    public static func query(_ path: String, sql: String) throws -> (columns: [String], rows: [[String?]]) {
+        let queue = try openReadOnly(path)
+        defer { try? queue.close() }
+        do {
+            return try queue.read { db in
+                let statement = try db.makeStatement(sql: sql)
+                guard statement.isReadonly else { throw SnapshotError("only read-only SQL is allowed on a snapshot") }
+                let columns = statement.columnNames
+                var rows: [[String?]] = []
+                let cursor = try Row.fetchCursor(statement)
+                while let row = try cursor.next() {
+                    rows.append((0..<row.count).map { i in
+                        let value = row[i] as DatabaseValue
+                        switch value.storage {
+                        case .null: return nil
+                        case .int64(let v): return String(v)
+                        case .double(let v): return String(v)
+                        case .string(let v): return v
+                        case .blob(let d): return "x'" + d.map { String(format: "%02x", $0) }.joined() + "'"
+                        }
+                    })
+                }
+                return (columns, rows)
+            }
+        } catch let error as SnapshotError {
+            throw error
+        } catch {
+            throw SnapshotError("SQL error: \(error)")
+        }
+    }
+}
+
+/// A snapshot problem: one sentence.
+public struct SnapshotError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
