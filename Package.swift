@@ -78,7 +78,7 @@ let package = Package(
         .target(
             name: "RunnelQuorum",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft", "RunnelSnapshotStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

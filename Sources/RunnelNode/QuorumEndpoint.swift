@@ -21,6 +21,7 @@ struct QuorumEndpoint: RequestHandler {
         .endQuorumEpoch: 0...1,
         .fetch: 12...17,
         .describeQuorum: 0...2,
+        .fetchSnapshot: 0...1,
     ]
 
     func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
@@ -67,6 +68,33 @@ struct QuorumEndpoint: RequestHandler {
                     guard case .fetchResponse(let answer) = message else { return nil }
                     return OutgoingResponse(RaftWire.response(answer), version: version, allocator: context.allocator)
                 }
+            case .fetchSnapshot:
+                let r = try FetchSnapshotRequest(from: &reader, version: version)
+                if let id = r.clusterId, id != clusterId { return respond(FetchSnapshotResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
+                guard let p = r.topics.first?.partitions.first else { return respond(FetchSnapshotResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
+                let quorum = self.quorum
+                let allocator = context.allocator
+                let id = SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch)
+                let maxBytes = Int(min(max(r.maxBytes, 1), 8 * 1024 * 1024))
+                let future = runtime.eventLoop.submit { () -> OutgoingResponse in
+                    var out = FetchSnapshotResponse.PartitionSnapshot()
+                    out.index = 0
+                    out.snapshotId = .init(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch)
+                    out.currentLeader = .init(leaderId: quorum.driver.node.leaderId?.rawValue ?? -1, leaderEpoch: quorum.driver.node.epoch)
+                    switch quorum.driver.snapshotChunk(id, position: p.position, maxBytes: maxBytes) {
+                    case .success(let chunk):
+                        out.size = chunk.totalBytes
+                        out.position = chunk.position
+                        out.unalignedRecords = Records(chunk.bytes)
+                    case .failure:
+                        out.errorCode = ErrorCode.snapshotNotFound.rawValue
+                        out.unalignedRecords = .empty
+                    }
+                    var response = FetchSnapshotResponse()
+                    response.topics = [.init(name: RaftWire.topicName, partitions: [out])]
+                    return OutgoingResponse(response, version: version, allocator: allocator)
+                }
+                return .respond(future)
             case .describeQuorum:
                 let quorum = self.quorum
                 let allocator = context.allocator

@@ -97,6 +97,31 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
         }
     }
 
+    func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void) {
+        guard let peer = peers[node] else {
+            completion(.failure(ConnectionError("no connection to node \(node)")))
+            return
+        }
+        var request = FetchSnapshotRequest()
+        request.clusterId = clusterId
+        request.maxBytes = 1_048_576
+        request.topics = [.init(name: RaftWire.topicName, partitions: [.init(
+            partition: 0, currentLeaderEpoch: currentEpoch().epoch, snapshotId: .init(endOffset: id.endOffset, epoch: id.epoch), position: position)])]
+        let box = UnsafeTransfer(completion)
+        peer.send(request, version: 1).hop(to: eventLoop).whenComplete { result in
+            switch result {
+            case .failure(let error):
+                box.value(.failure(error))
+            case .success(let response):
+                guard response.errorCode == 0, let p = response.topics.first?.partitions.first, p.errorCode == 0 else {
+                    box.value(.failure(ConnectionError("FetchSnapshot refused: \(ErrorCode(response.errorCode != 0 ? response.errorCode : response.topics.first?.partitions.first?.errorCode ?? -1))")))
+                    return
+                }
+                box.value(.success(SnapshotChunk(id: id, totalBytes: p.size, position: p.position, bytes: p.unalignedRecords?.bytes ?? ByteBuffer())))
+            }
+        }
+    }
+
     // MARK: inbound
 
     /// Registers an inbound request from `from` and hands it to the driver; the future completes

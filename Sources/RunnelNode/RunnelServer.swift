@@ -92,9 +92,15 @@ public final class RunnelServer: @unchecked Sendable {
         let directory = config.metadataLogDir
         let seed = UInt64.random(in: 0...UInt64.max)
         let clean = metadataClean
+        let snapshots = try SQLiteSnapshotStorage(directory: directory + "/" + MetadataLog.topicPartition.description, clusterId: clusterId,
+                                                  voters: config.voters.map(\.id))
+        let policy = config.snapshotPolicy
         let quorum = try await loop.submit {
-            try MetadataQuorum(clusterId: clusterId, config: raft, runtime: runtime, disk: disk, directory: directory,
-                               controller: QuorumController(settings: settings, resolver: resolver), seed: seed, cleanShutdown: clean)
+            let q = try MetadataQuorum(clusterId: clusterId, config: raft, runtime: runtime, disk: disk, directory: directory,
+                                       controller: QuorumController(settings: settings, resolver: resolver), seed: seed, cleanShutdown: clean,
+                                       snapshots: snapshots)
+            q.driver.snapshotPolicy = policy
+            return q
         }.get()
         self.quorum = quorum
         self.runtime = runtime
@@ -120,7 +126,7 @@ public final class RunnelServer: @unchecked Sendable {
             self.broker = broker
             try await loop.submit { quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) } }.get()
         }
-        try await loop.submit { quorum.start() }.get()
+        try await loop.submit { try quorum.start() }.get()
 
         // Listeners: the controller's first, so peers can reach us while brokers bind.
         for listener in config.controllerListeners {

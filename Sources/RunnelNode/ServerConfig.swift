@@ -2,6 +2,7 @@ import Foundation
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
+import RunnelQuorum
 
 /// A problem with the configuration: one sentence naming the key and what is wrong.
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
@@ -87,6 +88,7 @@ public struct ServerConfig: Sendable {
     public var quorumElectionBackoffMaxMs: Int64
     public var quorumRequestTimeoutMs: Int64
     public var initialBrokerRegistrationTimeoutMs: Int64
+    public var snapshotPolicy: SnapshotPolicy
     /// Keys this build does not know (warned about, not fatal).
     public var unknownKeys: [String]
 
@@ -237,6 +239,11 @@ public struct ServerConfig: Sendable {
         quorumElectionBackoffMaxMs = try int64("controller.quorum.election.backoff.max.ms", default: 1000, min: 1)
         quorumRequestTimeoutMs = try int64("controller.quorum.request.timeout.ms", default: 2000, min: 1)
         initialBrokerRegistrationTimeoutMs = try int64("initial.broker.registration.timeout.ms", default: 60000, min: 1)
+        var policy = SnapshotPolicy()
+        policy.maxBytesBetweenSnapshots = try int64("metadata.log.max.record.bytes.between.snapshots", default: 20_971_520, min: 1)
+        policy.maxIntervalMs = try int64("metadata.log.max.snapshot.interval.ms", default: 3_600_000, min: 0)
+        if policy.maxIntervalMs == 0 { policy.maxIntervalMs = .max }
+        snapshotPolicy = policy
 
         var log = LogConfig()
         log.segmentBytes = try int("log.segment.bytes", default: 1_073_741_824, min: 14)

@@ -27,20 +27,20 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     public var onLeadershipChange: ((RaftRole, Int32, NodeID?) -> Void)?
 
     public init(clusterId: String, config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String,
-                controller: QuorumController, seed: UInt64, cleanShutdown: Bool) throws {
+                controller: QuorumController, seed: UInt64, cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil) throws {
         self.clusterId = clusterId
         self.runtime = runtime
         self.controller = controller
         self.rng = SeededRandom(seed: seed)
         self.driver = try RaftDriver(config: config, runtime: runtime, disk: disk, directory: directory, listener: nil,
-                                     seed: rng.next(), cleanShutdown: cleanShutdown)
+                                     seed: rng.next(), cleanShutdown: cleanShutdown, snapshots: snapshots)
         driver.listener = self
     }
 
-    /// Replays the committed part of the log already on disk is not possible before the high
-    /// watermark is known; the driver delivers it as the quorum confirms it. Starts the driver.
-    public func start() {
-        driver.start()
+    /// Loads the newest snapshot and starts the driver. The log after the snapshot is replayed as
+    /// the quorum confirms it committed (the high watermark is not known before).
+    public func start() throws {
+        try driver.start()
     }
 
     public func subscribe(_ publisher: @escaping Publisher) {
@@ -72,6 +72,14 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         for publish in publishers { publish(delta, committedImage) }
         maybeBootstrap()
     }
+
+    public func snapshotLoaded(_ image: MetadataImage) {
+        committedImage = image
+        controller.reset(to: image)
+        for publish in publishers { publish(.everything(image), image) }
+    }
+
+    public func imageForSnapshot() -> MetadataImage? { committedImage }
 
     public func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?) {
         // A new or former leader starts from what is committed; its own uncommitted proposals are gone.

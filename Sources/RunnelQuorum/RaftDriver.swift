@@ -1,6 +1,7 @@
 import NIOCore
 import RunnelCore
 import RunnelLog
+import RunnelMetadata
 import RunnelRaft
 import RunnelWire
 
@@ -18,6 +19,9 @@ public protocol RaftRuntime: AnyObject {
     func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void)
     /// Sends a Raft message (requests travel as Kafka requests, responses as their answers).
     func send(_ message: RaftMessage<MetadataPayload>, to: NodeID)
+    /// Asks `node` for a piece of snapshot `id` from `position` (FetchSnapshot); the completion
+    /// runs on the executor.
+    func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void)
 }
 
 /// What a metadata-log batch carries through the core: record values proposed on this node
@@ -33,6 +37,20 @@ public protocol RaftListener: AnyObject {
     func committed(_ entries: [MetadataLog.Entry], highWatermark: Int64)
     /// This node's role, epoch or leader changed.
     func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?)
+    /// The committed state was replaced by a snapshot (at start-up, or fetched from the leader).
+    func snapshotLoaded(_ image: MetadataImage)
+    /// The committed image exactly at the last delivered offset, to write a snapshot of.
+    func imageForSnapshot() -> MetadataImage?
+}
+
+/// When a node writes a snapshot (Kafka's `metadata.log.max.record.bytes.between.snapshots` and
+/// `metadata.log.max.snapshot.interval.ms`).
+public struct SnapshotPolicy: Sendable {
+    public var maxBytesBetweenSnapshots: Int64 = 20 * 1024 * 1024
+    public var maxIntervalMs: Int64 = 3_600_000
+    /// Snapshots kept on disk.
+    public var retained = 2
+    public init() {}
 }
 
 /// The errors a proposal can end with.
@@ -66,6 +84,10 @@ public enum QuorumStateFile {
     }
 }
 
+struct SnapshotUnavailable: Error, CustomStringConvertible {
+    var description: String { "this node keeps no snapshots" }
+}
+
 public struct QuorumStateError: Error, CustomStringConvertible {
     public var path: String
     public var description: String { "\(path) is not a valid quorum-state file; restore it or remove the node's metadata directory and let it catch up" }
@@ -95,25 +117,44 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private var truncatedDuringSync: Int64 = .max
     private var pending: [(lastOffset: Int64, completion: (Result<Int64, ProposalError>) -> Void)] = []
     private var stopped = false
+    let snapshots: (any SnapshotStorage)?
+    public var snapshotPolicy = SnapshotPolicy()
+    private var bytesSinceSnapshot: Int64 = 0
+    private var lastSnapshotMs: Int64 = 0
+    private var snapshotInFlight = false
+    private var startupSnapshot: SnapshotId?
     private var lastRole: RaftRole?
     private var lastLeader: NodeID?
     private var lastEpoch: Int32 = -1
 
-    public init(config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String, listener: (any RaftListener)?, seed: UInt64, cleanShutdown: Bool) throws {
+    public init(config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String, listener: (any RaftListener)?, seed: UInt64,
+                cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil) throws {
         self.config = config
         self.runtime = runtime
         self.disk = disk
         self.directory = directory
         self.listener = listener
+        self.snapshots = snapshots
         try disk.makeDirectory(directory)
         let state = try QuorumStateFile.read(directory: directory, disk: disk)
         self.log = try MetadataLog(directory: directory + "/" + MetadataLog.topicPartition.description, disk: disk, nowMs: runtime.wallMs, cleanShutdown: cleanShutdown)
-        let view = try Self.logView(log)
+        // The log starts where the newest snapshot ends; a log that ends before it is replaced.
+        let snapshot = snapshots?.latest()
+        if let snapshot {
+            if log.endOffset < snapshot.endOffset {
+                try log.log.truncateFullyAndStart(at: snapshot.endOffset, nowMs: runtime.wallMs)
+            } else if log.log.logStartOffset < snapshot.endOffset {
+                _ = try log.log.advanceLogStartOffset(to: snapshot.endOffset)
+            }
+        }
+        self.startupSnapshot = snapshot
+        let view = try Self.logView(log, snapshot: snapshot)
         self.node = RaftNode(config: config, state: state, log: view, nowMs: runtime.nowMs, seed: seed)
+        self.lastSnapshotMs = runtime.nowMs
     }
 
     /// Builds the core's view of the log by reading every batch header.
-    static func logView(_ log: MetadataLog) throws -> RaftLogView {
+    static func logView(_ log: MetadataLog, snapshot: SnapshotId? = nil) throws -> RaftLogView {
         var epochs: [(Int32, Int64)] = []
         var offset = log.log.logStartOffset
         let end = log.endOffset
@@ -129,13 +170,20 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             }
             if !advanced { break }
         }
-        return RaftLogView(startOffset: log.log.logStartOffset, startEpoch: -1, endOffset: end, epochStarts: epochs)
+        let startEpoch = snapshot.map { $0.endOffset == log.log.logStartOffset ? $0.epoch : -1 } ?? -1
+        return RaftLogView(startOffset: log.log.logStartOffset, startEpoch: startEpoch, endOffset: end, epochStarts: epochs)
     }
 
     // MARK: inputs
 
-    /// Starts ticking. Call once, on the executor.
-    public func start() {
+    /// Loads the newest snapshot (if any) into the listener, then starts ticking. Call once, on
+    /// the executor.
+    public func start() throws {
+        if let id = startupSnapshot, let snapshots {
+            let image = try snapshots.load(id)
+            appliedOffset = id.endOffset
+            listener?.snapshotLoaded(image)
+        }
         process()
         scheduleTick()
     }
@@ -242,9 +290,12 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         if let hw = ready.highWatermark {
             deliverCommitted(upTo: hw)
         }
-        if ready.fetchSnapshot != nil {
-            // Snapshot transfer arrives with the snapshot store; until then the fetcher retries.
-            node.snapshotFailed(nowMs: runtime.nowMs)
+        if let fetch = ready.fetchSnapshot {
+            if snapshots == nil {
+                node.snapshotFailed(nowMs: runtime.nowMs)
+            } else {
+                fetchSnapshot(from: fetch.leader, id: fetch.id, position: 0)
+            }
         }
         maybeSync()
     }
@@ -315,6 +366,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             let entries = try log.read(from: appliedOffset, upTo: highWatermark)
             appliedOffset = highWatermark
             listener?.committed(entries, highWatermark: highWatermark)
+            for entry in entries { bytesSinceSnapshot += Int64(entry.record.map { MetadataRecordFrame.encode($0).readableBytes } ?? 16) }
         } catch {
             preconditionFailure("cannot read committed metadata records: \(error)")
         }
@@ -322,6 +374,88 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             pending.removeFirst()
             first.completion(.success(first.lastOffset))
         }
+        maybeTakeSnapshot()
+    }
+
+    // MARK: snapshots
+
+    /// Writes a snapshot of the committed image when enough bytes or time have passed, off the
+    /// executor; then the log may drop what the snapshot covers.
+    private func maybeTakeSnapshot() {
+        guard let snapshots, !snapshotInFlight, bytesSinceSnapshot > 0 else { return }
+        let due = bytesSinceSnapshot >= snapshotPolicy.maxBytesBetweenSnapshots || runtime.nowMs - lastSnapshotMs >= snapshotPolicy.maxIntervalMs
+        guard due, appliedOffset > node.log.startOffset, let image = listener?.imageForSnapshot(),
+              image.provenance.lastOffset == appliedOffset - 1 else { return }
+        let id = SnapshotId(endOffset: appliedOffset, epoch: node.log.epoch(at: appliedOffset - 1))
+        snapshotInFlight = true
+        bytesSinceSnapshot = 0
+        lastSnapshotMs = runtime.nowMs
+        let retained = snapshotPolicy.retained
+        runtime.runBlocking({
+            try snapshots.write(image, id: id)
+            snapshots.retain(newest: retained)
+        }, then: { [weak self] error in
+            guard let self else { return }
+            self.snapshotInFlight = false
+            guard error == nil, !self.stopped else { return }
+            // Drop log segments wholly below the snapshot.
+            if id.endOffset > self.node.log.startOffset, id.endOffset <= max(self.node.highWatermark, 0) {
+                self.node.snapshotTaken(id)
+                _ = try? self.log.log.advanceLogStartOffset(to: id.endOffset)
+            }
+        })
+    }
+
+    /// Serves a piece of a local snapshot (FetchSnapshot).
+    public func snapshotChunk(_ id: SnapshotId, position: Int64, maxBytes: Int) -> Result<SnapshotChunk, any Error> {
+        guard let snapshots else { return .failure(SnapshotUnavailable()) }
+        return Result {
+            let size = try snapshots.size(id)
+            let bytes = try snapshots.read(id, position: position, maxBytes: maxBytes)
+            return SnapshotChunk(id: id, totalBytes: size, position: position, bytes: bytes)
+        }
+    }
+
+    /// Downloads snapshot `id` from `leader` piece by piece, verifies and loads it.
+    private func fetchSnapshot(from leader: NodeID, id: SnapshotId, position: Int64) {
+        runtime.fetchSnapshotChunk(from: leader, id: id, position: position) { [weak self] result in
+            guard let self, !self.stopped, let snapshots = self.snapshots else { return }
+            switch result {
+            case .failure:
+                self.node.snapshotFailed(nowMs: self.runtime.nowMs)
+                self.process()
+            case .success(let chunk):
+                self.runtime.runBlocking({ _ = try snapshots.receive(chunk) }, then: { error in
+                    guard !self.stopped else { return }
+                    if error != nil {
+                        self.node.snapshotFailed(nowMs: self.runtime.nowMs)
+                        self.process()
+                        return
+                    }
+                    let next = chunk.position + Int64(chunk.bytes.readableBytes)
+                    if next < chunk.totalBytes && chunk.bytes.readableBytes > 0 {
+                        self.fetchSnapshot(from: leader, id: id, position: next)
+                    } else {
+                        self.installSnapshot(id)
+                    }
+                })
+            }
+        }
+    }
+
+    private func installSnapshot(_ id: SnapshotId) {
+        guard let snapshots else { return }
+        do {
+            let image = try snapshots.load(id)
+            try log.log.truncateFullyAndStart(at: id.endOffset, nowMs: runtime.wallMs)
+            appliedOffset = id.endOffset
+            bytesSinceSnapshot = 0
+            node.snapshotLoaded(id, nowMs: runtime.nowMs)
+            listener?.snapshotLoaded(image)
+        } catch {
+            node.snapshotFailed(nowMs: runtime.nowMs)
+        }
+        process()
     }
 
     private func failPending(from offset: Int64) {

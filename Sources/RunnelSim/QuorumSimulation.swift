@@ -1,6 +1,7 @@
 import NIOCore
 import RunnelCore
 import RunnelLog
+import RunnelMetadata
 import RunnelQuorum
 import RunnelRaft
 import RunnelWire
@@ -28,6 +29,8 @@ public struct SimulationOptions: Sendable {
     /// Test-only broken rules (the simulation must catch them).
     public var faults = RaftNode<MetadataPayload>.Faults()
     public var trace = false
+    /// Bytes of records between snapshots (small, so snapshots and FetchSnapshot happen often).
+    public var snapshotBytes: Int64 = 600
     public init() {}
 }
 
@@ -92,11 +95,14 @@ public final class QuorumSimulation {
             config.electionTimeoutMs = 1000
             config.fetchTimeoutMs = 2000
             let driver = try RaftDriver(config: config, runtime: runtime, disk: host.disk, directory: "/node\(host.id)", listener: host,
-                                        seed: rng.next(), cleanShutdown: false)
+                                        seed: rng.next(), cleanShutdown: false, snapshots: host.snapshots)
             driver.faults = options.faults
+            driver.snapshotPolicy.maxBytesBetweenSnapshots = options.snapshotBytes
+            driver.snapshotPolicy.maxIntervalMs = 20_000
+            host.image = .empty
             host.driver = driver
-            note("start \(host.id) epoch \(driver.node.epoch) log end \(driver.log.endOffset)")
-            driver.start()
+            note("start \(host.id) epoch \(driver.node.epoch) log \(driver.log.log.logStartOffset)..<\(driver.log.endOffset) snapshot \(host.snapshots.latest().map { "\($0)" } ?? "-")")
+            try driver.start()
         } catch {
             fail("node \(host.id) could not start: \(error)")
         }
@@ -107,6 +113,7 @@ public final class QuorumSimulation {
         host.driver = nil
         host.up = false
         host.disk.crash(rng: &rng, tornWrites: options.tornWrites)
+        host.snapshots.crash()
         note("crash \(host.id)")
     }
 
@@ -144,6 +151,9 @@ public final class QuorumSimulation {
                 fail("node \(host.id) applied offset \(entry.offset) after \(host.appliedUpTo - 1)")
             }
             host.appliedUpTo = entry.offset + 1
+            var delta = MetadataDelta(host.image)
+            if let record = entry.record { delta.replay(record, offset: entry.offset, epoch: entry.epoch) } else { delta.advance(offset: entry.offset, epoch: entry.epoch) }
+            host.image = delta.apply()
             let value: ByteBuffer? = entry.record.map { MetadataRecordFrame.encode($0) }
             if let known = committed[entry.offset] {
                 if known != value { fail("committed offset \(entry.offset) differs on node \(host.id)") }
@@ -153,9 +163,38 @@ public final class QuorumSimulation {
         }
     }
 
+    /// The image every node must have at `endOffset`: the committed records replayed.
+    func referenceImage(upTo endOffset: Int64) -> MetadataImage {
+        var delta = MetadataDelta(.empty)
+        for offset in 0..<endOffset {
+            guard let entry = committed[offset] else { continue }
+            if let value = entry {
+                if let record = try? MetadataRecordFrame.decode(value).record { delta.replay(record, offset: offset, epoch: 0) }
+            }
+        }
+        return delta.apply()
+    }
+
+    func snapshotLoaded(on host: SimHost, image: MetadataImage) {
+        let end = image.provenance.lastOffset + 1
+        // Only records committed somewhere can be in a snapshot; it must match them exactly.
+        if end > 0 && committed.count >= Int(end) {
+            let reference = referenceImage(upTo: end)
+            if reference.records() != image.records() {
+                fail("snapshot ending at \(end) loaded on \(host.id) differs from the committed records")
+            }
+        }
+        host.appliedUpTo = end
+        host.highWatermark = max(host.highWatermark, end)
+        note("\(host.id) loaded snapshot ending at \(end)")
+    }
+
     func checkLeaders() {
         for host in hosts.values where host.up {
             guard let node = host.driver?.node else { continue }
+            if node.log.startOffset > (host.snapshots.latest()?.endOffset ?? 0) {
+                fail("node \(host.id) log starts at \(node.log.startOffset), past its newest snapshot")
+            }
             let top = highestEpochSeen[host.id] ?? -1
             if node.epoch < top { fail("epoch went back on \(host.id): \(node.epoch) < \(top)") }
             highestEpochSeen[host.id] = max(top, node.epoch)
@@ -265,7 +304,7 @@ public final class QuorumSimulation {
     public func summary() -> String {
         hosts.values.sorted { $0.id < $1.id }.map { h in
             guard let d = h.driver else { return "\(h.id):down" }
-            return "\(h.id):\(d.node.role)@\(d.node.epoch) end \(d.log.endOffset) hw \(h.highWatermark)"
+            return "\(h.id):\(d.node.role)@\(d.node.epoch) log \(d.node.log.startOffset)..<\(d.log.endOffset) hw \(h.highWatermark) snap \(h.snapshots.latest().map { "\($0)" } ?? "-")"
         }.joined(separator: ", ")
     }
 
@@ -277,6 +316,8 @@ final class SimHost: RaftListener {
     let id: NodeID
     unowned let world: QuorumSimulation
     let disk = SimDisk()
+    let snapshots = MemorySnapshotStorage()
+    var image = MetadataImage.empty
     var driver: RaftDriver<SimRuntime>?
     var incarnation = 0
     var up = false
@@ -295,6 +336,13 @@ final class SimHost: RaftListener {
     func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?) {
         world.note("\(id) is \(role) in epoch \(epoch), leader \(leaderId.map { "\($0)" } ?? "-")")
     }
+
+    func snapshotLoaded(_ image: MetadataImage) {
+        self.image = image
+        world.snapshotLoaded(on: self, image: image)
+    }
+
+    func imageForSnapshot() -> MetadataImage? { image }
 }
 
 /// The runtime of one node incarnation: events die with the incarnation.
@@ -335,7 +383,25 @@ final class SimRuntime: RaftRuntime {
         guard alive else { return }
         host.world.send(message, from: host.id, to: to)
     }
+
+    func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void) {
+        guard alive else { return }
+        let world = host.world
+        let lost = world.cut.contains([host.id.rawValue, node.rawValue]) || world.cut.contains([node.rawValue, host.id.rawValue])
+            || (!world.healing && world.rng.next() % 100 < world.options.lossPercent)
+        let delay = 1 + Int64(world.rng.next() % UInt64(max(world.options.maxDelayMs, 1)))
+        world.queue.push(at: world.now + delay) { [self] in
+            guard alive else { return }
+            guard !lost, let source = world.hosts[node], source.up, let driver = source.driver else {
+                completion(.failure(SimulatedLoss()))
+                return
+            }
+            completion(driver.snapshotChunk(id, position: position, maxBytes: 700))
+        }
+    }
 }
+
+struct SimulatedLoss: Error {}
 
 /// Events in time order; ties in insertion order (so a seed replays exactly).
 struct EventQueue {

@@ -423,17 +423,37 @@ inline crash(i) {                                   /* crash and restart from du
   fi
 }
 
+/* what a replayed trail (spin -t) prints after each step; the verifier prints nothing */
+inline show() {
+  printf("   ");
+  tx = 0;
+  do
+  :: tx < N ->
+     printf(" n%d:%e e%d v%d l%d log[", tx, role[tx] + 1, ep[tx], vote[tx], ldr[tx]);
+     ty = 0;
+     do :: ty < leo[tx] -> printf("%d", LG(tx, ty)); ty++ :: else -> break od;
+     printf("] p%d hw%d", plen[tx], hw[tx]);
+     tx++
+  :: else -> break
+  od;
+  printf("  committed %d\n", clen)
+}
+
+mtype = { unattached, follower, candidate, leader };   /* for show() */
+
 #define NODE_STEPS(i) \
-  :: d_step { persist(i);   check(); skip } \
-  :: d_step { propose(i);   check(); skip } \
-  :: d_step { sendFetch(i); check(); skip } \
-  :: d_step { stand(i);     check(); skip } \
-  :: d_step { giveUp(i);    check(); skip } \
-  :: d_step { crash(i);     check(); skip }
+  :: d_step { persist(i);   printf("n%d fsync\n", i);     show(); check(); skip } \
+  :: d_step { propose(i);   printf("n%d propose\n", i);   show(); check(); skip } \
+  :: d_step { sendFetch(i); printf("n%d fetch\n", i);     show(); check(); skip } \
+  :: d_step { stand(i);     printf("n%d stands\n", i);    show(); check(); skip } \
+  :: d_step { giveUp(i);    printf("n%d gives up\n", i);  show(); check(); skip } \
+  :: d_step { crash(i);     printf("n%d restarts\n", i);  show(); check(); skip }
 
 #define NET_STEPS(k) \
-  :: d_step { len(net) > k -> take(k); deliver(); check(); skip } \
-  :: d_step { len(net) > k -> take(k); check(); skip }
+  :: d_step { len(net) > k -> take(k); \
+       printf("deliver %d->%d type%d e%d a%d b%d c%d d%d\n", mfr, mto, mt, mep, ma, mb, mc, md); \
+       deliver(); show(); check(); skip } \
+  :: d_step { len(net) > k -> take(k); printf("lose %d->%d type%d\n", mfr, mto, mt); check(); skip }
 
 active proctype quorum() {
 end:              /* running out of epochs or log with nothing left to do is a valid end */
