@@ -135,7 +135,8 @@ let package = Package(
         .executableTarget(
             name: "runnel",
             dependencies: [
-                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient",
+                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

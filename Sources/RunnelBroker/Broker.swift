@@ -207,7 +207,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     }
 
     /// The answer to a controller request when it could not run: `code` on every item.
-    static func failure<R: RequestMessage>(_ request: R, code: ErrorCode) -> R.Response? {
+    public static func failure<R: RequestMessage>(_ request: R, code: ErrorCode) -> R.Response? {
         let message = "The active controller is not available; retry."
         switch request {
         case let r as CreateTopicsRequest:

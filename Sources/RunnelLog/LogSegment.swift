@@ -318,10 +318,14 @@ final class LogSegment {
         return removed
     }
 
-    func sync() throws {
+    /// Makes the segment durable. The indexes are optional: recovery rebuilds them from the log
+    /// when they do not match it, so the hot path syncs only the log file.
+    func sync(indexes: Bool = true) throws {
         try log.sync()
-        try offsetIndexFile.sync()
-        try timeIndexFile.sync()
+        if indexes {
+            try offsetIndexFile.sync()
+            try timeIndexFile.sync()
+        }
     }
 
     func close() {

@@ -60,6 +60,8 @@ public final class PartitionLog: @unchecked Sendable {
     private var lastFlushMs: Int64
     private var closed = false
     private var producerState = ProducerStateTable()
+    /// A segment was created since the last flush: the directory must be synced too.
+    private var segmentsCreatedSinceFlush = true
 
     /// Opens the log in `directory`, creating it if needed. `recoveryPoint` is the offset below
     /// which data is known durable; with `cleanShutdown` false, every segment at or past it is
@@ -264,6 +266,7 @@ public final class PartitionLog: @unchecked Sendable {
         let segment = try LogSegment(directory: directory, baseOffset: nextBase, disk: disk, nowMs: nowMs, create: true, rebuild: false)
         segment.indexIntervalForRecovery = _config.indexIntervalBytes
         segments.append(segment)
+        segmentsCreatedSinceFlush = true
     }
 
     /// Rolls a new segment now if the active one has data (used by time-based retention).
@@ -529,23 +532,28 @@ public final class PartitionLog: @unchecked Sendable {
     /// Makes everything appended so far durable and advances the recovery point. The sync runs
     /// outside the lock, so appends continue meanwhile.
     public func flush(nowMs: Int64) throws {
-        let (toSync, end): ([LogSegment], Int64) = lock.withLock {
+        let (toSync, active, end, syncDirectory): ([LogSegment], LogSegment, Int64, Bool) = lock.withLock {
             let end = segments.last!.nextOffset
             let pending = segments.filter { $0.nextOffset > _recoveryPoint || $0 === segments.last! }
             unflushedMessages = 0
             lastFlushMs = nowMs
-            return (pending, end)
+            let created = segmentsCreatedSinceFlush
+            segmentsCreatedSinceFlush = false
+            return (pending, segments.last!, end, created)
         }
-        for segment in toSync { try segment.sync() }
-        try disk.syncDirectory(directory)
+        // Rolled segments are final: sync their indexes too. The active one syncs its log only.
+        for segment in toSync { try segment.sync(indexes: segment !== active) }
+        if syncDirectory { try disk.syncDirectory(directory) }
         lock.withLock {
             if end > _recoveryPoint { _recoveryPoint = end }
         }
     }
 
-    /// Syncs and closes every file.
+    /// Syncs (indexes included) and closes every file.
     public func close() throws {
         try flush(nowMs: lastFlushMs)
+        let active = lock.withLock { segments.last! }
+        try active.sync(indexes: true)
         lock.withLock {
             closed = true
             for segment in segments { segment.close() }

@@ -11,11 +11,15 @@ import RunnelWire
 struct QuorumControllerChannel: ControllerChannel {
     let quorum: MetadataQuorum<NIORaftRuntime>
     let eventLoop: any EventLoop
+    /// A broker in the controller's own process is caught up by construction and starts unfenced;
+    /// a remote broker starts fenced until its heartbeats show it caught up.
+    var unfenceOnRegistration = true
 
     func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
         let quorum = self.quorum
         let promise = eventLoop.makePromise(of: (any ResponseMessage).self)
         let clusterId = quorum.clusterId
+        let unfence = unfenceOnRegistration
         let box = UnsafeTransfer(request)
         eventLoop.execute {
             func finish<T: ResponseMessage>(_ result: Result<T, ProposalError>) {
@@ -38,8 +42,7 @@ struct QuorumControllerChannel: ControllerChannel {
             case let r as AllocateProducerIdsRequest:
                 quorum.run({ c, _, _ in c.allocateProducerIds(r) }, completion: finish)
             case let r as BrokerRegistrationRequest:
-                // In a combined node the broker is caught up by construction: it starts unfenced.
-                quorum.run({ c, _, next in c.registerBroker(r, clusterId: clusterId, nextOffset: next, unfenced: true) }, completion: finish)
+                quorum.run({ c, _, next in c.registerBroker(r, clusterId: clusterId, nextOffset: next, unfenced: unfence) }, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import RunnelBroker
 import RunnelCore
 import RunnelNetwork
 import RunnelQuorum
@@ -13,6 +14,8 @@ struct QuorumEndpoint: RequestHandler {
     let quorum: MetadataQuorum<NIORaftRuntime>
     let runtime: NIORaftRuntime
     let clusterId: String
+    /// The voters and their controller listeners (DescribeCluster on this listener lists them).
+    let voters: [VoterSpec]
 
     static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
         .apiVersions: 0...4,
@@ -22,6 +25,15 @@ struct QuorumEndpoint: RequestHandler {
         .fetch: 12...17,
         .describeQuorum: 0...2,
         .fetchSnapshot: 0...1,
+        .describeCluster: 0...1,
+        // Controller commands (sent by brokers, and by admin clients bootstrapped to controllers).
+        .createTopics: 2...7,
+        .deleteTopics: 1...6,
+        .createPartitions: 0...3,
+        .incrementalAlterConfigs: 0...1,
+        .alterConfigs: 0...2,
+        .allocateProducerIds: 0...0,
+        .brokerRegistration: 0...4,
     ]
 
     func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
@@ -95,6 +107,33 @@ struct QuorumEndpoint: RequestHandler {
                     return OutgoingResponse(response, version: version, allocator: allocator)
                 }
                 return .respond(future)
+            case .createTopics: return command(try CreateTopicsRequest(from: &reader, version: version), version, context)
+            case .deleteTopics: return command(try DeleteTopicsRequest(from: &reader, version: version), version, context)
+            case .createPartitions: return command(try CreatePartitionsRequest(from: &reader, version: version), version, context)
+            case .incrementalAlterConfigs: return command(try IncrementalAlterConfigsRequest(from: &reader, version: version), version, context)
+            case .alterConfigs: return command(try AlterConfigsRequest(from: &reader, version: version), version, context)
+            case .allocateProducerIds: return command(try AllocateProducerIdsRequest(from: &reader, version: version), version, context)
+            case .brokerRegistration: return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
+            case .describeCluster:
+                let r = try DescribeClusterRequest(from: &reader, version: version)
+                let quorum = self.quorum
+                let voters = self.voters
+                let clusterId = self.clusterId
+                let allocator = context.allocator
+                let future = runtime.eventLoop.submit { () -> OutgoingResponse in
+                    var response = DescribeClusterResponse()
+                    response.clusterId = clusterId
+                    response.endpointType = r.endpointType
+                    if r.endpointType != 2 {
+                        response.errorCode = ErrorCode.unsupportedEndpointType.rawValue
+                        response.errorMessage = "This is a controller listener; ask for controllers (endpoint type 2)."
+                    } else {
+                        response.controllerId = quorum.driver.node.leaderId?.rawValue ?? -1
+                        response.brokers = voters.map { .init(brokerId: $0.id, host: $0.host, port: Int32($0.port), rack: nil) }
+                    }
+                    return OutgoingResponse(response, version: version, allocator: allocator)
+                }
+                return .respond(future)
             case .describeQuorum:
                 let quorum = self.quorum
                 let allocator = context.allocator
@@ -108,6 +147,27 @@ struct QuorumEndpoint: RequestHandler {
         } catch {
             return .close(reason: "malformed \(key.name) v\(version): \(error)")
         }
+    }
+
+    /// Runs a controller command on this node if it is the active controller; otherwise every
+    /// item answers NOT_CONTROLLER so the sender finds the active one.
+    func command<R: RequestMessage>(_ request: R, _ version: Int16, _ context: RequestContext) -> RequestOutcome {
+        let allocator = context.allocator
+        let future = QuorumControllerChannel(quorum: quorum, eventLoop: runtime.eventLoop, unfenceOnRegistration: false).send(request, version: version)
+            .map { OutgoingResponse($0, version: version, allocator: allocator) }
+            .flatMapErrorThrowing { error in
+                if let response = Broker.failure(request, code: .notController) {
+                    return OutgoingResponse(response, version: version, allocator: allocator)
+                }
+                if request is AllocateProducerIdsRequest {
+                    return OutgoingResponse(AllocateProducerIdsResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
+                }
+                if request is BrokerRegistrationRequest {
+                    return OutgoingResponse(BrokerRegistrationResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
+                }
+                throw error
+            }
+        return .respond(future)
     }
 
     func respond<M: ResponseMessage>(_ message: M, _ version: Int16, _ context: RequestContext) -> RequestOutcome {

@@ -108,6 +108,10 @@ public final class RunnelServer: @unchecked Sendable {
         runtime.unreachable = { node in quorum.driver.unreachable(node) }
         runtime.currentEpoch = { (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark) }
         let logger = self.logger
+        quorum.onSnapshotLoaded = { image, fetched in
+            logger.info(fetched ? "fetched snapshot from the leader" : "loaded snapshot",
+                        metadata: ["endOffset": "\(image.provenance.lastOffset + 1)", "records": "\(image.provenance.recordCount)"])
+        }
         quorum.onLeadershipChange = { role, epoch, leader in
             logger.info("quorum", metadata: ["role": "\(role)", "epoch": "\(epoch)", "leader": "\(leader.map { "\($0)" } ?? "none")"])
         }
@@ -132,7 +136,7 @@ public final class RunnelServer: @unchecked Sendable {
         for listener in config.controllerListeners {
             let server = try await KafkaServer.start(
                 listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                group: networkGroup, handler: QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId),
+                group: networkGroup, handler: QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters),
                 frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
             servers.append(server)
         }

@@ -73,7 +73,11 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         maybeBootstrap()
     }
 
-    public func snapshotLoaded(_ image: MetadataImage) {
+    /// Called when a snapshot replaced the committed state (`fetched`: from the leader).
+    public var onSnapshotLoaded: ((MetadataImage, Bool) -> Void)?
+
+    public func snapshotLoaded(_ image: MetadataImage, fetched: Bool) {
+        onSnapshotLoaded?(image, fetched)
         committedImage = image
         controller.reset(to: image)
         for publish in publishers { publish(.everything(image), image) }

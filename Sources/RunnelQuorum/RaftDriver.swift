@@ -37,8 +37,8 @@ public protocol RaftListener: AnyObject {
     func committed(_ entries: [MetadataLog.Entry], highWatermark: Int64)
     /// This node's role, epoch or leader changed.
     func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?)
-    /// The committed state was replaced by a snapshot (at start-up, or fetched from the leader).
-    func snapshotLoaded(_ image: MetadataImage)
+    /// The committed state was replaced by a snapshot: read at start-up, or `fetched` from the leader.
+    func snapshotLoaded(_ image: MetadataImage, fetched: Bool)
     /// The committed image exactly at the last delivered offset, to write a snapshot of.
     func imageForSnapshot() -> MetadataImage?
 }
@@ -182,7 +182,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         if let id = startupSnapshot, let snapshots {
             let image = try snapshots.load(id)
             appliedOffset = id.endOffset
-            listener?.snapshotLoaded(image)
+            listener?.snapshotLoaded(image, fetched: false)
         }
         process()
         scheduleTick()
@@ -451,7 +451,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             appliedOffset = id.endOffset
             bytesSinceSnapshot = 0
             node.snapshotLoaded(id, nowMs: runtime.nowMs)
-            listener?.snapshotLoaded(image)
+            listener?.snapshotLoaded(image, fetched: true)
         } catch {
             node.snapshotFailed(nowMs: runtime.nowMs)
         }

@@ -337,7 +337,7 @@ final class SimHost: RaftListener {
         world.note("\(id) is \(role) in epoch \(epoch), leader \(leaderId.map { "\($0)" } ?? "-")")
     }
 
-    func snapshotLoaded(_ image: MetadataImage) {
+    func snapshotLoaded(_ image: MetadataImage, fetched: Bool) {
         self.image = image
         world.snapshotLoaded(on: self, image: image)
     }

@@ -31,6 +31,9 @@ struct QuorumOptions: ParsableArguments {
     @Option(help: "Milliseconds to wait for an answer.")
     var timeoutMs: Int64 = 5000
 
+    @Flag(name: .customLong("from-this-node"), help: "Report what the (first) node asked knows even when it is not the leader (leader id and epoch only).")
+    var fromThisNode = false
+
     func client() throws -> AdminClient {
         guard let servers = bootstrapController ?? bootstrapServer else {
             throw ValidationError("give --bootstrap-controller host:port (a controller listener).")
@@ -60,16 +63,30 @@ struct QuorumReport: Encodable {
     var currentVoters: [Int32]
     var currentObservers: [Int32]
     var replicas: [Replica]
+    /// Whether the node that answered is the leader (false only with --from-this-node).
+    var answeredByLeader = true
 
     static func fetch(_ options: QuorumOptions) throws -> QuorumReport {
         let client = try options.client()
         let response: DescribeQuorumResponse
         do {
-            response = try runBlocking { try await client.describeQuorum() }
+            if options.fromThisNode {
+                let request = DescribeQuorumRequest(topics: [.init(topicName: "__cluster_metadata", partitions: [.init(partitionIndex: 0)])])
+                let first = client.bootstrap[0]
+                let single = try AdminClient(servers: "\(first.host):\(first.port)")
+                single.timeoutMs = options.timeoutMs
+                response = try runBlocking { try await single.send(request, version: 2).response }
+            } else {
+                response = try runBlocking { try await client.describeQuorum() }
+            }
         } catch {
             throw CLIError("cannot describe the quorum: \(error)")
         }
         guard let p = response.topics.first?.partitions.first else { throw CLIError("the controller sent an empty DescribeQuorum answer.") }
+        if options.fromThisNode && p.errorCode == ErrorCode.notLeaderOrFollower.rawValue {
+            return QuorumReport(clusterId: nil, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, highWatermark: -1, maxFollowerLag: -1,
+                                maxFollowerLagTimeMs: -1, currentVoters: [], currentObservers: [], replicas: [], answeredByLeader: false)
+        }
         guard response.errorCode == 0, p.errorCode == 0 else {
             let code = ErrorCode(p.errorCode != 0 ? p.errorCode : response.errorCode)
             let hint = p.leaderId >= 0 ? " (the leader is node \(p.leaderId); ask it with --bootstrap-controller)" : ""

@@ -1,12 +1,22 @@
 /*
- * kraft.pml: the KRaft metadata quorum as RunnelRaft implements it (Sources/RunnelRaft/RaftNode.swift).
+ * kraft.pml: the KRaft metadata quorum as RunnelRaft implements it
+ * (Sources/RunnelRaft/RaftNode.swift, RaftLogView.swift).
  *
- * Three voters, epochs 1..MAXE, logs of at most ML entries, one shared network of at most NET
- * messages that loses, delays, duplicates-by-resend and reorders, and crash/restart of any node at
- * any time. A restart keeps what is durable: the quorum state (epoch, voted-for, leader) and the
- * log up to its persisted end; it loses unsynced appends, the role and the high watermark.
+ * Three voters, epochs 1..MAXE, logs of at most ML entries, crash/restart of any node at any time,
+ * message loss, and late delivery of any message. A restart keeps what is durable: the quorum
+ * state (epoch, voted-for, leader) and the log up to its persisted end; it loses unsynced appends,
+ * the role and the high watermark.
  *
- * What is checked (assertions, after every step):
+ * Network. Vote, its response and BeginQuorumEpoch travel in one bag of at most NET messages,
+ * delivered in any order or lost. Fetch is request/response over the follower's connection to
+ * the leader, which is ordered (TCP; NIORaftRuntime answers a peer's requests oldest first): each
+ * follower has one fetch exchange in flight (the request, then the answer), which may be lost or
+ * may arrive arbitrarily late (after elections, crashes, other exchanges of other nodes).
+ * -DREORDER lets two exchanges of one follower be in flight and arrive in any order, as
+ * RunnelSim's network (duplication, reordering) allows. -DFETCH_GUARD adds the check the core
+ * needs then: a diverging-epoch answer is used only if the log has not changed since the fetch.
+ *
+ * Checked after every step (assertions):
  *   - at most one leader per epoch (and BeginQuorumEpoch never meets a second leader);
  *   - a follower never truncates below its high watermark (the core's precondition);
  *   - committed entries never change: every node's log below its high watermark agrees with one
@@ -14,8 +24,8 @@
  *   - committed entries never disappear: each is durably held by a majority;
  *   - leader completeness: a leader of epoch e holds every entry committed in an epoch <= e.
  *
- * An entry is its epoch (one leader per epoch appends each offset once, so (offset, epoch) names an
- * entry); the log is an array of epochs. See README.md for the abstractions.
+ * An entry is its epoch (one leader per epoch writes each offset once, so (offset, epoch) names an
+ * entry); a log is an array of epochs. README.md lists the abstractions.
  */
 
 #ifndef MAXE
@@ -25,27 +35,32 @@
 #define ML 3            /* longest log */
 #endif
 #ifndef NET
-#define NET 3           /* messages in flight at once (more are lost) */
+#define NET 2           /* election messages in flight at once (more are lost) */
+#endif
+#ifdef REORDER
+#define FX 2            /* fetch exchanges in flight per follower */
+#else
+#define FX 1
 #endif
 
-#define N 3             /* voters 0, 1, 2; majority 2 */
+#define N 3             /* voters 0, 1, 2; a majority is 2 */
 #define NONE 3          /* no node */
 
-/* roles; prospective, resigned and unattached are one role here: none of them leads, stands or
-   follows, and a pre-vote changes no state (see README) */
+/* Roles. Prospective, resigned and unattached are one role here: none of them leads, stands or
+   follows, and a pre-vote changes no state; a node may stand at any time (see README). */
 #define UNATT 0
 #define FOLL  1
 #define CAND  2
 #define LEAD  3
 
-/* messages: type, to, from, epoch, a, b, c, d */
+/* Messages: type, to, from, epoch, a, b, c, d */
 #define VREQ  1   /* Vote: a = candidate's last epoch, b = its log end */
-#define VRESP 2   /* Vote response: a = granted, b = voter's leader */
+#define VRESP 2   /* Vote granted (b = the voter's leader) */
 #define BEGIN 3   /* BeginQuorumEpoch */
 #define FETCH 4   /* Fetch: a = fetch offset, b = last fetched epoch (0: empty log) */
-#define FDATA 5   /* Fetch response with records: a = HW, b = read from, c = leader's log end, d = entries */
-#define FDIV  6   /* Fetch response with a diverging epoch: b = offset, c = epoch */
-#define FERR  7   /* Fetch response with an error: b = responder's leader */
+#define FDATA 5   /* answer with records: a = HW, b = read from, c = leader's log end, d = entries */
+#define FDIV  6   /* answer with a diverging epoch: b = offset, c = epoch (a, d: the fetch's a, b) */
+#define FERR  7   /* answer with an error: b = the responder's leader */
 
 #define LG(i,k)   lg[(i)*ML+(k)]
 #define PROG(i,j) prog[(i)*N+(j)]
@@ -54,44 +69,44 @@
 byte ep[N];                 /* epoch */
 byte vote[N] = NONE;        /* voted for, in ep */
 byte ldr[N] = NONE;         /* leader known in ep */
-byte lg[N*ML];              /* entry epochs; 0 beyond len */
+byte lg[N*ML];              /* entry epochs; 0 past the log end */
 byte plen[N];               /* persisted end */
 /* volatile */
 byte leo[N];                /* log end offset */
 byte role[N];
-byte hw[N];                 /* high watermark (0 = none) */
+byte hw[N];                 /* high watermark (0: none) */
 byte estart[N];             /* leader: offset of its leader-change record */
 byte prog[N*N];             /* leader: each voter's last fetch offset */
 
 /* ghosts */
 byte leaderOf[MAXE+1] = NONE;
 byte clog[ML];              /* the committed log */
-byte cep[ML];               /* epoch in which each committed entry was first committed */
+byte cep[ML];               /* the epoch in which each committed entry was first committed */
 byte clen;
 
 chan net = [NET] of { byte, byte, byte, byte, byte, byte, byte, byte };
+chan fx[N] = [FX] of { byte, byte, byte, byte, byte, byte, byte, byte };   /* follower i's fetches */
 
 hidden byte mt, mto, mfr, mep, ma, mb, mc, md;
 hidden byte q[8*NET];
 hidden byte tx, ty, tz, te, toff, tk, tc, tmoved, tr;
-hidden byte i0, i1, i2;
 
 /* ---------------------------------------------------------------------------------------------- */
 /* helpers (all run inside one d_step) */
 
-inline send(t, to, fr, e, a, b, c, d) {
+inline send(ch, t, to, fr, e, a, b, c, d) {
   if
-  :: nfull(net) -> net !! t, to, fr, e, a, b, c, d
-  :: full(net) -> skip                  /* the network is full: lost */
+  :: nfull(ch) -> ch !! t, to, fr, e, a, b, c, d
+  :: full(ch) -> skip                  /* no room: lost */
   fi
 }
 
 /* Refusals (a vote not granted, a fetch answered with an error) only carry the responder's epoch
-   and leader, which BeginQuorumEpoch and Vote requests carry too; by default they are not sent,
-   which keeps the state space small. -DREFUSALS sends them. */
-inline reject(t, to, fr, e, a, b, c, d) {
+   and leader, which BeginQuorumEpoch and Vote carry too; they are not sent unless -DREFUSALS,
+   which keeps the state space small. */
+inline refuse(ch, t, to, fr, e, a, b, c, d) {
 #ifdef REFUSALS
-  send(t, to, fr, e, a, b, c, d)
+  send(ch, t, to, fr, e, a, b, c, d)
 #else
   skip
 #endif
@@ -104,7 +119,7 @@ inline lastEpoch(i, r) {
   fi
 }
 
-/* RaftLogView.endOffset(forEpoch:): the largest epoch <= e in log i (fe, 0 if none) and where it
+/* RaftLogView.endOffset(forEpoch:): the largest epoch <= e in log i (fe; 0 if none) and where it
    ends (fo). Epochs never go down in a log, so it ends where the first larger epoch starts. */
 inline endFor(i, e, fe, fo) {
   fe = 0; fo = 0; tk = 0;
@@ -143,14 +158,14 @@ inline becomeFollower(i, e, l) {
 }
 
 /* maybeAdvanceLeaderHighWatermark: the offset a majority holds (the median of the leader's
-   persisted end and the voters' fetch offsets), only past the epoch's leader-change record */
+   persisted end and the voters' fetch offsets), and only past the epoch's leader-change record */
 inline advanceHW(i) {
   tx = plen[i];
   ty = PROG(i, (i+1)%N);
   tz = PROG(i, (i+2)%N);
   if :: tx > ty -> tc = tx; tx = ty; ty = tc :: else -> skip fi;   /* tx <= ty */
   if :: tz < tx -> tz = tx :: else -> skip fi;
-  if :: tz > ty -> tz = ty :: else -> skip fi;                     /* tz = median */
+  if :: tz > ty -> tz = ty :: else -> skip fi;                     /* tz: the median */
   if
   :: tz > estart[i] && tz > hw[i] -> hw[i] = tz
   :: else -> skip
@@ -158,21 +173,21 @@ inline advanceHW(i) {
 }
 
 inline startElection(i) {
-  ep[i] = ep[i] + 1; vote[i] = i; ldr[i] = NONE;
+  ep[i] = ep[i] + 1; vote[i] = i; ldr[i] = NONE;       /* durable before the requests leave */
   clearRole(i); role[i] = CAND;
   lastEpoch(i, te);
-  send(VREQ, (i+1)%N, i, ep[i], te, leo[i], 0, 0);
-  send(VREQ, (i+2)%N, i, ep[i], te, leo[i], 0, 0)
+  send(net, VREQ, (i+1)%N, i, ep[i], te, leo[i], 0, 0);
+  send(net, VREQ, (i+2)%N, i, ep[i], te, leo[i], 0, 0)
 }
 
 inline becomeLeader(i) {
-  assert(leaderOf[ep[i]] == NONE || leaderOf[ep[i]] == i);   /* one leader per epoch */
+  assert(leaderOf[ep[i]] == NONE || leaderOf[ep[i]] == i);   /* at most one leader per epoch */
   leaderOf[ep[i]] = i;
   clearRole(i); role[i] = LEAD; ldr[i] = i;
   estart[i] = leo[i];
   LG(i, leo[i]) = ep[i]; leo[i]++;                             /* the leader-change record */
-  send(BEGIN, (i+1)%N, i, ep[i], 0, 0, 0, 0);
-  send(BEGIN, (i+2)%N, i, ep[i], 0, 0, 0, 0);
+  send(net, BEGIN, (i+1)%N, i, ep[i], 0, 0, 0, 0);
+  send(net, BEGIN, (i+2)%N, i, ep[i], 0, 0, 0, 0);
   advanceHW(i)
 }
 
@@ -195,7 +210,7 @@ inline epochInResponse(i, e, l) {
 inline truncate(i, t) {
   if
   :: t < leo[i] ->
-     assert(t >= hw[i]);             /* "truncation below the high watermark would lose committed records" */
+     assert(t >= hw[i]);       /* "truncation below the high watermark would lose committed records" */
      leo[i] = t;
      if :: plen[i] > t -> plen[i] = t :: else -> skip fi;
      zeroFrom(i, t)
@@ -208,17 +223,17 @@ inline truncate(i, t) {
 
 inline onVote() {                                   /* handleVote (not a pre-vote) */
   if
-  :: mep < ep[mto] -> reject(VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
+  :: mep < ep[mto] -> refuse(net, VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
   :: else ->
      if :: mep > ep[mto] -> becomeUnattached(mto, mep) :: else -> skip fi;
      lastEpoch(mto, te);
      if
      :: ldr[mto] == NONE && (vote[mto] == NONE || vote[mto] == mfr) && role[mto] != LEAD && role[mto] != CAND &&
-        (ma > te || (ma == te && mb >= leo[mto])) ->
-        vote[mto] = mfr;                            /* durable before the answer leaves */
-        send(VRESP, mfr, mto, ep[mto], 1, ldr[mto], 0, 0)
+        (ma > te || (ma == te && mb >= leo[mto])) ->            /* the candidate's log is as up to date */
+        vote[mto] = mfr;                                         /* durable before the answer leaves */
+        send(net, VRESP, mfr, mto, ep[mto], 1, ldr[mto], 0, 0)
      :: else ->
-        reject(VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
+        refuse(net, VRESP, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
      fi
   fi
 }
@@ -234,7 +249,7 @@ inline onVoteResponse() {
 
 inline onBeginEpoch() {
   if
-  :: mep < ep[mto] -> skip                         /* answered FENCED_LEADER_EPOCH */
+  :: mep < ep[mto] -> skip                          /* answered FENCED_LEADER_EPOCH */
   :: mep > ep[mto] || ldr[mto] == NONE ->
      if :: mfr != mto -> becomeFollower(mto, mep, mfr) :: else -> skip fi
   :: else ->
@@ -242,17 +257,17 @@ inline onBeginEpoch() {
   fi
 }
 
-inline onFetch() {                                  /* handleFetch on mto, from mfr */
+inline onFetch() {                                  /* handleFetch on mto, from follower mfr */
   if
-  :: role[mto] != LEAD -> reject(FERR, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
-  :: role[mto] == LEAD && mep != ep[mto] -> reject(FERR, mfr, mto, ep[mto], 0, mto, 0, 0)
+  :: role[mto] != LEAD -> refuse(fx[mfr], FERR, mfr, mto, ep[mto], 0, ldr[mto], 0, 0)
+  :: role[mto] == LEAD && mep != ep[mto] -> refuse(fx[mfr], FERR, mfr, mto, ep[mto], 0, mto, 0, 0)
   :: else ->
      tr = 0;
      if
      :: ma > 0 ->
         endFor(mto, mb, te, toff);
         if
-        :: te == 0 -> tr = 1; toff = 0                /* no common epoch at all */
+        :: te == 0 -> tr = 1; toff = 0              /* no common epoch: the whole log diverges */
         :: te != 0 && (te != mb || ma > toff) -> tr = 1;
            if :: ma < toff -> toff = ma :: else -> skip fi
         :: else -> skip
@@ -260,11 +275,15 @@ inline onFetch() {                                  /* handleFetch on mto, from 
      :: else -> skip
      fi;
      if
-     :: tr == 1 -> send(FDIV, mfr, mto, ep[mto], 0, toff, te, 0)
+#ifdef FETCH_GUARD
+     :: tr == 1 -> send(fx[mfr], FDIV, mfr, mto, ep[mto], ma, toff, te, mb)
+#else
+     :: tr == 1 -> send(fx[mfr], FDIV, mfr, mto, ep[mto], 0, toff, te, 0)
+#endif
      :: else ->
         PROG(mto, mfr) = ma;
         advanceHW(mto);
-        /* the records from the fetch offset to the leader's log end, two bits an entry */
+        /* the records from the fetch offset to the leader's log end, two bits each */
         tc = 0; tk = ML;
         do
         :: tk > ma -> tk--; tc = tc * 4 + LG(mto, tk)
@@ -275,21 +294,28 @@ inline onFetch() {                                  /* handleFetch on mto, from 
         :: tk < ma -> tk++; tc = tc * 4
         :: else -> break
         od;
-        send(FDATA, mfr, mto, ep[mto], hw[mto], ma, leo[mto], tc)
+        send(fx[mfr], FDATA, mfr, mto, ep[mto], hw[mto], ma, leo[mto], tc)
      fi
   fi
 }
 
 inline onFetchResponse() {                          /* handleFetchResponse on mto, from mfr */
   if
-  :: role[mto] == FOLL && mfr != ldr[mto] && mep <= ep[mto] -> skip   /* late answer from a node we left */
+  :: role[mto] == FOLL && mfr != ldr[mto] && mep <= ep[mto] -> skip   /* a late answer from a node we left */
   :: else ->
      if :: mt == FERR -> tr = mb :: else -> tr = mfr fi;
      epochInResponse(mto, mep, tr);
+     lastEpoch(mto, te);
      if
      :: tmoved == 1 || mt == FERR -> skip
      :: tmoved == 0 && mt != FERR && (mep != ep[mto] || tr != ldr[mto]) -> skip
+#ifdef FETCH_GUARD
+     :: tmoved == 0 && mt == FDIV && mep == ep[mto] && tr == ldr[mto] && (ma != leo[mto] || md != te) ->
+        skip                                        /* answers a fetch from a log we no longer have */
+     :: tmoved == 0 && mt == FDIV && mep == ep[mto] && tr == ldr[mto] && ma == leo[mto] && md == te ->
+#else
      :: tmoved == 0 && mt == FDIV && mep == ep[mto] && tr == ldr[mto] ->
+#endif
         endFor(mto, mc, te, toff);
         if :: mb < toff -> toff = mb :: else -> skip fi;
         truncate(mto, toff)
@@ -308,9 +334,7 @@ inline onFetchResponse() {                          /* handleFetchResponse on mt
            od
         :: else -> skip                             /* starts past our end: nothing to append */
         fi;
-#ifndef FOLLOWER_FSYNC
         plen[mto] = leo[mto];                       /* a follower's append and its fsync are one step */
-#endif
         tx = ma;
         if :: tx > leo[mto] -> tx = leo[mto] :: else -> skip fi;
         if :: tx > hw[mto] -> hw[mto] = tx :: else -> skip fi
@@ -328,35 +352,34 @@ inline deliver() {
   fi
 }
 
-/* take the (k+1)-th message of the sorted network (any message: reordering) */
-inline take(k) {
+/* takes the (k+1)-th message of a sorted channel: any message, so any order */
+inline take(ch, k) {
   tz = 0;
   do
-  :: tz < k -> net ? q[8*tz], q[8*tz+1], q[8*tz+2], q[8*tz+3], q[8*tz+4], q[8*tz+5], q[8*tz+6], q[8*tz+7]; tz++
+  :: tz < k -> ch ? q[8*tz], q[8*tz+1], q[8*tz+2], q[8*tz+3], q[8*tz+4], q[8*tz+5], q[8*tz+6], q[8*tz+7]; tz++
   :: else -> break
   od;
-  net ? mt, mto, mfr, mep, ma, mb, mc, md;
+  ch ? mt, mto, mfr, mep, ma, mb, mc, md;
   do
-  :: tz > 0 -> tz--; net !! q[8*tz], q[8*tz+1], q[8*tz+2], q[8*tz+3], q[8*tz+4], q[8*tz+5], q[8*tz+6], q[8*tz+7]
+  :: tz > 0 -> tz--; ch !! q[8*tz], q[8*tz+1], q[8*tz+2], q[8*tz+3], q[8*tz+4], q[8*tz+5], q[8*tz+6], q[8*tz+7]
   :: else -> break
   od
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* invariants, checked after every step */
+/* the properties, checked after every step */
 
 inline check() {
   tx = 0;
   do
   :: tx < N ->
      assert(hw[tx] <= leo[tx] && plen[tx] <= leo[tx]);
-     if :: role[tx] == LEAD -> assert(leaderOf[ep[tx]] == tx) :: else -> skip fi;
      /* below its HW every log agrees with the committed log; a larger HW commits more */
      ty = 0;
      do
      :: ty < hw[tx] ->
         if
-        :: ty < clen -> assert(LG(tx, ty) == clog[ty])  /* committed entries never change */
+        :: ty < clen -> assert(LG(tx, ty) == clog[ty])   /* committed entries never change */
         :: else -> clog[ty] = LG(tx, ty); cep[ty] = ep[tx]; clen = ty + 1
         fi;
         ty++
@@ -377,7 +400,7 @@ inline check() {
         tx++
      :: else -> break
      od;
-     assert(tc >= 2);                              /* committed entries are durable on a majority */
+     assert(tc >= 2);                               /* committed entries are durable on a majority */
      ty++
   :: else -> break
   od
@@ -398,22 +421,22 @@ inline propose(i) {                                 /* the active controller wri
 }
 
 inline sendFetch(i) {                               /* maybeSendFetch: only what is durable */
-  role[i] == FOLL && plen[i] == leo[i] && nfull(net) ->
+  role[i] == FOLL && plen[i] == leo[i] && nfull(fx[i]) ->
   lastEpoch(i, te);
-  send(FETCH, ldr[i], i, ep[i], leo[i], te, 0, 0)
+  send(fx[i], FETCH, ldr[i], i, ep[i], leo[i], te, 0, 0)
 }
 
-inline stand(i) {                                   /* election timeout, pre-vote won: a new epoch */
+inline stand(i) {                                   /* election timeout and a won pre-vote */
   role[i] != LEAD && ep[i] < MAXE && (i == 0 || ep[0] > 0) ->   /* symmetry: node 0 stands first */
   startElection(i)
 }
 
-inline giveUp(i) {                                  /* fetch timeout / lost pre-vote / lost election / check quorum */
+inline giveUp(i) {                                  /* fetch timeout, lost pre-vote or election, resignation */
   (role[i] != UNATT || ldr[i] != NONE) ->
   clearRole(i); role[i] = UNATT; ldr[i] = NONE
 }
 
-inline crash(i) {                                   /* crash and restart from durable state */
+inline crash(i) {                                   /* crash, then restart from what is durable */
   (leo[i] != plen[i] || role[i] != UNATT || hw[i] != 0 || ldr[i] != NONE) ->
   leo[i] = plen[i]; zeroFrom(i, plen[i]);
   hw[i] = 0; clearRole(i);
@@ -423,13 +446,23 @@ inline crash(i) {                                   /* crash and restart from du
   fi
 }
 
-/* what a replayed trail (spin -t) prints after each step; the verifier prints nothing */
-inline show() {
-  printf("   ");
+/* ---------------------------------------------------------------------------------------------- */
+/* what a replayed trail (spin -t kraft.pml) prints after each step: role (Unattached, Follower,
+   Candidate, Leader), epoch, voted for, leader, [entry epochs], persisted end, HW; the verifier
+   prints nothing */
+
+inline dump() {
   tx = 0;
   do
   :: tx < N ->
-     printf(" n%d:%e e%d v%d l%d log[", tx, role[tx] + 1, ep[tx], vote[tx], ldr[tx]);
+     printf("  n%d ", tx);
+     if
+     :: role[tx] == UNATT -> printf("U")
+     :: role[tx] == FOLL -> printf("F")
+     :: role[tx] == CAND -> printf("C")
+     :: role[tx] == LEAD -> printf("L")
+     fi;
+     printf(" e%d v%d l%d [", ep[tx], vote[tx], ldr[tx]);
      ty = 0;
      do :: ty < leo[tx] -> printf("%d", LG(tx, ty)); ty++ :: else -> break od;
      printf("] p%d hw%d", plen[tx], hw[tx]);
@@ -439,37 +472,51 @@ inline show() {
   printf("  committed %d\n", clen)
 }
 
-mtype = { unattached, follower, candidate, leader };   /* for show() */
+inline showMessage() {
+  printf("%d->%d ", mfr, mto);
+  if
+  :: mt == VREQ -> printf("Vote e%d last epoch %d end %d\n", mep, ma, mb)
+  :: mt == VRESP -> printf("Vote granted e%d\n", mep)
+  :: mt == BEGIN -> printf("BeginQuorumEpoch e%d\n", mep)
+  :: mt == FETCH -> printf("Fetch e%d offset %d last epoch %d\n", mep, ma, mb)
+  :: mt == FDATA -> printf("FetchResponse e%d records [%d, %d) HW %d\n", mep, mb, mc, ma)
+  :: mt == FDIV -> printf("FetchResponse e%d diverging epoch %d at %d (fetch at %d)\n", mep, mc, mb, ma)
+  :: mt == FERR -> printf("FetchResponse e%d error, leader %d\n", mep, mb)
+  fi
+}
 
 #define NODE_STEPS(i) \
-  :: d_step { persist(i);   printf("n%d fsync\n", i);     show(); check(); skip } \
-  :: d_step { propose(i);   printf("n%d propose\n", i);   show(); check(); skip } \
-  :: d_step { sendFetch(i); printf("n%d fetch\n", i);     show(); check(); skip } \
-  :: d_step { stand(i);     printf("n%d stands\n", i);    show(); check(); skip } \
-  :: d_step { giveUp(i);    printf("n%d gives up\n", i);  show(); check(); skip } \
-  :: d_step { crash(i);     printf("n%d restarts\n", i);  show(); check(); skip }
+  :: d_step { persist(i);   printf("n%d fsync\n", i);    dump(); check(); skip } \
+  :: d_step { propose(i);   printf("n%d propose\n", i);  dump(); check(); skip } \
+  :: d_step { sendFetch(i); printf("n%d fetch\n", i);    dump(); check(); skip } \
+  :: d_step { stand(i);     printf("n%d stands\n", i);   dump(); check(); skip } \
+  :: d_step { giveUp(i);    printf("n%d gives up\n", i); dump(); check(); skip } \
+  :: d_step { crash(i);     printf("n%d restarts\n", i); dump(); check(); skip }
 
-#define NET_STEPS(k) \
-  :: d_step { len(net) > k -> take(k); \
-       printf("deliver %d->%d type%d e%d a%d b%d c%d d%d\n", mfr, mto, mt, mep, ma, mb, mc, md); \
-       deliver(); show(); check(); skip } \
-  :: d_step { len(net) > k -> take(k); printf("lose %d->%d type%d\n", mfr, mto, mt); check(); skip }
+#define MSG_STEPS(ch, k) \
+  :: d_step { len(ch) > k -> take(ch, k); printf("deliver "); showMessage(); deliver(); dump(); check(); skip } \
+  :: d_step { len(ch) > k -> take(ch, k); printf("lose "); showMessage(); skip }
 
 active proctype quorum() {
-end:              /* running out of epochs or log with nothing left to do is a valid end */
+end:              /* out of epochs or log room with nothing left to do: a valid end */
   do
   NODE_STEPS(0)
   NODE_STEPS(1)
   NODE_STEPS(2)
-  NET_STEPS(0)
+  MSG_STEPS(net, 0)
 #if NET > 1
-  NET_STEPS(1)
+  MSG_STEPS(net, 1)
 #endif
 #if NET > 2
-  NET_STEPS(2)
+  MSG_STEPS(net, 2)
 #endif
-#if NET > 3
-  NET_STEPS(3)
+  MSG_STEPS(fx[0], 0)
+  MSG_STEPS(fx[1], 0)
+  MSG_STEPS(fx[2], 0)
+#if FX > 1
+  MSG_STEPS(fx[0], 1)
+  MSG_STEPS(fx[1], 1)
+  MSG_STEPS(fx[2], 1)
 #endif
   od
 }
