@@ -201,7 +201,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard role == .follower, leaderId == node else { return }
         fetchInFlightSinceMs = nil
         if config.isVoter {
-            fetchDeadlineMs = min(fetchDeadlineMs, self.nowMs + Int64(rng.next() % 50) + 1)
+            // Spread over 100 ms so two followers rarely stand at once (a split vote costs a backoff).
+            fetchDeadlineMs = min(fetchDeadlineMs, self.nowMs + Int64(rng.next() % 100) + 1)
         } else {
             leaderId = nil
         }
