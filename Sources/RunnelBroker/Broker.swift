@@ -27,6 +27,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let autoCreating = NIOLockedValueBox<Set<String>>([])
     /// Producer ids for idempotent producers.
     let producerIds: ProducerIdManager
+    /// Requests waiting for the image to show a change the controller committed.
+    private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
 
     public init(settings: BrokerSettings, logManager: LogManager, controller: any ControllerChannel, clock: any Clock, logger: Logger) {
         self.settings = settings
@@ -86,6 +88,33 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             }
         }
         imageBox.withLockedValue { $0 = image }
+        let ready = imageWaiters.withLockedValue { waiters -> [EventLoopPromise<Void>] in
+            let done = waiters.filter { $0.check(image) }.map(\.promise)
+            waiters.removeAll { w in done.contains { $0.futureResult === w.promise.futureResult } }
+            return done
+        }
+        for promise in ready { promise.succeed(()) }
+    }
+
+    /// Completes once the image satisfies `check`, or after `timeoutMs` (then it completes anyway:
+    /// the caller answers with what the controller said).
+    func awaitImage(on eventLoop: any EventLoop, timeoutMs: Int64, _ check: @escaping @Sendable (MetadataImage) -> Bool) -> EventLoopFuture<Void> {
+        if check(image) { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        imageWaiters.withLockedValue { $0.append((check, promise)) }
+        if check(image) {
+            imageWaiters.withLockedValue { $0.removeAll { $0.promise.futureResult === promise.futureResult } }
+            promise.succeed(())
+        }
+        eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [imageWaiters] in
+            let pending = imageWaiters.withLockedValue { waiters -> Bool in
+                let had = waiters.contains { $0.promise.futureResult === promise.futureResult }
+                waiters.removeAll { $0.promise.futureResult === promise.futureResult }
+                return had
+            }
+            if pending { promise.succeed(()) }
+        }
+        return promise.futureResult
     }
 
     /// Loads logs found on disk that the image no longer has (deleted while this broker was down),
@@ -196,7 +225,14 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// as Kafka answers, instead of a dropped connection.
     func forward<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> RequestOutcome {
         let logger = self.logger
+        let eventLoop = context.eventLoop
         let future = controller.send(request, version: version)
+            .flatMap { [self] response -> EventLoopFuture<R.Response> in
+                // Answer once this broker's own metadata shows the change, so a client's next
+                // Metadata request here sees it.
+                guard let check = Self.visibility(of: response) else { return eventLoop.makeSucceededFuture(response) }
+                return awaitImage(on: eventLoop, timeoutMs: 5_000, check).map { response }
+            }
             .map { OutgoingResponse($0, version: version, allocator: context.allocator) }
             .flatMapErrorThrowing { error in
                 logger.info("controller request \(R.apiKey.name) failed: \(error)")
@@ -204,6 +240,22 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 return OutgoingResponse(response, version: version, allocator: context.allocator)
             }
         return .respond(future)
+    }
+
+    /// What the image must show before a successful controller answer is relayed.
+    static func visibility(of response: any ResponseMessage) -> (@Sendable (MetadataImage) -> Bool)? {
+        switch response {
+        case let r as CreateTopicsResponse:
+            let created = r.topics.filter { $0.errorCode == 0 }.map { ($0.name, Int($0.numPartitions)) }
+            if created.isEmpty { return nil }
+            return { image in created.allSatisfy { name, n in image.topic(named: name).map { n < 0 || $0.partitionCount >= n } ?? false } }
+        case let r as DeleteTopicsResponse:
+            let deleted = r.responses.filter { $0.errorCode == 0 }.compactMap(\.name)
+            if deleted.isEmpty { return nil }
+            return { image in deleted.allSatisfy { image.topic(named: $0) == nil } }
+        default:
+            return nil
+        }
     }
 
     /// The answer to a controller request when it could not run: `code` on every item.

@@ -24,7 +24,13 @@ extension QuorumController {
             endPoints: request.listeners.map { .init(name: $0.name, host: $0.host, port: $0.port, securityProtocol: $0.securityProtocol) },
             features: request.features.map { .init(name: $0.name, minSupportedVersion: $0.minSupportedVersion, maxSupportedVersion: $0.maxSupportedVersion) },
             rack: request.rack, fenced: !unfenced, inControlledShutdown: false, logDirs: request.logDirs)
-        return ControllerResult(records: [.registerBroker(record)], response: BrokerRegistrationResponse(errorCode: 0, brokerEpoch: nextOffset))
+        // The old incarnation's partitions need new leaders while this one catches up (fenced).
+        var records: [MetadataRecord] = [.registerBroker(record)]
+        var delta = MetadataDelta(image)
+        delta.replay(records[0], offset: nextOffset, epoch: image.provenance.lastEpoch)
+        let after = delta.apply()
+        records += electionChanges(image: after, live: liveBrokerIds(after)).map { .partitionChange($0) }
+        return ControllerResult(records: records, response: BrokerRegistrationResponse(errorCode: 0, brokerEpoch: nextOffset))
     }
 }
 

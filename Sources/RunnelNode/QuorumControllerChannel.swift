@@ -41,6 +41,10 @@ struct QuorumControllerChannel: ControllerChannel {
                 quorum.run({ c, _, _ in c.alterConfigs(r) }, completion: finish)
             case let r as AllocateProducerIdsRequest:
                 quorum.run({ c, _, _ in c.allocateProducerIds(r) }, completion: finish)
+            case let r as BrokerHeartbeatRequest:
+                quorum.heartbeat(r, completion: finish)
+            case let r as UnregisterBrokerRequest:
+                quorum.run({ c, _, _ in c.unregisterBroker(r) }, completion: finish)
             case let r as BrokerRegistrationRequest:
                 quorum.run({ c, _, next in c.registerBroker(r, clusterId: clusterId, nextOffset: next, unfenced: unfence) }, completion: finish)
             default:

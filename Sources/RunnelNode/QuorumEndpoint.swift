@@ -34,6 +34,8 @@ struct QuorumEndpoint: RequestHandler {
         .alterConfigs: 0...2,
         .allocateProducerIds: 0...0,
         .brokerRegistration: 0...4,
+        .brokerHeartbeat: 0...1,
+        .unregisterBroker: 0...0,
     ]
 
     func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
@@ -114,6 +116,8 @@ struct QuorumEndpoint: RequestHandler {
             case .alterConfigs: return command(try AlterConfigsRequest(from: &reader, version: version), version, context)
             case .allocateProducerIds: return command(try AllocateProducerIdsRequest(from: &reader, version: version), version, context)
             case .brokerRegistration: return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
+            case .brokerHeartbeat: return command(try BrokerHeartbeatRequest(from: &reader, version: version), version, context)
+            case .unregisterBroker: return command(try UnregisterBrokerRequest(from: &reader, version: version), version, context)
             case .describeCluster:
                 let r = try DescribeClusterRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -164,6 +168,12 @@ struct QuorumEndpoint: RequestHandler {
                 }
                 if request is BrokerRegistrationRequest {
                     return OutgoingResponse(BrokerRegistrationResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
+                }
+                if request is BrokerHeartbeatRequest {
+                    return OutgoingResponse(BrokerHeartbeatResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
+                }
+                if request is UnregisterBrokerRequest {
+                    return OutgoingResponse(UnregisterBrokerResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
                 }
                 throw error
             }

@@ -29,6 +29,7 @@ public final class RunnelServer: @unchecked Sendable {
     public private(set) var broker: Broker?
     private var quorum: MetadataQuorum<NIORaftRuntime>?
     private var runtime: NIORaftRuntime?
+    private var lifecycle: BrokerLifecycle?
     private var maintenance: Thread?
     private let stopping = NIOLockedValueBox(false)
 
@@ -44,12 +45,6 @@ public final class RunnelServer: @unchecked Sendable {
 
     public func start() async throws {
         let config = self.config
-        guard config.isController else {
-            throw StorageError("process.roles=broker needs brokers that follow a remote controller quorum, which this build does not have yet; use process.roles=broker,controller or process.roles=controller.")
-        }
-        if config.isBroker && config.voters.count != 1 {
-            throw StorageError("controller.quorum.voters lists \(config.voters.count) voters; a combined broker,controller node runs with a single voter (itself) in this build. Run a multi-voter quorum with process.roles=controller.")
-        }
         let clusterId = try StorageFormatter.check(config: config, disk: disk)
         let now = clock.wallMs()
 
@@ -74,7 +69,7 @@ public final class RunnelServer: @unchecked Sendable {
             self.logManager = manager
         }
 
-        // The metadata quorum.
+        // The metadata quorum: a voter on a controller, an observer on a broker-only node.
         var settings = ControllerSettings()
         settings.defaultPartitions = config.numPartitions
         settings.defaultReplicationFactor = config.defaultReplicationFactor
@@ -95,11 +90,13 @@ public final class RunnelServer: @unchecked Sendable {
         let snapshots = try SQLiteSnapshotStorage(directory: directory + "/" + MetadataLog.topicPartition.description, clusterId: clusterId,
                                                   voters: config.voters.map(\.id))
         let policy = config.snapshotPolicy
+        let sessionTimeoutMs = config.brokerSessionTimeoutMs
         let quorum = try await loop.submit {
             let q = try MetadataQuorum(clusterId: clusterId, config: raft, runtime: runtime, disk: disk, directory: directory,
                                        controller: QuorumController(settings: settings, resolver: resolver), seed: seed, cleanShutdown: clean,
                                        snapshots: snapshots)
             q.driver.snapshotPolicy = policy
+            q.sessionTimeoutMs = sessionTimeoutMs
             return q
         }.get()
         self.quorum = quorum
@@ -108,15 +105,19 @@ public final class RunnelServer: @unchecked Sendable {
         runtime.unreachable = { node in quorum.driver.unreachable(node) }
         runtime.currentEpoch = { (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark) }
         let logger = self.logger
+        let leaderHint = NIOLockedValueBox<Int32>(-1)
         quorum.onSnapshotLoaded = { image, fetched in
             logger.info(fetched ? "fetched snapshot from the leader" : "loaded snapshot",
                         metadata: ["endOffset": "\(image.provenance.lastOffset + 1)", "records": "\(image.provenance.recordCount)"])
         }
         quorum.onLeadershipChange = { role, epoch, leader in
+            leaderHint.withLockedValue { $0 = leader?.rawValue ?? -1 }
             logger.info("quorum", metadata: ["role": "\(role)", "epoch": "\(epoch)", "leader": "\(leader.map { "\($0)" } ?? "none")"])
         }
 
         // The broker, fed by the quorum's committed metadata.
+        var broker: Broker?
+        var channel: (any ControllerChannel)?
         if config.isBroker, let logManager {
             var brokerSettings = BrokerSettings(
                 nodeId: config.nodeId, clusterId: clusterId,
@@ -125,28 +126,46 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.rack = config.rack
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
-            let broker = Broker(settings: brokerSettings, logManager: logManager, controller: QuorumControllerChannel(quorum: quorum, eventLoop: loop),
-                                clock: clock, logger: logger)
-            self.broker = broker
-            try await loop.submit { quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) } }.get()
+            // A lone combined node talks to its own controller in-process; otherwise the broker
+            // finds the active controller over the network.
+            let inProcess = config.isController && config.voters.count == 1
+            let controllerChannel: any ControllerChannel = inProcess
+                ? QuorumControllerChannel(quorum: quorum, eventLoop: loop)
+                : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, group: networkGroup, logger: logger,
+                                          leaderHint: { leaderHint.withLockedValue { $0 } })
+            channel = controllerChannel
+            let b = Broker(settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock, logger: logger)
+            broker = b
+            self.broker = b
+            try await loop.submit { quorum.subscribe { delta, image in b.publish(delta: delta, image: image) } }.get()
         }
         try await loop.submit { try quorum.start() }.get()
 
-        // Listeners: the controller's first, so peers can reach us while brokers bind.
-        for listener in config.controllerListeners {
-            let server = try await KafkaServer.start(
-                listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                group: networkGroup, handler: QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters),
-                frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
-            servers.append(server)
+        // The controller listener first, so peers can reach us while brokers start.
+        if config.isController {
+            for listener in config.controllerListeners {
+                let server = try await KafkaServer.start(
+                    listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
+                    group: networkGroup, handler: QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters),
+                    frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
+                servers.append(server)
+            }
         }
-        if let broker {
-            // Clients are let in only once the broker is registered (as Kafka opens its data plane
-            // after registration), so their first Metadata answer already lists this broker. With
-            // port 0 (tests) the port must be bound first to be advertised.
+        if let broker, let channel {
+            // Clients are let in only once the broker is registered and unfenced (as Kafka opens
+            // its data plane then), so their first Metadata answer lists it. With port 0 (tests)
+            // the port must be bound first to be advertised.
             let bindFirst = config.brokerListeners.contains { $0.port == 0 }
             if bindFirst { try await bindBrokerListeners(broker, networkGroup: networkGroup) }
-            try await registerBroker(broker, clusterId: clusterId, channel: QuorumControllerChannel(quorum: quorum, eventLoop: loop))
+            let lifecycle = BrokerLifecycle(
+                brokerId: config.nodeId, clusterId: clusterId, channel: channel, heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
+                logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
+            self.lifecycle = lifecycle
+            try await lifecycle.register(registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs)
+            if !(await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs)) {
+                logger.warning("the broker is still fenced; serving anyway (its partitions stay led elsewhere)")
+            }
+            lifecycle.startHeartbeats()
             broker.removeStrayLogs()
             if !bindFirst { try await bindBrokerListeners(broker, networkGroup: networkGroup) }
             startMaintenance()
@@ -156,18 +175,7 @@ public final class RunnelServer: @unchecked Sendable {
         }
     }
 
-    private func bindBrokerListeners(_ broker: Broker, networkGroup: any EventLoopGroup) async throws {
-        for listener in config.brokerListeners {
-            let server = try await KafkaServer.start(
-                listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
-                requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
-            servers.append(server)
-        }
-    }
-
-    /// Registers the broker with the controller, retrying until the quorum has an active leader.
-    private func registerBroker(_ broker: Broker, clusterId: String, channel: any ControllerChannel) async throws {
+    private func registrationRequest(clusterId: String) -> BrokerRegistrationRequest {
         var registration = BrokerRegistrationRequest()
         registration.brokerId = config.nodeId
         registration.clusterId = clusterId
@@ -179,21 +187,16 @@ public final class RunnelServer: @unchecked Sendable {
             return .init(name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port), securityProtocol: 0)
         }
         registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
-        let deadline = clock.monotonicMs() + config.initialBrokerRegistrationTimeoutMs
-        while true {
-            do {
-                let answer = try await channel.send(registration, version: 3).get()
-                guard answer.errorCode == 0 else { throw StorageError("broker registration was refused: \(ErrorCode(answer.errorCode))") }
-                logger.info("registered", metadata: ["brokerEpoch": "\(answer.brokerEpoch)"])
-                return
-            } catch let error as StorageError {
-                throw error
-            } catch {
-                if clock.monotonicMs() > deadline {
-                    throw StorageError("the broker could not register with the controller quorum within initial.broker.registration.timeout.ms (\(config.initialBrokerRegistrationTimeoutMs) ms): \(error)")
-                }
-                try await Task.sleep(nanoseconds: 50_000_000)
-            }
+        return registration
+    }
+
+    private func bindBrokerListeners(_ broker: Broker, networkGroup: any EventLoopGroup) async throws {
+        for listener in config.brokerListeners {
+            let server = try await KafkaServer.start(
+                listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
+                group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
+                requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
+            servers.append(server)
         }
     }
 
@@ -240,6 +243,10 @@ public final class RunnelServer: @unchecked Sendable {
     public func shutdown() async {
         if stopping.withLockedValue({ let was = $0; $0 = true; return was }) { return }
         logger.info("shutting down")
+        if let lifecycle {
+            // Controlled shutdown: leadership moves away before the process goes.
+            await lifecycle.controlledShutdown(timeoutMs: config.controlledShutdownTimeoutMs)
+        }
         if let quorum, let runtime {
             // Hand leadership over before going (EndQuorumEpoch), then stop the driver.
             try? await runtime.eventLoop.submit { quorum.driver.resign() }.get()

@@ -89,6 +89,9 @@ public struct ServerConfig: Sendable {
     public var quorumRequestTimeoutMs: Int64
     public var initialBrokerRegistrationTimeoutMs: Int64
     public var snapshotPolicy: SnapshotPolicy
+    public var brokerSessionTimeoutMs: Int64
+    public var brokerHeartbeatIntervalMs: Int64
+    public var controlledShutdownTimeoutMs: Int64
     /// Keys this build does not know (warned about, not fatal).
     public var unknownKeys: [String]
 
@@ -239,6 +242,9 @@ public struct ServerConfig: Sendable {
         quorumElectionBackoffMaxMs = try int64("controller.quorum.election.backoff.max.ms", default: 1000, min: 1)
         quorumRequestTimeoutMs = try int64("controller.quorum.request.timeout.ms", default: 2000, min: 1)
         initialBrokerRegistrationTimeoutMs = try int64("initial.broker.registration.timeout.ms", default: 60000, min: 1)
+        brokerSessionTimeoutMs = try int64("broker.session.timeout.ms", default: 9000, min: 1)
+        brokerHeartbeatIntervalMs = try int64("broker.heartbeat.interval.ms", default: 2000, min: 1)
+        controlledShutdownTimeoutMs = try int64("controlled.shutdown.timeout.ms", default: 30000, min: 0)
         var policy = SnapshotPolicy()
         policy.maxBytesBetweenSnapshots = try int64("metadata.log.max.record.bytes.between.snapshots", default: 20_971_520, min: 1)
         policy.maxIntervalMs = try int64("metadata.log.max.snapshot.interval.ms", default: 3_600_000, min: 0)
@@ -301,7 +307,7 @@ public struct ServerConfig: Sendable {
     }
 
     /// Keys this build reads that are not in the broker config table.
-    static let extraKeys: Set<String> = ["metrics.port"]
+    static let extraKeys: Set<String> = ["metrics.port", "controlled.shutdown.timeout.ms"]
 
     public var isBroker: Bool { roles.contains(.broker) }
     public var isController: Bool { roles.contains(.controller) }

@@ -25,6 +25,14 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     private var bootstrapped = false
     /// Commands waiting for this node to become the active controller's ready state.
     public var onLeadershipChange: ((RaftRole, Int32, NodeID?) -> Void)?
+    /// Broker sessions, kept by the active controller only.
+    public private(set) var sessions = BrokerSessions()
+    /// `broker.session.timeout.ms`
+    public var sessionTimeoutMs: Int64 = 9000
+    private var wasActive = false
+    private var fencing = false
+    /// Records this active controller proposed that are not committed yet, by offset.
+    private var proposed: [(offset: Int64, record: MetadataRecord)] = []
 
     public init(clusterId: String, config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String,
                 controller: QuorumController, seed: UInt64, cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil) throws {
@@ -41,6 +49,45 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     /// the quorum confirms it committed (the high watermark is not known before).
     public func start() throws {
         try driver.start()
+        scheduleSessionCheck()
+    }
+
+    /// Every 250 ms the active controller fences brokers whose heartbeats stopped.
+    private func scheduleSessionCheck() {
+        runtime.schedule(afterMs: 250) { [weak self] in
+            guard let self else { return }
+            self.checkSessions()
+            self.scheduleSessionCheck()
+        }
+    }
+
+    private func noteActivity() {
+        let active = driver.isActiveLeader
+        if active && !wasActive {
+            // A new active controller gives every broker a fresh session.
+            sessions.reset(image: committedImage, nowMs: runtime.nowMs)
+        }
+        wasActive = active
+    }
+
+    private func checkSessions() {
+        noteActivity()
+        guard driver.isActiveLeader, !fencing else { return }
+        let expired = sessions.expired(image: controller.image, nowMs: runtime.nowMs, sessionTimeoutMs: sessionTimeoutMs)
+        guard !expired.isEmpty else { return }
+        fencing = true
+        run({ c, _, _ in c.fenceBrokers(expired) }, completion: { [weak self] (_: Result<Int, ProposalError>) in
+            self?.fencing = false
+        })
+    }
+
+    /// A broker heartbeat: renews its session and runs the heartbeat command.
+    public func heartbeat(_ request: BrokerHeartbeatRequest, completion: @escaping (Result<BrokerHeartbeatResponse, ProposalError>) -> Void) {
+        noteActivity()
+        if driver.isActiveLeader, controller.image.brokers[NodeID(request.brokerId)]?.epoch == request.brokerEpoch {
+            sessions.touch(NodeID(request.brokerId), nowMs: runtime.nowMs)
+        }
+        run({ c, _, _ in c.brokerHeartbeat(request) }, completion: completion)
     }
 
     public func subscribe(_ publisher: @escaping Publisher) {
@@ -65,11 +112,13 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
             }
         }
         committedImage = delta.apply()
-        if !driver.isActiveLeader {
-            // Standby: the working state is the committed state.
-            controller.reset(to: committedImage)
-        }
+        // The working state is what is committed plus this controller's own proposals still in
+        // flight (a new leader also learns here what earlier epochs committed).
+        let committedUpTo = committedImage.provenance.lastOffset
+        proposed.removeAll { $0.offset <= committedUpTo }
+        rebuildWorkingState()
         for publish in publishers { publish(delta, committedImage) }
+        noteActivity()
         maybeBootstrap()
     }
 
@@ -79,14 +128,23 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     public func snapshotLoaded(_ image: MetadataImage, fetched: Bool) {
         onSnapshotLoaded?(image, fetched)
         committedImage = image
+        proposed = []
         controller.reset(to: image)
         for publish in publishers { publish(.everything(image), image) }
     }
 
     public func imageForSnapshot() -> MetadataImage? { committedImage }
 
+    private func rebuildWorkingState() {
+        controller.reset(to: committedImage)
+        if driver.node.role == .leader && !proposed.isEmpty {
+            controller.replay(proposed.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
+        }
+    }
+
     public func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?) {
         // A new or former leader starts from what is committed; its own uncommitted proposals are gone.
+        proposed = []
         controller.reset(to: committedImage)
         onLeadershipChange?(role, epoch, leaderId)
         maybeBootstrap()
@@ -123,7 +181,9 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
             return
         }
         let values = result.records.map { MetadataRecordFrame.encode($0) }
-        controller.replay(result.records.enumerated().map { ($0.element, nextOffset + Int64($0.offset)) }, epoch: driver.node.epoch)
+        let withOffsets = result.records.enumerated().map { (offset: nextOffset + Int64($0.offset), record: $0.element) }
+        proposed += withOffsets
+        controller.replay(withOffsets.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
         let response = result.response
         driver.propose(values) { outcome in
             switch outcome {

@@ -10,7 +10,7 @@ struct Runnel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runnel",
         abstract: "Runnel: a Kafka-compatible distributed log, built the KRaft way.",
-        subcommands: [Server.self, Format.self, RandomUUID.self, Metadata.self, Bench.self]
+        subcommands: [Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Bench.self]
     )
 }
 

@@ -1,0 +1,84 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelBroker
+import RunnelCore
+import RunnelNetwork
+import RunnelWire
+
+/// A broker's way to the active controller over the network: requests go to the controller the
+/// broker believes is active (the leader its metadata fetches name); NOT_CONTROLLER or a dead
+/// connection sends them on to the next voter, with a short backoff, until a deadline.
+final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
+    private let peers: [(id: Int32, client: PeerClient)]
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    /// The active controller as the broker's metadata fetches report it (-1: unknown).
+    let leaderHint: @Sendable () -> Int32
+    /// How long a request may look for the active controller.
+    var retryDeadlineMs: Int64 = 30_000
+    var backoffMs: Int64 = 50
+
+    init(voters: [VoterSpec], brokerId: Int32, group: any EventLoopGroup, logger: Logger, leaderHint: @escaping @Sendable () -> Int32) {
+        self.peers = voters.map { ($0.id, PeerClient(host: $0.host, port: $0.port, clientId: "broker-\(brokerId)", group: group)) }
+        self.eventLoop = group.next()
+        self.logger = logger
+        self.leaderHint = leaderHint
+    }
+
+    func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
+        let promise = eventLoop.makePromise(of: R.Response.self)
+        let deadline = NIODeadline.now() + .milliseconds(retryDeadlineMs)
+        attempt(request, version: version, index: nil, deadline: deadline, promise: promise)
+        return promise.futureResult
+    }
+
+    private func attempt<R: RequestMessage>(_ request: R, version: Int16, index: Int?, deadline: NIODeadline, promise: EventLoopPromise<R.Response>) {
+        let hint = leaderHint()
+        let i = index ?? (peers.firstIndex { $0.id == hint } ?? 0)
+        let peer = peers[i % peers.count]
+        peer.client.send(request, version: version).whenComplete { [self] result in
+            switch result {
+            case .success(let response) where !Self.isNotController(response):
+                promise.succeed(response)
+            case .success(let response):
+                retry(request, version: version, next: i + 1, deadline: deadline, promise: promise, last: response)
+            case .failure:
+                retry(request, version: version, next: i + 1, deadline: deadline, promise: promise, last: nil)
+            }
+        }
+    }
+
+    private func retry<R: RequestMessage>(_ request: R, version: Int16, next: Int, deadline: NIODeadline, promise: EventLoopPromise<R.Response>, last: R.Response?) {
+        if NIODeadline.now() > deadline {
+            if let last { promise.succeed(last) } else { promise.fail(ConnectionError("no active controller answered within \(retryDeadlineMs) ms")) }
+            return
+        }
+        // After a full round of voters, wait a little (an election may be under way).
+        let delay: Int64 = next % peers.count == 0 ? backoffMs : 0
+        eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
+            attempt(request, version: version, index: next, deadline: deadline, promise: promise)
+        }
+    }
+
+    /// Whether a controller answered "not me".
+    static func isNotController(_ response: any ResponseMessage) -> Bool {
+        let code = ErrorCode.notController.rawValue
+        switch response {
+        case let r as CreateTopicsResponse: return !r.topics.isEmpty && r.topics.allSatisfy { $0.errorCode == code }
+        case let r as DeleteTopicsResponse: return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
+        case let r as CreatePartitionsResponse: return !r.results.isEmpty && r.results.allSatisfy { $0.errorCode == code }
+        case let r as IncrementalAlterConfigsResponse: return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
+        case let r as AlterConfigsResponse: return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
+        case let r as AllocateProducerIdsResponse: return r.errorCode == code
+        case let r as BrokerRegistrationResponse: return r.errorCode == code
+        case let r as BrokerHeartbeatResponse: return r.errorCode == code
+        case let r as UnregisterBrokerResponse: return r.errorCode == code
+        default: return false
+        }
+    }
+
+    func close() {
+        for p in peers { p.client.close() }
+    }
+}

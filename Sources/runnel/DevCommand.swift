@@ -1,0 +1,186 @@
+import ArgumentParser
+import Foundation
+import RunnelCore
+import RunnelNode
+
+/// `runnel dev`: a local cluster of separate processes under one data folder.
+struct Dev: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a local cluster: controllers and brokers as separate processes on 127.0.0.1 (Ctrl-C stops them all).",
+        discussion: """
+        Brokers listen on --port, --port+1, ...; controllers on --port+100, +101, ... Each node's
+        server.properties and log are under --data-dir/<node>/. An existing data folder is reused.
+        --combined runs one process with process.roles=broker,controller instead.
+        """)
+
+    @Option(name: .customLong("data-dir"), help: "Folder for every node's data, configs and logs.")
+    var dataDir: String = "./runnel-data"
+
+    @Option(help: "Number of controllers (voters).")
+    var controllers: Int = 3
+
+    @Option(help: "Number of brokers.")
+    var brokers: Int = 3
+
+    @Option(help: "Port of the first broker.")
+    var port: Int = 9092
+
+    @Flag(help: "One combined broker+controller process instead.")
+    var combined = false
+
+    @Option(name: .customLong("cluster-id"), help: "Cluster id for a new data folder (default: random).")
+    var clusterId: String?
+
+    func validate() throws {
+        if !combined {
+            guard (1...9).contains(controllers) else { throw ValidationError("--controllers must be between 1 and 9.") }
+            guard (1...50).contains(brokers) else { throw ValidationError("--brokers must be between 1 and 50.") }
+        }
+        guard (1...65000).contains(port) else { throw ValidationError("--port must be a port number.") }
+    }
+
+    struct NodeSpec {
+        var name: String
+        var properties: [(String, String)]
+        var clientPort: Int?
+    }
+
+    func plan(root: String) -> [NodeSpec] {
+        if combined {
+            let controllerPort = port + 100
+            return [NodeSpec(name: "node1", properties: [
+                ("process.roles", "broker,controller"), ("node.id", "1"),
+                ("controller.quorum.voters", "1@127.0.0.1:\(controllerPort)"),
+                ("listeners", "PLAINTEXT://127.0.0.1:\(port),CONTROLLER://127.0.0.1:\(controllerPort)"),
+                ("controller.listener.names", "CONTROLLER"), ("log.dirs", "\(root)/node1/data"),
+                ("num.partitions", "3"),
+            ], clientPort: port)]
+        }
+        let voters = (0..<controllers).map { "\($0 + 1)@127.0.0.1:\(port + 100 + $0)" }.joined(separator: ",")
+        var out: [NodeSpec] = []
+        for i in 0..<controllers {
+            out.append(NodeSpec(name: "controller\(i + 1)", properties: [
+                ("process.roles", "controller"), ("node.id", "\(i + 1)"), ("controller.quorum.voters", voters),
+                ("listeners", "CONTROLLER://127.0.0.1:\(port + 100 + i)"), ("controller.listener.names", "CONTROLLER"),
+                ("log.dirs", "\(root)/controller\(i + 1)/data"),
+                ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
+                ("offsets.topic.replication.factor", "\(min(3, brokers))"),
+            ], clientPort: nil))
+        }
+        for i in 0..<brokers {
+            out.append(NodeSpec(name: "broker\(i + 1)", properties: [
+                ("process.roles", "broker"), ("node.id", "\(100 + i + 1)"), ("controller.quorum.voters", voters),
+                ("listeners", "PLAINTEXT://127.0.0.1:\(port + i)"), ("controller.listener.names", "CONTROLLER"),
+                ("log.dirs", "\(root)/broker\(i + 1)/data"), ("broker.rack", "rack\(i % 3 + 1)"),
+                ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
+            ], clientPort: port + i))
+        }
+        return out
+    }
+
+    func run() throws {
+        let root = URL(fileURLWithPath: dataDir).standardizedFileURL.path
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        let binary = fm.isExecutableFile(atPath: me) ? me : (ProcessInfo.processInfo.arguments.first ?? "runnel")
+        var generator = SystemRandomNumberGenerator()
+        let clusterFile = root + "/cluster.id"
+        let cluster: String
+        if let existing = try? String(contentsOfFile: clusterFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+            cluster = existing
+        } else {
+            cluster = clusterId ?? KafkaUUID.random(using: &generator).description
+            try cluster.write(toFile: clusterFile, atomically: true, encoding: .utf8)
+        }
+        let nodes = plan(root: root)
+        var processes: [(NodeSpec, Process)] = []
+        for node in nodes {
+            let dir = root + "/" + node.name
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let config = dir + "/server.properties"
+            try node.properties.map { "\($0.0)=\($0.1)\n" }.joined().write(toFile: config, atomically: true, encoding: .utf8)
+            if !fm.fileExists(atPath: dir + "/data/meta.properties") {
+                let format = Process()
+                format.executableURL = URL(fileURLWithPath: binary)
+                format.arguments = ["format", "--config", config, "--cluster-id=\(cluster)"]
+                format.standardOutput = FileHandle.nullDevice
+                try format.run()
+                format.waitUntilExit()
+                guard format.terminationStatus == 0 else { fail("formatting \(node.name) failed; see \(config).") }
+            }
+            let log = dir + "/server.log"
+            fm.createFile(atPath: log, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try handle.seekToEnd()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["server", config]
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            processes.append((node, process))
+        }
+        let signals = SignalWaiter()
+        // Wait until every broker port accepts connections.
+        let ports = nodes.compactMap(\.clientPort)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && !ports.allSatisfy(portAccepts) {
+            if let dead = processes.first(where: { !$0.1.isRunning }) {
+                stopAll(processes)
+                fail("\(dead.0.name) exited during start-up; see \(root)/\(dead.0.name)/server.log")
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        guard ports.allSatisfy(portAccepts) else {
+            stopAll(processes)
+            fail("the cluster did not start within 60 s; see the server.log files under \(root)")
+        }
+        say("runnel dev: \(nodes.count) process(es), data and logs under \(root)")
+        say("bootstrap: " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","))
+        runBlocking { await signals.wait() }
+        say("runnel dev: stopping")
+        stopAll(processes)
+    }
+
+    /// Brokers first (controlled shutdown needs the controllers), then controllers.
+    func stopAll(_ processes: [(NodeSpec, Process)]) {
+        let brokers = processes.filter { $0.0.clientPort != nil }
+        let controllers = processes.filter { $0.0.clientPort == nil }
+        for group in [brokers, controllers] {
+            for (_, p) in group where p.isRunning { p.terminate() }
+            let deadline = Date().addingTimeInterval(40)
+            while group.contains(where: { $0.1.isRunning }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+            for (_, p) in group where p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+    }
+}
+
+/// Prints a line at once (stdout may be a file or a pipe read by a script).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func portAccepts(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return result == 0
+}
+
+/// Runs async work from a synchronous command, blocking the calling thread.
+func runBlocking(_ body: @escaping @Sendable () async -> Void) {
+    let semaphore = DispatchSemaphore(value: 0)
+    Task {
+        await body()
+        semaphore.signal()
+    }
+    semaphore.wait()
+}

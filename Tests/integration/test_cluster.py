@@ -1,0 +1,220 @@
+"""A cluster of 3 controllers and 3 brokers started from server.properties files.
+
+Topics created, grown and deleted through any broker show on every broker's Metadata with leaders
+spread over the brokers. kill -9 of the active controller: CreateTopics works again through the
+same broker. kill -9 of a broker: after the session timeout its partitions have new leaders from
+their ISR. SIGTERM of a broker: its leadership moves before it exits (controlled shutdown). A
+broker restarted after missing more than a snapshot's worth of metadata catches up by snapshot
+and serves the right Metadata. `runnel dev` starts the same shape of cluster and stops it on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+import kwire
+from nodes import RunnelNode, free_ports, kafka_uuid, port_accepts, runnel_bin
+from util import QUIET, is_runnel, unique, wait_until
+
+pytestmark = pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster")
+
+SESSION_TIMEOUT_MS = 3000
+
+
+class ClusterNode(RunnelNode):
+    def __init__(self, workdir: Path, node_id: int, role: str, voters: str, port: int, cluster_id: str, props: dict):
+        super().__init__(workdir, props=props, cluster_id=cluster_id)
+        self.node_id = node_id
+        self.role = role
+        self.voters = voters
+        self.port = port
+
+    def server_properties(self) -> dict:
+        listener = "CONTROLLER" if self.role == "controller" else "PLAINTEXT"
+        base = {
+            "process.roles": self.role,
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
+            "listeners": f"{listener}://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "log.dirs": str(self.data_dir),
+            "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+            "broker.heartbeat.interval.ms": "500",
+            "metadata.log.max.record.bytes.between.snapshots": "3000",
+        }
+        base.update({k: str(v) for k, v in self.props.items()})
+        return base
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.is_alive():
+                raise RuntimeError(f"node {self.node_id} exited: {self.log_tail()}")
+            if port_accepts(self.port) and kwire.api_versions_ok(self.bootstrap, timeout=5):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"node {self.node_id} did not answer: {self.log_tail()}")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cports = free_ports(3)
+    bports = free_ports(3)
+    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(cports))
+    cid = kafka_uuid()
+    controllers = [ClusterNode(tmp_path / f"c{i + 1}", i + 1, "controller", voters, cports[i], cid, {}) for i in range(3)]
+    brokers = [ClusterNode(tmp_path / f"b{i + 4}", i + 4, "broker", voters, bports[i], cid, {}) for i in range(3)]
+    for n in controllers:
+        n.start()
+    for n in brokers:
+        n._launch()
+        n._expected_exit = False
+        n.starts += 1
+    for n in brokers:
+        n.wait_ready()
+    try:
+        yield controllers, brokers
+    finally:
+        for n in brokers + controllers:
+            n.close()
+
+
+def admin(node) -> AdminClient:
+    return AdminClient({"bootstrap.servers": node.bootstrap, **QUIET})
+
+
+def leaders(node, topic: str) -> dict[int, int] | None:
+    md = admin(node).list_topics(topic, timeout=5)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return {p.id: p.leader for p in t.partitions.values()}
+
+
+def create(node, name: str, partitions: int, rf: int) -> None:
+    a = admin(node)  # keep the client alive until the future resolves
+    fs = a.create_topics([NewTopic(name, partitions, rf)], operation_timeout=20, request_timeout=30)
+    fs[name].result(40)
+
+
+def active_controller(controllers) -> int:
+    bootstrap = ",".join(f"127.0.0.1:{c.port}" for c in controllers if c.is_alive())
+    p = subprocess.run([str(runnel_bin()), "metadata", "quorum", "status", "--json", "--bootstrap-controller", bootstrap],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["leaderId"]
+
+
+def test_topics_through_any_broker(cluster):
+    controllers, brokers = cluster
+    create(brokers[1], "spread", 6, 3)
+    for b in brokers:
+        seen = wait_until(lambda: leaders(b, "spread"), 10, 0.1, f"topic on broker {b.node_id}")
+        assert len(seen) == 6
+        counts = {}
+        for leader in seen.values():
+            counts[leader] = counts.get(leader, 0) + 1
+        assert counts == {4: 2, 5: 2, 6: 2}, f"leaders spread evenly: {seen}"
+    a2 = admin(brokers[2])
+    a2.create_partitions([NewPartitions("spread", 9)])["spread"].result(30)
+    for b in brokers:
+        wait_until(lambda: (leaders(b, "spread") or {}).keys() == set(range(9)), 10, 0.1, "9 partitions everywhere")
+    a0 = admin(brokers[0])
+    a0.delete_topics(["spread"], operation_timeout=20)["spread"].result(30)
+    for b in brokers:
+        wait_until(lambda: "spread" not in admin(b).list_topics(timeout=5).topics, 10, 0.1, "topic gone everywhere")
+
+
+def test_controller_failover_then_create(cluster):
+    controllers, brokers = cluster
+    create(brokers[0], "before", 3, 3)
+    leader = active_controller(controllers)
+    victim = next(c for c in controllers if c.node_id == leader)
+    victim.kill9()
+    t0 = time.monotonic()
+    create(brokers[0], "after", 3, 3)  # the same broker, a new active controller
+    assert time.monotonic() - t0 < 30
+    assert leaders(brokers[2], "after") is not None
+    assert active_controller(controllers) != leader
+
+
+def test_broker_crash_moves_leadership(cluster):
+    controllers, brokers = cluster
+    create(brokers[0], "moves", 6, 3)
+    victim = brokers[1]
+    led = [p for p, l in wait_until(lambda: leaders(brokers[0], "moves"), 10).items() if l == victim.node_id]
+    assert led
+    victim.kill9()
+    t0 = time.monotonic()
+    after = wait_until(lambda: (lambda ls: ls if ls and victim.node_id not in ls.values() and -1 not in ls.values() else None)(leaders(brokers[0], "moves")),
+                       SESSION_TIMEOUT_MS / 1000 + 15, 0.2, "new leaders for the crashed broker's partitions")
+    elapsed = time.monotonic() - t0
+    assert elapsed >= SESSION_TIMEOUT_MS / 1000 * 0.5, "leadership moves after the session times out, not before"
+    md = admin(brokers[0]).list_topics("moves", timeout=5).topics["moves"]
+    for p in led:
+        part = md.partitions[p]
+        assert part.leader in part.isrs and part.leader != victim.node_id
+
+
+def test_sigterm_moves_leadership_before_exit(cluster):
+    controllers, brokers = cluster
+    create(brokers[0], "graceful", 6, 3)
+    victim = brokers[2]
+    wait_until(lambda: victim.node_id in (leaders(brokers[0], "graceful") or {}).values(), 10)
+    rc = victim.stop(timeout=40)
+    assert rc == 0
+    # The controller moved leadership before the process exited; the other brokers learn it
+    # from the metadata log within moments (never a session timeout).
+    ls = wait_until(lambda: (lambda x: x if x and victim.node_id not in x.values() and -1 not in x.values() else None)(leaders(brokers[0], "graceful")),
+                    SESSION_TIMEOUT_MS / 1000 / 2, 0.05, "leadership moved off the stopped broker")
+    assert ls
+    log = victim.log_text()
+    assert "controlled shutdown: leadership moved away" in log
+    assert log.index("controlled shutdown: leadership moved away") < log.rindex("stopped")
+
+
+def test_broker_catches_up_by_snapshot(cluster):
+    controllers, brokers = cluster
+    late = brokers[2]
+    late.kill9()
+    names = [unique("many") for _ in range(40)]
+    a = admin(brokers[0])
+    for name in names:
+        a.create_topics([NewTopic(name, 1, 2)], operation_timeout=20)[name].result(30)
+    late.restart()
+    wait_until(lambda: set(names) <= set(admin(late).list_topics(timeout=5).topics), 30, 0.2,
+               "the restarted broker to serve every topic")
+    assert "fetched snapshot from the leader" in late.log_text()
+
+
+def test_runnel_dev(tmp_path):
+    port = free_ports(1)[0]
+    # Keep the 3 broker and 3 controller ports of the dev cluster clear of other tests.
+    p = subprocess.Popen([str(runnel_bin()), "dev", "--data-dir", str(tmp_path / "dev"), "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if line.startswith("bootstrap:") or not line:
+                break
+        assert line.startswith("bootstrap:"), line
+        servers = line.split(":", 1)[1].strip()
+        assert servers.count(",") == 2
+        a = AdminClient({"bootstrap.servers": servers, **QUIET})
+        wait_until(lambda: len(a.list_topics(timeout=10).brokers) == 3, 20, 0.2, "3 brokers in the dev cluster's metadata")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(90) == 0
+        out = subprocess.run(["pgrep", "-f", str(tmp_path / "dev")], capture_output=True, text=True).stdout.strip()
+        assert out == "", f"runnel dev left processes behind: {out}"
+    finally:
+        if p.poll() is None:
+            p.kill()
