@@ -116,12 +116,17 @@ final class LogSegment {
         let fileSize = try log.size()
         var lastIndexedTimestamp: Int64 = -1
         while position < fileSize {
+            // The base offset, length and leader epoch lie outside the CRC: check them for sense.
+            // Offsets continue the segment exactly (only a compacted log may have gaps) and stay
+            // within the index's 32-bit reach.
             guard let header = try readHeader(at: position),
                   header.magic == 2,
                   header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
                   position + Int64(header.totalBytes) <= fileSize,
-                  header.baseOffset >= nextOffset,
-                  header.lastOffsetDelta >= 0
+                  allowOffsetGaps ? header.baseOffset >= nextOffset : header.baseOffset == nextOffset,
+                  header.lastOffsetDelta >= 0,
+                  header.lastOffset - baseOffset <= Int64(Int32.max),
+                  header.partitionLeaderEpoch >= -1
             else { break }
             let bytes = try log.read(at: position, count: header.totalBytes)
             let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
@@ -149,6 +154,8 @@ final class LogSegment {
 
     /// The interval used when indexes are rebuilt; set by the owning log.
     var indexIntervalForRecovery = 4096
+    /// Whether offsets may jump between batches (compacted logs); otherwise a jump is corruption.
+    var allowOffsetGaps = false
 
     private func rewriteIndexFiles() throws {
         var index = ByteBufferAllocator().buffer(capacity: offsetIndex.count * Self.offsetIndexEntryBytes)

@@ -148,9 +148,36 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             }
         }
         self.startupSnapshot = snapshot
+        // A batch's leader epoch lies outside its CRC. No batch can carry an epoch above the one
+        // in quorum-state (fsynced before any append of that epoch), and epochs never go down:
+        // a log that says otherwise has a damaged tail, which is dropped (it was never acknowledged).
+        if let bad = try Self.firstBadEpoch(log, maxEpoch: state.epoch) {
+            try log.log.truncate(to: bad)
+        }
         let view = try Self.logView(log, snapshot: snapshot)
         self.node = RaftNode(config: config, state: state, log: view, nowMs: runtime.nowMs, seed: seed)
         self.lastSnapshotMs = runtime.nowMs
+    }
+
+    /// The offset of the first batch whose epoch is above `maxEpoch` or below its predecessor's.
+    static func firstBadEpoch(_ log: MetadataLog, maxEpoch: Int32) throws -> Int64? {
+        var offset = log.log.logStartOffset
+        let end = log.endOffset
+        var previous: Int32 = -1
+        while offset < end {
+            let bytes = try log.log.readBytes(from: offset, maxBytes: 4 * 1024 * 1024)
+            var index = bytes.readerIndex
+            var advanced = false
+            while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index {
+                if header.partitionLeaderEpoch > maxEpoch || header.partitionLeaderEpoch < previous { return header.baseOffset }
+                previous = header.partitionLeaderEpoch
+                offset = header.nextOffset
+                index += header.totalBytes
+                advanced = true
+            }
+            if !advanced { break }
+        }
+        return nil
     }
 
     /// Builds the core's view of the log by reading every batch header.

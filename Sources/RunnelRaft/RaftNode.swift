@@ -69,6 +69,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     private var progress: [NodeID: ReplicaProgress] = [:]
     private var beginEpochPending: Set<NodeID> = []
     private var parkedFetches: [NodeID: (request: FetchRequest, deadlineMs: Int64)] = [:]
+    /// The high watermark last sent to each fetcher: a fetcher that has not seen the current one
+    /// is answered at once instead of parked (the fetch request does not say what it knows).
+    private var sentHighWatermark: [NodeID: Int64] = [:]
 
     // Follower and observer.
     private var fetchInFlightSinceMs: Int64?
@@ -91,6 +94,20 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         public init() {}
     }
     public var faults = Faults()
+
+    /// A broken invariant seen while a test-only fault was on (instead of stopping the process,
+    /// so the simulation can report the seed). Always nil in production.
+    public private(set) var invariantViolation: String?
+
+    /// Checks an invariant: a precondition normally; with a test fault on, a recorded violation
+    /// (the caller then skips the action).
+    mutating func require(_ condition: Bool, _ message: String) -> Bool {
+        if condition { return true }
+        let faulty = faults.grantVotesToShorterLogs || faults.commitWithoutMajority
+        precondition(faulty, message)
+        if invariantViolation == nil { invariantViolation = message }
+        return false
+    }
 
     /// Starts a node from its durable state: `quorum-state` and what its log holds.
     public init(config: RaftConfig, state: QuorumStateRecord, log: RaftLogView, nowMs: Int64, seed: UInt64) {
@@ -291,6 +308,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         progress = [:]
         beginEpochPending = []
         parkedFetches = [:]
+        sentHighWatermark = [:]
         fetchInFlightSinceMs = nil
         checkQuorumDeadlineMs = .max
         beginEpochRetryMs = .max
@@ -458,21 +476,21 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     private mutating func handleFetch(_ request: FetchRequest, from: NodeID) {
         guard role == .leader else {
             let error: RaftError = request.epoch > epoch ? .unknownLeaderEpoch : (request.epoch < epoch ? .fencedLeaderEpoch : .notLeaderOrFollower)
-            send(.fetchResponse(FetchResponse(error: error, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: error, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
             return
         }
         if request.epoch < epoch {
-            send(.fetchResponse(FetchResponse(error: .fencedLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .fencedLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
             return
         }
         if request.epoch > epoch {
-            send(.fetchResponse(FetchResponse(error: .unknownLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .unknownLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
             return
         }
         parkedFetches.removeValue(forKey: from)
         // Diverging or missing: tell the fetcher where to go without counting its offset.
         if request.fetchOffset < log.startOffset {
-            send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                               logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
             touch(from, endOffset: nil)
             return
@@ -482,11 +500,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             if end == nil {
                 if log.startOffset > 0 {
                     // Older than anything the log holds: start from the snapshot.
-                    send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                                       logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
                 } else {
                     // No common epoch at all: the fetcher's whole log diverges.
-                    send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                                       logStartOffset: log.startOffset, divergingEpoch: OffsetAndEpoch(offset: 0, epoch: -1))), to: from)
                 }
                 touch(from, endOffset: nil)
@@ -494,7 +512,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             }
             if end!.epoch != request.lastFetchedEpoch || request.fetchOffset > end!.endOffset {
                 let diverging = OffsetAndEpoch(offset: Offset(min(end!.endOffset, request.fetchOffset)), epoch: Epoch(end!.epoch))
-                send(.fetchResponse(FetchResponse(error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                                   logStartOffset: log.startOffset, divergingEpoch: diverging)), to: from)
                 touch(from, endOffset: nil)
                 return
@@ -503,8 +521,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         touch(from, endOffset: request.fetchOffset)
         let highWatermarkBefore = highWatermark
         maybeAdvanceLeaderHighWatermark()
-        // Park only when there is nothing to tell: no records and no new high watermark.
-        if request.fetchOffset >= log.endOffset && request.maxWaitMs > 0 && highWatermark == highWatermarkBefore {
+        // Park only when there is nothing to tell: no records and no high watermark it lacks.
+        if request.fetchOffset >= log.endOffset && request.maxWaitMs > 0 && highWatermark == highWatermarkBefore
+            && sentHighWatermark[from] == highWatermark {
             // Nothing to send: park until new records, a new high watermark, or the wait ends.
             parkedFetches[from] = (request, nowMs + min(request.maxWaitMs, config.fetchMaxWaitMs))
             return
@@ -525,8 +544,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     }
 
     private mutating func answerFetch(_ request: FetchRequest) {
+        sentHighWatermark[request.replicaId] = highWatermark
         send(.fetchResponse(FetchResponse(
-            error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+            fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
             logStartOffset: log.startOffset, readFrom: request.fetchOffset, readUpTo: log.endOffset)), to: request.replicaId)
     }
 
@@ -566,6 +586,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
                 // A late answer from a node we no longer fetch from.
                 if response.epoch <= epoch { return }
             }
+            // A late or duplicated answer to a fetch from another log end: everything in it
+            // (divergence, records, high watermark) describes a log we no longer have.
+            if response.fetchOffset >= 0 && response.fetchOffset != log.endOffset && response.epoch <= epoch { return }
             fetchInFlightSinceMs = nil
         }
         if handleEpochInResponse(response.epoch, leader: response.leaderId, from: from) {
@@ -607,7 +630,10 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     private mutating func truncate(to offset: Int64) {
         guard offset < log.endOffset else { return }
-        precondition(offset >= highWatermark, "truncation below the high watermark would lose committed records: \(offset) < \(highWatermark)")
+        let hw = highWatermark
+        let start = log.startOffset
+        guard require(offset >= hw, "truncation below the high watermark would lose committed records: \(offset) < \(hw)"),
+              require(offset >= start, "truncation below the log start \(start): \(offset)") else { return }
         log.truncate(to: offset)
         outbox.truncateTo = min(outbox.truncateTo ?? .max, offset)
         outbox.appends.removeAll { $0.baseOffset >= offset }

@@ -230,10 +230,14 @@ public struct FetchResponse<Payload: Sendable & Equatable>: Sendable, Equatable 
     public var readFrom: Int64
     public var readUpTo: Int64
     public var batches: [RaftBatch<Payload>]
+    /// The fetch offset of the request this answers (the transport pairs them), so a fetcher
+    /// can drop a late answer to a request it has moved past (-1: unknown).
+    public var fetchOffset: Int64
 
-    public init(error: RaftError, epoch: Int32, leaderId: Int32, highWatermark: Int64 = -1, logStartOffset: Int64 = 0,
+    public init(fetchOffset: Int64 = -1, error: RaftError, epoch: Int32, leaderId: Int32, highWatermark: Int64 = -1, logStartOffset: Int64 = 0,
                 divergingEpoch: OffsetAndEpoch? = nil, snapshotId: SnapshotId? = nil,
                 readFrom: Int64 = -1, readUpTo: Int64 = -1, batches: [RaftBatch<Payload>] = []) {
+        self.fetchOffset = fetchOffset
         self.error = error
         self.epoch = epoch
         self.leaderId = leaderId

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import RunnelCore
 import RunnelLog
@@ -29,6 +30,8 @@ public struct SimulationOptions: Sendable {
     /// Test-only broken rules (the simulation must catch them).
     public var faults = RaftNode<MetadataPayload>.Faults()
     public var trace = false
+    /// Print trace lines as they happen.
+    public var streamTrace = false
     /// Bytes of records between snapshots (small, so snapshots and FetchSnapshot happen often).
     public var snapshotBytes: Int64 = 600
     public init() {}
@@ -75,7 +78,11 @@ public final class QuorumSimulation {
     }
 
     func note(_ text: @autoclosure () -> String) {
-        if options.trace { trace.append("t=\(now) \(text())") }
+        guard options.trace else { return }
+        let line = "t=\(now) \(text())"
+        // Streamed too, so a precondition that stops the process still leaves the story.
+        if options.streamTrace { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        trace.append(line)
     }
 
     func fail(_ property: String) {
@@ -136,6 +143,13 @@ public final class QuorumSimulation {
             let delay = 1 + Int64(rng.next() % UInt64(max(options.maxDelayMs, 1)))
             queue.push(at: now + delay) { [weak self] in
                 guard let self, let target = self.hosts[to], target.up, let driver = target.driver else { return }
+                if self.options.streamTrace {
+                    switch message {
+                    case .fetch(let r): self.note("\(from)->\(to) Fetch off \(r.fetchOffset) lastEpoch \(r.lastFetchedEpoch) epoch \(r.epoch)")
+                    case .fetchResponse(let r): self.note("\(from)->\(to) FetchResponse err \(r.error) epoch \(r.epoch) leader \(r.leaderId) hw \(r.highWatermark) div \(r.divergingEpoch.map { "\($0)" } ?? "-") batches \(r.batches.map { "\($0.baseOffset)@\($0.epoch)" })")
+                    default: self.note("\(from)->\(to) \(message.kind)")
+                    }
+                }
                 driver.receive(message, from: from)
             }
         }
@@ -144,6 +158,7 @@ public final class QuorumSimulation {
     // MARK: checks
 
     func committed(on host: SimHost, entries: [MetadataLog.Entry], highWatermark: Int64) {
+        note("\(host.id) hw \(highWatermark) (+\(entries.count))")
         if highWatermark < host.highWatermark { fail("high watermark went back on \(host.id): \(highWatermark) < \(host.highWatermark)") }
         host.highWatermark = highWatermark
         for entry in entries {
@@ -190,8 +205,9 @@ public final class QuorumSimulation {
     }
 
     func checkLeaders() {
-        for host in hosts.values where host.up {
+        for host in hosts.values.sorted(by: { $0.id < $1.id }) where host.up {
             guard let node = host.driver?.node else { continue }
+            if let violation = node.invariantViolation { fail("node \(host.id): \(violation)") }
             if node.log.startOffset > (host.snapshots.latest()?.endOffset ?? 0) {
                 fail("node \(host.id) log starts at \(node.log.startOffset), past its newest snapshot")
             }

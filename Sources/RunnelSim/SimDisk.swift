@@ -110,7 +110,9 @@ public final class SimDisk: Disk, @unchecked Sendable {
     /// A power cut: every file keeps what was synced, plus maybe a torn piece of the rest.
     public func crash(rng: inout SeededRandom, tornWrites: Bool) {
         lock.withLock {
-            for content in files.values {
+            // In path order: the random choices must not depend on hash order, or a seed would not replay.
+            for path in files.keys.sorted() {
+                let content = files[path]!
                 var kept = content.synced
                 if tornWrites, content.data.count > content.synced.count, content.data.starts(with: content.synced), rng.next() % 2 == 0 {
                     let extra = content.data.count - content.synced.count

@@ -41,10 +41,10 @@ struct RunnelSimCommand: ParsableCommand {
         options.observers = observers
         if let seed {
             options.trace = true
+            options.streamTrace = trace
             let sim = QuorumSimulation(seed: seed, options: options)
             do {
                 try sim.run()
-                if trace { print(sim.trace.joined(separator: "\n")) }
                 print("seed \(seed): ok, \(sim.events) events, \(sim.committedCount) committed records, \(sim.summary())")
             } catch {
                 print(sim.trace.suffix(300).joined(separator: "\n"))
@@ -57,6 +57,8 @@ struct RunnelSimCommand: ParsableCommand {
         var totalEvents = 0
         var failures: [String] = []
         for s in from..<(from + UInt64(seeds)) {
+            // Name the seed first: a core precondition stops the process, and the seed replays it.
+            FileHandle.standardError.write(Data("seed \(s)\r".utf8))
             var o = options
             o.trace = false
             let sim = QuorumSimulation(seed: s, options: o)

@@ -245,6 +245,9 @@ final class CoreSimulation {
     func checkInvariants() throws {
         for host in hosts.values.sorted(by: { $0.id < $1.id }) where host.up {
             let node = host.node!
+            if let violation = node.invariantViolation {
+                throw SimFailure(seed: seed, step: step, message: "node \(host.id): \(violation)")
+            }
             // One leader per epoch.
             if node.role == .leader {
                 if let other = leaders[node.epoch], other != host.id {
