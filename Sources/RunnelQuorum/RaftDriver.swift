@@ -112,6 +112,8 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     public var tickIntervalMs: Int64 = 10
 
     private var appliedOffset: Int64 = 0
+    /// Number of the snapshot download under way.
+    private var snapshotDownload = 0
     private var syncInFlight = false
     /// The lowest offset truncated while a sync was in flight (that sync cannot vouch past it).
     private var truncatedDuringSync: Int64 = .max
@@ -321,7 +323,8 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             if snapshots == nil {
                 node.snapshotFailed(nowMs: runtime.nowMs)
             } else {
-                fetchSnapshot(from: fetch.leader, id: fetch.id, position: 0)
+                snapshotDownload += 1
+                fetchSnapshot(from: fetch.leader, id: fetch.id, position: 0, download: snapshotDownload)
             }
         }
         maybeSync()
@@ -444,16 +447,18 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     }
 
     /// Downloads snapshot `id` from `leader` piece by piece, verifies and loads it.
-    private func fetchSnapshot(from leader: NodeID, id: SnapshotId, position: Int64) {
+    /// Each download has a number: chunks of an abandoned one (a late answer after a retry
+    /// started another) are dropped rather than loaded over newer state.
+    private func fetchSnapshot(from leader: NodeID, id: SnapshotId, position: Int64, download: Int) {
         runtime.fetchSnapshotChunk(from: leader, id: id, position: position) { [weak self] result in
-            guard let self, !self.stopped, let snapshots = self.snapshots else { return }
+            guard let self, !self.stopped, let snapshots = self.snapshots, download == self.snapshotDownload else { return }
             switch result {
             case .failure:
                 self.node.snapshotFailed(nowMs: self.runtime.nowMs)
                 self.process()
             case .success(let chunk):
                 self.runtime.runBlocking({ _ = try snapshots.receive(chunk) }, then: { error in
-                    guard !self.stopped else { return }
+                    guard !self.stopped, download == self.snapshotDownload else { return }
                     if error != nil {
                         self.node.snapshotFailed(nowMs: self.runtime.nowMs)
                         self.process()
@@ -461,7 +466,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
                     }
                     let next = chunk.position + Int64(chunk.bytes.readableBytes)
                     if next < chunk.totalBytes && chunk.bytes.readableBytes > 0 {
-                        self.fetchSnapshot(from: leader, id: id, position: next)
+                        self.fetchSnapshot(from: leader, id: id, position: next, download: download)
                     } else {
                         self.installSnapshot(id)
                     }
@@ -471,7 +476,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     }
 
     private func installSnapshot(_ id: SnapshotId) {
-        guard let snapshots else { return }
+        guard let snapshots, node.snapshotBeingFetched == id else { return }
         do {
             let image = try snapshots.load(id)
             try log.log.truncateFullyAndStart(at: id.endOffset, nowMs: runtime.wallMs)

@@ -76,6 +76,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     // Follower and observer.
     private var fetchInFlightSinceMs: Int64?
     private var fetchingSnapshot: SnapshotId?
+    /// The snapshot this node is downloading (the driver loads only this one).
+    public var snapshotBeingFetched: SnapshotId? { fetchingSnapshot }
     /// When the leader last spoke to this node directly; nil when it has not in this role.
     private var lastLeaderContactMs: Int64?
     /// Observers without a leader try voters in turn.
