@@ -40,6 +40,8 @@ let package = Package(
         ),
         // L2 (pure): KRaft consensus as a value you step.
         .target(name: "RunnelRaft", dependencies: ["RunnelCore"], swiftSettings: strict),
+        // L2 (pure): partition leader state: follower positions, ISR changes, high watermark.
+        .target(name: "RunnelReplication", dependencies: ["RunnelCore"], swiftSettings: strict),
         // L2 (pure): metadata image, delta and replay.
         .target(
             name: "RunnelMetadata",
@@ -102,7 +104,7 @@ let package = Package(
         .target(
             name: "RunnelBroker",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -135,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "runnel",
             dependencies: [
-                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork",
+                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork", "RunnelSnapshotStore", "RunnelMetadata", "RunnelQuorum",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -180,6 +182,7 @@ let package = Package(
         ),
         .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
         .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
+        .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore"]),
         .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore"]),
     ]
 )

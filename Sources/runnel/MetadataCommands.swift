@@ -6,7 +6,8 @@ import RunnelWire
 struct Metadata: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect the cluster metadata: the quorum, the metadata log, snapshots.",
-        subcommands: [Quorum.self])
+        subcommands: [Quorum.self, MetadataLogDump.self, MetadataSnapshot.self, MetadataLs.self, MetadataCat.self, MetadataTreeCommand.self,
+                      MetadataShellCommand.self, MetadataSQL.self])
 }
 
 struct Quorum: ParsableCommand {
