@@ -20,6 +20,7 @@ extension Broker {
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,
         .initProducerId: 0...5,
+        .offsetForLeaderEpoch: 0...4,
     ]
 
     /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).

@@ -41,21 +41,27 @@ extension Broker {
         let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
+        // A follower replica fetches with its broker id (KIP-903 moved it into ReplicaState).
+        let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
 
         // First look: answer now if there is enough data, an error, or no wait.
-        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes)
+        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
         }
         Self.releaseRegions(first.response)
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
         let allocator = context.allocator
+        // A follower also wakes when the high watermark moves, so it learns it promptly.
+        let parkedHighWatermarks = targets.map { t in t.topicPartition.flatMap { partition($0)?.highWatermark } ?? -1 }
         let waiter = FetchPurgatory.Waiter(
             eventLoop: context.eventLoop,
             partitions: targets.compactMap(\.topicPartition),
-            tryComplete: { [self] in fetchReady(targets, minBytes: minBytes) },
+            tryComplete: { [self] in
+                replicaId >= 0 ? followerFetchReady(targets, parkedHighWatermarks: parkedHighWatermarks) : fetchReady(targets, minBytes: minBytes)
+            },
             complete: { [self] in
-                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes)
+                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId)
                 promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
             })
         purgatory.watch(waiter, waitMs: maxWait)
@@ -78,8 +84,20 @@ extension Broker {
         return false
     }
 
+    /// Whether a parked follower fetch has something to learn: data past its fetch offset, a new
+    /// high watermark, or a change of leadership.
+    func followerFetchReady(_ targets: [FetchTarget], parkedHighWatermarks: [Int64]) -> Bool {
+        for (i, target) in targets.enumerated() {
+            guard let tp = target.topicPartition, let partition = partition(tp), partition.isLeader else { return true }
+            if partition.log.logEndOffset > target.request.fetchOffset || partition.highWatermark != parkedHighWatermarks[i] { return true }
+        }
+        return false
+    }
+
     /// Reads every target, honouring the response byte budget (at least one batch overall).
-    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+    /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
+    /// consumer reads up to the high watermark.
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         var response = skeleton
         var remaining = maxBytes
         var total: Int64 = 0
@@ -111,14 +129,40 @@ extension Broker {
                 hasError = true
                 continue
             }
+            var readLimit = partition.highWatermark
+            if replicaId >= 0 {
+                let (answer, proposal) = partition.followerFetch(
+                    replica: replicaId, fetchOffset: target.request.fetchOffset, lastFetchedEpoch: target.request.lastFetchedEpoch,
+                    nowMs: clock.monotonicMs(), lagTimeMaxMs: settings.replicaLagTimeMaxMs, isLive: isLive(image))
+                if let proposal { proposeIsr(partition, proposal, image: image) }
+                out.highWatermark = partition.highWatermark
+                out.lastStableOffset = out.highWatermark
+                out.logStartOffset = partition.log.logStartOffset
+                switch answer {
+                case .error(let code):
+                    out.errorCode = code.rawValue
+                    hasError = true
+                    continue
+                case .diverging(let epoch, let endOffset):
+                    out.divergingEpoch = .init(epoch: epoch, endOffset: endOffset)
+                    hasError = true  // answer at once
+                    continue
+                case .read(let hw, let logEnd):
+                    out.highWatermark = hw
+                    out.lastStableOffset = hw
+                    readLimit = logEnd
+                }
+            }
             let hw = partition.highWatermark
-            out.highWatermark = hw
-            out.lastStableOffset = hw
-            out.logStartOffset = partition.log.logStartOffset
+            if replicaId < 0 {
+                out.highWatermark = hw
+                out.lastStableOffset = hw
+                out.logStartOffset = partition.log.logStartOffset
+            }
             let budget = min(Int(max(target.request.partitionMaxBytes, 0)), remaining)
             do {
                 let read = try partition.log.read(
-                    from: target.request.fetchOffset, maxBytes: budget, maxOffset: hw, minOneBatch: !gotData)
+                    from: target.request.fetchOffset, maxBytes: budget, maxOffset: readLimit, minOneBatch: !gotData)
                 out.records = read.records
                 let n = read.byteCount
                 if n > 0 { gotData = true }

@@ -96,3 +96,37 @@ extension Broker {
         return respond(response, version: version, context: context)
     }
 }
+
+extension Broker {
+    /// OffsetForLeaderEpoch (KIP-101/320): where a leader epoch ends in the leader's log, so a
+    /// consumer or replica whose position came from an older leader can detect truncation.
+    func offsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = OffsetForLeaderEpochResponse()
+        for topic in request.topics {
+            var result = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic)
+            for p in topic.partitions {
+                var out = OffsetForLeaderEpochResponse.EpochEndOffset()
+                out.partition = p.partition
+                defer { result.partitions.append(out) }
+                let tp = TopicPartition(topic.topic, p.partition)
+                guard let partition = partition(tp) else {
+                    out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
+                    continue
+                }
+                guard partition.isLeader else {
+                    out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                    continue
+                }
+                if let epochError = partition.checkLeaderEpoch(p.currentLeaderEpoch) {
+                    out.errorCode = epochError.rawValue
+                    continue
+                }
+                let (epoch, endOffset) = partition.log.endOffset(forEpoch: p.leaderEpoch)
+                out.leaderEpoch = epoch
+                out.endOffset = endOffset
+            }
+            response.topics.append(result)
+        }
+        return respond(response, version: version, context: context)
+    }
+}

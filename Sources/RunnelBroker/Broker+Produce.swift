@@ -10,7 +10,7 @@ extension Broker {
         let now = clock.wallMs()
         var response = ProduceResponse()
         /// Partitions whose acks=all answer waits for the high watermark to pass `required`.
-        var waits: [(topic: Int, partition: Int, partitionRef: Partition, required: Int64)] = []
+        var waits: [(topic: Int, partition: Int, partitionRef: Partition, required: Int64, minInsync: Int)] = []
         let minInsync = Int(settings.staticConfig["min.insync.replicas"].flatMap { Int($0) } ?? 1)
         for topicData in request.topicData {
             var topicResponse = ProduceResponse.TopicProduceResponse(name: topicData.name)
@@ -55,8 +55,15 @@ extension Broker {
                             p.baseOffset = info.firstOffset
                             p.logAppendTimeMs = info.logAppendTime
                             p.logStartOffset = partition.log.logStartOffset
-                            if acks == -1 && partition.highWatermark <= info.lastOffset {
-                                waits.append((response.responses.count, topicResponse.partitionResponses.count, partition, info.lastOffset + 1))
+                            if acks == -1 {
+                                switch partition.acksAllStatus(requiredOffset: info.lastOffset + 1, minInsyncReplicas: minISR) {
+                                case nil:
+                                    waits.append((response.responses.count, topicResponse.partitionResponses.count, partition, info.lastOffset + 1, minISR))
+                                case let code? where code != .none:
+                                    fail(code)
+                                default:
+                                    break
+                                }
                             }
                         case .failure(let code):
                             fail(code)
@@ -82,10 +89,11 @@ extension Broker {
         let waiter = FetchPurgatory.Waiter(
             eventLoop: context.eventLoop,
             partitions: waits.map(\.partitionRef.topicPartition),
-            tryComplete: { waits.allSatisfy { $0.partitionRef.highWatermark >= $0.required } },
+            tryComplete: { waits.allSatisfy { $0.partitionRef.acksAllStatus(requiredOffset: $0.required, minInsyncReplicas: $0.minInsync) != nil } },
             complete: {
-                for w in waits where w.partitionRef.highWatermark < w.required {
-                    state.value.responses[w.topic].partitionResponses[w.partition].errorCode = ErrorCode.requestTimedOut.rawValue
+                for w in waits {
+                    let code = w.partitionRef.acksAllStatus(requiredOffset: w.required, minInsyncReplicas: w.minInsync) ?? .requestTimedOut
+                    state.value.responses[w.topic].partitionResponses[w.partition].errorCode = code.rawValue
                 }
                 promise.succeed(OutgoingResponse(state.value, version: version, allocator: allocator))
             })

@@ -4,6 +4,7 @@ import NIOCore
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
+import RunnelReplication
 import RunnelWire
 
 /// A broker: serves Kafka clients from the partitions it hosts and the metadata image it follows.
@@ -27,6 +28,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let autoCreating = NIOLockedValueBox<Set<String>>([])
     /// Producer ids for idempotent producers.
     let producerIds: ProducerIdManager
+    /// Fetchers pulling the partitions this broker follows (nil until replication starts).
+    private let fetchersBox = NIOLockedValueBox<ReplicaFetchers?>(nil)
     /// Requests waiting for the image to show a change the controller committed.
     private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
 
@@ -52,6 +55,73 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     }
 
     public var hostedPartitions: [Partition] { partitionLock.withLock { Array(partitions.values) } }
+
+    // MARK: replication
+
+    /// Starts pulling followed partitions from their leaders.
+    public func startReplication(transport: any ReplicaTransport, settings: ReplicaFetchSettings) {
+        let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: self.settings.nodeId, clock: clock, logger: logger)
+        fetchersBox.withLockedValue { $0 = fetchers }
+        fetchers.reconcile(hostedPartitions)
+    }
+
+    public func stopReplication() {
+        fetchersBox.withLockedValue { $0 }?.stopAll()
+    }
+
+    /// Whether a broker may join an ISR: registered, unfenced, not shutting down.
+    func isLive(_ image: MetadataImage) -> (Int32) -> Bool {
+        { id in image.brokers[NodeID(id)].map { !$0.fenced && !$0.inControlledShutdown } ?? false }
+    }
+
+    /// The periodic ISR check of the partitions this broker leads: followers that lag more than
+    /// `replica.lag.time.max.ms` are proposed out, caught-up ones back in.
+    public func checkIsr() {
+        let image = self.image
+        let live = isLive(image)
+        let now = clock.monotonicMs()
+        for partition in hostedPartitions {
+            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, isLive: live) {
+                proposeIsr(partition, proposal, image: image)
+            }
+        }
+    }
+
+    /// Sends an ISR change to the controller (AlterPartition); it holds once committed.
+    func proposeIsr(_ partition: Partition, _ proposal: IsrProposal, image: MetadataImage) {
+        var data = AlterPartitionRequest.PartitionData()
+        data.partitionIndex = partition.topicPartition.partition
+        data.leaderEpoch = proposal.leaderEpoch
+        data.partitionEpoch = proposal.partitionEpoch
+        data.newIsrWithEpochs = proposal.isr.map { .init(brokerId: $0, brokerEpoch: image.brokers[NodeID($0)]?.epoch ?? -1) }
+        var request = AlterPartitionRequest()
+        request.brokerId = settings.nodeId
+        request.brokerEpoch = image.brokers[NodeID(settings.nodeId)]?.epoch ?? -1
+        request.topics = [.init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])]
+        logger.info("proposing ISR \(proposal.isr) for \(partition.topicPartition) (partition epoch \(proposal.partitionEpoch))")
+        let clock = self.clock
+        let logger = self.logger
+        controller.send(request, version: 3).whenComplete { result in
+            var answer: AlterPartitionResponse.PartitionData?
+            switch result {
+            case .success(let response):
+                answer = response.topics.first?.partitions.first
+                if response.errorCode != 0 { answer = nil }
+                let code = ErrorCode(response.errorCode != 0 ? response.errorCode : answer?.errorCode ?? 0)
+                if code != .none { logger.info("AlterPartition for \(partition.topicPartition) refused: \(code)") }
+            case .failure(let error):
+                logger.info("AlterPartition for \(partition.topicPartition) failed: \(error)")
+            }
+            partition.isrProposalAnswered(proposal, result: answer, nowMs: clock.monotonicMs())
+        }
+    }
+
+    /// High watermarks of hosted partitions, for `replication-offset-checkpoint`.
+    public var highWatermarks: [TopicPartition: Int64] {
+        var out: [TopicPartition: Int64] = [:]
+        for p in hostedPartitions { out[p.topicPartition] = p.highWatermark }
+        return out
+    }
 
     // MARK: metadata publishing
 
@@ -88,6 +158,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             }
         }
         imageBox.withLockedValue { $0 = image }
+        fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
         let ready = imageWaiters.withLockedValue { waiters -> [EventLoopPromise<Void>] in
             let done = waiters.filter { $0.check(image) }.map(\.promise)
             waiters.removeAll { w in done.contains { $0.futureResult === w.promise.futureResult } }
@@ -135,19 +206,21 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private func ensurePartition(_ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig, nowMs: Int64) throws {
         if let existing = partition(tp), existing.topicId == topicId {
             existing.log.config = config
-            existing.update(registration)
+            existing.update(registration, nowMs: clock.monotonicMs())
             return
         }
         if partition(tp) != nil { removePartition(tp) }
         let log = try logManager.getOrCreate(tp, topicId: topicId, config: config, nowMs: nowMs)
         let partition = Partition(
             topicPartition: tp, topicId: topicId, log: log, registration: registration, localId: settings.nodeId,
-            highWatermark: log.logEndOffset, onHighWatermark: { [purgatory] p in purgatory.notify(p.topicPartition) })
+            highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(),
+            onHighWatermark: { [purgatory] p in purgatory.notify(p.topicPartition) })
         partitionLock.withLock { partitions[tp] = partition }
     }
 
     private func removePartition(_ tp: TopicPartition, force: Bool = false) {
         let removed = partitionLock.withLock { partitions.removeValue(forKey: tp) }
+        removed?.markRemoved()
         if removed != nil || force {
             do { try logManager.delete(tp) } catch { logger.error("cannot delete the log of \(tp): \(error)") }
             purgatory.notify(tp)
@@ -200,6 +273,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .deleteRecords: return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
             case .describeConfigs: return try describeConfigs(decode(DescribeConfigsRequest.self, request), version: version, context: context)
             case .describeCluster: return try describeCluster(decode(DescribeClusterRequest.self, request), version: version, context: context)
+            case .offsetForLeaderEpoch: return try offsetForLeaderEpoch(decode(OffsetForLeaderEpochRequest.self, request), version: version, context: context)
             case .initProducerId: return try initProducerId(decode(InitProducerIdRequest.self, request), version: version, context: context)
             default:
                 return .close(reason: "no handler for \(key.name)")
@@ -278,6 +352,16 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             return AlterConfigsResponse(responses: r.resources.map {
                 .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
             }) as? R.Response
+        case is AllocateProducerIdsRequest:
+            return AllocateProducerIdsResponse(errorCode: code.rawValue) as? R.Response
+        case is BrokerRegistrationRequest:
+            return BrokerRegistrationResponse(errorCode: code.rawValue) as? R.Response
+        case is BrokerHeartbeatRequest:
+            return BrokerHeartbeatResponse(errorCode: code.rawValue) as? R.Response
+        case is UnregisterBrokerRequest:
+            return UnregisterBrokerResponse(errorCode: code.rawValue) as? R.Response
+        case is AlterPartitionRequest:
+            return AlterPartitionResponse(errorCode: code.rawValue) as? R.Response
         default:
             return nil
         }

@@ -3,10 +3,12 @@ import NIOCore
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
+import RunnelReplication
 import RunnelWire
 
-/// A replica of one partition hosted on this broker: its log, and its leadership and high
-/// watermark as the metadata log assigns them.
+/// A replica of one partition hosted on this broker: its log, its role as the metadata log
+/// assigns it, and (as leader) the replication state of its followers; (as follower) the high
+/// watermark its leader last reported.
 public final class Partition: @unchecked Sendable {
     public let topicPartition: TopicPartition
     public let topicId: KafkaUUID
@@ -16,56 +18,81 @@ public final class Partition: @unchecked Sendable {
 
     // Guarded by lock.
     private var registration: PartitionRegistration
-    private var _highWatermark: Int64
-    /// Log end offsets of followers, as their fetches report them.
-    private var followerEndOffsets: [Int32: Int64] = [:]
+    /// Follower positions, ISR and high watermark while this replica leads.
+    private var leader: LeaderState?
+    /// The high watermark while following: the leader's, capped at the local log end.
+    private var followerHighWatermark: Int64
+    /// The replica was removed from this broker (topic deleted or reassigned): its log is gone.
+    private var removed = false
 
     /// Called with the partition after its high watermark advances (outside the lock).
     let onHighWatermark: @Sendable (Partition) -> Void
 
     init(topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, registration: PartitionRegistration,
-         localId: Int32, highWatermark: Int64, onHighWatermark: @escaping @Sendable (Partition) -> Void) {
+         localId: Int32, highWatermark: Int64, nowMs: Int64, onHighWatermark: @escaping @Sendable (Partition) -> Void) {
         self.topicPartition = topicPartition
         self.topicId = topicId
         self.log = log
-        self.registration = registration
+        self.registration = PartitionRegistration(replicas: [], isr: [], leader: -1, leaderEpoch: -1, partitionEpoch: -1)
         self.localId = localId
-        self._highWatermark = min(highWatermark, log.logEndOffset)
+        self.followerHighWatermark = min(max(highWatermark, log.logStartOffset), log.logEndOffset)
         self.onHighWatermark = onHighWatermark
-        _ = lock.withLock { maybeAdvanceHighWatermarkLocked() }
+        _ = update(registration, nowMs: nowMs)
     }
 
     public var state: PartitionRegistration { lock.withLock { registration } }
-    public var isLeader: Bool { lock.withLock { registration.leader == localId } }
+    public var isLeader: Bool { lock.withLock { leader != nil } }
     public var leaderEpoch: Int32 { lock.withLock { registration.leaderEpoch } }
-    public var highWatermark: Int64 { lock.withLock { _highWatermark } }
+    public var highWatermark: Int64 { lock.withLock { highWatermarkLocked } }
+    private var highWatermarkLocked: Int64 { leader?.highWatermark ?? followerHighWatermark }
+    /// The ISR as this leader knows it (committed, or confirmed by the controller); the image's otherwise.
+    public var isr: [Int32] { lock.withLock { leader?.isr ?? registration.isr } }
+    public var leaderState: LeaderState? { lock.withLock { leader } }
 
-    /// Applies a new registration from the metadata log.
-    func update(_ next: PartitionRegistration) {
-        let advanced = lock.withLock {
-            let becameLeader = next.leader == localId && (registration.leader != localId || next.leaderEpoch != registration.leaderEpoch)
+    /// What a metadata update did to this replica's role.
+    enum Transition: Equatable {
+        case none
+        case becameLeader
+        /// Follows `leader` at `epoch` (a new leader, a new epoch, or first assignment).
+        case follow(leader: Int32, epoch: Int32)
+        case leaderless
+    }
+
+    /// Applies a registration from the metadata log.
+    @discardableResult
+    func update(_ next: PartitionRegistration, nowMs: Int64) -> Transition {
+        let (transition, advanced): (Transition, Bool) = lock.withLock {
+            let previous = registration
             registration = next
-            if becameLeader { followerEndOffsets = [:] }
-            return maybeAdvanceHighWatermarkLocked()
+            let newEpoch = next.leaderEpoch != previous.leaderEpoch || next.leader != previous.leader
+            if next.leader == localId {
+                if newEpoch || leader == nil {
+                    log.beginLeaderEpoch(next.leaderEpoch)
+                    var state = LeaderState(
+                        localId: localId, replicas: next.replicas, isr: next.isr, leaderEpoch: next.leaderEpoch,
+                        partitionEpoch: next.partitionEpoch, highWatermark: highWatermarkLocked, leaderEndOffset: log.logEndOffset, nowMs: nowMs)
+                    let moved = state.leaderAppended(leaderEndOffset: log.logEndOffset)
+                    leader = state
+                    return (.becameLeader, moved)
+                }
+                guard var state = leader, next.partitionEpoch > state.partitionEpoch else { return (.none, false) }
+                let moved = state.update(replicas: next.replicas, isr: next.isr, partitionEpoch: next.partitionEpoch,
+                                         leaderEndOffset: log.logEndOffset, nowMs: nowMs)
+                leader = state
+                return (.none, moved)
+            }
+            if let state = leader {
+                followerHighWatermark = min(state.highWatermark, log.logEndOffset)
+                leader = nil
+            }
+            guard newEpoch || previous.replicas.isEmpty else { return (.none, false) }
+            return (next.leader >= 0 ? .follow(leader: next.leader, epoch: next.leaderEpoch) : .leaderless, false)
         }
         if advanced { onHighWatermark(self) }
+        return transition
     }
 
-    /// HW = the smallest log end offset over the ISR (the leader's own included); only forward.
-    private func maybeAdvanceHighWatermarkLocked() -> Bool {
-        guard registration.leader == localId else { return false }
-        var candidate = log.logEndOffset
-        for replica in registration.isr where replica != localId {
-            candidate = min(candidate, followerEndOffsets[replica] ?? _highWatermark)
-        }
-        if candidate > _highWatermark {
-            _highWatermark = candidate
-            return true
-        }
-        return false
-    }
-
-    /// Checks the leader epoch a client sent (-1: not checked).
+    /// Checks the leader epoch a request carries (-1: not checked).
     func checkLeaderEpoch(_ epoch: Int32) -> ErrorCode? {
         guard epoch >= 0 else { return nil }
         let current = leaderEpoch
@@ -74,26 +101,213 @@ public final class Partition: @unchecked Sendable {
         return nil
     }
 
-    /// Appends client batches as leader and advances the high watermark if the ISR allows.
+    // MARK: leader
+
+    /// Appends client batches as leader; with an ISR of one the high watermark moves at once.
+    /// acks=all is refused when the ISR is below `minInsyncReplicas`.
     func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int, nowMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
         let (result, advanced): (Result<AppendInfo, ErrorCode>, Bool) = try lock.withLock {
-            guard registration.leader == localId else { return (.failure(.notLeaderOrFollower), false) }
-            if requiredAcks == -1 && registration.isr.count < minInsyncReplicas {
+            guard var state = leader else { return (.failure(.notLeaderOrFollower), false) }
+            if requiredAcks == -1 && state.isr.count < minInsyncReplicas {
                 return (.failure(.notEnoughReplicas), false)
             }
             let info = try log.appendAsLeader(payload, batches: batches, leaderEpoch: registration.leaderEpoch, nowMs: nowMs)
-            return (.success(info), maybeAdvanceHighWatermarkLocked())
+            let moved = state.leaderAppended(leaderEndOffset: log.logEndOffset)
+            leader = state
+            return (.success(info), moved)
+        }
+        // Followers parked on this partition wake for the new data (and acks=all waits when the
+        // high watermark moved).
+        if advanced || (try? result.get()) != nil { onHighWatermark(self) }
+        return result
+    }
+
+    /// Where an acks=all produce stands: nil while waiting for the high watermark to pass
+    /// `requiredOffset`; otherwise its answer (Kafka's DelayedProduce check).
+    func acksAllStatus(requiredOffset: Int64, minInsyncReplicas: Int) -> ErrorCode? {
+        lock.withLock {
+            guard let state = leader else { return .notLeaderOrFollower }
+            guard state.highWatermark >= requiredOffset else { return nil }
+            return state.isr.count < minInsyncReplicas ? .notEnoughReplicasAfterAppend : ErrorCode.none
+        }
+    }
+
+    /// What a leader answers a follower's fetch.
+    enum FollowerFetch {
+        case error(ErrorCode)
+        /// The follower's log parts from this one: it must truncate (KIP-320/595).
+        case diverging(epoch: Int32, endOffset: Int64)
+        /// Read from the fetch offset up to the log end; report this high watermark.
+        case read(highWatermark: Int64, logEndOffset: Int64)
+    }
+
+    /// A follower fetched from `fetchOffset` having last fetched `lastFetchedEpoch`: checks its
+    /// epoch history against this log, records its position (which may move the high watermark),
+    /// and returns an ISR expansion to propose when it has caught up.
+    func followerFetch(replica: Int32, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
+                       lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> (FollowerFetch, IsrProposal?) {
+        let (answer, advanced, proposal): (FollowerFetch, Bool, IsrProposal?) = lock.withLock {
+            guard var state = leader else { return (.error(.notLeaderOrFollower), false, nil) }
+            guard registration.replicas.contains(replica) else { return (.error(.notLeaderOrFollower), false, nil) }
+            let end = log.logEndOffset
+            if lastFetchedEpoch >= 0 {
+                let (epoch, epochEnd) = log.endOffset(forEpoch: lastFetchedEpoch)
+                if epoch < 0 {
+                    // Nothing in common: the follower starts over from this log's start.
+                    return (.diverging(epoch: -1, endOffset: log.logStartOffset), false, nil)
+                }
+                if epoch < lastFetchedEpoch || epochEnd < fetchOffset {
+                    return (.diverging(epoch: epoch, endOffset: epochEnd), false, nil)
+                }
+            }
+            guard fetchOffset >= log.logStartOffset, fetchOffset <= end else { return (.error(.offsetOutOfRange), false, nil) }
+            let moved = state.followerFetched(replica, fetchOffset: fetchOffset, leaderEndOffset: end, nowMs: nowMs)
+            var proposal: IsrProposal?
+            if !state.isr.contains(replica), let change = state.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: end, isLive: isLive) {
+                state.proposed(change)
+                proposal = change
+            }
+            leader = state
+            return (.read(highWatermark: state.highWatermark, logEndOffset: end), moved, proposal)
         }
         if advanced { onHighWatermark(self) }
-        return result
+        return (answer, proposal)
+    }
+
+    /// The periodic ISR check: an ISR change to propose (shrink or expand), marked in flight.
+    func isrCheck(nowMs: Int64, lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> IsrProposal? {
+        lock.withLock {
+            guard var state = leader,
+                  let change = state.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.logEndOffset, isLive: isLive)
+            else { return nil }
+            state.proposed(change)
+            leader = state
+            return change
+        }
+    }
+
+    /// The controller answered an AlterPartition: on success the new ISR holds now (it is
+    /// committed); otherwise the proposal is dropped and the next check tries again.
+    func isrProposalAnswered(_ proposal: IsrProposal, result: AlterPartitionResponse.PartitionData?, nowMs: Int64) {
+        let advanced: Bool = lock.withLock {
+            guard var state = leader, state.pending == proposal else { return false }
+            guard let result, result.errorCode == 0, result.leaderEpoch == state.leaderEpoch, result.partitionEpoch > state.partitionEpoch else {
+                state.proposalFailed()
+                leader = state
+                return false
+            }
+            let moved = state.update(replicas: state.replicas, isr: result.isr, partitionEpoch: result.partitionEpoch,
+                                     leaderEndOffset: log.logEndOffset, nowMs: nowMs)
+            leader = state
+            return moved
+        }
+        if advanced { onHighWatermark(self) }
+    }
+
+    /// Marks the replica gone before its log is deleted: fetches in flight for it are dropped.
+    func markRemoved() {
+        lock.withLock {
+            removed = true
+            leader = nil
+        }
+    }
+
+    // MARK: follower
+
+    /// Where a follower's next fetch starts, and what it tells the leader.
+    struct FetchPosition {
+        var leader: Int32
+        var leaderEpoch: Int32
+        var fetchOffset: Int64
+        var lastFetchedEpoch: Int32
+        var logStartOffset: Int64
+    }
+
+    /// The next fetch of this follower (nil when it leads or has no leader).
+    var fetchPosition: FetchPosition? {
+        lock.withLock {
+            guard !removed, leader == nil, registration.leader >= 0, registration.leader != localId else { return nil }
+            return FetchPosition(leader: registration.leader, leaderEpoch: registration.leaderEpoch, fetchOffset: log.logEndOffset,
+                                 lastFetchedEpoch: log.latestEpoch, logStartOffset: log.logStartOffset)
+        }
+    }
+
+    /// Applies the leader's answer to a fetch made at `position`. Nothing happens when the
+    /// partition changed role or epoch since. Returns true when it should be fetched again at
+    /// once (it moved), false when it had nothing.
+    func applyFetched(_ data: FetchResponse.PartitionData, position: FetchPosition, nowMs: Int64) throws -> FollowerApply {
+        let (outcome, advanced): (FollowerApply, Bool) = try lock.withLock {
+            guard !removed, leader == nil, registration.leader == position.leader, registration.leaderEpoch == position.leaderEpoch,
+                  log.logEndOffset == position.fetchOffset else { return (.stale, false) }
+            let code = ErrorCode(data.errorCode)
+            switch code {
+            case .none:
+                break
+            case .offsetOutOfRange:
+                // The leader no longer has our fetch offset: behind its log start, start over
+                // there; past its end (it lost an unclean tail), fall back to its high watermark.
+                if data.logStartOffset > position.fetchOffset {
+                    try log.truncateFullyAndStart(at: data.logStartOffset, nowMs: nowMs)
+                    followerHighWatermark = data.logStartOffset
+                } else {
+                    let target = max(min(data.highWatermark, position.fetchOffset), log.logStartOffset)
+                    try log.truncate(to: target)
+                    followerHighWatermark = min(followerHighWatermark, log.logEndOffset)
+                }
+                return (.truncated, false)
+            default:
+                return (.failed(code), false)
+            }
+            let diverging = data.divergingEpoch
+            if diverging.epoch >= 0 || diverging.endOffset >= 0 {
+                guard diverging.epoch >= 0 else {
+                    // No epoch in common: copy the leader's log from its start.
+                    try log.truncateFullyAndStart(at: diverging.endOffset, nowMs: nowMs)
+                    followerHighWatermark = log.logEndOffset
+                    return (.truncated, false)
+                }
+                // Truncate to where the histories agree: the leader's end of that epoch, or ours
+                // if shorter; when we do not hold that epoch, the end of our largest epoch below
+                // it (the next fetch compares again from there).
+                let (localEpoch, localEnd) = log.endOffset(forEpoch: diverging.epoch)
+                var target = localEpoch == diverging.epoch ? min(localEnd, diverging.endOffset) : localEnd
+                if localEpoch < 0 { target = log.logStartOffset }
+                target = max(min(target, position.fetchOffset), log.logStartOffset)
+                if target < position.fetchOffset { try log.truncate(to: target) }
+                followerHighWatermark = min(followerHighWatermark, log.logEndOffset)
+                return (.truncated, false)
+            }
+            var appended = false
+            if let bytes = data.records?.bytes, bytes.readableBytes > 0 {
+                appended = try log.appendAsFollower(bytes, nowMs: nowMs) != nil
+            }
+            if data.logStartOffset > log.logStartOffset, data.logStartOffset <= log.logEndOffset {
+                _ = try log.advanceLogStartOffset(to: data.logStartOffset)
+            }
+            let hw = min(data.highWatermark, log.logEndOffset)
+            var moved = false
+            if hw > followerHighWatermark {
+                followerHighWatermark = hw
+                moved = true
+            }
+            return (appended ? .appended : .idle, moved)
+        }
+        if advanced { onHighWatermark(self) }
+        return outcome
+    }
+
+    enum FollowerApply: Equatable {
+        case appended, idle, truncated, stale
+        case failed(ErrorCode)
     }
 
     /// Advances the log start offset (DeleteRecords); -1 means the high watermark.
     func deleteRecords(before offset: Int64) throws -> Result<Int64, ErrorCode> {
         try lock.withLock {
-            guard registration.leader == localId else { return .failure(.notLeaderOrFollower) }
-            let target = offset == -1 ? _highWatermark : offset
-            guard target >= 0, target <= _highWatermark else { return .failure(.offsetOutOfRange) }
+            guard leader != nil else { return .failure(.notLeaderOrFollower) }
+            let hw = highWatermarkLocked
+            let target = offset == -1 ? hw : offset
+            guard target >= 0, target <= hw else { return .failure(.offsetOutOfRange) }
             return .success(try log.advanceLogStartOffset(to: target))
         }
     }

@@ -9,6 +9,7 @@ public final class LogManager: @unchecked Sendable {
     public static let cleanShutdownFile = ".kafka_cleanshutdown"
     public static let recoveryPointFile = "recovery-point-offset-checkpoint"
     public static let logStartFile = "log-start-offset-checkpoint"
+    public static let replicationFile = "replication-offset-checkpoint"
     public static let metadataTopic = "__cluster_metadata"
 
     public let logDirs: [String]
@@ -17,6 +18,8 @@ public final class LogManager: @unchecked Sendable {
     private var logs: [TopicPartition: PartitionLog] = [:]
     private var logDirOf: [TopicPartition: String] = [:]
     private var _defaultConfig: LogConfig
+    /// High watermarks read from `replication-offset-checkpoint` at start-up.
+    private var startupHighWatermarks: [TopicPartition: Int64] = [:]
 
     /// What start-up found, for the log.
     public private(set) var recoveredUncleanly: [String] = []
@@ -35,6 +38,7 @@ public final class LogManager: @unchecked Sendable {
             if !clean { recoveredUncleanly.append(dir) }
             let recoveryPoints = (try? OffsetCheckpoint.read(dir + "/" + Self.recoveryPointFile, disk: disk)) ?? [:]
             let logStarts = (try? OffsetCheckpoint.read(dir + "/" + Self.logStartFile, disk: disk)) ?? [:]
+            let highWatermarks = (try? OffsetCheckpoint.read(dir + "/" + Self.replicationFile, disk: disk)) ?? [:]
             for name in try disk.list(dir) where disk.isDirectory(dir + "/" + name) {
                 if name.hasSuffix("-delete") {
                     try disk.removeTree(dir + "/" + name)
@@ -46,6 +50,7 @@ public final class LogManager: @unchecked Sendable {
                     recoveryPoint: recoveryPoints[tp] ?? 0, logStartOffset: logStarts[tp] ?? 0, cleanShutdown: clean)
                 logs[tp] = log
                 logDirOf[tp] = dir
+                if let hw = highWatermarks[tp] { startupHighWatermarks[tp] = hw }
             }
             // From now on a crash is an unclean stop.
             if disk.exists(marker) {
@@ -134,6 +139,20 @@ public final class LogManager: @unchecked Sendable {
             do { try log.flush(nowMs: nowMs) } catch { failures.append((log.topicPartition, error)) }
         }
         return failures
+    }
+
+    /// The high watermark a partition had when this node last checkpointed it.
+    public func checkpointedHighWatermark(_ tp: TopicPartition) -> Int64? {
+        lock.withLock { startupHighWatermarks[tp] }
+    }
+
+    /// Writes `replication-offset-checkpoint` of every log dir (high watermarks of hosted replicas).
+    public func checkpointHighWatermarks(_ highWatermarks: [TopicPartition: Int64]) throws {
+        let dirs: [TopicPartition: String] = lock.withLock { logDirOf }
+        for dir in logDirs {
+            let here = highWatermarks.filter { dirs[$0.key] == dir }
+            try OffsetCheckpoint.write(here, to: dir + "/" + Self.replicationFile, disk: disk)
+        }
     }
 
     /// Writes the recovery-point and log-start checkpoints of every log dir.

@@ -38,6 +38,8 @@ public enum LogError: Error, Equatable, Sendable {
     case batchTooLarge(Int)
     /// A follower append's offsets do not continue the log.
     case nonMonotonicOffsets(expected: Int64, got: Int64)
+    /// The log was closed or deleted (its partition went away while a request was using it).
+    case closed
 }
 
 /// One partition's log: segments on a `Disk`, rolled by size, age and index fullness, retained by
@@ -60,6 +62,7 @@ public final class PartitionLog: @unchecked Sendable {
     private var lastFlushMs: Int64
     private var closed = false
     private var producerState = ProducerStateTable()
+    private var epochCache = LeaderEpochCache()
     /// A segment was created since the last flush: the directory must be synced too.
     private var segmentsCreatedSinceFlush = true
 
@@ -125,7 +128,57 @@ public final class PartitionLog: @unchecked Sendable {
         self._recoveryPoint = min(recoveryPoint, end)
         if !cleanShutdown { self._recoveryPoint = end }
         try rebuildProducerStateLocked()
+        try loadEpochCacheLocked()
     }
+
+    /// Loads `leader-epoch-checkpoint`, or rebuilds it from the batch headers when it is missing
+    /// or does not match the log (after an unclean stop).
+    private func loadEpochCacheLocked() throws {
+        let end = segments.last!.nextOffset
+        if let cache = LeaderEpochCache.read(directory: directory, disk: disk), cache.entries.allSatisfy({ $0.startOffset < max(end, 1) || end == 0 }) {
+            epochCache = cache
+            epochCache.truncate(fromOffset: end)
+            epochCache.advanceStart(to: _logStartOffset)
+            return
+        }
+        epochCache = LeaderEpochCache()
+        for segment in segments {
+            var position: Int64 = 0
+            while position < segment.size, let header = try segment.readHeader(at: position) {
+                epochCache.assign(epoch: header.partitionLeaderEpoch, startOffset: header.baseOffset)
+                position += Int64(header.totalBytes)
+            }
+        }
+        try? epochCache.write(directory: directory, disk: disk)
+    }
+
+    /// Notes the epochs of appended batches; a new epoch is written to the checkpoint at once.
+    private func noteEpochsLocked(_ headers: [RecordBatchHeader]) {
+        var changed = false
+        for header in headers where epochCache.assign(epoch: header.partitionLeaderEpoch, startOffset: header.baseOffset) {
+            changed = true
+        }
+        if changed { try? epochCache.write(directory: directory, disk: disk) }
+    }
+
+    /// The largest epoch at or below `epoch` in this log and where it ends (OffsetForLeaderEpoch,
+    /// and the diverging epoch a leader tells a follower).
+    public func endOffset(forEpoch epoch: Int32) -> (epoch: Int32, endOffset: Int64) {
+        lock.withLock { epochCache.endOffset(forEpoch: epoch, logEndOffset: segments.last!.nextOffset) }
+    }
+
+    /// A new leader epoch starts at the log end (this replica became leader): recorded now, so a
+    /// follower asking about the previous epoch learns where it ended before any new batch.
+    public func beginLeaderEpoch(_ epoch: Int32) {
+        lock.withLock {
+            if epochCache.assign(epoch: epoch, startOffset: segments.last!.nextOffset) {
+                try? epochCache.write(directory: directory, disk: disk)
+            }
+        }
+    }
+
+    /// The epoch of the last batch (-1 when empty): what a follower sends as its last fetched epoch.
+    public var latestEpoch: Int32 { lock.withLock { epochCache.latestEpoch } }
 
     /// Segments scanned to rebuild idempotent-producer state at start-up and after truncation.
     static let producerStateSegmentsScanned = 2
@@ -165,7 +218,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// as they are. Batches are never decompressed.
     public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
         try lock.withLock {
-            precondition(!closed, "append to a closed log")
+            if closed { throw LogError.closed }
             // Idempotent producers: answer retries with their first offsets, refuse gaps.
             var duplicates: [ProducerStateTable.BatchMetadata] = []
             for batch in batches {
@@ -210,6 +263,7 @@ public final class PartitionLog: @unchecked Sendable {
             let slice = buffer.getSlice(at: start, length: length)!
             try appendLocked(slice, headers: headers, nowMs: nowMs)
             for header in headers { producerState.update(header) }
+            noteEpochsLocked(headers)
             unflushedMessages += Int64(records)
             return AppendInfo(firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
         }
@@ -219,6 +273,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// log). Offsets must continue the log.
     public func appendAsFollower(_ payload: ByteBuffer, nowMs: Int64) throws -> AppendInfo? {
         try lock.withLock {
+            if closed { throw LogError.closed }
             var headers: [RecordBatchHeader] = []
             var index = payload.readerIndex
             var expected = segments.last!.nextOffset
@@ -235,6 +290,7 @@ public final class PartitionLog: @unchecked Sendable {
             let slice = payload.getSlice(at: payload.readerIndex, length: index - payload.readerIndex)!
             try appendLocked(slice, headers: headers, nowMs: nowMs)
             for header in headers { producerState.update(header) }
+            noteEpochsLocked(headers)
             unflushedMessages += Int64(records)
             return AppendInfo(firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1, recordCount: records)
         }
@@ -452,6 +508,7 @@ public final class PartitionLog: @unchecked Sendable {
         while segments.count > 1, segments[1].baseOffset <= _logStartOffset {
             try segments.removeFirst().delete()
         }
+        epochCache.advanceStart(to: _logStartOffset)
     }
 
     /// Applies `retention.ms` and `retention.bytes`: deletes whole segments (never the only one;
@@ -495,6 +552,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// Drops every record at or after `offset` (follower truncation; never below the start).
     public func truncate(to offset: Int64) throws {
         try lock.withLock {
+            if closed { throw LogError.closed }
             let target = max(offset, _logStartOffset)
             while segments.count > 1, segments.last!.baseOffset >= target {
                 try segments.removeLast().delete()
@@ -506,16 +564,22 @@ public final class PartitionLog: @unchecked Sendable {
             }
             _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
             try rebuildProducerStateLocked()
+            epochCache.truncate(fromOffset: segments.last!.nextOffset)
+            try? epochCache.write(directory: directory, disk: disk)
         }
     }
 
     /// Empties the log and starts it at `offset` (a follower whose leader's log starts later).
     public func truncateFullyAndStart(at offset: Int64, nowMs: Int64) throws {
         try lock.withLock {
+            if closed { throw LogError.closed }
             for segment in segments { try segment.delete() }
             segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
             _logStartOffset = offset
             _recoveryPoint = offset
+            epochCache.clear()
+            producerState = ProducerStateTable()
+            try? epochCache.write(directory: directory, disk: disk)
         }
     }
 
@@ -564,8 +628,9 @@ public final class PartitionLog: @unchecked Sendable {
     public func delete() throws {
         try lock.withLock {
             closed = true
+            // The segments stay listed (closed) so a request still holding the log gets an
+            // error rather than a crash.
             for segment in segments { segment.close() }
-            segments = []
             try disk.removeTree(directory)
         }
     }

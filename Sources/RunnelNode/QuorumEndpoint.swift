@@ -33,6 +33,7 @@ struct QuorumEndpoint: RequestHandler {
         .incrementalAlterConfigs: 0...1,
         .alterConfigs: 0...2,
         .allocateProducerIds: 0...0,
+        .alterPartition: 0...3,
         .brokerRegistration: 0...4,
         .brokerHeartbeat: 0...1,
         .unregisterBroker: 0...0,
@@ -115,6 +116,7 @@ struct QuorumEndpoint: RequestHandler {
             case .incrementalAlterConfigs: return command(try IncrementalAlterConfigsRequest(from: &reader, version: version), version, context)
             case .alterConfigs: return command(try AlterConfigsRequest(from: &reader, version: version), version, context)
             case .allocateProducerIds: return command(try AllocateProducerIdsRequest(from: &reader, version: version), version, context)
+            case .alterPartition: return command(try AlterPartitionRequest(from: &reader, version: version), version, context)
             case .brokerRegistration: return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
             case .brokerHeartbeat: return command(try BrokerHeartbeatRequest(from: &reader, version: version), version, context)
             case .unregisterBroker: return command(try UnregisterBrokerRequest(from: &reader, version: version), version, context)
@@ -160,22 +162,8 @@ struct QuorumEndpoint: RequestHandler {
         let future = QuorumControllerChannel(quorum: quorum, eventLoop: runtime.eventLoop, unfenceOnRegistration: false).send(request, version: version)
             .map { OutgoingResponse($0, version: version, allocator: allocator) }
             .flatMapErrorThrowing { error in
-                if let response = Broker.failure(request, code: .notController) {
-                    return OutgoingResponse(response, version: version, allocator: allocator)
-                }
-                if request is AllocateProducerIdsRequest {
-                    return OutgoingResponse(AllocateProducerIdsResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
-                }
-                if request is BrokerRegistrationRequest {
-                    return OutgoingResponse(BrokerRegistrationResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
-                }
-                if request is BrokerHeartbeatRequest {
-                    return OutgoingResponse(BrokerHeartbeatResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
-                }
-                if request is UnregisterBrokerRequest {
-                    return OutgoingResponse(UnregisterBrokerResponse(errorCode: ErrorCode.notController.rawValue), version: version, allocator: allocator)
-                }
-                throw error
+                guard let response = Broker.failure(request, code: .notController) else { throw error }
+                return OutgoingResponse(response, version: version, allocator: allocator)
             }
         return .respond(future)
     }

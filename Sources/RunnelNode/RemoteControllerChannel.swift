@@ -74,6 +74,7 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
         case let r as BrokerRegistrationResponse: return r.errorCode == code
         case let r as BrokerHeartbeatResponse: return r.errorCode == code
         case let r as UnregisterBrokerResponse: return r.errorCode == code
+        case let r as AlterPartitionResponse: return r.errorCode == code
         default: return false
         }
     }

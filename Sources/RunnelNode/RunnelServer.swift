@@ -30,6 +30,7 @@ public final class RunnelServer: @unchecked Sendable {
     private var quorum: MetadataQuorum<NIORaftRuntime>?
     private var runtime: NIORaftRuntime?
     private var lifecycle: BrokerLifecycle?
+    private var brokerPeers: BrokerPeers?
     private var maintenance: Thread?
     private let stopping = NIOLockedValueBox(false)
 
@@ -126,6 +127,7 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.rack = config.rack
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
+            brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
             // A lone combined node talks to its own controller in-process; otherwise the broker
             // finds the active controller over the network.
             let inProcess = config.isController && config.voters.count == 1
@@ -138,6 +140,10 @@ public final class RunnelServer: @unchecked Sendable {
             broker = b
             self.broker = b
             try await loop.submit { quorum.subscribe { delta, image in b.publish(delta: delta, image: image) } }.get()
+            let peers = BrokerPeers(group: networkGroup, localId: config.nodeId, listenerName: config.interBrokerListenerName,
+                                    image: { b.image })
+            brokerPeers = peers
+            b.startReplication(transport: peers, settings: config.replicaFetch)
         }
         try await loop.submit { try quorum.start() }.get()
 
@@ -207,7 +213,9 @@ public final class RunnelServer: @unchecked Sendable {
             var lastRetention = clock.monotonicMs()
             var lastCheckpoint = clock.monotonicMs()
             var lastFlushCheck = clock.monotonicMs()
-            let tickMs: Int64 = min(500, config.logRetentionCheckIntervalMs)
+            var lastIsrCheck = clock.monotonicMs()
+            var lastHighWatermarks = clock.monotonicMs()
+            let tickMs: Int64 = max(10, min(500, config.logRetentionCheckIntervalMs, config.replicaLagTimeMaxMs / 2))
             while !stopping.withLockedValue({ $0 }) {
                 Thread.sleep(forTimeInterval: Double(tickMs) / 1000)
                 guard let logManager, !stopping.withLockedValue({ $0 }) else { break }
@@ -227,6 +235,14 @@ public final class RunnelServer: @unchecked Sendable {
                     for (tp, error) in logManager.runFlush(nowMs: clock.wallMs()) {
                         logger.error("flush failed for \(tp): \(error)")
                     }
+                }
+                if let broker, now - lastIsrCheck >= config.replicaLagTimeMaxMs / 2 {
+                    lastIsrCheck = now
+                    broker.checkIsr()
+                }
+                if let broker, now - lastHighWatermarks >= config.highWatermarkCheckpointIntervalMs {
+                    lastHighWatermarks = now
+                    do { try logManager.checkpointHighWatermarks(broker.highWatermarks) } catch { logger.error("high watermark checkpoint failed: \(error)") }
                 }
                 if now - lastCheckpoint >= max(1000, config.logFlushOffsetCheckpointIntervalMs) {
                     lastCheckpoint = now
@@ -254,8 +270,11 @@ public final class RunnelServer: @unchecked Sendable {
             try? await runtime.eventLoop.submit { quorum.driver.stop() }.get()
             runtime.closePeers()
         }
+        broker?.stopReplication()
+        brokerPeers?.close()
         for server in servers { try? await server.close() }
         do {
+            if let broker { try logManager?.checkpointHighWatermarks(broker.highWatermarks) }
             if let quorum, let runtime {
                 try await runtime.eventLoop.submit { try quorum.driver.log.log.close() }.get()
             }

@@ -1,4 +1,5 @@
 import Foundation
+import RunnelBroker
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
@@ -92,6 +93,12 @@ public struct ServerConfig: Sendable {
     public var brokerSessionTimeoutMs: Int64
     public var brokerHeartbeatIntervalMs: Int64
     public var controlledShutdownTimeoutMs: Int64
+    /// `replica.lag.time.max.ms`
+    public var replicaLagTimeMaxMs: Int64
+    /// `replica.fetch.*`, `replica.socket.timeout.ms`
+    public var replicaFetch: ReplicaFetchSettings
+    /// `replica.high.watermark.checkpoint.interval.ms`
+    public var highWatermarkCheckpointIntervalMs: Int64
     /// Keys this build does not know (warned about, not fatal).
     public var unknownKeys: [String]
 
@@ -245,6 +252,16 @@ public struct ServerConfig: Sendable {
         brokerSessionTimeoutMs = try int64("broker.session.timeout.ms", default: 9000, min: 1)
         brokerHeartbeatIntervalMs = try int64("broker.heartbeat.interval.ms", default: 2000, min: 1)
         controlledShutdownTimeoutMs = try int64("controlled.shutdown.timeout.ms", default: 30000, min: 0)
+        replicaLagTimeMaxMs = try int64("replica.lag.time.max.ms", default: 30000, min: 1)
+        var fetch = ReplicaFetchSettings()
+        fetch.waitMaxMs = Int32(try int("replica.fetch.wait.max.ms", default: 500, min: 0, max: Int(Int32.max)))
+        fetch.minBytes = Int32(try int("replica.fetch.min.bytes", default: 1, min: 1, max: Int(Int32.max)))
+        fetch.partitionMaxBytes = Int32(try int("replica.fetch.max.bytes", default: 1_048_576, min: 0, max: Int(Int32.max)))
+        fetch.responseMaxBytes = Int32(try int("replica.fetch.response.max.bytes", default: 10_485_760, min: 0, max: Int(Int32.max)))
+        fetch.backoffMs = try int64("replica.fetch.backoff.ms", default: 1000, min: 0)
+        fetch.socketTimeoutMs = try int64("replica.socket.timeout.ms", default: 30000, min: 1)
+        replicaFetch = fetch
+        highWatermarkCheckpointIntervalMs = try int64("replica.high.watermark.checkpoint.interval.ms", default: 5000, min: 1)
         var policy = SnapshotPolicy()
         policy.maxBytesBetweenSnapshots = try int64("metadata.log.max.record.bytes.between.snapshots", default: 20_971_520, min: 1)
         policy.maxIntervalMs = try int64("metadata.log.max.snapshot.interval.ms", default: 3_600_000, min: 0)

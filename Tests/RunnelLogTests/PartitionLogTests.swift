@@ -202,3 +202,56 @@ struct PartitionLogTests {
         #expect(text.hasPrefix("0\n2\n"))
     }
 }
+
+@Suite("Leader epochs")
+struct LeaderEpochTests {
+    @Test("the epoch cache answers where each epoch ends, truncates, and survives a reopen or its own loss")
+    func epochCache() throws {
+        let dir = tempDir()
+        let disk = PosixDisk()
+        var log: PartitionLog? = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        for _ in 0..<3 {  // 0-2 in epoch 1, one batch each
+            let (b, i) = clientBatch(1)
+            _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: 1, nowMs: 0)
+        }
+        log!.beginLeaderEpoch(4)  // epoch 4 from 3
+        for _ in 0..<2 {  // 3-4 in epoch 4
+            let (b, i) = clientBatch(1)
+            _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: 4, nowMs: 0)
+        }
+        #expect(log!.latestEpoch == 4)
+        #expect(log!.endOffset(forEpoch: 1) == (1, 3))
+        #expect(log!.endOffset(forEpoch: 2) == (1, 3))   // largest epoch at or below 2 is 1
+        #expect(log!.endOffset(forEpoch: 4) == (4, 5))
+        #expect(log!.endOffset(forEpoch: 0) == (-1, -1))
+        try log!.close()
+        log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        #expect(log!.endOffset(forEpoch: 1) == (1, 3))
+        #expect(log!.latestEpoch == 4)
+        // Truncating into epoch 1 drops epoch 4.
+        try log!.truncate(to: 2)
+        #expect(log!.latestEpoch == 1)
+        #expect(log!.endOffset(forEpoch: 4) == (1, 2))
+        try log!.close()
+        // Without the checkpoint file the epochs are rebuilt from the batch headers.
+        try disk.remove(dir + "/" + LeaderEpochCache.fileName)
+        log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        #expect(log!.endOffset(forEpoch: 1) == (1, 2))
+        #expect(disk.exists(dir + "/" + LeaderEpochCache.fileName))
+    }
+
+    @Test("a follower copy keeps its leader's epochs")
+    func followerEpochs() throws {
+        let leaderLog = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let (b1, i1) = clientBatch(2)
+        _ = try leaderLog.appendAsLeader(b1, batches: i1, leaderEpoch: 2, nowMs: 0)
+        let (b2, i2) = clientBatch(2)
+        _ = try leaderLog.appendAsLeader(b2, batches: i2, leaderEpoch: 3, nowMs: 0)
+        let bytes = try leaderLog.readBytes(from: 0, maxBytes: 1 << 20)
+        let follower = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        _ = try follower.appendAsFollower(bytes, nowMs: 0)
+        #expect(follower.logEndOffset == 4)
+        #expect(follower.endOffset(forEpoch: 2) == (2, 2))
+        #expect(follower.endOffset(forEpoch: 3) == (3, 4))
+    }
+}

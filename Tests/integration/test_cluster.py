@@ -10,106 +10,18 @@ and serves the right Metadata. `runnel dev` starts the same shape of cluster and
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-import kwire
-from nodes import RunnelNode, free_ports, kafka_uuid, port_accepts, runnel_bin
+from cluster import SESSION_TIMEOUT_MS, active_controller, admin, cluster, create, leaders  # noqa: F401 (fixture)
+from nodes import free_ports, runnel_bin
 from util import QUIET, is_runnel, unique, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster")
-
-SESSION_TIMEOUT_MS = 3000
-
-
-class ClusterNode(RunnelNode):
-    def __init__(self, workdir: Path, node_id: int, role: str, voters: str, port: int, cluster_id: str, props: dict):
-        super().__init__(workdir, props=props, cluster_id=cluster_id)
-        self.node_id = node_id
-        self.role = role
-        self.voters = voters
-        self.port = port
-
-    def server_properties(self) -> dict:
-        listener = "CONTROLLER" if self.role == "controller" else "PLAINTEXT"
-        base = {
-            "process.roles": self.role,
-            "node.id": str(self.node_id),
-            "controller.quorum.voters": self.voters,
-            "listeners": f"{listener}://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "log.dirs": str(self.data_dir),
-            "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
-            "broker.heartbeat.interval.ms": "500",
-            "metadata.log.max.record.bytes.between.snapshots": "3000",
-        }
-        base.update({k: str(v) for k, v in self.props.items()})
-        return base
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.is_alive():
-                raise RuntimeError(f"node {self.node_id} exited: {self.log_tail()}")
-            if port_accepts(self.port) and kwire.api_versions_ok(self.bootstrap, timeout=5):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"node {self.node_id} did not answer: {self.log_tail()}")
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    cports = free_ports(3)
-    bports = free_ports(3)
-    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(cports))
-    cid = kafka_uuid()
-    controllers = [ClusterNode(tmp_path / f"c{i + 1}", i + 1, "controller", voters, cports[i], cid, {}) for i in range(3)]
-    brokers = [ClusterNode(tmp_path / f"b{i + 4}", i + 4, "broker", voters, bports[i], cid, {}) for i in range(3)]
-    for n in controllers:
-        n.start()
-    for n in brokers:
-        n._launch()
-        n._expected_exit = False
-        n.starts += 1
-    for n in brokers:
-        n.wait_ready()
-    try:
-        yield controllers, brokers
-    finally:
-        for n in brokers + controllers:
-            n.close()
-
-
-def admin(node) -> AdminClient:
-    return AdminClient({"bootstrap.servers": node.bootstrap, **QUIET})
-
-
-def leaders(node, topic: str) -> dict[int, int] | None:
-    md = admin(node).list_topics(topic, timeout=5)
-    t = md.topics.get(topic)
-    if t is None or t.error is not None:
-        return None
-    return {p.id: p.leader for p in t.partitions.values()}
-
-
-def create(node, name: str, partitions: int, rf: int) -> None:
-    a = admin(node)  # keep the client alive until the future resolves
-    fs = a.create_topics([NewTopic(name, partitions, rf)], operation_timeout=20, request_timeout=30)
-    fs[name].result(40)
-
-
-def active_controller(controllers) -> int:
-    bootstrap = ",".join(f"127.0.0.1:{c.port}" for c in controllers if c.is_alive())
-    p = subprocess.run([str(runnel_bin()), "metadata", "quorum", "status", "--json", "--bootstrap-controller", bootstrap],
-                       capture_output=True, text=True, timeout=20)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)["leaderId"]
 
 
 def test_topics_through_any_broker(cluster):

@@ -1,0 +1,237 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// How a follower reaches the broker that leads its partitions.
+public protocol ReplicaTransport: Sendable {
+    /// The loop fetchers run on.
+    var eventLoop: any EventLoop { get }
+    /// Sends a follower's Fetch to broker `leader`; fails when it cannot be reached or does not
+    /// answer within `timeoutMs`.
+    func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse>
+}
+
+/// Settings of the replica fetchers (Kafka's `replica.*` keys).
+public struct ReplicaFetchSettings: Sendable {
+    /// `replica.fetch.wait.max.ms`
+    public var waitMaxMs: Int32 = 500
+    /// `replica.fetch.min.bytes`
+    public var minBytes: Int32 = 1
+    /// `replica.fetch.max.bytes` (per partition)
+    public var partitionMaxBytes: Int32 = 1_048_576
+    /// `replica.fetch.response.max.bytes`
+    public var responseMaxBytes: Int32 = 10_485_760
+    /// `replica.fetch.backoff.ms`
+    public var backoffMs: Int64 = 1000
+    /// `replica.socket.timeout.ms`
+    public var socketTimeoutMs: Int64 = 30_000
+    public init() {}
+}
+
+/// The replica fetchers of a broker: one per leader broker, each pulling every partition this
+/// broker follows from that leader in one long-polling Fetch at a time (Kafka's
+/// ReplicaFetcherThread, with `num.replica.fetchers=1`).
+final class ReplicaFetchers: @unchecked Sendable {
+    private let transport: any ReplicaTransport
+    private let settings: ReplicaFetchSettings
+    private let localId: Int32
+    private let clock: any Clock
+    private let logger: Logger
+    private let lock = NIOLock()
+    private var fetchers: [Int32: ReplicaFetcher] = [:]
+
+    init(transport: any ReplicaTransport, settings: ReplicaFetchSettings, localId: Int32, clock: any Clock, logger: Logger) {
+        self.transport = transport
+        self.settings = settings
+        self.localId = localId
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Points the fetchers at the partitions this broker now follows.
+    func reconcile(_ partitions: [Partition]) {
+        var byLeader: [Int32: [TopicPartition: Partition]] = [:]
+        for p in partitions {
+            guard let position = p.fetchPosition else { continue }
+            byLeader[position.leader, default: [:]][p.topicPartition] = p
+        }
+        let (started, stopped): ([ReplicaFetcher], [ReplicaFetcher]) = lock.withLock {
+            var started: [ReplicaFetcher] = []
+            var stopped: [ReplicaFetcher] = []
+            for (leader, fetcher) in fetchers where byLeader[leader] == nil {
+                stopped.append(fetcher)
+                fetchers.removeValue(forKey: leader)
+            }
+            for (leader, set) in byLeader {
+                if let fetcher = fetchers[leader] {
+                    fetcher.assign(set)
+                } else {
+                    let fetcher = ReplicaFetcher(leaderId: leader, localId: localId, transport: transport, settings: settings, clock: clock, logger: logger)
+                    fetcher.assign(set)
+                    fetchers[leader] = fetcher
+                    started.append(fetcher)
+                }
+            }
+            return (started, stopped)
+        }
+        for f in stopped { f.stop() }
+        for f in started { f.start() }
+        for f in lock.withLock({ Array(fetchers.values) }) { f.wake() }
+    }
+
+    func stopAll() {
+        let all = lock.withLock { () -> [ReplicaFetcher] in
+            let all = Array(fetchers.values)
+            fetchers = [:]
+            return all
+        }
+        for f in all { f.stop() }
+    }
+}
+
+/// Pulls the partitions one leader holds for this broker.
+final class ReplicaFetcher: @unchecked Sendable {
+    let leaderId: Int32
+    private let localId: Int32
+    private let transport: any ReplicaTransport
+    private let settings: ReplicaFetchSettings
+    private let clock: any Clock
+    private let logger: Logger
+    private let eventLoop: any EventLoop
+
+    private let lock = NIOLock()
+    // Guarded by lock.
+    private var partitions: [TopicPartition: Partition] = [:]
+    /// Partitions held back after an error, until the monotonic time given.
+    private var delayedUntil: [TopicPartition: Int64] = [:]
+    private var running = false
+    private var inFlight = false
+    private var failures = 0
+
+    init(leaderId: Int32, localId: Int32, transport: any ReplicaTransport, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger) {
+        self.leaderId = leaderId
+        self.localId = localId
+        self.transport = transport
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        self.eventLoop = transport.eventLoop
+    }
+
+    func assign(_ set: [TopicPartition: Partition]) {
+        lock.withLock {
+            partitions = set
+            delayedUntil = delayedUntil.filter { set[$0.key] != nil }
+        }
+    }
+
+    func start() {
+        lock.withLock { running = true }
+        wake()
+    }
+
+    func stop() { lock.withLock { running = false } }
+
+    /// Starts a fetch unless one is in flight.
+    func wake() {
+        eventLoop.execute { [self] in fetchOnce() }
+    }
+
+    private func fetchOnce() {
+        let now = clock.monotonicMs()
+        let plan: (request: FetchRequest, positions: [TopicPartition: (Partition, Partition.FetchPosition)], wakeAt: Int64?)? = lock.withLock {
+            guard running, !inFlight else { return nil }
+            var request = FetchRequest()
+            request.replicaId = localId
+            request.maxWaitMs = settings.waitMaxMs
+            request.minBytes = settings.minBytes
+            request.maxBytes = settings.responseMaxBytes
+            request.sessionId = 0
+            request.sessionEpoch = -1
+            var positions: [TopicPartition: (Partition, Partition.FetchPosition)] = [:]
+            var byTopic: [String: [FetchRequest.FetchPartition]] = [:]
+            var wakeAt: Int64?
+            for (tp, partition) in partitions {
+                if let until = delayedUntil[tp], until > now {
+                    wakeAt = min(wakeAt ?? until, until)
+                    continue
+                }
+                guard let position = partition.fetchPosition, position.leader == leaderId else { continue }
+                positions[tp] = (partition, position)
+                byTopic[tp.topic, default: []].append(.init(
+                    partition: tp.partition, currentLeaderEpoch: position.leaderEpoch, fetchOffset: position.fetchOffset,
+                    lastFetchedEpoch: position.lastFetchedEpoch, logStartOffset: position.logStartOffset,
+                    partitionMaxBytes: settings.partitionMaxBytes))
+            }
+            request.topics = byTopic.keys.sorted().map { .init(topic: $0, partitions: byTopic[$0]!) }
+            if positions.isEmpty { return (request, [:], wakeAt) }
+            inFlight = true
+            return (request, positions, wakeAt)
+        }
+        guard let plan else { return }
+        if plan.positions.isEmpty {
+            if let wakeAt = plan.wakeAt {
+                eventLoop.scheduleTask(in: .milliseconds(max(1, wakeAt - now))) { [self] in fetchOnce() }
+            }
+            return
+        }
+        let timeout = Int64(settings.waitMaxMs) + settings.socketTimeoutMs
+        transport.fetch(from: leaderId, plan.request, version: Self.fetchVersion, timeoutMs: timeout).hop(to: eventLoop).whenComplete { [self] result in
+            var backoff = false
+            switch result {
+            case .success(let response):
+                if response.errorCode != 0 {
+                    logger.warning("replica fetch from broker \(leaderId) failed: \(ErrorCode(response.errorCode))")
+                    backoff = true
+                } else {
+                    apply(response, positions: plan.positions)
+                }
+            case .failure(let error):
+                let n = lock.withLock { failures += 1; return failures }
+                if n == 1 || n % 30 == 0 {
+                    logger.warning("cannot fetch from broker \(leaderId): \(error)")
+                }
+                backoff = true
+            }
+            lock.withLock { inFlight = false }
+            if backoff {
+                eventLoop.scheduleTask(in: .milliseconds(settings.backoffMs)) { [self] in fetchOnce() }
+            } else {
+                fetchOnce()
+            }
+        }
+    }
+
+    private func apply(_ response: FetchResponse, positions: [TopicPartition: (Partition, Partition.FetchPosition)]) {
+        lock.withLock { failures = 0 }
+        let nowMono = clock.monotonicMs()
+        let now = clock.wallMs()
+        for topic in response.responses {
+            for data in topic.partitions {
+                let tp = TopicPartition(topic.topic, data.partitionIndex)
+                guard let (partition, position) = positions[tp] else { continue }
+                do {
+                    switch try partition.applyFetched(data, position: position, nowMs: now) {
+                    case .failed(let code):
+                        if code != .notLeaderOrFollower && code != .fencedLeaderEpoch && code != .unknownLeaderEpoch {
+                            logger.warning("replica fetch of \(tp) from broker \(leaderId): \(code)")
+                        }
+                        lock.withLock { delayedUntil[tp] = nowMono + settings.backoffMs }
+                    case .truncated:
+                        logger.info("truncated \(tp) to \(partition.log.logEndOffset) to match leader \(leaderId)")
+                    case .appended, .idle, .stale:
+                        break
+                    }
+                } catch {
+                    logger.error("replica fetch of \(tp) could not be written: \(error)")
+                    lock.withLock { delayedUntil[tp] = nowMono + settings.backoffMs }
+                }
+            }
+        }
+    }
+
+    /// Fetch v12: topic names, the last fetched epoch and the diverging-epoch answer.
+    static let fetchVersion: Int16 = 12
+}

@@ -1,0 +1,72 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelBroker
+import RunnelCore
+import RunnelMetadata
+import RunnelNetwork
+import RunnelWire
+
+/// Connections to the other brokers' inter-broker listeners, found in the metadata image: what
+/// replica fetchers send their Fetch requests over.
+final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private let group: any EventLoopGroup
+    private let localId: Int32
+    private let listenerName: String
+    private let image: @Sendable () -> MetadataImage
+    private let lock = NIOLock()
+    private var clients: [Int32: PeerClient] = [:]
+
+    init(group: any EventLoopGroup, localId: Int32, listenerName: String, image: @escaping @Sendable () -> MetadataImage) {
+        self.group = group
+        self.eventLoop = group.next()
+        self.localId = localId
+        self.listenerName = listenerName
+        self.image = image
+    }
+
+    /// The client for `broker` at the address its registration advertises (a new one when it moved).
+    private func client(for broker: Int32) -> PeerClient? {
+        guard let registration = image().brokers[NodeID(broker)], !registration.endpoints.isEmpty else { return nil }
+        let endpoint = registration.endpoints.first { $0.listener == listenerName } ?? registration.endpoints[0]
+        return lock.withLock {
+            if let existing = clients[broker], existing.host == endpoint.host, existing.port == endpoint.port { return existing }
+            clients[broker]?.close()
+            let client = PeerClient(host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", group: group)
+            clients[broker] = client
+            return client
+        }
+    }
+
+    func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse> {
+        guard let client = client(for: leader) else {
+            return eventLoop.makeFailedFuture(ConnectionError("broker \(leader) is not registered"))
+        }
+        let promise = eventLoop.makePromise(of: FetchResponse.self)
+        let done = NIOLockedValueBox(false)
+        func finish(_ result: Result<FetchResponse, any Error>) {
+            if done.withLockedValue({ let was = $0; $0 = true; return was }) { return }
+            promise.completeWith(result)
+        }
+        // A leader that stops answering (paused, or gone without a reset) must not hold the
+        // fetcher forever: drop the connection so the next attempt reconnects.
+        let timeout = eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) {
+            client.close()
+            finish(.failure(ConnectionError("no answer from broker \(leader) within \(timeoutMs) ms")))
+        }
+        client.send(request, version: version).whenComplete { result in
+            timeout.cancel()
+            finish(result)
+        }
+        return promise.futureResult
+    }
+
+    func close() {
+        let all = lock.withLock { () -> [PeerClient] in
+            let all = Array(clients.values)
+            clients = [:]
+            return all
+        }
+        for c in all { c.close() }
+    }
+}

@@ -1,0 +1,246 @@
+"""Partition replication across 3 broker processes (3 controllers beside them).
+
+A topic with replication factor 3 and min.insync.replicas=2 takes an idempotent confluent-kafka
+producer with acks=all while the partition leader is killed with -9, and again while a follower
+is paused with SIGSTOP past replica.lag.time.max.ms: every acknowledged message is read back
+afterwards at the offset it was acknowledged with, in order, with no duplicates; the ISR shrinks
+and grows back and Metadata shows it. With two of three replicas down acks=all is refused with
+NOT_ENOUGH_REPLICAS while acks=1 still works. A former leader holding an uncommitted tail from
+its epoch truncates it when it comes back as a follower of the new leader.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import threading
+import time
+
+import pytest
+from confluent_kafka import Producer
+
+import kwire
+from cluster import SESSION_TIMEOUT_MS, admin, create, leaders, start_cluster
+from util import QUIET, drain, is_runnel, wait_until
+
+pytestmark = pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster")
+
+LAG_MS = 2000
+TOPIC_CONFIG = {"min.insync.replicas": "2"}
+
+
+@pytest.fixture
+def replicated(tmp_path):
+    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": LAG_MS, "replica.fetch.backoff.ms": 200})
+    try:
+        yield controllers, brokers
+    finally:
+        for n in brokers + controllers:
+            n.close()
+
+
+def bootstrap(brokers) -> str:
+    return ",".join(b.bootstrap for b in brokers)
+
+
+def partition_state(node, topic: str, partition: int):
+    md = admin(node).list_topics(topic, timeout=5)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or partition not in t.partitions:
+        return None
+    p = t.partitions[partition]
+    return p.leader, sorted(p.isrs), sorted(p.replicas)
+
+
+class Producing:
+    """An idempotent acks=all producer sending numbered messages from a thread until stopped,
+    recording what was acknowledged (partition, offset, value)."""
+
+    def __init__(self, servers: str, topic: str, extra: dict | None = None):
+        self.topic = topic
+        self.producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "acks": "all",
+                                  "linger.ms": 5, "message.timeout.ms": 120_000, **QUIET, **(extra or {})})
+        self.acked: list[tuple[int, int, bytes]] = []
+        self.failed: list[str] = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _report(self, err, msg):
+        if err is not None:
+            self.failed.append(str(err))
+        else:
+            self.acked.append((msg.partition(), msg.offset(), msg.value()))
+
+    def _run(self):
+        i = 0
+        while not self._stop.is_set():
+            try:
+                self.producer.produce(self.topic, key=f"k{i % 12}".encode(), value=f"v-{i:07d}".encode(), on_delivery=self._report)
+                i += 1
+                self.sent = i
+            except BufferError:
+                pass
+            self.producer.poll(0.002)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def stop(self, flush_s: float = 120) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        left = self.producer.flush(flush_s)
+        assert left == 0, f"{left} messages still unacknowledged after {flush_s}s"
+
+    def __exit__(self, *exc):
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(10)
+
+    def wait_acked(self, n: int, timeout: float = 30) -> None:
+        wait_until(lambda: len(self.acked) >= n, timeout, 0.05, f"{n} acknowledged messages")
+
+
+def check_everything_acked_is_there(servers: str, topic: str, partitions: int, p: Producing) -> None:
+    assert not p.failed, f"deliveries failed: {p.failed[:5]}"
+    got = drain(servers, topic, partitions, len(p.acked), timeout=60)
+    at = {(m.partition, m.offset): m.value for m in got}
+    missing = [(part, off, v) for part, off, v in p.acked if at.get((part, off)) != v]
+    assert not missing, f"{len(missing)} acknowledged messages not found at their offsets, e.g. {missing[:5]}"
+    values = [m.value for m in got]
+    assert len(values) == len(set(values)), "duplicates from an idempotent producer"
+    for part in range(partitions):
+        seq = [int(m.value[2:]) for m in sorted(got, key=lambda m: m.offset) if m.partition == part]
+        assert seq == sorted(seq), f"partition {part} out of order"
+
+
+def test_acks_all_survives_leader_kill(replicated):
+    controllers, brokers = replicated
+    create(brokers[0], "survive", 3, 3, TOPIC_CONFIG)
+    ls = wait_until(lambda: leaders(brokers[0], "survive"), 10)
+    victim = next(b for b in brokers if b.node_id == ls[0])
+    others = [b for b in brokers if b is not victim]
+    with Producing(bootstrap(brokers), "survive") as p:
+        p.wait_acked(2000)
+        victim.kill9()
+        # Leadership moves once the session times out; the producer retries meanwhile.
+        wait_until(lambda: (partition_state(others[0], "survive", 0) or (victim.node_id,))[0] not in (victim.node_id, -1),
+                   SESSION_TIMEOUT_MS / 1000 + 20, 0.1, "a new leader for partition 0")
+        shrunk = wait_until(lambda: (lambda s: s if s and victim.node_id not in s[1] else None)(partition_state(others[0], "survive", 0)),
+                            20, 0.1, "the ISR without the killed leader")
+        assert len(shrunk[1]) == 2
+        n = len(p.acked)
+        p.wait_acked(n + 2000, timeout=60)
+        victim.restart()
+        wait_until(lambda: (lambda s: s if s and victim.node_id in s[1] else None)(partition_state(others[0], "survive", 0)),
+                   30, 0.2, "the restarted broker back in the ISR")
+        p.stop()
+    check_everything_acked_is_there(bootstrap(brokers), "survive", 3, p)
+
+
+def test_isr_shrinks_and_expands_around_a_paused_follower(replicated):
+    controllers, brokers = replicated
+    create(brokers[0], "pause", 1, 3, TOPIC_CONFIG)
+    leader = wait_until(lambda: leaders(brokers[0], "pause"), 10)[0]
+    follower = next(b for b in brokers if b.node_id != leader)
+    with Producing(bootstrap(brokers), "pause") as p:
+        p.wait_acked(1000)
+        os.kill(follower.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            wait_until(lambda: (lambda s: s if s and follower.node_id not in s[1] else None)(partition_state(brokers[0] if brokers[0] is not follower else brokers[1], "pause", 0)),
+                       LAG_MS / 1000 + SESSION_TIMEOUT_MS / 1000 + 10, 0.1, "the paused follower out of the ISR")
+            assert time.monotonic() - t0 >= LAG_MS / 1000 * 0.5, "the ISR shrinks after the lag time, not before"
+            # Producing goes on with two in sync (min.insync.replicas=2).
+            n = len(p.acked)
+            p.wait_acked(n + 500, timeout=30)
+        finally:
+            os.kill(follower.pid, signal.SIGCONT)
+        wait_until(lambda: (lambda s: s if s and follower.node_id in s[1] else None)(partition_state(brokers[0], "pause", 0)),
+                   30, 0.1, "the resumed follower back in the ISR")
+        n = len(p.acked)
+        p.wait_acked(n + 500, timeout=30)
+        p.stop()
+    check_everything_acked_is_there(bootstrap(brokers), "pause", 1, p)
+
+
+def produce_raw(node, topic: str, acks: int) -> int:
+    batch = kwire.record_batch([kwire.Rec(key=b"k", value=b"raw")])
+    with kwire.Conn.to(node.bootstrap) as c:
+        c.send(kwire.produce_v9_request(7, topic, 0, batch, acks=acks, timeout_ms=5000))
+        _, results, _ = kwire.parse_produce_v9(c.recv_frame(15))
+    return results[topic][0].error_code
+
+
+def test_not_enough_replicas(replicated):
+    controllers, brokers = replicated
+    create(brokers[0], "few", 1, 3, TOPIC_CONFIG)
+    leader_id = wait_until(lambda: leaders(brokers[0], "few"), 10)[0]
+    leader = next(b for b in brokers if b.node_id == leader_id)
+    assert produce_raw(leader, "few", -1) == 0
+    for b in brokers:
+        if b is not leader:
+            b.kill9()
+    wait_until(lambda: (lambda s: s if s and s[1] == [leader_id] else None)(partition_state(leader, "few", 0)),
+               SESSION_TIMEOUT_MS / 1000 + 20, 0.1, "the ISR down to the leader")
+    assert produce_raw(leader, "few", -1) == 19  # NOT_ENOUGH_REPLICAS
+    assert produce_raw(leader, "few", 1) == 0
+
+
+def read_batches(path) -> list[tuple[int, int, int]]:
+    """(base offset, last offset, partition leader epoch) of each batch in a segment file."""
+    data = path.read_bytes()
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        base, length, epoch = struct.unpack(">qii", data[pos:pos + 16])
+        delta = struct.unpack(">i", data[pos + 23:pos + 27])[0]
+        out.append((base, base + delta, epoch))
+        pos += 12 + length
+    return out
+
+
+def test_follower_truncates_an_uncommitted_tail(replicated):
+    controllers, brokers = replicated
+    create(brokers[0], "trunc", 1, 3, TOPIC_CONFIG)
+    leader_id = wait_until(lambda: leaders(brokers[0], "trunc"), 10)[0]
+    old = next(b for b in brokers if b.node_id == leader_id)
+    followers = [b for b in brokers if b is not old]
+    for _ in range(5):
+        assert produce_raw(old, "trunc", -1) == 0
+    wait_until(lambda: all((b.partition_dir("trunc", 0) / "00000000000000000000.log").stat().st_size > 0 for b in followers), 10)
+    time.sleep(1)  # the followers learn the high watermark
+    # Pause both followers: what the leader takes now with acks=1 is written only there.
+    for f in followers:
+        os.kill(f.pid, signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            assert produce_raw(old, "trunc", 1) == 0
+        old.kill9()
+    finally:
+        for f in followers:
+            os.kill(f.pid, signal.SIGCONT)
+    new_leader = wait_until(lambda: (lambda s: s[0] if s and s[0] not in (-1, leader_id) else None)(partition_state(followers[0], "trunc", 0)),
+                            SESSION_TIMEOUT_MS / 1000 + 20, 0.1, "a new leader")
+    new = next(b for b in brokers if b.node_id == new_leader)
+    for _ in range(4):
+        assert produce_raw(new, "trunc", 1) == 0
+    old.restart()
+    wait_until(lambda: "truncated trunc-0 to " in old.log_text(), 30, 0.2, "the old leader to truncate its tail")
+    cut = int(old.log_text().split("truncated trunc-0 to ")[1].split()[0])
+    # It keeps what the new leader had of the old epoch (a fetch answer may have reached a
+    # follower just before the pause) and drops the rest.
+    assert 5 <= cut < 8, cut
+    wait_until(lambda: (lambda s: s if s and leader_id in s[1] else None)(partition_state(new, "trunc", 0)), 30, 0.2,
+               "the old leader back in the ISR")
+    assert produce_raw(new, "trunc", -1) == 0  # acks=all with the old leader in the ISR: it has it all
+    old.stop()
+    segment = "00000000000000000000.log"
+    mine = read_batches(old.partition_dir("trunc", 0) / segment)
+    theirs = read_batches(new.partition_dir("trunc", 0) / segment)
+    assert mine == theirs
+    assert [b[0] for b in mine] == list(range(cut + 5)), mine
+    epochs = [b[2] for b in mine]
+    assert epochs[:cut] == [epochs[0]] * cut and all(e > epochs[0] for e in epochs[cut:]), epochs
