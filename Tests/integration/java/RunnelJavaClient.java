@@ -1,0 +1,351 @@
+// RunnelJavaClient: Apache Kafka's own Java client (kafka-clients 3.9.1) as a command line tool,
+// so the integration tests can drive the reference client against a broker (see javaclient.py).
+//
+// One file, no build tool: javac -cp <jars> -d <dir> RunnelJavaClient.java. Results go to stdout
+// as one JSON object per line; diagnostics go to stderr. Exit status 0 means everything asked
+// for happened; 1 means a Kafka operation failed; 2 means bad arguments; 3 means a consume ran
+// out of time before it saw the expected number of records.
+//
+//   produce <bootstrap> <topic> <count> [key=value producer props...]
+//       Sends "m-<i>" with key "k-<i % 10>" for i in 0..<count with the client's DEFAULT producer
+//       settings (in 3.x: acks=all, enable.idempotence=true), waits for every callback, and then
+//       prints {"key","value","partition","offset"} per acknowledged record, in send order.
+//       Each failed send is one stderr line; the exit status is 1 if any failed.
+//
+//   consume <bootstrap> <topic> <expected> <timeoutMs> [group]
+//       Reads from the beginning (auto.offset.reset=earliest) until `expected` records arrived
+//       or `timeoutMs` passed, then polls one more second to catch extras, printing
+//       {"key","value","partition","offset"} per record. With a group it subscribes as a member
+//       of that consumer group and commits synchronously after every poll that returned
+//       records, and ends with {"committed": {"<partition>": offset, ...}} as read back from the
+//       group coordinator. Without a group it assigns every partition itself.
+//
+//   admin <bootstrap> create <topic> <partitions> <replicationFactor> [key=value topic configs...]
+//       AdminClient.createTopics; prints {"created": topic}.
+//   admin <bootstrap> describe <topic>
+//       AdminClient.describeTopics; prints {"topic","topicId","internal","partitions":[{"partition",
+//       "leader","replicas","isr"}]}.
+//   admin <bootstrap> configs <topic>
+//       AdminClient.describeConfigs of the topic; prints {"<name>": {"value","source"}, ...}.
+//
+// A failed admin call prints {"error": "<exception class>", "message": ...} on stdout and exits 1,
+// so a test can check which Kafka error the broker answered with.
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+public final class RunnelJavaClient {
+    /** How long a consume keeps polling after it has the expected count, to catch extras. */
+    static final long LINGER_AFTER_EXPECTED_MS = 1_000;
+    /** Bound on every admin call and on waiting for the producer's callbacks. */
+    static final long OPERATION_TIMEOUT_MS = 120_000;
+
+    public static void main(String[] args) throws Exception {
+        if (args.length < 1) {
+            usage();
+        }
+        int status;
+        switch (args[0]) {
+            case "produce": status = produce(args); break;
+            case "consume": status = consume(args); break;
+            case "admin": status = admin(args); break;
+            default: usage(); return;
+        }
+        System.out.flush();
+        System.exit(status);
+    }
+
+    static void usage() {
+        System.err.println("usage: RunnelJavaClient produce <bootstrap> <topic> <count> [key=value...]\n"
+                + "       RunnelJavaClient consume <bootstrap> <topic> <expected> <timeoutMs> [group]\n"
+                + "       RunnelJavaClient admin <bootstrap> create <topic> <partitions> <rf> [key=value...]\n"
+                + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>");
+        System.exit(2);
+    }
+
+    // -- produce ---------------------------------------------------------------------------------
+
+    static int produce(String[] args) throws InterruptedException {
+        if (args.length < 4) {
+            usage();
+        }
+        String topic = args[2];
+        int count = Integer.parseInt(args[3]);
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.putAll(keyValues(args, 4));
+
+        RecordMetadata[] acknowledged = new RecordMetadata[count];
+        CountDownLatch callbacks = new CountDownLatch(count);
+        AtomicInteger failures = new AtomicInteger();
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
+            for (int i = 0; i < count; i++) {
+                final int index = i;
+                String value = "m-" + i;
+                producer.send(new ProducerRecord<>(topic, "k-" + (i % 10), value), (metadata, error) -> {
+                    if (error != null) {
+                        failures.incrementAndGet();
+                        System.err.println("send " + value + " failed: " + describe(error));
+                    } else {
+                        acknowledged[index] = metadata;
+                    }
+                    callbacks.countDown();
+                });
+            }
+            producer.flush();
+            if (!callbacks.await(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS)) {
+                System.err.println("timed out waiting for " + callbacks.getCount() + " send callbacks");
+                return 1;
+            }
+        }
+        for (int i = 0; i < count; i++) {
+            RecordMetadata m = acknowledged[i];
+            if (m != null) {
+                System.out.println(recordJson("k-" + (i % 10), "m-" + i, m.partition(), m.offset()));
+            }
+        }
+        return failures.get() == 0 ? 0 : 1;
+    }
+
+    // -- consume ---------------------------------------------------------------------------------
+
+    static int consume(String[] args) {
+        if (args.length < 5) {
+            usage();
+        }
+        String topic = args[2];
+        int expected = Integer.parseInt(args[3]);
+        long timeoutMs = Long.parseLong(args[4]);
+        String group = args.length > 5 ? args[5] : null;
+
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        if (group != null) {
+            props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");   // committed below, per poll
+        }
+
+        int received = 0;
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props)) {
+            List<TopicPartition> assigned = new ArrayList<>();
+            if (group != null) {
+                consumer.subscribe(Collections.singletonList(topic));
+            } else {
+                for (PartitionInfo p : consumer.partitionsFor(topic, Duration.ofMillis(timeoutMs))) {
+                    assigned.add(new TopicPartition(topic, p.partition()));
+                }
+                consumer.assign(assigned);
+                consumer.seekToBeginning(assigned);
+            }
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            long stopAt = Long.MAX_VALUE;
+            while (true) {
+                long now = System.currentTimeMillis();
+                if (stopAt == Long.MAX_VALUE && received >= expected) {
+                    stopAt = now + LINGER_AFTER_EXPECTED_MS;
+                }
+                if (now >= stopAt || now >= deadline) {
+                    break;
+                }
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<String, String> r : records) {
+                    System.out.println(recordJson(r.key(), r.value(), r.partition(), r.offset()));
+                    received++;
+                }
+                if (group != null && !records.isEmpty()) {
+                    consumer.commitSync();
+                }
+            }
+            if (group != null) {
+                Map<Integer, Long> committed = new TreeMap<>();
+                for (Map.Entry<TopicPartition, OffsetAndMetadata> e : consumer.committed(consumer.assignment()).entrySet()) {
+                    committed.put(e.getKey().partition(), e.getValue() == null ? -1L : e.getValue().offset());
+                }
+                StringBuilder json = new StringBuilder("{\"committed\": {");
+                String sep = "";
+                for (Map.Entry<Integer, Long> e : committed.entrySet()) {
+                    json.append(sep).append(quote(String.valueOf(e.getKey()))).append(": ").append(e.getValue());
+                    sep = ", ";
+                }
+                System.out.println(json.append("}}"));
+            }
+        } catch (RuntimeException e) {
+            System.err.println("consume failed after " + received + " records: " + describe(e));
+            return 1;
+        }
+        if (received < expected) {
+            System.err.println("timed out after " + timeoutMs + " ms with " + received + " of " + expected + " records");
+            return 3;
+        }
+        return 0;
+    }
+
+    // -- admin -----------------------------------------------------------------------------------
+
+    static int admin(String[] args) throws InterruptedException {
+        if (args.length < 4) {
+            usage();
+        }
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        String topic = args[3];
+        try (Admin admin = Admin.create(props)) {
+            switch (args[2]) {
+                case "create": {
+                    if (args.length < 6) {
+                        usage();
+                    }
+                    NewTopic newTopic = new NewTopic(topic, Integer.parseInt(args[4]), Short.parseShort(args[5]))
+                            .configs(keyValues(args, 6));
+                    admin.createTopics(Collections.singletonList(newTopic)).all().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    System.out.println("{\"created\": " + quote(topic) + "}");
+                    return 0;
+                }
+                case "describe": {
+                    TopicDescription d = admin.describeTopics(Collections.singletonList(topic))
+                            .allTopicNames().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(topic);
+                    StringBuilder json = new StringBuilder("{\"topic\": ").append(quote(d.name()))
+                            .append(", \"topicId\": ").append(quote(String.valueOf(d.topicId())))
+                            .append(", \"internal\": ").append(d.isInternal())
+                            .append(", \"partitions\": [");
+                    String sep = "";
+                    for (TopicPartitionInfo p : d.partitions()) {
+                        json.append(sep).append("{\"partition\": ").append(p.partition())
+                                .append(", \"leader\": ").append(p.leader() == null ? -1 : p.leader().id())
+                                .append(", \"replicas\": ").append(nodeIds(p.replicas()))
+                                .append(", \"isr\": ").append(nodeIds(p.isr())).append("}");
+                        sep = ", ";
+                    }
+                    System.out.println(json.append("]}"));
+                    return 0;
+                }
+                case "configs": {
+                    ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+                    Config config = admin.describeConfigs(Collections.singletonList(resource))
+                            .all().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(resource);
+                    StringBuilder json = new StringBuilder("{");
+                    String sep = "";
+                    for (ConfigEntry e : config.entries()) {
+                        json.append(sep).append(quote(e.name())).append(": {\"value\": ").append(quote(e.value()))
+                                .append(", \"source\": ").append(quote(e.source().name())).append("}");
+                        sep = ", ";
+                    }
+                    System.out.println(json.append("}"));
+                    return 0;
+                }
+                default:
+                    usage();
+                    return 2;
+            }
+        } catch (ExecutionException | TimeoutException e) {
+            Throwable cause = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+            System.out.println("{\"error\": " + quote(cause.getClass().getSimpleName())
+                    + ", \"message\": " + quote(String.valueOf(cause.getMessage())) + "}");
+            System.err.println("admin " + args[2] + " " + topic + " failed: " + describe(cause));
+            return 1;
+        }
+    }
+
+    // -- helpers ---------------------------------------------------------------------------------
+
+    /** key=value arguments from `from` on, in order. */
+    static Map<String, String> keyValues(String[] args, int from) {
+        Map<String, String> out = new LinkedHashMap<>();
+        for (int i = from; i < args.length; i++) {
+            int eq = args[i].indexOf('=');
+            if (eq <= 0) {
+                System.err.println("expected key=value, got '" + args[i] + "'");
+                System.exit(2);
+            }
+            out.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+        }
+        return out;
+    }
+
+    static String recordJson(String key, String value, int partition, long offset) {
+        return "{\"key\": " + quote(key) + ", \"value\": " + quote(value)
+                + ", \"partition\": " + partition + ", \"offset\": " + offset + "}";
+    }
+
+    static String nodeIds(List<Node> nodes) {
+        StringBuilder out = new StringBuilder("[");
+        for (int i = 0; i < nodes.size(); i++) {
+            out.append(i == 0 ? "" : ", ").append(nodes.get(i).id());
+        }
+        return out.append("]").toString();
+    }
+
+    /** The exception and its causes, "Class: message" each, so a broker error code is visible. */
+    static String describe(Throwable error) {
+        StringBuilder out = new StringBuilder();
+        for (Throwable t = error; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            out.append(out.length() == 0 ? "" : " <- caused by ")
+                    .append(t.getClass().getName()).append(": ").append(t.getMessage());
+        }
+        return out.toString();
+    }
+
+    /** A JSON string literal (or null). */
+    static String quote(String s) {
+        if (s == null) {
+            return "null";
+        }
+        StringBuilder out = new StringBuilder("\"");
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"': out.append("\\\""); break;
+                case '\\': out.append("\\\\"); break;
+                case '\n': out.append("\\n"); break;
+                case '\r': out.append("\\r"); break;
+                case '\t': out.append("\\t"); break;
+                default:
+                    if (c < 0x20) {
+                        out.append(String.format("\\u%04x", (int) c));
+                    } else {
+                        out.append(c);
+                    }
+            }
+        }
+        return out.append('"').toString();
+    }
+}
