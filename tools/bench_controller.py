@@ -26,8 +26,7 @@ sys.path.insert(0, str(REPO / "Tests" / "integration"))
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-import nodes  # noqa: E402
-from test_cluster import ClusterNode  # noqa: E402
+from cluster import start_cluster  # noqa: E402
 
 QUIET = {"log_level": 3}
 
@@ -43,21 +42,8 @@ def status(binary: Path, controllers) -> dict | None:
     return {"leader": leader["nodeId"] if leader else -1, "rows": rows}
 
 
-def start_cluster(binary: Path, root: Path):
-    cports = nodes.free_ports(3)
-    bports = nodes.free_ports(3)
-    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(cports))
-    cid = nodes.kafka_uuid()
-    props = {"metadata.log.max.record.bytes.between.snapshots": "1048576"}
-    controllers = [ClusterNode(root / f"c{i + 1}", i + 1, "controller", voters, cports[i], cid, props) for i in range(3)]
-    brokers = [ClusterNode(root / f"b{i + 4}", i + 4, "broker", voters, bports[i], cid, props) for i in range(3)]
-    for n in controllers + brokers:
-        n.binary = binary
-    for n in controllers:
-        n.start()
-    for n in brokers:
-        n.start()
-    return controllers, brokers
+def start(binary: Path, root: Path):
+    return start_cluster(root, props={"metadata.log.max.record.bytes.between.snapshots": "1048576"}, binary=binary)
 
 
 def create(admin: AdminClient, name: str, partitions: int, rf: int, timeout: float = 60) -> None:
@@ -66,7 +52,7 @@ def create(admin: AdminClient, name: str, partitions: int, rf: int, timeout: flo
 
 def bench(binary: Path, failovers: int, topics: int, partitions: int) -> dict:
     root = Path(tempfile.mkdtemp(prefix="runnel-bench-controller-"))
-    controllers, brokers = start_cluster(binary, root)
+    controllers, brokers = start(binary, root)
     result = {}
     try:
         admins = [AdminClient({"bootstrap.servers": b.bootstrap, **QUIET}) for b in brokers]

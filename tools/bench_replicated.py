@@ -1,0 +1,56 @@
+"""tools/bench replicated: produce throughput and latency with replication, 3 controllers and 3
+brokers on this machine (separate processes, like `runnel dev`), confluent-kafka as the client.
+
+In one run, each on its own one-partition topic:
+  RF=1 acks=1      the baseline
+  RF=3 acks=1      the leader answers after its own append; followers copy behind
+  RF=3 acks=all    min.insync.replicas=2: the answer waits for the high watermark
+then a paced acks=all run on the RF=3 topic at half the RF=3 acks=all peak rate (latency p50/p99).
+
+Targets from issue 5: RF=3 acks=all at least 40% of RF=1 acks=1 throughput; p99 under 20 ms at half
+the peak rate. Figures are printed, never checked.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import BenchError, create_topic, paced_phase, produce_phase
+from cluster import start_cluster
+
+
+def main(binary: Path, messages: int, size: int, seconds: float) -> int:
+    root = Path(tempfile.mkdtemp(prefix="runnel-bench-repl-"))
+    print(f"tools/bench replicated: {binary}, {messages} x {size} B per run, work dir {root}", flush=True)
+    controllers, brokers = start_cluster(root, binary=binary)
+    servers = ",".join(b.bootstrap for b in brokers)
+    results = {}
+    try:
+        runs = [("RF=1 acks=1", "rf1", 1, "1"), ("RF=3 acks=1", "rf3-acks1", 3, "1"), ("RF=3 acks=all", "rf3-acksall", 3, "all")]
+        for label, topic, rf, acks in runs:
+            create_topic(servers, topic, 1, 60, replication=rf, config={"min.insync.replicas": "2"} if rf == 3 else {})
+            r = produce_phase(servers, topic, messages, size, acks, 1, 300)
+            results[label] = r
+            print(f"{label:<15} {r['mb_s']:8.1f} MB/s {r['msgs_s']:9.0f} msgs/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms", flush=True)
+        peak = results["RF=3 acks=all"]["msgs_s"]
+        rate = max(1, int(peak / 2))
+        create_topic(servers, "rf3-paced", 1, 60, replication=3, config={"min.insync.replicas": "2"})
+        r = paced_phase(servers, "rf3-paced", rate, seconds, size, 300, acks="all")
+        print(f"RF=3 acks=all paced at {rate} msgs/s (half the peak, achieved {r['rate']:.0f}): "
+              f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms", flush=True)
+        ratio = results["RF=3 acks=all"]["mb_s"] / results["RF=1 acks=1"]["mb_s"]
+        print(f"\nRF=3 acks=all / RF=1 acks=1 throughput: {ratio:.0%} (target >= 40%)")
+        print(f"RF=3 acks=all p99 at half the peak: {r['p99_ms']:.2f} ms (target < 20 ms)")
+        for b in brokers:
+            if not b.is_alive():
+                raise BenchError(f"broker {b.node_id} exited: {b.log_tail()}")
+        return 0
+    except BenchError as e:
+        print(f"tools/bench replicated: ERROR: {e}")
+        return 1
+    finally:
+        for n in brokers + controllers:
+            n.close()
+        time.sleep(0.1)

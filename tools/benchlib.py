@@ -1,0 +1,168 @@
+"""Load phases shared by tools/bench and its cluster runs: topic creation, a throughput produce
+run, a consume run and a paced latency run, all with confluent-kafka (librdkafka)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+QUIET = {"log_level": 3}
+MB = 1_000_000
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, int(round(p / 100.0 * (len(s) - 1)))))
+    return s[k]
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, timeout: float, replication: int = 1,
+                 config: dict | None = None) -> None:
+    a = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+    fut = a.create_topics([NewTopic(name, partitions, replication, config=config or {})], operation_timeout=timeout,
+                          request_timeout=timeout)[name]
+    try:
+        fut.result(timeout)
+    except KafkaException as e:
+        raise BenchError(f"creating topic {name}: {e}") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        t = a.list_topics(name, timeout=5).topics.get(name)
+        if t and t.error is None and len(t.partitions) == partitions and \
+                all(p.leader >= 0 for p in t.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise BenchError(f"topic {name} has no leaders after {timeout}s")
+
+
+def produce_phase(bootstrap: str, topic: str, n: int, size: int, acks: str, partitions: int,
+                  timeout: float) -> dict:
+    rng = random.Random(42)
+    payloads = [rng.randbytes(size) for _ in range(16)]
+    lat: list[float] = []
+    errors: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            if len(errors) < 10:
+                errors.append(str(err))
+            else:
+                errors.append("")
+        else:
+            lat.append(msg.latency())
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
+                  "batch.size": 1_000_000, "compression.type": "none",
+                  "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 2_097_151,
+                  "message.timeout.ms": int(timeout * 1000), "on_delivery": on_delivery, **QUIET})
+    deadline = time.monotonic() + timeout
+    t0 = time.perf_counter()
+    for i in range(n):
+        part = i % partitions
+        while True:
+            try:
+                p.produce(topic, value=payloads[i & 15], partition=part)
+                break
+            except BufferError:
+                p.poll(0.005)
+                if time.monotonic() > deadline:
+                    raise BenchError(f"produce acks={acks}: queue still full after {timeout}s")
+        if i & 1023 == 0:
+            p.poll(0)
+    left = p.flush(max(1.0, deadline - time.monotonic()))
+    elapsed = time.perf_counter() - t0
+    if left:
+        raise BenchError(f"produce acks={acks}: {left} of {n} messages unacknowledged after {timeout}s")
+    if errors:
+        raise BenchError(f"produce acks={acks}: {len(errors)} delivery errors, e.g. {errors[:3]}")
+    return {"msgs": n, "secs": elapsed, "mb_s": n * size / MB / elapsed, "msgs_s": n / elapsed,
+            "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
+
+
+def consume_phase(bootstrap: str, topic: str, n: int, partitions: int, timeout: float, size: int) -> dict:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{os.getpid()}-{time.time_ns()}",
+                  "enable.auto.commit": False, "enable.partition.eof": False,
+                  "fetch.max.bytes": 64 * MB, "max.partition.fetch.bytes": 16 * MB,
+                  "queued.max.messages.kbytes": 1_000_000, **QUIET})
+    # The produce phases leave millions of objects behind; a collection during the timed loop
+    # would measure the interpreter, not the broker.
+    gc.collect()
+    gc.disable()
+    try:
+        c.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
+        got = 0
+        nbytes = 0
+        t0 = None
+        deadline = time.monotonic() + timeout
+        while got < n:
+            if time.monotonic() > deadline:
+                raise BenchError(f"consume: read {got} of {n} messages in {timeout}s")
+            batch = c.consume(num_messages=10_000, timeout=0.5)
+            if not batch:
+                continue
+            if t0 is None:
+                t0 = time.perf_counter()   # from the first batch: excludes connection setup
+            # len() of a message is its value's length, computed in C: the loop stays out of
+            # Python so the figure measures the broker, not the interpreter. Errors are
+            # messages without a value; the totals checked below catch them.
+            got += len(batch)
+            nbytes += sum(map(len, batch))
+            last = batch[-1]
+            if last.error() is not None and last.error().code() != KafkaError._PARTITION_EOF:
+                raise BenchError(f"consume: {last.error()}")
+        if got != n or nbytes != n * size:
+            raise BenchError(f"consume: got {got} messages / {nbytes} bytes, expected {n} / {n * size}")
+        elapsed = time.perf_counter() - t0
+    finally:
+        gc.enable()
+        c.close()
+    return {"msgs": got, "secs": elapsed, "mb_s": nbytes / MB / elapsed, "msgs_s": got / elapsed}
+
+
+def paced_phase(bootstrap: str, topic: str, rate: int, seconds: float, size: int, timeout: float,
+                acks: str = "1") -> dict:
+    payload = random.Random(7).randbytes(size)
+    lat: list[float] = []
+    errors: list[str] = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            lat.append(msg.latency())
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0,
+                  "on_delivery": on_delivery, **QUIET})
+    # Warm up the connection and metadata so the first sample is not a connect.
+    p.produce(topic, value=b"warmup", partition=0)
+    p.flush(timeout)
+    lat.clear()
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    for i in range(n):
+        due = t0 + i / rate
+        while True:
+            now = time.perf_counter()
+            if now >= due:
+                break
+            p.poll(min(due - now, 0.001))
+        p.produce(topic, value=payload, partition=0)
+        p.poll(0)
+    left = p.flush(timeout)
+    elapsed = time.perf_counter() - t0
+    if left or errors:
+        raise BenchError(f"paced produce: {left} unacknowledged, {len(errors)} errors {errors[:3]}")
+    return {"msgs": n, "secs": elapsed, "rate": n / elapsed,
+            "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
+            "max_ms": max(lat) * 1000 if lat else float("nan")}
