@@ -244,3 +244,32 @@ def test_follower_truncates_an_uncommitted_tail(replicated):
     assert [b[0] for b in mine] == list(range(cut + 5)), mine
     epochs = [b[2] for b in mine]
     assert epochs[:cut] == [epochs[0]] * cut and all(e > epochs[0] for e in epochs[cut:]), epochs
+
+
+def test_java_default_producer_across_a_leader_change(replicated):
+    """Kafka's Java producer with its defaults (acks=all, enable.idempotence=true) keeps sending
+    while the partition leader is killed: every send is acknowledged once, with no gap."""
+    import javaclient
+    why = javaclient.missing()
+    if why:
+        pytest.skip(why)
+    controllers, brokers = replicated
+    create(brokers[0], "java", 1, 3, TOPIC_CONFIG)
+    leader_id = wait_until(lambda: leaders(brokers[0], "java"), 10)[0]
+    victim = next(b for b in brokers if b.node_id == leader_id)
+    count = 100_000
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", javaclient.produce(bootstrap(brokers), "java", count, timeout=300)))
+    t.start()
+    segment = victim.partition_dir("java", 0) / "00000000000000000000.log"
+    wait_until(lambda: segment.exists() and segment.stat().st_size > 500_000, 120, 0.02, "the producer under way")
+    victim.kill9()
+    assert t.is_alive(), "the leader died while the producer was still sending"
+    t.join(320)
+    r = result["r"]
+    assert r.ok, r.explain()
+    assert len(r.records) == count
+    offsets = sorted(rec.offset for rec in r.records)
+    assert offsets == list(range(count)), "acknowledged offsets are 0..count-1: no gap, no duplicate"
+    got = drain(bootstrap(brokers), "java", 1, count, timeout=120)
+    assert [m.value.decode() for m in sorted(got, key=lambda m: m.offset)] == [f"m-{i}" for i in range(count)]
