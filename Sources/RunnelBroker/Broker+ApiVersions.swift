@@ -21,6 +21,7 @@ extension Broker {
         .describeCluster: 0...1,
         .initProducerId: 0...5,
         .offsetForLeaderEpoch: 0...4,
+        .electLeaders: 0...2,
     ]
 
     /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).

@@ -28,6 +28,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let autoCreating = NIOLockedValueBox<Set<String>>([])
     /// Producer ids for idempotent producers.
     let producerIds: ProducerIdManager
+    private let uncleanElections = NIOLockedValueBox(0)
     /// Fetchers pulling the partitions this broker follows (nil until replication starts).
     private let fetchersBox = NIOLockedValueBox<ReplicaFetchers?>(nil)
     /// Requests waiting for the image to show a change the controller committed.
@@ -206,7 +207,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private func ensurePartition(_ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig, nowMs: Int64) throws {
         if let existing = partition(tp), existing.topicId == topicId {
             existing.log.config = config
-            existing.update(registration, nowMs: clock.monotonicMs())
+            if existing.update(registration, nowMs: clock.monotonicMs()) == .becameLeader {
+                noteLeadership(existing, registration)
+            }
             return
         }
         if partition(tp) != nil { removePartition(tp) }
@@ -216,6 +219,17 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(),
             onHighWatermark: { [purgatory] p in purgatory.notify(p.topicPartition) })
         partitionLock.withLock { partitions[tp] = partition }
+        if partition.isLeader { noteLeadership(partition, registration) }
+    }
+
+    /// Unclean leader elections this broker took part in (it became leader from outside the ISR).
+    public var uncleanLeaderElections: Int { uncleanElections.withLockedValue { $0 } }
+
+    private func noteLeadership(_ partition: Partition, _ registration: PartitionRegistration) {
+        guard registration.leaderRecoveryState == 1 else { return }
+        uncleanElections.withLockedValue { $0 += 1 }
+        logger.warning("unclean leader election: this broker leads \(partition.topicPartition) from outside the ISR (unclean.leader.election.enable); records only the old ISR had are lost",
+                       metadata: ["leaderEpoch": "\(registration.leaderEpoch)", "logEndOffset": "\(partition.log.logEndOffset)"])
     }
 
     private func removePartition(_ tp: TopicPartition, force: Bool = false) {
@@ -270,6 +284,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .createPartitions: return try forward(decode(CreatePartitionsRequest.self, request), version: version, context: context)
             case .incrementalAlterConfigs: return try forward(decode(IncrementalAlterConfigsRequest.self, request), version: version, context: context)
             case .alterConfigs: return try forward(decode(AlterConfigsRequest.self, request), version: version, context: context)
+            case .electLeaders: return try forward(decode(ElectLeadersRequest.self, request), version: version, context: context)
             case .deleteRecords: return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
             case .describeConfigs: return try describeConfigs(decode(DescribeConfigsRequest.self, request), version: version, context: context)
             case .describeCluster: return try describeCluster(decode(DescribeClusterRequest.self, request), version: version, context: context)
@@ -362,6 +377,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             return UnregisterBrokerResponse(errorCode: code.rawValue) as? R.Response
         case is AlterPartitionRequest:
             return AlterPartitionResponse(errorCode: code.rawValue) as? R.Response
+        case let r as ElectLeadersRequest:
+            return ElectLeadersResponse(errorCode: code.rawValue, replicaElectionResults: (r.topicPartitions ?? []).map { t in
+                .init(topic: t.topic, partitionResult: t.partitions.map { .init(partitionId: $0, errorCode: code.rawValue, errorMessage: message) })
+            }) as? R.Response
         default:
             return nil
         }

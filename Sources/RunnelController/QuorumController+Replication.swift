@@ -64,9 +64,12 @@ extension QuorumController {
                     continue
                 }
                 var next = current
-                if newIsr != current.isr {
+                // A leader elected uncleanly reports itself recovered (0) with its first change.
+                let recovered = current.leaderRecoveryState == 1 && p.leaderRecoveryState == 0
+                if newIsr != current.isr || recovered {
                     var change = PartitionChangeRecord(partitionId: p.partitionIndex, topicId: topic.id)
-                    change.isr = newIsr
+                    if newIsr != current.isr { change.isr = newIsr }
+                    if recovered { change.leaderRecoveryState = 0 }
                     records.append(.partitionChange(change))
                     next = current.merging(change)
                 }

@@ -41,6 +41,8 @@ struct QuorumControllerChannel: ControllerChannel {
                 quorum.run({ c, _, _ in c.alterConfigs(r) }, completion: finish)
             case let r as AllocateProducerIdsRequest:
                 quorum.run({ c, _, _ in c.allocateProducerIds(r) }, completion: finish)
+            case let r as ElectLeadersRequest:
+                quorum.run({ c, _, _ in c.electLeaders(r, version: version) }, completion: finish)
             case let r as AlterPartitionRequest:
                 quorum.run({ c, _, _ in c.alterPartition(r, version: version) }, completion: finish)
             case let r as BrokerHeartbeatRequest:

@@ -34,6 +34,7 @@ struct QuorumEndpoint: RequestHandler {
         .alterConfigs: 0...2,
         .allocateProducerIds: 0...0,
         .alterPartition: 0...3,
+        .electLeaders: 0...2,
         .brokerRegistration: 0...4,
         .brokerHeartbeat: 0...1,
         .unregisterBroker: 0...0,
@@ -116,6 +117,7 @@ struct QuorumEndpoint: RequestHandler {
             case .incrementalAlterConfigs: return command(try IncrementalAlterConfigsRequest(from: &reader, version: version), version, context)
             case .alterConfigs: return command(try AlterConfigsRequest(from: &reader, version: version), version, context)
             case .allocateProducerIds: return command(try AllocateProducerIdsRequest(from: &reader, version: version), version, context)
+            case .electLeaders: return command(try ElectLeadersRequest(from: &reader, version: version), version, context)
             case .alterPartition: return command(try AlterPartitionRequest(from: &reader, version: version), version, context)
             case .brokerRegistration: return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
             case .brokerHeartbeat: return command(try BrokerHeartbeatRequest(from: &reader, version: version), version, context)

@@ -75,6 +75,7 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
         case let r as BrokerHeartbeatResponse: return r.errorCode == code
         case let r as UnregisterBrokerResponse: return r.errorCode == code
         case let r as AlterPartitionResponse: return r.errorCode == code
+        case let r as ElectLeadersResponse: return r.errorCode == code
         default: return false
         }
     }

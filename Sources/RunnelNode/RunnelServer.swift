@@ -92,12 +92,14 @@ public final class RunnelServer: @unchecked Sendable {
                                                   voters: config.voters.map(\.id))
         let policy = config.snapshotPolicy
         let sessionTimeoutMs = config.brokerSessionTimeoutMs
+        let rebalance = config.leaderRebalance
         let quorum = try await loop.submit {
             let q = try MetadataQuorum(clusterId: clusterId, config: raft, runtime: runtime, disk: disk, directory: directory,
                                        controller: QuorumController(settings: settings, resolver: resolver), seed: seed, cleanShutdown: clean,
                                        snapshots: snapshots)
             q.driver.snapshotPolicy = policy
             q.sessionTimeoutMs = sessionTimeoutMs
+            q.leaderRebalance = rebalance
             return q
         }.get()
         self.quorum = quorum

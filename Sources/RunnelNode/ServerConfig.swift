@@ -93,6 +93,9 @@ public struct ServerConfig: Sendable {
     public var brokerSessionTimeoutMs: Int64
     public var brokerHeartbeatIntervalMs: Int64
     public var controlledShutdownTimeoutMs: Int64
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`,
+    /// `leader.imbalance.per.broker.percentage` (nil when off)
+    public var leaderRebalance: (intervalMs: Int64, percentage: Int)?
     /// `replica.lag.time.max.ms`
     public var replicaLagTimeMaxMs: Int64
     /// `replica.fetch.*`, `replica.socket.timeout.ms`
@@ -253,6 +256,10 @@ public struct ServerConfig: Sendable {
         brokerHeartbeatIntervalMs = try int64("broker.heartbeat.interval.ms", default: 2000, min: 1)
         controlledShutdownTimeoutMs = try int64("controlled.shutdown.timeout.ms", default: 30000, min: 0)
         replicaLagTimeMaxMs = try int64("replica.lag.time.max.ms", default: 30000, min: 1)
+        leaderRebalance = try bool("auto.leader.rebalance.enable", default: true)
+            ? (try int64("leader.imbalance.check.interval.seconds", default: 300, min: 1) * 1000,
+               try int("leader.imbalance.per.broker.percentage", default: 10, min: 0, max: 100))
+            : nil
         var fetch = ReplicaFetchSettings()
         fetch.waitMaxMs = Int32(try int("replica.fetch.wait.max.ms", default: 500, min: 0, max: Int(Int32.max)))
         fetch.minBytes = Int32(try int("replica.fetch.min.bytes", default: 1, min: 1, max: Int(Int32.max)))

@@ -29,8 +29,12 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     public private(set) var sessions = BrokerSessions()
     /// `broker.session.timeout.ms`
     public var sessionTimeoutMs: Int64 = 9000
+    /// `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds` (in ms) and
+    /// `leader.imbalance.per.broker.percentage`; nil when off.
+    public var leaderRebalance: (intervalMs: Int64, percentage: Int)? = (300_000, 10)
     private var wasActive = false
     private var fencing = false
+    private var lastRebalanceMs: Int64?
     /// Records this active controller proposed that are not committed yet, by offset.
     private var proposed: [(offset: Int64, record: MetadataRecord)] = []
 
@@ -73,12 +77,27 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     private func checkSessions() {
         noteActivity()
         guard driver.isActiveLeader, !fencing else { return }
+        maybeRebalanceLeaders()
         let expired = sessions.expired(image: controller.image, nowMs: runtime.nowMs, sessionTimeoutMs: sessionTimeoutMs)
         guard !expired.isEmpty else { return }
         fencing = true
         run({ c, _, _ in c.fenceBrokers(expired) }, completion: { [weak self] (_: Result<Int, ProposalError>) in
             self?.fencing = false
         })
+    }
+
+    /// Moves leadership back to preferred replicas every rebalance interval (as Kafka's controller).
+    private func maybeRebalanceLeaders() {
+        guard let rebalance = leaderRebalance else { return }
+        let now = runtime.nowMs
+        guard let last = lastRebalanceMs else {
+            lastRebalanceMs = now
+            return
+        }
+        guard now - last >= rebalance.intervalMs else { return }
+        lastRebalanceMs = now
+        run({ c, _, _ in c.preferredLeaderRebalance(imbalancePercentage: rebalance.percentage) },
+            completion: { (_: Result<Int, ProposalError>) in })
     }
 
     /// A broker heartbeat: renews its session and runs the heartbeat command.

@@ -79,3 +79,77 @@ struct AlterPartitionTests {
         #expect(alter(c, topicId: KafkaUUID(high: 1, low: 1), isr: [1]).0.response.topics[0].partitions[0].errorCode == ErrorCode.unknownTopicId.rawValue)
     }
 }
+
+@Suite("Leader elections")
+struct ElectionTests {
+    func elect(_ c: QuorumController, type: Int8, partitions: [Int32]? = [0]) -> ControllerResult<ElectLeadersResponse> {
+        var request = ElectLeadersRequest()
+        request.electionType = type
+        request.topicPartitions = partitions.map { [.init(topic: "t", partitions: $0)] }
+        return c.electLeaders(request, version: 2)
+    }
+
+    @Test("preferred election moves leadership back to the first replica only when it is live and in sync")
+    func preferred() {
+        var (c, id) = replicatedController()
+        #expect(elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.electionNotNeeded.rawValue)
+        // Broker 1 (preferred) is fenced: leadership moves to 2; the preferred is not available.
+        let fence = c.fenceBrokers([NodeID(1)])
+        c.replay(fence.records.map { ($0, 40) }, epoch: 1)
+        #expect(c.image.topic(id: id)!.partitions[0]!.leader == 2)
+        #expect(elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.preferredLeaderNotAvailable.rawValue)
+        // Back, unfenced and in the ISR again: the election moves it back and bumps the leader epoch.
+        var unfence = BrokerRegistrationChangeRecord(brokerId: 1, brokerEpoch: c.image.brokers[NodeID(1)]!.epoch)
+        unfence.fenced = -1
+        c.replay([(.brokerRegistrationChange(unfence), 41)], epoch: 1)
+        let (grow, _) = alter(c, topicId: id, from: 2, isr: [1, 2, 3])
+        c.replay(grow.records.map { ($0, 42) }, epoch: 1)
+        let epoch = c.image.topic(id: id)!.partitions[0]!.leaderEpoch
+        let result = elect(c, type: 0)
+        #expect(result.response.replicaElectionResults[0].partitionResult[0].errorCode == 0)
+        c.replay(result.records.map { ($0, 43) }, epoch: 1)
+        #expect(c.image.topic(id: id)!.partitions[0]!.leader == 1)
+        #expect(c.image.topic(id: id)!.partitions[0]!.leaderEpoch == epoch + 1)
+        #expect(elect(c, type: 0, partitions: [7]).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.unknownTopicOrPartition.rawValue)
+    }
+
+    @Test("automatic rebalancing returns partitions to their preferred leaders past the imbalance threshold")
+    func rebalance() {
+        var (c, id) = replicatedController()
+        let fence = c.fenceBrokers([NodeID(1)])
+        c.replay(fence.records.map { ($0, 40) }, epoch: 1)
+        #expect(c.preferredLeaderRebalance(imbalancePercentage: 10).records.isEmpty)  // 1 is not live
+        var unfence = BrokerRegistrationChangeRecord(brokerId: 1, brokerEpoch: c.image.brokers[NodeID(1)]!.epoch)
+        unfence.fenced = -1
+        c.replay([(.brokerRegistrationChange(unfence), 41)], epoch: 1)
+        #expect(c.preferredLeaderRebalance(imbalancePercentage: 10).records.isEmpty)  // 1 not in the ISR yet
+        let (grow, _) = alter(c, topicId: id, from: 2, isr: [1, 2, 3])
+        c.replay(grow.records.map { ($0, 42) }, epoch: 1)
+        let moves = c.preferredLeaderRebalance(imbalancePercentage: 10)
+        #expect(moves.response == 1)
+        c.replay(moves.records.map { ($0, 43) }, epoch: 1)
+        #expect(c.image.topic(id: id)!.partitions[0]!.leader == 1)
+    }
+
+    @Test("unclean election gives a leaderless partition a live replica outside the ISR, marked recovering")
+    func unclean() {
+        var (c, id) = replicatedController()
+        #expect(elect(c, type: 1).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.electionNotNeeded.rawValue)
+        // Shrink the ISR to the leader, then lose the leader: the partition stays leaderless.
+        let (shrink, _) = alter(c, topicId: id, isr: [1])
+        c.replay(shrink.records.map { ($0, 40) }, epoch: 1)
+        let fence = c.fenceBrokers([NodeID(1)])
+        c.replay(fence.records.map { ($0, 41) }, epoch: 1)
+        #expect(c.image.topic(id: id)!.partitions[0]!.leader == -1)
+        let result = elect(c, type: 1)
+        #expect(result.response.replicaElectionResults[0].partitionResult[0].errorCode == 0)
+        c.replay(result.records.map { ($0, 42) }, epoch: 1)
+        let p = c.image.topic(id: id)!.partitions[0]!
+        #expect(p.leader == 2 && p.isr == [2] && p.leaderRecoveryState == 1)
+        // The new leader's first ISR change reports it recovered.
+        let (grow, answer) = alter(c, topicId: id, from: 2, isr: [2, 3])
+        #expect(answer?.errorCode == 0 && answer?.leaderRecoveryState == 0)
+        c.replay(grow.records.map { ($0, 43) }, epoch: 1)
+        #expect(c.image.topic(id: id)!.partitions[0]!.leaderRecoveryState == 0)
+    }
+}

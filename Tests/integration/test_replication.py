@@ -6,7 +6,10 @@ is paused with SIGSTOP past replica.lag.time.max.ms: every acknowledged message 
 afterwards at the offset it was acknowledged with, in order, with no duplicates; the ISR shrinks
 and grows back and Metadata shows it. With two of three replicas down acks=all is refused with
 NOT_ENOUGH_REPLICAS while acks=1 still works. A former leader holding an uncommitted tail from
-its epoch truncates it when it comes back as a follower of the new leader.
+its epoch truncates it when it comes back as a follower of the new leader. Kafka's Java producer
+with its default settings keeps sending across a leader kill without a gap. After a broker comes
+back, leadership returns to it as preferred replica: by ElectLeaders (kafka-leader-election), or
+by itself with auto.leader.rebalance.enable.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import ElectionType, Producer, TopicPartition
 
 import kwire
 from cluster import SESSION_TIMEOUT_MS, admin, create, leaders, start_cluster
@@ -32,7 +35,8 @@ TOPIC_CONFIG = {"min.insync.replicas": "2"}
 
 @pytest.fixture
 def replicated(tmp_path):
-    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": LAG_MS, "replica.fetch.backoff.ms": 200})
+    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": LAG_MS, "replica.fetch.backoff.ms": 200},
+                                         props={"auto.leader.rebalance.enable": "false"})
     try:
         yield controllers, brokers
     finally:
@@ -273,3 +277,49 @@ def test_java_default_producer_across_a_leader_change(replicated):
     assert offsets == list(range(count)), "acknowledged offsets are 0..count-1: no gap, no duplicate"
     got = drain(bootstrap(brokers), "java", 1, count, timeout=120)
     assert [m.value.decode() for m in sorted(got, key=lambda m: m.offset)] == [f"m-{i}" for i in range(count)]
+
+
+def back_in_isr(observer, topic: str, node_id: int):
+    return wait_until(lambda: (lambda s: s if s and node_id in s[1] else None)(partition_state(observer, topic, 0)),
+                      40, 0.2, f"broker {node_id} back in the ISR of {topic}")
+
+
+def kill_leader_and_restart(brokers, topic: str):
+    """Kills the leader (the preferred replica) of partition 0, waits for another leader, restarts
+    the killed broker and waits until it is back in the ISR. Returns it."""
+    leader_id = wait_until(lambda: leaders(brokers[0], topic), 10)[0]
+    victim = next(b for b in brokers if b.node_id == leader_id)
+    other = next(b for b in brokers if b is not victim)
+    victim.kill9()
+    wait_until(lambda: (lambda s: s if s and s[0] not in (-1, leader_id) else None)(partition_state(other, topic, 0)),
+               SESSION_TIMEOUT_MS / 1000 + 20, 0.1, "another leader")
+    victim.restart()
+    back_in_isr(other, topic, leader_id)
+    return victim, other
+
+
+def test_preferred_leader_election_on_request(replicated):
+    controllers, brokers = replicated
+    create(brokers[0], "prefer", 1, 3, TOPIC_CONFIG)
+    victim, other = kill_leader_and_restart(brokers, "prefer")
+    assert partition_state(other, "prefer", 0)[0] != victim.node_id  # auto rebalance is off here
+    a = admin(other)
+    result = a.elect_leaders(ElectionType.PREFERRED, [TopicPartition("prefer", 0)]).result(30)
+    assert result[TopicPartition("prefer", 0)] is None, result
+    wait_until(lambda: (partition_state(other, "prefer", 0) or (None,))[0] == victim.node_id, 10, 0.1,
+               "the preferred replica leading again")
+    again = a.elect_leaders(ElectionType.PREFERRED, [TopicPartition("prefer", 0)]).result(30)
+    assert again[TopicPartition("prefer", 0)].code() == 84  # ELECTION_NOT_NEEDED
+    assert produce_raw(victim, "prefer", -1) == 0
+
+
+def test_automatic_leader_rebalance(tmp_path):
+    controllers, brokers = start_cluster(tmp_path, props={"leader.imbalance.check.interval.seconds": "2"})
+    try:
+        create(brokers[0], "rebalance", 1, 3, TOPIC_CONFIG)
+        victim, other = kill_leader_and_restart(brokers, "rebalance")
+        wait_until(lambda: (partition_state(other, "rebalance", 0) or (None,))[0] == victim.node_id, 15, 0.2,
+                   "leadership back on the preferred replica by itself")
+    finally:
+        for n in brokers + controllers:
+            n.close()
