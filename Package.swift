@@ -149,6 +149,7 @@ let package = Package(
             name: "RunnelSim",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelRaft", "RunnelLog", "RunnelQuorum",
+                "RunnelMetadata", "RunnelController", "RunnelReplication", "RunnelBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

@@ -31,6 +31,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let uncleanElections = NIOLockedValueBox(0)
     /// Fetchers pulling the partitions this broker follows (nil until replication starts).
     private let fetchersBox = NIOLockedValueBox<ReplicaFetchers?>(nil)
+    /// The broker epoch of this process's registration (nil until registered), and whether the
+    /// image has caught up with it so partitions follow the image (see `publish`).
+    private let registration = NIOLockedValueBox<(epoch: Int64?, caughtUp: Bool)>((nil, false))
     /// Requests waiting for the image to show a change the controller committed.
     private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
 
@@ -129,6 +132,22 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// Applies a committed metadata change: creates, updates and deletes local replicas, applies
     /// topic configs to their logs, then makes the new image visible to requests.
     public func publish(delta: MetadataDelta, image: MetadataImage) {
+        // Partitions follow the image only once it holds this process's own registration: the
+        // local metadata log replayed at start-up may still name this broker leader of
+        // partitions the controller moves away when it re-registers (it may have lost its page
+        // cache). Kafka's broker likewise waits for its initial catch-up before ReplicaManager
+        // sees any metadata.
+        let opened: Bool? = registration.withLockedValue { state in
+            guard !state.caughtUp else { return false }
+            guard let epoch = state.epoch, Self.holdsRegistration(image, brokerId: settings.nodeId, brokerEpoch: epoch) else { return nil }
+            state.caughtUp = true
+            return true
+        }
+        guard let opened else {
+            imageBox.withLockedValue { $0 = image }
+            completeImageWaiters(image)
+            return
+        }
         let now = clock.wallMs()
         let resolver = settings.resolver
         var touchedTopics = Set(delta.changedTopics)
@@ -136,7 +155,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             if let id = image.topic(named: resource.name)?.id { touchedTopics.insert(id) }
         }
         let brokerConfigsChanged = delta.changedConfigs.contains { $0.type == .broker }
-        if brokerConfigsChanged { touchedTopics.formUnion(image.topicsById.keys) }
+        if brokerConfigsChanged || opened { touchedTopics.formUnion(image.topicsById.keys) }
         for (_, topic) in delta.deletedTopics {
             for (index, _) in topic.partitions {
                 removePartition(TopicPartition(topic.name, index))
@@ -160,6 +179,27 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
+        completeImageWaiters(image)
+    }
+
+    /// Whether `image` holds the registration of broker `brokerId` at `brokerEpoch` (or a later
+    /// one): from then on its partition leadership reflects that registration.
+    public static func holdsRegistration(_ image: MetadataImage, brokerId: Int32, brokerEpoch: Int64) -> Bool {
+        guard let registered = image.brokers[NodeID(brokerId)] else { return false }
+        return registered.epoch >= brokerEpoch
+    }
+
+    /// This process registered with the controller at `brokerEpoch`: partitions follow the image
+    /// once it holds that registration (at once if it already does).
+    public func registered(brokerEpoch: Int64) {
+        registration.withLockedValue { $0 = (brokerEpoch, false) }
+        let image = self.image
+        if Self.holdsRegistration(image, brokerId: settings.nodeId, brokerEpoch: brokerEpoch) {
+            publish(delta: MetadataDelta(image), image: image)
+        }
+    }
+
+    private func completeImageWaiters(_ image: MetadataImage) {
         let ready = imageWaiters.withLockedValue { waiters -> [EventLoopPromise<Void>] in
             let done = waiters.filter { $0.check(image) }.map(\.promise)
             waiters.removeAll { w in done.contains { $0.futureResult === w.promise.futureResult } }

@@ -28,7 +28,7 @@ public final class Partition: @unchecked Sendable {
     /// Called with the partition after its high watermark advances (outside the lock).
     let onHighWatermark: @Sendable (Partition) -> Void
 
-    init(topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, registration: PartitionRegistration,
+    package init(topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, registration: PartitionRegistration,
          localId: Int32, highWatermark: Int64, nowMs: Int64, onHighWatermark: @escaping @Sendable (Partition) -> Void) {
         self.topicPartition = topicPartition
         self.topicId = topicId
@@ -50,7 +50,7 @@ public final class Partition: @unchecked Sendable {
     public var leaderState: LeaderState? { lock.withLock { leader } }
 
     /// What a metadata update did to this replica's role.
-    enum Transition: Equatable {
+    package enum Transition: Equatable {
         case none
         case becameLeader
         /// Follows `leader` at `epoch` (a new leader, a new epoch, or first assignment).
@@ -60,7 +60,7 @@ public final class Partition: @unchecked Sendable {
 
     /// Applies a registration from the metadata log.
     @discardableResult
-    func update(_ next: PartitionRegistration, nowMs: Int64) -> Transition {
+    package func update(_ next: PartitionRegistration, nowMs: Int64) -> Transition {
         let (transition, advanced): (Transition, Bool) = lock.withLock {
             let previous = registration
             registration = next
@@ -93,7 +93,7 @@ public final class Partition: @unchecked Sendable {
     }
 
     /// Checks the leader epoch a request carries (-1: not checked).
-    func checkLeaderEpoch(_ epoch: Int32) -> ErrorCode? {
+    package func checkLeaderEpoch(_ epoch: Int32) -> ErrorCode? {
         guard epoch >= 0 else { return nil }
         let current = leaderEpoch
         if epoch < current { return .fencedLeaderEpoch }
@@ -105,7 +105,7 @@ public final class Partition: @unchecked Sendable {
 
     /// Appends client batches as leader; with an ISR of one the high watermark moves at once.
     /// acks=all is refused when the ISR is below `minInsyncReplicas`.
-    func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int, nowMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
+    package func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int, nowMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
         let (result, advanced): (Result<AppendInfo, ErrorCode>, Bool) = try lock.withLock {
             guard var state = leader else { return (.failure(.notLeaderOrFollower), false) }
             if requiredAcks == -1 && state.isr.count < minInsyncReplicas {
@@ -124,7 +124,7 @@ public final class Partition: @unchecked Sendable {
 
     /// Where an acks=all produce stands: nil while waiting for the high watermark to pass
     /// `requiredOffset`; otherwise its answer (Kafka's DelayedProduce check).
-    func acksAllStatus(requiredOffset: Int64, minInsyncReplicas: Int) -> ErrorCode? {
+    package func acksAllStatus(requiredOffset: Int64, minInsyncReplicas: Int) -> ErrorCode? {
         lock.withLock {
             guard let state = leader else { return .notLeaderOrFollower }
             guard state.highWatermark >= requiredOffset else { return nil }
@@ -133,7 +133,7 @@ public final class Partition: @unchecked Sendable {
     }
 
     /// What a leader answers a follower's fetch.
-    enum FollowerFetch {
+    package enum FollowerFetch {
         case error(ErrorCode)
         /// The follower's log parts from this one: it must truncate (KIP-320/595).
         case diverging(epoch: Int32, endOffset: Int64)
@@ -144,7 +144,7 @@ public final class Partition: @unchecked Sendable {
     /// A follower fetched from `fetchOffset` having last fetched `lastFetchedEpoch`: checks its
     /// epoch history against this log, records its position (which may move the high watermark),
     /// and returns an ISR expansion to propose when it has caught up.
-    func followerFetch(replica: Int32, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
+    package func followerFetch(replica: Int32, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
                        lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> (FollowerFetch, IsrProposal?) {
         let (answer, advanced, proposal): (FollowerFetch, Bool, IsrProposal?) = lock.withLock {
             guard var state = leader else { return (.error(.notLeaderOrFollower), false, nil) }
@@ -175,7 +175,7 @@ public final class Partition: @unchecked Sendable {
     }
 
     /// The periodic ISR check: an ISR change to propose (shrink or expand), marked in flight.
-    func isrCheck(nowMs: Int64, lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> IsrProposal? {
+    package func isrCheck(nowMs: Int64, lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> IsrProposal? {
         lock.withLock {
             guard var state = leader,
                   let change = state.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.logEndOffset, isLive: isLive)
@@ -188,7 +188,7 @@ public final class Partition: @unchecked Sendable {
 
     /// The controller answered an AlterPartition: on success the new ISR holds now (it is
     /// committed); otherwise the proposal is dropped and the next check tries again.
-    func isrProposalAnswered(_ proposal: IsrProposal, result: AlterPartitionResponse.PartitionData?, nowMs: Int64) {
+    package func isrProposalAnswered(_ proposal: IsrProposal, result: AlterPartitionResponse.PartitionData?, nowMs: Int64) {
         let advanced: Bool = lock.withLock {
             guard var state = leader, state.pending == proposal else { return false }
             guard let result, result.errorCode == 0, result.leaderEpoch == state.leaderEpoch, result.partitionEpoch > state.partitionEpoch else {
@@ -215,16 +215,16 @@ public final class Partition: @unchecked Sendable {
     // MARK: follower
 
     /// Where a follower's next fetch starts, and what it tells the leader.
-    struct FetchPosition {
-        var leader: Int32
-        var leaderEpoch: Int32
-        var fetchOffset: Int64
-        var lastFetchedEpoch: Int32
-        var logStartOffset: Int64
+    package struct FetchPosition {
+        package var leader: Int32
+        package var leaderEpoch: Int32
+        package var fetchOffset: Int64
+        package var lastFetchedEpoch: Int32
+        package var logStartOffset: Int64
     }
 
     /// The next fetch of this follower (nil when it leads or has no leader).
-    var fetchPosition: FetchPosition? {
+    package var fetchPosition: FetchPosition? {
         lock.withLock {
             guard !removed, leader == nil, registration.leader >= 0, registration.leader != localId else { return nil }
             return FetchPosition(leader: registration.leader, leaderEpoch: registration.leaderEpoch, fetchOffset: log.logEndOffset,
@@ -235,7 +235,7 @@ public final class Partition: @unchecked Sendable {
     /// Applies the leader's answer to a fetch made at `position`. Nothing happens when the
     /// partition changed role or epoch since. Returns true when it should be fetched again at
     /// once (it moved), false when it had nothing.
-    func applyFetched(_ data: FetchResponse.PartitionData, position: FetchPosition, nowMs: Int64) throws -> FollowerApply {
+    package func applyFetched(_ data: FetchResponse.PartitionData, position: FetchPosition, nowMs: Int64) throws -> FollowerApply {
         let (outcome, advanced): (FollowerApply, Bool) = try lock.withLock {
             guard !removed, leader == nil, registration.leader == position.leader, registration.leaderEpoch == position.leaderEpoch,
                   log.logEndOffset == position.fetchOffset else { return (.stale, false) }
@@ -296,7 +296,7 @@ public final class Partition: @unchecked Sendable {
         return outcome
     }
 
-    enum FollowerApply: Equatable {
+    package enum FollowerApply: Equatable {
         case appended, idle, truncated, stale
         case failed(ErrorCode)
     }

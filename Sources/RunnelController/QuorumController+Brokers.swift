@@ -13,6 +13,11 @@ extension QuorumController {
         guard request.clusterId == clusterId else {
             return ControllerResult(records: [], response: BrokerRegistrationResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue))
         }
+        if let existing = image.brokers[NodeID(request.brokerId)], existing.incarnationId == request.incarnationId {
+            // The same process asking again (its first answer was lost, or the request arrived
+            // twice): it keeps the registration it has, so its heartbeats stay valid.
+            return ControllerResult(records: [], response: BrokerRegistrationResponse(errorCode: 0, brokerEpoch: existing.epoch))
+        }
         if let existing = image.brokers[NodeID(request.brokerId)], existing.incarnationId != request.incarnationId,
            hasLiveSession(existing.id), request.previousBrokerEpoch != existing.epoch {
             // Another live process still holds this id (its heartbeats have not lapsed).

@@ -110,7 +110,11 @@ public final class PartitionLog: @unchecked Sendable {
             let needsCheck = !cleanShutdown && nextBase > recoveryPoint
             let segment = try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck)
             segment.indexIntervalForRecovery = config.indexIntervalBytes
-            if needsCheck, i + 1 < bases.count, segment.nextOffset < nextBase, segment.size < (try segment.log.size()) {
+            // A checked segment that ends short of the next one lost its tail, torn (bytes cut
+            // off) or cleanly (the page cache held it): the later segments cannot follow it. The
+            // cleaner keeps every segment's last offset (an empty batch if need be), so a gap
+            // is never a compacted one.
+            if needsCheck, i + 1 < bases.count, segment.nextOffset < nextBase {
                 truncatedTail = true
             }
             segments.append(segment)
@@ -554,13 +558,23 @@ public final class PartitionLog: @unchecked Sendable {
         try lock.withLock {
             if closed { throw LogError.closed }
             let target = max(offset, _logStartOffset)
+            var removedSegments = false
             while segments.count > 1, segments.last!.baseOffset >= target {
                 try segments.removeLast().delete()
+                removedSegments = true
             }
-            _ = try segments.last!.truncate(to: target)
+            let removedBytes = try segments.last!.truncate(to: target)
             if segments.count == 1 && segments[0].isEmpty && segments[0].baseOffset != target && target >= _logStartOffset {
                 try segments.removeLast().delete()
                 segments.append(try LogSegment(directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true, rebuild: false))
+                removedSegments = true
+            }
+            // The truncation is made durable before anything that follows it is (the epoch
+            // checkpoint below, the leader's records fetched next): otherwise a power loss could
+            // bring the dropped tail back under a newer epoch's entry. Truncations are rare.
+            if removedBytes > 0 || removedSegments {
+                try segments.last!.sync(indexes: false)
+                try disk.syncDirectory(directory)
             }
             _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
             try rebuildProducerStateLocked()
@@ -577,6 +591,7 @@ public final class PartitionLog: @unchecked Sendable {
             segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
             _logStartOffset = offset
             _recoveryPoint = offset
+            try disk.syncDirectory(directory)
             epochCache.clear()
             producerState = ProducerStateTable()
             try? epochCache.write(directory: directory, disk: disk)

@@ -170,6 +170,9 @@ public final class RunnelServer: @unchecked Sendable {
                 logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
             self.lifecycle = lifecycle
             try await lifecycle.register(registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs)
+            // On the quorum's loop, where every publish runs.
+            let brokerEpoch = lifecycle.brokerEpoch
+            try await loop.submit { broker.registered(brokerEpoch: brokerEpoch) }.get()
             if !(await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs)) {
                 logger.warning("the broker is still fenced; serving anyway (its partitions stay led elsewhere)")
             }

@@ -12,7 +12,11 @@ public struct SimulationFailure: Error, CustomStringConvertible {
     public var seed: UInt64
     public var event: Int
     public var property: String
-    public var description: String { "seed \(seed) failed at event \(event): \(property) (replay: runnel-sim --seed \(seed))" }
+    /// Flags that select the simulation, for the replay command (empty: the quorum simulation).
+    public var replayFlags: String = ""
+    public var description: String {
+        "seed \(seed) failed at event \(event): \(property) (replay: runnel-sim --seed \(seed)\(replayFlags.isEmpty ? "" : " " + replayFlags))"
+    }
 }
 
 /// Knobs of a run.

@@ -129,6 +129,17 @@ public final class SimDisk: Disk, @unchecked Sendable {
         }
     }
 
+    /// The kernel writing dirty pages back on its own: each file with unsynced data reaches the
+    /// platter with probability `percent`, whether or not the program ever syncs it.
+    public func writeBack(rng: inout SeededRandom, percent: UInt64) {
+        lock.withLock {
+            for path in files.keys.sorted() {
+                let content = files[path]!
+                if content.data != content.synced && rng.next() % 100 < percent { content.synced = content.data }
+            }
+        }
+    }
+
     func withContent<T>(_ content: Content, _ body: (Content) throws -> T) rethrows -> T {
         try lock.withLock { try body(content) }
     }

@@ -1,0 +1,713 @@
+import NIOCore
+import RunnelBroker
+import RunnelCore
+import RunnelLog
+import RunnelMetadata
+import RunnelReplication
+import RunnelWire
+
+/// One broker of the replication simulation: a `LogManager` over its own `SimDisk` (kept across
+/// crashes), the real `Partition`s, and the broker's drivers redone on the virtual clock, step
+/// for step as the real ones: the lifecycle of `BrokerLifecycle` and `RunnelServer` (register,
+/// heartbeat, serve once unfenced, periodic ISR checks and checkpoints), the metadata publisher
+/// of `Broker.publish`, the follower fetchers of `ReplicaFetchers`, and the leader's answers of
+/// `Broker+Fetch` and `Broker+Produce` with their purgatories.
+final class SimBroker {
+    let id: Int32
+    unowned let world: ReplicationSimulation
+    let disk = SimDisk()
+    /// The broker's copy of the metadata log (Raft syncs it): replayed first at start-up.
+    var durableImage = MetadataImage.empty
+
+    // The current incarnation (reset by start).
+    var up = false
+    var incarnation: Int64 = 0
+    /// Registered and unfenced once: listeners open, maintenance runs.
+    var serving = false
+    var brokerEpoch: Int64 = -1
+    var logManager: LogManager?
+    var image = MetadataImage.empty
+    var partitions: [TopicPartition: Partition] = [:]
+    var fetchers: [Int32: SimFetcher] = [:]
+    var fetchWaiters: [FetchWaiter] = []
+    var produceWaiters: [ProduceWaiter] = []
+
+    let fetchSettings: ReplicaFetchSettings
+    let logConfig: LogConfig
+    static let fetchVersion: Int16 = 12
+    static let produceVersion: Int16 = 9
+    static let fetchMaxBytes = 57_671_680
+
+    init(id: Int32, world: ReplicationSimulation) {
+        self.id = id
+        self.world = world
+        var settings = ReplicaFetchSettings()
+        // Kafka's defaults scaled to the simulation's clock.
+        settings.waitMaxMs = 200
+        settings.backoffMs = 200
+        settings.socketTimeoutMs = 2_000
+        settings.partitionMaxBytes = 8_192
+        self.fetchSettings = settings
+        var config = LogConfig()
+        config.segmentBytes = world.options.segmentBytes
+        config.retentionMs = -1
+        config.retentionBytes = -1
+        self.logConfig = config
+    }
+
+    var now: Int64 { world.now }
+    var alive: () -> Bool { world.aliveCheck(id) }
+
+    // MARK: lifecycle
+
+    func start() {
+        incarnation += 1
+        up = true
+        serving = false
+        brokerEpoch = -1
+        image = .empty
+        partitions = [:]
+        fetchers = [:]
+        fetchWaiters = []
+        produceWaiters = []
+        do {
+            logManager = try LogManager(logDirs: ["/data"], defaultConfig: logConfig, disk: disk, nowMs: now)
+        } catch {
+            world.fail("broker \(id) cannot open its logs: \(error)")
+            return
+        }
+        let logs = logManager!.allLogs.sorted { $0.topicPartition < $1.topicPartition }
+            .map { "\($0.topicPartition) \($0.logStartOffset)..<\($0.logEndOffset) epoch \($0.latestEpoch)" }
+        world.note("start \(id) (incarnation \(incarnation)): \(logs.isEmpty ? "no logs" : logs.joined(separator: ", "))")
+        // The local metadata log first (it may be stale), then the controller's.
+        if durableImage.provenance.lastOffset >= 0 { publish(durableImage) }
+        pollMetadata()
+        register()
+        every(300, jitter: 1_000) { [self] in disk.writeBack(rng: &world.rng, percent: 40) }
+    }
+
+    /// The process stops (crash): nothing is flushed; in-memory state is gone.
+    func stop() {
+        up = false
+        serving = false
+        for leader in fetchers.keys.sorted() { fetchers[leader]!.running = false }
+        fetchers = [:]
+        fetchWaiters = []
+        produceWaiters = []
+        partitions = [:]
+        logManager = nil
+    }
+
+    /// Runs `work` every `interval` (plus up to `jitter`) ms while this incarnation lives.
+    func every(_ interval: Int64, jitter: Int64 = 0, _ work: @escaping () -> Void) {
+        let alive = self.alive
+        func tick() {
+            guard alive() else { return }
+            work()
+            world.after(interval + world.random(jitter)) { tick() }
+        }
+        world.after(interval + world.random(jitter)) { tick() }
+    }
+
+    func register() {
+        var request = BrokerRegistrationRequest()
+        request.brokerId = id
+        request.clusterId = SimController.clusterId
+        request.incarnationId = KafkaUUID(high: UInt64(id), low: UInt64(incarnation))
+        request.listeners = [.init(name: "PLAINTEXT", host: "broker\(id)", port: 9092, securityProtocol: 0)]
+        request.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
+        guard let request = world.wire(request, version: 3) else { return }
+        world.exchange(from: id, to: ReplicationSimulation.controllerId, label: "BrokerRegistration", timeoutMs: 1_000, senderAlive: alive,
+                       handle: { [world] (reply: @escaping (BrokerRegistrationResponse) -> Void) in
+                           guard let r = world.wire(world.controller.register(request), version: 3) else { return }
+                           reply(r)
+                       },
+                       completion: { [self] answer in
+                           guard let answer, answer.errorCode == 0 else {
+                               // No answer, or the old incarnation's session still lives: retry.
+                               world.after(100) { [self, alive] in if alive() { register() } }
+                               return
+                           }
+                           brokerEpoch = answer.brokerEpoch
+                           world.note("\(id) registered with broker epoch \(answer.brokerEpoch)")
+                           publish(image)
+                           heartbeat()
+                           every(world.options.heartbeatIntervalMs) { [self] in heartbeat() }
+                       })
+    }
+
+    func heartbeat() {
+        var request = BrokerHeartbeatRequest()
+        request.brokerId = id
+        request.brokerEpoch = brokerEpoch
+        request.currentMetadataOffset = image.provenance.lastOffset
+        guard let request = world.wire(request, version: 1) else { return }
+        world.exchange(from: id, to: ReplicationSimulation.controllerId, label: "BrokerHeartbeat", timeoutMs: 1_000, senderAlive: alive,
+                       handle: { [world] (reply: @escaping (BrokerHeartbeatResponse) -> Void) in
+                           guard let r = world.wire(world.controller.heartbeat(request), version: 1) else { return }
+                           reply(r)
+                       },
+                       completion: { [self] answer in
+                           guard let answer, answer.errorCode == 0 else { return }
+                           if !answer.isFenced && !serving { becomeServing() }
+                       })
+    }
+
+    /// Unfenced: the listeners open and the maintenance thread's periodic work starts.
+    func becomeServing() {
+        serving = true
+        world.note("\(id) unfenced: serving")
+        every(world.options.replicaLagTimeMaxMs / 2) { [self] in checkIsr() }
+        every(1_000) { [self] in
+            do { try logManager?.checkpointHighWatermarks(highWatermarks) } catch { world.fail("broker \(id) high watermark checkpoint: \(error)") }
+        }
+        every(3_000) { [self] in
+            do { try logManager?.checkpoint() } catch { world.fail("broker \(id) checkpoint: \(error)") }
+        }
+    }
+
+    var highWatermarks: [TopicPartition: Int64] { partitions.mapValues(\.highWatermark) }
+
+    // MARK: metadata
+
+    /// The broker follows the metadata log: a long-polling fetch of the controller's image.
+    func pollMetadata() {
+        let offset = image.provenance.lastOffset
+        world.exchange(from: id, to: ReplicationSimulation.controllerId, label: "MetadataFetch after \(offset)", timeoutMs: 1_000, senderAlive: alive,
+                       handle: { [world] (reply: @escaping (MetadataImage?) -> Void) in world.controller.metadataFetch(after: offset, reply: reply) },
+                       completion: { [self] answer in
+                           if let next = answer ?? nil, next.provenance.lastOffset > image.provenance.lastOffset { publish(next) }
+                           if answer == nil {
+                               world.after(50) { [self, alive] in if alive() { pollMetadata() } }
+                           } else {
+                               pollMetadata()
+                           }
+                       })
+    }
+
+    /// Broker.publish: creates and updates local replicas from the image, then points the
+    /// fetchers at the partitions followed now.
+    func publish(_ next: MetadataImage) {
+        // Partitions follow the image once it holds this incarnation's registration (Broker.publish).
+        guard brokerEpoch >= 0, Broker.holdsRegistration(next, brokerId: id, brokerEpoch: brokerEpoch) else {
+            image = next
+            durableImage = next
+            return
+        }
+        for name in next.topicNames {
+            guard let topic = next.topic(named: name) else { continue }
+            for index in topic.partitions.keys.sorted() {
+                let registration = topic.partitions[index]!
+                let tp = TopicPartition(name, index)
+                guard registration.replicas.contains(id) else { continue }
+                if let existing = partitions[tp] {
+                    let transition = existing.update(registration, nowMs: now)
+                    if transition != .none { world.note("\(id) \(tp): \(transition) (leader \(registration.leader) epoch \(registration.leaderEpoch) isr \(registration.isr)) leo \(existing.log.logEndOffset) hw \(existing.highWatermark)") }
+                    continue
+                }
+                do {
+                    let log = try logManager!.getOrCreate(tp, topicId: topic.id, config: logConfig, nowMs: now)
+                    let partition = Partition(
+                        topicPartition: tp, topicId: topic.id, log: log, registration: registration, localId: id,
+                        highWatermark: logManager!.checkpointedHighWatermark(tp) ?? 0, nowMs: now, onHighWatermark: { _ in })
+                    partitions[tp] = partition
+                    world.note("\(id) \(tp): opened as \(partition.isLeader ? "leader" : "follower") (leader \(registration.leader) epoch \(registration.leaderEpoch) isr \(registration.isr)) leo \(log.logEndOffset) hw \(partition.highWatermark)")
+                } catch {
+                    world.fail("broker \(id) cannot open the log of \(tp): \(error)")
+                }
+            }
+        }
+        image = next
+        durableImage = next
+        reconcileFetchers()
+    }
+
+    /// Broker.isLive: registered, unfenced, not shutting down.
+    func isLive(_ image: MetadataImage) -> (Int32) -> Bool {
+        { id in image.brokers[NodeID(id)].map { !$0.fenced && !$0.inControlledShutdown } ?? false }
+    }
+
+    // MARK: ISR changes
+
+    /// Broker.checkIsr: the periodic check of the partitions this broker leads.
+    func checkIsr() {
+        let image = self.image
+        let live = isLive(image)
+        for tp in partitions.keys.sorted() {
+            let partition = partitions[tp]!
+            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: world.options.replicaLagTimeMaxMs, isLive: live) {
+                proposeIsr(partition, proposal, image: image)
+            }
+        }
+    }
+
+    /// Broker.proposeIsr: AlterPartition to the controller; the answer (or its absence) goes to
+    /// the partition.
+    func proposeIsr(_ partition: Partition, _ proposal: IsrProposal, image: MetadataImage) {
+        var data = AlterPartitionRequest.PartitionData()
+        data.partitionIndex = partition.topicPartition.partition
+        data.leaderEpoch = proposal.leaderEpoch
+        data.partitionEpoch = proposal.partitionEpoch
+        data.newIsrWithEpochs = proposal.isr.map { .init(brokerId: $0, brokerEpoch: image.brokers[NodeID($0)]?.epoch ?? -1) }
+        var request = AlterPartitionRequest()
+        request.brokerId = id
+        request.brokerEpoch = image.brokers[NodeID(id)]?.epoch ?? -1
+        request.topics = [.init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])]
+        guard let request = world.wire(request, version: 3) else { return }
+        let label = "AlterPartition \(partition.topicPartition) isr \(proposal.isr) epochs \(proposal.leaderEpoch)/\(proposal.partitionEpoch)"
+        world.note("\(id) proposes \(label)")
+        world.exchange(from: id, to: ReplicationSimulation.controllerId, label: label, timeoutMs: world.options.controllerRequestTimeoutMs, senderAlive: alive,
+                       handle: { [world] (reply: @escaping (AlterPartitionResponse) -> Void) in
+                           guard let r = world.wire(world.controller.alterPartition(request, version: 3), version: 3) else { return }
+                           reply(r)
+                       },
+                       completion: { [self] response in
+                           var answer: AlterPartitionResponse.PartitionData?
+                           if let response {
+                               answer = response.topics.first?.partitions.first
+                               if response.errorCode != 0 { answer = nil }
+                           }
+                           world.note("\(id) \(label): \(response == nil ? "no answer" : "answer \(ErrorCode(answer?.errorCode ?? response!.errorCode)) isr \(answer?.isr ?? []) epoch \(answer?.partitionEpoch ?? -1)")")
+                           partition.isrProposalAnswered(proposal, result: answer, nowMs: now)
+                       })
+    }
+
+    // MARK: follower side (ReplicaFetchers)
+
+    /// ReplicaFetchers.reconcile: one fetcher per leader broker.
+    func reconcileFetchers() {
+        var byLeader: [Int32: [TopicPartition: Partition]] = [:]
+        for tp in partitions.keys.sorted() {
+            guard let position = partitions[tp]!.fetchPosition else { continue }
+            byLeader[position.leader, default: [:]][tp] = partitions[tp]!
+        }
+        var started: [SimFetcher] = []
+        for leader in fetchers.keys.sorted() where byLeader[leader] == nil {
+            fetchers[leader]!.running = false
+            fetchers.removeValue(forKey: leader)
+        }
+        for leader in byLeader.keys.sorted() {
+            if let fetcher = fetchers[leader] {
+                fetcher.assign(byLeader[leader]!)
+            } else {
+                let fetcher = SimFetcher(leaderId: leader)
+                fetcher.assign(byLeader[leader]!)
+                fetchers[leader] = fetcher
+                started.append(fetcher)
+            }
+        }
+        for fetcher in started { fetcher.running = true }
+        for leader in fetchers.keys.sorted() { wake(fetchers[leader]!) }
+    }
+
+    func wake(_ fetcher: SimFetcher) {
+        world.after(0) { [self, alive] in if alive() { fetchOnce(fetcher) } }
+    }
+
+    /// ReplicaFetcher.fetchOnce: one Fetch for every partition followed from this leader.
+    func fetchOnce(_ fetcher: SimFetcher) {
+        guard fetcher.running, !fetcher.inFlight else { return }
+        var request = FetchRequest()
+        request.replicaId = id
+        request.maxWaitMs = fetchSettings.waitMaxMs
+        request.minBytes = fetchSettings.minBytes
+        request.maxBytes = fetchSettings.responseMaxBytes
+        request.sessionId = 0
+        request.sessionEpoch = -1
+        var positions: [TopicPartition: (Partition, Partition.FetchPosition)] = [:]
+        var byTopic: [String: [FetchRequest.FetchPartition]] = [:]
+        var wakeAt: Int64?
+        for tp in fetcher.partitions.keys.sorted() {
+            let partition = fetcher.partitions[tp]!
+            if let until = fetcher.delayedUntil[tp], until > now {
+                wakeAt = min(wakeAt ?? until, until)
+                continue
+            }
+            guard let position = partition.fetchPosition, position.leader == fetcher.leaderId else { continue }
+            positions[tp] = (partition, position)
+            byTopic[tp.topic, default: []].append(.init(
+                partition: tp.partition, currentLeaderEpoch: position.leaderEpoch, fetchOffset: position.fetchOffset,
+                lastFetchedEpoch: position.lastFetchedEpoch, logStartOffset: position.logStartOffset,
+                partitionMaxBytes: fetchSettings.partitionMaxBytes))
+        }
+        request.topics = byTopic.keys.sorted().map { .init(topic: $0, partitions: byTopic[$0]!) }
+        if positions.isEmpty {
+            if let wakeAt {
+                world.after(max(1, wakeAt - now)) { [self, alive] in if alive() { fetchOnce(fetcher) } }
+            }
+            return
+        }
+        fetcher.inFlight = true
+        guard let request = world.wire(request, version: Self.fetchVersion) else { return }
+        let leaderId = fetcher.leaderId
+        let label = world.options.streamTrace
+            ? "Fetch " + positions.keys.sorted().map { "\($0) @\(positions[$0]!.1.fetchOffset) last epoch \(positions[$0]!.1.lastFetchedEpoch) epoch \(positions[$0]!.1.leaderEpoch)" }.joined(separator: ", ")
+            : "Fetch"
+        let timeout = Int64(fetchSettings.waitMaxMs) + fetchSettings.socketTimeoutMs
+        world.exchange(from: id, to: leaderId, label: label, timeoutMs: timeout, senderAlive: alive,
+                       handle: { [world] (reply: @escaping (FetchResponse) -> Void) in
+                           world.brokers[leaderId]!.handleFetch(request, version: Self.fetchVersion, reply: reply)
+                       },
+                       completion: { [self] response in
+                           var backoff = false
+                           if let response {
+                               if response.errorCode != 0 {
+                                   backoff = true
+                               } else {
+                                   apply(response, positions: positions, fetcher: fetcher)
+                               }
+                           } else {
+                               backoff = true
+                           }
+                           fetcher.inFlight = false
+                           if backoff {
+                               world.after(fetchSettings.backoffMs) { [self, alive] in if alive() { fetchOnce(fetcher) } }
+                           } else {
+                               fetchOnce(fetcher)
+                           }
+                       })
+    }
+
+    /// ReplicaFetcher.apply: each partition's answer to its `Partition`.
+    func apply(_ response: FetchResponse, positions: [TopicPartition: (Partition, Partition.FetchPosition)], fetcher: SimFetcher) {
+        for topic in response.responses {
+            for var data in topic.partitions {
+                let tp = TopicPartition(topic.topic, data.partitionIndex)
+                guard let (partition, position) = positions[tp] else { continue }
+                if world.options.broken.contains(.ignoreDivergingEpoch) {
+                    data.divergingEpoch = .init()
+                }
+                let before = partition.log.logEndOffset
+                do {
+                    switch try partition.applyFetched(data, position: position, nowMs: now) {
+                    case .failed(let code):
+                        world.note("\(id) \(tp) fetch from \(fetcher.leaderId): \(code)")
+                        fetcher.delayedUntil[tp] = now + fetchSettings.backoffMs
+                    case .truncated:
+                        world.stats.truncations += 1
+                        world.note("\(id) \(tp) truncated \(before) -> \(partition.log.logStartOffset)..<\(partition.log.logEndOffset) to match leader \(fetcher.leaderId) (diverging \(data.divergingEpoch.epoch)@\(data.divergingEpoch.endOffset), error \(ErrorCode(data.errorCode)))")
+                    case .appended:
+                        if world.options.streamTrace { world.note("\(id) \(tp) appended \(before)..<\(partition.log.logEndOffset) hw \(partition.highWatermark)") }
+                    case .idle, .stale:
+                        break
+                    }
+                } catch {
+                    world.note("\(id) \(tp) fetch from \(fetcher.leaderId) could not be written: \(error)")
+                    fetcher.delayedUntil[tp] = now + fetchSettings.backoffMs
+                }
+            }
+        }
+    }
+
+    // MARK: leader side (Broker+Fetch)
+
+    struct FetchTarget {
+        var topicIndex: Int
+        var partitionIndex: Int
+        var topicPartition: TopicPartition?
+        var request: FetchRequest.FetchPartition
+        var error: ErrorCode?
+    }
+
+    /// A fetch parked until it can be answered (FetchPurgatory).
+    struct FetchWaiter {
+        var deadline: Int64
+        var skeleton: FetchResponse
+        var targets: [FetchTarget]
+        var parkedHighWatermarks: [Int64]
+        var minBytes: Int64
+        var maxBytes: Int
+        var replicaId: Int32
+        var reply: (FetchResponse) -> Void
+    }
+
+    /// Broker.fetch for a follower or a consumer.
+    func handleFetch(_ request: FetchRequest, version: Int16, reply: @escaping (FetchResponse) -> Void) {
+        let respond: (FetchResponse) -> Void = { [world] response in
+            if let r = world.wire(response, version: version) { reply(r) }
+        }
+        var skeleton = FetchResponse()
+        if request.sessionId != 0 {
+            skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
+            return respond(skeleton)
+        }
+        let image = self.image
+        var targets: [FetchTarget] = []
+        for (ti, topic) in request.topics.enumerated() {
+            var name: String? = topic.topic
+            var topicError: ErrorCode?
+            if version >= 13 {
+                name = image.topic(id: topic.topicId)?.name
+                if name == nil { topicError = .unknownTopicId }
+            } else if image.topic(named: topic.topic) == nil {
+                topicError = .unknownTopicOrPartition
+            }
+            skeleton.responses.append(.init(topic: version >= 13 ? "" : topic.topic, topicId: version >= 13 ? topic.topicId : .zero))
+            for (pi, p) in topic.partitions.enumerated() {
+                skeleton.responses[ti].partitions.append(.init(partitionIndex: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: nil))
+                targets.append(FetchTarget(topicIndex: ti, partitionIndex: pi, topicPartition: name.map { TopicPartition($0, p.partition) }, request: p, error: topicError))
+            }
+        }
+        let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
+        let minBytes = Int64(max(request.minBytes, 0))
+        let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(Self.fetchMaxBytes)))
+        let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
+        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId)
+        if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
+            return respond(first.response)
+        }
+        let parked = targets.map { t in t.topicPartition.flatMap { partitions[$0]?.highWatermark } ?? -1 }
+        fetchWaiters.append(FetchWaiter(deadline: now + maxWait, skeleton: skeleton, targets: targets, parkedHighWatermarks: parked,
+                                        minBytes: minBytes, maxBytes: maxBytes, replicaId: replicaId, reply: respond))
+        // An event at the deadline, so the waiter expires on time.
+        world.after(maxWait) {}
+    }
+
+    /// Broker.fetchReady (a consumer) and Broker.followerFetchReady (a follower).
+    func ready(_ waiter: FetchWaiter) -> Bool {
+        if waiter.replicaId >= 0 {
+            for (i, target) in waiter.targets.enumerated() {
+                guard let tp = target.topicPartition, let partition = partitions[tp], partition.isLeader else { return true }
+                if partition.log.logEndOffset > target.request.fetchOffset || partition.highWatermark != waiter.parkedHighWatermarks[i] { return true }
+            }
+            return false
+        }
+        var bytes: Int64 = 0
+        for target in waiter.targets {
+            guard let tp = target.topicPartition, let partition = partitions[tp], partition.isLeader else { return true }
+            let hw = partition.highWatermark
+            let offset = target.request.fetchOffset
+            if hw <= offset { continue }
+            if waiter.minBytes <= 1 { return true }
+            bytes += (try? partition.log.availableBytes(from: offset, upTo: hw)) ?? 0
+            if bytes >= waiter.minBytes { return true }
+        }
+        return false
+    }
+
+    /// Broker.readFetch: every target read, the byte budget honoured; a follower's fetch also
+    /// records its position at the leader (and may propose an ISR expansion).
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+        var response = skeleton
+        var remaining = maxBytes
+        var total: Int64 = 0
+        var hasError = false
+        var gotData = false
+        for target in targets {
+            var out = response.responses[target.topicIndex].partitions[target.partitionIndex]
+            defer { response.responses[target.topicIndex].partitions[target.partitionIndex] = out }
+            if let error = target.error {
+                out.errorCode = error.rawValue
+                hasError = true
+                continue
+            }
+            guard let tp = target.topicPartition, let partition = partitions[tp] else {
+                out.errorCode = (target.topicPartition.map { image.partition($0) == nil } ?? true)
+                    ? ErrorCode.unknownTopicOrPartition.rawValue : ErrorCode.notLeaderOrFollower.rawValue
+                hasError = true
+                continue
+            }
+            let state = partition.state
+            guard state.leader == id else {
+                out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                out.currentLeader = .init(leaderId: state.leader, leaderEpoch: state.leaderEpoch)
+                hasError = true
+                continue
+            }
+            if let epochError = partition.checkLeaderEpoch(target.request.currentLeaderEpoch) {
+                out.errorCode = epochError.rawValue
+                hasError = true
+                continue
+            }
+            var readLimit = partition.highWatermark
+            if replicaId >= 0 {
+                let (answer, proposal) = partition.followerFetch(
+                    replica: replicaId, fetchOffset: target.request.fetchOffset, lastFetchedEpoch: target.request.lastFetchedEpoch,
+                    nowMs: now, lagTimeMaxMs: world.options.replicaLagTimeMaxMs, isLive: isLive(image))
+                if let proposal { proposeIsr(partition, proposal, image: image) }
+                out.highWatermark = partition.highWatermark
+                out.lastStableOffset = out.highWatermark
+                out.logStartOffset = partition.log.logStartOffset
+                switch answer {
+                case .error(let code):
+                    out.errorCode = code.rawValue
+                    hasError = true
+                    continue
+                case .diverging(let epoch, let endOffset):
+                    out.divergingEpoch = .init(epoch: epoch, endOffset: endOffset)
+                    hasError = true
+                    continue
+                case .read(let hw, let logEnd):
+                    out.highWatermark = hw
+                    out.lastStableOffset = hw
+                    readLimit = logEnd
+                }
+            }
+            let hw = partition.highWatermark
+            if replicaId < 0 {
+                out.highWatermark = hw
+                out.lastStableOffset = hw
+                out.logStartOffset = partition.log.logStartOffset
+            }
+            let budget = min(Int(max(target.request.partitionMaxBytes, 0)), remaining)
+            do {
+                let read = try partition.log.read(from: target.request.fetchOffset, maxBytes: budget, maxOffset: readLimit, minOneBatch: !gotData)
+                out.records = read.records
+                let n = read.byteCount
+                if n > 0 { gotData = true }
+                remaining = max(0, remaining - n)
+                total += Int64(n)
+            } catch LogError.offsetOutOfRange {
+                out.errorCode = ErrorCode.offsetOutOfRange.rawValue
+                out.records = nil
+                hasError = true
+            } catch {
+                world.note("\(id) fetch from \(tp) failed: \(error)")
+                out.errorCode = ErrorCode.kafkaStorageError.rawValue
+                hasError = true
+            }
+            if out.records == nil { out.records = .empty }
+        }
+        for t in response.responses.indices {
+            for p in response.responses[t].partitions.indices where response.responses[t].partitions[p].records == nil {
+                response.responses[t].partitions[p].records = .empty
+            }
+        }
+        return (response, total, hasError)
+    }
+
+    // MARK: leader side (Broker+Produce)
+
+    /// An acks=all produce waiting for the high watermark (the produce purgatory).
+    struct ProduceWaiter {
+        var deadline: Int64
+        var response: ProduceResponse
+        var waits: [(topic: Int, partition: Int, partitionRef: Partition, required: Int64, minInsync: Int)]
+        var reply: (ProduceResponse) -> Void
+    }
+
+    /// Broker.produce.
+    func handleProduce(_ request: ProduceRequest, version: Int16, reply: @escaping (ProduceResponse) -> Void) {
+        let respond: (ProduceResponse) -> Void = { [world] response in
+            if let r = world.wire(response, version: version) { reply(r) }
+        }
+        let acks = request.acks
+        var response = ProduceResponse()
+        var waits: [(topic: Int, partition: Int, partitionRef: Partition, required: Int64, minInsync: Int)] = []
+        let minInsync = 1
+        for topicData in request.topicData {
+            var topicResponse = ProduceResponse.TopicProduceResponse(name: topicData.name)
+            for data in topicData.partitionData {
+                var p = ProduceResponse.PartitionProduceResponse(index: data.index, errorCode: 0, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
+                func fail(_ code: ErrorCode, _ message: String? = nil) {
+                    p.errorCode = code.rawValue
+                    if version >= 8 { p.errorMessage = message }
+                }
+                let tp = TopicPartition(topicData.name, data.index)
+                guard acks == 0 || acks == 1 || acks == -1 else {
+                    fail(.invalidRequiredAcks)
+                    topicResponse.partitionResponses.append(p)
+                    continue
+                }
+                guard let partition = partitions[tp] else {
+                    fail(image.topic(named: tp.topic) == nil ? .unknownTopicOrPartition : .notLeaderOrFollower)
+                    topicResponse.partitionResponses.append(p)
+                    continue
+                }
+                guard let records = data.records?.bytes, records.readableBytes > 0 else {
+                    fail(.invalidRecord, "The produce request carries no record batch.")
+                    topicResponse.partitionResponses.append(p)
+                    continue
+                }
+                switch RecordBatches.validate(records, maxBatchBytes: partition.log.config.maxMessageBytes) {
+                case .failure(let problem):
+                    fail(problem.code, problem.reason)
+                case .success(let batches):
+                    do {
+                        let minISR = Int(image.configs(of: .init(.topic, tp.topic))["min.insync.replicas"].flatMap { Int($0) } ?? minInsync)
+                        switch try partition.appendAsLeader(records, batches: batches, requiredAcks: acks, minInsyncReplicas: minISR, nowMs: now) {
+                        case .success(let info):
+                            p.baseOffset = info.firstOffset
+                            p.logAppendTimeMs = info.logAppendTime
+                            p.logStartOffset = partition.log.logStartOffset
+                            world.note("\(id) \(tp) appended \(info.firstOffset)...\(info.lastOffset)\(info.duplicate ? " (retry: already in the log)" : "") for producer \(batches[0].header.producerId) seq \(batches[0].header.baseSequence), isr \(partition.isr) hw \(partition.highWatermark)")
+                            if acks == -1 && !world.options.broken.contains(.ackBeforeHighWatermark) {
+                                switch partition.acksAllStatus(requiredOffset: info.lastOffset + 1, minInsyncReplicas: minISR) {
+                                case nil:
+                                    waits.append((response.responses.count, topicResponse.partitionResponses.count, partition, info.lastOffset + 1, minISR))
+                                case let code? where code != .none:
+                                    fail(code)
+                                default:
+                                    break
+                                }
+                            }
+                        case .failure(let code):
+                            fail(code)
+                        }
+                    } catch let error as ProducerStateError {
+                        fail(error.code, error.reason)
+                    } catch {
+                        world.note("\(id) append to \(tp) failed: \(error)")
+                        fail(.kafkaStorageError, "The broker could not write to its log.")
+                    }
+                }
+                topicResponse.partitionResponses.append(p)
+            }
+            response.responses.append(topicResponse)
+        }
+        if acks == 0 { return }
+        if waits.isEmpty { return respond(response) }
+        let timeout = Int64(max(0, request.timeoutMs))
+        produceWaiters.append(ProduceWaiter(deadline: now + timeout, response: response, waits: waits, reply: respond))
+        world.after(timeout) {}
+    }
+
+    /// The purgatories' check after an event: completes waiters that can be answered or expired.
+    func completeWaiters() {
+        guard up else { return }
+        if !fetchWaiters.isEmpty {
+            var keep: [FetchWaiter] = []
+            var done: [FetchWaiter] = []
+            for waiter in fetchWaiters {
+                if now >= waiter.deadline || ready(waiter) { done.append(waiter) } else { keep.append(waiter) }
+            }
+            fetchWaiters = keep
+            for waiter in done {
+                let result = readFetch(waiter.skeleton, targets: waiter.targets, maxBytes: waiter.maxBytes, replicaId: waiter.replicaId)
+                waiter.reply(result.response)
+            }
+        }
+        if !produceWaiters.isEmpty {
+            var keep: [ProduceWaiter] = []
+            var done: [ProduceWaiter] = []
+            for waiter in produceWaiters {
+                let ready = waiter.waits.allSatisfy { $0.partitionRef.acksAllStatus(requiredOffset: $0.required, minInsyncReplicas: $0.minInsync) != nil }
+                if now >= waiter.deadline || ready { done.append(waiter) } else { keep.append(waiter) }
+            }
+            produceWaiters = keep
+            for var waiter in done {
+                for w in waiter.waits {
+                    let code = w.partitionRef.acksAllStatus(requiredOffset: w.required, minInsyncReplicas: w.minInsync) ?? .requestTimedOut
+                    waiter.response.responses[w.topic].partitionResponses[w.partition].errorCode = code.rawValue
+                }
+                waiter.reply(waiter.response)
+            }
+        }
+    }
+}
+
+/// ReplicaFetcher's state: the partitions one leader holds for this broker.
+final class SimFetcher {
+    let leaderId: Int32
+    var partitions: [TopicPartition: Partition] = [:]
+    var delayedUntil: [TopicPartition: Int64] = [:]
+    var running = false
+    var inFlight = false
+
+    init(leaderId: Int32) { self.leaderId = leaderId }
+
+    func assign(_ set: [TopicPartition: Partition]) {
+        partitions = set
+        delayedUntil = delayedUntil.filter { set[$0.key] != nil }
+    }
+}
