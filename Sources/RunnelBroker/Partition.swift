@@ -273,7 +273,7 @@ public final class Partition: @unchecked Sendable {
                 var target = localEpoch == diverging.epoch ? min(localEnd, diverging.endOffset) : localEnd
                 if localEpoch < 0 { target = log.logStartOffset }
                 target = max(min(target, position.fetchOffset), log.logStartOffset)
-                if target < position.fetchOffset { try log.truncate(to: target) }
+                try log.truncate(to: target)
                 followerHighWatermark = min(followerHighWatermark, log.logEndOffset)
                 return (.truncated, false)
             }

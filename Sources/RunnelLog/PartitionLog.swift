@@ -558,6 +558,16 @@ public final class PartitionLog: @unchecked Sendable {
         try lock.withLock {
             if closed { throw LogError.closed }
             let target = max(offset, _logStartOffset)
+            if target >= segments.last!.nextOffset {
+                // Nothing to cut from the log, but the epoch cache may hold an entry at its end
+                // with no batch behind it (this replica became leader and appended nothing
+                // before another was elected): dropped, or a follower would keep sending that
+                // epoch and meet the same divergence forever (Kafka's truncateTo does the same).
+                let before = epochCache.entries.count
+                epochCache.truncate(fromOffset: segments.last!.nextOffset)
+                if epochCache.entries.count != before { try? epochCache.write(directory: directory, disk: disk) }
+                return
+            }
             var removedSegments = false
             while segments.count > 1, segments.last!.baseOffset >= target {
                 try segments.removeLast().delete()
