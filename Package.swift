@@ -42,6 +42,12 @@ let package = Package(
         .target(name: "RunnelRaft", dependencies: ["RunnelCore"], swiftSettings: strict),
         // L2 (pure): partition leader state: follower positions, ISR changes, high watermark.
         .target(name: "RunnelReplication", dependencies: ["RunnelCore"], swiftSettings: strict),
+        // L2 (pure): the classic consumer-group coordinator and its __consumer_offsets records.
+        .target(
+            name: "RunnelGroups",
+            dependencies: ["RunnelCore", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         // L2 (pure): metadata image, delta and replay.
         .target(
             name: "RunnelMetadata",
@@ -104,7 +110,7 @@ let package = Package(
         .target(
             name: "RunnelBroker",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -184,6 +190,7 @@ let package = Package(
         .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
         .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
         .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore"]),
+        .testTarget(name: "RunnelGroupsTests", dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore"]),
     ]
 )

@@ -22,6 +22,17 @@ extension Broker {
         .initProducerId: 0...5,
         .offsetForLeaderEpoch: 0...4,
         .electLeaders: 0...2,
+        .findCoordinator: 0...4,
+        .joinGroup: 0...9,
+        .syncGroup: 0...5,
+        .heartbeat: 0...4,
+        .leaveGroup: 0...5,
+        .offsetCommit: 0...8,
+        .offsetFetch: 0...8,
+        .offsetDelete: 0...0,
+        .listGroups: 0...5,
+        .describeGroups: 0...5,
+        .deleteGroups: 0...2,
     ]
 
     /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import RunnelCore
+import RunnelGroups
 import RunnelLog
 import RunnelMetadata
 import RunnelReplication
@@ -28,6 +29,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let autoCreating = NIOLockedValueBox<Set<String>>([])
     /// Producer ids for idempotent producers.
     let producerIds: ProducerIdManager
+    /// The consumer-group coordinator for the groups whose offsets partition this broker leads.
+    let groups: GroupHost
+    private let groupLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
     private let uncleanElections = NIOLockedValueBox(0)
     /// Fetchers pulling the partitions this broker follows (nil until replication starts).
     private let fetchersBox = NIOLockedValueBox<ReplicaFetchers?>(nil)
@@ -49,6 +53,23 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             brokerId: settings.nodeId,
             brokerEpoch: { box.withLockedValue { $0.brokers[nodeId]?.epoch ?? -1 } },
             controller: controller)
+        var groupSettings = GroupSettings()
+        let config = settings.staticConfig
+        if let v = config["group.min.session.timeout.ms"].flatMap({ Int32($0) }) { groupSettings.minSessionTimeoutMs = v }
+        if let v = config["group.max.session.timeout.ms"].flatMap({ Int32($0) }) { groupSettings.maxSessionTimeoutMs = v }
+        if let v = config["group.initial.rebalance.delay.ms"].flatMap({ Int64($0) }) { groupSettings.initialRebalanceDelayMs = v }
+        if let v = config["group.max.size"].flatMap({ Int($0) }) { groupSettings.maxSize = v }
+        if let v = config["offset.metadata.max.bytes"].flatMap({ Int($0) }) { groupSettings.offsetMetadataMaxBytes = v }
+        let groupsRef = GroupHostRefs()
+        self.groups = GroupHost(
+            settings: groupSettings, clock: clock, logger: logger,
+            partitionCount: { Int32(box.withLockedValue { $0.topic(named: OffsetsTopic.name)?.partitionCount ?? 0 }) },
+            partition: { groupsRef.broker?.partition(TopicPartition(OffsetsTopic.name, $0)) })
+        if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
+        groups.minInsyncReplicas = { Int(box.withLockedValue { $0.configs(of: .init(.topic, OffsetsTopic.name))["min.insync.replicas"] }.flatMap { Int($0) }
+            ?? config["min.insync.replicas"].flatMap { Int($0) } ?? 1) }
+        groupsRef.broker = self
+        groups.purgatory = purgatory
     }
 
     /// The metadata image this broker serves from.
@@ -67,6 +88,13 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: self.settings.nodeId, clock: clock, logger: logger)
         fetchersBox.withLockedValue { $0 = fetchers }
         fetchers.reconcile(hostedPartitions)
+    }
+
+    /// Starts coordinating consumer groups (timers run on `eventLoop`).
+    public func startGroups(on eventLoop: any EventLoop) {
+        groupLoop.withLockedValue { $0 = eventLoop }
+        let leading = Set(hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.isLeader }.map(\.topicPartition.partition))
+        groups.leadershipChanged(leading: leading, on: eventLoop)
     }
 
     public func stopReplication() {
@@ -179,6 +207,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
+        if let loop = groupLoop.withLockedValue({ $0 }) {
+            let leading = Set(hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.isLeader }.map(\.topicPartition.partition))
+            groups.leadershipChanged(leading: leading, on: loop)
+        }
         completeImageWaiters(image)
     }
 
@@ -329,6 +361,18 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .describeConfigs: return try describeConfigs(decode(DescribeConfigsRequest.self, request), version: version, context: context)
             case .describeCluster: return try describeCluster(decode(DescribeClusterRequest.self, request), version: version, context: context)
             case .offsetForLeaderEpoch: return try offsetForLeaderEpoch(decode(OffsetForLeaderEpochRequest.self, request), version: version, context: context)
+            case .findCoordinator: return try findCoordinator(decode(FindCoordinatorRequest.self, request), version: version, context: context)
+            case .joinGroup:
+                return try joinGroup(decode(JoinGroupRequest.self, request), version: version, clientId: request.header.clientId ?? "", context: context)
+            case .syncGroup: return try syncGroup(decode(SyncGroupRequest.self, request), version: version, context: context)
+            case .heartbeat: return try heartbeat(decode(HeartbeatRequest.self, request), version: version, context: context)
+            case .leaveGroup: return try leaveGroup(decode(LeaveGroupRequest.self, request), version: version, context: context)
+            case .offsetCommit: return try offsetCommit(decode(OffsetCommitRequest.self, request), version: version, context: context)
+            case .offsetFetch: return try offsetFetch(decode(OffsetFetchRequest.self, request), version: version, context: context)
+            case .offsetDelete: return try offsetDelete(decode(OffsetDeleteRequest.self, request), version: version, context: context)
+            case .listGroups: return try listGroups(decode(ListGroupsRequest.self, request), version: version, context: context)
+            case .describeGroups: return try describeGroups(decode(DescribeGroupsRequest.self, request), version: version, context: context)
+            case .deleteGroups: return try deleteGroups(decode(DeleteGroupsRequest.self, request), version: version, context: context)
             case .initProducerId: return try initProducerId(decode(InitProducerIdRequest.self, request), version: version, context: context)
             default:
                 return .close(reason: "no handler for \(key.name)")
@@ -428,6 +472,28 @@ public final class Broker: RequestHandler, @unchecked Sendable {
 
     // MARK: auto-creation
 
+    /// Asks the controller for an internal topic once (concurrent requests do not repeat it).
+    func createInternalTopic(_ request: CreateTopicsRequest) {
+        let names = request.topics.map(\.name)
+        let fresh: Bool = autoCreating.withLockedValue { creating in
+            guard names.allSatisfy({ !creating.contains($0) }) else { return false }
+            creating.formUnion(names)
+            return true
+        }
+        guard fresh else { return }
+        let logger = self.logger
+        controller.send(request, version: 7).whenComplete { [autoCreating] result in
+            autoCreating.withLockedValue { $0.subtract(names) }
+            if case .success(let response) = result {
+                for t in response.topics where t.errorCode != 0 && t.errorCode != ErrorCode.topicAlreadyExists.rawValue {
+                    logger.warning("creating \(t.name) failed: \(ErrorCode(t.errorCode)) \(t.errorMessage ?? "")")
+                }
+            } else if case .failure(let error) = result {
+                logger.warning("creating \(names) failed: \(error)")
+            }
+        }
+    }
+
     /// Asks the controller to create `names` with default settings (auto.create.topics.enable).
     func autoCreate(_ names: [String]) {
         let fresh: [String] = autoCreating.withLockedValue { creating in
@@ -461,4 +527,9 @@ extension Substring {
         while s.last == " " { s = s.dropLast() }
         return String(s)
     }
+}
+
+/// Lets the group host reach its broker without a reference cycle at construction.
+final class GroupHostRefs: @unchecked Sendable {
+    weak var broker: Broker?
 }

@@ -146,6 +146,7 @@ public final class RunnelServer: @unchecked Sendable {
                                     image: { b.image })
             brokerPeers = peers
             b.startReplication(transport: peers, settings: config.replicaFetch)
+            b.startGroups(on: peers.eventLoop)
         }
         try await loop.submit { try quorum.start() }.get()
 

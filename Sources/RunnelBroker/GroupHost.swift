@@ -1,0 +1,267 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelCore
+import RunnelGroups
+import RunnelLog
+import RunnelWire
+
+/// Runs the group coordinator for the groups whose `__consumer_offsets` partition this broker
+/// leads: loads them from that partition when it becomes leader, drops them when it stops,
+/// writes offsets and group metadata there with acks=all before they count, parks JoinGroup and
+/// SyncGroup requests until the coordinator answers them, and ticks its timers.
+final class GroupHost: @unchecked Sendable {
+    private let lock = NIOLock()
+    // Guarded by lock.
+    private var coordinator: GroupCoordinator
+    /// `__consumer_offsets` partitions whose groups are loaded here.
+    private var owned: Set<Int32> = []
+    private var loading: Set<Int32> = []
+    private var parked: [RequestToken: (promise: EventLoopPromise<OutgoingResponse>, version: Int16, allocator: ByteBufferAllocator)] = [:]
+    private var nextToken: RequestToken = 0
+    private var ticking = false
+
+    let logger: Logger
+    let clock: any Clock
+    /// The partition count of `__consumer_offsets` (0 while it does not exist).
+    let partitionCount: @Sendable () -> Int32
+    /// The local replica of a `__consumer_offsets` partition.
+    let partition: @Sendable (Int32) -> Partition?
+    /// `offsets.commit.timeout.ms`
+    var commitTimeoutMs: Int64 = 5000
+    var minInsyncReplicas: @Sendable () -> Int = { 1 }
+
+    init(settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
+         partition: @escaping @Sendable (Int32) -> Partition?) {
+        self.coordinator = GroupCoordinator(settings: settings)
+        self.clock = clock
+        self.logger = logger
+        self.partitionCount = partitionCount
+        self.partition = partition
+    }
+
+    // MARK: ownership
+
+    /// Where a request for `groupId` stands here: nil when this broker coordinates it.
+    func check(_ groupId: String) -> ErrorCode? {
+        let count = partitionCount()
+        guard count > 0 else { return .coordinatorNotAvailable }
+        let p = OffsetsTopic.partition(for: groupId, partitions: count)
+        return lock.withLock {
+            if loading.contains(p) { return .coordinatorLoadInProgress }
+            return owned.contains(p) ? nil : .notCoordinator
+        }
+    }
+
+    func owns(_ groupId: String) -> Bool { check(groupId) == nil }
+
+    /// Follows leadership of the `__consumer_offsets` partitions: loads the ones this broker
+    /// now leads, unloads the ones it no longer does.
+    func leadershipChanged(leading: Set<Int32>, on eventLoop: any EventLoop) {
+        let (toLoad, toUnload): ([Int32], [Int32]) = lock.withLock {
+            let current = owned.union(loading)
+            return (leading.subtracting(current).sorted(), current.subtracting(leading).sorted())
+        }
+        if !toUnload.isEmpty {
+            let count = partitionCount()
+            let gone = Set(toUnload)
+            let effects: [GroupEffect] = lock.withLock {
+                owned.subtract(gone)
+                loading.subtract(gone)
+                return coordinator.unload { gone.contains(OffsetsTopic.partition(for: $0, partitions: count)) }
+            }
+            dispatch(effects)
+            logger.info("no longer coordinating groups of \(OffsetsTopic.name) partitions \(toUnload)")
+        }
+        guard !toLoad.isEmpty else { return }
+        lock.withLock { loading.formUnion(toLoad) }
+        for p in toLoad {
+            eventLoop.execute { [self] in load(p) }
+        }
+        startTicking(on: eventLoop)
+    }
+
+    /// Replays a `__consumer_offsets` partition into the coordinator.
+    private func load(_ p: Int32) {
+        guard let replica = partition(p) else {
+            _ = lock.withLock { loading.remove(p) }
+            return
+        }
+        let log = replica.log
+        let started = clock.monotonicMs()
+        var offset = log.logStartOffset
+        let end = log.logEndOffset
+        var groups: [String: GroupMetadataValue?] = [:]
+        var offsets: [(String, TopicPartition, CommittedOffset?)] = []
+        var records = 0
+        do {
+            while offset < end {
+                let bytes = try log.readBytes(from: offset, maxBytes: 4 << 20)
+                let batches = try RecordBatches.decode(bytes)
+                guard let last = batches.last else { break }
+                for batch in batches {
+                    for record in batch.records {
+                        guard let keyBytes = record.key, let key = OffsetsTopic.decodeKey(keyBytes) else { continue }
+                        records += 1
+                        switch key {
+                        case .offset(let group, let tp):
+                            offsets.append((group, tp, record.value.flatMap(OffsetsTopic.decodeOffset)))
+                        case .group(let group):
+                            groups[group] = record.value.flatMap(OffsetsTopic.decodeGroup)
+                        }
+                    }
+                }
+                offset = last.header.nextOffset
+            }
+        } catch {
+            logger.error("loading groups from \(OffsetsTopic.name)-\(p) failed: \(error)")
+        }
+        let now = clock.monotonicMs()
+        let loaded: Bool = lock.withLock {
+            guard loading.remove(p) != nil else { return false }  // unloaded meanwhile
+            for (group, tp, value) in offsets { coordinator.restoreOffset(groupId: group, tp, value) }
+            for (group, value) in groups.sorted(by: { $0.key < $1.key }) { coordinator.restore(value, groupId: group, nowMs: now) }
+            owned.insert(p)
+            return true
+        }
+        if loaded {
+            logger.info("coordinating groups of \(OffsetsTopic.name)-\(p)",
+                        metadata: ["records": "\(records)", "groups": "\(groups.count)", "ms": "\(clock.monotonicMs() - started)"])
+        }
+    }
+
+    // MARK: running commands
+
+    /// Runs a coordinator command that may park a request: the answer comes through `effects`.
+    func park(version: Int16, context: RequestContext, _ body: (inout GroupCoordinator, RequestToken, Int64) -> [GroupEffect]) -> EventLoopFuture<OutgoingResponse> {
+        let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
+        let now = clock.monotonicMs()
+        let effects: [GroupEffect] = lock.withLock {
+            nextToken += 1
+            parked[nextToken] = (promise, version, context.allocator)
+            return body(&coordinator, nextToken, now)
+        }
+        dispatch(effects)
+        return promise.futureResult
+    }
+
+    /// Runs a coordinator command that answers at once.
+    func run<T>(_ body: (inout GroupCoordinator, Int64) -> (T, [GroupEffect])) -> T {
+        let now = clock.monotonicMs()
+        let (value, effects) = lock.withLock { body(&coordinator, now) }
+        dispatch(effects)
+        return value
+    }
+
+    func read<T>(_ body: (GroupCoordinator) -> T) -> T { lock.withLock { body(coordinator) } }
+
+    private func dispatch(_ effects: [GroupEffect]) {
+        for effect in effects {
+            switch effect {
+            case .join(let token, let response):
+                if let p = lock.withLock({ parked.removeValue(forKey: token) }) {
+                    p.promise.succeed(OutgoingResponse(response, version: p.version, allocator: p.allocator))
+                }
+            case .sync(let token, let response):
+                if let p = lock.withLock({ parked.removeValue(forKey: token) }) {
+                    p.promise.succeed(OutgoingResponse(response, version: p.version, allocator: p.allocator))
+                }
+            case .persist(let groupId):
+                persistGroup(groupId)
+            }
+        }
+    }
+
+    private func persistGroup(_ groupId: String) {
+        let value: GroupMetadataValue? = lock.withLock { coordinator.metadataRecord(groupId) }
+        guard let value else { return }
+        guard let loop = tickLoop else { return }
+        append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenFailure { [logger] error in
+            logger.info("could not write the metadata of group \(groupId): \(error)")
+        }
+    }
+
+    // MARK: writing to __consumer_offsets
+
+    /// Appends records for `groupId` to its `__consumer_offsets` partition and completes once the
+    /// high watermark covers them (acks=all), or fails with the error a client should see.
+    func append(_ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let count = partitionCount()
+        guard count > 0, let replica = partition(OffsetsTopic.partition(for: groupId, partitions: count)) else {
+            return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator))
+        }
+        let now = clock.wallMs()
+        let batch = RecordBatches.build(records: records.enumerated().map { i, r in
+            Record(offset: Int64(i), timestamp: now, key: OffsetsTopic.encode(r.0), value: r.1)
+        })
+        guard case .success(let infos) = RecordBatches.validate(batch, maxBatchBytes: Int(Int32.max)) else {
+            return eventLoop.makeFailedFuture(GroupWriteError(code: .invalidCommitOffsetSize))
+        }
+        let required: Int64
+        do {
+            switch try replica.appendAsLeader(batch, batches: infos, requiredAcks: -1, minInsyncReplicas: minInsyncReplicas(), nowMs: now) {
+            case .success(let info): required = info.lastOffset + 1
+            case .failure(let code): return eventLoop.makeFailedFuture(GroupWriteError(code: Self.clientCode(code)))
+            }
+        } catch {
+            return eventLoop.makeFailedFuture(GroupWriteError(code: .coordinatorNotAvailable))
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        let minInsync = minInsyncReplicas()
+        func settle() -> Bool {
+            guard let code = replica.acksAllStatus(requiredOffset: required, minInsyncReplicas: minInsync) else { return false }
+            if code == .none { promise.succeed(()) } else { promise.fail(GroupWriteError(code: Self.clientCode(code))) }
+            return true
+        }
+        if settle() { return promise.futureResult }
+        let waiter = FetchPurgatory.Waiter(
+            eventLoop: eventLoop, partitions: [replica.topicPartition],
+            tryComplete: { replica.acksAllStatus(requiredOffset: required, minInsyncReplicas: minInsync) != nil },
+            complete: { if !settle() { promise.fail(GroupWriteError(code: .requestTimedOut)) } })
+        purgatory?.watch(waiter, waitMs: commitTimeoutMs)
+        if purgatory == nil { promise.fail(GroupWriteError(code: .coordinatorNotAvailable)) }
+        return promise.futureResult
+    }
+
+    /// Kafka's mapping of a failed offsets write to what a group client understands.
+    static func clientCode(_ code: ErrorCode) -> ErrorCode {
+        switch code {
+        case .notLeaderOrFollower, .kafkaStorageError: return .notCoordinator
+        case .notEnoughReplicas, .notEnoughReplicasAfterAppend, .requestTimedOut, .unknownTopicOrPartition: return .coordinatorNotAvailable
+        case .messageTooLarge, .recordListTooLarge, .invalidFetchSize: return .invalidCommitOffsetSize
+        default: return code
+        }
+    }
+
+    weak var purgatory: FetchPurgatory?
+
+    // MARK: timers
+
+    private var tickLoop: (any EventLoop)?
+
+    private func startTicking(on eventLoop: any EventLoop) {
+        let start: Bool = lock.withLock {
+            if ticking { return false }
+            ticking = true
+            tickLoop = eventLoop
+            return true
+        }
+        guard start else { return }
+        eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { [weak self] task in
+            guard let self else {
+                task.cancel()
+                return
+            }
+            let now = clock.monotonicMs()
+            let effects: [GroupEffect] = lock.withLock {
+                guard let next = coordinator.nextDeadlineMs, next <= now else { return [] }
+                return coordinator.tick(nowMs: now)
+            }
+            dispatch(effects)
+        }
+    }
+}
+
+struct GroupWriteError: Error {
+    var code: ErrorCode
+}

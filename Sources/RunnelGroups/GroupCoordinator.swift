@@ -1,0 +1,505 @@
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// The group coordinator's settings (Kafka's `group.*` broker keys).
+public struct GroupSettings: Sendable {
+    /// `group.min.session.timeout.ms`
+    public var minSessionTimeoutMs: Int32 = 6000
+    /// `group.max.session.timeout.ms`
+    public var maxSessionTimeoutMs: Int32 = 1_800_000
+    /// `group.initial.rebalance.delay.ms`
+    public var initialRebalanceDelayMs: Int64 = 3000
+    /// `group.max.size`
+    public var maxSize: Int = Int(Int32.max)
+    /// `offset.metadata.max.bytes`
+    public var offsetMetadataMaxBytes: Int = 4096
+    public init() {}
+}
+
+/// What the coordinator tells its driver to do.
+public enum GroupEffect: Sendable, Equatable {
+    /// Answer a parked JoinGroup.
+    case join(RequestToken, JoinGroupResponse)
+    /// Answer a parked SyncGroup.
+    case sync(RequestToken, SyncGroupResponse)
+    /// The group's membership changed in a way worth keeping: write its GroupMetadata record.
+    case persist(groupId: String)
+
+    public static func == (a: GroupEffect, b: GroupEffect) -> Bool {
+        switch (a, b) {
+        case let (.join(t1, r1), .join(t2, r2)): return t1 == t2 && r1.errorCode == r2.errorCode && r1.generationId == r2.generationId
+            && r1.memberId == r2.memberId && r1.leader == r2.leader && r1.members.map(\.memberId) == r2.members.map(\.memberId)
+        case let (.sync(t1, r1), .sync(t2, r2)): return t1 == t2 && r1.errorCode == r2.errorCode && r1.assignment == r2.assignment
+        case let (.persist(g1), .persist(g2)): return g1 == g2
+        default: return false
+        }
+    }
+}
+
+/// Kafka's classic group coordinator as a value: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+/// session and rebalance timeouts, committed offsets. Time is a parameter; requests that must
+/// wait are parked under a driver-chosen token and answered through `GroupEffect`s; nothing here
+/// does I/O. Offsets change only once the driver reports them written (`offsetsCommitted`).
+public struct GroupCoordinator: Sendable {
+    public var settings: GroupSettings
+    public private(set) var groups: [String: Group] = [:]
+
+    public init(settings: GroupSettings = GroupSettings()) { self.settings = settings }
+
+    public func group(_ id: String) -> Group? { groups[id] }
+
+    // MARK: JoinGroup
+
+    /// A JoinGroup. `newMemberId` is the id to hand a member joining without one.
+    public mutating func join(_ r: JoinGroupRequest, version: Int16, clientId: String, clientHost: String, token: RequestToken,
+                              newMemberId: String, nowMs: Int64) -> [GroupEffect] {
+        func fail(_ code: ErrorCode, memberId: String = r.memberId) -> [GroupEffect] {
+            [.join(token, JoinGroupResponse(errorCode: code.rawValue, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "", memberId: memberId))]
+        }
+        guard !r.groupId.isEmpty else { return fail(.invalidGroupId) }
+        guard r.sessionTimeoutMs >= settings.minSessionTimeoutMs, r.sessionTimeoutMs <= settings.maxSessionTimeoutMs else {
+            return fail(.invalidSessionTimeout)
+        }
+        let protocols = r.protocols.map { (name: $0.name, metadata: $0.metadata) }
+        let rebalanceTimeout = version >= 1 ? r.rebalanceTimeoutMs : r.sessionTimeoutMs
+        var group = groups[r.groupId] ?? Group(groupId: r.groupId)
+        if groups[r.groupId] == nil && !r.memberId.isEmpty { return fail(.unknownMemberId) }
+        guard group.state != .dead else { return fail(.coordinatorNotAvailable) }
+        guard group.supports(protocolType: r.protocolType, protocols: protocols.map(\.name)) else { return fail(.inconsistentGroupProtocol) }
+        defer { groups[r.groupId] = group }
+        var effects: [GroupEffect] = []
+
+        if r.memberId.isEmpty {
+            if let instance = r.groupInstanceId, let old = group.member(instance: instance) {
+                // A static member back with a new process: it takes over its old identity (the old
+                // process is fenced) and the group rebalances.
+                let i = group.index(of: old.memberId)!
+                if let t = old.pendingJoin { effects += [.join(t, JoinGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue, memberId: old.memberId))] }
+                if let t = old.pendingSync { effects += [.sync(t, SyncGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue))] }
+                group.members[i].memberId = newMemberId
+                if group.leaderId == old.memberId { group.leaderId = newMemberId }
+                return effects + addOrUpdate(&group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                                             clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+            }
+            if group.members.count >= settings.maxSize { return fail(.groupMaxSizeReached) }
+            if version >= 4 && r.groupInstanceId == nil {
+                // KIP-394: the member must come back with the id it is given.
+                group.pendingMemberIds.insert(newMemberId)
+                return [.join(token, JoinGroupResponse(errorCode: ErrorCode.memberIdRequired.rawValue, generationId: -1,
+                                                       protocolName: version >= 7 ? nil : "", leader: "", memberId: newMemberId))]
+            }
+            return addOrUpdate(&group, memberIndex: nil, r, memberId: newMemberId, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                               clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+        }
+        if group.pendingMemberIds.contains(r.memberId) {
+            group.pendingMemberIds.remove(r.memberId)
+            if group.members.count >= settings.maxSize { return fail(.groupMaxSizeReached) }
+            return addOrUpdate(&group, memberIndex: nil, r, memberId: r.memberId, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                               clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+        }
+        let i: Int
+        switch group.validate(memberId: r.memberId, instanceId: r.groupInstanceId) {
+        case .success(let index): i = index
+        case .failure(let code): return fail(code)
+        }
+        return addOrUpdate(&group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                           clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+    }
+
+    /// Adds a member (memberIndex nil) or updates a known one from its JoinGroup, parks the join
+    /// and moves the group on.
+    private func addOrUpdate(_ group: inout Group, memberIndex: Int?, _ r: JoinGroupRequest, memberId: String? = nil,
+                             protocols: [(name: String, metadata: ByteBuffer)], rebalanceTimeout: Int32,
+                             clientId: String, clientHost: String, token: RequestToken, nowMs: Int64) -> [GroupEffect] {
+        var effects: [GroupEffect] = []
+        let index: Int
+        if let memberIndex {
+            index = memberIndex
+            let m = group.members[index]
+            if let t = m.pendingJoin, t != token {
+                // A newer join from the same member replaces the one parked.
+                effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId)))
+            }
+            let unchanged = m.sameProtocols(protocols)
+            let isLeader = group.leaderId == m.memberId
+            // A member rejoining with the same protocols while the group completes its rebalance,
+            // or a follower doing so in a stable group, gets the current generation back without
+            // a rebalance (a stable group's leader rejoining means it wants one).
+            if unchanged && (group.state == .completingRebalance || (group.state == .stable && !isLeader)) {
+                group.members[index].sessionDeadlineMs = nowMs + Int64(m.sessionTimeoutMs)
+                group.members[index].pendingJoin = nil
+                return effects + [.join(token, joinResponse(group, for: m.memberId, leaderView: isLeader))]
+            }
+            group.members[index].protocols = protocols
+            group.members[index].rebalanceTimeoutMs = rebalanceTimeout
+            group.members[index].sessionTimeoutMs = r.sessionTimeoutMs
+            group.members[index].clientId = clientId
+            group.members[index].clientHost = clientHost
+        } else {
+            let member = GroupMember(
+                memberId: memberId!, groupInstanceId: r.groupInstanceId, clientId: clientId, clientHost: clientHost,
+                rebalanceTimeoutMs: rebalanceTimeout, sessionTimeoutMs: r.sessionTimeoutMs, protocolType: r.protocolType,
+                protocols: protocols, sessionDeadlineMs: nowMs + Int64(r.sessionTimeoutMs), isNew: true)
+            group.members.append(member)
+            index = group.members.count - 1
+            if group.protocolType == nil { group.protocolType = r.protocolType }
+        }
+        group.members[index].pendingJoin = token
+        group.members[index].sessionDeadlineMs = nowMs + Int64(group.members[index].sessionTimeoutMs)
+        switch group.state {
+        case .empty, .stable, .completingRebalance:
+            effects += prepareRebalance(&group, nowMs: nowMs)
+        case .preparingRebalance:
+            if let delay = group.initialDelayUntilMs {
+                // Each member joining during the initial delay extends it, up to the rebalance timeout.
+                group.initialDelayUntilMs = min(max(delay, nowMs + settings.initialRebalanceDelayMs), group.joinDeadlineMs ?? delay)
+            }
+        case .dead:
+            break
+        }
+        return effects + maybeCompleteJoin(&group, nowMs: nowMs)
+    }
+
+    /// Starts a rebalance: members must rejoin within the largest rebalance timeout; parked
+    /// SyncGroups learn the generation is over.
+    private func prepareRebalance(_ group: inout Group, nowMs: Int64) -> [GroupEffect] {
+        var effects: [GroupEffect] = []
+        for i in group.members.indices {
+            if let t = group.members[i].pendingSync {
+                effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.rebalanceInProgress.rawValue)))
+                group.members[i].pendingSync = nil
+            }
+        }
+        let wasEmpty = group.state == .empty
+        group.state = .preparingRebalance
+        group.stateTimestampMs = nowMs
+        let timeout = Int64(group.members.map(\.rebalanceTimeoutMs).max() ?? 0)
+        group.joinDeadlineMs = nowMs + max(timeout, 0)
+        group.initialDelayUntilMs = wasEmpty && settings.initialRebalanceDelayMs > 0
+            ? min(nowMs + settings.initialRebalanceDelayMs, group.joinDeadlineMs!) : nil
+        return effects
+    }
+
+    /// Ends the join phase once every member has rejoined (and the initial delay passed), or at
+    /// the deadline without those that did not.
+    private func maybeCompleteJoin(_ group: inout Group, nowMs: Int64) -> [GroupEffect] {
+        guard group.state == .preparingRebalance else { return [] }
+        let allJoined = group.members.allSatisfy { $0.pendingJoin != nil } && group.pendingMemberIds.isEmpty
+        let delayOver = (group.initialDelayUntilMs ?? .min) <= nowMs
+        let deadlinePassed = (group.joinDeadlineMs ?? .max) <= nowMs
+        guard (allJoined && delayOver) || deadlinePassed else { return [] }
+        // Members that did not rejoin in time leave the group.
+        group.members.removeAll { $0.pendingJoin == nil }
+        group.pendingMemberIds = []
+        group.joinDeadlineMs = nil
+        group.initialDelayUntilMs = nil
+        group.generationId += 1
+        group.stateTimestampMs = nowMs
+        if group.members.isEmpty {
+            group.state = .empty
+            group.protocolName = nil
+            group.leaderId = nil
+            return [.persist(groupId: group.groupId)]
+        }
+        group.protocolName = group.selectProtocol()
+        if group.leaderId.map({ group.member($0) == nil }) ?? true { group.leaderId = group.members[0].memberId }
+        group.state = .completingRebalance
+        var effects: [GroupEffect] = []
+        for i in group.members.indices {
+            group.members[i].isNew = false
+            group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
+            if let t = group.members[i].pendingJoin {
+                let id = group.members[i].memberId
+                effects.append(.join(t, joinResponse(group, for: id, leaderView: id == group.leaderId)))
+                group.members[i].pendingJoin = nil
+            }
+        }
+        return effects
+    }
+
+    private func joinResponse(_ group: Group, for memberId: String, leaderView: Bool) -> JoinGroupResponse {
+        var response = JoinGroupResponse()
+        response.generationId = group.generationId
+        response.protocolType = group.protocolType
+        response.protocolName = group.protocolName
+        response.leader = group.leaderId ?? ""
+        response.memberId = memberId
+        if leaderView, let name = group.protocolName {
+            response.members = group.members.map { .init(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, metadata: $0.metadata(for: name) ?? ByteBuffer()) }
+        }
+        return response
+    }
+
+    // MARK: SyncGroup
+
+    public mutating func sync(_ r: SyncGroupRequest, version: Int16, token: RequestToken, nowMs: Int64) -> [GroupEffect] {
+        func fail(_ code: ErrorCode) -> [GroupEffect] { [.sync(token, SyncGroupResponse(errorCode: code.rawValue))] }
+        guard var group = groups[r.groupId] else { return fail(.unknownMemberId) }
+        let i: Int
+        switch group.validate(memberId: r.memberId, instanceId: r.groupInstanceId) {
+        case .success(let index): i = index
+        case .failure(let code): return fail(code)
+        }
+        guard r.generationId == group.generationId else { return fail(.illegalGeneration) }
+        if let type = r.protocolType, type != group.protocolType { return fail(.inconsistentGroupProtocol) }
+        if let name = r.protocolName, name != group.protocolName { return fail(.inconsistentGroupProtocol) }
+        defer { groups[r.groupId] = group }
+        switch group.state {
+        case .empty, .dead:
+            return fail(.unknownMemberId)
+        case .preparingRebalance:
+            return fail(.rebalanceInProgress)
+        case .stable:
+            group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
+            return [.sync(token, syncResponse(group, i))]
+        case .completingRebalance:
+            var effects: [GroupEffect] = []
+            if let t = group.members[i].pendingSync, t != token {
+                effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue)))
+            }
+            group.members[i].pendingSync = token
+            group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
+            guard r.memberId == group.leaderId else { return effects }
+            // The leader's assignment completes the rebalance for everyone; members it left out
+            // get an empty assignment.
+            let given = Dictionary(r.assignments.map { ($0.memberId, $0.assignment) }, uniquingKeysWith: { a, _ in a })
+            for j in group.members.indices { group.members[j].assignment = given[group.members[j].memberId] ?? ByteBuffer() }
+            group.state = .stable
+            group.stateTimestampMs = nowMs
+            for j in group.members.indices {
+                if let t = group.members[j].pendingSync {
+                    effects.append(.sync(t, syncResponse(group, j)))
+                    group.members[j].pendingSync = nil
+                }
+            }
+            return effects + [.persist(groupId: group.groupId)]
+        }
+    }
+
+    private func syncResponse(_ group: Group, _ i: Int) -> SyncGroupResponse {
+        SyncGroupResponse(errorCode: 0, protocolType: group.protocolType, protocolName: group.protocolName, assignment: group.members[i].assignment)
+    }
+
+    // MARK: Heartbeat and LeaveGroup
+
+    public mutating func heartbeat(_ r: HeartbeatRequest, nowMs: Int64) -> ErrorCode {
+        guard var group = groups[r.groupId] else { return .unknownMemberId }
+        let i: Int
+        switch group.validate(memberId: r.memberId, instanceId: r.groupInstanceId) {
+        case .success(let index): i = index
+        case .failure(let code): return code
+        }
+        switch group.state {
+        case .empty, .dead:
+            return .unknownMemberId
+        case .completingRebalance, .stable:
+            guard r.generationId == group.generationId else { return .illegalGeneration }
+            group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
+            groups[r.groupId] = group
+            return .none
+        case .preparingRebalance:
+            group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
+            groups[r.groupId] = group
+            return r.generationId == group.generationId ? .rebalanceInProgress : .illegalGeneration
+        }
+    }
+
+    /// LeaveGroup of one member (v0-2) or several (v3+, by member id or instance id).
+    public mutating func leave(groupId: String, members: [(memberId: String, instanceId: String?)], nowMs: Int64) -> (errors: [ErrorCode], effects: [GroupEffect]) {
+        guard var group = groups[groupId] else { return (members.map { _ in .unknownMemberId }, []) }
+        var errors: [ErrorCode] = []
+        var effects: [GroupEffect] = []
+        for leaving in members {
+            var index: Int?
+            if let instance = leaving.instanceId {
+                index = group.members.firstIndex { $0.groupInstanceId == instance }
+                if let i = index, !leaving.memberId.isEmpty, group.members[i].memberId != leaving.memberId {
+                    errors.append(.fencedInstanceId)
+                    continue
+                }
+            } else {
+                index = group.index(of: leaving.memberId)
+                if index == nil, group.pendingMemberIds.remove(leaving.memberId) != nil {
+                    errors.append(.none)
+                    continue
+                }
+            }
+            guard let i = index else {
+                errors.append(.unknownMemberId)
+                continue
+            }
+            effects += removeMember(&group, at: i, nowMs: nowMs)
+            errors.append(.none)
+        }
+        groups[groupId] = group
+        return (errors, effects)
+    }
+
+    /// Removes a member; the rest rebalance.
+    private func removeMember(_ group: inout Group, at i: Int, nowMs: Int64) -> [GroupEffect] {
+        let m = group.members.remove(at: i)
+        var effects: [GroupEffect] = []
+        if let t = m.pendingJoin { effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId))) }
+        if let t = m.pendingSync { effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue))) }
+        if group.leaderId == m.memberId { group.leaderId = group.members.first?.memberId }
+        switch group.state {
+        case .stable, .completingRebalance:
+            effects += prepareRebalance(&group, nowMs: nowMs)
+            effects += maybeCompleteJoin(&group, nowMs: nowMs)
+        case .preparingRebalance:
+            effects += maybeCompleteJoin(&group, nowMs: nowMs)
+        case .empty, .dead:
+            break
+        }
+        return effects
+    }
+
+    // MARK: time
+
+    /// Expires sessions, ends join phases whose deadline or initial delay passed.
+    public mutating func tick(nowMs: Int64) -> [GroupEffect] {
+        var effects: [GroupEffect] = []
+        for id in groups.keys.sorted() {
+            var group = groups[id]!
+            // Members parked in a join keep their session until the join phase ends.
+            while let i = group.members.firstIndex(where: { $0.pendingJoin == nil && $0.sessionDeadlineMs <= nowMs }) {
+                effects += removeMember(&group, at: i, nowMs: nowMs)
+            }
+            effects += maybeCompleteJoin(&group, nowMs: nowMs)
+            groups[id] = group
+        }
+        return effects
+    }
+
+    /// The earliest time `tick` has something to do (nil: nothing pending).
+    public var nextDeadlineMs: Int64? {
+        var next: Int64?
+        for group in groups.values {
+            for m in group.members where m.pendingJoin == nil { next = min(next ?? m.sessionDeadlineMs, m.sessionDeadlineMs) }
+            if let d = group.joinDeadlineMs { next = min(next ?? d, d) }
+            if let d = group.initialDelayUntilMs { next = min(next ?? d, d) }
+        }
+        return next
+    }
+
+    // MARK: offsets
+
+    /// Whether an OffsetCommit may proceed for the group (nil) or the error for every partition.
+    /// A commit from outside the group (generation -1, no member id) is allowed while the group
+    /// has no members (a consumer with assign()).
+    public func checkCommit(groupId: String, generationId: Int32, memberId: String, instanceId: String?) -> ErrorCode? {
+        guard !groupId.isEmpty else { return .invalidGroupId }
+        guard let group = groups[groupId] else {
+            return generationId < 0 ? nil : .illegalGeneration
+        }
+        if generationId < 0 && memberId.isEmpty {
+            return group.members.isEmpty ? nil : .illegalGeneration
+        }
+        switch group.state {
+        case .dead: return .coordinatorNotAvailable
+        case .empty: return .unknownMemberId
+        default: break
+        }
+        if case .failure(let code) = group.validate(memberId: memberId, instanceId: instanceId) { return code }
+        guard generationId == group.generationId else { return .illegalGeneration }
+        if group.state == .completingRebalance { return .rebalanceInProgress }
+        return nil
+    }
+
+    /// Offsets the driver wrote to the log: they hold now (a commit also renews the committing
+    /// member's session).
+    public mutating func offsetsCommitted(groupId: String, memberId: String, _ offsets: [(TopicPartition, CommittedOffset)], nowMs: Int64) {
+        var group = groups[groupId] ?? Group(groupId: groupId)
+        for (tp, o) in offsets { group.offsets[tp] = o }
+        if let i = group.index(of: memberId) { group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs) }
+        groups[groupId] = group
+    }
+
+    /// Offsets removed (OffsetDelete, or tombstones replayed).
+    public mutating func offsetsDeleted(groupId: String, _ partitions: [TopicPartition]) {
+        guard var group = groups[groupId] else { return }
+        for tp in partitions { group.offsets.removeValue(forKey: tp) }
+        groups[groupId] = group
+        dropIfGone(groupId)
+    }
+
+    /// DeleteGroups: only an empty group goes (its offsets with it).
+    public mutating func deleteGroup(_ groupId: String) -> ErrorCode {
+        guard let group = groups[groupId], group.state != .dead else { return .groupIdNotFound }
+        guard group.state == .empty else { return .nonEmptyGroup }
+        groups.removeValue(forKey: groupId)
+        return .none
+    }
+
+    private mutating func dropIfGone(_ groupId: String) {
+        if let g = groups[groupId], g.state == .empty, g.members.isEmpty, g.offsets.isEmpty, g.generationId == 0 {
+            groups.removeValue(forKey: groupId)
+        }
+    }
+
+    // MARK: loading and unloading
+
+    /// Restores a group from its GroupMetadata record (a coordinator taking over): its members
+    /// come back with fresh sessions; a group that was rebalancing restarts from stable members.
+    public mutating func restore(_ record: GroupMetadataValue?, groupId: String, nowMs: Int64) {
+        guard let record else {
+            // Tombstone: the group was deleted or emptied for good.
+            if var g = groups[groupId] {
+                g.members = []
+                g.state = .empty
+                groups[groupId] = g
+                dropIfGone(groupId)
+            }
+            return
+        }
+        var group = groups[groupId] ?? Group(groupId: groupId)
+        group.generationId = record.generation
+        group.protocolType = record.protocolType.isEmpty ? nil : record.protocolType
+        group.protocolName = record.protocolName
+        group.leaderId = record.leader
+        group.members = record.members.map { m in
+            GroupMember(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
+                        rebalanceTimeoutMs: m.rebalanceTimeoutMs, sessionTimeoutMs: m.sessionTimeoutMs, protocolType: record.protocolType,
+                        protocols: record.protocolName.map { [($0, m.subscription)] } ?? [], assignment: m.assignment,
+                        sessionDeadlineMs: nowMs + Int64(m.sessionTimeoutMs))
+        }
+        group.state = group.members.isEmpty ? .empty : .stable
+        group.stateTimestampMs = record.currentStateTimestampMs
+        groups[groupId] = group
+    }
+
+    /// Replays an offset record (nil value: tombstone).
+    public mutating func restoreOffset(groupId: String, _ tp: TopicPartition, _ value: CommittedOffset?) {
+        var group = groups[groupId] ?? Group(groupId: groupId)
+        if let value { group.offsets[tp] = value } else { group.offsets.removeValue(forKey: tp) }
+        groups[groupId] = group
+        if value == nil { dropIfGone(groupId) }
+    }
+
+    /// This coordinator no longer owns these groups: parked requests learn NOT_COORDINATOR.
+    public mutating func unload(where owned: (String) -> Bool) -> [GroupEffect] {
+        var effects: [GroupEffect] = []
+        for id in groups.keys.sorted() where owned(id) {
+            for m in groups[id]!.members {
+                if let t = m.pendingJoin { effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue, memberId: m.memberId))) }
+                if let t = m.pendingSync { effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue))) }
+            }
+            groups.removeValue(forKey: id)
+        }
+        return effects
+    }
+
+    /// The GroupMetadata record of a group as it stands.
+    public func metadataRecord(_ groupId: String) -> GroupMetadataValue? {
+        guard let g = groups[groupId] else { return nil }
+        return GroupMetadataValue(
+            protocolType: g.protocolType ?? "", generation: g.generationId, protocolName: g.protocolName, leader: g.leaderId,
+            currentStateTimestampMs: g.stateTimestampMs,
+            members: g.members.map { m in
+                GroupMetadataValue.Member(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
+                                          rebalanceTimeoutMs: m.rebalanceTimeoutMs, sessionTimeoutMs: m.sessionTimeoutMs,
+                                          subscription: g.protocolName.flatMap { m.metadata(for: $0) } ?? ByteBuffer(), assignment: m.assignment)
+            })
+    }
+}
