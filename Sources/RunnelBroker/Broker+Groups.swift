@@ -256,7 +256,7 @@ extension Broker {
         let states = Set(r.statesFilter.map { $0.lowercased() })
         let types = Set(r.typesFilter.map { $0.lowercased() })
         var response = ListGroupsResponse()
-        let all = groups.read { c in c.groups.values.filter { groups.owns($0.groupId) } }
+        let all = groups.read { c in Array(c.groups.values) }.filter { groups.owns($0.groupId) }
         response.groups = all.sorted { $0.groupId < $1.groupId }.filter { g in
             (states.isEmpty || states.contains(g.state.rawValue.lowercased())) && (types.isEmpty || types.contains("classic"))
         }.map { .init(groupId: $0.groupId, protocolType: $0.protocolType ?? "", groupState: $0.state.rawValue, groupType: "classic") }

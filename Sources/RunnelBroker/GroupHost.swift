@@ -168,6 +168,8 @@ final class GroupHost: @unchecked Sendable {
                 }
             case .persist(let groupId):
                 persistGroup(groupId)
+            case .event(let groupId, let event):
+                logger.info("group \(groupId) \(event)")
             }
         }
     }

@@ -25,6 +25,8 @@ public enum GroupEffect: Sendable, Equatable {
     case sync(RequestToken, SyncGroupResponse)
     /// The group's membership changed in a way worth keeping: write its GroupMetadata record.
     case persist(groupId: String)
+    /// Something an operator wants in the log (Kafka's coordinator logs the same at INFO).
+    case event(groupId: String, GroupEvent)
 
     public static func == (a: GroupEffect, b: GroupEffect) -> Bool {
         switch (a, b) {
@@ -32,7 +34,26 @@ public enum GroupEffect: Sendable, Equatable {
             && r1.memberId == r2.memberId && r1.leader == r2.leader && r1.members.map(\.memberId) == r2.members.map(\.memberId)
         case let (.sync(t1, r1), .sync(t2, r2)): return t1 == t2 && r1.errorCode == r2.errorCode && r1.assignment == r2.assignment
         case let (.persist(g1), .persist(g2)): return g1 == g2
+        case let (.event(g1, e1), .event(g2, e2)): return g1 == g2 && e1 == e2
         default: return false
+        }
+    }
+}
+
+/// A group transition worth logging.
+public enum GroupEvent: Sendable, Equatable, CustomStringConvertible {
+    case preparingRebalance(fromState: GroupState, generation: Int32, reason: String)
+    case stabilized(generation: Int32, members: Int)
+    case emptied(generation: Int32)
+    case memberRemoved(memberId: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .preparingRebalance(state, generation, reason):
+            return "preparing to rebalance in state \(state.rawValue) with old generation \(generation) (reason: \(reason))"
+        case let .stabilized(generation, members): return "stabilized at generation \(generation) with \(members) members"
+        case let .emptied(generation): return "is empty at generation \(generation)"
+        case let .memberRemoved(id, reason): return "removed member \(id) (\(reason))"
         }
     }
 }
@@ -149,7 +170,9 @@ public struct GroupCoordinator: Sendable {
         group.members[index].sessionDeadlineMs = nowMs + Int64(group.members[index].sessionTimeoutMs)
         switch group.state {
         case .empty, .stable, .completingRebalance:
-            effects += prepareRebalance(&group, nowMs: nowMs)
+            let reason = memberIndex == nil ? "member \(group.members[index].memberId) joined"
+                : "member \(group.members[index].memberId) rejoined\(group.leaderId == group.members[index].memberId ? " as leader" : " with new protocols")"
+            effects += prepareRebalance(&group, nowMs: nowMs, reason: reason)
         case .preparingRebalance:
             if let delay = group.initialDelayUntilMs {
                 // Each member joining during the initial delay extends it, up to the rebalance timeout.
@@ -163,8 +186,8 @@ public struct GroupCoordinator: Sendable {
 
     /// Starts a rebalance: members must rejoin within the largest rebalance timeout; parked
     /// SyncGroups learn the generation is over.
-    private func prepareRebalance(_ group: inout Group, nowMs: Int64) -> [GroupEffect] {
-        var effects: [GroupEffect] = []
+    private func prepareRebalance(_ group: inout Group, nowMs: Int64, reason: String) -> [GroupEffect] {
+        var effects: [GroupEffect] = [.event(groupId: group.groupId, .preparingRebalance(fromState: group.state, generation: group.generationId, reason: reason))]
         for i in group.members.indices {
             if let t = group.members[i].pendingSync {
                 effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.rebalanceInProgress.rawValue)))
@@ -190,6 +213,9 @@ public struct GroupCoordinator: Sendable {
         let deadlinePassed = (group.joinDeadlineMs ?? .max) <= nowMs
         guard (allJoined && delayOver) || deadlinePassed else { return [] }
         // Members that did not rejoin in time leave the group.
+        var removed: [GroupEffect] = group.members.filter { $0.pendingJoin == nil }.map {
+            .event(groupId: group.groupId, .memberRemoved(memberId: $0.memberId, reason: "did not rejoin within the rebalance timeout"))
+        }
         group.members.removeAll { $0.pendingJoin == nil }
         group.pendingMemberIds = []
         group.joinDeadlineMs = nil
@@ -200,12 +226,13 @@ public struct GroupCoordinator: Sendable {
             group.state = .empty
             group.protocolName = nil
             group.leaderId = nil
-            return [.persist(groupId: group.groupId)]
+            return removed + [.persist(groupId: group.groupId), .event(groupId: group.groupId, .emptied(generation: group.generationId))]
         }
         group.protocolName = group.selectProtocol()
         if group.leaderId.map({ group.member($0) == nil }) ?? true { group.leaderId = group.members[0].memberId }
         group.state = .completingRebalance
-        var effects: [GroupEffect] = []
+        removed.append(.event(groupId: group.groupId, .stabilized(generation: group.generationId, members: group.members.count)))
+        var effects = removed
         for i in group.members.indices {
             group.members[i].isNew = false
             group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
@@ -329,7 +356,7 @@ public struct GroupCoordinator: Sendable {
                 errors.append(.unknownMemberId)
                 continue
             }
-            effects += removeMember(&group, at: i, nowMs: nowMs)
+            effects += removeMember(&group, at: i, nowMs: nowMs, reason: "left the group")
             errors.append(.none)
         }
         groups[groupId] = group
@@ -337,15 +364,15 @@ public struct GroupCoordinator: Sendable {
     }
 
     /// Removes a member; the rest rebalance.
-    private func removeMember(_ group: inout Group, at i: Int, nowMs: Int64) -> [GroupEffect] {
+    private func removeMember(_ group: inout Group, at i: Int, nowMs: Int64, reason: String) -> [GroupEffect] {
         let m = group.members.remove(at: i)
-        var effects: [GroupEffect] = []
+        var effects: [GroupEffect] = [.event(groupId: group.groupId, .memberRemoved(memberId: m.memberId, reason: reason))]
         if let t = m.pendingJoin { effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId))) }
         if let t = m.pendingSync { effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue))) }
         if group.leaderId == m.memberId { group.leaderId = group.members.first?.memberId }
         switch group.state {
         case .stable, .completingRebalance:
-            effects += prepareRebalance(&group, nowMs: nowMs)
+            effects += prepareRebalance(&group, nowMs: nowMs, reason: "member \(m.memberId) \(reason)")
             effects += maybeCompleteJoin(&group, nowMs: nowMs)
         case .preparingRebalance:
             effects += maybeCompleteJoin(&group, nowMs: nowMs)
@@ -364,7 +391,7 @@ public struct GroupCoordinator: Sendable {
             var group = groups[id]!
             // Members parked in a join keep their session until the join phase ends.
             while let i = group.members.firstIndex(where: { $0.pendingJoin == nil && $0.sessionDeadlineMs <= nowMs }) {
-                effects += removeMember(&group, at: i, nowMs: nowMs)
+                effects += removeMember(&group, at: i, nowMs: nowMs, reason: "session timed out")
             }
             effects += maybeCompleteJoin(&group, nowMs: nowMs)
             groups[id] = group

@@ -30,6 +30,7 @@ struct Harness {
             case .join(let t, let r): joins[t] = r
             case .sync(let t, let r): syncs[t] = r
             case .persist(let g): persisted.append(g)
+            case .event: break
             }
         }
     }
