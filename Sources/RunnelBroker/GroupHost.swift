@@ -168,6 +168,8 @@ final class GroupHost: @unchecked Sendable {
                 }
             case .persist(let groupId):
                 persistGroup(groupId)
+            case .storeAssignment(let groupId, let generation):
+                storeAssignment(groupId, generation: generation)
             case .event(let groupId, let event):
                 logger.info("group \(groupId) \(event)")
             }
@@ -180,6 +182,25 @@ final class GroupHost: @unchecked Sendable {
         guard let loop = tickLoop else { return }
         append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenFailure { [logger] error in
             logger.info("could not write the metadata of group \(groupId): \(error)")
+        }
+    }
+
+    private func storeAssignment(_ groupId: String, generation: Int32) {
+        let value: GroupMetadataValue? = lock.withLock { coordinator.metadataRecord(groupId) }
+        guard let value, let loop = tickLoop else {
+            let now = clock.monotonicMs()
+            dispatch(lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: .coordinatorNotAvailable, nowMs: now) })
+            return
+        }
+        append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenComplete { [self] result in
+            var error: ErrorCode?
+            if case .failure(let failure) = result {
+                error = (failure as? GroupWriteError)?.code ?? .unknownServerError
+                logger.info("could not store the assignment of group \(groupId) generation \(generation): \(error!)")
+            }
+            let now = clock.monotonicMs()
+            let effects = lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: error, nowMs: now) }
+            dispatch(effects)
         }
     }
 

@@ -25,6 +25,9 @@ public enum GroupEffect: Sendable, Equatable {
     case sync(RequestToken, SyncGroupResponse)
     /// The group's membership changed in a way worth keeping: write its GroupMetadata record.
     case persist(groupId: String)
+    /// Write the group's record with the leader's assignment of `generation`, then report the
+    /// outcome with `assignmentStored`.
+    case storeAssignment(groupId: String, generation: Int32)
     /// Something an operator wants in the log (Kafka's coordinator logs the same at INFO).
     case event(groupId: String, GroupEvent)
 
@@ -34,6 +37,7 @@ public enum GroupEffect: Sendable, Equatable {
             && r1.memberId == r2.memberId && r1.leader == r2.leader && r1.members.map(\.memberId) == r2.members.map(\.memberId)
         case let (.sync(t1, r1), .sync(t2, r2)): return t1 == t2 && r1.errorCode == r2.errorCode && r1.assignment == r2.assignment
         case let (.persist(g1), .persist(g2)): return g1 == g2
+        case let (.storeAssignment(g1, n1), .storeAssignment(g2, n2)): return g1 == g2 && n1 == n2
         case let (.event(g1, e1), .event(g2, e2)): return g1 == g2 && e1 == e2
         default: return false
         }
@@ -288,20 +292,44 @@ public struct GroupCoordinator: Sendable {
             group.members[i].pendingSync = token
             group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
             guard r.memberId == group.leaderId else { return effects }
-            // The leader's assignment completes the rebalance for everyone; members it left out
-            // get an empty assignment.
+            // The leader's assignment completes the rebalance for everyone (members it left out
+            // get an empty one), once it is stored: the driver writes the group's record and
+            // reports back (`assignmentStored`). Answering first would let a coordinator that
+            // fails before the write hand the same generation out twice.
             let given = Dictionary(r.assignments.map { ($0.memberId, $0.assignment) }, uniquingKeysWith: { a, _ in a })
             for j in group.members.indices { group.members[j].assignment = given[group.members[j].memberId] ?? ByteBuffer() }
-            group.state = .stable
-            group.stateTimestampMs = nowMs
+            return effects + [.storeAssignment(groupId: group.groupId, generation: group.generationId)]
+        }
+    }
+
+    /// The driver wrote (or failed to write) the group's record for `generation`, asked for by
+    /// `.storeAssignment`. On success the group is Stable and every waiting SyncGroup gets its
+    /// assignment; on failure they get `error` and the group rebalances (Kafka's
+    /// resetAndPropagateAssignmentError). Nothing happens if the group moved on meanwhile.
+    public mutating func assignmentStored(groupId: String, generation: Int32, error: ErrorCode?, nowMs: Int64) -> [GroupEffect] {
+        guard var group = groups[groupId], group.state == .completingRebalance, group.generationId == generation else { return [] }
+        defer { groups[groupId] = group }
+        var effects: [GroupEffect] = []
+        if let error, error != .none {
             for j in group.members.indices {
+                group.members[j].assignment = ByteBuffer()
                 if let t = group.members[j].pendingSync {
-                    effects.append(.sync(t, syncResponse(group, j)))
+                    effects.append(.sync(t, SyncGroupResponse(errorCode: error.rawValue)))
                     group.members[j].pendingSync = nil
                 }
             }
-            return effects + [.persist(groupId: group.groupId)]
+            effects += prepareRebalance(&group, nowMs: nowMs, reason: "storing the assignment of generation \(generation) failed: \(error)")
+            return effects + maybeCompleteJoin(&group, nowMs: nowMs)
         }
+        group.state = .stable
+        group.stateTimestampMs = nowMs
+        for j in group.members.indices {
+            if let t = group.members[j].pendingSync {
+                effects.append(.sync(t, syncResponse(group, j)))
+                group.members[j].pendingSync = nil
+            }
+        }
+        return effects
     }
 
     private func syncResponse(_ group: Group, _ i: Int) -> SyncGroupResponse {

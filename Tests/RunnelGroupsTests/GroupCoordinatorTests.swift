@@ -17,6 +17,10 @@ struct Harness {
     var joins: [RequestToken: JoinGroupResponse] = [:]
     var syncs: [RequestToken: SyncGroupResponse] = [:]
     var persisted: [String] = []
+    /// Groups whose assignment the driver was asked to store.
+    var stored: [String] = []
+    /// Report every store as done at once (a driver whose writes never fail).
+    var autoStore = true
 
     init(initialDelayMs: Int64 = 0) {
         var settings = GroupSettings()
@@ -31,6 +35,9 @@ struct Harness {
             case .sync(let t, let r): syncs[t] = r
             case .persist(let g): persisted.append(g)
             case .event: break
+            case .storeAssignment(let g, let generation):
+                stored.append(g)
+                if autoStore { absorb(coordinator.assignmentStored(groupId: g, generation: generation, error: nil, nowMs: now)) }
             }
         }
     }
@@ -133,7 +140,36 @@ struct GroupCoordinatorTests {
         let s = h.sync(member: id, generation: 1, assignments: [id: "all"])
         #expect(h.syncs[s]!.errorCode == 0 && text(h.syncs[s]!.assignment) == "all")
         #expect(h.state() == .stable)
-        #expect(h.persisted == ["g"])
+        #expect(h.stored == ["g"])
+    }
+
+    @Test("SyncGroup answers only once the assignment is stored; a failed store rebalances")
+    func assignmentStore() {
+        var h = Harness()
+        h.autoStore = false
+        let a = h.joinNew()
+        let b = h.joinNew()
+        _ = h.join(member: a.member)
+        let generation = h.generation()
+        let fs = h.sync(member: b.member, generation: generation)
+        let ls = h.sync(member: a.member, generation: generation, assignments: [a.member: "p0", b.member: "p1"])
+        #expect(h.syncs[ls] == nil && h.syncs[fs] == nil, "nobody hears of the assignment before it is written")
+        #expect(h.state() == .completingRebalance)
+        h.absorb(h.coordinator.assignmentStored(groupId: "g", generation: generation, error: .notCoordinator, nowMs: h.now))
+        #expect(ErrorCode(h.syncs[ls]!.errorCode) == .notCoordinator && ErrorCode(h.syncs[fs]!.errorCode) == .notCoordinator)
+        #expect(h.state() == .preparingRebalance)
+        // Both rejoin; this time the store succeeds.
+        _ = h.join(member: a.member)
+        _ = h.join(member: b.member)
+        let next = h.generation()
+        #expect(next == generation + 1)
+        let fs2 = h.sync(member: b.member, generation: next)
+        let ls2 = h.sync(member: a.member, generation: next, assignments: [a.member: "p1", b.member: "p0"])
+        // A report for the old generation changes nothing.
+        #expect(h.coordinator.assignmentStored(groupId: "g", generation: generation, error: nil, nowMs: h.now).isEmpty)
+        h.absorb(h.coordinator.assignmentStored(groupId: "g", generation: next, error: nil, nowMs: h.now))
+        #expect(text(h.syncs[ls2]!.assignment) == "p1" && text(h.syncs[fs2]!.assignment) == "p0")
+        #expect(h.state() == .stable)
     }
 
     @Test("group.initial.rebalance.delay.ms holds the first join phase open for more members")
