@@ -66,6 +66,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             partitionCount: { Int32(box.withLockedValue { $0.topic(named: OffsetsTopic.name)?.partitionCount ?? 0 }) },
             partition: { groupsRef.broker?.partition(TopicPartition(OffsetsTopic.name, $0)) })
         if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
+        if let v = config["offsets.retention.minutes"].flatMap({ Int64($0) }) { groups.offsetsRetentionMs = v * 60_000 }
+        if let v = config["offsets.retention.check.interval.ms"].flatMap({ Int64($0) }) { groups.offsetsRetentionCheckIntervalMs = v }
         groups.minInsyncReplicas = { Int(box.withLockedValue { $0.configs(of: .init(.topic, OffsetsTopic.name))["min.insync.replicas"] }.flatMap { Int($0) }
             ?? config["min.insync.replicas"].flatMap { Int($0) } ?? 1) }
         groupsRef.broker = self

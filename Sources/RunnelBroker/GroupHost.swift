@@ -116,7 +116,7 @@ final class GroupHost: @unchecked Sendable {
         } catch {
             logger.error("loading groups from \(OffsetsTopic.name)-\(p) failed: \(error)")
         }
-        let now = clock.monotonicMs()
+        let now = clock.wallMs()
         let loaded: Bool = lock.withLock {
             guard loading.remove(p) != nil else { return false }  // unloaded meanwhile
             for (group, tp, value) in offsets { coordinator.restoreOffset(groupId: group, tp, value) }
@@ -135,7 +135,7 @@ final class GroupHost: @unchecked Sendable {
     /// Runs a coordinator command that may park a request: the answer comes through `effects`.
     func park(version: Int16, context: RequestContext, _ body: (inout GroupCoordinator, RequestToken, Int64) -> [GroupEffect]) -> EventLoopFuture<OutgoingResponse> {
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
-        let now = clock.monotonicMs()
+        let now = clock.wallMs()
         let effects: [GroupEffect] = lock.withLock {
             nextToken += 1
             parked[nextToken] = (promise, version, context.allocator)
@@ -147,7 +147,7 @@ final class GroupHost: @unchecked Sendable {
 
     /// Runs a coordinator command that answers at once.
     func run<T>(_ body: (inout GroupCoordinator, Int64) -> (T, [GroupEffect])) -> T {
-        let now = clock.monotonicMs()
+        let now = clock.wallMs()
         let (value, effects) = lock.withLock { body(&coordinator, now) }
         dispatch(effects)
         return value
@@ -188,7 +188,7 @@ final class GroupHost: @unchecked Sendable {
     private func storeAssignment(_ groupId: String, generation: Int32) {
         let value: GroupMetadataValue? = lock.withLock { coordinator.metadataRecord(groupId) }
         guard let value, let loop = tickLoop else {
-            let now = clock.monotonicMs()
+            let now = clock.wallMs()
             dispatch(lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: .coordinatorNotAvailable, nowMs: now) })
             return
         }
@@ -198,7 +198,7 @@ final class GroupHost: @unchecked Sendable {
                 error = (failure as? GroupWriteError)?.code ?? .unknownServerError
                 logger.info("could not store the assignment of group \(groupId) generation \(generation): \(error!)")
             }
-            let now = clock.monotonicMs()
+            let now = clock.wallMs()
             let effects = lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: error, nowMs: now) }
             dispatch(effects)
         }
@@ -261,6 +261,27 @@ final class GroupHost: @unchecked Sendable {
     // MARK: timers
 
     private var tickLoop: (any EventLoop)?
+    /// `offsets.retention.minutes`, in ms.
+    var offsetsRetentionMs: Int64 = 7 * 24 * 60 * 60 * 1000
+    /// `offsets.retention.check.interval.ms`
+    var offsetsRetentionCheckIntervalMs: Int64 = 600_000
+    private var lastExpiryMs: Int64 = 0
+
+    /// Removes expired offsets (and groups left with nothing) with tombstones in
+    /// `__consumer_offsets`, as Kafka's offsets-retention task does. The tombstones are
+    /// appended without waiting for replication: losing one only delays the expiry.
+    private func expireOffsets(nowMs: Int64) {
+        let expired = lock.withLock { coordinator.expireOffsets(nowMs: nowMs, retentionMs: offsetsRetentionMs) }
+        guard let loop = tickLoop else { return }
+        for e in expired {
+            var tombstones: [(OffsetsTopic.Key, ByteBuffer?)] = e.offsets.map { (.offset(group: e.groupId, $0), nil) }
+            if e.groupRemoved { tombstones.append((.group(e.groupId), nil)) }
+            logger.info("group \(e.groupId): removed \(e.offsets.count) expired offsets\(e.groupRemoved ? "; the group is gone" : "")")
+            append(tombstones, groupId: e.groupId, on: loop).whenFailure { [logger] error in
+                logger.info("could not write the tombstones of group \(e.groupId): \(error)")
+            }
+        }
+    }
 
     private func startTicking(on eventLoop: any EventLoop) {
         let start: Bool = lock.withLock {
@@ -275,12 +296,16 @@ final class GroupHost: @unchecked Sendable {
                 task.cancel()
                 return
             }
-            let now = clock.monotonicMs()
+            let now = clock.wallMs()
             let effects: [GroupEffect] = lock.withLock {
                 guard let next = coordinator.nextDeadlineMs, next <= now else { return [] }
                 return coordinator.tick(nowMs: now)
             }
             dispatch(effects)
+            if now - lastExpiryMs >= offsetsRetentionCheckIntervalMs {
+                lastExpiryMs = now
+                expireOffsets(nowMs: now)
+            }
         }
     }
 }

@@ -493,6 +493,41 @@ public struct GroupCoordinator: Sendable {
         }
     }
 
+    /// Offsets past `offsets.retention.minutes` (Kafka's removeExpiredOffsets, KIP-211): for an
+    /// Empty group, every offset once the group has been empty that long; for a Stable consumer
+    /// group, offsets of topics no member subscribes to, by commit time; for a group that only
+    /// commits (no protocol, e.g. assign()), by commit time. They are dropped here; the driver
+    /// writes their tombstones. An Empty group left with no offsets is removed too.
+    public mutating func expireOffsets(nowMs: Int64, retentionMs: Int64) -> [(groupId: String, offsets: [TopicPartition], groupRemoved: Bool)] {
+        var out: [(groupId: String, offsets: [TopicPartition], groupRemoved: Bool)] = []
+        for id in groups.keys.sorted() {
+            var group = groups[id]!
+            var expired: [TopicPartition] = []
+            switch (group.protocolType, group.state) {
+            case (.some, .empty):
+                let since = group.stateTimestampMs
+                expired = group.offsets.filter { (since >= 0 ? since : $0.value.commitTimestampMs) + retentionMs <= nowMs }.map(\.key)
+            case ("consumer", .stable):
+                guard let subscribed = group.subscribedTopics else { break }
+                expired = group.offsets.filter { !subscribed.contains($0.key.topic) && $0.value.commitTimestampMs + retentionMs <= nowMs }.map(\.key)
+            case (.none, _):
+                expired = group.offsets.filter { $0.value.commitTimestampMs + retentionMs <= nowMs }.map(\.key)
+            default:
+                break
+            }
+            expired.sort()
+            for tp in expired { group.offsets.removeValue(forKey: tp) }
+            let gone = group.state == .empty && group.members.isEmpty && group.offsets.isEmpty && (!expired.isEmpty || group.protocolType != nil)
+            if gone {
+                groups.removeValue(forKey: id)
+            } else {
+                groups[id] = group
+            }
+            if !expired.isEmpty || gone { out.append((id, expired, gone)) }
+        }
+        return out
+    }
+
     // MARK: loading and unloading
 
     /// Restores a group from its GroupMetadata record (a coordinator taking over): its members

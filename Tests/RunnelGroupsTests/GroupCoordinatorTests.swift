@@ -348,6 +348,35 @@ struct GroupCoordinatorTests {
         #expect(h.coordinator.deleteGroup("g") == .groupIdNotFound)
     }
 
+    @Test("offsets expire after offsets.retention.minutes: an Empty group's from when it emptied, a Stable group's only for topics it no longer subscribes to")
+    func offsetExpiry() {
+        var h = Harness()
+        let retention: Int64 = 60_000
+        let a = h.joinNew()
+        h.sync(member: a.member, generation: 1, assignments: [:])
+        let subscribed = TopicPartition("t", 0), dropped = TopicPartition("old", 0)
+        for tp in [subscribed, dropped] {
+            h.coordinator.offsetsCommitted(groupId: "g", memberId: a.member, [(tp, CommittedOffset(offset: 5, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))], nowMs: h.now)
+        }
+        // Standalone commits (assign(), no group protocol) expire by their commit time.
+        h.coordinator.offsetsCommitted(groupId: "solo", memberId: "", [(subscribed, CommittedOffset(offset: 1, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))], nowMs: h.now)
+        #expect(h.coordinator.expireOffsets(nowMs: h.now + retention - 1, retentionMs: retention).isEmpty)
+        let first = h.coordinator.expireOffsets(nowMs: h.now + retention, retentionMs: retention)
+        #expect(first.map(\.groupId) == ["g", "solo"])
+        #expect(first[0].offsets == [dropped] && !first[0].groupRemoved, "the subscribed topic's offset stays while the group is Stable")
+        #expect(first[1].offsets == [subscribed] && first[1].groupRemoved)
+        #expect(h.coordinator.group("solo") == nil)
+        // Once the group is empty, its remaining offsets go `retention` after it emptied.
+        h.advance(retention)
+        _ = h.heartbeat(member: a.member, generation: 1)
+        h.absorb(h.coordinator.leave(groupId: "g", members: [(a.member, nil)], nowMs: h.now).effects)
+        #expect(h.state() == .empty)
+        #expect(h.coordinator.expireOffsets(nowMs: h.now + retention - 1, retentionMs: retention).isEmpty)
+        let second = h.coordinator.expireOffsets(nowMs: h.now + retention, retentionMs: retention)
+        #expect(second.count == 1 && second[0].offsets == [subscribed] && second[0].groupRemoved)
+        #expect(h.coordinator.group("g") == nil)
+    }
+
     @Test("a new coordinator restores groups and offsets from __consumer_offsets records")
     func restore() {
         var h = Harness()
