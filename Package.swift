@@ -155,7 +155,7 @@ let package = Package(
             name: "RunnelSim",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelRaft", "RunnelLog", "RunnelQuorum",
-                "RunnelMetadata", "RunnelController", "RunnelReplication", "RunnelBroker",
+                "RunnelMetadata", "RunnelController", "RunnelReplication", "RunnelBroker", "RunnelGroups",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
@@ -191,6 +191,6 @@ let package = Package(
         .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
         .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore"]),
         .testTarget(name: "RunnelGroupsTests", dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore"]),
+        .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore", "RunnelGroups"]),
     ]
 )

@@ -150,10 +150,13 @@ extension Broker {
         let records = toCommit.map { (OffsetsTopic.Key.offset(group: r.groupId, $0.0), Optional(OffsetsTopic.encode($0.1))) }
         let groups = self.groups
         let allocator = context.allocator
+        let partitions = toCommit.map(\.0)
+        groups.run { c, _ in (c.commitStarted(groupId: r.groupId, partitions), []) }
         let future = groups.append(records, groupId: r.groupId, on: context.eventLoop).map { _ -> OutgoingResponse in
             groups.run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), []) }
             return OutgoingResponse(answer, version: version, allocator: allocator)
         }.flatMapErrorThrowing { error -> OutgoingResponse in
+            groups.run { c, _ in (c.commitFailed(groupId: r.groupId, partitions), []) }
             let code = (error as? GroupWriteError)?.code ?? .unknownServerError
             let done = Set(toCommit.map(\.0))
             var failed = answer
@@ -171,7 +174,7 @@ extension Broker {
         var response = OffsetFetchResponse()
         if version >= 8 {
             response.groups = r.groups.map { g in
-                let (code, topics) = fetchOffsets(g.groupId, g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } })
+                let (code, topics) = fetchOffsets(g.groupId, g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: r.requireStable)
                 return .init(groupId: g.groupId, topics: topics.map { t in
                     .init(name: t.name, partitions: t.partitions.map {
                         .init(partitionIndex: $0.partitionIndex, committedOffset: $0.committedOffset, committedLeaderEpoch: $0.committedLeaderEpoch,
@@ -180,7 +183,7 @@ extension Broker {
                 }, errorCode: code.rawValue)
             }
         } else {
-            let (code, topics) = fetchOffsets(r.groupId, r.topics.map { $0.map { ($0.name, $0.partitionIndexes) } })
+            let (code, topics) = fetchOffsets(r.groupId, r.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: version >= 7 && r.requireStable)
             response.topics = topics
             if version >= 2 {
                 response.errorCode = code.rawValue
@@ -194,10 +197,19 @@ extension Broker {
     }
 
     /// Committed offsets of `groupId` for `topics` (nil: all it has); -1 for partitions without one.
-    private func fetchOffsets(_ groupId: String, _ topics: [(String, [Int32])]?) -> (ErrorCode, [OffsetFetchResponse.OffsetFetchResponseTopic]) {
+    /// With `requireStable`, a partition whose commit is still being written answers
+    /// UNSTABLE_OFFSET_COMMIT (the client retries) rather than the offset it is about to replace.
+    private func fetchOffsets(_ groupId: String, _ topics: [(String, [Int32])]?, requireStable: Bool) -> (ErrorCode, [OffsetFetchResponse.OffsetFetchResponseTopic]) {
+        let pending: Set<TopicPartition> = requireStable ? groups.read { c in
+            Set((topics ?? []).flatMap { t in t.1.map { TopicPartition(t.0, $0) } }.filter { c.hasPendingCommit(groupId: groupId, $0) })
+        } : []
         func answer(_ tp: TopicPartition, _ o: CommittedOffset?) -> OffsetFetchResponse.OffsetFetchResponsePartition {
-            .init(partitionIndex: tp.partition, committedOffset: o?.offset ?? -1, committedLeaderEpoch: o?.leaderEpoch ?? -1,
-                  metadata: o?.metadata ?? "", errorCode: 0)
+            if pending.contains(tp) {
+                return .init(partitionIndex: tp.partition, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
+                             errorCode: ErrorCode.unstableOffsetCommit.rawValue)
+            }
+            return .init(partitionIndex: tp.partition, committedOffset: o?.offset ?? -1, committedLeaderEpoch: o?.leaderEpoch ?? -1,
+                         metadata: o?.metadata ?? "", errorCode: 0)
         }
         if let code = groups.check(groupId) {
             return (code, (topics ?? []).map { t in .init(name: t.0, partitions: t.1.map { .init(partitionIndex: $0, committedOffset: -1, committedLeaderEpoch: -1, metadata: "", errorCode: code.rawValue) }) })

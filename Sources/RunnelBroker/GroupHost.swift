@@ -91,9 +91,7 @@ final class GroupHost: @unchecked Sendable {
         let started = clock.monotonicMs()
         var offset = log.logStartOffset
         let end = log.logEndOffset
-        var groups: [String: GroupMetadataValue?] = [:]
-        var offsets: [(String, TopicPartition, CommittedOffset?)] = []
-        var records = 0
+        var decoded: [OffsetsRecord] = []
         do {
             while offset < end {
                 let bytes = try log.readBytes(from: offset, maxBytes: 4 << 20)
@@ -101,14 +99,8 @@ final class GroupHost: @unchecked Sendable {
                 guard let last = batches.last else { break }
                 for batch in batches {
                     for record in batch.records {
-                        guard let keyBytes = record.key, let key = OffsetsTopic.decodeKey(keyBytes) else { continue }
-                        records += 1
-                        switch key {
-                        case .offset(let group, let tp):
-                            offsets.append((group, tp, record.value.flatMap(OffsetsTopic.decodeOffset)))
-                        case .group(let group):
-                            groups[group] = record.value.flatMap(OffsetsTopic.decodeGroup)
-                        }
+                        guard let key = record.key, let r = OffsetsTopic.decodeRecord(key: key, value: record.value) else { continue }
+                        decoded.append(r)
                     }
                 }
                 offset = last.header.nextOffset
@@ -119,14 +111,13 @@ final class GroupHost: @unchecked Sendable {
         let now = clock.wallMs()
         let loaded: Bool = lock.withLock {
             guard loading.remove(p) != nil else { return false }  // unloaded meanwhile
-            for (group, tp, value) in offsets { coordinator.restoreOffset(groupId: group, tp, value) }
-            for (group, value) in groups.sorted(by: { $0.key < $1.key }) { coordinator.restore(value, groupId: group, nowMs: now) }
+            coordinator.load(decoded, nowMs: now)
             owned.insert(p)
             return true
         }
         if loaded {
             logger.info("coordinating groups of \(OffsetsTopic.name)-\(p)",
-                        metadata: ["records": "\(records)", "groups": "\(groups.count)", "ms": "\(clock.monotonicMs() - started)"])
+                        metadata: ["records": "\(decoded.count)", "ms": "\(clock.monotonicMs() - started)"])
         }
     }
 

@@ -69,6 +69,8 @@ public enum GroupEvent: Sendable, Equatable, CustomStringConvertible {
 public struct GroupCoordinator: Sendable {
     public var settings: GroupSettings
     public private(set) var groups: [String: Group] = [:]
+    /// Commits accepted and being written, per group and partition (see `commitStarted`).
+    private var pendingCommits: [String: [TopicPartition: Int]] = [:]
 
     public init(settings: GroupSettings = GroupSettings()) { self.settings = settings }
 
@@ -462,9 +464,35 @@ public struct GroupCoordinator: Sendable {
         return nil
     }
 
+    /// A commit passed `checkCommit` and its records are being written: until they are (or fail),
+    /// OffsetFetch with `requireStable` answers UNSTABLE_OFFSET_COMMIT for these partitions, so a
+    /// new owner does not start from an offset about to be replaced (KIP-447).
+    public mutating func commitStarted(groupId: String, _ partitions: [TopicPartition]) {
+        for tp in partitions { pendingCommits[groupId, default: [:]][tp, default: 0] += 1 }
+    }
+
+    /// A commit's write failed: nothing changes but the pending marks.
+    public mutating func commitFailed(groupId: String, _ partitions: [TopicPartition]) {
+        endPending(groupId, partitions)
+    }
+
+    /// Whether a commit of `tp` for `groupId` is being written.
+    public func hasPendingCommit(groupId: String, _ tp: TopicPartition) -> Bool {
+        (pendingCommits[groupId]?[tp] ?? 0) > 0
+    }
+
+    private mutating func endPending(_ groupId: String, _ partitions: [TopicPartition]) {
+        guard var pending = pendingCommits[groupId] else { return }
+        for tp in partitions {
+            if let n = pending[tp] { pending[tp] = n > 1 ? n - 1 : nil }
+        }
+        pendingCommits[groupId] = pending.isEmpty ? nil : pending
+    }
+
     /// Offsets the driver wrote to the log: they hold now (a commit also renews the committing
     /// member's session).
     public mutating func offsetsCommitted(groupId: String, memberId: String, _ offsets: [(TopicPartition, CommittedOffset)], nowMs: Int64) {
+        endPending(groupId, offsets.map(\.0))
         var group = groups[groupId] ?? Group(groupId: groupId)
         for (tp, o) in offsets { group.offsets[tp] = o }
         if let i = group.index(of: memberId) { group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs) }
@@ -530,6 +558,19 @@ public struct GroupCoordinator: Sendable {
 
     // MARK: loading and unloading
 
+    /// Takes over the groups of a `__consumer_offsets` partition from its records in log order:
+    /// the latest record per key wins, offsets first, then each group's metadata.
+    public mutating func load(_ records: [OffsetsRecord], nowMs: Int64) {
+        var latestGroups: [String: GroupMetadataValue?] = [:]
+        for record in records {
+            switch record {
+            case .offset(let group, let tp, let value): restoreOffset(groupId: group, tp, value)
+            case .group(let group, let value): latestGroups[group] = value
+            }
+        }
+        for (group, value) in latestGroups.sorted(by: { $0.key < $1.key }) { restore(value, groupId: group, nowMs: nowMs) }
+    }
+
     /// Restores a group from its GroupMetadata record (a coordinator taking over): its members
     /// come back with fresh sessions; a group that was rebalancing restarts from stable members.
     public mutating func restore(_ record: GroupMetadataValue?, groupId: String, nowMs: Int64) {
@@ -576,6 +617,7 @@ public struct GroupCoordinator: Sendable {
                 if let t = m.pendingSync { effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue))) }
             }
             groups.removeValue(forKey: id)
+            pendingCommits.removeValue(forKey: id)
         }
         return effects
     }

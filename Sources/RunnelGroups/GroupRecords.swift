@@ -156,6 +156,23 @@ public enum OffsetsTopic {
     }
 }
 
+/// One decoded record of `__consumer_offsets` (a nil value is a tombstone).
+public enum OffsetsRecord: Sendable, Equatable {
+    case offset(group: String, TopicPartition, CommittedOffset?)
+    case group(String, GroupMetadataValue?)
+}
+
+extension OffsetsTopic {
+    /// Decodes a record; nil for keys of other kinds (e.g. the new consumer protocol's).
+    public static func decodeRecord(key: ByteBuffer, value: ByteBuffer?) -> OffsetsRecord? {
+        switch decodeKey(key) {
+        case .offset(let group, let tp): return .offset(group: group, tp, value.flatMap(decodeOffset))
+        case .group(let group): return .group(group, value.flatMap(decodeGroup))
+        case nil: return nil
+        }
+    }
+}
+
 /// A group's membership as written to `__consumer_offsets` (GroupMetadataValue).
 public struct GroupMetadataValue: Sendable, Equatable {
     public struct Member: Sendable, Equatable {

@@ -13,6 +13,7 @@ struct RunnelSimCommand: ParsableCommand {
         runnel-sim --seeds 10000                      soak: seeds 0..<N, prints events per second
         runnel-sim --replication --seeds 2000         the replication simulation's soak
         runnel-sim --replication --seed 7 --trace     replay one seed, streaming its trace
+        runnel-sim --groups --seeds 1000              the consumer-group simulation's soak
         """)
 
     @Option(help: "Run exactly this seed.")
@@ -42,11 +43,15 @@ struct RunnelSimCommand: ParsableCommand {
     @Option(help: "Partitions of the replicated topic (with --replication).")
     var partitions: Int = 1
 
-    @Option(help: "A rule to break on purpose (with --replication): uncleanLeaderElection, ackBeforeHighWatermark, ignoreDivergingEpoch.")
+    @Option(help: "A rule to break on purpose (with --replication: uncleanLeaderElection, ackBeforeHighWatermark, ignoreDivergingEpoch; with --groups: answerSyncBeforeStore, ackCommitBeforeWrite).")
     var broken: [String] = []
+
+    @Flag(help: "Simulate a consumer group (the real group coordinator, members, coordinator failover) instead of the metadata quorum.")
+    var groups = false
 
     func run() throws {
         if replication { return try runReplication() }
+        if groups { return try runGroups() }
         var options = SimulationOptions()
         options.events = events
         options.voters = voters
@@ -130,6 +135,47 @@ struct RunnelSimCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(start)
         print("\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures")
         print("totals: \(describe(totals))")
+        for f in failures.prefix(20) { print("  \(f)") }
+        if !failures.isEmpty { throw ExitCode.failure }
+    }
+
+    func runGroups() throws {
+        var options = GroupSimulationOptions()
+        options.events = events
+        for name in broken {
+            guard let rule = GroupBrokenRule(rawValue: name) else {
+                throw ValidationError("unknown rule \(name); one of \(GroupBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.broken.insert(rule)
+        }
+        if let seed {
+            options.trace = true
+            let sim = GroupSimulation(seed: seed, options: options)
+            do {
+                try sim.run()
+                print("seed \(seed): ok, \(sim.events) events, \(sim.stats.failovers) failovers, \(sim.stats.memberCrashes) member crashes, \(sim.stats.commits) commits; \(sim.summary())")
+                if trace { print(sim.trace.joined(separator: "\n")) }
+            } catch {
+                print(sim.trace.suffix(300).joined(separator: "\n"))
+                print(error)
+                throw ExitCode.failure
+            }
+            return
+        }
+        let start = Date()
+        var totalEvents = 0, failovers = 0, crashes = 0, commits = 0
+        var failures: [String] = []
+        for s in from..<(from + UInt64(seeds)) {
+            let sim = GroupSimulation(seed: s, options: options)
+            do { try sim.run() } catch { failures.append("\(error)") }
+            totalEvents += sim.events
+            failovers += sim.stats.failovers
+            crashes += sim.stats.memberCrashes
+            commits += sim.stats.commits
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        print("\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures")
+        print("totals: \(failovers) coordinator failovers, \(crashes) member crashes, \(commits) commits acknowledged")
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
