@@ -52,6 +52,8 @@ extension Broker {
                         let minISR = Int(image.configs(of: .init(.topic, tp.topic))["min.insync.replicas"].flatMap { Int($0) } ?? minInsync)
                         switch try partition.appendAsLeader(records, batches: batches, requiredAcks: acks, minInsyncReplicas: minISR, nowMs: now) {
                         case .success(let info):
+                            BrokerMetrics.messagesIn.increment(by: Int(info.lastOffset - info.firstOffset + 1))
+                            BrokerMetrics.bytesIn.increment(by: records.readableBytes)
                             p.baseOffset = info.firstOffset
                             p.logAppendTimeMs = info.logAppendTime
                             p.logStartOffset = partition.log.logStartOffset

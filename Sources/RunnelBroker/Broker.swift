@@ -146,6 +146,13 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .failure(let error):
                 logger.info("AlterPartition for \(partition.topicPartition) failed: \(error)")
             }
+            if let answer, answer.errorCode == 0 {
+                let before = Set(partition.state.isr), after = Set(answer.isr)
+                if after.count < before.count { BrokerMetrics.isrShrinks.increment() }
+                if after.count > before.count { BrokerMetrics.isrExpands.increment() }
+            } else {
+                BrokerMetrics.isrChangesRefused.increment()
+            }
             partition.isrProposalAnswered(proposal, result: answer, nowMs: clock.monotonicMs())
         }
     }
@@ -302,6 +309,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private func noteLeadership(_ partition: Partition, _ registration: PartitionRegistration) {
         guard registration.leaderRecoveryState == 1 else { return }
         uncleanElections.withLockedValue { $0 += 1 }
+        BrokerMetrics.uncleanElections.increment()
         logger.warning("unclean leader election: this broker leads \(partition.topicPartition) from outside the ISR (unclean.leader.election.enable); records only the old ISR had are lost",
                        metadata: ["leaderEpoch": "\(registration.leaderEpoch)", "logEndOffset": "\(partition.log.logEndOffset)"])
     }

@@ -162,6 +162,7 @@ final class GroupHost: @unchecked Sendable {
             case .storeAssignment(let groupId, let generation):
                 storeAssignment(groupId, generation: generation)
             case .event(let groupId, let event):
+                if case .stabilized = event { BrokerMetrics.groupRebalances.increment() }
                 logger.info("group \(groupId) \(event)")
             }
         }

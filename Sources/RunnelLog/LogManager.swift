@@ -133,10 +133,15 @@ public final class LogManager: @unchecked Sendable {
     }
 
     /// Flushes logs whose policy asks for it.
-    public func runFlush(nowMs: Int64) -> [(TopicPartition, any Error)] {
+    /// Flushes every log its flush policy says is due; `flushed` is called after each sync (the
+    /// node times them).
+    public func runFlush(nowMs: Int64, flushed: (TopicPartition) -> Void = { _ in }) -> [(TopicPartition, any Error)] {
         var failures: [(TopicPartition, any Error)] = []
         for log in allLogs where log.flushDue(nowMs: nowMs) {
-            do { try log.flush(nowMs: nowMs) } catch { failures.append((log.topicPartition, error)) }
+            do {
+                try log.flush(nowMs: nowMs)
+                flushed(log.topicPartition)
+            } catch { failures.append((log.topicPartition, error)) }
         }
         return failures
     }

@@ -208,6 +208,11 @@ public struct MetadataImage: Sendable, Equatable {
 
     public func topic(id: KafkaUUID) -> TopicImage? { topicsById[id] }
 
+    /// Partitions without a leader (Kafka's OfflinePartitionsCount).
+    public var offlinePartitionCount: Int {
+        topicsById.values.reduce(0) { sum, topic in sum + topic.partitions.values.filter { $0.leader < 0 }.count }
+    }
+
     public func partition(_ tp: TopicPartition) -> PartitionRegistration? {
         topic(named: tp.topic)?.partitions[tp.partition]
     }

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import RunnelWire
 
@@ -20,7 +21,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var nextToWrite = 0
     /// Responses finished out of order, by sequence; nil value = no response (acks=0).
     private var finished: [Int: OutgoingResponse?] = [:]
-    private var headerVersions: [Int: (correlationId: Int32, headerVersion: Int16)] = [:]
+    private var headerVersions: [Int: (correlationId: Int32, headerVersion: Int16, apiKey: Int16, started: NIODeadline)] = [:]
+    private let metrics = RequestMetrics.shared
     private var waiting = 0
     private var readPending = false
     private var closing = false
@@ -36,6 +38,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         let frame = unwrapInboundIn(data)
+        metrics.bytesIn.increment(by: frame.readableBytes + 4)
         var reader = WireReader(frame)
         let header: RequestHeader
         do {
@@ -47,7 +50,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let sequence = nextSequence
         nextSequence += 1
         waiting += 1
-        headerVersions[sequence] = (header.correlationId, ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion))
+        headerVersions[sequence] = (header.correlationId, ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion),
+                                    header.apiKey.rawValue, NIODeadline.now())
         let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
         let requestContext = RequestContext(
             connectionId: connectionId, remoteAddress: context.remoteAddress, listener: listener,
@@ -83,8 +87,11 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             let meta = headerVersions.removeValue(forKey: nextToWrite)!
             nextToWrite += 1
             waiting -= 1
+            let handles = metrics.api(meta.apiKey)
+            handles.count.increment()
+            handles.latency.recordNanoseconds((NIODeadline.now() - meta.started).nanoseconds)
             if let response = entry {
-                write(response, meta: meta, context: context)
+                write(response, meta: (meta.correlationId, meta.headerVersion), context: context)
                 wrote = true
             }
         }
@@ -101,6 +108,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         ResponseHeader(correlationId: meta.correlationId).write(to: &headerWriter, headerVersion: meta.headerVersion)
         head = headerWriter.buffer
         let size = head.readableBytes + response.byteCount
+        metrics.bytesOut.increment(by: size + 4)
         var prefix = context.channel.allocator.buffer(capacity: 4 + head.readableBytes)
         prefix.writeInteger(Int32(size))
         prefix.writeBuffer(&head)
@@ -126,6 +134,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private func closeForBadInput(context: ChannelHandlerContext, _ reason: String) {
         guard !closing else { return }
         closing = true
+        metrics.closedForBadInput.increment()
         logger.info("closing connection", metadata: ["connection": "\(connectionId)", "reason": "\(reason)", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
         releaseFileRegions()
         context.close(promise: nil)

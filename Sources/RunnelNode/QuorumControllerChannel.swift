@@ -21,8 +21,12 @@ struct QuorumControllerChannel: ControllerChannel {
         let clusterId = quorum.clusterId
         let unfence = unfenceOnRegistration
         let box = UnsafeTransfer(request)
+        let queued = NIODeadline.now()
         eventLoop.execute {
+            let started = NIODeadline.now()
+            NodeMetrics.controllerQueueTime.recordNanoseconds((started - queued).nanoseconds)
             func finish<T: ResponseMessage>(_ result: Result<T, ProposalError>) {
+                NodeMetrics.controllerProcessingTime.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
                 switch result {
                 case .success(let response): promise.succeed(response)
                 case .failure(let error): promise.fail(error)

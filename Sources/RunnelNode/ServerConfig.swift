@@ -98,6 +98,10 @@ public struct ServerConfig: Sendable {
     public var leaderRebalance: (intervalMs: Int64, percentage: Int)?
     /// `replica.lag.time.max.ms`
     public var replicaLagTimeMaxMs: Int64
+    /// `metrics.port`: the HTTP port of `GET /metrics` (Prometheus); nil (unset) serves none.
+    public var metricsPort: Int?
+    /// `metrics.host`: the address that port binds (default all interfaces).
+    public var metricsHost: String
     /// `replica.fetch.*`, `replica.socket.timeout.ms`
     public var replicaFetch: ReplicaFetchSettings
     /// `replica.high.watermark.checkpoint.interval.ms`
@@ -256,6 +260,8 @@ public struct ServerConfig: Sendable {
         brokerHeartbeatIntervalMs = try int64("broker.heartbeat.interval.ms", default: 2000, min: 1)
         controlledShutdownTimeoutMs = try int64("controlled.shutdown.timeout.ms", default: 30000, min: 0)
         replicaLagTimeMaxMs = try int64("replica.lag.time.max.ms", default: 30000, min: 1)
+        metricsPort = string("metrics.port") == nil ? nil : try int("metrics.port", default: 0, min: 0, max: 65535)
+        metricsHost = string("metrics.host") ?? "0.0.0.0"
         leaderRebalance = try bool("auto.leader.rebalance.enable", default: true)
             ? (try int64("leader.imbalance.check.interval.seconds", default: 300, min: 1) * 1000,
                try int("leader.imbalance.per.broker.percentage", default: 10, min: 0, max: 100))
@@ -331,7 +337,7 @@ public struct ServerConfig: Sendable {
     }
 
     /// Keys this build reads that are not in the broker config table.
-    static let extraKeys: Set<String> = ["metrics.port", "controlled.shutdown.timeout.ms"]
+    static let extraKeys: Set<String> = ["metrics.port", "metrics.host", "controlled.shutdown.timeout.ms"]
 
     public var isBroker: Bool { roles.contains(.broker) }
     public var isController: Bool { roles.contains(.controller) }

@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import RunnelController
 import RunnelLog
@@ -137,6 +138,8 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         proposed.removeAll { $0.offset <= committedUpTo }
         rebuildWorkingState()
         for publish in publishers { publish(delta, committedImage) }
+        QuorumMetrics.highWatermark.record(highWatermark)
+        QuorumMetrics.offlinePartitions.record(committedImage.offlinePartitionCount)
         noteActivity()
         maybeBootstrap()
     }
@@ -165,6 +168,9 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         // A new or former leader starts from what is committed; its own uncommitted proposals are gone.
         proposed = []
         controller.reset(to: committedImage)
+        QuorumMetrics.epoch.record(epoch)
+        QuorumMetrics.isActive.record(role == .leader ? 1 : 0)
+        QuorumMetrics.leaderChanges.increment()
         onLeadershipChange?(role, epoch, leaderId)
         maybeBootstrap()
     }
@@ -204,12 +210,29 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         proposed += withOffsets
         controller.replay(withOffsets.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
         let response = result.response
-        driver.propose(values) { outcome in
+        let proposedAtMs = runtime.nowMs
+        driver.propose(values) { [runtime] outcome in
             switch outcome {
-            case .success: completion(.success(response))
+            case .success:
+                QuorumMetrics.commitLatency.recordMilliseconds(runtime.nowMs - proposedAtMs)
+                completion(.success(response))
             case .failure(let error): completion(.failure(error))
             }
         }
     }
 }
 
+
+/// The quorum's metrics through swift-metrics (a no-op backend in the simulator): Kafka's
+/// raft-metrics and controller metrics, Prometheus-style names.
+enum QuorumMetrics {
+    static let epoch = Gauge(label: "runnel_raft_epoch")
+    static let highWatermark = Gauge(label: "runnel_raft_high_watermark")
+    /// 1 on the active controller.
+    static let isActive = Gauge(label: "runnel_controller_active")
+    static let leaderChanges = Counter(label: "runnel_raft_leadership_changes_total")
+    /// From a proposal to its commit (the high watermark passing it).
+    static let commitLatency = Timer(label: "runnel_raft_commit_latency_seconds")
+    /// Partitions with no leader in the committed image (Kafka's OfflinePartitionsCount).
+    static let offlinePartitions = Gauge(label: "runnel_offline_partitions")
+}

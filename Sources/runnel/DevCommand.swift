@@ -8,7 +8,8 @@ struct Dev: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a local cluster: controllers and brokers as separate processes on 127.0.0.1 (Ctrl-C stops them all).",
         discussion: """
-        Brokers listen on --port, --port+1, ...; controllers on --port+100, +101, ... Each node's
+        Brokers listen on --port, --port+1, ...; controllers on --port+100, +101, ...; Prometheus
+        metrics are served on --port+200, ... (brokers) and --port+300, ... (controllers). Each node's
         server.properties and log are under --data-dir/<node>/. An existing data folder is reused.
         --combined runs one process with process.roles=broker,controller instead.
         """)
@@ -53,7 +54,7 @@ struct Dev: ParsableCommand {
                 ("controller.quorum.voters", "1@127.0.0.1:\(controllerPort)"),
                 ("listeners", "PLAINTEXT://127.0.0.1:\(port),CONTROLLER://127.0.0.1:\(controllerPort)"),
                 ("controller.listener.names", "CONTROLLER"), ("log.dirs", "\(root)/node1/data"),
-                ("num.partitions", "3"),
+                ("num.partitions", "3"), ("metrics.port", "\(port + 200)"), ("metrics.host", "127.0.0.1"),
             ], clientPort: port)]
         }
         let voters = (0..<controllers).map { "\($0 + 1)@127.0.0.1:\(port + 100 + $0)" }.joined(separator: ",")
@@ -65,6 +66,7 @@ struct Dev: ParsableCommand {
                 ("log.dirs", "\(root)/controller\(i + 1)/data"),
                 ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
                 ("offsets.topic.replication.factor", "\(min(3, brokers))"),
+                ("metrics.port", "\(port + 300 + i)"), ("metrics.host", "127.0.0.1"),
             ], clientPort: nil))
         }
         for i in 0..<brokers {
@@ -73,6 +75,7 @@ struct Dev: ParsableCommand {
                 ("listeners", "PLAINTEXT://127.0.0.1:\(port + i)"), ("controller.listener.names", "CONTROLLER"),
                 ("log.dirs", "\(root)/broker\(i + 1)/data"), ("broker.rack", "rack\(i % 3 + 1)"),
                 ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
+                ("metrics.port", "\(port + 200 + i)"), ("metrics.host", "127.0.0.1"),
             ], clientPort: port + i))
         }
         return out
@@ -138,6 +141,8 @@ struct Dev: ParsableCommand {
         }
         say("runnel dev: \(nodes.count) process(es), data and logs under \(root)")
         say("bootstrap: " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","))
+        let metrics = nodes.compactMap { node in node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" } }
+        say("metrics: " + metrics.joined(separator: ", "))
         runBlocking { await signals.wait() }
         say("runnel dev: stopping")
         stopAll(processes)

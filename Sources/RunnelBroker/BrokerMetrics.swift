@@ -1,0 +1,14 @@
+import Metrics
+
+/// What a broker counts beyond its requests (RunnelNetwork counts those), through swift-metrics.
+/// Kafka's names, in Prometheus style: messages and bytes appended by producers, ISR changes,
+/// group rebalances, unclean elections this broker took over from.
+enum BrokerMetrics {
+    static let messagesIn = Counter(label: "runnel_messages_in_total")
+    static let bytesIn = Counter(label: "runnel_produce_bytes_in_total")
+    static let isrShrinks = Counter(label: "runnel_isr_shrinks_total")
+    static let isrExpands = Counter(label: "runnel_isr_expands_total")
+    static let isrChangesRefused = Counter(label: "runnel_isr_changes_refused_total")
+    static let groupRebalances = Counter(label: "runnel_group_rebalances_total")
+    static let uncleanElections = Counter(label: "runnel_unclean_leader_elections_total")
+}

@@ -1,0 +1,83 @@
+"""Every node serves Prometheus metrics on `metrics.port` (GET /metrics, text format 0.0.4).
+
+During a confluent-kafka produce load against a node started with metrics.port, `curl` of that
+port shows non-zero request counters and latency histograms for Produce, network bytes in and
+out, messages and bytes appended, and the quorum's gauges (epoch, high watermark, active
+controller); a path other than /metrics gets 404, and a node without metrics.port serves none.
+
+Runnel only.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import Producer
+
+from nodes import free_ports, port_accepts
+from util import QUIET, create_topic, unique, wait_until
+
+pytestmark = pytest.mark.usefixtures("require_runnel")
+
+
+def scrape(port: int, path: str = "/metrics") -> str:
+    url = f"http://127.0.0.1:{port}{path}"
+    if shutil.which("curl"):
+        p = subprocess.run(["curl", "-sS", "-f", url], capture_output=True, text=True, timeout=10)
+        if p.returncode != 0:
+            raise urllib.error.HTTPError(url, 404, p.stderr, None, None)
+        return p.stdout
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def value(text: str, name: str, labels: str = "") -> float:
+    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else r"(\{[^}]*\})?") + r" ([0-9.e+-]+)$"
+    values = [float(m.group(m.lastindex)) for m in re.finditer(pattern, text, re.M)]
+    assert values, f"no {name}{{{labels}}} in the metrics"
+    return sum(values)
+
+
+def test_metrics_during_a_produce_load(node_factory):
+    port = free_ports(1)[0]
+    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1"})
+    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    topic = unique("metrics")
+    create_topic(node.bootstrap, topic, 2)
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 2, **QUIET})
+    for i in range(2000):
+        p.produce(topic, key=b"%d" % i, value=b"x" * 200)
+        if i % 500 == 0:
+            p.poll(0)
+    assert p.flush(30) == 0
+    text = scrape(port)
+    assert "# TYPE runnel_requests_total counter" in text
+    assert value(text, "runnel_requests_total", 'api="Produce"') > 0
+    assert value(text, "runnel_request_duration_seconds_count", 'api="Produce"') > 0
+    assert value(text, "runnel_requests_total", 'api="Metadata"') > 0
+    assert value(text, "runnel_network_bytes_in_total") > 2000 * 200
+    assert value(text, "runnel_network_bytes_out_total") > 0
+    assert value(text, "runnel_messages_in_total") >= 2000
+    assert value(text, "runnel_produce_bytes_in_total") > 2000 * 200
+    assert value(text, "runnel_raft_epoch") >= 1
+    assert value(text, "runnel_controller_active") == 1
+    assert value(text, "runnel_raft_high_watermark") > 0
+    assert value(text, "runnel_offline_partitions") == 0
+    # Counters only grow.
+    before = value(text, "runnel_requests_total", 'api="Produce"')
+    p.produce(topic, value=b"one more")
+    p.flush(10)
+    assert value(scrape(port), "runnel_requests_total", 'api="Produce"') > before
+    with pytest.raises(urllib.error.HTTPError):
+        scrape(port, "/nothing")
+
+
+def test_no_metrics_port_no_server(node_factory):
+    port = free_ports(1)[0]
+    node_factory()
+    assert not port_accepts(port)
