@@ -12,17 +12,25 @@ keys are gone altogether. The data survives a kill -9 and restart unchanged (rec
 cleaned segments). DescribeConfigs shows the topic's cleaner configs, and a record without a key
 is refused with INVALID_RECORD.
 
-Runnel only: it reads the cleaner checkpoint and the broker's log.
+With three brokers, a follower paused (SIGSTOP) while its leader compacts comes back with a log
+end that falls inside the empty batches the leader's cleaner left: it copies on from there, joins
+the ISR again, survives a kill -9, and once it is the only broker left it serves the latest value
+of every key, read with confluent-kafka.
+
+Runnel only: it reads the cleaner checkpoint and the brokers' logs.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
+from cluster import admin as cluster_admin, create, leaders, start_cluster
 from util import QUIET, admin, create_topic, unique, wait_until, watermarks
 
 DELETE_RETENTION_MS = 4000
@@ -205,3 +213,67 @@ def test_compacted_topic_refuses_records_without_key(cnode):
     p.flush(30)
     assert reports[0] is not None and reports[0].code() == KafkaError.INVALID_RECORD, reports[0]
     assert reports[1] is None, reports[1]
+
+
+def isr(node, topic: str):
+    md = cluster_admin(node).list_topics(topic, timeout=5)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or 0 not in t.partitions:
+        return None
+    return t.partitions[0].leader, sorted(t.partitions[0].isrs)
+
+
+def test_follower_catches_up_through_a_compacted_leader(require_runnel, tmp_path):
+    controllers, brokers = start_cluster(tmp_path, {"log.cleaner.backoff.ms": 200, "replica.lag.time.max.ms": 2000,
+                                                    "replica.fetch.backoff.ms": 200},
+                                         props={"auto.leader.rebalance.enable": "false"})
+    try:
+        topic = "compacted"
+        create(brokers[0], topic, 1, 3, {"cleanup.policy": "compact", "segment.bytes": 1024, "min.cleanable.dirty.ratio": 0.01})
+        leader_id = wait_until(lambda: (lambda s: s[0] if s and s[0] >= 0 and len(s[1]) == 3 else None)(isr(brokers[0], topic)),
+                               30, 0.2, "a leader with three in sync")
+        leader = next(b for b in brokers if b.node_id == leader_id)
+        follower = next(b for b in brokers if b.node_id != leader_id)
+        servers = ",".join(b.bootstrap for b in brokers)
+        written = produce_all(servers, topic, [(k.encode(), b"first") for k in KEYS for _ in range(3)])
+        wait_until(lambda: isr(brokers[0], topic) == (leader_id, sorted(b.node_id for b in brokers)), 30, 0.2, "all in sync")
+        time.sleep(1)  # the follower fetched everything (its fetch loop runs every 200 ms at most)
+
+        os.kill(follower.pid, signal.SIGSTOP)
+        try:
+            # acks=1: the leader takes the writes at once; its high watermark moves (and the cleaner
+            # may clean) once the paused follower is out of the ISR.
+            p = Producer({"bootstrap.servers": leader.bootstrap, "acks": 1, "linger.ms": 0, "batch.num.messages": 1, **QUIET})
+            for r in range(10):
+                for k in KEYS:
+                    p.produce(topic, key=k.encode(), value=f"v{r}".encode())
+                p.poll(0)
+            for i in range(40):
+                p.produce(topic, key=f"pad{i}".encode(), value=b"x" * 60)
+            assert p.flush(30) == 0
+            end = max(written) + 1 + 10 * len(KEYS) + 40
+            wait_until(lambda: (cleaner_position(leader, topic) or 0) > end - 20, 40, 0.2, "the leader to clean past the paused follower")
+        finally:
+            os.kill(follower.pid, signal.SIGCONT)
+        wait_until(lambda: isr(brokers[0], topic) == (leader_id, sorted(b.node_id for b in brokers)), 40, 0.2,
+                   "the follower back in the ISR")
+        assert "nonMonotonicOffsets" not in follower.log_text() and "could not be written" not in follower.log_text()
+
+        # Unclean restart of the follower: its log (with the empty batches it wrote) recovers whole.
+        follower.kill9()
+        follower.restart()
+        wait_until(lambda: isr(brokers[0], topic) == (leader_id, sorted(b.node_id for b in brokers)), 40, 0.2,
+                   "the restarted follower back in the ISR")
+        # Only the follower left: it leads and serves the latest value of every key.
+        for b in brokers:
+            if b is not follower:
+                b.kill9()
+        wait_until(lambda: (isr(follower, topic) or (None,))[0] == follower.node_id, 40, 0.2, "the follower leading")
+        records = consume_all(follower.bootstrap, topic)
+        latest = {key: value for _, key, value in records}
+        assert all(latest[k.encode()] == b"v9" for k in KEYS), latest
+        offsets = [o for o, _, _ in records]
+        assert offsets == sorted(set(offsets))
+    finally:
+        for n in brokers + controllers:
+            n.close()
