@@ -31,8 +31,11 @@ public struct CleanerStats: Sendable, Equatable {
     public var bytesAfter: Int64 = 0
     /// Keys in the offset map of the dirty section.
     public var keysMapped = 0
+    /// Records of cleanable batches looked at, and how many of them went (superseded, keyless,
+    /// or tombstones past their delete horizon).
     public var recordsRead = 0
     public var recordsRemoved = 0
+    /// Tombstones dropped because their delete horizon had passed.
     public var tombstonesRemoved = 0
     /// Segments whose rewrite was thrown away because the log changed meanwhile (truncation,
     /// retention, deletion).

@@ -163,7 +163,9 @@ public final class LogManager: @unchecked Sendable {
 
     /// What a cleaning pass did.
     public struct CleanerPass: Sendable {
+        /// The logs cleaned, with what each cleaning did.
         public var cleaned: [(TopicPartition, CleanerStats)] = []
+        /// Logs whose cleaning failed (an I/O error, or a batch that does not parse).
         public var failures: [(TopicPartition, any Error)] = []
         /// Writing `cleaner-offset-checkpoint` failed (the next pass cleans the same range again).
         public var checkpointFailure: (any Error)?

@@ -12,8 +12,11 @@ public struct RecordView: Sendable, Equatable {
     public var start: Int
     /// Index just after the record's last byte.
     public var end: Int
+    /// The record's attributes byte (unused by Kafka so far, kept as it is).
     public var attributes: Int8
+    /// Timestamp minus the batch's base timestamp.
     public var timestampDelta: Int64
+    /// Offset minus the batch's base offset.
     public var offsetDelta: Int32
     /// Index of the offset delta varint: from here to `end` a record is the same whatever its
     /// batch's base timestamp, so a rewrite copies these bytes as they are.
