@@ -48,6 +48,11 @@ extension Broker {
                         fail(.unsupportedCompressionType, "zstd needs Produce v7 or later.")
                         break
                     }
+                    if config.compactEnabled, let problem = Self.keylessRecord(records, batches: batches, tp: tp) {
+                        fail(.invalidRecord, problem.batchIndexErrorMessage)
+                        if version >= 8 { p.recordErrors = [problem] }
+                        break
+                    }
                     do {
                         let minISR = Int(image.configs(of: .init(.topic, tp.topic))["min.insync.replicas"].flatMap { Int($0) } ?? minInsync)
                         switch try partition.appendAsLeader(records, batches: batches, requiredAcks: acks, minInsyncReplicas: minISR, nowMs: now) {
@@ -101,5 +106,23 @@ extension Broker {
             })
         purgatory.watch(waiter, waitMs: Int64(max(0, request.timeoutMs)))
         return .respond(promise.futureResult)
+    }
+}
+
+extension Broker {
+    /// A compacted topic keeps the latest record per key, so a record without one is refused
+    /// with INVALID_RECORD, as Kafka's LogValidator does. Only uncompressed batches can be
+    /// checked: the produce path never decompresses (compressed batches pass unchecked, and the
+    /// cleaner keeps them whole).
+    static func keylessRecord(_ records: ByteBuffer, batches: [BatchInfo], tp: TopicPartition) -> ProduceResponse.BatchIndexAndErrorMessage? {
+        let index: Int
+        do {
+            guard let found = try RecordBatches.firstRecordWithoutKey(records, batches: batches) else { return nil }
+            index = found
+        } catch {
+            return .init(batchIndex: 0, batchIndexErrorMessage: "The record batch of topic partition \(tp) does not parse: \(error).")
+        }
+        return .init(batchIndex: Int32(index),
+                     batchIndexErrorMessage: "Compacted topic cannot accept message without key in topic partition \(tp).")
     }
 }

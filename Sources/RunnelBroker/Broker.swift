@@ -341,6 +341,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let policy = (value("cleanup.policy") ?? "delete").split(separator: ",").map { $0.trimmingPrefixSpaces() }
         c.deleteEnabled = policy.contains("delete")
         c.compactEnabled = policy.contains("compact")
+        if let v = int64("delete.retention.ms") { c.deleteRetentionMs = v }
+        if let v = int64("min.compaction.lag.ms") { c.minCompactionLagMs = v }
+        if let v = value("min.cleanable.dirty.ratio").flatMap({ Double($0) }) { c.minCleanableDirtyRatio = v }
         return c
     }
 

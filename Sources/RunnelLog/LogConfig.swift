@@ -24,6 +24,15 @@ public struct LogConfig: Sendable, Equatable {
     public var deleteEnabled: Bool = true
     /// `cleanup.policy` contains `compact`.
     public var compactEnabled: Bool = false
+    /// `delete.retention.ms` / `log.cleaner.delete.retention.ms`: how long a tombstone stays
+    /// after the cleaner first kept it (its batch's delete horizon, KIP-534).
+    public var deleteRetentionMs: Int64 = 86_400_000
+    /// `min.compaction.lag.ms` / `log.cleaner.min.compaction.lag.ms`: segments holding a record
+    /// younger than this are not cleaned.
+    public var minCompactionLagMs: Int64 = 0
+    /// `min.cleanable.dirty.ratio` / `log.cleaner.min.cleanable.ratio`: clean once the dirty
+    /// (not yet cleaned) bytes are at least this share of the cleanable bytes.
+    public var minCleanableDirtyRatio: Double = 0.5
 
     public init() {}
 }

@@ -20,6 +20,10 @@ public final class LogManager: @unchecked Sendable {
     private var _defaultConfig: LogConfig
     /// High watermarks read from `replication-offset-checkpoint` at start-up.
     private var startupHighWatermarks: [TopicPartition: Int64] = [:]
+    /// Serializes cleaning passes.
+    private let cleanerLock = NIOLock()
+    /// Serializes writes of `cleaner-offset-checkpoint` (by the cleaner and by deletions).
+    private let cleanerCheckpointLock = NIOLock()
 
     /// What start-up found, for the log.
     public private(set) var recoveredUncleanly: [String] = []
@@ -39,6 +43,7 @@ public final class LogManager: @unchecked Sendable {
             let recoveryPoints = (try? OffsetCheckpoint.read(dir + "/" + Self.recoveryPointFile, disk: disk)) ?? [:]
             let logStarts = (try? OffsetCheckpoint.read(dir + "/" + Self.logStartFile, disk: disk)) ?? [:]
             let highWatermarks = (try? OffsetCheckpoint.read(dir + "/" + Self.replicationFile, disk: disk)) ?? [:]
+            let cleanerCheckpoints = (try? OffsetCheckpoint.read(dir + "/" + LogCleaner.checkpointFile, disk: disk)) ?? [:]
             for name in try disk.list(dir) where disk.isDirectory(dir + "/" + name) {
                 if name.hasSuffix("-delete") {
                     try disk.removeTree(dir + "/" + name)
@@ -47,7 +52,8 @@ public final class LogManager: @unchecked Sendable {
                 guard let tp = Self.parse(directoryName: name), tp.topic != Self.metadataTopic else { continue }
                 let log = try PartitionLog(
                     topicPartition: tp, directory: dir + "/" + name, config: defaultConfig, disk: disk, nowMs: nowMs,
-                    recoveryPoint: recoveryPoints[tp] ?? 0, logStartOffset: logStarts[tp] ?? 0, cleanShutdown: clean)
+                    recoveryPoint: recoveryPoints[tp] ?? 0, logStartOffset: logStarts[tp] ?? 0, cleanShutdown: clean,
+                    cleanerCheckpoint: cleanerCheckpoints[tp])
                 logs[tp] = log
                 logDirOf[tp] = dir
                 if let hw = highWatermarks[tp] { startupHighWatermarks[tp] = hw }
@@ -120,6 +126,67 @@ public final class LogManager: @unchecked Sendable {
         try disk.syncDirectory(dir)
         log.forceClose()
         try disk.removeTree(aside)
+        // A log made again under the same name must not inherit the old cleaner position.
+        if log.cleanerCheckpoint != nil { try writeCleanerCheckpoints(dirs: [dir]) }
+    }
+
+    /// One cleaning pass over every compacted log whose high watermark is known (logs of
+    /// partitions this broker no longer hosts are skipped), then `cleaner-offset-checkpoint` of
+    /// the log dirs where something was cleaned. A failure on one log does not stop the others.
+    public func runCleaner(
+        nowMs: Int64, highWatermarks: [TopicPartition: Int64], settings: LogCleanerSettings, shouldStop: () -> Bool = { false }
+    ) -> CleanerPass {
+        cleanerLock.withLock {
+            var pass = CleanerPass()
+            let candidates: [(PartitionLog, String)] = lock.withLock {
+                logs.compactMap { tp, log in log.config.compactEnabled ? (log, logDirOf[tp]!) : nil }
+            }
+            var touched = Set<String>()
+            for (log, dir) in candidates.sorted(by: { $0.0.topicPartition < $1.0.topicPartition }) {
+                if shouldStop() { break }
+                guard let hw = highWatermarks[log.topicPartition] else { continue }
+                do {
+                    if let stats = try log.clean(uncleanableFrom: hw, nowMs: nowMs, settings: settings) {
+                        pass.cleaned.append((log.topicPartition, stats))
+                        touched.insert(dir)
+                    }
+                } catch {
+                    pass.failures.append((log.topicPartition, error))
+                }
+            }
+            if !touched.isEmpty {
+                do { try writeCleanerCheckpoints(dirs: touched) } catch { pass.checkpointFailure = error }
+            }
+            return pass
+        }
+    }
+
+    /// What a cleaning pass did.
+    public struct CleanerPass: Sendable {
+        /// The logs cleaned, with what each cleaning did.
+        public var cleaned: [(TopicPartition, CleanerStats)] = []
+        /// Logs whose cleaning failed (an I/O error, or a batch that does not parse).
+        public var failures: [(TopicPartition, any Error)] = []
+        /// Writing `cleaner-offset-checkpoint` failed (the next pass cleans the same range again).
+        public var checkpointFailure: (any Error)?
+    }
+
+    /// Writes `cleaner-offset-checkpoint` of `dirs` from the logs' cleaner positions.
+    private func writeCleanerCheckpoints(dirs: Set<String>) throws {
+        try cleanerCheckpointLock.withLock { try writeCleanerCheckpointsLocked(dirs: dirs) }
+    }
+
+    private func writeCleanerCheckpointsLocked(dirs: Set<String>) throws {
+        let snapshot: [(TopicPartition, String, PartitionLog)] = lock.withLock {
+            logs.map { ($0.key, logDirOf[$0.key]!, $0.value) }
+        }
+        for dir in logDirs where dirs.contains(dir) {
+            var positions: [TopicPartition: Int64] = [:]
+            for (tp, d, log) in snapshot where d == dir {
+                if let position = log.cleanerCheckpoint { positions[tp] = position }
+            }
+            try OffsetCheckpoint.write(positions, to: dir + "/" + LogCleaner.checkpointFile, disk: disk)
+        }
     }
 
     /// Retention and flush passes over every log, then checkpoints. Called periodically from a

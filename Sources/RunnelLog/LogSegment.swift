@@ -26,6 +26,9 @@ final class LogSegment {
     /// Timestamp of the first batch (the base for `segment.ms`), or creation time.
     private(set) var rollingBaseTimestamp: Int64?
     let createdMs: Int64
+    /// Changes whenever the segment's bytes do (append, truncate, recover): the cleaner, which
+    /// reads a segment without the log's lock, swaps its rewrite in only if this did not move.
+    private(set) var generation: UInt64 = 0
 
     static let offsetIndexEntryBytes = 8
     static let timeIndexEntryBytes = 12
@@ -50,6 +53,24 @@ final class LogSegment {
         if try rebuild || !loadIndexes() {
             try recover()
         }
+    }
+
+    /// A segment over files already written and synced (the cleaner's output, renamed into
+    /// place): the indexes come from `index`, built while the bytes were written.
+    init(directory: String, baseOffset: Int64, disk: any Disk, createdMs: Int64, log: any DiskFile,
+         offsetIndexFile: any DiskFile, timeIndexFile: any DiskFile, index: SegmentIndexBuilder) {
+        precondition(index.baseOffset == baseOffset, "the index was built for segment \(index.baseOffset), not \(baseOffset)")
+        self.directory = directory
+        self.baseOffset = baseOffset
+        self.disk = disk
+        self.createdMs = createdMs
+        self.log = log
+        self.offsetIndexFile = offsetIndexFile
+        self.timeIndexFile = timeIndexFile
+        self.size = index.size
+        self.nextOffset = index.nextOffset
+        indexIntervalForRecovery = index.indexIntervalBytes
+        adopt(index)
     }
 
     var isEmpty: Bool { size == 0 }
@@ -105,25 +126,19 @@ final class LogSegment {
     /// truncates at the first bad one, and rebuilds both indexes. Returns bytes truncated.
     @discardableResult
     func recover() throws -> Int64 {
-        offsetIndex = []
-        timeIndex = []
-        bytesSinceIndexEntry = 0
-        maxTimestamp = -1
-        offsetOfMaxTimestamp = -1
-        rollingBaseTimestamp = nil
-        nextOffset = baseOffset
+        generation &+= 1
+        var builder = SegmentIndexBuilder(baseOffset: baseOffset, indexIntervalBytes: indexIntervalForRecovery)
         var position: Int64 = 0
         let fileSize = try log.size()
-        var lastIndexedTimestamp: Int64 = -1
         while position < fileSize {
             // The base offset, length and leader epoch lie outside the CRC: check them for sense.
-            // Offsets continue the segment exactly (only a compacted log may have gaps) and stay
-            // within the index's 32-bit reach.
+            // Offsets continue the segment exactly (the cleaner keeps every offset span, with
+            // empty batches where it dropped records) and stay within the index's 32-bit reach.
             guard let header = try readHeader(at: position),
                   header.magic == 2,
                   header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
                   position + Int64(header.totalBytes) <= fileSize,
-                  allowOffsetGaps ? header.baseOffset >= nextOffset : header.baseOffset == nextOffset,
+                  allowOffsetGaps ? header.baseOffset >= builder.nextOffset : header.baseOffset == builder.nextOffset,
                   header.lastOffsetDelta >= 0,
                   header.lastOffset - baseOffset <= Int64(Int32.max),
                   header.partitionLeaderEpoch >= -1
@@ -131,25 +146,26 @@ final class LogSegment {
             let bytes = try log.read(at: position, count: header.totalBytes)
             let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
             guard crc == header.crc else { break }
-            if rollingBaseTimestamp == nil { rollingBaseTimestamp = header.maxTimestamp }
-            if position == 0 || bytesSinceIndexEntry >= indexIntervalForRecovery {
-                offsetIndex.append((UInt32(header.lastOffset - baseOffset), UInt32(position)))
-                bytesSinceIndexEntry = 0
-            }
-            noteTimestamp(header)
-            if maxTimestamp > lastIndexedTimestamp {
-                timeIndex.append((maxTimestamp, UInt32(offsetOfMaxTimestamp - baseOffset)))
-                lastIndexedTimestamp = maxTimestamp
-            }
-            bytesSinceIndexEntry += header.totalBytes
-            nextOffset = header.nextOffset
+            builder.add(header)
             position += Int64(header.totalBytes)
         }
         let truncated = fileSize - position
         if truncated > 0 { try log.truncate(to: position) }
-        size = position
+        adopt(builder)
         try rewriteIndexFiles()
         return truncated
+    }
+
+    /// Takes over the end, timestamps and indexes a builder computed for this segment's bytes.
+    private func adopt(_ builder: SegmentIndexBuilder) {
+        offsetIndex = builder.offsetIndex
+        timeIndex = builder.timeIndex
+        bytesSinceIndexEntry = builder.bytesSinceIndexEntry
+        maxTimestamp = builder.maxTimestamp
+        offsetOfMaxTimestamp = builder.offsetOfMaxTimestamp
+        rollingBaseTimestamp = builder.rollingBaseTimestamp
+        nextOffset = builder.nextOffset
+        size = builder.size
     }
 
     /// The interval used when indexes are rebuilt; set by the owning log.
@@ -157,19 +173,26 @@ final class LogSegment {
     /// Whether offsets may jump between batches (compacted logs); otherwise a jump is corruption.
     var allowOffsetGaps = false
 
-    private func rewriteIndexFiles() throws {
+    /// The index files' bytes for the given entries, in Kafka's layout.
+    static func indexBytes(_ offsetIndex: [(relativeOffset: UInt32, position: UInt32)],
+                           _ timeIndex: [(timestamp: Int64, relativeOffset: UInt32)]) -> (offsets: ByteBuffer, times: ByteBuffer) {
         var index = ByteBufferAllocator().buffer(capacity: offsetIndex.count * Self.offsetIndexEntryBytes)
         for e in offsetIndex {
             index.writeInteger(e.relativeOffset)
             index.writeInteger(e.position)
         }
-        try offsetIndexFile.truncate(to: 0)
-        try offsetIndexFile.write(index, at: 0)
         var time = ByteBufferAllocator().buffer(capacity: timeIndex.count * Self.timeIndexEntryBytes)
         for e in timeIndex {
             time.writeInteger(e.timestamp)
             time.writeInteger(e.relativeOffset)
         }
+        return (index, time)
+    }
+
+    private func rewriteIndexFiles() throws {
+        let (index, time) = Self.indexBytes(offsetIndex, timeIndex)
+        try offsetIndexFile.truncate(to: 0)
+        try offsetIndexFile.write(index, at: 0)
         try timeIndexFile.truncate(to: 0)
         try timeIndexFile.write(time, at: 0)
     }
@@ -184,6 +207,7 @@ final class LogSegment {
     /// Appends batches whose offsets are already assigned. `batches` holds whole batches.
     func append(_ batches: ByteBuffer, headers: [RecordBatchHeader], indexIntervalBytes: Int) throws {
         precondition(!headers.isEmpty, "append needs at least one batch")
+        generation &+= 1
         try log.write(batches, at: size)
         var position = size
         var newIndex: [(UInt32, UInt32)] = []
@@ -299,6 +323,7 @@ final class LogSegment {
     /// Drops every batch at or after `offset`. Returns bytes removed.
     func truncate(to offset: Int64) throws -> Int64 {
         guard offset < nextOffset else { return 0 }
+        generation &+= 1
         let position = try startPosition(ofBatchesFrom: offset)
         let removed = size - position
         try log.truncate(to: position)
@@ -347,5 +372,50 @@ final class LogSegment {
         for suffix in [".log", ".index", ".timeindex"] {
             try disk.remove(directory + "/" + Self.fileName(baseOffset, suffix))
         }
+    }
+}
+
+/// The end, timestamps and sparse indexes of a segment, built batch by batch in file order: by
+/// recovery re-scanning a segment, and by the cleaner while it writes one.
+struct SegmentIndexBuilder {
+    let baseOffset: Int64
+    let indexIntervalBytes: Int
+    private(set) var offsetIndex: [(relativeOffset: UInt32, position: UInt32)] = []
+    private(set) var timeIndex: [(timestamp: Int64, relativeOffset: UInt32)] = []
+    private(set) var bytesSinceIndexEntry = 0
+    private(set) var maxTimestamp: Int64 = -1
+    private(set) var offsetOfMaxTimestamp: Int64 = -1
+    private(set) var rollingBaseTimestamp: Int64?
+    private(set) var nextOffset: Int64
+    /// Bytes of the batches added so far: where the next one starts.
+    private(set) var size: Int64 = 0
+    private var lastIndexedTimestamp: Int64 = -1
+
+    init(baseOffset: Int64, indexIntervalBytes: Int) {
+        self.baseOffset = baseOffset
+        self.indexIntervalBytes = indexIntervalBytes
+        self.nextOffset = baseOffset
+    }
+
+    /// Notes the batch that starts at `size`.
+    mutating func add(_ header: RecordBatchHeader) {
+        precondition(header.lastOffset - baseOffset <= Int64(Int32.max) && header.baseOffset >= baseOffset,
+                     "batch \(header.baseOffset)...\(header.lastOffset) is outside the reach of segment \(baseOffset)")
+        if rollingBaseTimestamp == nil { rollingBaseTimestamp = header.maxTimestamp }
+        if size == 0 || bytesSinceIndexEntry >= indexIntervalBytes {
+            offsetIndex.append((UInt32(header.lastOffset - baseOffset), UInt32(size)))
+            bytesSinceIndexEntry = 0
+        }
+        if header.maxTimestamp > maxTimestamp {
+            maxTimestamp = header.maxTimestamp
+            offsetOfMaxTimestamp = header.lastOffset
+        }
+        if maxTimestamp > lastIndexedTimestamp {
+            timeIndex.append((maxTimestamp, UInt32(offsetOfMaxTimestamp - baseOffset)))
+            lastIndexedTimestamp = maxTimestamp
+        }
+        bytesSinceIndexEntry += header.totalBytes
+        nextOffset = header.nextOffset
+        size += Int64(header.totalBytes)
     }
 }

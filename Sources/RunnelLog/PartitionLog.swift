@@ -50,17 +50,24 @@ public enum LogError: Error, Equatable, Sendable {
 public final class PartitionLog: @unchecked Sendable {
     public let topicPartition: TopicPartition
     public let directory: String
-    private let disk: any Disk
-    private let lock = NIOLock()
+    let disk: any Disk
+    let lock = NIOLock()
 
     // Guarded by lock.
-    private var segments: [LogSegment] = []
-    private var _config: LogConfig
-    private var _logStartOffset: Int64
+    var segments: [LogSegment] = []
+    var _config: LogConfig
+    var _logStartOffset: Int64
     private var _recoveryPoint: Int64
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
-    private var closed = false
+    var closed = false
+    /// Where the cleaner stopped last (`cleaner-offset-checkpoint`): offsets from here on are dirty.
+    var _cleanerCheckpoint: Int64?
+    /// Counts truncations: a cleaning whose key map may hold records a truncation removed
+    /// swaps nothing in (Kafka aborts the cleaning of a log it truncates).
+    var truncations: UInt64 = 0
+    /// Tests: called with a segment's base offset just before the cleaner swaps it in.
+    var cleanerWillSwap: ((Int64) -> Void)? = nil
     private var producerState = ProducerStateTable()
     private var epochCache = LeaderEpochCache()
     /// A segment was created since the last flush: the directory must be synced too.
@@ -68,7 +75,7 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Opens the log in `directory`, creating it if needed. `recoveryPoint` is the offset below
     /// which data is known durable; with `cleanShutdown` false, every segment at or past it is
-    /// re-validated and a torn tail truncated.
+    /// re-validated and a torn tail truncated. `cleanerCheckpoint` is where the cleaner stopped.
     public init(
         topicPartition: TopicPartition,
         directory: String,
@@ -77,13 +84,15 @@ public final class PartitionLog: @unchecked Sendable {
         nowMs: Int64,
         recoveryPoint: Int64 = 0,
         logStartOffset: Int64 = 0,
-        cleanShutdown: Bool = true
+        cleanShutdown: Bool = true,
+        cleanerCheckpoint: Int64? = nil
     ) throws {
         self.topicPartition = topicPartition
         self.directory = directory
         self.disk = disk
         self._config = config
         self.lastFlushMs = nowMs
+        self._cleanerCheckpoint = cleanerCheckpoint
         try disk.makeDirectory(directory)
         var bases: [Int64] = []
         for name in try disk.list(directory) {
@@ -214,6 +223,10 @@ public final class PartitionLog: @unchecked Sendable {
     public var segmentCount: Int { lock.withLock { segments.count } }
     /// Base offsets of the segments, oldest first.
     public var segmentBaseOffsets: [Int64] { lock.withLock { segments.map(\.baseOffset) } }
+    /// The offset after each segment's last batch, oldest first.
+    public var segmentNextOffsets: [Int64] { lock.withLock { segments.map(\.nextOffset) } }
+    /// Where the cleaner stopped last; nil before its first cleaning.
+    public var cleanerCheckpoint: Int64? { lock.withLock { _cleanerCheckpoint } }
 
     // MARK: append
 
@@ -280,10 +293,26 @@ public final class PartitionLog: @unchecked Sendable {
             if closed { throw LogError.closed }
             var headers: [RecordBatchHeader] = []
             var index = payload.readerIndex
+            var start = payload.readerIndex
             var expected = segments.last!.nextOffset
             let first = expected
             var records = 0
+            var filler: ByteBuffer? = nil
             while let header = RecordBatchHeader(payload, at: index), header.totalBytes <= payload.writerIndex - index {
+                if header.baseOffset < expected, headers.isEmpty, header.recordCount == 0, !header.isControl, header.lastOffset >= expected {
+                    // The leader's cleaner merged removed batches into one empty batch that
+                    // begins below our end (we hold the start of what it covers): the rest of its
+                    // span becomes an empty batch of our own, so our offsets stay contiguous.
+                    let own = RecordBatches.emptyBatch(
+                        baseOffset: expected, lastOffset: header.lastOffset, partitionLeaderEpoch: header.partitionLeaderEpoch,
+                        attributes: header.attributes & 0x08, maxTimestamp: header.maxTimestamp)
+                    headers.append(RecordBatchHeader(own, at: own.readerIndex)!)
+                    filler = own
+                    expected = header.nextOffset
+                    index += header.totalBytes
+                    start = index
+                    continue
+                }
                 guard header.baseOffset >= expected else { throw LogError.nonMonotonicOffsets(expected: expected, got: header.baseOffset) }
                 headers.append(header)
                 records += Int(header.recordCount)
@@ -291,7 +320,11 @@ public final class PartitionLog: @unchecked Sendable {
                 index += header.totalBytes
             }
             guard !headers.isEmpty else { return nil }
-            let slice = payload.getSlice(at: payload.readerIndex, length: index - payload.readerIndex)!
+            var slice = payload.getSlice(at: start, length: index - start)!
+            if var own = filler {
+                own.writeBuffer(&slice)
+                slice = own
+            }
             try appendLocked(slice, headers: headers, nowMs: nowMs)
             for header in headers { producerState.update(header) }
             noteEpochsLocked(headers)
@@ -468,16 +501,26 @@ public final class PartitionLog: @unchecked Sendable {
     public func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? {
         try lock.withLock {
             for segment in segments where segment.maxTimestamp >= timestamp {
-                guard let (position, header) = try segment.firstBatch(withTimestampAtLeast: timestamp) else { continue }
-                if header.compression == CompressionCodec.none {
-                    let bytes = try segment.log.read(at: position, count: header.totalBytes)
-                    if let batch = try RecordBatches.decode(bytes).first {
-                        for record in batch.records where record.timestamp >= timestamp && record.offset >= _logStartOffset {
-                            return (record.offset, header.isLogAppendTime ? header.maxTimestamp : record.timestamp)
+                guard var (position, header) = try segment.firstBatch(withTimestampAtLeast: timestamp) else { continue }
+                while true {
+                    if header.maxTimestamp >= timestamp && header.lastOffset >= _logStartOffset {
+                        // Compressed: precise to the batch. LogAppendTime: every record has the batch's time.
+                        if header.compression != CompressionCodec.none || (header.isLogAppendTime && header.recordCount > 0) {
+                            return (max(header.baseOffset, _logStartOffset), header.maxTimestamp)
                         }
+                        let bytes = try segment.log.read(at: position, count: header.totalBytes)
+                        if let batch = try RecordBatches.decode(bytes).first {
+                            for record in batch.records where record.timestamp >= timestamp && record.offset >= _logStartOffset {
+                                return (record.offset, header.isLogAppendTime ? header.maxTimestamp : record.timestamp)
+                            }
+                        }
+                        // No record of its own qualifies (an empty batch the cleaner left, which
+                        // keeps the max timestamp of what it replaced): look further.
                     }
+                    position += Int64(header.totalBytes)
+                    guard position < segment.size, let next = try segment.readHeader(at: position) else { break }
+                    header = next
                 }
-                return (max(header.baseOffset, _logStartOffset), header.maxTimestamp)
             }
             return nil
         }
@@ -568,6 +611,7 @@ public final class PartitionLog: @unchecked Sendable {
                 if epochCache.entries.count != before { try? epochCache.write(directory: directory, disk: disk) }
                 return
             }
+            truncations &+= 1
             var removedSegments = false
             while segments.count > 1, segments.last!.baseOffset >= target {
                 try segments.removeLast().delete()
@@ -587,6 +631,7 @@ public final class PartitionLog: @unchecked Sendable {
                 try disk.syncDirectory(directory)
             }
             _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
+            if let checkpoint = _cleanerCheckpoint, checkpoint > segments.last!.nextOffset { _cleanerCheckpoint = segments.last!.nextOffset }
             try rebuildProducerStateLocked()
             epochCache.truncate(fromOffset: segments.last!.nextOffset)
             try? epochCache.write(directory: directory, disk: disk)
@@ -597,10 +642,12 @@ public final class PartitionLog: @unchecked Sendable {
     public func truncateFullyAndStart(at offset: Int64, nowMs: Int64) throws {
         try lock.withLock {
             if closed { throw LogError.closed }
+            truncations &+= 1
             for segment in segments { try segment.delete() }
             segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
             _logStartOffset = offset
             _recoveryPoint = offset
+            _cleanerCheckpoint = nil
             try disk.syncDirectory(directory)
             epochCache.clear()
             producerState = ProducerStateTable()

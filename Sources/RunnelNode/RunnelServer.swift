@@ -35,6 +35,7 @@ public final class RunnelServer: @unchecked Sendable {
     private var maintenance: Thread?
     private var metricsServer: MetricsHTTPServer?
     private var gaugeTask: RepeatedTask?
+    private var cleaner: Thread?
     private let stopping = NIOLockedValueBox(false)
 
     public init(config: ServerConfig, logger: Logger) {
@@ -278,6 +279,41 @@ public final class RunnelServer: @unchecked Sendable {
         thread.name = "runnel-maintenance"
         thread.start()
         maintenance = thread
+        if config.logCleaner.enabled { startCleaner() }
+    }
+
+    /// The log cleaner, on a thread of its own so a long cleaning never delays the ISR checks,
+    /// flushes and checkpoints of the maintenance loop: every `log.cleaner.backoff.ms` it cleans
+    /// the compacted logs that are dirty enough, each below its partition's high watermark
+    /// (leaders and followers alike clean their own replica, as in Kafka).
+    private func startCleaner() {
+        let settings = config.logCleaner
+        let thread = Thread { [self] in
+            let stopped = { self.stopping.withLockedValue { $0 } }
+            while !stopped() {
+                Thread.sleep(forTimeInterval: Double(max(10, settings.backoffMs)) / 1000)
+                guard let logManager, let broker, !stopped() else { break }
+                let started = clock.monotonicMs()
+                let pass = logManager.runCleaner(nowMs: clock.wallMs(), highWatermarks: broker.highWatermarks, settings: settings,
+                                                 shouldStop: stopped)
+                for (tp, stats) in pass.cleaned {
+                    logger.info("cleaned log \(tp): \(stats.bytesBefore) bytes before, \(stats.bytesAfter) after",
+                                metadata: ["segments": "\(stats.segmentsRewritten)/\(stats.segmentsCleaned)",
+                                           "offsets": "\(stats.firstDirtyOffset)..<\(stats.endOffset)", "keys": "\(stats.keysMapped)",
+                                           "recordsRemoved": "\(stats.recordsRemoved)", "tombstonesRemoved": "\(stats.tombstonesRemoved)",
+                                           "ms": "\(clock.monotonicMs() - started)"])
+                }
+                for (tp, error) in pass.failures {
+                    logger.error("cleaning \(tp) failed: \(error)")
+                }
+                if let error = pass.checkpointFailure {
+                    logger.error("writing \(LogCleaner.checkpointFile) failed: \(error)")
+                }
+            }
+        }
+        thread.name = "runnel-log-cleaner"
+        thread.start()
+        cleaner = thread
     }
 
     /// Stops accepting, flushes every log, writes checkpoints and the clean-shutdown marker.

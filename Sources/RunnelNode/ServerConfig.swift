@@ -80,6 +80,9 @@ public struct ServerConfig: Sendable {
     public var socketRequestMaxBytes: Int
     public var queuedMaxRequests: Int
     public var logDefaults: LogConfig
+    /// `log.cleaner.enable`, `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size`,
+    /// `log.cleaner.io.buffer.size`
+    public var logCleaner: LogCleanerSettings
     public var logRetentionCheckIntervalMs: Int64
     public var logFlushSchedulerIntervalMs: Int64
     public var logFlushOffsetCheckpointIntervalMs: Int64
@@ -317,7 +320,21 @@ public struct ServerConfig: Sendable {
             log.deleteEnabled = parts.contains("delete")
             log.compactEnabled = parts.contains("compact")
         }
+        log.deleteRetentionMs = try int64("log.cleaner.delete.retention.ms", default: 86_400_000, min: 0)
+        log.minCompactionLagMs = try int64("log.cleaner.min.compaction.lag.ms", default: 0, min: 0)
+        if let text = string("log.cleaner.min.cleanable.ratio") {
+            guard let ratio = Double(text), ratio >= 0, ratio <= 1 else {
+                throw ConfigError("log.cleaner.min.cleanable.ratio", "\"\(text)\" is not a number from 0 to 1.")
+            }
+            log.minCleanableDirtyRatio = ratio
+        }
         logDefaults = log
+        var cleaner = LogCleanerSettings()
+        cleaner.enabled = try bool("log.cleaner.enable", default: true)
+        cleaner.backoffMs = try int64("log.cleaner.backoff.ms", default: 15_000, min: 0)
+        cleaner.dedupeBufferBytes = Int(try int64("log.cleaner.dedupe.buffer.size", default: 134_217_728, min: 1))
+        cleaner.ioBufferBytes = try int("log.cleaner.io.buffer.size", default: 524_288, min: 1)
+        logCleaner = cleaner
         logRetentionCheckIntervalMs = try int64("log.retention.check.interval.ms", default: 300_000, min: 1)
         logFlushSchedulerIntervalMs = try int64("log.flush.scheduler.interval.ms", default: Int64.max, min: 1)
         logFlushOffsetCheckpointIntervalMs = try int64("log.flush.offset.checkpoint.interval.ms", default: 60_000, min: 0)

@@ -1,0 +1,349 @@
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// Broker-level settings of the log cleaner (`log.cleaner.*`).
+public struct LogCleanerSettings: Sendable, Equatable {
+    /// `log.cleaner.enable`: whether compacted logs are cleaned at all.
+    public var enabled = true
+    /// `log.cleaner.backoff.ms`: pause between cleaning passes over the compacted logs.
+    public var backoffMs: Int64 = 15_000
+    /// `log.cleaner.dedupe.buffer.size`: memory budget of the key-to-offset map of one cleaning;
+    /// a dirty section with more keys is cleaned over several passes, a segment at a time.
+    public var dedupeBufferBytes = 134_217_728
+    /// `log.cleaner.io.buffer.size`: bytes read (and buffered for writing) at a time.
+    public var ioBufferBytes = 524_288
+
+    public init() {}
+}
+
+/// What one cleaning of a log did, for the log line and tests.
+public struct CleanerStats: Sendable, Equatable {
+    /// Where the dirty section began (the previous cleaner checkpoint, or the log start).
+    public var firstDirtyOffset: Int64 = 0
+    /// Where this cleaning stopped: the new cleaner checkpoint.
+    public var endOffset: Int64 = 0
+    /// Segments in the cleaned range, and how many of them were rewritten.
+    public var segmentsCleaned = 0
+    public var segmentsRewritten = 0
+    /// Bytes of the cleaned range before and after.
+    public var bytesBefore: Int64 = 0
+    public var bytesAfter: Int64 = 0
+    /// Keys in the offset map of the dirty section.
+    public var keysMapped = 0
+    /// Records of cleanable batches looked at, and how many of them went (superseded, keyless,
+    /// or tombstones past their delete horizon).
+    public var recordsRead = 0
+    public var recordsRemoved = 0
+    /// Tombstones dropped because their delete horizon had passed.
+    public var tombstonesRemoved = 0
+    /// Segments whose rewrite was thrown away because the log changed meanwhile (truncation,
+    /// retention, deletion).
+    public var swapsAbandoned = 0
+
+    public init() {}
+}
+
+/// The decisions of Kafka's log cleaner, as pure functions over segment summaries and batch bytes;
+/// `PartitionLog.clean` does the I/O.
+///
+/// A cleaning works on the segments below the first uncleanable offset: the smallest of the
+/// active segment's base offset, the high watermark the caller passes, and the base of the first
+/// dirty segment holding a record younger than `min.compaction.lag.ms`. It maps every key of the
+/// dirty section (from the cleaner checkpoint on) to its latest offset, then rewrites each
+/// cleanable segment keeping a record only if no later record has its key. Offsets never change:
+/// rewritten batches keep their base offset, offset span, leader epoch, producer fields and
+/// attributes. Batches that lose every record become empty batches (record count 0): runs of
+/// them are merged into one "filler" per leader epoch, and an empty copy with the original
+/// fields is kept for the last batch of each producer in the run and for the segment's last
+/// batch, so a segment's offsets stay contiguous and its next offset unchanged (recovery treats
+/// a jump inside a segment as corruption, and a segment ending short of the next as a lost tail).
+///
+/// Tombstones follow KIP-534: the first cleaning that keeps a tombstone marks its batch with the
+/// delete-horizon flag (attributes bit 6) and stores now + `delete.retention.ms` in its base
+/// timestamp, re-encoding the record timestamp deltas so record timestamps do not change; a later
+/// cleaning past the horizon drops the tombstone.
+///
+/// Compressed batches (we have no lz4/snappy/zstd codecs) and transactional batches (we keep no
+/// aborted-transaction index) are kept whole and their keys stay out of the map: a key written
+/// there keeps its older values too, which compaction allows (it promises at least the latest
+/// value per key). For the same reason a tombstone is never dropped once such a batch precedes
+/// it in the log, since the older value it deletes might hide there. Control batches are kept.
+public enum LogCleaner {
+    /// Kafka's file name for the cleaner positions of a log dir.
+    public static let checkpointFile = "cleaner-offset-checkpoint"
+
+    /// The facts about a segment a cleaning plan needs.
+    public struct SegmentSummary: Sendable, Equatable {
+        public var baseOffset: Int64
+        public var nextOffset: Int64
+        public var size: Int64
+        public var maxTimestamp: Int64
+
+        public init(baseOffset: Int64, nextOffset: Int64, size: Int64, maxTimestamp: Int64) {
+            self.baseOffset = baseOffset
+            self.nextOffset = nextOffset
+            self.size = size
+            self.maxTimestamp = maxTimestamp
+        }
+    }
+
+    /// Which segments a cleaning may rewrite and how dirty they are.
+    public struct Plan: Sendable, Equatable {
+        public var firstDirtyOffset: Int64
+        public var firstUncleanableOffset: Int64
+        /// Segments `0 ..< cleanableSegmentCount` lie wholly below the first uncleanable offset.
+        public var cleanableSegmentCount: Int
+        /// Index of the first segment holding dirty offsets.
+        public var firstDirtySegment: Int
+        public var dirtyBytes: Int64
+        public var cleanableBytes: Int64
+
+        public var dirtyRatio: Double { cleanableBytes == 0 ? 0 : Double(dirtyBytes) / Double(cleanableBytes) }
+
+        /// Whether the log is dirty enough for `min.cleanable.dirty.ratio`.
+        public func isDue(minCleanableDirtyRatio: Double) -> Bool {
+            dirtyBytes > 0 && dirtyRatio >= minCleanableDirtyRatio
+        }
+    }
+
+    /// The first dirty offset from the checkpoint: the log start when there is none or it lies
+    /// outside the log (truncated, or the log was deleted and made again), as Kafka resets it.
+    public static func firstDirtyOffset(checkpoint: Int64?, logStartOffset: Int64, logEndOffset: Int64) -> Int64 {
+        guard let checkpoint, checkpoint >= logStartOffset, checkpoint <= logEndOffset else { return logStartOffset }
+        return checkpoint
+    }
+
+    /// Plans a cleaning of `segments` (oldest first, the last one active); nil when no segment
+    /// lies wholly below the first uncleanable offset or nothing there is dirty.
+    public static func plan(
+        segments: [SegmentSummary], firstDirtyOffset: Int64, uncleanableFrom: Int64, nowMs: Int64, minCompactionLagMs: Int64
+    ) -> Plan? {
+        guard segments.count > 1 else { return nil }
+        let inactive = segments.dropLast()
+        var uncleanable = min(segments.last!.baseOffset, uncleanableFrom)
+        if minCompactionLagMs > 0 {
+            // The first dirty segment holding a record younger than the lag, and all after it.
+            let cutoff = nowMs &- minCompactionLagMs
+            if let young = inactive.first(where: { $0.nextOffset > firstDirtyOffset && $0.maxTimestamp > cutoff }) {
+                uncleanable = min(uncleanable, young.baseOffset)
+            }
+        }
+        var count = 0
+        while count < inactive.count && inactive[count].nextOffset <= uncleanable { count += 1 }
+        guard count > 0 else { return nil }
+        let cleanable = inactive.prefix(count)
+        guard let firstDirty = cleanable.firstIndex(where: { $0.nextOffset > firstDirtyOffset }) else { return nil }
+        let dirtyBytes = cleanable[firstDirty...].reduce(Int64(0)) { $0 + $1.size }
+        let cleanableBytes = cleanable.reduce(Int64(0)) { $0 + $1.size }
+        return Plan(firstDirtyOffset: firstDirtyOffset, firstUncleanableOffset: uncleanable, cleanableSegmentCount: count,
+                    firstDirtySegment: firstDirty, dirtyBytes: dirtyBytes, cleanableBytes: cleanableBytes)
+    }
+
+    /// Batches whose records the cleaner reads and may drop: uncompressed, not transactional,
+    /// not control, with records. Everything else is kept as it is.
+    static func isCleanable(_ header: RecordBatchHeader) -> Bool {
+        header.compression == CompressionCodec.none && !header.isTransactional && !header.isControl && header.recordCount > 0
+    }
+
+    /// Batches that may hide older values of a key from the cleaner: compressed ones, and
+    /// transactional data (their records may belong to an aborted transaction).
+    static func isOpaque(_ header: RecordBatchHeader) -> Bool {
+        !header.isControl && header.recordCount > 0 && (header.compression != CompressionCodec.none || header.isTransactional)
+    }
+
+    // MARK: the offset map
+
+    /// Latest offset of every key of the dirty section, with a memory estimate to bound it.
+    public struct OffsetMap: Sendable {
+        /// Bookkeeping per entry beyond the key's bytes (array header, dictionary slot, offset).
+        static let entryOverheadBytes = 64
+
+        private(set) var offsets: [[UInt8]: Int64] = [:]
+        /// Estimated memory held.
+        private(set) var estimatedBytes = 0
+
+        public init() {}
+
+        public var count: Int { offsets.count }
+
+        /// Notes `offset` for `key` (offsets arrive in increasing order: the last one wins).
+        mutating func put(_ key: [UInt8], _ offset: Int64) {
+            if offsets.updateValue(offset, forKey: key) == nil {
+                estimatedBytes += key.count + Self.entryOverheadBytes
+            }
+        }
+
+        /// The latest offset of `key` in the dirty section, if it appears there.
+        public subscript(key: [UInt8]) -> Int64? { offsets[key] }
+
+        /// Adds the keys of the batch at the reader index of `batch` (uncleanable batches add nothing).
+        mutating func add(batch: ByteBuffer, header: RecordBatchHeader, from firstOffset: Int64) throws -> Int {
+            guard LogCleaner.isCleanable(header) else { return 0 }
+            var added = 0
+            for record in try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header) where record.hasKey {
+                let offset = header.baseOffset + Int64(record.offsetDelta)
+                guard offset >= firstOffset else { continue }
+                put(batch.getBytes(at: record.keyIndex, length: record.keyLength)!, offset)
+                added += 1
+            }
+            return added
+        }
+    }
+
+    // MARK: batches
+
+    /// What the cleaner does with one batch.
+    enum BatchOutcome: Equatable {
+        /// Keep the batch as it is.
+        case keep
+        /// Replace it with these bytes (same offsets, fewer records or a delete horizon set).
+        case rewrite(ByteBuffer)
+        /// Every record goes; the segment writer keeps the offsets with an empty batch.
+        case remove
+    }
+
+    /// Decides about the batch at the reader index of `batch`. `opaqueSeen` says whether a
+    /// compressed or transactional batch came earlier in the log (then tombstones stay); it is
+    /// updated with this batch.
+    static func filter(
+        batch: ByteBuffer, header: RecordBatchHeader, map: OffsetMap, nowMs: Int64, deleteRetentionMs: Int64,
+        opaqueSeen: inout Bool, stats: inout CleanerStats
+    ) throws -> BatchOutcome {
+        guard isCleanable(header) else {
+            if isOpaque(header) { opaqueSeen = true }
+            // Empty batches (fillers, producer markers) join the run of removed batches around
+            // them, so fillers from several cleanings merge; the writer keeps what must stay.
+            return header.recordCount == 0 && !header.isControl ? .remove : .keep
+        }
+        let views = try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header)
+        stats.recordsRead += views.count
+        var retained: [RecordView] = []
+        retained.reserveCapacity(views.count)
+        var keptTombstone = false
+        for record in views {
+            guard record.hasKey else { continue }  // a compacted log has no use for keyless records (Kafka drops them too)
+            let offset = header.baseOffset + Int64(record.offsetDelta)
+            let key = batch.getBytes(at: record.keyIndex, length: record.keyLength)!
+            if let latest = map[key], latest > offset { continue }
+            if record.valueIsNull {
+                if let horizon = header.deleteHorizonMs, nowMs >= horizon, !opaqueSeen {
+                    stats.tombstonesRemoved += 1
+                    continue
+                }
+                keptTombstone = true
+            }
+            retained.append(record)
+        }
+        stats.recordsRemoved += views.count - retained.count
+        let setHorizon = keptTombstone && header.deleteHorizonMs == nil
+        if retained.count == views.count && !setHorizon { return .keep }
+        if retained.isEmpty { return .remove }
+
+        var out = header
+        if setHorizon {
+            out.attributes |= RecordBatchHeader.deleteHorizonFlag
+            let (horizon, overflow) = nowMs.addingReportingOverflow(max(0, deleteRetentionMs))
+            out.baseTimestamp = overflow ? Int64.max : horizon
+        }
+        if !header.isLogAppendTime {
+            out.maxTimestamp = retained.map { header.baseTimestamp &+ $0.timestampDelta }.max()!
+        }
+        var records = ByteBufferAllocator().buffer(capacity: retained.reduce(0) { $0 + $1.end - $1.start + 10 })
+        for record in retained {
+            if out.baseTimestamp == header.baseTimestamp {
+                var bytes = batch.getSlice(at: record.start, length: record.end - record.start)!
+                records.writeBuffer(&bytes)
+            } else {
+                // Record timestamps are base + delta: a new base (the horizon) needs new deltas.
+                let timestamp = header.baseTimestamp &+ record.timestampDelta
+                RecordBatches.writeRecord(record, from: batch, timestampDelta: timestamp &- out.baseTimestamp, to: &records)
+            }
+        }
+        return .rewrite(RecordBatches.assemble(out, records: records, recordCount: Int32(retained.count)))
+    }
+
+    // MARK: segments
+
+    /// Writes one segment's cleaned batches in order: merges runs of removed batches into empty
+    /// batches that keep every offset, builds the indexes, and knows whether anything changed.
+    struct SegmentWriter {
+        private(set) var index: SegmentIndexBuilder
+        /// Whether the output so far equals the input so far, byte for byte.
+        private(set) var identical = true
+        /// Removed batches waiting to be merged, with the bytes of the empty ones (to tell
+        /// whether the merge rewrites them identically).
+        private var run: [(header: RecordBatchHeader, emptyBytes: ByteBuffer?)] = []
+
+        init(baseOffset: Int64, indexIntervalBytes: Int) {
+            index = SegmentIndexBuilder(baseOffset: baseOffset, indexIntervalBytes: indexIntervalBytes)
+        }
+
+        /// Takes the next input batch and its outcome; returns the bytes to write, in order.
+        mutating func add(_ outcome: BatchOutcome, original: ByteBuffer, header: RecordBatchHeader) -> [ByteBuffer] {
+            switch outcome {
+            case .keep:
+                var out = flushRun(lastIsSegmentEnd: false)
+                index.add(header)
+                out.append(original)
+                return out
+            case .rewrite(let bytes):
+                var out = flushRun(lastIsSegmentEnd: false)
+                identical = false
+                index.add(RecordBatchHeader(bytes, at: bytes.readerIndex)!)
+                out.append(bytes)
+                return out
+            case .remove:
+                run.append((header, header.recordCount == 0 ? original : nil))
+                return []
+            }
+        }
+
+        /// The bytes still pending at the end of the segment.
+        mutating func finish() -> [ByteBuffer] { flushRun(lastIsSegmentEnd: true) }
+
+        private mutating func flushRun(lastIsSegmentEnd: Bool) -> [ByteBuffer] {
+            guard !run.isEmpty else { return [] }
+            defer { run = [] }
+            var out: [ByteBuffer] = []
+            var filler: (first: RecordBatchHeader, last: RecordBatchHeader, maxTimestamp: Int64)? = nil
+            func emitFiller() {
+                guard let f = filler else { return }
+                out.append(RecordBatches.emptyBatch(
+                    baseOffset: f.first.baseOffset, lastOffset: f.last.lastOffset, partitionLeaderEpoch: f.first.partitionLeaderEpoch,
+                    attributes: f.first.attributes & 0x08, maxTimestamp: f.maxTimestamp))
+                filler = nil
+            }
+            for (i, entry) in run.enumerated() {
+                let h = entry.header
+                // Keep producer state rebuildable: the last batch of each producer in the run
+                // stays as an empty copy with its sequence fields; so does the segment's last batch.
+                let lastOfProducer = h.producerId >= 0 && !run[(i + 1)...].contains { $0.header.producerId == h.producerId }
+                let segmentEnd = lastIsSegmentEnd && i == run.count - 1
+                if lastOfProducer || segmentEnd {
+                    emitFiller()
+                    out.append(RecordBatches.emptyBatch(
+                        baseOffset: h.baseOffset, lastOffset: h.lastOffset, partitionLeaderEpoch: h.partitionLeaderEpoch,
+                        attributes: h.attributes & 0x08, maxTimestamp: h.maxTimestamp,
+                        producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence))
+                } else if var f = filler, f.first.partitionLeaderEpoch == h.partitionLeaderEpoch,
+                          h.lastOffset - f.first.baseOffset <= Int64(Int32.max) {
+                    f.last = h
+                    f.maxTimestamp = max(f.maxTimestamp, h.maxTimestamp)
+                    filler = f
+                } else {
+                    emitFiller()
+                    filler = (h, h, h.maxTimestamp)
+                }
+            }
+            emitFiller()
+            // Empty batches merged into exactly what they were: nothing changed.
+            if identical {
+                let originals = run.compactMap(\.emptyBytes)
+                identical = originals.count == run.count && originals == out
+            }
+            for bytes in out { index.add(RecordBatchHeader(bytes, at: bytes.readerIndex)!) }
+            return out
+        }
+    }
+}
