@@ -22,6 +22,7 @@ public final class KafkaServer: Sendable {
         logger: Logger
     ) async throws -> KafkaServer {
         let ids = ConnectionIds()
+        let open = OpenConnections()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -31,29 +32,48 @@ public final class KafkaServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let id = ids.next()
+                    RequestMetrics.shared.connections.increment()
+                    open.add(channel, id: id)
+                    channel.closeFuture.whenComplete { _ in open.remove(id) }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
                     try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(
                         handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, logger: logger))
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return KafkaServer(listener: listener, channel: channel, localAddress: channel.localAddress!)
+        return KafkaServer(listener: listener, channel: channel, localAddress: channel.localAddress!, open: open)
     }
 
-    private init(listener: String, channel: any Channel, localAddress: SocketAddress) {
+    private let open: OpenConnections
+
+    private init(listener: String, channel: any Channel, localAddress: SocketAddress, open: OpenConnections) {
         self.listener = listener
         self.channel = channel
         self.localAddress = localAddress
+        self.open = open
     }
 
     public var port: Int { localAddress.port ?? 0 }
 
+    /// Stops accepting and closes every connection, so no request reaches the node after it
+    /// began shutting down the parts behind the handler.
     public func close() async throws {
         try await channel.close()
+        for connection in open.all() {
+            try? await connection.close()
+        }
     }
 }
 
 final class ConnectionIds: Sendable {
     private let counter = NIOLockedValueBox<UInt64>(0)
     func next() -> UInt64 { counter.withLockedValue { $0 += 1; return $0 } }
+}
+
+/// The connections a server accepted and that are still open.
+final class OpenConnections: Sendable {
+    private let channels = NIOLockedValueBox<[UInt64: any Channel]>([:])
+    func add(_ channel: any Channel, id: UInt64) { channels.withLockedValue { $0[id] = channel } }
+    func remove(_ id: UInt64) { _ = channels.withLockedValue { $0.removeValue(forKey: id) } }
+    func all() -> [any Channel] { channels.withLockedValue { Array($0.values) } }
 }
