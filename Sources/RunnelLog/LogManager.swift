@@ -28,7 +28,11 @@ public final class LogManager: @unchecked Sendable {
     /// What start-up found, for the log.
     public private(set) var recoveredUncleanly: [String] = []
 
-    public init(logDirs: [String], defaultConfig: LogConfig, disk: any Disk, nowMs: Int64) throws {
+    /// Opens every partition log under `logDirs`, recovering those of a dir without the
+    /// clean-shutdown marker. `progress` hears of each log opened (done, of total, and whether it
+    /// was recovered), so a long start-up can be reported.
+    public init(logDirs: [String], defaultConfig: LogConfig, disk: any Disk, nowMs: Int64,
+                progress: (_ opened: Int, _ total: Int, _ recovering: Bool) -> Void = { _, _, _ in }) throws {
         precondition(!logDirs.isEmpty, "at least one log dir")
         self.logDirs = logDirs
         self.disk = disk
@@ -44,7 +48,10 @@ public final class LogManager: @unchecked Sendable {
             let logStarts = (try? OffsetCheckpoint.read(dir + "/" + Self.logStartFile, disk: disk)) ?? [:]
             let highWatermarks = (try? OffsetCheckpoint.read(dir + "/" + Self.replicationFile, disk: disk)) ?? [:]
             let cleanerCheckpoints = (try? OffsetCheckpoint.read(dir + "/" + LogCleaner.checkpointFile, disk: disk)) ?? [:]
-            for name in try disk.list(dir) where disk.isDirectory(dir + "/" + name) {
+            let names = try disk.list(dir).filter { disk.isDirectory(dir + "/" + $0) }
+            let total = names.filter { Self.parse(directoryName: $0).map { $0.topic != Self.metadataTopic } ?? false }.count
+            var opened = 0
+            for name in names {
                 if name.hasSuffix("-delete") {
                     try disk.removeTree(dir + "/" + name)
                     continue
@@ -57,6 +64,8 @@ public final class LogManager: @unchecked Sendable {
                 logs[tp] = log
                 logDirOf[tp] = dir
                 if let hw = highWatermarks[tp] { startupHighWatermarks[tp] = hw }
+                opened += 1
+                progress(opened, total, !clean)
             }
             // From now on a crash is an unclean stop.
             if disk.exists(marker) {

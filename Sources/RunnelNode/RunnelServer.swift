@@ -65,7 +65,17 @@ public final class RunnelServer: @unchecked Sendable {
         var logManager: LogManager?
         var metadataClean = false
         if config.isBroker {
-            let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now)
+            // Opening thousands of logs (or recovering them after a crash) takes a while: say
+            // how far it got every couple of seconds.
+            let logger = self.logger
+            let started = ContinuousClock.now
+            var lastReport = started
+            let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now) { opened, total, recovering in
+                let at = ContinuousClock.now
+                guard at - lastReport >= .seconds(2) || (opened == total && at - started >= .seconds(2)) else { return }
+                lastReport = at
+                logger.info(recovering ? "recovering logs" : "loading logs", metadata: ["opened": "\(opened)", "of": "\(total)"])
+            }
             if !manager.recoveredUncleanly.isEmpty {
                 logger.warning("recovered after an unclean shutdown", metadata: ["dirs": "\(manager.recoveredUncleanly)"])
             }

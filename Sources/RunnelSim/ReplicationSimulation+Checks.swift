@@ -31,6 +31,8 @@ final class PartitionLedger {
     var consumed: [Int64: BatchFact] = [:]
     /// [broker, incarnation, leader epoch] -> the last high watermark that leader reported.
     var leaderHighWatermarks: [[Int64]: Int64] = [:]
+    /// Leader epoch -> the broker that acted as leader in it.
+    var epochLeaders: [Int32: Int32] = [:]
 }
 
 extension ReplicationSimulation {
@@ -74,6 +76,28 @@ extension ReplicationSimulation {
 
     func check() {
         guard failure == nil else { return }
+        // At most one leader per leader epoch, over the whole run.
+        for id in brokerIds {
+            let broker = brokers[id]!
+            guard broker.up else { continue }
+            for p in partitionIds {
+                guard let partition = broker.partitions[topicPartition(p)], partition.isLeader else { continue }
+                let ledger = ledgers[p]!
+                let epoch = partition.leaderEpoch
+                if let other = ledger.epochLeaders[epoch], other != id {
+                    return fail("two leaders of p\(p) in leader epoch \(epoch): \(other) and \(id)")
+                }
+                ledger.epochLeaders[epoch] = id
+            }
+        }
+        // A fenced broker never stays leader once its fence is committed.
+        let image = controller.controller.image
+        for p in partitionIds {
+            guard let registration = controller.registration(p), registration.leader >= 0 else { continue }
+            if image.brokers[NodeID(registration.leader)]?.fenced != false {
+                return fail("p\(p) is led by broker \(registration.leader), which the committed metadata fences")
+            }
+        }
         // Leaders report high watermarks: below its own, a leader's log must be the committed
         // log; a higher one than any before commits what it has up to there.
         for id in brokerIds {
@@ -264,7 +288,8 @@ extension ReplicationSimulation {
         guard producers.allSatisfy(\.done) else { return false }
         for id in brokerIds {
             let broker = brokers[id]!
-            guard broker.up, broker.serving, controller.image.brokers[NodeID(id)]?.fenced == false else { return false }
+            guard broker.up, broker.serving, controller.image.brokers[NodeID(id)]?.fenced == false,
+                  broker.image.provenance.lastOffset == controller.image.provenance.lastOffset else { return false }
         }
         for p in partitionIds {
             guard let registration = controller.registration(p), Set(registration.isr) == Set(registration.replicas),
@@ -282,6 +307,11 @@ extension ReplicationSimulation {
     /// After convergence: every replica's whole log is the committed log, and every batch the
     /// producers wrote was acknowledged once, where it is committed.
     func finalCheck() {
+        // Every broker's image converged to the controller's.
+        for id in brokerIds where brokers[id]!.image != controller.controller.image {
+            let mine = brokers[id]!.image.provenance.lastOffset, theirs = controller.controller.image.provenance.lastOffset
+            return fail("broker \(id)'s metadata image (to offset \(mine)) differs from the controller's (to offset \(theirs))")
+        }
         for p in partitionIds {
             let ledger = ledgers[p]!
             for id in brokerIds {
