@@ -382,3 +382,35 @@ def test_group_survives_coordinator_kill(require_runnel, tmp_path):
     finally:
         for n in brokers + controllers:
             n.close()
+
+
+def test_rebalance_on_metadata_changes(gnode):
+    """A pattern subscription picks up a new matching topic, and a partition count increase
+    reaches the group: both through Metadata, with a rebalance that assigns the new partitions."""
+    from confluent_kafka.admin import NewPartitions
+
+    prefix = unique("pat")
+    create_topic(gnode.bootstrap, f"{prefix}-a", 2)
+    group = unique("patgrp")
+    a = confluent(gnode.bootstrap, group, "range", **{"topic.metadata.refresh.interval.ms": 1000})
+    b = confluent(gnode.bootstrap, group, "range", **{"topic.metadata.refresh.interval.ms": 1000})
+    a.subscribe([f"^{prefix}-.*"])
+    b.subscribe([f"^{prefix}-.*"])
+
+    def owned_all(consumers) -> set[tuple[str, int]]:
+        for c in consumers:
+            c.poll(0.05)
+        sets = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in consumers]
+        union = set().union(*sets)
+        return union if sum(len(x) for x in sets) == len(union) else set()
+
+    wait_until(lambda: owned_all([a, b]) == {(f"{prefix}-a", 0), (f"{prefix}-a", 1)}, 45, 0.05, "the first topic's partitions")
+    create_topic(gnode.bootstrap, f"{prefix}-b", 2)
+    want = {(f"{prefix}-{t}", p) for t in "ab" for p in range(2)}
+    wait_until(lambda: owned_all([a, b]) == want, 45, 0.05, "the new matching topic to be assigned")
+    admin = AdminClient({"bootstrap.servers": gnode.bootstrap, **QUIET})
+    admin.create_partitions([NewPartitions(f"{prefix}-a", 4)])[f"{prefix}-a"].result(30)
+    want |= {(f"{prefix}-a", 2), (f"{prefix}-a", 3)}
+    wait_until(lambda: owned_all([a, b]) == want, 45, 0.05, "the added partitions to be assigned")
+    a.close()
+    b.close()
