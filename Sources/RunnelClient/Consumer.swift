@@ -47,8 +47,9 @@ public actor Consumer {
         self.member = group.map { GroupMember(client: client, groupId: $0, topics: [topic]) }
     }
 
-    /// Whether partitions are assigned (always, without a group).
-    public var hasAssignment: Bool { started && (member == nil || !positions.isEmpty) }
+    /// Whether the consumer knows its partitions: it started them, or, in a group, it joined
+    /// (possibly with none assigned).
+    public var isStarted: Bool { started }
 
     /// Joins or rejoins the group when needed, then fetches once (waiting up to `maxWaitMs`).
     public func poll(maxWaitMs: Int32 = 500) async throws -> [ConsumedRecord] {
