@@ -122,7 +122,8 @@ extension KafkaClient {
         let response: FetchResponse
         let version: Int16
         do {
-            (response, version) = try await send(to: address, lane: .fetch, extraTimeoutMs: Int64(maxWaitMs)) { v in
+            // Fetch v13+ names topics by id; without one (an old Metadata answer) stay at v12.
+            (response, version) = try await send(to: address, lane: .fetch, extraTimeoutMs: Int64(maxWaitMs), maxVersion: topicId == .zero ? 12 : nil) { v in
                 var r = FetchRequest()
                 r.replicaId = -1
                 r.maxWaitMs = maxWaitMs

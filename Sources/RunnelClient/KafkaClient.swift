@@ -149,6 +149,10 @@ public actor KafkaClient {
             peer.close()
             return existing
         }
+        guard !closed else {
+            peer.close()
+            throw ClientError("the client is closed")
+        }
         let c = Connection(peer: peer, address: address, versions: versions)
         connections[key] = c
         return c
@@ -209,10 +213,16 @@ public actor KafkaClient {
 
     /// Sends a request built for the negotiated version to `address` and returns the answer
     /// with the version used. `extraTimeoutMs` covers requests the broker may hold (Fetch, JoinGroup).
-    public func send<R: RequestMessage>(to address: BrokerAddress, lane: Lane = .general, extraTimeoutMs: Int64 = 0,
+    public func send<R: RequestMessage>(to address: BrokerAddress, lane: Lane = .general, extraTimeoutMs: Int64 = 0, maxVersion: Int16? = nil,
                                         _ build: @Sendable (Int16) -> R) async throws -> (response: R.Response, version: Int16) {
         let c = try await connection(to: address, lane: lane)
-        let v = try version(R.apiKey, on: c)
+        var v = try version(R.apiKey, on: c)
+        if let maxVersion, maxVersion < v {
+            guard maxVersion >= (c.versions[R.apiKey]?.lowerBound ?? 0) else {
+                throw ClientError("the broker at \(c.address) does not support \(R.apiKey.name) at version \(maxVersion) or below")
+            }
+            v = maxVersion
+        }
         let response = try await wait(c.peer.send(build(v), version: v), address: address, peer: c.peer, timeoutMs: requestTimeoutMs + extraTimeoutMs)
         return (response, v)
     }

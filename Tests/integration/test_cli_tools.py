@@ -414,6 +414,45 @@ def test_two_runnel_members_share_the_partitions(node):
     assert final["members"] == [] and all(o["lag"] == 0 for o in final["offsets"])
 
 
+def test_runnel_and_confluent_members_share_a_group(node):
+    """The consumer protocol both ways: a confluent-kafka leader assigns to the runnel member,
+    then the runnel member, alone, assigns to itself."""
+    b = node.bootstrap
+    topic, group = unique("cli-mix"), unique("cli-mix")
+    create_topic(b, topic, 4)
+    c = confluent_consumer(b, group, **{"partition.assignment.strategy": "range", "client.id": "confluent-member"})
+    proc = None
+    try:
+        c.subscribe([topic])
+        wait_until(lambda: (c.poll(0.1), len(c.assignment()) == 4)[1], 30, 0, "the confluent member to own all 4 partitions")
+        proc = subprocess.Popen([str(runnel_bin()), "consume", topic, "--group", group, "--json", "--timeout-ms", "12000",
+                                 "--bootstrap-server", b], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def shared():
+            c.poll(0.1)
+            d = ok_json("group", "describe", group, "--bootstrap-server", b)
+            if d["state"] != "Stable" or len(d["members"]) != 2:
+                return None
+            return {m["clientId"]: sorted(p for tp in m["assignment"] for p in tp["partitions"]) for m in d["members"]}
+        owners = wait_until(shared, 45, 0, "a Stable group of the two members")
+        assert sorted(owners) == ["confluent-member", "runnel-cli"]
+        assert sorted(owners["confluent-member"] + owners["runnel-cli"]) == [0, 1, 2, 3] and len(owners["runnel-cli"]) == 2
+    finally:
+        c.close()
+
+    def alone():
+        d = ok_json("group", "describe", group, "--bootstrap-server", b)
+        if d["state"] == "Stable" and len(d["members"]) == 1:
+            return d["members"][0]
+        return None
+    member = wait_until(alone, 30, 0.3, "the runnel member alone in the group")
+    assert member["clientId"] == "runnel-cli" and member["assignment"] == [{"topic": topic, "partitions": [0, 1, 2, 3]}]
+    placed = produce_confluent(b, topic, [{"value": f"late{i}".encode(), "partition": i % 4} for i in range(8)])
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert {(r["partition"], r["offset"]) for r in map(json.loads, stdout.splitlines())} >= set(placed)
+
+
 def test_ctrl_c_commits_and_leaves_the_group(node):
     b = node.bootstrap
     topic, group = unique("cli-int"), unique("cli-int")
