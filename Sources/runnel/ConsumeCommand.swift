@@ -54,7 +54,7 @@ struct Consume: AsyncParsableCommand {
         _ = try startPosition()
         if offset != nil && partition == nil { throw ValidationError("--offset needs --partition") }
         if offset != nil && fromBeginning { throw ValidationError("--offset and --from-beginning cannot be used together") }
-        if group != nil && (partition != nil || offset != nil) { throw ValidationError("--partition and --offset cannot be used with --group (the group assigns partitions)") }
+        if group != nil && (partition != nil || offset != nil) { throw ValidationError("--partition and --offset cannot be used with --group, which assigns the partitions") }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
         if let partition, partition < 0 { throw ValidationError("--partition must be 0 or more") }
         if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
