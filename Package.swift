@@ -199,6 +199,8 @@ let package = Package(
         .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
         .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore"]),
         .testTarget(name: "RunnelGroupsTests", dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "RunnelClientTests", dependencies: ["RunnelClient", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "RunnelCLITests", dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore", "RunnelGroups"]),
     ]
 )

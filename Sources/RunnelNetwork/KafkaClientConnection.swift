@@ -141,6 +141,24 @@ public final class PeerClient: @unchecked Sendable {
         }
     }
 
+    /// Sends a request the broker does not answer (Produce with acks=0); the future completes
+    /// once the frame is written.
+    public func sendWithoutResponse<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<Void> {
+        connection().flatMap { [self] channel, _ in
+            let correlationId: Int32 = lock.withLock {
+                nextCorrelation = nextCorrelation == Int32.max ? 0 : nextCorrelation + 1
+                return nextCorrelation
+            }
+            var writer = WireWriter(allocator: channel.allocator, capacity: 256)
+            writer.writeInt32(0)  // size, set below
+            RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
+            request.write(to: &writer, version: version)
+            var frame = writer.bytes
+            frame.setInteger(Int32(frame.readableBytes - 4), at: frame.readerIndex)
+            return channel.writeAndFlush(frame)
+        }
+    }
+
     public func close() {
         let channel = lock.withLock { () -> (any Channel)? in
             let c = self.channel

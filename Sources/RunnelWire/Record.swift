@@ -33,6 +33,11 @@ public struct Record: Sendable, Equatable {
 public struct DecodedBatch: Sendable, Equatable {
     public var header: RecordBatchHeader
     public var records: [Record]
+
+    public init(header: RecordBatchHeader, records: [Record]) {
+        self.header = header
+        self.records = records
+    }
 }
 
 extension RecordBatches {
@@ -111,34 +116,42 @@ extension RecordBatches {
         while let header = RecordBatchHeader(buffer, at: index), header.totalBytes <= buffer.writerIndex - index {
             var records: [Record] = []
             if header.compression == CompressionCodec.none {
-                var r = WireReader(buffer.getSlice(at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!)
-                for _ in 0..<max(0, header.recordCount) {
-                    let length = Int(try r.readVarint())
-                    guard length >= 0, length <= r.remaining else { throw WireError.lengthTooLarge("record") }
-                    var rr = WireReader(r.buffer.readSlice(length: length)!)
-                    _ = try rr.readInt8()
-                    let timestampDelta = try rr.readVarlong()
-                    let offsetDelta = try rr.readVarint()
-                    let key = try readVarBytes(&rr)
-                    let value = try readVarBytes(&rr)
-                    let headerCount = try rr.readVarint()
-                    guard headerCount >= 0, Int(headerCount) <= rr.remaining else { throw WireError.invalidValue("record header count") }
-                    var headers: [RecordHeader] = []
-                    for _ in 0..<headerCount {
-                        let keyLength = Int(try rr.readVarint())
-                        guard keyLength >= 0, keyLength <= rr.remaining else { throw WireError.lengthTooLarge("header key") }
-                        let key = rr.buffer.readString(length: keyLength)!
-                        headers.append(RecordHeader(key: key, value: try readVarBytes(&rr)))
-                    }
-                    records.append(Record(
-                        offset: header.baseOffset + Int64(offsetDelta),
-                        timestamp: header.baseTimestamp + timestampDelta,
-                        key: key, value: value, headers: headers))
-                }
+                records = try decodeRecords(buffer.getSlice(at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!, header: header)
             }
             out.append(DecodedBatch(header: header, records: records))
             index += header.totalBytes
         }
         return out
+    }
+
+    /// Decodes the `header.recordCount` records of a batch from its (uncompressed) record bytes:
+    /// the bytes after the 61-byte header, or what a compressed batch's payload inflates to.
+    public static func decodeRecords(_ body: ByteBuffer, header: RecordBatchHeader) throws -> [Record] {
+        var records: [Record] = []
+        var r = WireReader(body)
+        for _ in 0..<max(0, header.recordCount) {
+            let length = Int(try r.readVarint())
+            guard length >= 0, length <= r.remaining else { throw WireError.lengthTooLarge("record") }
+            var rr = WireReader(r.buffer.readSlice(length: length)!)
+            _ = try rr.readInt8()
+            let timestampDelta = try rr.readVarlong()
+            let offsetDelta = try rr.readVarint()
+            let key = try readVarBytes(&rr)
+            let value = try readVarBytes(&rr)
+            let headerCount = try rr.readVarint()
+            guard headerCount >= 0, Int(headerCount) <= rr.remaining else { throw WireError.invalidValue("record header count") }
+            var headers: [RecordHeader] = []
+            for _ in 0..<headerCount {
+                let keyLength = Int(try rr.readVarint())
+                guard keyLength >= 0, keyLength <= rr.remaining else { throw WireError.lengthTooLarge("header key") }
+                let key = rr.buffer.readString(length: keyLength)!
+                headers.append(RecordHeader(key: key, value: try readVarBytes(&rr)))
+            }
+            records.append(Record(
+                offset: header.baseOffset + Int64(offsetDelta),
+                timestamp: header.baseTimestamp + timestampDelta,
+                key: key, value: value, headers: headers))
+        }
+        return records
     }
 }

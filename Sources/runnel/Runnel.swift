@@ -10,8 +10,28 @@ struct Runnel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runnel",
         abstract: "Runnel: a Kafka-compatible distributed log, built the KRaft way.",
-        subcommands: [Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Bench.self]
+        subcommands: [Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
+                      Group.self, Cluster.self, Bench.self]
     )
+
+    /// ArgumentParser's entry point, except that a bad argument to a client tool (topic, produce,
+    /// consume, group, cluster) ends with one sentence and exit status 1 instead of the usage text.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if let first = arguments.first, clientToolCommands[first] != nil, exitCode(for: error) != .success, !(error is ExitCode) {
+                fail(usageFailure(error, arguments: arguments))
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Prints one sentence and exits non-zero: the way every operator-facing failure ends.

@@ -1,0 +1,78 @@
+import NIOCore
+import RunnelWire
+
+/// Record batches as a consumer reads them: each batch's CRC32C is checked, compressed batches
+/// (gzip, snappy, lz4) are inflated, and records of log-append-time batches carry the batch's
+/// timestamp. zstd is not decoded (the error says so).
+public enum FetchedRecords {
+    /// The codecs `decode` can read.
+    public static let supportedCodecs: [CompressionCodec] = [.none, .gzip, .snappy, .lz4]
+
+    /// One batch that could not be read, with where it starts.
+    public struct BatchError: Error, CustomStringConvertible, Sendable {
+        public var baseOffset: Int64
+        public var reason: String
+        public var description: String { "the record batch at offset \(baseOffset) \(reason)" }
+    }
+
+    /// Decodes every whole batch in `buffer`; a trailing partial batch (Fetch may end with one) is
+    /// left out. Control batches are returned with their header and no records. Stops at the
+    /// first batch that cannot be read and returns what came before it with the failure.
+    public static func decode(_ buffer: ByteBuffer) -> (batches: [DecodedBatch], failure: BatchError?) {
+        var batches: [DecodedBatch] = []
+        var index = buffer.readerIndex
+        while let header = RecordBatchHeader(buffer, at: index), header.totalBytes <= buffer.writerIndex - index {
+            do {
+                batches.append(try decodeBatch(buffer, at: index, header: header))
+            } catch let error as BatchError {
+                return (batches, error)
+            } catch {
+                return (batches, BatchError(baseOffset: header.baseOffset, reason: "cannot be read (\(error))"))
+            }
+            index += header.totalBytes
+        }
+        return (batches, nil)
+    }
+
+    static func decodeBatch(_ buffer: ByteBuffer, at index: Int, header: RecordBatchHeader) throws -> DecodedBatch {
+        guard header.magic == 2 else { throw BatchError(baseOffset: header.baseOffset, reason: "has magic \(header.magic) (only v2 batches are read)") }
+        guard header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead) else {
+            throw BatchError(baseOffset: header.baseOffset, reason: "is shorter than its header")
+        }
+        let crc = RecordBatches.crc32c(buffer, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+        guard crc == header.crc else { throw BatchError(baseOffset: header.baseOffset, reason: "fails its CRC32C check") }
+        let payload = buffer.getSlice(at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!
+        var records: [Record] = []
+        if !header.isControl {
+            guard header.compression != .zstd else {
+                throw BatchError(baseOffset: header.baseOffset, reason: "is zstd-compressed, which this client cannot decode (it reads uncompressed, gzip, snappy and lz4 batches)")
+            }
+            let body: ByteBuffer
+            do {
+                body = try decompress(payload, codec: header.compression)
+            } catch let error as DecompressionError {
+                throw BatchError(baseOffset: header.baseOffset, reason: "cannot be decompressed: \(error)")
+            }
+            do {
+                records = try RecordBatches.decodeRecords(body, header: header)
+            } catch {
+                throw BatchError(baseOffset: header.baseOffset, reason: "holds malformed records (\(error))")
+            }
+            if header.isLogAppendTime {
+                for i in records.indices { records[i].timestamp = header.maxTimestamp }
+            }
+        }
+        return DecodedBatch(header: header, records: records)
+    }
+
+    static func decompress(_ payload: ByteBuffer, codec: CompressionCodec?) throws -> ByteBuffer {
+        switch codec {
+        case .none?: return payload
+        case .gzip?: return ByteBuffer(bytes: try Inflate.gunzip(Array(payload.readableBytesView)))
+        case .snappy?: return ByteBuffer(bytes: try Snappy.decompress(Array(payload.readableBytesView)))
+        case .lz4?: return ByteBuffer(bytes: try LZ4.decompress(Array(payload.readableBytesView)))
+        case .zstd?: throw DecompressionError("zstd is not supported")
+        case nil: throw DecompressionError("the compression codec is unknown")
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// A config entry as DescribeConfigs reports it.
+public struct ConfigEntry: Sendable, Equatable, Codable {
+    public var name: String
+    public var value: String?
+    /// Kafka's config source: DYNAMIC_TOPIC_CONFIG, DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
+    /// STATIC_BROKER_CONFIG, DEFAULT_CONFIG, DYNAMIC_BROKER_LOGGER_CONFIG or UNKNOWN.
+    public var source: String
+    public var readOnly: Bool
+    public var sensitive: Bool
+    /// Whether the value is the built-in default (nothing set it anywhere).
+    public var isDefault: Bool { source == "DEFAULT_CONFIG" }
+
+    static func sourceName(_ code: Int8) -> String {
+        switch code {
+        case 1: "DYNAMIC_TOPIC_CONFIG"
+        case 2: "DYNAMIC_BROKER_CONFIG"
+        case 3: "DYNAMIC_DEFAULT_BROKER_CONFIG"
+        case 4: "STATIC_BROKER_CONFIG"
+        case 5: "DEFAULT_CONFIG"
+        case 6: "DYNAMIC_BROKER_LOGGER_CONFIG"
+        default: "UNKNOWN"
+        }
+    }
+}
+
+/// What CreateTopics reported for a new topic.
+public struct CreatedTopic: Sendable, Equatable {
+    public var name: String
+    public var topicId: KafkaUUID
+    public var partitions: Int32
+    public var replicationFactor: Int16
+}
+
+/// The cluster as DescribeCluster (or Metadata) reports it.
+public struct ClusterDescription: Sendable, Equatable {
+    public var clusterId: String?
+    public var controllerId: Int32
+    public var brokers: [BrokerInfo]
+}
+
+extension KafkaClient {
+    /// Why an admin request failed: the broker's message when it sent one, else the code's.
+    nonisolated static func reason(_ code: ErrorCode, _ message: String?) -> String {
+        if let message, !message.isEmpty { return message.hasSuffix(".") ? String(message.dropLast()) : message }
+        return "\(code.name): \(code.message.hasSuffix(".") ? String(code.message.dropLast()) : code.message)"
+    }
+
+    // MARK: topics
+
+    /// CreateTopics; with `waitForLeaders`, returns once Metadata shows every partition with a leader.
+    public func createTopic(name: String, partitions: Int32, replicationFactor: Int16, configs: [(String, String)],
+                            waitForLeaders: Bool = true) async throws -> CreatedTopic {
+        let timeoutMs = Int32(clamping: requestTimeoutMs)
+        let (response, _, _) = try await sendAny { _ in
+            var r = CreateTopicsRequest()
+            r.topics = [.init(name: name, numPartitions: partitions, replicationFactor: replicationFactor,
+                              configs: configs.map { .init(name: $0.0, value: $0.1) })]
+            r.timeoutMs = timeoutMs
+            return r
+        }
+        guard let result = response.topics.first(where: { $0.name == name }) else { throw ClientError("the broker's CreateTopics answer left out topic \(name)") }
+        switch ErrorCode(result.errorCode) {
+        case .none: break
+        case .topicAlreadyExists: throw ClientError("topic \(name) already exists")
+        case let code: throw ClientError("cannot create topic \(name): \(Self.reason(code, result.errorMessage))")
+        }
+        var created = CreatedTopic(name: name, topicId: result.topicId, partitions: result.numPartitions > 0 ? result.numPartitions : partitions,
+                                   replicationFactor: result.replicationFactor > 0 ? result.replicationFactor : replicationFactor)
+        if waitForLeaders {
+            let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
+            while true {
+                if let t = try? await topic(name, refresh: true), t.partitionCount == created.partitions, t.partitions.allSatisfy({ $0.leader >= 0 }) {
+                    if created.topicId == .zero { created.topicId = t.topicId }
+                    break
+                }
+                guard NIODeadline.now() < deadline else { throw ClientError("topic \(name) was created but its partitions have no leaders after \(requestTimeoutMs) ms") }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
+        return created
+    }
+
+    /// Every topic (internal ones included), by name.
+    public func listTopics() async throws -> [TopicInfo] {
+        try await refreshMetadata(topics: nil)
+        return metadata.topics.values.sorted { $0.name < $1.name }
+    }
+
+    /// DeleteTopics by name.
+    public func deleteTopic(_ name: String) async throws {
+        let timeoutMs = Int32(clamping: requestTimeoutMs)
+        let (response, _, _) = try await sendAny { v in
+            var r = DeleteTopicsRequest()
+            if v >= 6 { r.topics = [.init(name: name, topicId: .zero)] } else { r.topicNames = [name] }
+            r.timeoutMs = timeoutMs
+            return r
+        }
+        guard let result = response.responses.first(where: { $0.name == name }) ?? response.responses.first else {
+            throw ClientError("the broker's DeleteTopics answer left out topic \(name)")
+        }
+        switch ErrorCode(result.errorCode) {
+        case .none: metadata.topics[name] = nil
+        case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
+        case let code: throw ClientError("cannot delete topic \(name): \(Self.reason(code, result.errorMessage))")
+        }
+    }
+
+    /// DescribeConfigs of one resource (type 2 = topic, 4 = broker), every entry.
+    public func describeConfigs(resourceType: Int8 = 2, name: String) async throws -> [ConfigEntry] {
+        let (response, _, _) = try await sendAny { _ in
+            var r = DescribeConfigsRequest()
+            r.resources = [.init(resourceType: resourceType, resourceName: name, configurationKeys: nil)]
+            return r
+        }
+        guard let result = response.results.first else { throw ClientError("the broker's DescribeConfigs answer is empty") }
+        switch ErrorCode(result.errorCode) {
+        case .none: break
+        case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
+        case let code: throw ClientError("cannot describe the configs of \(name): \(Self.reason(code, result.errorMessage))")
+        }
+        return result.configs.map {
+            ConfigEntry(name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.configSource), readOnly: $0.readOnly, sensitive: $0.isSensitive)
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// IncrementalAlterConfigs of a topic: SET each of `set`, DELETE each of `delete`.
+    public func alterTopicConfigs(_ name: String, set: [(String, String)], delete: [String]) async throws {
+        let (response, _, _) = try await sendAny { _ in
+            var r = IncrementalAlterConfigsRequest()
+            r.resources = [.init(resourceType: 2, resourceName: name,
+                                 configs: set.map { .init(name: $0.0, configOperation: 0, value: $0.1) }
+                                     + delete.map { .init(name: $0, configOperation: 1, value: nil) })]
+            return r
+        }
+        guard let result = response.responses.first else { throw ClientError("the broker's IncrementalAlterConfigs answer is empty") }
+        switch ErrorCode(result.errorCode) {
+        case .none: return
+        case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
+        case let code: throw ClientError("cannot alter the configs of topic \(name): \(Self.reason(code, result.errorMessage))")
+        }
+    }
+
+    // MARK: cluster
+
+    /// DescribeCluster when a broker serves it, else what Metadata says.
+    public func describeCluster() async throws -> ClusterDescription {
+        var candidate: Connection?
+        for address in anyAddresses() {
+            if let c = try? await connection(to: address) {
+                candidate = c
+                break
+            }
+        }
+        if let c = candidate, supports(.describeCluster, on: c) {
+            let (response, _) = try await send(to: c.address) { _ in DescribeClusterRequest() }
+            guard response.errorCode == 0 else {
+                throw ClientError("cannot describe the cluster: \(Self.reason(ErrorCode(response.errorCode), response.errorMessage))")
+            }
+            return ClusterDescription(clusterId: response.clusterId, controllerId: response.controllerId,
+                                      brokers: response.brokers.map { BrokerInfo(id: $0.brokerId, host: $0.host, port: $0.port, rack: $0.rack) }.sorted { $0.id < $1.id })
+        }
+        let response = try await refreshMetadata(topics: [])
+        return ClusterDescription(clusterId: response.clusterId, controllerId: response.controllerId,
+                                  brokers: metadata.brokers.values.sorted { $0.id < $1.id })
+    }
+}

@@ -1,0 +1,116 @@
+// The decompressors a consumer needs for Kafka's codecs: gzip (stored, fixed and dynamic
+// Huffman blocks, several members, header fields) against streams Python's zlib wrote, snappy
+// (raw and xerial-framed) and lz4 frames (compressed, stored and linked blocks) against
+// hand-assembled streams, and the refusals of malformed input.
+import Testing
+@testable import RunnelClient
+
+func hex(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var i = s.startIndex
+    while i < s.endIndex {
+        let j = s.index(i, offsetBy: 2)
+        out.append(UInt8(s[i..<j], radix: 16)!)
+        i = j
+    }
+    return out
+}
+
+@Suite struct CompressionTests {
+    static let text = Array(String(repeating: "Runnel reads gzip batches. ", count: 6).utf8) + (0..<40).map { UInt8($0) } + Array("the end, the end, the end.".utf8)
+
+    /// gzip.compress(text, compresslevel=0 / 1, mtime=0): a stored block, a fixed-Huffman block.
+    static let storedGzip = hex("1f8b080000000000040301e4001bff52756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e20000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262774686520656e642c2074686520656e642c2074686520656e642efc2daf70e4000000")
+    static let fixedGzip = hex("1f8b08000000000004030b2acdcb4bcd51284a4d4c295648afca2c50484a2c49ce482dd653081a1c520c8c4ccc2cac6cec1c9c5cdc3cbc7cfc028242c222a262e2129252d232b272f20a8a4aca2aaa6aea2519a90aa979293a0ae80c3d00fc2daf70e4000000")
+
+    /// 3000 bytes over "etaoin shrdlu" (byte i = alphabet[((i*i*7 + i*3) % 97) % 13]), gzip level 6:
+    /// one dynamic-Huffman block.
+    static let dynamicInput: [UInt8] = {
+        let alphabet = Array("etaoin shrdlu".utf8)
+        return (0..<3000).map { i in alphabet[((i * i * 7 + i * 3) % 97) % 13] }
+    }()
+    static let dynamicGzip = hex("1f8b0800000000000003edcdc10900310844d1566c4d50c8804488b1ff3535ec752ec3f02fcf6dd5d558d25d4790193ea5166a03bbf0be7964424e75cb0abdafe068c6dd96d6da30884a2066e74f99be6fa41e38010204081020408000010204fe021f78d4d9a7b80b0000")
+
+    @Test func gzipStoredFixedAndDynamicBlocks() throws {
+        #expect(try Inflate.gunzip(Self.storedGzip) == Self.text)
+        #expect(try Inflate.gunzip(Self.fixedGzip) == Self.text)
+        #expect(Self.dynamicGzip[10] >> 1 & 3 == 2, "the vector holds a dynamic block")
+        #expect(try Inflate.gunzip(Self.dynamicGzip) == Self.dynamicInput)
+    }
+
+    @Test func gzipMembersConcatenateAndHeaderFieldsAreSkipped() throws {
+        #expect(try Inflate.gunzip(Self.fixedGzip + Self.dynamicGzip) == Self.text + Self.dynamicInput)
+        // FNAME and FCOMMENT (zero-terminated) and FEXTRA (length-prefixed) after the 10-byte header.
+        var named = Array(Self.fixedGzip[0..<10])
+        named[3] = 0x08 | 0x10 | 0x04
+        named += [3, 0, 1, 2, 3] + Array("batch.bin".utf8) + [0] + Array("a comment".utf8) + [0]
+        named += Self.fixedGzip[10...]
+        #expect(try Inflate.gunzip(named) == Self.text)
+    }
+
+    @Test func gzipRefusesDamage() {
+        #expect(throws: DecompressionError.self) { try Inflate.gunzip(Array(Self.dynamicGzip.prefix(60))) }
+        #expect(throws: DecompressionError.self) { try Inflate.gunzip([0x1f, 0x8c] + Self.fixedGzip.dropFirst(2)) }
+        var badStored = Self.storedGzip
+        badStored[13] ^= 0xff  // LEN no longer matches NLEN
+        #expect(throws: DecompressionError.self) { try Inflate.gunzip(badStored) }
+        var reserved = Self.fixedGzip
+        reserved[10] = 0x07  // final block of the reserved type 3
+        #expect(throws: DecompressionError.self) { try Inflate.gunzip(reserved) }
+    }
+
+    /// "abc" then a 9-byte copy at offset 3 (a 1-byte-offset copy) then a 2-byte-offset copy of 4.
+    static let rawSnappy: [UInt8] = [16, 0x08, 0x61, 0x62, 0x63, 0x15, 0x03, 0x0e, 0x0c, 0x00]
+    static let rawSnappyText = Array("abcabcabcabcabca".utf8)
+
+    @Test func snappyRawAndXerialFramed() throws {
+        #expect(try Snappy.decompress(Self.rawSnappy) == Self.rawSnappyText)
+        var framed = Snappy.xerialMagic + [0, 0, 0, 1, 0, 0, 0, 1]
+        for _ in 0..<2 { framed += [0, 0, 0, UInt8(Self.rawSnappy.count)] + Self.rawSnappy }
+        #expect(try Snappy.decompress(framed) == Self.rawSnappyText + Self.rawSnappyText)
+        // A literal with a 1-byte extended length (tag 60 << 2): 61 bytes.
+        let long = [UInt8](repeating: 0x7a, count: 61)
+        #expect(try Snappy.decompress([61, 60 << 2, 60] + long) == long)
+    }
+
+    @Test func snappyRefusesDamage() {
+        #expect(throws: DecompressionError.self) { try Snappy.decompress([16, 0x08, 0x61, 0x62, 0x63, 0x15, 0x09]) }  // offset past the start
+        #expect(throws: DecompressionError.self) { try Snappy.decompress([5, 0x08, 0x61]) }  // literal truncated
+        #expect(throws: DecompressionError.self) { try Snappy.decompress([2, 0x08, 0x61, 0x62, 0x63]) }  // longer than announced
+    }
+
+    /// An lz4 frame (FLG 0x60: version 1, independent blocks; BD 0x40) holding `blocks`.
+    static func frame(_ blocks: [[UInt8]], flags: UInt8 = 0x60) -> [UInt8] {
+        var out: [UInt8] = [0x04, 0x22, 0x4d, 0x18, flags, 0x40, 0x82]
+        for b in blocks {
+            let n = UInt32(b.count) & 0x7fff_ffff
+            out += [UInt8(n & 0xff), UInt8(n >> 8 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 24)] + b
+        }
+        return out + [0, 0, 0, 0]
+    }
+
+    /// literals "abc", a match of 9 at offset 3, then the last literals "x".
+    static let lz4Block: [UInt8] = [0x35, 0x61, 0x62, 0x63, 0x03, 0x00, 0x10, 0x78]
+
+    @Test func lz4CompressedStoredAndLinkedBlocks() throws {
+        #expect(try LZ4.decompress(Self.frame([Self.lz4Block])) == Array("abcabcabcabcx".utf8))
+        // A stored block: size with the high bit set.
+        var stored: [UInt8] = [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, 3, 0, 0, 0x80] + Array("raw".utf8) + [0, 0, 0, 0]
+        #expect(try LZ4.decompress(stored) == Array("raw".utf8))
+        // A linked second block whose match (offset 13, length 4) reaches into the first block.
+        let linked: [UInt8] = [0x00, 0x0d, 0x00]
+        #expect(try LZ4.decompress(Self.frame([Self.lz4Block, linked + [0x10, 0x21]], flags: 0x40)) == Array("abcabcabcabcxabca!".utf8))
+        // Long literal and match lengths (15 + extension bytes).
+        let many = [UInt8](repeating: 0x71, count: 300)
+        let block: [UInt8] = [0xff, 0x00] + [UInt8](repeating: 0x71, count: 15) + [0x01, 0x00, 0xff, 0x0b] + [0x10, 0x71]
+        #expect(try LZ4.decompress(Self.frame([block])) == many + [0x71])
+        stored[4] = 0xa0  // version 2 does not exist
+        #expect(throws: DecompressionError.self) { try LZ4.decompress(stored) }
+    }
+
+    @Test func lz4RefusesDamage() {
+        #expect(throws: DecompressionError.self) { try LZ4.decompress(Self.frame([[0x10, 0x61, 0x05, 0x00]])) }  // offset past the start
+        #expect(throws: DecompressionError.self) { try LZ4.decompress(Array(Self.frame([Self.lz4Block]).dropLast(6))) }
+        #expect(throws: DecompressionError.self) { try LZ4.decompress([0, 1, 2, 3, 4, 5, 6]) }
+    }
+}
