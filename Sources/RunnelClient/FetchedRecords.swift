@@ -68,7 +68,7 @@ public enum FetchedRecords {
     static func decompress(_ payload: ByteBuffer, codec: CompressionCodec?) throws -> ByteBuffer {
         switch codec {
         case .none?: return payload
-        case .gzip?: return ByteBuffer(bytes: try Inflate.gunzip(Array(payload.readableBytesView)))
+        case .gzip?: return ByteBuffer(bytes: try Gzip.gunzip(Array(payload.readableBytesView)))
         case .snappy?: return ByteBuffer(bytes: try Snappy.decompress(Array(payload.readableBytesView)))
         case .lz4?: return ByteBuffer(bytes: try LZ4.decompress(Array(payload.readableBytesView)))
         case .zstd?: throw DecompressionError("zstd is not supported")

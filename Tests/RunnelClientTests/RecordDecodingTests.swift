@@ -77,7 +77,19 @@ import Testing
             out += [rest.isEmpty ? 1 : 0, UInt8(n & 0xff), UInt8(n >> 8), UInt8(~n & 0xff), UInt8(~n >> 8)] + chunk
         } while !rest.isEmpty
         let size = UInt32(payload.count)
-        return out + [0, 0, 0, 0, UInt8(size & 0xff), UInt8(size >> 8 & 0xff), UInt8(size >> 16 & 0xff), UInt8(size >> 24)]
+        let crc = crc32(payload)
+        return out + [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24),
+                      UInt8(size & 0xff), UInt8(size >> 8 & 0xff), UInt8(size >> 16 & 0xff), UInt8(size >> 24)]
+    }
+
+    /// The CRC-32 (IEEE, reflected) gzip's trailer carries, bit by bit: slow and plain, for tests.
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        return ~crc
     }
 
     /// Rewrites an uncompressed batch as a `codec` batch whose payload is `compress(records)`.

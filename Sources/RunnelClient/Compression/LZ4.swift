@@ -44,7 +44,7 @@ public enum LZ4 {
                     try decompressBlock(input[i..<(i + size)], into: &out)
                 }
                 i += size + (blockChecksum ? 4 : 0)
-                guard out.count <= Inflate.outputBytesMax else { throw DecompressionError("payload inflates past \(Inflate.outputBytesMax) bytes") }
+                guard out.count <= Gzip.outputBytesMax else { throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes") }
             }
             i += contentChecksum ? 4 : 0
             guard i <= input.count else { throw DecompressionError("lz4 frame is truncated") }
@@ -80,7 +80,7 @@ public enum LZ4 {
             i += 2
             let length = try extendedLength(Int(token & 15)) + 4
             guard offset > 0, offset <= out.count else { throw DecompressionError("lz4 match offset \(offset) is out of range") }
-            guard out.count + length <= Inflate.outputBytesMax else { throw DecompressionError("payload inflates past \(Inflate.outputBytesMax) bytes") }
+            guard out.count + length <= Gzip.outputBytesMax else { throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes") }
             let from = out.count - offset
             for k in 0..<length { out.append(out[from + k]) }
         }

@@ -16,7 +16,7 @@ public enum Snappy {
             guard length >= 0, i + length <= input.count else { throw DecompressionError("snappy frame block is truncated") }
             out += try decompressRaw(input[i..<(i + length)])
             i += length
-            guard out.count <= Inflate.outputBytesMax else { throw DecompressionError("payload inflates past \(Inflate.outputBytesMax) bytes") }
+            guard out.count <= Gzip.outputBytesMax else { throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes") }
         }
         return out
     }
@@ -35,7 +35,7 @@ public enum Snappy {
             if b & 0x80 == 0 { break }
             shift += 7
         }
-        guard expected <= Inflate.outputBytesMax else { throw DecompressionError("snappy block claims \(expected) bytes") }
+        guard expected <= Gzip.outputBytesMax else { throw DecompressionError("snappy block claims \(expected) bytes") }
         var out: [UInt8] = []
         out.reserveCapacity(expected)
         func little(_ n: Int) throws -> Int {
