@@ -166,3 +166,71 @@ def paced_phase(bootstrap: str, topic: str, rate: int, seconds: float, size: int
     return {"msgs": n, "secs": elapsed, "rate": n / elapsed,
             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
             "max_ms": max(lat) * 1000 if lat else float("nan")}
+
+
+def raw_fetch_phase(bootstrap: str, topic: str, n: int, size: int, timeout: float, partition: int = 0) -> dict:
+    """Reads partition `partition` of `topic` from offset 0 with Fetch v4 over a plain socket,
+    counting records from the batch headers without decoding them: the rate at which the broker
+    serves its log, without a client library's per-record work (which bounds the consume phase).
+    MB/s counts message values (records x `size`), as the other phases do."""
+    import socket
+    import struct
+
+    host, port = bootstrap.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+    buf = bytearray(80 * 1024 * 1024)
+    view = memoryview(buf)
+    name = topic.encode()
+
+    def read_exact(count: int, into: memoryview) -> None:
+        done = 0
+        while done < count:
+            got = sock.recv_into(into[done:count], count - done)
+            if got == 0:
+                raise BenchError("raw fetch: the broker closed the connection")
+            done += got
+
+    offset, records, correlation = 0, 0, 0
+    deadline = time.monotonic() + timeout
+    t0 = time.perf_counter()
+    try:
+        while records < n:
+            if time.monotonic() > deadline:
+                raise BenchError(f"raw fetch: read {records} of {n} records in {timeout}s")
+            correlation += 1
+            body = (struct.pack(">hhi", 1, 4, correlation) + struct.pack(">h", 5) + b"bench"
+                    + struct.pack(">iiiib", -1, 500, 1, 64 * 1024 * 1024, 0)
+                    + struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
+                    + struct.pack(">iiqi", 1, partition, offset, 16 * 1024 * 1024))
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            read_exact(4, view)
+            (length,) = struct.unpack_from(">i", buf, 0)
+            if length > len(buf):
+                raise BenchError(f"raw fetch: a {length}-byte response")
+            read_exact(length, view)
+            # correlation id, throttle, [topic: name, [partition, error, hw, lso, aborted, records]]
+            pos = 4 + 4 + 4
+            (tlen,) = struct.unpack_from(">h", buf, pos)
+            pos += 2 + tlen + 4
+            _, error, _, _, aborted = struct.unpack_from(">ihqqi", buf, pos)
+            pos += 4 + 2 + 8 + 8 + 4 + max(aborted, 0) * 16
+            if error != 0:
+                raise BenchError(f"raw fetch: error {error} at offset {offset}")
+            (rlen,) = struct.unpack_from(">i", buf, pos)
+            pos += 4
+            end = pos + max(rlen, 0)
+            while pos + 61 <= end:
+                base, blen = struct.unpack_from(">qi", buf, pos)
+                if pos + 12 + blen > end:
+                    break  # a partial batch at the end of the response
+                (last_delta,) = struct.unpack_from(">i", buf, pos + 23)
+                if base + last_delta >= offset:
+                    records += base + last_delta + 1 - max(base, offset)
+                    offset = base + last_delta + 1
+                pos += 12 + blen
+        elapsed = time.perf_counter() - t0
+    finally:
+        sock.close()
+    return {"msgs": records, "secs": elapsed, "mb_s": records * size / MB / elapsed, "msgs_s": records / elapsed}

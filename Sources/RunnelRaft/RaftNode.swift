@@ -75,6 +75,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     // Follower and observer.
     private var fetchInFlightSinceMs: Int64?
+    /// Where the fetch in flight went.
+    private var fetchTarget: NodeID?
     private var fetchingSnapshot: SnapshotId?
     /// The snapshot this node is downloading (the driver loads only this one).
     public var snapshotBeingFetched: SnapshotId? { fetchingSnapshot }
@@ -217,6 +219,12 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     /// which cannot disturb a leader the others still hear from.
     public mutating func unreachable(_ node: NodeID, nowMs: Int64) {
         self.nowMs = max(self.nowMs, nowMs)
+        if !config.isVoter, leaderId == nil, fetchInFlightSinceMs != nil, fetchTarget == node {
+            // An observer looking for the leader asked a voter that is down: it asks the next
+            // one at once rather than after the request timeout.
+            fetchInFlightSinceMs = nil
+            return
+        }
         guard role == .follower, leaderId == node else { return }
         fetchInFlightSinceMs = nil
         if config.isVoter {
@@ -576,6 +584,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         }
         guard target != config.nodeId else { return }
         fetchInFlightSinceMs = nowMs
+        fetchTarget = target
         let lastEpoch = log.endOffset == 0 ? -1 : log.epoch(at: log.endOffset - 1)
         send(.fetch(FetchRequest(epoch: epoch, replicaId: config.nodeId, fetchOffset: log.endOffset,
                                  lastFetchedEpoch: log.endOffset == log.startOffset ? log.startEpoch : lastEpoch,

@@ -106,8 +106,11 @@ struct QuorumReport: Encodable {
         let followers = p.currentVoters.filter { $0.replicaId != p.leaderId }
         let maxLag = followers.map { max(0, leaderEnd - $0.logEndOffset) }.max() ?? 0
         let maxLagTime = followers.map { $0.lastCaughtUpTimestamp < 0 ? -1 : now - $0.lastCaughtUpTimestamp }.max() ?? 0
+        // DescribeQuorum does not carry the cluster id; DescribeCluster (served by controllers
+        // too) does, as Kafka's tool asks it.
+        let clusterId = try? runBlocking { try await client.send(DescribeClusterRequest(), version: 0).response }.clusterId
         return QuorumReport(
-            clusterId: nil, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, highWatermark: p.highWatermark,
+            clusterId: clusterId, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, highWatermark: p.highWatermark,
             maxFollowerLag: maxLag, maxFollowerLagTimeMs: maxLagTime,
             currentVoters: p.currentVoters.map(\.replicaId).sorted(), currentObservers: p.observers.map(\.replicaId).sorted(),
             replicas: replicas)
@@ -122,6 +125,7 @@ struct QuorumStatus: ParsableCommand {
         let report = try runCLI { try QuorumReport.fetch(options) }
         if options.json { return printJSON(report) }
         let rows: [(String, String)] = [
+            ("ClusterId", report.clusterId ?? "-"),
             ("LeaderId", "\(report.leaderId)"),
             ("LeaderEpoch", "\(report.leaderEpoch)"),
             ("HighWatermark", "\(report.highWatermark)"),

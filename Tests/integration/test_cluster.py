@@ -132,3 +132,79 @@ def test_runnel_dev(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_operator_commands_against_runnel_dev(tmp_path):
+    """The operator's commands against a running `runnel dev` cluster and a copy of a controller's
+    data dir: the leader `runnel metadata quorum status` reports is the controller whose own
+    metrics say it is active; a topic made with `runnel topic create` is listed by `runnel topic
+    list` and its partition count is what `runnel metadata sql` counts in the copied data dir;
+    `--json` carries the documented fields; an unreachable controller is one sentence, exit 1."""
+    import json
+    import shutil
+    import urllib.request
+
+    port = free_ports(1)[0]
+    runnel = str(runnel_bin())
+    p = subprocess.Popen([runnel, "dev", "--data-dir", str(tmp_path / "dev"), "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        metrics_line = ""
+        deadline = time.monotonic() + 90
+        servers = ""
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            if line.startswith("bootstrap:"):
+                servers = line.split(":", 1)[1].strip()
+            if line.startswith("metrics:"):
+                metrics_line = line
+                break
+        assert servers and metrics_line, "runnel dev printed no bootstrap/metrics lines"
+        controllers = ",".join(f"127.0.0.1:{port + 100 + i}" for i in range(3))
+
+        def cli(*args, timeout=30):
+            return subprocess.run([runnel, *args], capture_output=True, text=True, timeout=timeout)
+
+        def active_by_metrics():
+            active = []
+            for i in range(3):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port + 300 + i}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+                if "runnel_controller_active 1" in text:
+                    active.append(i + 1)
+            return active[0] if len(active) == 1 else None
+
+        status = wait_until(lambda: (lambda r: json.loads(r.stdout) if r.returncode == 0 else None)(
+            cli("metadata", "quorum", "status", "--json", "--bootstrap-controller", controllers)), 30, 0.5, "quorum status")
+        for field in ("clusterId", "leaderId", "leaderEpoch", "highWatermark", "currentVoters"):
+            assert field in status, f"quorum status --json lacks {field}: {status}"
+        assert status["leaderId"] == wait_until(active_by_metrics, 20, 0.5, "one active controller in the metrics")
+
+        topic = unique("ops")
+        made = cli("topic", "create", topic, "--partitions", "5", "--replication-factor", "3", "--json", "--bootstrap-server", servers)
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["partitions"] == 5
+        listed = wait_until(lambda: (lambda r: r.returncode == 0 and topic in {t["name"] for t in json.loads(r.stdout)} and r)(
+            cli("topic", "list", "--json", "--bootstrap-server", servers)), 20, 0.5, "the topic in topic list")
+        assert listed
+
+        # A copy of a controller's data dir, read offline.
+        leader_dir = tmp_path / "dev" / f"controller{status['leaderId']}" / "data"
+        copy = tmp_path / "copy"
+        wait_until(lambda: (shutil.rmtree(copy, ignore_errors=True), shutil.copytree(leader_dir, copy),
+                            cli("metadata", "sql", str(copy), f"SELECT count(*) AS n FROM partitions WHERE topic_name = '{topic}'", "--json"))[-1].stdout.count('"5"') == 1,
+                   30, 1, "the copied data dir to hold the topic's 5 partitions")
+
+        bad = cli("metadata", "quorum", "status", "--bootstrap-controller", "127.0.0.1:1", "--timeout-ms", "500")
+        assert bad.returncode == 1 and len([ln for ln in bad.stderr.splitlines() if ln.strip()]) == 1, bad.stderr
+    finally:
+        # Ctrl-C stops the dev cluster's processes; kill -9 of `runnel dev` itself would not.
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(90)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run(["pkill", "-9", "-f", str(tmp_path / "dev")], capture_output=True)
