@@ -6,22 +6,19 @@ import RunnelWire
 
 extension Broker {
     /// One partition of a fetch, resolved against the image.
-    struct FetchTarget {
-        var topicIndex: Int
-        var partitionIndex: Int
-        var topicPartition: TopicPartition?
-        var request: FetchRequest.FetchPartition
-        var error: ErrorCode?
+    /// One partition a Fetch asks for: where its answer goes in the response, the partition
+    /// (nil when its topic is unknown) and the topic-level error, if any.
+    package struct FetchTarget {
+        package var topicIndex: Int
+        package var partitionIndex: Int
+        package var topicPartition: TopicPartition?
+        package var request: FetchRequest.FetchPartition
+        package var error: ErrorCode?
     }
 
-    func fetch(_ request: FetchRequest, version: Int16, context: RequestContext) -> RequestOutcome {
-        var skeleton = FetchResponse()
-        if request.sessionId != 0 {
-            // No incremental fetch sessions: clients fall back to full fetches (KIP-227).
-            skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
-            return respond(skeleton, version: version, context: context)
-        }
-        let image = self.image
+    /// The partitions a Fetch asks for, resolved against `image` (topic ids from v13, names
+    /// before), with the response skeleton they fill. The simulator plans its fetches with it too.
+    package static func fetchTargets(_ request: FetchRequest, version: Int16, image: MetadataImage, skeleton: inout FetchResponse) -> [FetchTarget] {
         var targets: [FetchTarget] = []
         for (ti, topic) in request.topics.enumerated() {
             var name: String? = topic.topic
@@ -38,6 +35,17 @@ extension Broker {
                 targets.append(FetchTarget(topicIndex: ti, partitionIndex: pi, topicPartition: name.map { TopicPartition($0, p.partition) }, request: p, error: topicError))
             }
         }
+        return targets
+    }
+
+    func fetch(_ request: FetchRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var skeleton = FetchResponse()
+        if request.sessionId != 0 {
+            // No incremental fetch sessions: clients fall back to full fetches (KIP-227).
+            skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
+            return respond(skeleton, version: version, context: context)
+        }
+        let targets = Self.fetchTargets(request, version: version, image: self.image, skeleton: &skeleton)
         let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))

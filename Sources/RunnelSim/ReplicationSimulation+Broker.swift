@@ -401,13 +401,7 @@ final class SimBroker {
 
     // MARK: leader side (Broker+Fetch)
 
-    struct FetchTarget {
-        var topicIndex: Int
-        var partitionIndex: Int
-        var topicPartition: TopicPartition?
-        var request: FetchRequest.FetchPartition
-        var error: ErrorCode?
-    }
+    typealias FetchTarget = Broker.FetchTarget
 
     /// A fetch parked until it can be answered (FetchPurgatory).
     struct FetchWaiter {
@@ -431,23 +425,7 @@ final class SimBroker {
             skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
             return respond(skeleton)
         }
-        let image = self.image
-        var targets: [FetchTarget] = []
-        for (ti, topic) in request.topics.enumerated() {
-            var name: String? = topic.topic
-            var topicError: ErrorCode?
-            if version >= 13 {
-                name = image.topic(id: topic.topicId)?.name
-                if name == nil { topicError = .unknownTopicId }
-            } else if image.topic(named: topic.topic) == nil {
-                topicError = .unknownTopicOrPartition
-            }
-            skeleton.responses.append(.init(topic: version >= 13 ? "" : topic.topic, topicId: version >= 13 ? topic.topicId : .zero))
-            for (pi, p) in topic.partitions.enumerated() {
-                skeleton.responses[ti].partitions.append(.init(partitionIndex: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: nil))
-                targets.append(FetchTarget(topicIndex: ti, partitionIndex: pi, topicPartition: name.map { TopicPartition($0, p.partition) }, request: p, error: topicError))
-            }
-        }
+        let targets = Broker.fetchTargets(request, version: version, image: image, skeleton: &skeleton)
         let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(Self.fetchMaxBytes)))
