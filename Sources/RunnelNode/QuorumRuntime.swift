@@ -77,10 +77,15 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
                 RaftWire.core(response).map { .endQuorumEpochResponse($0) }
             }
         case .fetch(let r):
-            let fetchOffset = r.fetchOffset
+            let fetchOffset = r.fetchOffset, lastFetchedEpoch = r.lastFetchedEpoch
             request(to, RaftWire.request(r, clusterId: clusterId, maxBytes: fetchBytesMax), version: RaftWire.fetchVersion) { response in
                 // The connection pairs this answer with its request: say which fetch it answers.
-                RaftWire.core(response).map { var answer = $0; answer.fetchOffset = fetchOffset; return .fetchResponse(answer) }
+                RaftWire.core(response).map {
+                    var answer = $0
+                    answer.fetchOffset = fetchOffset
+                    answer.fetchLastEpoch = lastFetchedEpoch
+                    return .fetchResponse(answer)
+                }
             }
         case .voteResponse, .beginQuorumEpochResponse, .endQuorumEpochResponse, .fetchResponse:
             answer(message, to: to)

@@ -486,21 +486,21 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     private mutating func handleFetch(_ request: FetchRequest, from: NodeID) {
         guard role == .leader else {
             let error: RaftError = request.epoch > epoch ? .unknownLeaderEpoch : (request.epoch < epoch ? .fencedLeaderEpoch : .notLeaderOrFollower)
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: error, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: error, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
             return
         }
         if request.epoch < epoch {
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .fencedLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .fencedLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
             return
         }
         if request.epoch > epoch {
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .unknownLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .unknownLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
             return
         }
         parkedFetches.removeValue(forKey: from)
         // Diverging or missing: tell the fetcher where to go without counting its offset.
         if request.fetchOffset < log.startOffset {
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                               logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
             touch(from, endOffset: nil)
             return
@@ -510,11 +510,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             if end == nil {
                 if log.startOffset > 0 {
                     // Older than anything the log holds: start from the snapshot.
-                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                                       logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
                 } else {
                     // No common epoch at all: the fetcher's whole log diverges.
-                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                                       logStartOffset: log.startOffset, divergingEpoch: OffsetAndEpoch(offset: 0, epoch: -1))), to: from)
                 }
                 touch(from, endOffset: nil)
@@ -522,7 +522,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             }
             if end!.epoch != request.lastFetchedEpoch || request.fetchOffset > end!.endOffset {
                 let diverging = OffsetAndEpoch(offset: Offset(min(end!.endOffset, request.fetchOffset)), epoch: Epoch(end!.epoch))
-                send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
                                                   logStartOffset: log.startOffset, divergingEpoch: diverging)), to: from)
                 touch(from, endOffset: nil)
                 return
@@ -556,7 +556,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     private mutating func answerFetch(_ request: FetchRequest) {
         sentHighWatermark[request.replicaId] = highWatermark
         send(.fetchResponse(FetchResponse(
-            fetchOffset: request.fetchOffset, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+            fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
             logStartOffset: log.startOffset, readFrom: request.fetchOffset, readUpTo: log.endOffset)), to: request.replicaId)
     }
 
@@ -585,10 +585,15 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard target != config.nodeId else { return }
         fetchInFlightSinceMs = nowMs
         fetchTarget = target
-        let lastEpoch = log.endOffset == 0 ? -1 : log.epoch(at: log.endOffset - 1)
         send(.fetch(FetchRequest(epoch: epoch, replicaId: config.nodeId, fetchOffset: log.endOffset,
-                                 lastFetchedEpoch: log.endOffset == log.startOffset ? log.startEpoch : lastEpoch,
-                                 maxWaitMs: config.fetchMaxWaitMs)), to: target)
+                                 lastFetchedEpoch: currentLastFetchedEpoch, maxWaitMs: config.fetchMaxWaitMs)), to: target)
+    }
+
+    /// The epoch of the last record of the log (of the snapshot when the log is empty above it):
+    /// what a fetch reports as its last fetched epoch.
+    private var currentLastFetchedEpoch: Int32 {
+        if log.endOffset == log.startOffset { return log.startEpoch }
+        return log.endOffset == 0 ? -1 : log.epoch(at: log.endOffset - 1)
     }
 
     private mutating func handleFetchResponse(_ response: FetchResponse<Payload>, from: NodeID) {
@@ -599,7 +604,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             }
             // A late or duplicated answer to a fetch from another log end: everything in it
             // (divergence, records, high watermark) describes a log we no longer have.
-            if response.fetchOffset >= 0 && response.fetchOffset != log.endOffset && response.epoch <= epoch { return }
+            if response.fetchOffset >= 0 && response.epoch <= epoch
+                && (response.fetchOffset != log.endOffset || (response.fetchLastEpoch != -2 && response.fetchLastEpoch != currentLastFetchedEpoch)) { return }
             fetchInFlightSinceMs = nil
         }
         if handleEpochInResponse(response.epoch, leader: response.leaderId, from: from) {

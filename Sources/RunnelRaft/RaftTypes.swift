@@ -233,11 +233,16 @@ public struct FetchResponse<Payload: Sendable & Equatable>: Sendable, Equatable 
     /// The fetch offset of the request this answers (the transport pairs them), so a fetcher
     /// can drop a late answer to a request it has moved past (-1: unknown).
     public var fetchOffset: Int64
+    /// The last fetched epoch of that request: with the fetch offset, it tells a late answer from
+    /// one to the fetch in flight even when the fetcher truncated and caught up to the same
+    /// offset since (an offset alone cannot; the quorum model kraft.pml finds that run). -2: unknown.
+    public var fetchLastEpoch: Int32 = -2
 
-    public init(fetchOffset: Int64 = -1, error: RaftError, epoch: Int32, leaderId: Int32, highWatermark: Int64 = -1, logStartOffset: Int64 = 0,
+    public init(fetchOffset: Int64 = -1, fetchLastEpoch: Int32 = -2, error: RaftError, epoch: Int32, leaderId: Int32, highWatermark: Int64 = -1, logStartOffset: Int64 = 0,
                 divergingEpoch: OffsetAndEpoch? = nil, snapshotId: SnapshotId? = nil,
                 readFrom: Int64 = -1, readUpTo: Int64 = -1, batches: [RaftBatch<Payload>] = []) {
         self.fetchOffset = fetchOffset
+        self.fetchLastEpoch = fetchLastEpoch
         self.error = error
         self.epoch = epoch
         self.leaderId = leaderId
