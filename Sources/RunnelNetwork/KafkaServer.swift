@@ -3,6 +3,9 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A listening socket speaking the Kafka protocol, one per listener.
 public final class KafkaServer: Sendable {
@@ -10,7 +13,9 @@ public final class KafkaServer: Sendable {
     public let channel: any Channel
     public let localAddress: SocketAddress
 
-    /// Binds `host:port` (port 0 picks a free one) and serves `handler`.
+    /// Binds `host:port` (port 0 picks a free one) and serves `handler`. With `accepting` false
+    /// the port is bound (so a port in use fails here, and port 0 has its number) but connections
+    /// wait in the backlog until `startAccepting()`.
     public static func start(
         listener: String,
         host: String,
@@ -19,6 +24,7 @@ public final class KafkaServer: Sendable {
         handler: any RequestHandler,
         frameBytesMax: Int,
         requestsQueuedMax: Int,
+        accepting: Bool = true,
         logger: Logger
     ) async throws -> KafkaServer {
         let ids = ConnectionIds()
@@ -26,6 +32,7 @@ public final class KafkaServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: accepting)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
@@ -40,7 +47,12 @@ public final class KafkaServer: Sendable {
                         handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, logger: logger))
                 }
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch let error as IOError {
+            throw ConnectionError("listener \(listener) cannot bind \(host):\(port): \(String(cString: strerror(error.errnoCode)))")
+        }
         return KafkaServer(listener: listener, channel: channel, localAddress: channel.localAddress!, open: open)
     }
 
@@ -54,6 +66,11 @@ public final class KafkaServer: Sendable {
     }
 
     public var port: Int { localAddress.port ?? 0 }
+
+    /// Begins taking connections, those waiting in the backlog first.
+    public func startAccepting() async throws {
+        try await channel.setOption(.autoRead, value: true)
+    }
 
     /// Stops accepting and closes every connection, so no request reaches the node after it
     /// began shutting down the parts behind the handler.

@@ -3,6 +3,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 import Prometheus
 
 /// The node's metrics: swift-metrics bootstrapped once per process with a Prometheus registry,
@@ -48,7 +51,7 @@ final class MetricsHTTPServer: Sendable {
     var port: Int { channel.localAddress?.port ?? 0 }
 
     static func start(host: String, port: Int, group: any EventLoopGroup, registry: PrometheusCollectorRegistry) async throws -> MetricsHTTPServer {
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -56,7 +59,12 @@ final class MetricsHTTPServer: Sendable {
                     channel.pipeline.addHandler(MetricsHTTPHandler(registry: registry))
                 }
             }
-            .bind(host: host, port: port).get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: host, port: port).get()
+        } catch let error as IOError {
+            throw ConfigError("metrics.port", "cannot bind \(host):\(port): \(String(cString: strerror(error.errnoCode)))")
+        }
         return MetricsHTTPServer(channel: channel)
     }
 

