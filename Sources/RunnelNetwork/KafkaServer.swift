@@ -3,9 +3,6 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A listening socket speaking the Kafka protocol, one per listener.
 public final class KafkaServer: Sendable {
@@ -47,12 +44,7 @@ public final class KafkaServer: Sendable {
                         handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, logger: logger))
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.bind(host: host, port: port).get()
-        } catch let error as IOError {
-            throw ConnectionError("listener \(listener) cannot bind \(host):\(port): \(String(cString: strerror(error.errnoCode)))")
-        }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
         return KafkaServer(listener: listener, channel: channel, localAddress: channel.localAddress!, open: open)
     }
 

@@ -167,12 +167,9 @@ public final class RunnelServer: @unchecked Sendable {
 
         // The controller listener first, so peers can reach us while brokers start.
         if config.isController {
+            let endpoint = QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters)
             for listener in config.controllerListeners {
-                let server = try await KafkaServer.start(
-                    listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                    group: networkGroup, handler: QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters),
-                    frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax, logger: logger)
-                servers.append(server)
+                servers.append(try await listen(listener, handler: endpoint, group: networkGroup, accepting: true))
             }
         }
         if let broker, let channel {
@@ -230,11 +227,20 @@ public final class RunnelServer: @unchecked Sendable {
 
     private func bindBrokerListeners(_ broker: Broker, networkGroup: any EventLoopGroup) async throws {
         for listener in config.brokerListeners {
-            let server = try await KafkaServer.start(
-                listener: listener.name, host: listener.host.isEmpty ? "0.0.0.0" : listener.host, port: listener.port,
-                group: networkGroup, handler: broker, frameBytesMax: config.socketRequestMaxBytes,
-                requestsQueuedMax: Limits.connectionRequestsQueuedMax, accepting: false, logger: logger)
-            servers.append(server)
+            servers.append(try await listen(listener, handler: broker, group: networkGroup, accepting: false))
+        }
+    }
+
+    /// Binds one listener; a port that cannot be bound is one sentence naming the listener.
+    private func listen(_ listener: ListenerSpec, handler: any RequestHandler, group: any EventLoopGroup, accepting: Bool) async throws -> KafkaServer {
+        let host = listener.host.isEmpty ? "0.0.0.0" : listener.host
+        do {
+            return try await KafkaServer.start(
+                listener: listener.name, host: host, port: listener.port, group: group, handler: handler,
+                frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax,
+                accepting: accepting, logger: logger)
+        } catch let error as IOError {
+            throw ConnectionError("listener \(listener.name) cannot bind \(host):\(listener.port): \(String(cString: strerror(error.errnoCode)))")
         }
     }
 
