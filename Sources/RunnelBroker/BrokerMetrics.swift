@@ -11,4 +11,9 @@ enum BrokerMetrics {
     static let isrChangesRefused = Counter(label: "runnel_isr_changes_refused_total")
     static let groupRebalances = Counter(label: "runnel_group_rebalances_total")
     static let uncleanElections = Counter(label: "runnel_unclean_leader_elections_total")
+    /// The replica fetchers (Kafka's FetcherStats): Fetch requests sent to leaders, record bytes
+    /// they brought, and each Fetch's time from send to answer (long polls included).
+    static let replicaFetches = Counter(label: "runnel_replica_fetch_requests_total")
+    static let replicaFetchBytes = Counter(label: "runnel_replica_fetch_bytes_total")
+    static let replicaFetchTime = Timer(label: "runnel_replica_fetch_duration_seconds")
 }

@@ -178,7 +178,10 @@ final class ReplicaFetcher: @unchecked Sendable {
             return
         }
         let timeout = Int64(settings.waitMaxMs) + settings.socketTimeoutMs
+        let sent = NIODeadline.now()  // for the metric only: decisions use `clock`
+        BrokerMetrics.replicaFetches.increment()
         transport.fetch(from: leaderId, plan.request, version: Self.fetchVersion, timeoutMs: timeout).hop(to: eventLoop).whenComplete { [self] result in
+            BrokerMetrics.replicaFetchTime.recordNanoseconds((NIODeadline.now() - sent).nanoseconds)
             var backoff = false
             switch result {
             case .success(let response):
@@ -212,6 +215,7 @@ final class ReplicaFetcher: @unchecked Sendable {
             for data in topic.partitions {
                 let tp = TopicPartition(topic.topic, data.partitionIndex)
                 guard let (partition, position) = positions[tp] else { continue }
+                BrokerMetrics.replicaFetchBytes.increment(by: data.records?.bytes?.readableBytes ?? 0)
                 do {
                     switch try partition.applyFetched(data, position: position, nowMs: now) {
                     case .failed(let code):

@@ -93,6 +93,10 @@ public final class PeerClient: @unchecked Sendable {
             let future = ClientBootstrap(group: group)
                 .connectTimeout(.milliseconds(connectTimeoutMs))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // Fetch answers run to megabytes (a follower's up to replica.fetch.response.max.bytes):
+                // read them in large pieces, as the server reads produce requests.
+                .channelOption(.maxMessagesPerRead, value: 16)
+                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))

@@ -10,7 +10,6 @@ import RunnelWire
 /// replica fetchers send their Fetch requests over.
 final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
     let eventLoop: any EventLoop
-    private let group: any EventLoopGroup
     private let localId: Int32
     private let listenerName: String
     private let image: @Sendable () -> MetadataImage
@@ -18,7 +17,6 @@ final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
     private var clients: [Int32: PeerClient] = [:]
 
     init(group: any EventLoopGroup, localId: Int32, listenerName: String, image: @escaping @Sendable () -> MetadataImage) {
-        self.group = group
         self.eventLoop = group.next()
         self.localId = localId
         self.listenerName = listenerName
@@ -32,7 +30,9 @@ final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
         return lock.withLock {
             if let existing = clients[broker], existing.host == endpoint.host, existing.port == endpoint.port { return existing }
             clients[broker]?.close()
-            let client = PeerClient(host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", group: group)
+            // On the fetchers' own loop: a Fetch goes out and its answer is applied without a
+            // hop between threads (two wake-ups per round on a busy machine).
+            let client = PeerClient(host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", group: eventLoop)
             clients[broker] = client
             return client
         }

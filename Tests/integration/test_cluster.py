@@ -10,6 +10,7 @@ and serves the right Metadata. `runnel dev` starts the same shape of cluster and
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -189,8 +190,8 @@ def test_operator_commands_against_runnel_dev(tmp_path):
         assert servers and metrics_line, "runnel dev printed no bootstrap/metrics lines:\n" + "".join(seen)
         controllers = ",".join(f"127.0.0.1:{port + 100 + i}" for i in range(3))
 
-        def cli(*args, timeout=30):
-            return subprocess.run([runnel, *args], capture_output=True, text=True, timeout=timeout)
+        def cli(*args, timeout=30, input_text=None):
+            return subprocess.run([runnel, *args], capture_output=True, text=True, timeout=timeout, input=input_text)
 
         def active_by_metrics():
             active = []
@@ -214,6 +215,20 @@ def test_operator_commands_against_runnel_dev(tmp_path):
         listed = wait_until(lambda: (lambda r: r.returncode == 0 and topic in {t["name"] for t in json.loads(r.stdout)} and r)(
             cli("topic", "list", "--json", "--bootstrap-server", servers)), 20, 0.5, "the topic in topic list")
         assert listed
+
+        # The followers' replica fetchers count what they copied (Kafka's FetcherStats).
+        def fetched_bytes() -> float:
+            total = 0.0
+            for i in range(3):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port + 200 + i}/metrics", timeout=5) as r:
+                    m = re.search(r"^runnel_replica_fetch_bytes_total(\{[^}]*\})? ([0-9.e+]+)$", r.read().decode(), re.M)
+                total += float(m.group(2)) if m else 0.0
+            return total
+        before = fetched_bytes()
+        produced = cli("produce", topic, "--bootstrap-server", servers, "--acks", "all", input_text="x" * 5000 + "\n")
+        assert produced.returncode == 0, produced.stderr
+        # 5000 bytes of value reached two followers: at least 10,000 record bytes fetched.
+        wait_until(lambda: fetched_bytes() - before >= 10_000, 20, 0.2, "the followers to fetch the record")
 
         # A copy of a controller's data dir, read offline.
         leader_dir = tmp_path / "dev" / f"controller{status['leaderId']}" / "data"
