@@ -51,9 +51,10 @@ extension Broker {
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
         // A follower replica fetches with its broker id (KIP-903 moved it into ReplicaState).
         let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
+        let replicaEpoch = version >= 15 ? request.replicaState.replicaEpoch : -1
 
         // First look: answer now if there is enough data, an error, or no wait.
-        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId)
+        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
         }
@@ -69,7 +70,7 @@ extension Broker {
                 replicaId >= 0 ? followerFetchReady(targets, parkedHighWatermarks: parkedHighWatermarks) : fetchReady(targets, minBytes: minBytes)
             },
             complete: { [self] in
-                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId)
+                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
                 promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
             })
         purgatory.watch(waiter, waitMs: maxWait)
@@ -105,7 +106,7 @@ extension Broker {
     /// Reads every target, honouring the response byte budget (at least one batch overall).
     /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
     /// consumer reads up to the high watermark.
-    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         var response = skeleton
         var remaining = maxBytes
         var total: Int64 = 0
@@ -140,8 +141,9 @@ extension Broker {
             var readLimit = partition.highWatermark
             if replicaId >= 0 {
                 let (answer, proposal) = partition.followerFetch(
-                    replica: replicaId, fetchOffset: target.request.fetchOffset, lastFetchedEpoch: target.request.lastFetchedEpoch,
-                    nowMs: clock.monotonicMs(), lagTimeMaxMs: settings.replicaLagTimeMaxMs, isLive: isLive(image))
+                    replica: replicaId, brokerEpoch: replicaEpoch, fetchOffset: target.request.fetchOffset,
+                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: clock.monotonicMs(),
+                    lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: Self.isrEligibility(image))
                 if let proposal { proposeIsr(partition, proposal, image: image) }
                 out.highWatermark = partition.highWatermark
                 out.lastStableOffset = out.highWatermark

@@ -87,7 +87,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
 
     /// Starts pulling followed partitions from their leaders.
     public func startReplication(transport: any ReplicaTransport, settings: ReplicaFetchSettings) {
-        let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: self.settings.nodeId, clock: clock, logger: logger)
+        let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: self.settings.nodeId,
+                                       brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger)
         fetchersBox.withLockedValue { $0 = fetchers }
         fetchers.reconcile(hostedPartitions)
     }
@@ -103,19 +104,25 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         fetchersBox.withLockedValue { $0 }?.stopAll()
     }
 
-    /// Whether a broker may join an ISR: registered, unfenced, not shutting down.
-    func isLive(_ image: MetadataImage) -> (Int32) -> Bool {
-        { id in image.brokers[NodeID(id)].map { !$0.fenced && !$0.inControlledShutdown } ?? false }
+    /// Which brokers may join an ISR, by `image`: registered, unfenced, not shutting down, and
+    /// fetching as the incarnation registered now.
+    package static func isrEligibility(_ image: MetadataImage) -> IsrEligibility {
+        IsrEligibility(
+            isLive: { id in image.brokers[NodeID(id)].map { !$0.fenced && !$0.inControlledShutdown } ?? false },
+            registeredEpoch: { id in image.brokers[NodeID(id)]?.epoch ?? -1 })
     }
+
+    /// The broker epoch of this process's registration, -1 before it registered.
+    var ownBrokerEpoch: Int64 { registration.withLockedValue { $0.epoch } ?? -1 }
 
     /// The periodic ISR check of the partitions this broker leads: followers that lag more than
     /// `replica.lag.time.max.ms` are proposed out, caught-up ones back in.
     public func checkIsr() {
         let image = self.image
-        let live = isLive(image)
+        let live = Self.isrEligibility(image)
         let now = clock.monotonicMs()
         for partition in hostedPartitions {
-            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, isLive: live) {
+            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: live) {
                 proposeIsr(partition, proposal, image: image)
             }
         }
@@ -127,10 +134,13 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         data.partitionIndex = partition.topicPartition.partition
         data.leaderEpoch = proposal.leaderEpoch
         data.partitionEpoch = proposal.partitionEpoch
-        data.newIsrWithEpochs = proposal.isr.map { .init(brokerId: $0, brokerEpoch: image.brokers[NodeID($0)]?.epoch ?? -1) }
+        let own = ownBrokerEpoch
+        data.newIsrWithEpochs = zip(proposal.isr, proposal.brokerEpochs).map { id, epoch in
+            .init(brokerId: id, brokerEpoch: id == settings.nodeId ? own : epoch)
+        }
         var request = AlterPartitionRequest()
         request.brokerId = settings.nodeId
-        request.brokerEpoch = image.brokers[NodeID(settings.nodeId)]?.epoch ?? -1
+        request.brokerEpoch = own
         request.topics = [.init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])]
         logger.info("proposing ISR \(proposal.isr) for \(partition.topicPartition) (partition epoch \(proposal.partitionEpoch))")
         let clock = self.clock
@@ -545,4 +555,12 @@ extension Substring {
 /// Lets the group host reach its broker without a reference cycle at construction.
 final class GroupHostRefs: @unchecked Sendable {
     weak var broker: Broker?
+}
+
+/// Which brokers may join an ISR (ISR expansion's rule, KIP-903 included).
+package struct IsrEligibility {
+    /// Registered, unfenced, not in controlled shutdown.
+    package var isLive: (Int32) -> Bool
+    /// The broker epoch of the broker's registration now (-1 unknown).
+    package var registeredEpoch: (Int32) -> Int64
 }

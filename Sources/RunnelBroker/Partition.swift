@@ -144,8 +144,8 @@ public final class Partition: @unchecked Sendable {
     /// A follower fetched from `fetchOffset` having last fetched `lastFetchedEpoch`: checks its
     /// epoch history against this log, records its position (which may move the high watermark),
     /// and returns an ISR expansion to propose when it has caught up.
-    package func followerFetch(replica: Int32, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
-                       lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> (FollowerFetch, IsrProposal?) {
+    package func followerFetch(replica: Int32, brokerEpoch: Int64 = -1, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
+                       lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> (FollowerFetch, IsrProposal?) {
         let (answer, advanced, proposal): (FollowerFetch, Bool, IsrProposal?) = lock.withLock {
             guard var state = leader else { return (.error(.notLeaderOrFollower), false, nil) }
             guard registration.replicas.contains(replica) else { return (.error(.notLeaderOrFollower), false, nil) }
@@ -161,9 +161,11 @@ public final class Partition: @unchecked Sendable {
                 }
             }
             guard fetchOffset >= log.logStartOffset, fetchOffset <= end else { return (.error(.offsetOutOfRange), false, nil) }
-            let moved = state.followerFetched(replica, fetchOffset: fetchOffset, leaderEndOffset: end, nowMs: nowMs)
+            let moved = state.followerFetched(replica, fetchOffset: fetchOffset, leaderEndOffset: end, nowMs: nowMs, brokerEpoch: brokerEpoch)
             var proposal: IsrProposal?
-            if !state.isr.contains(replica), let change = state.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: end, isLive: isLive) {
+            if !state.isr.contains(replica), let change = state.isrChange(
+                nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: end,
+                isLive: eligibility.isLive, registeredEpoch: eligibility.registeredEpoch) {
                 state.proposed(change)
                 proposal = change
             }
@@ -175,10 +177,11 @@ public final class Partition: @unchecked Sendable {
     }
 
     /// The periodic ISR check: an ISR change to propose (shrink or expand), marked in flight.
-    package func isrCheck(nowMs: Int64, lagTimeMaxMs: Int64, isLive: (Int32) -> Bool) -> IsrProposal? {
+    package func isrCheck(nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> IsrProposal? {
         lock.withLock {
             guard var state = leader,
-                  let change = state.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.logEndOffset, isLive: isLive)
+                  let change = state.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.logEndOffset,
+                                               isLive: eligibility.isLive, registeredEpoch: eligibility.registeredEpoch)
             else { return nil }
             state.proposed(change)
             leader = state

@@ -37,15 +37,18 @@ final class ReplicaFetchers: @unchecked Sendable {
     private let transport: any ReplicaTransport
     private let settings: ReplicaFetchSettings
     private let localId: Int32
+    private let brokerEpoch: @Sendable () -> Int64
     private let clock: any Clock
     private let logger: Logger
     private let lock = NIOLock()
     private var fetchers: [Int32: ReplicaFetcher] = [:]
 
-    init(transport: any ReplicaTransport, settings: ReplicaFetchSettings, localId: Int32, clock: any Clock, logger: Logger) {
+    init(transport: any ReplicaTransport, settings: ReplicaFetchSettings, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64,
+         clock: any Clock, logger: Logger) {
         self.transport = transport
         self.settings = settings
         self.localId = localId
+        self.brokerEpoch = brokerEpoch
         self.clock = clock
         self.logger = logger
     }
@@ -68,7 +71,8 @@ final class ReplicaFetchers: @unchecked Sendable {
                 if let fetcher = fetchers[leader] {
                     fetcher.assign(set)
                 } else {
-                    let fetcher = ReplicaFetcher(leaderId: leader, localId: localId, transport: transport, settings: settings, clock: clock, logger: logger)
+                    let fetcher = ReplicaFetcher(leaderId: leader, localId: localId, brokerEpoch: brokerEpoch, transport: transport,
+                                                 settings: settings, clock: clock, logger: logger)
                     fetcher.assign(set)
                     fetchers[leader] = fetcher
                     started.append(fetcher)
@@ -95,6 +99,7 @@ final class ReplicaFetchers: @unchecked Sendable {
 final class ReplicaFetcher: @unchecked Sendable {
     let leaderId: Int32
     private let localId: Int32
+    private let brokerEpoch: @Sendable () -> Int64
     private let transport: any ReplicaTransport
     private let settings: ReplicaFetchSettings
     private let clock: any Clock
@@ -110,9 +115,11 @@ final class ReplicaFetcher: @unchecked Sendable {
     private var inFlight = false
     private var failures = 0
 
-    init(leaderId: Int32, localId: Int32, transport: any ReplicaTransport, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger) {
+    init(leaderId: Int32, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64, transport: any ReplicaTransport,
+         settings: ReplicaFetchSettings, clock: any Clock, logger: Logger) {
         self.leaderId = leaderId
         self.localId = localId
+        self.brokerEpoch = brokerEpoch
         self.transport = transport
         self.settings = settings
         self.clock = clock
@@ -141,34 +148,13 @@ final class ReplicaFetcher: @unchecked Sendable {
 
     private func fetchOnce() {
         let now = clock.monotonicMs()
-        let plan: (request: FetchRequest, positions: [TopicPartition: (Partition, Partition.FetchPosition)], wakeAt: Int64?)? = lock.withLock {
+        let brokerEpoch = self.brokerEpoch()
+        let plan: ReplicaFetchPlan? = lock.withLock {
             guard running, !inFlight else { return nil }
-            var request = FetchRequest()
-            request.replicaId = localId
-            request.maxWaitMs = settings.waitMaxMs
-            request.minBytes = settings.minBytes
-            request.maxBytes = settings.responseMaxBytes
-            request.sessionId = 0
-            request.sessionEpoch = -1
-            var positions: [TopicPartition: (Partition, Partition.FetchPosition)] = [:]
-            var byTopic: [String: [FetchRequest.FetchPartition]] = [:]
-            var wakeAt: Int64?
-            for (tp, partition) in partitions {
-                if let until = delayedUntil[tp], until > now {
-                    wakeAt = min(wakeAt ?? until, until)
-                    continue
-                }
-                guard let position = partition.fetchPosition, position.leader == leaderId else { continue }
-                positions[tp] = (partition, position)
-                byTopic[tp.topic, default: []].append(.init(
-                    partition: tp.partition, currentLeaderEpoch: position.leaderEpoch, fetchOffset: position.fetchOffset,
-                    lastFetchedEpoch: position.lastFetchedEpoch, logStartOffset: position.logStartOffset,
-                    partitionMaxBytes: settings.partitionMaxBytes))
-            }
-            request.topics = byTopic.keys.sorted().map { .init(topic: $0, partitions: byTopic[$0]!) }
-            if positions.isEmpty { return (request, [:], wakeAt) }
-            inFlight = true
-            return (request, positions, wakeAt)
+            let plan = ReplicaFetchPlan(leaderId: leaderId, localId: localId, brokerEpoch: brokerEpoch, partitions: partitions,
+                                        delayedUntil: delayedUntil, nowMs: now, settings: settings)
+            if !plan.positions.isEmpty { inFlight = true }
+            return plan
         }
         guard let plan else { return }
         if plan.positions.isEmpty {
@@ -180,7 +166,7 @@ final class ReplicaFetcher: @unchecked Sendable {
         let timeout = Int64(settings.waitMaxMs) + settings.socketTimeoutMs
         let sent = NIODeadline.now()  // for the metric only: decisions use `clock`
         BrokerMetrics.replicaFetches.increment()
-        transport.fetch(from: leaderId, plan.request, version: Self.fetchVersion, timeoutMs: timeout).hop(to: eventLoop).whenComplete { [self] result in
+        transport.fetch(from: leaderId, plan.request, version: ReplicaFetchPlan.version, timeoutMs: timeout).hop(to: eventLoop).whenComplete { [self] result in
             BrokerMetrics.replicaFetchTime.recordNanoseconds((NIODeadline.now() - sent).nanoseconds)
             var backoff = false
             switch result {
@@ -189,7 +175,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                     logger.warning("replica fetch from broker \(leaderId) failed: \(ErrorCode(response.errorCode))")
                     backoff = true
                 } else {
-                    apply(response, positions: plan.positions)
+                    apply(response, plan: plan)
                 }
             case .failure(let error):
                 let n = lock.withLock { failures += 1; return failures }
@@ -207,35 +193,97 @@ final class ReplicaFetcher: @unchecked Sendable {
         }
     }
 
-    private func apply(_ response: FetchResponse, positions: [TopicPartition: (Partition, Partition.FetchPosition)]) {
+    private func apply(_ response: FetchResponse, plan: ReplicaFetchPlan) {
         lock.withLock { failures = 0 }
         let nowMono = clock.monotonicMs()
         let now = clock.wallMs()
-        for topic in response.responses {
-            for data in topic.partitions {
-                let tp = TopicPartition(topic.topic, data.partitionIndex)
-                guard let (partition, position) = positions[tp] else { continue }
-                BrokerMetrics.replicaFetchBytes.increment(by: data.records?.bytes?.readableBytes ?? 0)
-                do {
-                    switch try partition.applyFetched(data, position: position, nowMs: now) {
-                    case .failed(let code):
-                        if code != .notLeaderOrFollower && code != .fencedLeaderEpoch && code != .unknownLeaderEpoch {
-                            logger.warning("replica fetch of \(tp) from broker \(leaderId): \(code)")
-                        }
-                        lock.withLock { delayedUntil[tp] = nowMono + settings.backoffMs }
-                    case .truncated:
-                        logger.info("truncated \(tp) to \(partition.log.logEndOffset) to match leader \(leaderId)")
-                    case .appended, .idle, .stale:
-                        break
+        for (tp, partition, position, data) in plan.answers(response) {
+            BrokerMetrics.replicaFetchBytes.increment(by: data.records?.bytes?.readableBytes ?? 0)
+            do {
+                switch try partition.applyFetched(data, position: position, nowMs: now) {
+                case .failed(let code):
+                    if code != .notLeaderOrFollower && code != .fencedLeaderEpoch && code != .unknownLeaderEpoch {
+                        logger.warning("replica fetch of \(tp) from broker \(leaderId): \(code)")
                     }
-                } catch {
-                    logger.error("replica fetch of \(tp) could not be written: \(error)")
                     lock.withLock { delayedUntil[tp] = nowMono + settings.backoffMs }
+                case .truncated:
+                    logger.info("truncated \(tp) to \(partition.log.logEndOffset) to match leader \(leaderId)")
+                case .appended, .idle, .stale:
+                    break
                 }
+            } catch {
+                logger.error("replica fetch of \(tp) could not be written: \(error)")
+                lock.withLock { delayedUntil[tp] = nowMono + settings.backoffMs }
             }
         }
     }
 
-    /// Fetch v12: topic names, the last fetched epoch and the diverging-epoch answer.
-    static let fetchVersion: Int16 = 12
+}
+
+/// One Fetch a follower sends to one leader, and where each partition in it stood: built and
+/// read the same way by the broker's fetchers and by the simulation's.
+package struct ReplicaFetchPlan {
+    /// Fetch v15: topic ids, the last fetched epoch, the diverging-epoch answer, and the
+    /// follower's broker epoch (KIP-903), so the leader adds to an ISR only the incarnation that
+    /// did the fetching.
+    package static let version: Int16 = 15
+
+    package var request: FetchRequest
+    package var positions: [TopicPartition: (Partition, Partition.FetchPosition)]
+    /// When the first partition held back after an error may go again (nil: none held back).
+    package var wakeAt: Int64?
+
+    package init(leaderId: Int32, localId: Int32, brokerEpoch: Int64, partitions: [TopicPartition: Partition],
+                 delayedUntil: [TopicPartition: Int64], nowMs: Int64, settings: ReplicaFetchSettings) {
+        var request = FetchRequest()
+        request.replicaState = .init(replicaId: localId, replicaEpoch: brokerEpoch)
+        request.maxWaitMs = settings.waitMaxMs
+        request.minBytes = settings.minBytes
+        request.maxBytes = settings.responseMaxBytes
+        request.sessionId = 0
+        request.sessionEpoch = -1
+        var positions: [TopicPartition: (Partition, Partition.FetchPosition)] = [:]
+        var byTopic: [String: (KafkaUUID, [FetchRequest.FetchPartition])] = [:]
+        var wakeAt: Int64?
+        for tp in partitions.keys.sorted() {
+            let partition = partitions[tp]!
+            if let until = delayedUntil[tp], until > nowMs {
+                wakeAt = min(wakeAt ?? until, until)
+                continue
+            }
+            guard let position = partition.fetchPosition, position.leader == leaderId else { continue }
+            positions[tp] = (partition, position)
+            byTopic[tp.topic, default: (partition.topicId, [])].1.append(.init(
+                partition: tp.partition, currentLeaderEpoch: position.leaderEpoch, fetchOffset: position.fetchOffset,
+                lastFetchedEpoch: position.lastFetchedEpoch, logStartOffset: position.logStartOffset,
+                partitionMaxBytes: settings.partitionMaxBytes))
+        }
+        request.topics = byTopic.keys.sorted().map { name in
+            var topic = FetchRequest.FetchTopic()
+            topic.topic = name
+            topic.topicId = byTopic[name]!.0
+            topic.partitions = byTopic[name]!.1
+            return topic
+        }
+        self.request = request
+        self.positions = positions
+        self.wakeAt = wakeAt
+    }
+
+    /// Each partition's answer in `response` (topics are named by id from v13), with the
+    /// partition and the position it was fetched from.
+    package func answers(_ response: FetchResponse) -> [(TopicPartition, Partition, Partition.FetchPosition, FetchResponse.PartitionData)] {
+        var names: [KafkaUUID: String] = [:]
+        for (tp, (partition, _)) in positions { names[partition.topicId] = tp.topic }
+        var out: [(TopicPartition, Partition, Partition.FetchPosition, FetchResponse.PartitionData)] = []
+        for topic in response.responses {
+            guard let name = topic.topicId == .zero ? topic.topic : names[topic.topicId] else { continue }
+            for data in topic.partitions {
+                let tp = TopicPartition(name, data.partitionIndex)
+                guard let (partition, position) = positions[tp] else { continue }
+                out.append((tp, partition, position, data))
+            }
+        }
+        return out
+    }
 }

@@ -11,6 +11,8 @@ public struct FollowerState: Sendable, Equatable {
     /// reaches it means the follower was caught up as of that previous fetch).
     var leaderEndAtLastFetch: Int64 = -1
     var lastFetchAt: Int64 = -1
+    /// The broker epoch the follower sent with its last fetch (Fetch v15, KIP-903); -1 unknown.
+    public var brokerEpoch: Int64 = -1
 
     public init(lastCaughtUpMs: Int64) { self.lastCaughtUpMs = lastCaughtUpMs }
 }
@@ -20,11 +22,17 @@ public struct IsrProposal: Sendable, Equatable {
     public var isr: [Int32]
     public var leaderEpoch: Int32
     public var partitionEpoch: Int32
+    /// For each member of `isr`, in order, the broker epoch it last fetched with (-1 for the
+    /// leader itself, whose driver knows its own, and for a follower that did not say). The
+    /// controller refuses a member whose registration has moved on (KIP-903): a broker that
+    /// restarted, perhaps without its unflushed tail, does not rejoin on its old fetches.
+    public var brokerEpochs: [Int64]
 
-    public init(isr: [Int32], leaderEpoch: Int32, partitionEpoch: Int32) {
+    public init(isr: [Int32], leaderEpoch: Int32, partitionEpoch: Int32, brokerEpochs: [Int64]? = nil) {
         self.isr = isr
         self.leaderEpoch = leaderEpoch
         self.partitionEpoch = partitionEpoch
+        self.brokerEpochs = brokerEpochs ?? Array(repeating: -1, count: isr.count)
     }
 }
 
@@ -88,10 +96,17 @@ public struct LeaderState: Sendable, Equatable {
         advanceHighWatermark(leaderEndOffset: leaderEndOffset)
     }
 
-    /// A follower fetched from `fetchOffset` (so its log ends there). Returns whether the high
-    /// watermark moved.
-    public mutating func followerFetched(_ replica: Int32, fetchOffset: Int64, leaderEndOffset: Int64, nowMs: Int64) -> Bool {
+    /// A follower fetched from `fetchOffset` (so its log ends there), as broker epoch
+    /// `brokerEpoch` (-1 when its Fetch did not say). Returns whether the high watermark moved.
+    public mutating func followerFetched(_ replica: Int32, fetchOffset: Int64, leaderEndOffset: Int64, nowMs: Int64,
+                                         brokerEpoch: Int64 = -1) -> Bool {
         guard var f = followers[replica] else { return false }
+        if f.brokerEpoch >= 0 && brokerEpoch != f.brokerEpoch {
+            // Another incarnation of the broker: its previous fetch says nothing of this one.
+            f.leaderEndAtLastFetch = -1
+            f.lastFetchAt = -1
+        }
+        f.brokerEpoch = brokerEpoch
         if fetchOffset >= leaderEndOffset {
             f.lastCaughtUpMs = max(f.lastCaughtUpMs, nowMs)
         } else if f.leaderEndAtLastFetch >= 0 && fetchOffset >= f.leaderEndAtLastFetch {
@@ -106,8 +121,11 @@ public struct LeaderState: Sendable, Equatable {
     }
 
     /// The ISR change to propose now, if any (none while one is in flight). `isLive` tells the
-    /// brokers that may join (registered and unfenced).
-    public func isrChange(nowMs: Int64, lagTimeMaxMs: Int64, leaderEndOffset: Int64, isLive: (Int32) -> Bool) -> IsrProposal? {
+    /// brokers that may join (registered and unfenced); `registeredEpoch` the broker epoch of a
+    /// broker's current registration (-1 unknown): a follower whose fetches came from another
+    /// incarnation may not join (KIP-903).
+    public func isrChange(nowMs: Int64, lagTimeMaxMs: Int64, leaderEndOffset: Int64, isLive: (Int32) -> Bool,
+                          registeredEpoch: (Int32) -> Int64 = { _ in -1 }) -> IsrProposal? {
         guard pending == nil else { return nil }
         var next = isr
         // Shrink: members that have not caught up within the lag time (one holding everything
@@ -119,15 +137,17 @@ public struct LeaderState: Sendable, Equatable {
         }
         // Expand: replicas that reached the high watermark and this epoch's start.
         for r in replicas where !isr.contains(r) && r != localId && isLive(r) {
-            if let f = followers[r], f.logEndOffset >= highWatermark, f.logEndOffset >= epochStartOffset {
-                next.append(r)
-            }
+            guard let f = followers[r], f.logEndOffset >= highWatermark, f.logEndOffset >= epochStartOffset else { continue }
+            let current = registeredEpoch(r)
+            if f.brokerEpoch >= 0 && current >= 0 && f.brokerEpoch != current { continue }
+            next.append(r)
         }
         if !next.contains(localId) { next.insert(localId, at: 0) }
         guard Set(next) != Set(isr) else { return nil }
         // Keep replica order, as Kafka does.
         let ordered = replicas.filter { next.contains($0) } + next.filter { !replicas.contains($0) }
-        return IsrProposal(isr: ordered, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch)
+        return IsrProposal(isr: ordered, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
+                           brokerEpochs: ordered.map { $0 == localId ? -1 : followers[$0]?.brokerEpoch ?? -1 })
     }
 
     public mutating func proposed(_ proposal: IsrProposal) { pending = proposal }

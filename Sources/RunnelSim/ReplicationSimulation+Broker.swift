@@ -222,20 +222,15 @@ final class SimBroker {
         reconcileFetchers()
     }
 
-    /// Broker.isLive: registered, unfenced, not shutting down.
-    func isLive(_ image: MetadataImage) -> (Int32) -> Bool {
-        { id in image.brokers[NodeID(id)].map { !$0.fenced && !$0.inControlledShutdown } ?? false }
-    }
-
     // MARK: ISR changes
 
     /// Broker.checkIsr: the periodic check of the partitions this broker leads.
     func checkIsr() {
         let image = self.image
-        let live = isLive(image)
+        let live = Broker.isrEligibility(image)
         for tp in partitions.keys.sorted() {
             let partition = partitions[tp]!
-            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: world.options.replicaLagTimeMaxMs, isLive: live) {
+            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: world.options.replicaLagTimeMaxMs, eligibility: live) {
                 proposeIsr(partition, proposal, image: image)
             }
         }
@@ -248,10 +243,12 @@ final class SimBroker {
         data.partitionIndex = partition.topicPartition.partition
         data.leaderEpoch = proposal.leaderEpoch
         data.partitionEpoch = proposal.partitionEpoch
-        data.newIsrWithEpochs = proposal.isr.map { .init(brokerId: $0, brokerEpoch: image.brokers[NodeID($0)]?.epoch ?? -1) }
+        data.newIsrWithEpochs = zip(proposal.isr, proposal.brokerEpochs).map { member, epoch in
+            .init(brokerId: member, brokerEpoch: member == id ? brokerEpoch : epoch)
+        }
         var request = AlterPartitionRequest()
         request.brokerId = id
-        request.brokerEpoch = image.brokers[NodeID(id)]?.epoch ?? -1
+        request.brokerEpoch = brokerEpoch
         request.topics = [.init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])]
         guard let request = world.wire(request, version: 3) else { return }
         let label = "AlterPartition \(partition.topicPartition) isr \(proposal.isr) epochs \(proposal.leaderEpoch)/\(proposal.partitionEpoch)"
@@ -307,38 +304,17 @@ final class SimBroker {
     /// ReplicaFetcher.fetchOnce: one Fetch for every partition followed from this leader.
     func fetchOnce(_ fetcher: SimFetcher) {
         guard fetcher.running, !fetcher.inFlight else { return }
-        var request = FetchRequest()
-        request.replicaId = id
-        request.maxWaitMs = fetchSettings.waitMaxMs
-        request.minBytes = fetchSettings.minBytes
-        request.maxBytes = fetchSettings.responseMaxBytes
-        request.sessionId = 0
-        request.sessionEpoch = -1
-        var positions: [TopicPartition: (Partition, Partition.FetchPosition)] = [:]
-        var byTopic: [String: [FetchRequest.FetchPartition]] = [:]
-        var wakeAt: Int64?
-        for tp in fetcher.partitions.keys.sorted() {
-            let partition = fetcher.partitions[tp]!
-            if let until = fetcher.delayedUntil[tp], until > now {
-                wakeAt = min(wakeAt ?? until, until)
-                continue
-            }
-            guard let position = partition.fetchPosition, position.leader == fetcher.leaderId else { continue }
-            positions[tp] = (partition, position)
-            byTopic[tp.topic, default: []].append(.init(
-                partition: tp.partition, currentLeaderEpoch: position.leaderEpoch, fetchOffset: position.fetchOffset,
-                lastFetchedEpoch: position.lastFetchedEpoch, logStartOffset: position.logStartOffset,
-                partitionMaxBytes: fetchSettings.partitionMaxBytes))
-        }
-        request.topics = byTopic.keys.sorted().map { .init(topic: $0, partitions: byTopic[$0]!) }
+        let plan = ReplicaFetchPlan(leaderId: fetcher.leaderId, localId: id, brokerEpoch: brokerEpoch, partitions: fetcher.partitions,
+                                    delayedUntil: fetcher.delayedUntil, nowMs: now, settings: fetchSettings)
+        let positions = plan.positions
         if positions.isEmpty {
-            if let wakeAt {
+            if let wakeAt = plan.wakeAt {
                 world.after(max(1, wakeAt - now)) { [self, alive] in if alive() { fetchOnce(fetcher) } }
             }
             return
         }
         fetcher.inFlight = true
-        guard let request = world.wire(request, version: Self.fetchVersion) else { return }
+        guard let request = world.wire(plan.request, version: ReplicaFetchPlan.version) else { return }
         let leaderId = fetcher.leaderId
         let label = world.options.streamTrace
             ? "Fetch " + positions.keys.sorted().map { "\($0) @\(positions[$0]!.1.fetchOffset) last epoch \(positions[$0]!.1.lastFetchedEpoch) epoch \(positions[$0]!.1.leaderEpoch)" }.joined(separator: ", ")
@@ -346,7 +322,7 @@ final class SimBroker {
         let timeout = Int64(fetchSettings.waitMaxMs) + fetchSettings.socketTimeoutMs
         world.exchange(from: id, to: leaderId, label: label, timeoutMs: timeout, senderAlive: alive,
                        handle: { [world] (reply: @escaping (FetchResponse) -> Void) in
-                           world.brokers[leaderId]!.handleFetch(request, version: Self.fetchVersion, reply: reply)
+                           world.brokers[leaderId]!.handleFetch(request, version: ReplicaFetchPlan.version, reply: reply)
                        },
                        completion: { [self] response in
                            var backoff = false
@@ -354,7 +330,7 @@ final class SimBroker {
                                if response.errorCode != 0 {
                                    backoff = true
                                } else {
-                                   apply(response, positions: positions, fetcher: fetcher)
+                                   apply(response, plan: plan, fetcher: fetcher)
                                }
                            } else {
                                backoff = true
@@ -369,32 +345,29 @@ final class SimBroker {
     }
 
     /// ReplicaFetcher.apply: each partition's answer to its `Partition`.
-    func apply(_ response: FetchResponse, positions: [TopicPartition: (Partition, Partition.FetchPosition)], fetcher: SimFetcher) {
-        for topic in response.responses {
-            for var data in topic.partitions {
-                let tp = TopicPartition(topic.topic, data.partitionIndex)
-                guard let (partition, position) = positions[tp] else { continue }
-                if world.options.broken.contains(.ignoreDivergingEpoch) {
-                    data.divergingEpoch = .init()
-                }
-                let before = partition.log.logEndOffset
-                do {
-                    switch try partition.applyFetched(data, position: position, nowMs: now) {
-                    case .failed(let code):
-                        world.note("\(id) \(tp) fetch from \(fetcher.leaderId): \(code)")
-                        fetcher.delayedUntil[tp] = now + fetchSettings.backoffMs
-                    case .truncated:
-                        world.stats.truncations += 1
-                        world.note("\(id) \(tp) truncated \(before) -> \(partition.log.logStartOffset)..<\(partition.log.logEndOffset) to match leader \(fetcher.leaderId) (diverging \(data.divergingEpoch.epoch)@\(data.divergingEpoch.endOffset), error \(ErrorCode(data.errorCode)))")
-                    case .appended:
-                        if world.options.streamTrace { world.note("\(id) \(tp) appended \(before)..<\(partition.log.logEndOffset) hw \(partition.highWatermark)") }
-                    case .idle, .stale:
-                        break
-                    }
-                } catch {
-                    world.note("\(id) \(tp) fetch from \(fetcher.leaderId) could not be written: \(error)")
+    func apply(_ response: FetchResponse, plan: ReplicaFetchPlan, fetcher: SimFetcher) {
+        for (tp, partition, position, answer) in plan.answers(response) {
+            var data = answer
+            if world.options.broken.contains(.ignoreDivergingEpoch) {
+                data.divergingEpoch = .init()
+            }
+            let before = partition.log.logEndOffset
+            do {
+                switch try partition.applyFetched(data, position: position, nowMs: now) {
+                case .failed(let code):
+                    world.note("\(id) \(tp) fetch from \(fetcher.leaderId): \(code)")
                     fetcher.delayedUntil[tp] = now + fetchSettings.backoffMs
+                case .truncated:
+                    world.stats.truncations += 1
+                    world.note("\(id) \(tp) truncated \(before) -> \(partition.log.logStartOffset)..<\(partition.log.logEndOffset) to match leader \(fetcher.leaderId) (diverging \(data.divergingEpoch.epoch)@\(data.divergingEpoch.endOffset), error \(ErrorCode(data.errorCode)))")
+                case .appended:
+                    if world.options.streamTrace { world.note("\(id) \(tp) appended \(before)..<\(partition.log.logEndOffset) hw \(partition.highWatermark)") }
+                case .idle, .stale:
+                    break
                 }
+            } catch {
+                world.note("\(id) \(tp) fetch from \(fetcher.leaderId) could not be written: \(error)")
+                fetcher.delayedUntil[tp] = now + fetchSettings.backoffMs
             }
         }
     }
@@ -412,6 +385,7 @@ final class SimBroker {
         var minBytes: Int64
         var maxBytes: Int
         var replicaId: Int32
+        var replicaEpoch: Int64
         var reply: (FetchResponse) -> Void
     }
 
@@ -430,13 +404,14 @@ final class SimBroker {
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(Self.fetchMaxBytes)))
         let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
-        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId)
+        let replicaEpoch = version >= 15 ? request.replicaState.replicaEpoch : -1
+        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return respond(first.response)
         }
         let parked = targets.map { t in t.topicPartition.flatMap { partitions[$0]?.highWatermark } ?? -1 }
         fetchWaiters.append(FetchWaiter(deadline: now + maxWait, skeleton: skeleton, targets: targets, parkedHighWatermarks: parked,
-                                        minBytes: minBytes, maxBytes: maxBytes, replicaId: replicaId, reply: respond))
+                                        minBytes: minBytes, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, reply: respond))
         // An event at the deadline, so the waiter expires on time.
         world.after(maxWait) {}
     }
@@ -465,7 +440,7 @@ final class SimBroker {
 
     /// Broker.readFetch: every target read, the byte budget honoured; a follower's fetch also
     /// records its position at the leader (and may propose an ISR expansion).
-    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         var response = skeleton
         var remaining = maxBytes
         var total: Int64 = 0
@@ -500,8 +475,9 @@ final class SimBroker {
             var readLimit = partition.highWatermark
             if replicaId >= 0 {
                 let (answer, proposal) = partition.followerFetch(
-                    replica: replicaId, fetchOffset: target.request.fetchOffset, lastFetchedEpoch: target.request.lastFetchedEpoch,
-                    nowMs: now, lagTimeMaxMs: world.options.replicaLagTimeMaxMs, isLive: isLive(image))
+                    replica: replicaId, brokerEpoch: replicaEpoch, fetchOffset: target.request.fetchOffset,
+                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: now,
+                    lagTimeMaxMs: world.options.replicaLagTimeMaxMs, eligibility: Broker.isrEligibility(image))
                 if let proposal { proposeIsr(partition, proposal, image: image) }
                 out.highWatermark = partition.highWatermark
                 out.lastStableOffset = out.highWatermark
@@ -651,7 +627,8 @@ final class SimBroker {
             }
             fetchWaiters = keep
             for waiter in done {
-                let result = readFetch(waiter.skeleton, targets: waiter.targets, maxBytes: waiter.maxBytes, replicaId: waiter.replicaId)
+                let result = readFetch(waiter.skeleton, targets: waiter.targets, maxBytes: waiter.maxBytes, replicaId: waiter.replicaId,
+                                       replicaEpoch: waiter.replicaEpoch)
                 waiter.reply(result.response)
             }
         }

@@ -23,13 +23,13 @@ func replicatedController(fenced: [Int32] = []) -> (QuorumController, KafkaUUID)
 }
 
 func alter(_ c: QuorumController, topicId: KafkaUUID, from broker: Int32 = 1, brokerEpoch: Int64? = nil,
-           isr: [Int32], leaderEpoch: Int32? = nil, partitionEpoch: Int32? = nil) -> (ControllerResult<AlterPartitionResponse>, AlterPartitionResponse.PartitionData?) {
+           isr: [Int32], memberEpochs: [Int32: Int64] = [:], leaderEpoch: Int32? = nil, partitionEpoch: Int32? = nil) -> (ControllerResult<AlterPartitionResponse>, AlterPartitionResponse.PartitionData?) {
     let p = c.image.topic(id: topicId)?.partitions[0]
     var data = AlterPartitionRequest.PartitionData()
     data.partitionIndex = 0
     data.leaderEpoch = leaderEpoch ?? p?.leaderEpoch ?? 0
     data.partitionEpoch = partitionEpoch ?? p?.partitionEpoch ?? 0
-    data.newIsrWithEpochs = isr.map { .init(brokerId: $0, brokerEpoch: c.image.brokers[NodeID($0)]?.epoch ?? -1) }
+    data.newIsrWithEpochs = isr.map { .init(brokerId: $0, brokerEpoch: memberEpochs[$0] ?? c.image.brokers[NodeID($0)]?.epoch ?? -1) }
     var request = AlterPartitionRequest()
     request.brokerId = broker
     request.brokerEpoch = brokerEpoch ?? c.image.brokers[NodeID(broker)]!.epoch
@@ -60,6 +60,17 @@ struct AlterPartitionTests {
         #expect(answer2?.errorCode == 0)
         c.replay(expand.records.map { ($0, 31) }, epoch: 1)
         #expect(c.image.topic(id: id)!.partitions[0]!.isr == [1, 2, 3])
+    }
+
+    @Test("KIP-903: a member named with a broker epoch its registration has left is ineligible; -1 skips the check")
+    func memberBrokerEpochs() {
+        var (c, id) = replicatedController()
+        let (shrink, _) = alter(c, topicId: id, isr: [1, 2])
+        c.replay(shrink.records.map { ($0, 30) }, epoch: 1)
+        let current = c.image.brokers[NodeID(3)]!.epoch
+        #expect(alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: current - 1]).1?.errorCode == ErrorCode.ineligibleReplica.rawValue)
+        #expect(alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: current]).1?.errorCode == 0)
+        #expect(alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: -1]).1?.errorCode == 0)
     }
 
     @Test("stale epochs, a non-leader sender and ineligible replicas are refused with Kafka's codes")

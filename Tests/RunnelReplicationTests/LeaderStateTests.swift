@@ -106,4 +106,22 @@ struct LeaderStateTests {
         _ = s.followerFetched(2, fetchOffset: 150, leaderEndOffset: 150, nowMs: 3_000)
         #expect(s.followers[2]?.lastCaughtUpMs == 3_000)
     }
+
+    @Test("KIP-903: a follower joins only as the incarnation that fetched, and the proposal names its epoch")
+    func brokerEpochs() {
+        var s = leader(isr: [1, 2], hw: 100, end: 100)
+        _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10, brokerEpoch: 40)
+        _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10, brokerEpoch: 50)
+        // Broker 3 registered again (epoch 77) since it fetched as epoch 50: not eligible.
+        let registered: (Int32) -> Int64 = { $0 == 3 ? 77 : 40 }
+        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive, registeredEpoch: registered) == nil)
+        // Its new incarnation fetches: now it may join, and the proposal carries epoch 77.
+        _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 30, brokerEpoch: 77)
+        let p = s.isrChange(nowMs: 30, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive, registeredEpoch: registered)
+        #expect(p == IsrProposal(isr: [1, 2, 3], leaderEpoch: 5, partitionEpoch: 7, brokerEpochs: [-1, 40, 77]))
+        // A follower that did not say its epoch (Fetch before v15) is judged by liveness alone.
+        var old = leader(isr: [1, 2], hw: 100, end: 100)
+        _ = old.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10)
+        #expect(old.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive, registeredEpoch: registered)?.brokerEpochs == [-1, -1, -1])
+    }
 }
