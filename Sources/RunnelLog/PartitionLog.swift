@@ -38,6 +38,9 @@ public enum LogError: Error, Equatable, Sendable {
     case batchTooLarge(Int)
     /// A follower append's offsets do not continue the log.
     case nonMonotonicOffsets(expected: Int64, got: Int64)
+    /// A batch a follower fetched fails its CRC (Kafka's CorruptRecordException): nothing of the
+    /// fetch is written, and the follower fetches it again.
+    case corruptBatch(baseOffset: Int64)
     /// The log was closed or deleted (its partition went away while a request was using it).
     case closed
 }
@@ -314,6 +317,8 @@ public final class PartitionLog: @unchecked Sendable {
                     continue
                 }
                 guard header.baseOffset >= expected else { throw LogError.nonMonotonicOffsets(expected: expected, got: header.baseOffset) }
+                let crc = RecordBatches.crc32c(payload, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+                guard crc == header.crc else { throw LogError.corruptBatch(baseOffset: header.baseOffset) }
                 headers.append(header)
                 records += Int(header.recordCount)
                 expected = header.nextOffset

@@ -254,4 +254,23 @@ struct LeaderEpochTests {
         #expect(follower.endOffset(forEpoch: 2) == (2, 2))
         #expect(follower.endOffset(forEpoch: 3) == (3, 4))
     }
+
+    @Test("a follower refuses a fetched batch whose CRC fails, and writes none of that fetch")
+    func followerChecksCrc() throws {
+        let leaderLog = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        for _ in 0..<2 {
+            let (b, i) = clientBatch(3)
+            _ = try leaderLog.appendAsLeader(b, batches: i, leaderEpoch: 1, nowMs: 0)
+        }
+        var bytes = try leaderLog.readBytes(from: 0, maxBytes: 1 << 20)
+        let follower = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        // Flip a byte in the last record of the second batch.
+        let last = bytes.writerIndex - 1
+        bytes.setInteger(bytes.getInteger(at: last, as: UInt8.self)! ^ 0xFF, at: last)
+        #expect(throws: LogError.corruptBatch(baseOffset: 3)) { try follower.appendAsFollower(bytes, nowMs: 0) }
+        #expect(follower.logEndOffset == 0)
+        // The intact copy goes in whole.
+        _ = try follower.appendAsFollower(try leaderLog.readBytes(from: 0, maxBytes: 1 << 20), nowMs: 0)
+        #expect(follower.logEndOffset == 6)
+    }
 }
