@@ -202,8 +202,7 @@ class PolledMember:
 
 def settle_threads(members, partitions: int, timeout: float = 45.0):
     # Read from other threads, members can be seen on different generations for an instant in
-    # the middle of a rebalance, in a split that looks whole (one CI-like run failed [1,2,3]
-    # against [2,2,2]): the split must hold for a second.
+    # the middle of a rebalance, in a split that looks whole: the split must hold for a second.
     return steady_split(lambda: [m.assignment_set() for m in members], partitions, timeout,
                         f"{len(members)} kafka-python consumers to share {partitions} partitions", 1.0)
 
