@@ -144,7 +144,7 @@ public final class Partition: @unchecked Sendable {
     /// A follower fetched from `fetchOffset` having last fetched `lastFetchedEpoch`: checks its
     /// epoch history against this log, records its position (which may move the high watermark),
     /// and returns an ISR expansion to propose when it has caught up.
-    package func followerFetch(replica: Int32, brokerEpoch: Int64 = -1, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
+    package func followerFetch(replica: Int32, brokerEpoch: Int64, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
                        lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> (FollowerFetch, IsrProposal?) {
         let (answer, advanced, proposal): (FollowerFetch, Bool, IsrProposal?) = lock.withLock {
             guard var state = leader else { return (.error(.notLeaderOrFollower), false, nil) }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import RunnelClient
 import RunnelCore
 import RunnelNode
+import RunnelWire
 
 /// `runnel dev`: a local cluster of separate processes under one data folder.
 struct Dev: ParsableCommand {
@@ -131,10 +133,11 @@ struct Dev: ParsableCommand {
             processes.append((node, process))
         }
         let signals = SignalWaiter()
-        // Wait until every broker port accepts connections.
+        // Wait until every broker answers.
         let ports = nodes.compactMap(\.clientPort)
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && !ports.allSatisfy(brokerAnswers) {
+        let probe = try KafkaClient(bootstrapServers: "127.0.0.1:\(ports.first ?? port)", clientId: "runnel-dev", requestTimeoutMs: 2_000, connectTimeoutMs: 1_000)
+        while Date() < deadline && !ports.allSatisfy({ brokerAnswers(probe, port: $0) }) {
             if let dead = processes.first(where: { !$0.1.isRunning }) {
                 stopping.set()
                 stopAll(processes)
@@ -145,11 +148,12 @@ struct Dev: ParsableCommand {
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        guard ports.allSatisfy(brokerAnswers) else {
+        guard ports.allSatisfy({ brokerAnswers(probe, port: $0) }) else {
             stopping.set()
             stopAll(processes)
             fail("the cluster did not start within 60 s; see the server.log files under \(root)")
         }
+        try? runBlocking { await probe.close() }
         say("runnel dev: \(nodes.count) process(es), data and logs under \(root)")
         say("bootstrap: " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","))
         let metrics = nodes.compactMap { node in node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" } }
@@ -187,28 +191,11 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-/// Whether the broker on `port` answers an ApiVersions (v0) request within two seconds. A bound
-/// port alone is not enough: a broker binds its port before it registers, and lets clients in
-/// only once the controller has unfenced it.
-func brokerAnswers(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 2, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { return false }
-    // Size 10; api key 18, version 0, correlation id 1, null client id.
-    let request: [UInt8] = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF]
-    guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return false }
-    var size = [UInt8](repeating: 0, count: 4)
-    return size.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4, Int32(MSG_WAITALL)) } == 4 && size != [0, 0, 0, 0]
+/// Whether the broker on `port` answers ApiVersions (RunnelClient's handshake) within two
+/// seconds. A bound port alone is not enough: a broker binds its port before it registers, and
+/// lets clients in only once the controller has unfenced it.
+func brokerAnswers(_ client: KafkaClient, port: Int) -> Bool {
+    (try? runBlocking { try await client.send(to: BrokerAddress(host: "127.0.0.1", port: port)) { _ in ApiVersionsRequest() } }) != nil
 }
 
 /// Runs async work from a synchronous command, blocking the calling thread.
