@@ -14,9 +14,13 @@ public final class Partition: @unchecked Sendable {
     public let topicId: KafkaUUID
     public let log: PartitionLog
     private let localId: Int32
+    /// Serializes what writes the log or changes the role (appends, a follower's fetched data
+    /// and truncations, metadata updates): held across log writes so `lock`, which every fetch
+    /// takes, never is. Order: appendLock, then lock, then the log's locks.
+    private let appendLock = NIOLock()
     private let lock = NIOLock()
 
-    // Guarded by lock.
+    // Guarded by lock (and written only with appendLock held too).
     private var registration: PartitionRegistration
     /// Follower positions, ISR and high watermark while this replica leads.
     private var leader: LeaderState?
@@ -61,7 +65,7 @@ public final class Partition: @unchecked Sendable {
     /// Applies a registration from the metadata log.
     @discardableResult
     package func update(_ next: PartitionRegistration, nowMs: Int64) -> Transition {
-        let (transition, advanced): (Transition, Bool) = lock.withLock {
+        let (transition, advanced): (Transition, Bool) = appendLock.withLock { lock.withLock {
             let previous = registration
             registration = next
             let newEpoch = next.leaderEpoch != previous.leaderEpoch || next.leader != previous.leader
@@ -87,7 +91,7 @@ public final class Partition: @unchecked Sendable {
             }
             guard newEpoch || previous.replicas.isEmpty else { return (.none, false) }
             return (next.leader >= 0 ? .follow(leader: next.leader, epoch: next.leaderEpoch) : .leaderless, false)
-        }
+        } }
         if advanced { onHighWatermark(self) }
         return transition
     }
@@ -106,14 +110,25 @@ public final class Partition: @unchecked Sendable {
     /// Appends client batches as leader; with an ISR of one the high watermark moves at once.
     /// acks=all is refused when the ISR is below `minInsyncReplicas`.
     package func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int, nowMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
-        let (result, advanced): (Result<AppendInfo, ErrorCode>, Bool) = try lock.withLock {
-            guard var state = leader else { return (.failure(.notLeaderOrFollower), false) }
-            if requiredAcks == -1 && state.isr.count < minInsyncReplicas {
-                return (.failure(.notEnoughReplicas), false)
+        let (result, advanced): (Result<AppendInfo, ErrorCode>, Bool) = try appendLock.withLock {
+            // The role cannot change while appendLock is held: the checks hold for the write.
+            let check: Result<Int32, ErrorCode> = lock.withLock {
+                guard let state = leader else { return .failure(.notLeaderOrFollower) }
+                if requiredAcks == -1 && state.isr.count < minInsyncReplicas { return .failure(.notEnoughReplicas) }
+                return .success(registration.leaderEpoch)
             }
-            let info = try log.appendAsLeader(payload, batches: batches, leaderEpoch: registration.leaderEpoch, nowMs: nowMs)
-            let moved = state.leaderAppended(leaderEndOffset: log.logEndOffset)
-            leader = state
+            let epoch: Int32
+            switch check {
+            case .failure(let code): return (.failure(code), false)
+            case .success(let current): epoch = current
+            }
+            let info = try log.appendAsLeader(payload, batches: batches, leaderEpoch: epoch, nowMs: nowMs)
+            let moved: Bool = lock.withLock {
+                guard var state = leader else { return false }
+                let moved = state.leaderAppended(leaderEndOffset: log.logEndOffset)
+                leader = state
+                return moved
+            }
             return (.success(info), moved)
         }
         // Followers parked on this partition wake for the new data (and acks=all waits when the
@@ -209,9 +224,11 @@ public final class Partition: @unchecked Sendable {
 
     /// Marks the replica gone before its log is deleted: fetches in flight for it are dropped.
     func markRemoved() {
-        lock.withLock {
-            removed = true
-            leader = nil
+        appendLock.withLock {
+            lock.withLock {
+                removed = true
+                leader = nil
+            }
         }
     }
 
@@ -239,9 +256,13 @@ public final class Partition: @unchecked Sendable {
     /// partition changed role or epoch since. Returns true when it should be fetched again at
     /// once (it moved), false when it had nothing.
     package func applyFetched(_ data: FetchResponse.PartitionData, position: FetchPosition, nowMs: Int64) throws -> FollowerApply {
-        let (outcome, advanced): (FollowerApply, Bool) = try lock.withLock {
-            guard !removed, leader == nil, registration.leader == position.leader, registration.leaderEpoch == position.leaderEpoch,
-                  log.logEndOffset == position.fetchOffset else { return (.stale, false) }
+        // appendLock keeps the role and the log end still; `lock` is taken only to read and set
+        // the follower's high watermark, so fetches and metadata reads never wait for the write.
+        let (outcome, advanced): (FollowerApply, Bool) = try appendLock.withLock {
+            let current = lock.withLock {
+                !removed && leader == nil && registration.leader == position.leader && registration.leaderEpoch == position.leaderEpoch
+            }
+            guard current, log.logEndOffset == position.fetchOffset else { return (.stale, false) }
             let code = ErrorCode(data.errorCode)
             switch code {
             case .none:
@@ -251,11 +272,11 @@ public final class Partition: @unchecked Sendable {
                 // there; past its end (it lost an unclean tail), fall back to its high watermark.
                 if data.logStartOffset > position.fetchOffset {
                     try log.truncateFullyAndStart(at: data.logStartOffset, nowMs: nowMs)
-                    followerHighWatermark = data.logStartOffset
+                    setFollowerHighWatermark { _ in data.logStartOffset }
                 } else {
                     let target = max(min(data.highWatermark, position.fetchOffset), log.logStartOffset)
                     try log.truncate(to: target)
-                    followerHighWatermark = min(followerHighWatermark, log.logEndOffset)
+                    capFollowerHighWatermark()
                 }
                 return (.truncated, false)
             default:
@@ -266,7 +287,8 @@ public final class Partition: @unchecked Sendable {
                 guard diverging.epoch >= 0 else {
                     // No epoch in common: copy the leader's log from its start.
                     try log.truncateFullyAndStart(at: diverging.endOffset, nowMs: nowMs)
-                    followerHighWatermark = log.logEndOffset
+                    let end = log.logEndOffset
+                    setFollowerHighWatermark { _ in end }
                     return (.truncated, false)
                 }
                 // Truncate to where the histories agree: the leader's end of that epoch, or ours
@@ -277,7 +299,7 @@ public final class Partition: @unchecked Sendable {
                 if localEpoch < 0 { target = log.logStartOffset }
                 target = max(min(target, position.fetchOffset), log.logStartOffset)
                 try log.truncate(to: target)
-                followerHighWatermark = min(followerHighWatermark, log.logEndOffset)
+                capFollowerHighWatermark()
                 return (.truncated, false)
             }
             var appended = false
@@ -289,14 +311,24 @@ public final class Partition: @unchecked Sendable {
             }
             let hw = min(data.highWatermark, log.logEndOffset)
             var moved = false
-            if hw > followerHighWatermark {
-                followerHighWatermark = hw
-                moved = true
+            setFollowerHighWatermark { old in
+                moved = hw > old
+                return max(old, hw)
             }
             return (appended ? .appended : .idle, moved)
         }
         if advanced { onHighWatermark(self) }
         return outcome
+    }
+
+    private func setFollowerHighWatermark(_ next: (Int64) -> Int64) {
+        lock.withLock { followerHighWatermark = next(followerHighWatermark) }
+    }
+
+    /// After a truncation: the high watermark never stands above the log end.
+    private func capFollowerHighWatermark() {
+        let end = log.logEndOffset
+        setFollowerHighWatermark { min($0, end) }
     }
 
     package enum FollowerApply: Equatable {
@@ -306,9 +338,9 @@ public final class Partition: @unchecked Sendable {
 
     /// Advances the log start offset (DeleteRecords); -1 means the high watermark.
     func deleteRecords(before offset: Int64) throws -> Result<Int64, ErrorCode> {
-        try lock.withLock {
-            guard leader != nil else { return .failure(.notLeaderOrFollower) }
-            let hw = highWatermarkLocked
+        try appendLock.withLock {
+            let hw: Int64? = lock.withLock { leader == nil ? nil : highWatermarkLocked }
+            guard let hw else { return .failure(.notLeaderOrFollower) }
             let target = offset == -1 ? hw : offset
             guard target >= 0, target <= hw else { return .failure(.offsetOutOfRange) }
             return .success(try log.advanceLogStartOffset(to: target))

@@ -21,7 +21,8 @@ public protocol Disk: Sendable {
     func syncDirectory(_ path: String) throws
 }
 
-/// An open file. Not synchronized: callers serialize access (the log holds its lock).
+/// An open file. Callers serialize writes, truncations and closing (the log's append lock); reads
+/// may run beside a write, at offsets the write does not touch (positional I/O, no shared cursor).
 public protocol DiskFile: AnyObject, Sendable {
     var path: String { get }
     func size() throws -> Int64

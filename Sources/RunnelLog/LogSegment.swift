@@ -206,9 +206,22 @@ final class LogSegment {
 
     /// Appends batches whose offsets are already assigned. `batches` holds whole batches.
     func append(_ batches: ByteBuffer, headers: [RecordBatchHeader], indexIntervalBytes: Int) throws {
+        try writeAppend(batches)
+        try commitAppend(headers, indexIntervalBytes: indexIntervalBytes)
+    }
+
+    /// The first half of an append: writes the batches past the end without publishing them.
+    /// Readers go by `size` and `nextOffset`, which only `commitAppend` moves, so they never see
+    /// these bytes before the index and offsets describe them. The caller serializes this with
+    /// every other change to the segment; it needs no lock against readers.
+    func writeAppend(_ batches: ByteBuffer) throws {
+        try log.write(batches, at: size)
+    }
+
+    /// The second half: publishes the batches `writeAppend` wrote (offsets, size, index entries).
+    func commitAppend(_ headers: [RecordBatchHeader], indexIntervalBytes: Int) throws {
         precondition(!headers.isEmpty, "append needs at least one batch")
         generation &+= 1
-        try log.write(batches, at: size)
         var position = size
         var newIndex: [(UInt32, UInt32)] = []
         var newTime: [(Int64, UInt32)] = []

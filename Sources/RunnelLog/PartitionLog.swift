@@ -48,13 +48,19 @@ public enum LogError: Error, Equatable, Sendable {
 /// One partition's log: segments on a `Disk`, rolled by size, age and index fullness, retained by
 /// time and size, flushed by message count and age, recovered after an unclean stop.
 ///
-/// Thread-safe: every public method takes the log's lock. Appends hold it while writing to the page
-/// cache; `flush` syncs outside it so appends never wait for a disk sync.
+/// Thread-safe, with two locks. `lock` guards the state readers use (segments, offsets, indexes)
+/// and is held only for bookkeeping and header reads, never for a bulk write. `appendLock`
+/// serializes everything that changes the log (appends, truncations, rolls, retention, deletion):
+/// an append takes it, stages under `lock`, writes its bytes into the page cache with only
+/// `appendLock` held, then publishes under `lock`. So fetches (followers' and consumers') never
+/// wait for an append's copy into the page cache, as Kafka's reads do not wait for its appends.
+/// `flush` syncs outside both, so appends never wait for a disk sync. Order: appendLock, then lock.
 public final class PartitionLog: @unchecked Sendable {
     public let topicPartition: TopicPartition
     public let directory: String
     let disk: any Disk
     let lock = NIOLock()
+    let appendLock = NIOLock()
 
     // Guarded by lock.
     var segments: [LogSegment] = []
@@ -237,67 +243,70 @@ public final class PartitionLog: @unchecked Sendable {
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
     public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
-        try lock.withLock {
-            if closed { throw LogError.closed }
-            // Idempotent producers: answer retries with their first offsets, refuse gaps.
-            var duplicates: [ProducerStateTable.BatchMetadata] = []
-            for batch in batches {
-                switch producerState.check(batch.header) {
-                case .append: break
-                case .duplicate(let meta): duplicates.append(meta)
-                case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)
+        try appendLock.withLock {
+            let staged: StagedAppend = try lock.withLock {
+                if closed { throw LogError.closed }
+                // Idempotent producers: answer retries with their first offsets, refuse gaps.
+                var duplicates: [ProducerStateTable.BatchMetadata] = []
+                for batch in batches {
+                    switch producerState.check(batch.header) {
+                    case .append: break
+                    case .duplicate(let meta): duplicates.append(meta)
+                    case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)
+                    }
                 }
-            }
-            if !duplicates.isEmpty {
-                guard duplicates.count == batches.count else {
-                    throw ProducerStateError(code: .duplicateSequenceNumber, reason: "A request mixes new batches with retried ones.")
+                if !duplicates.isEmpty {
+                    guard duplicates.count == batches.count else {
+                        throw ProducerStateError(code: .duplicateSequenceNumber, reason: "A request mixes new batches with retried ones.")
+                    }
+                    let info = AppendInfo(firstOffset: duplicates[0].firstOffset, lastOffset: duplicates.last!.lastOffset, logAppendTime: -1,
+                                          recordCount: 0, duplicate: true)
+                    return StagedAppend(segment: nil, bytes: payload, headers: [], info: info)
                 }
-                return AppendInfo(firstOffset: duplicates[0].firstOffset, lastOffset: duplicates.last!.lastOffset, logAppendTime: -1,
-                                  recordCount: 0, duplicate: true)
-            }
-            var buffer = payload
-            var next = segments.last!.nextOffset
-            let first = next
-            var headers: [RecordBatchHeader] = []
-            headers.reserveCapacity(batches.count)
-            var records = 0
-            let appendTime = _config.logAppendTime ? nowMs : -1
-            for batch in batches {
-                RecordBatches.setBaseOffset(&buffer, batchAt: batch.position, next)
-                RecordBatches.setPartitionLeaderEpoch(&buffer, batchAt: batch.position, leaderEpoch)
-                if _config.logAppendTime {
-                    RecordBatches.setLogAppendTime(&buffer, batchAt: batch.position, nowMs)
+                var buffer = payload
+                var next = segments.last!.nextOffset
+                let first = next
+                var headers: [RecordBatchHeader] = []
+                headers.reserveCapacity(batches.count)
+                var records = 0
+                let appendTime = _config.logAppendTime ? nowMs : -1
+                for batch in batches {
+                    RecordBatches.setBaseOffset(&buffer, batchAt: batch.position, next)
+                    RecordBatches.setPartitionLeaderEpoch(&buffer, batchAt: batch.position, leaderEpoch)
+                    if _config.logAppendTime {
+                        RecordBatches.setLogAppendTime(&buffer, batchAt: batch.position, nowMs)
+                    }
+                    var header = batch.header
+                    header.baseOffset = next
+                    header.partitionLeaderEpoch = leaderEpoch
+                    if _config.logAppendTime { header.maxTimestamp = nowMs }
+                    headers.append(header)
+                    records += Int(header.recordCount)
+                    next = header.nextOffset
                 }
-                var header = batch.header
-                header.baseOffset = next
-                header.partitionLeaderEpoch = leaderEpoch
-                if _config.logAppendTime { header.maxTimestamp = nowMs }
-                headers.append(header)
-                records += Int(header.recordCount)
-                next = header.nextOffset
+                // The batches must be contiguous in the payload for one write.
+                let start = batches.first!.position
+                let last = batches.last!
+                let length = last.position + last.header.totalBytes - start
+                let slice = buffer.getSlice(at: start, length: length)!
+                let info = AppendInfo(firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
+                return try stageLocked(slice, headers: headers, nowMs: nowMs, info: info)
             }
-            // The batches must be contiguous in the payload for one write.
-            let start = batches.first!.position
-            let last = batches.last!
-            let length = last.position + last.header.totalBytes - start
-            let slice = buffer.getSlice(at: start, length: length)!
-            try appendLocked(slice, headers: headers, nowMs: nowMs)
-            for header in headers { producerState.update(header) }
-            noteEpochsLocked(headers)
-            unflushedMessages += Int64(records)
-            return AppendInfo(firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
+            return try write(staged)
         }
     }
 
     /// Appends batches that already carry offsets (a follower copying its leader, or the metadata
     /// log). Offsets must continue the log.
     public func appendAsFollower(_ payload: ByteBuffer, nowMs: Int64) throws -> AppendInfo? {
-        try lock.withLock {
-            if closed { throw LogError.closed }
+        try appendLock.withLock {
+            // Only appendLock's holders move the log end: the checks below need no other lock.
+            let (isClosed, logEnd) = lock.withLock { (closed, segments.last!.nextOffset) }
+            if isClosed { throw LogError.closed }
             var headers: [RecordBatchHeader] = []
             var index = payload.readerIndex
             var start = payload.readerIndex
-            var expected = segments.last!.nextOffset
+            var expected = logEnd
             let first = expected
             var records = 0
             var filler: ByteBuffer? = nil
@@ -330,20 +339,41 @@ public final class PartitionLog: @unchecked Sendable {
                 own.writeBuffer(&slice)
                 slice = own
             }
-            try appendLocked(slice, headers: headers, nowMs: nowMs)
-            for header in headers { producerState.update(header) }
-            noteEpochsLocked(headers)
-            unflushedMessages += Int64(records)
-            return AppendInfo(firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1, recordCount: records)
+            let info = AppendInfo(firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1, recordCount: records)
+            let staged = try lock.withLock { try stageLocked(slice, headers: headers, nowMs: nowMs, info: info) }
+            return try write(staged)
         }
     }
 
-    private func appendLocked(_ bytes: ByteBuffer, headers: [RecordBatchHeader], nowMs: Int64) throws {
+    /// An append between its two steps: the segment it goes to (nil for a retried idempotent
+    /// batch, which writes nothing), its bytes and headers, and the answer once it is in.
+    private struct StagedAppend {
+        var segment: LogSegment?
+        var bytes: ByteBuffer
+        var headers: [RecordBatchHeader]
+        var info: AppendInfo
+    }
+
+    /// Picks the segment an append goes to, rolling first when the active one is full or old.
+    private func stageLocked(_ bytes: ByteBuffer, headers: [RecordBatchHeader], nowMs: Int64, info: AppendInfo) throws -> StagedAppend {
         let incoming = bytes.readableBytes
         if incoming > Int(Int32.max) { throw LogError.batchTooLarge(incoming) }
         try maybeRoll(incomingBytes: incoming, firstBatch: headers[0], nowMs: nowMs)
-        let active = segments.last!
-        try active.append(bytes, headers: headers, indexIntervalBytes: _config.indexIntervalBytes)
+        return StagedAppend(segment: segments.last!, bytes: bytes, headers: headers, info: info)
+    }
+
+    /// Writes a staged append into the page cache (appendLock held, `lock` not), then publishes
+    /// it under `lock`: offsets, indexes, producer state and epochs move together.
+    private func write(_ staged: StagedAppend) throws -> AppendInfo {
+        guard let segment = staged.segment else { return staged.info }
+        try segment.writeAppend(staged.bytes)
+        try lock.withLock {
+            try segment.commitAppend(staged.headers, indexIntervalBytes: _config.indexIntervalBytes)
+            for header in staged.headers { producerState.update(header) }
+            noteEpochsLocked(staged.headers)
+            unflushedMessages += Int64(staged.info.recordCount)
+        }
+        return staged.info
     }
 
     private func maybeRoll(incomingBytes: Int, firstBatch: RecordBatchHeader, nowMs: Int64) throws {
@@ -369,9 +399,11 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Rolls a new segment now if the active one has data (used by time-based retention).
     public func roll(nowMs: Int64) throws {
-        try lock.withLock {
-            let active = segments.last!
-            if !active.isEmpty { try rollLocked(nextBase: active.nextOffset, nowMs: nowMs) }
+        try appendLock.withLock {
+            try lock.withLock {
+                let active = segments.last!
+                if !active.isEmpty { try rollLocked(nextBase: active.nextOffset, nowMs: nowMs) }
+            }
         }
     }
 
@@ -547,12 +579,14 @@ public final class PartitionLog: @unchecked Sendable {
     /// Advances the log start offset (DeleteRecords). Segments wholly below it go at the next
     /// retention pass. Returns the new log start offset.
     public func advanceLogStartOffset(to offset: Int64) throws -> Int64 {
-        try lock.withLock {
-            let end = segments.last!.nextOffset
-            guard offset <= end else { throw LogError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end) }
-            if offset > _logStartOffset { _logStartOffset = offset }
-            try deleteSegmentsBelowStartLocked()
-            return _logStartOffset
+        try appendLock.withLock {
+            try lock.withLock {
+                let end = segments.last!.nextOffset
+                guard offset <= end else { throw LogError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end) }
+                if offset > _logStartOffset { _logStartOffset = offset }
+                try deleteSegmentsBelowStartLocked()
+                return _logStartOffset
+            }
         }
     }
 
@@ -568,29 +602,31 @@ public final class PartitionLog: @unchecked Sendable {
     /// Returns how many segments were deleted.
     @discardableResult
     public func enforceRetention(nowMs: Int64) throws -> Int {
-        try lock.withLock {
-            guard _config.deleteEnabled else { return 0 }
-            var deleted = 0
-            if _config.retentionMs >= 0 {
-                // Expire the active segment too: roll it so it can be deleted like the others.
-                if let active = segments.last, !active.isEmpty, active.maxTimestamp >= 0, nowMs - active.maxTimestamp > _config.retentionMs {
-                    try rollLocked(nextBase: active.nextOffset, nowMs: nowMs)
+        try appendLock.withLock {
+            try lock.withLock {
+                guard _config.deleteEnabled else { return 0 }
+                var deleted = 0
+                if _config.retentionMs >= 0 {
+                    // Expire the active segment too: roll it so it can be deleted like the others.
+                    if let active = segments.last, !active.isEmpty, active.maxTimestamp >= 0, nowMs - active.maxTimestamp > _config.retentionMs {
+                        try rollLocked(nextBase: active.nextOffset, nowMs: nowMs)
+                    }
+                    while segments.count > 1, let first = segments.first, !first.isEmpty || first.nextOffset <= segments[1].baseOffset,
+                          first.maxTimestamp < 0 ? first.isEmpty : nowMs - first.maxTimestamp > _config.retentionMs {
+                        try deleteOldestLocked()
+                        deleted += 1
+                    }
                 }
-                while segments.count > 1, let first = segments.first, !first.isEmpty || first.nextOffset <= segments[1].baseOffset,
-                      first.maxTimestamp < 0 ? first.isEmpty : nowMs - first.maxTimestamp > _config.retentionMs {
-                    try deleteOldestLocked()
-                    deleted += 1
+                if _config.retentionBytes >= 0 {
+                    var total = segments.reduce(0) { $0 + $1.size }
+                    while segments.count > 1, total - segments[0].size >= _config.retentionBytes {
+                        total -= segments[0].size
+                        try deleteOldestLocked()
+                        deleted += 1
+                    }
                 }
+                return deleted
             }
-            if _config.retentionBytes >= 0 {
-                var total = segments.reduce(0) { $0 + $1.size }
-                while segments.count > 1, total - segments[0].size >= _config.retentionBytes {
-                    total -= segments[0].size
-                    try deleteOldestLocked()
-                    deleted += 1
-                }
-            }
-            return deleted
         }
     }
 
@@ -603,60 +639,64 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Drops every record at or after `offset` (follower truncation; never below the start).
     public func truncate(to offset: Int64) throws {
-        try lock.withLock {
-            if closed { throw LogError.closed }
-            let target = max(offset, _logStartOffset)
-            if target >= segments.last!.nextOffset {
-                // Nothing to cut from the log, but the epoch cache may hold an entry at its end
-                // with no batch behind it (this replica became leader and appended nothing
-                // before another was elected): dropped, or a follower would keep sending that
-                // epoch and meet the same divergence forever (Kafka's truncateTo does the same).
-                let before = epochCache.entries.count
+        try appendLock.withLock {
+            try lock.withLock {
+                if closed { throw LogError.closed }
+                let target = max(offset, _logStartOffset)
+                if target >= segments.last!.nextOffset {
+                    // Nothing to cut from the log, but the epoch cache may hold an entry at its end
+                    // with no batch behind it (this replica became leader and appended nothing
+                    // before another was elected): dropped, or a follower would keep sending that
+                    // epoch and meet the same divergence forever (Kafka's truncateTo does the same).
+                    let before = epochCache.entries.count
+                    epochCache.truncate(fromOffset: segments.last!.nextOffset)
+                    if epochCache.entries.count != before { try? epochCache.write(directory: directory, disk: disk) }
+                    return
+                }
+                truncations &+= 1
+                var removedSegments = false
+                while segments.count > 1, segments.last!.baseOffset >= target {
+                    try segments.removeLast().delete()
+                    removedSegments = true
+                }
+                let removedBytes = try segments.last!.truncate(to: target)
+                if segments.count == 1 && segments[0].isEmpty && segments[0].baseOffset != target && target >= _logStartOffset {
+                    try segments.removeLast().delete()
+                    segments.append(try LogSegment(directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true, rebuild: false))
+                    removedSegments = true
+                }
+                // The truncation is made durable before anything that follows it is (the epoch
+                // checkpoint below, the leader's records fetched next): otherwise a power loss could
+                // bring the dropped tail back under a newer epoch's entry. Truncations are rare.
+                if removedBytes > 0 || removedSegments {
+                    try segments.last!.sync(indexes: false)
+                    try disk.syncDirectory(directory)
+                }
+                _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
+                if let checkpoint = _cleanerCheckpoint, checkpoint > segments.last!.nextOffset { _cleanerCheckpoint = segments.last!.nextOffset }
+                try rebuildProducerStateLocked()
                 epochCache.truncate(fromOffset: segments.last!.nextOffset)
-                if epochCache.entries.count != before { try? epochCache.write(directory: directory, disk: disk) }
-                return
+                try? epochCache.write(directory: directory, disk: disk)
             }
-            truncations &+= 1
-            var removedSegments = false
-            while segments.count > 1, segments.last!.baseOffset >= target {
-                try segments.removeLast().delete()
-                removedSegments = true
-            }
-            let removedBytes = try segments.last!.truncate(to: target)
-            if segments.count == 1 && segments[0].isEmpty && segments[0].baseOffset != target && target >= _logStartOffset {
-                try segments.removeLast().delete()
-                segments.append(try LogSegment(directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true, rebuild: false))
-                removedSegments = true
-            }
-            // The truncation is made durable before anything that follows it is (the epoch
-            // checkpoint below, the leader's records fetched next): otherwise a power loss could
-            // bring the dropped tail back under a newer epoch's entry. Truncations are rare.
-            if removedBytes > 0 || removedSegments {
-                try segments.last!.sync(indexes: false)
-                try disk.syncDirectory(directory)
-            }
-            _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
-            if let checkpoint = _cleanerCheckpoint, checkpoint > segments.last!.nextOffset { _cleanerCheckpoint = segments.last!.nextOffset }
-            try rebuildProducerStateLocked()
-            epochCache.truncate(fromOffset: segments.last!.nextOffset)
-            try? epochCache.write(directory: directory, disk: disk)
         }
     }
 
     /// Empties the log and starts it at `offset` (a follower whose leader's log starts later).
     public func truncateFullyAndStart(at offset: Int64, nowMs: Int64) throws {
-        try lock.withLock {
-            if closed { throw LogError.closed }
-            truncations &+= 1
-            for segment in segments { try segment.delete() }
-            segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
-            _logStartOffset = offset
-            _recoveryPoint = offset
-            _cleanerCheckpoint = nil
-            try disk.syncDirectory(directory)
-            epochCache.clear()
-            producerState = ProducerStateTable()
-            try? epochCache.write(directory: directory, disk: disk)
+        try appendLock.withLock {
+            try lock.withLock {
+                if closed { throw LogError.closed }
+                truncations &+= 1
+                for segment in segments { try segment.delete() }
+                segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
+                _logStartOffset = offset
+                _recoveryPoint = offset
+                _cleanerCheckpoint = nil
+                try disk.syncDirectory(directory)
+                epochCache.clear()
+                producerState = ProducerStateTable()
+                try? epochCache.write(directory: directory, disk: disk)
+            }
         }
     }
 
@@ -692,23 +732,27 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Syncs (indexes included) and closes every file.
     public func close() throws {
-        try flush(nowMs: lastFlushMs)
-        let active = lock.withLock { segments.last! }
-        try active.sync(indexes: true)
-        lock.withLock {
-            closed = true
-            for segment in segments { segment.close() }
+        try appendLock.withLock {
+            try flush(nowMs: lastFlushMs)
+            let active = lock.withLock { segments.last! }
+            try active.sync(indexes: true)
+            lock.withLock {
+                closed = true
+                for segment in segments { segment.close() }
+            }
         }
     }
 
     /// Closes and removes the partition directory.
     public func delete() throws {
-        try lock.withLock {
-            closed = true
-            // The segments stay listed (closed) so a request still holding the log gets an
-            // error rather than a crash.
-            for segment in segments { segment.close() }
-            try disk.removeTree(directory)
+        try appendLock.withLock {
+            try lock.withLock {
+                closed = true
+                // The segments stay listed (closed) so a request still holding the log gets an
+                // error rather than a crash.
+                for segment in segments { segment.close() }
+                try disk.removeTree(directory)
+            }
         }
     }
 }

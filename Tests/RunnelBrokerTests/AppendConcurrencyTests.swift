@@ -1,0 +1,166 @@
+// Fetches do not wait for appends: while an append is inside its write into the page cache,
+// a log read, the log end, and a follower's fetch bookkeeping on the leader's partition all
+// answer at once, and see only what was published before it. (Before the split into an append
+// lock and a state lock, each of them waited out the write: on a machine whose fresh pages are
+// slow to write, the followers' fetches queued behind every produce.)
+import Dispatch
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import RunnelCore
+import RunnelMetadata
+import RunnelWire
+import Testing
+@testable import RunnelBroker
+@testable import RunnelLog
+
+/// The real disk, except that while armed, the next write to a `.log` file stops at a gate
+/// until the test opens it.
+final class GatedDisk: Disk, @unchecked Sendable {
+    private let base = PosixDisk()
+    private let armed = NIOLockedValueBox(false)
+    /// Signalled when a write reaches the gate.
+    let entered = DispatchSemaphore(value: 0)
+    /// Signalled by the test to let that write through.
+    let release = DispatchSemaphore(value: 0)
+
+    func arm() { armed.withLockedValue { $0 = true } }
+
+    /// Takes the gate if it is armed (once per arming).
+    fileprivate func take() -> Bool {
+        armed.withLockedValue { value in
+            defer { value = false }
+            return value
+        }
+    }
+
+    func open(_ path: String, create: Bool) throws -> any DiskFile { GatedFile(try base.open(path, create: create), disk: self) }
+    func exists(_ path: String) -> Bool { base.exists(path) }
+    func isDirectory(_ path: String) -> Bool { base.isDirectory(path) }
+    func list(_ directory: String) throws -> [String] { try base.list(directory) }
+    func makeDirectory(_ path: String) throws { try base.makeDirectory(path) }
+    func remove(_ path: String) throws { try base.remove(path) }
+    func removeTree(_ path: String) throws { try base.removeTree(path) }
+    func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
+    func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
+}
+
+final class GatedFile: DiskFile, @unchecked Sendable {
+    private let base: any DiskFile
+    private let disk: GatedDisk
+    init(_ base: any DiskFile, disk: GatedDisk) {
+        self.base = base
+        self.disk = disk
+    }
+    var path: String { base.path }
+    func size() throws -> Int64 { try base.size() }
+    func read(at offset: Int64, count: Int) throws -> ByteBuffer { try base.read(at: offset, count: count) }
+    func write(_ buffer: ByteBuffer, at offset: Int64) throws {
+        if path.hasSuffix(".log"), disk.take() {
+            disk.entered.signal()
+            disk.release.wait()
+        }
+        try base.write(buffer, at: offset)
+    }
+    func truncate(to size: Int64) throws { try base.truncate(to: size) }
+    func sync() throws { try base.sync() }
+    func close() { base.close() }
+    func region(at offset: Int64, count: Int) throws -> FileRegion? { try base.region(at: offset, count: count) }
+}
+
+/// Runs `body` on a thread of its own (not a dispatch queue's, whose pool may wait before adding
+/// a thread while another is blocked at the gate).
+func onThread(_ body: @escaping @Sendable () -> Void) {
+    Thread { body() }.start()
+}
+
+/// Runs `body` on another thread; its result, or nil when it took longer than `seconds`.
+func finishes<T: Sendable>(within seconds: Double, _ body: @escaping @Sendable () throws -> T) -> T? {
+    let done = DispatchSemaphore(value: 0)
+    let result = NIOLockedValueBox<T?>(nil)
+    onThread {
+        let value = try? body()
+        result.withLockedValue { $0 = value }
+        done.signal()
+    }
+    guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+    return result.withLockedValue { $0 }
+}
+
+private func batch(_ count: Int, tag: String) -> (ByteBuffer, [BatchInfo]) {
+    let records = (0..<count).map { i in
+        Record(offset: Int64(i), timestamp: 1_000 + Int64(i), key: nil, value: ByteBuffer(string: "\(tag)-\(i)"))
+    }
+    let payload = RecordBatches.build(records: records)
+    return (payload, try! RecordBatches.validate(payload, maxBatchBytes: 1_000_000).get())
+}
+
+private func tempDirectory() -> String {
+    let path = NSTemporaryDirectory() + "runnel-append-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite("Appends and fetches")
+struct AppendConcurrencyTests {
+    @Test("a log read and the log end answer while an append is writing, and show only what was published")
+    func logReadDuringAppend() throws {
+        let disk = GatedDisk()
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDirectory(), config: LogConfig(), disk: disk, nowMs: 0)
+        let (first, firstInfos) = batch(3, tag: "a")
+        _ = try log.appendAsLeader(first, batches: firstInfos, leaderEpoch: 0, nowMs: 0)
+
+        disk.arm()
+        let (second, secondInfos) = batch(2, tag: "b")
+        let appended = DispatchSemaphore(value: 0)
+        onThread {
+            _ = try? log.appendAsLeader(second, batches: secondInfos, leaderEpoch: 0, nowMs: 0)
+            appended.signal()
+        }
+        #expect(disk.entered.wait(timeout: .now() + 10) == .success, "the append reaches its write")
+        let seen = finishes(within: 3) { () -> (Int64, Int) in
+            let bytes = try log.readBytes(from: 0, maxBytes: 1_000_000)
+            return (log.logEndOffset, try RecordBatches.decode(bytes).flatMap(\.records).count)
+        }
+        disk.release.signal()
+        #expect(appended.wait(timeout: .now() + 10) == .success)
+        #expect(seen?.0 == 3, "the log end did not wait for the write, and does not count its records yet")
+        #expect(seen?.1 == 3, "the read did not wait, and returned only the published batch")
+        #expect(log.logEndOffset == 5)
+        #expect(try RecordBatches.decode(try log.readBytes(from: 0, maxBytes: 1_000_000)).flatMap(\.records).count == 5)
+    }
+
+    @Test("a follower's fetch on the leader answers while a produce is writing")
+    func followerFetchDuringProduce() throws {
+        let disk = GatedDisk()
+        let tp = TopicPartition("t", 0)
+        let log = try PartitionLog(topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: disk, nowMs: 0)
+        let registration = PartitionRegistration(replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 0, partitionEpoch: 0)
+        let partition = Partition(topicPartition: tp, topicId: KafkaUUID(high: 1, low: 2), log: log, registration: registration, localId: 1,
+                                  highWatermark: 0, nowMs: 0, onHighWatermark: { _ in })
+        let (first, firstInfos) = batch(3, tag: "a")
+        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
+
+        disk.arm()
+        let (second, secondInfos) = batch(2, tag: "b")
+        let appended = DispatchSemaphore(value: 0)
+        onThread {
+            _ = try? partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
+            appended.signal()
+        }
+        #expect(disk.entered.wait(timeout: .now() + 10) == .success, "the produce reaches its write")
+        let answer = finishes(within: 3) { () -> [Int64] in
+            let eligibility = IsrEligibility(isLive: { _ in true }, registeredEpoch: { _ in 1 })
+            let (fetch, _) = partition.followerFetch(replica: 2, brokerEpoch: 1, fetchOffset: 3, lastFetchedEpoch: 0, nowMs: 0,
+                                                     lagTimeMaxMs: 30_000, eligibility: eligibility)
+            guard case .read(let hw, let logEnd) = fetch else { return [] }
+            return [hw, logEnd, partition.highWatermark, Int64(partition.state.leader)]
+        }
+        disk.release.signal()
+        #expect(appended.wait(timeout: .now() + 10) == .success)
+        // Replica 3 has not fetched, so the high watermark stays at 0; the log end is the one
+        // published before the produce.
+        #expect(answer == [0, 3, 0, 1], "the fetch did not wait for the produce's write, and saw the log end before it")
+        #expect(partition.log.logEndOffset == 5)
+    }
+}
