@@ -193,6 +193,13 @@ final class ReplicaFetcher: @unchecked Sendable {
         }
     }
 
+    /// Answers meaning the leader's metadata and ours differ for the partition, which the next
+    /// metadata records settle.
+    static let metadataLagCodes: Set<ErrorCode> = [.unknownTopicId, .unknownTopicOrPartition, .notLeaderOrFollower,
+                                                    .unknownLeaderEpoch, .fencedLeaderEpoch]
+    /// How soon a partition is fetched again after such an answer.
+    static let metadataLagRetryMs: Int64 = 20
+
     private func apply(_ response: FetchResponse, plan: ReplicaFetchPlan) {
         lock.withLock { failures = 0 }
         let nowMono = clock.monotonicMs()
@@ -202,10 +209,19 @@ final class ReplicaFetcher: @unchecked Sendable {
             do {
                 switch try partition.applyFetched(data, position: position, nowMs: now) {
                 case .failed(let code):
-                    if code != .notLeaderOrFollower && code != .fencedLeaderEpoch && code != .unknownLeaderEpoch {
+                    // The leader and this broker disagree on the partition's metadata: one of the
+                    // two has not applied the latest records yet (a new topic reaches every broker
+                    // within milliseconds, and the follower is often first). Try again soon
+                    // rather than after the full backoff, which would stall a new topic's
+                    // acks=all produce for a second.
+                    let lagging = Self.metadataLagCodes.contains(code)
+                    if lagging {
+                        logger.debug("replica fetch of \(tp) from broker \(leaderId): \(code), retrying")
+                    } else {
                         logger.warning("replica fetch of \(tp) from broker \(leaderId): \(code)")
                     }
-                    lock.withLock { delayedUntil[tp] = nowMono + settings.backoffMs }
+                    let delay = lagging ? min(settings.backoffMs, Self.metadataLagRetryMs) : settings.backoffMs
+                    lock.withLock { delayedUntil[tp] = nowMono + delay }
                 case .truncated:
                     logger.info("truncated \(tp) to \(partition.log.logEndOffset) to match leader \(leaderId)")
                 case .appended, .idle, .stale:
