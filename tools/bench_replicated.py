@@ -5,13 +5,19 @@ In one run, each on its own one-partition topic:
   RF=1 acks=1      the baseline
   RF=3 acks=1      the leader answers after its own append; followers copy behind
   RF=3 acks=all    min.insync.replicas=2: the answer waits for the high watermark
-then paced acks=all runs on an RF=3 topic: at half the RF=3 acks=all peak rate with the throughput
-producer's linger.ms=5, and at 1,000 messages/s with linger.ms=0 (latency p50/p99).
+After RF=3 acks=1 the next run waits until the followers have copied everything (the high
+watermark covers every message; the wait is printed when it is noticeable), so no run shares the
+brokers with the previous one's catch-up. Then paced acks=all runs on an RF=3 topic: at half the
+RF=3 acks=all peak rate with the throughput producer's linger.ms=5, and at 1,000 messages/s with
+linger.ms=0 (latency p50/p99).
 
 This machine's memory makes first writes slow: a page the guest never touched (or handed back to
-the host) costs a host fault on first write, so writing a new file runs at ~250 MB/s while
-rewriting cached pages runs at ~3 GB/s (`dd` shows both). The RF=3 runs write three times the
-bytes of the RF=1 run, so their figures swing with how much of the page cache is fresh.
+the host, which it does with freed memory within seconds) costs a host fault on first write, so
+writing a new file runs at ~250 MB/s while rewriting cached pages runs at ~3 GB/s (`dd` shows
+both). perf shows the brokers' copies into the page cache and the client's buffers taking most of
+the CPU when pages are fresh. The RF=3 runs write three times the bytes of the RF=1 run (and the
+acks=all client holds more in flight), so their figures swing with how much memory is fresh: run
+it a few times.
 
 Targets from issue 5: RF=3 acks=all at least 40% of RF=1 acks=1 throughput; p99 under 20 ms at half
 the peak rate. Figures are printed, never checked.
@@ -23,8 +29,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import BenchError, create_topic, paced_phase, produce_phase
+from confluent_kafka import Consumer, TopicPartition
+
+from benchlib import QUIET, BenchError, create_topic, paced_phase, produce_phase
 from cluster import start_cluster
+
+
+def wait_replicated(servers: str, topic: str, messages: int, timeout: float) -> float:
+    """Waits until partition 0's high watermark reaches `messages`; returns the seconds it took."""
+    c = Consumer({"bootstrap.servers": servers, "group.id": "bench-watermarks", **QUIET})
+    try:
+        t0 = time.monotonic()
+        while True:
+            _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+            if high >= messages:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                raise BenchError(f"{topic}: high watermark {high} of {messages} after {timeout}s")
+            time.sleep(0.01)
+    finally:
+        c.close()
 
 
 def main(binary: Path, messages: int, size: int, seconds: float) -> int:
@@ -40,6 +64,13 @@ def main(binary: Path, messages: int, size: int, seconds: float) -> int:
             r = produce_phase(servers, topic, messages, size, acks, 1, 300)
             results[label] = r
             print(f"{label:<15} {r['mb_s']:8.1f} MB/s {r['msgs_s']:9.0f} msgs/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms", flush=True)
+            if rf == 3:
+                # acks=1 answers before the followers copy: the next run starts only once they
+                # have (the high watermark covers every message), or it would share the brokers
+                # with this run's catch-up.
+                behind = wait_replicated(servers, topic, messages, 300)
+                if behind > 0.05:
+                    print(f"{'':<15} followers caught up {behind:.2f} s after the last answer", flush=True)
         peak = results["RF=3 acks=all"]["msgs_s"]
         rate = max(1, int(peak / 2))
         create_topic(servers, "rf3-paced", 1, 60, replication=3, config={"min.insync.replicas": "2"})
