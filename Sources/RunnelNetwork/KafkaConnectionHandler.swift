@@ -26,6 +26,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var waiting = 0
     private var readPending = false
     private var closing = false
+    /// The peer, looked up once: the channel asks the kernel (getpeername) on every access.
+    private var peer: SocketAddress?
 
     init(handler: any RequestHandler, listener: String, connectionId: UInt64, requestsQueuedMax: Int, logger: Logger) {
         self.handler = handler
@@ -33,6 +35,15 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         self.connectionId = connectionId
         self.requestsQueuedMax = requestsQueuedMax
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { peer = context.remoteAddress }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        peer = context.remoteAddress
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -54,7 +65,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                                     header.apiKey.rawValue, NIODeadline.now())
         let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
         let requestContext = RequestContext(
-            connectionId: connectionId, remoteAddress: context.remoteAddress, listener: listener,
+            connectionId: connectionId, remoteAddress: peer ?? context.remoteAddress, listener: listener,
             eventLoop: context.eventLoop, allocator: context.channel.allocator)
         switch handler.handle(request, context: requestContext) {
         case .noResponse:
@@ -135,7 +146,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         guard !closing else { return }
         closing = true
         metrics.closedForBadInput.increment()
-        logger.info("closing connection", metadata: ["connection": "\(connectionId)", "reason": "\(reason)", "remote": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+        logger.info("closing connection", metadata: ["connection": "\(connectionId)", "reason": "\(reason)", "remote": "\((peer ?? context.remoteAddress).map { "\($0)" } ?? "?")"])
         releaseFileRegions()
         context.close(promise: nil)
     }
