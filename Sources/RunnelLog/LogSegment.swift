@@ -39,8 +39,9 @@ final class LogSegment {
     }
 
     /// Opens or creates the segment files. `rebuild` re-scans the log (validating every batch and
-    /// truncating a torn or corrupt tail) instead of trusting the index files.
-    init(directory: String, baseOffset: Int64, disk: any Disk, nowMs: Int64, create: Bool, rebuild: Bool) throws {
+    /// truncating a torn or corrupt tail) instead of trusting the index files; `previousEpoch` is
+    /// the leader epoch of the batch before this segment, when known, for that check.
+    init(directory: String, baseOffset: Int64, disk: any Disk, nowMs: Int64, create: Bool, rebuild: Bool, previousEpoch: Int32 = -1) throws {
         self.directory = directory
         self.baseOffset = baseOffset
         self.disk = disk
@@ -51,7 +52,7 @@ final class LogSegment {
         size = try log.size()
         nextOffset = baseOffset
         if try rebuild || !loadIndexes() {
-            try recover()
+            try recover(previousEpoch: previousEpoch)
         }
     }
 
@@ -122,14 +123,18 @@ final class LogSegment {
         }
     }
 
-    /// Re-scans the whole segment: validates every batch (size, magic, CRC, offsets increasing),
-    /// truncates at the first bad one, and rebuilds both indexes. Returns bytes truncated.
+    /// Re-scans the whole segment: validates every batch (size, magic, CRC, offsets increasing,
+    /// leader epochs never decreasing), truncates at the first bad one, and rebuilds both indexes.
+    /// Returns bytes truncated.
     @discardableResult
-    func recover() throws -> Int64 {
+    func recover(previousEpoch: Int32 = -1) throws -> Int64 {
         generation &+= 1
         var builder = SegmentIndexBuilder(baseOffset: baseOffset, indexIntervalBytes: indexIntervalForRecovery)
         var position: Int64 = 0
         let fileSize = try log.size()
+        var kept: [(position: Int64, header: RecordBatchHeader)] = []
+        var next = baseOffset
+        var epoch = previousEpoch
         while position < fileSize {
             // The base offset, length and leader epoch lie outside the CRC: check them for sense.
             // Offsets continue the segment exactly (the cleaner keeps every offset span, with
@@ -138,7 +143,7 @@ final class LogSegment {
                   header.magic == 2,
                   header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
                   position + Int64(header.totalBytes) <= fileSize,
-                  allowOffsetGaps ? header.baseOffset >= builder.nextOffset : header.baseOffset == builder.nextOffset,
+                  allowOffsetGaps ? header.baseOffset >= next : header.baseOffset == next,
                   header.lastOffsetDelta >= 0,
                   header.lastOffset - baseOffset <= Int64(Int32.max),
                   header.partitionLeaderEpoch >= -1
@@ -146,9 +151,20 @@ final class LogSegment {
             let bytes = try log.read(at: position, count: header.totalBytes)
             let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
             guard crc == header.crc else { break }
-            builder.add(header)
+            if header.partitionLeaderEpoch < epoch {
+                // Epochs never go down along a log, so one of this header and the one before
+                // lost a byte of its epoch (outside the CRC): both go, and the leader's copy
+                // comes back by fetching.
+                if let previous = kept.popLast() { position = previous.position }
+                break
+            }
+            epoch = header.partitionLeaderEpoch
+            next = header.nextOffset
+            kept.append((position, header))
             position += Int64(header.totalBytes)
         }
+        for batch in kept { builder.add(batch.header) }
+        lastBatchEpoch = kept.last?.header.partitionLeaderEpoch ?? previousEpoch
         let truncated = fileSize - position
         if truncated > 0 { try log.truncate(to: position) }
         adopt(builder)
@@ -172,6 +188,8 @@ final class LogSegment {
     var indexIntervalForRecovery = 4096
     /// Whether offsets may jump between batches (compacted logs); otherwise a jump is corruption.
     var allowOffsetGaps = false
+    /// After `recover`: the leader epoch of the last batch kept (or the one before the segment).
+    private(set) var lastBatchEpoch: Int32 = -1
 
     /// The index files' bytes for the given entries, in Kafka's layout.
     static func indexBytes(_ offsetIndex: [(relativeOffset: UInt32, position: UInt32)],

@@ -126,7 +126,10 @@ public final class PartitionLog: @unchecked Sendable {
             }
             let nextBase = i + 1 < bases.count ? bases[i + 1] : Int64.max
             let needsCheck = !cleanShutdown && nextBase > recoveryPoint
-            let segment = try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck)
+            // A checked segment continues the epochs of the checked one before it.
+            let previousEpoch = segments.last.map(\.lastBatchEpoch) ?? -1
+            let segment = try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck,
+                                         previousEpoch: previousEpoch)
             segment.indexIntervalForRecovery = config.indexIntervalBytes
             // A checked segment that ends short of the next one lost its tail, torn (bytes cut
             // off) or cleanly (the page cache held it): the later segments cannot follow it. The

@@ -122,6 +122,35 @@ struct PartitionLogTests {
         #expect(again.logEndOffset < 100 && again.logEndOffset > 0)
     }
 
+    @Test("recovery drops a batch whose leader epoch (outside the CRC) was corrupted, and what follows it")
+    func corruptedEpochOutsideCrc() throws {
+        let dir = tempDir()
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        var starts: [Int] = []
+        var position = 0
+        for b in 0..<6 {
+            let (p, i) = clientBatch(3, tag: "e\(b)-")
+            starts.append(position)
+            position += p.readableBytes
+            _ = try log.appendAsLeader(p, batches: i, leaderEpoch: b < 3 ? 1 : 2, nowMs: 0)
+        }
+        try log.close()
+        // Batch 2's epoch 1 becomes 255: its CRC still holds, but batch 3 (epoch 2) is
+        // below it. The byte is at offset 15 of the batch (the epoch's last byte).
+        let segmentPath = dir + "/" + "00000000000000000000.log"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segmentPath))
+        bytes[starts[2] + 15] ^= 0xFE
+        try bytes.write(to: URL(fileURLWithPath: segmentPath))
+        let reopened = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0,
+                                        recoveryPoint: 0, cleanShutdown: false)
+        // Batch 2 (the spike) and batch 3 (the first one below it) cannot both be right: both go,
+        // and every batch left carries a sane epoch.
+        #expect(reopened.logEndOffset == 6)
+        let batches = try RecordBatches.decode(try reopened.readBytes(from: 0, maxBytes: 1_000_000))
+        #expect(batches.map(\.header.partitionLeaderEpoch) == [1, 1])
+        #expect(reopened.latestEpoch == 1)
+    }
+
     @Test("retention by time and size deletes whole segments and advances the start")
     func retention() throws {
         var config = LogConfig()
