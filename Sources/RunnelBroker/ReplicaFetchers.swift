@@ -193,13 +193,6 @@ final class ReplicaFetcher: @unchecked Sendable {
         }
     }
 
-    /// Answers meaning the leader's metadata and ours differ for the partition, which the next
-    /// metadata records settle.
-    static let metadataLagCodes: Set<ErrorCode> = [.unknownTopicId, .unknownTopicOrPartition, .notLeaderOrFollower,
-                                                    .unknownLeaderEpoch, .fencedLeaderEpoch]
-    /// How soon a partition is fetched again after such an answer.
-    static let metadataLagRetryMs: Int64 = 20
-
     private func apply(_ response: FetchResponse, plan: ReplicaFetchPlan) {
         lock.withLock { failures = 0 }
         let nowMono = clock.monotonicMs()
@@ -214,13 +207,12 @@ final class ReplicaFetcher: @unchecked Sendable {
                     // within milliseconds, and the follower is often first). Try again soon
                     // rather than after the full backoff, which would stall a new topic's
                     // acks=all produce for a second.
-                    let lagging = Self.metadataLagCodes.contains(code)
-                    if lagging {
+                    if ReplicaFetchPlan.metadataLagCodes.contains(code) {
                         logger.debug("replica fetch of \(tp) from broker \(leaderId): \(code), retrying")
                     } else {
                         logger.warning("replica fetch of \(tp) from broker \(leaderId): \(code)")
                     }
-                    let delay = lagging ? min(settings.backoffMs, Self.metadataLagRetryMs) : settings.backoffMs
+                    let delay = ReplicaFetchPlan.retryDelayMs(after: code, settings: settings)
                     lock.withLock { delayedUntil[tp] = nowMono + delay }
                 case .truncated:
                     logger.info("truncated \(tp) to \(partition.log.logEndOffset) to match leader \(leaderId)")
@@ -243,6 +235,19 @@ package struct ReplicaFetchPlan {
     /// follower's broker epoch (KIP-903), so the leader adds to an ISR only the incarnation that
     /// did the fetching.
     package static let version: Int16 = 15
+
+    /// Answers meaning the leader's metadata and ours differ for the partition, which the next
+    /// metadata records settle.
+    package static let metadataLagCodes: Set<ErrorCode> = [.unknownTopicId, .unknownTopicOrPartition, .notLeaderOrFollower,
+                                                            .unknownLeaderEpoch, .fencedLeaderEpoch]
+    /// How soon a partition is fetched again after such an answer.
+    package static let metadataLagRetryMs: Int64 = 20
+
+    /// How long a partition whose answer carried `code` is held back: briefly while the two
+    /// brokers' metadata disagree, `replica.fetch.backoff.ms` for anything else.
+    package static func retryDelayMs(after code: ErrorCode, settings: ReplicaFetchSettings) -> Int64 {
+        metadataLagCodes.contains(code) ? min(settings.backoffMs, metadataLagRetryMs) : settings.backoffMs
+    }
 
     package var request: FetchRequest
     package var positions: [TopicPartition: (Partition, Partition.FetchPosition)]

@@ -356,7 +356,7 @@ final class SimBroker {
                 switch try partition.applyFetched(data, position: position, nowMs: now) {
                 case .failed(let code):
                     world.note("\(id) \(tp) fetch from \(fetcher.leaderId): \(code)")
-                    fetcher.delayedUntil[tp] = now + fetchSettings.backoffMs
+                    fetcher.delayedUntil[tp] = now + ReplicaFetchPlan.retryDelayMs(after: code, settings: fetchSettings)
                 case .truncated:
                     world.stats.truncations += 1
                     world.note("\(id) \(tp) truncated \(before) -> \(partition.log.logStartOffset)..<\(partition.log.logEndOffset) to match leader \(fetcher.leaderId) (diverging \(data.divergingEpoch.epoch)@\(data.divergingEpoch.endOffset), error \(ErrorCode(data.errorCode)))")

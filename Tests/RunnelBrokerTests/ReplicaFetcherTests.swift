@@ -79,7 +79,7 @@ struct ReplicaFetcherTests {
         loop.run()
         #expect(transport.requests == 1)
         advance(25)
-        #expect(transport.requests == 2, "UNKNOWN_TOPIC_ID is retried after \(ReplicaFetcher.metadataLagRetryMs) ms, not the 1 s backoff")
+        #expect(transport.requests == 2, "UNKNOWN_TOPIC_ID is retried after \(ReplicaFetchPlan.metadataLagRetryMs) ms, not the 1 s backoff")
 
         transport.answer(with: .kafkaStorageError)
         advance(25)
