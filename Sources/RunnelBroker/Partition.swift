@@ -20,7 +20,9 @@ public final class Partition: @unchecked Sendable {
     private let appendLock = NIOLock()
     private let lock = NIOLock()
 
-    // Guarded by lock (and written only with appendLock held too).
+    // Guarded by lock. `registration`, `followerHighWatermark` and `removed` change only with
+    // appendLock held too; `leader`'s follower positions and ISR also change under lock alone
+    // (fetches, ISR checks and answers), so an append re-reads it before updating it.
     private var registration: PartitionRegistration
     /// Follower positions, ISR and high watermark while this replica leads.
     private var leader: LeaderState?

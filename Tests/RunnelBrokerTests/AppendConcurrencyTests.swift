@@ -95,7 +95,8 @@ private func batch(_ count: Int, tag: String) -> (ByteBuffer, [BatchInfo]) {
     return (payload, try! RecordBatches.validate(payload, maxBatchBytes: 1_000_000).get())
 }
 
-private func tempDirectory() -> String {
+/// A fresh directory under the system's temp dir.
+func tempDirectory() -> String {
     let path = NSTemporaryDirectory() + "runnel-append-\(UUID().uuidString)"
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path

@@ -59,8 +59,7 @@ struct ReplicaFetcherTests {
         let clock = HandClock()
         let transport = ScriptedTransport(loop: loop)
         let tp = TopicPartition("fresh", 0)
-        let dir = NSTemporaryDirectory() + "runnel-fetcher-\(UUID().uuidString)"
-        let log = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let log = try PartitionLog(topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
         let follower = Partition(
             topicPartition: tp, topicId: KafkaUUID(high: 7, low: 7), log: log,
             registration: PartitionRegistration(replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
