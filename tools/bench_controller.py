@@ -16,7 +16,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,8 +26,7 @@ sys.path.insert(0, str(REPO / "Tests" / "integration"))
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from cluster import start_cluster  # noqa: E402
-
-QUIET = {"log_level": 3}
+from benchlib import QUIET, work_dir  # noqa: E402
 
 
 def status(binary: Path, controllers) -> dict | None:
@@ -51,7 +49,11 @@ def create(admin: AdminClient, name: str, partitions: int, rf: int, timeout: flo
 
 
 def bench(binary: Path, failovers: int, topics: int, partitions: int) -> dict:
-    root = Path(tempfile.mkdtemp(prefix="runnel-bench-controller-"))
+    with work_dir("runnel-bench-controller-") as root:
+        return bench_in(root, binary, failovers, topics, partitions)
+
+
+def bench_in(root: Path, binary: Path, failovers: int, topics: int, partitions: int) -> dict:
     controllers, brokers = start(binary, root)
     result = {}
     try:

@@ -15,7 +15,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 
 import nodes  # noqa: E402
+from benchlib import work_dir  # noqa: E402
 from test_quorum import ControllerNode  # noqa: E402
 
 
@@ -38,7 +38,11 @@ def leader_of(binary: Path, bootstrap: str) -> int | None:
 
 
 def bench_quorum(binary: Path, proposals: int, failovers: int) -> dict:
-    root = Path(tempfile.mkdtemp(prefix="runnel-bench-quorum-"))
+    with work_dir("runnel-bench-quorum-") as root:
+        return bench_in(root, binary, proposals, failovers)
+
+
+def bench_in(root: Path, binary: Path, proposals: int, failovers: int) -> dict:
     ports = nodes.free_ports(3)
     voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(ports))
     cluster = nodes.kafka_uuid()

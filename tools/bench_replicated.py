@@ -25,13 +25,12 @@ the peak rate. Figures are printed, never checked.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from benchlib import QUIET, BenchError, create_topic, paced_phase, produce_phase
+from benchlib import QUIET, BenchError, create_topic, paced_phase, produce_phase, work_dir
 from cluster import start_cluster
 
 
@@ -52,7 +51,11 @@ def wait_replicated(servers: str, topic: str, messages: int, timeout: float) -> 
 
 
 def main(binary: Path, messages: int, size: int, seconds: float) -> int:
-    root = Path(tempfile.mkdtemp(prefix="runnel-bench-repl-"))
+    with work_dir("runnel-bench-repl-") as root:
+        return run(root, binary, messages, size, seconds)
+
+
+def run(root: Path, binary: Path, messages: int, size: int, seconds: float) -> int:
     print(f"tools/bench replicated: {binary}, {messages} x {size} B per run, work dir {root}", flush=True)
     controllers, brokers = start_cluster(root, binary=binary)
     servers = ",".join(b.bootstrap for b in brokers)

@@ -3,10 +3,14 @@ run, a consume run and a paced latency run, all with confluent-kafka (librdkafka
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import random
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,6 +21,20 @@ MB = 1_000_000
 
 class BenchError(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str):
+    """A fresh temp dir for a bench's nodes, removed afterwards (each run writes gigabytes);
+    RUNNEL_BENCH_KEEP=1 keeps it, with its logs, and prints where it is."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield root
+    finally:
+        if os.environ.get("RUNNEL_BENCH_KEEP"):
+            print(f"kept {root}", flush=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def pct(values: list[float], p: float) -> float:
