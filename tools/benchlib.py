@@ -151,9 +151,12 @@ def consume_phase(bootstrap: str, topic: str, n: int, partitions: int, timeout: 
 def paced_phase(bootstrap: str, topic: str, rate: int, seconds: float, size: int, timeout: float,
                 acks: str = "1", linger_ms: int = 0) -> dict:
     """Produces `rate` messages/s for `seconds`, each sent when due, and reports the delivery
-    latency librdkafka measured. When the producer's queue is full the message waits (polling)
-    and is sent late: `rate` then reports what was achieved, and `late` how many went out more
-    than 10 ms after they were due."""
+    latency librdkafka measured (from produce() to the delivery report). The loop sleeps until
+    the next message is due and then sends every message that is due: it must not spin, since
+    poll() takes whole milliseconds (a shorter timeout returns at once) and a spinning client
+    would take one of this machine's two cores from the brokers it measures. When the
+    producer's queue is full the message waits (polling) and is sent late: `rate` then reports
+    what was achieved, and `late` how many went out more than 10 ms after they were due."""
     payload = random.Random(7).randbytes(size)
     lat: list[float] = []
     errors: list[str] = []
@@ -174,22 +177,26 @@ def paced_phase(bootstrap: str, topic: str, rate: int, seconds: float, size: int
     lat.clear()
     n = int(rate * seconds)
     t0 = time.perf_counter()
-    for i in range(n):
-        due = t0 + i / rate
-        while True:
-            now = time.perf_counter()
-            if now >= due:
-                break
-            p.poll(min(due - now, 0.001))
-        while True:
-            try:
-                p.produce(topic, value=payload, partition=0)
-                break
-            except BufferError:
-                p.poll(0.001)
-        if time.perf_counter() - due > 0.010:
-            late += 1
+    i = 0
+    while i < n:
+        now = time.perf_counter()
+        due_now = min(n, int((now - t0) * rate) + 1)
+        while i < due_now:
+            while True:
+                try:
+                    p.produce(topic, value=payload, partition=0)
+                    break
+                except BufferError:
+                    p.poll(0.001)
+            if time.perf_counter() - (t0 + i / rate) > 0.010:
+                late += 1
+            i += 1
         p.poll(0)
+        wait = t0 + i / rate - time.perf_counter()
+        if wait >= 0.001:
+            p.poll(wait)
+        elif wait > 0:
+            time.sleep(wait)
     left = p.flush(timeout)
     elapsed = time.perf_counter() - t0
     if left or errors:
