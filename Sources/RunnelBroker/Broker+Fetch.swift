@@ -61,13 +61,11 @@ extension Broker {
         Self.releaseRegions(first.response)
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
         let allocator = context.allocator
-        // A follower also wakes when the high watermark moves, so it learns it promptly.
-        let parkedHighWatermarks = targets.map { t in t.topicPartition.flatMap { partition($0)?.highWatermark } ?? -1 }
         let waiter = FetchPurgatory.Waiter(
             eventLoop: context.eventLoop,
             partitions: targets.compactMap(\.topicPartition),
             tryComplete: { [self] in
-                replicaId >= 0 ? followerFetchReady(targets, parkedHighWatermarks: parkedHighWatermarks) : fetchReady(targets, minBytes: minBytes)
+                Self.fetchReady(targets, replicaId: replicaId, minBytes: minBytes) { partition($0) }
             },
             complete: { [self] in
                 let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
@@ -77,28 +75,27 @@ extension Broker {
         return .respond(promise.futureResult)
     }
 
-    /// Whether a parked fetch has enough to answer: new data past the fetch offsets, or a change
-    /// (leadership lost, partition gone) it must report.
-    func fetchReady(_ targets: [FetchTarget], minBytes: Int64) -> Bool {
+    /// Whether a parked fetch can answer now: a leadership change or a partition gone, which it
+    /// must report; for a consumer, at least `minBytes` below the high watermark past its fetch
+    /// offsets; for a follower (`replicaId` >= 0), any data past its fetch offset. A follower is
+    /// not woken by the high watermark alone, as in Kafka's DelayedFetch: it learns the new one
+    /// with its next data (or when its wait ends), which spares a round trip per follower for
+    /// every move of the high watermark. The simulation decides with this function too.
+    package static func fetchReady(_ targets: [FetchTarget], replicaId: Int32, minBytes: Int64,
+                                   partition: (TopicPartition) -> Partition?) -> Bool {
         var bytes: Int64 = 0
         for target in targets {
             guard let tp = target.topicPartition, let partition = partition(tp), partition.isLeader else { return true }
-            let hw = partition.highWatermark
             let offset = target.request.fetchOffset
+            if replicaId >= 0 {
+                if partition.log.logEndOffset > offset { return true }
+                continue
+            }
+            let hw = partition.highWatermark
             if hw <= offset { continue }
             if minBytes <= 1 { return true }
             bytes += (try? partition.log.availableBytes(from: offset, upTo: hw)) ?? 0
             if bytes >= minBytes { return true }
-        }
-        return false
-    }
-
-    /// Whether a parked follower fetch has something to learn: data past its fetch offset, a new
-    /// high watermark, or a change of leadership.
-    func followerFetchReady(_ targets: [FetchTarget], parkedHighWatermarks: [Int64]) -> Bool {
-        for (i, target) in targets.enumerated() {
-            guard let tp = target.topicPartition, let partition = partition(tp), partition.isLeader else { return true }
-            if partition.log.logEndOffset > target.request.fetchOffset || partition.highWatermark != parkedHighWatermarks[i] { return true }
         }
         return false
     }

@@ -381,7 +381,6 @@ final class SimBroker {
         var deadline: Int64
         var skeleton: FetchResponse
         var targets: [FetchTarget]
-        var parkedHighWatermarks: [Int64]
         var minBytes: Int64
         var maxBytes: Int
         var replicaId: Int32
@@ -409,33 +408,15 @@ final class SimBroker {
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return respond(first.response)
         }
-        let parked = targets.map { t in t.topicPartition.flatMap { partitions[$0]?.highWatermark } ?? -1 }
-        fetchWaiters.append(FetchWaiter(deadline: now + maxWait, skeleton: skeleton, targets: targets, parkedHighWatermarks: parked,
+        fetchWaiters.append(FetchWaiter(deadline: now + maxWait, skeleton: skeleton, targets: targets,
                                         minBytes: minBytes, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, reply: respond))
         // An event at the deadline, so the waiter expires on time.
         world.after(maxWait) {}
     }
 
-    /// Broker.fetchReady (a consumer) and Broker.followerFetchReady (a follower).
+    /// Whether a parked fetch can answer now: the broker's own decision (Broker.fetchReady).
     func ready(_ waiter: FetchWaiter) -> Bool {
-        if waiter.replicaId >= 0 {
-            for (i, target) in waiter.targets.enumerated() {
-                guard let tp = target.topicPartition, let partition = partitions[tp], partition.isLeader else { return true }
-                if partition.log.logEndOffset > target.request.fetchOffset || partition.highWatermark != waiter.parkedHighWatermarks[i] { return true }
-            }
-            return false
-        }
-        var bytes: Int64 = 0
-        for target in waiter.targets {
-            guard let tp = target.topicPartition, let partition = partitions[tp], partition.isLeader else { return true }
-            let hw = partition.highWatermark
-            let offset = target.request.fetchOffset
-            if hw <= offset { continue }
-            if waiter.minBytes <= 1 { return true }
-            bytes += (try? partition.log.availableBytes(from: offset, upTo: hw)) ?? 0
-            if bytes >= waiter.minBytes { return true }
-        }
-        return false
+        Broker.fetchReady(waiter.targets, replicaId: waiter.replicaId, minBytes: waiter.minBytes) { partitions[$0] }
     }
 
     /// Broker.readFetch: every target read, the byte budget honoured; a follower's fetch also
