@@ -37,6 +37,23 @@ def work_dir(prefix: str):
             shutil.rmtree(root, ignore_errors=True)
 
 
+def first_touch_us(megabytes: int = 256) -> float:
+    """Microseconds per 4 KiB page to touch memory this process never touched. On a VM that hands
+    freed memory back to its host (free page reporting), a first touch costs a host fault; every
+    byte a broker appends lands in a fresh page-cache page, so this bounds what a bench can show.
+    Printed beside the figures so runs on warm and cold memory can be told apart."""
+    import mmap
+    size = megabytes << 20
+    m = mmap.mmap(-1, size)
+    try:
+        t0 = time.perf_counter()
+        for off in range(0, size, 4096):
+            m[off] = 1
+        return (time.perf_counter() - t0) / (size // 4096) * 1e6
+    finally:
+        m.close()
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
