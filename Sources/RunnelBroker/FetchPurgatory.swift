@@ -58,13 +58,19 @@ final class FetchPurgatory: @unchecked Sendable {
         }
     }
 
-    /// Re-checks fetches waiting on `tp` (new data became visible).
+    /// Re-checks fetches waiting on `tp` (new data became visible): one task per event loop
+    /// for all of its waiters, not one per waiter, since every move of a high watermark
+    /// re-checks every acks=all produce still waiting on the partition.
     func notify(_ tp: TopicPartition) {
         let waiting: [Waiter] = lock.withLock { watchers[tp].map { Array($0.values) } ?? [] }
+        guard !waiting.isEmpty else { return }
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, waiters: [Waiter])] = [:]
         for waiter in waiting {
-            waiter.eventLoop.execute { [self] in
-                guard !waiter.done else { return }
-                if waiter.tryComplete() {
+            byLoop[ObjectIdentifier(waiter.eventLoop), default: (waiter.eventLoop, [])].waiters.append(waiter)
+        }
+        for (loop, waiters) in byLoop.values {
+            loop.execute { [self] in
+                for waiter in waiters where !waiter.done && waiter.tryComplete() {
                     remove(waiter)
                     waiter.finish()
                 }

@@ -3,6 +3,7 @@
 // follower only once there is data past its offset. A follower is not woken by a move of the
 // high watermark alone, as in Kafka's DelayedFetch; it learns it with its next data.
 import NIOCore
+import NIOEmbedded
 import RunnelCore
 import RunnelMetadata
 import RunnelWire
@@ -63,5 +64,37 @@ extension Broker.FetchTarget {
                   request: .init(partition: tp.partition, currentLeaderEpoch: 0, fetchOffset: offset, lastFetchedEpoch: -1,
                                  logStartOffset: 0, partitionMaxBytes: 1_048_576),
                   error: nil)
+    }
+}
+
+@Suite("Fetch purgatory")
+struct FetchPurgatoryTests {
+    final class Flag: @unchecked Sendable { var ready = false; var completions = 0 }
+
+    @Test("notify answers the waiters that can answer, each once; the rest wait for more data or their deadline")
+    func notifyCompletesReadyWaiters() {
+        let loop = EmbeddedEventLoop()
+        let purgatory = FetchPurgatory()
+        let tp = TopicPartition("t", 0)
+        let flags = (0..<3).map { _ in Flag() }
+        for flag in flags {
+            let waiter = FetchPurgatory.Waiter(eventLoop: loop, partitions: [tp], tryComplete: { flag.ready },
+                                               complete: { flag.completions += 1 })
+            purgatory.watch(waiter, waitMs: 500)
+        }
+        #expect(purgatory.waitingCount == 3)
+        flags[0].ready = true
+        flags[2].ready = true
+        purgatory.notify(tp)
+        loop.run()
+        #expect(flags.map(\.completions) == [1, 0, 1])
+        #expect(purgatory.waitingCount == 1)
+        purgatory.notify(tp)
+        purgatory.notify(TopicPartition("other", 0))
+        loop.run()
+        #expect(flags.map(\.completions) == [1, 0, 1], "a finished waiter is not answered twice")
+        loop.advanceTime(by: .milliseconds(500))
+        #expect(flags.map(\.completions) == [1, 1, 1], "the last one answers at its deadline")
+        #expect(purgatory.waitingCount == 0)
     }
 }
