@@ -37,9 +37,17 @@ extension Broker {
                 let log = partition.log
                 let hw = partition.highWatermark
                 let epoch = partition.leaderEpoch
+                // KIP-207: a consumer asking a new leader whose high watermark has not reached
+                // its epoch's start gets OFFSET_NOT_AVAILABLE (retriable) rather than an end
+                // offset below what the previous leader had committed.
+                let lagging = !isFollower && version >= 1 && partition.highWatermarkLagsEpochStart
                 var found: (offset: Int64, timestamp: Int64)?
                 switch p.timestamp {
                 case OffsetSpec.latest, OffsetSpec.latestTiered:
+                    if lagging {
+                        out.errorCode = ErrorCode.offsetNotAvailable.rawValue
+                        continue
+                    }
                     found = (isFollower ? log.logEndOffset : hw, -1)
                 case OffsetSpec.earliest, OffsetSpec.earliestLocal:
                     found = (log.logStartOffset, -1)
@@ -56,6 +64,11 @@ extension Broker {
                         out.errorCode = ErrorCode.kafkaStorageError.rawValue
                         continue
                     }
+                }
+                if found == nil && lagging && p.timestamp != OffsetSpec.earliest && p.timestamp != OffsetSpec.earliestLocal {
+                    // Nothing below the high watermark, which may yet move past it.
+                    out.errorCode = ErrorCode.offsetNotAvailable.rawValue
+                    continue
                 }
                 if version == 0 {
                     out.oldStyleOffsets = found.map { [$0.offset] } ?? []

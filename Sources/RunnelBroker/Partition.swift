@@ -54,6 +54,13 @@ public final class Partition: @unchecked Sendable {
     /// The ISR as this leader knows it (committed, or confirmed by the controller); the image's otherwise.
     public var isr: [Int32] { lock.withLock { leader?.isr ?? registration.isr } }
     public var leaderState: LeaderState? { lock.withLock { leader } }
+    /// Whether this leader's high watermark is still below the offset where its epoch began
+    /// (KIP-207): a new leader learns the committed point from its followers' first fetches,
+    /// and until then its own high watermark can be older than offsets consumers have seen.
+    /// ListOffsets answers OFFSET_NOT_AVAILABLE meanwhile, so an end offset never goes back.
+    public var highWatermarkLagsEpochStart: Bool {
+        lock.withLock { leader.map { $0.highWatermark < $0.epochStartOffset } ?? false }
+    }
 
     /// What a metadata update did to this replica's role.
     package enum Transition: Equatable {
