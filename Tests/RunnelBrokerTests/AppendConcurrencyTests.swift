@@ -87,32 +87,17 @@ func finishes<T: Sendable>(within seconds: Double, _ body: @escaping @Sendable (
     return result.withLockedValue { $0 }
 }
 
-private func batch(_ count: Int, tag: String) -> (ByteBuffer, [BatchInfo]) {
-    let records = (0..<count).map { i in
-        Record(offset: Int64(i), timestamp: 1_000 + Int64(i), key: nil, value: ByteBuffer(string: "\(tag)-\(i)"))
-    }
-    let payload = RecordBatches.build(records: records)
-    return (payload, try! RecordBatches.validate(payload, maxBatchBytes: 1_000_000).get())
-}
-
-/// A fresh directory under the system's temp dir.
-func tempDirectory() -> String {
-    let path = NSTemporaryDirectory() + "runnel-append-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 @Suite("Appends and fetches")
 struct AppendConcurrencyTests {
     @Test("a log read and the log end answer while an append is writing, and show only what was published")
     func logReadDuringAppend() throws {
         let disk = GatedDisk()
         let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDirectory(), config: LogConfig(), disk: disk, nowMs: 0)
-        let (first, firstInfos) = batch(3, tag: "a")
+        let (first, firstInfos) = recordBatch(3, tag: "a")
         _ = try log.appendAsLeader(first, batches: firstInfos, leaderEpoch: 0, nowMs: 0)
 
         disk.arm()
-        let (second, secondInfos) = batch(2, tag: "b")
+        let (second, secondInfos) = recordBatch(2, tag: "b")
         let appended = DispatchSemaphore(value: 0)
         onThread {
             _ = try? log.appendAsLeader(second, batches: secondInfos, leaderEpoch: 0, nowMs: 0)
@@ -134,16 +119,12 @@ struct AppendConcurrencyTests {
     @Test("a follower's fetch on the leader answers while a produce is writing")
     func followerFetchDuringProduce() throws {
         let disk = GatedDisk()
-        let tp = TopicPartition("t", 0)
-        let log = try PartitionLog(topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: disk, nowMs: 0)
-        let registration = PartitionRegistration(replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 0, partitionEpoch: 0)
-        let partition = Partition(topicPartition: tp, topicId: KafkaUUID(high: 1, low: 2), log: log, registration: registration, localId: 1,
-                                  highWatermark: 0, nowMs: 0, onHighWatermark: { _ in })
-        let (first, firstInfos) = batch(3, tag: "a")
+        let partition = try threeReplicaLeader(disk: disk)
+        let (first, firstInfos) = recordBatch(3, tag: "a")
         _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
 
         disk.arm()
-        let (second, secondInfos) = batch(2, tag: "b")
+        let (second, secondInfos) = recordBatch(2, tag: "b")
         let appended = DispatchSemaphore(value: 0)
         onThread {
             _ = try? partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
@@ -151,10 +132,7 @@ struct AppendConcurrencyTests {
         }
         #expect(disk.entered.wait(timeout: .now() + 10) == .success, "the produce reaches its write")
         let answer = finishes(within: 3) { () -> [Int64] in
-            let eligibility = IsrEligibility(isLive: { _ in true }, registeredEpoch: { _ in 1 })
-            let (fetch, _) = partition.followerFetch(replica: 2, brokerEpoch: 1, fetchOffset: 3, lastFetchedEpoch: 0, nowMs: 0,
-                                                     lagTimeMaxMs: 30_000, eligibility: eligibility)
-            guard case .read(let hw, let logEnd) = fetch else { return [] }
+            guard case .read(let hw, let logEnd) = fetchAsFollower(partition, replica: 2, from: 3) else { return [] }
             return [hw, logEnd, partition.highWatermark, Int64(partition.state.leader)]
         }
         disk.release.signal()

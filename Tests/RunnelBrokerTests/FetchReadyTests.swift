@@ -11,26 +11,13 @@ import Testing
 @testable import RunnelBroker
 @testable import RunnelLog
 
-private func records(_ count: Int) -> (ByteBuffer, [BatchInfo]) {
-    let rs = (0..<count).map { i in Record(offset: Int64(i), timestamp: 1_000, key: nil, value: ByteBuffer(string: "v\(i)")) }
-    let payload = RecordBatches.build(records: rs)
-    return (payload, try! RecordBatches.validate(payload, maxBatchBytes: 1_000_000).get())
-}
-
 @Suite("Parked fetches")
 struct FetchReadyTests {
     @Test("a follower's parked fetch waits for data, not for the high watermark; a consumer's waits for the high watermark")
     func followerWaitsForData() throws {
         let tp = TopicPartition("t", 0)
-        let log = try PartitionLog(topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
-        let registration = PartitionRegistration(replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 0, partitionEpoch: 0)
-        let partition = Partition(topicPartition: tp, topicId: KafkaUUID(high: 1, low: 2), log: log, registration: registration, localId: 1,
-                                  highWatermark: 0, nowMs: 0, onHighWatermark: { _ in })
-        let eligibility = IsrEligibility(isLive: { _ in true }, registeredEpoch: { _ in 1 })
-        func follow(_ replica: Int32, from offset: Int64) {
-            _ = partition.followerFetch(replica: replica, brokerEpoch: 1, fetchOffset: offset, lastFetchedEpoch: 0, nowMs: 0,
-                                        lagTimeMaxMs: 30_000, eligibility: eligibility)
-        }
+        let partition = try threeReplicaLeader(tp)
+        func follow(_ replica: Int32, from offset: Int64) { fetchAsFollower(partition, replica: replica, from: offset) }
         func target(at offset: Int64) -> Broker.FetchTarget {
             Broker.FetchTarget(topicPartition: tp, offset: offset)
         }
@@ -38,7 +25,7 @@ struct FetchReadyTests {
             Broker.fetchReady([target(at: offset)], replicaId: replicaId, minBytes: 1) { $0 == tp ? partition : nil }
         }
 
-        let (first, firstInfos) = records(3)
+        let (first, firstInfos) = recordBatch(3)
         _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
         follow(2, from: 3)
         #expect(partition.highWatermark == 0, "replica 3 has not fetched yet")
@@ -50,7 +37,7 @@ struct FetchReadyTests {
         #expect(ready(-1, at: 0), "the high watermark moved past the consumer's offset")
         #expect(!ready(2, at: 3), "the high watermark alone does not wake a follower")
 
-        let (second, secondInfos) = records(2)
+        let (second, secondInfos) = recordBatch(2)
         _ = try partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
         #expect(ready(2, at: 3), "new data wakes the follower")
         #expect(!ready(-1, at: 3), "the consumer waits until the new data is committed")
