@@ -29,6 +29,11 @@ final class LogSegment {
     /// Changes whenever the segment's bytes do (append, truncate, recover): the cleaner, which
     /// reads a segment without the log's lock, swaps its rewrite in only if this did not move.
     private(set) var generation: UInt64 = 0
+    /// Whether the index files lag the in-memory indexes, because a write to them failed (a full
+    /// disk). The in-memory indexes serve every read; the files only spare a re-scan at start-up.
+    /// Stale files are emptied (an empty index over a non-empty log is re-scanned when loaded) and
+    /// rewritten whole when the segment rolls or closes.
+    private(set) var indexFilesStale = false
 
     static let offsetIndexEntryBytes = 8
     static let timeIndexEntryBytes = 12
@@ -83,6 +88,9 @@ final class LogSegment {
         let indexBytes = try offsetIndexFile.size()
         let timeBytes = try timeIndexFile.size()
         guard indexBytes % Int64(Self.offsetIndexEntryBytes) == 0, timeBytes % Int64(Self.timeIndexEntryBytes) == 0 else { return false }
+        // The first batch of a segment always gets an entry: none means the file was emptied
+        // after a failed write (or lost), not that the log is empty.
+        guard indexBytes > 0 || size == 0 else { return false }
         var index = try offsetIndexFile.read(at: 0, count: Int(indexBytes))
         var previous: (UInt32, UInt32)? = nil
         while let rel = index.readInteger(as: UInt32.self), let pos = index.readInteger(as: UInt32.self) {
@@ -99,9 +107,9 @@ final class LogSegment {
         var position = Int64(offsetIndex.last?.position ?? 0)
         nextOffset = baseOffset
         while position < size {
-            guard let header = try readHeader(at: position) else { return false }
+            guard let header = try readHeader(at: position), Self.plausible(header) else { return false }
             let end = position + Int64(header.totalBytes)
-            guard end <= size, header.baseOffset >= baseOffset else { return false }
+            guard end <= size, header.baseOffset >= baseOffset, header.baseOffset >= nextOffset else { return false }
             nextOffset = header.nextOffset
             noteTimestamp(header)
             position = end
@@ -140,13 +148,10 @@ final class LogSegment {
             // Offsets continue the segment exactly (the cleaner keeps every offset span, with
             // empty batches where it dropped records) and stay within the index's 32-bit reach.
             guard let header = try readHeader(at: position),
-                  header.magic == 2,
-                  header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
+                  Self.plausible(header),
                   position + Int64(header.totalBytes) <= fileSize,
                   allowOffsetGaps ? header.baseOffset >= next : header.baseOffset == next,
-                  header.lastOffsetDelta >= 0,
-                  header.lastOffset - baseOffset <= Int64(Int32.max),
-                  header.partitionLeaderEpoch >= -1
+                  header.lastOffset - baseOffset <= Int64(Int32.max)
             else { break }
             let bytes = try log.read(at: position, count: header.totalBytes)
             let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
@@ -168,7 +173,7 @@ final class LogSegment {
         let truncated = fileSize - position
         if truncated > 0 { try log.truncate(to: position) }
         adopt(builder)
-        try rewriteIndexFiles()
+        rewriteIndexFiles()
         return truncated
     }
 
@@ -207,12 +212,49 @@ final class LogSegment {
         return (index, time)
     }
 
-    private func rewriteIndexFiles() throws {
+    /// Whether a header read from the log looks like a v2 batch header: the fields that lie
+    /// outside the CRC (length, leader epoch) and the magic byte. Checked before trusting where
+    /// the next batch starts.
+    static func plausible(_ header: RecordBatchHeader) -> Bool {
+        header.magic == 2
+            && header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead)
+            && header.lastOffsetDelta >= 0
+            && header.partitionLeaderEpoch >= -1
+    }
+
+    /// Writes both index files whole from the in-memory indexes (best effort, see
+    /// `indexFilesStale`).
+    private func rewriteIndexFiles() {
+        indexFilesStale = false
         let (index, time) = Self.indexBytes(offsetIndex, timeIndex)
-        try offsetIndexFile.truncate(to: 0)
-        try offsetIndexFile.write(index, at: 0)
-        try timeIndexFile.truncate(to: 0)
-        try timeIndexFile.write(time, at: 0)
+        writeIndexFiles {
+            try offsetIndexFile.truncate(to: 0)
+            try offsetIndexFile.write(index, at: 0)
+            try timeIndexFile.truncate(to: 0)
+            try timeIndexFile.write(time, at: 0)
+        }
+    }
+
+    /// Runs a write to the index files unless they are stale; when it fails they become stale
+    /// and are emptied (truncating needs no free space), so a later load re-scans the log rather
+    /// than trusting a torn file.
+    private func writeIndexFiles(_ write: () throws -> Void) {
+        guard !indexFilesStale else { return }
+        do {
+            try write()
+        } catch {
+            indexFilesStale = true
+            try? offsetIndexFile.truncate(to: 0)
+            try? timeIndexFile.truncate(to: 0)
+        }
+    }
+
+    /// Rewrites stale index files (when the segment rolls or closes; the caller holds the log's
+    /// locks). Returns whether the files now match the in-memory indexes.
+    @discardableResult
+    func restoreIndexFiles() -> Bool {
+        if indexFilesStale { rewriteIndexFiles() }
+        return !indexFilesStale
     }
 
     func readHeader(at position: Int64) throws -> RecordBatchHeader? {
@@ -225,19 +267,28 @@ final class LogSegment {
     /// Appends batches whose offsets are already assigned. `batches` holds whole batches.
     func append(_ batches: ByteBuffer, headers: [RecordBatchHeader], indexIntervalBytes: Int) throws {
         try writeAppend(batches)
-        try commitAppend(headers, indexIntervalBytes: indexIntervalBytes)
+        commitAppend(headers, indexIntervalBytes: indexIntervalBytes)
     }
 
     /// The first half of an append: writes the batches past the end without publishing them.
     /// Readers go by `size` and `nextOffset`, which only `commitAppend` moves, so they never see
     /// these bytes before the index and offsets describe them. The caller serializes this with
     /// every other change to the segment; it needs no lock against readers.
+    /// A write that fails (a full disk) may leave part of the bytes behind: they are cut off
+    /// again, so the file never holds more than the published batches.
     func writeAppend(_ batches: ByteBuffer) throws {
-        try log.write(batches, at: size)
+        do {
+            try log.write(batches, at: size)
+        } catch {
+            try? log.truncate(to: size)
+            throw error
+        }
     }
 
     /// The second half: publishes the batches `writeAppend` wrote (offsets, size, index entries).
-    func commitAppend(_ headers: [RecordBatchHeader], indexIntervalBytes: Int) throws {
+    /// It cannot fail: once the batches are in the log file they are appended, and a failed index
+    /// write only makes the index files stale.
+    func commitAppend(_ headers: [RecordBatchHeader], indexIntervalBytes: Int) {
         precondition(!headers.isEmpty, "append needs at least one batch")
         generation &+= 1
         var position = size
@@ -268,7 +319,8 @@ final class LogSegment {
                 buffer.writeInteger(e.0)
                 buffer.writeInteger(e.1)
             }
-            try offsetIndexFile.write(buffer, at: Int64(offsetIndex.count * Self.offsetIndexEntryBytes))
+            let at = Int64(offsetIndex.count * Self.offsetIndexEntryBytes)
+            writeIndexFiles { try offsetIndexFile.write(buffer, at: at) }
             offsetIndex.append(contentsOf: newIndex.map { (relativeOffset: $0.0, position: $0.1) })
         }
         if !newTime.isEmpty {
@@ -277,7 +329,8 @@ final class LogSegment {
                 buffer.writeInteger(e.0)
                 buffer.writeInteger(e.1)
             }
-            try timeIndexFile.write(buffer, at: Int64(timeIndex.count * Self.timeIndexEntryBytes))
+            let at = Int64(timeIndex.count * Self.timeIndexEntryBytes)
+            writeIndexFiles { try timeIndexFile.write(buffer, at: at) }
             timeIndex.append(contentsOf: newTime.map { (timestamp: $0.0, relativeOffset: $0.1) })
         }
     }
@@ -361,7 +414,7 @@ final class LogSegment {
         size = position
         offsetIndex.removeAll { Int64($0.position) >= position }
         timeIndex.removeAll { baseOffset + Int64($0.relativeOffset) >= offset }
-        try rewriteIndexFiles()
+        rewriteIndexFiles()
         // Recompute the end and max timestamp from what is left.
         nextOffset = baseOffset
         maxTimestamp = -1

@@ -370,8 +370,8 @@ public final class PartitionLog: @unchecked Sendable {
     private func write(_ staged: StagedAppend) throws -> AppendInfo {
         guard let segment = staged.segment else { return staged.info }
         try segment.writeAppend(staged.bytes)
-        try lock.withLock {
-            try segment.commitAppend(staged.headers, indexIntervalBytes: _config.indexIntervalBytes)
+        lock.withLock {
+            segment.commitAppend(staged.headers, indexIntervalBytes: _config.indexIntervalBytes)
             for header in staged.headers { producerState.update(header) }
             noteEpochsLocked(staged.headers)
             unflushedMessages += Int64(staged.info.recordCount)
@@ -395,6 +395,9 @@ public final class PartitionLog: @unchecked Sendable {
 
     private func rollLocked(nextBase: Int64, nowMs: Int64) throws {
         let segment = try LogSegment(directory: directory, baseOffset: nextBase, disk: disk, nowMs: nowMs, create: true, rebuild: false)
+        // The segment that stops being active gets index files that match it, if a full disk
+        // made them stale and there is room again.
+        segments.last?.restoreIndexFiles()
         segment.indexIntervalForRecovery = _config.indexIntervalBytes
         segments.append(segment)
         segmentsCreatedSinceFlush = true
@@ -736,8 +739,11 @@ public final class PartitionLog: @unchecked Sendable {
     /// Syncs (indexes included) and closes every file.
     public func close() throws {
         try appendLock.withLock {
+            let active = lock.withLock {
+                for segment in segments { segment.restoreIndexFiles() }
+                return segments.last!
+            }
             try flush(nowMs: lastFlushMs)
-            let active = lock.withLock { segments.last! }
             try active.sync(indexes: true)
             lock.withLock {
                 closed = true
