@@ -275,8 +275,16 @@ public final class RunnelServer: @unchecked Sendable {
                         NodeMetrics.logFlushDuration.recordNanoseconds((done - mark).nanoseconds)
                         mark = done
                     }
-                    for (tp, error) in failures {
-                        logger.error("flush failed for \(tp): \(error)")
+                    if let (tp, error) = failures.first {
+                        // Linux reports a failed writeback once and may then drop the dirty
+                        // pages: a retried fsync can succeed over data that never reached the
+                        // disk, and the recovery point would move past it. So the node stops, as
+                        // Kafka halts when its log dir fails, without the clean-shutdown marker:
+                        // the next start re-validates everything past the last good recovery
+                        // point, and meanwhile the controller moves leadership to other replicas.
+                        logger.critical("fsync of \(tp) failed: \(error); stopping the node (no clean shutdown) so recovery re-checks the log on the next start")
+                        fflush(nil)
+                        _exit(1)
                     }
                 }
                 if let broker { BrokerGauges.refresh(broker) }
