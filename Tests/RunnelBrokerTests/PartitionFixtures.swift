@@ -4,16 +4,13 @@ import Foundation
 import NIOCore
 import RunnelCore
 import RunnelMetadata
+import RunnelTestSupport
 import RunnelWire
 @testable import RunnelBroker
 @testable import RunnelLog
 
-/// A fresh directory under the system's temp dir.
-func tempDirectory() -> String {
-    let path = NSTemporaryDirectory() + "runnel-append-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+/// A fresh directory, removed when the tests exit.
+func tempDirectory() -> String { scratchDirectory("partition") }
 
 /// One uncompressed batch of `count` records valued "`tag`-i", and what validation found in it.
 func recordBatch(_ count: Int, tag: String = "v") -> (ByteBuffer, [BatchInfo]) {

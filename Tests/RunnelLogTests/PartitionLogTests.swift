@@ -8,12 +8,9 @@ import RunnelCore
 import RunnelWire
 import Testing
 @testable import RunnelLog
+import RunnelTestSupport
 
-func tempDir() -> String {
-    let path = NSTemporaryDirectory() + "runnel-log-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+func tempDir() -> String { scratchDirectory("log") }
 
 /// A client-style batch of `count` records with values "v<i>" and timestamps from `timestamp`.
 func clientBatch(_ count: Int, timestamp: Int64 = 1_000, valueBytes: Int = 10, tag: String = "v") -> (ByteBuffer, [BatchInfo]) {

@@ -5,6 +5,7 @@ import Foundation
 import RunnelCore
 import RunnelMetadata
 import RunnelSnapshotStore
+import RunnelTestSupport
 import RunnelWire
 import Testing
 
@@ -54,11 +55,7 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
 
 @Suite("SQLite snapshots")
 struct SnapshotTests {
-    func directory() -> String {
-        let path = NSTemporaryDirectory() + "runnel-snap-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    func directory() -> String { scratchDirectory("snapshots") }
 
     @Test("the image loaded from a snapshot equals the image replayed from the log", arguments: 0..<12)
     func roundTrip(seed: Int) throws {
