@@ -36,6 +36,13 @@ public protocol DiskFile: AnyObject, Sendable {
     /// A file region for zero-copy sends, owning its own descriptor (the caller closes its handle
     /// once sent); nil when the disk has no descriptors (the simulator).
     func region(at offset: Int64, count: Int) throws -> FileRegion?
+    /// A handle on the file's page cache for drop-behind, with its own descriptor; nil when the
+    /// disk has no page cache to drop (the simulator).
+    func pageCacheHandle() -> (any PageCacheHandle)?
+}
+
+extension DiskFile {
+    public func pageCacheHandle() -> (any PageCacheHandle)? { nil }
 }
 
 extension DiskFile {

@@ -81,6 +81,14 @@ public final class PartitionLog: @unchecked Sendable {
     private var epochCache = LeaderEpochCache()
     /// A segment was created since the last flush: the directory must be synced too.
     private var segmentsCreatedSinceFlush = true
+    /// Drop-behind of the page cache (nil: the kernel decides), and where its last request ended.
+    var dropBehind: DropBehind?
+    var dropCursor: (segment: LogSegment, position: Int64)?
+
+    /// Sets or clears drop-behind (`DropBehind`).
+    public func setDropBehind(_ policy: DropBehind?) {
+        lock.withLock { dropBehind = policy }
+    }
 
     /// Opens the log in `directory`, creating it if needed. `recoveryPoint` is the offset below
     /// which data is known durable; with `cleanShutdown` false, every segment at or past it is
@@ -375,6 +383,7 @@ public final class PartitionLog: @unchecked Sendable {
             for header in staged.headers { producerState.update(header) }
             noteEpochsLocked(staged.headers)
             unflushedMessages += Int64(staged.info.recordCount)
+            dropBehindLocked()
         }
         return staged.info
     }

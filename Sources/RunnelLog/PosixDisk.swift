@@ -150,10 +150,31 @@ public final class PosixFile: DiskFile, @unchecked Sendable {
         }
     }
 
+    public func pageCacheHandle() -> (any PageCacheHandle)? {
+        let copy = dup(fd)
+        return copy < 0 ? nil : PosixPageCacheHandle(fd: copy)
+    }
+
     public func region(at offset: Int64, count: Int) throws -> FileRegion? {
         let copy = dup(fd)
         if copy < 0 { throw PosixDisk.error("dup", path) }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy)
         return FileRegion(fileHandle: handle, readerIndex: Int(offset), endIndex: Int(offset) + count)
     }
+}
+
+/// A duplicated descriptor of a `PosixFile`, for drop-behind.
+struct PosixPageCacheHandle: PageCacheHandle {
+    let fd: Int32
+
+    func drop(from: Int64, to: Int64) {
+        guard to > from else { return }
+        // Written back first (the whole file: Swift's Glibc has no sync_file_range), so
+        // POSIX_FADV_DONTNEED finds the range clean and drops all of it. Best effort: a failure
+        // leaves pages cached, and the flush policy's next fsync reports a write error.
+        _ = fdatasync(fd)
+        _ = posix_fadvise(fd, off_t(from), off_t(to - from), POSIX_FADV_DONTNEED)
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }

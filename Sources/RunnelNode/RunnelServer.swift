@@ -70,7 +70,9 @@ public final class RunnelServer: @unchecked Sendable {
             let logger = self.logger
             let started = ContinuousClock.now
             var lastReport = started
-            let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now) { opened, total, recovering in
+            let dropBehind = config.dropCacheBehindBytes >= 0 ? DropBehind(windowBytes: config.dropCacheBehindBytes, sink: DropBehindThread()) : nil
+            let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now,
+                                         dropBehind: dropBehind) { opened, total, recovering in
                 let at = ContinuousClock.now
                 guard at - lastReport >= .seconds(2) || (opened == total && at - started >= .seconds(2)) else { return }
                 lastReport = at

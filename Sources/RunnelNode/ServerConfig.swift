@@ -109,6 +109,9 @@ public struct ServerConfig: Sendable {
     public var replicaFetch: ReplicaFetchSettings
     /// `replica.high.watermark.checkpoint.interval.ms`
     public var highWatermarkCheckpointIntervalMs: Int64
+    /// `log.drop.cache.behind.bytes` (Runnel's own key): bytes behind each partition's log end
+    /// kept in the page cache; older written bytes are written back and dropped. -1: off.
+    public var dropCacheBehindBytes: Int64
     /// Keys this build does not know (warned about, not fatal).
     public var unknownKeys: [String]
 
@@ -278,6 +281,7 @@ public struct ServerConfig: Sendable {
         fetch.socketTimeoutMs = try int64("replica.socket.timeout.ms", default: 30000, min: 1)
         replicaFetch = fetch
         highWatermarkCheckpointIntervalMs = try int64("replica.high.watermark.checkpoint.interval.ms", default: 5000, min: 1)
+        dropCacheBehindBytes = try int64("log.drop.cache.behind.bytes", default: -1, min: -1)
         var policy = SnapshotPolicy()
         policy.maxBytesBetweenSnapshots = try int64("metadata.log.max.record.bytes.between.snapshots", default: 20_971_520, min: 1)
         policy.maxIntervalMs = try int64("metadata.log.max.snapshot.interval.ms", default: 3_600_000, min: 0)
