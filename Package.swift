@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "RunnelCore", swiftSettings: strict),
         // L1: CRC32C in C (SSE4.2 with a portable fallback).
         .target(name: "CRC32C"),
+        // L1: page-cache writeback and drop for the log's drop-behind (sync_file_range, fadvise).
+        .target(name: "CPageCache"),
         // L1: Kafka wire primitives, record batches, generated messages and metadata records.
         .target(
             name: "RunnelWire",
@@ -70,7 +72,7 @@ let package = Package(
         .target(
             name: "RunnelLog",
             dependencies: [
-                "RunnelCore", "RunnelWire",
+                "RunnelCore", "RunnelWire", "CPageCache",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

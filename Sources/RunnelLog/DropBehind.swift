@@ -34,8 +34,8 @@ public protocol DropBehindSink: Sendable {
 
 /// A file's pages, reachable after the file's own handle closes (its own descriptor).
 public protocol PageCacheHandle: Sendable {
-    /// Starts writeback of the dirty pages in `from..<to` and drops the clean ones. A page still
-    /// being written back stays; the next request, which overlaps this one, drops it.
+    /// Writes back the dirty pages in `from..<to` (waiting for them, without making anything
+    /// durable: no device flush) and drops the range from the page cache.
     func drop(from: Int64, to: Int64)
     func close()
 }
@@ -43,7 +43,7 @@ public protocol PageCacheHandle: Sendable {
 extension PartitionLog {
     /// After an append (lock held): when more than a window and a step lie behind the log end
     /// since the last request, asks the sink to drop all but the window. Each request reaches a
-    /// step back into the previous one, whose dirty pages were only being written back then.
+    /// step back into the previous one, for pages a reader brought back meanwhile.
     func dropBehindLocked() {
         guard let policy = dropBehind else { return }
         let window = policy.windowBytes, step = policy.stepBytes

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CPageCache
 import NIOCore
 
 /// The real disk: POSIX calls, `pread`/`pwrite`, `fdatasync`.
@@ -169,11 +170,11 @@ struct PosixPageCacheHandle: PageCacheHandle {
 
     func drop(from: Int64, to: Int64) {
         guard to > from else { return }
-        // Written back first (the whole file: Swift's Glibc has no sync_file_range), so
-        // POSIX_FADV_DONTNEED finds the range clean and drops all of it. Best effort: a failure
-        // leaves pages cached, and the flush policy's next fsync reports a write error.
-        _ = fdatasync(fd)
-        _ = posix_fadvise(fd, off_t(from), off_t(to - from), POSIX_FADV_DONTNEED)
+        // Written back first (that range only: no device flush, no journal commit), so the
+        // drop finds every page of it clean. Best effort: a failure leaves pages cached, and
+        // the flush policy's next fsync reports a write error.
+        _ = runnel_pagecache_write_back(fd, from, to - from)
+        _ = runnel_pagecache_drop(fd, from, to - from)
     }
 
     func close() { _ = Glibc.close(fd) }
