@@ -56,20 +56,15 @@ extension PartitionLog {
         var toDrop = behind - window
         while toDrop > 0 {
             let segment = segments[index]
-            let rest = segment.size - position
-            let end = rest <= toDrop && index < segments.count - 1 ? segment.size : position + min(toDrop, rest)
-            guard end > position else { break }
-            if let handle = segment.log.pageCacheHandle() {
+            let isLast = index == segments.count - 1
+            // The active segment always keeps the window (behind >= toDrop + window); an older
+            // one is dropped to its end before the next is touched.
+            let end = isLast ? position + toDrop : min(segment.size, position + toDrop)
+            if end > position, let handle = segment.log.pageCacheHandle() {
                 policy.sink.drop(handle, from: max(0, position - step), to: end)
             }
-            // A request from the start of a segment also reaches back into the end of the one
-            // before, which no later request covers.
-            if position < step, index > 0, let handle = segments[index - 1].log.pageCacheHandle() {
-                let previous = segments[index - 1].size
-                policy.sink.drop(handle, from: max(0, previous - (step - position)), to: previous)
-            }
             toDrop -= end - position
-            if end == segment.size && index < segments.count - 1 {
+            if !isLast && end == segment.size {
                 index += 1
                 position = 0
             } else {

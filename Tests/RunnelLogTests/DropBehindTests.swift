@@ -74,6 +74,23 @@ struct DropBehindTests {
         try log.close()
     }
 
+    @Test("after a truncation below where the last request ended and a roll, requests go on in the new segment")
+    func truncateThenRoll() throws {
+        let sink = RecordingSink()
+        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        log.setDropBehind(DropBehind(windowBytes: 2 << 20, sink: sink))
+        try fill(log, megabytes: 6)
+        let before = sink.requests.count
+        #expect(before > 0)
+        // A follower's truncation cuts the segment below the last request's end, then it rolls.
+        try log.truncate(to: 1_000)
+        try log.roll(nowMs: 0)
+        try fill(log, megabytes: 6)
+        let later = sink.requests.dropFirst(before)
+        #expect(later.count >= 2, "drop-behind stopped after the truncation")
+        try log.close()
+    }
+
     @Test("the pages behind the window leave the page cache; the window's stay")
     func pagesLeave() throws {
         let sink = RecordingSink(execute: true)
