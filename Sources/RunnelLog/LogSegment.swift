@@ -257,6 +257,17 @@ final class LogSegment {
         return !indexFilesStale
     }
 
+    /// The header of the segment's last batch (read from the last index entry on); nil when empty.
+    func lastBatchHeader() throws -> RecordBatchHeader? {
+        var position = Int64(offsetIndex.last?.position ?? 0)
+        var last: RecordBatchHeader?
+        while position < size, let header = try readHeader(at: position) {
+            last = header
+            position += Int64(header.totalBytes)
+        }
+        return last
+    }
+
     func readHeader(at position: Int64) throws -> RecordBatchHeader? {
         let bytes = try log.read(at: position, count: RecordBatchHeader.size)
         return RecordBatchHeader(bytes, at: bytes.readerIndex)

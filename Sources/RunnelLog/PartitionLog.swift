@@ -165,10 +165,14 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     /// Loads `leader-epoch-checkpoint`, or rebuilds it from the batch headers when it is missing
-    /// or does not match the log (after an unclean stop).
+    /// or does not match the log (after an unclean stop): an entry past the log end, or a last
+    /// batch whose epoch the file does not give its offset (the process died between appending
+    /// a new epoch's first batch and writing the file, so the file lacks that epoch and would
+    /// stretch the previous one over it).
     private func loadEpochCacheLocked() throws {
         let end = segments.last!.nextOffset
-        if let cache = LeaderEpochCache.read(directory: directory, disk: disk), cache.entries.allSatisfy({ $0.startOffset < max(end, 1) || end == 0 }) {
+        if let cache = LeaderEpochCache.read(directory: directory, disk: disk), cache.entries.allSatisfy({ $0.startOffset < max(end, 1) || end == 0 }),
+           epochCache(cache, coversLastBatchOf: segments) {
             epochCache = cache
             epochCache.truncate(fromOffset: end)
             epochCache.advanceStart(to: _logStartOffset)
@@ -183,6 +187,15 @@ public final class PartitionLog: @unchecked Sendable {
             }
         }
         try? epochCache.write(directory: directory, disk: disk)
+    }
+
+    /// Whether `cache` gives the log's last batch its own epoch (true for an empty log and for
+    /// batches without an epoch).
+    private func epochCache(_ cache: LeaderEpochCache, coversLastBatchOf segments: [LogSegment]) -> Bool {
+        guard let last = segments.reversed().lazy.compactMap({ try? $0.lastBatchHeader() }).first,
+              last.partitionLeaderEpoch >= 0 else { return true }
+        let governing = cache.entries.last { $0.startOffset <= last.baseOffset }
+        return governing?.epoch == last.partitionLeaderEpoch
     }
 
     /// Notes the epochs of appended batches; a new epoch is written to the checkpoint at once.

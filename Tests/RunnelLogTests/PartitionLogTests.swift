@@ -266,6 +266,29 @@ struct LeaderEpochTests {
         #expect(disk.exists(dir + "/" + LeaderEpochCache.fileName))
     }
 
+    @Test("a leader-epoch-checkpoint that lacks the epoch of the last batch (written before it, then a crash) is rebuilt from the log")
+    func staleEpochCheckpoint() throws {
+        let dir = tempDir()
+        let tp = TopicPartition("t", 0)
+        let log = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        for _ in 0..<2 {
+            let (b, i) = clientBatch(3)
+            _ = try log.appendAsLeader(b, batches: i, leaderEpoch: 1, nowMs: 0)
+        }
+        let (b, i) = clientBatch(3)
+        _ = try log.appendAsLeader(b, batches: i, leaderEpoch: 2, nowMs: 0)
+        #expect(log.endOffset(forEpoch: 1) == (1, 6))
+        try log.close()
+        // The file as it was before epoch 2's first batch: only epoch 1.
+        var stale = LeaderEpochCache()
+        _ = stale.assign(epoch: 1, startOffset: 0)
+        try stale.write(directory: dir, disk: PosixDisk())
+        let reopened = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0, recoveryPoint: 9)
+        #expect(reopened.latestEpoch == 2)
+        #expect(reopened.endOffset(forEpoch: 1) == (1, 6), "epoch 1 ends where epoch 2's batch starts, not at the log end")
+        try reopened.close()
+    }
+
     @Test("a follower copy keeps its leader's epochs")
     func followerEpochs() throws {
         let leaderLog = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
