@@ -36,17 +36,19 @@ public enum OffsetCheckpoint {
         return out
     }
 
-    /// Writes `text` to `path` atomically and durably.
-    public static func writeAtomically(_ text: String, to path: String, disk: any Disk) throws {
+    /// Writes `text` to `path` atomically, and durably unless `durable` is false (then a crash
+    /// may leave the old file, or none, in its place).
+    public static func writeAtomically(_ text: String, to path: String, disk: any Disk, durable: Bool = true) throws {
         let temp = path + ".tmp"
         let file = try disk.open(temp, create: true)
         var buffer = ByteBufferAllocator().buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         try file.truncate(to: 0)
         try file.write(buffer, at: 0)
-        try file.sync()
+        if durable { try file.sync() }
         file.close()
         try disk.rename(temp, to: path)
+        guard durable else { return }
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         try disk.syncDirectory(directory.isEmpty ? "." : directory)
     }

@@ -53,10 +53,15 @@ public struct LeaderEpochCache: Sendable, Equatable {
 
     public mutating func clear() { entries = [] }
 
-    public func write(directory: String, disk: any Disk) throws {
+    /// Replaces the checkpoint file (temp file and rename). Not synced unless `durable`: the file
+    /// is a cache of what the batch headers say, and loading rebuilds it from them when it does
+    /// not match the log (an entry past the end, or a last batch of an epoch it lacks), so a
+    /// leader change or a follower's new epoch costs no fsync (Kafka stopped syncing it on these
+    /// paths too, KAFKA-15046). The log writes it durably when it closes.
+    public func write(directory: String, disk: any Disk, durable: Bool = false) throws {
         var text = "0\n\(entries.count)\n"
         for e in entries { text += "\(e.epoch) \(e.startOffset)\n" }
-        try OffsetCheckpoint.writeAtomically(text, to: directory + "/" + Self.fileName, disk: disk)
+        try OffsetCheckpoint.writeAtomically(text, to: directory + "/" + Self.fileName, disk: disk, durable: durable)
     }
 
     /// Reads the checkpoint; nil when missing or malformed (then the log is scanned instead).

@@ -763,6 +763,7 @@ public final class PartitionLog: @unchecked Sendable {
         try appendLock.withLock {
             let active = lock.withLock {
                 for segment in segments { segment.restoreIndexFiles() }
+                try? epochCache.write(directory: directory, disk: disk, durable: true)
                 return segments.last!
             }
             try flush(nowMs: lastFlushMs)

@@ -17,6 +17,11 @@ final class FullDisk: Disk, @unchecked Sendable {
     private let lock = NSLock()
     private var _full: Set<String> = []
     private var _bytesBeforeFull = 0
+    private var _syncs = 0
+
+    /// fsyncs of files and directories so far.
+    var syncs: Int { lock.withLock { _syncs } }
+    func noteSync() { lock.withLock { _syncs += 1 } }
 
     func fill(_ suffixes: Set<String>, bytesBeforeFull: Int = 0) {
         lock.withLock {
@@ -40,7 +45,10 @@ final class FullDisk: Disk, @unchecked Sendable {
     func remove(_ path: String) throws { try base.remove(path) }
     func removeTree(_ path: String) throws { try base.removeTree(path) }
     func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
-    func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
+    func syncDirectory(_ path: String) throws {
+        noteSync()
+        try base.syncDirectory(path)
+    }
 }
 
 final class FullFile: DiskFile, @unchecked Sendable {
@@ -63,7 +71,10 @@ final class FullFile: DiskFile, @unchecked Sendable {
         throw DiskError(operation: "write", path: path, errno: ENOSPC, message: "No space left on device")
     }
     func truncate(to size: Int64) throws { try inner.truncate(to: size) }
-    func sync() throws { try inner.sync() }
+    func sync() throws {
+        disk.noteSync()
+        try inner.sync()
+    }
     func close() { inner.close() }
     func region(at offset: Int64, count: Int) throws -> FileRegion? { try inner.region(at: offset, count: count) }
 }
@@ -168,5 +179,35 @@ struct FullDiskTests {
             #expect(batch.header.baseOffset <= offset && offset <= batch.header.lastOffset)
         }
         try again.close()
+    }
+
+    @Test("a new leader epoch, as leader or as follower, costs no fsync; the epoch file is made durable on close and read back")
+    func epochCheckpointWithoutSync() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let disk = FullDisk()
+        let log = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        let (b1, i1) = clientBatch(3)
+        _ = try log.appendAsLeader(b1, batches: i1, leaderEpoch: 1, nowMs: 0)
+        let before = disk.syncs
+        log.beginLeaderEpoch(2)
+        let (b2, i2) = clientBatch(3)
+        _ = try log.appendAsLeader(b2, batches: i2, leaderEpoch: 2, nowMs: 0)
+        // A batch of a later epoch fetched from a new leader.
+        let source = try PartitionLog(topicPartition: tp, directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        try source.truncateFullyAndStart(at: 6, nowMs: 0)
+        let (b3, i3) = clientBatch(3)
+        _ = try source.appendAsLeader(b3, batches: i3, leaderEpoch: 3, nowMs: 0)
+        _ = try log.appendAsFollower(try source.readBytes(from: 6, maxBytes: 1 << 20), nowMs: 0)
+        #expect(disk.syncs == before, "no fsync for a new epoch")
+        #expect(log.endOffset(forEpoch: 2) == (2, 6))
+        try log.close()
+        #expect(disk.syncs > before)
+        let reopened = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, recoveryPoint: 9)
+        #expect(reopened.endOffset(forEpoch: 1) == (1, 3))
+        #expect(reopened.endOffset(forEpoch: 2) == (2, 6))
+        #expect(reopened.latestEpoch == 3)
+        try reopened.close()
+        try source.delete()
     }
 }
