@@ -97,12 +97,16 @@ struct FullDiskTests {
         return (bytes, RecordBatchHeader(bytes, at: bytes.readerIndex)!.totalBytes)
     }
 
+    /// A new log in a scratch directory, on a disk with room.
+    func freshLog(_ config: LogConfig = LogConfig()) throws -> (dir: String, disk: FullDisk, log: PartitionLog) {
+        let dir = tempDir()
+        let disk = FullDisk()
+        return (dir, disk, try PartitionLog(topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0))
+    }
+
     @Test("an append the disk fills up in the middle of fails whole: no batch of it appears, then or after a reopen")
     func failedAppendLeavesNothing() throws {
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let disk = FullDisk()
-        let log = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        let (dir, disk, log) = try freshLog()
         let (first, _) = try twoBatches(from: log, tag: "a")
         _ = try log.appendAsFollower(first, nowMs: 0)
         #expect(log.logEndOffset == 6)
@@ -135,12 +139,9 @@ struct FullDiskTests {
 
     @Test("an index write the disk cannot take does not fail the append; lookups and a reopen still find every offset")
     func failedIndexWriteKeepsAppend() throws {
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let disk = FullDisk()
         var config = LogConfig()
         config.indexIntervalBytes = 1   // an index entry for every batch
-        let log = try PartitionLog(topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0)
+        let (dir, disk, log) = try freshLog(config)
         for b in 0..<5 {
             let (payload, infos) = clientBatch(4, tag: "a\(b)-")
             _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 1, nowMs: 0)
@@ -183,10 +184,7 @@ struct FullDiskTests {
 
     @Test("a new leader epoch, as leader or as follower, costs no fsync; the epoch file is made durable on close and read back")
     func epochCheckpointWithoutSync() throws {
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let disk = FullDisk()
-        let log = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        let (dir, disk, log) = try freshLog()
         let (b1, i1) = clientBatch(3)
         _ = try log.appendAsLeader(b1, batches: i1, leaderEpoch: 1, nowMs: 0)
         let before = disk.syncs
