@@ -2,9 +2,12 @@ import Foundation
 import RunnelLog
 
 /// Carries out the logs' drop-behind requests on one background thread, in order, so appends
-/// never wait for a writeback (`DropBehind`). Requests queue while the thread works; the
-/// thread lives as long as the process.
+/// never wait for a writeback (`DropBehind`). Requests queue while the thread works, up to
+/// `maxQueued`: each holds a descriptor, so when the disk cannot keep up a request past that is
+/// skipped (its pages stay cached until the kernel evicts them) rather than held. The thread
+/// lives as long as the process.
 final class DropBehindThread: DropBehindSink, @unchecked Sendable {
+    static let maxQueued = 256
     private let condition = NSCondition()
     private var queue: [(handle: any PageCacheHandle, from: Int64, to: Int64)] = []
 
@@ -16,6 +19,11 @@ final class DropBehindThread: DropBehindSink, @unchecked Sendable {
 
     func drop(_ handle: any PageCacheHandle, from: Int64, to: Int64) {
         condition.lock()
+        guard queue.count < Self.maxQueued else {
+            condition.unlock()
+            handle.close()
+            return
+        }
         queue.append((handle, from, to))
         condition.signal()
         condition.unlock()
