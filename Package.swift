@@ -185,8 +185,10 @@ let package = Package(
         .target(name: "RunnelSpecGen", path: "tools/specgen/RunnelSpecGen"),
         .executableTarget(name: "runnel-specgen", dependencies: ["RunnelSpecGen"], path: "tools/specgen/runnel-specgen"),
 
-        // Helpers the unit test targets share (scratch directories); not part of any product.
-        .target(name: "RunnelTestSupport", path: "Tests/RunnelTestSupport"),
+        // Helpers the unit test targets share (scratch directories, a disk tests can step into); not
+        // part of any product.
+        .target(name: "RunnelTestSupport", dependencies: ["RunnelLog", .product(name: "NIOCore", package: "swift-nio")],
+                path: "Tests/RunnelTestSupport"),
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
         .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]),
         .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport"]),

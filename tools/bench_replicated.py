@@ -101,7 +101,7 @@ def run(root: Path, binary: Path, messages: int, size: int, seconds: float) -> i
               f"p50 {r0['p50_ms']:.2f} ms, p99 {r0['p99_ms']:.2f} ms, max {r0['max_ms']:.2f} ms", flush=True)
         ratio = results["RF=3 acks=all"]["mb_s"] / results["RF=1 acks=1"]["mb_s"]
         print(f"\nfirst touch of fresh memory: {touch_before:.1f} us/page before the runs, {first_touch_us():.1f} after "
-              f"(about 1 us where memory stays with the guest; each appended 4 KiB costs one on every replica)")
+              f"(how warm the machine's memory is; see tools/bench replicated --help)")
         print(f"RF=3 acks=all / RF=1 acks=1 throughput: {ratio:.0%} (target >= 40%)")
         print(f"RF=3 acks=all p99 at half the peak: {r['p99_ms']:.2f} ms (target < 20 ms)")
         for b in brokers:

@@ -59,9 +59,10 @@ def work_dir(prefix: str):
 
 def first_touch_us(megabytes: int = 256) -> float:
     """Microseconds per 4 KiB page to touch memory this process never touched. On a VM that hands
-    freed memory back to its host (free page reporting), a first touch costs a host fault; every
-    byte a broker appends lands in a fresh page-cache page, so this bounds what a bench can show.
-    Printed beside the figures so runs on warm and cold memory can be told apart."""
+    freed memory back to its host (free page reporting), a first touch costs a host fault. 256 MiB
+    mostly lands in the guest's pool of recently freed memory, so this shows how warm the machine
+    is (1-3 us here), not the cold cost past that pool (~20 us). Printed beside the figures so
+    runs can be compared."""
     import mmap
     size = megabytes << 20
     m = mmap.mmap(-1, size)
@@ -191,9 +192,9 @@ def paced_phase(bootstrap: str, topic: str, rate: int, seconds: float, size: int
     latency librdkafka measured (from produce() to the delivery report). The loop sleeps until
     the next message is due, but at least a millisecond, and then sends every message that is
     due: it must neither spin nor wake per message, since either takes CPU from the brokers it
-    measures on this machine's two cores. When the
-    producer's queue is full the message waits (polling) and is sent late: `rate` then reports
-    what was achieved, and `late` how many went out more than 10 ms after they were due."""
+    measures on this machine's two cores. When the producer's queue is full the message waits
+    (polling) and is sent late: `rate` then reports what was achieved, and `late` how many went
+    out more than 10 ms after they were due."""
     payload = random.Random(7).randbytes(size)
     lat: list[float] = []
     errors: list[str] = []

@@ -43,9 +43,7 @@ public protocol DiskFile: AnyObject, Sendable {
 
 extension DiskFile {
     public func pageCacheHandle() -> (any PageCacheHandle)? { nil }
-}
 
-extension DiskFile {
     /// Writes `bytes` at `offset`.
     public func write(bytes: [UInt8], at offset: Int64) throws {
         var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)

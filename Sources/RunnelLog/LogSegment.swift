@@ -34,6 +34,10 @@ final class LogSegment {
     /// Stale files are emptied (an empty index over a non-empty log is re-scanned when loaded) and
     /// rewritten whole when the segment rolls or closes.
     private(set) var indexFilesStale = false
+    /// The header of the last batch found when the segment was opened (by the tail scan of
+    /// `loadIndexes` or by `recover`); nil for an empty segment. The log checks its epoch file
+    /// against it, without reading the tail again.
+    private(set) var lastHeaderAtOpen: RecordBatchHeader?
 
     static let offsetIndexEntryBytes = 8
     static let timeIndexEntryBytes = 12
@@ -112,6 +116,7 @@ final class LogSegment {
             guard end <= size, header.baseOffset >= baseOffset, header.baseOffset >= nextOffset else { return false }
             nextOffset = header.nextOffset
             noteTimestamp(header)
+            lastHeaderAtOpen = header
             position = end
         }
         if let last = timeIndex.last, last.timestamp > maxTimestamp {
@@ -170,6 +175,7 @@ final class LogSegment {
         }
         for batch in kept { builder.add(batch.header) }
         lastBatchEpoch = kept.last?.header.partitionLeaderEpoch ?? previousEpoch
+        lastHeaderAtOpen = kept.last?.header
         let truncated = fileSize - position
         if truncated > 0 { try log.truncate(to: position) }
         adopt(builder)
@@ -250,22 +256,9 @@ final class LogSegment {
     }
 
     /// Rewrites stale index files (when the segment rolls or closes; the caller holds the log's
-    /// locks). Returns whether the files now match the in-memory indexes.
-    @discardableResult
-    func restoreIndexFiles() -> Bool {
+    /// locks).
+    func restoreIndexFiles() {
         if indexFilesStale { rewriteIndexFiles() }
-        return !indexFilesStale
-    }
-
-    /// The header of the segment's last batch (read from the last index entry on); nil when empty.
-    func lastBatchHeader() throws -> RecordBatchHeader? {
-        var position = Int64(offsetIndex.last?.position ?? 0)
-        var last: RecordBatchHeader?
-        while position < size, let header = try readHeader(at: position) {
-            last = header
-            position += Int64(header.totalBytes)
-        }
-        return last
     }
 
     func readHeader(at position: Int64) throws -> RecordBatchHeader? {

@@ -192,7 +192,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// Whether `cache` gives the log's last batch its own epoch (true for an empty log and for
     /// batches without an epoch).
     private func epochCache(_ cache: LeaderEpochCache, coversLastBatchOf segments: [LogSegment]) -> Bool {
-        guard let last = segments.reversed().lazy.compactMap({ try? $0.lastBatchHeader() }).first,
+        guard let last = segments.reversed().lazy.compactMap(\.lastHeaderAtOpen).first,
               last.partitionLeaderEpoch >= 0 else { return true }
         let governing = cache.entries.last { $0.startOffset <= last.baseOffset }
         return governing?.epoch == last.partitionLeaderEpoch

@@ -13,11 +13,11 @@ import RunnelWire
 import Testing
 @testable import RunnelBroker
 @testable import RunnelLog
+import RunnelTestSupport
 
 /// The real disk, except that while armed, the next write to a `.log` file stops at a gate
 /// until the test opens it.
-final class GatedDisk: Disk, @unchecked Sendable {
-    private let base = PosixDisk()
+final class GatedDisk: InterceptingDisk, @unchecked Sendable {
     private let armed = NIOLockedValueBox(false)
     /// Signalled when a write reaches the gate.
     let entered = DispatchSemaphore(value: 0)
@@ -27,45 +27,20 @@ final class GatedDisk: Disk, @unchecked Sendable {
     func arm() { armed.withLockedValue { $0 = true } }
 
     /// Takes the gate if it is armed (once per arming).
-    fileprivate func take() -> Bool {
+    private func take() -> Bool {
         armed.withLockedValue { value in
             defer { value = false }
             return value
         }
     }
 
-    func open(_ path: String, create: Bool) throws -> any DiskFile { GatedFile(try base.open(path, create: create), disk: self) }
-    func exists(_ path: String) -> Bool { base.exists(path) }
-    func isDirectory(_ path: String) -> Bool { base.isDirectory(path) }
-    func list(_ directory: String) throws -> [String] { try base.list(directory) }
-    func makeDirectory(_ path: String) throws { try base.makeDirectory(path) }
-    func remove(_ path: String) throws { try base.remove(path) }
-    func removeTree(_ path: String) throws { try base.removeTree(path) }
-    func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
-    func syncDirectory(_ path: String) throws { try base.syncDirectory(path) }
-}
-
-final class GatedFile: DiskFile, @unchecked Sendable {
-    private let base: any DiskFile
-    private let disk: GatedDisk
-    init(_ base: any DiskFile, disk: GatedDisk) {
-        self.base = base
-        self.disk = disk
-    }
-    var path: String { base.path }
-    func size() throws -> Int64 { try base.size() }
-    func read(at offset: Int64, count: Int) throws -> ByteBuffer { try base.read(at: offset, count: count) }
-    func write(_ buffer: ByteBuffer, at offset: Int64) throws {
-        if path.hasSuffix(".log"), disk.take() {
-            disk.entered.signal()
-            disk.release.wait()
+    override func write(_ buffer: ByteBuffer, at offset: Int64, to file: any DiskFile) throws {
+        if file.path.hasSuffix(".log"), take() {
+            entered.signal()
+            release.wait()
         }
-        try base.write(buffer, at: offset)
+        try file.write(buffer, at: offset)
     }
-    func truncate(to size: Int64) throws { try base.truncate(to: size) }
-    func sync() throws { try base.sync() }
-    func close() { base.close() }
-    func region(at offset: Int64, count: Int) throws -> FileRegion? { try base.region(at: offset, count: count) }
 }
 
 /// Runs `body` on a thread of its own (not a dispatch queue's, whose pool may wait before adding

@@ -8,12 +8,12 @@ import RunnelCore
 import RunnelWire
 import Testing
 @testable import RunnelLog
+import RunnelTestSupport
 
 /// Real files, but writes to files whose names end with one of `full` write at most
 /// `bytesBeforeFull` bytes and then fail with ENOSPC, as a file system that runs out of space
-/// in the middle of a write does.
-final class FullDisk: Disk, @unchecked Sendable {
-    let base = PosixDisk()
+/// in the middle of a write does. Counts fsyncs.
+final class FullDisk: InterceptingDisk, @unchecked Sendable {
     private let lock = NSLock()
     private var _full: Set<String> = []
     private var _bytesBeforeFull = 0
@@ -21,7 +21,6 @@ final class FullDisk: Disk, @unchecked Sendable {
 
     /// fsyncs of files and directories so far.
     var syncs: Int { lock.withLock { _syncs } }
-    func noteSync() { lock.withLock { _syncs += 1 } }
 
     func fill(_ suffixes: Set<String>, bytesBeforeFull: Int = 0) {
         lock.withLock {
@@ -37,46 +36,18 @@ final class FullDisk: Disk, @unchecked Sendable {
         lock.withLock { _full.contains { path.hasSuffix($0) } ? _bytesBeforeFull : nil }
     }
 
-    func open(_ path: String, create: Bool) throws -> any DiskFile { FullFile(try base.open(path, create: create), disk: self) }
-    func exists(_ path: String) -> Bool { base.exists(path) }
-    func isDirectory(_ path: String) -> Bool { base.isDirectory(path) }
-    func list(_ directory: String) throws -> [String] { try base.list(directory) }
-    func makeDirectory(_ path: String) throws { try base.makeDirectory(path) }
-    func remove(_ path: String) throws { try base.remove(path) }
-    func removeTree(_ path: String) throws { try base.removeTree(path) }
-    func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
-    func syncDirectory(_ path: String) throws {
-        noteSync()
-        try base.syncDirectory(path)
-    }
-}
-
-final class FullFile: DiskFile, @unchecked Sendable {
-    let inner: any DiskFile
-    let disk: FullDisk
-
-    init(_ inner: any DiskFile, disk: FullDisk) {
-        self.inner = inner
-        self.disk = disk
-    }
-
-    var path: String { inner.path }
-    func size() throws -> Int64 { try inner.size() }
-    func read(at offset: Int64, count: Int) throws -> ByteBuffer { try inner.read(at: offset, count: count) }
-    func write(_ buffer: ByteBuffer, at offset: Int64) throws {
-        guard let room = disk.room(for: path) else { return try inner.write(buffer, at: offset) }
+    override func write(_ buffer: ByteBuffer, at offset: Int64, to file: any DiskFile) throws {
+        guard let room = room(for: file.path) else { return try file.write(buffer, at: offset) }
         if room > 0, let part = buffer.getSlice(at: buffer.readerIndex, length: min(room, buffer.readableBytes)) {
-            try inner.write(part, at: offset)
+            try file.write(part, at: offset)
         }
-        throw DiskError(operation: "write", path: path, errno: ENOSPC, message: "No space left on device")
+        throw DiskError(operation: "write", path: file.path, errno: ENOSPC, message: "No space left on device")
     }
-    func truncate(to size: Int64) throws { try inner.truncate(to: size) }
-    func sync() throws {
-        disk.noteSync()
-        try inner.sync()
+
+    override func sync(_ file: (any DiskFile)?, path: String) throws {
+        lock.withLock { _syncs += 1 }
+        try super.sync(file, path: path)
     }
-    func close() { inner.close() }
-    func region(at offset: Int64, count: Int) throws -> FileRegion? { try inner.region(at: offset, count: count) }
 }
 
 @Suite("PartitionLog on a full disk")
