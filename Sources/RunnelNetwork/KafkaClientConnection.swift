@@ -71,6 +71,8 @@ public final class PeerClient: @unchecked Sendable {
     private var handler: KafkaResponseHandler?
     private var connecting: EventLoopFuture<(any Channel, KafkaResponseHandler)>?
     private var nextCorrelation: Int32 = 0
+    /// Set by `shutdown`: no new connection is made (the event loops may be going away).
+    private var shutDown = false
     private let frameBytesMax: Int
     public var connectTimeoutMs: Int64 = 1000
 
@@ -88,6 +90,10 @@ public final class PeerClient: @unchecked Sendable {
                 return channel.eventLoop.makeSucceededFuture((channel, handler))
             }
             if let connecting { return connecting }
+            if shutDown {
+                // No connect on event loops that may be shutting down: NIO cannot complete it.
+                return group.next().makeFailedFuture(ConnectionError("the connection to \(host):\(port) is shut down"))
+            }
             let handler = KafkaResponseHandler()
             let frameBytesMax = self.frameBytesMax
             let future = ClientBootstrap(group: group)
@@ -161,6 +167,13 @@ public final class PeerClient: @unchecked Sendable {
             frame.setInteger(Int32(frame.readableBytes - 4), at: frame.readerIndex)
             return channel.writeAndFlush(frame)
         }
+    }
+
+    /// Closes the connection and makes no new one: later requests fail at once. For a node
+    /// going down, before its event loops do.
+    public func shutdown() {
+        lock.withLock { shutDown = true }
+        close()
     }
 
     public func close() {

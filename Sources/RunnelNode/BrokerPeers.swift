@@ -67,6 +67,6 @@ final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
             clients = [:]
             return all
         }
-        for c in all { c.close() }
+        for c in all { c.shutdown() }
     }
 }

@@ -172,7 +172,7 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
     }
 
     func closePeers() {
-        for peer in peers.values { peer.close() }
+        for peer in peers.values { peer.shutdown() }
     }
 }
 

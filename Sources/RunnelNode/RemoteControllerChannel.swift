@@ -18,6 +18,7 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
     /// How long a request may look for the active controller.
     var retryDeadlineMs: Int64 = 30_000
     var backoffMs: Int64 = 50
+    private let stopped = NIOLockedValueBox(false)
 
     init(voters: [VoterSpec], brokerId: Int32, group: any EventLoopGroup, logger: Logger, leaderHint: @escaping @Sendable () -> Int32) {
         self.peers = voters.map { ($0.id, PeerClient(host: $0.host, port: $0.port, clientId: "broker-\(brokerId)", group: group)) }
@@ -49,7 +50,18 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
         }
     }
 
+    /// Stops: requests in flight and later ones fail instead of retrying, and no peer connects
+    /// again. For a node going down, before its event loops do.
+    func shutdown() {
+        stopped.withLockedValue { $0 = true }
+        for peer in peers { peer.client.shutdown() }
+    }
+
     private func retry<R: RequestMessage>(_ request: R, version: Int16, next: Int, deadline: NIODeadline, promise: EventLoopPromise<R.Response>, last: R.Response?) {
+        if stopped.withLockedValue({ $0 }) {
+            promise.fail(ConnectionError("the node is shutting down"))
+            return
+        }
         if NIODeadline.now() > deadline {
             if let last { promise.succeed(last) } else { promise.fail(ConnectionError("no active controller answered within \(retryDeadlineMs) ms")) }
             return
@@ -78,9 +90,5 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
         case let r as ElectLeadersResponse: return r.errorCode == code
         default: return false
         }
-    }
-
-    func close() {
-        for p in peers { p.client.close() }
     }
 }

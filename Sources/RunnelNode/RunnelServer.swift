@@ -32,6 +32,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var runtime: NIORaftRuntime?
     private var lifecycle: BrokerLifecycle?
     private var brokerPeers: BrokerPeers?
+    /// The broker's network way to the active controller (nil in-process or without a broker).
+    private var remoteController: RemoteControllerChannel?
     private var maintenance: Thread?
     private var metricsServer: MetricsHTTPServer?
     private var gaugeTask: RepeatedTask?
@@ -155,6 +157,7 @@ public final class RunnelServer: @unchecked Sendable {
                 : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, group: networkGroup, logger: logger,
                                           leaderHint: { leaderHint.withLockedValue { $0 } })
             channel = controllerChannel
+            remoteController = controllerChannel as? RemoteControllerChannel
             let b = Broker(settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock, logger: logger)
             broker = b
             self.broker = b
@@ -361,6 +364,7 @@ public final class RunnelServer: @unchecked Sendable {
         }
         gaugeTask?.cancel()
         await metricsServer?.close()
+        remoteController?.shutdown()
         broker?.stopReplication()
         brokerPeers?.close()
         for server in servers { try? await server.close() }
