@@ -12,7 +12,7 @@ import Testing
 
 @Suite("Controller channel shutdown")
 struct ControllerChannelShutdownTests {
-    @Test("after shutdown, a request fails at once rather than retrying until the deadline")
+    @Test("after shutdown, a request fails as shut down rather than retrying until the deadline")
     func failsFastAfterShutdown() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Port 1 on loopback: nothing listens, so every attempt fails and would be retried.
@@ -20,11 +20,14 @@ struct ControllerChannelShutdownTests {
                                               group: group, logger: Logger(label: "test"), leaderHint: { -1 })
         channel.retryDeadlineMs = 60_000
         channel.shutdown()
-        let started = ContinuousClock.now
-        await #expect(throws: (any Error).self) {
+        // Without the shutdown, every attempt would be retried until the deadline and the
+        // request would end with "no active controller answered".
+        do {
             _ = try await channel.send(BrokerHeartbeatRequest(), version: 0).get()
+            Issue.record("a request after shutdown succeeded")
+        } catch {
+            #expect("\(error)".contains("shutting down"), "\(error)")
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
         try await group.shutdownGracefully()
     }
 }
