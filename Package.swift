@@ -197,6 +197,7 @@ let package = Package(
             name: "RunnelBrokerTests",
             dependencies: [
                 "RunnelBroker", "RunnelNetwork", "RunnelNode", "RunnelWire", "RunnelCore", "RunnelLog", "RunnelTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

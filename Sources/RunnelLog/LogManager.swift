@@ -213,15 +213,14 @@ public final class LogManager: @unchecked Sendable {
         return failures
     }
 
-    /// Flushes logs whose policy asks for it.
-    /// Flushes every log its flush policy says is due; `flushed` is called after each sync (the
-    /// node times them).
+    /// Syncs every log that has rolled segments past its recovery point or whose flush policy says
+    /// a sync is due (`PartitionLog.flushIfDue`); `flushed` is called after each sync (the node
+    /// times them).
     public func runFlush(nowMs: Int64, flushed: (TopicPartition) -> Void = { _ in }) -> [(TopicPartition, any Error)] {
         var failures: [(TopicPartition, any Error)] = []
-        for log in allLogs where log.flushDue(nowMs: nowMs) {
+        for log in allLogs {
             do {
-                try log.flush(nowMs: nowMs)
-                flushed(log.topicPartition)
+                if try log.flushIfDue(nowMs: nowMs) { flushed(log.topicPartition) }
             } catch { failures.append((log.topicPartition, error)) }
         }
         return failures

@@ -732,29 +732,69 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Whether the flush policy (`flush.messages`, `flush.ms`) asks for a sync now.
     public func flushDue(nowMs: Int64) -> Bool {
-        lock.withLock {
-            guard segments.last!.nextOffset > _recoveryPoint else { return false }
-            return unflushedMessages >= _config.flushMessages || (_config.flushMs != Int64.max && nowMs - lastFlushMs >= _config.flushMs)
-        }
+        lock.withLock { policyFlushDueLocked(nowMs: nowMs) }
+    }
+
+    private func policyFlushDueLocked(nowMs: Int64) -> Bool {
+        guard segments.last!.nextOffset > _recoveryPoint else { return false }
+        return unflushedMessages >= _config.flushMessages || (_config.flushMs != Int64.max && nowMs - lastFlushMs >= _config.flushMs)
     }
 
     /// Makes everything appended so far durable and advances the recovery point. The sync runs
     /// outside the lock, so appends continue meanwhile.
     public func flush(nowMs: Int64) throws {
-        let (toSync, active, end, syncDirectory): ([LogSegment], LogSegment, Int64, Bool) = lock.withLock {
-            let end = segments.last!.nextOffset
-            let pending = segments.filter { $0.nextOffset > _recoveryPoint || $0 === segments.last! }
-            unflushedMessages = 0
-            lastFlushMs = nowMs
+        try sync(includingActive: true, nowMs: nowMs)
+    }
+
+    /// Runs the sync that is due, if any: the whole log when the flush policy asks for it, else
+    /// the rolled segments past the recovery point. Kafka flushes a log up to a new segment's base
+    /// offset when it rolls, whatever the flush policy: the recovery point then trails the log end
+    /// by at most the active segment, which is all that recovery re-reads after a crash, and
+    /// every rolled segment is on disk. Returns whether it synced.
+    @discardableResult
+    public func flushIfDue(nowMs: Int64) throws -> Bool {
+        let whole: Bool? = lock.withLock {
+            if closed { return nil }
+            if policyFlushDueLocked(nowMs: nowMs) { return true }
+            return _recoveryPoint < segments.last!.baseOffset ? false : nil
+        }
+        guard let whole else { return false }
+        try sync(includingActive: whole, nowMs: nowMs)
+        return true
+    }
+
+    /// Syncs the segments past the recovery point (the active one only if `includingActive`, and
+    /// then always) and moves the recovery point to what they hold. A segment that retention, a
+    /// truncation, the cleaner or a deletion removed while it synced is skipped (its error is not
+    /// a lost write), and a truncation meanwhile keeps the recovery point where it put it.
+    private func sync(includingActive: Bool, nowMs: Int64) throws {
+        let (toSync, active, end, syncDirectory, generation): ([LogSegment], LogSegment, Int64, Bool, UInt64) = lock.withLock {
+            let active = segments.last!
+            let end = includingActive ? active.nextOffset : active.baseOffset
+            let pending = segments.filter { $0 === active ? includingActive : $0.nextOffset > _recoveryPoint }
+            if includingActive {
+                unflushedMessages = 0
+                lastFlushMs = nowMs
+            }
             let created = segmentsCreatedSinceFlush
             segmentsCreatedSinceFlush = false
-            return (pending, segments.last!, end, created)
+            return (pending, active, end, created, truncations)
         }
         // Rolled segments are final: sync their indexes too. The active one syncs its log only.
-        for segment in toSync { try segment.sync(indexes: segment !== active) }
-        if syncDirectory { try disk.syncDirectory(directory) }
+        for segment in toSync {
+            do {
+                try segment.sync(indexes: segment !== active)
+            } catch where lock.withLock({ closed || !segments.contains { $0 === segment } }) {
+                continue
+            }
+        }
+        if syncDirectory {
+            do {
+                try disk.syncDirectory(directory)
+            } catch where lock.withLock({ closed }) {}   // deleted meanwhile, directory and all
+        }
         lock.withLock {
-            if end > _recoveryPoint { _recoveryPoint = end }
+            if end > _recoveryPoint, truncations == generation { _recoveryPoint = end }
         }
     }
 

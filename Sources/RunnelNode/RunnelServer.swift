@@ -255,7 +255,6 @@ public final class RunnelServer: @unchecked Sendable {
         let thread = Thread { [self] in
             var lastRetention = clock.monotonicMs()
             var lastCheckpoint = clock.monotonicMs()
-            var lastFlushCheck = clock.monotonicMs()
             var lastIsrCheck = clock.monotonicMs()
             var lastHighWatermarks = clock.monotonicMs()
             let tickMs: Int64 = max(10, min(500, config.logRetentionCheckIntervalMs, config.replicaLagTimeMaxMs / 2))
@@ -269,29 +268,7 @@ public final class RunnelServer: @unchecked Sendable {
                         logger.error("retention failed for \(tp): \(error)")
                     }
                 }
-                if (config.logFlushSchedulerIntervalMs != Int64.max && now - lastFlushCheck >= config.logFlushSchedulerIntervalMs)
-                    || config.logDefaults.flushMessages != Int64.max || config.logDefaults.flushMs != Int64.max {
-                    lastFlushCheck = now
-                    // Each log's flush is timed from the end of the previous one (the checks
-                    // between them cost next to nothing).
-                    var mark = NIODeadline.now()
-                    let failures = logManager.runFlush(nowMs: clock.wallMs()) { _ in
-                        let done = NIODeadline.now()
-                        NodeMetrics.logFlushDuration.recordNanoseconds((done - mark).nanoseconds)
-                        mark = done
-                    }
-                    if let (tp, error) = failures.first {
-                        // Linux reports a failed writeback once and may then drop the dirty
-                        // pages: a retried fsync can succeed over data that never reached the
-                        // disk, and the recovery point would move past it. So the node stops, as
-                        // Kafka halts when its log dir fails, without the clean-shutdown marker:
-                        // the next start re-validates everything past the last good recovery
-                        // point, and meanwhile the controller moves leadership to other replicas.
-                        logger.critical("fsync of \(tp) failed: \(error); stopping the node (no clean shutdown) so recovery re-checks the log on the next start")
-                        fflush(nil)
-                        _exit(1)
-                    }
-                }
+                LogFlusher.run(logManager, nowMs: clock.wallMs(), logger: logger)
                 if let broker { BrokerGauges.refresh(broker) }
                 if let broker, now - lastIsrCheck >= config.replicaLagTimeMaxMs / 2 {
                     lastIsrCheck = now

@@ -84,7 +84,6 @@ public struct ServerConfig: Sendable {
     /// `log.cleaner.io.buffer.size`
     public var logCleaner: LogCleanerSettings
     public var logRetentionCheckIntervalMs: Int64
-    public var logFlushSchedulerIntervalMs: Int64
     public var logFlushOffsetCheckpointIntervalMs: Int64
     public var rack: String?
     public var quorumElectionTimeoutMs: Int64
@@ -308,7 +307,9 @@ public struct ServerConfig: Sendable {
         log.segmentIndexBytes = try int("log.index.size.max.bytes", default: 10_485_760, min: 4)
         log.indexIntervalBytes = try int("log.index.interval.bytes", default: 4096, min: 0)
         log.flushMessages = try int64("log.flush.interval.messages", default: Int64.max, min: 1)
-        log.flushMs = try int64("log.flush.interval.ms", default: Int64.max, min: 0)
+        // As in Kafka, log.flush.interval.ms falls back to log.flush.scheduler.interval.ms.
+        log.flushMs = try int64("log.flush.interval.ms",
+                                default: try int64("log.flush.scheduler.interval.ms", default: Int64.max, min: 1), min: 0)
         log.maxMessageBytes = messageMaxBytes
         if let type = string("log.message.timestamp.type") {
             guard type == "CreateTime" || type == "LogAppendTime" else {
@@ -340,7 +341,6 @@ public struct ServerConfig: Sendable {
         cleaner.ioBufferBytes = try int("log.cleaner.io.buffer.size", default: 524_288, min: 1)
         logCleaner = cleaner
         logRetentionCheckIntervalMs = try int64("log.retention.check.interval.ms", default: 300_000, min: 1)
-        logFlushSchedulerIntervalMs = try int64("log.flush.scheduler.interval.ms", default: Int64.max, min: 1)
         logFlushOffsetCheckpointIntervalMs = try int64("log.flush.offset.checkpoint.interval.ms", default: 60_000, min: 0)
 
         // Every remaining key must at least be a number or boolean where Kafka says so.

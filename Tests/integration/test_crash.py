@@ -162,3 +162,43 @@ def test_sigterm_stop_is_graceful_and_loses_nothing(durable):
     p2.produce(topic, value=b"after", on_delivery=lambda e, m: res.append((e, m.offset())))
     assert p2.flush(30) == 0
     assert res == [(None, 2000)]
+
+
+def read_checkpoint(path) -> dict[tuple[str, int], int]:
+    """A Kafka offset checkpoint file: version, count, then "topic partition offset" lines."""
+    lines = path.read_text().splitlines()
+    assert lines[0] == "0", f"checkpoint version {lines[0]!r}"
+    entries = {}
+    for line in lines[2:2 + int(lines[1])]:
+        t, p, o = line.split()
+        entries[(t, int(p))] = int(o)
+    return entries
+
+
+def test_rolled_segments_are_flushed_and_checkpointed(require_runnel, node_factory):
+    """As Kafka flushes a log up to a new segment when it rolls, whatever the flush policy (off by
+    default): the recovery point follows the rolls, so after a crash recovery re-reads only the
+    active segment. The recovery-point checkpoint shows it, and a kill -9 then loses nothing."""
+    node = node_factory({"log.flush.offset.checkpoint.interval.ms": 200})
+    topic = unique("rollflush")
+    create_topic(node.bootstrap, topic, 1, config={"segment.bytes": str(64 * 1024)})
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": 1, "linger.ms": 2, "batch.size": 16384, **QUIET})
+    values = [b"%06d:" % i + b"x" * 1000 for i in range(1000)]
+    for v in values:
+        p.produce(topic, value=v)
+    assert p.flush(30) == 0
+    part_dir = node.data_dir / f"{topic}-0"
+    segments = sorted(int(f.stem) for f in part_dir.glob("*.log"))
+    assert len(segments) >= 10, f"segment.bytes=64 KiB should have rolled ~15 times: {segments}"
+    active_base = segments[-1]
+    checkpoint = node.data_dir / "recovery-point-offset-checkpoint"
+
+    def flushed() -> bool:
+        return checkpoint.exists() and read_checkpoint(checkpoint).get((topic, 0), -1) >= active_base
+
+    wait_until(flushed, 15, 0.1, f"a recovery point of at least {active_base} (the active segment's base) "
+                                 f"in {checkpoint}")
+    node.kill9()
+    node.restart()
+    msgs = drain(node.bootstrap, topic, 1, len(values), conf={"check.crcs": True})
+    assert [(m.offset, m.value) for m in msgs] == list(enumerate(values))

@@ -1,0 +1,132 @@
+// Flush on roll: a log's rolled segments are synced (log and indexes) and the recovery point moves
+// to the active segment's base offset, whatever the flush policy, as Kafka flushes a log up to a
+// new segment when it rolls; the active segment waits for the policy. A segment removed while it
+// syncs, or a truncation meanwhile, neither fails the sync nor moves the recovery point past what
+// is on disk.
+import Foundation
+import NIOCore
+import RunnelCore
+import Testing
+@testable import RunnelLog
+import RunnelTestSupport
+
+/// Records which files are synced, and can hold one sync of a file whose name ends with a suffix
+/// until the test lets it go on.
+final class SyncRecordingDisk: InterceptingDisk, @unchecked Sendable {
+    private let lock = NSLock()
+    private var _synced: [String] = []
+    private var gateSuffix: String?
+    let entered = DispatchSemaphore(value: 0)
+    let release = DispatchSemaphore(value: 0)
+
+    /// File names (not paths) synced so far; a directory is "<dir>".
+    var synced: [String] { lock.withLock { _synced } }
+    func clear() { lock.withLock { _synced = [] } }
+
+    /// Holds the next sync of a file whose name ends with `suffix`.
+    func gate(_ suffix: String) { lock.withLock { gateSuffix = suffix } }
+
+    override func sync(_ file: (any DiskFile)?, path: String) throws {
+        let name = file == nil ? "<dir>" : (path as NSString).lastPathComponent
+        let held = lock.withLock { () -> Bool in
+            _synced.append(name)
+            guard let suffix = gateSuffix, name.hasSuffix(suffix) else { return false }
+            gateSuffix = nil
+            return true
+        }
+        if held {
+            entered.signal()
+            release.wait()
+        }
+        try super.sync(file, path: path)
+    }
+}
+
+@Suite("PartitionLog flush on roll")
+struct RollFlushTests {
+    let tp = TopicPartition("t", 0)
+
+    /// A log with two rolled segments (offsets 0-2 and 3-5) and an active one from 6 holding 6-8.
+    func rolledLog(_ config: LogConfig = LogConfig()) throws -> (dir: String, disk: SyncRecordingDisk, log: PartitionLog) {
+        let dir = tempDir()
+        let disk = SyncRecordingDisk()
+        let log = try PartitionLog(topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0)
+        for b in 0..<3 {
+            let (payload, infos) = clientBatch(3, tag: "b\(b)-")
+            _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 1, nowMs: 0)
+            if b < 2 { try log.roll(nowMs: 0) }
+        }
+        #expect(log.segmentCount == 3)
+        disk.clear()
+        return (dir, disk, log)
+    }
+
+    @Test("rolled segments are synced, indexes too, and the recovery point moves to the active segment; the active one waits for the flush policy")
+    func rolledSegmentsSynced() throws {
+        let (_, disk, log) = try rolledLog()
+        #expect(log.recoveryPoint == 0)
+        #expect(try log.flushIfDue(nowMs: 1))
+        #expect(log.recoveryPoint == 6)
+        let synced = Set(disk.synced)
+        for base in ["00000000000000000000", "00000000000000000003"] {
+            for ext in [".log", ".index", ".timeindex"] { #expect(synced.contains(base + ext), "\(base + ext) synced") }
+        }
+        #expect(synced.contains("<dir>"), "new segment files' directory entries synced")
+        #expect(!synced.contains { $0.hasPrefix("00000000000000000006") }, "the active segment is left to the flush policy")
+
+        disk.clear()
+        #expect(try !log.flushIfDue(nowMs: 2), "nothing more is due")
+        #expect(disk.synced.isEmpty)
+        try log.close()
+    }
+
+    @Test("with flush.messages reached, the whole log is synced, the active segment too")
+    func policySyncsActive() throws {
+        var config = LogConfig()
+        config.flushMessages = 5
+        let (_, disk, log) = try rolledLog(config)
+        #expect(try log.flushIfDue(nowMs: 1))
+        #expect(log.recoveryPoint == 9)
+        #expect(disk.synced.contains("00000000000000000006.log"))
+        try log.close()
+    }
+
+    @Test("a log deleted while its rolled segment syncs: no error, nothing left behind")
+    func deletedWhileSyncing() throws {
+        let (dir, disk, log) = try rolledLog()
+        disk.gate("00000000000000000000.log")
+        let outcome = NSLock()
+        nonisolated(unsafe) var result: Result<Bool, any Error>?
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let r = Result { try log.flushIfDue(nowMs: 1) }
+            outcome.withLock { result = r }
+            done.signal()
+        }.start()
+        disk.entered.wait()
+        try log.delete()
+        disk.release.signal()
+        done.wait()
+        let r = outcome.withLock { result }
+        #expect(throws: Never.self) { try r!.get() }
+        #expect(!FileManager.default.fileExists(atPath: dir))
+    }
+
+    @Test("a truncation while rolled segments sync keeps the recovery point at or below the new log end")
+    func truncatedWhileSyncing() throws {
+        let (_, disk, log) = try rolledLog()
+        disk.gate("00000000000000000000.log")
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            _ = try? log.flushIfDue(nowMs: 1)
+            done.signal()
+        }.start()
+        disk.entered.wait()
+        try log.truncate(to: 1)
+        disk.release.signal()
+        done.wait()
+        #expect(log.logEndOffset == 1)
+        #expect(log.recoveryPoint <= 1, "the recovery point \(log.recoveryPoint) is past the log end")
+        try log.close()
+    }
+}
