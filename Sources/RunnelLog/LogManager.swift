@@ -16,6 +16,16 @@ public final class LogManager: @unchecked Sendable {
     private let disk: any Disk
     /// Drop-behind for every partition log (nil: off).
     private let dropBehind: DropBehind?
+    private let onDiskFailure: (@Sendable (TopicPartition, DiskError) -> Void)?
+
+    /// Gives a log this manager opened or created its policies.
+    private func adopt(_ log: PartitionLog) {
+        log.setDropBehind(dropBehind)
+        if let onDiskFailure {
+            let tp = log.topicPartition
+            log.setDiskFailureHandler { onDiskFailure(tp, $0) }
+        }
+    }
     private let lock = NIOLock()
     private var logs: [TopicPartition: PartitionLog] = [:]
     private var logDirOf: [TopicPartition: String] = [:]
@@ -33,12 +43,16 @@ public final class LogManager: @unchecked Sendable {
     /// Opens every partition log under `logDirs`, recovering those of a dir without the
     /// clean-shutdown marker. `progress` hears of each log opened (done, of total, and whether it
     /// was recovered), so a long start-up can be reported.
+    /// `onDiskFailure` hears of each disk error that fails a change to a partition log (an
+    /// append, a roll, a truncation); the node stops on it.
     public init(logDirs: [String], defaultConfig: LogConfig, disk: any Disk, nowMs: Int64, dropBehind: DropBehind? = nil,
+                onDiskFailure: (@Sendable (TopicPartition, DiskError) -> Void)? = nil,
                 progress: (_ opened: Int, _ total: Int, _ recovering: Bool) -> Void = { _, _, _ in }) throws {
         precondition(!logDirs.isEmpty, "at least one log dir")
         self.logDirs = logDirs
         self.disk = disk
         self.dropBehind = dropBehind
+        self.onDiskFailure = onDiskFailure
         self._defaultConfig = defaultConfig
         for dir in logDirs {
             try disk.makeDirectory(dir)
@@ -64,7 +78,7 @@ public final class LogManager: @unchecked Sendable {
                     topicPartition: tp, directory: dir + "/" + name, config: defaultConfig, disk: disk, nowMs: nowMs,
                     recoveryPoint: recoveryPoints[tp] ?? 0, logStartOffset: logStarts[tp] ?? 0, cleanShutdown: clean,
                     cleanerCheckpoint: cleanerCheckpoints[tp])
-                log.setDropBehind(dropBehind)
+                adopt(log)
                 logs[tp] = log
                 logDirOf[tp] = dir
                 if let hw = highWatermarks[tp] { startupHighWatermarks[tp] = hw }
@@ -109,7 +123,7 @@ public final class LogManager: @unchecked Sendable {
             let dir = logDirs.min { counts[$0]! < counts[$1]! }!
             let path = dir + "/" + tp.description
             let log = try PartitionLog(topicPartition: tp, directory: path, config: config, disk: disk, nowMs: nowMs)
-            log.setDropBehind(dropBehind)
+            adopt(log)
             try OffsetCheckpoint.writeAtomically("version: 0\ntopic_id: \(topicId)\n", to: path + "/partition.metadata", disk: disk)
             try disk.syncDirectory(dir)
             logs[tp] = log

@@ -90,6 +90,26 @@ public final class PartitionLog: @unchecked Sendable {
         lock.withLock { dropBehind = policy }
     }
 
+    /// Hears of a disk error that failed an append, a roll or a truncation (the node stops on it,
+    /// as Kafka does when its log dir fails); the error is thrown to the caller as well.
+    private var diskFailureHandler: (@Sendable (DiskError) -> Void)?
+
+    /// Sets what hears of disk errors that fail a change to the log.
+    public func setDiskFailureHandler(_ handler: (@Sendable (DiskError) -> Void)?) {
+        lock.withLock { diskFailureHandler = handler }
+    }
+
+    /// Runs a change to the log under `appendLock`, telling the disk failure handler of a disk
+    /// error before throwing it.
+    private func changingLog<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try appendLock.withLock(body)
+        } catch let error as DiskError {
+            lock.withLock { diskFailureHandler }?(error)
+            throw error
+        }
+    }
+
     /// Opens the log in `directory`, creating it if needed. `recoveryPoint` is the offset below
     /// which data is known durable; with `cleanShutdown` false, every segment at or past it is
     /// re-validated and a torn tail truncated. `cleanerCheckpoint` is where the cleaner stopped.
@@ -267,7 +287,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
     public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
-        try appendLock.withLock {
+        try changingLog {
             let staged: StagedAppend = try lock.withLock {
                 if closed { throw LogError.closed }
                 // Idempotent producers: answer retries with their first offsets, refuse gaps.
@@ -323,7 +343,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// Appends batches that already carry offsets (a follower copying its leader, or the metadata
     /// log). Offsets must continue the log.
     public func appendAsFollower(_ payload: ByteBuffer, nowMs: Int64) throws -> AppendInfo? {
-        try appendLock.withLock {
+        try changingLog {
             // Only appendLock's holders move the log end: the checks below need no other lock.
             let (isClosed, logEnd) = lock.withLock { (closed, segments.last!.nextOffset) }
             if isClosed { throw LogError.closed }
@@ -427,7 +447,7 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Rolls a new segment now if the active one has data (used by time-based retention).
     public func roll(nowMs: Int64) throws {
-        try appendLock.withLock {
+        try changingLog {
             try lock.withLock {
                 let active = segments.last!
                 if !active.isEmpty { try rollLocked(nextBase: active.nextOffset, nowMs: nowMs) }
@@ -667,7 +687,7 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Drops every record at or after `offset` (follower truncation; never below the start).
     public func truncate(to offset: Int64) throws {
-        try appendLock.withLock {
+        try changingLog {
             try lock.withLock {
                 if closed { throw LogError.closed }
                 let target = max(offset, _logStartOffset)
@@ -711,7 +731,7 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Empties the log and starts it at `offset` (a follower whose leader's log starts later).
     public func truncateFullyAndStart(at offset: Int64, nowMs: Int64) throws {
-        try appendLock.withLock {
+        try changingLog {
             try lock.withLock {
                 if closed { throw LogError.closed }
                 truncations &+= 1

@@ -74,7 +74,9 @@ public final class RunnelServer: @unchecked Sendable {
             var lastReport = started
             let dropBehind = config.dropCacheBehindBytes >= 0 ? DropBehind(windowBytes: config.dropCacheBehindBytes, sink: DropBehindThread()) : nil
             let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now,
-                                         dropBehind: dropBehind) { opened, total, recovering in
+                                         dropBehind: dropBehind,
+                                         onDiskFailure: { tp, error in StorageFailure.halt("writing \(tp) failed: \(error)", logger: logger) }
+            ) { opened, total, recovering in
                 let at = ContinuousClock.now
                 guard at - lastReport >= .seconds(2) || (opened == total && at - started >= .seconds(2)) else { return }
                 lastReport = at

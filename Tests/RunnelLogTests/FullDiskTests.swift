@@ -50,6 +50,14 @@ final class FullDisk: InterceptingDisk, @unchecked Sendable {
     }
 }
 
+/// The disk errors a log's failure handler heard of.
+final class DiskFailures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [DiskError] = []
+    func add(_ error: DiskError) { lock.withLock { errors.append(error) } }
+    var errnos: [Int32] { lock.withLock { errors.map(\.errno) } }
+}
+
 @Suite("PartitionLog on a full disk")
 struct FullDiskTests {
     let tp = TopicPartition("t", 0)
@@ -84,8 +92,11 @@ struct FullDiskTests {
 
         // The disk takes the first batch of the next fetch and a few bytes of the second.
         let (next, firstBatchBytes) = try twoBatches(from: log, tag: "b")
+        let reported = DiskFailures()
+        log.setDiskFailureHandler { reported.add($0) }
         disk.fill([".log"], bytesBeforeFull: firstBatchBytes + 20)
         #expect(throws: DiskError.self) { try log.appendAsFollower(next, nowMs: 0) }
+        #expect(reported.errnos == [ENOSPC], "the failed write reaches the disk failure handler (the node stops on it)")
         #expect(log.logEndOffset == 6)
         #expect(try readAll(log).count == 6)
 
@@ -118,6 +129,8 @@ struct FullDiskTests {
             _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 1, nowMs: 0)
         }
         // The index files fill up; the log file has room.
+        let reported = DiskFailures()
+        log.setDiskFailureHandler { reported.add($0) }
         disk.fill([".index", ".timeindex"], bytesBeforeFull: 4)
         for b in 0..<5 {
             let (payload, infos) = clientBatch(4, tag: "b\(b)-")
@@ -125,6 +138,7 @@ struct FullDiskTests {
             #expect(info.firstOffset == Int64(20 + b * 4))
         }
         #expect(log.logEndOffset == 40)
+        #expect(reported.errnos.isEmpty, "a best-effort index write is not a failed change to the log")
         for offset: Int64 in [0, 13, 22, 37, 39] {
             let batch = try RecordBatches.decode(try log.readBytes(from: offset, maxBytes: 1))[0]
             #expect(batch.header.baseOffset <= offset && offset <= batch.header.lastOffset)

@@ -13,6 +13,7 @@ import base64
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -162,6 +163,9 @@ class Node:
         self.host = "127.0.0.1"
         self.props = dict(props or {})
         self.proc: subprocess.Popen | None = None
+        # RLIMIT_FSIZE for the process (bytes per file it writes), None for none: a stand-in for
+        # a full disk that needs no privileges.
+        self.file_size_limit: int | None = None
         self._expected_exit = True
         self.starts = 0
 
@@ -293,9 +297,19 @@ class Node:
         log.write(f"\n===== start #{self.starts + 1}: {' '.join(argv)}\n".encode())
         log.flush()
         try:
+            limit = self.file_size_limit
+
+            def preexec():
+                _pdeathsig()
+                if limit is not None:
+                    # Writes past the limit then fail with EFBIG, as on a full disk, instead of
+                    # killing the process with SIGXFSZ (an ignored signal stays ignored in exec).
+                    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
             self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=_pdeathsig)
+                                         preexec_fn=preexec)
         finally:
             log.close()
 

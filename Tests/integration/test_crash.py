@@ -202,3 +202,52 @@ def test_rolled_segments_are_flushed_and_checkpointed(require_runnel, node_facto
     node.restart()
     msgs = drain(node.bootstrap, topic, 1, len(values), conf={"check.crcs": True})
     assert [(m.offset, m.value) for m in msgs] == list(enumerate(values))
+
+
+def test_a_failed_log_write_stops_the_broker_and_loses_nothing(require_runnel, node_factory):
+    """A write the file system refuses stops the broker, as Kafka halts when its log dir fails:
+    exit code 1, no clean shutdown. Here the process's file-size limit (RLIMIT_FSIZE, writes past
+    it fail with EFBIG) stands in for a full disk. Restarted with room, the broker has every
+    acknowledged message at its offset, offsets contiguous, CRCs clean: the refused write left
+    nothing behind."""
+    limit = 3 * 1024 * 1024
+    node = node_factory(start=False)
+    node.file_size_limit = limit
+    node.start()
+    topic = unique("refused")
+    create_topic(node.bootstrap, topic, 1)
+    acked: dict[int, bytes] = {}
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked[msg.offset()] = msg.value()
+        else:
+            failed.append(err)
+
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": 1, "linger.ms": 1, "batch.size": 65536,
+                  "message.timeout.ms": 5000, "retries": 0, **QUIET})
+    payload = b"y" * 1000
+    for i in range(6000):   # ~6 MB into a 3 MB limit
+        p.produce(topic, value=b"%06d:" % i + payload, on_delivery=on_delivery)
+        p.poll(0)
+        if node.proc.poll() is not None:
+            break
+        if i % 200 == 0:
+            time.sleep(0.01)
+    p.flush(15)
+    assert node.proc.wait(30) == 1, f"exit code {node.proc.returncode}; log tail:\n{node.log_tail()}"
+    log = node.log_path.read_text(errors="replace")
+    assert "stopping the node (no clean shutdown)" in log, node.log_tail()
+    assert "File too large" in log or "EFBIG" in log, node.log_tail()
+    assert len(acked) > 1000, f"only {len(acked)} acknowledged before the limit"
+
+    node.file_size_limit = None
+    node.restart()
+    lo, hi = watermarks(node.bootstrap, topic, 0)
+    assert lo == 0 and hi >= max(acked) + 1
+    msgs = drain(node.bootstrap, topic, 1, hi, conf={"check.crcs": True})
+    stored = {m.offset: m.value for m in msgs}
+    assert sorted(stored) == list(range(hi)), "offsets not contiguous after the refused write"
+    lost = [o for o, v in acked.items() if stored.get(o) != v]
+    assert not lost, f"{len(lost)} acknowledged messages lost, e.g. offsets {lost[:5]}"
