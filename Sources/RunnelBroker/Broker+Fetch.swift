@@ -2,6 +2,7 @@ import NIOCore
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
+import RunnelReplication
 import RunnelWire
 
 extension Broker {
@@ -100,10 +101,49 @@ extension Broker {
         return false
     }
 
+    /// What a leader's fetch read asks of the broker it runs on. The broker gives its own; the
+    /// replication simulation's brokers give theirs, so both serve fetches with `readFetch`.
+    package struct FetchReadEnvironment {
+        package var localId: Int32
+        package var image: MetadataImage
+        package var nowMs: Int64
+        package var replicaLagTimeMaxMs: Int64
+        package var partition: (TopicPartition) -> Partition?
+        package var proposeIsr: (Partition, IsrProposal, MetadataImage) -> Void
+        /// A read failed with something other than an offset out of range (answered
+        /// KAFKA_STORAGE_ERROR).
+        package var readFailed: (TopicPartition, any Error) -> Void
+
+        package init(localId: Int32, image: MetadataImage, nowMs: Int64, replicaLagTimeMaxMs: Int64,
+                     partition: @escaping (TopicPartition) -> Partition?,
+                     proposeIsr: @escaping (Partition, IsrProposal, MetadataImage) -> Void,
+                     readFailed: @escaping (TopicPartition, any Error) -> Void) {
+            self.localId = localId
+            self.image = image
+            self.nowMs = nowMs
+            self.replicaLagTimeMaxMs = replicaLagTimeMaxMs
+            self.partition = partition
+            self.proposeIsr = proposeIsr
+            self.readFailed = readFailed
+        }
+    }
+
+    /// This broker's fetch read (`readFetch(_:targets:maxBytes:replicaId:replicaEpoch:environment:)`).
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+        let environment = FetchReadEnvironment(
+            localId: settings.nodeId, image: image, nowMs: clock.monotonicMs(), replicaLagTimeMaxMs: settings.replicaLagTimeMaxMs,
+            partition: { [self] in partition($0) },
+            proposeIsr: { [self] in proposeIsr($0, $1, image: $2) },
+            readFailed: { [logger] tp, error in logger.error("fetch from \(tp) failed: \(error)") })
+        return Self.readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
+                              environment: environment)
+    }
+
     /// Reads every target, honouring the response byte budget (at least one batch overall).
     /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
     /// consumer reads up to the high watermark.
-    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+    package static func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64,
+                                  environment env: FetchReadEnvironment) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         var response = skeleton
         var remaining = maxBytes
         var total: Int64 = 0
@@ -117,14 +157,14 @@ extension Broker {
                 hasError = true
                 continue
             }
-            guard let tp = target.topicPartition, let partition = partition(tp) else {
-                out.errorCode = (target.topicPartition.map { image.partition($0) == nil } ?? true)
+            guard let tp = target.topicPartition, let partition = env.partition(tp) else {
+                out.errorCode = (target.topicPartition.map { env.image.partition($0) == nil } ?? true)
                     ? ErrorCode.unknownTopicOrPartition.rawValue : ErrorCode.notLeaderOrFollower.rawValue
                 hasError = true
                 continue
             }
             let state = partition.state
-            guard state.leader == settings.nodeId else {
+            guard state.leader == env.localId else {
                 out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
                 out.currentLeader = .init(leaderId: state.leader, leaderEpoch: state.leaderEpoch)
                 hasError = true
@@ -139,9 +179,9 @@ extension Broker {
             if replicaId >= 0 {
                 let (answer, proposal) = partition.followerFetch(
                     replica: replicaId, brokerEpoch: replicaEpoch, fetchOffset: target.request.fetchOffset,
-                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: clock.monotonicMs(),
-                    lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: Self.isrEligibility(image))
-                if let proposal { proposeIsr(partition, proposal, image: image) }
+                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: env.nowMs,
+                    lagTimeMaxMs: env.replicaLagTimeMaxMs, eligibility: Self.isrEligibility(env.image))
+                if let proposal { env.proposeIsr(partition, proposal, env.image) }
                 out.highWatermark = partition.highWatermark
                 out.lastStableOffset = out.highWatermark
                 out.logStartOffset = partition.log.logStartOffset
@@ -180,7 +220,7 @@ extension Broker {
                 out.records = nil
                 hasError = true
             } catch {
-                logger.error("fetch from \(tp) failed: \(error)")
+                env.readFailed(tp, error)
                 out.errorCode = ErrorCode.kafkaStorageError.rawValue
                 hasError = true
             }

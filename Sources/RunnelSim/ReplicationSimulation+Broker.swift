@@ -419,96 +419,17 @@ final class SimBroker {
         Broker.fetchReady(waiter.targets, replicaId: waiter.replicaId, minBytes: waiter.minBytes) { partitions[$0] }
     }
 
-    /// Broker.readFetch: every target read, the byte budget honoured; a follower's fetch also
-    /// records its position at the leader (and may propose an ISR expansion).
+    /// The broker's own fetch read (Broker.readFetch) on this broker's partitions, clock and
+    /// image: every target read, the byte budget honoured; a follower's fetch also records its
+    /// position at the leader (and may propose an ISR expansion).
     func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
-        var response = skeleton
-        var remaining = maxBytes
-        var total: Int64 = 0
-        var hasError = false
-        var gotData = false
-        for target in targets {
-            var out = response.responses[target.topicIndex].partitions[target.partitionIndex]
-            defer { response.responses[target.topicIndex].partitions[target.partitionIndex] = out }
-            if let error = target.error {
-                out.errorCode = error.rawValue
-                hasError = true
-                continue
-            }
-            guard let tp = target.topicPartition, let partition = partitions[tp] else {
-                out.errorCode = (target.topicPartition.map { image.partition($0) == nil } ?? true)
-                    ? ErrorCode.unknownTopicOrPartition.rawValue : ErrorCode.notLeaderOrFollower.rawValue
-                hasError = true
-                continue
-            }
-            let state = partition.state
-            guard state.leader == id else {
-                out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
-                out.currentLeader = .init(leaderId: state.leader, leaderEpoch: state.leaderEpoch)
-                hasError = true
-                continue
-            }
-            if let epochError = partition.checkLeaderEpoch(target.request.currentLeaderEpoch) {
-                out.errorCode = epochError.rawValue
-                hasError = true
-                continue
-            }
-            var readLimit = partition.highWatermark
-            if replicaId >= 0 {
-                let (answer, proposal) = partition.followerFetch(
-                    replica: replicaId, brokerEpoch: replicaEpoch, fetchOffset: target.request.fetchOffset,
-                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: now,
-                    lagTimeMaxMs: world.options.replicaLagTimeMaxMs, eligibility: Broker.isrEligibility(image))
-                if let proposal { proposeIsr(partition, proposal, image: image) }
-                out.highWatermark = partition.highWatermark
-                out.lastStableOffset = out.highWatermark
-                out.logStartOffset = partition.log.logStartOffset
-                switch answer {
-                case .error(let code):
-                    out.errorCode = code.rawValue
-                    hasError = true
-                    continue
-                case .diverging(let epoch, let endOffset):
-                    out.divergingEpoch = .init(epoch: epoch, endOffset: endOffset)
-                    hasError = true
-                    continue
-                case .read(let hw, let logEnd):
-                    out.highWatermark = hw
-                    out.lastStableOffset = hw
-                    readLimit = logEnd
-                }
-            }
-            let hw = partition.highWatermark
-            if replicaId < 0 {
-                out.highWatermark = hw
-                out.lastStableOffset = hw
-                out.logStartOffset = partition.log.logStartOffset
-            }
-            let budget = min(Int(max(target.request.partitionMaxBytes, 0)), remaining)
-            do {
-                let read = try partition.log.read(from: target.request.fetchOffset, maxBytes: budget, maxOffset: readLimit, minOneBatch: !gotData)
-                out.records = read.records
-                let n = read.byteCount
-                if n > 0 { gotData = true }
-                remaining = max(0, remaining - n)
-                total += Int64(n)
-            } catch LogError.offsetOutOfRange {
-                out.errorCode = ErrorCode.offsetOutOfRange.rawValue
-                out.records = nil
-                hasError = true
-            } catch {
-                world.note("\(id) fetch from \(tp) failed: \(error)")
-                out.errorCode = ErrorCode.kafkaStorageError.rawValue
-                hasError = true
-            }
-            if out.records == nil { out.records = .empty }
-        }
-        for t in response.responses.indices {
-            for p in response.responses[t].partitions.indices where response.responses[t].partitions[p].records == nil {
-                response.responses[t].partitions[p].records = .empty
-            }
-        }
-        return (response, total, hasError)
+        let environment = Broker.FetchReadEnvironment(
+            localId: id, image: image, nowMs: now, replicaLagTimeMaxMs: world.options.replicaLagTimeMaxMs,
+            partition: { [self] in partitions[$0] },
+            proposeIsr: { [self] in proposeIsr($0, $1, image: $2) },
+            readFailed: { [self] tp, error in world.note("\(id) fetch from \(tp) failed: \(error)") })
+        return Broker.readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
+                                environment: environment)
     }
 
     // MARK: leader side (Broker+Produce)
