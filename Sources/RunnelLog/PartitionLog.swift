@@ -751,10 +751,6 @@ public final class PartitionLog: @unchecked Sendable {
     // MARK: flush
 
     /// Whether the flush policy (`flush.messages`, `flush.ms`) asks for a sync now.
-    public func flushDue(nowMs: Int64) -> Bool {
-        lock.withLock { policyFlushDueLocked(nowMs: nowMs) }
-    }
-
     private func policyFlushDueLocked(nowMs: Int64) -> Bool {
         guard segments.last!.nextOffset > _recoveryPoint else { return false }
         return unflushedMessages >= _config.flushMessages || (_config.flushMs != Int64.max && nowMs - lastFlushMs >= _config.flushMs)
