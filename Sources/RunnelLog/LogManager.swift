@@ -17,15 +17,6 @@ public final class LogManager: @unchecked Sendable {
     /// Drop-behind for every partition log (nil: off).
     private let dropBehind: DropBehind?
     private let onDiskFailure: (@Sendable (TopicPartition, DiskError) -> Void)?
-
-    /// Gives a log this manager opened or created its policies.
-    private func adopt(_ log: PartitionLog) {
-        log.setDropBehind(dropBehind)
-        if let onDiskFailure {
-            let tp = log.topicPartition
-            log.setDiskFailureHandler { onDiskFailure(tp, $0) }
-        }
-    }
     private let lock = NIOLock()
     private var logs: [TopicPartition: PartitionLog] = [:]
     private var logDirOf: [TopicPartition: String] = [:]
@@ -225,6 +216,15 @@ public final class LogManager: @unchecked Sendable {
             do { try log.enforceRetention(nowMs: nowMs) } catch { failures.append((log.topicPartition, error)) }
         }
         return failures
+    }
+
+    /// Gives a log this manager opened or created its policies.
+    private func adopt(_ log: PartitionLog) {
+        log.setDropBehind(dropBehind)
+        if let onDiskFailure {
+            let tp = log.topicPartition
+            log.setDiskFailureHandler { onDiskFailure(tp, $0) }
+        }
     }
 
     /// Syncs every log that has rolled segments past its recovery point or whose flush policy says

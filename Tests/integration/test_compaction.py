@@ -31,7 +31,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 
 from cluster import admin as cluster_admin, create, leaders, start_cluster
-from util import QUIET, admin, create_topic, unique, wait_until, watermarks
+from util import QUIET, admin, create_topic, read_checkpoint, unique, wait_until, watermarks
 
 DELETE_RETENTION_MS = 4000
 KEYS = [f"k{i}" for i in range(20)]
@@ -86,13 +86,7 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 30.0) -> list[tuple
 
 def cleaner_position(node, topic: str) -> int | None:
     path = node.data_dir / "cleaner-offset-checkpoint"
-    if not path.exists():
-        return None
-    for line in path.read_text().splitlines()[2:]:
-        t, p, offset = line.rsplit(" ", 2)
-        if t == topic and p == "0":
-            return int(offset)
-    return None
+    return read_checkpoint(path).get((topic, 0)) if path.exists() else None
 
 
 def settled_position(node, topic: str, beyond: int, timeout: float = 30.0) -> int:

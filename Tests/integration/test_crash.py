@@ -19,7 +19,7 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from util import QUIET, create_topic, drain, unique, wait_until, watermarks
+from util import QUIET, create_topic, drain, read_checkpoint, unique, wait_until, watermarks
 
 PARTITIONS = 2
 
@@ -164,17 +164,6 @@ def test_sigterm_stop_is_graceful_and_loses_nothing(durable):
     assert res == [(None, 2000)]
 
 
-def read_checkpoint(path) -> dict[tuple[str, int], int]:
-    """A Kafka offset checkpoint file: version, count, then "topic partition offset" lines."""
-    lines = path.read_text().splitlines()
-    assert lines[0] == "0", f"checkpoint version {lines[0]!r}"
-    entries = {}
-    for line in lines[2:2 + int(lines[1])]:
-        t, p, o = line.split()
-        entries[(t, int(p))] = int(o)
-    return entries
-
-
 def test_rolled_segments_are_flushed_and_checkpointed(require_runnel, node_factory):
     """As Kafka flushes a log up to a new segment when it rolls, whatever the flush policy (off by
     default): the recovery point follows the rolls, so after a crash recovery re-reads only the
@@ -217,13 +206,10 @@ def test_a_failed_log_write_stops_the_broker_and_loses_nothing(require_runnel, n
     topic = unique("refused")
     create_topic(node.bootstrap, topic, 1)
     acked: dict[int, bytes] = {}
-    failed = []
 
     def on_delivery(err, msg):
         if err is None:
             acked[msg.offset()] = msg.value()
-        else:
-            failed.append(err)
 
     p = Producer({"bootstrap.servers": node.bootstrap, "acks": 1, "linger.ms": 1, "batch.size": 65536,
                   "message.timeout.ms": 5000, "retries": 0, **QUIET})

@@ -96,6 +96,18 @@ class Msg:
     timestamp: tuple[int, int]
 
 
+def read_checkpoint(path) -> dict[tuple[str, int], int]:
+    """A Kafka offset checkpoint file of a log dir (recovery point, cleaner offsets, ...): version
+    0, a count, then "topic partition offset" lines."""
+    lines = path.read_text().splitlines()
+    assert lines[0] == "0", f"checkpoint version {lines[0]!r}"
+    entries = {}
+    for line in lines[2:2 + int(lines[1])]:
+        t, p, o = line.rsplit(" ", 2)
+        entries[(t, int(p))] = int(o)
+    return entries
+
+
 def drain(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 60.0,
           conf: dict | None = None, linger_after: float = 0.5) -> list[Msg]:
     """Read `topic` from the beginning of every partition with assign() until `expected` messages
