@@ -45,8 +45,9 @@ let package = Package(
         ),
         // L2 (pure): KRaft consensus as a value you step.
         .target(name: "RunnelRaft", dependencies: ["RunnelCore"], swiftSettings: strict),
-        // L2 (pure): partition leader state: follower positions, ISR changes, high watermark.
-        .target(name: "RunnelReplication", dependencies: ["RunnelCore"], swiftSettings: strict),
+        // L2 (pure): the per-partition replication core: leader and follower state, ISR changes,
+        // high watermark, acks=all waits, truncation points.
+        .target(name: "RunnelReplication", dependencies: ["RunnelCore", "RunnelWire"], swiftSettings: strict),
         // L2 (pure): the classic consumer-group coordinator and its __consumer_offsets records.
         .target(
             name: "RunnelGroups",
@@ -205,8 +206,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
-        .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore"]),
-        .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore"]),
+        .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
+        .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore", "RunnelWire", "RunnelTestSupport"],
+                    exclude: ["Transcripts"]),
         .testTarget(name: "RunnelGroupsTests", dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RunnelClientTests", dependencies: ["RunnelClient", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RunnelCLITests", dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -68,3 +68,18 @@ public struct TopicPartition: Hashable, Comparable, Sendable, CustomStringConver
     /// `topic-partition`, the directory name Kafka uses.
     public var description: String { "\(topic)-\(partition)" }
 }
+
+/// A broker's epoch: the metadata offset of its registration record, so each incarnation of a
+/// broker has a larger one (KIP-903 names the incarnation that fetched by it).
+public struct BrokerEpoch: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+    public var rawValue: Int64
+    public init(rawValue: Int64) { self.rawValue = rawValue }
+    public init(_ value: Int64) { self.rawValue = value }
+    public init(integerLiteral value: Int64) { self.rawValue = value }
+    /// Kafka's "unknown broker epoch" on the wire (-1).
+    public static let unknown = BrokerEpoch(-1)
+    /// The epoch, or nil for the wire's -1 (or any negative value).
+    public static func known(_ wire: Int64) -> BrokerEpoch? { wire >= 0 ? BrokerEpoch(wire) : nil }
+    public static func < (lhs: BrokerEpoch, rhs: BrokerEpoch) -> Bool { lhs.rawValue < rhs.rawValue }
+    public var description: String { String(rawValue) }
+}

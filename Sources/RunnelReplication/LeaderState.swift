@@ -1,42 +1,62 @@
 import RunnelCore
 
 /// What the leader knows of one follower replica.
-public struct FollowerState: Sendable, Equatable {
-    /// The follower's log end offset (its last fetch offset).
-    public var logEndOffset: Int64 = -1
-    public var lastFetchMs: Int64 = -1
-    /// The last time the follower was known to have everything the leader had.
-    public var lastCaughtUpMs: Int64
-    /// The leader's log end offset at the follower's previous fetch (Kafka's rule: a fetch that
-    /// reaches it means the follower was caught up as of that previous fetch).
-    var leaderEndAtLastFetch: Int64 = -1
-    var lastFetchAt: Int64 = -1
-    /// The broker epoch the follower sent with its last fetch (Fetch v15, KIP-903); -1 unknown.
-    public var brokerEpoch: Int64 = -1
+public struct FollowerProgress: Sendable, Equatable {
+    /// The follower's log end offset: where its last fetch started (unknown until it fetched).
+    public var logEndOffset: Offset = .unknown
+    public var lastFetchMs: Int64?
+    /// The last time the follower was known to have everything the leader had (nil: never).
+    public var lastCaughtUpMs: Int64?
+    /// The leader's log end offset at the follower's previous fetch, and when that fetch came
+    /// (Kafka's rule: a fetch that reaches it means the follower was caught up as of then).
+    var leaderEndAtLastFetch: Offset?
+    var lastFetchAtMs: Int64?
+    /// The broker epoch the follower sent with its last fetch (Fetch v15, KIP-903); nil unknown.
+    public var brokerEpoch: BrokerEpoch?
 
-    public init(lastCaughtUpMs: Int64) { self.lastCaughtUpMs = lastCaughtUpMs }
+    public init(lastCaughtUpMs: Int64?) { self.lastCaughtUpMs = lastCaughtUpMs }
 }
 
-/// An ISR change the leader wants the controller to make (AlterPartition).
-public struct IsrProposal: Sendable, Equatable {
-    public var isr: [Int32]
-    public var leaderEpoch: Int32
-    public var partitionEpoch: Int32
-    /// For each member of `isr`, in order, the broker epoch it last fetched with (-1 for the
+/// An ISR change the leader asks the controller to make (AlterPartition).
+public struct IsrProposal: Sendable, Equatable, CustomStringConvertible {
+    public var isr: [NodeID]
+    public var leaderEpoch: Epoch
+    public var partitionEpoch: Epoch
+    /// For each member of `isr`, in order, the broker epoch it last fetched with (nil for the
     /// leader itself, whose driver knows its own, and for a follower that did not say). The
     /// controller refuses a member whose registration has moved on (KIP-903): a broker that
     /// restarted, perhaps without its unflushed tail, does not rejoin on its old fetches.
-    public var brokerEpochs: [Int64]
+    public var brokerEpochs: [BrokerEpoch?]
 
-    public init(isr: [Int32], leaderEpoch: Int32, partitionEpoch: Int32, brokerEpochs: [Int64]? = nil) {
+    public init(isr: [NodeID], leaderEpoch: Epoch, partitionEpoch: Epoch, brokerEpochs: [BrokerEpoch?]? = nil) {
         self.isr = isr
         self.leaderEpoch = leaderEpoch
         self.partitionEpoch = partitionEpoch
-        self.brokerEpochs = brokerEpochs ?? Array(repeating: -1, count: isr.count)
+        self.brokerEpochs = brokerEpochs ?? Array(repeating: nil, count: isr.count)
     }
+
+    public var description: String { "isr \(isr) at leader epoch \(leaderEpoch), partition epoch \(partitionEpoch)" }
 }
 
-/// A partition leader's replication state, pure: follower positions, the ISR (as committed in the
+/// Which brokers may join an ISR, as the metadata image says: registered, unfenced and not in
+/// controlled shutdown, and (KIP-903) fetching as the incarnation registered now. A pure view
+/// the driver builds from its image.
+public struct IsrEligibility: Sendable {
+    /// Registered, unfenced, not in controlled shutdown.
+    public var isLive: @Sendable (NodeID) -> Bool
+    /// The broker epoch of the broker's registration now (nil unknown).
+    public var registeredEpoch: @Sendable (NodeID) -> BrokerEpoch?
+
+    public init(isLive: @escaping @Sendable (NodeID) -> Bool, registeredEpoch: @escaping @Sendable (NodeID) -> BrokerEpoch? = { _ in nil }) {
+        self.isLive = isLive
+        self.registeredEpoch = registeredEpoch
+    }
+
+    /// Every broker may join, whatever its epoch (tests).
+    public static let everyone = IsrEligibility(isLive: { _ in true })
+}
+
+/// A partition leader's replication state: follower positions, the ISR (as committed in the
 /// metadata log, plus a change in flight), the high watermark. Kafka's rules:
 /// - HW = the smallest log end offset over the ISR; while an expansion is in flight the replica
 ///   being added counts too (the "maximal ISR"), so the HW never passes what a member lacks.
@@ -45,20 +65,22 @@ public struct IsrProposal: Sendable, Equatable {
 ///   has reached the HW (and this leader's epoch) is proposed back in.
 /// - Every ISR change goes to the controller and takes effect only once committed.
 public struct LeaderState: Sendable, Equatable {
-    public let localId: Int32
-    public private(set) var replicas: [Int32]
-    public private(set) var isr: [Int32]
-    public private(set) var leaderEpoch: Int32
-    public private(set) var partitionEpoch: Int32
-    public private(set) var highWatermark: Int64
+    public let localId: NodeID
+    public private(set) var replicas: [NodeID]
+    public private(set) var isr: [NodeID]
+    public let leaderEpoch: Epoch
+    public private(set) var partitionEpoch: Epoch
+    public private(set) var highWatermark: Offset
     /// The offset where this leader's epoch starts: a replica rejoins the ISR only past it.
-    public let epochStartOffset: Int64
-    public private(set) var followers: [Int32: FollowerState]
+    public let epochStartOffset: Offset
+    public private(set) var followers: [NodeID: FollowerProgress]
     /// An AlterPartition in flight.
     public private(set) var pending: IsrProposal?
+    /// Test-only broken rules (see `ReplicationFaults`).
+    var faults: ReplicationFaults
 
-    public init(localId: Int32, replicas: [Int32], isr: [Int32], leaderEpoch: Int32, partitionEpoch: Int32,
-                highWatermark: Int64, leaderEndOffset: Int64, nowMs: Int64) {
+    public init(localId: NodeID, replicas: [NodeID], isr: [NodeID], leaderEpoch: Epoch, partitionEpoch: Epoch,
+                highWatermark: Offset, leaderEndOffset: Offset, nowMs: Int64, faults: ReplicationFaults = ReplicationFaults()) {
         self.localId = localId
         self.replicas = replicas
         self.isr = isr
@@ -66,25 +88,28 @@ public struct LeaderState: Sendable, Equatable {
         self.partitionEpoch = partitionEpoch
         self.highWatermark = min(highWatermark, leaderEndOffset)
         self.epochStartOffset = leaderEndOffset
-        var followers: [Int32: FollowerState] = [:]
+        self.faults = faults
+        var followers: [NodeID: FollowerProgress] = [:]
         for r in replicas where r != localId {
             // A member of the ISR gets a full lag period before it can be removed.
-            followers[r] = FollowerState(lastCaughtUpMs: isr.contains(r) ? nowMs : -1)
+            followers[r] = FollowerProgress(lastCaughtUpMs: isr.contains(r) ? nowMs : nil)
         }
         self.followers = followers
     }
 
     /// The ISR the high watermark respects: the committed ISR plus replicas being added.
-    public var maximalIsr: [Int32] {
+    public var maximalIsr: [NodeID] {
         guard let pending else { return isr }
         return isr + pending.isr.filter { !isr.contains($0) }
     }
 
     /// Recomputes the high watermark; true when it moved.
-    mutating func advanceHighWatermark(leaderEndOffset: Int64) -> Bool {
+    mutating func advanceHighWatermark(leaderEndOffset: Offset) -> Bool {
         var candidate = leaderEndOffset
-        for r in maximalIsr where r != localId {
-            candidate = min(candidate, followers[r]?.logEndOffset ?? -1)
+        if !faults.highWatermarkPastFollowerEnd {
+            for r in maximalIsr where r != localId {
+                candidate = min(candidate, followers[r]?.logEndOffset ?? .unknown)
+            }
         }
         guard candidate > highWatermark else { return false }
         highWatermark = candidate
@@ -92,54 +117,52 @@ public struct LeaderState: Sendable, Equatable {
     }
 
     /// The leader appended; with an ISR of one, that alone moves the high watermark.
-    public mutating func leaderAppended(leaderEndOffset: Int64) -> Bool {
+    public mutating func leaderAppended(leaderEndOffset: Offset) -> Bool {
         advanceHighWatermark(leaderEndOffset: leaderEndOffset)
     }
 
     /// A follower fetched from `fetchOffset` (so its log ends there), as broker epoch
-    /// `brokerEpoch` (-1 when its Fetch did not say). Returns whether the high watermark moved.
-    public mutating func followerFetched(_ replica: Int32, fetchOffset: Int64, leaderEndOffset: Int64, nowMs: Int64,
-                                         brokerEpoch: Int64 = -1) -> Bool {
+    /// `brokerEpoch` (nil when its Fetch did not say). Returns whether the high watermark moved.
+    public mutating func followerFetched(_ replica: NodeID, fetchOffset: Offset, leaderEndOffset: Offset, nowMs: Int64,
+                                         brokerEpoch: BrokerEpoch? = nil) -> Bool {
         guard var f = followers[replica] else { return false }
-        if f.brokerEpoch >= 0 && brokerEpoch != f.brokerEpoch {
+        if f.brokerEpoch != nil && brokerEpoch != f.brokerEpoch {
             // Another incarnation of the broker: its previous fetch says nothing of this one.
-            f.leaderEndAtLastFetch = -1
-            f.lastFetchAt = -1
+            f.leaderEndAtLastFetch = nil
+            f.lastFetchAtMs = nil
         }
         f.brokerEpoch = brokerEpoch
         if fetchOffset >= leaderEndOffset {
-            f.lastCaughtUpMs = max(f.lastCaughtUpMs, nowMs)
-        } else if f.leaderEndAtLastFetch >= 0 && fetchOffset >= f.leaderEndAtLastFetch {
-            f.lastCaughtUpMs = max(f.lastCaughtUpMs, f.lastFetchAt)
+            f.lastCaughtUpMs = max(f.lastCaughtUpMs ?? nowMs, nowMs)
+        } else if let previousEnd = f.leaderEndAtLastFetch, let previousAt = f.lastFetchAtMs, fetchOffset >= previousEnd {
+            f.lastCaughtUpMs = max(f.lastCaughtUpMs ?? previousAt, previousAt)
         }
         f.logEndOffset = fetchOffset
         f.lastFetchMs = nowMs
         f.leaderEndAtLastFetch = leaderEndOffset
-        f.lastFetchAt = nowMs
+        f.lastFetchAtMs = nowMs
         followers[replica] = f
         return advanceHighWatermark(leaderEndOffset: leaderEndOffset)
     }
 
-    /// The ISR change to propose now, if any (none while one is in flight). `isLive` tells the
-    /// brokers that may join (registered and unfenced); `registeredEpoch` the broker epoch of a
-    /// broker's current registration (-1 unknown): a follower whose fetches came from another
-    /// incarnation may not join (KIP-903).
-    public func isrChange(nowMs: Int64, lagTimeMaxMs: Int64, leaderEndOffset: Int64, isLive: (Int32) -> Bool,
-                          registeredEpoch: (Int32) -> Int64 = { _ in -1 }) -> IsrProposal? {
+    /// The ISR change to propose now, if any (none while one is in flight).
+    public func isrChange(nowMs: Int64, lagTimeMaxMs: Int64, leaderEndOffset: Offset, eligibility: IsrEligibility) -> IsrProposal? {
         guard pending == nil else { return nil }
         var next = isr
         // Shrink: members that have not caught up within the lag time (one holding everything
         // the leader has is in sync however long ago it last fetched: there was nothing to fetch).
         for r in isr where r != localId {
             let f = followers[r]
-            let caughtUp = f?.lastCaughtUpMs ?? -1
-            if nowMs - caughtUp > lagTimeMaxMs && (f?.logEndOffset ?? -1) < leaderEndOffset { next.removeAll { $0 == r } }
+            let lagging = f?.lastCaughtUpMs.map { nowMs - $0 > lagTimeMaxMs } ?? true
+            if lagging && (f?.logEndOffset ?? .unknown) < leaderEndOffset { next.removeAll { $0 == r } }
         }
         // Expand: replicas that reached the high watermark and this epoch's start.
-        for r in replicas where !isr.contains(r) && r != localId && isLive(r) {
+        for r in replicas where !isr.contains(r) && r != localId && eligibility.isLive(r) {
             guard let f = followers[r], f.logEndOffset >= highWatermark, f.logEndOffset >= epochStartOffset else { continue }
-            let current = registeredEpoch(r)
-            if f.brokerEpoch >= 0 && current >= 0 && f.brokerEpoch != current { continue }
+            if !faults.isrExpansionWithoutBrokerEpochCheck, let fetched = f.brokerEpoch, let current = eligibility.registeredEpoch(r),
+               fetched != current {
+                continue
+            }
             next.append(r)
         }
         if !next.contains(localId) { next.insert(localId, at: 0) }
@@ -147,25 +170,25 @@ public struct LeaderState: Sendable, Equatable {
         // Keep replica order, as Kafka does.
         let ordered = replicas.filter { next.contains($0) } + next.filter { !replicas.contains($0) }
         return IsrProposal(isr: ordered, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
-                           brokerEpochs: ordered.map { $0 == localId ? -1 : followers[$0]?.brokerEpoch ?? -1 })
+                           brokerEpochs: ordered.map { $0 == localId ? nil : followers[$0]?.brokerEpoch })
     }
 
     public mutating func proposed(_ proposal: IsrProposal) { pending = proposal }
 
-    /// The AlterPartition failed (rejected or lost): forget it; the next check proposes again.
+    /// The AlterPartition failed (refused or lost): forget it; the next check proposes again.
     public mutating func proposalFailed() { pending = nil }
 
     /// The metadata log committed a new registration for this partition (same leader epoch).
-    public mutating func update(replicas: [Int32], isr: [Int32], partitionEpoch: Int32, leaderEndOffset: Int64, nowMs: Int64) -> Bool {
+    public mutating func update(replicas: [NodeID], isr: [NodeID], partitionEpoch: Epoch, leaderEndOffset: Offset, nowMs: Int64) -> Bool {
         self.replicas = replicas
         for r in replicas where r != localId && followers[r] == nil {
-            followers[r] = FollowerState(lastCaughtUpMs: -1)
+            followers[r] = FollowerProgress(lastCaughtUpMs: nil)
         }
         for r in followers.keys where !replicas.contains(r) { followers.removeValue(forKey: r) }
         // Replicas joining the ISR start a lag period now.
         for r in isr where !self.isr.contains(r) {
             guard var f = followers[r] else { continue }
-            f.lastCaughtUpMs = max(f.lastCaughtUpMs, nowMs)
+            f.lastCaughtUpMs = max(f.lastCaughtUpMs ?? nowMs, nowMs)
             followers[r] = f
         }
         self.isr = isr

@@ -6,12 +6,12 @@ import RunnelReplication
 import Testing
 
 /// Leader 1 with followers 2 and 3, all in the ISR, log end 100, high watermark 90 at t=0.
-func leader(isr: [Int32] = [1, 2, 3], hw: Int64 = 90, end: Int64 = 100) -> LeaderState {
+func leader(isr: [NodeID] = [1, 2, 3], hw: Offset = 90, end: Offset = 100) -> LeaderState {
     LeaderState(localId: 1, replicas: [1, 2, 3], isr: isr, leaderEpoch: 5, partitionEpoch: 7,
                 highWatermark: hw, leaderEndOffset: end, nowMs: 0)
 }
 
-let allLive: @Sendable (Int32) -> Bool = { _ in true }
+let allLive = IsrEligibility.everyone
 
 @Suite("LeaderState")
 struct LeaderStateTests {
@@ -41,14 +41,14 @@ struct LeaderStateTests {
         var s = leader()
         _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 100)
         _ = s.followerFetched(3, fetchOffset: 90, leaderEndOffset: 100, nowMs: 100)
-        #expect(s.isrChange(nowMs: 5_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive) == nil)
+        #expect(s.isrChange(nowMs: 5_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == nil)
         // Follower 2 keeps up; 3 stays behind past the lag time (its caught-up time was t=0).
         _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10_500)
-        let proposal = s.isrChange(nowMs: 10_500, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive)
+        let proposal = s.isrChange(nowMs: 10_500, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive)
         #expect(proposal == IsrProposal(isr: [1, 2], leaderEpoch: 5, partitionEpoch: 7))
         // One change in flight at a time.
         s.proposed(proposal!)
-        #expect(s.isrChange(nowMs: 20_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive) == nil)
+        #expect(s.isrChange(nowMs: 20_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == nil)
         // Until committed the old ISR holds; then the high watermark ignores 3.
         #expect(s.highWatermark == 90)
         let moved = s.update(replicas: [1, 2, 3], isr: [1, 2], partitionEpoch: 8, leaderEndOffset: 100, nowMs: 20_000)
@@ -62,9 +62,9 @@ struct LeaderStateTests {
         var s = leader()
         _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 0)
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 0)
-        #expect(s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive) == nil)
+        #expect(s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == nil)
         // New data the followers do not fetch: now they lag.
-        #expect(s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 101, isLive: allLive)?.isr == [1])
+        #expect(s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 101, eligibility: allLive)?.isr == [1])
     }
 
     @Test("a follower rejoins once it reaches the high watermark and this leader's epoch start, if live")
@@ -72,10 +72,10 @@ struct LeaderStateTests {
         var s = leader(isr: [1, 2], hw: 100, end: 100)
         _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10)
         _ = s.followerFetched(3, fetchOffset: 60, leaderEndOffset: 100, nowMs: 10)
-        #expect(s.isrChange(nowMs: 10, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive) == nil)
+        #expect(s.isrChange(nowMs: 10, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == nil)
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 20)
-        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: { $0 != 3 }) == nil)
-        let proposal = s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive)
+        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { $0 != 3 })) == nil)
+        let proposal = s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive)
         #expect(proposal?.isr == [1, 2, 3])
         s.proposed(proposal!)
         // While the expansion is in flight the joining replica holds the mark back (maximal ISR).
@@ -90,10 +90,10 @@ struct LeaderStateTests {
     func refused() {
         var s = leader()
         _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 20_000)
-        let p = s.isrChange(nowMs: 20_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive)!
+        let p = s.isrChange(nowMs: 20_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive)!
         s.proposed(p)
         s.proposalFailed()
-        #expect(s.isrChange(nowMs: 20_001, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive) == p)
+        #expect(s.isrChange(nowMs: 20_001, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == p)
     }
 
     @Test("Kafka's caught-up rule: reaching the leader's end as of the previous fetch counts from then")
@@ -113,15 +113,15 @@ struct LeaderStateTests {
         _ = s.followerFetched(2, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10, brokerEpoch: 40)
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10, brokerEpoch: 50)
         // Broker 3 registered again (epoch 77) since it fetched as epoch 50: not eligible.
-        let registered: (Int32) -> Int64 = { $0 == 3 ? 77 : 40 }
-        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive, registeredEpoch: registered) == nil)
+        let registered: @Sendable (NodeID) -> BrokerEpoch? = { $0 == 3 ? 77 : 40 }
+        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered)) == nil)
         // Its new incarnation fetches: now it may join, and the proposal carries epoch 77.
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 30, brokerEpoch: 77)
-        let p = s.isrChange(nowMs: 30, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive, registeredEpoch: registered)
-        #expect(p == IsrProposal(isr: [1, 2, 3], leaderEpoch: 5, partitionEpoch: 7, brokerEpochs: [-1, 40, 77]))
+        let p = s.isrChange(nowMs: 30, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered))
+        #expect(p == IsrProposal(isr: [1, 2, 3], leaderEpoch: 5, partitionEpoch: 7, brokerEpochs: [nil, 40, 77]))
         // A follower that did not say its epoch (Fetch before v15) is judged by liveness alone.
         var old = leader(isr: [1, 2], hw: 100, end: 100)
         _ = old.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10)
-        #expect(old.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, isLive: allLive, registeredEpoch: registered)?.brokerEpochs == [-1, -1, -1])
+        #expect(old.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered))?.brokerEpochs == [nil, nil, nil])
     }
 }
