@@ -62,17 +62,15 @@ extension Broker {
         Self.releaseRegions(first.response)
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
         let allocator = context.allocator
-        let waiter = FetchPurgatory.Waiter(
+        let waiter = DelayedFetchPurgatory.Waiter(
             eventLoop: context.eventLoop,
             partitions: targets.compactMap(\.topicPartition),
-            tryComplete: { [self] in
-                Self.fetchReady(targets, replicaId: replicaId, minBytes: minBytes) { partition($0) }
-            },
+            tryComplete: { [self] in fetchReady(targets, replicaId: replicaId, minBytes: minBytes) },
             complete: { [self] in
                 let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
                 promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
             })
-        purgatory.watch(waiter, waitMs: maxWait)
+        delayedFetches.watch(waiter, waitMs: maxWait)
         return .respond(promise.futureResult)
     }
 
@@ -81,69 +79,29 @@ extension Broker {
     /// offsets; for a follower (`replicaId` >= 0), any data past its fetch offset. A follower is
     /// not woken by the high watermark alone, as in Kafka's DelayedFetch: it learns the new one
     /// with its next data (or when its wait ends), which spares a round trip per follower for
-    /// every move of the high watermark. The simulation decides with this function too.
-    package static func fetchReady(_ targets: [FetchTarget], replicaId: Int32, minBytes: Int64,
-                                   partition: (TopicPartition) -> Partition?) -> Bool {
+    /// every move of the high watermark. Each partition's core decides its part.
+    func fetchReady(_ targets: [FetchTarget], replicaId: Int32, minBytes: Int64) -> Bool {
         var bytes: Int64 = 0
         for target in targets {
-            guard let tp = target.topicPartition, let partition = partition(tp), partition.isLeader else { return true }
+            guard let tp = target.topicPartition, let partition = partition(tp) else { return true }
             let offset = target.request.fetchOffset
-            if replicaId >= 0 {
-                if partition.log.logEndOffset > offset { return true }
-                continue
-            }
+            guard partition.fetchReady(replica: replicaId, fetchOffset: offset) else { continue }
+            if replicaId >= 0 || minBytes <= 1 || !partition.isLeader { return true }
             let hw = partition.highWatermark
-            if hw <= offset { continue }
-            if minBytes <= 1 { return true }
             bytes += (try? partition.log.availableBytes(from: offset, upTo: hw)) ?? 0
             if bytes >= minBytes { return true }
         }
         return false
     }
 
-    /// What a leader's fetch read asks of the broker it runs on. The broker gives its own; the
-    /// replication simulation's brokers give theirs, so both serve fetches with `readFetch`.
-    package struct FetchReadEnvironment {
-        package var localId: Int32
-        package var image: MetadataImage
-        package var nowMs: Int64
-        package var replicaLagTimeMaxMs: Int64
-        package var partition: (TopicPartition) -> Partition?
-        package var proposeIsr: (Partition, IsrProposal, MetadataImage) -> Void
-        /// A read failed with something other than an offset out of range (answered
-        /// KAFKA_STORAGE_ERROR).
-        package var readFailed: (TopicPartition, any Error) -> Void
-
-        package init(localId: Int32, image: MetadataImage, nowMs: Int64, replicaLagTimeMaxMs: Int64,
-                     partition: @escaping (TopicPartition) -> Partition?,
-                     proposeIsr: @escaping (Partition, IsrProposal, MetadataImage) -> Void,
-                     readFailed: @escaping (TopicPartition, any Error) -> Void) {
-            self.localId = localId
-            self.image = image
-            self.nowMs = nowMs
-            self.replicaLagTimeMaxMs = replicaLagTimeMaxMs
-            self.partition = partition
-            self.proposeIsr = proposeIsr
-            self.readFailed = readFailed
-        }
-    }
-
-    /// This broker's fetch read (`readFetch(_:targets:maxBytes:replicaId:replicaEpoch:environment:)`).
-    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
-        let environment = FetchReadEnvironment(
-            localId: settings.nodeId, image: image, nowMs: clock.monotonicMs(), replicaLagTimeMaxMs: settings.replicaLagTimeMaxMs,
-            partition: { [self] in partition($0) },
-            proposeIsr: { [self] in proposeIsr($0, $1, image: $2) },
-            readFailed: { [logger] tp, error in logger.error("fetch from \(tp) failed: \(error)") })
-        return Self.readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
-                              environment: environment)
-    }
-
     /// Reads every target, honouring the response byte budget (at least one batch overall).
     /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
     /// consumer reads up to the high watermark.
-    package static func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32, replicaEpoch: Int64,
-                                  environment env: FetchReadEnvironment) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32,
+                   replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+        let image = self.image
+        let nowMs = clock.monotonicMs()
+        let eligibility = Self.isrEligibility(image)
         var response = skeleton
         var remaining = maxBytes
         var total: Int64 = 0
@@ -157,14 +115,14 @@ extension Broker {
                 hasError = true
                 continue
             }
-            guard let tp = target.topicPartition, let partition = env.partition(tp) else {
-                out.errorCode = (target.topicPartition.map { env.image.partition($0) == nil } ?? true)
+            guard let tp = target.topicPartition, let partition = partition(tp) else {
+                out.errorCode = (target.topicPartition.map { image.partition($0) == nil } ?? true)
                     ? ErrorCode.unknownTopicOrPartition.rawValue : ErrorCode.notLeaderOrFollower.rawValue
                 hasError = true
                 continue
             }
             let state = partition.state
-            guard state.leader == env.localId else {
+            guard state.leader == settings.nodeId else {
                 out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
                 out.currentLeader = .init(leaderId: state.leader, leaderEpoch: state.leaderEpoch)
                 hasError = true
@@ -177,11 +135,10 @@ extension Broker {
             }
             var readLimit = partition.highWatermark
             if replicaId >= 0 {
-                let (answer, proposal) = partition.followerFetch(
+                let answer = partition.followerFetch(
                     replica: replicaId, brokerEpoch: replicaEpoch, fetchOffset: target.request.fetchOffset,
-                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: env.nowMs,
-                    lagTimeMaxMs: env.replicaLagTimeMaxMs, eligibility: Self.isrEligibility(env.image))
-                if let proposal { env.proposeIsr(partition, proposal, env.image) }
+                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: nowMs,
+                    lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: eligibility)
                 out.highWatermark = partition.highWatermark
                 out.lastStableOffset = out.highWatermark
                 out.logStartOffset = partition.log.logStartOffset
@@ -220,7 +177,7 @@ extension Broker {
                 out.records = nil
                 hasError = true
             } catch {
-                env.readFailed(tp, error)
+                logger.error("fetch from \(tp) failed: \(error)")
                 out.errorCode = ErrorCode.kafkaStorageError.rawValue
                 hasError = true
             }

@@ -2,110 +2,165 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RunnelCore
 import RunnelLog
+import RunnelReplication
 import RunnelWire
 
+/// Where an append comes from (Kafka's AppendOrigin): a client's Produce, or a coordinator
+/// writing its own records to an internal topic.
+package enum AppendOrigin: Sendable {
+    case client
+    case coordinator
+}
+
+/// One partition's answer to an append.
+package struct PartitionAppendResult: Sendable {
+    package var error: ErrorCode = .none
+    /// Why it failed, for clients that read it (Produce v8+).
+    package var message: String?
+    /// The records at fault (KIP-467, Produce v8+).
+    package var recordErrors: [ProduceResponse.BatchIndexAndErrorMessage] = []
+    package var baseOffset: Int64 = -1
+    package var logAppendTimeMs: Int64 = -1
+    package var logStartOffset: Int64 = -1
+}
+
+/// What `appendRecords` gives back: every answer now, or once the acks=all waits are over.
+package enum AppendOutcome {
+    case done([PartitionAppendResult])
+    case waiting(EventLoopFuture<[PartitionAppendResult]>)
+}
+
 extension Broker {
+    /// The one append path (Kafka's ReplicaManager.appendRecords), for Produce and for the
+    /// coordinators' writes to their internal topics: validates each partition's batches,
+    /// appends them as leader, and with `requiredAcks` -1 parks the request in the produce
+    /// purgatory until every partition's replication core says its append is replicated (or
+    /// failed, or `timeoutMs` passed). Answers come in the order of `entries`.
+    package func appendRecords(_ entries: [(TopicPartition, ByteBuffer?)], requiredAcks: Int16, timeoutMs: Int64, origin: AppendOrigin,
+                               produceVersion: Int16 = .max, eventLoop: any EventLoop) -> AppendOutcome {
+        let now = clock.wallMs()
+        let image = self.image
+        var results = [PartitionAppendResult](repeating: PartitionAppendResult(), count: entries.count)
+        var waiting: [(index: Int, id: ProduceID, partition: Partition, produce: PendingProduce)] = []
+        let deadlineMs = clock.monotonicMs() + max(0, timeoutMs)
+        for (index, (tp, records)) in entries.enumerated() {
+            var result = PartitionAppendResult()
+            defer { results[index] = result }
+            func fail(_ code: ErrorCode, _ message: String? = nil) {
+                result.error = code
+                result.message = message
+            }
+            guard let partition = partition(tp) else {
+                fail(image.topic(named: tp.topic) == nil ? .unknownTopicOrPartition : .notLeaderOrFollower)
+                continue
+            }
+            guard let records, records.readableBytes > 0 else {
+                fail(.invalidRecord, "The produce request carries no record batch.")
+                continue
+            }
+            let config = partition.log.config
+            let batches: [BatchInfo]
+            switch RecordBatches.validate(records, maxBatchBytes: config.maxMessageBytes) {
+            case .failure(let problem):
+                fail(problem.code, problem.reason)
+                if problem.code == .invalidRecord { result.recordErrors = [.init(batchIndex: 0, batchIndexErrorMessage: problem.reason)] }
+                continue
+            case .success(let valid):
+                batches = valid
+            }
+            if produceVersion < 7, batches.contains(where: { $0.header.compression == .zstd }) {
+                fail(.unsupportedCompressionType, "zstd needs Produce v7 or later.")
+                continue
+            }
+            if config.compactEnabled, let problem = Self.keylessRecord(records, batches: batches, tp: tp) {
+                fail(.invalidRecord, problem.batchIndexErrorMessage)
+                result.recordErrors = [problem]
+                continue
+            }
+            let minInsync = partition.minInsyncReplicas
+            do {
+                switch try partition.appendAsLeader(records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now) {
+                case .success(let info):
+                    if origin == .client {
+                        BrokerMetrics.messagesIn.increment(by: Int(info.lastOffset - info.firstOffset + 1))
+                        BrokerMetrics.bytesIn.increment(by: records.readableBytes)
+                    }
+                    result.baseOffset = info.firstOffset
+                    result.logAppendTimeMs = info.logAppendTime
+                    result.logStartOffset = partition.log.logStartOffset
+                    if requiredAcks == -1 {
+                        let id = delayedProduces.allocateId()
+                        waiting.append((index, id, partition, PendingProduce(
+                            id: id, requiredOffset: Offset(info.lastOffset + 1), deadlineMs: deadlineMs, minInsyncReplicas: minInsync)))
+                    }
+                case .failure(let code):
+                    fail(code)
+                }
+            } catch let error as ProducerStateError {
+                fail(error.code, error.reason)
+            } catch {
+                logger.error("append to \(tp) failed: \(error)")
+                fail(.kafkaStorageError, "The broker could not write to its log.")
+            }
+        }
+        if waiting.isEmpty { return .done(results) }
+
+        // acks=all: answer once every waiting partition's core says its append is replicated.
+        let promise = eventLoop.makePromise(of: [PartitionAppendResult].self)
+        let indexByPartition = Dictionary(uniqueKeysWithValues: waiting.map { ($0.partition.topicPartition, $0.index) })
+        let partial = results
+        let operation = DelayedProducePurgatory.Operation(
+            eventLoop: eventLoop, waiting: Dictionary(uniqueKeysWithValues: waiting.map { ($0.id, $0.partition) }),
+            complete: { answers in
+                var results = partial
+                for (tp, code) in answers {
+                    if let index = indexByPartition[tp] { results[index].error = code }
+                }
+                promise.succeed(results)
+            })
+        delayedProduces.watch(operation, produces: Dictionary(uniqueKeysWithValues: waiting.map { ($0.id, $0.produce) }),
+                              deadlineMs: deadlineMs, nowMs: clock.monotonicMs())
+        return .waiting(promise.futureResult)
+    }
+
     func produce(_ request: ProduceRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let acks = request.acks
-        let now = clock.wallMs()
-        var response = ProduceResponse()
-        /// Partitions whose acks=all answer waits for the high watermark to pass `required`.
-        var waits: [(topic: Int, partition: Int, partitionRef: Partition, required: Int64, minInsync: Int)] = []
-        let minInsync = Int(settings.staticConfig["min.insync.replicas"].flatMap { Int($0) } ?? 1)
-        for topicData in request.topicData {
-            var topicResponse = ProduceResponse.TopicProduceResponse(name: topicData.name)
-            for data in topicData.partitionData {
-                var p = ProduceResponse.PartitionProduceResponse(index: data.index, errorCode: 0, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1)
-                func fail(_ code: ErrorCode, _ message: String? = nil) {
-                    p.errorCode = code.rawValue
-                    if version >= 8 { p.errorMessage = message }
-                }
-                let tp = TopicPartition(topicData.name, data.index)
-                guard acks == 0 || acks == 1 || acks == -1 else {
-                    fail(.invalidRequiredAcks)
-                    topicResponse.partitionResponses.append(p)
-                    continue
-                }
-                guard let partition = partition(tp) else {
-                    fail(image.topic(named: tp.topic) == nil ? .unknownTopicOrPartition : .notLeaderOrFollower)
-                    topicResponse.partitionResponses.append(p)
-                    continue
-                }
-                guard let records = data.records?.bytes, records.readableBytes > 0 else {
-                    fail(.invalidRecord, "The produce request carries no record batch.")
-                    topicResponse.partitionResponses.append(p)
-                    continue
-                }
-                let config = partition.log.config
-                switch RecordBatches.validate(records, maxBatchBytes: config.maxMessageBytes) {
-                case .failure(let problem):
-                    fail(problem.code, problem.reason)
-                    if problem.code == .invalidRecord && version >= 8 {
-                        p.recordErrors = [.init(batchIndex: 0, batchIndexErrorMessage: problem.reason)]
-                    }
-                case .success(let batches):
-                    if version < 7, batches.contains(where: { $0.header.compression == .zstd }) {
-                        fail(.unsupportedCompressionType, "zstd needs Produce v7 or later.")
-                        break
-                    }
-                    if config.compactEnabled, let problem = Self.keylessRecord(records, batches: batches, tp: tp) {
-                        fail(.invalidRecord, problem.batchIndexErrorMessage)
-                        if version >= 8 { p.recordErrors = [problem] }
-                        break
-                    }
-                    do {
-                        let minISR = Int(image.configs(of: .init(.topic, tp.topic))["min.insync.replicas"].flatMap { Int($0) } ?? minInsync)
-                        switch try partition.appendAsLeader(records, batches: batches, requiredAcks: acks, minInsyncReplicas: minISR, nowMs: now) {
-                        case .success(let info):
-                            BrokerMetrics.messagesIn.increment(by: Int(info.lastOffset - info.firstOffset + 1))
-                            BrokerMetrics.bytesIn.increment(by: records.readableBytes)
-                            p.baseOffset = info.firstOffset
-                            p.logAppendTimeMs = info.logAppendTime
-                            p.logStartOffset = partition.log.logStartOffset
-                            if acks == -1 {
-                                switch partition.acksAllStatus(requiredOffset: info.lastOffset + 1, minInsyncReplicas: minISR) {
-                                case nil:
-                                    waits.append((response.responses.count, topicResponse.partitionResponses.count, partition, info.lastOffset + 1, minISR))
-                                case let code? where code != .none:
-                                    fail(code)
-                                default:
-                                    break
-                                }
-                            }
-                        case .failure(let code):
-                            fail(code)
-                        }
-                    } catch let error as ProducerStateError {
-                        fail(error.code, error.reason)
-                    } catch {
-                        logger.error("append to \(tp) failed: \(error)")
-                        fail(.kafkaStorageError, "The broker could not write to its log.")
-                    }
-                }
-                topicResponse.partitionResponses.append(p)
-            }
-            response.responses.append(topicResponse)
+        var entries: [(TopicPartition, ByteBuffer?)] = []
+        let acksValid = acks == 0 || acks == 1 || acks == -1
+        for topic in request.topicData {
+            for data in topic.partitionData { entries.append((TopicPartition(topic.name, data.index), data.records?.bytes)) }
         }
-        if acks == 0 { return .noResponse }
-        if waits.isEmpty { return respond(response, version: version, context: context) }
-
-        // acks=all: answer once every partition's high watermark covers its append.
-        let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
-        let state = NIOLoopBoundBox(response, eventLoop: context.eventLoop)
-        let allocator = context.allocator
-        let waiter = FetchPurgatory.Waiter(
-            eventLoop: context.eventLoop,
-            partitions: waits.map(\.partitionRef.topicPartition),
-            tryComplete: { waits.allSatisfy { $0.partitionRef.acksAllStatus(requiredOffset: $0.required, minInsyncReplicas: $0.minInsync) != nil } },
-            complete: {
-                for w in waits {
-                    let code = w.partitionRef.acksAllStatus(requiredOffset: w.required, minInsyncReplicas: w.minInsync) ?? .requestTimedOut
-                    state.value.responses[w.topic].partitionResponses[w.partition].errorCode = code.rawValue
+        @Sendable func response(_ results: [PartitionAppendResult]) -> ProduceResponse {
+            var response = ProduceResponse()
+            var i = 0
+            for topic in request.topicData {
+                var out = ProduceResponse.TopicProduceResponse(name: topic.name)
+                for data in topic.partitionData {
+                    let r = acksValid ? results[i] : PartitionAppendResult(error: .invalidRequiredAcks)
+                    var p = ProduceResponse.PartitionProduceResponse(index: data.index, errorCode: r.error.rawValue, baseOffset: r.baseOffset,
+                                                                     logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset)
+                    if version >= 8 {
+                        p.errorMessage = r.message
+                        p.recordErrors = r.recordErrors
+                    }
+                    out.partitionResponses.append(p)
+                    i += 1
                 }
-                promise.succeed(OutgoingResponse(state.value, version: version, allocator: allocator))
-            })
-        purgatory.watch(waiter, waitMs: Int64(max(0, request.timeoutMs)))
-        return .respond(promise.futureResult)
+                response.responses.append(out)
+            }
+            return response
+        }
+        guard acksValid else { return acks == 0 ? .noResponse : respond(response([]), version: version, context: context) }
+        let outcome = appendRecords(entries, requiredAcks: acks, timeoutMs: Int64(max(0, request.timeoutMs)), origin: .client,
+                                    produceVersion: version, eventLoop: context.eventLoop)
+        if acks == 0 { return .noResponse }
+        switch outcome {
+        case .done(let results):
+            return respond(response(results), version: version, context: context)
+        case .waiting(let future):
+            let allocator = context.allocator
+            return .respond(future.map { OutgoingResponse(response($0), version: version, allocator: allocator) })
+        }
     }
 }
 

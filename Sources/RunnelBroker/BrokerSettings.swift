@@ -1,5 +1,6 @@
 import RunnelCore
 import RunnelMetadata
+import RunnelReplication
 
 /// What a broker needs from its `server.properties`.
 public struct BrokerSettings: Sendable {
@@ -31,6 +32,9 @@ public struct BrokerSettings: Sendable {
     public var replicaLagTimeMaxMs: Int64 = 30_000
     /// `fetch.max.bytes`: cap on one Fetch response.
     public var fetchMaxBytes: Int = 57_671_680
+    /// Replication rules broken on purpose (tests only: the simulation, and `tools/chaos` through
+    /// `RUNNEL_TEST_BROKEN_RULES`); none in any real run.
+    public var replicationFaults = ReplicationFaults()
     /// Every key of `server.properties`, for DescribeConfigs and topic defaults.
     public var staticConfig: [String: String]
 

@@ -27,17 +27,20 @@ final class GroupHost: @unchecked Sendable {
     let partitionCount: @Sendable () -> Int32
     /// The local replica of a `__consumer_offsets` partition.
     let partition: @Sendable (Int32) -> Partition?
+    /// The broker's one append path (`Broker.appendRecords`), for writes to `__consumer_offsets`.
+    let appendRecords: @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) -> AppendOutcome
     /// `offsets.commit.timeout.ms`
     var commitTimeoutMs: Int64 = 5000
-    var minInsyncReplicas: @Sendable () -> Int = { 1 }
 
     init(settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
-         partition: @escaping @Sendable (Int32) -> Partition?) {
+         partition: @escaping @Sendable (Int32) -> Partition?,
+         appendRecords: @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome) {
         self.coordinator = GroupCoordinator(settings: settings)
         self.clock = clock
         self.logger = logger
         self.partitionCount = partitionCount
         self.partition = partition
+        self.appendRecords = appendRecords
     }
 
     // MARK: ownership
@@ -198,44 +201,32 @@ final class GroupHost: @unchecked Sendable {
 
     // MARK: writing to __consumer_offsets
 
-    /// Appends records for `groupId` to its `__consumer_offsets` partition and completes once the
-    /// high watermark covers them (acks=all), or fails with the error a client should see.
+    /// Appends records for `groupId` to its `__consumer_offsets` partition through the broker's
+    /// append path with acks=all, and completes once they are replicated, or fails with the error
+    /// a group client should see.
     func append(_ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let count = partitionCount()
-        guard count > 0, let replica = partition(OffsetsTopic.partition(for: groupId, partitions: count)) else {
-            return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator))
-        }
+        guard count > 0 else { return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator)) }
+        let tp = TopicPartition(OffsetsTopic.name, OffsetsTopic.partition(for: groupId, partitions: count))
         let now = clock.wallMs()
         let batch = RecordBatches.build(records: records.enumerated().map { i, r in
             Record(offset: Int64(i), timestamp: now, key: OffsetsTopic.encode(r.0), value: r.1)
         })
-        guard case .success(let infos) = RecordBatches.validate(batch, maxBatchBytes: Int(Int32.max)) else {
-            return eventLoop.makeFailedFuture(GroupWriteError(code: .invalidCommitOffsetSize))
+        @Sendable func settle(_ results: [PartitionAppendResult]) throws {
+            let code = results.first?.error ?? .unknownServerError
+            if code != .none { throw GroupWriteError(code: Self.clientCode(code)) }
         }
-        let required: Int64
-        do {
-            switch try replica.appendAsLeader(batch, batches: infos, requiredAcks: -1, minInsyncReplicas: minInsyncReplicas(), nowMs: now) {
-            case .success(let info): required = info.lastOffset + 1
-            case .failure(let code): return eventLoop.makeFailedFuture(GroupWriteError(code: Self.clientCode(code)))
+        switch appendRecords([(tp, batch)], -1, commitTimeoutMs, eventLoop) {
+        case .done(let results):
+            do {
+                try settle(results)
+                return eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return eventLoop.makeFailedFuture(error)
             }
-        } catch {
-            return eventLoop.makeFailedFuture(GroupWriteError(code: .coordinatorNotAvailable))
+        case .waiting(let future):
+            return future.flatMapThrowing(settle)
         }
-        let promise = eventLoop.makePromise(of: Void.self)
-        let minInsync = minInsyncReplicas()
-        func settle() -> Bool {
-            guard let code = replica.acksAllStatus(requiredOffset: required, minInsyncReplicas: minInsync) else { return false }
-            if code == .none { promise.succeed(()) } else { promise.fail(GroupWriteError(code: Self.clientCode(code))) }
-            return true
-        }
-        if settle() { return promise.futureResult }
-        let waiter = FetchPurgatory.Waiter(
-            eventLoop: eventLoop, partitions: [replica.topicPartition],
-            tryComplete: { replica.acksAllStatus(requiredOffset: required, minInsyncReplicas: minInsync) != nil },
-            complete: { if !settle() { promise.fail(GroupWriteError(code: .requestTimedOut)) } })
-        purgatory?.watch(waiter, waitMs: commitTimeoutMs)
-        if purgatory == nil { promise.fail(GroupWriteError(code: .coordinatorNotAvailable)) }
-        return promise.futureResult
     }
 
     /// Kafka's mapping of a failed offsets write to what a group client understands.
@@ -243,12 +234,10 @@ final class GroupHost: @unchecked Sendable {
         switch code {
         case .notLeaderOrFollower, .kafkaStorageError: return .notCoordinator
         case .notEnoughReplicas, .notEnoughReplicasAfterAppend, .requestTimedOut, .unknownTopicOrPartition: return .coordinatorNotAvailable
-        case .messageTooLarge, .recordListTooLarge, .invalidFetchSize: return .invalidCommitOffsetSize
+        case .messageTooLarge, .recordListTooLarge, .invalidFetchSize, .corruptMessage, .invalidRecord: return .invalidCommitOffsetSize
         default: return code
         }
     }
-
-    weak var purgatory: FetchPurgatory?
 
     // MARK: timers
 

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import RunnelCore
+import RunnelReplication
 import RunnelWire
 
 /// How a follower reaches the broker that leads its partitions.
@@ -58,7 +59,7 @@ final class ReplicaFetchers: @unchecked Sendable {
         var byLeader: [Int32: [TopicPartition: Partition]] = [:]
         for p in partitions {
             guard let position = p.fetchPosition else { continue }
-            byLeader[position.leader, default: [:]][p.topicPartition] = p
+            byLeader[position.leader.rawValue, default: [:]][p.topicPartition] = p
         }
         let (started, stopped): ([ReplicaFetcher], [ReplicaFetcher]) = lock.withLock {
             var started: [ReplicaFetcher] = []
@@ -250,7 +251,7 @@ package struct ReplicaFetchPlan {
     }
 
     package var request: FetchRequest
-    package var positions: [TopicPartition: (Partition, Partition.FetchPosition)]
+    package var positions: [TopicPartition: (Partition, FetchPosition)]
     /// When the first partition held back after an error may go again (nil: none held back).
     package var wakeAt: Int64?
 
@@ -263,7 +264,7 @@ package struct ReplicaFetchPlan {
         request.maxBytes = settings.responseMaxBytes
         request.sessionId = 0
         request.sessionEpoch = -1
-        var positions: [TopicPartition: (Partition, Partition.FetchPosition)] = [:]
+        var positions: [TopicPartition: (Partition, FetchPosition)] = [:]
         var byTopic: [String: (KafkaUUID, [FetchRequest.FetchPartition])] = [:]
         var wakeAt: Int64?
         for tp in partitions.keys.sorted() {
@@ -272,11 +273,11 @@ package struct ReplicaFetchPlan {
                 wakeAt = min(wakeAt ?? until, until)
                 continue
             }
-            guard let position = partition.fetchPosition, position.leader == leaderId else { continue }
+            guard let position = partition.fetchPosition, position.leader.rawValue == leaderId else { continue }
             positions[tp] = (partition, position)
             byTopic[tp.topic, default: (partition.topicId, [])].1.append(.init(
-                partition: tp.partition, currentLeaderEpoch: position.leaderEpoch, fetchOffset: position.fetchOffset,
-                lastFetchedEpoch: position.lastFetchedEpoch, logStartOffset: position.logStartOffset,
+                partition: tp.partition, currentLeaderEpoch: position.leaderEpoch.rawValue, fetchOffset: position.fetchOffset.rawValue,
+                lastFetchedEpoch: position.lastFetchedEpoch.rawValue, logStartOffset: position.logStartOffset.rawValue,
                 partitionMaxBytes: settings.partitionMaxBytes))
         }
         request.topics = byTopic.keys.sorted().map { name in
@@ -293,10 +294,10 @@ package struct ReplicaFetchPlan {
 
     /// Each partition's answer in `response` (topics are named by id from v13), with the
     /// partition and the position it was fetched from.
-    package func answers(_ response: FetchResponse) -> [(TopicPartition, Partition, Partition.FetchPosition, FetchResponse.PartitionData)] {
+    package func answers(_ response: FetchResponse) -> [(TopicPartition, Partition, FetchPosition, FetchResponse.PartitionData)] {
         var names: [KafkaUUID: String] = [:]
         for (tp, (partition, _)) in positions { names[partition.topicId] = tp.topic }
-        var out: [(TopicPartition, Partition, Partition.FetchPosition, FetchResponse.PartitionData)] = []
+        var out: [(TopicPartition, Partition, FetchPosition, FetchResponse.PartitionData)] = []
         for topic in response.responses {
             guard let name = topic.topicId == .zero ? topic.topic : names[topic.topicId] else { continue }
             for data in topic.partitions {

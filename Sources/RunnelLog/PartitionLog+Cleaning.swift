@@ -105,12 +105,12 @@ extension PartitionLog {
         defer { file.close() }
         let size = snapshot.summary.size
         var position: Int64 = 0
-        func check(_ header: RecordBatchHeader, at at: Int64) throws {
+        func check(_ header: RecordBatchHeader, at: Int64) throws {
             guard header.magic == 2, header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
                   at + Int64(header.totalBytes) <= size
             else { throw LogCleaningError(path: path, position: at, reason: "no valid batch header") }
         }
-        func checkCRC(_ batch: ByteBuffer, _ header: RecordBatchHeader, at at: Int64) throws {
+        func checkCRC(_ batch: ByteBuffer, _ header: RecordBatchHeader, at: Int64) throws {
             let crc = RecordBatches.crc32c(batch, at: batch.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
             guard crc == header.crc else { throw LogCleaningError(path: path, position: at, reason: "CRC mismatch") }
         }

@@ -1,5 +1,5 @@
-// When a parked fetch on a leader may answer (Broker.fetchReady, which the broker's purgatory and
-// the replication simulation both ask): a consumer once the high watermark passes its offset, a
+// When a parked fetch on a leader may answer (the replication core's rule, which the broker's
+// purgatory asks through Partition.fetchReady): a consumer once the high watermark passes its offset, a
 // follower only once there is data past its offset. A follower is not woken by a move of the
 // high watermark alone, as in Kafka's DelayedFetch; it learns it with its next data.
 import NIOCore
@@ -18,11 +18,8 @@ struct FetchReadyTests {
         let tp = TopicPartition("t", 0)
         let partition = try threeReplicaLeader(tp)
         func follow(_ replica: Int32, from offset: Int64) { fetchAsFollower(partition, replica: replica, from: offset) }
-        func target(at offset: Int64) -> Broker.FetchTarget {
-            Broker.FetchTarget(topicPartition: tp, offset: offset)
-        }
         func ready(_ replicaId: Int32, at offset: Int64) -> Bool {
-            Broker.fetchReady([target(at: offset)], replicaId: replicaId, minBytes: 1) { $0 == tp ? partition : nil }
+            partition.fetchReady(replica: replicaId, fetchOffset: offset)
         }
 
         let (first, firstInfos) = recordBatch(3)
@@ -44,28 +41,18 @@ struct FetchReadyTests {
     }
 }
 
-extension Broker.FetchTarget {
-    /// A target on partition `tp` at `offset`, as Broker.fetchTargets would resolve it.
-    init(topicPartition tp: TopicPartition, offset: Int64) {
-        self.init(topicIndex: 0, partitionIndex: 0, topicPartition: tp,
-                  request: .init(partition: tp.partition, currentLeaderEpoch: 0, fetchOffset: offset, lastFetchedEpoch: -1,
-                                 logStartOffset: 0, partitionMaxBytes: 1_048_576),
-                  error: nil)
-    }
-}
-
 @Suite("Fetch purgatory")
-struct FetchPurgatoryTests {
+struct DelayedFetchPurgatoryTests {
     final class Flag: @unchecked Sendable { var ready = false; var completions = 0 }
 
     @Test("notify answers the waiters that can answer, each once; the rest wait for more data or their deadline")
     func notifyCompletesReadyWaiters() {
         let loop = EmbeddedEventLoop()
-        let purgatory = FetchPurgatory()
+        let purgatory = DelayedFetchPurgatory()
         let tp = TopicPartition("t", 0)
         let flags = (0..<3).map { _ in Flag() }
         for flag in flags {
-            let waiter = FetchPurgatory.Waiter(eventLoop: loop, partitions: [tp], tryComplete: { flag.ready },
+            let waiter = DelayedFetchPurgatory.Waiter(eventLoop: loop, partitions: [tp], tryComplete: { flag.ready },
                                                complete: { flag.completions += 1 })
             purgatory.watch(waiter, waitMs: 500)
         }

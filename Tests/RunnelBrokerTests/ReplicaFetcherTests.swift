@@ -63,7 +63,7 @@ struct ReplicaFetcherTests {
         let follower = Partition(
             topicPartition: tp, topicId: KafkaUUID(high: 7, low: 7), log: log,
             registration: PartitionRegistration(replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
-            localId: 1, highWatermark: 0, nowMs: 0, onHighWatermark: { _ in })
+            localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
         var settings = ReplicaFetchSettings()
         settings.backoffMs = 1000
         let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: 1, brokerEpoch: { 1 }, clock: clock,

@@ -2,9 +2,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RunnelCore
 
-/// Long-polling fetches waiting for data: each waits on some partitions until `tryComplete`
-/// says it has enough, or its deadline passes. Completion always runs on the fetch's own loop.
-final class FetchPurgatory: @unchecked Sendable {
+/// Long-polling fetches waiting for data (Kafka's DelayedFetch purgatory): each waits on some
+/// partitions until `tryComplete` says it has enough, or its deadline passes. Completion always
+/// runs on the fetch's own loop. Partitions wake it when their high watermark or log end moves.
+final class DelayedFetchPurgatory: @unchecked Sendable {
     final class Waiter: @unchecked Sendable {
         let eventLoop: any EventLoop
         let partitions: [TopicPartition]
@@ -59,8 +60,7 @@ final class FetchPurgatory: @unchecked Sendable {
     }
 
     /// Re-checks fetches waiting on `tp` (new data became visible): one task per event loop
-    /// for all of its waiters, not one per waiter, since every move of a high watermark
-    /// re-checks every acks=all produce still waiting on the partition.
+    /// for all of its waiters, not one per waiter.
     func notify(_ tp: TopicPartition) {
         let waiting: [Waiter] = lock.withLock { watchers[tp].map { Array($0.values) } ?? [] }
         guard !waiting.isEmpty else { return }
