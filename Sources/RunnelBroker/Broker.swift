@@ -19,7 +19,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let controller: any ControllerChannel
     let clock: any Clock
     let logger: Logger
-    let purgatory = FetchPurgatory()
+    /// Fetches parked until their data arrives (Kafka's DelayedFetch).
+    let delayedFetches = DelayedFetchPurgatory()
+    /// acks=all appends parked until they are replicated (Kafka's DelayedProduce).
+    let delayedProduces = DelayedProducePurgatory()
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
     private let partitionLock = NIOLock()
@@ -64,14 +67,17 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.groups = GroupHost(
             settings: groupSettings, clock: clock, logger: logger,
             partitionCount: { Int32(box.withLockedValue { $0.topic(named: OffsetsTopic.name)?.partitionCount ?? 0 }) },
-            partition: { groupsRef.broker?.partition(TopicPartition(OffsetsTopic.name, $0)) })
+            partition: { groupsRef.broker?.partition(TopicPartition(OffsetsTopic.name, $0)) },
+            appendRecords: { entries, acks, timeoutMs, loop in
+                guard let broker = groupsRef.broker else {
+                    return .done(entries.map { _ in PartitionAppendResult(error: .notCoordinator) })
+                }
+                return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
+            })
         if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
         if let v = config["offsets.retention.minutes"].flatMap({ Int64($0) }) { groups.offsetsRetentionMs = v * 60_000 }
         if let v = config["offsets.retention.check.interval.ms"].flatMap({ Int64($0) }) { groups.offsetsRetentionCheckIntervalMs = v }
-        groups.minInsyncReplicas = { Int(box.withLockedValue { $0.configs(of: .init(.topic, OffsetsTopic.name))["min.insync.replicas"] }.flatMap { Int($0) }
-            ?? config["min.insync.replicas"].flatMap { Int($0) } ?? 1) }
         groupsRef.broker = self
-        groups.purgatory = purgatory
     }
 
     /// The metadata image this broker serves from.
@@ -108,8 +114,26 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// fetching as the incarnation registered now.
     package static func isrEligibility(_ image: MetadataImage) -> IsrEligibility {
         IsrEligibility(
-            isLive: { id in image.brokers[NodeID(id)].map { !$0.fenced && !$0.inControlledShutdown } ?? false },
-            registeredEpoch: { id in image.brokers[NodeID(id)]?.epoch ?? -1 })
+            isLive: { id in image.brokers[id].map { !$0.fenced && !$0.inControlledShutdown } ?? false },
+            registeredEpoch: { id in image.brokers[id].flatMap { BrokerEpoch.known($0.epoch) } })
+    }
+
+    /// Carries out what a partition's replication core asked for beyond the partition's own log:
+    /// wakes the fetches parked on it, answers the produces waiting on it, proposes ISR changes.
+    func carryOut(_ actions: [ReplicationAction], for partition: Partition) {
+        for action in actions {
+            switch action {
+            case .highWatermarkMoved, .logEndMoved:
+                delayedFetches.notify(partition.topicPartition)
+            case .completeProduce(let id, let code):
+                delayedProduces.completed(id, code: code)
+            case .proposeIsr(let proposal):
+                proposeIsr(partition, proposal, image: image)
+            case .beginLeaderEpoch, .follow, .leaderless:
+                // Done by the partition (the epoch) and by `publish` (the fetchers).
+                break
+            }
+        }
     }
 
     /// The broker epoch of this process's registration, -1 before it registered.
@@ -122,9 +146,21 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let live = Self.isrEligibility(image)
         let now = clock.monotonicMs()
         for partition in hostedPartitions {
-            if let proposal = partition.isrCheck(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: live) {
-                proposeIsr(partition, proposal, image: image)
+            partition.checkIsr(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: live)
+        }
+    }
+
+    /// Runs the ISR check every `replica.lag.time.max.ms` / 2 on `eventLoop` (Kafka's
+    /// isr-expiration task), on a timer of its own so that no disk work delays it.
+    @discardableResult
+    public func startIsrChecks(on eventLoop: any EventLoop) -> RepeatedTask {
+        let interval = TimeAmount.milliseconds(max(1, settings.replicaLagTimeMaxMs / 2))
+        return eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
+            guard let self else {
+                task.cancel()
+                return
             }
+            self.checkIsr()
         }
     }
 
@@ -132,17 +168,17 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     func proposeIsr(_ partition: Partition, _ proposal: IsrProposal, image: MetadataImage) {
         var data = AlterPartitionRequest.PartitionData()
         data.partitionIndex = partition.topicPartition.partition
-        data.leaderEpoch = proposal.leaderEpoch
-        data.partitionEpoch = proposal.partitionEpoch
+        data.leaderEpoch = proposal.leaderEpoch.rawValue
+        data.partitionEpoch = proposal.partitionEpoch.rawValue
         let own = ownBrokerEpoch
         data.newIsrWithEpochs = zip(proposal.isr, proposal.brokerEpochs).map { id, epoch in
-            .init(brokerId: id, brokerEpoch: id == settings.nodeId ? own : epoch)
+            .init(brokerId: id.rawValue, brokerEpoch: id.rawValue == settings.nodeId ? own : epoch?.rawValue ?? -1)
         }
         var request = AlterPartitionRequest()
         request.brokerId = settings.nodeId
         request.brokerEpoch = own
         request.topics = [.init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])]
-        logger.info("proposing ISR \(proposal.isr) for \(partition.topicPartition) (partition epoch \(proposal.partitionEpoch))")
+        logger.info("proposing ISR \(proposal.isr.map(\.rawValue)) for \(partition.topicPartition) (partition epoch \(proposal.partitionEpoch))")
         let clock = self.clock
         let logger = self.logger
         controller.send(request, version: 3).whenComplete { result in
@@ -211,11 +247,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         for id in touchedTopics {
             guard let topic = image.topic(id: id) else { continue }
             let config = Self.logConfig(topic: topic.name, image: image, resolver: resolver)
+            let minInsync = resolver.topicValue("min.insync.replicas", topic: topic.name, image: image).flatMap { Int($0) } ?? 1
             for (index, registration) in topic.partitions {
                 let tp = TopicPartition(topic.name, index)
                 if registration.replicas.contains(settings.nodeId) {
                     do {
-                        try ensurePartition(tp, topicId: topic.id, registration: registration, config: config, nowMs: now)
+                        try ensurePartition(tp, topicId: topic.id, registration: registration, config: config, minInsync: minInsync, nowMs: now)
                     } catch {
                         logger.error("cannot open the log of \(tp): \(error)")
                     }
@@ -295,9 +332,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
     }
 
-    private func ensurePartition(_ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig, nowMs: Int64) throws {
+    private func ensurePartition(_ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig,
+                                 minInsync: Int, nowMs: Int64) throws {
         if let existing = partition(tp), existing.topicId == topicId {
             existing.log.config = config
+            existing.minInsyncReplicas = minInsync
             if existing.update(registration, nowMs: clock.monotonicMs()) == .becameLeader {
                 noteLeadership(existing, registration)
             }
@@ -307,8 +346,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let log = try logManager.getOrCreate(tp, topicId: topicId, config: config, nowMs: nowMs)
         let partition = Partition(
             topicPartition: tp, topicId: topicId, log: log, registration: registration, localId: settings.nodeId,
-            highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(),
-            onHighWatermark: { [purgatory] p in purgatory.notify(p.topicPartition) })
+            highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(), faults: settings.replicationFaults,
+            onActions: { [weak self] partition, actions in self?.carryOut(actions, for: partition) })
+        partition.minInsyncReplicas = minInsync
         partitionLock.withLock { partitions[tp] = partition }
         if partition.isLeader { noteLeadership(partition, registration) }
     }
@@ -329,7 +369,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         removed?.markRemoved()
         if removed != nil || force {
             do { try logManager.delete(tp) } catch { logger.error("cannot delete the log of \(tp): \(error)") }
-            purgatory.notify(tp)
+            delayedFetches.notify(tp)
         }
     }
 
@@ -432,7 +472,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             .map { OutgoingResponse($0, version: version, allocator: context.allocator) }
             .flatMapErrorThrowing { error in
                 logger.info("controller request \(R.apiKey.name) failed: \(error)")
-                guard let response = Self.failure(request, code: .notController) else { throw error }
+                guard let response = ControllerRequests.failure(request, code: .notController) else { throw error }
                 return OutgoingResponse(response, version: version, allocator: context.allocator)
             }
         return .respond(future)
@@ -449,45 +489,6 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             let deleted = r.responses.filter { $0.errorCode == 0 }.compactMap(\.name)
             if deleted.isEmpty { return nil }
             return { image in deleted.allSatisfy { image.topic(named: $0) == nil } }
-        default:
-            return nil
-        }
-    }
-
-    /// The answer to a controller request when it could not run: `code` on every item.
-    public static func failure<R: RequestMessage>(_ request: R, code: ErrorCode) -> R.Response? {
-        let message = "The active controller is not available; retry."
-        switch request {
-        case let r as CreateTopicsRequest:
-            return CreateTopicsResponse(topics: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message, configs: nil) }) as? R.Response
-        case let r as DeleteTopicsRequest:
-            let byName = r.topicNames.map { DeleteTopicsResponse.DeletableTopicResult(name: $0, errorCode: code.rawValue, errorMessage: message) }
-            let byState = r.topics.map { DeleteTopicsResponse.DeletableTopicResult(name: $0.name, topicId: $0.topicId, errorCode: code.rawValue, errorMessage: message) }
-            return DeleteTopicsResponse(responses: byName + byState) as? R.Response
-        case let r as CreatePartitionsRequest:
-            return CreatePartitionsResponse(results: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message) }) as? R.Response
-        case let r as IncrementalAlterConfigsRequest:
-            return IncrementalAlterConfigsResponse(responses: r.resources.map {
-                .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
-            }) as? R.Response
-        case let r as AlterConfigsRequest:
-            return AlterConfigsResponse(responses: r.resources.map {
-                .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
-            }) as? R.Response
-        case is AllocateProducerIdsRequest:
-            return AllocateProducerIdsResponse(errorCode: code.rawValue) as? R.Response
-        case is BrokerRegistrationRequest:
-            return BrokerRegistrationResponse(errorCode: code.rawValue) as? R.Response
-        case is BrokerHeartbeatRequest:
-            return BrokerHeartbeatResponse(errorCode: code.rawValue) as? R.Response
-        case is UnregisterBrokerRequest:
-            return UnregisterBrokerResponse(errorCode: code.rawValue) as? R.Response
-        case is AlterPartitionRequest:
-            return AlterPartitionResponse(errorCode: code.rawValue) as? R.Response
-        case let r as ElectLeadersRequest:
-            return ElectLeadersResponse(errorCode: code.rawValue, replicaElectionResults: (r.topicPartitions ?? []).map { t in
-                .init(topic: t.topic, partitionResult: t.partitions.map { .init(partitionId: $0, errorCode: code.rawValue, errorMessage: message) })
-            }) as? R.Response
         default:
             return nil
         }
@@ -557,10 +558,3 @@ final class GroupHostRefs: @unchecked Sendable {
     weak var broker: Broker?
 }
 
-/// Which brokers may join an ISR (ISR expansion's rule, KIP-903 included).
-package struct IsrEligibility {
-    /// Registered, unfenced, not in controlled shutdown.
-    package var isLive: (Int32) -> Bool
-    /// The broker epoch of the broker's registration now (-1 unknown).
-    package var registeredEpoch: (Int32) -> Int64
-}

@@ -4,12 +4,6 @@ import NIOCore
 import NIOPosix
 import RunnelWire
 
-/// Why a request to a peer got no answer.
-public struct ConnectionError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// One outbound Kafka connection: sends requests, matches responses by correlation id, and
 /// fails everything in flight when the connection drops.
 final class KafkaResponseHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -183,5 +177,18 @@ public final class PeerClient: @unchecked Sendable {
             return c
         }
         channel?.close(promise: nil)
+    }
+}
+
+extension PeerClient: PeerConnection {}
+
+/// Connections over TCP with `PeerClient`.
+public struct NIOPeerConnector: PeerConnector {
+    public let group: any EventLoopGroup
+
+    public init(group: any EventLoopGroup) { self.group = group }
+
+    public func connect(host: String, port: Int, clientId: String, eventLoop: (any EventLoop)?) -> any PeerConnection {
+        PeerClient(host: host, port: port, clientId: clientId, group: eventLoop ?? group)
     }
 }

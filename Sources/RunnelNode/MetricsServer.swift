@@ -37,8 +37,6 @@ public enum NodeMetrics {
     static let hostedPartitions = Gauge(label: "runnel_partitions")
     static let underMinIsrPartitions = Gauge(label: "runnel_under_min_isr_partitions")
     static let logFlushDuration = Timer(label: "runnel_log_flush_duration_seconds")
-    static let controllerQueueTime = Timer(label: "runnel_controller_event_queue_time_seconds")
-    static let controllerProcessingTime = Timer(label: "runnel_controller_event_processing_time_seconds")
     static let metadataOffset = Gauge(label: "runnel_metadata_applied_offset")
 }
 

@@ -28,8 +28,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var servers: [KafkaServer] = []
     private var logManager: LogManager?
     public private(set) var broker: Broker?
-    private var quorum: MetadataQuorum<NIORaftRuntime>?
-    private var runtime: NIORaftRuntime?
+    private var quorum: MetadataQuorum<KafkaRaftRuntime>?
+    private var runtime: KafkaRaftRuntime?
     private var lifecycle: BrokerLifecycle?
     private var brokerPeers: BrokerPeers?
     /// The broker's network way to the active controller (nil in-process or without a broker).
@@ -98,8 +98,9 @@ public final class RunnelServer: @unchecked Sendable {
         settings.deleteTopicEnable = config.deleteTopicEnable
         let resolver = ConfigResolver(staticBrokerConfig: config.properties.entries, brokerId: config.nodeId)
         let loop = quorumGroup.next()
-        let runtime = NIORaftRuntime(eventLoop: loop, pool: pool, clusterId: clusterId, voters: config.voters, selfId: config.nodeId,
-                                     group: networkGroup, logger: logger)
+        let connector = NIOPeerConnector(group: networkGroup)
+        let runtime = KafkaRaftRuntime(eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) }, clock: clock,
+                                       clusterId: clusterId, voters: config.voters, selfId: config.nodeId, connector: connector, logger: logger)
         var raft = RaftConfig(nodeId: NodeID(config.nodeId), voters: config.voters.map { NodeID($0.id) })
         raft.electionTimeoutMs = config.quorumElectionTimeoutMs
         raft.fetchTimeoutMs = config.quorumFetchTimeoutMs
@@ -156,18 +157,19 @@ public final class RunnelServer: @unchecked Sendable {
             let inProcess = config.isController && config.voters.count == 1
             let controllerChannel: any ControllerChannel = inProcess
                 ? QuorumControllerChannel(quorum: quorum, eventLoop: loop)
-                : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, group: networkGroup, logger: logger,
-                                          leaderHint: { leaderHint.withLockedValue { $0 } })
+                : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, connector: connector, eventLoop: networkGroup.next(),
+                                          logger: logger, leaderHint: { leaderHint.withLockedValue { $0 } })
             channel = controllerChannel
             remoteController = controllerChannel as? RemoteControllerChannel
             let b = Broker(settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock, logger: logger)
             broker = b
             self.broker = b
             try await loop.submit { quorum.subscribe { delta, image in b.publish(delta: delta, image: image) } }.get()
-            let peers = BrokerPeers(group: networkGroup, localId: config.nodeId, listenerName: config.interBrokerListenerName,
-                                    image: { b.image })
+            let peers = BrokerPeers(eventLoop: networkGroup.next(), connector: connector, localId: config.nodeId,
+                                    listenerName: config.interBrokerListenerName, image: { b.image })
             brokerPeers = peers
             b.startReplication(transport: peers, settings: config.replicaFetch)
+            b.startIsrChecks(on: peers.eventLoop)
             b.startGroups(on: peers.eventLoop)
         }
         try await loop.submit { try quorum.start() }.get()
@@ -186,14 +188,18 @@ public final class RunnelServer: @unchecked Sendable {
             // so their first Metadata answer lists it.
             try await bindBrokerListeners(broker, networkGroup: networkGroup)
             let lifecycle = BrokerLifecycle(
-                brokerId: config.nodeId, clusterId: clusterId, channel: channel, heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
-                logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
+                brokerId: config.nodeId, channel: channel, heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
+                eventLoop: networkGroup.next(), logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
             self.lifecycle = lifecycle
-            try await lifecycle.register(registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs)
+            do {
+                _ = try await lifecycle.register(registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs).get()
+            } catch let error as BrokerRegistrationError {
+                throw StorageError(error.description)
+            }
             // On the quorum's loop, where every publish runs.
             let brokerEpoch = lifecycle.brokerEpoch
             try await loop.submit { broker.registered(brokerEpoch: brokerEpoch) }.get()
-            if !(await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs)) {
+            if !(try await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs).get()) {
                 logger.warning("the broker is still fenced; serving anyway (its partitions stay led elsewhere)")
             }
             lifecycle.startHeartbeats()
@@ -257,9 +263,8 @@ public final class RunnelServer: @unchecked Sendable {
         let thread = Thread { [self] in
             var lastRetention = clock.monotonicMs()
             var lastCheckpoint = clock.monotonicMs()
-            var lastIsrCheck = clock.monotonicMs()
             var lastHighWatermarks = clock.monotonicMs()
-            let tickMs: Int64 = max(10, min(500, config.logRetentionCheckIntervalMs, config.replicaLagTimeMaxMs / 2))
+            let tickMs: Int64 = max(10, min(500, config.logRetentionCheckIntervalMs))
             while !stopping.withLockedValue({ $0 }) {
                 Thread.sleep(forTimeInterval: Double(tickMs) / 1000)
                 guard let logManager, !stopping.withLockedValue({ $0 }) else { break }
@@ -272,10 +277,6 @@ public final class RunnelServer: @unchecked Sendable {
                 }
                 LogFlusher.run(logManager, nowMs: clock.wallMs(), logger: logger)
                 if let broker { BrokerGauges.refresh(broker) }
-                if let broker, now - lastIsrCheck >= config.replicaLagTimeMaxMs / 2 {
-                    lastIsrCheck = now
-                    broker.checkIsr()
-                }
                 if let broker, now - lastHighWatermarks >= config.highWatermarkCheckpointIntervalMs {
                     lastHighWatermarks = now
                     do { try logManager.checkpointHighWatermarks(broker.highWatermarks) } catch { logger.error("high watermark checkpoint failed: \(error)") }
@@ -332,7 +333,7 @@ public final class RunnelServer: @unchecked Sendable {
         logger.info("shutting down")
         if let lifecycle {
             // Controlled shutdown: leadership moves away before the process goes.
-            await lifecycle.controlledShutdown(timeoutMs: config.controlledShutdownTimeoutMs)
+            try? await lifecycle.controlledShutdown(timeoutMs: config.controlledShutdownTimeoutMs).get()
         }
         if let quorum, let runtime {
             // Hand leadership over before going (EndQuorumEpoch), then stop the driver.
@@ -405,7 +406,7 @@ enum BrokerGauges {
 
 /// Gauges of the metadata quorum, read on the quorum's loop.
 enum QuorumGauges {
-    static func refresh(_ quorum: MetadataQuorum<NIORaftRuntime>) {
+    static func refresh(_ quorum: MetadataQuorum<KafkaRaftRuntime>) {
         NodeMetrics.metadataOffset.record(quorum.committedImage.provenance.lastOffset)
     }
 }

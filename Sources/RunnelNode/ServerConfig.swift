@@ -1,3 +1,4 @@
+import RunnelWire
 import Foundation
 import RunnelBroker
 import RunnelCore
@@ -49,12 +50,6 @@ public struct ListenerSpec: Sendable, Equatable {
     }
 }
 
-/// A static voter: `id@host:port`.
-public struct VoterSpec: Sendable, Equatable {
-    public var id: Int32
-    public var host: String
-    public var port: Int
-}
 
 /// The node's configuration, read from a `server.properties` file with Kafka's key names.
 public struct ServerConfig: Sendable {

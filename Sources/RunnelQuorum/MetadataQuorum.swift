@@ -235,4 +235,7 @@ enum QuorumMetrics {
     static let commitLatency = Timer(label: "runnel_raft_commit_latency_seconds")
     /// Partitions with no leader in the committed image (Kafka's OfflinePartitionsCount).
     static let offlinePartitions = Gauge(label: "runnel_offline_partitions")
+    /// How long a controller request waited for the quorum's event loop, and how long it ran there.
+    static let controllerQueueTime = Timer(label: "runnel_controller_event_queue_time_seconds")
+    static let controllerProcessingTime = Timer(label: "runnel_controller_event_processing_time_seconds")
 }

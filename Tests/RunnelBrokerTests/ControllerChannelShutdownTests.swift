@@ -8,7 +8,8 @@ import NIOCore
 import NIOPosix
 import RunnelWire
 import Testing
-@testable import RunnelNode
+import RunnelBroker
+import RunnelNetwork
 
 @Suite("Controller channel shutdown")
 struct ControllerChannelShutdownTests {
@@ -17,7 +18,8 @@ struct ControllerChannelShutdownTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Port 1 on loopback: nothing listens, so every attempt fails and would be retried.
         let channel = RemoteControllerChannel(voters: [VoterSpec(id: 1, host: "127.0.0.1", port: 1)], brokerId: 4,
-                                              group: group, logger: Logger(label: "test"), leaderHint: { -1 })
+                                              connector: NIOPeerConnector(group: group), eventLoop: group.next(),
+                                              logger: Logger(label: "test"), leaderHint: { -1 })
         channel.retryDeadlineMs = 60_000
         channel.shutdown()
         // Without the shutdown, every attempt would be retried until the deadline and the

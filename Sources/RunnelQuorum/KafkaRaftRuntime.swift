@@ -1,60 +1,64 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
 import RunnelCore
-import RunnelNetwork
-import RunnelQuorum
 import RunnelRaft
 import RunnelWire
 
-/// The Raft runtime of a real process: one event loop for the core and driver, a thread pool for
-/// fsyncs, the system clock, and Kafka connections to the other voters. Outbound Raft requests
-/// become Kafka requests; the core's answers complete the inbound requests they answer.
-final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
-    let eventLoop: any EventLoop
-    let pool: NIOThreadPool
-    let clock = SystemClock()
-    let clusterId: String
+/// Runs work that may block (an fsync) off the event loop; the future completes on `eventLoop`.
+/// A process runs it on a thread pool; the simulator runs it as a task of its own.
+public typealias BlockingRunner = @Sendable (_ eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> Void) -> EventLoopFuture<Void>
+
+/// The Raft runtime over the Kafka protocol: one event loop for the core and driver, a way to run
+/// fsyncs off it, a clock, and Kafka connections to the other voters. Outbound Raft requests
+/// become Kafka requests; the core's answers complete the inbound requests they answer (see
+/// `QuorumEndpoint`). A process runs it over NIO and TCP; the simulator over its virtual loop and
+/// network, so both run this code.
+public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    let blocking: BlockingRunner
+    let clock: any Clock
+    public let clusterId: String
     let logger: Logger
-    private var peers: [NodeID: PeerClient] = [:]
+    private var peers: [NodeID: any PeerConnection] = [:]
     /// Hands a message to the driver (set once the driver exists). Runs on the event loop.
-    var deliver: ((RaftMessage<MetadataPayload>, NodeID) -> Void)?
+    public var deliver: ((RaftMessage<MetadataPayload>, NodeID) -> Void)?
     /// Reports a peer that could not be reached (runs on the event loop).
-    var unreachable: ((NodeID) -> Void)?
+    public var unreachable: ((NodeID) -> Void)?
     /// Answers the core has not given yet, per peer and request kind, oldest first.
     private var inbound: [NodeID: [String: [EventLoopPromise<RaftMessage<MetadataPayload>>]]] = [:]
     /// Last known state for answering superseded requests.
-    var currentEpoch: () -> (epoch: Int32, leaderId: Int32, highWatermark: Int64) = { (0, -1, -1) }
+    public var currentEpoch: () -> (epoch: Int32, leaderId: Int32, highWatermark: Int64) = { (0, -1, -1) }
     let fetchBytesMax: Int32 = 8 * 1024 * 1024
 
-    init(eventLoop: any EventLoop, pool: NIOThreadPool, clusterId: String, voters: [VoterSpec], selfId: Int32, group: any EventLoopGroup, logger: Logger) {
+    public init(eventLoop: any EventLoop, blocking: @escaping BlockingRunner, clock: any Clock, clusterId: String, voters: [VoterSpec],
+                selfId: Int32, connector: any PeerConnector, logger: Logger) {
         self.eventLoop = eventLoop
-        self.pool = pool
+        self.blocking = blocking
+        self.clock = clock
         self.clusterId = clusterId
         self.logger = logger
         for voter in voters where voter.id != selfId {
-            peers[NodeID(voter.id)] = PeerClient(host: voter.host, port: voter.port, clientId: "raft-\(selfId)", group: group)
+            peers[NodeID(voter.id)] = connector.connect(host: voter.host, port: voter.port, clientId: "raft-\(selfId)", eventLoop: nil)
         }
     }
 
-    var nowMs: Int64 { clock.monotonicMs() }
-    var wallMs: Int64 { clock.wallMs() }
+    public var nowMs: Int64 { clock.monotonicMs() }
+    public var wallMs: Int64 { clock.wallMs() }
 
-    func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void) {
+    public func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void) {
         let box = UnsafeTransfer(work)
         eventLoop.scheduleTask(in: .milliseconds(delayMs)) { box.value() }
     }
 
-    func execute(_ work: @escaping () -> Void) {
+    public func execute(_ work: @escaping () -> Void) {
         let box = UnsafeTransfer(work)
         eventLoop.execute { box.value() }
     }
 
-    func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void) {
+    public func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void) {
         let workBox = UnsafeTransfer(work)
         let thenBox = UnsafeTransfer(then)
-        pool.runIfActive(eventLoop: eventLoop) { try workBox.value() }.whenComplete { result in
+        blocking(eventLoop) { try workBox.value() }.whenComplete { result in
             switch result {
             case .success: thenBox.value(nil)
             case .failure(let error): thenBox.value(error)
@@ -62,7 +66,7 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
         }
     }
 
-    func send(_ message: RaftMessage<MetadataPayload>, to: NodeID) {
+    public func send(_ message: RaftMessage<MetadataPayload>, to: NodeID) {
         switch message {
         case .vote(let r):
             request(to, RaftWire.request(r, clusterId: clusterId, to: to), version: RaftWire.voteVersion) { response in
@@ -104,7 +108,7 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
         }
     }
 
-    func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void) {
+    public func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void) {
         guard let peer = peers[node] else {
             completion(.failure(ConnectionError("no connection to node \(node)")))
             return
@@ -133,7 +137,7 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
 
     /// Registers an inbound request from `from` and hands it to the driver; the future completes
     /// with the core's answer.
-    func receive(_ message: RaftMessage<MetadataPayload>, from: NodeID) -> EventLoopFuture<RaftMessage<MetadataPayload>> {
+    public func receive(_ message: RaftMessage<MetadataPayload>, from: NodeID) -> EventLoopFuture<RaftMessage<MetadataPayload>> {
         eventLoop.flatSubmit { [self] in
             let promise = eventLoop.makePromise(of: RaftMessage<MetadataPayload>.self)
             let kind = Self.answerKind(of: message)
@@ -171,13 +175,13 @@ final class NIORaftRuntime: RaftRuntime, @unchecked Sendable {
         }
     }
 
-    func closePeers() {
+    public func closePeers() {
         for peer in peers.values { peer.shutdown() }
     }
 }
 
-/// Carries a non-Sendable closure to the event loop that owns it.
-struct UnsafeTransfer<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// Carries a non-Sendable value to the event loop that owns it.
+public struct UnsafeTransfer<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
 }

@@ -1,21 +1,25 @@
 import Logging
 import NIOCore
-import RunnelBroker
 import RunnelCore
-import RunnelNetwork
-import RunnelQuorum
 import RunnelRaft
 import RunnelWire
 
 /// The controller listener: Kafka's Raft APIs (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch on
 /// `__cluster_metadata`), DescribeQuorum and ApiVersions. Requests are handed to the quorum's
 /// event loop; answers come back when the core gives them (a fetch may be parked).
-struct QuorumEndpoint: RequestHandler {
-    let quorum: MetadataQuorum<NIORaftRuntime>
-    let runtime: NIORaftRuntime
+public struct QuorumEndpoint: RequestHandler {
+    let quorum: MetadataQuorum<KafkaRaftRuntime>
+    let runtime: KafkaRaftRuntime
     let clusterId: String
     /// The voters and their controller listeners (DescribeCluster on this listener lists them).
     let voters: [VoterSpec]
+
+    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, runtime: KafkaRaftRuntime, clusterId: String, voters: [VoterSpec]) {
+        self.quorum = quorum
+        self.runtime = runtime
+        self.clusterId = clusterId
+        self.voters = voters
+    }
 
     static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
         .apiVersions: 0...4,
@@ -40,7 +44,7 @@ struct QuorumEndpoint: RequestHandler {
         .unregisterBroker: 0...0,
     ]
 
-    func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
+    public func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
         let key = request.header.apiKey
         let version = request.header.apiVersion
         if key == .apiVersions { return apiVersions(version, context: context) }
@@ -164,7 +168,7 @@ struct QuorumEndpoint: RequestHandler {
         let future = QuorumControllerChannel(quorum: quorum, eventLoop: runtime.eventLoop, unfenceOnRegistration: false).send(request, version: version)
             .map { OutgoingResponse($0, version: version, allocator: allocator) }
             .flatMapErrorThrowing { error in
-                guard let response = Broker.failure(request, code: .notController) else { throw error }
+                guard let response = ControllerRequests.failure(request, code: .notController) else { throw error }
                 return OutgoingResponse(response, version: version, allocator: allocator)
             }
         return .respond(future)
@@ -197,7 +201,7 @@ struct QuorumEndpoint: RequestHandler {
     }
 
     /// DescribeQuorum from this node's view (accurate on the leader, as in Kafka).
-    static func describeQuorum(_ quorum: MetadataQuorum<NIORaftRuntime>) -> DescribeQuorumResponse {
+    public static func describeQuorum(_ quorum: MetadataQuorum<KafkaRaftRuntime>) -> DescribeQuorumResponse {
         let node = quorum.driver.node
         var partition = DescribeQuorumResponse.PartitionData()
         partition.partitionIndex = 0

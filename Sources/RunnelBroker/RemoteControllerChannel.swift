@@ -1,35 +1,38 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import RunnelBroker
 import RunnelCore
-import RunnelNetwork
 import RunnelWire
 
 /// A broker's way to the active controller over the network: requests go to the controller the
 /// broker believes is active (the leader its metadata fetches name); NOT_CONTROLLER or a dead
 /// connection sends them on to the next voter, with a short backoff, until a deadline.
-final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
-    private let peers: [(id: Int32, client: PeerClient)]
+public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
+    private let peers: [(id: Int32, client: any PeerConnection)]
     private let eventLoop: any EventLoop
     private let logger: Logger
     /// The active controller as the broker's metadata fetches report it (-1: unknown).
     let leaderHint: @Sendable () -> Int32
     /// How long a request may look for the active controller.
-    var retryDeadlineMs: Int64 = 30_000
-    var backoffMs: Int64 = 50
+    public var retryDeadlineMs: Int64 = 30_000
+    /// How long one attempt may go unanswered before its connection is dropped and the request
+    /// goes to the next voter (Kafka's `controller.socket.timeout.ms`): across a network
+    /// partition a request would otherwise wait on its connection for as long as TCP keeps it.
+    public var requestTimeoutMs: Int64 = 30_000
+    public var backoffMs: Int64 = 50
     private let stopped = NIOLockedValueBox(false)
 
-    init(voters: [VoterSpec], brokerId: Int32, group: any EventLoopGroup, logger: Logger, leaderHint: @escaping @Sendable () -> Int32) {
-        self.peers = voters.map { ($0.id, PeerClient(host: $0.host, port: $0.port, clientId: "broker-\(brokerId)", group: group)) }
-        self.eventLoop = group.next()
+    public init(voters: [VoterSpec], brokerId: Int32, connector: any PeerConnector, eventLoop: any EventLoop, logger: Logger,
+                leaderHint: @escaping @Sendable () -> Int32) {
+        self.peers = voters.map { ($0.id, connector.connect(host: $0.host, port: $0.port, clientId: "broker-\(brokerId)", eventLoop: nil)) }
+        self.eventLoop = eventLoop
         self.logger = logger
         self.leaderHint = leaderHint
     }
 
-    func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
+    public func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
         let promise = eventLoop.makePromise(of: R.Response.self)
-        let deadline = NIODeadline.now() + .milliseconds(retryDeadlineMs)
+        let deadline = eventLoop.now + .milliseconds(retryDeadlineMs)
         attempt(request, version: version, index: nil, deadline: deadline, promise: promise)
         return promise.futureResult
     }
@@ -38,7 +41,9 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
         let hint = leaderHint()
         let i = index ?? (peers.firstIndex { $0.id == hint } ?? 0)
         let peer = peers[i % peers.count]
+        let timeout = eventLoop.scheduleTask(in: .milliseconds(requestTimeoutMs)) { peer.client.close() }
         peer.client.send(request, version: version).whenComplete { [self] result in
+            timeout.cancel()
             switch result {
             case .success(let response) where !Self.isNotController(response):
                 promise.succeed(response)
@@ -52,7 +57,7 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
 
     /// Stops: requests in flight and later ones fail instead of retrying, and no peer connects
     /// again. For a node going down, before its event loops do.
-    func shutdown() {
+    public func shutdown() {
         stopped.withLockedValue { $0 = true }
         for peer in peers { peer.client.shutdown() }
     }
@@ -62,7 +67,7 @@ final class RemoteControllerChannel: ControllerChannel, @unchecked Sendable {
             promise.fail(ConnectionError("the node is shutting down"))
             return
         }
-        if NIODeadline.now() > deadline {
+        if eventLoop.now > deadline {
             if let last { promise.succeed(last) } else { promise.fail(ConnectionError("no active controller answered within \(retryDeadlineMs) ms")) }
             return
         }

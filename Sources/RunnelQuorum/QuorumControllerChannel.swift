@@ -1,21 +1,25 @@
 import NIOCore
-import RunnelBroker
 import RunnelController
 import RunnelCore
-import RunnelQuorum
 import RunnelWire
 
 /// The broker's way to the controller when both run in one process: requests go to the quorum on
 /// its event loop and run there if this node is the active controller. The answer comes once the
 /// records are committed and published to the broker, so a client that sees it sees the change.
-struct QuorumControllerChannel: ControllerChannel {
-    let quorum: MetadataQuorum<NIORaftRuntime>
+public struct QuorumControllerChannel: ControllerChannel {
+    let quorum: MetadataQuorum<KafkaRaftRuntime>
     let eventLoop: any EventLoop
     /// A broker in the controller's own process is caught up by construction and starts unfenced;
     /// a remote broker starts fenced until its heartbeats show it caught up.
     var unfenceOnRegistration = true
 
-    func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
+    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, eventLoop: any EventLoop, unfenceOnRegistration: Bool = true) {
+        self.quorum = quorum
+        self.eventLoop = eventLoop
+        self.unfenceOnRegistration = unfenceOnRegistration
+    }
+
+    public func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
         let quorum = self.quorum
         let promise = eventLoop.makePromise(of: (any ResponseMessage).self)
         let clusterId = quorum.clusterId
@@ -24,9 +28,9 @@ struct QuorumControllerChannel: ControllerChannel {
         let queued = NIODeadline.now()
         eventLoop.execute {
             let started = NIODeadline.now()
-            NodeMetrics.controllerQueueTime.recordNanoseconds((started - queued).nanoseconds)
+            QuorumMetrics.controllerQueueTime.recordNanoseconds((started - queued).nanoseconds)
             func finish<T: ResponseMessage>(_ result: Result<T, ProposalError>) {
-                NodeMetrics.controllerProcessingTime.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+                QuorumMetrics.controllerProcessingTime.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
                 switch result {
                 case .success(let response): promise.succeed(response)
                 case .failure(let error): promise.fail(error)

@@ -1,30 +1,31 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import RunnelBroker
 import RunnelCore
 import RunnelMetadata
-import RunnelNetwork
 import RunnelWire
 
 /// Connections to the other brokers' inter-broker listeners, found in the metadata image: what
 /// replica fetchers send their Fetch requests over.
-final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
-    let eventLoop: any EventLoop
+public final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    private let connector: any PeerConnector
     private let localId: Int32
     private let listenerName: String
     private let image: @Sendable () -> MetadataImage
     private let lock = NIOLock()
-    private var clients: [Int32: PeerClient] = [:]
+    private var clients: [Int32: any PeerConnection] = [:]
 
-    init(group: any EventLoopGroup, localId: Int32, listenerName: String, image: @escaping @Sendable () -> MetadataImage) {
-        self.eventLoop = group.next()
+    public init(eventLoop: any EventLoop, connector: any PeerConnector, localId: Int32, listenerName: String,
+                image: @escaping @Sendable () -> MetadataImage) {
+        self.eventLoop = eventLoop
+        self.connector = connector
         self.localId = localId
         self.listenerName = listenerName
         self.image = image
     }
 
     /// The client for `broker` at the address its registration advertises (a new one when it moved).
-    private func client(for broker: Int32) -> PeerClient? {
+    private func client(for broker: Int32) -> (any PeerConnection)? {
         guard let registration = image().brokers[NodeID(broker)], !registration.endpoints.isEmpty else { return nil }
         let endpoint = registration.endpoints.first { $0.listener == listenerName } ?? registration.endpoints[0]
         return lock.withLock {
@@ -32,19 +33,19 @@ final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
             clients[broker]?.close()
             // On the fetchers' own loop: a Fetch goes out and its answer is applied without a
             // hop between threads (two wake-ups per round on a busy machine).
-            let client = PeerClient(host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", group: eventLoop)
+            let client = connector.connect(host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", eventLoop: eventLoop)
             clients[broker] = client
             return client
         }
     }
 
-    func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse> {
+    public func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse> {
         guard let client = client(for: leader) else {
             return eventLoop.makeFailedFuture(ConnectionError("broker \(leader) is not registered"))
         }
         let promise = eventLoop.makePromise(of: FetchResponse.self)
         let done = NIOLockedValueBox(false)
-        func finish(_ result: Result<FetchResponse, any Error>) {
+        @Sendable func finish(_ result: Result<FetchResponse, any Error>) {
             if done.withLockedValue({ let was = $0; $0 = true; return was }) { return }
             promise.completeWith(result)
         }
@@ -61,8 +62,8 @@ final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
         return promise.futureResult
     }
 
-    func close() {
-        let all = lock.withLock { () -> [PeerClient] in
+    public func close() {
+        let all = lock.withLock { () -> [any PeerConnection] in
             let all = Array(clients.values)
             clients = [:]
             return all
