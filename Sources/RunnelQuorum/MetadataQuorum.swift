@@ -110,6 +110,26 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         run({ c, _, _ in c.brokerHeartbeat(request) }, completion: completion)
     }
 
+    /// A broker registration: refused with DUPLICATE_BROKER_REGISTRATION while another
+    /// incarnation of the broker id still holds a live session (its heartbeats have not lapsed),
+    /// as Kafka's controller does, so a late registration of an earlier incarnation cannot
+    /// replace the live one.
+    public func registerBroker(_ request: BrokerRegistrationRequest, unfenced: Bool,
+                               completion: @escaping (Result<BrokerRegistrationResponse, ProposalError>) -> Void) {
+        noteActivity()
+        let sessions = self.sessions, now = runtime.nowMs, timeout = sessionTimeoutMs, clusterId = self.clusterId
+        var accepted = false
+        run({ c, _, next in
+            let result = c.registerBroker(request, clusterId: clusterId, nextOffset: next, unfenced: unfenced,
+                                          hasLiveSession: { sessions.isAlive($0, nowMs: now, sessionTimeoutMs: timeout) })
+            accepted = result.response.errorCode == 0 && !result.records.isEmpty
+            return result
+        }, completion: completion)
+        // A registration starts the new incarnation's session at once (as Kafka's heartbeat
+        // manager does), so another incarnation cannot take the id over before its first heartbeat.
+        if accepted { self.sessions.touch(NodeID(request.brokerId), nowMs: now) }
+    }
+
     public func subscribe(_ publisher: @escaping Publisher) {
         publishers.append(publisher)
         if committedImage.provenance.lastOffset >= 0 { publisher(.everything(committedImage), committedImage) }

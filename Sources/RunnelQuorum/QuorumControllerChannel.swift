@@ -22,7 +22,6 @@ public struct QuorumControllerChannel: ControllerChannel {
     public func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
         let quorum = self.quorum
         let promise = eventLoop.makePromise(of: (any ResponseMessage).self)
-        let clusterId = quorum.clusterId
         let unfence = unfenceOnRegistration
         let box = UnsafeTransfer(request)
         let queued = NIODeadline.now()
@@ -58,7 +57,7 @@ public struct QuorumControllerChannel: ControllerChannel {
             case let r as UnregisterBrokerRequest:
                 quorum.run({ c, _, _ in c.unregisterBroker(r) }, completion: finish)
             case let r as BrokerRegistrationRequest:
-                quorum.run({ c, _, next in c.registerBroker(r, clusterId: clusterId, nextOffset: next, unfenced: unfence) }, completion: finish)
+                quorum.registerBroker(r, unfenced: unfence, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }
