@@ -412,6 +412,13 @@ public struct PartitionReplica: Sendable {
                                          eligibility: IsrEligibility) -> (FollowerFetchAnswer, [ReplicationAction]) {
         guard leaderState != nil else { return (.error(.notLeaderOrFollower), []) }
         guard assignment.replicas.contains(fetch.replica) else { return (.error(.notLeaderOrFollower), []) }
+        // KIP-903: a fetch from an earlier incarnation of the broker (delayed on the network past
+        // its restart) says nothing of what the broker holds now; it is refused, as Kafka's
+        // leader refuses a stale fetch state update.
+        if !faults.isrExpansionWithoutBrokerEpochCheck, let fetched = fetch.brokerEpoch,
+           let current = eligibility.registeredEpoch(fetch.replica), fetched < current {
+            return (.error(.notLeaderOrFollower), [])
+        }
         if fetch.lastFetchedEpoch != .unknown, let epochEnd {
             if epochEnd.epoch == .unknown {
                 // Nothing in common: the follower starts over from this log's start.

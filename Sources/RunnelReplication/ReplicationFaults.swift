@@ -8,8 +8,8 @@ public struct ReplicationFaults: Sendable, Equatable {
     public var ackBeforeHighWatermark = false
     /// The leader's high watermark follows its own log end, ignoring what the ISR's followers hold.
     public var highWatermarkPastFollowerEnd = false
-    /// A follower rejoins the ISR on fetches made by an earlier incarnation of its broker (no
-    /// KIP-903 broker-epoch check on the leader).
+    /// No KIP-903 broker-epoch checks on the leader: a fetch from an earlier incarnation of a
+    /// broker updates what the leader knows of it, and a follower rejoins the ISR on such fetches.
     public var isrExpansionWithoutBrokerEpochCheck = false
     /// A follower ignores the diverging epoch its leader reports, so it never truncates a tail
     /// the leader does not have.
