@@ -126,7 +126,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
     public func waitUnfenced(timeoutMs: Int64) -> EventLoopFuture<Bool> {
         let promise = eventLoop.makePromise(of: Bool.self)
         let deadline = eventLoop.now + .milliseconds(timeoutMs)
-        func poll() {
+        @Sendable func poll() {
             heartbeat().whenComplete { [self] result in
                 if case .success(let answer?) = result, !answer.isFenced {
                     promise.succeed(true)
@@ -147,7 +147,7 @@ public final class BrokerLifecycle: @unchecked Sendable {
         state.withLockedValue { $0.shuttingDown = true }
         let promise = eventLoop.makePromise(of: Void.self)
         let deadline = eventLoop.now + .milliseconds(timeoutMs)
-        func poll() {
+        @Sendable func poll() {
             heartbeat().whenComplete { [self] result in
                 if case .success(let answer?) = result, answer.shouldShutDown {
                     logger.info("controlled shutdown: leadership moved away")

@@ -15,6 +15,8 @@ final class DelayedFetchPurgatory: @unchecked Sendable {
         let complete: () -> Void
         var done = false  // confined to eventLoop
         var timeout: Scheduled<Void>?
+        /// Set when parked: the order waiters are re-checked in (so a simulated run replays).
+        fileprivate var id: UInt64 = 0
 
         init(eventLoop: any EventLoop, partitions: [TopicPartition], tryComplete: @escaping () -> Bool, complete: @escaping () -> Void) {
             self.eventLoop = eventLoop
@@ -32,12 +34,15 @@ final class DelayedFetchPurgatory: @unchecked Sendable {
     }
 
     private let lock = NIOLock()
-    private var watchers: [TopicPartition: [ObjectIdentifier: Waiter]] = [:]
+    private var nextId: UInt64 = 0
+    private var watchers: [TopicPartition: [UInt64: Waiter]] = [:]
 
     /// Parks a fetch. Must be called on `waiter.eventLoop`.
     func watch(_ waiter: Waiter, waitMs: Int64) {
         lock.withLock {
-            for tp in waiter.partitions { watchers[tp, default: [:]][ObjectIdentifier(waiter)] = waiter }
+            nextId += 1
+            waiter.id = nextId
+            for tp in waiter.partitions { watchers[tp, default: [:]][waiter.id] = waiter }
         }
         waiter.timeout = waiter.eventLoop.scheduleTask(in: .milliseconds(waitMs)) { [self] in
             remove(waiter)
@@ -53,7 +58,7 @@ final class DelayedFetchPurgatory: @unchecked Sendable {
     private func remove(_ waiter: Waiter) {
         lock.withLock {
             for tp in waiter.partitions {
-                watchers[tp]?.removeValue(forKey: ObjectIdentifier(waiter))
+                watchers[tp]?.removeValue(forKey: waiter.id)
                 if watchers[tp]?.isEmpty == true { watchers.removeValue(forKey: tp) }
             }
         }
@@ -62,13 +67,21 @@ final class DelayedFetchPurgatory: @unchecked Sendable {
     /// Re-checks fetches waiting on `tp` (new data became visible): one task per event loop
     /// for all of its waiters, not one per waiter.
     func notify(_ tp: TopicPartition) {
-        let waiting: [Waiter] = lock.withLock { watchers[tp].map { Array($0.values) } ?? [] }
-        guard !waiting.isEmpty else { return }
-        var byLoop: [ObjectIdentifier: (loop: any EventLoop, waiters: [Waiter])] = [:]
-        for waiter in waiting {
-            byLoop[ObjectIdentifier(waiter.eventLoop), default: (waiter.eventLoop, [])].waiters.append(waiter)
+        let waiting: [Waiter] = lock.withLock {
+            guard let parked = watchers[tp] else { return [] }
+            return parked.keys.sorted().map { parked[$0]! }
         }
-        for (loop, waiters) in byLoop.values {
+        guard !waiting.isEmpty else { return }
+        // One task per loop, the loops in the order their first waiter parked.
+        var byLoop: [(loop: any EventLoop, waiters: [Waiter])] = []
+        for waiter in waiting {
+            if let i = byLoop.firstIndex(where: { $0.loop === waiter.eventLoop }) {
+                byLoop[i].waiters.append(waiter)
+            } else {
+                byLoop.append((waiter.eventLoop, [waiter]))
+            }
+        }
+        for (loop, waiters) in byLoop {
             loop.execute { [self] in
                 for waiter in waiters where !waiter.done && waiter.tryComplete() {
                     remove(waiter)

@@ -106,5 +106,5 @@ final class DelayedProducePurgatory: @unchecked Sendable {
     }
 
     /// Appends waiting for replication (for tests and gauges).
-    var waitingCount: Int { lock.withLock { Set(operations.values.map(ObjectIdentifier.init)).count } }
+    var waitingCount: Int { lock.withLock { Set(operations.values.map { ObjectIdentifier($0) }).count } }
 }
