@@ -45,7 +45,7 @@ extension QuorumController {
                     continue
                 }
                 let newIsr = version >= 3 ? p.newIsrWithEpochs.map(\.brokerId) : p.newIsr
-                if version >= 3, p.newIsrWithEpochs.contains(where: { s in
+                if version >= 3, !settings.acceptsStaleBrokerEpochs, p.newIsrWithEpochs.contains(where: { s in
                     s.brokerEpoch != -1 && image.brokers[NodeID(s.brokerId)].map { $0.epoch != s.brokerEpoch } ?? true
                 }) {
                     fail(.ineligibleReplica)

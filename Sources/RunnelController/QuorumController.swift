@@ -23,6 +23,10 @@ public struct ControllerSettings: Sendable {
     public var deleteTopicEnable = true
     /// Most partitions one CreateTopics or CreatePartitions may add.
     public var partitionsPerRequestMax = Limits.partitionsPerRequestMax
+    /// Test only (the replication simulation's broken rule): AlterPartition accepts ISR members
+    /// whose broker epoch is not their current registration's (no KIP-903 check). Off in every
+    /// real run.
+    public var acceptsStaleBrokerEpochs = false
     public init() {}
 }
 

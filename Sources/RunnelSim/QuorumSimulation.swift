@@ -460,4 +460,6 @@ struct EventQueue {
     }
 
     var isEmpty: Bool { heap.isEmpty }
+    /// When the next piece of work is due.
+    var nextTime: Int64? { heap.first?.time }
 }

@@ -76,12 +76,26 @@ extension ReplicationSimulation {
 
     func check() {
         guard failure == nil else { return }
+        // Truncations, for the summary: a replica's log end that went down.
+        for id in brokerIds {
+            let broker = brokers[id]!
+            guard broker.up else { continue }
+            for p in partitionIds {
+                guard let end = broker.partition(topicPartition(p))?.log.logEndOffset else { continue }
+                let key = ReplicaKey(broker: id, partition: p, incarnation: broker.incarnation)
+                if let previous = logEnds[key], end < previous {
+                    stats.truncations += 1
+                    note("\(id) p\(p) truncated \(previous) -> \(end)")
+                }
+                logEnds[key] = end
+            }
+        }
         // At most one leader per leader epoch, over the whole run.
         for id in brokerIds {
             let broker = brokers[id]!
             guard broker.up else { continue }
             for p in partitionIds {
-                guard let partition = broker.partitions[topicPartition(p)], partition.isLeader else { continue }
+                guard let partition = broker.partition(topicPartition(p)), partition.isLeader else { continue }
                 let ledger = ledgers[p]!
                 let epoch = partition.leaderEpoch
                 if let other = ledger.epochLeaders[epoch], other != id {
@@ -91,9 +105,9 @@ extension ReplicationSimulation {
             }
         }
         // A fenced broker never stays leader once its fence is committed.
-        let image = controller.controller.image
+        let image = controllerImage
         for p in partitionIds {
-            guard let registration = controller.registration(p), registration.leader >= 0 else { continue }
+            guard let registration = registration(p), registration.leader >= 0 else { continue }
             if image.brokers[NodeID(registration.leader)]?.fenced != false {
                 return fail("p\(p) is led by broker \(registration.leader), which the committed metadata fences")
             }
@@ -104,7 +118,7 @@ extension ReplicationSimulation {
             let broker = brokers[id]!
             guard broker.up else { continue }
             for p in partitionIds {
-                guard let partition = broker.partitions[topicPartition(p)], partition.isLeader else { continue }
+                guard let partition = broker.partition(topicPartition(p)), partition.isLeader else { continue }
                 let ledger = ledgers[p]!
                 let hw = partition.highWatermark
                 let tenure: [Int64] = [Int64(id), broker.incarnation, Int64(partition.leaderEpoch)]
@@ -119,10 +133,44 @@ extension ReplicationSimulation {
                 if failure != nil { return }
             }
         }
+        // Invariant 5: a leader's high watermark is at most the log end every member of its ISR
+        // reported, and a replica's log only grows within its incarnation, so every member holds
+        // the log up to the high watermark, unless it lost its page cache while in the ISR (the
+        // gap KIP-966 closes) or the leader counted a report from an earlier incarnation of it
+        // (what KIP-903's broker epochs prevent).
+        for id in brokerIds {
+            let broker = brokers[id]!
+            guard broker.up else { continue }
+            for p in partitionIds {
+                guard let partition = broker.partition(topicPartition(p)), let leader = partition.leaderState,
+                      let committedIsr = registration(p)?.isr else { continue }
+                // Members in the ISR as both the leader and the committed metadata have it (the
+                // leader learns of a removal a little after the controller committed it).
+                // Invariant 6 (KIP-903): what the leader counts for an in-sync replica comes from
+                // that replica's current incarnation, never from an earlier one's delayed fetch
+                // (once the leader's metadata holds the current registration).
+                for member in leader.isr where member.rawValue != id && committedIsr.contains(member.rawValue) {
+                    guard let fetched = leader.followers[member]?.brokerEpoch else { continue }
+                    let registered = brokerEpoch(member.rawValue)
+                    if fetched.rawValue < registered, broker.image.brokers[member]?.epoch == registered {
+                        return fail("invariant 6: leader \(id) of p\(p) counts a fetch of in-sync replica \(member) by its incarnation of broker epoch \(fetched), which registered again at \(registered)")
+                    }
+                }
+                for member in leader.maximalIsr where member.rawValue != id && committedIsr.contains(member.rawValue) {
+                    guard let follower = brokers[member.rawValue], follower.up,
+                          let replica = follower.partition(topicPartition(p)),
+                          !impaired.contains(where: { $0.broker == member.rawValue && $0.partition == p }) else { continue }
+                    let end = replica.log.logEndOffset
+                    if end < leader.highWatermark.rawValue {
+                        return fail("invariant 5: in-sync replica \(member) of p\(p) ends at \(end), below leader \(id)'s high watermark \(leader.highWatermark) (epoch \(leader.leaderEpoch), isr \(leader.isr))")
+                    }
+                }
+            }
+        }
         // The partition's current leader holds every committed batch at its offset; every
         // in-sync replica holds the committed batches it has (it may still lack a suffix).
         for p in partitionIds {
-            guard let registration = controller.registration(p) else { continue }
+            guard let registration = registration(p) else { continue }
             let ledger = ledgers[p]!
             if let leader = currentLeader(p) {
                 let end = leader.partition.log.logEndOffset
@@ -134,7 +182,7 @@ extension ReplicationSimulation {
                 }
             }
             for member in registration.isr where member != registration.leader {
-                guard let broker = brokers[member], broker.up, let partition = broker.partitions[topicPartition(p)] else { continue }
+                guard let broker = brokers[member], broker.up, let partition = broker.partition(topicPartition(p)) else { continue }
                 if let (offset, problem) = verify(broker, partition, p, upTo: ledger.end) {
                     return fail("invariant 3: in-sync replica \(member) of p\(p) \(problem) at offset \(offset) (committed point \(ledger.end))")
                 }
@@ -143,10 +191,10 @@ extension ReplicationSimulation {
     }
 
     /// The broker the controller names leader, once it has taken the leadership up.
-    func currentLeader(_ p: Int32) -> (broker: SimBroker, partition: Partition)? {
-        guard let registration = controller.registration(p), registration.leader >= 0,
+    func currentLeader(_ p: Int32) -> (broker: SimBrokerNode, partition: Partition)? {
+        guard let registration = registration(p), registration.leader >= 0,
               let broker = brokers[registration.leader], broker.up,
-              let partition = broker.partitions[topicPartition(p)], partition.isLeader,
+              let partition = broker.partition(topicPartition(p)), partition.isLeader,
               partition.leaderEpoch == registration.leaderEpoch else { return nil }
         return (broker, partition)
     }
@@ -165,7 +213,7 @@ extension ReplicationSimulation {
 
     /// Compares a replica's log with the committed batches from where it was last compared up
     /// to `limit`; returns the first offset that differs and how.
-    func verify(_ broker: SimBroker, _ partition: Partition, _ p: Int32, upTo limit: Int64) -> (Int64, String)? {
+    func verify(_ broker: SimBrokerNode, _ partition: Partition, _ p: Int32, upTo limit: Int64) -> (Int64, String)? {
         let ledger = ledgers[p]!
         let key = ReplicaKey(broker: broker.id, partition: p, incarnation: broker.incarnation)
         let log = partition.log
@@ -192,7 +240,7 @@ extension ReplicationSimulation {
 
     /// A leader reported a high watermark past the committed point: its batches up to there are
     /// committed now.
-    func learn(_ broker: SimBroker, _ partition: Partition, _ p: Int32, highWatermark hw: Int64) {
+    func learn(_ broker: SimBrokerNode, _ partition: Partition, _ p: Int32, highWatermark hw: Int64) {
         let ledger = ledgers[p]!
         let (facts, problem) = readFacts(partition.log, from: ledger.end, to: hw)
         if let problem { return fail("invariant 3: leader \(broker.id) of p\(p) reports high watermark \(hw) but \(problem)") }
@@ -286,18 +334,19 @@ extension ReplicationSimulation {
     /// done and the consumers have read everything.
     func converged() -> Bool {
         guard producers.allSatisfy(\.done) else { return false }
+        let image = controllerImage
         for id in brokerIds {
             let broker = brokers[id]!
-            guard broker.up, broker.serving, controller.image.brokers[NodeID(id)]?.fenced == false,
-                  broker.image.provenance.lastOffset == controller.image.provenance.lastOffset else { return false }
+            guard broker.up, broker.serving, image.brokers[NodeID(id)]?.fenced == false,
+                  broker.image.provenance.lastOffset == image.provenance.lastOffset else { return false }
         }
         for p in partitionIds {
-            guard let registration = controller.registration(p), Set(registration.isr) == Set(registration.replicas),
+            guard let registration = registration(p), Set(registration.isr) == Set(registration.replicas),
                   let leader = currentLeader(p) else { return false }
             let end = leader.partition.log.logEndOffset
             guard leader.partition.highWatermark == end, ledgers[p]!.end == end else { return false }
             for id in registration.replicas {
-                guard let partition = brokers[id]!.partitions[topicPartition(p)], partition.log.logEndOffset == end, partition.highWatermark == end else { return false }
+                guard let partition = brokers[id]!.partition(topicPartition(p)), partition.log.logEndOffset == end, partition.highWatermark == end else { return false }
             }
             guard consumers.allSatisfy({ ($0.positions[p] ?? 0) == end }) else { return false }
         }
@@ -308,14 +357,16 @@ extension ReplicationSimulation {
     /// producers wrote was acknowledged once, where it is committed.
     func finalCheck() {
         // Every broker's image converged to the controller's.
-        for id in brokerIds where brokers[id]!.image != controller.controller.image {
-            let mine = brokers[id]!.image.provenance.lastOffset, theirs = controller.controller.image.provenance.lastOffset
+        for id in brokerIds where brokers[id]!.image != controllerImage {
+            let mine = brokers[id]!.image.provenance.lastOffset, theirs = controllerImage.provenance.lastOffset
             return fail("broker \(id)'s metadata image (to offset \(mine)) differs from the controller's (to offset \(theirs))")
         }
         for p in partitionIds {
             let ledger = ledgers[p]!
             for id in brokerIds {
-                let partition = brokers[id]!.partitions[topicPartition(p)]!
+                guard let partition = brokers[id]!.partition(topicPartition(p)) else {
+                    return fail("at the end, broker \(id) has no replica of p\(p)")
+                }
                 let (facts, problem) = readFacts(partition.log, from: partition.log.logStartOffset, to: partition.log.logEndOffset)
                 if let problem { return fail("at the end, replica \(id) of p\(p): \(problem)") }
                 var next = partition.log.logStartOffset

@@ -3,14 +3,58 @@ import RunnelCore
 import RunnelMetadata
 import RunnelWire
 
+/// What every simulated client has: a process (its own loop), connections to the brokers over the
+/// simulated network, and a way to find a partition's leader.
+class SimClient: @unchecked Sendable {
+    let id: Int32
+    unowned let world: ReplicationSimulation
+    let loop: SimEventLoop
+    private var connections: [Int32: any PeerConnection] = [:]
+    var leaders: [Int32: Int32] = [:]
+
+    init(id: Int32, world: ReplicationSimulation, name: String) {
+        self.id = id
+        self.world = world
+        self.loop = SimEventLoop(scheduler: world.scheduler, name: name)
+    }
+
+    /// The connection to broker `id` (its advertised listener).
+    func connection(to broker: Int32) -> any PeerConnection {
+        if let existing = connections[broker] { return existing }
+        let connection = world.network.connector(node: id, loop: loop)
+            .connect(host: "broker\(broker)", port: SimBrokerNode.port, clientId: "client-\(id)", eventLoop: loop)
+        connections[broker] = connection
+        return connection
+    }
+
+    /// Runs `work` every `interval` plus up to `jitter` ms.
+    func every(_ interval: Int64, jitter: Int64, _ work: @escaping () -> Void) {
+        func tick() {
+            work()
+            loop.schedule(afterMs: interval + world.random(jitter)) { tick() }
+        }
+        loop.schedule(afterMs: world.random(jitter)) { tick() }
+    }
+
+    /// The leader as some serving broker's metadata names it (what a Metadata request would answer).
+    func refreshLeader(_ p: Int32) -> Int32? {
+        let serving = world.brokerIds.filter { world.brokers[$0]!.up && world.brokers[$0]!.serving }
+        leaders[p] = nil
+        guard !serving.isEmpty else { return nil }
+        let asked = world.brokers[serving[Int(world.rng.next() % UInt64(serving.count))]]!
+        guard let leader = asked.image.partition(world.topicPartition(p))?.leader, leader >= 0 else { return nil }
+        leaders[p] = leader
+        return leader
+    }
+}
+
 /// An idempotent acks=all producer (Kafka's default since 3.0): a producer id and epoch, a
 /// sequence per record, one batch in flight per partition, and every batch retried (to whichever
 /// broker leads now) until it is acknowledged.
-final class SimProducer {
-    let id: Int32
+final class SimProducer: SimClient, @unchecked Sendable {
     let producerId: Int64
-    unowned let world: ReplicationSimulation
     static let epoch: Int16 = 0
+    static let produceVersion: Int16 = 9
 
     struct Batch {
         var sequence: Int32
@@ -23,22 +67,18 @@ final class SimProducer {
     var outstanding: [Int32: Batch] = [:]
     var inFlight: Set<Int32> = []
     var retryAt: [Int32: Int64] = [:]
-    var leaders: [Int32: Int32] = [:]
     /// Batches still to write per partition once faults stop (nil: no limit).
     var remaining: [Int32: Int]?
 
     init(id: Int32, producerId: Int64, world: ReplicationSimulation) {
-        self.id = id
         self.producerId = producerId
-        self.world = world
+        super.init(id: id, world: world, name: "producer-\(id)")
     }
 
     func start() {
-        func loop() {
+        every(5, jitter: 40) { [self] in
             if world.topicCreated { for p in world.partitionIds { tick(p) } }
-            world.after(5 + world.random(40)) { loop() }
         }
-        world.after(world.random(40)) { loop() }
     }
 
     func finishAfter(_ batches: Int) {
@@ -50,6 +90,7 @@ final class SimProducer {
     func tick(_ p: Int32) {
         guard !inFlight.contains(p), world.now >= retryAt[p] ?? 0 else { return }
         if outstanding[p] == nil {
+            if remaining == nil && world.now < world.quietUntilMs { return }
             if let left = remaining?[p] {
                 guard left > 0 else { return }
                 remaining![p] = left - 1
@@ -57,7 +98,7 @@ final class SimProducer {
             let sequence = nextSequence[p] ?? 0
             let count = Int32(1 + world.random(3))
             let records = (0..<count).map { i in
-                Record(offset: Int64(i), timestamp: world.now, key: nil,
+                Record(offset: Int64(i), timestamp: world.clock.wallMs(), key: nil,
                        value: ByteBuffer(string: "producer \(producerId) partition \(p) sequence \(sequence + i)"))
             }
             let bytes = RecordBatches.build(records: records, producerId: producerId, producerEpoch: Self.epoch, baseSequence: sequence)
@@ -71,17 +112,6 @@ final class SimProducer {
         send(p, to: target)
     }
 
-    /// The leader as some broker's metadata names it (a Metadata request, answered at once).
-    func refreshLeader(_ p: Int32) -> Int32? {
-        let serving = world.brokerIds.filter { world.brokers[$0]!.up && world.brokers[$0]!.serving }
-        leaders[p] = nil
-        guard !serving.isEmpty else { return nil }
-        let asked = world.brokers[serving[Int(world.rng.next() % UInt64(serving.count))]]!
-        guard let leader = asked.image.partition(world.topicPartition(p))?.leader, leader >= 0 else { return nil }
-        leaders[p] = leader
-        return leader
-    }
-
     func send(_ p: Int32, to target: Int32) {
         guard var batch = outstanding[p] else { return }
         batch.attempts += 1
@@ -90,69 +120,56 @@ final class SimProducer {
         request.acks = -1
         request.timeoutMs = 1_500
         request.topicData = [.init(name: ReplicationSimulation.topic, partitionData: [.init(index: p, records: Records(batch.bytes))])]
-        guard let request = world.wire(request, version: SimBroker.produceVersion) else { return }
         inFlight.insert(p)
         let sequence = batch.sequence
-        world.exchange(from: id, to: target, label: "Produce p\(p) producer \(producerId) seq \(sequence) (attempt \(batch.attempts))", timeoutMs: 3_000, senderAlive: { true },
-                       handle: { [world] (reply: @escaping (ProduceResponse) -> Void) in
-                           world.brokers[target]!.handleProduce(request, version: SimBroker.produceVersion, reply: reply)
-                       },
-                       completion: { [self] response in
-                           inFlight.remove(p)
-                           guard let answer = response?.responses.first?.partitionResponses.first else {
-                               world.stats.producerErrors["no answer", default: 0] += 1
-                               _ = refreshLeader(p)
-                               retryAt[p] = world.now + 50
-                               return
-                           }
-                           let code = ErrorCode(answer.errorCode)
-                           guard code == .none else {
-                               world.stats.producerErrors["\(code)", default: 0] += 1
-                               world.note("producer \(producerId) p\(p) seq \(sequence) at \(target): \(code)")
-                               _ = refreshLeader(p)
-                               retryAt[p] = world.now + 100
-                               return
-                           }
-                           guard outstanding[p]?.sequence == sequence else { return }
-                           outstanding[p] = nil
-                           world.acknowledged(partition: p, producerId: producerId, sequence: sequence, baseOffset: answer.baseOffset, by: target)
-                       })
+        let answered = SimFlag()
+        // The client's own request timeout: it gives up on the connection and tries again.
+        let connection = connection(to: target)
+        let timeout = loop.scheduleTask(in: .milliseconds(3_000)) { connection.close() }
+        connection.send(request, version: Self.produceVersion).whenComplete { [self] result in
+            timeout.cancel()
+            guard !answered.value else { return }
+            answered.value = true
+            inFlight.remove(p)
+            guard case .success(let response) = result, let answer = response.responses.first?.partitionResponses.first else {
+                world.stats.producerErrors["no answer", default: 0] += 1
+                _ = refreshLeader(p)
+                retryAt[p] = world.now + 50
+                return
+            }
+            let code = ErrorCode(answer.errorCode)
+            guard code == .none else {
+                world.stats.producerErrors["\(code)", default: 0] += 1
+                world.note("producer \(producerId) p\(p) seq \(sequence) at \(target): \(code)")
+                _ = refreshLeader(p)
+                retryAt[p] = world.now + 100
+                return
+            }
+            guard outstanding[p]?.sequence == sequence else { return }
+            outstanding[p] = nil
+            world.acknowledged(partition: p, producerId: producerId, sequence: sequence, baseOffset: answer.baseOffset, by: target)
+        }
     }
 }
 
 /// A consumer reading a partition from its leader up to the high watermark; one that rewinds
 /// now and then re-reads what it read before.
-final class SimConsumer {
-    let id: Int32
+final class SimConsumer: SimClient, @unchecked Sendable {
     let rewinds: Bool
-    unowned let world: ReplicationSimulation
     var positions: [Int32: Int64] = [:]
     var inFlight: Set<Int32> = []
     var retryAt: [Int32: Int64] = [:]
-    var leaders: [Int32: Int32] = [:]
+    static let fetchVersion: Int16 = 12
 
     init(id: Int32, rewinds: Bool, world: ReplicationSimulation) {
-        self.id = id
         self.rewinds = rewinds
-        self.world = world
+        super.init(id: id, world: world, name: "consumer-\(id)")
     }
 
     func start() {
-        func loop() {
+        every(10, jitter: 60) { [self] in
             if world.topicCreated { for p in world.partitionIds { tick(p) } }
-            world.after(10 + world.random(60)) { loop() }
         }
-        world.after(world.random(60)) { loop() }
-    }
-
-    func refreshLeader(_ p: Int32) -> Int32? {
-        let serving = world.brokerIds.filter { world.brokers[$0]!.up && world.brokers[$0]!.serving }
-        leaders[p] = nil
-        guard !serving.isEmpty else { return nil }
-        let asked = world.brokers[serving[Int(world.rng.next() % UInt64(serving.count))]]!
-        guard let leader = asked.image.partition(world.topicPartition(p))?.leader, leader >= 0 else { return nil }
-        leaders[p] = leader
-        return leader
     }
 
     func tick(_ p: Int32) {
@@ -171,27 +188,82 @@ final class SimConsumer {
         request.topics = [.init(topic: ReplicationSimulation.topic, partitions: [
             .init(partition: p, currentLeaderEpoch: -1, fetchOffset: position, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: 8_192),
         ])]
-        guard let request = world.wire(request, version: SimBroker.fetchVersion) else { return }
         inFlight.insert(p)
-        world.exchange(from: id, to: target, label: "consumer Fetch p\(p) @\(position)", timeoutMs: 2_000, senderAlive: { true },
-                       handle: { [world] (reply: @escaping (FetchResponse) -> Void) in
-                           world.brokers[target]!.handleFetch(request, version: SimBroker.fetchVersion, reply: reply)
-                       },
-                       completion: { [self] response in
-                           inFlight.remove(p)
-                           guard let data = response?.responses.first?.partitions.first else {
-                               _ = refreshLeader(p)
-                               retryAt[p] = world.now + 50
-                               return
-                           }
-                           guard data.errorCode == 0 else {
-                               _ = refreshLeader(p)
-                               retryAt[p] = world.now + 50
-                               return
-                           }
-                           let next = world.consumed(partition: p, data: data, from: position, by: id, leader: target)
-                           // A rewind may have happened meanwhile: only the position asked for moves.
-                           if let next, (positions[p] ?? 0) == position { positions[p] = next }
-                       })
+        let answered = SimFlag()
+        let connection = connection(to: target)
+        let timeout = loop.scheduleTask(in: .milliseconds(2_000)) { connection.close() }
+        connection.send(request, version: Self.fetchVersion).whenComplete { [self] result in
+            timeout.cancel()
+            guard !answered.value else { return }
+            answered.value = true
+            inFlight.remove(p)
+            guard case .success(let response) = result, let data = response.responses.first?.partitions.first, data.errorCode == 0 else {
+                if case .success(let response) = result {
+                    world.note("consumer \(id) p\(p) @\(position) from \(target): \(ErrorCode(response.responses.first?.partitions.first?.errorCode ?? response.errorCode))")
+                } else if case .failure(let error) = result {
+                    world.note("consumer \(id) p\(p) @\(position) from \(target): \(error)")
+                }
+                _ = refreshLeader(p)
+                retryAt[p] = world.now + 50
+                return
+            }
+            let next = world.consumed(partition: p, data: data, from: position, by: id, leader: target)
+            // A rewind may have happened meanwhile: only the position asked for moves.
+            if let next, (positions[p] ?? 0) == position { positions[p] = next }
+        }
     }
+}
+
+/// The operator: creates the topic through the controller's listener once every broker is
+/// registered and unfenced (an admin client's CreateTopics).
+final class SimAdmin: SimClient, @unchecked Sendable {
+    private var connectionToController: (any PeerConnection)?
+    private var asking = false
+
+    init(id: Int32, world: ReplicationSimulation) {
+        super.init(id: id, world: world, name: "admin-\(id)")
+    }
+
+    func start() {
+        every(100, jitter: 50) { [self] in tick() }
+    }
+
+    func tick() {
+        guard !world.topicCreated, !asking else { return }
+        let image = world.controllerImage
+        if let topic = image.topic(named: ReplicationSimulation.topic), topic.partitionCount == world.options.partitions {
+            world.topicCreated = true
+            world.note("topic \(ReplicationSimulation.topic) created")
+            return
+        }
+        guard world.brokerIds.allSatisfy({ image.brokers[NodeID($0)].map { !$0.fenced } ?? false }) else { return }
+        var request = CreateTopicsRequest()
+        var topic = CreateTopicsRequest.CreatableTopic(name: ReplicationSimulation.topic, numPartitions: Int32(world.options.partitions),
+                                                       replicationFactor: 3)
+        let unclean = world.options.broken.contains(.uncleanLeaderElection)
+        topic.configs = [
+            .init(name: "min.insync.replicas", value: "\(world.options.minInsyncReplicas)"),
+            .init(name: "unclean.leader.election.enable", value: unclean ? "true" : "false"),
+        ]
+        request.topics = [topic]
+        request.timeoutMs = 5_000
+        let connection = connectionToController ?? world.network.connector(node: id, loop: loop)
+            .connect(host: SimControllerNode.host, port: SimControllerNode.port, clientId: "admin", eventLoop: loop)
+        connectionToController = connection
+        asking = true
+        let timeout = loop.scheduleTask(in: .milliseconds(3_000)) { connection.close() }
+        connection.send(request, version: 7).whenComplete { [self] result in
+            timeout.cancel()
+            asking = false
+            if case .success(let response) = result, let answer = response.topics.first, answer.errorCode != 0,
+               answer.errorCode != ErrorCode.topicAlreadyExists.rawValue, answer.errorCode != ErrorCode.notController.rawValue {
+                world.fail("the controller could not create the topic: \(ErrorCode(answer.errorCode)) \(answer.errorMessage ?? "")")
+            }
+        }
+    }
+}
+
+/// A mutable flag shared by closures.
+final class SimFlag: @unchecked Sendable {
+    var value = false
 }

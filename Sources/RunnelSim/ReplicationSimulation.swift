@@ -1,18 +1,26 @@
 import Foundation
+import Logging
 import NIOCore
 import RunnelBroker
-import RunnelController
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
+import RunnelReplication
 import RunnelWire
 
 /// A rule the replication simulation breaks on purpose, to prove its checkers catch the loss.
+/// Each is a switch in the real code: the replication core's `ReplicationFaults`, or the topic
+/// config `unclean.leader.election.enable` that the real controller reads.
 public enum ReplicationBrokenRule: String, Sendable, CaseIterable {
     /// `unclean.leader.election.enable=true`: a replica outside the ISR may lead (Kafka accepts the loss).
     case uncleanLeaderElection
     /// acks=all is answered as soon as the leader appended, without waiting for the high watermark.
     case ackBeforeHighWatermark
+    /// The leader's high watermark follows its own log end, past what its followers hold.
+    case highWatermarkPastFollowerEnd
+    /// A follower rejoins the ISR on an earlier incarnation's fetches (no KIP-903 check, on the
+    /// leader or on the controller).
+    case isrExpansionWithoutBrokerEpochCheck
     /// Followers ignore the diverging epoch their leader reports (no truncation).
     case ignoreDivergingEpoch
 }
@@ -24,8 +32,8 @@ public struct ReplicationSimulationOptions: Sendable {
     public var partitions = 1
     /// Events with faults on; then faults stop and the cluster must converge.
     public var events = 4_000
-    public var lossPercent: UInt64 = 2
-    public var duplicatePercent: UInt64 = 2
+    /// Packets lost, per thousand (each loss resets its connection).
+    public var lossPerMille: UInt64 = 5
     public var maxDelayMs: Int64 = 20
     /// Chance per event (in tenths of a percent) that a fault is injected.
     public var faultPerMille: UInt64 = 15
@@ -51,60 +59,89 @@ public struct ReplicationSimulationOptions: Sendable {
     public var heartbeatIntervalMs: Int64 = 200
     /// `replica.lag.time.max.ms`
     public var replicaLagTimeMaxMs: Int64 = 1_500
-    /// How long a broker's request to the controller may go unanswered before it fails
-    /// (the network channel's retry deadline; longer than a session, as in a real cluster).
-    public var controllerRequestTimeoutMs: Int64 = 5_000
+    /// How long one request to the controller may go unanswered before the broker tries again
+    /// (`controller.socket.timeout.ms`).
+    public var controllerRequestTimeoutMs: Int64 = 3_000
+    /// `initial.broker.registration.timeout.ms`: a broker that cannot register in time stops
+    /// (and the simulation starts it again later).
+    public var registrationTimeoutMs: Int64 = 20_000
+    /// Bytes of metadata records between snapshots (small, so snapshots happen in a run).
+    public var metadataSnapshotBytes: Int64 = 16_384
     /// `segment.bytes` (small, so segments roll).
     public var segmentBytes = 4_096
     public init() {}
 }
 
-/// Runs three brokers hosting one topic (replication factor 3, `min.insync.replicas` 2) on a
-/// virtual clock, network and disk: the real `Partition`, `PartitionLog`, `LeaderState`,
-/// `LogManager` and `QuorumController` code, driven the way `ReplicaFetchers`, `Broker+Fetch`,
-/// `Broker+Produce`, `BrokerLifecycle` and `MetadataQuorum` drive them. Faults: broker crashes
-/// (process crashes that keep the page cache, and power losses that drop what was not synced),
-/// network partitions, message loss, duplication, delay and reordering. After every event it
-/// checks that acknowledged records stay at their offsets in the leader, consumers read only
-/// committed records that never change, the committed prefix is the same on every in-sync
-/// replica, and the idempotent producers' batches are committed once each.
-public final class ReplicationSimulation {
+/// Runs a cluster of one controller and three brokers hosting one topic (replication factor 3,
+/// `min.insync.replicas` 2) on a virtual clock, network and disk. Every process is the real
+/// code composed as `RunnelServer` composes it: the controller's `MetadataQuorum` and
+/// `QuorumEndpoint`; each broker's `Broker` (produce, fetch, the replica fetchers, ISR
+/// proposals, the purgatories, the metadata publisher), its metadata-log observer, its
+/// `BrokerLifecycle` and `RemoteControllerChannel`, all on `SimEventLoop`s, talking the Kafka
+/// protocol over `SimNetwork`. Faults: broker crashes (process crashes that keep the page cache,
+/// and power losses that drop what was not synced, with torn writes), network partitions (one
+/// link one way or both, a broker isolated, a broker cut from the controller), packet loss
+/// (connection resets) and random delays (messages reorder across connections). After every
+/// event it checks that acknowledged records stay at their offsets in the leader, consumers
+/// read only committed records that never change, the committed prefix is the same on every
+/// in-sync replica, leaders' high watermarks never go back, one leader per epoch, no fenced
+/// leader; after healing, that the cluster converges and every broker's image equals the
+/// controller's.
+public final class ReplicationSimulation: @unchecked Sendable {
     public let seed: UInt64
     public let options: ReplicationSimulationOptions
     var rng: SeededRandom
-    public internal(set) var now: Int64 = 1_000
+    let scheduler = SimScheduler()
+    var network: SimNetwork!
+    let clock: SimClock
+    public var now: Int64 { scheduler.nowMs }
     public internal(set) var events = 0
-    var queue = EventQueue()
     public internal(set) var trace: [String] = []
     var failure: SimulationFailure?
     var healing = false
+    /// The rules broken in the brokers' replication cores.
+    let faults: ReplicationFaults
 
+    static let clusterId = "c2ltdWxhdGlvbi1jbHVzdA"
     static let controllerId: Int32 = 0
     static let topic = "sim"
     let brokerIds: [Int32] = [1, 2, 3]
-    var brokers: [Int32: SimBroker] = [:]
-    var controller: SimController!
+    var controller: SimControllerNode!
+    var brokers: [Int32: SimBrokerNode] = [:]
     var producers: [SimProducer] = []
     var consumers: [SimConsumer] = []
-    /// Directed links that drop everything.
-    var cut: Set<[Int32]> = []
+    var admin: SimAdmin!
     /// What the checkers know: committed batches, acknowledged and consumed ones, per partition.
     var ledgers: [Int32: PartitionLedger] = [:]
     /// How far each replica's log has been compared with the ledger.
     var verified: [ReplicaKey: Int64] = [:]
+    /// Each replica's log end at the last check (to count truncations).
+    var logEnds: [ReplicaKey: Int64] = [:]
     /// Replicas that lost their page cache while in the ISR and are still in it (see `injectFault`).
     var impaired: Set<ReplicaKey> = []
     var topicCreated = false
+    /// Until when the producers write nothing new: a quiet spell, in which the high watermark
+    /// stands still, as on a real idle partition.
+    var quietUntilMs: Int64 = 0
     /// Counters for the summary.
     public internal(set) var stats = ReplicationStats()
+    /// The committed image as the checkers last saw it, and its previous PartitionChange records.
+    var lastControllerImage = MetadataImage.empty
 
     public init(seed: UInt64, options: ReplicationSimulationOptions = ReplicationSimulationOptions()) {
         precondition(options.partitions >= 1 && options.partitions <= 4, "1 to 4 partitions")
         self.seed = seed
         self.options = options
         self.rng = SeededRandom(seed: seed)
-        controller = SimController(world: self)
-        for id in brokerIds { brokers[id] = SimBroker(id: id, world: self) }
+        self.clock = SimClock(scheduler: scheduler)
+        var faults = ReplicationFaults()
+        for rule in options.broken where rule != .uncleanLeaderElection { _ = faults.breakRule(named: rule.rawValue) }
+        self.faults = faults
+        network = SimNetwork(scheduler: scheduler) { [unowned self] bound in bound == 0 ? 0 : rng.next() % bound }
+        network.maxDelayMs = options.maxDelayMs
+        network.lossPerMille = options.lossPerMille
+        controller = SimControllerNode(id: Self.controllerId, world: self)
+        for id in brokerIds { brokers[id] = SimBrokerNode(id: id, world: self) }
         for p in 0..<Int32(options.partitions) { ledgers[p] = PartitionLedger() }
         for i in 0..<options.producers {
             producers.append(SimProducer(id: Int32(101 + i), producerId: Int64(1000 + i), world: self))
@@ -112,8 +149,10 @@ public final class ReplicationSimulation {
         for i in 0..<options.consumers {
             consumers.append(SimConsumer(id: Int32(201 + i), rewinds: i % 2 == 1, world: self))
         }
+        admin = SimAdmin(id: 300, world: self)
         controller.start()
         for id in brokerIds { brokers[id]!.start() }
+        admin.start()
         for p in producers { p.start() }
         for c in consumers { c.start() }
     }
@@ -126,100 +165,60 @@ public final class ReplicationSimulation {
         trace.append(line)
     }
 
+    /// A logger for a process, writing into the trace while tracing.
+    func logger(_ label: String) -> Logger {
+        SimLogHandler.logger(label, tracing: options.trace) { [unowned self] line in note(line) }
+    }
+
     func fail(_ property: String) {
         if failure == nil {
             note("FAILED: \(property)")
-            failure = SimulationFailure(seed: seed, event: events, property: property, replayFlags: "--replication")
+            failure = SimulationFailure(seed: seed, event: events, property: property, replayFlags: replayFlags)
         }
+    }
+
+    var replayFlags: String {
+        (["--replication"] + (options.partitions > 1 ? ["--partitions \(options.partitions)"] : [])
+            + options.broken.map(\.rawValue).sorted().map { "--broken \($0)" }).joined(separator: " ")
     }
 
     var partitionIds: [Int32] { (0..<Int32(options.partitions)).map { $0 } }
     func topicPartition(_ p: Int32) -> TopicPartition { TopicPartition(Self.topic, p) }
 
-    /// Runs `work` after `delayMs` of virtual time.
-    func after(_ delayMs: Int64, _ work: @escaping () -> Void) {
-        queue.push(at: now + max(delayMs, 0), work)
-    }
-
     func random(_ bound: Int64) -> Int64 { bound <= 0 ? 0 : Int64(rng.next() % UInt64(bound)) }
-
-    // MARK: network
-
-    /// Whether `node` accepts connections: the controller always (its quorum is simulated
-    /// elsewhere); a broker once it registered and was unfenced (Kafka opens its listeners then).
-    func listening(_ node: Int32) -> Bool {
-        if node == Self.controllerId { return true }
-        if let broker = brokers[node] { return broker.up && broker.serving }
-        return true
-    }
-
-    /// Carries one message from `from` to `to`. It is lost on a cut link or at random, sometimes
-    /// duplicated, and delayed by a random time (so messages reorder). When `to` is a listener
-    /// that is not listening, `refused` runs back at the sender (a refused connection).
-    func transmit(from: Int32, to: Int32, toListener: Bool, label: @autoclosure () -> String,
-                  deliver: @escaping () -> Void, refused: (() -> Void)? = nil) {
-        if cut.contains([from, to]) {
-            if options.streamTrace { note("\(from)->\(to) \(label()) cut") }
-            return
-        }
-        if !healing && rng.next() % 100 < options.lossPercent {
-            if options.streamTrace { note("\(from)->\(to) \(label()) lost") }
-            return
-        }
-        let copies = !healing && rng.next() % 100 < options.duplicatePercent ? 2 : 1
-        let text = options.streamTrace ? label() : ""
-        for _ in 0..<copies {
-            let delay = 1 + random(max(options.maxDelayMs, 1))
-            after(delay) { [self] in
-                if toListener && !listening(to) {
-                    if let refused { after(1 + random(3), refused) }
-                    return
-                }
-                if options.streamTrace { note("\(from)->\(to) \(text)") }
-                deliver()
-            }
-        }
-    }
-
-    /// A request and its answer: `handle` runs at `to` and answers through its argument (at once
-    /// or later); `completion` runs once at the sender, with the answer, or nil when the request
-    /// timed out or the connection was refused. Nothing runs for a sender that is no longer alive.
-    func exchange<Answer>(from: Int32, to: Int32, label: String, timeoutMs: Int64, senderAlive: @escaping () -> Bool,
-                          handle: @escaping (_ reply: @escaping (Answer) -> Void) -> Void,
-                          completion: @escaping (Answer?) -> Void) {
-        let done = Flag()
-        let finish: (Answer?) -> Void = { answer in
-            guard !done.value, senderAlive() else { return }
-            done.value = true
-            completion(answer)
-        }
-        after(timeoutMs) { finish(nil) }
-        transmit(from: from, to: to, toListener: to != Self.controllerId && brokers[to] != nil, label: label, deliver: { [self] in
-            let receiverAlive = aliveCheck(to)
-            handle { answer in
-                guard receiverAlive() else { return }
-                self.transmit(from: to, to: from, toListener: false, label: "re: \(label)", deliver: { finish(answer) })
-            }
-        }, refused: { finish(nil) })
-    }
 
     /// A check that the node's current incarnation is still running (brokers restart; the
     /// controller and clients do not).
-    func aliveCheck(_ node: Int32) -> () -> Bool {
+    func aliveCheck(_ node: Int32) -> @Sendable () -> Bool {
         guard let broker = brokers[node] else { return { true } }
         let incarnation = broker.incarnation
         return { [weak broker] in broker.map { $0.up && $0.incarnation == incarnation } ?? false }
     }
 
-    /// Encodes and decodes a message at `version`, as the wire would.
-    func wire<M: ApiMessage>(_ message: M, version: Int16) -> M? {
-        do {
-            return try M.decode(message.encoded(version: version), version: version)
-        } catch {
-            fail("\(M.self) v\(version) does not survive its codec: \(error)")
-            return nil
+    /// The controller committed records: counts them for the summary and notes them.
+    func controllerCommitted(_ delta: MetadataDelta, _ image: MetadataImage) {
+        for p in partitionIds {
+            let before = lastControllerImage.partition(topicPartition(p)), after = image.partition(topicPartition(p))
+            guard let after, before != after else { continue }
+            if let before {
+                if before.leader != after.leader || before.leaderEpoch != after.leaderEpoch { stats.leaderChanges += 1 }
+                if before.isr != after.isr { stats.isrChanges += 1 }
+            }
+            note("controller: p\(p) leader \(after.leader) epoch \(after.leaderEpoch)/\(after.partitionEpoch) isr \(after.isr)")
         }
+        for id in brokerIds {
+            let before = lastControllerImage.brokers[NodeID(id)], after = image.brokers[NodeID(id)]
+            if before?.fenced != after?.fenced || before?.epoch != after?.epoch {
+                note("controller: broker \(id) epoch \(after?.epoch ?? -1) \(after?.fenced == true ? "fenced" : "unfenced")")
+            }
+        }
+        lastControllerImage = image
     }
+
+    /// The committed metadata.
+    var controllerImage: MetadataImage { controller.image }
+    func registration(_ p: Int32) -> PartitionRegistration? { controllerImage.partition(topicPartition(p)) }
+    func brokerEpoch(_ id: Int32) -> Int64 { controllerImage.brokers[NodeID(id)]?.epoch ?? -1 }
 
     // MARK: faults
 
@@ -229,19 +228,21 @@ public final class ReplicationSimulation {
     /// that is not the last member of an ISR; while the replicas it held stay in their ISRs (until
     /// its session expires) the only faults are restarts and heals. Process crashes keep the page
     /// cache and are free.
-    func powerLossAllowed(_ broker: SimBroker) -> Bool {
+    func powerLossAllowed(_ broker: SimBrokerNode) -> Bool {
         // Every broker must be serving and unfenced: a restarted one that has not re-registered
         // yet would be fenced (and leave the ISRs) after this loss, leaving only impaired members.
-        let image = controller.controller.image
-        guard options.powerLoss, impaired.isEmpty, cut.isEmpty,
+        let image = controllerImage
+        guard options.powerLoss, impaired.isEmpty, network.cut.isEmpty,
               brokers.values.allSatisfy({ b in b.up && b.serving && image.brokers[NodeID(b.id)].map { !$0.fenced && $0.epoch == b.brokerEpoch } == true })
         else { return false }
         for p in partitionIds {
-            guard let reg = controller.registration(p) else { return false }
+            guard let reg = registration(p) else { return false }
             if reg.isr.contains(broker.id) && !reg.isr.contains(where: { $0 != broker.id }) { return false }
         }
         return true
     }
+
+    var clientIds: [Int32] { producers.map(\.id) + consumers.map(\.id) + [admin.id] }
 
     func injectFault() {
         let roll = rng.next() % 100
@@ -253,62 +254,78 @@ public final class ReplicationSimulation {
             guard broker.up else { return }
             let powerLoss = powerLossAllowed(broker) && rng.next() % 2 == 0
             crash(broker, powerLoss: powerLoss)
-            let down = 50 + random(4_000)
-            after(down) { [self, weak broker] in
-                guard let broker, !broker.up else { return }
-                broker.start()
-            }
+            restartLater(broker)
         case 30..<50 where options.networkPartitions && !calm:
             // Cut one link between two of controller and brokers (one way, or both).
             let nodes = [Self.controllerId] + brokerIds
             let a = nodes[Int(rng.next() % UInt64(nodes.count))]
             let b = nodes[Int(rng.next() % UInt64(nodes.count))]
             guard a != b else { return }
-            cut.insert([a, b])
+            network.cut.insert([a, b])
             let both = rng.next() % 2 == 0
-            if both { cut.insert([b, a]) }
+            if both { network.cut.insert([b, a]) }
             note("cut \(a)\(both ? "<->" : "->")\(b)")
         case 50..<58 where options.networkPartitions && !calm:
             // Isolate a broker from everyone, clients included.
-            for other in [Self.controllerId] + brokerIds + producers.map(\.id) + consumers.map(\.id) where other != id {
-                cut.insert([id, other])
-                cut.insert([other, id])
+            for other in [Self.controllerId] + brokerIds + clientIds where other != id {
+                network.cut.insert([id, other])
+                network.cut.insert([other, id])
             }
             note("isolate \(id)")
         case 58..<64 where options.networkPartitions && !calm:
             // Cut a broker from the controller only: it keeps leading for clients and followers.
-            cut.insert([id, Self.controllerId])
-            cut.insert([Self.controllerId, id])
+            network.cut.insert([id, Self.controllerId])
+            network.cut.insert([Self.controllerId, id])
             note("cut \(id)<->controller")
-        case 64..<90:
-            // Heal one cut link at a time.
-            if let link = cut.sorted(by: { $0.lexicographicallyPrecedes($1) }).first {
-                cut.remove(link)
+        case 64..<70 where options.networkPartitions:
+            // A slow (congested) link between two brokers, one way: its messages take seconds,
+            // so one can arrive after its sender crashed and restarted.
+            let other = brokerIds[Int(rng.next() % UInt64(brokerIds.count))]
+            guard other != id else { return }
+            let extra = 500 + random(8_000)
+            network.slow[[id, other]] = extra
+            note("slow \(id)->\(other) by \(extra) ms")
+        case 70..<90:
+            // Heal one cut or slow link at a time.
+            if let link = network.cut.sorted(by: { $0.lexicographicallyPrecedes($1) }).first {
+                network.cut.remove(link)
                 note("heal \(link[0])->\(link[1])")
+            } else if let link = network.slow.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }).first {
+                network.slow.removeValue(forKey: link)
+                note("heal slow \(link[0])->\(link[1])")
             }
         default:
-            if !cut.isEmpty {
-                cut.removeAll()
+            if !network.cut.isEmpty || !network.slow.isEmpty {
+                network.cut.removeAll()
+                network.slow.removeAll()
                 note("heal all")
             }
         }
     }
 
-    func crash(_ broker: SimBroker, powerLoss: Bool) {
+    /// Starts `broker` again after a while, unless it is up by then.
+    func restartLater(_ broker: SimBrokerNode) {
+        let down = 50 + random(4_000)
+        controller.loop.schedule(afterMs: down) { [weak broker] in
+            guard let broker, !broker.up else { return }
+            broker.start()
+        }
+    }
+
+    func crash(_ broker: SimBrokerNode, powerLoss: Bool) {
         if powerLoss {
             stats.powerLosses += 1
             // Its replicas in an ISR are impaired until the controller takes it out of the ISR
             // (its session expires or it registers again).
             for p in partitionIds {
-                if let reg = controller.registration(p), reg.replicas.contains(broker.id) {
-                    impaired.insert(ReplicaKey(broker: broker.id, partition: p, incarnation: controller.brokerEpoch(broker.id)))
+                if let reg = registration(p), reg.replicas.contains(broker.id) {
+                    impaired.insert(ReplicaKey(broker: broker.id, partition: p, incarnation: brokerEpoch(broker.id)))
                 }
             }
         } else {
             stats.processCrashes += 1
         }
-        broker.stop()
-        if powerLoss { broker.disk.crash(rng: &rng, tornWrites: options.tornWrites) }
+        broker.crash(powerLoss: powerLoss)
         note("crash \(broker.id)\(powerLoss ? " (power loss: unsynced writes lost)" : " (process: page cache kept)")")
     }
 
@@ -316,13 +333,13 @@ public final class ReplicationSimulation {
     func updateImpaired() {
         guard !impaired.isEmpty else { return }
         for key in impaired.sorted() {
-            guard let reg = controller.registration(key.partition) else { continue }
-            let registration = controller.controller.image.brokers[NodeID(key.broker)]
+            guard let reg = registration(key.partition) else { continue }
+            let registration = controllerImage.brokers[NodeID(key.broker)]
             let oldIncarnationGone = registration.map { $0.fenced || $0.epoch != key.incarnation } ?? true
             if oldIncarnationGone && !reg.isr.contains(key.broker) { impaired.remove(key) }
         }
         for p in partitionIds {
-            guard let reg = controller.registration(p), !reg.isr.isEmpty else { continue }
+            guard let reg = registration(p), !reg.isr.isEmpty else { continue }
             if reg.isr.allSatisfy({ m in impaired.contains { $0.broker == m && $0.partition == p } }) {
                 fail("outside the fault model: every ISR member of partition \(p) (\(reg.isr)) lost its page cache")
             }
@@ -348,13 +365,15 @@ public final class ReplicationSimulation {
                 return
             }
         }
-        throw SimulationFailure(seed: seed, event: events, property: "no convergence 60 s after healing: \(summary())", replayFlags: "--replication")
+        throw SimulationFailure(seed: seed, event: events, property: "no convergence 60 s after healing: \(summary())", replayFlags: replayFlags)
     }
 
     func heal() {
         healing = true
-        cut.removeAll()
-        note("healing: no more faults, loss or duplication")
+        network.cut.removeAll()
+        network.slow.removeAll()
+        network.lossPerMille = 0
+        note("healing: no more faults or loss")
         for id in brokerIds where !brokers[id]!.up { brokers[id]!.start() }
         for p in producers { p.finishAfter(options.batchesAfterHealing) }
     }
@@ -364,30 +383,41 @@ public final class ReplicationSimulation {
         if faults && topicCreated && rng.next() % 1000 < options.faultPerMille {
             injectFault()
         }
-        if let (time, work) = queue.pop() {
-            now = max(now, time)
-            work()
+        if faults && topicCreated && now >= quietUntilMs && rng.next() % 2_000 == 0 {
+            quietUntilMs = now + 1_000 + random(6_000)
+            note("quiet until \(quietUntilMs)")
         }
-        for id in brokerIds { brokers[id]!.completeWaiters() }
+        guard scheduler.runNext() else {
+            fail("nothing left to run")
+            return
+        }
         updateImpaired()
         check()
     }
 
+    /// The state of every broker and partition, for failure messages.
     public func summary() -> String {
         let parts = brokerIds.map { id -> String in
             let b = brokers[id]!
             guard b.up else { return "\(id):down" }
             let logs = partitionIds.map { p -> String in
-                guard let part = b.partitions[topicPartition(p)] else { return "p\(p):-" }
+                guard let part = b.partition(topicPartition(p)) else { return "p\(p):-" }
                 return "p\(p):\(part.isLeader ? "L" : "F")@\(part.leaderEpoch) leo \(part.log.logEndOffset) hw \(part.highWatermark)"
             }
-            return "\(id)\(b.serving ? "" : "(not serving)"): " + logs.joined(separator: " ")
+            return "\(id)\(b.serving ? "" : "(not serving)") image@\(b.image.provenance.lastOffset): " + logs.joined(separator: " ")
         }
         let regs = partitionIds.map { p in
-            controller.registration(p).map { "p\(p) leader \($0.leader) epoch \($0.leaderEpoch) isr \($0.isr)" } ?? "p\(p) -"
+            registration(p).map { "p\(p) leader \($0.leader) epoch \($0.leaderEpoch) isr \($0.isr)" } ?? "p\(p) -"
         }
         let committed = partitionIds.map { "p\($0) committed \(ledgers[$0]!.end) acked \(ledgers[$0]!.acked.count)" }
-        return (parts + regs + committed).joined(separator: "; ")
+        let clients = producers.filter { !$0.done }.map { "producer \($0.producerId) waits on \($0.outstanding.keys.sorted()) in flight \($0.inFlight.sorted()) remaining \($0.remaining ?? [:])" }
+            + consumers.map { c in "consumer \(c.id) at \(partitionIds.map { c.positions[$0] ?? 0 }) in flight \(c.inFlight.sorted()) leaders \(c.leaders.keys.sorted().map { "p\($0)->\(c.leaders[$0]!)" }) retry \(c.retryAt.keys.sorted().map { c.retryAt[$0]! })" }
+        return (parts + regs + committed + clients + ["controller image@\(controllerImage.provenance.lastOffset)"]).joined(separator: "; ")
+    }
+
+    /// What a run's end looks like, to compare two runs of one seed.
+    public var fingerprint: String {
+        "events \(events) now \(now) " + summary()
     }
 }
 
@@ -428,9 +458,4 @@ struct ReplicaKey: Hashable, Comparable {
     static func < (a: ReplicaKey, b: ReplicaKey) -> Bool {
         (a.broker, a.partition, a.incarnation) < (b.broker, b.partition, b.incarnation)
     }
-}
-
-/// A mutable flag shared by closures.
-final class Flag {
-    var value = false
 }

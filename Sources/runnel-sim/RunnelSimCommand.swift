@@ -5,6 +5,20 @@ import RunnelSim
 
 @main
 struct RunnelSimCommand: ParsableCommand {
+    /// A seed must replay exactly in another process too, but Swift seeds its hashing per process,
+    /// so the order of a dictionary's keys (which the real code iterates) differs from one run to
+    /// the next. Runs itself again with hashing made deterministic when it is not.
+    static func main() {
+        if getenv("SWIFT_DETERMINISTIC_HASHING") == nil {
+            setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+            let args = CommandLine.arguments.map { strdup($0) } + [nil]
+            execv("/proc/self/exe", args)
+            // execv returns only on failure: run on, with a warning.
+            FileHandle.standardError.write(Data("runnel-sim: could not re-run with SWIFT_DETERMINISTIC_HASHING=1; seeds may not replay exactly\n".utf8))
+        }
+        Self.main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "runnel-sim",
         abstract: "Deterministic simulation of the metadata quorum (the real Raft core, driver and log) or of partition replication (the real partitions, logs and controller), on a virtual clock, network and disk, with faults.",
@@ -43,7 +57,7 @@ struct RunnelSimCommand: ParsableCommand {
     @Option(help: "Partitions of the replicated topic (with --replication).")
     var partitions: Int = 1
 
-    @Option(help: "A rule to break on purpose (with --replication: uncleanLeaderElection, ackBeforeHighWatermark, ignoreDivergingEpoch; with --groups: answerSyncBeforeStore, ackCommitBeforeWrite).")
+    @Option(help: "A rule to break on purpose (with --replication: uncleanLeaderElection, ackBeforeHighWatermark, highWatermarkPastFollowerEnd, isrExpansionWithoutBrokerEpochCheck, ignoreDivergingEpoch; with --groups: answerSyncBeforeStore, ackCommitBeforeWrite).")
     var broken: [String] = []
 
     @Flag(help: "Simulate a consumer group (the real group coordinator, members, coordinator failover) instead of the metadata quorum.")
@@ -109,6 +123,7 @@ struct RunnelSimCommand: ParsableCommand {
             do {
                 try sim.run()
                 print("seed \(seed): ok, \(sim.events) events, \(describe(sim.stats)); \(sim.summary())")
+                print("fingerprint: \(sim.fingerprint)")
             } catch {
                 if !trace { print(sim.trace.suffix(300).joined(separator: "\n")) }
                 print(error)
@@ -138,6 +153,7 @@ struct RunnelSimCommand: ParsableCommand {
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
+
 
     func runGroups() throws {
         var options = GroupSimulationOptions()
@@ -179,6 +195,7 @@ struct RunnelSimCommand: ParsableCommand {
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
+
 
     func describe(_ stats: ReplicationStats) -> String {
         "\(stats.processCrashes) process crashes, \(stats.powerLosses) power losses, \(stats.leaderChanges) leader changes, \(stats.isrChanges) ISR changes, "
