@@ -142,7 +142,7 @@ let package = Package(
             name: "RunnelNode",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
-                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft",
+                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft", "RunnelReplication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -16,9 +16,14 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
     /// How long a request may look for the active controller.
     public var retryDeadlineMs: Int64 = 30_000
     /// How long one attempt may go unanswered before its connection is dropped and the request
-    /// goes to the next voter (Kafka's `controller.socket.timeout.ms`): across a network
-    /// partition a request would otherwise wait on its connection for as long as TCP keeps it.
+    /// goes to the next voter: across a network partition, or to a paused controller, a request
+    /// would otherwise wait on its connection for as long as TCP keeps it. The broker's own
+    /// requests (registration, heartbeats, AlterPartition, producer ids) use
+    /// `controller.quorum.request.timeout.ms`, so a heartbeat finds a new active controller well
+    /// within the session timeout; admin requests forwarded for clients use
+    /// `controller.socket.timeout.ms`.
     public var requestTimeoutMs: Int64 = 30_000
+    public var brokerRequestTimeoutMs: Int64 = 2_000
     public var backoffMs: Int64 = 50
     private let stopped = NIOLockedValueBox(false)
 
@@ -41,7 +46,8 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         let hint = leaderHint()
         let i = index ?? (peers.firstIndex { $0.id == hint } ?? 0)
         let peer = peers[i % peers.count]
-        let timeout = eventLoop.scheduleTask(in: .milliseconds(requestTimeoutMs)) { peer.client.close() }
+        let timeoutMs = Self.isBrokerRequest(request) ? brokerRequestTimeoutMs : requestTimeoutMs
+        let timeout = eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { peer.client.close() }
         peer.client.send(request, version: version).whenComplete { [self] result in
             timeout.cancel()
             switch result {
@@ -76,6 +82,12 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
             attempt(request, version: version, index: next, deadline: deadline, promise: promise)
         }
+    }
+
+    /// The requests a broker sends on its own behalf, which must not wait long on one controller.
+    static func isBrokerRequest(_ request: any RequestMessage) -> Bool {
+        request is BrokerHeartbeatRequest || request is BrokerRegistrationRequest || request is AlterPartitionRequest
+            || request is AllocateProducerIdsRequest || request is UnregisterBrokerRequest
     }
 
     /// Whether a controller answered "not me".

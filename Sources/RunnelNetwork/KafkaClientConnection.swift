@@ -130,8 +130,9 @@ public final class PeerClient: @unchecked Sendable {
             writer.writeInt32(0)  // size, set below
             RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
             request.write(to: &writer, version: version)
-            var frame = writer.bytes
-            frame.setInteger(Int32(frame.readableBytes - 4), at: frame.readerIndex)
+            var bytes = writer.bytes
+            bytes.setInteger(Int32(bytes.readableBytes - 4), at: bytes.readerIndex)
+            let frame = bytes
             let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
             let headerVersion = ResponseHeader.version(apiKey: R.apiKey, apiVersion: version)
             return channel.eventLoop.submit {

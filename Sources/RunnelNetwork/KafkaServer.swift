@@ -61,7 +61,7 @@ public final class KafkaServer: Sendable {
 
     /// Begins taking connections, those waiting in the backlog first.
     public func startAccepting() async throws {
-        try await channel.setOption(.autoRead, value: true)
+        try await channel.setOption(.autoRead, value: true).get()
     }
 
     /// Stops accepting and closes every connection, so no request reaches the node after it

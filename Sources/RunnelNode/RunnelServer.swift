@@ -12,6 +12,7 @@ import RunnelMetadata
 import RunnelNetwork
 import RunnelQuorum
 import RunnelRaft
+import RunnelReplication
 import RunnelWire
 
 /// One `runnel server` process: composes the roles of `process.roles` over real sockets, files and
@@ -115,9 +116,11 @@ public final class RunnelServer: @unchecked Sendable {
         let policy = config.snapshotPolicy
         let sessionTimeoutMs = config.brokerSessionTimeoutMs
         let rebalance = config.leaderRebalance
+        let raftConfig = raft
+        let controllerSettings = settings
         let quorum = try await loop.submit {
-            let q = try MetadataQuorum(clusterId: clusterId, config: raft, runtime: runtime, disk: disk, directory: directory,
-                                       controller: QuorumController(settings: settings, resolver: resolver), seed: seed, cleanShutdown: clean,
+            let q = try MetadataQuorum(clusterId: clusterId, config: raftConfig, runtime: runtime, disk: disk, directory: directory,
+                                       controller: QuorumController(settings: controllerSettings, resolver: resolver), seed: seed, cleanShutdown: clean,
                                        snapshots: snapshots)
             q.driver.snapshotPolicy = policy
             q.sessionTimeoutMs = sessionTimeoutMs
@@ -152,6 +155,7 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
+            brokerSettings.replicationFaults = try Self.brokenRules(logger: logger)
             // A lone combined node talks to its own controller in-process; otherwise the broker
             // finds the active controller over the network.
             let inProcess = config.isController && config.voters.count == 1
@@ -161,6 +165,8 @@ public final class RunnelServer: @unchecked Sendable {
                                           logger: logger, leaderHint: { leaderHint.withLockedValue { $0 } })
             channel = controllerChannel
             remoteController = controllerChannel as? RemoteControllerChannel
+            remoteController?.brokerRequestTimeoutMs = config.quorumRequestTimeoutMs
+            remoteController?.requestTimeoutMs = config.controllerSocketTimeoutMs
             let b = Broker(settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock, logger: logger)
             broker = b
             self.broker = b
@@ -221,6 +227,21 @@ public final class RunnelServer: @unchecked Sendable {
         for server in servers {
             logger.info("listening", metadata: ["listener": "\(server.listener)", "address": "\(server.localAddress)"])
         }
+    }
+
+    /// Replication rules broken on purpose, for fault-testing harnesses only (`tools/chaos`
+    /// checks that its checker catches them): `RUNNEL_TEST_BROKEN_RULES=rule,...`. Unset in any
+    /// real run; when set, the node says so loudly.
+    static func brokenRules(logger: Logger) throws -> ReplicationFaults {
+        var faults = ReplicationFaults()
+        guard let text = ProcessInfo.processInfo.environment["RUNNEL_TEST_BROKEN_RULES"], !text.isEmpty else { return faults }
+        for name in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard faults.breakRule(named: name) else {
+                throw ConfigError("RUNNEL_TEST_BROKEN_RULES", "\(name) is not a rule; the rules are \(ReplicationFaults.ruleNames.joined(separator: ", ")).")
+            }
+        }
+        logger.critical("TESTING ONLY: RUNNEL_TEST_BROKEN_RULES=\(text) breaks replication rules on purpose; acknowledged records can be lost")
+        return faults
     }
 
     private func registrationRequest(clusterId: String) -> BrokerRegistrationRequest {

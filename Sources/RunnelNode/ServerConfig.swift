@@ -85,6 +85,8 @@ public struct ServerConfig: Sendable {
     public var quorumFetchTimeoutMs: Int64
     public var quorumElectionBackoffMaxMs: Int64
     public var quorumRequestTimeoutMs: Int64
+    /// `controller.socket.timeout.ms`: how long a client request forwarded to the controller waits on one controller.
+    public var controllerSocketTimeoutMs: Int64
     public var initialBrokerRegistrationTimeoutMs: Int64
     public var snapshotPolicy: SnapshotPolicy
     public var brokerSessionTimeoutMs: Int64
@@ -255,6 +257,7 @@ public struct ServerConfig: Sendable {
         quorumFetchTimeoutMs = try int64("controller.quorum.fetch.timeout.ms", default: 2000, min: 1)
         quorumElectionBackoffMaxMs = try int64("controller.quorum.election.backoff.max.ms", default: 1000, min: 1)
         quorumRequestTimeoutMs = try int64("controller.quorum.request.timeout.ms", default: 2000, min: 1)
+        controllerSocketTimeoutMs = try int64("controller.socket.timeout.ms", default: 30000, min: 1)
         initialBrokerRegistrationTimeoutMs = try int64("initial.broker.registration.timeout.ms", default: 60000, min: 1)
         brokerSessionTimeoutMs = try int64("broker.session.timeout.ms", default: 9000, min: 1)
         brokerHeartbeatIntervalMs = try int64("broker.heartbeat.interval.ms", default: 2000, min: 1)

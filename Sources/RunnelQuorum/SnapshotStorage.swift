@@ -100,7 +100,9 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
             let partPath = path(chunk.id) + ".part"
             if chunk.position == 0 {
                 try? FileManager.default.removeItem(atPath: partPath)
-                FileManager.default.createFile(atPath: partPath, contents: nil)
+                guard FileManager.default.createFile(atPath: partPath, contents: nil) else {
+                    throw SnapshotError("cannot create \(partPath)")
+                }
                 download = (chunk.id, partPath, chunk.totalBytes)
             }
             guard let current = download, current.id == chunk.id else { throw SnapshotError("snapshot chunk out of order") }

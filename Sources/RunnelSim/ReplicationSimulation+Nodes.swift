@@ -174,6 +174,7 @@ final class SimBrokerNode: @unchecked Sendable {
         let channel = RemoteControllerChannel(voters: voters, brokerId: id, connector: connector, eventLoop: loop, logger: logger,
                                               leaderHint: { quorum.driver.node.leaderId?.rawValue ?? -1 })
         channel.requestTimeoutMs = options.controllerRequestTimeoutMs
+        channel.brokerRequestTimeoutMs = options.controllerQuorumRequestTimeoutMs
         channel.retryDeadlineMs = options.controllerRequestTimeoutMs * 2
         controllerChannel = channel
         let broker = Broker(settings: settings, logManager: logManager, controller: channel, clock: world.clock, logger: logger)

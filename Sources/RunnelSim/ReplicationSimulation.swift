@@ -59,9 +59,12 @@ public struct ReplicationSimulationOptions: Sendable {
     public var heartbeatIntervalMs: Int64 = 200
     /// `replica.lag.time.max.ms`
     public var replicaLagTimeMaxMs: Int64 = 1_500
-    /// How long one request to the controller may go unanswered before the broker tries again
-    /// (`controller.socket.timeout.ms`).
+    /// How long one forwarded request to the controller may go unanswered before the broker
+    /// tries again (`controller.socket.timeout.ms`).
     public var controllerRequestTimeoutMs: Int64 = 3_000
+    /// The same for the broker's own requests: heartbeats, registration, AlterPartition
+    /// (`controller.quorum.request.timeout.ms`, scaled as the session timeout is).
+    public var controllerQuorumRequestTimeoutMs: Int64 = 500
     /// `initial.broker.registration.timeout.ms`: a broker that cannot register in time stops
     /// (and the simulation starts it again later).
     public var registrationTimeoutMs: Int64 = 20_000

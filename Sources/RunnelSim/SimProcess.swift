@@ -25,11 +25,10 @@ struct SimLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-             function: String, line: UInt) {
-        let all = self.metadata.merging(metadata ?? [:]) { $1 }
+    func log(event: LogEvent) {
+        let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
         let extra = all.isEmpty ? "" : " " + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
-        sink("\(label): \(message)\(extra)")
+        sink("\(label): \(event.message)\(extra)")
     }
 
     /// A logger for the process `label` writing to `sink` when `tracing`.

@@ -153,7 +153,7 @@ struct Dev: ParsableCommand {
             stopAll(processes)
             fail("the cluster did not start within 60 s; see the server.log files under \(root)")
         }
-        try? runBlocking { await probe.close() }
+        runBlocking { await probe.close() }
         say("runnel dev: \(nodes.count) process(es), data and logs under \(root)")
         say("bootstrap: " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","))
         let metrics = nodes.compactMap { node in node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" } }

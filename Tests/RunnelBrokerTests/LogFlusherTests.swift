@@ -57,7 +57,7 @@ struct LogFlusherTests {
             let dir = NSTemporaryDirectory() + "runnel-flusher-eio-\(getppid())"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let (manager, _) = try rolledManager(dir)
-            FileManager.default.createFile(atPath: dir + "/fail", contents: Data())
+            guard FileManager.default.createFile(atPath: dir + "/fail", contents: Data()) else { return }
             LogFlusher.run(manager, nowMs: 1, logger: Logger(label: "test"))
         }
     }

@@ -4323,8 +4323,7 @@ extension DelegationTokenRecord: ArbitraryMessage {
 
 extension EndTransactionRecord: ArbitraryMessage {
     static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
-        var value = Self()
-        return value
+        Self()
     }
 }
 
@@ -4379,8 +4378,7 @@ extension LeaderChangeMessage.Voter {
 
 extension NoOpRecord: ArbitraryMessage {
     static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
-        var value = Self()
-        return value
+        Self()
     }
 }
 
