@@ -85,7 +85,7 @@ class Checker:
                 continue
             e = f.get("healed_at") or s
             if s <= r + after and e >= r - before:
-                out.append(f"{f['kind']} [{s:.1f}s-{e:.1f}s] {f.get('desc', '')}")
+                out.append(f"{f.get('label') or f['kind']} [{s:.1f}s-{e:.1f}s] {f.get('desc', '')}")
         return out
 
     def add(self, kind: str, what: str, t: float, records: list) -> None:
@@ -412,7 +412,7 @@ class Checker:
                         best = max(best, x - prev)
                     prev = x
                 parts[p] = round(best * 1000)
-            out.append({"kind": f["kind"], "desc": f.get("desc", ""), "start": s, "healed": h,
+            out.append({"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s, "healed": h,
                         "longest_gap_ms": round(longest * 1000), "gap_start": at, "per_partition_ms": parts})
         return {"faults": out, "by_kind": summarize_gaps(out)}
 

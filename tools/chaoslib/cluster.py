@@ -130,6 +130,8 @@ class ChaosNode:
             log.write(f"\n===== start #{self.starts + 1} at {time.monotonic():.3f}: {' '.join(argv)}\n".encode())
             log.flush()
             env = {**os.environ, **self.env}
+            if "FAKETIME_CACHE_DURATION" in env:
+                env["FAKETIME_TIMESTAMP_FILE"] = str(self.faketime_path)
             self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, env=env, preexec_fn=pdeathsig)
         self.starts += 1

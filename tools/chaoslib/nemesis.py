@@ -28,6 +28,8 @@ KINDS = {
     "bridge": "two halves that cannot reach each other, joined by one node that reaches both",
     "kill": "kill -9 of a node (a partition leader, the active controller or any node); restarted at heal",
     "pause": "SIGSTOP of a node for longer than the broker session timeout; SIGCONT at heal",
+    "pause-follower": "SIGSTOP of a follower of a partition (a broker; it leads other partitions); SIGCONT at heal",
+    "pause-controller": "SIGSTOP of the active controller; SIGCONT at heal",
     "clock": "one or two nodes' wall clocks jump 5-300 s ahead or back (libfaketime); reset at heal",
     "disk": "a broker's log dir (a tmpfs of its own) filled to the last byte; emptied, and the broker "
             "restarted if it stopped, at heal",
@@ -40,8 +42,12 @@ DEFAULT_KINDS = [k for k in KINDS]
 
 # The shortest hold per kind: a pause outlasts the broker session timeout (3 s) with margin; the
 # stale follower needs replica.lag.time.max.ms (5 s) to leave the ISR before the second step.
-MIN_HOLD_S = {"pause": 5.0, "stale-follower": 14.0}
-STALE_STEP_S = 8.0
+MIN_HOLD_S = {"pause": 5.0, "pause-follower": 5.0, "pause-controller": 5.0, "stale-follower": 16.0}
+# The stale follower's second step waits until Metadata shows it out of the ISR (the leader
+# shrinks it once it lagged replica.lag.time.max.ms, checked every half of that), at least
+# STALE_STEP_MIN_S and at most STALE_STEP_MAX_S after the cut.
+STALE_STEP_MIN_S = 6.0
+STALE_STEP_MAX_S = 12.0
 
 
 @dataclass
@@ -62,10 +68,10 @@ class Fault:
     disks: list = field(default_factory=list)
     target_nodes: list = field(default_factory=list)
     target_partition: int | None = None
-    pending_steps: list = field(default_factory=list)    # [(at_relative_s, name)]
+    pending_steps: list = field(default_factory=list)    # [(seconds after start, fault, step name)]
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "start": self.start, "end": self.end, "seed": self.seed,
+        return {"kind": self.kind, "label": self.label, "start": self.start, "end": self.end, "seed": self.seed,
                 "started_at": self.started_at, "healed_at": self.healed_at, "desc": self.desc,
                 "targets": self.target_nodes, "partition": self.target_partition,
                 "parts": [p.to_json() for p in self.parts]}
@@ -145,6 +151,19 @@ class Nemesis:
             except KeyError:
                 pass
         return p, rng.choice(self.cluster.brokers)
+
+    def follower_of(self, rng: random.Random, f: Fault):
+        """A follower (drawn from the seed) of a partition (drawn from the seed), by Metadata."""
+        p = rng.randrange(self.partitions)
+        f.target_partition = p
+        state = self.cluster.partition_state(self.topic)
+        choice = rng.random()
+        if state and p in state:
+            leader, replicas, _ = state[p]
+            followers = [r for r in replicas if r != leader]
+            if followers:
+                return self.cluster.node(followers[int(choice * len(followers))])
+        return self.cluster.brokers[int(choice * len(self.cluster.brokers))]
 
     def active_controller(self, rng: random.Random):
         cid = self.cluster.active_controller()
@@ -236,8 +255,13 @@ class Nemesis:
             f.target_nodes = [n.name]
             f.desc = f"kill -9 {n.name}"
             self.log("node-kill", node=n.name)
-        elif k == "pause":
-            n = self.pick_node(rng, f)
+        elif k in ("pause", "pause-follower", "pause-controller"):
+            if k == "pause":
+                n = self.pick_node(rng, f)
+            elif k == "pause-controller":
+                n = self.active_controller(rng)
+            else:
+                n = self.follower_of(rng, f)
             n.pause()
             f.paused = [n.name]
             f.target_nodes = [n.name]
@@ -274,9 +298,9 @@ class Nemesis:
                 L, S, O = (self.cluster.node(i) for i in (leader_id, stale, other))
                 f.cuts = self.both_ways([L.name], [S.name])
                 f.target_nodes = [L.name, S.name, O.name]
-                f.desc = (f"{self.topic}-{p}: {S.name} cut from leader {L.name}; at +{STALE_STEP_S:.0f}s "
+                f.desc = (f"{self.topic}-{p}: {S.name} cut from leader {L.name}; once it left the ISR "
                           f"kill -9 {O.name} and cut {L.name} from every node")
-                f.pending_steps = [(STALE_STEP_S, f, "stale-step")]
+                f.pending_steps = [(STALE_STEP_MIN_S, f, "stale-step")]
             else:
                 f.desc = f"{self.topic}-{p}: no leader with 3 replicas to aim at; nothing done"
         else:
@@ -291,12 +315,18 @@ class Nemesis:
                 _, x, name = s
                 if name == "stale-step":
                     L, S, O = (self.cluster.node(n) for n in x.target_nodes)
+                    state = self.cluster.partition_state(self.topic) or {}
+                    isr = state.get(x.target_partition, (None, [], []))[2]
+                    if S.node_id in isr and now - f.started_at < STALE_STEP_MAX_S:
+                        f.pending_steps.append((now - f.started_at + 0.5, x, name))   # look again
+                        continue
                     O.kill9()
                     x.killed.append(O.name)
                     self.log("node-kill", node=O.name)
                     x.cuts = x.cuts | self.both_ways([L.name], [n for n in self.node_names() if n != L.name])
                     self.apply_cuts()
-                    self.log("fault-step", kind=x.kind, desc=f"kill -9 {O.name}; {L.name} cut from every node")
+                    self.log("fault-step", kind=x.kind, desc=f"kill -9 {O.name}; {L.name} cut from every node",
+                             stale_in_isr=S.node_id in isr)
 
     def heal(self, f: Fault, now: float) -> None:
         if f in self.active:

@@ -24,7 +24,7 @@ def color(kind: str) -> str:
         return COLORS["mix"]
     if kind in NETWORK:
         return COLORS["network"]
-    if kind in ("kill", "pause"):
+    if kind in ("kill", "pause", "pause-follower", "pause-controller"):
         return COLORS["process"]
     return COLORS.get(kind, "#999")
 
@@ -71,10 +71,19 @@ def svg_timeline(result: dict, events: list[dict], t0: float) -> str:
         out.append(f'<text x="{x(s) + 2:.1f}" y="{h1_top - 6}" fill="{c}">{html.escape(kind)}</text>')
     # throughput
     rates = [count.get(b, 0) / BUCKET_S for b in range(int(end / BUCKET_S) + 1)]
-    top = max(rates + [1.0])
-    pts = " ".join(f"{x(b * BUCKET_S + BUCKET_S / 2):.1f},{h1_top + h1 - h1 * r / top:.1f}" for b, r in enumerate(rates))
+    # Catch-up bursts after a stall run to many times the offered rate: the axis stops at three
+    # times the offered rate and taller bursts are drawn clipped (marked with a dot).
+    offered = float(result.get("options", {}).get("rate") or 0)
+    peak = max(rates + [1.0])
+    top = min(peak, 3 * offered) if offered else peak
+    pts = " ".join(f"{x(b * BUCKET_S + BUCKET_S / 2):.1f},{h1_top + h1 - h1 * min(r, top) / top:.1f}" for b, r in enumerate(rates))
     out.append(f'<polyline points="{pts}" fill="none" stroke="#264653" stroke-width="1.3"/>')
-    out.append(f'<text x="{LEFT}" y="{h1_top + 12}" fill="#264653">acknowledged writes/s (max {top:.0f})</text>')
+    for b, r in enumerate(rates):
+        if r > top:
+            out.append(f'<circle cx="{x(b * BUCKET_S + BUCKET_S / 2):.1f}" cy="{h1_top}" r="2.5" fill="#264653">'
+                       f'<title>{r:.0f}/s (clipped)</title></circle>')
+    out.append(f'<text x="{LEFT + 4}" y="{h1_top + 12}" fill="#264653">acknowledged writes/s per half second'
+               f' (offered {offered:.0f}/s; peak {peak:.0f}/s)</text>')
     out.append(f'<line x1="{LEFT}" y1="{h1_top + h1}" x2="{W - RIGHT}" y2="{h1_top + h1}" stroke="#999"/>')
     out.append(f'<text x="{LEFT - 4}" y="{h1_top + 8}" text-anchor="end">{top:.0f}</text>')
     out.append(f'<text x="{LEFT - 4}" y="{h1_top + h1}" text-anchor="end">0</text>')
@@ -83,8 +92,23 @@ def svg_timeline(result: dict, events: list[dict], t0: float) -> str:
     lo, hi = 0.0, math.log10(max(lmax, 10.0))
     y2 = lambda ms: h2_top + h2 - h2 * (math.log10(max(ms, 1.0)) - lo) / (hi - lo or 1)  # noqa: E731
     for name, fn, col in (("max", max, "#e63946"), ("median", lambda v: sorted(v)[len(v) // 2], "#1d3557")):
-        pts = " ".join(f"{x(b * BUCKET_S + BUCKET_S / 2):.1f},{y2(fn(v)):.1f}" for b, v in sorted(lat.items()) if v)
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="1.1"/>')
+        # one polyline per run of buckets with acknowledgements: no line across a stall
+        runs, cur, prev = [], [], None
+        for b, v in sorted(lat.items()):
+            if not v:
+                continue
+            if prev is not None and b != prev + 1:
+                runs.append(cur)
+                cur = []
+            cur.append(f"{x(b * BUCKET_S + BUCKET_S / 2):.1f},{y2(fn(v)):.1f}")
+            prev = b
+        runs.append(cur)
+        for r in runs:
+            if len(r) == 1:
+                cx, cy = r[0].split(",")
+                out.append(f'<circle cx="{cx}" cy="{cy}" r="1.5" fill="{col}"/>')
+            elif r:
+                out.append(f'<polyline points="{" ".join(r)}" fill="none" stroke="{col}" stroke-width="1.1"/>')
     out.append(f'<text x="{LEFT}" y="{h2_top + 12}"><tspan fill="#1d3557">median</tspan> and '
                f'<tspan fill="#e63946">max</tspan> send-to-ack latency (ms, log scale)</text>')
     for ms in (1, 10, 100, 1000, 10000, 100000):

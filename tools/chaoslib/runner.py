@@ -145,6 +145,7 @@ class Run:
                                disk_mb=opts.disk_mb, broker_env=broker_env)
         self.net = hosts.Network(self.cluster.hosts)
         self.observer_stop = threading.Event()
+        self.started_faults: list = []     # nemesis.Fault, as they started (kept if the run breaks off)
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -218,11 +219,19 @@ class Run:
             return
         node = self.cluster.node(cid)
         node.set_clock_offset(3600)
+        skew = None
         try:
-            time.sleep(1.6)       # the timestamp file is re-read every second
-            seen = self.cluster.quorum_status()
-            stamps = [r.get("lastFetchTimestamp", 0) for r in (seen or {}).get("replicas", []) if r.get("nodeId") == cid]
-            skew = (max(stamps) / 1000 - time.time()) if stamps else None
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                time.sleep(0.5)       # the timestamp file is re-read every second
+                seen = self.cluster.quorum_status() or {}
+                if seen.get("leaderId") != cid:
+                    continue
+                # the leader stamps its voters' fetches with its wall clock
+                stamps = [r.get("lastFetchTimestamp", 0) for r in seen.get("replicas", [])]
+                skew = (max(stamps) / 1000 - time.time()) if stamps else None
+                if skew is not None and skew > 3500:
+                    break
         finally:
             node.set_clock_offset(0)
         self.log("clock-check", node=node.name, skew_s=skew)
@@ -297,7 +306,7 @@ class Run:
         self.say(f"workload: {o.rate} records/s by {o.producers} idempotent producers, {o.partitions} partitions, "
                  f"{o.members if o.group else 0} group members; {len(faults)} faults over {o.seconds:.0f} s")
         pending = list(faults)
-        started = []
+        started = self.started_faults
         while True:
             now = self.rel()
             if now >= o.seconds:
@@ -441,7 +450,7 @@ def run_once(opts: Options, seed: int, index: int, total: int) -> dict:
         r.cleanup(True)
         raise
     events = checker.load(sorted((r.dir / "history").glob("*.jsonl")))
-    faults = info.get("faults") or _faults_from_history(events)
+    faults = info.get("faults") or [f.to_json() for f in r.started_faults] or _faults_from_history(events)
     chk = checker.Checker([e for e in events if e["src"] != "harness"], faults, r.t0)
     res = chk.run()
     failed = bool(error or r.crashes or sum(res["anomalies"].values()) or not res["final_complete"])
