@@ -100,7 +100,7 @@ def run_produce(c: dict, h: History) -> None:
             "linger.ms": 5, "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
             "request.timeout.ms": c["request_timeout_ms"], "message.timeout.ms": c["delivery_timeout_ms"],
             "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 1_048_576,
-            "socket.connection.setup.timeout.ms": 5000, "topic.metadata.refresh.interval.ms": 5000,
+            "socket.connection.setup.timeout.ms": 5000,
             **QUIET, **c.get("extra", {})}
     outstanding = [0]
 
