@@ -88,7 +88,8 @@ def metadata(bootstrap: str, topics: list[str] | None = None, timeout: float = 3
         return PartitionMeta(err, idx, leader, replicas, isr)
 
     def topic(r: Reader) -> TopicMeta:
-        err, name, _internal = r.i16(), r.string(), r.i8()
+        err, name = r.i16(), r.string()
+        r.i8()  # is_internal
         parts = _array(r, partition)
         return TopicMeta(err, name, {p.index: p for p in parts})
 
@@ -108,7 +109,9 @@ def describe_topic_configs(bootstrap: str, topics: list[str], keys: list[str] | 
     r.i32()  # throttle
     out = {}
     for _ in range(r.i32()):
-        err, _msg, _type, name = r.i16(), r.string(), r.i8(), r.string()
+        err = r.i16()
+        r.string(), r.i8()  # error message, resource type
+        name = r.string()
         configs = {}
         for _ in range(r.i32()):
             cname, value = r.string(), r.string()

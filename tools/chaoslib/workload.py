@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import chaoslib  # noqa: E402,F401  (puts Tests/integration on sys.path)
+import chaoslib  # noqa: E402,F401 - its import puts Tests/integration (kwire.py) on sys.path
 from chaoslib import wire  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
