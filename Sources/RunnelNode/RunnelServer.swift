@@ -123,6 +123,7 @@ public final class RunnelServer: @unchecked Sendable {
                                        controller: QuorumController(settings: controllerSettings, resolver: resolver), seed: seed, cleanShutdown: clean,
                                        snapshots: snapshots)
             q.driver.snapshotPolicy = policy
+            q.driver.onStorageFailure = { [logger = self.logger] in StorageFailure.halt($0, logger: logger) }
             q.sessionTimeoutMs = sessionTimeoutMs
             q.leaderRebalance = rebalance
             return q

@@ -128,6 +128,11 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private var lastRole: RaftRole?
     private var lastLeader: NodeID?
     private var lastEpoch: Int32 = -1
+    /// What happens when the metadata log cannot be written or synced: the node must stop at once
+    /// (no clean shutdown), since it may no longer acknowledge what is not durable. A process
+    /// exits with status 1, as it does when a partition's log dir fails; by default (the
+    /// simulator, tests) the program stops.
+    public var onStorageFailure: (String) -> Never = { preconditionFailure($0) }
 
     public init(config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String, listener: (any RaftListener)?, seed: UInt64,
                 cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil) throws {
@@ -308,7 +313,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             }
         } catch {
             // The log cannot be trusted any more: stop rather than acknowledge what is not durable.
-            preconditionFailure("metadata log write failed: \(error)")
+            onStorageFailure("metadata log write failed: \(error)")
         }
         for out in ready.messages {
             runtime.send(materialize(out.message), to: out.to)
@@ -383,7 +388,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             guard let self else { return }
             self.syncInFlight = false
             guard !self.stopped else { return }
-            if let error { preconditionFailure("metadata log fsync failed: \(error)") }
+            if let error { onStorageFailure("metadata log fsync failed: \(error)") }
             let durable = min(target, self.truncatedDuringSync)
             self.node.persisted(upTo: durable, nowMs: self.runtime.nowMs)
             self.process()

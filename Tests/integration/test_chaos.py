@@ -95,17 +95,6 @@ def test_unclean_leader_election_loses_acknowledged_writes(tmp_path):
     pytest.fail("unclean leader election lost no acknowledged write in 3 runs:\n" + "\n".join(t[-2000:] for t in texts))
 
 
-def binary_has_broken_rules() -> bool:
-    """Whether the runnel binary reads RUNNEL_TEST_BROKEN_RULES (the name is in its string table)."""
-    try:
-        return b"RUNNEL_TEST_BROKEN_RULES" in runnel_bin().read_bytes()
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not binary_has_broken_rules(),
-                    reason="this runnel binary does not read RUNNEL_TEST_BROKEN_RULES yet (the broker's test-only switch "
-                           "is being added on main); remove this marker once it has landed")
 def test_ack_before_high_watermark_is_caught(tmp_path):
     summary, text = chaos(tmp_path, "--runs", "1", "--seed", "5", "--nemesis", "isolate-leader",
                           "--broken", "ackBeforeHighWatermark", "--seconds", "18", "--warmup", "4", "--hold", "8,8",
