@@ -125,19 +125,25 @@ extension Broker {
 
     func produce(_ request: ProduceRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let acks = request.acks
-        var entries: [(TopicPartition, ByteBuffer?)] = []
         let acksValid = acks == 0 || acks == 1 || acks == -1
+        var entries: [(TopicPartition, ByteBuffer?)] = []
+        // What the answer is laid out as, without the records: a closure that held the request
+        // would keep the connection's read buffer shared (its records are slices of it) for as
+        // long as an acks=all answer waits, and NIO would copy the buffer on every read meanwhile.
+        var layout: [(name: String, partitions: [Int32])] = []
         for topic in request.topicData {
+            layout.append((topic.name, topic.partitionData.map(\.index)))
             for data in topic.partitionData { entries.append((TopicPartition(topic.name, data.index), data.records?.bytes)) }
         }
+        let answer = layout
         @Sendable func response(_ results: [PartitionAppendResult]) -> ProduceResponse {
             var response = ProduceResponse()
             var i = 0
-            for topic in request.topicData {
-                var out = ProduceResponse.TopicProduceResponse(name: topic.name)
-                for data in topic.partitionData {
+            for (name, partitions) in answer {
+                var out = ProduceResponse.TopicProduceResponse(name: name)
+                for index in partitions {
                     let r = acksValid ? results[i] : PartitionAppendResult(error: .invalidRequiredAcks)
-                    var p = ProduceResponse.PartitionProduceResponse(index: data.index, errorCode: r.error.rawValue, baseOffset: r.baseOffset,
+                    var p = ProduceResponse.PartitionProduceResponse(index: index, errorCode: r.error.rawValue, baseOffset: r.baseOffset,
                                                                      logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset)
                     if version >= 8 {
                         p.errorMessage = r.message
@@ -153,6 +159,7 @@ extension Broker {
         guard acksValid else { return acks == 0 ? .noResponse : respond(response([]), version: version, context: context) }
         let outcome = appendRecords(entries, requiredAcks: acks, timeoutMs: Int64(max(0, request.timeoutMs)), origin: .client,
                                     produceVersion: version, eventLoop: context.eventLoop)
+        entries = []
         if acks == 0 { return .noResponse }
         switch outcome {
         case .done(let results):
