@@ -22,6 +22,8 @@ package struct PartitionAppendResult: Sendable {
     package var baseOffset: Int64 = -1
     package var logAppendTimeMs: Int64 = -1
     package var logStartOffset: Int64 = -1
+
+    package init(error: ErrorCode = .none) { self.error = error }
 }
 
 /// What `appendRecords` gives back: every answer now, or once the acks=all waits are over.

@@ -10,7 +10,7 @@ import RunnelWire
 /// leads: loads them from that partition when it becomes leader, drops them when it stops,
 /// writes offsets and group metadata there with acks=all before they count, parks JoinGroup and
 /// SyncGroup requests until the coordinator answers them, and ticks its timers.
-final class GroupHost: @unchecked Sendable {
+package final class GroupHost: @unchecked Sendable {
     private let lock = NIOLock()
     // Guarded by lock.
     private var coordinator: GroupCoordinator
@@ -30,9 +30,16 @@ final class GroupHost: @unchecked Sendable {
     /// The broker's one append path (`Broker.appendRecords`), for writes to `__consumer_offsets`.
     let appendRecords: @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) -> AppendOutcome
     /// `offsets.commit.timeout.ms`
-    var commitTimeoutMs: Int64 = 5000
+    package var commitTimeoutMs: Int64 = 5000
+    /// A new member's id from its client id (or group instance id): Kafka's `<client id>-<uuid>`.
+    package var newMemberId: @Sendable (String) -> String = { prefix in
+        var generator = SystemRandomNumberGenerator()
+        return prefix + "-" + KafkaUUID.random(using: &generator).description
+    }
+    /// Rules broken on purpose (the group simulation's checks must catch them); none in a real run.
+    package var faults = GroupFaults()
 
-    init(settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
+    package init(settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
          partition: @escaping @Sendable (Int32) -> Partition?,
          appendRecords: @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome) {
         self.coordinator = GroupCoordinator(settings: settings)
@@ -46,7 +53,7 @@ final class GroupHost: @unchecked Sendable {
     // MARK: ownership
 
     /// Where a request for `groupId` stands here: nil when this broker coordinates it.
-    func check(_ groupId: String) -> ErrorCode? {
+    package func check(_ groupId: String) -> ErrorCode? {
         let count = partitionCount()
         guard count > 0 else { return .coordinatorNotAvailable }
         let p = OffsetsTopic.partition(for: groupId, partitions: count)
@@ -56,11 +63,11 @@ final class GroupHost: @unchecked Sendable {
         }
     }
 
-    func owns(_ groupId: String) -> Bool { check(groupId) == nil }
+    package func owns(_ groupId: String) -> Bool { check(groupId) == nil }
 
     /// Follows leadership of the `__consumer_offsets` partitions: loads the ones this broker
     /// now leads, unloads the ones it no longer does.
-    func leadershipChanged(leading: Set<Int32>, on eventLoop: any EventLoop) {
+    package func leadershipChanged(leading: Set<Int32>, on eventLoop: any EventLoop) {
         let (toLoad, toUnload): ([Int32], [Int32]) = lock.withLock {
             let current = owned.union(loading)
             return (leading.subtracting(current).sorted(), current.subtracting(leading).sorted())
@@ -147,7 +154,7 @@ final class GroupHost: @unchecked Sendable {
         return value
     }
 
-    func read<T>(_ body: (GroupCoordinator) -> T) -> T { lock.withLock { body(coordinator) } }
+    package func read<T>(_ body: (GroupCoordinator) -> T) -> T { lock.withLock { body(coordinator) } }
 
     private func dispatch(_ effects: [GroupEffect]) {
         for effect in effects {
@@ -182,6 +189,12 @@ final class GroupHost: @unchecked Sendable {
 
     private func storeAssignment(_ groupId: String, generation: Int32) {
         let value: GroupMetadataValue? = lock.withLock { coordinator.metadataRecord(groupId) }
+        if faults.answerSyncBeforeStore, let value, let loop = tickLoop {
+            let now = clock.wallMs()
+            dispatch(lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: nil, nowMs: now) })
+            append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenFailure { _ in }
+            return
+        }
         guard let value, let loop = tickLoop else {
             let now = clock.wallMs()
             dispatch(lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: .coordinatorNotAvailable, nowMs: now) })

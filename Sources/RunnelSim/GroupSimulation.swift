@@ -1,9 +1,14 @@
+import Logging
 import NIOCore
+import RunnelBroker
 import RunnelCore
 import RunnelGroups
+import RunnelLog
+import RunnelMetadata
 import RunnelWire
 
-/// A rule the group simulation breaks on purpose, to prove its checkers catch it.
+/// A rule the group simulation breaks on purpose, to prove its checkers catch it (a switch in the
+/// real GroupHost: `GroupFaults`).
 public enum GroupBrokenRule: String, Sendable, CaseIterable {
     /// SyncGroup answers before the leader's assignment is written (a failover can reuse the generation).
     case answerSyncBeforeStore
@@ -36,40 +41,43 @@ public struct GroupSimulationOptions: Sendable {
     public init() {}
 }
 
-/// One consumer group under the simulator: the real `GroupCoordinator` driven the way
-/// `GroupHost` drives it (parked JoinGroup/SyncGroup, the leader's assignment stored before
-/// SyncGroup answers, offsets applied once written), over a simulated `__consumer_offsets`
-/// partition whose writes take time and are lost when the coordinator fails over, and members
-/// that behave like Kafka's classic consumer (MEMBER_ID_REQUIRED, range assignment by the
-/// leader, heartbeats, commit before rejoining, OffsetFetch with requireStable). Faults: member
-/// crashes (no LeaveGroup), new members, clean leaves, coordinator failover (a new coordinator
-/// loads what was written), message loss and delay. After every event it checks that each
-/// partition has at most one owner per generation, that a member's generations never go back,
-/// that acknowledged commits per partition never go backwards, and that no acknowledged commit
-/// is lost by a failover.
-public final class GroupSimulation {
+/// One consumer group under the simulator: the real `GroupHost` (its request handlers, the
+/// `GroupCoordinator` it runs, its parked JoinGroup/SyncGroup requests, the leader's assignment
+/// stored before SyncGroup answers, offsets applied once written, its timers) on a
+/// `SimEventLoop`, over a simulated `__consumer_offsets` partition (a real `PartitionLog` on a
+/// simulated disk) whose writes take time to replicate and are lost when the coordinator fails
+/// over, and members that behave like Kafka's classic consumer (MEMBER_ID_REQUIRED, range
+/// assignment by the leader, heartbeats, commit before rejoining, OffsetFetch with
+/// requireStable). Requests and answers go through the real codecs. Faults: member crashes (no
+/// LeaveGroup), new members, clean leaves, coordinator failover (a new GroupHost loads what was
+/// written), message loss and delay. After every event it checks that each partition has at most
+/// one owner per generation, that a member's generations never go back, that acknowledged
+/// commits per partition never go backwards, and that no acknowledged commit is lost by a
+/// failover.
+public final class GroupSimulation: @unchecked Sendable {
     public let seed: UInt64
     public let options: GroupSimulationOptions
     var rng: SeededRandom
-    public internal(set) var now: Int64 = 1_000
     public internal(set) var events = 0
-    var queue = EventQueue()
     public internal(set) var trace: [String] = []
     var failure: SimulationFailure?
     static let groupId = "sim-group"
     static let topic = "t"
 
-    // The coordinator (reset by a failover).
-    var coordinator = GroupCoordinator()
+    // The coordinator (a new GroupHost after each failover).
+    var host: GroupHost!
+    var hostLoop: SimEventLoop!
+    let scheduler = SimScheduler()
     var coordinatorIncarnation = 0
-    var loadingUntil: Int64 = 0
-    /// Parked requests: the member, its incarnation when it asked, the coordinator's.
-    var parked: [RequestToken: (member: SimGroupMember, asked: Int, coordinator: Int)] = [:]
-    var nextToken = 0
-    /// The replicated `__consumer_offsets` records (what a new coordinator loads).
-    var written: [OffsetsRecord] = []
+    var loaded = false
+    /// The replicated `__consumer_offsets-0`: what a new coordinator loads. Only replicated
+    /// writes reach it.
+    let offsetsDisk = SimDisk()
+    var offsetsPartition: Partition!
+    static let offsetsTopicId = KafkaUUID(high: 0x5157, low: 0x5157)
     /// When the last write in flight is replicated (writes complete in order).
     var lastWriteCompletesAt: Int64 = 0
+    var settings = GroupSettings()
 
     var members: [SimGroupMember] = []
     var nextMemberNumber = 0
@@ -88,12 +96,57 @@ public final class GroupSimulation {
         self.seed = seed
         self.options = options
         self.rng = SeededRandom(seed: seed)
-        var settings = GroupSettings()
         settings.initialRebalanceDelayMs = 0
         settings.minSessionTimeoutMs = 100
-        coordinator = GroupCoordinator(settings: settings)
+        let tp = TopicPartition(OffsetsTopic.name, 0)
+        do {
+            let log = try PartitionLog(topicPartition: tp, directory: "/offsets", config: LogConfig(), disk: offsetsDisk, nowMs: SimClock.wallEpochMs)
+            offsetsPartition = Partition(
+                topicPartition: tp, topicId: Self.offsetsTopicId, log: log,
+                registration: PartitionRegistration(replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0),
+                localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
+        } catch {
+            fail("cannot open the offsets partition: \(error)")
+        }
+        startCoordinator(loadAfterMs: 0)
         for _ in 0..<options.members { addMember() }
-        every(50) { [self] in tickCoordinator() }
+    }
+
+    public var now: Int64 { scheduler.nowMs }
+    var clock: SimClock { SimClock(scheduler: scheduler) }
+
+    /// A new coordinator: a real GroupHost on a loop of its own, which becomes the offsets
+    /// partition's leader (and loads it) after `loadAfterMs`.
+    func startCoordinator(loadAfterMs: Int64) {
+        coordinatorIncarnation += 1
+        loaded = false
+        let incarnation = coordinatorIncarnation
+        let loop = SimEventLoop(scheduler: scheduler, name: "coordinator#\(incarnation)")
+        hostLoop = loop
+        let logger = SimLogHandler.logger("coordinator", tracing: options.trace) { [unowned self] line in note(line) }
+        let partition = offsetsPartition!
+        let host = GroupHost(
+            settings: settings, clock: clock, logger: logger, partitionCount: { 1 }, partition: { _ in partition },
+            appendRecords: { [unowned self] entries, _, _, loop in write(entries, incarnation: incarnation, on: loop) })
+        var faults = GroupFaults()
+        faults.answerSyncBeforeStore = options.broken.contains(.answerSyncBeforeStore)
+        faults.ackCommitBeforeWrite = options.broken.contains(.ackCommitBeforeWrite)
+        host.faults = faults
+        host.newMemberId = { [unowned self] prefix in
+            nextMemberIdSuffix += 1
+            return "\(prefix)-\(nextMemberIdSuffix)"
+        }
+        self.host = host
+        loop.schedule(afterMs: loadAfterMs) { [unowned self] in
+            guard incarnation == coordinatorIncarnation else { return }
+            host.leadershipChanged(leading: [0], on: loop)
+            // The load runs as a task of the loop: this one, queued after it, checks what it loaded.
+            loop.schedule(afterMs: 0) { [unowned self] in
+                guard incarnation == coordinatorIncarnation else { return }
+                loaded = true
+                checkLoaded(incarnation)
+            }
+        }
     }
 
     func note(_ text: @autoclosure () -> String) {
@@ -108,7 +161,7 @@ public final class GroupSimulation {
         }
     }
 
-    func after(_ delayMs: Int64, _ work: @escaping () -> Void) { queue.push(at: now + max(delayMs, 0), work) }
+    func after(_ delayMs: Int64, _ work: @escaping () -> Void) { scheduler.push(atMs: now + max(delayMs, 0), work) }
     func random(_ bound: Int64) -> Int64 { bound <= 0 ? 0 : Int64(rng.next() % UInt64(bound)) }
     func every(_ interval: Int64, _ work: @escaping () -> Void) {
         func loop() {
@@ -140,16 +193,13 @@ public final class GroupSimulation {
     func step(faults: Bool) {
         events += 1
         if faults && rng.next() % 1000 < options.faultPerMille { injectFault() }
-        if let (time, work) = queue.pop() {
-            now = max(now, time)
-            work()
-        }
+        scheduler.runNext()
     }
 
     /// Every live member is Stable in the coordinator's current generation, together they own
     /// every partition, and the coordinator agrees.
     func settled() -> Bool {
-        guard now >= loadingUntil, let group = coordinator.group(Self.groupId), group.state == .stable else { return false }
+        guard loaded, let group = host.read({ $0.group(Self.groupId) }), group.state == .stable else { return false }
         let live = members.filter(\.alive)
         guard !live.isEmpty, Set(group.members.map(\.memberId)) == Set(live.map(\.memberId)) else { return false }
         var owned: [Int32] = []
@@ -161,7 +211,7 @@ public final class GroupSimulation {
     }
 
     public func summary() -> String {
-        let group = coordinator.group(Self.groupId)
+        let group = host.read { $0.group(Self.groupId) }
         return "coordinator #\(coordinatorIncarnation) \(group.map { "\($0.state.rawValue) generation \($0.generationId) members \($0.members.count)" } ?? "no group"); "
             + members.filter(\.alive).map { "\($0.name): gen \($0.generation) \($0.stable ? "stable" : "joining") \($0.assignment)" }.joined(separator: ", ")
     }
@@ -199,37 +249,32 @@ public final class GroupSimulation {
     /// The coordinator's broker dies: writes in flight are lost, parked requests never answered;
     /// a new coordinator loads what was replicated.
     func failover() {
-        coordinatorIncarnation += 1
         stats.failovers += 1
-        parked = [:]
-        var settings = coordinator.settings
-        settings.initialRebalanceDelayMs = 0
-        coordinator = GroupCoordinator(settings: settings)
-        loadingUntil = now + options.loadDelayMs
-        let incarnation = coordinatorIncarnation
-        note("coordinator fails over to #\(incarnation) (\(written.count) records written)")
-        after(options.loadDelayMs) { [self] in
-            guard incarnation == coordinatorIncarnation else { return }
-            coordinator.load(written, nowMs: now)
-            let group = coordinator.group(Self.groupId)
-            note("coordinator #\(incarnation) loaded: \(group.map { "\($0.state.rawValue) generation \($0.generationId)" } ?? "no group")")
-            // A generation that handed out assignments is never forgotten (or handed out again).
-            if let g = group?.generationId, g < deliveredGeneration {
-                fail("the new coordinator is at generation \(g), below generation \(deliveredGeneration) whose assignment members got")
-            }
-            // Every acknowledged commit survives the failover.
-            for (p, offset) in acked.sorted(by: { $0.key < $1.key }) {
-                let stored = group?.offsets[TopicPartition(Self.topic, p)]?.offset
-                if stored != offset {
-                    fail("the acknowledged commit of partition \(p) at \(offset) was lost by the failover (the new coordinator has \(stored.map(String.init) ?? "none"))")
-                }
+        hostLoop.kill()
+        SimGraveyard.keep([host as Any, hostLoop as Any])
+        startCoordinator(loadAfterMs: options.loadDelayMs)
+        note("coordinator fails over to #\(coordinatorIncarnation) (\(offsetsPartition.log.logEndOffset) records written)")
+    }
+
+    /// After a new coordinator loaded the offsets partition.
+    func checkLoaded(_ incarnation: Int) {
+        let group = host.read { $0.group(Self.groupId) }
+        note("coordinator #\(incarnation) loaded: \(group.map { "\($0.state.rawValue) generation \($0.generationId)" } ?? "no group")")
+        // A generation that handed out assignments is never forgotten (or handed out again).
+        if let g = group?.generationId, g < deliveredGeneration {
+            fail("the new coordinator is at generation \(g), below generation \(deliveredGeneration) whose assignment members got")
+        }
+        // Every acknowledged commit survives the failover (a later commit, written but not yet
+        // answered when the coordinator failed, may stand in its place: offsets only move on).
+        for (p, offset) in acked.sorted(by: { $0.key < $1.key }) {
+            let stored = group?.offsets[TopicPartition(Self.topic, p)]?.offset
+            if (stored ?? -1) < offset {
+                fail("the acknowledged commit of partition \(p) at \(offset) was lost by the failover (the new coordinator has \(stored.map(String.init) ?? "none"))")
             }
         }
     }
 
-    // MARK: the coordinator's driver (as GroupHost)
-
-    var coordinatorReady: Bool { now >= loadingUntil }
+    // MARK: the network between members and the coordinator
 
     /// Delivers a request to the coordinator after a network delay (or loses it).
     func send(from member: SimGroupMember, _ body: @escaping () -> Void) {
@@ -237,7 +282,8 @@ public final class GroupSimulation {
             note("\(member.name): request lost")
             return
         }
-        after(1 + random(options.maxDelayMs)) { body() }
+        let loop = hostLoop!
+        after(1 + random(options.maxDelayMs)) { loop.schedule(afterMs: 0, body) }
     }
 
     /// Delivers an answer to a member after a network delay (or loses it). `incarnation` is the
@@ -251,64 +297,66 @@ public final class GroupSimulation {
         }
     }
 
-    func dispatch(_ effects: [GroupEffect]) {
-        for effect in effects {
-            switch effect {
-            case .join(let token, let response):
-                guard let (member, asked, incarnation) = parked.removeValue(forKey: token), incarnation == coordinatorIncarnation else { continue }
-                reply(to: member, incarnation: asked) { member.joined(response) }
-            case .sync(let token, let response):
-                guard let (member, asked, incarnation) = parked.removeValue(forKey: token), incarnation == coordinatorIncarnation else { continue }
-                if response.errorCode == 0 { recordOwners(member, response) }
-                reply(to: member, incarnation: asked) { member.synced(response) }
-            case .persist(let groupId):
-                write([.group(groupId, coordinator.metadataRecord(groupId))]) { _ in }
-            case .storeAssignment(let groupId, let generation):
-                if options.broken.contains(.answerSyncBeforeStore) {
-                    let record = coordinator.metadataRecord(groupId)
-                    dispatch(coordinator.assignmentStored(groupId: groupId, generation: generation, error: nil, nowMs: now))
-                    write([.group(groupId, record)]) { _ in }
-                    continue
-                }
-                write([.group(groupId, coordinator.metadataRecord(groupId))]) { [self] ok in
-                    dispatch(coordinator.assignmentStored(groupId: groupId, generation: generation, error: ok ? nil : .notCoordinator, nowMs: now))
-                }
-            case .event(_, let event):
-                note("coordinator: \(event)")
+    /// Runs one of the coordinator's request handlers (on its loop) and hands the decoded answer
+    /// to `answered` when the handler answers, through the real codecs.
+    func request<Response: ResponseMessage>(_ outcome: RequestOutcome, as: Response.Type, version: Int16, answered: @escaping (Response) -> Void) {
+        func decode(_ response: OutgoingResponse) {
+            var bytes = ByteBuffer()
+            for part in response.parts {
+                guard case .byteBuffer(var b) = part else { return fail("the coordinator answered with a file region") }
+                bytes.writeBuffer(&b)
             }
+            var reader = WireReader(bytes)
+            do { answered(try Response(from: &reader, version: version)) } catch { fail("the coordinator's \(Response.self) does not decode: \(error)") }
+        }
+        switch outcome {
+        case .respondNow(let response): decode(response)
+        case .respond(let future):
+            let box = UncheckedBox(decode)
+            future.whenSuccess { box.value($0) }
+        case .noResponse, .close: break
         }
     }
 
-    /// Appends records to the offsets partition; `done(true)` once replicated, never if the
-    /// coordinator fails over first.
-    func write(_ records: [OffsetsRecord], done: @escaping (Bool) -> Void) {
-        let incarnation = coordinatorIncarnation
-        // Mostly quick; one write in ten waits for a slow follower.
+    var context: RequestContext {
+        RequestContext(connectionId: 0, remoteAddress: nil, listener: "PLAINTEXT", eventLoop: hostLoop, allocator: ByteBufferAllocator())
+    }
+
+    /// The GroupHost's append path for this world: a write to the offsets partition is
+    /// replicated after a while (in log order; one in ten waits for a slow follower), then
+    /// appended to the replicated log; a coordinator that failed over meanwhile never hears back.
+    func write(_ entries: [(TopicPartition, ByteBuffer?)], incarnation: Int, on loop: any EventLoop) -> AppendOutcome {
+        let promise = loop.makePromise(of: [PartitionAppendResult].self)
         let delay = options.writeDelayMs / 2 + random(options.writeDelayMs) + (random(10) == 0 ? random(options.writeDelayMs * 20) : 0)
-        // Appends to one partition are replicated, and acknowledged, in log order.
         let completes = max(now + delay, lastWriteCompletesAt)
         lastWriteCompletesAt = completes
+        let box = UncheckedBox(promise)
         after(completes - now) { [self] in
-            guard incarnation == coordinatorIncarnation else { return }
-            written += records
-            done(true)
+            guard incarnation == coordinatorIncarnation else {
+                SimGraveyard.keep(box)
+                return
+            }
+            var results: [PartitionAppendResult] = []
+            for (_, batch) in entries {
+                guard let batch, case .success(let infos) = RecordBatches.validate(batch, maxBatchBytes: Int(Int32.max)) else {
+                    results.append(PartitionAppendResult(error: .corruptMessage))
+                    continue
+                }
+                do {
+                    _ = try offsetsPartition.log.appendAsLeader(batch, batches: infos, leaderEpoch: 0, nowMs: clock.wallMs())
+                    results.append(PartitionAppendResult())
+                } catch {
+                    fail("cannot write the offsets partition: \(error)")
+                    results.append(PartitionAppendResult(error: .kafkaStorageError))
+                }
+            }
+            hostLoop.schedule(afterMs: 0) { box.value.succeed(results) }
         }
-    }
-
-    func park(_ member: SimGroupMember, asked: Int, _ body: (inout GroupCoordinator, RequestToken) -> [GroupEffect]) {
-        nextToken += 1
-        parked[nextToken] = (member, asked, coordinatorIncarnation)
-        dispatch(body(&coordinator, nextToken))
-    }
-
-    func tickCoordinator() {
-        guard coordinatorReady else { return }
-        if let next = coordinator.nextDeadlineMs, next <= now { dispatch(coordinator.tick(nowMs: now)) }
+        return .waiting(promise.futureResult)
     }
 
     /// A member learnt its assignment for a generation: no partition may have two owners in one.
-    func recordOwners(_ member: SimGroupMember, _ response: SyncGroupResponse) {
-        guard let generation = coordinator.group(Self.groupId)?.generationId else { return }
+    func recordOwners(_ member: SimGroupMember, generation: Int32, _ response: SyncGroupResponse) {
         deliveredGeneration = max(deliveredGeneration, generation)
         let memberId = member.memberId
         for p in SimGroupMember.decodeAssignment(response.assignment) {
@@ -342,7 +390,7 @@ public struct GroupStats: Sendable {
 }
 
 /// A member behaving like Kafka's classic (eager) consumer.
-final class SimGroupMember {
+final class SimGroupMember: @unchecked Sendable {
     let name: String
     unowned let world: GroupSimulation
     var alive = true
@@ -385,10 +433,12 @@ final class SimGroupMember {
 
     func leave() {
         world.note("\(name) leaves")
-        let id = memberId
+        var r = LeaveGroupRequest()
+        r.groupId = GroupSimulation.groupId
+        r.memberId = memberId
+        let request = r
         world.send(from: self) { [world] in
-            guard world.coordinatorReady else { return }
-            world.dispatch(world.coordinator.leave(groupId: GroupSimulation.groupId, members: [(id, nil)], nowMs: world.now).effects)
+            _ = world.host.leaveGroup(request, version: 1, context: world.context)
         }
         alive = false
         incarnation += 1
@@ -434,14 +484,9 @@ final class SimGroupMember {
         r.protocols = [.init(name: "range", metadata: metadata)]
         let request = r
         world.send(from: self) { [self] in
-            guard world.coordinatorReady else {
-                world.reply(to: self, incarnation: asked) { [self] in retryLater() }
-                return
-            }
-            world.nextMemberIdSuffix += 1
-            let newId = "\(name)-\(world.nextMemberIdSuffix)"
-            world.park(self, asked: asked) { c, token in
-                c.join(request, version: 5, clientId: name, clientHost: "/sim", token: token, newMemberId: newId, nowMs: world.now)
+            let outcome = world.host.joinGroup(request, version: 5, clientId: name, context: world.context)
+            world.request(outcome, as: JoinGroupResponse.self, version: 5) { [self] response in
+                world.reply(to: self, incarnation: asked) { [self] in joined(response) }
             }
         }
         watch(asked, timeoutMs: Int64(options.rebalanceTimeoutMs) + options.requestTimeoutMs, what: "JoinGroup")
@@ -491,12 +536,15 @@ final class SimGroupMember {
         s.assignments = assignments
         let request = s
         let asked = incarnation
+        let joinedGeneration = generation
         world.send(from: self) { [self] in
-            guard world.coordinatorReady else {
-                world.reply(to: self, incarnation: asked) { [self] in retryLater() }
-                return
+            let outcome = world.host.syncGroup(request, version: 3, context: world.context)
+            world.request(outcome, as: SyncGroupResponse.self, version: 3) { [self] response in
+                // The assignment left the coordinator: whether or not the answer arrives, no one
+                // else may own these partitions in this generation.
+                if response.errorCode == 0 { world.recordOwners(self, generation: joinedGeneration, response) }
+                world.reply(to: self, incarnation: asked) { [self] in synced(response) }
             }
-            world.park(self, asked: asked) { c, token in c.sync(request, version: 3, token: token, nowMs: world.now) }
         }
         watch(asked, timeoutMs: options.requestTimeoutMs * 2, what: "SyncGroup")
     }
@@ -524,23 +572,32 @@ final class SimGroupMember {
     func fetchOffsets() {
         let owned = assignment
         let asked = incarnation
+        var r = OffsetFetchRequest()
+        r.groupId = GroupSimulation.groupId
+        r.topics = [.init(name: GroupSimulation.topic, partitionIndexes: owned)]
+        r.requireStable = true
+        let request = r
         world.send(from: self) { [self] in
-            guard world.coordinatorReady else { return }
-            let group = world.coordinator.group(GroupSimulation.groupId)
-            var answer: [Int32: Int64?] = [:]
-            for p in owned {
-                let tp = TopicPartition(GroupSimulation.topic, p)
-                let pending = world.coordinator.hasPendingCommit(groupId: GroupSimulation.groupId, tp)
-                answer[p] = pending ? .some(nil) : .some(group?.offsets[tp]?.offset ?? 0)
-            }
-            world.note("\(name) fetched offsets \(answer.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value.map(String.init) ?? "unstable")" }.joined(separator: " "))")
-            world.reply(to: self, incarnation: asked) { [self] in
-                guard stable else { return }
-                var unstable = false
-                for p in owned {
-                    if let o = answer[p] ?? nil { positions[p] = o } else { unstable = true }
+            let outcome = world.host.offsetFetch(request, version: 7, context: world.context)
+            world.request(outcome, as: OffsetFetchResponse.self, version: 7) { [self] response in
+                var answer: [Int32: Int64?] = [:]
+                guard response.errorCode == 0 else { return }
+                for p in response.topics.first?.partitions ?? [] {
+                    if p.errorCode == ErrorCode.unstableOffsetCommit.rawValue {
+                        answer[p.partitionIndex] = .some(nil)
+                    } else if p.errorCode == 0 {
+                        answer[p.partitionIndex] = .some(max(p.committedOffset, 0))
+                    }
                 }
-                if unstable { world.after(50) { [self] in if incarnation == asked && stable { fetchOffsets() } } }
+                world.note("\(name) fetched offsets \(answer.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value.map(String.init) ?? "unstable")" }.joined(separator: " "))")
+                world.reply(to: self, incarnation: asked) { [self] in
+                    guard stable else { return }
+                    var unstable = false
+                    for p in owned {
+                        if let o = answer[p] ?? nil { positions[p] = o } else { unstable = true }
+                    }
+                    if unstable { world.after(50) { [self] in if incarnation == asked && stable { fetchOffsets() } } }
+                }
             }
         }
         // A lost answer: ask again while the positions are unknown.
@@ -558,15 +615,16 @@ final class SimGroupMember {
         let request = r
         let asked = incarnation
         world.send(from: self) { [self] in
-            guard world.coordinatorReady else { return }
-            let code = world.coordinator.heartbeat(request, nowMs: world.now)
-            world.reply(to: self, incarnation: asked) { [self] in
-                guard !joining else { return }
-                switch code {
-                case .none: break
-                case .rebalanceInProgress, .illegalGeneration: rejoin(resetMemberId: false)
-                case .unknownMemberId: rejoin(resetMemberId: true)
-                default: break
+            let outcome = world.host.heartbeat(request, version: 3, context: world.context)
+            world.request(outcome, as: HeartbeatResponse.self, version: 3) { [self] response in
+                world.reply(to: self, incarnation: asked) { [self] in
+                    guard !joining else { return }
+                    switch ErrorCode(response.errorCode) {
+                    case .none: break
+                    case .rebalanceInProgress, .illegalGeneration: rejoin(resetMemberId: false)
+                    case .unknownMemberId: rejoin(resetMemberId: true)
+                    default: break
+                    }
                 }
             }
         }
@@ -582,20 +640,23 @@ final class SimGroupMember {
     func commit() {
         let offsets = positions
         guard !offsets.isEmpty else { return }
-        let gen = generation, id = memberId
+        var r = OffsetCommitRequest()
+        r.groupId = GroupSimulation.groupId
+        r.generationIdOrMemberEpoch = generation
+        r.memberId = memberId
+        r.topics = [.init(name: GroupSimulation.topic, partitions: offsets.keys.sorted().map {
+            .init(partitionIndex: $0, committedOffset: offsets[$0]!, committedLeaderEpoch: -1, commitTimestamp: -1, committedMetadata: "")
+        })]
+        let request = r
+        let gen = generation
         world.send(from: self) { [self] in
-            guard world.coordinatorReady else { return }
-            if world.coordinator.checkCommit(groupId: GroupSimulation.groupId, generationId: gen, memberId: id, instanceId: nil) != nil { return }
-            let values = offsets.keys.sorted().map {
-                (TopicPartition(GroupSimulation.topic, $0), CommittedOffset(offset: offsets[$0]!, leaderEpoch: -1, metadata: "", commitTimestampMs: world.now))
-            }
-            world.coordinator.commitStarted(groupId: GroupSimulation.groupId, values.map(\.0))
-            world.note("\(name) commit accepted (generation \(gen)): \(offsets.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value)" }.joined(separator: " "))")
-            if options.broken.contains(.ackCommitBeforeWrite) { world.commitAcknowledged(offsets, by: self) }
-            world.write(values.map { .offset(group: GroupSimulation.groupId, $0.0, $0.1) }) { [self] _ in
-                world.coordinator.offsetsCommitted(groupId: GroupSimulation.groupId, memberId: id, values, nowMs: world.now)
+            let outcome = world.host.offsetCommit(request, version: 6, context: world.context)
+            world.request(outcome, as: OffsetCommitResponse.self, version: 6) { [self] response in
                 // Acknowledged as the broker answers (whether or not the answer arrives).
-                if !options.broken.contains(.ackCommitBeforeWrite) { world.commitAcknowledged(offsets, by: self) }
+                guard let partitions = response.topics.first?.partitions, !partitions.isEmpty,
+                      partitions.allSatisfy({ $0.errorCode == 0 }) else { return }
+                world.note("\(name) commit answered (generation \(gen))")
+                world.commitAcknowledged(offsets, by: self)
             }
         }
     }

@@ -111,7 +111,7 @@ public final class SimEventLoop: EventLoop, @unchecked Sendable, CustomStringCon
         enqueue(atMs: scheduler.nowMs + delayMs) { [self] in
             guard cancelled.remove(id) == nil else { return }
             do {
-                promise.succeed(try task())
+                promise.assumeIsolated().succeed(try task())
             } catch {
                 promise.fail(error)
             }

@@ -116,7 +116,7 @@ struct SimConnector: PeerConnector, @unchecked Sendable {
 }
 
 /// One established connection: its two directions and the server's in-order answers.
-final class SimStream {
+final class SimStream: @unchecked Sendable {
     let network: SimNetwork
     let number: UInt64
     let client: Int32

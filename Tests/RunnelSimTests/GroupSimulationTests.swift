@@ -1,6 +1,6 @@
-// A consumer group under the simulator: the real GroupCoordinator driven as GroupHost drives it,
-// over a simulated __consumer_offsets partition whose writes take time and are lost when the
-// coordinator fails over, with members that behave like Kafka's classic consumer, member crashes,
+// A consumer group under the simulator: the real GroupHost (its request handlers and the
+// GroupCoordinator it runs), over a simulated __consumer_offsets partition whose writes take time
+// and are lost when the coordinator fails over, with members that behave like Kafka's classic consumer, member crashes,
 // joins and leaves, and message loss. After every event the checkers assert that a partition has
 // at most one owner per generation, that a member's assigned generations never go back, that
 // acknowledged commits never go backwards and survive failovers; after healing the group settles.

@@ -43,13 +43,15 @@ struct ReplicationSimulationTests {
 
     /// Each deliberately broken rule must make a seed fail; a checker that cannot fail proves
     /// nothing. The seeds are the first of `runnel-sim --replication --broken RULE --seeds 2000`
-    /// that fail (most rules fail on almost every seed).
+    /// that fail (most rules fail on almost every seed; the KIP-903 one needs a power loss, a
+    /// follower's fetch delayed past its restart and a quiet spell together). A change in the
+    /// simulation or the node's timing moves them: find them again with that command.
     @Test("broken rules are caught", arguments: [
-        (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(1), 4, 9]),
+        (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(2), 6]),
         (.ackBeforeHighWatermark, [0, 1]),
         (.highWatermarkPastFollowerEnd, [0, 1]),
-        (.isrExpansionWithoutBrokerEpochCheck, [266, 420]),
-        (.ignoreDivergingEpoch, [21, 44]),
+        (.isrExpansionWithoutBrokerEpochCheck, [398, 1399]),
+        (.ignoreDivergingEpoch, [2, 12]),
     ])
     func brokenRule(rule: ReplicationBrokenRule, seeds: [UInt64]) {
         var options = ReplicationSimulationOptions()

@@ -1,0 +1,270 @@
+import NIOCore
+import RunnelCore
+import RunnelGroups
+import RunnelWire
+
+/// The group coordinator's request handlers (Kafka's GroupCoordinator APIs): each checks that
+/// this broker coordinates the group, runs the coordinator's command, and writes what must be
+/// durable to `__consumer_offsets` before it answers. The broker routes the requests here; the
+/// group simulation calls these very handlers.
+extension GroupHost {
+    func respond<M: ResponseMessage>(_ message: M, version: Int16, context: RequestContext) -> RequestOutcome {
+        .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
+    }
+
+    // MARK: membership
+
+    package func joinGroup(_ r: JoinGroupRequest, version: Int16, clientId: String, context: RequestContext) -> RequestOutcome {
+        if let code = check(r.groupId) {
+            return respond(JoinGroupResponse(errorCode: code.rawValue, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "", memberId: r.memberId),
+                           version: version, context: context)
+        }
+        let host = context.remoteAddress?.ipAddress.map { "/" + $0 } ?? ""
+        let newId = newMemberId(r.groupInstanceId ?? clientId)
+        return .respond(park(version: version, context: context) { c, token, now in
+            c.join(r, version: version, clientId: clientId, clientHost: host, token: token, newMemberId: newId, nowMs: now)
+        })
+    }
+
+    package func syncGroup(_ r: SyncGroupRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        if let code = check(r.groupId) {
+            return respond(SyncGroupResponse(errorCode: code.rawValue), version: version, context: context)
+        }
+        return .respond(park(version: version, context: context) { c, token, now in
+            c.sync(r, version: version, token: token, nowMs: now)
+        })
+    }
+
+    package func heartbeat(_ r: HeartbeatRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        let code = check(r.groupId) ?? run { c, now in (c.heartbeat(r, nowMs: now), []) }
+        return respond(HeartbeatResponse(errorCode: code.rawValue), version: version, context: context)
+    }
+
+    package func leaveGroup(_ r: LeaveGroupRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        let leaving: [(memberId: String, instanceId: String?)] = version >= 3 ? r.members.map { ($0.memberId, $0.groupInstanceId) } : [(r.memberId, nil)]
+        var response = LeaveGroupResponse()
+        if let code = check(r.groupId) {
+            response.errorCode = code.rawValue
+            return respond(response, version: version, context: context)
+        }
+        let errors = run { c, now in c.leave(groupId: r.groupId, members: leaving, nowMs: now) }
+        if version >= 3 {
+            response.members = zip(leaving, errors).map { .init(memberId: $0.memberId, groupInstanceId: $0.instanceId, errorCode: $1.rawValue) }
+        } else {
+            response.errorCode = errors.first?.rawValue ?? 0
+        }
+        return respond(response, version: version, context: context)
+    }
+
+    // MARK: offsets
+
+    package func offsetCommit(_ r: OffsetCommitRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = OffsetCommitResponse()
+        response.topics = r.topics.map { t in .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: 0) }) }
+        func all(_ code: ErrorCode) -> RequestOutcome {
+            for t in response.topics.indices {
+                for p in response.topics[t].partitions.indices { response.topics[t].partitions[p].errorCode = code.rawValue }
+            }
+            return respond(response, version: version, context: context)
+        }
+        if let code = check(r.groupId) { return all(code) }
+        let generation = version >= 1 ? r.generationIdOrMemberEpoch : -1
+        if let code = read({ $0.checkCommit(groupId: r.groupId, generationId: generation, memberId: r.memberId, instanceId: r.groupInstanceId) }) {
+            return all(code)
+        }
+        let now = clock.wallMs()
+        let metadataMax = read { $0.settings.offsetMetadataMaxBytes }
+        var committed: [(TopicPartition, CommittedOffset)] = []
+        for (ti, t) in r.topics.enumerated() {
+            for (pi, p) in t.partitions.enumerated() {
+                if (p.committedMetadata?.utf8.count ?? 0) > metadataMax {
+                    response.topics[ti].partitions[pi].errorCode = ErrorCode.offsetMetadataTooLarge.rawValue
+                    continue
+                }
+                let timestamp = version == 1 && p.commitTimestamp >= 0 ? p.commitTimestamp : now
+                committed.append((TopicPartition(t.name, p.partitionIndex),
+                                  CommittedOffset(offset: p.committedOffset, leaderEpoch: version >= 6 ? p.committedLeaderEpoch : -1,
+                                                  metadata: p.committedMetadata ?? "", commitTimestampMs: timestamp)))
+            }
+        }
+        if committed.isEmpty { return respond(response, version: version, context: context) }
+        let toCommit = committed
+        let answer = response
+        let records = toCommit.map { (OffsetsTopic.Key.offset(group: r.groupId, $0.0), Optional(OffsetsTopic.encode($0.1))) }
+        let allocator = context.allocator
+        let partitions = toCommit.map(\.0)
+        run { c, _ in (c.commitStarted(groupId: r.groupId, partitions), []) }
+        let written = append(records, groupId: r.groupId, on: context.eventLoop)
+        if faults.ackCommitBeforeWrite {
+            written.whenSuccess { [self] _ in run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), []) } }
+            return respond(answer, version: version, context: context)
+        }
+        let future = written.map { [self] _ -> OutgoingResponse in
+            run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), []) }
+            return OutgoingResponse(answer, version: version, allocator: allocator)
+        }.flatMapErrorThrowing { [self] error -> OutgoingResponse in
+            run { c, _ in (c.commitFailed(groupId: r.groupId, partitions), []) }
+            let code = (error as? GroupWriteError)?.code ?? .unknownServerError
+            let done = Set(toCommit.map(\.0))
+            var failed = answer
+            for t in failed.topics.indices {
+                for p in failed.topics[t].partitions.indices where done.contains(TopicPartition(failed.topics[t].name, failed.topics[t].partitions[p].partitionIndex)) {
+                    failed.topics[t].partitions[p].errorCode = code.rawValue
+                }
+            }
+            return OutgoingResponse(failed, version: version, allocator: allocator)
+        }
+        return .respond(future)
+    }
+
+    package func offsetFetch(_ r: OffsetFetchRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = OffsetFetchResponse()
+        if version >= 8 {
+            response.groups = r.groups.map { g in
+                let (code, topics) = fetchOffsets(g.groupId, g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: r.requireStable)
+                return .init(groupId: g.groupId, topics: topics.map { t in
+                    .init(name: t.name, partitions: t.partitions.map {
+                        .init(partitionIndex: $0.partitionIndex, committedOffset: $0.committedOffset, committedLeaderEpoch: $0.committedLeaderEpoch,
+                              metadata: $0.metadata, errorCode: $0.errorCode)
+                    })
+                }, errorCode: code.rawValue)
+            }
+        } else {
+            let (code, topics) = fetchOffsets(r.groupId, r.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: version >= 7 && r.requireStable)
+            response.topics = topics
+            if version >= 2 {
+                response.errorCode = code.rawValue
+            } else if code != .none {
+                for t in response.topics.indices {
+                    for p in response.topics[t].partitions.indices { response.topics[t].partitions[p].errorCode = code.rawValue }
+                }
+            }
+        }
+        return respond(response, version: version, context: context)
+    }
+
+    /// Committed offsets of `groupId` for `topics` (nil: all it has); -1 for partitions without one.
+    /// With `requireStable`, a partition whose commit is still being written answers
+    /// UNSTABLE_OFFSET_COMMIT (the client retries) rather than the offset it is about to replace.
+    private func fetchOffsets(_ groupId: String, _ topics: [(String, [Int32])]?, requireStable: Bool) -> (ErrorCode, [OffsetFetchResponse.OffsetFetchResponseTopic]) {
+        let pending: Set<TopicPartition> = requireStable ? read { c in
+            Set((topics ?? []).flatMap { t in t.1.map { TopicPartition(t.0, $0) } }.filter { c.hasPendingCommit(groupId: groupId, $0) })
+        } : []
+        func answer(_ tp: TopicPartition, _ o: CommittedOffset?) -> OffsetFetchResponse.OffsetFetchResponsePartition {
+            if pending.contains(tp) {
+                return .init(partitionIndex: tp.partition, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
+                             errorCode: ErrorCode.unstableOffsetCommit.rawValue)
+            }
+            return .init(partitionIndex: tp.partition, committedOffset: o?.offset ?? -1, committedLeaderEpoch: o?.leaderEpoch ?? -1,
+                         metadata: o?.metadata ?? "", errorCode: 0)
+        }
+        if let code = check(groupId) {
+            return (code, (topics ?? []).map { t in .init(name: t.0, partitions: t.1.map { .init(partitionIndex: $0, committedOffset: -1, committedLeaderEpoch: -1, metadata: "", errorCode: code.rawValue) }) })
+        }
+        let offsets = read { $0.group(groupId)?.offsets ?? [:] }
+        if let topics {
+            return (.none, topics.map { t in .init(name: t.0, partitions: t.1.map { answer(TopicPartition(t.0, $0), offsets[TopicPartition(t.0, $0)]) }) })
+        }
+        var byTopic: [String: [OffsetFetchResponse.OffsetFetchResponsePartition]] = [:]
+        for tp in offsets.keys.sorted() { byTopic[tp.topic, default: []].append(answer(tp, offsets[tp])) }
+        return (.none, byTopic.keys.sorted().map { .init(name: $0, partitions: byTopic[$0]!) })
+    }
+
+    package func offsetDelete(_ r: OffsetDeleteRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = OffsetDeleteResponse()
+        response.topics = r.topics.map { t in .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: 0) }) }
+        if let code = check(r.groupId) {
+            response.errorCode = code.rawValue
+            return respond(response, version: version, context: context)
+        }
+        guard let group = read({ $0.group(r.groupId) }) else {
+            response.errorCode = ErrorCode.groupIdNotFound.rawValue
+            return respond(response, version: version, context: context)
+        }
+        let subscribed = group.state == .empty ? [] : (group.subscribedTopics ?? [])
+        var deleting: [TopicPartition] = []
+        for (ti, t) in r.topics.enumerated() {
+            for (pi, p) in t.partitions.enumerated() {
+                if subscribed.contains(t.name) {
+                    response.topics[ti].partitions[pi].errorCode = ErrorCode.groupSubscribedToTopic.rawValue
+                } else if group.offsets[TopicPartition(t.name, p.partitionIndex)] != nil {
+                    deleting.append(TopicPartition(t.name, p.partitionIndex))
+                }
+            }
+        }
+        if deleting.isEmpty { return respond(response, version: version, context: context) }
+        let toDelete = deleting
+        let answer = response
+        let allocator = context.allocator
+        let future = append(toDelete.map { (OffsetsTopic.Key.offset(group: r.groupId, $0), ByteBuffer?.none) }, groupId: r.groupId, on: context.eventLoop)
+            .map { [self] _ -> OutgoingResponse in
+                run { c, _ in (c.offsetsDeleted(groupId: r.groupId, toDelete), []) }
+                return OutgoingResponse(answer, version: version, allocator: allocator)
+            }.flatMapErrorThrowing { error -> OutgoingResponse in
+                var failed = answer
+                failed.errorCode = ((error as? GroupWriteError)?.code ?? .unknownServerError).rawValue
+                return OutgoingResponse(failed, version: version, allocator: allocator)
+            }
+        return .respond(future)
+    }
+
+    // MARK: administration
+
+    package func listGroups(_ r: ListGroupsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        let states = Set(r.statesFilter.map { $0.lowercased() })
+        let types = Set(r.typesFilter.map { $0.lowercased() })
+        var response = ListGroupsResponse()
+        let all = read { c in Array(c.groups.values) }.filter { owns($0.groupId) }
+        response.groups = all.sorted { $0.groupId < $1.groupId }.filter { g in
+            (states.isEmpty || states.contains(g.state.rawValue.lowercased())) && (types.isEmpty || types.contains("classic"))
+        }.map { .init(groupId: $0.groupId, protocolType: $0.protocolType ?? "", groupState: $0.state.rawValue, groupType: "classic") }
+        return respond(response, version: version, context: context)
+    }
+
+    package func describeGroups(_ r: DescribeGroupsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        var response = DescribeGroupsResponse()
+        response.groups = r.groups.map { id in
+            var out = DescribeGroupsResponse.DescribedGroup(errorCode: 0, groupId: id, groupState: GroupState.dead.rawValue, protocolType: "", protocolData: "")
+            if let code = check(id) {
+                out.errorCode = code.rawValue
+                return out
+            }
+            guard let g = read({ $0.group(id) }) else { return out }
+            out.groupState = g.state.rawValue
+            out.protocolType = g.protocolType ?? ""
+            out.protocolData = g.state == .stable || g.state == .completingRebalance ? g.protocolName ?? "" : ""
+            out.members = g.members.map { m in
+                .init(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
+                      memberMetadata: g.protocolName.flatMap { m.metadata(for: $0) } ?? ByteBuffer(),
+                      memberAssignment: g.state == .stable ? m.assignment : ByteBuffer())
+            }
+            return out
+        }
+        return respond(response, version: version, context: context)
+    }
+
+    package func deleteGroups(_ r: DeleteGroupsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        let allocator = context.allocator
+        var futures: [EventLoopFuture<DeleteGroupsResponse.DeletableGroupResult>] = []
+        for id in r.groupsNames {
+            if let code = check(id) {
+                futures.append(context.eventLoop.makeSucceededFuture(.init(groupId: id, errorCode: code.rawValue)))
+                continue
+            }
+            let offsets = read { $0.group(id)?.offsets.keys.sorted() ?? [] }
+            let code = run { c, _ in (c.deleteGroup(id), []) }
+            guard code == .none else {
+                futures.append(context.eventLoop.makeSucceededFuture(.init(groupId: id, errorCode: code.rawValue)))
+                continue
+            }
+            let tombstones: [(OffsetsTopic.Key, ByteBuffer?)] = offsets.map { (.offset(group: id, $0), nil) } + [(.group(id), nil)]
+            futures.append(append(tombstones, groupId: id, on: context.eventLoop)
+                .map { .init(groupId: id, errorCode: 0) }
+                .recover { .init(groupId: id, errorCode: (($0 as? GroupWriteError)?.code ?? .unknownServerError).rawValue) })
+        }
+        let future = EventLoopFuture.whenAllSucceed(futures, on: context.eventLoop).map { results in
+            OutgoingResponse(DeleteGroupsResponse(results: results), version: version, allocator: allocator)
+        }
+        return .respond(future)
+    }
+}
