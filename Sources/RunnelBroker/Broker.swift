@@ -92,8 +92,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     // MARK: replication
 
     /// Starts pulling followed partitions from their leaders.
-    public func startReplication(transport: any ReplicaTransport, settings: ReplicaFetchSettings) {
-        let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: self.settings.nodeId,
+    /// A follower's truncation (which syncs its log) runs through `blocking`, off the fetchers' loop.
+    public func startReplication(transport: any ReplicaTransport, settings: ReplicaFetchSettings, blocking: @escaping BlockingRunner) {
+        let fetchers = ReplicaFetchers(transport: transport, blocking: blocking, settings: settings, localId: self.settings.nodeId,
                                        brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger)
         fetchersBox.withLockedValue { $0 = fetchers }
         fetchers.reconcile(hostedPartitions)

@@ -36,6 +36,7 @@ public struct ReplicaFetchSettings: Sendable {
 /// ReplicaFetcherThread, with `num.replica.fetchers=1`).
 final class ReplicaFetchers: @unchecked Sendable {
     private let transport: any ReplicaTransport
+    private let blocking: BlockingRunner
     private let settings: ReplicaFetchSettings
     private let localId: Int32
     private let brokerEpoch: @Sendable () -> Int64
@@ -44,9 +45,10 @@ final class ReplicaFetchers: @unchecked Sendable {
     private let lock = NIOLock()
     private var fetchers: [Int32: ReplicaFetcher] = [:]
 
-    init(transport: any ReplicaTransport, settings: ReplicaFetchSettings, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64,
-         clock: any Clock, logger: Logger) {
+    init(transport: any ReplicaTransport, blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, localId: Int32,
+         brokerEpoch: @escaping @Sendable () -> Int64, clock: any Clock, logger: Logger) {
         self.transport = transport
+        self.blocking = blocking
         self.settings = settings
         self.localId = localId
         self.brokerEpoch = brokerEpoch
@@ -73,7 +75,7 @@ final class ReplicaFetchers: @unchecked Sendable {
                     fetcher.assign(set)
                 } else {
                     let fetcher = ReplicaFetcher(leaderId: leader, localId: localId, brokerEpoch: brokerEpoch, transport: transport,
-                                                 settings: settings, clock: clock, logger: logger)
+                                                 blocking: blocking, settings: settings, clock: clock, logger: logger)
                     fetcher.assign(set)
                     fetchers[leader] = fetcher
                     started.append(fetcher)
@@ -102,6 +104,7 @@ final class ReplicaFetcher: @unchecked Sendable {
     private let localId: Int32
     private let brokerEpoch: @Sendable () -> Int64
     private let transport: any ReplicaTransport
+    private let blocking: BlockingRunner
     private let settings: ReplicaFetchSettings
     private let clock: any Clock
     private let logger: Logger
@@ -117,11 +120,12 @@ final class ReplicaFetcher: @unchecked Sendable {
     private var failures = 0
 
     init(leaderId: Int32, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64, transport: any ReplicaTransport,
-         settings: ReplicaFetchSettings, clock: any Clock, logger: Logger) {
+         blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger) {
         self.leaderId = leaderId
         self.localId = localId
         self.brokerEpoch = brokerEpoch
         self.transport = transport
+        self.blocking = blocking
         self.settings = settings
         self.clock = clock
         self.logger = logger
@@ -175,6 +179,14 @@ final class ReplicaFetcher: @unchecked Sendable {
                 if response.errorCode != 0 {
                     logger.warning("replica fetch from broker \(leaderId) failed: \(ErrorCode(response.errorCode))")
                     backoff = true
+                } else if Self.truncates(response) {
+                    // A truncation syncs the log (it must be durable before the leader's records
+                    // that follow it): off the event loop, and the next fetch waits for it.
+                    blocking(eventLoop) { [self] in apply(response, plan: plan) }.whenComplete { [self] _ in
+                        lock.withLock { inFlight = false }
+                        fetchOnce()
+                    }
+                    return
                 } else {
                     apply(response, plan: plan)
                 }
@@ -190,6 +202,15 @@ final class ReplicaFetcher: @unchecked Sendable {
                 eventLoop.scheduleTask(in: .milliseconds(settings.backoffMs)) { [self] in fetchOnce() }
             } else {
                 fetchOnce()
+            }
+        }
+    }
+
+    /// Whether applying `response` may truncate a log (a diverging epoch, or an offset out of range).
+    static func truncates(_ response: FetchResponse) -> Bool {
+        response.responses.contains { topic in
+            topic.partitions.contains { p in
+                p.divergingEpoch.epoch >= 0 || p.divergingEpoch.endOffset >= 0 || p.errorCode == ErrorCode.offsetOutOfRange.rawValue
             }
         }
     }

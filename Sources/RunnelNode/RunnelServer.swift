@@ -175,7 +175,7 @@ public final class RunnelServer: @unchecked Sendable {
             let peers = BrokerPeers(eventLoop: networkGroup.next(), connector: connector, localId: config.nodeId,
                                     listenerName: config.interBrokerListenerName, image: { b.image })
             brokerPeers = peers
-            b.startReplication(transport: peers, settings: config.replicaFetch)
+            b.startReplication(transport: peers, settings: config.replicaFetch, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) })
             b.startIsrChecks(on: peers.eventLoop)
             b.startGroups(on: peers.eventLoop)
         }

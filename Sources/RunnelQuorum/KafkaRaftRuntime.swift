@@ -4,10 +4,6 @@ import RunnelCore
 import RunnelRaft
 import RunnelWire
 
-/// Runs work that may block (an fsync) off the event loop; the future completes on `eventLoop`.
-/// A process runs it on a thread pool; the simulator runs it as a task of its own.
-public typealias BlockingRunner = @Sendable (_ eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> Void) -> EventLoopFuture<Void>
-
 /// The Raft runtime over the Kafka protocol: one event loop for the core and driver, a way to run
 /// fsyncs off it, a clock, and Kafka connections to the other voters. Outbound Raft requests
 /// become Kafka requests; the core's answers complete the inbound requests they answer (see

@@ -181,7 +181,7 @@ final class SimBrokerNode: @unchecked Sendable {
         self.broker = broker
         quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) }
         let peers = BrokerPeers(eventLoop: loop, connector: connector, localId: id, listenerName: "PLAINTEXT", image: { broker.image })
-        broker.startReplication(transport: peers, settings: Self.fetchSettings)
+        broker.startReplication(transport: peers, settings: Self.fetchSettings, blocking: { loop, work in loop.submit(work) })
         broker.startIsrChecks(on: loop)
         do {
             try quorum.start()

@@ -66,7 +66,7 @@ struct ReplicaFetcherTests {
             localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
         var settings = ReplicaFetchSettings()
         settings.backoffMs = 1000
-        let fetchers = ReplicaFetchers(transport: transport, settings: settings, localId: 1, brokerEpoch: { 1 }, clock: clock,
+        let fetchers = ReplicaFetchers(transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1, brokerEpoch: { 1 }, clock: clock,
                                        logger: Logger(label: "test"))
         func advance(_ ms: Int64) {
             clock.advance(ms)
