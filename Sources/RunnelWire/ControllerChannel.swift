@@ -1,5 +1,4 @@
 import NIOCore
-import RunnelWire
 
 /// How a broker reaches the active controller: admin requests are forwarded there, and the
 /// broker registers itself. Single-node mode answers in-process; a cluster sends them over the
