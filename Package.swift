@@ -61,6 +61,7 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -205,7 +206,10 @@ let package = Package(
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
         .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]),
         .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport"]),
-        .testTarget(name: "RunnelMetadataTests", dependencies: ["RunnelMetadata", "RunnelController", "RunnelWire", "RunnelCore", "RunnelSnapshotStore", "RunnelTestSupport"]),
+        .testTarget(name: "RunnelMetadataTests", dependencies: [
+            "RunnelMetadata", "RunnelController", "RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelSnapshotStore", "RunnelTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "RunnelSecurityTests", dependencies: ["RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
         .testTarget(
             name: "RunnelBrokerTests",
