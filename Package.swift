@@ -79,7 +79,7 @@ let package = Package(
         // L2 (pure): controller commands returning records and a response.
         .target(
             name: "RunnelController",
-            dependencies: ["RunnelCore", "RunnelWire", "RunnelMetadata"],
+            dependencies: ["RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelSecurity"],
             swiftSettings: strict
         ),
         // L3: segmented log on a Disk.

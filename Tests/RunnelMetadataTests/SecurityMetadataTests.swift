@@ -1,10 +1,12 @@
 // ACLs and SCRAM credentials in the metadata image: AccessControlEntry/RemoveAccessControlEntry
 // and UserScramCredential/RemoveUserScramCredential records replayed through a delta (which says
 // what changed), written out as canonical records, stored in and loaded from SQLite snapshots
-// (schema version 2, and version 1 files still load), and shown in the browsable tree.
+// (schema version 2, and version 1 files still load), shown in the browsable tree, and followed
+// by a StandardAuthorizer.
 import Foundation
 import GRDB
 import NIOCore
+import RunnelController
 import RunnelCore
 import RunnelMetadata
 import RunnelSecurity
@@ -153,5 +155,21 @@ struct SecurityMetadataTests {
         #expect(alice.field("serverKey") == .string("[redacted]"))
         #expect(root.node(at: "/scram/SCRAM-SHA-256/ops%2Fteam")?.field("user") == .string("ops/team"))
         #expect(MetadataTree.build(.empty).node(at: "/scram")?.isDirectory == true)
+    }
+
+    @Test("a StandardAuthorizer built from an image follows its deltas")
+    func authorizerFollowsDeltas() {
+        let image = replayed([aclRecord(1, "orders"), aclRecord(2, "orders", principal: "User:bob", permission: .deny)]).apply()
+        var authorizer = StandardAuthorizer(image: image)
+        #expect(authorizer.authorize(.user("alice"), host: "h", operation: .read, resource: .topic("orders")))
+        let delta = replayed([.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 0xAC1, low: 1))),
+                              aclRecord(3, "orders", principal: "User:carol")], on: image)
+        authorizer.apply(delta)
+        #expect(authorizer.aclCount == 2)
+        #expect(!authorizer.authorize(.user("alice"), host: "h", operation: .read, resource: .topic("orders")))
+        #expect(authorizer.authorize(.user("carol"), host: "h", operation: .read, resource: .topic("orders")))
+        var rebuilt = StandardAuthorizer()
+        rebuilt.apply(MetadataDelta.everything(delta.apply()))
+        #expect(rebuilt.acls.map(\.id) == authorizer.acls.map(\.id))
     }
 }
