@@ -183,7 +183,7 @@ extension MetadataImage {
             return DescribeAclsResponse(errorCode: ErrorCode.invalidRequest.rawValue,
                                         errorMessage: "Version 0 only supports literal resource pattern types", resources: [])
         }
-        if filter.isUnknown || filter.entryFilter.operation == .unknown || filter.entryFilter.permissionType == .unknown {
+        if filter.isUnknown {
             return DescribeAclsResponse(errorCode: ErrorCode.invalidRequest.rawValue,
                                         errorMessage: "DescribeAclsRequest contains UNKNOWN elements", resources: [])
         }

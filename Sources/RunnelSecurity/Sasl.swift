@@ -101,3 +101,33 @@ func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     for i in a.indices { difference |= a[i] ^ b[i] }
     return difference == 0
 }
+
+/// The SASL mechanisms a listener offers (`sasl.enabled.mechanisms`, or
+/// `listener.name.<listener>.sasl.enabled.mechanisms`) and where their users come from: what
+/// the network layer asks when a SaslHandshake names a mechanism.
+public struct SaslServerConfig: Sendable {
+    /// Mechanism names in the order the listener lists them (SaslHandshake answers with them).
+    public var enabledMechanisms: [String]
+    /// PLAIN's users (`listener.name.<listener>.plain.sasl.jaas.config`); nil when PLAIN has none.
+    public var plainUsers: PlainUsers?
+
+    public init(enabledMechanisms: [String], plainUsers: PlainUsers? = nil) {
+        self.enabledMechanisms = enabledMechanisms
+        self.plainUsers = plainUsers
+    }
+
+    /// A server for `mechanism` as the client named it; nil when the listener does not offer it
+    /// (answer UNSUPPORTED_SASL_MECHANISM with `enabledMechanisms`). SCRAM asks
+    /// `scramCredentials` (the metadata image's); `random` draws its nonce.
+    public func server(for mechanism: String, scramCredentials: @escaping ScramServer.CredentialLookup,
+                       random: inout some RandomNumberGenerator) -> (any SaslServer)? {
+        guard enabledMechanisms.contains(mechanism) else { return nil }
+        if mechanism == SaslMechanismName.plain {
+            return PlainServer(users: plainUsers ?? PlainUsers([:]))
+        }
+        if let scram = ScramMechanism(mechanismName: mechanism) {
+            return ScramServer(mechanism: scram, credentials: scramCredentials, random: &random)
+        }
+        return nil
+    }
+}

@@ -164,6 +164,16 @@ public struct StandardAuthorizer: Authorizer, Sendable {
         }
     }
 
+    /// How many bindings a check of `resource` looks at (tests pin that it is not all of them).
+    func applicableCount(to resource: Resource) -> Int {
+        var count = 0
+        forEachApplicable(to: resource) { _ in
+            count += 1
+            return true
+        }
+        return count
+    }
+
     enum Permission { case allow, deny }
 
     /// What one applicable binding says about the action (rule 3), nil when it does not match

@@ -168,6 +168,9 @@ struct StandardAuthorizerTests {
         #expect(!a.authorize(.user("u4321"), host: "h", operation: .read, resource: .topic("topic-4322")))
         #expect(a.authorize(.user("u77"), host: "h", operation: .describe, resource: .group("g77-consumers")))
         #expect(!a.authorize(.user("u78"), host: "h", operation: .describe, resource: .group("g77-consumers")))
+        #expect(a.applicableCount(to: .topic("topic-4321")) == 1, "a check looks at the bindings that apply, not at all 10,000")
+        #expect(a.applicableCount(to: .group("g77-consumers")) == 1)
+        #expect(a.applicableCount(to: .topic("nothing")) == 0)
     }
 }
 

@@ -1,5 +1,6 @@
 // SASL/PLAIN (server and client), the JAAS configuration text its users come from, super.users,
 // and ssl.principal.mapping.rules with the cases of Kafka's SslPrincipalMapperTest.
+import RunnelCore
 @testable import RunnelSecurity
 import RunnelWire
 import Testing
@@ -180,6 +181,74 @@ struct SslPrincipalMapperTests {
                       "RULE:CN=(.*?),OU=ServiceUsers.*/$1/LU", "RULE:CN=(.*?),OU=ServiceUsers.*/$1/L/U",
                       "RULE:CN=(.*?),OU=ServiceUsers.*/$1/LL", "RULE:CN=(.*?),OU=ServiceUsers.*/$1/L/", "RULE:(/x/"] {
             #expect(throws: SecurityConfigError.self, "\(rules)") { _ = try SslPrincipalMapper(rules: rules) }
+        }
+    }
+}
+
+@Suite("SASL server config")
+struct SaslServerConfigTests {
+    @Test("a handshake gets a server only for an enabled mechanism this build knows")
+    func servers() throws {
+        let config = SaslServerConfig(enabledMechanisms: ["PLAIN", "SCRAM-SHA-512", "GSSAPI"], plainUsers: try PlainUsers(jaasConfig: plainJaas))
+        var random = SeededRandom(seed: 5)
+        let none: ScramServer.CredentialLookup = { _, _ in nil }
+        #expect(config.server(for: "PLAIN", scramCredentials: none, random: &random)?.mechanismName == "PLAIN")
+        #expect(config.server(for: "SCRAM-SHA-512", scramCredentials: none, random: &random)?.mechanismName == "SCRAM-SHA-512")
+        #expect(config.server(for: "SCRAM-SHA-256", scramCredentials: none, random: &random) == nil, "not enabled")
+        #expect(config.server(for: "GSSAPI", scramCredentials: none, random: &random) == nil, "not supported")
+        var plain = config.server(for: "PLAIN", scramCredentials: none, random: &random)!
+        #expect(plain.step(input: [0] + Array("alice".utf8) + [0] + Array("alice-secret".utf8)) == .success(principal: .user("alice"), response: []))
+    }
+}
+
+@Suite("--add-scram arguments")
+struct ScramCredentialArgumentTests {
+    @Test("a password with a given salt gives RFC 7677's keys")
+    func password() throws {
+        var random = SeededRandom(seed: 1)
+        let argument = try ScramCredentialArgument(parsing: "SCRAM-SHA-256=[name=user,salt=\"W22ZaJ0SNY7soEsUEjb6gQ==\",password=pencil]", random: &random)
+        #expect(argument.user == "user" && argument.mechanism == .scramSha256)
+        #expect(argument.credential.iterations == 4096)
+        #expect(Base64.encode(argument.credential.storedKey) == "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=")
+        #expect(Base64.encode(argument.credential.serverKey) == "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=")
+    }
+
+    @Test("Kafka's ScramParserTest salted-password argument gives the keys Python computes from it")
+    func saltedPassword() throws {
+        var random = SeededRandom(seed: 1)
+        let argument = try ScramCredentialArgument(parsing: "SCRAM-SHA-256=[name=alice,salt=\"MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=\",saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\",iterations=8192]", random: &random)
+        #expect(argument.credential.iterations == 8192)
+        #expect(Base64.encode(argument.credential.storedKey) == "XTIqoHHo3sscdYxycL07uh8utmHn9fXtjqyDF67CjSU=")
+        #expect(Base64.encode(argument.credential.serverKey) == "Za53R2yENISN7fHL7WUxriFkV7cfbrO3+CtEptMbTPE=")
+    }
+
+    @Test("without a salt, a fresh one is drawn")
+    func freshSalt() throws {
+        var random = SeededRandom(seed: 1)
+        let a = try ScramCredentialArgument(parsing: "SCRAM-SHA-512=[name=alice,password=x]", random: &random)
+        let b = try ScramCredentialArgument(parsing: "SCRAM-SHA-512=[name=alice,password=x]", random: &random)
+        #expect(a.credential.salt.count == 32 && a.credential.salt != b.credential.salt)
+    }
+
+    @Test("Kafka's errors")
+    func errors() {
+        var random = SeededRandom(seed: 1)
+        let cases: [(String, String)] = [
+            ("SCRAM-SHA-256", "Failed to find equals sign in SCRAM argument 'SCRAM-SHA-256'"),
+            ("SCRAM-SHA-1=[name=a,password=b]", "The add-scram mechanism SCRAM-SHA-1 is not supported."),
+            ("SCRAM-SHA-256=name=a]", "Expected configuration string to start with ["),
+            ("SCRAM-SHA-256=[name=a", "Expected configuration string to end with ]"),
+            ("SCRAM-SHA-256=[password=b]", "You must supply 'name' to add-scram"),
+            ("SCRAM-SHA-256=[name=a]", "You must supply one of 'password' or 'saltedpassword' to add-scram"),
+            ("SCRAM-SHA-256=[name=a,saltedpassword=AAAA]", "You must supply 'salt' with 'saltedpassword' to add-scram"),
+            ("SCRAM-SHA-256=[name=a,password=b,iterations=100]", "The 'iterations' value must be >= 4096 for add-scram using SCRAM_SHA_256"),
+            ("SCRAM-SHA-256=[name=a,password=b,iterations=16385]", "The 'iterations' value must be <= 16384 for add-scram using SCRAM_SHA_256"),
+            ("SCRAM-SHA-256=[name=a,password=b,colour=red]", "Unknown SCRAM configurations: colour"),
+            ("SCRAM-SHA-256=[name=a,password=b,salt=!!]", "Failed to decode given salt: !!"),
+            ("SCRAM-SHA-256=[name=a,nothing]", "No equals sign found in SCRAM component: nothing"),
+        ]
+        for (text, message) in cases {
+            #expect(throws: SecurityConfigError(message), "\(text)") { _ = try ScramCredentialArgument(parsing: text, random: &random) }
         }
     }
 }
