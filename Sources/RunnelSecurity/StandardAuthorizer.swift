@@ -182,11 +182,10 @@ public struct StandardAuthorizer: Authorizer, Sendable {
         guard let aclPrincipal = acl.principal, aclPrincipal == principal || aclPrincipal == .wildcard else { return nil }
         let entry = acl.binding.entry
         guard sameBytes(entry.host, AccessControlEntry.wildcardHost) || sameBytes(entry.host, host) else { return nil }
-        switch entry.permissionType {
-        case .allow: return entry.operation.allows(operation) ? .allow : nil
-        case .deny: return entry.operation == .all || entry.operation == operation ? .deny : nil
-        default: return nil
-        }
+        if entry.permissionType == .allow { return entry.operation.allows(operation) ? .allow : nil }
+        // DENY, and, failing closed as Kafka's findResult does, any permission that is not ALLOW
+        // (a record from a newer version).
+        return entry.operation == .all || entry.operation == operation ? .deny : nil
     }
 
     /// Kafka's default `authorizeByResourceType`: allowed when the principal could do `operation`

@@ -114,6 +114,13 @@ struct StandardAuthorizerTests {
         #expect(!a.authorize(alice, host: "h", operation: .read, resource: .topic("t")))
     }
 
+    @Test("a binding whose permission this build does not know denies, as Kafka's findResult fails closed")
+    func unknownPermissionDenies() {
+        let a = authorizer([allow(.topic, "t", operation: .read),
+                            AclBinding(.topic, "t", principal: "User:alice", operation: .read, permission: .unknown)])
+        #expect(!a.authorize(alice, host: "h", operation: .read, resource: .topic("t")))
+    }
+
     @Test("ALL allows every operation, and a DENY of ALL denies every operation")
     func all() {
         let a = authorizer([allow(.topic, "t", operation: .all)])
