@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // L0: vocabulary types, limits, clocks, seeded randomness.
@@ -60,13 +61,25 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // L2 (pure): principals, ACLs and Kafka's StandardAuthorizer rules, SASL PLAIN and SCRAM
+        // state machines (crypto from swift-crypto), ssl.principal.mapping.rules.
+        .target(
+            name: "RunnelSecurity",
+            dependencies: [
+                "RunnelCore", "RunnelWire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         // L2 (pure): controller commands returning records and a response.
         .target(
             name: "RunnelController",
-            dependencies: ["RunnelCore", "RunnelWire", "RunnelMetadata"],
+            dependencies: ["RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelSecurity"],
             swiftSettings: strict
         ),
         // L3: segmented log on a Disk.
@@ -193,7 +206,11 @@ let package = Package(
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
         .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]),
         .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport"]),
-        .testTarget(name: "RunnelMetadataTests", dependencies: ["RunnelMetadata", "RunnelController", "RunnelWire", "RunnelCore", "RunnelSnapshotStore", "RunnelTestSupport"]),
+        .testTarget(name: "RunnelMetadataTests", dependencies: [
+            "RunnelMetadata", "RunnelController", "RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelSnapshotStore", "RunnelTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .testTarget(name: "RunnelSecurityTests", dependencies: ["RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
         .testTarget(
             name: "RunnelBrokerTests",
             dependencies: [

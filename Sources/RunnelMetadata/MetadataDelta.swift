@@ -15,6 +15,11 @@ public struct MetadataDelta: Sendable {
     public private(set) var changedBrokers: Set<NodeID> = []
     public private(set) var changedConfigs: Set<ConfigResource> = []
     public private(set) var featuresChanged = false
+    /// ACL bindings created or removed, by record id: a publisher adds the ones the new image
+    /// holds to its authorizer and removes the others.
+    public private(set) var changedAcls: Set<KafkaUUID> = []
+    /// SCRAM credentials set or removed.
+    public private(set) var changedScramCredentials: Set<ScramCredentialKey> = []
 
     public init(_ base: MetadataImage) {
         self.base = base
@@ -30,6 +35,8 @@ public struct MetadataDelta: Sendable {
         delta.changedBrokers = Set(image.brokers.keys)
         delta.changedConfigs = Set(image.configs.keys)
         delta.featuresChanged = true
+        delta.changedAcls = Set(image.acls.keys)
+        delta.changedScramCredentials = Set(image.scramCredentials.keys)
         return delta
     }
 
@@ -108,10 +115,18 @@ public struct MetadataDelta: Sendable {
         case .accessControlEntry(let r):
             next.acls[r.id] = AclEntry(id: r.id, resourceType: r.resourceType, resourceName: r.resourceName, patternType: r.patternType,
                                        principal: r.principal, host: r.host, operation: r.operation, permissionType: r.permissionType)
+            changedAcls.insert(r.id)
         case .removeAccessControlEntry(let r):
-            next.acls.removeValue(forKey: r.id)
+            if next.acls.removeValue(forKey: r.id) != nil { changedAcls.insert(r.id) }
+        case .userScramCredential(let r):
+            let entry = ScramCredentialEntry(r)
+            next.scramCredentials[entry.key] = entry
+            changedScramCredentials.insert(entry.key)
+        case .removeUserScramCredential(let r):
+            let key = ScramCredentialKey(user: r.name, mechanism: r.mechanism)
+            if next.scramCredentials.removeValue(forKey: key) != nil { changedScramCredentials.insert(key) }
         case .noOp, .zkMigrationState, .registerController, .delegationToken, .removeDelegationToken,
-             .userScramCredential, .removeUserScramCredential, .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
+             .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
             break
         }
         next.provenance = MetadataProvenance(lastOffset: offset, lastEpoch: epoch, recordCount: next.provenance.recordCount + 1)

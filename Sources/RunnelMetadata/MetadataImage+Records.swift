@@ -6,7 +6,8 @@ extension MetadataImage {
     /// Builds an image from its parts (snapshot loading).
     public init(
         provenance: MetadataProvenance, features: [String: Int16], brokers: [BrokerRegistration], topics: [TopicImage],
-        configs: [ConfigResource: [String: String]], nextProducerId: Int64, producerIdsBroker: Int32, acls: [AclEntry]
+        configs: [ConfigResource: [String: String]], nextProducerId: Int64, producerIdsBroker: Int32, acls: [AclEntry],
+        scramCredentials: [ScramCredentialEntry] = []
     ) {
         var image = MetadataImage.empty
         image.provenance = provenance
@@ -24,6 +25,7 @@ extension MetadataImage {
         image.nextProducerId = nextProducerId
         image.producerIdsBroker = producerIdsBroker
         for acl in acls { image.acls[acl.id] = acl }
+        for credential in scramCredentials { image.scramCredentials[credential.key] = credential }
         self = image
     }
 
@@ -69,6 +71,9 @@ extension MetadataImage {
             out.append(.accessControlEntry(AccessControlEntryRecord(
                 id: a.id, resourceType: a.resourceType, resourceName: a.resourceName, patternType: a.patternType,
                 principal: a.principal, host: a.host, operation: a.operation, permissionType: a.permissionType)))
+        }
+        for key in scramCredentials.keys.sorted() {
+            out.append(.userScramCredential(scramCredentials[key]!.record))
         }
         return out
     }

@@ -1,4 +1,5 @@
 import HashTreeCollections
+import NIOCore
 import RunnelCore
 import RunnelWire
 
@@ -168,6 +169,73 @@ public struct AclEntry: Sendable, Equatable {
     }
 }
 
+/// The key of a SCRAM credential: a user and a mechanism code (1 SCRAM-SHA-256, 2 SCRAM-SHA-512),
+/// as Kafka's ScramControlManager keys them. User names compare byte for byte, as Kafka's Java
+/// strings do (Swift's `String ==` would equate canonically equivalent names).
+public struct ScramCredentialKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var user: String
+    public var mechanism: Int8
+
+    public init(user: String, mechanism: Int8) {
+        self.user = user
+        self.mechanism = mechanism
+    }
+
+    public static func == (lhs: ScramCredentialKey, rhs: ScramCredentialKey) -> Bool {
+        lhs.mechanism == rhs.mechanism && lhs.user.utf8.elementsEqual(rhs.user.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(mechanism)
+        for byte in user.utf8 { hasher.combine(byte) }
+    }
+
+    /// By user name bytes, then mechanism.
+    public static func < (lhs: ScramCredentialKey, rhs: ScramCredentialKey) -> Bool {
+        if lhs.user.utf8.elementsEqual(rhs.user.utf8) { return lhs.mechanism < rhs.mechanism }
+        return lhs.user.utf8.lexicographicallyPrecedes(rhs.user.utf8)
+    }
+
+    /// `alice/SCRAM-SHA-256`.
+    public var description: String { "\(user)/\(ScramNames.mechanism(mechanism))" }
+}
+
+/// A user's SCRAM credential for one mechanism: the salted keys only, never the password.
+public struct ScramCredentialEntry: Sendable, Equatable {
+    public var user: String
+    public var mechanism: Int8
+    public var salt: [UInt8]
+    /// H(ClientKey): checks a client's proof.
+    public var storedKey: [UInt8]
+    /// HMAC(SaltedPassword, "Server Key"): signs the server's answer.
+    public var serverKey: [UInt8]
+    public var iterations: Int32
+
+    public init(user: String, mechanism: Int8, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8], iterations: Int32) {
+        self.user = user
+        self.mechanism = mechanism
+        self.salt = salt
+        self.storedKey = storedKey
+        self.serverKey = serverKey
+        self.iterations = iterations
+    }
+
+    /// The credential a UserScramCredentialRecord sets.
+    public init(_ record: UserScramCredentialRecord) {
+        self.init(user: record.name, mechanism: record.mechanism, salt: Array(record.salt.readableBytesView),
+                  storedKey: Array(record.storedKey.readableBytesView), serverKey: Array(record.serverKey.readableBytesView),
+                  iterations: record.iterations)
+    }
+
+    public var key: ScramCredentialKey { ScramCredentialKey(user: user, mechanism: mechanism) }
+
+    /// The record that sets this credential.
+    public var record: UserScramCredentialRecord {
+        UserScramCredentialRecord(name: user, mechanism: mechanism, salt: ByteBuffer(bytes: salt),
+                                  storedKey: ByteBuffer(bytes: storedKey), serverKey: ByteBuffer(bytes: serverKey), iterations: iterations)
+    }
+}
+
 /// Where the image stands in the metadata log.
 public struct MetadataProvenance: Sendable, Equatable {
     /// Offset of the last record applied (-1 before any).
@@ -196,11 +264,14 @@ public struct MetadataImage: Sendable, Equatable {
     /// The next producer id the controller will hand out, and who asked last.
     public internal(set) var nextProducerId: Int64
     public internal(set) var producerIdsBroker: Int32
+    /// ACL bindings by the id of the AccessControlEntryRecord that created them.
     public internal(set) var acls: TreeDictionary<KafkaUUID, AclEntry>
+    /// SCRAM credentials by user and mechanism.
+    public internal(set) var scramCredentials: TreeDictionary<ScramCredentialKey, ScramCredentialEntry>
 
     public static let empty = MetadataImage(
         provenance: .empty, features: [:], brokers: [:], topicsById: [:], topicIdsByName: [:], configs: [:],
-        nextProducerId: 0, producerIdsBroker: -1, acls: [:])
+        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:])
 
     public func topic(named name: String) -> TopicImage? {
         topicIdsByName[name].flatMap { topicsById[$0] }
@@ -227,6 +298,11 @@ public struct MetadataImage: Sendable, Equatable {
 
     /// Topic names, sorted.
     public var topicNames: [String] { topicIdsByName.keys.sorted() }
+
+    /// The SCRAM credential of `user` for mechanism code `mechanism`.
+    public func scramCredential(user: String, mechanism: Int8) -> ScramCredentialEntry? {
+        scramCredentials[ScramCredentialKey(user: user, mechanism: mechanism)]
+    }
 
     /// The `metadata.version` feature level, 0 when unset.
     public var metadataVersion: Int16 { features["metadata.version"] ?? 0 }

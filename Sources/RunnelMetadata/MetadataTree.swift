@@ -48,6 +48,7 @@ public struct MetadataField: Sendable, Equatable {
 ///     /features                     feature levels
 ///     /producerIds                  the next producer id block
 ///     /acls/<id>                    ACL bindings
+///     /scram/<mechanism>/<user>     SCRAM credentials (salt and iterations; the keys redacted)
 ///     /quorum                       cluster id and voters
 public struct MetadataNode: Sendable, Equatable {
     /// The last component of the node's path ("" for the root).
@@ -116,6 +117,7 @@ public enum MetadataTree {
             features(image),
             producerIds(image),
             acls(image),
+            scram(image),
             quorum(voters: voters, clusterId: clusterId),
         ], isDirectory: true)
     }
@@ -232,6 +234,43 @@ public enum MetadataTree {
         return MetadataNode(name: "acls", children: children, isDirectory: true)
     }
 
+    /// What the tree shows in place of a SCRAM key: knowing a StoredKey and ServerKey is enough to
+    /// pose as the server, so they stay out of tools' output (as Kafka's shell redacts them).
+    public static let redacted = "[redacted]"
+
+    static func scram(_ image: MetadataImage) -> MetadataNode {
+        var byMechanism: [Int8: [MetadataNode]] = [:]
+        for key in image.scramCredentials.keys.sorted() {
+            let c = image.scramCredentials[key]!
+            byMechanism[key.mechanism, default: []].append(MetadataNode(name: pathComponent(c.user), fields: [
+                MetadataField("user", .string(c.user)),
+                MetadataField("mechanism", .string(ScramNames.mechanism(c.mechanism))),
+                MetadataField("iterations", .int(Int64(c.iterations))),
+                MetadataField("salt", .string(ScramNames.hex(c.salt))),
+                MetadataField("storedKey", .string(redacted)),
+                MetadataField("serverKey", .string(redacted)),
+            ]))
+        }
+        let children = byMechanism.keys.sorted().map { mechanism in
+            MetadataNode(name: ScramNames.mechanism(mechanism), children: byMechanism[mechanism]!, isDirectory: true)
+        }
+        return MetadataNode(name: "scram", children: children, isDirectory: true)
+    }
+
+    /// A name as one path component: `%` as `%25` and `/` as `%2F`, so a user name with a slash
+    /// stays one node.
+    public static func pathComponent(_ name: String) -> String {
+        var out = ""
+        for c in name {
+            switch c {
+            case "%": out += "%25"
+            case "/": out += "%2F"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
     static func quorum(voters: [Int32], clusterId: String?) -> MetadataNode {
         MetadataNode(name: "quorum", fields: [
             MetadataField("clusterId", clusterId.map { .string($0) } ?? .null),
@@ -305,5 +344,29 @@ public enum AclNames {
 
     static func name(_ code: Int8, _ names: [String]) -> String {
         code >= 0 && Int(code) < names.count ? names[Int(code)] : String(code)
+    }
+}
+
+/// Kafka's names for SCRAM mechanism codes.
+public enum ScramNames {
+    /// SCRAM-SHA-256 (1), SCRAM-SHA-512 (2); the code itself otherwise.
+    public static func mechanism(_ code: Int8) -> String {
+        switch code {
+        case 1: "SCRAM-SHA-256"
+        case 2: "SCRAM-SHA-512"
+        default: String(code)
+        }
+    }
+
+    /// Lower-case hex of `bytes`.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -9,8 +9,9 @@ import RunnelWire
 /// logical content. Any SQLite tool can open it. Written to a temp file, synced, renamed, and the
 /// directory synced, so a crash leaves either the old set of snapshots or the new one.
 public enum SQLiteSnapshot {
-    /// Bumped when the tables change; readers refuse newer versions.
-    public static let schemaVersion = 1
+    /// Bumped when the tables change; readers refuse newer versions and read older ones.
+    /// Version 2 added `scram_credentials`.
+    public static let schemaVersion = 2
     public static let suffix = ".checkpoint.sqlite"
 
     /// `<end offset, 20 digits>-<epoch, 10 digits>.checkpoint.sqlite`, as Kafka names snapshots.
@@ -57,6 +58,9 @@ public enum SQLiteSnapshot {
         id TEXT PRIMARY KEY, resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, pattern_type INTEGER NOT NULL,
         principal TEXT NOT NULL, host TEXT NOT NULL, operation INTEGER NOT NULL, permission_type INTEGER NOT NULL);
     CREATE TABLE voters (node_id INTEGER PRIMARY KEY);
+    CREATE TABLE scram_credentials (
+        name TEXT NOT NULL, mechanism INTEGER NOT NULL, salt BLOB NOT NULL, stored_key BLOB NOT NULL, server_key BLOB NOT NULL,
+        iterations INTEGER NOT NULL, PRIMARY KEY (name, mechanism));
     """
 
     static func list(_ values: [Int32]) -> String { values.map(String.init).joined(separator: ",") }
@@ -116,6 +120,11 @@ public enum SQLiteSnapshot {
                         a.id.description, a.resourceType, a.resourceName, a.patternType, a.principal, a.host, a.operation, a.permissionType])
                 }
                 for v in voters.sorted() { try db.execute(sql: "INSERT INTO voters VALUES (?)", arguments: [v]) }
+                for key in image.scramCredentials.keys.sorted() {
+                    let c = image.scramCredentials[key]!
+                    try db.execute(sql: "INSERT INTO scram_credentials VALUES (?, ?, ?, ?, ?, ?)", arguments: [
+                        c.user, c.mechanism, Data(c.salt), Data(c.storedKey), Data(c.serverKey), c.iterations])
+                }
             }
             try queue.close()
             try syncFile(temp)
@@ -232,9 +241,18 @@ public enum SQLiteSnapshot {
                                          permissionType: r["permission_type"]))
                 }
                 let voters = try Int32.fetchAll(db, sql: "SELECT node_id FROM voters ORDER BY node_id")
+                var scram: [ScramCredentialEntry] = []
+                if header.schemaVersion >= 2 {
+                    for r in try Row.fetchAll(db, sql: "SELECT * FROM scram_credentials") {
+                        let salt: Data = r["salt"], storedKey: Data = r["stored_key"], serverKey: Data = r["server_key"]
+                        scram.append(ScramCredentialEntry(user: r["name"], mechanism: r["mechanism"], salt: Array(salt),
+                                                          storedKey: Array(storedKey), serverKey: Array(serverKey), iterations: r["iterations"]))
+                    }
+                }
                 let image = MetadataImage(
                     provenance: provenance, features: features, brokers: brokers, topics: Array(topics.values), configs: configs,
-                    nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1, acls: acls)
+                    nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1, acls: acls,
+                    scramCredentials: scram)
                 return (header, image, voters)
             }
         } catch let error as SnapshotError {

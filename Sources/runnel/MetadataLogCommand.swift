@@ -29,8 +29,10 @@ struct DecodedLogEntry {
 
     var fields: [(String, JSONValue)] {
         guard let body else { return [] }
-        if case .object(let members) = Reflection.value(body) { return members }
-        return []
+        guard case .object(let members) = Reflection.value(body) else { return [] }
+        // A SCRAM credential's keys are enough to pose as the server: redacted, as Kafka's tools do.
+        guard body is UserScramCredentialRecord else { return members }
+        return members.map { ["storedKey", "serverKey"].contains($0.0) ? ($0.0, .string("[redacted]")) : $0 }
     }
 
     var json: JSONValue {

@@ -38,7 +38,7 @@ final class MetadataShellSession {
       help             this text
       exit, quit       leave the shell
     The tree: /brokers/<id>, /topics/<name>/<partition>, /configs/<type>/<name>, /features,
-    /producerIds, /acls/<id>, /quorum.
+    /producerIds, /acls/<id>, /scram/<mechanism>/<user>, /quorum.
     """
 
     /// Runs one line; false when the shell should end.

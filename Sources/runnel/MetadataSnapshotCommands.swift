@@ -344,6 +344,7 @@ struct LoadedMetadata {
             ("configResources", .int(Int64(image.configs.count))),
             ("configEntries", .int(Int64(configEntries))),
             ("acls", .int(Int64(image.acls.count))),
+            ("scramCredentials", .int(Int64(image.scramCredentials.count))),
             ("features", .object(image.features.keys.sorted().map { ($0, .int(Int64(image.features[$0]!))) })),
             ("nextProducerId", .int(image.nextProducerId)),
         ]
@@ -489,7 +490,7 @@ struct MetadataSnapshot: ParsableCommand {
 
 struct MetadataLs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ls", abstract: "List a node of the metadata tree (/brokers, /topics, /configs, /features, /producerIds, /acls, /quorum).")
+        commandName: "ls", abstract: "List a node of the metadata tree (/brokers, /topics, /configs, /features, /producerIds, /acls, /scram, /quorum).")
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "Path in the tree.") var path: String = "/"
 
@@ -528,7 +529,7 @@ struct MetadataTreeCommand: ParsableCommand {
 struct MetadataSQL: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
-        abstract: "Run read-only SQL over a snapshot's tables (snapshot, brokers, broker_endpoints, topics, partitions, configs, features, producer_ids, acls, voters).")
+        abstract: "Run read-only SQL over a snapshot's tables (snapshot, brokers, broker_endpoints, topics, partitions, configs, features, producer_ids, acls, voters, scram_credentials).")
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "The query, e.g. \"SELECT topic_name, partition, leader FROM partitions\".") var query: String
     @Flag(name: .customLong("no-verify"), help: "Query a snapshot file without checking its checksum first (to look into a damaged file).")

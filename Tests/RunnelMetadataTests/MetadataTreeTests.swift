@@ -1,6 +1,6 @@
 // The browsable tree of a metadata image (what `runnel metadata ls|cat|tree` and the metadata
 // shell walk): an image built by replaying records gives /brokers, /topics/<name>/<partition>,
-// /configs/<type>/<name>, /features, /producerIds, /acls and /quorum; paths resolve with `.`,
+// /configs/<type>/<name>, /features, /producerIds, /acls, /scram/<mechanism>/<user> and /quorum; paths resolve with `.`,
 // `..` and stray slashes; a directory lists its children in display order; a leaf carries the
 // fields of what it names.
 import RunnelCore
@@ -47,9 +47,9 @@ private func treeImage() -> MetadataImage {
 struct MetadataTreeTests {
     let root = MetadataTree.build(treeImage(), voters: [3, 1, 2], clusterId: "cluster-A")
 
-    @Test("the root lists the seven top-level nodes and carries the provenance")
+    @Test("the root lists the eight top-level nodes and carries the provenance")
     func rootNode() {
-        #expect(root.children.map(\.name) == ["brokers", "topics", "configs", "features", "producerIds", "acls", "quorum"])
+        #expect(root.children.map(\.name) == ["brokers", "topics", "configs", "features", "producerIds", "acls", "scram", "quorum"])
         #expect(root.field("lastOffset") == .int(14))
         #expect(root.field("lastEpoch") == .int(3))
         #expect(root.field("recordCount") == .int(15))

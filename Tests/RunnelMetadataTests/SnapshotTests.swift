@@ -2,6 +2,7 @@
 // equals the image replayed from the log at the same offset, and so does the image rebuilt from
 // the canonical records. A tampered file is refused by its checksum.
 import Foundation
+import NIOCore
 import RunnelCore
 import RunnelMetadata
 import RunnelSnapshotStore
@@ -10,12 +11,14 @@ import RunnelWire
 import Testing
 
 /// A random but meaningful metadata history: brokers register and fence, topics come and go,
-/// partitions change leaders and ISRs, configs are set and removed, producer ids advance.
+/// partitions change leaders and ISRs, configs are set and removed, producer ids advance, ACLs
+/// and SCRAM credentials are created and removed.
 func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
     var out: [MetadataRecord] = [.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21))]
     var topics: [(KafkaUUID, String, Int32)] = []
+    var acls: [KafkaUUID] = []
     for i in 0..<count {
-        switch rng.next() % 9 {
+        switch rng.next() % 12 {
         case 0:
             let id = Int32(rng.next() % 5)
             out.append(.registerBroker(RegisterBrokerRecord(
@@ -46,6 +49,25 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
             out.append(.removeTopic(RemoveTopicRecord(topicId: t.0)))
         case 7:
             out.append(.producerIds(ProducerIdsRecord(brokerId: 1, brokerEpoch: 0, nextProducerId: Int64(i) * 1000)))
+        case 9:
+            let id = KafkaUUID(high: rng.next(), low: rng.next())
+            acls.append(id)
+            out.append(.accessControlEntry(AccessControlEntryRecord(
+                id: id, resourceType: Int8(rng.next() % 6 + 2), resourceName: "r\(rng.next() % 5)", patternType: Int8(rng.next() % 2 + 3),
+                principal: "User:u\(rng.next() % 3)", host: rng.next() % 2 == 0 ? "*" : "10.0.0.\(rng.next() % 4)",
+                operation: Int8(rng.next() % 13 + 2), permissionType: Int8(rng.next() % 2 + 2))))
+        case 10:
+            guard !acls.isEmpty else { continue }
+            out.append(.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: acls.remove(at: Int(rng.next() % UInt64(acls.count))))))
+        case 11:
+            let user = "user\(rng.next() % 4)", mechanism = Int8(rng.next() % 2 + 1)
+            if rng.next() % 4 == 0 {
+                out.append(.removeUserScramCredential(RemoveUserScramCredentialRecord(name: user, mechanism: mechanism)))
+            } else {
+                func key() -> ByteBuffer { ByteBuffer(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
+                out.append(.userScramCredential(UserScramCredentialRecord(
+                    name: user, mechanism: mechanism, salt: key(), storedKey: key(), serverKey: key(), iterations: Int32(4096 + rng.next() % 4096))))
+            }
         default:
             out.append(.config(ConfigRecord(resourceType: 4, resourceName: "", name: "log.retention.ms", value: "\(rng.next() % 100000)")))
         }

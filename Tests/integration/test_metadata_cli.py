@@ -196,7 +196,7 @@ def test_ls_cat_tree(stopped):
     p = ok("metadata", "ls", stopped.data, "/topics")
     assert sorted(p.stdout.split()) == sorted(f"{t}/" for t in stopped.topics)
     p = ok("metadata", "ls", stopped.data)
-    assert p.stdout.split() == ["brokers/", "topics/", "configs/", "features", "producerIds", "acls/", "quorum"]
+    assert p.stdout.split() == ["brokers/", "topics/", "configs/", "features", "producerIds", "acls/", "scram/", "quorum"]
 
     listing = ok_json("metadata", "ls", stopped.data, "/topics")
     assert {e["name"] for e in listing} == set(stopped.topics)
@@ -233,7 +233,7 @@ def test_snapshot_summary(stopped):
     summary = ok_json("metadata", "snapshot", stopped.data)
     fields = {"source", "kind", "snapshotFile", "clusterId", "endOffset", "epoch", "recordCount", "replayedLogRecords",
               "lastContainedTimestamp", "voters", "brokers", "fencedBrokers", "topics", "partitions", "configResources",
-              "configEntries", "acls", "features", "nextProducerId"}
+              "configEntries", "acls", "scramCredentials", "features", "nextProducerId"}
     assert set(summary) == fields
     assert summary["kind"] == "dataDir"
     assert summary["clusterId"] == stopped.cluster_id

@@ -42,6 +42,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
     public static let electLeaders = ApiKey(rawValue: 43)
     public static let incrementalAlterConfigs = ApiKey(rawValue: 44)
     public static let offsetDelete = ApiKey(rawValue: 47)
+    public static let describeUserScramCredentials = ApiKey(rawValue: 50)
+    public static let alterUserScramCredentials = ApiKey(rawValue: 51)
     public static let vote = ApiKey(rawValue: 52)
     public static let beginQuorumEpoch = ApiKey(rawValue: 53)
     public static let endQuorumEpoch = ApiKey(rawValue: 54)
@@ -105,6 +107,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         (.electLeaders, "ElectLeaders", 0...2, 2),
         (.incrementalAlterConfigs, "IncrementalAlterConfigs", 0...1, 1),
         (.offsetDelete, "OffsetDelete", 0...0, nil),
+        (.describeUserScramCredentials, "DescribeUserScramCredentials", 0...0, 0),
+        (.alterUserScramCredentials, "AlterUserScramCredentials", 0...0, 0),
         (.vote, "Vote", 0...2, 0),
         (.beginQuorumEpoch, "BeginQuorumEpoch", 0...1, 1),
         (.endQuorumEpoch, "EndQuorumEpoch", 0...1, 1),
@@ -170,6 +174,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 43: "ElectLeaders"
         case 44: "IncrementalAlterConfigs"
         case 47: "OffsetDelete"
+        case 50: "DescribeUserScramCredentials"
+        case 51: "AlterUserScramCredentials"
         case 52: "Vote"
         case 53: "BeginQuorumEpoch"
         case 54: "EndQuorumEpoch"
@@ -235,6 +241,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 42: 2
         case 43: 2
         case 44: 1
+        case 50: 0
+        case 51: 0
         case 52: 0
         case 53: 1
         case 54: 1
@@ -302,6 +310,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 43: (ElectLeadersRequest.self, ElectLeadersResponse.self)
         case 44: (IncrementalAlterConfigsRequest.self, IncrementalAlterConfigsResponse.self)
         case 47: (OffsetDeleteRequest.self, OffsetDeleteResponse.self)
+        case 50: (DescribeUserScramCredentialsRequest.self, DescribeUserScramCredentialsResponse.self)
+        case 51: (AlterUserScramCredentialsRequest.self, AlterUserScramCredentialsResponse.self)
         case 52: (VoteRequest.self, VoteResponse.self)
         case 53: (BeginQuorumEpochRequest.self, BeginQuorumEpochResponse.self)
         case 54: (EndQuorumEpochRequest.self, EndQuorumEpochResponse.self)

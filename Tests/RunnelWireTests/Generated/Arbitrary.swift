@@ -358,6 +358,59 @@ extension AlterPartitionResponse.PartitionData {
     }
 }
 
+extension AlterUserScramCredentialsRequest: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.deletions = (0..<rng.count()).map { _ in AlterUserScramCredentialsRequest.ScramCredentialDeletion.arbitrary(version: version, rng: &rng) }
+        value.upsertions = (0..<rng.count()).map { _ in AlterUserScramCredentialsRequest.ScramCredentialUpsertion.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterUserScramCredentialsRequest.ScramCredentialDeletion {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        value.mechanism = rng.int(Int8.self)
+        return value
+    }
+}
+
+extension AlterUserScramCredentialsRequest.ScramCredentialUpsertion {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        value.mechanism = rng.int(Int8.self)
+        value.iterations = rng.int(Int32.self)
+        value.salt = rng.bytes()
+        value.saltedPassword = rng.bytes()
+        return value
+    }
+}
+
+extension AlterUserScramCredentialsResponse: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.throttleTimeMs = rng.int(Int32.self)
+        value.results = (0..<rng.count()).map { _ in AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.user = rng.text()
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        return value
+    }
+}
+
 extension ApiVersionsRequest: ArbitraryMessage {
     static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
         var value = Self()
@@ -1955,6 +2008,65 @@ extension DescribeTransactionsResponse.TopicData {
         var value = Self()
         value.topic = rng.text()
         value.partitions = (0..<rng.count()).map { _ in rng.int(Int32.self) }
+        return value
+    }
+}
+
+extension DescribeUserScramCredentialsRequest: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        if rng.chance(4) {
+            value.users = nil
+        } else {
+            value.users = (0..<rng.count()).map { _ in DescribeUserScramCredentialsRequest.UserName.arbitrary(version: version, rng: &rng) }
+        }
+        return value
+    }
+}
+
+extension DescribeUserScramCredentialsRequest.UserName {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        return value
+    }
+}
+
+extension DescribeUserScramCredentialsResponse: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.throttleTimeMs = rng.int(Int32.self)
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        value.results = (0..<rng.count()).map { _ in DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.user = rng.text()
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        value.credentialInfos = (0..<rng.count()).map { _ in DescribeUserScramCredentialsResponse.CredentialInfo.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension DescribeUserScramCredentialsResponse.CredentialInfo {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.mechanism = rng.int(Int8.self)
+        value.iterations = rng.int(Int32.self)
         return value
     }
 }
