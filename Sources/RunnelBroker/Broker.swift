@@ -124,7 +124,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     func carryOut(_ actions: [ReplicationAction], for partition: Partition) {
         for action in actions {
             switch action {
-            case .highWatermarkMoved, .logEndMoved:
+            case .highWatermarkMoved, .logEndMoved, .lastStableOffsetMoved:
                 delayedFetches.notify(partition.topicPartition)
             case .completeProduce(let id, let code):
                 delayedProduces.completed(id, code: code)

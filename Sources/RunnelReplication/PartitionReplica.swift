@@ -76,8 +76,12 @@ public enum ReplicationAction: Sendable, Equatable, CustomStringConvertible {
     case follow(leader: NodeID, epoch: Epoch)
     /// No leader: nothing to fetch from.
     case leaderless
-    /// The high watermark moved: consumer fetches parked on the partition may answer.
+    /// The high watermark moved: consumer fetches parked on the partition may answer (the last
+    /// stable offset may have moved with it: read `lastStableOffset`).
     case highWatermarkMoved(Offset)
+    /// The last stable offset moved on its own (a transaction ended): read_committed fetches
+    /// parked on the partition may answer.
+    case lastStableOffsetMoved(Offset)
     /// The leader's log end moved: follower fetches parked on the partition may answer.
     case logEndMoved(Offset)
     /// An acks=all produce is done: answer it with this error (`.none`: it is replicated).
@@ -91,6 +95,7 @@ public enum ReplicationAction: Sendable, Equatable, CustomStringConvertible {
         case .follow(let leader, let epoch): return "follow \(leader) epoch \(epoch)"
         case .leaderless: return "leaderless"
         case .highWatermarkMoved(let o): return "high-watermark \(o)"
+        case .lastStableOffsetMoved(let o): return "last-stable-offset \(o)"
         case .logEndMoved(let o): return "log-end \(o)"
         case .completeProduce(let id, let code): return "complete \(id) \(code)"
         case .proposeIsr(let p): return "propose \(p)"
@@ -208,6 +213,16 @@ public struct PartitionReplica: Sendable {
     public private(set) var leaderState: LeaderState?
     public private(set) var log: LogPosition
     public private(set) var highWatermark: Offset
+    /// The last stable offset (KIP-98): read_committed fetches and ListOffsets stop here. A
+    /// leader's is the lower of its high watermark and its log's first unstable offset (the
+    /// first offset of an open transaction, or of one whose marker the high watermark has not
+    /// passed); a follower's is its leader's, capped by its own high watermark. Never above the
+    /// high watermark; never moving back within a leader epoch.
+    public private(set) var lastStableOffset: Offset
+    /// The log's first unstable offset as the driver last reported it (nil: everything stable).
+    public private(set) var firstUnstableOffset: Offset?
+    /// A follower's: the last stable offset its leader last reported (nil before any).
+    private var leaderLastStableOffset: Offset?
     /// acks=all produces waiting for the high watermark, in the order they were appended.
     public private(set) var pendingProduces: [PendingProduce] = []
     /// Test-only broken rules.
@@ -215,11 +230,15 @@ public struct PartitionReplica: Sendable {
 
     /// A replica opened with its log at `log` and the high watermark last checkpointed; no role
     /// until the first `assign`.
-    public init(localId: NodeID, log: LogPosition, checkpointedHighWatermark: Offset, faults: ReplicationFaults = ReplicationFaults()) {
+    /// `firstUnstableOffset` is the log's (nil: no transaction open or unreplicated).
+    public init(localId: NodeID, log: LogPosition, checkpointedHighWatermark: Offset, firstUnstableOffset: Offset? = nil,
+                faults: ReplicationFaults = ReplicationFaults()) {
         self.localId = localId
         self.log = log
         self.assignment = ReplicaAssignment(replicas: [], isr: [], leader: nil, leaderEpoch: .unknown, partitionEpoch: .unknown)
         self.highWatermark = min(max(checkpointedHighWatermark, log.startOffset), log.endOffset)
+        self.firstUnstableOffset = firstUnstableOffset
+        self.lastStableOffset = min(highWatermark, firstUnstableOffset ?? highWatermark)
         self.faults = faults
         checkInvariants()
     }
@@ -252,9 +271,10 @@ public struct PartitionReplica: Sendable {
     /// holds data past its offset; for a consumer's, when the high watermark passed its offset.
     /// A follower is not woken by the high watermark alone, as in Kafka's DelayedFetch: it
     /// learns the new one with its next data (or when its wait ends).
-    public func fetchReady(replica: NodeID?, fetchOffset: Offset) -> Bool {
+    public func fetchReady(replica: NodeID?, fetchOffset: Offset, readCommitted: Bool = false) -> Bool {
         guard isLeader else { return true }
-        return replica != nil ? log.endOffset > fetchOffset : highWatermark > fetchOffset
+        if replica != nil { return log.endOffset > fetchOffset }
+        return (readCommitted ? lastStableOffset : highWatermark) > fetchOffset
     }
 
     /// The soonest deadline of a waiting produce.
@@ -307,6 +327,7 @@ public struct PartitionReplica: Sendable {
                 }
             }
         }
+        updateLastStableOffset()
         checkInvariants(after: before)
         return actions
     }
@@ -380,6 +401,7 @@ public struct PartitionReplica: Sendable {
     private mutating func leaderHighWatermarkChanged(_ moved: Bool) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
         highWatermark = state.highWatermark
+        updateLastStableOffset()
         guard moved else { return [] }
         var actions: [ReplicationAction] = [.highWatermarkMoved(state.highWatermark)]
         var waiting: [PendingProduce] = []
@@ -486,6 +508,7 @@ public struct PartitionReplica: Sendable {
         log.startOffset = max(log.startOffset, min(start, log.endOffset))
         // A leader's high watermark is its followers' to move; a follower's never stands below its log.
         if !isLeader { highWatermark = max(highWatermark, log.startOffset) }
+        updateLastStableOffset()
         checkInvariants(after: before)
     }
 
@@ -537,7 +560,8 @@ public struct PartitionReplica: Sendable {
     /// The follower's log changed: it truncated (`leaderHighWatermark` nil; the high watermark
     /// never stands above the log end) or appended the leader's data (the high watermark follows
     /// the leader's, capped at the log end).
-    public mutating func followerLogChanged(_ log: LogPosition, leaderHighWatermark: Offset?) -> [ReplicationAction] {
+    public mutating func followerLogChanged(_ log: LogPosition, leaderHighWatermark: Offset?,
+                                            leaderLastStableOffset: Offset? = nil) -> [ReplicationAction] {
         guard !isLeader else { return [] }
         let before = mark
         self.log = log
@@ -546,6 +570,8 @@ public struct PartitionReplica: Sendable {
             highWatermark = max(highWatermark, min(leaderHighWatermark, log.endOffset))
         }
         highWatermark = min(max(highWatermark, log.startOffset), log.endOffset)
+        if let leaderLastStableOffset { self.leaderLastStableOffset = leaderLastStableOffset }
+        updateLastStableOffset()
         checkInvariants(after: before)
         return highWatermark > previous ? [.highWatermarkMoved(highWatermark)] : []
     }
@@ -556,16 +582,51 @@ public struct PartitionReplica: Sendable {
         leaderLogStart > log.startOffset && leaderLogStart <= log.endOffset ? leaderLogStart : nil
     }
 
+    // MARK: the last stable offset
+
+    /// The driver's report of the log's first unstable offset (after an append, a marker, or the
+    /// log hearing of a new high watermark). A leader's last stable offset follows it.
+    public mutating func firstUnstableOffsetChanged(_ offset: Offset?) -> [ReplicationAction] {
+        let before = mark
+        firstUnstableOffset = offset
+        let moved = updateLastStableOffset()
+        checkInvariants(after: before)
+        return moved ? [.lastStableOffsetMoved(lastStableOffset)] : []
+    }
+
+    /// Recomputes the last stable offset after the high watermark or the first unstable offset
+    /// changed; true when it moved. It never passes the high watermark, and only goes back when
+    /// the high watermark does (a follower's truncation, or a new leader's lower mark).
+    @discardableResult
+    private mutating func updateLastStableOffset() -> Bool {
+        let previous = lastStableOffset
+        let candidate: Offset
+        if isLeader {
+            candidate = min(highWatermark, firstUnstableOffset ?? highWatermark)
+        } else {
+            candidate = min(highWatermark, leaderLastStableOffset ?? highWatermark)
+        }
+        lastStableOffset = min(max(lastStableOffset, candidate), highWatermark)
+        return lastStableOffset != previous
+    }
+
     // MARK: invariants
 
     /// What the invariants compare a step against: the leader epoch (nil unless leading) and the
     /// high watermark before it. (Not a copy of `self`, which would make the step copy the
     /// followers' table.)
-    private var mark: (leaderEpoch: Epoch?, highWatermark: Offset) { (leaderState?.leaderEpoch, highWatermark) }
+    private var mark: (leaderEpoch: Epoch?, highWatermark: Offset, lastStableOffset: Offset) {
+        (leaderState?.leaderEpoch, highWatermark, lastStableOffset)
+    }
 
-    private func checkInvariants(after before: (leaderEpoch: Epoch?, highWatermark: Offset)? = nil) {
+    private func checkInvariants(after before: (leaderEpoch: Epoch?, highWatermark: Offset, lastStableOffset: Offset)? = nil) {
         precondition(log.startOffset <= log.endOffset, "log start \(log.startOffset) past log end \(log.endOffset)")
         precondition(highWatermark <= log.endOffset, "high watermark \(highWatermark) past the log end \(log.endOffset)")
+        precondition(lastStableOffset <= highWatermark, "last stable offset \(lastStableOffset) past the high watermark \(highWatermark)")
+        if let before, let epoch = before.leaderEpoch, epoch == leaderState?.leaderEpoch {
+            precondition(lastStableOffset >= before.lastStableOffset,
+                         "the last stable offset never moves back within a leader epoch (\(before.lastStableOffset) -> \(lastStableOffset))")
+        }
         guard let state = leaderState else { return }
         precondition(highWatermark == state.highWatermark, "one high watermark")
         precondition(state.isr.allSatisfy { state.replicas.contains($0) }, "ISR \(state.isr) within replicas \(state.replicas)")

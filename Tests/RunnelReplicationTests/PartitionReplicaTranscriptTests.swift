@@ -16,6 +16,8 @@
 //   leader-answer [error=name] hw=O log-start=O [diverging=E@O] [records=K epoch=E]
 //                                          a follower applies its leader's answer to its next fetch
 //   delete-records [offset=O]
+//   unstable offset=O|-                    the log reports its first unstable offset (an open transaction)
+//   leader-answer ... [lso=O]              the leader's last stable offset comes with its answer
 import RunnelCore
 import RunnelReplication
 import RunnelTestSupport
@@ -144,10 +146,15 @@ final class ReplicaTranscript {
                     log.start = start
                     replica.logStartMoved(to: start)
                 }
-                out += carryOut(replica.followerLogChanged(log.position, leaderHighWatermark: answer.highWatermark))
+                out += carryOut(replica.followerLogChanged(log.position, leaderHighWatermark: answer.highWatermark,
+                                                           leaderLastStableOffset: c.optionalInt("lso").map { Offset($0) }))
             case .stale, .failed:
                 break
             }
+        case "unstable":
+            // The log reports its first unstable offset (`-` for none).
+            let text = c.string("offset")
+            out += carryOut(replica.firstUnstableOffsetChanged(text == "-" ? nil : Offset(Int64(text)!)))
         case "delete-records":
             out.append("target: \(replica.deleteRecordsTarget(c.optionalInt("offset").map { Offset($0) }))")
         default:
@@ -180,6 +187,9 @@ final class ReplicaTranscript {
         case .removed: role = "removed"
         }
         var parts = ["state: \(role)", "log \(replica.log)", "hw \(replica.highWatermark)", "isr \(replica.isr.map(\.rawValue))"]
+        // Shown only once it parts from the high watermark (transactions), so the transcripts
+        // without transactions read as before.
+        if replica.lastStableOffset != replica.highWatermark { parts.insert("lso \(replica.lastStableOffset)", at: 3) }
         if let leader = replica.leaderState {
             parts.append("epoch start \(leader.epochStartOffset)\(replica.highWatermarkLagsEpochStart ? " (hw below it: KIP-207)" : "")")
         }
