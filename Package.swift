@@ -138,6 +138,7 @@ let package = Package(
             name: "RunnelBroker",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups",
+                "RunnelTransactions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
