@@ -44,9 +44,6 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// When the active controller last answered a heartbeat leaving this broker unfenced
     /// (monotonic ms; the broker's creation until then), for the isolation check.
     private let controllerAnsweredMs: NIOLockedValueBox<Int64>
-    /// Partitions this broker leads that stepped aside (see `PartitionReplica.checkIsolation`):
-    /// Metadata reports them leaderless.
-    private let steppedAsideBox = NIOLockedValueBox<Set<TopicPartition>>([])
     /// Requests waiting for the image to show a change the controller committed.
     private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
 
@@ -145,9 +142,6 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .proposeIsr(let proposal):
                 proposeIsr(partition, proposal, image: image)
             case .steppedAside(let aside):
-                steppedAsideBox.withLockedValue { set in
-                    if aside { set.insert(partition.topicPartition) } else { set.remove(partition.topicPartition) }
-                }
                 if aside {
                     BrokerMetrics.leaderStepAsides.increment()
                     logger.warning("stepping aside as leader of \(partition.topicPartition): no word from the controller for over broker.session.timeout.ms (\(settings.brokerSessionTimeoutMs) ms) and an in-sync follower stopped fetching; clients are sent to look for the new leader")
@@ -175,8 +169,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         controllerAnsweredMs.withLockedValue { $0 = max($0, now) }
     }
 
-    /// Whether this broker leads `tp` but stepped aside.
-    func steppedAside(_ tp: TopicPartition) -> Bool { steppedAsideBox.withLockedValue { $0.contains(tp) } }
+    /// Whether this broker leads `tp` but stepped aside (Metadata reports it leaderless). The
+    /// partition's core is the one place that knows: it also forgets a step aside when a new
+    /// leader epoch begins.
+    func steppedAside(_ tp: TopicPartition) -> Bool { partition(tp)?.steppedAside ?? false }
 
     /// The periodic checks of the partitions this broker leads: the ISR (followers that lag more
     /// than `replica.lag.time.max.ms` are proposed out, caught-up ones back in) and isolation

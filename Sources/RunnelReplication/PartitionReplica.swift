@@ -284,7 +284,11 @@ public struct PartitionReplica: Sendable {
         assignment = next
         self.log = log
         let newEpoch = next.leaderEpoch != previous.leaderEpoch || next.leader != previous.leader
-        if newEpoch || next.leader != localId { steppedAside = false }
+        if steppedAside, newEpoch || next.leader != localId {
+            // A new leader epoch (here or elsewhere) ends a step aside.
+            steppedAside = false
+            if next.leader == localId { actions.append(.steppedAside(false)) }
+        }
         if next.leader == localId {
             if newEpoch || !isLeader {
                 highWatermark = min(max(highWatermark, log.startOffset), log.endOffset)
