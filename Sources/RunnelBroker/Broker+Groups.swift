@@ -24,7 +24,9 @@ extension Broker {
             } else if let topic = image.topic(named: OffsetsTopic.name), topic.partitionCount > 0 {
                 let p = OffsetsTopic.partition(for: key, partitions: Int32(topic.partitionCount))
                 let leader = topic.partitions[p]?.leader ?? -1
-                if leader >= 0, let broker = liveBrokers(image, listener: context.listener).first(where: { $0.id == leader }) {
+                // A leader that stepped aside here is no coordinator to send clients to.
+                let asideHere = leader == settings.nodeId && steppedAside(TopicPartition(OffsetsTopic.name, p))
+                if leader >= 0, !asideHere, let broker = liveBrokers(image, listener: context.listener).first(where: { $0.id == leader }) {
                     out.nodeId = broker.id
                     out.host = broker.host
                     out.port = Int32(broker.port)

@@ -41,6 +41,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// The broker epoch of this process's registration (nil until registered), and whether the
     /// image has caught up with it so partitions follow the image (see `publish`).
     private let registration = NIOLockedValueBox<(epoch: Int64?, caughtUp: Bool)>((nil, false))
+    /// When the active controller last answered a heartbeat leaving this broker unfenced
+    /// (monotonic ms; the broker's creation until then), for the isolation check.
+    private let controllerAnsweredMs: NIOLockedValueBox<Int64>
     /// Requests waiting for the image to show a change the controller committed.
     private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
 
@@ -50,6 +53,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.controller = controller
         self.clock = clock
         self.logger = logger
+        self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
         let box = imageBox
         let nodeId = NodeID(settings.nodeId)
         self.producerIds = ProducerIdManager(
@@ -103,8 +107,15 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// Starts coordinating consumer groups (timers run on `eventLoop`).
     public func startGroups(on eventLoop: any EventLoop) {
         groupLoop.withLockedValue { $0 = eventLoop }
-        let leading = Set(hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.isLeader }.map(\.topicPartition.partition))
-        groups.leadershipChanged(leading: leading, on: eventLoop)
+        groupLeadershipChanged()
+    }
+
+    /// Tells the group coordinator which `__consumer_offsets` partitions this broker leads (and
+    /// has not stepped aside from), once groups started.
+    private func groupLeadershipChanged() {
+        guard let loop = groupLoop.withLockedValue({ $0 }) else { return }
+        let leading = hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.servesClients }
+        groups.leadershipChanged(leading: Set(leading.map(\.topicPartition.partition)), on: loop)
     }
 
     public func stopReplication() {
@@ -130,6 +141,16 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 delayedProduces.completed(id, code: code)
             case .proposeIsr(let proposal):
                 proposeIsr(partition, proposal, image: image)
+            case .steppedAside(let aside):
+                if aside {
+                    BrokerMetrics.leaderStepAsides.increment()
+                    logger.warning("stepping aside as leader of \(partition.topicPartition): no word from the controller for over broker.session.timeout.ms (\(settings.brokerSessionTimeoutMs) ms) and an in-sync follower stopped fetching; clients are sent to look for the new leader")
+                } else {
+                    logger.info("leading \(partition.topicPartition) for clients again")
+                }
+                // Parked client fetches hear of it now, and so do the groups it coordinates.
+                delayedFetches.notify(partition.topicPartition)
+                if partition.topicPartition.topic == OffsetsTopic.name { groupLeadershipChanged() }
             case .beginLeaderEpoch, .follow, .leaderless:
                 // Done by the partition (the epoch) and by `publish` (the fetchers).
                 break
@@ -140,22 +161,42 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// The broker epoch of this process's registration, -1 before it registered.
     var ownBrokerEpoch: Int64 { registration.withLockedValue { $0.epoch } ?? -1 }
 
-    /// The periodic ISR check of the partitions this broker leads: followers that lag more than
-    /// `replica.lag.time.max.ms` are proposed out, caught-up ones back in.
+    /// The active controller answered this broker's heartbeat (`fenced`: it holds the broker
+    /// fenced, as after its session expired).
+    public func controllerAnswered(fenced: Bool) {
+        guard !fenced else { return }
+        let now = clock.monotonicMs()
+        controllerAnsweredMs.withLockedValue { $0 = max($0, now) }
+    }
+
+    /// Whether this broker leads `tp` but stepped aside (Metadata reports it leaderless). The
+    /// partition's core is the one place that knows: it also forgets a step aside when a new
+    /// leader epoch begins.
+    func steppedAside(_ tp: TopicPartition) -> Bool { partition(tp)?.steppedAside ?? false }
+
+    /// The periodic checks of the partitions this broker leads: the ISR (followers that lag more
+    /// than `replica.lag.time.max.ms` are proposed out, caught-up ones back in) and isolation
+    /// (a leader cut off from the controller and from an in-sync follower steps aside).
     public func checkIsr() {
         let image = self.image
         let live = Self.isrEligibility(image)
         let now = clock.monotonicMs()
+        let silent = now - controllerAnsweredMs.withLockedValue { $0 }
         for partition in hostedPartitions {
             partition.checkIsr(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: live)
+            partition.checkIsolation(nowMs: now, controllerSilentMs: silent, sessionTimeoutMs: settings.brokerSessionTimeoutMs)
         }
     }
 
-    /// Runs the ISR check every `replica.lag.time.max.ms` / 2 on `eventLoop` (Kafka's
-    /// isr-expiration task), on a timer of its own so that no disk work delays it.
+    /// How often `checkIsr` runs: every `replica.lag.time.max.ms` / 2 as Kafka's isr-expiration
+    /// task, but at least every 250 ms, so a follower leaves the ISR close to the lag time and a
+    /// cut-off leader steps aside soon after its followers move on.
+    static func replicaCheckIntervalMs(lagTimeMaxMs: Int64) -> Int64 { max(1, min(lagTimeMaxMs / 2, 250)) }
+
+    /// Runs `checkIsr` on `eventLoop`, on a timer of its own so that no disk work delays it.
     @discardableResult
     public func startIsrChecks(on eventLoop: any EventLoop) -> RepeatedTask {
-        let interval = TimeAmount.milliseconds(max(1, settings.replicaLagTimeMaxMs / 2))
+        let interval = TimeAmount.milliseconds(Self.replicaCheckIntervalMs(lagTimeMaxMs: settings.replicaLagTimeMaxMs))
         return eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else {
                 task.cancel()
@@ -264,10 +305,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
-        if let loop = groupLoop.withLockedValue({ $0 }) {
-            let leading = Set(hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.isLeader }.map(\.topicPartition.partition))
-            groups.leadershipChanged(leading: leading, on: loop)
-        }
+        groupLeadershipChanged()
         completeImageWaiters(image)
     }
 

@@ -88,6 +88,8 @@ public enum ReplicationAction: Sendable, Equatable, CustomStringConvertible {
     case completeProduce(ProduceID, ErrorCode)
     /// Ask the controller for this ISR (AlterPartition); it holds once committed.
     case proposeIsr(IsrProposal)
+    /// The leader stepped aside (true) or took its clients back (false); see `checkIsolation`.
+    case steppedAside(Bool)
 
     public var description: String {
         switch self {
@@ -99,6 +101,7 @@ public enum ReplicationAction: Sendable, Equatable, CustomStringConvertible {
         case .logEndMoved(let o): return "log-end \(o)"
         case .completeProduce(let id, let code): return "complete \(id) \(code)"
         case .proposeIsr(let p): return "propose \(p)"
+        case .steppedAside(let aside): return aside ? "step aside" : "take clients back"
         }
     }
 }
@@ -110,12 +113,15 @@ public struct FollowerFetch: Sendable, Equatable {
     public var fetchOffset: Offset
     /// The epoch of the follower's last batch (unknown: the leader does not check the histories).
     public var lastFetchedEpoch: Epoch
+    /// How long the follower lets its fetch wait here for data (the Fetch's max_wait_ms).
+    public var maxWaitMs: Int64
 
-    public init(replica: NodeID, brokerEpoch: BrokerEpoch?, fetchOffset: Offset, lastFetchedEpoch: Epoch) {
+    public init(replica: NodeID, brokerEpoch: BrokerEpoch?, fetchOffset: Offset, lastFetchedEpoch: Epoch, maxWaitMs: Int64 = 0) {
         self.replica = replica
         self.brokerEpoch = brokerEpoch
         self.fetchOffset = fetchOffset
         self.lastFetchedEpoch = lastFetchedEpoch
+        self.maxWaitMs = maxWaitMs
     }
 }
 
@@ -225,6 +231,9 @@ public struct PartitionReplica: Sendable {
     private var leaderLastStableOffset: Offset?
     /// acks=all produces waiting for the high watermark, in the order they were appended.
     public private(set) var pendingProduces: [PendingProduce] = []
+    /// This leader stepped aside: it has likely been replaced (see `checkIsolation`), so it takes
+    /// no produce and serves no client until it hears from the controller or its followers again.
+    public private(set) var steppedAside = false
     /// Test-only broken rules.
     public let faults: ReplicationFaults
 
@@ -246,6 +255,9 @@ public struct PartitionReplica: Sendable {
     // MARK: queries
 
     public var isLeader: Bool { leaderState != nil }
+
+    /// Leads and has not stepped aside: produces and client fetches are taken here.
+    public var servesClients: Bool { leaderState != nil && !steppedAside }
 
     /// The ISR as this replica knows it: a leader's (committed, or confirmed by the controller),
     /// the metadata's otherwise.
@@ -272,7 +284,7 @@ public struct PartitionReplica: Sendable {
     /// A follower is not woken by the high watermark alone, as in Kafka's DelayedFetch: it
     /// learns the new one with its next data (or when its wait ends).
     public func fetchReady(replica: NodeID?, fetchOffset: Offset, readCommitted: Bool = false) -> Bool {
-        guard isLeader else { return true }
+        guard isLeader, replica != nil || !steppedAside else { return true }
         if replica != nil { return log.endOffset > fetchOffset }
         return (readCommitted ? lastStableOffset : highWatermark) > fetchOffset
     }
@@ -292,6 +304,11 @@ public struct PartitionReplica: Sendable {
         assignment = next
         self.log = log
         let newEpoch = next.leaderEpoch != previous.leaderEpoch || next.leader != previous.leader
+        if steppedAside, newEpoch || next.leader != localId {
+            // A new leader epoch (here or elsewhere) ends a step aside.
+            steppedAside = false
+            if next.leader == localId { actions.append(.steppedAside(false)) }
+        }
         if next.leader == localId {
             if newEpoch || !isLeader {
                 highWatermark = min(max(highWatermark, log.startOffset), log.endOffset)
@@ -301,7 +318,7 @@ public struct PartitionReplica: Sendable {
                 var state = LeaderState(localId: localId, replicas: next.replicas, isr: next.isr, leaderEpoch: next.leaderEpoch,
                                         partitionEpoch: next.partitionEpoch, highWatermark: highWatermark,
                                         leaderEndOffset: log.endOffset, nowMs: nowMs, faults: faults)
-                if state.leaderAppended(leaderEndOffset: log.endOffset) { actions.append(.highWatermarkMoved(state.highWatermark)) }
+                if state.leaderAppended(leaderEndOffset: log.endOffset, nowMs: nowMs) { actions.append(.highWatermarkMoved(state.highWatermark)) }
                 highWatermark = state.highWatermark
                 leaderState = state
                 role = .leader
@@ -336,6 +353,7 @@ public struct PartitionReplica: Sendable {
     public mutating func remove() -> [ReplicationAction] {
         let actions = failPendingProduces(.notLeaderOrFollower)
         leaderState = nil
+        steppedAside = false
         role = .removed
         return actions
     }
@@ -345,20 +363,20 @@ public struct PartitionReplica: Sendable {
     /// Whether this replica may append a produce now, and at which leader epoch: only a leader,
     /// and for acks=all (`requiredAcks` -1) only with an ISR of at least `minInsyncReplicas`.
     public func appendAllowed(requiredAcks: Int16, minInsyncReplicas: Int) -> Result<Epoch, ErrorCode> {
-        guard let state = leaderState else { return .failure(.notLeaderOrFollower) }
+        guard let state = leaderState, !steppedAside else { return .failure(.notLeaderOrFollower) }
         if requiredAcks == -1 && state.isr.count < minInsyncReplicas { return .failure(.notEnoughReplicas) }
         return .success(state.leaderEpoch)
     }
 
     /// The leader appended: its log ends at `endOffset`. With an ISR of one that alone moves the
     /// high watermark.
-    public mutating func leaderAppended(endOffset: Offset) -> [ReplicationAction] {
+    public mutating func leaderAppended(endOffset: Offset, nowMs: Int64) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
         let before = mark
         precondition(endOffset >= log.endOffset, "a leader's log end never goes back (\(log.endOffset) -> \(endOffset))")
         log.endOffset = endOffset
         log.latestEpoch = state.leaderEpoch
-        let moved = leaderState!.leaderAppended(leaderEndOffset: endOffset)
+        let moved = leaderState!.leaderAppended(leaderEndOffset: endOffset, nowMs: nowMs)
         var actions: [ReplicationAction] = [.logEndMoved(endOffset)]
         actions += leaderHighWatermarkChanged(moved)
         checkInvariants(after: before)
@@ -368,7 +386,7 @@ public struct PartitionReplica: Sendable {
     /// An acks=all produce appended at this leader waits for the high watermark to reach
     /// `produce.requiredOffset`; answered at once when it already has.
     public mutating func awaitReplication(_ produce: PendingProduce) -> [ReplicationAction] {
-        guard isLeader else { return [.completeProduce(produce.id, .notLeaderOrFollower)] }
+        guard servesClients else { return [.completeProduce(produce.id, .notLeaderOrFollower)] }
         if faults.ackBeforeHighWatermark { return [.completeProduce(produce.id, .none)] }
         if let code = completion(of: produce) { return [.completeProduce(produce.id, code)] }
         pendingProduces.append(produce)
@@ -453,7 +471,7 @@ public struct PartitionReplica: Sendable {
         guard fetch.fetchOffset >= log.startOffset, fetch.fetchOffset <= log.endOffset else { return (.error(.offsetOutOfRange), []) }
         let before = mark
         let moved = leaderState!.followerFetched(fetch.replica, fetchOffset: fetch.fetchOffset, leaderEndOffset: log.endOffset,
-                                                 nowMs: nowMs, brokerEpoch: fetch.brokerEpoch)
+                                                 nowMs: nowMs, brokerEpoch: fetch.brokerEpoch, maxWaitMs: fetch.maxWaitMs)
         var actions: [ReplicationAction] = []
         if !leaderState!.isr.contains(fetch.replica),
            let change = leaderState!.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.endOffset,
@@ -494,6 +512,40 @@ public struct PartitionReplica: Sendable {
 
     /// Where DeleteRecords may move the log start: `requested`, or the high watermark for nil
     /// (Kafka's -1); only on a leader, and never past the high watermark.
+    // MARK: leader: isolation
+
+    /// How late a follower's fetch may be before the leader counts it as stopped: a round trip
+    /// and the follower's own work between two fetches.
+    public static let followerFetchGraceMs: Int64 = 500
+
+    /// Runnel's rule for a leader cut off from the controller (Kafka has none: its isolated
+    /// leader takes writes it can never complete for as long as the cut lasts). The leader steps
+    /// aside while both hold:
+    /// - the controller has not answered this broker's heartbeat (leaving it unfenced) for longer
+    ///   than `broker.session.timeout.ms` (`contact`): a controller that is up has fenced this
+    ///   broker by now and moved its leaderships to other ISR members where it could;
+    /// - an ISR member's fetch is overdue by more than `graceMs`: the high watermark cannot pass
+    ///   it, and only the controller could take it out of the ISR, so no acks=all produce
+    ///   completes here anyway (and it has likely gone to the new leader).
+    /// Stepped aside it refuses produces and client fetches with NOT_LEADER_OR_FOLLOWER, answers
+    /// the acks=all produces waiting on it the same way (clients look for the new leader at
+    /// once instead of waiting for their request timeout), and still answers its followers. It
+    /// takes its clients back as soon as either condition ends. The rule only withholds a
+    /// leader's actions, so it cannot break a safety property; what it costs is availability
+    /// when every controller is down and an ISR follower stops too (the partition then refuses
+    /// writes and reads until the controllers are back, where Kafka keeps acks=1 writes and reads).
+    public mutating func checkIsolation(nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64,
+                                        graceMs: Int64 = followerFetchGraceMs) -> [ReplicationAction] {
+        guard let state = leaderState else { return [] }
+        let isolated = controllerSilentMs > sessionTimeoutMs && !state.overdueFollowers(nowMs: nowMs, graceMs: graceMs).isEmpty
+        guard isolated != steppedAside else { return [] }
+        steppedAside = isolated
+        var actions: [ReplicationAction] = [.steppedAside(isolated)]
+        if isolated { actions += failPendingProduces(.notLeaderOrFollower) }
+        checkInvariants()
+        return actions
+    }
+
     public func deleteRecordsTarget(_ requested: Offset?) -> Result<Offset, ErrorCode> {
         guard isLeader else { return .failure(.notLeaderOrFollower) }
         let target = requested ?? highWatermark
@@ -627,6 +679,7 @@ public struct PartitionReplica: Sendable {
             precondition(lastStableOffset >= before.lastStableOffset,
                          "the last stable offset never moves back within a leader epoch (\(before.lastStableOffset) -> \(lastStableOffset))")
         }
+        precondition(!steppedAside || leaderState != nil, "only a leader steps aside")
         guard let state = leaderState else { return }
         precondition(highWatermark == state.highWatermark, "one high watermark")
         precondition(state.isr.allSatisfy { state.replicas.contains($0) }, "ISR \(state.isr) within replicas \(state.replicas)")

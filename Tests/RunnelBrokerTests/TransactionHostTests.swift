@@ -41,7 +41,7 @@ final class TransactionHostFixture: @unchecked Sendable {
             appendRecords: { records, _, _, _ in
                 let (_, batch) = records[0]
                 let infos = try! RecordBatches.validate(batch!, maxBatchBytes: 1 << 20).get()
-                let result = try! partition.appendAsLeader(batch!, batches: infos, requiredAcks: -1, minInsyncReplicas: 1, nowMs: 1_000)
+                let result = try! partition.appendAsLeader(batch!, batches: infos, requiredAcks: -1, minInsyncReplicas: 1, nowMs: 1_000, monotonicMs: 1_000)
                 var r = PartitionAppendResult()
                 if case .failure(let code) = result { r.error = code }
                 return .done([r])
