@@ -17,6 +17,13 @@ extension TransactionHost {
         }
     }
 
+    /// The error a client of `version` understands: PRODUCER_FENCED came with KIP-588
+    /// (InitProducerId v4, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn v2); an older client
+    /// is told INVALID_PRODUCER_EPOCH instead, which it handles the same way, as Kafka's KafkaApis does.
+    static func clientError(_ code: ErrorCode, version: Int16, producerFencedSince: Int16) -> ErrorCode {
+        code == .producerFenced && version < producerFencedSince ? .invalidProducerEpoch : code
+    }
+
     private func respond<M: ResponseMessage>(_ message: M, version: Int16, context: RequestContext) -> RequestOutcome {
         .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
     }
@@ -33,9 +40,10 @@ extension TransactionHost {
             c.initProducerId(transactionalId: transactionalId, timeoutMs: r.transactionTimeoutMs, expected: expected, token: token, nowMs: now)
         }
         return .respond(answer.map { answer in
-            var response = InitProducerIdResponse(errorCode: answer.error.rawValue, producerId: -1, producerEpoch: -1)
+            var response = InitProducerIdResponse(errorCode: Self.clientError(answer.error, version: version, producerFencedSince: 4).rawValue,
+                                                  producerId: -1, producerEpoch: -1)
             if case let .initProducerId(code, id, epoch) = answer {
-                response.errorCode = code.rawValue
+                response.errorCode = Self.clientError(code, version: version, producerFencedSince: 4).rawValue
                 response.producerId = id
                 response.producerEpoch = epoch
             }
@@ -65,7 +73,8 @@ extension TransactionHost {
             }
             return .respond(answer.map { answer in
                 var response = AddPartitionsToTxnResponse()
-                response.resultsByTopicV3AndBelow = results(topics) { _ in answer.error }
+                let error = Self.clientError(answer.error, version: version, producerFencedSince: 2)
+                response.resultsByTopicV3AndBelow = results(topics) { _ in error }
                 return OutgoingResponse(response, version: version, allocator: allocator)
             })
         }
@@ -107,7 +116,10 @@ extension TransactionHost {
             c.addPartitions(transactionalId: r.transactionalId, producerId: r.producerId, producerEpoch: r.producerEpoch, [groupPartition],
                             clientTransactionVersion: .v1, token: token, nowMs: now)
         }
-        return .respond(answer.map { OutgoingResponse(AddOffsetsToTxnResponse(errorCode: $0.error.rawValue), version: version, allocator: allocator) })
+        return .respond(answer.map {
+            OutgoingResponse(AddOffsetsToTxnResponse(errorCode: Self.clientError($0.error, version: version, producerFencedSince: 2).rawValue),
+                             version: version, allocator: allocator)
+        })
     }
 
     /// EndTxn: v5 ends a transaction of transactions v2 and answers the next producer id and epoch.
@@ -118,7 +130,7 @@ extension TransactionHost {
                              result: r.committed ? .commit : .abort, clientTransactionVersion: version >= 5 ? .v2 : .v1, token: token, nowMs: now)
         }
         return .respond(answer.map { answer in
-            var response = EndTxnResponse(errorCode: answer.error.rawValue)
+            var response = EndTxnResponse(errorCode: Self.clientError(answer.error, version: version, producerFencedSince: 2).rawValue)
             if case let .endTxn(_, id, epoch) = answer {
                 response.producerId = id
                 response.producerEpoch = epoch

@@ -118,4 +118,56 @@ struct TransactionHostTests {
         f.host.leadershipChanged(leading: [:], on: f.loop)
         #expect(f.host.check("t") == .notCoordinator)
     }
+
+    @Test("a fenced producer is told PRODUCER_FENCED from the versions of KIP-588 on, INVALID_PRODUCER_EPOCH before them")
+    func fencedByVersion() throws {
+        let f = try TransactionHostFixture()
+        f.host.leadershipChanged(leading: [0: 0], on: f.loop)
+        f.loop.run()
+        var initRequest = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
+        initRequest.producerId = -1
+        initRequest.producerEpoch = -1
+        _ = try f.answer(f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
+        let old = try f.answer(f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
+        let new = try f.answer(f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
+        #expect(old.errorCode == 0 && new.errorCode == 0 && new.producerId == old.producerId && new.producerEpoch == old.producerEpoch + 1,
+                "the second instance fences the first")
+
+        func addPartitions(version: Int16) throws -> [Int16] {
+            var add = AddPartitionsToTxnRequest()
+            add.v3AndBelowTransactionalId = "t"
+            add.v3AndBelowProducerId = old.producerId
+            add.v3AndBelowProducerEpoch = old.producerEpoch
+            add.v3AndBelowTopics = [.init(name: "a", partitions: [0])]
+            let answer = try f.answer(f.host.addPartitionsToTxn(add, version: version, context: f.context), as: AddPartitionsToTxnResponse.self, version: version)
+            return answer.resultsByTopicV3AndBelow.flatMap(\.resultsByPartition).map(\.partitionErrorCode)
+        }
+        #expect(try addPartitions(version: 1) == [ErrorCode.invalidProducerEpoch.rawValue])
+        #expect(try addPartitions(version: 2) == [ErrorCode.producerFenced.rawValue])
+
+        func addOffsets(version: Int16) throws -> Int16 {
+            let add = AddOffsetsToTxnRequest(transactionalId: "t", producerId: old.producerId, producerEpoch: old.producerEpoch, groupId: "g")
+            return try f.answer(f.host.addOffsetsToTxn(add, groupPartition: TopicPartition("__consumer_offsets", 0), version: version, context: f.context),
+                                as: AddOffsetsToTxnResponse.self, version: version).errorCode
+        }
+        #expect(try addOffsets(version: 1) == ErrorCode.invalidProducerEpoch.rawValue)
+        #expect(try addOffsets(version: 2) == ErrorCode.producerFenced.rawValue)
+
+        func endTxn(version: Int16) throws -> Int16 {
+            let end = EndTxnRequest(transactionalId: "t", producerId: old.producerId, producerEpoch: old.producerEpoch, committed: true)
+            return try f.answer(f.host.endTxn(end, version: version, context: f.context), as: EndTxnResponse.self, version: version).errorCode
+        }
+        #expect(try endTxn(version: 1) == ErrorCode.invalidProducerEpoch.rawValue)
+        #expect(try endTxn(version: 2) == ErrorCode.producerFenced.rawValue)
+
+        // KIP-360 recovery with an epoch that is neither the current nor the previous one.
+        func recover(version: Int16) throws -> Int16 {
+            var request = initRequest
+            request.producerId = new.producerId
+            request.producerEpoch = new.producerEpoch + 5
+            return try f.answer(f.host.initProducerId(request, version: version, context: f.context), as: InitProducerIdResponse.self, version: version).errorCode
+        }
+        #expect(try recover(version: 3) == ErrorCode.invalidProducerEpoch.rawValue)
+        #expect(try recover(version: 4) == ErrorCode.producerFenced.rawValue)
+    }
 }
