@@ -6,6 +6,7 @@ import RunnelGroups
 import RunnelLog
 import RunnelMetadata
 import RunnelReplication
+import RunnelTransactions
 import RunnelWire
 
 /// A broker: serves Kafka clients from the partitions it hosts and the metadata image it follows.
@@ -34,6 +35,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let producerIds: ProducerIdManager
     /// The consumer-group coordinator for the groups whose offsets partition this broker leads.
     let groups: GroupHost
+    /// The transaction coordinator for the transactional ids whose `__transaction_state`
+    /// partition this broker leads.
+    let transactions: TransactionHost
     private let groupLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
     private let uncleanElections = NIOLockedValueBox(0)
     /// Fetchers pulling the partitions this broker follows (nil until replication starts).
@@ -78,6 +82,35 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 }
                 return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
             })
+        var transactionSettings = TransactionSettings()
+        if let v = config["transaction.max.timeout.ms"].flatMap({ Int32($0) }) { transactionSettings.maxTimeoutMs = v }
+        if let v = config["transactional.id.expiration.ms"].flatMap({ Int64($0) }) { transactionSettings.transactionalIdExpirationMs = v }
+        if let v = config["transaction.abort.timed.out.transaction.cleanup.interval.ms"].flatMap({ Int64($0) }) {
+            transactionSettings.abortTimedOutTransactionsIntervalMs = v
+        }
+        if let v = config["transaction.remove.expired.transaction.cleanup.interval.ms"].flatMap({ Int64($0) }) {
+            transactionSettings.removeExpiredTransactionalIdsIntervalMs = v
+        }
+        if let v = config["transaction.state.log.num.partitions"].flatMap({ Int32($0) }), v > 0 { transactionSettings.stateTopicPartitions = v }
+        let producerIds = self.producerIds
+        let transactionLogger = logger
+        self.transactions = TransactionHost(
+            settings: transactionSettings, clock: clock, logger: logger,
+            partition: { groupsRef.broker?.partition(TopicPartition(TransactionLog.topicName, $0)) },
+            appendRecords: { entries, acks, timeoutMs, loop in
+                guard let broker = groupsRef.broker else {
+                    return .done(entries.map { _ in PartitionAppendResult(error: .notCoordinator) })
+                }
+                return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
+            },
+            sendMarkers: { markers, loop in
+                // WriteTxnMarkers is not sent yet. No transaction can be opened here either
+                // (AddPartitionsToTxn and AddOffsetsToTxn are not served), so none has markers
+                // to write; if one did, the coordinator tries again after its backoff.
+                transactionLogger.warning("cannot write the markers of \(markers.transactionalId) yet: this build does not send WriteTxnMarkers")
+                return loop.makeSucceededFuture(Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.coordinatorNotAvailable) }))
+            },
+            allocateProducerIds: { loop in producerIds.allocateBlock(on: loop) })
         if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
         if let v = config["offsets.retention.minutes"].flatMap({ Int64($0) }) { groups.offsetsRetentionMs = v * 60_000 }
         if let v = config["offsets.retention.check.interval.ms"].flatMap({ Int64($0) }) { groups.offsetsRetentionCheckIntervalMs = v }
@@ -104,10 +137,24 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         fetchers.reconcile(hostedPartitions)
     }
 
-    /// Starts coordinating consumer groups (timers run on `eventLoop`).
+    /// Starts coordinating consumer groups and transactions (timers run on `eventLoop`).
     public func startGroups(on eventLoop: any EventLoop) {
         groupLoop.withLockedValue { $0 = eventLoop }
         groupLeadershipChanged()
+        transactionLeadershipChanged()
+    }
+
+    /// Tells the transaction coordinator which `__transaction_state` partitions this broker leads
+    /// (and has not stepped aside from) and at which leader epoch (its coordinator epoch), once
+    /// coordinators started.
+    private func transactionLeadershipChanged() {
+        guard let loop = groupLoop.withLockedValue({ $0 }) else { return }
+        if let topic = image.topic(named: TransactionLog.topicName) { transactions.stateTopicPartitionsChanged(Int32(topic.partitionCount)) }
+        var leading: [Int32: Int32] = [:]
+        for p in hostedPartitions where p.topicPartition.topic == TransactionLog.topicName && p.servesClients {
+            leading[p.topicPartition.partition] = p.leaderEpoch
+        }
+        transactions.leadershipChanged(leading: leading, on: loop)
     }
 
     /// Tells the group coordinator which `__consumer_offsets` partitions this broker leads (and
@@ -151,6 +198,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 // Parked client fetches hear of it now, and so do the groups it coordinates.
                 delayedFetches.notify(partition.topicPartition)
                 if partition.topicPartition.topic == OffsetsTopic.name { groupLeadershipChanged() }
+                if partition.topicPartition.topic == TransactionLog.topicName { transactionLeadershipChanged() }
             case .beginLeaderEpoch, .follow, .leaderless:
                 // Done by the partition (the epoch) and by `publish` (the fetchers).
                 break
@@ -306,6 +354,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
         groupLeadershipChanged()
+        transactionLeadershipChanged()
         completeImageWaiters(image)
     }
 

@@ -7,7 +7,7 @@ import RunnelWire
 /// checks that this broker coordinates the transactional id, runs the coordinator's command, and
 /// answers once the coordinator does (after its write to `__transaction_state`). Authorization
 /// (TRANSACTIONAL_ID WRITE, topic WRITE, group READ) is the caller's: these run for what it let
-/// through. Not routed from the broker's dispatch yet.
+/// through. Only InitProducerId is routed from the broker's dispatch so far.
 extension TransactionHost {
     /// The per-partition results of AddPartitionsToTxn, each partition's error by `error`.
     @Sendable static func results(_ topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic], _ error: (TopicPartition) -> ErrorCode)

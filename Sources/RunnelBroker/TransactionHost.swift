@@ -14,8 +14,8 @@ import RunnelWire
 /// blocks from the controller, parks requests until the coordinator answers them, and ticks its
 /// timers. It makes no decision of its own.
 ///
-/// Not routed from the broker's dispatch yet: the request handlers are in
-/// `TransactionHost+Requests.swift`.
+/// The request handlers are in `TransactionHost+Requests.swift`; the broker routes InitProducerId
+/// with a transactional id to them, not yet the others.
 package final class TransactionHost: @unchecked Sendable {
     private let lock = NIOLock()
     // Guarded by lock.
