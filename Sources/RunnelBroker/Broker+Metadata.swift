@@ -56,7 +56,7 @@ extension Broker {
         return respond(response, version: version, context: context)
     }
 
-    func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
+    package func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
         var out = MetadataResponse.MetadataResponseTopic(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
         out.partitions = topic.partitions.keys.sorted().map { index in
             let p = topic.partitions[index]!
