@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // L0: vocabulary types, limits, clocks, seeded randomness.
@@ -105,7 +106,7 @@ let package = Package(
         .target(
             name: "RunnelQuorum",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft", "RunnelSnapshotStore",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft", "RunnelSnapshotStore", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -118,8 +119,9 @@ let package = Package(
         .target(
             name: "RunnelNetwork",
             dependencies: [
-                "RunnelCore", "RunnelWire",
+                "RunnelCore", "RunnelWire", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -131,7 +133,7 @@ let package = Package(
         .target(
             name: "RunnelBroker",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -143,7 +145,7 @@ let package = Package(
         .target(
             name: "RunnelClient",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelNetwork",
+                "RunnelCore", "RunnelWire", "RunnelNetwork", "RunnelSecurity",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -155,7 +157,7 @@ let package = Package(
             name: "RunnelNode",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
-                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft", "RunnelReplication",
+                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft", "RunnelReplication", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -170,6 +172,7 @@ let package = Package(
             name: "runnel",
             dependencies: [
                 "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork", "RunnelSnapshotStore", "RunnelMetadata", "RunnelQuorum",
+                "RunnelSecurity", "RunnelController",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
