@@ -147,6 +147,7 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelNetwork", "RunnelSecurity",
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
