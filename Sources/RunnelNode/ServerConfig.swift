@@ -383,8 +383,10 @@ public struct ServerConfig: Sendable {
          "sasl.enabled.mechanisms"].contains(base.lowercased())
     }
 
-    /// Keys this build reads that are not in the broker config table.
-    static let extraKeys: Set<String> = ["metrics.port", "metrics.host", "controlled.shutdown.timeout.ms"]
+    /// Keys this build reads that are not in the broker config table (the authorizer's own keys
+    /// are not broker configs in Kafka either).
+    static let extraKeys: Set<String> = ["metrics.port", "metrics.host", "controlled.shutdown.timeout.ms", "super.users",
+                                         "allow.everyone.if.no.acl.found"]
 
     public var isBroker: Bool { roles.contains(.broker) }
     public var isController: Bool { roles.contains(.controller) }
