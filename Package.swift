@@ -56,6 +56,12 @@ let package = Package(
             dependencies: ["RunnelCore", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
+        // L2 (pure): the transaction coordinator and its __transaction_state records.
+        .target(
+            name: "RunnelTransactions",
+            dependencies: ["RunnelCore", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
         // L2 (pure): metadata image, delta and replay.
         .target(
             name: "RunnelMetadata",
@@ -134,6 +140,7 @@ let package = Package(
             name: "RunnelBroker",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups", "RunnelSecurity",
+                "RunnelTransactions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -230,6 +237,9 @@ let package = Package(
         .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
         .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore", "RunnelWire", "RunnelTestSupport"],
                     exclude: ["Transcripts"]),
+        .testTarget(name: "RunnelTransactionsTests", dependencies: [
+            "RunnelTransactions", "RunnelWire", "RunnelCore", "RunnelTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+        ], exclude: ["Transcripts"]),
         .testTarget(name: "RunnelGroupsTests", dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RunnelClientTests", dependencies: ["RunnelClient", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RunnelCLITests", dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

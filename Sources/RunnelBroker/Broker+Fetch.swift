@@ -67,7 +67,7 @@ extension Broker {
 
         let targets = checkedTargets
         // First look: answer now if there is enough data, an error, or no wait.
-        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
+        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, maxWaitMs: maxWait)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
         }
@@ -79,7 +79,7 @@ extension Broker {
             partitions: targets.filter { $0.error == nil }.compactMap(\.topicPartition),
             tryComplete: { [self] in fetchReady(targets, replicaId: replicaId, minBytes: minBytes) },
             complete: { [self] in
-                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch)
+                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, maxWaitMs: 0)
                 promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
             })
         delayedFetches.watch(waiter, waitMs: maxWait)
@@ -122,8 +122,9 @@ extension Broker {
     /// Reads every target, honouring the response byte budget (at least one batch overall).
     /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
     /// consumer reads up to the high watermark.
+    /// `maxWaitMs` is how long the fetch may yet wait here (0 once it answers).
     func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32,
-                   replicaEpoch: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+                   replicaEpoch: Int64, maxWaitMs: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         let image = self.image
         let nowMs = clock.monotonicMs()
         let eligibility = Self.isrEligibility(image)
@@ -162,7 +163,7 @@ extension Broker {
             if replicaId >= 0 {
                 let answer = partition.followerFetch(
                     replica: replicaId, brokerEpoch: replicaEpoch, fetchOffset: target.request.fetchOffset,
-                    lastFetchedEpoch: target.request.lastFetchedEpoch, nowMs: nowMs,
+                    lastFetchedEpoch: target.request.lastFetchedEpoch, maxWaitMs: maxWaitMs, nowMs: nowMs,
                     lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: eligibility)
                 out.highWatermark = partition.highWatermark
                 out.lastStableOffset = out.highWatermark
@@ -181,6 +182,12 @@ extension Broker {
                     out.lastStableOffset = hw
                     readLimit = logEnd
                 }
+            }
+            if replicaId < 0 && !partition.servesClients {
+                // This leader stepped aside: the client looks for the new one.
+                out.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                hasError = true
+                continue
             }
             let hw = partition.highWatermark
             if replicaId < 0 {

@@ -78,12 +78,14 @@ extension Broker {
         return respond(response, version: version, context: context)
     }
 
-    func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
+    package func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
         var out = MetadataResponse.MetadataResponseTopic(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
         out.partitions = topic.partitions.keys.sorted().map { index in
             let p = topic.partitions[index]!
             let offline = p.replicas.filter { id in image.brokers[NodeID(id)].map { $0.fenced } ?? true }
+            // A leader that stepped aside here is no leader to send clients to.
             let leaderLive = p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
+                && !(p.leader == settings.nodeId && steppedAside(TopicPartition(topic.name, index)))
             return .init(
                 errorCode: leaderLive ? 0 : ErrorCode.leaderNotAvailable.rawValue,
                 partitionIndex: index, leaderId: leaderLive ? p.leader : -1, leaderEpoch: p.leaderEpoch,

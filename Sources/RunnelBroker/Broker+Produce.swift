@@ -82,7 +82,8 @@ extension Broker {
             }
             let minInsync = partition.minInsyncReplicas
             do {
-                switch try partition.appendAsLeader(records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now) {
+                switch try partition.appendAsLeader(records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now,
+                                                    monotonicMs: clock.monotonicMs()) {
                 case .success(let info):
                     if origin == .client {
                         BrokerMetrics.messagesIn.increment(by: Int(info.lastOffset - info.firstOffset + 1))

@@ -4,9 +4,9 @@ import RunnelSecurity
 import RunnelWire
 
 extension Broker {
-    /// InitProducerId for idempotent producers: a fresh id with epoch 0, or, when the client
-    /// names its current id and epoch (KIP-360), the same id with the epoch bumped. Transactional
-    /// ids need a transaction coordinator, which this build does not have yet.
+    /// InitProducerId: with a transactional id, the transaction coordinator's (this broker must
+    /// coordinate the id); for idempotent producers, a fresh id with epoch 0, or, when the client
+    /// names its current id and epoch (KIP-360), the same id with the epoch bumped.
     func initProducerId(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         // Kafka's handleInitProducerIdRequest: WRITE on the transactional id; an idempotent
         // producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
@@ -18,7 +18,7 @@ extension Broker {
             return respond(InitProducerIdResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue), version: version, context: context)
         }
         if let transactionalId = request.transactionalId, !transactionalId.isEmpty {
-            return respond(InitProducerIdResponse(errorCode: ErrorCode.transactionalIdAuthorizationFailed.rawValue), version: version, context: context)
+            return transactions.initProducerId(request, version: version, context: context)
         }
         if request.producerId >= 0 && request.producerEpoch >= 0 && request.producerEpoch < Int16.max - 1 {
             return respond(InitProducerIdResponse(errorCode: 0, producerId: request.producerId, producerEpoch: request.producerEpoch + 1), version: version, context: context)

@@ -7,6 +7,7 @@ import RunnelLog
 import RunnelMetadata
 import RunnelReplication
 import RunnelSecurity
+import RunnelTransactions
 import RunnelWire
 
 /// A broker: serves Kafka clients from the partitions it hosts and the metadata image it follows.
@@ -35,6 +36,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let producerIds: ProducerIdManager
     /// The consumer-group coordinator for the groups whose offsets partition this broker leads.
     let groups: GroupHost
+    /// The transaction coordinator for the transactional ids whose `__transaction_state`
+    /// partition this broker leads.
+    let transactions: TransactionHost
     private let groupLoop = NIOLockedValueBox<(any EventLoop)?>(nil)
     private let uncleanElections = NIOLockedValueBox(0)
     /// Fetchers pulling the partitions this broker follows (nil until replication starts).
@@ -44,6 +48,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let registration = NIOLockedValueBox<(epoch: Int64?, caughtUp: Bool)>((nil, false))
     /// The authorizer (nil without `authorizer.class.name`), in step with the image's ACLs.
     let authorizer: BrokerAuthorizer
+    /// When the active controller last answered a heartbeat leaving this broker unfenced
+    /// (monotonic ms; the broker's creation until then), for the isolation check.
+    private let controllerAnsweredMs: NIOLockedValueBox<Int64>
     /// Requests waiting for the image to show a change the controller committed.
     private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
 
@@ -54,6 +61,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         self.authorizer = BrokerAuthorizer(settings.authorizer)
+        self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
         let box = imageBox
         let nodeId = NodeID(settings.nodeId)
         self.producerIds = ProducerIdManager(
@@ -78,6 +86,35 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 }
                 return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
             })
+        var transactionSettings = TransactionSettings()
+        if let v = config["transaction.max.timeout.ms"].flatMap({ Int32($0) }) { transactionSettings.maxTimeoutMs = v }
+        if let v = config["transactional.id.expiration.ms"].flatMap({ Int64($0) }) { transactionSettings.transactionalIdExpirationMs = v }
+        if let v = config["transaction.abort.timed.out.transaction.cleanup.interval.ms"].flatMap({ Int64($0) }) {
+            transactionSettings.abortTimedOutTransactionsIntervalMs = v
+        }
+        if let v = config["transaction.remove.expired.transaction.cleanup.interval.ms"].flatMap({ Int64($0) }) {
+            transactionSettings.removeExpiredTransactionalIdsIntervalMs = v
+        }
+        if let v = config["transaction.state.log.num.partitions"].flatMap({ Int32($0) }), v > 0 { transactionSettings.stateTopicPartitions = v }
+        let producerIds = self.producerIds
+        let transactionLogger = logger
+        self.transactions = TransactionHost(
+            settings: transactionSettings, clock: clock, logger: logger,
+            partition: { groupsRef.broker?.partition(TopicPartition(TransactionLog.topicName, $0)) },
+            appendRecords: { entries, acks, timeoutMs, loop in
+                guard let broker = groupsRef.broker else {
+                    return .done(entries.map { _ in PartitionAppendResult(error: .notCoordinator) })
+                }
+                return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
+            },
+            sendMarkers: { markers, loop in
+                // WriteTxnMarkers is not sent yet. No transaction can be opened here either
+                // (AddPartitionsToTxn and AddOffsetsToTxn are not served), so none has markers
+                // to write; if one did, the coordinator tries again after its backoff.
+                transactionLogger.warning("cannot write the markers of \(markers.transactionalId) yet: this build does not send WriteTxnMarkers")
+                return loop.makeSucceededFuture(Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.coordinatorNotAvailable) }))
+            },
+            allocateProducerIds: { loop in producerIds.allocateBlock(on: loop) })
         if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
         if let v = config["offsets.retention.minutes"].flatMap({ Int64($0) }) { groups.offsetsRetentionMs = v * 60_000 }
         if let v = config["offsets.retention.check.interval.ms"].flatMap({ Int64($0) }) { groups.offsetsRetentionCheckIntervalMs = v }
@@ -104,11 +141,32 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         fetchers.reconcile(hostedPartitions)
     }
 
-    /// Starts coordinating consumer groups (timers run on `eventLoop`).
+    /// Starts coordinating consumer groups and transactions (timers run on `eventLoop`).
     public func startGroups(on eventLoop: any EventLoop) {
         groupLoop.withLockedValue { $0 = eventLoop }
-        let leading = Set(hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.isLeader }.map(\.topicPartition.partition))
-        groups.leadershipChanged(leading: leading, on: eventLoop)
+        groupLeadershipChanged()
+        transactionLeadershipChanged()
+    }
+
+    /// Tells the transaction coordinator which `__transaction_state` partitions this broker leads
+    /// (and has not stepped aside from) and at which leader epoch (its coordinator epoch), once
+    /// coordinators started.
+    private func transactionLeadershipChanged() {
+        guard let loop = groupLoop.withLockedValue({ $0 }) else { return }
+        if let topic = image.topic(named: TransactionLog.topicName) { transactions.stateTopicPartitionsChanged(Int32(topic.partitionCount)) }
+        var leading: [Int32: Int32] = [:]
+        for p in hostedPartitions where p.topicPartition.topic == TransactionLog.topicName && p.servesClients {
+            leading[p.topicPartition.partition] = p.leaderEpoch
+        }
+        transactions.leadershipChanged(leading: leading, on: loop)
+    }
+
+    /// Tells the group coordinator which `__consumer_offsets` partitions this broker leads (and
+    /// has not stepped aside from), once groups started.
+    private func groupLeadershipChanged() {
+        guard let loop = groupLoop.withLockedValue({ $0 }) else { return }
+        let leading = hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.servesClients }
+        groups.leadershipChanged(leading: Set(leading.map(\.topicPartition.partition)), on: loop)
     }
 
     public func stopReplication() {
@@ -128,12 +186,23 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     func carryOut(_ actions: [ReplicationAction], for partition: Partition) {
         for action in actions {
             switch action {
-            case .highWatermarkMoved, .logEndMoved:
+            case .highWatermarkMoved, .logEndMoved, .lastStableOffsetMoved:
                 delayedFetches.notify(partition.topicPartition)
             case .completeProduce(let id, let code):
                 delayedProduces.completed(id, code: code)
             case .proposeIsr(let proposal):
                 proposeIsr(partition, proposal, image: image)
+            case .steppedAside(let aside):
+                if aside {
+                    BrokerMetrics.leaderStepAsides.increment()
+                    logger.warning("stepping aside as leader of \(partition.topicPartition): no word from the controller for over broker.session.timeout.ms (\(settings.brokerSessionTimeoutMs) ms) and an in-sync follower stopped fetching; clients are sent to look for the new leader")
+                } else {
+                    logger.info("leading \(partition.topicPartition) for clients again")
+                }
+                // Parked client fetches hear of it now, and so do the groups it coordinates.
+                delayedFetches.notify(partition.topicPartition)
+                if partition.topicPartition.topic == OffsetsTopic.name { groupLeadershipChanged() }
+                if partition.topicPartition.topic == TransactionLog.topicName { transactionLeadershipChanged() }
             case .beginLeaderEpoch, .follow, .leaderless:
                 // Done by the partition (the epoch) and by `publish` (the fetchers).
                 break
@@ -144,22 +213,42 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// The broker epoch of this process's registration, -1 before it registered.
     var ownBrokerEpoch: Int64 { registration.withLockedValue { $0.epoch } ?? -1 }
 
-    /// The periodic ISR check of the partitions this broker leads: followers that lag more than
-    /// `replica.lag.time.max.ms` are proposed out, caught-up ones back in.
+    /// The active controller answered this broker's heartbeat (`fenced`: it holds the broker
+    /// fenced, as after its session expired).
+    public func controllerAnswered(fenced: Bool) {
+        guard !fenced else { return }
+        let now = clock.monotonicMs()
+        controllerAnsweredMs.withLockedValue { $0 = max($0, now) }
+    }
+
+    /// Whether this broker leads `tp` but stepped aside (Metadata reports it leaderless). The
+    /// partition's core is the one place that knows: it also forgets a step aside when a new
+    /// leader epoch begins.
+    func steppedAside(_ tp: TopicPartition) -> Bool { partition(tp)?.steppedAside ?? false }
+
+    /// The periodic checks of the partitions this broker leads: the ISR (followers that lag more
+    /// than `replica.lag.time.max.ms` are proposed out, caught-up ones back in) and isolation
+    /// (a leader cut off from the controller and from an in-sync follower steps aside).
     public func checkIsr() {
         let image = self.image
         let live = Self.isrEligibility(image)
         let now = clock.monotonicMs()
+        let silent = now - controllerAnsweredMs.withLockedValue { $0 }
         for partition in hostedPartitions {
             partition.checkIsr(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: live)
+            partition.checkIsolation(nowMs: now, controllerSilentMs: silent, sessionTimeoutMs: settings.brokerSessionTimeoutMs)
         }
     }
 
-    /// Runs the ISR check every `replica.lag.time.max.ms` / 2 on `eventLoop` (Kafka's
-    /// isr-expiration task), on a timer of its own so that no disk work delays it.
+    /// How often `checkIsr` runs: every `replica.lag.time.max.ms` / 2 as Kafka's isr-expiration
+    /// task, but at least every 250 ms, so a follower leaves the ISR close to the lag time and a
+    /// cut-off leader steps aside soon after its followers move on.
+    static func replicaCheckIntervalMs(lagTimeMaxMs: Int64) -> Int64 { max(1, min(lagTimeMaxMs / 2, 250)) }
+
+    /// Runs `checkIsr` on `eventLoop`, on a timer of its own so that no disk work delays it.
     @discardableResult
     public func startIsrChecks(on eventLoop: any EventLoop) -> RepeatedTask {
-        let interval = TimeAmount.milliseconds(max(1, settings.replicaLagTimeMaxMs / 2))
+        let interval = TimeAmount.milliseconds(Self.replicaCheckIntervalMs(lagTimeMaxMs: settings.replicaLagTimeMaxMs))
         return eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
             guard let self else {
                 task.cancel()
@@ -269,10 +358,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
-        if let loop = groupLoop.withLockedValue({ $0 }) {
-            let leading = Set(hostedPartitions.filter { $0.topicPartition.topic == OffsetsTopic.name && $0.isLeader }.map(\.topicPartition.partition))
-            groups.leadershipChanged(leading: leading, on: loop)
-        }
+        groupLeadershipChanged()
+        transactionLeadershipChanged()
         completeImageWaiters(image)
     }
 

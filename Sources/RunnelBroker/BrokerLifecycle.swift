@@ -23,9 +23,9 @@ public final class BrokerLifecycle: @unchecked Sendable {
     let heartbeatIntervalMs: Int64
     /// The broker's applied metadata offset.
     let metadataOffset: @Sendable () -> Int64
-    /// Called on `eventLoop` each time the controller's answer moves the broker between fenced
-    /// and unfenced.
-    public var onFencingChange: (@Sendable (_ fenced: Bool) -> Void)?
+    /// Called on `eventLoop` with each heartbeat answer from the active controller (whether it
+    /// holds the broker fenced); the broker's isolation check counts from the last unfenced one.
+    public var onControllerAnswer: (@Sendable (_ fenced: Bool) -> Void)?
     private let state = NIOLockedValueBox<(epoch: Int64, fenced: Bool, shuttingDown: Bool, stopped: Bool)>((-1, true, false, false))
     private var heartbeatTask: RepeatedTask?
 
@@ -104,8 +104,8 @@ public final class BrokerLifecycle: @unchecked Sendable {
             }
             if wasFenced != answer.isFenced {
                 logger.info(answer.isFenced ? "the controller fenced this broker" : "the controller unfenced this broker (caught up)")
-                onFencingChange?(answer.isFenced)
             }
+            onControllerAnswer?(answer.isFenced)
             return answer
         }.recover { _ in nil }
     }

@@ -9,6 +9,8 @@ enum BrokerMetrics {
     static let isrShrinks = Counter(label: "runnel_isr_shrinks_total")
     static let isrExpands = Counter(label: "runnel_isr_expands_total")
     static let isrChangesRefused = Counter(label: "runnel_isr_changes_refused_total")
+    /// Times a leader cut off from the controller and an in-sync follower stepped aside.
+    static let leaderStepAsides = Counter(label: "runnel_leader_step_asides_total")
     static let groupRebalances = Counter(label: "runnel_group_rebalances_total")
     static let uncleanElections = Counter(label: "runnel_unclean_leader_elections_total")
     /// The replica fetchers (Kafka's FetcherStats): Fetch requests sent to leaders, record bytes

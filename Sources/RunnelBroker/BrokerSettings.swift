@@ -31,6 +31,10 @@ public struct BrokerSettings: Sendable {
     public var messageMaxBytes: Int = 1_048_588
     /// `replica.lag.time.max.ms`
     public var replicaLagTimeMaxMs: Int64 = 30_000
+    /// `broker.session.timeout.ms`: how long the controller waits for a heartbeat before it
+    /// fences a broker; a leader that long without an answer steps aside when it also lost an
+    /// in-sync follower (`PartitionReplica.checkIsolation`).
+    public var brokerSessionTimeoutMs: Int64 = 9_000
     /// `fetch.max.bytes`: cap on one Fetch response.
     public var fetchMaxBytes: Int = 57_671_680
     /// Replication rules broken on purpose (tests only: the simulation, and `tools/chaos` through

@@ -65,6 +65,9 @@ public final class Partition: @unchecked Sendable {
 
     public var state: PartitionRegistration { lock.withLock { registration } }
     public var isLeader: Bool { lock.withLock { replica.isLeader } }
+    /// Leads and has not stepped aside (see `PartitionReplica.checkIsolation`).
+    public var servesClients: Bool { lock.withLock { replica.servesClients } }
+    public var steppedAside: Bool { lock.withLock { replica.steppedAside } }
     public var leaderEpoch: Int32 { lock.withLock { registration.leaderEpoch } }
     public var highWatermark: Int64 { lock.withLock { replica.highWatermark.rawValue } }
     /// The ISR as this leader knows it (committed, or confirmed by the controller); the image's otherwise.
@@ -121,10 +124,11 @@ public final class Partition: @unchecked Sendable {
 
     // MARK: leader
 
-    /// Appends client batches as leader; with an ISR of one the high watermark moves at once.
-    /// acks=all is refused when the ISR is below `minInsyncReplicas`.
+    /// Appends client batches as leader (`nowMs` stamps LogAppendTime, `monotonicMs` is the
+    /// core's clock); with an ISR of one the high watermark moves at once. acks=all is refused
+    /// when the ISR is below `minInsyncReplicas`.
     package func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int,
-                                nowMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
+                                nowMs: Int64, monotonicMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
         let (result, actions): (Result<AppendInfo, ErrorCode>, [ReplicationAction]) = try appendLock.withLock {
             // The role cannot change while appendLock is held: the check holds for the write.
             let allowed = lock.withLock { replica.appendAllowed(requiredAcks: requiredAcks, minInsyncReplicas: minInsyncReplicas) }
@@ -135,7 +139,7 @@ public final class Partition: @unchecked Sendable {
             }
             let info = try log.appendAsLeader(payload, batches: batches, leaderEpoch: epoch.rawValue, nowMs: nowMs)
             let end = Offset(log.logEndOffset)
-            return (.success(info), lock.withLock { replica.leaderAppended(endOffset: end) })
+            return (.success(info), lock.withLock { replica.leaderAppended(endOffset: end, nowMs: monotonicMs) })
         }
         onActions(self, actions)
         return result
@@ -166,10 +170,11 @@ public final class Partition: @unchecked Sendable {
     /// A follower fetched from `fetchOffset` having last fetched `lastFetchedEpoch`: the core
     /// compares its epoch history with this log's, records its position (which may move the high
     /// watermark) and may propose an ISR expansion.
-    package func followerFetch(replica replicaId: Int32, brokerEpoch: Int64, fetchOffset: Int64, lastFetchedEpoch: Int32, nowMs: Int64,
-                               lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> FollowerFetchResult {
+    package func followerFetch(replica replicaId: Int32, brokerEpoch: Int64, fetchOffset: Int64, lastFetchedEpoch: Int32, maxWaitMs: Int64,
+                               nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> FollowerFetchResult {
         let fetch = FollowerFetch(replica: NodeID(replicaId), brokerEpoch: BrokerEpoch.known(brokerEpoch),
-                                  fetchOffset: Offset(fetchOffset), lastFetchedEpoch: lastFetchedEpoch >= 0 ? Epoch(lastFetchedEpoch) : .unknown)
+                                  fetchOffset: Offset(fetchOffset), lastFetchedEpoch: lastFetchedEpoch >= 0 ? Epoch(lastFetchedEpoch) : .unknown,
+                                  maxWaitMs: maxWaitMs)
         let (answer, actions): (FollowerFetchAnswer, [ReplicationAction]) = lock.withLock {
             replica.logStartMoved(to: Offset(log.logStartOffset))
             var epochEnd: OffsetAndEpoch?
@@ -190,6 +195,15 @@ public final class Partition: @unchecked Sendable {
     /// The periodic ISR check: a change to propose (shrink or expand) goes out as an action.
     package func checkIsr(nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) {
         let actions = lock.withLock { replica.checkIsr(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility) }
+        onActions(self, actions)
+    }
+
+    /// The isolation check (see `PartitionReplica.checkIsolation`): the leader steps aside or
+    /// takes its clients back.
+    package func checkIsolation(nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64) {
+        let actions = lock.withLock {
+            replica.checkIsolation(nowMs: nowMs, controllerSilentMs: controllerSilentMs, sessionTimeoutMs: sessionTimeoutMs)
+        }
         onActions(self, actions)
     }
 

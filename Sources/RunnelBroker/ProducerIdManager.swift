@@ -38,6 +38,16 @@ final class ProducerIdManager: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// Asks the controller for a block of producer ids of its own (AllocateProducerIds), for the
+    /// transaction coordinator, which hands them out itself; ids are never shared with `nextId`.
+    func allocateBlock(on eventLoop: any EventLoop) -> EventLoopFuture<(start: Int64, count: Int32)> {
+        let request = AllocateProducerIdsRequest(brokerId: brokerId, brokerEpoch: brokerEpoch())
+        return controller.send(request, version: 0).hop(to: eventLoop).flatMapThrowing { response in
+            guard response.errorCode == 0 else { throw ErrorCode(response.errorCode) }
+            return (start: response.producerIdStart, count: response.producerIdLen)
+        }
+    }
+
     private func fetchBlock() {
         let request = AllocateProducerIdsRequest(brokerId: brokerId, brokerEpoch: brokerEpoch())
         controller.send(request, version: 0).whenComplete { [self] result in

@@ -38,6 +38,10 @@ final class LogSegment {
     /// `loadIndexes` or by `recover`); nil for an empty segment. The log checks its epoch file
     /// against it, without reading the tail again.
     private(set) var lastHeaderAtOpen: RecordBatchHeader?
+    /// The aborted transactions whose abort marker is in this segment, in marker order: the
+    /// `.txnindex` file (Kafka's layout, `AbortedTransaction`), created with its first entry.
+    private(set) var abortedTransactions: [AbortedTransaction] = []
+    private var txnIndexFile: (any DiskFile)?
 
     static let offsetIndexEntryBytes = 8
     static let timeIndexEntryBytes = 12
@@ -60,6 +64,7 @@ final class LogSegment {
         timeIndexFile = try disk.open(directory + "/" + Self.fileName(baseOffset, ".timeindex"), create: true)
         size = try log.size()
         nextOffset = baseOffset
+        try loadTransactionIndex()
         if try rebuild || !loadIndexes() {
             try recover(previousEpoch: previousEpoch)
         }
@@ -81,6 +86,8 @@ final class LogSegment {
         self.nextOffset = index.nextOffset
         indexIntervalForRecovery = index.indexIntervalBytes
         adopt(index)
+        // The cleaner keeps every offset: the aborted transactions of the segment still hold.
+        try? loadTransactionIndex()
     }
 
     var isEmpty: Bool { size == 0 }
@@ -341,6 +348,63 @@ final class LogSegment {
 
     var offsetIndexBytes: Int { offsetIndex.count * Self.offsetIndexEntryBytes }
 
+    // MARK: aborted transactions
+
+    private var txnIndexPath: String { directory + "/" + Self.fileName(baseOffset, ".txnindex") }
+
+    /// Reads `.txnindex` if there is one; a partial entry at its end (a torn write) is dropped.
+    private func loadTransactionIndex() throws {
+        guard disk.exists(txnIndexPath) else { return }
+        let file = try disk.open(txnIndexPath, create: false)
+        txnIndexFile = file
+        var bytes = try file.read(at: 0, count: Int(try file.size()))
+        abortedTransactions = []
+        while let entry = AbortedTransaction.read(from: &bytes) {
+            if let last = abortedTransactions.last, entry.lastOffset <= last.lastOffset { break }
+            abortedTransactions.append(entry)
+        }
+        let valid = Int64(abortedTransactions.count * AbortedTransaction.entryBytes)
+        if try file.size() != valid { try file.truncate(to: valid) }
+    }
+
+    /// Notes an aborted transaction whose marker this segment holds. An entry the index already
+    /// has (a rescan after an unclean stop meeting the marker again) is not added twice.
+    func appendAbortedTransaction(_ entry: AbortedTransaction) throws {
+        precondition(entry.lastOffset >= baseOffset, "the abort marker at \(entry.lastOffset) is not in segment \(baseOffset)")
+        if let last = abortedTransactions.last, entry.lastOffset <= last.lastOffset { return }
+        let file = try txnIndexFile ?? disk.open(txnIndexPath, create: true)
+        txnIndexFile = file
+        var bytes = ByteBufferAllocator().buffer(capacity: AbortedTransaction.entryBytes)
+        entry.write(to: &bytes)
+        try file.write(bytes, at: Int64(abortedTransactions.count * AbortedTransaction.entryBytes))
+        abortedTransactions.append(entry)
+    }
+
+    /// Empties the index (its segment is being re-scanned).
+    func resetTransactionIndex() throws {
+        abortedTransactions = []
+        try txnIndexFile?.truncate(to: 0)
+    }
+
+    /// Drops the entries whose marker is at or after `offset`.
+    func truncateTransactionIndex(to offset: Int64) throws {
+        guard let keep = abortedTransactions.firstIndex(where: { $0.lastOffset >= offset }) else { return }
+        abortedTransactions.removeSubrange(keep...)
+        try txnIndexFile?.truncate(to: Int64(keep * AbortedTransaction.entryBytes))
+    }
+
+    /// Kafka's `TransactionIndex.collectAbortedTxns`: the aborted transactions overlapping
+    /// `fetchOffset ..< upperBoundOffset`, and whether the search is complete (an entry's LSO
+    /// reached the upper bound, so no later segment holds one that overlaps).
+    func collectAbortedTransactions(fetchOffset: Int64, upperBoundOffset: Int64) -> (found: [AbortedTransaction], complete: Bool) {
+        var found: [AbortedTransaction] = []
+        for entry in abortedTransactions {
+            if entry.lastOffset >= fetchOffset && entry.firstOffset < upperBoundOffset { found.append(entry) }
+            if entry.lastStableOffset >= upperBoundOffset { return (found, true) }
+        }
+        return (found, false)
+    }
+
     // MARK: lookup
 
     /// Position of the batch holding `offset`, or of the first batch after it; nil past the end.
@@ -412,6 +476,7 @@ final class LogSegment {
     func truncate(to offset: Int64) throws -> Int64 {
         guard offset < nextOffset else { return 0 }
         generation &+= 1
+        try truncateTransactionIndex(to: offset)
         let position = try startPosition(ofBatchesFrom: offset)
         let removed = size - position
         try log.truncate(to: position)
@@ -445,6 +510,7 @@ final class LogSegment {
         if indexes {
             try offsetIndexFile.sync()
             try timeIndexFile.sync()
+            try txnIndexFile?.sync()
         }
     }
 
@@ -452,14 +518,16 @@ final class LogSegment {
         log.close()
         offsetIndexFile.close()
         timeIndexFile.close()
+        txnIndexFile?.close()
     }
 
-    /// Closes and removes the three files.
+    /// Closes and removes the segment's files.
     func delete() throws {
         close()
         for suffix in [".log", ".index", ".timeindex"] {
             try disk.remove(directory + "/" + Self.fileName(baseOffset, suffix))
         }
+        if disk.exists(txnIndexPath) { try disk.remove(txnIndexPath) }
     }
 }
 

@@ -140,16 +140,25 @@ public final class PartitionLog: @unchecked Sendable {
             }
         }
         bases.sort()
-        // Index files without a log are leftovers of a deletion that was cut short.
-        for name in try disk.list(directory) where name.hasSuffix(".index") || name.hasSuffix(".timeindex") {
+        // Index files without a log are leftovers of a deletion that was cut short; a snapshot
+        // temp file is one a crash interrupted.
+        for name in try disk.list(directory) where name.hasSuffix(ProducerSnapshot.suffix + ".tmp") {
+            try disk.remove(directory + "/" + name)
+        }
+        for name in try disk.list(directory) where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.hasSuffix(".txnindex") {
             let stem = name.split(separator: ".").first.map(String.init) ?? ""
             if let base = Int64(stem), !bases.contains(base) { try disk.remove(directory + "/" + name) }
         }
         var truncatedTail = false
+        // The first segment re-validated after an unclean stop: the producer state is rebuilt
+        // from a snapshot at or below it, and the aborted-transaction indexes from it on.
+        var firstRecovered: Int64?
         for (i, base) in bases.enumerated() {
             if truncatedTail {
                 // Everything after a corrupt point is gone: its offsets cannot follow.
-                for suffix in [".log", ".index", ".timeindex"] { try disk.remove(directory + "/" + LogSegment.fileName(base, suffix)) }
+                for suffix in [".log", ".index", ".timeindex", ".txnindex"] where disk.exists(directory + "/" + LogSegment.fileName(base, suffix)) {
+                    try disk.remove(directory + "/" + LogSegment.fileName(base, suffix))
+                }
                 continue
             }
             let nextBase = i + 1 < bases.count ? bases[i + 1] : Int64.max
@@ -158,6 +167,7 @@ public final class PartitionLog: @unchecked Sendable {
             let previousEpoch = segments.last.map(\.lastBatchEpoch) ?? -1
             let segment = try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck,
                                          previousEpoch: previousEpoch)
+            if needsCheck && firstRecovered == nil { firstRecovered = base }
             segment.indexIntervalForRecovery = config.indexIntervalBytes
             // A checked segment that ends short of the next one lost its tail, torn (bytes cut
             // off) or cleanly (the page cache held it): the later segments cannot follow it. The
@@ -180,7 +190,7 @@ public final class PartitionLog: @unchecked Sendable {
         self._logStartOffset = min(max(logStartOffset, segments.first!.baseOffset), end)
         self._recoveryPoint = min(recoveryPoint, end)
         if !cleanShutdown { self._recoveryPoint = end }
-        try rebuildProducerStateLocked()
+        try rebuildProducerStateLocked(rescanFrom: firstRecovered, cleanOpen: cleanShutdown)
         try loadEpochCacheLocked()
     }
 
@@ -246,19 +256,77 @@ public final class PartitionLog: @unchecked Sendable {
     /// The epoch of the last batch (-1 when empty): what a follower sends as its last fetched epoch.
     public var latestEpoch: Int32 { lock.withLock { epochCache.latestEpoch } }
 
-    /// Segments scanned to rebuild idempotent-producer state at start-up and after truncation.
-    static let producerStateSegmentsScanned = 2
+    /// Segments replayed on a clean open that finds no producer snapshot (an upgrade).
+    static let producerStateSegmentsScannedWithoutSnapshot = 2
 
-    /// Rebuilds producer state from the batch headers of the newest segments. Producers idle for
-    /// longer are forgotten, which Kafka's sequence rules allow (no state: any sequence accepted).
-    private func rebuildProducerStateLocked() throws {
-        producerState = ProducerStateTable()
-        for segment in segments.suffix(Self.producerStateSegmentsScanned) {
-            var position: Int64 = 0
+    /// Producer snapshots kept (the newest ones): recovery needs one at or below the first
+    /// segment past the recovery point, which trails the log end by a segment or two.
+    static let producerSnapshotsRetained = 3
+
+    /// The offsets of the snapshot files in the directory, ascending.
+    private func snapshotOffsetsLocked() throws -> [Int64] {
+        try disk.list(directory).compactMap(ProducerSnapshot.offset(ofFile:)).sorted()
+    }
+
+    private func removeSnapshotLocked(_ offset: Int64) {
+        try? disk.remove(directory + "/" + ProducerSnapshot.fileName(offset))
+    }
+
+    /// Rebuilds the producer state (Kafka's `truncateAndReload` and log loading): snapshots past
+    /// the log end go; the newest usable one at or below the end (and at or below `rescanFrom`,
+    /// the first segment whose aborted-transaction index must be rebuilt) is loaded, and the
+    /// batches after it are replayed, markers included. With no usable snapshot the whole log is
+    /// replayed, except on a clean open (`cleanOpen`: a log written before snapshots existed, as
+    /// Kafka treats an upgrade), which replays the last two segments as this log always did.
+    /// Segments from `rescanFrom` on get their `.txnindex` rebuilt.
+    private func rebuildProducerStateLocked(rescanFrom: Int64? = nil, cleanOpen: Bool = false) throws {
+        let end = segments.last!.nextOffset
+        let offsets = try snapshotOffsetsLocked()
+        for offset in offsets where offset > end { removeSnapshotLocked(offset) }
+        let limit = min(end, rescanFrom ?? end)
+        var table = ProducerStateTable()
+        var from = segments.first!.baseOffset
+        var loaded = false
+        for offset in offsets.reversed() where offset <= limit {
+            do {
+                table = ProducerStateTable(snapshot: try ProducerSnapshot.read(offset: offset, directory: directory, disk: disk))
+                from = max(offset, from)
+                loaded = true
+                break
+            } catch {
+                removeSnapshotLocked(offset)
+            }
+        }
+        if !loaded && cleanOpen && rescanFrom == nil {
+            from = segments.suffix(Self.producerStateSegmentsScannedWithoutSnapshot).first!.baseOffset
+        }
+        for segment in segments where segment.nextOffset > from || (rescanFrom.map { segment.baseOffset >= $0 } ?? false) {
+            if let rescanFrom, segment.baseOffset >= rescanFrom { try segment.resetTransactionIndex() }
+            var position = from > segment.baseOffset ? try segment.startPosition(ofBatchesFrom: from) : 0
             while position < segment.size, let header = try segment.readHeader(at: position) {
-                producerState.update(header)
+                var marker: EndTransactionMarker?
+                if header.isControl && header.producerId >= 0 && header.recordCount > 0 {
+                    marker = EndTransactionMarker.read(batch: try segment.log.read(at: position, count: header.totalBytes), header: header)
+                }
+                if let completed = table.update(header, marker: marker), completed.isAborted {
+                    try segment.appendAbortedTransaction(AbortedTransaction(completed))
+                }
                 position += Int64(header.totalBytes)
             }
+        }
+        producerState = table
+    }
+
+    /// Writes the producer state as of the log end (`offset`) to `<offset>.snapshot` and keeps
+    /// the newest few. At a roll it is written without a sync (a torn one fails its CRC and an
+    /// older one, or a scan, serves); at close, durably.
+    private func takeProducerSnapshotLocked(at offset: Int64, durable: Bool) {
+        do {
+            try ProducerSnapshot.write(producerState.snapshotEntries, offset: offset, directory: directory, disk: disk, durable: durable)
+            let offsets = try snapshotOffsetsLocked()
+            for old in offsets.dropLast(Self.producerSnapshotsRetained) { removeSnapshotLocked(old) }
+        } catch {
+            // Only an optimization: the next open replays more of the log.
         }
     }
 
@@ -287,9 +355,38 @@ public final class PartitionLog: @unchecked Sendable {
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
     public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
+        try appendAsLeader(payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, marker: nil)
+    }
+
+    /// Appends a transaction marker for a producer (WriteTxnMarkers) at the log end, after
+    /// `ProducerStateTable.checkMarker`'s rules: a refused marker throws `ProducerStateError`
+    /// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED); a TV2 marker repeated after it
+    /// took effect writes nothing and answers as a duplicate. `transactionVersion` is the
+    /// marker's (WriteTxnMarkers v2, KIP-1228; 0 for older requests).
+    public func appendTransactionMarker(producerId: Int64, producerEpoch: Int16, _ marker: EndTransactionMarker, transactionVersion: Int16,
+                                        leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
+        let batch = marker.batch(producerId: producerId, producerEpoch: producerEpoch, timestamp: nowMs)
+        let infos = try RecordBatches.validate(batch, maxBatchBytes: Int.max, allowControl: true).get()
+        return try appendAsLeader(batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs,
+                                  marker: (producerId, producerEpoch, marker, transactionVersion))
+    }
+
+    private func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
+                                marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?) throws -> AppendInfo {
         try changingLog {
             let staged: StagedAppend = try lock.withLock {
                 if closed { throw LogError.closed }
+                if let marker {
+                    switch producerState.checkMarker(producerId: marker.producerId, producerEpoch: marker.epoch, marker.marker,
+                                                     transactionVersion: marker.version) {
+                    case .append: break
+                    case .alreadyWritten:
+                        let end = segments.last!.nextOffset
+                        return StagedAppend(segment: nil, bytes: payload, headers: [],
+                                            info: AppendInfo(firstOffset: end, lastOffset: end - 1, logAppendTime: -1, recordCount: 0, duplicate: true))
+                    case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)
+                    }
+                }
                 // Idempotent producers: answer retries with their first offsets, refuse gaps.
                 var duplicates: [ProducerStateTable.BatchMetadata] = []
                 for batch in batches {
@@ -407,13 +504,42 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     /// Writes a staged append into the page cache (appendLock held, `lock` not), then publishes
-    /// it under `lock`: offsets, indexes, producer state and epochs move together.
+    /// it under `lock`: offsets, indexes, producer state and epochs move together. An abort
+    /// marker's entry goes to the segment's `.txnindex` before the batch is published; if that
+    /// write fails the append fails whole.
     private func write(_ staged: StagedAppend) throws -> AppendInfo {
         guard let segment = staged.segment else { return staged.info }
         try segment.writeAppend(staged.bytes)
-        lock.withLock {
+        var markers: [Int: EndTransactionMarker] = [:]
+        if staged.headers.contains(where: \.isControl) {
+            var position = staged.bytes.readerIndex
+            for (i, header) in staged.headers.enumerated() {
+                if header.isControl, header.producerId >= 0,
+                   let batch = staged.bytes.getSlice(at: position, length: header.totalBytes) {
+                    markers[i] = EndTransactionMarker.read(batch: batch, header: header)
+                }
+                position += header.totalBytes
+            }
+        }
+        try lock.withLock {
+            if markers.isEmpty {
+                for header in staged.headers { producerState.update(header) }
+            } else {
+                var state = producerState
+                do {
+                    for (i, header) in staged.headers.enumerated() {
+                        if let completed = state.update(header, marker: markers[i]), completed.isAborted {
+                            try segment.appendAbortedTransaction(AbortedTransaction(completed))
+                        }
+                    }
+                } catch {
+                    try? segment.truncateTransactionIndex(to: staged.info.firstOffset)
+                    try? segment.log.truncate(to: segment.size)
+                    throw error
+                }
+                producerState = state
+            }
             segment.commitAppend(staged.headers, indexIntervalBytes: _config.indexIntervalBytes)
-            for header in staged.headers { producerState.update(header) }
             noteEpochsLocked(staged.headers)
             unflushedMessages += Int64(staged.info.recordCount)
             dropBehindLocked()
@@ -436,6 +562,8 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     private func rollLocked(nextBase: Int64, nowMs: Int64) throws {
+        // The producer state as of the end of the segment that stops being active.
+        takeProducerSnapshotLocked(at: nextBase, durable: false)
         let segment = try LogSegment(directory: directory, baseOffset: nextBase, disk: disk, nowMs: nowMs, create: true, rebuild: false)
         // The segment that stops being active gets index files that match it, if a full disk
         // made them stale and there is room again.
@@ -454,6 +582,55 @@ public final class PartitionLog: @unchecked Sendable {
             }
         }
     }
+
+    // MARK: transactions
+
+    /// The first offset that is not stable (an open transaction's first offset, or a completed
+    /// one's whose marker the high watermark has not passed), never below the log start; nil
+    /// when every offset is stable. The LSO is the lower of this and the high watermark.
+    public var firstUnstableOffset: Int64? {
+        lock.withLock { producerState.firstUnstableOffset.map { max($0, _logStartOffset) } }
+    }
+
+    /// The last stable offset for a high watermark: read_committed fetches stop there.
+    public func lastStableOffset(highWatermark: Int64) -> Int64 {
+        lock.withLock { min(highWatermark, producerState.firstUnstableOffset.map { max($0, _logStartOffset) } ?? highWatermark) }
+    }
+
+    /// The high watermark moved: transactions whose marker it passed become stable.
+    public func highWatermarkUpdated(_ highWatermark: Int64) {
+        lock.withLock { producerState.highWatermarkUpdated(highWatermark) }
+    }
+
+    /// The aborted transactions overlapping `fetchOffset ..< upperBoundOffset` (a read_committed
+    /// fetch returns them so the consumer drops their records), from the `.txnindex` of the
+    /// segment holding `fetchOffset` and the ones after it, until an entry's LSO reaches the
+    /// upper bound (Kafka's `collectAbortedTransactions`).
+    public func collectAbortedTransactions(fetchOffset: Int64, upperBoundOffset: Int64) -> [AbortedTransaction] {
+        lock.withLock {
+            var found: [AbortedTransaction] = []
+            var index = segmentIndex(containing: fetchOffset)
+            while index < segments.count {
+                let (entries, complete) = segments[index].collectAbortedTransactions(fetchOffset: fetchOffset, upperBoundOffset: upperBoundOffset)
+                found += entries
+                if complete { break }
+                index += 1
+            }
+            return found
+        }
+    }
+
+    /// Forgets producers idle longer than `producer.id.expiration.ms` (those with an open
+    /// transaction stay), as Kafka's periodic `removeExpiredProducers` does.
+    public func removeExpiredProducers(nowMs: Int64, expirationMs: Int64) {
+        lock.withLock { producerState.removeExpired(nowMs: nowMs, expirationMs: expirationMs) }
+    }
+
+    /// The producer state as it stands (DescribeProducers, tests).
+    public var producerStateTable: ProducerStateTable { lock.withLock { producerState } }
+
+    /// The offsets of the producer snapshot files, ascending.
+    public var producerSnapshotOffsets: [Int64] { (try? lock.withLock { try snapshotOffsetsLocked() }) ?? [] }
 
     // MARK: read
 
@@ -743,6 +920,7 @@ public final class PartitionLog: @unchecked Sendable {
                 try disk.syncDirectory(directory)
                 epochCache.clear()
                 producerState = ProducerStateTable()
+                for offset in try snapshotOffsetsLocked() { removeSnapshotLocked(offset) }
                 try? epochCache.write(directory: directory, disk: disk)
             }
         }
@@ -818,6 +996,7 @@ public final class PartitionLog: @unchecked Sendable {
     public func close() throws {
         try appendLock.withLock {
             let active = lock.withLock {
+                if !closed { takeProducerSnapshotLocked(at: segments.last!.nextOffset, durable: true) }
                 for segment in segments { segment.restoreIndexFiles() }
                 try? epochCache.write(directory: directory, disk: disk, durable: true)
                 return segments.last!

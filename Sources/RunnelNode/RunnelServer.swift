@@ -187,6 +187,7 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
+            brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
             brokerSettings.replicationFaults = try Self.brokenRules(logger: logger)
             brokerSettings.authorizer = config.security.authorizer
             // A lone combined node talks to its own controller in-process; otherwise the broker
@@ -230,6 +231,7 @@ public final class RunnelServer: @unchecked Sendable {
                 brokerId: config.nodeId, channel: channel, heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
                 eventLoop: networkGroup.next(), logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
             self.lifecycle = lifecycle
+            lifecycle.onControllerAnswer = { fenced in broker.controllerAnswered(fenced: fenced) }
             do {
                 _ = try await lifecycle.register(registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs).get()
             } catch let error as BrokerRegistrationError {

@@ -13,8 +13,15 @@ public struct FollowerProgress: Sendable, Equatable {
     var lastFetchAtMs: Int64?
     /// The broker epoch the follower sent with its last fetch (Fetch v15, KIP-903); nil unknown.
     public var brokerEpoch: BrokerEpoch?
+    /// When the follower's next fetch is due: at once after a fetch answered at once, at the end
+    /// of its wait after one that parks here, at once again when data comes for a parked one
+    /// (nil: nothing expected of it, it is not in the ISR).
+    public var nextFetchDueMs: Int64?
 
-    public init(lastCaughtUpMs: Int64?) { self.lastCaughtUpMs = lastCaughtUpMs }
+    public init(lastCaughtUpMs: Int64?, nextFetchDueMs: Int64? = nil) {
+        self.lastCaughtUpMs = lastCaughtUpMs
+        self.nextFetchDueMs = nextFetchDueMs
+    }
 }
 
 /// An ISR change the leader asks the controller to make (AlterPartition).
@@ -91,8 +98,9 @@ public struct LeaderState: Sendable, Equatable {
         self.faults = faults
         var followers: [NodeID: FollowerProgress] = [:]
         for r in replicas where r != localId {
-            // A member of the ISR gets a full lag period before it can be removed.
-            followers[r] = FollowerProgress(lastCaughtUpMs: isr.contains(r) ? nowMs : nil)
+            // A member of the ISR gets a full lag period before it can be removed, and is expected
+            // to fetch from the new leader at once.
+            followers[r] = FollowerProgress(lastCaughtUpMs: isr.contains(r) ? nowMs : nil, nextFetchDueMs: isr.contains(r) ? nowMs : nil)
         }
         self.followers = followers
     }
@@ -116,15 +124,21 @@ public struct LeaderState: Sendable, Equatable {
         return true
     }
 
-    /// The leader appended; with an ISR of one, that alone moves the high watermark.
-    public mutating func leaderAppended(leaderEndOffset: Offset) -> Bool {
-        advanceHighWatermark(leaderEndOffset: leaderEndOffset)
+    /// The leader appended; with an ISR of one, that alone moves the high watermark. A follower
+    /// whose fetch waits here for data gets it now, so its next fetch is due now.
+    public mutating func leaderAppended(leaderEndOffset: Offset, nowMs: Int64) -> Bool {
+        for (r, f) in followers {
+            guard let due = f.nextFetchDueMs, due > nowMs, f.logEndOffset < leaderEndOffset else { continue }
+            followers[r]!.nextFetchDueMs = nowMs
+        }
+        return advanceHighWatermark(leaderEndOffset: leaderEndOffset)
     }
 
     /// A follower fetched from `fetchOffset` (so its log ends there), as broker epoch
-    /// `brokerEpoch` (nil when its Fetch did not say). Returns whether the high watermark moved.
+    /// `brokerEpoch` (nil when its Fetch did not say), willing to wait `maxWaitMs` for data.
+    /// Returns whether the high watermark moved.
     public mutating func followerFetched(_ replica: NodeID, fetchOffset: Offset, leaderEndOffset: Offset, nowMs: Int64,
-                                         brokerEpoch: BrokerEpoch? = nil) -> Bool {
+                                         brokerEpoch: BrokerEpoch? = nil, maxWaitMs: Int64 = 0) -> Bool {
         guard var f = followers[replica] else { return false }
         if f.brokerEpoch != nil && brokerEpoch != f.brokerEpoch {
             // Another incarnation of the broker: its previous fetch says nothing of this one.
@@ -139,6 +153,8 @@ public struct LeaderState: Sendable, Equatable {
         }
         f.logEndOffset = fetchOffset
         f.lastFetchMs = nowMs
+        // Answered at once when there is data for it; otherwise it waits here (at most its wait).
+        f.nextFetchDueMs = fetchOffset < leaderEndOffset ? nowMs : nowMs + max(0, maxWaitMs)
         f.leaderEndAtLastFetch = leaderEndOffset
         f.lastFetchAtMs = nowMs
         followers[replica] = f
@@ -173,6 +189,16 @@ public struct LeaderState: Sendable, Equatable {
                            brokerEpochs: ordered.map { $0 == localId ? nil : followers[$0]?.brokerEpoch })
     }
 
+    /// The ISR members (other than this leader) whose fetch is more than `graceMs` overdue: the
+    /// high watermark cannot pass them, and only the controller can take them out of the ISR.
+    public func overdueFollowers(nowMs: Int64, graceMs: Int64) -> [NodeID] {
+        isr.filter { r in
+            guard r != localId else { return false }
+            guard let due = followers[r]?.nextFetchDueMs else { return true }
+            return nowMs - due > graceMs
+        }
+    }
+
     public mutating func proposed(_ proposal: IsrProposal) { pending = proposal }
 
     /// The AlterPartition failed (refused or lost): forget it; the next check proposes again.
@@ -189,6 +215,7 @@ public struct LeaderState: Sendable, Equatable {
         for r in isr where !self.isr.contains(r) {
             guard var f = followers[r] else { continue }
             f.lastCaughtUpMs = max(f.lastCaughtUpMs ?? nowMs, nowMs)
+            f.nextFetchDueMs = max(f.nextFetchDueMs ?? nowMs, nowMs)
             followers[r] = f
         }
         self.isr = isr

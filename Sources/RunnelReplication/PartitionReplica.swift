@@ -76,14 +76,20 @@ public enum ReplicationAction: Sendable, Equatable, CustomStringConvertible {
     case follow(leader: NodeID, epoch: Epoch)
     /// No leader: nothing to fetch from.
     case leaderless
-    /// The high watermark moved: consumer fetches parked on the partition may answer.
+    /// The high watermark moved: consumer fetches parked on the partition may answer (the last
+    /// stable offset may have moved with it: read `lastStableOffset`).
     case highWatermarkMoved(Offset)
+    /// The last stable offset moved on its own (a transaction ended): read_committed fetches
+    /// parked on the partition may answer.
+    case lastStableOffsetMoved(Offset)
     /// The leader's log end moved: follower fetches parked on the partition may answer.
     case logEndMoved(Offset)
     /// An acks=all produce is done: answer it with this error (`.none`: it is replicated).
     case completeProduce(ProduceID, ErrorCode)
     /// Ask the controller for this ISR (AlterPartition); it holds once committed.
     case proposeIsr(IsrProposal)
+    /// The leader stepped aside (true) or took its clients back (false); see `checkIsolation`.
+    case steppedAside(Bool)
 
     public var description: String {
         switch self {
@@ -91,9 +97,11 @@ public enum ReplicationAction: Sendable, Equatable, CustomStringConvertible {
         case .follow(let leader, let epoch): return "follow \(leader) epoch \(epoch)"
         case .leaderless: return "leaderless"
         case .highWatermarkMoved(let o): return "high-watermark \(o)"
+        case .lastStableOffsetMoved(let o): return "last-stable-offset \(o)"
         case .logEndMoved(let o): return "log-end \(o)"
         case .completeProduce(let id, let code): return "complete \(id) \(code)"
         case .proposeIsr(let p): return "propose \(p)"
+        case .steppedAside(let aside): return aside ? "step aside" : "take clients back"
         }
     }
 }
@@ -105,12 +113,15 @@ public struct FollowerFetch: Sendable, Equatable {
     public var fetchOffset: Offset
     /// The epoch of the follower's last batch (unknown: the leader does not check the histories).
     public var lastFetchedEpoch: Epoch
+    /// How long the follower lets its fetch wait here for data (the Fetch's max_wait_ms).
+    public var maxWaitMs: Int64
 
-    public init(replica: NodeID, brokerEpoch: BrokerEpoch?, fetchOffset: Offset, lastFetchedEpoch: Epoch) {
+    public init(replica: NodeID, brokerEpoch: BrokerEpoch?, fetchOffset: Offset, lastFetchedEpoch: Epoch, maxWaitMs: Int64 = 0) {
         self.replica = replica
         self.brokerEpoch = brokerEpoch
         self.fetchOffset = fetchOffset
         self.lastFetchedEpoch = lastFetchedEpoch
+        self.maxWaitMs = maxWaitMs
     }
 }
 
@@ -208,18 +219,35 @@ public struct PartitionReplica: Sendable {
     public private(set) var leaderState: LeaderState?
     public private(set) var log: LogPosition
     public private(set) var highWatermark: Offset
+    /// The last stable offset (KIP-98): read_committed fetches and ListOffsets stop here. A
+    /// leader's is the lower of its high watermark and its log's first unstable offset (the
+    /// first offset of an open transaction, or of one whose marker the high watermark has not
+    /// passed); a follower's is its leader's, capped by its own high watermark. Never above the
+    /// high watermark; never moving back within a leader epoch.
+    public private(set) var lastStableOffset: Offset
+    /// The log's first unstable offset as the driver last reported it (nil: everything stable).
+    public private(set) var firstUnstableOffset: Offset?
+    /// A follower's: the last stable offset its leader last reported (nil before any).
+    private var leaderLastStableOffset: Offset?
     /// acks=all produces waiting for the high watermark, in the order they were appended.
     public private(set) var pendingProduces: [PendingProduce] = []
+    /// This leader stepped aside: it has likely been replaced (see `checkIsolation`), so it takes
+    /// no produce and serves no client until it hears from the controller or its followers again.
+    public private(set) var steppedAside = false
     /// Test-only broken rules.
     public let faults: ReplicationFaults
 
     /// A replica opened with its log at `log` and the high watermark last checkpointed; no role
     /// until the first `assign`.
-    public init(localId: NodeID, log: LogPosition, checkpointedHighWatermark: Offset, faults: ReplicationFaults = ReplicationFaults()) {
+    /// `firstUnstableOffset` is the log's (nil: no transaction open or unreplicated).
+    public init(localId: NodeID, log: LogPosition, checkpointedHighWatermark: Offset, firstUnstableOffset: Offset? = nil,
+                faults: ReplicationFaults = ReplicationFaults()) {
         self.localId = localId
         self.log = log
         self.assignment = ReplicaAssignment(replicas: [], isr: [], leader: nil, leaderEpoch: .unknown, partitionEpoch: .unknown)
         self.highWatermark = min(max(checkpointedHighWatermark, log.startOffset), log.endOffset)
+        self.firstUnstableOffset = firstUnstableOffset
+        self.lastStableOffset = min(highWatermark, firstUnstableOffset ?? highWatermark)
         self.faults = faults
         checkInvariants()
     }
@@ -227,6 +255,9 @@ public struct PartitionReplica: Sendable {
     // MARK: queries
 
     public var isLeader: Bool { leaderState != nil }
+
+    /// Leads and has not stepped aside: produces and client fetches are taken here.
+    public var servesClients: Bool { leaderState != nil && !steppedAside }
 
     /// The ISR as this replica knows it: a leader's (committed, or confirmed by the controller),
     /// the metadata's otherwise.
@@ -252,9 +283,10 @@ public struct PartitionReplica: Sendable {
     /// holds data past its offset; for a consumer's, when the high watermark passed its offset.
     /// A follower is not woken by the high watermark alone, as in Kafka's DelayedFetch: it
     /// learns the new one with its next data (or when its wait ends).
-    public func fetchReady(replica: NodeID?, fetchOffset: Offset) -> Bool {
-        guard isLeader else { return true }
-        return replica != nil ? log.endOffset > fetchOffset : highWatermark > fetchOffset
+    public func fetchReady(replica: NodeID?, fetchOffset: Offset, readCommitted: Bool = false) -> Bool {
+        guard isLeader, replica != nil || !steppedAside else { return true }
+        if replica != nil { return log.endOffset > fetchOffset }
+        return (readCommitted ? lastStableOffset : highWatermark) > fetchOffset
     }
 
     /// The soonest deadline of a waiting produce.
@@ -272,6 +304,11 @@ public struct PartitionReplica: Sendable {
         assignment = next
         self.log = log
         let newEpoch = next.leaderEpoch != previous.leaderEpoch || next.leader != previous.leader
+        if steppedAside, newEpoch || next.leader != localId {
+            // A new leader epoch (here or elsewhere) ends a step aside.
+            steppedAside = false
+            if next.leader == localId { actions.append(.steppedAside(false)) }
+        }
         if next.leader == localId {
             if newEpoch || !isLeader {
                 highWatermark = min(max(highWatermark, log.startOffset), log.endOffset)
@@ -281,7 +318,7 @@ public struct PartitionReplica: Sendable {
                 var state = LeaderState(localId: localId, replicas: next.replicas, isr: next.isr, leaderEpoch: next.leaderEpoch,
                                         partitionEpoch: next.partitionEpoch, highWatermark: highWatermark,
                                         leaderEndOffset: log.endOffset, nowMs: nowMs, faults: faults)
-                if state.leaderAppended(leaderEndOffset: log.endOffset) { actions.append(.highWatermarkMoved(state.highWatermark)) }
+                if state.leaderAppended(leaderEndOffset: log.endOffset, nowMs: nowMs) { actions.append(.highWatermarkMoved(state.highWatermark)) }
                 highWatermark = state.highWatermark
                 leaderState = state
                 role = .leader
@@ -307,6 +344,7 @@ public struct PartitionReplica: Sendable {
                 }
             }
         }
+        updateLastStableOffset()
         checkInvariants(after: before)
         return actions
     }
@@ -315,6 +353,7 @@ public struct PartitionReplica: Sendable {
     public mutating func remove() -> [ReplicationAction] {
         let actions = failPendingProduces(.notLeaderOrFollower)
         leaderState = nil
+        steppedAside = false
         role = .removed
         return actions
     }
@@ -324,20 +363,20 @@ public struct PartitionReplica: Sendable {
     /// Whether this replica may append a produce now, and at which leader epoch: only a leader,
     /// and for acks=all (`requiredAcks` -1) only with an ISR of at least `minInsyncReplicas`.
     public func appendAllowed(requiredAcks: Int16, minInsyncReplicas: Int) -> Result<Epoch, ErrorCode> {
-        guard let state = leaderState else { return .failure(.notLeaderOrFollower) }
+        guard let state = leaderState, !steppedAside else { return .failure(.notLeaderOrFollower) }
         if requiredAcks == -1 && state.isr.count < minInsyncReplicas { return .failure(.notEnoughReplicas) }
         return .success(state.leaderEpoch)
     }
 
     /// The leader appended: its log ends at `endOffset`. With an ISR of one that alone moves the
     /// high watermark.
-    public mutating func leaderAppended(endOffset: Offset) -> [ReplicationAction] {
+    public mutating func leaderAppended(endOffset: Offset, nowMs: Int64) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
         let before = mark
         precondition(endOffset >= log.endOffset, "a leader's log end never goes back (\(log.endOffset) -> \(endOffset))")
         log.endOffset = endOffset
         log.latestEpoch = state.leaderEpoch
-        let moved = leaderState!.leaderAppended(leaderEndOffset: endOffset)
+        let moved = leaderState!.leaderAppended(leaderEndOffset: endOffset, nowMs: nowMs)
         var actions: [ReplicationAction] = [.logEndMoved(endOffset)]
         actions += leaderHighWatermarkChanged(moved)
         checkInvariants(after: before)
@@ -347,7 +386,7 @@ public struct PartitionReplica: Sendable {
     /// An acks=all produce appended at this leader waits for the high watermark to reach
     /// `produce.requiredOffset`; answered at once when it already has.
     public mutating func awaitReplication(_ produce: PendingProduce) -> [ReplicationAction] {
-        guard isLeader else { return [.completeProduce(produce.id, .notLeaderOrFollower)] }
+        guard servesClients else { return [.completeProduce(produce.id, .notLeaderOrFollower)] }
         if faults.ackBeforeHighWatermark { return [.completeProduce(produce.id, .none)] }
         if let code = completion(of: produce) { return [.completeProduce(produce.id, code)] }
         pendingProduces.append(produce)
@@ -380,6 +419,7 @@ public struct PartitionReplica: Sendable {
     private mutating func leaderHighWatermarkChanged(_ moved: Bool) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
         highWatermark = state.highWatermark
+        updateLastStableOffset()
         guard moved else { return [] }
         var actions: [ReplicationAction] = [.highWatermarkMoved(state.highWatermark)]
         var waiting: [PendingProduce] = []
@@ -431,7 +471,7 @@ public struct PartitionReplica: Sendable {
         guard fetch.fetchOffset >= log.startOffset, fetch.fetchOffset <= log.endOffset else { return (.error(.offsetOutOfRange), []) }
         let before = mark
         let moved = leaderState!.followerFetched(fetch.replica, fetchOffset: fetch.fetchOffset, leaderEndOffset: log.endOffset,
-                                                 nowMs: nowMs, brokerEpoch: fetch.brokerEpoch)
+                                                 nowMs: nowMs, brokerEpoch: fetch.brokerEpoch, maxWaitMs: fetch.maxWaitMs)
         var actions: [ReplicationAction] = []
         if !leaderState!.isr.contains(fetch.replica),
            let change = leaderState!.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.endOffset,
@@ -472,6 +512,40 @@ public struct PartitionReplica: Sendable {
 
     /// Where DeleteRecords may move the log start: `requested`, or the high watermark for nil
     /// (Kafka's -1); only on a leader, and never past the high watermark.
+    // MARK: leader: isolation
+
+    /// How late a follower's fetch may be before the leader counts it as stopped: a round trip
+    /// and the follower's own work between two fetches.
+    public static let followerFetchGraceMs: Int64 = 500
+
+    /// Runnel's rule for a leader cut off from the controller (Kafka has none: its isolated
+    /// leader takes writes it can never complete for as long as the cut lasts). The leader steps
+    /// aside while both hold:
+    /// - the controller has not answered this broker's heartbeat (leaving it unfenced) for longer
+    ///   than `broker.session.timeout.ms` (`contact`): a controller that is up has fenced this
+    ///   broker by now and moved its leaderships to other ISR members where it could;
+    /// - an ISR member's fetch is overdue by more than `graceMs`: the high watermark cannot pass
+    ///   it, and only the controller could take it out of the ISR, so no acks=all produce
+    ///   completes here anyway (and it has likely gone to the new leader).
+    /// Stepped aside it refuses produces and client fetches with NOT_LEADER_OR_FOLLOWER, answers
+    /// the acks=all produces waiting on it the same way (clients look for the new leader at
+    /// once instead of waiting for their request timeout), and still answers its followers. It
+    /// takes its clients back as soon as either condition ends. The rule only withholds a
+    /// leader's actions, so it cannot break a safety property; what it costs is availability
+    /// when every controller is down and an ISR follower stops too (the partition then refuses
+    /// writes and reads until the controllers are back, where Kafka keeps acks=1 writes and reads).
+    public mutating func checkIsolation(nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64,
+                                        graceMs: Int64 = followerFetchGraceMs) -> [ReplicationAction] {
+        guard let state = leaderState else { return [] }
+        let isolated = controllerSilentMs > sessionTimeoutMs && !state.overdueFollowers(nowMs: nowMs, graceMs: graceMs).isEmpty
+        guard isolated != steppedAside else { return [] }
+        steppedAside = isolated
+        var actions: [ReplicationAction] = [.steppedAside(isolated)]
+        if isolated { actions += failPendingProduces(.notLeaderOrFollower) }
+        checkInvariants()
+        return actions
+    }
+
     public func deleteRecordsTarget(_ requested: Offset?) -> Result<Offset, ErrorCode> {
         guard isLeader else { return .failure(.notLeaderOrFollower) }
         let target = requested ?? highWatermark
@@ -486,6 +560,7 @@ public struct PartitionReplica: Sendable {
         log.startOffset = max(log.startOffset, min(start, log.endOffset))
         // A leader's high watermark is its followers' to move; a follower's never stands below its log.
         if !isLeader { highWatermark = max(highWatermark, log.startOffset) }
+        updateLastStableOffset()
         checkInvariants(after: before)
     }
 
@@ -537,7 +612,8 @@ public struct PartitionReplica: Sendable {
     /// The follower's log changed: it truncated (`leaderHighWatermark` nil; the high watermark
     /// never stands above the log end) or appended the leader's data (the high watermark follows
     /// the leader's, capped at the log end).
-    public mutating func followerLogChanged(_ log: LogPosition, leaderHighWatermark: Offset?) -> [ReplicationAction] {
+    public mutating func followerLogChanged(_ log: LogPosition, leaderHighWatermark: Offset?,
+                                            leaderLastStableOffset: Offset? = nil) -> [ReplicationAction] {
         guard !isLeader else { return [] }
         let before = mark
         self.log = log
@@ -546,6 +622,8 @@ public struct PartitionReplica: Sendable {
             highWatermark = max(highWatermark, min(leaderHighWatermark, log.endOffset))
         }
         highWatermark = min(max(highWatermark, log.startOffset), log.endOffset)
+        if let leaderLastStableOffset { self.leaderLastStableOffset = leaderLastStableOffset }
+        updateLastStableOffset()
         checkInvariants(after: before)
         return highWatermark > previous ? [.highWatermarkMoved(highWatermark)] : []
     }
@@ -556,16 +634,52 @@ public struct PartitionReplica: Sendable {
         leaderLogStart > log.startOffset && leaderLogStart <= log.endOffset ? leaderLogStart : nil
     }
 
+    // MARK: the last stable offset
+
+    /// The driver's report of the log's first unstable offset (after an append, a marker, or the
+    /// log hearing of a new high watermark). A leader's last stable offset follows it.
+    public mutating func firstUnstableOffsetChanged(_ offset: Offset?) -> [ReplicationAction] {
+        let before = mark
+        firstUnstableOffset = offset
+        let moved = updateLastStableOffset()
+        checkInvariants(after: before)
+        return moved ? [.lastStableOffsetMoved(lastStableOffset)] : []
+    }
+
+    /// Recomputes the last stable offset after the high watermark or the first unstable offset
+    /// changed; true when it moved. It never passes the high watermark, and only goes back when
+    /// the high watermark does (a follower's truncation, or a new leader's lower mark).
+    @discardableResult
+    private mutating func updateLastStableOffset() -> Bool {
+        let previous = lastStableOffset
+        let candidate: Offset
+        if isLeader {
+            candidate = min(highWatermark, firstUnstableOffset ?? highWatermark)
+        } else {
+            candidate = min(highWatermark, leaderLastStableOffset ?? highWatermark)
+        }
+        lastStableOffset = min(max(lastStableOffset, candidate), highWatermark)
+        return lastStableOffset != previous
+    }
+
     // MARK: invariants
 
     /// What the invariants compare a step against: the leader epoch (nil unless leading) and the
     /// high watermark before it. (Not a copy of `self`, which would make the step copy the
     /// followers' table.)
-    private var mark: (leaderEpoch: Epoch?, highWatermark: Offset) { (leaderState?.leaderEpoch, highWatermark) }
+    private var mark: (leaderEpoch: Epoch?, highWatermark: Offset, lastStableOffset: Offset) {
+        (leaderState?.leaderEpoch, highWatermark, lastStableOffset)
+    }
 
-    private func checkInvariants(after before: (leaderEpoch: Epoch?, highWatermark: Offset)? = nil) {
+    private func checkInvariants(after before: (leaderEpoch: Epoch?, highWatermark: Offset, lastStableOffset: Offset)? = nil) {
         precondition(log.startOffset <= log.endOffset, "log start \(log.startOffset) past log end \(log.endOffset)")
         precondition(highWatermark <= log.endOffset, "high watermark \(highWatermark) past the log end \(log.endOffset)")
+        precondition(lastStableOffset <= highWatermark, "last stable offset \(lastStableOffset) past the high watermark \(highWatermark)")
+        if let before, let epoch = before.leaderEpoch, epoch == leaderState?.leaderEpoch {
+            precondition(lastStableOffset >= before.lastStableOffset,
+                         "the last stable offset never moves back within a leader epoch (\(before.lastStableOffset) -> \(lastStableOffset))")
+        }
+        precondition(!steppedAside || leaderState != nil, "only a leader steps aside")
         guard let state = leaderState else { return }
         precondition(highWatermark == state.highWatermark, "one high watermark")
         precondition(state.isr.allSatisfy { state.replicas.contains($0) }, "ISR \(state.isr) within replicas \(state.replicas)")

@@ -88,6 +88,12 @@ extension ReplicationSimulation {
                     note("\(id) p\(p) truncated \(previous) -> \(end)")
                 }
                 logEnds[key] = end
+                let aside = broker.partition(topicPartition(p))?.steppedAside ?? false
+                if aside && !steppedAside.contains(key) {
+                    stats.stepAsides += 1
+                    note("\(id) p\(p) stepped aside")
+                }
+                if aside { steppedAside.insert(key) } else { steppedAside.remove(key) }
             }
         }
         // At most one leader per leader epoch, over the whole run.

@@ -42,7 +42,12 @@ class SimClient: @unchecked Sendable {
         leaders[p] = nil
         guard !serving.isEmpty else { return nil }
         let asked = world.brokers[serving[Int(world.rng.next() % UInt64(serving.count))]]!
-        guard let leader = asked.image.partition(world.topicPartition(p))?.leader, leader >= 0 else { return nil }
+        // The broker's own Metadata answer: a leader that stepped aside reports none.
+        let tp = world.topicPartition(p)
+        guard let broker = asked.broker, let topic = asked.image.topic(named: tp.topic),
+              let answer = broker.topicMetadata(topic, image: asked.image).partitions.first(where: { $0.partitionIndex == tp.partition }),
+              answer.leaderId >= 0 else { return nil }
+        let leader = answer.leaderId
         leaders[p] = leader
         return leader
     }

@@ -153,6 +153,7 @@ final class SimBrokerNode: @unchecked Sendable {
             advertisedListeners: [.init(name: "PLAINTEXT", host: host, port: Self.port)], interBrokerListener: "PLAINTEXT",
             staticConfig: staticConfig)
         settings.replicaLagTimeMaxMs = options.replicaLagTimeMaxMs
+        settings.brokerSessionTimeoutMs = options.sessionTimeoutMs
         settings.autoCreateTopics = false
         settings.replicationFaults = world.faults
         let quorum: MetadataQuorum<KafkaRaftRuntime>
@@ -194,6 +195,7 @@ final class SimBrokerNode: @unchecked Sendable {
         let lifecycle = BrokerLifecycle(brokerId: id, channel: channel, heartbeatIntervalMs: options.heartbeatIntervalMs, eventLoop: loop,
                                         logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
         self.lifecycle = lifecycle
+        lifecycle.onControllerAnswer = { fenced in broker.controllerAnswered(fenced: fenced) }
         var registration = BrokerRegistrationRequest()
         registration.brokerId = id
         registration.clusterId = ReplicationSimulation.clusterId

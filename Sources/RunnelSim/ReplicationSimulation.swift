@@ -120,6 +120,8 @@ public final class ReplicationSimulation: @unchecked Sendable {
     var verified: [ReplicaKey: Int64] = [:]
     /// Each replica's log end at the last check (to count truncations).
     var logEnds: [ReplicaKey: Int64] = [:]
+    /// Replicas seen stepped aside at the last check (for the summary's count).
+    var steppedAside: Set<ReplicaKey> = []
     /// Replicas that lost their page cache while in the ISR and are still in it (see `injectFault`).
     var impaired: Set<ReplicaKey> = []
     var topicCreated = false
@@ -405,7 +407,7 @@ public final class ReplicationSimulation: @unchecked Sendable {
             guard b.up else { return "\(id):down" }
             let logs = partitionIds.map { p -> String in
                 guard let part = b.partition(topicPartition(p)) else { return "p\(p):-" }
-                return "p\(p):\(part.isLeader ? "L" : "F")@\(part.leaderEpoch) leo \(part.log.logEndOffset) hw \(part.highWatermark)"
+                return "p\(p):\(part.isLeader ? (part.servesClients ? "L" : "L(aside)") : "F")@\(part.leaderEpoch) leo \(part.log.logEndOffset) hw \(part.highWatermark)"
             }
             return "\(id)\(b.serving ? "" : "(not serving)") image@\(b.image.provenance.lastOffset): " + logs.joined(separator: " ")
         }
@@ -434,6 +436,8 @@ public struct ReplicationStats: Sendable {
     public var truncations = 0
     public var leaderChanges = 0
     public var isrChanges = 0
+    /// Leaders that stepped aside, cut off from the controller and an in-sync follower.
+    public var stepAsides = 0
     public var producerErrors: [String: Int] = [:]
     public init() {}
 
@@ -447,6 +451,7 @@ public struct ReplicationStats: Sendable {
         truncations += other.truncations
         leaderChanges += other.leaderChanges
         isrChanges += other.isrChanges
+        stepAsides += other.stepAsides
         producerErrors.merge(other.producerErrors, uniquingKeysWith: +)
     }
 }

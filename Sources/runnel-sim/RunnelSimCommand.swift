@@ -199,6 +199,7 @@ struct RunnelSimCommand: ParsableCommand {
 
     func describe(_ stats: ReplicationStats) -> String {
         "\(stats.processCrashes) process crashes, \(stats.powerLosses) power losses, \(stats.leaderChanges) leader changes, \(stats.isrChanges) ISR changes, "
+            + "\(stats.stepAsides) leaders stepped aside, "
             + "\(stats.truncations) truncations, \(stats.committedBatches) batches committed, \(stats.ackedBatches) acknowledged, \(stats.consumedBatches) consumed"
     }
 }

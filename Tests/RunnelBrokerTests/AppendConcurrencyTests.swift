@@ -96,13 +96,13 @@ struct AppendConcurrencyTests {
         let disk = GatedDisk()
         let partition = try threeReplicaLeader(disk: disk)
         let (first, firstInfos) = recordBatch(3, tag: "a")
-        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
+        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
 
         disk.arm()
         let (second, secondInfos) = recordBatch(2, tag: "b")
         let appended = DispatchSemaphore(value: 0)
         onThread {
-            _ = try? partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
+            _ = try? partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
             appended.signal()
         }
         #expect(disk.entered.wait(timeout: .now() + 10) == .success, "the produce reaches its write")

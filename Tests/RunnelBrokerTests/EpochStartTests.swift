@@ -17,7 +17,7 @@ struct EpochStartTests {
         let partition = try threeReplicaLeader()
         #expect(!partition.highWatermarkLagsEpochStart, "an empty log starts its epoch at 0")
         let (payload, batches) = recordBatch(5)
-        _ = try partition.appendAsLeader(payload, batches: batches, requiredAcks: 1, minInsyncReplicas: 1, nowMs: 0)
+        _ = try partition.appendAsLeader(payload, batches: batches, requiredAcks: 1, minInsyncReplicas: 1, nowMs: 0, monotonicMs: 0)
         #expect(partition.highWatermark == 0, "no follower has fetched")
         #expect(!partition.highWatermarkLagsEpochStart, "epoch 0 began at offset 0")
 

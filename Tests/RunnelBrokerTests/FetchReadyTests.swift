@@ -23,7 +23,7 @@ struct FetchReadyTests {
         }
 
         let (first, firstInfos) = recordBatch(3)
-        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
+        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
         follow(2, from: 3)
         #expect(partition.highWatermark == 0, "replica 3 has not fetched yet")
         #expect(!ready(2, at: 3), "replica 2 holds everything: nothing to answer")
@@ -35,7 +35,7 @@ struct FetchReadyTests {
         #expect(!ready(2, at: 3), "the high watermark alone does not wake a follower")
 
         let (second, secondInfos) = recordBatch(2)
-        _ = try partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0)
+        _ = try partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
         #expect(ready(2, at: 3), "new data wakes the follower")
         #expect(!ready(-1, at: 3), "the consumer waits until the new data is committed")
     }

@@ -34,6 +34,6 @@ func threeReplicaLeader(_ tp: TopicPartition = TopicPartition("t", 0), disk: any
 @discardableResult
 func fetchAsFollower(_ partition: Partition, replica: Int32, from offset: Int64) -> Partition.FollowerFetchResult {
     let eligibility = IsrEligibility(isLive: { _ in true }, registeredEpoch: { _ in 1 })
-    return partition.followerFetch(replica: replica, brokerEpoch: 1, fetchOffset: offset, lastFetchedEpoch: 0, nowMs: 0,
+    return partition.followerFetch(replica: replica, brokerEpoch: 1, fetchOffset: offset, lastFetchedEpoch: 0, maxWaitMs: 0, nowMs: 0,
                                    lagTimeMaxMs: 30_000, eligibility: eligibility)
 }

@@ -31,7 +31,7 @@ struct LeaderStateTests {
         #expect(s.highWatermark == 100)
         // With the ISR down to the leader, its own appends move the mark.
         var alone = leader(isr: [1])
-        let moved = alone.leaderAppended(leaderEndOffset: 120)
+        let moved = alone.leaderAppended(leaderEndOffset: 120, nowMs: 0)
         #expect(moved)
         #expect(alone.highWatermark == 120)
     }
@@ -79,7 +79,7 @@ struct LeaderStateTests {
         #expect(proposal?.isr == [1, 2, 3])
         s.proposed(proposal!)
         // While the expansion is in flight the joining replica holds the mark back (maximal ISR).
-        _ = s.leaderAppended(leaderEndOffset: 110)
+        _ = s.leaderAppended(leaderEndOffset: 110, nowMs: 0)
         _ = s.followerFetched(2, fetchOffset: 110, leaderEndOffset: 110, nowMs: 30)
         #expect(s.highWatermark == 100)
         _ = s.followerFetched(3, fetchOffset: 110, leaderEndOffset: 110, nowMs: 30)

@@ -7,15 +7,18 @@
 // Commands (offsets and epochs are numbers; `now` is monotonic ms):
 //   replica local=N start=O end=O [epochs=E@O,...] [hw=O] [broken=rule,...]   a new replica
 //   assign leader=N|- epoch=E partition-epoch=E replicas=N,.. isr=N,.. now=T
-//   append records=K                       the leader appends K records at its epoch
+//   append records=K [now=T]               the leader appends K records at its epoch
 //   await id=N required=O deadline=T min-isr=K
 //   expire now=T
-//   fetch replica=N offset=O last-epoch=E [broker-epoch=B] now=T [lag=T] [live=N,..] [registered=N@B,..]
+//   fetch replica=N offset=O last-epoch=E [broker-epoch=B] now=T [wait=T] [lag=T] [live=N,..] [registered=N@B,..]
 //   check-isr now=T [lag=T] [live=N,..] [registered=N@B,..]
+//   check-isolation now=T silent=T session=T   the controller has not answered for `silent` ms
 //   isr-answer isr=N,.. partition-epoch=E | isr-refused    (answers the proposal in flight)
 //   leader-answer [error=name] hw=O log-start=O [diverging=E@O] [records=K epoch=E]
 //                                          a follower applies its leader's answer to its next fetch
 //   delete-records [offset=O]
+//   unstable offset=O|-                    the log reports its first unstable offset (an open transaction)
+//   leader-answer ... [lso=O]              the leader's last stable offset comes with its answer
 import RunnelCore
 import RunnelReplication
 import RunnelTestSupport
@@ -90,7 +93,7 @@ final class ReplicaTranscript {
                 break
             }
             log.append(c.int("records"), epoch: epoch)
-            out += carryOut(replica.leaderAppended(endOffset: log.end))
+            out += carryOut(replica.leaderAppended(endOffset: log.end, nowMs: c.optionalInt("now") ?? 0))
         case "append-allowed":
             out.append("\(replica.appendAllowed(requiredAcks: Int16(c.int("acks")), minInsyncReplicas: Int(c.int("min-isr"))))")
         case "await":
@@ -102,7 +105,7 @@ final class ReplicaTranscript {
         case "fetch":
             let lastEpoch = Epoch(Int32(c.int("last-epoch")))
             let fetch = FollowerFetch(replica: NodeID(Int32(c.int("replica"))), brokerEpoch: c.optionalInt("broker-epoch").map { BrokerEpoch($0) },
-                                      fetchOffset: Offset(c.int("offset")), lastFetchedEpoch: lastEpoch)
+                                      fetchOffset: Offset(c.int("offset")), lastFetchedEpoch: lastEpoch, maxWaitMs: c.optionalInt("wait") ?? 0)
             let epochEnd = lastEpoch == .unknown ? nil : log.endOffset(forEpoch: lastEpoch)
             let (answer, actions) = replica.followerFetched(fetch, epochEnd: epochEnd, nowMs: c.int("now"),
                                                             lagTimeMaxMs: c.optionalInt("lag") ?? lagTimeMaxMs, eligibility: eligibility(c))
@@ -110,6 +113,13 @@ final class ReplicaTranscript {
             out += carryOut(actions)
         case "check-isr":
             out += carryOut(replica.checkIsr(nowMs: c.int("now"), lagTimeMaxMs: c.optionalInt("lag") ?? lagTimeMaxMs, eligibility: eligibility(c)))
+        case "check-isolation":
+            let now = c.int("now")
+            if let leader = replica.leaderState {
+                let overdue = leader.overdueFollowers(nowMs: now, graceMs: PartitionReplica.followerFetchGraceMs)
+                out.append("overdue: \(overdue.map(\.rawValue)) (due \(leader.followers.keys.sorted().map { "\($0)@\(leader.followers[$0]!.nextFetchDueMs.map { "\($0)" } ?? "-")" }.joined(separator: " ")))")
+            }
+            out += carryOut(replica.checkIsolation(nowMs: now, controllerSilentMs: c.int("silent"), sessionTimeoutMs: c.int("session")))
         case "isr-answer", "isr-refused":
             guard let proposal = replica.leaderState?.pending else {
                 out.append("no proposal in flight")
@@ -144,10 +154,15 @@ final class ReplicaTranscript {
                     log.start = start
                     replica.logStartMoved(to: start)
                 }
-                out += carryOut(replica.followerLogChanged(log.position, leaderHighWatermark: answer.highWatermark))
+                out += carryOut(replica.followerLogChanged(log.position, leaderHighWatermark: answer.highWatermark,
+                                                           leaderLastStableOffset: c.optionalInt("lso").map { Offset($0) }))
             case .stale, .failed:
                 break
             }
+        case "unstable":
+            // The log reports its first unstable offset (`-` for none).
+            let text = c.string("offset")
+            out += carryOut(replica.firstUnstableOffsetChanged(text == "-" ? nil : Offset(Int64(text)!)))
         case "delete-records":
             out.append("target: \(replica.deleteRecordsTarget(c.optionalInt("offset").map { Offset($0) }))")
         default:
@@ -180,10 +195,14 @@ final class ReplicaTranscript {
         case .removed: role = "removed"
         }
         var parts = ["state: \(role)", "log \(replica.log)", "hw \(replica.highWatermark)", "isr \(replica.isr.map(\.rawValue))"]
+        // Shown only once it parts from the high watermark (transactions), so the transcripts
+        // without transactions read as before.
+        if replica.lastStableOffset != replica.highWatermark { parts.insert("lso \(replica.lastStableOffset)", at: 3) }
         if let leader = replica.leaderState {
             parts.append("epoch start \(leader.epochStartOffset)\(replica.highWatermarkLagsEpochStart ? " (hw below it: KIP-207)" : "")")
         }
         if let pending = replica.leaderState?.pending { parts.append("in flight: \(pending)") }
+        if replica.steppedAside { parts.append("stepped aside") }
         if !replica.pendingProduces.isEmpty {
             parts.append("waiting " + replica.pendingProduces.map { "\($0.id)@\($0.requiredOffset)" }.joined(separator: ","))
         }

@@ -47,11 +47,11 @@ struct ReplicationSimulationTests {
     /// follower's fetch delayed past its restart and a quiet spell together). A change in the
     /// simulation or the node's timing moves them: find them again with that command.
     @Test("broken rules are caught", arguments: [
-        (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(2), 6]),
+        (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(12), 13]),
         (.ackBeforeHighWatermark, [0, 1]),
         (.highWatermarkPastFollowerEnd, [0, 1]),
-        (.isrExpansionWithoutBrokerEpochCheck, [398, 1399]),
-        (.ignoreDivergingEpoch, [2, 12]),
+        (.isrExpansionWithoutBrokerEpochCheck, [119, 580]),
+        (.ignoreDivergingEpoch, [8, 12]),
     ])
     func brokenRule(rule: ReplicationBrokenRule, seeds: [UInt64]) {
         var options = ReplicationSimulationOptions()

@@ -412,8 +412,13 @@ class Checker:
                         best = max(best, x - prev)
                     prev = x
                 parts[p] = round(best * 1000)
+            # A fault's unavailability is the longest time one partition went without an
+            # acknowledged write (a stalled partition hides behind the others' writes otherwise);
+            # any_write_gap_ms is the longest time without an acknowledged write anywhere.
+            worst = max(parts.values(), default=round(longest * 1000))
             out.append({"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s, "healed": h,
-                        "longest_gap_ms": round(longest * 1000), "gap_start": at, "per_partition_ms": parts})
+                        "longest_gap_ms": worst, "any_write_gap_ms": round(longest * 1000), "gap_start": at,
+                        "per_partition_ms": parts})
         return {"faults": out, "by_kind": summarize_gaps(out)}
 
 

@@ -70,7 +70,7 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
 
     /// Every API this build has a spec for, with the wire versions the spec defines.
     public static let all: [(key: ApiKey, name: String, versions: ClosedRange<Int16>, firstFlexibleVersion: Int16?)] = [
-        (.produce, "Produce", 0...11, 9),
+        (.produce, "Produce", 0...12, 9),
         (.fetch, "Fetch", 0...17, 12),
         (.listOffsets, "ListOffsets", 0...9, 6),
         (.metadata, "Metadata", 0...12, 9),
@@ -92,9 +92,9 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         (.offsetForLeaderEpoch, "OffsetForLeaderEpoch", 0...4, 4),
         (.addPartitionsToTxn, "AddPartitionsToTxn", 0...5, 3),
         (.addOffsetsToTxn, "AddOffsetsToTxn", 0...4, 3),
-        (.endTxn, "EndTxn", 0...4, 3),
-        (.writeTxnMarkers, "WriteTxnMarkers", 0...1, 1),
-        (.txnOffsetCommit, "TxnOffsetCommit", 0...4, 3),
+        (.endTxn, "EndTxn", 0...5, 3),
+        (.writeTxnMarkers, "WriteTxnMarkers", 0...2, 1),
+        (.txnOffsetCommit, "TxnOffsetCommit", 0...5, 3),
         (.describeAcls, "DescribeAcls", 0...3, 2),
         (.createAcls, "CreateAcls", 0...3, 2),
         (.deleteAcls, "DeleteAcls", 0...3, 2),

@@ -2265,6 +2265,12 @@ extension EndTxnResponse: ArbitraryMessage {
         var value = Self()
         value.throttleTimeMs = rng.int(Int32.self)
         value.errorCode = rng.int(Int16.self)
+        if version >= 5 {
+            value.producerId = rng.int(Int64.self)
+        }
+        if version >= 5 {
+            value.producerEpoch = rng.int(Int16.self)
+        }
         return value
     }
 }
@@ -4277,6 +4283,9 @@ extension WriteTxnMarkersRequest.WritableTxnMarker {
         value.transactionResult = rng.chance(2)
         value.topics = (0..<rng.count()).map { _ in WriteTxnMarkersRequest.WritableTxnMarkerTopic.arbitrary(version: version, rng: &rng) }
         value.coordinatorEpoch = rng.int(Int32.self)
+        if version >= 2 {
+            value.transactionVersion = rng.int(Int8.self)
+        }
         return value
     }
 }

@@ -3,14 +3,15 @@
 import NIOCore
 import RunnelCore
 
-/// The EndTxn request (API key 26), versions 0-4.
+/// The EndTxn request (API key 26), versions 0-5.
 /// - v1 sends the response before quota throttling is applied.
 /// - v2 may answer PRODUCER_FENCED.
 /// - v3 is the first flexible version.
 /// - v4 may answer TRANSACTION_ABORTABLE (KIP-890).
+/// - v5 ends a transaction of transactions v2 (KIP-890 part 2): the response carries the producer id and epoch of the producer's next transaction.
 public struct EndTxnRequest: RequestMessage {
     public static let apiKey = ApiKey.endTxn
-    public static let versions: ClosedRange<Int16> = 0...4
+    public static let versions: ClosedRange<Int16> = 0...5
     public static let firstFlexibleVersion: Int16? = 3
     public typealias Response = EndTxnResponse
 
@@ -64,20 +65,25 @@ public struct EndTxnRequest: RequestMessage {
     }
 }
 
-/// The EndTxn response (API key 26), versions 0-4.
+/// The EndTxn response (API key 26), versions 0-5.
 /// - v1 sends the response before quota throttling is applied.
 /// - v2 may answer PRODUCER_FENCED.
 /// - v3 is the first flexible version.
 /// - v4 may answer TRANSACTION_ABORTABLE (KIP-890).
+/// - v5 ends a transaction of transactions v2 (KIP-890 part 2): the response carries the producer id and epoch of the producer's next transaction.
 public struct EndTxnResponse: ResponseMessage {
     public static let apiKey = ApiKey.endTxn
-    public static let versions: ClosedRange<Int16> = 0...4
+    public static let versions: ClosedRange<Int16> = 0...5
     public static let firstFlexibleVersion: Int16? = 3
 
     /// Time the request was throttled, in ms.
     public var throttleTimeMs: Int32 = 0
     /// Error, 0 on success.
     public var errorCode: Int16 = 0
+    /// Producer id of the next transaction, -1 when unchanged or on error.
+    public var producerId: Int64 = -1
+    /// Producer epoch of the next transaction, -1 when unchanged or on error.
+    public var producerEpoch: Int16 = -1
     /// Tagged fields this code does not know, kept so they round-trip.
     public var unknownTaggedFields: [TaggedField] = []
 
@@ -85,16 +91,26 @@ public struct EndTxnResponse: ResponseMessage {
 
     public init(
         throttleTimeMs: Int32 = 0,
-        errorCode: Int16 = 0
+        errorCode: Int16 = 0,
+        producerId: Int64 = -1,
+        producerEpoch: Int16 = -1
     ) {
         self.throttleTimeMs = throttleTimeMs
         self.errorCode = errorCode
+        self.producerId = producerId
+        self.producerEpoch = producerEpoch
     }
 
     public func write(to w: inout WireWriter, version: Int16) {
         let flexible = version >= 3
         w.writeInt32(self.throttleTimeMs)
         w.writeInt16(self.errorCode)
+        if version >= 5 {
+            w.writeInt64(self.producerId)
+        }
+        if version >= 5 {
+            w.writeInt16(self.producerEpoch)
+        }
         if flexible {
             w.writeTaggedFields([], unknown: unknownTaggedFields)
         }
@@ -104,6 +120,12 @@ public struct EndTxnResponse: ResponseMessage {
         let flexible = version >= 3
         self.throttleTimeMs = try r.readInt32()
         self.errorCode = try r.readInt16()
+        if version >= 5 {
+            self.producerId = try r.readInt64()
+        }
+        if version >= 5 {
+            self.producerEpoch = try r.readInt16()
+        }
         if flexible {
             for field in try r.readTaggedFieldList() {
                 self.unknownTaggedFields.append(field)

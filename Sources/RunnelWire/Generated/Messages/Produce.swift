@@ -3,7 +3,7 @@
 import NIOCore
 import RunnelCore
 
-/// The Produce request (API key 0), versions 0-11.
+/// The Produce request (API key 0), versions 0-12.
 /// - v1 adds the throttle time to the response.
 /// - v2 adds the log append time to the response.
 /// - v3 adds the transactional id and is the first version that carries record batches in message format v2.
@@ -15,9 +15,10 @@ import RunnelCore
 /// - v9 is the first flexible version.
 /// - v10 adds the tagged current leader and node endpoints to the response so a client can find a new leader without a metadata round trip (KIP-951).
 /// - v11 lets the broker answer with TRANSACTION_ABORTABLE (KIP-890).
+/// - v12 changes nothing on the wire: a transactional batch in it adds its partition to the transaction (transactions v2, KIP-890 part 2).
 public struct ProduceRequest: RequestMessage {
     public static let apiKey = ApiKey.produce
-    public static let versions: ClosedRange<Int16> = 0...11
+    public static let versions: ClosedRange<Int16> = 0...12
     public static let firstFlexibleVersion: Int16? = 9
     public typealias Response = ProduceResponse
 
@@ -177,7 +178,7 @@ public struct ProduceRequest: RequestMessage {
     }
 }
 
-/// The Produce response (API key 0), versions 0-11.
+/// The Produce response (API key 0), versions 0-12.
 /// - v1 adds the throttle time to the response.
 /// - v2 adds the log append time to the response.
 /// - v3 adds the transactional id and is the first version that carries record batches in message format v2.
@@ -189,9 +190,10 @@ public struct ProduceRequest: RequestMessage {
 /// - v9 is the first flexible version.
 /// - v10 adds the tagged current leader and node endpoints to the response so a client can find a new leader without a metadata round trip (KIP-951).
 /// - v11 lets the broker answer with TRANSACTION_ABORTABLE (KIP-890).
+/// - v12 changes nothing on the wire: a transactional batch in it adds its partition to the transaction (transactions v2, KIP-890 part 2).
 public struct ProduceResponse: ResponseMessage {
     public static let apiKey = ApiKey.produce
-    public static let versions: ClosedRange<Int16> = 0...11
+    public static let versions: ClosedRange<Int16> = 0...12
     public static let firstFlexibleVersion: Int16? = 9
 
     /// Result for each topic in the request.

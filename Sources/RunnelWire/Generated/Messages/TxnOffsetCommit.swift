@@ -3,14 +3,15 @@
 import NIOCore
 import RunnelCore
 
-/// The TxnOffsetCommit request (API key 28), versions 0-4.
+/// The TxnOffsetCommit request (API key 28), versions 0-5.
 /// - v1 sends the response before quota throttling is applied.
 /// - v2 adds the committed leader epoch.
 /// - v3 is the first flexible version and adds the member id, group instance id and generation so the coordinator can fence stale members.
 /// - v4 may answer TRANSACTION_ABORTABLE (KIP-890).
+/// - v5 changes nothing on the wire: it adds the group to the transaction itself (transactions v2, KIP-890 part 2).
 public struct TxnOffsetCommitRequest: RequestMessage {
     public static let apiKey = ApiKey.txnOffsetCommit
-    public static let versions: ClosedRange<Int16> = 0...4
+    public static let versions: ClosedRange<Int16> = 0...5
     public static let firstFlexibleVersion: Int16? = 3
     public typealias Response = TxnOffsetCommitResponse
 
@@ -218,14 +219,15 @@ public struct TxnOffsetCommitRequest: RequestMessage {
     }
 }
 
-/// The TxnOffsetCommit response (API key 28), versions 0-4.
+/// The TxnOffsetCommit response (API key 28), versions 0-5.
 /// - v1 sends the response before quota throttling is applied.
 /// - v2 adds the committed leader epoch.
 /// - v3 is the first flexible version and adds the member id, group instance id and generation so the coordinator can fence stale members.
 /// - v4 may answer TRANSACTION_ABORTABLE (KIP-890).
+/// - v5 changes nothing on the wire: it adds the group to the transaction itself (transactions v2, KIP-890 part 2).
 public struct TxnOffsetCommitResponse: ResponseMessage {
     public static let apiKey = ApiKey.txnOffsetCommit
-    public static let versions: ClosedRange<Int16> = 0...4
+    public static let versions: ClosedRange<Int16> = 0...5
     public static let firstFlexibleVersion: Int16? = 3
 
     /// Time the request was throttled, in ms.

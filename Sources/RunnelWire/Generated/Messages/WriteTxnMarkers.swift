@@ -3,11 +3,12 @@
 import NIOCore
 import RunnelCore
 
-/// The WriteTxnMarkers request (API key 27), versions 0-1.
+/// The WriteTxnMarkers request (API key 27), versions 0-2.
 /// - v1 is the first flexible version.
+/// - v2 adds the transaction version of each marker, so a partition leader checks a transactions-v2 marker's epoch strictly (KIP-1228).
 public struct WriteTxnMarkersRequest: RequestMessage {
     public static let apiKey = ApiKey.writeTxnMarkers
-    public static let versions: ClosedRange<Int16> = 0...1
+    public static let versions: ClosedRange<Int16> = 0...2
     public static let firstFlexibleVersion: Int16? = 1
     public typealias Response = WriteTxnMarkersResponse
 
@@ -65,6 +66,8 @@ public struct WriteTxnMarkersRequest: RequestMessage {
         public var topics: [WritableTxnMarkerTopic] = []
         /// Epoch of the coordinator's transaction state partition.
         public var coordinatorEpoch: Int32 = 0
+        /// Transaction version of the marker: 0 or 1 legacy, 2 transactions v2.
+        public var transactionVersion: Int8 = 0
         /// Tagged fields this code does not know, kept so they round-trip.
         public var unknownTaggedFields: [TaggedField] = []
 
@@ -75,13 +78,15 @@ public struct WriteTxnMarkersRequest: RequestMessage {
             producerEpoch: Int16 = 0,
             transactionResult: Bool = false,
             topics: [WritableTxnMarkerTopic] = [],
-            coordinatorEpoch: Int32 = 0
+            coordinatorEpoch: Int32 = 0,
+            transactionVersion: Int8 = 0
         ) {
             self.producerId = producerId
             self.producerEpoch = producerEpoch
             self.transactionResult = transactionResult
             self.topics = topics
             self.coordinatorEpoch = coordinatorEpoch
+            self.transactionVersion = transactionVersion
         }
 
         public func write(to w: inout WireWriter, version: Int16) {
@@ -94,6 +99,9 @@ public struct WriteTxnMarkersRequest: RequestMessage {
                 element.write(to: &w, version: version)
             }
             w.writeInt32(self.coordinatorEpoch)
+            if version >= 2 {
+                w.writeInt8(self.transactionVersion)
+            }
             if flexible {
                 w.writeTaggedFields([], unknown: unknownTaggedFields)
             }
@@ -115,6 +123,9 @@ public struct WriteTxnMarkersRequest: RequestMessage {
                 throw WireError.invalidValue("null array topics")
             }
             self.coordinatorEpoch = try r.readInt32()
+            if version >= 2 {
+                self.transactionVersion = try r.readInt8()
+            }
             if flexible {
                 for field in try r.readTaggedFieldList() {
                     self.unknownTaggedFields.append(field)
@@ -175,11 +186,12 @@ public struct WriteTxnMarkersRequest: RequestMessage {
     }
 }
 
-/// The WriteTxnMarkers response (API key 27), versions 0-1.
+/// The WriteTxnMarkers response (API key 27), versions 0-2.
 /// - v1 is the first flexible version.
+/// - v2 adds the transaction version of each marker, so a partition leader checks a transactions-v2 marker's epoch strictly (KIP-1228).
 public struct WriteTxnMarkersResponse: ResponseMessage {
     public static let apiKey = ApiKey.writeTxnMarkers
-    public static let versions: ClosedRange<Int16> = 0...1
+    public static let versions: ClosedRange<Int16> = 0...2
     public static let firstFlexibleVersion: Int16? = 1
 
     /// Result per marker.
