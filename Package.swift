@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // L0: vocabulary types, limits, clocks, seeded randomness.
@@ -111,7 +112,7 @@ let package = Package(
         .target(
             name: "RunnelQuorum",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft", "RunnelSnapshotStore",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft", "RunnelSnapshotStore", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -124,8 +125,9 @@ let package = Package(
         .target(
             name: "RunnelNetwork",
             dependencies: [
-                "RunnelCore", "RunnelWire",
+                "RunnelCore", "RunnelWire", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,7 +139,7 @@ let package = Package(
         .target(
             name: "RunnelBroker",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups", "RunnelSecurity",
                 "RunnelTransactions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -150,8 +152,9 @@ let package = Package(
         .target(
             name: "RunnelClient",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelNetwork",
+                "RunnelCore", "RunnelWire", "RunnelNetwork", "RunnelSecurity",
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -162,7 +165,7 @@ let package = Package(
             name: "RunnelNode",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
-                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft", "RunnelReplication",
+                "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft", "RunnelReplication", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -177,6 +180,7 @@ let package = Package(
             name: "runnel",
             dependencies: [
                 "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork", "RunnelSnapshotStore", "RunnelMetadata", "RunnelQuorum",
+                "RunnelSecurity", "RunnelController",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

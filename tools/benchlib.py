@@ -113,8 +113,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, timeout: float, replication: int = 1,
-                 config: dict | None = None) -> None:
-    a = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+                 config: dict | None = None, client: dict | None = None) -> None:
+    a = AdminClient({"bootstrap.servers": bootstrap, **QUIET, **(client or {})})
     fut = a.create_topics([NewTopic(name, partitions, replication, config=config or {})], operation_timeout=timeout,
                           request_timeout=timeout)[name]
     try:
@@ -132,7 +132,8 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout: float, rep
 
 
 def produce_phase(bootstrap: str, topic: str, n: int, size: int, acks: str, partitions: int,
-                  timeout: float) -> dict:
+                  timeout: float, client: dict | None = None) -> dict:
+    """`client`: extra librdkafka settings (security.protocol, sasl.*, ssl.*), as for the other phases."""
     rng = random.Random(42)
     payloads = [rng.randbytes(size) for _ in range(16)]
     lat: list[float] = []
@@ -150,7 +151,7 @@ def produce_phase(bootstrap: str, topic: str, n: int, size: int, acks: str, part
     p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
                   "batch.size": 1_000_000, "compression.type": "none",
                   "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 2_097_151,
-                  "message.timeout.ms": int(timeout * 1000), "on_delivery": on_delivery, **QUIET})
+                  "message.timeout.ms": int(timeout * 1000), "on_delivery": on_delivery, **QUIET, **(client or {})})
     deadline = time.monotonic() + timeout
     t0 = time.perf_counter()
     for i in range(n):
@@ -175,11 +176,12 @@ def produce_phase(bootstrap: str, topic: str, n: int, size: int, acks: str, part
             "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000}
 
 
-def consume_phase(bootstrap: str, topic: str, n: int, partitions: int, timeout: float, size: int) -> dict:
+def consume_phase(bootstrap: str, topic: str, n: int, partitions: int, timeout: float, size: int,
+                  client: dict | None = None) -> dict:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{os.getpid()}-{time.time_ns()}",
                   "enable.auto.commit": False, "enable.partition.eof": False,
                   "fetch.max.bytes": 64 * MB, "max.partition.fetch.bytes": 16 * MB,
-                  "queued.max.messages.kbytes": 1_000_000, **QUIET})
+                  "queued.max.messages.kbytes": 1_000_000, **QUIET, **(client or {})})
     # The produce phases leave millions of objects behind; a collection during the timed loop
     # would measure the interpreter, not the broker.
     gc.collect()

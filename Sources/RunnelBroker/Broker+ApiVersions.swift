@@ -33,6 +33,14 @@ extension Broker {
         .listGroups: 0...5,
         .describeGroups: 0...5,
         .deleteGroups: 0...2,
+        // Answered by the connection's authenticator (RunnelNetwork) before any other request.
+        .saslHandshake: 0...1,
+        .saslAuthenticate: 0...2,
+        .describeAcls: 0...3,
+        .createAcls: 0...3,
+        .deleteAcls: 0...3,
+        .describeUserScramCredentials: 0...0,
+        .alterUserScramCredentials: 0...0,
     ]
 
     /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).

@@ -1,17 +1,23 @@
 import NIOCore
 import RunnelCore
 import RunnelMetadata
+import RunnelSecurity
 import RunnelWire
 
 extension Broker {
     func describeConfigs(_ request: DescribeConfigsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let image = self.image
         let resolver = settings.resolver
+        let auth = authorization(context)
         var response = DescribeConfigsResponse()
         for resource in request.resources {
             var result = DescribeConfigsResponse.DescribeConfigsResult(
                 errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
             defer { response.results.append(result) }
+            if let code = Self.configRefusal(auth, .describeConfigs, resourceType: resource.resourceType, name: resource.resourceName) {
+                result.errorCode = code.rawValue
+                continue
+            }
             let resolved: [ResolvedConfig]
             switch ConfigResourceType(rawValue: resource.resourceType) {
             case .topic:
@@ -72,6 +78,11 @@ extension Broker {
         response.brokers = brokers.map { .init(brokerId: $0.id, host: $0.host, port: Int32($0.port), rack: $0.rack) }
         response.controllerId = brokers.first?.id ?? -1
         response.endpointType = request.endpointType
+        // Kafka answers DescribeCluster to anyone; the operations on the cluster only to those who may describe it.
+        let auth = authorization(context)
+        if request.includeClusterAuthorizedOperations {
+            response.clusterAuthorizedOperations = auth.allows(.describe, .cluster) ? auth.operationsField(.cluster) : 0
+        }
         return respond(response, version: version, context: context)
     }
 }

@@ -3,6 +3,7 @@ import RunnelCore
 import RunnelLog
 import RunnelMetadata
 import RunnelReplication
+import RunnelSecurity
 import RunnelWire
 
 extension Broker {
@@ -46,14 +47,25 @@ extension Broker {
             skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
             return respond(skeleton, version: version, context: context)
         }
-        let targets = Self.fetchTargets(request, version: version, image: self.image, skeleton: &skeleton)
+        let image = self.image
+        var checkedTargets = Self.fetchTargets(request, version: version, image: image, skeleton: &skeleton)
         let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
         // A follower replica fetches with its broker id (KIP-903 moved it into ReplicaState).
         let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
         let replicaEpoch = version >= 15 ? request.replicaState.replicaEpoch : -1
+        let auth = authorization(context)
+        if let refusal = Self.fetchRefusal(auth, replicaId: replicaId, replicaEpoch: replicaEpoch, image: image) {
+            for i in checkedTargets.indices { checkedTargets[i].error = refusal }
+        } else if replicaId < 0 && auth.enabled {
+            let readable = auth.allowedTopics(.read, checkedTargets.compactMap { $0.topicPartition?.topic })
+            for i in checkedTargets.indices {
+                if let topic = checkedTargets[i].topicPartition?.topic, !readable.contains(topic) { checkedTargets[i].error = .topicAuthorizationFailed }
+            }
+        }
 
+        let targets = checkedTargets
         // First look: answer now if there is enough data, an error, or no wait.
         let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, maxWaitMs: maxWait)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
@@ -64,7 +76,7 @@ extension Broker {
         let allocator = context.allocator
         let waiter = DelayedFetchPurgatory.Waiter(
             eventLoop: context.eventLoop,
-            partitions: targets.compactMap(\.topicPartition),
+            partitions: targets.filter { $0.error == nil }.compactMap(\.topicPartition),
             tryComplete: { [self] in fetchReady(targets, replicaId: replicaId, minBytes: minBytes) },
             complete: { [self] in
                 let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, maxWaitMs: 0)
@@ -72,6 +84,19 @@ extension Broker {
             })
         delayedFetches.watch(waiter, waitMs: maxWait)
         return .respond(promise.futureResult)
+    }
+
+    /// Who may fetch (Kafka's handleFetchRequest): a follower fetch (`replicaId` >= 0) needs
+    /// CLUSTER_ACTION on the cluster, or every partition answers TOPIC_AUTHORIZATION_FAILED; and,
+    /// with or without an authorizer, it must come from the broker's current registration (the
+    /// broker epoch of the registration the image holds for that id), or every partition answers
+    /// NOT_LEADER_OR_FOLLOWER, so that nothing but a registered broker moves a high watermark. A
+    /// consumer fetch needs READ on each topic (`readable`, checked per target by the caller).
+    static func fetchRefusal(_ auth: RequestAuthorization, replicaId: Int32, replicaEpoch: Int64, image: MetadataImage) -> ErrorCode? {
+        guard replicaId >= 0 else { return nil }
+        guard auth.allows(.clusterAction, .cluster) else { return .topicAuthorizationFailed }
+        guard let registered = image.brokers[NodeID(replicaId)], replicaEpoch >= 0, registered.epoch == replicaEpoch else { return .notLeaderOrFollower }
+        return nil
     }
 
     /// Whether a parked fetch can answer now: a leadership change or a partition gone, which it

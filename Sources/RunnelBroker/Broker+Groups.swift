@@ -2,6 +2,7 @@ import NIOCore
 import RunnelCore
 import RunnelGroups
 import RunnelMetadata
+import RunnelSecurity
 import RunnelTransactions
 import RunnelWire
 
@@ -11,6 +12,7 @@ extension Broker {
     func findCoordinator(_ request: FindCoordinatorRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let keys = version >= 4 ? request.coordinatorKeys : [request.key]
         let image = self.image
+        let auth = authorization(context)
         var answers: [FindCoordinatorResponse.Coordinator] = []
         for key in keys {
             var out = FindCoordinatorResponse.Coordinator(key: key, nodeId: -1, host: "", port: -1, errorCode: 0, errorMessage: nil)
@@ -19,11 +21,16 @@ extension Broker {
                 out.errorMessage = message
             }
             // Key type 0 is a group (its __consumer_offsets partition), 1 a transactional id (its
-            // __transaction_state partition); the coordinator is that partition's leader.
+            // __transaction_state partition); the coordinator is that partition's leader. Kafka's
+            // handleFindCoordinatorRequest asks for DESCRIBE on the group or transactional id.
             let transactional = request.keyType == 1
             let topicName = transactional ? TransactionLog.topicName : OffsetsTopic.name
             if request.keyType != 0 && !transactional {
                 fail(.invalidRequest, "Unknown coordinator key type \(request.keyType).")
+            } else if !transactional && !auth.allows(.describe, .group(key)) {
+                fail(.groupAuthorizationFailed, "Not authorized to describe group \(key).")
+            } else if transactional && !auth.allows(.describe, .transactionalId(key)) {
+                fail(.transactionalIdAuthorizationFailed, "Not authorized to describe transactional id \(key).")
             } else if key.isEmpty {
                 fail(.invalidRequest, transactional ? "The transactional id is empty." : "The group id is empty.")
             } else if let topic = image.topic(named: topicName), topic.partitionCount > 0 {
@@ -98,5 +105,69 @@ extension Broker {
         ])]
         request.timeoutMs = 30_000
         createInternalTopic(request)
+    }
+}
+
+extension Broker {
+    // MARK: group requests, authorized (Kafka's handle*GroupRequest checks)
+
+    /// What `context`'s principal may touch in a group request needing `operation` on the group.
+    func groupAccess(_ context: RequestContext, _ operation: AclOperation) -> GroupAccess {
+        let auth = authorization(context)
+        guard auth.enabled else { return .all }
+        return GroupAccess(group: { auth.allows(operation, .group($0)) }, topic: { auth.allows(.read, .topic($0)) },
+                           describeTopic: { auth.allows(.describe, .topic($0)) }, groupOperations: { auth.operationsField(.group($0)) })
+    }
+
+    /// Membership requests need READ on the group.
+    func handleGroupRequest(_ key: ApiKey, _ request: IncomingRequest, version: Int16, context: RequestContext) throws -> RequestOutcome {
+        let refused = ErrorCode.groupAuthorizationFailed.rawValue
+        let read = groupAccess(context, .read)
+        switch key {
+        case .joinGroup:
+            let r = try decode(JoinGroupRequest.self, request)
+            guard read.group(r.groupId) else {
+                return respond(JoinGroupResponse(errorCode: refused, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "", memberId: r.memberId),
+                               version: version, context: context)
+            }
+            return groups.joinGroup(r, version: version, clientId: request.header.clientId ?? "", context: context)
+        case .syncGroup:
+            let r = try decode(SyncGroupRequest.self, request)
+            guard read.group(r.groupId) else { return respond(SyncGroupResponse(errorCode: refused), version: version, context: context) }
+            return groups.syncGroup(r, version: version, context: context)
+        case .heartbeat:
+            let r = try decode(HeartbeatRequest.self, request)
+            guard read.group(r.groupId) else { return respond(HeartbeatResponse(errorCode: refused), version: version, context: context) }
+            return groups.heartbeat(r, version: version, context: context)
+        case .leaveGroup:
+            let r = try decode(LeaveGroupRequest.self, request)
+            guard read.group(r.groupId) else {
+                var response = LeaveGroupResponse()
+                response.errorCode = refused
+                return respond(response, version: version, context: context)
+            }
+            return groups.leaveGroup(r, version: version, context: context)
+        case .offsetCommit:
+            return groups.offsetCommit(try decode(OffsetCommitRequest.self, request), version: version, context: context, access: read)
+        case .offsetFetch:
+            return groups.offsetFetch(try decode(OffsetFetchRequest.self, request), version: version, context: context,
+                                      access: groupAccess(context, .describe))
+        case .offsetDelete:
+            return groups.offsetDelete(try decode(OffsetDeleteRequest.self, request), version: version, context: context,
+                                       access: groupAccess(context, .delete))
+        case .listGroups:
+            // DESCRIBE on the cluster lists every group; otherwise those the principal may describe.
+            let auth = authorization(context)
+            let access = auth.allows(.describe, .cluster) ? .all : groupAccess(context, .describe)
+            return groups.listGroups(try decode(ListGroupsRequest.self, request), version: version, context: context, access: access)
+        case .describeGroups:
+            return groups.describeGroups(try decode(DescribeGroupsRequest.self, request), version: version, context: context,
+                                         access: groupAccess(context, .describe))
+        case .deleteGroups:
+            return groups.deleteGroups(try decode(DeleteGroupsRequest.self, request), version: version, context: context,
+                                       access: groupAccess(context, .delete))
+        default:
+            return .close(reason: "\(key.name) is not a group request")
+        }
     }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import RunnelCore
 import RunnelMetadata
+import RunnelSecurity
 import RunnelWire
 
 extension Broker {
@@ -25,15 +26,32 @@ extension Broker {
         response.controllerId = brokers.first?.id ?? -1
         let wantAll = request.topics == nil || (version == 0 && request.topics?.isEmpty == true)
         var toCreate: [String] = []
+        // Kafka's handleTopicMetadataRequest: topics the principal may not DESCRIBE are left out
+        // of an all-topics answer and answer TOPIC_AUTHORIZATION_FAILED when named; creating a
+        // missing one needs CREATE on the cluster or on the topic.
+        let auth = authorization(context)
+        let withOperations = version >= 8 && request.includeTopicAuthorizedOperations
+        func described(_ topic: TopicImage) -> MetadataResponse.MetadataResponseTopic {
+            var out = topicMetadata(topic, image: image)
+            if withOperations { out.topicAuthorizedOperations = auth.operationsField(.topic(topic.name)) }
+            return out
+        }
+        let refused = ErrorCode.topicAuthorizationFailed.rawValue
         if wantAll {
-            response.topics = image.topicNames.compactMap { image.topic(named: $0) }.map { topicMetadata($0, image: image) }
+            response.topics = image.topicNames.filter { auth.allows(.describe, .topic($0)) }.compactMap { image.topic(named: $0) }.map(described)
         } else {
             for wanted in request.topics ?? [] {
                 if let name = wanted.name {
-                    if let topic = image.topic(named: name) {
-                        response.topics.append(topicMetadata(topic, image: image))
+                    if !auth.allows(.describe, .topic(name)) {
+                        response.topics.append(.init(errorCode: refused, name: name, topicId: .zero, isInternal: false))
+                    } else if let topic = image.topic(named: name) {
+                        response.topics.append(described(topic))
                     } else {
                         let autoCreate = settings.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
+                        if autoCreate && QuorumNames.isValidTopicName(name) && !auth.allows(.create, .cluster) && !auth.allows(.create, .topic(name)) {
+                            response.topics.append(.init(errorCode: refused, name: name, topicId: .zero, isInternal: false))
+                            continue
+                        }
                         var missing = MetadataResponse.MetadataResponseTopic(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name)
                         if QuorumNames.isValidTopicName(name) {
                             if autoCreate {
@@ -46,13 +64,17 @@ extension Broker {
                         response.topics.append(missing)
                     }
                 } else if let topic = image.topic(id: wanted.topicId) {
-                    response.topics.append(topicMetadata(topic, image: image))
+                    response.topics.append(auth.allows(.describe, .topic(topic.name)) ? described(topic)
+                                           : .init(errorCode: refused, name: nil, topicId: wanted.topicId, isInternal: false))
                 } else {
                     response.topics.append(.init(errorCode: ErrorCode.unknownTopicId.rawValue, name: nil, topicId: wanted.topicId))
                 }
             }
         }
         if !toCreate.isEmpty { autoCreate(toCreate) }
+        if version >= 8 && version <= 10 && request.includeClusterAuthorizedOperations {
+            response.clusterAuthorizedOperations = auth.allows(.describe, .cluster) ? auth.operationsField(.cluster) : 0
+        }
         return respond(response, version: version, context: context)
     }
 

@@ -1,6 +1,7 @@
 import NIOCore
 import RunnelCore
 import RunnelLog
+import RunnelSecurity
 import RunnelWire
 
 extension Broker {
@@ -16,11 +17,17 @@ extension Broker {
     func listOffsets(_ request: ListOffsetsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         var response = ListOffsetsResponse()
         let isFollower = request.replicaId >= 0
+        // Kafka's handleListOffsetRequest: DESCRIBE on each topic.
+        let describable = authorization(context).allowedTopics(.describe, request.topics.map(\.name))
         for topic in request.topics {
             var topicResponse = ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name)
             for p in topic.partitions {
                 var out = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, errorCode: 0)
                 defer { topicResponse.partitions.append(out) }
+                guard describable.contains(topic.name) else {
+                    out.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    continue
+                }
                 let tp = TopicPartition(topic.name, p.partitionIndex)
                 guard let partition = partition(tp) else {
                     out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
@@ -85,12 +92,16 @@ extension Broker {
 
     func deleteRecords(_ request: DeleteRecordsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         var response = DeleteRecordsResponse()
+        // Kafka's handleDeleteRecordsRequest: DELETE on each topic.
+        let deletable = authorization(context).allowedTopics(.delete, request.topics.map(\.name))
         for topic in request.topics {
             var result = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name)
             for p in topic.partitions {
                 var out = DeleteRecordsResponse.DeleteRecordsPartitionResult(partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode: 0)
                 let tp = TopicPartition(topic.name, p.partitionIndex)
-                if let partition = partition(tp) {
+                if !deletable.contains(topic.name) {
+                    out.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                } else if let partition = partition(tp) {
                     do {
                         switch try partition.deleteRecords(before: p.offset) {
                         case .success(let low): out.lowWatermark = low
@@ -115,12 +126,22 @@ extension Broker {
     /// consumer or replica whose position came from an older leader can detect truncation.
     func offsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         var response = OffsetForLeaderEpochResponse()
+        // Kafka's handleOffsetForLeaderEpochRequest: a replica (replica id >= 0) needs
+        // CLUSTER_ACTION on the cluster, a consumer DESCRIBE on each topic.
+        let auth = authorization(context)
+        let isReplica = version >= 3 && request.replicaId >= 0
+        let clusterAction = isReplica && auth.allows(.clusterAction, .cluster)
+        let describable = isReplica ? [] : auth.allowedTopics(.describe, request.topics.map(\.topic))
         for topic in request.topics {
             var result = OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic)
             for p in topic.partitions {
                 var out = OffsetForLeaderEpochResponse.EpochEndOffset()
                 out.partition = p.partition
                 defer { result.partitions.append(out) }
+                guard isReplica ? clusterAction : describable.contains(topic.topic) else {
+                    out.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    continue
+                }
                 let tp = TopicPartition(topic.topic, p.partition)
                 guard let partition = partition(tp) else {
                     out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue

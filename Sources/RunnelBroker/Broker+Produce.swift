@@ -3,6 +3,7 @@ import NIOCore
 import RunnelCore
 import RunnelLog
 import RunnelReplication
+import RunnelSecurity
 import RunnelWire
 
 /// Where an append comes from (Kafka's AppendOrigin): a client's Produce, or a coordinator
@@ -133,19 +134,35 @@ extension Broker {
         // What the answer is laid out as, without the records: a closure that held the request
         // would keep the connection's read buffer shared (its records are slices of it) for as
         // long as an acks=all answer waits, and NIO would copy the buffer on every read meanwhile.
-        var layout: [(name: String, partitions: [Int32])] = []
+        var layout: [(name: String, partitions: [Int32], refused: ErrorCode?)] = []
+        // Kafka's handleProduceRequest: a transactional producer needs WRITE on its
+        // transactional id, and each topic WRITE; refused partitions are not appended.
+        let auth = authorization(context)
+        let transactionRefused = request.transactionalId.map { !auth.allows(.write, .transactionalId($0)) } ?? false
+        let writable = transactionRefused ? [] : auth.allowedTopics(.write, request.topicData.map(\.name))
         for topic in request.topicData {
-            layout.append((topic.name, topic.partitionData.map(\.index)))
+            let refused: ErrorCode? = transactionRefused ? .transactionalIdAuthorizationFailed
+                : writable.contains(topic.name) ? nil : .topicAuthorizationFailed
+            layout.append((topic.name, topic.partitionData.map(\.index), refused))
+            guard refused == nil else { continue }
             for data in topic.partitionData { entries.append((TopicPartition(topic.name, data.index), data.records?.bytes)) }
         }
         let answer = layout
         @Sendable func response(_ results: [PartitionAppendResult]) -> ProduceResponse {
             var response = ProduceResponse()
             var i = 0
-            for (name, partitions) in answer {
+            for (name, partitions, refused) in answer {
                 var out = ProduceResponse.TopicProduceResponse(name: name)
                 for index in partitions {
-                    let r = acksValid ? results[i] : PartitionAppendResult(error: .invalidRequiredAcks)
+                    let r: PartitionAppendResult
+                    if !acksValid {
+                        r = PartitionAppendResult(error: .invalidRequiredAcks)
+                    } else if let refused {
+                        r = PartitionAppendResult(error: refused)
+                    } else {
+                        r = results[i]
+                        i += 1
+                    }
                     var p = ProduceResponse.PartitionProduceResponse(index: index, errorCode: r.error.rawValue, baseOffset: r.baseOffset,
                                                                      logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset)
                     if version >= 8 {
@@ -153,7 +170,6 @@ extension Broker {
                         p.recordErrors = r.recordErrors
                     }
                     out.partitionResponses.append(p)
-                    i += 1
                 }
                 response.responses.append(out)
             }
@@ -163,7 +179,11 @@ extension Broker {
         let outcome = appendRecords(entries, requiredAcks: acks, timeoutMs: Int64(max(0, request.timeoutMs)), origin: .client,
                                     produceVersion: version, eventLoop: context.eventLoop)
         entries = []
-        if acks == 0 { return .noResponse }
+        if acks == 0 {
+            // Kafka closes an acks=0 producer's connection on an error it cannot answer.
+            if answer.contains(where: { $0.refused != nil }) { return .close(reason: "acks=0 produce refused by the authorizer") }
+            return .noResponse
+        }
         switch outcome {
         case .done(let results):
             return respond(response(results), version: version, context: context)

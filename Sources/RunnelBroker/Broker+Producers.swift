@@ -1,5 +1,6 @@
 import NIOCore
 import RunnelCore
+import RunnelSecurity
 import RunnelWire
 
 extension Broker {
@@ -7,6 +8,15 @@ extension Broker {
     /// coordinate the id); for idempotent producers, a fresh id with epoch 0, or, when the client
     /// names its current id and epoch (KIP-360), the same id with the epoch bumped.
     func initProducerId(_ request: InitProducerIdRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        // Kafka's handleInitProducerIdRequest: WRITE on the transactional id; an idempotent
+        // producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+        let auth = authorization(context)
+        if let transactionalId = request.transactionalId, !transactionalId.isEmpty, !auth.allows(.write, .transactionalId(transactionalId)) {
+            return respond(InitProducerIdResponse(errorCode: ErrorCode.transactionalIdAuthorizationFailed.rawValue), version: version, context: context)
+        }
+        if request.transactionalId?.isEmpty ?? true, !auth.allows(.idempotentWrite, .cluster), !auth.allowsSome(.write, .topic) {
+            return respond(InitProducerIdResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue), version: version, context: context)
+        }
         if let transactionalId = request.transactionalId, !transactionalId.isEmpty {
             return transactions.initProducerId(request, version: version, context: context)
         }

@@ -6,6 +6,7 @@ import RunnelGroups
 import RunnelLog
 import RunnelMetadata
 import RunnelReplication
+import RunnelSecurity
 import RunnelTransactions
 import RunnelWire
 
@@ -45,6 +46,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// The broker epoch of this process's registration (nil until registered), and whether the
     /// image has caught up with it so partitions follow the image (see `publish`).
     private let registration = NIOLockedValueBox<(epoch: Int64?, caughtUp: Bool)>((nil, false))
+    /// The authorizer (nil without `authorizer.class.name`), in step with the image's ACLs.
+    let authorizer: BrokerAuthorizer
     /// When the active controller last answered a heartbeat leaving this broker unfenced
     /// (monotonic ms; the broker's creation until then), for the isolation check.
     private let controllerAnsweredMs: NIOLockedValueBox<Int64>
@@ -57,6 +60,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.controller = controller
         self.clock = clock
         self.logger = logger
+        self.authorizer = BrokerAuthorizer(settings.authorizer)
         self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
         let box = imageBox
         let nodeId = NodeID(settings.nodeId)
@@ -305,6 +309,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// Applies a committed metadata change: creates, updates and deletes local replicas, applies
     /// topic configs to their logs, then makes the new image visible to requests.
     public func publish(delta: MetadataDelta, image: MetadataImage) {
+        authorizer.publish(delta, image: image)
         // Partitions follow the image only once it holds this process's own registration: the
         // local metadata log replayed at start-up may still name this broker leader of
         // partitions the controller moves away when it re-registers (it may have lost its page
@@ -502,29 +507,28 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .fetch: return try fetch(decode(FetchRequest.self, request), version: version, context: context)
             case .listOffsets: return try listOffsets(decode(ListOffsetsRequest.self, request), version: version, context: context)
             case .metadata: return try metadata(decode(MetadataRequest.self, request), version: version, context: context)
-            case .createTopics: return try forward(decode(CreateTopicsRequest.self, request), version: version, context: context)
-            case .deleteTopics: return try forward(decode(DeleteTopicsRequest.self, request), version: version, context: context)
-            case .createPartitions: return try forward(decode(CreatePartitionsRequest.self, request), version: version, context: context)
-            case .incrementalAlterConfigs: return try forward(decode(IncrementalAlterConfigsRequest.self, request), version: version, context: context)
-            case .alterConfigs: return try forward(decode(AlterConfigsRequest.self, request), version: version, context: context)
-            case .electLeaders: return try forward(decode(ElectLeadersRequest.self, request), version: version, context: context)
+            case .createTopics: return try createTopics(decode(CreateTopicsRequest.self, request), version: version, context: context)
+            case .deleteTopics: return try deleteTopics(decode(DeleteTopicsRequest.self, request), version: version, context: context)
+            case .createPartitions: return try createPartitions(decode(CreatePartitionsRequest.self, request), version: version, context: context)
+            case .incrementalAlterConfigs:
+                return try incrementalAlterConfigs(decode(IncrementalAlterConfigsRequest.self, request), version: version, context: context)
+            case .alterConfigs: return try alterConfigs(decode(AlterConfigsRequest.self, request), version: version, context: context)
+            case .electLeaders: return try electLeaders(decode(ElectLeadersRequest.self, request), version: version, context: context)
             case .deleteRecords: return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
             case .describeConfigs: return try describeConfigs(decode(DescribeConfigsRequest.self, request), version: version, context: context)
             case .describeCluster: return try describeCluster(decode(DescribeClusterRequest.self, request), version: version, context: context)
             case .offsetForLeaderEpoch: return try offsetForLeaderEpoch(decode(OffsetForLeaderEpochRequest.self, request), version: version, context: context)
             case .findCoordinator: return try findCoordinator(decode(FindCoordinatorRequest.self, request), version: version, context: context)
-            case .joinGroup:
-                return try groups.joinGroup(decode(JoinGroupRequest.self, request), version: version, clientId: request.header.clientId ?? "", context: context)
-            case .syncGroup: return try groups.syncGroup(decode(SyncGroupRequest.self, request), version: version, context: context)
-            case .heartbeat: return try groups.heartbeat(decode(HeartbeatRequest.self, request), version: version, context: context)
-            case .leaveGroup: return try groups.leaveGroup(decode(LeaveGroupRequest.self, request), version: version, context: context)
-            case .offsetCommit: return try groups.offsetCommit(decode(OffsetCommitRequest.self, request), version: version, context: context)
-            case .offsetFetch: return try groups.offsetFetch(decode(OffsetFetchRequest.self, request), version: version, context: context)
-            case .offsetDelete: return try groups.offsetDelete(decode(OffsetDeleteRequest.self, request), version: version, context: context)
-            case .listGroups: return try groups.listGroups(decode(ListGroupsRequest.self, request), version: version, context: context)
-            case .describeGroups: return try groups.describeGroups(decode(DescribeGroupsRequest.self, request), version: version, context: context)
-            case .deleteGroups: return try groups.deleteGroups(decode(DeleteGroupsRequest.self, request), version: version, context: context)
+            case .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit, .offsetFetch, .offsetDelete, .listGroups, .describeGroups, .deleteGroups:
+                return try handleGroupRequest(key, request, version: version, context: context)
             case .initProducerId: return try initProducerId(decode(InitProducerIdRequest.self, request), version: version, context: context)
+            case .describeAcls: return try describeAcls(decode(DescribeAclsRequest.self, request), version: version, context: context)
+            case .createAcls: return try createAcls(decode(CreateAclsRequest.self, request), version: version, context: context)
+            case .deleteAcls: return try deleteAcls(decode(DeleteAclsRequest.self, request), version: version, context: context)
+            case .describeUserScramCredentials:
+                return try describeUserScramCredentials(decode(DescribeUserScramCredentialsRequest.self, request), version: version, context: context)
+            case .alterUserScramCredentials:
+                return try alterUserScramCredentials(decode(AlterUserScramCredentialsRequest.self, request), version: version, context: context)
             default:
                 return .close(reason: "no handler for \(key.name)")
             }
@@ -548,22 +552,27 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// controller cannot be reached or is not active, every item gets NOT_CONTROLLER (retriable),
     /// as Kafka answers, instead of a dropped connection.
     func forward<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> RequestOutcome {
+        .respond(forwarded(request, version: version, context: context).map { OutgoingResponse($0, version: version, allocator: context.allocator) })
+    }
+
+    /// Forwards `request` to the active controller and gives its answer (NOT_CONTROLLER on every
+    /// item when it cannot be reached), once this broker's image shows what it committed.
+    func forwarded<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> EventLoopFuture<R.Response> {
         let logger = self.logger
         let eventLoop = context.eventLoop
-        let future = controller.send(request, version: version)
+        let requestVisibility = Self.visibility(of: request)
+        return controller.send(request, version: version)
             .flatMap { [self] response -> EventLoopFuture<R.Response> in
                 // Answer once this broker's own metadata shows the change, so a client's next
-                // Metadata request here sees it.
-                guard let check = Self.visibility(of: response) else { return eventLoop.makeSucceededFuture(response) }
+                // request here sees it.
+                guard let check = Self.visibility(of: response) ?? requestVisibility?(response) else { return eventLoop.makeSucceededFuture(response) }
                 return awaitImage(on: eventLoop, timeoutMs: 5_000, check).map { response }
             }
-            .map { OutgoingResponse($0, version: version, allocator: context.allocator) }
             .flatMapErrorThrowing { error in
                 logger.info("controller request \(R.apiKey.name) failed: \(error)")
                 guard let response = ControllerRequests.failure(request, code: .notController) else { throw error }
-                return OutgoingResponse(response, version: version, allocator: context.allocator)
+                return response
             }
-        return .respond(future)
     }
 
     /// What the image must show before a successful controller answer is relayed.

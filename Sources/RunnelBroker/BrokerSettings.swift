@@ -1,6 +1,7 @@
 import RunnelCore
 import RunnelMetadata
 import RunnelReplication
+import RunnelSecurity
 
 /// What a broker needs from its `server.properties`.
 public struct BrokerSettings: Sendable {
@@ -39,6 +40,10 @@ public struct BrokerSettings: Sendable {
     /// Replication rules broken on purpose (tests only: the simulation, and `tools/chaos` through
     /// `RUNNEL_TEST_BROKEN_RULES`); none in any real run.
     public var replicationFaults = ReplicationFaults()
+    /// `authorizer.class.name` (Kafka's StandardAuthorizer) with `super.users` and
+    /// `allow.everyone.if.no.acl.found`, holding no bindings yet (the image brings them); nil
+    /// without an authorizer: every request is allowed.
+    public var authorizer: StandardAuthorizer?
     /// Every key of `server.properties`, for DescribeConfigs and topic defaults.
     public var staticConfig: [String: String]
 

@@ -5,8 +5,9 @@ import RunnelWire
 
 /// The group coordinator's request handlers (Kafka's GroupCoordinator APIs): each checks that
 /// this broker coordinates the group, runs the coordinator's command, and writes what must be
-/// durable to `__consumer_offsets` before it answers. The broker routes the requests here; the
-/// group simulation calls these very handlers.
+/// durable to `__consumer_offsets` before it answers. The broker routes the requests here (after
+/// its authorizer's checks on the group, `GroupAccess` for those on topics and on several
+/// groups); the group simulation calls these very handlers.
 extension GroupHost {
     func respond<M: ResponseMessage>(_ message: M, version: Int16, context: RequestContext) -> RequestOutcome {
         .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
@@ -58,9 +59,14 @@ extension GroupHost {
 
     // MARK: offsets
 
-    package func offsetCommit(_ r: OffsetCommitRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func offsetCommit(_ r: OffsetCommitRequest, version: Int16, context: RequestContext, access: GroupAccess = .all) -> RequestOutcome {
         var response = OffsetCommitResponse()
         response.topics = r.topics.map { t in .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: 0) }) }
+        if !access.group(r.groupId) {
+            return respond(OffsetCommitResponse(topics: response.topics.map { t in
+                .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: ErrorCode.groupAuthorizationFailed.rawValue) })
+            }), version: version, context: context)
+        }
         func all(_ code: ErrorCode) -> RequestOutcome {
             for t in response.topics.indices {
                 for p in response.topics[t].partitions.indices { response.topics[t].partitions[p].errorCode = code.rawValue }
@@ -76,7 +82,12 @@ extension GroupHost {
         let metadataMax = read { $0.settings.offsetMetadataMaxBytes }
         var committed: [(TopicPartition, CommittedOffset)] = []
         for (ti, t) in r.topics.enumerated() {
+            let topicAllowed = access.topic(t.name)
             for (pi, p) in t.partitions.enumerated() {
+                if !topicAllowed {
+                    response.topics[ti].partitions[pi].errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    continue
+                }
                 if (p.committedMetadata?.utf8.count ?? 0) > metadataMax {
                     response.topics[ti].partitions[pi].errorCode = ErrorCode.offsetMetadataTooLarge.rawValue
                     continue
@@ -117,11 +128,11 @@ extension GroupHost {
         return .respond(future)
     }
 
-    package func offsetFetch(_ r: OffsetFetchRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func offsetFetch(_ r: OffsetFetchRequest, version: Int16, context: RequestContext, access: GroupAccess = .all) -> RequestOutcome {
         var response = OffsetFetchResponse()
         if version >= 8 {
             response.groups = r.groups.map { g in
-                let (code, topics) = fetchOffsets(g.groupId, g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: r.requireStable)
+                let (code, topics) = fetchOffsets(g.groupId, g.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: r.requireStable, access: access)
                 return .init(groupId: g.groupId, topics: topics.map { t in
                     .init(name: t.name, partitions: t.partitions.map {
                         .init(partitionIndex: $0.partitionIndex, committedOffset: $0.committedOffset, committedLeaderEpoch: $0.committedLeaderEpoch,
@@ -130,7 +141,8 @@ extension GroupHost {
                 }, errorCode: code.rawValue)
             }
         } else {
-            let (code, topics) = fetchOffsets(r.groupId, r.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: version >= 7 && r.requireStable)
+            let (code, topics) = fetchOffsets(r.groupId, r.topics.map { $0.map { ($0.name, $0.partitionIndexes) } }, requireStable: version >= 7 && r.requireStable,
+                                              access: access)
             response.topics = topics
             if version >= 2 {
                 response.errorCode = code.rawValue
@@ -146,7 +158,16 @@ extension GroupHost {
     /// Committed offsets of `groupId` for `topics` (nil: all it has); -1 for partitions without one.
     /// With `requireStable`, a partition whose commit is still being written answers
     /// UNSTABLE_OFFSET_COMMIT (the client retries) rather than the offset it is about to replace.
-    private func fetchOffsets(_ groupId: String, _ topics: [(String, [Int32])]?, requireStable: Bool) -> (ErrorCode, [OffsetFetchResponse.OffsetFetchResponseTopic]) {
+    /// Without DESCRIBE on the group: GROUP_AUTHORIZATION_FAILED; topics the principal may not
+    /// DESCRIBE answer TOPIC_AUTHORIZATION_FAILED when named, and are left out of "all".
+    private func fetchOffsets(_ groupId: String, _ topics: [(String, [Int32])]?, requireStable: Bool,
+                              access: GroupAccess) -> (ErrorCode, [OffsetFetchResponse.OffsetFetchResponseTopic]) {
+        if !access.group(groupId) {
+            let code = ErrorCode.groupAuthorizationFailed
+            return (code, (topics ?? []).map { t in .init(name: t.0, partitions: t.1.map {
+                .init(partitionIndex: $0, committedOffset: -1, committedLeaderEpoch: -1, metadata: "", errorCode: code.rawValue)
+            }) })
+        }
         let pending: Set<TopicPartition> = requireStable ? read { c in
             Set((topics ?? []).flatMap { t in t.1.map { TopicPartition(t.0, $0) } }.filter { c.hasPendingCommit(groupId: groupId, $0) })
         } : []
@@ -163,16 +184,27 @@ extension GroupHost {
         }
         let offsets = read { $0.group(groupId)?.offsets ?? [:] }
         if let topics {
-            return (.none, topics.map { t in .init(name: t.0, partitions: t.1.map { answer(TopicPartition(t.0, $0), offsets[TopicPartition(t.0, $0)]) }) })
+            return (.none, topics.map { t in
+                let allowed = access.describeTopic(t.0)
+                return .init(name: t.0, partitions: t.1.map {
+                    allowed ? answer(TopicPartition(t.0, $0), offsets[TopicPartition(t.0, $0)])
+                        : .init(partitionIndex: $0, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
+                                errorCode: ErrorCode.topicAuthorizationFailed.rawValue)
+                })
+            })
         }
         var byTopic: [String: [OffsetFetchResponse.OffsetFetchResponsePartition]] = [:]
-        for tp in offsets.keys.sorted() { byTopic[tp.topic, default: []].append(answer(tp, offsets[tp])) }
+        for tp in offsets.keys.sorted() where access.describeTopic(tp.topic) { byTopic[tp.topic, default: []].append(answer(tp, offsets[tp])) }
         return (.none, byTopic.keys.sorted().map { .init(name: $0, partitions: byTopic[$0]!) })
     }
 
-    package func offsetDelete(_ r: OffsetDeleteRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func offsetDelete(_ r: OffsetDeleteRequest, version: Int16, context: RequestContext, access: GroupAccess = .all) -> RequestOutcome {
         var response = OffsetDeleteResponse()
         response.topics = r.topics.map { t in .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: 0) }) }
+        if !access.group(r.groupId) {
+            response.errorCode = ErrorCode.groupAuthorizationFailed.rawValue
+            return respond(response, version: version, context: context)
+        }
         if let code = check(r.groupId) {
             response.errorCode = code.rawValue
             return respond(response, version: version, context: context)
@@ -185,7 +217,9 @@ extension GroupHost {
         var deleting: [TopicPartition] = []
         for (ti, t) in r.topics.enumerated() {
             for (pi, p) in t.partitions.enumerated() {
-                if subscribed.contains(t.name) {
+                if !access.topic(t.name) {
+                    response.topics[ti].partitions[pi].errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                } else if subscribed.contains(t.name) {
                     response.topics[ti].partitions[pi].errorCode = ErrorCode.groupSubscribedToTopic.rawValue
                 } else if group.offsets[TopicPartition(t.name, p.partitionIndex)] != nil {
                     deleting.append(TopicPartition(t.name, p.partitionIndex))
@@ -210,21 +244,26 @@ extension GroupHost {
 
     // MARK: administration
 
-    package func listGroups(_ r: ListGroupsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func listGroups(_ r: ListGroupsRequest, version: Int16, context: RequestContext, access: GroupAccess = .all) -> RequestOutcome {
         let states = Set(r.statesFilter.map { $0.lowercased() })
         let types = Set(r.typesFilter.map { $0.lowercased() })
         var response = ListGroupsResponse()
-        let all = read { c in Array(c.groups.values) }.filter { owns($0.groupId) }
+        let all = read { c in Array(c.groups.values) }.filter { owns($0.groupId) && access.group($0.groupId) }
         response.groups = all.sorted { $0.groupId < $1.groupId }.filter { g in
             (states.isEmpty || states.contains(g.state.rawValue.lowercased())) && (types.isEmpty || types.contains("classic"))
         }.map { .init(groupId: $0.groupId, protocolType: $0.protocolType ?? "", groupState: $0.state.rawValue, groupType: "classic") }
         return respond(response, version: version, context: context)
     }
 
-    package func describeGroups(_ r: DescribeGroupsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func describeGroups(_ r: DescribeGroupsRequest, version: Int16, context: RequestContext, access: GroupAccess = .all) -> RequestOutcome {
         var response = DescribeGroupsResponse()
         response.groups = r.groups.map { id in
             var out = DescribeGroupsResponse.DescribedGroup(errorCode: 0, groupId: id, groupState: GroupState.dead.rawValue, protocolType: "", protocolData: "")
+            if !access.group(id) {
+                out.errorCode = ErrorCode.groupAuthorizationFailed.rawValue
+                return out
+            }
+            if version >= 3 && r.includeAuthorizedOperations { out.authorizedOperations = access.groupOperations(id) }
             if let code = check(id) {
                 out.errorCode = code.rawValue
                 return out
@@ -243,11 +282,11 @@ extension GroupHost {
         return respond(response, version: version, context: context)
     }
 
-    package func deleteGroups(_ r: DeleteGroupsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func deleteGroups(_ r: DeleteGroupsRequest, version: Int16, context: RequestContext, access: GroupAccess = .all) -> RequestOutcome {
         let allocator = context.allocator
         var futures: [EventLoopFuture<DeleteGroupsResponse.DeletableGroupResult>] = []
         for id in r.groupsNames {
-            if let code = check(id) {
+            if let code = access.group(id) ? check(id) : .groupAuthorizationFailed {
                 futures.append(context.eventLoop.makeSucceededFuture(.init(groupId: id, errorCode: code.rawValue)))
                 continue
             }
@@ -267,4 +306,29 @@ extension GroupHost {
         }
         return .respond(future)
     }
+}
+
+/// What the authorizer lets a group request touch, decided by the broker for the request's
+/// principal: the group (for the operation the request needs), topics (READ for commits and
+/// deletes) and topics to describe (for OffsetFetch), and a group's operations bit field
+/// (DescribeGroups). `all` allows everything, as without an authorizer.
+package struct GroupAccess: Sendable {
+    package var group: @Sendable (String) -> Bool
+    package var topic: @Sendable (String) -> Bool
+    package var describeTopic: @Sendable (String) -> Bool
+    package var groupOperations: @Sendable (String) -> Int32
+
+    package init(group: @escaping @Sendable (String) -> Bool, topic: @escaping @Sendable (String) -> Bool,
+                 describeTopic: @escaping @Sendable (String) -> Bool, groupOperations: @escaping @Sendable (String) -> Int32) {
+        self.group = group
+        self.topic = topic
+        self.describeTopic = describeTopic
+        self.groupOperations = groupOperations
+    }
+
+    /// Every operation of a group: READ, DESCRIBE, DELETE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    package static let allGroupOperations: Int32 = (1 << 3) | (1 << 8) | (1 << 6) | (1 << 10) | (1 << 11)
+
+    package static let all = GroupAccess(group: { _ in true }, topic: { _ in true }, describeTopic: { _ in true },
+                                         groupOperations: { _ in allGroupOperations })
 }

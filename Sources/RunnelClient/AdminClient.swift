@@ -11,6 +11,8 @@ public final class AdminClient: @unchecked Sendable {
     let ownsGroup: Bool
     public var clientId = "runnel-cli"
     public var timeoutMs: Int64 = 5000
+    /// TLS and SASL of the listener it talks to.
+    public var security: ClientSecurity = .plaintext
 
     /// `servers` is a comma-separated `host:port` list.
     public init(servers: String, group: MultiThreadedEventLoopGroup? = nil) throws {
@@ -38,7 +40,7 @@ public final class AdminClient: @unchecked Sendable {
     public func send<R: RequestMessage>(_ request: R, version: Int16) async throws -> (response: R.Response, host: String, port: Int) {
         var lastError: (any Error)?
         for (host, port) in bootstrap {
-            let peer = PeerClient(host: host, port: port, clientId: clientId, group: group)
+            let peer = PeerClient(host: host, port: port, clientId: clientId, group: group, security: security)
             peer.connectTimeoutMs = min(timeoutMs, 3000)
             defer { peer.close() }
             do {
@@ -60,15 +62,24 @@ public final class AdminClient: @unchecked Sendable {
         var request = DescribeQuorumRequest()
         request.topics = [.init(topicName: "__cluster_metadata", partitions: [.init(partitionIndex: 0)])]
         var last: DescribeQuorumResponse?
+        var lastError: (any Error)?
         for (host, port) in bootstrap {
             let single = try AdminClient(servers: "\(host):\(port)", group: group)
             single.timeoutMs = timeoutMs
-            guard let (response, _, _) = try? await single.send(request, version: 2) else { continue }
+            single.clientId = clientId
+            single.security = security
+            let response: DescribeQuorumResponse
+            do {
+                response = try await single.send(request, version: 2).response
+            } catch {
+                lastError = error
+                continue
+            }
             last = response
             if response.topics.first?.partitions.first?.errorCode == 0 { return response }
         }
         if let last { return last }
-        throw ClientError("no controller at \(bootstrap.map { "\($0.host):\($0.port)" }.joined(separator: ",")) answered")
+        throw ClientError("no controller at \(bootstrap.map { "\($0.host):\($0.port)" }.joined(separator: ",")) answered (\(lastError.map { "\($0)" } ?? "no address"))")
     }
 }
 

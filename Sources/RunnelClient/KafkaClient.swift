@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import RunnelCore
 import RunnelNetwork
 import RunnelWire
@@ -97,6 +98,8 @@ public actor KafkaClient {
     /// How long one request may take before the connection is dropped and the request fails.
     public nonisolated let requestTimeoutMs: Int64
     public nonisolated let connectTimeoutMs: Int64
+    /// TLS and SASL (`security.protocol`, `ssl.*`, `sasl.*` of a client config).
+    public nonisolated let security: ClientSecurity
     let group: MultiThreadedEventLoopGroup
     var connections: [ConnectionKey: Connection] = [:]
     /// The address that answered the last request sent to any broker.
@@ -109,11 +112,13 @@ public actor KafkaClient {
     var coordinators: [String: BrokerInfo] = [:]
 
     /// `servers` is a comma-separated `host:port` list.
-    public init(bootstrapServers servers: String, clientId: String = "runnel-cli", requestTimeoutMs: Int64 = 30_000, connectTimeoutMs: Int64 = 5_000) throws {
+    public init(bootstrapServers servers: String, clientId: String = "runnel-cli", requestTimeoutMs: Int64 = 30_000, connectTimeoutMs: Int64 = 5_000,
+                security: ClientSecurity = .plaintext) throws {
         self.bootstrap = try BrokerAddress.parseList(servers)
         self.clientId = clientId
         self.requestTimeoutMs = requestTimeoutMs
         self.connectTimeoutMs = connectTimeoutMs
+        self.security = security
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
@@ -136,7 +141,7 @@ public actor KafkaClient {
         let key = ConnectionKey(address: address, lane: lane)
         if let c = connections[key] { return c }
         guard !closed else { throw ClientError("the client is closed") }
-        let peer = PeerClient(host: address.host, port: address.port, clientId: clientId, group: group)
+        let peer = PeerClient(host: address.host, port: address.port, clientId: clientId, group: group, security: security)
         peer.connectTimeoutMs = connectTimeoutMs
         let versions: [ApiKey: ClosedRange<Int16>]
         do {
@@ -371,6 +376,11 @@ public enum ClientVersions {
         .listGroups: 0...5,
         .describeGroups: 0...5,
         .deleteGroups: 0...2,
+        .describeAcls: 1...3,  // v1+ know prefixed patterns
+        .createAcls: 1...3,
+        .deleteAcls: 1...3,
+        .describeUserScramCredentials: 0...0,
+        .alterUserScramCredentials: 0...0,
     ]
 }
 
@@ -388,6 +398,9 @@ enum NetworkErrors {
         if let e = error as? ChannelError, case .connectTimeout = e {
             return "connecting to \(address) timed out"
         }
+        if let e = error as? AuthenticationError { return "logging in to \(address) failed: \(e.description)" }
+        if let e = error as? NIOSSLError { return "the TLS handshake with \(address) failed (\(e))" }
+        if let e = error as? BoringSSLError { return "the TLS handshake with \(address) failed (\(e))" }
         if error is ConnectionError { return "the connection to \(address) closed" }
         if error is WireError { return "the broker at \(address) sent an answer that does not parse (\(error))" }
         return "the request to \(address) failed (\(error))"

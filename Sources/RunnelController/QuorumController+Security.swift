@@ -276,4 +276,14 @@ extension StandardAuthorizer {
             if let entry = image.acls[id] { add(id: id, binding: AclBinding(entry)) } else { remove(id: id) }
         }
     }
+
+    /// Follows a published change: applies its ACL changes, and starts over from `image` when
+    /// the two no longer agree on how many bindings there are (a snapshot replaced the state,
+    /// and its delta names only what the snapshot holds, not what it dropped).
+    public mutating func follow(_ delta: MetadataDelta, image: MetadataImage) {
+        apply(delta)
+        if aclCount != image.acls.count {
+            self = StandardAuthorizer(image: image, superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound)
+        }
+    }
 }

@@ -2,6 +2,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import RunnelSecurity
 import RunnelWire
 
 /// One outbound Kafka connection: sends requests, matches responses by correlation id, and
@@ -69,13 +71,17 @@ public final class PeerClient: @unchecked Sendable {
     private var shutDown = false
     private let frameBytesMax: Int
     public var connectTimeoutMs: Int64 = 1000
+    /// TLS and SASL of the connection (the listener's protocol on the other side).
+    public let security: ClientSecurity
 
-    public init(host: String, port: Int, clientId: String, group: any EventLoopGroup, frameBytesMax: Int = 104_857_600) {
+    public init(host: String, port: Int, clientId: String, group: any EventLoopGroup, frameBytesMax: Int = 104_857_600,
+                security: ClientSecurity = .plaintext) {
         self.host = host
         self.port = port
         self.clientId = clientId
         self.group = group
         self.frameBytesMax = frameBytesMax
+        self.security = security
     }
 
     private func connection() -> EventLoopFuture<(any Channel, KafkaResponseHandler)> {
@@ -90,6 +96,9 @@ public final class PeerClient: @unchecked Sendable {
             }
             let handler = KafkaResponseHandler()
             let frameBytesMax = self.frameBytesMax
+            let tls = security.tls
+            // SNI takes a name, not an address; NIOSSL checks an address against the certificate's IP names.
+            let serverName = Self.isAddress(host) ? nil : host
             let future = ClientBootstrap(group: group)
                 .connectTimeout(.milliseconds(connectTimeoutMs))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -99,12 +108,22 @@ public final class PeerClient: @unchecked Sendable {
                 .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
                 .connect(host: host, port: port)
-                .map { ($0, handler) }
+                .flatMap { [self] channel -> EventLoopFuture<(any Channel, KafkaResponseHandler)> in
+                    guard let credentials = security.sasl else { return channel.eventLoop.makeSucceededFuture((channel, handler)) }
+                    return authenticate(channel, handler, credentials).map { (channel, handler) }
+                        .flatMapErrorThrowing { error in
+                            channel.close(promise: nil)
+                            throw error
+                        }
+                }
             connecting = future
             future.whenComplete { [self] result in
                 lock.withLock {
@@ -122,28 +141,84 @@ public final class PeerClient: @unchecked Sendable {
     /// Sends `request` at `version` and decodes the answer.
     public func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
         connection().flatMap { [self] channel, handler in
-            let correlationId: Int32 = lock.withLock {
-                nextCorrelation = nextCorrelation == Int32.max ? 0 : nextCorrelation + 1
-                return nextCorrelation
-            }
-            var writer = WireWriter(allocator: channel.allocator, capacity: 256)
-            writer.writeInt32(0)  // size, set below
-            RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
-            request.write(to: &writer, version: version)
-            var bytes = writer.bytes
-            bytes.setInteger(Int32(bytes.readableBytes - 4), at: bytes.readerIndex)
-            let frame = bytes
-            let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
-            let headerVersion = ResponseHeader.version(apiKey: R.apiKey, apiVersion: version)
-            return channel.eventLoop.submit {
-                handler.register(correlationId, headerVersion: headerVersion, promise: promise)
-            }.flatMap {
-                channel.writeAndFlush(frame).flatMap { promise.futureResult }
-            }
+            exchange(request, version: version, channel: channel, handler: handler)
+        }
+    }
+
+    /// Sends `request` on an open connection and decodes the answer.
+    private func exchange<R: RequestMessage>(_ request: R, version: Int16, channel: any Channel, handler: KafkaResponseHandler) -> EventLoopFuture<R.Response> {
+        let correlationId: Int32 = lock.withLock {
+            nextCorrelation = nextCorrelation == Int32.max ? 0 : nextCorrelation + 1
+            return nextCorrelation
+        }
+        var writer = WireWriter(allocator: channel.allocator, capacity: 256)
+        writer.writeInt32(0)  // size, set below
+        RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
+        request.write(to: &writer, version: version)
+        var bytes = writer.bytes
+        bytes.setInteger(Int32(bytes.readableBytes - 4), at: bytes.readerIndex)
+        let frame = bytes
+        let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
+        let headerVersion = ResponseHeader.version(apiKey: R.apiKey, apiVersion: version)
+        return channel.eventLoop.submit {
+            handler.register(correlationId, headerVersion: headerVersion, promise: promise)
+        }.flatMap {
+            channel.writeAndFlush(frame).flatMap { promise.futureResult }
         }.flatMapThrowing { body in
             var reader = WireReader(body)
             return try R.Response(from: &reader, version: version)
         }
+    }
+
+    // MARK: SASL
+
+    /// Logs in on a new connection (SaslHandshake v1, then SaslAuthenticate until the mechanism
+    /// completes) and, when the server gives the session a lifetime (KIP-368), logs in again on
+    /// the same connection before it ends.
+    private func authenticate(_ channel: any Channel, _ handler: KafkaResponseHandler, _ credentials: SaslCredentials) -> EventLoopFuture<Void> {
+        guard let client = credentials.makeClient() else {
+            return channel.eventLoop.makeFailedFuture(AuthenticationError("SASL mechanism \(credentials.mechanism) is not supported by this client"))
+        }
+        let box = SaslClientBox(client)
+        let mechanism = credentials.mechanism
+        return exchange(SaslHandshakeRequest(mechanism: mechanism), version: 1, channel: channel, handler: handler).flatMap { [self] response -> EventLoopFuture<Int64> in
+            guard response.errorCode == 0 else {
+                return channel.eventLoop.makeFailedFuture(AuthenticationError(
+                    "\(host):\(port) refused SASL mechanism \(mechanism) (\(ErrorCode(response.errorCode).name)); it offers \(response.mechanisms.joined(separator: ", "))"))
+            }
+            return saslStep(box.client.initialResponse, box: box, channel: channel, handler: handler)
+        }.map { [self] (lifetimeMs: Int64) -> Void in
+            guard lifetimeMs > 0 else { return }
+            // Kafka's clients log in again between 85% and 95% of the session's lifetime.
+            let delayMs = lifetimeMs * Int64.random(in: 85...95) / 100
+            channel.eventLoop.scheduleTask(in: .milliseconds(delayMs)) { [weak self] in
+                guard let self, channel.isActive else { return }
+                self.authenticate(channel, handler, credentials).whenFailure { _ in channel.close(promise: nil) }
+            }
+        }
+    }
+
+    /// Sends one SASL token and steps the mechanism with the answer; the future gives the
+    /// session lifetime once the exchange completed.
+    private func saslStep(_ token: [UInt8], box: SaslClientBox, channel: any Channel, handler: KafkaResponseHandler) -> EventLoopFuture<Int64> {
+        exchange(SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: token)), version: 1, channel: channel, handler: handler).flatMap { [self] response in
+            guard response.errorCode == 0 else {
+                return channel.eventLoop.makeFailedFuture(AuthenticationError(
+                    "authentication failed (\(ErrorCode(response.errorCode).name)): \(response.errorMessage ?? "no reason given")"))
+            }
+            switch box.client.step(serverMessage: Array(response.authBytes.readableBytesView)) {
+            case .send(let next):
+                return saslStep(next, box: box, channel: channel, handler: handler)
+            case .complete:
+                return channel.eventLoop.makeSucceededFuture(response.sessionLifetimeMs)
+            case .failure(let reason):
+                return channel.eventLoop.makeFailedFuture(AuthenticationError("authentication failed: \(reason)"))
+            }
+        }
+    }
+
+    static func isAddress(_ host: String) -> Bool {
+        host.contains(":") || (!host.isEmpty && host.allSatisfy { $0.isNumber || $0 == "." })
     }
 
     /// Sends a request the broker does not answer (Produce with acks=0); the future completes
@@ -183,13 +258,24 @@ public final class PeerClient: @unchecked Sendable {
 
 extension PeerClient: PeerConnection {}
 
-/// Connections over TCP with `PeerClient`.
+/// A SASL client stepped on one connection's event loop, one message at a time.
+final class SaslClientBox: @unchecked Sendable {
+    var client: any SaslClient
+    init(_ client: any SaslClient) { self.client = client }
+}
+
+/// Connections over TCP with `PeerClient`, secured as `security` says (the protocol of the
+/// listener they connect to).
 public struct NIOPeerConnector: PeerConnector {
     public let group: any EventLoopGroup
+    public let security: ClientSecurity
 
-    public init(group: any EventLoopGroup) { self.group = group }
+    public init(group: any EventLoopGroup, security: ClientSecurity = .plaintext) {
+        self.group = group
+        self.security = security
+    }
 
     public func connect(host: String, port: Int, clientId: String, eventLoop: (any EventLoop)?) -> any PeerConnection {
-        PeerClient(host: host, port: port, clientId: clientId, group: eventLoop ?? group)
+        PeerClient(host: host, port: port, clientId: clientId, group: eventLoop ?? group, security: security)
     }
 }

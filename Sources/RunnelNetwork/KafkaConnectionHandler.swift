@@ -1,11 +1,21 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 import Metrics
 import NIOCore
+import NIOSSL
+import RunnelSecurity
 import RunnelWire
 
 /// The per-connection shell: parses request headers, hands requests to the node in arrival order,
 /// and writes responses in that same order even when they complete out of order. Stops reading
-/// while `requestsQueuedMax` requests are waiting. Holds no decisions of its own.
+/// while `requestsQueuedMax` requests are waiting. Authentication decisions are the
+/// `ConnectionAuthenticator`'s; the handler carries them out.
 final class KafkaConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = IOData
@@ -16,12 +26,18 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private let connectionId: UInt64
     private let requestsQueuedMax: Int
     private let logger: Logger
+    private let security: ListenerSecurity
+    private var authenticator: ConnectionAuthenticator
+    /// Whether the TLS peer's principal was read (TLS listeners without SASL).
+    private var tlsPrincipalKnown = false
 
     private var nextSequence = 0
     private var nextToWrite = 0
     /// Responses finished out of order, by sequence; nil value = no response (acks=0).
     private var finished: [Int: OutgoingResponse?] = [:]
-    private var headerVersions: [Int: (correlationId: Int32, headerVersion: Int16, apiKey: Int16, started: NIODeadline)] = [:]
+    /// Per request: its correlation id and response header version, its API, when it came, and
+    /// whether its answer is a raw SASL token (no response header).
+    private var headerVersions: [Int: (correlationId: Int32, headerVersion: Int16, apiKey: Int16, started: NIODeadline, raw: Bool)] = [:]
     private let metrics = RequestMetrics.shared
     private var waiting = 0
     private var readPending = false
@@ -29,11 +45,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// The peer, looked up once: the channel asks the kernel (getpeername) on every access.
     private var peer: SocketAddress?
 
-    init(handler: any RequestHandler, listener: String, connectionId: UInt64, requestsQueuedMax: Int, logger: Logger) {
+    init(handler: any RequestHandler, listener: String, connectionId: UInt64, requestsQueuedMax: Int, security: ListenerSecurity = .plaintext,
+         logger: Logger) {
         self.handler = handler
         self.listener = listener
         self.connectionId = connectionId
         self.requestsQueuedMax = requestsQueuedMax
+        self.security = security
+        self.authenticator = ConnectionAuthenticator(security: security)
         self.logger = logger
     }
 
@@ -50,6 +69,20 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         guard !closing else { return }
         let frame = unwrapInboundIn(data)
         metrics.bytesIn.increment(by: frame.readableBytes + 4)
+        if security.securityProtocol.usesTLS && !security.securityProtocol.usesSASL && !tlsPrincipalKnown {
+            tlsPrincipalKnown = true
+            let certificate: NIOSSLCertificate? = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil
+            let der = certificate.flatMap { try? $0.toDERBytes() }
+            if let problem = authenticator.tlsEstablished(peerCertificate: der) {
+                closeForBadInput(context: context, problem)
+                return
+            }
+        }
+        if authenticator.expectsRawToken {
+            let sequence = enqueue(correlationId: 0, headerVersion: 0, apiKey: ApiKey.saslAuthenticate.rawValue, raw: true)
+            carryOut(authenticator.rawToken(frame, now: .now()), sequence: sequence, context: context)
+            return
+        }
         var reader = WireReader(frame)
         let header: RequestHeader
         do {
@@ -58,15 +91,17 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             closeForBadInput(context: context, "unparseable request header (\(error))")
             return
         }
-        let sequence = nextSequence
-        nextSequence += 1
-        waiting += 1
-        headerVersions[sequence] = (header.correlationId, ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion),
-                                    header.apiKey.rawValue, NIODeadline.now())
+        let sequence = enqueue(correlationId: header.correlationId, headerVersion: ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion),
+                               apiKey: header.apiKey.rawValue, raw: false)
+        let decision = authenticator.request(header, body: reader.buffer, now: .now(), allocator: context.channel.allocator)
+        guard case .forward(let principal) = decision else {
+            carryOut(decision, sequence: sequence, context: context)
+            return
+        }
         let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
         let requestContext = RequestContext(
             connectionId: connectionId, remoteAddress: peer ?? context.remoteAddress, listener: listener,
-            eventLoop: context.eventLoop, allocator: context.channel.allocator)
+            eventLoop: context.eventLoop, allocator: context.channel.allocator, principalType: principal.type, principalName: principal.name)
         switch handler.handle(request, context: requestContext) {
         case .noResponse:
             complete(sequence, nil, context: context)
@@ -86,6 +121,47 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Takes the next place in the response order.
+    private func enqueue(correlationId: Int32, headerVersion: Int16, apiKey: Int16, raw: Bool) -> Int {
+        let sequence = nextSequence
+        nextSequence += 1
+        waiting += 1
+        headerVersions[sequence] = (correlationId, headerVersion, apiKey, NIODeadline.now(), raw)
+        return sequence
+    }
+
+    /// Carries out what the authenticator decided for a request it answered itself.
+    private func carryOut(_ decision: ConnectionAuthenticator.Decision, sequence: Int, context: ChannelHandlerContext) {
+        switch decision {
+        case .forward:
+            preconditionFailure("forwarded requests go to the node")
+        case .answer(let response):
+            complete(sequence, response, context: context)
+        case .answerRaw(let bytes):
+            complete(sequence, OutgoingResponse(parts: [.byteBuffer(bytes)]), context: context)
+        case .answerAndClose(let response, let reason):
+            complete(sequence, response, context: context)
+            closeAfterFailedAuthentication(context: context, reason)
+        case .closeAfterDelay(let reason):
+            closeAfterFailedAuthentication(context: context, reason)
+        case .close(let reason):
+            closeForBadInput(context: context, reason)
+        }
+    }
+
+    /// A failed authentication: read nothing more, and close after
+    /// `connection.failed.authentication.delay.ms` (the answer already written goes first).
+    private func closeAfterFailedAuthentication(context: ChannelHandlerContext, _ reason: String) {
+        guard !closing else { return }
+        closing = true
+        logger.info("authentication failed", metadata: ["connection": "\(connectionId)", "listener": "\(listener)", "reason": "\(reason)",
+                                                       "remote": "\((peer ?? context.remoteAddress).map { "\($0)" } ?? "?")"])
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(max(0, security.failedAuthenticationDelayMs))) {
+            bound.value.close(promise: nil)
+        }
+    }
+
     private func complete(_ sequence: Int, _ response: OutgoingResponse?, context: ChannelHandlerContext) {
         guard !closing else {
             // The connection is gone: the response is dropped, its file descriptors closed.
@@ -102,7 +178,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             handles.count.increment()
             handles.latency.recordNanoseconds((NIODeadline.now() - meta.started).nanoseconds)
             if let response = entry {
-                write(response, meta: (meta.correlationId, meta.headerVersion), context: context)
+                write(response, meta: (meta.correlationId, meta.headerVersion, meta.raw), context: context)
                 wrote = true
             }
         }
@@ -113,11 +189,13 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func write(_ response: OutgoingResponse, meta: (correlationId: Int32, headerVersion: Int16), context: ChannelHandlerContext) {
+    private func write(_ response: OutgoingResponse, meta: (correlationId: Int32, headerVersion: Int16, raw: Bool), context: ChannelHandlerContext) {
         var head = context.channel.allocator.buffer(capacity: 16)
-        var headerWriter = WireWriter(buffer: head)
-        ResponseHeader(correlationId: meta.correlationId).write(to: &headerWriter, headerVersion: meta.headerVersion)
-        head = headerWriter.buffer
+        if !meta.raw {
+            var headerWriter = WireWriter(buffer: head)
+            ResponseHeader(correlationId: meta.correlationId).write(to: &headerWriter, headerVersion: meta.headerVersion)
+            head = headerWriter.buffer
+        }
         let size = head.readableBytes + response.byteCount
         metrics.bytesOut.increment(by: size + 4)
         var prefix = context.channel.allocator.buffer(capacity: 4 + head.readableBytes)
@@ -134,12 +212,40 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             switch part {
             case .byteBuffer:
                 context.write(wrapOutboundOut(part), promise: nil)
+            case .fileRegion(let region) where security.tls != nil:
+                // TLS cannot encrypt a file region (sendfile bypasses user space): read it.
+                defer { try? region.fileHandle.close() }
+                guard let bytes = Self.read(region, allocator: context.channel.allocator) else {
+                    closeForBadInput(context: context, "reading a fetched file region failed")
+                    return
+                }
+                context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
             case .fileRegion(let region):
                 let promise = context.eventLoop.makePromise(of: Void.self)
                 promise.futureResult.whenComplete { _ in try? region.fileHandle.close() }
                 context.write(wrapOutboundOut(part), promise: promise)
             }
         }
+    }
+
+    /// The bytes of a file region, read with pread (from the page cache, as sendfile would).
+    static func read(_ region: FileRegion, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let count = region.readableBytes
+        var buffer = allocator.buffer(capacity: count)
+        let offset = region.readerIndex
+        let ok: Bool = (try? region.fileHandle.withUnsafeFileDescriptor { fd in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+                var done = 0
+                while done < count {
+                    let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(offset + done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    done += n
+                }
+                return done
+            }
+        } == count) ?? false
+        return ok ? buffer : nil
     }
 
     private func closeForBadInput(context: ChannelHandlerContext, _ reason: String) {

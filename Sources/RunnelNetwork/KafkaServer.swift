@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A listening socket speaking the Kafka protocol, one per listener.
 public final class KafkaServer: Sendable {
@@ -22,6 +23,7 @@ public final class KafkaServer: Sendable {
         frameBytesMax: Int,
         requestsQueuedMax: Int,
         accepting: Bool = true,
+        security: ListenerSecurity = .plaintext,
         logger: Logger
     ) async throws -> KafkaServer {
         let ids = ConnectionIds()
@@ -39,9 +41,13 @@ public final class KafkaServer: Sendable {
                     RequestMetrics.shared.connections.increment()
                     open.add(channel, id: id)
                     channel.closeFuture.whenComplete { _ in open.remove(id) }
+                    if let tls = security.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
                     try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(
-                        handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, logger: logger))
+                        handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, security: security,
+                        logger: logger))
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()

@@ -1,6 +1,9 @@
 import Foundation
+import NIOCore
 import RunnelCore
 import RunnelLog
+import RunnelMetadata
+import RunnelWire
 
 /// `meta.properties` in each log directory, as `kafka-storage format` writes it (version 1):
 /// node id, directory id, cluster id.
@@ -52,7 +55,8 @@ public struct StorageError: Error, CustomStringConvertible {
 public enum StorageFormatter {
     /// Formats the directories of `config` for `clusterId`. Already formatted directories are an
     /// error unless `ignoreFormatted`. Returns the directories written.
-    public static func format(config: ServerConfig, clusterId: String, ignoreFormatted: Bool, disk: any Disk = PosixDisk()) throws -> [String] {
+    public static func format(config: ServerConfig, clusterId: String, ignoreFormatted: Bool, bootstrapRecords: [MetadataRecord] = [],
+                              disk: any Disk = PosixDisk()) throws -> [String] {
         guard KafkaUUID(clusterId) != nil else {
             throw StorageError("Cluster id \(clusterId) is not a Kafka uuid (22 characters of URL-safe base64); make one with `runnel random-uuid`.")
         }
@@ -67,9 +71,58 @@ public enum StorageFormatter {
             }
             let meta = MetaProperties(nodeId: config.nodeId, clusterId: clusterId, directoryId: KafkaUUID.random(using: &generator))
             try meta.write(directory: dir, disk: disk)
+            if dir == config.metadataLogDir { try writeBootstrap(bootstrapRecords, directory: dir, disk: disk) }
             written.append(dir)
         }
         return written
+    }
+
+    /// The file of records the first active controller writes after `metadata.version` (SCRAM
+    /// credentials from `runnel format --add-scram`), in the metadata log directory: Runnel's own
+    /// format, each record a 4-byte size and its metadata record frame.
+    public static let bootstrapFile = "bootstrap.records"
+
+    static func writeBootstrap(_ records: [MetadataRecord], directory: String, disk: any Disk) throws {
+        let path = directory + "/" + bootstrapFile
+        guard !records.isEmpty else {
+            if disk.exists(path) { try disk.remove(path) }
+            return
+        }
+        var bytes = ByteBuffer()
+        for record in records {
+            var frame = MetadataRecordFrame.encode(record)
+            bytes.writeInteger(Int32(frame.readableBytes))
+            bytes.writeBuffer(&frame)
+        }
+        let temp = path + ".tmp"
+        let file = try disk.open(temp, create: true)
+        try file.truncate(to: 0)
+        try file.write(bytes, at: 0)
+        try file.sync()
+        file.close()
+        try disk.rename(temp, to: path)
+        try disk.syncDirectory(directory)
+    }
+
+    /// The bootstrap records `runnel format` wrote for this node (none when it wrote none).
+    public static func bootstrapRecords(config: ServerConfig, disk: any Disk = PosixDisk()) throws -> [MetadataRecord] {
+        let path = config.metadataLogDir + "/" + bootstrapFile
+        guard disk.exists(path) else { return [] }
+        let file = try disk.open(path, create: false)
+        defer { file.close() }
+        var bytes = try file.read(at: 0, count: Int(try file.size()))
+        var records: [MetadataRecord] = []
+        while bytes.readableBytes > 0 {
+            guard let size = bytes.readInteger(as: Int32.self), size >= 0, let frame = bytes.readSlice(length: Int(size)) else {
+                throw StorageError("\(path) is damaged; format the node again.")
+            }
+            do {
+                records.append(try MetadataRecordFrame.decode(frame).record)
+            } catch {
+                throw StorageError("\(path) holds a record that cannot be read (\(error)); format the node again.")
+            }
+        }
+        return records
     }
 
     /// Checks every directory is formatted for this node and one cluster; returns the cluster id.

@@ -13,6 +13,7 @@ import RunnelNetwork
 import RunnelQuorum
 import RunnelRaft
 import RunnelReplication
+import RunnelSecurity
 import RunnelWire
 
 /// One `runnel server` process: composes the roles of `process.roles` over real sockets, files and
@@ -40,6 +41,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var gaugeTask: RepeatedTask?
     private var cleaner: Thread?
     private let stopping = NIOLockedValueBox(false)
+    /// The SCRAM credentials the listeners check logins against (set once the quorum exists).
+    private var scramCredentials: @Sendable () -> ScramServer.CredentialLookup = { { _, _ in nil } }
 
     public init(config: ServerConfig, logger: Logger) {
         self.config = config
@@ -99,9 +102,19 @@ public final class RunnelServer: @unchecked Sendable {
         settings.deleteTopicEnable = config.deleteTopicEnable
         let resolver = ConfigResolver(staticBrokerConfig: config.properties.entries, brokerId: config.nodeId)
         let loop = quorumGroup.next()
-        let connector = NIOPeerConnector(group: networkGroup)
+        // Connections to the controllers speak their listener's protocol (controller.listener.names,
+        // sasl.mechanism.controller.protocol); those to other brokers the inter-broker listener's.
+        let controllerConnector: NIOPeerConnector
+        let interBrokerConnector: NIOPeerConnector
+        do {
+            controllerConnector = NIOPeerConnector(group: networkGroup, security: try config.security.controller.clientSecurity())
+            interBrokerConnector = NIOPeerConnector(group: networkGroup, security: try config.security.interBroker.clientSecurity())
+        } catch {
+            throw StorageError("\(error)")
+        }
+        let bootstrapRecords = try StorageFormatter.bootstrapRecords(config: config, disk: disk)
         let runtime = KafkaRaftRuntime(eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) }, clock: clock,
-                                       clusterId: clusterId, voters: config.voters, selfId: config.nodeId, connector: connector, logger: logger)
+                                       clusterId: clusterId, voters: config.voters, selfId: config.nodeId, connector: controllerConnector, logger: logger)
         var raft = RaftConfig(nodeId: NodeID(config.nodeId), voters: config.voters.map { NodeID($0.id) })
         raft.electionTimeoutMs = config.quorumElectionTimeoutMs
         raft.fetchTimeoutMs = config.quorumFetchTimeoutMs
@@ -126,9 +139,27 @@ public final class RunnelServer: @unchecked Sendable {
             q.driver.onStorageFailure = { [logger = self.logger] in StorageFailure.halt($0, logger: logger) }
             q.sessionTimeoutMs = sessionTimeoutMs
             q.leaderRebalance = rebalance
+            q.bootstrapRecords = bootstrapRecords
             return q
         }.get()
         self.quorum = quorum
+        // The committed image as the listeners see it (SCRAM credentials) and the controller
+        // listener's authorizer, both following the quorum. Before anything is committed, the
+        // SCRAM credentials this node was formatted with stand in, so controllers can log in to
+        // each other before they elect the first leader (which commits those same records).
+        let nodeImage = NIOLockedValueBox<MetadataImage>(.empty)
+        let quorumAuthorizer = QuorumAuthorizer(config.security.authorizer)
+        try await loop.submit {
+            quorum.subscribe { delta, image in
+                nodeImage.withLockedValue { $0 = image }
+                quorumAuthorizer.publish(delta, image: image)
+            }
+        }.get()
+        let bootstrapCredentials = Self.bootstrapCredentials(bootstrapRecords)
+        self.scramCredentials = {
+            let image = nodeImage.withLockedValue { $0 }
+            return image.provenance.lastOffset >= 0 ? image.scramCredentialLookup : bootstrapCredentials
+        }
         self.runtime = runtime
         runtime.deliver = { message, from in quorum.driver.receive(message, from: from) }
         runtime.unreachable = { node in quorum.driver.unreachable(node) }
@@ -158,12 +189,13 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
             brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
             brokerSettings.replicationFaults = try Self.brokenRules(logger: logger)
+            brokerSettings.authorizer = config.security.authorizer
             // A lone combined node talks to its own controller in-process; otherwise the broker
             // finds the active controller over the network.
             let inProcess = config.isController && config.voters.count == 1
             let controllerChannel: any ControllerChannel = inProcess
                 ? QuorumControllerChannel(quorum: quorum, eventLoop: loop)
-                : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, connector: connector, eventLoop: networkGroup.next(),
+                : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, connector: controllerConnector, eventLoop: networkGroup.next(),
                                           logger: logger, leaderHint: { leaderHint.withLockedValue { $0 } })
             channel = controllerChannel
             remoteController = controllerChannel as? RemoteControllerChannel
@@ -173,7 +205,7 @@ public final class RunnelServer: @unchecked Sendable {
             broker = b
             self.broker = b
             try await loop.submit { quorum.subscribe { delta, image in b.publish(delta: delta, image: image) } }.get()
-            let peers = BrokerPeers(eventLoop: networkGroup.next(), connector: connector, localId: config.nodeId,
+            let peers = BrokerPeers(eventLoop: networkGroup.next(), connector: interBrokerConnector, localId: config.nodeId,
                                     listenerName: config.interBrokerListenerName, image: { b.image })
             brokerPeers = peers
             b.startReplication(transport: peers, settings: config.replicaFetch, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) })
@@ -184,7 +216,7 @@ public final class RunnelServer: @unchecked Sendable {
 
         // The controller listener first, so peers can reach us while brokers start.
         if config.isController {
-            let endpoint = QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters)
+            let endpoint = QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters, authorizer: quorumAuthorizer)
             for listener in config.controllerListeners {
                 servers.append(try await listen(listener, handler: endpoint, group: networkGroup, accepting: true))
             }
@@ -232,6 +264,15 @@ public final class RunnelServer: @unchecked Sendable {
         }
     }
 
+    /// The SCRAM credentials among the bootstrap records.
+    static func bootstrapCredentials(_ records: [MetadataRecord]) -> ScramServer.CredentialLookup {
+        var delta = MetadataDelta(.empty)
+        for record in records {
+            if case .userScramCredential = record { delta.replay(record, offset: 0, epoch: 0) }
+        }
+        return delta.apply().scramCredentialLookup
+    }
+
     /// Replication rules broken on purpose, for fault-testing harnesses only (`tools/chaos`
     /// checks that its checker catches them): `RUNNEL_TEST_BROKEN_RULES=rule,...`. Unset in any
     /// real run; when set, the node says so loudly.
@@ -256,7 +297,8 @@ public final class RunnelServer: @unchecked Sendable {
         registration.rack = config.rack
         registration.listeners = config.advertisedListeners.map { spec in
             let bound = servers.first { $0.listener == spec.name }?.port ?? spec.port
-            return .init(name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port), securityProtocol: 0)
+            let securityProtocol = SecurityProtocol(rawValue: config.securityProtocols[spec.name] ?? "PLAINTEXT") ?? .plaintext
+            return .init(name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port), securityProtocol: securityProtocol.code)
         }
         registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
         return registration
@@ -271,11 +313,17 @@ public final class RunnelServer: @unchecked Sendable {
     /// Binds one listener; a port that cannot be bound is one sentence naming the listener.
     private func listen(_ listener: ListenerSpec, handler: any RequestHandler, group: any EventLoopGroup, accepting: Bool) async throws -> KafkaServer {
         let host = listener.host.isEmpty ? "0.0.0.0" : listener.host
+        let security: ListenerSecurity
+        do {
+            security = try config.security.listenerSecurity(listener.name, scramCredentials: scramCredentials)
+        } catch {
+            throw StorageError("listener \(listener.name): \(error)")
+        }
         do {
             return try await KafkaServer.start(
                 listener: listener.name, host: host, port: listener.port, group: group, handler: handler,
                 frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax,
-                accepting: accepting, logger: logger)
+                accepting: accepting, security: security, logger: logger)
         } catch let error as IOError {
             throw ConnectionError("listener \(listener.name) cannot bind \(host):\(listener.port): \(String(cString: strerror(error.errnoCode)))")
         }

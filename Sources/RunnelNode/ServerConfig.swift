@@ -4,6 +4,7 @@ import RunnelBroker
 import RunnelCore
 import RunnelLog
 import RunnelMetadata
+import RunnelNetwork
 import RunnelQuorum
 
 /// A problem with the configuration: one sentence naming the key and what is wrong.
@@ -110,6 +111,10 @@ public struct ServerConfig: Sendable {
     public var dropCacheBehindBytes: Int64
     /// Keys this build does not know (warned about, not fatal).
     public var unknownKeys: [String]
+    /// TLS, SASL and the authorizer.
+    public var security: SecurityConfig
+    /// Keys that are set but change nothing in this build (warned about, not fatal).
+    public var keysWithoutEffect: [String]
 
     /// Reads and checks every key. Throws the first problem found.
     public init(_ p: Properties) throws {
@@ -213,9 +218,6 @@ public struct ServerConfig: Sendable {
                 throw ConfigError("listener.security.protocol.map", "has no security protocol for listener \(l.name).")
             }
         }
-        for (name, proto) in protocols where proto != "PLAINTEXT" && listeners.contains(where: { $0.name == name }) {
-            throw ConfigError("listener.security.protocol.map", "listener \(name) uses \(proto), which this build does not support yet; use PLAINTEXT.")
-        }
         self.securityProtocols = protocols
 
         let brokerListeners = listeners.filter { !controllerNames.contains($0.name) }
@@ -234,6 +236,8 @@ public struct ServerConfig: Sendable {
             throw ConfigError("inter.broker.listener.name", "names \(interBroker), which is not in listeners.")
         }
         self.interBrokerListenerName = interBroker
+        security = try SecurityConfig.parse({ p[$0] }, keys: p.keys, listeners: listeners, protocols: protocols,
+                                            controllerListenerNames: controllerNames, interBrokerListenerName: interBroker)
 
         let dirsText = string("log.dirs") ?? string("log.dir") ?? "/tmp/kafka-logs"
         let dirs = dirsText.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty }
@@ -343,7 +347,15 @@ public struct ServerConfig: Sendable {
 
         // Every remaining key must at least be a number or boolean where Kafka says so.
         var unknown: [String] = []
+        var withoutEffect: [String] = []
         for key in p.keys {
+            let base = Self.listenerKeyBase(key)
+            if SecurityConfig.keysWithoutEffect.contains(base) {
+                withoutEffect.append(key)
+            }
+            if key.hasPrefix("listener.name."), ConfigDefinitions.brokerConfig(base) != nil || Self.listenerSaslKey(base) {
+                continue
+            }
             if let definition = ConfigDefinitions.brokerConfig(key) {
                 if let value = p[key], let problem = ConfigDefinitions.validateBrokerConfig(name: definition.name, value: value.trimmed()) {
                     throw ConfigError(key, problem)
@@ -353,10 +365,28 @@ public struct ServerConfig: Sendable {
             }
         }
         unknownKeys = unknown
+        keysWithoutEffect = withoutEffect
     }
 
-    /// Keys this build reads that are not in the broker config table.
-    static let extraKeys: Set<String> = ["metrics.port", "metrics.host", "controlled.shutdown.timeout.ms"]
+    /// `listener.name.<listener>.<key>` without its prefix (and without a mechanism before
+    /// `sasl.jaas.config`); other keys as they are.
+    static func listenerKeyBase(_ key: String) -> String {
+        guard key.hasPrefix("listener.name.") else { return key }
+        let rest = key.dropFirst("listener.name.".count)
+        guard let dot = rest.firstIndex(of: ".") else { return key }
+        return String(rest[rest.index(after: dot)...])
+    }
+
+    /// A per-listener SASL key: `<mechanism>.sasl.jaas.config` and the like.
+    static func listenerSaslKey(_ base: String) -> Bool {
+        ["plain.sasl.jaas.config", "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config", "sasl.jaas.config",
+         "sasl.enabled.mechanisms"].contains(base.lowercased())
+    }
+
+    /// Keys this build reads that are not in the broker config table (the authorizer's own keys
+    /// are not broker configs in Kafka either).
+    static let extraKeys: Set<String> = ["metrics.port", "metrics.host", "controlled.shutdown.timeout.ms", "super.users",
+                                         "allow.everyone.if.no.acl.found"]
 
     public var isBroker: Bool { roles.contains(.broker) }
     public var isController: Bool { roles.contains(.controller) }

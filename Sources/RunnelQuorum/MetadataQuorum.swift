@@ -195,13 +195,19 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         maybeBootstrap()
     }
 
-    /// A new cluster records its metadata version first, as Kafka's format does.
+    /// Records `runnel format` gave this node for a new cluster (SCRAM credentials of
+    /// `--add-scram`), written after the metadata version by the first active controller.
+    public var bootstrapRecords: [MetadataRecord] = []
+
+    /// A new cluster records its metadata version first, as Kafka's format does, then the
+    /// bootstrap records.
     private func maybeBootstrap() {
         guard !bootstrapped, driver.isActiveLeader else { return }
         bootstrapped = true
         if committedImage.features["metadata.version"] == nil {
+            let extra = bootstrapRecords
             run({ _, _, _ in
-                ControllerResult(records: [.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21))], response: 0)
+                ControllerResult(records: [.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21))] + extra, response: 0)
             }, completion: { (_: Result<Int, ProposalError>) in })
         }
     }

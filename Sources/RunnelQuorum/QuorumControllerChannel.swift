@@ -58,6 +58,12 @@ public struct QuorumControllerChannel: ControllerChannel {
                 quorum.run({ c, _, _ in c.unregisterBroker(r) }, completion: finish)
             case let r as BrokerRegistrationRequest:
                 quorum.registerBroker(r, unfenced: unfence, completion: finish)
+            case let r as CreateAclsRequest:
+                quorum.run({ c, rng, _ in c.createAcls(r, newId: { KafkaUUID.random(using: &rng) }) }, completion: finish)
+            case let r as DeleteAclsRequest:
+                quorum.run({ c, _, _ in c.deleteAcls(r) }, completion: finish)
+            case let r as AlterUserScramCredentialsRequest:
+                quorum.run({ c, _, _ in c.alterUserScramCredentials(r) }, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }

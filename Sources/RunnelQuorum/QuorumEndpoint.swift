@@ -1,8 +1,33 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import RunnelController
 import RunnelCore
+import RunnelMetadata
 import RunnelRaft
+import RunnelSecurity
 import RunnelWire
+
+/// The authorizer of a controller listener (nil without `authorizer.class.name`), kept in step
+/// with the quorum's committed image.
+public final class QuorumAuthorizer: Sendable {
+    private let box: NIOLockedValueBox<(authorizer: StandardAuthorizer?, image: MetadataImage)>
+
+    public init(_ configured: StandardAuthorizer?) { box = NIOLockedValueBox((configured, .empty)) }
+
+    public var current: StandardAuthorizer? { box.withLockedValue { $0.authorizer } }
+    /// The committed image last published (topic names of ids, for checks).
+    var image: MetadataImage { box.withLockedValue { $0.image } }
+
+    /// Applies a committed change (subscribe it to the quorum).
+    public func publish(_ delta: MetadataDelta, image: MetadataImage) {
+        box.withLockedValue { state in
+            state.image = image
+            guard state.authorizer != nil, !delta.changedAcls.isEmpty || state.authorizer!.aclCount != image.acls.count else { return }
+            state.authorizer!.follow(delta, image: image)
+        }
+    }
+}
 
 /// The controller listener: Kafka's Raft APIs (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch on
 /// `__cluster_metadata`), DescribeQuorum and ApiVersions. Requests are handed to the quorum's
@@ -13,12 +38,16 @@ public struct QuorumEndpoint: RequestHandler {
     let clusterId: String
     /// The voters and their controller listeners (DescribeCluster on this listener lists them).
     let voters: [VoterSpec]
+    /// Who may do what here (Kafka's ControllerApis checks).
+    let authorizer: QuorumAuthorizer
 
-    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, runtime: KafkaRaftRuntime, clusterId: String, voters: [VoterSpec]) {
+    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, runtime: KafkaRaftRuntime, clusterId: String, voters: [VoterSpec],
+                authorizer: QuorumAuthorizer = QuorumAuthorizer(nil)) {
         self.quorum = quorum
         self.runtime = runtime
         self.clusterId = clusterId
         self.voters = voters
+        self.authorizer = authorizer
     }
 
     static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
@@ -42,6 +71,14 @@ public struct QuorumEndpoint: RequestHandler {
         .brokerRegistration: 0...4,
         .brokerHeartbeat: 0...1,
         .unregisterBroker: 0...0,
+        .describeAcls: 0...3,
+        .createAcls: 0...3,
+        .deleteAcls: 0...3,
+        .describeUserScramCredentials: 0...0,
+        .alterUserScramCredentials: 0...0,
+        // Answered by the connection's authenticator before any other request.
+        .saslHandshake: 0...1,
+        .saslAuthenticate: 0...2,
     ]
 
     public func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
@@ -53,6 +90,9 @@ public struct QuorumEndpoint: RequestHandler {
         }
         do {
             var reader = WireReader(request.body)
+            if let refused = try refusal(key, request, context: context) {
+                return respond(refused, version, context)
+            }
             switch key {
             case .vote:
                 let r = try VoteRequest(from: &reader, version: version)
@@ -126,6 +166,23 @@ public struct QuorumEndpoint: RequestHandler {
             case .brokerRegistration: return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
             case .brokerHeartbeat: return command(try BrokerHeartbeatRequest(from: &reader, version: version), version, context)
             case .unregisterBroker: return command(try UnregisterBrokerRequest(from: &reader, version: version), version, context)
+            case .createAcls: return command(try CreateAclsRequest(from: &reader, version: version), version, context)
+            case .deleteAcls: return command(try DeleteAclsRequest(from: &reader, version: version), version, context)
+            case .alterUserScramCredentials: return command(try AlterUserScramCredentialsRequest(from: &reader, version: version), version, context)
+            case .describeAcls:
+                let r = try DescribeAclsRequest(from: &reader, version: version)
+                let quorum = self.quorum
+                let allocator = context.allocator
+                return .respond(runtime.eventLoop.submit {
+                    OutgoingResponse(quorum.committedImage.describeAcls(r, version: version), version: version, allocator: allocator)
+                })
+            case .describeUserScramCredentials:
+                let r = try DescribeUserScramCredentialsRequest(from: &reader, version: version)
+                let quorum = self.quorum
+                let allocator = context.allocator
+                return .respond(runtime.eventLoop.submit {
+                    OutgoingResponse(quorum.committedImage.describeUserScramCredentials(r), version: version, allocator: allocator)
+                })
             case .describeCluster:
                 let r = try DescribeClusterRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -161,6 +218,99 @@ public struct QuorumEndpoint: RequestHandler {
         }
     }
 
+    /// Kafka's ControllerApis checks, made before a request runs: the answer to send instead when
+    /// the principal may not make it. The Raft APIs and the brokers' own requests (registration,
+    /// heartbeats, AlterPartition, producer-id blocks) need CLUSTER_ACTION on the cluster, so no
+    /// client can pose as a voter or a broker. Admin requests need what they need on a broker;
+    /// a principal with CLUSTER_ACTION (a broker forwarding a request it authorized for its
+    /// client, as Kafka's Envelope carries it) may send them all. Without an authorizer there
+    /// is no check (Kafka trusts the network then), except that ACL requests answer
+    /// SECURITY_DISABLED.
+    func refusal(_ key: ApiKey, _ request: IncomingRequest, context: RequestContext) throws -> (any ResponseMessage)? {
+        let version = request.header.apiVersion
+        func decode<R: RequestMessage>(_ type: R.Type) throws -> R { try R.decode(request.body, version: version) }
+        let quorumAuthorizer = self.authorizer
+        guard let authorizer = quorumAuthorizer.current else {
+            let message = "No Authorizer is configured."
+            let disabled = ErrorCode.securityDisabled.rawValue
+            switch key {
+            case .describeAcls: return DescribeAclsResponse(errorCode: disabled, errorMessage: message, resources: [])
+            case .createAcls: return CreateAclsResponse(results: try decode(CreateAclsRequest.self).creations.map { _ in .init(errorCode: disabled, errorMessage: message) })
+            case .deleteAcls:
+                return DeleteAclsResponse(filterResults: try decode(DeleteAclsRequest.self).filters.map { _ in .init(errorCode: disabled, errorMessage: message, matchingAcls: []) })
+            default: return nil
+            }
+        }
+        let principal = KafkaPrincipal(type: context.principalType, name: context.principalName)
+        let host = context.clientHost
+        func allows(_ operation: AclOperation, _ resource: Resource) -> Bool {
+            authorizer.authorize(principal, host: host, operation: operation, resource: resource)
+        }
+        let clusterRefused = ErrorCode.clusterAuthorizationFailed
+        if allows(.clusterAction, .cluster) { return nil }
+        switch key {
+        case .apiVersions, .describeCluster:
+            return nil
+        case .vote: return VoteResponse(errorCode: clusterRefused.rawValue)
+        case .beginQuorumEpoch: return BeginQuorumEpochResponse(errorCode: clusterRefused.rawValue)
+        case .endQuorumEpoch: return EndQuorumEpochResponse(errorCode: clusterRefused.rawValue)
+        case .fetch: return FetchResponse(errorCode: clusterRefused.rawValue)
+        case .fetchSnapshot: return FetchSnapshotResponse(errorCode: clusterRefused.rawValue)
+        case .describeQuorum:
+            return allows(.describe, .cluster) ? nil : DescribeQuorumResponse(errorCode: clusterRefused.rawValue)
+        case .brokerRegistration: return BrokerRegistrationResponse(errorCode: clusterRefused.rawValue)
+        case .brokerHeartbeat: return BrokerHeartbeatResponse(errorCode: clusterRefused.rawValue)
+        case .alterPartition: return AlterPartitionResponse(errorCode: clusterRefused.rawValue)
+        case .allocateProducerIds: return AllocateProducerIdsResponse(errorCode: clusterRefused.rawValue)
+        case .unregisterBroker:
+            return allows(.alter, .cluster) ? nil : UnregisterBrokerResponse(errorCode: clusterRefused.rawValue)
+        case .describeAcls:
+            return allows(.describe, .cluster) ? nil : DescribeAclsResponse(errorCode: clusterRefused.rawValue, errorMessage: nil, resources: [])
+        case .describeUserScramCredentials:
+            return allows(.describe, .cluster) ? nil : DescribeUserScramCredentialsResponse(errorCode: clusterRefused.rawValue, errorMessage: nil, results: [])
+        case .createAcls:
+            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(CreateAclsRequest.self), code: clusterRefused)
+        case .deleteAcls:
+            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(DeleteAclsRequest.self), code: clusterRefused)
+        case .alterUserScramCredentials:
+            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(AlterUserScramCredentialsRequest.self), code: clusterRefused)
+        case .electLeaders:
+            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(ElectLeadersRequest.self), code: clusterRefused)
+        case .createTopics:
+            let r = try decode(CreateTopicsRequest.self)
+            let ok = allows(.create, .cluster) || r.topics.allSatisfy { allows(.create, .topic($0.name)) }
+            return ok ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
+        case .deleteTopics:
+            let r = try decode(DeleteTopicsRequest.self)
+            let image = quorumAuthorizer.image
+            let names = r.topicNames + r.topics.compactMap { $0.name ?? image.topic(id: $0.topicId)?.name }
+            return names.allSatisfy({ allows(.delete, .topic($0)) }) ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
+        case .createPartitions:
+            let r = try decode(CreatePartitionsRequest.self)
+            return r.topics.allSatisfy({ allows(.alter, .topic($0.name)) }) ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
+        case .incrementalAlterConfigs:
+            let r = try decode(IncrementalAlterConfigsRequest.self)
+            let code = r.resources.lazy.compactMap { Self.configRefusal(allows, resourceType: $0.resourceType, name: $0.resourceName) }.first
+            return code.flatMap { ControllerRequests.failure(r, code: $0) }
+        case .alterConfigs:
+            let r = try decode(AlterConfigsRequest.self)
+            let code = r.resources.lazy.compactMap { Self.configRefusal(allows, resourceType: $0.resourceType, name: $0.resourceName) }.first
+            return code.flatMap { ControllerRequests.failure(r, code: $0) }
+        default:
+            return nil
+        }
+    }
+
+    /// ALTER_CONFIGS on a config resource: topics by name, brokers on the cluster, groups by name.
+    static func configRefusal(_ allows: (AclOperation, Resource) -> Bool, resourceType: Int8, name: String) -> ErrorCode? {
+        switch resourceType {
+        case 2: return allows(.alterConfigs, .topic(name)) ? nil : .topicAuthorizationFailed
+        case 4, 8: return allows(.alterConfigs, .cluster) ? nil : .clusterAuthorizationFailed
+        case 32: return allows(.alterConfigs, .group(name)) ? nil : .groupAuthorizationFailed
+        default: return nil
+        }
+    }
+
     /// Runs a controller command on this node if it is the active controller; otherwise every
     /// item answers NOT_CONTROLLER so the sender finds the active one.
     func command<R: RequestMessage>(_ request: R, _ version: Int16, _ context: RequestContext) -> RequestOutcome {
@@ -175,6 +325,10 @@ public struct QuorumEndpoint: RequestHandler {
     }
 
     func respond<M: ResponseMessage>(_ message: M, _ version: Int16, _ context: RequestContext) -> RequestOutcome {
+        .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
+    }
+
+    func respond(_ message: any ResponseMessage, _ version: Int16, _ context: RequestContext) -> RequestOutcome {
         .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
     }
 

@@ -47,6 +47,14 @@ public enum ControllerRequests {
             return ElectLeadersResponse(errorCode: code.rawValue, replicaElectionResults: (r.topicPartitions ?? []).map { t in
                 .init(topic: t.topic, partitionResult: t.partitions.map { .init(partitionId: $0, errorCode: code.rawValue, errorMessage: message) })
             }) as? R.Response
+        case let r as CreateAclsRequest:
+            return CreateAclsResponse(results: r.creations.map { _ in .init(errorCode: code.rawValue, errorMessage: message) }) as? R.Response
+        case let r as DeleteAclsRequest:
+            return DeleteAclsResponse(filterResults: r.filters.map { _ in .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: []) }) as? R.Response
+        case let r as AlterUserScramCredentialsRequest:
+            return AlterUserScramCredentialsResponse(results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {
+                .init(user: $0, errorCode: code.rawValue, errorMessage: message)
+            }) as? R.Response
         default:
             return nil
         }

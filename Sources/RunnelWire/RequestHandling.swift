@@ -9,14 +9,25 @@ public struct RequestContext: Sendable {
     public var listener: String
     public var eventLoop: any EventLoop
     public var allocator: ByteBufferAllocator
+    /// Who sent the request, as the listener authenticated the connection: Kafka's principal type
+    /// and name (`User`, `ANONYMOUS` on a PLAINTEXT listener or an SSL one without a client
+    /// certificate; the SASL user or the certificate's mapped name otherwise).
+    public var principalType: String
+    public var principalName: String
 
-    public init(connectionId: UInt64, remoteAddress: SocketAddress?, listener: String, eventLoop: any EventLoop, allocator: ByteBufferAllocator) {
+    public init(connectionId: UInt64, remoteAddress: SocketAddress?, listener: String, eventLoop: any EventLoop, allocator: ByteBufferAllocator,
+                principalType: String = "User", principalName: String = "ANONYMOUS") {
         self.connectionId = connectionId
         self.remoteAddress = remoteAddress
         self.listener = listener
         self.eventLoop = eventLoop
         self.allocator = allocator
+        self.principalType = principalType
+        self.principalName = principalName
     }
+
+    /// The client's address as ACLs name hosts (`127.0.0.1`), or `*`-free empty text when unknown.
+    public var clientHost: String { remoteAddress?.ipAddress ?? "" }
 }
 
 /// A parsed request: its header and the undecoded body.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import RunnelClient
+import RunnelNetwork
+import RunnelNode
 
 /// The top-level commands that talk to brokers over the Kafka protocol. A bad argument to any of
 /// them ends like every other failure: one sentence on stderr and exit status 1.
@@ -10,6 +12,8 @@ let clientToolCommands: [String: [String]] = [
     "consume": [],
     "group": ["list", "describe", "reset-offsets", "delete"],
     "cluster": ["describe"],
+    "acl": ["add", "list", "remove"],
+    "user": ["scram"],
 ]
 
 /// Options every client tool takes.
@@ -19,6 +23,10 @@ struct ClientOptions: ParsableArguments {
 
     @Option(name: .customLong("request-timeout-ms"), help: "How long one request (and one retry loop while leadership moves) may take.")
     var requestTimeoutMs: Int64 = 30_000
+
+    @Option(name: .customLong("command-config"),
+            help: "A Kafka client properties file: security.protocol, sasl.mechanism, sasl.username/sasl.password or sasl.jaas.config, ssl.ca.location or ssl.truststore.*, ssl.certificate.location/ssl.key.location or ssl.keystore.* for a client certificate.")
+    var commandConfig: String?
 
     @Flag(help: "Print JSON for scripts (the fields are listed above) instead of text for people.")
     var json = false
@@ -37,7 +45,8 @@ struct ClientOptions: ParsableArguments {
 func withClient<T: Sendable>(_ options: ClientOptions, _ body: @Sendable (KafkaClient) async throws -> T) async -> T {
     let client: KafkaClient
     do {
-        client = try KafkaClient(bootstrapServers: options.bootstrapServer, requestTimeoutMs: options.requestTimeoutMs)
+        client = try KafkaClient(bootstrapServers: options.bootstrapServer, requestTimeoutMs: options.requestTimeoutMs,
+                                 security: try clientSecurity(commandConfig: options.commandConfig))
     } catch {
         fail(sentence(error))
     }
@@ -49,6 +58,16 @@ func withClient<T: Sendable>(_ options: ClientOptions, _ body: @Sendable (KafkaC
         await client.close()
         fail(sentence(error))
     }
+}
+
+/// The security of a `--command-config` file (plaintext without one).
+func clientSecurity(commandConfig path: String?) throws -> ClientSecurity {
+    guard let path else { return .plaintext }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw ValidationError("--command-config: \(path) cannot be read")
+    }
+    let properties = Properties(parsing: text)
+    return try ClientSecurity.parse { properties[$0] }
 }
 
 /// An error's description as one sentence: a capital-free clause gets its final period.

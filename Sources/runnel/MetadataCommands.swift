@@ -32,6 +32,9 @@ struct QuorumOptions: ParsableArguments {
     @Option(help: "Milliseconds to wait for an answer.")
     var timeoutMs: Int64 = 5000
 
+    @Option(name: .customLong("command-config"), help: "A Kafka client properties file for a TLS or SASL controller listener (security.protocol, sasl.*, ssl.*).")
+    var commandConfig: String?
+
     @Flag(name: .customLong("from-this-node"), help: "Report what the (first) node asked knows even when it is not the leader (leader id and epoch only).")
     var fromThisNode = false
 
@@ -41,6 +44,7 @@ struct QuorumOptions: ParsableArguments {
         }
         let client = try AdminClient(servers: servers)
         client.timeoutMs = timeoutMs
+        client.security = try clientSecurity(commandConfig: commandConfig)
         return client
     }
 }
@@ -76,6 +80,7 @@ struct QuorumReport: Encodable {
                 let first = client.bootstrap[0]
                 let single = try AdminClient(servers: "\(first.host):\(first.port)")
                 single.timeoutMs = options.timeoutMs
+                single.security = client.security
                 response = try runBlocking { try await single.send(request, version: 2).response }
             } else {
                 response = try runBlocking { try await client.describeQuorum() }

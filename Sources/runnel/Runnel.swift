@@ -3,7 +3,10 @@ import Foundation
 import Logging
 import RunnelCore
 import RunnelLog
+import RunnelMetadata
 import RunnelNode
+import RunnelSecurity
+import RunnelWire
 
 @main
 struct Runnel: AsyncParsableCommand {
@@ -11,7 +14,7 @@ struct Runnel: AsyncParsableCommand {
         commandName: "runnel",
         abstract: "Runnel: a Kafka-compatible distributed log, built the KRaft way.",
         subcommands: [Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
-                      Group.self, Cluster.self, Bench.self]
+                      Group.self, Cluster.self, Acl.self, User.self, Bench.self]
     )
 
     /// ArgumentParser's entry point, except that a bad argument to a client tool (topic, produce,
@@ -145,10 +148,27 @@ struct Format: ParsableCommand {
     @Flag(name: [.customShort("g"), .long], help: "Skip directories that are already formatted.")
     var ignoreFormatted = false
 
+    @Option(name: [.customShort("S"), .customLong("add-scram")],
+            help: "A SCRAM credential for the new cluster, as kafka-storage takes it: 'SCRAM-SHA-512=[name=admin,password=secret]' (or with salt, saltedpassword and iterations). Repeat for more.")
+    var addScram: [String] = []
+
     func run() throws {
         let config = loadConfig(config)
+        var records: [MetadataRecord] = []
+        var random = SystemRandomNumberGenerator()
+        for argument in addScram {
+            do {
+                let parsed = try ScramCredentialArgument(parsing: argument, random: &random)
+                let entry = ScramCredentialEntry(user: parsed.user, mechanism: parsed.mechanism.rawValue, salt: parsed.credential.salt,
+                                                 storedKey: parsed.credential.storedKey, serverKey: parsed.credential.serverKey,
+                                                 iterations: parsed.credential.iterations)
+                records.append(.userScramCredential(entry.record))
+            } catch {
+                fail("--add-scram \(argument): \(error)")
+            }
+        }
         do {
-            let written = try StorageFormatter.format(config: config, clusterId: clusterId, ignoreFormatted: ignoreFormatted)
+            let written = try StorageFormatter.format(config: config, clusterId: clusterId, ignoreFormatted: ignoreFormatted, bootstrapRecords: records)
             for dir in written { print("Formatted \(dir) for cluster \(clusterId), node \(config.nodeId).") }
             if written.isEmpty { print("All directories were already formatted.") }
         } catch {

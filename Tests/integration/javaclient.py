@@ -175,10 +175,11 @@ def produce(bootstrap: str, topic: str, count: int, props: dict | None = None,
 
 
 def consume(bootstrap: str, topic: str, expected: int, timeout_ms: int = 60_000,
-            group: str | None = None) -> Result:
+            group: str | None = None, props: dict | None = None) -> Result:
     """Read from the beginning until `expected` records (exit 0) or `timeout_ms` (exit 3). With a
-    group, `committed` gives the offsets the group committed."""
-    args = ["consume", bootstrap, topic, expected, timeout_ms] + ([group] if group else [])
+    group, `committed` gives the offsets the group committed; `props` are client settings."""
+    args = ["consume", bootstrap, topic, expected, timeout_ms] + ([group] if group else (["-"] if props else []))
+    args += [f"{k}={v}" for k, v in (props or {}).items()]
     return run(*args, timeout=timeout_ms / 1000 + 120)
 
 

@@ -12,7 +12,7 @@
 //       prints {"key","value","partition","offset"} per acknowledged record, in send order.
 //       Each failed send is one stderr line; the exit status is 1 if any failed.
 //
-//   consume <bootstrap> <topic> <expected> <timeoutMs> [group]
+//   consume <bootstrap> <topic> <expected> <timeoutMs> [group or -] [key=value consumer props...]
 //       Reads from the beginning (auto.offset.reset=earliest) until `expected` records arrived
 //       or `timeoutMs` passed, then polls one more second to catch extras, printing
 //       {"key","value","partition","offset"} per record. With a group it subscribes as a member
@@ -152,13 +152,14 @@ public final class RunnelJavaClient {
         String topic = args[2];
         int expected = Integer.parseInt(args[3]);
         long timeoutMs = Long.parseLong(args[4]);
-        String group = args.length > 5 ? args[5] : null;
+        String group = args.length > 5 && !args[5].equals("-") ? args[5] : null;
 
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.putAll(keyValues(args, 6));   // client settings after the group ("-" for none)
         if (group != null) {
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");   // committed below, per poll
