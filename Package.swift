@@ -4,7 +4,7 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -112,7 +112,8 @@ let package = Package(
         .target(
             name: "RunnelQuorum",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft", "RunnelSnapshotStore", "RunnelSecurity",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelRaft",
+                "RunnelSnapshotStore", "RunnelSecurity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -139,7 +140,8 @@ let package = Package(
         .target(
             name: "RunnelBroker",
             dependencies: [
-                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication", "RunnelGroups", "RunnelSecurity",
+                "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog", "RunnelReplication",
+                "RunnelGroups", "RunnelSecurity",
                 "RunnelTransactions",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -179,7 +181,8 @@ let package = Package(
         .executableTarget(
             name: "runnel",
             dependencies: [
-                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork", "RunnelSnapshotStore", "RunnelMetadata", "RunnelQuorum",
+                "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork",
+                "RunnelSnapshotStore", "RunnelMetadata", "RunnelQuorum",
                 "RunnelSecurity", "RunnelController",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -208,24 +211,35 @@ let package = Package(
         ),
         // Tool: the spec generator (Specs/*.json -> Swift).
         .target(name: "RunnelSpecGen", path: "tools/specgen/RunnelSpecGen"),
-        .executableTarget(name: "runnel-specgen", dependencies: ["RunnelSpecGen"], path: "tools/specgen/runnel-specgen"),
+        .executableTarget(
+            name: "runnel-specgen", dependencies: ["RunnelSpecGen"], path: "tools/specgen/runnel-specgen"),
 
         // Helpers the unit test targets share (scratch directories, a disk tests can step into); not
         // part of any product.
-        .target(name: "RunnelTestSupport", dependencies: ["RunnelLog", .product(name: "NIOCore", package: "swift-nio")],
-                path: "Tests/RunnelTestSupport"),
+        .target(
+            name: "RunnelTestSupport", dependencies: ["RunnelLog", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/RunnelTestSupport"),
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
-        .testTarget(name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]),
-        .testTarget(name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport"]),
-        .testTarget(name: "RunnelMetadataTests", dependencies: [
-            "RunnelMetadata", "RunnelController", "RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelSnapshotStore", "RunnelTestSupport",
-            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
-        ]),
-        .testTarget(name: "RunnelSecurityTests", dependencies: ["RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
+        .testTarget(
+            name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]
+        ),
+        .testTarget(
+            name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport"]),
+        .testTarget(
+            name: "RunnelMetadataTests",
+            dependencies: [
+                "RunnelMetadata", "RunnelController", "RunnelSecurity", "RunnelWire", "RunnelCore",
+                "RunnelSnapshotStore", "RunnelTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "RunnelSecurityTests",
+            dependencies: ["RunnelSecurity", "RunnelWire", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
         .testTarget(
             name: "RunnelBrokerTests",
             dependencies: [
-                "RunnelBroker", "RunnelNetwork", "RunnelNode", "RunnelWire", "RunnelCore", "RunnelLog", "RunnelTestSupport",
+                "RunnelBroker", "RunnelNetwork", "RunnelNode", "RunnelWire", "RunnelCore", "RunnelLog",
+                "RunnelTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -234,15 +248,28 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RunnelSpecGenTests", dependencies: ["RunnelSpecGen"]),
-        .testTarget(name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore", "RunnelTestSupport"], exclude: ["Transcripts"]),
-        .testTarget(name: "RunnelReplicationTests", dependencies: ["RunnelReplication", "RunnelCore", "RunnelWire", "RunnelTestSupport"],
-                    exclude: ["Transcripts"]),
-        .testTarget(name: "RunnelTransactionsTests", dependencies: [
-            "RunnelTransactions", "RunnelWire", "RunnelCore", "RunnelTestSupport", .product(name: "NIOCore", package: "swift-nio"),
-        ], exclude: ["Transcripts"]),
-        .testTarget(name: "RunnelGroupsTests", dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "RunnelClientTests", dependencies: ["RunnelClient", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "RunnelCLITests", dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(
+            name: "RunnelRaftTests", dependencies: ["RunnelRaft", "RunnelCore", "RunnelTestSupport"],
+            exclude: ["Transcripts"]),
+        .testTarget(
+            name: "RunnelReplicationTests",
+            dependencies: ["RunnelReplication", "RunnelCore", "RunnelWire", "RunnelTestSupport"],
+            exclude: ["Transcripts"]),
+        .testTarget(
+            name: "RunnelTransactionsTests",
+            dependencies: [
+                "RunnelTransactions", "RunnelWire", "RunnelCore", "RunnelTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ], exclude: ["Transcripts"]),
+        .testTarget(
+            name: "RunnelGroupsTests",
+            dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "RunnelClientTests",
+            dependencies: ["RunnelClient", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "RunnelCLITests",
+            dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore", "RunnelGroups"]),
     ]
 )

@@ -12,11 +12,16 @@ import RunnelWire
 extension Broker {
     /// Forwards `allowed` (nil: nothing to forward) and completes the answer with `complete`,
     /// which adds the refused items.
-    func forwardAllowed<R: RequestMessage>(_ allowed: R?, version: Int16, context: RequestContext,
-                                           complete: @escaping @Sendable (R.Response?) -> R.Response) -> RequestOutcome {
+    func forwardAllowed<R: RequestMessage>(
+        _ allowed: R?, version: Int16, context: RequestContext,
+        complete: @escaping @Sendable (R.Response?) -> R.Response
+    ) -> RequestOutcome {
         guard let allowed else { return respond(complete(nil), version: version, context: context) }
         let allocator = context.allocator
-        return .respond(forwarded(allowed, version: version, context: context).map { OutgoingResponse(complete($0), version: version, allocator: allocator) })
+        return .respond(
+            forwarded(allowed, version: version, context: context).map {
+                OutgoingResponse(complete($0), version: version, allocator: allocator)
+            })
     }
 
     /// CreateTopics: CREATE on the cluster or on the topic.
@@ -29,7 +34,9 @@ extension Broker {
         let refused = request.topics.filter { t in !allowed.topics.contains { $0.name == t.name } }.map(\.name)
         return forwardAllowed(allowed.topics.isEmpty ? nil : allowed, version: version, context: context) { response in
             var out = response ?? CreateTopicsResponse()
-            out.topics += refused.map { .init(name: $0, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil, configs: nil) }
+            out.topics += refused.map {
+                .init(name: $0, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil, configs: nil)
+            }
             return out
         }
     }
@@ -41,14 +48,19 @@ extension Broker {
         let image = self.image
         var allowed = request
         allowed.topicNames = request.topicNames.filter { auth.allows(.delete, .topic($0)) }
-        var refused: [DeleteTopicsResponse.DeletableTopicResult] = request.topicNames.filter { !auth.allows(.delete, .topic($0)) }.map {
+        var refused: [DeleteTopicsResponse.DeletableTopicResult] = request.topicNames.filter {
+            !auth.allows(.delete, .topic($0))
+        }.map {
             .init(name: $0, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil)
         }
         allowed.topics = []
         for state in request.topics {
             let name = state.name ?? image.topic(id: state.topicId)?.name
             if let name, !auth.allows(.delete, .topic(name)) {
-                refused.append(.init(name: state.name, topicId: state.topicId, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil))
+                refused.append(
+                    .init(
+                        name: state.name, topicId: state.topicId,
+                        errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil))
             } else {
                 allowed.topics.append(state)
             }
@@ -63,7 +75,8 @@ extension Broker {
     }
 
     /// CreatePartitions: ALTER on each topic.
-    func createPartitions(_ request: CreatePartitionsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    func createPartitions(_ request: CreatePartitionsRequest, version: Int16, context: RequestContext) -> RequestOutcome
+    {
         let auth = authorization(context)
         guard auth.enabled else { return forward(request, version: version, context: context) }
         var allowed = request
@@ -71,7 +84,9 @@ extension Broker {
         let refused = request.topics.filter { !auth.allows(.alter, .topic($0.name)) }.map(\.name)
         return forwardAllowed(allowed.topics.isEmpty ? nil : allowed, version: version, context: context) { response in
             var out = response ?? CreatePartitionsResponse()
-            out.results += refused.map { .init(name: $0, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil) }
+            out.results += refused.map {
+                .init(name: $0, errorCode: ErrorCode.topicAuthorizationFailed.rawValue, errorMessage: nil)
+            }
             return out
         }
     }
@@ -79,7 +94,9 @@ extension Broker {
     /// The error for a config resource the principal may not `operation` (ALTER_CONFIGS or
     /// DESCRIBE_CONFIGS), or nil when it may: topics by name, brokers and broker loggers on the
     /// cluster, groups by name (Kafka's ConfigHelper / ControllerApis).
-    static func configRefusal(_ auth: RequestAuthorization, _ operation: AclOperation, resourceType: Int8, name: String) -> ErrorCode? {
+    static func configRefusal(
+        _ auth: RequestAuthorization, _ operation: AclOperation, resourceType: Int8, name: String
+    ) -> ErrorCode? {
         switch resourceType {
         case 2: return auth.allows(operation, .topic(name)) ? nil : .topicAuthorizationFailed
         case 4, 8: return auth.allows(operation, .cluster) ? nil : .clusterAuthorizationFailed
@@ -89,21 +106,29 @@ extension Broker {
     }
 
     /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
-    func incrementalAlterConfigs(_ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    func incrementalAlterConfigs(
+        _ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
         let auth = authorization(context)
         guard auth.enabled else { return forward(request, version: version, context: context) }
         var allowed = request
         allowed.resources = []
         var refused: [IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = []
         for resource in request.resources {
-            if let code = Self.configRefusal(auth, .alterConfigs, resourceType: resource.resourceType, name: resource.resourceName) {
-                refused.append(.init(errorCode: code.rawValue, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName))
+            if let code = Self.configRefusal(
+                auth, .alterConfigs, resourceType: resource.resourceType, name: resource.resourceName)
+            {
+                refused.append(
+                    .init(
+                        errorCode: code.rawValue, errorMessage: nil, resourceType: resource.resourceType,
+                        resourceName: resource.resourceName))
             } else {
                 allowed.resources.append(resource)
             }
         }
         let refusedResults = refused
-        return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) { response in
+        return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
+            response in
             var out = response ?? IncrementalAlterConfigsResponse()
             out.responses += refusedResults
             return out
@@ -118,14 +143,20 @@ extension Broker {
         allowed.resources = []
         var refused: [AlterConfigsResponse.AlterConfigsResourceResponse] = []
         for resource in request.resources {
-            if let code = Self.configRefusal(auth, .alterConfigs, resourceType: resource.resourceType, name: resource.resourceName) {
-                refused.append(.init(errorCode: code.rawValue, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName))
+            if let code = Self.configRefusal(
+                auth, .alterConfigs, resourceType: resource.resourceType, name: resource.resourceName)
+            {
+                refused.append(
+                    .init(
+                        errorCode: code.rawValue, errorMessage: nil, resourceType: resource.resourceType,
+                        resourceName: resource.resourceName))
             } else {
                 allowed.resources.append(resource)
             }
         }
         let refusedResults = refused
-        return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) { response in
+        return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
+            response in
             var out = response ?? AlterConfigsResponse()
             out.responses += refusedResults
             return out
@@ -136,9 +167,16 @@ extension Broker {
     func electLeaders(_ request: ElectLeadersRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         guard authorization(context).allows(.alter, .cluster) else {
             let code = ErrorCode.clusterAuthorizationFailed.rawValue
-            return respond(ElectLeadersResponse(errorCode: code, replicaElectionResults: (request.topicPartitions ?? []).map { t in
-                .init(topic: t.topic, partitionResult: t.partitions.map { .init(partitionId: $0, errorCode: code, errorMessage: nil) })
-            }), version: version, context: context)
+            return respond(
+                ElectLeadersResponse(
+                    errorCode: code,
+                    replicaElectionResults: (request.topicPartitions ?? []).map { t in
+                        .init(
+                            topic: t.topic,
+                            partitionResult: t.partitions.map {
+                                .init(partitionId: $0, errorCode: code, errorMessage: nil)
+                            })
+                    }), version: version, context: context)
         }
         return forward(request, version: version, context: context)
     }

@@ -50,12 +50,18 @@ extension Broker {
         let version = request.header.apiVersion
         var response = ApiVersionsResponse()
         response.apiKeys = Self.supportedVersions.keys.sorted().map {
-            .init(apiKey: $0.rawValue, minVersion: Self.supportedVersions[$0]!.lowerBound, maxVersion: Self.supportedVersions[$0]!.upperBound)
+            .init(
+                apiKey: $0.rawValue, minVersion: Self.supportedVersions[$0]!.lowerBound,
+                maxVersion: Self.supportedVersions[$0]!.upperBound)
         }
         guard Self.supportedVersions[.apiVersions]!.contains(version) else {
             // KIP-511: answer in the v0 layout so any client can read it and retry lower.
             response.errorCode = ErrorCode.unsupportedVersion.rawValue
-            response.apiKeys = [.init(apiKey: ApiKey.apiVersions.rawValue, minVersion: 0, maxVersion: Self.supportedVersions[.apiVersions]!.upperBound)]
+            response.apiKeys = [
+                .init(
+                    apiKey: ApiKey.apiVersions.rawValue, minVersion: 0,
+                    maxVersion: Self.supportedVersions[.apiVersions]!.upperBound)
+            ]
             return respond(response, version: 0, context: context)
         }
         if version >= 3 {
@@ -64,7 +70,11 @@ extension Broker {
                 response.errorCode = ErrorCode.invalidRequest.rawValue
                 return respond(response, version: version, context: context)
             }
-            response.supportedFeatures = [.init(name: "metadata.version", minVersion: Self.metadataVersionRange.lowerBound, maxVersion: Self.metadataVersionRange.upperBound)]
+            response.supportedFeatures = [
+                .init(
+                    name: "metadata.version", minVersion: Self.metadataVersionRange.lowerBound,
+                    maxVersion: Self.metadataVersionRange.upperBound)
+            ]
             let image = self.image
             response.finalizedFeaturesEpoch = image.provenance.lastOffset
             response.finalizedFeatures = image.features.keys.sorted().map {

@@ -22,7 +22,9 @@ final class BrokerAuthorizer: @unchecked Sendable {
     /// Applies the ACL changes of a published delta.
     func publish(_ delta: MetadataDelta, image: MetadataImage) {
         box.withLockedValue { authorizer in
-            guard authorizer != nil, !delta.changedAcls.isEmpty || authorizer!.aclCount != image.acls.count else { return }
+            guard authorizer != nil, !delta.changedAcls.isEmpty || authorizer!.aclCount != image.acls.count else {
+                return
+            }
             authorizer!.follow(delta, image: image)
         }
     }
@@ -83,12 +85,17 @@ extension Broker {
     func describeAcls(_ request: DescribeAclsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let auth = authorization(context)
         guard auth.enabled else {
-            return respond(DescribeAclsResponse(errorCode: ErrorCode.securityDisabled.rawValue, errorMessage: "No Authorizer is configured.", resources: []),
-                           version: version, context: context)
+            return respond(
+                DescribeAclsResponse(
+                    errorCode: ErrorCode.securityDisabled.rawValue, errorMessage: "No Authorizer is configured.",
+                    resources: []),
+                version: version, context: context)
         }
         guard auth.allows(.describe, .cluster) else {
-            return respond(DescribeAclsResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, resources: []),
-                           version: version, context: context)
+            return respond(
+                DescribeAclsResponse(
+                    errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, resources: []),
+                version: version, context: context)
         }
         return respond(image.describeAcls(request, version: version), version: version, context: context)
     }
@@ -96,11 +103,15 @@ extension Broker {
     /// CreateAcls, forwarded to the active controller: ALTER on the cluster.
     func createAcls(_ request: CreateAclsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let auth = authorization(context)
-        let refusal: (ErrorCode, String?)? = !auth.enabled ? (.securityDisabled, "No Authorizer is configured.")
+        let refusal: (ErrorCode, String?)? =
+            !auth.enabled
+            ? (.securityDisabled, "No Authorizer is configured.")
             : !auth.allows(.alter, .cluster) ? (.clusterAuthorizationFailed, nil) : nil
         if let (code, message) = refusal {
-            return respond(CreateAclsResponse(results: request.creations.map { _ in .init(errorCode: code.rawValue, errorMessage: message) }),
-                           version: version, context: context)
+            return respond(
+                CreateAclsResponse(
+                    results: request.creations.map { _ in .init(errorCode: code.rawValue, errorMessage: message) }),
+                version: version, context: context)
         }
         return forward(request, version: version, context: context)
     }
@@ -108,31 +119,45 @@ extension Broker {
     /// DeleteAcls, forwarded to the active controller: ALTER on the cluster.
     func deleteAcls(_ request: DeleteAclsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let auth = authorization(context)
-        let refusal: (ErrorCode, String?)? = !auth.enabled ? (.securityDisabled, "No Authorizer is configured.")
+        let refusal: (ErrorCode, String?)? =
+            !auth.enabled
+            ? (.securityDisabled, "No Authorizer is configured.")
             : !auth.allows(.alter, .cluster) ? (.clusterAuthorizationFailed, nil) : nil
         if let (code, message) = refusal {
-            return respond(DeleteAclsResponse(filterResults: request.filters.map { _ in .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: []) }),
-                           version: version, context: context)
+            return respond(
+                DeleteAclsResponse(
+                    filterResults: request.filters.map { _ in
+                        .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: [])
+                    }),
+                version: version, context: context)
         }
         return forward(request, version: version, context: context)
     }
 
     /// DescribeUserScramCredentials, from this broker's image: DESCRIBE on the cluster.
-    func describeUserScramCredentials(_ request: DescribeUserScramCredentialsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    func describeUserScramCredentials(
+        _ request: DescribeUserScramCredentialsRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
         guard authorization(context).allows(.describe, .cluster) else {
-            return respond(DescribeUserScramCredentialsResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, results: []),
-                           version: version, context: context)
+            return respond(
+                DescribeUserScramCredentialsResponse(
+                    errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, results: []),
+                version: version, context: context)
         }
         return respond(image.describeUserScramCredentials(request), version: version, context: context)
     }
 
     /// AlterUserScramCredentials, forwarded to the active controller: ALTER on the cluster.
-    func alterUserScramCredentials(_ request: AlterUserScramCredentialsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    func alterUserScramCredentials(
+        _ request: AlterUserScramCredentialsRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
         guard authorization(context).allows(.alter, .cluster) else {
             let users = request.deletions.map(\.name) + request.upsertions.map(\.name)
-            return respond(AlterUserScramCredentialsResponse(results: users.map {
-                .init(user: $0, errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil)
-            }), version: version, context: context)
+            return respond(
+                AlterUserScramCredentialsResponse(
+                    results: users.map {
+                        .init(user: $0, errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil)
+                    }), version: version, context: context)
         }
         return forward(request, version: version, context: context)
     }
@@ -141,15 +166,21 @@ extension Broker {
 extension Broker {
     /// What the image must show before a successful ACL or SCRAM answer is relayed, read from
     /// the request and its answer (the answers do not name what they changed).
-    static func visibility<R: RequestMessage>(of request: R) -> (@Sendable (R.Response) -> (@Sendable (MetadataImage) -> Bool)?)? {
+    static func visibility<R: RequestMessage>(
+        of request: R
+    ) -> (@Sendable (R.Response) -> (@Sendable (MetadataImage) -> Bool)?)? {
         switch request {
         case let r as CreateAclsRequest:
             return { response in
                 guard let response = response as? CreateAclsResponse else { return nil }
-                let created: [AclBinding] = zip(r.creations, response.results).filter { $0.1.errorCode == 0 }.map { creation, _ in
-                    AclBinding(ResourceType(code: creation.resourceType), creation.resourceName, PatternType(code: creation.resourcePatternType),
-                               principal: creation.principal, host: creation.host, operation: AclOperation(code: creation.operation),
-                               permission: AclPermissionType(code: creation.permissionType))
+                let created: [AclBinding] = zip(r.creations, response.results).filter { $0.1.errorCode == 0 }.map {
+                    creation, _ in
+                    AclBinding(
+                        ResourceType(code: creation.resourceType), creation.resourceName,
+                        PatternType(code: creation.resourcePatternType),
+                        principal: creation.principal, host: creation.host,
+                        operation: AclOperation(code: creation.operation),
+                        permission: AclPermissionType(code: creation.permissionType))
                 }
                 if created.isEmpty { return nil }
                 return { image in
@@ -160,10 +191,14 @@ extension Broker {
         case is DeleteAclsRequest:
             return { response in
                 guard let response = response as? DeleteAclsResponse else { return nil }
-                let deleted: [AclBinding] = response.filterResults.filter { $0.errorCode == 0 }.flatMap(\.matchingAcls).map {
-                    AclBinding(ResourceType(code: $0.resourceType), $0.resourceName, PatternType(code: $0.patternType), principal: $0.principal,
-                               host: $0.host, operation: AclOperation(code: $0.operation), permission: AclPermissionType(code: $0.permissionType))
-                }
+                let deleted: [AclBinding] = response.filterResults.filter { $0.errorCode == 0 }.flatMap(\.matchingAcls)
+                    .map {
+                        AclBinding(
+                            ResourceType(code: $0.resourceType), $0.resourceName, PatternType(code: $0.patternType),
+                            principal: $0.principal,
+                            host: $0.host, operation: AclOperation(code: $0.operation),
+                            permission: AclPermissionType(code: $0.permissionType))
+                    }
                 if deleted.isEmpty { return nil }
                 return { image in
                     let held = Set(image.acls.values.map(AclBinding.init))
@@ -174,7 +209,9 @@ extension Broker {
             return { response in
                 guard let response = response as? AlterUserScramCredentialsResponse else { return nil }
                 let succeeded = Set(response.results.filter { $0.errorCode == 0 }.map(\.user))
-                let upserted = r.upsertions.filter { succeeded.contains($0.name) }.map { ($0.name, $0.mechanism, Array($0.salt.readableBytesView)) }
+                let upserted = r.upsertions.filter { succeeded.contains($0.name) }.map {
+                    ($0.name, $0.mechanism, Array($0.salt.readableBytesView))
+                }
                 let deleted = r.deletions.filter { succeeded.contains($0.name) }.map { ($0.name, $0.mechanism) }
                 if upserted.isEmpty && deleted.isEmpty { return nil }
                 return { image in

@@ -12,9 +12,12 @@ extension Broker {
         var response = DescribeConfigsResponse()
         for resource in request.resources {
             var result = DescribeConfigsResponse.DescribeConfigsResult(
-                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType,
+                resourceName: resource.resourceName)
             defer { response.results.append(result) }
-            if let code = Self.configRefusal(auth, .describeConfigs, resourceType: resource.resourceType, name: resource.resourceName) {
+            if let code = Self.configRefusal(
+                auth, .describeConfigs, resourceType: resource.resourceType, name: resource.resourceName)
+            {
                 result.errorCode = code.rawValue
                 continue
             }
@@ -52,7 +55,9 @@ extension Broker {
                     name: c.name, value: c.value, readOnly: c.readOnly, isDefault: c.isDefault,
                     configSource: c.source.rawValue, isSensitive: c.isSensitive)
                 if request.includeSynonyms {
-                    out.synonyms = c.synonyms.map { .init(name: $0.name, value: c.isSensitive ? nil : $0.value, source: $0.source.rawValue) }
+                    out.synonyms = c.synonyms.map {
+                        .init(name: $0.name, value: c.isSensitive ? nil : $0.value, source: $0.source.rawValue)
+                    }
                 }
                 if version >= 3 {
                     out.configType = c.type.rawValue

@@ -20,7 +20,9 @@ extension Broker {
 
     /// The partitions a Fetch asks for, resolved against `image` (topic ids from v13, names
     /// before), with the response skeleton they fill. The simulator plans its fetches with it too.
-    package static func fetchTargets(_ request: FetchRequest, version: Int16, image: MetadataImage, skeleton: inout FetchResponse) -> [FetchTarget] {
+    package static func fetchTargets(
+        _ request: FetchRequest, version: Int16, image: MetadataImage, skeleton: inout FetchResponse
+    ) -> [FetchTarget] {
         var targets: [FetchTarget] = []
         for (ti, topic) in request.topics.enumerated() {
             var name: String? = topic.topic
@@ -31,10 +33,17 @@ extension Broker {
             } else if image.topic(named: topic.topic) == nil {
                 topicError = .unknownTopicOrPartition
             }
-            skeleton.responses.append(.init(topic: version >= 13 ? "" : topic.topic, topicId: version >= 13 ? topic.topicId : .zero))
+            skeleton.responses.append(
+                .init(topic: version >= 13 ? "" : topic.topic, topicId: version >= 13 ? topic.topicId : .zero))
             for (pi, p) in topic.partitions.enumerated() {
-                skeleton.responses[ti].partitions.append(.init(partitionIndex: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: nil))
-                targets.append(FetchTarget(topicIndex: ti, partitionIndex: pi, topicPartition: name.map { TopicPartition($0, p.partition) }, request: p, error: topicError))
+                skeleton.responses[ti].partitions.append(
+                    .init(
+                        partitionIndex: p.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1,
+                        logStartOffset: -1, abortedTransactions: nil))
+                targets.append(
+                    FetchTarget(
+                        topicIndex: ti, partitionIndex: pi,
+                        topicPartition: name.map { TopicPartition($0, p.partition) }, request: p, error: topicError))
             }
         }
         return targets
@@ -61,13 +70,17 @@ extension Broker {
         } else if replicaId < 0 && auth.enabled {
             let readable = auth.allowedTopics(.read, checkedTargets.compactMap { $0.topicPartition?.topic })
             for i in checkedTargets.indices {
-                if let topic = checkedTargets[i].topicPartition?.topic, !readable.contains(topic) { checkedTargets[i].error = .topicAuthorizationFailed }
+                if let topic = checkedTargets[i].topicPartition?.topic, !readable.contains(topic) {
+                    checkedTargets[i].error = .topicAuthorizationFailed
+                }
             }
         }
 
         let targets = checkedTargets
         // First look: answer now if there is enough data, an error, or no wait.
-        let first = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, maxWaitMs: maxWait)
+        let first = readFetch(
+            skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
+            maxWaitMs: maxWait)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
         }
@@ -79,7 +92,9 @@ extension Broker {
             partitions: targets.filter { $0.error == nil }.compactMap(\.topicPartition),
             tryComplete: { [self] in fetchReady(targets, replicaId: replicaId, minBytes: minBytes) },
             complete: { [self] in
-                let result = readFetch(skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch, maxWaitMs: 0)
+                let result = readFetch(
+                    skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
+                    maxWaitMs: 0)
                 promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
             })
         delayedFetches.watch(waiter, waitMs: maxWait)
@@ -92,10 +107,13 @@ extension Broker {
     /// broker epoch of the registration the image holds for that id), or every partition answers
     /// NOT_LEADER_OR_FOLLOWER, so that nothing but a registered broker moves a high watermark. A
     /// consumer fetch needs READ on each topic (`readable`, checked per target by the caller).
-    static func fetchRefusal(_ auth: RequestAuthorization, replicaId: Int32, replicaEpoch: Int64, image: MetadataImage) -> ErrorCode? {
+    static func fetchRefusal(
+        _ auth: RequestAuthorization, replicaId: Int32, replicaEpoch: Int64, image: MetadataImage
+    ) -> ErrorCode? {
         guard replicaId >= 0 else { return nil }
         guard auth.allows(.clusterAction, .cluster) else { return .topicAuthorizationFailed }
-        guard let registered = image.brokers[NodeID(replicaId)], replicaEpoch >= 0, registered.epoch == replicaEpoch else { return .notLeaderOrFollower }
+        guard let registered = image.brokers[NodeID(replicaId)], replicaEpoch >= 0, registered.epoch == replicaEpoch
+        else { return .notLeaderOrFollower }
         return nil
     }
 
@@ -123,8 +141,10 @@ extension Broker {
     /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
     /// consumer reads up to the high watermark.
     /// `maxWaitMs` is how long the fetch may yet wait here (0 once it answers).
-    func readFetch(_ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32,
-                   replicaEpoch: Int64, maxWaitMs: Int64) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
+    func readFetch(
+        _ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32,
+        replicaEpoch: Int64, maxWaitMs: Int64
+    ) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         let image = self.image
         let nowMs = clock.monotonicMs()
         let eligibility = Self.isrEligibility(image)
@@ -142,7 +162,8 @@ extension Broker {
                 continue
             }
             guard let tp = target.topicPartition, let partition = partition(tp) else {
-                out.errorCode = (target.topicPartition.map { image.partition($0) == nil } ?? true)
+                out.errorCode =
+                    (target.topicPartition.map { image.partition($0) == nil } ?? true)
                     ? ErrorCode.unknownTopicOrPartition.rawValue : ErrorCode.notLeaderOrFollower.rawValue
                 hasError = true
                 continue

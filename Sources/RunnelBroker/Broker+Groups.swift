@@ -15,7 +15,8 @@ extension Broker {
         let auth = authorization(context)
         var answers: [FindCoordinatorResponse.Coordinator] = []
         for key in keys {
-            var out = FindCoordinatorResponse.Coordinator(key: key, nodeId: -1, host: "", port: -1, errorCode: 0, errorMessage: nil)
+            var out = FindCoordinatorResponse.Coordinator(
+                key: key, nodeId: -1, host: "", port: -1, errorCode: 0, errorMessage: nil)
             func fail(_ code: ErrorCode, _ message: String) {
                 out.errorCode = code.rawValue
                 out.errorMessage = message
@@ -35,11 +36,16 @@ extension Broker {
                 fail(.invalidRequest, transactional ? "The transactional id is empty." : "The group id is empty.")
             } else if let topic = image.topic(named: topicName), topic.partitionCount > 0 {
                 let count = Int32(topic.partitionCount)
-                let p = transactional ? TransactionLog.partition(for: key, partitions: count) : OffsetsTopic.partition(for: key, partitions: count)
+                let p =
+                    transactional
+                    ? TransactionLog.partition(for: key, partitions: count)
+                    : OffsetsTopic.partition(for: key, partitions: count)
                 let leader = topic.partitions[p]?.leader ?? -1
                 // A leader that stepped aside here is no coordinator to send clients to.
                 let asideHere = leader == settings.nodeId && steppedAside(TopicPartition(topicName, p))
-                if leader >= 0, !asideHere, let broker = liveBrokers(image, listener: context.listener).first(where: { $0.id == leader }) {
+                if leader >= 0, !asideHere,
+                    let broker = liveBrokers(image, listener: context.listener).first(where: { $0.id == leader })
+                {
                     out.nodeId = broker.id
                     out.host = broker.host
                     out.port = Int32(broker.port)
@@ -78,10 +84,14 @@ extension Broker {
         let brokers = Int16(clamping: image.brokers.values.filter { !$0.fenced }.count)
         let rf = max(1, min(wanted, brokers))
         var request = CreateTopicsRequest()
-        request.topics = [.init(name: OffsetsTopic.name, numPartitions: partitions, replicationFactor: rf, configs: [
-            .init(name: "cleanup.policy", value: "compact"), .init(name: "compression.type", value: "producer"),
-            .init(name: "segment.bytes", value: config["offsets.topic.segment.bytes"] ?? "104857600"),
-        ])]
+        request.topics = [
+            .init(
+                name: OffsetsTopic.name, numPartitions: partitions, replicationFactor: rf,
+                configs: [
+                    .init(name: "cleanup.policy", value: "compact"), .init(name: "compression.type", value: "producer"),
+                    .init(name: "segment.bytes", value: config["offsets.topic.segment.bytes"] ?? "104857600"),
+                ])
+        ]
         request.timeoutMs = 30_000
         createInternalTopic(request)
     }
@@ -98,11 +108,17 @@ extension Broker {
         let rf = max(1, min(wanted, brokers))
         let minIsr = max(1, min(config["transaction.state.log.min.isr"].flatMap { Int16($0) } ?? 2, rf))
         var request = CreateTopicsRequest()
-        request.topics = [.init(name: TransactionLog.topicName, numPartitions: partitions, replicationFactor: rf, configs: [
-            .init(name: "cleanup.policy", value: "compact"), .init(name: "compression.type", value: "uncompressed"),
-            .init(name: "min.insync.replicas", value: "\(minIsr)"), .init(name: "unclean.leader.election.enable", value: "false"),
-            .init(name: "segment.bytes", value: config["transaction.state.log.segment.bytes"] ?? "104857600"),
-        ])]
+        request.topics = [
+            .init(
+                name: TransactionLog.topicName, numPartitions: partitions, replicationFactor: rf,
+                configs: [
+                    .init(name: "cleanup.policy", value: "compact"),
+                    .init(name: "compression.type", value: "uncompressed"),
+                    .init(name: "min.insync.replicas", value: "\(minIsr)"),
+                    .init(name: "unclean.leader.election.enable", value: "false"),
+                    .init(name: "segment.bytes", value: config["transaction.state.log.segment.bytes"] ?? "104857600"),
+                ])
+        ]
         request.timeoutMs = 30_000
         createInternalTopic(request)
     }
@@ -115,29 +131,40 @@ extension Broker {
     func groupAccess(_ context: RequestContext, _ operation: AclOperation) -> GroupAccess {
         let auth = authorization(context)
         guard auth.enabled else { return .all }
-        return GroupAccess(group: { auth.allows(operation, .group($0)) }, topic: { auth.allows(.read, .topic($0)) },
-                           describeTopic: { auth.allows(.describe, .topic($0)) }, groupOperations: { auth.operationsField(.group($0)) })
+        return GroupAccess(
+            group: { auth.allows(operation, .group($0)) }, topic: { auth.allows(.read, .topic($0)) },
+            describeTopic: { auth.allows(.describe, .topic($0)) }, groupOperations: { auth.operationsField(.group($0)) }
+        )
     }
 
     /// Membership requests need READ on the group.
-    func handleGroupRequest(_ key: ApiKey, _ request: IncomingRequest, version: Int16, context: RequestContext) throws -> RequestOutcome {
+    func handleGroupRequest(
+        _ key: ApiKey, _ request: IncomingRequest, version: Int16, context: RequestContext
+    ) throws -> RequestOutcome {
         let refused = ErrorCode.groupAuthorizationFailed.rawValue
         let read = groupAccess(context, .read)
         switch key {
         case .joinGroup:
             let r = try decode(JoinGroupRequest.self, request)
             guard read.group(r.groupId) else {
-                return respond(JoinGroupResponse(errorCode: refused, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "", memberId: r.memberId),
-                               version: version, context: context)
+                return respond(
+                    JoinGroupResponse(
+                        errorCode: refused, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "",
+                        memberId: r.memberId),
+                    version: version, context: context)
             }
             return groups.joinGroup(r, version: version, clientId: request.header.clientId ?? "", context: context)
         case .syncGroup:
             let r = try decode(SyncGroupRequest.self, request)
-            guard read.group(r.groupId) else { return respond(SyncGroupResponse(errorCode: refused), version: version, context: context) }
+            guard read.group(r.groupId) else {
+                return respond(SyncGroupResponse(errorCode: refused), version: version, context: context)
+            }
             return groups.syncGroup(r, version: version, context: context)
         case .heartbeat:
             let r = try decode(HeartbeatRequest.self, request)
-            guard read.group(r.groupId) else { return respond(HeartbeatResponse(errorCode: refused), version: version, context: context) }
+            guard read.group(r.groupId) else {
+                return respond(HeartbeatResponse(errorCode: refused), version: version, context: context)
+            }
             return groups.heartbeat(r, version: version, context: context)
         case .leaveGroup:
             let r = try decode(LeaveGroupRequest.self, request)
@@ -148,24 +175,30 @@ extension Broker {
             }
             return groups.leaveGroup(r, version: version, context: context)
         case .offsetCommit:
-            return groups.offsetCommit(try decode(OffsetCommitRequest.self, request), version: version, context: context, access: read)
+            return groups.offsetCommit(
+                try decode(OffsetCommitRequest.self, request), version: version, context: context, access: read)
         case .offsetFetch:
-            return groups.offsetFetch(try decode(OffsetFetchRequest.self, request), version: version, context: context,
-                                      access: groupAccess(context, .describe))
+            return groups.offsetFetch(
+                try decode(OffsetFetchRequest.self, request), version: version, context: context,
+                access: groupAccess(context, .describe))
         case .offsetDelete:
-            return groups.offsetDelete(try decode(OffsetDeleteRequest.self, request), version: version, context: context,
-                                       access: groupAccess(context, .delete))
+            return groups.offsetDelete(
+                try decode(OffsetDeleteRequest.self, request), version: version, context: context,
+                access: groupAccess(context, .delete))
         case .listGroups:
             // DESCRIBE on the cluster lists every group; otherwise those the principal may describe.
             let auth = authorization(context)
             let access = auth.allows(.describe, .cluster) ? .all : groupAccess(context, .describe)
-            return groups.listGroups(try decode(ListGroupsRequest.self, request), version: version, context: context, access: access)
+            return groups.listGroups(
+                try decode(ListGroupsRequest.self, request), version: version, context: context, access: access)
         case .describeGroups:
-            return groups.describeGroups(try decode(DescribeGroupsRequest.self, request), version: version, context: context,
-                                         access: groupAccess(context, .describe))
+            return groups.describeGroups(
+                try decode(DescribeGroupsRequest.self, request), version: version, context: context,
+                access: groupAccess(context, .describe))
         case .deleteGroups:
-            return groups.deleteGroups(try decode(DeleteGroupsRequest.self, request), version: version, context: context,
-                                       access: groupAccess(context, .delete))
+            return groups.deleteGroups(
+                try decode(DeleteGroupsRequest.self, request), version: version, context: context,
+                access: groupAccess(context, .delete))
         default:
             return .close(reason: "\(key.name) is not a group request")
         }

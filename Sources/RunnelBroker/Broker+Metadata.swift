@@ -9,7 +9,8 @@ extension Broker {
     static let internalTopics: Set<String> = ["__consumer_offsets", "__transaction_state"]
 
     /// Brokers clients can use, on the listener the request came in on.
-    func liveBrokers(_ image: MetadataImage, listener: String) -> [(id: Int32, host: String, port: Int, rack: String?)] {
+    func liveBrokers(_ image: MetadataImage, listener: String) -> [(id: Int32, host: String, port: Int, rack: String?)]
+    {
         image.brokers.values.filter { !$0.fenced }.sorted { $0.id < $1.id }.compactMap { broker in
             guard let endpoint = broker.endpoint(listener) ?? broker.endpoints.first else { return nil }
             return (broker.id.rawValue, endpoint.host, endpoint.port, broker.rack)
@@ -38,7 +39,9 @@ extension Broker {
         }
         let refused = ErrorCode.topicAuthorizationFailed.rawValue
         if wantAll {
-            response.topics = image.topicNames.filter { auth.allows(.describe, .topic($0)) }.compactMap { image.topic(named: $0) }.map(described)
+            response.topics = image.topicNames.filter { auth.allows(.describe, .topic($0)) }.compactMap {
+                image.topic(named: $0)
+            }.map(described)
         } else {
             for wanted in request.topics ?? [] {
                 if let name = wanted.name {
@@ -48,11 +51,15 @@ extension Broker {
                         response.topics.append(described(topic))
                     } else {
                         let autoCreate = settings.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
-                        if autoCreate && QuorumNames.isValidTopicName(name) && !auth.allows(.create, .cluster) && !auth.allows(.create, .topic(name)) {
-                            response.topics.append(.init(errorCode: refused, name: name, topicId: .zero, isInternal: false))
+                        if autoCreate && QuorumNames.isValidTopicName(name) && !auth.allows(.create, .cluster)
+                            && !auth.allows(.create, .topic(name))
+                        {
+                            response.topics.append(
+                                .init(errorCode: refused, name: name, topicId: .zero, isInternal: false))
                             continue
                         }
-                        var missing = MetadataResponse.MetadataResponseTopic(errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name)
+                        var missing = MetadataResponse.MetadataResponseTopic(
+                            errorCode: ErrorCode.unknownTopicOrPartition.rawValue, name: name)
                         if QuorumNames.isValidTopicName(name) {
                             if autoCreate {
                                 toCreate.append(name)
@@ -64,10 +71,13 @@ extension Broker {
                         response.topics.append(missing)
                     }
                 } else if let topic = image.topic(id: wanted.topicId) {
-                    response.topics.append(auth.allows(.describe, .topic(topic.name)) ? described(topic)
-                                           : .init(errorCode: refused, name: nil, topicId: wanted.topicId, isInternal: false))
+                    response.topics.append(
+                        auth.allows(.describe, .topic(topic.name))
+                            ? described(topic)
+                            : .init(errorCode: refused, name: nil, topicId: wanted.topicId, isInternal: false))
                 } else {
-                    response.topics.append(.init(errorCode: ErrorCode.unknownTopicId.rawValue, name: nil, topicId: wanted.topicId))
+                    response.topics.append(
+                        .init(errorCode: ErrorCode.unknownTopicId.rawValue, name: nil, topicId: wanted.topicId))
                 }
             }
         }
@@ -79,12 +89,14 @@ extension Broker {
     }
 
     package func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
-        var out = MetadataResponse.MetadataResponseTopic(errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
+        var out = MetadataResponse.MetadataResponseTopic(
+            errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
         out.partitions = topic.partitions.keys.sorted().map { index in
             let p = topic.partitions[index]!
             let offline = p.replicas.filter { id in image.brokers[NodeID(id)].map { $0.fenced } ?? true }
             // A leader that stepped aside here is no leader to send clients to.
-            let leaderLive = p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
+            let leaderLive =
+                p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
                 && !(p.leader == settings.nodeId && steppedAside(TopicPartition(topic.name, index)))
             return .init(
                 errorCode: leaderLive ? 0 : ErrorCode.leaderNotAvailable.rawValue,

@@ -22,7 +22,8 @@ extension Broker {
         for topic in request.topics {
             var topicResponse = ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name)
             for p in topic.partitions {
-                var out = ListOffsetsResponse.ListOffsetsPartitionResponse(partitionIndex: p.partitionIndex, errorCode: 0)
+                var out = ListOffsetsResponse.ListOffsetsPartitionResponse(
+                    partitionIndex: p.partitionIndex, errorCode: 0)
                 defer { topicResponse.partitions.append(out) }
                 guard describable.contains(topic.name) else {
                     out.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
@@ -30,7 +31,8 @@ extension Broker {
                 }
                 let tp = TopicPartition(topic.name, p.partitionIndex)
                 guard let partition = partition(tp) else {
-                    out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
+                    out.errorCode =
+                        (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
                     continue
                 }
                 guard partition.isLeader || isFollower else {
@@ -72,7 +74,9 @@ extension Broker {
                         continue
                     }
                 }
-                if found == nil && lagging && p.timestamp != OffsetSpec.earliest && p.timestamp != OffsetSpec.earliestLocal {
+                if found == nil && lagging && p.timestamp != OffsetSpec.earliest
+                    && p.timestamp != OffsetSpec.earliestLocal
+                {
                     // Nothing below the high watermark, which may yet move past it.
                     out.errorCode = ErrorCode.offsetNotAvailable.rawValue
                     continue
@@ -97,7 +101,8 @@ extension Broker {
         for topic in request.topics {
             var result = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topic.name)
             for p in topic.partitions {
-                var out = DeleteRecordsResponse.DeleteRecordsPartitionResult(partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode: 0)
+                var out = DeleteRecordsResponse.DeleteRecordsPartitionResult(
+                    partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode: 0)
                 let tp = TopicPartition(topic.name, p.partitionIndex)
                 if !deletable.contains(topic.name) {
                     out.errorCode = ErrorCode.topicAuthorizationFailed.rawValue
@@ -111,7 +116,8 @@ extension Broker {
                         out.errorCode = ErrorCode.kafkaStorageError.rawValue
                     }
                 } else {
-                    out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
+                    out.errorCode =
+                        (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
                 }
                 result.partitions.append(out)
             }
@@ -124,7 +130,9 @@ extension Broker {
 extension Broker {
     /// OffsetForLeaderEpoch (KIP-101/320): where a leader epoch ends in the leader's log, so a
     /// consumer or replica whose position came from an older leader can detect truncation.
-    func offsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    func offsetForLeaderEpoch(
+        _ request: OffsetForLeaderEpochRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
         var response = OffsetForLeaderEpochResponse()
         // Kafka's handleOffsetForLeaderEpochRequest: a replica (replica id >= 0) needs
         // CLUSTER_ACTION on the cluster, a consumer DESCRIBE on each topic.
@@ -144,7 +152,8 @@ extension Broker {
                 }
                 let tp = TopicPartition(topic.topic, p.partition)
                 guard let partition = partition(tp) else {
-                    out.errorCode = (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
+                    out.errorCode =
+                        (image.partition(tp) == nil ? ErrorCode.unknownTopicOrPartition : .notLeaderOrFollower).rawValue
                     continue
                 }
                 guard partition.isLeader else {

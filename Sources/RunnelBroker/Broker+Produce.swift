@@ -39,8 +39,10 @@ extension Broker {
     /// appends them as leader, and with `requiredAcks` -1 parks the request in the produce
     /// purgatory until every partition's replication core says its append is replicated (or
     /// failed, or `timeoutMs` passed). Answers come in the order of `entries`.
-    package func appendRecords(_ entries: [(TopicPartition, ByteBuffer?)], requiredAcks: Int16, timeoutMs: Int64, origin: AppendOrigin,
-                               produceVersion: Int16 = .max, eventLoop: any EventLoop) -> AppendOutcome {
+    package func appendRecords(
+        _ entries: [(TopicPartition, ByteBuffer?)], requiredAcks: Int16, timeoutMs: Int64, origin: AppendOrigin,
+        produceVersion: Int16 = .max, eventLoop: any EventLoop
+    ) -> AppendOutcome {
         let now = clock.wallMs()
         let image = self.image
         var results = [PartitionAppendResult](repeating: PartitionAppendResult(), count: entries.count)
@@ -66,7 +68,9 @@ extension Broker {
             switch RecordBatches.validate(records, maxBatchBytes: config.maxMessageBytes) {
             case .failure(let problem):
                 fail(problem.code, problem.reason)
-                if problem.code == .invalidRecord { result.recordErrors = [.init(batchIndex: 0, batchIndexErrorMessage: problem.reason)] }
+                if problem.code == .invalidRecord {
+                    result.recordErrors = [.init(batchIndex: 0, batchIndexErrorMessage: problem.reason)]
+                }
                 continue
             case .success(let valid):
                 batches = valid
@@ -82,8 +86,10 @@ extension Broker {
             }
             let minInsync = partition.minInsyncReplicas
             do {
-                switch try partition.appendAsLeader(records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now,
-                                                    monotonicMs: clock.monotonicMs()) {
+                switch try partition.appendAsLeader(
+                    records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now,
+                    monotonicMs: clock.monotonicMs())
+                {
                 case .success(let info):
                     if origin == .client {
                         BrokerMetrics.messagesIn.increment(by: Int(info.lastOffset - info.firstOffset + 1))
@@ -94,8 +100,13 @@ extension Broker {
                     result.logStartOffset = partition.log.logStartOffset
                     if requiredAcks == -1 {
                         let id = delayedProduces.allocateId()
-                        waiting.append((index, id, partition, PendingProduce(
-                            id: id, requiredOffset: Offset(info.lastOffset + 1), deadlineMs: deadlineMs, minInsyncReplicas: minInsync)))
+                        waiting.append(
+                            (
+                                index, id, partition,
+                                PendingProduce(
+                                    id: id, requiredOffset: Offset(info.lastOffset + 1), deadlineMs: deadlineMs,
+                                    minInsyncReplicas: minInsync)
+                            ))
                     }
                 case .failure(let code):
                     fail(code)
@@ -122,8 +133,9 @@ extension Broker {
                 }
                 promise.succeed(results)
             })
-        delayedProduces.watch(operation, produces: Dictionary(uniqueKeysWithValues: waiting.map { ($0.id, $0.produce) }),
-                              deadlineMs: deadlineMs, nowMs: clock.monotonicMs())
+        delayedProduces.watch(
+            operation, produces: Dictionary(uniqueKeysWithValues: waiting.map { ($0.id, $0.produce) }),
+            deadlineMs: deadlineMs, nowMs: clock.monotonicMs())
         return .waiting(promise.futureResult)
     }
 
@@ -141,11 +153,15 @@ extension Broker {
         let transactionRefused = request.transactionalId.map { !auth.allows(.write, .transactionalId($0)) } ?? false
         let writable = transactionRefused ? [] : auth.allowedTopics(.write, request.topicData.map(\.name))
         for topic in request.topicData {
-            let refused: ErrorCode? = transactionRefused ? .transactionalIdAuthorizationFailed
+            let refused: ErrorCode? =
+                transactionRefused
+                ? .transactionalIdAuthorizationFailed
                 : writable.contains(topic.name) ? nil : .topicAuthorizationFailed
             layout.append((topic.name, topic.partitionData.map(\.index), refused))
             guard refused == nil else { continue }
-            for data in topic.partitionData { entries.append((TopicPartition(topic.name, data.index), data.records?.bytes)) }
+            for data in topic.partitionData {
+                entries.append((TopicPartition(topic.name, data.index), data.records?.bytes))
+            }
         }
         let answer = layout
         @Sendable func response(_ results: [PartitionAppendResult]) -> ProduceResponse {
@@ -163,8 +179,9 @@ extension Broker {
                         r = results[i]
                         i += 1
                     }
-                    var p = ProduceResponse.PartitionProduceResponse(index: index, errorCode: r.error.rawValue, baseOffset: r.baseOffset,
-                                                                     logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset)
+                    var p = ProduceResponse.PartitionProduceResponse(
+                        index: index, errorCode: r.error.rawValue, baseOffset: r.baseOffset,
+                        logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset)
                     if version >= 8 {
                         p.errorMessage = r.message
                         p.recordErrors = r.recordErrors
@@ -175,13 +192,18 @@ extension Broker {
             }
             return response
         }
-        guard acksValid else { return acks == 0 ? .noResponse : respond(response([]), version: version, context: context) }
-        let outcome = appendRecords(entries, requiredAcks: acks, timeoutMs: Int64(max(0, request.timeoutMs)), origin: .client,
-                                    produceVersion: version, eventLoop: context.eventLoop)
+        guard acksValid else {
+            return acks == 0 ? .noResponse : respond(response([]), version: version, context: context)
+        }
+        let outcome = appendRecords(
+            entries, requiredAcks: acks, timeoutMs: Int64(max(0, request.timeoutMs)), origin: .client,
+            produceVersion: version, eventLoop: context.eventLoop)
         entries = []
         if acks == 0 {
             // Kafka closes an acks=0 producer's connection on an error it cannot answer.
-            if answer.contains(where: { $0.refused != nil }) { return .close(reason: "acks=0 produce refused by the authorizer") }
+            if answer.contains(where: { $0.refused != nil }) {
+                return .close(reason: "acks=0 produce refused by the authorizer")
+            }
             return .noResponse
         }
         switch outcome {
@@ -199,15 +221,20 @@ extension Broker {
     /// with INVALID_RECORD, as Kafka's LogValidator does. Only uncompressed batches can be
     /// checked: the produce path never decompresses (compressed batches pass unchecked, and the
     /// cleaner keeps them whole).
-    static func keylessRecord(_ records: ByteBuffer, batches: [BatchInfo], tp: TopicPartition) -> ProduceResponse.BatchIndexAndErrorMessage? {
+    static func keylessRecord(
+        _ records: ByteBuffer, batches: [BatchInfo], tp: TopicPartition
+    ) -> ProduceResponse.BatchIndexAndErrorMessage? {
         let index: Int
         do {
             guard let found = try RecordBatches.firstRecordWithoutKey(records, batches: batches) else { return nil }
             index = found
         } catch {
-            return .init(batchIndex: 0, batchIndexErrorMessage: "The record batch of topic partition \(tp) does not parse: \(error).")
+            return .init(
+                batchIndex: 0,
+                batchIndexErrorMessage: "The record batch of topic partition \(tp) does not parse: \(error).")
         }
-        return .init(batchIndex: Int32(index),
-                     batchIndexErrorMessage: "Compacted topic cannot accept message without key in topic partition \(tp).")
+        return .init(
+            batchIndex: Int32(index),
+            batchIndexErrorMessage: "Compacted topic cannot accept message without key in topic partition \(tp).")
     }
 }

@@ -52,9 +52,14 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// (monotonic ms; the broker's creation until then), for the isolation check.
     private let controllerAnsweredMs: NIOLockedValueBox<Int64>
     /// Requests waiting for the image to show a change the controller committed.
-    private let imageWaiters = NIOLockedValueBox<[(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]>([])
+    private let imageWaiters = NIOLockedValueBox<
+        [(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]
+    >([])
 
-    public init(settings: BrokerSettings, logManager: LogManager, controller: any ControllerChannel, clock: any Clock, logger: Logger) {
+    public init(
+        settings: BrokerSettings, logManager: LogManager, controller: any ControllerChannel, clock: any Clock,
+        logger: Logger
+    ) {
         self.settings = settings
         self.logManager = logManager
         self.controller = controller
@@ -70,9 +75,15 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             controller: controller)
         var groupSettings = GroupSettings()
         let config = settings.staticConfig
-        if let v = config["group.min.session.timeout.ms"].flatMap({ Int32($0) }) { groupSettings.minSessionTimeoutMs = v }
-        if let v = config["group.max.session.timeout.ms"].flatMap({ Int32($0) }) { groupSettings.maxSessionTimeoutMs = v }
-        if let v = config["group.initial.rebalance.delay.ms"].flatMap({ Int64($0) }) { groupSettings.initialRebalanceDelayMs = v }
+        if let v = config["group.min.session.timeout.ms"].flatMap({ Int32($0) }) {
+            groupSettings.minSessionTimeoutMs = v
+        }
+        if let v = config["group.max.session.timeout.ms"].flatMap({ Int32($0) }) {
+            groupSettings.maxSessionTimeoutMs = v
+        }
+        if let v = config["group.initial.rebalance.delay.ms"].flatMap({ Int64($0) }) {
+            groupSettings.initialRebalanceDelayMs = v
+        }
         if let v = config["group.max.size"].flatMap({ Int($0) }) { groupSettings.maxSize = v }
         if let v = config["offset.metadata.max.bytes"].flatMap({ Int($0) }) { groupSettings.offsetMetadataMaxBytes = v }
         let groupsRef = GroupHostRefs()
@@ -84,18 +95,23 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 guard let broker = groupsRef.broker else {
                     return .done(entries.map { _ in PartitionAppendResult(error: .notCoordinator) })
                 }
-                return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
+                return broker.appendRecords(
+                    entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
             })
         var transactionSettings = TransactionSettings()
         if let v = config["transaction.max.timeout.ms"].flatMap({ Int32($0) }) { transactionSettings.maxTimeoutMs = v }
-        if let v = config["transactional.id.expiration.ms"].flatMap({ Int64($0) }) { transactionSettings.transactionalIdExpirationMs = v }
+        if let v = config["transactional.id.expiration.ms"].flatMap({ Int64($0) }) {
+            transactionSettings.transactionalIdExpirationMs = v
+        }
         if let v = config["transaction.abort.timed.out.transaction.cleanup.interval.ms"].flatMap({ Int64($0) }) {
             transactionSettings.abortTimedOutTransactionsIntervalMs = v
         }
         if let v = config["transaction.remove.expired.transaction.cleanup.interval.ms"].flatMap({ Int64($0) }) {
             transactionSettings.removeExpiredTransactionalIdsIntervalMs = v
         }
-        if let v = config["transaction.state.log.num.partitions"].flatMap({ Int32($0) }), v > 0 { transactionSettings.stateTopicPartitions = v }
+        if let v = config["transaction.state.log.num.partitions"].flatMap({ Int32($0) }), v > 0 {
+            transactionSettings.stateTopicPartitions = v
+        }
         let producerIds = self.producerIds
         let transactionLogger = logger
         self.transactions = TransactionHost(
@@ -105,19 +121,26 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 guard let broker = groupsRef.broker else {
                     return .done(entries.map { _ in PartitionAppendResult(error: .notCoordinator) })
                 }
-                return broker.appendRecords(entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
+                return broker.appendRecords(
+                    entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
             },
             sendMarkers: { markers, loop in
                 // WriteTxnMarkers is not sent yet. No transaction can be opened here either
                 // (AddPartitionsToTxn and AddOffsetsToTxn are not served), so none has markers
                 // to write; if one did, the coordinator tries again after its backoff.
-                transactionLogger.warning("cannot write the markers of \(markers.transactionalId) yet: this build does not send WriteTxnMarkers")
-                return loop.makeSucceededFuture(Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.coordinatorNotAvailable) }))
+                transactionLogger.warning(
+                    "cannot write the markers of \(markers.transactionalId) yet: this build does not send WriteTxnMarkers"
+                )
+                return loop.makeSucceededFuture(
+                    Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.coordinatorNotAvailable) })
+                )
             },
             allocateProducerIds: { loop in producerIds.allocateBlock(on: loop) })
         if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
         if let v = config["offsets.retention.minutes"].flatMap({ Int64($0) }) { groups.offsetsRetentionMs = v * 60_000 }
-        if let v = config["offsets.retention.check.interval.ms"].flatMap({ Int64($0) }) { groups.offsetsRetentionCheckIntervalMs = v }
+        if let v = config["offsets.retention.check.interval.ms"].flatMap({ Int64($0) }) {
+            groups.offsetsRetentionCheckIntervalMs = v
+        }
         groupsRef.broker = self
     }
 
@@ -134,9 +157,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
 
     /// Starts pulling followed partitions from their leaders.
     /// A follower's truncation (which syncs its log) runs through `blocking`, off the fetchers' loop.
-    public func startReplication(transport: any ReplicaTransport, settings: ReplicaFetchSettings, blocking: @escaping BlockingRunner) {
-        let fetchers = ReplicaFetchers(transport: transport, blocking: blocking, settings: settings, localId: self.settings.nodeId,
-                                       brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger)
+    public func startReplication(
+        transport: any ReplicaTransport, settings: ReplicaFetchSettings, blocking: @escaping BlockingRunner
+    ) {
+        let fetchers = ReplicaFetchers(
+            transport: transport, blocking: blocking, settings: settings, localId: self.settings.nodeId,
+            brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger)
         fetchersBox.withLockedValue { $0 = fetchers }
         fetchers.reconcile(hostedPartitions)
     }
@@ -153,7 +179,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// coordinators started.
     private func transactionLeadershipChanged() {
         guard let loop = groupLoop.withLockedValue({ $0 }) else { return }
-        if let topic = image.topic(named: TransactionLog.topicName) { transactions.stateTopicPartitionsChanged(Int32(topic.partitionCount)) }
+        if let topic = image.topic(named: TransactionLog.topicName) {
+            transactions.stateTopicPartitionsChanged(Int32(topic.partitionCount))
+        }
         var leading: [Int32: Int32] = [:]
         for p in hostedPartitions where p.topicPartition.topic == TransactionLog.topicName && p.servesClients {
             leading[p.topicPartition.partition] = p.leaderEpoch
@@ -195,7 +223,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .steppedAside(let aside):
                 if aside {
                     BrokerMetrics.leaderStepAsides.increment()
-                    logger.warning("stepping aside as leader of \(partition.topicPartition): no word from the controller for over broker.session.timeout.ms (\(settings.brokerSessionTimeoutMs) ms) and an in-sync follower stopped fetching; clients are sent to look for the new leader")
+                    logger.warning(
+                        "stepping aside as leader of \(partition.topicPartition): no word from the controller for over broker.session.timeout.ms (\(settings.brokerSessionTimeoutMs) ms) and an in-sync follower stopped fetching; clients are sent to look for the new leader"
+                    )
                 } else {
                     logger.info("leading \(partition.topicPartition) for clients again")
                 }
@@ -236,7 +266,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let silent = now - controllerAnsweredMs.withLockedValue { $0 }
         for partition in hostedPartitions {
             partition.checkIsr(nowMs: now, lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: live)
-            partition.checkIsolation(nowMs: now, controllerSilentMs: silent, sessionTimeoutMs: settings.brokerSessionTimeoutMs)
+            partition.checkIsolation(
+                nowMs: now, controllerSilentMs: silent, sessionTimeoutMs: settings.brokerSessionTimeoutMs)
         }
     }
 
@@ -271,8 +302,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         var request = AlterPartitionRequest()
         request.brokerId = settings.nodeId
         request.brokerEpoch = own
-        request.topics = [.init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])]
-        logger.info("proposing ISR \(proposal.isr.map(\.rawValue)) for \(partition.topicPartition) (partition epoch \(proposal.partitionEpoch))")
+        request.topics = [
+            .init(topicName: partition.topicPartition.topic, topicId: partition.topicId, partitions: [data])
+        ]
+        logger.info(
+            "proposing ISR \(proposal.isr.map(\.rawValue)) for \(partition.topicPartition) (partition epoch \(proposal.partitionEpoch))"
+        )
         let clock = self.clock
         let logger = self.logger
         controller.send(request, version: 3).whenComplete { result in
@@ -317,7 +352,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         // sees any metadata.
         let opened: Bool? = registration.withLockedValue { state in
             guard !state.caughtUp else { return false }
-            guard let epoch = state.epoch, Self.holdsRegistration(image, brokerId: settings.nodeId, brokerEpoch: epoch) else { return nil }
+            guard let epoch = state.epoch, Self.holdsRegistration(image, brokerId: settings.nodeId, brokerEpoch: epoch)
+            else { return nil }
             state.caughtUp = true
             return true
         }
@@ -342,12 +378,15 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         for id in touchedTopics {
             guard let topic = image.topic(id: id) else { continue }
             let config = Self.logConfig(topic: topic.name, image: image, resolver: resolver)
-            let minInsync = resolver.topicValue("min.insync.replicas", topic: topic.name, image: image).flatMap { Int($0) } ?? 1
+            let minInsync =
+                resolver.topicValue("min.insync.replicas", topic: topic.name, image: image).flatMap { Int($0) } ?? 1
             for (index, registration) in topic.partitions {
                 let tp = TopicPartition(topic.name, index)
                 if registration.replicas.contains(settings.nodeId) {
                     do {
-                        try ensurePartition(tp, topicId: topic.id, registration: registration, config: config, minInsync: minInsync, nowMs: now)
+                        try ensurePartition(
+                            tp, topicId: topic.id, registration: registration, config: config, minInsync: minInsync,
+                            nowMs: now)
                     } catch {
                         logger.error("cannot open the log of \(tp): \(error)")
                     }
@@ -391,7 +430,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
 
     /// Completes once the image satisfies `check`, or after `timeoutMs` (then it completes anyway:
     /// the caller answers with what the controller said).
-    func awaitImage(on eventLoop: any EventLoop, timeoutMs: Int64, _ check: @escaping @Sendable (MetadataImage) -> Bool) -> EventLoopFuture<Void> {
+    func awaitImage(
+        on eventLoop: any EventLoop, timeoutMs: Int64, _ check: @escaping @Sendable (MetadataImage) -> Bool
+    ) -> EventLoopFuture<Void> {
         if check(image) { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
         imageWaiters.withLockedValue { $0.append((check, promise)) }
@@ -416,7 +457,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let image = self.image
         for tp in logManager.topicPartitions {
             let topic = image.topic(named: tp.topic)
-            let stray = topic == nil || topic!.partitions[tp.partition]?.replicas.contains(settings.nodeId) != true
+            let stray =
+                topic == nil || topic!.partitions[tp.partition]?.replicas.contains(settings.nodeId) != true
                 || (logManager.topicId(of: tp).map { $0 != topic!.id } ?? false)
             if stray {
                 logger.info("deleting stray log \(tp): not in the metadata image")
@@ -425,8 +467,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
     }
 
-    private func ensurePartition(_ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig,
-                                 minInsync: Int, nowMs: Int64) throws {
+    private func ensurePartition(
+        _ tp: TopicPartition, topicId: KafkaUUID, registration: PartitionRegistration, config: LogConfig,
+        minInsync: Int, nowMs: Int64
+    ) throws {
         if let existing = partition(tp), existing.topicId == topicId {
             existing.log.config = config
             existing.minInsyncReplicas = minInsync
@@ -439,7 +483,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let log = try logManager.getOrCreate(tp, topicId: topicId, config: config, nowMs: nowMs)
         let partition = Partition(
             topicPartition: tp, topicId: topicId, log: log, registration: registration, localId: settings.nodeId,
-            highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(), faults: settings.replicationFaults,
+            highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(),
+            faults: settings.replicationFaults,
             onActions: { [weak self] partition, actions in self?.carryOut(actions, for: partition) })
         partition.minInsyncReplicas = minInsync
         partitionLock.withLock { partitions[tp] = partition }
@@ -453,8 +498,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         guard registration.leaderRecoveryState == 1 else { return }
         uncleanElections.withLockedValue { $0 += 1 }
         BrokerMetrics.uncleanElections.increment()
-        logger.warning("unclean leader election: this broker leads \(partition.topicPartition) from outside the ISR (unclean.leader.election.enable); records only the old ISR had are lost",
-                       metadata: ["leaderEpoch": "\(registration.leaderEpoch)", "logEndOffset": "\(partition.log.logEndOffset)"])
+        logger.warning(
+            "unclean leader election: this broker leads \(partition.topicPartition) from outside the ISR (unclean.leader.election.enable); records only the old ISR had are lost",
+            metadata: ["leaderEpoch": "\(registration.leaderEpoch)", "logEndOffset": "\(partition.log.logEndOffset)"])
     }
 
     private func removePartition(_ tp: TopicPartition, force: Bool = false) {
@@ -505,30 +551,56 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             switch key {
             case .produce: return try produce(decode(ProduceRequest.self, request), version: version, context: context)
             case .fetch: return try fetch(decode(FetchRequest.self, request), version: version, context: context)
-            case .listOffsets: return try listOffsets(decode(ListOffsetsRequest.self, request), version: version, context: context)
-            case .metadata: return try metadata(decode(MetadataRequest.self, request), version: version, context: context)
-            case .createTopics: return try createTopics(decode(CreateTopicsRequest.self, request), version: version, context: context)
-            case .deleteTopics: return try deleteTopics(decode(DeleteTopicsRequest.self, request), version: version, context: context)
-            case .createPartitions: return try createPartitions(decode(CreatePartitionsRequest.self, request), version: version, context: context)
+            case .listOffsets:
+                return try listOffsets(decode(ListOffsetsRequest.self, request), version: version, context: context)
+            case .metadata:
+                return try metadata(decode(MetadataRequest.self, request), version: version, context: context)
+            case .createTopics:
+                return try createTopics(decode(CreateTopicsRequest.self, request), version: version, context: context)
+            case .deleteTopics:
+                return try deleteTopics(decode(DeleteTopicsRequest.self, request), version: version, context: context)
+            case .createPartitions:
+                return try createPartitions(
+                    decode(CreatePartitionsRequest.self, request), version: version, context: context)
             case .incrementalAlterConfigs:
-                return try incrementalAlterConfigs(decode(IncrementalAlterConfigsRequest.self, request), version: version, context: context)
-            case .alterConfigs: return try alterConfigs(decode(AlterConfigsRequest.self, request), version: version, context: context)
-            case .electLeaders: return try electLeaders(decode(ElectLeadersRequest.self, request), version: version, context: context)
-            case .deleteRecords: return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
-            case .describeConfigs: return try describeConfigs(decode(DescribeConfigsRequest.self, request), version: version, context: context)
-            case .describeCluster: return try describeCluster(decode(DescribeClusterRequest.self, request), version: version, context: context)
-            case .offsetForLeaderEpoch: return try offsetForLeaderEpoch(decode(OffsetForLeaderEpochRequest.self, request), version: version, context: context)
-            case .findCoordinator: return try findCoordinator(decode(FindCoordinatorRequest.self, request), version: version, context: context)
-            case .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit, .offsetFetch, .offsetDelete, .listGroups, .describeGroups, .deleteGroups:
+                return try incrementalAlterConfigs(
+                    decode(IncrementalAlterConfigsRequest.self, request), version: version, context: context)
+            case .alterConfigs:
+                return try alterConfigs(decode(AlterConfigsRequest.self, request), version: version, context: context)
+            case .electLeaders:
+                return try electLeaders(decode(ElectLeadersRequest.self, request), version: version, context: context)
+            case .deleteRecords:
+                return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
+            case .describeConfigs:
+                return try describeConfigs(
+                    decode(DescribeConfigsRequest.self, request), version: version, context: context)
+            case .describeCluster:
+                return try describeCluster(
+                    decode(DescribeClusterRequest.self, request), version: version, context: context)
+            case .offsetForLeaderEpoch:
+                return try offsetForLeaderEpoch(
+                    decode(OffsetForLeaderEpochRequest.self, request), version: version, context: context)
+            case .findCoordinator:
+                return try findCoordinator(
+                    decode(FindCoordinatorRequest.self, request), version: version, context: context)
+            case .joinGroup, .syncGroup, .heartbeat, .leaveGroup, .offsetCommit, .offsetFetch, .offsetDelete,
+                .listGroups, .describeGroups, .deleteGroups:
                 return try handleGroupRequest(key, request, version: version, context: context)
-            case .initProducerId: return try initProducerId(decode(InitProducerIdRequest.self, request), version: version, context: context)
-            case .describeAcls: return try describeAcls(decode(DescribeAclsRequest.self, request), version: version, context: context)
-            case .createAcls: return try createAcls(decode(CreateAclsRequest.self, request), version: version, context: context)
-            case .deleteAcls: return try deleteAcls(decode(DeleteAclsRequest.self, request), version: version, context: context)
+            case .initProducerId:
+                return try initProducerId(
+                    decode(InitProducerIdRequest.self, request), version: version, context: context)
+            case .describeAcls:
+                return try describeAcls(decode(DescribeAclsRequest.self, request), version: version, context: context)
+            case .createAcls:
+                return try createAcls(decode(CreateAclsRequest.self, request), version: version, context: context)
+            case .deleteAcls:
+                return try deleteAcls(decode(DeleteAclsRequest.self, request), version: version, context: context)
             case .describeUserScramCredentials:
-                return try describeUserScramCredentials(decode(DescribeUserScramCredentialsRequest.self, request), version: version, context: context)
+                return try describeUserScramCredentials(
+                    decode(DescribeUserScramCredentialsRequest.self, request), version: version, context: context)
             case .alterUserScramCredentials:
-                return try alterUserScramCredentials(decode(AlterUserScramCredentialsRequest.self, request), version: version, context: context)
+                return try alterUserScramCredentials(
+                    decode(AlterUserScramCredentialsRequest.self, request), version: version, context: context)
             default:
                 return .close(reason: "no handler for \(key.name)")
             }
@@ -552,12 +624,17 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// controller cannot be reached or is not active, every item gets NOT_CONTROLLER (retriable),
     /// as Kafka answers, instead of a dropped connection.
     func forward<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> RequestOutcome {
-        .respond(forwarded(request, version: version, context: context).map { OutgoingResponse($0, version: version, allocator: context.allocator) })
+        .respond(
+            forwarded(request, version: version, context: context).map {
+                OutgoingResponse($0, version: version, allocator: context.allocator)
+            })
     }
 
     /// Forwards `request` to the active controller and gives its answer (NOT_CONTROLLER on every
     /// item when it cannot be reached), once this broker's image shows what it committed.
-    func forwarded<R: RequestMessage>(_ request: R, version: Int16, context: RequestContext) -> EventLoopFuture<R.Response> {
+    func forwarded<R: RequestMessage>(
+        _ request: R, version: Int16, context: RequestContext
+    ) -> EventLoopFuture<R.Response> {
         let logger = self.logger
         let eventLoop = context.eventLoop
         let requestVisibility = Self.visibility(of: request)
@@ -565,7 +642,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             .flatMap { [self] response -> EventLoopFuture<R.Response> in
                 // Answer once this broker's own metadata shows the change, so a client's next
                 // request here sees it.
-                guard let check = Self.visibility(of: response) ?? requestVisibility?(response) else { return eventLoop.makeSucceededFuture(response) }
+                guard let check = Self.visibility(of: response) ?? requestVisibility?(response) else {
+                    return eventLoop.makeSucceededFuture(response)
+                }
                 return awaitImage(on: eventLoop, timeoutMs: 5_000, check).map { response }
             }
             .flatMapErrorThrowing { error in
@@ -581,7 +660,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         case let r as CreateTopicsResponse:
             let created = r.topics.filter { $0.errorCode == 0 }.map { ($0.name, Int($0.numPartitions)) }
             if created.isEmpty { return nil }
-            return { image in created.allSatisfy { name, n in image.topic(named: name).map { n < 0 || $0.partitionCount >= n } ?? false } }
+            return { image in
+                created.allSatisfy { name, n in
+                    image.topic(named: name).map { n < 0 || $0.partitionCount >= n } ?? false
+                }
+            }
         case let r as DeleteTopicsResponse:
             let deleted = r.responses.filter { $0.errorCode == 0 }.compactMap(\.name)
             if deleted.isEmpty { return nil }
@@ -606,7 +689,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         controller.send(request, version: 7).whenComplete { [autoCreating] result in
             autoCreating.withLockedValue { $0.subtract(names) }
             if case .success(let response) = result {
-                for t in response.topics where t.errorCode != 0 && t.errorCode != ErrorCode.topicAlreadyExists.rawValue {
+                for t in response.topics where t.errorCode != 0 && t.errorCode != ErrorCode.topicAlreadyExists.rawValue
+                {
                     logger.warning("creating \(t.name) failed: \(ErrorCode(t.errorCode)) \(t.errorMessage ?? "")")
                 }
             } else if case .failure(let error) = result {
@@ -624,15 +708,19 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
         guard !fresh.isEmpty else { return }
         var request = CreateTopicsRequest()
-        request.topics = fresh.map { CreateTopicsRequest.CreatableTopic(name: $0, numPartitions: -1, replicationFactor: -1) }
+        request.topics = fresh.map {
+            CreateTopicsRequest.CreatableTopic(name: $0, numPartitions: -1, replicationFactor: -1)
+        }
         request.timeoutMs = 30_000
         let logger = self.logger
         controller.send(request, version: 7).whenComplete { [autoCreating] result in
             autoCreating.withLockedValue { $0.subtract(fresh) }
             switch result {
             case .success(let response):
-                for t in response.topics where t.errorCode != 0 && t.errorCode != ErrorCode.topicAlreadyExists.rawValue {
-                    logger.warning("auto-creating topic \(t.name) failed: \(ErrorCode(t.errorCode)) \(t.errorMessage ?? "")")
+                for t in response.topics where t.errorCode != 0 && t.errorCode != ErrorCode.topicAlreadyExists.rawValue
+                {
+                    logger.warning(
+                        "auto-creating topic \(t.name) failed: \(ErrorCode(t.errorCode)) \(t.errorMessage ?? "")")
                 }
             case .failure(let error):
                 logger.warning("auto-creating topics \(fresh) failed: \(error)")
@@ -654,4 +742,3 @@ extension Substring {
 final class GroupHostRefs: @unchecked Sendable {
     weak var broker: Broker?
 }
-

@@ -26,14 +26,18 @@ public final class BrokerLifecycle: @unchecked Sendable {
     /// Called on `eventLoop` with each heartbeat answer from the active controller (whether it
     /// holds the broker fenced); the broker's isolation check counts from the last unfenced one.
     public var onControllerAnswer: (@Sendable (_ fenced: Bool) -> Void)?
-    private let state = NIOLockedValueBox<(epoch: Int64, fenced: Bool, shuttingDown: Bool, stopped: Bool)>((-1, true, false, false))
+    private let state = NIOLockedValueBox<(epoch: Int64, fenced: Bool, shuttingDown: Bool, stopped: Bool)>(
+        (-1, true, false, false))
     private var heartbeatTask: RepeatedTask?
 
     /// How long a registration waits before it is sent again, while no controller accepts it.
     public static let registrationRetryMs: Int64 = 100
 
-    public init(brokerId: Int32, channel: any ControllerChannel, heartbeatIntervalMs: Int64, eventLoop: any EventLoop, logger: Logger,
-                metadataOffset: @escaping @Sendable () -> Int64) {
+    public init(
+        brokerId: Int32, channel: any ControllerChannel, heartbeatIntervalMs: Int64, eventLoop: any EventLoop,
+        logger: Logger,
+        metadataOffset: @escaping @Sendable () -> Int64
+    ) {
         self.brokerId = brokerId
         self.channel = channel
         self.heartbeatIntervalMs = heartbeatIntervalMs
@@ -54,8 +58,10 @@ public final class BrokerLifecycle: @unchecked Sendable {
         return promise.futureResult
     }
 
-    private func attemptRegistration(_ registration: BrokerRegistrationRequest, deadline: NIODeadline, timeoutMs: Int64,
-                                     promise: EventLoopPromise<Int64>) {
+    private func attemptRegistration(
+        _ registration: BrokerRegistrationRequest, deadline: NIODeadline, timeoutMs: Int64,
+        promise: EventLoopPromise<Int64>
+    ) {
         channel.send(registration, version: 3).hop(to: eventLoop).whenComplete { [self] result in
             if case .success(let answer) = result {
                 if answer.errorCode == 0 {
@@ -66,7 +72,9 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 }
                 let code = ErrorCode(answer.errorCode)
                 if code != .notController && code != .duplicateBrokerRegistration {
-                    promise.fail(BrokerRegistrationError("the controller refused the broker's registration: \(code) (\(code.message))"))
+                    promise.fail(
+                        BrokerRegistrationError(
+                            "the controller refused the broker's registration: \(code) (\(code.message))"))
                     return
                 }
             }
@@ -76,8 +84,10 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 return
             }
             if eventLoop.now > deadline {
-                promise.fail(BrokerRegistrationError(
-                    "the broker could not register with the controller quorum within initial.broker.registration.timeout.ms (\(timeoutMs) ms); check controller.quorum.voters and that a majority of controllers is up"))
+                promise.fail(
+                    BrokerRegistrationError(
+                        "the broker could not register with the controller quorum within initial.broker.registration.timeout.ms (\(timeoutMs) ms); check controller.quorum.voters and that a majority of controllers is up"
+                    ))
                 return
             }
             eventLoop.scheduleTask(in: .milliseconds(Self.registrationRetryMs)) { [self] in
@@ -103,7 +113,9 @@ public final class BrokerLifecycle: @unchecked Sendable {
                 return was
             }
             if wasFenced != answer.isFenced {
-                logger.info(answer.isFenced ? "the controller fenced this broker" : "the controller unfenced this broker (caught up)")
+                logger.info(
+                    answer.isFenced
+                        ? "the controller fenced this broker" : "the controller unfenced this broker (caught up)")
             }
             onControllerAnswer?(answer.isFenced)
             return answer
@@ -112,8 +124,10 @@ public final class BrokerLifecycle: @unchecked Sendable {
 
     /// Heartbeats every `heartbeatIntervalMs` until stopped.
     public func startHeartbeats() {
-        heartbeatTask = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(heartbeatIntervalMs),
-                                                       delay: .milliseconds(heartbeatIntervalMs)) { [weak self] task in
+        heartbeatTask = eventLoop.scheduleRepeatedTask(
+            initialDelay: .milliseconds(heartbeatIntervalMs),
+            delay: .milliseconds(heartbeatIntervalMs)
+        ) { [weak self] task in
             guard let self, !self.state.withLockedValue({ $0.stopped }) else {
                 task.cancel()
                 return

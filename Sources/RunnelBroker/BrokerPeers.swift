@@ -15,8 +15,10 @@ public final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
     private let lock = NIOLock()
     private var clients: [Int32: any PeerConnection] = [:]
 
-    public init(eventLoop: any EventLoop, connector: any PeerConnector, localId: Int32, listenerName: String,
-                image: @escaping @Sendable () -> MetadataImage) {
+    public init(
+        eventLoop: any EventLoop, connector: any PeerConnector, localId: Int32, listenerName: String,
+        image: @escaping @Sendable () -> MetadataImage
+    ) {
         self.eventLoop = eventLoop
         self.connector = connector
         self.localId = localId
@@ -29,24 +31,33 @@ public final class BrokerPeers: ReplicaTransport, @unchecked Sendable {
         guard let registration = image().brokers[NodeID(broker)], !registration.endpoints.isEmpty else { return nil }
         let endpoint = registration.endpoints.first { $0.listener == listenerName } ?? registration.endpoints[0]
         return lock.withLock {
-            if let existing = clients[broker], existing.host == endpoint.host, existing.port == endpoint.port { return existing }
+            if let existing = clients[broker], existing.host == endpoint.host, existing.port == endpoint.port {
+                return existing
+            }
             clients[broker]?.close()
             // On the fetchers' own loop: a Fetch goes out and its answer is applied without a
             // hop between threads (two wake-ups per round on a busy machine).
-            let client = connector.connect(host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", eventLoop: eventLoop)
+            let client = connector.connect(
+                host: endpoint.host, port: endpoint.port, clientId: "replica-fetcher-\(localId)", eventLoop: eventLoop)
             clients[broker] = client
             return client
         }
     }
 
-    public func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse> {
+    public func fetch(
+        from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64
+    ) -> EventLoopFuture<FetchResponse> {
         guard let client = client(for: leader) else {
             return eventLoop.makeFailedFuture(ConnectionError("broker \(leader) is not registered"))
         }
         let promise = eventLoop.makePromise(of: FetchResponse.self)
         let done = NIOLockedValueBox(false)
         @Sendable func finish(_ result: Result<FetchResponse, any Error>) {
-            if done.withLockedValue({ let was = $0; $0 = true; return was }) { return }
+            if done.withLockedValue({
+                let was = $0; $0 = true; return was
+            }) {
+                return
+            }
             promise.completeWith(result)
         }
         // A leader that stops answering (paused, or gone without a reset) must not hold the

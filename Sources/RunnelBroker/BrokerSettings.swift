@@ -47,7 +47,10 @@ public struct BrokerSettings: Sendable {
     /// Every key of `server.properties`, for DescribeConfigs and topic defaults.
     public var staticConfig: [String: String]
 
-    public init(nodeId: Int32, clusterId: String, advertisedListeners: [Listener], interBrokerListener: String, staticConfig: [String: String]) {
+    public init(
+        nodeId: Int32, clusterId: String, advertisedListeners: [Listener], interBrokerListener: String,
+        staticConfig: [String: String]
+    ) {
         self.nodeId = nodeId
         self.clusterId = clusterId
         self.advertisedListeners = advertisedListeners

@@ -18,7 +18,10 @@ final class DelayedFetchPurgatory: @unchecked Sendable {
         /// Set when parked: the order waiters are re-checked in (so a simulated run replays).
         fileprivate var id: UInt64 = 0
 
-        init(eventLoop: any EventLoop, partitions: [TopicPartition], tryComplete: @escaping () -> Bool, complete: @escaping () -> Void) {
+        init(
+            eventLoop: any EventLoop, partitions: [TopicPartition], tryComplete: @escaping () -> Bool,
+            complete: @escaping () -> Void
+        ) {
             self.eventLoop = eventLoop
             self.partitions = partitions
             self.tryComplete = tryComplete

@@ -24,7 +24,10 @@ final class DelayedProducePurgatory: @unchecked Sendable {
         var done = false
         var timeout: Scheduled<Void>?
 
-        init(eventLoop: any EventLoop, waiting: [ProduceID: Partition], complete: @escaping @Sendable ([TopicPartition: ErrorCode]) -> Void) {
+        init(
+            eventLoop: any EventLoop, waiting: [ProduceID: Partition],
+            complete: @escaping @Sendable ([TopicPartition: ErrorCode]) -> Void
+        ) {
             self.eventLoop = eventLoop
             self.waiting = waiting
             self.complete = complete
@@ -53,7 +56,9 @@ final class DelayedProducePurgatory: @unchecked Sendable {
         operation.timeout = operation.eventLoop.scheduleTask(in: .milliseconds(max(0, deadlineMs - nowMs))) { [self] in
             // The cores expire what is still waiting at the deadline (their answer comes back as
             // `.completeProduce` actions through `completed`).
-            let remaining = lock.withLock { operation.waiting.values.filter { operation.answers[$0.topicPartition] == nil } }
+            let remaining = lock.withLock {
+                operation.waiting.values.filter { operation.answers[$0.topicPartition] == nil }
+            }
             for partition in remaining { partition.expireProduces(nowMs: deadlineMs) }
             // A partition whose core no longer knows the produce (it was removed meanwhile) is timed out here.
             finishIfStuck(operation)
@@ -67,7 +72,8 @@ final class DelayedProducePurgatory: @unchecked Sendable {
     func completed(_ id: ProduceID, code: ErrorCode) {
         let ready: Operation? = lock.withLock {
             guard let operation = operations.removeValue(forKey: id), !operation.done,
-                  let partition = operation.waiting[id] else { return nil }
+                let partition = operation.waiting[id]
+            else { return nil }
             operation.answers[partition.topicPartition] = code
             guard operation.answers.count == operation.waiting.count else { return nil }
             operation.done = true

@@ -17,7 +17,9 @@ package final class GroupHost: @unchecked Sendable {
     /// `__consumer_offsets` partitions whose groups are loaded here.
     private var owned: Set<Int32> = []
     private var loading: Set<Int32> = []
-    private var parked: [RequestToken: (promise: EventLoopPromise<OutgoingResponse>, version: Int16, allocator: ByteBufferAllocator)] = [:]
+    private var parked:
+        [RequestToken: (promise: EventLoopPromise<OutgoingResponse>, version: Int16, allocator: ByteBufferAllocator)] =
+            [:]
     private var nextToken: RequestToken = 0
     private var ticking = false
 
@@ -28,7 +30,9 @@ package final class GroupHost: @unchecked Sendable {
     /// The local replica of a `__consumer_offsets` partition.
     let partition: @Sendable (Int32) -> Partition?
     /// The broker's one append path (`Broker.appendRecords`), for writes to `__consumer_offsets`.
-    let appendRecords: @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) -> AppendOutcome
+    let appendRecords:
+        @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) ->
+            AppendOutcome
     /// `offsets.commit.timeout.ms`
     package var commitTimeoutMs: Int64 = 5000
     /// A new member's id from its client id (or group instance id): Kafka's `<client id>-<uuid>`.
@@ -39,9 +43,12 @@ package final class GroupHost: @unchecked Sendable {
     /// Rules broken on purpose (the group simulation's checks must catch them); none in a real run.
     package var faults = GroupFaults()
 
-    package init(settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
-         partition: @escaping @Sendable (Int32) -> Partition?,
-         appendRecords: @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome) {
+    package init(
+        settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
+        partition: @escaping @Sendable (Int32) -> Partition?,
+        appendRecords:
+            @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome
+    ) {
         self.coordinator = GroupCoordinator(settings: settings)
         self.clock = clock
         self.logger = logger
@@ -109,7 +116,8 @@ package final class GroupHost: @unchecked Sendable {
                 guard let last = batches.last else { break }
                 for batch in batches {
                     for record in batch.records {
-                        guard let key = record.key, let r = OffsetsTopic.decodeRecord(key: key, value: record.value) else { continue }
+                        guard let key = record.key, let r = OffsetsTopic.decodeRecord(key: key, value: record.value)
+                        else { continue }
                         decoded.append(r)
                     }
                 }
@@ -126,15 +134,18 @@ package final class GroupHost: @unchecked Sendable {
             return true
         }
         if loaded {
-            logger.info("coordinating groups of \(OffsetsTopic.name)-\(p)",
-                        metadata: ["records": "\(decoded.count)", "ms": "\(clock.monotonicMs() - started)"])
+            logger.info(
+                "coordinating groups of \(OffsetsTopic.name)-\(p)",
+                metadata: ["records": "\(decoded.count)", "ms": "\(clock.monotonicMs() - started)"])
         }
     }
 
     // MARK: running commands
 
     /// Runs a coordinator command that may park a request: the answer comes through `effects`.
-    func park(version: Int16, context: RequestContext, _ body: (inout GroupCoordinator, RequestToken, Int64) -> [GroupEffect]) -> EventLoopFuture<OutgoingResponse> {
+    func park(
+        version: Int16, context: RequestContext, _ body: (inout GroupCoordinator, RequestToken, Int64) -> [GroupEffect]
+    ) -> EventLoopFuture<OutgoingResponse> {
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
         let now = clock.wallMs()
         let effects: [GroupEffect] = lock.withLock {
@@ -182,7 +193,8 @@ package final class GroupHost: @unchecked Sendable {
         let value: GroupMetadataValue? = lock.withLock { coordinator.metadataRecord(groupId) }
         guard let value else { return }
         guard let loop = tickLoop else { return }
-        append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenFailure { [logger] error in
+        append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenFailure {
+            [logger] error in
             logger.info("could not write the metadata of group \(groupId): \(error)")
         }
     }
@@ -191,23 +203,33 @@ package final class GroupHost: @unchecked Sendable {
         let value: GroupMetadataValue? = lock.withLock { coordinator.metadataRecord(groupId) }
         if faults.answerSyncBeforeStore, let value, let loop = tickLoop {
             let now = clock.wallMs()
-            dispatch(lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: nil, nowMs: now) })
+            dispatch(
+                lock.withLock {
+                    coordinator.assignmentStored(groupId: groupId, generation: generation, error: nil, nowMs: now)
+                })
             append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenFailure { _ in }
             return
         }
         guard let value, let loop = tickLoop else {
             let now = clock.wallMs()
-            dispatch(lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: .coordinatorNotAvailable, nowMs: now) })
+            dispatch(
+                lock.withLock {
+                    coordinator.assignmentStored(
+                        groupId: groupId, generation: generation, error: .coordinatorNotAvailable, nowMs: now)
+                })
             return
         }
-        append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenComplete { [self] result in
+        append([(.group(groupId), OffsetsTopic.encode(value))], groupId: groupId, on: loop).whenComplete {
+            [self] result in
             var error: ErrorCode?
             if case .failure(let failure) = result {
                 error = (failure as? GroupWriteError)?.code ?? .unknownServerError
                 logger.info("could not store the assignment of group \(groupId) generation \(generation): \(error!)")
             }
             let now = clock.wallMs()
-            let effects = lock.withLock { coordinator.assignmentStored(groupId: groupId, generation: generation, error: error, nowMs: now) }
+            let effects = lock.withLock {
+                coordinator.assignmentStored(groupId: groupId, generation: generation, error: error, nowMs: now)
+            }
             dispatch(effects)
         }
     }
@@ -217,14 +239,17 @@ package final class GroupHost: @unchecked Sendable {
     /// Appends records for `groupId` to its `__consumer_offsets` partition through the broker's
     /// append path with acks=all, and completes once they are replicated, or fails with the error
     /// a group client should see.
-    func append(_ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    func append(
+        _ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         let count = partitionCount()
         guard count > 0 else { return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator)) }
         let tp = TopicPartition(OffsetsTopic.name, OffsetsTopic.partition(for: groupId, partitions: count))
         let now = clock.wallMs()
-        let batch = RecordBatches.build(records: records.enumerated().map { i, r in
-            Record(offset: Int64(i), timestamp: now, key: OffsetsTopic.encode(r.0), value: r.1)
-        })
+        let batch = RecordBatches.build(
+            records: records.enumerated().map { i, r in
+                Record(offset: Int64(i), timestamp: now, key: OffsetsTopic.encode(r.0), value: r.1)
+            })
         @Sendable func settle(_ results: [PartitionAppendResult]) throws {
             let code = results.first?.error ?? .unknownServerError
             if code != .none { throw GroupWriteError(code: Self.clientCode(code)) }
@@ -246,8 +271,10 @@ package final class GroupHost: @unchecked Sendable {
     static func clientCode(_ code: ErrorCode) -> ErrorCode {
         switch code {
         case .notLeaderOrFollower, .kafkaStorageError: return .notCoordinator
-        case .notEnoughReplicas, .notEnoughReplicasAfterAppend, .requestTimedOut, .unknownTopicOrPartition: return .coordinatorNotAvailable
-        case .messageTooLarge, .recordListTooLarge, .invalidFetchSize, .corruptMessage, .invalidRecord: return .invalidCommitOffsetSize
+        case .notEnoughReplicas, .notEnoughReplicasAfterAppend, .requestTimedOut, .unknownTopicOrPartition:
+            return .coordinatorNotAvailable
+        case .messageTooLarge, .recordListTooLarge, .invalidFetchSize, .corruptMessage, .invalidRecord:
+            return .invalidCommitOffsetSize
         default: return code
         }
     }
@@ -270,7 +297,9 @@ package final class GroupHost: @unchecked Sendable {
         for e in expired {
             var tombstones: [(OffsetsTopic.Key, ByteBuffer?)] = e.offsets.map { (.offset(group: e.groupId, $0), nil) }
             if e.groupRemoved { tombstones.append((.group(e.groupId), nil)) }
-            logger.info("group \(e.groupId): removed \(e.offsets.count) expired offsets\(e.groupRemoved ? "; the group is gone" : "")")
+            logger.info(
+                "group \(e.groupId): removed \(e.offsets.count) expired offsets\(e.groupRemoved ? "; the group is gone" : "")"
+            )
             append(tombstones, groupId: e.groupId, on: loop).whenFailure { [logger] error in
                 logger.info("could not write the tombstones of group \(e.groupId): \(error)")
             }

@@ -39,28 +39,36 @@ public final class Partition: @unchecked Sendable {
     /// Carries out the core's actions the partition does not (called outside the locks, in order).
     let onActions: @Sendable (Partition, [ReplicationAction]) -> Void
 
-    package init(topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, registration: PartitionRegistration,
-                 localId: Int32, highWatermark: Int64, nowMs: Int64, faults: ReplicationFaults = ReplicationFaults(),
-                 onActions: @escaping @Sendable (Partition, [ReplicationAction]) -> Void) {
+    package init(
+        topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, registration: PartitionRegistration,
+        localId: Int32, highWatermark: Int64, nowMs: Int64, faults: ReplicationFaults = ReplicationFaults(),
+        onActions: @escaping @Sendable (Partition, [ReplicationAction]) -> Void
+    ) {
         self.topicPartition = topicPartition
         self.topicId = topicId
         self.log = log
-        self.registration = PartitionRegistration(replicas: [], isr: [], leader: -1, leaderEpoch: -1, partitionEpoch: -1)
-        self.replica = PartitionReplica(localId: NodeID(localId), log: Self.position(of: log),
-                                        checkpointedHighWatermark: Offset(highWatermark), faults: faults)
+        self.registration = PartitionRegistration(
+            replicas: [], isr: [], leader: -1, leaderEpoch: -1, partitionEpoch: -1)
+        self.replica = PartitionReplica(
+            localId: NodeID(localId), log: Self.position(of: log),
+            checkpointedHighWatermark: Offset(highWatermark), faults: faults)
         self.onActions = onActions
         update(registration, nowMs: nowMs)
     }
 
     /// Where `log` stands, for the core.
     static func position(of log: PartitionLog) -> LogPosition {
-        LogPosition(startOffset: Offset(log.logStartOffset), endOffset: Offset(log.logEndOffset), latestEpoch: Epoch(log.latestEpoch))
+        LogPosition(
+            startOffset: Offset(log.logStartOffset), endOffset: Offset(log.logEndOffset),
+            latestEpoch: Epoch(log.latestEpoch))
     }
 
     /// The registration as the metadata log gives it, in the core's terms.
     static func assignment(_ r: PartitionRegistration) -> ReplicaAssignment {
-        ReplicaAssignment(replicas: r.replicas.map { NodeID($0) }, isr: r.isr.map { NodeID($0) }, leader: r.leader >= 0 ? NodeID(r.leader) : nil,
-                          leaderEpoch: Epoch(r.leaderEpoch), partitionEpoch: Epoch(r.partitionEpoch))
+        ReplicaAssignment(
+            replicas: r.replicas.map { NodeID($0) }, isr: r.isr.map { NodeID($0) },
+            leader: r.leader >= 0 ? NodeID(r.leader) : nil,
+            leaderEpoch: Epoch(r.leaderEpoch), partitionEpoch: Epoch(r.partitionEpoch))
     }
 
     public var state: PartitionRegistration { lock.withLock { registration } }
@@ -119,7 +127,9 @@ public final class Partition: @unchecked Sendable {
 
     /// Whether a fetch parked on this partition can answer now (see `PartitionReplica.fetchReady`).
     package func fetchReady(replica replicaId: Int32, fetchOffset: Int64) -> Bool {
-        lock.withLock { replica.fetchReady(replica: replicaId >= 0 ? NodeID(replicaId) : nil, fetchOffset: Offset(fetchOffset)) }
+        lock.withLock {
+            replica.fetchReady(replica: replicaId >= 0 ? NodeID(replicaId) : nil, fetchOffset: Offset(fetchOffset))
+        }
     }
 
     // MARK: leader
@@ -127,11 +137,15 @@ public final class Partition: @unchecked Sendable {
     /// Appends client batches as leader (`nowMs` stamps LogAppendTime, `monotonicMs` is the
     /// core's clock); with an ISR of one the high watermark moves at once. acks=all is refused
     /// when the ISR is below `minInsyncReplicas`.
-    package func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int,
-                                nowMs: Int64, monotonicMs: Int64) throws -> Result<AppendInfo, ErrorCode> {
+    package func appendAsLeader(
+        _ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int,
+        nowMs: Int64, monotonicMs: Int64
+    ) throws -> Result<AppendInfo, ErrorCode> {
         let (result, actions): (Result<AppendInfo, ErrorCode>, [ReplicationAction]) = try appendLock.withLock {
             // The role cannot change while appendLock is held: the check holds for the write.
-            let allowed = lock.withLock { replica.appendAllowed(requiredAcks: requiredAcks, minInsyncReplicas: minInsyncReplicas) }
+            let allowed = lock.withLock {
+                replica.appendAllowed(requiredAcks: requiredAcks, minInsyncReplicas: minInsyncReplicas)
+            }
             let epoch: Epoch
             switch allowed {
             case .failure(let code): return (.failure(code), [])
@@ -170,11 +184,15 @@ public final class Partition: @unchecked Sendable {
     /// A follower fetched from `fetchOffset` having last fetched `lastFetchedEpoch`: the core
     /// compares its epoch history with this log's, records its position (which may move the high
     /// watermark) and may propose an ISR expansion.
-    package func followerFetch(replica replicaId: Int32, brokerEpoch: Int64, fetchOffset: Int64, lastFetchedEpoch: Int32, maxWaitMs: Int64,
-                               nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> FollowerFetchResult {
-        let fetch = FollowerFetch(replica: NodeID(replicaId), brokerEpoch: BrokerEpoch.known(brokerEpoch),
-                                  fetchOffset: Offset(fetchOffset), lastFetchedEpoch: lastFetchedEpoch >= 0 ? Epoch(lastFetchedEpoch) : .unknown,
-                                  maxWaitMs: maxWaitMs)
+    package func followerFetch(
+        replica replicaId: Int32, brokerEpoch: Int64, fetchOffset: Int64, lastFetchedEpoch: Int32, maxWaitMs: Int64,
+        nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility
+    ) -> FollowerFetchResult {
+        let fetch = FollowerFetch(
+            replica: NodeID(replicaId), brokerEpoch: BrokerEpoch.known(brokerEpoch),
+            fetchOffset: Offset(fetchOffset),
+            lastFetchedEpoch: lastFetchedEpoch >= 0 ? Epoch(lastFetchedEpoch) : .unknown,
+            maxWaitMs: maxWaitMs)
         let (answer, actions): (FollowerFetchAnswer, [ReplicationAction]) = lock.withLock {
             replica.logStartMoved(to: Offset(log.logStartOffset))
             var epochEnd: OffsetAndEpoch?
@@ -182,7 +200,8 @@ public final class Partition: @unchecked Sendable {
                 let (epoch, end) = log.endOffset(forEpoch: lastFetchedEpoch)
                 epochEnd = OffsetAndEpoch(offset: Offset(end), epoch: epoch >= 0 ? Epoch(epoch) : .unknown)
             }
-            return replica.followerFetched(fetch, epochEnd: epochEnd, nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility)
+            return replica.followerFetched(
+                fetch, epochEnd: epochEnd, nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility)
         }
         onActions(self, actions)
         switch answer {
@@ -194,7 +213,9 @@ public final class Partition: @unchecked Sendable {
 
     /// The periodic ISR check: a change to propose (shrink or expand) goes out as an action.
     package func checkIsr(nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) {
-        let actions = lock.withLock { replica.checkIsr(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility) }
+        let actions = lock.withLock {
+            replica.checkIsr(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility)
+        }
         onActions(self, actions)
     }
 
@@ -202,15 +223,21 @@ public final class Partition: @unchecked Sendable {
     /// takes its clients back.
     package func checkIsolation(nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64) {
         let actions = lock.withLock {
-            replica.checkIsolation(nowMs: nowMs, controllerSilentMs: controllerSilentMs, sessionTimeoutMs: sessionTimeoutMs)
+            replica.checkIsolation(
+                nowMs: nowMs, controllerSilentMs: controllerSilentMs, sessionTimeoutMs: sessionTimeoutMs)
         }
         onActions(self, actions)
     }
 
     /// The controller answered an AlterPartition (nil: refused or no answer).
-    package func isrProposalAnswered(_ proposal: IsrProposal, result: AlterPartitionResponse.PartitionData?, nowMs: Int64) {
+    package func isrProposalAnswered(
+        _ proposal: IsrProposal, result: AlterPartitionResponse.PartitionData?, nowMs: Int64
+    ) {
         let answer = result.flatMap { r in
-            r.errorCode == 0 ? IsrAnswer(isr: r.isr.map { NodeID($0) }, leaderEpoch: Epoch(r.leaderEpoch), partitionEpoch: Epoch(r.partitionEpoch)) : nil
+            r.errorCode == 0
+                ? IsrAnswer(
+                    isr: r.isr.map { NodeID($0) }, leaderEpoch: Epoch(r.leaderEpoch),
+                    partitionEpoch: Epoch(r.partitionEpoch)) : nil
         }
         let actions = lock.withLock { replica.isrAnswered(proposal, answer: answer, nowMs: nowMs) }
         onActions(self, actions)
@@ -250,12 +277,16 @@ public final class Partition: @unchecked Sendable {
 
     /// Applies the leader's answer to a fetch made at `position`: the core decides (truncate,
     /// start over, append, or drop a stale answer); this writes the log and reports back.
-    package func applyFetched(_ data: FetchResponse.PartitionData, position: FetchPosition, nowMs: Int64) throws -> FollowerApply {
+    package func applyFetched(
+        _ data: FetchResponse.PartitionData, position: FetchPosition, nowMs: Int64
+    ) throws -> FollowerApply {
         let diverging = data.divergingEpoch
         let answer = LeaderAnswer(
             error: ErrorCode(data.errorCode),
             divergingEpoch: diverging.epoch >= 0 || diverging.endOffset >= 0
-                ? OffsetAndEpoch(offset: Offset(diverging.endOffset), epoch: diverging.epoch >= 0 ? Epoch(diverging.epoch) : .unknown) : nil,
+                ? OffsetAndEpoch(
+                    offset: Offset(diverging.endOffset), epoch: diverging.epoch >= 0 ? Epoch(diverging.epoch) : .unknown
+                ) : nil,
             highWatermark: Offset(data.highWatermark), logStartOffset: Offset(data.logStartOffset))
         // appendLock keeps the role and the log end still; `lock` is taken only to step the core,
         // so fetches and metadata reads never wait for the write.
@@ -276,10 +307,16 @@ public final class Partition: @unchecked Sendable {
                 return (.failed(code), [])
             case .truncate(let offset):
                 try log.truncate(to: offset.rawValue)
-                return (.truncated, lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil) })
+                return (
+                    .truncated,
+                    lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil) }
+                )
             case .restart(let offset):
                 try log.truncateFullyAndStart(at: offset.rawValue, nowMs: nowMs)
-                return (.truncated, lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil) })
+                return (
+                    .truncated,
+                    lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil) }
+                )
             case .append:
                 var appended = false
                 if let bytes = data.records?.bytes, bytes.readableBytes > 0 {
@@ -289,7 +326,9 @@ public final class Partition: @unchecked Sendable {
                     let moved = try log.advanceLogStartOffset(to: start.rawValue)
                     lock.withLock { replica.logStartMoved(to: Offset(moved)) }
                 }
-                let actions = lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: answer.highWatermark) }
+                let actions = lock.withLock {
+                    replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: answer.highWatermark)
+                }
                 return (appended ? .appended : .idle, actions)
             }
         }

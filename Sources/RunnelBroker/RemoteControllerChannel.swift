@@ -27,9 +27,13 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
     public var backoffMs: Int64 = 50
     private let stopped = NIOLockedValueBox(false)
 
-    public init(voters: [VoterSpec], brokerId: Int32, connector: any PeerConnector, eventLoop: any EventLoop, logger: Logger,
-                leaderHint: @escaping @Sendable () -> Int32) {
-        self.peers = voters.map { ($0.id, connector.connect(host: $0.host, port: $0.port, clientId: "broker-\(brokerId)", eventLoop: nil)) }
+    public init(
+        voters: [VoterSpec], brokerId: Int32, connector: any PeerConnector, eventLoop: any EventLoop, logger: Logger,
+        leaderHint: @escaping @Sendable () -> Int32
+    ) {
+        self.peers = voters.map {
+            ($0.id, connector.connect(host: $0.host, port: $0.port, clientId: "broker-\(brokerId)", eventLoop: nil))
+        }
         self.eventLoop = eventLoop
         self.logger = logger
         self.leaderHint = leaderHint
@@ -42,7 +46,9 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         return promise.futureResult
     }
 
-    private func attempt<R: RequestMessage>(_ request: R, version: Int16, index: Int?, deadline: NIODeadline, promise: EventLoopPromise<R.Response>) {
+    private func attempt<R: RequestMessage>(
+        _ request: R, version: Int16, index: Int?, deadline: NIODeadline, promise: EventLoopPromise<R.Response>
+    ) {
         let hint = leaderHint()
         let i = index ?? (peers.firstIndex { $0.id == hint } ?? 0)
         let peer = peers[i % peers.count]
@@ -68,13 +74,20 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         for peer in peers { peer.client.shutdown() }
     }
 
-    private func retry<R: RequestMessage>(_ request: R, version: Int16, next: Int, deadline: NIODeadline, promise: EventLoopPromise<R.Response>, last: R.Response?) {
+    private func retry<R: RequestMessage>(
+        _ request: R, version: Int16, next: Int, deadline: NIODeadline, promise: EventLoopPromise<R.Response>,
+        last: R.Response?
+    ) {
         if stopped.withLockedValue({ $0 }) {
             promise.fail(ConnectionError("the node is shutting down"))
             return
         }
         if eventLoop.now > deadline {
-            if let last { promise.succeed(last) } else { promise.fail(ConnectionError("no active controller answered within \(retryDeadlineMs) ms")) }
+            if let last {
+                promise.succeed(last)
+            } else {
+                promise.fail(ConnectionError("no active controller answered within \(retryDeadlineMs) ms"))
+            }
             return
         }
         // After a full round of voters, wait a little (an election may be under way).
@@ -95,10 +108,14 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         let code = ErrorCode.notController.rawValue
         switch response {
         case let r as CreateTopicsResponse: return !r.topics.isEmpty && r.topics.allSatisfy { $0.errorCode == code }
-        case let r as DeleteTopicsResponse: return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
-        case let r as CreatePartitionsResponse: return !r.results.isEmpty && r.results.allSatisfy { $0.errorCode == code }
-        case let r as IncrementalAlterConfigsResponse: return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
-        case let r as AlterConfigsResponse: return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
+        case let r as DeleteTopicsResponse:
+            return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
+        case let r as CreatePartitionsResponse:
+            return !r.results.isEmpty && r.results.allSatisfy { $0.errorCode == code }
+        case let r as IncrementalAlterConfigsResponse:
+            return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
+        case let r as AlterConfigsResponse:
+            return !r.responses.isEmpty && r.responses.allSatisfy { $0.errorCode == code }
         case let r as AllocateProducerIdsResponse: return r.errorCode == code
         case let r as BrokerRegistrationResponse: return r.errorCode == code
         case let r as BrokerHeartbeatResponse: return r.errorCode == code

@@ -11,7 +11,9 @@ public protocol ReplicaTransport: Sendable {
     var eventLoop: any EventLoop { get }
     /// Sends a follower's Fetch to broker `leader`; fails when it cannot be reached or does not
     /// answer within `timeoutMs`.
-    func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse>
+    func fetch(
+        from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64
+    ) -> EventLoopFuture<FetchResponse>
 }
 
 /// Settings of the replica fetchers (Kafka's `replica.*` keys).
@@ -45,8 +47,11 @@ final class ReplicaFetchers: @unchecked Sendable {
     private let lock = NIOLock()
     private var fetchers: [Int32: ReplicaFetcher] = [:]
 
-    init(transport: any ReplicaTransport, blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, localId: Int32,
-         brokerEpoch: @escaping @Sendable () -> Int64, clock: any Clock, logger: Logger) {
+    init(
+        transport: any ReplicaTransport, blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings,
+        localId: Int32,
+        brokerEpoch: @escaping @Sendable () -> Int64, clock: any Clock, logger: Logger
+    ) {
         self.transport = transport
         self.blocking = blocking
         self.settings = settings
@@ -74,8 +79,9 @@ final class ReplicaFetchers: @unchecked Sendable {
                 if let fetcher = fetchers[leader] {
                     fetcher.assign(set)
                 } else {
-                    let fetcher = ReplicaFetcher(leaderId: leader, localId: localId, brokerEpoch: brokerEpoch, transport: transport,
-                                                 blocking: blocking, settings: settings, clock: clock, logger: logger)
+                    let fetcher = ReplicaFetcher(
+                        leaderId: leader, localId: localId, brokerEpoch: brokerEpoch, transport: transport,
+                        blocking: blocking, settings: settings, clock: clock, logger: logger)
                     fetcher.assign(set)
                     fetchers[leader] = fetcher
                     started.append(fetcher)
@@ -119,8 +125,10 @@ final class ReplicaFetcher: @unchecked Sendable {
     private var inFlight = false
     private var failures = 0
 
-    init(leaderId: Int32, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64, transport: any ReplicaTransport,
-         blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger) {
+    init(
+        leaderId: Int32, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64, transport: any ReplicaTransport,
+        blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger
+    ) {
         self.leaderId = leaderId
         self.localId = localId
         self.brokerEpoch = brokerEpoch
@@ -156,8 +164,9 @@ final class ReplicaFetcher: @unchecked Sendable {
         let brokerEpoch = self.brokerEpoch()
         let plan: ReplicaFetchPlan? = lock.withLock {
             guard running, !inFlight else { return nil }
-            let plan = ReplicaFetchPlan(leaderId: leaderId, localId: localId, brokerEpoch: brokerEpoch, partitions: partitions,
-                                        delayedUntil: delayedUntil, nowMs: now, settings: settings)
+            let plan = ReplicaFetchPlan(
+                leaderId: leaderId, localId: localId, brokerEpoch: brokerEpoch, partitions: partitions,
+                delayedUntil: delayedUntil, nowMs: now, settings: settings)
             if !plan.positions.isEmpty { inFlight = true }
             return plan
         }
@@ -171,7 +180,9 @@ final class ReplicaFetcher: @unchecked Sendable {
         let timeout = Int64(settings.waitMaxMs) + settings.socketTimeoutMs
         let sent = NIODeadline.now()  // for the metric only: decisions use `clock`
         BrokerMetrics.replicaFetches.increment()
-        transport.fetch(from: leaderId, plan.request, version: ReplicaFetchPlan.version, timeoutMs: timeout).hop(to: eventLoop).whenComplete { [self] result in
+        transport.fetch(from: leaderId, plan.request, version: ReplicaFetchPlan.version, timeoutMs: timeout).hop(
+            to: eventLoop
+        ).whenComplete { [self] result in
             BrokerMetrics.replicaFetchTime.recordNanoseconds((NIODeadline.now() - sent).nanoseconds)
             var backoff = false
             switch result {
@@ -191,7 +202,9 @@ final class ReplicaFetcher: @unchecked Sendable {
                     apply(response, plan: plan)
                 }
             case .failure(let error):
-                let n = lock.withLock { failures += 1; return failures }
+                let n = lock.withLock {
+                    failures += 1; return failures
+                }
                 if n == 1 || n % 30 == 0 {
                     logger.warning("cannot fetch from broker \(leaderId): \(error)")
                 }
@@ -210,7 +223,8 @@ final class ReplicaFetcher: @unchecked Sendable {
     static func truncates(_ response: FetchResponse) -> Bool {
         response.responses.contains { topic in
             topic.partitions.contains { p in
-                p.divergingEpoch.epoch >= 0 || p.divergingEpoch.endOffset >= 0 || p.errorCode == ErrorCode.offsetOutOfRange.rawValue
+                p.divergingEpoch.epoch >= 0 || p.divergingEpoch.endOffset >= 0
+                    || p.errorCode == ErrorCode.offsetOutOfRange.rawValue
             }
         }
     }
@@ -260,8 +274,10 @@ package struct ReplicaFetchPlan {
 
     /// Answers meaning the leader's metadata and ours differ for the partition, which the next
     /// metadata records settle.
-    package static let metadataLagCodes: Set<ErrorCode> = [.unknownTopicId, .unknownTopicOrPartition, .notLeaderOrFollower,
-                                                            .unknownLeaderEpoch, .fencedLeaderEpoch]
+    package static let metadataLagCodes: Set<ErrorCode> = [
+        .unknownTopicId, .unknownTopicOrPartition, .notLeaderOrFollower,
+        .unknownLeaderEpoch, .fencedLeaderEpoch,
+    ]
     /// How soon a partition is fetched again after such an answer.
     package static let metadataLagRetryMs: Int64 = 20
 
@@ -276,8 +292,10 @@ package struct ReplicaFetchPlan {
     /// When the first partition held back after an error may go again (nil: none held back).
     package var wakeAt: Int64?
 
-    package init(leaderId: Int32, localId: Int32, brokerEpoch: Int64, partitions: [TopicPartition: Partition],
-                 delayedUntil: [TopicPartition: Int64], nowMs: Int64, settings: ReplicaFetchSettings) {
+    package init(
+        leaderId: Int32, localId: Int32, brokerEpoch: Int64, partitions: [TopicPartition: Partition],
+        delayedUntil: [TopicPartition: Int64], nowMs: Int64, settings: ReplicaFetchSettings
+    ) {
         var request = FetchRequest()
         request.replicaState = .init(replicaId: localId, replicaEpoch: brokerEpoch)
         request.maxWaitMs = settings.waitMaxMs
@@ -296,10 +314,13 @@ package struct ReplicaFetchPlan {
             }
             guard let position = partition.fetchPosition, position.leader.rawValue == leaderId else { continue }
             positions[tp] = (partition, position)
-            byTopic[tp.topic, default: (partition.topicId, [])].1.append(.init(
-                partition: tp.partition, currentLeaderEpoch: position.leaderEpoch.rawValue, fetchOffset: position.fetchOffset.rawValue,
-                lastFetchedEpoch: position.lastFetchedEpoch.rawValue, logStartOffset: position.logStartOffset.rawValue,
-                partitionMaxBytes: settings.partitionMaxBytes))
+            byTopic[tp.topic, default: (partition.topicId, [])].1.append(
+                .init(
+                    partition: tp.partition, currentLeaderEpoch: position.leaderEpoch.rawValue,
+                    fetchOffset: position.fetchOffset.rawValue,
+                    lastFetchedEpoch: position.lastFetchedEpoch.rawValue,
+                    logStartOffset: position.logStartOffset.rawValue,
+                    partitionMaxBytes: settings.partitionMaxBytes))
         }
         request.topics = byTopic.keys.sorted().map { name in
             var topic = FetchRequest.FetchTopic()
@@ -315,7 +336,9 @@ package struct ReplicaFetchPlan {
 
     /// Each partition's answer in `response` (topics are named by id from v13), with the
     /// partition and the position it was fetched from.
-    package func answers(_ response: FetchResponse) -> [(TopicPartition, Partition, FetchPosition, FetchResponse.PartitionData)] {
+    package func answers(
+        _ response: FetchResponse
+    ) -> [(TopicPartition, Partition, FetchPosition, FetchResponse.PartitionData)] {
         var names: [KafkaUUID: String] = [:]
         for (tp, (partition, _)) in positions { names[partition.topicId] = tp.topic }
         var out: [(TopicPartition, Partition, FetchPosition, FetchResponse.PartitionData)] = []

@@ -10,10 +10,17 @@ import RunnelWire
 /// through. Only InitProducerId is routed from the broker's dispatch so far.
 extension TransactionHost {
     /// The per-partition results of AddPartitionsToTxn, each partition's error by `error`.
-    @Sendable static func results(_ topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic], _ error: (TopicPartition) -> ErrorCode)
-        -> [AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult] {
+    @Sendable static func results(
+        _ topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic], _ error: (TopicPartition) -> ErrorCode
+    )
+        -> [AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult]
+    {
         topics.map { t in
-            .init(name: t.name, resultsByPartition: t.partitions.map { .init(partitionIndex: $0, partitionErrorCode: error(TopicPartition(t.name, $0)).rawValue) })
+            .init(
+                name: t.name,
+                resultsByPartition: t.partitions.map {
+                    .init(partitionIndex: $0, partitionErrorCode: error(TopicPartition(t.name, $0)).rawValue)
+                })
         }
     }
 
@@ -32,29 +39,37 @@ extension TransactionHost {
     package func initProducerId(_ r: InitProducerIdRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let transactionalId = r.transactionalId ?? ""
         if !transactionalId.isEmpty, let code = check(transactionalId) {
-            return respond(InitProducerIdResponse(errorCode: code.rawValue, producerId: -1, producerEpoch: -1), version: version, context: context)
+            return respond(
+                InitProducerIdResponse(errorCode: code.rawValue, producerId: -1, producerEpoch: -1), version: version,
+                context: context)
         }
         let expected = version >= 3 && r.producerId >= 0 ? (producerId: r.producerId, epoch: r.producerEpoch) : nil
         let allocator = context.allocator
         let answer = park(context: context) { c, token, now in
-            c.initProducerId(transactionalId: transactionalId, timeoutMs: r.transactionTimeoutMs, expected: expected, token: token, nowMs: now)
+            c.initProducerId(
+                transactionalId: transactionalId, timeoutMs: r.transactionTimeoutMs, expected: expected, token: token,
+                nowMs: now)
         }
-        return .respond(answer.map { answer in
-            var response = InitProducerIdResponse(errorCode: Self.clientError(answer.error, version: version, producerFencedSince: 4).rawValue,
-                                                  producerId: -1, producerEpoch: -1)
-            if case let .initProducerId(code, id, epoch) = answer {
-                response.errorCode = Self.clientError(code, version: version, producerFencedSince: 4).rawValue
-                response.producerId = id
-                response.producerEpoch = epoch
-            }
-            return OutgoingResponse(response, version: version, allocator: allocator)
-        })
+        return .respond(
+            answer.map { answer in
+                var response = InitProducerIdResponse(
+                    errorCode: Self.clientError(answer.error, version: version, producerFencedSince: 4).rawValue,
+                    producerId: -1, producerEpoch: -1)
+                if case let .initProducerId(code, id, epoch) = answer {
+                    response.errorCode = Self.clientError(code, version: version, producerFencedSince: 4).rawValue
+                    response.producerId = id
+                    response.producerEpoch = epoch
+                }
+                return OutgoingResponse(response, version: version, allocator: allocator)
+            })
     }
 
     /// AddPartitionsToTxn: v0-3 from a client (transactions v1), one transaction, one error for
     /// every partition; v4+ from a partition leader, several transactions, each either
     /// verify-only (KIP-890 part 1) or adding the partition of a TV2 produce (KIP-890 part 2).
-    package func addPartitionsToTxn(_ r: AddPartitionsToTxnRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func addPartitionsToTxn(
+        _ r: AddPartitionsToTxnRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
         let allocator = context.allocator
         let results = Self.results
         func partitions(_ topics: [AddPartitionsToTxnRequest.AddPartitionsToTxnTopic]) -> Set<TopicPartition> {
@@ -67,25 +82,34 @@ extension TransactionHost {
                 answer = context.eventLoop.makeSucceededFuture(.addPartitions(code))
             } else {
                 answer = park(context: context) { c, token, now in
-                    c.addPartitions(transactionalId: r.v3AndBelowTransactionalId, producerId: r.v3AndBelowProducerId,
-                                    producerEpoch: r.v3AndBelowProducerEpoch, partitions(topics), clientTransactionVersion: .v1, token: token, nowMs: now)
+                    c.addPartitions(
+                        transactionalId: r.v3AndBelowTransactionalId, producerId: r.v3AndBelowProducerId,
+                        producerEpoch: r.v3AndBelowProducerEpoch, partitions(topics), clientTransactionVersion: .v1,
+                        token: token, nowMs: now)
                 }
             }
-            return .respond(answer.map { answer in
-                var response = AddPartitionsToTxnResponse()
-                let error = Self.clientError(answer.error, version: version, producerFencedSince: 2)
-                response.resultsByTopicV3AndBelow = results(topics) { _ in error }
-                return OutgoingResponse(response, version: version, allocator: allocator)
-            })
+            return .respond(
+                answer.map { answer in
+                    var response = AddPartitionsToTxnResponse()
+                    let error = Self.clientError(answer.error, version: version, producerFencedSince: 2)
+                    response.resultsByTopicV3AndBelow = results(topics) { _ in error }
+                    return OutgoingResponse(response, version: version, allocator: allocator)
+                })
         }
         var perTransaction: [EventLoopFuture<AddPartitionsToTxnResponse.AddPartitionsToTxnResult>] = []
         for txn in r.transactions {
             let id = txn.transactionalId
             if txn.verifyOnly {
-                let verified = read { $0.verifyPartitions(transactionalId: id, producerId: txn.producerId, producerEpoch: txn.producerEpoch,
-                                                          partitions(txn.topics)) }
-                perTransaction.append(context.eventLoop.makeSucceededFuture(
-                    .init(transactionalId: id, topicResults: results(txn.topics) { verified[$0] ?? .unknownServerError })))
+                let verified = read {
+                    $0.verifyPartitions(
+                        transactionalId: id, producerId: txn.producerId, producerEpoch: txn.producerEpoch,
+                        partitions(txn.topics))
+                }
+                perTransaction.append(
+                    context.eventLoop.makeSucceededFuture(
+                        .init(
+                            transactionalId: id,
+                            topicResults: results(txn.topics) { verified[$0] ?? .unknownServerError })))
                 continue
             }
             let answer: EventLoopFuture<TransactionAnswer>
@@ -93,49 +117,66 @@ extension TransactionHost {
                 answer = context.eventLoop.makeSucceededFuture(.addPartitions(code))
             } else {
                 answer = park(context: context) { c, token, now in
-                    c.addPartitions(transactionalId: id, producerId: txn.producerId, producerEpoch: txn.producerEpoch, partitions(txn.topics),
-                                    clientTransactionVersion: .v2, token: token, nowMs: now)
+                    c.addPartitions(
+                        transactionalId: id, producerId: txn.producerId, producerEpoch: txn.producerEpoch,
+                        partitions(txn.topics),
+                        clientTransactionVersion: .v2, token: token, nowMs: now)
                 }
             }
-            perTransaction.append(answer.map { answer in .init(transactionalId: id, topicResults: results(txn.topics) { _ in answer.error }) })
+            perTransaction.append(
+                answer.map { answer in
+                    .init(transactionalId: id, topicResults: results(txn.topics) { _ in answer.error })
+                })
         }
-        return .respond(EventLoopFuture.whenAllSucceed(perTransaction, on: context.eventLoop).map { results in
-            var response = AddPartitionsToTxnResponse()
-            response.resultsByTransaction = results
-            return OutgoingResponse(response, version: version, allocator: allocator)
-        })
+        return .respond(
+            EventLoopFuture.whenAllSucceed(perTransaction, on: context.eventLoop).map { results in
+                var response = AddPartitionsToTxnResponse()
+                response.resultsByTransaction = results
+                return OutgoingResponse(response, version: version, allocator: allocator)
+            })
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
-    package func addOffsetsToTxn(_ r: AddOffsetsToTxnRequest, groupPartition: TopicPartition, version: Int16, context: RequestContext) -> RequestOutcome {
+    package func addOffsetsToTxn(
+        _ r: AddOffsetsToTxnRequest, groupPartition: TopicPartition, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
         if let code = check(r.transactionalId), !r.transactionalId.isEmpty {
             return respond(AddOffsetsToTxnResponse(errorCode: code.rawValue), version: version, context: context)
         }
         let allocator = context.allocator
         let answer = park(context: context) { c, token, now in
-            c.addPartitions(transactionalId: r.transactionalId, producerId: r.producerId, producerEpoch: r.producerEpoch, [groupPartition],
-                            clientTransactionVersion: .v1, token: token, nowMs: now)
+            c.addPartitions(
+                transactionalId: r.transactionalId, producerId: r.producerId, producerEpoch: r.producerEpoch,
+                [groupPartition],
+                clientTransactionVersion: .v1, token: token, nowMs: now)
         }
-        return .respond(answer.map {
-            OutgoingResponse(AddOffsetsToTxnResponse(errorCode: Self.clientError($0.error, version: version, producerFencedSince: 2).rawValue),
-                             version: version, allocator: allocator)
-        })
+        return .respond(
+            answer.map {
+                OutgoingResponse(
+                    AddOffsetsToTxnResponse(
+                        errorCode: Self.clientError($0.error, version: version, producerFencedSince: 2).rawValue),
+                    version: version, allocator: allocator)
+            })
     }
 
     /// EndTxn: v5 ends a transaction of transactions v2 and answers the next producer id and epoch.
     package func endTxn(_ r: EndTxnRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let allocator = context.allocator
         let answer = park(context: context) { c, token, now in
-            c.endTransaction(transactionalId: r.transactionalId, producerId: r.producerId, producerEpoch: r.producerEpoch,
-                             result: r.committed ? .commit : .abort, clientTransactionVersion: version >= 5 ? .v2 : .v1, token: token, nowMs: now)
+            c.endTransaction(
+                transactionalId: r.transactionalId, producerId: r.producerId, producerEpoch: r.producerEpoch,
+                result: r.committed ? .commit : .abort, clientTransactionVersion: version >= 5 ? .v2 : .v1,
+                token: token, nowMs: now)
         }
-        return .respond(answer.map { answer in
-            var response = EndTxnResponse(errorCode: Self.clientError(answer.error, version: version, producerFencedSince: 2).rawValue)
-            if case let .endTxn(_, id, epoch) = answer {
-                response.producerId = id
-                response.producerEpoch = epoch
-            }
-            return OutgoingResponse(response, version: version, allocator: allocator)
-        })
+        return .respond(
+            answer.map { answer in
+                var response = EndTxnResponse(
+                    errorCode: Self.clientError(answer.error, version: version, producerFencedSince: 2).rawValue)
+                if case let .endTxn(_, id, epoch) = answer {
+                    response.producerId = id
+                    response.producerEpoch = epoch
+                }
+                return OutgoingResponse(response, version: version, allocator: allocator)
+            })
     }
 }

@@ -30,17 +30,24 @@ package final class TransactionHost: @unchecked Sendable {
     /// The local replica of a `__transaction_state` partition.
     let partition: @Sendable (Int32) -> Partition?
     /// The broker's one append path, for writes to `__transaction_state`.
-    let appendRecords: @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) -> AppendOutcome
+    let appendRecords:
+        @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) ->
+            AppendOutcome
     /// Writes markers (WriteTxnMarkers to each partition's leader) and answers each partition's
     /// error; a partition whose topic is gone answers `.none`.
     let sendMarkers: @Sendable (TransactionMarkers, any EventLoop) -> EventLoopFuture<[TopicPartition: ErrorCode]>
     /// Asks the controller for a block of producer ids (AllocateProducerIds): its start and size.
     let allocateProducerIds: @Sendable (any EventLoop) -> EventLoopFuture<(start: Int64, count: Int32)>
 
-    package init(settings: TransactionSettings, clock: any Clock, logger: Logger, partition: @escaping @Sendable (Int32) -> Partition?,
-                 appendRecords: @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome,
-                 sendMarkers: @escaping @Sendable (TransactionMarkers, any EventLoop) -> EventLoopFuture<[TopicPartition: ErrorCode]>,
-                 allocateProducerIds: @escaping @Sendable (any EventLoop) -> EventLoopFuture<(start: Int64, count: Int32)>) {
+    package init(
+        settings: TransactionSettings, clock: any Clock, logger: Logger,
+        partition: @escaping @Sendable (Int32) -> Partition?,
+        appendRecords:
+            @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome,
+        sendMarkers:
+            @escaping @Sendable (TransactionMarkers, any EventLoop) -> EventLoopFuture<[TopicPartition: ErrorCode]>,
+        allocateProducerIds: @escaping @Sendable (any EventLoop) -> EventLoopFuture<(start: Int64, count: Int32)>
+    ) {
         self.coordinator = TransactionCoordinator(settings: settings)
         self.clock = clock
         self.logger = logger
@@ -67,7 +74,9 @@ package final class TransactionHost: @unchecked Sendable {
     package func leadershipChanged(leading: [Int32: Int32], on eventLoop: any EventLoop) {
         let (toLoad, toUnload): ([(Int32, Int32)], [Int32]) = lock.withLock {
             let owned = coordinator.ownership
-            let load = leading.filter { owned[$0.key]?.coordinatorEpoch != $0.value }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            let load = leading.filter { owned[$0.key]?.coordinatorEpoch != $0.value }.sorted { $0.key < $1.key }.map {
+                ($0.key, $0.value)
+            }
             let unload = owned.keys.filter { leading[$0] == nil }.sorted()
             return (load, unload)
         }
@@ -77,7 +86,9 @@ package final class TransactionHost: @unchecked Sendable {
             for (p, epoch) in toLoad { effects += coordinator.loadStarted(partition: p, coordinatorEpoch: epoch) }
         }
         dispatch(effects, on: eventLoop)
-        if !toUnload.isEmpty { logger.info("no longer coordinating transactions of \(TransactionLog.topicName) partitions \(toUnload)") }
+        if !toUnload.isEmpty {
+            logger.info("no longer coordinating transactions of \(TransactionLog.topicName) partitions \(toUnload)")
+        }
         for (p, epoch) in toLoad { eventLoop.execute { [self] in load(p, coordinatorEpoch: epoch, on: eventLoop) } }
         if !toLoad.isEmpty { startTicking(on: eventLoop) }
     }
@@ -97,7 +108,9 @@ package final class TransactionHost: @unchecked Sendable {
                     for record in batch.records {
                         guard let key = record.key else { continue }
                         do {
-                            if let r = try TransactionLog.decodeRecord(key: key, value: record.value) { records.append(r) }
+                            if let r = try TransactionLog.decodeRecord(key: key, value: record.value) {
+                                records.append(r)
+                            }
                         } catch {
                             logger.warning("\(error)")
                         }
@@ -109,14 +122,18 @@ package final class TransactionHost: @unchecked Sendable {
             logger.error("loading transactions from \(TransactionLog.topicName)-\(p) failed: \(error)")
         }
         let now = clock.wallMs()
-        let effects = lock.withLock { coordinator.load(partition: p, coordinatorEpoch: coordinatorEpoch, records: records, nowMs: now) }
+        let effects = lock.withLock {
+            coordinator.load(partition: p, coordinatorEpoch: coordinatorEpoch, records: records, nowMs: now)
+        }
         dispatch(effects, on: eventLoop)
     }
 
     // MARK: running commands
 
     /// Runs a coordinator command that answers through a parked request.
-    func park(context: RequestContext, _ body: (inout TransactionCoordinator, RequestToken, Int64) -> [TransactionEffect]) -> EventLoopFuture<TransactionAnswer> {
+    func park(
+        context: RequestContext, _ body: (inout TransactionCoordinator, RequestToken, Int64) -> [TransactionEffect]
+    ) -> EventLoopFuture<TransactionAnswer> {
         let promise = context.eventLoop.makePromise(of: TransactionAnswer.self)
         let now = clock.wallMs()
         let effects: [TransactionEffect] = lock.withLock {
@@ -141,13 +158,16 @@ package final class TransactionHost: @unchecked Sendable {
                     let answers: [TopicPartition: ErrorCode]
                     switch result {
                     case .success(let a): answers = a
-                    case .failure: answers = Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.requestTimedOut) })
+                    case .failure:
+                        answers = Dictionary(
+                            uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.requestTimedOut) })
                     }
                     let now = clock.wallMs()
                     var effects: [TransactionEffect] = []
                     lock.withLock {
                         for tp in markers.partitions {
-                            effects += coordinator.markerWritten(markers, partition: tp, error: answers[tp] ?? .unknownServerError, nowMs: now)
+                            effects += coordinator.markerWritten(
+                                markers, partition: tp, error: answers[tp] ?? .unknownServerError, nowMs: now)
                         }
                     }
                     dispatch(effects, on: eventLoop)
@@ -171,18 +191,22 @@ package final class TransactionHost: @unchecked Sendable {
     private func write(_ write: TransactionLogWrite, on eventLoop: any EventLoop) {
         let tp = TopicPartition(TransactionLog.topicName, write.partition)
         // A write for an older coordinator epoch is not appended by a newer leader.
-        guard let replica = partition(write.partition), replica.isLeader, replica.leaderEpoch == write.coordinatorEpoch else {
+        guard let replica = partition(write.partition), replica.isLeader, replica.leaderEpoch == write.coordinatorEpoch
+        else {
             report(write.id, error: .notLeaderOrFollower, on: eventLoop)
             return
         }
-        let batch = RecordBatches.build(records: [Record(offset: 0, timestamp: clock.wallMs(), key: write.key, value: write.valueBytes)])
+        let batch = RecordBatches.build(records: [
+            Record(offset: 0, timestamp: clock.wallMs(), key: write.key, value: write.valueBytes)
+        ])
         switch appendRecords([(tp, batch)], -1, write.timeoutMs, eventLoop) {
         case .done(let results):
             report(write.id, error: results.first?.error ?? .unknownServerError, on: eventLoop)
         case .waiting(let future):
             future.whenComplete { [self] result in
                 switch result {
-                case .success(let results): report(write.id, error: results.first?.error ?? .unknownServerError, on: eventLoop)
+                case .success(let results):
+                    report(write.id, error: results.first?.error ?? .unknownServerError, on: eventLoop)
                 case .failure: report(write.id, error: .requestTimedOut, on: eventLoop)
                 }
             }
@@ -205,7 +229,8 @@ package final class TransactionHost: @unchecked Sendable {
             return true
         }
         guard start else { return }
-        eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [weak self] task in
+        eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) {
+            [weak self] task in
             guard let self else {
                 task.cancel()
                 return

@@ -19,7 +19,9 @@ public final class AdminClient: @unchecked Sendable {
         var list: [(String, Int)] = []
         for entry in servers.split(separator: ",") {
             let text = String(entry).filter { $0 != " " }
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                (1...65535).contains(port)
+            else {
                 throw ClientError("\"\(text)\" is not host:port")
             }
             var host = String(text[..<colon])
@@ -37,7 +39,9 @@ public final class AdminClient: @unchecked Sendable {
     }
 
     /// Sends `request` to the first bootstrap address that answers.
-    public func send<R: RequestMessage>(_ request: R, version: Int16) async throws -> (response: R.Response, host: String, port: Int) {
+    public func send<R: RequestMessage>(
+        _ request: R, version: Int16
+    ) async throws -> (response: R.Response, host: String, port: Int) {
         var lastError: (any Error)?
         for (host, port) in bootstrap {
             let peer = PeerClient(host: host, port: port, clientId: clientId, group: group, security: security)
@@ -53,7 +57,9 @@ public final class AdminClient: @unchecked Sendable {
                 lastError = error
             }
         }
-        throw ClientError("no node at \(bootstrap.map { "\($0.host):\($0.port)" }.joined(separator: ",")) answered (\(lastError.map { "\($0)" } ?? "no address"))")
+        throw ClientError(
+            "no node at \(bootstrap.map { "\($0.host):\($0.port)" }.joined(separator: ",")) answered (\(lastError.map { "\($0)" } ?? "no address"))"
+        )
     }
 
     /// DescribeQuorum from any controller; a follower answers NOT_LEADER with the leader it knows,
@@ -79,7 +85,9 @@ public final class AdminClient: @unchecked Sendable {
             if response.topics.first?.partitions.first?.errorCode == 0 { return response }
         }
         if let last { return last }
-        throw ClientError("no controller at \(bootstrap.map { "\($0.host):\($0.port)" }.joined(separator: ",")) answered (\(lastError.map { "\($0)" } ?? "no address"))")
+        throw ClientError(
+            "no controller at \(bootstrap.map { "\($0.host):\($0.port)" }.joined(separator: ",")) answered (\(lastError.map { "\($0)" } ?? "no address"))"
+        )
     }
 }
 

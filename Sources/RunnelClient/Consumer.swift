@@ -38,7 +38,9 @@ public actor Consumer {
     /// A failure found after records were returned, thrown on the next poll.
     var pendingFailure: ClientError?
 
-    public init(client: KafkaClient, topic: String, partitions: [Int32]? = nil, start: StartPosition, group: String? = nil) {
+    public init(
+        client: KafkaClient, topic: String, partitions: [Int32]? = nil, start: StartPosition, group: String? = nil
+    ) {
         self.client = client
         self.topic = topic
         self.requestedPartitions = partitions
@@ -73,14 +75,17 @@ public actor Consumer {
                 }
             case .offsetOutOfRange:
                 outOfRange.append(r.partition)
-            case let code where KafkaClient.isStaleLeadership(code) || code == .networkException || code == .requestTimedOut:
+            case let code
+            where KafkaClient.isStaleLeadership(code) || code == .networkException || code == .requestTimedOut:
                 retryLater = true
             case let code:
                 throw ClientError("cannot fetch partition \(r.partition) of topic \(topic): \(code.name)")
             }
         }
         if !outOfRange.isEmpty {
-            for (p, o) in try await client.listOffsets(topic: topic, partitions: outOfRange, spec: reset) { positions[p] = o }
+            for (p, o) in try await client.listOffsets(topic: topic, partitions: outOfRange, spec: reset) {
+                positions[p] = o
+            }
         }
         if out.isEmpty && retryLater { try await Task.sleep(nanoseconds: 200_000_000) }
         if out.isEmpty, let failure = pendingFailure { throw failure }
@@ -104,7 +109,9 @@ public actor Consumer {
         let info = try await client.topic(topic)
         let partitions = requestedPartitions ?? info.partitions.map(\.partition)
         for p in partitions where p < 0 || p >= info.partitionCount {
-            throw ClientError("partition \(p) does not exist (topic \(topic) has \(info.partitionCount) partition\(info.partitionCount == 1 ? "" : "s"))")
+            throw ClientError(
+                "partition \(p) does not exist (topic \(topic) has \(info.partitionCount) partition\(info.partitionCount == 1 ? "" : "s"))"
+            )
         }
         positions = try await startPositions(partitions, group: nil)
         started = true
@@ -123,7 +130,9 @@ public actor Consumer {
             for p in missing { out[p] = o }
         case .earliest, .latest:
             if !missing.isEmpty {
-                for (p, o) in try await client.listOffsets(topic: topic, partitions: missing, spec: start == .earliest ? .earliest : .latest) { out[p] = o }
+                for (p, o) in try await client.listOffsets(
+                    topic: topic, partitions: missing, spec: start == .earliest ? .earliest : .latest)
+                { out[p] = o }
             }
         }
         return out
@@ -147,8 +156,12 @@ public actor Consumer {
         guard !changed.isEmpty else { return }
         let failed = try await member.commit([topic: changed])
         for (p, o) in changed where !failed.contains(where: { $0.partition == p }) { committed[p] = o }
-        if let f = failed.first, ![.rebalanceInProgress, .illegalGeneration, .unknownMemberId, .fencedInstanceId].contains(f.error) {
-            throw ClientError("cannot commit the offset of partition \(f.partition) of topic \(topic) for group \(member.groupId): \(f.error.name)")
+        if let f = failed.first,
+            ![.rebalanceInProgress, .illegalGeneration, .unknownMemberId, .fencedInstanceId].contains(f.error)
+        {
+            throw ClientError(
+                "cannot commit the offset of partition \(f.partition) of topic \(topic) for group \(member.groupId): \(f.error.name)"
+            )
         }
     }
 

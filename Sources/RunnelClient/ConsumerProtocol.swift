@@ -16,7 +16,9 @@ public enum ConsumerProtocol {
         public var userData: ByteBuffer?
         public var ownedPartitions: [TopicPartitions]
 
-        public init(version: Int16 = 1, topics: [String], userData: ByteBuffer? = nil, ownedPartitions: [TopicPartitions] = []) {
+        public init(
+            version: Int16 = 1, topics: [String], userData: ByteBuffer? = nil, ownedPartitions: [TopicPartitions] = []
+        ) {
             self.version = version
             self.topics = topics
             self.userData = userData
@@ -134,7 +136,9 @@ public enum RangeAssignor {
 
     /// Member id to its partitions by topic (sorted). Topics missing from `partitionCounts` are
     /// skipped (they do not exist); every member gets an entry, possibly empty.
-    public static func assign(members: [Member], partitionCounts: [String: Int32]) -> [String: [ConsumerProtocol.TopicPartitions]] {
+    public static func assign(
+        members: [Member], partitionCounts: [String: Int32]
+    ) -> [String: [ConsumerProtocol.TopicPartitions]] {
         var out: [String: [ConsumerProtocol.TopicPartitions]] = [:]
         for m in members { out[m.memberId] = [] }
         let topics = Set(members.flatMap(\.topics)).sorted()

@@ -35,17 +35,28 @@ public enum FetchedRecords {
     }
 
     static func decodeBatch(_ buffer: ByteBuffer, at index: Int, header: RecordBatchHeader) throws -> DecodedBatch {
-        guard header.magic == 2 else { throw BatchError(baseOffset: header.baseOffset, reason: "has magic \(header.magic) (only v2 batches are read)") }
+        guard header.magic == 2 else {
+            throw BatchError(
+                baseOffset: header.baseOffset, reason: "has magic \(header.magic) (only v2 batches are read)")
+        }
         guard header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead) else {
             throw BatchError(baseOffset: header.baseOffset, reason: "is shorter than its header")
         }
-        let crc = RecordBatches.crc32c(buffer, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
-        guard crc == header.crc else { throw BatchError(baseOffset: header.baseOffset, reason: "fails its CRC32C check") }
-        let payload = buffer.getSlice(at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!
+        let crc = RecordBatches.crc32c(
+            buffer, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+        guard crc == header.crc else {
+            throw BatchError(baseOffset: header.baseOffset, reason: "fails its CRC32C check")
+        }
+        let payload = buffer.getSlice(
+            at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!
         var records: [Record] = []
         if !header.isControl {
             guard header.compression != .zstd else {
-                throw BatchError(baseOffset: header.baseOffset, reason: "is zstd-compressed, which this client cannot decode (it reads uncompressed, gzip, snappy and lz4 batches)")
+                throw BatchError(
+                    baseOffset: header.baseOffset,
+                    reason:
+                        "is zstd-compressed, which this client cannot decode (it reads uncompressed, gzip, snappy and lz4 batches)"
+                )
             }
             let body: ByteBuffer
             do {

@@ -26,8 +26,10 @@ public actor GroupMember {
     var heartbeat: Task<Void, Never>?
     var lastHeartbeatOk = NIODeadline.now()
 
-    public init(client: KafkaClient, groupId: String, topics: [String], sessionTimeoutMs: Int32 = 10_000,
-                rebalanceTimeoutMs: Int32 = 30_000, heartbeatIntervalMs: Int64 = 3_000) {
+    public init(
+        client: KafkaClient, groupId: String, topics: [String], sessionTimeoutMs: Int32 = 10_000,
+        rebalanceTimeoutMs: Int32 = 30_000, heartbeatIntervalMs: Int64 = 3_000
+    ) {
         self.client = client
         self.groupId = groupId
         self.topics = topics
@@ -54,14 +56,23 @@ public actor GroupMember {
         var attempts = 0
         while true {
             attempts += 1
-            guard NIODeadline.now() < deadline else { throw ClientError("could not join group \(groupId) within \(Int64(rebalanceTimeoutMs) * 2 + client.requestTimeoutMs) ms") }
+            guard NIODeadline.now() < deadline else {
+                throw ClientError(
+                    "could not join group \(groupId) within \(Int64(rebalanceTimeoutMs) * 2 + client.requestTimeoutMs) ms"
+                )
+            }
             if attempts > 1 { try await Task.sleep(nanoseconds: 100_000_000) }
             let subscription = ConsumerProtocol.encode(ConsumerProtocol.Subscription(version: 1, topics: topics))
-            let (groupId, memberId, session, rebalance) = (self.groupId, self.memberId, sessionTimeoutMs, rebalanceTimeoutMs)
-            let (joined, _) = try await client.sendToCoordinator(group: groupId, extraTimeoutMs: Int64(rebalance), errorOf: { ErrorCode($0.errorCode) }) { _ in
-                JoinGroupRequest(groupId: groupId, sessionTimeoutMs: session, rebalanceTimeoutMs: rebalance, memberId: memberId,
-                                 groupInstanceId: nil, protocolType: ConsumerProtocol.protocolType,
-                                 protocols: [.init(name: RangeAssignor.name, metadata: subscription)], reason: nil)
+            let (groupId, memberId, session, rebalance) = (
+                self.groupId, self.memberId, sessionTimeoutMs, rebalanceTimeoutMs
+            )
+            let (joined, _) = try await client.sendToCoordinator(
+                group: groupId, extraTimeoutMs: Int64(rebalance), errorOf: { ErrorCode($0.errorCode) }
+            ) { _ in
+                JoinGroupRequest(
+                    groupId: groupId, sessionTimeoutMs: session, rebalanceTimeoutMs: rebalance, memberId: memberId,
+                    groupInstanceId: nil, protocolType: ConsumerProtocol.protocolType,
+                    protocols: [.init(name: RangeAssignor.name, metadata: subscription)], reason: nil)
             }
             switch ErrorCode(joined.errorCode) {
             case .none: break
@@ -71,7 +82,8 @@ public actor GroupMember {
             case .unknownMemberId:
                 self.memberId = ""
                 continue
-            case .rebalanceInProgress, .illegalGeneration, .notCoordinator, .coordinatorNotAvailable, .coordinatorLoadInProgress:
+            case .rebalanceInProgress, .illegalGeneration, .notCoordinator, .coordinatorNotAvailable,
+                .coordinatorLoadInProgress:
                 continue
             case .inconsistentGroupProtocol:
                 throw ClientError("group \(groupId) uses another protocol than the consumer range assignor")
@@ -84,17 +96,22 @@ public actor GroupMember {
             generationId = joined.generationId
             isLeader = joined.leader == joined.memberId
             let assignments = isLeader ? try await assign(members: joined.members) : []
-            let (generation, me, protocolName) = (generationId, self.memberId, joined.protocolName ?? RangeAssignor.name)
-            let (synced, _) = try await client.sendToCoordinator(group: groupId, errorOf: { ErrorCode($0.errorCode) }) { _ in
-                SyncGroupRequest(groupId: groupId, generationId: generation, memberId: me, groupInstanceId: nil,
-                                 protocolType: ConsumerProtocol.protocolType, protocolName: protocolName, assignments: assignments)
+            let (generation, me, protocolName) = (
+                generationId, self.memberId, joined.protocolName ?? RangeAssignor.name
+            )
+            let (synced, _) = try await client.sendToCoordinator(group: groupId, errorOf: { ErrorCode($0.errorCode) }) {
+                _ in
+                SyncGroupRequest(
+                    groupId: groupId, generationId: generation, memberId: me, groupInstanceId: nil,
+                    protocolType: ConsumerProtocol.protocolType, protocolName: protocolName, assignments: assignments)
             }
             switch ErrorCode(synced.errorCode) {
             case .none: break
             case .unknownMemberId:
                 self.memberId = ""
                 continue
-            case .rebalanceInProgress, .illegalGeneration, .notCoordinator, .coordinatorNotAvailable, .coordinatorLoadInProgress:
+            case .rebalanceInProgress, .illegalGeneration, .notCoordinator, .coordinatorNotAvailable,
+                .coordinatorLoadInProgress:
                 continue
             case let code:
                 throw ClientError("cannot sync with group \(groupId): \(code.name)")
@@ -106,7 +123,9 @@ public actor GroupMember {
                 throw ClientError("the assignment group \(groupId) handed out does not parse (\(error))")
             }
             var mine: [String: [Int32]] = [:]
-            for tp in decoded.partitions where topics.contains(tp.topic) { mine[tp.topic, default: []] += tp.partitions }
+            for tp in decoded.partitions where topics.contains(tp.topic) {
+                mine[tp.topic, default: []] += tp.partitions
+            }
             assignment = mine.mapValues { $0.sorted() }
             needsRejoin = false
             lastHeartbeatOk = NIODeadline.now()
@@ -116,7 +135,9 @@ public actor GroupMember {
     }
 
     /// The range assignment of every member's subscription (the leader's job).
-    func assign(members: [JoinGroupResponse.JoinGroupResponseMember]) async throws -> [SyncGroupRequest.SyncGroupRequestAssignment] {
+    func assign(
+        members: [JoinGroupResponse.JoinGroupResponseMember]
+    ) async throws -> [SyncGroupRequest.SyncGroupRequestAssignment] {
         var list: [RangeAssignor.Member] = []
         for m in members {
             let topics = (try? ConsumerProtocol.decodeSubscription(m.metadata))?.topics ?? []
@@ -128,7 +149,10 @@ public actor GroupMember {
         }
         let plan = RangeAssignor.assign(members: list, partitionCounts: counts)
         return list.map { m in
-            .init(memberId: m.memberId, assignment: ConsumerProtocol.encode(ConsumerProtocol.Assignment(version: 0, partitions: plan[m.memberId] ?? [])))
+            .init(
+                memberId: m.memberId,
+                assignment: ConsumerProtocol.encode(
+                    ConsumerProtocol.Assignment(version: 0, partitions: plan[m.memberId] ?? [])))
         }
     }
 
@@ -172,9 +196,12 @@ public actor GroupMember {
     /// Commits `offsets` (the next offset to read, per partition) with this generation. Errors
     /// that end the generation set `needsRejoin`; the failed partitions are returned.
     @discardableResult
-    public func commit(_ offsets: [String: [Int32: Int64]]) async throws -> [(topic: String, partition: Int32, error: ErrorCode)] {
+    public func commit(
+        _ offsets: [String: [Int32: Int64]]
+    ) async throws -> [(topic: String, partition: Int32, error: ErrorCode)] {
         guard !offsets.isEmpty, generationId >= 0 else { return [] }
-        let failed = try await client.commitOffsets(group: groupId, generationId: generationId, memberId: memberId, offsets: offsets)
+        let failed = try await client.commitOffsets(
+            group: groupId, generationId: generationId, memberId: memberId, offsets: offsets)
         for f in failed {
             switch f.error {
             case .unknownMemberId, .fencedInstanceId:
@@ -197,7 +224,11 @@ public actor GroupMember {
         _ = try? await client.sendToCoordinator(group: groupId, errorOf: { ErrorCode($0.errorCode) }) { v in
             var r = LeaveGroupRequest()
             r.groupId = groupId
-            if v >= 3 { r.members = [.init(memberId: memberId, groupInstanceId: nil, reason: "the consumer is closing")] } else { r.memberId = memberId }
+            if v >= 3 {
+                r.members = [.init(memberId: memberId, groupInstanceId: nil, reason: "the consumer is closing")]
+            } else {
+                r.memberId = memberId
+            }
             return r
         }
         self.memberId = ""

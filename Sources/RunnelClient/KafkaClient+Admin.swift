@@ -52,32 +52,46 @@ extension KafkaClient {
     // MARK: topics
 
     /// CreateTopics; with `waitForLeaders`, returns once Metadata shows every partition with a leader.
-    public func createTopic(name: String, partitions: Int32, replicationFactor: Int16, configs: [(String, String)],
-                            waitForLeaders: Bool = true) async throws -> CreatedTopic {
+    public func createTopic(
+        name: String, partitions: Int32, replicationFactor: Int16, configs: [(String, String)],
+        waitForLeaders: Bool = true
+    ) async throws -> CreatedTopic {
         let timeoutMs = Int32(clamping: requestTimeoutMs)
         let (response, _, _) = try await sendAny { _ in
             var r = CreateTopicsRequest()
-            r.topics = [.init(name: name, numPartitions: partitions, replicationFactor: replicationFactor,
-                              configs: configs.map { .init(name: $0.0, value: $0.1) })]
+            r.topics = [
+                .init(
+                    name: name, numPartitions: partitions, replicationFactor: replicationFactor,
+                    configs: configs.map { .init(name: $0.0, value: $0.1) })
+            ]
             r.timeoutMs = timeoutMs
             return r
         }
-        guard let result = response.topics.first(where: { $0.name == name }) else { throw ClientError("the broker's CreateTopics answer left out topic \(name)") }
+        guard let result = response.topics.first(where: { $0.name == name }) else {
+            throw ClientError("the broker's CreateTopics answer left out topic \(name)")
+        }
         switch ErrorCode(result.errorCode) {
         case .none: break
         case .topicAlreadyExists: throw ClientError("topic \(name) already exists")
         case let code: throw ClientError("cannot create topic \(name): \(Self.reason(code, result.errorMessage))")
         }
-        var created = CreatedTopic(name: name, topicId: result.topicId, partitions: result.numPartitions > 0 ? result.numPartitions : partitions,
-                                   replicationFactor: result.replicationFactor > 0 ? result.replicationFactor : replicationFactor)
+        var created = CreatedTopic(
+            name: name, topicId: result.topicId,
+            partitions: result.numPartitions > 0 ? result.numPartitions : partitions,
+            replicationFactor: result.replicationFactor > 0 ? result.replicationFactor : replicationFactor)
         if waitForLeaders {
             let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
             while true {
-                if let t = try? await topic(name, refresh: true), t.partitionCount == created.partitions, t.partitions.allSatisfy({ $0.leader >= 0 }) {
+                if let t = try? await topic(name, refresh: true), t.partitionCount == created.partitions,
+                    t.partitions.allSatisfy({ $0.leader >= 0 })
+                {
                     if created.topicId == .zero { created.topicId = t.topicId }
                     break
                 }
-                guard NIODeadline.now() < deadline else { throw ClientError("topic \(name) was created but its partitions have no leaders after \(requestTimeoutMs) ms") }
+                guard NIODeadline.now() < deadline else {
+                    throw ClientError(
+                        "topic \(name) was created but its partitions have no leaders after \(requestTimeoutMs) ms")
+                }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
         }
@@ -116,14 +130,19 @@ extension KafkaClient {
             r.resources = [.init(resourceType: resourceType, resourceName: name, configurationKeys: nil)]
             return r
         }
-        guard let result = response.results.first else { throw ClientError("the broker's DescribeConfigs answer is empty") }
+        guard let result = response.results.first else {
+            throw ClientError("the broker's DescribeConfigs answer is empty")
+        }
         switch ErrorCode(result.errorCode) {
         case .none: break
         case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
-        case let code: throw ClientError("cannot describe the configs of \(name): \(Self.reason(code, result.errorMessage))")
+        case let code:
+            throw ClientError("cannot describe the configs of \(name): \(Self.reason(code, result.errorMessage))")
         }
         return result.configs.map {
-            ConfigEntry(name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.configSource), readOnly: $0.readOnly, sensitive: $0.isSensitive)
+            ConfigEntry(
+                name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.configSource), readOnly: $0.readOnly,
+                sensitive: $0.isSensitive)
         }.sorted { $0.name < $1.name }
     }
 
@@ -131,16 +150,22 @@ extension KafkaClient {
     public func alterTopicConfigs(_ name: String, set: [(String, String)], delete: [String]) async throws {
         let (response, _, _) = try await sendAny { _ in
             var r = IncrementalAlterConfigsRequest()
-            r.resources = [.init(resourceType: 2, resourceName: name,
-                                 configs: set.map { .init(name: $0.0, configOperation: 0, value: $0.1) }
-                                     + delete.map { .init(name: $0, configOperation: 1, value: nil) })]
+            r.resources = [
+                .init(
+                    resourceType: 2, resourceName: name,
+                    configs: set.map { .init(name: $0.0, configOperation: 0, value: $0.1) }
+                        + delete.map { .init(name: $0, configOperation: 1, value: nil) })
+            ]
             return r
         }
-        guard let result = response.responses.first else { throw ClientError("the broker's IncrementalAlterConfigs answer is empty") }
+        guard let result = response.responses.first else {
+            throw ClientError("the broker's IncrementalAlterConfigs answer is empty")
+        }
         switch ErrorCode(result.errorCode) {
         case .none: return
         case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
-        case let code: throw ClientError("cannot alter the configs of topic \(name): \(Self.reason(code, result.errorMessage))")
+        case let code:
+            throw ClientError("cannot alter the configs of topic \(name): \(Self.reason(code, result.errorMessage))")
         }
     }
 
@@ -158,13 +183,18 @@ extension KafkaClient {
         if let c = candidate, supports(.describeCluster, on: c) {
             let (response, _) = try await send(to: c.address) { _ in DescribeClusterRequest() }
             guard response.errorCode == 0 else {
-                throw ClientError("cannot describe the cluster: \(Self.reason(ErrorCode(response.errorCode), response.errorMessage))")
+                throw ClientError(
+                    "cannot describe the cluster: \(Self.reason(ErrorCode(response.errorCode), response.errorMessage))")
             }
-            return ClusterDescription(clusterId: response.clusterId, controllerId: response.controllerId,
-                                      brokers: response.brokers.map { BrokerInfo(id: $0.brokerId, host: $0.host, port: $0.port, rack: $0.rack) }.sorted { $0.id < $1.id })
+            return ClusterDescription(
+                clusterId: response.clusterId, controllerId: response.controllerId,
+                brokers: response.brokers.map {
+                    BrokerInfo(id: $0.brokerId, host: $0.host, port: $0.port, rack: $0.rack)
+                }.sorted { $0.id < $1.id })
         }
         let response = try await refreshMetadata(topics: [])
-        return ClusterDescription(clusterId: response.clusterId, controllerId: response.controllerId,
-                                  brokers: metadata.brokers.values.sorted { $0.id < $1.id })
+        return ClusterDescription(
+            clusterId: response.clusterId, controllerId: response.controllerId,
+            brokers: metadata.brokers.values.sorted { $0.id < $1.id })
     }
 }

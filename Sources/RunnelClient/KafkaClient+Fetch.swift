@@ -49,20 +49,28 @@ extension KafkaClient {
                     response = try await send(to: address) { _ in
                         var r = ListOffsetsRequest()
                         r.replicaId = -1
-                        r.topics = [.init(name: topic, partitions: list.map { .init(partitionIndex: $0, currentLeaderEpoch: -1, timestamp: spec.wireTimestamp) })]
+                        r.topics = [
+                            .init(
+                                name: topic,
+                                partitions: list.map {
+                                    .init(partitionIndex: $0, currentLeaderEpoch: -1, timestamp: spec.wireTimestamp)
+                                })
+                        ]
                         return r
                     }.response
                 } catch {
                     lastProblem = "\(error)"
                     continue
                 }
-                for a in response.topics.first(where: { $0.name == topic })?.partitions ?? [] where pending.contains(a.partitionIndex) {
+                for a in response.topics.first(where: { $0.name == topic })?.partitions ?? []
+                where pending.contains(a.partitionIndex) {
                     let code = ErrorCode(a.errorCode)
                     if code == .none {
                         result[a.partitionIndex] = a.offset
                         pending.remove(a.partitionIndex)
                     } else if !Self.isStaleLeadership(code) && code != .offsetNotAvailable {
-                        throw ClientError("cannot list the offsets of partition \(a.partitionIndex) of topic \(topic): \(code.name)")
+                        throw ClientError(
+                            "cannot list the offsets of partition \(a.partitionIndex) of topic \(topic): \(code.name)")
                     } else {
                         lastProblem = code.name
                     }
@@ -70,7 +78,9 @@ extension KafkaClient {
             }
             if pending.isEmpty { break }
             guard NIODeadline.now() < deadline else {
-                throw ClientError("cannot list the offsets of topic \(topic) partition \(pending.sorted().map(String.init).joined(separator: ",")) (\(lastProblem))")
+                throw ClientError(
+                    "cannot list the offsets of topic \(topic) partition \(pending.sorted().map(String.init).joined(separator: ",")) (\(lastProblem))"
+                )
             }
             try await Task.sleep(nanoseconds: 200_000_000)
             refresh = true
@@ -82,18 +92,26 @@ extension KafkaClient {
     /// whose leader cannot be found or whose leader moved come back with the error (and the
     /// next call asks for fresh metadata); the caller decides what to do with
     /// OFFSET_OUT_OF_RANGE.
-    public func fetch(topic: String, offsets: [Int32: Int64], maxWaitMs: Int32 = 500, partitionMaxBytes: Int32 = 4 << 20) async throws -> [PartitionFetch] {
+    public func fetch(
+        topic: String, offsets: [Int32: Int64], maxWaitMs: Int32 = 500, partitionMaxBytes: Int32 = 4 << 20
+    ) async throws -> [PartitionFetch] {
         let info = try await self.topic(topic, refresh: needsRefresh)
         needsRefresh = false
         var byLeader: [BrokerAddress: [Int32]] = [:]
         var out: [PartitionFetch] = []
         for p in offsets.keys.sorted() {
-            guard p < info.partitionCount else { throw ClientError("partition \(p) does not exist (topic \(topic) has \(info.partitionCount) partitions)") }
+            guard p < info.partitionCount else {
+                throw ClientError(
+                    "partition \(p) does not exist (topic \(topic) has \(info.partitionCount) partitions)")
+            }
             let leaderId = info.partitions[Int(p)].leader
             if leaderId >= 0, let broker = metadata.brokers[leaderId] {
                 byLeader[broker.address, default: []].append(p)
             } else {
-                out.append(PartitionFetch(partition: p, records: [], nextOffset: offsets[p]!, highWatermark: -1, error: .leaderNotAvailable))
+                out.append(
+                    PartitionFetch(
+                        partition: p, records: [], nextOffset: offsets[p]!, highWatermark: -1,
+                        error: .leaderNotAvailable))
                 needsRefresh = true
             }
         }
@@ -102,8 +120,10 @@ extension KafkaClient {
         let results = await withTaskGroup(of: [PartitionFetch].self) { tasks in
             for (address, partitions) in byLeader {
                 tasks.addTask {
-                    await self.fetchFrom(address, topic: topic, topicId: topicId, partitions: partitions.map { ($0, offsets[$0]!, epochs[$0] ?? -1) },
-                                         maxWaitMs: maxWaitMs, partitionMaxBytes: partitionMaxBytes)
+                    await self.fetchFrom(
+                        address, topic: topic, topicId: topicId,
+                        partitions: partitions.map { ($0, offsets[$0]!, epochs[$0] ?? -1) },
+                        maxWaitMs: maxWaitMs, partitionMaxBytes: partitionMaxBytes)
                 }
             }
             var all: [PartitionFetch] = []
@@ -114,16 +134,23 @@ extension KafkaClient {
         return (out + results).sorted { $0.partition < $1.partition }
     }
 
-    func fetchFrom(_ address: BrokerAddress, topic: String, topicId: KafkaUUID, partitions: [(Int32, Int64, Int32)],
-                   maxWaitMs: Int32, partitionMaxBytes: Int32) async -> [PartitionFetch] {
+    func fetchFrom(
+        _ address: BrokerAddress, topic: String, topicId: KafkaUUID, partitions: [(Int32, Int64, Int32)],
+        maxWaitMs: Int32, partitionMaxBytes: Int32
+    ) async -> [PartitionFetch] {
         func failed(_ code: ErrorCode, _ reason: String? = nil) -> [PartitionFetch] {
-            partitions.map { PartitionFetch(partition: $0.0, records: [], nextOffset: $0.1, highWatermark: -1, error: code, decodeError: reason) }
+            partitions.map {
+                PartitionFetch(
+                    partition: $0.0, records: [], nextOffset: $0.1, highWatermark: -1, error: code, decodeError: reason)
+            }
         }
         let response: FetchResponse
         let version: Int16
         do {
             // Fetch v13+ names topics by id; without one (an old Metadata answer) stay at v12.
-            (response, version) = try await send(to: address, lane: .fetch, extraTimeoutMs: Int64(maxWaitMs), maxVersion: topicId == .zero ? 12 : nil) { v in
+            (response, version) = try await send(
+                to: address, lane: .fetch, extraTimeoutMs: Int64(maxWaitMs), maxVersion: topicId == .zero ? 12 : nil
+            ) { v in
                 var r = FetchRequest()
                 r.replicaId = -1
                 r.maxWaitMs = maxWaitMs
@@ -132,9 +159,15 @@ extension KafkaClient {
                 r.isolationLevel = 0
                 r.sessionId = 0
                 r.sessionEpoch = -1
-                r.topics = [.init(topic: topic, topicId: topicId, partitions: partitions.map {
-                    .init(partition: $0.0, currentLeaderEpoch: v >= 9 ? $0.2 : -1, fetchOffset: $0.1, logStartOffset: -1, partitionMaxBytes: partitionMaxBytes)
-                })]
+                r.topics = [
+                    .init(
+                        topic: topic, topicId: topicId,
+                        partitions: partitions.map {
+                            .init(
+                                partition: $0.0, currentLeaderEpoch: v >= 9 ? $0.2 : -1, fetchOffset: $0.1,
+                                logStartOffset: -1, partitionMaxBytes: partitionMaxBytes)
+                        })
+                ]
                 return r
             }
         } catch {
@@ -148,7 +181,9 @@ extension KafkaClient {
             guard let a = answers.first(where: { $0.partitionIndex == p }) else {
                 return PartitionFetch(partition: p, records: [], nextOffset: offset, highWatermark: -1, error: .none)
             }
-            var result = PartitionFetch(partition: p, records: [], nextOffset: offset, highWatermark: a.highWatermark, error: ErrorCode(a.errorCode))
+            var result = PartitionFetch(
+                partition: p, records: [], nextOffset: offset, highWatermark: a.highWatermark,
+                error: ErrorCode(a.errorCode))
             guard result.error == .none, let bytes = a.records?.bytes, bytes.readableBytes > 0 else { return result }
             let (batches, failure) = FetchedRecords.decode(bytes)
             for batch in batches {

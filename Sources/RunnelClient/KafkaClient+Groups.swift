@@ -54,7 +54,9 @@ extension KafkaClient {
             var found = BrokerInfo(id: response.nodeId, host: response.host, port: response.port, rack: nil)
             lastMessage = response.errorMessage
             if version >= 4 {
-                guard let c = response.coordinators.first(where: { $0.key == groupId }) else { throw ClientError("the broker's FindCoordinator answer left out group \(groupId)") }
+                guard let c = response.coordinators.first(where: { $0.key == groupId }) else {
+                    throw ClientError("the broker's FindCoordinator answer left out group \(groupId)")
+                }
                 code = ErrorCode(c.errorCode)
                 found = BrokerInfo(id: c.nodeId, host: c.host, port: c.port, rack: nil)
                 lastMessage = c.errorMessage
@@ -68,7 +70,8 @@ extension KafkaClient {
             }
             last = code
             guard NIODeadline.now() < deadline else {
-                throw ClientError("group \(groupId) has no coordinator available (\(last.name)) after \(requestTimeoutMs) ms")
+                throw ClientError(
+                    "group \(groupId) has no coordinator available (\(last.name)) after \(requestTimeoutMs) ms")
             }
             try await Task.sleep(nanoseconds: 200_000_000)
         }
@@ -112,7 +115,9 @@ extension KafkaClient {
                 throw ClientError("broker \(broker.id) answered ListGroups with \(ErrorCode(response.errorCode).name)")
             }
             out += response.groups.map {
-                ListedGroup(groupId: $0.groupId, protocolType: $0.protocolType, state: $0.groupState.isEmpty ? "Unknown" : $0.groupState, coordinatorId: broker.id)
+                ListedGroup(
+                    groupId: $0.groupId, protocolType: $0.protocolType,
+                    state: $0.groupState.isEmpty ? "Unknown" : $0.groupState, coordinatorId: broker.id)
             }
         }
         return out.sorted { $0.groupId < $1.groupId }
@@ -120,34 +125,50 @@ extension KafkaClient {
 
     /// DescribeGroups at the coordinator. A group the coordinator does not know comes back Dead.
     public func describeGroup(_ groupId: String) async throws -> GroupDescription {
-        let (response, _) = try await sendToCoordinator(group: groupId, lane: .general,
-                                                        errorOf: { ErrorCode($0.groups.first?.errorCode ?? 0) }) { _ in
+        let (response, _) = try await sendToCoordinator(
+            group: groupId, lane: .general,
+            errorOf: { ErrorCode($0.groups.first?.errorCode ?? 0) }
+        ) { _ in
             DescribeGroupsRequest(groups: [groupId])
         }
-        guard let g = response.groups.first(where: { $0.groupId == groupId }) else { throw ClientError("the coordinator's answer left out group \(groupId)") }
+        guard let g = response.groups.first(where: { $0.groupId == groupId }) else {
+            throw ClientError("the coordinator's answer left out group \(groupId)")
+        }
         let code = ErrorCode(g.errorCode)
         guard code == .none else { throw ClientError("cannot describe group \(groupId): \(code.name)") }
         let members = g.members.map { m in
-            GroupMemberDescription(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
-                                   assignment: g.protocolType == ConsumerProtocol.protocolType ? ((try? ConsumerProtocol.decodeAssignment(m.memberAssignment))?.partitions ?? []) : [])
+            GroupMemberDescription(
+                memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId,
+                clientHost: m.clientHost,
+                assignment: g.protocolType == ConsumerProtocol.protocolType
+                    ? ((try? ConsumerProtocol.decodeAssignment(m.memberAssignment))?.partitions ?? []) : [])
         }
-        return GroupDescription(groupId: groupId, state: g.groupState, protocolType: g.protocolType, protocolName: g.protocolData,
-                                members: members.sorted { $0.memberId < $1.memberId }, coordinator: coordinators[groupId]!)
+        return GroupDescription(
+            groupId: groupId, state: g.groupState, protocolType: g.protocolType, protocolName: g.protocolData,
+            members: members.sorted { $0.memberId < $1.memberId }, coordinator: coordinators[groupId]!)
     }
 
     /// The group's committed offsets: of `partitions` by topic, or of everything it has (nil).
     /// Partitions without a committed offset are left out.
-    public func committedOffsets(group groupId: String, partitions: [String: [Int32]]?, requireStable: Bool = true) async throws -> [String: [Int32: Int64]] {
+    public func committedOffsets(
+        group groupId: String, partitions: [String: [Int32]]?, requireStable: Bool = true
+    ) async throws -> [String: [Int32: Int64]] {
         let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
         while true {
-            let (response, version) = try await sendToCoordinator(group: groupId, errorOf: { r in
-                ErrorCode(r.groups.first?.errorCode ?? r.errorCode)
-            }) { v in
+            let (response, version) = try await sendToCoordinator(
+                group: groupId,
+                errorOf: { r in
+                    ErrorCode(r.groups.first?.errorCode ?? r.errorCode)
+                }
+            ) { v in
                 var r = OffsetFetchRequest()
                 let names = partitions.map { $0.keys.sorted() }
                 if v >= 8 {
-                    r.groups = [.init(groupId: groupId, memberId: nil, memberEpoch: -1,
-                                      topics: names.map { $0.map { .init(name: $0, partitionIndexes: partitions![$0]!) } })]
+                    r.groups = [
+                        .init(
+                            groupId: groupId, memberId: nil, memberEpoch: -1,
+                            topics: names.map { $0.map { .init(name: $0, partitionIndexes: partitions![$0]!) } })
+                    ]
                 } else {
                     r.groupId = groupId
                     r.topics = names.map { $0.map { .init(name: $0, partitionIndexes: partitions![$0]!) } }
@@ -160,10 +181,14 @@ extension KafkaClient {
             if version >= 8 {
                 let g = response.groups.first
                 code = ErrorCode(g?.errorCode ?? 0)
-                for t in g?.topics ?? [] { for p in t.partitions { entries.append((t.name, p.partitionIndex, p.committedOffset, p.errorCode)) } }
+                for t in g?.topics ?? [] {
+                    for p in t.partitions { entries.append((t.name, p.partitionIndex, p.committedOffset, p.errorCode)) }
+                }
             } else {
                 code = ErrorCode(response.errorCode)
-                for t in response.topics { for p in t.partitions { entries.append((t.name, p.partitionIndex, p.committedOffset, p.errorCode)) } }
+                for t in response.topics {
+                    for p in t.partitions { entries.append((t.name, p.partitionIndex, p.committedOffset, p.errorCode)) }
+                }
             }
             if code == .none, let e = entries.first(where: { $0.3 != 0 }) { code = ErrorCode(e.3) }
             switch code {
@@ -184,34 +209,51 @@ extension KafkaClient {
     /// OffsetCommit; `generationId` -1 with an empty member id commits from outside the group
     /// (the coordinator accepts that only while the group has no members). Returns the
     /// partitions that failed with their error.
-    public func commitOffsets(group groupId: String, generationId: Int32 = -1, memberId: String = "",
-                              offsets: [String: [Int32: Int64]]) async throws -> [(topic: String, partition: Int32, error: ErrorCode)] {
-        let (response, _) = try await sendToCoordinator(group: groupId, errorOf: { r in
-            ErrorCode(r.topics.first?.partitions.first?.errorCode ?? 0)
-        }) { _ in
-            OffsetCommitRequest(groupId: groupId, generationIdOrMemberEpoch: generationId, memberId: memberId, groupInstanceId: nil,
-                                retentionTimeMs: -1,
-                                topics: offsets.keys.sorted().map { t in
-                                    .init(name: t, partitions: offsets[t]!.keys.sorted().map { p in
-                                        .init(partitionIndex: p, committedOffset: offsets[t]![p]!, committedLeaderEpoch: -1, commitTimestamp: -1, committedMetadata: "")
-                                    })
-                                })
+    public func commitOffsets(
+        group groupId: String, generationId: Int32 = -1, memberId: String = "",
+        offsets: [String: [Int32: Int64]]
+    ) async throws -> [(topic: String, partition: Int32, error: ErrorCode)] {
+        let (response, _) = try await sendToCoordinator(
+            group: groupId,
+            errorOf: { r in
+                ErrorCode(r.topics.first?.partitions.first?.errorCode ?? 0)
+            }
+        ) { _ in
+            OffsetCommitRequest(
+                groupId: groupId, generationIdOrMemberEpoch: generationId, memberId: memberId, groupInstanceId: nil,
+                retentionTimeMs: -1,
+                topics: offsets.keys.sorted().map { t in
+                    .init(
+                        name: t,
+                        partitions: offsets[t]!.keys.sorted().map { p in
+                            .init(
+                                partitionIndex: p, committedOffset: offsets[t]![p]!, committedLeaderEpoch: -1,
+                                commitTimestamp: -1, committedMetadata: "")
+                        })
+                })
         }
         var failed: [(topic: String, partition: Int32, error: ErrorCode)] = []
-        for t in response.topics { for p in t.partitions where p.errorCode != 0 { failed.append((t.name, p.partitionIndex, ErrorCode(p.errorCode))) } }
+        for t in response.topics {
+            for p in t.partitions where p.errorCode != 0 {
+                failed.append((t.name, p.partitionIndex, ErrorCode(p.errorCode)))
+            }
+        }
         return failed
     }
 
     /// DeleteGroups at the coordinator.
     public func deleteGroup(_ groupId: String) async throws {
-        let (response, _) = try await sendToCoordinator(group: groupId, lane: .general, errorOf: { ErrorCode($0.results.first?.errorCode ?? 0) }) { _ in
+        let (response, _) = try await sendToCoordinator(
+            group: groupId, lane: .general, errorOf: { ErrorCode($0.results.first?.errorCode ?? 0) }
+        ) { _ in
             DeleteGroupsRequest(groupsNames: [groupId])
         }
         let code = ErrorCode(response.results.first { $0.groupId == groupId }?.errorCode ?? 0)
         switch code {
         case .none: return
         case .groupIdNotFound: throw ClientError("group \(groupId) does not exist")
-        case .nonEmptyGroup: throw ClientError("group \(groupId) still has members; stop its consumers before deleting it")
+        case .nonEmptyGroup:
+            throw ClientError("group \(groupId) still has members; stop its consumers before deleting it")
         default: throw ClientError("cannot delete group \(groupId): \(code.name)")
         }
     }

@@ -21,7 +21,9 @@ public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
         var list: [BrokerAddress] = []
         for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
             let item = entry.trimmingCharacters(in: .whitespaces)
-            guard let colon = item.lastIndex(of: ":"), let port = Int(item[item.index(after: colon)...]), (1...65535).contains(port) else {
+            guard let colon = item.lastIndex(of: ":"), let port = Int(item[item.index(after: colon)...]),
+                (1...65535).contains(port)
+            else {
                 throw ClientError("\"\(item)\" is not a host:port address")
             }
             var host = String(item[..<colon])
@@ -112,8 +114,11 @@ public actor KafkaClient {
     var coordinators: [String: BrokerInfo] = [:]
 
     /// `servers` is a comma-separated `host:port` list.
-    public init(bootstrapServers servers: String, clientId: String = "runnel-cli", requestTimeoutMs: Int64 = 30_000, connectTimeoutMs: Int64 = 5_000,
-                security: ClientSecurity = .plaintext) throws {
+    public init(
+        bootstrapServers servers: String, clientId: String = "runnel-cli", requestTimeoutMs: Int64 = 30_000,
+        connectTimeoutMs: Int64 = 5_000,
+        security: ClientSecurity = .plaintext
+    ) throws {
         self.bootstrap = try BrokerAddress.parseList(servers)
         self.clientId = clientId
         self.requestTimeoutMs = requestTimeoutMs
@@ -141,7 +146,8 @@ public actor KafkaClient {
         let key = ConnectionKey(address: address, lane: lane)
         if let c = connections[key] { return c }
         guard !closed else { throw ClientError("the client is closed") }
-        let peer = PeerClient(host: address.host, port: address.port, clientId: clientId, group: group, security: security)
+        let peer = PeerClient(
+            host: address.host, port: address.port, clientId: clientId, group: group, security: security)
         peer.connectTimeoutMs = connectTimeoutMs
         let versions: [ApiKey: ClosedRange<Int16>]
         do {
@@ -168,12 +174,15 @@ public actor KafkaClient {
         var request = ApiVersionsRequest()
         request.clientSoftwareName = "runnel-client"
         request.clientSoftwareVersion = "1.0"
-        var response = try await wait(peer.send(request, version: 3), address: address, peer: peer, timeoutMs: requestTimeoutMs)
+        var response = try await wait(
+            peer.send(request, version: 3), address: address, peer: peer, timeoutMs: requestTimeoutMs)
         if response.errorCode == ErrorCode.unsupportedVersion.rawValue {
-            response = try await wait(peer.send(ApiVersionsRequest(), version: 0), address: address, peer: peer, timeoutMs: requestTimeoutMs)
+            response = try await wait(
+                peer.send(ApiVersionsRequest(), version: 0), address: address, peer: peer, timeoutMs: requestTimeoutMs)
         }
         guard response.errorCode == 0 else {
-            throw ClientError("the broker at \(address) answered ApiVersions with \(ErrorCode(response.errorCode).name)")
+            throw ClientError(
+                "the broker at \(address) answered ApiVersions with \(ErrorCode(response.errorCode).name)")
         }
         var out: [ApiKey: ClosedRange<Int16>] = [:]
         for k in response.apiKeys where k.minVersion <= k.maxVersion {
@@ -184,9 +193,14 @@ public actor KafkaClient {
 
     /// The highest version both sides speak.
     func version(_ api: ApiKey, on c: Connection) throws -> Int16 {
-        guard let ours = ClientVersions.supported[api] else { preconditionFailure("no client version range for \(api.name)") }
-        guard let theirs = c.versions[api], theirs.upperBound >= ours.lowerBound, theirs.lowerBound <= ours.upperBound else {
-            throw ClientError("the broker at \(c.address) does not support \(api.name) versions \(ours.lowerBound)-\(ours.upperBound)")
+        guard let ours = ClientVersions.supported[api] else {
+            preconditionFailure("no client version range for \(api.name)")
+        }
+        guard let theirs = c.versions[api], theirs.upperBound >= ours.lowerBound, theirs.lowerBound <= ours.upperBound
+        else {
+            throw ClientError(
+                "the broker at \(c.address) does not support \(api.name) versions \(ours.lowerBound)-\(ours.upperBound)"
+            )
         }
         return min(ours.upperBound, theirs.upperBound)
     }
@@ -196,7 +210,9 @@ public actor KafkaClient {
 
     /// Waits for `future` at most `timeoutMs`; on a timeout the connection is closed (as Kafka
     /// clients do), which also fails anything else in flight on it.
-    func wait<T: Sendable>(_ future: EventLoopFuture<T>, address: BrokerAddress, peer: PeerClient, timeoutMs: Int64) async throws -> T {
+    func wait<T: Sendable>(
+        _ future: EventLoopFuture<T>, address: BrokerAddress, peer: PeerClient, timeoutMs: Int64
+    ) async throws -> T {
         let loop = future.eventLoop
         let promise = loop.makePromise(of: T.self)
         let timer = loop.scheduleTask(in: .milliseconds(timeoutMs)) {
@@ -218,32 +234,43 @@ public actor KafkaClient {
 
     /// Sends a request built for the negotiated version to `address` and returns the answer
     /// with the version used. `extraTimeoutMs` covers requests the broker may hold (Fetch, JoinGroup).
-    public func send<R: RequestMessage>(to address: BrokerAddress, lane: Lane = .general, extraTimeoutMs: Int64 = 0, maxVersion: Int16? = nil,
-                                        _ build: @Sendable (Int16) -> R) async throws -> (response: R.Response, version: Int16) {
+    public func send<R: RequestMessage>(
+        to address: BrokerAddress, lane: Lane = .general, extraTimeoutMs: Int64 = 0, maxVersion: Int16? = nil,
+        _ build: @Sendable (Int16) -> R
+    ) async throws -> (response: R.Response, version: Int16) {
         let c = try await connection(to: address, lane: lane)
         var v = try version(R.apiKey, on: c)
         if let maxVersion, maxVersion < v {
             guard maxVersion >= (c.versions[R.apiKey]?.lowerBound ?? 0) else {
-                throw ClientError("the broker at \(c.address) does not support \(R.apiKey.name) at version \(maxVersion) or below")
+                throw ClientError(
+                    "the broker at \(c.address) does not support \(R.apiKey.name) at version \(maxVersion) or below")
             }
             v = maxVersion
         }
-        let response = try await wait(c.peer.send(build(v), version: v), address: address, peer: c.peer, timeoutMs: requestTimeoutMs + extraTimeoutMs)
+        let response = try await wait(
+            c.peer.send(build(v), version: v), address: address, peer: c.peer,
+            timeoutMs: requestTimeoutMs + extraTimeoutMs)
         return (response, v)
     }
 
     /// Sends a request that gets no answer (Produce with acks=0); returns once it is written.
-    public func sendWithoutResponse<R: RequestMessage>(to address: BrokerAddress, _ build: @Sendable (Int16) -> R) async throws {
+    public func sendWithoutResponse<R: RequestMessage>(
+        to address: BrokerAddress, _ build: @Sendable (Int16) -> R
+    ) async throws {
         let c = try await connection(to: address, lane: .general)
         let v = try version(R.apiKey, on: c)
-        try await wait(c.peer.sendWithoutResponse(build(v), version: v), address: address, peer: c.peer, timeoutMs: requestTimeoutMs)
+        try await wait(
+            c.peer.sendWithoutResponse(build(v), version: v), address: address, peer: c.peer,
+            timeoutMs: requestTimeoutMs)
     }
 
     /// The addresses to try for a request any broker can answer: the last one that answered,
     /// the bootstrap list, then every broker metadata named.
     func anyAddresses() -> [BrokerAddress] {
         var out: [BrokerAddress] = []
-        for a in [preferred].compactMap({ $0 }) + bootstrap + metadata.brokers.values.sorted(by: { $0.id < $1.id }).map(\.address) where !out.contains(a) {
+        for a in [preferred].compactMap({ $0 }) + bootstrap
+            + metadata.brokers.values.sorted(by: { $0.id < $1.id }).map(\.address) where !out.contains(a)
+        {
             out.append(a)
         }
         return out
@@ -251,7 +278,9 @@ public actor KafkaClient {
 
     /// Sends to the first broker that can be reached. Fails with one sentence naming every
     /// address tried when none can.
-    public func sendAny<R: RequestMessage>(extraTimeoutMs: Int64 = 0, _ build: @Sendable (Int16) -> R) async throws -> (response: R.Response, version: Int16, address: BrokerAddress) {
+    public func sendAny<R: RequestMessage>(
+        extraTimeoutMs: Int64 = 0, _ build: @Sendable (Int16) -> R
+    ) async throws -> (response: R.Response, version: Int16, address: BrokerAddress) {
         var failures: [String] = []
         let addresses = anyAddresses()
         for address in addresses {
@@ -265,7 +294,9 @@ public actor KafkaClient {
             }
         }
         if addresses.count == 1 { throw ClientError(failures[0]) }
-        throw ClientError("none of the brokers \(addresses.map(\.description).joined(separator: ", ")) can be reached (\(failures.last ?? "no address"))")
+        throw ClientError(
+            "none of the brokers \(addresses.map(\.description).joined(separator: ", ")) can be reached (\(failures.last ?? "no address"))"
+        )
     }
 
     // MARK: metadata
@@ -284,7 +315,9 @@ public actor KafkaClient {
         md.clusterId = response.clusterId
         md.controllerId = response.controllerId
         md.brokers = [:]
-        for b in response.brokers { md.brokers[b.nodeId] = BrokerInfo(id: b.nodeId, host: b.host, port: b.port, rack: b.rack) }
+        for b in response.brokers {
+            md.brokers[b.nodeId] = BrokerInfo(id: b.nodeId, host: b.host, port: b.port, rack: b.rack)
+        }
         if topics == nil { md.topics = [:] }
         for t in response.topics {
             guard let name = t.name else { continue }
@@ -293,10 +326,13 @@ public actor KafkaClient {
                 continue
             }
             let partitions = t.partitions.sorted { $0.partitionIndex < $1.partitionIndex }.map {
-                PartitionInfo(partition: $0.partitionIndex, leader: $0.leaderId, leaderEpoch: $0.leaderEpoch, replicas: $0.replicaNodes,
-                              isr: $0.isrNodes, offlineReplicas: $0.offlineReplicas, error: ErrorCode($0.errorCode))
+                PartitionInfo(
+                    partition: $0.partitionIndex, leader: $0.leaderId, leaderEpoch: $0.leaderEpoch,
+                    replicas: $0.replicaNodes,
+                    isr: $0.isrNodes, offlineReplicas: $0.offlineReplicas, error: ErrorCode($0.errorCode))
             }
-            md.topics[name] = TopicInfo(name: name, topicId: t.topicId, isInternal: t.isInternal, partitions: partitions)
+            md.topics[name] = TopicInfo(
+                name: name, topicId: t.topicId, isInternal: t.isInternal, partitions: partitions)
         }
         metadata = md
         return response
@@ -310,7 +346,9 @@ public actor KafkaClient {
         let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
         while true {
             let response = try await refreshMetadata(topics: [name])
-            guard let t = response.topics.first(where: { $0.name == name }) else { throw ClientError("the broker's metadata answer left out topic \(name)") }
+            guard let t = response.topics.first(where: { $0.name == name }) else {
+                throw ClientError("the broker's metadata answer left out topic \(name)")
+            }
             switch ErrorCode(t.errorCode) {
             case .none where !t.partitions.isEmpty:
                 return metadata.topics[name]!
@@ -323,7 +361,9 @@ public actor KafkaClient {
             case let code where code != .none && code != .leaderNotAvailable:
                 throw ClientError("the metadata of topic \(name) came back with \(code.name)")
             default:
-                guard NIODeadline.now() < deadline else { throw ClientError("topic \(name) has no partitions with leaders yet") }
+                guard NIODeadline.now() < deadline else {
+                    throw ClientError("topic \(name) has no partitions with leaders yet")
+                }
                 try await Task.sleep(nanoseconds: 100_000_000)
             }
         }
@@ -336,11 +376,15 @@ public actor KafkaClient {
         while true {
             let t = try await topic(name, refresh: refresh)
             guard partition >= 0, partition < t.partitionCount else {
-                throw ClientError("partition \(partition) does not exist (topic \(name) has \(t.partitionCount) partition\(t.partitionCount == 1 ? "" : "s"))")
+                throw ClientError(
+                    "partition \(partition) does not exist (topic \(name) has \(t.partitionCount) partition\(t.partitionCount == 1 ? "" : "s"))"
+                )
             }
             let p = t.partitions[Int(partition)]
             if p.leader >= 0, let broker = metadata.brokers[p.leader] { return broker }
-            guard NIODeadline.now() < deadline else { throw ClientError("partition \(partition) of topic \(name) has no leader") }
+            guard NIODeadline.now() < deadline else {
+                throw ClientError("partition \(partition) of topic \(name) has no leader")
+            }
             try await Task.sleep(nanoseconds: 200_000_000)
             refresh = true
         }
@@ -348,8 +392,11 @@ public actor KafkaClient {
 
     /// Partition errors after which the client refreshes metadata and retries at the new leader.
     public nonisolated static func isStaleLeadership(_ code: ErrorCode) -> Bool {
-        [.notLeaderOrFollower, .leaderNotAvailable, .unknownTopicOrPartition, .fencedLeaderEpoch, .unknownLeaderEpoch,
-         .replicaNotAvailable, .kafkaStorageError, .brokerNotAvailable].contains(code)
+        [
+            .notLeaderOrFollower, .leaderNotAvailable, .unknownTopicOrPartition, .fencedLeaderEpoch,
+            .unknownLeaderEpoch,
+            .replicaNotAvailable, .kafkaStorageError, .brokerNotAvailable,
+        ].contains(code)
     }
 }
 

@@ -14,7 +14,9 @@ public enum Partitioner {
         let words = length / 4
         for i in 0..<words {
             let base = i * 4
-            var k = UInt32(data[base]) | UInt32(data[base + 1]) << 8 | UInt32(data[base + 2]) << 16 | UInt32(data[base + 3]) << 24
+            var k =
+                UInt32(data[base]) | UInt32(data[base + 1]) << 8 | UInt32(data[base + 2]) << 16 | UInt32(data[base + 3])
+                << 24
             k = k &* m
             k ^= k >> r
             k = k &* m
@@ -48,7 +50,8 @@ public enum Partitioner {
     public static func toPositive(_ n: Int32) -> Int32 { n & 0x7fff_ffff }
 
     /// The partition Kafka's default partitioner picks for a non-null key.
-    public static func partition<Bytes: Collection>(forKey key: Bytes, partitions: Int32) -> Int32 where Bytes.Element == UInt8 {
+    public static func partition<Bytes: Collection>(forKey key: Bytes, partitions: Int32) -> Int32
+    where Bytes.Element == UInt8 {
         precondition(partitions > 0, "a topic has at least one partition")
         return toPositive(murmur2(key)) % partitions
     }

@@ -33,7 +33,9 @@ public struct ProducerRecord: Sendable, Equatable {
     public var partition: Int32?
     public var timestamp: Int64
 
-    public init(key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader] = [], partition: Int32? = nil, timestamp: Int64) {
+    public init(
+        key: ByteBuffer?, value: ByteBuffer?, headers: [RecordHeader] = [], partition: Int32? = nil, timestamp: Int64
+    ) {
         self.key = key
         self.value = value
         self.headers = headers
@@ -68,7 +70,10 @@ public actor Producer {
     public let ackTimeoutMs: Int32
     var nextRoundRobin: Int32?
 
-    public init(client: KafkaClient, topic: String, acks: Acks = .all, batchBytesMax: Int = 512 * 1024, ackTimeoutMs: Int32 = 30_000) {
+    public init(
+        client: KafkaClient, topic: String, acks: Acks = .all, batchBytesMax: Int = 512 * 1024,
+        ackTimeoutMs: Int32 = 30_000
+    ) {
         self.client = client
         self.topic = topic
         self.acks = acks
@@ -80,7 +85,9 @@ public actor Producer {
     public func partitions(for records: [ProducerRecord], partitionCount: Int32) -> [Int32] {
         records.map { r in
             if let p = r.partition { return p }
-            if let key = r.key { return Partitioner.partition(forKey: key.readableBytesView, partitions: partitionCount) }
+            if let key = r.key {
+                return Partitioner.partition(forKey: key.readableBytesView, partitions: partitionCount)
+            }
             let p = (nextRoundRobin ?? Int32.random(in: 0..<partitionCount)) % partitionCount
             nextRoundRobin = (p + 1) % partitionCount
             return p
@@ -94,7 +101,9 @@ public actor Producer {
         let topicInfo = try await client.topic(topic)
         for r in records {
             if let p = r.partition, p < 0 || p >= topicInfo.partitionCount {
-                throw ClientError("partition \(p) does not exist (topic \(topic) has \(topicInfo.partitionCount) partition\(topicInfo.partitionCount == 1 ? "" : "s"))")
+                throw ClientError(
+                    "partition \(p) does not exist (topic \(topic) has \(topicInfo.partitionCount) partition\(topicInfo.partitionCount == 1 ? "" : "s"))"
+                )
             }
         }
         let chosen = partitions(for: records, partitionCount: topicInfo.partitionCount)
@@ -103,7 +112,9 @@ public actor Producer {
         var sizes: [Int32: Int] = [:]
         for (i, r) in records.enumerated() {
             let p = chosen[i]
-            let size = (r.key?.readableBytes ?? 0) + (r.value?.readableBytes ?? 0) + r.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.readableBytes ?? 0) } + 24
+            let size =
+                (r.key?.readableBytes ?? 0) + (r.value?.readableBytes ?? 0)
+                + r.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.readableBytes ?? 0) } + 24
             if queues[p] == nil || sizes[p]! + size > batchBytesMax {
                 queues[p, default: []].append([])
                 sizes[p] = 0
@@ -153,12 +164,16 @@ public actor Producer {
                     for (p, result) in results {
                         switch result {
                         case .success(let offset):
-                            done.append(BatchOutcome(partition: p, recordIndexes: pending[p]!, baseOffset: offset, error: nil))
+                            done.append(
+                                BatchOutcome(partition: p, recordIndexes: pending[p]!, baseOffset: offset, error: nil))
                             pending[p] = nil
                         case .failure(let failure):
                             lastError[p] = failure.reason
                             if !failure.retriable {
-                                done.append(BatchOutcome(partition: p, recordIndexes: pending[p]!, baseOffset: -1, error: failure.reason))
+                                done.append(
+                                    BatchOutcome(
+                                        partition: p, recordIndexes: pending[p]!, baseOffset: -1, error: failure.reason)
+                                )
                                 pending[p] = nil
                             }
                         }
@@ -169,7 +184,10 @@ public actor Producer {
             if pending.isEmpty { break }
             guard NIODeadline.now() + .milliseconds(Int64(backoffMs)) < deadline else {
                 for (p, indexes) in pending {
-                    done.append(BatchOutcome(partition: p, recordIndexes: indexes, baseOffset: -1, error: lastError[p] ?? "no leader answered in time"))
+                    done.append(
+                        BatchOutcome(
+                            partition: p, recordIndexes: indexes, baseOffset: -1,
+                            error: lastError[p] ?? "no leader answered in time"))
                 }
                 break
             }
@@ -186,19 +204,24 @@ public actor Producer {
     }
 
     static func batch(_ records: [ProducerRecord]) -> ByteBuffer {
-        RecordBatches.build(records: records.enumerated().map { i, r in
-            Record(offset: Int64(i), timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers)
-        })
+        RecordBatches.build(
+            records: records.enumerated().map { i, r in
+                Record(offset: Int64(i), timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers)
+            })
     }
 
-    func produce(to address: BrokerAddress, _ payload: [(Int32, ByteBuffer)]) async -> [(Int32, Result<Int64, ProduceFailure>)] {
+    func produce(
+        to address: BrokerAddress, _ payload: [(Int32, ByteBuffer)]
+    ) async -> [(Int32, Result<Int64, ProduceFailure>)] {
         let topic = self.topic
         let acks = self.acks.value
         let timeoutMs = ackTimeoutMs
         let build: @Sendable (Int16) -> ProduceRequest = { _ in
-            ProduceRequest(transactionalId: nil, acks: acks, timeoutMs: timeoutMs, topicData: [
-                .init(name: topic, partitionData: payload.map { .init(index: $0.0, records: Records($0.1)) }),
-            ])
+            ProduceRequest(
+                transactionalId: nil, acks: acks, timeoutMs: timeoutMs,
+                topicData: [
+                    .init(name: topic, partitionData: payload.map { .init(index: $0.0, records: Records($0.1)) })
+                ])
         }
         if acks == 0 {
             do {
@@ -218,7 +241,9 @@ public actor Producer {
         let answers = response.responses.first { $0.name == topic }?.partitionResponses ?? []
         return payload.map { p, _ in
             guard let a = answers.first(where: { $0.index == p }) else {
-                return (p, .failure(ProduceFailure(reason: "the broker's answer left out partition \(p)", retriable: false)))
+                return (
+                    p, .failure(ProduceFailure(reason: "the broker's answer left out partition \(p)", retriable: false))
+                )
             }
             let code = ErrorCode(a.errorCode)
             if code == .none { return (p, .success(a.baseOffset)) }

@@ -12,7 +12,9 @@ extension QuorumController {
         if let asked = request.topicPartitions {
             wanted = asked.map { ($0.topic, $0.partitions) }
         } else {
-            wanted = image.topicNames.compactMap { name in image.topic(named: name).map { (name, $0.partitions.keys.sorted()) } }
+            wanted = image.topicNames.compactMap { name in
+                image.topic(named: name).map { (name, $0.partitions.keys.sorted()) }
+            }
         }
         var records: [MetadataRecord] = []
         var response = ElectLeadersResponse()
@@ -51,16 +53,22 @@ extension QuorumController {
             guard let preferred = p.replicas.first else {
                 return .failure(ElectionRefusal(.preferredLeaderNotAvailable, "The partition has no replicas."))
             }
-            if p.leader == preferred { return .failure(ElectionRefusal(.electionNotNeeded, "The preferred replica already leads.")) }
+            if p.leader == preferred {
+                return .failure(ElectionRefusal(.electionNotNeeded, "The preferred replica already leads."))
+            }
             guard live.contains(preferred), p.isr.contains(preferred) else {
-                return .failure(ElectionRefusal(.preferredLeaderNotAvailable, "The preferred replica \(preferred) is not live and in sync."))
+                return .failure(
+                    ElectionRefusal(
+                        .preferredLeaderNotAvailable, "The preferred replica \(preferred) is not live and in sync."))
             }
             return .success(preferred)
         }
         if p.leader >= 0 && live.contains(p.leader) {
             return .failure(ElectionRefusal(.electionNotNeeded, "The partition has a live leader."))
         }
-        if let next = p.replicas.first(where: { p.isr.contains($0) && live.contains($0) }) ?? p.replicas.first(where: { live.contains($0) }) {
+        if let next = p.replicas.first(where: { p.isr.contains($0) && live.contains($0) })
+            ?? p.replicas.first(where: { live.contains($0) })
+        {
             return .success(next)
         }
         return .failure(ElectionRefusal(.eligibleLeadersNotAvailable, "No replica of the partition is live."))

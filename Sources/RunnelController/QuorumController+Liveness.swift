@@ -19,7 +19,9 @@ public struct BrokerSessions: Sendable, Equatable {
 
     /// Unfenced brokers whose last heartbeat is older than the session timeout.
     public func expired(image: MetadataImage, nowMs: Int64, sessionTimeoutMs: Int64) -> [NodeID] {
-        image.brokers.values.filter { !$0.fenced && nowMs - (lastHeartbeatMs[$0.id] ?? nowMs) > sessionTimeoutMs }.map(\.id).sorted()
+        image.brokers.values.filter { !$0.fenced && nowMs - (lastHeartbeatMs[$0.id] ?? nowMs) > sessionTimeoutMs }.map(
+            \.id
+        ).sorted()
     }
 
     public func isAlive(_ id: NodeID, nowMs: Int64, sessionTimeoutMs: Int64) -> Bool {
@@ -89,23 +91,34 @@ extension QuorumController {
     public func brokerHeartbeat(_ request: BrokerHeartbeatRequest) -> ControllerResult<BrokerHeartbeatResponse> {
         let id = NodeID(request.brokerId)
         guard let broker = image.brokers[id] else {
-            return ControllerResult(records: [], response: BrokerHeartbeatResponse(errorCode: ErrorCode.brokerIdNotRegistered.rawValue))
+            return ControllerResult(
+                records: [], response: BrokerHeartbeatResponse(errorCode: ErrorCode.brokerIdNotRegistered.rawValue))
         }
         guard broker.epoch == request.brokerEpoch else {
-            return ControllerResult(records: [], response: BrokerHeartbeatResponse(errorCode: ErrorCode.staleBrokerEpoch.rawValue))
+            return ControllerResult(
+                records: [], response: BrokerHeartbeatResponse(errorCode: ErrorCode.staleBrokerEpoch.rawValue))
         }
         let caughtUp = request.currentMetadataOffset >= broker.epoch
         var records: [MetadataRecord] = []
         var fenced = broker.fenced
         var shuttingDown = broker.inControlledShutdown
         if request.wantShutDown && !shuttingDown {
-            records.append(.brokerRegistrationChange(BrokerRegistrationChangeRecord(brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: 0, inControlledShutdown: 1)))
+            records.append(
+                .brokerRegistrationChange(
+                    BrokerRegistrationChangeRecord(
+                        brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: 0, inControlledShutdown: 1)))
             shuttingDown = true
         } else if request.wantFence && !fenced {
-            records.append(.brokerRegistrationChange(BrokerRegistrationChangeRecord(brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: 1, inControlledShutdown: 0)))
+            records.append(
+                .brokerRegistrationChange(
+                    BrokerRegistrationChangeRecord(
+                        brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: 1, inControlledShutdown: 0)))
             fenced = true
         } else if fenced && caughtUp && !request.wantFence && !request.wantShutDown {
-            records.append(.brokerRegistrationChange(BrokerRegistrationChangeRecord(brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: -1, inControlledShutdown: 0)))
+            records.append(
+                .brokerRegistrationChange(
+                    BrokerRegistrationChangeRecord(
+                        brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: -1, inControlledShutdown: 0)))
             fenced = false
         }
         // Leadership follows the new live set.
@@ -117,10 +130,14 @@ extension QuorumController {
             let changes = electionChanges(image: after, live: liveBrokerIds(after))
             records += changes.map { .partitionChange($0) }
             var delta2 = MetadataDelta(after)
-            for c in changes { delta2.replay(.partitionChange(c), offset: after.provenance.lastOffset, epoch: after.provenance.lastEpoch) }
+            for c in changes {
+                delta2.replay(
+                    .partitionChange(c), offset: after.provenance.lastOffset, epoch: after.provenance.lastEpoch)
+            }
             after = delta2.apply()
         }
-        let leadsAny = after.topicsById.values.contains { t in t.partitions.values.contains { $0.leader == id.rawValue } }
+        let leadsAny = after.topicsById.values.contains { t in t.partitions.values.contains { $0.leader == id.rawValue }
+        }
         let response = BrokerHeartbeatResponse(
             errorCode: 0, isCaughtUp: caughtUp, isFenced: fenced, shouldShutDown: shuttingDown && !leadsAny)
         return ControllerResult(records: records, response: response)
@@ -131,7 +148,10 @@ extension QuorumController {
         var records: [MetadataRecord] = []
         for id in ids {
             guard let broker = image.brokers[id], !broker.fenced else { continue }
-            records.append(.brokerRegistrationChange(BrokerRegistrationChangeRecord(brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: 1, inControlledShutdown: 0)))
+            records.append(
+                .brokerRegistrationChange(
+                    BrokerRegistrationChangeRecord(
+                        brokerId: id.rawValue, brokerEpoch: broker.epoch, fenced: 1, inControlledShutdown: 0)))
         }
         guard !records.isEmpty else { return ControllerResult(records: [], response: 0) }
         var delta = MetadataDelta(image)
@@ -144,9 +164,12 @@ extension QuorumController {
     /// UnregisterBroker: the registration is removed (the broker left for good).
     public func unregisterBroker(_ request: UnregisterBrokerRequest) -> ControllerResult<UnregisterBrokerResponse> {
         guard let broker = image.brokers[NodeID(request.brokerId)] else {
-            return ControllerResult(records: [], response: UnregisterBrokerResponse(errorCode: ErrorCode.brokerIdNotRegistered.rawValue))
+            return ControllerResult(
+                records: [], response: UnregisterBrokerResponse(errorCode: ErrorCode.brokerIdNotRegistered.rawValue))
         }
-        var records: [MetadataRecord] = [.unregisterBroker(UnregisterBrokerRecord(brokerId: request.brokerId, brokerEpoch: broker.epoch))]
+        var records: [MetadataRecord] = [
+            .unregisterBroker(UnregisterBrokerRecord(brokerId: request.brokerId, brokerEpoch: broker.epoch))
+        ]
         var delta = MetadataDelta(image)
         delta.replay(records[0], offset: image.provenance.lastOffset, epoch: image.provenance.lastEpoch)
         let after = delta.apply()

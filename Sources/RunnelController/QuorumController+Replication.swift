@@ -9,9 +9,13 @@ extension QuorumController {
     /// (FENCED_LEADER_EPOCH), the partition epoch (INVALID_UPDATE_VERSION), then the new ISR: only
     /// replicas, the leader among them, none fenced or shutting down (INELIGIBLE_REPLICA). A
     /// change becomes a PartitionChangeRecord; the answer carries the state after it.
-    public func alterPartition(_ request: AlterPartitionRequest, version: Int16) -> ControllerResult<AlterPartitionResponse> {
+    public func alterPartition(
+        _ request: AlterPartitionRequest, version: Int16
+    ) -> ControllerResult<AlterPartitionResponse> {
         var response = AlterPartitionResponse()
-        guard let broker = image.brokers[NodeID(request.brokerId)], request.brokerEpoch == -1 || broker.epoch == request.brokerEpoch else {
+        guard let broker = image.brokers[NodeID(request.brokerId)],
+            request.brokerEpoch == -1 || broker.epoch == request.brokerEpoch
+        else {
             response.errorCode = ErrorCode.staleBrokerEpoch.rawValue
             return ControllerResult(records: [], response: response)
         }
@@ -19,7 +23,8 @@ extension QuorumController {
         var records: [MetadataRecord] = []
         for topicData in request.topics {
             let topic = version >= 2 ? image.topic(id: topicData.topicId) : image.topic(named: topicData.topicName)
-            var out = AlterPartitionResponse.TopicData(topicName: version >= 2 ? "" : topicData.topicName, topicId: version >= 2 ? topicData.topicId : .zero)
+            var out = AlterPartitionResponse.TopicData(
+                topicName: version >= 2 ? "" : topicData.topicName, topicId: version >= 2 ? topicData.topicId : .zero)
             for p in topicData.partitions {
                 var result = AlterPartitionResponse.PartitionData(partitionIndex: p.partitionIndex)
                 func fail(_ code: ErrorCode) { result.errorCode = code.rawValue }
@@ -45,13 +50,17 @@ extension QuorumController {
                     continue
                 }
                 let newIsr = version >= 3 ? p.newIsrWithEpochs.map(\.brokerId) : p.newIsr
-                if version >= 3, !settings.acceptsStaleBrokerEpochs, p.newIsrWithEpochs.contains(where: { s in
-                    s.brokerEpoch != -1 && image.brokers[NodeID(s.brokerId)].map { $0.epoch != s.brokerEpoch } ?? true
-                }) {
+                if version >= 3, !settings.acceptsStaleBrokerEpochs,
+                    p.newIsrWithEpochs.contains(where: { s in
+                        s.brokerEpoch != -1
+                            && image.brokers[NodeID(s.brokerId)].map { $0.epoch != s.brokerEpoch } ?? true
+                    })
+                {
                     fail(.ineligibleReplica)
                     continue
                 }
-                let valid = !newIsr.isEmpty && newIsr.contains(request.brokerId) && Set(newIsr).count == newIsr.count
+                let valid =
+                    !newIsr.isEmpty && newIsr.contains(request.brokerId) && Set(newIsr).count == newIsr.count
                     && newIsr.allSatisfy { current.replicas.contains($0) }
                 guard valid else {
                     fail(.invalidRequest)

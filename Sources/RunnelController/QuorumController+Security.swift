@@ -16,14 +16,16 @@ extension QuorumController {
     /// pattern, an empty name, a cluster name other than `kafka-cluster`, a principal that is not
     /// `Type:name`) gets INVALID_REQUEST; a binding that exists already, or twice in the request,
     /// succeeds without a second record, as Kafka's `existingAcls` set makes it.
-    public func createAcls(_ request: CreateAclsRequest, newId: () -> KafkaUUID) -> ControllerResult<CreateAclsResponse> {
+    public func createAcls(_ request: CreateAclsRequest, newId: () -> KafkaUUID) -> ControllerResult<CreateAclsResponse>
+    {
         var existing = Set(image.acls.values.map(AclBinding.init))
         var usedIds = Set<KafkaUUID>()
         var records: [MetadataRecord] = []
         var results: [CreateAclsResponse.AclCreationResult] = []
         for creation in request.creations {
             let binding = AclBinding(
-                ResourceType(code: creation.resourceType), creation.resourceName, PatternType(code: creation.resourcePatternType),
+                ResourceType(code: creation.resourceType), creation.resourceName,
+                PatternType(code: creation.resourcePatternType),
                 principal: creation.principal, host: creation.host, operation: AclOperation(code: creation.operation),
                 permission: AclPermissionType(code: creation.permissionType))
             if let problem = binding.validationError {
@@ -53,16 +55,23 @@ extension QuorumController {
             let filter = AclBindingFilter(entry)
             if filter.patternFilter.isUnknown || filter.entryFilter.isUnknown {
                 let message = filter.patternFilter.isUnknown ? "Unknown patternFilter." : "Unknown entryFilter."
-                results.append(.init(errorCode: ErrorCode.invalidRequest.rawValue, errorMessage: message, matchingAcls: []))
+                results.append(
+                    .init(errorCode: ErrorCode.invalidRequest.rawValue, errorMessage: message, matchingAcls: []))
                 continue
             }
             var matching: [DeleteAclsResponse.DeleteAclsMatchingAcl] = []
             for (id, binding) in bindings where filter.matches(binding) {
-                matching.append(.init(
-                    errorCode: 0, errorMessage: nil, resourceType: binding.pattern.resourceType.rawValue, resourceName: binding.pattern.name,
-                    patternType: binding.pattern.patternType.rawValue, principal: binding.entry.principal, host: binding.entry.host,
-                    operation: binding.entry.operation.rawValue, permissionType: binding.entry.permissionType.rawValue))
-                if removed.insert(id).inserted { records.append(.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: id))) }
+                matching.append(
+                    .init(
+                        errorCode: 0, errorMessage: nil, resourceType: binding.pattern.resourceType.rawValue,
+                        resourceName: binding.pattern.name,
+                        patternType: binding.pattern.patternType.rawValue, principal: binding.entry.principal,
+                        host: binding.entry.host,
+                        operation: binding.entry.operation.rawValue,
+                        permissionType: binding.entry.permissionType.rawValue))
+                if removed.insert(id).inserted {
+                    records.append(.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: id)))
+                }
             }
             results.append(.init(errorCode: 0, errorMessage: nil, matchingAcls: matching))
         }
@@ -78,7 +87,9 @@ extension QuorumController {
     /// itself is never sent and the salted password is not stored. Below `metadata.version`
     /// 3.5-IV2 every user gets UNSUPPORTED_VERSION. Results list deletions, then upsertions, then
     /// failures, each in request order.
-    public func alterUserScramCredentials(_ request: AlterUserScramCredentialsRequest) -> ControllerResult<AlterUserScramCredentialsResponse> {
+    public func alterUserScramCredentials(
+        _ request: AlterUserScramCredentialsRequest
+    ) -> ControllerResult<AlterUserScramCredentialsResponse> {
         typealias Deletion = AlterUserScramCredentialsRequest.ScramCredentialDeletion
         typealias Upsertion = AlterUserScramCredentialsRequest.ScramCredentialUpsertion
         typealias Result = AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult
@@ -95,11 +106,13 @@ extension QuorumController {
                 deletions.remove(at: index)
                 errors.append((deletion.name, .duplicateResource, duplicate))
             } else if !supported {
-                errors.append((deletion.name, .unsupportedVersion, "The current metadata.version does not support SCRAM"))
+                errors.append(
+                    (deletion.name, .unsupportedVersion, "The current metadata.version does not support SCRAM"))
             } else if let problem = Self.validateScramUser(deletion.name, mechanism: deletion.mechanism) {
                 errors.append((deletion.name, problem.0, problem.1))
             } else if image.scramCredential(user: deletion.name, mechanism: deletion.mechanism) == nil {
-                errors.append((deletion.name, .resourceNotFound, "Attempt to delete a user credential that does not exist"))
+                errors.append(
+                    (deletion.name, .resourceNotFound, "Attempt to delete a user credential that does not exist"))
             } else {
                 deletions.append((ScramCredentialKey(user: deletion.name, mechanism: deletion.mechanism), deletion))
             }
@@ -112,7 +125,8 @@ extension QuorumController {
                 upsertions.remove(at: index)
                 errors.append((upsertion.name, .duplicateResource, duplicate))
             } else if !supported {
-                errors.append((upsertion.name, .unsupportedVersion, "The current metadata.version does not support SCRAM"))
+                errors.append(
+                    (upsertion.name, .unsupportedVersion, "The current metadata.version does not support SCRAM"))
             } else if let problem = Self.validateScramUser(upsertion.name, mechanism: upsertion.mechanism) {
                 errors.append((upsertion.name, problem.0, problem.1))
             } else if upsertion.iterations < ScramMechanism(code: upsertion.mechanism)!.minIterations {
@@ -127,16 +141,19 @@ extension QuorumController {
         var records: [MetadataRecord] = []
         var results: [Result] = []
         for (key, _) in deletions {
-            records.append(.removeUserScramCredential(RemoveUserScramCredentialRecord(name: key.user, mechanism: key.mechanism)))
+            records.append(
+                .removeUserScramCredential(RemoveUserScramCredentialRecord(name: key.user, mechanism: key.mechanism)))
             results.append(Result(user: key.user, errorCode: 0, errorMessage: nil))
         }
         for (key, upsertion) in upsertions {
             let mechanism = ScramMechanism(code: key.mechanism)!
             let salt = Array(upsertion.salt.readableBytesView)
             let credential = ScramFormatter(mechanism).credential(
-                saltedPassword: Array(upsertion.saltedPassword.readableBytesView), salt: salt, iterations: upsertion.iterations)
-            let entry = ScramCredentialEntry(user: key.user, mechanism: key.mechanism, salt: credential.salt, storedKey: credential.storedKey,
-                                             serverKey: credential.serverKey, iterations: credential.iterations)
+                saltedPassword: Array(upsertion.saltedPassword.readableBytesView), salt: salt,
+                iterations: upsertion.iterations)
+            let entry = ScramCredentialEntry(
+                user: key.user, mechanism: key.mechanism, salt: credential.salt, storedKey: credential.storedKey,
+                serverKey: credential.serverKey, iterations: credential.iterations)
             records.append(.userScramCredential(entry.record))
             results.append(Result(user: key.user, errorCode: 0, errorMessage: nil))
         }
@@ -160,9 +177,11 @@ extension AclBinding {
     /// The binding an image's ACL entry holds.
     public init(_ entry: AclEntry) {
         self.init(
-            pattern: ResourcePattern(ResourceType(code: entry.resourceType), entry.resourceName, PatternType(code: entry.patternType)),
-            entry: AccessControlEntry(principal: entry.principal, host: entry.host, operation: AclOperation(code: entry.operation),
-                                      permissionType: AclPermissionType(code: entry.permissionType)))
+            pattern: ResourcePattern(
+                ResourceType(code: entry.resourceType), entry.resourceName, PatternType(code: entry.patternType)),
+            entry: AccessControlEntry(
+                principal: entry.principal, host: entry.host, operation: AclOperation(code: entry.operation),
+                permissionType: AclPermissionType(code: entry.permissionType)))
     }
 }
 
@@ -180,12 +199,14 @@ extension MetadataImage {
         var filter = AclBindingFilter(request)
         if version == 0 && filter.patternFilter.patternType == .any { filter.patternFilter.patternType = .literal }
         if version == 0 && filter.patternFilter.patternType != .literal {
-            return DescribeAclsResponse(errorCode: ErrorCode.invalidRequest.rawValue,
-                                        errorMessage: "Version 0 only supports literal resource pattern types", resources: [])
+            return DescribeAclsResponse(
+                errorCode: ErrorCode.invalidRequest.rawValue,
+                errorMessage: "Version 0 only supports literal resource pattern types", resources: [])
         }
         if filter.isUnknown {
-            return DescribeAclsResponse(errorCode: ErrorCode.invalidRequest.rawValue,
-                                        errorMessage: "DescribeAclsRequest contains UNKNOWN elements", resources: [])
+            return DescribeAclsResponse(
+                errorCode: ErrorCode.invalidRequest.rawValue,
+                errorMessage: "DescribeAclsRequest contains UNKNOWN elements", resources: [])
         }
         var order: [ResourcePattern] = []
         var entries: [ResourcePattern: [AccessControlEntry]] = [:]
@@ -200,9 +221,12 @@ extension MetadataImage {
         }
         let resources = order.map { pattern in
             DescribeAclsResponse.DescribeAclsResource(
-                resourceType: pattern.resourceType.rawValue, resourceName: pattern.name, patternType: pattern.patternType.rawValue,
+                resourceType: pattern.resourceType.rawValue, resourceName: pattern.name,
+                patternType: pattern.patternType.rawValue,
                 acls: entries[pattern]!.map {
-                    .init(principal: $0.principal, host: $0.host, operation: $0.operation.rawValue, permissionType: $0.permissionType.rawValue)
+                    .init(
+                        principal: $0.principal, host: $0.host, operation: $0.operation.rawValue,
+                        permissionType: $0.permissionType.rawValue)
                 })
         }
         return DescribeAclsResponse(errorCode: 0, errorMessage: nil, resources: resources)
@@ -212,7 +236,9 @@ extension MetadataImage {
     /// `ScramImage.describe`): every user with credentials when `users` is null or empty;
     /// otherwise each named user, RESOURCE_NOT_FOUND for one without credentials and
     /// DUPLICATE_RESOURCE for one named twice. Only mechanisms and iterations are told.
-    public func describeUserScramCredentials(_ request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+    public func describeUserScramCredentials(
+        _ request: DescribeUserScramCredentialsRequest
+    ) -> DescribeUserScramCredentialsResponse {
         typealias Result = DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult
         var byUser: [[UInt8]: [ScramCredentialEntry]] = [:]
         var users: [String] = []
@@ -233,15 +259,21 @@ extension MetadataImage {
                 let bytes = Array(user.name.utf8)
                 guard answered.insert(bytes).inserted else { continue }
                 if counts[bytes]! > 1 {
-                    results.append(Result(user: user.name, errorCode: ErrorCode.duplicateResource.rawValue,
-                                          errorMessage: "Cannot describe SCRAM credentials for the same user twice in a single request: \(user.name)",
-                                          credentialInfos: []))
+                    results.append(
+                        Result(
+                            user: user.name, errorCode: ErrorCode.duplicateResource.rawValue,
+                            errorMessage:
+                                "Cannot describe SCRAM credentials for the same user twice in a single request: \(user.name)",
+                            credentialInfos: []))
                 } else if byUser[bytes] == nil {
-                    results.append(Result(user: user.name, errorCode: ErrorCode.resourceNotFound.rawValue,
-                                          errorMessage: "Attempt to describe a user credential that does not exist: \(user.name)",
-                                          credentialInfos: []))
+                    results.append(
+                        Result(
+                            user: user.name, errorCode: ErrorCode.resourceNotFound.rawValue,
+                            errorMessage: "Attempt to describe a user credential that does not exist: \(user.name)",
+                            credentialInfos: []))
                 } else {
-                    results.append(Result(user: user.name, errorCode: 0, errorMessage: nil, credentialInfos: infos(user.name)))
+                    results.append(
+                        Result(user: user.name, errorCode: 0, errorMessage: nil, credentialInfos: infos(user.name)))
                 }
             }
         } else {
@@ -255,7 +287,8 @@ extension MetadataImage {
         let credentials = scramCredentials
         return { user, mechanism in
             credentials[ScramCredentialKey(user: user, mechanism: mechanism.rawValue)].map {
-                ScramCredential(salt: $0.salt, storedKey: $0.storedKey, serverKey: $0.serverKey, iterations: $0.iterations)
+                ScramCredential(
+                    salt: $0.salt, storedKey: $0.storedKey, serverKey: $0.serverKey, iterations: $0.iterations)
             }
         }
     }
@@ -264,8 +297,9 @@ extension MetadataImage {
 extension StandardAuthorizer {
     /// An authorizer holding the image's ACL bindings.
     public init(image: MetadataImage, superUsers: Set<KafkaPrincipal> = [], allowEveryoneIfNoAclFound: Bool = false) {
-        self.init(superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound,
-                  acls: image.acls.map { ($0.key, AclBinding($0.value)) })
+        self.init(
+            superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound,
+            acls: image.acls.map { ($0.key, AclBinding($0.value)) })
     }
 
     /// Applies a metadata delta's ACL changes: bindings the new image holds are added (or
@@ -283,7 +317,8 @@ extension StandardAuthorizer {
     public mutating func follow(_ delta: MetadataDelta, image: MetadataImage) {
         apply(delta)
         if aclCount != image.acls.count {
-            self = StandardAuthorizer(image: image, superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound)
+            self = StandardAuthorizer(
+                image: image, superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound)
         }
     }
 }

@@ -37,7 +37,9 @@ public struct QuorumController: Sendable {
     public var settings: ControllerSettings
     public var resolver: ConfigResolver
 
-    public init(image: MetadataImage = .empty, settings: ControllerSettings = ControllerSettings(), resolver: ConfigResolver) {
+    public init(
+        image: MetadataImage = .empty, settings: ControllerSettings = ControllerSettings(), resolver: ConfigResolver
+    ) {
         self.image = image
         self.settings = settings
         self.resolver = resolver
@@ -70,10 +72,12 @@ public struct QuorumController: Sendable {
         if name.isEmpty { return "Topic name is illegal, it can't be empty" }
         if name == "." || name == ".." { return "Topic name cannot be \".\" or \"..\"" }
         if name.count > topicNameLengthMax {
-            return "Topic name is illegal, it can't be longer than \(topicNameLengthMax) characters, topic name: \(name)"
+            return
+                "Topic name is illegal, it can't be longer than \(topicNameLengthMax) characters, topic name: \(name)"
         }
         if !name.allSatisfy({ topicNameCharacters.contains($0) }) {
-            return "Topic name \(name) is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+            return
+                "Topic name \(name) is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
         }
         return nil
     }
@@ -102,7 +106,9 @@ public struct QuorumController: Sendable {
                 results.append(result)
             }
             if counts[topic.name]! > 1 {
-                fail(.invalidRequest, "Create topics request from client contains multiple entries for the topic \(topic.name)")
+                fail(
+                    .invalidRequest,
+                    "Create topics request from client contains multiple entries for the topic \(topic.name)")
                 continue
             }
             if let reason = Self.validateTopicName(topic.name) {
@@ -140,12 +146,18 @@ public struct QuorumController: Sendable {
             var assignments: [[Int32]]
             if !topic.assignments.isEmpty {
                 if topic.numPartitions != -1 || topic.replicationFactor != -1 {
-                    fail(.invalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.")
+                    fail(
+                        .invalidRequest,
+                        "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
+                    )
                     continue
                 }
                 let sorted = topic.assignments.sorted { $0.partitionIndex < $1.partitionIndex }
                 if sorted.enumerated().contains(where: { $0.offset != Int($0.element.partitionIndex) }) {
-                    fail(.invalidReplicaAssignment, "Unable to create topic \(topic.name) because the partitions are not numbered consecutively from 0.")
+                    fail(
+                        .invalidReplicaAssignment,
+                        "Unable to create topic \(topic.name) because the partitions are not numbered consecutively from 0."
+                    )
                     continue
                 }
                 if let problem = validateAssignment(sorted.map(\.brokerIds), replicationFactor: nil) {
@@ -161,20 +173,30 @@ public struct QuorumController: Sendable {
                     continue
                 }
                 if factor <= 0 {
-                    fail(.invalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.")
+                    fail(
+                        .invalidReplicationFactor,
+                        "Replication factor must be larger than 0, or -1 to use the default value.")
                     continue
                 }
                 if totalPartitions + Int(partitions) > settings.partitionsPerRequestMax {
-                    fail(.policyViolation, "Creating \(partitions) partitions would exceed the limit of \(settings.partitionsPerRequestMax) per request.")
+                    fail(
+                        .policyViolation,
+                        "Creating \(partitions) partitions would exceed the limit of \(settings.partitionsPerRequestMax) per request."
+                    )
                     continue
                 }
                 let brokers = usableBrokers
                 if Int(factor) > brokers.count {
-                    fail(.invalidReplicationFactor, "Unable to replicate the partition \(factor) time(s): The target replication factor of \(factor) cannot be reached because only \(brokers.count) broker(s) are registered.")
+                    fail(
+                        .invalidReplicationFactor,
+                        "Unable to replicate the partition \(factor) time(s): The target replication factor of \(factor) cannot be reached because only \(brokers.count) broker(s) are registered."
+                    )
                     continue
                 }
                 let start = ReplicaPlacement.leastLoadedStart(brokers: brokers, image: working)
-                switch ReplicaPlacement.place(count: Int(partitions), replicationFactor: Int(factor), brokers: brokers, start: start) {
+                switch ReplicaPlacement.place(
+                    count: Int(partitions), replicationFactor: Int(factor), brokers: brokers, start: start)
+                {
                 case .success(let placed): assignments = placed
                 case .failure:
                     fail(.invalidReplicationFactor, "Unable to replicate the partition \(factor) time(s).")
@@ -188,17 +210,26 @@ public struct QuorumController: Sendable {
             result.replicationFactor = Int16(assignments.first?.count ?? 0)
             var topicRecords: [MetadataRecord] = [.topic(TopicRecord(name: topic.name, topicId: id))]
             for (name, value) in configs {
-                topicRecords.append(.config(ConfigRecord(resourceType: ConfigResourceType.topic.rawValue, resourceName: topic.name, name: name, value: value)))
+                topicRecords.append(
+                    .config(
+                        ConfigRecord(
+                            resourceType: ConfigResourceType.topic.rawValue, resourceName: topic.name, name: name,
+                            value: value)))
             }
             for (index, replicas) in assignments.enumerated() {
-                topicRecords.append(.partition(newPartitionRecord(topicId: id, index: Int32(index), replicas: replicas)))
+                topicRecords.append(
+                    .partition(newPartitionRecord(topicId: id, index: Int32(index), replicas: replicas)))
             }
             var delta = MetadataDelta(working)
-            for r in topicRecords { delta.replay(r, offset: working.provenance.lastOffset, epoch: working.provenance.lastEpoch) }
+            for r in topicRecords {
+                delta.replay(r, offset: working.provenance.lastOffset, epoch: working.provenance.lastEpoch)
+            }
             working = delta.apply()
             if version >= 5 {
                 result.configs = resolver.topicConfigs(topic: topic.name, image: working).map {
-                    .init(name: $0.name, value: $0.value, readOnly: $0.readOnly, configSource: $0.source.rawValue, isSensitive: $0.isSensitive)
+                    .init(
+                        name: $0.name, value: $0.value, readOnly: $0.readOnly, configSource: $0.source.rawValue,
+                        isSensitive: $0.isSensitive)
                 }
             }
             if !request.validateOnly { records += topicRecords }
@@ -219,8 +250,13 @@ public struct QuorumController: Sendable {
         let factor = replicationFactor ?? assignment.first?.count ?? 0
         for (i, replicas) in assignment.enumerated() {
             if replicas.isEmpty { return "The manual partition assignment includes an empty replica list." }
-            if Set(replicas).count != replicas.count { return "The manual partition assignment includes a partition with duplicate replicas." }
-            if replicas.count != factor { return "The manual partition assignment includes partition \(i) with \(replicas.count) replica(s), but this is not consistent with previous partitions, which have \(factor) replica(s)." }
+            if Set(replicas).count != replicas.count {
+                return "The manual partition assignment includes a partition with duplicate replicas."
+            }
+            if replicas.count != factor {
+                return
+                    "The manual partition assignment includes partition \(i) with \(replicas.count) replica(s), but this is not consistent with previous partitions, which have \(factor) replica(s)."
+            }
             if let missing = replicas.first(where: { image.brokers[NodeID($0)] == nil }) {
                 return "The manual partition assignment includes broker \(missing), but no such broker is registered."
             }
@@ -296,7 +332,10 @@ public struct QuorumController: Sendable {
             }
             let current = Int32(existing.partitionCount)
             if topic.count < current {
-                fail(.invalidPartitions, "The topic \(topic.name) currently has \(current) partition(s); \(topic.count) would not be an increase.")
+                fail(
+                    .invalidPartitions,
+                    "The topic \(topic.name) currently has \(current) partition(s); \(topic.count) would not be an increase."
+                )
                 continue
             }
             if topic.count == current {
@@ -305,14 +344,20 @@ public struct QuorumController: Sendable {
             }
             let adding = Int(topic.count - current)
             if adding > settings.partitionsPerRequestMax {
-                fail(.policyViolation, "Creating \(adding) partitions would exceed the limit of \(settings.partitionsPerRequestMax) per request.")
+                fail(
+                    .policyViolation,
+                    "Creating \(adding) partitions would exceed the limit of \(settings.partitionsPerRequestMax) per request."
+                )
                 continue
             }
             let factor = existing.partitions[0]?.replicas.count ?? 1
             var placed: [[Int32]]
             if let manual = topic.assignments, !manual.isEmpty {
                 if manual.count != adding {
-                    fail(.invalidReplicaAssignment, "Attempted to add \(adding) additional partition(s), but only \(manual.count) assignment(s) were specified.")
+                    fail(
+                        .invalidReplicaAssignment,
+                        "Attempted to add \(adding) additional partition(s), but only \(manual.count) assignment(s) were specified."
+                    )
                     continue
                 }
                 if let problem = validateAssignment(manual.map(\.brokerIds), replicationFactor: factor) {
@@ -322,17 +367,25 @@ public struct QuorumController: Sendable {
                 placed = manual.map(\.brokerIds)
             } else {
                 let brokers = usableBrokers
-                switch ReplicaPlacement.place(count: adding, replicationFactor: factor, brokers: brokers,
-                                              start: ReplicaPlacement.leastLoadedStart(brokers: brokers, image: image), firstPartition: Int(current)) {
+                switch ReplicaPlacement.place(
+                    count: adding, replicationFactor: factor, brokers: brokers,
+                    start: ReplicaPlacement.leastLoadedStart(brokers: brokers, image: image),
+                    firstPartition: Int(current))
+                {
                 case .success(let p): placed = p
                 case .failure:
-                    fail(.invalidReplicationFactor, "Unable to replicate the partition \(factor) time(s): The target replication factor of \(factor) cannot be reached because only \(brokers.count) broker(s) are registered.")
+                    fail(
+                        .invalidReplicationFactor,
+                        "Unable to replicate the partition \(factor) time(s): The target replication factor of \(factor) cannot be reached because only \(brokers.count) broker(s) are registered."
+                    )
                     continue
                 }
             }
             if !request.validateOnly {
                 for (i, replicas) in placed.enumerated() {
-                    records.append(.partition(newPartitionRecord(topicId: existing.id, index: current + Int32(i), replicas: replicas)))
+                    records.append(
+                        .partition(
+                            newPartitionRecord(topicId: existing.id, index: current + Int32(i), replicas: replicas)))
                 }
             }
             results.append(result)
@@ -345,19 +398,23 @@ public struct QuorumController: Sendable {
     /// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) on topic and broker
     /// configs. APPEND and SUBTRACT work on list configs only and start from the current value
     /// (the override, or the default).
-    public func incrementalAlterConfigs(_ request: IncrementalAlterConfigsRequest) -> ControllerResult<IncrementalAlterConfigsResponse> {
+    public func incrementalAlterConfigs(
+        _ request: IncrementalAlterConfigsRequest
+    ) -> ControllerResult<IncrementalAlterConfigsResponse> {
         var records: [MetadataRecord] = []
         var responses: [IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = []
         var seen = Set<ConfigResource>()
         for resource in request.resources {
             var response = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
-                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType,
+                resourceName: resource.resourceName)
             func fail(_ code: ErrorCode, _ message: String) {
                 response.errorCode = code.rawValue
                 response.errorMessage = message
                 responses.append(response)
             }
-            guard let type = ConfigResourceType(rawValue: resource.resourceType), type == .topic || type == .broker else {
+            guard let type = ConfigResourceType(rawValue: resource.resourceType), type == .topic || type == .broker
+            else {
                 fail(.invalidRequest, "Unsupported resource type \(resource.resourceType).")
                 continue
             }
@@ -375,29 +432,36 @@ public struct QuorumController: Sendable {
             var resourceRecords: [MetadataRecord] = []
             var failure: (ErrorCode, String)?
             for config in resource.configs {
-                let definition = type == .topic ? ConfigDefinitions.topicConfig(config.name) : ConfigDefinitions.brokerConfig(config.name)
+                let definition =
+                    type == .topic
+                    ? ConfigDefinitions.topicConfig(config.name) : ConfigDefinitions.brokerConfig(config.name)
                 if type == .topic && definition == nil {
                     failure = (.invalidConfig, "Unknown topic config name: \(config.name)")
                     break
                 }
                 var newValue: String?
                 switch config.configOperation {
-                case 0: // SET
+                case 0:  // SET
                     guard let value = config.value else {
                         failure = (.invalidRequest, "Null value not supported for : \(config.name)")
                         break
                     }
                     newValue = value
-                case 1: // DELETE
+                case 1:  // DELETE
                     newValue = nil
-                case 2, 3: // APPEND, SUBTRACT
+                case 2, 3:  // APPEND, SUBTRACT
                     guard let definition, definition.type == .list else {
-                        failure = (.invalidConfig, "Config value \(config.configOperation == 2 ? "append" : "subtract") is not allowed for config key: \(config.name)")
+                        failure = (
+                            .invalidConfig,
+                            "Config value \(config.configOperation == 2 ? "append" : "subtract") is not allowed for config key: \(config.name)"
+                        )
                         break
                     }
                     let base = current[config.name] ?? definition.defaultValue ?? ""
                     var items = base.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
-                    let change = (config.value ?? "").split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+                    let change = (config.value ?? "").split(separator: ",").map { String($0).trimmingSpaces() }.filter {
+                        !$0.isEmpty
+                    }
                     if config.configOperation == 2 {
                         for item in change where !items.contains(item) { items.append(item) }
                     } else {
@@ -405,11 +469,14 @@ public struct QuorumController: Sendable {
                     }
                     newValue = items.joined(separator: ",")
                 default:
-                    failure = (.invalidRequest, "Unknown config operation \(config.configOperation) for \(config.name).")
+                    failure = (
+                        .invalidRequest, "Unknown config operation \(config.configOperation) for \(config.name)."
+                    )
                 }
                 if failure != nil { break }
                 if let value = newValue {
-                    let problem = type == .topic
+                    let problem =
+                        type == .topic
                         ? ConfigDefinitions.validateTopicConfig(name: config.name, value: value)
                         : ConfigDefinitions.validateBrokerConfig(name: config.name, value: value)
                     if let problem {
@@ -420,7 +487,11 @@ public struct QuorumController: Sendable {
                 } else {
                     current.removeValue(forKey: config.name)
                 }
-                resourceRecords.append(.config(ConfigRecord(resourceType: type.rawValue, resourceName: resource.resourceName, name: config.name, value: newValue)))
+                resourceRecords.append(
+                    .config(
+                        ConfigRecord(
+                            resourceType: type.rawValue, resourceName: resource.resourceName, name: config.name,
+                            value: newValue)))
             }
             if let failure {
                 fail(failure.0, failure.1)
@@ -438,8 +509,10 @@ public struct QuorumController: Sendable {
         var responses: [AlterConfigsResponse.AlterConfigsResourceResponse] = []
         for resource in request.resources {
             var response = AlterConfigsResponse.AlterConfigsResourceResponse(
-                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
-            guard let type = ConfigResourceType(rawValue: resource.resourceType), type == .topic || type == .broker else {
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType,
+                resourceName: resource.resourceName)
+            guard let type = ConfigResourceType(rawValue: resource.resourceType), type == .topic || type == .broker
+            else {
                 response.errorCode = ErrorCode.invalidRequest.rawValue
                 response.errorMessage = "Unsupported resource type \(resource.resourceType)."
                 responses.append(response)
@@ -456,7 +529,8 @@ public struct QuorumController: Sendable {
             var failure: String?
             for c in resource.configs {
                 guard let value = c.value else { continue }
-                let problem = type == .topic
+                let problem =
+                    type == .topic
                     ? ConfigDefinitions.validateTopicConfig(name: c.name, value: value)
                     : ConfigDefinitions.validateBrokerConfig(name: c.name, value: value)
                 if let problem {
@@ -474,10 +548,17 @@ public struct QuorumController: Sendable {
             if !request.validateOnly {
                 let current = image.configs(of: target)
                 for name in current.keys.sorted() where wanted[name] == nil {
-                    records.append(.config(ConfigRecord(resourceType: type.rawValue, resourceName: target.name, name: name, value: nil)))
+                    records.append(
+                        .config(
+                            ConfigRecord(resourceType: type.rawValue, resourceName: target.name, name: name, value: nil)
+                        ))
                 }
                 for name in wanted.keys.sorted() where current[name] != wanted[name] {
-                    records.append(.config(ConfigRecord(resourceType: type.rawValue, resourceName: target.name, name: name, value: wanted[name])))
+                    records.append(
+                        .config(
+                            ConfigRecord(
+                                resourceType: type.rawValue, resourceName: target.name, name: name, value: wanted[name])
+                        ))
                 }
             }
             responses.append(response)

@@ -47,7 +47,7 @@ public enum ReplicaPlacement {
                 j += 1
                 let candidate = brokers[index]
                 if used.contains(candidate.id) {
-                    if j > 4 * n { // fall back: any unused broker
+                    if j > 4 * n {  // fall back: any unused broker
                         if let b = brokers.first(where: { !used.contains($0.id) }) {
                             replicas.append(b.id)
                             used.insert(b.id)
@@ -56,7 +56,9 @@ public enum ReplicaPlacement {
                     }
                     continue
                 }
-                if hasRacks, racksUsed.count < allRacks.count, let rack = candidate.rack, racksUsed.contains(rack), j <= 2 * n {
+                if hasRacks, racksUsed.count < allRacks.count, let rack = candidate.rack, racksUsed.contains(rack),
+                    j <= 2 * n
+                {
                     continue
                 }
                 replicas.append(candidate.id)

@@ -1,5 +1,7 @@
 /// The id of a node (controller or broker), Kafka's `node.id`.
-public struct NodeID: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+public struct NodeID: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
     public var rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
     public init(_ value: Int32) { self.rawValue = value }
@@ -11,7 +13,9 @@ public struct NodeID: RawRepresentable, Hashable, Comparable, Sendable, Expressi
 }
 
 /// A Raft epoch or a partition leader epoch: Kafka's word for a term.
-public struct Epoch: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+public struct Epoch: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
     public var rawValue: Int32
     public init(rawValue: Int32) { self.rawValue = rawValue }
     public init(_ value: Int32) { self.rawValue = value }
@@ -25,7 +29,9 @@ public struct Epoch: RawRepresentable, Hashable, Comparable, Sendable, Expressib
 }
 
 /// A position in a log: the offset of a record.
-public struct Offset: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible, Strideable {
+public struct Offset: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible, Strideable
+{
     public var rawValue: Int64
     public init(rawValue: Int64) { self.rawValue = rawValue }
     public init(_ value: Int64) { self.rawValue = value }
@@ -71,7 +77,9 @@ public struct TopicPartition: Hashable, Comparable, Sendable, CustomStringConver
 
 /// A broker's epoch: the metadata offset of its registration record, so each incarnation of a
 /// broker has a larger one (KIP-903 names the incarnation that fetched by it).
-public struct BrokerEpoch: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral, CustomStringConvertible {
+public struct BrokerEpoch: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
     public var rawValue: Int64
     public init(rawValue: Int64) { self.rawValue = rawValue }
     public init(_ value: Int64) { self.rawValue = value }

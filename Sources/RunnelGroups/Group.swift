@@ -44,9 +44,11 @@ public struct GroupMember: Sendable, Equatable {
     /// Joined in the rebalance under way (for the initial-delay and "new member" rules).
     public var isNew: Bool
 
-    public init(memberId: String, groupInstanceId: String?, clientId: String, clientHost: String, rebalanceTimeoutMs: Int32,
-                sessionTimeoutMs: Int32, protocolType: String, protocols: [(name: String, metadata: ByteBuffer)],
-                assignment: ByteBuffer = ByteBuffer(), sessionDeadlineMs: Int64, isNew: Bool = false) {
+    public init(
+        memberId: String, groupInstanceId: String?, clientId: String, clientHost: String, rebalanceTimeoutMs: Int32,
+        sessionTimeoutMs: Int32, protocolType: String, protocols: [(name: String, metadata: ByteBuffer)],
+        assignment: ByteBuffer = ByteBuffer(), sessionDeadlineMs: Int64, isNew: Bool = false
+    ) {
         self.memberId = memberId
         self.groupInstanceId = groupInstanceId
         self.clientId = clientId
@@ -62,10 +64,12 @@ public struct GroupMember: Sendable, Equatable {
 
     public static func == (a: GroupMember, b: GroupMember) -> Bool {
         a.memberId == b.memberId && a.groupInstanceId == b.groupInstanceId && a.clientId == b.clientId
-            && a.clientHost == b.clientHost && a.rebalanceTimeoutMs == b.rebalanceTimeoutMs && a.sessionTimeoutMs == b.sessionTimeoutMs
+            && a.clientHost == b.clientHost && a.rebalanceTimeoutMs == b.rebalanceTimeoutMs
+            && a.sessionTimeoutMs == b.sessionTimeoutMs
             && a.protocolType == b.protocolType && a.protocols.map(\.name) == b.protocols.map(\.name)
             && a.protocols.map(\.metadata) == b.protocols.map(\.metadata) && a.assignment == b.assignment
-            && a.pendingJoin == b.pendingJoin && a.pendingSync == b.pendingSync && a.sessionDeadlineMs == b.sessionDeadlineMs
+            && a.pendingJoin == b.pendingJoin && a.pendingSync == b.pendingSync
+            && a.sessionDeadlineMs == b.sessionDeadlineMs
             && a.isNew == b.isNew
     }
 
@@ -134,7 +138,9 @@ public struct Group: Sendable, Equatable {
     /// The protocols every member supports, in the order of the first member's preference.
     var commonProtocols: [String] {
         guard let first = members.first else { return [] }
-        return first.protocols.map(\.name).filter { name in members.allSatisfy { m in m.protocols.contains { $0.name == name } } }
+        return first.protocols.map(\.name).filter { name in
+            members.allSatisfy { m in m.protocols.contains { $0.name == name } }
+        }
     }
 
     /// Kafka's protocol vote: each member votes for the first of its protocols every member
@@ -144,9 +150,15 @@ public struct Group: Sendable, Equatable {
         guard !candidates.isEmpty else { return nil }
         var votes: [String: Int] = [:]
         for m in members {
-            if let choice = m.protocols.map(\.name).first(where: { candidates.contains($0) }) { votes[choice, default: 0] += 1 }
+            if let choice = m.protocols.map(\.name).first(where: { candidates.contains($0) }) {
+                votes[choice, default: 0] += 1
+            }
         }
-        return candidates.max { (votes[$0] ?? 0) < (votes[$1] ?? 0) || ((votes[$0] ?? 0) == (votes[$1] ?? 0) && candidates.firstIndex(of: $0)! > candidates.firstIndex(of: $1)!) }
+        return candidates.max {
+            (votes[$0] ?? 0) < (votes[$1] ?? 0)
+                || ((votes[$0] ?? 0) == (votes[$1] ?? 0)
+                    && candidates.firstIndex(of: $0)! > candidates.firstIndex(of: $1)!)
+        }
     }
 
     /// Whether a member offering `protocols` could join (it shares a protocol with everyone).
@@ -161,7 +173,9 @@ public struct Group: Sendable, Equatable {
         guard protocolType == "consumer", let name = protocolName else { return nil }
         var topics = Set<String>()
         for m in members {
-            guard let metadata = m.metadata(for: name), let subscription = ConsumerProtocol.topics(metadata) else { return nil }
+            guard let metadata = m.metadata(for: name), let subscription = ConsumerProtocol.topics(metadata) else {
+                return nil
+            }
             topics.formUnion(subscription)
         }
         return topics
@@ -173,10 +187,13 @@ public enum ConsumerProtocol {
     /// The topics of a subscription, or nil when it does not parse.
     public static func topics(_ metadata: ByteBuffer) -> [String]? {
         var b = metadata
-        guard let _ = b.readInteger(as: Int16.self), let count = b.readInteger(as: Int32.self), count >= 0, count < 100_000 else { return nil }
+        guard let _ = b.readInteger(as: Int16.self), let count = b.readInteger(as: Int32.self), count >= 0,
+            count < 100_000
+        else { return nil }
         var topics: [String] = []
         for _ in 0..<count {
-            guard let length = b.readInteger(as: Int16.self), length >= 0, let name = b.readString(length: Int(length)) else { return nil }
+            guard let length = b.readInteger(as: Int16.self), length >= 0, let name = b.readString(length: Int(length))
+            else { return nil }
             topics.append(name)
         }
         return topics

@@ -33,9 +33,12 @@ public enum GroupEffect: Sendable, Equatable {
 
     public static func == (a: GroupEffect, b: GroupEffect) -> Bool {
         switch (a, b) {
-        case let (.join(t1, r1), .join(t2, r2)): return t1 == t2 && r1.errorCode == r2.errorCode && r1.generationId == r2.generationId
-            && r1.memberId == r2.memberId && r1.leader == r2.leader && r1.members.map(\.memberId) == r2.members.map(\.memberId)
-        case let (.sync(t1, r1), .sync(t2, r2)): return t1 == t2 && r1.errorCode == r2.errorCode && r1.assignment == r2.assignment
+        case let (.join(t1, r1), .join(t2, r2)):
+            return t1 == t2 && r1.errorCode == r2.errorCode && r1.generationId == r2.generationId
+                && r1.memberId == r2.memberId && r1.leader == r2.leader
+                && r1.members.map(\.memberId) == r2.members.map(\.memberId)
+        case let (.sync(t1, r1), .sync(t2, r2)):
+            return t1 == t2 && r1.errorCode == r2.errorCode && r1.assignment == r2.assignment
         case let (.persist(g1), .persist(g2)): return g1 == g2
         case let (.storeAssignment(g1, n1), .storeAssignment(g2, n2)): return g1 == g2 && n1 == n2
         case let (.event(g1, e1), .event(g2, e2)): return g1 == g2 && e1 == e2
@@ -54,8 +57,10 @@ public enum GroupEvent: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .preparingRebalance(state, generation, reason):
-            return "preparing to rebalance in state \(state.rawValue) with old generation \(generation) (reason: \(reason))"
-        case let .stabilized(generation, members): return "stabilized at generation \(generation) with \(members) members"
+            return
+                "preparing to rebalance in state \(state.rawValue) with old generation \(generation) (reason: \(reason))"
+        case let .stabilized(generation, members):
+            return "stabilized at generation \(generation) with \(members) members"
         case let .emptied(generation): return "is empty at generation \(generation)"
         case let .memberRemoved(id, reason): return "removed member \(id) (\(reason))"
         }
@@ -79,13 +84,22 @@ public struct GroupCoordinator: Sendable {
     // MARK: JoinGroup
 
     /// A JoinGroup. `newMemberId` is the id to hand a member joining without one.
-    public mutating func join(_ r: JoinGroupRequest, version: Int16, clientId: String, clientHost: String, token: RequestToken,
-                              newMemberId: String, nowMs: Int64) -> [GroupEffect] {
+    public mutating func join(
+        _ r: JoinGroupRequest, version: Int16, clientId: String, clientHost: String, token: RequestToken,
+        newMemberId: String, nowMs: Int64
+    ) -> [GroupEffect] {
         func fail(_ code: ErrorCode, memberId: String = r.memberId) -> [GroupEffect] {
-            [.join(token, JoinGroupResponse(errorCode: code.rawValue, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "", memberId: memberId))]
+            [
+                .join(
+                    token,
+                    JoinGroupResponse(
+                        errorCode: code.rawValue, generationId: -1, protocolName: version >= 7 ? nil : "", leader: "",
+                        memberId: memberId))
+            ]
         }
         guard !r.groupId.isEmpty else { return fail(.invalidGroupId) }
-        guard r.sessionTimeoutMs >= settings.minSessionTimeoutMs, r.sessionTimeoutMs <= settings.maxSessionTimeoutMs else {
+        guard r.sessionTimeoutMs >= settings.minSessionTimeoutMs, r.sessionTimeoutMs <= settings.maxSessionTimeoutMs
+        else {
             return fail(.invalidSessionTimeout)
         }
         let protocols = r.protocols.map { (name: $0.name, metadata: $0.metadata) }
@@ -93,7 +107,9 @@ public struct GroupCoordinator: Sendable {
         var group = groups[r.groupId] ?? Group(groupId: r.groupId)
         if groups[r.groupId] == nil && !r.memberId.isEmpty { return fail(.unknownMemberId) }
         guard group.state != .dead else { return fail(.coordinatorNotAvailable) }
-        guard group.supports(protocolType: r.protocolType, protocols: protocols.map(\.name)) else { return fail(.inconsistentGroupProtocol) }
+        guard group.supports(protocolType: r.protocolType, protocols: protocols.map(\.name)) else {
+            return fail(.inconsistentGroupProtocol)
+        }
         defer { groups[r.groupId] = group }
         var effects: [GroupEffect] = []
 
@@ -102,43 +118,65 @@ public struct GroupCoordinator: Sendable {
                 // A static member back with a new process: it takes over its old identity (the old
                 // process is fenced) and the group rebalances.
                 let i = group.index(of: old.memberId)!
-                if let t = old.pendingJoin { effects += [.join(t, JoinGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue, memberId: old.memberId))] }
-                if let t = old.pendingSync { effects += [.sync(t, SyncGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue))] }
+                if let t = old.pendingJoin {
+                    effects += [
+                        .join(
+                            t, JoinGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue, memberId: old.memberId)
+                        )
+                    ]
+                }
+                if let t = old.pendingSync {
+                    effects += [.sync(t, SyncGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue))]
+                }
                 group.members[i].memberId = newMemberId
                 if group.leaderId == old.memberId { group.leaderId = newMemberId }
-                return effects + addOrUpdate(&group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
-                                             clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+                return effects
+                    + addOrUpdate(
+                        &group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                        clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
             }
             if group.members.count >= settings.maxSize { return fail(.groupMaxSizeReached) }
             if version >= 4 && r.groupInstanceId == nil {
                 // KIP-394: the member must come back with the id it is given.
                 group.pendingMemberIds.insert(newMemberId)
-                return [.join(token, JoinGroupResponse(errorCode: ErrorCode.memberIdRequired.rawValue, generationId: -1,
-                                                       protocolName: version >= 7 ? nil : "", leader: "", memberId: newMemberId))]
+                return [
+                    .join(
+                        token,
+                        JoinGroupResponse(
+                            errorCode: ErrorCode.memberIdRequired.rawValue, generationId: -1,
+                            protocolName: version >= 7 ? nil : "", leader: "", memberId: newMemberId))
+                ]
             }
-            return addOrUpdate(&group, memberIndex: nil, r, memberId: newMemberId, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
-                               clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+            return addOrUpdate(
+                &group, memberIndex: nil, r, memberId: newMemberId, protocols: protocols,
+                rebalanceTimeout: rebalanceTimeout,
+                clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
         }
         if group.pendingMemberIds.contains(r.memberId) {
             group.pendingMemberIds.remove(r.memberId)
             if group.members.count >= settings.maxSize { return fail(.groupMaxSizeReached) }
-            return addOrUpdate(&group, memberIndex: nil, r, memberId: r.memberId, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
-                               clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+            return addOrUpdate(
+                &group, memberIndex: nil, r, memberId: r.memberId, protocols: protocols,
+                rebalanceTimeout: rebalanceTimeout,
+                clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
         }
         let i: Int
         switch group.validate(memberId: r.memberId, instanceId: r.groupInstanceId) {
         case .success(let index): i = index
         case .failure(let code): return fail(code)
         }
-        return addOrUpdate(&group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
-                           clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+        return addOrUpdate(
+            &group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+            clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
     }
 
     /// Adds a member (memberIndex nil) or updates a known one from its JoinGroup, parks the join
     /// and moves the group on.
-    private func addOrUpdate(_ group: inout Group, memberIndex: Int?, _ r: JoinGroupRequest, memberId: String? = nil,
-                             protocols: [(name: String, metadata: ByteBuffer)], rebalanceTimeout: Int32,
-                             clientId: String, clientHost: String, token: RequestToken, nowMs: Int64) -> [GroupEffect] {
+    private func addOrUpdate(
+        _ group: inout Group, memberIndex: Int?, _ r: JoinGroupRequest, memberId: String? = nil,
+        protocols: [(name: String, metadata: ByteBuffer)], rebalanceTimeout: Int32,
+        clientId: String, clientHost: String, token: RequestToken, nowMs: Int64
+    ) -> [GroupEffect] {
         var effects: [GroupEffect] = []
         let index: Int
         if let memberIndex {
@@ -146,7 +184,8 @@ public struct GroupCoordinator: Sendable {
             let m = group.members[index]
             if let t = m.pendingJoin, t != token {
                 // A newer join from the same member replaces the one parked.
-                effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId)))
+                effects.append(
+                    .join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId)))
             }
             let unchanged = m.sameProtocols(protocols)
             let isLeader = group.leaderId == m.memberId
@@ -166,7 +205,8 @@ public struct GroupCoordinator: Sendable {
         } else {
             let member = GroupMember(
                 memberId: memberId!, groupInstanceId: r.groupInstanceId, clientId: clientId, clientHost: clientHost,
-                rebalanceTimeoutMs: rebalanceTimeout, sessionTimeoutMs: r.sessionTimeoutMs, protocolType: r.protocolType,
+                rebalanceTimeoutMs: rebalanceTimeout, sessionTimeoutMs: r.sessionTimeoutMs,
+                protocolType: r.protocolType,
                 protocols: protocols, sessionDeadlineMs: nowMs + Int64(r.sessionTimeoutMs), isNew: true)
             group.members.append(member)
             index = group.members.count - 1
@@ -176,13 +216,16 @@ public struct GroupCoordinator: Sendable {
         group.members[index].sessionDeadlineMs = nowMs + Int64(group.members[index].sessionTimeoutMs)
         switch group.state {
         case .empty, .stable, .completingRebalance:
-            let reason = memberIndex == nil ? "member \(group.members[index].memberId) joined"
+            let reason =
+                memberIndex == nil
+                ? "member \(group.members[index].memberId) joined"
                 : "member \(group.members[index].memberId) rejoined\(group.leaderId == group.members[index].memberId ? " as leader" : " with new protocols")"
             effects += prepareRebalance(&group, nowMs: nowMs, reason: reason)
         case .preparingRebalance:
             if let delay = group.initialDelayUntilMs {
                 // Each member joining during the initial delay extends it, up to the rebalance timeout.
-                group.initialDelayUntilMs = min(max(delay, nowMs + settings.initialRebalanceDelayMs), group.joinDeadlineMs ?? delay)
+                group.initialDelayUntilMs = min(
+                    max(delay, nowMs + settings.initialRebalanceDelayMs), group.joinDeadlineMs ?? delay)
             }
         case .dead:
             break
@@ -193,7 +236,11 @@ public struct GroupCoordinator: Sendable {
     /// Starts a rebalance: members must rejoin within the largest rebalance timeout; parked
     /// SyncGroups learn the generation is over.
     private func prepareRebalance(_ group: inout Group, nowMs: Int64, reason: String) -> [GroupEffect] {
-        var effects: [GroupEffect] = [.event(groupId: group.groupId, .preparingRebalance(fromState: group.state, generation: group.generationId, reason: reason))]
+        var effects: [GroupEffect] = [
+            .event(
+                groupId: group.groupId,
+                .preparingRebalance(fromState: group.state, generation: group.generationId, reason: reason))
+        ]
         for i in group.members.indices {
             if let t = group.members[i].pendingSync {
                 effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.rebalanceInProgress.rawValue)))
@@ -205,7 +252,8 @@ public struct GroupCoordinator: Sendable {
         group.stateTimestampMs = nowMs
         let timeout = Int64(group.members.map(\.rebalanceTimeoutMs).max() ?? 0)
         group.joinDeadlineMs = nowMs + max(timeout, 0)
-        group.initialDelayUntilMs = wasEmpty && settings.initialRebalanceDelayMs > 0
+        group.initialDelayUntilMs =
+            wasEmpty && settings.initialRebalanceDelayMs > 0
             ? min(nowMs + settings.initialRebalanceDelayMs, group.joinDeadlineMs!) : nil
         return effects
     }
@@ -220,7 +268,9 @@ public struct GroupCoordinator: Sendable {
         guard (allJoined && delayOver) || deadlinePassed else { return [] }
         // Members that did not rejoin in time leave the group.
         var removed: [GroupEffect] = group.members.filter { $0.pendingJoin == nil }.map {
-            .event(groupId: group.groupId, .memberRemoved(memberId: $0.memberId, reason: "did not rejoin within the rebalance timeout"))
+            .event(
+                groupId: group.groupId,
+                .memberRemoved(memberId: $0.memberId, reason: "did not rejoin within the rebalance timeout"))
         }
         group.members.removeAll { $0.pendingJoin == nil }
         group.pendingMemberIds = []
@@ -232,12 +282,16 @@ public struct GroupCoordinator: Sendable {
             group.state = .empty
             group.protocolName = nil
             group.leaderId = nil
-            return removed + [.persist(groupId: group.groupId), .event(groupId: group.groupId, .emptied(generation: group.generationId))]
+            return removed + [
+                .persist(groupId: group.groupId),
+                .event(groupId: group.groupId, .emptied(generation: group.generationId)),
+            ]
         }
         group.protocolName = group.selectProtocol()
         if group.leaderId.map({ group.member($0) == nil }) ?? true { group.leaderId = group.members[0].memberId }
         group.state = .completingRebalance
-        removed.append(.event(groupId: group.groupId, .stabilized(generation: group.generationId, members: group.members.count)))
+        removed.append(
+            .event(groupId: group.groupId, .stabilized(generation: group.generationId, members: group.members.count)))
         var effects = removed
         for i in group.members.indices {
             group.members[i].isNew = false
@@ -259,14 +313,19 @@ public struct GroupCoordinator: Sendable {
         response.leader = group.leaderId ?? ""
         response.memberId = memberId
         if leaderView, let name = group.protocolName {
-            response.members = group.members.map { .init(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, metadata: $0.metadata(for: name) ?? ByteBuffer()) }
+            response.members = group.members.map {
+                .init(
+                    memberId: $0.memberId, groupInstanceId: $0.groupInstanceId,
+                    metadata: $0.metadata(for: name) ?? ByteBuffer())
+            }
         }
         return response
     }
 
     // MARK: SyncGroup
 
-    public mutating func sync(_ r: SyncGroupRequest, version: Int16, token: RequestToken, nowMs: Int64) -> [GroupEffect] {
+    public mutating func sync(_ r: SyncGroupRequest, version: Int16, token: RequestToken, nowMs: Int64) -> [GroupEffect]
+    {
         func fail(_ code: ErrorCode) -> [GroupEffect] { [.sync(token, SyncGroupResponse(errorCode: code.rawValue))] }
         guard var group = groups[r.groupId] else { return fail(.unknownMemberId) }
         let i: Int
@@ -299,7 +358,9 @@ public struct GroupCoordinator: Sendable {
             // reports back (`assignmentStored`). Answering first would let a coordinator that
             // fails before the write hand the same generation out twice.
             let given = Dictionary(r.assignments.map { ($0.memberId, $0.assignment) }, uniquingKeysWith: { a, _ in a })
-            for j in group.members.indices { group.members[j].assignment = given[group.members[j].memberId] ?? ByteBuffer() }
+            for j in group.members.indices {
+                group.members[j].assignment = given[group.members[j].memberId] ?? ByteBuffer()
+            }
             return effects + [.storeAssignment(groupId: group.groupId, generation: group.generationId)]
         }
     }
@@ -308,8 +369,12 @@ public struct GroupCoordinator: Sendable {
     /// `.storeAssignment`. On success the group is Stable and every waiting SyncGroup gets its
     /// assignment; on failure they get `error` and the group rebalances (Kafka's
     /// resetAndPropagateAssignmentError). Nothing happens if the group moved on meanwhile.
-    public mutating func assignmentStored(groupId: String, generation: Int32, error: ErrorCode?, nowMs: Int64) -> [GroupEffect] {
-        guard var group = groups[groupId], group.state == .completingRebalance, group.generationId == generation else { return [] }
+    public mutating func assignmentStored(
+        groupId: String, generation: Int32, error: ErrorCode?, nowMs: Int64
+    ) -> [GroupEffect] {
+        guard var group = groups[groupId], group.state == .completingRebalance, group.generationId == generation else {
+            return []
+        }
         defer { groups[groupId] = group }
         var effects: [GroupEffect] = []
         if let error, error != .none {
@@ -320,7 +385,8 @@ public struct GroupCoordinator: Sendable {
                     group.members[j].pendingSync = nil
                 }
             }
-            effects += prepareRebalance(&group, nowMs: nowMs, reason: "storing the assignment of generation \(generation) failed: \(error)")
+            effects += prepareRebalance(
+                &group, nowMs: nowMs, reason: "storing the assignment of generation \(generation) failed: \(error)")
             return effects + maybeCompleteJoin(&group, nowMs: nowMs)
         }
         group.state = .stable
@@ -335,7 +401,9 @@ public struct GroupCoordinator: Sendable {
     }
 
     private func syncResponse(_ group: Group, _ i: Int) -> SyncGroupResponse {
-        SyncGroupResponse(errorCode: 0, protocolType: group.protocolType, protocolName: group.protocolName, assignment: group.members[i].assignment)
+        SyncGroupResponse(
+            errorCode: 0, protocolType: group.protocolType, protocolName: group.protocolName,
+            assignment: group.members[i].assignment)
     }
 
     // MARK: Heartbeat and LeaveGroup
@@ -363,7 +431,9 @@ public struct GroupCoordinator: Sendable {
     }
 
     /// LeaveGroup of one member (v0-2) or several (v3+, by member id or instance id).
-    public mutating func leave(groupId: String, members: [(memberId: String, instanceId: String?)], nowMs: Int64) -> (errors: [ErrorCode], effects: [GroupEffect]) {
+    public mutating func leave(
+        groupId: String, members: [(memberId: String, instanceId: String?)], nowMs: Int64
+    ) -> (errors: [ErrorCode], effects: [GroupEffect]) {
         guard var group = groups[groupId] else { return (members.map { _ in .unknownMemberId }, []) }
         var errors: [ErrorCode] = []
         var effects: [GroupEffect] = []
@@ -396,9 +466,16 @@ public struct GroupCoordinator: Sendable {
     /// Removes a member; the rest rebalance.
     private func removeMember(_ group: inout Group, at i: Int, nowMs: Int64, reason: String) -> [GroupEffect] {
         let m = group.members.remove(at: i)
-        var effects: [GroupEffect] = [.event(groupId: group.groupId, .memberRemoved(memberId: m.memberId, reason: reason))]
-        if let t = m.pendingJoin { effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId))) }
-        if let t = m.pendingSync { effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue))) }
+        var effects: [GroupEffect] = [
+            .event(groupId: group.groupId, .memberRemoved(memberId: m.memberId, reason: reason))
+        ]
+        if let t = m.pendingJoin {
+            effects.append(
+                .join(t, JoinGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue, memberId: m.memberId)))
+        }
+        if let t = m.pendingSync {
+            effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.unknownMemberId.rawValue)))
+        }
         if group.leaderId == m.memberId { group.leaderId = group.members.first?.memberId }
         switch group.state {
         case .stable, .completingRebalance:
@@ -433,7 +510,9 @@ public struct GroupCoordinator: Sendable {
     public var nextDeadlineMs: Int64? {
         var next: Int64?
         for group in groups.values {
-            for m in group.members where m.pendingJoin == nil { next = min(next ?? m.sessionDeadlineMs, m.sessionDeadlineMs) }
+            for m in group.members where m.pendingJoin == nil {
+                next = min(next ?? m.sessionDeadlineMs, m.sessionDeadlineMs)
+            }
             if let d = group.joinDeadlineMs { next = min(next ?? d, d) }
             if let d = group.initialDelayUntilMs { next = min(next ?? d, d) }
         }
@@ -491,11 +570,15 @@ public struct GroupCoordinator: Sendable {
 
     /// Offsets the driver wrote to the log: they hold now (a commit also renews the committing
     /// member's session).
-    public mutating func offsetsCommitted(groupId: String, memberId: String, _ offsets: [(TopicPartition, CommittedOffset)], nowMs: Int64) {
+    public mutating func offsetsCommitted(
+        groupId: String, memberId: String, _ offsets: [(TopicPartition, CommittedOffset)], nowMs: Int64
+    ) {
         endPending(groupId, offsets.map(\.0))
         var group = groups[groupId] ?? Group(groupId: groupId)
         for (tp, o) in offsets { group.offsets[tp] = o }
-        if let i = group.index(of: memberId) { group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs) }
+        if let i = group.index(of: memberId) {
+            group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
+        }
         groups[groupId] = group
     }
 
@@ -526,7 +609,9 @@ public struct GroupCoordinator: Sendable {
     /// group, offsets of topics no member subscribes to, by commit time; for a group that only
     /// commits (no protocol, e.g. assign()), by commit time. They are dropped here; the driver
     /// writes their tombstones. An Empty group left with no offsets is removed too.
-    public mutating func expireOffsets(nowMs: Int64, retentionMs: Int64) -> [(groupId: String, offsets: [TopicPartition], groupRemoved: Bool)] {
+    public mutating func expireOffsets(
+        nowMs: Int64, retentionMs: Int64
+    ) -> [(groupId: String, offsets: [TopicPartition], groupRemoved: Bool)] {
         var out: [(groupId: String, offsets: [TopicPartition], groupRemoved: Bool)] = []
         for id in groups.keys.sorted() {
             var group = groups[id]!
@@ -534,10 +619,14 @@ public struct GroupCoordinator: Sendable {
             switch (group.protocolType, group.state) {
             case (.some, .empty):
                 let since = group.stateTimestampMs
-                expired = group.offsets.filter { (since >= 0 ? since : $0.value.commitTimestampMs) + retentionMs <= nowMs }.map(\.key)
+                expired = group.offsets.filter {
+                    (since >= 0 ? since : $0.value.commitTimestampMs) + retentionMs <= nowMs
+                }.map(\.key)
             case ("consumer", .stable):
                 guard let subscribed = group.subscribedTopics else { break }
-                expired = group.offsets.filter { !subscribed.contains($0.key.topic) && $0.value.commitTimestampMs + retentionMs <= nowMs }.map(\.key)
+                expired = group.offsets.filter {
+                    !subscribed.contains($0.key.topic) && $0.value.commitTimestampMs + retentionMs <= nowMs
+                }.map(\.key)
             case (.none, _):
                 expired = group.offsets.filter { $0.value.commitTimestampMs + retentionMs <= nowMs }.map(\.key)
             default:
@@ -545,7 +634,9 @@ public struct GroupCoordinator: Sendable {
             }
             expired.sort()
             for tp in expired { group.offsets.removeValue(forKey: tp) }
-            let gone = group.state == .empty && group.members.isEmpty && group.offsets.isEmpty && (!expired.isEmpty || group.protocolType != nil)
+            let gone =
+                group.state == .empty && group.members.isEmpty && group.offsets.isEmpty
+                && (!expired.isEmpty || group.protocolType != nil)
             if gone {
                 groups.removeValue(forKey: id)
             } else {
@@ -568,7 +659,9 @@ public struct GroupCoordinator: Sendable {
             case .group(let group, let value): latestGroups[group] = value
             }
         }
-        for (group, value) in latestGroups.sorted(by: { $0.key < $1.key }) { restore(value, groupId: group, nowMs: nowMs) }
+        for (group, value) in latestGroups.sorted(by: { $0.key < $1.key }) {
+            restore(value, groupId: group, nowMs: nowMs)
+        }
     }
 
     /// Restores a group from its GroupMetadata record (a coordinator taking over): its members
@@ -590,10 +683,13 @@ public struct GroupCoordinator: Sendable {
         group.protocolName = record.protocolName
         group.leaderId = record.leader
         group.members = record.members.map { m in
-            GroupMember(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
-                        rebalanceTimeoutMs: m.rebalanceTimeoutMs, sessionTimeoutMs: m.sessionTimeoutMs, protocolType: record.protocolType,
-                        protocols: record.protocolName.map { [($0, m.subscription)] } ?? [], assignment: m.assignment,
-                        sessionDeadlineMs: nowMs + Int64(m.sessionTimeoutMs))
+            GroupMember(
+                memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId,
+                clientHost: m.clientHost,
+                rebalanceTimeoutMs: m.rebalanceTimeoutMs, sessionTimeoutMs: m.sessionTimeoutMs,
+                protocolType: record.protocolType,
+                protocols: record.protocolName.map { [($0, m.subscription)] } ?? [], assignment: m.assignment,
+                sessionDeadlineMs: nowMs + Int64(m.sessionTimeoutMs))
         }
         group.state = group.members.isEmpty ? .empty : .stable
         group.stateTimestampMs = record.currentStateTimestampMs
@@ -613,8 +709,13 @@ public struct GroupCoordinator: Sendable {
         var effects: [GroupEffect] = []
         for id in groups.keys.sorted() where owned(id) {
             for m in groups[id]!.members {
-                if let t = m.pendingJoin { effects.append(.join(t, JoinGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue, memberId: m.memberId))) }
-                if let t = m.pendingSync { effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue))) }
+                if let t = m.pendingJoin {
+                    effects.append(
+                        .join(t, JoinGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue, memberId: m.memberId)))
+                }
+                if let t = m.pendingSync {
+                    effects.append(.sync(t, SyncGroupResponse(errorCode: ErrorCode.notCoordinator.rawValue)))
+                }
             }
             groups.removeValue(forKey: id)
             pendingCommits.removeValue(forKey: id)
@@ -626,12 +727,16 @@ public struct GroupCoordinator: Sendable {
     public func metadataRecord(_ groupId: String) -> GroupMetadataValue? {
         guard let g = groups[groupId] else { return nil }
         return GroupMetadataValue(
-            protocolType: g.protocolType ?? "", generation: g.generationId, protocolName: g.protocolName, leader: g.leaderId,
+            protocolType: g.protocolType ?? "", generation: g.generationId, protocolName: g.protocolName,
+            leader: g.leaderId,
             currentStateTimestampMs: g.stateTimestampMs,
             members: g.members.map { m in
-                GroupMetadataValue.Member(memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
-                                          rebalanceTimeoutMs: m.rebalanceTimeoutMs, sessionTimeoutMs: m.sessionTimeoutMs,
-                                          subscription: g.protocolName.flatMap { m.metadata(for: $0) } ?? ByteBuffer(), assignment: m.assignment)
+                GroupMetadataValue.Member(
+                    memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId,
+                    clientHost: m.clientHost,
+                    rebalanceTimeoutMs: m.rebalanceTimeoutMs, sessionTimeoutMs: m.sessionTimeoutMs,
+                    subscription: g.protocolName.flatMap { m.metadata(for: $0) } ?? ByteBuffer(),
+                    assignment: m.assignment)
             })
     }
 }

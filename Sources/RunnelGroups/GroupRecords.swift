@@ -48,7 +48,9 @@ public enum OffsetsTopic {
         guard let version = b.readInteger(as: Int16.self) else { return nil }
         switch version {
         case 0, 1:
-            guard let g = readString(&b), let t = readString(&b), let p = b.readInteger(as: Int32.self) else { return nil }
+            guard let g = readString(&b), let t = readString(&b), let p = b.readInteger(as: Int32.self) else {
+                return nil
+            }
             return .offset(group: g, TopicPartition(t, p))
         case 2:
             return readString(&b).map { .group($0) }
@@ -70,7 +72,9 @@ public enum OffsetsTopic {
     /// OffsetCommitValue versions 0-3.
     public static func decodeOffset(_ buffer: ByteBuffer) -> CommittedOffset? {
         var b = buffer
-        guard let version = b.readInteger(as: Int16.self), (0...3).contains(version), let offset = b.readInteger(as: Int64.self) else { return nil }
+        guard let version = b.readInteger(as: Int16.self), (0...3).contains(version),
+            let offset = b.readInteger(as: Int64.self)
+        else { return nil }
         var epoch: Int32 = -1
         if version >= 3 { guard let e = b.readInteger(as: Int32.self) else { return nil }; epoch = e }
         guard let metadata = readString(&b), let commitTs = b.readInteger(as: Int64.self) else { return nil }
@@ -103,7 +107,8 @@ public enum OffsetsTopic {
     public static func decodeGroup(_ buffer: ByteBuffer) -> GroupMetadataValue? {
         var b = buffer
         guard let version = b.readInteger(as: Int16.self), (0...3).contains(version),
-              let type = readString(&b), let generation = b.readInteger(as: Int32.self) else { return nil }
+            let type = readString(&b), let generation = b.readInteger(as: Int32.self)
+        else { return nil }
         let name = readNullableString(&b)
         let leader = readNullableString(&b)
         var ts: Int64 = -1
@@ -116,12 +121,17 @@ public enum OffsetsTopic {
             guard let client = readString(&b), let host = readString(&b) else { return nil }
             var rebalance: Int32 = 0
             if version >= 1 { guard let r = b.readInteger(as: Int32.self) else { return nil }; rebalance = r }
-            guard let session = b.readInteger(as: Int32.self), let sub = readBytes(&b), let assignment = readBytes(&b) else { return nil }
-            members.append(.init(memberId: id, groupInstanceId: instance, clientId: client, clientHost: host, rebalanceTimeoutMs: version >= 1 ? rebalance : session,
-                                 sessionTimeoutMs: session, subscription: sub, assignment: assignment))
+            guard let session = b.readInteger(as: Int32.self), let sub = readBytes(&b), let assignment = readBytes(&b)
+            else { return nil }
+            members.append(
+                .init(
+                    memberId: id, groupInstanceId: instance, clientId: client, clientHost: host,
+                    rebalanceTimeoutMs: version >= 1 ? rebalance : session,
+                    sessionTimeoutMs: session, subscription: sub, assignment: assignment))
         }
-        return GroupMetadataValue(protocolType: type, generation: generation, protocolName: name, leader: leader,
-                                  currentStateTimestampMs: ts, members: members)
+        return GroupMetadataValue(
+            protocolType: type, generation: generation, protocolName: name, leader: leader,
+            currentStateTimestampMs: ts, members: members)
     }
 
     static func writeString(_ b: inout ByteBuffer, _ s: String?) {

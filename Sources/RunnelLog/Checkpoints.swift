@@ -26,7 +26,9 @@ public enum OffsetCheckpoint {
         }
         var out: [TopicPartition: Int64] = [:]
         for _ in 0..<count {
-            guard let line = lines.next() else { throw CheckpointError(path: path, reason: "fewer entries than its count") }
+            guard let line = lines.next() else {
+                throw CheckpointError(path: path, reason: "fewer entries than its count")
+            }
             let parts = line.split(separator: " ")
             guard parts.count == 3, let p = Int32(parts[1]), let o = Int64(parts[2]) else {
                 throw CheckpointError(path: path, reason: "bad line \"\(line)\"")

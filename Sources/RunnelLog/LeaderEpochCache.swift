@@ -12,7 +12,8 @@ public struct LeaderEpochCache: Sendable, Equatable {
     public init() {}
 
     public static func == (lhs: LeaderEpochCache, rhs: LeaderEpochCache) -> Bool {
-        lhs.entries.map(\.epoch) == rhs.entries.map(\.epoch) && lhs.entries.map(\.startOffset) == rhs.entries.map(\.startOffset)
+        lhs.entries.map(\.epoch) == rhs.entries.map(\.epoch)
+            && lhs.entries.map(\.startOffset) == rhs.entries.map(\.startOffset)
     }
 
     public var latestEpoch: Int32 { entries.last?.epoch ?? -1 }

@@ -117,7 +117,8 @@ public enum LogCleaner {
     /// Plans a cleaning of `segments` (oldest first, the last one active); nil when no segment
     /// lies wholly below the first uncleanable offset or nothing there is dirty.
     public static func plan(
-        segments: [SegmentSummary], firstDirtyOffset: Int64, uncleanableFrom: Int64, nowMs: Int64, minCompactionLagMs: Int64
+        segments: [SegmentSummary], firstDirtyOffset: Int64, uncleanableFrom: Int64, nowMs: Int64,
+        minCompactionLagMs: Int64
     ) -> Plan? {
         guard segments.count > 1 else { return nil }
         let inactive = segments.dropLast()
@@ -136,20 +137,23 @@ public enum LogCleaner {
         guard let firstDirty = cleanable.firstIndex(where: { $0.nextOffset > firstDirtyOffset }) else { return nil }
         let dirtyBytes = cleanable[firstDirty...].reduce(Int64(0)) { $0 + $1.size }
         let cleanableBytes = cleanable.reduce(Int64(0)) { $0 + $1.size }
-        return Plan(firstDirtyOffset: firstDirtyOffset, firstUncleanableOffset: uncleanable, cleanableSegmentCount: count,
-                    firstDirtySegment: firstDirty, dirtyBytes: dirtyBytes, cleanableBytes: cleanableBytes)
+        return Plan(
+            firstDirtyOffset: firstDirtyOffset, firstUncleanableOffset: uncleanable, cleanableSegmentCount: count,
+            firstDirtySegment: firstDirty, dirtyBytes: dirtyBytes, cleanableBytes: cleanableBytes)
     }
 
     /// Batches whose records the cleaner reads and may drop: uncompressed, not transactional,
     /// not control, with records. Everything else is kept as it is.
     static func isCleanable(_ header: RecordBatchHeader) -> Bool {
-        header.compression == CompressionCodec.none && !header.isTransactional && !header.isControl && header.recordCount > 0
+        header.compression == CompressionCodec.none && !header.isTransactional && !header.isControl
+            && header.recordCount > 0
     }
 
     /// Batches that may hide older values of a key from the cleaner: compressed ones, and
     /// transactional data (their records may belong to an aborted transaction).
     static func isOpaque(_ header: RecordBatchHeader) -> Bool {
-        !header.isControl && header.recordCount > 0 && (header.compression != CompressionCodec.none || header.isTransactional)
+        !header.isControl && header.recordCount > 0
+            && (header.compression != CompressionCodec.none || header.isTransactional)
     }
 
     // MARK: the offset map
@@ -181,7 +185,8 @@ public enum LogCleaner {
         mutating func add(batch: ByteBuffer, header: RecordBatchHeader, from firstOffset: Int64) throws -> Int {
             guard LogCleaner.isCleanable(header) else { return 0 }
             var added = 0
-            for record in try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header) where record.hasKey {
+            for record in try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header)
+            where record.hasKey {
                 let offset = header.baseOffset + Int64(record.offsetDelta)
                 guard offset >= firstOffset else { continue }
                 put(batch.getBytes(at: record.keyIndex, length: record.keyLength)!, offset)
@@ -257,7 +262,8 @@ public enum LogCleaner {
             } else {
                 // Record timestamps are base + delta: a new base (the horizon) needs new deltas.
                 let timestamp = header.baseTimestamp &+ record.timestampDelta
-                RecordBatches.writeRecord(record, from: batch, timestampDelta: timestamp &- out.baseTimestamp, to: &records)
+                RecordBatches.writeRecord(
+                    record, from: batch, timestampDelta: timestamp &- out.baseTimestamp, to: &records)
             }
         }
         return .rewrite(RecordBatches.assemble(out, records: records, recordCount: Int32(retained.count)))
@@ -309,25 +315,31 @@ public enum LogCleaner {
             var filler: (first: RecordBatchHeader, last: RecordBatchHeader, maxTimestamp: Int64)? = nil
             func emitFiller() {
                 guard let f = filler else { return }
-                out.append(RecordBatches.emptyBatch(
-                    baseOffset: f.first.baseOffset, lastOffset: f.last.lastOffset, partitionLeaderEpoch: f.first.partitionLeaderEpoch,
-                    attributes: f.first.attributes & 0x08, maxTimestamp: f.maxTimestamp))
+                out.append(
+                    RecordBatches.emptyBatch(
+                        baseOffset: f.first.baseOffset, lastOffset: f.last.lastOffset,
+                        partitionLeaderEpoch: f.first.partitionLeaderEpoch,
+                        attributes: f.first.attributes & 0x08, maxTimestamp: f.maxTimestamp))
                 filler = nil
             }
             for (i, entry) in run.enumerated() {
                 let h = entry.header
                 // Keep producer state rebuildable: the last batch of each producer in the run
                 // stays as an empty copy with its sequence fields; so does the segment's last batch.
-                let lastOfProducer = h.producerId >= 0 && !run[(i + 1)...].contains { $0.header.producerId == h.producerId }
+                let lastOfProducer =
+                    h.producerId >= 0 && !run[(i + 1)...].contains { $0.header.producerId == h.producerId }
                 let segmentEnd = lastIsSegmentEnd && i == run.count - 1
                 if lastOfProducer || segmentEnd {
                     emitFiller()
-                    out.append(RecordBatches.emptyBatch(
-                        baseOffset: h.baseOffset, lastOffset: h.lastOffset, partitionLeaderEpoch: h.partitionLeaderEpoch,
-                        attributes: h.attributes & 0x08, maxTimestamp: h.maxTimestamp,
-                        producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence))
+                    out.append(
+                        RecordBatches.emptyBatch(
+                            baseOffset: h.baseOffset, lastOffset: h.lastOffset,
+                            partitionLeaderEpoch: h.partitionLeaderEpoch,
+                            attributes: h.attributes & 0x08, maxTimestamp: h.maxTimestamp,
+                            producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence))
                 } else if var f = filler, f.first.partitionLeaderEpoch == h.partitionLeaderEpoch,
-                          h.lastOffset - f.first.baseOffset <= Int64(Int32.max) {
+                    h.lastOffset - f.first.baseOffset <= Int64(Int32.max)
+                {
                     f.last = h
                     f.maxTimestamp = max(f.maxTimestamp, h.maxTimestamp)
                     filler = f

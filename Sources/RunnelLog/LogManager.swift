@@ -36,9 +36,11 @@ public final class LogManager: @unchecked Sendable {
     /// was recovered), so a long start-up can be reported.
     /// `onDiskFailure` hears of each disk error that fails a change to a partition log (an
     /// append, a roll, a truncation); the node stops on it.
-    public init(logDirs: [String], defaultConfig: LogConfig, disk: any Disk, nowMs: Int64, dropBehind: DropBehind? = nil,
-                onDiskFailure: (@Sendable (TopicPartition, DiskError) -> Void)? = nil,
-                progress: (_ opened: Int, _ total: Int, _ recovering: Bool) -> Void = { _, _, _ in }) throws {
+    public init(
+        logDirs: [String], defaultConfig: LogConfig, disk: any Disk, nowMs: Int64, dropBehind: DropBehind? = nil,
+        onDiskFailure: (@Sendable (TopicPartition, DiskError) -> Void)? = nil,
+        progress: (_ opened: Int, _ total: Int, _ recovering: Bool) -> Void = { _, _, _ in }
+    ) throws {
         precondition(!logDirs.isEmpty, "at least one log dir")
         self.logDirs = logDirs
         self.disk = disk
@@ -49,15 +51,19 @@ public final class LogManager: @unchecked Sendable {
             try disk.makeDirectory(dir)
             let marker = dir + "/" + Self.cleanShutdownFile
             // A fresh directory (no partition yet) has nothing to recover.
-            let fresh = try !disk.list(dir).contains { disk.isDirectory(dir + "/" + $0) && Self.parse(directoryName: $0) != nil }
+            let fresh = try !disk.list(dir).contains {
+                disk.isDirectory(dir + "/" + $0) && Self.parse(directoryName: $0) != nil
+            }
             let clean = fresh || disk.exists(marker)
             if !clean { recoveredUncleanly.append(dir) }
             let recoveryPoints = (try? OffsetCheckpoint.read(dir + "/" + Self.recoveryPointFile, disk: disk)) ?? [:]
             let logStarts = (try? OffsetCheckpoint.read(dir + "/" + Self.logStartFile, disk: disk)) ?? [:]
             let highWatermarks = (try? OffsetCheckpoint.read(dir + "/" + Self.replicationFile, disk: disk)) ?? [:]
-            let cleanerCheckpoints = (try? OffsetCheckpoint.read(dir + "/" + LogCleaner.checkpointFile, disk: disk)) ?? [:]
+            let cleanerCheckpoints =
+                (try? OffsetCheckpoint.read(dir + "/" + LogCleaner.checkpointFile, disk: disk)) ?? [:]
             let names = try disk.list(dir).filter { disk.isDirectory(dir + "/" + $0) }
-            let total = names.filter { Self.parse(directoryName: $0).map { $0.topic != Self.metadataTopic } ?? false }.count
+            let total = names.filter { Self.parse(directoryName: $0).map { $0.topic != Self.metadataTopic } ?? false }
+                .count
             var opened = 0
             for name in names {
                 if name.hasSuffix("-delete") {
@@ -86,7 +92,9 @@ public final class LogManager: @unchecked Sendable {
 
     /// `topic-partition` → TopicPartition (the topic may contain dashes).
     public static func parse(directoryName name: String) -> TopicPartition? {
-        guard let dash = name.lastIndex(of: "-"), let p = Int32(name[name.index(after: dash)...]), p >= 0 else { return nil }
+        guard let dash = name.lastIndex(of: "-"), let p = Int32(name[name.index(after: dash)...]), p >= 0 else {
+            return nil
+        }
         let topic = String(name[..<dash])
         return topic.isEmpty ? nil : TopicPartition(topic, p)
     }
@@ -102,7 +110,9 @@ public final class LogManager: @unchecked Sendable {
 
     /// Returns the log for `tp`, creating its directory (in the log dir holding the fewest
     /// partitions) and `partition.metadata` when new.
-    public func getOrCreate(_ tp: TopicPartition, topicId: KafkaUUID, config: LogConfig, nowMs: Int64) throws -> PartitionLog {
+    public func getOrCreate(
+        _ tp: TopicPartition, topicId: KafkaUUID, config: LogConfig, nowMs: Int64
+    ) throws -> PartitionLog {
         try lock.withLock {
             if let log = logs[tp] {
                 log.config = config
@@ -115,7 +125,8 @@ public final class LogManager: @unchecked Sendable {
             let path = dir + "/" + tp.description
             let log = try PartitionLog(topicPartition: tp, directory: path, config: config, disk: disk, nowMs: nowMs)
             adopt(log)
-            try OffsetCheckpoint.writeAtomically("version: 0\ntopic_id: \(topicId)\n", to: path + "/partition.metadata", disk: disk)
+            try OffsetCheckpoint.writeAtomically(
+                "version: 0\ntopic_id: \(topicId)\n", to: path + "/partition.metadata", disk: disk)
             try disk.syncDirectory(dir)
             logs[tp] = log
             logDirOf[tp] = dir
@@ -125,7 +136,9 @@ public final class LogManager: @unchecked Sendable {
 
     /// The topic id recorded in a partition's `partition.metadata`, if any.
     public func topicId(of tp: TopicPartition) -> KafkaUUID? {
-        guard let log = log(tp), let text = try? OffsetCheckpoint.readText(log.directory + "/partition.metadata", disk: disk) else { return nil }
+        guard let log = log(tp),
+            let text = try? OffsetCheckpoint.readText(log.directory + "/partition.metadata", disk: disk)
+        else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("topic_id:") {
             return KafkaUUID(String(line.dropFirst("topic_id:".count).drop { $0 == " " }))
         }
@@ -153,7 +166,8 @@ public final class LogManager: @unchecked Sendable {
     /// partitions this broker no longer hosts are skipped), then `cleaner-offset-checkpoint` of
     /// the log dirs where something was cleaned. A failure on one log does not stop the others.
     public func runCleaner(
-        nowMs: Int64, highWatermarks: [TopicPartition: Int64], settings: LogCleanerSettings, shouldStop: () -> Bool = { false }
+        nowMs: Int64, highWatermarks: [TopicPartition: Int64], settings: LogCleanerSettings,
+        shouldStop: () -> Bool = { false }
     ) -> CleanerPass {
         cleanerLock.withLock {
             var pass = CleanerPass()

@@ -54,7 +54,10 @@ final class LogSegment {
     /// Opens or creates the segment files. `rebuild` re-scans the log (validating every batch and
     /// truncating a torn or corrupt tail) instead of trusting the index files; `previousEpoch` is
     /// the leader epoch of the batch before this segment, when known, for that check.
-    init(directory: String, baseOffset: Int64, disk: any Disk, nowMs: Int64, create: Bool, rebuild: Bool, previousEpoch: Int32 = -1) throws {
+    init(
+        directory: String, baseOffset: Int64, disk: any Disk, nowMs: Int64, create: Bool, rebuild: Bool,
+        previousEpoch: Int32 = -1
+    ) throws {
         self.directory = directory
         self.baseOffset = baseOffset
         self.disk = disk
@@ -72,9 +75,12 @@ final class LogSegment {
 
     /// A segment over files already written and synced (the cleaner's output, renamed into
     /// place): the indexes come from `index`, built while the bytes were written.
-    init(directory: String, baseOffset: Int64, disk: any Disk, createdMs: Int64, log: any DiskFile,
-         offsetIndexFile: any DiskFile, timeIndexFile: any DiskFile, index: SegmentIndexBuilder) {
-        precondition(index.baseOffset == baseOffset, "the index was built for segment \(index.baseOffset), not \(baseOffset)")
+    init(
+        directory: String, baseOffset: Int64, disk: any Disk, createdMs: Int64, log: any DiskFile,
+        offsetIndexFile: any DiskFile, timeIndexFile: any DiskFile, index: SegmentIndexBuilder
+    ) {
+        precondition(
+            index.baseOffset == baseOffset, "the index was built for segment \(index.baseOffset), not \(baseOffset)")
         self.directory = directory
         self.baseOffset = baseOffset
         self.disk = disk
@@ -98,7 +104,8 @@ final class LogSegment {
     private func loadIndexes() throws -> Bool {
         let indexBytes = try offsetIndexFile.size()
         let timeBytes = try timeIndexFile.size()
-        guard indexBytes % Int64(Self.offsetIndexEntryBytes) == 0, timeBytes % Int64(Self.timeIndexEntryBytes) == 0 else { return false }
+        guard indexBytes % Int64(Self.offsetIndexEntryBytes) == 0, timeBytes % Int64(Self.timeIndexEntryBytes) == 0
+        else { return false }
         // The first batch of a segment always gets an entry: none means the file was emptied
         // after a failed write (or lost), not that the log is empty.
         guard indexBytes > 0 || size == 0 else { return false }
@@ -160,13 +167,15 @@ final class LogSegment {
             // Offsets continue the segment exactly (the cleaner keeps every offset span, with
             // empty batches where it dropped records) and stay within the index's 32-bit reach.
             guard let header = try readHeader(at: position),
-                  Self.plausible(header),
-                  position + Int64(header.totalBytes) <= fileSize,
-                  allowOffsetGaps ? header.baseOffset >= next : header.baseOffset == next,
-                  header.lastOffset - baseOffset <= Int64(Int32.max)
+                Self.plausible(header),
+                position + Int64(header.totalBytes) <= fileSize,
+                allowOffsetGaps ? header.baseOffset >= next : header.baseOffset == next,
+                header.lastOffset - baseOffset <= Int64(Int32.max)
             else { break }
             let bytes = try log.read(at: position, count: header.totalBytes)
-            let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+            let crc = RecordBatches.crc32c(
+                bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart,
+                length: header.totalBytes - RecordBatchHeader.crcStart)
             guard crc == header.crc else { break }
             if header.partitionLeaderEpoch < epoch {
                 // Epochs never go down along a log, so one of this header and the one before
@@ -210,8 +219,10 @@ final class LogSegment {
     private(set) var lastBatchEpoch: Int32 = -1
 
     /// The index files' bytes for the given entries, in Kafka's layout.
-    static func indexBytes(_ offsetIndex: [(relativeOffset: UInt32, position: UInt32)],
-                           _ timeIndex: [(timestamp: Int64, relativeOffset: UInt32)]) -> (offsets: ByteBuffer, times: ByteBuffer) {
+    static func indexBytes(
+        _ offsetIndex: [(relativeOffset: UInt32, position: UInt32)],
+        _ timeIndex: [(timestamp: Int64, relativeOffset: UInt32)]
+    ) -> (offsets: ByteBuffer, times: ByteBuffer) {
         var index = ByteBufferAllocator().buffer(capacity: offsetIndex.count * Self.offsetIndexEntryBytes)
         for e in offsetIndex {
             index.writeInteger(e.relativeOffset)
@@ -370,7 +381,8 @@ final class LogSegment {
     /// Notes an aborted transaction whose marker this segment holds. An entry the index already
     /// has (a rescan after an unclean stop meeting the marker again) is not added twice.
     func appendAbortedTransaction(_ entry: AbortedTransaction) throws {
-        precondition(entry.lastOffset >= baseOffset, "the abort marker at \(entry.lastOffset) is not in segment \(baseOffset)")
+        precondition(
+            entry.lastOffset >= baseOffset, "the abort marker at \(entry.lastOffset) is not in segment \(baseOffset)")
         if let last = abortedTransactions.last, entry.lastOffset <= last.lastOffset { return }
         let file = try txnIndexFile ?? disk.open(txnIndexPath, create: true)
         txnIndexFile = file
@@ -396,7 +408,9 @@ final class LogSegment {
     /// Kafka's `TransactionIndex.collectAbortedTxns`: the aborted transactions overlapping
     /// `fetchOffset ..< upperBoundOffset`, and whether the search is complete (an entry's LSO
     /// reached the upper bound, so no later segment holds one that overlaps).
-    func collectAbortedTransactions(fetchOffset: Int64, upperBoundOffset: Int64) -> (found: [AbortedTransaction], complete: Bool) {
+    func collectAbortedTransactions(
+        fetchOffset: Int64, upperBoundOffset: Int64
+    ) -> (found: [AbortedTransaction], complete: Bool) {
         var found: [AbortedTransaction] = []
         for entry in abortedTransactions {
             if entry.lastOffset >= fetchOffset && entry.firstOffset < upperBoundOffset { found.append(entry) }
@@ -555,8 +569,9 @@ struct SegmentIndexBuilder {
 
     /// Notes the batch that starts at `size`.
     mutating func add(_ header: RecordBatchHeader) {
-        precondition(header.lastOffset - baseOffset <= Int64(Int32.max) && header.baseOffset >= baseOffset,
-                     "batch \(header.baseOffset)...\(header.lastOffset) is outside the reach of segment \(baseOffset)")
+        precondition(
+            header.lastOffset - baseOffset <= Int64(Int32.max) && header.baseOffset >= baseOffset,
+            "batch \(header.baseOffset)...\(header.lastOffset) is outside the reach of segment \(baseOffset)")
         if rollingBaseTimestamp == nil { rollingBaseTimestamp = header.maxTimestamp }
         if size == 0 || bytesSinceIndexEntry >= indexIntervalBytes {
             offsetIndex.append((UInt32(header.lastOffset - baseOffset), UInt32(size)))

@@ -29,19 +29,27 @@ extension PartitionLog {
     /// rewritten segment is written to `<base>.log.cleaned` and synced, then renamed over
     /// `<base>.log`; readers holding a file region keep reading the old file. Returns nil when
     /// nothing was due.
-    public func clean(uncleanableFrom: Int64, nowMs: Int64, settings: LogCleanerSettings = LogCleanerSettings()) throws -> CleanerStats? {
+    public func clean(
+        uncleanableFrom: Int64, nowMs: Int64, settings: LogCleanerSettings = LogCleanerSettings()
+    ) throws -> CleanerStats? {
         let planned: (LogConfig, [CleanerSnapshot], LogCleaner.Plan)? = lock.withLock {
             guard !closed, _config.compactEnabled else { return nil }
             let snapshots = segments.map {
-                CleanerSnapshot(segment: $0, generation: $0.generation, summary: LogCleaner.SegmentSummary(
-                    baseOffset: $0.baseOffset, nextOffset: $0.nextOffset, size: $0.size, maxTimestamp: $0.maxTimestamp),
+                CleanerSnapshot(
+                    segment: $0, generation: $0.generation,
+                    summary: LogCleaner.SegmentSummary(
+                        baseOffset: $0.baseOffset, nextOffset: $0.nextOffset, size: $0.size,
+                        maxTimestamp: $0.maxTimestamp),
                     truncations: truncations)
             }
-            let firstDirty = LogCleaner.firstDirtyOffset(checkpoint: _cleanerCheckpoint, logStartOffset: _logStartOffset,
-                                                         logEndOffset: segments.last!.nextOffset)
-            guard let plan = LogCleaner.plan(segments: snapshots.map(\.summary), firstDirtyOffset: firstDirty, uncleanableFrom: uncleanableFrom,
-                                             nowMs: nowMs, minCompactionLagMs: _config.minCompactionLagMs),
-                  plan.isDue(minCleanableDirtyRatio: _config.minCleanableDirtyRatio)
+            let firstDirty = LogCleaner.firstDirtyOffset(
+                checkpoint: _cleanerCheckpoint, logStartOffset: _logStartOffset,
+                logEndOffset: segments.last!.nextOffset)
+            guard
+                let plan = LogCleaner.plan(
+                    segments: snapshots.map(\.summary), firstDirtyOffset: firstDirty, uncleanableFrom: uncleanableFrom,
+                    nowMs: nowMs, minCompactionLagMs: _config.minCompactionLagMs),
+                plan.isDue(minCleanableDirtyRatio: _config.minCleanableDirtyRatio)
             else { return nil }
             return (_config, Array(snapshots.prefix(plan.cleanableSegmentCount)), plan)
         }
@@ -75,13 +83,16 @@ extension PartitionLog {
         var opaqueSeen = false
         for snapshot in cleanable.prefix(mapped) {
             stats.bytesBefore += snapshot.summary.size
-            let after = try rewrite(snapshot, map: map, config: config, nowMs: nowMs, ioBufferBytes: ioBytes,
-                                    opaqueSeen: &opaqueSeen, stats: &stats)
+            let after = try rewrite(
+                snapshot, map: map, config: config, nowMs: nowMs, ioBufferBytes: ioBytes,
+                opaqueSeen: &opaqueSeen, stats: &stats)
             stats.bytesAfter += after ?? snapshot.summary.size
         }
         // After a truncation meanwhile the map no longer described the log: the range stays dirty.
         lock.withLock {
-            if truncations == cleanable[0].truncations { _cleanerCheckpoint = min(stats.endOffset, segments.last!.nextOffset) }
+            if truncations == cleanable[0].truncations {
+                _cleanerCheckpoint = min(stats.endOffset, segments.last!.nextOffset)
+            }
         }
         return stats
     }
@@ -98,20 +109,25 @@ extension PartitionLog {
 
     /// Calls `body` with every batch of the segment as it was planned (its size then), read
     /// through a handle of the cleaner's own. Every batch is checked for size and CRC.
-    private func forEachBatch(of snapshot: CleanerSnapshot, ioBufferBytes: Int,
-                              _ body: (ByteBuffer, RecordBatchHeader, Int64) throws -> Void) throws {
+    private func forEachBatch(
+        of snapshot: CleanerSnapshot, ioBufferBytes: Int,
+        _ body: (ByteBuffer, RecordBatchHeader, Int64) throws -> Void
+    ) throws {
         let path = directory + "/" + LogSegment.fileName(snapshot.summary.baseOffset, ".log")
         let file = try disk.open(path, create: false)
         defer { file.close() }
         let size = snapshot.summary.size
         var position: Int64 = 0
         func check(_ header: RecordBatchHeader, at: Int64) throws {
-            guard header.magic == 2, header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
-                  at + Int64(header.totalBytes) <= size
+            guard header.magic == 2,
+                header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead),
+                at + Int64(header.totalBytes) <= size
             else { throw LogCleaningError(path: path, position: at, reason: "no valid batch header") }
         }
         func checkCRC(_ batch: ByteBuffer, _ header: RecordBatchHeader, at: Int64) throws {
-            let crc = RecordBatches.crc32c(batch, at: batch.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+            let crc = RecordBatches.crc32c(
+                batch, at: batch.readerIndex + RecordBatchHeader.crcStart,
+                length: header.totalBytes - RecordBatchHeader.crcStart)
             guard crc == header.crc else { throw LogCleaningError(path: path, position: at, reason: "CRC mismatch") }
         }
         while position < size {
@@ -145,8 +161,10 @@ extension PartitionLog {
 
     /// Rewrites one segment into `<base>.log.cleaned` and swaps it in. Returns the new size, or
     /// nil when nothing changed or the log changed meanwhile (then the rewrite is thrown away).
-    private func rewrite(_ snapshot: CleanerSnapshot, map: LogCleaner.OffsetMap, config: LogConfig, nowMs: Int64, ioBufferBytes: Int,
-                         opaqueSeen: inout Bool, stats: inout CleanerStats) throws -> Int64? {
+    private func rewrite(
+        _ snapshot: CleanerSnapshot, map: LogCleaner.OffsetMap, config: LogConfig, nowMs: Int64, ioBufferBytes: Int,
+        opaqueSeen: inout Bool, stats: inout CleanerStats
+    ) throws -> Int64? {
         let base = snapshot.summary.baseOffset
         func path(_ suffix: String) -> String { directory + "/" + LogSegment.fileName(base, suffix) }
         guard isCurrent(snapshot) else {
@@ -176,7 +194,9 @@ extension PartitionLog {
             defer { source.close() }
             while written < skipped {
                 let bytes = try source.read(at: written, count: Int(min(Int64(ioBufferBytes), skipped - written)))
-                guard bytes.readableBytes > 0 else { throw LogCleaningError(path: path(".log"), position: written, reason: "file shorter than planned") }
+                guard bytes.readableBytes > 0 else {
+                    throw LogCleaningError(path: path(".log"), position: written, reason: "file shorter than planned")
+                }
                 try file.write(bytes, at: written)
                 written += Int64(bytes.readableBytes)
             }
@@ -195,8 +215,9 @@ extension PartitionLog {
         }
 
         try forEachBatch(of: snapshot, ioBufferBytes: ioBufferBytes) { batch, header, _ in
-            let outcome = try LogCleaner.filter(batch: batch, header: header, map: map, nowMs: nowMs, deleteRetentionMs: config.deleteRetentionMs,
-                                                opaqueSeen: &opaqueSeen, stats: &stats)
+            let outcome = try LogCleaner.filter(
+                batch: batch, header: header, map: map, nowMs: nowMs, deleteRetentionMs: config.deleteRetentionMs,
+                opaqueSeen: &opaqueSeen, stats: &stats)
             for var bytes in writer.add(outcome, original: batch, header: header) { pending.writeBuffer(&bytes) }
             try drain(force: false)
         }
@@ -207,7 +228,9 @@ extension PartitionLog {
         }
         try drain(force: true)
         let log = try open()
-        precondition(written == writer.index.size, "cleaned segment \(base): wrote \(written) bytes, indexed \(writer.index.size)")
+        precondition(
+            written == writer.index.size,
+            "cleaned segment \(base): wrote \(written) bytes, indexed \(writer.index.size)")
         try log.sync()
         let (offsetBytes, timeBytes) = LogSegment.indexBytes(writer.index.offsetIndex, writer.index.timeIndex)
         let offsetIndex = try disk.open(path(".index.cleaned"), create: true)
@@ -232,14 +255,17 @@ extension PartitionLog {
         // built for it or none (recovery then walks the batch headers): the old index files go
         // first, then the log is renamed over, then the new index files are renamed in.
         let swapped: Bool = try lock.withLock {
-            guard isCurrentLocked(snapshot), let i = segments.firstIndex(where: { $0 === snapshot.segment }) else { return false }
+            guard isCurrentLocked(snapshot), let i = segments.firstIndex(where: { $0 === snapshot.segment }) else {
+                return false
+            }
             try disk.remove(path(".index"))
             try disk.remove(path(".timeindex"))
             try disk.syncDirectory(directory)
             try disk.rename(path(".log.cleaned"), to: path(".log"))
             done = true
-            let replacement = LogSegment(directory: directory, baseOffset: base, disk: disk, createdMs: snapshot.segment.createdMs,
-                                         log: log, offsetIndexFile: offsetIndex, timeIndexFile: timeIndex, index: writer.index)
+            let replacement = LogSegment(
+                directory: directory, baseOffset: base, disk: disk, createdMs: snapshot.segment.createdMs,
+                log: log, offsetIndexFile: offsetIndex, timeIndexFile: timeIndex, index: writer.index)
             segments[i] = replacement
             installed = true
             // Reads in flight hold their own descriptors (file regions): closing is safe.

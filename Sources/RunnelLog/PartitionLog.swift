@@ -145,7 +145,8 @@ public final class PartitionLog: @unchecked Sendable {
         for name in try disk.list(directory) where name.hasSuffix(ProducerSnapshot.suffix + ".tmp") {
             try disk.remove(directory + "/" + name)
         }
-        for name in try disk.list(directory) where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.hasSuffix(".txnindex") {
+        for name in try disk.list(directory)
+        where name.hasSuffix(".index") || name.hasSuffix(".timeindex") || name.hasSuffix(".txnindex") {
             let stem = name.split(separator: ".").first.map(String.init) ?? ""
             if let base = Int64(stem), !bases.contains(base) { try disk.remove(directory + "/" + name) }
         }
@@ -156,7 +157,8 @@ public final class PartitionLog: @unchecked Sendable {
         for (i, base) in bases.enumerated() {
             if truncatedTail {
                 // Everything after a corrupt point is gone: its offsets cannot follow.
-                for suffix in [".log", ".index", ".timeindex", ".txnindex"] where disk.exists(directory + "/" + LogSegment.fileName(base, suffix)) {
+                for suffix in [".log", ".index", ".timeindex", ".txnindex"]
+                where disk.exists(directory + "/" + LogSegment.fileName(base, suffix)) {
                     try disk.remove(directory + "/" + LogSegment.fileName(base, suffix))
                 }
                 continue
@@ -165,8 +167,9 @@ public final class PartitionLog: @unchecked Sendable {
             let needsCheck = !cleanShutdown && nextBase > recoveryPoint
             // A checked segment continues the epochs of the checked one before it.
             let previousEpoch = segments.last.map(\.lastBatchEpoch) ?? -1
-            let segment = try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck,
-                                         previousEpoch: previousEpoch)
+            let segment = try LogSegment(
+                directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck,
+                previousEpoch: previousEpoch)
             if needsCheck && firstRecovered == nil { firstRecovered = base }
             segment.indexIntervalForRecovery = config.indexIntervalBytes
             // A checked segment that ends short of the next one lost its tail, torn (bytes cut
@@ -179,12 +182,16 @@ public final class PartitionLog: @unchecked Sendable {
             segments.append(segment)
         }
         // Drop empty trailing segments except the first, so the active segment is meaningful.
-        while segments.count > 1, let last = segments.last, last.isEmpty, last.baseOffset >= segments[segments.count - 2].nextOffset {
+        while segments.count > 1, let last = segments.last, last.isEmpty,
+            last.baseOffset >= segments[segments.count - 2].nextOffset
+        {
             break
         }
         if segments.isEmpty {
             let base = max(logStartOffset, 0)
-            segments.append(try LogSegment(directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: true, rebuild: false))
+            segments.append(
+                try LogSegment(
+                    directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: true, rebuild: false))
         }
         let end = segments.last!.nextOffset
         self._logStartOffset = min(max(logStartOffset, segments.first!.baseOffset), end)
@@ -201,8 +208,10 @@ public final class PartitionLog: @unchecked Sendable {
     /// stretch the previous one over it).
     private func loadEpochCacheLocked() throws {
         let end = segments.last!.nextOffset
-        if let cache = LeaderEpochCache.read(directory: directory, disk: disk), cache.entries.allSatisfy({ $0.startOffset < max(end, 1) || end == 0 }),
-           epochCache(cache, coversLastBatchOf: segments) {
+        if let cache = LeaderEpochCache.read(directory: directory, disk: disk),
+            cache.entries.allSatisfy({ $0.startOffset < max(end, 1) || end == 0 }),
+            epochCache(cache, coversLastBatchOf: segments)
+        {
             epochCache = cache
             epochCache.truncate(fromOffset: end)
             epochCache.advanceStart(to: _logStartOffset)
@@ -223,7 +232,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// batches without an epoch).
     private func epochCache(_ cache: LeaderEpochCache, coversLastBatchOf segments: [LogSegment]) -> Bool {
         guard let last = segments.reversed().lazy.compactMap(\.lastHeaderAtOpen).first,
-              last.partitionLeaderEpoch >= 0 else { return true }
+            last.partitionLeaderEpoch >= 0
+        else { return true }
         let governing = cache.entries.last { $0.startOffset <= last.baseOffset }
         return governing?.epoch == last.partitionLeaderEpoch
     }
@@ -231,7 +241,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// Notes the epochs of appended batches; a new epoch is written to the checkpoint at once.
     private func noteEpochsLocked(_ headers: [RecordBatchHeader]) {
         var changed = false
-        for header in headers where epochCache.assign(epoch: header.partitionLeaderEpoch, startOffset: header.baseOffset) {
+        for header in headers
+        where epochCache.assign(epoch: header.partitionLeaderEpoch, startOffset: header.baseOffset) {
             changed = true
         }
         if changed { try? epochCache.write(directory: directory, disk: disk) }
@@ -289,7 +300,8 @@ public final class PartitionLog: @unchecked Sendable {
         var loaded = false
         for offset in offsets.reversed() where offset <= limit {
             do {
-                table = ProducerStateTable(snapshot: try ProducerSnapshot.read(offset: offset, directory: directory, disk: disk))
+                table = ProducerStateTable(
+                    snapshot: try ProducerSnapshot.read(offset: offset, directory: directory, disk: disk))
                 from = max(offset, from)
                 loaded = true
                 break
@@ -300,13 +312,15 @@ public final class PartitionLog: @unchecked Sendable {
         if !loaded && cleanOpen && rescanFrom == nil {
             from = segments.suffix(Self.producerStateSegmentsScannedWithoutSnapshot).first!.baseOffset
         }
-        for segment in segments where segment.nextOffset > from || (rescanFrom.map { segment.baseOffset >= $0 } ?? false) {
+        for segment in segments
+        where segment.nextOffset > from || (rescanFrom.map { segment.baseOffset >= $0 } ?? false) {
             if let rescanFrom, segment.baseOffset >= rescanFrom { try segment.resetTransactionIndex() }
             var position = from > segment.baseOffset ? try segment.startPosition(ofBatchesFrom: from) : 0
             while position < segment.size, let header = try segment.readHeader(at: position) {
                 var marker: EndTransactionMarker?
                 if header.isControl && header.producerId >= 0 && header.recordCount > 0 {
-                    marker = EndTransactionMarker.read(batch: try segment.log.read(at: position, count: header.totalBytes), header: header)
+                    marker = EndTransactionMarker.read(
+                        batch: try segment.log.read(at: position, count: header.totalBytes), header: header)
                 }
                 if let completed = table.update(header, marker: marker), completed.isAborted {
                     try segment.appendAbortedTransaction(AbortedTransaction(completed))
@@ -322,7 +336,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// older one, or a scan, serves); at close, durably.
     private func takeProducerSnapshotLocked(at offset: Int64, durable: Bool) {
         do {
-            try ProducerSnapshot.write(producerState.snapshotEntries, offset: offset, directory: directory, disk: disk, durable: durable)
+            try ProducerSnapshot.write(
+                producerState.snapshotEntries, offset: offset, directory: directory, disk: disk, durable: durable)
             let offsets = try snapshotOffsetsLocked()
             for old in offsets.dropLast(Self.producerSnapshotsRetained) { removeSnapshotLocked(old) }
         } catch {
@@ -354,7 +369,9 @@ public final class PartitionLog: @unchecked Sendable {
     /// Appends validated client batches (from `RecordBatches.validate`): assigns offsets from the
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
-    public func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
+    public func appendAsLeader(
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64
+    ) throws -> AppendInfo {
         try appendAsLeader(payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, marker: nil)
     }
 
@@ -363,27 +380,37 @@ public final class PartitionLog: @unchecked Sendable {
     /// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED); a TV2 marker repeated after it
     /// took effect writes nothing and answers as a duplicate. `transactionVersion` is the
     /// marker's (WriteTxnMarkers v2, KIP-1228; 0 for older requests).
-    public func appendTransactionMarker(producerId: Int64, producerEpoch: Int16, _ marker: EndTransactionMarker, transactionVersion: Int16,
-                                        leaderEpoch: Int32, nowMs: Int64) throws -> AppendInfo {
+    public func appendTransactionMarker(
+        producerId: Int64, producerEpoch: Int16, _ marker: EndTransactionMarker, transactionVersion: Int16,
+        leaderEpoch: Int32, nowMs: Int64
+    ) throws -> AppendInfo {
         let batch = marker.batch(producerId: producerId, producerEpoch: producerEpoch, timestamp: nowMs)
         let infos = try RecordBatches.validate(batch, maxBatchBytes: Int.max, allowControl: true).get()
-        return try appendAsLeader(batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs,
-                                  marker: (producerId, producerEpoch, marker, transactionVersion))
+        return try appendAsLeader(
+            batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs,
+            marker: (producerId, producerEpoch, marker, transactionVersion))
     }
 
-    private func appendAsLeader(_ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
-                                marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?) throws -> AppendInfo {
+    private func appendAsLeader(
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
+        marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?
+    ) throws -> AppendInfo {
         try changingLog {
             let staged: StagedAppend = try lock.withLock {
                 if closed { throw LogError.closed }
                 if let marker {
-                    switch producerState.checkMarker(producerId: marker.producerId, producerEpoch: marker.epoch, marker.marker,
-                                                     transactionVersion: marker.version) {
+                    switch producerState.checkMarker(
+                        producerId: marker.producerId, producerEpoch: marker.epoch, marker.marker,
+                        transactionVersion: marker.version)
+                    {
                     case .append: break
                     case .alreadyWritten:
                         let end = segments.last!.nextOffset
-                        return StagedAppend(segment: nil, bytes: payload, headers: [],
-                                            info: AppendInfo(firstOffset: end, lastOffset: end - 1, logAppendTime: -1, recordCount: 0, duplicate: true))
+                        return StagedAppend(
+                            segment: nil, bytes: payload, headers: [],
+                            info: AppendInfo(
+                                firstOffset: end, lastOffset: end - 1, logAppendTime: -1, recordCount: 0,
+                                duplicate: true))
                     case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)
                     }
                 }
@@ -398,10 +425,13 @@ public final class PartitionLog: @unchecked Sendable {
                 }
                 if !duplicates.isEmpty {
                     guard duplicates.count == batches.count else {
-                        throw ProducerStateError(code: .duplicateSequenceNumber, reason: "A request mixes new batches with retried ones.")
+                        throw ProducerStateError(
+                            code: .duplicateSequenceNumber, reason: "A request mixes new batches with retried ones.")
                     }
-                    let info = AppendInfo(firstOffset: duplicates[0].firstOffset, lastOffset: duplicates.last!.lastOffset, logAppendTime: -1,
-                                          recordCount: 0, duplicate: true)
+                    let info = AppendInfo(
+                        firstOffset: duplicates[0].firstOffset, lastOffset: duplicates.last!.lastOffset,
+                        logAppendTime: -1,
+                        recordCount: 0, duplicate: true)
                     return StagedAppend(segment: nil, bytes: payload, headers: [], info: info)
                 }
                 var buffer = payload
@@ -430,7 +460,8 @@ public final class PartitionLog: @unchecked Sendable {
                 let last = batches.last!
                 let length = last.position + last.header.totalBytes - start
                 let slice = buffer.getSlice(at: start, length: length)!
-                let info = AppendInfo(firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
+                let info = AppendInfo(
+                    firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
                 return try stageLocked(slice, headers: headers, nowMs: nowMs, info: info)
             }
             return try write(staged)
@@ -452,12 +483,15 @@ public final class PartitionLog: @unchecked Sendable {
             var records = 0
             var filler: ByteBuffer? = nil
             while let header = RecordBatchHeader(payload, at: index), header.totalBytes <= payload.writerIndex - index {
-                if header.baseOffset < expected, headers.isEmpty, header.recordCount == 0, !header.isControl, header.lastOffset >= expected {
+                if header.baseOffset < expected, headers.isEmpty, header.recordCount == 0, !header.isControl,
+                    header.lastOffset >= expected
+                {
                     // The leader's cleaner merged removed batches into one empty batch that
                     // begins below our end (we hold the start of what it covers): the rest of its
                     // span becomes an empty batch of our own, so our offsets stay contiguous.
                     let own = RecordBatches.emptyBatch(
-                        baseOffset: expected, lastOffset: header.lastOffset, partitionLeaderEpoch: header.partitionLeaderEpoch,
+                        baseOffset: expected, lastOffset: header.lastOffset,
+                        partitionLeaderEpoch: header.partitionLeaderEpoch,
                         attributes: header.attributes & 0x08, maxTimestamp: header.maxTimestamp)
                     headers.append(RecordBatchHeader(own, at: own.readerIndex)!)
                     filler = own
@@ -466,8 +500,12 @@ public final class PartitionLog: @unchecked Sendable {
                     start = index
                     continue
                 }
-                guard header.baseOffset >= expected else { throw LogError.nonMonotonicOffsets(expected: expected, got: header.baseOffset) }
-                let crc = RecordBatches.crc32c(payload, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+                guard header.baseOffset >= expected else {
+                    throw LogError.nonMonotonicOffsets(expected: expected, got: header.baseOffset)
+                }
+                let crc = RecordBatches.crc32c(
+                    payload, at: index + RecordBatchHeader.crcStart,
+                    length: header.totalBytes - RecordBatchHeader.crcStart)
                 guard crc == header.crc else { throw LogError.corruptBatch(baseOffset: header.baseOffset) }
                 headers.append(header)
                 records += Int(header.recordCount)
@@ -480,7 +518,9 @@ public final class PartitionLog: @unchecked Sendable {
                 own.writeBuffer(&slice)
                 slice = own
             }
-            let info = AppendInfo(firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1, recordCount: records)
+            let info = AppendInfo(
+                firstOffset: max(first, headers[0].baseOffset), lastOffset: expected - 1, logAppendTime: -1,
+                recordCount: records)
             let staged = try lock.withLock { try stageLocked(slice, headers: headers, nowMs: nowMs, info: info) }
             return try write(staged)
         }
@@ -496,7 +536,9 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     /// Picks the segment an append goes to, rolling first when the active one is full or old.
-    private func stageLocked(_ bytes: ByteBuffer, headers: [RecordBatchHeader], nowMs: Int64, info: AppendInfo) throws -> StagedAppend {
+    private func stageLocked(
+        _ bytes: ByteBuffer, headers: [RecordBatchHeader], nowMs: Int64, info: AppendInfo
+    ) throws -> StagedAppend {
         let incoming = bytes.readableBytes
         if incoming > Int(Int32.max) { throw LogError.batchTooLarge(incoming) }
         try maybeRoll(incomingBytes: incoming, firstBatch: headers[0], nowMs: nowMs)
@@ -515,7 +557,8 @@ public final class PartitionLog: @unchecked Sendable {
             var position = staged.bytes.readerIndex
             for (i, header) in staged.headers.enumerated() {
                 if header.isControl, header.producerId >= 0,
-                   let batch = staged.bytes.getSlice(at: position, length: header.totalBytes) {
+                    let batch = staged.bytes.getSlice(at: position, length: header.totalBytes)
+                {
                     markers[i] = EndTransactionMarker.read(batch: batch, header: header)
                 }
                 position += header.totalBytes
@@ -553,7 +596,9 @@ public final class PartitionLog: @unchecked Sendable {
         let full = active.size + Int64(incomingBytes) > Int64(_config.segmentBytes)
         let indexFull = active.offsetIndexBytes + LogSegment.offsetIndexEntryBytes > _config.segmentIndexBytes
         let base = active.rollingBaseTimestamp ?? active.createdMs
-        let old = _config.segmentMs > 0 && firstBatch.maxTimestamp - base > _config.segmentMs && nowMs - active.createdMs > _config.segmentMs
+        let old =
+            _config.segmentMs > 0 && firstBatch.maxTimestamp - base > _config.segmentMs
+            && nowMs - active.createdMs > _config.segmentMs
         // Relative offsets and positions are 32-bit in the index.
         let offsetOverflow = firstBatch.nextOffset - active.baseOffset > Int64(Int32.max)
         if full || indexFull || old || offsetOverflow {
@@ -564,7 +609,8 @@ public final class PartitionLog: @unchecked Sendable {
     private func rollLocked(nextBase: Int64, nowMs: Int64) throws {
         // The producer state as of the end of the segment that stops being active.
         takeProducerSnapshotLocked(at: nextBase, durable: false)
-        let segment = try LogSegment(directory: directory, baseOffset: nextBase, disk: disk, nowMs: nowMs, create: true, rebuild: false)
+        let segment = try LogSegment(
+            directory: directory, baseOffset: nextBase, disk: disk, nowMs: nowMs, create: true, rebuild: false)
         // The segment that stops being active gets index files that match it, if a full disk
         // made them stale and there is room again.
         segments.last?.restoreIndexFiles()
@@ -594,7 +640,9 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// The last stable offset for a high watermark: read_committed fetches stop there.
     public func lastStableOffset(highWatermark: Int64) -> Int64 {
-        lock.withLock { min(highWatermark, producerState.firstUnstableOffset.map { max($0, _logStartOffset) } ?? highWatermark) }
+        lock.withLock {
+            min(highWatermark, producerState.firstUnstableOffset.map { max($0, _logStartOffset) } ?? highWatermark)
+        }
     }
 
     /// The high watermark moved: transactions whose marker it passed become stable.
@@ -611,7 +659,8 @@ public final class PartitionLog: @unchecked Sendable {
             var found: [AbortedTransaction] = []
             var index = segmentIndex(containing: fetchOffset)
             while index < segments.count {
-                let (entries, complete) = segments[index].collectAbortedTransactions(fetchOffset: fetchOffset, upperBoundOffset: upperBoundOffset)
+                let (entries, complete) = segments[index].collectAbortedTransactions(
+                    fetchOffset: fetchOffset, upperBoundOffset: upperBoundOffset)
                 found += entries
                 if complete { break }
                 index += 1
@@ -686,7 +735,9 @@ public final class PartitionLog: @unchecked Sendable {
                 if remaining <= 0 || position < segment.size { break }
                 index += 1
             }
-            return LogReadInfo(records: Records(chunks: chunks), firstBatchOffset: firstBatchOffset < 0 ? offset : firstBatchOffset, nextOffset: next)
+            return LogReadInfo(
+                records: Records(chunks: chunks), firstBatchOffset: firstBatchOffset < 0 ? offset : firstBatchOffset,
+                nextOffset: next)
         }
     }
 
@@ -701,7 +752,8 @@ public final class PartitionLog: @unchecked Sendable {
                 let segment = segments[index]
                 if segment.baseOffset >= endOffset { break }
                 let start = segment.baseOffset >= offset ? 0 : try segment.startPosition(ofBatchesFrom: offset)
-                let end = endOffset >= segment.nextOffset ? segment.size : try segment.startPosition(ofBatchesFrom: endOffset)
+                let end =
+                    endOffset >= segment.nextOffset ? segment.size : try segment.startPosition(ofBatchesFrom: endOffset)
                 total += max(0, end - start)
                 index += 1
             }
@@ -724,7 +776,9 @@ public final class PartitionLog: @unchecked Sendable {
                     buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: region.readableBytes) { raw in
                         var done = 0
                         while done < region.readableBytes {
-                            let n = pread(fd, raw.baseAddress! + done, region.readableBytes - done, off_t(region.readerIndex + done))
+                            let n = pread(
+                                fd, raw.baseAddress! + done, region.readableBytes - done,
+                                off_t(region.readerIndex + done))
                             if n <= 0 { break }
                             done += n
                         }
@@ -767,12 +821,15 @@ public final class PartitionLog: @unchecked Sendable {
                 while true {
                     if header.maxTimestamp >= timestamp && header.lastOffset >= _logStartOffset {
                         // Compressed: precise to the batch. LogAppendTime: every record has the batch's time.
-                        if header.compression != CompressionCodec.none || (header.isLogAppendTime && header.recordCount > 0) {
+                        if header.compression != CompressionCodec.none
+                            || (header.isLogAppendTime && header.recordCount > 0)
+                        {
                             return (max(header.baseOffset, _logStartOffset), header.maxTimestamp)
                         }
                         let bytes = try segment.log.read(at: position, count: header.totalBytes)
                         if let batch = try RecordBatches.decode(bytes).first {
-                            for record in batch.records where record.timestamp >= timestamp && record.offset >= _logStartOffset {
+                            for record in batch.records
+                            where record.timestamp >= timestamp && record.offset >= _logStartOffset {
                                 return (record.offset, header.isLogAppendTime ? header.maxTimestamp : record.timestamp)
                             }
                         }
@@ -793,7 +850,9 @@ public final class PartitionLog: @unchecked Sendable {
         lock.withLock {
             var best: (Int64, Int64)? = nil
             for segment in segments where segment.maxTimestamp >= 0 {
-                if best == nil || segment.maxTimestamp > best!.1 { best = (segment.offsetOfMaxTimestamp, segment.maxTimestamp) }
+                if best == nil || segment.maxTimestamp > best!.1 {
+                    best = (segment.offsetOfMaxTimestamp, segment.maxTimestamp)
+                }
             }
             return best
         }
@@ -807,7 +866,9 @@ public final class PartitionLog: @unchecked Sendable {
         try appendLock.withLock {
             try lock.withLock {
                 let end = segments.last!.nextOffset
-                guard offset <= end else { throw LogError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end) }
+                guard offset <= end else {
+                    throw LogError.offsetOutOfRange(requested: offset, logStart: _logStartOffset, logEnd: end)
+                }
                 if offset > _logStartOffset { _logStartOffset = offset }
                 try deleteSegmentsBelowStartLocked()
                 return _logStartOffset
@@ -833,11 +894,15 @@ public final class PartitionLog: @unchecked Sendable {
                 var deleted = 0
                 if _config.retentionMs >= 0 {
                     // Expire the active segment too: roll it so it can be deleted like the others.
-                    if let active = segments.last, !active.isEmpty, active.maxTimestamp >= 0, nowMs - active.maxTimestamp > _config.retentionMs {
+                    if let active = segments.last, !active.isEmpty, active.maxTimestamp >= 0,
+                        nowMs - active.maxTimestamp > _config.retentionMs
+                    {
                         try rollLocked(nextBase: active.nextOffset, nowMs: nowMs)
                     }
-                    while segments.count > 1, let first = segments.first, !first.isEmpty || first.nextOffset <= segments[1].baseOffset,
-                          first.maxTimestamp < 0 ? first.isEmpty : nowMs - first.maxTimestamp > _config.retentionMs {
+                    while segments.count > 1, let first = segments.first,
+                        !first.isEmpty || first.nextOffset <= segments[1].baseOffset,
+                        first.maxTimestamp < 0 ? first.isEmpty : nowMs - first.maxTimestamp > _config.retentionMs
+                    {
                         try deleteOldestLocked()
                         deleted += 1
                     }
@@ -885,9 +950,14 @@ public final class PartitionLog: @unchecked Sendable {
                     removedSegments = true
                 }
                 let removedBytes = try segments.last!.truncate(to: target)
-                if segments.count == 1 && segments[0].isEmpty && segments[0].baseOffset != target && target >= _logStartOffset {
+                if segments.count == 1 && segments[0].isEmpty && segments[0].baseOffset != target
+                    && target >= _logStartOffset
+                {
                     try segments.removeLast().delete()
-                    segments.append(try LogSegment(directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true, rebuild: false))
+                    segments.append(
+                        try LogSegment(
+                            directory: directory, baseOffset: target, disk: disk, nowMs: lastFlushMs, create: true,
+                            rebuild: false))
                     removedSegments = true
                 }
                 // The truncation is made durable before anything that follows it is (the epoch
@@ -898,7 +968,9 @@ public final class PartitionLog: @unchecked Sendable {
                     try disk.syncDirectory(directory)
                 }
                 _recoveryPoint = min(_recoveryPoint, segments.last!.nextOffset)
-                if let checkpoint = _cleanerCheckpoint, checkpoint > segments.last!.nextOffset { _cleanerCheckpoint = segments.last!.nextOffset }
+                if let checkpoint = _cleanerCheckpoint, checkpoint > segments.last!.nextOffset {
+                    _cleanerCheckpoint = segments.last!.nextOffset
+                }
                 try rebuildProducerStateLocked()
                 epochCache.truncate(fromOffset: segments.last!.nextOffset)
                 try? epochCache.write(directory: directory, disk: disk)
@@ -913,7 +985,11 @@ public final class PartitionLog: @unchecked Sendable {
                 if closed { throw LogError.closed }
                 truncations &+= 1
                 for segment in segments { try segment.delete() }
-                segments = [try LogSegment(directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false)]
+                segments = [
+                    try LogSegment(
+                        directory: directory, baseOffset: offset, disk: disk, nowMs: nowMs, create: true, rebuild: false
+                    )
+                ]
                 _logStartOffset = offset
                 _recoveryPoint = offset
                 _cleanerCheckpoint = nil
@@ -931,7 +1007,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// Whether the flush policy (`flush.messages`, `flush.ms`) asks for a sync now.
     private func policyFlushDueLocked(nowMs: Int64) -> Bool {
         guard segments.last!.nextOffset > _recoveryPoint else { return false }
-        return unflushedMessages >= _config.flushMessages || (_config.flushMs != Int64.max && nowMs - lastFlushMs >= _config.flushMs)
+        return unflushedMessages >= _config.flushMessages
+            || (_config.flushMs != Int64.max && nowMs - lastFlushMs >= _config.flushMs)
     }
 
     /// Makes everything appended so far durable and advances the recovery point. The sync runs
@@ -962,30 +1039,31 @@ public final class PartitionLog: @unchecked Sendable {
     /// truncation, the cleaner or a deletion removed while it synced is skipped (its error is not
     /// a lost write), and a truncation meanwhile keeps the recovery point where it put it.
     private func sync(includingActive: Bool, nowMs: Int64) throws {
-        let (toSync, active, end, syncDirectory, generation): ([LogSegment], LogSegment, Int64, Bool, UInt64) = lock.withLock {
-            let active = segments.last!
-            let end = includingActive ? active.nextOffset : active.baseOffset
-            let pending = segments.filter { $0 === active ? includingActive : $0.nextOffset > _recoveryPoint }
-            if includingActive {
-                unflushedMessages = 0
-                lastFlushMs = nowMs
+        let (toSync, active, end, syncDirectory, generation): ([LogSegment], LogSegment, Int64, Bool, UInt64) =
+            lock.withLock {
+                let active = segments.last!
+                let end = includingActive ? active.nextOffset : active.baseOffset
+                let pending = segments.filter { $0 === active ? includingActive : $0.nextOffset > _recoveryPoint }
+                if includingActive {
+                    unflushedMessages = 0
+                    lastFlushMs = nowMs
+                }
+                let created = segmentsCreatedSinceFlush
+                segmentsCreatedSinceFlush = false
+                return (pending, active, end, created, truncations)
             }
-            let created = segmentsCreatedSinceFlush
-            segmentsCreatedSinceFlush = false
-            return (pending, active, end, created, truncations)
-        }
         // Rolled segments are final: sync their indexes too. The active one syncs its log only.
         for segment in toSync {
             do {
                 try segment.sync(indexes: segment !== active)
-            } catch where lock.withLock({ closed || !segments.contains { $0 === segment } }) {
+            } catch  where lock.withLock({ closed || !segments.contains { $0 === segment } }) {
                 continue
             }
         }
         if syncDirectory {
             do {
                 try disk.syncDirectory(directory)
-            } catch where lock.withLock({ closed }) {}   // deleted meanwhile, directory and all
+            } catch  where lock.withLock({ closed }) {}  // deleted meanwhile, directory and all
         }
         lock.withLock {
             if end > _recoveryPoint, truncations == generation { _recoveryPoint = end }

@@ -26,8 +26,11 @@ public enum ProducerSnapshot {
         public var coordinatorEpoch: Int32
         public var currentTxnFirstOffset: Int64
 
-        public init(producerId: Int64, producerEpoch: Int16, lastSequence: Int32, lastOffset: Int64, offsetDelta: Int32, timestamp: Int64,
-                    coordinatorEpoch: Int32, currentTxnFirstOffset: Int64) {
+        public init(
+            producerId: Int64, producerEpoch: Int16, lastSequence: Int32, lastOffset: Int64, offsetDelta: Int32,
+            timestamp: Int64,
+            coordinatorEpoch: Int32, currentTxnFirstOffset: Int64
+        ) {
             self.producerId = producerId
             self.producerEpoch = producerEpoch
             self.lastSequence = lastSequence
@@ -77,19 +80,27 @@ public enum ProducerSnapshot {
     public static func decode(_ buffer: ByteBuffer, path: String) throws(CorruptError) -> [Entry] {
         func fail(_ reason: String) -> CorruptError { CorruptError(path: path, reason: reason) }
         var b = buffer
-        guard let v = b.readInteger(as: Int16.self), let crc = b.readInteger(as: UInt32.self), let count = b.readInteger(as: Int32.self) else {
+        guard let v = b.readInteger(as: Int16.self), let crc = b.readInteger(as: UInt32.self),
+            let count = b.readInteger(as: Int32.self)
+        else {
             throw fail("shorter than its header")
         }
         guard v == version else { throw fail("unknown version \(v)") }
-        guard count >= 0, Int(count) * entryBytes == b.readableBytes else { throw fail("\(count) entries in \(b.readableBytes) bytes") }
-        guard RecordBatches.crc32c(buffer, at: buffer.readerIndex + 6, length: buffer.readableBytes - 6) == crc else { throw fail("CRC mismatch") }
+        guard count >= 0, Int(count) * entryBytes == b.readableBytes else {
+            throw fail("\(count) entries in \(b.readableBytes) bytes")
+        }
+        guard RecordBatches.crc32c(buffer, at: buffer.readerIndex + 6, length: buffer.readableBytes - 6) == crc else {
+            throw fail("CRC mismatch")
+        }
         var entries: [Entry] = []
         entries.reserveCapacity(Int(count))
         for _ in 0..<count {
-            entries.append(Entry(
-                producerId: b.readInteger()!, producerEpoch: b.readInteger()!, lastSequence: b.readInteger()!, lastOffset: b.readInteger()!,
-                offsetDelta: b.readInteger()!, timestamp: b.readInteger()!, coordinatorEpoch: b.readInteger()!,
-                currentTxnFirstOffset: b.readInteger()!))
+            entries.append(
+                Entry(
+                    producerId: b.readInteger()!, producerEpoch: b.readInteger()!, lastSequence: b.readInteger()!,
+                    lastOffset: b.readInteger()!,
+                    offsetDelta: b.readInteger()!, timestamp: b.readInteger()!, coordinatorEpoch: b.readInteger()!,
+                    currentTxnFirstOffset: b.readInteger()!))
         }
         return entries
     }
@@ -141,7 +152,9 @@ public struct AbortedTransaction: Sendable, Equatable, CustomStringConvertible {
         self.lastStableOffset = lastStableOffset
     }
 
-    public var description: String { "aborted producer \(producerId) \(firstOffset)...\(lastOffset) lso \(lastStableOffset)" }
+    public var description: String {
+        "aborted producer \(producerId) \(firstOffset)...\(lastOffset) lso \(lastStableOffset)"
+    }
 
     public func write(to b: inout ByteBuffer) {
         b.writeInteger(Self.currentVersion)
@@ -154,8 +167,10 @@ public struct AbortedTransaction: Sendable, Equatable, CustomStringConvertible {
     /// Reads one entry; nil at a partial entry or an unknown version.
     public static func read(from b: inout ByteBuffer) -> AbortedTransaction? {
         guard b.readableBytes >= entryBytes, let version = b.readInteger(as: Int16.self), version <= currentVersion,
-              let p = b.readInteger(as: Int64.self), let f = b.readInteger(as: Int64.self), let l = b.readInteger(as: Int64.self),
-              let s = b.readInteger(as: Int64.self) else { return nil }
+            let p = b.readInteger(as: Int64.self), let f = b.readInteger(as: Int64.self),
+            let l = b.readInteger(as: Int64.self),
+            let s = b.readInteger(as: Int64.self)
+        else { return nil }
         return AbortedTransaction(producerId: p, firstOffset: f, lastOffset: l, lastStableOffset: s)
     }
 }

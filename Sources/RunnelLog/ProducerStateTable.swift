@@ -83,14 +83,22 @@ public struct ProducerStateTable: Sendable {
             return .append
         }
         if header.producerEpoch < entry.epoch {
-            return .reject(.invalidProducerEpoch, "Epoch \(header.producerEpoch) of producer \(header.producerId) is older than the current epoch \(entry.epoch).")
+            return .reject(
+                .invalidProducerEpoch,
+                "Epoch \(header.producerEpoch) of producer \(header.producerId) is older than the current epoch \(entry.epoch)."
+            )
         }
         if entry.currentTxnFirstOffset != nil && !header.isTransactional {
-            return .reject(.invalidTxnState, "Producer \(header.producerId) wrote a non-transactional batch while its transaction is open.")
+            return .reject(
+                .invalidTxnState,
+                "Producer \(header.producerId) wrote a non-transactional batch while its transaction is open.")
         }
         if header.producerEpoch > entry.epoch {
             if firstSeq != 0 && entry.epoch >= 0 {
-                return .reject(.outOfOrderSequenceNumber, "Invalid sequence number \(firstSeq) for new epoch \(header.producerEpoch) of producer \(header.producerId); expected 0.")
+                return .reject(
+                    .outOfOrderSequenceNumber,
+                    "Invalid sequence number \(firstSeq) for new epoch \(header.producerEpoch) of producer \(header.producerId); expected 0."
+                )
             }
             return .append
         }
@@ -100,7 +108,10 @@ public struct ProducerStateTable: Sendable {
         if entry.batches.isEmpty || Self.inSequence(last: entry.lastSequence, next: firstSeq) {
             return .append
         }
-        return .reject(.outOfOrderSequenceNumber, "Out of order sequence number for producer \(header.producerId) at offset: expected \(entry.lastSequence == Int32.max ? 0 : entry.lastSequence + 1), got \(firstSeq).")
+        return .reject(
+            .outOfOrderSequenceNumber,
+            "Out of order sequence number for producer \(header.producerId) at offset: expected \(entry.lastSequence == Int32.max ? 0 : entry.lastSequence + 1), got \(firstSeq)."
+        )
     }
 
     /// What to do with a transaction marker the coordinator writes.
@@ -118,18 +129,29 @@ public struct ProducerStateTable: Sendable {
     /// plus one, which the next transaction's data then carries, so a delayed marker of the
     /// previous transaction has an epoch no higher than the open one's and is refused
     /// (INVALID_PRODUCER_EPOCH) rather than ending it.
-    public func checkMarker(producerId: Int64, producerEpoch: Int16, _ marker: EndTransactionMarker, transactionVersion: Int16) -> MarkerVerdict {
+    public func checkMarker(
+        producerId: Int64, producerEpoch: Int16, _ marker: EndTransactionMarker, transactionVersion: Int16
+    ) -> MarkerVerdict {
         guard let entry = producers[producerId] else { return .append }
         if transactionVersion >= 2 {
             if producerEpoch == entry.epoch && entry.currentTxnFirstOffset == nil { return .alreadyWritten }
             if producerEpoch <= entry.epoch {
-                return .reject(.invalidProducerEpoch, "Transaction marker epoch \(producerEpoch) of producer \(producerId) is not above the current epoch \(entry.epoch) (transactions v2).")
+                return .reject(
+                    .invalidProducerEpoch,
+                    "Transaction marker epoch \(producerEpoch) of producer \(producerId) is not above the current epoch \(entry.epoch) (transactions v2)."
+                )
             }
         } else if producerEpoch < entry.epoch {
-            return .reject(.invalidProducerEpoch, "Transaction marker epoch \(producerEpoch) of producer \(producerId) is older than the current epoch \(entry.epoch).")
+            return .reject(
+                .invalidProducerEpoch,
+                "Transaction marker epoch \(producerEpoch) of producer \(producerId) is older than the current epoch \(entry.epoch)."
+            )
         }
         if marker.coordinatorEpoch < entry.coordinatorEpoch {
-            return .reject(.transactionCoordinatorFenced, "Coordinator epoch \(marker.coordinatorEpoch) of the marker for producer \(producerId) is older than \(entry.coordinatorEpoch).")
+            return .reject(
+                .transactionCoordinatorFenced,
+                "Coordinator epoch \(marker.coordinatorEpoch) of the marker for producer \(producerId) is older than \(entry.coordinatorEpoch)."
+            )
         }
         return .append
     }
@@ -140,13 +162,17 @@ public struct ProducerStateTable: Sendable {
     /// control batch. Returns the transaction the marker completed (it is then unreplicated
     /// until `highWatermarkUpdated` passes the marker), if one was open.
     @discardableResult
-    public mutating func update(_ header: RecordBatchHeader, marker: EndTransactionMarker? = nil) -> CompletedTransaction? {
+    public mutating func update(
+        _ header: RecordBatchHeader, marker: EndTransactionMarker? = nil
+    ) -> CompletedTransaction? {
         guard header.producerId >= 0 else { return nil }
         if header.isControl {
             guard let marker else { return nil }  // an empty control batch the cleaner left
             return appendMarker(header, marker)
         }
-        var entry = producers[header.producerId] ?? Entry(epoch: header.producerEpoch, batches: [], lastTimestamp: header.maxTimestamp)
+        var entry =
+            producers[header.producerId]
+            ?? Entry(epoch: header.producerEpoch, batches: [], lastTimestamp: header.maxTimestamp)
         if header.producerEpoch > entry.epoch {
             entry.epoch = header.producerEpoch
             entry.batches = []
@@ -154,29 +180,38 @@ public struct ProducerStateTable: Sendable {
             return nil
         }
         if header.baseSequence >= 0 {
-            entry.batches.append(BatchMetadata(
-                firstSequence: header.baseSequence, lastSequence: Self.lastSequence(header),
-                firstOffset: header.baseOffset, lastOffset: header.lastOffset, timestamp: header.maxTimestamp))
-            if entry.batches.count > Self.batchesRememberedMax { entry.batches.removeFirst(entry.batches.count - Self.batchesRememberedMax) }
+            entry.batches.append(
+                BatchMetadata(
+                    firstSequence: header.baseSequence, lastSequence: Self.lastSequence(header),
+                    firstOffset: header.baseOffset, lastOffset: header.lastOffset, timestamp: header.maxTimestamp))
+            if entry.batches.count > Self.batchesRememberedMax {
+                entry.batches.removeFirst(entry.batches.count - Self.batchesRememberedMax)
+            }
         }
         entry.lastTimestamp = max(entry.lastTimestamp, header.maxTimestamp)
         if header.isTransactional && entry.currentTxnFirstOffset == nil {
             entry.currentTxnFirstOffset = header.baseOffset
-            precondition(ongoing.last.map { $0.firstOffset < header.baseOffset } ?? true,
-                         "transactions open in offset order (\(header.baseOffset) after \(ongoing.last!.firstOffset))")
+            precondition(
+                ongoing.last.map { $0.firstOffset < header.baseOffset } ?? true,
+                "transactions open in offset order (\(header.baseOffset) after \(ongoing.last!.firstOffset))")
             ongoing.append((header.baseOffset, header.producerId))
         }
         producers[header.producerId] = entry
         return nil
     }
 
-    private mutating func appendMarker(_ header: RecordBatchHeader, _ marker: EndTransactionMarker) -> CompletedTransaction? {
-        var entry = producers[header.producerId] ?? Entry(epoch: header.producerEpoch, batches: [], lastTimestamp: header.maxTimestamp)
+    private mutating func appendMarker(
+        _ header: RecordBatchHeader, _ marker: EndTransactionMarker
+    ) -> CompletedTransaction? {
+        var entry =
+            producers[header.producerId]
+            ?? Entry(epoch: header.producerEpoch, batches: [], lastTimestamp: header.maxTimestamp)
         var completed: CompletedTransaction?
         if let first = entry.currentTxnFirstOffset {
             let next = ongoing.first { $0.producerId != header.producerId }?.firstOffset
-            completed = CompletedTransaction(producerId: header.producerId, firstOffset: first, lastOffset: header.baseOffset,
-                                             isAborted: !marker.committed, lastStableOffset: next ?? header.baseOffset + 1)
+            completed = CompletedTransaction(
+                producerId: header.producerId, firstOffset: first, lastOffset: header.baseOffset,
+                isAborted: !marker.committed, lastStableOffset: next ?? header.baseOffset + 1)
             ongoing.removeAll { $0.producerId == header.producerId }
             let at = unreplicated.firstIndex { $0.firstOffset > first } ?? unreplicated.count
             unreplicated.insert(completed!, at: at)
@@ -214,7 +249,9 @@ public struct ProducerStateTable: Sendable {
     /// Forgets producers with no open transaction idle since before `nowMs - expirationMs`
     /// (`producer.id.expiration.ms`).
     public mutating func removeExpired(nowMs: Int64, expirationMs: Int64) {
-        producers = producers.filter { $0.value.currentTxnFirstOffset != nil || nowMs - $0.value.lastTimestamp < expirationMs }
+        producers = producers.filter {
+            $0.value.currentTxnFirstOffset != nil || nowMs - $0.value.lastTimestamp < expirationMs
+        }
     }
 
     /// Forgets producers idle since before `cutoff`, keeping those with an open transaction.
@@ -231,11 +268,18 @@ public struct ProducerStateTable: Sendable {
             var batches: [BatchMetadata] = []
             if e.lastOffset >= 0 {
                 let firstSeq = Int64(e.lastSequence) - Int64(e.offsetDelta)
-                batches = [BatchMetadata(firstSequence: Int32(firstSeq < 0 ? firstSeq + Int64(Int32.max) + 1 : firstSeq), lastSequence: e.lastSequence,
-                                         firstOffset: e.lastOffset - Int64(e.offsetDelta), lastOffset: e.lastOffset, timestamp: e.timestamp)]
+                batches = [
+                    BatchMetadata(
+                        firstSequence: Int32(firstSeq < 0 ? firstSeq + Int64(Int32.max) + 1 : firstSeq),
+                        lastSequence: e.lastSequence,
+                        firstOffset: e.lastOffset - Int64(e.offsetDelta), lastOffset: e.lastOffset,
+                        timestamp: e.timestamp)
+                ]
             }
-            producers[e.producerId] = Entry(epoch: e.producerEpoch, batches: batches, lastTimestamp: e.timestamp, coordinatorEpoch: e.coordinatorEpoch,
-                                            currentTxnFirstOffset: e.currentTxnFirstOffset >= 0 ? e.currentTxnFirstOffset : nil)
+            producers[e.producerId] = Entry(
+                epoch: e.producerEpoch, batches: batches, lastTimestamp: e.timestamp,
+                coordinatorEpoch: e.coordinatorEpoch,
+                currentTxnFirstOffset: e.currentTxnFirstOffset >= 0 ? e.currentTxnFirstOffset : nil)
             if e.currentTxnFirstOffset >= 0 { ongoing.append((e.currentTxnFirstOffset, e.producerId)) }
         }
         ongoing.sort { $0.firstOffset < $1.firstOffset }
@@ -247,7 +291,8 @@ public struct ProducerStateTable: Sendable {
             let e = producers[id]!
             let last = e.batches.last
             return ProducerSnapshot.Entry(
-                producerId: id, producerEpoch: e.epoch, lastSequence: last?.lastSequence ?? -1, lastOffset: last?.lastOffset ?? -1,
+                producerId: id, producerEpoch: e.epoch, lastSequence: last?.lastSequence ?? -1,
+                lastOffset: last?.lastOffset ?? -1,
                 offsetDelta: last.map { Int32($0.lastOffset - $0.firstOffset) } ?? 0, timestamp: e.lastTimestamp,
                 coordinatorEpoch: e.coordinatorEpoch, currentTxnFirstOffset: e.currentTxnFirstOffset ?? -1)
         }
@@ -258,7 +303,8 @@ extension AbortedTransaction {
     /// The index entry of an aborted transaction.
     public init(_ completed: ProducerStateTable.CompletedTransaction) {
         precondition(completed.isAborted, "only aborted transactions are indexed")
-        self.init(producerId: completed.producerId, firstOffset: completed.firstOffset, lastOffset: completed.lastOffset,
-                  lastStableOffset: completed.lastStableOffset)
+        self.init(
+            producerId: completed.producerId, firstOffset: completed.firstOffset, lastOffset: completed.lastOffset,
+            lastStableOffset: completed.lastStableOffset)
     }
 }

@@ -109,10 +109,11 @@ public struct ConfigResolver: Sendable {
             }
             synonyms.append(.init(name: definition.name, value: definition.defaultValue, source: .defaultConfig))
             let winner = synonyms[0]
-            out.append(ResolvedConfig(
-                name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
-                isSensitive: definition.isSensitive, readOnly: !definition.dynamic, type: definition.type,
-                documentation: definition.documentation, synonyms: synonyms))
+            out.append(
+                ResolvedConfig(
+                    name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
+                    isSensitive: definition.isSensitive, readOnly: !definition.dynamic, type: definition.type,
+                    documentation: definition.documentation, synonyms: synonyms))
         }
         return out
     }

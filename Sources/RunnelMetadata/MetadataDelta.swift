@@ -86,7 +86,9 @@ public struct MetadataDelta: Sendable {
             let id = NodeID(r.brokerId)
             next.brokers[id] = BrokerRegistration(
                 id: id, epoch: r.brokerEpoch, incarnationId: r.incarnationId,
-                endpoints: r.endPoints.map { .init(listener: $0.name, host: $0.host, port: Int($0.port), securityProtocol: $0.securityProtocol) },
+                endpoints: r.endPoints.map {
+                    .init(listener: $0.name, host: $0.host, port: Int($0.port), securityProtocol: $0.securityProtocol)
+                },
                 rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown, logDirs: r.logDirs)
             changedBrokers.insert(id)
         case .unregisterBroker(let r):
@@ -107,14 +109,19 @@ public struct MetadataDelta: Sendable {
                 if !r.logDirs.isEmpty { b.logDirs = r.logDirs }
             }
         case .featureLevel(let r):
-            if r.featureLevel == 0 { next.features.removeValue(forKey: r.name) } else { next.features[r.name] = r.featureLevel }
+            if r.featureLevel == 0 {
+                next.features.removeValue(forKey: r.name)
+            } else {
+                next.features[r.name] = r.featureLevel
+            }
             featuresChanged = true
         case .producerIds(let r):
             next.nextProducerId = r.nextProducerId
             next.producerIdsBroker = r.brokerId
         case .accessControlEntry(let r):
-            next.acls[r.id] = AclEntry(id: r.id, resourceType: r.resourceType, resourceName: r.resourceName, patternType: r.patternType,
-                                       principal: r.principal, host: r.host, operation: r.operation, permissionType: r.permissionType)
+            next.acls[r.id] = AclEntry(
+                id: r.id, resourceType: r.resourceType, resourceName: r.resourceName, patternType: r.patternType,
+                principal: r.principal, host: r.host, operation: r.operation, permissionType: r.permissionType)
             changedAcls.insert(r.id)
         case .removeAccessControlEntry(let r):
             if next.acls.removeValue(forKey: r.id) != nil { changedAcls.insert(r.id) }
@@ -126,15 +133,17 @@ public struct MetadataDelta: Sendable {
             let key = ScramCredentialKey(user: r.name, mechanism: r.mechanism)
             if next.scramCredentials.removeValue(forKey: key) != nil { changedScramCredentials.insert(key) }
         case .noOp, .zkMigrationState, .registerController, .delegationToken, .removeDelegationToken,
-             .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
+            .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
             break
         }
-        next.provenance = MetadataProvenance(lastOffset: offset, lastEpoch: epoch, recordCount: next.provenance.recordCount + 1)
+        next.provenance = MetadataProvenance(
+            lastOffset: offset, lastEpoch: epoch, recordCount: next.provenance.recordCount + 1)
     }
 
     /// Notes that the log advanced to `offset` without a metadata record (control records).
     public mutating func advance(offset: Int64, epoch: Int32) {
-        next.provenance = MetadataProvenance(lastOffset: offset, lastEpoch: epoch, recordCount: next.provenance.recordCount)
+        next.provenance = MetadataProvenance(
+            lastOffset: offset, lastEpoch: epoch, recordCount: next.provenance.recordCount)
     }
 
     private mutating func updateBroker(_ id: NodeID, epoch: Int64, _ change: (inout BrokerRegistration) -> Void) {

@@ -38,39 +38,62 @@ extension MetadataImage {
         }
         for id in brokers.keys.sorted() {
             let b = brokers[id]!
-            out.append(.registerBroker(RegisterBrokerRecord(
-                brokerId: b.id.rawValue, isMigratingZkBroker: false, incarnationId: b.incarnationId, brokerEpoch: b.epoch,
-                endPoints: b.endpoints.map { .init(name: $0.listener, host: $0.host, port: UInt16(clamping: $0.port), securityProtocol: $0.securityProtocol) },
-                features: [], rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown, logDirs: b.logDirs)))
+            out.append(
+                .registerBroker(
+                    RegisterBrokerRecord(
+                        brokerId: b.id.rawValue, isMigratingZkBroker: false, incarnationId: b.incarnationId,
+                        brokerEpoch: b.epoch,
+                        endPoints: b.endpoints.map {
+                            .init(
+                                name: $0.listener, host: $0.host, port: UInt16(clamping: $0.port),
+                                securityProtocol: $0.securityProtocol)
+                        },
+                        features: [], rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
+                        logDirs: b.logDirs)))
         }
         for name in topicNames {
             let t = topic(named: name)!
             out.append(.topic(TopicRecord(name: t.name, topicId: t.id)))
             for index in t.partitions.keys.sorted() {
                 let p = t.partitions[index]!
-                out.append(.partition(PartitionRecord(
-                    partitionId: index, topicId: t.id, replicas: p.replicas, isr: p.isr, removingReplicas: p.removingReplicas,
-                    addingReplicas: p.addingReplicas, leader: p.leader, leaderRecoveryState: p.leaderRecoveryState,
-                    leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, directories: [],
-                    eligibleLeaderReplicas: p.eligibleLeaderReplicas.isEmpty ? nil : p.eligibleLeaderReplicas,
-                    lastKnownElr: p.lastKnownElr.isEmpty ? nil : p.lastKnownElr)))
+                out.append(
+                    .partition(
+                        PartitionRecord(
+                            partitionId: index, topicId: t.id, replicas: p.replicas, isr: p.isr,
+                            removingReplicas: p.removingReplicas,
+                            addingReplicas: p.addingReplicas, leader: p.leader,
+                            leaderRecoveryState: p.leaderRecoveryState,
+                            leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, directories: [],
+                            eligibleLeaderReplicas: p.eligibleLeaderReplicas.isEmpty ? nil : p.eligibleLeaderReplicas,
+                            lastKnownElr: p.lastKnownElr.isEmpty ? nil : p.lastKnownElr)))
             }
         }
         for resource in configs.keys.sorted() {
             let entries = configs[resource]!
             for name in entries.keys.sorted() {
-                out.append(.config(ConfigRecord(resourceType: resource.type.rawValue, resourceName: resource.name, name: name, value: entries[name]!)))
+                out.append(
+                    .config(
+                        ConfigRecord(
+                            resourceType: resource.type.rawValue, resourceName: resource.name, name: name,
+                            value: entries[name]!)))
             }
         }
         if nextProducerId > 0 || producerIdsBroker >= 0 {
             let brokerEpoch = brokers[NodeID(producerIdsBroker)]?.epoch ?? -1
-            out.append(.producerIds(ProducerIdsRecord(brokerId: producerIdsBroker, brokerEpoch: brokerEpoch, nextProducerId: nextProducerId)))
+            out.append(
+                .producerIds(
+                    ProducerIdsRecord(
+                        brokerId: producerIdsBroker, brokerEpoch: brokerEpoch, nextProducerId: nextProducerId)))
         }
         for id in acls.keys.sorted() {
             let a = acls[id]!
-            out.append(.accessControlEntry(AccessControlEntryRecord(
-                id: a.id, resourceType: a.resourceType, resourceName: a.resourceName, patternType: a.patternType,
-                principal: a.principal, host: a.host, operation: a.operation, permissionType: a.permissionType)))
+            out.append(
+                .accessControlEntry(
+                    AccessControlEntryRecord(
+                        id: a.id, resourceType: a.resourceType, resourceName: a.resourceName,
+                        patternType: a.patternType,
+                        principal: a.principal, host: a.host, operation: a.operation, permissionType: a.permissionType))
+            )
         }
         for key in scramCredentials.keys.sorted() {
             out.append(.userScramCredential(scramCredentials[key]!.record))

@@ -27,7 +27,10 @@ public struct BrokerRegistration: Sendable, Equatable {
     public var inControlledShutdown: Bool
     public var logDirs: [KafkaUUID]
 
-    public init(id: NodeID, epoch: Int64, incarnationId: KafkaUUID, endpoints: [Endpoint], rack: String?, fenced: Bool, inControlledShutdown: Bool, logDirs: [KafkaUUID] = []) {
+    public init(
+        id: NodeID, epoch: Int64, incarnationId: KafkaUUID, endpoints: [Endpoint], rack: String?, fenced: Bool,
+        inControlledShutdown: Bool, logDirs: [KafkaUUID] = []
+    ) {
         self.id = id
         self.epoch = epoch
         self.incarnationId = incarnationId
@@ -56,9 +59,11 @@ public struct PartitionRegistration: Sendable, Equatable {
     public var eligibleLeaderReplicas: [Int32]
     public var lastKnownElr: [Int32]
 
-    public init(replicas: [Int32], isr: [Int32], leader: Int32, leaderEpoch: Int32, partitionEpoch: Int32,
-                removingReplicas: [Int32] = [], addingReplicas: [Int32] = [], leaderRecoveryState: Int8 = 0,
-                eligibleLeaderReplicas: [Int32] = [], lastKnownElr: [Int32] = []) {
+    public init(
+        replicas: [Int32], isr: [Int32], leader: Int32, leaderEpoch: Int32, partitionEpoch: Int32,
+        removingReplicas: [Int32] = [], addingReplicas: [Int32] = [], leaderRecoveryState: Int8 = 0,
+        eligibleLeaderReplicas: [Int32] = [], lastKnownElr: [Int32] = []
+    ) {
         self.replicas = replicas
         self.isr = isr
         self.leader = leader
@@ -72,10 +77,11 @@ public struct PartitionRegistration: Sendable, Equatable {
     }
 
     public init(_ record: PartitionRecord) {
-        self.init(replicas: record.replicas, isr: record.isr, leader: record.leader, leaderEpoch: record.leaderEpoch,
-                  partitionEpoch: record.partitionEpoch, removingReplicas: record.removingReplicas,
-                  addingReplicas: record.addingReplicas, leaderRecoveryState: record.leaderRecoveryState,
-                  eligibleLeaderReplicas: record.eligibleLeaderReplicas ?? [], lastKnownElr: record.lastKnownElr ?? [])
+        self.init(
+            replicas: record.replicas, isr: record.isr, leader: record.leader, leaderEpoch: record.leaderEpoch,
+            partitionEpoch: record.partitionEpoch, removingReplicas: record.removingReplicas,
+            addingReplicas: record.addingReplicas, leaderRecoveryState: record.leaderRecoveryState,
+            eligibleLeaderReplicas: record.eligibleLeaderReplicas ?? [], lastKnownElr: record.lastKnownElr ?? [])
     }
 
     /// Applies a PartitionChangeRecord: absent fields keep their value; a new leader bumps the
@@ -157,7 +163,10 @@ public struct AclEntry: Sendable, Equatable {
     public var operation: Int8
     public var permissionType: Int8
 
-    public init(id: KafkaUUID, resourceType: Int8, resourceName: String, patternType: Int8, principal: String, host: String, operation: Int8, permissionType: Int8) {
+    public init(
+        id: KafkaUUID, resourceType: Int8, resourceName: String, patternType: Int8, principal: String, host: String,
+        operation: Int8, permissionType: Int8
+    ) {
         self.id = id
         self.resourceType = resourceType
         self.resourceName = resourceName
@@ -211,7 +220,8 @@ public struct ScramCredentialEntry: Sendable, Equatable {
     public var serverKey: [UInt8]
     public var iterations: Int32
 
-    public init(user: String, mechanism: Int8, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8], iterations: Int32) {
+    public init(user: String, mechanism: Int8, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8], iterations: Int32)
+    {
         self.user = user
         self.mechanism = mechanism
         self.salt = salt
@@ -222,17 +232,19 @@ public struct ScramCredentialEntry: Sendable, Equatable {
 
     /// The credential a UserScramCredentialRecord sets.
     public init(_ record: UserScramCredentialRecord) {
-        self.init(user: record.name, mechanism: record.mechanism, salt: Array(record.salt.readableBytesView),
-                  storedKey: Array(record.storedKey.readableBytesView), serverKey: Array(record.serverKey.readableBytesView),
-                  iterations: record.iterations)
+        self.init(
+            user: record.name, mechanism: record.mechanism, salt: Array(record.salt.readableBytesView),
+            storedKey: Array(record.storedKey.readableBytesView), serverKey: Array(record.serverKey.readableBytesView),
+            iterations: record.iterations)
     }
 
     public var key: ScramCredentialKey { ScramCredentialKey(user: user, mechanism: mechanism) }
 
     /// The record that sets this credential.
     public var record: UserScramCredentialRecord {
-        UserScramCredentialRecord(name: user, mechanism: mechanism, salt: ByteBuffer(bytes: salt),
-                                  storedKey: ByteBuffer(bytes: storedKey), serverKey: ByteBuffer(bytes: serverKey), iterations: iterations)
+        UserScramCredentialRecord(
+            name: user, mechanism: mechanism, salt: ByteBuffer(bytes: salt),
+            storedKey: ByteBuffer(bytes: storedKey), serverKey: ByteBuffer(bytes: serverKey), iterations: iterations)
     }
 }
 

@@ -110,31 +110,35 @@ public enum MetadataTree {
             MetadataField("lastEpoch", .int(Int64(image.provenance.lastEpoch))),
             MetadataField("recordCount", .int(image.provenance.recordCount)),
         ]
-        return MetadataNode(name: "", fields: provenance, children: [
-            brokers(image),
-            topics(image),
-            configs(image),
-            features(image),
-            producerIds(image),
-            acls(image),
-            scram(image),
-            quorum(voters: voters, clusterId: clusterId),
-        ], isDirectory: true)
+        return MetadataNode(
+            name: "", fields: provenance,
+            children: [
+                brokers(image),
+                topics(image),
+                configs(image),
+                features(image),
+                producerIds(image),
+                acls(image),
+                scram(image),
+                quorum(voters: voters, clusterId: clusterId),
+            ], isDirectory: true)
     }
 
     static func brokers(_ image: MetadataImage) -> MetadataNode {
         let children = image.brokers.keys.sorted().map { id -> MetadataNode in
             let b = image.brokers[id]!
-            return MetadataNode(name: String(id.rawValue), fields: [
-                MetadataField("id", .int(Int64(b.id.rawValue))),
-                MetadataField("epoch", .int(b.epoch)),
-                MetadataField("incarnationId", .string(b.incarnationId.description)),
-                MetadataField("fenced", .bool(b.fenced)),
-                MetadataField("inControlledShutdown", .bool(b.inControlledShutdown)),
-                MetadataField("rack", b.rack.map { .string($0) } ?? .null),
-                MetadataField("endpoints", .strings(b.endpoints.map { "\($0.listener)://\($0.host):\($0.port)" })),
-                MetadataField("logDirs", .strings(b.logDirs.map(\.description))),
-            ])
+            return MetadataNode(
+                name: String(id.rawValue),
+                fields: [
+                    MetadataField("id", .int(Int64(b.id.rawValue))),
+                    MetadataField("epoch", .int(b.epoch)),
+                    MetadataField("incarnationId", .string(b.incarnationId.description)),
+                    MetadataField("fenced", .bool(b.fenced)),
+                    MetadataField("inControlledShutdown", .bool(b.inControlledShutdown)),
+                    MetadataField("rack", b.rack.map { .string($0) } ?? .null),
+                    MetadataField("endpoints", .strings(b.endpoints.map { "\($0.listener)://\($0.host):\($0.port)" })),
+                    MetadataField("logDirs", .strings(b.logDirs.map(\.description))),
+                ])
         }
         return MetadataNode(name: "brokers", children: children, isDirectory: true)
     }
@@ -164,11 +168,13 @@ public enum MetadataTree {
             let partitions = t.partitions.keys.sorted().map { index in
                 MetadataNode(name: String(index), fields: partitionFields(index, t.partitions[index]!))
             }
-            return MetadataNode(name: t.name, fields: [
-                MetadataField("name", .string(t.name)),
-                MetadataField("id", .string(t.id.description)),
-                MetadataField("partitions", .int(Int64(t.partitionCount))),
-            ], children: partitions, isDirectory: true)
+            return MetadataNode(
+                name: t.name,
+                fields: [
+                    MetadataField("name", .string(t.name)),
+                    MetadataField("id", .string(t.id.description)),
+                    MetadataField("partitions", .int(Int64(t.partitionCount))),
+                ], children: partitions, isDirectory: true)
         }
         return MetadataNode(name: "topics", children: children, isDirectory: true)
     }
@@ -197,8 +203,10 @@ public enum MetadataTree {
         for resource in image.configs.keys.sorted() {
             let entries = image.configs(of: resource).sorted { $0.key < $1.key }
             if byType[resource.type] == nil { order.append(resource.type) }
-            byType[resource.type, default: []].append(MetadataNode(
-                name: configResourceName(resource), fields: entries.map { MetadataField($0.key, .string($0.value)) }))
+            byType[resource.type, default: []].append(
+                MetadataNode(
+                    name: configResourceName(resource), fields: entries.map { MetadataField($0.key, .string($0.value)) }
+                ))
         }
         let children = order.map { type in
             MetadataNode(name: configTypeName(type), children: sortedByName(byType[type]!), isDirectory: true)
@@ -207,29 +215,35 @@ public enum MetadataTree {
     }
 
     static func features(_ image: MetadataImage) -> MetadataNode {
-        MetadataNode(name: "features", fields: image.features.keys.sorted().map { MetadataField($0, .int(Int64(image.features[$0]!))) })
+        MetadataNode(
+            name: "features",
+            fields: image.features.keys.sorted().map { MetadataField($0, .int(Int64(image.features[$0]!))) })
     }
 
     static func producerIds(_ image: MetadataImage) -> MetadataNode {
-        MetadataNode(name: "producerIds", fields: [
-            MetadataField("nextProducerId", .int(image.nextProducerId)),
-            MetadataField("lastBrokerId", .int(Int64(image.producerIdsBroker))),
-        ])
+        MetadataNode(
+            name: "producerIds",
+            fields: [
+                MetadataField("nextProducerId", .int(image.nextProducerId)),
+                MetadataField("lastBrokerId", .int(Int64(image.producerIdsBroker))),
+            ])
     }
 
     static func acls(_ image: MetadataImage) -> MetadataNode {
         let children = image.acls.keys.sorted().map { id -> MetadataNode in
             let a = image.acls[id]!
-            return MetadataNode(name: a.id.description, fields: [
-                MetadataField("id", .string(a.id.description)),
-                MetadataField("resourceType", .string(AclNames.resourceType(a.resourceType))),
-                MetadataField("resourceName", .string(a.resourceName)),
-                MetadataField("patternType", .string(AclNames.patternType(a.patternType))),
-                MetadataField("principal", .string(a.principal)),
-                MetadataField("host", .string(a.host)),
-                MetadataField("operation", .string(AclNames.operation(a.operation))),
-                MetadataField("permissionType", .string(AclNames.permissionType(a.permissionType))),
-            ])
+            return MetadataNode(
+                name: a.id.description,
+                fields: [
+                    MetadataField("id", .string(a.id.description)),
+                    MetadataField("resourceType", .string(AclNames.resourceType(a.resourceType))),
+                    MetadataField("resourceName", .string(a.resourceName)),
+                    MetadataField("patternType", .string(AclNames.patternType(a.patternType))),
+                    MetadataField("principal", .string(a.principal)),
+                    MetadataField("host", .string(a.host)),
+                    MetadataField("operation", .string(AclNames.operation(a.operation))),
+                    MetadataField("permissionType", .string(AclNames.permissionType(a.permissionType))),
+                ])
         }
         return MetadataNode(name: "acls", children: children, isDirectory: true)
     }
@@ -242,14 +256,17 @@ public enum MetadataTree {
         var byMechanism: [Int8: [MetadataNode]] = [:]
         for key in image.scramCredentials.keys.sorted() {
             let c = image.scramCredentials[key]!
-            byMechanism[key.mechanism, default: []].append(MetadataNode(name: pathComponent(c.user), fields: [
-                MetadataField("user", .string(c.user)),
-                MetadataField("mechanism", .string(ScramNames.mechanism(c.mechanism))),
-                MetadataField("iterations", .int(Int64(c.iterations))),
-                MetadataField("salt", .string(ScramNames.hex(c.salt))),
-                MetadataField("storedKey", .string(redacted)),
-                MetadataField("serverKey", .string(redacted)),
-            ]))
+            byMechanism[key.mechanism, default: []].append(
+                MetadataNode(
+                    name: pathComponent(c.user),
+                    fields: [
+                        MetadataField("user", .string(c.user)),
+                        MetadataField("mechanism", .string(ScramNames.mechanism(c.mechanism))),
+                        MetadataField("iterations", .int(Int64(c.iterations))),
+                        MetadataField("salt", .string(ScramNames.hex(c.salt))),
+                        MetadataField("storedKey", .string(redacted)),
+                        MetadataField("serverKey", .string(redacted)),
+                    ]))
         }
         let children = byMechanism.keys.sorted().map { mechanism in
             MetadataNode(name: ScramNames.mechanism(mechanism), children: byMechanism[mechanism]!, isDirectory: true)
@@ -272,10 +289,12 @@ public enum MetadataTree {
     }
 
     static func quorum(voters: [Int32], clusterId: String?) -> MetadataNode {
-        MetadataNode(name: "quorum", fields: [
-            MetadataField("clusterId", clusterId.map { .string($0) } ?? .null),
-            MetadataField("voters", ints(voters.sorted())),
-        ])
+        MetadataNode(
+            name: "quorum",
+            fields: [
+                MetadataField("clusterId", clusterId.map { .string($0) } ?? .null),
+                MetadataField("voters", ints(voters.sorted())),
+            ])
     }
 
     /// Numeric names numerically, then the others alphabetically.
@@ -332,8 +351,10 @@ public enum AclNames {
 
     /// READ, WRITE, DESCRIBE, ...
     public static func operation(_ code: Int8) -> String {
-        let names = ["UNKNOWN", "ANY", "ALL", "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "CLUSTER_ACTION",
-                     "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "CREATE_TOKENS", "DESCRIBE_TOKENS"]
+        let names = [
+            "UNKNOWN", "ANY", "ALL", "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "CLUSTER_ACTION",
+            "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "CREATE_TOKENS", "DESCRIBE_TOKENS",
+        ]
         return name(code, names)
     }
 

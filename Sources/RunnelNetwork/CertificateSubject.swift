@@ -20,11 +20,12 @@ public enum CertificateSubject {
             guard let serial = fields.read() else { return nil }
             next = serial
         }
-        guard next.tag == 0x02,                                     // serialNumber
-              let signature = fields.read(), signature.tag == 0x30, // signature AlgorithmIdentifier
-              let issuer = fields.read(), issuer.tag == 0x30,
-              let validity = fields.read(), validity.tag == 0x30,
-              let subject = fields.read(), subject.tag == 0x30 else { return nil }
+        guard next.tag == 0x02,  // serialNumber
+            let signature = fields.read(), signature.tag == 0x30,  // signature AlgorithmIdentifier
+            let issuer = fields.read(), issuer.tag == 0x30,
+            let validity = fields.read(), validity.tag == 0x30,
+            let subject = fields.read(), subject.tag == 0x30
+        else { return nil }
         return name(subject.content)
     }
 
@@ -40,7 +41,8 @@ public enum CertificateSubject {
                 guard let pair = setReader.read(), pair.tag == 0x30 else { return nil }
                 var pairReader = DERReader(bytes: pair.content)
                 guard let oid = pairReader.read(), oid.tag == 0x06, let value = pairReader.read(),
-                      let dotted = objectIdentifier(oid.content) else { return nil }
+                    let dotted = objectIdentifier(oid.content)
+                else { return nil }
                 if let keyword = keywords[dotted], let text = string(tag: value.tag, value.content) {
                     attributes.append(keyword + "=" + escape(text))
                 } else {
@@ -95,7 +97,9 @@ public enum CertificateSubject {
             var scalars = String.UnicodeScalarView()
             var i = bytes.startIndex
             while i < bytes.endIndex {
-                let value = UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
+                let value =
+                    UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8
+                    | UInt32(bytes[i + 3])
                 guard let scalar = Unicode.Scalar(value) else { return nil }
                 scalars.append(scalar)
                 i += 4
@@ -111,7 +115,9 @@ public enum CertificateSubject {
         var out = ""
         let characters = Array(value)
         for (index, c) in characters.enumerated() {
-            if ",+\"\\<>;".contains(c) || (index == 0 && (c == "#" || c == " ")) || (index == characters.count - 1 && c == " ") {
+            if ",+\"\\<>;".contains(c) || (index == 0 && (c == "#" || c == " "))
+                || (index == characters.count - 1 && c == " ")
+            {
                 out.append("\\")
             }
             out.append(c)

@@ -22,7 +22,9 @@ public struct SaslCredentials: Sendable, Equatable {
     }
 
     /// The credentials a JAAS login module gives (`username="..." password="..."`), for `mechanism`.
-    public static func fromJaas(_ text: String, mechanism: String, key: String) throws(SecuritySettingError) -> SaslCredentials {
+    public static func fromJaas(
+        _ text: String, mechanism: String, key: String
+    ) throws(SecuritySettingError) -> SaslCredentials {
         let module: JaasLoginModule
         do {
             module = try JaasConfig.parseSingle(text, property: key)
@@ -48,7 +50,10 @@ public struct ClientSecurity: Sendable {
     /// Who to log in as (SASL_PLAINTEXT, SASL_SSL).
     public var sasl: SaslCredentials?
 
-    public init(securityProtocol: SecurityProtocol, tls: NIOSSLContext? = nil, verifyHostname: Bool = true, sasl: SaslCredentials? = nil) {
+    public init(
+        securityProtocol: SecurityProtocol, tls: NIOSSLContext? = nil, verifyHostname: Bool = true,
+        sasl: SaslCredentials? = nil
+    ) {
         precondition(securityProtocol.usesTLS == (tls != nil), "a TLS connection has a TLS context and only it")
         precondition(securityProtocol.usesSASL == (sasl != nil), "a SASL connection has credentials and only it")
         self.securityProtocol = securityProtocol
@@ -68,7 +73,8 @@ public struct ClientSecurity: Sendable {
         }
         let protocolText = text("security.protocol") ?? "PLAINTEXT"
         guard let securityProtocol = SecurityProtocol(rawValue: protocolText.uppercased()) else {
-            throw SecuritySettingError("security.protocol", "\(protocolText) is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
+            throw SecuritySettingError(
+                "security.protocol", "\(protocolText) is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.")
         }
         var tls: NIOSSLContext?
         var verifyHostname = true
@@ -80,16 +86,23 @@ public struct ClientSecurity: Sendable {
         var sasl: SaslCredentials?
         if securityProtocol.usesSASL {
             let mechanism = (text("sasl.mechanism") ?? text("sasl.mechanisms") ?? "GSSAPI").uppercased()
-            guard [SaslMechanismName.plain, SaslMechanismName.scramSha256, SaslMechanismName.scramSha512].contains(mechanism) else {
-                throw SecuritySettingError("sasl.mechanism", "\(mechanism) is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+            guard
+                [SaslMechanismName.plain, SaslMechanismName.scramSha256, SaslMechanismName.scramSha512].contains(
+                    mechanism)
+            else {
+                throw SecuritySettingError(
+                    "sasl.mechanism", "\(mechanism) is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
             }
             if let username = text("sasl.username") {
-                guard let password = value("sasl.password") else { throw SecuritySettingError("sasl.password", "is required with sasl.username.") }
+                guard let password = value("sasl.password") else {
+                    throw SecuritySettingError("sasl.password", "is required with sasl.username.")
+                }
                 sasl = SaslCredentials(mechanism: mechanism, username: username, password: password)
             } else if let jaas = text("sasl.jaas.config") {
                 sasl = try SaslCredentials.fromJaas(jaas, mechanism: mechanism, key: "sasl.jaas.config")
             } else {
-                throw SecuritySettingError("sasl.jaas.config", "a SASL connection needs sasl.username and sasl.password, or sasl.jaas.config.")
+                throw SecuritySettingError(
+                    "sasl.jaas.config", "a SASL connection needs sasl.username and sasl.password, or sasl.jaas.config.")
             }
         }
         return ClientSecurity(securityProtocol: securityProtocol, tls: tls, verifyHostname: verifyHostname, sasl: sasl)

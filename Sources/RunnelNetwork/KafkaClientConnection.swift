@@ -74,8 +74,10 @@ public final class PeerClient: @unchecked Sendable {
     /// TLS and SASL of the connection (the listener's protocol on the other side).
     public let security: ClientSecurity
 
-    public init(host: String, port: Int, clientId: String, group: any EventLoopGroup, frameBytesMax: Int = 104_857_600,
-                security: ClientSecurity = .plaintext) {
+    public init(
+        host: String, port: Int, clientId: String, group: any EventLoopGroup, frameBytesMax: Int = 104_857_600,
+        security: ClientSecurity = .plaintext
+    ) {
         self.host = host
         self.port = port
         self.clientId = clientId
@@ -105,19 +107,26 @@ public final class PeerClient: @unchecked Sendable {
                 // Fetch answers run to megabytes (a follower's up to replica.fetch.response.max.bytes):
                 // read them in large pieces, as the server reads produce requests.
                 .channelOption(.maxMessagesPerRead, value: 16)
-                .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
+                .channelOption(
+                    .recvAllocator,
+                    value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024)
+                )
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tls, serverHostname: serverName))
                         }
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
                 .connect(host: host, port: port)
                 .flatMap { [self] channel -> EventLoopFuture<(any Channel, KafkaResponseHandler)> in
-                    guard let credentials = security.sasl else { return channel.eventLoop.makeSucceededFuture((channel, handler)) }
+                    guard let credentials = security.sasl else {
+                        return channel.eventLoop.makeSucceededFuture((channel, handler))
+                    }
                     return authenticate(channel, handler, credentials).map { (channel, handler) }
                         .flatMapErrorThrowing { error in
                             channel.close(promise: nil)
@@ -146,14 +155,17 @@ public final class PeerClient: @unchecked Sendable {
     }
 
     /// Sends `request` on an open connection and decodes the answer.
-    private func exchange<R: RequestMessage>(_ request: R, version: Int16, channel: any Channel, handler: KafkaResponseHandler) -> EventLoopFuture<R.Response> {
+    private func exchange<R: RequestMessage>(
+        _ request: R, version: Int16, channel: any Channel, handler: KafkaResponseHandler
+    ) -> EventLoopFuture<R.Response> {
         let correlationId: Int32 = lock.withLock {
             nextCorrelation = nextCorrelation == Int32.max ? 0 : nextCorrelation + 1
             return nextCorrelation
         }
         var writer = WireWriter(allocator: channel.allocator, capacity: 256)
         writer.writeInt32(0)  // size, set below
-        RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
+        RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(
+            to: &writer)
         request.write(to: &writer, version: version)
         var bytes = writer.bytes
         bytes.setInteger(Int32(bytes.readableBytes - 4), at: bytes.readerIndex)
@@ -175,36 +187,48 @@ public final class PeerClient: @unchecked Sendable {
     /// Logs in on a new connection (SaslHandshake v1, then SaslAuthenticate until the mechanism
     /// completes) and, when the server gives the session a lifetime (KIP-368), logs in again on
     /// the same connection before it ends.
-    private func authenticate(_ channel: any Channel, _ handler: KafkaResponseHandler, _ credentials: SaslCredentials) -> EventLoopFuture<Void> {
+    private func authenticate(
+        _ channel: any Channel, _ handler: KafkaResponseHandler, _ credentials: SaslCredentials
+    ) -> EventLoopFuture<Void> {
         guard let client = credentials.makeClient() else {
-            return channel.eventLoop.makeFailedFuture(AuthenticationError("SASL mechanism \(credentials.mechanism) is not supported by this client"))
+            return channel.eventLoop.makeFailedFuture(
+                AuthenticationError("SASL mechanism \(credentials.mechanism) is not supported by this client"))
         }
         let box = SaslClientBox(client)
         let mechanism = credentials.mechanism
-        return exchange(SaslHandshakeRequest(mechanism: mechanism), version: 1, channel: channel, handler: handler).flatMap { [self] response -> EventLoopFuture<Int64> in
-            guard response.errorCode == 0 else {
-                return channel.eventLoop.makeFailedFuture(AuthenticationError(
-                    "\(host):\(port) refused SASL mechanism \(mechanism) (\(ErrorCode(response.errorCode).name)); it offers \(response.mechanisms.joined(separator: ", "))"))
+        return exchange(SaslHandshakeRequest(mechanism: mechanism), version: 1, channel: channel, handler: handler)
+            .flatMap { [self] response -> EventLoopFuture<Int64> in
+                guard response.errorCode == 0 else {
+                    return channel.eventLoop.makeFailedFuture(
+                        AuthenticationError(
+                            "\(host):\(port) refused SASL mechanism \(mechanism) (\(ErrorCode(response.errorCode).name)); it offers \(response.mechanisms.joined(separator: ", "))"
+                        ))
+                }
+                return saslStep(box.client.initialResponse, box: box, channel: channel, handler: handler)
+            }.map { [self] (lifetimeMs: Int64) -> Void in
+                guard lifetimeMs > 0 else { return }
+                // Kafka's clients log in again between 85% and 95% of the session's lifetime.
+                let delayMs = lifetimeMs * Int64.random(in: 85...95) / 100
+                channel.eventLoop.scheduleTask(in: .milliseconds(delayMs)) { [weak self] in
+                    guard let self, channel.isActive else { return }
+                    self.authenticate(channel, handler, credentials).whenFailure { _ in channel.close(promise: nil) }
+                }
             }
-            return saslStep(box.client.initialResponse, box: box, channel: channel, handler: handler)
-        }.map { [self] (lifetimeMs: Int64) -> Void in
-            guard lifetimeMs > 0 else { return }
-            // Kafka's clients log in again between 85% and 95% of the session's lifetime.
-            let delayMs = lifetimeMs * Int64.random(in: 85...95) / 100
-            channel.eventLoop.scheduleTask(in: .milliseconds(delayMs)) { [weak self] in
-                guard let self, channel.isActive else { return }
-                self.authenticate(channel, handler, credentials).whenFailure { _ in channel.close(promise: nil) }
-            }
-        }
     }
 
     /// Sends one SASL token and steps the mechanism with the answer; the future gives the
     /// session lifetime once the exchange completed.
-    private func saslStep(_ token: [UInt8], box: SaslClientBox, channel: any Channel, handler: KafkaResponseHandler) -> EventLoopFuture<Int64> {
-        exchange(SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: token)), version: 1, channel: channel, handler: handler).flatMap { [self] response in
+    private func saslStep(
+        _ token: [UInt8], box: SaslClientBox, channel: any Channel, handler: KafkaResponseHandler
+    ) -> EventLoopFuture<Int64> {
+        exchange(
+            SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: token)), version: 1, channel: channel, handler: handler
+        ).flatMap { [self] response in
             guard response.errorCode == 0 else {
-                return channel.eventLoop.makeFailedFuture(AuthenticationError(
-                    "authentication failed (\(ErrorCode(response.errorCode).name)): \(response.errorMessage ?? "no reason given")"))
+                return channel.eventLoop.makeFailedFuture(
+                    AuthenticationError(
+                        "authentication failed (\(ErrorCode(response.errorCode).name)): \(response.errorMessage ?? "no reason given")"
+                    ))
             }
             switch box.client.step(serverMessage: Array(response.authBytes.readableBytesView)) {
             case .send(let next):
@@ -231,7 +255,8 @@ public final class PeerClient: @unchecked Sendable {
             }
             var writer = WireWriter(allocator: channel.allocator, capacity: 256)
             writer.writeInt32(0)  // size, set below
-            RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
+            RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId)
+                .write(to: &writer)
             request.write(to: &writer, version: version)
             var frame = writer.bytes
             frame.setInteger(Int32(frame.readableBytes - 4), at: frame.readerIndex)

@@ -37,7 +37,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private var finished: [Int: OutgoingResponse?] = [:]
     /// Per request: its correlation id and response header version, its API, when it came, and
     /// whether its answer is a raw SASL token (no response header).
-    private var headerVersions: [Int: (correlationId: Int32, headerVersion: Int16, apiKey: Int16, started: NIODeadline, raw: Bool)] = [:]
+    private var headerVersions:
+        [Int: (correlationId: Int32, headerVersion: Int16, apiKey: Int16, started: NIODeadline, raw: Bool)] = [:]
     private let metrics = RequestMetrics.shared
     private var waiting = 0
     private var readPending = false
@@ -45,8 +46,11 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// The peer, looked up once: the channel asks the kernel (getpeername) on every access.
     private var peer: SocketAddress?
 
-    init(handler: any RequestHandler, listener: String, connectionId: UInt64, requestsQueuedMax: Int, security: ListenerSecurity = .plaintext,
-         logger: Logger) {
+    init(
+        handler: any RequestHandler, listener: String, connectionId: UInt64, requestsQueuedMax: Int,
+        security: ListenerSecurity = .plaintext,
+        logger: Logger
+    ) {
         self.handler = handler
         self.listener = listener
         self.connectionId = connectionId
@@ -79,7 +83,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             }
         }
         if authenticator.expectsRawToken {
-            let sequence = enqueue(correlationId: 0, headerVersion: 0, apiKey: ApiKey.saslAuthenticate.rawValue, raw: true)
+            let sequence = enqueue(
+                correlationId: 0, headerVersion: 0, apiKey: ApiKey.saslAuthenticate.rawValue, raw: true)
             carryOut(authenticator.rawToken(frame, now: .now()), sequence: sequence, context: context)
             return
         }
@@ -91,9 +96,12 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             closeForBadInput(context: context, "unparseable request header (\(error))")
             return
         }
-        let sequence = enqueue(correlationId: header.correlationId, headerVersion: ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion),
-                               apiKey: header.apiKey.rawValue, raw: false)
-        let decision = authenticator.request(header, body: reader.buffer, now: .now(), allocator: context.channel.allocator)
+        let sequence = enqueue(
+            correlationId: header.correlationId,
+            headerVersion: ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion),
+            apiKey: header.apiKey.rawValue, raw: false)
+        let decision = authenticator.request(
+            header, body: reader.buffer, now: .now(), allocator: context.channel.allocator)
         guard case .forward(let principal) = decision else {
             carryOut(decision, sequence: sequence, context: context)
             return
@@ -101,7 +109,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
         let requestContext = RequestContext(
             connectionId: connectionId, remoteAddress: peer ?? context.remoteAddress, listener: listener,
-            eventLoop: context.eventLoop, allocator: context.channel.allocator, principalType: principal.type, principalName: principal.name)
+            eventLoop: context.eventLoop, allocator: context.channel.allocator, principalType: principal.type,
+            principalName: principal.name)
         switch handler.handle(request, context: requestContext) {
         case .noResponse:
             complete(sequence, nil, context: context)
@@ -154,8 +163,12 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private func closeAfterFailedAuthentication(context: ChannelHandlerContext, _ reason: String) {
         guard !closing else { return }
         closing = true
-        logger.info("authentication failed", metadata: ["connection": "\(connectionId)", "listener": "\(listener)", "reason": "\(reason)",
-                                                       "remote": "\((peer ?? context.remoteAddress).map { "\($0)" } ?? "?")"])
+        logger.info(
+            "authentication failed",
+            metadata: [
+                "connection": "\(connectionId)", "listener": "\(listener)", "reason": "\(reason)",
+                "remote": "\((peer ?? context.remoteAddress).map { "\($0)" } ?? "?")",
+            ])
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: .milliseconds(max(0, security.failedAuthenticationDelayMs))) {
             bound.value.close(promise: nil)
@@ -189,11 +202,15 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func write(_ response: OutgoingResponse, meta: (correlationId: Int32, headerVersion: Int16, raw: Bool), context: ChannelHandlerContext) {
+    private func write(
+        _ response: OutgoingResponse, meta: (correlationId: Int32, headerVersion: Int16, raw: Bool),
+        context: ChannelHandlerContext
+    ) {
         var head = context.channel.allocator.buffer(capacity: 16)
         if !meta.raw {
             var headerWriter = WireWriter(buffer: head)
-            ResponseHeader(correlationId: meta.correlationId).write(to: &headerWriter, headerVersion: meta.headerVersion)
+            ResponseHeader(correlationId: meta.correlationId).write(
+                to: &headerWriter, headerVersion: meta.headerVersion)
             head = headerWriter.buffer
         }
         let size = head.readableBytes + response.byteCount
@@ -233,18 +250,19 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         let count = region.readableBytes
         var buffer = allocator.buffer(capacity: count)
         let offset = region.readerIndex
-        let ok: Bool = (try? region.fileHandle.withUnsafeFileDescriptor { fd in
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
-                var done = 0
-                while done < count {
-                    let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(offset + done))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    done += n
+        let ok: Bool =
+            (try? region.fileHandle.withUnsafeFileDescriptor { fd in
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+                    var done = 0
+                    while done < count {
+                        let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(offset + done))
+                        if n < 0 && errno == EINTR { continue }
+                        if n <= 0 { break }
+                        done += n
+                    }
+                    return done
                 }
-                return done
-            }
-        } == count) ?? false
+            } == count) ?? false
         return ok ? buffer : nil
     }
 
@@ -252,7 +270,12 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         guard !closing else { return }
         closing = true
         metrics.closedForBadInput.increment()
-        logger.info("closing connection", metadata: ["connection": "\(connectionId)", "reason": "\(reason)", "remote": "\((peer ?? context.remoteAddress).map { "\($0)" } ?? "?")"])
+        logger.info(
+            "closing connection",
+            metadata: [
+                "connection": "\(connectionId)", "reason": "\(reason)",
+                "remote": "\((peer ?? context.remoteAddress).map { "\($0)" } ?? "?")",
+            ])
         releaseFileRegions()
         context.close(promise: nil)
     }
@@ -278,7 +301,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let tooLarge = error as? KafkaFrameDecoder.FrameTooLarge {
-            closeForBadInput(context: context, "frame of \(tooLarge.size) bytes is over socket.request.max.bytes (\(tooLarge.limit))")
+            closeForBadInput(
+                context: context, "frame of \(tooLarge.size) bytes is over socket.request.max.bytes (\(tooLarge.limit))"
+            )
         } else if let tooLarge = (error as? ByteToMessageDecoderError).flatMap({ _ in error }) {
             closeForBadInput(context: context, "decoder error: \(tooLarge)")
         } else {

@@ -34,7 +34,10 @@ public final class KafkaServer: Sendable {
             .serverChannelOption(.autoRead, value: accepting)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024)
+            )
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let id = ids.next()
@@ -44,10 +47,13 @@ public final class KafkaServer: Sendable {
                     if let tls = security.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
-                    try channel.pipeline.syncOperations.addHandler(KafkaConnectionHandler(
-                        handler: handler, listener: listener, connectionId: id, requestsQueuedMax: requestsQueuedMax, security: security,
-                        logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        KafkaConnectionHandler(
+                            handler: handler, listener: listener, connectionId: id,
+                            requestsQueuedMax: requestsQueuedMax, security: security,
+                            logger: logger))
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
@@ -82,7 +88,11 @@ public final class KafkaServer: Sendable {
 
 final class ConnectionIds: Sendable {
     private let counter = NIOLockedValueBox<UInt64>(0)
-    func next() -> UInt64 { counter.withLockedValue { $0 += 1; return $0 } }
+    func next() -> UInt64 {
+        counter.withLockedValue {
+            $0 += 1; return $0
+        }
+    }
 }
 
 /// The connections a server accepted and that are still open.

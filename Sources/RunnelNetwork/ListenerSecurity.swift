@@ -22,9 +22,12 @@ public struct ListenerSecurity: Sendable {
     /// authenticate stays open (reading nothing) before it is closed.
     public var failedAuthenticationDelayMs: Int64
 
-    public init(securityProtocol: SecurityProtocol, tls: NIOSSLContext? = nil, principalMapper: SslPrincipalMapper,
-                sasl: SaslServerConfig? = nil, scramCredentials: @escaping @Sendable () -> ScramServer.CredentialLookup = { { _, _ in nil } },
-                reauthenticationMs: Int64 = 0, failedAuthenticationDelayMs: Int64 = 100) {
+    public init(
+        securityProtocol: SecurityProtocol, tls: NIOSSLContext? = nil, principalMapper: SslPrincipalMapper,
+        sasl: SaslServerConfig? = nil,
+        scramCredentials: @escaping @Sendable () -> ScramServer.CredentialLookup = { { _, _ in nil } },
+        reauthenticationMs: Int64 = 0, failedAuthenticationDelayMs: Int64 = 100
+    ) {
         precondition(securityProtocol.usesTLS == (tls != nil), "a TLS listener has a TLS context and only it")
         precondition(securityProtocol.usesSASL == (sasl != nil), "a SASL listener has SASL settings and only it")
         self.securityProtocol = securityProtocol
@@ -39,7 +42,9 @@ public struct ListenerSecurity: Sendable {
     /// A PLAINTEXT listener: every connection is `User:ANONYMOUS`.
     public static var plaintext: ListenerSecurity {
         // The default rules parse by construction.
-        ListenerSecurity(securityProtocol: .plaintext, principalMapper: try! SslPrincipalMapper(rules: SslPrincipalMapper.defaultRules))
+        ListenerSecurity(
+            securityProtocol: .plaintext,
+            principalMapper: try! SslPrincipalMapper(rules: SslPrincipalMapper.defaultRules))
     }
 }
 
@@ -97,7 +102,9 @@ struct ConnectionAuthenticator {
             principal = .anonymous
             return nil
         }
-        guard let dn = CertificateSubject.rfc2253(der: der) else { return "the client certificate's subject cannot be read" }
+        guard let dn = CertificateSubject.rfc2253(der: der) else {
+            return "the client certificate's subject cannot be read"
+        }
         guard let mapped = security.principalMapper.principal(for: dn) else {
             return "no ssl.principal.mapping.rules rule maps the client certificate's subject \(dn)"
         }
@@ -105,7 +112,9 @@ struct ConnectionAuthenticator {
         return nil
     }
 
-    mutating func request(_ header: RequestHeader, body: ByteBuffer, now: NIODeadline, allocator: ByteBufferAllocator) -> Decision {
+    mutating func request(
+        _ header: RequestHeader, body: ByteBuffer, now: NIODeadline, allocator: ByteBufferAllocator
+    ) -> Decision {
         let version = header.apiVersion
         switch header.apiKey {
         case .saslHandshake:
@@ -119,7 +128,10 @@ struct ConnectionAuthenticator {
                 return .close(reason: "\(header.apiKey.name) before the connection authenticated")
             }
             if let sessionExpiry, now > sessionExpiry {
-                return .close(reason: "\(header.apiKey.name) after the SASL session of \(principal) expired (connections.max.reauth.ms) without re-authentication")
+                return .close(
+                    reason:
+                        "\(header.apiKey.name) after the SASL session of \(principal) expired (connections.max.reauth.ms) without re-authentication"
+                )
             }
             return .forward(principal)
         }
@@ -128,66 +140,100 @@ struct ConnectionAuthenticator {
     private mutating func handshake(_ body: ByteBuffer, version: Int16, allocator: ByteBufferAllocator) -> Decision {
         guard let sasl = security.sasl else {
             // Not a SASL listener: Kafka's request handler answers ILLEGAL_SASL_STATE.
-            return .answer(OutgoingResponse(SaslHandshakeResponse(errorCode: ErrorCode.illegalSaslState.rawValue, mechanisms: []),
-                                            version: min(version, 1), allocator: allocator))
+            return .answer(
+                OutgoingResponse(
+                    SaslHandshakeResponse(errorCode: ErrorCode.illegalSaslState.rawValue, mechanisms: []),
+                    version: min(version, 1), allocator: allocator))
         }
-        guard SaslHandshakeRequest.versions.contains(version), let request = try? SaslHandshakeRequest.decode(body, version: version) else {
+        guard SaslHandshakeRequest.versions.contains(version),
+            let request = try? SaslHandshakeRequest.decode(body, version: version)
+        else {
             return .close(reason: "malformed SaslHandshake v\(version)")
         }
         if exchange != nil {
-            return .answerAndClose(OutgoingResponse(SaslHandshakeResponse(errorCode: ErrorCode.illegalSaslState.rawValue, mechanisms: sasl.enabledMechanisms),
-                                                    version: version, allocator: allocator), reason: "SaslHandshake during an exchange")
+            return .answerAndClose(
+                OutgoingResponse(
+                    SaslHandshakeResponse(
+                        errorCode: ErrorCode.illegalSaslState.rawValue, mechanisms: sasl.enabledMechanisms),
+                    version: version, allocator: allocator), reason: "SaslHandshake during an exchange")
         }
         if principal != nil && version == 0 {
             return .close(reason: "re-authentication needs SaslHandshake v1")
         }
         var random = SystemRandomNumberGenerator()
-        guard let server = sasl.server(for: request.mechanism, scramCredentials: security.scramCredentials(), random: &random) else {
-            return .answerAndClose(OutgoingResponse(SaslHandshakeResponse(errorCode: ErrorCode.unsupportedSaslMechanism.rawValue,
-                                                                          mechanisms: sasl.enabledMechanisms),
-                                                    version: version, allocator: allocator),
-                                   reason: "unsupported SASL mechanism \(request.mechanism)")
+        guard
+            let server = sasl.server(
+                for: request.mechanism, scramCredentials: security.scramCredentials(), random: &random)
+        else {
+            return .answerAndClose(
+                OutgoingResponse(
+                    SaslHandshakeResponse(
+                        errorCode: ErrorCode.unsupportedSaslMechanism.rawValue,
+                        mechanisms: sasl.enabledMechanisms),
+                    version: version, allocator: allocator),
+                reason: "unsupported SASL mechanism \(request.mechanism)")
         }
         exchange = (server, version >= 1)
-        return .answer(OutgoingResponse(SaslHandshakeResponse(errorCode: 0, mechanisms: sasl.enabledMechanisms), version: version, allocator: allocator))
+        return .answer(
+            OutgoingResponse(
+                SaslHandshakeResponse(errorCode: 0, mechanisms: sasl.enabledMechanisms), version: version,
+                allocator: allocator))
     }
 
-    private mutating func authenticate(_ body: ByteBuffer, version: Int16, now: NIODeadline, allocator: ByteBufferAllocator) -> Decision {
+    private mutating func authenticate(
+        _ body: ByteBuffer, version: Int16, now: NIODeadline, allocator: ByteBufferAllocator
+    ) -> Decision {
         func failure(_ code: ErrorCode, _ message: String) -> OutgoingResponse {
-            OutgoingResponse(SaslAuthenticateResponse(errorCode: code.rawValue, errorMessage: message, authBytes: ByteBuffer(), sessionLifetimeMs: 0),
-                             version: min(version, 2), allocator: allocator)
+            OutgoingResponse(
+                SaslAuthenticateResponse(
+                    errorCode: code.rawValue, errorMessage: message, authBytes: ByteBuffer(), sessionLifetimeMs: 0),
+                version: min(version, 2), allocator: allocator)
         }
         guard security.sasl != nil else {
             return .answer(failure(.illegalSaslState, "SaslAuthenticate on a listener without SASL"))
         }
-        guard SaslAuthenticateRequest.versions.contains(version), let request = try? SaslAuthenticateRequest.decode(body, version: version) else {
+        guard SaslAuthenticateRequest.versions.contains(version),
+            let request = try? SaslAuthenticateRequest.decode(body, version: version)
+        else {
             return .close(reason: "malformed SaslAuthenticate v\(version)")
         }
         guard let current = exchange, current.framed else {
-            return .answerAndClose(failure(.illegalSaslState, "Unexpected SaslAuthenticate request"), reason: "SaslAuthenticate without a SaslHandshake v1")
+            return .answerAndClose(
+                failure(.illegalSaslState, "Unexpected SaslAuthenticate request"),
+                reason: "SaslAuthenticate without a SaslHandshake v1")
         }
         var server = current.server
         let step = server.step(input: Array(request.authBytes.readableBytesView))
         exchange = (server, true)
         switch step {
         case .challenge(let bytes):
-            return .answer(OutgoingResponse(SaslAuthenticateResponse(errorCode: 0, errorMessage: nil, authBytes: ByteBuffer(bytes: bytes), sessionLifetimeMs: 0),
-                                            version: version, allocator: allocator))
+            return .answer(
+                OutgoingResponse(
+                    SaslAuthenticateResponse(
+                        errorCode: 0, errorMessage: nil, authBytes: ByteBuffer(bytes: bytes), sessionLifetimeMs: 0),
+                    version: version, allocator: allocator))
         case .success(let authenticated, let response):
             exchange = nil
             if let principal, principal != authenticated {
-                return .answerAndClose(failure(.saslAuthenticationFailed, "Cannot change principals during re-authentication from \(principal): \(authenticated)"),
-                                       reason: "re-authentication as \(authenticated) on a connection of \(principal)")
+                return .answerAndClose(
+                    failure(
+                        .saslAuthenticationFailed,
+                        "Cannot change principals during re-authentication from \(principal): \(authenticated)"),
+                    reason: "re-authentication as \(authenticated) on a connection of \(principal)")
             }
             principal = authenticated
             let lifetime = security.reauthenticationMs
             sessionExpiry = lifetime > 0 ? now + .milliseconds(lifetime) : nil
-            return .answer(OutgoingResponse(SaslAuthenticateResponse(errorCode: 0, errorMessage: nil, authBytes: ByteBuffer(bytes: response),
-                                                                     sessionLifetimeMs: version >= 1 ? lifetime : 0),
-                                            version: version, allocator: allocator))
+            return .answer(
+                OutgoingResponse(
+                    SaslAuthenticateResponse(
+                        errorCode: 0, errorMessage: nil, authBytes: ByteBuffer(bytes: response),
+                        sessionLifetimeMs: version >= 1 ? lifetime : 0),
+                    version: version, allocator: allocator))
         case .failure(let failed):
             exchange = nil
-            return .answerAndClose(failure(failed.errorCode, failed.clientMessage), reason: "SASL authentication failed: \(failed.reason)")
+            return .answerAndClose(
+                failure(failed.errorCode, failed.clientMessage), reason: "SASL authentication failed: \(failed.reason)")
         }
     }
 

@@ -22,8 +22,10 @@ final class RequestMetrics: Sendable {
         return perApi.withLockedValue { table in
             if let handles = table[slot] { return handles }
             let name = known ? ApiKey(rawValue: key).name : "unknown"
-            let handles = (Counter(label: "runnel_requests_total", dimensions: [("api", name)]),
-                           Timer(label: "runnel_request_duration_seconds", dimensions: [("api", name)]))
+            let handles = (
+                Counter(label: "runnel_requests_total", dimensions: [("api", name)]),
+                Timer(label: "runnel_request_duration_seconds", dimensions: [("api", name)])
+            )
             table[slot] = handles
             return handles
         }

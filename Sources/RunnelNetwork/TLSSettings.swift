@@ -116,13 +116,20 @@ public struct TLSSettings: Sendable, Equatable {
         s.truststorePassword = text("ssl.truststore.password")
         s.truststoreCertificates = text("ssl.truststore.certificates")
         if (s.keystoreCertificateChain == nil) != (s.keystoreKey == nil) {
-            throw SecuritySettingError("ssl.keystore.key", "ssl.keystore.certificate.chain and ssl.keystore.key go together; set both or neither.")
+            throw SecuritySettingError(
+                "ssl.keystore.key",
+                "ssl.keystore.certificate.chain and ssl.keystore.key go together; set both or neither.")
         }
         if s.keystoreCertificateChain != nil && s.keystoreLocation != nil {
-            throw SecuritySettingError("ssl.keystore.location", "give the key store either as ssl.keystore.location or as ssl.keystore.certificate.chain and ssl.keystore.key, not both.")
+            throw SecuritySettingError(
+                "ssl.keystore.location",
+                "give the key store either as ssl.keystore.location or as ssl.keystore.certificate.chain and ssl.keystore.key, not both."
+            )
         }
         if s.truststoreCertificates != nil && s.truststoreLocation != nil {
-            throw SecuritySettingError("ssl.truststore.location", "give the trust store either as ssl.truststore.location or as ssl.truststore.certificates, not both.")
+            throw SecuritySettingError(
+                "ssl.truststore.location",
+                "give the trust store either as ssl.truststore.location or as ssl.truststore.certificates, not both.")
         }
         if let auth = text("ssl.client.auth") {
             guard let parsed = ClientAuth(rawValue: auth.lowercased()) else {
@@ -136,7 +143,9 @@ public struct TLSSettings: Sendable, Equatable {
                 switch name {
                 case "TLSv1.2": versions.append(.tlsv12)
                 case "TLSv1.3": versions.append(.tlsv13)
-                default: throw SecuritySettingError("ssl.enabled.protocols", "\(name) is not supported; use TLSv1.2 and/or TLSv1.3.")
+                default:
+                    throw SecuritySettingError(
+                        "ssl.enabled.protocols", "\(name) is not supported; use TLSv1.2 and/or TLSv1.3.")
                 }
             }
             guard !versions.isEmpty else { throw SecuritySettingError("ssl.enabled.protocols", "names no protocol.") }
@@ -147,7 +156,9 @@ public struct TLSSettings: Sendable, Equatable {
             case "": s.verifyHostname = false
             case "https": s.verifyHostname = true
             case "none": s.verifyHostname = false
-            default: throw SecuritySettingError("ssl.endpoint.identification.algorithm", "\(algorithm) is not https or empty.")
+            default:
+                throw SecuritySettingError(
+                    "ssl.endpoint.identification.algorithm", "\(algorithm) is not https or empty.")
             }
         }
         return s
@@ -160,10 +171,14 @@ public struct TLSSettings: Sendable, Equatable {
     /// certificates, and whether it asks for one.
     public func serverContext() throws -> NIOSSLContext {
         guard hasKeystore else {
-            throw SecuritySettingError("ssl.keystore.location", "a TLS listener needs a key store (ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key).")
+            throw SecuritySettingError(
+                "ssl.keystore.location",
+                "a TLS listener needs a key store (ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key)."
+            )
         }
         let (chain, key) = try loadKeystore()
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.trustRoots = try loadTrustRoots()
         switch clientAuth {
         case .none: configuration.certificateVerification = .none
@@ -203,7 +218,8 @@ public struct TLSSettings: Sendable, Equatable {
                 let bundle = try NIOSSLPKCS12Bundle(file: location, passphrase: (keystorePassword ?? "").utf8)
                 return (bundle.certificateChain, bundle.privateKey)
             } catch {
-                throw SecuritySettingError("ssl.keystore.location", "\(location) is not a PKCS12 key store this password opens (\(error)).")
+                throw SecuritySettingError(
+                    "ssl.keystore.location", "\(location) is not a PKCS12 key store this password opens (\(error)).")
             }
         }
         let chainText: String, keyText: String, keyKey: String, chainKey: String
@@ -239,13 +255,17 @@ public struct TLSSettings: Sendable, Equatable {
         do {
             let key: NIOSSLPrivateKey
             if let password {
-                key = try NIOSSLPrivateKey(bytes: Array(keyBlock.text.utf8), format: .pem) { setter in setter(Array(password.utf8)) }
+                key = try NIOSSLPrivateKey(bytes: Array(keyBlock.text.utf8), format: .pem) { setter in
+                    setter(Array(password.utf8))
+                }
             } else {
                 key = try NIOSSLPrivateKey(bytes: Array(keyBlock.text.utf8), format: .pem)
             }
             return (chain, key)
         } catch {
-            throw SecuritySettingError(keyKey, "holds a private key that cannot be read\(password == nil ? "" : " with ssl.key.password") (\(error)).")
+            throw SecuritySettingError(
+                keyKey,
+                "holds a private key that cannot be read\(password == nil ? "" : " with ssl.key.password") (\(error)).")
         }
     }
 
@@ -256,7 +276,9 @@ public struct TLSSettings: Sendable, Equatable {
                 let bundle = try NIOSSLPKCS12Bundle(file: location, passphrase: (truststorePassword ?? "").utf8)
                 return .certificates(bundle.certificateChain)
             } catch {
-                throw SecuritySettingError("ssl.truststore.location", "\(location) is not a PKCS12 trust store this password opens (\(error)).")
+                throw SecuritySettingError(
+                    "ssl.truststore.location", "\(location) is not a PKCS12 trust store this password opens (\(error))."
+                )
             }
         }
         if let certificates = truststoreCertificates {

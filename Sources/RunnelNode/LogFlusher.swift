@@ -34,7 +34,8 @@ enum LogFlusher {
 /// stop and moves leadership to replicas in the ISR, which hold every acknowledged acks=all write.
 enum StorageFailure {
     static func halt(_ what: String, logger: Logger) -> Never {
-        logger.critical("\(what); stopping the node (no clean shutdown) so recovery re-checks the log on the next start")
+        logger.critical(
+            "\(what); stopping the node (no clean shutdown) so recovery re-checks the log on the next start")
         fflush(nil)
         _exit(1)
     }

@@ -27,8 +27,12 @@ public struct MetaProperties: Sendable, Equatable {
         guard p["version"] == "1" else {
             throw StorageError("\(path) has version \(p["version"] ?? "(none)"); only version 1 (KRaft) is supported.")
         }
-        guard let nodeText = p["node.id"], let nodeId = Int32(nodeText) else { throw StorageError("\(path) has no valid node.id.") }
-        guard let clusterId = p["cluster.id"], !clusterId.isEmpty else { throw StorageError("\(path) has no cluster.id.") }
+        guard let nodeText = p["node.id"], let nodeId = Int32(nodeText) else {
+            throw StorageError("\(path) has no valid node.id.")
+        }
+        guard let clusterId = p["cluster.id"], !clusterId.isEmpty else {
+            throw StorageError("\(path) has no cluster.id.")
+        }
         let directoryId = p["directory.id"].flatMap { KafkaUUID($0) } ?? .zero
         return MetaProperties(nodeId: nodeId, clusterId: clusterId, directoryId: directoryId)
     }
@@ -40,7 +44,8 @@ public struct MetaProperties: Sendable, Equatable {
         p["version"] = "1"
         p["cluster.id"] = clusterId
         try disk.makeDirectory(directory)
-        try OffsetCheckpoint.writeAtomically(p.rendered(header: ["", "\(Date())"]), to: directory + "/" + Self.fileName, disk: disk)
+        try OffsetCheckpoint.writeAtomically(
+            p.rendered(header: ["", "\(Date())"]), to: directory + "/" + Self.fileName, disk: disk)
     }
 }
 
@@ -55,10 +60,14 @@ public struct StorageError: Error, CustomStringConvertible {
 public enum StorageFormatter {
     /// Formats the directories of `config` for `clusterId`. Already formatted directories are an
     /// error unless `ignoreFormatted`. Returns the directories written.
-    public static func format(config: ServerConfig, clusterId: String, ignoreFormatted: Bool, bootstrapRecords: [MetadataRecord] = [],
-                              disk: any Disk = PosixDisk()) throws -> [String] {
+    public static func format(
+        config: ServerConfig, clusterId: String, ignoreFormatted: Bool, bootstrapRecords: [MetadataRecord] = [],
+        disk: any Disk = PosixDisk()
+    ) throws -> [String] {
         guard KafkaUUID(clusterId) != nil else {
-            throw StorageError("Cluster id \(clusterId) is not a Kafka uuid (22 characters of URL-safe base64); make one with `runnel random-uuid`.")
+            throw StorageError(
+                "Cluster id \(clusterId) is not a Kafka uuid (22 characters of URL-safe base64); make one with `runnel random-uuid`."
+            )
         }
         var directories = config.logDirs
         if !directories.contains(config.metadataLogDir) { directories.append(config.metadataLogDir) }
@@ -67,9 +76,12 @@ public enum StorageFormatter {
         for dir in directories {
             if let existing = try MetaProperties.read(directory: dir, disk: disk) {
                 if ignoreFormatted { continue }
-                throw StorageError("Log directory \(dir) is already formatted (cluster \(existing.clusterId), node \(existing.nodeId)). Use --ignore-formatted to skip it and format the others.")
+                throw StorageError(
+                    "Log directory \(dir) is already formatted (cluster \(existing.clusterId), node \(existing.nodeId)). Use --ignore-formatted to skip it and format the others."
+                )
             }
-            let meta = MetaProperties(nodeId: config.nodeId, clusterId: clusterId, directoryId: KafkaUUID.random(using: &generator))
+            let meta = MetaProperties(
+                nodeId: config.nodeId, clusterId: clusterId, directoryId: KafkaUUID.random(using: &generator))
             try meta.write(directory: dir, disk: disk)
             if dir == config.metadataLogDir { try writeBootstrap(bootstrapRecords, directory: dir, disk: disk) }
             written.append(dir)
@@ -113,7 +125,9 @@ public enum StorageFormatter {
         var bytes = try file.read(at: 0, count: Int(try file.size()))
         var records: [MetadataRecord] = []
         while bytes.readableBytes > 0 {
-            guard let size = bytes.readInteger(as: Int32.self), size >= 0, let frame = bytes.readSlice(length: Int(size)) else {
+            guard let size = bytes.readInteger(as: Int32.self), size >= 0,
+                let frame = bytes.readSlice(length: Int(size))
+            else {
                 throw StorageError("\(path) is damaged; format the node again.")
             }
             do {
@@ -132,13 +146,18 @@ public enum StorageFormatter {
         var clusterId: String?
         for dir in directories {
             guard let meta = try MetaProperties.read(directory: dir, disk: disk) else {
-                throw StorageError("Log directory \(dir) is not formatted; run `runnel format --config <server.properties> --cluster-id <id>` first (make an id with `runnel random-uuid`).")
+                throw StorageError(
+                    "Log directory \(dir) is not formatted; run `runnel format --config <server.properties> --cluster-id <id>` first (make an id with `runnel random-uuid`)."
+                )
             }
             if meta.nodeId != config.nodeId {
-                throw StorageError("Log directory \(dir) belongs to node \(meta.nodeId), but node.id is \(config.nodeId).")
+                throw StorageError(
+                    "Log directory \(dir) belongs to node \(meta.nodeId), but node.id is \(config.nodeId).")
             }
             if let known = clusterId, known != meta.clusterId {
-                throw StorageError("Log directory \(dir) belongs to cluster \(meta.clusterId), but another directory belongs to \(known).")
+                throw StorageError(
+                    "Log directory \(dir) belongs to cluster \(meta.clusterId), but another directory belongs to \(known)."
+                )
             }
             clusterId = meta.clusterId
         }

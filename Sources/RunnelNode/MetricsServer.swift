@@ -21,8 +21,10 @@ public enum NodeMetrics {
             var factory = PrometheusMetricsFactory(registry: registry)
             // Request latencies from 100 µs to 10 s.
             factory.defaultDurationHistogramBuckets = [
-                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
-                .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                .milliseconds(5),
+                .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+                .milliseconds(500),
                 .seconds(1), .seconds(2), .seconds(5), .seconds(10),
             ]
             MetricsSystem.bootstrap(factory)
@@ -48,7 +50,9 @@ final class MetricsHTTPServer: Sendable {
 
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    static func start(host: String, port: Int, group: any EventLoopGroup, registry: PrometheusCollectorRegistry) async throws -> MetricsHTTPServer {
+    static func start(
+        host: String, port: Int, group: any EventLoopGroup, registry: PrometheusCollectorRegistry
+    ) async throws -> MetricsHTTPServer {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -62,7 +66,8 @@ final class MetricsHTTPServer: Sendable {
         do {
             channel = try await bootstrap.bind(host: host, port: port).get()
         } catch let error as IOError {
-            throw ConfigError("metrics.port", "cannot bind \(host):\(port): \(String(cString: strerror(error.errnoCode)))")
+            throw ConfigError(
+                "metrics.port", "cannot bind \(host):\(port): \(String(cString: strerror(error.errnoCode)))")
         }
         return MetricsHTTPServer(channel: channel)
     }
@@ -111,7 +116,9 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             headers.add(name: "Content-Length", value: "\(body.readableBytes)")
             let keepAlive = request.isKeepAlive
             if !keepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+                promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             let done = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)

@@ -76,21 +76,29 @@ public final class RunnelServer: @unchecked Sendable {
             let logger = self.logger
             let started = ContinuousClock.now
             var lastReport = started
-            let dropBehind = config.dropCacheBehindBytes >= 0 ? DropBehind(windowBytes: config.dropCacheBehindBytes, sink: DropBehindThread()) : nil
-            let manager = try LogManager(logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now,
-                                         dropBehind: dropBehind,
-                                         onDiskFailure: { tp, error in StorageFailure.halt("writing \(tp) failed: \(error)", logger: logger) }
+            let dropBehind =
+                config.dropCacheBehindBytes >= 0
+                ? DropBehind(windowBytes: config.dropCacheBehindBytes, sink: DropBehindThread()) : nil
+            let manager = try LogManager(
+                logDirs: config.logDirs, defaultConfig: config.logDefaults, disk: disk, nowMs: now,
+                dropBehind: dropBehind,
+                onDiskFailure: { tp, error in StorageFailure.halt("writing \(tp) failed: \(error)", logger: logger) }
             ) { opened, total, recovering in
                 let at = ContinuousClock.now
                 guard at - lastReport >= .seconds(2) || (opened == total && at - started >= .seconds(2)) else { return }
                 lastReport = at
-                logger.info(recovering ? "recovering logs" : "loading logs", metadata: ["opened": "\(opened)", "of": "\(total)"])
+                logger.info(
+                    recovering ? "recovering logs" : "loading logs",
+                    metadata: ["opened": "\(opened)", "of": "\(total)"])
             }
             if !manager.recoveredUncleanly.isEmpty {
-                logger.warning("recovered after an unclean shutdown", metadata: ["dirs": "\(manager.recoveredUncleanly)"])
+                logger.warning(
+                    "recovered after an unclean shutdown", metadata: ["dirs": "\(manager.recoveredUncleanly)"])
             }
             // A metadata dir outside log.dirs has no marker of its own: re-validate it whole.
-            metadataClean = config.logDirs.contains(config.metadataLogDir) && !manager.recoveredUncleanly.contains(config.metadataLogDir)
+            metadataClean =
+                config.logDirs.contains(config.metadataLogDir)
+                && !manager.recoveredUncleanly.contains(config.metadataLogDir)
             logManager = manager
             self.logManager = manager
         }
@@ -107,14 +115,18 @@ public final class RunnelServer: @unchecked Sendable {
         let controllerConnector: NIOPeerConnector
         let interBrokerConnector: NIOPeerConnector
         do {
-            controllerConnector = NIOPeerConnector(group: networkGroup, security: try config.security.controller.clientSecurity())
-            interBrokerConnector = NIOPeerConnector(group: networkGroup, security: try config.security.interBroker.clientSecurity())
+            controllerConnector = NIOPeerConnector(
+                group: networkGroup, security: try config.security.controller.clientSecurity())
+            interBrokerConnector = NIOPeerConnector(
+                group: networkGroup, security: try config.security.interBroker.clientSecurity())
         } catch {
             throw StorageError("\(error)")
         }
         let bootstrapRecords = try StorageFormatter.bootstrapRecords(config: config, disk: disk)
-        let runtime = KafkaRaftRuntime(eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) }, clock: clock,
-                                       clusterId: clusterId, voters: config.voters, selfId: config.nodeId, connector: controllerConnector, logger: logger)
+        let runtime = KafkaRaftRuntime(
+            eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) }, clock: clock,
+            clusterId: clusterId, voters: config.voters, selfId: config.nodeId, connector: controllerConnector,
+            logger: logger)
         var raft = RaftConfig(nodeId: NodeID(config.nodeId), voters: config.voters.map { NodeID($0.id) })
         raft.electionTimeoutMs = config.quorumElectionTimeoutMs
         raft.fetchTimeoutMs = config.quorumFetchTimeoutMs
@@ -124,17 +136,20 @@ public final class RunnelServer: @unchecked Sendable {
         let directory = config.metadataLogDir
         let seed = UInt64.random(in: 0...UInt64.max)
         let clean = metadataClean
-        let snapshots = try SQLiteSnapshotStorage(directory: directory + "/" + MetadataLog.topicPartition.description, clusterId: clusterId,
-                                                  voters: config.voters.map(\.id))
+        let snapshots = try SQLiteSnapshotStorage(
+            directory: directory + "/" + MetadataLog.topicPartition.description, clusterId: clusterId,
+            voters: config.voters.map(\.id))
         let policy = config.snapshotPolicy
         let sessionTimeoutMs = config.brokerSessionTimeoutMs
         let rebalance = config.leaderRebalance
         let raftConfig = raft
         let controllerSettings = settings
         let quorum = try await loop.submit {
-            let q = try MetadataQuorum(clusterId: clusterId, config: raftConfig, runtime: runtime, disk: disk, directory: directory,
-                                       controller: QuorumController(settings: controllerSettings, resolver: resolver), seed: seed, cleanShutdown: clean,
-                                       snapshots: snapshots)
+            let q = try MetadataQuorum(
+                clusterId: clusterId, config: raftConfig, runtime: runtime, disk: disk, directory: directory,
+                controller: QuorumController(settings: controllerSettings, resolver: resolver), seed: seed,
+                cleanShutdown: clean,
+                snapshots: snapshots)
             q.driver.snapshotPolicy = policy
             q.driver.onStorageFailure = { [logger = self.logger] in StorageFailure.halt($0, logger: logger) }
             q.sessionTimeoutMs = sessionTimeoutMs
@@ -163,16 +178,23 @@ public final class RunnelServer: @unchecked Sendable {
         self.runtime = runtime
         runtime.deliver = { message, from in quorum.driver.receive(message, from: from) }
         runtime.unreachable = { node in quorum.driver.unreachable(node) }
-        runtime.currentEpoch = { (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark) }
+        runtime.currentEpoch = {
+            (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark)
+        }
         let logger = self.logger
         let leaderHint = NIOLockedValueBox<Int32>(-1)
         quorum.onSnapshotLoaded = { image, fetched in
-            logger.info(fetched ? "fetched snapshot from the leader" : "loaded snapshot",
-                        metadata: ["endOffset": "\(image.provenance.lastOffset + 1)", "records": "\(image.provenance.recordCount)"])
+            logger.info(
+                fetched ? "fetched snapshot from the leader" : "loaded snapshot",
+                metadata: [
+                    "endOffset": "\(image.provenance.lastOffset + 1)", "records": "\(image.provenance.recordCount)",
+                ])
         }
         quorum.onLeadershipChange = { role, epoch, leader in
             leaderHint.withLockedValue { $0 = leader?.rawValue ?? -1 }
-            logger.info("quorum", metadata: ["role": "\(role)", "epoch": "\(epoch)", "leader": "\(leader.map { "\($0)" } ?? "none")"])
+            logger.info(
+                "quorum",
+                metadata: ["role": "\(role)", "epoch": "\(epoch)", "leader": "\(leader.map { "\($0)" } ?? "none")"])
         }
 
         // The broker, fed by the quorum's committed metadata.
@@ -181,7 +203,9 @@ public final class RunnelServer: @unchecked Sendable {
         if config.isBroker, let logManager {
             var brokerSettings = BrokerSettings(
                 nodeId: config.nodeId, clusterId: clusterId,
-                advertisedListeners: config.advertisedListeners.map { .init(name: $0.name, host: $0.host, port: $0.port) },
+                advertisedListeners: config.advertisedListeners.map {
+                    .init(name: $0.name, host: $0.host, port: $0.port)
+                },
                 interBrokerListener: config.interBrokerListenerName, staticConfig: config.properties.entries)
             brokerSettings.rack = config.rack
             brokerSettings.autoCreateTopics = config.autoCreateTopics
@@ -193,22 +217,30 @@ public final class RunnelServer: @unchecked Sendable {
             // A lone combined node talks to its own controller in-process; otherwise the broker
             // finds the active controller over the network.
             let inProcess = config.isController && config.voters.count == 1
-            let controllerChannel: any ControllerChannel = inProcess
+            let controllerChannel: any ControllerChannel =
+                inProcess
                 ? QuorumControllerChannel(quorum: quorum, eventLoop: loop)
-                : RemoteControllerChannel(voters: config.voters, brokerId: config.nodeId, connector: controllerConnector, eventLoop: networkGroup.next(),
-                                          logger: logger, leaderHint: { leaderHint.withLockedValue { $0 } })
+                : RemoteControllerChannel(
+                    voters: config.voters, brokerId: config.nodeId, connector: controllerConnector,
+                    eventLoop: networkGroup.next(),
+                    logger: logger, leaderHint: { leaderHint.withLockedValue { $0 } })
             channel = controllerChannel
             remoteController = controllerChannel as? RemoteControllerChannel
             remoteController?.brokerRequestTimeoutMs = config.quorumRequestTimeoutMs
             remoteController?.requestTimeoutMs = config.controllerSocketTimeoutMs
-            let b = Broker(settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock, logger: logger)
+            let b = Broker(
+                settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock,
+                logger: logger)
             broker = b
             self.broker = b
             try await loop.submit { quorum.subscribe { delta, image in b.publish(delta: delta, image: image) } }.get()
-            let peers = BrokerPeers(eventLoop: networkGroup.next(), connector: interBrokerConnector, localId: config.nodeId,
-                                    listenerName: config.interBrokerListenerName, image: { b.image })
+            let peers = BrokerPeers(
+                eventLoop: networkGroup.next(), connector: interBrokerConnector, localId: config.nodeId,
+                listenerName: config.interBrokerListenerName, image: { b.image })
             brokerPeers = peers
-            b.startReplication(transport: peers, settings: config.replicaFetch, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) })
+            b.startReplication(
+                transport: peers, settings: config.replicaFetch,
+                blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) })
             b.startIsrChecks(on: peers.eventLoop)
             b.startGroups(on: peers.eventLoop)
         }
@@ -216,7 +248,9 @@ public final class RunnelServer: @unchecked Sendable {
 
         // The controller listener first, so peers can reach us while brokers start.
         if config.isController {
-            let endpoint = QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters, authorizer: quorumAuthorizer)
+            let endpoint = QuorumEndpoint(
+                quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters,
+                authorizer: quorumAuthorizer)
             for listener in config.controllerListeners {
                 servers.append(try await listen(listener, handler: endpoint, group: networkGroup, accepting: true))
             }
@@ -233,7 +267,9 @@ public final class RunnelServer: @unchecked Sendable {
             self.lifecycle = lifecycle
             lifecycle.onControllerAnswer = { fenced in broker.controllerAnswered(fenced: fenced) }
             do {
-                _ = try await lifecycle.register(registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs).get()
+                _ = try await lifecycle.register(
+                    registrationRequest(clusterId: clusterId), timeoutMs: config.initialBrokerRegistrationTimeoutMs
+                ).get()
             } catch let error as BrokerRegistrationError {
                 throw StorageError(error.description)
             }
@@ -251,7 +287,8 @@ public final class RunnelServer: @unchecked Sendable {
             startMaintenance()
         }
         if let port = config.metricsPort {
-            let server = try await MetricsHTTPServer.start(host: config.metricsHost, port: port, group: networkGroup, registry: registry)
+            let server = try await MetricsHTTPServer.start(
+                host: config.metricsHost, port: port, group: networkGroup, registry: registry)
             metricsServer = server
             logger.info("serving metrics", metadata: ["address": "http://\(config.metricsHost):\(server.port)/metrics"])
         }
@@ -278,13 +315,19 @@ public final class RunnelServer: @unchecked Sendable {
     /// real run; when set, the node says so loudly.
     static func brokenRules(logger: Logger) throws -> ReplicationFaults {
         var faults = ReplicationFaults()
-        guard let text = ProcessInfo.processInfo.environment["RUNNEL_TEST_BROKEN_RULES"], !text.isEmpty else { return faults }
+        guard let text = ProcessInfo.processInfo.environment["RUNNEL_TEST_BROKEN_RULES"], !text.isEmpty else {
+            return faults
+        }
         for name in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
             guard faults.breakRule(named: name) else {
-                throw ConfigError("RUNNEL_TEST_BROKEN_RULES", "\(name) is not a rule; the rules are \(ReplicationFaults.ruleNames.joined(separator: ", ")).")
+                throw ConfigError(
+                    "RUNNEL_TEST_BROKEN_RULES",
+                    "\(name) is not a rule; the rules are \(ReplicationFaults.ruleNames.joined(separator: ", ")).")
             }
         }
-        logger.critical("TESTING ONLY: RUNNEL_TEST_BROKEN_RULES=\(text) breaks replication rules on purpose; acknowledged records can be lost")
+        logger.critical(
+            "TESTING ONLY: RUNNEL_TEST_BROKEN_RULES=\(text) breaks replication rules on purpose; acknowledged records can be lost"
+        )
         return faults
     }
 
@@ -297,8 +340,11 @@ public final class RunnelServer: @unchecked Sendable {
         registration.rack = config.rack
         registration.listeners = config.advertisedListeners.map { spec in
             let bound = servers.first { $0.listener == spec.name }?.port ?? spec.port
-            let securityProtocol = SecurityProtocol(rawValue: config.securityProtocols[spec.name] ?? "PLAINTEXT") ?? .plaintext
-            return .init(name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port), securityProtocol: securityProtocol.code)
+            let securityProtocol =
+                SecurityProtocol(rawValue: config.securityProtocols[spec.name] ?? "PLAINTEXT") ?? .plaintext
+            return .init(
+                name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port),
+                securityProtocol: securityProtocol.code)
         }
         registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
         return registration
@@ -311,7 +357,9 @@ public final class RunnelServer: @unchecked Sendable {
     }
 
     /// Binds one listener; a port that cannot be bound is one sentence naming the listener.
-    private func listen(_ listener: ListenerSpec, handler: any RequestHandler, group: any EventLoopGroup, accepting: Bool) async throws -> KafkaServer {
+    private func listen(
+        _ listener: ListenerSpec, handler: any RequestHandler, group: any EventLoopGroup, accepting: Bool
+    ) async throws -> KafkaServer {
         let host = listener.host.isEmpty ? "0.0.0.0" : listener.host
         let security: ListenerSecurity
         do {
@@ -325,7 +373,9 @@ public final class RunnelServer: @unchecked Sendable {
                 frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax,
                 accepting: accepting, security: security, logger: logger)
         } catch let error as IOError {
-            throw ConnectionError("listener \(listener.name) cannot bind \(host):\(listener.port): \(String(cString: strerror(error.errnoCode)))")
+            throw ConnectionError(
+                "listener \(listener.name) cannot bind \(host):\(listener.port): \(String(cString: strerror(error.errnoCode)))"
+            )
         }
     }
 
@@ -351,7 +401,9 @@ public final class RunnelServer: @unchecked Sendable {
                 if let broker { BrokerGauges.refresh(broker) }
                 if let broker, now - lastHighWatermarks >= config.highWatermarkCheckpointIntervalMs {
                     lastHighWatermarks = now
-                    do { try logManager.checkpointHighWatermarks(broker.highWatermarks) } catch { logger.error("high watermark checkpoint failed: \(error)") }
+                    do { try logManager.checkpointHighWatermarks(broker.highWatermarks) } catch {
+                        logger.error("high watermark checkpoint failed: \(error)")
+                    }
                 }
                 if now - lastCheckpoint >= max(1000, config.logFlushOffsetCheckpointIntervalMs) {
                     lastCheckpoint = now
@@ -377,14 +429,19 @@ public final class RunnelServer: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: Double(max(10, settings.backoffMs)) / 1000)
                 guard let logManager, let broker, !stopped() else { break }
                 let started = clock.monotonicMs()
-                let pass = logManager.runCleaner(nowMs: clock.wallMs(), highWatermarks: broker.highWatermarks, settings: settings,
-                                                 shouldStop: stopped)
+                let pass = logManager.runCleaner(
+                    nowMs: clock.wallMs(), highWatermarks: broker.highWatermarks, settings: settings,
+                    shouldStop: stopped)
                 for (tp, stats) in pass.cleaned {
-                    logger.info("cleaned log \(tp): \(stats.bytesBefore) bytes before, \(stats.bytesAfter) after",
-                                metadata: ["segments": "\(stats.segmentsRewritten)/\(stats.segmentsCleaned)",
-                                           "offsets": "\(stats.firstDirtyOffset)..<\(stats.endOffset)", "keys": "\(stats.keysMapped)",
-                                           "recordsRemoved": "\(stats.recordsRemoved)", "tombstonesRemoved": "\(stats.tombstonesRemoved)",
-                                           "ms": "\(clock.monotonicMs() - started)"])
+                    logger.info(
+                        "cleaned log \(tp): \(stats.bytesBefore) bytes before, \(stats.bytesAfter) after",
+                        metadata: [
+                            "segments": "\(stats.segmentsRewritten)/\(stats.segmentsCleaned)",
+                            "offsets": "\(stats.firstDirtyOffset)..<\(stats.endOffset)", "keys": "\(stats.keysMapped)",
+                            "recordsRemoved": "\(stats.recordsRemoved)",
+                            "tombstonesRemoved": "\(stats.tombstonesRemoved)",
+                            "ms": "\(clock.monotonicMs() - started)",
+                        ])
                 }
                 for (tp, error) in pass.failures {
                     logger.error("cleaning \(tp) failed: \(error)")
@@ -401,7 +458,11 @@ public final class RunnelServer: @unchecked Sendable {
 
     /// Stops accepting, flushes every log, writes checkpoints and the clean-shutdown marker.
     public func shutdown() async {
-        if stopping.withLockedValue({ let was = $0; $0 = true; return was }) { return }
+        if stopping.withLockedValue({
+            let was = $0; $0 = true; return was
+        }) {
+            return
+        }
         logger.info("shutting down")
         if let lifecycle {
             // Controlled shutdown: leadership moves away before the process goes.
@@ -465,7 +526,10 @@ enum BrokerGauges {
             leaders += 1
             let state = partition.state
             if leader.isr.count < state.replicas.count { underReplicated += 1 }
-            let minIsr = image.configs(of: .init(.topic, partition.topicPartition.topic))["min.insync.replicas"].flatMap { Int($0) }
+            let minIsr =
+                image.configs(of: .init(.topic, partition.topicPartition.topic))["min.insync.replicas"].flatMap {
+                    Int($0)
+                }
                 ?? broker.settings.staticConfig["min.insync.replicas"].flatMap { Int($0) } ?? 1
             if leader.isr.count < minIsr { underMinIsr += 1 }
         }

@@ -27,7 +27,9 @@ public struct PeerSecurityConfig: Sendable {
 
     /// The client side, with its TLS context loaded.
     public func clientSecurity() throws -> ClientSecurity {
-        ClientSecurity(securityProtocol: securityProtocol, tls: try tls?.clientContext(), verifyHostname: tls?.verifyHostname ?? true, sasl: sasl)
+        ClientSecurity(
+            securityProtocol: securityProtocol, tls: try tls?.clientContext(),
+            verifyHostname: tls?.verifyHostname ?? true, sasl: sasl)
     }
 }
 
@@ -48,21 +50,24 @@ public struct SecurityConfig: Sendable {
 
     /// The authorizer class names that turn the built-in authorizer on.
     public static let standardAuthorizerNames: Set<String> = [
-        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     ]
 
     /// Keys Kafka has that change nothing in this build (warned about when set).
     public static let keysWithoutEffect: [String] = [
         "ssl.cipher.suites", "ssl.protocol", "ssl.provider", "ssl.keymanager.algorithm", "ssl.trustmanager.algorithm",
         "ssl.secure.random.implementation", "ssl.engine.factory.class", "ssl.allow.dn.changes", "ssl.allow.san.changes",
-        "principal.builder.class", "sasl.server.callback.handler.class", "sasl.login.class", "sasl.login.callback.handler.class",
+        "principal.builder.class", "sasl.server.callback.handler.class", "sasl.login.class",
+        "sasl.login.callback.handler.class",
         "sasl.kerberos.service.name", "sasl.kerberos.principal.to.local.rules", "sasl.server.max.receive.size",
     ]
 
     /// Reads the security keys through `value` (the file's text for a key) with `listeners` and
     /// `protocols` already checked by the caller.
-    static func parse(_ value: @escaping (String) -> String?, keys: [String], listeners: [ListenerSpec], protocols: [String: String],
-                      controllerListenerNames: [String], interBrokerListenerName: String) throws -> SecurityConfig {
+    static func parse(
+        _ value: @escaping (String) -> String?, keys: [String], listeners: [ListenerSpec], protocols: [String: String],
+        controllerListenerNames: [String], interBrokerListenerName: String
+    ) throws -> SecurityConfig {
         func text(_ key: String) -> String? {
             guard let v = value(key)?.trimmed(), !v.isEmpty else { return nil }
             return v
@@ -75,10 +80,14 @@ public struct SecurityConfig: Sendable {
         }
         func mechanisms(_ listener: String) throws -> [String] {
             let key = "sasl.enabled.mechanisms"
-            let listed = (onListener(listener)(key) ?? "GSSAPI").split(separator: ",").map { $0.trimmed().uppercased() }.filter { !$0.isEmpty }
+            let listed = (onListener(listener)(key) ?? "GSSAPI").split(separator: ",").map { $0.trimmed().uppercased() }
+                .filter { !$0.isEmpty }
             let supported = [SaslMechanismName.plain, SaslMechanismName.scramSha256, SaslMechanismName.scramSha512]
             if let unsupported = listed.first(where: { !supported.contains($0) }) {
-                throw ConfigError(key, "listener \(listener) enables \(unsupported), which this build does not support; use PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512.")
+                throw ConfigError(
+                    key,
+                    "listener \(listener) enables \(unsupported), which this build does not support; use PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512."
+                )
             }
             if listed.isEmpty { throw ConfigError(key, "listener \(listener) is a SASL listener with no mechanism.") }
             return listed
@@ -98,7 +107,10 @@ public struct SecurityConfig: Sendable {
             if proto.usesTLS {
                 let settings = try tlsSettings(listener.name)
                 guard settings.hasKeystore else {
-                    throw ConfigError("ssl.keystore.location", "listener \(listener.name) uses \(proto.rawValue) and needs a key store (ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key).")
+                    throw ConfigError(
+                        "ssl.keystore.location",
+                        "listener \(listener.name) uses \(proto.rawValue) and needs a key store (ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key)."
+                    )
                 }
                 tls = settings
             }
@@ -109,7 +121,10 @@ public struct SecurityConfig: Sendable {
                 if saslMechanisms.contains(SaslMechanismName.plain) {
                     let key = "listener.name.\(listener.name.lowercased()).plain.sasl.jaas.config"
                     guard let jaas = value(key) else {
-                        throw ConfigError(key, "is required: listener \(listener.name) enables PLAIN, whose users it names (user_<name>=\"<password>\").")
+                        throw ConfigError(
+                            key,
+                            "is required: listener \(listener.name) enables PLAIN, whose users it names (user_<name>=\"<password>\")."
+                        )
                     }
                     do {
                         plainUsers = try PlainUsers(jaasConfig: jaas, property: key)
@@ -121,12 +136,14 @@ public struct SecurityConfig: Sendable {
             let rulesKey = "ssl.principal.mapping.rules"
             let mapper: SslPrincipalMapper
             do {
-                mapper = try SslPrincipalMapper(rules: onListener(listener.name)(rulesKey)?.trimmed() ?? SslPrincipalMapper.defaultRules)
+                mapper = try SslPrincipalMapper(
+                    rules: onListener(listener.name)(rulesKey)?.trimmed() ?? SslPrincipalMapper.defaultRules)
             } catch {
                 throw ConfigError(rulesKey, error.description)
             }
-            configs[listener.name] = ListenerSecurityConfig(securityProtocol: proto, tls: tls, saslMechanisms: saslMechanisms,
-                                                            plainUsers: plainUsers, principalMapper: mapper)
+            configs[listener.name] = ListenerSecurityConfig(
+                securityProtocol: proto, tls: tls, saslMechanisms: saslMechanisms,
+                plainUsers: plainUsers, principalMapper: mapper)
         }
 
         func peer(_ listener: String, mechanismKey: String) throws -> PeerSecurityConfig {
@@ -136,12 +153,21 @@ public struct SecurityConfig: Sendable {
             var sasl: SaslCredentials?
             if proto.usesSASL {
                 let mechanism = (text(mechanismKey) ?? "GSSAPI").uppercased()
-                guard [SaslMechanismName.plain, SaslMechanismName.scramSha256, SaslMechanismName.scramSha512].contains(mechanism) else {
-                    throw ConfigError(mechanismKey, "\(mechanism) is not supported; listener \(listener) is \(proto.rawValue), so set PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+                guard
+                    [SaslMechanismName.plain, SaslMechanismName.scramSha256, SaslMechanismName.scramSha512].contains(
+                        mechanism)
+                else {
+                    throw ConfigError(
+                        mechanismKey,
+                        "\(mechanism) is not supported; listener \(listener) is \(proto.rawValue), so set PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+                    )
                 }
                 let key = "listener.name.\(listener.lowercased()).\(mechanism.lowercased()).sasl.jaas.config"
                 guard let jaas = value(key) else {
-                    throw ConfigError(key, "is required: this node logs in to listener \(listener) with \(mechanism) as the username and password it names.")
+                    throw ConfigError(
+                        key,
+                        "is required: this node logs in to listener \(listener) with \(mechanism) as the username and password it names."
+                    )
                 }
                 do {
                     sasl = try SaslCredentials.fromJaas(jaas, mechanism: mechanism, key: key)
@@ -158,7 +184,10 @@ public struct SecurityConfig: Sendable {
         var authorizer: StandardAuthorizer?
         if let name = text("authorizer.class.name") {
             guard standardAuthorizerNames.contains(name) else {
-                throw ConfigError("authorizer.class.name", "\(name) is not available; use org.apache.kafka.metadata.authorizer.StandardAuthorizer (or leave it unset).")
+                throw ConfigError(
+                    "authorizer.class.name",
+                    "\(name) is not available; use org.apache.kafka.metadata.authorizer.StandardAuthorizer (or leave it unset)."
+                )
             }
             let superUsers: Set<KafkaPrincipal>
             do {
@@ -176,10 +205,12 @@ public struct SecurityConfig: Sendable {
         return SecurityConfig(
             listeners: configs, reauthenticationMs: reauth, failedAuthenticationDelayMs: delay, authorizer: authorizer,
             interBroker: try peer(interBrokerListenerName, mechanismKey: "sasl.mechanism.inter.broker.protocol"),
-            controller: try peer(controllerListenerNames.first ?? "CONTROLLER", mechanismKey: "sasl.mechanism.controller.protocol"))
+            controller: try peer(
+                controllerListenerNames.first ?? "CONTROLLER", mechanismKey: "sasl.mechanism.controller.protocol"))
     }
 
-    static func int64(_ value: (String) -> String?, _ key: String, default fallback: Int64, min: Int64) throws -> Int64 {
+    static func int64(_ value: (String) -> String?, _ key: String, default fallback: Int64, min: Int64) throws -> Int64
+    {
         guard let text = value(key)?.trimmed(), !text.isEmpty else { return fallback }
         guard let n = Int64(text) else { throw ConfigError(key, "\"\(text)\" is not an integer.") }
         if n < min { throw ConfigError(key, "\(n) is below the minimum of \(min).") }
@@ -188,11 +219,17 @@ public struct SecurityConfig: Sendable {
 
     /// The server side of `listener` for the network layer, with its TLS context loaded; SCRAM
     /// credentials come from `scramCredentials` (the node's image) at each handshake.
-    public func listenerSecurity(_ listener: String, scramCredentials: @escaping @Sendable () -> ScramServer.CredentialLookup) throws -> ListenerSecurity {
+    public func listenerSecurity(
+        _ listener: String, scramCredentials: @escaping @Sendable () -> ScramServer.CredentialLookup
+    ) throws -> ListenerSecurity {
         guard let config = listeners[listener] else { return .plaintext }
-        let sasl = config.securityProtocol.usesSASL ? SaslServerConfig(enabledMechanisms: config.saslMechanisms, plainUsers: config.plainUsers) : nil
-        return ListenerSecurity(securityProtocol: config.securityProtocol, tls: try config.tls?.serverContext(), principalMapper: config.principalMapper,
-                                sasl: sasl, scramCredentials: scramCredentials, reauthenticationMs: reauthenticationMs,
-                                failedAuthenticationDelayMs: failedAuthenticationDelayMs)
+        let sasl =
+            config.securityProtocol.usesSASL
+            ? SaslServerConfig(enabledMechanisms: config.saslMechanisms, plainUsers: config.plainUsers) : nil
+        return ListenerSecurity(
+            securityProtocol: config.securityProtocol, tls: try config.tls?.serverContext(),
+            principalMapper: config.principalMapper,
+            sasl: sasl, scramCredentials: scramCredentials, reauthenticationMs: reauthenticationMs,
+            failedAuthenticationDelayMs: failedAuthenticationDelayMs)
     }
 }

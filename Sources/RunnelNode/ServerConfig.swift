@@ -32,7 +32,9 @@ public struct ListenerSpec: Sendable, Equatable {
         }
         let name = String(t[..<sep.lowerBound]).uppercased()
         let rest = String(t[sep.upperBound...])
-        guard !name.isEmpty, let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+        guard !name.isEmpty, let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
             throw ConfigError(key, "\"\(t)\" has no valid port; use NAME://host:port.")
         }
         var host = String(rest[..<colon])
@@ -50,7 +52,6 @@ public struct ListenerSpec: Sendable, Equatable {
         return specs
     }
 }
-
 
 /// The node's configuration, read from a `server.properties` file with Kafka's key names.
 public struct ServerConfig: Sendable {
@@ -135,7 +136,9 @@ public struct ServerConfig: Sendable {
         }
         func int(_ key: String, default value: Int, min: Int? = nil, max: Int? = nil) throws -> Int {
             guard let text = string(key) else { return value }
-            guard let n = Int(text), n >= Int(Int32.min), n <= Int(Int32.max) else { throw ConfigError(key, "\"\(text)\" is not a 32-bit integer.") }
+            guard let n = Int(text), n >= Int(Int32.min), n <= Int(Int32.max) else {
+                throw ConfigError(key, "\"\(text)\" is not a 32-bit integer.")
+            }
             if let min, n < min { throw ConfigError(key, "\(n) is below the minimum of \(min).") }
             if let max, n > max { throw ConfigError(key, "\(n) is above the maximum of \(max).") }
             return n
@@ -153,7 +156,8 @@ public struct ServerConfig: Sendable {
         var roles = Set<Role>()
         for part in roleText.split(separator: ",") {
             guard let role = Role(rawValue: part.trimmed()) else {
-                throw ConfigError("process.roles", "\"\(part.trimmed())\" is not a role; use broker, controller, or both.")
+                throw ConfigError(
+                    "process.roles", "\"\(part.trimmed())\" is not a role; use broker, controller, or both.")
             }
             roles.insert(role)
         }
@@ -168,8 +172,10 @@ public struct ServerConfig: Sendable {
         var voters: [VoterSpec] = []
         for entry in voterText.split(separator: ",") {
             let e = entry.trimmed()
-            guard let at = e.firstIndex(of: "@"), let id = Int32(e[..<at]), let colon = e.lastIndex(of: ":"), colon > at,
-                  let port = Int(e[e.index(after: colon)...]), (1...65535).contains(port) else {
+            guard let at = e.firstIndex(of: "@"), let id = Int32(e[..<at]), let colon = e.lastIndex(of: ":"),
+                colon > at,
+                let port = Int(e[e.index(after: colon)...]), (1...65535).contains(port)
+            else {
                 throw ConfigError("controller.quorum.voters", "\"\(e)\" is not of the form id@host:port.")
             }
             var host = String(e[e.index(after: at)..<colon])
@@ -181,10 +187,14 @@ public struct ServerConfig: Sendable {
         }
         self.voters = voters
         if roles.contains(.controller) && !voters.contains(where: { $0.id == nodeId }) {
-            throw ConfigError("controller.quorum.voters", "this node (node.id=\(nodeId)) has the controller role but is not among the voters.")
+            throw ConfigError(
+                "controller.quorum.voters",
+                "this node (node.id=\(nodeId)) has the controller role but is not among the voters.")
         }
 
-        let controllerNames = (string("controller.listener.names") ?? "").split(separator: ",").map { $0.trimmed().uppercased() }
+        let controllerNames = (string("controller.listener.names") ?? "").split(separator: ",").map {
+            $0.trimmed().uppercased()
+        }
         if roles.contains(.controller) && controllerNames.isEmpty {
             throw ConfigError("controller.listener.names", "is required on a controller.")
         }
@@ -192,7 +202,9 @@ public struct ServerConfig: Sendable {
 
         let listeners = try ListenerSpec.parseList(string("listeners") ?? "PLAINTEXT://:9092", key: "listeners")
         self.listeners = listeners
-        if roles.contains(.controller), let first = controllerNames.first, !listeners.contains(where: { $0.name == first }) {
+        if roles.contains(.controller), let first = controllerNames.first,
+            !listeners.contains(where: { $0.name == first })
+        {
             throw ConfigError("listeners", "has no listener named \(first) (from controller.listener.names).")
         }
         var protocols: [String: String] = [:]
@@ -224,20 +236,24 @@ public struct ServerConfig: Sendable {
         if roles.contains(.broker) && brokerListeners.isEmpty {
             throw ConfigError("listeners", "a broker needs at least one listener that is not a controller listener.")
         }
-        var advertised = try string("advertised.listeners").map { try ListenerSpec.parseList($0, key: "advertised.listeners") } ?? brokerListeners
+        var advertised =
+            try string("advertised.listeners").map { try ListenerSpec.parseList($0, key: "advertised.listeners") }
+            ?? brokerListeners
         advertised = advertised.map { spec in
             var s = spec
             if s.host.isEmpty || s.host == "0.0.0.0" { s.host = "localhost" }
             return s
         }
         self.advertisedListeners = advertised
-        let interBroker = string("inter.broker.listener.name")?.uppercased() ?? brokerListeners.first?.name ?? "PLAINTEXT"
+        let interBroker =
+            string("inter.broker.listener.name")?.uppercased() ?? brokerListeners.first?.name ?? "PLAINTEXT"
         if roles.contains(.broker) && !listeners.contains(where: { $0.name == interBroker }) {
             throw ConfigError("inter.broker.listener.name", "names \(interBroker), which is not in listeners.")
         }
         self.interBrokerListenerName = interBroker
-        security = try SecurityConfig.parse({ p[$0] }, keys: p.keys, listeners: listeners, protocols: protocols,
-                                            controllerListenerNames: controllerNames, interBrokerListenerName: interBroker)
+        security = try SecurityConfig.parse(
+            { p[$0] }, keys: p.keys, listeners: listeners, protocols: protocols,
+            controllerListenerNames: controllerNames, interBrokerListenerName: interBroker)
 
         let dirsText = string("log.dirs") ?? string("log.dir") ?? "/tmp/kafka-logs"
         let dirs = dirsText.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty }
@@ -269,22 +285,29 @@ public struct ServerConfig: Sendable {
         replicaLagTimeMaxMs = try int64("replica.lag.time.max.ms", default: 30000, min: 1)
         metricsPort = string("metrics.port") == nil ? nil : try int("metrics.port", default: 0, min: 0, max: 65535)
         metricsHost = string("metrics.host") ?? "0.0.0.0"
-        leaderRebalance = try bool("auto.leader.rebalance.enable", default: true)
-            ? (try int64("leader.imbalance.check.interval.seconds", default: 300, min: 1) * 1000,
-               try int("leader.imbalance.per.broker.percentage", default: 10, min: 0, max: 100))
+        leaderRebalance =
+            try bool("auto.leader.rebalance.enable", default: true)
+            ? (
+                try int64("leader.imbalance.check.interval.seconds", default: 300, min: 1) * 1000,
+                try int("leader.imbalance.per.broker.percentage", default: 10, min: 0, max: 100)
+            )
             : nil
         var fetch = ReplicaFetchSettings()
         fetch.waitMaxMs = Int32(try int("replica.fetch.wait.max.ms", default: 500, min: 0, max: Int(Int32.max)))
         fetch.minBytes = Int32(try int("replica.fetch.min.bytes", default: 1, min: 1, max: Int(Int32.max)))
-        fetch.partitionMaxBytes = Int32(try int("replica.fetch.max.bytes", default: 1_048_576, min: 0, max: Int(Int32.max)))
-        fetch.responseMaxBytes = Int32(try int("replica.fetch.response.max.bytes", default: 10_485_760, min: 0, max: Int(Int32.max)))
+        fetch.partitionMaxBytes = Int32(
+            try int("replica.fetch.max.bytes", default: 1_048_576, min: 0, max: Int(Int32.max)))
+        fetch.responseMaxBytes = Int32(
+            try int("replica.fetch.response.max.bytes", default: 10_485_760, min: 0, max: Int(Int32.max)))
         fetch.backoffMs = try int64("replica.fetch.backoff.ms", default: 1000, min: 0)
         fetch.socketTimeoutMs = try int64("replica.socket.timeout.ms", default: 30000, min: 1)
         replicaFetch = fetch
-        highWatermarkCheckpointIntervalMs = try int64("replica.high.watermark.checkpoint.interval.ms", default: 5000, min: 1)
+        highWatermarkCheckpointIntervalMs = try int64(
+            "replica.high.watermark.checkpoint.interval.ms", default: 5000, min: 1)
         dropCacheBehindBytes = try int64("log.drop.cache.behind.bytes", default: -1, min: -1)
         var policy = SnapshotPolicy()
-        policy.maxBytesBetweenSnapshots = try int64("metadata.log.max.record.bytes.between.snapshots", default: 20_971_520, min: 1)
+        policy.maxBytesBetweenSnapshots = try int64(
+            "metadata.log.max.record.bytes.between.snapshots", default: 20_971_520, min: 1)
         policy.maxIntervalMs = try int64("metadata.log.max.snapshot.interval.ms", default: 3_600_000, min: 0)
         if policy.maxIntervalMs == 0 { policy.maxIntervalMs = .max }
         snapshotPolicy = policy
@@ -310,8 +333,9 @@ public struct ServerConfig: Sendable {
         log.indexIntervalBytes = try int("log.index.interval.bytes", default: 4096, min: 0)
         log.flushMessages = try int64("log.flush.interval.messages", default: Int64.max, min: 1)
         // As in Kafka, log.flush.interval.ms falls back to log.flush.scheduler.interval.ms.
-        log.flushMs = try int64("log.flush.interval.ms",
-                                default: try int64("log.flush.scheduler.interval.ms", default: Int64.max, min: 1), min: 0)
+        log.flushMs = try int64(
+            "log.flush.interval.ms",
+            default: try int64("log.flush.scheduler.interval.ms", default: Int64.max, min: 1), min: 0)
         log.maxMessageBytes = messageMaxBytes
         if let type = string("log.message.timestamp.type") {
             guard type == "CreateTime" || type == "LogAppendTime" else {
@@ -343,7 +367,8 @@ public struct ServerConfig: Sendable {
         cleaner.ioBufferBytes = try int("log.cleaner.io.buffer.size", default: 524_288, min: 1)
         logCleaner = cleaner
         logRetentionCheckIntervalMs = try int64("log.retention.check.interval.ms", default: 300_000, min: 1)
-        logFlushOffsetCheckpointIntervalMs = try int64("log.flush.offset.checkpoint.interval.ms", default: 60_000, min: 0)
+        logFlushOffsetCheckpointIntervalMs = try int64(
+            "log.flush.offset.checkpoint.interval.ms", default: 60_000, min: 0)
 
         // Every remaining key must at least be a number or boolean where Kafka says so.
         var unknown: [String] = []
@@ -353,11 +378,15 @@ public struct ServerConfig: Sendable {
             if SecurityConfig.keysWithoutEffect.contains(base) {
                 withoutEffect.append(key)
             }
-            if key.hasPrefix("listener.name."), ConfigDefinitions.brokerConfig(base) != nil || Self.listenerSaslKey(base) {
+            if key.hasPrefix("listener.name."),
+                ConfigDefinitions.brokerConfig(base) != nil || Self.listenerSaslKey(base)
+            {
                 continue
             }
             if let definition = ConfigDefinitions.brokerConfig(key) {
-                if let value = p[key], let problem = ConfigDefinitions.validateBrokerConfig(name: definition.name, value: value.trimmed()) {
+                if let value = p[key],
+                    let problem = ConfigDefinitions.validateBrokerConfig(name: definition.name, value: value.trimmed())
+                {
                     throw ConfigError(key, problem)
                 }
             } else if !Self.extraKeys.contains(key) {
@@ -379,14 +408,19 @@ public struct ServerConfig: Sendable {
 
     /// A per-listener SASL key: `<mechanism>.sasl.jaas.config` and the like.
     static func listenerSaslKey(_ base: String) -> Bool {
-        ["plain.sasl.jaas.config", "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config", "sasl.jaas.config",
-         "sasl.enabled.mechanisms"].contains(base.lowercased())
+        [
+            "plain.sasl.jaas.config", "scram-sha-256.sasl.jaas.config", "scram-sha-512.sasl.jaas.config",
+            "sasl.jaas.config",
+            "sasl.enabled.mechanisms",
+        ].contains(base.lowercased())
     }
 
     /// Keys this build reads that are not in the broker config table (the authorizer's own keys
     /// are not broker configs in Kafka either).
-    static let extraKeys: Set<String> = ["metrics.port", "metrics.host", "controlled.shutdown.timeout.ms", "super.users",
-                                         "allow.everyone.if.no.acl.found"]
+    static let extraKeys: Set<String> = [
+        "metrics.port", "metrics.host", "controlled.shutdown.timeout.ms", "super.users",
+        "allow.everyone.if.no.acl.found",
+    ]
 
     public var isBroker: Bool { roles.contains(.broker) }
     public var isController: Bool { roles.contains(.controller) }

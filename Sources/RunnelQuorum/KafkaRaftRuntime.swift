@@ -26,15 +26,19 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
     public var currentEpoch: () -> (epoch: Int32, leaderId: Int32, highWatermark: Int64) = { (0, -1, -1) }
     let fetchBytesMax: Int32 = 8 * 1024 * 1024
 
-    public init(eventLoop: any EventLoop, blocking: @escaping BlockingRunner, clock: any Clock, clusterId: String, voters: [VoterSpec],
-                selfId: Int32, connector: any PeerConnector, logger: Logger) {
+    public init(
+        eventLoop: any EventLoop, blocking: @escaping BlockingRunner, clock: any Clock, clusterId: String,
+        voters: [VoterSpec],
+        selfId: Int32, connector: any PeerConnector, logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.blocking = blocking
         self.clock = clock
         self.clusterId = clusterId
         self.logger = logger
         for voter in voters where voter.id != selfId {
-            peers[NodeID(voter.id)] = connector.connect(host: voter.host, port: voter.port, clientId: "raft-\(selfId)", eventLoop: nil)
+            peers[NodeID(voter.id)] = connector.connect(
+                host: voter.host, port: voter.port, clientId: "raft-\(selfId)", eventLoop: nil)
         }
     }
 
@@ -69,7 +73,8 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
                 RaftWire.core(response, preVote: r.preVote).map { .voteResponse($0) }
             }
         case .beginQuorumEpoch(let r):
-            request(to, RaftWire.request(r, clusterId: clusterId, to: to), version: RaftWire.beginEpochVersion) { response in
+            request(to, RaftWire.request(r, clusterId: clusterId, to: to), version: RaftWire.beginEpochVersion) {
+                response in
                 RaftWire.core(response).map { .beginQuorumEpochResponse($0) }
             }
         case .endQuorumEpoch(let r):
@@ -78,7 +83,9 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
             }
         case .fetch(let r):
             let fetchOffset = r.fetchOffset, lastFetchedEpoch = r.lastFetchedEpoch
-            request(to, RaftWire.request(r, clusterId: clusterId, maxBytes: fetchBytesMax), version: RaftWire.fetchVersion) { response in
+            request(
+                to, RaftWire.request(r, clusterId: clusterId, maxBytes: fetchBytesMax), version: RaftWire.fetchVersion
+            ) { response in
                 // The connection pairs this answer with its request: say which fetch it answers.
                 RaftWire.core(response).map {
                     var answer = $0
@@ -92,7 +99,10 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
         }
     }
 
-    private func request<R: RequestMessage>(_ to: NodeID, _ request: R, version: Int16, convert: @escaping @Sendable (R.Response) -> RaftMessage<MetadataPayload>?) {
+    private func request<R: RequestMessage>(
+        _ to: NodeID, _ request: R, version: Int16,
+        convert: @escaping @Sendable (R.Response) -> RaftMessage<MetadataPayload>?
+    ) {
         guard let peer = peers[to] else { return }
         peer.send(request, version: version).hop(to: eventLoop).whenComplete { [self] result in
             switch result {
@@ -104,7 +114,10 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
         }
     }
 
-    public func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void) {
+    public func fetchSnapshotChunk(
+        from node: NodeID, id: SnapshotId, position: Int64,
+        completion: @escaping (Result<SnapshotChunk, any Error>) -> Void
+    ) {
         guard let peer = peers[node] else {
             completion(.failure(ConnectionError("no connection to node \(node)")))
             return
@@ -112,8 +125,15 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
         var request = FetchSnapshotRequest()
         request.clusterId = clusterId
         request.maxBytes = 1_048_576
-        request.topics = [.init(name: RaftWire.topicName, partitions: [.init(
-            partition: 0, currentLeaderEpoch: currentEpoch().epoch, snapshotId: .init(endOffset: id.endOffset, epoch: id.epoch), position: position)])]
+        request.topics = [
+            .init(
+                name: RaftWire.topicName,
+                partitions: [
+                    .init(
+                        partition: 0, currentLeaderEpoch: currentEpoch().epoch,
+                        snapshotId: .init(endOffset: id.endOffset, epoch: id.epoch), position: position)
+                ])
+        ]
         let box = UnsafeTransfer(completion)
         peer.send(request, version: 1).hop(to: eventLoop).whenComplete { result in
             switch result {
@@ -121,10 +141,18 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
                 box.value(.failure(error))
             case .success(let response):
                 guard response.errorCode == 0, let p = response.topics.first?.partitions.first, p.errorCode == 0 else {
-                    box.value(.failure(ConnectionError("FetchSnapshot refused: \(ErrorCode(response.errorCode != 0 ? response.errorCode : response.topics.first?.partitions.first?.errorCode ?? -1))")))
+                    box.value(
+                        .failure(
+                            ConnectionError(
+                                "FetchSnapshot refused: \(ErrorCode(response.errorCode != 0 ? response.errorCode : response.topics.first?.partitions.first?.errorCode ?? -1))"
+                            )))
                     return
                 }
-                box.value(.success(SnapshotChunk(id: id, totalBytes: p.size, position: p.position, bytes: p.unalignedRecords?.bytes ?? ByteBuffer())))
+                box.value(
+                    .success(
+                        SnapshotChunk(
+                            id: id, totalBytes: p.size, position: p.position,
+                            bytes: p.unalignedRecords?.bytes ?? ByteBuffer())))
             }
         }
     }
@@ -133,7 +161,9 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
 
     /// Registers an inbound request from `from` and hands it to the driver; the future completes
     /// with the core's answer.
-    public func receive(_ message: RaftMessage<MetadataPayload>, from: NodeID) -> EventLoopFuture<RaftMessage<MetadataPayload>> {
+    public func receive(
+        _ message: RaftMessage<MetadataPayload>, from: NodeID
+    ) -> EventLoopFuture<RaftMessage<MetadataPayload>> {
         eventLoop.flatSubmit { [self] in
             let promise = eventLoop.makePromise(of: RaftMessage<MetadataPayload>.self)
             let kind = Self.answerKind(of: message)
@@ -142,7 +172,11 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
                 // A newer fetch supersedes an older parked one: release the old with an empty answer.
                 let state = currentEpoch()
                 for old in waiting {
-                    old.succeed(.fetchResponse(FetchResponse(error: .none, epoch: state.epoch, leaderId: state.leaderId, highWatermark: state.highWatermark)))
+                    old.succeed(
+                        .fetchResponse(
+                            FetchResponse(
+                                error: .none, epoch: state.epoch, leaderId: state.leaderId,
+                                highWatermark: state.highWatermark)))
                 }
                 waiting = []
             }

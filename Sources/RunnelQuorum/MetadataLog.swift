@@ -22,9 +22,13 @@ public final class MetadataLog: @unchecked Sendable {
     public var endOffset: Int64 { log.logEndOffset }
 
     /// Builds one batch of `records` starting at the log end (without writing it).
-    public static func batch(_ records: [MetadataRecord], baseOffset: Int64, epoch: Int32, timestamp: Int64) -> ByteBuffer {
+    public static func batch(
+        _ records: [MetadataRecord], baseOffset: Int64, epoch: Int32, timestamp: Int64
+    ) -> ByteBuffer {
         let kafkaRecords = records.enumerated().map { i, record in
-            Record(offset: baseOffset + Int64(i), timestamp: timestamp, key: nil, value: MetadataRecordFrame.encode(record))
+            Record(
+                offset: baseOffset + Int64(i), timestamp: timestamp, key: nil, value: MetadataRecordFrame.encode(record)
+            )
         }
         return RecordBatches.build(records: kafkaRecords, partitionLeaderEpoch: epoch)
     }
@@ -35,7 +39,8 @@ public final class MetadataLog: @unchecked Sendable {
     public func append(_ records: [MetadataRecord], epoch: Int32, nowMs: Int64) throws -> Int64 {
         precondition(!records.isEmpty, "a metadata batch holds at least one record")
         let base = log.logEndOffset
-        _ = try log.appendAsFollower(Self.batch(records, baseOffset: base, epoch: epoch, timestamp: nowMs), nowMs: nowMs)
+        _ = try log.appendAsFollower(
+            Self.batch(records, baseOffset: base, epoch: epoch, timestamp: nowMs), nowMs: nowMs)
         return base
     }
 
@@ -67,8 +72,11 @@ public final class MetadataLog: @unchecked Sendable {
                     if !batch.header.isControl, let value = record.value {
                         decoded = try MetadataRecordFrame.decode(value).record
                     }
-                    out.append(Entry(offset: record.offset, epoch: batch.header.partitionLeaderEpoch, timestamp: record.timestamp,
-                                     record: decoded, isControl: batch.header.isControl))
+                    out.append(
+                        Entry(
+                            offset: record.offset, epoch: batch.header.partitionLeaderEpoch,
+                            timestamp: record.timestamp,
+                            record: decoded, isControl: batch.header.isControl))
                 }
             }
             next = last.header.nextOffset

@@ -39,14 +39,17 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     /// Records this active controller proposed that are not committed yet, by offset.
     private var proposed: [(offset: Int64, record: MetadataRecord)] = []
 
-    public init(clusterId: String, config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String,
-                controller: QuorumController, seed: UInt64, cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil) throws {
+    public init(
+        clusterId: String, config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String,
+        controller: QuorumController, seed: UInt64, cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil
+    ) throws {
         self.clusterId = clusterId
         self.runtime = runtime
         self.controller = controller
         self.rng = SeededRandom(seed: seed)
-        self.driver = try RaftDriver(config: config, runtime: runtime, disk: disk, directory: directory, listener: nil,
-                                     seed: rng.next(), cleanShutdown: cleanShutdown, snapshots: snapshots)
+        self.driver = try RaftDriver(
+            config: config, runtime: runtime, disk: disk, directory: directory, listener: nil,
+            seed: rng.next(), cleanShutdown: cleanShutdown, snapshots: snapshots)
         driver.listener = self
     }
 
@@ -79,12 +82,15 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         noteActivity()
         guard driver.isActiveLeader, !fencing else { return }
         maybeRebalanceLeaders()
-        let expired = sessions.expired(image: controller.image, nowMs: runtime.nowMs, sessionTimeoutMs: sessionTimeoutMs)
+        let expired = sessions.expired(
+            image: controller.image, nowMs: runtime.nowMs, sessionTimeoutMs: sessionTimeoutMs)
         guard !expired.isEmpty else { return }
         fencing = true
-        run({ c, _, _ in c.fenceBrokers(expired) }, completion: { [weak self] (_: Result<Int, ProposalError>) in
-            self?.fencing = false
-        })
+        run(
+            { c, _, _ in c.fenceBrokers(expired) },
+            completion: { [weak self] (_: Result<Int, ProposalError>) in
+                self?.fencing = false
+            })
     }
 
     /// Moves leadership back to preferred replicas every rebalance interval (as Kafka's controller).
@@ -97,12 +103,16 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         }
         guard now - last >= rebalance.intervalMs else { return }
         lastRebalanceMs = now
-        run({ c, _, _ in c.preferredLeaderRebalance(imbalancePercentage: rebalance.percentage) },
+        run(
+            { c, _, _ in c.preferredLeaderRebalance(imbalancePercentage: rebalance.percentage) },
             completion: { (_: Result<Int, ProposalError>) in })
     }
 
     /// A broker heartbeat: renews its session and runs the heartbeat command.
-    public func heartbeat(_ request: BrokerHeartbeatRequest, completion: @escaping (Result<BrokerHeartbeatResponse, ProposalError>) -> Void) {
+    public func heartbeat(
+        _ request: BrokerHeartbeatRequest,
+        completion: @escaping (Result<BrokerHeartbeatResponse, ProposalError>) -> Void
+    ) {
         noteActivity()
         if driver.isActiveLeader, controller.image.brokers[NodeID(request.brokerId)]?.epoch == request.brokerEpoch {
             sessions.touch(NodeID(request.brokerId), nowMs: runtime.nowMs)
@@ -114,17 +124,21 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     /// incarnation of the broker id still holds a live session (its heartbeats have not lapsed),
     /// as Kafka's controller does, so a late registration of an earlier incarnation cannot
     /// replace the live one.
-    public func registerBroker(_ request: BrokerRegistrationRequest, unfenced: Bool,
-                               completion: @escaping (Result<BrokerRegistrationResponse, ProposalError>) -> Void) {
+    public func registerBroker(
+        _ request: BrokerRegistrationRequest, unfenced: Bool,
+        completion: @escaping (Result<BrokerRegistrationResponse, ProposalError>) -> Void
+    ) {
         noteActivity()
         let sessions = self.sessions, now = runtime.nowMs, timeout = sessionTimeoutMs, clusterId = self.clusterId
         var accepted = false
-        run({ c, _, next in
-            let result = c.registerBroker(request, clusterId: clusterId, nextOffset: next, unfenced: unfenced,
-                                          hasLiveSession: { sessions.isAlive($0, nowMs: now, sessionTimeoutMs: timeout) })
-            accepted = result.response.errorCode == 0 && !result.records.isEmpty
-            return result
-        }, completion: completion)
+        run(
+            { c, _, next in
+                let result = c.registerBroker(
+                    request, clusterId: clusterId, nextOffset: next, unfenced: unfenced,
+                    hasLiveSession: { sessions.isAlive($0, nowMs: now, sessionTimeoutMs: timeout) })
+                accepted = result.response.errorCode == 0 && !result.records.isEmpty
+                return result
+            }, completion: completion)
         // A registration starts the new incarnation's session at once (as Kafka's heartbeat
         // manager does), so another incarnation cannot take the id over before its first heartbeat.
         if accepted { self.sessions.touch(NodeID(request.brokerId), nowMs: now) }
@@ -206,9 +220,12 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         bootstrapped = true
         if committedImage.features["metadata.version"] == nil {
             let extra = bootstrapRecords
-            run({ _, _, _ in
-                ControllerResult(records: [.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21))] + extra, response: 0)
-            }, completion: { (_: Result<Int, ProposalError>) in })
+            run(
+                { _, _, _ in
+                    ControllerResult(
+                        records: [.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21))]
+                            + extra, response: 0)
+                }, completion: { (_: Result<Int, ProposalError>) in })
         }
     }
 
@@ -232,7 +249,9 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
             return
         }
         let values = result.records.map { MetadataRecordFrame.encode($0) }
-        let withOffsets = result.records.enumerated().map { (offset: nextOffset + Int64($0.offset), record: $0.element) }
+        let withOffsets = result.records.enumerated().map {
+            (offset: nextOffset + Int64($0.offset), record: $0.element)
+        }
         proposed += withOffsets
         controller.replay(withOffsets.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
         let response = result.response
@@ -247,7 +266,6 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         }
     }
 }
-
 
 /// The quorum's metrics through swift-metrics (a no-op backend in the simulator): Kafka's
 /// raft-metrics and controller metrics, Prometheus-style names.

@@ -13,7 +13,8 @@ public struct QuorumControllerChannel: ControllerChannel {
     /// a remote broker starts fenced until its heartbeats show it caught up.
     var unfenceOnRegistration = true
 
-    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, eventLoop: any EventLoop, unfenceOnRegistration: Bool = true) {
+    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, eventLoop: any EventLoop, unfenceOnRegistration: Bool = true)
+    {
         self.quorum = quorum
         self.eventLoop = eventLoop
         self.unfenceOnRegistration = unfenceOnRegistration
@@ -37,7 +38,9 @@ public struct QuorumControllerChannel: ControllerChannel {
             }
             switch box.value {
             case let r as CreateTopicsRequest:
-                quorum.run({ c, rng, _ in c.createTopics(r, version: version, newId: { KafkaUUID.random(using: &rng) }) }, completion: finish)
+                quorum.run(
+                    { c, rng, _ in c.createTopics(r, version: version, newId: { KafkaUUID.random(using: &rng) }) },
+                    completion: finish)
             case let r as DeleteTopicsRequest:
                 quorum.run({ c, _, _ in c.deleteTopics(r, version: version) }, completion: finish)
             case let r as CreatePartitionsRequest:
@@ -59,7 +62,8 @@ public struct QuorumControllerChannel: ControllerChannel {
             case let r as BrokerRegistrationRequest:
                 quorum.registerBroker(r, unfenced: unfence, completion: finish)
             case let r as CreateAclsRequest:
-                quorum.run({ c, rng, _ in c.createAcls(r, newId: { KafkaUUID.random(using: &rng) }) }, completion: finish)
+                quorum.run(
+                    { c, rng, _ in c.createAcls(r, newId: { KafkaUUID.random(using: &rng) }) }, completion: finish)
             case let r as DeleteAclsRequest:
                 quorum.run({ c, _, _ in c.deleteAcls(r) }, completion: finish)
             case let r as AlterUserScramCredentialsRequest:

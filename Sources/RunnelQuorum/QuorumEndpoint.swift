@@ -23,7 +23,8 @@ public final class QuorumAuthorizer: Sendable {
     public func publish(_ delta: MetadataDelta, image: MetadataImage) {
         box.withLockedValue { state in
             state.image = image
-            guard state.authorizer != nil, !delta.changedAcls.isEmpty || state.authorizer!.aclCount != image.acls.count else { return }
+            guard state.authorizer != nil, !delta.changedAcls.isEmpty || state.authorizer!.aclCount != image.acls.count
+            else { return }
             state.authorizer!.follow(delta, image: image)
         }
     }
@@ -41,8 +42,10 @@ public struct QuorumEndpoint: RequestHandler {
     /// Who may do what here (Kafka's ControllerApis checks).
     let authorizer: QuorumAuthorizer
 
-    public init(quorum: MetadataQuorum<KafkaRaftRuntime>, runtime: KafkaRaftRuntime, clusterId: String, voters: [VoterSpec],
-                authorizer: QuorumAuthorizer = QuorumAuthorizer(nil)) {
+    public init(
+        quorum: MetadataQuorum<KafkaRaftRuntime>, runtime: KafkaRaftRuntime, clusterId: String, voters: [VoterSpec],
+        authorizer: QuorumAuthorizer = QuorumAuthorizer(nil)
+    ) {
         self.quorum = quorum
         self.runtime = runtime
         self.clusterId = clusterId
@@ -96,32 +99,55 @@ public struct QuorumEndpoint: RequestHandler {
             switch key {
             case .vote:
                 let r = try VoteRequest(from: &reader, version: version)
-                if let id = r.clusterId, id != clusterId { return respond(VoteResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
-                guard let core = RaftWire.core(r) else { return respond(VoteResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
+                if let id = r.clusterId, id != clusterId {
+                    return respond(VoteResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context)
+                }
+                guard let core = RaftWire.core(r) else {
+                    return respond(VoteResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context)
+                }
                 return relay(.vote(core), from: core.candidateId, version: version, context: context) { message in
                     guard case .voteResponse(let answer) = message else { return nil }
                     return OutgoingResponse(RaftWire.response(answer), version: version, allocator: context.allocator)
                 }
             case .beginQuorumEpoch:
                 let r = try BeginQuorumEpochRequest(from: &reader, version: version)
-                if let id = r.clusterId, id != clusterId { return respond(BeginQuorumEpochResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
-                guard let core = RaftWire.core(r) else { return respond(BeginQuorumEpochResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
-                return relay(.beginQuorumEpoch(core), from: core.leaderId, version: version, context: context) { message in
+                if let id = r.clusterId, id != clusterId {
+                    return respond(
+                        BeginQuorumEpochResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context)
+                }
+                guard let core = RaftWire.core(r) else {
+                    return respond(
+                        BeginQuorumEpochResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context)
+                }
+                return relay(.beginQuorumEpoch(core), from: core.leaderId, version: version, context: context) {
+                    message in
                     guard case .beginQuorumEpochResponse(let answer) = message else { return nil }
-                    return OutgoingResponse(RaftWire.beginResponse(answer), version: version, allocator: context.allocator)
+                    return OutgoingResponse(
+                        RaftWire.beginResponse(answer), version: version, allocator: context.allocator)
                 }
             case .endQuorumEpoch:
                 let r = try EndQuorumEpochRequest(from: &reader, version: version)
-                if let id = r.clusterId, id != clusterId { return respond(EndQuorumEpochResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
-                guard let core = RaftWire.core(r, version: version) else { return respond(EndQuorumEpochResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
-                return relay(.endQuorumEpoch(core), from: core.leaderId, version: version, context: context) { message in
+                if let id = r.clusterId, id != clusterId {
+                    return respond(
+                        EndQuorumEpochResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context)
+                }
+                guard let core = RaftWire.core(r, version: version) else {
+                    return respond(
+                        EndQuorumEpochResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context)
+                }
+                return relay(.endQuorumEpoch(core), from: core.leaderId, version: version, context: context) {
+                    message in
                     guard case .endQuorumEpochResponse(let answer) = message else { return nil }
-                    return OutgoingResponse(RaftWire.endResponse(answer), version: version, allocator: context.allocator)
+                    return OutgoingResponse(
+                        RaftWire.endResponse(answer), version: version, allocator: context.allocator)
                 }
             case .fetch:
                 let r = try FetchRequest(from: &reader, version: version)
-                if let id = r.clusterId, id != clusterId { return respond(FetchResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
-                guard RaftWire.isMetadataFetch(r, version: version), let core = RaftWire.core(r, version: version) else {
+                if let id = r.clusterId, id != clusterId {
+                    return respond(FetchResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context)
+                }
+                guard RaftWire.isMetadataFetch(r, version: version), let core = RaftWire.core(r, version: version)
+                else {
                     return respond(FetchResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context)
                 }
                 return relay(.fetch(core), from: core.replicaId, version: version, context: context) { message in
@@ -130,8 +156,14 @@ public struct QuorumEndpoint: RequestHandler {
                 }
             case .fetchSnapshot:
                 let r = try FetchSnapshotRequest(from: &reader, version: version)
-                if let id = r.clusterId, id != clusterId { return respond(FetchSnapshotResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context) }
-                guard let p = r.topics.first?.partitions.first else { return respond(FetchSnapshotResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context) }
+                if let id = r.clusterId, id != clusterId {
+                    return respond(
+                        FetchSnapshotResponse(errorCode: ErrorCode.inconsistentClusterId.rawValue), version, context)
+                }
+                guard let p = r.topics.first?.partitions.first else {
+                    return respond(
+                        FetchSnapshotResponse(errorCode: ErrorCode.invalidRequest.rawValue), version, context)
+                }
                 let quorum = self.quorum
                 let allocator = context.allocator
                 let id = SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch)
@@ -140,7 +172,8 @@ public struct QuorumEndpoint: RequestHandler {
                     var out = FetchSnapshotResponse.PartitionSnapshot()
                     out.index = 0
                     out.snapshotId = .init(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch)
-                    out.currentLeader = .init(leaderId: quorum.driver.node.leaderId?.rawValue ?? -1, leaderEpoch: quorum.driver.node.epoch)
+                    out.currentLeader = .init(
+                        leaderId: quorum.driver.node.leaderId?.rawValue ?? -1, leaderEpoch: quorum.driver.node.epoch)
                     switch quorum.driver.snapshotChunk(id, position: p.position, maxBytes: maxBytes) {
                     case .success(let chunk):
                         out.size = chunk.totalBytes
@@ -155,34 +188,52 @@ public struct QuorumEndpoint: RequestHandler {
                     return OutgoingResponse(response, version: version, allocator: allocator)
                 }
                 return .respond(future)
-            case .createTopics: return command(try CreateTopicsRequest(from: &reader, version: version), version, context)
-            case .deleteTopics: return command(try DeleteTopicsRequest(from: &reader, version: version), version, context)
-            case .createPartitions: return command(try CreatePartitionsRequest(from: &reader, version: version), version, context)
-            case .incrementalAlterConfigs: return command(try IncrementalAlterConfigsRequest(from: &reader, version: version), version, context)
-            case .alterConfigs: return command(try AlterConfigsRequest(from: &reader, version: version), version, context)
-            case .allocateProducerIds: return command(try AllocateProducerIdsRequest(from: &reader, version: version), version, context)
-            case .electLeaders: return command(try ElectLeadersRequest(from: &reader, version: version), version, context)
-            case .alterPartition: return command(try AlterPartitionRequest(from: &reader, version: version), version, context)
-            case .brokerRegistration: return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
-            case .brokerHeartbeat: return command(try BrokerHeartbeatRequest(from: &reader, version: version), version, context)
-            case .unregisterBroker: return command(try UnregisterBrokerRequest(from: &reader, version: version), version, context)
+            case .createTopics:
+                return command(try CreateTopicsRequest(from: &reader, version: version), version, context)
+            case .deleteTopics:
+                return command(try DeleteTopicsRequest(from: &reader, version: version), version, context)
+            case .createPartitions:
+                return command(try CreatePartitionsRequest(from: &reader, version: version), version, context)
+            case .incrementalAlterConfigs:
+                return command(try IncrementalAlterConfigsRequest(from: &reader, version: version), version, context)
+            case .alterConfigs:
+                return command(try AlterConfigsRequest(from: &reader, version: version), version, context)
+            case .allocateProducerIds:
+                return command(try AllocateProducerIdsRequest(from: &reader, version: version), version, context)
+            case .electLeaders:
+                return command(try ElectLeadersRequest(from: &reader, version: version), version, context)
+            case .alterPartition:
+                return command(try AlterPartitionRequest(from: &reader, version: version), version, context)
+            case .brokerRegistration:
+                return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
+            case .brokerHeartbeat:
+                return command(try BrokerHeartbeatRequest(from: &reader, version: version), version, context)
+            case .unregisterBroker:
+                return command(try UnregisterBrokerRequest(from: &reader, version: version), version, context)
             case .createAcls: return command(try CreateAclsRequest(from: &reader, version: version), version, context)
             case .deleteAcls: return command(try DeleteAclsRequest(from: &reader, version: version), version, context)
-            case .alterUserScramCredentials: return command(try AlterUserScramCredentialsRequest(from: &reader, version: version), version, context)
+            case .alterUserScramCredentials:
+                return command(try AlterUserScramCredentialsRequest(from: &reader, version: version), version, context)
             case .describeAcls:
                 let r = try DescribeAclsRequest(from: &reader, version: version)
                 let quorum = self.quorum
                 let allocator = context.allocator
-                return .respond(runtime.eventLoop.submit {
-                    OutgoingResponse(quorum.committedImage.describeAcls(r, version: version), version: version, allocator: allocator)
-                })
+                return .respond(
+                    runtime.eventLoop.submit {
+                        OutgoingResponse(
+                            quorum.committedImage.describeAcls(r, version: version), version: version,
+                            allocator: allocator)
+                    })
             case .describeUserScramCredentials:
                 let r = try DescribeUserScramCredentialsRequest(from: &reader, version: version)
                 let quorum = self.quorum
                 let allocator = context.allocator
-                return .respond(runtime.eventLoop.submit {
-                    OutgoingResponse(quorum.committedImage.describeUserScramCredentials(r), version: version, allocator: allocator)
-                })
+                return .respond(
+                    runtime.eventLoop.submit {
+                        OutgoingResponse(
+                            quorum.committedImage.describeUserScramCredentials(r), version: version,
+                            allocator: allocator)
+                    })
             case .describeCluster:
                 let r = try DescribeClusterRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -198,7 +249,9 @@ public struct QuorumEndpoint: RequestHandler {
                         response.errorMessage = "This is a controller listener; ask for controllers (endpoint type 2)."
                     } else {
                         response.controllerId = quorum.driver.node.leaderId?.rawValue ?? -1
-                        response.brokers = voters.map { .init(brokerId: $0.id, host: $0.host, port: Int32($0.port), rack: nil) }
+                        response.brokers = voters.map {
+                            .init(brokerId: $0.id, host: $0.host, port: Int32($0.port), rack: nil)
+                        }
                     }
                     return OutgoingResponse(response, version: version, allocator: allocator)
                 }
@@ -235,9 +288,16 @@ public struct QuorumEndpoint: RequestHandler {
             let disabled = ErrorCode.securityDisabled.rawValue
             switch key {
             case .describeAcls: return DescribeAclsResponse(errorCode: disabled, errorMessage: message, resources: [])
-            case .createAcls: return CreateAclsResponse(results: try decode(CreateAclsRequest.self).creations.map { _ in .init(errorCode: disabled, errorMessage: message) })
+            case .createAcls:
+                return CreateAclsResponse(
+                    results: try decode(CreateAclsRequest.self).creations.map { _ in
+                        .init(errorCode: disabled, errorMessage: message)
+                    })
             case .deleteAcls:
-                return DeleteAclsResponse(filterResults: try decode(DeleteAclsRequest.self).filters.map { _ in .init(errorCode: disabled, errorMessage: message, matchingAcls: []) })
+                return DeleteAclsResponse(
+                    filterResults: try decode(DeleteAclsRequest.self).filters.map { _ in
+                        .init(errorCode: disabled, errorMessage: message, matchingAcls: [])
+                    })
             default: return nil
             }
         }
@@ -265,17 +325,26 @@ public struct QuorumEndpoint: RequestHandler {
         case .unregisterBroker:
             return allows(.alter, .cluster) ? nil : UnregisterBrokerResponse(errorCode: clusterRefused.rawValue)
         case .describeAcls:
-            return allows(.describe, .cluster) ? nil : DescribeAclsResponse(errorCode: clusterRefused.rawValue, errorMessage: nil, resources: [])
+            return allows(.describe, .cluster)
+                ? nil : DescribeAclsResponse(errorCode: clusterRefused.rawValue, errorMessage: nil, resources: [])
         case .describeUserScramCredentials:
-            return allows(.describe, .cluster) ? nil : DescribeUserScramCredentialsResponse(errorCode: clusterRefused.rawValue, errorMessage: nil, results: [])
+            return allows(.describe, .cluster)
+                ? nil
+                : DescribeUserScramCredentialsResponse(
+                    errorCode: clusterRefused.rawValue, errorMessage: nil, results: [])
         case .createAcls:
-            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(CreateAclsRequest.self), code: clusterRefused)
+            return allows(.alter, .cluster)
+                ? nil : ControllerRequests.failure(try decode(CreateAclsRequest.self), code: clusterRefused)
         case .deleteAcls:
-            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(DeleteAclsRequest.self), code: clusterRefused)
+            return allows(.alter, .cluster)
+                ? nil : ControllerRequests.failure(try decode(DeleteAclsRequest.self), code: clusterRefused)
         case .alterUserScramCredentials:
-            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(AlterUserScramCredentialsRequest.self), code: clusterRefused)
+            return allows(.alter, .cluster)
+                ? nil
+                : ControllerRequests.failure(try decode(AlterUserScramCredentialsRequest.self), code: clusterRefused)
         case .electLeaders:
-            return allows(.alter, .cluster) ? nil : ControllerRequests.failure(try decode(ElectLeadersRequest.self), code: clusterRefused)
+            return allows(.alter, .cluster)
+                ? nil : ControllerRequests.failure(try decode(ElectLeadersRequest.self), code: clusterRefused)
         case .createTopics:
             let r = try decode(CreateTopicsRequest.self)
             let ok = allows(.create, .cluster) || r.topics.allSatisfy { allows(.create, .topic($0.name)) }
@@ -284,17 +353,23 @@ public struct QuorumEndpoint: RequestHandler {
             let r = try decode(DeleteTopicsRequest.self)
             let image = quorumAuthorizer.image
             let names = r.topicNames + r.topics.compactMap { $0.name ?? image.topic(id: $0.topicId)?.name }
-            return names.allSatisfy({ allows(.delete, .topic($0)) }) ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
+            return names.allSatisfy({ allows(.delete, .topic($0)) })
+                ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
         case .createPartitions:
             let r = try decode(CreatePartitionsRequest.self)
-            return r.topics.allSatisfy({ allows(.alter, .topic($0.name)) }) ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
+            return r.topics.allSatisfy({ allows(.alter, .topic($0.name)) })
+                ? nil : ControllerRequests.failure(r, code: .topicAuthorizationFailed)
         case .incrementalAlterConfigs:
             let r = try decode(IncrementalAlterConfigsRequest.self)
-            let code = r.resources.lazy.compactMap { Self.configRefusal(allows, resourceType: $0.resourceType, name: $0.resourceName) }.first
+            let code = r.resources.lazy.compactMap {
+                Self.configRefusal(allows, resourceType: $0.resourceType, name: $0.resourceName)
+            }.first
             return code.flatMap { ControllerRequests.failure(r, code: $0) }
         case .alterConfigs:
             let r = try decode(AlterConfigsRequest.self)
-            let code = r.resources.lazy.compactMap { Self.configRefusal(allows, resourceType: $0.resourceType, name: $0.resourceName) }.first
+            let code = r.resources.lazy.compactMap {
+                Self.configRefusal(allows, resourceType: $0.resourceType, name: $0.resourceName)
+            }.first
             return code.flatMap { ControllerRequests.failure(r, code: $0) }
         default:
             return nil
@@ -302,7 +377,9 @@ public struct QuorumEndpoint: RequestHandler {
     }
 
     /// ALTER_CONFIGS on a config resource: topics by name, brokers on the cluster, groups by name.
-    static func configRefusal(_ allows: (AclOperation, Resource) -> Bool, resourceType: Int8, name: String) -> ErrorCode? {
+    static func configRefusal(
+        _ allows: (AclOperation, Resource) -> Bool, resourceType: Int8, name: String
+    ) -> ErrorCode? {
         switch resourceType {
         case 2: return allows(.alterConfigs, .topic(name)) ? nil : .topicAuthorizationFailed
         case 4, 8: return allows(.alterConfigs, .cluster) ? nil : .clusterAuthorizationFailed
@@ -315,7 +392,8 @@ public struct QuorumEndpoint: RequestHandler {
     /// item answers NOT_CONTROLLER so the sender finds the active one.
     func command<R: RequestMessage>(_ request: R, _ version: Int16, _ context: RequestContext) -> RequestOutcome {
         let allocator = context.allocator
-        let future = QuorumControllerChannel(quorum: quorum, eventLoop: runtime.eventLoop, unfenceOnRegistration: false).send(request, version: version)
+        let future = QuorumControllerChannel(quorum: quorum, eventLoop: runtime.eventLoop, unfenceOnRegistration: false)
+            .send(request, version: version)
             .map { OutgoingResponse($0, version: version, allocator: allocator) }
             .flatMapErrorThrowing { error in
                 guard let response = ControllerRequests.failure(request, code: .notController) else { throw error }
@@ -332,10 +410,14 @@ public struct QuorumEndpoint: RequestHandler {
         .respondNow(OutgoingResponse(message, version: version, allocator: context.allocator))
     }
 
-    func relay(_ message: RaftMessage<MetadataPayload>, from: NodeID, version: Int16, context: RequestContext,
-               encode: @escaping @Sendable (RaftMessage<MetadataPayload>) -> OutgoingResponse?) -> RequestOutcome {
+    func relay(
+        _ message: RaftMessage<MetadataPayload>, from: NodeID, version: Int16, context: RequestContext,
+        encode: @escaping @Sendable (RaftMessage<MetadataPayload>) -> OutgoingResponse?
+    ) -> RequestOutcome {
         let future = runtime.receive(message, from: from).flatMapThrowing { answer -> OutgoingResponse in
-            guard let response = encode(answer) else { throw ConnectionError("the quorum answered with the wrong message") }
+            guard let response = encode(answer) else {
+                throw ConnectionError("the quorum answered with the wrong message")
+            }
             return response
         }
         return .respond(future)
@@ -344,7 +426,9 @@ public struct QuorumEndpoint: RequestHandler {
     func apiVersions(_ version: Int16, context: RequestContext) -> RequestOutcome {
         var response = ApiVersionsResponse()
         response.apiKeys = Self.supportedVersions.keys.sorted().map {
-            .init(apiKey: $0.rawValue, minVersion: Self.supportedVersions[$0]!.lowerBound, maxVersion: Self.supportedVersions[$0]!.upperBound)
+            .init(
+                apiKey: $0.rawValue, minVersion: Self.supportedVersions[$0]!.lowerBound,
+                maxVersion: Self.supportedVersions[$0]!.upperBound)
         }
         if version > 4 {
             response.errorCode = ErrorCode.unsupportedVersion.rawValue

@@ -21,7 +21,9 @@ public protocol RaftRuntime: AnyObject {
     func send(_ message: RaftMessage<MetadataPayload>, to: NodeID)
     /// Asks `node` for a piece of snapshot `id` from `position` (FetchSnapshot); the completion
     /// runs on the executor.
-    func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void)
+    func fetchSnapshotChunk(
+        from node: NodeID, id: SnapshotId, position: Int64,
+        completion: @escaping (Result<SnapshotChunk, any Error>) -> Void)
 }
 
 /// What a metadata-log batch carries through the core: record values proposed on this node
@@ -79,7 +81,8 @@ public enum QuorumStateFile {
 
     public static func write(_ state: QuorumStateRecord, voters: [NodeID], directory: String, disk: any Disk) throws {
         let votersText = voters.map { "{\"voterId\":\($0.rawValue)}" }.joined(separator: ",")
-        let text = "{\"leaderId\":\(state.leaderId),\"leaderEpoch\":\(state.epoch),\"votedId\":\(state.votedId),\"appliedOffset\":0,\"currentVoters\":[\(votersText)],\"data_version\":0}\n"
+        let text =
+            "{\"leaderId\":\(state.leaderId),\"leaderEpoch\":\(state.epoch),\"votedId\":\(state.votedId),\"appliedOffset\":0,\"currentVoters\":[\(votersText)],\"data_version\":0}\n"
         try OffsetCheckpoint.writeAtomically(text, to: directory + "/" + name, disk: disk)
     }
 }
@@ -90,7 +93,9 @@ struct SnapshotUnavailable: Error, CustomStringConvertible {
 
 public struct QuorumStateError: Error, CustomStringConvertible {
     public var path: String
-    public var description: String { "\(path) is not a valid quorum-state file; restore it or remove the node's metadata directory and let it catch up" }
+    public var description: String {
+        "\(path) is not a valid quorum-state file; restore it or remove the node's metadata directory and let it catch up"
+    }
 }
 
 /// Drives a `RaftNode` against a real log: persists the quorum state before sending, appends and
@@ -134,8 +139,11 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     /// simulator, tests) the program stops.
     public var onStorageFailure: (String) -> Never = { preconditionFailure($0) }
 
-    public init(config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String, listener: (any RaftListener)?, seed: UInt64,
-                cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil) throws {
+    public init(
+        config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String, listener: (any RaftListener)?,
+        seed: UInt64,
+        cleanShutdown: Bool, snapshots: (any SnapshotStorage)? = nil
+    ) throws {
         self.config = config
         self.runtime = runtime
         self.disk = disk
@@ -144,7 +152,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         self.snapshots = snapshots
         try disk.makeDirectory(directory)
         let state = try QuorumStateFile.read(directory: directory, disk: disk)
-        self.log = try MetadataLog(directory: directory + "/" + MetadataLog.topicPartition.description, disk: disk, nowMs: runtime.wallMs, cleanShutdown: cleanShutdown)
+        self.log = try MetadataLog(
+            directory: directory + "/" + MetadataLog.topicPartition.description, disk: disk, nowMs: runtime.wallMs,
+            cleanShutdown: cleanShutdown)
         // The log starts where the newest snapshot ends; a log that ends before it is replaced.
         let snapshot = snapshots?.latest()
         if let snapshot {
@@ -176,7 +186,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             var index = bytes.readerIndex
             var advanced = false
             while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index {
-                if header.partitionLeaderEpoch > maxEpoch || header.partitionLeaderEpoch < previous { return header.baseOffset }
+                if header.partitionLeaderEpoch > maxEpoch || header.partitionLeaderEpoch < previous {
+                    return header.baseOffset
+                }
                 previous = header.partitionLeaderEpoch
                 offset = header.nextOffset
                 index += header.totalBytes
@@ -197,7 +209,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             var index = bytes.readerIndex
             var advanced = false
             while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index {
-                if epochs.last?.0 != header.partitionLeaderEpoch { epochs.append((header.partitionLeaderEpoch, header.baseOffset)) }
+                if epochs.last?.0 != header.partitionLeaderEpoch {
+                    epochs.append((header.partitionLeaderEpoch, header.baseOffset))
+                }
                 offset = header.nextOffset
                 index += header.totalBytes
                 advanced = true
@@ -205,7 +219,8 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             if !advanced { break }
         }
         let startEpoch = snapshot.map { $0.endOffset == log.log.logStartOffset ? $0.epoch : -1 } ?? -1
-        return RaftLogView(startOffset: log.log.logStartOffset, startEpoch: startEpoch, endOffset: end, epochStarts: epochs)
+        return RaftLogView(
+            startOffset: log.log.logStartOffset, startEpoch: startEpoch, endOffset: end, epochStarts: epochs)
     }
 
     // MARK: inputs
@@ -342,16 +357,24 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             bytes = fetched
         case .data(.values(let values)):
             bytes = RecordBatches.build(
-                records: values.enumerated().map { Record(offset: batch.baseOffset + Int64($0.offset), timestamp: runtime.wallMs, key: nil, value: $0.element) },
+                records: values.enumerated().map {
+                    Record(
+                        offset: batch.baseOffset + Int64($0.offset), timestamp: runtime.wallMs, key: nil,
+                        value: $0.element)
+                },
                 partitionLeaderEpoch: batch.epoch)
         case .leaderChange(let leaderId, let voters):
-            bytes = Self.leaderChangeBatch(baseOffset: batch.baseOffset, epoch: batch.epoch, leaderId: leaderId, voters: voters, timestamp: runtime.wallMs)
+            bytes = Self.leaderChangeBatch(
+                baseOffset: batch.baseOffset, epoch: batch.epoch, leaderId: leaderId, voters: voters,
+                timestamp: runtime.wallMs)
         }
         _ = try log.log.appendAsFollower(bytes, nowMs: runtime.wallMs)
     }
 
     /// A control batch holding Kafka's LeaderChangeMessage.
-    static func leaderChangeBatch(baseOffset: Int64, epoch: Int32, leaderId: NodeID, voters: [NodeID], timestamp: Int64) -> ByteBuffer {
+    static func leaderChangeBatch(
+        baseOffset: Int64, epoch: Int32, leaderId: NodeID, voters: [NodeID], timestamp: Int64
+    ) -> ByteBuffer {
         var key = ByteBuffer()
         key.writeInteger(Int16(0))
         key.writeInteger(ControlRecordType.leaderChange)
@@ -360,15 +383,18 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         message.voters = voters.map { .init(voterId: $0.rawValue) }
         message.grantingVoters = message.voters
         let value = message.encoded(version: 0)
-        return RecordBatches.build(records: [Record(offset: baseOffset, timestamp: timestamp, key: key, value: value)],
-                                   attributes: 0x20, partitionLeaderEpoch: epoch)
+        return RecordBatches.build(
+            records: [Record(offset: baseOffset, timestamp: timestamp, key: key, value: value)],
+            attributes: 0x20, partitionLeaderEpoch: epoch)
     }
 
     /// Fills a fetch response's records from the log.
     private func materialize(_ message: RaftMessage<MetadataPayload>) -> RaftMessage<MetadataPayload> {
-        guard case .fetchResponse(var response) = message, response.readFrom >= 0, response.readFrom < response.readUpTo else { return message }
+        guard case .fetchResponse(var response) = message, response.readFrom >= 0, response.readFrom < response.readUpTo
+        else { return message }
         do {
-            let bytes = try log.log.readBytes(from: response.readFrom, maxBytes: fetchResponseBytesMax, maxOffset: response.readUpTo)
+            let bytes = try log.log.readBytes(
+                from: response.readFrom, maxBytes: fetchResponseBytesMax, maxOffset: response.readUpTo)
             response.batches = RaftWire.splitBatches(bytes)
         } catch {
             response.batches = []
@@ -384,15 +410,17 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         let target = node.log.endOffset
         let log = self.log
         let now = runtime.wallMs
-        runtime.runBlocking({ try log.sync(nowMs: now) }, then: { [weak self] error in
-            guard let self else { return }
-            self.syncInFlight = false
-            guard !self.stopped else { return }
-            if let error { onStorageFailure("metadata log fsync failed: \(error)") }
-            let durable = min(target, self.truncatedDuringSync)
-            self.node.persisted(upTo: durable, nowMs: self.runtime.nowMs)
-            self.process()
-        })
+        runtime.runBlocking(
+            { try log.sync(nowMs: now) },
+            then: { [weak self] error in
+                guard let self else { return }
+                self.syncInFlight = false
+                guard !self.stopped else { return }
+                if let error { onStorageFailure("metadata log fsync failed: \(error)") }
+                let durable = min(target, self.truncatedDuringSync)
+                self.node.persisted(upTo: durable, nowMs: self.runtime.nowMs)
+                self.process()
+            })
     }
 
     private func deliverCommitted(upTo highWatermark: Int64) {
@@ -401,7 +429,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             let entries = try log.read(from: appliedOffset, upTo: highWatermark)
             appliedOffset = highWatermark
             listener?.committed(entries, highWatermark: highWatermark)
-            for entry in entries { bytesSinceSnapshot += Int64(entry.record.map { MetadataRecordFrame.encode($0).readableBytes } ?? 16) }
+            for entry in entries {
+                bytesSinceSnapshot += Int64(entry.record.map { MetadataRecordFrame.encode($0).readableBytes } ?? 16)
+            }
         } catch {
             preconditionFailure("cannot read committed metadata records: \(error)")
         }
@@ -418,27 +448,32 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     /// executor; then the log may drop what the snapshot covers.
     private func maybeTakeSnapshot() {
         guard let snapshots, !snapshotInFlight, bytesSinceSnapshot > 0 else { return }
-        let due = bytesSinceSnapshot >= snapshotPolicy.maxBytesBetweenSnapshots || runtime.nowMs - lastSnapshotMs >= snapshotPolicy.maxIntervalMs
+        let due =
+            bytesSinceSnapshot >= snapshotPolicy.maxBytesBetweenSnapshots
+            || runtime.nowMs - lastSnapshotMs >= snapshotPolicy.maxIntervalMs
         guard due, appliedOffset > node.log.startOffset, let image = listener?.imageForSnapshot(),
-              image.provenance.lastOffset == appliedOffset - 1 else { return }
+            image.provenance.lastOffset == appliedOffset - 1
+        else { return }
         let id = SnapshotId(endOffset: appliedOffset, epoch: node.log.epoch(at: appliedOffset - 1))
         snapshotInFlight = true
         bytesSinceSnapshot = 0
         lastSnapshotMs = runtime.nowMs
         let retained = snapshotPolicy.retained
-        runtime.runBlocking({
-            try snapshots.write(image, id: id)
-            snapshots.retain(newest: retained)
-        }, then: { [weak self] error in
-            guard let self else { return }
-            self.snapshotInFlight = false
-            guard error == nil, !self.stopped else { return }
-            // Drop log segments wholly below the snapshot.
-            if id.endOffset > self.node.log.startOffset, id.endOffset <= max(self.node.highWatermark, 0) {
-                self.node.snapshotTaken(id)
-                _ = try? self.log.log.advanceLogStartOffset(to: id.endOffset)
-            }
-        })
+        runtime.runBlocking(
+            {
+                try snapshots.write(image, id: id)
+                snapshots.retain(newest: retained)
+            },
+            then: { [weak self] error in
+                guard let self else { return }
+                self.snapshotInFlight = false
+                guard error == nil, !self.stopped else { return }
+                // Drop log segments wholly below the snapshot.
+                if id.endOffset > self.node.log.startOffset, id.endOffset <= max(self.node.highWatermark, 0) {
+                    self.node.snapshotTaken(id)
+                    _ = try? self.log.log.advanceLogStartOffset(to: id.endOffset)
+                }
+            })
     }
 
     /// Serves a piece of a local snapshot (FetchSnapshot).
@@ -456,26 +491,30 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     /// started another) are dropped rather than loaded over newer state.
     private func fetchSnapshot(from leader: NodeID, id: SnapshotId, position: Int64, download: Int) {
         runtime.fetchSnapshotChunk(from: leader, id: id, position: position) { [weak self] result in
-            guard let self, !self.stopped, let snapshots = self.snapshots, download == self.snapshotDownload else { return }
+            guard let self, !self.stopped, let snapshots = self.snapshots, download == self.snapshotDownload else {
+                return
+            }
             switch result {
             case .failure:
                 self.node.snapshotFailed(nowMs: self.runtime.nowMs)
                 self.process()
             case .success(let chunk):
-                self.runtime.runBlocking({ _ = try snapshots.receive(chunk) }, then: { error in
-                    guard !self.stopped, download == self.snapshotDownload else { return }
-                    if error != nil {
-                        self.node.snapshotFailed(nowMs: self.runtime.nowMs)
-                        self.process()
-                        return
-                    }
-                    let next = chunk.position + Int64(chunk.bytes.readableBytes)
-                    if next < chunk.totalBytes && chunk.bytes.readableBytes > 0 {
-                        self.fetchSnapshot(from: leader, id: id, position: next, download: download)
-                    } else {
-                        self.installSnapshot(id)
-                    }
-                })
+                self.runtime.runBlocking(
+                    { _ = try snapshots.receive(chunk) },
+                    then: { error in
+                        guard !self.stopped, download == self.snapshotDownload else { return }
+                        if error != nil {
+                            self.node.snapshotFailed(nowMs: self.runtime.nowMs)
+                            self.process()
+                            return
+                        }
+                        let next = chunk.position + Int64(chunk.bytes.readableBytes)
+                        if next < chunk.totalBytes && chunk.bytes.readableBytes > 0 {
+                            self.fetchSnapshot(from: leader, id: id, position: next, download: download)
+                        } else {
+                            self.installSnapshot(id)
+                        }
+                    })
             }
         }
     }
@@ -498,7 +537,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private func failPending(from offset: Int64) {
         let failed = pending.filter { $0.lastOffset >= offset }
         pending.removeAll { $0.lastOffset >= offset }
-        for p in failed { p.completion(.failure(.notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch))) }
+        for p in failed {
+            p.completion(.failure(.notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch)))
+        }
     }
 
     private func notifyLeadership() {

@@ -18,41 +18,65 @@ public enum RaftWire {
 
     // MARK: Vote
 
-    public static func request(_ r: RunnelRaft.VoteRequest, clusterId: String, to voter: NodeID) -> RunnelWire.VoteRequest {
+    public static func request(
+        _ r: RunnelRaft.VoteRequest, clusterId: String, to voter: NodeID
+    ) -> RunnelWire.VoteRequest {
         var out = RunnelWire.VoteRequest()
         out.clusterId = clusterId
         out.voterId = voter.rawValue
-        out.topics = [.init(topicName: topicName, partitions: [.init(
-            partitionIndex: 0, candidateEpoch: r.epoch, candidateId: r.candidateId.rawValue,
-            lastOffsetEpoch: r.lastOffsetEpoch, lastOffset: r.lastOffset, preVote: r.preVote)])]
+        out.topics = [
+            .init(
+                topicName: topicName,
+                partitions: [
+                    .init(
+                        partitionIndex: 0, candidateEpoch: r.epoch, candidateId: r.candidateId.rawValue,
+                        lastOffsetEpoch: r.lastOffsetEpoch, lastOffset: r.lastOffset, preVote: r.preVote)
+                ])
+        ]
         return out
     }
 
     public static func core(_ r: RunnelWire.VoteRequest) -> RunnelRaft.VoteRequest? {
         guard let p = r.topics.first?.partitions.first else { return nil }
-        return RunnelRaft.VoteRequest(epoch: p.candidateEpoch, candidateId: NodeID(p.candidateId), lastOffsetEpoch: p.lastOffsetEpoch,
-                                      lastOffset: p.lastOffset, preVote: p.preVote)
+        return RunnelRaft.VoteRequest(
+            epoch: p.candidateEpoch, candidateId: NodeID(p.candidateId), lastOffsetEpoch: p.lastOffsetEpoch,
+            lastOffset: p.lastOffset, preVote: p.preVote)
     }
 
     public static func response(_ r: RunnelRaft.VoteResponse) -> RunnelWire.VoteResponse {
         var out = RunnelWire.VoteResponse()
-        out.topics = [.init(topicName: topicName, partitions: [.init(
-            partitionIndex: 0, errorCode: r.error.rawValue, leaderId: r.leaderId, leaderEpoch: r.epoch, voteGranted: r.granted)])]
+        out.topics = [
+            .init(
+                topicName: topicName,
+                partitions: [
+                    .init(
+                        partitionIndex: 0, errorCode: r.error.rawValue, leaderId: r.leaderId, leaderEpoch: r.epoch,
+                        voteGranted: r.granted)
+                ])
+        ]
         return out
     }
 
     public static func core(_ r: RunnelWire.VoteResponse, preVote: Bool) -> RunnelRaft.VoteResponse? {
         guard r.errorCode == 0, let p = r.topics.first?.partitions.first else { return nil }
-        return RunnelRaft.VoteResponse(error: error(p.errorCode), epoch: p.leaderEpoch, leaderId: p.leaderId, granted: p.voteGranted, preVote: preVote)
+        return RunnelRaft.VoteResponse(
+            error: error(p.errorCode), epoch: p.leaderEpoch, leaderId: p.leaderId, granted: p.voteGranted,
+            preVote: preVote)
     }
 
     // MARK: BeginQuorumEpoch / EndQuorumEpoch
 
-    public static func request(_ r: RunnelRaft.BeginQuorumEpochRequest, clusterId: String, to voter: NodeID) -> RunnelWire.BeginQuorumEpochRequest {
+    public static func request(
+        _ r: RunnelRaft.BeginQuorumEpochRequest, clusterId: String, to voter: NodeID
+    ) -> RunnelWire.BeginQuorumEpochRequest {
         var out = RunnelWire.BeginQuorumEpochRequest()
         out.clusterId = clusterId
         out.voterId = voter.rawValue
-        out.topics = [.init(topicName: topicName, partitions: [.init(partitionIndex: 0, leaderId: r.leaderId.rawValue, leaderEpoch: r.epoch)])]
+        out.topics = [
+            .init(
+                topicName: topicName,
+                partitions: [.init(partitionIndex: 0, leaderId: r.leaderId.rawValue, leaderEpoch: r.epoch)])
+        ]
         return out
     }
 
@@ -63,7 +87,13 @@ public enum RaftWire {
 
     public static func beginResponse(_ r: EpochResponse) -> RunnelWire.BeginQuorumEpochResponse {
         var out = RunnelWire.BeginQuorumEpochResponse()
-        out.topics = [.init(topicName: topicName, partitions: [.init(partitionIndex: 0, errorCode: r.error.rawValue, leaderId: r.leaderId, leaderEpoch: r.epoch)])]
+        out.topics = [
+            .init(
+                topicName: topicName,
+                partitions: [
+                    .init(partitionIndex: 0, errorCode: r.error.rawValue, leaderId: r.leaderId, leaderEpoch: r.epoch)
+                ])
+        ]
         return out
     }
 
@@ -72,24 +102,42 @@ public enum RaftWire {
         return EpochResponse(error: error(p.errorCode), epoch: p.leaderEpoch, leaderId: p.leaderId)
     }
 
-    public static func request(_ r: RunnelRaft.EndQuorumEpochRequest, clusterId: String) -> RunnelWire.EndQuorumEpochRequest {
+    public static func request(
+        _ r: RunnelRaft.EndQuorumEpochRequest, clusterId: String
+    ) -> RunnelWire.EndQuorumEpochRequest {
         var out = RunnelWire.EndQuorumEpochRequest()
         out.clusterId = clusterId
-        out.topics = [.init(topicName: topicName, partitions: [.init(
-            partitionIndex: 0, leaderId: r.leaderId.rawValue, leaderEpoch: r.epoch,
-            preferredCandidates: r.preferredSuccessors.map { .init(candidateId: $0.rawValue) })])]
+        out.topics = [
+            .init(
+                topicName: topicName,
+                partitions: [
+                    .init(
+                        partitionIndex: 0, leaderId: r.leaderId.rawValue, leaderEpoch: r.epoch,
+                        preferredCandidates: r.preferredSuccessors.map { .init(candidateId: $0.rawValue) })
+                ])
+        ]
         return out
     }
 
-    public static func core(_ r: RunnelWire.EndQuorumEpochRequest, version: Int16) -> RunnelRaft.EndQuorumEpochRequest? {
+    public static func core(_ r: RunnelWire.EndQuorumEpochRequest, version: Int16) -> RunnelRaft.EndQuorumEpochRequest?
+    {
         guard let p = r.topics.first?.partitions.first else { return nil }
-        let successors = version >= 1 ? p.preferredCandidates.map { NodeID($0.candidateId) } : p.preferredSuccessors.map { NodeID($0) }
-        return RunnelRaft.EndQuorumEpochRequest(epoch: p.leaderEpoch, leaderId: NodeID(p.leaderId), preferredSuccessors: successors)
+        let successors =
+            version >= 1
+            ? p.preferredCandidates.map { NodeID($0.candidateId) } : p.preferredSuccessors.map { NodeID($0) }
+        return RunnelRaft.EndQuorumEpochRequest(
+            epoch: p.leaderEpoch, leaderId: NodeID(p.leaderId), preferredSuccessors: successors)
     }
 
     public static func endResponse(_ r: EpochResponse) -> RunnelWire.EndQuorumEpochResponse {
         var out = RunnelWire.EndQuorumEpochResponse()
-        out.topics = [.init(topicName: topicName, partitions: [.init(partitionIndex: 0, errorCode: r.error.rawValue, leaderId: r.leaderId, leaderEpoch: r.epoch)])]
+        out.topics = [
+            .init(
+                topicName: topicName,
+                partitions: [
+                    .init(partitionIndex: 0, errorCode: r.error.rawValue, leaderId: r.leaderId, leaderEpoch: r.epoch)
+                ])
+        ]
         return out
     }
 
@@ -100,7 +148,9 @@ public enum RaftWire {
 
     // MARK: Fetch
 
-    public static func request(_ r: RunnelRaft.FetchRequest, clusterId: String, maxBytes: Int32) -> RunnelWire.FetchRequest {
+    public static func request(
+        _ r: RunnelRaft.FetchRequest, clusterId: String, maxBytes: Int32
+    ) -> RunnelWire.FetchRequest {
         var out = RunnelWire.FetchRequest()
         out.clusterId = clusterId
         out.replicaId = r.replicaId.rawValue
@@ -108,9 +158,16 @@ public enum RaftWire {
         out.maxWaitMs = Int32(clamping: r.maxWaitMs)
         out.minBytes = 0
         out.maxBytes = maxBytes
-        out.topics = [.init(topic: topicName, topicId: .metadataTopic, partitions: [.init(
-            partition: 0, currentLeaderEpoch: r.epoch, fetchOffset: r.fetchOffset, lastFetchedEpoch: r.lastFetchedEpoch,
-            logStartOffset: -1, partitionMaxBytes: maxBytes)])]
+        out.topics = [
+            .init(
+                topic: topicName, topicId: .metadataTopic,
+                partitions: [
+                    .init(
+                        partition: 0, currentLeaderEpoch: r.epoch, fetchOffset: r.fetchOffset,
+                        lastFetchedEpoch: r.lastFetchedEpoch,
+                        logStartOffset: -1, partitionMaxBytes: maxBytes)
+                ])
+        ]
         return out
     }
 
@@ -123,8 +180,9 @@ public enum RaftWire {
     public static func core(_ r: RunnelWire.FetchRequest, version: Int16) -> RunnelRaft.FetchRequest? {
         guard let p = r.topics.first?.partitions.first else { return nil }
         let replica = version >= 15 ? r.replicaState.replicaId : r.replicaId
-        return RunnelRaft.FetchRequest(epoch: p.currentLeaderEpoch, replicaId: NodeID(replica), fetchOffset: p.fetchOffset,
-                                       lastFetchedEpoch: p.lastFetchedEpoch, maxWaitMs: Int64(max(r.maxWaitMs, 0)))
+        return RunnelRaft.FetchRequest(
+            epoch: p.currentLeaderEpoch, replicaId: NodeID(replica), fetchOffset: p.fetchOffset,
+            lastFetchedEpoch: p.lastFetchedEpoch, maxWaitMs: Int64(max(r.maxWaitMs, 0)))
     }
 
     public static func response(_ r: RunnelRaft.FetchResponse<MetadataPayload>) -> RunnelWire.FetchResponse {
@@ -151,12 +209,16 @@ public enum RaftWire {
     public static func core(_ r: RunnelWire.FetchResponse) -> RunnelRaft.FetchResponse<MetadataPayload>? {
         guard let p = r.responses.first?.partitions.first else { return nil }
         var out = RunnelRaft.FetchResponse<MetadataPayload>(
-            error: error(r.errorCode != 0 ? r.errorCode : p.errorCode), epoch: p.currentLeader.leaderEpoch, leaderId: p.currentLeader.leaderId,
+            error: error(r.errorCode != 0 ? r.errorCode : p.errorCode), epoch: p.currentLeader.leaderEpoch,
+            leaderId: p.currentLeader.leaderId,
             highWatermark: p.highWatermark, logStartOffset: p.logStartOffset)
         if p.divergingEpoch.epoch >= 0 || p.divergingEpoch.endOffset >= 0 {
-            out.divergingEpoch = OffsetAndEpoch(offset: Offset(p.divergingEpoch.endOffset), epoch: Epoch(p.divergingEpoch.epoch))
+            out.divergingEpoch = OffsetAndEpoch(
+                offset: Offset(p.divergingEpoch.endOffset), epoch: Epoch(p.divergingEpoch.epoch))
         }
-        if p.snapshotId.endOffset >= 0 { out.snapshotId = SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch) }
+        if p.snapshotId.endOffset >= 0 {
+            out.snapshotId = SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch)
+        }
         if let bytes = p.records?.bytes { out.batches = splitBatches(bytes) }
         return out
     }
@@ -165,9 +227,14 @@ public enum RaftWire {
     public static func splitBatches(_ bytes: ByteBuffer) -> [RaftBatch<MetadataPayload>] {
         var out: [RaftBatch<MetadataPayload>] = []
         var index = bytes.readerIndex
-        while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index, header.lastOffsetDelta >= 0 {
-            out.append(RaftBatch(baseOffset: header.baseOffset, recordCount: Int(header.lastOffsetDelta) + 1, epoch: header.partitionLeaderEpoch,
-                                 payload: .data(.batch(bytes.getSlice(at: index, length: header.totalBytes)!))))
+        while let header = RecordBatchHeader(bytes, at: index), header.totalBytes <= bytes.writerIndex - index,
+            header.lastOffsetDelta >= 0
+        {
+            out.append(
+                RaftBatch(
+                    baseOffset: header.baseOffset, recordCount: Int(header.lastOffsetDelta) + 1,
+                    epoch: header.partitionLeaderEpoch,
+                    payload: .data(.batch(bytes.getSlice(at: index, length: header.totalBytes)!))))
             index += header.totalBytes
         }
         return out

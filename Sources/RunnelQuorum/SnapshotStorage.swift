@@ -53,23 +53,29 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
         self.voters = voters
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Leftovers of an interrupted write or download.
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".tmp") || name.hasSuffix(".part") {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasSuffix(".tmp") || name.hasSuffix(".part") {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
     }
 
-    func path(_ id: SnapshotId) -> String { directory + "/" + SQLiteSnapshot.fileName(endOffset: id.endOffset, epoch: id.epoch) }
+    func path(_ id: SnapshotId) -> String {
+        directory + "/" + SQLiteSnapshot.fileName(endOffset: id.endOffset, epoch: id.epoch)
+    }
 
     public func all() -> [SnapshotId] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.compactMap { SQLiteSnapshot.parse(fileName: $0).map { SnapshotId(endOffset: $0.endOffset, epoch: $0.epoch) } }.sorted()
+        return names.compactMap {
+            SQLiteSnapshot.parse(fileName: $0).map { SnapshotId(endOffset: $0.endOffset, epoch: $0.epoch) }
+        }.sorted()
     }
 
     public func latest() -> SnapshotId? { all().last }
 
     public func write(_ image: MetadataImage, id: SnapshotId) throws {
-        try SQLiteSnapshot.write(image, clusterId: clusterId, endOffset: id.endOffset, epoch: id.epoch, voters: voters,
-                                 lastContainedTimestamp: 0, directory: directory)
+        try SQLiteSnapshot.write(
+            image, clusterId: clusterId, endOffset: id.endOffset, epoch: id.epoch, voters: voters,
+            lastContainedTimestamp: 0, directory: directory)
     }
 
     public func load(_ id: SnapshotId) throws -> MetadataImage {
@@ -86,7 +92,9 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
     }
 
     public func read(_ id: SnapshotId, position: Int64, maxBytes: Int) throws -> ByteBuffer {
-        guard let handle = FileHandle(forReadingAtPath: path(id)) else { throw SnapshotError("snapshot \(id) is not here") }
+        guard let handle = FileHandle(forReadingAtPath: path(id)) else {
+            throw SnapshotError("snapshot \(id) is not here")
+        }
         defer { try? handle.close() }
         try handle.seek(toOffset: UInt64(position))
         let data = try handle.read(upToCount: maxBytes) ?? Data()
@@ -105,8 +113,12 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
                 }
                 download = (chunk.id, partPath, chunk.totalBytes)
             }
-            guard let current = download, current.id == chunk.id else { throw SnapshotError("snapshot chunk out of order") }
-            guard let handle = FileHandle(forWritingAtPath: partPath) else { throw SnapshotError("cannot write \(partPath)") }
+            guard let current = download, current.id == chunk.id else {
+                throw SnapshotError("snapshot chunk out of order")
+            }
+            guard let handle = FileHandle(forWritingAtPath: partPath) else {
+                throw SnapshotError("cannot write \(partPath)")
+            }
             let size = try handle.seekToEnd()
             guard Int64(size) == chunk.position else {
                 try? handle.close()
@@ -119,11 +131,15 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
             guard written >= current.expected else { return false }
             // Verify before installing: a snapshot that does not check out is never used.
             let loaded = try SQLiteSnapshot.read(partPath)
-            guard loaded.header.endOffset == chunk.id.endOffset, loaded.header.epoch == chunk.id.epoch, loaded.header.clusterId == clusterId else {
+            guard loaded.header.endOffset == chunk.id.endOffset, loaded.header.epoch == chunk.id.epoch,
+                loaded.header.clusterId == clusterId
+            else {
                 try? FileManager.default.removeItem(atPath: partPath)
                 throw SnapshotError("the fetched snapshot does not match \(chunk.id)")
             }
-            guard rename(partPath, path(chunk.id)) == 0 else { throw SnapshotError("cannot install snapshot \(chunk.id)") }
+            guard rename(partPath, path(chunk.id)) == 0 else {
+                throw SnapshotError("cannot install snapshot \(chunk.id)")
+            }
             download = nil
             return true
         }
@@ -164,7 +180,8 @@ public final class MemorySnapshotStorage: SnapshotStorage, @unchecked Sendable {
         buffer.writeBytes(bytes)
         var r = WireReader(buffer)
         let checksum = UInt64(bitPattern: try r.readInt64())
-        let provenance = MetadataProvenance(lastOffset: try r.readInt64(), lastEpoch: try r.readInt32(), recordCount: try r.readInt64())
+        let provenance = MetadataProvenance(
+            lastOffset: try r.readInt64(), lastEpoch: try r.readInt32(), recordCount: try r.readInt64())
         var records: [MetadataRecord] = []
         while r.remaining > 0 {
             let n = Int(try r.readInt32())
@@ -200,7 +217,9 @@ public final class MemorySnapshotStorage: SnapshotStorage, @unchecked Sendable {
     public func receive(_ chunk: SnapshotChunk) throws -> Bool {
         try lock.withLock {
             if chunk.position == 0 { partial = (chunk.id, []) }
-            guard var p = partial, p.id == chunk.id, Int64(p.bytes.count) == chunk.position else { throw SnapshotError("snapshot chunk out of order") }
+            guard var p = partial, p.id == chunk.id, Int64(p.bytes.count) == chunk.position else {
+                throw SnapshotError("snapshot chunk out of order")
+            }
             p.bytes += chunk.bytes.readableBytesView
             partial = p
             guard Int64(p.bytes.count) >= chunk.totalBytes else { return false }

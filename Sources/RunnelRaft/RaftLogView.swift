@@ -13,7 +13,9 @@ public struct RaftLogView: Sendable, Equatable {
     /// `(epoch, first offset)` for every epoch present, ascending.
     public private(set) var epochStarts: [(epoch: Int32, startOffset: Int64)]
 
-    public init(startOffset: Int64 = 0, startEpoch: Int32 = -1, endOffset: Int64 = 0, epochStarts: [(Int32, Int64)] = []) {
+    public init(
+        startOffset: Int64 = 0, startEpoch: Int32 = -1, endOffset: Int64 = 0, epochStarts: [(Int32, Int64)] = []
+    ) {
         precondition(endOffset >= startOffset, "a log ends at or after its start")
         self.startOffset = startOffset
         self.startEpoch = startEpoch

@@ -172,7 +172,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             if config.isVoter {
                 if now >= electionDeadlineMs { becomeProspective() }
             } else {
-                if let since = fetchInFlightSinceMs, now - since >= config.requestTimeoutMs { fetchInFlightSinceMs = nil }
+                if let since = fetchInFlightSinceMs, now - since >= config.requestTimeoutMs {
+                    fetchInFlightSinceMs = nil
+                }
                 maybeSendFetch()
             }
         case .prospective, .candidate:
@@ -208,7 +210,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard role == .leader else {
             return .failure(.notLeader(leaderId: leaderId?.rawValue ?? -1, epoch: epoch))
         }
-        let batch = RaftBatch<Payload>(baseOffset: log.endOffset, recordCount: recordCount, epoch: epoch, payload: .data(payload))
+        let batch = RaftBatch<Payload>(
+            baseOffset: log.endOffset, recordCount: recordCount, epoch: epoch, payload: .data(payload))
         appendLocal(batch)
         wakeParkedFetches()
         return .success(batch.baseOffset...batch.lastOffset)
@@ -277,7 +280,10 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         let successors = progress.values.filter { $0.isVoter && $0.nodeId != config.nodeId }
             .sorted { $0.endOffset != $1.endOffset ? $0.endOffset > $1.endOffset : $0.nodeId < $1.nodeId }.map(\.nodeId)
         for voter in config.voters where voter != config.nodeId {
-            send(.endQuorumEpoch(EndQuorumEpochRequest(epoch: epoch, leaderId: config.nodeId, preferredSuccessors: successors)), to: voter)
+            send(
+                .endQuorumEpoch(
+                    EndQuorumEpochRequest(epoch: epoch, leaderId: config.nodeId, preferredSuccessors: successors)),
+                to: voter)
         }
         becomeResigned()
     }
@@ -302,14 +308,18 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     public var replicaProgress: [ReplicaProgress] {
         guard role == .leader else { return [] }
         var out = Array(progress.values)
-        out.append(ReplicaProgress(nodeId: config.nodeId, endOffset: log.endOffset, lastFetchMs: nowMs, lastCaughtUpMs: nowMs, isVoter: true))
+        out.append(
+            ReplicaProgress(
+                nodeId: config.nodeId, endOffset: log.endOffset, lastFetchMs: nowMs, lastCaughtUpMs: nowMs,
+                isVoter: true))
         return out.sorted { $0.nodeId < $1.nodeId }
     }
 
     // MARK: transitions
 
     private mutating func resetElectionTimer() {
-        electionDeadlineMs = nowMs + config.electionTimeoutMs + Int64(rng.next() % UInt64(max(config.electionTimeoutMs, 1)))
+        electionDeadlineMs =
+            nowMs + config.electionTimeoutMs + Int64(rng.next() % UInt64(max(config.electionTimeoutMs, 1)))
     }
 
     private mutating func clearRoleState() {
@@ -387,8 +397,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         }
         let end = log.endOffsetAndEpoch
         for voter in config.voters where voter != config.nodeId {
-            send(.vote(VoteRequest(epoch: epoch + 1, candidateId: config.nodeId, lastOffsetEpoch: end.epoch.rawValue,
-                                   lastOffset: end.offset.rawValue, preVote: true)), to: voter)
+            send(
+                .vote(
+                    VoteRequest(
+                        epoch: epoch + 1, candidateId: config.nodeId, lastOffsetEpoch: end.epoch.rawValue,
+                        lastOffset: end.offset.rawValue, preVote: true)), to: voter)
         }
     }
 
@@ -409,25 +422,32 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         }
         let end = log.endOffsetAndEpoch
         for voter in config.voters where voter != config.nodeId {
-            send(.vote(VoteRequest(epoch: epoch, candidateId: config.nodeId, lastOffsetEpoch: end.epoch.rawValue,
-                                   lastOffset: end.offset.rawValue, preVote: false)), to: voter)
+            send(
+                .vote(
+                    VoteRequest(
+                        epoch: epoch, candidateId: config.nodeId, lastOffsetEpoch: end.epoch.rawValue,
+                        lastOffset: end.offset.rawValue, preVote: false)), to: voter)
         }
     }
 
     mutating func becomeLeader() {
-        precondition(role == .candidate && votedId == config.nodeId, "only a candidate that voted for itself becomes leader")
+        precondition(
+            role == .candidate && votedId == config.nodeId, "only a candidate that voted for itself becomes leader")
         clearRoleState()
         role = .leader
         leaderId = config.nodeId
         quorumStateDirty = true
         for voter in config.voters where voter != config.nodeId {
-            progress[voter] = ReplicaProgress(nodeId: voter, endOffset: -1, lastFetchMs: nowMs, lastCaughtUpMs: -1, isVoter: true)
+            progress[voter] = ReplicaProgress(
+                nodeId: voter, endOffset: -1, lastFetchMs: nowMs, lastCaughtUpMs: -1, isVoter: true)
         }
         // Every epoch starts with a leader-change record; the high watermark may only pass it once
         // a majority holds it, which also commits everything before it.
         epochStartOffset = log.endOffset
-        appendLocal(RaftBatch(baseOffset: log.endOffset, recordCount: 1, epoch: epoch,
-                              payload: .leaderChange(leaderId: config.nodeId, voters: config.voters)))
+        appendLocal(
+            RaftBatch(
+                baseOffset: log.endOffset, recordCount: 1, epoch: epoch,
+                payload: .leaderChange(leaderId: config.nodeId, voters: config.voters)))
         beginEpochPending = Set(config.voters.filter { $0 != config.nodeId })
         sendBeginEpoch()
         checkQuorumDeadlineMs = nowMs + config.fetchTimeoutMs
@@ -485,23 +505,42 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     private mutating func handleFetch(_ request: FetchRequest, from: NodeID) {
         guard role == .leader else {
-            let error: RaftError = request.epoch > epoch ? .unknownLeaderEpoch : (request.epoch < epoch ? .fencedLeaderEpoch : .notLeaderOrFollower)
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: error, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
+            let error: RaftError =
+                request.epoch > epoch
+                ? .unknownLeaderEpoch : (request.epoch < epoch ? .fencedLeaderEpoch : .notLeaderOrFollower)
+            send(
+                .fetchResponse(
+                    FetchResponse(
+                        fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: error,
+                        epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
             return
         }
         if request.epoch < epoch {
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .fencedLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
+            send(
+                .fetchResponse(
+                    FetchResponse(
+                        fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch,
+                        error: .fencedLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
             return
         }
         if request.epoch > epoch {
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .unknownLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
+            send(
+                .fetchResponse(
+                    FetchResponse(
+                        fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch,
+                        error: .unknownLeaderEpoch, epoch: epoch, leaderId: config.nodeId.rawValue)), to: from)
             return
         }
         parkedFetches.removeValue(forKey: from)
         // Diverging or missing: tell the fetcher where to go without counting its offset.
         if request.fetchOffset < log.startOffset {
-            send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
-                                              logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
+            send(
+                .fetchResponse(
+                    FetchResponse(
+                        fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none,
+                        epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                        logStartOffset: log.startOffset,
+                        snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
             touch(from, endOffset: nil)
             return
         }
@@ -510,20 +549,37 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             if end == nil {
                 if log.startOffset > 0 {
                     // Older than anything the log holds: start from the snapshot.
-                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
-                                                      logStartOffset: log.startOffset, snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
+                    send(
+                        .fetchResponse(
+                            FetchResponse(
+                                fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch,
+                                error: .none, epoch: epoch, leaderId: config.nodeId.rawValue,
+                                highWatermark: highWatermark,
+                                logStartOffset: log.startOffset,
+                                snapshotId: SnapshotId(endOffset: log.startOffset, epoch: log.startEpoch))), to: from)
                 } else {
                     // No common epoch at all: the fetcher's whole log diverges.
-                    send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
-                                                      logStartOffset: log.startOffset, divergingEpoch: OffsetAndEpoch(offset: 0, epoch: -1))), to: from)
+                    send(
+                        .fetchResponse(
+                            FetchResponse(
+                                fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch,
+                                error: .none, epoch: epoch, leaderId: config.nodeId.rawValue,
+                                highWatermark: highWatermark,
+                                logStartOffset: log.startOffset, divergingEpoch: OffsetAndEpoch(offset: 0, epoch: -1))),
+                        to: from)
                 }
                 touch(from, endOffset: nil)
                 return
             }
             if end!.epoch != request.lastFetchedEpoch || request.fetchOffset > end!.endOffset {
-                let diverging = OffsetAndEpoch(offset: Offset(min(end!.endOffset, request.fetchOffset)), epoch: Epoch(end!.epoch))
-                send(.fetchResponse(FetchResponse(fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
-                                                  logStartOffset: log.startOffset, divergingEpoch: diverging)), to: from)
+                let diverging = OffsetAndEpoch(
+                    offset: Offset(min(end!.endOffset, request.fetchOffset)), epoch: Epoch(end!.epoch))
+                send(
+                    .fetchResponse(
+                        FetchResponse(
+                            fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none,
+                            epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                            logStartOffset: log.startOffset, divergingEpoch: diverging)), to: from)
                 touch(from, endOffset: nil)
                 return
             }
@@ -533,7 +589,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         maybeAdvanceLeaderHighWatermark()
         // Park only when there is nothing to tell: no records and no high watermark it lacks.
         if request.fetchOffset >= log.endOffset && request.maxWaitMs > 0 && highWatermark == highWatermarkBefore
-            && sentHighWatermark[from] == highWatermark {
+            && sentHighWatermark[from] == highWatermark
+        {
             // Nothing to send: park until new records, a new high watermark, or the wait ends.
             parkedFetches[from] = (request, nowMs + min(request.maxWaitMs, config.fetchMaxWaitMs))
             return
@@ -543,8 +600,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     /// Notes a fetch from `replica` (check quorum and DescribeQuorum).
     private mutating func touch(_ replica: NodeID, endOffset: Int64?) {
-        var p = progress[replica] ?? ReplicaProgress(nodeId: replica, endOffset: -1, lastFetchMs: nowMs, lastCaughtUpMs: -1,
-                                                      isVoter: config.voters.contains(replica))
+        var p =
+            progress[replica]
+            ?? ReplicaProgress(
+                nodeId: replica, endOffset: -1, lastFetchMs: nowMs, lastCaughtUpMs: -1,
+                isVoter: config.voters.contains(replica))
         p.lastFetchMs = nowMs
         if let endOffset {
             p.endOffset = endOffset
@@ -555,9 +615,13 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     private mutating func answerFetch(_ request: FetchRequest) {
         sentHighWatermark[request.replicaId] = highWatermark
-        send(.fetchResponse(FetchResponse(
-            fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none, epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
-            logStartOffset: log.startOffset, readFrom: request.fetchOffset, readUpTo: log.endOffset)), to: request.replicaId)
+        send(
+            .fetchResponse(
+                FetchResponse(
+                    fetchOffset: request.fetchOffset, fetchLastEpoch: request.lastFetchedEpoch, error: .none,
+                    epoch: epoch, leaderId: config.nodeId.rawValue, highWatermark: highWatermark,
+                    logStartOffset: log.startOffset, readFrom: request.fetchOffset, readUpTo: log.endOffset)),
+            to: request.replicaId)
     }
 
     private mutating func handleBeginEpochResponse(_ response: EpochResponse, from: NodeID) {
@@ -585,8 +649,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard target != config.nodeId else { return }
         fetchInFlightSinceMs = nowMs
         fetchTarget = target
-        send(.fetch(FetchRequest(epoch: epoch, replicaId: config.nodeId, fetchOffset: log.endOffset,
-                                 lastFetchedEpoch: currentLastFetchedEpoch, maxWaitMs: config.fetchMaxWaitMs)), to: target)
+        send(
+            .fetch(
+                FetchRequest(
+                    epoch: epoch, replicaId: config.nodeId, fetchOffset: log.endOffset,
+                    lastFetchedEpoch: currentLastFetchedEpoch, maxWaitMs: config.fetchMaxWaitMs)), to: target)
     }
 
     /// The epoch of the last record of the log (of the snapshot when the log is empty above it):
@@ -605,7 +672,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             // A late or duplicated answer to a fetch from another log end: everything in it
             // (divergence, records, high watermark) describes a log we no longer have.
             if response.fetchOffset >= 0 && response.epoch <= epoch
-                && (response.fetchOffset != log.endOffset || (response.fetchLastEpoch != -2 && response.fetchLastEpoch != currentLastFetchedEpoch)) { return }
+                && (response.fetchOffset != log.endOffset
+                    || (response.fetchLastEpoch != -2 && response.fetchLastEpoch != currentLastFetchedEpoch))
+            {
+                return
+            }
             fetchInFlightSinceMs = nil
         }
         if handleEpochInResponse(response.epoch, leader: response.leaderId, from: from) {
@@ -649,8 +720,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard offset < log.endOffset else { return }
         let hw = highWatermark
         let start = log.startOffset
-        guard require(offset >= hw, "truncation below the high watermark would lose committed records: \(offset) < \(hw)"),
-              require(offset >= start, "truncation below the log start \(start): \(offset)") else { return }
+        guard
+            require(
+                offset >= hw, "truncation below the high watermark would lose committed records: \(offset) < \(hw)"),
+            require(offset >= start, "truncation below the log start \(start): \(offset)")
+        else { return }
         log.truncate(to: offset)
         outbox.truncateTo = min(outbox.truncateTo ?? .max, offset)
         outbox.appends.removeAll { $0.baseOffset >= offset }
@@ -660,17 +734,27 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     private mutating func handleVote(_ request: VoteRequest, from: NodeID) {
         func answer(_ granted: Bool) {
-            send(.voteResponse(VoteResponse(epoch: epoch, leaderId: leaderId?.rawValue ?? -1, granted: granted, preVote: request.preVote)), to: from)
+            send(
+                .voteResponse(
+                    VoteResponse(
+                        epoch: epoch, leaderId: leaderId?.rawValue ?? -1, granted: granted, preVote: request.preVote)),
+                to: from)
         }
         guard config.isVoter else {
-            send(.voteResponse(VoteResponse(error: .inconsistentVoterSet, epoch: epoch, leaderId: leaderId?.rawValue ?? -1, granted: false, preVote: request.preVote)), to: from)
+            send(
+                .voteResponse(
+                    VoteResponse(
+                        error: .inconsistentVoterSet, epoch: epoch, leaderId: leaderId?.rawValue ?? -1, granted: false,
+                        preVote: request.preVote)), to: from)
             return
         }
         let candidateEnd = OffsetAndEpoch(offset: Offset(request.lastOffset), epoch: Epoch(request.lastOffsetEpoch))
         let upToDate = faults.grantVotesToShorterLogs || candidateEnd >= log.endOffsetAndEpoch
         if request.preVote {
             // A pre-vote changes nothing here. Refuse while a leader is alive for us.
-            let leaderAlive = (role == .leader) || (role == .follower && lastLeaderContactMs.map { nowMs - $0 < config.fetchTimeoutMs } == true)
+            let leaderAlive =
+                (role == .leader)
+                || (role == .follower && lastLeaderContactMs.map { nowMs - $0 < config.fetchTimeoutMs } == true)
             answer(request.epoch > epoch && upToDate && !leaderAlive)
             return
         }
@@ -681,7 +765,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         if request.epoch > epoch {
             becomeUnattached(epoch: request.epoch)
         }
-        let canVote = leaderId == nil && (votedId == nil || votedId == request.candidateId) && role != .leader && role != .candidate
+        let canVote =
+            leaderId == nil && (votedId == nil || votedId == request.candidateId) && role != .leader
+            && role != .candidate
         if canVote && upToDate {
             if votedId != request.candidateId {
                 votedId = request.candidateId
@@ -707,7 +793,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
                 return
             }
             if response.granted { granted.insert(from) } else { rejected.insert(from) }
-            if !response.granted && response.leaderId >= 0 && response.epoch == epoch && response.leaderId != config.nodeId.rawValue {
+            if !response.granted && response.leaderId >= 0 && response.epoch == epoch
+                && response.leaderId != config.nodeId.rawValue
+            {
                 // The voter still hears from a leader in our epoch: follow it.
                 becomeFollower(epoch: epoch, leader: NodeID(response.leaderId))
                 return
@@ -731,7 +819,10 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
 
     private mutating func handleBeginEpoch(_ request: BeginQuorumEpochRequest, from: NodeID) {
         if request.epoch < epoch {
-            send(.beginQuorumEpochResponse(EpochResponse(error: .fencedLeaderEpoch, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
+            send(
+                .beginQuorumEpochResponse(
+                    EpochResponse(error: .fencedLeaderEpoch, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)),
+                to: from)
             return
         }
         if request.epoch > epoch || leaderId == nil {
@@ -742,12 +833,17 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             // Two leaders in one epoch would break Raft; refuse loudly.
             preconditionFailure("two leaders in epoch \(epoch): \(leaderId!) and \(request.leaderId)")
         }
-        send(.beginQuorumEpochResponse(EpochResponse(error: .none, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)), to: from)
+        send(
+            .beginQuorumEpochResponse(EpochResponse(error: .none, epoch: epoch, leaderId: leaderId?.rawValue ?? -1)),
+            to: from)
     }
 
     private mutating func handleEndEpoch(_ request: EndQuorumEpochRequest, from: NodeID) {
-        send(.endQuorumEpochResponse(EpochResponse(error: request.epoch < epoch ? .fencedLeaderEpoch : .none, epoch: epoch,
-                                                    leaderId: leaderId?.rawValue ?? -1)), to: from)
+        send(
+            .endQuorumEpochResponse(
+                EpochResponse(
+                    error: request.epoch < epoch ? .fencedLeaderEpoch : .none, epoch: epoch,
+                    leaderId: leaderId?.rawValue ?? -1)), to: from)
         guard request.epoch == epoch, leaderId == request.leaderId, role == .follower, config.isVoter else { return }
         // The leader stepped down: stand soon, sooner the better placed we are.
         let position = request.preferredSuccessors.firstIndex(of: config.nodeId) ?? config.voters.count
@@ -770,7 +866,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             return true
         }
         if responseEpoch == epoch, leader >= 0, leaderId == nil, leader != config.nodeId.rawValue,
-           role == .unattached || role == .prospective || role == .resigned || role == .follower {
+            role == .unattached || role == .prospective || role == .resigned || role == .follower
+        {
             becomeFollower(epoch: epoch, leader: NodeID(leader), heardFromLeader: from?.rawValue == leader)
             return true
         }

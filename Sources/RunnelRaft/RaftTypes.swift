@@ -238,9 +238,12 @@ public struct FetchResponse<Payload: Sendable & Equatable>: Sendable, Equatable 
     /// offset since (an offset alone cannot; the quorum model kraft.pml finds that run). -2: unknown.
     public var fetchLastEpoch: Int32 = -2
 
-    public init(fetchOffset: Int64 = -1, fetchLastEpoch: Int32 = -2, error: RaftError, epoch: Int32, leaderId: Int32, highWatermark: Int64 = -1, logStartOffset: Int64 = 0,
-                divergingEpoch: OffsetAndEpoch? = nil, snapshotId: SnapshotId? = nil,
-                readFrom: Int64 = -1, readUpTo: Int64 = -1, batches: [RaftBatch<Payload>] = []) {
+    public init(
+        fetchOffset: Int64 = -1, fetchLastEpoch: Int32 = -2, error: RaftError, epoch: Int32, leaderId: Int32,
+        highWatermark: Int64 = -1, logStartOffset: Int64 = 0,
+        divergingEpoch: OffsetAndEpoch? = nil, snapshotId: SnapshotId? = nil,
+        readFrom: Int64 = -1, readUpTo: Int64 = -1, batches: [RaftBatch<Payload>] = []
+    ) {
         self.fetchOffset = fetchOffset
         self.fetchLastEpoch = fetchLastEpoch
         self.error = error

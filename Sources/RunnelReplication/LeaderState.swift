@@ -54,7 +54,10 @@ public struct IsrEligibility: Sendable {
     /// The broker epoch of the broker's registration now (nil unknown).
     public var registeredEpoch: @Sendable (NodeID) -> BrokerEpoch?
 
-    public init(isLive: @escaping @Sendable (NodeID) -> Bool, registeredEpoch: @escaping @Sendable (NodeID) -> BrokerEpoch? = { _ in nil }) {
+    public init(
+        isLive: @escaping @Sendable (NodeID) -> Bool,
+        registeredEpoch: @escaping @Sendable (NodeID) -> BrokerEpoch? = { _ in nil }
+    ) {
         self.isLive = isLive
         self.registeredEpoch = registeredEpoch
     }
@@ -86,8 +89,10 @@ public struct LeaderState: Sendable, Equatable {
     /// Test-only broken rules (see `ReplicationFaults`).
     var faults: ReplicationFaults
 
-    public init(localId: NodeID, replicas: [NodeID], isr: [NodeID], leaderEpoch: Epoch, partitionEpoch: Epoch,
-                highWatermark: Offset, leaderEndOffset: Offset, nowMs: Int64, faults: ReplicationFaults = ReplicationFaults()) {
+    public init(
+        localId: NodeID, replicas: [NodeID], isr: [NodeID], leaderEpoch: Epoch, partitionEpoch: Epoch,
+        highWatermark: Offset, leaderEndOffset: Offset, nowMs: Int64, faults: ReplicationFaults = ReplicationFaults()
+    ) {
         self.localId = localId
         self.replicas = replicas
         self.isr = isr
@@ -100,7 +105,8 @@ public struct LeaderState: Sendable, Equatable {
         for r in replicas where r != localId {
             // A member of the ISR gets a full lag period before it can be removed, and is expected
             // to fetch from the new leader at once.
-            followers[r] = FollowerProgress(lastCaughtUpMs: isr.contains(r) ? nowMs : nil, nextFetchDueMs: isr.contains(r) ? nowMs : nil)
+            followers[r] = FollowerProgress(
+                lastCaughtUpMs: isr.contains(r) ? nowMs : nil, nextFetchDueMs: isr.contains(r) ? nowMs : nil)
         }
         self.followers = followers
     }
@@ -137,8 +143,10 @@ public struct LeaderState: Sendable, Equatable {
     /// A follower fetched from `fetchOffset` (so its log ends there), as broker epoch
     /// `brokerEpoch` (nil when its Fetch did not say), willing to wait `maxWaitMs` for data.
     /// Returns whether the high watermark moved.
-    public mutating func followerFetched(_ replica: NodeID, fetchOffset: Offset, leaderEndOffset: Offset, nowMs: Int64,
-                                         brokerEpoch: BrokerEpoch? = nil, maxWaitMs: Int64 = 0) -> Bool {
+    public mutating func followerFetched(
+        _ replica: NodeID, fetchOffset: Offset, leaderEndOffset: Offset, nowMs: Int64,
+        brokerEpoch: BrokerEpoch? = nil, maxWaitMs: Int64 = 0
+    ) -> Bool {
         guard var f = followers[replica] else { return false }
         if f.brokerEpoch != nil && brokerEpoch != f.brokerEpoch {
             // Another incarnation of the broker: its previous fetch says nothing of this one.
@@ -148,7 +156,8 @@ public struct LeaderState: Sendable, Equatable {
         f.brokerEpoch = brokerEpoch
         if fetchOffset >= leaderEndOffset {
             f.lastCaughtUpMs = max(f.lastCaughtUpMs ?? nowMs, nowMs)
-        } else if let previousEnd = f.leaderEndAtLastFetch, let previousAt = f.lastFetchAtMs, fetchOffset >= previousEnd {
+        } else if let previousEnd = f.leaderEndAtLastFetch, let previousAt = f.lastFetchAtMs, fetchOffset >= previousEnd
+        {
             f.lastCaughtUpMs = max(f.lastCaughtUpMs ?? previousAt, previousAt)
         }
         f.logEndOffset = fetchOffset
@@ -162,7 +171,9 @@ public struct LeaderState: Sendable, Equatable {
     }
 
     /// The ISR change to propose now, if any (none while one is in flight).
-    public func isrChange(nowMs: Int64, lagTimeMaxMs: Int64, leaderEndOffset: Offset, eligibility: IsrEligibility) -> IsrProposal? {
+    public func isrChange(
+        nowMs: Int64, lagTimeMaxMs: Int64, leaderEndOffset: Offset, eligibility: IsrEligibility
+    ) -> IsrProposal? {
         guard pending == nil else { return nil }
         var next = isr
         // Shrink: members that have not caught up within the lag time (one holding everything
@@ -174,9 +185,13 @@ public struct LeaderState: Sendable, Equatable {
         }
         // Expand: replicas that reached the high watermark and this epoch's start.
         for r in replicas where !isr.contains(r) && r != localId && eligibility.isLive(r) {
-            guard let f = followers[r], f.logEndOffset >= highWatermark, f.logEndOffset >= epochStartOffset else { continue }
-            if !faults.isrExpansionWithoutBrokerEpochCheck, let fetched = f.brokerEpoch, let current = eligibility.registeredEpoch(r),
-               fetched != current {
+            guard let f = followers[r], f.logEndOffset >= highWatermark, f.logEndOffset >= epochStartOffset else {
+                continue
+            }
+            if !faults.isrExpansionWithoutBrokerEpochCheck, let fetched = f.brokerEpoch,
+                let current = eligibility.registeredEpoch(r),
+                fetched != current
+            {
                 continue
             }
             next.append(r)
@@ -185,8 +200,9 @@ public struct LeaderState: Sendable, Equatable {
         guard Set(next) != Set(isr) else { return nil }
         // Keep replica order, as Kafka does.
         let ordered = replicas.filter { next.contains($0) } + next.filter { !replicas.contains($0) }
-        return IsrProposal(isr: ordered, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
-                           brokerEpochs: ordered.map { $0 == localId ? nil : followers[$0]?.brokerEpoch })
+        return IsrProposal(
+            isr: ordered, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
+            brokerEpochs: ordered.map { $0 == localId ? nil : followers[$0]?.brokerEpoch })
     }
 
     /// The ISR members (other than this leader) whose fetch is more than `graceMs` overdue: the
@@ -205,7 +221,9 @@ public struct LeaderState: Sendable, Equatable {
     public mutating func proposalFailed() { pending = nil }
 
     /// The metadata log committed a new registration for this partition (same leader epoch).
-    public mutating func update(replicas: [NodeID], isr: [NodeID], partitionEpoch: Epoch, leaderEndOffset: Offset, nowMs: Int64) -> Bool {
+    public mutating func update(
+        replicas: [NodeID], isr: [NodeID], partitionEpoch: Epoch, leaderEndOffset: Offset, nowMs: Int64
+    ) -> Bool {
         self.replicas = replicas
         for r in replicas where r != localId && followers[r] == nil {
             followers[r] = FollowerProgress(lastCaughtUpMs: nil)

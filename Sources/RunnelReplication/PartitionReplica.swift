@@ -116,7 +116,9 @@ public struct FollowerFetch: Sendable, Equatable {
     /// How long the follower lets its fetch wait here for data (the Fetch's max_wait_ms).
     public var maxWaitMs: Int64
 
-    public init(replica: NodeID, brokerEpoch: BrokerEpoch?, fetchOffset: Offset, lastFetchedEpoch: Epoch, maxWaitMs: Int64 = 0) {
+    public init(
+        replica: NodeID, brokerEpoch: BrokerEpoch?, fetchOffset: Offset, lastFetchedEpoch: Epoch, maxWaitMs: Int64 = 0
+    ) {
         self.replica = replica
         self.brokerEpoch = brokerEpoch
         self.fetchOffset = fetchOffset
@@ -240,11 +242,14 @@ public struct PartitionReplica: Sendable {
     /// A replica opened with its log at `log` and the high watermark last checkpointed; no role
     /// until the first `assign`.
     /// `firstUnstableOffset` is the log's (nil: no transaction open or unreplicated).
-    public init(localId: NodeID, log: LogPosition, checkpointedHighWatermark: Offset, firstUnstableOffset: Offset? = nil,
-                faults: ReplicationFaults = ReplicationFaults()) {
+    public init(
+        localId: NodeID, log: LogPosition, checkpointedHighWatermark: Offset, firstUnstableOffset: Offset? = nil,
+        faults: ReplicationFaults = ReplicationFaults()
+    ) {
         self.localId = localId
         self.log = log
-        self.assignment = ReplicaAssignment(replicas: [], isr: [], leader: nil, leaderEpoch: .unknown, partitionEpoch: .unknown)
+        self.assignment = ReplicaAssignment(
+            replicas: [], isr: [], leader: nil, leaderEpoch: .unknown, partitionEpoch: .unknown)
         self.highWatermark = min(max(checkpointedHighWatermark, log.startOffset), log.endOffset)
         self.firstUnstableOffset = firstUnstableOffset
         self.lastStableOffset = min(highWatermark, firstUnstableOffset ?? highWatermark)
@@ -315,16 +320,20 @@ public struct PartitionReplica: Sendable {
                 // A new leader stamps its epoch at its log end before any append of it.
                 self.log.latestEpoch = next.leaderEpoch
                 actions.append(.beginLeaderEpoch(next.leaderEpoch))
-                var state = LeaderState(localId: localId, replicas: next.replicas, isr: next.isr, leaderEpoch: next.leaderEpoch,
-                                        partitionEpoch: next.partitionEpoch, highWatermark: highWatermark,
-                                        leaderEndOffset: log.endOffset, nowMs: nowMs, faults: faults)
-                if state.leaderAppended(leaderEndOffset: log.endOffset, nowMs: nowMs) { actions.append(.highWatermarkMoved(state.highWatermark)) }
+                var state = LeaderState(
+                    localId: localId, replicas: next.replicas, isr: next.isr, leaderEpoch: next.leaderEpoch,
+                    partitionEpoch: next.partitionEpoch, highWatermark: highWatermark,
+                    leaderEndOffset: log.endOffset, nowMs: nowMs, faults: faults)
+                if state.leaderAppended(leaderEndOffset: log.endOffset, nowMs: nowMs) {
+                    actions.append(.highWatermarkMoved(state.highWatermark))
+                }
                 highWatermark = state.highWatermark
                 leaderState = state
                 role = .leader
             } else if let current = leaderState, next.partitionEpoch > current.partitionEpoch {
-                let moved = leaderState!.update(replicas: next.replicas, isr: next.isr, partitionEpoch: next.partitionEpoch,
-                                                leaderEndOffset: log.endOffset, nowMs: nowMs)
+                let moved = leaderState!.update(
+                    replicas: next.replicas, isr: next.isr, partitionEpoch: next.partitionEpoch,
+                    leaderEndOffset: log.endOffset, nowMs: nowMs)
                 actions += leaderHighWatermarkChanged(moved)
             }
         } else {
@@ -373,7 +382,8 @@ public struct PartitionReplica: Sendable {
     public mutating func leaderAppended(endOffset: Offset, nowMs: Int64) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
         let before = mark
-        precondition(endOffset >= log.endOffset, "a leader's log end never goes back (\(log.endOffset) -> \(endOffset))")
+        precondition(
+            endOffset >= log.endOffset, "a leader's log end never goes back (\(log.endOffset) -> \(endOffset))")
         log.endOffset = endOffset
         log.latestEpoch = state.leaderEpoch
         let moved = leaderState!.leaderAppended(leaderEndOffset: endOffset, nowMs: nowMs)
@@ -425,8 +435,9 @@ public struct PartitionReplica: Sendable {
         var waiting: [PendingProduce] = []
         for produce in pendingProduces {
             if let code = completion(of: produce) {
-                precondition(code != .none || state.highWatermark >= produce.requiredOffset,
-                             "a produce is answered only once the high watermark covers it")
+                precondition(
+                    code != .none || state.highWatermark >= produce.requiredOffset,
+                    "a produce is answered only once the high watermark covers it")
                 actions.append(.completeProduce(produce.id, code))
             } else {
                 waiting.append(produce)
@@ -448,15 +459,18 @@ public struct PartitionReplica: Sendable {
     /// (the largest epoch at or below it, and where it ends; nil when the follower sent none):
     /// the histories are compared first, then the follower's position is recorded, which may
     /// move the high watermark and propose an ISR expansion.
-    public mutating func followerFetched(_ fetch: FollowerFetch, epochEnd: OffsetAndEpoch?, nowMs: Int64, lagTimeMaxMs: Int64,
-                                         eligibility: IsrEligibility) -> (FollowerFetchAnswer, [ReplicationAction]) {
+    public mutating func followerFetched(
+        _ fetch: FollowerFetch, epochEnd: OffsetAndEpoch?, nowMs: Int64, lagTimeMaxMs: Int64,
+        eligibility: IsrEligibility
+    ) -> (FollowerFetchAnswer, [ReplicationAction]) {
         guard leaderState != nil else { return (.error(.notLeaderOrFollower), []) }
         guard assignment.replicas.contains(fetch.replica) else { return (.error(.notLeaderOrFollower), []) }
         // KIP-903: a fetch from an earlier incarnation of the broker (delayed on the network past
         // its restart) says nothing of what the broker holds now; it is refused, as Kafka's
         // leader refuses a stale fetch state update.
         if !faults.isrExpansionWithoutBrokerEpochCheck, let fetched = fetch.brokerEpoch,
-           let current = eligibility.registeredEpoch(fetch.replica), fetched < current {
+            let current = eligibility.registeredEpoch(fetch.replica), fetched < current
+        {
             return (.error(.notLeaderOrFollower), [])
         }
         if fetch.lastFetchedEpoch != .unknown, let epochEnd {
@@ -468,14 +482,19 @@ public struct PartitionReplica: Sendable {
                 return (.diverging(epoch: epochEnd.epoch, endOffset: epochEnd.offset), [])
             }
         }
-        guard fetch.fetchOffset >= log.startOffset, fetch.fetchOffset <= log.endOffset else { return (.error(.offsetOutOfRange), []) }
+        guard fetch.fetchOffset >= log.startOffset, fetch.fetchOffset <= log.endOffset else {
+            return (.error(.offsetOutOfRange), [])
+        }
         let before = mark
-        let moved = leaderState!.followerFetched(fetch.replica, fetchOffset: fetch.fetchOffset, leaderEndOffset: log.endOffset,
-                                                 nowMs: nowMs, brokerEpoch: fetch.brokerEpoch, maxWaitMs: fetch.maxWaitMs)
+        let moved = leaderState!.followerFetched(
+            fetch.replica, fetchOffset: fetch.fetchOffset, leaderEndOffset: log.endOffset,
+            nowMs: nowMs, brokerEpoch: fetch.brokerEpoch, maxWaitMs: fetch.maxWaitMs)
         var actions: [ReplicationAction] = []
         if !leaderState!.isr.contains(fetch.replica),
-           let change = leaderState!.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.endOffset,
-                                               eligibility: eligibility) {
+            let change = leaderState!.isrChange(
+                nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.endOffset,
+                eligibility: eligibility)
+        {
             leaderState!.proposed(change)
             actions.append(.proposeIsr(change))
         }
@@ -485,9 +504,12 @@ public struct PartitionReplica: Sendable {
     }
 
     /// The periodic ISR check: a change to propose (shrink or expand), marked in flight.
-    public mutating func checkIsr(nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> [ReplicationAction] {
-        guard let change = leaderState?.isrChange(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.endOffset,
-                                                  eligibility: eligibility)
+    public mutating func checkIsr(nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) -> [ReplicationAction]
+    {
+        guard
+            let change = leaderState?.isrChange(
+                nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, leaderEndOffset: log.endOffset,
+                eligibility: eligibility)
         else { return [] }
         leaderState!.proposed(change)
         return [.proposeIsr(change)]
@@ -503,8 +525,9 @@ public struct PartitionReplica: Sendable {
             leaderState!.proposalFailed()
             return []
         }
-        let moved = leaderState!.update(replicas: state.replicas, isr: answer.isr, partitionEpoch: answer.partitionEpoch,
-                                        leaderEndOffset: log.endOffset, nowMs: nowMs)
+        let moved = leaderState!.update(
+            replicas: state.replicas, isr: answer.isr, partitionEpoch: answer.partitionEpoch,
+            leaderEndOffset: log.endOffset, nowMs: nowMs)
         let actions = leaderHighWatermarkChanged(moved)
         checkInvariants(after: before)
         return actions
@@ -534,10 +557,13 @@ public struct PartitionReplica: Sendable {
     /// leader's actions, so it cannot break a safety property; what it costs is availability
     /// when every controller is down and an ISR follower stops too (the partition then refuses
     /// writes and reads until the controllers are back, where Kafka keeps acks=1 writes and reads).
-    public mutating func checkIsolation(nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64,
-                                        graceMs: Int64 = followerFetchGraceMs) -> [ReplicationAction] {
+    public mutating func checkIsolation(
+        nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64,
+        graceMs: Int64 = followerFetchGraceMs
+    ) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
-        let isolated = controllerSilentMs > sessionTimeoutMs && !state.overdueFollowers(nowMs: nowMs, graceMs: graceMs).isEmpty
+        let isolated =
+            controllerSilentMs > sessionTimeoutMs && !state.overdueFollowers(nowMs: nowMs, graceMs: graceMs).isEmpty
         guard isolated != steppedAside else { return [] }
         steppedAside = isolated
         var actions: [ReplicationAction] = [.steppedAside(isolated)]
@@ -569,16 +595,20 @@ public struct PartitionReplica: Sendable {
     /// The next fetch of this follower (nil when it leads, has no leader, or was removed).
     public var fetchPosition: FetchPosition? {
         guard case .follower(let leader, let epoch) = role else { return nil }
-        return FetchPosition(leader: leader, leaderEpoch: epoch, fetchOffset: log.endOffset, lastFetchedEpoch: log.latestEpoch,
-                             logStartOffset: log.startOffset)
+        return FetchPosition(
+            leader: leader, leaderEpoch: epoch, fetchOffset: log.endOffset, lastFetchedEpoch: log.latestEpoch,
+            logStartOffset: log.startOffset)
     }
 
     /// What to do with the leader's answer to a fetch made at `position`. When the logs
     /// diverge, `localEpochEnd` is this log's answer for the leader's diverging epoch (the
     /// largest local epoch at or below it, and where it ends).
-    public func followerStep(at position: FetchPosition, answer: LeaderAnswer, localEpochEnd: OffsetAndEpoch?) -> FollowerStep {
-        guard let current = fetchPosition, current.leader == position.leader, current.leaderEpoch == position.leaderEpoch,
-              current.fetchOffset == position.fetchOffset
+    public func followerStep(
+        at position: FetchPosition, answer: LeaderAnswer, localEpochEnd: OffsetAndEpoch?
+    ) -> FollowerStep {
+        guard let current = fetchPosition, current.leader == position.leader,
+            current.leaderEpoch == position.leaderEpoch,
+            current.fetchOffset == position.fetchOffset
         else { return .stale }
         switch answer.error {
         case .none:
@@ -612,8 +642,10 @@ public struct PartitionReplica: Sendable {
     /// The follower's log changed: it truncated (`leaderHighWatermark` nil; the high watermark
     /// never stands above the log end) or appended the leader's data (the high watermark follows
     /// the leader's, capped at the log end).
-    public mutating func followerLogChanged(_ log: LogPosition, leaderHighWatermark: Offset?,
-                                            leaderLastStableOffset: Offset? = nil) -> [ReplicationAction] {
+    public mutating func followerLogChanged(
+        _ log: LogPosition, leaderHighWatermark: Offset?,
+        leaderLastStableOffset: Offset? = nil
+    ) -> [ReplicationAction] {
         guard !isLeader else { return [] }
         let before = mark
         self.log = log
@@ -671,22 +703,32 @@ public struct PartitionReplica: Sendable {
         (leaderState?.leaderEpoch, highWatermark, lastStableOffset)
     }
 
-    private func checkInvariants(after before: (leaderEpoch: Epoch?, highWatermark: Offset, lastStableOffset: Offset)? = nil) {
+    private func checkInvariants(
+        after before: (leaderEpoch: Epoch?, highWatermark: Offset, lastStableOffset: Offset)? = nil
+    ) {
         precondition(log.startOffset <= log.endOffset, "log start \(log.startOffset) past log end \(log.endOffset)")
-        precondition(highWatermark <= log.endOffset, "high watermark \(highWatermark) past the log end \(log.endOffset)")
-        precondition(lastStableOffset <= highWatermark, "last stable offset \(lastStableOffset) past the high watermark \(highWatermark)")
+        precondition(
+            highWatermark <= log.endOffset, "high watermark \(highWatermark) past the log end \(log.endOffset)")
+        precondition(
+            lastStableOffset <= highWatermark,
+            "last stable offset \(lastStableOffset) past the high watermark \(highWatermark)")
         if let before, let epoch = before.leaderEpoch, epoch == leaderState?.leaderEpoch {
-            precondition(lastStableOffset >= before.lastStableOffset,
-                         "the last stable offset never moves back within a leader epoch (\(before.lastStableOffset) -> \(lastStableOffset))")
+            precondition(
+                lastStableOffset >= before.lastStableOffset,
+                "the last stable offset never moves back within a leader epoch (\(before.lastStableOffset) -> \(lastStableOffset))"
+            )
         }
         precondition(!steppedAside || leaderState != nil, "only a leader steps aside")
         guard let state = leaderState else { return }
         precondition(highWatermark == state.highWatermark, "one high watermark")
-        precondition(state.isr.allSatisfy { state.replicas.contains($0) }, "ISR \(state.isr) within replicas \(state.replicas)")
+        precondition(
+            state.isr.allSatisfy { state.replicas.contains($0) }, "ISR \(state.isr) within replicas \(state.replicas)")
         precondition(state.isr.contains(localId), "the leader \(localId) is in its ISR \(state.isr)")
         if let before, before.leaderEpoch == state.leaderEpoch {
-            precondition(state.highWatermark >= before.highWatermark,
-                         "the high watermark never moves back within a leader epoch (\(before.highWatermark) -> \(state.highWatermark))")
+            precondition(
+                state.highWatermark >= before.highWatermark,
+                "the high watermark never moves back within a leader epoch (\(before.highWatermark) -> \(state.highWatermark))"
+            )
         }
     }
 }

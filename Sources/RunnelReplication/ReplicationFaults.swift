@@ -18,8 +18,10 @@ public struct ReplicationFaults: Sendable, Equatable {
     public init() {}
 
     /// The names `RUNNEL_TEST_BROKEN_RULES` and the simulators use.
-    public static let ruleNames = ["ackBeforeHighWatermark", "highWatermarkPastFollowerEnd", "isrExpansionWithoutBrokerEpochCheck",
-                                   "ignoreDivergingEpoch"]
+    public static let ruleNames = [
+        "ackBeforeHighWatermark", "highWatermarkPastFollowerEnd", "isrExpansionWithoutBrokerEpochCheck",
+        "ignoreDivergingEpoch",
+    ]
 
     /// Turns on the rule named `name` (one of `ruleNames`); false for an unknown name.
     public mutating func breakRule(named name: String) -> Bool {

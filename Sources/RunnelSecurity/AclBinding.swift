@@ -94,27 +94,35 @@ public struct AclBinding: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A binding from its parts.
-    public init(_ resourceType: ResourceType, _ name: String, _ patternType: PatternType = .literal,
-                principal: String, host: String = AccessControlEntry.wildcardHost,
-                operation: AclOperation, permission: AclPermissionType) {
-        self.init(pattern: ResourcePattern(resourceType, name, patternType),
-                  entry: AccessControlEntry(principal: principal, host: host, operation: operation, permissionType: permission))
+    public init(
+        _ resourceType: ResourceType, _ name: String, _ patternType: PatternType = .literal,
+        principal: String, host: String = AccessControlEntry.wildcardHost,
+        operation: AclOperation, permission: AclPermissionType
+    ) {
+        self.init(
+            pattern: ResourcePattern(resourceType, name, patternType),
+            entry: AccessControlEntry(
+                principal: principal, host: host, operation: operation, permissionType: permission))
     }
 
     /// The binding an AccessControlEntryRecord holds (codes this build does not know read as
     /// `.unknown`).
     public init(_ record: AccessControlEntryRecord) {
         self.init(
-            pattern: ResourcePattern(ResourceType(code: record.resourceType), record.resourceName, PatternType(code: record.patternType)),
-            entry: AccessControlEntry(principal: record.principal, host: record.host, operation: AclOperation(code: record.operation),
-                                      permissionType: AclPermissionType(code: record.permissionType)))
+            pattern: ResourcePattern(
+                ResourceType(code: record.resourceType), record.resourceName, PatternType(code: record.patternType)),
+            entry: AccessControlEntry(
+                principal: record.principal, host: record.host, operation: AclOperation(code: record.operation),
+                permissionType: AclPermissionType(code: record.permissionType)))
     }
 
     /// The record that creates this binding under `id`.
     public func record(id: KafkaUUID) -> AccessControlEntryRecord {
         AccessControlEntryRecord(
-            id: id, resourceType: pattern.resourceType.rawValue, resourceName: pattern.name, patternType: pattern.patternType.rawValue,
-            principal: entry.principal, host: entry.host, operation: entry.operation.rawValue, permissionType: entry.permissionType.rawValue)
+            id: id, resourceType: pattern.resourceType.rawValue, resourceName: pattern.name,
+            patternType: pattern.patternType.rawValue,
+            principal: entry.principal, host: entry.host, operation: entry.operation.rawValue,
+            permissionType: entry.permissionType.rawValue)
     }
 
     /// Why Kafka's controller refuses to create this binding (`AclControlManager.validateNewAcl`
@@ -125,13 +133,16 @@ public struct AclBinding: Sendable, Hashable, CustomStringConvertible {
         if !pattern.resourceType.isConcrete { return "Invalid resourceType \(pattern.resourceType)" }
         if !pattern.patternType.isSpecific { return "Invalid patternType \(pattern.patternType)" }
         if entry.operation == .unknown || entry.operation == .any { return "Invalid operation \(entry.operation)" }
-        if entry.permissionType != .allow && entry.permissionType != .deny { return "Invalid permissionType \(entry.permissionType)" }
+        if entry.permissionType != .allow && entry.permissionType != .deny {
+            return "Invalid permissionType \(entry.permissionType)"
+        }
         if pattern.name.isEmpty { return "Resource name should not be empty" }
         if pattern.resourceType == .cluster && !sameBytes(pattern.name, ResourcePattern.clusterName) {
             return "The only valid name for the CLUSTER resource is \(ResourcePattern.clusterName)"
         }
         if KafkaPrincipal(parsing: entry.principal) == nil {
-            return "Could not parse principal from `\(entry.principal)` (no colon is found between resource type and resource name)."
+            return
+                "Could not parse principal from `\(entry.principal)` (no colon is found between resource type and resource name)."
         }
         return nil
     }
@@ -184,7 +195,8 @@ public struct ResourcePatternFilter: Sendable, Hashable, CustomStringConvertible
     }
 
     public static func == (lhs: ResourcePatternFilter, rhs: ResourcePatternFilter) -> Bool {
-        lhs.resourceType == rhs.resourceType && lhs.patternType == rhs.patternType && optionalSameBytes(lhs.name, rhs.name)
+        lhs.resourceType == rhs.resourceType && lhs.patternType == rhs.patternType
+            && optionalSameBytes(lhs.name, rhs.name)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -266,21 +278,25 @@ public struct AclBindingFilter: Sendable, Hashable, CustomStringConvertible {
     /// The filter a DescribeAcls request carries.
     public init(_ request: DescribeAclsRequest) {
         self.init(
-            patternFilter: ResourcePatternFilter(ResourceType(code: request.resourceTypeFilter), request.resourceNameFilter,
-                                                 PatternType(code: request.patternTypeFilter)),
-            entryFilter: AccessControlEntryFilter(principal: request.principalFilter, host: request.hostFilter,
-                                                  operation: AclOperation(code: request.operation),
-                                                  permissionType: AclPermissionType(code: request.permissionType)))
+            patternFilter: ResourcePatternFilter(
+                ResourceType(code: request.resourceTypeFilter), request.resourceNameFilter,
+                PatternType(code: request.patternTypeFilter)),
+            entryFilter: AccessControlEntryFilter(
+                principal: request.principalFilter, host: request.hostFilter,
+                operation: AclOperation(code: request.operation),
+                permissionType: AclPermissionType(code: request.permissionType)))
     }
 
     /// The filter one entry of a DeleteAcls request carries.
     public init(_ filter: DeleteAclsRequest.DeleteAclsFilter) {
         self.init(
-            patternFilter: ResourcePatternFilter(ResourceType(code: filter.resourceTypeFilter), filter.resourceNameFilter,
-                                                 PatternType(code: filter.patternTypeFilter)),
-            entryFilter: AccessControlEntryFilter(principal: filter.principalFilter, host: filter.hostFilter,
-                                                  operation: AclOperation(code: filter.operation),
-                                                  permissionType: AclPermissionType(code: filter.permissionType)))
+            patternFilter: ResourcePatternFilter(
+                ResourceType(code: filter.resourceTypeFilter), filter.resourceNameFilter,
+                PatternType(code: filter.patternTypeFilter)),
+            entryFilter: AccessControlEntryFilter(
+                principal: filter.principalFilter, host: filter.hostFilter,
+                operation: AclOperation(code: filter.operation),
+                permissionType: AclPermissionType(code: filter.permissionType)))
     }
 
     /// Whether a component is UNKNOWN: Kafka refuses such a filter with INVALID_REQUEST.

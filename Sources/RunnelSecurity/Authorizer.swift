@@ -70,27 +70,35 @@ public enum AuthorizationRule: Sendable, Equatable, CustomStringConvertible {
 /// `operation` to `resource`? Implementations are values, safe to read from any thread.
 public protocol Authorizer: Sendable {
     /// The decision with the rule that made it (for the audit log).
-    func decide(_ principal: KafkaPrincipal, host: String, operation: AclOperation, resource: Resource) -> AuthorizationRule
+    func decide(
+        _ principal: KafkaPrincipal, host: String, operation: AclOperation, resource: Resource
+    ) -> AuthorizationRule
 
     /// Whether `principal` may do `operation` to at least one resource of `type` (Kafka's
     /// `authorizeByResourceType`: an idempotent producer without IDEMPOTENT_WRITE on the cluster
     /// may still produce if it may WRITE some topic).
-    func authorizeByResourceType(_ principal: KafkaPrincipal, host: String, operation: AclOperation, type: ResourceType) -> Bool
+    func authorizeByResourceType(
+        _ principal: KafkaPrincipal, host: String, operation: AclOperation, type: ResourceType
+    ) -> Bool
 }
 
 extension Authorizer {
     /// Whether `principal`, connected from `host`, may do `operation` to `resource`.
-    public func authorize(_ principal: KafkaPrincipal, host: String, operation: AclOperation, resource: Resource) -> Bool {
+    public func authorize(
+        _ principal: KafkaPrincipal, host: String, operation: AclOperation, resource: Resource
+    ) -> Bool {
         decide(principal, host: host, operation: operation, resource: resource).allowed
     }
 
     /// The operations `principal` may do to `resource`, among those Kafka defines for its type
     /// (for Metadata's and DescribeGroups' `*AuthorizedOperations` fields: encode them with
     /// `AclOperation.bitField`).
-    public func authorizedOperations(_ principal: KafkaPrincipal, host: String, resource: Resource) -> Set<AclOperation> {
-        Set(AclOperation.supported(by: resource.type).filter {
-            authorize(principal, host: host, operation: $0, resource: resource)
-        })
+    public func authorizedOperations(_ principal: KafkaPrincipal, host: String, resource: Resource) -> Set<AclOperation>
+    {
+        Set(
+            AclOperation.supported(by: resource.type).filter {
+                authorize(principal, host: host, operation: $0, resource: resource)
+            })
     }
 }
 

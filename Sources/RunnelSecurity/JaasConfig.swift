@@ -62,10 +62,13 @@ public enum JaasConfig {
     }
 
     /// The single login module of a `sasl.jaas.config` value (Kafka requires exactly one).
-    public static func parseSingle(_ text: String, property: String = "sasl.jaas.config") throws(SecurityConfigError) -> JaasLoginModule {
+    public static func parseSingle(
+        _ text: String, property: String = "sasl.jaas.config"
+    ) throws(SecurityConfigError) -> JaasLoginModule {
         let modules = try parse(text)
         guard modules.count == 1 else {
-            throw SecurityConfigError("JAAS config property \(property) contains \(modules.count) login modules, should be 1 module")
+            throw SecurityConfigError(
+                "JAAS config property \(property) contains \(modules.count) login modules, should be 1 module")
         }
         return modules[0]
     }
@@ -113,7 +116,9 @@ public enum JaasConfig {
             } else if c == "/" && i + 1 < chars.count && chars[i + 1] == "*" {
                 i += 2
                 while i + 1 < chars.count && !(chars[i] == "*" && chars[i + 1] == "/") { i += 1 }
-                guard i + 1 < chars.count else { throw SecurityConfigError("JAAS config has a /* comment that is never closed") }
+                guard i + 1 < chars.count else {
+                    throw SecurityConfigError("JAAS config has a /* comment that is never closed")
+                }
                 i += 2
             } else if c == "\"" || c == "'" {
                 var value = ""

@@ -25,7 +25,8 @@ public struct PlainUsers: Sendable {
     public init(jaasConfig: String, property: String = "sasl.jaas.config") throws(SecurityConfigError) {
         let module = try JaasConfig.parseSingle(jaasConfig, property: property)
         guard module.name == JaasLoginModule.plainLoginModule else {
-            throw SecurityConfigError("\(property) names login module \(module.name); SASL/PLAIN needs \(JaasLoginModule.plainLoginModule)")
+            throw SecurityConfigError(
+                "\(property) names login module \(module.name); SASL/PLAIN needs \(JaasLoginModule.plainLoginModule)")
         }
         self.init(loginModule: module)
     }
@@ -54,24 +55,34 @@ public struct PlainServer: SaslServer {
         if finished { return .failure(.illegalState("COMPLETE")) }
         finished = true
         guard input.count <= saslMessageBytesMax else {
-            return .failure(.hidden("Invalid SASL/PLAIN response: longer than \(saslMessageBytesMax) bytes", mechanism: mechanismName))
+            return .failure(
+                .hidden(
+                    "Invalid SASL/PLAIN response: longer than \(saslMessageBytesMax) bytes", mechanism: mechanismName))
         }
         let fields = input.split(separator: 0, omittingEmptySubsequences: false)
         guard fields.count == 3 else {
-            return .failure(.hidden("Invalid SASL/PLAIN response: expected 3 tokens, got \(fields.count)", mechanism: mechanismName))
+            return .failure(
+                .hidden("Invalid SASL/PLAIN response: expected 3 tokens, got \(fields.count)", mechanism: mechanismName)
+            )
         }
         guard let authorizationId = String(validating: fields[0], as: UTF8.self),
-              let username = String(validating: fields[1], as: UTF8.self),
-              let password = String(validating: fields[2], as: UTF8.self) else {
+            let username = String(validating: fields[1], as: UTF8.self),
+            let password = String(validating: fields[2], as: UTF8.self)
+        else {
             return .failure(.hidden("Invalid SASL/PLAIN response: not UTF-8", mechanism: mechanismName))
         }
-        if username.isEmpty { return .failure(.hidden("Authentication failed: username not specified", mechanism: mechanismName)) }
-        if password.isEmpty { return .failure(.hidden("Authentication failed: password not specified", mechanism: mechanismName)) }
+        if username.isEmpty {
+            return .failure(.hidden("Authentication failed: username not specified", mechanism: mechanismName))
+        }
+        if password.isEmpty {
+            return .failure(.hidden("Authentication failed: password not specified", mechanism: mechanismName))
+        }
         guard users.check(username: username, password: password) else {
             return .failure(.told("Authentication failed: Invalid username or password"))
         }
         if !authorizationId.isEmpty && !sameBytes(authorizationId, username) {
-            return .failure(.told("Authentication failed: Client requested an authorization id that is different from username"))
+            return .failure(
+                .told("Authentication failed: Client requested an authorization id that is different from username"))
         }
         return .success(principal: .user(username), response: [])
     }
@@ -96,6 +107,7 @@ public struct PlainClient: SaslClient {
     public mutating func step(serverMessage: [UInt8]) -> SaslClientStep {
         if answered { return .failure("The PLAIN exchange has already ended") }
         answered = true
-        return serverMessage.isEmpty ? .complete : .failure("Unexpected data from the server after a SASL/PLAIN response")
+        return serverMessage.isEmpty
+            ? .complete : .failure("Unexpected data from the server after a SASL/PLAIN response")
     }
 }

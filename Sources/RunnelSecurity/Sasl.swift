@@ -21,7 +21,10 @@ public struct SaslFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// `unknown-user`, ...), for SCRAM; nil for PLAIN.
     public var scramError: String?
 
-    public init(errorCode: ErrorCode = .saslAuthenticationFailed, clientMessage: String, reason: String, scramError: String? = nil) {
+    public init(
+        errorCode: ErrorCode = .saslAuthenticationFailed, clientMessage: String, reason: String,
+        scramError: String? = nil
+    ) {
         self.errorCode = errorCode
         self.clientMessage = clientMessage
         self.reason = reason
@@ -32,8 +35,10 @@ public struct SaslFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// ("Authentication failed during authentication due to invalid credentials with SASL
     /// mechanism ..."), as Kafka's SaslServerAuthenticator answers a `SaslException`.
     static func hidden(_ reason: String, mechanism: String, scramError: String? = nil) -> SaslFailure {
-        SaslFailure(clientMessage: "Authentication failed during authentication due to invalid credentials with SASL mechanism \(mechanism)",
-                    reason: reason, scramError: scramError)
+        SaslFailure(
+            clientMessage:
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism \(mechanism)",
+            reason: reason, scramError: scramError)
     }
 
     /// A failure whose reason the client may read (Kafka's `SaslAuthenticationException`).
@@ -43,8 +48,9 @@ public struct SaslFailure: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// A message that arrived after the exchange had ended.
     static func illegalState(_ state: String) -> SaslFailure {
-        SaslFailure(errorCode: .illegalSaslState, clientMessage: "Unexpected challenge in Sasl server state \(state)",
-                    reason: "Unexpected challenge in Sasl server state \(state)")
+        SaslFailure(
+            errorCode: .illegalSaslState, clientMessage: "Unexpected challenge in Sasl server state \(state)",
+            reason: "Unexpected challenge in Sasl server state \(state)")
     }
 
     public var description: String { reason }
@@ -119,8 +125,10 @@ public struct SaslServerConfig: Sendable {
     /// A server for `mechanism` as the client named it; nil when the listener does not offer it
     /// (answer UNSUPPORTED_SASL_MECHANISM with `enabledMechanisms`). SCRAM asks
     /// `scramCredentials` (the metadata image's); `random` draws its nonce.
-    public func server(for mechanism: String, scramCredentials: @escaping ScramServer.CredentialLookup,
-                       random: inout some RandomNumberGenerator) -> (any SaslServer)? {
+    public func server(
+        for mechanism: String, scramCredentials: @escaping ScramServer.CredentialLookup,
+        random: inout some RandomNumberGenerator
+    ) -> (any SaslServer)? {
         guard enabledMechanisms.contains(mechanism) else { return nil }
         if mechanism == SaslMechanismName.plain {
             return PlainServer(users: plainUsers ?? PlainUsers([:]))

@@ -25,7 +25,8 @@ public struct ScramClient: SaslClient {
 
     /// A client that logs in as `username` with `password`. `random` draws the client's nonce:
     /// pass a cryptographically secure generator outside tests.
-    public init(mechanism: ScramMechanism, username: String, password: String, random: inout some RandomNumberGenerator) {
+    public init(mechanism: ScramMechanism, username: String, password: String, random: inout some RandomNumberGenerator)
+    {
         self.init(mechanism: mechanism, username: username, password: password, nonce: scramNonce(using: &random))
     }
 
@@ -74,13 +75,18 @@ public struct ScramClient: SaslClient {
         } catch {
             return .failure(error.reason)
         }
-        guard serverFirst.nonce.utf8.count > clientNonce.utf8.count, serverFirst.nonce.utf8.starts(with: clientNonce.utf8) else {
+        guard serverFirst.nonce.utf8.count > clientNonce.utf8.count,
+            serverFirst.nonce.utf8.starts(with: clientNonce.utf8)
+        else {
             return .failure("Invalid server nonce: does not start with client nonce")
         }
         guard serverFirst.iterations >= mechanism.minIterations else {
-            return .failure("Requested iterations \(serverFirst.iterations) is less than the minimum \(mechanism.minIterations) for \(mechanismName)")
+            return .failure(
+                "Requested iterations \(serverFirst.iterations) is less than the minimum \(mechanism.minIterations) for \(mechanismName)"
+            )
         }
-        let saltedPassword = formatter.saltedPassword(password, salt: serverFirst.salt, iterations: serverFirst.iterations)
+        let saltedPassword = formatter.saltedPassword(
+            password, salt: serverFirst.salt, iterations: serverFirst.iterations)
         let clientKey = formatter.clientKey(saltedPassword: saltedPassword)
         let withoutProof = "c=\(Base64.encode(Array("n,,".utf8))),r=\(serverFirst.nonce)"
         let authMessage = Array((clientFirstBare + "," + text + "," + withoutProof).utf8)
@@ -99,7 +105,8 @@ public struct ScramClient: SaslClient {
         case .error(let error)?:
             return .failure("Sasl authentication using \(mechanismName) failed with error: \(error)")
         case .verifier(let signature)?:
-            return constantTimeEquals(signature, expected) ? .complete : .failure("Invalid server signature in server final message")
+            return constantTimeEquals(signature, expected)
+                ? .complete : .failure("Invalid server signature in server final message")
         case nil:
             return .failure("Invalid SCRAM server final message format: \(text)")
         }

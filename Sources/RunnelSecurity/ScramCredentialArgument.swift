@@ -29,15 +29,23 @@ public struct ScramCredentialArgument: Sendable, Equatable {
         config = config.dropFirst().dropLast()
         var components: [String: String] = [:]
         for part in config.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let eq = part.firstIndex(of: "=") else { throw SecurityConfigError("No equals sign found in SCRAM component: \(part)") }
+            guard let eq = part.firstIndex(of: "=") else {
+                throw SecurityConfigError("No equals sign found in SCRAM component: \(part)")
+            }
             var value = part[part.index(after: eq)...]
-            if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") { value = value.dropFirst().dropLast() }
+            if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") {
+                value = value.dropFirst().dropLast()
+            }
             components[String(part[..<eq])] = String(value)
         }
-        guard let name = components.removeValue(forKey: "name") else { throw SecurityConfigError("You must supply 'name' to add-scram") }
+        guard let name = components.removeValue(forKey: "name") else {
+            throw SecurityConfigError("You must supply 'name' to add-scram")
+        }
         var salt: [UInt8]?
         if let text = components.removeValue(forKey: "salt") {
-            guard let decoded = Base64.decode(text) else { throw SecurityConfigError("Failed to decode given salt: \(text)") }
+            guard let decoded = Base64.decode(text) else {
+                throw SecurityConfigError("Failed to decode given salt: \(text)")
+            }
             salt = decoded
         }
         var iterations: Int32 = 4096
@@ -48,21 +56,28 @@ public struct ScramCredentialArgument: Sendable, Equatable {
         let password = components.removeValue(forKey: "password")
         let saltedText = components.removeValue(forKey: "saltedpassword")
         if !components.isEmpty {
-            throw SecurityConfigError("Unknown SCRAM configurations: \(components.keys.sorted().joined(separator: ", "))")
+            throw SecurityConfigError(
+                "Unknown SCRAM configurations: \(components.keys.sorted().joined(separator: ", "))")
         }
         if iterations < mechanism.minIterations {
-            throw SecurityConfigError("The 'iterations' value must be >= \(mechanism.minIterations) for add-scram using \(mechanism)")
+            throw SecurityConfigError(
+                "The 'iterations' value must be >= \(mechanism.minIterations) for add-scram using \(mechanism)")
         }
         if iterations > ScramMechanism.maxIterations {
-            throw SecurityConfigError("The 'iterations' value must be <= \(ScramMechanism.maxIterations) for add-scram using \(mechanism)")
+            throw SecurityConfigError(
+                "The 'iterations' value must be <= \(ScramMechanism.maxIterations) for add-scram using \(mechanism)")
         }
         let formatter = ScramFormatter(mechanism)
         if let password {
             let salt = salt ?? randomBytes(32, using: &random)
             credential = formatter.credential(password: password, salt: salt, iterations: iterations)
         } else if let saltedText {
-            guard let salt else { throw SecurityConfigError("You must supply 'salt' with 'saltedpassword' to add-scram") }
-            guard let salted = Base64.decode(saltedText) else { throw SecurityConfigError("Failed to decode given saltedPassword: \(saltedText)") }
+            guard let salt else {
+                throw SecurityConfigError("You must supply 'salt' with 'saltedpassword' to add-scram")
+            }
+            guard let salted = Base64.decode(saltedText) else {
+                throw SecurityConfigError("Failed to decode given saltedPassword: \(saltedText)")
+            }
             credential = formatter.credential(saltedPassword: salted, salt: salt, iterations: iterations)
         } else {
             throw SecurityConfigError("You must supply one of 'password' or 'saltedpassword' to add-scram")

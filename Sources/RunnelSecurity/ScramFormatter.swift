@@ -95,8 +95,9 @@ public struct ScramFormatter: Sendable {
         precondition(iterations >= 1, "PBKDF2 needs at least one iteration")
         let function: KDF.Insecure.PBKDF2.HashFunction = mechanism == .scramSha256 ? .sha256 : .sha512
         do {
-            let key = try KDF.Insecure.PBKDF2.deriveKey(from: Array(password.utf8), salt: salt, using: function,
-                                                         outputByteCount: mechanism.hashBytes, unsafeUncheckedRounds: Int(iterations))
+            let key = try KDF.Insecure.PBKDF2.deriveKey(
+                from: Array(password.utf8), salt: salt, using: function,
+                outputByteCount: mechanism.hashBytes, unsafeUncheckedRounds: Int(iterations))
             return key.withUnsafeBytes { Array($0) }
         } catch {
             preconditionFailure("PBKDF2 with \(function) and \(iterations) rounds cannot fail: \(error)")
@@ -119,18 +120,23 @@ public struct ScramFormatter: Sendable {
     /// The credential of a salted password (what the controller derives from an
     /// AlterUserScramCredentials upsertion, whose client ran PBKDF2).
     public func credential(saltedPassword: [UInt8], salt: [UInt8], iterations: Int32) -> ScramCredential {
-        ScramCredential(salt: salt, storedKey: storedKey(clientKey: clientKey(saltedPassword: saltedPassword)),
-                        serverKey: serverKey(saltedPassword: saltedPassword), iterations: iterations)
+        ScramCredential(
+            salt: salt, storedKey: storedKey(clientKey: clientKey(saltedPassword: saltedPassword)),
+            serverKey: serverKey(saltedPassword: saltedPassword), iterations: iterations)
     }
 
     /// The credential of `password` with `salt` (for `runnel format --add-scram` and tools).
     public func credential(password: String, salt: [UInt8], iterations: Int32) -> ScramCredential {
-        credential(saltedPassword: saltedPassword(password, salt: salt, iterations: iterations), salt: salt, iterations: iterations)
+        credential(
+            saltedPassword: saltedPassword(password, salt: salt, iterations: iterations), salt: salt,
+            iterations: iterations)
     }
 
     /// The credential of `password` with a new 32-byte salt drawn from `random` (pass a
     /// cryptographically secure generator, `SystemRandomNumberGenerator`, outside tests).
-    public func credential(password: String, iterations: Int32, using random: inout some RandomNumberGenerator) -> ScramCredential {
+    public func credential(
+        password: String, iterations: Int32, using random: inout some RandomNumberGenerator
+    ) -> ScramCredential {
         credential(password: password, salt: randomBytes(32, using: &random), iterations: iterations)
     }
 

@@ -31,41 +31,54 @@ struct ClientFirstMessage: Equatable {
 
     init(parsing text: String) throws(ScramParseError) {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 4 else { throw ScramParseError(scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)") }
+        guard parts.count >= 4 else {
+            throw ScramParseError(
+                scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
+        }
         let flag = parts[0]
         guard flag == "n" || flag == "y" || flag.hasPrefix("p=") else {
-            throw ScramParseError(scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
+            throw ScramParseError(
+                scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
         }
         channelBindingFlag = flag
         if parts[1].isEmpty {
             authorizationId = ""
-        } else if parts[1].hasPrefix("a="), let authzid = ScramFormatter.username(saslName: parts[1].dropFirst(2)), !authzid.isEmpty {
+        } else if parts[1].hasPrefix("a="), let authzid = ScramFormatter.username(saslName: parts[1].dropFirst(2)),
+            !authzid.isEmpty
+        {
             authorizationId = authzid
         } else {
-            throw ScramParseError(scramError: "invalid-username-encoding", reason: "Invalid SCRAM authorization id: \(parts[1])")
+            throw ScramParseError(
+                scramError: "invalid-username-encoding", reason: "Invalid SCRAM authorization id: \(parts[1])")
         }
         gs2Header = parts[0] + "," + parts[1] + ","
         var index = 2
         if parts[index].hasPrefix("m=") {
-            throw ScramParseError(scramError: "extensions-not-supported", reason: "SCRAM mandatory extension \(parts[index]) is not supported")
+            throw ScramParseError(
+                scramError: "extensions-not-supported",
+                reason: "SCRAM mandatory extension \(parts[index]) is not supported")
         }
         guard parts[index].hasPrefix("n=") else {
-            throw ScramParseError(scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
+            throw ScramParseError(
+                scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
         }
         guard let username = ScramFormatter.username(saslName: parts[index].dropFirst(2)), !username.isEmpty else {
-            throw ScramParseError(scramError: "invalid-username-encoding", reason: "Invalid SCRAM user name: \(parts[index])")
+            throw ScramParseError(
+                scramError: "invalid-username-encoding", reason: "Invalid SCRAM user name: \(parts[index])")
         }
         self.username = username
         index += 1
         guard parts[index].hasPrefix("r="), isPrintable(parts[index].dropFirst(2)) else {
-            throw ScramParseError(scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
+            throw ScramParseError(
+                scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
         }
         nonce = String(parts[index].dropFirst(2))
         index += 1
         extensions = []
         while index < parts.count {
             guard let (key, value) = attribute(parts[index]) else {
-                throw ScramParseError(scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
+                throw ScramParseError(
+                    scramError: "other-error", reason: "Invalid SCRAM client first message format: \(text)")
             }
             extensions.append((key, value))
             index += 1
@@ -88,14 +101,20 @@ struct ServerFirstMessage: Equatable {
     }
 
     init(parsing text: String) throws(ScramParseError) {
-        let bad = ScramParseError(scramError: "other-error", reason: "Invalid SCRAM server first message format: \(text)")
+        let bad = ScramParseError(
+            scramError: "other-error", reason: "Invalid SCRAM server first message format: \(text)")
         var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         if parts.first?.hasPrefix("m=") == true {
-            throw ScramParseError(scramError: "extensions-not-supported", reason: "SCRAM mandatory extension \(parts[0]) is not supported")
+            throw ScramParseError(
+                scramError: "extensions-not-supported", reason: "SCRAM mandatory extension \(parts[0]) is not supported"
+            )
         }
-        guard parts.count >= 3, parts[0].hasPrefix("r="), parts[1].hasPrefix("s="), parts[2].hasPrefix("i=") else { throw bad }
+        guard parts.count >= 3, parts[0].hasPrefix("r="), parts[1].hasPrefix("s="), parts[2].hasPrefix("i=") else {
+            throw bad
+        }
         guard isPrintable(parts[0].dropFirst(2)), let salt = Base64.decode(parts[1].dropFirst(2)),
-              let iterations = Int32(parts[2].dropFirst(2)), iterations > 0 else { throw bad }
+            let iterations = Int32(parts[2].dropFirst(2)), iterations > 0
+        else { throw bad }
         let nonce = String(parts[0].dropFirst(2))
         parts.removeFirst(3)
         guard parts.allSatisfy({ attribute($0) != nil }) else { throw bad }
@@ -123,13 +142,17 @@ struct ClientFinalMessage: Equatable {
     }
 
     init(parsing text: String) throws(ScramParseError) {
-        let bad = ScramParseError(scramError: "other-error", reason: "Invalid SCRAM client final message format: \(text)")
+        let bad = ScramParseError(
+            scramError: "other-error", reason: "Invalid SCRAM client final message format: \(text)")
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 3, parts[0].hasPrefix("c="), parts[1].hasPrefix("r="), let last = parts.last, last.hasPrefix("p=") else { throw bad }
+        guard parts.count >= 3, parts[0].hasPrefix("c="), parts[1].hasPrefix("r="), let last = parts.last,
+            last.hasPrefix("p=")
+        else { throw bad }
         guard let binding = Base64.decode(parts[0].dropFirst(2)) else {
             throw ScramParseError(scramError: "invalid-encoding", reason: "Invalid SCRAM channel binding: \(parts[0])")
         }
-        guard isPrintable(parts[1].dropFirst(2)), parts[2..<(parts.count - 1)].allSatisfy({ attribute($0) != nil }) else { throw bad }
+        guard isPrintable(parts[1].dropFirst(2)), parts[2..<(parts.count - 1)].allSatisfy({ attribute($0) != nil })
+        else { throw bad }
         guard let proof = Base64.decode(last.dropFirst(2)) else {
             throw ScramParseError(scramError: "invalid-encoding", reason: "Invalid SCRAM client proof encoding")
         }
@@ -155,7 +178,8 @@ enum ServerFinalMessage: Equatable {
         } else if first.hasPrefix("v="), let signature = Base64.decode(first.dropFirst(2)) {
             self = .verifier(signature)
         } else {
-            throw ScramParseError(scramError: "other-error", reason: "Invalid SCRAM server final message format: \(text)")
+            throw ScramParseError(
+                scramError: "other-error", reason: "Invalid SCRAM server final message format: \(text)")
         }
     }
 

@@ -44,7 +44,9 @@ public struct ScramServer: SaslServer {
 
     /// A server for one authentication. `random` draws the server's nonce: pass a
     /// cryptographically secure generator (`SystemRandomNumberGenerator`) outside tests.
-    public init(mechanism: ScramMechanism, credentials: @escaping CredentialLookup, random: inout some RandomNumberGenerator) {
+    public init(
+        mechanism: ScramMechanism, credentials: @escaping CredentialLookup, random: inout some RandomNumberGenerator
+    ) {
         self.init(mechanism: mechanism, credentials: credentials, serverNonce: scramNonce(using: &random))
     }
 
@@ -91,7 +93,9 @@ public struct ScramServer: SaslServer {
 
     private mutating func receiveClientFirst(_ input: [UInt8]) -> SaslStep {
         guard input.count <= saslMessageBytesMax, let text = String(validating: input, as: UTF8.self) else {
-            return fail("Invalid SCRAM client first message: not UTF-8 text of at most \(saslMessageBytesMax) bytes", "invalid-encoding")
+            return fail(
+                "Invalid SCRAM client first message: not UTF-8 text of at most \(saslMessageBytesMax) bytes",
+                "invalid-encoding")
         }
         let first: ClientFirstMessage
         do {
@@ -100,30 +104,43 @@ public struct ScramServer: SaslServer {
             return fail(error.reason, error.scramError)
         }
         if first.channelBindingFlag.hasPrefix("p=") {
-            return fail("The client requires channel binding, which this server does not support", "channel-binding-not-supported")
+            return fail(
+                "The client requires channel binding, which this server does not support",
+                "channel-binding-not-supported")
         }
         if first.extensions.contains(where: { $0.0 == "tokenauth" && $0.1.lowercased() == "true" }) {
             return fail("Token authentication (delegation tokens) is not supported", "extensions-not-supported")
         }
         guard let credential = credentials(first.username, mechanism) else {
-            return fail("Authentication failed: Invalid user credentials (no \(mechanismName) credential for user \(first.username))", "unknown-user")
+            return fail(
+                "Authentication failed: Invalid user credentials (no \(mechanismName) credential for user \(first.username))",
+                "unknown-user")
         }
         if !first.authorizationId.isEmpty && !sameBytes(first.authorizationId, first.username) {
-            return .failure(.told("Authentication failed: Client requested an authorization id that is different from username",
-                                  scramError: "invalid-username-encoding"))
+            return .failure(
+                .told(
+                    "Authentication failed: Client requested an authorization id that is different from username",
+                    scramError: "invalid-username-encoding"))
         }
         if credential.iterations < mechanism.minIterations {
-            return fail("Iterations \(credential.iterations) is less than the minimum \(mechanism.minIterations) for \(mechanism)", "other-error")
+            return fail(
+                "Iterations \(credential.iterations) is less than the minimum \(mechanism.minIterations) for \(mechanism)",
+                "other-error")
         }
-        let serverFirst = ServerFirstMessage(nonce: first.nonce + serverNonce, salt: credential.salt, iterations: credential.iterations)
-        state = .awaitingClientFinal(Exchange(username: first.username, gs2Header: first.gs2Header, clientFirstBare: first.bare,
-                                              serverFirst: serverFirst, credential: credential))
+        let serverFirst = ServerFirstMessage(
+            nonce: first.nonce + serverNonce, salt: credential.salt, iterations: credential.iterations)
+        state = .awaitingClientFinal(
+            Exchange(
+                username: first.username, gs2Header: first.gs2Header, clientFirstBare: first.bare,
+                serverFirst: serverFirst, credential: credential))
         return .challenge(Array(serverFirst.text.utf8))
     }
 
     private func receiveClientFinal(_ input: [UInt8], _ exchange: Exchange) -> SaslStep {
         guard input.count <= saslMessageBytesMax, let text = String(validating: input, as: UTF8.self) else {
-            return fail("Invalid SCRAM client final message: not UTF-8 text of at most \(saslMessageBytesMax) bytes", "invalid-encoding")
+            return fail(
+                "Invalid SCRAM client final message: not UTF-8 text of at most \(saslMessageBytesMax) bytes",
+                "invalid-encoding")
         }
         let final: ClientFinalMessage
         do {
@@ -135,16 +152,22 @@ public struct ScramServer: SaslServer {
             return fail("Invalid client nonce in the final client message.", "other-error")
         }
         guard final.channelBinding == Array(exchange.gs2Header.utf8) else {
-            return fail("The channel binding of the final client message is not the gs2 header of the first", "channel-bindings-dont-match")
+            return fail(
+                "The channel binding of the final client message is not the gs2 header of the first",
+                "channel-bindings-dont-match")
         }
-        let authMessage = Array((exchange.clientFirstBare + "," + exchange.serverFirst.text + "," + final.withoutProof).utf8)
+        let authMessage = Array(
+            (exchange.clientFirstBare + "," + exchange.serverFirst.text + "," + final.withoutProof).utf8)
         let credential = exchange.credential
         let clientSignature = formatter.hmac(key: credential.storedKey, authMessage)
         guard final.proof.count == clientSignature.count,
-              constantTimeEquals(formatter.hash(ScramFormatter.xor(clientSignature, final.proof)), credential.storedKey) else {
+            constantTimeEquals(formatter.hash(ScramFormatter.xor(clientSignature, final.proof)), credential.storedKey)
+        else {
             return fail("Invalid client credentials", "invalid-proof")
         }
         let serverSignature = formatter.hmac(key: credential.serverKey, authMessage)
-        return .success(principal: .user(exchange.username), response: Array(ServerFinalMessage.verifier(serverSignature).text.utf8))
+        return .success(
+            principal: .user(exchange.username), response: Array(ServerFinalMessage.verifier(serverSignature).text.utf8)
+        )
     }
 }

@@ -20,7 +20,8 @@ public struct SslPrincipalMapper: Sendable, CustomStringConvertible {
         var description: String {
             switch self {
             case .useDistinguishedName: "DEFAULT"
-            case .replace(let pattern, let replacement, let change): "RULE:\(pattern)/\(replacement)" + (change.map { "/\($0)" } ?? "")
+            case .replace(let pattern, let replacement, let change):
+                "RULE:\(pattern)/\(replacement)" + (change.map { "/\($0)" } ?? "")
             }
         }
     }
@@ -62,7 +63,9 @@ public struct SslPrincipalMapper: Sendable, CustomStringConvertible {
                     return nil
                 }
                 guard let pattern = part(), let replacement = part() else {
-                    throw SecurityConfigError("ssl.principal.mapping.rules has an invalid rule: \(String(chars[start...])) (write RULE:pattern/replacement/ with an optional L or U)")
+                    throw SecurityConfigError(
+                        "ssl.principal.mapping.rules has an invalid rule: \(String(chars[start...])) (write RULE:pattern/replacement/ with an optional L or U)"
+                    )
                 }
                 var change: Character?
                 if i < chars.count, chars[i] == "L" || chars[i] == "U" {
@@ -76,12 +79,16 @@ public struct SslPrincipalMapper: Sendable, CustomStringConvertible {
                 }
                 let junk = rest.trimmingWhitespace()
                 guard junk.isEmpty else {
-                    throw SecurityConfigError("ssl.principal.mapping.rules has an invalid rule: `\(String(chars[start..<i]).trimmingWhitespace())`, unmatched substring: `\(junk)`")
+                    throw SecurityConfigError(
+                        "ssl.principal.mapping.rules has an invalid rule: `\(String(chars[start..<i]).trimmingWhitespace())`, unmatched substring: `\(junk)`"
+                    )
                 }
                 do {
                     _ = try Regex(pattern)
                 } catch {
-                    throw SecurityConfigError("ssl.principal.mapping.rules has a rule whose pattern `\(pattern)` is not a regular expression: \(error)")
+                    throw SecurityConfigError(
+                        "ssl.principal.mapping.rules has a rule whose pattern `\(pattern)` is not a regular expression: \(error)"
+                    )
                 }
                 rules.append(.replace(pattern: pattern, replacement: replacement, caseChange: change))
             } else {
@@ -94,13 +101,16 @@ public struct SslPrincipalMapper: Sendable, CustomStringConvertible {
                 if rule == "DEFAULT" {
                     rules.append(.useDistinguishedName)
                 } else if !rule.isEmpty {
-                    throw SecurityConfigError("ssl.principal.mapping.rules has an invalid rule: `\(rule)` (use DEFAULT or RULE:pattern/replacement/[LU])")
+                    throw SecurityConfigError(
+                        "ssl.principal.mapping.rules has an invalid rule: `\(rule)` (use DEFAULT or RULE:pattern/replacement/[LU])"
+                    )
                 }
             }
             skipSpaces()
             if i < chars.count {
                 guard chars[i] == "," else {
-                    throw SecurityConfigError("ssl.principal.mapping.rules: rules must be separated by commas, near `\(String(chars[i...]))`")
+                    throw SecurityConfigError(
+                        "ssl.principal.mapping.rules: rules must be separated by commas, near `\(String(chars[i...]))`")
                 }
                 i += 1
             }
@@ -157,16 +167,22 @@ public struct SslPrincipalMapper: Sendable, CustomStringConvertible {
             if c == "\\" && i + 1 < chars.count {
                 out.append(chars[i + 1])
                 i += 2
-            } else if c == "$", i + 1 < chars.count, let first = chars[i + 1].wholeNumberValue, chars[i + 1].isASCII, first <= groups {
+            } else if c == "$", i + 1 < chars.count, let first = chars[i + 1].wholeNumberValue, chars[i + 1].isASCII,
+                first <= groups
+            {
                 var number = first
                 i += 2
-                while i < chars.count, let digit = chars[i].wholeNumberValue, chars[i].isASCII, number * 10 + digit <= groups {
+                while i < chars.count, let digit = chars[i].wholeNumberValue, chars[i].isASCII,
+                    number * 10 + digit <= groups
+                {
                     number = number * 10 + digit
                     i += 1
                 }
                 if let text = match.output[number].substring { out += text }
-            } else if c == "$", i + 1 < chars.count, chars[i + 1] == "{", let close = chars[(i + 2)...].firstIndex(of: "}"),
-                      let group = match.output[String(chars[(i + 2)..<close])] {
+            } else if c == "$", i + 1 < chars.count, chars[i + 1] == "{",
+                let close = chars[(i + 2)...].firstIndex(of: "}"),
+                let group = match.output[String(chars[(i + 2)..<close])]
+            {
                 if let text = group.substring { out += text }
                 i = close + 1
             } else {
@@ -178,5 +194,7 @@ public struct SslPrincipalMapper: Sendable, CustomStringConvertible {
     }
 
     /// The rules, as Kafka prints them.
-    public var description: String { "SslPrincipalMapper(rules = [" + rules.map(\.description).joined(separator: ", ") + "])" }
+    public var description: String {
+        "SslPrincipalMapper(rules = [" + rules.map(\.description).joined(separator: ", ") + "])"
+    }
 }

@@ -56,7 +56,10 @@ public struct StandardAuthorizer: Authorizer, Sendable {
     }
 
     /// An authorizer holding `acls`, keyed by their record ids.
-    public init(superUsers: Set<KafkaPrincipal> = [], allowEveryoneIfNoAclFound: Bool = false, acls: some Sequence<(KafkaUUID, AclBinding)>) {
+    public init(
+        superUsers: Set<KafkaPrincipal> = [], allowEveryoneIfNoAclFound: Bool = false,
+        acls: some Sequence<(KafkaUUID, AclBinding)>
+    ) {
         self.init(superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryoneIfNoAclFound)
         for (id, binding) in acls { add(id: id, binding: binding) }
     }
@@ -121,8 +124,11 @@ public struct StandardAuthorizer: Authorizer, Sendable {
 
     // MARK: decisions
 
-    public func decide(_ principal: KafkaPrincipal, host: String, operation: AclOperation, resource: Resource) -> AuthorizationRule {
-        precondition(operation != .unknown && operation != .any, "an action names a concrete operation, not \(operation)")
+    public func decide(
+        _ principal: KafkaPrincipal, host: String, operation: AclOperation, resource: Resource
+    ) -> AuthorizationRule {
+        precondition(
+            operation != .unknown && operation != .any, "an action names a concrete operation, not \(operation)")
         if superUsers.contains(principal) { return .superUser }
         var sawResourceAcl = false
         var allowedBy: AclBinding?
@@ -178,8 +184,12 @@ public struct StandardAuthorizer: Authorizer, Sendable {
 
     /// What one applicable binding says about the action (rule 3), nil when it does not match
     /// the principal, host or operation.
-    static func result(of acl: StoredAcl, principal: KafkaPrincipal, host: String, operation: AclOperation) -> Permission? {
-        guard let aclPrincipal = acl.principal, aclPrincipal == principal || aclPrincipal == .wildcard else { return nil }
+    static func result(
+        of acl: StoredAcl, principal: KafkaPrincipal, host: String, operation: AclOperation
+    ) -> Permission? {
+        guard let aclPrincipal = acl.principal, aclPrincipal == principal || aclPrincipal == .wildcard else {
+            return nil
+        }
         let entry = acl.binding.entry
         guard sameBytes(entry.host, AccessControlEntry.wildcardHost) || sameBytes(entry.host, host) else { return nil }
         if entry.permissionType == .allow { return entry.operation.allows(operation) ? .allow : nil }
@@ -195,8 +205,12 @@ public struct StandardAuthorizer: Authorizer, Sendable {
     /// literal ALLOW is dominated by a literal DENY of the same name, and any ALLOW by a prefixed
     /// DENY whose name begins the ALLOW's. Implied operations do not count here, as in Kafka.
     /// This looks at every binding of the type.
-    public func authorizeByResourceType(_ principal: KafkaPrincipal, host: String, operation: AclOperation, type: ResourceType) -> Bool {
-        precondition(operation != .unknown && operation != .any, "authorizeByResourceType needs a concrete operation, not \(operation)")
+    public func authorizeByResourceType(
+        _ principal: KafkaPrincipal, host: String, operation: AclOperation, type: ResourceType
+    ) -> Bool {
+        precondition(
+            operation != .unknown && operation != .any,
+            "authorizeByResourceType needs a concrete operation, not \(operation)")
         precondition(type.isConcrete, "authorizeByResourceType needs a concrete resource type, not \(type)")
         if authorize(principal, host: host, operation: operation, resource: Resource(type, "hardcode")) { return true }
         var denyLiteral = Set<[UInt8]>()
@@ -206,7 +220,8 @@ public struct StandardAuthorizer: Authorizer, Sendable {
         var wildcardAllow = false
         let wildcard = Array(ResourcePattern.wildcardName.utf8)
         for (key, bucket) in literal.lazy.filter({ $0.key.type == type }) {
-            for acl in bucket.values where Self.matchesExactly(acl, principal: principal, host: host, operation: operation) {
+            for acl in bucket.values
+            where Self.matchesExactly(acl, principal: principal, host: host, operation: operation) {
                 switch acl.binding.entry.permissionType {
                 case .deny:
                     if key.name == wildcard { return false }
@@ -218,7 +233,8 @@ public struct StandardAuthorizer: Authorizer, Sendable {
             }
         }
         for (key, bucket) in prefixed.lazy.filter({ $0.key.type == type }) {
-            for acl in bucket.values where Self.matchesExactly(acl, principal: principal, host: host, operation: operation) {
+            for acl in bucket.values
+            where Self.matchesExactly(acl, principal: principal, host: host, operation: operation) {
                 switch acl.binding.entry.permissionType {
                 case .deny: denyPrefixed.insert(key.name)
                 case .allow: allowPrefixed.insert(key.name)
@@ -228,7 +244,9 @@ public struct StandardAuthorizer: Authorizer, Sendable {
         }
         if wildcardAllow { return true }
         func dominated(_ name: [UInt8]) -> Bool {
-            (1...max(1, name.count)).contains { length in length <= name.count && denyPrefixed.contains(Array(name[..<length])) }
+            (1...max(1, name.count)).contains { length in
+                length <= name.count && denyPrefixed.contains(Array(name[..<length]))
+            }
         }
         for name in allowLiteral where !denyLiteral.contains(name) && !dominated(name) { return true }
         for name in allowPrefixed where !dominated(name) { return true }
@@ -237,10 +255,16 @@ public struct StandardAuthorizer: Authorizer, Sendable {
 
     /// The principal, host and operation test of `authorizeByResourceType`: the principal is the
     /// requester's or the text `User:*`, the operation is the requested one or ALL.
-    static func matchesExactly(_ acl: StoredAcl, principal: KafkaPrincipal, host: String, operation: AclOperation) -> Bool {
+    static func matchesExactly(
+        _ acl: StoredAcl, principal: KafkaPrincipal, host: String, operation: AclOperation
+    ) -> Bool {
         let entry = acl.binding.entry
-        guard sameBytes(entry.host, AccessControlEntry.wildcardHost) || sameBytes(entry.host, host) else { return false }
-        guard acl.principal == principal || sameBytes(entry.principal, KafkaPrincipal.wildcard.description) else { return false }
+        guard sameBytes(entry.host, AccessControlEntry.wildcardHost) || sameBytes(entry.host, host) else {
+            return false
+        }
+        guard acl.principal == principal || sameBytes(entry.principal, KafkaPrincipal.wildcard.description) else {
+            return false
+        }
         return entry.operation == operation || entry.operation == .all
     }
 }
@@ -255,7 +279,9 @@ extension StandardAuthorizer {
             let text = part.trimmingWhitespace()
             if text.isEmpty { continue }
             guard let principal = KafkaPrincipal(parsing: text) else {
-                throw SecurityConfigError("super.users holds `\(text)`, which is not a principal of the form Type:name (User:admin); separate principals with `;`")
+                throw SecurityConfigError(
+                    "super.users holds `\(text)`, which is not a principal of the form Type:name (User:admin); separate principals with `;`"
+                )
             }
             out.insert(principal)
         }
@@ -273,7 +299,9 @@ extension StringProtocol {
     /// The text without leading and trailing spaces, tabs and newlines.
     func trimmingWhitespace() -> String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
         return String(self[start...end])
     }
 }

@@ -100,10 +100,13 @@ public final class GroupSimulation: @unchecked Sendable {
         settings.minSessionTimeoutMs = 100
         let tp = TopicPartition(OffsetsTopic.name, 0)
         do {
-            let log = try PartitionLog(topicPartition: tp, directory: "/offsets", config: LogConfig(), disk: offsetsDisk, nowMs: SimClock.wallEpochMs)
+            let log = try PartitionLog(
+                topicPartition: tp, directory: "/offsets", config: LogConfig(), disk: offsetsDisk,
+                nowMs: SimClock.wallEpochMs)
             offsetsPartition = Partition(
                 topicPartition: tp, topicId: Self.offsetsTopicId, log: log,
-                registration: PartitionRegistration(replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0),
+                registration: PartitionRegistration(
+                    replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 0),
                 localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
         } catch {
             fail("cannot open the offsets partition: \(error)")
@@ -185,7 +188,9 @@ public final class GroupSimulation: @unchecked Sendable {
             if let failure { throw failure }
             if settled() { return }
         }
-        throw SimulationFailure(seed: seed, event: events, property: "the group did not settle 60 s after healing: \(summary())", replayFlags: "--groups")
+        throw SimulationFailure(
+            seed: seed, event: events, property: "the group did not settle 60 s after healing: \(summary())",
+            replayFlags: "--groups")
     }
 
     var healing: Bool { events >= options.events }
@@ -212,8 +217,11 @@ public final class GroupSimulation: @unchecked Sendable {
 
     public func summary() -> String {
         let group = host.read { $0.group(Self.groupId) }
-        return "coordinator #\(coordinatorIncarnation) \(group.map { "\($0.state.rawValue) generation \($0.generationId) members \($0.members.count)" } ?? "no group"); "
-            + members.filter(\.alive).map { "\($0.name): gen \($0.generation) \($0.stable ? "stable" : "joining") \($0.assignment)" }.joined(separator: ", ")
+        return
+            "coordinator #\(coordinatorIncarnation) \(group.map { "\($0.state.rawValue) generation \($0.generationId) members \($0.members.count)" } ?? "no group"); "
+            + members.filter(\.alive).map {
+                "\($0.name): gen \($0.generation) \($0.stable ? "stable" : "joining") \($0.assignment)"
+            }.joined(separator: ", ")
     }
 
     // MARK: faults
@@ -253,23 +261,31 @@ public final class GroupSimulation: @unchecked Sendable {
         hostLoop.kill()
         SimGraveyard.keep([host as Any, hostLoop as Any])
         startCoordinator(loadAfterMs: options.loadDelayMs)
-        note("coordinator fails over to #\(coordinatorIncarnation) (\(offsetsPartition.log.logEndOffset) records written)")
+        note(
+            "coordinator fails over to #\(coordinatorIncarnation) (\(offsetsPartition.log.logEndOffset) records written)"
+        )
     }
 
     /// After a new coordinator loaded the offsets partition.
     func checkLoaded(_ incarnation: Int) {
         let group = host.read { $0.group(Self.groupId) }
-        note("coordinator #\(incarnation) loaded: \(group.map { "\($0.state.rawValue) generation \($0.generationId)" } ?? "no group")")
+        note(
+            "coordinator #\(incarnation) loaded: \(group.map { "\($0.state.rawValue) generation \($0.generationId)" } ?? "no group")"
+        )
         // A generation that handed out assignments is never forgotten (or handed out again).
         if let g = group?.generationId, g < deliveredGeneration {
-            fail("the new coordinator is at generation \(g), below generation \(deliveredGeneration) whose assignment members got")
+            fail(
+                "the new coordinator is at generation \(g), below generation \(deliveredGeneration) whose assignment members got"
+            )
         }
         // Every acknowledged commit survives the failover (a later commit, written but not yet
         // answered when the coordinator failed, may stand in its place: offsets only move on).
         for (p, offset) in acked.sorted(by: { $0.key < $1.key }) {
             let stored = group?.offsets[TopicPartition(Self.topic, p)]?.offset
             if (stored ?? -1) < offset {
-                fail("the acknowledged commit of partition \(p) at \(offset) was lost by the failover (the new coordinator has \(stored.map(String.init) ?? "none"))")
+                fail(
+                    "the acknowledged commit of partition \(p) at \(offset) was lost by the failover (the new coordinator has \(stored.map(String.init) ?? "none"))"
+                )
             }
         }
     }
@@ -299,7 +315,9 @@ public final class GroupSimulation: @unchecked Sendable {
 
     /// Runs one of the coordinator's request handlers (on its loop) and hands the decoded answer
     /// to `answered` when the handler answers, through the real codecs.
-    func request<Response: ResponseMessage>(_ outcome: RequestOutcome, as: Response.Type, version: Int16, answered: @escaping (Response) -> Void) {
+    func request<Response: ResponseMessage>(
+        _ outcome: RequestOutcome, as: Response.Type, version: Int16, answered: @escaping (Response) -> Void
+    ) {
         func decode(_ response: OutgoingResponse) {
             var bytes = ByteBuffer()
             for part in response.parts {
@@ -307,7 +325,9 @@ public final class GroupSimulation: @unchecked Sendable {
                 bytes.writeBuffer(&b)
             }
             var reader = WireReader(bytes)
-            do { answered(try Response(from: &reader, version: version)) } catch { fail("the coordinator's \(Response.self) does not decode: \(error)") }
+            do { answered(try Response(from: &reader, version: version)) } catch {
+                fail("the coordinator's \(Response.self) does not decode: \(error)")
+            }
         }
         switch outcome {
         case .respondNow(let response): decode(response)
@@ -319,7 +339,9 @@ public final class GroupSimulation: @unchecked Sendable {
     }
 
     var context: RequestContext {
-        RequestContext(connectionId: 0, remoteAddress: nil, listener: "PLAINTEXT", eventLoop: hostLoop, allocator: ByteBufferAllocator())
+        RequestContext(
+            connectionId: 0, remoteAddress: nil, listener: "PLAINTEXT", eventLoop: hostLoop,
+            allocator: ByteBufferAllocator())
     }
 
     /// The GroupHost's append path for this world: a write to the offsets partition is
@@ -327,7 +349,9 @@ public final class GroupSimulation: @unchecked Sendable {
     /// appended to the replicated log; a coordinator that failed over meanwhile never hears back.
     func write(_ entries: [(TopicPartition, ByteBuffer?)], incarnation: Int, on loop: any EventLoop) -> AppendOutcome {
         let promise = loop.makePromise(of: [PartitionAppendResult].self)
-        let delay = options.writeDelayMs / 2 + random(options.writeDelayMs) + (random(10) == 0 ? random(options.writeDelayMs * 20) : 0)
+        let delay =
+            options.writeDelayMs / 2 + random(options.writeDelayMs)
+            + (random(10) == 0 ? random(options.writeDelayMs * 20) : 0)
         let completes = max(now + delay, lastWriteCompletesAt)
         lastWriteCompletesAt = completes
         let box = UncheckedBox(promise)
@@ -338,12 +362,14 @@ public final class GroupSimulation: @unchecked Sendable {
             }
             var results: [PartitionAppendResult] = []
             for (_, batch) in entries {
-                guard let batch, case .success(let infos) = RecordBatches.validate(batch, maxBatchBytes: Int(Int32.max)) else {
+                guard let batch, case .success(let infos) = RecordBatches.validate(batch, maxBatchBytes: Int(Int32.max))
+                else {
                     results.append(PartitionAppendResult(error: .corruptMessage))
                     continue
                 }
                 do {
-                    _ = try offsetsPartition.log.appendAsLeader(batch, batches: infos, leaderEpoch: 0, nowMs: clock.wallMs())
+                    _ = try offsetsPartition.log.appendAsLeader(
+                        batch, batches: infos, leaderEpoch: 0, nowMs: clock.wallMs())
                     results.append(PartitionAppendResult())
                 } catch {
                     fail("cannot write the offsets partition: \(error)")
@@ -370,10 +396,14 @@ public final class GroupSimulation: @unchecked Sendable {
     /// An OffsetCommit was acknowledged: per partition, commits never go backwards.
     func commitAcknowledged(_ offsets: [Int32: Int64], by member: SimGroupMember) {
         stats.commits += 1
-        note("\(member.name) commit acknowledged (generation \(member.generation)): \(offsets.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value)" }.joined(separator: " "))")
+        note(
+            "\(member.name) commit acknowledged (generation \(member.generation)): \(offsets.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value)" }.joined(separator: " "))"
+        )
         for (p, offset) in offsets.sorted(by: { $0.key < $1.key }) {
             if let previous = acked[p], offset < previous {
-                fail("the committed offset of partition \(p) went back from \(previous) to \(offset) (\(member.name), generation \(member.generation))")
+                fail(
+                    "the committed offset of partition \(p) went back from \(previous) to \(offset) (\(member.name), generation \(member.generation))"
+                )
             }
             acked[p] = offset
         }
@@ -525,7 +555,8 @@ final class SimGroupMember: @unchecked Sendable {
             var start: Int32 = 0
             for (i, id) in ids.enumerated() {
                 let take = n / count + (Int32(i) < n % count ? 1 : 0)
-                assignments.append(.init(memberId: id, assignment: Self.encodeAssignment(Array(start..<(start + take)))))
+                assignments.append(
+                    .init(memberId: id, assignment: Self.encodeAssignment(Array(start..<(start + take)))))
                 start += take
             }
         }
@@ -553,7 +584,9 @@ final class SimGroupMember: @unchecked Sendable {
         switch ErrorCode(r.errorCode) {
         case .none:
             if generation < assignedGeneration {
-                world.fail("\(name) was assigned partitions in generation \(generation) after generation \(assignedGeneration)")
+                world.fail(
+                    "\(name) was assigned partitions in generation \(generation) after generation \(assignedGeneration)"
+                )
             }
             assignedGeneration = generation
             joining = false
@@ -589,7 +622,9 @@ final class SimGroupMember: @unchecked Sendable {
                         answer[p.partitionIndex] = .some(max(p.committedOffset, 0))
                     }
                 }
-                world.note("\(name) fetched offsets \(answer.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value.map(String.init) ?? "unstable")" }.joined(separator: " "))")
+                world.note(
+                    "\(name) fetched offsets \(answer.sorted(by: { $0.key < $1.key }).map { "p\($0.key)@\($0.value.map(String.init) ?? "unstable")" }.joined(separator: " "))"
+                )
                 world.reply(to: self, incarnation: asked) { [self] in
                     guard stable else { return }
                     var unstable = false
@@ -644,9 +679,15 @@ final class SimGroupMember: @unchecked Sendable {
         r.groupId = GroupSimulation.groupId
         r.generationIdOrMemberEpoch = generation
         r.memberId = memberId
-        r.topics = [.init(name: GroupSimulation.topic, partitions: offsets.keys.sorted().map {
-            .init(partitionIndex: $0, committedOffset: offsets[$0]!, committedLeaderEpoch: -1, commitTimestamp: -1, committedMetadata: "")
-        })]
+        r.topics = [
+            .init(
+                name: GroupSimulation.topic,
+                partitions: offsets.keys.sorted().map {
+                    .init(
+                        partitionIndex: $0, committedOffset: offsets[$0]!, committedLeaderEpoch: -1,
+                        commitTimestamp: -1, committedMetadata: "")
+                })
+        ]
         let request = r
         let gen = generation
         world.send(from: self) { [self] in
@@ -654,7 +695,8 @@ final class SimGroupMember: @unchecked Sendable {
             world.request(outcome, as: OffsetCommitResponse.self, version: 6) { [self] response in
                 // Acknowledged as the broker answers (whether or not the answer arrives).
                 guard let partitions = response.topics.first?.partitions, !partitions.isEmpty,
-                      partitions.allSatisfy({ $0.errorCode == 0 }) else { return }
+                    partitions.allSatisfy({ $0.errorCode == 0 })
+                else { return }
                 world.note("\(name) commit answered (generation \(gen))")
                 world.commitAcknowledged(offsets, by: self)
             }

@@ -105,14 +105,17 @@ public final class QuorumSimulation {
             var config = RaftConfig(nodeId: host.id, voters: voterIds)
             config.electionTimeoutMs = 1000
             config.fetchTimeoutMs = 2000
-            let driver = try RaftDriver(config: config, runtime: runtime, disk: host.disk, directory: "/node\(host.id)", listener: host,
-                                        seed: rng.next(), cleanShutdown: false, snapshots: host.snapshots)
+            let driver = try RaftDriver(
+                config: config, runtime: runtime, disk: host.disk, directory: "/node\(host.id)", listener: host,
+                seed: rng.next(), cleanShutdown: false, snapshots: host.snapshots)
             driver.faults = options.faults
             driver.snapshotPolicy.maxBytesBetweenSnapshots = options.snapshotBytes
             driver.snapshotPolicy.maxIntervalMs = 20_000
             host.image = .empty
             host.driver = driver
-            note("start \(host.id) epoch \(driver.node.epoch) log \(driver.log.log.logStartOffset)..<\(driver.log.endOffset) snapshot \(host.snapshots.latest().map { "\($0)" } ?? "-")")
+            note(
+                "start \(host.id) epoch \(driver.node.epoch) log \(driver.log.log.logStartOffset)..<\(driver.log.endOffset) snapshot \(host.snapshots.latest().map { "\($0)" } ?? "-")"
+            )
             try driver.start()
         } catch {
             fail("node \(host.id) could not start: \(error)")
@@ -136,7 +139,9 @@ public final class QuorumSimulation {
             // A crashed node's port refuses connections: the sender hears about it soon.
             let senderIncarnation = hosts[from]?.incarnation
             queue.push(at: now + 1 + Int64(rng.next() % 5)) { [weak self] in
-                guard let self, let sender = self.hosts[from], sender.up, sender.incarnation == senderIncarnation else { return }
+                guard let self, let sender = self.hosts[from], sender.up, sender.incarnation == senderIncarnation else {
+                    return
+                }
                 sender.driver?.unreachable(to)
             }
             return
@@ -149,8 +154,14 @@ public final class QuorumSimulation {
                 guard let self, let target = self.hosts[to], target.up, let driver = target.driver else { return }
                 if self.options.streamTrace {
                     switch message {
-                    case .fetch(let r): self.note("\(from)->\(to) Fetch off \(r.fetchOffset) lastEpoch \(r.lastFetchedEpoch) epoch \(r.epoch)")
-                    case .fetchResponse(let r): self.note("\(from)->\(to) FetchResponse err \(r.error) epoch \(r.epoch) leader \(r.leaderId) hw \(r.highWatermark) div \(r.divergingEpoch.map { "\($0)" } ?? "-") batches \(r.batches.map { "\($0.baseOffset)@\($0.epoch)" })")
+                    case .fetch(let r):
+                        self.note(
+                            "\(from)->\(to) Fetch off \(r.fetchOffset) lastEpoch \(r.lastFetchedEpoch) epoch \(r.epoch)"
+                        )
+                    case .fetchResponse(let r):
+                        self.note(
+                            "\(from)->\(to) FetchResponse err \(r.error) epoch \(r.epoch) leader \(r.leaderId) hw \(r.highWatermark) div \(r.divergingEpoch.map { "\($0)" } ?? "-") batches \(r.batches.map { "\($0.baseOffset)@\($0.epoch)" })"
+                        )
                     default: self.note("\(from)->\(to) \(message.kind)")
                     }
                 }
@@ -163,7 +174,9 @@ public final class QuorumSimulation {
 
     func committed(on host: SimHost, entries: [MetadataLog.Entry], highWatermark: Int64) {
         note("\(host.id) hw \(highWatermark) (+\(entries.count))")
-        if highWatermark < host.highWatermark { fail("high watermark went back on \(host.id): \(highWatermark) < \(host.highWatermark)") }
+        if highWatermark < host.highWatermark {
+            fail("high watermark went back on \(host.id): \(highWatermark) < \(host.highWatermark)")
+        }
         host.highWatermark = highWatermark
         for entry in entries {
             if entry.offset != host.appliedUpTo {
@@ -171,7 +184,11 @@ public final class QuorumSimulation {
             }
             host.appliedUpTo = entry.offset + 1
             var delta = MetadataDelta(host.image)
-            if let record = entry.record { delta.replay(record, offset: entry.offset, epoch: entry.epoch) } else { delta.advance(offset: entry.offset, epoch: entry.epoch) }
+            if let record = entry.record {
+                delta.replay(record, offset: entry.offset, epoch: entry.epoch)
+            } else {
+                delta.advance(offset: entry.offset, epoch: entry.epoch)
+            }
             host.image = delta.apply()
             let value: ByteBuffer? = entry.record.map { MetadataRecordFrame.encode($0) }
             if let known = committed[entry.offset] {
@@ -188,7 +205,9 @@ public final class QuorumSimulation {
         for offset in 0..<endOffset {
             guard let entry = committed[offset] else { continue }
             if let value = entry {
-                if let record = try? MetadataRecordFrame.decode(value).record { delta.replay(record, offset: offset, epoch: 0) }
+                if let record = try? MetadataRecordFrame.decode(value).record {
+                    delta.replay(record, offset: offset, epoch: 0)
+                }
             }
         }
         return delta.apply()
@@ -230,9 +249,14 @@ public final class QuorumSimulation {
     // MARK: the run
 
     func propose() {
-        guard let leader = hosts.values.sorted(by: { $0.id < $1.id }).first(where: { $0.up && $0.driver?.node.role == .leader }) else { return }
+        guard
+            let leader = hosts.values.sorted(by: { $0.id < $1.id }).first(where: {
+                $0.up && $0.driver?.node.role == .leader
+            })
+        else { return }
         nextProposal += 1
-        let record = MetadataRecord.config(ConfigRecord(resourceType: 4, resourceName: "", name: "sim.proposal", value: "\(nextProposal)"))
+        let record = MetadataRecord.config(
+            ConfigRecord(resourceType: 4, resourceName: "", name: "sim.proposal", value: "\(nextProposal)"))
         leader.driver!.propose([MetadataRecordFrame.encode(record)]) { _ in }
     }
 
@@ -284,7 +308,9 @@ public final class QuorumSimulation {
         let deadline = now + 60_000
         var proposalsLeft = 20
         while now < deadline {
-            if proposalsLeft > 0, rng.next() % 20 == 0, hosts.values.contains(where: { $0.driver?.isActiveLeader == true }) {
+            if proposalsLeft > 0, rng.next() % 20 == 0,
+                hosts.values.contains(where: { $0.driver?.isActiveLeader == true })
+            {
                 propose()
                 proposalsLeft -= 1
             }
@@ -313,7 +339,8 @@ public final class QuorumSimulation {
     func converged() -> Bool {
         let all = hosts.values.sorted { $0.id < $1.id }
         guard all.allSatisfy({ $0.up && $0.driver != nil }),
-              let leader = all.first(where: { $0.driver!.isActiveLeader }) else { return false }
+            let leader = all.first(where: { $0.driver!.isActiveLeader })
+        else { return false }
         let end = leader.driver!.log.endOffset
         return all.allSatisfy { h in
             h.driver!.log.endOffset == end && h.highWatermark == end && h.appliedUpTo == end
@@ -324,7 +351,8 @@ public final class QuorumSimulation {
     public func summary() -> String {
         hosts.values.sorted { $0.id < $1.id }.map { h in
             guard let d = h.driver else { return "\(h.id):down" }
-            return "\(h.id):\(d.node.role)@\(d.node.epoch) log \(d.node.log.startOffset)..<\(d.log.endOffset) hw \(h.highWatermark) snap \(h.snapshots.latest().map { "\($0)" } ?? "-")"
+            return
+                "\(h.id):\(d.node.role)@\(d.node.epoch) log \(d.node.log.startOffset)..<\(d.log.endOffset) hw \(h.highWatermark) snap \(h.snapshots.latest().map { "\($0)" } ?? "-")"
         }.joined(separator: ", ")
     }
 
@@ -404,10 +432,15 @@ final class SimRuntime: RaftRuntime {
         host.world.send(message, from: host.id, to: to)
     }
 
-    func fetchSnapshotChunk(from node: NodeID, id: SnapshotId, position: Int64, completion: @escaping (Result<SnapshotChunk, any Error>) -> Void) {
+    func fetchSnapshotChunk(
+        from node: NodeID, id: SnapshotId, position: Int64,
+        completion: @escaping (Result<SnapshotChunk, any Error>) -> Void
+    ) {
         guard alive else { return }
         let world = host.world
-        let lost = world.cut.contains([host.id.rawValue, node.rawValue]) || world.cut.contains([node.rawValue, host.id.rawValue])
+        let lost =
+            world.cut.contains([host.id.rawValue, node.rawValue])
+            || world.cut.contains([node.rawValue, host.id.rawValue])
             || (!world.healing && world.rng.next() % 100 < world.options.lossPercent)
         let delay = 1 + Int64(world.rng.next() % UInt64(max(world.options.maxDelayMs, 1)))
         world.queue.push(at: world.now + delay) { [self] in

@@ -15,7 +15,9 @@ struct BatchFact: Equatable, CustomStringConvertible {
     var producerId: Int64
     var sequence: Int32
 
-    var description: String { "batch \(baseOffset)...\(lastOffset) epoch \(leaderEpoch) (producer \(producerId) seq \(sequence), crc \(crc))" }
+    var description: String {
+        "batch \(baseOffset)...\(lastOffset) epoch \(leaderEpoch) (producer \(producerId) seq \(sequence), crc \(crc))"
+    }
 }
 
 /// The checkers' record of one partition: the committed batches (below the largest high
@@ -43,10 +45,14 @@ extension ReplicationSimulation {
         var facts: [BatchFact] = []
         var index = buffer.readerIndex
         while let header = RecordBatchHeader(buffer, at: index), header.totalBytes <= buffer.writerIndex - index {
-            let crc = RecordBatches.crc32c(buffer, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+            let crc = RecordBatches.crc32c(
+                buffer, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
             if crc != header.crc { return (facts, "the batch at \(header.baseOffset) fails its CRC") }
-            facts.append(BatchFact(baseOffset: header.baseOffset, lastOffset: header.lastOffset, leaderEpoch: header.partitionLeaderEpoch,
-                                   crc: header.crc, producerId: header.producerId, sequence: header.baseSequence))
+            facts.append(
+                BatchFact(
+                    baseOffset: header.baseOffset, lastOffset: header.lastOffset,
+                    leaderEpoch: header.partitionLeaderEpoch,
+                    crc: header.crc, producerId: header.producerId, sequence: header.baseSequence))
             index += header.totalBytes
         }
         return (facts, nil)
@@ -129,11 +135,15 @@ extension ReplicationSimulation {
                 let hw = partition.highWatermark
                 let tenure: [Int64] = [Int64(id), broker.incarnation, Int64(partition.leaderEpoch)]
                 if let previous = ledger.leaderHighWatermarks[tenure], hw < previous {
-                    return fail("invariant 3: the high watermark of leader \(id) of p\(p) (epoch \(partition.leaderEpoch)) went back from \(previous) to \(hw)")
+                    return fail(
+                        "invariant 3: the high watermark of leader \(id) of p\(p) (epoch \(partition.leaderEpoch)) went back from \(previous) to \(hw)"
+                    )
                 }
                 ledger.leaderHighWatermarks[tenure] = hw
                 if let (offset, problem) = verify(broker, partition, p, upTo: min(hw, ledger.end)) {
-                    return fail("invariant 3: leader \(id) of p\(p) (epoch \(partition.leaderEpoch), high watermark \(hw)) \(problem) at offset \(offset)")
+                    return fail(
+                        "invariant 3: leader \(id) of p\(p) (epoch \(partition.leaderEpoch), high watermark \(hw)) \(problem) at offset \(offset)"
+                    )
                 }
                 if hw > ledger.end { learn(broker, partition, p, highWatermark: hw) }
                 if failure != nil { return }
@@ -149,7 +159,8 @@ extension ReplicationSimulation {
             guard broker.up else { continue }
             for p in partitionIds {
                 guard let partition = broker.partition(topicPartition(p)), let leader = partition.leaderState,
-                      let committedIsr = registration(p)?.isr else { continue }
+                    let committedIsr = registration(p)?.isr
+                else { continue }
                 // Members in the ISR as both the leader and the committed metadata have it (the
                 // leader learns of a removal a little after the controller committed it).
                 // Invariant 6 (KIP-903): what the leader counts for an in-sync replica comes from
@@ -159,16 +170,21 @@ extension ReplicationSimulation {
                     guard let fetched = leader.followers[member]?.brokerEpoch else { continue }
                     let registered = brokerEpoch(member.rawValue)
                     if fetched.rawValue < registered, broker.image.brokers[member]?.epoch == registered {
-                        return fail("invariant 6: leader \(id) of p\(p) counts a fetch of in-sync replica \(member) by its incarnation of broker epoch \(fetched), which registered again at \(registered)")
+                        return fail(
+                            "invariant 6: leader \(id) of p\(p) counts a fetch of in-sync replica \(member) by its incarnation of broker epoch \(fetched), which registered again at \(registered)"
+                        )
                     }
                 }
                 for member in leader.maximalIsr where member.rawValue != id && committedIsr.contains(member.rawValue) {
                     guard let follower = brokers[member.rawValue], follower.up,
-                          let replica = follower.partition(topicPartition(p)),
-                          !impaired.contains(where: { $0.broker == member.rawValue && $0.partition == p }) else { continue }
+                        let replica = follower.partition(topicPartition(p)),
+                        !impaired.contains(where: { $0.broker == member.rawValue && $0.partition == p })
+                    else { continue }
                     let end = replica.log.logEndOffset
                     if end < leader.highWatermark.rawValue {
-                        return fail("invariant 5: in-sync replica \(member) of p\(p) ends at \(end), below leader \(id)'s high watermark \(leader.highWatermark) (epoch \(leader.leaderEpoch), isr \(leader.isr))")
+                        return fail(
+                            "invariant 5: in-sync replica \(member) of p\(p) ends at \(end), below leader \(id)'s high watermark \(leader.highWatermark) (epoch \(leader.leaderEpoch), isr \(leader.isr))"
+                        )
                     }
                 }
             }
@@ -181,16 +197,23 @@ extension ReplicationSimulation {
             if let leader = currentLeader(p) {
                 let end = leader.partition.log.logEndOffset
                 if end < ledger.end {
-                    return lost(p, from: end, "leader \(leader.broker.id) (epoch \(registration.leaderEpoch)) has a log ending at \(end), below the committed point \(ledger.end)")
+                    return lost(
+                        p, from: end,
+                        "leader \(leader.broker.id) (epoch \(registration.leaderEpoch)) has a log ending at \(end), below the committed point \(ledger.end)"
+                    )
                 }
                 if let (offset, problem) = verify(leader.broker, leader.partition, p, upTo: ledger.end) {
-                    return lost(p, from: offset, "leader \(leader.broker.id) (epoch \(registration.leaderEpoch)) \(problem)")
+                    return lost(
+                        p, from: offset, "leader \(leader.broker.id) (epoch \(registration.leaderEpoch)) \(problem)")
                 }
             }
             for member in registration.isr where member != registration.leader {
-                guard let broker = brokers[member], broker.up, let partition = broker.partition(topicPartition(p)) else { continue }
+                guard let broker = brokers[member], broker.up, let partition = broker.partition(topicPartition(p))
+                else { continue }
                 if let (offset, problem) = verify(broker, partition, p, upTo: ledger.end) {
-                    return fail("invariant 3: in-sync replica \(member) of p\(p) \(problem) at offset \(offset) (committed point \(ledger.end))")
+                    return fail(
+                        "invariant 3: in-sync replica \(member) of p\(p) \(problem) at offset \(offset) (committed point \(ledger.end))"
+                    )
                 }
             }
         }
@@ -199,9 +222,10 @@ extension ReplicationSimulation {
     /// The broker the controller names leader, once it has taken the leadership up.
     func currentLeader(_ p: Int32) -> (broker: SimBrokerNode, partition: Partition)? {
         guard let registration = registration(p), registration.leader >= 0,
-              let broker = brokers[registration.leader], broker.up,
-              let partition = broker.partition(topicPartition(p)), partition.isLeader,
-              partition.leaderEpoch == registration.leaderEpoch else { return nil }
+            let broker = brokers[registration.leader], broker.up,
+            let partition = broker.partition(topicPartition(p)), partition.isLeader,
+            partition.leaderEpoch == registration.leaderEpoch
+        else { return nil }
         return (broker, partition)
     }
 
@@ -249,11 +273,15 @@ extension ReplicationSimulation {
     func learn(_ broker: SimBrokerNode, _ partition: Partition, _ p: Int32, highWatermark hw: Int64) {
         let ledger = ledgers[p]!
         let (facts, problem) = readFacts(partition.log, from: ledger.end, to: hw)
-        if let problem { return fail("invariant 3: leader \(broker.id) of p\(p) reports high watermark \(hw) but \(problem)") }
+        if let problem {
+            return fail("invariant 3: leader \(broker.id) of p\(p) reports high watermark \(hw) but \(problem)")
+        }
         var next = ledger.end
         for fact in facts {
             guard fact.baseOffset == next else {
-                return fail("invariant 3: leader \(broker.id) of p\(p) holds \(fact) where the committed log continues at \(next)")
+                return fail(
+                    "invariant 3: leader \(broker.id) of p\(p) holds \(fact) where the committed log continues at \(next)"
+                )
             }
             ledger.batches[fact.baseOffset] = fact
             next = fact.lastOffset + 1
@@ -261,15 +289,21 @@ extension ReplicationSimulation {
             if fact.producerId >= 0 {
                 let key = [fact.producerId, Int64(fact.sequence)]
                 if let other = ledger.bySequence[key], other != fact.baseOffset {
-                    return fail("invariant 4: producer \(fact.producerId) sequence \(fact.sequence) is committed twice in p\(p): at \(other) and at \(fact.baseOffset)")
+                    return fail(
+                        "invariant 4: producer \(fact.producerId) sequence \(fact.sequence) is committed twice in p\(p): at \(other) and at \(fact.baseOffset)"
+                    )
                 }
                 ledger.bySequence[key] = fact.baseOffset
             }
         }
         guard next == hw else {
-            return fail("invariant 3: leader \(broker.id) of p\(p) reports high watermark \(hw) inside a batch (batches end at \(next))")
+            return fail(
+                "invariant 3: leader \(broker.id) of p\(p) reports high watermark \(hw) inside a batch (batches end at \(next))"
+            )
         }
-        note("committed p\(p) \(ledger.end)..<\(hw) (leader \(broker.id) epoch \(partition.leaderEpoch), isr \(partition.isr))")
+        note(
+            "committed p\(p) \(ledger.end)..<\(hw) (leader \(broker.id) epoch \(partition.leaderEpoch), isr \(partition.isr))"
+        )
         ledger.end = hw
         verified[ReplicaKey(broker: broker.id, partition: p, incarnation: broker.incarnation)] = hw
     }
@@ -281,20 +315,28 @@ extension ReplicationSimulation {
         let ledger = ledgers[p]!
         stats.ackedBatches += 1
         note("producer \(producerId) p\(p) seq \(sequence) acknowledged at \(baseOffset) by \(broker)")
-        guard baseOffset < ledger.end, let fact = ledger.batches[baseOffset], fact.producerId == producerId, fact.sequence == sequence else {
+        guard baseOffset < ledger.end, let fact = ledger.batches[baseOffset], fact.producerId == producerId,
+            fact.sequence == sequence
+        else {
             let there = ledger.batches[baseOffset].map { "\($0)" } ?? "nothing committed"
-            return fail("invariant 1: broker \(broker) acknowledged producer \(producerId) seq \(sequence) of p\(p) at offset \(baseOffset), but there is \(there) (committed point \(ledger.end))")
+            return fail(
+                "invariant 1: broker \(broker) acknowledged producer \(producerId) seq \(sequence) of p\(p) at offset \(baseOffset), but there is \(there) (committed point \(ledger.end))"
+            )
         }
         let key = [producerId, Int64(sequence)]
         if let previous = ledger.acked[key], previous != baseOffset {
-            return fail("invariant 4: producer \(producerId) seq \(sequence) of p\(p) was acknowledged at \(previous) and at \(baseOffset)")
+            return fail(
+                "invariant 4: producer \(producerId) seq \(sequence) of p\(p) was acknowledged at \(previous) and at \(baseOffset)"
+            )
         }
         ledger.acked[key] = baseOffset
     }
 
     /// A consumer read from `from`: only committed batches below the reported high watermark,
     /// the same as anyone read there before. Returns the next position.
-    func consumed(partition p: Int32, data: FetchResponse.PartitionData, from: Int64, by consumer: Int32, leader: Int32) -> Int64? {
+    func consumed(
+        partition p: Int32, data: FetchResponse.PartitionData, from: Int64, by consumer: Int32, leader: Int32
+    ) -> Int64? {
         let ledger = ledgers[p]!
         guard let bytes = data.records?.bytes else {
             fail("consumer \(consumer) got records it cannot read from \(leader)")
@@ -308,15 +350,21 @@ extension ReplicationSimulation {
         var next = from
         for fact in facts {
             if fact.lastOffset >= data.highWatermark {
-                fail("invariant 2: consumer \(consumer) read \(fact) of p\(p) from \(leader) at or above the high watermark \(data.highWatermark)")
+                fail(
+                    "invariant 2: consumer \(consumer) read \(fact) of p\(p) from \(leader) at or above the high watermark \(data.highWatermark)"
+                )
                 return nil
             }
             guard fact.baseOffset < ledger.end, let committed = ledger.batches[fact.baseOffset] else {
-                fail("invariant 2: consumer \(consumer) read \(fact) of p\(p) from \(leader), which is not committed (committed point \(ledger.end))")
+                fail(
+                    "invariant 2: consumer \(consumer) read \(fact) of p\(p) from \(leader), which is not committed (committed point \(ledger.end))"
+                )
                 return nil
             }
             if committed != fact {
-                fail("invariant 2: consumer \(consumer) read \(fact) of p\(p) from \(leader) where \(committed) is committed")
+                fail(
+                    "invariant 2: consumer \(consumer) read \(fact) of p\(p) from \(leader) where \(committed) is committed"
+                )
                 return nil
             }
             if let earlier = ledger.consumed[fact.baseOffset] {
@@ -344,15 +392,19 @@ extension ReplicationSimulation {
         for id in brokerIds {
             let broker = brokers[id]!
             guard broker.up, broker.serving, image.brokers[NodeID(id)]?.fenced == false,
-                  broker.image.provenance.lastOffset == image.provenance.lastOffset else { return false }
+                broker.image.provenance.lastOffset == image.provenance.lastOffset
+            else { return false }
         }
         for p in partitionIds {
             guard let registration = registration(p), Set(registration.isr) == Set(registration.replicas),
-                  let leader = currentLeader(p) else { return false }
+                let leader = currentLeader(p)
+            else { return false }
             let end = leader.partition.log.logEndOffset
             guard leader.partition.highWatermark == end, ledgers[p]!.end == end else { return false }
             for id in registration.replicas {
-                guard let partition = brokers[id]!.partition(topicPartition(p)), partition.log.logEndOffset == end, partition.highWatermark == end else { return false }
+                guard let partition = brokers[id]!.partition(topicPartition(p)), partition.log.logEndOffset == end,
+                    partition.highWatermark == end
+                else { return false }
             }
             guard consumers.allSatisfy({ ($0.positions[p] ?? 0) == end }) else { return false }
         }
@@ -365,7 +417,8 @@ extension ReplicationSimulation {
         // Every broker's image converged to the controller's.
         for id in brokerIds where brokers[id]!.image != controllerImage {
             let mine = brokers[id]!.image.provenance.lastOffset, theirs = controllerImage.provenance.lastOffset
-            return fail("broker \(id)'s metadata image (to offset \(mine)) differs from the controller's (to offset \(theirs))")
+            return fail(
+                "broker \(id)'s metadata image (to offset \(mine)) differs from the controller's (to offset \(theirs))")
         }
         for p in partitionIds {
             let ledger = ledgers[p]!
@@ -373,25 +426,35 @@ extension ReplicationSimulation {
                 guard let partition = brokers[id]!.partition(topicPartition(p)) else {
                     return fail("at the end, broker \(id) has no replica of p\(p)")
                 }
-                let (facts, problem) = readFacts(partition.log, from: partition.log.logStartOffset, to: partition.log.logEndOffset)
+                let (facts, problem) = readFacts(
+                    partition.log, from: partition.log.logStartOffset, to: partition.log.logEndOffset)
                 if let problem { return fail("at the end, replica \(id) of p\(p): \(problem)") }
                 var next = partition.log.logStartOffset
                 for fact in facts {
                     guard fact.baseOffset == next else {
-                        return fail("invariant 3: at the end, replica \(id) of p\(p) holds \(fact) where offset \(next) should follow")
+                        return fail(
+                            "invariant 3: at the end, replica \(id) of p\(p) holds \(fact) where offset \(next) should follow"
+                        )
                     }
                     guard ledger.batches[fact.baseOffset] == fact else {
-                        return fail("invariant 3: at the end, replica \(id) of p\(p) holds \(fact) where \(ledger.batches[fact.baseOffset].map { "\($0)" } ?? "nothing") is committed")
+                        return fail(
+                            "invariant 3: at the end, replica \(id) of p\(p) holds \(fact) where \(ledger.batches[fact.baseOffset].map { "\($0)" } ?? "nothing") is committed"
+                        )
                     }
                     next = fact.lastOffset + 1
                 }
-                if next != ledger.end { return fail("at the end, replica \(id) of p\(p) ends at \(next), the committed log at \(ledger.end)") }
+                if next != ledger.end {
+                    return fail(
+                        "at the end, replica \(id) of p\(p) ends at \(next), the committed log at \(ledger.end)")
+                }
             }
             for producer in producers {
                 let written = ledger.acked.keys.filter { $0[0] == producer.producerId }.count
                 let sequences = ledger.bySequence.keys.filter { $0[0] == producer.producerId }.count
                 if sequences != written {
-                    return fail("invariant 4: producer \(producer.producerId) had \(written) batches of p\(p) acknowledged but \(sequences) committed")
+                    return fail(
+                        "invariant 4: producer \(producer.producerId) had \(written) batches of p\(p) acknowledged but \(sequences) committed"
+                    )
                 }
             }
         }

@@ -45,8 +45,11 @@ class SimClient: @unchecked Sendable {
         // The broker's own Metadata answer: a leader that stepped aside reports none.
         let tp = world.topicPartition(p)
         guard let broker = asked.broker, let topic = asked.image.topic(named: tp.topic),
-              let answer = broker.topicMetadata(topic, image: asked.image).partitions.first(where: { $0.partitionIndex == tp.partition }),
-              answer.leaderId >= 0 else { return nil }
+            let answer = broker.topicMetadata(topic, image: asked.image).partitions.first(where: {
+                $0.partitionIndex == tp.partition
+            }),
+            answer.leaderId >= 0
+        else { return nil }
         let leader = answer.leaderId
         leaders[p] = leader
         return leader
@@ -103,10 +106,12 @@ final class SimProducer: SimClient, @unchecked Sendable {
             let sequence = nextSequence[p] ?? 0
             let count = Int32(1 + world.random(3))
             let records = (0..<count).map { i in
-                Record(offset: Int64(i), timestamp: world.clock.wallMs(), key: nil,
-                       value: ByteBuffer(string: "producer \(producerId) partition \(p) sequence \(sequence + i)"))
+                Record(
+                    offset: Int64(i), timestamp: world.clock.wallMs(), key: nil,
+                    value: ByteBuffer(string: "producer \(producerId) partition \(p) sequence \(sequence + i)"))
             }
-            let bytes = RecordBatches.build(records: records, producerId: producerId, producerEpoch: Self.epoch, baseSequence: sequence)
+            let bytes = RecordBatches.build(
+                records: records, producerId: producerId, producerEpoch: Self.epoch, baseSequence: sequence)
             nextSequence[p] = sequence + count
             outstanding[p] = Batch(sequence: sequence, records: count, bytes: bytes)
         }
@@ -124,7 +129,9 @@ final class SimProducer: SimClient, @unchecked Sendable {
         var request = ProduceRequest()
         request.acks = -1
         request.timeoutMs = 1_500
-        request.topicData = [.init(name: ReplicationSimulation.topic, partitionData: [.init(index: p, records: Records(batch.bytes))])]
+        request.topicData = [
+            .init(name: ReplicationSimulation.topic, partitionData: [.init(index: p, records: Records(batch.bytes))])
+        ]
         inFlight.insert(p)
         let sequence = batch.sequence
         let answered = SimFlag()
@@ -136,7 +143,8 @@ final class SimProducer: SimClient, @unchecked Sendable {
             guard !answered.value else { return }
             answered.value = true
             inFlight.remove(p)
-            guard case .success(let response) = result, let answer = response.responses.first?.partitionResponses.first else {
+            guard case .success(let response) = result, let answer = response.responses.first?.partitionResponses.first
+            else {
                 world.stats.producerErrors["no answer", default: 0] += 1
                 _ = refreshLeader(p)
                 retryAt[p] = world.now + 50
@@ -152,7 +160,8 @@ final class SimProducer: SimClient, @unchecked Sendable {
             }
             guard outstanding[p]?.sequence == sequence else { return }
             outstanding[p] = nil
-            world.acknowledged(partition: p, producerId: producerId, sequence: sequence, baseOffset: answer.baseOffset, by: target)
+            world.acknowledged(
+                partition: p, producerId: producerId, sequence: sequence, baseOffset: answer.baseOffset, by: target)
         }
     }
 }
@@ -190,9 +199,15 @@ final class SimConsumer: SimClient, @unchecked Sendable {
         request.maxWaitMs = 200
         request.minBytes = 1
         request.maxBytes = 65_536
-        request.topics = [.init(topic: ReplicationSimulation.topic, partitions: [
-            .init(partition: p, currentLeaderEpoch: -1, fetchOffset: position, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: 8_192),
-        ])]
+        request.topics = [
+            .init(
+                topic: ReplicationSimulation.topic,
+                partitions: [
+                    .init(
+                        partition: p, currentLeaderEpoch: -1, fetchOffset: position, lastFetchedEpoch: -1,
+                        logStartOffset: -1, partitionMaxBytes: 8_192)
+                ])
+        ]
         inFlight.insert(p)
         let answered = SimFlag()
         let connection = connection(to: target)
@@ -202,9 +217,13 @@ final class SimConsumer: SimClient, @unchecked Sendable {
             guard !answered.value else { return }
             answered.value = true
             inFlight.remove(p)
-            guard case .success(let response) = result, let data = response.responses.first?.partitions.first, data.errorCode == 0 else {
+            guard case .success(let response) = result, let data = response.responses.first?.partitions.first,
+                data.errorCode == 0
+            else {
                 if case .success(let response) = result {
-                    world.note("consumer \(id) p\(p) @\(position) from \(target): \(ErrorCode(response.responses.first?.partitions.first?.errorCode ?? response.errorCode))")
+                    world.note(
+                        "consumer \(id) p\(p) @\(position) from \(target): \(ErrorCode(response.responses.first?.partitions.first?.errorCode ?? response.errorCode))"
+                    )
                 } else if case .failure(let error) = result {
                     world.note("consumer \(id) p\(p) @\(position) from \(target): \(error)")
                 }
@@ -236,15 +255,17 @@ final class SimAdmin: SimClient, @unchecked Sendable {
     func tick() {
         guard !world.topicCreated, !asking else { return }
         let image = world.controllerImage
-        if let topic = image.topic(named: ReplicationSimulation.topic), topic.partitionCount == world.options.partitions {
+        if let topic = image.topic(named: ReplicationSimulation.topic), topic.partitionCount == world.options.partitions
+        {
             world.topicCreated = true
             world.note("topic \(ReplicationSimulation.topic) created")
             return
         }
         guard world.brokerIds.allSatisfy({ image.brokers[NodeID($0)].map { !$0.fenced } ?? false }) else { return }
         var request = CreateTopicsRequest()
-        var topic = CreateTopicsRequest.CreatableTopic(name: ReplicationSimulation.topic, numPartitions: Int32(world.options.partitions),
-                                                       replicationFactor: 3)
+        var topic = CreateTopicsRequest.CreatableTopic(
+            name: ReplicationSimulation.topic, numPartitions: Int32(world.options.partitions),
+            replicationFactor: 3)
         let unclean = world.options.broken.contains(.uncleanLeaderElection)
         topic.configs = [
             .init(name: "min.insync.replicas", value: "\(world.options.minInsyncReplicas)"),
@@ -252,7 +273,9 @@ final class SimAdmin: SimClient, @unchecked Sendable {
         ]
         request.topics = [topic]
         request.timeoutMs = 5_000
-        let connection = connectionToController ?? world.network.connector(node: id, loop: loop)
+        let connection =
+            connectionToController
+            ?? world.network.connector(node: id, loop: loop)
             .connect(host: SimControllerNode.host, port: SimControllerNode.port, clientId: "admin", eventLoop: loop)
         connectionToController = connection
         asking = true
@@ -261,8 +284,12 @@ final class SimAdmin: SimClient, @unchecked Sendable {
             timeout.cancel()
             asking = false
             if case .success(let response) = result, let answer = response.topics.first, answer.errorCode != 0,
-               answer.errorCode != ErrorCode.topicAlreadyExists.rawValue, answer.errorCode != ErrorCode.notController.rawValue {
-                world.fail("the controller could not create the topic: \(ErrorCode(answer.errorCode)) \(answer.errorMessage ?? "")")
+                answer.errorCode != ErrorCode.topicAlreadyExists.rawValue,
+                answer.errorCode != ErrorCode.notController.rawValue
+            {
+                world.fail(
+                    "the controller could not create the topic: \(ErrorCode(answer.errorCode)) \(answer.errorMessage ?? "")"
+                )
             }
         }
     }

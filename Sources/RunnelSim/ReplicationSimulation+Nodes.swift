@@ -37,29 +37,40 @@ final class SimControllerNode: @unchecked Sendable {
     func start() {
         loop = SimEventLoop(scheduler: world.scheduler, name: "controller-\(id)")
         let logger = world.logger("controller-\(id)")
-        let runtime = KafkaRaftRuntime(eventLoop: loop, blocking: { loop, work in loop.submit(work) }, clock: world.clock,
-                                       clusterId: ReplicationSimulation.clusterId, voters: voters, selfId: id,
-                                       connector: world.network.connector(node: id, loop: loop), logger: logger)
+        let runtime = KafkaRaftRuntime(
+            eventLoop: loop, blocking: { loop, work in loop.submit(work) }, clock: world.clock,
+            clusterId: ReplicationSimulation.clusterId, voters: voters, selfId: id,
+            connector: world.network.connector(node: id, loop: loop), logger: logger)
         let resolver = ConfigResolver(staticBrokerConfig: [:], brokerId: id)
         var settings = ControllerSettings()
         settings.defaultReplicationFactor = 3
         // The broken rule takes the KIP-903 check out of both places that make it.
         settings.acceptsStaleBrokerEpochs = world.options.broken.contains(.isrExpansionWithoutBrokerEpochCheck)
         do {
-            let quorum = try MetadataQuorum(clusterId: ReplicationSimulation.clusterId, config: RaftConfig(nodeId: NodeID(id), voters: [NodeID(id)]),
-                                            runtime: runtime, disk: disk, directory: "/metadata",
-                                            controller: QuorumController(settings: settings, resolver: resolver),
-                                            seed: world.rng.next(), cleanShutdown: false, snapshots: snapshots)
+            let quorum = try MetadataQuorum(
+                clusterId: ReplicationSimulation.clusterId,
+                config: RaftConfig(nodeId: NodeID(id), voters: [NodeID(id)]),
+                runtime: runtime, disk: disk, directory: "/metadata",
+                controller: QuorumController(settings: settings, resolver: resolver),
+                seed: world.rng.next(), cleanShutdown: false, snapshots: snapshots)
             quorum.sessionTimeoutMs = world.options.sessionTimeoutMs
             quorum.leaderRebalance = nil
             quorum.driver.snapshotPolicy.maxBytesBetweenSnapshots = world.options.metadataSnapshotBytes
             runtime.deliver = { message, from in quorum.driver.receive(message, from: from) }
             runtime.unreachable = { node in quorum.driver.unreachable(node) }
-            runtime.currentEpoch = { (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark) }
+            runtime.currentEpoch = {
+                (
+                    quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1,
+                    quorum.driver.node.highWatermark
+                )
+            }
             quorum.subscribe { [world] delta, image in world.controllerCommitted(delta, image) }
             self.quorum = quorum
-            let endpoint = QuorumEndpoint(quorum: quorum, runtime: runtime, clusterId: ReplicationSimulation.clusterId, voters: voters)
-            world.network.listen(node: id, name: "CONTROLLER", host: Self.host, port: Self.port, handler: endpoint, loop: loop, accepting: true)
+            let endpoint = QuorumEndpoint(
+                quorum: quorum, runtime: runtime, clusterId: ReplicationSimulation.clusterId, voters: voters)
+            world.network.listen(
+                node: id, name: "CONTROLLER", host: Self.host, port: Self.port, handler: endpoint, loop: loop,
+                accepting: true)
             try quorum.start()
         } catch {
             world.fail("the controller cannot start: \(error)")
@@ -123,8 +134,10 @@ final class SimBrokerNode: @unchecked Sendable {
         self.loop = loop
         let options = world.options
         let logger = world.logger("broker-\(id)")
-        var staticConfig: [String: String] = ["log.segment.bytes": "\(options.segmentBytes)", "log.retention.ms": "-1",
-                                              "log.retention.bytes": "-1"]
+        var staticConfig: [String: String] = [
+            "log.segment.bytes": "\(options.segmentBytes)", "log.retention.ms": "-1",
+            "log.retention.bytes": "-1",
+        ]
         staticConfig["replica.lag.time.max.ms"] = "\(options.replicaLagTimeMaxMs)"
         var config = LogConfig()
         config.segmentBytes = options.segmentBytes
@@ -132,8 +145,9 @@ final class SimBrokerNode: @unchecked Sendable {
         config.retentionBytes = -1
         let logManager: LogManager
         do {
-            logManager = try LogManager(logDirs: ["/data"], defaultConfig: config, disk: disk, nowMs: world.clock.wallMs(),
-                                        onDiskFailure: { [world, id] tp, error in world.fail("broker \(id) failed to write \(tp): \(error)") })
+            logManager = try LogManager(
+                logDirs: ["/data"], defaultConfig: config, disk: disk, nowMs: world.clock.wallMs(),
+                onDiskFailure: { [world, id] tp, error in world.fail("broker \(id) failed to write \(tp): \(error)") })
         } catch {
             world.fail("broker \(id) cannot open its logs: \(error)")
             return
@@ -141,16 +155,19 @@ final class SimBrokerNode: @unchecked Sendable {
         self.logManager = logManager
         let logs = logManager.allLogs.sorted { $0.topicPartition < $1.topicPartition }
             .map { "\($0.topicPartition) \($0.logStartOffset)..<\($0.logEndOffset) epoch \($0.latestEpoch)" }
-        world.note("start \(id) (incarnation \(incarnation)): \(logs.isEmpty ? "no logs" : logs.joined(separator: ", "))")
+        world.note(
+            "start \(id) (incarnation \(incarnation)): \(logs.isEmpty ? "no logs" : logs.joined(separator: ", "))")
 
         let connector = world.network.connector(node: id, loop: loop)
         let voters = world.controller.voters
-        let runtime = KafkaRaftRuntime(eventLoop: loop, blocking: { loop, work in loop.submit(work) }, clock: world.clock,
-                                       clusterId: ReplicationSimulation.clusterId, voters: voters, selfId: id, connector: connector,
-                                       logger: logger)
+        let runtime = KafkaRaftRuntime(
+            eventLoop: loop, blocking: { loop, work in loop.submit(work) }, clock: world.clock,
+            clusterId: ReplicationSimulation.clusterId, voters: voters, selfId: id, connector: connector,
+            logger: logger)
         var settings = BrokerSettings(
             nodeId: id, clusterId: ReplicationSimulation.clusterId,
-            advertisedListeners: [.init(name: "PLAINTEXT", host: host, port: Self.port)], interBrokerListener: "PLAINTEXT",
+            advertisedListeners: [.init(name: "PLAINTEXT", host: host, port: Self.port)],
+            interBrokerListener: "PLAINTEXT",
             staticConfig: staticConfig)
         settings.replicaLagTimeMaxMs = options.replicaLagTimeMaxMs
         settings.brokerSessionTimeoutMs = options.sessionTimeoutMs
@@ -158,11 +175,12 @@ final class SimBrokerNode: @unchecked Sendable {
         settings.replicationFaults = world.faults
         let quorum: MetadataQuorum<KafkaRaftRuntime>
         do {
-            quorum = try MetadataQuorum(clusterId: ReplicationSimulation.clusterId,
-                                        config: RaftConfig(nodeId: NodeID(id), voters: voters.map { NodeID($0.id) }),
-                                        runtime: runtime, disk: disk, directory: "/data",
-                                        controller: QuorumController(resolver: settings.resolver), seed: world.rng.next(), cleanShutdown: false,
-                                        snapshots: snapshots)
+            quorum = try MetadataQuorum(
+                clusterId: ReplicationSimulation.clusterId,
+                config: RaftConfig(nodeId: NodeID(id), voters: voters.map { NodeID($0.id) }),
+                runtime: runtime, disk: disk, directory: "/data",
+                controller: QuorumController(resolver: settings.resolver), seed: world.rng.next(), cleanShutdown: false,
+                snapshots: snapshots)
         } catch {
             world.fail("broker \(id) cannot open its metadata log: \(error)")
             return
@@ -170,19 +188,25 @@ final class SimBrokerNode: @unchecked Sendable {
         quorum.driver.snapshotPolicy.maxBytesBetweenSnapshots = options.metadataSnapshotBytes
         runtime.deliver = { message, from in quorum.driver.receive(message, from: from) }
         runtime.unreachable = { node in quorum.driver.unreachable(node) }
-        runtime.currentEpoch = { (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark) }
+        runtime.currentEpoch = {
+            (quorum.driver.node.epoch, quorum.driver.node.leaderId?.rawValue ?? -1, quorum.driver.node.highWatermark)
+        }
         self.quorum = quorum
-        let channel = RemoteControllerChannel(voters: voters, brokerId: id, connector: connector, eventLoop: loop, logger: logger,
-                                              leaderHint: { quorum.driver.node.leaderId?.rawValue ?? -1 })
+        let channel = RemoteControllerChannel(
+            voters: voters, brokerId: id, connector: connector, eventLoop: loop, logger: logger,
+            leaderHint: { quorum.driver.node.leaderId?.rawValue ?? -1 })
         channel.requestTimeoutMs = options.controllerRequestTimeoutMs
         channel.brokerRequestTimeoutMs = options.controllerQuorumRequestTimeoutMs
         channel.retryDeadlineMs = options.controllerRequestTimeoutMs * 2
         controllerChannel = channel
-        let broker = Broker(settings: settings, logManager: logManager, controller: channel, clock: world.clock, logger: logger)
+        let broker = Broker(
+            settings: settings, logManager: logManager, controller: channel, clock: world.clock, logger: logger)
         self.broker = broker
         quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) }
-        let peers = BrokerPeers(eventLoop: loop, connector: connector, localId: id, listenerName: "PLAINTEXT", image: { broker.image })
-        broker.startReplication(transport: peers, settings: Self.fetchSettings, blocking: { loop, work in loop.submit(work) })
+        let peers = BrokerPeers(
+            eventLoop: loop, connector: connector, localId: id, listenerName: "PLAINTEXT", image: { broker.image })
+        broker.startReplication(
+            transport: peers, settings: Self.fetchSettings, blocking: { loop, work in loop.submit(work) })
         broker.startIsrChecks(on: loop)
         do {
             try quorum.start()
@@ -190,10 +214,12 @@ final class SimBrokerNode: @unchecked Sendable {
             world.fail("broker \(id) cannot start its metadata quorum: \(error)")
             return
         }
-        world.network.listen(node: id, name: "PLAINTEXT", host: host, port: Self.port, handler: broker, loop: loop, accepting: false)
+        world.network.listen(
+            node: id, name: "PLAINTEXT", host: host, port: Self.port, handler: broker, loop: loop, accepting: false)
 
-        let lifecycle = BrokerLifecycle(brokerId: id, channel: channel, heartbeatIntervalMs: options.heartbeatIntervalMs, eventLoop: loop,
-                                        logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
+        let lifecycle = BrokerLifecycle(
+            brokerId: id, channel: channel, heartbeatIntervalMs: options.heartbeatIntervalMs, eventLoop: loop,
+            logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
         self.lifecycle = lifecycle
         lifecycle.onControllerAnswer = { fenced in broker.controllerAnswered(fenced: fenced) }
         var registration = BrokerRegistrationRequest()
@@ -223,7 +249,8 @@ final class SimBrokerNode: @unchecked Sendable {
                 }
             }
         }
-        loop.scheduleRepeatedTask(initialDelay: .milliseconds(300 + world.random(1_000)), delay: .milliseconds(300)) { [world, disk] _ in
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(300 + world.random(1_000)), delay: .milliseconds(300)) {
+            [world, disk] _ in
             // The kernel writes dirty pages back now and then.
             disk.writeBack(rng: &world.rng, percent: 40)
         }
@@ -236,7 +263,9 @@ final class SimBrokerNode: @unchecked Sendable {
         world.network.setAccepting(host: host, port: Self.port, true)
         world.note("\(id) serving")
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(1_000), delay: .milliseconds(1_000)) { [world, id] _ in
-            do { try logManager.checkpointHighWatermarks(broker.highWatermarks) } catch { world.fail("broker \(id) high watermark checkpoint: \(error)") }
+            do { try logManager.checkpointHighWatermarks(broker.highWatermarks) } catch {
+                world.fail("broker \(id) high watermark checkpoint: \(error)")
+            }
         }
         loop.scheduleRepeatedTask(initialDelay: .milliseconds(3_000), delay: .milliseconds(3_000)) { [world, id] _ in
             do { try logManager.checkpoint() } catch { world.fail("broker \(id) checkpoint: \(error)") }
@@ -252,7 +281,9 @@ final class SimBrokerNode: @unchecked Sendable {
         loop?.kill()
         world.network.processStopped(id)
         // Kept, not freed (see SimGraveyard).
-        SimGraveyard.keep([loop as Any, broker as Any, quorum as Any, lifecycle as Any, controllerChannel as Any, logManager as Any])
+        SimGraveyard.keep([
+            loop as Any, broker as Any, quorum as Any, lifecycle as Any, controllerChannel as Any, logManager as Any,
+        ])
         loop = nil
         broker = nil
         quorum = nil

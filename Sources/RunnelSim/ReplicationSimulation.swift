@@ -209,12 +209,16 @@ public final class ReplicationSimulation: @unchecked Sendable {
                 if before.leader != after.leader || before.leaderEpoch != after.leaderEpoch { stats.leaderChanges += 1 }
                 if before.isr != after.isr { stats.isrChanges += 1 }
             }
-            note("controller: p\(p) leader \(after.leader) epoch \(after.leaderEpoch)/\(after.partitionEpoch) isr \(after.isr)")
+            note(
+                "controller: p\(p) leader \(after.leader) epoch \(after.leaderEpoch)/\(after.partitionEpoch) isr \(after.isr)"
+            )
         }
         for id in brokerIds {
             let before = lastControllerImage.brokers[NodeID(id)], after = image.brokers[NodeID(id)]
             if before?.fenced != after?.fenced || before?.epoch != after?.epoch {
-                note("controller: broker \(id) epoch \(after?.epoch ?? -1) \(after?.fenced == true ? "fenced" : "unfenced")")
+                note(
+                    "controller: broker \(id) epoch \(after?.epoch ?? -1) \(after?.fenced == true ? "fenced" : "unfenced")"
+                )
             }
         }
         lastControllerImage = image
@@ -238,7 +242,9 @@ public final class ReplicationSimulation: @unchecked Sendable {
         // yet would be fenced (and leave the ISRs) after this loss, leaving only impaired members.
         let image = controllerImage
         guard options.powerLoss, impaired.isEmpty, network.cut.isEmpty,
-              brokers.values.allSatisfy({ b in b.up && b.serving && image.brokers[NodeID(b.id)].map { !$0.fenced && $0.epoch == b.brokerEpoch } == true })
+            brokers.values.allSatisfy({ b in
+                b.up && b.serving && image.brokers[NodeID(b.id)].map { !$0.fenced && $0.epoch == b.brokerEpoch } == true
+            })
         else { return false }
         for p in partitionIds {
             guard let reg = registration(p) else { return false }
@@ -370,7 +376,9 @@ public final class ReplicationSimulation: @unchecked Sendable {
                 return
             }
         }
-        throw SimulationFailure(seed: seed, event: events, property: "no convergence 60 s after healing: \(summary())", replayFlags: replayFlags)
+        throw SimulationFailure(
+            seed: seed, event: events, property: "no convergence 60 s after healing: \(summary())",
+            replayFlags: replayFlags)
     }
 
     func heal() {
@@ -407,17 +415,25 @@ public final class ReplicationSimulation: @unchecked Sendable {
             guard b.up else { return "\(id):down" }
             let logs = partitionIds.map { p -> String in
                 guard let part = b.partition(topicPartition(p)) else { return "p\(p):-" }
-                return "p\(p):\(part.isLeader ? (part.servesClients ? "L" : "L(aside)") : "F")@\(part.leaderEpoch) leo \(part.log.logEndOffset) hw \(part.highWatermark)"
+                return
+                    "p\(p):\(part.isLeader ? (part.servesClients ? "L" : "L(aside)") : "F")@\(part.leaderEpoch) leo \(part.log.logEndOffset) hw \(part.highWatermark)"
             }
-            return "\(id)\(b.serving ? "" : "(not serving)") image@\(b.image.provenance.lastOffset): " + logs.joined(separator: " ")
+            return "\(id)\(b.serving ? "" : "(not serving)") image@\(b.image.provenance.lastOffset): "
+                + logs.joined(separator: " ")
         }
         let regs = partitionIds.map { p in
             registration(p).map { "p\(p) leader \($0.leader) epoch \($0.leaderEpoch) isr \($0.isr)" } ?? "p\(p) -"
         }
         let committed = partitionIds.map { "p\($0) committed \(ledgers[$0]!.end) acked \(ledgers[$0]!.acked.count)" }
-        let clients = producers.filter { !$0.done }.map { "producer \($0.producerId) waits on \($0.outstanding.keys.sorted()) in flight \($0.inFlight.sorted()) remaining \($0.remaining ?? [:])" }
-            + consumers.map { c in "consumer \(c.id) at \(partitionIds.map { c.positions[$0] ?? 0 }) in flight \(c.inFlight.sorted()) leaders \(c.leaders.keys.sorted().map { "p\($0)->\(c.leaders[$0]!)" }) retry \(c.retryAt.keys.sorted().map { c.retryAt[$0]! })" }
-        return (parts + regs + committed + clients + ["controller image@\(controllerImage.provenance.lastOffset)"]).joined(separator: "; ")
+        let clients =
+            producers.filter { !$0.done }.map {
+                "producer \($0.producerId) waits on \($0.outstanding.keys.sorted()) in flight \($0.inFlight.sorted()) remaining \($0.remaining ?? [:])"
+            }
+            + consumers.map { c in
+                "consumer \(c.id) at \(partitionIds.map { c.positions[$0] ?? 0 }) in flight \(c.inFlight.sorted()) leaders \(c.leaders.keys.sorted().map { "p\($0)->\(c.leaders[$0]!)" }) retry \(c.retryAt.keys.sorted().map { c.retryAt[$0]! })"
+            }
+        return (parts + regs + committed + clients + ["controller image@\(controllerImage.provenance.lastOffset)"])
+            .joined(separator: "; ")
     }
 
     /// What a run's end looks like, to compare two runs of one seed.

@@ -30,8 +30,12 @@ public final class SimDisk: Disk, @unchecked Sendable {
     public func open(_ path: String, create: Bool) throws -> any DiskFile {
         try lock.withLock {
             if files[path] == nil {
-                guard create else { throw DiskError(operation: "open", path: path, errno: 2, message: "No such file or directory") }
-                guard directories.contains(Self.parent(path)) else { throw DiskError(operation: "open", path: path, errno: 2, message: "No such directory") }
+                guard create else {
+                    throw DiskError(operation: "open", path: path, errno: 2, message: "No such file or directory")
+                }
+                guard directories.contains(Self.parent(path)) else {
+                    throw DiskError(operation: "open", path: path, errno: 2, message: "No such directory")
+                }
                 files[path] = Content()
             }
             return SimFile(disk: self, path: path, content: files[path]!)
@@ -84,7 +88,9 @@ public final class SimDisk: Disk, @unchecked Sendable {
             } else if directories.contains(from) {
                 let prefix = from + "/"
                 var moved: [String: Content] = [:]
-                for (key, value) in files where key.hasPrefix(prefix) { moved[to + "/" + key.dropFirst(prefix.count)] = value }
+                for (key, value) in files where key.hasPrefix(prefix) {
+                    moved[to + "/" + key.dropFirst(prefix.count)] = value
+                }
                 for key in files.keys where key.hasPrefix(prefix) { files.removeValue(forKey: key) }
                 files.merge(moved) { $1 }
                 let dirs = directories.filter { $0 == from || $0.hasPrefix(prefix) }
@@ -114,7 +120,9 @@ public final class SimDisk: Disk, @unchecked Sendable {
             for path in files.keys.sorted() {
                 let content = files[path]!
                 var kept = content.synced
-                if tornWrites, content.data.count > content.synced.count, content.data.starts(with: content.synced), rng.next() % 2 == 0 {
+                if tornWrites, content.data.count > content.synced.count, content.data.starts(with: content.synced),
+                    rng.next() % 2 == 0
+                {
                     let extra = content.data.count - content.synced.count
                     let keep = Int(rng.next() % UInt64(extra + 1))
                     kept += content.data[content.synced.count..<content.synced.count + keep]

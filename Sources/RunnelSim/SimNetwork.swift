@@ -58,8 +58,12 @@ final class SimNetwork {
     static func address(_ host: String, _ port: Int) -> String { "\(host):\(port)" }
 
     /// `node` listens on `host:port` with `handler`, on its loop.
-    func listen(node: Int32, name: String, host: String, port: Int, handler: any RequestHandler, loop: SimEventLoop, accepting: Bool) {
-        listeners[Self.address(host, port)] = Listener(node: node, name: name, handler: handler, loop: loop, accepting: accepting)
+    func listen(
+        node: Int32, name: String, host: String, port: Int, handler: any RequestHandler, loop: SimEventLoop,
+        accepting: Bool
+    ) {
+        listeners[Self.address(host, port)] = Listener(
+            node: node, name: name, handler: handler, loop: loop, accepting: accepting)
     }
 
     func setAccepting(host: String, port: Int, _ accepting: Bool) {
@@ -69,7 +73,9 @@ final class SimNetwork {
     func listener(host: String, port: Int) -> Listener? { listeners[Self.address(host, port)] }
 
     /// A connector for the process `node` whose answers run on `loop`.
-    func connector(node: Int32, loop: SimEventLoop) -> SimConnector { SimConnector(network: self, node: node, loop: loop) }
+    func connector(node: Int32, loop: SimEventLoop) -> SimConnector {
+        SimConnector(network: self, node: node, loop: loop)
+    }
 
     /// The process `node` stopped: its listeners close; streams it served are reset (the peers
     /// hear at once); streams it opened are closed after what it had sent (the kernel does both).
@@ -146,7 +152,10 @@ final class SimStream: @unchecked Sendable {
     }
 
     /// The client writes a request; `deliver` gets its answer's bytes.
-    func request(_ frame: ByteBuffer, correlationId: Int32, fail: @escaping (any Error) -> Void, deliver: @escaping (ByteBuffer) -> Void) {
+    func request(
+        _ frame: ByteBuffer, correlationId: Int32, fail: @escaping (any Error) -> Void,
+        deliver: @escaping (ByteBuffer) -> Void
+    ) {
         inFlight.append((correlationId, fail))
         let sequence = nextSequence
         nextSequence += 1
@@ -166,8 +175,9 @@ final class SimStream: @unchecked Sendable {
             return
         }
         let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
-        let context = RequestContext(connectionId: number, remoteAddress: nil, listener: listener.name, eventLoop: listener.loop,
-                                     allocator: ByteBufferAllocator())
+        let context = RequestContext(
+            connectionId: number, remoteAddress: nil, listener: listener.name, eventLoop: listener.loop,
+            allocator: ByteBufferAllocator())
         let headerVersion = ResponseHeader.version(apiKey: header.apiKey, apiVersion: header.apiVersion)
         let respond: (OutgoingResponse?) -> Void = { [self] response in
             guard serverOpen else { return }
@@ -321,7 +331,8 @@ final class SimConnection: PeerConnection, @unchecked Sendable {
         nextCorrelation = nextCorrelation == Int32.max ? 0 : nextCorrelation + 1
         let correlationId = nextCorrelation
         var writer = WireWriter(capacity: 256)
-        RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(to: &writer)
+        RequestHeader(apiKey: R.apiKey, apiVersion: version, correlationId: correlationId, clientId: clientId).write(
+            to: &writer)
         request.write(to: &writer, version: version)
         let frame = writer.bytes
         let headerVersion = ResponseHeader.version(apiKey: R.apiKey, apiVersion: version)
@@ -330,7 +341,9 @@ final class SimConnection: PeerConnection, @unchecked Sendable {
                 var reader = WireReader(body)
                 do {
                     let header = try ResponseHeader(from: &reader, headerVersion: headerVersion)
-                    guard header.correlationId == correlationId else { throw ConnectionError("an answer to another request") }
+                    guard header.correlationId == correlationId else {
+                        throw ConnectionError("an answer to another request")
+                    }
                     promise.succeed(try R.Response(from: &reader, version: version))
                 } catch {
                     promise.fail(error)
@@ -350,7 +363,11 @@ final class SimConnection: PeerConnection, @unchecked Sendable {
         }
         stream = nil
         let attempt: () -> Void = { [self] in
-            if let stream, stream.clientOpen { body(stream) } else { failed(ConnectionError("cannot connect to \(host):\(port)")) }
+            if let stream, stream.clientOpen {
+                body(stream)
+            } else {
+                failed(ConnectionError("cannot connect to \(host):\(port)"))
+            }
         }
         if connecting != nil {
             connecting!.append(attempt)
@@ -361,7 +378,8 @@ final class SimConnection: PeerConnection, @unchecked Sendable {
             let waiting = connecting ?? []
             connecting = nil
             if let listener {
-                let stream = SimStream(network: network, number: network.newNumber(), client: from, clientLoop: loop, listener: listener)
+                let stream = SimStream(
+                    network: network, number: network.newNumber(), client: from, clientLoop: loop, listener: listener)
                 self.stream = stream
                 network.opened(stream)
             }

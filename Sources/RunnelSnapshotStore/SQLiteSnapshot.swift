@@ -33,35 +33,35 @@ public enum SQLiteSnapshot {
     }
 
     static let schema = """
-    CREATE TABLE snapshot (
-        schema_version INTEGER NOT NULL, cluster_id TEXT NOT NULL, end_offset INTEGER NOT NULL, epoch INTEGER NOT NULL,
-        last_offset INTEGER NOT NULL, last_epoch INTEGER NOT NULL, record_count INTEGER NOT NULL,
-        last_contained_timestamp INTEGER NOT NULL, checksum TEXT NOT NULL);
-    CREATE TABLE features (name TEXT PRIMARY KEY, level INTEGER NOT NULL);
-    CREATE TABLE brokers (
-        id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, incarnation_id TEXT NOT NULL, rack TEXT,
-        fenced INTEGER NOT NULL, in_controlled_shutdown INTEGER NOT NULL, log_dirs TEXT NOT NULL);
-    CREATE TABLE broker_endpoints (
-        broker_id INTEGER NOT NULL, listener TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
-        security_protocol INTEGER NOT NULL, PRIMARY KEY (broker_id, listener));
-    CREATE TABLE topics (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-    CREATE TABLE partitions (
-        topic_id TEXT NOT NULL, topic_name TEXT NOT NULL, partition INTEGER NOT NULL, leader INTEGER NOT NULL,
-        leader_epoch INTEGER NOT NULL, partition_epoch INTEGER NOT NULL, replicas TEXT NOT NULL, isr TEXT NOT NULL,
-        removing_replicas TEXT NOT NULL, adding_replicas TEXT NOT NULL, leader_recovery_state INTEGER NOT NULL,
-        eligible_leader_replicas TEXT NOT NULL, last_known_elr TEXT NOT NULL, PRIMARY KEY (topic_id, partition));
-    CREATE TABLE configs (
-        resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
-        PRIMARY KEY (resource_type, resource_name, name));
-    CREATE TABLE producer_ids (next_producer_id INTEGER NOT NULL, broker_id INTEGER NOT NULL);
-    CREATE TABLE acls (
-        id TEXT PRIMARY KEY, resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, pattern_type INTEGER NOT NULL,
-        principal TEXT NOT NULL, host TEXT NOT NULL, operation INTEGER NOT NULL, permission_type INTEGER NOT NULL);
-    CREATE TABLE voters (node_id INTEGER PRIMARY KEY);
-    CREATE TABLE scram_credentials (
-        name TEXT NOT NULL, mechanism INTEGER NOT NULL, salt BLOB NOT NULL, stored_key BLOB NOT NULL, server_key BLOB NOT NULL,
-        iterations INTEGER NOT NULL, PRIMARY KEY (name, mechanism));
-    """
+        CREATE TABLE snapshot (
+            schema_version INTEGER NOT NULL, cluster_id TEXT NOT NULL, end_offset INTEGER NOT NULL, epoch INTEGER NOT NULL,
+            last_offset INTEGER NOT NULL, last_epoch INTEGER NOT NULL, record_count INTEGER NOT NULL,
+            last_contained_timestamp INTEGER NOT NULL, checksum TEXT NOT NULL);
+        CREATE TABLE features (name TEXT PRIMARY KEY, level INTEGER NOT NULL);
+        CREATE TABLE brokers (
+            id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, incarnation_id TEXT NOT NULL, rack TEXT,
+            fenced INTEGER NOT NULL, in_controlled_shutdown INTEGER NOT NULL, log_dirs TEXT NOT NULL);
+        CREATE TABLE broker_endpoints (
+            broker_id INTEGER NOT NULL, listener TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+            security_protocol INTEGER NOT NULL, PRIMARY KEY (broker_id, listener));
+        CREATE TABLE topics (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        CREATE TABLE partitions (
+            topic_id TEXT NOT NULL, topic_name TEXT NOT NULL, partition INTEGER NOT NULL, leader INTEGER NOT NULL,
+            leader_epoch INTEGER NOT NULL, partition_epoch INTEGER NOT NULL, replicas TEXT NOT NULL, isr TEXT NOT NULL,
+            removing_replicas TEXT NOT NULL, adding_replicas TEXT NOT NULL, leader_recovery_state INTEGER NOT NULL,
+            eligible_leader_replicas TEXT NOT NULL, last_known_elr TEXT NOT NULL, PRIMARY KEY (topic_id, partition));
+        CREATE TABLE configs (
+            resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (resource_type, resource_name, name));
+        CREATE TABLE producer_ids (next_producer_id INTEGER NOT NULL, broker_id INTEGER NOT NULL);
+        CREATE TABLE acls (
+            id TEXT PRIMARY KEY, resource_type INTEGER NOT NULL, resource_name TEXT NOT NULL, pattern_type INTEGER NOT NULL,
+            principal TEXT NOT NULL, host TEXT NOT NULL, operation INTEGER NOT NULL, permission_type INTEGER NOT NULL);
+        CREATE TABLE voters (node_id INTEGER PRIMARY KEY);
+        CREATE TABLE scram_credentials (
+            name TEXT NOT NULL, mechanism INTEGER NOT NULL, salt BLOB NOT NULL, stored_key BLOB NOT NULL, server_key BLOB NOT NULL,
+            iterations INTEGER NOT NULL, PRIMARY KEY (name, mechanism));
+        """
 
     static func list(_ values: [Int32]) -> String { values.map(String.init).joined(separator: ",") }
     static func ints(_ text: String) -> [Int32] { text.split(separator: ",").compactMap { Int32($0) } }
@@ -69,8 +69,10 @@ public enum SQLiteSnapshot {
     /// Writes `image` as the snapshot ending at `endOffset` (exclusive) in `epoch`, atomically.
     /// Returns the file's path.
     @discardableResult
-    public static func write(_ image: MetadataImage, clusterId: String, endOffset: Int64, epoch: Int32, voters: [Int32],
-                             lastContainedTimestamp: Int64, directory: String) throws -> String {
+    public static func write(
+        _ image: MetadataImage, clusterId: String, endOffset: Int64, epoch: Int32, voters: [Int32],
+        lastContainedTimestamp: Int64, directory: String
+    ) throws -> String {
         let final = directory + "/" + fileName(endOffset: endOffset, epoch: epoch)
         let temp = final + ".tmp"
         try? FileManager.default.removeItem(atPath: temp)
@@ -81,20 +83,31 @@ public enum SQLiteSnapshot {
             let queue = try DatabaseQueue(path: temp, configuration: config)
             try queue.write { db in
                 try db.execute(sql: schema)
-                try db.execute(sql: "INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
-                    schemaVersion, clusterId, endOffset, epoch, image.provenance.lastOffset, image.provenance.lastEpoch,
-                    image.provenance.recordCount, lastContainedTimestamp, String(image.contentChecksum, radix: 16)])
+                try db.execute(
+                    sql: "INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        schemaVersion, clusterId, endOffset, epoch, image.provenance.lastOffset,
+                        image.provenance.lastEpoch,
+                        image.provenance.recordCount, lastContainedTimestamp, String(image.contentChecksum, radix: 16),
+                    ])
                 for name in image.features.keys.sorted() {
                     try db.execute(sql: "INSERT INTO features VALUES (?, ?)", arguments: [name, image.features[name]!])
                 }
                 for id in image.brokers.keys.sorted() {
                     let b = image.brokers[id]!
-                    try db.execute(sql: "INSERT INTO brokers VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [
-                        b.id.rawValue, b.epoch, b.incarnationId.description, b.rack, b.fenced, b.inControlledShutdown,
-                        b.logDirs.map(\.description).joined(separator: ",")])
+                    try db.execute(
+                        sql: "INSERT INTO brokers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [
+                            b.id.rawValue, b.epoch, b.incarnationId.description, b.rack, b.fenced,
+                            b.inControlledShutdown,
+                            b.logDirs.map(\.description).joined(separator: ","),
+                        ])
                     for e in b.endpoints {
-                        try db.execute(sql: "INSERT INTO broker_endpoints VALUES (?, ?, ?, ?, ?)", arguments: [
-                            b.id.rawValue, e.listener, e.host, e.port, e.securityProtocol])
+                        try db.execute(
+                            sql: "INSERT INTO broker_endpoints VALUES (?, ?, ?, ?, ?)",
+                            arguments: [
+                                b.id.rawValue, e.listener, e.host, e.port, e.securityProtocol,
+                            ])
                     }
                 }
                 for name in image.topicNames {
@@ -102,33 +115,51 @@ public enum SQLiteSnapshot {
                     try db.execute(sql: "INSERT INTO topics VALUES (?, ?)", arguments: [t.id.description, t.name])
                     for index in t.partitions.keys.sorted() {
                         let p = t.partitions[index]!
-                        try db.execute(sql: "INSERT INTO partitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
-                            t.id.description, t.name, index, p.leader, p.leaderEpoch, p.partitionEpoch, list(p.replicas), list(p.isr),
-                            list(p.removingReplicas), list(p.addingReplicas), p.leaderRecoveryState, list(p.eligibleLeaderReplicas),
-                            list(p.lastKnownElr)])
+                        try db.execute(
+                            sql: "INSERT INTO partitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            arguments: [
+                                t.id.description, t.name, index, p.leader, p.leaderEpoch, p.partitionEpoch,
+                                list(p.replicas), list(p.isr),
+                                list(p.removingReplicas), list(p.addingReplicas), p.leaderRecoveryState,
+                                list(p.eligibleLeaderReplicas),
+                                list(p.lastKnownElr),
+                            ])
                     }
                 }
                 for resource in image.configs.keys.sorted() {
                     for (name, value) in image.configs(of: resource).sorted(by: { $0.key < $1.key }) {
-                        try db.execute(sql: "INSERT INTO configs VALUES (?, ?, ?, ?)", arguments: [resource.type.rawValue, resource.name, name, value])
+                        try db.execute(
+                            sql: "INSERT INTO configs VALUES (?, ?, ?, ?)",
+                            arguments: [resource.type.rawValue, resource.name, name, value])
                     }
                 }
-                try db.execute(sql: "INSERT INTO producer_ids VALUES (?, ?)", arguments: [image.nextProducerId, image.producerIdsBroker])
+                try db.execute(
+                    sql: "INSERT INTO producer_ids VALUES (?, ?)",
+                    arguments: [image.nextProducerId, image.producerIdsBroker])
                 for id in image.acls.keys.sorted() {
                     let a = image.acls[id]!
-                    try db.execute(sql: "INSERT INTO acls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
-                        a.id.description, a.resourceType, a.resourceName, a.patternType, a.principal, a.host, a.operation, a.permissionType])
+                    try db.execute(
+                        sql: "INSERT INTO acls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [
+                            a.id.description, a.resourceType, a.resourceName, a.patternType, a.principal, a.host,
+                            a.operation, a.permissionType,
+                        ])
                 }
                 for v in voters.sorted() { try db.execute(sql: "INSERT INTO voters VALUES (?)", arguments: [v]) }
                 for key in image.scramCredentials.keys.sorted() {
                     let c = image.scramCredentials[key]!
-                    try db.execute(sql: "INSERT INTO scram_credentials VALUES (?, ?, ?, ?, ?, ?)", arguments: [
-                        c.user, c.mechanism, Data(c.salt), Data(c.storedKey), Data(c.serverKey), c.iterations])
+                    try db.execute(
+                        sql: "INSERT INTO scram_credentials VALUES (?, ?, ?, ?, ?, ?)",
+                        arguments: [
+                            c.user, c.mechanism, Data(c.salt), Data(c.storedKey), Data(c.serverKey), c.iterations,
+                        ])
                 }
             }
             try queue.close()
             try syncFile(temp)
-            if rename(temp, final) != 0 { throw SnapshotError("cannot rename \(temp) to \(final): \(String(cString: strerror(errno)))") }
+            if rename(temp, final) != 0 {
+                throw SnapshotError("cannot rename \(temp) to \(final): \(String(cString: strerror(errno)))")
+            }
             try syncFile(directory)
         } catch {
             try? FileManager.default.removeItem(atPath: temp)
@@ -141,7 +172,9 @@ public enum SQLiteSnapshot {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw SnapshotError("cannot open \(path) to sync it") }
         defer { close(fd) }
-        guard fsync(fd) == 0 else { throw SnapshotError("fsync of \(path) failed: \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else {
+            throw SnapshotError("fsync of \(path) failed: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// What a snapshot file says about itself.
@@ -171,10 +204,13 @@ public enum SQLiteSnapshot {
         defer { try? queue.close() }
         do {
             return try queue.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM snapshot") else { throw SnapshotError("\(path) has no snapshot row") }
-                return Header(schemaVersion: row["schema_version"], clusterId: row["cluster_id"], endOffset: row["end_offset"],
-                              epoch: row["epoch"], recordCount: row["record_count"],
-                              lastContainedTimestamp: row["last_contained_timestamp"], checksum: row["checksum"])
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM snapshot") else {
+                    throw SnapshotError("\(path) has no snapshot row")
+                }
+                return Header(
+                    schemaVersion: row["schema_version"], clusterId: row["cluster_id"], endOffset: row["end_offset"],
+                    epoch: row["epoch"], recordCount: row["record_count"],
+                    lastContainedTimestamp: row["last_contained_timestamp"], checksum: row["checksum"])
             }
         } catch let error as SnapshotError {
             throw error
@@ -191,40 +227,58 @@ public enum SQLiteSnapshot {
         let result: (Header, MetadataImage, [Int32])
         do {
             result = try queue.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM snapshot") else { throw SnapshotError("\(path) has no snapshot row") }
-                let header = Header(schemaVersion: row["schema_version"], clusterId: row["cluster_id"], endOffset: row["end_offset"],
-                                    epoch: row["epoch"], recordCount: row["record_count"],
-                                    lastContainedTimestamp: row["last_contained_timestamp"], checksum: row["checksum"])
-                guard header.schemaVersion <= schemaVersion else {
-                    throw SnapshotError("\(path) has schema version \(header.schemaVersion); this build reads up to \(schemaVersion)")
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM snapshot") else {
+                    throw SnapshotError("\(path) has no snapshot row")
                 }
-                let provenance = MetadataProvenance(lastOffset: row["last_offset"], lastEpoch: row["last_epoch"], recordCount: header.recordCount)
+                let header = Header(
+                    schemaVersion: row["schema_version"], clusterId: row["cluster_id"], endOffset: row["end_offset"],
+                    epoch: row["epoch"], recordCount: row["record_count"],
+                    lastContainedTimestamp: row["last_contained_timestamp"], checksum: row["checksum"])
+                guard header.schemaVersion <= schemaVersion else {
+                    throw SnapshotError(
+                        "\(path) has schema version \(header.schemaVersion); this build reads up to \(schemaVersion)")
+                }
+                let provenance = MetadataProvenance(
+                    lastOffset: row["last_offset"], lastEpoch: row["last_epoch"], recordCount: header.recordCount)
                 var features: [String: Int16] = [:]
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM features") { features[r["name"]] = r["level"] }
                 var endpoints: [Int32: [BrokerRegistration.Endpoint]] = [:]
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM broker_endpoints ORDER BY broker_id, listener") {
-                    endpoints[r["broker_id"], default: []].append(.init(listener: r["listener"], host: r["host"], port: r["port"], securityProtocol: r["security_protocol"]))
+                    endpoints[r["broker_id"], default: []].append(
+                        .init(
+                            listener: r["listener"], host: r["host"], port: r["port"],
+                            securityProtocol: r["security_protocol"]))
                 }
                 var brokers: [BrokerRegistration] = []
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM brokers") {
                     let id: Int32 = r["id"]
                     let dirs: String = r["log_dirs"]
-                    brokers.append(BrokerRegistration(
-                        id: NodeID(id), epoch: r["epoch"], incarnationId: KafkaUUID(r["incarnation_id"] as String) ?? .zero,
-                        endpoints: endpoints[id] ?? [], rack: r["rack"], fenced: r["fenced"], inControlledShutdown: r["in_controlled_shutdown"],
-                        logDirs: dirs.split(separator: ",").compactMap { KafkaUUID(String($0)) }))
+                    brokers.append(
+                        BrokerRegistration(
+                            id: NodeID(id), epoch: r["epoch"],
+                            incarnationId: KafkaUUID(r["incarnation_id"] as String) ?? .zero,
+                            endpoints: endpoints[id] ?? [], rack: r["rack"], fenced: r["fenced"],
+                            inControlledShutdown: r["in_controlled_shutdown"],
+                            logDirs: dirs.split(separator: ",").compactMap { KafkaUUID(String($0)) }))
                 }
                 var topics: [KafkaUUID: TopicImage] = [:]
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM topics") {
-                    guard let id = KafkaUUID(r["id"] as String) else { throw SnapshotError("\(path) has a bad topic id") }
+                    guard let id = KafkaUUID(r["id"] as String) else {
+                        throw SnapshotError("\(path) has a bad topic id")
+                    }
                     topics[id] = TopicImage(id: id, name: r["name"])
                 }
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM partitions") {
-                    guard let id = KafkaUUID(r["topic_id"] as String), topics[id] != nil else { throw SnapshotError("\(path) has a partition of an unknown topic") }
+                    guard let id = KafkaUUID(r["topic_id"] as String), topics[id] != nil else {
+                        throw SnapshotError("\(path) has a partition of an unknown topic")
+                    }
                     let p = PartitionRegistration(
-                        replicas: ints(r["replicas"]), isr: ints(r["isr"]), leader: r["leader"], leaderEpoch: r["leader_epoch"],
-                        partitionEpoch: r["partition_epoch"], removingReplicas: ints(r["removing_replicas"]), addingReplicas: ints(r["adding_replicas"]),
-                        leaderRecoveryState: r["leader_recovery_state"], eligibleLeaderReplicas: ints(r["eligible_leader_replicas"]),
+                        replicas: ints(r["replicas"]), isr: ints(r["isr"]), leader: r["leader"],
+                        leaderEpoch: r["leader_epoch"],
+                        partitionEpoch: r["partition_epoch"], removingReplicas: ints(r["removing_replicas"]),
+                        addingReplicas: ints(r["adding_replicas"]),
+                        leaderRecoveryState: r["leader_recovery_state"],
+                        eligibleLeaderReplicas: ints(r["eligible_leader_replicas"]),
                         lastKnownElr: ints(r["last_known_elr"]))
                     topics[id]!.partitions[r["partition"]] = p
                 }
@@ -236,22 +290,30 @@ public enum SQLiteSnapshot {
                 let producer = try Row.fetchOne(db, sql: "SELECT * FROM producer_ids")
                 var acls: [AclEntry] = []
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM acls") {
-                    acls.append(AclEntry(id: KafkaUUID(r["id"] as String) ?? .zero, resourceType: r["resource_type"], resourceName: r["resource_name"],
-                                         patternType: r["pattern_type"], principal: r["principal"], host: r["host"], operation: r["operation"],
-                                         permissionType: r["permission_type"]))
+                    acls.append(
+                        AclEntry(
+                            id: KafkaUUID(r["id"] as String) ?? .zero, resourceType: r["resource_type"],
+                            resourceName: r["resource_name"],
+                            patternType: r["pattern_type"], principal: r["principal"], host: r["host"],
+                            operation: r["operation"],
+                            permissionType: r["permission_type"]))
                 }
                 let voters = try Int32.fetchAll(db, sql: "SELECT node_id FROM voters ORDER BY node_id")
                 var scram: [ScramCredentialEntry] = []
                 if header.schemaVersion >= 2 {
                     for r in try Row.fetchAll(db, sql: "SELECT * FROM scram_credentials") {
                         let salt: Data = r["salt"], storedKey: Data = r["stored_key"], serverKey: Data = r["server_key"]
-                        scram.append(ScramCredentialEntry(user: r["name"], mechanism: r["mechanism"], salt: Array(salt),
-                                                          storedKey: Array(storedKey), serverKey: Array(serverKey), iterations: r["iterations"]))
+                        scram.append(
+                            ScramCredentialEntry(
+                                user: r["name"], mechanism: r["mechanism"], salt: Array(salt),
+                                storedKey: Array(storedKey), serverKey: Array(serverKey), iterations: r["iterations"]))
                     }
                 }
                 let image = MetadataImage(
-                    provenance: provenance, features: features, brokers: brokers, topics: Array(topics.values), configs: configs,
-                    nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1, acls: acls,
+                    provenance: provenance, features: features, brokers: brokers, topics: Array(topics.values),
+                    configs: configs,
+                    nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1,
+                    acls: acls,
                     scramCredentials: scram)
                 return (header, image, voters)
             }
@@ -278,16 +340,17 @@ public enum SQLiteSnapshot {
                 var rows: [[String?]] = []
                 let cursor = try Row.fetchCursor(statement)
                 while let row = try cursor.next() {
-                    rows.append((0..<row.count).map { i in
-                        let value = row[i] as DatabaseValue
-                        switch value.storage {
-                        case .null: return nil
-                        case .int64(let v): return String(v)
-                        case .double(let v): return String(v)
-                        case .string(let v): return v
-                        case .blob(let d): return "x'" + d.map { String(format: "%02x", $0) }.joined() + "'"
-                        }
-                    })
+                    rows.append(
+                        (0..<row.count).map { i in
+                            let value = row[i] as DatabaseValue
+                            switch value.storage {
+                            case .null: return nil
+                            case .int64(let v): return String(v)
+                            case .double(let v): return String(v)
+                            case .string(let v): return v
+                            case .blob(let d): return "x'" + d.map { String(format: "%02x", $0) }.joined() + "'"
+                            }
+                        })
                 }
                 return (columns, rows)
             }

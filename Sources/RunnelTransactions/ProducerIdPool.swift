@@ -17,7 +17,8 @@ public struct ProducerIdPool: Sendable, Equatable {
     public init() {}
 
     public static func == (a: ProducerIdPool, b: ProducerIdPool) -> Bool {
-        a.next == b.next && a.end == b.end && a.prefetched?.start == b.prefetched?.start && a.prefetched?.end == b.prefetched?.end
+        a.next == b.next && a.end == b.end && a.prefetched?.start == b.prefetched?.start
+            && a.prefetched?.end == b.prefetched?.end
             && a.fetching == b.fetching
     }
 
@@ -40,7 +41,8 @@ public struct ProducerIdPool: Sendable, Equatable {
 
     /// A block arrived: `count` ids from `start`.
     public mutating func arrived(start: Int64, count: Int32) {
-        precondition(start >= 0 && count > 0, "a producer id block starts at 0 or later and holds ids (\(start), \(count))")
+        precondition(
+            start >= 0 && count > 0, "a producer id block starts at 0 or later and holds ids (\(start), \(count))")
         precondition(start >= end, "producer id blocks never go back (\(start) after \(end))")
         fetching = false
         if next >= end {

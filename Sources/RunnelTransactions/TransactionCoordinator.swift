@@ -118,8 +118,10 @@ public struct TransactionCoordinator: Sendable {
 
     /// InitProducerId with a transactional id. `expected`: the producer id and epoch the client
     /// holds (v3+), to recover after an error without being fenced (KIP-360).
-    public mutating func initProducerId(transactionalId: String, timeoutMs: Int32, expected: (producerId: Int64, epoch: Int16)?,
-                                        token: RequestToken, nowMs: Int64) -> [TransactionEffect] {
+    public mutating func initProducerId(
+        transactionalId: String, timeoutMs: Int32, expected: (producerId: Int64, epoch: Int16)?,
+        token: RequestToken, nowMs: Int64
+    ) -> [TransactionEffect] {
         func fail(_ code: ErrorCode) -> [TransactionEffect] {
             [.respond(token, .initProducerId(code, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch))]
         }
@@ -131,9 +133,11 @@ public struct TransactionCoordinator: Sendable {
             let (id, fetch) = producerIds.take()
             if fetch { effects.append(.fetchProducerIds) }
             guard let id else { return effects + fail(.coordinatorLoadInProgress) }
-            transactions[transactionalId] = Entry(metadata: TransactionMetadata(
-                transactionalId: transactionalId, producerId: id, producerEpoch: ProducerIds.noEpoch, timeoutMs: timeoutMs, state: .empty,
-                lastUpdateTimestampMs: nowMs))
+            transactions[transactionalId] = Entry(
+                metadata: TransactionMetadata(
+                    transactionalId: transactionalId, producerId: id, producerEpoch: ProducerIds.noEpoch,
+                    timeoutMs: timeoutMs, state: .empty,
+                    lastUpdateTimestampMs: nowMs))
         }
         var entry = transactions[transactionalId]!
         let m = entry.metadata
@@ -141,7 +145,8 @@ public struct TransactionCoordinator: Sendable {
         if let expected {
             // A named producer is fenced unless the id was just created, it is the current one,
             // or it is the previous one retrying a rotation it did not hear of.
-            let valid = m.producerEpoch == ProducerIds.noEpoch || expected.producerId == m.producerId
+            let valid =
+                m.producerEpoch == ProducerIds.noEpoch || expected.producerId == m.producerId
                 || (expected.producerId == m.previousProducerId && ProducerIds.isEpochExhausted(expected.epoch))
             if !valid { return effects + fail(.producerFenced) }
         }
@@ -154,9 +159,12 @@ public struct TransactionCoordinator: Sendable {
                 let (id, fetch) = producerIds.take()
                 if fetch { effects.append(.fetchProducerIds) }
                 guard let id else { return effects + fail(.coordinatorLoadInProgress) }
-                next = m.prepareProducerIdRotation(newProducerId: id, timeoutMs: timeoutMs, nowMs: nowMs, recordLastEpoch: expected != nil)
+                next = m.prepareProducerIdRotation(
+                    newProducerId: id, timeoutMs: timeoutMs, nowMs: nowMs, recordLastEpoch: expected != nil)
             } else {
-                switch m.prepareIncrementProducerEpoch(timeoutMs: timeoutMs, expectedEpoch: expected?.epoch, nowMs: nowMs) {
+                switch m.prepareIncrementProducerEpoch(
+                    timeoutMs: timeoutMs, expectedEpoch: expected?.epoch, nowMs: nowMs)
+                {
                 case .success(let value): next = value
                 case .failure(let code): return effects + fail(code)
                 }
@@ -179,15 +187,21 @@ public struct TransactionCoordinator: Sendable {
     /// AddPartitionsToTxn (v0-3 from a client, or v4+ without verify-only from a broker adding
     /// a TV2 produce's partition), or AddOffsetsToTxn with the group's `__consumer_offsets`
     /// partition.
-    public mutating func addPartitions(transactionalId: String, producerId: Int64, producerEpoch: Int16, _ partitions: Set<TopicPartition>,
-                                       clientTransactionVersion: TransactionVersion, token: RequestToken, nowMs: Int64) -> [TransactionEffect] {
+    public mutating func addPartitions(
+        transactionalId: String, producerId: Int64, producerEpoch: Int16, _ partitions: Set<TopicPartition>,
+        clientTransactionVersion: TransactionVersion, token: RequestToken, nowMs: Int64
+    ) -> [TransactionEffect] {
         func answer(_ code: ErrorCode) -> [TransactionEffect] { [.respond(token, .addPartitions(code))] }
         guard !transactionalId.isEmpty else { return answer(.invalidRequest) }
         if let code = check(transactionalId) { return answer(code) }
-        guard var entry = transactions[transactionalId], entry.metadata.producerId == producerId else { return answer(.invalidProducerIdMapping) }
+        guard var entry = transactions[transactionalId], entry.metadata.producerId == producerId else {
+            return answer(.invalidProducerIdMapping)
+        }
         let m = entry.metadata
         guard m.producerEpoch == producerEpoch else { return answer(.producerFenced) }
-        if entry.pending != nil || m.state == .prepareCommit || m.state == .prepareAbort { return answer(.concurrentTransactions) }
+        if entry.pending != nil || m.state == .prepareCommit || m.state == .prepareAbort {
+            return answer(.concurrentTransactions)
+        }
         // Nothing new: answered at once.
         if m.state == .ongoing && partitions.isSubset(of: m.partitions) { return answer(.none) }
         let next = m.prepareAddPartitions(partitions, nowMs: nowMs, clientTransactionVersion: clientTransactionVersion)
@@ -199,49 +213,78 @@ public struct TransactionCoordinator: Sendable {
     /// AddPartitionsToTxn v4+ with verify-only (KIP-890 part 1): a partition leader asks whether
     /// partitions are in the open transaction before it appends a transactional produce. Nothing
     /// changes; a partition not in the transaction answers TRANSACTION_ABORTABLE.
-    public func verifyPartitions(transactionalId: String, producerId: Int64, producerEpoch: Int16,
-                                 _ partitions: Set<TopicPartition>) -> [TopicPartition: ErrorCode] {
-        func all(_ code: ErrorCode) -> [TopicPartition: ErrorCode] { Dictionary(uniqueKeysWithValues: partitions.map { ($0, code) }) }
+    public func verifyPartitions(
+        transactionalId: String, producerId: Int64, producerEpoch: Int16,
+        _ partitions: Set<TopicPartition>
+    ) -> [TopicPartition: ErrorCode] {
+        func all(_ code: ErrorCode) -> [TopicPartition: ErrorCode] {
+            Dictionary(uniqueKeysWithValues: partitions.map { ($0, code) })
+        }
         guard !transactionalId.isEmpty else { return all(.invalidRequest) }
         if let code = check(transactionalId) { return all(code) }
-        guard let entry = transactions[transactionalId], entry.metadata.producerId == producerId else { return all(.invalidProducerIdMapping) }
+        guard let entry = transactions[transactionalId], entry.metadata.producerId == producerId else {
+            return all(.invalidProducerIdMapping)
+        }
         let m = entry.metadata
         guard m.producerEpoch == producerEpoch else { return all(.producerFenced) }
         if m.state == .prepareCommit || m.state == .prepareAbort { return all(.concurrentTransactions) }
-        return Dictionary(uniqueKeysWithValues: partitions.map { ($0, m.partitions.contains($0) ? ErrorCode.none : .transactionAbortable) })
+        return Dictionary(
+            uniqueKeysWithValues: partitions.map {
+                ($0, m.partitions.contains($0) ? ErrorCode.none : .transactionAbortable)
+            })
     }
 
     // MARK: EndTxn
 
     /// EndTxn from a client: commit or abort under `clientTransactionVersion` (TV2 from EndTxn v5).
-    public mutating func endTransaction(transactionalId: String, producerId: Int64, producerEpoch: Int16, result: TransactionResult,
-                                        clientTransactionVersion: TransactionVersion, token: RequestToken, nowMs: Int64) -> [TransactionEffect] {
+    public mutating func endTransaction(
+        transactionalId: String, producerId: Int64, producerEpoch: Int16, result: TransactionResult,
+        clientTransactionVersion: TransactionVersion, token: RequestToken, nowMs: Int64
+    ) -> [TransactionEffect] {
         if let code = check(transactionalId), !transactionalId.isEmpty {
             return [.respond(token, .endTxn(code, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch))]
         }
-        return endTransaction(transactionalId, producerId: producerId, producerEpoch: producerEpoch, result: result, fromClient: true,
-                              version: clientTransactionVersion, token: token, initToken: nil, nowMs: nowMs)
+        return endTransaction(
+            transactionalId, producerId: producerId, producerEpoch: producerEpoch, result: result, fromClient: true,
+            version: clientTransactionVersion, token: token, initToken: nil, nowMs: nowMs)
     }
 
     /// Fences the producer of an ongoing transaction and aborts it (InitProducerId from a new
     /// instance, or a timeout), with the coordinator's own transaction version.
-    private mutating func fenceAndAbort(_ transactionalId: String, initToken: RequestToken?, nowMs: Int64) -> [TransactionEffect] {
+    private mutating func fenceAndAbort(
+        _ transactionalId: String, initToken: RequestToken?, nowMs: Int64
+    ) -> [TransactionEffect] {
         var entry = transactions[transactionalId]!
-        precondition(entry.metadata.state == .ongoing && entry.pending == nil, "only an idle ongoing transaction is fenced: \(entry.metadata)")
+        precondition(
+            entry.metadata.state == .ongoing && entry.pending == nil,
+            "only an idle ongoing transaction is fenced: \(entry.metadata)")
         let fenced = entry.metadata.prepareFenceProducerEpoch(previousFenceFailed: entry.previousFenceFailed)
         entry.pending = .prepareEpochFence
         transactions[transactionalId] = entry
-        return endTransaction(transactionalId, producerId: fenced.producerId, producerEpoch: fenced.producerEpoch, result: .abort, fromClient: false,
-                              version: settings.transactionVersionLevel, token: nil, initToken: initToken, nowMs: nowMs)
+        return endTransaction(
+            transactionalId, producerId: fenced.producerId, producerEpoch: fenced.producerEpoch, result: .abort,
+            fromClient: false,
+            version: settings.transactionVersionLevel, token: nil, initToken: initToken, nowMs: nowMs)
     }
 
-    private mutating func endTransaction(_ transactionalId: String, producerId: Int64, producerEpoch: Int16, result: TransactionResult,
-                                         fromClient: Bool, version: TransactionVersion, token: RequestToken?, initToken: RequestToken?,
-                                         nowMs: Int64) -> [TransactionEffect] {
-        func fail(_ code: ErrorCode, producerId: Int64 = ProducerIds.none, epoch: Int16 = ProducerIds.noEpoch) -> [TransactionEffect] {
+    private mutating func endTransaction(
+        _ transactionalId: String, producerId: Int64, producerEpoch: Int16, result: TransactionResult,
+        fromClient: Bool, version: TransactionVersion, token: RequestToken?, initToken: RequestToken?,
+        nowMs: Int64
+    ) -> [TransactionEffect] {
+        func fail(
+            _ code: ErrorCode, producerId: Int64 = ProducerIds.none, epoch: Int16 = ProducerIds.noEpoch
+        ) -> [TransactionEffect] {
             var effects: [TransactionEffect] = []
-            if let token { effects.append(.respond(token, .endTxn(code, producerId: producerId, producerEpoch: epoch))) }
-            if let initToken { effects.append(.respond(initToken, .initProducerId(code, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch))) }
+            if let token {
+                effects.append(.respond(token, .endTxn(code, producerId: producerId, producerEpoch: epoch)))
+            }
+            if let initToken {
+                effects.append(
+                    .respond(
+                        initToken,
+                        .initProducerId(code, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
+            }
             // A fence that goes no further leaves the transaction as it was.
             if var entry = transactions[transactionalId], entry.pending == .prepareEpochFence {
                 entry.pending = nil
@@ -259,7 +302,9 @@ public struct TransactionCoordinator: Sendable {
         if !version.supportsEpochBump {
             // Transactions v1: the epoch must be the current one (a server abort may carry the fenced one).
             guard m.producerId == producerId else { return fail(.invalidProducerIdMapping) }
-            if (fromClient && producerEpoch != m.producerEpoch) || producerEpoch < m.producerEpoch { return fail(.producerFenced) }
+            if (fromClient && producerEpoch != m.producerEpoch) || producerEpoch < m.producerEpoch {
+                return fail(.producerFenced)
+            }
             if entry.pending != nil && !isEpochFence { return fail(.concurrentTransactions) }
             switch m.state {
             case .ongoing:
@@ -271,11 +316,18 @@ public struct TransactionCoordinator: Sendable {
                     m.lastProducerEpoch = ProducerIds.noEpoch
                     entry.metadata = m
                 }
-                let next = m.prepareAbortOrCommit(nextState, clientTransactionVersion: .v0, nextProducerId: ProducerIds.none,
-                                                  nowMs: nowMs, noPartitionAdded: false)
+                let next = m.prepareAbortOrCommit(
+                    nextState, clientTransactionVersion: .v0, nextProducerId: ProducerIds.none,
+                    nowMs: nowMs, noPartitionAdded: false)
                 entry.pending = nextState
                 transactions[transactionalId] = entry
-                return [.write(makeWrite(next, purpose: .endTransaction(token: token, initToken: initToken, fence: isEpochFence, version: .v0)))]
+                return [
+                    .write(
+                        makeWrite(
+                            next,
+                            purpose: .endTransaction(
+                                token: token, initToken: initToken, fence: isEpochFence, version: .v0)))
+                ]
             case .completeCommit:
                 return result == .commit ? fail(.none) : invalidState()
             case .completeAbort:
@@ -293,7 +345,9 @@ public struct TransactionCoordinator: Sendable {
 
         // Transactions v2: every end bumps the epoch, so "same epoch" means the next EndTxn and a
         // retry carries the epoch before the bump (or the last one before an id rotation).
-        let retryOnOverflow = !isEpochFence && m.previousProducerId == producerId && producerEpoch == Int16.max - 1 && m.producerEpoch == 0
+        let retryOnOverflow =
+            !isEpochFence && m.previousProducerId == producerId && producerEpoch == Int16.max - 1
+            && m.producerEpoch == 0
         let retryOnEpochBump = !isEpochFence && Int32(m.producerEpoch) == Int32(producerEpoch) + 1
         let isRetry = retryOnEpochBump || retryOnOverflow
         let validEpoch: Bool
@@ -324,11 +378,18 @@ public struct TransactionCoordinator: Sendable {
                 // (KAFKA-19367), so the epoch cannot pass Int16.max.
                 entry.pending = nil
             }
-            let next = m.prepareAbortOrCommit(state, clientTransactionVersion: version, nextProducerId: nextProducerId, nowMs: nowMs,
-                                              noPartitionAdded: noPartitionAdded)
+            let next = m.prepareAbortOrCommit(
+                state, clientTransactionVersion: version, nextProducerId: nextProducerId, nowMs: nowMs,
+                noPartitionAdded: noPartitionAdded)
             entry.pending = state
             transactions[transactionalId] = entry
-            return effects + [.write(makeWrite(next, purpose: .endTransaction(token: token, initToken: initToken, fence: isEpochFence, version: version)))]
+            return effects + [
+                .write(
+                    makeWrite(
+                        next,
+                        purpose: .endTransaction(
+                            token: token, initToken: initToken, fence: isEpochFence, version: version)))
+            ]
         }
         // A retry of an EndTxn that took effect gets the producer's current id and epoch.
         func done() -> [TransactionEffect] { fail(.none, producerId: m.producerId, epoch: m.producerEpoch) }
@@ -354,13 +415,18 @@ public struct TransactionCoordinator: Sendable {
 
     // MARK: writes
 
-    private mutating func makeWrite(_ value: TransactionMetadata?, transactionalId: String? = nil, purpose: Purpose) -> TransactionLogWrite {
+    private mutating func makeWrite(
+        _ value: TransactionMetadata?, transactionalId: String? = nil, purpose: Purpose
+    ) -> TransactionLogWrite {
         let id = transactionalId ?? value!.transactionalId
         let p = partition(for: id)
-        guard let owner = ownership[p] else { preconditionFailure("a write for \(id) on \(TransactionLog.topicName)-\(p), which is not loaded here") }
+        guard let owner = ownership[p] else {
+            preconditionFailure("a write for \(id) on \(TransactionLog.topicName)-\(p), which is not loaded here")
+        }
         nextWriteId += 1
         let write = TransactionLogWrite(
-            id: WriteID(rawValue: nextWriteId), partition: p, coordinatorEpoch: owner.coordinatorEpoch, transactionalId: id, value: value,
+            id: WriteID(rawValue: nextWriteId), partition: p, coordinatorEpoch: owner.coordinatorEpoch,
+            transactionalId: id, value: value,
             valueVersion: settings.transactionVersionLevel.transactionLogValueVersion,
             timeoutMs: Int64(value?.timeoutMs ?? transactions[id]?.metadata.timeoutMs ?? 60_000))
         writes[write.id] = PendingWrite(write: write, purpose: purpose)
@@ -370,7 +436,8 @@ public struct TransactionCoordinator: Sendable {
     /// Kafka's mapping of a failed `__transaction_state` append to what a client understands.
     public static func clientCode(forAppendError code: ErrorCode) -> ErrorCode {
         switch code {
-        case .unknownTopicOrPartition, .notEnoughReplicas, .notEnoughReplicasAfterAppend, .requestTimedOut: return .coordinatorNotAvailable
+        case .unknownTopicOrPartition, .notEnoughReplicas, .notEnoughReplicasAfterAppend, .requestTimedOut:
+            return .coordinatorNotAvailable
         case .notLeaderOrFollower, .kafkaStorageError: return .notCoordinator
         case .messageTooLarge, .recordListTooLarge: return .unknownServerError
         default: return code
@@ -384,7 +451,8 @@ public struct TransactionCoordinator: Sendable {
         let txnId = w.transactionalId
         var error = appendError.map(Self.clientCode(forAppendError:))
         // The coordinator moved (or moved away and back) while the write was in flight.
-        let stillOwned = ownership[w.partition] == .loaded(coordinatorEpoch: w.coordinatorEpoch) && transactions[txnId] != nil
+        let stillOwned =
+            ownership[w.partition] == .loaded(coordinatorEpoch: w.coordinatorEpoch) && transactions[txnId] != nil
         if error == nil && !stillOwned { error = .notCoordinator }
         if let error {
             return writeFailed(pending, error: error, stillOwned: stillOwned, nowMs: nowMs)
@@ -392,11 +460,15 @@ public struct TransactionCoordinator: Sendable {
         var entry = transactions[txnId]!
         guard let value = w.value else {
             // A tombstone: the id is gone.
-            precondition(pending.purpose == .expire && entry.pending == .dead, "only an expiring id writes its tombstone: \(entry.metadata)")
+            precondition(
+                pending.purpose == .expire && entry.pending == .dead,
+                "only an expiring id writes its tombstone: \(entry.metadata)")
             transactions.removeValue(forKey: txnId)
             return [.event(.expired(transactionalId: txnId))]
         }
-        precondition(entry.pending == value.state, "\(txnId): wrote \(value.state) while \(entry.pending.map { "\($0)" } ?? "no change") was pending")
+        precondition(
+            entry.pending == value.state,
+            "\(txnId): wrote \(value.state) while \(entry.pending.map { "\($0)" } ?? "no change") was pending")
         entry.metadata.checkCompletion(to: value)
         entry.metadata = value
         entry.pending = nil
@@ -407,8 +479,13 @@ public struct TransactionCoordinator: Sendable {
 
         switch pending.purpose {
         case .initProducerId(let token):
-            return [.respond(token, .initProducerId(.none, producerId: value.producerId, producerEpoch: value.producerEpoch)),
-                    .event(.initialized(transactionalId: txnId, producerId: value.producerId, producerEpoch: value.producerEpoch))]
+            return [
+                .respond(
+                    token, .initProducerId(.none, producerId: value.producerId, producerEpoch: value.producerEpoch)),
+                .event(
+                    .initialized(
+                        transactionalId: txnId, producerId: value.producerId, producerEpoch: value.producerEpoch)),
+            ]
         case .addPartitions(let token):
             return [.respond(token, .addPartitions(.none))]
         case .endTransaction(let token, let initToken, _, let version):
@@ -417,12 +494,19 @@ public struct TransactionCoordinator: Sendable {
             if let token {
                 // TV2 answers with the producer's next id and epoch (EndTxn v5): the bumped epoch,
                 // or epoch 0 of the next id when this bump used the last one.
-                let (nextId, nextEpoch): (Int64, Int16) = !version.supportsEpochBump ? (ProducerIds.none, ProducerIds.noEpoch)
-                    : value.nextProducerId != ProducerIds.none ? (value.nextProducerId, 0) : (value.producerId, value.producerEpoch)
+                let (nextId, nextEpoch): (Int64, Int16) =
+                    !version.supportsEpochBump
+                    ? (ProducerIds.none, ProducerIds.noEpoch)
+                    : value.nextProducerId != ProducerIds.none
+                        ? (value.nextProducerId, 0) : (value.producerId, value.producerEpoch)
                 effects.append(.respond(token, .endTxn(.none, producerId: nextId, producerEpoch: nextEpoch)))
             }
             if let initToken {
-                effects.append(.respond(initToken, .initProducerId(.concurrentTransactions, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
+                effects.append(
+                    .respond(
+                        initToken,
+                        .initProducerId(
+                            .concurrentTransactions, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
             }
             return effects + startMarkers(txnId, result: result, coordinatorEpoch: w.coordinatorEpoch, nowMs: nowMs)
         case .complete:
@@ -433,13 +517,17 @@ public struct TransactionCoordinator: Sendable {
         }
     }
 
-    private mutating func writeFailed(_ pending: PendingWrite, error: ErrorCode, stillOwned: Bool, nowMs: Int64) -> [TransactionEffect] {
+    private mutating func writeFailed(
+        _ pending: PendingWrite, error: ErrorCode, stillOwned: Bool, nowMs: Int64
+    ) -> [TransactionEffect] {
         let txnId = pending.write.transactionalId
         var effects: [TransactionEffect] = [.event(.writeFailed(transactionalId: txnId, error))]
         if pending.purpose == .complete {
             // The markers are all written: the completion is retried while this coordinator owns
             // the id (a new coordinator completes it from the prepared state it loads).
-            if stillOwned && error != .notCoordinator && error != .coordinatorLoadInProgress, var job = markerJobs[txnId] {
+            if stillOwned && error != .notCoordinator && error != .coordinatorLoadInProgress,
+                var job = markerJobs[txnId]
+            {
                 job.completionRetryAtMs = nowMs + settings.retryBackoffMs
                 markerJobs[txnId] = job
             } else {
@@ -457,12 +545,22 @@ public struct TransactionCoordinator: Sendable {
         }
         switch pending.purpose {
         case .initProducerId(let token):
-            effects.append(.respond(token, .initProducerId(error, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
+            effects.append(
+                .respond(
+                    token, .initProducerId(error, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
         case .addPartitions(let token):
             effects.append(.respond(token, .addPartitions(error)))
         case .endTransaction(let token, let initToken, _, _):
-            if let token { effects.append(.respond(token, .endTxn(error, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch))) }
-            if let initToken { effects.append(.respond(initToken, .initProducerId(error, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch))) }
+            if let token {
+                effects.append(
+                    .respond(token, .endTxn(error, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
+            }
+            if let initToken {
+                effects.append(
+                    .respond(
+                        initToken,
+                        .initProducerId(error, producerId: ProducerIds.none, producerEpoch: ProducerIds.noEpoch)))
+            }
         case .expire, .complete:
             break
         }
@@ -473,17 +571,23 @@ public struct TransactionCoordinator: Sendable {
 
     /// The prepared transaction's markers go out; with no partition (a TV2 abort of nothing) it
     /// completes at once.
-    private mutating func startMarkers(_ txnId: String, result: TransactionResult, coordinatorEpoch: Int32, nowMs: Int64) -> [TransactionEffect] {
+    private mutating func startMarkers(
+        _ txnId: String, result: TransactionResult, coordinatorEpoch: Int32, nowMs: Int64
+    ) -> [TransactionEffect] {
         var entry = transactions[txnId]!
         let m = entry.metadata
-        precondition(m.state == (result == .commit ? .prepareCommit : .prepareAbort), "markers follow a prepared \(result): \(m)")
+        precondition(
+            m.state == (result == .commit ? .prepareCommit : .prepareAbort), "markers follow a prepared \(result): \(m)"
+        )
         let completion = m.prepareComplete(nowMs: nowMs)
         entry.pending = completion.state
         transactions[txnId] = entry
-        let markers = TransactionMarkers(transactionalId: txnId, producerId: m.producerId, producerEpoch: m.producerEpoch, result: result,
-                                         coordinatorEpoch: coordinatorEpoch, transactionVersion: m.clientTransactionVersion,
-                                         partitions: m.partitions.sorted())
-        markerJobs[txnId] = MarkerJob(markers: markers, completion: completion, waiting: [], inFlight: m.partitions, retryAtMs: nil)
+        let markers = TransactionMarkers(
+            transactionalId: txnId, producerId: m.producerId, producerEpoch: m.producerEpoch, result: result,
+            coordinatorEpoch: coordinatorEpoch, transactionVersion: m.clientTransactionVersion,
+            partitions: m.partitions.sorted())
+        markerJobs[txnId] = MarkerJob(
+            markers: markers, completion: completion, waiting: [], inFlight: m.partitions, retryAtMs: nil)
         return m.partitions.isEmpty ? completeIfDone(txnId) : [.sendMarkers(markers)]
     }
 
@@ -491,10 +595,13 @@ public struct TransactionCoordinator: Sendable {
     /// `TransactionMarkerRequestCompletionHandler`: written, retried later (leadership or
     /// replication trouble), or given up for good when the leader says this coordinator or
     /// producer epoch was fenced. A deleted topic's partition counts as written: report `.none`.
-    public mutating func markerWritten(_ markers: TransactionMarkers, partition: TopicPartition, error: ErrorCode, nowMs: Int64) -> [TransactionEffect] {
+    public mutating func markerWritten(
+        _ markers: TransactionMarkers, partition: TopicPartition, error: ErrorCode, nowMs: Int64
+    ) -> [TransactionEffect] {
         guard var job = markerJobs[markers.transactionalId], job.markers.producerId == markers.producerId,
-              job.markers.producerEpoch == markers.producerEpoch, job.markers.coordinatorEpoch == markers.coordinatorEpoch,
-              job.inFlight.contains(partition)
+            job.markers.producerEpoch == markers.producerEpoch,
+            job.markers.coordinatorEpoch == markers.coordinatorEpoch,
+            job.inFlight.contains(partition)
         else { return [] }
         job.inFlight.remove(partition)
         switch error {
@@ -514,14 +621,17 @@ public struct TransactionCoordinator: Sendable {
     }
 
     private mutating func completeIfDone(_ txnId: String) -> [TransactionEffect] {
-        guard let job = markerJobs[txnId], job.waiting.isEmpty, job.inFlight.isEmpty, job.completionRetryAtMs == nil else { return [] }
+        guard let job = markerJobs[txnId], job.waiting.isEmpty, job.inFlight.isEmpty, job.completionRetryAtMs == nil
+        else { return [] }
         return [.write(makeWrite(job.completion, purpose: .complete))]
     }
 
     // MARK: producer ids
 
     /// The controller allocated `count` producer ids from `start`.
-    public mutating func producerIdsArrived(start: Int64, count: Int32) { producerIds.arrived(start: start, count: count) }
+    public mutating func producerIdsArrived(start: Int64, count: Int32) {
+        producerIds.arrived(start: start, count: count)
+    }
 
     /// The block could not be fetched; the next id request asks again.
     public mutating func producerIdFetchFailed() { producerIds.fetchFailed() }
@@ -568,8 +678,13 @@ public struct TransactionCoordinator: Sendable {
         for txnId in transactions.keys.sorted() {
             let entry = transactions[txnId]!
             guard entry.pending == nil, entry.metadata.state == .ongoing, check(txnId) == nil,
-                  entry.metadata.startTimestampMs + Int64(entry.metadata.timeoutMs) < nowMs else { continue }
-            effects.append(.event(.timedOut(transactionalId: txnId, producerId: entry.metadata.producerId, producerEpoch: entry.metadata.producerEpoch)))
+                entry.metadata.startTimestampMs + Int64(entry.metadata.timeoutMs) < nowMs
+            else { continue }
+            effects.append(
+                .event(
+                    .timedOut(
+                        transactionalId: txnId, producerId: entry.metadata.producerId,
+                        producerEpoch: entry.metadata.producerEpoch)))
             effects += fenceAndAbort(txnId, initToken: nil, nowMs: nowMs)
         }
         return effects
@@ -582,7 +697,8 @@ public struct TransactionCoordinator: Sendable {
         for txnId in transactions.keys.sorted() {
             var entry = transactions[txnId]!
             guard entry.pending == nil, entry.metadata.state.expirationAllowed, check(txnId) == nil,
-                  entry.metadata.lastUpdateTimestampMs <= nowMs - settings.transactionalIdExpirationMs else { continue }
+                entry.metadata.lastUpdateTimestampMs <= nowMs - settings.transactionalIdExpirationMs
+            else { continue }
             _ = entry.metadata.prepareDead()
             entry.pending = .dead
             transactions[txnId] = entry
@@ -617,14 +733,19 @@ public struct TransactionCoordinator: Sendable {
     /// Takes over the ids of a partition from its records in log order (the latest per id wins,
     /// a tombstone removes). A transaction found prepared has its markers written again and then
     /// completes, as Kafka's loader does. Ignored unless the partition is loading at this epoch.
-    public mutating func load(partition: Int32, coordinatorEpoch: Int32, records: [TransactionLog.Record], nowMs: Int64) -> [TransactionEffect] {
+    public mutating func load(
+        partition: Int32, coordinatorEpoch: Int32, records: [TransactionLog.Record], nowMs: Int64
+    ) -> [TransactionEffect] {
         guard ownership[partition] == .loading(coordinatorEpoch: coordinatorEpoch) else { return [] }
         var latest: [String: TransactionMetadata] = [:]
         for record in records {
-            precondition(self.partition(for: record.transactionalId) == partition,
-                         "\(record.transactionalId) belongs to partition \(self.partition(for: record.transactionalId)), not \(partition)")
-            precondition(record.value.map { $0.transactionalId == record.transactionalId } ?? true,
-                         "the value of \(record.transactionalId) names \(record.value!.transactionalId)")
+            precondition(
+                self.partition(for: record.transactionalId) == partition,
+                "\(record.transactionalId) belongs to partition \(self.partition(for: record.transactionalId)), not \(partition)"
+            )
+            precondition(
+                record.value.map { $0.transactionalId == record.transactionalId } ?? true,
+                "the value of \(record.transactionalId) names \(record.value!.transactionalId)")
             latest[record.transactionalId] = record.value
         }
         ownership[partition] = .loaded(coordinatorEpoch: coordinatorEpoch)

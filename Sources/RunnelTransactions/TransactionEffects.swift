@@ -131,7 +131,8 @@ public enum TransactionEvent: Sendable, Equatable, CustomStringConvertible {
         case let .expired(id): return "transactional id \(id) expired"
         case let .writeFailed(id, e): return "writing the state of \(id) failed: \(e)"
         case let .markersAbandoned(id, tp, e): return "stopped writing markers of \(id): \(tp) answered \(e)"
-        case let .loaded(p, n, c): return "loaded \(n) transactional ids from \(TransactionLog.topicName)-\(p), completing \(c)"
+        case let .loaded(p, n, c):
+            return "loaded \(n) transactional ids from \(TransactionLog.topicName)-\(p), completing \(c)"
         case let .unreadableRecord(p, reason): return "skipped a record of \(TransactionLog.topicName)-\(p): \(reason)"
         }
     }

@@ -47,7 +47,9 @@ public enum TransactionLog {
     /// The value of `metadata`, in value version `version` (0 or 1).
     public static func encodeValue(_ metadata: TransactionMetadata, version: Int16) -> ByteBuffer {
         precondition(version == 0 || version == 1, "TransactionLogValue has versions 0 and 1, not \(version)")
-        precondition(metadata.state != .empty || metadata.partitions.isEmpty, "an Empty transaction has no partitions: \(metadata)")
+        precondition(
+            metadata.state != .empty || metadata.partitions.isEmpty,
+            "an Empty transaction has no partitions: \(metadata)")
         let flexible = version >= 1
         var w = WireWriter(capacity: 64)
         w.writeInt16(version)
@@ -72,8 +74,12 @@ public enum TransactionLog {
         w.writeInt64(metadata.startTimestampMs)
         if flexible {
             var tagged: [TaggedField] = []
-            if metadata.previousProducerId != -1 { tagged.append(WireWriter.tagged(0) { $0.writeInt64(metadata.previousProducerId) }) }
-            if metadata.nextProducerId != -1 { tagged.append(WireWriter.tagged(1) { $0.writeInt64(metadata.nextProducerId) }) }
+            if metadata.previousProducerId != -1 {
+                tagged.append(WireWriter.tagged(0) { $0.writeInt64(metadata.previousProducerId) })
+            }
+            if metadata.nextProducerId != -1 {
+                tagged.append(WireWriter.tagged(1) { $0.writeInt64(metadata.nextProducerId) })
+            }
             if metadata.clientTransactionVersion != .v0 {
                 tagged.append(WireWriter.tagged(2) { $0.writeInt16(metadata.clientTransactionVersion.rawValue) })
             }
@@ -86,12 +92,16 @@ public enum TransactionLog {
     public struct DecodeError: Error, Equatable, CustomStringConvertible {
         public var transactionalId: String
         public var reason: String
-        public var description: String { "the \(TransactionLog.topicName) record of \(transactionalId) is unreadable: \(reason)" }
+        public var description: String {
+            "the \(TransactionLog.topicName) record of \(transactionalId) is unreadable: \(reason)"
+        }
     }
 
     /// Reads a value (versions 0 and 1). The last producer epoch is not stored: it reads as -1,
     /// as in Kafka.
-    public static func decodeValue(_ buffer: ByteBuffer, transactionalId: String) throws(DecodeError) -> TransactionMetadata {
+    public static func decodeValue(
+        _ buffer: ByteBuffer, transactionalId: String
+    ) throws(DecodeError) -> TransactionMetadata {
         func fail(_ reason: String) -> DecodeError { DecodeError(transactionalId: transactionalId, reason: reason) }
         var r = WireReader(buffer)
         do {
@@ -102,7 +112,9 @@ public enum TransactionLog {
             let epoch = try r.readInt16()
             let timeout = try r.readInt32()
             let status = try r.readInt8()
-            guard let state = TransactionState(rawValue: status) else { throw fail("unknown transaction status \(status)") }
+            guard let state = TransactionState(rawValue: status) else {
+                throw fail("unknown transaction status \(status)")
+            }
             var partitions: Set<TopicPartition> = []
             if let topics = try r.readArrayLength(compact: flexible) {
                 for _ in 0..<topics {
@@ -129,9 +141,11 @@ public enum TransactionLog {
                 }
             }
             return TransactionMetadata(
-                transactionalId: transactionalId, producerId: producerId, previousProducerId: previous, nextProducerId: next,
+                transactionalId: transactionalId, producerId: producerId, previousProducerId: previous,
+                nextProducerId: next,
                 producerEpoch: epoch, lastProducerEpoch: ProducerIds.noEpoch, timeoutMs: timeout, state: state,
-                partitions: state == .empty ? [] : partitions, startTimestampMs: start, lastUpdateTimestampMs: lastUpdate,
+                partitions: state == .empty ? [] : partitions, startTimestampMs: start,
+                lastUpdateTimestampMs: lastUpdate,
                 clientTransactionVersion: TransactionVersion(featureLevel: clientVersion))
         } catch let error as DecodeError {
             throw error

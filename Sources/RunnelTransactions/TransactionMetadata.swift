@@ -29,10 +29,12 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
     /// The protocol the client used when this state was entered.
     public var clientTransactionVersion: TransactionVersion
 
-    public init(transactionalId: String, producerId: Int64, previousProducerId: Int64 = ProducerIds.none,
-                nextProducerId: Int64 = ProducerIds.none, producerEpoch: Int16, lastProducerEpoch: Int16 = ProducerIds.noEpoch,
-                timeoutMs: Int32, state: TransactionState, partitions: Set<TopicPartition> = [], startTimestampMs: Int64 = -1,
-                lastUpdateTimestampMs: Int64, clientTransactionVersion: TransactionVersion = .v0) {
+    public init(
+        transactionalId: String, producerId: Int64, previousProducerId: Int64 = ProducerIds.none,
+        nextProducerId: Int64 = ProducerIds.none, producerEpoch: Int16, lastProducerEpoch: Int16 = ProducerIds.noEpoch,
+        timeoutMs: Int32, state: TransactionState, partitions: Set<TopicPartition> = [], startTimestampMs: Int64 = -1,
+        lastUpdateTimestampMs: Int64, clientTransactionVersion: TransactionVersion = .v0
+    ) {
         self.transactionalId = transactionalId
         self.producerId = producerId
         self.previousProducerId = previousProducerId
@@ -51,7 +53,8 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         "\(transactionalId): \(state) producer \(producerId) epoch \(producerEpoch) last \(lastProducerEpoch)"
-            + (previousProducerId >= 0 ? " previous \(previousProducerId)" : "") + (nextProducerId >= 0 ? " next \(nextProducerId)" : "")
+            + (previousProducerId >= 0 ? " previous \(previousProducerId)" : "")
+            + (nextProducerId >= 0 ? " next \(nextProducerId)" : "")
             + " timeout \(timeoutMs) \(clientTransactionVersion) partitions [\(partitions.sorted().map(\.description).joined(separator: ","))]"
             + " start \(startTimestampMs) updated \(lastUpdateTimestampMs)"
     }
@@ -60,15 +63,21 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
 
     /// The value `next` may take from this one: Kafka's `prepareTransitionTo`, whose checks are
     /// invariants here (a coordinator that breaks them has a bug, not a client).
-    private func transition(to state: TransactionState, _ change: (inout TransactionMetadata) -> Void) -> TransactionMetadata {
-        precondition(state.validPreviousStates.contains(self.state),
-                     "\(transactionalId): \(state) cannot follow \(self.state) (valid: \(state.validPreviousStates.map(\.description).sorted()))")
+    private func transition(
+        to state: TransactionState, _ change: (inout TransactionMetadata) -> Void
+    ) -> TransactionMetadata {
+        precondition(
+            state.validPreviousStates.contains(self.state),
+            "\(transactionalId): \(state) cannot follow \(self.state) (valid: \(state.validPreviousStates.map(\.description).sorted()))"
+        )
         var next = self
         next.state = state
         next.previousProducerId = producerId
         change(&next)
         precondition(next.producerId >= 0, "\(transactionalId): producer id \(next.producerId) is negative")
-        precondition(state == .dead || next.producerEpoch >= 0, "\(transactionalId): producer epoch \(next.producerEpoch) is negative")
+        precondition(
+            state == .dead || next.producerEpoch >= 0,
+            "\(transactionalId): producer epoch \(next.producerEpoch) is negative")
         return next
     }
 
@@ -86,8 +95,12 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
     /// epoch yet), the client recovers and the last epoch is kept; equal to the last epoch, it
     /// retries a bump it did not hear of, and gets the current epoch again; otherwise it is a
     /// fenced instance (PRODUCER_FENCED).
-    public func prepareIncrementProducerEpoch(timeoutMs: Int32, expectedEpoch: Int16?, nowMs: Int64) -> Result<TransactionMetadata, ErrorCode> {
-        precondition(!isProducerEpochExhausted, "\(transactionalId): no epoch left for producer \(producerId): rotate the producer id")
+    public func prepareIncrementProducerEpoch(
+        timeoutMs: Int32, expectedEpoch: Int16?, nowMs: Int64
+    ) -> Result<TransactionMetadata, ErrorCode> {
+        precondition(
+            !isProducerEpochExhausted,
+            "\(transactionalId): no epoch left for producer \(producerId): rotate the producer id")
         let bumped = producerEpoch + 1
         var epoch = bumped
         var last = ProducerIds.noEpoch
@@ -101,20 +114,25 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
                 return .failure(.producerFenced)
             }
         }
-        return .success(transition(to: .empty) { next in
-            next.producerEpoch = epoch
-            next.lastProducerEpoch = last
-            next.timeoutMs = timeoutMs
-            next.partitions = []
-            next.startTimestampMs = -1
-            next.lastUpdateTimestampMs = nowMs
-        })
+        return .success(
+            transition(to: .empty) { next in
+                next.producerEpoch = epoch
+                next.lastProducerEpoch = last
+                next.timeoutMs = timeoutMs
+                next.partitions = []
+                next.startTimestampMs = -1
+                next.lastUpdateTimestampMs = nowMs
+            })
     }
 
     /// InitProducerId when the epochs of the producer id ran out: a new producer id at epoch 0.
     /// `recordLastEpoch`: the client named its epoch (so a retry can be recognized).
-    public func prepareProducerIdRotation(newProducerId: Int64, timeoutMs: Int32, nowMs: Int64, recordLastEpoch: Bool) -> TransactionMetadata {
-        precondition(!state.hasPendingTransaction, "\(transactionalId): cannot rotate producer ids while a transaction is \(state)")
+    public func prepareProducerIdRotation(
+        newProducerId: Int64, timeoutMs: Int32, nowMs: Int64, recordLastEpoch: Bool
+    ) -> TransactionMetadata {
+        precondition(
+            !state.hasPendingTransaction,
+            "\(transactionalId): cannot rotate producer ids while a transaction is \(state)")
         return transition(to: .empty) { next in
             next.producerId = newProducerId
             next.producerEpoch = 0
@@ -128,7 +146,9 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
 
     /// Partitions join the transaction (AddPartitionsToTxn, AddOffsetsToTxn, or a TV2 produce);
     /// the first one starts it.
-    public func prepareAddPartitions(_ added: Set<TopicPartition>, nowMs: Int64, clientTransactionVersion: TransactionVersion) -> TransactionMetadata {
+    public func prepareAddPartitions(
+        _ added: Set<TopicPartition>, nowMs: Int64, clientTransactionVersion: TransactionVersion
+    ) -> TransactionMetadata {
         transition(to: .ongoing) { next in
             next.partitions.formUnion(added)
             if state == .empty || state == .completeAbort || state == .completeCommit { next.startTimestampMs = nowMs }
@@ -141,9 +161,13 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
     /// bump the epoch here (the markers carry the bumped epoch, which the next transaction uses);
     /// `nextProducerId` is the new id when this bump uses the last epoch. `noPartitionAdded`: a
     /// TV2 abort with nothing open, whose start time is now.
-    public func prepareAbortOrCommit(_ state: TransactionState, clientTransactionVersion: TransactionVersion, nextProducerId: Int64,
-                                     nowMs: Int64, noPartitionAdded: Bool) -> TransactionMetadata {
-        precondition(state == .prepareCommit || state == .prepareAbort, "\(transactionalId): \(state) is not an end of a transaction")
+    public func prepareAbortOrCommit(
+        _ state: TransactionState, clientTransactionVersion: TransactionVersion, nextProducerId: Int64,
+        nowMs: Int64, noPartitionAdded: Bool
+    ) -> TransactionMetadata {
+        precondition(
+            state == .prepareCommit || state == .prepareAbort,
+            "\(transactionalId): \(state) is not an end of a transaction")
         return transition(to: state) { next in
             if clientTransactionVersion.supportsEpochBump {
                 // An epoch already at the maximum (a broken state) aborts without overflowing.
@@ -160,7 +184,9 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
     /// Every marker is written: CompleteCommit or CompleteAbort. A TV2 producer whose epochs ran
     /// out moves to its next producer id at epoch 0 (the client saw the last epoch, then 0).
     public func prepareComplete(nowMs: Int64) -> TransactionMetadata {
-        precondition(state == .prepareCommit || state == .prepareAbort, "\(transactionalId): only a prepared transaction completes, not \(state)")
+        precondition(
+            state == .prepareCommit || state == .prepareAbort,
+            "\(transactionalId): only a prepared transaction completes, not \(state)")
         return transition(to: state == .prepareCommit ? .completeCommit : .completeAbort) { next in
             if clientTransactionVersion.supportsEpochBump && nextProducerId != ProducerIds.none {
                 next.producerId = nextProducerId
@@ -185,23 +211,31 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
         let why = "\(transactionalId): \(self) -> \(next)"
         switch next.state {
         case .empty:
-            precondition(producerEpoch == next.producerEpoch || next.producerEpoch == producerEpoch &+ 1
-                         || (next.producerEpoch == 0 && next.producerId != producerId), "InitProducerId bumps the epoch by one: \(why)")
-            precondition(next.partitions.isEmpty && next.startTimestampMs == -1, "an Empty transaction holds nothing: \(why)")
+            precondition(
+                producerEpoch == next.producerEpoch || next.producerEpoch == producerEpoch &+ 1
+                    || (next.producerEpoch == 0 && next.producerId != producerId),
+                "InitProducerId bumps the epoch by one: \(why)")
+            precondition(
+                next.partitions.isEmpty && next.startTimestampMs == -1, "an Empty transaction holds nothing: \(why)")
         case .ongoing:
             precondition(validProducerEpoch(next), "adding partitions keeps the producer: \(why)")
             precondition(next.partitions.isSuperset(of: partitions), "no partition leaves an open transaction: \(why)")
             precondition(timeoutMs == next.timeoutMs, "the timeout holds within a transaction: \(why)")
         case .prepareCommit, .prepareAbort:
-            let emptyAbort = next.state == .prepareAbort && next.clientTransactionVersion.supportsEpochBump
+            let emptyAbort =
+                next.state == .prepareAbort && next.clientTransactionVersion.supportsEpochBump
                 && (state == .empty || state == .completeCommit || state == .completeAbort)
             precondition(validProducerEpoch(next), "ending a transaction keeps the producer: \(why)")
             precondition(partitions == next.partitions, "the partitions of an ending transaction hold: \(why)")
             precondition(timeoutMs == next.timeoutMs, "the timeout holds within a transaction: \(why)")
-            precondition(startTimestampMs == next.startTimestampMs || emptyAbort, "the start time holds within a transaction: \(why)")
+            precondition(
+                startTimestampMs == next.startTimestampMs || emptyAbort,
+                "the start time holds within a transaction: \(why)")
         case .completeCommit, .completeAbort:
             precondition(validProducerEpoch(next), "completing keeps the producer: \(why)")
-            precondition(timeoutMs == next.timeoutMs && next.startTimestampMs != -1, "a completed transaction had a start: \(why)")
+            precondition(
+                timeoutMs == next.timeoutMs && next.startTimestampMs != -1,
+                "a completed transaction had a start: \(why)")
         case .prepareEpochFence, .dead:
             preconditionFailure("\(next.state) is never written as the current state: \(why)")
         }
@@ -211,7 +245,9 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
     /// a TV2 end of transaction bumps the epoch by one; otherwise producer and epoch hold.
     private func validProducerEpoch(_ next: TransactionMetadata) -> Bool {
         let v2 = next.clientTransactionVersion.supportsEpochBump
-        if v2 && (next.state == .completeCommit || next.state == .completeAbort) && next.producerEpoch == 0 && next.producerId != producerId {
+        if v2 && (next.state == .completeCommit || next.state == .completeAbort) && next.producerEpoch == 0
+            && next.producerId != producerId
+        {
             return next.lastProducerEpoch == lastProducerEpoch && next.previousProducerId == producerId
         }
         if v2 && (next.state == .prepareCommit || next.state == .prepareAbort) {

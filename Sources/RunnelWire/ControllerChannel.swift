@@ -18,21 +18,37 @@ public enum ControllerRequests {
         let message = "The active controller is not available; retry."
         switch request {
         case let r as CreateTopicsRequest:
-            return CreateTopicsResponse(topics: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message, configs: nil) }) as? R.Response
+            return CreateTopicsResponse(
+                topics: r.topics.map {
+                    .init(name: $0.name, errorCode: code.rawValue, errorMessage: message, configs: nil)
+                }) as? R.Response
         case let r as DeleteTopicsRequest:
-            let byName = r.topicNames.map { DeleteTopicsResponse.DeletableTopicResult(name: $0, errorCode: code.rawValue, errorMessage: message) }
-            let byState = r.topics.map { DeleteTopicsResponse.DeletableTopicResult(name: $0.name, topicId: $0.topicId, errorCode: code.rawValue, errorMessage: message) }
+            let byName = r.topicNames.map {
+                DeleteTopicsResponse.DeletableTopicResult(name: $0, errorCode: code.rawValue, errorMessage: message)
+            }
+            let byState = r.topics.map {
+                DeleteTopicsResponse.DeletableTopicResult(
+                    name: $0.name, topicId: $0.topicId, errorCode: code.rawValue, errorMessage: message)
+            }
             return DeleteTopicsResponse(responses: byName + byState) as? R.Response
         case let r as CreatePartitionsRequest:
-            return CreatePartitionsResponse(results: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message) }) as? R.Response
+            return CreatePartitionsResponse(
+                results: r.topics.map { .init(name: $0.name, errorCode: code.rawValue, errorMessage: message) })
+                as? R.Response
         case let r as IncrementalAlterConfigsRequest:
-            return IncrementalAlterConfigsResponse(responses: r.resources.map {
-                .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
-            }) as? R.Response
+            return IncrementalAlterConfigsResponse(
+                responses: r.resources.map {
+                    .init(
+                        errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType,
+                        resourceName: $0.resourceName)
+                }) as? R.Response
         case let r as AlterConfigsRequest:
-            return AlterConfigsResponse(responses: r.resources.map {
-                .init(errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType, resourceName: $0.resourceName)
-            }) as? R.Response
+            return AlterConfigsResponse(
+                responses: r.resources.map {
+                    .init(
+                        errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType,
+                        resourceName: $0.resourceName)
+                }) as? R.Response
         case is AllocateProducerIdsRequest:
             return AllocateProducerIdsResponse(errorCode: code.rawValue) as? R.Response
         case is BrokerRegistrationRequest:
@@ -44,17 +60,28 @@ public enum ControllerRequests {
         case is AlterPartitionRequest:
             return AlterPartitionResponse(errorCode: code.rawValue) as? R.Response
         case let r as ElectLeadersRequest:
-            return ElectLeadersResponse(errorCode: code.rawValue, replicaElectionResults: (r.topicPartitions ?? []).map { t in
-                .init(topic: t.topic, partitionResult: t.partitions.map { .init(partitionId: $0, errorCode: code.rawValue, errorMessage: message) })
-            }) as? R.Response
+            return ElectLeadersResponse(
+                errorCode: code.rawValue,
+                replicaElectionResults: (r.topicPartitions ?? []).map { t in
+                    .init(
+                        topic: t.topic,
+                        partitionResult: t.partitions.map {
+                            .init(partitionId: $0, errorCode: code.rawValue, errorMessage: message)
+                        })
+                }) as? R.Response
         case let r as CreateAclsRequest:
-            return CreateAclsResponse(results: r.creations.map { _ in .init(errorCode: code.rawValue, errorMessage: message) }) as? R.Response
+            return CreateAclsResponse(
+                results: r.creations.map { _ in .init(errorCode: code.rawValue, errorMessage: message) }) as? R.Response
         case let r as DeleteAclsRequest:
-            return DeleteAclsResponse(filterResults: r.filters.map { _ in .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: []) }) as? R.Response
+            return DeleteAclsResponse(
+                filterResults: r.filters.map { _ in
+                    .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: [])
+                }) as? R.Response
         case let r as AlterUserScramCredentialsRequest:
-            return AlterUserScramCredentialsResponse(results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {
-                .init(user: $0, errorCode: code.rawValue, errorMessage: message)
-            }) as? R.Response
+            return AlterUserScramCredentialsResponse(
+                results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {
+                    .init(user: $0, errorCode: code.rawValue, errorMessage: message)
+                }) as? R.Response
         default:
             return nil
         }

@@ -27,7 +27,9 @@ public enum MetadataRecordFrame {
         guard frame == frameVersion else { throw WireError.invalidValue("metadata frame version \(frame)") }
         let type = try r.readUnsignedVarint()
         let version = try r.readUnsignedVarint()
-        guard type <= UInt32(Int16.max), version <= UInt32(Int16.max) else { throw WireError.invalidValue("metadata record type") }
+        guard type <= UInt32(Int16.max), version <= UInt32(Int16.max) else {
+            throw WireError.invalidValue("metadata record type")
+        }
         let record = try MetadataRecord(type: Int16(type), version: Int16(version), from: &r)
         try r.expectEnd("metadata record")
         return (record, Int16(version))

@@ -45,4 +45,5 @@ public struct VoterSpec: Sendable, Equatable {
 
 /// Runs work that may block (an fsync) off the event loop; the future completes on `eventLoop`.
 /// A process runs it on a thread pool; the simulator runs it as a task of its own.
-public typealias BlockingRunner = @Sendable (_ eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> Void) -> EventLoopFuture<Void>
+public typealias BlockingRunner =
+    @Sendable (_ eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> Void) -> EventLoopFuture<Void>

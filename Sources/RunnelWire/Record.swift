@@ -20,7 +20,10 @@ public struct Record: Sendable, Equatable {
     public var value: ByteBuffer?
     public var headers: [RecordHeader]
 
-    public init(offset: Int64 = 0, timestamp: Int64 = 0, key: ByteBuffer? = nil, value: ByteBuffer?, headers: [RecordHeader] = []) {
+    public init(
+        offset: Int64 = 0, timestamp: Int64 = 0, key: ByteBuffer? = nil, value: ByteBuffer?,
+        headers: [RecordHeader] = []
+    ) {
         self.offset = offset
         self.timestamp = timestamp
         self.key = key
@@ -116,7 +119,10 @@ extension RecordBatches {
         while let header = RecordBatchHeader(buffer, at: index), header.totalBytes <= buffer.writerIndex - index {
             var records: [Record] = []
             if header.compression == CompressionCodec.none {
-                records = try decodeRecords(buffer.getSlice(at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!, header: header)
+                records = try decodeRecords(
+                    buffer.getSlice(
+                        at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!,
+                    header: header)
             }
             out.append(DecodedBatch(header: header, records: records))
             index += header.totalBytes
@@ -139,7 +145,9 @@ extension RecordBatches {
             let key = try readVarBytes(&rr)
             let value = try readVarBytes(&rr)
             let headerCount = try rr.readVarint()
-            guard headerCount >= 0, Int(headerCount) <= rr.remaining else { throw WireError.invalidValue("record header count") }
+            guard headerCount >= 0, Int(headerCount) <= rr.remaining else {
+                throw WireError.invalidValue("record header count")
+            }
             var headers: [RecordHeader] = []
             for _ in 0..<headerCount {
                 let keyLength = Int(try rr.readVarint())
@@ -147,10 +155,11 @@ extension RecordBatches {
                 let key = rr.buffer.readString(length: keyLength)!
                 headers.append(RecordHeader(key: key, value: try readVarBytes(&rr)))
             }
-            records.append(Record(
-                offset: header.baseOffset + Int64(offsetDelta),
-                timestamp: header.baseTimestamp + timestampDelta,
-                key: key, value: value, headers: headers))
+            records.append(
+                Record(
+                    offset: header.baseOffset + Int64(offsetDelta),
+                    timestamp: header.baseTimestamp + timestampDelta,
+                    key: key, value: value, headers: headers))
         }
         return records
     }

@@ -107,7 +107,9 @@ public enum RecordBatches {
 
     /// Validates a produce payload: every batch is magic v2, whole, within `maxBatchBytes`, with a
     /// correct CRC32C, and not a control batch. Never decompresses. Returns the batches found.
-    public static func validate(_ records: ByteBuffer, maxBatchBytes: Int, allowControl: Bool = false) -> Result<[BatchInfo], BatchValidationError> {
+    public static func validate(
+        _ records: ByteBuffer, maxBatchBytes: Int, allowControl: Bool = false
+    ) -> Result<[BatchInfo], BatchValidationError> {
         var batches: [BatchInfo] = []
         var index = records.readerIndex
         let end = records.writerIndex
@@ -115,36 +117,51 @@ public enum RecordBatches {
         while index < end {
             guard end - index >= RecordBatchHeader.size else {
                 // A size over the limit announced in a partial header still reads as too large.
-                if end - index >= 12, let length = records.getInteger(at: index + 8, as: Int32.self), Int(length) + 12 > maxBatchBytes {
-                    return .failure(BatchValidationError(.messageTooLarge, "batch of \(Int(length) + 12) bytes is over \(maxBatchBytes)"))
+                if end - index >= 12, let length = records.getInteger(at: index + 8, as: Int32.self),
+                    Int(length) + 12 > maxBatchBytes
+                {
+                    return .failure(
+                        BatchValidationError(
+                            .messageTooLarge, "batch of \(Int(length) + 12) bytes is over \(maxBatchBytes)"))
                 }
                 return .failure(BatchValidationError(.corruptMessage, "truncated record batch header"))
             }
             let header = RecordBatchHeader(records, at: index)!
             guard header.magic == 2 else {
-                return .failure(BatchValidationError(.invalidRecord, "record batch magic \(header.magic); only v2 is accepted"))
+                return .failure(
+                    BatchValidationError(.invalidRecord, "record batch magic \(header.magic); only v2 is accepted"))
             }
             guard header.batchLength >= Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead) else {
-                return .failure(BatchValidationError(.corruptMessage, "record batch length \(header.batchLength) is below the header size"))
+                return .failure(
+                    BatchValidationError(
+                        .corruptMessage, "record batch length \(header.batchLength) is below the header size"))
             }
             if header.totalBytes > maxBatchBytes {
-                return .failure(BatchValidationError(.messageTooLarge, "batch of \(header.totalBytes) bytes is over \(maxBatchBytes)"))
+                return .failure(
+                    BatchValidationError(
+                        .messageTooLarge, "batch of \(header.totalBytes) bytes is over \(maxBatchBytes)"))
             }
             guard header.totalBytes <= end - index else {
                 return .failure(BatchValidationError(.corruptMessage, "record batch is truncated"))
             }
-            let crc = crc32c(records, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+            let crc = crc32c(
+                records, at: index + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
             guard crc == header.crc else {
                 return .failure(BatchValidationError(.corruptMessage, "record batch CRC mismatch"))
             }
             guard header.compression != nil else {
-                return .failure(BatchValidationError(.corruptMessage, "unknown compression codec \(header.attributes & 7)"))
+                return .failure(
+                    BatchValidationError(.corruptMessage, "unknown compression codec \(header.attributes & 7)"))
             }
             guard header.recordCount >= 0, header.lastOffsetDelta >= 0 else {
                 return .failure(BatchValidationError(.invalidRecord, "negative record count or offset delta"))
             }
             if header.compression == CompressionCodec.none && header.recordCount != header.lastOffsetDelta &+ 1 {
-                return .failure(BatchValidationError(.invalidRecord, "record count \(header.recordCount) does not match last offset delta \(header.lastOffsetDelta)"))
+                return .failure(
+                    BatchValidationError(
+                        .invalidRecord,
+                        "record count \(header.recordCount) does not match last offset delta \(header.lastOffsetDelta)")
+                )
             }
             if header.recordCount == 0 {
                 return .failure(BatchValidationError(.invalidRecord, "empty record batch"))

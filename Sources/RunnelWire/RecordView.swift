@@ -43,11 +43,15 @@ extension RecordBatchHeader {
 extension RecordBatches {
     /// Locates every record of the uncompressed batch at `index` (whose header is `header`).
     /// Throws `WireError` when the records do not parse or do not fill the batch exactly.
-    public static func recordViews(_ buffer: ByteBuffer, batchAt index: Int, header: RecordBatchHeader) throws -> [RecordView] {
-        precondition(header.compression == CompressionCodec.none, "records of a compressed batch cannot be read in place")
+    public static func recordViews(
+        _ buffer: ByteBuffer, batchAt index: Int, header: RecordBatchHeader
+    ) throws -> [RecordView] {
+        precondition(
+            header.compression == CompressionCodec.none, "records of a compressed batch cannot be read in place")
         let end = index + header.totalBytes
         guard end <= buffer.writerIndex else { throw WireError.truncated("record batch") }
-        var r = WireReader(buffer.getSlice(at: index + RecordBatchHeader.size, length: end - index - RecordBatchHeader.size)!)
+        var r = WireReader(
+            buffer.getSlice(at: index + RecordBatchHeader.size, length: end - index - RecordBatchHeader.size)!)
         let base = index + RecordBatchHeader.size
         var at: Int { base + (r.buffer.readerIndex) }
         var views: [RecordView] = []
@@ -75,9 +79,11 @@ extension RecordBatches {
             guard at <= recordEnd else { throw WireError.invalidValue("record fields overrun its length") }
             // Headers are not looked at: skip to the record's end.
             r.buffer.moveReaderIndex(to: r.buffer.readerIndex + (recordEnd - at))
-            views.append(RecordView(start: start, end: recordEnd, attributes: attributes, timestampDelta: timestampDelta,
-                                    offsetDelta: offsetDelta, offsetDeltaStart: offsetDeltaStart, keyIndex: keyIndex,
-                                    keyLength: max(keyLength, -1), valueIsNull: valueLength < 0))
+            views.append(
+                RecordView(
+                    start: start, end: recordEnd, attributes: attributes, timestampDelta: timestampDelta,
+                    offsetDelta: offsetDelta, offsetDeltaStart: offsetDeltaStart, keyIndex: keyIndex,
+                    keyLength: max(keyLength, -1), valueIsNull: valueLength < 0))
         }
         guard r.remaining == 0 else { throw WireError.invalidValue("bytes after the last record of a batch") }
         return views
@@ -93,7 +99,8 @@ extension RecordBatches {
                 counted += Int(max(0, batch.header.recordCount))
                 continue
             }
-            for (i, record) in try recordViews(buffer, batchAt: batch.position, header: batch.header).enumerated() where !record.hasKey {
+            for (i, record) in try recordViews(buffer, batchAt: batch.position, header: batch.header).enumerated()
+            where !record.hasKey {
                 return counted + i
             }
             counted += Int(max(0, batch.header.recordCount))
@@ -103,7 +110,9 @@ extension RecordBatches {
 
     /// Writes `record` (located in `source`) to `out` with a new timestamp delta: the length and
     /// the delta are re-encoded, everything from the offset delta on is copied as it is.
-    public static func writeRecord(_ record: RecordView, from source: ByteBuffer, timestampDelta: Int64, to out: inout ByteBuffer) {
+    public static func writeRecord(
+        _ record: RecordView, from source: ByteBuffer, timestampDelta: Int64, to out: inout ByteBuffer
+    ) {
         var body = WireWriter(buffer: ByteBufferAllocator().buffer(capacity: 1 + 10))
         body.writeInt8(record.attributes)
         body.writeVarlong(timestampDelta)
@@ -135,7 +144,9 @@ extension RecordBatches {
         out.writeInteger(recordCount)
         var body = records
         out.writeBuffer(&body)
-        let crc = crc32c(out, at: out.readerIndex + RecordBatchHeader.crcStart, length: out.readableBytes - RecordBatchHeader.crcStart)
+        let crc = crc32c(
+            out, at: out.readerIndex + RecordBatchHeader.crcStart,
+            length: out.readableBytes - RecordBatchHeader.crcStart)
         out.setInteger(crc, at: out.readerIndex + RecordBatchHeader.Offsets.crc)
         return out
     }
@@ -146,7 +157,9 @@ extension RecordBatches {
         baseOffset: Int64, lastOffset: Int64, partitionLeaderEpoch: Int32, attributes: Int16, maxTimestamp: Int64,
         producerId: Int64 = -1, producerEpoch: Int16 = -1, baseSequence: Int32 = -1
     ) -> ByteBuffer {
-        precondition(lastOffset >= baseOffset && lastOffset - baseOffset <= Int64(Int32.max), "an empty batch spans 1 to 2^31 offsets")
+        precondition(
+            lastOffset >= baseOffset && lastOffset - baseOffset <= Int64(Int32.max),
+            "an empty batch spans 1 to 2^31 offsets")
         var header = RecordBatchHeader(empty: ())
         header.baseOffset = baseOffset
         header.partitionLeaderEpoch = partitionLeaderEpoch

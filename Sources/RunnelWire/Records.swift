@@ -47,7 +47,9 @@ extension Records: Equatable {
             case (.bytes(let x), .bytes(let y)):
                 if x != y { return false }
             case (.region(let x), .region(let y)):
-                if x.readerIndex != y.readerIndex || x.endIndex != y.endIndex || x.fileHandle !== y.fileHandle { return false }
+                if x.readerIndex != y.readerIndex || x.endIndex != y.endIndex || x.fileHandle !== y.fileHandle {
+                    return false
+                }
             default:
                 return false
             }

@@ -1,6 +1,5 @@
 import NIOCore
 
-
 /// Facts about the connection a request came on.
 public struct RequestContext: Sendable {
     public var connectionId: UInt64
@@ -15,8 +14,11 @@ public struct RequestContext: Sendable {
     public var principalType: String
     public var principalName: String
 
-    public init(connectionId: UInt64, remoteAddress: SocketAddress?, listener: String, eventLoop: any EventLoop, allocator: ByteBufferAllocator,
-                principalType: String = "User", principalName: String = "ANONYMOUS") {
+    public init(
+        connectionId: UInt64, remoteAddress: SocketAddress?, listener: String, eventLoop: any EventLoop,
+        allocator: ByteBufferAllocator,
+        principalType: String = "User", principalName: String = "ANONYMOUS"
+    ) {
         self.connectionId = connectionId
         self.remoteAddress = remoteAddress
         self.listener = listener

@@ -14,21 +14,25 @@ struct RunnelSimCommand: ParsableCommand {
             let args = CommandLine.arguments.map { strdup($0) } + [nil]
             execv("/proc/self/exe", args)
             // execv returns only on failure: run on, with a warning.
-            FileHandle.standardError.write(Data("runnel-sim: could not re-run with SWIFT_DETERMINISTIC_HASHING=1; seeds may not replay exactly\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "runnel-sim: could not re-run with SWIFT_DETERMINISTIC_HASHING=1; seeds may not replay exactly\n"
+                        .utf8))
         }
         Self.main(nil)
     }
 
     static let configuration = CommandConfiguration(
         commandName: "runnel-sim",
-        abstract: "Deterministic simulation of the metadata quorum (the real Raft core, driver and log) or of partition replication (the real partitions, logs and controller), on a virtual clock, network and disk, with faults.",
+        abstract:
+            "Deterministic simulation of the metadata quorum (the real Raft core, driver and log) or of partition replication (the real partitions, logs and controller), on a virtual clock, network and disk, with faults.",
         discussion: """
-        runnel-sim --seed 42                          replay one seed of the quorum simulation exactly (prints the failure and its trace)
-        runnel-sim --seeds 10000                      soak: seeds 0..<N, prints events per second
-        runnel-sim --replication --seeds 2000         the replication simulation's soak
-        runnel-sim --replication --seed 7 --trace     replay one seed, streaming its trace
-        runnel-sim --groups --seeds 1000              the consumer-group simulation's soak
-        """)
+            runnel-sim --seed 42                          replay one seed of the quorum simulation exactly (prints the failure and its trace)
+            runnel-sim --seeds 10000                      soak: seeds 0..<N, prints events per second
+            runnel-sim --replication --seeds 2000         the replication simulation's soak
+            runnel-sim --replication --seed 7 --trace     replay one seed, streaming its trace
+            runnel-sim --groups --seeds 1000              the consumer-group simulation's soak
+            """)
 
     @Option(help: "Run exactly this seed.")
     var seed: UInt64?
@@ -57,10 +61,16 @@ struct RunnelSimCommand: ParsableCommand {
     @Option(help: "Partitions of the replicated topic (with --replication).")
     var partitions: Int = 1
 
-    @Option(help: "A rule to break on purpose (with --replication: uncleanLeaderElection, ackBeforeHighWatermark, highWatermarkPastFollowerEnd, isrExpansionWithoutBrokerEpochCheck, ignoreDivergingEpoch; with --groups: answerSyncBeforeStore, ackCommitBeforeWrite).")
+    @Option(
+        help:
+            "A rule to break on purpose (with --replication: uncleanLeaderElection, ackBeforeHighWatermark, highWatermarkPastFollowerEnd, isrExpansionWithoutBrokerEpochCheck, ignoreDivergingEpoch; with --groups: answerSyncBeforeStore, ackCommitBeforeWrite)."
+    )
     var broken: [String] = []
 
-    @Flag(help: "Simulate a consumer group (the real group coordinator, members, coordinator failover) instead of the metadata quorum.")
+    @Flag(
+        help:
+            "Simulate a consumer group (the real group coordinator, members, coordinator failover) instead of the metadata quorum."
+    )
     var groups = false
 
     func run() throws {
@@ -76,7 +86,8 @@ struct RunnelSimCommand: ParsableCommand {
             let sim = QuorumSimulation(seed: seed, options: options)
             do {
                 try sim.run()
-                print("seed \(seed): ok, \(sim.events) events, \(sim.committedCount) committed records, \(sim.summary())")
+                print(
+                    "seed \(seed): ok, \(sim.events) events, \(sim.committedCount) committed records, \(sim.summary())")
             } catch {
                 print(sim.trace.suffix(300).joined(separator: "\n"))
                 print(error)
@@ -97,11 +108,15 @@ struct RunnelSimCommand: ParsableCommand {
             totalEvents += sim.events
             if (s - from + 1) % 1000 == 0 {
                 let elapsed = Date().timeIntervalSince(start)
-                print("\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures")
+                print(
+                    "\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures"
+                )
             }
         }
         let elapsed = Date().timeIntervalSince(start)
-        print("\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures")
+        print(
+            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
+        )
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
@@ -112,7 +127,9 @@ struct RunnelSimCommand: ParsableCommand {
         options.partitions = partitions
         for name in broken {
             guard let rule = ReplicationBrokenRule(rawValue: name) else {
-                throw ValidationError("unknown rule \(name); one of \(ReplicationBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "unknown rule \(name); one of \(ReplicationBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             options.broken.insert(rule)
         }
@@ -144,23 +161,27 @@ struct RunnelSimCommand: ParsableCommand {
             totals.add(sim.stats)
             if (s - from + 1) % 500 == 0 {
                 let elapsed = Date().timeIntervalSince(start)
-                print("\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures")
+                print(
+                    "\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures"
+                )
             }
         }
         let elapsed = Date().timeIntervalSince(start)
-        print("\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures")
+        print(
+            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
+        )
         print("totals: \(describe(totals))")
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
-
 
     func runGroups() throws {
         var options = GroupSimulationOptions()
         options.events = events
         for name in broken {
             guard let rule = GroupBrokenRule(rawValue: name) else {
-                throw ValidationError("unknown rule \(name); one of \(GroupBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "unknown rule \(name); one of \(GroupBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             options.broken.insert(rule)
         }
@@ -169,7 +190,9 @@ struct RunnelSimCommand: ParsableCommand {
             let sim = GroupSimulation(seed: seed, options: options)
             do {
                 try sim.run()
-                print("seed \(seed): ok, \(sim.events) events, \(sim.stats.failovers) failovers, \(sim.stats.memberCrashes) member crashes, \(sim.stats.commits) commits; \(sim.summary())")
+                print(
+                    "seed \(seed): ok, \(sim.events) events, \(sim.stats.failovers) failovers, \(sim.stats.memberCrashes) member crashes, \(sim.stats.commits) commits; \(sim.summary())"
+                )
                 if trace { print(sim.trace.joined(separator: "\n")) }
             } catch {
                 print(sim.trace.suffix(300).joined(separator: "\n"))
@@ -190,12 +213,13 @@ struct RunnelSimCommand: ParsableCommand {
             commits += sim.stats.commits
         }
         let elapsed = Date().timeIntervalSince(start)
-        print("\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures")
+        print(
+            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
+        )
         print("totals: \(failovers) coordinator failovers, \(crashes) member crashes, \(commits) commits acknowledged")
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
-
 
     func describe(_ stats: ReplicationStats) -> String {
         "\(stats.processCrashes) process crashes, \(stats.powerLosses) power losses, \(stats.leaderChanges) leader changes, \(stats.isrChanges) ISR changes, "

@@ -15,7 +15,8 @@ struct Bench: ParsableCommand {
 /// one cluster-wide broker config, which the active controller answers once the ConfigRecord is
 /// committed by a majority of the quorum.
 struct QuorumCommitBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "quorum-commit", abstract: "Commit latency of one-record proposals through the controller quorum.")
+    static let configuration = CommandConfiguration(
+        commandName: "quorum-commit", abstract: "Commit latency of one-record proposals through the controller quorum.")
 
     @Option(name: .customLong("bootstrap-controller"), help: "Controller address(es), host:port[,...].")
     var bootstrapController: String
@@ -34,8 +35,11 @@ struct QuorumCommitBench: ParsableCommand {
         if json {
             printJSON(report)
         } else {
-            print(String(format: "quorum commit: %d proposals, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f commits/s (leader %d)",
-                         report.count, report.p50Ms, report.p99Ms, report.maxMs, report.commitsPerSecond, report.leader))
+            print(
+                String(
+                    format:
+                        "quorum commit: %d proposals, p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.0f commits/s (leader %d)",
+                    report.count, report.p50Ms, report.p99Ms, report.maxMs, report.commitsPerSecond, report.leader))
         }
     }
 
@@ -54,7 +58,11 @@ struct QuorumCommitBench: ParsableCommand {
         let addresses = try AdminClient(servers: bootstrapController, group: group).bootstrap
         func request(_ value: Int) -> IncrementalAlterConfigsRequest {
             var r = IncrementalAlterConfigsRequest()
-            r.resources = [.init(resourceType: 4, resourceName: "", configs: [.init(name: key, configOperation: 0, value: String(value))])]
+            r.resources = [
+                .init(
+                    resourceType: 4, resourceName: "",
+                    configs: [.init(name: key, configOperation: 0, value: String(value))])
+            ]
             return r
         }
         // Find the active controller: the one that does not answer NOT_CONTROLLER.
@@ -71,7 +79,9 @@ struct QuorumCommitBench: ParsableCommand {
             }
             if leader == nil { Thread.sleep(forTimeInterval: 0.1) }
         }
-        guard let (peer, _) = leader else { throw CLIError("no controller at \(bootstrapController) accepted the proposal (is a leader elected?)") }
+        guard let (peer, _) = leader else {
+            throw CLIError("no controller at \(bootstrapController) accepted the proposal (is a leader elected?)")
+        }
         defer { peer.close() }
         var latencies: [Double] = []
         latencies.reserveCapacity(count)
@@ -87,7 +97,8 @@ struct QuorumCommitBench: ParsableCommand {
         let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         latencies.sort()
         func pct(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        return Report(count: latencies.count, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: latencies.last ?? 0,
-                      commitsPerSecond: Double(latencies.count) / total, leader: Int(addresses[leader!.1].port))
+        return Report(
+            count: latencies.count, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: latencies.last ?? 0,
+            commitsPerSecond: Double(latencies.count) / total, leader: Int(addresses[leader!.1].port))
     }
 }

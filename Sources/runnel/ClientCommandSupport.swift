@@ -18,14 +18,20 @@ let clientToolCommands: [String: [String]] = [
 
 /// Options every client tool takes.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .customLong("bootstrap-server"), help: "Broker address(es) to bootstrap from, host:port[,host:port...].")
+    @Option(
+        name: .customLong("bootstrap-server"), help: "Broker address(es) to bootstrap from, host:port[,host:port...].")
     var bootstrapServer: String
 
-    @Option(name: .customLong("request-timeout-ms"), help: "How long one request (and one retry loop while leadership moves) may take.")
+    @Option(
+        name: .customLong("request-timeout-ms"),
+        help: "How long one request (and one retry loop while leadership moves) may take.")
     var requestTimeoutMs: Int64 = 30_000
 
-    @Option(name: .customLong("command-config"),
-            help: "A Kafka client properties file: security.protocol, sasl.mechanism, sasl.username/sasl.password or sasl.jaas.config, ssl.ca.location or ssl.truststore.*, ssl.certificate.location/ssl.key.location or ssl.keystore.* for a client certificate.")
+    @Option(
+        name: .customLong("command-config"),
+        help:
+            "A Kafka client properties file: security.protocol, sasl.mechanism, sasl.username/sasl.password or sasl.jaas.config, ssl.ca.location or ssl.truststore.*, ssl.certificate.location/ssl.key.location or ssl.keystore.* for a client certificate."
+    )
     var commandConfig: String?
 
     @Flag(help: "Print JSON for scripts (the fields are listed above) instead of text for people.")
@@ -45,8 +51,9 @@ struct ClientOptions: ParsableArguments {
 func withClient<T: Sendable>(_ options: ClientOptions, _ body: @Sendable (KafkaClient) async throws -> T) async -> T {
     let client: KafkaClient
     do {
-        client = try KafkaClient(bootstrapServers: options.bootstrapServer, requestTimeoutMs: options.requestTimeoutMs,
-                                 security: try clientSecurity(commandConfig: options.commandConfig))
+        client = try KafkaClient(
+            bootstrapServers: options.bootstrapServer, requestTimeoutMs: options.requestTimeoutMs,
+            security: try clientSecurity(commandConfig: options.commandConfig))
     } catch {
         fail(sentence(error))
     }
@@ -129,11 +136,17 @@ enum JSON {
             if items.allSatisfy({ if case .integer = $0 { true } else { false } }) {
                 return "[" + items.map { $0.render(pretty: false) }.joined(separator: ", ") + "]"
             }
-            return "[\n" + items.map { inner + $0.render(pretty: true, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+            return "[\n" + items.map { inner + $0.render(pretty: true, indent: inner) }.joined(separator: ",\n") + "\n"
+                + indent + "]"
         case .object(let fields):
             if fields.isEmpty { return "{}" }
-            if !pretty { return "{" + fields.map { JSON.quote($0.0) + ":" + $0.1.render(pretty: false) }.joined(separator: ",") + "}" }
-            return "{\n" + fields.map { inner + JSON.quote($0.0) + ": " + $0.1.render(pretty: true, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "}"
+            if !pretty {
+                return "{" + fields.map { JSON.quote($0.0) + ":" + $0.1.render(pretty: false) }.joined(separator: ",")
+                    + "}"
+            }
+            return "{\n"
+                + fields.map { inner + JSON.quote($0.0) + ": " + $0.1.render(pretty: true, indent: inner) }.joined(
+                    separator: ",\n") + "\n" + indent + "}"
         }
     }
 

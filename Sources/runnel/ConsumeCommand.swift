@@ -8,27 +8,29 @@ struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print records of a topic, one per line.",
         discussion: """
-        Without --group, reads every partition (or --partition) from the log end, --from-beginning, \
-        or --offset. With --group it is a member of a classic consumer group (range assignor, \
-        session timeout 10 s, heartbeat every 3 s): each assigned partition starts from the group's \
-        committed offset (else from the beginning or the end, as above), offsets are committed \
-        after the records are printed, a rebalance is followed by joining again, and the member \
-        leaves the group on exit (also on Ctrl-C). Stops after --max-messages records or after \
-        --timeout-ms without a record; runs until interrupted otherwise.
+            Without --group, reads every partition (or --partition) from the log end, --from-beginning, \
+            or --offset. With --group it is a member of a classic consumer group (range assignor, \
+            session timeout 10 s, heartbeat every 3 s): each assigned partition starts from the group's \
+            committed offset (else from the beginning or the end, as above), offsets are committed \
+            after the records are printed, a rebalance is followed by joining again, and the member \
+            leaves the group on exit (also on Ctrl-C). Stops after --max-messages records or after \
+            --timeout-ms without a record; runs until interrupted otherwise.
 
-        Batches may be uncompressed or gzip, snappy or lz4 compressed; zstd is not decoded (the \
-        consumer stops with an error at such a batch). Control batches are skipped.
+            Batches may be uncompressed or gzip, snappy or lz4 compressed; zstd is not decoded (the \
+            consumer stops with an error at such a batch). Control batches are skipped.
 
-        Text output: [Partition:P<TAB>Offset:O<TAB>] [headers<TAB>] [key<TAB>] value, headers as \
-        k:v,k2:v2 (NO_HEADERS when none); a null key or value prints as null.
+            Text output: [Partition:P<TAB>Offset:O<TAB>] [headers<TAB>] [key<TAB>] value, headers as \
+            k:v,k2:v2 (NO_HEADERS when none); a null key or value prints as null.
 
-        --json prints one object per line: {"topic", "partition", "offset", "timestamp", \
-        "timestampType", "key", "value", "headers": [{"key", "value"}]} (key, value and header \
-        values are UTF-8 text or null), whatever the --print-* flags.
-        """)
+            --json prints one object per line: {"topic", "partition", "offset", "timestamp", \
+            "timestampType", "key", "value", "headers": [{"key", "value"}]} (key, value and header \
+            values are UTF-8 text or null), whatever the --print-* flags.
+            """)
 
     @Argument(help: "The topic to read.") var topic: String
-    @Flag(name: .customLong("from-beginning"), help: "Start at the earliest offset (when the group has no committed offset).") var fromBeginning = false
+    @Flag(
+        name: .customLong("from-beginning"),
+        help: "Start at the earliest offset (when the group has no committed offset).") var fromBeginning = false
     @Option(help: "Read only this partition.") var partition: Int32?
     @Option(help: "Start offset on --partition: a number, earliest or latest.") var offset: String?
     @Option(name: .customLong("max-messages"), help: "Stop after this many records.") var maxMessages: Int?
@@ -45,7 +47,9 @@ struct Consume: AsyncParsableCommand {
         case "earliest": return .earliest
         case "latest": return .latest
         default:
-            guard let o = Int64(offset), o >= 0 else { throw ValidationError("--offset must be a number 0 or more, earliest or latest, not \"\(offset)\"") }
+            guard let o = Int64(offset), o >= 0 else {
+                throw ValidationError("--offset must be a number 0 or more, earliest or latest, not \"\(offset)\"")
+            }
             return .offset(o)
         }
     }
@@ -53,8 +57,12 @@ struct Consume: AsyncParsableCommand {
     func validate() throws {
         _ = try startPosition()
         if offset != nil && partition == nil { throw ValidationError("--offset needs --partition") }
-        if offset != nil && fromBeginning { throw ValidationError("--offset and --from-beginning cannot be used together") }
-        if group != nil && (partition != nil || offset != nil) { throw ValidationError("--partition and --offset cannot be used with --group, which assigns the partitions") }
+        if offset != nil && fromBeginning {
+            throw ValidationError("--offset and --from-beginning cannot be used together")
+        }
+        if group != nil && (partition != nil || offset != nil) {
+            throw ValidationError("--partition and --offset cannot be used with --group, which assigns the partitions")
+        }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
         if let partition, partition < 0 { throw ValidationError("--partition must be 0 or more") }
         if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
@@ -69,9 +77,12 @@ struct Consume: AsyncParsableCommand {
         let start = try! startPosition()
         let stop = StopFlag()
         let format = Format(json: options.json, key: printKey, headers: printHeaders, offset: printOffset)
-        let (topic, partition, group, maxMessages, timeoutMs) = (self.topic, self.partition, self.group, self.maxMessages, self.timeoutMs)
+        let (topic, partition, group, maxMessages, timeoutMs) = (
+            self.topic, self.partition, self.group, self.maxMessages, self.timeoutMs
+        )
         await withClient(options) { client in
-            let consumer = Consumer(client: client, topic: topic, partitions: partition.map { [$0] }, start: start, group: group)
+            let consumer = Consumer(
+                client: client, topic: topic, partitions: partition.map { [$0] }, start: start, group: group)
             var printed = 0
             var idleSince: NIODeadline?
             do {
@@ -127,13 +138,24 @@ struct Consume: AsyncParsableCommand {
             return JSON.object([
                 ("topic", .string(r.topic)), ("partition", .int(r.partition)), ("offset", .int(rec.offset)),
                 ("timestamp", .int(rec.timestamp)), ("timestampType", .string(r.timestampType)),
-                ("key", rec.key.map { .string(text($0)) } ?? .null), ("value", rec.value.map { .string(text($0)) } ?? .null),
-                ("headers", .array(rec.headers.map { h in .object([("key", .string(h.key)), ("value", h.value.map { .string(text($0)) } ?? .null)]) })),
+                ("key", rec.key.map { .string(text($0)) } ?? .null),
+                ("value", rec.value.map { .string(text($0)) } ?? .null),
+                (
+                    "headers",
+                    .array(
+                        rec.headers.map { h in
+                            .object([("key", .string(h.key)), ("value", h.value.map { .string(text($0)) } ?? .null)])
+                        })
+                ),
             ]).render(pretty: false)
         }
         var fields: [String] = []
         if f.offset { fields += ["Partition:\(r.partition)", "Offset:\(rec.offset)"] }
-        if f.headers { fields.append(rec.headers.isEmpty ? "NO_HEADERS" : rec.headers.map { "\($0.key):\(text($0.value))" }.joined(separator: ",")) }
+        if f.headers {
+            fields.append(
+                rec.headers.isEmpty
+                    ? "NO_HEADERS" : rec.headers.map { "\($0.key):\(text($0.value))" }.joined(separator: ","))
+        }
         if f.key { fields.append(text(rec.key)) }
         fields.append(text(rec.value))
         return fields.joined(separator: "\t")

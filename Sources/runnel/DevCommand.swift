@@ -8,13 +8,14 @@ import RunnelWire
 /// `runnel dev`: a local cluster of separate processes under one data folder.
 struct Dev: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start a local cluster: controllers and brokers as separate processes on 127.0.0.1 (Ctrl-C stops them all).",
+        abstract:
+            "Start a local cluster: controllers and brokers as separate processes on 127.0.0.1 (Ctrl-C stops them all).",
         discussion: """
-        Brokers listen on --port, --port+1, ...; controllers on --port+100, +101, ...; Prometheus
-        metrics are served on --port+200, ... (brokers) and --port+300, ... (controllers). Each node's
-        server.properties and log are under --data-dir/<node>/. An existing data folder is reused.
-        --combined runs one process with process.roles=broker,controller instead.
-        """)
+            Brokers listen on --port, --port+1, ...; controllers on --port+100, +101, ...; Prometheus
+            metrics are served on --port+200, ... (brokers) and --port+300, ... (controllers). Each node's
+            server.properties and log are under --data-dir/<node>/. An existing data folder is reused.
+            --combined runs one process with process.roles=broker,controller instead.
+            """)
 
     @Option(name: .customLong("data-dir"), help: "Folder for every node's data, configs and logs.")
     var dataDir: String = "./runnel-data"
@@ -51,34 +52,46 @@ struct Dev: ParsableCommand {
     func plan(root: String) -> [NodeSpec] {
         if combined {
             let controllerPort = port + 100
-            return [NodeSpec(name: "node1", properties: [
-                ("process.roles", "broker,controller"), ("node.id", "1"),
-                ("controller.quorum.voters", "1@127.0.0.1:\(controllerPort)"),
-                ("listeners", "PLAINTEXT://127.0.0.1:\(port),CONTROLLER://127.0.0.1:\(controllerPort)"),
-                ("controller.listener.names", "CONTROLLER"), ("log.dirs", "\(root)/node1/data"),
-                ("num.partitions", "3"), ("metrics.port", "\(port + 200)"), ("metrics.host", "127.0.0.1"),
-            ], clientPort: port)]
+            return [
+                NodeSpec(
+                    name: "node1",
+                    properties: [
+                        ("process.roles", "broker,controller"), ("node.id", "1"),
+                        ("controller.quorum.voters", "1@127.0.0.1:\(controllerPort)"),
+                        ("listeners", "PLAINTEXT://127.0.0.1:\(port),CONTROLLER://127.0.0.1:\(controllerPort)"),
+                        ("controller.listener.names", "CONTROLLER"), ("log.dirs", "\(root)/node1/data"),
+                        ("num.partitions", "3"), ("metrics.port", "\(port + 200)"), ("metrics.host", "127.0.0.1"),
+                    ], clientPort: port)
+            ]
         }
         let voters = (0..<controllers).map { "\($0 + 1)@127.0.0.1:\(port + 100 + $0)" }.joined(separator: ",")
         var out: [NodeSpec] = []
         for i in 0..<controllers {
-            out.append(NodeSpec(name: "controller\(i + 1)", properties: [
-                ("process.roles", "controller"), ("node.id", "\(i + 1)"), ("controller.quorum.voters", voters),
-                ("listeners", "CONTROLLER://127.0.0.1:\(port + 100 + i)"), ("controller.listener.names", "CONTROLLER"),
-                ("log.dirs", "\(root)/controller\(i + 1)/data"),
-                ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
-                ("offsets.topic.replication.factor", "\(min(3, brokers))"),
-                ("metrics.port", "\(port + 300 + i)"), ("metrics.host", "127.0.0.1"),
-            ], clientPort: nil))
+            out.append(
+                NodeSpec(
+                    name: "controller\(i + 1)",
+                    properties: [
+                        ("process.roles", "controller"), ("node.id", "\(i + 1)"), ("controller.quorum.voters", voters),
+                        ("listeners", "CONTROLLER://127.0.0.1:\(port + 100 + i)"),
+                        ("controller.listener.names", "CONTROLLER"),
+                        ("log.dirs", "\(root)/controller\(i + 1)/data"),
+                        ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
+                        ("offsets.topic.replication.factor", "\(min(3, brokers))"),
+                        ("metrics.port", "\(port + 300 + i)"), ("metrics.host", "127.0.0.1"),
+                    ], clientPort: nil))
         }
         for i in 0..<brokers {
-            out.append(NodeSpec(name: "broker\(i + 1)", properties: [
-                ("process.roles", "broker"), ("node.id", "\(100 + i + 1)"), ("controller.quorum.voters", voters),
-                ("listeners", "PLAINTEXT://127.0.0.1:\(port + i)"), ("controller.listener.names", "CONTROLLER"),
-                ("log.dirs", "\(root)/broker\(i + 1)/data"), ("broker.rack", "rack\(i % 3 + 1)"),
-                ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
-                ("metrics.port", "\(port + 200 + i)"), ("metrics.host", "127.0.0.1"),
-            ], clientPort: port + i))
+            out.append(
+                NodeSpec(
+                    name: "broker\(i + 1)",
+                    properties: [
+                        ("process.roles", "broker"), ("node.id", "\(100 + i + 1)"),
+                        ("controller.quorum.voters", voters),
+                        ("listeners", "PLAINTEXT://127.0.0.1:\(port + i)"), ("controller.listener.names", "CONTROLLER"),
+                        ("log.dirs", "\(root)/broker\(i + 1)/data"), ("broker.rack", "rack\(i % 3 + 1)"),
+                        ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
+                        ("metrics.port", "\(port + 200 + i)"), ("metrics.host", "127.0.0.1"),
+                    ], clientPort: port + i))
         }
         return out
     }
@@ -92,7 +105,9 @@ struct Dev: ParsableCommand {
         var generator = SystemRandomNumberGenerator()
         let clusterFile = root + "/cluster.id"
         let cluster: String
-        if let existing = try? String(contentsOfFile: clusterFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+        if let existing = try? String(contentsOfFile: clusterFile, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines), !existing.isEmpty
+        {
             cluster = existing
         } else {
             cluster = clusterId ?? KafkaUUID.random(using: &generator).description
@@ -105,7 +120,8 @@ struct Dev: ParsableCommand {
             let dir = root + "/" + node.name
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let config = dir + "/server.properties"
-            try node.properties.map { "\($0.0)=\($0.1)\n" }.joined().write(toFile: config, atomically: true, encoding: .utf8)
+            try node.properties.map { "\($0.0)=\($0.1)\n" }.joined().write(
+                toFile: config, atomically: true, encoding: .utf8)
             if !fm.fileExists(atPath: dir + "/data/meta.properties") {
                 let format = Process()
                 format.executableURL = URL(fileURLWithPath: binary)
@@ -136,7 +152,9 @@ struct Dev: ParsableCommand {
         // Wait until every broker answers.
         let ports = nodes.compactMap(\.clientPort)
         let deadline = Date().addingTimeInterval(60)
-        let probe = try KafkaClient(bootstrapServers: "127.0.0.1:\(ports.first ?? port)", clientId: "runnel-dev", requestTimeoutMs: 2_000, connectTimeoutMs: 1_000)
+        let probe = try KafkaClient(
+            bootstrapServers: "127.0.0.1:\(ports.first ?? port)", clientId: "runnel-dev", requestTimeoutMs: 2_000,
+            connectTimeoutMs: 1_000)
         while Date() < deadline && !ports.allSatisfy({ brokerAnswers(probe, port: $0) }) {
             if let dead = processes.first(where: { !$0.1.isRunning }) {
                 stopping.set()
@@ -144,7 +162,9 @@ struct Dev: ParsableCommand {
                 let log = "\(root)/\(dead.0.name)/server.log"
                 let tail = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
                     .split(separator: "\n").suffix(5).map { "  " + $0 }.joined(separator: "\n")
-                fail("\(dead.0.name) exited during start-up (status \(dead.1.terminationStatus)); the end of \(log):\n\(tail)")
+                fail(
+                    "\(dead.0.name) exited during start-up (status \(dead.1.terminationStatus)); the end of \(log):\n\(tail)"
+                )
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
@@ -156,7 +176,9 @@ struct Dev: ParsableCommand {
         runBlocking { await probe.close() }
         say("runnel dev: \(nodes.count) process(es), data and logs under \(root)")
         say("bootstrap: " + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","))
-        let metrics = nodes.compactMap { node in node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" } }
+        let metrics = nodes.compactMap { node in
+            node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" }
+        }
         say("metrics: " + metrics.joined(separator: ", "))
         watching.set()
         runBlocking { await signals.wait() }
@@ -195,7 +217,9 @@ func say(_ line: String) {
 /// seconds. A bound port alone is not enough: a broker binds its port before it registers, and
 /// lets clients in only once the controller has unfenced it.
 func brokerAnswers(_ client: KafkaClient, port: Int) -> Bool {
-    (try? runBlocking { try await client.send(to: BrokerAddress(host: "127.0.0.1", port: port)) { _ in ApiVersionsRequest() } }) != nil
+    (try? runBlocking {
+        try await client.send(to: BrokerAddress(host: "127.0.0.1", port: port)) { _ in ApiVersionsRequest() }
+    }) != nil
 }
 
 /// Runs async work from a synchronous command, blocking the calling thread.

@@ -6,8 +6,11 @@ import RunnelWire
 struct Metadata: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect the cluster metadata: the quorum, the metadata log, snapshots.",
-        subcommands: [Quorum.self, MetadataLogDump.self, MetadataSnapshot.self, MetadataLs.self, MetadataCat.self, MetadataTreeCommand.self,
-                      MetadataShellCommand.self, MetadataSQL.self])
+        subcommands: [
+            Quorum.self, MetadataLogDump.self, MetadataSnapshot.self, MetadataLs.self, MetadataCat.self,
+            MetadataTreeCommand.self,
+            MetadataShellCommand.self, MetadataSQL.self,
+        ])
 }
 
 struct Quorum: ParsableCommand {
@@ -32,10 +35,15 @@ struct QuorumOptions: ParsableArguments {
     @Option(help: "Milliseconds to wait for an answer.")
     var timeoutMs: Int64 = 5000
 
-    @Option(name: .customLong("command-config"), help: "A Kafka client properties file for a TLS or SASL controller listener (security.protocol, sasl.*, ssl.*).")
+    @Option(
+        name: .customLong("command-config"),
+        help: "A Kafka client properties file for a TLS or SASL controller listener (security.protocol, sasl.*, ssl.*)."
+    )
     var commandConfig: String?
 
-    @Flag(name: .customLong("from-this-node"), help: "Report what the (first) node asked knows even when it is not the leader (leader id and epoch only).")
+    @Flag(
+        name: .customLong("from-this-node"),
+        help: "Report what the (first) node asked knows even when it is not the leader (leader id and epoch only).")
     var fromThisNode = false
 
     func client() throws -> AdminClient {
@@ -76,7 +84,9 @@ struct QuorumReport: Encodable {
         let response: DescribeQuorumResponse
         do {
             if options.fromThisNode {
-                let request = DescribeQuorumRequest(topics: [.init(topicName: "__cluster_metadata", partitions: [.init(partitionIndex: 0)])])
+                let request = DescribeQuorumRequest(topics: [
+                    .init(topicName: "__cluster_metadata", partitions: [.init(partitionIndex: 0)])
+                ])
                 let first = client.bootstrap[0]
                 let single = try AdminClient(servers: "\(first.host):\(first.port)")
                 single.timeoutMs = options.timeoutMs
@@ -88,10 +98,14 @@ struct QuorumReport: Encodable {
         } catch {
             throw CLIError("cannot describe the quorum: \(error)")
         }
-        guard let p = response.topics.first?.partitions.first else { throw CLIError("the controller sent an empty DescribeQuorum answer.") }
+        guard let p = response.topics.first?.partitions.first else {
+            throw CLIError("the controller sent an empty DescribeQuorum answer.")
+        }
         if options.fromThisNode && p.errorCode == ErrorCode.notLeaderOrFollower.rawValue {
-            return QuorumReport(clusterId: nil, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, highWatermark: -1, maxFollowerLag: -1,
-                                maxFollowerLagTimeMs: -1, currentVoters: [], currentObservers: [], replicas: [], answeredByLeader: false)
+            return QuorumReport(
+                clusterId: nil, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, highWatermark: -1, maxFollowerLag: -1,
+                maxFollowerLagTimeMs: -1, currentVoters: [], currentObservers: [], replicas: [], answeredByLeader: false
+            )
         }
         guard response.errorCode == 0, p.errorCode == 0 else {
             let code = ErrorCode(p.errorCode != 0 ? p.errorCode : response.errorCode)
@@ -104,8 +118,11 @@ struct QuorumReport: Encodable {
         for (voter, list) in [(true, p.currentVoters), (false, p.observers)] {
             for r in list {
                 let status = r.replicaId == p.leaderId ? "Leader" : (voter ? "Follower" : "Observer")
-                replicas.append(Replica(nodeId: r.replicaId, logEndOffset: r.logEndOffset, lag: max(0, leaderEnd - r.logEndOffset),
-                                        lastFetchTimestamp: r.lastFetchTimestamp, lastCaughtUpTimestamp: r.lastCaughtUpTimestamp, status: status))
+                replicas.append(
+                    Replica(
+                        nodeId: r.replicaId, logEndOffset: r.logEndOffset, lag: max(0, leaderEnd - r.logEndOffset),
+                        lastFetchTimestamp: r.lastFetchTimestamp, lastCaughtUpTimestamp: r.lastCaughtUpTimestamp,
+                        status: status))
             }
         }
         let followers = p.currentVoters.filter { $0.replicaId != p.leaderId }
@@ -113,17 +130,20 @@ struct QuorumReport: Encodable {
         let maxLagTime = followers.map { $0.lastCaughtUpTimestamp < 0 ? -1 : now - $0.lastCaughtUpTimestamp }.max() ?? 0
         // DescribeQuorum does not carry the cluster id; DescribeCluster (served by controllers
         // too) does, as Kafka's tool asks it.
-        let clusterId = try? runBlocking { try await client.send(DescribeClusterRequest(), version: 0).response }.clusterId
+        let clusterId = try? runBlocking { try await client.send(DescribeClusterRequest(), version: 0).response }
+            .clusterId
         return QuorumReport(
             clusterId: clusterId, leaderId: p.leaderId, leaderEpoch: p.leaderEpoch, highWatermark: p.highWatermark,
             maxFollowerLag: maxLag, maxFollowerLagTimeMs: maxLagTime,
-            currentVoters: p.currentVoters.map(\.replicaId).sorted(), currentObservers: p.observers.map(\.replicaId).sorted(),
+            currentVoters: p.currentVoters.map(\.replicaId).sorted(),
+            currentObservers: p.observers.map(\.replicaId).sorted(),
             replicas: replicas)
     }
 }
 
 struct QuorumStatus: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Leader, epoch, high watermark, voters and observers.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Leader, epoch, high watermark, voters and observers.")
     @OptionGroup var options: QuorumOptions
 
     func run() throws {
@@ -135,7 +155,10 @@ struct QuorumStatus: ParsableCommand {
             ("LeaderEpoch", "\(report.leaderEpoch)"),
             ("HighWatermark", "\(report.highWatermark)"),
             ("MaxFollowerLag", "\(report.maxFollowerLag)"),
-            ("MaxFollowerLagTimeMs", options.humanReadable ? humanDuration(report.maxFollowerLagTimeMs) : "\(report.maxFollowerLagTimeMs)"),
+            (
+                "MaxFollowerLagTimeMs",
+                options.humanReadable ? humanDuration(report.maxFollowerLagTimeMs) : "\(report.maxFollowerLagTimeMs)"
+            ),
             ("CurrentVoters", "[" + report.currentVoters.map(String.init).joined(separator: ",") + "]"),
             ("CurrentObservers", "[" + report.currentObservers.map(String.init).joined(separator: ",") + "]"),
         ]
@@ -144,7 +167,8 @@ struct QuorumStatus: ParsableCommand {
 }
 
 struct QuorumReplication: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "replication", abstract: "Per node: log end offset, lag, last fetch, last caught up, status.")
+    static let configuration = CommandConfiguration(
+        commandName: "replication", abstract: "Per node: log end offset, lag, last fetch, last caught up, status.")
     @OptionGroup var options: QuorumOptions
 
     func run() throws {
@@ -156,8 +180,13 @@ struct QuorumReplication: ParsableCommand {
             return t < 0 ? "-" : humanDuration(now - t) + " ago"
         }
         var table = [["NodeId", "LogEndOffset", "Lag", "LastFetchTimestamp", "LastCaughtUpTimestamp", "Status"]]
-        for r in report.replicas.sorted(by: { ($0.status == "Leader" ? 0 : 1, $0.nodeId) < ($1.status == "Leader" ? 0 : 1, $1.nodeId) }) {
-            table.append(["\(r.nodeId)", "\(r.logEndOffset)", "\(r.lag)", time(r.lastFetchTimestamp), time(r.lastCaughtUpTimestamp), r.status])
+        for r in report.replicas.sorted(by: {
+            ($0.status == "Leader" ? 0 : 1, $0.nodeId) < ($1.status == "Leader" ? 0 : 1, $1.nodeId)
+        }) {
+            table.append([
+                "\(r.nodeId)", "\(r.logEndOffset)", "\(r.lag)", time(r.lastFetchTimestamp),
+                time(r.lastCaughtUpTimestamp), r.status,
+            ])
         }
         printTable(table)
     }
@@ -175,7 +204,9 @@ func printTable(_ rows: [[String]]) {
     var widths = first.map(\.count)
     for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
     for row in rows {
-        print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset] + 2, withPad: " ", startingAt: 0) }.joined().trimmingCharacters(in: .whitespaces))
+        print(
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset] + 2, withPad: " ", startingAt: 0) }
+                .joined().trimmingCharacters(in: .whitespaces))
     }
 }
 

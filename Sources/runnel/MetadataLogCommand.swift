@@ -74,10 +74,11 @@ enum Reflection {
         case .collection, .set:
             return .array(mirror.children.map { value($0.value) })
         case .struct, .class:
-            return .object(mirror.children.compactMap { child in
-                guard let label = child.label, label != "unknownTaggedFields" else { return nil }
-                return (label, value(child.value))
-            })
+            return .object(
+                mirror.children.compactMap { child in
+                    guard let label = child.label, label != "unknownTaggedFields" else { return nil }
+                    return (label, value(child.value))
+                })
         default:
             return .string(String(describing: any))
         }
@@ -87,9 +88,11 @@ enum Reflection {
 /// Metadata record and control record types, by id, for `--type` and for naming control records.
 enum MetadataRecordTypes {
     static let records: [(Int16, String)] = [
-        (0, "RegisterBrokerRecord"), (1, "UnregisterBrokerRecord"), (2, "TopicRecord"), (3, "PartitionRecord"), (4, "ConfigRecord"),
+        (0, "RegisterBrokerRecord"), (1, "UnregisterBrokerRecord"), (2, "TopicRecord"), (3, "PartitionRecord"),
+        (4, "ConfigRecord"),
         (5, "PartitionChangeRecord"), (7, "FenceBrokerRecord"), (8, "UnfenceBrokerRecord"), (9, "RemoveTopicRecord"),
-        (10, "DelegationTokenRecord"), (11, "UserScramCredentialRecord"), (12, "FeatureLevelRecord"), (14, "ClientQuotaRecord"),
+        (10, "DelegationTokenRecord"), (11, "UserScramCredentialRecord"), (12, "FeatureLevelRecord"),
+        (14, "ClientQuotaRecord"),
         (15, "ProducerIdsRecord"), (17, "BrokerRegistrationChangeRecord"), (18, "AccessControlEntryRecord"),
         (19, "RemoveAccessControlEntryRecord"), (20, "NoOpRecord"), (21, "ZkMigrationStateRecord"),
         (22, "RemoveUserScramCredentialRecord"), (23, "BeginTransactionRecord"), (24, "EndTransactionRecord"),
@@ -97,14 +100,18 @@ enum MetadataRecordTypes {
     ]
     static let controls: [(Int16, String)] = [
         (ControlRecordType.abort, "AbortMarker"), (ControlRecordType.commit, "CommitMarker"),
-        (ControlRecordType.leaderChange, "LeaderChangeMessage"), (ControlRecordType.snapshotHeader, "SnapshotHeaderRecord"),
-        (ControlRecordType.snapshotFooter, "SnapshotFooterRecord"), (ControlRecordType.kRaftVersion, "KRaftVersionRecord"),
+        (ControlRecordType.leaderChange, "LeaderChangeMessage"),
+        (ControlRecordType.snapshotHeader, "SnapshotHeaderRecord"),
+        (ControlRecordType.snapshotFooter, "SnapshotFooterRecord"),
+        (ControlRecordType.kRaftVersion, "KRaftVersionRecord"),
         (ControlRecordType.voters, "VotersRecord"),
     ]
 
     static func key(_ name: String) -> String {
         var k = name.lowercased().filter { $0 != "_" && $0 != "-" }
-        for suffix in ["record", "message"] where k.hasSuffix(suffix) && k.count > suffix.count { k.removeLast(suffix.count) }
+        for suffix in ["record", "message"] where k.hasSuffix(suffix) && k.count > suffix.count {
+            k.removeLast(suffix.count)
+        }
         return k
     }
 
@@ -120,7 +127,9 @@ enum MetadataRecordTypes {
             } else if known.contains(key(name)) {
                 out.insert(key(name))
             } else {
-                throw CLIError("unknown record type \"\(name)\"; use a name such as TopicRecord, PartitionRecord, PartitionChangeRecord, RegisterBrokerRecord, ConfigRecord or LeaderChangeMessage, or a type number")
+                throw CLIError(
+                    "unknown record type \"\(name)\"; use a name such as TopicRecord, PartitionRecord, PartitionChangeRecord, RegisterBrokerRecord, ConfigRecord or LeaderChangeMessage, or a type number"
+                )
             }
         }
         return out
@@ -155,7 +164,8 @@ struct MetadataLogReader {
         }
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
         do {
-            return MetadataLogReader(log: try MetadataLog(directory: copy, disk: PosixDisk(), nowMs: nowMs, cleanShutdown: true))
+            return MetadataLogReader(
+                log: try MetadataLog(directory: copy, disk: PosixDisk(), nowMs: nowMs, cleanShutdown: true))
         } catch {
             throw CLIError("cannot open the metadata log in \(directory): \(error)")
         }
@@ -185,8 +195,10 @@ struct MetadataLogReader {
     }
 
     static func decode(_ record: Record, batch: RecordBatchHeader) -> DecodedLogEntry {
-        var entry = DecodedLogEntry(offset: record.offset, epoch: batch.partitionLeaderEpoch, timestamp: record.timestamp,
-                                    isControl: batch.isControl, typeId: -1, typeName: "Unknown", version: nil, record: nil, body: nil, error: nil)
+        var entry = DecodedLogEntry(
+            offset: record.offset, epoch: batch.partitionLeaderEpoch, timestamp: record.timestamp,
+            isControl: batch.isControl, typeId: -1, typeName: "Unknown", version: nil, record: nil, body: nil,
+            error: nil)
         guard let value = record.value else {
             entry.error = "the record has no value"
             return entry
@@ -230,7 +242,8 @@ struct MetadataLogReader {
             // Name the type from the frame when only the body is unreadable.
             var r = WireReader(value)
             if (try? r.readUnsignedVarint()) != nil, let type = try? r.readUnsignedVarint(),
-               let known = MetadataRecordTypes.records.first(where: { Int64($0.0) == Int64(type) }) {
+                let known = MetadataRecordTypes.records.first(where: { Int64($0.0) == Int64(type) })
+            {
                 entry.typeId = known.0
                 entry.typeName = known.1
             }
@@ -244,12 +257,17 @@ struct MetadataLogDump: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Decode the metadata log record by record (offset, epoch, timestamp, type, fields).",
-        discussion: "Reads a copy of the segments; the node's files are never changed. Works on a stopped or running node.")
+        discussion:
+            "Reads a copy of the segments; the node's files are never changed. Works on a stopped or running node.")
 
     @Option(help: "A node's data dir, or its __cluster_metadata-0 directory.")
     var dir: String
 
-    @Option(name: .customLong("type"), help: "Show only records of this type (e.g. TopicRecord, PartitionChange, 2, LeaderChangeMessage); repeatable or comma-separated.")
+    @Option(
+        name: .customLong("type"),
+        help:
+            "Show only records of this type (e.g. TopicRecord, PartitionChange, 2, LeaderChangeMessage); repeatable or comma-separated."
+    )
     var types: [String] = []
 
     @Option(help: "First offset to show (inclusive).")
@@ -273,7 +291,9 @@ struct MetadataLogDump: ParsableCommand {
             }
             if reader.logEndOffset <= reader.logStartOffset {
                 let snapshots = location.snapshots()
-                let hint = snapshots.isEmpty ? "" : " (its records are in snapshot \(snapshots.last!.path); see runnel metadata snapshot)"
+                let hint =
+                    snapshots.isEmpty
+                    ? "" : " (its records are in snapshot \(snapshots.last!.path); see runnel metadata snapshot)"
                 throw CLIError("the metadata log in \(location.metadataLogDir) is empty\(hint)")
             }
             return reader
@@ -283,8 +303,12 @@ struct MetadataLogDump: ParsableCommand {
         let offsetWidth = max(6, String(reader.logEndOffset).count)
         var entries: [JSONValue] = []
         if !json {
-            print(row(["OFFSET".padding(toLength: offsetWidth, withPad: " ", startingAt: 0), "EPOCH", "TIMESTAMP".padding(toLength: 24, withPad: " ", startingAt: 0),
-                       "TYPE".padding(toLength: 30, withPad: " ", startingAt: 0), "FIELDS"]))
+            print(
+                row([
+                    "OFFSET".padding(toLength: offsetWidth, withPad: " ", startingAt: 0), "EPOCH",
+                    "TIMESTAMP".padding(toLength: 24, withPad: " ", startingAt: 0),
+                    "TYPE".padding(toLength: 30, withPad: " ", startingAt: 0), "FIELDS",
+                ]))
         }
         inspect {
             try reader.forEach(from: from, to: upTo) { entry in
@@ -296,10 +320,13 @@ struct MetadataLogDump: ParsableCommand {
                 let time = formatter.string(from: Date(timeIntervalSince1970: Double(entry.timestamp) / 1000))
                 var fields = entry.fields.map { "\($0.0)=\($0.1.text)" }.joined(separator: " ")
                 if let error = entry.error { fields += (fields.isEmpty ? "" : " ") + "error=\"\(error)\"" }
-                print(row([String(entry.offset).padding(toLength: offsetWidth, withPad: " ", startingAt: 0),
-                           String(entry.epoch).padding(toLength: 5, withPad: " ", startingAt: 0),
-                           time.padding(toLength: 24, withPad: " ", startingAt: 0),
-                           entry.typeName.padding(toLength: 30, withPad: " ", startingAt: 0), fields]))
+                print(
+                    row([
+                        String(entry.offset).padding(toLength: offsetWidth, withPad: " ", startingAt: 0),
+                        String(entry.epoch).padding(toLength: 5, withPad: " ", startingAt: 0),
+                        time.padding(toLength: 24, withPad: " ", startingAt: 0),
+                        entry.typeName.padding(toLength: 30, withPad: " ", startingAt: 0), fields,
+                    ]))
             }
         }
         if json { printJSON(JSONValue.array(entries)) }

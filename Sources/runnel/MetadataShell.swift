@@ -27,19 +27,19 @@ final class MetadataShellSession {
     }
 
     static let help = """
-    Commands (paths are absolute or relative to the current node):
-      ls [PATH]        list a node's children
-      cd [PATH]        change the current node (default /)
-      cat PATH...      show a node's fields
-      tree [PATH]      print a node and everything below it
-      pwd              print the current node
-      sql QUERY        run read-only SQL over the snapshot's tables
-      history          list the commands entered so far
-      help             this text
-      exit, quit       leave the shell
-    The tree: /brokers/<id>, /topics/<name>/<partition>, /configs/<type>/<name>, /features,
-    /producerIds, /acls/<id>, /scram/<mechanism>/<user>, /quorum.
-    """
+        Commands (paths are absolute or relative to the current node):
+          ls [PATH]        list a node's children
+          cd [PATH]        change the current node (default /)
+          cat PATH...      show a node's fields
+          tree [PATH]      print a node and everything below it
+          pwd              print the current node
+          sql QUERY        run read-only SQL over the snapshot's tables
+          history          list the commands entered so far
+          help             this text
+          exit, quit       leave the shell
+        The tree: /brokers/<id>, /topics/<name>/<partition>, /configs/<type>/<name>, /features,
+        /producerIds, /acls/<id>, /scram/<mechanism>/<user>, /quorum.
+        """
 
     /// Runs one line; false when the shell should end.
     func execute(_ line: String) -> Bool {
@@ -112,11 +112,15 @@ struct MetadataShellCommand: ParsableCommand {
     func run() throws {
         let metadata = inspect { try LoadedMetadata.load(file) }
         let interactive = isatty(STDIN_FILENO) != 0
-        let session = MetadataShellSession(metadata, out: { print($0) }, err: { message in
-            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        })
+        let session = MetadataShellSession(
+            metadata, out: { print($0) },
+            err: { message in
+                FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            })
         if interactive {
-            print("Runnel metadata shell: \(file) (end offset \(metadata.endOffset), epoch \(metadata.epoch)). Type help for commands.")
+            print(
+                "Runnel metadata shell: \(file) (end offset \(metadata.endOffset), epoch \(metadata.epoch)). Type help for commands."
+            )
         }
         while true {
             if interactive {

@@ -120,7 +120,8 @@ enum TempFiles {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw CLIError("cannot create a temporary directory under \(NSTemporaryDirectory()): \(error.localizedDescription)")
+            throw CLIError(
+                "cannot create a temporary directory under \(NSTemporaryDirectory()): \(error.localizedDescription)")
         }
         if !registered {
             registered = true
@@ -165,18 +166,23 @@ struct MetadataLocation {
         if url.lastPathComponent.hasPrefix("__cluster_metadata-") {
             return MetadataLocation(metadataLogDir: trimmed, dataDir: parent)
         }
-        guard let names = try? fm.contentsOfDirectory(atPath: trimmed) else { throw CLIError("cannot list the directory \(path)") }
+        guard let names = try? fm.contentsOfDirectory(atPath: trimmed) else {
+            throw CLIError("cannot list the directory \(path)")
+        }
         if names.contains(where: { $0.hasSuffix(".log") || SQLiteSnapshot.parse(fileName: $0) != nil }) {
             return MetadataLocation(metadataLogDir: trimmed, dataDir: parent)
         }
-        throw CLIError("\(path) is neither a node's data dir (it has no \(logDirName) directory) nor a metadata log directory")
+        throw CLIError(
+            "\(path) is neither a node's data dir (it has no \(logDirName) directory) nor a metadata log directory")
     }
 
     /// Snapshot files, oldest first.
     func snapshots() -> [(path: String, endOffset: Int64, epoch: Int32)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: metadataLogDir)) ?? []
-        return names.compactMap { name in SQLiteSnapshot.parse(fileName: name).map { (metadataLogDir + "/" + name, $0.endOffset, $0.epoch) } }
-            .sorted { ($0.endOffset, $0.epoch) < ($1.endOffset, $1.epoch) }
+        return names.compactMap { name in
+            SQLiteSnapshot.parse(fileName: name).map { (metadataLogDir + "/" + name, $0.endOffset, $0.epoch) }
+        }
+        .sorted { ($0.endOffset, $0.epoch) < ($1.endOffset, $1.epoch) }
     }
 
     /// The cluster id from meta.properties, when readable.
@@ -190,9 +196,10 @@ struct MetadataLocation {
     /// The voters named in quorum-state, when readable.
     func voters() -> [Int32]? {
         guard let dataDir,
-              let data = FileManager.default.contents(atPath: dataDir + "/" + QuorumStateFile.name),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let voters = object["currentVoters"] as? [[String: Any]] else { return nil }
+            let data = FileManager.default.contents(atPath: dataDir + "/" + QuorumStateFile.name),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let voters = object["currentVoters"] as? [[String: Any]]
+        else { return nil }
         return voters.compactMap { ($0["voterId"] as? NSNumber)?.int32Value }.sorted()
     }
 }
@@ -220,7 +227,9 @@ struct LoadedMetadata {
 
     static func load(_ path: String) throws -> LoadedMetadata {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("\(path) does not exist") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw CLIError("\(path) does not exist")
+        }
         return isDir.boolValue ? try loadDirectory(path) : try loadSnapshot(path)
     }
 
@@ -233,8 +242,12 @@ struct LoadedMetadata {
     }
 
     /// Reads and verifies a snapshot file, saying plainly when it is not one or is damaged.
-    static func readSnapshot(_ path: String) throws -> (header: SQLiteSnapshot.Header, image: MetadataImage, voters: [Int32]) {
-        guard try looksLikeSQLite(path) else { throw CLIError("\(path) is not a Runnel snapshot (it is not an SQLite file)") }
+    static func readSnapshot(
+        _ path: String
+    ) throws -> (header: SQLiteSnapshot.Header, image: MetadataImage, voters: [Int32]) {
+        guard try looksLikeSQLite(path) else {
+            throw CLIError("\(path) is not a Runnel snapshot (it is not an SQLite file)")
+        }
         func damaged(_ error: SnapshotError) -> CLIError {
             var reason = error.description
             if let range = reason.range(of: "SQLite error") { reason = String(reason[range.lowerBound...]) }
@@ -244,11 +257,14 @@ struct LoadedMetadata {
         }
         let tables: [String]
         do {
-            tables = try SQLiteSnapshot.query(path, sql: "SELECT name FROM sqlite_master WHERE type = 'table'").rows.compactMap { $0.first ?? nil }
+            tables = try SQLiteSnapshot.query(path, sql: "SELECT name FROM sqlite_master WHERE type = 'table'").rows
+                .compactMap { $0.first ?? nil }
         } catch let error as SnapshotError {
             throw damaged(error)
         }
-        guard tables.contains("snapshot") else { throw CLIError("\(path) is not a Runnel snapshot (an SQLite file without a snapshot table)") }
+        guard tables.contains("snapshot") else {
+            throw CLIError("\(path) is not a Runnel snapshot (an SQLite file without a snapshot table)")
+        }
         do {
             return try SQLiteSnapshot.read(path)
         } catch let error as SnapshotError where error.description.contains("malformed") {
@@ -258,9 +274,10 @@ struct LoadedMetadata {
 
     static func loadSnapshot(_ path: String) throws -> LoadedMetadata {
         let (header, image, voters) = try readSnapshot(path)
-        return LoadedMetadata(source: path, kind: .snapshot, snapshotPath: path, header: header, image: image, voters: voters,
-                              clusterId: header.clusterId, endOffset: header.endOffset, epoch: header.epoch,
-                              lastContainedTimestamp: header.lastContainedTimestamp, replayedRecords: 0)
+        return LoadedMetadata(
+            source: path, kind: .snapshot, snapshotPath: path, header: header, image: image, voters: voters,
+            clusterId: header.clusterId, endOffset: header.endOffset, epoch: header.epoch,
+            lastContainedTimestamp: header.lastContainedTimestamp, replayedRecords: 0)
     }
 
     static func loadDirectory(_ path: String) throws -> LoadedMetadata {
@@ -284,7 +301,9 @@ struct LoadedMetadata {
         if let reader = try MetadataLogReader.open(location.metadataLogDir) {
             if reader.logStartOffset > start && reader.logEndOffset > reader.logStartOffset {
                 let what = header == nil ? "there is no snapshot" : "the newest snapshot ends at offset \(start)"
-                throw CLIError("the metadata log in \(location.metadataLogDir) starts at offset \(reader.logStartOffset) but \(what): records in between are missing")
+                throw CLIError(
+                    "the metadata log in \(location.metadataLogDir) starts at offset \(reader.logStartOffset) but \(what): records in between are missing"
+                )
             }
             var delta = MetadataDelta(image)
             try reader.forEach(from: start) { entry in
@@ -303,9 +322,10 @@ struct LoadedMetadata {
         if header == nil && endOffset == 0 {
             throw CLIError("\(path) holds no metadata: no snapshot and an empty metadata log")
         }
-        return LoadedMetadata(source: path, kind: .dataDir, snapshotPath: snapshotPath, header: header, image: image,
-                              voters: voters ?? [], clusterId: header?.clusterId ?? location.clusterId(),
-                              endOffset: endOffset, epoch: epoch, lastContainedTimestamp: timestamp, replayedRecords: replayed)
+        return LoadedMetadata(
+            source: path, kind: .dataDir, snapshotPath: snapshotPath, header: header, image: image,
+            voters: voters ?? [], clusterId: header?.clusterId ?? location.clusterId(),
+            endOffset: endOffset, epoch: epoch, lastContainedTimestamp: timestamp, replayedRecords: replayed)
     }
 
     var tree: MetadataNode { MetadataTree.build(image, voters: voters, clusterId: clusterId) }
@@ -315,8 +335,9 @@ struct LoadedMetadata {
     func sqlFile() throws -> String {
         if let snapshotPath, replayedRecords == 0, endOffset == header?.endOffset { return snapshotPath }
         let dir = try TempFiles.makeDirectory()
-        return try SQLiteSnapshot.write(image, clusterId: clusterId ?? "", endOffset: endOffset, epoch: max(epoch, 0), voters: voters,
-                                        lastContainedTimestamp: lastContainedTimestamp, directory: dir)
+        return try SQLiteSnapshot.write(
+            image, clusterId: clusterId ?? "", endOffset: endOffset, epoch: max(epoch, 0), voters: voters,
+            lastContainedTimestamp: lastContainedTimestamp, directory: dir)
     }
 
     /// The summary `runnel metadata snapshot` prints.
@@ -355,9 +376,13 @@ struct LoadedMetadata {
 
 /// Text and JSON views of tree nodes, shared by the commands and the shell.
 enum TreeView {
-    static func resolve(_ root: MetadataNode, _ path: String, from cwd: String = "/") throws -> (path: String, node: MetadataNode) {
+    static func resolve(
+        _ root: MetadataNode, _ path: String, from cwd: String = "/"
+    ) throws -> (path: String, node: MetadataNode) {
         let absolute = MetadataTree.normalize(path, from: cwd)
-        guard let node = root.node(at: absolute) else { throw CLIError("\(absolute) does not exist in the metadata tree (try ls /)") }
+        guard let node = root.node(at: absolute) else {
+            throw CLIError("\(absolute) does not exist in the metadata tree (try ls /)")
+        }
         return (absolute, node)
     }
 
@@ -372,16 +397,22 @@ enum TreeView {
     }
 
     static func lsJSON(_ path: String, _ node: MetadataNode) -> JSONValue {
-        .array(lsEntries(path, node).map { entry in
-            .object([("name", .string(entry.name)), ("path", .string(entry.path)), ("directory", .bool(entry.node.isDirectory)),
-                     ("children", .int(Int64(entry.node.children.count)))])
-        })
+        .array(
+            lsEntries(path, node).map { entry in
+                .object([
+                    ("name", .string(entry.name)), ("path", .string(entry.path)),
+                    ("directory", .bool(entry.node.isDirectory)),
+                    ("children", .int(Int64(entry.node.children.count))),
+                ])
+            })
     }
 
     static func catText(_ path: String, _ node: MetadataNode) throws -> [String] {
         if node.fields.isEmpty && node.isDirectory { throw CLIError("\(path) is a directory; use ls or tree") }
         let width = (node.fields.map(\.name.count).max() ?? 0) + 2
-        return node.fields.map { ($0.name + ":").padding(toLength: width, withPad: " ", startingAt: 0) + $0.value.description }
+        return node.fields.map {
+            ($0.name + ":").padding(toLength: width, withPad: " ", startingAt: 0) + $0.value.description
+        }
     }
 
     static func fieldsJSON(_ node: MetadataNode) -> JSONValue {
@@ -438,9 +469,14 @@ enum SQLView {
         var lines: [String] = []
         if !result.columns.isEmpty {
             var widths = result.columns.map(\.count)
-            for row in table { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
             for row in table {
-                lines.append(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset] + 2, withPad: " ", startingAt: 0) }
+                for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+            }
+            for row in table {
+                lines.append(
+                    row.enumerated().map {
+                        $0.element.padding(toLength: widths[$0.offset] + 2, withPad: " ", startingAt: 0)
+                    }
                     .joined().trimmingCharacters(in: .whitespaces))
             }
         }
@@ -449,16 +485,20 @@ enum SQLView {
     }
 
     static func json(_ result: (columns: [String], rows: [[String?]])) -> JSONValue {
-        .array(result.rows.map { row in
-            .object(zip(result.columns, row).map { ($0, $1.map { .string($0) } ?? .null) })
-        })
+        .array(
+            result.rows.map { row in
+                .object(zip(result.columns, row).map { ($0, $1.map { .string($0) } ?? .null) })
+            })
     }
 }
 
 // MARK: commands
 
 struct SnapshotFileOptions: ParsableArguments {
-    @Argument(help: "A snapshot file (*.checkpoint.sqlite), a node's data dir, or its __cluster_metadata-0 directory (newest snapshot plus the log tail).")
+    @Argument(
+        help:
+            "A snapshot file (*.checkpoint.sqlite), a node's data dir, or its __cluster_metadata-0 directory (newest snapshot plus the log tail)."
+    )
     var file: String
 
     @Flag(help: "Print JSON (stable field names) instead of text.")
@@ -490,7 +530,10 @@ struct MetadataSnapshot: ParsableCommand {
 
 struct MetadataLs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ls", abstract: "List a node of the metadata tree (/brokers, /topics, /configs, /features, /producerIds, /acls, /scram, /quorum).")
+        commandName: "ls",
+        abstract:
+            "List a node of the metadata tree (/brokers, /topics, /configs, /features, /producerIds, /acls, /scram, /quorum)."
+    )
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "Path in the tree.") var path: String = "/"
 
@@ -502,7 +545,8 @@ struct MetadataLs: ParsableCommand {
 }
 
 struct MetadataCat: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cat", abstract: "Show the fields of a node of the metadata tree.")
+    static let configuration = CommandConfiguration(
+        commandName: "cat", abstract: "Show the fields of a node of the metadata tree.")
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "Path in the tree, e.g. /topics/orders/0.") var path: String
 
@@ -515,7 +559,8 @@ struct MetadataCat: ParsableCommand {
 }
 
 struct MetadataTreeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tree", abstract: "Print a node of the metadata tree and everything below it.")
+    static let configuration = CommandConfiguration(
+        commandName: "tree", abstract: "Print a node of the metadata tree and everything below it.")
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "Path in the tree.") var path: String = "/"
 
@@ -529,16 +574,22 @@ struct MetadataTreeCommand: ParsableCommand {
 struct MetadataSQL: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
-        abstract: "Run read-only SQL over a snapshot's tables (snapshot, brokers, broker_endpoints, topics, partitions, configs, features, producer_ids, acls, voters, scram_credentials).")
+        abstract:
+            "Run read-only SQL over a snapshot's tables (snapshot, brokers, broker_endpoints, topics, partitions, configs, features, producer_ids, acls, voters, scram_credentials)."
+    )
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "The query, e.g. \"SELECT topic_name, partition, leader FROM partitions\".") var query: String
-    @Flag(name: .customLong("no-verify"), help: "Query a snapshot file without checking its checksum first (to look into a damaged file).")
+    @Flag(
+        name: .customLong("no-verify"),
+        help: "Query a snapshot file without checking its checksum first (to look into a damaged file).")
     var noVerify = false
 
     func run() throws {
         let result = inspect { () throws -> (columns: [String], rows: [[String?]]) in
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: options.file, isDirectory: &isDir) else { throw CLIError("\(options.file) does not exist") }
+            guard FileManager.default.fileExists(atPath: options.file, isDirectory: &isDir) else {
+                throw CLIError("\(options.file) does not exist")
+            }
             let file: String
             if !isDir.boolValue && noVerify {
                 guard try LoadedMetadata.looksLikeSQLite(options.file) else {

@@ -13,8 +13,10 @@ struct Runnel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runnel",
         abstract: "Runnel: a Kafka-compatible distributed log, built the KRaft way.",
-        subcommands: [Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
-                      Group.self, Cluster.self, Acl.self, User.self, Bench.self]
+        subcommands: [
+            Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
+            Group.self, Cluster.self, Acl.self, User.self, Bench.self,
+        ]
     )
 
     /// ArgumentParser's entry point, except that a bad argument to a client tool (topic, produce,
@@ -29,7 +31,9 @@ struct Runnel: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            if let first = arguments.first, clientToolCommands[first] != nil, exitCode(for: error) != .success, !(error is ExitCode) {
+            if let first = arguments.first, clientToolCommands[first] != nil, exitCode(for: error) != .success,
+                !(error is ExitCode)
+            {
                 fail(usageFailure(error, arguments: arguments))
             }
             exit(withError: error)
@@ -68,7 +72,8 @@ struct Server: AsyncParsableCommand {
     func run() async throws {
         let config = loadConfig(config)
         let nodeId = config.nodeId
-        let level = ProcessInfo.processInfo.environment["RUNNEL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let level =
+            ProcessInfo.processInfo.environment["RUNNEL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -137,19 +142,25 @@ final class SignalWaiter: @unchecked Sendable {
 }
 
 struct Format: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write meta.properties into the log directories of a server.properties file (as kafka-storage format).")
+    static let configuration = CommandConfiguration(
+        abstract:
+            "Write meta.properties into the log directories of a server.properties file (as kafka-storage format).")
 
     @Option(name: [.customShort("c"), .long], help: "The server.properties file.")
     var config: String
 
-    @Option(name: [.customShort("t"), .long], help: "The cluster id (22-character Kafka uuid; see `runnel random-uuid`).")
+    @Option(
+        name: [.customShort("t"), .long], help: "The cluster id (22-character Kafka uuid; see `runnel random-uuid`).")
     var clusterId: String
 
     @Flag(name: [.customShort("g"), .long], help: "Skip directories that are already formatted.")
     var ignoreFormatted = false
 
-    @Option(name: [.customShort("S"), .customLong("add-scram")],
-            help: "A SCRAM credential for the new cluster, as kafka-storage takes it: 'SCRAM-SHA-512=[name=admin,password=secret]' (or with salt, saltedpassword and iterations). Repeat for more.")
+    @Option(
+        name: [.customShort("S"), .customLong("add-scram")],
+        help:
+            "A SCRAM credential for the new cluster, as kafka-storage takes it: 'SCRAM-SHA-512=[name=admin,password=secret]' (or with salt, saltedpassword and iterations). Repeat for more."
+    )
     var addScram: [String] = []
 
     func run() throws {
@@ -159,16 +170,18 @@ struct Format: ParsableCommand {
         for argument in addScram {
             do {
                 let parsed = try ScramCredentialArgument(parsing: argument, random: &random)
-                let entry = ScramCredentialEntry(user: parsed.user, mechanism: parsed.mechanism.rawValue, salt: parsed.credential.salt,
-                                                 storedKey: parsed.credential.storedKey, serverKey: parsed.credential.serverKey,
-                                                 iterations: parsed.credential.iterations)
+                let entry = ScramCredentialEntry(
+                    user: parsed.user, mechanism: parsed.mechanism.rawValue, salt: parsed.credential.salt,
+                    storedKey: parsed.credential.storedKey, serverKey: parsed.credential.serverKey,
+                    iterations: parsed.credential.iterations)
                 records.append(.userScramCredential(entry.record))
             } catch {
                 fail("--add-scram \(argument): \(error)")
             }
         }
         do {
-            let written = try StorageFormatter.format(config: config, clusterId: clusterId, ignoreFormatted: ignoreFormatted, bootstrapRecords: records)
+            let written = try StorageFormatter.format(
+                config: config, clusterId: clusterId, ignoreFormatted: ignoreFormatted, bootstrapRecords: records)
             for dir in written { print("Formatted \(dir) for cluster \(clusterId), node \(config.nodeId).") }
             if written.isEmpty { print("All directories were already formatted.") }
         } catch {
@@ -178,7 +191,8 @@ struct Format: ParsableCommand {
 }
 
 struct RandomUUID: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "random-uuid", abstract: "Print a new random cluster id.")
+    static let configuration = CommandConfiguration(
+        commandName: "random-uuid", abstract: "Print a new random cluster id.")
 
     func run() {
         var generator = SystemRandomNumberGenerator()

@@ -14,7 +14,9 @@ struct Acl: AsyncParsableCommand {
 
 /// The resource and entry options `acl add`, `list` and `remove` share.
 struct AclOptions: ParsableArguments {
-    @Option(name: .customLong("topic"), help: "A topic name (or prefix with --resource-pattern-type prefixed; * for every topic).")
+    @Option(
+        name: .customLong("topic"),
+        help: "A topic name (or prefix with --resource-pattern-type prefixed; * for every topic).")
     var topic: String?
     @Option(name: .customLong("group"), help: "A consumer group id (or prefix; * for every group).")
     var group: String?
@@ -22,7 +24,9 @@ struct AclOptions: ParsableArguments {
     var transactionalId: String?
     @Flag(name: .customLong("cluster"), help: "The cluster resource.")
     var cluster = false
-    @Option(name: .customLong("resource-pattern-type"), help: "literal (default) or prefixed; for list and remove also any or match.")
+    @Option(
+        name: .customLong("resource-pattern-type"),
+        help: "literal (default) or prefixed; for list and remove also any or match.")
     var patternType: String?
     @Option(name: .customLong("allow-principal"), help: "Principal to allow, e.g. User:alice (repeatable).")
     var allowPrincipals: [String] = []
@@ -30,14 +34,19 @@ struct AclOptions: ParsableArguments {
     var denyPrincipals: [String] = []
     @Option(name: .customLong("host"), help: "Host the principals connect from (default * for every host).")
     var host: String?
-    @Option(name: .customLong("operation"),
-            help: "Read, Write, Create, Delete, Alter, Describe, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite or All (repeatable).")
+    @Option(
+        name: .customLong("operation"),
+        help:
+            "Read, Write, Create, Delete, Alter, Describe, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite or All (repeatable)."
+    )
     var operations: [String] = []
 
     /// The resource patterns named (at most one of each kind).
     func patterns(forAdding: Bool) throws -> [ResourcePattern] {
         let type = try patternTypeValue(default: .literal)
-        if forAdding && !type.isSpecific { throw ValidationError("--resource-pattern-type must be literal or prefixed when adding") }
+        if forAdding && !type.isSpecific {
+            throw ValidationError("--resource-pattern-type must be literal or prefixed when adding")
+        }
         var out: [ResourcePattern] = []
         if let topic { out.append(ResourcePattern(.topic, topic, type)) }
         if let group { out.append(ResourcePattern(.group, group, type)) }
@@ -49,7 +58,9 @@ struct AclOptions: ParsableArguments {
     func patternTypeValue(default fallback: PatternType) throws -> PatternType {
         guard let patternType else { return fallback }
         let parsed = PatternType(name: patternType)
-        guard parsed != .unknown else { throw ValidationError("--resource-pattern-type \(patternType) is not literal, prefixed, any or match") }
+        guard parsed != .unknown else {
+            throw ValidationError("--resource-pattern-type \(patternType) is not literal, prefixed, any or match")
+        }
         return parsed
     }
 
@@ -59,14 +70,18 @@ struct AclOptions: ParsableArguments {
             var kafkaName = ""
             var previous: Character?
             for c in name {
-                if c == "-" { kafkaName.append("_") } else {
+                if c == "-" {
+                    kafkaName.append("_")
+                } else {
                     if c.isUppercase, let previous, previous.isLowercase { kafkaName.append("_") }
                     kafkaName.append(c)
                 }
                 previous = c
             }
             let parsed = AclOperation(name: kafkaName)
-            guard parsed != .unknown && parsed != .any else { throw ValidationError("--operation \(name) is not an operation") }
+            guard parsed != .unknown && parsed != .any else {
+                throw ValidationError("--operation \(name) is not an operation")
+            }
             return parsed
         }
     }
@@ -85,14 +100,18 @@ struct AclOptions: ParsableArguments {
         if let transactionalId { patterns.append(ResourcePatternFilter(.transactionalId, transactionalId, type)) }
         if cluster { patterns.append(ResourcePatternFilter(.cluster, ResourcePattern.clusterName, type)) }
         if patterns.isEmpty { patterns = [ResourcePatternFilter(.any, nil, type)] }
-        let entries: [(String?, AclPermissionType)] = principals.isEmpty ? [(nil, .any)] : principals.map { ($0.0, $0.1) }
+        let entries: [(String?, AclPermissionType)] =
+            principals.isEmpty ? [(nil, .any)] : principals.map { ($0.0, $0.1) }
         let ops: [AclOperation] = try operationValues().isEmpty ? [.any] : operationValues()
         var out: [AclBindingFilter] = []
         for pattern in patterns {
             for (principal, permission) in entries {
                 for op in ops {
-                    out.append(AclBindingFilter(patternFilter: pattern, entryFilter: AccessControlEntryFilter(
-                        principal: principal, host: host, operation: op, permissionType: permission)))
+                    out.append(
+                        AclBindingFilter(
+                            patternFilter: pattern,
+                            entryFilter: AccessControlEntryFilter(
+                                principal: principal, host: host, operation: op, permissionType: permission)))
                 }
             }
         }
@@ -101,30 +120,43 @@ struct AclOptions: ParsableArguments {
 }
 
 func aclJSON(_ binding: AclBinding) -> JSON {
-    .object([("resourceType", .string(binding.pattern.resourceType.description)), ("name", .string(binding.pattern.name)),
-             ("patternType", .string(binding.pattern.patternType.description)), ("principal", .string(binding.entry.principal)),
-             ("host", .string(binding.entry.host)), ("operation", .string(binding.entry.operation.description)),
-             ("permissionType", .string(binding.entry.permissionType.description))])
+    .object([
+        ("resourceType", .string(binding.pattern.resourceType.description)), ("name", .string(binding.pattern.name)),
+        ("patternType", .string(binding.pattern.patternType.description)),
+        ("principal", .string(binding.entry.principal)),
+        ("host", .string(binding.entry.host)), ("operation", .string(binding.entry.operation.description)),
+        ("permissionType", .string(binding.entry.permissionType.description)),
+    ])
 }
 
 func printAcls(_ bindings: [AclBinding], json: Bool) {
     if json { return JSON.array(bindings.map(aclJSON)).print() }
-    printTable([["RESOURCE-TYPE", "NAME", "PATTERN", "PRINCIPAL", "HOST", "OPERATION", "PERMISSION"]] + bindings.map {
-        [$0.pattern.resourceType.description, $0.pattern.name, $0.pattern.patternType.description, $0.entry.principal, $0.entry.host,
-         $0.entry.operation.description, $0.entry.permissionType.description]
-    })
+    printTable(
+        [["RESOURCE-TYPE", "NAME", "PATTERN", "PRINCIPAL", "HOST", "OPERATION", "PERMISSION"]]
+            + bindings.map {
+                [
+                    $0.pattern.resourceType.description, $0.pattern.name, $0.pattern.patternType.description,
+                    $0.entry.principal, $0.entry.host,
+                    $0.entry.operation.description, $0.entry.permissionType.description,
+                ]
+            })
 }
 
 struct AclAdd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "add", abstract: "Add bindings: each principal, each operation, on each resource named (CreateAcls).",
-        discussion: "Example: runnel acl add --allow-principal User:alice --operation Read --operation Describe --topic orders --bootstrap-server ...")
+        commandName: "add",
+        abstract: "Add bindings: each principal, each operation, on each resource named (CreateAcls).",
+        discussion:
+            "Example: runnel acl add --allow-principal User:alice --operation Read --operation Describe --topic orders --bootstrap-server ..."
+    )
 
     @OptionGroup var options: ClientOptions
     @OptionGroup var acl: AclOptions
 
     func validate() throws {
-        if try acl.patterns(forAdding: true).isEmpty { throw ValidationError("name a resource: --topic, --group, --transactional-id or --cluster") }
+        if try acl.patterns(forAdding: true).isEmpty {
+            throw ValidationError("name a resource: --topic, --group, --transactional-id or --cluster")
+        }
         if acl.principals.isEmpty { throw ValidationError("name a principal: --allow-principal or --deny-principal") }
         if try acl.operationValues().isEmpty { throw ValidationError("name an operation: --operation") }
         for (principal, _) in acl.principals where KafkaPrincipal(parsing: principal) == nil {
@@ -136,8 +168,11 @@ struct AclAdd: AsyncParsableCommand {
         let bindings = try! acl.patterns(forAdding: true).flatMap { pattern in
             acl.principals.flatMap { principal, permission in
                 try! acl.operationValues().map {
-                    AclBinding(pattern: pattern, entry: AccessControlEntry(principal: principal, host: acl.host ?? AccessControlEntry.wildcardHost,
-                                                                           operation: $0, permissionType: permission))
+                    AclBinding(
+                        pattern: pattern,
+                        entry: AccessControlEntry(
+                            principal: principal, host: acl.host ?? AccessControlEntry.wildcardHost,
+                            operation: $0, permissionType: permission))
                 }
             }
         }
@@ -150,8 +185,8 @@ struct AclList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "The bindings that match the options given (all without any), DescribeAcls.",
         discussion: """
-        --json prints [{"resourceType", "name", "patternType", "principal", "host", "operation", "permissionType"}].
-        """)
+            --json prints [{"resourceType", "name", "patternType", "principal", "host", "operation", "permissionType"}].
+            """)
 
     @OptionGroup var options: ClientOptions
     @OptionGroup var acl: AclOptions
@@ -163,7 +198,9 @@ struct AclList: AsyncParsableCommand {
             var seen = Set<AclBinding>()
             var out: [AclBinding] = []
             for filter in filters {
-                for binding in try await client.describeAcls(filter) where seen.insert(binding).inserted { out.append(binding) }
+                for binding in try await client.describeAcls(filter) where seen.insert(binding).inserted {
+                    out.append(binding)
+                }
             }
             return out
         }
@@ -173,7 +210,8 @@ struct AclList: AsyncParsableCommand {
 
 struct AclRemove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "remove", abstract: "Remove the bindings that match the options given (DeleteAcls); prints those removed.")
+        commandName: "remove",
+        abstract: "Remove the bindings that match the options given (DeleteAcls); prints those removed.")
 
     @OptionGroup var options: ClientOptions
     @OptionGroup var acl: AclOptions
@@ -197,12 +235,14 @@ struct AclRemove: AsyncParsableCommand {
 }
 
 struct User: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Users' SCRAM credentials.", subcommands: [UserScram.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Users' SCRAM credentials.", subcommands: [UserScram.self])
 }
 
 struct UserScram: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "scram", abstract: "Set, list and delete SCRAM credentials (AlterUserScramCredentials, DescribeUserScramCredentials).",
+        commandName: "scram",
+        abstract: "Set, list and delete SCRAM credentials (AlterUserScramCredentials, DescribeUserScramCredentials).",
         subcommands: [UserScramSet.self, UserScramList.self, UserScramDelete.self])
 }
 
@@ -215,24 +255,29 @@ func scramMechanism(_ name: String) throws -> ScramMechanism {
 
 struct UserScramSet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "set", abstract: "Create or change a user's credential; the password is salted and hashed here, never sent.")
+        commandName: "set",
+        abstract: "Create or change a user's credential; the password is salted and hashed here, never sent.")
 
     @OptionGroup var options: ClientOptions
     @Argument(help: "The user name.") var user: String
-    @Option(name: .customLong("mechanism"), help: "SCRAM-SHA-256 or SCRAM-SHA-512 (repeatable; default SCRAM-SHA-512).") var mechanisms: [String] = []
+    @Option(name: .customLong("mechanism"), help: "SCRAM-SHA-256 or SCRAM-SHA-512 (repeatable; default SCRAM-SHA-512).")
+    var mechanisms: [String] = []
     @Option(name: .customLong("password"), help: "The password.") var password: String
     @Option(name: .customLong("iterations"), help: "PBKDF2 iterations (4096 to 16384).") var iterations: Int32 = 4096
 
     func validate() throws {
         for m in mechanisms { _ = try scramMechanism(m) }
-        guard (4096...16384).contains(iterations) else { throw ValidationError("--iterations must be from 4096 to 16384") }
+        guard (4096...16384).contains(iterations) else {
+            throw ValidationError("--iterations must be from 4096 to 16384")
+        }
     }
 
     func run() async {
         let chosen = (mechanisms.isEmpty ? ["SCRAM-SHA-512"] : mechanisms).map { try! scramMechanism($0) }
         await withClient(options) { client in
             for mechanism in chosen {
-                try await client.setScramCredential(user: user, mechanism: mechanism, password: password, iterations: iterations)
+                try await client.setScramCredential(
+                    user: user, mechanism: mechanism, password: password, iterations: iterations)
             }
         }
         if !options.json { print("Set \(chosen.map(\.mechanismName).joined(separator: ", ")) for \(user).") }
@@ -249,16 +294,26 @@ struct UserScramList: AsyncParsableCommand {
 
     func run() async {
         let wanted = users
-        let infos = await withClient(options) { client in try await client.describeScramCredentials(users: wanted.isEmpty ? nil : wanted) }
+        let infos = await withClient(options) { client in
+            try await client.describeScramCredentials(users: wanted.isEmpty ? nil : wanted)
+        }
         if options.json {
-            return JSON.array(infos.map { .object([("user", .string($0.user)), ("mechanism", .string($0.mechanism)), ("iterations", .int($0.iterations))]) }).print()
+            return JSON.array(
+                infos.map {
+                    .object([
+                        ("user", .string($0.user)), ("mechanism", .string($0.mechanism)),
+                        ("iterations", .int($0.iterations)),
+                    ])
+                }
+            ).print()
         }
         printTable([["USER", "MECHANISM", "ITERATIONS"]] + infos.map { [$0.user, $0.mechanism, "\($0.iterations)"] })
     }
 }
 
 struct UserScramDelete: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a user's credential for a mechanism.")
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a user's credential for a mechanism.")
 
     @OptionGroup var options: ClientOptions
     @Argument(help: "The user name.") var user: String

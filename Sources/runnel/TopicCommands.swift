@@ -13,19 +13,23 @@ struct TopicCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create", abstract: "Create a topic (CreateTopics) and wait until every partition has a leader.",
         discussion: """
-        --json prints {"name", "topicId", "partitions", "replicationFactor", "configs": {key: value}}.
-        """)
+            --json prints {"name", "topicId", "partitions", "replicationFactor", "configs": {key: value}}.
+            """)
 
     @Argument(help: "The topic name.") var name: String
     @Option(help: "Number of partitions (default: the broker's num.partitions).") var partitions: Int32?
-    @Option(name: .customLong("replication-factor"), help: "Replicas per partition (default: the broker's default.replication.factor).")
+    @Option(
+        name: .customLong("replication-factor"),
+        help: "Replicas per partition (default: the broker's default.replication.factor).")
     var replicationFactor: Int16?
     @Option(name: .customLong("config"), help: "A topic config, key=value (repeatable).") var configs: [String] = []
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
         if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1") }
-        if let replicationFactor, replicationFactor < 1 { throw ValidationError("--replication-factor must be at least 1") }
+        if let replicationFactor, replicationFactor < 1 {
+            throw ValidationError("--replication-factor must be at least 1")
+        }
         for c in configs { _ = try parseKeyValue(c, option: "--config") }
     }
 
@@ -33,7 +37,8 @@ struct TopicCreate: AsyncParsableCommand {
         let pairs = configs.map { try! parseKeyValue($0, option: "--config") }
         let (name, partitions, replicationFactor) = (self.name, self.partitions ?? -1, self.replicationFactor ?? -1)
         let created = await withClient(options) { client in
-            try await client.createTopic(name: name, partitions: partitions, replicationFactor: replicationFactor, configs: pairs)
+            try await client.createTopic(
+                name: name, partitions: partitions, replicationFactor: replicationFactor, configs: pairs)
         }
         if options.json {
             return JSON.object([
@@ -42,7 +47,9 @@ struct TopicCreate: AsyncParsableCommand {
                 ("configs", .object(pairs.map { ($0.0, .string($0.1)) })),
             ]).print()
         }
-        print("Created topic \(created.name) (topic id \(created.topicId), \(created.partitions) partition\(created.partitions == 1 ? "" : "s"), replication factor \(created.replicationFactor)).")
+        print(
+            "Created topic \(created.name) (topic id \(created.topicId), \(created.partitions) partition\(created.partitions == 1 ? "" : "s"), replication factor \(created.replicationFactor))."
+        )
     }
 }
 
@@ -50,20 +57,29 @@ struct TopicList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "List topics, one name per line.",
         discussion: """
-        --json prints [{"name", "topicId", "partitions", "replicationFactor", "internal"}], sorted by name.
-        """)
+            --json prints [{"name", "topicId", "partitions", "replicationFactor", "internal"}], sorted by name.
+            """)
 
-    @Flag(name: .customLong("exclude-internal"), help: "Leave out internal topics (__consumer_offsets).") var excludeInternal = false
+    @Flag(name: .customLong("exclude-internal"), help: "Leave out internal topics (__consumer_offsets).")
+    var excludeInternal = false
     @OptionGroup var options: ClientOptions
 
     func run() async {
         let exclude = excludeInternal
-        let topics = await withClient(options) { client in try await client.listTopics().filter { !exclude || !$0.isInternal } }
+        let topics = await withClient(options) { client in
+            try await client.listTopics().filter { !exclude || !$0.isInternal }
+        }
         if options.json {
-            return JSON.array(topics.map { t in
-                .object([("name", .string(t.name)), ("topicId", .string(t.topicId.description)), ("partitions", .int(t.partitionCount)),
-                         ("replicationFactor", .int(t.partitions.first?.replicas.count ?? 0)), ("internal", .bool(t.isInternal))])
-            }).print()
+            return JSON.array(
+                topics.map { t in
+                    .object([
+                        ("name", .string(t.name)), ("topicId", .string(t.topicId.description)),
+                        ("partitions", .int(t.partitionCount)),
+                        ("replicationFactor", .int(t.partitions.first?.replicas.count ?? 0)),
+                        ("internal", .bool(t.isInternal)),
+                    ])
+                }
+            ).print()
         }
         for t in topics { print(t.name) }
     }
@@ -71,14 +87,16 @@ struct TopicList: AsyncParsableCommand {
 
 struct TopicDescribe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "describe", abstract: "A topic's id, partitions (leader, replicas, ISR) and configs set on it (as kafka-topics --describe).",
+        commandName: "describe",
+        abstract:
+            "A topic's id, partitions (leader, replicas, ISR) and configs set on it (as kafka-topics --describe).",
         discussion: """
-        Configs shown are those set on the topic (source DYNAMIC_TOPIC_CONFIG); --all-configs shows every one.
+            Configs shown are those set on the topic (source DYNAMIC_TOPIC_CONFIG); --all-configs shows every one.
 
-        --json prints {"name", "topicId", "internal", "partitionCount", "replicationFactor", \
-        "configs": [{"name", "value", "source", "readOnly", "sensitive"}], \
-        "partitions": [{"partition", "leader", "leaderEpoch", "replicas", "isr", "offlineReplicas"}]}.
-        """)
+            --json prints {"name", "topicId", "internal", "partitionCount", "replicationFactor", \
+            "configs": [{"name", "value", "source", "readOnly", "sensitive"}], \
+            "partitions": [{"partition", "leader", "leaderEpoch", "replicas", "isr", "offlineReplicas"}]}.
+            """)
 
     @Argument(help: "The topic name.") var name: String
     @Flag(name: .customLong("all-configs"), help: "Show every config, defaults included.") var allConfigs = false
@@ -94,23 +112,43 @@ struct TopicDescribe: AsyncParsableCommand {
         let replicationFactor = topic.partitions.first?.replicas.count ?? 0
         if options.json {
             return JSON.object([
-                ("name", .string(topic.name)), ("topicId", .string(topic.topicId.description)), ("internal", .bool(topic.isInternal)),
+                ("name", .string(topic.name)), ("topicId", .string(topic.topicId.description)),
+                ("internal", .bool(topic.isInternal)),
                 ("partitionCount", .int(topic.partitionCount)), ("replicationFactor", .int(replicationFactor)),
-                ("configs", .array(shown.map { c in
-                    .object([("name", .string(c.name)), ("value", c.sensitive ? .null : .optional(c.value)), ("source", .string(c.source)),
-                             ("readOnly", .bool(c.readOnly)), ("sensitive", .bool(c.sensitive))])
-                })),
-                ("partitions", .array(topic.partitions.map { p in
-                    .object([("partition", .int(p.partition)), ("leader", .int(p.leader)), ("leaderEpoch", .int(p.leaderEpoch)),
-                             ("replicas", .ints(p.replicas)), ("isr", .ints(p.isr)), ("offlineReplicas", .ints(p.offlineReplicas))])
-                })),
+                (
+                    "configs",
+                    .array(
+                        shown.map { c in
+                            .object([
+                                ("name", .string(c.name)), ("value", c.sensitive ? .null : .optional(c.value)),
+                                ("source", .string(c.source)),
+                                ("readOnly", .bool(c.readOnly)), ("sensitive", .bool(c.sensitive)),
+                            ])
+                        })
+                ),
+                (
+                    "partitions",
+                    .array(
+                        topic.partitions.map { p in
+                            .object([
+                                ("partition", .int(p.partition)), ("leader", .int(p.leader)),
+                                ("leaderEpoch", .int(p.leaderEpoch)),
+                                ("replicas", .ints(p.replicas)), ("isr", .ints(p.isr)),
+                                ("offlineReplicas", .ints(p.offlineReplicas)),
+                            ])
+                        })
+                ),
             ]).print()
         }
-        let configText = shown.map { "\($0.name)=\($0.sensitive ? "(sensitive)" : $0.value ?? "null")" }.joined(separator: ",")
-        print("Topic: \(topic.name)\tTopicId: \(topic.topicId)\tPartitionCount: \(topic.partitionCount)\tReplicationFactor: \(replicationFactor)\tConfigs: \(configText)")
+        let configText = shown.map { "\($0.name)=\($0.sensitive ? "(sensitive)" : $0.value ?? "null")" }.joined(
+            separator: ",")
+        print(
+            "Topic: \(topic.name)\tTopicId: \(topic.topicId)\tPartitionCount: \(topic.partitionCount)\tReplicationFactor: \(replicationFactor)\tConfigs: \(configText)"
+        )
         func list(_ ids: [Int32]) -> String { ids.map(String.init).joined(separator: ",") }
         for p in topic.partitions {
-            var line = "\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader < 0 ? "none" : String(p.leader))\tReplicas: \(list(p.replicas))\tIsr: \(list(p.isr))"
+            var line =
+                "\tTopic: \(topic.name)\tPartition: \(p.partition)\tLeader: \(p.leader < 0 ? "none" : String(p.leader))\tReplicas: \(list(p.replicas))\tIsr: \(list(p.isr))"
             if !p.offlineReplicas.isEmpty { line += "\tOffline: \(list(p.offlineReplicas))" }
             print(line)
         }
@@ -121,8 +159,8 @@ struct TopicDelete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a topic (DeleteTopics).",
         discussion: """
-        --json prints {"name", "deleted": true}.
-        """)
+            --json prints {"name", "deleted": true}.
+            """)
 
     @Argument(help: "The topic name.") var name: String
     @OptionGroup var options: ClientOptions
@@ -139,10 +177,10 @@ struct TopicAlterConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "alter-config", abstract: "Set or remove topic configs (IncrementalAlterConfigs).",
         discussion: """
-        A removed config falls back to the broker's default.
+            A removed config falls back to the broker's default.
 
-        --json prints {"name", "set": {key: value}, "deleted": [key]}.
-        """)
+            --json prints {"name", "set": {key: value}, "deleted": [key]}.
+            """)
 
     @Argument(help: "The topic name.") var name: String
     @Option(name: .customLong("set"), help: "A config to set, key=value (repeatable).") var set: [String] = []
@@ -150,10 +188,16 @@ struct TopicAlterConfig: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
-        guard !set.isEmpty || !delete.isEmpty else { throw ValidationError("give at least one --set key=value or --delete key") }
+        guard !set.isEmpty || !delete.isEmpty else {
+            throw ValidationError("give at least one --set key=value or --delete key")
+        }
         let keys = try set.map { try parseKeyValue($0, option: "--set").0 }
-        for k in delete where k.isEmpty || k.contains("=") { throw ValidationError("--delete expects a config name, not \"\(k)\"") }
-        if let both = keys.first(where: delete.contains) { throw ValidationError("config \(both) is both set and deleted") }
+        for k in delete where k.isEmpty || k.contains("=") {
+            throw ValidationError("--delete expects a config name, not \"\(k)\"")
+        }
+        if let both = keys.first(where: delete.contains) {
+            throw ValidationError("config \(both) is both set and deleted")
+        }
     }
 
     func run() async {
@@ -161,8 +205,10 @@ struct TopicAlterConfig: AsyncParsableCommand {
         let (name, delete) = (self.name, self.delete)
         await withClient(options) { client in try await client.alterTopicConfigs(name, set: pairs, delete: delete) }
         if options.json {
-            return JSON.object([("name", .string(name)), ("set", .object(pairs.map { ($0.0, .string($0.1)) })),
-                                ("deleted", .array(delete.map { .string($0) }))]).print()
+            return JSON.object([
+                ("name", .string(name)), ("set", .object(pairs.map { ($0.0, .string($0.1)) })),
+                ("deleted", .array(delete.map { .string($0) })),
+            ]).print()
         }
         var parts: [String] = []
         if !pairs.isEmpty { parts.append("set " + pairs.map { "\($0.0)=\($0.1)" }.joined(separator: ", ")) }
@@ -172,15 +218,16 @@ struct TopicAlterConfig: AsyncParsableCommand {
 }
 
 struct Cluster: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Describe the cluster.", subcommands: [ClusterDescribe.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Describe the cluster.", subcommands: [ClusterDescribe.self])
 }
 
 struct ClusterDescribe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "describe", abstract: "Cluster id, controller id and brokers (DescribeCluster, else Metadata).",
         discussion: """
-        --json prints {"clusterId", "controllerId", "brokers": [{"id", "host", "port", "rack"}]}.
-        """)
+            --json prints {"clusterId", "controllerId", "brokers": [{"id", "host", "port", "rack"}]}.
+            """)
 
     @OptionGroup var options: ClientOptions
 
@@ -189,14 +236,23 @@ struct ClusterDescribe: AsyncParsableCommand {
         if options.json {
             return JSON.object([
                 ("clusterId", .optional(cluster.clusterId)), ("controllerId", .int(cluster.controllerId)),
-                ("brokers", .array(cluster.brokers.map { b in
-                    .object([("id", .int(b.id)), ("host", .string(b.host)), ("port", .int(b.port)), ("rack", .optional(b.rack))])
-                })),
+                (
+                    "brokers",
+                    .array(
+                        cluster.brokers.map { b in
+                            .object([
+                                ("id", .int(b.id)), ("host", .string(b.host)), ("port", .int(b.port)),
+                                ("rack", .optional(b.rack)),
+                            ])
+                        })
+                ),
             ]).print()
         }
         print("Cluster id:    \(cluster.clusterId ?? "-")")
         print("Controller id: \(cluster.controllerId)")
         print("")
-        printTable([["ID", "HOST", "PORT", "RACK"]] + cluster.brokers.map { ["\($0.id)", $0.host, "\($0.port)", $0.rack ?? "-"] })
+        printTable(
+            [["ID", "HOST", "PORT", "RACK"]]
+                + cluster.brokers.map { ["\($0.id)", $0.host, "\($0.port)", $0.rack ?? "-"] })
     }
 }

@@ -67,7 +67,9 @@ struct AppendConcurrencyTests {
     @Test("a log read and the log end answer while an append is writing, and show only what was published")
     func logReadDuringAppend() throws {
         let disk = GatedDisk()
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDirectory(), config: LogConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDirectory(), config: LogConfig(), disk: disk,
+            nowMs: 0)
         let (first, firstInfos) = recordBatch(3, tag: "a")
         _ = try log.appendAsLeader(first, batches: firstInfos, leaderEpoch: 0, nowMs: 0)
 
@@ -96,13 +98,15 @@ struct AppendConcurrencyTests {
         let disk = GatedDisk()
         let partition = try threeReplicaLeader(disk: disk)
         let (first, firstInfos) = recordBatch(3, tag: "a")
-        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
+        _ = try partition.appendAsLeader(
+            first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
 
         disk.arm()
         let (second, secondInfos) = recordBatch(2, tag: "b")
         let appended = DispatchSemaphore(value: 0)
         onThread {
-            _ = try? partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
+            _ = try? partition.appendAsLeader(
+                second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
             appended.signal()
         }
         #expect(disk.entered.wait(timeout: .now() + 10) == .success, "the produce reaches its write")
@@ -114,7 +118,8 @@ struct AppendConcurrencyTests {
         #expect(appended.wait(timeout: .now() + 10) == .success)
         // Replica 3 has not fetched, so the high watermark stays at 0; the log end is the one
         // published before the produce.
-        #expect(answer == [0, 3, 0, 1], "the fetch did not wait for the produce's write, and saw the log end before it")
+        #expect(
+            answer == [0, 3, 0, 1], "the fetch did not wait for the produce's write, and saw the log end before it")
         #expect(partition.log.logEndOffset == 5)
     }
 }

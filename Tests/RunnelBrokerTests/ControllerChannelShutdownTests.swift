@@ -17,9 +17,10 @@ struct ControllerChannelShutdownTests {
     func failsFastAfterShutdown() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Port 1 on loopback: nothing listens, so every attempt fails and would be retried.
-        let channel = RemoteControllerChannel(voters: [VoterSpec(id: 1, host: "127.0.0.1", port: 1)], brokerId: 4,
-                                              connector: NIOPeerConnector(group: group), eventLoop: group.next(),
-                                              logger: Logger(label: "test"), leaderHint: { -1 })
+        let channel = RemoteControllerChannel(
+            voters: [VoterSpec(id: 1, host: "127.0.0.1", port: 1)], brokerId: 4,
+            connector: NIOPeerConnector(group: group), eventLoop: group.next(),
+            logger: Logger(label: "test"), leaderHint: { -1 })
         channel.retryDeadlineMs = 60_000
         channel.shutdown()
         // Without the shutdown, every attempt would be retried until the deadline and the

@@ -17,12 +17,15 @@ struct EpochStartTests {
         let partition = try threeReplicaLeader()
         #expect(!partition.highWatermarkLagsEpochStart, "an empty log starts its epoch at 0")
         let (payload, batches) = recordBatch(5)
-        _ = try partition.appendAsLeader(payload, batches: batches, requiredAcks: 1, minInsyncReplicas: 1, nowMs: 0, monotonicMs: 0)
+        _ = try partition.appendAsLeader(
+            payload, batches: batches, requiredAcks: 1, minInsyncReplicas: 1, nowMs: 0, monotonicMs: 0)
         #expect(partition.highWatermark == 0, "no follower has fetched")
         #expect(!partition.highWatermarkLagsEpochStart, "epoch 0 began at offset 0")
 
         // A new epoch (as after a failover and back): it begins at the log end, 5.
-        partition.update(PartitionRegistration(replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 1, partitionEpoch: 1), nowMs: 0)
+        partition.update(
+            PartitionRegistration(replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 1, partitionEpoch: 1),
+            nowMs: 0)
         #expect(partition.highWatermark == 0)
         #expect(partition.highWatermarkLagsEpochStart)
 

@@ -13,7 +13,9 @@ import Testing
 
 @Suite("Parked fetches")
 struct FetchReadyTests {
-    @Test("a follower's parked fetch waits for data, not for the high watermark; a consumer's waits for the high watermark")
+    @Test(
+        "a follower's parked fetch waits for data, not for the high watermark; a consumer's waits for the high watermark"
+    )
     func followerWaitsForData() throws {
         let tp = TopicPartition("t", 0)
         let partition = try threeReplicaLeader(tp)
@@ -23,7 +25,8 @@ struct FetchReadyTests {
         }
 
         let (first, firstInfos) = recordBatch(3)
-        _ = try partition.appendAsLeader(first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
+        _ = try partition.appendAsLeader(
+            first, batches: firstInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
         follow(2, from: 3)
         #expect(partition.highWatermark == 0, "replica 3 has not fetched yet")
         #expect(!ready(2, at: 3), "replica 2 holds everything: nothing to answer")
@@ -35,7 +38,8 @@ struct FetchReadyTests {
         #expect(!ready(2, at: 3), "the high watermark alone does not wake a follower")
 
         let (second, secondInfos) = recordBatch(2)
-        _ = try partition.appendAsLeader(second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
+        _ = try partition.appendAsLeader(
+            second, batches: secondInfos, requiredAcks: -1, minInsyncReplicas: 2, nowMs: 0, monotonicMs: 0)
         #expect(ready(2, at: 3), "new data wakes the follower")
         #expect(!ready(-1, at: 3), "the consumer waits until the new data is committed")
     }
@@ -52,8 +56,9 @@ struct DelayedFetchPurgatoryTests {
         let tp = TopicPartition("t", 0)
         let flags = (0..<3).map { _ in Flag() }
         for flag in flags {
-            let waiter = DelayedFetchPurgatory.Waiter(eventLoop: loop, partitions: [tp], tryComplete: { flag.ready },
-                                               complete: { flag.completions += 1 })
+            let waiter = DelayedFetchPurgatory.Waiter(
+                eventLoop: loop, partitions: [tp], tryComplete: { flag.ready },
+                complete: { flag.completions += 1 })
             purgatory.watch(waiter, waitMs: 500)
         }
         #expect(purgatory.waitingCount == 3)

@@ -20,7 +20,11 @@ struct FrameDecoderTests {
         let pairs: [(ByteBuffer, [ByteBuffer])] = [
             (frame("hello"), [ByteBuffer(string: "hello")]),
             (frame(""), [ByteBuffer()]),
-            ({ var b = frame("a"); var c = frame("bc"); b.writeBuffer(&c); return b }(), [ByteBuffer(string: "a"), ByteBuffer(string: "bc")]),
+            (
+                {
+                    var b = frame("a"); var c = frame("bc"); b.writeBuffer(&c); return b
+                }(), [ByteBuffer(string: "a"), ByteBuffer(string: "bc")]
+            ),
         ]
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs) {
             KafkaFrameDecoder(frameBytesMax: 1024)

@@ -29,8 +29,10 @@ final class EIODisk: InterceptingDisk, @unchecked Sendable {
 
 /// A log manager on `EIODisk` with partition t-0 rolled once (offsets 0-2 in the first segment).
 func rolledManager(_ dir: String) throws -> (LogManager, PartitionLog) {
-    let manager = try LogManager(logDirs: [dir + "/data"], defaultConfig: LogConfig(), disk: EIODisk(failing: dir + "/fail"), nowMs: 0)
-    let log = try manager.getOrCreate(TopicPartition("t", 0), topicId: KafkaUUID(high: 1, low: 1), config: LogConfig(), nowMs: 0)
+    let manager = try LogManager(
+        logDirs: [dir + "/data"], defaultConfig: LogConfig(), disk: EIODisk(failing: dir + "/fail"), nowMs: 0)
+    let log = try manager.getOrCreate(
+        TopicPartition("t", 0), topicId: KafkaUUID(high: 1, low: 1), config: LogConfig(), nowMs: 0)
     let (payload, infos) = recordBatch(3)
     _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 0, nowMs: 0)
     try log.roll(nowMs: 0)

@@ -33,7 +33,9 @@ final class ScriptedTransport: ReplicaTransport, @unchecked Sendable {
     var requests: Int { state.withLockedValue { $0.requests } }
     func answer(with error: ErrorCode) { state.withLockedValue { $0.error = error } }
 
-    func fetch(from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64) -> EventLoopFuture<FetchResponse> {
+    func fetch(
+        from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64
+    ) -> EventLoopFuture<FetchResponse> {
         let error = state.withLockedValue { s -> ErrorCode in
             s.requests += 1
             return s.error
@@ -42,8 +44,10 @@ final class ScriptedTransport: ReplicaTransport, @unchecked Sendable {
         for topic in request.topics {
             var answer = FetchResponse.FetchableTopicResponse(topic: "", topicId: topic.topicId)
             for p in topic.partitions {
-                answer.partitions.append(.init(partitionIndex: p.partition, errorCode: error.rawValue, highWatermark: -1,
-                                               lastStableOffset: -1, logStartOffset: -1, abortedTransactions: nil))
+                answer.partitions.append(
+                    .init(
+                        partitionIndex: p.partition, errorCode: error.rawValue, highWatermark: -1,
+                        lastStableOffset: -1, logStartOffset: -1, abortedTransactions: nil))
             }
             response.responses.append(answer)
         }
@@ -53,21 +57,27 @@ final class ScriptedTransport: ReplicaTransport, @unchecked Sendable {
 
 @Suite("Replica fetcher")
 struct ReplicaFetcherTests {
-    @Test("a leader that does not know the partition yet is asked again within milliseconds; other errors wait the backoff")
+    @Test(
+        "a leader that does not know the partition yet is asked again within milliseconds; other errors wait the backoff"
+    )
     func metadataLagRetry() throws {
         let loop = EmbeddedEventLoop()
         let clock = HandClock()
         let transport = ScriptedTransport(loop: loop)
         let tp = TopicPartition("fresh", 0)
-        let log = try PartitionLog(topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
         let follower = Partition(
             topicPartition: tp, topicId: KafkaUUID(high: 7, low: 7), log: log,
-            registration: PartitionRegistration(replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
+            registration: PartitionRegistration(
+                replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
             localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
         var settings = ReplicaFetchSettings()
         settings.backoffMs = 1000
-        let fetchers = ReplicaFetchers(transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1, brokerEpoch: { 1 }, clock: clock,
-                                       logger: Logger(label: "test"))
+        let fetchers = ReplicaFetchers(
+            transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1,
+            brokerEpoch: { 1 }, clock: clock,
+            logger: Logger(label: "test"))
         func advance(_ ms: Int64) {
             clock.advance(ms)
             loop.advanceTime(by: .milliseconds(ms))
@@ -78,7 +88,9 @@ struct ReplicaFetcherTests {
         loop.run()
         #expect(transport.requests == 1)
         advance(25)
-        #expect(transport.requests == 2, "UNKNOWN_TOPIC_ID is retried after \(ReplicaFetchPlan.metadataLagRetryMs) ms, not the 1 s backoff")
+        #expect(
+            transport.requests == 2,
+            "UNKNOWN_TOPIC_ID is retried after \(ReplicaFetchPlan.metadataLagRetryMs) ms, not the 1 s backoff")
 
         transport.answer(with: .kafkaStorageError)
         advance(25)

@@ -32,29 +32,35 @@ final class TransactionHostFixture: @unchecked Sendable {
 
     init() throws {
         state = try threeReplicaLeader(TopicPartition(TransactionLog.topicName, 0))
-        _ = state.update(PartitionRegistration(replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 1), nowMs: 0)
+        _ = state.update(
+            PartitionRegistration(replicas: [1], isr: [1], leader: 1, leaderEpoch: 0, partitionEpoch: 1), nowMs: 0)
         var settings = TransactionSettings()
         settings.stateTopicPartitions = 1
         let partition = state
         host = TransactionHost(
-            settings: settings, clock: FixedClock(), logger: Logger(label: "test"), partition: { $0 == 0 ? partition : nil },
+            settings: settings, clock: FixedClock(), logger: Logger(label: "test"),
+            partition: { $0 == 0 ? partition : nil },
             appendRecords: { records, _, _, _ in
                 let (_, batch) = records[0]
                 let infos = try! RecordBatches.validate(batch!, maxBatchBytes: 1 << 20).get()
-                let result = try! partition.appendAsLeader(batch!, batches: infos, requiredAcks: -1, minInsyncReplicas: 1, nowMs: 1_000, monotonicMs: 1_000)
+                let result = try! partition.appendAsLeader(
+                    batch!, batches: infos, requiredAcks: -1, minInsyncReplicas: 1, nowMs: 1_000, monotonicMs: 1_000)
                 var r = PartitionAppendResult()
                 if case .failure(let code) = result { r.error = code }
                 return .done([r])
             },
             sendMarkers: { [unowned self] m, loop in
                 markers.append(m)
-                return loop.makeSucceededFuture(Dictionary(uniqueKeysWithValues: m.partitions.map { ($0, ErrorCode.none) }))
+                return loop.makeSucceededFuture(
+                    Dictionary(uniqueKeysWithValues: m.partitions.map { ($0, ErrorCode.none) }))
             },
             allocateProducerIds: { loop in loop.makeSucceededFuture((start: 5000, count: 100)) })
     }
 
     var context: RequestContext {
-        RequestContext(connectionId: 1, remoteAddress: nil, listener: "PLAINTEXT", eventLoop: loop, allocator: ByteBufferAllocator())
+        RequestContext(
+            connectionId: 1, remoteAddress: nil, listener: "PLAINTEXT", eventLoop: loop,
+            allocator: ByteBufferAllocator())
     }
 
     func answer<M: ResponseMessage>(_ outcome: RequestOutcome, as: M.Type, version: Int16) throws -> M {
@@ -76,7 +82,9 @@ final class TransactionHostFixture: @unchecked Sendable {
 
 @Suite("Transaction coordinator host")
 struct TransactionHostTests {
-    @Test("a transaction through the host: every answer after its write to __transaction_state; markers sent; a reload finds the state")
+    @Test(
+        "a transaction through the host: every answer after its write to __transaction_state; markers sent; a reload finds the state"
+    )
     func transactionThroughTheHost() throws {
         let f = try TransactionHostFixture()
         f.host.leadershipChanged(leading: [0: 0], on: f.loop)
@@ -87,9 +95,11 @@ struct TransactionHostTests {
         var init0 = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
         init0.producerId = -1
         init0.producerEpoch = -1
-        let first = try f.answer(f.host.initProducerId(init0, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
+        let first = try f.answer(
+            f.host.initProducerId(init0, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
         #expect(first.errorCode == ErrorCode.coordinatorLoadInProgress.rawValue)
-        let granted = try f.answer(f.host.initProducerId(init0, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
+        let granted = try f.answer(
+            f.host.initProducerId(init0, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
         #expect(granted.errorCode == 0 && granted.producerId == 5000 && granted.producerEpoch == 0)
 
         var add = AddPartitionsToTxnRequest()
@@ -97,12 +107,16 @@ struct TransactionHostTests {
         add.v3AndBelowProducerId = 5000
         add.v3AndBelowProducerEpoch = 0
         add.v3AndBelowTopics = [.init(name: "a", partitions: [0, 1])]
-        let added = try f.answer(f.host.addPartitionsToTxn(add, version: 3, context: f.context), as: AddPartitionsToTxnResponse.self, version: 3)
+        let added = try f.answer(
+            f.host.addPartitionsToTxn(add, version: 3, context: f.context), as: AddPartitionsToTxnResponse.self,
+            version: 3)
         #expect(added.resultsByTopicV3AndBelow.flatMap(\.resultsByPartition).map(\.partitionErrorCode) == [0, 0])
 
         let end = EndTxnRequest(transactionalId: "t", producerId: 5000, producerEpoch: 0, committed: true)
-        let ended = try f.answer(f.host.endTxn(end, version: 5, context: f.context), as: EndTxnResponse.self, version: 5)
-        #expect(ended.errorCode == 0 && ended.producerId == 5000 && ended.producerEpoch == 1, "EndTxn v5: the next epoch")
+        let ended = try f.answer(
+            f.host.endTxn(end, version: 5, context: f.context), as: EndTxnResponse.self, version: 5)
+        #expect(
+            ended.errorCode == 0 && ended.producerId == 5000 && ended.producerEpoch == 1, "EndTxn v5: the next epoch")
         f.loop.run()
         #expect(f.markers.map(\.partitions) == [[TopicPartition("a", 0), TopicPartition("a", 1)]])
         #expect(f.markers.first?.transactionVersion == .v2 && f.markers.first?.producerEpoch == 1)
@@ -119,7 +133,8 @@ struct TransactionHostTests {
         #expect(f.host.check("t") == .notCoordinator)
     }
 
-    @Test("a fenced producer is told PRODUCER_FENCED from the versions of KIP-588 on, INVALID_PRODUCER_EPOCH before them")
+    @Test(
+        "a fenced producer is told PRODUCER_FENCED from the versions of KIP-588 on, INVALID_PRODUCER_EPOCH before them")
     func fencedByVersion() throws {
         let f = try TransactionHostFixture()
         f.host.leadershipChanged(leading: [0: 0], on: f.loop)
@@ -127,11 +142,19 @@ struct TransactionHostTests {
         var initRequest = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
         initRequest.producerId = -1
         initRequest.producerEpoch = -1
-        _ = try f.answer(f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
-        let old = try f.answer(f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
-        let new = try f.answer(f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self, version: 4)
-        #expect(old.errorCode == 0 && new.errorCode == 0 && new.producerId == old.producerId && new.producerEpoch == old.producerEpoch + 1,
-                "the second instance fences the first")
+        _ = try f.answer(
+            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
+            version: 4)
+        let old = try f.answer(
+            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
+            version: 4)
+        let new = try f.answer(
+            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
+            version: 4)
+        #expect(
+            old.errorCode == 0 && new.errorCode == 0 && new.producerId == old.producerId
+                && new.producerEpoch == old.producerEpoch + 1,
+            "the second instance fences the first")
 
         func addPartitions(version: Int16) throws -> [Int16] {
             var add = AddPartitionsToTxnRequest()
@@ -139,23 +162,32 @@ struct TransactionHostTests {
             add.v3AndBelowProducerId = old.producerId
             add.v3AndBelowProducerEpoch = old.producerEpoch
             add.v3AndBelowTopics = [.init(name: "a", partitions: [0])]
-            let answer = try f.answer(f.host.addPartitionsToTxn(add, version: version, context: f.context), as: AddPartitionsToTxnResponse.self, version: version)
+            let answer = try f.answer(
+                f.host.addPartitionsToTxn(add, version: version, context: f.context),
+                as: AddPartitionsToTxnResponse.self, version: version)
             return answer.resultsByTopicV3AndBelow.flatMap(\.resultsByPartition).map(\.partitionErrorCode)
         }
         #expect(try addPartitions(version: 1) == [ErrorCode.invalidProducerEpoch.rawValue])
         #expect(try addPartitions(version: 2) == [ErrorCode.producerFenced.rawValue])
 
         func addOffsets(version: Int16) throws -> Int16 {
-            let add = AddOffsetsToTxnRequest(transactionalId: "t", producerId: old.producerId, producerEpoch: old.producerEpoch, groupId: "g")
-            return try f.answer(f.host.addOffsetsToTxn(add, groupPartition: TopicPartition("__consumer_offsets", 0), version: version, context: f.context),
-                                as: AddOffsetsToTxnResponse.self, version: version).errorCode
+            let add = AddOffsetsToTxnRequest(
+                transactionalId: "t", producerId: old.producerId, producerEpoch: old.producerEpoch, groupId: "g")
+            return try f.answer(
+                f.host.addOffsetsToTxn(
+                    add, groupPartition: TopicPartition("__consumer_offsets", 0), version: version, context: f.context),
+                as: AddOffsetsToTxnResponse.self, version: version
+            ).errorCode
         }
         #expect(try addOffsets(version: 1) == ErrorCode.invalidProducerEpoch.rawValue)
         #expect(try addOffsets(version: 2) == ErrorCode.producerFenced.rawValue)
 
         func endTxn(version: Int16) throws -> Int16 {
-            let end = EndTxnRequest(transactionalId: "t", producerId: old.producerId, producerEpoch: old.producerEpoch, committed: true)
-            return try f.answer(f.host.endTxn(end, version: version, context: f.context), as: EndTxnResponse.self, version: version).errorCode
+            let end = EndTxnRequest(
+                transactionalId: "t", producerId: old.producerId, producerEpoch: old.producerEpoch, committed: true)
+            return try f.answer(
+                f.host.endTxn(end, version: version, context: f.context), as: EndTxnResponse.self, version: version
+            ).errorCode
         }
         #expect(try endTxn(version: 1) == ErrorCode.invalidProducerEpoch.rawValue)
         #expect(try endTxn(version: 2) == ErrorCode.producerFenced.rawValue)
@@ -165,7 +197,10 @@ struct TransactionHostTests {
             var request = initRequest
             request.producerId = new.producerId
             request.producerEpoch = new.producerEpoch + 5
-            return try f.answer(f.host.initProducerId(request, version: version, context: f.context), as: InitProducerIdResponse.self, version: version).errorCode
+            return try f.answer(
+                f.host.initProducerId(request, version: version, context: f.context), as: InitProducerIdResponse.self,
+                version: version
+            ).errorCode
         }
         #expect(try recover(version: 3) == ErrorCode.invalidProducerEpoch.rawValue)
         #expect(try recover(version: 4) == ErrorCode.producerFenced.rawValue)

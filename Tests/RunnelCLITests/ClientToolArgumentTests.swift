@@ -18,27 +18,70 @@ import Testing
     }
 
     @Test func validArgumentsParse() throws {
-        #expect(Self.refusal(["topic", "create", "t", "--partitions", "3", "--replication-factor", "1", "--config", "a=b", "--config", "c="] + Self.server) == nil)
-        #expect(Self.refusal(["topic", "alter-config", "t", "--set", "retention.ms=1", "--delete", "segment.ms"] + Self.server) == nil)
-        #expect(Self.refusal(["produce", "t", "--acks", "0", "--key-separator", "\t", "--header", "k=v=w", "--partition", "2"] + Self.server) == nil)
-        #expect(Self.refusal(["consume", "t", "--partition", "1", "--offset", "earliest", "--max-messages", "5", "--timeout-ms", "0"] + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                [
+                    "topic", "create", "t", "--partitions", "3", "--replication-factor", "1", "--config", "a=b",
+                    "--config", "c=",
+                ] + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                ["topic", "alter-config", "t", "--set", "retention.ms=1", "--delete", "segment.ms"] + Self.server)
+                == nil)
+        #expect(
+            Self.refusal(
+                ["produce", "t", "--acks", "0", "--key-separator", "\t", "--header", "k=v=w", "--partition", "2"]
+                    + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                [
+                    "consume", "t", "--partition", "1", "--offset", "earliest", "--max-messages", "5", "--timeout-ms",
+                    "0",
+                ] + Self.server) == nil)
         #expect(Self.refusal(["consume", "t", "--group", "g", "--from-beginning", "--json"] + Self.server) == nil)
-        #expect(Self.refusal(["group", "reset-offsets", "g", "--topic", "t:0,2", "--to-offset", "7", "--execute"] + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                ["group", "reset-offsets", "g", "--topic", "t:0,2", "--to-offset", "7", "--execute"] + Self.server)
+                == nil)
         #expect(Self.refusal(["cluster", "describe", "--bootstrap-server", "a:1,[::1]:2"]) == nil)
     }
 
     @Test(arguments: [
         (["produce", "t", "--acks", "2"], "--acks must be 0, 1 or all, not \"2\" (see runnel produce --help)."),
-        (["topic", "create", "t", "--partitions", "0"], "--partitions must be at least 1 (see runnel topic create --help)."),
-        (["topic", "create", "t", "--config", "novalue"], "--config expects key=value, not \"novalue\" (see runnel topic create --help)."),
-        (["topic", "alter-config", "t"], "give at least one --set key=value or --delete key (see runnel topic alter-config --help)."),
-        (["topic", "alter-config", "t", "--set", "a=1", "--delete", "a"], "config a is both set and deleted (see runnel topic alter-config --help)."),
+        (
+            ["topic", "create", "t", "--partitions", "0"],
+            "--partitions must be at least 1 (see runnel topic create --help)."
+        ),
+        (
+            ["topic", "create", "t", "--config", "novalue"],
+            "--config expects key=value, not \"novalue\" (see runnel topic create --help)."
+        ),
+        (
+            ["topic", "alter-config", "t"],
+            "give at least one --set key=value or --delete key (see runnel topic alter-config --help)."
+        ),
+        (
+            ["topic", "alter-config", "t", "--set", "a=1", "--delete", "a"],
+            "config a is both set and deleted (see runnel topic alter-config --help)."
+        ),
         (["consume", "t", "--offset", "5"], "--offset needs --partition (see runnel consume --help)."),
-        (["consume", "t", "--partition", "0", "--offset", "soon"], "--offset must be a number 0 or more, earliest or latest, not \"soon\" (see runnel consume --help)."),
-        (["consume", "t", "--group", "g", "--partition", "0"], "--partition and --offset cannot be used with --group, which assigns the partitions (see runnel consume --help)."),
+        (
+            ["consume", "t", "--partition", "0", "--offset", "soon"],
+            "--offset must be a number 0 or more, earliest or latest, not \"soon\" (see runnel consume --help)."
+        ),
+        (
+            ["consume", "t", "--group", "g", "--partition", "0"],
+            "--partition and --offset cannot be used with --group, which assigns the partitions (see runnel consume --help)."
+        ),
         (["consume", "t", "--max-messages", "0"], "--max-messages must be at least 1 (see runnel consume --help)."),
-        (["group", "reset-offsets", "g", "--topic", "t"], "give exactly one of --to-earliest, --to-latest and --to-offset (see runnel group reset-offsets --help)."),
-        (["group", "reset-offsets", "g", "--topic", "t:", "--to-latest"], "--topic expects topic or topic:partition[,partition...], not \"t:\" (see runnel group reset-offsets --help)."),
+        (
+            ["group", "reset-offsets", "g", "--topic", "t"],
+            "give exactly one of --to-earliest, --to-latest and --to-offset (see runnel group reset-offsets --help)."
+        ),
+        (
+            ["group", "reset-offsets", "g", "--topic", "t:", "--to-latest"],
+            "--topic expects topic or topic:partition[,partition...], not \"t:\" (see runnel group reset-offsets --help)."
+        ),
     ])
     func refusedWithOneSentence(arguments: [String], sentence: String) {
         #expect(Self.refusal(arguments + Self.server) == sentence)
@@ -46,8 +89,12 @@ import Testing
 
     @Test func missingAndMalformedBootstrap() throws {
         let missing = try #require(Self.refusal(["topic", "list"]))
-        #expect(missing.hasPrefix("missing expected argument '--bootstrap-server") && missing.hasSuffix("(see runnel topic list --help)."))
-        #expect(Self.refusal(["topic", "list", "--bootstrap-server", "nohost"]) == "--bootstrap-server: \"nohost\" is not a host:port address (see runnel topic list --help).")
+        #expect(
+            missing.hasPrefix("missing expected argument '--bootstrap-server")
+                && missing.hasSuffix("(see runnel topic list --help)."))
+        #expect(
+            Self.refusal(["topic", "list", "--bootstrap-server", "nohost"])
+                == "--bootstrap-server: \"nohost\" is not a host:port address (see runnel topic list --help).")
         let notNumber = try #require(Self.refusal(["produce", "t", "--partition", "x"] + Self.server))
         #expect(notNumber.contains("'x'") && notNumber.hasSuffix("(see runnel produce --help)."))
     }

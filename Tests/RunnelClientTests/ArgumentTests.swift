@@ -18,7 +18,10 @@ import Testing
     }
 
     @Test func bootstrapLists() throws {
-        #expect(try BrokerAddress.parseList("a:1, b:2") == [BrokerAddress(host: "a", port: 1), BrokerAddress(host: "b", port: 2)])
+        #expect(
+            try BrokerAddress.parseList("a:1, b:2") == [
+                BrokerAddress(host: "a", port: 1), BrokerAddress(host: "b", port: 2),
+            ])
         #expect(try BrokerAddress.parseList("[::1]:9092") == [BrokerAddress(host: "::1", port: 9092)])
         #expect(BrokerAddress(host: "::1", port: 9092).description == "[::1]:9092")
         for bad in ["", "host", "host:0", "host:70000", ":9092", "a:1,", "a:x"] {
@@ -32,11 +35,13 @@ import Testing
         let keyed = ProducerRecord(key: ByteBuffer(string: "21"), value: nil, timestamp: 0)
         let pinned = ProducerRecord(key: ByteBuffer(string: "21"), value: nil, partition: 2, timestamp: 0)
         let keyless = ProducerRecord(key: nil, value: nil, timestamp: 0)
-        let chosen = await producer.partitions(for: [keyed, pinned, keyless, keyless, keyless, keyless], partitionCount: 4)
+        let chosen = await producer.partitions(
+            for: [keyed, pinned, keyless, keyless, keyless, keyless], partitionCount: 4)
         #expect(chosen[0] == Partitioner.partition(forKey: Array("21".utf8), partitions: 4))
         #expect(chosen[1] == 2)
         // Round-robin: consecutive partitions from wherever it started.
-        #expect(chosen[3] == (chosen[2] + 1) % 4 && chosen[4] == (chosen[2] + 2) % 4 && chosen[5] == (chosen[2] + 3) % 4)
+        #expect(
+            chosen[3] == (chosen[2] + 1) % 4 && chosen[4] == (chosen[2] + 2) % 4 && chosen[5] == (chosen[2] + 3) % 4)
         await client.close()
     }
 }

@@ -17,11 +17,17 @@ func hex(_ s: String) -> [UInt8] {
 }
 
 @Suite struct CompressionTests {
-    static let text = Array(String(repeating: "Runnel reads gzip batches. ", count: 6).utf8) + (0..<40).map { UInt8($0) } + Array("the end, the end, the end.".utf8)
+    static let text =
+        Array(String(repeating: "Runnel reads gzip batches. ", count: 6).utf8) + (0..<40).map { UInt8($0) }
+        + Array("the end, the end, the end.".utf8)
 
     /// gzip.compress(text, compresslevel=0 / 1, mtime=0): a stored block, a fixed-Huffman block.
-    static let storedGzip = hex("1f8b080000000000040301e4001bff52756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e20000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262774686520656e642c2074686520656e642c2074686520656e642efc2daf70e4000000")
-    static let fixedGzip = hex("1f8b08000000000004030b2acdcb4bcd51284a4d4c295648afca2c50484a2c49ce482dd653081a1c520c8c4ccc2cac6cec1c9c5cdc3cbc7cfc028242c222a262e2129252d232b272f20a8a4aca2aaa6aea2519a90aa979293a0ae80c3d00fc2daf70e4000000")
+    static let storedGzip = hex(
+        "1f8b080000000000040301e4001bff52756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e2052756e6e656c20726561647320677a697020626174636865732e20000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262774686520656e642c2074686520656e642c2074686520656e642efc2daf70e4000000"
+    )
+    static let fixedGzip = hex(
+        "1f8b08000000000004030b2acdcb4bcd51284a4d4c295648afca2c50484a2c49ce482dd653081a1c520c8c4ccc2cac6cec1c9c5cdc3cbc7cfc028242c222a262e2129252d232b272f20a8a4aca2aaa6aea2519a90aa979293a0ae80c3d00fc2daf70e4000000"
+    )
 
     /// 3000 bytes over "etaoin shrdlu" (byte i = alphabet[((i*i*7 + i*3) % 97) % 13]), gzip level 6:
     /// one dynamic-Huffman block.
@@ -29,7 +35,9 @@ func hex(_ s: String) -> [UInt8] {
         let alphabet = Array("etaoin shrdlu".utf8)
         return (0..<3000).map { i in alphabet[((i * i * 7 + i * 3) % 97) % 13] }
     }()
-    static let dynamicGzip = hex("1f8b0800000000000003edcdc10900310844d1566c4d50c8804488b1ff3535ec752ec3f02fcf6dd5d558d25d4790193ea5166a03bbf0be7964424e75cb0abdafe068c6dd96d6da30884a2066e74f99be6fa41e38010204081020408000010204fe021f78d4d9a7b80b0000")
+    static let dynamicGzip = hex(
+        "1f8b0800000000000003edcdc10900310844d1566c4d50c8804488b1ff3535ec752ec3f02fcf6dd5d558d25d4790193ea5166a03bbf0be7964424e75cb0abdafe068c6dd96d6da30884a2066e74f99be6fa41e38010204081020408000010204fe021f78d4d9a7b80b0000"
+    )
 
     @Test func gzipStoredFixedAndDynamicBlocks() throws {
         #expect(try Gzip.gunzip(Self.storedGzip) == Self.text)
@@ -95,14 +103,18 @@ func hex(_ s: String) -> [UInt8] {
     @Test func lz4CompressedStoredAndLinkedBlocks() throws {
         #expect(try LZ4.decompress(Self.frame([Self.lz4Block])) == Array("abcabcabcabcx".utf8))
         // A stored block: size with the high bit set.
-        var stored: [UInt8] = [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, 3, 0, 0, 0x80] + Array("raw".utf8) + [0, 0, 0, 0]
+        var stored: [UInt8] =
+            [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, 3, 0, 0, 0x80] + Array("raw".utf8) + [0, 0, 0, 0]
         #expect(try LZ4.decompress(stored) == Array("raw".utf8))
         // A linked second block whose match (offset 13, length 4) reaches into the first block.
         let linked: [UInt8] = [0x00, 0x0d, 0x00]
-        #expect(try LZ4.decompress(Self.frame([Self.lz4Block, linked + [0x10, 0x21]], flags: 0x40)) == Array("abcabcabcabcxabca!".utf8))
+        #expect(
+            try LZ4.decompress(Self.frame([Self.lz4Block, linked + [0x10, 0x21]], flags: 0x40))
+                == Array("abcabcabcabcxabca!".utf8))
         // Long literal and match lengths (15 + extension bytes).
         let many = [UInt8](repeating: 0x71, count: 300)
-        let block: [UInt8] = [0xff, 0x00] + [UInt8](repeating: 0x71, count: 15) + [0x01, 0x00, 0xff, 0x0b] + [0x10, 0x71]
+        let block: [UInt8] =
+            [0xff, 0x00] + [UInt8](repeating: 0x71, count: 15) + [0x01, 0x00, 0xff, 0x0b] + [0x10, 0x71]
         #expect(try LZ4.decompress(Self.frame([block])) == many + [0x71])
         stored[4] = 0xa0  // version 2 does not exist
         #expect(throws: DecompressionError.self) { try LZ4.decompress(stored) }

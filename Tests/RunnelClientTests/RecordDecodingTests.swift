@@ -10,15 +10,18 @@ import Testing
 
 @Suite struct RecordDecodingTests {
     static let records: [Record] = [
-        Record(offset: 10, timestamp: 1000, key: ByteBuffer(string: "k1"), value: ByteBuffer(string: "v1"),
-               headers: [RecordHeader(key: "h", value: ByteBuffer(string: "x")), RecordHeader(key: "n", value: nil)]),
+        Record(
+            offset: 10, timestamp: 1000, key: ByteBuffer(string: "k1"), value: ByteBuffer(string: "v1"),
+            headers: [RecordHeader(key: "h", value: ByteBuffer(string: "x")), RecordHeader(key: "n", value: nil)]),
         Record(offset: 11, timestamp: 1005, key: nil, value: ByteBuffer(string: "")),
         Record(offset: 12, timestamp: 999, key: ByteBuffer(), value: nil),
     ]
 
     @Test func roundTripOfBuiltBatches() {
         var two = RecordBatches.build(records: Self.records)
-        var second = RecordBatches.build(records: [Record(offset: 13, timestamp: 2000, key: nil, value: ByteBuffer(string: "last"))])
+        var second = RecordBatches.build(records: [
+            Record(offset: 13, timestamp: 2000, key: nil, value: ByteBuffer(string: "last"))
+        ])
         two.writeBuffer(&second)
         let (batches, failure) = FetchedRecords.decode(two)
         #expect(failure == nil)
@@ -50,8 +53,13 @@ import Testing
     }
 
     @Test func controlBatchesHaveNoRecords() {
-        let control = RecordBatches.build(records: [Record(offset: 5, timestamp: 1, key: ByteBuffer(bytes: [0, 0, 0, 0]), value: ByteBuffer(bytes: [0, 0, 0, 0, 0, 0]))],
-                                          attributes: 0x20 | 0x10, producerId: 7, producerEpoch: 0)
+        let control = RecordBatches.build(
+            records: [
+                Record(
+                    offset: 5, timestamp: 1, key: ByteBuffer(bytes: [0, 0, 0, 0]),
+                    value: ByteBuffer(bytes: [0, 0, 0, 0, 0, 0]))
+            ],
+            attributes: 0x20 | 0x10, producerId: 7, producerEpoch: 0)
         let (batches, failure) = FetchedRecords.decode(control)
         #expect(failure == nil)
         #expect(batches.count == 1 && batches[0].header.isControl && batches[0].records.isEmpty)
@@ -78,8 +86,10 @@ import Testing
         } while !rest.isEmpty
         let size = UInt32(payload.count)
         let crc = crc32(payload)
-        return out + [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24),
-                      UInt8(size & 0xff), UInt8(size >> 8 & 0xff), UInt8(size >> 16 & 0xff), UInt8(size >> 24)]
+        return out + [
+            UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24),
+            UInt8(size & 0xff), UInt8(size >> 8 & 0xff), UInt8(size >> 16 & 0xff), UInt8(size >> 24),
+        ]
     }
 
     /// The CRC-32 (IEEE, reflected) gzip's trailer carries, bit by bit: slow and plain, for tests.
@@ -98,10 +108,13 @@ import Testing
         let payload = Array(batch.readableBytesView.dropFirst(RecordBatchHeader.size))
         var out = ByteBuffer(bytes: batch.readableBytesView.prefix(RecordBatchHeader.size))
         out.writeBytes(compress(payload))
-        out.setInteger(Int32(out.readableBytes - RecordBatchHeader.logOverhead), at: RecordBatchHeader.Offsets.batchLength)
+        out.setInteger(
+            Int32(out.readableBytes - RecordBatchHeader.logOverhead), at: RecordBatchHeader.Offsets.batchLength)
         out.setInteger(header.attributes | codec, at: RecordBatchHeader.Offsets.attributes)
-        out.setInteger(RecordBatches.crc32c(out, at: RecordBatchHeader.crcStart, length: out.readableBytes - RecordBatchHeader.crcStart),
-                       at: RecordBatchHeader.Offsets.crc)
+        out.setInteger(
+            RecordBatches.crc32c(
+                out, at: RecordBatchHeader.crcStart, length: out.readableBytes - RecordBatchHeader.crcStart),
+            at: RecordBatchHeader.Offsets.crc)
         return out
     }
 
@@ -115,7 +128,10 @@ import Testing
         // lz4: one stored block in a frame.
         let lz4 = Self.recompress(plain, codec: 3) { payload in
             let n = UInt32(payload.count) | 0x8000_0000
-            return [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, UInt8(n & 0xff), UInt8(n >> 8 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 24)] + payload + [0, 0, 0, 0]
+            return [
+                0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82, UInt8(n & 0xff), UInt8(n >> 8 & 0xff), UInt8(n >> 16 & 0xff),
+                UInt8(n >> 24),
+            ] + payload + [0, 0, 0, 0]
         }
         #expect(FetchedRecords.decode(lz4).batches.first?.records == Self.records)
     }

@@ -37,7 +37,9 @@ struct Harness {
             case .event: break
             case .storeAssignment(let g, let generation):
                 stored.append(g)
-                if autoStore { absorb(coordinator.assignmentStored(groupId: g, generation: generation, error: nil, nowMs: now)) }
+                if autoStore {
+                    absorb(coordinator.assignmentStored(groupId: g, generation: generation, error: nil, nowMs: now))
+                }
             }
         }
     }
@@ -56,8 +58,10 @@ struct Harness {
 
     /// Sends a JoinGroup; returns its token (the answer, once there is one, is in `joins`).
     @discardableResult
-    mutating func join(_ group: String = "g", member: String = "", instance: String? = nil, session: Int32 = 10_000,
-                       rebalance: Int32 = 30_000, protocols: [String] = ["range"], topics: [String] = ["t"], version: Int16 = 5) -> RequestToken {
+    mutating func join(
+        _ group: String = "g", member: String = "", instance: String? = nil, session: Int32 = 10_000,
+        rebalance: Int32 = 30_000, protocols: [String] = ["range"], topics: [String] = ["t"], version: Int16 = 5
+    ) -> RequestToken {
         var r = JoinGroupRequest()
         r.groupId = group
         r.memberId = member
@@ -69,13 +73,17 @@ struct Harness {
         nextToken += 1
         nextMember += 1
         let token = nextToken
-        absorb(coordinator.join(r, version: version, clientId: "c", clientHost: "/127.0.0.1", token: token,
-                                newMemberId: "m\(nextMember)", nowMs: now))
+        absorb(
+            coordinator.join(
+                r, version: version, clientId: "c", clientHost: "/127.0.0.1", token: token,
+                newMemberId: "m\(nextMember)", nowMs: now))
         return token
     }
 
     /// A dynamic member's full first join (MEMBER_ID_REQUIRED, then again with the id).
-    mutating func joinNew(_ group: String = "g", protocols: [String] = ["range"], session: Int32 = 10_000, rebalance: Int32 = 30_000) -> (member: String, token: RequestToken) {
+    mutating func joinNew(
+        _ group: String = "g", protocols: [String] = ["range"], session: Int32 = 10_000, rebalance: Int32 = 30_000
+    ) -> (member: String, token: RequestToken) {
         let first = join(group, session: session, rebalance: rebalance, protocols: protocols)
         let answer = joins[first]!
         precondition(ErrorCode(answer.errorCode) == .memberIdRequired)
@@ -84,7 +92,9 @@ struct Harness {
     }
 
     @discardableResult
-    mutating func sync(_ group: String = "g", member: String, generation: Int32, assignments: [String: String] = [:]) -> RequestToken {
+    mutating func sync(
+        _ group: String = "g", member: String, generation: Int32, assignments: [String: String] = [:]
+    ) -> RequestToken {
         var r = SyncGroupRequest()
         r.groupId = group
         r.memberId = member
@@ -100,7 +110,9 @@ struct Harness {
         return token
     }
 
-    mutating func heartbeat(_ group: String = "g", member: String, generation: Int32, instance: String? = nil) -> ErrorCode {
+    mutating func heartbeat(
+        _ group: String = "g", member: String, generation: Int32, instance: String? = nil
+    ) -> ErrorCode {
         var r = HeartbeatRequest()
         r.groupId = group
         r.memberId = member
@@ -155,8 +167,11 @@ struct GroupCoordinatorTests {
         let ls = h.sync(member: a.member, generation: generation, assignments: [a.member: "p0", b.member: "p1"])
         #expect(h.syncs[ls] == nil && h.syncs[fs] == nil, "nobody hears of the assignment before it is written")
         #expect(h.state() == .completingRebalance)
-        h.absorb(h.coordinator.assignmentStored(groupId: "g", generation: generation, error: .notCoordinator, nowMs: h.now))
-        #expect(ErrorCode(h.syncs[ls]!.errorCode) == .notCoordinator && ErrorCode(h.syncs[fs]!.errorCode) == .notCoordinator)
+        h.absorb(
+            h.coordinator.assignmentStored(groupId: "g", generation: generation, error: .notCoordinator, nowMs: h.now))
+        #expect(
+            ErrorCode(h.syncs[ls]!.errorCode) == .notCoordinator && ErrorCode(h.syncs[fs]!.errorCode) == .notCoordinator
+        )
         #expect(h.state() == .preparingRebalance)
         // Both rejoin; this time the store succeeds.
         _ = h.join(member: a.member)
@@ -333,14 +348,24 @@ struct GroupCoordinatorTests {
         var h = Harness()
         #expect(h.coordinator.checkCommit(groupId: "solo", generationId: -1, memberId: "", instanceId: nil) == nil)
         let a = h.joinNew()
-        #expect(h.coordinator.checkCommit(groupId: "g", generationId: 1, memberId: a.member, instanceId: nil) == .rebalanceInProgress)
+        #expect(
+            h.coordinator.checkCommit(groupId: "g", generationId: 1, memberId: a.member, instanceId: nil)
+                == .rebalanceInProgress)
         h.sync(member: a.member, generation: 1, assignments: [:])
         #expect(h.coordinator.checkCommit(groupId: "g", generationId: 1, memberId: a.member, instanceId: nil) == nil)
-        #expect(h.coordinator.checkCommit(groupId: "g", generationId: 0, memberId: a.member, instanceId: nil) == .illegalGeneration)
-        #expect(h.coordinator.checkCommit(groupId: "g", generationId: 1, memberId: "ghost", instanceId: nil) == .unknownMemberId)
-        #expect(h.coordinator.checkCommit(groupId: "g", generationId: -1, memberId: "", instanceId: nil) == .illegalGeneration)
+        #expect(
+            h.coordinator.checkCommit(groupId: "g", generationId: 0, memberId: a.member, instanceId: nil)
+                == .illegalGeneration)
+        #expect(
+            h.coordinator.checkCommit(groupId: "g", generationId: 1, memberId: "ghost", instanceId: nil)
+                == .unknownMemberId)
+        #expect(
+            h.coordinator.checkCommit(groupId: "g", generationId: -1, memberId: "", instanceId: nil)
+                == .illegalGeneration)
         let tp = TopicPartition("t", 0)
-        h.coordinator.offsetsCommitted(groupId: "g", memberId: a.member, [(tp, CommittedOffset(offset: 42, leaderEpoch: 3, metadata: "m", commitTimestampMs: 5))], nowMs: h.now)
+        h.coordinator.offsetsCommitted(
+            groupId: "g", memberId: a.member,
+            [(tp, CommittedOffset(offset: 42, leaderEpoch: 3, metadata: "m", commitTimestampMs: 5))], nowMs: h.now)
         #expect(h.coordinator.group("g")!.offsets[tp]?.offset == 42)
         #expect(h.coordinator.deleteGroup("g") == .nonEmptyGroup)
         _ = h.coordinator.leave(groupId: "g", members: [(a.member, nil)], nowMs: h.now)
@@ -348,7 +373,9 @@ struct GroupCoordinatorTests {
         #expect(h.coordinator.deleteGroup("g") == .groupIdNotFound)
     }
 
-    @Test("offsets expire after offsets.retention.minutes: an Empty group's from when it emptied, a Stable group's only for topics it no longer subscribes to")
+    @Test(
+        "offsets expire after offsets.retention.minutes: an Empty group's from when it emptied, a Stable group's only for topics it no longer subscribes to"
+    )
     func offsetExpiry() {
         var h = Harness()
         let retention: Int64 = 60_000
@@ -356,14 +383,22 @@ struct GroupCoordinatorTests {
         h.sync(member: a.member, generation: 1, assignments: [:])
         let subscribed = TopicPartition("t", 0), dropped = TopicPartition("old", 0)
         for tp in [subscribed, dropped] {
-            h.coordinator.offsetsCommitted(groupId: "g", memberId: a.member, [(tp, CommittedOffset(offset: 5, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))], nowMs: h.now)
+            h.coordinator.offsetsCommitted(
+                groupId: "g", memberId: a.member,
+                [(tp, CommittedOffset(offset: 5, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))],
+                nowMs: h.now)
         }
         // Standalone commits (assign(), no group protocol) expire by their commit time.
-        h.coordinator.offsetsCommitted(groupId: "solo", memberId: "", [(subscribed, CommittedOffset(offset: 1, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))], nowMs: h.now)
+        h.coordinator.offsetsCommitted(
+            groupId: "solo", memberId: "",
+            [(subscribed, CommittedOffset(offset: 1, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))],
+            nowMs: h.now)
         #expect(h.coordinator.expireOffsets(nowMs: h.now + retention - 1, retentionMs: retention).isEmpty)
         let first = h.coordinator.expireOffsets(nowMs: h.now + retention, retentionMs: retention)
         #expect(first.map(\.groupId) == ["g", "solo"])
-        #expect(first[0].offsets == [dropped] && !first[0].groupRemoved, "the subscribed topic's offset stays while the group is Stable")
+        #expect(
+            first[0].offsets == [dropped] && !first[0].groupRemoved,
+            "the subscribed topic's offset stays while the group is Stable")
         #expect(first[1].offsets == [subscribed] && first[1].groupRemoved)
         #expect(h.coordinator.group("solo") == nil)
         // Once the group is empty, its remaining offsets go `retention` after it emptied.
@@ -388,7 +423,9 @@ struct GroupCoordinatorTests {
         #expect(decoded == record)
         let offset = CommittedOffset(offset: 7, leaderEpoch: 1, metadata: "", commitTimestampMs: 9)
         #expect(OffsetsTopic.decodeOffset(OffsetsTopic.encode(offset)) == offset)
-        #expect(OffsetsTopic.decodeKey(OffsetsTopic.encode(.offset(group: "g", TopicPartition("t", 3)))) == .offset(group: "g", TopicPartition("t", 3)))
+        #expect(
+            OffsetsTopic.decodeKey(OffsetsTopic.encode(.offset(group: "g", TopicPartition("t", 3))))
+                == .offset(group: "g", TopicPartition("t", 3)))
 
         var next = GroupCoordinator()
         next.restoreOffset(groupId: "g", TopicPartition("t", 0), offset)

@@ -55,7 +55,8 @@ struct DropBehindTests {
         let sink = RecordingSink()
         var config = LogConfig()
         config.segmentBytes = 6_000_000
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: PosixDisk(), nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: PosixDisk(), nowMs: 0)
         let policy = DropBehind(windowBytes: 2 << 20, sink: sink)
         #expect(policy.stepBytes == 1 << 20)
         log.setDropBehind(policy)
@@ -77,7 +78,9 @@ struct DropBehindTests {
     @Test("after a truncation below where the last request ended and a roll, requests go on in the new segment")
     func truncateThenRoll() throws {
         let sink = RecordingSink()
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(),
+            nowMs: 0)
         log.setDropBehind(DropBehind(windowBytes: 2 << 20, sink: sink))
         try fill(log, megabytes: 6)
         let before = sink.requests.count
@@ -95,7 +98,8 @@ struct DropBehindTests {
     func pagesLeave() throws {
         let sink = RecordingSink(execute: true)
         let dir = tempDir()
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0)
         log.setDropBehind(DropBehind(windowBytes: 4 << 20, sink: sink))
         try fill(log, megabytes: 12)
         // Written back: the next request drops every clean page it covers.

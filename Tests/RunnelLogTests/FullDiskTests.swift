@@ -64,7 +64,8 @@ struct FullDiskTests {
 
     /// Two leader batches of 3 records, as a follower fetch brings them.
     func twoBatches(from log: PartitionLog, tag: String) throws -> (bytes: ByteBuffer, firstBatchBytes: Int) {
-        let source = try PartitionLog(topicPartition: tp, directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let source = try PartitionLog(
+            topicPartition: tp, directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
         defer { try? source.delete() }
         // The source continues at this log's end, so the batches fit it.
         if log.logEndOffset > 0 { try source.truncateFullyAndStart(at: log.logEndOffset, nowMs: 0) }
@@ -103,7 +104,8 @@ struct FullDiskTests {
         // Still full: a clean close and reopen shows the same six records, not the batch that
         // was written before the disk filled.
         try log.close()
-        let reopened = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, recoveryPoint: 6)
+        let reopened = try PartitionLog(
+            topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, recoveryPoint: 6)
         #expect(reopened.logEndOffset == 6)
         #expect(try readAll(reopened).map(\.offset) == Array(0..<6))
 
@@ -112,17 +114,19 @@ struct FullDiskTests {
         _ = try reopened.appendAsFollower(next, nowMs: 0)
         #expect(reopened.logEndOffset == 12)
         try reopened.close()
-        let again = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, cleanShutdown: false)
+        let again = try PartitionLog(
+            topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, cleanShutdown: false)
         let records = try readAll(again)
         #expect(records.map(\.offset) == Array(0..<12))
-        #expect(records.suffix(6).map { String(buffer: $0.value!).prefix(3) } == ["b0-", "b0-", "b0-", "b1-", "b1-", "b1-"])
+        #expect(
+            records.suffix(6).map { String(buffer: $0.value!).prefix(3) } == ["b0-", "b0-", "b0-", "b1-", "b1-", "b1-"])
         try again.close()
     }
 
     @Test("an index write the disk cannot take does not fail the append; lookups and a reopen still find every offset")
     func failedIndexWriteKeepsAppend() throws {
         var config = LogConfig()
-        config.indexIntervalBytes = 1   // an index entry for every batch
+        config.indexIntervalBytes = 1  // an index entry for every batch
         let (dir, disk, log) = try freshLog(config)
         for b in 0..<5 {
             let (payload, infos) = clientBatch(4, tag: "a\(b)-")
@@ -146,7 +150,8 @@ struct FullDiskTests {
 
         // Closed while still full: the emptied index files make the reopen re-scan the log.
         try log.close()
-        let reopened = try PartitionLog(topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 40)
+        let reopened = try PartitionLog(
+            topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 40)
         #expect(reopened.logEndOffset == 40)
         #expect(try readAll(reopened).map(\.offset) == Array(0..<40))
         #expect(try reopened.offset(forTimestamp: 1_002)?.offset == 2)
@@ -159,7 +164,8 @@ struct FullDiskTests {
         disk.free()
         try reopened.close()
         #expect(try indexBytes() > 0 && indexBytes() % 8 == 0)
-        let again = try PartitionLog(topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 40)
+        let again = try PartitionLog(
+            topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 40)
         for offset: Int64 in [0, 13, 22, 37, 39] {
             let batch = try RecordBatches.decode(try again.readBytes(from: offset, maxBytes: 1))[0]
             #expect(batch.header.baseOffset <= offset && offset <= batch.header.lastOffset)
@@ -167,7 +173,9 @@ struct FullDiskTests {
         try again.close()
     }
 
-    @Test("a new leader epoch, as leader or as follower, costs no fsync; the epoch file is made durable on close and read back")
+    @Test(
+        "a new leader epoch, as leader or as follower, costs no fsync; the epoch file is made durable on close and read back"
+    )
     func epochCheckpointWithoutSync() throws {
         let (dir, disk, log) = try freshLog()
         let (b1, i1) = clientBatch(3)
@@ -177,7 +185,8 @@ struct FullDiskTests {
         let (b2, i2) = clientBatch(3)
         _ = try log.appendAsLeader(b2, batches: i2, leaderEpoch: 2, nowMs: 0)
         // A batch of a later epoch fetched from a new leader.
-        let source = try PartitionLog(topicPartition: tp, directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let source = try PartitionLog(
+            topicPartition: tp, directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
         try source.truncateFullyAndStart(at: 6, nowMs: 0)
         let (b3, i3) = clientBatch(3)
         _ = try source.appendAsLeader(b3, batches: i3, leaderEpoch: 3, nowMs: 0)
@@ -186,7 +195,8 @@ struct FullDiskTests {
         #expect(log.endOffset(forEpoch: 2) == (2, 6))
         try log.close()
         #expect(disk.syncs > before)
-        let reopened = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, recoveryPoint: 9)
+        let reopened = try PartitionLog(
+            topicPartition: tp, directory: dir, config: LogConfig(), disk: disk, nowMs: 0, recoveryPoint: 9)
         #expect(reopened.endOffset(forEpoch: 1) == (1, 3))
         #expect(reopened.endOffset(forEpoch: 2) == (2, 6))
         #expect(reopened.latestEpoch == 3)

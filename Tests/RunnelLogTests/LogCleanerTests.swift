@@ -23,14 +23,18 @@ struct Entry {
 }
 
 /// A client batch of `entries` with timestamps from `timestamp`.
-func keyedBatch(_ entries: [Entry], timestamp: Int64 = 1_000, attributes: Int16 = 0,
-                producerId: Int64 = -1, producerEpoch: Int16 = -1, baseSequence: Int32 = -1) -> (ByteBuffer, [BatchInfo]) {
+func keyedBatch(
+    _ entries: [Entry], timestamp: Int64 = 1_000, attributes: Int16 = 0,
+    producerId: Int64 = -1, producerEpoch: Int16 = -1, baseSequence: Int32 = -1
+) -> (ByteBuffer, [BatchInfo]) {
     let records = entries.enumerated().map { i, e in
-        Record(offset: Int64(i), timestamp: timestamp + Int64(i), key: e.key.map { ByteBuffer(string: $0) },
-               value: e.value.map { ByteBuffer(string: $0) })
+        Record(
+            offset: Int64(i), timestamp: timestamp + Int64(i), key: e.key.map { ByteBuffer(string: $0) },
+            value: e.value.map { ByteBuffer(string: $0) })
     }
-    let batch = RecordBatches.build(records: records, attributes: attributes, producerId: producerId, producerEpoch: producerEpoch,
-                                    baseSequence: baseSequence)
+    let batch = RecordBatches.build(
+        records: records, attributes: attributes, producerId: producerId, producerEpoch: producerEpoch,
+        baseSequence: baseSequence)
     return (batch, try! RecordBatches.validate(batch, maxBatchBytes: 10_000_000).get())
 }
 
@@ -38,10 +42,13 @@ func keyedBatch(_ entries: [Entry], timestamp: Int64 = 1_000, attributes: Int16 
 typealias Written = [Int64: Entry]
 
 @discardableResult
-func put(_ log: PartitionLog, _ entries: [Entry], into written: inout Written, timestamp: Int64 = 1_000, epoch: Int32 = 0,
-           producerId: Int64 = -1, baseSequence: Int32 = -1) throws -> AppendInfo {
-    let (payload, infos) = keyedBatch(entries, timestamp: timestamp, producerId: producerId, producerEpoch: producerId >= 0 ? 0 : -1,
-                                      baseSequence: baseSequence)
+func put(
+    _ log: PartitionLog, _ entries: [Entry], into written: inout Written, timestamp: Int64 = 1_000, epoch: Int32 = 0,
+    producerId: Int64 = -1, baseSequence: Int32 = -1
+) throws -> AppendInfo {
+    let (payload, infos) = keyedBatch(
+        entries, timestamp: timestamp, producerId: producerId, producerEpoch: producerId >= 0 ? 0 : -1,
+        baseSequence: baseSequence)
     let info = try log.appendAsLeader(payload, batches: infos, leaderEpoch: epoch, nowMs: timestamp)
     for (i, e) in entries.enumerated() { written[info.firstOffset + Int64(i)] = e }
     return info
@@ -62,13 +69,18 @@ func allBatches(_ log: PartitionLog) throws -> [(header: RecordBatchHeader, byte
 func text(_ b: ByteBuffer?) -> String? { b.map { String(buffer: $0) } }
 
 /// Checks what every cleaning must keep true: CRCs, contiguous offsets, records where they were written.
-func checkInvariants(_ log: PartitionLog, _ written: Written, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func checkInvariants(_ log: PartitionLog, _ written: Written, sourceLocation: SourceLocation = #_sourceLocation) throws
+{
     var next = log.segmentBaseOffsets.first!
     var previousRecord: Int64 = -1
     for (header, bytes) in try allBatches(log) {
-        let crc = RecordBatches.crc32c(bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart, length: header.totalBytes - RecordBatchHeader.crcStart)
+        let crc = RecordBatches.crc32c(
+            bytes, at: bytes.readerIndex + RecordBatchHeader.crcStart,
+            length: header.totalBytes - RecordBatchHeader.crcStart)
         #expect(crc == header.crc, "batch \(header.baseOffset) has a bad CRC", sourceLocation: sourceLocation)
-        #expect(header.baseOffset == next, "batch \(header.baseOffset) does not continue \(next)", sourceLocation: sourceLocation)
+        #expect(
+            header.baseOffset == next, "batch \(header.baseOffset) does not continue \(next)",
+            sourceLocation: sourceLocation)
         next = header.nextOffset
     }
     for record in try readAll(log) {
@@ -76,8 +88,9 @@ func checkInvariants(_ log: PartitionLog, _ written: Written, sourceLocation: So
         previousRecord = record.offset
         let expected = written[record.offset]
         #expect(expected != nil, "record at \(record.offset) was never written", sourceLocation: sourceLocation)
-        #expect(text(record.key) == expected?.key && text(record.value) == expected?.value,
-                "record at \(record.offset) changed", sourceLocation: sourceLocation)
+        #expect(
+            text(record.key) == expected?.key && text(record.value) == expected?.value,
+            "record at \(record.offset) changed", sourceLocation: sourceLocation)
     }
 }
 
@@ -97,16 +110,24 @@ func fileBytes(_ path: String) -> Data { FileManager.default.contents(atPath: pa
 struct LogCleanerTests {
     let disk = PosixDisk()
 
-    @Test("only the latest value per key remains in the cleaned range; offsets, spans, segment ends and the active segment stay")
+    @Test(
+        "only the latest value per key remains in the cleaned range; offsets, spans, segment ends and the active segment stay"
+    )
     func latestValuePerKey() throws {
         let dir = tempDir()
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(), disk: disk, nowMs: 0)
         var written = Written()
         for round in 0..<6 {
             for k in 0..<8 { try put(log, [Entry(key: "k\(k)", value: "v\(round)-\(k)")], into: &written) }
             // Some multi-record batches, with keys repeated inside one batch.
-            try put(log, [Entry(key: "k1", value: "m\(round)a"), Entry(key: "k2", value: "m\(round)b"), Entry(key: "k1", value: "m\(round)c")],
-                      into: &written)
+            try put(
+                log,
+                [
+                    Entry(key: "k1", value: "m\(round)a"), Entry(key: "k2", value: "m\(round)b"),
+                    Entry(key: "k1", value: "m\(round)c"),
+                ],
+                into: &written)
         }
         #expect(log.segmentCount > 4)
         let bases = log.segmentBaseOffsets
@@ -150,7 +171,9 @@ struct LogCleanerTests {
     @Test("removed batches merge into empty batches per leader epoch; a segment's last batch keeps its own span")
     func emptyBatches() throws {
         let dir = tempDir()
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
         var written = Written()
         for i in 0..<10 { try put(log, [Entry(key: "a", value: "a\(i)")], into: &written, epoch: i < 5 ? 1 : 2) }
         try put(log, [Entry(key: "b", value: "b0")], into: &written, epoch: 2)
@@ -168,12 +191,16 @@ struct LogCleanerTests {
         // The leader-epoch cache rebuilt from the headers alone matches.
         try log.close()
         try disk.remove(dir + "/" + LeaderEpochCache.fileName)
-        let reopened = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let reopened = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
         #expect(reopened.endOffset(forEpoch: 1) == (1, 5))
 
         // The segment's last batch, when removed, stays as an empty batch with its own offsets.
         let dir2 = tempDir()
-        let log2 = try PartitionLog(topicPartition: TopicPartition("c", 1), directory: dir2, config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let log2 = try PartitionLog(
+            topicPartition: TopicPartition("c", 1), directory: dir2, config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
         var written2 = Written()
         for i in 0..<4 { try put(log2, [Entry(key: "a", value: "a\(i)")], into: &written2) }
         try log2.roll(nowMs: 0)
@@ -190,7 +217,9 @@ struct LogCleanerTests {
 
     @Test("offsets by timestamp skip the empty batches the cleaner left")
     func timestampsOverEmptyBatches() throws {
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
         var written = Written()
         for i in 0..<10 { try put(log, [Entry(key: "a", value: "a\(i)")], into: &written, timestamp: 100 + Int64(i)) }
         try put(log, [Entry(key: "a", value: "last")], into: &written, timestamp: 50)
@@ -210,14 +239,18 @@ struct LogCleanerTests {
     func tombstones() throws {
         var config = compactConfig()
         config.deleteRetentionMs = 1_000
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         var written = Written()
         for round in 0..<4 {
-            for k in 0..<6 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written, timestamp: 5_000 + Int64(round)) }
+            for k in 0..<6 {
+                try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written, timestamp: 5_000 + Int64(round))
+            }
         }
         // Delete k0 and k1 (k1 in a batch that also holds a value).
         try put(log, [Entry(key: "k0", value: nil)], into: &written, timestamp: 6_000)
-        try put(log, [Entry(key: "k1", value: nil), Entry(key: "k5", value: "after")], into: &written, timestamp: 6_100)
+        try put(
+            log, [Entry(key: "k1", value: nil), Entry(key: "k5", value: "after")], into: &written, timestamp: 6_100)
         try log.roll(nowMs: 0)
         try put(log, [Entry(key: "x", value: "active")], into: &written)
 
@@ -225,9 +258,14 @@ struct LogCleanerTests {
         _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: t0))
         try checkInvariants(log, written)
         var records = try readAll(log)
-        #expect(records.filter { $0.value == nil }.map { text($0.key)! } == ["k0", "k1"], "tombstones kept by the first cleaning")
-        #expect(!records.contains { ["k0", "k1"].contains(text($0.key)!) && $0.value != nil }, "their old values are gone")
-        let tombstoneBatches = try allBatches(log).filter { $0.header.recordCount > 0 && $0.header.deleteHorizonMs != nil }
+        #expect(
+            records.filter { $0.value == nil }.map { text($0.key)! } == ["k0", "k1"],
+            "tombstones kept by the first cleaning")
+        #expect(
+            !records.contains { ["k0", "k1"].contains(text($0.key)!) && $0.value != nil }, "their old values are gone")
+        let tombstoneBatches = try allBatches(log).filter {
+            $0.header.recordCount > 0 && $0.header.deleteHorizonMs != nil
+        }
         #expect(tombstoneBatches.count == 2)
         #expect(tombstoneBatches.allSatisfy { $0.header.deleteHorizonMs == t0 + 1_000 })
         // Record timestamps did not change although the base timestamp now holds the horizon.
@@ -245,8 +283,11 @@ struct LogCleanerTests {
         _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: t0 + 999))
         records = try readAll(log)
         #expect(records.filter { $0.value == nil }.count == 2)
-        #expect(try allBatches(log).filter { $0.header.deleteHorizonMs != nil }.allSatisfy { $0.header.deleteHorizonMs == t0 + 1_000 },
-                "the horizon is set once, by the first cleaning that kept the tombstone")
+        #expect(
+            try allBatches(log).filter { $0.header.deleteHorizonMs != nil }.allSatisfy {
+                $0.header.deleteHorizonMs == t0 + 1_000
+            },
+            "the horizon is set once, by the first cleaning that kept the tombstone")
 
         try addDirt("d2")
         let stats = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: t0 + 1_000))
@@ -261,7 +302,8 @@ struct LogCleanerTests {
     @Test("records at or above uncleanableFrom (the high watermark) are untouched, and the map stops below it")
     func highWatermark() throws {
         let dir = tempDir()
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(), disk: disk, nowMs: 0)
         var written = Written()
         for round in 0..<8 {
             for k in 0..<5 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) }
@@ -275,14 +317,16 @@ struct LogCleanerTests {
         #expect(stats.endOffset == bases[2])
         #expect(bases[2...].map { fileBytes(dir + "/" + LogSegment.fileName($0, ".log")) } == untouched)
         let records = try readAll(log)
-        #expect(records.filter { $0.offset >= bases[2] }.map(\.offset) == written.keys.filter { $0 >= bases[2] }.sorted())
+        #expect(
+            records.filter { $0.offset >= bases[2] }.map(\.offset) == written.keys.filter { $0 >= bases[2] }.sorted())
         // Below: the latest per key of the range below the end of the map, and nothing superseded only above it.
         var latest: [String: Int64] = [:]
         for (offset, e) in written where offset < bases[2] { latest[e.key!] = max(latest[e.key!] ?? -1, offset) }
         #expect(records.filter { $0.offset < bases[2] }.map(\.offset) == latest.values.sorted())
         try checkInvariants(log, written)
         // Nothing is cleanable below a high watermark inside the first segment.
-        let fresh = try PartitionLog(topicPartition: TopicPartition("c", 1), directory: tempDir(), config: compactConfig(), disk: disk, nowMs: 0)
+        let fresh = try PartitionLog(
+            topicPartition: TopicPartition("c", 1), directory: tempDir(), config: compactConfig(), disk: disk, nowMs: 0)
         var w2 = Written()
         for i in 0..<30 { try put(fresh, [Entry(key: "k", value: "\(i)")], into: &w2) }
         #expect(try fresh.clean(uncleanableFrom: 1, nowMs: 0) == nil)
@@ -292,13 +336,22 @@ struct LogCleanerTests {
     func compactionLag() throws {
         var config = compactConfig()
         config.minCompactionLagMs = 10_000
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         var written = Written()
         // Old records at t=1000, then young ones at t=50000.
-        for round in 0..<4 { for k in 0..<5 { try put(log, [Entry(key: "k\(k)", value: "old\(round)")], into: &written, timestamp: 1_000) } }
+        for round in 0..<4 {
+            for k in 0..<5 {
+                try put(log, [Entry(key: "k\(k)", value: "old\(round)")], into: &written, timestamp: 1_000)
+            }
+        }
         try log.roll(nowMs: 0)
         let youngBase = log.logEndOffset
-        for round in 0..<4 { for k in 0..<5 { try put(log, [Entry(key: "k\(k)", value: "young\(round)")], into: &written, timestamp: 50_000) } }
+        for round in 0..<4 {
+            for k in 0..<5 {
+                try put(log, [Entry(key: "k\(k)", value: "young\(round)")], into: &written, timestamp: 50_000)
+            }
+        }
         try log.roll(nowMs: 0)
         try put(log, [Entry(key: "x", value: "active")], into: &written, timestamp: 50_000)
 
@@ -306,14 +359,17 @@ struct LogCleanerTests {
         let stats = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 55_000))
         #expect(stats.endOffset == youngBase)
         let records = try readAll(log)
-        #expect(records.filter { $0.offset >= youngBase }.map(\.offset) == written.keys.filter { $0 >= youngBase }.sorted())
+        #expect(
+            records.filter { $0.offset >= youngBase }.map(\.offset) == written.keys.filter { $0 >= youngBase }.sorted())
         // The old range kept the latest old value of each key (the young ones were not in the map).
         #expect(records.filter { $0.offset < youngBase }.map { text($0.value)! } == Array(repeating: "old3", count: 5))
         try checkInvariants(log, written)
         // Once they are old enough, they are cleaned too.
         let later = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 61_000))
         #expect(later.endOffset > youngBase)
-        #expect(try readAll(log).filter { text($0.key)!.hasPrefix("k") }.map { text($0.value)! } == Array(repeating: "young3", count: 5))
+        #expect(
+            try readAll(log).filter { text($0.key)!.hasPrefix("k") }.map { text($0.value)! }
+                == Array(repeating: "young3", count: 5))
         try checkInvariants(log, written)
     }
 
@@ -321,7 +377,8 @@ struct LogCleanerTests {
     func dirtyRatio() throws {
         var config = compactConfig()
         config.minCleanableDirtyRatio = 0.5
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         var written = Written()
         for i in 0..<60 { try put(log, [Entry(key: "k\(i % 10)", value: "v\(i)")], into: &written) }
         try log.roll(nowMs: 0)
@@ -342,22 +399,33 @@ struct LogCleanerTests {
         try checkInvariants(log, written)
 
         // The pure plan: the ratio is dirty bytes over the cleanable bytes.
-        let segments = [LogCleaner.SegmentSummary(baseOffset: 0, nextOffset: 10, size: 300, maxTimestamp: 5),
-                        LogCleaner.SegmentSummary(baseOffset: 10, nextOffset: 20, size: 100, maxTimestamp: 5),
-                        LogCleaner.SegmentSummary(baseOffset: 20, nextOffset: 25, size: 50, maxTimestamp: 5)]
-        let plan = try #require(LogCleaner.plan(segments: segments, firstDirtyOffset: 10, uncleanableFrom: 100, nowMs: 0, minCompactionLagMs: 0))
-        #expect(plan.cleanableSegmentCount == 2 && plan.firstDirtySegment == 1 && plan.dirtyBytes == 100 && plan.cleanableBytes == 400)
+        let segments = [
+            LogCleaner.SegmentSummary(baseOffset: 0, nextOffset: 10, size: 300, maxTimestamp: 5),
+            LogCleaner.SegmentSummary(baseOffset: 10, nextOffset: 20, size: 100, maxTimestamp: 5),
+            LogCleaner.SegmentSummary(baseOffset: 20, nextOffset: 25, size: 50, maxTimestamp: 5),
+        ]
+        let plan = try #require(
+            LogCleaner.plan(
+                segments: segments, firstDirtyOffset: 10, uncleanableFrom: 100, nowMs: 0, minCompactionLagMs: 0))
+        #expect(
+            plan.cleanableSegmentCount == 2 && plan.firstDirtySegment == 1 && plan.dirtyBytes == 100
+                && plan.cleanableBytes == 400)
         #expect(plan.isDue(minCleanableDirtyRatio: 0.25) && !plan.isDue(minCleanableDirtyRatio: 0.26))
-        #expect(LogCleaner.plan(segments: segments, firstDirtyOffset: 20, uncleanableFrom: 100, nowMs: 0, minCompactionLagMs: 0) == nil)
+        #expect(
+            LogCleaner.plan(
+                segments: segments, firstDirtyOffset: 20, uncleanableFrom: 100, nowMs: 0, minCompactionLagMs: 0) == nil)
         #expect(LogCleaner.firstDirtyOffset(checkpoint: 30, logStartOffset: 0, logEndOffset: 25) == 0)
         #expect(LogCleaner.firstDirtyOffset(checkpoint: 10, logStartOffset: 12, logEndOffset: 25) == 12)
     }
 
-    @Test("compressed and transactional batches stay whole, their keys stay out of the map, and tombstones after them stay")
+    @Test(
+        "compressed and transactional batches stay whole, their keys stay out of the map, and tombstones after them stay"
+    )
     func opaqueBatches() throws {
         var config = compactConfig(segmentBytes: 100_000)
         config.deleteRetentionMs = 0
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         var written = Written()
         try put(log, [Entry(key: "a", value: "a0")], into: &written)
         // Flagged gzip: the cleaner never looks inside (the bytes are not really compressed).
@@ -375,24 +443,33 @@ struct LogCleanerTests {
         _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 20))
         let batches = try allBatches(log)
         let kept = try #require(batches.first { $0.header.baseOffset == gzInfo.firstOffset })
-        #expect(kept.bytes == gz.getSlice(at: 0, length: gz.readableBytes).map { b -> ByteBuffer in
-            var copy = b
-            copy.setInteger(gzInfo.firstOffset, at: 0)
-            copy.setInteger(Int32(0), at: 12)
-            return copy
-        }, "the compressed batch is byte for byte what was appended")
+        #expect(
+            kept.bytes
+                == gz.getSlice(at: 0, length: gz.readableBytes).map { b -> ByteBuffer in
+                    var copy = b
+                    copy.setInteger(gzInfo.firstOffset, at: 0)
+                    copy.setInteger(Int32(0), at: 12)
+                    return copy
+                }, "the compressed batch is byte for byte what was appended")
         // a0 went (superseded by the tombstone); the tombstone stays although its horizon passed,
         // because the compressed batch before it may hold an older "a".
         let plain = try readAll(log).filter { $0.offset != gzInfo.firstOffset && $0.offset != gzInfo.lastOffset }
-        #expect(plain.map { "\(text($0.key)!)=\(text($0.value) ?? "null")" } == ["b=b1", "a=null", "x=active", "y=dirt", "x2=active2"])
+        #expect(
+            plain.map { "\(text($0.key)!)=\(text($0.value) ?? "null")" } == [
+                "b=b1", "a=null", "x=active", "y=dirt", "x2=active2",
+            ])
     }
 
     @Test("the last batch of an idempotent producer keeps its sequence fields when its records go")
     func producerBatches() throws {
         let dir = tempDir()
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
         var written = Written()
-        for i in 0..<5 { try put(log, [Entry(key: "a", value: "p\(i)")], into: &written, producerId: 7, baseSequence: Int32(i)) }
+        for i in 0..<5 {
+            try put(log, [Entry(key: "a", value: "p\(i)")], into: &written, producerId: 7, baseSequence: Int32(i))
+        }
         try put(log, [Entry(key: "a", value: "plain")], into: &written)
         try put(log, [Entry(key: "z", value: "end")], into: &written)
         try log.roll(nowMs: 0)
@@ -406,11 +483,17 @@ struct LogCleanerTests {
         try checkInvariants(log, written)
         // After a reopen the producer's next sequence is still expected.
         try log.close()
-        let reopened = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
-        let (retry, retryInfos) = keyedBatch([Entry(key: "a", value: "p4")], producerId: 7, producerEpoch: 0, baseSequence: 4)
+        let reopened = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: dir, config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
+        let (retry, retryInfos) = keyedBatch(
+            [Entry(key: "a", value: "p4")], producerId: 7, producerEpoch: 0, baseSequence: 4)
         #expect(try reopened.appendAsLeader(retry, batches: retryInfos, leaderEpoch: 0, nowMs: 0).duplicate)
-        let (gap, gapInfos) = keyedBatch([Entry(key: "a", value: "p9")], producerId: 7, producerEpoch: 0, baseSequence: 9)
-        #expect(throws: ProducerStateError.self) { try reopened.appendAsLeader(gap, batches: gapInfos, leaderEpoch: 0, nowMs: 0) }
+        let (gap, gapInfos) = keyedBatch(
+            [Entry(key: "a", value: "p9")], producerId: 7, producerEpoch: 0, baseSequence: 9)
+        #expect(throws: ProducerStateError.self) {
+            try reopened.appendAsLeader(gap, batches: gapInfos, leaderEpoch: 0, nowMs: 0)
+        }
     }
 
     @Test("reopening a cleaned log, after a clean or an unclean shutdown, recovers every segment")
@@ -419,7 +502,8 @@ struct LogCleanerTests {
             let dir = tempDir()
             var config = compactConfig()
             config.deleteRetentionMs = 0
-            let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: config, disk: disk, nowMs: 0)
+            let log = try PartitionLog(
+                topicPartition: TopicPartition("c", 0), directory: dir, config: config, disk: disk, nowMs: 0)
             var written = Written()
             for round in 0..<6 {
                 for k in 0..<6 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) }
@@ -433,8 +517,9 @@ struct LogCleanerTests {
             let end = log.logEndOffset
             if clean { try log.close() }
             // An unclean stop: recovery point 0, every segment re-validated.
-            let reopened = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: config, disk: disk, nowMs: 0,
-                                            recoveryPoint: clean ? end : 0, cleanShutdown: clean)
+            let reopened = try PartitionLog(
+                topicPartition: TopicPartition("c", 0), directory: dir, config: config, disk: disk, nowMs: 0,
+                recoveryPoint: clean ? end : 0, cleanShutdown: clean)
             #expect(reopened.segmentBaseOffsets == bases, "no segment dropped (clean: \(clean))")
             #expect(reopened.segmentNextOffsets == ends)
             #expect(reopened.logEndOffset == end)
@@ -448,21 +533,28 @@ struct LogCleanerTests {
         let fm = FileManager.default
         let source = tempDir()
         let config = compactConfig()
-        var log: PartitionLog? = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: source, config: config, disk: disk, nowMs: 0)
+        var log: PartitionLog? = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: source, config: config, disk: disk, nowMs: 0)
         var written = Written()
-        for round in 0..<5 { for k in 0..<6 { try put(log!, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) } }
+        for round in 0..<5 {
+            for k in 0..<6 { try put(log!, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) }
+        }
         let end = log!.logEndOffset
         let before = try readAll(log!)
         try log!.close()
         let before_ = tempDir()
         try fm.removeItem(atPath: before_)
         try fm.copyItem(atPath: source, toPath: before_)  // the state before cleaning
-        log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: source, config: config, disk: disk, nowMs: 0, recoveryPoint: end)
+        log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: source, config: config, disk: disk, nowMs: 0,
+            recoveryPoint: end)
         _ = try #require(try log!.clean(uncleanableFrom: end, nowMs: 0))
         let after = try readAll(log!)
         try log!.close()
         let base = LogSegment.fileName(0, "")
-        #expect(fileBytes(source + "/\(base).log") != fileBytes(before_ + "/\(base).log"), "the first segment was rewritten")
+        #expect(
+            fileBytes(source + "/\(base).log") != fileBytes(before_ + "/\(base).log"), "the first segment was rewritten"
+        )
         #expect(after.count < before.count)
 
         // Each state a crash can leave, with the records the log must then hold.
@@ -472,26 +564,34 @@ struct LogCleanerTests {
             var expected: [Record]
         }
         let states: [State] = [
-            State(name: "rewrite written, nothing swapped", make: { dir in
-                try fm.copyItem(atPath: source + "/\(base).log", toPath: dir + "/\(base).log.cleaned")
-                try fm.copyItem(atPath: source + "/\(base).index", toPath: dir + "/\(base).index.cleaned")
-                try fm.copyItem(atPath: source + "/\(base).timeindex", toPath: dir + "/\(base).timeindex.cleaned")
-            }, expected: before),
-            State(name: "old index files removed", make: { dir in
-                try fm.copyItem(atPath: source + "/\(base).log", toPath: dir + "/\(base).log.cleaned")
-                try fm.removeItem(atPath: dir + "/\(base).index")
-                try fm.removeItem(atPath: dir + "/\(base).timeindex")
-            }, expected: before),
-            State(name: "log renamed over, new indexes not yet in place", make: { dir in
-                try fm.removeItem(atPath: dir + "/\(base).log")
-                try fm.copyItem(atPath: source + "/\(base).log", toPath: dir + "/\(base).log")
-                try fm.removeItem(atPath: dir + "/\(base).index")
-                try fm.removeItem(atPath: dir + "/\(base).timeindex")
-                try fm.copyItem(atPath: source + "/\(base).index", toPath: dir + "/\(base).index.cleaned")
-            }, expected: []),  // checked segment by segment below
-            State(name: "a leftover garbage .cleaned file", make: { dir in
-                try Data(repeating: 0xAB, count: 1000).write(to: URL(fileURLWithPath: dir + "/\(base).log.cleaned"))
-            }, expected: before),
+            State(
+                name: "rewrite written, nothing swapped",
+                make: { dir in
+                    try fm.copyItem(atPath: source + "/\(base).log", toPath: dir + "/\(base).log.cleaned")
+                    try fm.copyItem(atPath: source + "/\(base).index", toPath: dir + "/\(base).index.cleaned")
+                    try fm.copyItem(atPath: source + "/\(base).timeindex", toPath: dir + "/\(base).timeindex.cleaned")
+                }, expected: before),
+            State(
+                name: "old index files removed",
+                make: { dir in
+                    try fm.copyItem(atPath: source + "/\(base).log", toPath: dir + "/\(base).log.cleaned")
+                    try fm.removeItem(atPath: dir + "/\(base).index")
+                    try fm.removeItem(atPath: dir + "/\(base).timeindex")
+                }, expected: before),
+            State(
+                name: "log renamed over, new indexes not yet in place",
+                make: { dir in
+                    try fm.removeItem(atPath: dir + "/\(base).log")
+                    try fm.copyItem(atPath: source + "/\(base).log", toPath: dir + "/\(base).log")
+                    try fm.removeItem(atPath: dir + "/\(base).index")
+                    try fm.removeItem(atPath: dir + "/\(base).timeindex")
+                    try fm.copyItem(atPath: source + "/\(base).index", toPath: dir + "/\(base).index.cleaned")
+                }, expected: []),  // checked segment by segment below
+            State(
+                name: "a leftover garbage .cleaned file",
+                make: { dir in
+                    try Data(repeating: 0xAB, count: 1000).write(to: URL(fileURLWithPath: dir + "/\(base).log.cleaned"))
+                }, expected: before),
         ]
         for state in states {
             for clean in [true, false] {
@@ -499,19 +599,26 @@ struct LogCleanerTests {
                 try fm.removeItem(atPath: dir)
                 try fm.copyItem(atPath: before_, toPath: dir)
                 try state.make(dir)
-                let reopened = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: dir, config: config, disk: disk, nowMs: 0,
-                                                recoveryPoint: clean ? end : 0, cleanShutdown: clean)
+                let reopened = try PartitionLog(
+                    topicPartition: TopicPartition("c", 0), directory: dir, config: config, disk: disk, nowMs: 0,
+                    recoveryPoint: clean ? end : 0, cleanShutdown: clean)
                 #expect(reopened.logEndOffset == end, "\(state.name), clean \(clean)")
                 let records = try readAll(reopened)
                 if state.name.hasPrefix("log renamed") {
                     // The segment's first file is the cleaned one; later segments are as before.
                     let firstEnd = reopened.segmentNextOffsets[0]
-                    #expect(records.filter { $0.offset < firstEnd } == after.filter { $0.offset < firstEnd }, "\(state.name), clean \(clean)")
-                    #expect(records.filter { $0.offset >= firstEnd } == before.filter { $0.offset >= firstEnd }, "\(state.name), clean \(clean)")
+                    #expect(
+                        records.filter { $0.offset < firstEnd } == after.filter { $0.offset < firstEnd },
+                        "\(state.name), clean \(clean)")
+                    #expect(
+                        records.filter { $0.offset >= firstEnd } == before.filter { $0.offset >= firstEnd },
+                        "\(state.name), clean \(clean)")
                 } else {
                     #expect(records == state.expected, "\(state.name), clean \(clean)")
                 }
-                #expect(try fm.contentsOfDirectory(atPath: dir).allSatisfy { !$0.hasSuffix(".cleaned") }, "leftovers removed")
+                #expect(
+                    try fm.contentsOfDirectory(atPath: dir).allSatisfy { !$0.hasSuffix(".cleaned") },
+                    "leftovers removed")
                 try checkInvariants(reopened, written)
                 // And it cleans again from there.
                 _ = try reopened.clean(uncleanableFrom: end, nowMs: 0)
@@ -522,9 +629,12 @@ struct LogCleanerTests {
 
     @Test("a truncation during a cleaning (a follower meeting a new leader) makes it swap nothing in")
     func truncationDuringCleaning() throws {
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(), disk: disk, nowMs: 0)
         var written = Written()
-        for round in 0..<6 { for k in 0..<6 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) } }
+        for round in 0..<6 {
+            for k in 0..<6 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) }
+        }
         let bases = log.segmentBaseOffsets
         #expect(bases.count >= 4)
         let before = try readAll(log)
@@ -542,9 +652,12 @@ struct LogCleanerTests {
 
     @Test("a reader holding a file region of a segment keeps reading it while the cleaner replaces it")
     func readersDuringSwap() throws {
-        let log = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(), disk: disk, nowMs: 0)
         var written = Written()
-        for round in 0..<5 { for k in 0..<6 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) } }
+        for round in 0..<5 {
+            for k in 0..<6 { try put(log, [Entry(key: "k\(k)", value: "v\(round)")], into: &written) }
+        }
         let info = try log.read(from: 0, maxBytes: 100_000, maxOffset: .max, minOneBatch: true)
         defer {
             for chunk in info.records.chunks { if case .region(let r) = chunk { try? r.fileHandle.close() } }
@@ -553,7 +666,8 @@ struct LogCleanerTests {
             Issue.record("PosixDisk reads return file regions")
             return
         }
-        let expected = try RecordBatches.decode(try log.readBytes(from: 0, maxBytes: region.readableBytes)).flatMap(\.records)
+        let expected = try RecordBatches.decode(try log.readBytes(from: 0, maxBytes: region.readableBytes)).flatMap(
+            \.records)
         _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 0))
         // The region's descriptor still reads the old file, whole.
         let bytes = try region.fileHandle.withUnsafeFileDescriptor { fd -> ByteBuffer in
@@ -571,7 +685,9 @@ struct LogCleanerTests {
 
     @Test("a follower whose end falls inside an empty batch the leader's cleaner merged keeps copying, and recovers")
     func followerInsideFiller() throws {
-        let leader = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let leader = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: compactConfig(segmentBytes: 100_000),
+            disk: disk, nowMs: 0)
         var written = Written()
         for i in 0..<10 { try put(leader, [Entry(key: "a", value: "a\(i)")], into: &written) }
         try put(leader, [Entry(key: "a", value: "last")], into: &written)
@@ -579,7 +695,9 @@ struct LogCleanerTests {
         try put(leader, [Entry(key: "b", value: "active")], into: &written)
         // The follower copied offsets 0 ... 4 before the leader cleaned.
         let followerDir = tempDir()
-        let follower = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: followerDir, config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
+        let follower = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: followerDir,
+            config: compactConfig(segmentBytes: 100_000), disk: disk, nowMs: 0)
         _ = try follower.appendAsFollower(try leader.readBytes(from: 0, maxBytes: 100_000, maxOffset: 5), nowMs: 0)
         #expect(follower.logEndOffset == 5)
         _ = try #require(try leader.clean(uncleanableFrom: leader.logEndOffset, nowMs: 0))
@@ -593,8 +711,10 @@ struct LogCleanerTests {
         #expect(try readAll(follower).map(\.offset) == [0, 1, 2, 3, 4, 10, 11])
         try checkInvariants(follower, written)
         // An unclean restart keeps everything: the follower's offsets are contiguous.
-        let reopened = try PartitionLog(topicPartition: TopicPartition("c", 0), directory: followerDir, config: compactConfig(segmentBytes: 100_000), disk: disk,
-                                        nowMs: 0, recoveryPoint: 0, cleanShutdown: false)
+        let reopened = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: followerDir,
+            config: compactConfig(segmentBytes: 100_000), disk: disk,
+            nowMs: 0, recoveryPoint: 0, cleanShutdown: false)
         #expect(reopened.logEndOffset == leader.logEndOffset)
     }
 
@@ -602,8 +722,10 @@ struct LogCleanerTests {
     func logManager() throws {
         let root = tempDir()
         let manager = try LogManager(logDirs: [root], defaultConfig: LogConfig(), disk: disk, nowMs: 0)
-        let compacted = try manager.getOrCreate(TopicPartition("c", 0), topicId: KafkaUUID(high: 1, low: 1), config: compactConfig(), nowMs: 0)
-        let plain = try manager.getOrCreate(TopicPartition("p", 0), topicId: KafkaUUID(high: 2, low: 2), config: LogConfig(), nowMs: 0)
+        let compacted = try manager.getOrCreate(
+            TopicPartition("c", 0), topicId: KafkaUUID(high: 1, low: 1), config: compactConfig(), nowMs: 0)
+        let plain = try manager.getOrCreate(
+            TopicPartition("p", 0), topicId: KafkaUUID(high: 2, low: 2), config: LogConfig(), nowMs: 0)
         var written = Written()
         var unused = Written()
         for round in 0..<5 {
@@ -651,13 +773,20 @@ struct LogCleanerTests {
         out.attributes |= RecordBatchHeader.deleteHorizonFlag
         out.baseTimestamp = 9_999_999_999
         var records = ByteBuffer()
-        for v in views { RecordBatches.writeRecord(v, from: batch, timestampDelta: header.baseTimestamp + v.timestampDelta - out.baseTimestamp, to: &records) }
+        for v in views {
+            RecordBatches.writeRecord(
+                v, from: batch, timestampDelta: header.baseTimestamp + v.timestampDelta - out.baseTimestamp,
+                to: &records)
+        }
         let rebuilt = RecordBatches.assemble(out, records: records, recordCount: 2)
         let decoded = try #require(try RecordBatches.decode(rebuilt).first)
         #expect(decoded.header.deleteHorizonMs == 9_999_999_999)
         #expect(decoded.records.map(\.timestamp) == [1_234_567, 1_234_568])
         #expect(decoded.records.map { text($0.key)! } == ["k", "v"])
-        #expect(RecordBatches.crc32c(rebuilt, at: RecordBatchHeader.crcStart, length: rebuilt.readableBytes - RecordBatchHeader.crcStart) == decoded.header.crc)
+        #expect(
+            RecordBatches.crc32c(
+                rebuilt, at: RecordBatchHeader.crcStart, length: rebuilt.readableBytes - RecordBatchHeader.crcStart)
+                == decoded.header.crc)
     }
 }
 

@@ -13,10 +13,15 @@ import RunnelTestSupport
 func tempDir() -> String { scratchDirectory("log") }
 
 /// A client-style batch of `count` records with values "v<i>" and timestamps from `timestamp`.
-func clientBatch(_ count: Int, timestamp: Int64 = 1_000, valueBytes: Int = 10, tag: String = "v") -> (ByteBuffer, [BatchInfo]) {
+func clientBatch(
+    _ count: Int, timestamp: Int64 = 1_000, valueBytes: Int = 10, tag: String = "v"
+) -> (ByteBuffer, [BatchInfo]) {
     let records = (0..<count).map { i in
-        Record(offset: Int64(i), timestamp: timestamp + Int64(i), key: ByteBuffer(string: "k\(i)"),
-               value: ByteBuffer(string: tag + String(repeating: "x", count: max(0, valueBytes - tag.count - 4)) + String(format: "%04d", i)))
+        Record(
+            offset: Int64(i), timestamp: timestamp + Int64(i), key: ByteBuffer(string: "k\(i)"),
+            value: ByteBuffer(
+                string: tag + String(repeating: "x", count: max(0, valueBytes - tag.count - 4))
+                    + String(format: "%04d", i)))
     }
     let batch = RecordBatches.build(records: records)
     let infos = try! RecordBatches.validate(batch, maxBatchBytes: 10_000_000).get()
@@ -37,7 +42,8 @@ struct PartitionLogTests {
         let dir = tempDir()
         var config = LogConfig()
         config.segmentBytes = 2_000
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0)
         var expected: [String] = []
         for b in 0..<50 {
             let (payload, infos) = clientBatch(3, timestamp: Int64(b * 10), tag: "b\(b)-")
@@ -55,7 +61,9 @@ struct PartitionLogTests {
         #expect(batches.allSatisfy { $0.header.partitionLeaderEpoch == 7 })
         try log.close()
 
-        let reopened = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 150)
+        let reopened = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0,
+            recoveryPoint: 150)
         #expect(reopened.logEndOffset == 150)
         #expect(try readAll(reopened).map(\.offset) == Array(0..<150))
         // Reads from the middle of a batch return that whole batch.
@@ -65,7 +73,8 @@ struct PartitionLogTests {
 
     @Test("reads honour maxBytes, the offset bound and at-least-one-batch")
     func readBounds() throws {
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: disk, nowMs: 0)
         for _ in 0..<10 {
             let (p, i) = clientBatch(2, valueBytes: 100)
             _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
@@ -76,7 +85,9 @@ struct PartitionLogTests {
         #expect(none.byteCount == 0)
         let bounded = try log.read(from: 0, maxBytes: 1_000_000, maxOffset: 6, minOneBatch: true)
         #expect(bounded.nextOffset == 6)
-        for chunk in one.records.chunks + bounded.records.chunks { if case .region(let r) = chunk { try r.fileHandle.close() } }
+        for chunk in one.records.chunks + bounded.records.chunks {
+            if case .region(let r) = chunk { try r.fileHandle.close() }
+        }
         #expect(throws: LogError.self) { try log.read(from: 21, maxBytes: 10, maxOffset: .max, minOneBatch: true) }
         let atEnd = try log.read(from: 20, maxBytes: 10, maxOffset: .max, minOneBatch: true)
         #expect(atEnd.byteCount == 0)
@@ -87,7 +98,8 @@ struct PartitionLogTests {
         let dir = tempDir()
         var config = LogConfig()
         config.indexIntervalBytes = 100
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0)
         for _ in 0..<20 {
             let (p, i) = clientBatch(5, valueBytes: 50)
             _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
@@ -99,7 +111,9 @@ struct PartitionLogTests {
         try handle.truncate(atOffset: UInt64(size - 40))
         try handle.close()
         // Leave the index claiming more than is there.
-        let reopened = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 0, cleanShutdown: false)
+        let reopened = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0,
+            recoveryPoint: 0, cleanShutdown: false)
         #expect(reopened.logEndOffset == 95)
         #expect(try readAll(reopened).map(\.offset) == Array(0..<95))
         // Appending continues the offsets.
@@ -113,7 +127,9 @@ struct PartitionLogTests {
         var corrupted = bytes
         corrupted[bytes.count / 2] ^= 0xFF
         try corrupted.write(to: URL(fileURLWithPath: segmentPath))
-        let again = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0, recoveryPoint: 0, cleanShutdown: false)
+        let again = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: disk, nowMs: 0,
+            recoveryPoint: 0, cleanShutdown: false)
         let survivors = try readAll(again).map(\.offset)
         #expect(survivors == Array(0..<again.logEndOffset))
         #expect(again.logEndOffset < 100 && again.logEndOffset > 0)
@@ -122,7 +138,8 @@ struct PartitionLogTests {
     @Test("recovery drops a batch whose leader epoch (outside the CRC) was corrupted, and what follows it")
     func corruptedEpochOutsideCrc() throws {
         let dir = tempDir()
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
         var starts: [Int] = []
         var position = 0
         for b in 0..<6 {
@@ -138,8 +155,9 @@ struct PartitionLogTests {
         var bytes = try Data(contentsOf: URL(fileURLWithPath: segmentPath))
         bytes[starts[2] + 15] ^= 0xFE
         try bytes.write(to: URL(fileURLWithPath: segmentPath))
-        let reopened = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0,
-                                        recoveryPoint: 0, cleanShutdown: false)
+        let reopened = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0,
+            recoveryPoint: 0, cleanShutdown: false)
         // Batch 2 (the spike) and batch 3 (the first one below it) cannot both be right: both go,
         // and every batch left carries a sane epoch.
         #expect(reopened.logEndOffset == 6)
@@ -153,7 +171,8 @@ struct PartitionLogTests {
         var config = LogConfig()
         config.segmentBytes = 1_000
         config.retentionMs = 10_000
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         for b in 0..<30 {
             let (p, i) = clientBatch(2, timestamp: Int64(b) * 1_000, valueBytes: 100)
             _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: Int64(b) * 1_000)
@@ -174,7 +193,8 @@ struct PartitionLogTests {
         sized.segmentBytes = 1_000
         sized.retentionBytes = 2_500
         sized.retentionMs = -1
-        let log2 = try PartitionLog(topicPartition: TopicPartition("t", 1), directory: tempDir(), config: sized, disk: disk, nowMs: 0)
+        let log2 = try PartitionLog(
+            topicPartition: TopicPartition("t", 1), directory: tempDir(), config: sized, disk: disk, nowMs: 0)
         for _ in 0..<30 {
             let (p, i) = clientBatch(2, valueBytes: 100)
             _ = try log2.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
@@ -189,7 +209,8 @@ struct PartitionLogTests {
         var config = LogConfig()
         config.segmentBytes = 800
         config.indexIntervalBytes = 200
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         for b in 0..<40 {
             let (p, i) = clientBatch(4, timestamp: 10_000 + Int64(b) * 10, valueBytes: 30)
             _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
@@ -206,7 +227,8 @@ struct PartitionLogTests {
     func truncation() throws {
         var config = LogConfig()
         config.segmentBytes = 600
-        let log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         for _ in 0..<20 {
             let (p, i) = clientBatch(3, valueBytes: 40)
             _ = try log.appendAsLeader(p, batches: i, leaderEpoch: 0, nowMs: 0)
@@ -235,7 +257,8 @@ struct LeaderEpochTests {
     func epochCache() throws {
         let dir = tempDir()
         let disk = PosixDisk()
-        var log: PartitionLog? = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        var log: PartitionLog? = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
         for _ in 0..<3 {  // 0-2 in epoch 1, one batch each
             let (b, i) = clientBatch(1)
             _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: 1, nowMs: 0)
@@ -247,11 +270,12 @@ struct LeaderEpochTests {
         }
         #expect(log!.latestEpoch == 4)
         #expect(log!.endOffset(forEpoch: 1) == (1, 3))
-        #expect(log!.endOffset(forEpoch: 2) == (1, 3))   // largest epoch at or below 2 is 1
+        #expect(log!.endOffset(forEpoch: 2) == (1, 3))  // largest epoch at or below 2 is 1
         #expect(log!.endOffset(forEpoch: 4) == (4, 5))
         #expect(log!.endOffset(forEpoch: 0) == (-1, -1))
         try log!.close()
-        log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
         #expect(log!.endOffset(forEpoch: 1) == (1, 3))
         #expect(log!.latestEpoch == 4)
         // Truncating into epoch 1 drops epoch 4.
@@ -261,12 +285,15 @@ struct LeaderEpochTests {
         try log!.close()
         // Without the checkpoint file the epochs are rebuilt from the batch headers.
         try disk.remove(dir + "/" + LeaderEpochCache.fileName)
-        log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
         #expect(log!.endOffset(forEpoch: 1) == (1, 2))
         #expect(disk.exists(dir + "/" + LeaderEpochCache.fileName))
     }
 
-    @Test("a leader-epoch-checkpoint that lacks the epoch of the last batch (written before it, then a crash) is rebuilt from the log")
+    @Test(
+        "a leader-epoch-checkpoint that lacks the epoch of the last batch (written before it, then a crash) is rebuilt from the log"
+    )
     func staleEpochCheckpoint() throws {
         let dir = tempDir()
         let tp = TopicPartition("t", 0)
@@ -283,21 +310,27 @@ struct LeaderEpochTests {
         var stale = LeaderEpochCache()
         _ = stale.assign(epoch: 1, startOffset: 0)
         try stale.write(directory: dir, disk: PosixDisk())
-        let reopened = try PartitionLog(topicPartition: tp, directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0, recoveryPoint: 9)
+        let reopened = try PartitionLog(
+            topicPartition: tp, directory: dir, config: LogConfig(), disk: PosixDisk(), nowMs: 0, recoveryPoint: 9)
         #expect(reopened.latestEpoch == 2)
-        #expect(reopened.endOffset(forEpoch: 1) == (1, 6), "epoch 1 ends where epoch 2's batch starts, not at the log end")
+        #expect(
+            reopened.endOffset(forEpoch: 1) == (1, 6), "epoch 1 ends where epoch 2's batch starts, not at the log end")
         try reopened.close()
     }
 
     @Test("a follower copy keeps its leader's epochs")
     func followerEpochs() throws {
-        let leaderLog = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let leaderLog = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(),
+            nowMs: 0)
         let (b1, i1) = clientBatch(2)
         _ = try leaderLog.appendAsLeader(b1, batches: i1, leaderEpoch: 2, nowMs: 0)
         let (b2, i2) = clientBatch(2)
         _ = try leaderLog.appendAsLeader(b2, batches: i2, leaderEpoch: 3, nowMs: 0)
         let bytes = try leaderLog.readBytes(from: 0, maxBytes: 1 << 20)
-        let follower = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let follower = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(),
+            nowMs: 0)
         _ = try follower.appendAsFollower(bytes, nowMs: 0)
         #expect(follower.logEndOffset == 4)
         #expect(follower.endOffset(forEpoch: 2) == (2, 2))
@@ -306,13 +339,17 @@ struct LeaderEpochTests {
 
     @Test("a follower refuses a fetched batch whose CRC fails, and writes none of that fetch")
     func followerChecksCrc() throws {
-        let leaderLog = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let leaderLog = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(),
+            nowMs: 0)
         for _ in 0..<2 {
             let (b, i) = clientBatch(3)
             _ = try leaderLog.appendAsLeader(b, batches: i, leaderEpoch: 1, nowMs: 0)
         }
         var bytes = try leaderLog.readBytes(from: 0, maxBytes: 1 << 20)
-        let follower = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let follower = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: PosixDisk(),
+            nowMs: 0)
         // Flip a byte in the last record of the second batch.
         let last = bytes.writerIndex - 1
         bytes.setInteger(bytes.getInteger(at: last, as: UInt8.self)! ^ 0xFF, at: last)

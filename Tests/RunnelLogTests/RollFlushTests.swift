@@ -47,7 +47,9 @@ struct RollFlushTests {
     let tp = TopicPartition("t", 0)
 
     /// A log with two rolled segments (offsets 0-2 and 3-5) and an active one from 6 holding 6-8.
-    func rolledLog(_ config: LogConfig = LogConfig()) throws -> (dir: String, disk: SyncRecordingDisk, log: PartitionLog) {
+    func rolledLog(
+        _ config: LogConfig = LogConfig()
+    ) throws -> (dir: String, disk: SyncRecordingDisk, log: PartitionLog) {
         let dir = tempDir()
         let disk = SyncRecordingDisk()
         let log = try PartitionLog(topicPartition: tp, directory: dir, config: config, disk: disk, nowMs: 0)
@@ -61,7 +63,9 @@ struct RollFlushTests {
         return (dir, disk, log)
     }
 
-    @Test("rolled segments are synced, indexes too, and the recovery point moves to the active segment; the active one waits for the flush policy")
+    @Test(
+        "rolled segments are synced, indexes too, and the recovery point moves to the active segment; the active one waits for the flush policy"
+    )
     func rolledSegmentsSynced() throws {
         let (_, disk, log) = try rolledLog()
         #expect(log.recoveryPoint == 0)
@@ -72,7 +76,8 @@ struct RollFlushTests {
             for ext in [".log", ".index", ".timeindex"] { #expect(synced.contains(base + ext), "\(base + ext) synced") }
         }
         #expect(synced.contains("<dir>"), "new segment files' directory entries synced")
-        #expect(!synced.contains { $0.hasPrefix("00000000000000000006") }, "the active segment is left to the flush policy")
+        #expect(
+            !synced.contains { $0.hasPrefix("00000000000000000006") }, "the active segment is left to the flush policy")
 
         disk.clear()
         #expect(try !log.flushIfDue(nowMs: 2), "nothing more is due")

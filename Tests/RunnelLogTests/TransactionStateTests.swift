@@ -14,13 +14,18 @@ import Testing
 import RunnelTestSupport
 
 /// A batch of `count` records from a producer (transactional unless told otherwise).
-func producerBatch(_ producer: Int64, epoch: Int16, sequence: Int32, count: Int = 2, transactional: Bool = true,
-                   timestamp: Int64 = 1_000) -> (ByteBuffer, [BatchInfo]) {
+func producerBatch(
+    _ producer: Int64, epoch: Int16, sequence: Int32, count: Int = 2, transactional: Bool = true,
+    timestamp: Int64 = 1_000
+) -> (ByteBuffer, [BatchInfo]) {
     let records = (0..<count).map { i in
-        Record(offset: Int64(i), timestamp: timestamp, key: ByteBuffer(string: "k\(i)"), value: ByteBuffer(string: "p\(producer)-\(sequence + Int32(i))"))
+        Record(
+            offset: Int64(i), timestamp: timestamp, key: ByteBuffer(string: "k\(i)"),
+            value: ByteBuffer(string: "p\(producer)-\(sequence + Int32(i))"))
     }
-    let batch = RecordBatches.build(records: records, attributes: transactional ? 0x10 : 0, producerId: producer, producerEpoch: epoch,
-                                    baseSequence: sequence)
+    let batch = RecordBatches.build(
+        records: records, attributes: transactional ? 0x10 : 0, producerId: producer, producerEpoch: epoch,
+        baseSequence: sequence)
     return (batch, try! RecordBatches.validate(batch, maxBatchBytes: 1_000_000).get())
 }
 
@@ -28,24 +33,37 @@ struct TxnLog {
     let log: PartitionLog
     let dir: String
 
-    init(dir: String = scratchDirectory("txn"), segmentBytes: Int = 1 << 30, recoveryPoint: Int64 = 0, cleanShutdown: Bool = true) throws {
+    init(
+        dir: String = scratchDirectory("txn"), segmentBytes: Int = 1 << 30, recoveryPoint: Int64 = 0,
+        cleanShutdown: Bool = true
+    ) throws {
         var config = LogConfig()
         config.segmentBytes = segmentBytes
         self.dir = dir
-        log = try PartitionLog(topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: PosixDisk(), nowMs: 0,
-                               recoveryPoint: recoveryPoint, cleanShutdown: cleanShutdown)
+        log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: config, disk: PosixDisk(), nowMs: 0,
+            recoveryPoint: recoveryPoint, cleanShutdown: cleanShutdown)
     }
 
     @discardableResult
-    func data(_ producer: Int64, epoch: Int16 = 0, sequence: Int32, count: Int = 2, transactional: Bool = true, timestamp: Int64 = 1_000) throws -> AppendInfo {
-        let (payload, infos) = producerBatch(producer, epoch: epoch, sequence: sequence, count: count, transactional: transactional, timestamp: timestamp)
+    func data(
+        _ producer: Int64, epoch: Int16 = 0, sequence: Int32, count: Int = 2, transactional: Bool = true,
+        timestamp: Int64 = 1_000
+    ) throws -> AppendInfo {
+        let (payload, infos) = producerBatch(
+            producer, epoch: epoch, sequence: sequence, count: count, transactional: transactional, timestamp: timestamp
+        )
         return try log.appendAsLeader(payload, batches: infos, leaderEpoch: 0, nowMs: timestamp)
     }
 
     @discardableResult
-    func marker(_ producer: Int64, epoch: Int16 = 0, commit: Bool, coordinatorEpoch: Int32 = 0, version: Int16 = 0) throws -> AppendInfo {
-        try log.appendTransactionMarker(producerId: producer, producerEpoch: epoch, EndTransactionMarker(committed: commit, coordinatorEpoch: coordinatorEpoch),
-                                        transactionVersion: version, leaderEpoch: 0, nowMs: 2_000)
+    func marker(
+        _ producer: Int64, epoch: Int16 = 0, commit: Bool, coordinatorEpoch: Int32 = 0, version: Int16 = 0
+    ) throws -> AppendInfo {
+        try log.appendTransactionMarker(
+            producerId: producer, producerEpoch: epoch,
+            EndTransactionMarker(committed: commit, coordinatorEpoch: coordinatorEpoch),
+            transactionVersion: version, leaderEpoch: 0, nowMs: 2_000)
     }
 }
 
@@ -55,16 +73,18 @@ func txnIndexBytes(_ dir: String, _ base: Int64) -> [UInt8] {
 
 @Suite("Transactions in the log")
 struct TransactionStateTests {
-    @Test("a transactional batch opens a transaction at its first offset; its marker ends it, stable once the high watermark passes the marker")
+    @Test(
+        "a transactional batch opens a transaction at its first offset; its marker ends it, stable once the high watermark passes the marker"
+    )
     func firstUnstableOffset() throws {
         let t = try TxnLog()
-        try t.data(7, sequence: 0, transactional: false)                  // 0-1
-        try t.data(9, sequence: 0)                                        // 2-3
-        try t.data(9, sequence: 2)                                        // 4-5
+        try t.data(7, sequence: 0, transactional: false)  // 0-1
+        try t.data(9, sequence: 0)  // 2-3
+        try t.data(9, sequence: 2)  // 4-5
         #expect(t.log.firstUnstableOffset == 2)
         #expect(t.log.lastStableOffset(highWatermark: 6) == 2)
         #expect(t.log.lastStableOffset(highWatermark: 1) == 1, "never above the high watermark")
-        let m = try t.marker(9, commit: true)                            // 6
+        let m = try t.marker(9, commit: true)  // 6
         #expect(m.firstOffset == 6)
         #expect(t.log.firstUnstableOffset == 2, "decided but the marker is not replicated yet")
         t.log.highWatermarkUpdated(6)
@@ -74,25 +94,32 @@ struct TransactionStateTests {
         #expect(t.log.lastStableOffset(highWatermark: 7) == 7)
     }
 
-    @Test("an abort marker adds Kafka's 34-byte entry to its segment's .txnindex, with the LSO of another producer's open transaction; a commit adds none")
+    @Test(
+        "an abort marker adds Kafka's 34-byte entry to its segment's .txnindex, with the LSO of another producer's open transaction; a commit adds none"
+    )
     func abortedIndexEntry() throws {
         let t = try TxnLog()
-        try t.data(9, sequence: 0)                                        // 0-1
-        try t.data(5, sequence: 0)                                        // 2-3: another producer's transaction
-        try t.marker(9, commit: false)                                    // 4
+        try t.data(9, sequence: 0)  // 0-1
+        try t.data(5, sequence: 0)  // 2-3: another producer's transaction
+        try t.marker(9, commit: false)  // 4
         var expected = ByteBuffer()
         AbortedTransaction(producerId: 9, firstOffset: 0, lastOffset: 4, lastStableOffset: 2).write(to: &expected)
         #expect(expected.readableBytes == 34)
         #expect(txnIndexBytes(t.dir, 0) == Array(expected.readableBytesView))
-        #expect(Array(expected.readableBytesView.prefix(10)) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 9], "version 0, then the producer id")
-        try t.marker(5, commit: true)                                     // 5
+        #expect(
+            Array(expected.readableBytesView.prefix(10)) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+            "version 0, then the producer id")
+        try t.marker(5, commit: true)  // 5
         #expect(txnIndexBytes(t.dir, 0).count == 34)
-        try t.data(5, sequence: 2)                                        // 6-7
-        try t.marker(5, commit: false)                                    // 8
-        #expect(t.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: 9).map(\.lastStableOffset) == [2, 9])
+        try t.data(5, sequence: 2)  // 6-7
+        try t.marker(5, commit: false)  // 8
+        #expect(
+            t.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: 9).map(\.lastStableOffset) == [2, 9])
     }
 
-    @Test("collectAbortedTransactions: the aborted transactions overlapping the fetch range, across segments, until an entry's LSO reaches the bound")
+    @Test(
+        "collectAbortedTransactions: the aborted transactions overlapping the fetch range, across segments, until an entry's LSO reaches the bound"
+    )
     func collectAcrossSegments() throws {
         let t = try TxnLog(segmentBytes: 300)
         var aborted: [(Int64, Int64)] = []
@@ -111,16 +138,21 @@ struct TransactionStateTests {
         #expect(some.map(\.firstOffset) == [aborted[2].0, aborted[3].0, aborted[4].0])
     }
 
-    @Test("KIP-1228: a TV2 marker needs an epoch above the producer's, so a delayed marker of the previous transaction never ends the open one")
+    @Test(
+        "KIP-1228: a TV2 marker needs an epoch above the producer's, so a delayed marker of the previous transaction never ends the open one"
+    )
     func delayedMarkerRejected() throws {
         let t = try TxnLog()
-        try t.data(9, epoch: 0, sequence: 0)                             // transaction 1 at epoch 0
-        try t.marker(9, epoch: 1, commit: true, version: 2)              // its markers carry epoch 1
-        try t.data(9, epoch: 1, sequence: 0)                             // transaction 2 at epoch 1
+        try t.data(9, epoch: 0, sequence: 0)  // transaction 1 at epoch 0
+        try t.marker(9, epoch: 1, commit: true, version: 2)  // its markers carry epoch 1
+        try t.data(9, epoch: 1, sequence: 0)  // transaction 2 at epoch 1
         let open = t.log.firstUnstableOffset
-        #expect(throws: ProducerStateError(code: .invalidProducerEpoch,
-                                           reason: "Transaction marker epoch 1 of producer 9 is not above the current epoch 1 (transactions v2).")) {
-            try t.marker(9, epoch: 1, commit: false, version: 2)         // transaction 1's marker again, late
+        #expect(
+            throws: ProducerStateError(
+                code: .invalidProducerEpoch,
+                reason: "Transaction marker epoch 1 of producer 9 is not above the current epoch 1 (transactions v2).")
+        ) {
+            try t.marker(9, epoch: 1, commit: false, version: 2)  // transaction 1's marker again, late
         }
         #expect(t.log.firstUnstableOffset == open, "transaction 2 stays open")
         // A legacy (TV0/1) marker is checked with >=, which is why TV2 needs the strict rule.
@@ -137,7 +169,9 @@ struct TransactionStateTests {
         #expect(again.duplicate && t.log.logEndOffset == end)
     }
 
-    @Test("a marker from an older coordinator epoch is TRANSACTION_COORDINATOR_FENCED; a non-transactional batch inside a transaction INVALID_TXN_STATE")
+    @Test(
+        "a marker from an older coordinator epoch is TRANSACTION_COORDINATOR_FENCED; a non-transactional batch inside a transaction INVALID_TXN_STATE"
+    )
     func markerAndDataChecks() throws {
         let t = try TxnLog()
         try t.data(9, sequence: 0)
@@ -147,14 +181,18 @@ struct TransactionStateTests {
         #expect(throws: ProducerStateError.self) { try t.data(9, sequence: 4, transactional: false) }
     }
 
-    @Test("producer snapshots are written at roll and close in Kafka's layout, and a clean reopen loads the newest instead of replaying the log")
+    @Test(
+        "producer snapshots are written at roll and close in Kafka's layout, and a clean reopen loads the newest instead of replaying the log"
+    )
     func snapshots() throws {
         let dir = scratchDirectory("txn")
         let t = try TxnLog(dir: dir, segmentBytes: 300)
         for i in 0..<6 { try t.data(200 + Int64(i), sequence: 0, transactional: false) }
         try t.data(9, sequence: 0)
         #expect(t.log.segmentCount > 1)
-        #expect(!t.log.producerSnapshotOffsets.isEmpty && t.log.producerSnapshotOffsets.allSatisfy { t.log.segmentBaseOffsets.contains($0) })
+        #expect(
+            !t.log.producerSnapshotOffsets.isEmpty
+                && t.log.producerSnapshotOffsets.allSatisfy { t.log.segmentBaseOffsets.contains($0) })
         let before = t.log.producerStateTable
         try t.log.close()
         let end = t.log.logEndOffset
@@ -166,8 +204,10 @@ struct TransactionStateTests {
 
         // A snapshot naming a producer the log does not hold: a clean reopen trusts it.
         var entries = before.snapshotEntries
-        entries.append(ProducerSnapshot.Entry(producerId: 4242, producerEpoch: 3, lastSequence: 9, lastOffset: 1, offsetDelta: 0, timestamp: 1_000,
-                                              coordinatorEpoch: -1, currentTxnFirstOffset: -1))
+        entries.append(
+            ProducerSnapshot.Entry(
+                producerId: 4242, producerEpoch: 3, lastSequence: 9, lastOffset: 1, offsetDelta: 0, timestamp: 1_000,
+                coordinatorEpoch: -1, currentTxnFirstOffset: -1))
         try ProducerSnapshot.write(entries, offset: end, directory: dir, disk: PosixDisk(), durable: true)
         let reopened = try TxnLog(dir: dir, segmentBytes: 300, recoveryPoint: end)
         #expect(reopened.log.producerStateTable.producers[4242]?.epoch == 3)
@@ -182,7 +222,9 @@ struct TransactionStateTests {
         try t.log.close()
         let bases = t.log.segmentBaseOffsets
         #expect(bases.count > 3)
-        for offset in t.log.producerSnapshotOffsets { try FileManager.default.removeItem(atPath: dir + "/" + ProducerSnapshot.fileName(offset)) }
+        for offset in t.log.producerSnapshotOffsets {
+            try FileManager.default.removeItem(atPath: dir + "/" + ProducerSnapshot.fileName(offset))
+        }
         let reopened = try TxnLog(dir: dir, segmentBytes: 300, recoveryPoint: t.log.logEndOffset)
         let kept = reopened.log.producerStateTable.producers.values.flatMap(\.batches).map(\.firstOffset)
         #expect(!kept.isEmpty && kept.allSatisfy { $0 >= bases[bases.count - 2] })
@@ -203,11 +245,13 @@ struct TransactionStateTests {
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
-    @Test("after an unclean stop the producer state and the .txnindex of re-validated segments are rebuilt from a snapshot at or below them")
+    @Test(
+        "after an unclean stop the producer state and the .txnindex of re-validated segments are rebuilt from a snapshot at or below them"
+    )
     func crashRecovery() throws {
         let dir = scratchDirectory("txn")
         let t = try TxnLog(dir: dir, segmentBytes: 300)
-        try t.data(1, sequence: 0)                                        // a long transaction, open across segments
+        try t.data(1, sequence: 0)  // a long transaction, open across segments
         var abortedLast: [Int64] = []
         for i in 0..<8 {
             let producer = Int64(10 + i)
@@ -220,9 +264,14 @@ struct TransactionStateTests {
         let expected = t.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: t.log.logEndOffset)
         #expect(expected.map(\.lastOffset) == abortedLast && expected.allSatisfy { $0.lastStableOffset == 0 })
         // The process dies: no close, no snapshot at the end. The last two segments' indexes are lost too.
-        for base in bases.suffix(2) { try? FileManager.default.removeItem(atPath: dir + "/" + LogSegment.fileName(base, ".txnindex")) }
-        let recovered = try TxnLog(dir: dir, segmentBytes: 300, recoveryPoint: bases[bases.count - 2], cleanShutdown: false)
-        #expect(recovered.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: recovered.log.logEndOffset) == expected)
+        for base in bases.suffix(2) {
+            try? FileManager.default.removeItem(atPath: dir + "/" + LogSegment.fileName(base, ".txnindex"))
+        }
+        let recovered = try TxnLog(
+            dir: dir, segmentBytes: 300, recoveryPoint: bases[bases.count - 2], cleanShutdown: false)
+        #expect(
+            recovered.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: recovered.log.logEndOffset)
+                == expected)
         #expect(recovered.log.firstUnstableOffset == 0, "the open transaction survived")
         #expect(recovered.log.producerStateTable.producers.count == 9)
     }
@@ -238,7 +287,8 @@ struct TransactionStateTests {
         try t.data(99, sequence: 0)
         try t.log.truncate(to: cut)
         #expect(t.log.producerSnapshotOffsets.allSatisfy { $0 <= cut })
-        #expect(t.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: .max).allSatisfy { $0.lastOffset < cut })
+        #expect(
+            t.log.collectAbortedTransactions(fetchOffset: 0, upperBoundOffset: .max).allSatisfy { $0.lastOffset < cut })
         #expect(t.log.producerStateTable.producers[99] == nil)
         #expect(t.log.firstUnstableOffset.map { $0 < cut } ?? true)
     }
@@ -255,15 +305,18 @@ struct TransactionStateTests {
 
     @Test("the snapshot layout: version, CRC32C of what follows, count, 46-byte entries")
     func snapshotLayout() throws {
-        let entry = ProducerSnapshot.Entry(producerId: 1, producerEpoch: 2, lastSequence: 3, lastOffset: 4, offsetDelta: 5, timestamp: 6,
-                                           coordinatorEpoch: 7, currentTxnFirstOffset: -1)
+        let entry = ProducerSnapshot.Entry(
+            producerId: 1, producerEpoch: 2, lastSequence: 3, lastOffset: 4, offsetDelta: 5, timestamp: 6,
+            coordinatorEpoch: 7, currentTxnFirstOffset: -1)
         let bytes = ProducerSnapshot.encode([entry])
         var expected = ByteBuffer()
         expected.writeInteger(Int16(1))
         expected.writeInteger(UInt32(0))
         expected.writeInteger(Int32(1))
-        expected.writeInteger(Int64(1)); expected.writeInteger(Int16(2)); expected.writeInteger(Int32(3)); expected.writeInteger(Int64(4))
-        expected.writeInteger(Int32(5)); expected.writeInteger(Int64(6)); expected.writeInteger(Int32(7)); expected.writeInteger(Int64(-1))
+        expected.writeInteger(Int64(1)); expected.writeInteger(Int16(2)); expected.writeInteger(Int32(3));
+        expected.writeInteger(Int64(4))
+        expected.writeInteger(Int32(5)); expected.writeInteger(Int64(6)); expected.writeInteger(Int32(7));
+        expected.writeInteger(Int64(-1))
         expected.setInteger(RecordBatches.crc32c(expected, at: 6, length: expected.readableBytes - 6), at: 2)
         #expect(bytes == expected)
         #expect(try ProducerSnapshot.decode(bytes, path: "x") == [entry])

@@ -12,7 +12,11 @@ import Testing
 func replicatedController(fenced: [Int32] = []) -> (QuorumController, KafkaUUID) {
     var c = controller(imageWithBrokers([1, 2, 3]))
     var request = CreateTopicsRequest()
-    request.topics = [.init(name: "t", numPartitions: -1, replicationFactor: -1, assignments: [.init(partitionIndex: 0, brokerIds: [1, 2, 3])])]
+    request.topics = [
+        .init(
+            name: "t", numPartitions: -1, replicationFactor: -1,
+            assignments: [.init(partitionIndex: 0, brokerIds: [1, 2, 3])])
+    ]
     let result = c.createTopics(request, version: 7, newId: { KafkaUUID(high: 9, low: 9) })
     c.replay(result.records.enumerated().map { ($0.element, 10 + Int64($0.offset)) }, epoch: 1)
     for id in fenced {
@@ -22,14 +26,18 @@ func replicatedController(fenced: [Int32] = []) -> (QuorumController, KafkaUUID)
     return (c, c.image.topic(named: "t")!.id)
 }
 
-func alter(_ c: QuorumController, topicId: KafkaUUID, from broker: Int32 = 1, brokerEpoch: Int64? = nil,
-           isr: [Int32], memberEpochs: [Int32: Int64] = [:], leaderEpoch: Int32? = nil, partitionEpoch: Int32? = nil) -> (ControllerResult<AlterPartitionResponse>, AlterPartitionResponse.PartitionData?) {
+func alter(
+    _ c: QuorumController, topicId: KafkaUUID, from broker: Int32 = 1, brokerEpoch: Int64? = nil,
+    isr: [Int32], memberEpochs: [Int32: Int64] = [:], leaderEpoch: Int32? = nil, partitionEpoch: Int32? = nil
+) -> (ControllerResult<AlterPartitionResponse>, AlterPartitionResponse.PartitionData?) {
     let p = c.image.topic(id: topicId)?.partitions[0]
     var data = AlterPartitionRequest.PartitionData()
     data.partitionIndex = 0
     data.leaderEpoch = leaderEpoch ?? p?.leaderEpoch ?? 0
     data.partitionEpoch = partitionEpoch ?? p?.partitionEpoch ?? 0
-    data.newIsrWithEpochs = isr.map { .init(brokerId: $0, brokerEpoch: memberEpochs[$0] ?? c.image.brokers[NodeID($0)]?.epoch ?? -1) }
+    data.newIsrWithEpochs = isr.map {
+        .init(brokerId: $0, brokerEpoch: memberEpochs[$0] ?? c.image.brokers[NodeID($0)]?.epoch ?? -1)
+    }
     var request = AlterPartitionRequest()
     request.brokerId = broker
     request.brokerEpoch = brokerEpoch ?? c.image.brokers[NodeID(broker)]!.epoch
@@ -68,7 +76,9 @@ struct AlterPartitionTests {
         let (shrink, _) = alter(c, topicId: id, isr: [1, 2])
         c.replay(shrink.records.map { ($0, 30) }, epoch: 1)
         let current = c.image.brokers[NodeID(3)]!.epoch
-        #expect(alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: current - 1]).1?.errorCode == ErrorCode.ineligibleReplica.rawValue)
+        #expect(
+            alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: current - 1]).1?.errorCode
+                == ErrorCode.ineligibleReplica.rawValue)
         #expect(alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: current]).1?.errorCode == 0)
         #expect(alter(c, topicId: id, isr: [1, 2, 3], memberEpochs: [3: -1]).1?.errorCode == 0)
     }
@@ -79,21 +89,28 @@ struct AlterPartitionTests {
         // Fencing 3 already took it out of the ISR (partition epoch moved).
         let p = c.image.topic(id: id)!.partitions[0]!
         #expect(p.isr == [1, 2])
-        #expect(alter(c, topicId: id, isr: [1], partitionEpoch: p.partitionEpoch - 1).1?.errorCode == ErrorCode.invalidUpdateVersion.rawValue)
-        #expect(alter(c, topicId: id, isr: [1], leaderEpoch: p.leaderEpoch - 1).1?.errorCode == ErrorCode.fencedLeaderEpoch.rawValue)
+        #expect(
+            alter(c, topicId: id, isr: [1], partitionEpoch: p.partitionEpoch - 1).1?.errorCode
+                == ErrorCode.invalidUpdateVersion.rawValue)
+        #expect(
+            alter(c, topicId: id, isr: [1], leaderEpoch: p.leaderEpoch - 1).1?.errorCode
+                == ErrorCode.fencedLeaderEpoch.rawValue)
         #expect(alter(c, topicId: id, from: 2, isr: [2]).1?.errorCode == ErrorCode.notLeaderOrFollower.rawValue)
         #expect(alter(c, topicId: id, isr: [1, 2, 3]).1?.errorCode == ErrorCode.ineligibleReplica.rawValue)
         #expect(alter(c, topicId: id, isr: [2]).1?.errorCode == ErrorCode.invalidRequest.rawValue)
         let stale = alter(c, topicId: id, brokerEpoch: 999, isr: [1])
         #expect(stale.0.response.errorCode == ErrorCode.staleBrokerEpoch.rawValue)
         #expect(stale.0.records.isEmpty)
-        #expect(alter(c, topicId: KafkaUUID(high: 1, low: 1), isr: [1]).0.response.topics[0].partitions[0].errorCode == ErrorCode.unknownTopicId.rawValue)
+        #expect(
+            alter(c, topicId: KafkaUUID(high: 1, low: 1), isr: [1]).0.response.topics[0].partitions[0].errorCode
+                == ErrorCode.unknownTopicId.rawValue)
     }
 }
 
 @Suite("Leader elections")
 struct ElectionTests {
-    func elect(_ c: QuorumController, type: Int8, partitions: [Int32]? = [0]) -> ControllerResult<ElectLeadersResponse> {
+    func elect(_ c: QuorumController, type: Int8, partitions: [Int32]? = [0]) -> ControllerResult<ElectLeadersResponse>
+    {
         var request = ElectLeadersRequest()
         request.electionType = type
         request.topicPartitions = partitions.map { [.init(topic: "t", partitions: $0)] }
@@ -103,12 +120,16 @@ struct ElectionTests {
     @Test("preferred election moves leadership back to the first replica only when it is live and in sync")
     func preferred() {
         var (c, id) = replicatedController()
-        #expect(elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.electionNotNeeded.rawValue)
+        #expect(
+            elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode
+                == ErrorCode.electionNotNeeded.rawValue)
         // Broker 1 (preferred) is fenced: leadership moves to 2; the preferred is not available.
         let fence = c.fenceBrokers([NodeID(1)])
         c.replay(fence.records.map { ($0, 40) }, epoch: 1)
         #expect(c.image.topic(id: id)!.partitions[0]!.leader == 2)
-        #expect(elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.preferredLeaderNotAvailable.rawValue)
+        #expect(
+            elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode
+                == ErrorCode.preferredLeaderNotAvailable.rawValue)
         // Back, unfenced and in the ISR again: the election moves it back and bumps the leader epoch.
         var unfence = BrokerRegistrationChangeRecord(brokerId: 1, brokerEpoch: c.image.brokers[NodeID(1)]!.epoch)
         unfence.fenced = -1
@@ -121,7 +142,9 @@ struct ElectionTests {
         c.replay(result.records.map { ($0, 43) }, epoch: 1)
         #expect(c.image.topic(id: id)!.partitions[0]!.leader == 1)
         #expect(c.image.topic(id: id)!.partitions[0]!.leaderEpoch == epoch + 1)
-        #expect(elect(c, type: 0, partitions: [7]).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.unknownTopicOrPartition.rawValue)
+        #expect(
+            elect(c, type: 0, partitions: [7]).response.replicaElectionResults[0].partitionResult[0].errorCode
+                == ErrorCode.unknownTopicOrPartition.rawValue)
     }
 
     @Test("automatic rebalancing returns partitions to their preferred leaders past the imbalance threshold")
@@ -145,7 +168,9 @@ struct ElectionTests {
     @Test("unclean election gives a leaderless partition a live replica outside the ISR, marked recovering")
     func unclean() {
         var (c, id) = replicatedController()
-        #expect(elect(c, type: 1).response.replicaElectionResults[0].partitionResult[0].errorCode == ErrorCode.electionNotNeeded.rawValue)
+        #expect(
+            elect(c, type: 1).response.replicaElectionResults[0].partitionResult[0].errorCode
+                == ErrorCode.electionNotNeeded.rawValue)
         // Shrink the ISR to the leader, then lose the leader: the partition stays leaderless.
         let (shrink, _) = alter(c, topicId: id, isr: [1])
         c.replay(shrink.records.map { ($0, 40) }, epoch: 1)

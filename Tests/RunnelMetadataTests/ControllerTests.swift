@@ -10,23 +10,35 @@ import Testing
 func imageWithBrokers(_ ids: [Int32], racks: [String?]? = nil, fenced: Set<Int32> = []) -> MetadataImage {
     var delta = MetadataDelta(.empty)
     for (i, id) in ids.enumerated() {
-        let record = RegisterBrokerRecord(brokerId: id, incarnationId: KafkaUUID(high: 1, low: UInt64(id)), brokerEpoch: Int64(i),
-                                          endPoints: [.init(name: "PLAINTEXT", host: "h\(id)", port: 9092, securityProtocol: 0)],
-                                          rack: racks?[i], fenced: fenced.contains(id))
+        let record = RegisterBrokerRecord(
+            brokerId: id, incarnationId: KafkaUUID(high: 1, low: UInt64(id)), brokerEpoch: Int64(i),
+            endPoints: [.init(name: "PLAINTEXT", host: "h\(id)", port: 9092, securityProtocol: 0)],
+            rack: racks?[i], fenced: fenced.contains(id))
         delta.replay(.registerBroker(record), offset: Int64(i), epoch: 1)
     }
     return delta.apply()
 }
 
 func controller(_ image: MetadataImage) -> QuorumController {
-    QuorumController(image: image, settings: ControllerSettings(), resolver: ConfigResolver(staticBrokerConfig: [:], brokerId: 1))
+    QuorumController(
+        image: image, settings: ControllerSettings(), resolver: ConfigResolver(staticBrokerConfig: [:], brokerId: 1))
 }
 
-func createTopic(_ c: inout QuorumController, _ name: String, partitions: Int32, rf: Int16, configs: [(String, String)] = []) -> CreateTopicsResponse.CreatableTopicResult {
+func createTopic(
+    _ c: inout QuorumController, _ name: String, partitions: Int32, rf: Int16, configs: [(String, String)] = []
+) -> CreateTopicsResponse.CreatableTopicResult {
     var request = CreateTopicsRequest()
-    request.topics = [.init(name: name, numPartitions: partitions, replicationFactor: rf, configs: configs.map { .init(name: $0.0, value: $0.1) })]
+    request.topics = [
+        .init(
+            name: name, numPartitions: partitions, replicationFactor: rf,
+            configs: configs.map { .init(name: $0.0, value: $0.1) })
+    ]
     var counter: UInt64 = 100
-    let result = c.createTopics(request, version: 7, newId: { counter += 1; return KafkaUUID(high: 7, low: counter) })
+    let result = c.createTopics(
+        request, version: 7,
+        newId: {
+            counter += 1; return KafkaUUID(high: 7, low: counter)
+        })
     let base = c.image.provenance.lastOffset + 1
     c.replay(result.records.enumerated().map { ($0.element, base + Int64($0.offset)) }, epoch: 1)
     return result.response.topics[0]
@@ -61,9 +73,14 @@ struct ControllerTests {
         #expect(createTopic(&c, "a", partitions: 1, rf: 1).errorCode == ErrorCode.topicAlreadyExists.rawValue)
         #expect(createTopic(&c, "b", partitions: 0, rf: 1).errorCode == ErrorCode.invalidPartitions.rawValue)
         #expect(createTopic(&c, "c", partitions: 1, rf: 3).errorCode == ErrorCode.invalidReplicationFactor.rawValue)
-        #expect(createTopic(&c, "bad name!", partitions: 1, rf: 1).errorCode == ErrorCode.invalidTopicException.rawValue)
-        #expect(createTopic(&c, "d", partitions: 1, rf: 1, configs: [("retention.ms", "soon")]).errorCode == ErrorCode.invalidConfig.rawValue)
-        #expect(createTopic(&c, "e", partitions: 1, rf: 1, configs: [("no.such.config", "1")]).errorCode == ErrorCode.invalidConfig.rawValue)
+        #expect(
+            createTopic(&c, "bad name!", partitions: 1, rf: 1).errorCode == ErrorCode.invalidTopicException.rawValue)
+        #expect(
+            createTopic(&c, "d", partitions: 1, rf: 1, configs: [("retention.ms", "soon")]).errorCode
+                == ErrorCode.invalidConfig.rawValue)
+        #expect(
+            createTopic(&c, "e", partitions: 1, rf: 1, configs: [("no.such.config", "1")]).errorCode
+                == ErrorCode.invalidConfig.rawValue)
         _ = createTopic(&c, "x.y", partitions: 1, rf: 1)
         #expect(createTopic(&c, "x_y", partitions: 1, rf: 1).errorCode == ErrorCode.invalidTopicException.rawValue)
         #expect(c.image.topicNames == ["a", "x.y"])
@@ -106,7 +123,11 @@ struct ControllerTests {
         _ = createTopic(&c, "t", partitions: 1, rf: 1)
         func alter(_ ops: [(String, Int8, String?)]) -> Int16 {
             var request = IncrementalAlterConfigsRequest()
-            request.resources = [.init(resourceType: 2, resourceName: "t", configs: ops.map { .init(name: $0.0, configOperation: $0.1, value: $0.2) })]
+            request.resources = [
+                .init(
+                    resourceType: 2, resourceName: "t",
+                    configs: ops.map { .init(name: $0.0, configOperation: $0.1, value: $0.2) })
+            ]
             let result = c.incrementalAlterConfigs(request)
             c.replay(result.records.map { ($0, 300) }, epoch: 1)
             return result.response.responses[0].errorCode
@@ -128,13 +149,17 @@ struct ControllerTests {
         let placed = try ReplicaPlacement.place(count: 8, replicationFactor: 3, brokers: brokers, start: 0).get()
         #expect(placed.map { $0[0] } == [1, 2, 3, 4, 1, 2, 3, 4])
         #expect(placed.allSatisfy { Set($0).count == 3 })
-        let racked = [("a", 1), ("a", 2), ("b", 3), ("b", 4), ("c", 5), ("c", 6)].map { ReplicaPlacement.Broker(id: Int32($0.1), rack: $0.0) }
+        let racked = [("a", 1), ("a", 2), ("b", 3), ("b", 4), ("c", 5), ("c", 6)].map {
+            ReplicaPlacement.Broker(id: Int32($0.1), rack: $0.0)
+        }
         let placedRacks = try ReplicaPlacement.place(count: 12, replicationFactor: 3, brokers: racked, start: 1).get()
         for replicas in placedRacks {
             let racks = Set(replicas.map { id in racked.first { $0.id == id }!.rack! })
             #expect(racks.count == 3, "every replica on its own rack: \(replicas)")
         }
-        #expect(throws: ReplicaPlacement.Failure.self) { try ReplicaPlacement.place(count: 1, replicationFactor: 5, brokers: brokers, start: 0).get() }
+        #expect(throws: ReplicaPlacement.Failure.self) {
+            try ReplicaPlacement.place(count: 1, replicationFactor: 5, brokers: brokers, start: 0).get()
+        }
     }
 }
 
@@ -145,15 +170,24 @@ struct MetadataImageTests {
         var delta = MetadataDelta(imageWithBrokers([1, 2]))
         let id = KafkaUUID(high: 9, low: 9)
         delta.replay(.topic(TopicRecord(name: "t", topicId: id)), offset: 10, epoch: 1)
-        delta.replay(.partition(PartitionRecord(partitionId: 0, topicId: id, replicas: [1, 2], isr: [1, 2], leader: 1, leaderEpoch: 0, partitionEpoch: 0)), offset: 11, epoch: 1)
-        delta.replay(.config(ConfigRecord(resourceType: 2, resourceName: "t", name: "retention.ms", value: "1")), offset: 12, epoch: 1)
-        delta.replay(.partitionChange(PartitionChangeRecord(partitionId: 0, topicId: id, isr: [2], leader: 2)), offset: 13, epoch: 1)
+        delta.replay(
+            .partition(
+                PartitionRecord(
+                    partitionId: 0, topicId: id, replicas: [1, 2], isr: [1, 2], leader: 1, leaderEpoch: 0,
+                    partitionEpoch: 0)), offset: 11, epoch: 1)
+        delta.replay(
+            .config(ConfigRecord(resourceType: 2, resourceName: "t", name: "retention.ms", value: "1")), offset: 12,
+            epoch: 1)
+        delta.replay(
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: id, isr: [2], leader: 2)), offset: 13,
+            epoch: 1)
         var image = delta.apply()
         let p = image.partition(TopicPartition("t", 0))!
         #expect(p.leader == 2 && p.leaderEpoch == 1 && p.partitionEpoch == 1 && p.isr == [2])
         #expect(image.provenance.lastOffset == 13)
         var delta2 = MetadataDelta(image)
-        delta2.replay(.partitionChange(PartitionChangeRecord(partitionId: 0, topicId: id, isr: [1, 2])), offset: 14, epoch: 1)
+        delta2.replay(
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: id, isr: [1, 2])), offset: 14, epoch: 1)
         image = delta2.apply()
         #expect(image.partition(TopicPartition("t", 0))!.leaderEpoch == 1, "an ISR-only change keeps the leader epoch")
         #expect(image.partition(TopicPartition("t", 0))!.partitionEpoch == 2)

@@ -19,27 +19,47 @@ private func treeImage() -> MetadataImage {
     }
     replay(.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21)))
     for id in [Int32(2), 1, 10] {
-        replay(.registerBroker(RegisterBrokerRecord(
-            brokerId: id, incarnationId: KafkaUUID(high: 9, low: UInt64(id)), brokerEpoch: offset,
-            endPoints: [.init(name: "PLAINTEXT", host: "h\(id)", port: 9092, securityProtocol: 0)], rack: id == 1 ? "r1" : nil,
-            fenced: id == 10)))
+        replay(
+            .registerBroker(
+                RegisterBrokerRecord(
+                    brokerId: id, incarnationId: KafkaUUID(high: 9, low: UInt64(id)), brokerEpoch: offset,
+                    endPoints: [.init(name: "PLAINTEXT", host: "h\(id)", port: 9092, securityProtocol: 0)],
+                    rack: id == 1 ? "r1" : nil,
+                    fenced: id == 10)))
     }
     let orders = KafkaUUID(high: 1, low: 1)
     let audit = KafkaUUID(high: 1, low: 2)
     replay(.topic(TopicRecord(name: "orders", topicId: orders)))
     for p in Int32(0)..<3 {
-        replay(.partition(PartitionRecord(partitionId: p, topicId: orders, replicas: [1, 2], isr: [1, 2], leader: p % 2 == 0 ? 1 : 2,
-                                          leaderEpoch: 0, partitionEpoch: 0)))
+        replay(
+            .partition(
+                PartitionRecord(
+                    partitionId: p, topicId: orders, replicas: [1, 2], isr: [1, 2], leader: p % 2 == 0 ? 1 : 2,
+                    leaderEpoch: 0, partitionEpoch: 0)))
     }
     replay(.topic(TopicRecord(name: "audit", topicId: audit)))
-    replay(.partition(PartitionRecord(partitionId: 0, topicId: audit, replicas: [2], isr: [2], leader: 2, leaderEpoch: 0, partitionEpoch: 0)))
+    replay(
+        .partition(
+            PartitionRecord(
+                partitionId: 0, topicId: audit, replicas: [2], isr: [2], leader: 2, leaderEpoch: 0, partitionEpoch: 0)))
     replay(.partitionChange(PartitionChangeRecord(partitionId: 1, topicId: orders, isr: [2], leader: 2)))
-    replay(.config(ConfigRecord(resourceType: ConfigResourceType.topic.rawValue, resourceName: "orders", name: "retention.ms", value: "1000")))
-    replay(.config(ConfigRecord(resourceType: ConfigResourceType.broker.rawValue, resourceName: "", name: "log.retention.hours", value: "1")))
+    replay(
+        .config(
+            ConfigRecord(
+                resourceType: ConfigResourceType.topic.rawValue, resourceName: "orders", name: "retention.ms",
+                value: "1000")))
+    replay(
+        .config(
+            ConfigRecord(
+                resourceType: ConfigResourceType.broker.rawValue, resourceName: "", name: "log.retention.hours",
+                value: "1")))
     replay(.producerIds(ProducerIdsRecord(brokerId: 1, brokerEpoch: 1, nextProducerId: 2000)))
-    replay(.accessControlEntry(AccessControlEntryRecord(
-        id: KafkaUUID(high: 5, low: 5), resourceType: 2, resourceName: "orders", patternType: 3, principal: "User:alice", host: "*",
-        operation: 3, permissionType: 3)))
+    replay(
+        .accessControlEntry(
+            AccessControlEntryRecord(
+                id: KafkaUUID(high: 5, low: 5), resourceType: 2, resourceName: "orders", patternType: 3,
+                principal: "User:alice", host: "*",
+                operation: 3, permissionType: 3)))
     return delta.apply()
 }
 
@@ -49,7 +69,10 @@ struct MetadataTreeTests {
 
     @Test("the root lists the eight top-level nodes and carries the provenance")
     func rootNode() {
-        #expect(root.children.map(\.name) == ["brokers", "topics", "configs", "features", "producerIds", "acls", "scram", "quorum"])
+        #expect(
+            root.children.map(\.name) == [
+                "brokers", "topics", "configs", "features", "producerIds", "acls", "scram", "quorum",
+            ])
         #expect(root.field("lastOffset") == .int(14))
         #expect(root.field("lastEpoch") == .int(3))
         #expect(root.field("recordCount") == .int(15))
@@ -76,7 +99,9 @@ struct MetadataTreeTests {
         #expect(root.node(at: "/brokers")?.children.map(\.name) == ["1", "2", "10"], "broker ids numerically")
         #expect(root.node(at: "/topics")?.children.map(\.name) == ["audit", "orders"])
         #expect(root.node(at: "/topics/orders")?.children.map(\.name) == ["0", "1", "2"])
-        #expect(root.node(at: "/configs")?.children.map(\.name) == ["topic", "broker"], "resource types in Kafka's code order")
+        #expect(
+            root.node(at: "/configs")?.children.map(\.name) == ["topic", "broker"],
+            "resource types in Kafka's code order")
         #expect(root.node(at: "/configs/broker")?.children.map(\.name) == ["default"], "the cluster-wide broker config")
         #expect(root.node(at: "/acls")?.children.count == 1)
         #expect(root.node(at: "/topics")?.isDirectory == true)
@@ -96,8 +121,11 @@ struct MetadataTreeTests {
     @Test("cat: leaves carry the fields of what they name")
     func fields() {
         let partition = root.node(at: "/topics/orders/1")!
-        #expect(partition.fields.map(\.name) == ["partition", "leader", "leaderEpoch", "partitionEpoch", "replicas", "isr", "removingReplicas",
-                                                 "addingReplicas", "leaderRecoveryState", "eligibleLeaderReplicas", "lastKnownElr"])
+        #expect(
+            partition.fields.map(\.name) == [
+                "partition", "leader", "leaderEpoch", "partitionEpoch", "replicas", "isr", "removingReplicas",
+                "addingReplicas", "leaderRecoveryState", "eligibleLeaderReplicas", "lastKnownElr",
+            ])
         #expect(partition.field("isr") == .ints([2]))
         #expect(partition.field("replicas") == .ints([1, 2]))
         #expect(partition.field("leaderEpoch") == .int(1), "the PartitionChange moved the leader")
@@ -134,7 +162,11 @@ struct MetadataTreeTests {
     @Test("walk visits every node with its path, depth first")
     func walk() {
         let paths = root.node(at: "/topics")!.walk(path: "/topics").map(\.path)
-        #expect(paths == ["/topics", "/topics/audit", "/topics/audit/0", "/topics/orders", "/topics/orders/0", "/topics/orders/1", "/topics/orders/2"])
+        #expect(
+            paths == [
+                "/topics", "/topics/audit", "/topics/audit/0", "/topics/orders", "/topics/orders/0", "/topics/orders/1",
+                "/topics/orders/2",
+            ])
     }
 
     @Test("a removed topic leaves the tree")

@@ -15,41 +15,57 @@ import RunnelTestSupport
 import RunnelWire
 import Testing
 
-func aclRecord(_ id: UInt64, _ name: String, _ pattern: PatternType = .literal, type: ResourceType = .topic, principal: String = "User:alice",
-               operation: AclOperation = .read, permission: AclPermissionType = .allow) -> MetadataRecord {
-    .accessControlEntry(AclBinding(type, name, pattern, principal: principal, operation: operation, permission: permission)
-        .record(id: KafkaUUID(high: 0xAC1, low: id)))
+func aclRecord(
+    _ id: UInt64, _ name: String, _ pattern: PatternType = .literal, type: ResourceType = .topic,
+    principal: String = "User:alice",
+    operation: AclOperation = .read, permission: AclPermissionType = .allow
+) -> MetadataRecord {
+    .accessControlEntry(
+        AclBinding(type, name, pattern, principal: principal, operation: operation, permission: permission)
+            .record(id: KafkaUUID(high: 0xAC1, low: id)))
 }
 
-func scramRecord(_ user: String, _ mechanism: ScramMechanism = .scramSha256, iterations: Int32 = 4096, seed: UInt8 = 1) -> MetadataRecord {
-    .userScramCredential(UserScramCredentialRecord(
-        name: user, mechanism: mechanism.rawValue, salt: ByteBuffer(bytes: [seed, 2, 3]), storedKey: ByteBuffer(bytes: [seed, 4]),
-        serverKey: ByteBuffer(bytes: [seed, 5]), iterations: iterations))
+func scramRecord(
+    _ user: String, _ mechanism: ScramMechanism = .scramSha256, iterations: Int32 = 4096, seed: UInt8 = 1
+) -> MetadataRecord {
+    .userScramCredential(
+        UserScramCredentialRecord(
+            name: user, mechanism: mechanism.rawValue, salt: ByteBuffer(bytes: [seed, 2, 3]),
+            storedKey: ByteBuffer(bytes: [seed, 4]),
+            serverKey: ByteBuffer(bytes: [seed, 5]), iterations: iterations))
 }
 
 func replayed(_ records: [MetadataRecord], on base: MetadataImage = .empty) -> MetadataDelta {
     var delta = MetadataDelta(base)
-    for (offset, record) in records.enumerated() { delta.replay(record, offset: base.provenance.lastOffset + 1 + Int64(offset), epoch: 2) }
+    for (offset, record) in records.enumerated() {
+        delta.replay(record, offset: base.provenance.lastOffset + 1 + Int64(offset), epoch: 2)
+    }
     return delta
 }
 
 @Suite("ACLs and SCRAM credentials in the metadata image")
 struct SecurityMetadataTests {
-    @Test("AccessControlEntryRecords are kept by id; a RemoveAccessControlEntryRecord removes one; the delta names both")
+    @Test(
+        "AccessControlEntryRecords are kept by id; a RemoveAccessControlEntryRecord removes one; the delta names both")
     func aclReplay() {
         let first = replayed([aclRecord(1, "orders"), aclRecord(2, "pay", .prefixed)])
         let image = first.apply()
         #expect(image.acls.count == 2)
         #expect(first.changedAcls == [KafkaUUID(high: 0xAC1, low: 1), KafkaUUID(high: 0xAC1, low: 2)])
         #expect(image.provenance.lastOffset == 1)
-        let second = replayed([.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 0xAC1, low: 1))),
-                               .removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 9, low: 9)))], on: image)
+        let second = replayed(
+            [
+                .removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 0xAC1, low: 1))),
+                .removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 9, low: 9))),
+            ], on: image)
         #expect(second.apply().acls.keys.map { $0 } == [KafkaUUID(high: 0xAC1, low: 2)])
         #expect(second.changedAcls == [KafkaUUID(high: 0xAC1, low: 1)], "removing an unknown id changes nothing")
         #expect(second.apply().provenance.recordCount == 4)
     }
 
-    @Test("UserScramCredentialRecords are kept by (user, mechanism), replaced by a later one and removed by RemoveUserScramCredentialRecord")
+    @Test(
+        "UserScramCredentialRecords are kept by (user, mechanism), replaced by a later one and removed by RemoveUserScramCredentialRecord"
+    )
     func scramReplay() {
         let first = replayed([scramRecord("alice"), scramRecord("alice", .scramSha512), scramRecord("bob")])
         var image = first.apply()
@@ -59,8 +75,11 @@ struct SecurityMetadataTests {
         image = replaced.apply()
         #expect(image.scramCredential(user: "alice", mechanism: 1)?.iterations == 8192)
         #expect(image.scramCredential(user: "alice", mechanism: 1)?.storedKey == [9, 4])
-        let removed = replayed([.removeUserScramCredential(RemoveUserScramCredentialRecord(name: "alice", mechanism: 2)),
-                                .removeUserScramCredential(RemoveUserScramCredentialRecord(name: "carol", mechanism: 1))], on: image)
+        let removed = replayed(
+            [
+                .removeUserScramCredential(RemoveUserScramCredentialRecord(name: "alice", mechanism: 2)),
+                .removeUserScramCredential(RemoveUserScramCredentialRecord(name: "carol", mechanism: 1)),
+            ], on: image)
         image = removed.apply()
         #expect(image.scramCredential(user: "alice", mechanism: 2) == nil)
         #expect(image.scramCredential(user: "alice", mechanism: 1) != nil)
@@ -77,7 +96,9 @@ struct SecurityMetadataTests {
 
     @Test("the canonical records hold the ACLs and credentials, and replaying them gives the image back")
     func canonicalRecords() {
-        let image = replayed([aclRecord(2, "b"), aclRecord(1, "a"), scramRecord("bob"), scramRecord("alice", .scramSha512)]).apply()
+        let image = replayed([
+            aclRecord(2, "b"), aclRecord(1, "a"), scramRecord("bob"), scramRecord("alice", .scramSha512),
+        ]).apply()
         let records = image.records()
         #expect(records.filter { if case .accessControlEntry = $0 { true } else { false } }.count == 2)
         let users = records.compactMap { if case .userScramCredential(let r) = $0 { r.name } else { nil } }
@@ -95,27 +116,35 @@ struct SecurityMetadataTests {
 
     @Test("ACLs and credentials survive an SQLite snapshot, in tables of their own, salted keys only")
     func snapshotRoundTrip() throws {
-        let image = replayed([.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21)), aclRecord(1, "orders"),
-                              aclRecord(2, "g-", .prefixed, type: .group, operation: .all, permission: .deny), scramRecord("alice"),
-                              scramRecord("bob", .scramSha512, iterations: 8192)]).apply()
+        let image = replayed([
+            .featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21)), aclRecord(1, "orders"),
+            aclRecord(2, "g-", .prefixed, type: .group, operation: .all, permission: .deny), scramRecord("alice"),
+            scramRecord("bob", .scramSha512, iterations: 8192),
+        ]).apply()
         let dir = scratchDirectory("security-snapshots")
-        let path = try SQLiteSnapshot.write(image, clusterId: "c", endOffset: 5, epoch: 2, voters: [1], lastContainedTimestamp: 0, directory: dir)
+        let path = try SQLiteSnapshot.write(
+            image, clusterId: "c", endOffset: 5, epoch: 2, voters: [1], lastContainedTimestamp: 0, directory: dir)
         let loaded = try SQLiteSnapshot.read(path)
         #expect(loaded.header.schemaVersion == 2)
         #expect(loaded.image == image)
-        let rows = try SQLiteSnapshot.query(path, sql: "SELECT name, mechanism, hex(salt), iterations FROM scram_credentials ORDER BY name")
+        let rows = try SQLiteSnapshot.query(
+            path, sql: "SELECT name, mechanism, hex(salt), iterations FROM scram_credentials ORDER BY name")
         #expect(rows.columns == ["name", "mechanism", "hex(salt)", "iterations"])
         #expect(rows.rows == [["alice", "1", "010203", "4096"], ["bob", "2", "010203", "8192"]])
-        let columns = try SQLiteSnapshot.query(path, sql: "SELECT name FROM pragma_table_info('scram_credentials')").rows.map { $0[0]! }
+        let columns = try SQLiteSnapshot.query(path, sql: "SELECT name FROM pragma_table_info('scram_credentials')")
+            .rows.map { $0[0]! }
         #expect(columns == ["name", "mechanism", "salt", "stored_key", "server_key", "iterations"])
         #expect(try SQLiteSnapshot.query(path, sql: "SELECT count(*) FROM acls").rows == [["2"]])
     }
 
     @Test("a snapshot of schema version 1 (before SCRAM credentials had a table) still loads")
     func schemaVersion1() throws {
-        let image = replayed([.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21)), aclRecord(1, "orders")]).apply()
+        let image = replayed([
+            .featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21)), aclRecord(1, "orders"),
+        ]).apply()
         let dir = scratchDirectory("security-snapshots-v1")
-        let current = try SQLiteSnapshot.write(image, clusterId: "c", endOffset: 2, epoch: 2, voters: [1], lastContainedTimestamp: 0, directory: dir)
+        let current = try SQLiteSnapshot.write(
+            image, clusterId: "c", endOffset: 2, epoch: 2, voters: [1], lastContainedTimestamp: 0, directory: dir)
         // Make it what a version 1 build wrote: no scram_credentials table, schema_version 1.
         let old = dir + "/" + SQLiteSnapshot.fileName(endOffset: 1, epoch: 2)
         try FileManager.default.copyItem(atPath: current, toPath: old)
@@ -134,7 +163,8 @@ struct SecurityMetadataTests {
     @Test("a snapshot of a newer schema version is refused")
     func newerSchema() throws {
         let dir = scratchDirectory("security-snapshots-v3")
-        let path = try SQLiteSnapshot.write(.empty, clusterId: "c", endOffset: 0, epoch: 0, voters: [], lastContainedTimestamp: 0, directory: dir)
+        let path = try SQLiteSnapshot.write(
+            .empty, clusterId: "c", endOffset: 0, epoch: 0, voters: [], lastContainedTimestamp: 0, directory: dir)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in try db.execute(sql: "UPDATE snapshot SET schema_version = 3") }
         try queue.close()
@@ -143,7 +173,8 @@ struct SecurityMetadataTests {
 
     @Test("the tree shows /scram/<mechanism>/<user> with salt and iterations, the keys redacted")
     func tree() {
-        let image = replayed([scramRecord("alice"), scramRecord("alice", .scramSha512), scramRecord("ops/team")]).apply()
+        let image = replayed([scramRecord("alice"), scramRecord("alice", .scramSha512), scramRecord("ops/team")])
+            .apply()
         let root = MetadataTree.build(image)
         #expect(root.node(at: "/scram")?.children.map(\.name) == ["SCRAM-SHA-256", "SCRAM-SHA-512"])
         #expect(root.node(at: "/scram/SCRAM-SHA-256")?.children.map(\.name) == ["alice", "ops%2Fteam"])
@@ -159,11 +190,15 @@ struct SecurityMetadataTests {
 
     @Test("a StandardAuthorizer built from an image follows its deltas")
     func authorizerFollowsDeltas() {
-        let image = replayed([aclRecord(1, "orders"), aclRecord(2, "orders", principal: "User:bob", permission: .deny)]).apply()
+        let image = replayed([aclRecord(1, "orders"), aclRecord(2, "orders", principal: "User:bob", permission: .deny)])
+            .apply()
         var authorizer = StandardAuthorizer(image: image)
         #expect(authorizer.authorize(.user("alice"), host: "h", operation: .read, resource: .topic("orders")))
-        let delta = replayed([.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 0xAC1, low: 1))),
-                              aclRecord(3, "orders", principal: "User:carol")], on: image)
+        let delta = replayed(
+            [
+                .removeAccessControlEntry(RemoveAccessControlEntryRecord(id: KafkaUUID(high: 0xAC1, low: 1))),
+                aclRecord(3, "orders", principal: "User:carol"),
+            ], on: image)
         authorizer.apply(delta)
         #expect(authorizer.aclCount == 2)
         #expect(!authorizer.authorize(.user("alice"), host: "h", operation: .read, resource: .topic("orders")))

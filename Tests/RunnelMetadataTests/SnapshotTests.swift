@@ -21,10 +21,15 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
         switch rng.next() % 12 {
         case 0:
             let id = Int32(rng.next() % 5)
-            out.append(.registerBroker(RegisterBrokerRecord(
-                brokerId: id, incarnationId: KafkaUUID(high: rng.next(), low: rng.next()), brokerEpoch: Int64(i),
-                endPoints: [.init(name: "PLAINTEXT", host: "h\(id)", port: UInt16(9000 + id), securityProtocol: 0)],
-                rack: rng.next() % 2 == 0 ? nil : "r\(id % 2)", fenced: rng.next() % 2 == 0)))
+            out.append(
+                .registerBroker(
+                    RegisterBrokerRecord(
+                        brokerId: id, incarnationId: KafkaUUID(high: rng.next(), low: rng.next()),
+                        brokerEpoch: Int64(i),
+                        endPoints: [
+                            .init(name: "PLAINTEXT", host: "h\(id)", port: UInt16(9000 + id), securityProtocol: 0)
+                        ],
+                        rack: rng.next() % 2 == 0 ? nil : "r\(id % 2)", fenced: rng.next() % 2 == 0)))
         case 1:
             let id = KafkaUUID(high: rng.next(), low: rng.next())
             let name = "t\(i)"
@@ -34,15 +39,27 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
             guard !topics.isEmpty else { continue }
             let k = Int(rng.next() % UInt64(topics.count))
             let (id, _, n) = topics[k]
-            out.append(.partition(PartitionRecord(partitionId: n, topicId: id, replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 0, partitionEpoch: 0)))
+            out.append(
+                .partition(
+                    PartitionRecord(
+                        partitionId: n, topicId: id, replicas: [1, 2, 3], isr: [1, 2, 3], leader: 1, leaderEpoch: 0,
+                        partitionEpoch: 0)))
             topics[k].2 += 1
         case 4:
             guard let t = topics.randomElement(using: &rng), t.2 > 0 else { continue }
-            out.append(.partitionChange(PartitionChangeRecord(partitionId: Int32(rng.next() % UInt64(t.2)), topicId: t.0,
-                                                              isr: [Int32(rng.next() % 3 + 1)], leader: rng.next() % 2 == 0 ? -2 : Int32(rng.next() % 3 + 1))))
+            out.append(
+                .partitionChange(
+                    PartitionChangeRecord(
+                        partitionId: Int32(rng.next() % UInt64(t.2)), topicId: t.0,
+                        isr: [Int32(rng.next() % 3 + 1)], leader: rng.next() % 2 == 0 ? -2 : Int32(rng.next() % 3 + 1)))
+            )
         case 5:
             guard let t = topics.randomElement(using: &rng) else { continue }
-            out.append(.config(ConfigRecord(resourceType: 2, resourceName: t.1, name: "retention.ms", value: rng.next() % 3 == 0 ? nil : "\(rng.next() % 1000)")))
+            out.append(
+                .config(
+                    ConfigRecord(
+                        resourceType: 2, resourceName: t.1, name: "retention.ms",
+                        value: rng.next() % 3 == 0 ? nil : "\(rng.next() % 1000)")))
         case 6:
             guard !topics.isEmpty, rng.next() % 3 == 0 else { continue }
             let t = topics.remove(at: Int(rng.next() % UInt64(topics.count)))
@@ -52,24 +69,39 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
         case 9:
             let id = KafkaUUID(high: rng.next(), low: rng.next())
             acls.append(id)
-            out.append(.accessControlEntry(AccessControlEntryRecord(
-                id: id, resourceType: Int8(rng.next() % 6 + 2), resourceName: "r\(rng.next() % 5)", patternType: Int8(rng.next() % 2 + 3),
-                principal: "User:u\(rng.next() % 3)", host: rng.next() % 2 == 0 ? "*" : "10.0.0.\(rng.next() % 4)",
-                operation: Int8(rng.next() % 13 + 2), permissionType: Int8(rng.next() % 2 + 2))))
+            out.append(
+                .accessControlEntry(
+                    AccessControlEntryRecord(
+                        id: id, resourceType: Int8(rng.next() % 6 + 2), resourceName: "r\(rng.next() % 5)",
+                        patternType: Int8(rng.next() % 2 + 3),
+                        principal: "User:u\(rng.next() % 3)",
+                        host: rng.next() % 2 == 0 ? "*" : "10.0.0.\(rng.next() % 4)",
+                        operation: Int8(rng.next() % 13 + 2), permissionType: Int8(rng.next() % 2 + 2))))
         case 10:
             guard !acls.isEmpty else { continue }
-            out.append(.removeAccessControlEntry(RemoveAccessControlEntryRecord(id: acls.remove(at: Int(rng.next() % UInt64(acls.count))))))
+            out.append(
+                .removeAccessControlEntry(
+                    RemoveAccessControlEntryRecord(id: acls.remove(at: Int(rng.next() % UInt64(acls.count))))))
         case 11:
             let user = "user\(rng.next() % 4)", mechanism = Int8(rng.next() % 2 + 1)
             if rng.next() % 4 == 0 {
-                out.append(.removeUserScramCredential(RemoveUserScramCredentialRecord(name: user, mechanism: mechanism)))
+                out.append(
+                    .removeUserScramCredential(RemoveUserScramCredentialRecord(name: user, mechanism: mechanism)))
             } else {
-                func key() -> ByteBuffer { ByteBuffer(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) }) }
-                out.append(.userScramCredential(UserScramCredentialRecord(
-                    name: user, mechanism: mechanism, salt: key(), storedKey: key(), serverKey: key(), iterations: Int32(4096 + rng.next() % 4096))))
+                func key() -> ByteBuffer {
+                    ByteBuffer(bytes: (0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+                }
+                out.append(
+                    .userScramCredential(
+                        UserScramCredentialRecord(
+                            name: user, mechanism: mechanism, salt: key(), storedKey: key(), serverKey: key(),
+                            iterations: Int32(4096 + rng.next() % 4096))))
             }
         default:
-            out.append(.config(ConfigRecord(resourceType: 4, resourceName: "", name: "log.retention.ms", value: "\(rng.next() % 100000)")))
+            out.append(
+                .config(
+                    ConfigRecord(
+                        resourceType: 4, resourceName: "", name: "log.retention.ms", value: "\(rng.next() % 100000)")))
         }
     }
     return out
@@ -87,8 +119,9 @@ struct SnapshotTests {
         for (offset, record) in records.enumerated() { delta.replay(record, offset: Int64(offset), epoch: 3) }
         let image = delta.apply()
         let dir = directory()
-        let path = try SQLiteSnapshot.write(image, clusterId: "c1", endOffset: Int64(records.count), epoch: 3, voters: [1, 2, 3],
-                                            lastContainedTimestamp: 42, directory: dir)
+        let path = try SQLiteSnapshot.write(
+            image, clusterId: "c1", endOffset: Int64(records.count), epoch: 3, voters: [1, 2, 3],
+            lastContainedTimestamp: 42, directory: dir)
         #expect(path.hasSuffix(SQLiteSnapshot.fileName(endOffset: Int64(records.count), epoch: 3)))
         let loaded = try SQLiteSnapshot.read(path)
         #expect(loaded.image == image)
@@ -106,9 +139,13 @@ struct SnapshotTests {
     func tampered() throws {
         var rng = SeededRandom(seed: 99)
         var delta = MetadataDelta(.empty)
-        for (offset, record) in randomRecords(&rng, count: 60).enumerated() { delta.replay(record, offset: Int64(offset), epoch: 1) }
+        for (offset, record) in randomRecords(&rng, count: 60).enumerated() {
+            delta.replay(record, offset: Int64(offset), epoch: 1)
+        }
         let dir = directory()
-        let path = try SQLiteSnapshot.write(delta.apply(), clusterId: "c", endOffset: 60, epoch: 1, voters: [1], lastContainedTimestamp: 0, directory: dir)
+        let path = try SQLiteSnapshot.write(
+            delta.apply(), clusterId: "c", endOffset: 60, epoch: 1, voters: [1], lastContainedTimestamp: 0,
+            directory: dir)
         // Change a row behind the checksum's back.
         let copy = dir + "/copy.sqlite"
         try FileManager.default.copyItem(atPath: path, toPath: copy)

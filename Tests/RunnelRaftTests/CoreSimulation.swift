@@ -67,7 +67,8 @@ final class CoreSimulation {
     var trace: [String] = []
     let traceEnabled: Bool
 
-    init(seed: UInt64, voters: Int = 3, observers: Int = 0, faults: RaftNode<Int>.Faults = .init(), trace: Bool = false) {
+    init(seed: UInt64, voters: Int = 3, observers: Int = 0, faults: RaftNode<Int>.Faults = .init(), trace: Bool = false)
+    {
         self.seed = seed
         self.rng = SeededRandom(seed: seed)
         self.voters = (1...voters).map { NodeID(Int32($0)) }
@@ -82,8 +83,9 @@ final class CoreSimulation {
     }
 
     func start(_ host: Host) {
-        var node = Node(config: RaftConfig(nodeId: host.id, voters: voters), state: host.durableState, log: host.logView,
-                        nowMs: now, seed: rng.next())
+        var node = Node(
+            config: RaftConfig(nodeId: host.id, voters: voters), state: host.durableState, log: host.logView,
+            nowMs: now, seed: rng.next())
         node.faults = faults
         host.node = node
         host.up = true
@@ -115,10 +117,12 @@ final class CoreSimulation {
         let ready = node.ready()
         host.node = node
         if traceEnabled && !ready.isEmpty {
-            note("n\(host.id) \(node.role)@\(node.epoch) leader \(node.leaderId.map { "\($0)" } ?? "-") log \(host.log.count) dur \(host.durableCount) hw \(host.highWatermark)"
-                 + (ready.truncateTo.map { " TRUNC \($0)" } ?? "") + (ready.appends.isEmpty ? "" : " APPEND \(ready.appends.map { "\($0.baseOffset)@\($0.epoch)" })")
-                 + (ready.highWatermark.map { " HW \($0)" } ?? "") + (ready.quorumState.map { " STATE \($0)" } ?? "")
-                 + (ready.messages.isEmpty ? "" : " SEND \(ready.messages.map { "\($0.message.kind)->\($0.to)" })"))
+            note(
+                "n\(host.id) \(node.role)@\(node.epoch) leader \(node.leaderId.map { "\($0)" } ?? "-") log \(host.log.count) dur \(host.durableCount) hw \(host.highWatermark)"
+                    + (ready.truncateTo.map { " TRUNC \($0)" } ?? "")
+                    + (ready.appends.isEmpty ? "" : " APPEND \(ready.appends.map { "\($0.baseOffset)@\($0.epoch)" })")
+                    + (ready.highWatermark.map { " HW \($0)" } ?? "") + (ready.quorumState.map { " STATE \($0)" } ?? "")
+                    + (ready.messages.isEmpty ? "" : " SEND \(ready.messages.map { "\($0.message.kind)->\($0.to)" })"))
         }
         if let state = ready.quorumState { host.durableState = state }
         if let truncate = ready.truncateTo {
@@ -171,7 +175,10 @@ final class CoreSimulation {
         network.append(InFlight(deliverAt: now + delay, sequence: sequence, from: from, to: to, message: message))
         if rng.next() % 100 < 2 {
             sequence += 1
-            network.append(InFlight(deliverAt: now + delay + Int64(rng.next() % 30), sequence: sequence, from: from, to: to, message: message))
+            network.append(
+                InFlight(
+                    deliverAt: now + delay + Int64(rng.next() % 30), sequence: sequence, from: from, to: to,
+                    message: message))
         }
     }
 
@@ -209,7 +216,13 @@ final class CoreSimulation {
                 cut.removeAll()
             }
         } else if choice < 10 {
-            if proposing, let leader = hosts.values.sorted(by: { $0.id < $1.id }).first(where: { $0.up && $0.node?.role == .leader }) { propose(leader) }
+            if proposing,
+                let leader = hosts.values.sorted(by: { $0.id < $1.id }).first(where: {
+                    $0.up && $0.node?.role == .leader
+                })
+            {
+                propose(leader)
+            }
         } else if choice < 25 {
             // A sync finishes.
             let syncing = hosts.values.filter { $0.up && $0.syncInFlight != nil }.sorted { $0.id < $1.id }
@@ -251,14 +264,17 @@ final class CoreSimulation {
             // One leader per epoch.
             if node.role == .leader {
                 if let other = leaders[node.epoch], other != host.id {
-                    throw SimFailure(seed: seed, step: step, message: "two leaders in epoch \(node.epoch): \(other) and \(host.id)")
+                    throw SimFailure(
+                        seed: seed, step: step, message: "two leaders in epoch \(node.epoch): \(other) and \(host.id)")
                 }
                 if leaders[node.epoch] == nil {
                     leaders[node.epoch] = host.id
                     // Leader completeness: it holds every committed entry.
                     for (offset, entry) in committed {
                         guard offset < Int64(host.log.count), host.log[Int(offset)] == entry else {
-                            throw SimFailure(seed: seed, step: step, message: "leader \(host.id) of epoch \(node.epoch) lacks committed offset \(offset)")
+                            throw SimFailure(
+                                seed: seed, step: step,
+                                message: "leader \(host.id) of epoch \(node.epoch) lacks committed offset \(offset)")
                         }
                     }
                 }
@@ -266,13 +282,17 @@ final class CoreSimulation {
             // Committed entries never change; the high watermark never exceeds the log.
             let hw = host.highWatermark
             if hw > Int64(host.log.count) && node.role != .leader {
-                throw SimFailure(seed: seed, step: step, message: "node \(host.id) high watermark \(hw) beyond its log \(host.log.count)")
+                throw SimFailure(
+                    seed: seed, step: step,
+                    message: "node \(host.id) high watermark \(hw) beyond its log \(host.log.count)")
             }
             for offset in 0..<max(0, min(hw, Int64(host.log.count))) {
                 let entry = host.log[Int(offset)]
                 if let known = committed[offset] {
                     if known != entry {
-                        throw SimFailure(seed: seed, step: step, message: "committed offset \(offset) changed on node \(host.id): \(known) vs \(entry)")
+                        throw SimFailure(
+                            seed: seed, step: step,
+                            message: "committed offset \(offset) changed on node \(host.id): \(known) vs \(entry)")
                     }
                 } else {
                     committed[offset] = entry
@@ -286,7 +306,9 @@ final class CoreSimulation {
                 return Int64(h.durableCount) > maxCommitted && h.log[Int(maxCommitted)] == committed[maxCommitted]
             }.count
             if holders < voters.count / 2 + 1 {
-                throw SimFailure(seed: seed, step: step, message: "committed offset \(maxCommitted) is durable on only \(holders) voters")
+                throw SimFailure(
+                    seed: seed, step: step,
+                    message: "committed offset \(maxCommitted) is durable on only \(holders) voters")
             }
         }
     }
@@ -302,7 +324,11 @@ final class CoreSimulation {
             try runEvent(faultsOn: false, proposing: i < 2_000)
             if converged() { return }
         }
-        throw SimFailure(seed: seed, step: step, message: "no convergence after healing: roles \(hosts.values.sorted { $0.id < $1.id }.map { "\($0.id):\($0.node!.role)@\($0.node!.epoch) log \($0.log.count) hw \($0.highWatermark)" })")
+        throw SimFailure(
+            seed: seed, step: step,
+            message:
+                "no convergence after healing: roles \(hosts.values.sorted { $0.id < $1.id }.map { "\($0.id):\($0.node!.role)@\($0.node!.epoch) log \($0.log.count) hw \($0.highWatermark)" })"
+        )
     }
 
     func converged() -> Bool {

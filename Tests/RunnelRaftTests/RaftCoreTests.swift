@@ -32,7 +32,9 @@ func settle(_ nodes: inout [NodeID: Node], now: Int64, rounds: Int = 50) {
             if case .fetchResponse(var r) = message, r.readFrom >= 0, r.readFrom < r.readUpTo {
                 // Records are carried by the test as unit batches in epoch order of the sender.
                 let sender = nodes[from]!
-                r.batches = (r.readFrom..<r.readUpTo).map { RaftBatch(baseOffset: $0, recordCount: 1, epoch: sender.log.epoch(at: $0), payload: .data(Int($0))) }
+                r.batches = (r.readFrom..<r.readUpTo).map {
+                    RaftBatch(baseOffset: $0, recordCount: 1, epoch: sender.log.epoch(at: $0), payload: .data(Int($0)))
+                }
                 message = .fetchResponse(r)
             }
             target.step(message, from: from, nowMs: now)
@@ -44,7 +46,9 @@ func settle(_ nodes: inout [NodeID: Node], now: Int64, rounds: Int = 50) {
 func cluster(_ n: Int, seed: UInt64 = 1) -> [NodeID: Node] {
     var nodes: [NodeID: Node] = [:]
     for id in voters(n) {
-        nodes[id] = Node(config: RaftConfig(nodeId: id, voters: voters(n)), state: .initial, log: RaftLogView(), nowMs: 0, seed: seed &+ UInt64(id.rawValue))
+        nodes[id] = Node(
+            config: RaftConfig(nodeId: id, voters: voters(n)), state: .initial, log: RaftLogView(), nowMs: 0,
+            seed: seed &+ UInt64(id.rawValue))
     }
     return nodes
 }
@@ -67,7 +71,10 @@ struct RaftCoreTests {
         let r = n.ready()
         #expect(r.quorumState == QuorumStateRecord(epoch: 1, votedId: 1, leaderId: 1))
         #expect(r.appends.count == 1)
-        if case .leaderChange = r.appends[0].payload {} else { Issue.record("first record of an epoch is a leader change") }
+        if case .leaderChange = r.appends[0].payload {
+        } else {
+            Issue.record("first record of an epoch is a leader change")
+        }
         n.persisted(upTo: 1, nowMs: 0)
         #expect(n.ready().highWatermark == 1)
         #expect(try n.propose(7, recordCount: 3).get() == 1...3)
@@ -88,28 +95,47 @@ struct RaftCoreTests {
 
     @Test("a voter grants at most one vote per epoch, durable before it answers")
     func oneVotePerEpoch() {
-        var voter = Node(config: RaftConfig(nodeId: 3, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: 0, seed: 3)
+        var voter = Node(
+            config: RaftConfig(nodeId: 3, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: 0, seed: 3)
         _ = voter.ready()
-        voter.step(.vote(VoteRequest(epoch: 1, candidateId: 1, lastOffsetEpoch: -1, lastOffset: 0, preVote: false)), from: 1, nowMs: 1)
+        voter.step(
+            .vote(VoteRequest(epoch: 1, candidateId: 1, lastOffsetEpoch: -1, lastOffset: 0, preVote: false)), from: 1,
+            nowMs: 1)
         let first = voter.ready()
-        #expect(first.quorumState == QuorumStateRecord(epoch: 1, votedId: 1, leaderId: -1), "the vote is in the Ready that answers it")
+        #expect(
+            first.quorumState == QuorumStateRecord(epoch: 1, votedId: 1, leaderId: -1),
+            "the vote is in the Ready that answers it")
         guard case .voteResponse(let yes) = first.messages.first?.message else { Issue.record("no answer"); return }
         #expect(yes.granted)
-        voter.step(.vote(VoteRequest(epoch: 1, candidateId: 2, lastOffsetEpoch: -1, lastOffset: 0, preVote: false)), from: 2, nowMs: 2)
-        guard case .voteResponse(let no) = voter.ready().messages.first?.message else { Issue.record("no answer"); return }
+        voter.step(
+            .vote(VoteRequest(epoch: 1, candidateId: 2, lastOffsetEpoch: -1, lastOffset: 0, preVote: false)), from: 2,
+            nowMs: 2)
+        guard case .voteResponse(let no) = voter.ready().messages.first?.message else {
+            Issue.record("no answer"); return
+        }
         #expect(!no.granted)
     }
 
     @Test("a vote goes only to a log at least as up to date (epoch first, then offset)")
     func upToDate() {
         let log = RaftLogView(endOffset: 5, epochStarts: [(1, 0), (2, 3)])
-        var voter = Node(config: RaftConfig(nodeId: 3, voters: voters(3)), state: QuorumStateRecord(epoch: 2, votedId: -1, leaderId: -1), log: log, nowMs: 0, seed: 3)
+        var voter = Node(
+            config: RaftConfig(nodeId: 3, voters: voters(3)),
+            state: QuorumStateRecord(epoch: 2, votedId: -1, leaderId: -1), log: log, nowMs: 0, seed: 3)
         _ = voter.ready()
-        voter.step(.vote(VoteRequest(epoch: 3, candidateId: 1, lastOffsetEpoch: 1, lastOffset: 9, preVote: false)), from: 1, nowMs: 1)
-        guard case .voteResponse(let older) = voter.ready().messages.last?.message else { Issue.record("no answer"); return }
+        voter.step(
+            .vote(VoteRequest(epoch: 3, candidateId: 1, lastOffsetEpoch: 1, lastOffset: 9, preVote: false)), from: 1,
+            nowMs: 1)
+        guard case .voteResponse(let older) = voter.ready().messages.last?.message else {
+            Issue.record("no answer"); return
+        }
         #expect(!older.granted, "older last epoch loses even with a longer log")
-        voter.step(.vote(VoteRequest(epoch: 4, candidateId: 2, lastOffsetEpoch: 2, lastOffset: 5, preVote: false)), from: 2, nowMs: 2)
-        guard case .voteResponse(let same) = voter.ready().messages.last?.message else { Issue.record("no answer"); return }
+        voter.step(
+            .vote(VoteRequest(epoch: 4, candidateId: 2, lastOffsetEpoch: 2, lastOffset: 5, preVote: false)), from: 2,
+            nowMs: 2)
+        guard case .voteResponse(let same) = voter.ready().messages.last?.message else {
+            Issue.record("no answer"); return
+        }
         #expect(same.granted)
     }
 
@@ -119,8 +145,12 @@ struct RaftCoreTests {
         var now: Int64 = 0
         elect(&nodes, 1, now: &now)
         var follower = nodes[2]!
-        follower.step(.vote(VoteRequest(epoch: 2, candidateId: 3, lastOffsetEpoch: 1, lastOffset: 100, preVote: true)), from: 3, nowMs: now + 10)
-        guard case .voteResponse(let r) = follower.ready().messages.last?.message else { Issue.record("no answer"); return }
+        follower.step(
+            .vote(VoteRequest(epoch: 2, candidateId: 3, lastOffsetEpoch: 1, lastOffset: 100, preVote: true)), from: 3,
+            nowMs: now + 10)
+        guard case .voteResponse(let r) = follower.ready().messages.last?.message else {
+            Issue.record("no answer"); return
+        }
         #expect(!r.granted)
         #expect(follower.epoch == 1, "a pre-vote changes no epoch")
     }
@@ -142,14 +172,21 @@ struct RaftCoreTests {
     @Test("a follower whose log diverges truncates to where the epochs agree")
     func divergence() {
         // Leader has epochs 1 (0..<3) and 3 (3..<5); the follower has 1 (0..<3) and 2 (3..<6).
-        var leader = Node(config: RaftConfig(nodeId: 1, voters: [1]), state: QuorumStateRecord(epoch: 3, votedId: 1, leaderId: -1),
-                          log: RaftLogView(endOffset: 5, epochStarts: [(1, 0), (3, 3)]), nowMs: 0, seed: 1)
+        var leader = Node(
+            config: RaftConfig(nodeId: 1, voters: [1]), state: QuorumStateRecord(epoch: 3, votedId: 1, leaderId: -1),
+            log: RaftLogView(endOffset: 5, epochStarts: [(1, 0), (3, 3)]), nowMs: 0, seed: 1)
         _ = leader.ready()
-        leader.step(.fetch(FetchRequest(epoch: leader.epoch, replicaId: 2, fetchOffset: 6, lastFetchedEpoch: 2, maxWaitMs: 0)), from: 2, nowMs: 1)
-        guard case .fetchResponse(let r) = leader.ready().messages.last?.message else { Issue.record("no answer"); return }
+        leader.step(
+            .fetch(FetchRequest(epoch: leader.epoch, replicaId: 2, fetchOffset: 6, lastFetchedEpoch: 2, maxWaitMs: 0)),
+            from: 2, nowMs: 1)
+        guard case .fetchResponse(let r) = leader.ready().messages.last?.message else {
+            Issue.record("no answer"); return
+        }
         #expect(r.divergingEpoch == OffsetAndEpoch(offset: 3, epoch: 1))
-        var follower = Node(config: RaftConfig(nodeId: 2, voters: [1, 2, 3]), state: QuorumStateRecord(epoch: leader.epoch, votedId: -1, leaderId: 1),
-                            log: RaftLogView(endOffset: 6, epochStarts: [(1, 0), (2, 3)]), nowMs: 0, seed: 2)
+        var follower = Node(
+            config: RaftConfig(nodeId: 2, voters: [1, 2, 3]),
+            state: QuorumStateRecord(epoch: leader.epoch, votedId: -1, leaderId: 1),
+            log: RaftLogView(endOffset: 6, epochStarts: [(1, 0), (2, 3)]), nowMs: 0, seed: 2)
         _ = follower.ready()
         follower.step(.fetchResponse(r), from: 1, nowMs: 2)
         let ready = follower.ready()
@@ -195,7 +232,8 @@ struct RaftCoreTests {
         var nodes = cluster(3)
         var now: Int64 = 0
         elect(&nodes, 1, now: &now)
-        var obs = Node(config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
+        var obs = Node(
+            config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
         nodes[9] = obs
         now += 10
         obs = nodes[9]!
@@ -205,7 +243,9 @@ struct RaftCoreTests {
         #expect(nodes[9]!.leaderId == 1)
         #expect(nodes[9]!.log.endOffset == nodes[1]!.log.endOffset)
         var o = nodes[9]!
-        o.step(.vote(VoteRequest(epoch: 5, candidateId: 2, lastOffsetEpoch: 9, lastOffset: 99, preVote: false)), from: 2, nowMs: now)
+        o.step(
+            .vote(VoteRequest(epoch: 5, candidateId: 2, lastOffsetEpoch: 9, lastOffset: 99, preVote: false)), from: 2,
+            nowMs: now)
         guard case .voteResponse(let v) = o.ready().messages.last?.message else { Issue.record("no answer"); return }
         #expect(!v.granted)
         o.tick(nowMs: now + 100_000)
@@ -215,7 +255,9 @@ struct RaftCoreTests {
 
 @Suite("Raft core simulation")
 struct RaftCoreSimulationTests {
-    @Test("fixed seeds: safety under crashes, partitions, loss, duplication, reordering; convergence after heal", arguments: 0..<40)
+    @Test(
+        "fixed seeds: safety under crashes, partitions, loss, duplication, reordering; convergence after heal",
+        arguments: 0..<40)
     func seeds(seed: Int) throws {
         let sim = CoreSimulation(seed: UInt64(seed), voters: seed % 2 == 0 ? 3 : 5, observers: seed % 3 == 0 ? 1 : 0)
         try sim.run(events: 3_000)

@@ -85,7 +85,8 @@ final class RaftTranscript {
         case "process-ready":
             for id in nodes(c) { out += processReady(hosts[id]!) }
         case "deliver":
-            out += deliver(to: c.arguments["node"].map { _ in NodeID(Int32(c.int("node"))) }, drop: c.arguments["drop"] == "true")
+            out += deliver(
+                to: c.arguments["node"].map { _ in NodeID(Int32(c.int("node"))) }, drop: c.arguments["drop"] == "true")
         case "persisted":
             for id in nodes(c) { out += persisted(hosts[id]!) }
         case "propose":
@@ -129,14 +130,17 @@ final class RaftTranscript {
     }
 
     func start(_ host: Host) {
-        host.node = Node(config: RaftConfig(nodeId: host.id, voters: voters), state: host.durableState, log: host.logView, nowMs: now,
-                         seed: seed &+ UInt64(host.id.rawValue))
+        host.node = Node(
+            config: RaftConfig(nodeId: host.id, voters: voters), state: host.durableState, log: host.logView,
+            nowMs: now,
+            seed: seed &+ UInt64(host.id.rawValue))
         host.highWatermark = -1
     }
 
     func status(_ host: Host) -> String {
         guard let node = host.node else { return "\(host.id): down; log \(describeLog(host))" }
-        return "\(host.id): \(node.role) epoch \(node.epoch) leader \(node.leaderId.map { "\($0)" } ?? "-") voted \(node.votedId.map { "\($0)" } ?? "-")"
+        return
+            "\(host.id): \(node.role) epoch \(node.epoch) leader \(node.leaderId.map { "\($0)" } ?? "-") voted \(node.votedId.map { "\($0)" } ?? "-")"
             + " hw \(node.highWatermark) log \(describeLog(host))"
     }
 
@@ -237,11 +241,13 @@ final class RaftTranscript {
         case .vote(let r):
             return "\(m.kind) epoch \(r.epoch) candidate \(r.candidateId) last \(r.lastOffset)@\(r.lastOffsetEpoch)"
         case .voteResponse(let r):
-            return "\(m.kind) epoch \(r.epoch) granted \(r.granted)\(r.error == .none ? "" : " \(r.error)") leader \(r.leaderId)"
+            return
+                "\(m.kind) epoch \(r.epoch) granted \(r.granted)\(r.error == .none ? "" : " \(r.error)") leader \(r.leaderId)"
         case .beginQuorumEpoch(let r):
             return "BeginQuorumEpoch epoch \(r.epoch) leader \(r.leaderId)"
         case .endQuorumEpoch(let r):
-            return "EndQuorumEpoch epoch \(r.epoch) leader \(r.leaderId) successors \(r.preferredSuccessors.map(\.rawValue))"
+            return
+                "EndQuorumEpoch epoch \(r.epoch) leader \(r.leaderId) successors \(r.preferredSuccessors.map(\.rawValue))"
         case .beginQuorumEpochResponse(let r), .endQuorumEpochResponse(let r):
             return "\(m.kind) epoch \(r.epoch) leader \(r.leaderId)\(r.error == .none ? "" : " \(r.error)")"
         case .fetch(let r):
@@ -251,7 +257,9 @@ final class RaftTranscript {
             if r.error != .none { parts.append("\(r.error)") }
             if let d = r.divergingEpoch { parts.append("diverging \(d.offset)@\(d.epoch)") }
             if let s = r.snapshotId { parts.append("snapshot \(s)") }
-            if !r.batches.isEmpty { parts.append("records \(r.batches.map { "\($0.baseOffset)@\($0.epoch)" }.joined(separator: ","))") }
+            if !r.batches.isEmpty {
+                parts.append("records \(r.batches.map { "\($0.baseOffset)@\($0.epoch)" }.joined(separator: ","))")
+            }
             return parts.joined(separator: " ")
         }
     }

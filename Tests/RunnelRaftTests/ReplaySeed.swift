@@ -10,7 +10,9 @@ struct ReplaySeed {
     @Test func replay() throws {
         let env = ProcessInfo.processInfo.environment
         guard let text = env["RAFT_SEED"], let seed = UInt64(text) else { return }
-        let sim = CoreSimulation(seed: seed, voters: Int(env["RAFT_VOTERS"] ?? "3") ?? 3, observers: Int(env["RAFT_OBSERVERS"] ?? "0") ?? 0, trace: true)
+        let sim = CoreSimulation(
+            seed: seed, voters: Int(env["RAFT_VOTERS"] ?? "3") ?? 3, observers: Int(env["RAFT_OBSERVERS"] ?? "0") ?? 0,
+            trace: true)
         do {
             try sim.run(events: Int(env["RAFT_EVENTS"] ?? "3000") ?? 3000)
             print("seed \(seed) passed: \(sim.step) events, \(sim.committed.count) committed records")

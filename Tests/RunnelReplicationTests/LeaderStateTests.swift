@@ -7,8 +7,9 @@ import Testing
 
 /// Leader 1 with followers 2 and 3, all in the ISR, log end 100, high watermark 90 at t=0.
 func leader(isr: [NodeID] = [1, 2, 3], hw: Offset = 90, end: Offset = 100) -> LeaderState {
-    LeaderState(localId: 1, replicas: [1, 2, 3], isr: isr, leaderEpoch: 5, partitionEpoch: 7,
-                highWatermark: hw, leaderEndOffset: end, nowMs: 0)
+    LeaderState(
+        localId: 1, replicas: [1, 2, 3], isr: isr, leaderEpoch: 5, partitionEpoch: 7,
+        highWatermark: hw, leaderEndOffset: end, nowMs: 0)
 }
 
 let allLive = IsrEligibility.everyone
@@ -64,7 +65,8 @@ struct LeaderStateTests {
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 0)
         #expect(s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == nil)
         // New data the followers do not fetch: now they lag.
-        #expect(s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 101, eligibility: allLive)?.isr == [1])
+        #expect(
+            s.isrChange(nowMs: 60_000, lagTimeMaxMs: 10_000, leaderEndOffset: 101, eligibility: allLive)?.isr == [1])
     }
 
     @Test("a follower rejoins once it reaches the high watermark and this leader's epoch start, if live")
@@ -74,7 +76,10 @@ struct LeaderStateTests {
         _ = s.followerFetched(3, fetchOffset: 60, leaderEndOffset: 100, nowMs: 10)
         #expect(s.isrChange(nowMs: 10, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive) == nil)
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 20)
-        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { $0 != 3 })) == nil)
+        #expect(
+            s.isrChange(
+                nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { $0 != 3 }))
+                == nil)
         let proposal = s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: allLive)
         #expect(proposal?.isr == [1, 2, 3])
         s.proposed(proposal!)
@@ -114,14 +119,24 @@ struct LeaderStateTests {
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10, brokerEpoch: 50)
         // Broker 3 registered again (epoch 77) since it fetched as epoch 50: not eligible.
         let registered: @Sendable (NodeID) -> BrokerEpoch? = { $0 == 3 ? 77 : 40 }
-        #expect(s.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered)) == nil)
+        #expect(
+            s.isrChange(
+                nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100,
+                eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered)) == nil)
         // Its new incarnation fetches: now it may join, and the proposal carries epoch 77.
         _ = s.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 30, brokerEpoch: 77)
-        let p = s.isrChange(nowMs: 30, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered))
+        let p = s.isrChange(
+            nowMs: 30, lagTimeMaxMs: 10_000, leaderEndOffset: 100,
+            eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered))
         #expect(p == IsrProposal(isr: [1, 2, 3], leaderEpoch: 5, partitionEpoch: 7, brokerEpochs: [nil, 40, 77]))
         // A follower that did not say its epoch (Fetch before v15) is judged by liveness alone.
         var old = leader(isr: [1, 2], hw: 100, end: 100)
         _ = old.followerFetched(3, fetchOffset: 100, leaderEndOffset: 100, nowMs: 10)
-        #expect(old.isrChange(nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100, eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered))?.brokerEpochs == [nil, nil, nil])
+        #expect(
+            old.isrChange(
+                nowMs: 20, lagTimeMaxMs: 10_000, leaderEndOffset: 100,
+                eligibility: IsrEligibility(isLive: { _ in true }, registeredEpoch: registered))?.brokerEpochs == [
+                    nil, nil, nil,
+                ])
     }
 }

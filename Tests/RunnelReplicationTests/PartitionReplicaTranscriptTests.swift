@@ -32,11 +32,15 @@ struct LogModel {
     /// (epoch, start offset), ascending.
     var epochs: [(Epoch, Offset)]
 
-    var position: LogPosition { LogPosition(startOffset: start, endOffset: end, latestEpoch: epochs.last?.0 ?? .unknown) }
+    var position: LogPosition {
+        LogPosition(startOffset: start, endOffset: end, latestEpoch: epochs.last?.0 ?? .unknown)
+    }
 
     /// PartitionLog.endOffset(forEpoch:): the largest epoch at or below `epoch` and where it ends.
     func endOffset(forEpoch epoch: Epoch) -> OffsetAndEpoch {
-        guard let index = epochs.lastIndex(where: { $0.0 <= epoch }) else { return OffsetAndEpoch(offset: .unknown, epoch: .unknown) }
+        guard let index = epochs.lastIndex(where: { $0.0 <= epoch }) else {
+            return OffsetAndEpoch(offset: .unknown, epoch: .unknown)
+        }
         let end = index + 1 < epochs.count ? epochs[index + 1].1 : self.end
         return OffsetAndEpoch(offset: end, epoch: epochs[index].0)
     }
@@ -74,17 +78,20 @@ final class ReplicaTranscript {
         var out: [String] = []
         switch c.name {
         case "replica":
-            log = LogModel(start: Offset(c.int("start")), end: Offset(c.int("end")), epochs: parseEpochs(c.arguments["epochs"]))
+            log = LogModel(
+                start: Offset(c.int("start")), end: Offset(c.int("end")), epochs: parseEpochs(c.arguments["epochs"]))
             var faults = ReplicationFaults()
             for rule in (c.arguments["broken"] ?? "").split(separator: ",") where !rule.isEmpty {
                 precondition(faults.breakRule(named: String(rule)), "unknown rule \(rule)")
             }
-            replica = PartitionReplica(localId: NodeID(Int32(c.int("local"))), log: log.position,
-                                       checkpointedHighWatermark: Offset(c.optionalInt("hw") ?? 0), faults: faults)
+            replica = PartitionReplica(
+                localId: NodeID(Int32(c.int("local"))), log: log.position,
+                checkpointedHighWatermark: Offset(c.optionalInt("hw") ?? 0), faults: faults)
         case "assign":
             let leader = c.string("leader") == "-" ? nil : NodeID(Int32(c.int("leader")))
             let assignment = ReplicaAssignment(
-                replicas: c.ints("replicas").map { NodeID(Int32($0)) }, isr: c.ints("isr").map { NodeID(Int32($0)) }, leader: leader,
+                replicas: c.ints("replicas").map { NodeID(Int32($0)) }, isr: c.ints("isr").map { NodeID(Int32($0)) },
+                leader: leader,
                 leaderEpoch: Epoch(Int32(c.int("epoch"))), partitionEpoch: Epoch(Int32(c.int("partition-epoch"))))
             out += carryOut(replica.assign(assignment, log: log.position, nowMs: c.int("now")))
         case "append":
@@ -95,49 +102,71 @@ final class ReplicaTranscript {
             log.append(c.int("records"), epoch: epoch)
             out += carryOut(replica.leaderAppended(endOffset: log.end, nowMs: c.optionalInt("now") ?? 0))
         case "append-allowed":
-            out.append("\(replica.appendAllowed(requiredAcks: Int16(c.int("acks")), minInsyncReplicas: Int(c.int("min-isr"))))")
+            out.append(
+                "\(replica.appendAllowed(requiredAcks: Int16(c.int("acks")), minInsyncReplicas: Int(c.int("min-isr"))))"
+            )
         case "await":
-            out += carryOut(replica.awaitReplication(PendingProduce(
-                id: ProduceID(UInt64(c.int("id"))), requiredOffset: Offset(c.int("required")), deadlineMs: c.int("deadline"),
-                minInsyncReplicas: Int(c.int("min-isr")))))
+            out += carryOut(
+                replica.awaitReplication(
+                    PendingProduce(
+                        id: ProduceID(UInt64(c.int("id"))), requiredOffset: Offset(c.int("required")),
+                        deadlineMs: c.int("deadline"),
+                        minInsyncReplicas: Int(c.int("min-isr")))))
         case "expire":
             out += carryOut(replica.expireProduces(nowMs: c.int("now")))
         case "fetch":
             let lastEpoch = Epoch(Int32(c.int("last-epoch")))
-            let fetch = FollowerFetch(replica: NodeID(Int32(c.int("replica"))), brokerEpoch: c.optionalInt("broker-epoch").map { BrokerEpoch($0) },
-                                      fetchOffset: Offset(c.int("offset")), lastFetchedEpoch: lastEpoch, maxWaitMs: c.optionalInt("wait") ?? 0)
+            let fetch = FollowerFetch(
+                replica: NodeID(Int32(c.int("replica"))),
+                brokerEpoch: c.optionalInt("broker-epoch").map { BrokerEpoch($0) },
+                fetchOffset: Offset(c.int("offset")), lastFetchedEpoch: lastEpoch, maxWaitMs: c.optionalInt("wait") ?? 0
+            )
             let epochEnd = lastEpoch == .unknown ? nil : log.endOffset(forEpoch: lastEpoch)
-            let (answer, actions) = replica.followerFetched(fetch, epochEnd: epochEnd, nowMs: c.int("now"),
-                                                            lagTimeMaxMs: c.optionalInt("lag") ?? lagTimeMaxMs, eligibility: eligibility(c))
+            let (answer, actions) = replica.followerFetched(
+                fetch, epochEnd: epochEnd, nowMs: c.int("now"),
+                lagTimeMaxMs: c.optionalInt("lag") ?? lagTimeMaxMs, eligibility: eligibility(c))
             out.append("answer: \(describe(answer))")
             out += carryOut(actions)
         case "check-isr":
-            out += carryOut(replica.checkIsr(nowMs: c.int("now"), lagTimeMaxMs: c.optionalInt("lag") ?? lagTimeMaxMs, eligibility: eligibility(c)))
+            out += carryOut(
+                replica.checkIsr(
+                    nowMs: c.int("now"), lagTimeMaxMs: c.optionalInt("lag") ?? lagTimeMaxMs, eligibility: eligibility(c)
+                ))
         case "check-isolation":
             let now = c.int("now")
             if let leader = replica.leaderState {
                 let overdue = leader.overdueFollowers(nowMs: now, graceMs: PartitionReplica.followerFetchGraceMs)
-                out.append("overdue: \(overdue.map(\.rawValue)) (due \(leader.followers.keys.sorted().map { "\($0)@\(leader.followers[$0]!.nextFetchDueMs.map { "\($0)" } ?? "-")" }.joined(separator: " ")))")
+                out.append(
+                    "overdue: \(overdue.map(\.rawValue)) (due \(leader.followers.keys.sorted().map { "\($0)@\(leader.followers[$0]!.nextFetchDueMs.map { "\($0)" } ?? "-")" }.joined(separator: " ")))"
+                )
             }
-            out += carryOut(replica.checkIsolation(nowMs: now, controllerSilentMs: c.int("silent"), sessionTimeoutMs: c.int("session")))
+            out += carryOut(
+                replica.checkIsolation(
+                    nowMs: now, controllerSilentMs: c.int("silent"), sessionTimeoutMs: c.int("session")))
         case "isr-answer", "isr-refused":
             guard let proposal = replica.leaderState?.pending else {
                 out.append("no proposal in flight")
                 break
             }
-            let answer = c.name == "isr-refused" ? nil : IsrAnswer(
-                isr: c.ints("isr").map { NodeID(Int32($0)) }, leaderEpoch: proposal.leaderEpoch,
-                partitionEpoch: Epoch(Int32(c.int("partition-epoch"))))
+            let answer =
+                c.name == "isr-refused"
+                ? nil
+                : IsrAnswer(
+                    isr: c.ints("isr").map { NodeID(Int32($0)) }, leaderEpoch: proposal.leaderEpoch,
+                    partitionEpoch: Epoch(Int32(c.int("partition-epoch"))))
             out += carryOut(replica.isrAnswered(proposal, answer: answer, nowMs: c.optionalInt("now") ?? 0))
         case "leader-answer":
             guard let position = replica.fetchPosition else {
                 out.append("not following")
                 break
             }
-            out.append("fetch: leader \(position.leader) epoch \(position.leaderEpoch) offset \(position.fetchOffset) last epoch \(position.lastFetchedEpoch)")
+            out.append(
+                "fetch: leader \(position.leader) epoch \(position.leaderEpoch) offset \(position.fetchOffset) last epoch \(position.lastFetchedEpoch)"
+            )
             let diverging = c.arguments["diverging"].map(parseOffsetAndEpoch)
-            let answer = LeaderAnswer(error: errorCode(c.arguments["error"] ?? "none"), divergingEpoch: diverging,
-                                      highWatermark: Offset(c.int("hw")), logStartOffset: Offset(c.int("log-start")))
+            let answer = LeaderAnswer(
+                error: errorCode(c.arguments["error"] ?? "none"), divergingEpoch: diverging,
+                highWatermark: Offset(c.int("hw")), logStartOffset: Offset(c.int("log-start")))
             let localEnd = diverging.map { log.endOffset(forEpoch: $0.epoch) }
             let step = replica.followerStep(at: position, answer: answer, localEpochEnd: localEnd)
             out.append("step: \(step)")
@@ -154,8 +183,10 @@ final class ReplicaTranscript {
                     log.start = start
                     replica.logStartMoved(to: start)
                 }
-                out += carryOut(replica.followerLogChanged(log.position, leaderHighWatermark: answer.highWatermark,
-                                                           leaderLastStableOffset: c.optionalInt("lso").map { Offset($0) }))
+                out += carryOut(
+                    replica.followerLogChanged(
+                        log.position, leaderHighWatermark: answer.highWatermark,
+                        leaderLastStableOffset: c.optionalInt("lso").map { Offset($0) }))
             case .stale, .failed:
                 break
             }
@@ -172,7 +203,9 @@ final class ReplicaTranscript {
         if let leader = replica.leaderState {
             for id in leader.followers.keys.sorted() {
                 let f = leader.followers[id]!
-                out.append("  follower \(id): end \(f.logEndOffset) caught-up \(f.lastCaughtUpMs.map { "\($0)" } ?? "never") broker-epoch \(f.brokerEpoch.map { "\($0)" } ?? "-")")
+                out.append(
+                    "  follower \(id): end \(f.logEndOffset) caught-up \(f.lastCaughtUpMs.map { "\($0)" } ?? "never") broker-epoch \(f.brokerEpoch.map { "\($0)" } ?? "-")"
+                )
             }
         }
         return out
@@ -194,17 +227,22 @@ final class ReplicaTranscript {
         case .leaderless: role = "leaderless"
         case .removed: role = "removed"
         }
-        var parts = ["state: \(role)", "log \(replica.log)", "hw \(replica.highWatermark)", "isr \(replica.isr.map(\.rawValue))"]
+        var parts = [
+            "state: \(role)", "log \(replica.log)", "hw \(replica.highWatermark)", "isr \(replica.isr.map(\.rawValue))",
+        ]
         // Shown only once it parts from the high watermark (transactions), so the transcripts
         // without transactions read as before.
         if replica.lastStableOffset != replica.highWatermark { parts.insert("lso \(replica.lastStableOffset)", at: 3) }
         if let leader = replica.leaderState {
-            parts.append("epoch start \(leader.epochStartOffset)\(replica.highWatermarkLagsEpochStart ? " (hw below it: KIP-207)" : "")")
+            parts.append(
+                "epoch start \(leader.epochStartOffset)\(replica.highWatermarkLagsEpochStart ? " (hw below it: KIP-207)" : "")"
+            )
         }
         if let pending = replica.leaderState?.pending { parts.append("in flight: \(pending)") }
         if replica.steppedAside { parts.append("stepped aside") }
         if !replica.pendingProduces.isEmpty {
-            parts.append("waiting " + replica.pendingProduces.map { "\($0.id)@\($0.requiredOffset)" }.joined(separator: ","))
+            parts.append(
+                "waiting " + replica.pendingProduces.map { "\($0.id)@\($0.requiredOffset)" }.joined(separator: ","))
         }
         return parts.joined(separator: "; ")
     }

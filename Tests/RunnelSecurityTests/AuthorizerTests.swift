@@ -8,20 +8,27 @@ import Testing
 let alice = KafkaPrincipal.user("alice")
 let bob = KafkaPrincipal.user("bob")
 
-func allow(_ type: ResourceType, _ name: String, _ pattern: PatternType = .literal, _ principal: String = "User:alice",
-           operation: AclOperation, host: String = "*") -> AclBinding {
+func allow(
+    _ type: ResourceType, _ name: String, _ pattern: PatternType = .literal, _ principal: String = "User:alice",
+    operation: AclOperation, host: String = "*"
+) -> AclBinding {
     AclBinding(type, name, pattern, principal: principal, host: host, operation: operation, permission: .allow)
 }
 
-func deny(_ type: ResourceType, _ name: String, _ pattern: PatternType = .literal, _ principal: String = "User:alice",
-          operation: AclOperation, host: String = "*") -> AclBinding {
+func deny(
+    _ type: ResourceType, _ name: String, _ pattern: PatternType = .literal, _ principal: String = "User:alice",
+    operation: AclOperation, host: String = "*"
+) -> AclBinding {
     AclBinding(type, name, pattern, principal: principal, host: host, operation: operation, permission: .deny)
 }
 
-func authorizer(_ bindings: [AclBinding], superUsers: Set<KafkaPrincipal> = [], allowEveryone: Bool = false) -> StandardAuthorizer {
+func authorizer(
+    _ bindings: [AclBinding], superUsers: Set<KafkaPrincipal> = [], allowEveryone: Bool = false
+) -> StandardAuthorizer {
     var random = SeededRandom(seed: 1)
-    return StandardAuthorizer(superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryone,
-                              acls: bindings.map { (KafkaUUID.random(using: &random), $0) })
+    return StandardAuthorizer(
+        superUsers: superUsers, allowEveryoneIfNoAclFound: allowEveryone,
+        acls: bindings.map { (KafkaUUID.random(using: &random), $0) })
 }
 
 @Suite("StandardAuthorizer rules")
@@ -36,12 +43,16 @@ struct StandardAuthorizerTests {
     @Test("DENY beats ALLOW")
     func denyBeatsAllow() {
         let a = authorizer([allow(.topic, "t", operation: .read), deny(.topic, "t", operation: .read)])
-        #expect(a.decide(alice, host: "h", operation: .read, resource: .topic("t")) == .deniedBy(deny(.topic, "t", operation: .read)))
+        #expect(
+            a.decide(alice, host: "h", operation: .read, resource: .topic("t"))
+                == .deniedBy(deny(.topic, "t", operation: .read)))
     }
 
     @Test("a DENY on a prefix beats an ALLOW on the literal name")
     func prefixedDenyBeatsLiteralAllow() {
-        let a = authorizer([allow(.topic, "payments.eu", operation: .write), deny(.topic, "payments.", .prefixed, operation: .write)])
+        let a = authorizer([
+            allow(.topic, "payments.eu", operation: .write), deny(.topic, "payments.", .prefixed, operation: .write),
+        ])
         #expect(!a.authorize(alice, host: "h", operation: .write, resource: .topic("payments.eu")))
     }
 
@@ -49,7 +60,8 @@ struct StandardAuthorizerTests {
     func wildcardPrincipal() {
         let a = authorizer([allow(.topic, "t", .literal, "User:*", operation: .read)])
         #expect(a.authorize(bob, host: "h", operation: .read, resource: .topic("t")))
-        #expect(a.authorize(KafkaPrincipal(type: "Group", name: "ops"), host: "h", operation: .read, resource: .topic("t")))
+        #expect(
+            a.authorize(KafkaPrincipal(type: "Group", name: "ops"), host: "h", operation: .read, resource: .topic("t")))
     }
 
     @Test("a binding for another principal does not match")
@@ -60,7 +72,9 @@ struct StandardAuthorizerTests {
 
     @Test("host * matches every host; another host must be equal")
     func hosts() {
-        let a = authorizer([allow(.topic, "t", operation: .read, host: "10.0.0.1"), allow(.topic, "u", operation: .read)])
+        let a = authorizer([
+            allow(.topic, "t", operation: .read, host: "10.0.0.1"), allow(.topic, "u", operation: .read),
+        ])
         #expect(a.authorize(alice, host: "10.0.0.1", operation: .read, resource: .topic("t")))
         #expect(!a.authorize(alice, host: "10.0.0.2", operation: .read, resource: .topic("t")))
         #expect(a.authorize(alice, host: "10.0.0.2", operation: .read, resource: .topic("u")))
@@ -70,7 +84,8 @@ struct StandardAuthorizerTests {
     func wildcardResource() {
         let a = authorizer([allow(.topic, "*", operation: .read)])
         #expect(a.authorize(alice, host: "h", operation: .read, resource: .topic("anything")))
-        #expect(a.decide(alice, host: "h", operation: .read, resource: .group("anything")) == .noAclFound(allowed: false))
+        #expect(
+            a.decide(alice, host: "h", operation: .read, resource: .group("anything")) == .noAclFound(allowed: false))
     }
 
     @Test("a prefixed pattern matches names that begin with it, not shorter or other names")
@@ -86,17 +101,23 @@ struct StandardAuthorizerTests {
     func literalExact() {
         let a = authorizer([allow(.group, "caf\u{E9}", operation: .read)])
         #expect(a.authorize(alice, host: "h", operation: .read, resource: .group("caf\u{E9}")))
-        #expect(!a.authorize(alice, host: "h", operation: .read, resource: .group("cafe\u{301}")), "canonically equivalent is not equal")
+        #expect(
+            !a.authorize(alice, host: "h", operation: .read, resource: .group("cafe\u{301}")),
+            "canonically equivalent is not equal")
         #expect(!a.authorize(alice, host: "h", operation: .read, resource: .group("caf")))
     }
 
     @Test("DESCRIBE is implied by an ALLOW of READ, WRITE, DELETE or ALTER, and not by others")
     func impliedDescribe() {
         for op in [AclOperation.read, .write, .delete, .alter, .describe] {
-            #expect(authorizer([allow(.topic, "t", operation: op)]).authorize(alice, host: "h", operation: .describe, resource: .topic("t")), "\(op)")
+            #expect(
+                authorizer([allow(.topic, "t", operation: op)]).authorize(
+                    alice, host: "h", operation: .describe, resource: .topic("t")), "\(op)")
         }
         for op in [AclOperation.create, .alterConfigs, .describeConfigs] {
-            #expect(!authorizer([allow(.topic, "t", operation: op)]).authorize(alice, host: "h", operation: .describe, resource: .topic("t")), "\(op)")
+            #expect(
+                !authorizer([allow(.topic, "t", operation: op)]).authorize(
+                    alice, host: "h", operation: .describe, resource: .topic("t")), "\(op)")
         }
     }
 
@@ -116,15 +137,19 @@ struct StandardAuthorizerTests {
 
     @Test("a binding whose permission this build does not know denies, as Kafka's findResult fails closed")
     func unknownPermissionDenies() {
-        let a = authorizer([allow(.topic, "t", operation: .read),
-                            AclBinding(.topic, "t", principal: "User:alice", operation: .read, permission: .unknown)])
+        let a = authorizer([
+            allow(.topic, "t", operation: .read),
+            AclBinding(.topic, "t", principal: "User:alice", operation: .read, permission: .unknown),
+        ])
         #expect(!a.authorize(alice, host: "h", operation: .read, resource: .topic("t")))
     }
 
     @Test("ALL allows every operation, and a DENY of ALL denies every operation")
     func all() {
         let a = authorizer([allow(.topic, "t", operation: .all)])
-        for op in AclOperation.supported(by: .topic) { #expect(a.authorize(alice, host: "h", operation: op, resource: .topic("t"))) }
+        for op in AclOperation.supported(by: .topic) {
+            #expect(a.authorize(alice, host: "h", operation: op, resource: .topic("t")))
+        }
         let d = authorizer([allow(.topic, "t", operation: .all), deny(.topic, "t", operation: .all)])
         #expect(!d.authorize(alice, host: "h", operation: .describe, resource: .topic("t")))
     }
@@ -132,11 +157,16 @@ struct StandardAuthorizerTests {
     @Test("with no binding for the resource, allow.everyone.if.no.acl.found decides")
     func noAclFound() {
         let bindings = [allow(.topic, "other", operation: .read)]
-        #expect(authorizer(bindings, allowEveryone: true).decide(bob, host: "h", operation: .write, resource: .topic("t")) == .noAclFound(allowed: true))
-        #expect(authorizer(bindings, allowEveryone: false).decide(bob, host: "h", operation: .write, resource: .topic("t")) == .noAclFound(allowed: false))
+        #expect(
+            authorizer(bindings, allowEveryone: true).decide(bob, host: "h", operation: .write, resource: .topic("t"))
+                == .noAclFound(allowed: true))
+        #expect(
+            authorizer(bindings, allowEveryone: false).decide(bob, host: "h", operation: .write, resource: .topic("t"))
+                == .noAclFound(allowed: false))
     }
 
-    @Test("with bindings for the resource but none matching, the action is denied even if allow.everyone.if.no.acl.found")
+    @Test(
+        "with bindings for the resource but none matching, the action is denied even if allow.everyone.if.no.acl.found")
     func bindingsButNoMatch() {
         let a = authorizer([allow(.topic, "t", operation: .read)], allowEveryone: true)
         #expect(a.decide(bob, host: "h", operation: .read, resource: .topic("t")) == .noMatchingAcl)
@@ -157,7 +187,8 @@ struct StandardAuthorizerTests {
         #expect(a.authorize(alice, host: "h", operation: .read, resource: .topic("tx")))
         a.add(id: id, binding: allow(.topic, "u", operation: .read))
         #expect(a.aclCount == 1)
-        #expect(!a.authorize(alice, host: "h", operation: .read, resource: .topic("tx")), "the id's old binding is gone")
+        #expect(
+            !a.authorize(alice, host: "h", operation: .read, resource: .topic("tx")), "the id's old binding is gone")
         a.remove(id: id)
         #expect(a.aclCount == 0)
         #expect(a.decide(alice, host: "h", operation: .read, resource: .topic("u")) == .noAclFound(allowed: false))
@@ -175,7 +206,9 @@ struct StandardAuthorizerTests {
         #expect(!a.authorize(.user("u4321"), host: "h", operation: .read, resource: .topic("topic-4322")))
         #expect(a.authorize(.user("u77"), host: "h", operation: .describe, resource: .group("g77-consumers")))
         #expect(!a.authorize(.user("u78"), host: "h", operation: .describe, resource: .group("g77-consumers")))
-        #expect(a.applicableCount(to: .topic("topic-4321")) == 1, "a check looks at the bindings that apply, not at all 10,000")
+        #expect(
+            a.applicableCount(to: .topic("topic-4321")) == 1,
+            "a check looks at the bindings that apply, not at all 10,000")
         #expect(a.applicableCount(to: .group("g77-consumers")) == 1)
         #expect(a.applicableCount(to: .topic("nothing")) == 0)
     }
@@ -193,22 +226,36 @@ struct AuthorizeByResourceTypeTests {
 
     @Test("a literal * DENY denies by type; a literal ALLOW dominated by a DENY of its name or a prefix does not count")
     func dominated() {
-        #expect(!authorizer([allow(.topic, "t", operation: .write), deny(.topic, "*", operation: .write)])
+        #expect(
+            !authorizer([allow(.topic, "t", operation: .write), deny(.topic, "*", operation: .write)])
+                .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
+        #expect(
+            !authorizer([allow(.topic, "t", operation: .write), deny(.topic, "t", operation: .write)])
+                .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
+        #expect(
+            !authorizer([
+                allow(.topic, "abc", .prefixed, operation: .write), deny(.topic, "a", .prefixed, operation: .write),
+            ])
             .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
-        #expect(!authorizer([allow(.topic, "t", operation: .write), deny(.topic, "t", operation: .write)])
-            .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
-        #expect(!authorizer([allow(.topic, "abc", .prefixed, operation: .write), deny(.topic, "a", .prefixed, operation: .write)])
-            .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
-        #expect(authorizer([allow(.topic, "abc", operation: .write), deny(.topic, "abd", .prefixed, operation: .write)])
-            .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
+        #expect(
+            authorizer([allow(.topic, "abc", operation: .write), deny(.topic, "abd", .prefixed, operation: .write)])
+                .authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
     }
 
     @Test("implied operations do not count, ALL does; super users and the default apply")
     func rules() {
-        #expect(!authorizer([allow(.topic, "t", operation: .read)]).authorizeByResourceType(alice, host: "h", operation: .describe, type: .topic))
-        #expect(authorizer([allow(.topic, "t", operation: .all)]).authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
-        #expect(authorizer([], superUsers: [alice]).authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
-        #expect(authorizer([], allowEveryone: true).authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
+        #expect(
+            !authorizer([allow(.topic, "t", operation: .read)]).authorizeByResourceType(
+                alice, host: "h", operation: .describe, type: .topic))
+        #expect(
+            authorizer([allow(.topic, "t", operation: .all)]).authorizeByResourceType(
+                alice, host: "h", operation: .write, type: .topic))
+        #expect(
+            authorizer([], superUsers: [alice]).authorizeByResourceType(
+                alice, host: "h", operation: .write, type: .topic))
+        #expect(
+            authorizer([], allowEveryone: true).authorizeByResourceType(
+                alice, host: "h", operation: .write, type: .topic))
         #expect(!authorizer([]).authorizeByResourceType(alice, host: "h", operation: .write, type: .topic))
     }
 }
@@ -218,9 +265,13 @@ struct AuthorizedOperationsTests {
     @Test("the operations allowed on a resource, among those its type supports")
     func operations() {
         let a = authorizer([allow(.topic, "t", operation: .read), allow(.topic, "t", operation: .alterConfigs)])
-        #expect(a.authorizedOperations(alice, host: "h", resource: .topic("t")) == [.read, .describe, .alterConfigs, .describeConfigs])
-        #expect(authorizer([], superUsers: [alice]).authorizedOperations(alice, host: "h", resource: .group("g"))
-            == [.read, .describe, .delete, .describeConfigs, .alterConfigs])
+        #expect(
+            a.authorizedOperations(alice, host: "h", resource: .topic("t")) == [
+                .read, .describe, .alterConfigs, .describeConfigs,
+            ])
+        #expect(
+            authorizer([], superUsers: [alice]).authorizedOperations(alice, host: "h", resource: .group("g"))
+                == [.read, .describe, .delete, .describeConfigs, .alterConfigs])
     }
 
     @Test("the bit field sets bit i for operation code i, as Kafka's Utils.to32BitField")
@@ -267,16 +318,29 @@ struct AclFilterTests {
     func entries() {
         let entry = AccessControlEntry(principal: "User:alice", host: "*", operation: .read, permissionType: .allow)
         #expect(AccessControlEntryFilter.any.matches(entry))
-        #expect(AccessControlEntryFilter(principal: "User:alice", host: nil, operation: .read, permissionType: .any).matches(entry))
-        #expect(!AccessControlEntryFilter(principal: "User:*", host: nil, operation: .any, permissionType: .any).matches(entry))
-        #expect(!AccessControlEntryFilter(principal: nil, host: "h", operation: .any, permissionType: .any).matches(entry))
-        #expect(!AccessControlEntryFilter(principal: nil, host: nil, operation: .describe, permissionType: .any).matches(entry))
+        #expect(
+            AccessControlEntryFilter(principal: "User:alice", host: nil, operation: .read, permissionType: .any)
+                .matches(entry))
+        #expect(
+            !AccessControlEntryFilter(principal: "User:*", host: nil, operation: .any, permissionType: .any).matches(
+                entry))
+        #expect(
+            !AccessControlEntryFilter(principal: nil, host: "h", operation: .any, permissionType: .any).matches(entry))
+        #expect(
+            !AccessControlEntryFilter(principal: nil, host: nil, operation: .describe, permissionType: .any).matches(
+                entry))
     }
 
     @Test("unknown components are flagged")
     func unknown() {
-        #expect(AclBindingFilter(patternFilter: ResourcePatternFilter(.unknown, nil, .any), entryFilter: .any).isUnknown)
-        #expect(AclBindingFilter(patternFilter: .any, entryFilter: AccessControlEntryFilter(principal: nil, host: nil, operation: .unknown, permissionType: .any)).isUnknown)
+        #expect(
+            AclBindingFilter(patternFilter: ResourcePatternFilter(.unknown, nil, .any), entryFilter: .any).isUnknown)
+        #expect(
+            AclBindingFilter(
+                patternFilter: .any,
+                entryFilter: AccessControlEntryFilter(
+                    principal: nil, host: nil, operation: .unknown, permissionType: .any)
+            ).isUnknown)
         #expect(!AclBindingFilter.any.isUnknown)
     }
 
@@ -287,9 +351,13 @@ struct AclFilterTests {
         #expect(allow(.topic, "t", .match, operation: .read).validationError == "Invalid patternType MATCH")
         #expect(allow(.topic, "t", operation: .any).validationError == "Invalid operation ANY")
         #expect(allow(.topic, "", operation: .read).validationError == "Resource name should not be empty")
-        #expect(allow(.cluster, "c", operation: .alter).validationError == "The only valid name for the CLUSTER resource is kafka-cluster")
+        #expect(
+            allow(.cluster, "c", operation: .alter).validationError
+                == "The only valid name for the CLUSTER resource is kafka-cluster")
         #expect(allow(.topic, "t", .literal, "alice", operation: .read).validationError != nil)
-        #expect(AclBinding(.topic, "t", principal: "User:a", operation: .read, permission: .any).validationError == "Invalid permissionType ANY")
+        #expect(
+            AclBinding(.topic, "t", principal: "User:a", operation: .read, permission: .any).validationError
+                == "Invalid permissionType ANY")
     }
 
     @Test("codes and names are Kafka's; unknown codes read as UNKNOWN")

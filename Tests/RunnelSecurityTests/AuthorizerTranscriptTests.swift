@@ -18,7 +18,9 @@ final class AuthorizerTranscript {
     var authorizer = StandardAuthorizer()
 
     func principal(_ command: TranscriptCommand) -> KafkaPrincipal {
-        guard let p = KafkaPrincipal(parsing: command.string("principal")) else { fatalError("line \(command.line): bad principal") }
+        guard let p = KafkaPrincipal(parsing: command.string("principal")) else {
+            fatalError("line \(command.line): bad principal")
+        }
         return p
     }
 
@@ -37,28 +39,41 @@ final class AuthorizerTranscript {
         let host = command.arguments["host"] ?? "127.0.0.1"
         switch command.name {
         case "config":
-            if let users = command.arguments["super-users"] { authorizer.superUsers = try! StandardAuthorizer.superUsers(fromConfig: users) }
-            if let everyone = command.arguments["allow-everyone"] { authorizer.allowEveryoneIfNoAclFound = everyone == "true" }
-            return ["super.users=\(authorizer.superUsers.map(\.description).sorted().joined(separator: ";")) allow.everyone.if.no.acl.found=\(authorizer.allowEveryoneIfNoAclFound)"]
+            if let users = command.arguments["super-users"] {
+                authorizer.superUsers = try! StandardAuthorizer.superUsers(fromConfig: users)
+            }
+            if let everyone = command.arguments["allow-everyone"] {
+                authorizer.allowEveryoneIfNoAclFound = everyone == "true"
+            }
+            return [
+                "super.users=\(authorizer.superUsers.map(\.description).sorted().joined(separator: ";")) allow.everyone.if.no.acl.found=\(authorizer.allowEveryoneIfNoAclFound)"
+            ]
         case "add":
             let parts = command.string("resource").split(separator: ":", maxSplits: 2).map(String.init)
-            let binding = AclBinding(ResourceType(name: parts[0]), parts[2], PatternType(name: parts[1]), principal: command.string("principal"),
-                                     host: command.arguments["host"] ?? "*", operation: operation(command),
-                                     permission: AclPermissionType(name: command.string("perm")))
+            let binding = AclBinding(
+                ResourceType(name: parts[0]), parts[2], PatternType(name: parts[1]),
+                principal: command.string("principal"),
+                host: command.arguments["host"] ?? "*", operation: operation(command),
+                permission: AclPermissionType(name: command.string("perm")))
             authorizer.add(id: KafkaUUID(high: 0, low: UInt64(command.int("id"))), binding: binding)
             return ["acls: \(authorizer.aclCount)"]
         case "remove":
             authorizer.remove(id: KafkaUUID(high: 0, low: UInt64(command.int("id"))))
             return ["acls: \(authorizer.aclCount)"]
         case "check":
-            let rule = authorizer.decide(principal(command), host: host, operation: operation(command), resource: resource(command))
+            let rule = authorizer.decide(
+                principal(command), host: host, operation: operation(command), resource: resource(command))
             return ["\(rule.allowed ? "ALLOWED" : "DENIED") by \(rule)"]
         case "operations":
             let ops = authorizer.authorizedOperations(principal(command), host: host, resource: resource(command))
-            return [ops.map(\.rawValue).sorted().map { AclOperation(code: $0).description }.joined(separator: ",") + " bits=\(AclOperation.bitField(ops))"]
+            return [
+                ops.map(\.rawValue).sorted().map { AclOperation(code: $0).description }.joined(separator: ",")
+                    + " bits=\(AclOperation.bitField(ops))"
+            ]
         case "by-type":
-            let allowed = authorizer.authorizeByResourceType(principal(command), host: host, operation: operation(command),
-                                                             type: ResourceType(name: command.string("type")))
+            let allowed = authorizer.authorizeByResourceType(
+                principal(command), host: host, operation: operation(command),
+                type: ResourceType(name: command.string("type")))
             return [allowed ? "ALLOWED" : "DENIED"]
         default:
             fatalError("line \(command.line): unknown command \(command.name)")

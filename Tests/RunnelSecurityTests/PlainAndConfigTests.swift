@@ -28,7 +28,9 @@ struct PlainTests {
     @Test("a user of the listener's JAAS config with its password is authenticated as User:<name>")
     func success() throws {
         var server = try server()
-        #expect(server.step(input: message("", "alice", "alice-secret")) == .success(principal: .user("alice"), response: []))
+        #expect(
+            server.step(input: message("", "alice", "alice-secret"))
+                == .success(principal: .user("alice"), response: []))
         #expect(failure(server.step(input: message("", "alice", "alice-secret")))?.errorCode == .illegalSaslState)
     }
 
@@ -36,17 +38,22 @@ struct PlainTests {
     func wrongPassword() throws {
         for (user, password) in [("alice", "nope"), ("mallory", "alice-secret"), ("alice", "alice-secret ")] {
             var server = try server()
-            #expect(failure(server.step(input: message("", user, password)))?.clientMessage == "Authentication failed: Invalid username or password")
+            #expect(
+                failure(server.step(input: message("", user, password)))?.clientMessage
+                    == "Authentication failed: Invalid username or password")
         }
     }
 
     @Test("an authorization id other than the user is refused; the same one is accepted")
     func authorizationId() throws {
         var server = try server()
-        #expect(failure(server.step(input: message("admin", "alice", "alice-secret")))?.clientMessage
-            == "Authentication failed: Client requested an authorization id that is different from username")
+        #expect(
+            failure(server.step(input: message("admin", "alice", "alice-secret")))?.clientMessage
+                == "Authentication failed: Client requested an authorization id that is different from username")
         var same = try self.server()
-        #expect(same.step(input: message("alice", "alice", "alice-secret")) == .success(principal: .user("alice"), response: []))
+        #expect(
+            same.step(input: message("alice", "alice", "alice-secret"))
+                == .success(principal: .user("alice"), response: []))
     }
 
     @Test("a message without exactly three NUL-separated fields, or with an empty user or password, is refused")
@@ -61,7 +68,10 @@ struct PlainTests {
             var server = try server()
             let f = failure(server.step(input: input))
             #expect(f?.reason == reason)
-            #expect(f?.clientMessage == "Authentication failed during authentication due to invalid credentials with SASL mechanism PLAIN")
+            #expect(
+                f?.clientMessage
+                    == "Authentication failed during authentication due to invalid credentials with SASL mechanism PLAIN"
+            )
         }
     }
 
@@ -82,7 +92,11 @@ struct JaasConfigTests {
         let module = try JaasConfig.parseSingle(plainJaas)
         #expect(module.name == JaasLoginModule.plainLoginModule)
         #expect(module.controlFlag == "required")
-        #expect(module.options == ["username": "admin", "password": "admin-secret", "user_admin": "admin-secret", "user_alice": "alice-secret"])
+        #expect(
+            module.options == [
+                "username": "admin", "password": "admin-secret", "user_admin": "admin-secret",
+                "user_alice": "alice-secret",
+            ])
         #expect(PlainUsers(loginModule: module).count == 2)
     }
 
@@ -104,13 +118,20 @@ struct JaasConfigTests {
             ("org.Module needed;", "Invalid login module control flag 'needed' in JAAS config"),
             ("org.Module required user=;", "Value not specified for key 'user' in JAAS config"),
             ("org.Module required user=\"x\"", "JAAS config entry not terminated by semi-colon"),
-            ("a required; b required;", "JAAS config property sasl.jaas.config contains 2 login modules, should be 1 module"),
+            (
+                "a required; b required;",
+                "JAAS config property sasl.jaas.config contains 2 login modules, should be 1 module"
+            ),
             ("org.Module required user=\"x;", "JAAS config has a quoted value that is never closed"),
         ]
         for (text, message) in cases {
             #expect(throws: SecurityConfigError(message)) { _ = try JaasConfig.parseSingle(text) }
         }
-        #expect(throws: SecurityConfigError("sasl.jaas.config names login module org.Other; SASL/PLAIN needs org.apache.kafka.common.security.plain.PlainLoginModule")) {
+        #expect(
+            throws: SecurityConfigError(
+                "sasl.jaas.config names login module org.Other; SASL/PLAIN needs org.apache.kafka.common.security.plain.PlainLoginModule"
+            )
+        ) {
             _ = try PlainUsers(jaasConfig: "org.Other required;")
         }
     }
@@ -120,13 +141,18 @@ struct JaasConfigTests {
 struct SuperUsersTests {
     @Test("principals separated by semicolons, blanks skipped")
     func parse() throws {
-        #expect(try StandardAuthorizer.superUsers(fromConfig: "User:admin; User:broker ;;") == [.user("admin"), .user("broker")])
+        #expect(
+            try StandardAuthorizer.superUsers(fromConfig: "User:admin; User:broker ;;") == [
+                .user("admin"), .user("broker"),
+            ])
         #expect(try StandardAuthorizer.superUsers(fromConfig: "") == [])
     }
 
     @Test("an entry that is not Type:name is refused")
     func refused() {
-        #expect(throws: SecurityConfigError.self) { _ = try StandardAuthorizer.superUsers(fromConfig: "User:admin,User:bob;admin") }
+        #expect(throws: SecurityConfigError.self) {
+            _ = try StandardAuthorizer.superUsers(fromConfig: "User:admin,User:bob;admin")
+        }
     }
 }
 
@@ -158,7 +184,8 @@ struct SslPrincipalMapperTests {
 
     @Test("commas inside a rule's pattern do not split rules")
     func commasInPatterns() throws {
-        let mapper = try SslPrincipalMapper(rules: "RULE:^CN=([^,ADEFLTU,]+)(,.*|$)/$1/, RULE:^CN=([^,DEFAULT,]+)(,.*|$)/$1/")
+        let mapper = try SslPrincipalMapper(
+            rules: "RULE:^CN=([^,ADEFLTU,]+)(,.*|$)/$1/, RULE:^CN=([^,DEFAULT,]+)(,.*|$)/$1/")
         #expect(mapper.name(for: "CN=bob,OU=x") == "bob")
         #expect(mapper.name(for: "CN=Eve,OU=x") == nil, "E is excluded by both classes")
     }
@@ -177,9 +204,11 @@ struct SslPrincipalMapperTests {
 
     @Test("Kafka's invalid rules are refused")
     func invalid() {
-        for rules in ["default", "DEFAUL", "DEFAULT/L", "DEFAULT/U", "RULE:CN=(.*?),OU=ServiceUsers.*/$1",
-                      "RULE:CN=(.*?),OU=ServiceUsers.*/$1/LU", "RULE:CN=(.*?),OU=ServiceUsers.*/$1/L/U",
-                      "RULE:CN=(.*?),OU=ServiceUsers.*/$1/LL", "RULE:CN=(.*?),OU=ServiceUsers.*/$1/L/", "RULE:(/x/"] {
+        for rules in [
+            "default", "DEFAUL", "DEFAULT/L", "DEFAULT/U", "RULE:CN=(.*?),OU=ServiceUsers.*/$1",
+            "RULE:CN=(.*?),OU=ServiceUsers.*/$1/LU", "RULE:CN=(.*?),OU=ServiceUsers.*/$1/L/U",
+            "RULE:CN=(.*?),OU=ServiceUsers.*/$1/LL", "RULE:CN=(.*?),OU=ServiceUsers.*/$1/L/", "RULE:(/x/",
+        ] {
             #expect(throws: SecurityConfigError.self, "\(rules)") { _ = try SslPrincipalMapper(rules: rules) }
         }
     }
@@ -189,15 +218,20 @@ struct SslPrincipalMapperTests {
 struct SaslServerConfigTests {
     @Test("a handshake gets a server only for an enabled mechanism this build knows")
     func servers() throws {
-        let config = SaslServerConfig(enabledMechanisms: ["PLAIN", "SCRAM-SHA-512", "GSSAPI"], plainUsers: try PlainUsers(jaasConfig: plainJaas))
+        let config = SaslServerConfig(
+            enabledMechanisms: ["PLAIN", "SCRAM-SHA-512", "GSSAPI"], plainUsers: try PlainUsers(jaasConfig: plainJaas))
         var random = SeededRandom(seed: 5)
         let none: ScramServer.CredentialLookup = { _, _ in nil }
         #expect(config.server(for: "PLAIN", scramCredentials: none, random: &random)?.mechanismName == "PLAIN")
-        #expect(config.server(for: "SCRAM-SHA-512", scramCredentials: none, random: &random)?.mechanismName == "SCRAM-SHA-512")
+        #expect(
+            config.server(for: "SCRAM-SHA-512", scramCredentials: none, random: &random)?.mechanismName
+                == "SCRAM-SHA-512")
         #expect(config.server(for: "SCRAM-SHA-256", scramCredentials: none, random: &random) == nil, "not enabled")
         #expect(config.server(for: "GSSAPI", scramCredentials: none, random: &random) == nil, "not supported")
         var plain = config.server(for: "PLAIN", scramCredentials: none, random: &random)!
-        #expect(plain.step(input: [0] + Array("alice".utf8) + [0] + Array("alice-secret".utf8)) == .success(principal: .user("alice"), response: []))
+        #expect(
+            plain.step(input: [0] + Array("alice".utf8) + [0] + Array("alice-secret".utf8))
+                == .success(principal: .user("alice"), response: []))
     }
 }
 
@@ -206,7 +240,8 @@ struct ScramCredentialArgumentTests {
     @Test("a password with a given salt gives RFC 7677's keys")
     func password() throws {
         var random = SeededRandom(seed: 1)
-        let argument = try ScramCredentialArgument(parsing: "SCRAM-SHA-256=[name=user,salt=\"W22ZaJ0SNY7soEsUEjb6gQ==\",password=pencil]", random: &random)
+        let argument = try ScramCredentialArgument(
+            parsing: "SCRAM-SHA-256=[name=user,salt=\"W22ZaJ0SNY7soEsUEjb6gQ==\",password=pencil]", random: &random)
         #expect(argument.user == "user" && argument.mechanism == .scramSha256)
         #expect(argument.credential.iterations == 4096)
         #expect(Base64.encode(argument.credential.storedKey) == "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=")
@@ -216,7 +251,10 @@ struct ScramCredentialArgumentTests {
     @Test("Kafka's ScramParserTest salted-password argument gives the keys Python computes from it")
     func saltedPassword() throws {
         var random = SeededRandom(seed: 1)
-        let argument = try ScramCredentialArgument(parsing: "SCRAM-SHA-256=[name=alice,salt=\"MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=\",saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\",iterations=8192]", random: &random)
+        let argument = try ScramCredentialArgument(
+            parsing:
+                "SCRAM-SHA-256=[name=alice,salt=\"MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=\",saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\",iterations=8192]",
+            random: &random)
         #expect(argument.credential.iterations == 8192)
         #expect(Base64.encode(argument.credential.storedKey) == "XTIqoHHo3sscdYxycL07uh8utmHn9fXtjqyDF67CjSU=")
         #expect(Base64.encode(argument.credential.serverKey) == "Za53R2yENISN7fHL7WUxriFkV7cfbrO3+CtEptMbTPE=")
@@ -241,14 +279,22 @@ struct ScramCredentialArgumentTests {
             ("SCRAM-SHA-256=[password=b]", "You must supply 'name' to add-scram"),
             ("SCRAM-SHA-256=[name=a]", "You must supply one of 'password' or 'saltedpassword' to add-scram"),
             ("SCRAM-SHA-256=[name=a,saltedpassword=AAAA]", "You must supply 'salt' with 'saltedpassword' to add-scram"),
-            ("SCRAM-SHA-256=[name=a,password=b,iterations=100]", "The 'iterations' value must be >= 4096 for add-scram using SCRAM_SHA_256"),
-            ("SCRAM-SHA-256=[name=a,password=b,iterations=16385]", "The 'iterations' value must be <= 16384 for add-scram using SCRAM_SHA_256"),
+            (
+                "SCRAM-SHA-256=[name=a,password=b,iterations=100]",
+                "The 'iterations' value must be >= 4096 for add-scram using SCRAM_SHA_256"
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=b,iterations=16385]",
+                "The 'iterations' value must be <= 16384 for add-scram using SCRAM_SHA_256"
+            ),
             ("SCRAM-SHA-256=[name=a,password=b,colour=red]", "Unknown SCRAM configurations: colour"),
             ("SCRAM-SHA-256=[name=a,password=b,salt=!!]", "Failed to decode given salt: !!"),
             ("SCRAM-SHA-256=[name=a,nothing]", "No equals sign found in SCRAM component: nothing"),
         ]
         for (text, message) in cases {
-            #expect(throws: SecurityConfigError(message), "\(text)") { _ = try ScramCredentialArgument(parsing: text, random: &random) }
+            #expect(throws: SecurityConfigError(message), "\(text)") {
+                _ = try ScramCredentialArgument(parsing: text, random: &random)
+            }
         }
     }
 }

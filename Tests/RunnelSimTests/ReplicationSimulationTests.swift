@@ -20,7 +20,9 @@ struct ReplicationSimulationTests {
     /// simulated network's in-order answers).
     static let regressions: [UInt64] = [7, 15, 93]
 
-    @Test("fixed seed set: safety at every event, convergence after healing", arguments: Array(0..<UInt64(20)) + regressions)
+    @Test(
+        "fixed seed set: safety at every event, convergence after healing",
+        arguments: Array(0..<UInt64(20)) + regressions)
     func seeds(seed: UInt64) throws {
         var options = ReplicationSimulationOptions()
         options.partitions = seed % 4 == 3 || seed == 15 ? 2 : 1
@@ -46,13 +48,15 @@ struct ReplicationSimulationTests {
     /// that fail (most rules fail on almost every seed; the KIP-903 one needs a power loss, a
     /// follower's fetch delayed past its restart and a quiet spell together). A change in the
     /// simulation or the node's timing moves them: find them again with that command.
-    @Test("broken rules are caught", arguments: [
-        (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(12), 13]),
-        (.ackBeforeHighWatermark, [0, 1]),
-        (.highWatermarkPastFollowerEnd, [0, 1]),
-        (.isrExpansionWithoutBrokerEpochCheck, [119, 580]),
-        (.ignoreDivergingEpoch, [8, 12]),
-    ])
+    @Test(
+        "broken rules are caught",
+        arguments: [
+            (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(12), 13]),
+            (.ackBeforeHighWatermark, [0, 1]),
+            (.highWatermarkPastFollowerEnd, [0, 1]),
+            (.isrExpansionWithoutBrokerEpochCheck, [119, 580]),
+            (.ignoreDivergingEpoch, [8, 12]),
+        ])
     func brokenRule(rule: ReplicationBrokenRule, seeds: [UInt64]) {
         var options = ReplicationSimulationOptions()
         options.broken = [rule]

@@ -58,11 +58,15 @@ public func runTranscript(_ path: String, _ run: (TranscriptCommand) -> [String]
         let name = parts.removeFirst()
         var arguments: [String: String] = [:]
         for part in parts {
-            guard let eq = part.firstIndex(of: "=") else { fatalError("\(path):\(commandLine): `\(part)` is not key=value") }
+            guard let eq = part.firstIndex(of: "=") else {
+                fatalError("\(path):\(commandLine): `\(part)` is not key=value")
+            }
             arguments[String(part[..<eq])] = String(part[part.index(after: eq)...])
         }
         i += 1
-        guard i < lines.count, lines[i] == "----" else { fatalError("\(path):\(commandLine): a command needs a ---- line after it") }
+        guard i < lines.count, lines[i] == "----" else {
+            fatalError("\(path):\(commandLine): a command needs a ---- line after it")
+        }
         i += 1
         var expected: [String] = []
         while i < lines.count, !lines[i].isEmpty {
@@ -71,7 +75,9 @@ public func runTranscript(_ path: String, _ run: (TranscriptCommand) -> [String]
         }
         let actual = run(TranscriptCommand(name: name, arguments: arguments, line: commandLine))
         if actual != expected {
-            mismatches.append("\(path):\(commandLine): \(line)\nexpected:\n\(expected.joined(separator: "\n"))\nactual:\n\(actual.joined(separator: "\n"))")
+            mismatches.append(
+                "\(path):\(commandLine): \(line)\nexpected:\n\(expected.joined(separator: "\n"))\nactual:\n\(actual.joined(separator: "\n"))"
+            )
         }
         out.append(line)
         out.append("----")

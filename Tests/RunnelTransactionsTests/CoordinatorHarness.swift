@@ -26,7 +26,9 @@ struct CoordinatorHarness {
     var events: [TransactionEvent] = []
     var fetches = 0
 
-    init(settings: TransactionSettings = CoordinatorHarness.defaultSettings, idStart: Int64 = 1000, idCount: Int32 = 100) {
+    init(
+        settings: TransactionSettings = CoordinatorHarness.defaultSettings, idStart: Int64 = 1000, idCount: Int32 = 100
+    ) {
         coordinator = TransactionCoordinator(settings: settings)
         absorb(coordinator.loadStarted(partition: 0, coordinatorEpoch: 1))
         absorb(coordinator.load(partition: 0, coordinatorEpoch: 1, records: [], nowMs: now))
@@ -68,7 +70,10 @@ struct CoordinatorHarness {
     /// Reports the oldest pending write (successful unless `error`).
     mutating func completeWrite(error: ErrorCode? = nil) {
         let w = pendingWrites.removeFirst()
-        if error == nil { log[w.partition, default: []].append(TransactionLog.Record(transactionalId: w.transactionalId, value: w.value)) }
+        if error == nil {
+            log[w.partition, default: []].append(
+                TransactionLog.Record(transactionalId: w.transactionalId, value: w.value))
+        }
         absorb(coordinator.written(w.id, error: error, nowMs: now))
     }
 
@@ -78,25 +83,40 @@ struct CoordinatorHarness {
     }
 
     @discardableResult
-    mutating func initProducerId(_ id: String = "t", timeoutMs: Int32 = 60_000, expected: (Int64, Int16)? = nil) -> TransactionAnswer? {
+    mutating func initProducerId(
+        _ id: String = "t", timeoutMs: Int32 = 60_000, expected: (Int64, Int16)? = nil
+    ) -> TransactionAnswer? {
         let t = token()
-        absorb(coordinator.initProducerId(transactionalId: id, timeoutMs: timeoutMs, expected: expected.map { ($0.0, $0.1) }, token: t, nowMs: now))
+        absorb(
+            coordinator.initProducerId(
+                transactionalId: id, timeoutMs: timeoutMs, expected: expected.map { ($0.0, $0.1) }, token: t, nowMs: now
+            ))
         return answers[t]
     }
 
     @discardableResult
-    mutating func add(_ id: String = "t", producer: Int64, epoch: Int16, _ partitions: [TopicPartition], version: TransactionVersion = .v1) -> TransactionAnswer? {
+    mutating func add(
+        _ id: String = "t", producer: Int64, epoch: Int16, _ partitions: [TopicPartition],
+        version: TransactionVersion = .v1
+    ) -> TransactionAnswer? {
         let t = token()
-        absorb(coordinator.addPartitions(transactionalId: id, producerId: producer, producerEpoch: epoch, Set(partitions),
-                                         clientTransactionVersion: version, token: t, nowMs: now))
+        absorb(
+            coordinator.addPartitions(
+                transactionalId: id, producerId: producer, producerEpoch: epoch, Set(partitions),
+                clientTransactionVersion: version, token: t, nowMs: now))
         return answers[t]
     }
 
     @discardableResult
-    mutating func end(_ id: String = "t", producer: Int64, epoch: Int16, _ result: TransactionResult, version: TransactionVersion = .v1) -> TransactionAnswer? {
+    mutating func end(
+        _ id: String = "t", producer: Int64, epoch: Int16, _ result: TransactionResult,
+        version: TransactionVersion = .v1
+    ) -> TransactionAnswer? {
         let t = token()
-        absorb(coordinator.endTransaction(transactionalId: id, producerId: producer, producerEpoch: epoch, result: result,
-                                          clientTransactionVersion: version, token: t, nowMs: now))
+        absorb(
+            coordinator.endTransaction(
+                transactionalId: id, producerId: producer, producerEpoch: epoch, result: result,
+                clientTransactionVersion: version, token: t, nowMs: now))
         return answers[t]
     }
 
@@ -105,7 +125,8 @@ struct CoordinatorHarness {
     /// Moves the partition to a new coordinator epoch and reloads it from the written records.
     mutating func reload(partition: Int32 = 0, epoch: Int32) {
         absorb(coordinator.loadStarted(partition: partition, coordinatorEpoch: epoch))
-        absorb(coordinator.load(partition: partition, coordinatorEpoch: epoch, records: log[partition] ?? [], nowMs: now))
+        absorb(
+            coordinator.load(partition: partition, coordinatorEpoch: epoch, records: log[partition] ?? [], nowMs: now))
     }
 
     func state(_ id: String = "t") -> TransactionState? { coordinator.transaction(id)?.metadata.state }

@@ -18,15 +18,21 @@ struct TransactionCoordinatorTests {
         var h = CoordinatorHarness()
         h.autoWrite = false
         let t = h.token()
-        h.absorb(h.coordinator.initProducerId(transactionalId: "t", timeoutMs: 60_000, expected: nil, token: t, nowMs: h.now))
+        h.absorb(
+            h.coordinator.initProducerId(transactionalId: "t", timeoutMs: 60_000, expected: nil, token: t, nowMs: h.now)
+        )
         #expect(h.answers[t] == nil, "no answer before the write")
-        #expect(h.pendingWrites.count == 1 && h.pendingWrites[0].value?.state == .empty && h.pendingWrites[0].value?.producerEpoch == 0)
+        #expect(
+            h.pendingWrites.count == 1 && h.pendingWrites[0].value?.state == .empty
+                && h.pendingWrites[0].value?.producerEpoch == 0)
         h.completeWrite()
         #expect(h.answers[t] == .initProducerId(.none, producerId: 1000, producerEpoch: 0))
         #expect(h.state() == .empty)
     }
 
-    @Test("an empty transactional id is INVALID_REQUEST; a timeout above transaction.max.timeout.ms or not positive is INVALID_TRANSACTION_TIMEOUT")
+    @Test(
+        "an empty transactional id is INVALID_REQUEST; a timeout above transaction.max.timeout.ms or not positive is INVALID_TRANSACTION_TIMEOUT"
+    )
     func initValidation() {
         var h = CoordinatorHarness()
         #expect(h.initProducerId("")?.error == .invalidRequest)
@@ -59,7 +65,9 @@ struct TransactionCoordinatorTests {
         #expect(h.add(producer: second.id, epoch: second.epoch, [a0]) == .addPartitions(.none))
     }
 
-    @Test("InitProducerId on an ongoing transaction aborts it, fencing its producer, and answers CONCURRENT_TRANSACTIONS; the retry bumps again")
+    @Test(
+        "InitProducerId on an ongoing transaction aborts it, fencing its producer, and answers CONCURRENT_TRANSACTIONS; the retry bumps again"
+    )
     func initAbortsOngoing() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -98,16 +106,24 @@ struct TransactionCoordinatorTests {
         h.add(producer: p.id, epoch: p.epoch, [a0])
         h.autoWrite = false
         let t = h.token()
-        h.absorb(h.coordinator.initProducerId(transactionalId: "t", timeoutMs: 60_000, expected: nil, token: t, nowMs: h.now))
+        h.absorb(
+            h.coordinator.initProducerId(transactionalId: "t", timeoutMs: 60_000, expected: nil, token: t, nowMs: h.now)
+        )
         h.completeWrite(error: .notEnoughReplicas)
         #expect(h.answers[t]?.error == .coordinatorNotAvailable)
-        #expect(h.state() == .ongoing && h.metadata()!.producerEpoch == p.epoch + 1 && h.coordinator.transaction("t")!.previousFenceFailed)
+        #expect(
+            h.state() == .ongoing && h.metadata()!.producerEpoch == p.epoch + 1
+                && h.coordinator.transaction("t")!.previousFenceFailed)
         let t2 = h.token()
-        h.absorb(h.coordinator.initProducerId(transactionalId: "t", timeoutMs: 60_000, expected: nil, token: t2, nowMs: h.now))
+        h.absorb(
+            h.coordinator.initProducerId(
+                transactionalId: "t", timeoutMs: 60_000, expected: nil, token: t2, nowMs: h.now))
         #expect(h.pendingWrites.last?.value?.producerEpoch == p.epoch + 1, "the failed fence's epoch is reused")
     }
 
-    @Test("KIP-360: InitProducerId with the current epoch recovers (epoch bumped); with the previous epoch it is a retry (same answer); another epoch is PRODUCER_FENCED")
+    @Test(
+        "KIP-360: InitProducerId with the current epoch recovers (epoch bumped); with the previous epoch it is a retry (same answer); another epoch is PRODUCER_FENCED"
+    )
     func kip360() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -146,7 +162,9 @@ struct TransactionCoordinatorTests {
 
     // MARK: AddPartitionsToTxn
 
-    @Test("AddPartitions: an unknown id or another producer id is INVALID_PRODUCER_ID_MAPPING, an old epoch PRODUCER_FENCED")
+    @Test(
+        "AddPartitions: an unknown id or another producer id is INVALID_PRODUCER_ID_MAPPING, an old epoch PRODUCER_FENCED"
+    )
     func addValidation() {
         var h = CoordinatorHarness()
         #expect(h.add("nobody", producer: 1, epoch: 0, [a0]) == .addPartitions(.invalidProducerIdMapping))
@@ -155,22 +173,28 @@ struct TransactionCoordinatorTests {
         #expect(h.add(producer: p.id, epoch: p.epoch + 1, [a0]) == .addPartitions(.producerFenced))
     }
 
-    @Test("AddPartitions starts the transaction once written; partitions already in it are answered at once, without a write")
+    @Test(
+        "AddPartitions starts the transaction once written; partitions already in it are answered at once, without a write"
+    )
     func addStartsTransaction() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
         h.now = 5_000
         #expect(h.add(producer: p.id, epoch: p.epoch, [a0, a1]) == .addPartitions(.none))
-        #expect(h.state() == .ongoing && h.metadata()!.partitions == [a0, a1] && h.metadata()!.startTimestampMs == 5_000)
+        #expect(
+            h.state() == .ongoing && h.metadata()!.partitions == [a0, a1] && h.metadata()!.startTimestampMs == 5_000)
         h.autoWrite = false
         #expect(h.add(producer: p.id, epoch: p.epoch, [a1]) == .addPartitions(.none))
         #expect(h.pendingWrites.isEmpty)
         h.now = 6_000
         h.add(producer: p.id, epoch: p.epoch, [b0])
         #expect(h.pendingWrites.count == 1)
-        #expect(h.add(producer: p.id, epoch: p.epoch, [a0]) == .addPartitions(.concurrentTransactions), "a change is in flight")
+        #expect(
+            h.add(producer: p.id, epoch: p.epoch, [a0]) == .addPartitions(.concurrentTransactions),
+            "a change is in flight")
         h.completeWrite()
-        #expect(h.metadata()!.partitions == [a0, a1, b0] && h.metadata()!.startTimestampMs == 5_000, "the start time holds")
+        #expect(
+            h.metadata()!.partitions == [a0, a1, b0] && h.metadata()!.startTimestampMs == 5_000, "the start time holds")
     }
 
     @Test("a failed write answers Kafka's client error for it and changes nothing")
@@ -179,8 +203,10 @@ struct TransactionCoordinatorTests {
         let p = h.initProducerId()!.producer!
         h.autoWrite = false
         let t = h.token()
-        h.absorb(h.coordinator.addPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0],
-                                             clientTransactionVersion: .v1, token: t, nowMs: h.now))
+        h.absorb(
+            h.coordinator.addPartitions(
+                transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0],
+                clientTransactionVersion: .v1, token: t, nowMs: h.now))
         h.completeWrite(error: .notLeaderOrFollower)
         #expect(h.answers[t] == .addPartitions(.notCoordinator))
         #expect(h.state() == .empty && h.coordinator.transaction("t")!.pending == nil)
@@ -188,21 +214,32 @@ struct TransactionCoordinatorTests {
         #expect(TransactionCoordinator.clientCode(forAppendError: .recordListTooLarge) == .unknownServerError)
     }
 
-    @Test("KIP-890 verify-only: partitions in the transaction are NONE, others TRANSACTION_ABORTABLE; a prepared transaction CONCURRENT_TRANSACTIONS")
+    @Test(
+        "KIP-890 verify-only: partitions in the transaction are NONE, others TRANSACTION_ABORTABLE; a prepared transaction CONCURRENT_TRANSACTIONS"
+    )
     func verifyOnly() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
         h.add(producer: p.id, epoch: p.epoch, [a0])
-        #expect(h.coordinator.verifyPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0, b0]) == [a0: .none, b0: .transactionAbortable])
-        #expect(h.coordinator.verifyPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch + 1, [a0]) == [a0: .producerFenced])
+        #expect(
+            h.coordinator.verifyPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0, b0])
+                == [a0: .none, b0: .transactionAbortable])
+        #expect(
+            h.coordinator.verifyPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch + 1, [a0])
+                == [a0: .producerFenced])
         h.autoMarkers = false
         h.end(producer: p.id, epoch: p.epoch, .commit)
-        #expect(h.coordinator.verifyPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0]) == [a0: .concurrentTransactions])
+        #expect(
+            h.coordinator.verifyPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0]) == [
+                a0: .concurrentTransactions
+            ])
     }
 
     // MARK: EndTxn, transactions v1
 
-    @Test("EndTxn commit (v1): PrepareCommit is written, answered, then the markers; CompleteCommit once every marker is written")
+    @Test(
+        "EndTxn commit (v1): PrepareCommit is written, answered, then the markers; CompleteCommit once every marker is written"
+    )
     func commitV1() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -211,7 +248,8 @@ struct TransactionCoordinatorTests {
         #expect(h.end(producer: p.id, epoch: p.epoch, .commit) == .endTxn(.none, producerId: -1, producerEpoch: -1))
         #expect(h.state() == .prepareCommit)
         let m = h.markerBatches.last!
-        #expect(m.result == .commit && m.producerEpoch == p.epoch && m.partitions == [a0, b0] && m.coordinatorEpoch == 1)
+        #expect(
+            m.result == .commit && m.producerEpoch == p.epoch && m.partitions == [a0, b0] && m.coordinatorEpoch == 1)
         h.answerMarker(a0)
         #expect(h.state() == .prepareCommit)
         h.answerMarker(b0)
@@ -219,7 +257,9 @@ struct TransactionCoordinatorTests {
         #expect(h.metadata()!.producerEpoch == p.epoch, "v1 keeps the epoch")
     }
 
-    @Test("v1: a retried commit of a committed transaction is NONE, an abort of it INVALID_TXN_STATE; EndTxn on Empty INVALID_TXN_STATE")
+    @Test(
+        "v1: a retried commit of a committed transaction is NONE, an abort of it INVALID_TXN_STATE; EndTxn on Empty INVALID_TXN_STATE"
+    )
     func endV1States() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -231,7 +271,9 @@ struct TransactionCoordinatorTests {
         #expect(h.end(producer: p.id, epoch: p.epoch + 1, .commit)?.error == .producerFenced)
     }
 
-    @Test("any EndTxn while the markers are written is CONCURRENT_TRANSACTIONS (the completion is pending, checked before the state)")
+    @Test(
+        "any EndTxn while the markers are written is CONCURRENT_TRANSACTIONS (the completion is pending, checked before the state)"
+    )
     func endWhilePrepared() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -244,7 +286,8 @@ struct TransactionCoordinatorTests {
 
     // MARK: transactions v2
 
-    @Test("TV2: each end bumps the epoch; EndTxn answers the producer's next id and epoch; the next transaction uses it")
+    @Test(
+        "TV2: each end bumps the epoch; EndTxn answers the producer's next id and epoch; the next transaction uses it")
     func v2EpochBump() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -252,21 +295,31 @@ struct TransactionCoordinatorTests {
         let answer = h.end(producer: p.id, epoch: p.epoch, .commit, version: .v2)!
         #expect(answer == .endTxn(.none, producerId: p.id, producerEpoch: p.epoch + 1))
         #expect(h.markerBatches.last?.producerEpoch == p.epoch + 1 && h.markerBatches.last?.transactionVersion == .v2)
-        #expect(h.add(producer: p.id, epoch: p.epoch, [a0], version: .v2) == .addPartitions(.producerFenced), "the old epoch is done")
+        #expect(
+            h.add(producer: p.id, epoch: p.epoch, [a0], version: .v2) == .addPartitions(.producerFenced),
+            "the old epoch is done")
         #expect(h.add(producer: p.id, epoch: p.epoch + 1, [a0], version: .v2) == .addPartitions(.none))
     }
 
-    @Test("TV2: a retried EndTxn (the epoch before the bump) is NONE with the current epoch; the same epoch again is the next EndTxn")
+    @Test(
+        "TV2: a retried EndTxn (the epoch before the bump) is NONE with the current epoch; the same epoch again is the next EndTxn"
+    )
     func v2Retry() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
         h.add(producer: p.id, epoch: p.epoch, [a0], version: .v2)
         h.end(producer: p.id, epoch: p.epoch, .commit, version: .v2)
-        #expect(h.end(producer: p.id, epoch: p.epoch, .commit, version: .v2) == .endTxn(.none, producerId: p.id, producerEpoch: p.epoch + 1))
+        #expect(
+            h.end(producer: p.id, epoch: p.epoch, .commit, version: .v2)
+                == .endTxn(.none, producerId: p.id, producerEpoch: p.epoch + 1))
         #expect(h.end(producer: p.id, epoch: p.epoch, .abort, version: .v2)?.error == .invalidTxnState)
         // With the current epoch an abort of nothing is a new (empty) transaction: it bumps.
-        #expect(h.end(producer: p.id, epoch: p.epoch + 1, .abort, version: .v2) == .endTxn(.none, producerId: p.id, producerEpoch: p.epoch + 2))
-        #expect(h.end(producer: p.id, epoch: p.epoch + 2, .commit, version: .v2)?.error == .invalidTxnState, "a commit of nothing")
+        #expect(
+            h.end(producer: p.id, epoch: p.epoch + 1, .abort, version: .v2)
+                == .endTxn(.none, producerId: p.id, producerEpoch: p.epoch + 2))
+        #expect(
+            h.end(producer: p.id, epoch: p.epoch + 2, .commit, version: .v2)?.error == .invalidTxnState,
+            "a commit of nothing")
     }
 
     @Test("TV2: the end that uses the last epoch moves the producer to a new id at epoch 0; its retry is recognized")
@@ -281,14 +334,22 @@ struct TransactionCoordinatorTests {
         let answer = h.end(producer: p.id, epoch: Int16.max - 1, .commit, version: .v2)!
         let next = answer.producer!
         #expect(next.id != p.id && next.epoch == 0)
-        #expect(h.markerBatches.last?.producerId == p.id && h.markerBatches.last?.producerEpoch == Int16.max, "markers end the old id's transaction")
-        #expect(h.metadata()!.producerId == next.id && h.metadata()!.producerEpoch == 0 && h.metadata()!.previousProducerId == p.id)
-        #expect(h.end(producer: p.id, epoch: Int16.max - 1, .commit, version: .v2) == .endTxn(.none, producerId: next.id, producerEpoch: 0))
+        #expect(
+            h.markerBatches.last?.producerId == p.id && h.markerBatches.last?.producerEpoch == Int16.max,
+            "markers end the old id's transaction")
+        #expect(
+            h.metadata()!.producerId == next.id && h.metadata()!.producerEpoch == 0
+                && h.metadata()!.previousProducerId == p.id)
+        #expect(
+            h.end(producer: p.id, epoch: Int16.max - 1, .commit, version: .v2)
+                == .endTxn(.none, producerId: next.id, producerEpoch: 0))
     }
 
     // MARK: markers
 
-    @Test("a marker refused for leadership or replication is sent again after the backoff; INVALID_PRODUCER_EPOCH stops the markers")
+    @Test(
+        "a marker refused for leadership or replication is sent again after the backoff; INVALID_PRODUCER_EPOCH stops the markers"
+    )
     func markerRetries() {
         var h = CoordinatorHarness()
         let p = h.initProducerId()!.producer!
@@ -364,7 +425,9 @@ struct TransactionCoordinatorTests {
         #expect(h.events.contains(.timedOut(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch)))
     }
 
-    @Test("an id idle past transactional.id.expiration.ms is tombstoned and forgotten once that is written; an open transaction never expires")
+    @Test(
+        "an id idle past transactional.id.expiration.ms is tombstoned and forgotten once that is written; an open transaction never expires"
+    )
     func expiry() {
         var settings = CoordinatorHarness.defaultSettings
         settings.transactionalIdExpirationMs = 60_000
@@ -414,8 +477,10 @@ struct TransactionCoordinatorTests {
         let p = h.initProducerId()!.producer!
         h.autoWrite = false
         let t = h.token()
-        h.absorb(h.coordinator.addPartitions(transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0],
-                                             clientTransactionVersion: .v1, token: t, nowMs: h.now))
+        h.absorb(
+            h.coordinator.addPartitions(
+                transactionalId: "t", producerId: p.id, producerEpoch: p.epoch, [a0],
+                clientTransactionVersion: .v1, token: t, nowMs: h.now))
         let write = h.pendingWrites.removeFirst()
         h.reload(epoch: 2)
         #expect(h.answers[t] == .addPartitions(.notCoordinator), "unloading answers the parked request")
@@ -426,14 +491,18 @@ struct TransactionCoordinatorTests {
     @Test("loading replays the latest record per id; a tombstone removes it")
     func loadReplays() {
         var h = CoordinatorHarness()
-        let base = TransactionMetadata(transactionalId: "x", producerId: 5, producerEpoch: 3, timeoutMs: 1000, state: .completeCommit,
-                                       startTimestampMs: 10, lastUpdateTimestampMs: 20)
+        let base = TransactionMetadata(
+            transactionalId: "x", producerId: 5, producerEpoch: 3, timeoutMs: 1000, state: .completeCommit,
+            startTimestampMs: 10, lastUpdateTimestampMs: 20)
         var later = base
         later.producerEpoch = 4
-        let gone = TransactionMetadata(transactionalId: "gone", producerId: 6, producerEpoch: 0, timeoutMs: 1000, state: .empty,
-                                       lastUpdateTimestampMs: 20)
-        h.log[0] = [.init(transactionalId: "x", value: base), .init(transactionalId: "gone", value: gone),
-                    .init(transactionalId: "x", value: later), .init(transactionalId: "gone", value: nil)]
+        let gone = TransactionMetadata(
+            transactionalId: "gone", producerId: 6, producerEpoch: 0, timeoutMs: 1000, state: .empty,
+            lastUpdateTimestampMs: 20)
+        h.log[0] = [
+            .init(transactionalId: "x", value: base), .init(transactionalId: "gone", value: gone),
+            .init(transactionalId: "x", value: later), .init(transactionalId: "gone", value: nil),
+        ]
         h.reload(epoch: 2)
         #expect(h.metadata("x")?.producerEpoch == 4)
         #expect(h.metadata("gone") == nil)

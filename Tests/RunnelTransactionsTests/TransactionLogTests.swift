@@ -24,7 +24,8 @@ func bytes(_ hex: String) -> ByteBuffer {
 @Suite("__transaction_state records")
 struct TransactionLogTests {
     let ongoing = TransactionMetadata(
-        transactionalId: "t", producerId: 1000, previousProducerId: 999, producerEpoch: 2, timeoutMs: 60_000, state: .ongoing,
+        transactionalId: "t", producerId: 1000, previousProducerId: 999, producerEpoch: 2, timeoutMs: 60_000,
+        state: .ongoing,
         partitions: [TopicPartition("b", 3), TopicPartition("a", 1), TopicPartition("a", 0)], startTimestampMs: 4000,
         lastUpdateTimestampMs: 5000, clientTransactionVersion: .v2)
 
@@ -38,7 +39,10 @@ struct TransactionLogTests {
     @Test("value version 0: fixed-width fields, partitions grouped by topic with int32 lengths")
     func valueV0() throws {
         let encoded = TransactionLog.encodeValue(ongoing, version: 0)
-        #expect(hex(encoded) == "000000000000000003e800020000ea600100000002000161000000020000000000000001000162000000010000000300000000000013880000000000000fa0")
+        #expect(
+            hex(encoded)
+                == "000000000000000003e800020000ea600100000002000161000000020000000000000001000162000000010000000300000000000013880000000000000fa0"
+        )
         var back = try TransactionLog.decodeValue(encoded, transactionalId: "t")
         #expect(back.previousProducerId == -1 && back.clientTransactionVersion == .v0, "version 0 has no tagged fields")
         back.previousProducerId = 999
@@ -49,27 +53,37 @@ struct TransactionLogTests {
     @Test("value version 1: compact arrays and strings, tagged previous producer id and client transaction version")
     func valueV1() throws {
         let encoded = TransactionLog.encodeValue(ongoing, version: 1)
-        #expect(hex(encoded) == "000100000000000003e800020000ea600103026103000000000000000100026202000000030000000000000013880000000000000fa002000800000000000003e702020002")
+        #expect(
+            hex(encoded)
+                == "000100000000000003e800020000ea600103026103000000000000000100026202000000030000000000000013880000000000000fa002000800000000000003e702020002"
+        )
         #expect(try TransactionLog.decodeValue(encoded, transactionalId: "t") == ongoing)
     }
 
     @Test("an Empty transaction writes null partitions")
     func emptyValue() throws {
-        let empty = TransactionMetadata(transactionalId: "t", producerId: 1000, producerEpoch: 0, timeoutMs: 60_000, state: .empty,
-                                        lastUpdateTimestampMs: 5000)
+        let empty = TransactionMetadata(
+            transactionalId: "t", producerId: 1000, producerEpoch: 0, timeoutMs: 60_000, state: .empty,
+            lastUpdateTimestampMs: 5000)
         let encoded = TransactionLog.encodeValue(empty, version: 0)
         #expect(hex(encoded) == "000000000000000003e800000000ea6000ffffffff0000000000001388ffffffffffffffff")
         #expect(try TransactionLog.decodeValue(encoded, transactionalId: "t") == empty)
-        #expect(try TransactionLog.decodeValue(TransactionLog.encodeValue(empty, version: 1), transactionalId: "t") == empty)
+        #expect(
+            try TransactionLog.decodeValue(TransactionLog.encodeValue(empty, version: 1), transactionalId: "t") == empty
+        )
     }
 
     @Test("an unknown value version or status is an error naming the id; a null value is a tombstone")
     func decodeErrors() throws {
-        #expect(throws: TransactionLog.DecodeError.self) { try TransactionLog.decodeValue(bytes("0002"), transactionalId: "t") }
+        #expect(throws: TransactionLog.DecodeError.self) {
+            try TransactionLog.decodeValue(bytes("0002"), transactionalId: "t")
+        }
         var bad = TransactionLog.encodeValue(ongoing, version: 0)
         bad.setInteger(Int8(9), at: 2 + 8 + 2 + 4)
         #expect(throws: TransactionLog.DecodeError.self) { try TransactionLog.decodeValue(bad, transactionalId: "t") }
-        #expect(try TransactionLog.decodeRecord(key: TransactionLog.encodeKey("t"), value: nil) == .init(transactionalId: "t", value: nil))
+        #expect(
+            try TransactionLog.decodeRecord(key: TransactionLog.encodeKey("t"), value: nil)
+                == .init(transactionalId: "t", value: nil))
     }
 
     @Test("the coordinator partition is abs(Java hashCode) mod the partition count, abs(Int.min) being 0")
@@ -93,8 +107,11 @@ struct TransactionLogTests {
             .prepareEpochFence: [.ongoing],
         ]
         for state in TransactionState.allCases { #expect(state.validPreviousStates == table[state], "\(state)") }
-        #expect(TransactionState.allCases.map(\.description) == ["Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit",
-                                                                  "CompleteAbort", "Dead", "PrepareEpochFence"])
+        #expect(
+            TransactionState.allCases.map(\.description) == [
+                "Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit",
+                "CompleteAbort", "Dead", "PrepareEpochFence",
+            ])
     }
 
     @Test("producer ids: the next block is fetched once 90% of the current one is used, and taken when it runs out")

@@ -37,7 +37,9 @@ final class TransactionTranscript {
         case "coordinator":
             var settings = TransactionSettings()
             settings.stateTopicPartitions = 1
-            if let tv = c.optionalInt("tv") { settings.transactionVersionLevel = TransactionVersion(rawValue: Int16(tv))! }
+            if let tv = c.optionalInt("tv") {
+                settings.transactionVersionLevel = TransactionVersion(rawValue: Int16(tv))!
+            }
             if let ms = c.optionalInt("expiration") { settings.transactionalIdExpirationMs = ms }
             if let ms = c.optionalInt("max-timeout") { settings.maxTimeoutMs = Int32(ms) }
             coordinator = TransactionCoordinator(settings: settings)
@@ -48,19 +50,23 @@ final class TransactionTranscript {
             coordinator.producerIdsArrived(start: ids[0], count: Int32(ids[1]))
         case "init":
             let expected = c.optionalInt("producer").map { (producerId: $0, epoch: Int16(c.int("epoch"))) }
-            effects += coordinator.initProducerId(transactionalId: c.string("id"), timeoutMs: Int32(c.optionalInt("timeout") ?? 60_000),
-                                                  expected: expected, token: token(), nowMs: now)
+            effects += coordinator.initProducerId(
+                transactionalId: c.string("id"), timeoutMs: Int32(c.optionalInt("timeout") ?? 60_000),
+                expected: expected, token: token(), nowMs: now)
         case "add":
-            effects += coordinator.addPartitions(transactionalId: c.string("id"), producerId: c.int("producer"), producerEpoch: Int16(c.int("epoch")),
-                                                 Set(partitions(c)), clientTransactionVersion: version(c), token: token(), nowMs: now)
+            effects += coordinator.addPartitions(
+                transactionalId: c.string("id"), producerId: c.int("producer"), producerEpoch: Int16(c.int("epoch")),
+                Set(partitions(c)), clientTransactionVersion: version(c), token: token(), nowMs: now)
         case "verify":
-            let answer = coordinator.verifyPartitions(transactionalId: c.string("id"), producerId: c.int("producer"),
-                                                      producerEpoch: Int16(c.int("epoch")), Set(partitions(c)))
+            let answer = coordinator.verifyPartitions(
+                transactionalId: c.string("id"), producerId: c.int("producer"),
+                producerEpoch: Int16(c.int("epoch")), Set(partitions(c)))
             out.append("verified: " + answer.keys.sorted().map { "\($0) \(answer[$0]!)" }.joined(separator: ", "))
         case "end":
             let result: TransactionResult = c.string("result") == "commit" ? .commit : .abort
-            effects += coordinator.endTransaction(transactionalId: c.string("id"), producerId: c.int("producer"), producerEpoch: Int16(c.int("epoch")),
-                                                  result: result, clientTransactionVersion: version(c), token: token(), nowMs: now)
+            effects += coordinator.endTransaction(
+                transactionalId: c.string("id"), producerId: c.int("producer"), producerEpoch: Int16(c.int("epoch")),
+                result: result, clientTransactionVersion: version(c), token: token(), nowMs: now)
         case "written":
             guard !writes.isEmpty else {
                 out.append("no write in flight")
@@ -77,10 +83,12 @@ final class TransactionTranscript {
                 out.append("no marker in flight to \(partition)")
                 break
             }
-            effects += coordinator.markerWritten(markers, partition: partition, error: c.arguments["error"].map(errorCode) ?? .none, nowMs: now)
+            effects += coordinator.markerWritten(
+                markers, partition: partition, error: c.arguments["error"].map(errorCode) ?? .none, nowMs: now)
         case "late-marker":
             let markers = batches[Int(c.int("batch")) - 1]
-            effects += coordinator.markerWritten(markers, partition: parsePartition(c.string("partition")), error: .none, nowMs: now)
+            effects += coordinator.markerWritten(
+                markers, partition: parsePartition(c.string("partition")), error: .none, nowMs: now)
         case "tick":
             effects += coordinator.tick(nowMs: now)
         case "reload":
@@ -106,7 +114,9 @@ final class TransactionTranscript {
             let entry = coordinator.transactions[id]!
             out.append("state: \(entry.metadata)\(entry.pending.map { " (pending \($0))" } ?? "")")
         }
-        if !inFlight.isEmpty { out.append("markers in flight: " + inFlight.keys.sorted().map(\.description).joined(separator: ",")) }
+        if !inFlight.isEmpty {
+            out.append("markers in flight: " + inFlight.keys.sorted().map(\.description).joined(separator: ","))
+        }
         return out
     }
 
@@ -119,7 +129,9 @@ final class TransactionTranscript {
         c.string("partitions").split(separator: ",").map { parsePartition(String($0)) }
     }
 
-    func version(_ c: TranscriptCommand) -> TransactionVersion { TransactionVersion(rawValue: Int16(c.optionalInt("tv") ?? 1))! }
+    func version(_ c: TranscriptCommand) -> TransactionVersion {
+        TransactionVersion(rawValue: Int16(c.optionalInt("tv") ?? 1))!
+    }
 }
 
 func parsePartition(_ text: String) -> TopicPartition {

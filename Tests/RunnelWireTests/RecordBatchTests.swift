@@ -33,10 +33,13 @@ struct RecordBatchTests {
     }
 
     func sampleBatch(records: Int = 3) -> ByteBuffer {
-        RecordBatches.build(records: (0..<records).map { i in
-            Record(offset: Int64(i), timestamp: 1_700_000_000_000 + Int64(i), key: ByteBuffer(string: "k\(i)"), value: ByteBuffer(string: "value \(i)"),
-                   headers: [RecordHeader(key: "h", value: ByteBuffer(string: "x"))])
-        })
+        RecordBatches.build(
+            records: (0..<records).map { i in
+                Record(
+                    offset: Int64(i), timestamp: 1_700_000_000_000 + Int64(i), key: ByteBuffer(string: "k\(i)"),
+                    value: ByteBuffer(string: "value \(i)"),
+                    headers: [RecordHeader(key: "h", value: ByteBuffer(string: "x"))])
+            })
     }
 
     @Test("a built batch validates and decodes back")
@@ -69,8 +72,12 @@ struct RecordBatchTests {
         corrupt.setInteger(UInt8(0xFF) ^ corrupt.getInteger(at: 70, as: UInt8.self)!, at: 70)
         #expect(RecordBatches.validate(corrupt, maxBatchBytes: 1_000_000).failureCode == .corruptMessage)
         let whole = sampleBatch()
-        #expect(RecordBatches.validate(whole.getSlice(at: 0, length: whole.readableBytes - 1)!, maxBatchBytes: 1_000_000).failureCode == .corruptMessage)
-        #expect(RecordBatches.validate(whole.getSlice(at: 0, length: 30)!, maxBatchBytes: 1_000_000).failureCode == .corruptMessage)
+        #expect(
+            RecordBatches.validate(whole.getSlice(at: 0, length: whole.readableBytes - 1)!, maxBatchBytes: 1_000_000)
+                .failureCode == .corruptMessage)
+        #expect(
+            RecordBatches.validate(whole.getSlice(at: 0, length: 30)!, maxBatchBytes: 1_000_000).failureCode
+                == .corruptMessage)
         #expect(RecordBatches.validate(whole, maxBatchBytes: 50).failureCode == .messageTooLarge)
         var oldMagic = sampleBatch()
         oldMagic.setInteger(Int8(1), at: 16)
@@ -86,7 +93,8 @@ struct RecordBatchTests {
         // A batch whose attributes say zstd and whose body is opaque bytes: valid as long as its CRC is.
         var batch = sampleBatch()
         batch.setInteger(Int16(4), at: RecordBatchHeader.Offsets.attributes)
-        let crc = RecordBatches.crc32c(batch, at: RecordBatchHeader.crcStart, length: batch.readableBytes - RecordBatchHeader.crcStart)
+        let crc = RecordBatches.crc32c(
+            batch, at: RecordBatchHeader.crcStart, length: batch.readableBytes - RecordBatchHeader.crcStart)
         batch.setInteger(crc, at: RecordBatchHeader.Offsets.crc)
         let infos = try RecordBatches.validate(batch, maxBatchBytes: 1_000_000).get()
         #expect(infos[0].header.compression == .zstd)

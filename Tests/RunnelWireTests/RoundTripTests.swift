@@ -6,7 +6,8 @@ import RunnelCore
 import Testing
 @testable import RunnelWire
 
-func roundTrip<M: WireMessage & ArbitraryMessage>(_ type: M.Type, versions: ClosedRange<Int16>, seeds: Int = 25) throws {
+func roundTrip<M: WireMessage & ArbitraryMessage>(_ type: M.Type, versions: ClosedRange<Int16>, seeds: Int = 25) throws
+{
     for version in versions {
         for seed in 0..<seeds {
             var rng = SeededRandom(seed: UInt64(seed) &* 7919 &+ UInt64(version))
@@ -25,7 +26,8 @@ func roundTrip<M: WireMessage & ArbitraryMessage>(_ type: M.Type, versions: Clos
     }
 }
 
-func roundTripApi<Request: RequestMessage & ArbitraryMessage>(_ request: Request.Type) throws where Request.Response: ArbitraryMessage {
+func roundTripApi<Request: RequestMessage & ArbitraryMessage>(_ request: Request.Type) throws
+where Request.Response: ArbitraryMessage {
     try roundTrip(Request.self, versions: Request.versions)
     try roundTrip(Request.Response.self, versions: Request.Response.versions)
 }

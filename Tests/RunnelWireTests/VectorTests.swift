@@ -72,7 +72,9 @@ struct VectorTests {
         // Kafka 3.9 defines versions up to the vectors' highest; later versions (from newer Kafka
         // releases) are covered by the round-trip tests only.
         let highest = versionsSeen.max() ?? -1
-        #expect(versionsSeen == Set(spec.versions.lowerBound...highest), "\(name): vectors cover every version Kafka 3.9 defines")
+        #expect(
+            versionsSeen == Set(spec.versions.lowerBound...highest),
+            "\(name): vectors cover every version Kafka 3.9 defines")
     }
 
     @Test("request and response headers")

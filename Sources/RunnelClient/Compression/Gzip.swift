@@ -18,7 +18,8 @@ public enum Gzip {
             do {
                 member = try buffer.decompress(with: .gzip(), maxSize: outputBytesMax - output.readableBytes)
             } catch {
-                throw DecompressionError("the gzip stream is corrupt or inflates past \(outputBytesMax) bytes (\(error))")
+                throw DecompressionError(
+                    "the gzip stream is corrupt or inflates past \(outputBytesMax) bytes (\(error))")
             }
             guard buffer.readableBytes < before else { throw DecompressionError("the gzip stream does not advance") }
             // zlib checks a whole member's CRC itself, but a member cut short simply ends early:
@@ -26,7 +27,9 @@ public enum Gzip {
             let end = buffer.readerIndex
             guard end >= 18 else { throw DecompressionError("the gzip stream is truncated") }
             let size = input[(end - 4)..<end].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            guard size == UInt32(truncatingIfNeeded: member.readableBytes) else { throw DecompressionError("the gzip stream is truncated") }
+            guard size == UInt32(truncatingIfNeeded: member.readableBytes) else {
+                throw DecompressionError("the gzip stream is truncated")
+            }
             output.writeBuffer(&member)
         } while buffer.readableBytes > 0
         return Array(output.readableBytesView)

@@ -10,7 +10,8 @@ public enum LZ4 {
         var i = 0
         func u32() throws -> UInt32 {
             guard i + 4 <= input.count else { throw DecompressionError("lz4 frame is truncated") }
-            let v = UInt32(input[i]) | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2]) << 16 | UInt32(input[i + 3]) << 24
+            let v =
+                UInt32(input[i]) | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2]) << 16 | UInt32(input[i + 3]) << 24
             i += 4
             return v
         }
@@ -44,7 +45,9 @@ public enum LZ4 {
                     try decompressBlock(input[i..<(i + size)], into: &out)
                 }
                 i += size + (blockChecksum ? 4 : 0)
-                guard out.count <= Gzip.outputBytesMax else { throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes") }
+                guard out.count <= Gzip.outputBytesMax else {
+                    throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes")
+                }
             }
             i += contentChecksum ? 4 : 0
             guard i <= input.count else { throw DecompressionError("lz4 frame is truncated") }
@@ -79,8 +82,12 @@ public enum LZ4 {
             let offset = Int(input[i]) | Int(input[i + 1]) << 8
             i += 2
             let length = try extendedLength(Int(token & 15)) + 4
-            guard offset > 0, offset <= out.count else { throw DecompressionError("lz4 match offset \(offset) is out of range") }
-            guard out.count + length <= Gzip.outputBytesMax else { throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes") }
+            guard offset > 0, offset <= out.count else {
+                throw DecompressionError("lz4 match offset \(offset) is out of range")
+            }
+            guard out.count + length <= Gzip.outputBytesMax else {
+                throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes")
+            }
             let from = out.count - offset
             for k in 0..<length { out.append(out[from + k]) }
         }

@@ -13,10 +13,14 @@ public enum Snappy {
             guard i + 4 <= input.count else { throw DecompressionError("snappy frame is truncated") }
             let length = Int(input[i]) << 24 | Int(input[i + 1]) << 16 | Int(input[i + 2]) << 8 | Int(input[i + 3])
             i += 4
-            guard length >= 0, i + length <= input.count else { throw DecompressionError("snappy frame block is truncated") }
+            guard length >= 0, i + length <= input.count else {
+                throw DecompressionError("snappy frame block is truncated")
+            }
             out += try decompressRaw(input[i..<(i + length)])
             i += length
-            guard out.count <= Gzip.outputBytesMax else { throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes") }
+            guard out.count <= Gzip.outputBytesMax else {
+                throw DecompressionError("payload inflates past \(Gzip.outputBytesMax) bytes")
+            }
         }
         return out
     }
@@ -68,12 +72,16 @@ public enum Snappy {
                 length = Int(tag >> 2) + 1
                 offset = try little(4)
             }
-            guard offset > 0, offset <= out.count else { throw DecompressionError("snappy copy offset \(offset) is out of range") }
+            guard offset > 0, offset <= out.count else {
+                throw DecompressionError("snappy copy offset \(offset) is out of range")
+            }
             guard out.count + length <= expected else { throw DecompressionError("snappy block overruns its length") }
             let from = out.count - offset
             for k in 0..<length { out.append(out[from + k]) }
         }
-        guard out.count == expected else { throw DecompressionError("snappy block is \(out.count) bytes, not \(expected)") }
+        guard out.count == expected else {
+            throw DecompressionError("snappy block is \(out.count) bytes, not \(expected)")
+        }
         return out
     }
 }
