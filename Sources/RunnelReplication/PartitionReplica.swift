@@ -553,17 +553,24 @@ public struct PartitionReplica: Sendable {
     /// Stepped aside it refuses produces and client fetches with NOT_LEADER_OR_FOLLOWER, answers
     /// the acks=all produces waiting on it the same way (clients look for the new leader at
     /// once instead of waiting for their request timeout), and still answers its followers. It
-    /// takes its clients back as soon as either condition ends. The rule only withholds a
-    /// leader's actions, so it cannot break a safety property; what it costs is availability
-    /// when every controller is down and an ISR follower stops too (the partition then refuses
-    /// writes and reads until the controllers are back, where Kafka keeps acks=1 writes and reads).
+    /// takes its clients back once no ISR member is overdue: its followers fetch again, or the
+    /// ISR, changed through the controller and applied here, no longer names the silent ones.
+    /// The controller answering again is not enough: while this broker was cut off the
+    /// controller may have moved the leadership, and until this broker's image shows it, it
+    /// would serve clients as a leader of an ended epoch (a consumer whose committed offset came
+    /// from the new leader's longer log would be told OFFSET_OUT_OF_RANGE here and reset). A
+    /// new leader epoch, here or elsewhere, also ends the step aside (`assign`). The rule only
+    /// withholds a leader's actions, so it cannot break a safety property; what it costs is
+    /// availability when every controller is down and an ISR follower stops too (the partition
+    /// then refuses writes and reads until the controllers are back and shrink the ISR, where
+    /// Kafka keeps acks=1 writes and reads).
     public mutating func checkIsolation(
         nowMs: Int64, controllerSilentMs: Int64, sessionTimeoutMs: Int64,
         graceMs: Int64 = followerFetchGraceMs
     ) -> [ReplicationAction] {
         guard let state = leaderState else { return [] }
-        let isolated =
-            controllerSilentMs > sessionTimeoutMs && !state.overdueFollowers(nowMs: nowMs, graceMs: graceMs).isEmpty
+        let overdue = !state.overdueFollowers(nowMs: nowMs, graceMs: graceMs).isEmpty
+        let isolated = overdue && (steppedAside || controllerSilentMs > sessionTimeoutMs)
         guard isolated != steppedAside else { return [] }
         steppedAside = isolated
         var actions: [ReplicationAction] = [.steppedAside(isolated)]
