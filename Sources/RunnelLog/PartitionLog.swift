@@ -877,10 +877,20 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     private func deleteSegmentsBelowStartLocked() throws {
+        var deleted = false
         while segments.count > 1, segments[1].baseOffset <= _logStartOffset {
             try segments.removeFirst().delete()
+            deleted = true
         }
+        if deleted { try removeSnapshotsBelowFirstSegmentLocked() }
         epochCache.advanceStart(to: _logStartOffset)
+    }
+
+    /// A producer snapshot goes with the segment it was taken at (Kafka's
+    /// `deleteProducerSnapshots` for deleted segments): none is left below the first segment.
+    private func removeSnapshotsBelowFirstSegmentLocked() throws {
+        let first = segments.first!.baseOffset
+        for offset in try snapshotOffsetsLocked() where offset < first { removeSnapshotLocked(offset) }
     }
 
     /// Applies `retention.ms` and `retention.bytes`: deletes whole segments (never the only one;
@@ -923,6 +933,7 @@ public final class PartitionLog: @unchecked Sendable {
     private func deleteOldestLocked() throws {
         let segment = segments.removeFirst()
         try segment.delete()
+        try removeSnapshotsBelowFirstSegmentLocked()
         _logStartOffset = max(_logStartOffset, segments.first!.baseOffset)
         if _recoveryPoint < _logStartOffset { _recoveryPoint = _logStartOffset }
     }
