@@ -339,8 +339,12 @@ public struct PartitionReplica: Sendable {
         } else {
             highWatermark = min(max(highWatermark, log.startOffset), log.endOffset)
             if isLeader {
-                // Stepped down: what was waiting for this leader's high watermark never gets it here.
-                actions += failPendingProduces(.notLeaderOrFollower)
+                // Stepped down: what was waiting for this leader's high watermark never gets it
+                // here. The records are in the log and may well survive on the new leader, so the
+                // answer is REQUEST_TIMED_OUT, which clients take as "possibly written" (librdkafka
+                // keeps an idempotent batch's sequence for its retry), not NOT_LEADER_OR_FOLLOWER,
+                // which they take as "not written" and may send again under new sequences.
+                actions += failPendingProduces(.requestTimedOut)
             }
             if newEpoch || previous.replicas.isEmpty || isLeader {
                 leaderState = nil
@@ -551,7 +555,7 @@ public struct PartitionReplica: Sendable {
     ///   it, and only the controller could take it out of the ISR, so no acks=all produce
     ///   completes here anyway (and it has likely gone to the new leader).
     /// Stepped aside it refuses produces and client fetches with NOT_LEADER_OR_FOLLOWER, answers
-    /// the acks=all produces waiting on it the same way (clients look for the new leader at
+    /// the acks=all produces waiting on it REQUEST_TIMED_OUT (possibly written; clients look for the new leader at
     /// once instead of waiting for their request timeout), and still answers its followers. It
     /// takes its clients back once no ISR member is overdue: its followers fetch again, or the
     /// ISR, changed through the controller and applied here, no longer names the silent ones.
@@ -574,7 +578,7 @@ public struct PartitionReplica: Sendable {
         guard isolated != steppedAside else { return [] }
         steppedAside = isolated
         var actions: [ReplicationAction] = [.steppedAside(isolated)]
-        if isolated { actions += failPendingProduces(.notLeaderOrFollower) }
+        if isolated { actions += failPendingProduces(.requestTimedOut) }  // possibly written, as on stepping down
         checkInvariants()
         return actions
     }
