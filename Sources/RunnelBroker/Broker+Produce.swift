@@ -118,18 +118,27 @@ extension Broker {
                 fail(.kafkaStorageError, "The broker could not write to its log.")
             }
         }
-        if waiting.isEmpty { return .done(results) }
+        return awaitReplication(results, waiting: waiting, deadlineMs: deadlineMs, eventLoop: eventLoop)
+    }
 
-        // acks=all: answer once every waiting partition's core says its append is replicated.
+    /// Parks appends made with acks=all in the produce purgatory: `results` as they are now, each
+    /// `waiting` entry's error set once its partition's core says the append is replicated (or
+    /// failed, or the deadline passed).
+    func awaitReplication(
+        _ results: [PartitionAppendResult],
+        waiting: [(index: Int, id: ProduceID, partition: Partition, produce: PendingProduce)], deadlineMs: Int64,
+        eventLoop: any EventLoop
+    ) -> AppendOutcome {
+        if waiting.isEmpty { return .done(results) }
         let promise = eventLoop.makePromise(of: [PartitionAppendResult].self)
-        let indexByPartition = Dictionary(uniqueKeysWithValues: waiting.map { ($0.partition.topicPartition, $0.index) })
+        let indexById = Dictionary(uniqueKeysWithValues: waiting.map { ($0.id, $0.index) })
         let partial = results
         let operation = DelayedProducePurgatory.Operation(
             eventLoop: eventLoop, waiting: Dictionary(uniqueKeysWithValues: waiting.map { ($0.id, $0.partition) }),
             complete: { answers in
                 var results = partial
-                for (tp, code) in answers {
-                    if let index = indexByPartition[tp] { results[index].error = code }
+                for (id, code) in answers {
+                    if let index = indexById[id] { results[index].error = code }
                 }
                 promise.succeed(results)
             })

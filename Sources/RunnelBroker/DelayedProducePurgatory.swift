@@ -17,16 +17,17 @@ final class DelayedProducePurgatory: @unchecked Sendable {
         let eventLoop: any EventLoop
         /// Each waiting partition, by the id its core knows it under.
         let waiting: [ProduceID: Partition]
-        /// Runs once on `eventLoop` with each partition's answer.
-        let complete: @Sendable ([TopicPartition: ErrorCode]) -> Void
+        /// Runs once on `eventLoop` with each waiting append's answer (by id: a request may name
+        /// a partition twice).
+        let complete: @Sendable ([ProduceID: ErrorCode]) -> Void
         // Guarded by the purgatory's lock.
-        var answers: [TopicPartition: ErrorCode] = [:]
+        var answers: [ProduceID: ErrorCode] = [:]
         var done = false
         var timeout: Scheduled<Void>?
 
         init(
             eventLoop: any EventLoop, waiting: [ProduceID: Partition],
-            complete: @escaping @Sendable ([TopicPartition: ErrorCode]) -> Void
+            complete: @escaping @Sendable ([ProduceID: ErrorCode]) -> Void
         ) {
             self.eventLoop = eventLoop
             self.waiting = waiting
@@ -57,7 +58,7 @@ final class DelayedProducePurgatory: @unchecked Sendable {
             // The cores expire what is still waiting at the deadline (their answer comes back as
             // `.completeProduce` actions through `completed`).
             let remaining = lock.withLock {
-                operation.waiting.values.filter { operation.answers[$0.topicPartition] == nil }
+                operation.waiting.filter { operation.answers[$0.key] == nil }.map(\.value)
             }
             for partition in remaining { partition.expireProduces(nowMs: deadlineMs) }
             // A partition whose core no longer knows the produce (it was removed meanwhile) is timed out here.
@@ -71,10 +72,9 @@ final class DelayedProducePurgatory: @unchecked Sendable {
     /// A core answered produce `id` with `code` (routed from its `.completeProduce` action).
     func completed(_ id: ProduceID, code: ErrorCode) {
         let ready: Operation? = lock.withLock {
-            guard let operation = operations.removeValue(forKey: id), !operation.done,
-                let partition = operation.waiting[id]
+            guard let operation = operations.removeValue(forKey: id), !operation.done, operation.waiting[id] != nil
             else { return nil }
-            operation.answers[partition.topicPartition] = code
+            operation.answers[id] = code
             guard operation.answers.count == operation.waiting.count else { return nil }
             operation.done = true
             return operation
@@ -88,9 +88,9 @@ final class DelayedProducePurgatory: @unchecked Sendable {
     private func finishIfStuck(_ operation: Operation) {
         let stuck: Bool = lock.withLock {
             guard !operation.done else { return false }
-            for (id, partition) in operation.waiting where operation.answers[partition.topicPartition] == nil {
+            for id in operation.waiting.keys where operation.answers[id] == nil {
                 operations.removeValue(forKey: id)
-                operation.answers[partition.topicPartition] = .requestTimedOut
+                operation.answers[id] = .requestTimedOut
             }
             operation.done = true
             return true

@@ -333,7 +333,7 @@ def api_versions_request(version: int, correlation_id: int, client_id: str = "kw
 
 
 def produce_v9_request(correlation_id: int, topic: str, partition: int, records: bytes | None,
-                       acks: int = -1, timeout_ms: int = 10_000) -> bytes:
+                       acks: int = -1, timeout_ms: int = 10_000, repeat: int = 1) -> bytes:
     """Produce v9 (first flexible version):
          transactional_id  compact nullable string
          acks              int16
@@ -348,7 +348,8 @@ def produce_v9_request(correlation_id: int, topic: str, partition: int, records:
          tags
     """
     partition_data = i32(partition) + compact_bytes(records) + EMPTY_TAGS
-    topic_data = compact_string(topic) + compact_array([partition_data]) + EMPTY_TAGS
+    # `repeat` names the partition that many times (a malformed request Kafka still answers).
+    topic_data = compact_string(topic) + compact_array([partition_data] * repeat) + EMPTY_TAGS
     body = compact_string(None) + i16(acks) + i32(timeout_ms) + compact_array([topic_data]) + EMPTY_TAGS
     return frame(request_header_v2(API_PRODUCE, 9, correlation_id) + body)
 

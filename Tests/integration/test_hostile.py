@@ -290,6 +290,18 @@ def test_produce_corrupt_crc(node, healthy, raw_topic):
             [(first + i, b"k%d" % (i % 3), b"v%d" % (i % 3)) for i in range(6)]
 
 
+def test_produce_naming_one_partition_twice(node, healthy, raw_topic):
+    """An acks=all Produce that names one partition twice gets an answer for each entry (the
+    broker once trapped on the duplicate key while parking it for replication)."""
+    batch = kwire.record_batch([kwire.Rec(b"dup", b"twice")])
+    with conn(node, 15) as c:
+        c.send(kwire.produce_v9_request(41, raw_topic, 0, batch, repeat=2))
+        payload = c.recv_frame(15)
+        assert payload is not None, "broker closed instead of answering"
+    corr, topics, _ = kwire.parse_produce_v9(payload)
+    assert corr == 41 and [p.error_code for p in topics[raw_topic]] == [0, 0], topics
+
+
 def test_produce_over_message_max_bytes(node, healthy, raw_topic):
     rng = random.Random(10)
     big = kwire.record_batch([kwire.Rec(b"big", rng.randbytes(MESSAGE_MAX * 2))])
