@@ -20,6 +20,12 @@ extension Broker {
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,
         .initProducerId: 0...5,
+        // Transactions v1 (KIP-98, KIP-890 part 1). EndTxn v5, TxnOffsetCommit v5 and Produce
+        // v12 (transactions v2) wait for the `transaction.version` feature.
+        .addPartitionsToTxn: 0...5,
+        .addOffsetsToTxn: 0...4,
+        .endTxn: 0...4,
+        .writeTxnMarkers: 0...2,
         .offsetForLeaderEpoch: 0...4,
         .electLeaders: 0...2,
         .findCoordinator: 0...4,

@@ -78,9 +78,12 @@ extension Broker {
 
         let targets = checkedTargets
         // First look: answer now if there is enough data, an error, or no wait.
+        // read_committed (v4+): a consumer reads up to the last stable offset, with the aborted
+        // transactions of what it reads.
+        let readCommitted = replicaId < 0 && request.isolationLevel == 1
         let first = readFetch(
             skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
-            maxWaitMs: maxWait)
+            readCommitted: readCommitted, maxWaitMs: maxWait)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
             return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
         }
@@ -90,11 +93,13 @@ extension Broker {
         let waiter = DelayedFetchPurgatory.Waiter(
             eventLoop: context.eventLoop,
             partitions: targets.filter { $0.error == nil }.compactMap(\.topicPartition),
-            tryComplete: { [self] in fetchReady(targets, replicaId: replicaId, minBytes: minBytes) },
+            tryComplete: { [self] in
+                fetchReady(targets, replicaId: replicaId, readCommitted: readCommitted, minBytes: minBytes)
+            },
             complete: { [self] in
                 let result = readFetch(
                     skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
-                    maxWaitMs: 0)
+                    readCommitted: readCommitted, maxWaitMs: 0)
                 promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
             })
         delayedFetches.watch(waiter, waitMs: maxWait)
@@ -122,16 +127,19 @@ extension Broker {
     /// offsets; for a follower (`replicaId` >= 0), any data past its fetch offset. A follower is
     /// not woken by the high watermark alone, as in Kafka's DelayedFetch: it learns the new one
     /// with its next data (or when its wait ends), which spares a round trip per follower for
-    /// every move of the high watermark. Each partition's core decides its part.
-    func fetchReady(_ targets: [FetchTarget], replicaId: Int32, minBytes: Int64) -> Bool {
+    /// every move of the high watermark. Each partition's core decides its part. A
+    /// `read_committed` consumer counts only what lies below the last stable offset.
+    func fetchReady(_ targets: [FetchTarget], replicaId: Int32, readCommitted: Bool, minBytes: Int64) -> Bool {
         var bytes: Int64 = 0
         for target in targets {
             guard let tp = target.topicPartition, let partition = partition(tp) else { return true }
             let offset = target.request.fetchOffset
-            guard partition.fetchReady(replica: replicaId, fetchOffset: offset) else { continue }
+            guard partition.fetchReady(replica: replicaId, fetchOffset: offset, readCommitted: readCommitted) else {
+                continue
+            }
             if replicaId >= 0 || minBytes <= 1 || !partition.isLeader { return true }
-            let hw = partition.highWatermark
-            bytes += (try? partition.log.availableBytes(from: offset, upTo: hw)) ?? 0
+            let limit = readCommitted ? partition.lastStableOffset : partition.highWatermark
+            bytes += (try? partition.log.availableBytes(from: offset, upTo: limit)) ?? 0
             if bytes >= minBytes { return true }
         }
         return false
@@ -139,11 +147,12 @@ extension Broker {
 
     /// Reads every target, honouring the response byte budget (at least one batch overall).
     /// A follower (`replicaId` >= 0) reads up to the log end and reports its position; a
-    /// consumer reads up to the high watermark.
+    /// consumer reads up to the high watermark (`readCommitted`: the last stable offset, with the
+    /// aborted transactions overlapping what it reads, as Kafka's `collectAbortedTransactions`).
     /// `maxWaitMs` is how long the fetch may yet wait here (0 once it answers).
     func readFetch(
         _ skeleton: FetchResponse, targets: [FetchTarget], maxBytes: Int, replicaId: Int32,
-        replicaEpoch: Int64, maxWaitMs: Int64
+        replicaEpoch: Int64, readCommitted: Bool, maxWaitMs: Int64
     ) -> (response: FetchResponse, bytes: Int64, hasError: Bool) {
         let image = self.image
         let nowMs = clock.monotonicMs()
@@ -187,7 +196,7 @@ extension Broker {
                     lastFetchedEpoch: target.request.lastFetchedEpoch, maxWaitMs: maxWaitMs, nowMs: nowMs,
                     lagTimeMaxMs: settings.replicaLagTimeMaxMs, eligibility: eligibility)
                 out.highWatermark = partition.highWatermark
-                out.lastStableOffset = out.highWatermark
+                out.lastStableOffset = partition.lastStableOffset
                 out.logStartOffset = partition.log.logStartOffset
                 switch answer {
                 case .error(let code):
@@ -200,7 +209,7 @@ extension Broker {
                     continue
                 case .read(let hw, let logEnd):
                     out.highWatermark = hw
-                    out.lastStableOffset = hw
+                    out.lastStableOffset = min(hw, partition.lastStableOffset)
                     readLimit = logEnd
                 }
             }
@@ -212,15 +221,25 @@ extension Broker {
             }
             let hw = partition.highWatermark
             if replicaId < 0 {
+                let lastStable = min(hw, partition.lastStableOffset)
                 out.highWatermark = hw
-                out.lastStableOffset = hw
+                out.lastStableOffset = lastStable
                 out.logStartOffset = partition.log.logStartOffset
+                readLimit = readCommitted ? lastStable : hw
             }
             let budget = min(Int(max(target.request.partitionMaxBytes, 0)), remaining)
             do {
                 let read = try partition.log.read(
                     from: target.request.fetchOffset, maxBytes: budget, maxOffset: readLimit, minOneBatch: !gotData)
                 out.records = read.records
+                if readCommitted {
+                    out.abortedTransactions =
+                        read.byteCount == 0
+                        ? []
+                        : partition.log.collectAbortedTransactions(
+                            fetchOffset: target.request.fetchOffset, upperBoundOffset: read.nextOffset
+                        ).map { .init(producerId: $0.producerId, firstOffset: $0.firstOffset) }
+                }
                 let n = read.byteCount
                 if n > 0 { gotData = true }
                 remaining = max(0, remaining - n)

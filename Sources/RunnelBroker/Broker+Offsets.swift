@@ -44,7 +44,8 @@ extension Broker {
                     continue
                 }
                 let log = partition.log
-                let hw = partition.highWatermark
+                // read_committed (v2+): nothing at or past the last stable offset is offered.
+                let hw = request.isolationLevel == 1 ? partition.lastStableOffset : partition.highWatermark
                 let epoch = partition.leaderEpoch
                 // KIP-207: a consumer asking a new leader whose high watermark has not reached
                 // its epoch's start gets OFFSET_NOT_AVAILABLE (retriable) rather than an end

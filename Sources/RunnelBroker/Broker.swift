@@ -43,6 +43,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     private let uncleanElections = NIOLockedValueBox(0)
     /// Fetchers pulling the partitions this broker follows (nil until replication starts).
     private let fetchersBox = NIOLockedValueBox<ReplicaFetchers?>(nil)
+    /// Connections to the other brokers for the transaction coordinator's markers.
+    let markerPeers = NIOLockedValueBox<BrokerPeers?>(nil)
     /// The broker epoch of this process's registration (nil until registered), and whether the
     /// image has caught up with it so partitions follow the image (see `publish`).
     private let registration = NIOLockedValueBox<(epoch: Int64?, caughtUp: Bool)>((nil, false))
@@ -113,7 +115,6 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             transactionSettings.stateTopicPartitions = v
         }
         let producerIds = self.producerIds
-        let transactionLogger = logger
         self.transactions = TransactionHost(
             settings: transactionSettings, clock: clock, logger: logger,
             partition: { groupsRef.broker?.partition(TopicPartition(TransactionLog.topicName, $0)) },
@@ -125,15 +126,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                     entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
             },
             sendMarkers: { markers, loop in
-                // WriteTxnMarkers is not sent yet. No transaction can be opened here either
-                // (AddPartitionsToTxn and AddOffsetsToTxn are not served), so none has markers
-                // to write; if one did, the coordinator tries again after its backoff.
-                transactionLogger.warning(
-                    "cannot write the markers of \(markers.transactionalId) yet: this build does not send WriteTxnMarkers"
-                )
-                return loop.makeSucceededFuture(
-                    Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.coordinatorNotAvailable) })
-                )
+                guard let broker = groupsRef.broker else {
+                    return loop.makeSucceededFuture(
+                        Dictionary(uniqueKeysWithValues: markers.partitions.map { ($0, ErrorCode.notCoordinator) }))
+                }
+                return broker.sendTransactionMarkers(markers, eventLoop: loop)
             },
             allocateProducerIds: { loop in producerIds.allocateBlock(on: loop) })
         if let v = config["offsets.commit.timeout.ms"].flatMap({ Int64($0) }) { groups.commitTimeoutMs = v }
@@ -589,6 +586,17 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .initProducerId:
                 return try initProducerId(
                     decode(InitProducerIdRequest.self, request), version: version, context: context)
+            case .addPartitionsToTxn:
+                return try addPartitionsToTxn(
+                    decode(AddPartitionsToTxnRequest.self, request), version: version, context: context)
+            case .addOffsetsToTxn:
+                return try addOffsetsToTxn(
+                    decode(AddOffsetsToTxnRequest.self, request), version: version, context: context)
+            case .endTxn:
+                return try endTxn(decode(EndTxnRequest.self, request), version: version, context: context)
+            case .writeTxnMarkers:
+                return try writeTxnMarkers(
+                    decode(WriteTxnMarkersRequest.self, request), version: version, context: context)
             case .describeAcls:
                 return try describeAcls(decode(DescribeAclsRequest.self, request), version: version, context: context)
             case .createAcls:

@@ -78,6 +78,9 @@ public final class Partition: @unchecked Sendable {
     public var steppedAside: Bool { lock.withLock { replica.steppedAside } }
     public var leaderEpoch: Int32 { lock.withLock { registration.leaderEpoch } }
     public var highWatermark: Int64 { lock.withLock { replica.highWatermark.rawValue } }
+    /// Where `read_committed` reads stop: below the first open transaction (or one whose marker
+    /// the high watermark has not passed), and never past the high watermark.
+    public var lastStableOffset: Int64 { lock.withLock { replica.lastStableOffset.rawValue } }
     /// The ISR as this leader knows it (committed, or confirmed by the controller); the image's otherwise.
     public var isr: [Int32] { lock.withLock { replica.isr.map(\.rawValue) } }
     public var leaderState: LeaderState? { lock.withLock { replica.leaderState } }
@@ -104,7 +107,7 @@ public final class Partition: @unchecked Sendable {
                 registration = next
                 let actions = replica.assign(Self.assignment(next), log: Self.position(of: log), nowMs: nowMs)
                 for case .beginLeaderEpoch(let epoch) in actions { log.beginLeaderEpoch(epoch.rawValue) }
-                return actions
+                return actions + stabilityChanged()
             }
         }
         var transition = Transition.none
@@ -126,10 +129,21 @@ public final class Partition: @unchecked Sendable {
     }
 
     /// Whether a fetch parked on this partition can answer now (see `PartitionReplica.fetchReady`).
-    package func fetchReady(replica replicaId: Int32, fetchOffset: Int64) -> Bool {
+    package func fetchReady(replica replicaId: Int32, fetchOffset: Int64, readCommitted: Bool = false) -> Bool {
         lock.withLock {
-            replica.fetchReady(replica: replicaId >= 0 ? NodeID(replicaId) : nil, fetchOffset: Offset(fetchOffset))
+            replica.fetchReady(
+                replica: replicaId >= 0 ? NodeID(replicaId) : nil, fetchOffset: Offset(fetchOffset),
+                readCommitted: readCommitted)
         }
+    }
+
+    /// Tells the core where the log's transactions stand after a write or a move of the high
+    /// watermark (with `lock` held): the log learns the high watermark (a completed transaction
+    /// whose marker it passed is stable), and the core its first unstable offset, which the last
+    /// stable offset follows.
+    private func stabilityChanged() -> [ReplicationAction] {
+        log.highWatermarkUpdated(replica.highWatermark.rawValue)
+        return replica.firstUnstableOffsetChanged(log.firstUnstableOffset.map { Offset($0) })
     }
 
     // MARK: leader
@@ -153,7 +167,44 @@ public final class Partition: @unchecked Sendable {
             }
             let info = try log.appendAsLeader(payload, batches: batches, leaderEpoch: epoch.rawValue, nowMs: nowMs)
             let end = Offset(log.logEndOffset)
-            return (.success(info), lock.withLock { replica.leaderAppended(endOffset: end, nowMs: monotonicMs) })
+            return (
+                .success(info),
+                lock.withLock {
+                    // A transaction the append opened counts before the high watermark moves past it.
+                    stabilityChanged() + replica.leaderAppended(endOffset: end, nowMs: monotonicMs) + stabilityChanged()
+                }
+            )
+        }
+        onActions(self, actions)
+        return result
+    }
+
+    /// Appends a transaction marker as leader (WriteTxnMarkers): the log checks it against the
+    /// producer's state (`PartitionLog.appendTransactionMarker`) and throws `ProducerStateError`
+    /// when it refuses it. A marker is written whatever `min.insync.replicas` says, as Kafka's
+    /// coordinator-origin appends are; the caller waits for the high watermark to pass it.
+    package func appendTransactionMarker(
+        producerId: Int64, producerEpoch: Int16, _ marker: EndTransactionMarker, transactionVersion: Int16,
+        nowMs: Int64, monotonicMs: Int64
+    ) throws -> Result<AppendInfo, ErrorCode> {
+        let (result, actions): (Result<AppendInfo, ErrorCode>, [ReplicationAction]) = try appendLock.withLock {
+            let allowed = lock.withLock { replica.appendAllowed(requiredAcks: 1, minInsyncReplicas: 1) }
+            let epoch: Epoch
+            switch allowed {
+            case .failure(let code): return (.failure(code), [])
+            case .success(let current): epoch = current
+            }
+            let info = try log.appendTransactionMarker(
+                producerId: producerId, producerEpoch: producerEpoch, marker, transactionVersion: transactionVersion,
+                leaderEpoch: epoch.rawValue, nowMs: nowMs)
+            let end = Offset(log.logEndOffset)
+            return (
+                .success(info),
+                lock.withLock {
+                    // A transaction the append opened counts before the high watermark moves past it.
+                    stabilityChanged() + replica.leaderAppended(endOffset: end, nowMs: monotonicMs) + stabilityChanged()
+                }
+            )
         }
         onActions(self, actions)
         return result
@@ -200,8 +251,9 @@ public final class Partition: @unchecked Sendable {
                 let (epoch, end) = log.endOffset(forEpoch: lastFetchedEpoch)
                 epochEnd = OffsetAndEpoch(offset: Offset(end), epoch: epoch >= 0 ? Epoch(epoch) : .unknown)
             }
-            return replica.followerFetched(
+            let (answer, actions) = replica.followerFetched(
                 fetch, epochEnd: epochEnd, nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility)
+            return (answer, actions + stabilityChanged())
         }
         onActions(self, actions)
         switch answer {
@@ -214,7 +266,7 @@ public final class Partition: @unchecked Sendable {
     /// The periodic ISR check: a change to propose (shrink or expand) goes out as an action.
     package func checkIsr(nowMs: Int64, lagTimeMaxMs: Int64, eligibility: IsrEligibility) {
         let actions = lock.withLock {
-            replica.checkIsr(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility)
+            replica.checkIsr(nowMs: nowMs, lagTimeMaxMs: lagTimeMaxMs, eligibility: eligibility) + stabilityChanged()
         }
         onActions(self, actions)
     }
@@ -239,7 +291,9 @@ public final class Partition: @unchecked Sendable {
                     isr: r.isr.map { NodeID($0) }, leaderEpoch: Epoch(r.leaderEpoch),
                     partitionEpoch: Epoch(r.partitionEpoch)) : nil
         }
-        let actions = lock.withLock { replica.isrAnswered(proposal, answer: answer, nowMs: nowMs) }
+        let actions = lock.withLock {
+            replica.isrAnswered(proposal, answer: answer, nowMs: nowMs) + stabilityChanged()
+        }
         onActions(self, actions)
     }
 
@@ -309,13 +363,19 @@ public final class Partition: @unchecked Sendable {
                 try log.truncate(to: offset.rawValue)
                 return (
                     .truncated,
-                    lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil) }
+                    lock.withLock {
+                        replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil)
+                            + stabilityChanged()
+                    }
                 )
             case .restart(let offset):
                 try log.truncateFullyAndStart(at: offset.rawValue, nowMs: nowMs)
                 return (
                     .truncated,
-                    lock.withLock { replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil) }
+                    lock.withLock {
+                        replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil)
+                            + stabilityChanged()
+                    }
                 )
             case .append:
                 var appended = false
@@ -326,8 +386,11 @@ public final class Partition: @unchecked Sendable {
                     let moved = try log.advanceLogStartOffset(to: start.rawValue)
                     lock.withLock { replica.logStartMoved(to: Offset(moved)) }
                 }
+                let leaderLastStable = data.lastStableOffset >= 0 ? Offset(data.lastStableOffset) : nil
                 let actions = lock.withLock {
-                    replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: answer.highWatermark)
+                    replica.followerLogChanged(
+                        Self.position(of: log), leaderHighWatermark: answer.highWatermark,
+                        leaderLastStableOffset: leaderLastStable) + stabilityChanged()
                 }
                 return (appended ? .appended : .idle, actions)
             }

@@ -7,7 +7,7 @@ import RunnelWire
 /// checks that this broker coordinates the transactional id, runs the coordinator's command, and
 /// answers once the coordinator does (after its write to `__transaction_state`). Authorization
 /// (TRANSACTIONAL_ID WRITE, topic WRITE, group READ) is the caller's: these run for what it let
-/// through. Only InitProducerId is routed from the broker's dispatch so far.
+/// through (`Broker+Transactions.swift`).
 extension TransactionHost {
     /// The per-partition results of AddPartitionsToTxn, each partition's error by `error`.
     @Sendable static func results(

@@ -14,8 +14,8 @@ import RunnelWire
 /// blocks from the controller, parks requests until the coordinator answers them, and ticks its
 /// timers. It makes no decision of its own.
 ///
-/// The request handlers are in `TransactionHost+Requests.swift`; the broker routes InitProducerId
-/// with a transactional id to them, not yet the others.
+/// The request handlers are in `TransactionHost+Requests.swift`; the broker checks each request's
+/// authorization and routes it to them (`Broker+Transactions.swift`), and sends the markers.
 package final class TransactionHost: @unchecked Sendable {
     private let lock = NIOLock()
     // Guarded by lock.

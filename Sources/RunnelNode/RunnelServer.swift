@@ -34,6 +34,7 @@ public final class RunnelServer: @unchecked Sendable {
     private var runtime: KafkaRaftRuntime?
     private var lifecycle: BrokerLifecycle?
     private var brokerPeers: BrokerPeers?
+    private var markerPeers: BrokerPeers?
     /// The broker's network way to the active controller (nil in-process or without a broker).
     private var remoteController: RemoteControllerChannel?
     private var maintenance: Thread?
@@ -243,6 +244,12 @@ public final class RunnelServer: @unchecked Sendable {
                 blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) })
             b.startIsrChecks(on: peers.eventLoop)
             b.startGroups(on: peers.eventLoop)
+            let markerPeers = BrokerPeers(
+                eventLoop: networkGroup.next(), connector: interBrokerConnector, localId: config.nodeId,
+                listenerName: config.interBrokerListenerName, clientId: "txn-marker-sender-\(config.nodeId)",
+                image: { b.image })
+            self.markerPeers = markerPeers
+            b.startTransactionMarkers(peers: markerPeers)
         }
         try await loop.submit { try quorum.start() }.get()
 
@@ -480,6 +487,7 @@ public final class RunnelServer: @unchecked Sendable {
         remoteController?.shutdown()
         broker?.stopReplication()
         brokerPeers?.close()
+        markerPeers?.close()
         for server in servers { try? await server.close() }
         do {
             if let broker { try logManager?.checkpointHighWatermarks(broker.highWatermarks) }

@@ -174,6 +174,14 @@ def produce(bootstrap: str, topic: str, count: int, props: dict | None = None,
                *(f"{k}={v}" for k, v in (props or {}).items()), timeout=timeout)
 
 
+def txn(bootstrap: str, topic: str, transactional_id: str, count: int, commit: bool,
+        props: dict | None = None, timeout: float = 180.0) -> Result:
+    """One transaction of `count` records ("t-0", ...) committed or aborted by the Java client."""
+    kv = [f"{k}={v}" for k, v in (props or {}).items()]
+    return run("txn", bootstrap, topic, transactional_id, str(count), "commit" if commit else "abort", *kv,
+               timeout=timeout)
+
+
 def consume(bootstrap: str, topic: str, expected: int, timeout_ms: int = 60_000,
             group: str | None = None, props: dict | None = None) -> Result:
     """Read from the beginning until `expected` records (exit 0) or `timeout_ms` (exit 3). With a

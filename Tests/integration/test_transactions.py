@@ -10,20 +10,27 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
   transaction.max.timeout.ms is INVALID_TRANSACTION_TIMEOUT; and after a kill -9 and restart the
   coordinator reloads the id from `__transaction_state` and continues from the epoch it wrote.
 
-Not here yet (not served by this build): AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit,
-EndTxn and the markers, read_committed fetches.
+- Whole transactions with confluent-kafka: records of a committed transaction are read by
+  read_committed and read_uncommitted consumers; an aborted one's only by read_uncommitted; a
+  read_committed consumer stops at the last stable offset while a transaction is open, and its
+  ListOffsets latest is that offset; markers reach partitions led by other brokers.
+
+Not here yet: TxnOffsetCommit (send_offsets_to_transaction).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
+import javaclient
 import kwire
+from cluster import create, leaders, start_cluster
 from kwire import Reader, compact_string, frame, i8, i16, i32, i64, request_header_v1, request_header_v2, string
-from util import QUIET, unique
+from util import QUIET, create_topic, drain, unique, wait_until
 
 TXN_PROPS = {
     "transaction.state.log.num.partitions": 4,
@@ -121,3 +128,181 @@ def test_coordinator_epochs_fencing_and_reload(tnode):
     assert error == NONE
     assert until_answered(lambda: init_producer_id(tnode.bootstrap, tid, pid, 2), timeout=60) == (NONE, pid, 3)
     assert init_producer_id(tnode.bootstrap, tid, pid, 1)[0] == PRODUCER_FENCED
+
+
+def transactional_producer(bootstrap: str, tid: str | None = None) -> Producer:
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid or unique("txn"),
+                  "linger.ms": 5, **QUIET})
+    p.init_transactions(60)
+    return p
+
+
+def test_commit_and_abort_seen_by_each_isolation_level(tnode):
+    topic = unique("txn-data")
+    create_topic(tnode.bootstrap, topic, partitions=3)
+    p = transactional_producer(tnode.bootstrap)
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(topic, key=f"k{i}", value=f"committed-{i}", partition=i % 3)
+    p.commit_transaction(60)
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(topic, key=f"k{i}", value=f"aborted-{i}", partition=i % 3)
+    p.flush(30)
+    p.abort_transaction(60)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, key=f"k{i}", value=f"last-{i}", partition=i % 3)
+    p.commit_transaction(60)
+
+    committed = drain(tnode.bootstrap, topic, 3, 33, conf={"isolation.level": "read_committed"})
+    values = sorted(m.value.decode() for m in committed)
+    assert values == sorted([f"committed-{i}" for i in range(30)] + [f"last-{i}" for i in range(3)]), values
+    everything = drain(tnode.bootstrap, topic, 3, 63, conf={"isolation.level": "read_uncommitted"})
+    assert sum(m.value.startswith(b"aborted-") for m in everything) == 30
+    # Each partition holds data, a commit marker, aborted data, an abort marker, data and a marker.
+    for part in range(3):
+        offsets = sorted(m.offset for m in everything if m.partition == part)
+        assert offsets == list(range(10)) + list(range(11, 21)) + [22], (part, offsets)
+
+
+def test_read_committed_stops_at_an_open_transaction(tnode):
+    topic = unique("txn-open")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    plain = Producer({"bootstrap.servers": tnode.bootstrap, **QUIET})
+    for i in range(5):
+        plain.produce(topic, value=f"before-{i}", partition=0)
+    plain.flush(30)
+    p = transactional_producer(tnode.bootstrap)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, value=f"open-{i}", partition=0)
+    p.flush(30)
+    for i in range(5):
+        plain.produce(topic, value=f"after-{i}", partition=0)
+    plain.flush(30)
+
+    c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"), "isolation.level": "read_committed",
+                  "enable.auto.commit": False, **QUIET})
+    try:
+        # The last stable offset is the open transaction's first offset (5); the high watermark 15.
+        low, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        assert (low, high) == (0, 5), (low, high)
+        c.assign([TopicPartition(topic, 0, 0)])
+        seen = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            for m in c.consume(100, timeout=0.2):
+                if not m.error():
+                    seen.append(m.value().decode())
+        assert seen == [f"before-{i}" for i in range(5)], seen
+        p.commit_transaction(60)
+        deadline = time.monotonic() + 20
+        while len(seen) < 15 and time.monotonic() < deadline:
+            for m in c.consume(100, timeout=0.2):
+                if not m.error():
+                    seen.append(m.value().decode())
+        assert seen == ([f"before-{i}" for i in range(5)] + [f"open-{i}" for i in range(5)]
+                        + [f"after-{i}" for i in range(5)]), seen
+        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 16),
+                   what="the last stable offset past the commit marker")
+    finally:
+        c.close()
+
+
+def test_transaction_across_brokers(tmp_path):
+    """Markers go to partition leaders on other brokers over WriteTxnMarkers."""
+    props = {**TXN_PROPS, "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2}
+    controllers, brokers = start_cluster(tmp_path, props=props)
+    try:
+        bootstrap = brokers[0].bootstrap
+        topic = unique("txn-spread")
+        create(brokers[0], topic, 6, 3)
+        wait_until(lambda: (lambda l: l is not None and len(set(l.values())) == 3)(leaders(brokers[0], topic)),
+                   what="leaders on all three brokers")
+        p = transactional_producer(bootstrap)
+        p.begin_transaction()
+        for i in range(60):
+            p.produce(topic, value=f"a-{i}", partition=i % 6)
+        p.commit_transaction(60)
+        p.begin_transaction()
+        for i in range(60):
+            p.produce(topic, value=f"b-{i}", partition=i % 6)
+        p.flush(30)
+        p.abort_transaction(60)
+        got = drain(bootstrap, topic, 6, 60, conf={"isolation.level": "read_committed"})
+        assert sorted(m.value.decode() for m in got) == sorted(f"a-{i}" for i in range(60))
+    finally:
+        for n in brokers + controllers:
+            n.close()
+
+
+def read_committed_values(bootstrap: str, topic: str, partitions: int, expected: int) -> list[str]:
+    got = drain(bootstrap, topic, partitions, expected, conf={"isolation.level": "read_committed"})
+    return sorted(m.value.decode() for m in got)
+
+
+def test_java_commit_and_abort(tnode):
+    why = javaclient.missing()
+    if why:
+        pytest.skip(f"Java client unavailable: {why}")
+    topic = unique("txn-java")
+    create_topic(tnode.bootstrap, topic, partitions=2)
+    tid = unique("java-txn")
+    res = javaclient.txn(tnode.bootstrap, topic, tid, 20, commit=True)
+    assert res.ok, res.explain()
+    res = javaclient.txn(tnode.bootstrap, topic, tid, 20, commit=False)
+    assert res.ok, res.explain()
+    assert read_committed_values(tnode.bootstrap, topic, 2, 20) == sorted(f"t-{i}" for i in range(20))
+    # The Java consumer with read_committed skips the aborted records as well.
+    res = javaclient.consume(tnode.bootstrap, topic, 20, 30_000, None, {"isolation.level": "read_committed"})
+    assert res.ok, res.explain()
+    assert sorted(r.value for r in res.records) == sorted(f"t-{i}" for i in range(20))
+    res = javaclient.consume(tnode.bootstrap, topic, 40, 30_000)
+    assert res.ok and len(res.records) == 40, res.explain()
+
+
+def test_kafka_python_commit_and_abort(tnode):
+    from kafka import KafkaProducer
+
+    topic = unique("txn-kp")
+    create_topic(tnode.bootstrap, topic, partitions=2)
+    p = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("kp-txn"))
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(10):
+            p.send(topic, value=f"kp-{i}".encode(), partition=i % 2)
+        p.commit_transaction()
+        p.begin_transaction()
+        for i in range(10):
+            p.send(topic, value=f"kp-aborted-{i}".encode(), partition=i % 2)
+        p.flush()
+        p.abort_transaction()
+    finally:
+        p.close(10)
+    assert read_committed_values(tnode.bootstrap, topic, 2, 10) == sorted(f"kp-{i}" for i in range(10))
+
+
+def test_aiokafka_commit_and_abort(tnode):
+    from aiokafka import AIOKafkaProducer
+
+    topic = unique("txn-aio")
+    create_topic(tnode.bootstrap, topic, partitions=2)
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("aio-txn"))
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(10):
+                    await p.send(topic, value=f"aio-{i}".encode(), partition=i % 2)
+            await p.begin_transaction()
+            for i in range(10):
+                await p.send(topic, value=f"aio-aborted-{i}".encode(), partition=i % 2)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 120))
+    assert read_committed_values(tnode.bootstrap, topic, 2, 10) == sorted(f"aio-{i}" for i in range(10))

@@ -83,6 +83,7 @@ public final class RunnelJavaClient {
             case "produce": status = produce(args); break;
             case "consume": status = consume(args); break;
             case "admin": status = admin(args); break;
+            case "txn": status = txn(args); break;
             default: usage(); return;
         }
         System.out.flush();
@@ -93,7 +94,8 @@ public final class RunnelJavaClient {
         System.err.println("usage: RunnelJavaClient produce <bootstrap> <topic> <count> [key=value...]\n"
                 + "       RunnelJavaClient consume <bootstrap> <topic> <expected> <timeoutMs> [group]\n"
                 + "       RunnelJavaClient admin <bootstrap> create <topic> <partitions> <rf> [key=value...]\n"
-                + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>");
+                + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>\n"
+                + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]");
         System.exit(2);
     }
 
@@ -141,6 +143,42 @@ public final class RunnelJavaClient {
             }
         }
         return failures.get() == 0 ? 0 : 1;
+    }
+
+    // -- txn -------------------------------------------------------------------------------------
+
+    /** One transaction of `count` records ("t-0"...), committed or aborted; prints {"ended": ...}. */
+    static int txn(String[] args) {
+        if (args.length < 6) {
+            usage();
+        }
+        String topic = args[2];
+        int count = Integer.parseInt(args[4]);
+        boolean commit = args[5].equals("commit");
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args[3]);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.putAll(keyValues(args, 6));
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            for (int i = 0; i < count; i++) {
+                producer.send(new ProducerRecord<>(topic, "k-" + i, "t-" + i));
+            }
+            producer.flush();
+            if (commit) {
+                producer.commitTransaction();
+            } else {
+                producer.abortTransaction();
+            }
+        } catch (RuntimeException e) {
+            System.err.println("transaction failed: " + describe(e));
+            return 1;
+        }
+        System.out.println("{\"ended\": " + quote(commit ? "commit" : "abort") + "}");
+        return 0;
     }
 
     // -- consume ---------------------------------------------------------------------------------
