@@ -24,7 +24,7 @@ import asyncio
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 import javaclient
 import kwire
@@ -37,6 +37,7 @@ TXN_PROPS = {
     "transaction.state.log.replication.factor": 1,
     "transaction.state.log.min.isr": 1,
     "transaction.max.timeout.ms": 120000,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000,
 }
 
 API_FIND_COORDINATOR = 10
@@ -306,3 +307,51 @@ def test_aiokafka_commit_and_abort(tnode):
 
     asyncio.run(asyncio.wait_for(run(), 120))
     assert read_committed_values(tnode.bootstrap, topic, 2, 10) == sorted(f"aio-{i}" for i in range(10))
+
+
+def test_a_second_instance_fences_the_first_and_aborts_its_transaction(tnode):
+    topic = unique("txn-fence")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    tid = unique("fenced")
+    first = transactional_producer(tnode.bootstrap, tid)
+    first.begin_transaction()
+    for i in range(5):
+        first.produce(topic, value=f"zombie-{i}", partition=0)
+    first.flush(30)
+    second = transactional_producer(tnode.bootstrap, tid)
+    # The first instance's open transaction was aborted by the second's InitProducerId, and the
+    # first can no longer commit.
+    with pytest.raises(KafkaException) as failure:
+        first.commit_transaction(30)
+    assert failure.value.args[0].code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                           KafkaError.INVALID_PRODUCER_EPOCH), failure.value.args[0]
+    second.begin_transaction()
+    second.produce(topic, value="survivor", partition=0)
+    second.commit_transaction(30)
+    assert read_committed_values(tnode.bootstrap, topic, 1, 1) == ["survivor"]
+
+
+def test_a_transaction_left_open_is_aborted_after_its_timeout(tnode):
+    topic = unique("txn-timeout")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    p = Producer({"bootstrap.servers": tnode.bootstrap, "transactional.id": unique("slow"),
+                  "transaction.timeout.ms": 2000, **QUIET})
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, value=f"left-open-{i}", partition=0)
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"), "isolation.level": "read_committed",
+                  **QUIET})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 0)
+        # The coordinator aborts it (its check runs every
+        # transaction.abort.timed.out.transaction.cleanup.interval.ms): the abort marker at
+        # offset 5 makes everything below 6 stable.
+        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 6), timeout=30,
+                   what="the timed-out transaction aborted")
+    finally:
+        c.close()
+    with pytest.raises(KafkaException):
+        p.commit_transaction(30)
+    assert drain(tnode.bootstrap, topic, 1, 0, conf={"isolation.level": "read_committed"}, linger_after=1) == []
