@@ -39,9 +39,14 @@ extension Broker {
     /// appends them as leader, and with `requiredAcks` -1 parks the request in the produce
     /// purgatory until every partition's replication core says its append is replicated (or
     /// failed, or `timeoutMs` passed). Answers come in the order of `entries`.
+    ///
+    /// `verification` (by entry index): what the transaction coordinator said of a transactional
+    /// produce's partitions (KIP-890 part 1); `refused` (by entry index): entries answered with
+    /// that error and message without being appended.
     package func appendRecords(
         _ entries: [(TopicPartition, ByteBuffer?)], requiredAcks: Int16, timeoutMs: Int64, origin: AppendOrigin,
-        produceVersion: Int16 = .max, eventLoop: any EventLoop
+        produceVersion: Int16 = .max, verification: [Int: ProducerStateTable.Verification] = [:],
+        refused: [Int: (ErrorCode, String?)] = [:], eventLoop: any EventLoop
     ) -> AppendOutcome {
         let now = clock.wallMs()
         let image = self.image
@@ -54,6 +59,10 @@ extension Broker {
             func fail(_ code: ErrorCode, _ message: String? = nil) {
                 result.error = code
                 result.message = message
+            }
+            if let (code, message) = refused[index] {
+                fail(code, message)
+                continue
             }
             guard let partition = partition(tp) else {
                 fail(image.topic(named: tp.topic) == nil ? .unknownTopicOrPartition : .notLeaderOrFollower)
@@ -88,7 +97,7 @@ extension Broker {
             do {
                 switch try partition.appendAsLeader(
                     records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now,
-                    monotonicMs: clock.monotonicMs())
+                    monotonicMs: clock.monotonicMs(), verification: verification[index] ?? .notRequired)
                 {
                 case .success(let info):
                     if origin == .client {
@@ -204,22 +213,55 @@ extension Broker {
         guard acksValid else {
             return acks == 0 ? .noResponse : respond(response([]), version: version, context: context)
         }
-        let outcome = appendRecords(
-            entries, requiredAcks: acks, timeoutMs: Int64(max(0, request.timeoutMs)), origin: .client,
-            produceVersion: version, eventLoop: context.eventLoop)
-        entries = []
-        if acks == 0 {
+        if acks == 0, answer.contains(where: { $0.refused != nil }) {
             // Kafka closes an acks=0 producer's connection on an error it cannot answer.
-            if answer.contains(where: { $0.refused != nil }) {
-                return .close(reason: "acks=0 produce refused by the authorizer")
-            }
-            return .noResponse
+            return .close(reason: "acks=0 produce refused by the authorizer")
         }
+        let timeoutMs = Int64(max(0, request.timeoutMs))
+        let eventLoop = context.eventLoop
+        let allocator = context.allocator
+        @Sendable func answered(_ outcome: AppendOutcome) -> EventLoopFuture<OutgoingResponse> {
+            switch outcome {
+            case .done(let results):
+                return eventLoop.makeSucceededFuture(
+                    OutgoingResponse(response(results), version: version, allocator: allocator))
+            case .waiting(let future):
+                return future.map { OutgoingResponse(response($0), version: version, allocator: allocator) }
+            }
+        }
+        // KIP-890 part 1: a transactional batch that would open a transaction on a partition is
+        // appended only once the coordinator confirms the partition is in the transaction.
+        if settings.transactionPartitionVerification, let transactionalId = request.transactionalId,
+            !transactionalId.isEmpty, let plan = verificationPlan(entries)
+        {
+            let pending = entries
+            entries = []
+            let future = verifyTransaction(
+                transactionalId, producerId: plan.producerId, epoch: plan.epoch, Set(plan.toAsk.values),
+                eventLoop: eventLoop
+            ).flatMap { [self] errors in
+                var refused: [Int: (ErrorCode, String?)] = [:]
+                for (index, tp) in plan.toAsk {
+                    if let error = errors[tp], error != .none {
+                        refused[index] = Self.produceError(forVerification: error, produceVersion: version)
+                    }
+                }
+                return answered(
+                    appendRecords(
+                        pending, requiredAcks: acks, timeoutMs: timeoutMs, origin: .client, produceVersion: version,
+                        verification: plan.verification, refused: refused, eventLoop: eventLoop))
+            }
+            return acks == 0 ? .noResponse : .respond(future)
+        }
+        let outcome = appendRecords(
+            entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .client, produceVersion: version,
+            eventLoop: eventLoop)
+        entries = []
+        if acks == 0 { return .noResponse }
         switch outcome {
         case .done(let results):
             return respond(response(results), version: version, context: context)
         case .waiting(let future):
-            let allocator = context.allocator
             return .respond(future.map { OutgoingResponse(response($0), version: version, allocator: allocator) })
         }
     }

@@ -83,6 +83,105 @@ extension Broker {
         return transactions.endTxn(r, version: version, context: context)
     }
 
+    // MARK: verification of a transactional produce (KIP-890 part 1)
+
+    /// Which partitions of a transactional produce need the coordinator's word (KIP-890 part 1):
+    /// those whose first batch is transactional and whose producer has no transaction open there
+    /// at its epoch. Each gets a verification guard from its log now. Nil when none needs asking.
+    func verificationPlan(_ entries: [(TopicPartition, ByteBuffer?)]) -> TransactionVerificationPlan? {
+        let now = clock.wallMs()
+        var toAsk: [Int: TopicPartition] = [:]
+        var verification: [Int: ProducerStateTable.Verification] = [:]
+        var producer: (id: Int64, epoch: Int16)?
+        for (index, (tp, records)) in entries.enumerated() {
+            guard let records, let header = RecordBatchHeader(records, at: records.readerIndex),
+                header.isTransactional, header.producerId >= 0, let partition = partition(tp)
+            else { continue }
+            producer = producer ?? (header.producerId, header.producerEpoch)
+            let guardToken = partition.log.startTransactionVerification(
+                producerId: header.producerId, epoch: header.producerEpoch, nowMs: now)
+            verification[index] = .verified(guardToken)
+            if guardToken != nil { toAsk[index] = tp }
+        }
+        guard let producer, !toAsk.isEmpty else { return nil }
+        return TransactionVerificationPlan(
+            producerId: producer.id, epoch: producer.epoch, toAsk: toAsk, verification: verification)
+    }
+
+    /// What a producer is told when the coordinator did not confirm a partition (Kafka's
+    /// ReplicaManager and AddPartitionsToTxnManager): a fenced epoch as INVALID_PRODUCER_EPOCH,
+    /// TRANSACTION_ABORTABLE only to Produce v11+ clients (INVALID_TXN_STATE before), and a
+    /// coordinator that cannot answer yet as NOT_ENOUGH_REPLICAS, which producers retry.
+    static func produceError(forVerification error: ErrorCode, produceVersion: Int16) -> (ErrorCode, String?) {
+        switch error {
+        case .producerFenced:
+            return (.invalidProducerEpoch, nil)
+        case .transactionAbortable where produceVersion < 11, .invalidTxnState:
+            return (.invalidTxnState, "Partition was not added to the transaction")
+        case .concurrentTransactions, .coordinatorLoadInProgress, .coordinatorNotAvailable, .notCoordinator:
+            return (
+                .notEnoughReplicas,
+                "Unable to verify the partition has been added to the transaction. Underlying error: \(error)"
+            )
+        case .clusterAuthorizationFailed:
+            return (.invalidTxnState, nil)
+        default:
+            return (error, nil)
+        }
+    }
+
+    /// Asks the transaction coordinator of `transactionalId` whether `partitions` are in the
+    /// producer's open transaction (AddPartitionsToTxn v4 with verify-only, or the local
+    /// coordinator directly): each partition's error, `.none` when it is.
+    func verifyTransaction(
+        _ transactionalId: String, producerId: Int64, epoch: Int16, _ partitions: Set<TopicPartition>,
+        eventLoop: any EventLoop
+    ) -> EventLoopFuture<[TopicPartition: ErrorCode]> {
+        @Sendable func all(_ code: ErrorCode) -> [TopicPartition: ErrorCode] {
+            Dictionary(uniqueKeysWithValues: partitions.map { ($0, code) })
+        }
+        let image = self.image
+        guard let topic = image.topic(named: TransactionLog.topicName), topic.partitionCount > 0 else {
+            return eventLoop.makeSucceededFuture(all(.coordinatorNotAvailable))
+        }
+        let p = TransactionLog.partition(for: transactionalId, partitions: Int32(topic.partitionCount))
+        guard let leader = topic.partitions[p]?.leader, leader >= 0 else {
+            return eventLoop.makeSucceededFuture(all(.coordinatorNotAvailable))
+        }
+        if leader == settings.nodeId {
+            return eventLoop.makeSucceededFuture(
+                transactions.read {
+                    $0.verifyPartitions(
+                        transactionalId: transactionalId, producerId: producerId, producerEpoch: epoch, partitions)
+                })
+        }
+        guard let peers = markerPeers.withLockedValue({ $0 }) else {
+            return eventLoop.makeSucceededFuture(all(.coordinatorNotAvailable))
+        }
+        var topics: [String: [Int32]] = [:]
+        for tp in partitions { topics[tp.topic, default: []].append(tp.partition) }
+        var request = AddPartitionsToTxnRequest()
+        request.transactions = [
+            .init(
+                transactionalId: transactionalId, producerId: producerId, producerEpoch: epoch, verifyOnly: true,
+                topics: topics.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted()) })
+        ]
+        return peers.send(request, version: 4, to: leader, timeoutMs: Self.markerTimeoutMs).hop(to: eventLoop).map {
+            response in
+            if response.errorCode != 0 { return all(ErrorCode(response.errorCode)) }
+            var out: [TopicPartition: ErrorCode] = [:]
+            for result in response.resultsByTransaction {
+                for t in result.topicResults {
+                    for r in t.resultsByPartition {
+                        out[TopicPartition(t.name, r.partitionIndex)] = ErrorCode(r.partitionErrorCode)
+                    }
+                }
+            }
+            for tp in partitions where out[tp] == nil { out[tp] = .unknownServerError }
+            return out
+        }.recover { _ in all(.networkException) }
+    }
+
     // MARK: markers, the partition leader's side
 
     /// WriteTxnMarkers from a transaction coordinator (CLUSTER_ACTION): each marker is appended
@@ -260,6 +359,16 @@ extension Broker {
     public func startTransactionMarkers(peers: BrokerPeers) {
         markerPeers.withLockedValue { $0 = peers }
     }
+}
+
+/// The partitions of a transactional produce that wait for the coordinator's word, and what
+/// each entry of the produce carries to its log.
+struct TransactionVerificationPlan: Sendable {
+    var producerId: Int64
+    var epoch: Int16
+    /// Entry index to partition, for the partitions to ask about.
+    var toAsk: [Int: TopicPartition]
+    var verification: [Int: ProducerStateTable.Verification]
 }
 
 extension GroupHost {

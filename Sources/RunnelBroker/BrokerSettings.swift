@@ -35,6 +35,9 @@ public struct BrokerSettings: Sendable {
     /// fences a broker; a leader that long without an answer steps aside when it also lost an
     /// in-sync follower (`PartitionReplica.checkIsolation`).
     public var brokerSessionTimeoutMs: Int64 = 9_000
+    /// `transaction.partition.verification.enable` (KIP-890 part 1): a leader asks the
+    /// transaction coordinator before a transactional produce opens a transaction on a partition.
+    public var transactionPartitionVerification = true
     /// `fetch.max.bytes`: cap on one Fetch response.
     public var fetchMaxBytes: Int = 57_671_680
     /// Replication rules broken on purpose (tests only: the simulation, and `tools/chaos` through

@@ -369,10 +369,22 @@ public final class PartitionLog: @unchecked Sendable {
     /// Appends validated client batches (from `RecordBatches.validate`): assigns offsets from the
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
+    /// `verification`: what the leader learned from the transaction coordinator (KIP-890 part 1);
+    /// a transactional batch that would open a transaction without a guard still in force is
+    /// refused with INVALID_TXN_STATE.
     public func appendAsLeader(
-        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
+        verification: ProducerStateTable.Verification = .notRequired
     ) throws -> AppendInfo {
-        try appendAsLeader(payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, marker: nil)
+        try appendAsLeader(
+            payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, marker: nil, verification: verification)
+    }
+
+    /// Starts a verification for a transactional append (see `ProducerStateTable.startVerification`).
+    public func startTransactionVerification(
+        producerId: Int64, epoch: Int16, nowMs: Int64
+    ) -> ProducerStateTable.VerificationGuard? {
+        lock.withLock { producerState.startVerification(producerId: producerId, epoch: epoch, nowMs: nowMs) }
     }
 
     /// Appends a transaction marker for a producer (WriteTxnMarkers) at the log end, after
@@ -388,12 +400,13 @@ public final class PartitionLog: @unchecked Sendable {
         let infos = try RecordBatches.validate(batch, maxBatchBytes: Int.max, allowControl: true).get()
         return try appendAsLeader(
             batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs,
-            marker: (producerId, producerEpoch, marker, transactionVersion))
+            marker: (producerId, producerEpoch, marker, transactionVersion), verification: .notRequired)
     }
 
     private func appendAsLeader(
         _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
-        marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?
+        marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?,
+        verification: ProducerStateTable.Verification
     ) throws -> AppendInfo {
         try changingLog {
             let staged: StagedAppend = try lock.withLock {
@@ -417,7 +430,7 @@ public final class PartitionLog: @unchecked Sendable {
                 // Idempotent producers: answer retries with their first offsets, refuse gaps.
                 var duplicates: [ProducerStateTable.BatchMetadata] = []
                 for batch in batches {
-                    switch producerState.check(batch.header) {
+                    switch producerState.check(batch.header, verification: verification) {
                     case .append: break
                     case .duplicate(let meta): duplicates.append(meta)
                     case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)

@@ -52,7 +52,28 @@ public struct ProducerStateTable: Sendable {
         case reject(ErrorCode, String)
     }
 
+    /// KIP-890 part 1: names one verification a leader started for a producer before it asked
+    /// the transaction coordinator whether a partition is in the producer's transaction.
+    public struct VerificationGuard: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: UInt64
+        public var description: String { "guard#\(rawValue)" }
+    }
+
+    /// What a client's append carries about the coordinator's verification.
+    public enum Verification: Sendable, Equatable {
+        /// Not checked: verification is off, or the append is not a client's transactional one.
+        case notRequired
+        /// Verified with the coordinator under this guard; nil when the producer's transaction
+        /// was already open here, so no question was asked.
+        case verified(VerificationGuard?)
+    }
+
     public private(set) var producers: [Int64: Entry] = [:]
+    /// Verifications in progress, by producer: cleared when the producer's transaction opens
+    /// here or a marker for it is written, so an append verified before a marker ended the
+    /// transaction cannot open a new one nobody would end (a hanging transaction).
+    public private(set) var verifications: [Int64: (guard: VerificationGuard, epoch: Int16, startedMs: Int64)] = [:]
+    private var nextGuard: UInt64 = 0
     /// Open transactions, (first offset, producer id), ascending by first offset.
     public private(set) var ongoing: [(firstOffset: Int64, producerId: Int64)] = []
     /// Completed transactions whose marker is at or above the high watermark, ascending by first offset.
@@ -70,12 +91,41 @@ public struct ProducerStateTable: Sendable {
         next == (last == Int32.max ? 0 : last + 1)
     }
 
+    // MARK: verification (KIP-890 part 1)
+
+    /// Whether `producerId` has a transaction open here at `epoch` (Kafka's hasOngoingTransaction).
+    public func hasOngoingTransaction(producerId: Int64, epoch: Int16) -> Bool {
+        guard let entry = producers[producerId] else { return false }
+        return entry.currentTxnFirstOffset != nil && entry.epoch == epoch
+    }
+
+    /// Starts (or joins) a verification for a transactional append of `producerId` at `epoch`:
+    /// nil when its transaction is open here already and nothing needs asking.
+    public mutating func startVerification(producerId: Int64, epoch: Int16, nowMs: Int64) -> VerificationGuard? {
+        if hasOngoingTransaction(producerId: producerId, epoch: epoch) { return nil }
+        if let existing = verifications[producerId], existing.epoch >= epoch { return existing.guard }
+        nextGuard += 1
+        let fresh = VerificationGuard(rawValue: nextGuard)
+        verifications[producerId] = (fresh, epoch, nowMs)
+        return fresh
+    }
+
     // MARK: checks (appends from clients and coordinators)
 
-    /// Decides about a data batch a client (not a replica) appends.
-    public func check(_ header: RecordBatchHeader) -> Verdict {
+    /// Decides about a data batch a client (not a replica) appends. A transactional batch that
+    /// would open a transaction needs the verification guard still in force for its producer.
+    public func check(_ header: RecordBatchHeader, verification: Verification = .notRequired) -> Verdict {
         // Markers are checked by `checkMarker`.
         guard header.producerId >= 0, !header.isControl else { return .append }
+        if case .verified(let verified) = verification, header.isTransactional,
+            !hasOngoingTransaction(producerId: header.producerId, epoch: header.producerEpoch),
+            verified == nil || verifications[header.producerId]?.guard != verified
+        {
+            return .reject(
+                .invalidTxnState,
+                "The transaction of producer \(header.producerId) at epoch \(header.producerEpoch) is not open on this partition: it was not added to the transaction, or the transaction ended since it was verified."
+            )
+        }
         let firstSeq = header.baseSequence
         let lastSeq = Self.lastSequence(header)
         guard let entry = producers[header.producerId] else {
@@ -190,6 +240,7 @@ public struct ProducerStateTable: Sendable {
         }
         entry.lastTimestamp = max(entry.lastTimestamp, header.maxTimestamp)
         if header.isTransactional && entry.currentTxnFirstOffset == nil {
+            verifications[header.producerId] = nil
             entry.currentTxnFirstOffset = header.baseOffset
             precondition(
                 ongoing.last.map { $0.firstOffset < header.baseOffset } ?? true,
@@ -217,6 +268,7 @@ public struct ProducerStateTable: Sendable {
             unreplicated.insert(completed!, at: at)
         }
         if header.producerEpoch > entry.epoch { entry.batches = [] }
+        verifications[header.producerId] = nil
         entry.epoch = max(entry.epoch, header.producerEpoch)
         entry.coordinatorEpoch = marker.coordinatorEpoch
         entry.currentTxnFirstOffset = nil
@@ -252,6 +304,7 @@ public struct ProducerStateTable: Sendable {
         producers = producers.filter {
             $0.value.currentTxnFirstOffset != nil || nowMs - $0.value.lastTimestamp < expirationMs
         }
+        verifications = verifications.filter { nowMs - $0.value.startedMs < expirationMs }
     }
 
     /// Forgets producers idle since before `cutoff`, keeping those with an open transaction.

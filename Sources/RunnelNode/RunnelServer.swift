@@ -213,6 +213,9 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.messageMaxBytes = config.messageMaxBytes
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
             brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
+            // Validated as a boolean with the other keys (ConfigDefinitions).
+            brokerSettings.transactionPartitionVerification =
+                config.properties.entries["transaction.partition.verification.enable"]?.lowercased() != "false"
             brokerSettings.replicationFaults = try Self.brokenRules(logger: logger)
             brokerSettings.authorizer = config.security.authorizer
             // A lone combined node talks to its own controller in-process; otherwise the broker

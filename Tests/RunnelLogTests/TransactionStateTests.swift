@@ -56,6 +56,15 @@ struct TxnLog {
         return try log.appendAsLeader(payload, batches: infos, leaderEpoch: 0, nowMs: timestamp)
     }
 
+    /// A producer's batch appended with what the leader learned from the coordinator.
+    @discardableResult
+    func verified(
+        _ producer: Int64, epoch: Int16 = 0, sequence: Int32, _ verification: ProducerStateTable.Verification
+    ) throws -> AppendInfo {
+        let (payload, infos) = producerBatch(producer, epoch: epoch, sequence: sequence)
+        return try log.appendAsLeader(payload, batches: infos, leaderEpoch: 0, nowMs: 1_000, verification: verification)
+    }
+
     @discardableResult
     func marker(
         _ producer: Int64, epoch: Int16 = 0, commit: Bool, coordinatorEpoch: Int32 = 0, version: Int16 = 0
@@ -73,6 +82,41 @@ func txnIndexBytes(_ dir: String, _ base: Int64) -> [UInt8] {
 
 @Suite("Transactions in the log")
 struct TransactionStateTests {
+    @Test(
+        "KIP-890 part 1: a batch opens a transaction only under the verification guard still in force; a marker or the opening batch ends the guard"
+    )
+    func verificationGuards() throws {
+        let t = try TxnLog()
+        func refused(_ body: () throws -> Void) -> ErrorCode? {
+            do {
+                try body()
+                return nil
+            } catch let error as ProducerStateError {
+                return error.code
+            } catch {
+                return .unknownServerError
+            }
+        }
+        // No guard at all (the partition was not verified): refused.
+        #expect(refused { try t.verified(7, sequence: 0, .verified(nil)) } == .invalidTxnState)
+        // Verified, then the transaction ended (a marker) before the append: refused.
+        let stale = try #require(t.log.startTransactionVerification(producerId: 7, epoch: 0, nowMs: 0))
+        try t.marker(7, commit: false)
+        #expect(refused { try t.verified(7, sequence: 0, .verified(stale)) } == .invalidTxnState)
+        // A fresh verification opens the transaction; the next batches need none.
+        let fresh = try #require(t.log.startTransactionVerification(producerId: 7, epoch: 0, nowMs: 0))
+        #expect(fresh != stale)
+        try t.verified(7, sequence: 0, .verified(fresh))
+        #expect(t.log.startTransactionVerification(producerId: 7, epoch: 0, nowMs: 0) == nil, "open: nothing to ask")
+        try t.verified(7, sequence: 2, .verified(nil))
+        // The guard went with the opening batch: after the commit it cannot open another one.
+        try t.marker(7, commit: true)
+        #expect(refused { try t.verified(7, sequence: 4, .verified(fresh)) } == .invalidTxnState)
+        // Appends that do not ask (replicas, verification off) are not checked.
+        try t.verified(7, sequence: 4, .notRequired)
+        #expect(t.log.firstUnstableOffset != nil)
+    }
+
     @Test(
         "a transactional batch opens a transaction at its first offset; its marker ends it, stable once the high watermark passes the marker"
     )

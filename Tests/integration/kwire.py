@@ -294,7 +294,8 @@ def encode_record(offset_delta: int, r: Rec) -> bytes:
 
 
 def record_batch(records: list[Rec], base_offset: int = 0, base_timestamp: int | None = None,
-                 attributes: int = 0, corrupt_crc: bool = False) -> bytes:
+                 attributes: int = 0, corrupt_crc: bool = False, producer_id: int = -1,
+                 producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
     """A magic v2 batch, uncompressed unless `attributes` says otherwise (the caller then
     supplies already-compressed record bytes, which this helper does not do)."""
     if base_timestamp is None:
@@ -306,9 +307,9 @@ def record_batch(records: list[Rec], base_offset: int = 0, base_timestamp: int |
         + i32(len(records) - 1)                 # last_offset_delta
         + i64(base_timestamp)
         + i64(max_ts)
-        + i64(-1)                               # producer_id
-        + i16(-1)                               # producer_epoch
-        + i32(-1)                               # base_sequence
+        + i64(producer_id)
+        + i16(producer_epoch)
+        + i32(base_sequence)
         + i32(len(records))
         + encoded
     )
@@ -333,7 +334,8 @@ def api_versions_request(version: int, correlation_id: int, client_id: str = "kw
 
 
 def produce_v9_request(correlation_id: int, topic: str, partition: int, records: bytes | None,
-                       acks: int = -1, timeout_ms: int = 10_000, repeat: int = 1) -> bytes:
+                       acks: int = -1, timeout_ms: int = 10_000, repeat: int = 1,
+                       transactional_id: str | None = None) -> bytes:
     """Produce v9 (first flexible version):
          transactional_id  compact nullable string
          acks              int16
@@ -350,7 +352,7 @@ def produce_v9_request(correlation_id: int, topic: str, partition: int, records:
     partition_data = i32(partition) + compact_bytes(records) + EMPTY_TAGS
     # `repeat` names the partition that many times (a malformed request Kafka still answers).
     topic_data = compact_string(topic) + compact_array([partition_data] * repeat) + EMPTY_TAGS
-    body = compact_string(None) + i16(acks) + i32(timeout_ms) + compact_array([topic_data]) + EMPTY_TAGS
+    body = compact_string(transactional_id) + i16(acks) + i32(timeout_ms) + compact_array([topic_data]) + EMPTY_TAGS
     return frame(request_header_v2(API_PRODUCE, 9, correlation_id) + body)
 
 

@@ -355,3 +355,71 @@ def test_a_transaction_left_open_is_aborted_after_its_timeout(tnode):
     with pytest.raises(KafkaException):
         p.commit_transaction(30)
     assert drain(tnode.bootstrap, topic, 1, 0, conf={"isolation.level": "read_committed"}, linger_after=1) == []
+
+
+API_ADD_PARTITIONS_TO_TXN = 24
+API_END_TXN = 26
+INVALID_TXN_STATE = 48
+TRANSACTIONAL = 0x10
+
+
+def add_partitions_v3(bootstrap: str, tid: str, pid: int, epoch: int, topic: str, partition: int) -> int:
+    body = (compact_string(tid) + i64(pid) + i16(epoch)
+            + kwire.compact_array([compact_string(topic) + kwire.compact_array([i32(partition)]) + kwire.EMPTY_TAGS])
+            + kwire.EMPTY_TAGS)
+    with kwire.Conn.to(bootstrap) as c:
+        c.send(frame(request_header_v2(API_ADD_PARTITIONS_TO_TXN, 3, 11) + body))
+        r = Reader(c.recv_frame())
+        assert r.i32() == 11
+        r.skip_tags()
+        r.i32()  # throttle
+        assert r.compact_array_len() == 1
+        r.compact_string()
+        assert r.compact_array_len() == 1
+        r.i32()
+        return r.i16()
+
+
+def end_txn_v3(bootstrap: str, tid: str, pid: int, epoch: int, commit: bool) -> int:
+    body = compact_string(tid) + i64(pid) + i16(epoch) + i8(1 if commit else 0) + kwire.EMPTY_TAGS
+    with kwire.Conn.to(bootstrap) as c:
+        c.send(frame(request_header_v2(API_END_TXN, 3, 12) + body))
+        r = Reader(c.recv_frame())
+        assert r.i32() == 12
+        r.skip_tags()
+        r.i32()  # throttle
+        return r.i16()
+
+
+def produce_txn(bootstrap: str, tid: str, pid: int, epoch: int, sequence: int, topic: str) -> int:
+    batch = kwire.record_batch([kwire.Rec(b"k", b"v%d" % sequence)], attributes=TRANSACTIONAL, producer_id=pid,
+                               producer_epoch=epoch, base_sequence=sequence)
+    with kwire.Conn.to(bootstrap, 15) as c:
+        c.send(kwire.produce_v9_request(13, topic, 0, batch, transactional_id=tid))
+        _, topics, _ = kwire.parse_produce_v9(c.recv_frame(15))
+    return topics[topic][0].error_code
+
+
+def test_a_produce_outside_the_transaction_is_refused(tnode):
+    """KIP-890 part 1: the leader asks the coordinator before a transactional batch opens a
+    transaction on a partition, so a batch for a partition never added, or one that arrives after
+    the transaction was aborted (a delayed request), cannot leave a transaction nobody ends."""
+    topic = unique("txn-verify")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    tid = unique("verify")
+    assert until_answered(lambda: find_coordinator(tnode.bootstrap, tid))[0] == NONE
+    error, pid, epoch = until_answered(lambda: init_producer_id(tnode.bootstrap, tid))
+    assert error == NONE
+    assert produce_txn(tnode.bootstrap, tid, pid, epoch, 0, topic) == INVALID_TXN_STATE
+    assert until_answered(lambda: (add_partitions_v3(tnode.bootstrap, tid, pid, epoch, topic, 0),)) == (NONE,)
+    assert produce_txn(tnode.bootstrap, tid, pid, epoch, 0, topic) == NONE
+    assert until_answered(lambda: (end_txn_v3(tnode.bootstrap, tid, pid, epoch, commit=False),)) == (NONE,)
+    # The delayed batch of the aborted transaction: refused, and the partition stays stable.
+    assert produce_txn(tnode.bootstrap, tid, pid, epoch, 1, topic) == INVALID_TXN_STATE
+    c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"), "isolation.level": "read_committed",
+                  **QUIET})
+    try:
+        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 2),
+                   what="the last stable offset past the abort marker")
+    finally:
+        c.close()
