@@ -139,7 +139,7 @@ public final class Partition: @unchecked Sendable {
     /// when the ISR is below `minInsyncReplicas`.
     package func appendAsLeader(
         _ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int,
-        nowMs: Int64, monotonicMs: Int64
+        nowMs: Int64, monotonicMs: Int64, origin: AppendOrigin = .client
     ) throws -> Result<AppendInfo, ErrorCode> {
         let (result, actions): (Result<AppendInfo, ErrorCode>, [ReplicationAction]) = try appendLock.withLock {
             // The role cannot change while appendLock is held: the check holds for the write.
@@ -151,7 +151,8 @@ public final class Partition: @unchecked Sendable {
             case .failure(let code): return (.failure(code), [])
             case .success(let current): epoch = current
             }
-            let info = try log.appendAsLeader(payload, batches: batches, leaderEpoch: epoch.rawValue, nowMs: nowMs)
+            let info = try log.appendAsLeader(
+                payload, batches: batches, leaderEpoch: epoch.rawValue, nowMs: nowMs, origin: origin)
             let end = Offset(log.logEndOffset)
             return (.success(info), lock.withLock { replica.leaderAppended(endOffset: end, nowMs: monotonicMs) })
         }

@@ -366,13 +366,15 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: append
 
-    /// Appends validated client batches (from `RecordBatches.validate`): assigns offsets from the
+    /// Appends validated batches (from `RecordBatches.validate`) of a client or, with `origin`
+    /// `.coordinator`, of a coordinator (see `ProducerStateTable.check`): assigns offsets from the
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
     public func appendAsLeader(
-        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64, origin: AppendOrigin = .client
     ) throws -> AppendInfo {
-        try appendAsLeader(payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, marker: nil)
+        try appendAsLeader(
+            payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, origin: origin, marker: nil)
     }
 
     /// Appends a transaction marker for a producer (WriteTxnMarkers) at the log end, after
@@ -387,12 +389,12 @@ public final class PartitionLog: @unchecked Sendable {
         let batch = marker.batch(producerId: producerId, producerEpoch: producerEpoch, timestamp: nowMs)
         let infos = try RecordBatches.validate(batch, maxBatchBytes: Int.max, allowControl: true).get()
         return try appendAsLeader(
-            batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs,
+            batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs, origin: .coordinator,
             marker: (producerId, producerEpoch, marker, transactionVersion))
     }
 
     private func appendAsLeader(
-        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64, origin: AppendOrigin,
         marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?
     ) throws -> AppendInfo {
         try changingLog {
@@ -417,7 +419,7 @@ public final class PartitionLog: @unchecked Sendable {
                 // Idempotent producers: answer retries with their first offsets, refuse gaps.
                 var duplicates: [ProducerStateTable.BatchMetadata] = []
                 for batch in batches {
-                    switch producerState.check(batch.header) {
+                    switch producerState.check(batch.header, origin: origin) {
                     case .append: break
                     case .duplicate(let meta): duplicates.append(meta)
                     case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)
