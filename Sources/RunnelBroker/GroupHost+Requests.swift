@@ -142,14 +142,23 @@ extension GroupHost {
         run { c, _ in (c.commitStarted(groupId: r.groupId, partitions), []) }
         let written = append(records, groupId: r.groupId, on: context.eventLoop)
         if faults.ackCommitBeforeWrite {
-            written.whenSuccess { [self] _ in
-                run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), [])
+            written.whenSuccess { [self] at in
+                run { c, now in
+                    (
+                        c.offsetsCommitted(
+                            groupId: r.groupId, memberId: r.memberId, toCommit, appendedBatchOffset: at, nowMs: now), []
+                    )
                 }
             }
             return respond(answer, version: version, context: context)
         }
-        let future = written.map { [self] _ -> OutgoingResponse in
-            run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), []) }
+        let future = written.map { [self] at -> OutgoingResponse in
+            run { c, now in
+                (
+                    c.offsetsCommitted(
+                        groupId: r.groupId, memberId: r.memberId, toCommit, appendedBatchOffset: at, nowMs: now), []
+                )
+            }
             return OutgoingResponse(answer, version: version, allocator: allocator)
         }.flatMapErrorThrowing { [self] error -> OutgoingResponse in
             run { c, _ in (c.commitFailed(groupId: r.groupId, partitions), []) }
@@ -415,7 +424,7 @@ extension GroupHost {
                 offsets.map { (.offset(group: id, $0), nil) } + [(.group(id), nil)]
             futures.append(
                 append(tombstones, groupId: id, on: context.eventLoop)
-                    .map { .init(groupId: id, errorCode: 0) }
+                    .map { _ in .init(groupId: id, errorCode: 0) }
                     .recover {
                         .init(groupId: id, errorCode: (($0 as? GroupWriteError)?.code ?? .unknownServerError).rawValue)
                     })

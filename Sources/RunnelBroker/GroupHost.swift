@@ -98,7 +98,8 @@ package final class GroupHost: @unchecked Sendable {
         startTicking(on: eventLoop)
     }
 
-    /// Replays a `__consumer_offsets` partition into the coordinator.
+    /// Replays a `__consumer_offsets` partition into the coordinator: its offset and group
+    /// records, transactional ones by producer, and the markers that end their transactions.
     private func load(_ p: Int32) {
         guard let replica = partition(p) else {
             _ = lock.withLock { loading.remove(p) }
@@ -108,18 +109,29 @@ package final class GroupHost: @unchecked Sendable {
         let started = clock.monotonicMs()
         var offset = log.logStartOffset
         let end = log.logEndOffset
-        var decoded: [OffsetsRecord] = []
+        var decoded: [OffsetsBatch] = []
+        var recordCount = 0
         do {
             while offset < end {
                 let bytes = try log.readBytes(from: offset, maxBytes: 4 << 20)
                 let batches = try RecordBatches.decode(bytes)
                 guard let last = batches.last else { break }
                 for batch in batches {
-                    for record in batch.records {
-                        guard let key = record.key, let r = OffsetsTopic.decodeRecord(key: key, value: record.value)
-                        else { continue }
-                        decoded.append(r)
+                    if batch.header.isControl {
+                        let record = batch.records.first
+                        if let marker = EndTransactionMarker(key: record?.key, value: record?.value) {
+                            decoded.append(.marker(producerId: batch.header.producerId, committed: marker.committed))
+                        }
+                        continue
                     }
+                    let records = batch.records.compactMap { record in
+                        record.key.flatMap { OffsetsTopic.decodeRecord(key: $0, value: record.value) }
+                    }
+                    recordCount += records.count
+                    decoded.append(
+                        .records(
+                            records, baseOffset: batch.header.baseOffset,
+                            transactionalProducerId: batch.header.isTransactional ? batch.header.producerId : nil))
                 }
                 offset = last.header.nextOffset
             }
@@ -136,7 +148,7 @@ package final class GroupHost: @unchecked Sendable {
         if loaded {
             logger.info(
                 "coordinating groups of \(OffsetsTopic.name)-\(p)",
-                metadata: ["records": "\(decoded.count)", "ms": "\(clock.monotonicMs() - started)"])
+                metadata: ["records": "\(recordCount)", "ms": "\(clock.monotonicMs() - started)"])
         }
     }
 
@@ -237,11 +249,11 @@ package final class GroupHost: @unchecked Sendable {
     // MARK: writing to __consumer_offsets
 
     /// Appends records for `groupId` to its `__consumer_offsets` partition through the broker's
-    /// append path with acks=all, and completes once they are replicated, or fails with the error
-    /// a group client should see.
+    /// append path with acks=all, as one batch, and completes with the batch's log offset once
+    /// they are replicated, or fails with the error a group client should see.
     func append(
         _ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Void> {
+    ) -> EventLoopFuture<Int64> {
         let count = partitionCount()
         guard count > 0 else { return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator)) }
         let tp = TopicPartition(OffsetsTopic.name, OffsetsTopic.partition(for: groupId, partitions: count))
@@ -250,15 +262,16 @@ package final class GroupHost: @unchecked Sendable {
             records: records.enumerated().map { i, r in
                 Record(offset: Int64(i), timestamp: now, key: OffsetsTopic.encode(r.0), value: r.1)
             })
-        @Sendable func settle(_ results: [PartitionAppendResult]) throws {
-            let code = results.first?.error ?? .unknownServerError
-            if code != .none { throw GroupWriteError(code: Self.clientCode(code)) }
+        @Sendable func settle(_ results: [PartitionAppendResult]) throws -> Int64 {
+            let result = results.first ?? PartitionAppendResult(error: .unknownServerError)
+            if result.error != .none { throw GroupWriteError(code: Self.clientCode(result.error)) }
+            precondition(result.baseOffset >= 0, "a successful append reports the offset it wrote at")
+            return result.baseOffset
         }
         switch appendRecords([(tp, batch)], -1, commitTimeoutMs, eventLoop) {
         case .done(let results):
             do {
-                try settle(results)
-                return eventLoop.makeSucceededVoidFuture()
+                return eventLoop.makeSucceededFuture(try settle(results))
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
