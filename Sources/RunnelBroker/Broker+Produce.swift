@@ -6,13 +6,6 @@ import RunnelReplication
 import RunnelSecurity
 import RunnelWire
 
-/// Where an append comes from (Kafka's AppendOrigin): a client's Produce, or a coordinator
-/// writing its own records to an internal topic.
-package enum AppendOrigin: Sendable {
-    case client
-    case coordinator
-}
-
 /// One partition's answer to an append.
 package struct PartitionAppendResult: Sendable {
     package var error: ErrorCode = .none
@@ -97,7 +90,8 @@ extension Broker {
             do {
                 switch try partition.appendAsLeader(
                     records, batches: batches, requiredAcks: requiredAcks, minInsyncReplicas: minInsync, nowMs: now,
-                    monotonicMs: clock.monotonicMs(), verification: verification[index] ?? .notRequired)
+                    monotonicMs: clock.monotonicMs(), origin: origin,
+                    verification: verification[index] ?? .notRequired)
                 {
                 case .success(let info):
                     if origin == .client {

@@ -370,8 +370,3 @@ struct TransactionVerificationPlan: Sendable {
     var toAsk: [Int: TopicPartition]
     var verification: [Int: ProducerStateTable.Verification]
 }
-
-extension GroupHost {
-    // TEMPORARY until the group side lands: transactional offset commits are not kept yet.
-    func transactionCompleted(offsetsPartition: Int32, producerId: Int64, committed: Bool) {}
-}

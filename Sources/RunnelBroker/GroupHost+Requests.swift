@@ -142,14 +142,23 @@ extension GroupHost {
         run { c, _ in (c.commitStarted(groupId: r.groupId, partitions), []) }
         let written = append(records, groupId: r.groupId, on: context.eventLoop)
         if faults.ackCommitBeforeWrite {
-            written.whenSuccess { [self] _ in
-                run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), [])
+            written.whenSuccess { [self] at in
+                run { c, now in
+                    (
+                        c.offsetsCommitted(
+                            groupId: r.groupId, memberId: r.memberId, toCommit, appendedBatchOffset: at, nowMs: now), []
+                    )
                 }
             }
             return respond(answer, version: version, context: context)
         }
-        let future = written.map { [self] _ -> OutgoingResponse in
-            run { c, now in (c.offsetsCommitted(groupId: r.groupId, memberId: r.memberId, toCommit, nowMs: now), []) }
+        let future = written.map { [self] at -> OutgoingResponse in
+            run { c, now in
+                (
+                    c.offsetsCommitted(
+                        groupId: r.groupId, memberId: r.memberId, toCommit, appendedBatchOffset: at, nowMs: now), []
+                )
+            }
             return OutgoingResponse(answer, version: version, allocator: allocator)
         }.flatMapErrorThrowing { [self] error -> OutgoingResponse in
             run { c, _ in (c.commitFailed(groupId: r.groupId, partitions), []) }
@@ -159,6 +168,91 @@ extension GroupHost {
             for t in failed.topics.indices {
                 for p in failed.topics[t].partitions.indices
                 where done.contains(
+                    TopicPartition(failed.topics[t].name, failed.topics[t].partitions[p].partitionIndex))
+                {
+                    failed.topics[t].partitions[p].errorCode = code.rawValue
+                }
+            }
+            return OutgoingResponse(failed, version: version, allocator: allocator)
+        }
+        return .respond(future)
+    }
+
+    /// TxnOffsetCommit (Kafka's GroupCoordinator.handleTxnCommitOffsets): the offsets a
+    /// transactional producer commits for a group, written to the group's `__consumer_offsets`
+    /// partition as one transactional batch of the request's producer id and epoch (acks=all) and
+    /// answered once replicated. They stay pending in the producer's transaction (OffsetFetch does
+    /// not return them; with `requireStable` it answers UNSTABLE_OFFSET_COMMIT) until the broker
+    /// reports its marker with `transactionCompleted`. The caller has authorized the request and
+    /// answered partitions of unknown topics itself; every partition given here is committed.
+    package func txnOffsetCommit(_ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext) -> RequestOutcome
+    {
+        var response = TxnOffsetCommitResponse()
+        response.topics = r.topics.map { t in
+            .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: 0) })
+        }
+        func all(_ code: ErrorCode) -> RequestOutcome {
+            for t in response.topics.indices {
+                for p in response.topics[t].partitions.indices {
+                    response.topics[t].partitions[p].errorCode = code.rawValue
+                }
+            }
+            return respond(response, version: version, context: context)
+        }
+        guard !r.groupId.isEmpty else { return all(.invalidGroupId) }
+        if let code = check(r.groupId) { return all(code) }
+        let generation = version >= 3 ? r.generationId : -1
+        let memberId = version >= 3 ? r.memberId : ""
+        let instanceId = version >= 3 ? r.groupInstanceId : nil
+        if let code = read({
+            $0.checkTransactionalCommit(
+                groupId: r.groupId, generationId: generation, memberId: memberId, instanceId: instanceId)
+        }) {
+            return all(code)
+        }
+        let now = clock.wallMs()
+        let metadataMax = read { $0.settings.offsetMetadataMaxBytes }
+        var committed: [(TopicPartition, CommittedOffset)] = []
+        for (ti, t) in r.topics.enumerated() {
+            for (pi, p) in t.partitions.enumerated() {
+                if (p.committedMetadata?.utf8.count ?? 0) > metadataMax {
+                    response.topics[ti].partitions[pi].errorCode = ErrorCode.offsetMetadataTooLarge.rawValue
+                    continue
+                }
+                committed.append(
+                    (
+                        TopicPartition(t.name, p.partitionIndex),
+                        CommittedOffset(
+                            offset: p.committedOffset, leaderEpoch: version >= 2 ? p.committedLeaderEpoch : -1,
+                            metadata: p.committedMetadata ?? "", commitTimestampMs: now)
+                    ))
+            }
+        }
+        if committed.isEmpty { return respond(response, version: version, context: context) }
+        let toCommit = committed
+        let answer = response
+        let allocator = context.allocator
+        let partitions = toCommit.map(\.0)
+        let records = toCommit.map {
+            (OffsetsTopic.Key.offset(group: r.groupId, $0.0), Optional(OffsetsTopic.encode($0.1)))
+        }
+        run { c, _ in (c.commitStarted(groupId: r.groupId, partitions), []) }
+        let future = append(
+            records, groupId: r.groupId, producer: (r.producerId, r.producerEpoch), on: context.eventLoop
+        ).map { [self] at -> OutgoingResponse in
+            runIfCoordinating(r.groupId) {
+                $0.transactionalOffsetsWritten(
+                    groupId: r.groupId, producerId: r.producerId, toCommit, appendedBatchOffset: at)
+            }
+            return OutgoingResponse(answer, version: version, allocator: allocator)
+        }.flatMapErrorThrowing { [self] error -> OutgoingResponse in
+            run { c, _ in (c.commitFailed(groupId: r.groupId, partitions), []) }
+            let code = (error as? GroupWriteError)?.code ?? .unknownServerError
+            let written = Set(partitions)
+            var failed = answer
+            for t in failed.topics.indices {
+                for p in failed.topics[t].partitions.indices
+                where written.contains(
                     TopicPartition(failed.topics[t].name, failed.topics[t].partitions[p].partitionIndex))
                 {
                     failed.topics[t].partitions[p].errorCode = code.rawValue
@@ -211,8 +305,9 @@ extension GroupHost {
     }
 
     /// Committed offsets of `groupId` for `topics` (nil: all it has); -1 for partitions without one.
-    /// With `requireStable`, a partition whose commit is still being written answers
-    /// UNSTABLE_OFFSET_COMMIT (the client retries) rather than the offset it is about to replace.
+    /// With `requireStable`, a partition whose commit is still being written, or whose offset an
+    /// open transaction holds, answers UNSTABLE_OFFSET_COMMIT (the client retries) rather than the
+    /// offset about to be replaced.
     /// Without DESCRIBE on the group: GROUP_AUTHORIZATION_FAILED; topics the principal may not
     /// DESCRIBE answer TOPIC_AUTHORIZATION_FAILED when named, and are left out of "all".
     private func fetchOffsets(
@@ -234,25 +329,6 @@ extension GroupHost {
                 }
             )
         }
-        let pending: Set<TopicPartition> =
-            requireStable
-            ? read { c in
-                Set(
-                    (topics ?? []).flatMap { t in t.1.map { TopicPartition(t.0, $0) } }.filter {
-                        c.hasPendingCommit(groupId: groupId, $0)
-                    })
-            } : []
-        func answer(_ tp: TopicPartition, _ o: CommittedOffset?) -> OffsetFetchResponse.OffsetFetchResponsePartition {
-            if pending.contains(tp) {
-                return .init(
-                    partitionIndex: tp.partition, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
-                    errorCode: ErrorCode.unstableOffsetCommit.rawValue)
-            }
-            return .init(
-                partitionIndex: tp.partition, committedOffset: o?.offset ?? -1,
-                committedLeaderEpoch: o?.leaderEpoch ?? -1,
-                metadata: o?.metadata ?? "", errorCode: 0)
-        }
         if let code = check(groupId) {
             return (
                 code,
@@ -267,7 +343,23 @@ extension GroupHost {
                 }
             )
         }
-        let offsets = read { $0.group(groupId)?.offsets ?? [:] }
+        let (offsets, pending): ([TopicPartition: CommittedOffset], Set<TopicPartition>) = read { c in
+            let offsets = c.group(groupId)?.offsets ?? [:]
+            guard requireStable else { return (offsets, []) }
+            let asked = topics.map { $0.flatMap { t in t.1.map { TopicPartition(t.0, $0) } } } ?? Array(offsets.keys)
+            return (offsets, Set(asked.filter { c.hasPendingCommit(groupId: groupId, $0) }))
+        }
+        func answer(_ tp: TopicPartition, _ o: CommittedOffset?) -> OffsetFetchResponse.OffsetFetchResponsePartition {
+            if pending.contains(tp) {
+                return .init(
+                    partitionIndex: tp.partition, committedOffset: -1, committedLeaderEpoch: -1, metadata: "",
+                    errorCode: ErrorCode.unstableOffsetCommit.rawValue)
+            }
+            return .init(
+                partitionIndex: tp.partition, committedOffset: o?.offset ?? -1,
+                committedLeaderEpoch: o?.leaderEpoch ?? -1,
+                metadata: o?.metadata ?? "", errorCode: 0)
+        }
         if let topics {
             return (
                 .none,
@@ -415,7 +507,7 @@ extension GroupHost {
                 offsets.map { (.offset(group: id, $0), nil) } + [(.group(id), nil)]
             futures.append(
                 append(tombstones, groupId: id, on: context.eventLoop)
-                    .map { .init(groupId: id, errorCode: 0) }
+                    .map { _ in .init(groupId: id, errorCode: 0) }
                     .recover {
                         .init(groupId: id, errorCode: (($0 as? GroupWriteError)?.code ?? .unknownServerError).rawValue)
                     })

@@ -8,8 +8,9 @@ import RunnelWire
 
 /// Runs the group coordinator for the groups whose `__consumer_offsets` partition this broker
 /// leads: loads them from that partition when it becomes leader, drops them when it stops,
-/// writes offsets and group metadata there with acks=all before they count, parks JoinGroup and
-/// SyncGroup requests until the coordinator answers them, and ticks its timers.
+/// writes offsets and group metadata there with acks=all before they count (a TxnOffsetCommit's
+/// as a transactional batch of its producer, settled by `transactionCompleted`), parks JoinGroup
+/// and SyncGroup requests until the coordinator answers them, and ticks its timers.
 package final class GroupHost: @unchecked Sendable {
     private let lock = NIOLock()
     // Guarded by lock.
@@ -17,6 +18,9 @@ package final class GroupHost: @unchecked Sendable {
     /// `__consumer_offsets` partitions whose groups are loaded here.
     private var owned: Set<Int32> = []
     private var loading: Set<Int32> = []
+    /// Transactions that ended on a partition while it was loading, in order: applied once its
+    /// load is in, as the load may have read the log before their marker.
+    private var completedWhileLoading: [Int32: [(producerId: Int64, committed: Bool)]] = [:]
     private var parked:
         [RequestToken: (promise: EventLoopPromise<OutgoingResponse>, version: Int16, allocator: ByteBufferAllocator)] =
             [:]
@@ -85,6 +89,7 @@ package final class GroupHost: @unchecked Sendable {
             let effects: [GroupEffect] = lock.withLock {
                 owned.subtract(gone)
                 loading.subtract(gone)
+                for p in gone { completedWhileLoading.removeValue(forKey: p) }
                 return coordinator.unload { gone.contains(OffsetsTopic.partition(for: $0, partitions: count)) }
             }
             dispatch(effects)
@@ -98,28 +103,43 @@ package final class GroupHost: @unchecked Sendable {
         startTicking(on: eventLoop)
     }
 
-    /// Replays a `__consumer_offsets` partition into the coordinator.
+    /// Replays a `__consumer_offsets` partition into the coordinator: its offset and group
+    /// records, transactional ones by producer, and the markers that end their transactions.
     private func load(_ p: Int32) {
         guard let replica = partition(p) else {
-            _ = lock.withLock { loading.remove(p) }
+            lock.withLock {
+                _ = loading.remove(p)
+                _ = completedWhileLoading.removeValue(forKey: p)
+            }
             return
         }
         let log = replica.log
         let started = clock.monotonicMs()
         var offset = log.logStartOffset
         let end = log.logEndOffset
-        var decoded: [OffsetsRecord] = []
+        var decoded: [OffsetsBatch] = []
+        var recordCount = 0
         do {
             while offset < end {
                 let bytes = try log.readBytes(from: offset, maxBytes: 4 << 20)
                 let batches = try RecordBatches.decode(bytes)
                 guard let last = batches.last else { break }
                 for batch in batches {
-                    for record in batch.records {
-                        guard let key = record.key, let r = OffsetsTopic.decodeRecord(key: key, value: record.value)
-                        else { continue }
-                        decoded.append(r)
+                    if batch.header.isControl {
+                        let record = batch.records.first
+                        if let marker = EndTransactionMarker(key: record?.key, value: record?.value) {
+                            decoded.append(.marker(producerId: batch.header.producerId, committed: marker.committed))
+                        }
+                        continue
                     }
+                    let records = batch.records.compactMap { record in
+                        record.key.flatMap { OffsetsTopic.decodeRecord(key: $0, value: record.value) }
+                    }
+                    recordCount += records.count
+                    decoded.append(
+                        .records(
+                            records, baseOffset: batch.header.baseOffset,
+                            transactionalProducerId: batch.header.isTransactional ? batch.header.producerId : nil))
                 }
                 offset = last.header.nextOffset
             }
@@ -127,16 +147,48 @@ package final class GroupHost: @unchecked Sendable {
             logger.error("loading groups from \(OffsetsTopic.name)-\(p) failed: \(error)")
         }
         let now = clock.wallMs()
+        let count = partitionCount()
         let loaded: Bool = lock.withLock {
             guard loading.remove(p) != nil else { return false }  // unloaded meanwhile
             coordinator.load(decoded, nowMs: now)
+            for ended in completedWhileLoading.removeValue(forKey: p) ?? [] {
+                coordinator.completeTransaction(producerId: ended.producerId, committed: ended.committed) {
+                    OffsetsTopic.partition(for: $0, partitions: count) == p
+                }
+            }
             owned.insert(p)
             return true
         }
         if loaded {
             logger.info(
                 "coordinating groups of \(OffsetsTopic.name)-\(p)",
-                metadata: ["records": "\(decoded.count)", "ms": "\(clock.monotonicMs() - started)"])
+                metadata: ["records": "\(recordCount)", "ms": "\(clock.monotonicMs() - started)"])
+        }
+    }
+
+    /// A COMMIT or ABORT marker of `producerId` was appended to `__consumer_offsets` partition
+    /// `offsetsPartition` and replicated (Kafka's GroupCoordinator.onTransactionCompleted): the
+    /// pending transactional offsets of that producer in the partition's groups become committed
+    /// offsets or are dropped. The broker calls it for each such partition of a WriteTxnMarkers
+    /// whose append succeeded, before it answers. A partition still loading applies it once loaded
+    /// (its load may have read the log before the marker); one this broker does not coordinate
+    /// ignores it (its coordinator reads the marker from the log).
+    package func transactionCompleted(offsetsPartition: Int32, producerId: Int64, committed: Bool) {
+        let count = partitionCount()
+        let ended: [String] = lock.withLock {
+            if loading.contains(offsetsPartition) {
+                completedWhileLoading[offsetsPartition, default: []].append((producerId, committed))
+                return []
+            }
+            guard owned.contains(offsetsPartition) else { return [] }
+            return coordinator.completeTransaction(producerId: producerId, committed: committed) {
+                OffsetsTopic.partition(for: $0, partitions: count) == offsetsPartition
+            }
+        }
+        for groupId in ended {
+            logger.debug(
+                "group \(groupId): transactional offsets of producer \(producerId) \(committed ? "committed" : "aborted")"
+            )
         }
     }
 
@@ -166,6 +218,14 @@ package final class GroupHost: @unchecked Sendable {
     }
 
     package func read<T>(_ body: (GroupCoordinator) -> T) -> T { lock.withLock { body(coordinator) } }
+
+    /// Runs a coordinator command for `groupId` only while this broker coordinates it, loaded: a
+    /// write that completes after its group moved away changes nothing here (Kafka's group is Dead
+    /// by then), as the group's new coordinator reads the record from the log.
+    func runIfCoordinating(_ groupId: String, _ body: (inout GroupCoordinator) -> Void) {
+        let p = OffsetsTopic.partition(for: groupId, partitions: partitionCount())
+        lock.withLock { if owned.contains(p) { body(&coordinator) } }
+    }
 
     private func dispatch(_ effects: [GroupEffect]) {
         for effect in effects {
@@ -237,11 +297,15 @@ package final class GroupHost: @unchecked Sendable {
     // MARK: writing to __consumer_offsets
 
     /// Appends records for `groupId` to its `__consumer_offsets` partition through the broker's
-    /// append path with acks=all, and completes once they are replicated, or fails with the error
-    /// a group client should see.
+    /// append path with acks=all, as one batch, and completes with the batch's log offset once
+    /// they are replicated, or fails with the error a group client should see. With `producer`
+    /// the batch is transactional, carries that producer id and epoch and sequence 0, as Kafka's
+    /// GroupMetadataManager writes a TxnOffsetCommit (the log checks only its epoch: see
+    /// `ProducerStateTable.check`).
     func append(
-        _ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Void> {
+        _ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, producer: (id: Int64, epoch: Int16)? = nil,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Int64> {
         let count = partitionCount()
         guard count > 0 else { return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator)) }
         let tp = TopicPartition(OffsetsTopic.name, OffsetsTopic.partition(for: groupId, partitions: count))
@@ -249,16 +313,20 @@ package final class GroupHost: @unchecked Sendable {
         let batch = RecordBatches.build(
             records: records.enumerated().map { i, r in
                 Record(offset: Int64(i), timestamp: now, key: OffsetsTopic.encode(r.0), value: r.1)
-            })
-        @Sendable func settle(_ results: [PartitionAppendResult]) throws {
-            let code = results.first?.error ?? .unknownServerError
-            if code != .none { throw GroupWriteError(code: Self.clientCode(code)) }
+            },
+            attributes: producer == nil ? 0 : Self.transactionalAttribute,
+            producerId: producer?.id ?? -1, producerEpoch: producer?.epoch ?? -1,
+            baseSequence: producer == nil ? -1 : 0)
+        @Sendable func settle(_ results: [PartitionAppendResult]) throws -> Int64 {
+            let result = results.first ?? PartitionAppendResult(error: .unknownServerError)
+            if result.error != .none { throw GroupWriteError(code: Self.clientCode(result.error)) }
+            precondition(result.baseOffset >= 0, "a successful append reports the offset it wrote at")
+            return result.baseOffset
         }
         switch appendRecords([(tp, batch)], -1, commitTimeoutMs, eventLoop) {
         case .done(let results):
             do {
-                try settle(results)
-                return eventLoop.makeSucceededVoidFuture()
+                return eventLoop.makeSucceededFuture(try settle(results))
             } catch {
                 return eventLoop.makeFailedFuture(error)
             }
@@ -266,6 +334,9 @@ package final class GroupHost: @unchecked Sendable {
             return future.flatMapThrowing(settle)
         }
     }
+
+    /// Attributes bit 4: the batch belongs to its producer's transaction.
+    static let transactionalAttribute: Int16 = 0x10
 
     /// Kafka's mapping of a failed offsets write to what a group client understands.
     static func clientCode(_ code: ErrorCode) -> ErrorCode {

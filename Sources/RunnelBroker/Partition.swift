@@ -153,7 +153,8 @@ public final class Partition: @unchecked Sendable {
     /// when the ISR is below `minInsyncReplicas`.
     package func appendAsLeader(
         _ payload: ByteBuffer, batches: [BatchInfo], requiredAcks: Int16, minInsyncReplicas: Int,
-        nowMs: Int64, monotonicMs: Int64, verification: ProducerStateTable.Verification = .notRequired
+        nowMs: Int64, monotonicMs: Int64, origin: AppendOrigin = .client,
+        verification: ProducerStateTable.Verification = .notRequired
     ) throws -> Result<AppendInfo, ErrorCode> {
         let (result, actions): (Result<AppendInfo, ErrorCode>, [ReplicationAction]) = try appendLock.withLock {
             // The role cannot change while appendLock is held: the check holds for the write.
@@ -166,7 +167,8 @@ public final class Partition: @unchecked Sendable {
             case .success(let current): epoch = current
             }
             let info = try log.appendAsLeader(
-                payload, batches: batches, leaderEpoch: epoch.rawValue, nowMs: nowMs, verification: verification)
+                payload, batches: batches, leaderEpoch: epoch.rawValue, nowMs: nowMs, origin: origin,
+                verification: verification)
             let end = Offset(log.logEndOffset)
             return (
                 .success(info),

@@ -98,6 +98,20 @@ public struct CommittedOffset: Sendable, Equatable {
     }
 }
 
+/// A transactional offset commit (TxnOffsetCommit) written to `__consumer_offsets`, waiting for
+/// its producer's transaction to end (an entry of Kafka's pendingTransactionalOffsetCommits).
+public struct PendingTransactionalOffset: Sendable, Equatable {
+    public var offset: CommittedOffset
+    /// The log offset of the batch holding its record (Kafka's appendedBatchOffset).
+    public var appendedBatchOffset: Int64
+
+    public init(offset: CommittedOffset, appendedBatchOffset: Int64) {
+        precondition(appendedBatchOffset >= 0, "a pending transactional offset was written at a log offset")
+        self.offset = offset
+        self.appendedBatchOffset = appendedBatchOffset
+    }
+}
+
 /// A consumer group: members, generation, chosen protocol and committed offsets.
 public struct Group: Sendable, Equatable {
     public let groupId: String
@@ -115,9 +129,44 @@ public struct Group: Sendable, Equatable {
     /// The initial-rebalance delay of an empty group: the join phase ends no earlier than this.
     public internal(set) var initialDelayUntilMs: Int64?
     public internal(set) var offsets: [TopicPartition: CommittedOffset] = [:]
+    /// The log offset of the `__consumer_offsets` batch each committed offset was written in or
+    /// loaded from (Kafka's appendedBatchOffset): a commit materialized later replaces the one in
+    /// place only if its record comes later in the log, so plain and transactional commits end
+    /// as a reload of the log would leave them.
+    public internal(set) var appendedBatchOffsets: [TopicPartition: Int64] = [:]
+    /// Transactional offsets written but whose transaction has not ended, by producer id (Kafka's
+    /// pendingTransactionalOffsetCommits). OffsetFetch does not see them; a commit marker makes
+    /// them `offsets`, an abort marker drops them.
+    public internal(set) var pendingTransactionalOffsets: [Int64: [TopicPartition: PendingTransactionalOffset]] = [:]
     public internal(set) var stateTimestampMs: Int64 = -1
 
     public init(groupId: String) { self.groupId = groupId }
+
+    /// Makes `offset`, written in the batch at `appendedBatchOffset`, the committed offset of `tp`,
+    /// unless the one in place was written at or after that offset (Kafka's rule: a commit wins
+    /// only over an older one in log order). Returns whether it did.
+    @discardableResult
+    mutating func materialize(_ tp: TopicPartition, _ offset: CommittedOffset, appendedBatchOffset: Int64) -> Bool {
+        precondition(appendedBatchOffset >= 0, "a committed offset is materialized from a record at a log offset")
+        precondition(
+            (offsets[tp] == nil) == (appendedBatchOffsets[tp] == nil), "every committed offset has its batch offset")
+        if let current = appendedBatchOffsets[tp], current >= appendedBatchOffset { return false }
+        offsets[tp] = offset
+        appendedBatchOffsets[tp] = appendedBatchOffset
+        return true
+    }
+
+    /// Removes the committed offset of `tp` (pending transactional ones stay: they are the log's
+    /// until their marker).
+    mutating func removeOffset(_ tp: TopicPartition) {
+        offsets.removeValue(forKey: tp)
+        appendedBatchOffsets.removeValue(forKey: tp)
+    }
+
+    /// Whether a producer's open transaction holds an offset of `tp` for this group.
+    public func hasPendingTransactionalOffset(_ tp: TopicPartition) -> Bool {
+        pendingTransactionalOffsets.values.contains { $0[tp] != nil }
+    }
 
     public func member(_ id: String) -> GroupMember? { members.first { $0.memberId == id } }
     func index(of id: String) -> Int? { members.firstIndex { $0.memberId == id } }

@@ -68,14 +68,19 @@ public enum GroupEvent: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Kafka's classic group coordinator as a value: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-/// session and rebalance timeouts, committed offsets. Time is a parameter; requests that must
-/// wait are parked under a driver-chosen token and answered through `GroupEffect`s; nothing here
-/// does I/O. Offsets change only once the driver reports them written (`offsetsCommitted`).
+/// session and rebalance timeouts, committed offsets, transactional offsets (TxnOffsetCommit)
+/// held until their transaction ends. Time is a parameter; requests that must wait are parked
+/// under a driver-chosen token and answered through `GroupEffect`s; nothing here does I/O.
+/// Offsets change only once the driver reports them written (`offsetsCommitted`,
+/// `transactionalOffsetsWritten`) and, for a transaction's, its marker (`completeTransaction`).
 public struct GroupCoordinator: Sendable {
     public var settings: GroupSettings
     public private(set) var groups: [String: Group] = [:]
     /// Commits accepted and being written, per group and partition (see `commitStarted`).
     private var pendingCommits: [String: [TopicPartition: Int]] = [:]
+    /// The groups holding pending transactional offsets of each producer (Kafka's
+    /// openGroupsForProducer): a marker names only the producer and the partition it is on.
+    private var openGroupsByProducer: [Int64: Set<String>] = [:]
 
     public init(settings: GroupSettings = GroupSettings()) { self.settings = settings }
 
@@ -555,9 +560,12 @@ public struct GroupCoordinator: Sendable {
         endPending(groupId, partitions)
     }
 
-    /// Whether a commit of `tp` for `groupId` is being written.
+    /// Whether `tp` has an offset of `groupId` not settled yet: a commit being written, or a
+    /// transactional offset whose transaction has not ended (Kafka's
+    /// hasPendingOffsetCommitsForTopicPartition). OffsetFetch with `requireStable` answers
+    /// UNSTABLE_OFFSET_COMMIT for it.
     public func hasPendingCommit(groupId: String, _ tp: TopicPartition) -> Bool {
-        (pendingCommits[groupId]?[tp] ?? 0) > 0
+        (pendingCommits[groupId]?[tp] ?? 0) > 0 || (groups[groupId]?.hasPendingTransactionalOffset(tp) ?? false)
     }
 
     private mutating func endPending(_ groupId: String, _ partitions: [TopicPartition]) {
@@ -568,14 +576,16 @@ public struct GroupCoordinator: Sendable {
         pendingCommits[groupId] = pending.isEmpty ? nil : pending
     }
 
-    /// Offsets the driver wrote to the log: they hold now (a commit also renews the committing
-    /// member's session).
+    /// Offsets the driver wrote to the log in the batch at `appendedBatchOffset`: they hold now,
+    /// unless a transaction's offset of the same partition written later was committed meanwhile
+    /// (a commit also renews the committing member's session).
     public mutating func offsetsCommitted(
-        groupId: String, memberId: String, _ offsets: [(TopicPartition, CommittedOffset)], nowMs: Int64
+        groupId: String, memberId: String, _ offsets: [(TopicPartition, CommittedOffset)], appendedBatchOffset: Int64,
+        nowMs: Int64
     ) {
         endPending(groupId, offsets.map(\.0))
         var group = groups[groupId] ?? Group(groupId: groupId)
-        for (tp, o) in offsets { group.offsets[tp] = o }
+        for (tp, o) in offsets { group.materialize(tp, o, appendedBatchOffset: appendedBatchOffset) }
         if let i = group.index(of: memberId) {
             group.members[i].sessionDeadlineMs = nowMs + Int64(group.members[i].sessionTimeoutMs)
         }
@@ -585,21 +595,25 @@ public struct GroupCoordinator: Sendable {
     /// Offsets removed (OffsetDelete, or tombstones replayed).
     public mutating func offsetsDeleted(groupId: String, _ partitions: [TopicPartition]) {
         guard var group = groups[groupId] else { return }
-        for tp in partitions { group.offsets.removeValue(forKey: tp) }
+        for tp in partitions { group.removeOffset(tp) }
         groups[groupId] = group
         dropIfGone(groupId)
     }
 
-    /// DeleteGroups: only an empty group goes (its offsets with it).
+    /// DeleteGroups: only an empty group goes (its offsets with it), and not while a transaction
+    /// holds offsets of it: they would come back with the transaction's commit marker.
     public mutating func deleteGroup(_ groupId: String) -> ErrorCode {
         guard let group = groups[groupId], group.state != .dead else { return .groupIdNotFound }
-        guard group.state == .empty else { return .nonEmptyGroup }
+        guard group.state == .empty, group.pendingTransactionalOffsets.isEmpty else { return .nonEmptyGroup }
         groups.removeValue(forKey: groupId)
         return .none
     }
 
+    /// Forgets a group left with nothing: no members, offsets or open transactions, never rebalanced.
     private mutating func dropIfGone(_ groupId: String) {
-        if let g = groups[groupId], g.state == .empty, g.members.isEmpty, g.offsets.isEmpty, g.generationId == 0 {
+        if let g = groups[groupId], g.state == .empty, g.members.isEmpty, g.offsets.isEmpty,
+            g.pendingTransactionalOffsets.isEmpty, g.generationId == 0
+        {
             groups.removeValue(forKey: groupId)
         }
     }
@@ -608,7 +622,8 @@ public struct GroupCoordinator: Sendable {
     /// Empty group, every offset once the group has been empty that long; for a Stable consumer
     /// group, offsets of topics no member subscribes to, by commit time; for a group that only
     /// commits (no protocol, e.g. assign()), by commit time. They are dropped here; the driver
-    /// writes their tombstones. An Empty group left with no offsets is removed too.
+    /// writes their tombstones. An Empty group left with no offsets is removed too, unless a
+    /// transaction holds offsets of it (Kafka's GroupMetadata.hasOffsets counts those).
     public mutating func expireOffsets(
         nowMs: Int64, retentionMs: Int64
     ) -> [(groupId: String, offsets: [TopicPartition], groupRemoved: Bool)] {
@@ -633,10 +648,10 @@ public struct GroupCoordinator: Sendable {
                 break
             }
             expired.sort()
-            for tp in expired { group.offsets.removeValue(forKey: tp) }
+            for tp in expired { group.removeOffset(tp) }
             let gone =
                 group.state == .empty && group.members.isEmpty && group.offsets.isEmpty
-                && (!expired.isEmpty || group.protocolType != nil)
+                && group.pendingTransactionalOffsets.isEmpty && (!expired.isEmpty || group.protocolType != nil)
             if gone {
                 groups.removeValue(forKey: id)
             } else {
@@ -647,16 +662,125 @@ public struct GroupCoordinator: Sendable {
         return out
     }
 
+    // MARK: transactional offsets (TxnOffsetCommit)
+
+    /// Whether a TxnOffsetCommit may proceed for the group (nil) or the error for every partition:
+    /// Kafka's validateOffsetCommit for a transactional commit. A group this coordinator does not
+    /// know counts as an Empty one (Kafka creates it). A commit naming a generation, member or
+    /// instance (v3+) must come from a current member of that generation unless it is generation
+    /// -1 on an Empty group; one naming none (v0-2) is taken whatever the group's state, as the
+    /// producer does not have to be a member. Unlike OffsetCommit, a group completing its
+    /// rebalance does not answer REBALANCE_IN_PROGRESS.
+    public func checkTransactionalCommit(
+        groupId: String, generationId: Int32, memberId: String, instanceId: String?
+    ) -> ErrorCode? {
+        guard !groupId.isEmpty else { return .invalidGroupId }
+        let group = groups[groupId] ?? Group(groupId: groupId)
+        if group.state == .dead { return .coordinatorNotAvailable }
+        if generationId < 0 && group.state == .empty { return nil }
+        guard generationId >= 0 || !memberId.isEmpty || instanceId != nil else { return nil }
+        if case .failure(let code) = group.validate(memberId: memberId, instanceId: instanceId) { return code }
+        return generationId == group.generationId ? nil : .illegalGeneration
+    }
+
+    /// A TxnOffsetCommit's records were written in the batch at `appendedBatchOffset` (the driver
+    /// calls `commitStarted` before writing and `commitFailed` if the write fails, as for a plain
+    /// commit): they are pending in the producer's transaction, unseen by OffsetFetch, until its
+    /// marker. An unknown group is created Empty to hold them. Of two writes of a partition in one
+    /// transaction, the later in the log stays, whichever finished first.
+    public mutating func transactionalOffsetsWritten(
+        groupId: String, producerId: Int64, _ offsets: [(TopicPartition, CommittedOffset)], appendedBatchOffset: Int64
+    ) {
+        precondition(producerId >= 0, "a transactional commit has a producer id")
+        endPending(groupId, offsets.map(\.0))
+        guard !offsets.isEmpty else { return }
+        var group = groups[groupId] ?? Group(groupId: groupId)
+        var pending = group.pendingTransactionalOffsets[producerId] ?? [:]
+        for (tp, o) in offsets where (pending[tp]?.appendedBatchOffset ?? -1) < appendedBatchOffset {
+            pending[tp] = PendingTransactionalOffset(offset: o, appendedBatchOffset: appendedBatchOffset)
+        }
+        group.pendingTransactionalOffsets[producerId] = pending
+        groups[groupId] = group
+        openGroupsByProducer[producerId, default: []].insert(groupId)
+    }
+
+    /// A marker ended `producerId`'s transaction on the `__consumer_offsets` partition whose groups
+    /// `onPartition` selects (Kafka's handleTxnCompletion): with a commit, each of its pending
+    /// offsets becomes its group's committed offset unless the one in place was written later in
+    /// the log (Kafka's completePendingTxnOffsetCommit); with an abort they are dropped. A group
+    /// left with nothing is forgotten. Returns the groups whose pending offsets ended, in order.
+    @discardableResult
+    public mutating func completeTransaction(
+        producerId: Int64, committed: Bool, onPartition: (String) -> Bool
+    ) -> [String] {
+        guard let open = openGroupsByProducer[producerId] else { return [] }
+        var ended: [String] = []
+        for id in open.sorted() where onPartition(id) {
+            openGroupsByProducer[producerId]?.remove(id)
+            guard var group = groups[id],
+                let pending = group.pendingTransactionalOffsets.removeValue(forKey: producerId)
+            else { continue }
+            if committed {
+                for (tp, p) in pending { group.materialize(tp, p.offset, appendedBatchOffset: p.appendedBatchOffset) }
+            }
+            groups[id] = group
+            ended.append(id)
+            dropIfGone(id)
+        }
+        if openGroupsByProducer[producerId]?.isEmpty ?? false { openGroupsByProducer.removeValue(forKey: producerId) }
+        return ended
+    }
+
+    /// The producers with pending transactional offsets in `groupId`, in order.
+    public func openTransactions(groupId: String) -> [Int64] {
+        (groups[groupId]?.pendingTransactionalOffsets.keys).map { $0.sorted() } ?? []
+    }
+
     // MARK: loading and unloading
 
-    /// Takes over the groups of a `__consumer_offsets` partition from its records in log order:
-    /// the latest record per key wins, offsets first, then each group's metadata.
-    public mutating func load(_ records: [OffsetsRecord], nowMs: Int64) {
+    /// Takes over the groups of a `__consumer_offsets` partition from its batches in log order
+    /// (Kafka's doLoadGroupsAndOffsets): the latest plain offset record per key wins; a
+    /// transactional batch's offsets wait for their producer's marker, a commit marker makes them
+    /// committed offsets (unless a plain commit of the partition was written after them), an abort
+    /// marker drops them, and those of transactions still open at the end stay pending; then each
+    /// group's latest metadata record.
+    public mutating func load(_ batches: [OffsetsBatch], nowMs: Int64) {
         var latestGroups: [String: GroupMetadataValue?] = [:]
-        for record in records {
-            switch record {
-            case .offset(let group, let tp, let value): restoreOffset(groupId: group, tp, value)
-            case .group(let group, let value): latestGroups[group] = value
+        /// Open transactions' offsets: producer id, group, partition.
+        var open: [Int64: [String: [TopicPartition: PendingTransactionalOffset]]] = [:]
+        for batch in batches {
+            switch batch {
+            case .records(let records, let baseOffset, let producerId):
+                for record in records {
+                    switch record {
+                    case .offset(let group, let tp, let value):
+                        if let producerId {
+                            open[producerId, default: [:]][group, default: [:]][tp] = value.map {
+                                PendingTransactionalOffset(offset: $0, appendedBatchOffset: baseOffset)
+                            }
+                        } else {
+                            restoreOffset(groupId: group, tp, value, appendedBatchOffset: baseOffset)
+                        }
+                    case .group(let group, let value): latestGroups[group] = value
+                    }
+                }
+            case .marker(let producerId, let committed):
+                guard let ended = open.removeValue(forKey: producerId), committed else { continue }
+                for (id, offsets) in ended.sorted(by: { $0.key < $1.key }) where !offsets.isEmpty {
+                    var group = groups[id] ?? Group(groupId: id)
+                    for (tp, p) in offsets {
+                        group.materialize(tp, p.offset, appendedBatchOffset: p.appendedBatchOffset)
+                    }
+                    groups[id] = group
+                }
+            }
+        }
+        for (producerId, byGroup) in open {
+            for (id, offsets) in byGroup where !offsets.isEmpty {
+                var group = groups[id] ?? Group(groupId: id)
+                group.pendingTransactionalOffsets[producerId, default: [:]].merge(offsets) { _, loaded in loaded }
+                groups[id] = group
+                openGroupsByProducer[producerId, default: []].insert(id)
             }
         }
         for (group, value) in latestGroups.sorted(by: { $0.key < $1.key }) {
@@ -696,10 +820,14 @@ public struct GroupCoordinator: Sendable {
         groups[groupId] = group
     }
 
-    /// Replays an offset record (nil value: tombstone).
-    public mutating func restoreOffset(groupId: String, _ tp: TopicPartition, _ value: CommittedOffset?) {
+    /// Replays a plain offset record of the batch at `appendedBatchOffset` (nil value: tombstone).
+    /// Records come in log order, so each replaces what an earlier one left.
+    public mutating func restoreOffset(
+        groupId: String, _ tp: TopicPartition, _ value: CommittedOffset?, appendedBatchOffset: Int64
+    ) {
         var group = groups[groupId] ?? Group(groupId: groupId)
-        if let value { group.offsets[tp] = value } else { group.offsets.removeValue(forKey: tp) }
+        group.removeOffset(tp)
+        if let value { group.materialize(tp, value, appendedBatchOffset: appendedBatchOffset) }
         groups[groupId] = group
         if value == nil { dropIfGone(groupId) }
     }
@@ -719,6 +847,10 @@ public struct GroupCoordinator: Sendable {
             }
             groups.removeValue(forKey: id)
             pendingCommits.removeValue(forKey: id)
+            for producerId in Array(openGroupsByProducer.keys) {
+                openGroupsByProducer[producerId]!.remove(id)
+                if openGroupsByProducer[producerId]!.isEmpty { openGroupsByProducer.removeValue(forKey: producerId) }
+            }
         }
         return effects
     }

@@ -183,6 +183,17 @@ extension OffsetsTopic {
     }
 }
 
+/// A batch of `__consumer_offsets` as a coordinator taking over replays it, in log order (what
+/// Kafka's doLoadGroupsAndOffsets looks at in each batch).
+public enum OffsetsBatch: Sendable, Equatable {
+    /// The records of a data batch at log offset `baseOffset`. Those of a transactional batch
+    /// (`transactionalProducerId` set) belong to that producer's open transaction: its offset
+    /// commits count only once its commit marker follows.
+    case records([OffsetsRecord], baseOffset: Int64, transactionalProducerId: Int64?)
+    /// A transaction marker (the record of a control batch) ending a producer's transaction.
+    case marker(producerId: Int64, committed: Bool)
+}
+
 /// A group's membership as written to `__consumer_offsets` (GroupMetadataValue).
 public struct GroupMetadataValue: Sendable, Equatable {
     public struct Member: Sendable, Equatable {

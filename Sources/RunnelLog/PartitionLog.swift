@@ -366,18 +366,20 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: append
 
-    /// Appends validated client batches (from `RecordBatches.validate`): assigns offsets from the
+    /// Appends validated batches (from `RecordBatches.validate`) of a client or, with `origin`
+    /// `.coordinator`, of a coordinator (see `ProducerStateTable.check`): assigns offsets from the
     /// log end, stamps the leader epoch (and the append time on LogAppendTime logs), and writes them
     /// as they are. Batches are never decompressed.
     /// `verification`: what the leader learned from the transaction coordinator (KIP-890 part 1);
     /// a transactional batch that would open a transaction without a guard still in force is
     /// refused with INVALID_TXN_STATE.
     public func appendAsLeader(
-        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64, origin: AppendOrigin = .client,
         verification: ProducerStateTable.Verification = .notRequired
     ) throws -> AppendInfo {
         try appendAsLeader(
-            payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, marker: nil, verification: verification)
+            payload, batches: batches, leaderEpoch: leaderEpoch, nowMs: nowMs, origin: origin, marker: nil,
+            verification: verification)
     }
 
     /// Starts a verification for a transactional append (see `ProducerStateTable.startVerification`).
@@ -399,12 +401,12 @@ public final class PartitionLog: @unchecked Sendable {
         let batch = marker.batch(producerId: producerId, producerEpoch: producerEpoch, timestamp: nowMs)
         let infos = try RecordBatches.validate(batch, maxBatchBytes: Int.max, allowControl: true).get()
         return try appendAsLeader(
-            batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs,
+            batch, batches: infos, leaderEpoch: leaderEpoch, nowMs: nowMs, origin: .coordinator,
             marker: (producerId, producerEpoch, marker, transactionVersion), verification: .notRequired)
     }
 
     private func appendAsLeader(
-        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64,
+        _ payload: ByteBuffer, batches: [BatchInfo], leaderEpoch: Int32, nowMs: Int64, origin: AppendOrigin,
         marker: (producerId: Int64, epoch: Int16, marker: EndTransactionMarker, version: Int16)?,
         verification: ProducerStateTable.Verification
     ) throws -> AppendInfo {
@@ -430,7 +432,7 @@ public final class PartitionLog: @unchecked Sendable {
                 // Idempotent producers: answer retries with their first offsets, refuse gaps.
                 var duplicates: [ProducerStateTable.BatchMetadata] = []
                 for batch in batches {
-                    switch producerState.check(batch.header, verification: verification) {
+                    switch producerState.check(batch.header, origin: origin, verification: verification) {
                     case .append: break
                     case .duplicate(let meta): duplicates.append(meta)
                     case .reject(let code, let reason): throw ProducerStateError(code: code, reason: reason)

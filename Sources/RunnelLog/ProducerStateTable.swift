@@ -1,6 +1,14 @@
 import RunnelCore
 import RunnelWire
 
+/// Who appends a batch as leader, which decides how much of it is checked (Kafka's AppendOrigin).
+public enum AppendOrigin: Sendable, Equatable {
+    /// A client's Produce.
+    case client
+    /// A coordinator writing its own records to an internal topic.
+    case coordinator
+}
+
 /// Producer state of one partition, as Kafka's ProducerStateManager keeps it: per producer id,
 /// its epoch, the last five batches it wrote (sequence range and offsets, so retries are answered
 /// with their original offsets and gaps or stale epochs are refused), the coordinator epoch of
@@ -112,9 +120,15 @@ public struct ProducerStateTable: Sendable {
 
     // MARK: checks (appends from clients and coordinators)
 
-    /// Decides about a data batch a client (not a replica) appends. A transactional batch that
-    /// would open a transaction needs the verification guard still in force for its producer.
-    public func check(_ header: RecordBatchHeader, verification: Verification = .notRequired) -> Verdict {
+    /// Decides about a data batch appended as leader (not a replica's). A client's batch has its
+    /// epoch, transaction state and sequence checked; a coordinator's (the group coordinator's
+    /// transactional offset commits, which Kafka writes with sequence 0 every time) only its epoch
+    /// and transaction state, as Kafka's ProducerAppendInfo does for AppendOrigin.COORDINATOR. A
+    /// transactional batch that would open a transaction needs the verification guard still in
+    /// force for its producer (`verification`, KIP-890 part 1).
+    public func check(
+        _ header: RecordBatchHeader, origin: AppendOrigin, verification: Verification = .notRequired
+    ) -> Verdict {
         // Markers are checked by `checkMarker`.
         guard header.producerId >= 0, !header.isControl else { return .append }
         if case .verified(let verified) = verification, header.isTransactional,
@@ -143,6 +157,7 @@ public struct ProducerStateTable: Sendable {
                 .invalidTxnState,
                 "Producer \(header.producerId) wrote a non-transactional batch while its transaction is open.")
         }
+        guard origin == .client else { return .append }
         if header.producerEpoch > entry.epoch {
             if firstSeq != 0 && entry.epoch >= 0 {
                 return .reject(

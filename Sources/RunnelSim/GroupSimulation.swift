@@ -368,9 +368,11 @@ public final class GroupSimulation: @unchecked Sendable {
                     continue
                 }
                 do {
-                    _ = try offsetsPartition.log.appendAsLeader(
-                        batch, batches: infos, leaderEpoch: 0, nowMs: clock.wallMs())
-                    results.append(PartitionAppendResult())
+                    let info = try offsetsPartition.log.appendAsLeader(
+                        batch, batches: infos, leaderEpoch: 0, nowMs: clock.wallMs(), origin: .coordinator)
+                    var result = PartitionAppendResult()
+                    result.baseOffset = info.firstOffset
+                    results.append(result)
                 } catch {
                     fail("cannot write the offsets partition: \(error)")
                     results.append(PartitionAppendResult(error: .kafkaStorageError))

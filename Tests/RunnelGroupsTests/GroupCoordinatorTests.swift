@@ -365,7 +365,8 @@ struct GroupCoordinatorTests {
         let tp = TopicPartition("t", 0)
         h.coordinator.offsetsCommitted(
             groupId: "g", memberId: a.member,
-            [(tp, CommittedOffset(offset: 42, leaderEpoch: 3, metadata: "m", commitTimestampMs: 5))], nowMs: h.now)
+            [(tp, CommittedOffset(offset: 42, leaderEpoch: 3, metadata: "m", commitTimestampMs: 5))],
+            appendedBatchOffset: 0, nowMs: h.now)
         #expect(h.coordinator.group("g")!.offsets[tp]?.offset == 42)
         #expect(h.coordinator.deleteGroup("g") == .nonEmptyGroup)
         _ = h.coordinator.leave(groupId: "g", members: [(a.member, nil)], nowMs: h.now)
@@ -382,17 +383,17 @@ struct GroupCoordinatorTests {
         let a = h.joinNew()
         h.sync(member: a.member, generation: 1, assignments: [:])
         let subscribed = TopicPartition("t", 0), dropped = TopicPartition("old", 0)
-        for tp in [subscribed, dropped] {
+        for (i, tp) in [subscribed, dropped].enumerated() {
             h.coordinator.offsetsCommitted(
                 groupId: "g", memberId: a.member,
                 [(tp, CommittedOffset(offset: 5, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))],
-                nowMs: h.now)
+                appendedBatchOffset: Int64(i), nowMs: h.now)
         }
         // Standalone commits (assign(), no group protocol) expire by their commit time.
         h.coordinator.offsetsCommitted(
             groupId: "solo", memberId: "",
             [(subscribed, CommittedOffset(offset: 1, leaderEpoch: -1, metadata: "", commitTimestampMs: h.now))],
-            nowMs: h.now)
+            appendedBatchOffset: 2, nowMs: h.now)
         #expect(h.coordinator.expireOffsets(nowMs: h.now + retention - 1, retentionMs: retention).isEmpty)
         let first = h.coordinator.expireOffsets(nowMs: h.now + retention, retentionMs: retention)
         #expect(first.map(\.groupId) == ["g", "solo"])
@@ -428,7 +429,7 @@ struct GroupCoordinatorTests {
                 == .offset(group: "g", TopicPartition("t", 3)))
 
         var next = GroupCoordinator()
-        next.restoreOffset(groupId: "g", TopicPartition("t", 0), offset)
+        next.restoreOffset(groupId: "g", TopicPartition("t", 0), offset, appendedBatchOffset: 0)
         next.restore(decoded, groupId: "g", nowMs: 50_000)
         let g = next.group("g")!
         #expect(g.state == .stable && g.generationId == 1 && g.leaderId == a.member)
@@ -439,7 +440,7 @@ struct GroupCoordinatorTests {
         r.generationId = 1
         #expect(next.heartbeat(r, nowMs: 50_001) == .none, "the member carries on with the new coordinator")
         // A tombstone for the group and its offsets removes it.
-        next.restoreOffset(groupId: "g", TopicPartition("t", 0), nil)
+        next.restoreOffset(groupId: "g", TopicPartition("t", 0), nil, appendedBatchOffset: 1)
         next.restore(nil, groupId: "g", nowMs: 50_002)
         #expect(next.group("g") == nil || next.group("g")!.members.isEmpty)
     }

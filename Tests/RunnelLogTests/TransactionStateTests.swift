@@ -226,6 +226,35 @@ struct TransactionStateTests {
     }
 
     @Test(
+        "a coordinator's transactional batches (sequence 0 every time, as Kafka's group coordinator writes a TxnOffsetCommit) are checked by epoch only"
+    )
+    func coordinatorOrigin() throws {
+        let t = try TxnLog()
+        func offsets(epoch: Int16) throws -> AppendInfo {
+            let (payload, infos) = producerBatch(9, epoch: epoch, sequence: 0)
+            return try t.log.appendAsLeader(
+                payload, batches: infos, leaderEpoch: 0, nowMs: 1_000, origin: .coordinator)
+        }
+        _ = try offsets(epoch: 0)  // 0-1
+        let again = try offsets(epoch: 0)  // 2-3
+        #expect(!again.duplicate && again.firstOffset == 2, "from a client, the same sequences again are a retry")
+        #expect(t.log.firstUnstableOffset == 0, "the first batch opened the producer's transaction")
+        try t.marker(9, commit: true)  // 4
+        #expect(t.log.firstUnstableOffset == 0 && t.log.producerStateTable.ongoing.isEmpty)
+        let next = try offsets(epoch: 1)  // 5-6: a new epoch (a restarted producer)
+        #expect(next.firstOffset == 5 && t.log.producerStateTable.firstUndecidedOffset == 5)
+        #expect(throws: ProducerStateError(code: .invalidProducerEpoch, reason: "")) {
+            do { _ = try offsets(epoch: 0) } catch var e as ProducerStateError {
+                e.reason = ""
+                throw e
+            }
+        }
+        let (payload, infos) = producerBatch(9, epoch: 1, sequence: 0)
+        let retry = try t.log.appendAsLeader(payload, batches: infos, leaderEpoch: 0, nowMs: 1_000)
+        #expect(retry.duplicate, "a client's batch is checked by sequence")
+    }
+
+    @Test(
         "producer snapshots are written at roll and close in Kafka's layout, and a clean reopen loads the newest instead of replaying the log"
     )
     func snapshots() throws {
