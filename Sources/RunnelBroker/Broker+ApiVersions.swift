@@ -25,6 +25,7 @@ extension Broker {
         .addPartitionsToTxn: 0...5,
         .addOffsetsToTxn: 0...4,
         .endTxn: 0...4,
+        .txnOffsetCommit: 0...4,
         .writeTxnMarkers: 0...2,
         .offsetForLeaderEpoch: 0...4,
         .electLeaders: 0...2,

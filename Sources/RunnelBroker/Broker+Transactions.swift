@@ -83,6 +83,41 @@ extension Broker {
         return transactions.endTxn(r, version: version, context: context)
     }
 
+    /// TxnOffsetCommit (Kafka's handleTxnOffsetCommitRequest): WRITE on the transactional id,
+    /// READ on the group, and per topic READ and existence; the group coordinator keeps the
+    /// offsets pending until the transaction's marker reaches the group's partition.
+    func txnOffsetCommit(_ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+        let auth = authorization(context)
+        let whole: ErrorCode? =
+            !auth.allows(.write, .transactionalId(r.transactionalId))
+            ? .transactionalIdAuthorizationFailed
+            : !auth.allows(.read, .group(r.groupId)) ? .groupAuthorizationFailed : nil
+        if let whole {
+            var response = TxnOffsetCommitResponse()
+            response.topics = r.topics.map { t in
+                .init(
+                    name: t.name,
+                    partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: whole.rawValue) }
+                )
+            }
+            return respond(response, version: version, context: context)
+        }
+        let readable = auth.allowedTopics(.read, r.topics.map(\.name))
+        let image = self.image
+        var refused: [TopicPartition: ErrorCode] = [:]
+        for t in r.topics {
+            for p in t.partitions {
+                let tp = TopicPartition(t.name, p.partitionIndex)
+                if !readable.contains(t.name) {
+                    refused[tp] = .topicAuthorizationFailed
+                } else if image.partition(tp) == nil {
+                    refused[tp] = .unknownTopicOrPartition
+                }
+            }
+        }
+        return groups.txnOffsetCommit(r, version: version, context: context, refused: refused)
+    }
+
     // MARK: verification of a transactional produce (KIP-890 part 1)
 
     /// Which partitions of a transactional produce need the coordinator's word (KIP-890 part 1):

@@ -594,6 +594,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                     decode(AddOffsetsToTxnRequest.self, request), version: version, context: context)
             case .endTxn:
                 return try endTxn(decode(EndTxnRequest.self, request), version: version, context: context)
+            case .txnOffsetCommit:
+                return try txnOffsetCommit(
+                    decode(TxnOffsetCommitRequest.self, request), version: version, context: context)
             case .writeTxnMarkers:
                 return try writeTxnMarkers(
                     decode(WriteTxnMarkersRequest.self, request), version: version, context: context)

@@ -185,8 +185,10 @@ extension GroupHost {
     /// not return them; with `requireStable` it answers UNSTABLE_OFFSET_COMMIT) until the broker
     /// reports its marker with `transactionCompleted`. The caller has authorized the request and
     /// answered partitions of unknown topics itself; every partition given here is committed.
-    package func txnOffsetCommit(_ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext) -> RequestOutcome
-    {
+    /// `refused`: partitions the caller answers itself (not authorized, unknown), not written.
+    package func txnOffsetCommit(
+        _ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext, refused: [TopicPartition: ErrorCode] = [:]
+    ) -> RequestOutcome {
         var response = TxnOffsetCommitResponse()
         response.topics = r.topics.map { t in
             .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: 0) })
@@ -215,6 +217,10 @@ extension GroupHost {
         var committed: [(TopicPartition, CommittedOffset)] = []
         for (ti, t) in r.topics.enumerated() {
             for (pi, p) in t.partitions.enumerated() {
+                if let code = refused[TopicPartition(t.name, p.partitionIndex)] {
+                    response.topics[ti].partitions[pi].errorCode = code.rawValue
+                    continue
+                }
                 if (p.committedMetadata?.utf8.count ?? 0) > metadataMax {
                     response.topics[ti].partitions[pi].errorCode = ErrorCode.offsetMetadataTooLarge.rawValue
                     continue

@@ -14,8 +14,13 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
   read_committed and read_uncommitted consumers; an aborted one's only by read_uncommitted; a
   read_committed consumer stops at the last stable offset while a transaction is open, and its
   ListOffsets latest is that offset; markers reach partitions led by other brokers.
-
-Not here yet: TxnOffsetCommit (send_offsets_to_transaction).
+- The Java client, kafka-python and aiokafka commit and abort the same way.
+- A second instance fences the first and aborts its open transaction; a transaction left open
+  past transaction.timeout.ms is aborted by the coordinator.
+- KIP-890 part 1, by hand on the wire: a transactional produce for a partition not in the
+  transaction, or arriving after it was aborted, is refused with INVALID_TXN_STATE.
+- send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit) moves the group's committed
+  offset only when the transaction commits.
 """
 
 from __future__ import annotations
@@ -423,3 +428,44 @@ def test_a_produce_outside_the_transaction_is_refused(tnode):
                    what="the last stable offset past the abort marker")
     finally:
         c.close()
+
+
+def test_send_offsets_to_transaction_moves_the_group_only_on_commit(tnode):
+    source, sink = unique("txn-in"), unique("txn-out")
+    create_topic(tnode.bootstrap, source, partitions=1)
+    create_topic(tnode.bootstrap, sink, partitions=1)
+    plain = Producer({"bootstrap.servers": tnode.bootstrap, **QUIET})
+    for i in range(10):
+        plain.produce(source, value=f"in-{i}", partition=0)
+    plain.flush(30)
+    group = unique("eos")
+    c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": group, "isolation.level": "read_committed",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest", **QUIET})
+    p = transactional_producer(tnode.bootstrap)
+    try:
+        c.subscribe([source])
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            got += [m for m in c.consume(10, timeout=0.5) if not m.error()]
+        assert len(got) == 10
+        offsets = [TopicPartition(source, 0, 10)]
+
+        def committed() -> int:
+            return c.committed([TopicPartition(source, 0)], timeout=10)[0].offset
+
+        p.begin_transaction()
+        for m in got:
+            p.produce(sink, value=b"out-" + m.value(), partition=0)
+        p.send_offsets_to_transaction(offsets, c.consumer_group_metadata(), 30)
+        p.abort_transaction(30)
+        assert committed() < 0, "an aborted transaction's offsets are not the group's"
+        p.begin_transaction()
+        for m in got:
+            p.produce(sink, value=b"out-" + m.value(), partition=0)
+        p.send_offsets_to_transaction(offsets, c.consumer_group_metadata(), 30)
+        p.commit_transaction(30)
+        wait_until(lambda: committed() == 10, what="the committed offset after the commit")
+    finally:
+        c.close()
+    assert read_committed_values(tnode.bootstrap, sink, 1, 10) == sorted(f"out-in-{i}" for i in range(10))
