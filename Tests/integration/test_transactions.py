@@ -26,7 +26,10 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -36,6 +39,8 @@ import kwire
 from cluster import create, leaders, start_cluster
 from kwire import Reader, compact_string, frame, i8, i16, i32, i64, request_header_v1, request_header_v2, string
 from util import QUIET, create_topic, drain, unique, wait_until
+
+APPS = Path(__file__).resolve().parent / "apps"
 
 TXN_PROPS = {
     "transaction.state.log.num.partitions": 4,
@@ -469,3 +474,68 @@ def test_send_offsets_to_transaction_moves_the_group_only_on_commit(tnode):
     finally:
         c.close()
     assert read_committed_values(tnode.bootstrap, sink, 1, 10) == sorted(f"out-in-{i}" for i in range(10))
+
+
+EOS_RECORDS = 100_000
+
+
+def test_exactly_once_through_crashes(tmp_path):
+    """A consume-transform-produce application (apps/eos_copy.py) copies 100,000 records in
+    transactions while its process is killed -9 and restarted three times and a partition leader
+    is killed once: the output, read read_committed, holds every input record exactly once."""
+    props = {**TXN_PROPS, "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2,
+             "offsets.topic.replication.factor": 3, "min.insync.replicas": 2}
+    controllers, brokers = start_cluster(tmp_path, props=props)
+    app = None
+    try:
+        bootstrap = ",".join(b.bootstrap for b in brokers)
+        source, sink, group, tid = unique("eos-in"), unique("eos-out"), unique("eos"), unique("eos-app")
+        create(brokers[0], source, 3, 3)
+        create(brokers[0], sink, 3, 3)
+        plain = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all", **QUIET})
+        for i in range(EOS_RECORDS):
+            plain.produce(source, key=str(i), value=str(i))
+            if i % 10_000 == 0:
+                plain.poll(0)
+        assert plain.flush(120) == 0
+        watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **QUIET})
+
+        def committed() -> int:
+            try:
+                offsets = watcher.committed([TopicPartition(source, p) for p in range(3)], timeout=10)
+            except KafkaException:
+                return -1
+            return sum(max(tp.offset, 0) for tp in offsets)
+
+        def start_app():
+            return subprocess.Popen([sys.executable, str(APPS / "eos_copy.py"), bootstrap, source, sink, group, tid],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        app = start_app()
+        faults = [(0.15, "app"), (0.35, "app"), (0.5, "leader"), (0.7, "app")]
+        killed_broker = None
+        for fraction, fault in faults:
+            wait_until(lambda: committed() >= fraction * EOS_RECORDS, timeout=240,
+                       what=f"the application past {fraction:.0%}")
+            if fault == "app":
+                app.kill()
+                app.wait()
+                app = start_app()
+            else:
+                leader = leaders(brokers[0], sink)[0]
+                killed_broker = next(b for b in brokers if b.node_id == leader)
+                killed_broker.kill9()
+        wait_until(lambda: committed() >= EOS_RECORDS, timeout=300, what="every input record copied")
+        killed_broker.restart()
+        watcher.close()
+        got = drain(bootstrap, sink, 3, EOS_RECORDS, timeout=120, conf={"isolation.level": "read_committed"},
+                    linger_after=2)
+        values = [m.value for m in got]
+        assert len(values) == EOS_RECORDS and set(values) == {b"copy-%d" % i for i in range(EOS_RECORDS)}, (
+            f"{len(values)} records, {len(set(values))} distinct")
+    finally:
+        if app is not None and app.poll() is None:
+            app.kill()
+            app.wait()
+        for n in brokers + controllers:
+            n.close()
