@@ -175,8 +175,17 @@ extension Broker {
             }
             return groups.leaveGroup(r, version: version, context: context)
         case .offsetCommit:
-            return groups.offsetCommit(
-                try decode(OffsetCommitRequest.self, request), version: version, context: context, access: read)
+            // Kafka's handleOffsetCommitRequest: a partition the metadata does not know is
+            // UNKNOWN_TOPIC_OR_PARTITION (after the topic's authorization).
+            let r = try decode(OffsetCommitRequest.self, request)
+            let image = self.image
+            var unknown: [TopicPartition: ErrorCode] = [:]
+            for t in r.topics {
+                for p in t.partitions where image.partition(TopicPartition(t.name, p.partitionIndex)) == nil {
+                    unknown[TopicPartition(t.name, p.partitionIndex)] = .unknownTopicOrPartition
+                }
+            }
+            return groups.offsetCommit(r, version: version, context: context, access: read, refused: unknown)
         case .offsetFetch:
             return groups.offsetFetch(
                 try decode(OffsetFetchRequest.self, request), version: version, context: context,

@@ -71,8 +71,10 @@ extension GroupHost {
 
     // MARK: offsets
 
+    /// `refused`: partitions the caller answers itself (unknown partitions), not written.
     package func offsetCommit(
-        _ r: OffsetCommitRequest, version: Int16, context: RequestContext, access: GroupAccess = .all
+        _ r: OffsetCommitRequest, version: Int16, context: RequestContext, access: GroupAccess = .all,
+        refused: [TopicPartition: ErrorCode] = [:]
     ) -> RequestOutcome {
         var response = OffsetCommitResponse()
         response.topics = r.topics.map { t in
@@ -115,6 +117,10 @@ extension GroupHost {
             for (pi, p) in t.partitions.enumerated() {
                 if !topicAllowed {
                     response.topics[ti].partitions[pi].errorCode = ErrorCode.topicAuthorizationFailed.rawValue
+                    continue
+                }
+                if let code = refused[TopicPartition(t.name, p.partitionIndex)] {
+                    response.topics[ti].partitions[pi].errorCode = code.rawValue
                     continue
                 }
                 if (p.committedMetadata?.utf8.count ?? 0) > metadataMax {
@@ -183,9 +189,8 @@ extension GroupHost {
     /// partition as one transactional batch of the request's producer id and epoch (acks=all) and
     /// answered once replicated. They stay pending in the producer's transaction (OffsetFetch does
     /// not return them; with `requireStable` it answers UNSTABLE_OFFSET_COMMIT) until the broker
-    /// reports its marker with `transactionCompleted`. The caller has authorized the request and
-    /// answered partitions of unknown topics itself; every partition given here is committed.
-    /// `refused`: partitions the caller answers itself (not authorized, unknown), not written.
+    /// reports its marker with `transactionCompleted`. The caller has authorized the request;
+    /// `refused` are partitions it answers itself (not authorized, unknown), not written.
     package func txnOffsetCommit(
         _ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext, refused: [TopicPartition: ErrorCode] = [:]
     ) -> RequestOutcome {

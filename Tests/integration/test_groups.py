@@ -430,3 +430,21 @@ def test_rebalance_on_metadata_changes(gnode):
     wait_until(lambda: owned_all([a, b]) == want, 45, 0.05, "the added partitions to be assigned")
     a.close()
     b.close()
+
+
+def test_commit_for_a_partition_that_does_not_exist(gnode):
+    """OffsetCommit for an unknown topic or partition answers UNKNOWN_TOPIC_OR_PARTITION for it
+    (Kafka's handleOffsetCommitRequest), and the known ones are committed."""
+    topic = unique("known")
+    create_topic(gnode.bootstrap, topic, partitions=1)
+    c = Consumer({"bootstrap.servers": gnode.bootstrap, "group.id": unique("g"), "enable.auto.commit": False,
+                  **QUIET})
+    try:
+        offsets = [TopicPartition(topic, 0, 3), TopicPartition(topic, 7, 3), TopicPartition(unique("nowhere"), 0, 3)]
+        with pytest.raises(KafkaException) as failure:
+            c.commit(offsets=offsets, asynchronous=False)
+        assert failure.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, failure.value
+        got = c.committed([TopicPartition(topic, 0)], timeout=10)
+        assert got[0].offset == 3
+    finally:
+        c.close()
