@@ -294,9 +294,11 @@ def encode_record(offset_delta: int, r: Rec) -> bytes:
 
 
 def record_batch(records: list[Rec], base_offset: int = 0, base_timestamp: int | None = None,
-                 attributes: int = 0, corrupt_crc: bool = False) -> bytes:
+                 attributes: int = 0, corrupt_crc: bool = False, producer_id: int = -1,
+                 producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
     """A magic v2 batch, uncompressed unless `attributes` says otherwise (the caller then
-    supplies already-compressed record bytes, which this helper does not do)."""
+    supplies already-compressed record bytes, which this helper does not do). A producer id,
+    epoch and base sequence make it idempotent; attributes bit 4 (0x10) transactional."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     encoded = b"".join(encode_record(i, r) for i, r in enumerate(records))
@@ -306,9 +308,9 @@ def record_batch(records: list[Rec], base_offset: int = 0, base_timestamp: int |
         + i32(len(records) - 1)                 # last_offset_delta
         + i64(base_timestamp)
         + i64(max_ts)
-        + i64(-1)                               # producer_id
-        + i16(-1)                               # producer_epoch
-        + i32(-1)                               # base_sequence
+        + i64(producer_id)
+        + i16(producer_epoch)
+        + i32(base_sequence)
         + i32(len(records))
         + encoded
     )
