@@ -27,6 +27,10 @@ extension Broker {
         .endTxn: 0...4,
         .txnOffsetCommit: 0...4,
         .writeTxnMarkers: 0...2,
+        // Finding and aborting hanging transactions (KIP-664; ListTransactions v1 is KIP-994).
+        .describeProducers: 0...0,
+        .describeTransactions: 0...0,
+        .listTransactions: 0...1,
         .offsetForLeaderEpoch: 0...4,
         .electLeaders: 0...2,
         .findCoordinator: 0...4,

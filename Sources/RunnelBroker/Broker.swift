@@ -600,6 +600,15 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .writeTxnMarkers:
                 return try writeTxnMarkers(
                     decode(WriteTxnMarkersRequest.self, request), version: version, context: context)
+            case .describeProducers:
+                return try describeProducers(
+                    decode(DescribeProducersRequest.self, request), version: version, context: context)
+            case .describeTransactions:
+                return try describeTransactions(
+                    decode(DescribeTransactionsRequest.self, request), version: version, context: context)
+            case .listTransactions:
+                return try listTransactions(
+                    decode(ListTransactionsRequest.self, request), version: version, context: context)
             case .describeAcls:
                 return try describeAcls(decode(DescribeAclsRequest.self, request), version: version, context: context)
             case .createAcls:

@@ -37,13 +37,17 @@ public actor Consumer {
     var started = false
     /// A failure found after records were returned, thrown on the next poll.
     var pendingFailure: ClientError?
+    /// read_committed reads up to the last stable offset, without aborted transactions' records.
+    public let isolation: IsolationLevel
 
     public init(
-        client: KafkaClient, topic: String, partitions: [Int32]? = nil, start: StartPosition, group: String? = nil
+        client: KafkaClient, topic: String, partitions: [Int32]? = nil, start: StartPosition, group: String? = nil,
+        isolation: IsolationLevel = .readUncommitted
     ) {
         self.client = client
         self.topic = topic
         self.requestedPartitions = partitions
+        self.isolation = isolation
         self.start = start
         self.reset = start == .earliest ? .earliest : .latest
         self.member = group.map { GroupMember(client: client, groupId: $0, topics: [topic]) }
@@ -61,7 +65,8 @@ public actor Consumer {
             try await Task.sleep(nanoseconds: UInt64(maxWaitMs) * 1_000_000)
             return []
         }
-        let results = try await client.fetch(topic: topic, offsets: positions, maxWaitMs: maxWaitMs)
+        let results = try await client.fetch(
+            topic: topic, offsets: positions, maxWaitMs: maxWaitMs, isolation: isolation)
         var out: [ConsumedRecord] = []
         var retryLater = false
         var outOfRange: [Int32] = []
@@ -83,7 +88,9 @@ public actor Consumer {
             }
         }
         if !outOfRange.isEmpty {
-            for (p, o) in try await client.listOffsets(topic: topic, partitions: outOfRange, spec: reset) {
+            for (p, o) in try await client.listOffsets(
+                topic: topic, partitions: outOfRange, spec: reset, isolation: isolation)
+            {
                 positions[p] = o
             }
         }
@@ -131,7 +138,8 @@ public actor Consumer {
         case .earliest, .latest:
             if !missing.isEmpty {
                 for (p, o) in try await client.listOffsets(
-                    topic: topic, partitions: missing, spec: start == .earliest ? .earliest : .latest)
+                    topic: topic, partitions: missing, spec: start == .earliest ? .earliest : .latest,
+                    isolation: isolation)
                 { out[p] = o }
             }
         }

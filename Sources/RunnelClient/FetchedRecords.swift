@@ -76,6 +76,48 @@ public enum FetchedRecords {
         return DecodedBatch(header: header, records: records)
     }
 
+    /// What a read_committed consumer keeps of `batches` (decoded from `buffer`), as Kafka's
+    /// consumer does: a fetch answer lists the aborted transactions it covers (producer and first
+    /// offset); from a transaction's first offset on, that producer's transactional batches are
+    /// aborted until its abort marker. Their records are dropped; the batches stay, empty, so the
+    /// position still moves past them.
+    public static func withoutAborted(
+        _ batches: [DecodedBatch], in buffer: ByteBuffer, aborted: [(producerId: Int64, firstOffset: Int64)]
+    ) -> [DecodedBatch] {
+        var upcoming = aborted.sorted { $0.firstOffset < $1.firstOffset }[...]
+        var abortedProducers = Set<Int64>()
+        var index = buffer.readerIndex
+        var out: [DecodedBatch] = []
+        for batch in batches {
+            let header = batch.header
+            precondition(
+                RecordBatchHeader(buffer, at: index)?.baseOffset == header.baseOffset,
+                "the batches are the ones decoded from the buffer, in order")
+            defer { index += header.totalBytes }
+            guard header.hasProducerId else {
+                out.append(batch)
+                continue
+            }
+            while let next = upcoming.first, next.firstOffset <= header.lastOffset {
+                abortedProducers.insert(next.producerId)
+                upcoming = upcoming.dropFirst()
+            }
+            if header.isControl {
+                if let whole = buffer.getSlice(at: index, length: header.totalBytes),
+                    let marker = EndTransactionMarker.read(batch: whole, header: header), !marker.committed
+                {
+                    abortedProducers.remove(header.producerId)
+                }
+                out.append(batch)
+            } else if header.isTransactional && abortedProducers.contains(header.producerId) {
+                out.append(DecodedBatch(header: header, records: []))
+            } else {
+                out.append(batch)
+            }
+        }
+        return out
+    }
+
     static func decompress(_ payload: ByteBuffer, codec: CompressionCodec?) throws -> ByteBuffer {
         switch codec {
         case .none?: return payload

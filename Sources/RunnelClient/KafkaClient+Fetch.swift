@@ -29,10 +29,20 @@ public enum OffsetSpec: Sendable, Equatable {
     }
 }
 
+/// Which records a consumer reads (Kafka's `isolation.level`).
+public enum IsolationLevel: Int8, Sendable, Equatable {
+    /// Every record up to the high watermark, those of open and aborted transactions included.
+    case readUncommitted = 0
+    /// Records up to the last stable offset, without those of aborted transactions.
+    case readCommitted = 1
+}
+
 extension KafkaClient {
     /// ListOffsets at each partition's leader; retried after a metadata refresh while
-    /// leadership is moving.
-    public func listOffsets(topic: String, partitions: [Int32], spec: OffsetSpec) async throws -> [Int32: Int64] {
+    /// leadership is moving. With read_committed, latest is the last stable offset.
+    public func listOffsets(
+        topic: String, partitions: [Int32], spec: OffsetSpec, isolation: IsolationLevel = .readUncommitted
+    ) async throws -> [Int32: Int64] {
         var result: [Int32: Int64] = [:]
         var pending = Set(partitions)
         var refresh = false
@@ -49,6 +59,7 @@ extension KafkaClient {
                     response = try await send(to: address) { _ in
                         var r = ListOffsetsRequest()
                         r.replicaId = -1
+                        r.isolationLevel = isolation.rawValue
                         r.topics = [
                             .init(
                                 name: topic,
@@ -91,9 +102,11 @@ extension KafkaClient {
     /// One Fetch per leader (in parallel) for the partitions at the given offsets. Partitions
     /// whose leader cannot be found or whose leader moved come back with the error (and the
     /// next call asks for fresh metadata); the caller decides what to do with
-    /// OFFSET_OUT_OF_RANGE.
+    /// OFFSET_OUT_OF_RANGE. With read_committed, leaders answer up to the last stable offset and
+    /// the records of aborted transactions are left out.
     public func fetch(
-        topic: String, offsets: [Int32: Int64], maxWaitMs: Int32 = 500, partitionMaxBytes: Int32 = 4 << 20
+        topic: String, offsets: [Int32: Int64], maxWaitMs: Int32 = 500, partitionMaxBytes: Int32 = 4 << 20,
+        isolation: IsolationLevel = .readUncommitted
     ) async throws -> [PartitionFetch] {
         let info = try await self.topic(topic, refresh: needsRefresh)
         needsRefresh = false
@@ -123,7 +136,7 @@ extension KafkaClient {
                     await self.fetchFrom(
                         address, topic: topic, topicId: topicId,
                         partitions: partitions.map { ($0, offsets[$0]!, epochs[$0] ?? -1) },
-                        maxWaitMs: maxWaitMs, partitionMaxBytes: partitionMaxBytes)
+                        maxWaitMs: maxWaitMs, partitionMaxBytes: partitionMaxBytes, isolation: isolation)
                 }
             }
             var all: [PartitionFetch] = []
@@ -136,7 +149,7 @@ extension KafkaClient {
 
     func fetchFrom(
         _ address: BrokerAddress, topic: String, topicId: KafkaUUID, partitions: [(Int32, Int64, Int32)],
-        maxWaitMs: Int32, partitionMaxBytes: Int32
+        maxWaitMs: Int32, partitionMaxBytes: Int32, isolation: IsolationLevel
     ) async -> [PartitionFetch] {
         func failed(_ code: ErrorCode, _ reason: String? = nil) -> [PartitionFetch] {
             partitions.map {
@@ -156,7 +169,7 @@ extension KafkaClient {
                 r.maxWaitMs = maxWaitMs
                 r.minBytes = 1
                 r.maxBytes = 64 << 20
-                r.isolationLevel = 0
+                r.isolationLevel = isolation.rawValue
                 r.sessionId = 0
                 r.sessionEpoch = -1
                 r.topics = [
@@ -185,7 +198,11 @@ extension KafkaClient {
                 partition: p, records: [], nextOffset: offset, highWatermark: a.highWatermark,
                 error: ErrorCode(a.errorCode))
             guard result.error == .none, let bytes = a.records?.bytes, bytes.readableBytes > 0 else { return result }
-            let (batches, failure) = FetchedRecords.decode(bytes)
+            var (batches, failure) = FetchedRecords.decode(bytes)
+            if isolation == .readCommitted {
+                batches = FetchedRecords.withoutAborted(
+                    batches, in: bytes, aborted: (a.abortedTransactions ?? []).map { ($0.producerId, $0.firstOffset) })
+            }
             for batch in batches {
                 // A compressed batch may start before the offset asked for.
                 let type = batch.header.isLogAppendTime ? "LogAppendTime" : "CreateTime"

@@ -39,39 +39,45 @@ extension KafkaClient {
     /// The group's coordinator (FindCoordinator), cached until a request says it moved. Waits
     /// while the coordinator is not available yet (the offsets topic is being created).
     public func coordinator(for groupId: String) async throws -> BrokerInfo {
-        if let c = coordinators[groupId] { return c }
+        try await coordinator(of: CoordinatorKey(type: .group, key: groupId))
+    }
+
+    /// The coordinator of a group or a transactional id (FindCoordinator with its key type),
+    /// cached until a request says it moved. Waits while it is not available yet (its internal
+    /// topic is being created or loaded).
+    func coordinator(of key: CoordinatorKey) async throws -> BrokerInfo {
+        if let c = coordinators[key] { return c }
         let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
         var last = ErrorCode.none
         var lastMessage: String?
         while true {
             let (response, version, _) = try await sendAny { v in
                 var r = FindCoordinatorRequest()
-                r.keyType = 0
-                if v >= 4 { r.coordinatorKeys = [groupId] } else { r.key = groupId }
+                r.keyType = key.type.rawValue
+                if v >= 4 { r.coordinatorKeys = [key.key] } else { r.key = key.key }
                 return r
             }
             var code = ErrorCode(response.errorCode)
             var found = BrokerInfo(id: response.nodeId, host: response.host, port: response.port, rack: nil)
             lastMessage = response.errorMessage
             if version >= 4 {
-                guard let c = response.coordinators.first(where: { $0.key == groupId }) else {
-                    throw ClientError("the broker's FindCoordinator answer left out group \(groupId)")
+                guard let c = response.coordinators.first(where: { $0.key == key.key }) else {
+                    throw ClientError("the broker's FindCoordinator answer left out \(key)")
                 }
                 code = ErrorCode(c.errorCode)
                 found = BrokerInfo(id: c.nodeId, host: c.host, port: c.port, rack: nil)
                 lastMessage = c.errorMessage
             }
             if code == .none {
-                coordinators[groupId] = found
+                coordinators[key] = found
                 return found
             }
             guard Self.isCoordinatorMoving(code) else {
-                throw ClientError("cannot find the coordinator of group \(groupId): \(Self.reason(code, lastMessage))")
+                throw ClientError("cannot find the coordinator of \(key): \(Self.reason(code, lastMessage))")
             }
             last = code
             guard NIODeadline.now() < deadline else {
-                throw ClientError(
-                    "group \(groupId) has no coordinator available (\(last.name)) after \(requestTimeoutMs) ms")
+                throw ClientError("\(key) has no coordinator available (\(last.name)) after \(requestTimeoutMs) ms")
             }
             try await Task.sleep(nanoseconds: 200_000_000)
         }
@@ -83,9 +89,20 @@ extension KafkaClient {
         group groupId: String, lane: Lane = .group, extraTimeoutMs: Int64 = 0,
         errorOf: @Sendable (R.Response) -> ErrorCode, _ build: @Sendable (Int16) -> R
     ) async throws -> (response: R.Response, version: Int16) {
+        try await sendToCoordinator(
+            of: CoordinatorKey(type: .group, key: groupId), lane: lane, extraTimeoutMs: extraTimeoutMs,
+            errorOf: errorOf, build)
+    }
+
+    /// Sends a request to the coordinator of `key`, finding it again and retrying (within the
+    /// request timeout) while the answer (`errorOf`) or the connection says it moved.
+    func sendToCoordinator<R: RequestMessage>(
+        of key: CoordinatorKey, lane: Lane = .group, extraTimeoutMs: Int64 = 0,
+        errorOf: @Sendable (R.Response) -> ErrorCode, _ build: @Sendable (Int16) -> R
+    ) async throws -> (response: R.Response, version: Int16) {
         let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs + extraTimeoutMs)
         while true {
-            let coordinator = try await coordinator(for: groupId)
+            let coordinator = try await coordinator(of: key)
             do {
                 let answer = try await send(to: coordinator.address, lane: lane, extraTimeoutMs: extraTimeoutMs, build)
                 let code = errorOf(answer.response)
@@ -93,7 +110,7 @@ extension KafkaClient {
             } catch let error as ClientError {
                 guard NIODeadline.now() < deadline else { throw error }
             }
-            coordinators[groupId] = nil
+            coordinators[key] = nil
             try await Task.sleep(nanoseconds: 200_000_000)
         }
     }
@@ -145,7 +162,8 @@ extension KafkaClient {
         }
         return GroupDescription(
             groupId: groupId, state: g.groupState, protocolType: g.protocolType, protocolName: g.protocolData,
-            members: members.sorted { $0.memberId < $1.memberId }, coordinator: coordinators[groupId]!)
+            members: members.sorted { $0.memberId < $1.memberId },
+            coordinator: coordinators[CoordinatorKey(type: .group, key: groupId)]!)
     }
 
     /// The group's committed offsets: of `partitions` by topic, or of everything it has (nil).

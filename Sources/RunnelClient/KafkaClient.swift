@@ -110,8 +110,8 @@ public actor KafkaClient {
     var closed = false
     /// Set when a Fetch met a moved leader: the next one asks for fresh metadata first.
     var needsRefresh = false
-    /// Group coordinators found with FindCoordinator, by group id.
-    var coordinators: [String: BrokerInfo] = [:]
+    /// Coordinators found with FindCoordinator, by group or transactional id.
+    var coordinators: [CoordinatorKey: BrokerInfo] = [:]
 
     /// `servers` is a comma-separated `host:port` list.
     public init(
@@ -400,6 +400,25 @@ public actor KafkaClient {
     }
 }
 
+/// What FindCoordinator looks up: the coordinator of a group or of a transactional id.
+public struct CoordinatorKey: Sendable, Hashable, CustomStringConvertible {
+    /// FindCoordinator's key types.
+    public enum KeyType: Int8, Sendable {
+        case group = 0
+        case transaction = 1
+    }
+
+    public var type: KeyType
+    public var key: String
+
+    public init(type: KeyType, key: String) {
+        self.type = type
+        self.key = key
+    }
+
+    public var description: String { type == .group ? "group \(key)" : "transactional id \(key)" }
+}
+
 /// The version range of each API this client can build and read.
 public enum ClientVersions {
     public static let supported: [ApiKey: ClosedRange<Int16>] = [
@@ -428,6 +447,10 @@ public enum ClientVersions {
         .deleteAcls: 1...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .writeTxnMarkers: 0...2,
+        .describeProducers: 0...0,
+        .describeTransactions: 0...0,
+        .listTransactions: 0...1,
     ]
 }
 

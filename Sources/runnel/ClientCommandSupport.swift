@@ -11,6 +11,7 @@ let clientToolCommands: [String: [String]] = [
     "produce": [],
     "consume": [],
     "group": ["list", "describe", "reset-offsets", "delete"],
+    "transactions": ["list", "describe", "describe-producers", "abort", "find-hanging"],
     "cluster": ["describe"],
     "acl": ["add", "list", "remove"],
     "user": ["scram"],

@@ -17,7 +17,9 @@ struct Consume: AsyncParsableCommand {
             --timeout-ms without a record; runs until interrupted otherwise.
 
             Batches may be uncompressed or gzip, snappy or lz4 compressed; zstd is not decoded (the \
-            consumer stops with an error at such a batch). Control batches are skipped.
+            consumer stops with an error at such a batch). Control batches are skipped. With \
+            --isolation-level read_committed, reading stops at the last stable offset (the first offset \
+            of the earliest open transaction) and records of aborted transactions are left out.
 
             Text output: [Partition:P<TAB>Offset:O<TAB>] [headers<TAB>] [key<TAB>] value, headers as \
             k:v,k2:v2 (NO_HEADERS when none); a null key or value prints as null.
@@ -39,7 +41,23 @@ struct Consume: AsyncParsableCommand {
     @Flag(name: .customLong("print-headers"), help: "Print each record's headers.") var printHeaders = false
     @Flag(name: .customLong("print-offset"), help: "Print each record's partition and offset.") var printOffset = false
     @Option(help: "Consume as a member of this consumer group, committing offsets.") var group: String?
+    @Option(
+        name: .customLong("isolation-level"),
+        help:
+            "read_uncommitted (default): every record; read_committed: records of committed transactions (and non-transactional ones) up to the last stable offset."
+    )
+    var isolationLevel: String = "read_uncommitted"
     @OptionGroup var options: ClientOptions
+
+    func isolation() throws -> IsolationLevel {
+        switch isolationLevel {
+        case "read_uncommitted": return .readUncommitted
+        case "read_committed": return .readCommitted
+        default:
+            throw ValidationError(
+                "--isolation-level must be read_committed or read_uncommitted, not \"\(isolationLevel)\"")
+        }
+    }
 
     func startPosition() throws -> StartPosition {
         guard let offset else { return fromBeginning ? .earliest : .latest }
@@ -56,6 +74,7 @@ struct Consume: AsyncParsableCommand {
 
     func validate() throws {
         _ = try startPosition()
+        _ = try isolation()
         if offset != nil && partition == nil { throw ValidationError("--offset needs --partition") }
         if offset != nil && fromBeginning {
             throw ValidationError("--offset and --from-beginning cannot be used together")
@@ -75,6 +94,7 @@ struct Consume: AsyncParsableCommand {
 
     func run() async {
         let start = try! startPosition()
+        let isolation = try! isolation()
         let stop = StopFlag()
         let format = Format(json: options.json, key: printKey, headers: printHeaders, offset: printOffset)
         let (topic, partition, group, maxMessages, timeoutMs) = (
@@ -82,7 +102,8 @@ struct Consume: AsyncParsableCommand {
         )
         await withClient(options) { client in
             let consumer = Consumer(
-                client: client, topic: topic, partitions: partition.map { [$0] }, start: start, group: group)
+                client: client, topic: topic, partitions: partition.map { [$0] }, start: start, group: group,
+                isolation: isolation)
             var printed = 0
             var idleSince: NIODeadline?
             do {

@@ -44,6 +44,30 @@ import Testing
                 ["group", "reset-offsets", "g", "--topic", "t:0,2", "--to-offset", "7", "--execute"] + Self.server)
                 == nil)
         #expect(Self.refusal(["cluster", "describe", "--bootstrap-server", "a:1,[::1]:2"]) == nil)
+        #expect(Self.refusal(["consume", "t", "--isolation-level", "read_committed"] + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                ["transactions", "list", "--state", "Ongoing", "--producer-id", "7", "--duration-filter", "0"]
+                    + Self.server) == nil)
+        #expect(Self.refusal(["transactions", "describe", "--transactional-id", "t"] + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                ["transactions", "describe-producers", "--topic", "t", "--partition", "0", "--broker-id", "2"]
+                    + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                ["transactions", "abort", "--topic", "t", "--partition", "0", "--start-offset", "5"] + Self.server)
+                == nil)
+        #expect(
+            Self.refusal(
+                [
+                    "transactions", "abort", "--topic", "t", "--partition", "0", "--producer-id", "1",
+                    "--producer-epoch", "0", "--coordinator-epoch", "3",
+                ] + Self.server) == nil)
+        #expect(
+            Self.refusal(
+                ["transactions", "find-hanging", "--broker-id", "1", "--max-transaction-timeout", "0"] + Self.server)
+                == nil)
     }
 
     @Test(arguments: [
@@ -81,6 +105,30 @@ import Testing
         (
             ["group", "reset-offsets", "g", "--topic", "t:", "--to-latest"],
             "--topic expects topic or topic:partition[,partition...], not \"t:\" (see runnel group reset-offsets --help)."
+        ),
+        (
+            ["consume", "t", "--isolation-level", "committed"],
+            "--isolation-level must be read_committed or read_uncommitted, not \"committed\" (see runnel consume --help)."
+        ),
+        (
+            ["transactions", "list", "--duration-filter=-1"],
+            "--duration-filter must be 0 or more (see runnel transactions list --help)."
+        ),
+        (
+            ["transactions", "abort", "--topic", "t", "--partition", "0"],
+            "name the transaction to abort with --start-offset, or with --producer-id, --producer-epoch and --coordinator-epoch (see runnel transactions abort --help)."
+        ),
+        (
+            ["transactions", "abort", "--topic", "t", "--partition", "0", "--start-offset", "1", "--producer-id", "2"],
+            "give either --start-offset or --producer-id, --producer-epoch and --coordinator-epoch, not both (see runnel transactions abort --help)."
+        ),
+        (
+            ["transactions", "find-hanging"],
+            "find-hanging needs --topic or --broker-id to limit the search (see runnel transactions find-hanging --help)."
+        ),
+        (
+            ["transactions", "find-hanging", "--broker-id", "1", "--partition", "0"],
+            "--partition needs --topic (see runnel transactions find-hanging --help)."
         ),
     ])
     func refusedWithOneSentence(arguments: [String], sentence: String) {

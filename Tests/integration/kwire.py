@@ -297,7 +297,8 @@ def record_batch(records: list[Rec], base_offset: int = 0, base_timestamp: int |
                  attributes: int = 0, corrupt_crc: bool = False, producer_id: int = -1,
                  producer_epoch: int = -1, base_sequence: int = -1) -> bytes:
     """A magic v2 batch, uncompressed unless `attributes` says otherwise (the caller then
-    supplies already-compressed record bytes, which this helper does not do)."""
+    supplies already-compressed record bytes, which this helper does not do). A producer id,
+    epoch and base sequence make it idempotent; attributes bit 4 (0x10) transactional."""
     if base_timestamp is None:
         base_timestamp = int(time.time() * 1000)
     encoded = b"".join(encode_record(i, r) for i, r in enumerate(records))

@@ -29,6 +29,7 @@ from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, 
                                    NewTopic, ResourcePatternType, ResourceType)
 
 import javaclient
+import kwire
 from nodes import free_ports, kafka_uuid
 from secure import PKI, OPENSSL, RawConnection, SecureNode, jaas_plain
 from util import QUIET, kcat_path, unique, wait_until
@@ -106,6 +107,9 @@ def secure(tmp_path_factory):
         "num.partitions": "1",
         "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "3",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "3",
         "group.initial.rebalance.delay.ms": "0",
         "connection.failed.authentication.delay.ms": "50",
         **pki.server_ssl(),
@@ -371,6 +375,68 @@ def test_prefixed_allow_deny_wins_and_super_user(secure):
     listed = secure.runnel("acl", "list", "--topic", denied_topic, "--json")
     assert any(b["permissionType"] == "DENY" for b in json.loads(listed.stdout))
     produce(secure.scram("admin", ADMIN_PASSWORD), denied_topic, 2)
+
+
+def test_transaction_tools_need_describe_read_and_cluster_action(secure):
+    """KIP-664's APIs are checked as Kafka checks them: ListTransactions leaves out ids the
+    principal may not DESCRIBE, DescribeTransactions refuses them (and hides partitions of topics
+    it may not DESCRIBE), DescribeProducers needs READ on the topic, and an abort (WriteTxnMarkers)
+    needs CLUSTER_ACTION."""
+    admin_conf = secure.scram("admin", ADMIN_PASSWORD)
+    admin = AdminClient(admin_conf)
+    mine, hidden = unique("sec-txn"), unique("hid-txn")
+    for t in (mine, hidden):
+        admin.create_topics([NewTopic(t, 1, 1)])[t].result(30)
+    tid = unique("sec-tid-")
+    p = Producer({**admin_conf, "transactional.id": tid})
+    p.init_transactions(60)
+    p.begin_transaction()
+    p.produce(mine, b"x", partition=0)
+    p.produce(hidden, b"y", partition=0)
+    p.flush(30)
+
+    def alice(*args, check=True):
+        config = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice",
+                  "sasl.password": ALICE_PASSWORD, "ssl.ca.location": secure.pki.ca}
+        return secure.runnel("transactions", *args, config=config, check=check)
+
+    try:
+        assert tid in [t["transactionalId"] for t in json.loads(secure.runnel("transactions", "list", "--json").stdout)]
+        assert tid not in [t["transactionalId"] for t in json.loads(alice("list", "--json").stdout)]
+        # The tool stops at FindCoordinator, which needs DESCRIBE on the id too; the coordinator
+        # itself refuses DescribeTransactions as well (asked directly, on the wire).
+        refused = alice("describe", "--transactional-id", tid, check=False)
+        assert refused.returncode == 1 and "Not authorized to describe transactional id" in refused.stderr, refused.stderr
+        with RawConnection(secure.ports["SASL_PLAINTEXT"]) as raw:
+            assert raw.login_plain("alice", ALICE_PASSWORD)[0] == 0
+            body = raw.send_request(65, 0, kwire.compact_array([kwire.compact_string(tid)]) + kwire.EMPTY_TAGS,
+                                    flexible=True)
+            r = kwire.Reader(body)
+            r.i32()  # throttle
+            assert r.compact_array_len() == 1
+            assert r.i16() == 53 and r.compact_string() == tid  # TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        secure.runnel("acl", "add", "--allow-principal", "User:alice", "--operation", "Describe", "--transactional-id",
+                      "sec-tid-", "--resource-pattern-type", "prefixed")
+        wait_until(lambda: tid in [t["transactionalId"] for t in json.loads(alice("list", "--json").stdout)],
+                   timeout=15, what="alice to see the transaction")
+        described = json.loads(alice("describe", "--transactional-id", tid, "--json").stdout)
+        assert described["state"] == "Ongoing"
+        assert described["partitions"] == [{"topic": mine, "partition": 0}], "the other topic is not alice's to see"
+
+        [producer] = json.loads(alice("describe-producers", "--topic", mine, "--partition", "0", "--json").stdout)
+        assert producer["currentTransactionStartOffset"] == 0
+        # DESCRIBE on a topic shows it in Metadata, but its producers need READ.
+        secure.runnel("acl", "add", "--allow-principal", "User:alice", "--operation", "Describe", "--topic", hidden)
+        no_read = alice("describe-producers", "--topic", hidden, "--partition", "0", check=False)
+        assert no_read.returncode == 1 and "TOPIC_AUTHORIZATION_FAILED" in no_read.stderr, no_read.stderr
+        no_cluster_action = alice("abort", "--topic", mine, "--partition", "0", "--start-offset", "0", check=False)
+        assert no_cluster_action.returncode == 1, no_cluster_action.stderr
+        assert "CLUSTER_AUTHORIZATION_FAILED" in no_cluster_action.stderr, no_cluster_action.stderr
+        secure.runnel("transactions", "abort", "--topic", mine, "--partition", "0", "--start-offset", "0")
+        [after] = json.loads(alice("describe-producers", "--topic", mine, "--partition", "0", "--json").stdout)
+        assert after["currentTransactionStartOffset"] is None
+    finally:
+        p.abort_transaction(60)
 
 
 def test_metadata_authorized_operations(secure):

@@ -27,6 +27,13 @@
 //       "leader","replicas","isr"}]}.
 //   admin <bootstrap> configs <topic>
 //       AdminClient.describeConfigs of the topic; prints {"<name>": {"value","source"}, ...}.
+//   admin <bootstrap> transactions <transactional.id> <topic> <partition>
+//       The KIP-664 admin calls: listTransactions (all, then filtered to Ongoing), describeTransactions
+//       of the id and describeProducers of the partition; prints {"listed": [{"transactionalId",
+//       "producerId","state"}]}, {"ongoing": [...]}, {"described": {"coordinatorId","state",
+//       "producerId","producerEpoch","timeoutMs","startTimeMs","partitions": ["topic-p", ...]}} and
+//       {"producers": [{"producerId","producerEpoch","coordinatorEpoch","lastSequence",
+//       "lastTimestamp","currentTransactionStartOffset"}]} (-1 for an absent optional).
 //
 // A failed admin call prints {"error": "<exception class>", "message": ...} on stdout and exits 1,
 // so a test can check which Kafka error the broker answered with.
@@ -49,8 +56,13 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.ListTransactionsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
+import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -95,6 +107,7 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient consume <bootstrap> <topic> <expected> <timeoutMs> [group]\n"
                 + "       RunnelJavaClient admin <bootstrap> create <topic> <partitions> <rf> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>\n"
+                + "       RunnelJavaClient admin <bootstrap> transactions <transactional.id> <topic> <partition>\n"
                 + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]");
         System.exit(2);
     }
@@ -311,6 +324,47 @@ public final class RunnelJavaClient {
                     System.out.println(json.append("}"));
                     return 0;
                 }
+                case "transactions": {
+                    if (args.length < 6) {
+                        usage();
+                    }
+                    String transactionalId = topic;
+                    TopicPartition tp = new TopicPartition(args[4], Integer.parseInt(args[5]));
+                    System.out.println("{\"listed\": " + listings(admin.listTransactions().all()
+                            .get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS)) + "}");
+                    ListTransactionsOptions ongoing = new ListTransactionsOptions()
+                            .filterStates(Collections.singletonList(TransactionState.ONGOING));
+                    System.out.println("{\"ongoing\": " + listings(admin.listTransactions(ongoing).all()
+                            .get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS)) + "}");
+                    TransactionDescription d = admin.describeTransactions(Collections.singletonList(transactionalId))
+                            .description(transactionalId).get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    List<String> parts = new ArrayList<>();
+                    for (TopicPartition p : d.topicPartitions()) {
+                        parts.add(quote(p.toString()));
+                    }
+                    Collections.sort(parts);
+                    System.out.println("{\"described\": {\"coordinatorId\": " + d.coordinatorId()
+                            + ", \"state\": " + quote(d.state().toString())
+                            + ", \"producerId\": " + d.producerId() + ", \"producerEpoch\": " + d.producerEpoch()
+                            + ", \"timeoutMs\": " + d.transactionTimeoutMs()
+                            + ", \"startTimeMs\": " + d.transactionStartTimeMs().orElse(-1)
+                            + ", \"partitions\": [" + String.join(", ", parts) + "]}}");
+                    StringBuilder json = new StringBuilder("{\"producers\": [");
+                    String sep = "";
+                    for (ProducerState p : admin.describeProducers(Collections.singletonList(tp))
+                            .partitionResult(tp).get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS).activeProducers()) {
+                        json.append(sep).append("{\"producerId\": ").append(p.producerId())
+                                .append(", \"producerEpoch\": ").append(p.producerEpoch())
+                                .append(", \"coordinatorEpoch\": ").append(p.coordinatorEpoch().orElse(-1))
+                                .append(", \"lastSequence\": ").append(p.lastSequence())
+                                .append(", \"lastTimestamp\": ").append(p.lastTimestamp())
+                                .append(", \"currentTransactionStartOffset\": ")
+                                .append(p.currentTransactionStartOffset().orElse(-1)).append("}");
+                        sep = ", ";
+                    }
+                    System.out.println(json.append("]}"));
+                    return 0;
+                }
                 default:
                     usage();
                     return 2;
@@ -343,6 +397,16 @@ public final class RunnelJavaClient {
     static String recordJson(String key, String value, int partition, long offset) {
         return "{\"key\": " + quote(key) + ", \"value\": " + quote(value)
                 + ", \"partition\": " + partition + ", \"offset\": " + offset + "}";
+    }
+
+    static String listings(java.util.Collection<TransactionListing> listings) {
+        List<String> out = new ArrayList<>();
+        for (TransactionListing l : listings) {
+            out.add("{\"transactionalId\": " + quote(l.transactionalId()) + ", \"producerId\": " + l.producerId()
+                    + ", \"state\": " + quote(l.state().toString()) + "}");
+        }
+        Collections.sort(out);
+        return "[" + String.join(", ", out) + "]";
     }
 
     static String nodeIds(List<Node> nodes) {
