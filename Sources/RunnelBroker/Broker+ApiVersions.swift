@@ -19,6 +19,7 @@ extension Broker {
         .createPartitions: 0...3,
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,
+        .describeQuorum: 0...2,
         .initProducerId: 0...5,
         // Transactions v1 (KIP-98, KIP-890 part 1). EndTxn v5, TxnOffsetCommit v5 and Produce
         // v12 (transactions v2) wait for the `transaction.version` feature.

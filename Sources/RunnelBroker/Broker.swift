@@ -571,6 +571,16 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .describeConfigs:
                 return try describeConfigs(
                     decode(DescribeConfigsRequest.self, request), version: version, context: context)
+            case .describeQuorum:
+                // Kafka's brokers forward DescribeQuorum to the active controller (KIP-595), so
+                // kafka-metadata-quorum --bootstrap-server and Admin.describeMetadataQuorum work.
+                let r = try decode(DescribeQuorumRequest.self, request)
+                guard authorization(context).allows(.describe, .cluster) else {
+                    return respond(
+                        DescribeQuorumResponse(errorCode: ErrorCode.clusterAuthorizationFailed.rawValue),
+                        version: version, context: context)
+                }
+                return forward(r, version: version, context: context)
             case .describeCluster:
                 return try describeCluster(
                     decode(DescribeClusterRequest.self, request), version: version, context: context)

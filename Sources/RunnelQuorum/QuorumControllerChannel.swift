@@ -66,6 +66,8 @@ public struct QuorumControllerChannel: ControllerChannel {
                     { c, rng, _ in c.createAcls(r, newId: { KafkaUUID.random(using: &rng) }) }, completion: finish)
             case let r as DeleteAclsRequest:
                 quorum.run({ c, _, _ in c.deleteAcls(r) }, completion: finish)
+            case is DescribeQuorumRequest:
+                promise.succeed(QuorumEndpoint.describeQuorum(quorum))
             case let r as AlterUserScramCredentialsRequest:
                 quorum.run({ c, _, _ in c.alterUserScramCredentials(r) }, completion: finish)
             default:

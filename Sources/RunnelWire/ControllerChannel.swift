@@ -49,6 +49,8 @@ public enum ControllerRequests {
                         errorCode: code.rawValue, errorMessage: message, resourceType: $0.resourceType,
                         resourceName: $0.resourceName)
                 }) as? R.Response
+        case is DescribeQuorumRequest:
+            return DescribeQuorumResponse(errorCode: code.rawValue, errorMessage: message) as? R.Response
         case is AllocateProducerIdsRequest:
             return AllocateProducerIdsResponse(errorCode: code.rawValue) as? R.Response
         case is BrokerRegistrationRequest:

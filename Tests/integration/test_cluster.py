@@ -248,3 +248,20 @@ def test_operator_commands_against_runnel_dev(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
         subprocess.run(["pkill", "-9", "-f", str(tmp_path / "dev")], capture_output=True)
+
+
+def test_describe_quorum_through_a_broker(cluster):
+    """Kafka's Admin.describeMetadataQuorum (and kafka-metadata-quorum --bootstrap-server) ask a
+    broker, which forwards DescribeQuorum to the active controller."""
+    import javaclient
+
+    why = javaclient.missing()
+    if why:
+        pytest.skip(f"Java client unavailable: {why}")
+    controllers, brokers = cluster
+    res = javaclient.admin(brokers[1].bootstrap, "quorum", "-")
+    assert res.ok, res.explain()
+    q = res.objects[0]
+    assert q["leaderId"] == active_controller(controllers)
+    assert sorted(q["voters"]) == [1, 2, 3] and sorted(q["observers"]) == [4, 5, 6], q
+    assert q["highWatermark"] > 0

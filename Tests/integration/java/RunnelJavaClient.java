@@ -52,6 +52,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
@@ -107,6 +108,7 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient consume <bootstrap> <topic> <expected> <timeoutMs> [group]\n"
                 + "       RunnelJavaClient admin <bootstrap> create <topic> <partitions> <rf> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>\n"
+                + "       RunnelJavaClient admin <bootstrap> quorum -\n"
                 + "       RunnelJavaClient admin <bootstrap> transactions <transactional.id> <topic> <partition>\n"
                 + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]");
         System.exit(2);
@@ -305,6 +307,28 @@ public final class RunnelJavaClient {
                                 .append(", \"leader\": ").append(p.leader() == null ? -1 : p.leader().id())
                                 .append(", \"replicas\": ").append(nodeIds(p.replicas()))
                                 .append(", \"isr\": ").append(nodeIds(p.isr())).append("}");
+                        sep = ", ";
+                    }
+                    System.out.println(json.append("]}"));
+                    return 0;
+                }
+                case "quorum": {
+                    // Admin.describeMetadataQuorum through a broker (the <topic> argument is unused).
+                    QuorumInfo q = admin.describeMetadataQuorum().quorumInfo()
+                            .get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    StringBuilder json = new StringBuilder("{\"leaderId\": ").append(q.leaderId())
+                            .append(", \"leaderEpoch\": ").append(q.leaderEpoch())
+                            .append(", \"highWatermark\": ").append(q.highWatermark())
+                            .append(", \"voters\": [");
+                    String sep = "";
+                    for (QuorumInfo.ReplicaState v : q.voters()) {
+                        json.append(sep).append(v.replicaId());
+                        sep = ", ";
+                    }
+                    json.append("], \"observers\": [");
+                    sep = "";
+                    for (QuorumInfo.ReplicaState o : q.observers()) {
+                        json.append(sep).append(o.replicaId());
                         sep = ", ";
                     }
                     System.out.println(json.append("]}"));
