@@ -148,7 +148,12 @@ public struct ScramServer: SaslServer {
         } catch {
             return fail(error.reason, error.scramError)
         }
-        guard sameBytes(final.nonce, exchange.serverFirst.nonce) else {
+        // Kafka's ScramSaslServer accepts a final nonce that ends with the server's: librdkafka up
+        // to 2.0 sends its own nonce again in front of the combined one (the proof, computed over
+        // the final message as sent, still binds the server's nonce).
+        let expected = exchange.serverFirst.nonce.utf8
+        guard final.nonce.utf8.count >= expected.count, final.nonce.utf8.suffix(expected.count).elementsEqual(expected)
+        else {
             return fail("Invalid client nonce in the final client message.", "other-error")
         }
         guard final.channelBinding == Array(exchange.gs2Header.utf8) else {

@@ -190,6 +190,18 @@ struct ScramTests {
             failure(server.step(input: bytes(final)))?.reason == "Invalid client nonce in the final client message.")
     }
 
+    @Test(
+        "a final nonce that only ends with the server's passes the nonce check, as in Kafka (librdkafka 2.0 repeats its own nonce in front); the proof then decides"
+    )
+    func librdkafkaNonce() {
+        var server = server()
+        _ = server.step(input: bytes(RFC7677.clientFirst))
+        let combined = RFC7677.clientNonce + RFC7677.serverNonce
+        let final = RFC7677.clientFinal.replacingOccurrences("r=" + combined, "r=" + RFC7677.clientNonce + combined)
+        let reason = failure(server.step(input: bytes(final)))?.reason
+        #expect(reason != nil && reason != "Invalid client nonce in the final client message.", "\(reason ?? "")")
+    }
+
     @Test("the channel binding must be the base64 of the client's gs2 header")
     func channelBinding() {
         var server = server()
