@@ -15,6 +15,9 @@ struct Dev: ParsableCommand {
             metrics are served on --port+200, ... (brokers) and --port+300, ... (controllers). Each node's
             server.properties and log are under --data-dir/<node>/. An existing data folder is reused.
             --combined runs one process with process.roles=broker,controller instead.
+            --secure turns on TLS and SASL (SCRAM-SHA-512) on every listener and the StandardAuthorizer:
+            it makes a CA, a certificate for the nodes and an admin user (a super user) under
+            --data-dir/secure/, and prints the client configs to use.
             """)
 
     @Option(name: .customLong("data-dir"), help: "Folder for every node's data, configs and logs.")
@@ -31,6 +34,9 @@ struct Dev: ParsableCommand {
 
     @Flag(help: "One combined broker+controller process instead.")
     var combined = false
+
+    @Flag(help: "TLS and SCRAM-SHA-512 on every listener, the authorizer on, an admin user (see below).")
+    var secure = false
 
     @Option(name: .customLong("cluster-id"), help: "Cluster id for a new data folder (default: random).")
     var clusterId: String?
@@ -49,7 +55,9 @@ struct Dev: ParsableCommand {
         var clientPort: Int?
     }
 
-    func plan(root: String) -> [NodeSpec] {
+    func plan(root: String, security: DevSecurity? = nil) -> [NodeSpec] {
+        let client = security == nil ? "PLAINTEXT" : "SASL_SSL"
+        let secured = security?.nodeProperties ?? []
         if combined {
             let controllerPort = port + 100
             return [
@@ -58,10 +66,10 @@ struct Dev: ParsableCommand {
                     properties: [
                         ("process.roles", "broker,controller"), ("node.id", "1"),
                         ("controller.quorum.voters", "1@127.0.0.1:\(controllerPort)"),
-                        ("listeners", "PLAINTEXT://127.0.0.1:\(port),CONTROLLER://127.0.0.1:\(controllerPort)"),
+                        ("listeners", "\(client)://127.0.0.1:\(port),CONTROLLER://127.0.0.1:\(controllerPort)"),
                         ("controller.listener.names", "CONTROLLER"), ("log.dirs", "\(root)/node1/data"),
                         ("num.partitions", "3"), ("metrics.port", "\(port + 200)"), ("metrics.host", "127.0.0.1"),
-                    ], clientPort: port)
+                    ] + (security == nil ? [] : [("inter.broker.listener.name", client)]) + secured, clientPort: port)
             ]
         }
         let voters = (0..<controllers).map { "\($0 + 1)@127.0.0.1:\(port + 100 + $0)" }.joined(separator: ",")
@@ -78,7 +86,7 @@ struct Dev: ParsableCommand {
                         ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
                         ("offsets.topic.replication.factor", "\(min(3, brokers))"),
                         ("metrics.port", "\(port + 300 + i)"), ("metrics.host", "127.0.0.1"),
-                    ], clientPort: nil))
+                    ] + secured, clientPort: nil))
         }
         for i in 0..<brokers {
             out.append(
@@ -87,11 +95,12 @@ struct Dev: ParsableCommand {
                     properties: [
                         ("process.roles", "broker"), ("node.id", "\(100 + i + 1)"),
                         ("controller.quorum.voters", voters),
-                        ("listeners", "PLAINTEXT://127.0.0.1:\(port + i)"), ("controller.listener.names", "CONTROLLER"),
+                        ("listeners", "\(client)://127.0.0.1:\(port + i)"), ("controller.listener.names", "CONTROLLER"),
                         ("log.dirs", "\(root)/broker\(i + 1)/data"), ("broker.rack", "rack\(i % 3 + 1)"),
                         ("default.replication.factor", "\(min(3, brokers))"), ("num.partitions", "3"),
                         ("metrics.port", "\(port + 200 + i)"), ("metrics.host", "127.0.0.1"),
-                    ], clientPort: port + i))
+                    ] + (security == nil ? [] : [("inter.broker.listener.name", client)]) + secured,
+                    clientPort: port + i))
         }
         return out
     }
@@ -113,7 +122,8 @@ struct Dev: ParsableCommand {
             cluster = clusterId ?? KafkaUUID.random(using: &generator).description
             try cluster.write(toFile: clusterFile, atomically: true, encoding: .utf8)
         }
-        let nodes = plan(root: root)
+        let security = secure ? try DevSecurity.prepare(in: root + "/secure") : nil
+        let nodes = plan(root: root, security: security)
         var processes: [(NodeSpec, Process)] = []
         let stopping = OnceFlag(), watching = OnceFlag()
         for node in nodes {
@@ -125,7 +135,9 @@ struct Dev: ParsableCommand {
             if !fm.fileExists(atPath: dir + "/data/meta.properties") {
                 let format = Process()
                 format.executableURL = URL(fileURLWithPath: binary)
-                format.arguments = ["format", "--config", config, "--cluster-id=\(cluster)"]
+                format.arguments =
+                    ["format", "--config", config, "--cluster-id=\(cluster)"]
+                    + (security.map { ["--add-scram", $0.scramArgument] } ?? [])
                 format.standardOutput = FileHandle.nullDevice
                 try format.run()
                 format.waitUntilExit()
@@ -154,7 +166,7 @@ struct Dev: ParsableCommand {
         let deadline = Date().addingTimeInterval(60)
         let probe = try KafkaClient(
             bootstrapServers: "127.0.0.1:\(ports.first ?? port)", clientId: "runnel-dev", requestTimeoutMs: 2_000,
-            connectTimeoutMs: 1_000)
+            connectTimeoutMs: 1_000, security: try clientSecurity(commandConfig: security?.clientConfigFile))
         while Date() < deadline && !ports.allSatisfy({ brokerAnswers(probe, port: $0) }) {
             if let dead = processes.first(where: { !$0.1.isRunning }) {
                 stopping.set()
@@ -180,6 +192,14 @@ struct Dev: ParsableCommand {
             node.properties.first { $0.0 == "metrics.port" }.map { "\(node.name) http://127.0.0.1:\($0.1)/metrics" }
         }
         say("metrics: " + metrics.joined(separator: ", "))
+        if let security {
+            say(
+                "security: SASL_SSL (SCRAM-SHA-512) on every listener, the authorizer on; user \(DevSecurity.adminUser) is a super user"
+            )
+            say("  client config (Java client, runnel --command-config): \(security.clientConfigFile)")
+            say("  client config (librdkafka, confluent-kafka, kcat -F): \(security.librdkafkaConfigFile)")
+            say("  CA certificate: \(security.caFile); admin password: \(security.passwordFile)")
+        }
         watching.set()
         runBlocking { await signals.wait() }
         say("runnel dev: stopping")

@@ -175,3 +175,83 @@ def test_operator_guide(tmp_path):
         for d in sorted(tmp_path.glob("*/server.log")):
             text = d.read_text()
             assert "Fatal error" not in text, f"{d}:\n{text[-3000:]}"
+
+
+def test_securing_a_cluster(tmp_path):
+    """The README's "Securing a cluster", followed as a new user would: `runnel dev --secure`
+    (its port moved to a free range, its data folder into the temp dir), the admin commands of
+    the guide with the client config it made, then alice with her own password: she writes and
+    reads `orders` in group billing; a wrong password gets the client's authentication error; a
+    topic her ACLs do not name gets an authorization error; and kcat (librdkafka 2.0) logs in
+    with the guide's librdkafka config."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from nodes import dev_base_port
+    from util import kcat_path
+
+    blocks = guide_blocks()
+    port = dev_base_port()
+    start = blocks["secure-start"].strip().replace("./secure-dev", str(tmp_path / "secure-dev"))
+    env = {**os.environ, "PATH": f"{runnel_bin().parent}:{os.environ['PATH']}"}
+    dev = subprocess.Popen(["bash", "-c", f"exec {start} --port {port}"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, preexec_fn=_pdeathsig)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = dev.stdout.readline()
+            lines.append(line)
+            if "admin password:" in line or not line:
+                break
+        assert "admin password:" in line, "runnel dev --secure printed no client configs:\n" + "".join(lines)
+        secure = tmp_path / "secure-dev" / "secure"
+        for command in blocks["secure-users"].strip().splitlines():
+            command = command.split("  #", 1)[0].replace("127.0.0.1:9092", f"127.0.0.1:{port}")
+            command = command.replace("./secure-dev", str(tmp_path / "secure-dev"))
+            if command.startswith("kcat") and kcat_path() is None:
+                continue
+            if command.startswith("CFG="):
+                env["CFG"] = command.split("=", 1)[1]
+                continue
+            p = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, f"{command}: {p.stdout} {p.stderr}"
+
+        base = {}
+        for line in (secure / "librdkafka.properties").read_text().splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                base[key] = value
+        alice = {**base, "bootstrap.servers": f"127.0.0.1:{port}", "sasl.username": "alice",
+                 "sasl.password": "alice-secret", **QUIET}
+        p = Producer(alice)
+        for i in range(10):
+            p.produce("orders", value=f"order-{i}")
+        assert p.flush(30) == 0
+        c = Consumer({**alice, "group.id": "billing", "auto.offset.reset": "earliest"})
+        got = []
+        try:
+            c.subscribe(["orders"])
+            deadline = time.monotonic() + 30
+            while len(got) < 10 and time.monotonic() < deadline:
+                got += [m for m in c.consume(10, timeout=0.5) if not m.error()]
+            c.commit(asynchronous=False)
+        finally:
+            c.close()
+        assert sorted(m.value() for m in got) == sorted(b"order-%d" % i for i in range(10))
+
+        errors = []
+        wrong = Producer({**alice, "sasl.password": "wrong", "error_cb": lambda e: errors.append(e)})
+        wrong.produce("orders", value="x")
+        wrong.flush(5)
+        assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
+
+        a = AdminClient(alice)
+        with pytest.raises(KafkaException) as denied:
+            a.create_topics([NewTopic("elsewhere", 1, 1)])["elsewhere"].result(30)
+        assert denied.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, denied.value
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(90)
+        except subprocess.TimeoutExpired:
+            dev.kill()
