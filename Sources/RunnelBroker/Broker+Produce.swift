@@ -237,6 +237,7 @@ extension Broker {
                 var refused: [Int: (ErrorCode, String?)] = [:]
                 for (index, tp) in plan.toAsk {
                     if let error = errors[tp], error != .none {
+                        BrokerMetrics.transactionVerificationFailures.increment()
                         refused[index] = Self.produceError(forVerification: error, produceVersion: version)
                     }
                 }

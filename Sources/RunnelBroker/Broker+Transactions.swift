@@ -265,6 +265,7 @@ extension Broker {
                     case .failure(let code):
                         results[index].error = code
                     case .success(let info):
+                        if info.recordCount > 0 { BrokerMetrics.transactionMarkersWritten.increment() }
                         let id = delayedProduces.allocateId()
                         waiting.append(
                             (

@@ -18,4 +18,14 @@ enum BrokerMetrics {
     static let replicaFetches = Counter(label: "runnel_replica_fetch_requests_total")
     static let replicaFetchBytes = Counter(label: "runnel_replica_fetch_bytes_total")
     static let replicaFetchTime = Timer(label: "runnel_replica_fetch_duration_seconds")
+    /// The transaction coordinator: transactions it completed by outcome, those it aborted for
+    /// running past their timeout, and markers it gave up on (fenced).
+    static let transactionsCommitted = Counter(label: "runnel_transactions_committed_total")
+    static let transactionsAborted = Counter(label: "runnel_transactions_aborted_total")
+    static let transactionsTimedOut = Counter(label: "runnel_transactions_timed_out_total")
+    static let transactionMarkersAbandoned = Counter(label: "runnel_transaction_markers_abandoned_total")
+    /// The partition side: markers appended as leader, and transactional produces refused
+    /// because the coordinator did not confirm the partition (KIP-890 part 1).
+    static let transactionMarkersWritten = Counter(label: "runnel_transaction_markers_written_total")
+    static let transactionVerificationFailures = Counter(label: "runnel_transaction_verification_failures_total")
 }

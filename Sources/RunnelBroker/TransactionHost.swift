@@ -182,8 +182,33 @@ package final class TransactionHost: @unchecked Sendable {
                     }
                 }
             case .event(let event):
-                logger.info("\(event)")
+                note(event)
             }
+        }
+    }
+
+    /// Counts an event and logs it: the frequent ones (every transaction's end, every producer's
+    /// start) at debug, as Kafka's coordinator does, the rest at info or warning.
+    private func note(_ event: TransactionEvent) {
+        switch event {
+        case .completed(_, .commit):
+            BrokerMetrics.transactionsCommitted.increment()
+            logger.debug("\(event)")
+        case .completed(_, .abort):
+            BrokerMetrics.transactionsAborted.increment()
+            logger.debug("\(event)")
+        case .initialized:
+            logger.debug("\(event)")
+        case .timedOut:
+            BrokerMetrics.transactionsTimedOut.increment()
+            logger.info("\(event)")
+        case .markersAbandoned:
+            BrokerMetrics.transactionMarkersAbandoned.increment()
+            logger.warning("\(event)")
+        case .writeFailed, .unreadableRecord:
+            logger.warning("\(event)")
+        case .expired, .loaded:
+            logger.info("\(event)")
         }
     }
 

@@ -81,3 +81,34 @@ def test_no_metrics_port_no_server(node_factory):
     port = free_ports(1)[0]
     node_factory()
     assert not port_accepts(port)
+
+
+def test_transaction_metrics(node_factory):
+    """The transaction coordinator counts the transactions it ends by outcome, and the partition
+    leader the markers it writes and the produces it refuses unverified (KIP-890 part 1)."""
+    port = free_ports(1)[0]
+    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1",
+                         "transaction.state.log.replication.factor": 1, "transaction.state.log.min.isr": 1,
+                         "transaction.state.log.num.partitions": 2})
+    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    topic = unique("txn-metrics")
+    create_topic(node.bootstrap, topic, 2)
+    p = Producer({"bootstrap.servers": node.bootstrap, "transactional.id": unique("m"), **QUIET})
+    p.init_transactions(60)
+    for commit in (True, True, False):
+        p.begin_transaction()
+        for i in range(4):
+            p.produce(topic, value=b"v", partition=i % 2)
+        p.flush(30)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+
+    def counted():
+        text = scrape(port)
+        return (value(text, "runnel_transactions_committed_total") == 2
+                and value(text, "runnel_transactions_aborted_total") == 1
+                and value(text, "runnel_transaction_markers_written_total") == 6 and text)
+
+    text = wait_until(counted, 20, 0.2, "the transaction counters")
+    # A counter appears once it counted something.
+    assert "runnel_transaction_verification_failures_total" not in text
+    assert value(text, "runnel_requests_total", 'api="EndTxn"') == 3
