@@ -597,6 +597,7 @@ class Checker:
             "input_acked": len(bt["in-ack"]),
             "input_read": len(inputs_at),
             "copier_starts": len(bt["txn-init"]),
+            "stuck_calls": [f"{e['m']} {e['what']} {e['seconds']} s" for e in bt["txn-stuck"]],
             "transactions": len(txns),
             "committed": outcome["committed"],
             "aborted": outcome["aborted"],

@@ -142,12 +142,14 @@ def txn_html(txn: dict | None) -> str:
     if not txn:
         return ""
     incomplete = "" if txn["complete"] else ' <span class="bad">(final reads incomplete)</span>'
+    stuck = (" Copier calls stuck far past their timeout (the copier exited and started again): "
+             + html.escape(", ".join(txn["stuck_calls"])) + ".") if txn.get("stuck_calls") else ""
     return (f"<p>Transactional workload: {txn['input_acked']:,} input writes acknowledged, {txn['input_read']:,} input "
             f"records; {txn['transactions']:,} transactions by {txn['copier_starts']} copier starts: "
             f"{txn['committed']:,} committed, {txn['aborted']:,} aborted, {txn['unknown']} of unknown outcome, "
             f"{txn['never_committed']} never asked to commit; output {txn['read_committed']:,} records read_committed, "
             f"{txn['read_uncommitted']:,} read_uncommitted ({txn['aborted_records_in_log']:,} of aborted transactions); "
-            f"the group committed {txn['group_committed']} input offsets in all{incomplete}.</p>")
+            f"the group committed {txn['group_committed']} input offsets in all{incomplete}.{stuck}</p>")
 
 
 def write(path: Path, result: dict, events: list[dict], t0: float) -> Path:

@@ -79,6 +79,7 @@ class Options:
     txn_ms: int = 250               # how long a copier keeps a transaction open (over several polls)
     txn_abort_ratio: float = 0.1    # transactions a copier aborts on purpose
     txn_read_uncommitted: bool = False   # the planted bug: the final "read_committed" read is not
+    txn_debug: bool = False         # librdkafka debug logs of the copiers (clients/c<i>.log)
 
 
 class ClientProc:
@@ -210,6 +211,7 @@ class Run:
             "bootstrap": self.cluster.bootstrap, "input": TXN_INPUT, "output": TXN_OUTPUT, "group": TXN_GROUP,
             "transactional_id": f"chaos-txn-{name}", "name": name, "incarnation": inc, "batch": self.opts.txn_batch,
             "txn_ms": self.opts.txn_ms, "abort_ratio": self.opts.txn_abort_ratio, "seed": self.seed,
+            "debug": self.opts.txn_debug,
             "transaction_timeout_ms": TXN_TIMEOUT_MS})
 
     def topics(self) -> list[str]:
@@ -450,7 +452,9 @@ class Run:
             self.clients[name].signal(signal.SIGTERM)
         for c in self.clients.values():
             if not c.wait(90):
-                self.notes.append(f"client {c.name} did not stop in 90 s; killed")
+                self.notes.append(f"client {c.name} did not stop in 90 s; killed (its Python stacks are in {c.log})")
+                c.signal(signal.SIGUSR1)      # faulthandler: where it is stuck, into its log
+                c.wait(2)
                 c.kill()
         self.check_nodes()
         self.wait_healthy(60)

@@ -37,6 +37,7 @@ The transactional workload (tools/chaos --txn) runs `produce` on its own input t
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import random
@@ -492,10 +493,31 @@ def run_copier(c: dict, h: History) -> None:
     def err_cb(err):
         h.emit("client-error", m=name, err=err_text(err), fatal=err.fatal())
 
+    # A watchdog for librdkafka's blocking calls: each is given a timeout (30 s), but one has been
+    # seen never to return (send_offsets_to_transaction, once FindCoordinator for the group kept
+    # answering COORDINATOR_NOT_AVAILABLE). A call past `stuck_s` is logged and the copier exits as
+    # if killed; the harness starts it again with the same transactional id.
+    calling: dict = {}
+    stuck_s = c.get("stuck_s", 60)
+
+    def watchdog():
+        while True:
+            time.sleep(1)
+            call = calling.get("now")
+            if call and time.monotonic() - call[1] > stuck_s:
+                h.emit("txn-stuck", m=name, what=call[0], txn=(state["cur"] or {}).get("txn"),
+                       seconds=round(time.monotonic() - call[1], 1))
+                with h.lock:
+                    h.f.flush()
+                os._exit(3)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
     def retrying(call, what: str, limit_s: float):
         """Calls `call` again while it fails with a retriable error, for at most `limit_s`."""
         deadline = time.monotonic() + limit_s
         while True:
+            calling["now"] = (what, time.monotonic())
             try:
                 return call()
             except KafkaException as e:
@@ -503,6 +525,8 @@ def run_copier(c: dict, h: History) -> None:
                 if err is None or not err.retriable() or time.monotonic() > deadline:
                     raise
                 h.emit("txn-retry", m=name, what=what, err=err_text(e))
+            finally:
+                calling["now"] = None
 
     consumer = Consumer({"bootstrap.servers": c["bootstrap"], "group.id": c["group"], "client.id": name,
                          "isolation.level": "read_committed", "enable.auto.commit": False,
@@ -510,10 +534,12 @@ def run_copier(c: dict, h: History) -> None:
                          "enable.partition.eof": False, "session.timeout.ms": c.get("session_timeout_ms", 6000),
                          "heartbeat.interval.ms": 1000, "partition.assignment.strategy": "range",
                          "fetch.wait.max.ms": 100, "socket.connection.setup.timeout.ms": 5000,
-                         "error_cb": err_cb, **QUIET})
+                         "error_cb": err_cb, **QUIET,
+                         **({"debug": "cgrp", "log_level": 7} if c.get("debug") else {})})
     producer = Producer({"bootstrap.servers": c["bootstrap"], "transactional.id": c["transactional_id"],
                          "client.id": name, "linger.ms": 5, "transaction.timeout.ms": c["transaction_timeout_ms"],
-                         "socket.connection.setup.timeout.ms": 5000, "error_cb": err_cb, **QUIET})
+                         "socket.connection.setup.timeout.ms": 5000, "error_cb": err_cb, **QUIET,
+                         **({"debug": "eos,protocol,broker", "log_level": 7} if c.get("debug") else {})})
 
     def fail(txn, e, during: str):
         h.emit("txn-fatal", m=name, txn=txn, err=err_text(e), during=during)
@@ -748,6 +774,7 @@ def main() -> int:
     conf = json.loads(args.conf)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)   # the harness asks a stuck client where it is
     h = History(args.out, sync=args.mode in ("member", "copier"))
     h.emit("start", mode=args.mode, pid=os.getpid())
     try:
