@@ -493,19 +493,21 @@ def run_copier(c: dict, h: History) -> None:
     def err_cb(err):
         h.emit("client-error", m=name, err=err_text(err), fatal=err.fatal())
 
-    # A watchdog for librdkafka's blocking calls: each is given a timeout (30 s), but one has been
-    # seen never to return (send_offsets_to_transaction, once FindCoordinator for the group kept
-    # answering COORDINATOR_NOT_AVAILABLE). A call past `stuck_s` is logged and the copier exits as
-    # if killed; the harness starts it again with the same transactional id.
+    # A watchdog for librdkafka's blocking calls: each is given a timeout (30 s), but
+    # send_offsets_to_transaction does not keep it when it has to look for the group's coordinator
+    # (librdkafka issue 5456: the coordinator request's timeout is never checked); seen here when
+    # an isolated broker kept answering FindCoordinator with COORDINATOR_NOT_AVAILABLE. A call past
+    # `stuck_s` is logged and the copier exits as if killed; the harness starts it again with the
+    # same transactional id.
     calling: dict = {}
-    stuck_s = c.get("stuck_s", 60)
+    stuck_s = c.get("stuck_s", 45)
 
     def watchdog():
         while True:
             time.sleep(1)
             call = calling.get("now")
             if call and time.monotonic() - call[1] > stuck_s:
-                h.emit("txn-stuck", m=name, what=call[0], txn=(state["cur"] or {}).get("txn"),
+                h.emit("txn-stuck", m=name, what=call[0], txn=calling.get("txn"),
                        seconds=round(time.monotonic() - call[1], 1))
                 with h.lock:
                     h.f.flush()
@@ -564,6 +566,7 @@ def run_copier(c: dict, h: History) -> None:
         """Ends the open transaction: commits it (True) or aborts it (False)."""
         cur = state["cur"]
         state["cur"] = None
+        calling["txn"] = cur["txn"]
         if cur["abort"]:
             abort(cur["txn"], f"chosen ({why})")
             return False
@@ -637,6 +640,7 @@ def run_copier(c: dict, h: History) -> None:
                            "due": time.monotonic() + txn_s, "abort": rng.random() < abort_ratio}
                     h.emit("txn-begin", m=name, txn=cur["txn"], a=state["assignment"])
                     state["cur"] = cur
+                    calling["txn"] = cur["txn"]
                     producer.begin_transaction()
                 if batch:
                     inputs = [[m.partition(), m.offset(), m.value().decode()] for m in batch]
