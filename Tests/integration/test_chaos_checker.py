@@ -56,3 +56,166 @@ def test_an_ack_at_another_offset_than_the_record_is_inconsistent():
 def test_one_offset_with_two_values_is_inconsistent():
     events = history([("p0-1", 0, 0), ("p0-2", 0, 0)], [("p0-1", 0, 0), ("p0-2", 0, 1)])
     assert "inconsistent_offsets" in anomalies(events)
+
+
+# -- the transactional workload (tools/chaos --txn) ---------------------------------------------
+
+def txn_history(txns, rc, ru=None, inputs=None, committed=None, ends=None, in_acks=()):
+    """txns: [(name, outcome, [(partition, offset, input value)])] in the order they ran, outcome
+    committed, aborted, unknown (a commit asked, no answer) or never (no commit asked); each copy's
+    value is "<input value>@<name>". rc and ru: the output read read_committed and
+    read_uncommitted, [(partition, offset, value)] (ru defaults to rc). inputs: the input topic's
+    records (default: every record a transaction copied). committed: the group's final committed
+    offsets (default: past every committed transaction's inputs). ends: (hw, lso) of the output."""
+    events = [{"e": "workload-start", "t": 0.0}]
+    t = 1.0
+
+    def emit(e, **f):
+        nonlocal t
+        events.append({"e": e, "t": t, **f})
+        t += 0.1
+
+    emit("txn-init", m="c0", tid="chaos-txn-c0", inc=1)
+    for name, outcome, copied in txns:
+        emit("txn-begin", m="c0", txn=name, a=1)
+        emit("txn-produce", m="c0", txn=name, inputs=[list(x) for x in copied])
+        if outcome in ("committed", "unknown"):
+            emit("txn-commit-start", m="c0", txn=name, offsets={})
+        if outcome == "committed":
+            emit("txn-commit", m="c0", txn=name)
+        if outcome == "aborted":
+            emit("txn-abort-start", m="c0", txn=name, why="chosen")
+            emit("txn-abort", m="c0", txn=name)
+    if inputs is None:
+        inputs = sorted({x for _, _, copied in txns for x in copied})
+    if committed is None:
+        committed = {}
+        for _, outcome, copied in txns:
+            for p, o, _ in copied:
+                if outcome == "committed":
+                    committed[p] = max(committed.get(p, 0), o + 1)
+    for v, p, o in in_acks:
+        emit("in-ack", v=v, pt=p, o=o)
+    hw = {}
+    for p, o, _ in (ru if ru is not None else rc):
+        hw[str(p)] = max(hw.get(str(p), 0), o + 1)
+    hw, lso = ends or (hw, hw)
+    emit("txn-final-ends", hw=hw, lso=lso)
+    for what, recs in (("txn-in", inputs), ("txn-rc", rc), ("txn-ru", ru if ru is not None else rc)):
+        for p, o, v in recs:
+            emit(what, pt=p, o=o, v=v)
+        emit("txn-read-done", what=what, complete=True, records=len(recs))
+    emit("txn-group-committed", offsets={str(p): o for p, o in committed.items()})
+    return events
+
+
+def txn_checked(events):
+    c = Checker(events, [], 0.0)
+    result = c.run()
+    return {k: len(v) for k, v in c.anomalies.items() if v}, result["txn"]
+
+
+def test_a_clean_transactional_history_has_no_anomalies():
+    events = txn_history(
+        [("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1")]),
+         ("B", "aborted", [(0, 2, "i0-2")]),
+         ("C", "committed", [(0, 2, "i0-2")])],
+        rc=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A"), (0, 5, "i0-2@C")],
+        ru=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A"), (0, 3, "i0-2@B"), (0, 5, "i0-2@C")])
+    found, txn = txn_checked(events)
+    assert found == {}
+    assert (txn["committed"], txn["aborted"], txn["aborted_records_in_log"], txn["complete"]) == (2, 1, 1, True)
+
+
+def test_no_transactional_workload_no_transactional_summary():
+    c = Checker(history([("p0-1", 0, 0)], [("p0-1", 0, 0)]), [], 0.0)
+    assert c.run()["txn"] is None
+
+
+def test_planted_bug_an_aborted_record_read_committed_is_caught():
+    # The planted bug: a read_committed read that returns a record of an aborted transaction
+    # (tools/chaos --txn-read-uncommitted makes the harness's own final read do this for real).
+    events = txn_history(
+        [("A", "committed", [(0, 0, "i0-0")]), ("B", "aborted", [(0, 1, "i0-1")])],
+        rc=[(0, 0, "i0-0@A"), (0, 1, "i0-1@B")], committed={0: 1})
+    found, _ = txn_checked(events)
+    assert found == {"aborted_read": 1}
+
+
+def test_a_record_of_a_transaction_never_asked_to_commit_is_an_aborted_read():
+    # the copier was killed before it asked for the commit: the coordinator must abort it
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")]), ("B", "never", [(0, 1, "i0-1")])],
+                         rc=[(0, 0, "i0-0@A"), (0, 1, "i0-1@B")], committed={0: 1})
+    assert txn_checked(events)[0] == {"aborted_read": 1}
+
+
+def test_a_record_no_transaction_wrote_is_an_aborted_read():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")])], rc=[(0, 0, "i0-0@A"), (0, 1, "i0-0@Z")])
+    assert txn_checked(events)[0] == {"aborted_read": 1}
+
+
+def test_an_input_record_copied_twice_is_duplicated():
+    # a zombie copier's transaction committed beside its successor's
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")]), ("B", "committed", [(0, 0, "i0-0")])],
+                         rc=[(0, 0, "i0-0@A"), (0, 1, "i0-0@B")])
+    assert txn_checked(events)[0] == {"txn_duplicated": 1}
+
+
+def test_a_committed_transactions_missing_record_is_lost():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1")])], rc=[(0, 0, "i0-0@A")],
+                         ru=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A")])
+    assert txn_checked(events)[0] == {"txn_lost": 1}
+
+
+def test_an_input_record_below_the_committed_offset_without_a_copy_is_lost():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")]), ("B", "committed", [(0, 2, "i0-2")])],
+                         rc=[(0, 0, "i0-0@A"), (0, 1, "i0-2@B")],
+                         inputs=[(0, 0, "i0-0"), (0, 1, "i0-1"), (0, 2, "i0-2")])
+    assert txn_checked(events)[0] == {"txn_lost": 1}
+
+
+def test_copies_past_the_committed_offset_mean_the_offsets_were_lost():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1"), (0, 2, "i0-2")])],
+                         rc=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A"), (0, 2, "i0-2@A")], committed={0: 1})
+    assert txn_checked(events)[0] == {"txn_lost": 1}
+
+
+def test_a_transaction_of_unknown_outcome_is_all_or_nothing():
+    # (the group's committed offset moves with the transaction: it committed, or it did not)
+    copied = [(0, 0, "i0-0"), (0, 1, "i0-1")]
+    both = [(0, 0, "i0-0@A"), (0, 1, "i0-1@A")]
+    for rc, committed, want in (([], {}, {}), (both, {0: 2}, {}), ([(0, 0, "i0-0@A")], {0: 2}, {"txn_lost": 1})):
+        events = txn_history([("A", "unknown", copied)], rc=rc, ru=both, committed=committed)
+        assert txn_checked(events)[0] == want, rc
+
+
+def test_copies_out_of_their_input_order_are_reordered():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1")])],
+                         rc=[(0, 0, "i0-1@A"), (0, 1, "i0-0@A")])
+    assert txn_checked(events)[0] == {"txn_order": 1}
+
+
+def test_a_transaction_before_one_that_committed_before_it_began_is_reordered():
+    # B began after A committed, so its records must follow A's in the partition
+    events = txn_history([("A", "committed", [(0, 1, "i0-1")]), ("B", "committed", [(0, 0, "i0-0")])],
+                         rc=[(0, 0, "i0-0@B"), (0, 1, "i0-1@A")])
+    assert txn_checked(events)[0] == {"txn_order": 1}
+
+
+def test_a_last_stable_offset_behind_the_high_watermark_is_a_hanging_transaction():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")]), ("B", "never", [(0, 1, "i0-1")])],
+                         rc=[(0, 0, "i0-0@A")], ru=[(0, 0, "i0-0@A"), (0, 1, "i0-1@B")],
+                         ends=({"0": 2}, {"0": 1}))
+    assert txn_checked(events)[0] == {"txn_hanging": 1}
+
+
+def test_the_two_output_reads_disagreeing_on_a_position_is_inconsistent():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")]), ("B", "aborted", [(0, 1, "i0-1")])],
+                         rc=[(0, 0, "i0-0@A")], ru=[(0, 0, "i0-1@B")])
+    assert txn_checked(events)[0] == {"inconsistent_offsets": 1}
+
+
+def test_an_acknowledged_input_write_missing_from_the_input_is_lost():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")])], rc=[(0, 0, "i0-0@A")],
+                         in_acks=[("i0-0", 0, 0), ("i0-1", 0, 1)])
+    assert txn_checked(events)[0] == {"txn_lost": 1}

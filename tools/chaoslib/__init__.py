@@ -7,10 +7,12 @@
                namespaces, libfaketime for clock jumps, who leads what
   workload.py  the client processes (run inside the clients' namespace): idempotent producers,
                a reader of every partition, consumer-group members, the metadata workload, the
-               final read; each writes its history as JSON lines
+               final read, and with --txn exactly-once copiers and their final read; each
+               writes its history as JSON lines
   nemesis.py   the fault schedule, drawn from a seed, and how each fault starts and heals
   checker.py   the history checker (lost, duplicated, reordered, inconsistent offsets, consumer,
-               group and metadata anomalies, unavailability per fault kind)
+               group and metadata anomalies, aborted reads and the transactional workload's
+               duplicated, lost and reordered copies, unavailability per fault kind)
   report.py    the self-contained HTML report of a run (inline SVG timeline)
   runner.py    one run from start to cleanup, and the summary of several
 """

@@ -1,8 +1,8 @@
 """The history checker, in the spirit of Jepsen's Kafka workload.
 
 Input: every client's events (workload.py) and the harness's own (faults, node kills and starts).
-Offsets of the topic are contiguous (no compaction, no transactions), which every rule below
-leans on.
+Offsets of the main topic are contiguous (no compaction, no transactions), which every rule
+below leans on; the transactional workload has topics of its own.
 
   lost                  a write acknowledged (acks=all) whose value the final read, from the
                         beginning of its partition to the end offset, never returned
@@ -25,6 +25,29 @@ leans on.
                         a deleted topic again, or that did not agree with the acknowledged
                         operations once everything healed
 
+The transactional workload (--txn): exactly-once copiers copy an input topic's partition p to
+the output's partition p, each copy's value "<input value>@<transaction>" unique to the
+transaction that wrote it. A transaction is committed (commit_transaction returned), aborted
+(abort_transaction returned), never committed (no commit was asked: the copier was killed or
+failed before) or unknown (a commit was asked and its answer never came). From the final reads
+of the input, of the output read_committed and read_uncommitted, and of the copiers' group's
+committed offsets:
+
+  aborted_read          read_committed returned a record of an aborted transaction, of one never
+                        asked to commit, or of no transaction the copiers began
+  txn_duplicated        read_committed returned two records copied from one input record
+  txn_lost              a record of a committed transaction missing from read_committed (or of an
+                        unknown one whose other records are there); an input record below the
+                        group's final committed offset with no copy in read_committed; a copy of
+                        an input record at or past that offset (the offsets its transaction
+                        committed were lost); an acknowledged input write missing from the input
+  txn_order             in an output partition read_committed, copies not in their input records'
+                        order, or a transaction's records before those of one that committed
+                        before it began
+  txn_hanging           once every copier stopped and transaction.timeout.ms passed, the
+                        output's last stable offset still behind its high watermark: a
+                        transaction nobody ended
+
 Unavailability: for each fault, the longest time between two successive acknowledgements (any
 partition) among those overlapping the fault or the 10 s after it healed; per fault kind the
 median and the maximum over its faults.
@@ -37,7 +60,9 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-ANOMALY_KINDS = ["lost", "duplicated", "reordered", "inconsistent_offsets", "consumer", "group", "metadata"]
+TXN_ANOMALY_KINDS = ["aborted_read", "txn_duplicated", "txn_lost", "txn_order", "txn_hanging"]
+ANOMALY_KINDS = ["lost", "duplicated", "reordered", "inconsistent_offsets", "consumer", "group", "metadata",
+                 *TXN_ANOMALY_KINDS]
 RECOVERY_GRACE_S = 10.0
 MAX_EXAMPLES = 20
 
@@ -185,6 +210,9 @@ class Checker:
         self.check_reader()
         self.check_group()
         self.check_metadata()
+        txn = self.check_txn()
+        if txn is not None:
+            final_complete = final_complete and txn["complete"]
 
         return {
             "acked": len(acks),
@@ -195,6 +223,7 @@ class Checker:
             "anomalies": {k: len(v) for k, v in self.anomalies.items()},
             "examples": {k: v[:MAX_EXAMPLES] for k, v in self.anomalies.items() if v},
             "unavailability": self.unavailability(),
+            "txn": txn,
         }
 
     def check_reader(self) -> None:
@@ -384,6 +413,202 @@ class Checker:
                 if name in topics and name in cfg and cfg[name] < v:
                     self.add("metadata", f"after healing broker {b} shows {name} retention.ms={cfg[name]}, not {v}",
                              e["t"], [{"broker": b, "topic": name, "value": cfg[name], "acknowledged": v}])
+
+    # -- the transactional workload -----------------------------------------------------------
+
+    def check_txn(self) -> dict | None:
+        """The transactional workload's checks (see the module's doc); None if it did not run."""
+        bt = self.by_type
+        if not (bt["txn-begin"] or bt["txn-read-done"] or bt["txn-init"] or bt["in-send"]):
+            return None
+        # Each transaction's outcome, from its copier's events in order.
+        txns: dict[str, dict] = {}
+        for e in self.events:
+            k = e["e"]
+            if k == "txn-begin":
+                txns[e["txn"]] = {"txn": e["txn"], "m": e["m"], "begin": e["t"], "inputs": list(e.get("inputs", [])),
+                                  "state": "never", "end": None}
+            elif k == "txn-produce" and e["txn"] in txns:
+                txns[e["txn"]]["inputs"] += e["inputs"]
+            elif k in ("txn-commit-start", "txn-commit", "txn-abort") and e["txn"] in txns:
+                t = txns[e["txn"]]
+                if k == "txn-commit-start" and t["state"] == "never":
+                    t["state"] = "unknown"
+                elif k == "txn-commit":
+                    t["state"], t["end"] = "committed", e["t"]
+                elif k == "txn-abort":
+                    t["state"], t["end"] = "aborted", e["t"]
+        outcome = defaultdict(int)
+        for t in txns.values():
+            outcome[t["state"]] += 1
+
+        done = {e["what"]: e for e in bt["txn-read-done"]}
+        complete = {w: bool(done.get(w, {}).get("complete")) for w in ("txn-in", "txn-rc", "txn-ru")}
+        rc = sorted(bt["txn-rc"], key=lambda e: (e["pt"], e["o"]))
+        ru_at = {(e["pt"], e["o"]): e["v"] for e in bt["txn-ru"]}
+        inputs_at = {(e["pt"], e["o"]): e["v"] for e in bt["txn-in"]}
+        input_pos = {v: pos for pos, v in inputs_at.items()}
+        committed_ev = (bt["txn-group-committed"] or [None])[-1]
+        committed = {int(p): o for p, o in committed_ev["offsets"].items()} if committed_ev else None
+
+        def split(v: str) -> tuple[str, str]:
+            src, _, txn = v.rpartition("@")
+            return src, txn
+
+        # aborted_read: every read_committed record belongs to a transaction that may have committed
+        bad: set[tuple[int, int]] = set()
+        for e in rc:
+            src, txn = split(e["v"])
+            t = txns.get(txn)
+            rec = {"partition": e["pt"], "offset": e["o"], "value": e["v"]}
+            if t is None:
+                why = "no transaction the copiers began"
+            elif t["state"] == "aborted":
+                why = f"transaction {txn}, aborted at {self.rel(t['end'])}s"
+            elif t["state"] == "never":
+                why = f"transaction {txn}, never asked to commit"
+            elif src not in {v for _, _, v in t["inputs"]}:
+                why = f"transaction {txn}, which copied no input record {src}"
+            else:
+                continue
+            bad.add((e["pt"], e["o"]))
+            if t is not None:
+                rec.update({"copier": t["m"], "begin_t": self.rel(t["begin"]), "outcome": t["state"]})
+            self.add("aborted_read", f"read_committed returned {e['v']} at {e['pt']}:{e['o']}: {why}", e["t"], [rec])
+
+        # txn_duplicated: one input record copied twice into read_committed
+        copies: dict[str, list[dict]] = defaultdict(list)
+        for e in rc:
+            if (e["pt"], e["o"]) not in bad:
+                copies[split(e["v"])[0]].append(e)
+        for src, es in copies.items():
+            if len(es) > 1:
+                bad.update((e["pt"], e["o"]) for e in es[1:])
+                self.add("txn_duplicated", f"input record {src} copied {len(es)} times into read_committed: "
+                         f"{[(e['pt'], e['o'], e['v']) for e in es][:4]}", es[1]["t"],
+                         [{"partition": e["pt"], "offset": e["o"], "value": e["v"],
+                           "outcome": txns.get(split(e["v"])[1], {}).get("state")} for e in es])
+
+        # txn_lost
+        rc_values = {e["v"] for e in rc}
+        reported: set[str] = set()
+        if complete["txn-rc"]:
+            for t in txns.values():
+                if t["state"] not in ("committed", "unknown"):
+                    continue
+                outs = [(p, o, f"{v}@{t['txn']}") for p, o, v in t["inputs"]]
+                missing = [x for x in outs if x[2] not in rc_values]
+                if not missing or (t["state"] == "unknown" and len(missing) == len(outs)):
+                    continue
+                reported.update(v.rpartition("@")[0] for _, _, v in missing)
+                what = "committed" if t["state"] == "committed" else "of unknown outcome, partly visible,"
+                self.add("txn_lost", f"transaction {t['txn']} {what}: {len(missing)} of its {len(outs)} records "
+                         f"missing from read_committed", t["end"] or t["begin"],
+                         [{"transaction": t["txn"], "copier": t["m"], "outcome": t["state"],
+                           "missing": [list(x) for x in missing[:10]]}])
+        if committed is not None and complete["txn-rc"] and complete["txn-in"]:
+            copied = {split(e["v"])[0] for e in rc}
+            for (p, o), v in sorted(inputs_at.items()):
+                if o < committed.get(p, 0) and v not in copied and v not in reported:
+                    reported.add(v)
+                    self.add("txn_lost", f"input record {v} at {p}:{o}, below the group's committed offset "
+                             f"{committed.get(p)}, has no copy in read_committed", committed_ev["t"],
+                             [{"partition": p, "offset": o, "value": v, "committed": committed.get(p)}])
+            beyond: dict[int, list] = defaultdict(list)
+            for e in rc:
+                pos = input_pos.get(split(e["v"])[0])
+                if (e["pt"], e["o"]) not in bad and pos is not None and pos[1] >= committed.get(pos[0], 0):
+                    beyond[pos[0]].append((pos[1], e["v"]))
+            for p, xs in sorted(beyond.items()):
+                self.add("txn_lost", f"read_committed holds copies of input {p} up to offset {max(xs)[0]}, but the "
+                         f"group's committed offset is {committed.get(p)}: the offsets committed with them were lost",
+                         committed_ev["t"], [{"input_partition": p, "committed": committed.get(p),
+                                              "copies_past_it": len(xs), "examples": sorted(xs)[:5]}])
+        if complete["txn-in"]:
+            for e in bt["in-ack"]:
+                if e["v"] not in input_pos:
+                    self.add("txn_lost", f"input write {e['v']} acknowledged at {e['pt']}:{e['o']} is not in the "
+                             f"input topic", e["t"], [{"value": e["v"], "partition": e["pt"], "offset": e["o"]}])
+
+        # txn_order: per output partition, copies in their input order, and transactions in commit order
+        pairs: dict[tuple, dict] = {}
+        per_part: dict[int, list[dict]] = defaultdict(list)
+        for e in rc:
+            if (e["pt"], e["o"]) not in bad:
+                per_part[e["pt"]].append(e)
+        for p, es in per_part.items():
+            last = None
+            for e in es:
+                src, txn = split(e["v"])
+                pos = input_pos.get(src)
+                if pos is None:
+                    continue
+                if pos[0] != p:
+                    pairs.setdefault((p, txn, txn), {"what": f"{e['v']} (input {pos[0]}:{pos[1]}) in output partition {p}",
+                                                     "t": e["t"], "records": [{"offset": e["o"], "value": e["v"]}]})
+                    continue
+                if last is not None and pos[1] <= last[0]:
+                    key = (p, *sorted((last[2], txn)))
+                    pairs.setdefault(key, {"what": f"output {p}: {e['v']} (input offset {pos[1]}) at {e['o']} after "
+                                                   f"{last[1]} (input offset {last[0]}) at {last[3]}", "t": e["t"],
+                                           "records": [{"offset": last[3], "value": last[1]}, {"offset": e["o"], "value": e["v"]}]})
+                if last is None or pos[1] > last[0]:
+                    last = (pos[1], e["v"], txn, e["o"])
+            spans: dict[str, list[int]] = {}
+            for e in es:
+                txn = split(e["v"])[1]
+                if txns.get(txn, {}).get("state") == "committed":
+                    s_ = spans.setdefault(txn, [e["o"], e["o"]])
+                    s_[0], s_[1] = min(s_[0], e["o"]), max(s_[1], e["o"])
+            by_commit = sorted(spans, key=lambda x: txns[x]["end"])
+            by_begin = sorted(spans, key=lambda x: txns[x]["begin"])
+            i, top = 0, None          # top: the committed-before transaction with the highest offset so far
+            for b in by_begin:
+                while i < len(by_commit) and txns[by_commit[i]]["end"] < txns[b]["begin"]:
+                    a = by_commit[i]
+                    if top is None or spans[a][1] > spans[top][1]:
+                        top = a
+                    i += 1
+                if top is not None and spans[top][1] > spans[b][0]:
+                    key = (p, *sorted((top, b)))
+                    pairs.setdefault(key, {"what": f"output {p}: transaction {b}, begun after {top} committed, has a "
+                                                   f"record at {spans[b][0]} before {top}'s at {spans[top][1]}",
+                                           "t": txns[b]["begin"], "records": [{"transaction": top, "offsets": spans[top]},
+                                                                              {"transaction": b, "offsets": spans[b]}]})
+        for v in pairs.values():
+            self.add("txn_order", v["what"], v["t"], v["records"])
+
+        # inconsistent offsets between the two output reads; a transaction nobody ended
+        for e in rc:
+            u = ru_at.get((e["pt"], e["o"]))
+            if u is not None and u != e["v"]:
+                self.add("inconsistent_offsets", f"output {e['pt']}:{e['o']} read as {e['v']} read_committed and "
+                         f"{u} read_uncommitted", e["t"], [{"read_committed": e["v"], "read_uncommitted": u}])
+        ends = (bt["txn-final-ends"] or [None])[-1]
+        if ends is not None:
+            for p, hw in sorted(ends["hw"].items()):
+                lso = ends["lso"].get(p)
+                if lso is not None and lso < hw:
+                    self.add("txn_hanging", f"output partition {p}: last stable offset {lso} behind the high watermark "
+                             f"{hw} after every copier stopped", ends["t"], [{"partition": int(p), "lso": lso, "hw": hw}])
+
+        aborted_in_log = sum(1 for v in ru_at.values() if txns.get(split(v)[1], {}).get("state") in ("aborted", "never"))
+        return {
+            "input_acked": len(bt["in-ack"]),
+            "input_read": len(inputs_at),
+            "copier_starts": len(bt["txn-init"]),
+            "stuck_calls": [f"{e['m']} {e['what']} {e['seconds']} s" for e in bt["txn-stuck"]],
+            "transactions": len(txns),
+            "committed": outcome["committed"],
+            "aborted": outcome["aborted"],
+            "unknown": outcome["unknown"],
+            "never_committed": outcome["never"],
+            "read_committed": len(rc),
+            "read_uncommitted": len(ru_at),
+            "aborted_records_in_log": aborted_in_log,
+            "group_committed": sum(committed.values()) if committed else None,
+            "complete": all(complete.values()) and committed is not None and ends is not None,
+        }
 
     # -- unavailability ---------------------------------------------------------------------
 

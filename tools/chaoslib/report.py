@@ -138,6 +138,20 @@ def svg_timeline(result: dict, events: list[dict], t0: float) -> str:
     return "\n".join(out)
 
 
+def txn_html(txn: dict | None) -> str:
+    if not txn:
+        return ""
+    incomplete = "" if txn["complete"] else ' <span class="bad">(final reads incomplete)</span>'
+    stuck = (" Copier calls stuck far past their timeout (the copier exited and started again): "
+             + html.escape(", ".join(txn["stuck_calls"])) + ".") if txn.get("stuck_calls") else ""
+    return (f"<p>Transactional workload: {txn['input_acked']:,} input writes acknowledged, {txn['input_read']:,} input "
+            f"records; {txn['transactions']:,} transactions by {txn['copier_starts']} copier starts: "
+            f"{txn['committed']:,} committed, {txn['aborted']:,} aborted, {txn['unknown']} of unknown outcome, "
+            f"{txn['never_committed']} never asked to commit; output {txn['read_committed']:,} records read_committed, "
+            f"{txn['read_uncommitted']:,} read_uncommitted ({txn['aborted_records_in_log']:,} of aborted transactions); "
+            f"the group committed {txn['group_committed']} input offsets in all{incomplete}.{stuck}</p>")
+
+
 def write(path: Path, result: dict, events: list[dict], t0: float) -> Path:
     esc = html.escape
     anomalies = result.get("anomalies", {})
@@ -180,6 +194,7 @@ Replay: <code>tools/chaos --runs 1 --seed {result.get('seed')} --seconds {opts.g
 final read {result.get('final_read', 0):,} records{'' if result.get('final_complete') else ' <span class="bad">(incomplete)</span>'};
 healthy {result.get('healthy_after_s')} s after healing. Anomalies: {total}
 ({', '.join(f'{k} {v}' for k, v in anomalies.items())}).</p>
+{txn_html(result.get('txn'))}
 {svg_timeline(result, events, t0)}
 <h2>Faults and the longest write gap each caused</h2>
 <table><tr><th>window</th><th>kind</th><th>what</th><th>longest gap between acks</th><th>per partition (ms)</th></tr>{''.join(rows)}</table>

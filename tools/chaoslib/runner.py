@@ -34,6 +34,16 @@ TOOLS = Path(__file__).resolve().parents[1]
 TOPIC = "chaos"
 GROUP = "chaos-group"
 MD_PREFIX = "chaos-md-"
+TXN_INPUT = "chaos-txn-in"
+TXN_OUTPUT = "chaos-txn-out"
+TXN_GROUP = "chaos-txn-group"
+# The transactional workload's broker settings: a small __transaction_state (Kafka's 50
+# partitions is a lot of replicas for a chaos cluster) and a quick sweep of timed-out
+# transactions, so a copier killed mid-transaction and not yet started again holds the output's
+# last stable offset back for transaction.timeout.ms at most.
+TXN_BROKER_PROPS = {"transaction.state.log.num.partitions": 6,
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms": 1000}
+TXN_TIMEOUT_MS = 10_000
 
 
 @dataclass
@@ -61,6 +71,15 @@ class Options:
     recovery_s: float = 5.0
     keep_data: bool = False
     quiet: bool = False
+    txn: bool = False               # the transactional workload (exactly-once copiers)
+    copiers: int = 2
+    txn_rate: int = 200
+    txn_partitions: int = 3
+    txn_batch: int = 200            # records at most in one transaction
+    txn_ms: int = 250               # how long a copier keeps a transaction open (over several polls)
+    txn_abort_ratio: float = 0.1    # transactions a copier aborts on purpose
+    txn_read_uncommitted: bool = False   # the planted bug: the final "read_committed" read is not
+    txn_debug: bool = False         # librdkafka debug logs of the copiers (clients/c<i>.log)
 
 
 class ClientProc:
@@ -109,6 +128,19 @@ class ClientProc:
         self.wait(5)
 
 
+def copier_schedule(seed: int, seconds: float, copiers: int) -> list[tuple[float, str]]:
+    """When a copier is killed (-9) or stopped (SIGTERM: it ends its transaction and leaves the
+    group); either way it starts again 1-4 s later with the same transactional id. Drawn from a
+    random stream of its own, so adding the transactional workload changes no other schedule."""
+    rng = random.Random(seed ^ 0x7E4A5)
+    out = []
+    t = rng.uniform(4, 8)
+    while copiers and t < seconds - 3:
+        out.append((t, rng.choice(["crash", "crash", "stop"]), rng.randrange(copiers), rng.uniform(1, 4)))
+        t += rng.uniform(5, 10)
+    return out
+
+
 def group_schedule(seed: int, seconds: float, members: int) -> list[tuple[float, str]]:
     """When group members crash (kill -9), leave (SIGTERM: LeaveGroup) or a member joins."""
     rng = random.Random(seed ^ 0x5EED6)
@@ -136,7 +168,7 @@ class Run:
         self.clients: dict[str, ClientProc] = {}
         self.crashes: list[dict] = []
         self.notes: list[str] = []
-        broker_props = {}
+        broker_props = dict(TXN_BROKER_PROPS) if opts.txn else {}
         if opts.unclean:
             broker_props["unclean.leader.election.enable"] = "true"
         broker_env = {"RUNNEL_TEST_BROKEN_RULES": ",".join(opts.broken)} if opts.broken else {}
@@ -146,6 +178,7 @@ class Run:
         self.net = hosts.Network(self.cluster.hosts)
         self.observer_stop = threading.Event()
         self.started_faults: list = []     # nemesis.Fault, as they started (kept if the run breaks off)
+        self.incarnations: dict[str, int] = {}   # copier name -> how many times it was started
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -170,6 +203,19 @@ class Run:
         self.clients[name] = c
         self.log("client-start", name=name, mode=mode)
         return c
+
+    def start_copier(self, name: str) -> ClientProc:
+        inc = self.incarnations.get(name, 0) + 1
+        self.incarnations[name] = inc
+        return self.client(name, "copier", {
+            "bootstrap": self.cluster.bootstrap, "input": TXN_INPUT, "output": TXN_OUTPUT, "group": TXN_GROUP,
+            "transactional_id": f"chaos-txn-{name}", "name": name, "incarnation": inc, "batch": self.opts.txn_batch,
+            "txn_ms": self.opts.txn_ms, "abort_ratio": self.opts.txn_abort_ratio, "seed": self.seed,
+            "debug": self.opts.txn_debug,
+            "transaction_timeout_ms": TXN_TIMEOUT_MS})
+
+    def topics(self) -> list[str]:
+        return [TOPIC] + ([TXN_INPUT, TXN_OUTPUT] if self.opts.txn else [])
 
     def member_conf(self, name: str) -> dict:
         return {"bootstrap": self.cluster.bootstrap, "topic": TOPIC, "group": GROUP, "name": name, "commit_every": 100}
@@ -197,16 +243,19 @@ class Run:
         if self.opts.unclean:
             conf["unclean.leader.election.enable"] = "true"
         a = AdminClient({"bootstrap.servers": self.cluster.bootstrap, "log_level": 3})
-        fut = a.create_topics([NewTopic(TOPIC, self.opts.partitions, min(3, self.opts.brokers), config=conf)],
-                              operation_timeout=30, request_timeout=40)[TOPIC]
-        fut.result(60)
+        rf = min(3, self.opts.brokers)
+        new = [NewTopic(TOPIC, self.opts.partitions, rf, config=conf)]
+        if self.opts.txn:
+            new += [NewTopic(t, self.opts.txn_partitions, rf, config=conf) for t in (TXN_INPUT, TXN_OUTPUT)]
+        for fut in a.create_topics(new, operation_timeout=30, request_timeout=40).values():
+            fut.result(60)
         deadline = time.monotonic() + 60
         while True:
-            ok, why = self.cluster.healthy([TOPIC])
+            ok, why = self.cluster.healthy(self.topics())
             if ok:
                 return
             if time.monotonic() > deadline:
-                raise ClusterError(f"topic {TOPIC} not ready: {why}")
+                raise ClusterError(f"topics {', '.join(self.topics())} not ready: {why}")
             time.sleep(0.3)
 
     def check_faketime(self) -> None:
@@ -270,6 +319,9 @@ class Run:
         self.cluster.start()
         self.create_topic()
         self.log("topic-ready", topic=TOPIC, partitions=o.partitions)
+        if o.txn:
+            self.log("topic-ready", topic=TXN_INPUT, partitions=o.txn_partitions)
+            self.log("topic-ready", topic=TXN_OUTPUT, partitions=o.txn_partitions)
         if self.cluster.faketime:
             self.check_faketime()
         if o.unclean:
@@ -296,6 +348,19 @@ class Run:
                 "bootstrap": bootstrap, "brokers": [[b.node_id, b.address] for b in self.cluster.brokers],
                 "prefix": MD_PREFIX, "replication_factor": min(3, o.brokers), "seed": self.seed, "settle_s": 30})
 
+        copiers: list[str] = []
+        copier_events = copier_schedule(self.seed, o.seconds, o.copiers) if o.txn else []
+        copier_restarts: list[tuple[float, str]] = []
+        if o.txn:
+            self.client("txn-feed", "produce", {
+                "bootstrap": bootstrap, "topic": TXN_INPUT, "producers": 1, "rate": o.txn_rate, "keys": o.keys,
+                "seed": self.seed ^ 0x7E4A5, "request_timeout_ms": o.request_timeout_ms,
+                "delivery_timeout_ms": int((o.seconds + 120) * 1000), "flush_s": 60,
+                "event_prefix": "in-", "value_prefix": "i"})
+            copiers = [f"c{i}" for i in range(o.copiers)]
+            for name in copiers:
+                self.start_copier(name)
+
         self.t0 = time.monotonic()
         self.log("workload-start", seed=self.seed, faults=[f.to_json() for f in faults])
         observer = threading.Thread(target=self.observe, daemon=True)
@@ -305,6 +370,9 @@ class Run:
         restarts: list[tuple[float, str]] = []
         self.say(f"workload: {o.rate} records/s by {o.producers} idempotent producers, {o.partitions} partitions, "
                  f"{o.members if o.group else 0} group members; {len(faults)} faults over {o.seconds:.0f} s")
+        if o.txn:
+            self.say(f"transactional workload: {o.txn_rate} records/s into {TXN_INPUT}, {o.copiers} exactly-once copiers "
+                     f"to {TXN_OUTPUT} ({o.txn_partitions} partitions each), {len(copier_events)} copier kills/stops")
         pending = list(faults)
         started = self.started_faults
         while True:
@@ -347,6 +415,7 @@ class Run:
                     member_seq += 1
                     self.client(name, "member", self.member_conf(name))
                     live_members.append(name)
+            self.step_copiers(now, copier_events, copier_restarts)
             self.check_nodes()
             for c in self.clients.values():
                 if c.mode in ("produce", "read", "metadata") and not c.alive():
@@ -364,15 +433,28 @@ class Run:
         self.say("healed everything; waiting for every node and a full ISR everywhere")
         healthy_after = self.wait_healthy(120)
         time.sleep(o.recovery_s)
+        # Every copier runs again before the end, so each transactional id's last instance ends
+        # its transactions itself (a new instance also aborts what a killed one left open).
+        for name in copiers:
+            if not self.clients[name].alive():
+                self.start_copier(name)
+                self.log("copier-start", name=name, why="final heal")
         self.log("stop-clients")
         for c in self.clients.values():
-            if c.mode != "member":
+            if c.mode not in ("member", "copier"):
                 c.signal(signal.SIGTERM)
+        # The copiers stop a little later, to copy what the feed wrote last.
+        if copiers:
+            time.sleep(2)
+        for name in copiers:
+            self.clients[name].signal(signal.SIGTERM)
         for name in live_members:
             self.clients[name].signal(signal.SIGTERM)
         for c in self.clients.values():
             if not c.wait(90):
-                self.notes.append(f"client {c.name} did not stop in 90 s; killed")
+                self.notes.append(f"client {c.name} did not stop in 90 s; killed (its Python stacks are in {c.log})")
+                c.signal(signal.SIGUSR1)      # faulthandler: where it is stuck, into its log
+                c.wait(2)
                 c.kill()
         self.check_nodes()
         self.wait_healthy(60)
@@ -380,9 +462,18 @@ class Run:
         fin = self.client("final", "final", {"bootstrap": self.cluster.bootstrap, "topic": TOPIC,
                                              "partitions": o.partitions, "timeout_s": 120,
                                              "group": GROUP if o.group else None})
+        txn_fin = None
+        if o.txn:
+            txn_fin = self.client("txn-final", "txn-final", {
+                "bootstrap": self.cluster.bootstrap, "input": TXN_INPUT, "output": TXN_OUTPUT, "group": TXN_GROUP,
+                "partitions": o.txn_partitions, "timeout_s": 150, "settle_s": 2 * TXN_TIMEOUT_MS / 1000 + 5,
+                "committed_isolation": "read_uncommitted" if o.txn_read_uncommitted else "read_committed"})
         if not fin.wait(180):
             fin.kill()
             self.notes.append("the final read did not finish in 180 s")
+        if txn_fin is not None and not txn_fin.wait(200):
+            txn_fin.kill()
+            self.notes.append("the transactional workload's final read did not finish in 200 s")
         self.observer_stop.set()
         observer.join(5)
         self.check_nodes()
@@ -395,12 +486,43 @@ class Run:
                                      "during": "shutdown"})
         return {"faults": [f.to_json() for f in started], "healthy_after_s": healthy_after}
 
+    def step_copiers(self, now: float, schedule: list, restarts: list) -> None:
+        """The copiers' own churn: kill -9 or SIGTERM on their schedule, and start again (same
+        transactional id) those due; a copier that exited by itself (a fatal error: fenced, or
+        its epoch bumped by the coordinator) starts again after a second."""
+        while schedule and schedule[0][0] <= now:
+            _, action, i, pause = schedule.pop(0)
+            name = f"c{i}"
+            c = self.clients[name]
+            if not c.alive() or any(r[1] == name for r in restarts):
+                continue
+            if action == "crash":
+                c.kill()
+                self.log("copier-crash", name=name)
+            else:
+                c.signal(signal.SIGTERM)
+                self.log("copier-stop", name=name)
+            restarts.append((now + pause, name))
+        for name, c in list(self.clients.items()):
+            if c.mode == "copier" and not c.alive() and not any(r[1] == name for r in restarts):
+                self.log("copier-exit", name=name, rc=c.proc.returncode if c.proc else None)
+                restarts.append((now + 1.0, name))
+        for r in list(restarts):
+            if r[0] <= now:
+                c = self.clients[r[1]]
+                if c.alive():
+                    if not c.wait(0.05):
+                        continue          # a stopping copier ends its transaction first
+                restarts.remove(r)
+                self.start_copier(r[1])
+                self.log("copier-start", name=r[1])
+
     def wait_healthy(self, timeout: float) -> float | None:
         start = time.monotonic()
         why = ""
         while time.monotonic() - start < timeout:
             self.check_nodes()
-            ok, why = self.cluster.healthy([TOPIC])
+            ok, why = self.cluster.healthy(self.topics())
             if ok:
                 took = round(time.monotonic() - start, 2)
                 self.log("healthy", after_s=took)
@@ -475,4 +597,5 @@ def _options_json(o: Options) -> dict:
     return {"seconds": o.seconds, "kinds": o.kinds, "rate": o.rate, "producers": o.producers,
             "partitions": o.partitions, "controllers": o.controllers, "brokers": o.brokers,
             "hold": list(o.hold), "gap": list(o.gap), "unclean": o.unclean, "broken": o.broken,
-            "binary": str(o.binary)}
+            "binary": str(o.binary), "txn": o.txn, "copiers": o.copiers if o.txn else 0, "txn_rate": o.txn_rate,
+            "txn_read_uncommitted": o.txn_read_uncommitted}

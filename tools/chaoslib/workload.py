@@ -20,11 +20,24 @@ metadata workload lets the brokers converge); SIGKILL is a crash.
   final     after healing: every partition read from the beginning to its end offset (high
             watermark, re-read until it no longer moves), and the group's committed offsets:
             events final-hw, final, final-done, group-committed
+
+The transactional workload (tools/chaos --txn) runs `produce` on its own input topic (values
+"i<producer>-<n>", events in-send / in-ack / in-fail) and these:
+
+  copier     an exactly-once consume-transform-produce loop (one transactional.id, the copiers'
+             group, read_committed, send_offsets_to_transaction), some transactions aborted on
+             purpose: events txn-init, txn-assign, txn-revoke, txn-lost, txn-begin, txn-produce
+             (the input records copied), txn-commit-start (the input offsets), txn-commit,
+             txn-abort-start, txn-abort, txn-rewind, txn-fatal
+  txn-final  after healing: the input topic, the output read_committed and read_uncommitted, each
+             to its end, and the copiers' group's committed offsets: events txn-final-ends,
+             txn-in, txn-rc, txn-ru, txn-read-done, txn-group-committed
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import random
@@ -94,6 +107,8 @@ def run_produce(c: dict, h: History) -> None:
     new name, so every value stays unique and each name's sequence numbers stay in send order."""
     n_producers = c["producers"]
     rate = c["rate"]
+    ev = c.get("event_prefix", "")          # "in-" for the transactional workload's input feed
+    vp = c.get("value_prefix", "p")
     keys = c["keys"]
     rng = random.Random(c.get("seed", 0))
     conf = {"bootstrap.servers": c["bootstrap"], "enable.idempotence": True, "acks": "all",
@@ -108,9 +123,9 @@ def run_produce(c: dict, h: History) -> None:
         outstanding[0] -= 1
         v = msg.value().decode()
         if err is not None:
-            h.emit("fail", v=v, err=err_text(err))
+            h.emit(ev + "fail", v=v, err=err_text(err))
         else:
-            h.emit("ack", v=v, pt=msg.partition(), o=msg.offset())
+            h.emit(ev + "ack", v=v, pt=msg.partition(), o=msg.offset())
 
     next_id = [0]
 
@@ -154,18 +169,18 @@ def run_produce(c: dict, h: History) -> None:
             turn += 1
             pid, prod, n = slot
             key = f"k{rng.randrange(keys)}"
-            value = f"p{pid}-{n}"
+            value = f"{vp}{pid}-{n}"
             try:
                 prod.produce(topic, key=key.encode(), value=value.encode(), on_delivery=report)
             except BufferError:
                 h.emit("backpressure", p=pid)
                 break
             except KafkaException as e:
-                h.emit("fail", v=value, err=err_text(e), at="produce")
+                h.emit(ev + "fail", v=value, err=err_text(e), at="produce")
                 slot[2] += 1
                 sent_total += 1
                 continue
-            h.emit("send", p=pid, n=n, k=key)
+            h.emit(ev + "send", p=pid, n=n, k=key)
             slot[2] += 1
             sent_total += 1
             outstanding[0] += 1
@@ -440,7 +455,318 @@ def run_final(c: dict, h: History) -> None:
             g.close()
 
 
-MODES = {"produce": run_produce, "read": run_read, "member": run_member, "metadata": run_metadata, "final": run_final}
+# -- the transactional workload: exactly-once copiers and their final read ---------------------
+
+def kafka_error(e: Exception) -> KafkaError | None:
+    return e.args[0] if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError) else None
+
+
+class Fenced(Exception):
+    """A copier's producer hit a fatal error (fenced by a newer instance, or its epoch bumped by
+    the coordinator): the copier exits and the harness starts it again."""
+
+
+def run_copier(c: dict, h: History) -> None:
+    """A consume-transform-produce loop with exactly-once semantics, written as confluent-kafka
+    EOS applications are (Tests/integration/apps/eos_copy.py; Kafka Streams commits the same
+    way): read `input` read_committed in group `group` and copy each record to the same partition
+    of `output` inside a transaction of `transactional_id` that stays open for `txn_ms` (or
+    `batch` records) over several polls, then commits the input offsets it copied
+    (send_offsets_to_transaction) and itself. A fraction `abort_ratio` of the transactions is
+    aborted on purpose, as an application aborts when a transform fails. Each copy's value is
+    unique to its transaction, "<input value>@<name>.<incarnation>.<transaction number>", so the
+    checker can tell every read record's transaction.
+
+    After an abort (chosen, or forced by an abortable error or a retriable one that outlasted its
+    retries) the copier rewinds to the group's committed offsets. When its partitions are revoked
+    it ends the open transaction first (commit, or abort if it chose to); when they are lost it
+    aborts. A fatal error exits 1. Every event is on disk before the call it announces (the
+    history is synchronous), so after a kill -9 a transaction with no txn-commit-start was never
+    asked to commit."""
+    name, inc = c["name"], c["incarnation"]
+    src, dst = c["input"], c["output"]
+    rng = random.Random(f"{c.get('seed', 0)}-{name}-{inc}")
+    txn_s = c.get("txn_ms", 250) / 1000
+    abort_ratio = c.get("abort_ratio", 0.1)
+    state = {"assignment": 0, "owned": set(), "cur": None, "seq": 0, "fenced": False}
+
+    def err_cb(err):
+        h.emit("client-error", m=name, err=err_text(err), fatal=err.fatal())
+
+    # A watchdog for librdkafka's blocking calls: each is given a timeout (30 s), but
+    # send_offsets_to_transaction does not keep it when it has to look for the group's coordinator
+    # (librdkafka issue 5456: the coordinator request's timeout is never checked); seen here when
+    # an isolated broker kept answering FindCoordinator with COORDINATOR_NOT_AVAILABLE. A call past
+    # `stuck_s` is logged and the copier exits as if killed; the harness starts it again with the
+    # same transactional id.
+    calling: dict = {}
+    stuck_s = c.get("stuck_s", 45)
+
+    def watchdog():
+        while True:
+            time.sleep(1)
+            call = calling.get("now")
+            if call and time.monotonic() - call[1] > stuck_s:
+                h.emit("txn-stuck", m=name, what=call[0], txn=calling.get("txn"),
+                       seconds=round(time.monotonic() - call[1], 1))
+                with h.lock:
+                    h.f.flush()
+                os._exit(3)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
+    def retrying(call, what: str, limit_s: float):
+        """Calls `call` again while it fails with a retriable error, for at most `limit_s`."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            calling["now"] = (what, time.monotonic())
+            try:
+                return call()
+            except KafkaException as e:
+                err = kafka_error(e)
+                if err is None or not err.retriable() or time.monotonic() > deadline:
+                    raise
+                h.emit("txn-retry", m=name, what=what, err=err_text(e))
+            finally:
+                calling["now"] = None
+
+    consumer = Consumer({"bootstrap.servers": c["bootstrap"], "group.id": c["group"], "client.id": name,
+                         "isolation.level": "read_committed", "enable.auto.commit": False,
+                         "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+                         "enable.partition.eof": False, "session.timeout.ms": c.get("session_timeout_ms", 6000),
+                         "heartbeat.interval.ms": 1000, "partition.assignment.strategy": "range",
+                         "fetch.wait.max.ms": 100, "socket.connection.setup.timeout.ms": 5000,
+                         "error_cb": err_cb, **QUIET,
+                         **({"debug": "cgrp", "log_level": 7} if c.get("debug") else {})})
+    producer = Producer({"bootstrap.servers": c["bootstrap"], "transactional.id": c["transactional_id"],
+                         "client.id": name, "linger.ms": 5, "transaction.timeout.ms": c["transaction_timeout_ms"],
+                         "socket.connection.setup.timeout.ms": 5000, "error_cb": err_cb, **QUIET,
+                         **({"debug": "eos,protocol,broker", "log_level": 7} if c.get("debug") else {})})
+
+    def fail(txn, e, during: str):
+        h.emit("txn-fatal", m=name, txn=txn, err=err_text(e), during=during)
+        raise Fenced(err_text(e))
+
+    def abort(txn: str, why: str, e: Exception | None = None) -> None:
+        h.emit("txn-abort-start", m=name, txn=txn, why=why, err=err_text(e) if e is not None else None)
+        try:
+            retrying(lambda: producer.abort_transaction(30), "abort", 60)
+        except KafkaException as e2:
+            fail(txn, e2, "abort")
+        h.emit("txn-abort", m=name, txn=txn)
+
+    def failed(txn: str, e: KafkaException, during: str) -> None:
+        """An error in a transaction: fatal exits, anything else aborts it."""
+        err = kafka_error(e)
+        if err is not None and err.fatal():
+            fail(txn, e, during)
+        abort(txn, f"error in {during}", e)
+
+    def end(why: str) -> bool:
+        """Ends the open transaction: commits it (True) or aborts it (False)."""
+        cur = state["cur"]
+        state["cur"] = None
+        calling["txn"] = cur["txn"]
+        if cur["abort"]:
+            abort(cur["txn"], f"chosen ({why})")
+            return False
+        try:
+            tps = [TopicPartition(src, p, o) for p, o in sorted(cur["offsets"].items())]
+            retrying(lambda: producer.send_offsets_to_transaction(tps, consumer.consumer_group_metadata(), 30),
+                     "send-offsets", 60)
+            h.emit("txn-commit-start", m=name, txn=cur["txn"], offsets=cur["offsets"], why=why)
+            retrying(lambda: producer.commit_transaction(30), "commit", 60)
+        except KafkaException as e:
+            failed(cur["txn"], e, "commit")
+            return False
+        h.emit("txn-commit", m=name, txn=cur["txn"])
+        return True
+
+    def rewind() -> None:
+        owned = consumer.assignment()
+        if not owned:
+            return
+        got = retrying(lambda: consumer.committed(owned, timeout=10), "committed", 60)
+        to = {}
+        for tp in got:
+            to[tp.partition] = tp.offset if tp.offset >= 0 else 0
+            consumer.seek(TopicPartition(src, tp.partition, to[tp.partition]))
+        h.emit("txn-rewind", m=name, offsets=to)
+
+    # Rebalance callbacks run inside consume(); they must not raise, so a fatal error in them is
+    # left in state["fenced"] for the loop.
+    def on_assign(consumer_, parts):
+        state["assignment"] += 1
+        state["owned"] = {tp.partition for tp in parts}
+        h.emit("txn-assign", m=name, a=state["assignment"], pts=sorted(state["owned"]))
+
+    def on_revoke(consumer_, parts):
+        try:
+            if state["cur"] is not None and not state["fenced"]:
+                end("revoke")
+        except Fenced:
+            state["fenced"] = True
+        h.emit("txn-revoke", m=name, a=state["assignment"], pts=sorted(tp.partition for tp in parts))
+        state["owned"] = set()
+
+    def on_lost(consumer_, parts):
+        try:
+            if state["cur"] is not None and not state["fenced"]:
+                cur, state["cur"] = state["cur"], None
+                abort(cur["txn"], "partitions lost")
+        except Fenced:
+            state["fenced"] = True
+        h.emit("txn-lost", m=name, a=state["assignment"], pts=sorted(tp.partition for tp in parts))
+        state["owned"] = set()
+
+    fenced = False
+    try:
+        retrying(lambda: producer.init_transactions(30), "init", 120)
+        h.emit("txn-init", m=name, tid=c["transactional_id"], inc=inc)
+        consumer.subscribe([src], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        while not STOP.is_set() and not state["fenced"]:
+            batch = [m for m in consumer.consume(num_messages=c["batch"], timeout=0.1)]
+            if state["fenced"]:
+                break
+            for m in batch:
+                if m.error():
+                    h.emit("poll-error", m=name, err=err_text(m.error()))
+            batch = [m for m in batch if not m.error() and m.partition() in state["owned"]]
+            cur = state["cur"]
+            try:
+                if batch and cur is None:
+                    state["seq"] += 1
+                    cur = {"txn": f"{name}.{inc}.{state['seq']}", "offsets": {}, "n": 0,
+                           "due": time.monotonic() + txn_s, "abort": rng.random() < abort_ratio}
+                    h.emit("txn-begin", m=name, txn=cur["txn"], a=state["assignment"])
+                    state["cur"] = cur
+                    calling["txn"] = cur["txn"]
+                    producer.begin_transaction()
+                if batch:
+                    inputs = [[m.partition(), m.offset(), m.value().decode()] for m in batch]
+                    h.emit("txn-produce", m=name, txn=cur["txn"], inputs=inputs)
+                    for m, (p, o, v) in zip(batch, inputs):
+                        producer.produce(dst, key=m.key(), value=f"{v}@{cur['txn']}".encode(), partition=p)
+                        cur["offsets"][p] = max(cur["offsets"].get(p, 0), o + 1)
+                    cur["n"] += len(batch)
+                    producer.poll(0)
+                if cur is not None and (time.monotonic() >= cur["due"] or cur["n"] >= c["batch"]):
+                    if not end("due"):
+                        rewind()
+            except KafkaException as e:          # from begin_transaction or produce
+                if state["cur"] is None:
+                    raise
+                state["cur"] = None
+                failed(cur["txn"], e, "produce")
+                rewind()
+        if state["cur"] is not None and not state["fenced"]:
+            end("stop")
+    except Fenced:
+        fenced = True
+    except KafkaException as e:
+        h.emit("txn-fatal", m=name, err=err_text(e), during="copier")
+        fenced = True
+    finally:
+        h.emit("leaving", m=name)
+        consumer.close()
+        h.emit("end", m=name)
+    if fenced or state["fenced"]:
+        raise SystemExit(1)
+
+
+def run_txn_final(c: dict, h: History) -> None:
+    """After healing, with every copier stopped: waits until the output's last stable offset
+    reaches its high watermark (every transaction ended; a transaction nobody ends keeps them
+    apart), then reads the input topic, the output read_committed and the output
+    read_uncommitted, each from the beginning to its end offset, and the copiers' group's
+    committed offsets. Events txn-final-ends, txn-in, txn-rc, txn-ru, txn-read-done,
+    txn-group-committed."""
+    src, dst, parts = c["input"], c["output"], c["partitions"]
+    deadline = time.monotonic() + c["timeout_s"]
+    committed_isolation = c.get("committed_isolation", "read_committed")   # read_uncommitted: the planted bug
+
+    def consumer(isolation: str) -> Consumer:
+        return Consumer({"bootstrap.servers": c["bootstrap"], "group.id": f"chaos-txn-final-{os.getpid()}",
+                         "isolation.level": isolation, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True, **QUIET})
+
+    def ends(cons: Consumer, topic: str) -> dict[int, int]:
+        out = {}
+        for p in range(parts):
+            while True:
+                try:
+                    out[p] = cons.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
+                    break
+                except KafkaException as e:
+                    h.emit("final-error", topic=topic, pt=p, err=err_text(e))
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        return out
+
+    def read(cons: Consumer, topic: str, event: str) -> None:
+        end = ends(cons, topic)
+        at_eof: dict[int, int] = {}
+        seen: set[tuple[int, int]] = set()
+        cons.assign([TopicPartition(topic, p, -2) for p in range(parts)])
+        n = 0
+        while time.monotonic() < deadline:
+            if all(at_eof.get(p, -1) >= end[p] for p in range(parts)):
+                again = ends(cons, topic)
+                if again == end:
+                    break
+                end = again
+            for m in cons.consume(num_messages=1000, timeout=0.2):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_eof[m.partition()] = m.offset()
+                    else:
+                        h.emit("final-error", topic=topic, pt=m.partition(), err=err_text(err))
+                    continue
+                p, o = m.partition(), m.offset()
+                if (p, o) in seen:
+                    continue
+                seen.add((p, o))
+                n += 1
+                h.emit(event, pt=p, o=o, v=m.value().decode())
+        complete = all(at_eof.get(p, -1) >= end[p] for p in range(parts))
+        h.emit("txn-read-done", what=event, complete=complete, records=n, end=end, eof=at_eof)
+        cons.close()
+
+    # Every transaction must end: the open ones of copiers killed and never started again are
+    # aborted by the coordinator after transaction.timeout.ms.
+    uncommitted, committed = consumer("read_uncommitted"), consumer(committed_isolation)
+    settle = time.monotonic() + c["settle_s"]
+    while True:
+        hw, lso = ends(uncommitted, dst), ends(committed, dst)
+        if lso == hw or time.monotonic() > settle:
+            break
+        time.sleep(1)
+    h.emit("txn-final-ends", hw=hw, lso=lso)
+    uncommitted.close()
+    committed.close()
+    read(consumer("read_uncommitted"), src, "txn-in")
+    read(consumer(committed_isolation), dst, "txn-rc")
+    read(consumer("read_uncommitted"), dst, "txn-ru")
+    g = Consumer({"bootstrap.servers": c["bootstrap"], "group.id": c["group"], "isolation.level": "read_committed",
+                  "enable.auto.commit": False, **QUIET})
+    try:
+        for _ in range(5):
+            try:
+                got = g.committed([TopicPartition(src, p) for p in range(parts)], timeout=15)
+                h.emit("txn-group-committed", offsets={tp.partition: tp.offset for tp in got
+                                                       if tp.error is None and tp.offset >= 0})
+                break
+            except KafkaException as e:
+                h.emit("txn-group-committed-error", err=err_text(e))
+                time.sleep(1)
+    finally:
+        g.close()
+
+
+MODES = {"produce": run_produce, "read": run_read, "member": run_member, "metadata": run_metadata, "final": run_final,
+         "copier": run_copier, "txn-final": run_txn_final}
 
 
 def main() -> int:
@@ -452,7 +778,8 @@ def main() -> int:
     conf = json.loads(args.conf)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    h = History(args.out, sync=args.mode == "member")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)   # the harness asks a stuck client where it is
+    h = History(args.out, sync=args.mode in ("member", "copier"))
     h.emit("start", mode=args.mode, pid=os.getpid())
     try:
         MODES[args.mode](conf, h)
