@@ -105,28 +105,37 @@ extension Broker {
         }
     }
 
+    /// Splits config resources by ALTER_CONFIGS: those the principal may alter, and the refused
+    /// ones with their error (see `configRefusal`), in request order.
+    static func alterableResources<R>(
+        _ resources: [R], _ auth: RequestAuthorization, type: (R) -> Int8, name: (R) -> String
+    ) -> (allowed: [R], refused: [(type: Int8, name: String, code: ErrorCode)]) {
+        var allowed: [R] = []
+        var refused: [(type: Int8, name: String, code: ErrorCode)] = []
+        for resource in resources {
+            if let code = configRefusal(auth, .alterConfigs, resourceType: type(resource), name: name(resource)) {
+                refused.append((type(resource), name(resource), code))
+            } else {
+                allowed.append(resource)
+            }
+        }
+        return (allowed, refused)
+    }
+
     /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
     func incrementalAlterConfigs(
         _ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext
     ) -> RequestOutcome {
         let auth = authorization(context)
         guard auth.enabled else { return forward(request, version: version, context: context) }
+        let (resources, refused) = Self.alterableResources(
+            request.resources, auth, type: \.resourceType, name: \.resourceName)
         var allowed = request
-        allowed.resources = []
-        var refused: [IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = []
-        for resource in request.resources {
-            if let code = Self.configRefusal(
-                auth, .alterConfigs, resourceType: resource.resourceType, name: resource.resourceName)
-            {
-                refused.append(
-                    .init(
-                        errorCode: code.rawValue, errorMessage: nil, resourceType: resource.resourceType,
-                        resourceName: resource.resourceName))
-            } else {
-                allowed.resources.append(resource)
-            }
+        allowed.resources = resources
+        let refusedResults = refused.map {
+            IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
+                errorCode: $0.code.rawValue, errorMessage: nil, resourceType: $0.type, resourceName: $0.name)
         }
-        let refusedResults = refused
         return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
             response in
             var out = response ?? IncrementalAlterConfigsResponse()
@@ -139,22 +148,14 @@ extension Broker {
     func alterConfigs(_ request: AlterConfigsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let auth = authorization(context)
         guard auth.enabled else { return forward(request, version: version, context: context) }
+        let (resources, refused) = Self.alterableResources(
+            request.resources, auth, type: \.resourceType, name: \.resourceName)
         var allowed = request
-        allowed.resources = []
-        var refused: [AlterConfigsResponse.AlterConfigsResourceResponse] = []
-        for resource in request.resources {
-            if let code = Self.configRefusal(
-                auth, .alterConfigs, resourceType: resource.resourceType, name: resource.resourceName)
-            {
-                refused.append(
-                    .init(
-                        errorCode: code.rawValue, errorMessage: nil, resourceType: resource.resourceType,
-                        resourceName: resource.resourceName))
-            } else {
-                allowed.resources.append(resource)
-            }
+        allowed.resources = resources
+        let refusedResults = refused.map {
+            AlterConfigsResponse.AlterConfigsResourceResponse(
+                errorCode: $0.code.rawValue, errorMessage: nil, resourceType: $0.type, resourceName: $0.name)
         }
-        let refusedResults = refused
         return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
             response in
             var out = response ?? AlterConfigsResponse()

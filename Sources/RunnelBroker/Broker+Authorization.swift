@@ -100,14 +100,17 @@ extension Broker {
         return respond(image.describeAcls(request, version: version), version: version, context: context)
     }
 
+    /// Why CreateAcls or DeleteAcls is refused as a whole: no authorizer (SECURITY_DISABLED), or
+    /// no ALTER on the cluster; nil when it may go to the controller.
+    private func aclChangeRefusal(_ context: RequestContext) -> (ErrorCode, String?)? {
+        let auth = authorization(context)
+        if !auth.enabled { return (.securityDisabled, "No Authorizer is configured.") }
+        return auth.allows(.alter, .cluster) ? nil : (.clusterAuthorizationFailed, nil)
+    }
+
     /// CreateAcls, forwarded to the active controller: ALTER on the cluster.
     func createAcls(_ request: CreateAclsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
-        let auth = authorization(context)
-        let refusal: (ErrorCode, String?)? =
-            !auth.enabled
-            ? (.securityDisabled, "No Authorizer is configured.")
-            : !auth.allows(.alter, .cluster) ? (.clusterAuthorizationFailed, nil) : nil
-        if let (code, message) = refusal {
+        if let (code, message) = aclChangeRefusal(context) {
             return respond(
                 CreateAclsResponse(
                     results: request.creations.map { _ in .init(errorCode: code.rawValue, errorMessage: message) }),
@@ -118,12 +121,7 @@ extension Broker {
 
     /// DeleteAcls, forwarded to the active controller: ALTER on the cluster.
     func deleteAcls(_ request: DeleteAclsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
-        let auth = authorization(context)
-        let refusal: (ErrorCode, String?)? =
-            !auth.enabled
-            ? (.securityDisabled, "No Authorizer is configured.")
-            : !auth.allows(.alter, .cluster) ? (.clusterAuthorizationFailed, nil) : nil
-        if let (code, message) = refusal {
+        if let (code, message) = aclChangeRefusal(context) {
             return respond(
                 DeleteAclsResponse(
                     filterResults: request.filters.map { _ in
