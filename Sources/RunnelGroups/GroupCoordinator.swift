@@ -53,6 +53,7 @@ public enum GroupEvent: Sendable, Equatable, CustomStringConvertible {
     case stabilized(generation: Int32, members: Int)
     case emptied(generation: Int32)
     case memberRemoved(memberId: String, reason: String)
+    case staticMemberReplaced(instanceId: String, oldMemberId: String, newMemberId: String)
 
     public var description: String {
         switch self {
@@ -63,6 +64,8 @@ public enum GroupEvent: Sendable, Equatable, CustomStringConvertible {
             return "stabilized at generation \(generation) with \(members) members"
         case let .emptied(generation): return "is empty at generation \(generation)"
         case let .memberRemoved(id, reason): return "removed member \(id) (\(reason))"
+        case let .staticMemberReplaced(instance, old, new):
+            return "static member \(instance) replaced member id \(old) with \(new)"
         }
     }
 }
@@ -133,12 +136,13 @@ public struct GroupCoordinator: Sendable {
                 if let t = old.pendingSync {
                     effects += [.sync(t, SyncGroupResponse(errorCode: ErrorCode.fencedInstanceId.rawValue))]
                 }
-                group.members[i].memberId = newMemberId
-                if group.leaderId == old.memberId { group.leaderId = newMemberId }
+                group.members[i].pendingJoin = nil
+                group.members[i].pendingSync = nil
                 return effects
-                    + addOrUpdate(
-                        &group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
-                        clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+                    + replaceStaticMember(
+                        &group, memberIndex: i, newMemberId: newMemberId, r, version: version, protocols: protocols,
+                        rebalanceTimeout: rebalanceTimeout, clientId: clientId, clientHost: clientHost, token: token,
+                        nowMs: nowMs)
             }
             if group.members.count >= settings.maxSize { return fail(.groupMaxSizeReached) }
             if version >= 4 && r.groupInstanceId == nil {
@@ -173,6 +177,62 @@ public struct GroupCoordinator: Sendable {
         return addOrUpdate(
             &group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
             clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+    }
+
+    /// A static member's new process takes over the old one's place (KIP-345), as Kafka's
+    /// updateStaticMemberAndRebalance does. In a Stable group whose protocol it still supports,
+    /// it gets the current generation and, at its SyncGroup, its old assignment: the other members
+    /// see no rebalance. Otherwise the group rebalances (in CompletingRebalance the leader's
+    /// coming assignment names the old member id, so it must).
+    private func replaceStaticMember(
+        _ group: inout Group, memberIndex i: Int, newMemberId: String, _ r: JoinGroupRequest, version: Int16,
+        protocols: [(name: String, metadata: ByteBuffer)], rebalanceTimeout: Int32,
+        clientId: String, clientHost: String, token: RequestToken, nowMs: Int64
+    ) -> [GroupEffect] {
+        let oldMemberId = group.members[i].memberId
+        let previousLeader = group.leaderId
+        group.members[i].memberId = newMemberId
+        if group.leaderId == oldMemberId { group.leaderId = newMemberId }
+        let event = GroupEffect.event(
+            groupId: group.groupId,
+            .staticMemberReplaced(
+                instanceId: r.groupInstanceId ?? "", oldMemberId: oldMemberId, newMemberId: newMemberId))
+        guard group.state == .stable else {
+            let reason =
+                "static member \(r.groupInstanceId ?? "") rejoined with a new member id in state \(group.state.rawValue)"
+            var effects = [event]
+            if group.state == .completingRebalance { effects += prepareRebalance(&group, nowMs: nowMs, reason: reason) }
+            return effects
+                + addOrUpdate(
+                    &group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                    clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+        }
+        let kept = group.members[i]
+        group.members[i].protocols = protocols
+        guard group.selectProtocol() == group.protocolName else {
+            group.members[i] = kept
+            return [event]
+                + addOrUpdate(
+                    &group, memberIndex: i, r, protocols: protocols, rebalanceTimeout: rebalanceTimeout,
+                    clientId: clientId, clientHost: clientHost, token: token, nowMs: nowMs)
+        }
+        group.members[i].rebalanceTimeoutMs = rebalanceTimeout
+        group.members[i].sessionTimeoutMs = r.sessionTimeoutMs
+        group.members[i].clientId = clientId
+        group.members[i].clientHost = clientHost
+        group.members[i].sessionDeadlineMs = nowMs + Int64(r.sessionTimeoutMs)
+        // KIP-814 (v9+): a returning leader is told it leads but must skip the assignment, and
+        // gets the members to keep watching their subscriptions. Older versions name the
+        // previous leader id, so the returning leader takes itself for a follower and computes
+        // no assignment a Stable group would not pass on.
+        let isLeader = group.leaderId == newMemberId
+        var response = joinResponse(group, for: newMemberId, leaderView: isLeader && version >= 9)
+        if version >= 9 {
+            response.skipAssignment = isLeader
+        } else {
+            response.leader = previousLeader ?? ""
+        }
+        return [event, .persist(groupId: group.groupId), .join(token, response)]
     }
 
     /// Adds a member (memberIndex nil) or updates a known one from its JoinGroup, parks the join

@@ -93,11 +93,13 @@ struct Harness {
 
     @discardableResult
     mutating func sync(
-        _ group: String = "g", member: String, generation: Int32, assignments: [String: String] = [:]
+        _ group: String = "g", member: String, generation: Int32, instance: String? = nil,
+        assignments: [String: String] = [:]
     ) -> RequestToken {
         var r = SyncGroupRequest()
         r.groupId = group
         r.memberId = member
+        r.groupInstanceId = instance
         r.generationId = generation
         r.assignments = assignments.keys.sorted().map { id in
             var b = ByteBuffer()
@@ -338,9 +340,108 @@ struct GroupCoordinatorTests {
         let again = h.join(instance: "i-1")
         let fresh = h.joins[again]!
         #expect(fresh.errorCode == 0 && fresh.memberId != old.memberId)
-        #expect(fresh.leader == fresh.memberId)
-        #expect(h.heartbeat(member: old.memberId, generation: fresh.generationId, instance: "i-1") == .fencedInstanceId)
+        #expect(fresh.generationId == 1 && h.state() == .stable, "a Stable group does not rebalance")
+        #expect(fresh.leader == old.memberId, "before v9 the returning leader is named by its old id: no assignment")
+        #expect(fresh.members.isEmpty)
+        #expect(h.heartbeat(member: old.memberId, generation: 1, instance: "i-1") == .fencedInstanceId)
+        let s = h.sync(member: fresh.memberId, generation: 1)
+        #expect(text(h.syncs[s]!.assignment) == "p0", "the new process gets the old assignment back")
         #expect(h.coordinator.group("g")!.members.count == 1)
+        #expect(h.coordinator.group("g")!.leaderId == fresh.memberId)
+        #expect(h.persisted.last == "g", "the new member id is written to the group's record")
+    }
+
+    @Test("KIP-345: a static follower restarting in a Stable group gets its assignment back; the others see nothing")
+    func staticFollowerRestart() {
+        var h = Harness()
+        let a = h.join(instance: "a")
+        let b = h.join(instance: "b")
+        let leader = h.joins[a]?.memberId ?? ""
+        _ = b
+        // a joined first and completed generation 1 alone; b's join started generation 2.
+        let rejoin = h.join(member: leader, instance: "a")
+        let gen = h.generation()
+        #expect(gen == 2 && h.state() == .completingRebalance)
+        let bId = h.joins[b]!.memberId
+        h.sync(member: bId, generation: gen, instance: "b")
+        h.sync(member: leader, generation: gen, instance: "a", assignments: [leader: "p0", bId: "p1"])
+        _ = rejoin
+        #expect(h.state() == .stable)
+        // b's process dies without LeaveGroup and comes back with no member id.
+        let back = h.join(instance: "b")
+        let answer = h.joins[back]!
+        #expect(answer.errorCode == 0 && answer.generationId == gen && answer.memberId != bId)
+        #expect(answer.leader == leader && answer.members.isEmpty)
+        #expect(h.state() == .stable && h.generation() == gen)
+        #expect(h.heartbeat(member: leader, generation: gen, instance: "a") == .none, "the leader sees no rebalance")
+        let s = h.sync(member: answer.memberId, generation: gen, instance: "b")
+        #expect(text(h.syncs[s]!.assignment) == "p1")
+        #expect(h.heartbeat(member: bId, generation: gen, instance: "b") == .fencedInstanceId)
+    }
+
+    @Test("KIP-814: from v9 a returning static leader is told it leads and to skip the assignment")
+    func staticLeaderSkipsAssignment() {
+        var h = Harness()
+        let first = h.join(instance: "i-1", version: 9)
+        let old = h.joins[first]!
+        h.sync(member: old.memberId, generation: 1, instance: "i-1", assignments: [old.memberId: "p0"])
+        let again = h.join(instance: "i-1", version: 9)
+        let fresh = h.joins[again]!
+        #expect(fresh.generationId == 1 && fresh.leader == fresh.memberId && fresh.skipAssignment)
+        #expect(fresh.members.map(\.memberId) == [fresh.memberId], "the leader keeps the members' metadata")
+        #expect(h.state() == .stable)
+    }
+
+    @Test("a static member returning with protocols that change the group's choice, or mid-rebalance, rebalances")
+    func staticRestartThatRebalances() {
+        var h = Harness()
+        let first = h.join(instance: "i-1", protocols: ["range", "roundrobin"])
+        let old = h.joins[first]!
+        h.sync(member: old.memberId, generation: 1, instance: "i-1", assignments: [old.memberId: "p0"])
+        let again = h.join(instance: "i-1", protocols: ["roundrobin"])
+        #expect(h.joins[again]?.generationId == 2 && h.joins[again]?.protocolName == "roundrobin")
+        #expect(h.state() == .completingRebalance)
+        // A follower restarting before the leader's SyncGroup: that assignment would name its old id.
+        let leader = h.joins[again]!.memberId
+        h.sync(member: leader, generation: 2, instance: "i-1", assignments: [leader: "p0"])
+        let b = h.join(instance: "i-2", protocols: ["roundrobin"])
+        _ = h.join(member: leader, instance: "i-1", protocols: ["roundrobin"])
+        #expect(h.state() == .completingRebalance && h.generation() == 3)
+        let pending = h.sync(member: h.joins[b]!.memberId, generation: 3, instance: "i-2")
+        let restarted = h.join(instance: "i-2", protocols: ["roundrobin"])
+        #expect(h.syncs[pending]?.errorCode == ErrorCode.fencedInstanceId.rawValue)
+        #expect(h.state() == .preparingRebalance && h.joins[restarted] == nil)
+        let leaderBack = h.join(member: leader, instance: "i-1", protocols: ["roundrobin"])
+        #expect(h.joins[restarted]?.generationId == 4 && h.joins[leaderBack]?.members.count == 2)
+    }
+
+    @Test("a member resubscribing several times while a rebalance is under way ends with its last subscription")
+    func rapidResubscription() {
+        var h = Harness()
+        let a = h.joinNew()
+        let b = h.joinNew()
+        h.join(member: a.member)
+        h.sync(member: b.member, generation: 2)
+        h.sync(member: a.member, generation: 2, assignments: [a.member: "p0", b.member: "p1"])
+        #expect(h.state() == .stable)
+        // b changes its subscription three times in quick succession.
+        let t1 = h.join(member: b.member, topics: ["x"])
+        #expect(h.state() == .preparingRebalance)
+        let t2 = h.join(member: b.member, topics: ["y"])
+        let t3 = h.join(member: b.member, topics: ["z"])
+        #expect(h.joins[t1] != nil && h.joins[t2] != nil, "each replaced join gets an answer")
+        let ra = h.join(member: a.member)
+        #expect(h.generation() == 3, "one rebalance")
+        #expect(h.joins[t3]?.generationId == 3 && h.joins[ra]?.generationId == 3)
+        let seen = h.joins[ra]!.members.first { $0.memberId == b.member }!
+        #expect(ConsumerProtocol.topics(seen.metadata) == ["z"], "the leader assigns for b's last subscription")
+        // Once more while the group completes the rebalance: Kafka starts another.
+        h.sync(member: b.member, generation: 3)
+        let t4 = h.join(member: b.member, topics: ["w"])
+        #expect(h.state() == .preparingRebalance && h.joins[t4] == nil)
+        let ra2 = h.join(member: a.member)
+        let last = h.joins[ra2]!.members.first { $0.memberId == b.member }!
+        #expect(h.generation() == 4 && ConsumerProtocol.topics(last.metadata) == ["w"])
     }
 
     @Test("offset commits: from members of the current generation, or from outside an empty group")

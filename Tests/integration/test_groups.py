@@ -448,3 +448,75 @@ def test_commit_for_a_partition_that_does_not_exist(gnode):
         assert got[0].offset == 3
     finally:
         c.close()
+
+
+def test_static_member_restart_keeps_its_assignment(gnode):
+    """KIP-345: a static member (group.instance.id) whose process stops without leaving and comes
+    back within its session timeout gets its previous assignment back, and the other member sees
+    no rebalance (no revoke or assign callback, same partitions)."""
+    topic, group = unique("static"), unique("staticgrp")
+    create_topic(gnode.bootstrap, topic, 4)
+    calls = {"a": 0, "b": 0}
+
+    def member(name: str) -> Consumer:
+        c = confluent(gnode.bootstrap, group, "range", **{"group.instance.id": f"inst-{name}",
+                                                          "session.timeout.ms": 30000})
+        c.subscribe([topic], on_assign=lambda *_: calls.__setitem__(name, calls[name] + 1),
+                    on_revoke=lambda *_: calls.__setitem__(name, calls[name] + 1))
+        return c
+
+    a, b = member("a"), member("b")
+    def both():
+        a.poll(0.05)
+        b.poll(0.05)
+        return [owned(a), owned(b)]
+    before = steady_split(both, 4, 45, "two static members to share 4 partitions", 2.0)
+    seen_by_a = calls["a"]
+    b.close()  # a static member sends no LeaveGroup: its place waits for session.timeout.ms
+    back = member("b")
+    try:
+        wait_until(lambda: a.poll(0.05) or back.poll(0.05) or owned(back), 20, 0, "the restarted member's assignment")
+        assert owned(back) == before[1], f"restarted member got {owned(back)}, had {before[1]}"
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            a.poll(0.05)
+            back.poll(0.05)
+        assert owned(a) == before[0] and calls["a"] == seen_by_a, "the other member saw a rebalance"
+    finally:
+        a.close()
+        back.close()
+
+
+def test_rapid_resubscription_ends_with_the_last_subscription(gnode):
+    """A member that changes its subscription several times in quick succession, while the group
+    rebalances, ends with an assignment for its last subscription only."""
+    t1, t2, t3 = (unique(f"resub{i}") for i in range(3))
+    for t in (t1, t2, t3):
+        create_topic(gnode.bootstrap, t, 2)
+    group = unique("resubgrp")
+    a = confluent(gnode.bootstrap, group, "roundrobin")
+    b = confluent(gnode.bootstrap, group, "roundrobin")
+    a.subscribe([t1])
+    b.subscribe([t1, t2, t3])
+
+    def assigned(c) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in c.assignment()}
+
+    wait_until(lambda: a.poll(0.05) or b.poll(0.05) or len(assigned(a) | assigned(b)) == 6, 45, 0, "a first split")
+    try:
+        for topics in ([t2], [t1, t2], [t3]):
+            a.subscribe(topics)
+            a.poll(0.01)
+            b.poll(0.01)
+
+        def settled():
+            a.poll(0.05)
+            b.poll(0.05)
+            mine, theirs = assigned(a), assigned(b)
+            return mine and all(t == t3 for t, _ in mine) and mine | theirs == {(t, p) for t in (t1, t2, t3)
+                                                                                  for p in range(2)} \
+                and not (mine & theirs)
+        wait_until(settled, 45, 0, "the member to end with its last subscription's partitions")
+    finally:
+        a.close()
+        b.close()
