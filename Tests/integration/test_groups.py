@@ -13,6 +13,9 @@ LeaveGroup) served by the group coordinator, with offsets committed to __consume
 - On a 3-controller, 3-broker cluster with a replicated __consumer_offsets: kill -9 the
   coordinator of a consuming group; the group finds the new coordinator, its committed offsets
   are still there, and it finishes consuming with nothing lost.
+- Static membership (KIP-345): a member with group.instance.id restarting within its session
+  timeout gets its partitions back while the other member sees no rebalance; a member changing
+  its subscription three times in quick succession ends with its last subscription's partitions.
 """
 
 from __future__ import annotations

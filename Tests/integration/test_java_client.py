@@ -150,6 +150,29 @@ def test_java_consumer_group_reads_and_commits(broker, produced, java):
     assert_reads_exactly(more.records, again.records, f"group {group} after its commit")
 
 
+def test_java_static_member_restart_skips_the_rebalance(broker, java):
+    """KIP-345 with KIP-814 (JoinGroup v9): a Java consumer with group.instance.id leads its group,
+    exits without leaving, and a new process with the same instance id takes its place: it is told
+    to skip the assignment, gets the old one back and reads on from the commits, with no rebalance."""
+    topic, group = unique("java-static"), unique("java-static-group")
+    create_topic(broker.bootstrap, topic, 2)
+    first = java.produce(broker.bootstrap, topic, 10)
+    assert first.ok, first.explain()
+    props = {"group.instance.id": "inst-j", "session.timeout.ms": 45_000}
+    got = java.consume(broker.bootstrap, topic, 10, 90_000, group=group, props=props)
+    assert got.ok, got.explain()
+    assert_reads_exactly(first.records, got.records, "first process")
+    more = java.produce(broker.bootstrap, topic, 5)
+    assert more.ok, more.explain()
+    again = java.consume(broker.bootstrap, topic, 5, 90_000, group=group, props=props)
+    assert again.ok, again.explain()
+    assert_reads_exactly(more.records, again.records, "second process")
+    if is_runnel():
+        log = [ln for ln in broker.log_text().splitlines() if f"group {group} " in ln]
+        assert sum("stabilized" in ln for ln in log) == 1, "the restart rebalanced:\n" + "\n".join(log)
+        assert any("static member inst-j replaced" in ln for ln in log), "\n".join(log)
+
+
 def test_java_admin_creates_and_describes_a_topic(broker, java):
     topic = unique("java-admin")
     res = java.admin(broker.bootstrap, "create", topic, 4, 1,
