@@ -81,9 +81,11 @@ extension Broker {
                 fail(.unsupportedCompressionType, "zstd needs Produce v7 or later.")
                 continue
             }
-            if config.compactEnabled, let problem = Self.keylessRecord(records, batches: batches, tp: tp) {
-                fail(.invalidRecord, problem.batchIndexErrorMessage)
-                result.recordErrors = [problem]
+            if origin == .client,
+                let rejection = Self.invalidRecords(records, batches: batches, tp: tp, config: config, nowMs: now)
+            {
+                fail(rejection.code, rejection.message)
+                result.recordErrors = rejection.recordErrors
                 continue
             }
             let minInsync = partition.minInsyncReplicas
@@ -262,25 +264,100 @@ extension Broker {
     }
 }
 
+/// A batch refused because of some of its records (KIP-467): the partition's error, its
+/// `error_message`, and the records at fault.
+struct RecordRejection: Equatable {
+    var code: ErrorCode
+    var message: String
+    var recordErrors: [ProduceResponse.BatchIndexAndErrorMessage]
+}
+
 extension Broker {
-    /// A compacted topic keeps the latest record per key, so a record without one is refused
-    /// with INVALID_RECORD, as Kafka's LogValidator does. Only uncompressed batches can be
-    /// checked: the produce path never decompresses (compressed batches pass unchecked, and the
-    /// cleaner keeps them whole).
-    static func keylessRecord(
-        _ records: ByteBuffer, batches: [BatchInfo], tp: TopicPartition
-    ) -> ProduceResponse.BatchIndexAndErrorMessage? {
-        let index: Int
-        do {
-            guard let found = try RecordBatches.firstRecordWithoutKey(records, batches: batches) else { return nil }
-            index = found
-        } catch {
-            return .init(
-                batchIndex: 0,
-                batchIndexErrorMessage: "The record batch of topic partition \(tp) does not parse: \(error).")
+    /// The records a client may not append, checked as Kafka's LogValidator does: a record
+    /// without a key on a compacted topic (INVALID_RECORD), a CreateTime timestamp outside
+    /// `message.timestamp.before.max.ms` / `after.max.ms` of now, or a producer setting
+    /// LogAppendTime itself (INVALID_TIMESTAMP). Every record at fault is named by its index
+    /// (counted over the request's batches), and the batch fails whole. Records are read in
+    /// place, so only uncompressed batches are checked record by record; of a compressed batch
+    /// the header's first and largest timestamps are checked (the batch fails naming no record
+    /// when the largest is too new), and its keys are not (the cleaner keeps such batches whole).
+    static func invalidRecords(
+        _ records: ByteBuffer, batches: [BatchInfo], tp: TopicPartition, config: LogConfig, nowMs: Int64
+    ) -> RecordRejection? {
+        let checkTimes =
+            !config.logAppendTime && (config.timestampBeforeMaxMs < .max || config.timestampAfterMaxMs < .max)
+        guard config.compactEnabled || checkTimes || batches.contains(where: { $0.header.isLogAppendTime }) else {
+            return nil
         }
-        return .init(
-            batchIndex: Int32(index),
-            batchIndexErrorMessage: "Compacted topic cannot accept message without key in topic partition \(tp).")
+        let earliest = config.timestampBeforeMaxMs == .max ? Int64.min : nowMs &- config.timestampBeforeMaxMs
+        let latest = config.timestampAfterMaxMs == .max ? Int64.max : nowMs &+ config.timestampAfterMaxMs
+        func outOfRange(_ timestamp: Int64, offset: Int64) -> String? {
+            guard checkTimes, timestamp != -1, timestamp < earliest || timestamp > latest else { return nil }
+            return "Timestamp \(timestamp) of message with offset \(offset) is out of range. "
+                + "The timestamp should be within [\(earliest), \(latest)]"
+        }
+        var errors: [ProduceResponse.BatchIndexAndErrorMessage] = []
+        var badTimestamp = false
+        var counted = 0
+        for batch in batches where !batch.header.isControl {
+            let header = batch.header
+            defer { counted += Int(max(0, header.recordCount)) }
+            if header.isLogAppendTime {
+                badTimestamp = true
+                errors.append(
+                    .init(
+                        batchIndex: Int32(counted),
+                        batchIndexErrorMessage:
+                            "Invalid timestamp type in message of \(tp). Producer should not set timestamp type to LogAppendTime."
+                    ))
+                continue
+            }
+            guard header.compression == CompressionCodec.none else {
+                if let problem = outOfRange(header.baseTimestamp, offset: header.baseOffset) {
+                    badTimestamp = true
+                    errors.append(.init(batchIndex: Int32(counted), batchIndexErrorMessage: problem))
+                } else if outOfRange(header.maxTimestamp, offset: header.baseOffset) != nil {
+                    badTimestamp = true
+                }
+                continue
+            }
+            let views: [RecordView]
+            do {
+                views = try RecordBatches.recordViews(records, batchAt: batch.position, header: header)
+            } catch {
+                return RecordRejection(
+                    code: .corruptMessage,
+                    message: "The record batch of topic partition \(tp) does not parse: \(error).",
+                    recordErrors: [])
+            }
+            for (i, record) in views.enumerated() {
+                if config.compactEnabled && !record.hasKey {
+                    errors.append(
+                        .init(
+                            batchIndex: Int32(counted + i),
+                            batchIndexErrorMessage:
+                                "Compacted topic cannot accept message without key in topic partition \(tp)."))
+                }
+                let offset = header.baseOffset + Int64(record.offsetDelta)
+                if let problem = outOfRange(header.baseTimestamp &+ record.timestampDelta, offset: offset) {
+                    badTimestamp = true
+                    errors.append(.init(batchIndex: Int32(counted + i), batchIndexErrorMessage: problem))
+                }
+            }
+        }
+        if badTimestamp {
+            return RecordRejection(
+                code: .invalidTimestamp, message: "One or more records have been rejected due to invalid timestamp",
+                recordErrors: errors)
+        }
+        guard !errors.isEmpty else { return nil }
+        let shown = errors.prefix(3).map {
+            "RecordError(batchIndex=\($0.batchIndex), message='\($0.batchIndexErrorMessage ?? "")')"
+        }
+        return RecordRejection(
+            code: .invalidRecord,
+            message: "One or more records have been rejected due to \(errors.count) record errors in total, "
+                + "and only showing the first three errors at most: [\(shown.joined(separator: ", "))]",
+            recordErrors: errors)
     }
 }

@@ -524,6 +524,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         if let v = int64("flush.ms") { c.flushMs = v }
         if let v = int64("max.message.bytes") { c.maxMessageBytes = Int(v) }
         c.logAppendTime = value("message.timestamp.type") == "LogAppendTime"
+        // Kafka's LogConfig: each bound left at its default falls back to the deprecated
+        // difference key.
+        let difference = int64("message.timestamp.difference.max.ms") ?? .max
+        c.timestampBeforeMaxMs =
+            int64("message.timestamp.before.max.ms").flatMap { $0 == .max ? nil : $0 } ?? difference
+        c.timestampAfterMaxMs = int64("message.timestamp.after.max.ms").flatMap { $0 == .max ? nil : $0 } ?? difference
         let policy = (value("cleanup.policy") ?? "delete").split(separator: ",").map { $0.trimmingPrefixSpaces() }
         c.deleteEnabled = policy.contains("delete")
         c.compactEnabled = policy.contains("compact")

@@ -20,6 +20,12 @@ public struct LogConfig: Sendable, Equatable {
     public var maxMessageBytes: Int = 1_048_588
     /// `message.timestamp.type` / `log.message.timestamp.type`: CreateTime or LogAppendTime.
     public var logAppendTime: Bool = false
+    /// `message.timestamp.before.max.ms` (else `message.timestamp.difference.max.ms`): how far in
+    /// the past a CreateTime record's timestamp may be.
+    public var timestampBeforeMaxMs: Int64 = .max
+    /// `message.timestamp.after.max.ms` (else `message.timestamp.difference.max.ms`): how far in
+    /// the future a CreateTime record's timestamp may be.
+    public var timestampAfterMaxMs: Int64 = .max
     /// `cleanup.policy` contains `delete`.
     public var deleteEnabled: Bool = true
     /// `cleanup.policy` contains `compact`.

@@ -89,25 +89,6 @@ extension RecordBatches {
         return views
     }
 
-    /// The index (counted over all records of `batches`) of the first record without a key, or
-    /// nil when every record has one. Compressed batches are skipped: the produce path never
-    /// decompresses, so their keys cannot be checked.
-    public static func firstRecordWithoutKey(_ buffer: ByteBuffer, batches: [BatchInfo]) throws -> Int? {
-        var counted = 0
-        for batch in batches {
-            guard batch.header.compression == CompressionCodec.none, !batch.header.isControl else {
-                counted += Int(max(0, batch.header.recordCount))
-                continue
-            }
-            for (i, record) in try recordViews(buffer, batchAt: batch.position, header: batch.header).enumerated()
-            where !record.hasKey {
-                return counted + i
-            }
-            counted += Int(max(0, batch.header.recordCount))
-        }
-        return nil
-    }
-
     /// Writes `record` (located in `source`) to `out` with a new timestamp delta: the length and
     /// the delta are re-encoded, everything from the offset delta on is copied as it is.
     public static func writeRecord(

@@ -753,16 +753,6 @@ struct LogCleanerTests {
         #expect(try OffsetCheckpoint.read(root + "/" + LogCleaner.checkpointFile, disk: disk).isEmpty)
     }
 
-    @Test("keyless records are found in uncompressed batches only")
-    func keylessRecords() throws {
-        let (withKeys, infos) = keyedBatch([Entry(key: "a", value: "1"), Entry(key: "b", value: nil)])
-        #expect(try RecordBatches.firstRecordWithoutKey(withKeys, batches: infos) == nil)
-        let (keyless, infos2) = keyedBatch([Entry(key: "a", value: "1"), Entry(key: nil, value: "2")])
-        #expect(try RecordBatches.firstRecordWithoutKey(keyless, batches: infos2) == 1)
-        let (compressed, infos3) = keyedBatch([Entry(key: nil, value: "2")], attributes: 4)
-        #expect(try RecordBatches.firstRecordWithoutKey(compressed, batches: infos3) == nil)
-    }
-
     @Test("a rewritten record keeps its timestamp under a new base timestamp")
     func recordRewrite() throws {
         let (batch, _) = keyedBatch([Entry(key: "k", value: nil), Entry(key: "v", value: "x")], timestamp: 1_234_567)

@@ -1,0 +1,77 @@
+// The produce path's record checks (KIP-467): which records a client may not append, each named
+// by its index, as Kafka's LogValidator reports them in a ProduceResponse's record_errors.
+import NIOCore
+import RunnelCore
+import RunnelLog
+import RunnelWire
+import Testing
+@testable import RunnelBroker
+
+private func batch(
+    _ records: [(key: String?, timestamp: Int64)], attributes: Int16 = 0
+) -> (ByteBuffer, [BatchInfo]) {
+    let built = records.enumerated().map { i, r in
+        Record(
+            offset: Int64(i), timestamp: r.timestamp, key: r.key.map { ByteBuffer(string: $0) },
+            value: ByteBuffer(string: "v\(i)"))
+    }
+    let payload = RecordBatches.build(records: built, attributes: attributes)
+    return (payload, try! RecordBatches.validate(payload, maxBatchBytes: 1_000_000).get())
+}
+
+@Suite("Record validation on produce")
+struct RecordValidationTests {
+    let tp = TopicPartition("t", 0)
+    let now: Int64 = 1_000_000
+
+    func check(_ b: (ByteBuffer, [BatchInfo]), _ config: LogConfig) -> RecordRejection? {
+        Broker.invalidRecords(b.0, batches: b.1, tp: tp, config: config, nowMs: now)
+    }
+
+    @Test("every keyless record of a compacted topic's batch is named; a delete topic takes them")
+    func keyless() {
+        var compacted = LogConfig()
+        compacted.compactEnabled = true
+        let records = batch([("a", now), (nil, now), ("c", now), (nil, now)])
+        let rejection = check(records, compacted)
+        #expect(rejection?.code == .invalidRecord)
+        #expect(rejection?.recordErrors.map(\.batchIndex) == [1, 3])
+        #expect(rejection?.message.hasPrefix("One or more records have been rejected due to 2 record errors") == true)
+        #expect(check(records, LogConfig()) == nil)
+        #expect(check(batch([("a", now)]), compacted) == nil)
+    }
+
+    @Test("timestamps outside message.timestamp.before/after.max.ms fail the batch with INVALID_TIMESTAMP")
+    func timestamps() {
+        var config = LogConfig()
+        config.timestampBeforeMaxMs = 1_000
+        config.timestampAfterMaxMs = 500
+        let records = batch([("a", now - 2_000), ("b", now), ("c", now + 400), ("d", now + 501)])
+        let rejection = check(records, config)
+        #expect(rejection?.code == .invalidTimestamp)
+        #expect(rejection?.recordErrors.map(\.batchIndex) == [0, 3])
+        #expect(rejection?.recordErrors.first?.batchIndexErrorMessage?.contains("is out of range") == true)
+        #expect(check(batch([("a", now - 999), ("b", now + 500)]), config) == nil)
+        // A LogAppendTime topic stamps the records itself: no bound applies.
+        config.logAppendTime = true
+        #expect(check(records, config) == nil)
+    }
+
+    @Test("a compressed batch is checked by its header's first and largest timestamps")
+    func compressed() {
+        var config = LogConfig()
+        config.timestampAfterMaxMs = 500
+        config.compactEnabled = true
+        // attributes 4 marks zstd; the records are not compressed here, only marked.
+        let tooNew = batch([("a", now), (nil, now + 900)], attributes: 4)
+        let rejection = check(tooNew, config)
+        #expect(rejection?.code == .invalidTimestamp && rejection?.recordErrors.isEmpty == true)
+        #expect(check(batch([(nil, now)], attributes: 4), config) == nil, "a compressed batch's keys are not read")
+    }
+
+    @Test("a producer may not set LogAppendTime itself")
+    func logAppendTimeFromProducer() {
+        let rejection = check(batch([("a", now)], attributes: 0x8), LogConfig())
+        #expect(rejection?.code == .invalidTimestamp && rejection?.recordErrors.map(\.batchIndex) == [0])
+    }
+}
