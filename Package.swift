@@ -37,11 +37,26 @@ let package = Package(
         .target(name: "CRC32C"),
         // L1: page-cache writeback and drop for the log's drop-behind (sync_file_range, fadvise).
         .target(name: "CPageCache"),
+        // L1: the system compression libraries Kafka's codecs use (Debian's libzstd-dev,
+        // liblz4-dev, libsnappy-dev; tools/test and tools/run install them).
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CLZ4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CSnappy", providers: [.apt(["libsnappy-dev"])]),
+        // L1: Kafka's record-batch codecs (gzip, snappy, lz4, zstd) over those libraries.
+        .target(
+            name: "RunnelCodecs",
+            dependencies: [
+                "CZstd", "CLZ4", "CSnappy",
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         // L1: Kafka wire primitives, record batches, generated messages and metadata records.
         .target(
             name: "RunnelWire",
             dependencies: [
-                "RunnelCore", "CRC32C",
+                "RunnelCore", "CRC32C", "RunnelCodecs",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -156,7 +171,6 @@ let package = Package(
             name: "RunnelClient",
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelNetwork", "RunnelSecurity",
-                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -225,6 +239,8 @@ let package = Package(
             path: "Tests/RunnelTestSupport"),
         .testTarget(name: "RunnelCoreTests", dependencies: ["RunnelCore"]),
         .testTarget(
+            name: "RunnelCodecsTests", dependencies: ["RunnelCodecs", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
             name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]
         ),
         .testTarget(
@@ -243,7 +259,7 @@ let package = Package(
             name: "RunnelBrokerTests",
             dependencies: [
                 "RunnelBroker", "RunnelNetwork", "RunnelNode", "RunnelWire", "RunnelCore", "RunnelLog",
-                "RunnelTestSupport",
+                "RunnelTestSupport", "RunnelCodecs",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -270,7 +286,9 @@ let package = Package(
             dependencies: ["RunnelGroups", "RunnelWire", "RunnelCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "RunnelClientTests",
-            dependencies: ["RunnelClient", "RunnelWire", .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: [
+                "RunnelClient", "RunnelWire", "RunnelCodecs", .product(name: "NIOCore", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "RunnelCLITests",
             dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -2,12 +2,9 @@ import NIOCore
 import RunnelWire
 
 /// Record batches as a consumer reads them: each batch's CRC32C is checked, compressed batches
-/// (gzip, snappy, lz4) are inflated, and records of log-append-time batches carry the batch's
-/// timestamp. zstd is not decoded (the error says so).
+/// (gzip, snappy, lz4, zstd) are inflated, and records of log-append-time batches carry the
+/// batch's timestamp.
 public enum FetchedRecords {
-    /// The codecs `decode` can read.
-    public static let supportedCodecs: [CompressionCodec] = [.none, .gzip, .snappy, .lz4]
-
     /// One batch that could not be read, with where it starts.
     public struct BatchError: Error, CustomStringConvertible, Sendable {
         public var baseOffset: Int64
@@ -47,21 +44,12 @@ public enum FetchedRecords {
         guard crc == header.crc else {
             throw BatchError(baseOffset: header.baseOffset, reason: "fails its CRC32C check")
         }
-        let payload = buffer.getSlice(
-            at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!
         var records: [Record] = []
         if !header.isControl {
-            guard header.compression != .zstd else {
-                throw BatchError(
-                    baseOffset: header.baseOffset,
-                    reason:
-                        "is zstd-compressed, which this client cannot decode (it reads uncompressed, gzip, snappy and lz4 batches)"
-                )
-            }
             let body: ByteBuffer
             do {
-                body = try decompress(payload, codec: header.compression)
-            } catch let error as DecompressionError {
+                body = try RecordBatches.recordBytes(buffer, batchAt: index, header: header)
+            } catch {
                 throw BatchError(baseOffset: header.baseOffset, reason: "cannot be decompressed: \(error)")
             }
             do {
@@ -116,16 +104,5 @@ public enum FetchedRecords {
             }
         }
         return out
-    }
-
-    static func decompress(_ payload: ByteBuffer, codec: CompressionCodec?) throws -> ByteBuffer {
-        switch codec {
-        case .none?: return payload
-        case .gzip?: return ByteBuffer(bytes: try Gzip.gunzip(Array(payload.readableBytesView)))
-        case .snappy?: return ByteBuffer(bytes: try Snappy.decompress(Array(payload.readableBytesView)))
-        case .lz4?: return ByteBuffer(bytes: try LZ4.decompress(Array(payload.readableBytesView)))
-        case .zstd?: throw DecompressionError("zstd is not supported")
-        case nil: throw DecompressionError("the compression codec is unknown")
-        }
     }
 }

@@ -16,8 +16,8 @@ struct Consume: AsyncParsableCommand {
             leaves the group on exit (also on Ctrl-C). Stops after --max-messages records or after \
             --timeout-ms without a record; runs until interrupted otherwise.
 
-            Batches may be uncompressed or gzip, snappy or lz4 compressed; zstd is not decoded (the \
-            consumer stops with an error at such a batch). Control batches are skipped. With \
+            Batches may be uncompressed or gzip, snappy, lz4 or zstd compressed (a batch that does \
+            not decompress stops the consumer with an error). Control batches are skipped. With \
             --isolation-level read_committed, reading stops at the last stable offset (the first offset \
             of the earliest open transaction) and records of aborted transactions are left out.
 

@@ -2,9 +2,11 @@
 // field for field (null and empty keys and values, headers), CRC32C damage is reported at the
 // batch that has it, control batches carry no records, a trailing partial batch is left out,
 // log-append-time batches give their records the batch's timestamp, and a gzip batch (built
-// here with a stored-block deflate stream around the records) decodes like an uncompressed one.
+// here with a stored-block deflate stream around the records) and a batch of each codec decode
+// like an uncompressed one.
 import NIOCore
 import RunnelWire
+import RunnelCodecs
 import Testing
 @testable import RunnelClient
 
@@ -136,8 +138,20 @@ import Testing
         #expect(FetchedRecords.decode(lz4).batches.first?.records == Self.records)
     }
 
-    @Test func zstdIsReportedNotSkipped() {
-        let zstd = Self.recompress(RecordBatches.build(records: Self.records), codec: 4) { $0 }
+    @Test func everyCodecDecodesLikeUncompressed() throws {
+        let plain = RecordBatches.build(records: Self.records)
+        for codec in Codec.allCases {
+            let packed = try RecordBatches.compress(plain, with: codec)
+            let (batches, failure) = FetchedRecords.decode(packed)
+            #expect(failure == nil, "\(codec)")
+            #expect(batches.first?.header.compression?.codec == codec)
+            #expect(batches.first?.records == Self.records, "\(codec)")
+        }
+    }
+
+    @Test func aCorruptPayloadIsReportedNotSkipped() throws {
+        let plain = RecordBatches.build(records: Self.records)
+        let zstd = Self.recompress(plain, codec: 4) { $0 }  // marked zstd, but not compressed
         let (batches, failure) = FetchedRecords.decode(zstd)
         #expect(batches.isEmpty)
         #expect(failure?.description.contains("zstd") == true)

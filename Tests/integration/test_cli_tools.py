@@ -6,9 +6,9 @@ node, each checked against what confluent-kafka (librdkafka) sees or does.
 - `runnel produce`: 100 keyed lines with headers read back by confluent-kafka byte for byte, each
   key in the partition confluent-kafka's producer picks with partitioner=murmur2_random; keyless
   lines round-robin; --partition; --acks 0, 1 and all.
-- `runnel consume`: what confluent-kafka produced (uncompressed, gzip, snappy, lz4) comes out of
-  `--from-beginning --print-key --print-headers --json` exactly; the text layout; zstd batches
-  are refused with one sentence.
+- `runnel consume`: what confluent-kafka produced (uncompressed, gzip, snappy, lz4, zstd) comes
+  out of `--from-beginning --print-key --print-headers --json` exactly; the text layout; a batch
+  whose payload does not decompress is refused with one sentence.
 - `runnel consume --group`: a second run resumes after the first's committed offsets; two runnel
   members share the partitions (a rebalance) and together read everything.
 - `runnel group list|describe|reset-offsets|delete`: a confluent-kafka member shows up with its
@@ -33,6 +33,7 @@ from confluent_kafka.admin import ConfigResource
 
 from cluster import SESSION_TIMEOUT_MS, start_cluster
 from nodes import free_ports, runnel_bin
+import kwire
 from util import QUIET, admin, create_topic, drain, is_runnel, unique, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="runs the runnel binary against a Runnel node")
@@ -274,7 +275,7 @@ def confluent_messages(n: int) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4"])
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_consume_json_equals_what_confluent_produced(node, codec):
     b = node.bootstrap
     topic = unique(f"cli-cons-{codec}")
@@ -333,11 +334,17 @@ def test_consume_text_layout_partition_and_offset(node):
     assert [(r["partition"], r["value"]) for r in map(json.loads, stdout.splitlines())] == [(0, "new")]
 
 
-def test_consume_refuses_zstd_with_one_sentence(node):
+def test_consume_refuses_a_corrupt_batch_with_one_sentence(node):
+    """A batch marked zstd whose payload is not zstd (CRC intact) stops the consumer with one
+    sentence naming the partition, not a crash."""
     b = node.bootstrap
-    topic = unique("cli-zstd")
+    topic = unique("cli-corrupt")
     create_topic(b, topic, 1)
-    produce_confluent(b, topic, [{"value": b"squeezed"}] * 5, **{"compression.type": "zstd"})
+    batch = bytearray(kwire.record_batch([kwire.Rec(b"k", b"not squeezed")], attributes=4))
+    with kwire.Conn.to(b, 10) as c:
+        c.send(kwire.produce_v9_request(5, topic, 0, bytes(batch)))
+        _, results, _ = kwire.parse_produce_v9(c.recv_frame(15))
+    assert results[topic][0].error_code == 0, results
     one_sentence_failure(runnel("consume", topic, "--from-beginning", "--timeout-ms", 5000, "--bootstrap-server", b),
                          "zstd", "partition 0")
 

@@ -1,0 +1,2 @@
+/* Debian's libsnappy-dev, through its C interface. */
+#include <snappy-c.h>

@@ -1,0 +1,2 @@
+/* Debian's libzstd-dev. */
+#include <zstd.h>
