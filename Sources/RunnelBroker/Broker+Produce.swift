@@ -277,10 +277,9 @@ extension Broker {
     /// without a key on a compacted topic (INVALID_RECORD), a CreateTime timestamp outside
     /// `message.timestamp.before.max.ms` / `after.max.ms` of now, or a producer setting
     /// LogAppendTime itself (INVALID_TIMESTAMP). Every record at fault is named by its index
-    /// (counted over the request's batches), and the batch fails whole. Records are read in
-    /// place, so only uncompressed batches are checked record by record; of a compressed batch
-    /// the header's first and largest timestamps are checked (the batch fails naming no record
-    /// when the largest is too new), and its keys are not (the cleaner keeps such batches whole).
+    /// (counted over the request's batches), and the batch fails whole. Uncompressed records are
+    /// read in place; a compressed batch is decompressed only when a check needs its records
+    /// (a compacted topic, or a timestamp bound set), where Kafka decompresses every one.
     static func invalidRecords(
         _ records: ByteBuffer, batches: [BatchInfo], tp: TopicPartition, config: LogConfig, nowMs: Int64
     ) -> RecordRejection? {
@@ -312,25 +311,28 @@ extension Broker {
                     ))
                 continue
             }
-            guard header.compression == CompressionCodec.none else {
-                if let problem = outOfRange(header.baseTimestamp, offset: header.baseOffset) {
-                    badTimestamp = true
-                    errors.append(.init(batchIndex: Int32(counted), batchIndexErrorMessage: problem))
-                } else if outOfRange(header.maxTimestamp, offset: header.baseOffset) != nil {
-                    badTimestamp = true
-                }
-                continue
-            }
-            let views: [RecordView]
+            // (hasKey, timestamp, offset) of each record: read in place, or decompressed.
+            let fields: [(hasKey: Bool, timestamp: Int64, offset: Int64)]
             do {
-                views = try RecordBatches.recordViews(records, batchAt: batch.position, header: header)
+                if header.compression == CompressionCodec.none {
+                    fields = try RecordBatches.recordViews(records, batchAt: batch.position, header: header).map {
+                        (
+                            $0.hasKey, header.baseTimestamp &+ $0.timestampDelta,
+                            header.baseOffset + Int64($0.offsetDelta)
+                        )
+                    }
+                } else {
+                    fields = try RecordBatches.records(records, batchAt: batch.position, header: header).map {
+                        ($0.key != nil, $0.timestamp, $0.offset)
+                    }
+                }
             } catch {
                 return RecordRejection(
                     code: .corruptMessage,
                     message: "The record batch of topic partition \(tp) does not parse: \(error).",
                     recordErrors: [])
             }
-            for (i, record) in views.enumerated() {
+            for (i, record) in fields.enumerated() {
                 if config.compactEnabled && !record.hasKey {
                     errors.append(
                         .init(
@@ -338,8 +340,7 @@ extension Broker {
                             batchIndexErrorMessage:
                                 "Compacted topic cannot accept message without key in topic partition \(tp)."))
                 }
-                let offset = header.baseOffset + Int64(record.offsetDelta)
-                if let problem = outOfRange(header.baseTimestamp &+ record.timestampDelta, offset: offset) {
+                if let problem = outOfRange(record.timestamp, offset: record.offset) {
                     badTimestamp = true
                     errors.append(.init(batchIndex: Int32(counted + i), batchIndexErrorMessage: problem))
                 }

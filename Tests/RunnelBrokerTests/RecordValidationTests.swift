@@ -1,6 +1,7 @@
 // The produce path's record checks (KIP-467): which records a client may not append, each named
 // by its index, as Kafka's LogValidator reports them in a ProduceResponse's record_errors.
 import NIOCore
+import RunnelCodecs
 import RunnelCore
 import RunnelLog
 import RunnelWire
@@ -57,16 +58,22 @@ struct RecordValidationTests {
         #expect(check(records, config) == nil)
     }
 
-    @Test("a compressed batch is checked by its header's first and largest timestamps")
-    func compressed() {
+    @Test("a compressed batch is decompressed to check its records", arguments: Codec.allCases)
+    func compressed(codec: Codec) throws {
         var config = LogConfig()
         config.timestampAfterMaxMs = 500
         config.compactEnabled = true
-        // attributes 4 marks zstd; the records are not compressed here, only marked.
-        let tooNew = batch([("a", now), (nil, now + 900)], attributes: 4)
-        let rejection = check(tooNew, config)
-        #expect(rejection?.code == .invalidTimestamp && rejection?.recordErrors.isEmpty == true)
-        #expect(check(batch([(nil, now)], attributes: 4), config) == nil, "a compressed batch's keys are not read")
+        let (plain, _) = batch([("a", now), (nil, now + 900), ("c", now)])
+        let packed = try RecordBatches.compress(plain, with: codec)
+        let infos = try RecordBatches.validate(packed, maxBatchBytes: 1_000_000).get()
+        let rejection = check((packed, infos), config)
+        #expect(rejection?.code == .invalidTimestamp)
+        #expect(rejection?.recordErrors.map(\.batchIndex) == [1, 1], "no key, and too new")
+        // Marked compressed but not: refused as corrupt, not let through unchecked.
+        let fake = batch([("a", now)], attributes: codec.rawValue)
+        #expect(check(fake, config)?.code == .corruptMessage)
+        // Nothing to check on a plain delete topic: the batch is not decompressed at all.
+        #expect(check(fake, LogConfig()) == nil)
     }
 
     @Test("a producer may not set LogAppendTime itself")

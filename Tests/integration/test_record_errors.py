@@ -9,6 +9,7 @@ records"):
 - keyless records on a compacted topic: INVALID_RECORD, read on the wire (two records named among
   four) and through librdkafka's delivery reports (librdkafka reports per record only when a
   batch has several bad records, so the batches here have two);
+- the same for batches compressed with each codec (the broker decompresses them for the check);
 - CreateTime timestamps outside the topic's message.timestamp.before.max.ms / after.max.ms:
   INVALID_TIMESTAMP, on the wire and through librdkafka; a record inside the bounds is taken.
 """
@@ -31,9 +32,9 @@ def produce_raw(bootstrap: str, topic: str, batch: bytes) -> kwire.ProducePartit
     return topics[topic][0]
 
 
-def deliveries(bootstrap: str, topic: str, messages: list[dict]) -> list[KafkaError | None]:
+def deliveries(bootstrap: str, topic: str, messages: list[dict], **conf) -> list[KafkaError | None]:
     """Sends `messages` in one batch (one flush, long linger) and returns each one's report."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "retries": 0, "acks": "all", **QUIET})
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "retries": 0, "acks": "all", **QUIET, **conf})
     reports: list = [None] * len(messages)
     done = [False] * len(messages)
 
@@ -63,6 +64,22 @@ def test_keyless_records_on_a_compacted_topic_are_named(broker):
     codes = [r.code() if r else None for r in reports]
     assert codes == [KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD,
                      KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD], reports
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_are_checked_record_by_record(broker, codec):
+    """The broker decompresses a compressed batch for a compacted topic's key check, as Kafka
+    does, so compression does not let keyless records in."""
+    topic = unique(f"rec-err-{codec}")
+    create_topic(broker.bootstrap, topic, 1, {"cleanup.policy": "compact"})
+    messages = [{"key": b"k1", "value": b"x" * 100}, {"value": b"no key" * 20}, {"key": b"k2", "value": b"y" * 100},
+                {"value": b"none" * 30}]
+    reports = deliveries(broker.bootstrap, topic, messages, **{"compression.type": codec})
+    codes = [r.code() if r else None for r in reports]
+    assert codes == [KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD,
+                     KafkaError._INVALID_DIFFERENT_RECORD, KafkaError.INVALID_RECORD], reports
+    keyed = [m for m in messages if "key" in m]
+    assert deliveries(broker.bootstrap, topic, keyed, **{"compression.type": codec}) == [None, None]
 
 
 def test_timestamps_out_of_bounds_are_named(broker):
