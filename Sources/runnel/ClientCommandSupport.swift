@@ -15,6 +15,7 @@ let clientToolCommands: [String: [String]] = [
     "cluster": ["describe"],
     "acl": ["add", "list", "remove"],
     "user": ["scram"],
+    "log-dirs": ["describe"],
 ]
 
 /// Options every client tool takes.

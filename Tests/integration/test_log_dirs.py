@@ -1,17 +1,24 @@
 """Tools for running a cluster for years: where the bytes are (issue 19, the read-only parts).
 
-Against 3 controllers and 3 brokers, each its own process, DescribeLogDirs through Apache Kafka's
-Java Admin (`describeLogDirs`, kafka-clients 3.9.1, which asks v4): every broker answers for its
-own `log.dirs` with the file system's total and usable bytes, every replica it hosts (and only
-those: the topic's replica assignment from Metadata, RF 2 so each broker holds some partitions and
-not others), sizes that grow after producing and end equal on every replica (batches are stored
-as received), offset lag 0 once followers caught up, no future replicas.
+Against 3 controllers and 3 brokers, each its own process:
+- DescribeLogDirs through Apache Kafka's Java Admin (`describeLogDirs`, kafka-clients 3.9.1,
+  which asks v4): every broker answers for its own `log.dirs` with the file system's total and
+  usable bytes, every replica it hosts (and only those: the topic's replica assignment from
+  Metadata, RF 2 so each broker holds some partitions and not others), sizes that grow after
+  producing and end equal on every replica (batches are stored as received), offset lag 0 once
+  followers caught up, no future replicas.
+- `runnel log-dirs describe --json` (as kafka-log-dirs --describe) reports the same, in Kafka's
+  JSON shape; --broker-list and --topic-list narrow it; bad arguments and unknown brokers end
+  with one sentence and exit status 1.
 
 The refusal of a principal without DESCRIBE on the cluster is in test_security.py.
-Runnel only.
+Runnel only (runs the runnel binary).
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
 
 import pytest
 from confluent_kafka import Producer
@@ -19,11 +26,24 @@ from confluent_kafka.admin import NewTopic
 
 import javaclient
 from cluster import admin, start_cluster
+from nodes import runnel_bin
 from util import QUIET, is_runnel, unique, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="runs the runnel binary against Runnel nodes")
 
 PARTITIONS = 3
+
+
+def runnel(*args, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([str(runnel_bin()), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def one_sentence(p: subprocess.CompletedProcess) -> str:
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("runnel: ") and lines[0].endswith("."), p.stderr
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +130,48 @@ def test_java_admin_describes_every_brokers_own_log_dirs(cluster, topic):
     sizes = wait_until(settled, timeout=30, interval=0.5, what="every replica holds the produced bytes")
     # 100 records of ~200 bytes per partition, stored as batches of at least that.
     assert all(size > 100 * 200 for size in sizes.values()), sizes
+
+
+def test_runnel_log_dirs_describe_json_and_filters(cluster, topic):
+    _, brokers = cluster
+    name, assignment = topic
+    boot = bootstrap(brokers)
+    p = runnel("log-dirs", "describe", "--json", "--bootstrap-server", boot)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["version"] == 1
+    assert [b["broker"] for b in out["brokers"]] == [4, 5, 6]
+    for entry in out["brokers"]:
+        b = next(n for n in brokers if n.node_id == entry["broker"])
+        assert [d["logDir"] for d in entry["logDirs"]] == [str(b.data_dir)]
+        d = entry["logDirs"][0]
+        assert set(d) == {"logDir", "error", "totalBytes", "usableBytes", "partitions"}
+        assert d["error"] is None and 0 < d["usableBytes"] <= d["totalBytes"]
+        mine = replicas_of(entry["logDirs"], name, key="partitions")
+        assert set(mine) == {f"{name}-{i}" for i, reps in assignment.items() if b.node_id in reps}
+        for r in mine.values():
+            assert set(r) == {"partition", "size", "offsetLag", "isFuture"}
+            assert r["isFuture"] is False and r["offsetLag"] >= 0 and r["size"] >= 0
+
+    # Narrowed: one broker, one topic.
+    p = runnel("log-dirs", "describe", "--json", "--broker-list", "5", "--topic-list", name, "--bootstrap-server", boot)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [b["broker"] for b in out["brokers"]] == [5]
+    parts = out["brokers"][0]["logDirs"][0]["partitions"]
+    assert {r["partition"] for r in parts} == {f"{name}-{i}" for i, reps in assignment.items() if 5 in reps}
+
+    # The table for people names every dir and replica.
+    p = runnel("log-dirs", "describe", "--topic-list", name, "--bootstrap-server", boot)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0].split()[:3] == ["BROKER", "LOG", "DIR"]
+    for b in brokers:
+        assert str(b.data_dir) in p.stdout
+    for i in assignment:
+        assert f"{name}-{i}" in p.stdout
+
+    # Failures: one sentence, exit 1.
+    assert "broker-list" in one_sentence(runnel("log-dirs", "describe", "--broker-list", "4,x", "--bootstrap-server", boot))
+    assert "--topic-list" in one_sentence(runnel("log-dirs", "describe", "--topic-list", ",", "--bootstrap-server", boot))
+    msg = one_sentence(runnel("log-dirs", "describe", "--broker-list", "4,99", "--bootstrap-server", boot))
+    assert "99" in msg and "do not exist" in msg, msg

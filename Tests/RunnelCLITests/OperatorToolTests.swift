@@ -1,0 +1,65 @@
+// The operator tools of issue 19 as pure functions: `log-dirs describe`'s JSON in
+// kafka-log-dirs' shape and its --topic-list filter, and its argument refusals.
+import ArgumentParser
+import RunnelClient
+import RunnelWire
+import Testing
+@testable import runnel
+
+@Suite struct OperatorToolTests {
+    static let server = ["--bootstrap-server", "127.0.0.1:9092"]
+
+    static let brokers: [(Int32, [LogDirInfo])] = [
+        (
+            4,
+            [
+                LogDirInfo(
+                    path: "/data/a", error: .none, totalBytes: 1000, usableBytes: 400,
+                    replicas: [
+                        ReplicaLogDirInfo(topic: "audit", partition: 0, sizeBytes: 5, offsetLag: 0, isFuture: false),
+                        ReplicaLogDirInfo(topic: "orders", partition: 1, sizeBytes: 70, offsetLag: 3, isFuture: false),
+                    ]),
+                LogDirInfo(path: "/data/b", error: .kafkaStorageError, totalBytes: nil, usableBytes: nil, replicas: []),
+            ]
+        )
+    ]
+
+    @Test("log-dirs --json has kafka-log-dirs' shape, with each dir's space beside it")
+    func logDirsJSON() {
+        #expect(
+            LogDirsDescribe.json(Self.brokers).render(pretty: false)
+                == #"{"version":1,"brokers":[{"broker":4,"logDirs":["#
+                + #"{"logDir":"/data/a","error":null,"totalBytes":1000,"usableBytes":400,"partitions":["#
+                + #"{"partition":"audit-0","size":5,"offsetLag":0,"isFuture":false},"#
+                + #"{"partition":"orders-1","size":70,"offsetLag":3,"isFuture":false}]},"#
+                + #"{"logDir":"/data/b","error":"KAFKA_STORAGE_ERROR","totalBytes":null,"usableBytes":null,"partitions":[]}]}]}"#
+        )
+    }
+
+    @Test("--topic-list keeps every dir and only the replicas of the topics named")
+    func topicFilter() {
+        let filtered = LogDirsDescribe.filter(Self.brokers, topics: ["orders"])
+        #expect(filtered[0].1.map(\.path) == ["/data/a", "/data/b"])
+        #expect(filtered[0].1[0].replicas.map(\.topic) == ["orders"])
+        #expect(LogDirsDescribe.filter(Self.brokers, topics: [])[0].1[0].replicas.count == 2)
+    }
+
+    @Test("bad arguments of the new tools end in one sentence")
+    func refusals() {
+        func refusal(_ arguments: [String]) -> String? {
+            do {
+                _ = try Runnel.parseAsRoot(arguments)
+                return nil
+            } catch {
+                return usageFailure(error, arguments: arguments)
+            }
+        }
+        #expect(refusal(["log-dirs", "describe", "--broker-list", "1,2", "--topic-list", "a,b"] + Self.server) == nil)
+        #expect(
+            refusal(["log-dirs", "describe", "--broker-list", "1,x"] + Self.server)
+                == "--broker-list expects broker ids as 1,2,3, not \"1,x\" (see runnel log-dirs describe --help).")
+        #expect(
+            refusal(["log-dirs", "describe", "--topic-list", ","] + Self.server)
+                == "--topic-list names no topic (\",\") (see runnel log-dirs describe --help).")
+    }
+}
