@@ -1,7 +1,10 @@
 // The operator tools of issue 19 as pure functions: `log-dirs describe`'s JSON in
-// kafka-log-dirs' shape and its --topic-list filter, and its argument refusals.
+// kafka-log-dirs' shape and its --topic-list filter, `storage info`'s problems, and their
+// argument refusals.
 import ArgumentParser
 import RunnelClient
+import RunnelCore
+import RunnelNode
 import RunnelWire
 import Testing
 @testable import runnel
@@ -44,6 +47,31 @@ import Testing
         #expect(LogDirsDescribe.filter(Self.brokers, topics: [])[0].1[0].replicas.count == 2)
     }
 
+    @Test("storage info: unformatted, missing, another node's and another cluster's dirs, one directory id twice")
+    func storageProblems() {
+        typealias Dir = StorageInfo.Directory
+        let id = KafkaUUID("JcX-TKjJQBCxmIXxjAUzMA")!
+        func formatted(_ path: String, node: Int32 = 1, cluster: String = "c1", directoryId: KafkaUUID = .zero) -> Dir {
+            Dir(
+                path: path, isLogDir: true, isMetadataLogDir: false,
+                state: .formatted(MetaProperties(nodeId: node, clusterId: cluster, directoryId: directoryId)))
+        }
+        #expect(StorageInfo.findProblems(in: [formatted("/a", directoryId: id)], nodeId: 1) == [])
+        #expect(
+            StorageInfo.findProblems(
+                in: [
+                    Dir(path: "/u", isLogDir: true, isMetadataLogDir: false, state: .unformatted),
+                    Dir(path: "/m", isLogDir: false, isMetadataLogDir: true, state: .missing),
+                    formatted("/a", directoryId: id), formatted("/b", node: 2), formatted("/c", cluster: "c2"),
+                    formatted("/d", directoryId: id),
+                ], nodeId: 1)
+                == [
+                    "/u is not formatted.", "/m does not exist.", "/b belongs to node 2, but node.id is 1.",
+                    "/c belongs to cluster c2, but /a belongs to cluster c1.",
+                    "/d has the same directory.id (JcX-TKjJQBCxmIXxjAUzMA) as /a; format one of them again.",
+                ])
+    }
+
     @Test("bad arguments of the new tools end in one sentence")
     func refusals() {
         func refusal(_ arguments: [String]) -> String? {
@@ -61,5 +89,8 @@ import Testing
         #expect(
             refusal(["log-dirs", "describe", "--topic-list", ","] + Self.server)
                 == "--topic-list names no topic (\",\") (see runnel log-dirs describe --help).")
+        #expect(refusal(["storage", "info", "-c", "x.properties", "--json"]) == nil)
+        let missing = refusal(["storage", "info"])
+        #expect(missing?.hasSuffix("(see runnel storage info --help).") == true)
     }
 }

@@ -1,4 +1,5 @@
-"""Tools for running a cluster for years: where the bytes are (issue 19, the read-only parts).
+"""Tools for running a cluster for years: where the bytes are and what the disks hold (issue
+19, the read-only parts).
 
 Against 3 controllers and 3 brokers, each its own process:
 - DescribeLogDirs through Apache Kafka's Java Admin (`describeLogDirs`, kafka-clients 3.9.1,
@@ -10,6 +11,8 @@ Against 3 controllers and 3 brokers, each its own process:
 - `runnel log-dirs describe --json` (as kafka-log-dirs --describe) reports the same, in Kafka's
   JSON shape; --broker-list and --topic-list narrow it; bad arguments and unknown brokers end
   with one sentence and exit status 1.
+- `runnel storage info` (as kafka-storage info) on the nodes' formatted dirs, on a config whose
+  dirs are missing or unformatted, and on dirs formatted for two clusters.
 
 The refusal of a principal without DESCRIBE on the cluster is in test_security.py.
 Runnel only (runs the runnel binary).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 from confluent_kafka import Producer
@@ -26,7 +30,7 @@ from confluent_kafka.admin import NewTopic
 
 import javaclient
 from cluster import admin, start_cluster
-from nodes import runnel_bin
+from nodes import kafka_uuid, runnel_bin
 from util import QUIET, is_runnel, unique, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="runs the runnel binary against Runnel nodes")
@@ -175,3 +179,64 @@ def test_runnel_log_dirs_describe_json_and_filters(cluster, topic):
     assert "--topic-list" in one_sentence(runnel("log-dirs", "describe", "--topic-list", ",", "--bootstrap-server", boot))
     msg = one_sentence(runnel("log-dirs", "describe", "--broker-list", "4,99", "--bootstrap-server", boot))
     assert "99" in msg and "do not exist" in msg, msg
+
+
+def test_storage_info_on_formatted_nodes(cluster):
+    controllers, brokers = cluster
+    for node in (controllers[0], brokers[2]):
+        p = runnel("storage", "info", "--config", node.config_path, "--json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        out = json.loads(p.stdout)
+        assert out["problems"] == []
+        (d,) = out["directories"]
+        assert d["path"] == str(node.data_dir) and d["logDir"] and d["metadataLogDir"]
+        assert d["state"] == "formatted"
+        meta = d["metaProperties"]
+        assert meta["cluster.id"] == node.cluster_id and meta["node.id"] == node.node_id and meta["version"] == 1
+        assert len(meta["directory.id"]) == 22
+        p = runnel("storage", "info", "-c", node.config_path)
+        assert p.returncode == 0, p.stderr
+        assert str(node.data_dir) in p.stdout and node.cluster_id in p.stdout and "formatted" in p.stdout
+
+
+def write_config(path, **props) -> str:
+    base = {"process.roles": "broker", "node.id": "7", "controller.quorum.voters": "1@127.0.0.1:1",
+            "controller.listener.names": "CONTROLLER", "listeners": "PLAINTEXT://127.0.0.1:1"}
+    base.update(props)
+    path.write_text("".join(f"{k.replace('_', '.')}={v}\n" for k, v in base.items()))
+    return str(path)
+
+
+def test_storage_info_finds_unformatted_missing_and_mixed_dirs(tmp_path):
+    fresh, gone, meta = tmp_path / "fresh", tmp_path / "gone", tmp_path / "meta"
+    fresh.mkdir()
+    config = write_config(tmp_path / "a.properties", log_dirs=f"{fresh},{gone}", metadata_log_dir=meta)
+    p = runnel("storage", "info", "-c", config, "--json")
+    assert p.returncode == 1, p.stdout + p.stderr
+    out = json.loads(p.stdout)
+    assert [(d["path"], d["state"], d["logDir"], d["metadataLogDir"]) for d in out["directories"]] == [
+        (str(fresh), "unformatted", True, False), (str(gone), "missing", True, False), (str(meta), "missing", False, True)]
+    assert out["problems"] == [f"{fresh} is not formatted.", f"{gone} does not exist.", f"{meta} does not exist."]
+    p = runnel("storage", "info", "-c", config)
+    assert p.returncode == 1
+    assert "Found problems:" in p.stdout and f"  {fresh} is not formatted." in p.stdout
+
+    # Each dir formatted on its own, for two clusters: both formatted, the mismatch is a problem.
+    one, two = tmp_path / "one", tmp_path / "two"
+    for d in (one, two):
+        c = write_config(tmp_path / f"{d.name}.properties", log_dirs=d)
+        f = subprocess.run([str(runnel_bin()), "format", "-c", c, "-t", kafka_uuid()], capture_output=True, text=True)
+        assert f.returncode == 0, f.stderr
+    config = write_config(tmp_path / "both.properties", log_dirs=f"{one},{two}")
+    p = runnel("storage", "info", "-c", config, "--json")
+    assert p.returncode == 1
+    out = json.loads(p.stdout)
+    assert [d["state"] for d in out["directories"]] == ["formatted", "formatted"]
+    ids = [d["metaProperties"]["cluster.id"] for d in out["directories"]]
+    assert ids[0] != ids[1]
+    assert out["problems"] == [f"{two} belongs to cluster {ids[1]}, but {one} belongs to cluster {ids[0]}."]
+    # Another node's dirs.
+    config = write_config(tmp_path / "other.properties", log_dirs=one, node_id=8)
+    out = json.loads(runnel("storage", "info", "-c", config, "--json").stdout)
+    assert out["problems"] == [f"{one} belongs to node 7, but node.id is 8."]
+    assert "does not exist" in one_sentence(runnel("storage", "info", "-c", tmp_path / "nope.properties"))
