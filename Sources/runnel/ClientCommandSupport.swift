@@ -17,6 +17,7 @@ let clientToolCommands: [String: [String]] = [
     "acl": ["add", "list", "remove"],
     "user": ["scram"],
     "log-dirs": ["describe"],
+    "features": ["describe"],
     "storage": ["info"],
 ]
 

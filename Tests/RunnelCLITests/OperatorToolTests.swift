@@ -1,6 +1,6 @@
 // The operator tools of issue 19 as pure functions: `log-dirs describe`'s JSON in
-// kafka-log-dirs' shape and its --topic-list filter, `storage info`'s problems, and their
-// argument refusals.
+// kafka-log-dirs' shape and its --topic-list filter, `features describe`'s lines as
+// kafka-features prints them, `storage info`'s problems, and their argument refusals.
 import ArgumentParser
 import RunnelClient
 import RunnelCore
@@ -47,6 +47,25 @@ import Testing
         #expect(LogDirsDescribe.filter(Self.brokers, topics: [])[0].1[0].replicas.count == 2)
     }
 
+    @Test("features describe prints kafka-features' line, metadata.version levels by name")
+    func featureLines() {
+        let features = FeatureMetadata(
+            supported: [
+                .init(name: "metadata.version", minVersion: 1, maxVersion: 21),
+                .init(name: "zeta.version", minVersion: 0, maxVersion: 2),
+            ], finalized: ["metadata.version": 21], finalizedEpoch: 42)
+        #expect(
+            FeaturesDescribe.lines(features) == [
+                "Feature: metadata.version\tSupportedMinVersion: 3.0-IV1\tSupportedMaxVersion: 3.9-IV0\tFinalizedVersionLevel: 3.9-IV0\tEpoch: 42",
+                "Feature: zeta.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\tFinalizedVersionLevel: 0\tEpoch: 42",
+            ])
+        var noEpoch = features
+        noEpoch.finalizedEpoch = nil
+        #expect(FeaturesDescribe.lines(noEpoch)[0].hasSuffix("\tEpoch: -"))
+        #expect(FeaturesDescribe.levelName("metadata.version", 22) == "22", "a level this build does not know")
+        #expect(FeaturesDescribe.levelName("metadata.version", 0) == "0")
+    }
+
     @Test("storage info: unformatted, missing, another node's and another cluster's dirs, one directory id twice")
     func storageProblems() {
         typealias Dir = StorageInfo.Directory
@@ -89,6 +108,7 @@ import Testing
         #expect(
             refusal(["log-dirs", "describe", "--topic-list", ","] + Self.server)
                 == "--topic-list names no topic (\",\") (see runnel log-dirs describe --help).")
+        #expect(refusal(["features", "describe"] + Self.server) == nil)
         #expect(refusal(["storage", "info", "-c", "x.properties", "--json"]) == nil)
         let missing = refusal(["storage", "info"])
         #expect(missing?.hasSuffix("(see runnel storage info --help).") == true)

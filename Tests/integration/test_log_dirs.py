@@ -1,5 +1,5 @@
-"""Tools for running a cluster for years: where the bytes are and what the disks hold (issue
-19, the read-only parts).
+"""Tools for running a cluster for years: where the bytes are, what the disks hold, which
+features the cluster runs (issue 19, the read-only parts).
 
 Against 3 controllers and 3 brokers, each its own process:
 - DescribeLogDirs through Apache Kafka's Java Admin (`describeLogDirs`, kafka-clients 3.9.1,
@@ -11,6 +11,8 @@ Against 3 controllers and 3 brokers, each its own process:
 - `runnel log-dirs describe --json` (as kafka-log-dirs --describe) reports the same, in Kafka's
   JSON shape; --broker-list and --topic-list narrow it; bad arguments and unknown brokers end
   with one sentence and exit status 1.
+- `runnel features describe` prints kafka-features' line for metadata.version (3.0-IV1 to
+  3.9-IV0, finalized 3.9-IV0, the epoch) and --json.
 - `runnel storage info` (as kafka-storage info) on the nodes' formatted dirs, on a config whose
   dirs are missing or unformatted, and on dirs formatted for two clusters.
 
@@ -21,6 +23,7 @@ Runnel only (runs the runnel binary).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -179,6 +182,26 @@ def test_runnel_log_dirs_describe_json_and_filters(cluster, topic):
     assert "--topic-list" in one_sentence(runnel("log-dirs", "describe", "--topic-list", ",", "--bootstrap-server", boot))
     msg = one_sentence(runnel("log-dirs", "describe", "--broker-list", "4,99", "--bootstrap-server", boot))
     assert "99" in msg and "do not exist" in msg, msg
+
+
+def test_features_describe(cluster):
+    _, brokers = cluster
+    p = runnel("features", "describe", "--bootstrap-server", brokers[1].bootstrap)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 1, p.stdout
+    m = re.fullmatch(r"Feature: metadata\.version\tSupportedMinVersion: 3\.0-IV1\tSupportedMaxVersion: 3\.9-IV0\t"
+                     r"FinalizedVersionLevel: 3\.9-IV0\tEpoch: (\d+)", lines[0])
+    assert m, lines[0]
+    p = runnel("features", "describe", "--json", "--bootstrap-server", brokers[1].bootstrap)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    (f,) = out["features"]
+    assert f["feature"] == "metadata.version"
+    assert (f["supportedMinVersion"], f["supportedMaxVersion"], f["finalizedVersionLevel"]) == (1, 21, 21)
+    assert f["finalizedVersion"] == "3.9-IV0"
+    assert f["epoch"] >= int(m.group(1)), "the epoch (a metadata offset) never goes back"
+    assert "bootstrap" in one_sentence(runnel("features", "describe", "--bootstrap-server", "nowhere"))
 
 
 def test_storage_info_on_formatted_nodes(cluster):
