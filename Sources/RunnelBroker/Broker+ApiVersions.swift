@@ -20,6 +20,8 @@ extension Broker {
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,
         .describeQuorum: 0...2,
+        // Each broker's own log dirs (v4: their total and usable bytes, KIP-827).
+        .describeLogDirs: 0...4,
         .initProducerId: 0...5,
         // Transactions v1 (KIP-98, KIP-890 part 1). EndTxn v5, TxnOffsetCommit v5 and Produce
         // v12 (transactions v2) wait for the `transaction.version` feature.

@@ -625,6 +625,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .listTransactions:
                 return try listTransactions(
                     decode(ListTransactionsRequest.self, request), version: version, context: context)
+            case .describeLogDirs:
+                return try describeLogDirs(
+                    decode(DescribeLogDirsRequest.self, request), version: version, context: context)
             case .describeAcls:
                 return try describeAcls(decode(DescribeAclsRequest.self, request), version: version, context: context)
             case .createAcls:

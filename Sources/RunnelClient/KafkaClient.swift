@@ -432,6 +432,7 @@ public enum ClientVersions {
         .describeConfigs: 1...4,
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,
+        .describeLogDirs: 1...4,  // v1+ as Kafka 3.9's Admin asks
         .findCoordinator: 1...6,  // v4+ carry a list of keys
         .joinGroup: 1...9,  // v4+ answer MEMBER_ID_REQUIRED first
         .syncGroup: 0...5,

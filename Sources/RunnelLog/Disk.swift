@@ -19,6 +19,25 @@ public protocol Disk: Sendable {
     func rename(_ from: String, to: String) throws
     /// Makes a directory's entries (creates, renames, removes) durable.
     func syncDirectory(_ path: String) throws
+    /// The size and free space of the file system holding `path`; nil when the disk cannot tell
+    /// (the simulator).
+    func space(_ path: String) throws -> DiskSpace?
+}
+
+extension Disk {
+    public func space(_ path: String) throws -> DiskSpace? { nil }
+}
+
+/// A file system's size and the free space an unprivileged writer may use, in bytes (Java's
+/// `FileStore.getTotalSpace` and `getUsableSpace`, which DescribeLogDirs v4 reports).
+public struct DiskSpace: Sendable, Equatable {
+    public var totalBytes: Int64
+    public var usableBytes: Int64
+
+    public init(totalBytes: Int64, usableBytes: Int64) {
+        self.totalBytes = totalBytes
+        self.usableBytes = usableBytes
+    }
 }
 
 /// An open file. Callers serialize writes, truncations and closing (the log's append lock); reads

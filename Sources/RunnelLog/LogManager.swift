@@ -107,6 +107,12 @@ public final class LogManager: @unchecked Sendable {
     public func log(_ tp: TopicPartition) -> PartitionLog? { lock.withLock { logs[tp] } }
     public var allLogs: [PartitionLog] { lock.withLock { Array(logs.values) } }
     public var topicPartitions: [TopicPartition] { lock.withLock { Array(logs.keys) } }
+    /// Every partition log with the log dir (of `logDirs`) that holds it.
+    public var logsWithDirs: [(log: PartitionLog, dir: String)] {
+        lock.withLock { logs.map { ($0.value, logDirOf[$0.key]!) } }
+    }
+    /// The size and free space of the file system under `dir`; nil when the disk cannot tell.
+    public func space(ofLogDir dir: String) throws -> DiskSpace? { try disk.space(dir) }
 
     /// Returns the log for `tp`, creating its directory (in the log dir holding the fewest
     /// partitions) and `partition.metadata` when new.

@@ -34,6 +34,13 @@ public struct PosixDisk: Disk {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    public func space(_ path: String) throws -> DiskSpace? {
+        var stats = statvfs()
+        if statvfs(path, &stats) != 0 { throw Self.error("statvfs", path) }
+        let unit = Int64(stats.f_frsize)
+        return DiskSpace(totalBytes: Int64(stats.f_blocks) * unit, usableBytes: Int64(stats.f_bavail) * unit)
+    }
+
     public func list(_ directory: String) throws -> [String] {
         guard let dir = opendir(directory) else { throw Self.error("list", directory) }
         defer { closedir(dir) }

@@ -528,11 +528,23 @@ struct ControllerEndpoint: RequestHandler {
 
 /// Gauges of a broker's partitions, refreshed by the maintenance loop.
 enum BrokerGauges {
+    /// The replicas with a `runnel_log_size_bytes` series, so the series of a replica that left
+    /// this broker is removed rather than kept at its last value.
+    private static let sizedReplicas = NIOLockedValueBox<Set<TopicPartition>>([])
+
+    /// Kafka's `kafka.log:type=Log,name=Size`: the bytes of a replica's segment files.
+    static func logSizeGauge(_ tp: TopicPartition) -> Gauge {
+        Gauge(label: "runnel_log_size_bytes", dimensions: [("topic", tp.topic), ("partition", "\(tp.partition)")])
+    }
+
     static func refresh(_ broker: Broker) {
         var leaders = 0, underReplicated = 0, underMinIsr = 0, hosted = 0
         let image = broker.image
+        var sized = Set<TopicPartition>()
         for partition in broker.hostedPartitions {
             hosted += 1
+            sized.insert(partition.topicPartition)
+            logSizeGauge(partition.topicPartition).record(partition.log.sizeInBytes)
             guard let leader = partition.leaderState else { continue }
             leaders += 1
             let state = partition.state
@@ -548,6 +560,11 @@ enum BrokerGauges {
         NodeMetrics.leaderPartitions.record(leaders)
         NodeMetrics.underReplicatedPartitions.record(underReplicated)
         NodeMetrics.underMinIsrPartitions.record(underMinIsr)
+        let gone = sizedReplicas.withLockedValue { previous in
+            defer { previous = sized }
+            return previous.subtracting(sized)
+        }
+        for tp in gone { logSizeGauge(tp).destroy() }
     }
 }
 

@@ -4,8 +4,9 @@ import RunnelClient
 import RunnelNetwork
 import RunnelNode
 
-/// The top-level commands that talk to brokers over the Kafka protocol. A bad argument to any of
-/// them ends like every other failure: one sentence on stderr and exit status 1.
+/// The top-level commands that talk to brokers over the Kafka protocol, and `storage` (an
+/// operator's tool beside them). A bad argument to any of them ends like every other failure: one
+/// sentence on stderr and exit status 1.
 let clientToolCommands: [String: [String]] = [
     "topic": ["create", "list", "describe", "delete", "alter-config"],
     "produce": [],
@@ -15,6 +16,9 @@ let clientToolCommands: [String: [String]] = [
     "cluster": ["describe"],
     "acl": ["add", "list", "remove"],
     "user": ["scram"],
+    "log-dirs": ["describe"],
+    "features": ["describe"],
+    "storage": ["info"],
 ]
 
 /// Options every client tool takes.

@@ -15,12 +15,13 @@ struct Runnel: AsyncParsableCommand {
         abstract: "Runnel: a Kafka-compatible distributed log, built the KRaft way.",
         subcommands: [
             Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
-            Group.self, Transactions.self, Cluster.self, Acl.self, User.self, Bench.self,
+            Group.self, Transactions.self, Cluster.self, Acl.self, User.self, LogDirs.self, Features.self,
+            Storage.self, Bench.self,
         ]
     )
 
     /// ArgumentParser's entry point, except that a bad argument to a client tool (topic, produce,
-    /// consume, group, transactions, cluster) ends with one sentence and exit status 1 instead of the usage text.
+    /// consume, group, transactions, cluster, log-dirs, features, storage) ends with one sentence and exit status 1 instead of the usage text.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {

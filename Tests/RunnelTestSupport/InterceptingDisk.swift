@@ -29,6 +29,7 @@ open class InterceptingDisk: Disk, @unchecked Sendable {
     public func removeTree(_ path: String) throws { try base.removeTree(path) }
     public func rename(_ from: String, to: String) throws { try base.rename(from, to: to) }
     public func syncDirectory(_ path: String) throws { try sync(nil, path: path) }
+    public func space(_ path: String) throws -> DiskSpace? { try base.space(path) }
 }
 
 /// A file of an `InterceptingDisk`: writes and syncs go through the disk.

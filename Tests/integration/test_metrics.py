@@ -4,6 +4,8 @@ During a confluent-kafka produce load against a node started with metrics.port, 
 port shows non-zero request counters and latency histograms for Produce, network bytes in and
 out, messages and bytes appended, and the quorum's gauges (epoch, high watermark, active
 controller); a path other than /metrics gets 404, and a node without metrics.port serves none.
+Each replica's log size (Kafka's kafka.log:type=Log,name=Size) equals the bytes of its segment
+files on disk, and its series goes when the topic is deleted.
 
 Runnel only.
 """
@@ -18,6 +20,7 @@ import urllib.request
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from nodes import free_ports, port_accepts
 from util import QUIET, create_topic, unique, wait_until
@@ -75,6 +78,31 @@ def test_metrics_during_a_produce_load(node_factory):
     assert value(scrape(port), "runnel_requests_total", 'api="Produce"') > before
     with pytest.raises(urllib.error.HTTPError):
         scrape(port, "/nothing")
+
+
+def test_log_size_per_partition(node_factory):
+    port = free_ports(1)[0]
+    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1"})
+    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    topic = unique("sizes")
+    create_topic(node.bootstrap, topic, 2)
+    p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", **QUIET})
+    for i in range(200):
+        p.produce(topic, value=b"x" * 300, partition=0)
+    assert p.flush(30) == 0
+
+    def on_disk(partition: int) -> int:
+        return sum(f.stat().st_size for f in node.partition_dir(topic, partition).glob("*.log"))
+
+    def sized():
+        text = scrape(port)
+        sizes = [value(text, "runnel_log_size_bytes", f'topic="{topic}",partition="{i}"') for i in (0, 1)]
+        return sizes == [on_disk(0), 0] and sizes
+    sizes = wait_until(sized, 10, 0.2, "the log size gauges to match the segment files")
+    assert sizes[0] > 200 * 300
+    a = AdminClient({"bootstrap.servers": node.bootstrap, **QUIET})
+    a.delete_topics([topic])[topic].result(30)
+    wait_until(lambda: f'topic="{topic}"' not in scrape(port), 10, 0.2, "the deleted topic's series to go")
 
 
 def test_no_metrics_port_no_server(node_factory):

@@ -439,6 +439,45 @@ def test_transaction_tools_need_describe_read_and_cluster_action(secure):
         p.abort_transaction(60)
 
 
+def test_describe_log_dirs_needs_describe_on_the_cluster(secure):
+    """DescribeLogDirs, as Kafka's handleDescribeLogDirsRequest: without DESCRIBE on the cluster
+    the whole answer is CLUSTER_AUTHORIZATION_FAILED with no directories (v3+; before v3 the
+    error code is not on the wire and the answer is empty), for `runnel log-dirs describe` and
+    the Java Admin alike; with it, the broker's dirs."""
+    alice = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice",
+             "sasl.password": ALICE_PASSWORD, "ssl.ca.location": secure.pki.ca}
+    data = secure.node.server_properties()["log.dirs"]
+    refused = secure.runnel("log-dirs", "describe", "--json", config=alice, check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert "CLUSTER_AUTHORIZATION_FAILED" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    with RawConnection(secure.ports["SASL_PLAINTEXT"]) as raw:
+        assert raw.login_plain("alice", ALICE_PASSWORD)[0] == 0
+        r = kwire.Reader(raw.send_request(35, 3, kwire.compact_array(None) + kwire.EMPTY_TAGS, flexible=True))
+        r.i32()  # throttle
+        assert r.i16() == 31  # CLUSTER_AUTHORIZATION_FAILED
+        assert r.compact_array_len() == 0
+        r = kwire.Reader(raw.send_request(35, 1, kwire.i32(-1)))
+        r.i32()
+        assert r.i32() == 0, "v1 has no error code: no directories"
+    if not javaclient.missing():
+        props = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                 "sasl.jaas.config": f'org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="{ALICE_PASSWORD}";',
+                 "ssl.truststore.type": "PEM", "ssl.truststore.location": secure.pki.ca}
+        res = javaclient.admin(secure.bootstrap("SASL_SSL"), "logdirs", "1", *(f"{k}={v}" for k, v in props.items()))
+        assert not res.ok and res.objects[0]["error"] == "ClusterAuthorizationException", res.explain()
+
+    as_admin = json.loads(secure.runnel("log-dirs", "describe", "--json").stdout)
+    assert [d["logDir"] for d in as_admin["brokers"][0]["logDirs"]] == [data]
+    secure.runnel("acl", "add", "--allow-principal", "User:alice", "--operation", "Describe", "--cluster")
+    try:
+        allowed = wait_until(lambda: (p := secure.runnel("log-dirs", "describe", "--json", config=alice, check=False))
+                             .returncode == 0 and json.loads(p.stdout), timeout=15, what="alice to describe log dirs")
+        assert [b["broker"] for b in allowed["brokers"]] == [1]
+        assert [d["logDir"] for d in allowed["brokers"][0]["logDirs"]] == [data]
+    finally:
+        secure.runnel("acl", "remove", "--allow-principal", "User:alice", "--operation", "Describe", "--cluster")
+
+
 def test_metadata_authorized_operations(secure):
     # confluent-kafka asks for topic authorized operations with include_authorized_operations.
     a = AdminClient(secure.scram("alice", ALICE_PASSWORD))

@@ -58,6 +58,8 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListTransactionsOptions;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.ReplicaInfo;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -109,6 +111,7 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient admin <bootstrap> create <topic> <partitions> <rf> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>\n"
                 + "       RunnelJavaClient admin <bootstrap> quorum -\n"
+                + "       RunnelJavaClient admin <bootstrap> logdirs <brokerId,...> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> transactions <transactional.id> <topic> <partition>\n"
                 + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]");
         System.exit(2);
@@ -282,6 +285,9 @@ public final class RunnelJavaClient {
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
         String topic = args[3];
+        if (args[2].equals("logdirs")) {
+            props.putAll(keyValues(args, 4));   // client settings (security) for this command
+        }
         try (Admin admin = Admin.create(props)) {
             switch (args[2]) {
                 case "create": {
@@ -332,6 +338,45 @@ public final class RunnelJavaClient {
                         sep = ", ";
                     }
                     System.out.println(json.append("]}"));
+                    return 0;
+                }
+                case "logdirs": {
+                    // Admin.describeLogDirs of the brokers named (the <topic> argument): one line
+                    // per broker, {"broker", "logDirs": [{"path", "error", "totalBytes",
+                    // "usableBytes", "replicas": [{"partition": "t-0", "size", "offsetLag", "future"}]}]}.
+                    List<Integer> brokers = new ArrayList<>();
+                    for (String id : topic.split(",")) {
+                        brokers.add(Integer.parseInt(id));
+                    }
+                    Map<Integer, Map<String, LogDirDescription>> all = admin.describeLogDirs(brokers)
+                            .allDescriptions().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    for (Integer broker : new TreeMap<>(all).keySet()) {
+                        StringBuilder json = new StringBuilder("{\"broker\": ").append(broker).append(", \"logDirs\": [");
+                        String sep = "";
+                        for (Map.Entry<String, LogDirDescription> dir : new TreeMap<>(all.get(broker)).entrySet()) {
+                            LogDirDescription d = dir.getValue();
+                            json.append(sep).append("{\"path\": ").append(quote(dir.getKey()))
+                                    .append(", \"error\": ").append(d.error() == null ? "null" : quote(d.error().getClass().getSimpleName()))
+                                    .append(", \"totalBytes\": ").append(d.totalBytes().orElse(-1))
+                                    .append(", \"usableBytes\": ").append(d.usableBytes().orElse(-1))
+                                    .append(", \"replicas\": [");
+                            String rsep = "";
+                            Map<String, ReplicaInfo> replicas = new TreeMap<>();
+                            for (Map.Entry<TopicPartition, ReplicaInfo> r : d.replicaInfos().entrySet()) {
+                                replicas.put(r.getKey().toString(), r.getValue());
+                            }
+                            for (Map.Entry<String, ReplicaInfo> r : replicas.entrySet()) {
+                                json.append(rsep).append("{\"partition\": ").append(quote(r.getKey()))
+                                        .append(", \"size\": ").append(r.getValue().size())
+                                        .append(", \"offsetLag\": ").append(r.getValue().offsetLag())
+                                        .append(", \"future\": ").append(r.getValue().isFuture()).append("}");
+                                rsep = ", ";
+                            }
+                            json.append("]}");
+                            sep = ", ";
+                        }
+                        System.out.println(json.append("]}"));
+                    }
                     return 0;
                 }
                 case "configs": {

@@ -1,0 +1,61 @@
+import NIOCore
+import RunnelCore
+import RunnelWire
+
+/// The feature flags of a cluster as a broker's ApiVersions (v3+) reports them: what the broker
+/// supports and what the cluster finalized (Kafka's `FeatureMetadata`, KIP-584).
+public struct FeatureMetadata: Sendable, Equatable {
+    /// A feature the broker's software can run, with the range of levels it supports.
+    public struct Supported: Sendable, Equatable {
+        public var name: String
+        public var minVersion: Int16
+        public var maxVersion: Int16
+
+        public init(name: String, minVersion: Int16, maxVersion: Int16) {
+            self.name = name
+            self.minVersion = minVersion
+            self.maxVersion = maxVersion
+        }
+    }
+
+    /// Supported features in name order.
+    public var supported: [Supported]
+    /// The finalized level of each feature the cluster has finalized.
+    public var finalized: [String: Int16]
+    /// The epoch of the finalized features (the metadata offset they were read at), nil when the
+    /// broker did not say.
+    public var finalizedEpoch: Int64?
+
+    public init(supported: [Supported], finalized: [String: Int16], finalizedEpoch: Int64?) {
+        self.supported = supported
+        self.finalized = finalized
+        self.finalizedEpoch = finalizedEpoch
+    }
+}
+
+extension KafkaClient {
+    /// Kafka's `Admin.describeFeatures`: ApiVersions v3 to any broker, whose answer carries the
+    /// supported and finalized features.
+    public func describeFeatures() async throws -> FeatureMetadata {
+        let (response, version, address) = try await sendAny { _ in
+            var request = ApiVersionsRequest()
+            request.clientSoftwareName = "runnel-client"
+            request.clientSoftwareVersion = "1.0"
+            return request
+        }
+        guard response.errorCode == 0 else {
+            throw ClientError(
+                "the broker at \(address) answered ApiVersions with \(ErrorCode(response.errorCode).name)")
+        }
+        guard version >= 3 else {
+            throw ClientError("the broker at \(address) answers ApiVersions only below v3, which carries no features")
+        }
+        var finalized: [String: Int16] = [:]
+        for feature in response.finalizedFeatures { finalized[feature.name] = feature.maxVersionLevel }
+        return FeatureMetadata(
+            supported: response.supportedFeatures.map {
+                FeatureMetadata.Supported(name: $0.name, minVersion: $0.minVersion, maxVersion: $0.maxVersion)
+            }.sorted { $0.name < $1.name }, finalized: finalized,
+            finalizedEpoch: response.finalizedFeaturesEpoch >= 0 ? response.finalizedFeaturesEpoch : nil)
+    }
+}
