@@ -244,7 +244,8 @@ let package = Package(
             name: "RunnelWireTests", dependencies: ["RunnelWire", "RunnelCore", "CRC32C"], resources: [.copy("Vectors")]
         ),
         .testTarget(
-            name: "RunnelLogTests", dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport"]),
+            name: "RunnelLogTests",
+            dependencies: ["RunnelLog", "RunnelWire", "RunnelCore", "RunnelTestSupport", "RunnelCodecs"]),
         .testTarget(
             name: "RunnelMetadataTests",
             dependencies: [

@@ -51,25 +51,28 @@ extension Broker {
                 // its epoch's start gets OFFSET_NOT_AVAILABLE (retriable) rather than an end
                 // offset below what the previous leader had committed.
                 let lagging = !isFollower && version >= 1 && partition.highWatermarkLagsEpochStart
-                var found: (offset: Int64, timestamp: Int64)?
+                // The leader epoch answered (v4+) is Kafka's: the latest epoch for the end, the
+                // epoch whose range holds the offset found otherwise (its batch's, for the max).
+                var found: (offset: Int64, timestamp: Int64, leaderEpoch: Int32?)?
                 switch p.timestamp {
                 case OffsetSpec.latest, OffsetSpec.latestTiered:
                     if lagging {
                         out.errorCode = ErrorCode.offsetNotAvailable.rawValue
                         continue
                     }
-                    found = (isFollower ? log.logEndOffset : hw, -1)
+                    found = (isFollower ? log.logEndOffset : hw, -1, epoch)
                 case OffsetSpec.earliest, OffsetSpec.earliestLocal:
-                    found = (log.logStartOffset, -1)
-                case OffsetSpec.maxTimestamp:
-                    if let m = log.maxTimestampAndOffset(), m.offset < hw { found = (m.offset, m.timestamp) }
+                    found = (log.logStartOffset, -1, log.leaderEpoch(forOffset: log.logStartOffset))
                 default:
-                    if p.timestamp < 0 {
+                    if p.timestamp < 0 && p.timestamp != OffsetSpec.maxTimestamp {
                         out.errorCode = ErrorCode.invalidRequest.rawValue
                         continue
                     }
                     do {
-                        if let hit = try log.offset(forTimestamp: p.timestamp), hit.offset < hw { found = hit }
+                        let hit =
+                            p.timestamp == OffsetSpec.maxTimestamp
+                            ? try log.maxTimestampAndOffset() : try log.offset(forTimestamp: p.timestamp)
+                        if let hit, hit.offset < hw { found = hit }
                     } catch {
                         out.errorCode = ErrorCode.kafkaStorageError.rawValue
                         continue
@@ -87,7 +90,7 @@ extension Broker {
                 } else {
                     out.offset = found?.offset ?? -1
                     out.timestamp = found?.timestamp ?? -1
-                    if version >= 4 { out.leaderEpoch = found == nil ? -1 : epoch }
+                    if version >= 4 { out.leaderEpoch = found?.leaderEpoch ?? -1 }
                 }
             }
             response.topics.append(topicResponse)

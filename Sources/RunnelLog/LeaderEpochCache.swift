@@ -41,6 +41,12 @@ public struct LeaderEpochCache: Sendable, Equatable {
         return (entries[index].epoch, logEndOffset)
     }
 
+    /// Kafka's `epochForOffset`: the epoch whose range holds `offset` (the last one starting at or
+    /// before it), or nil when the cache holds none.
+    public func epoch(forOffset offset: Int64) -> Int32? {
+        entries.last { $0.startOffset <= offset }?.epoch
+    }
+
     /// Drops epochs starting at or after `offset` (log truncated to `offset`).
     public mutating func truncate(fromOffset offset: Int64) {
         entries.removeAll { $0.startOffset >= offset }

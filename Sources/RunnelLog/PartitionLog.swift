@@ -826,26 +826,22 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: offsets by time
 
-    /// The earliest offset whose batch has a timestamp at least `timestamp`, and that timestamp;
-    /// nil when every record is older. Precise to the record for uncompressed batches, to the
-    /// batch for compressed ones (the produce path never decompresses).
-    public func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? {
+    /// The earliest record with a timestamp at least `timestamp`: its offset, its timestamp and
+    /// the leader epoch its offset falls in (Kafka's fetchOffsetByTimestamp); nil when every
+    /// record is older. Precise to the record, compressed batches included (they are inflated).
+    public func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64, leaderEpoch: Int32?)?
+    {
         try lock.withLock {
             for segment in segments where segment.maxTimestamp >= timestamp {
                 guard var (position, header) = try segment.firstBatch(withTimestampAtLeast: timestamp) else { continue }
                 while true {
                     if header.maxTimestamp >= timestamp && header.lastOffset >= _logStartOffset {
-                        // Compressed: precise to the batch. LogAppendTime: every record has the batch's time.
-                        if header.compression != CompressionCodec.none
-                            || (header.isLogAppendTime && header.recordCount > 0)
-                        {
-                            return (max(header.baseOffset, _logStartOffset), header.maxTimestamp)
-                        }
                         let bytes = try segment.log.read(at: position, count: header.totalBytes)
-                        if let batch = try RecordBatches.decode(bytes).first {
-                            for record in batch.records
-                            where record.timestamp >= timestamp && record.offset >= _logStartOffset {
-                                return (record.offset, header.isLogAppendTime ? header.maxTimestamp : record.timestamp)
+                        for record in try RecordBatches.records(bytes, batchAt: bytes.readerIndex, header: header) {
+                            // LogAppendTime: every record has the batch's time.
+                            let time = header.isLogAppendTime ? header.maxTimestamp : record.timestamp
+                            if time >= timestamp && record.offset >= _logStartOffset {
+                                return (record.offset, time, epochCache.epoch(forOffset: record.offset))
                             }
                         }
                         // No record of its own qualifies (an empty batch the cleaner left, which
@@ -860,17 +856,32 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
-    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
-    public func maxTimestampAndOffset() -> (offset: Int64, timestamp: Int64)? {
-        lock.withLock {
-            var best: (Int64, Int64)? = nil
+    /// The record with the largest timestamp (ListOffsets -3, KIP-734): its offset and timestamp
+    /// and its batch's leader epoch, found as Kafka does since KAFKA-16310: the segment with the
+    /// largest timestamp names its batch, and the batch's first record with that timestamp is
+    /// the one (a compressed batch is inflated to find it). Nil for an empty log.
+    public func maxTimestampAndOffset() throws -> (offset: Int64, timestamp: Int64, leaderEpoch: Int32?)? {
+        try lock.withLock {
+            var best: LogSegment?
             for segment in segments where segment.maxTimestamp >= 0 {
-                if best == nil || segment.maxTimestamp > best!.1 {
-                    best = (segment.offsetOfMaxTimestamp, segment.maxTimestamp)
-                }
+                if best == nil || segment.maxTimestamp > best!.maxTimestamp { best = segment }
             }
-            return best
+            guard let segment = best, let (position, header) = try segment.position(of: segment.offsetOfMaxTimestamp)
+            else { return nil }
+            let epoch = header.partitionLeaderEpoch >= 0 ? header.partitionLeaderEpoch : nil
+            guard header.maxTimestamp == segment.maxTimestamp, !header.isLogAppendTime else {
+                return (max(header.baseOffset, _logStartOffset), segment.maxTimestamp, epoch)
+            }
+            let bytes = try segment.log.read(at: position, count: header.totalBytes)
+            let records = try RecordBatches.records(bytes, batchAt: bytes.readerIndex, header: header)
+            let offset = records.first { $0.timestamp == header.maxTimestamp }?.offset ?? header.lastOffset
+            return (offset, header.maxTimestamp, epoch)
         }
+    }
+
+    /// The leader epoch whose range holds `offset` (Kafka's epochForOffset), if the log knows one.
+    public func leaderEpoch(forOffset offset: Int64) -> Int32? {
+        lock.withLock { epochCache.epoch(forOffset: offset) }
     }
 
     // MARK: retention and deletion

@@ -6,6 +6,7 @@ import Foundation
 import NIOCore
 import RunnelCore
 import RunnelWire
+import RunnelCodecs
 import Testing
 @testable import RunnelLog
 import RunnelTestSupport
@@ -220,7 +221,32 @@ struct PartitionLogTests {
         #expect(try log.offset(forTimestamp: 10_102)?.offset == 42)
         #expect(try log.offset(forTimestamp: 10_105)?.offset == 44)
         #expect(try log.offset(forTimestamp: 99_999) == nil)
-        #expect(log.maxTimestampAndOffset()?.timestamp == 10_393)
+        let max = try log.maxTimestampAndOffset()
+        #expect(max?.timestamp == 10_393 && max?.offset == 159 && max?.leaderEpoch == 0)
+    }
+
+    @Test(
+        "the largest timestamp is found at its record inside a batch, compressed or not, with the batch's epoch",
+        arguments: [nil] + Codec.allCases.map { Optional($0) })
+    func maxTimestampInsideABatch(codec: Codec?) throws {
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: disk, nowMs: 0)
+        func append(_ timestamps: [Int64], epoch: Int32) throws {
+            let records = timestamps.enumerated().map {
+                Record(offset: Int64($0), timestamp: $1, key: nil, value: ByteBuffer(string: "v\($1)"))
+            }
+            var payload = RecordBatches.build(records: records)
+            if let codec { payload = try RecordBatches.compress(payload, with: codec) }
+            let infos = try RecordBatches.validate(payload, maxBatchBytes: 1_000_000).get()
+            _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: epoch, nowMs: 0)
+        }
+        try append([100, 500, 200], epoch: 3)  // offsets 0-2: 500 at offset 1
+        try append([300, 900, 900, 400], epoch: 5)  // offsets 3-6: the first 900 is offset 4
+        try append([800], epoch: 7)
+        let max = try log.maxTimestampAndOffset()
+        #expect(max?.offset == 4 && max?.timestamp == 900 && max?.leaderEpoch == 5)
+        let hit = try log.offset(forTimestamp: 450)
+        #expect(hit?.offset == 1 && hit?.timestamp == 500 && hit?.leaderEpoch == 3, "record-precise")
     }
 
     @Test("truncation drops the tail and appends continue from there")

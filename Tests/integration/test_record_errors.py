@@ -12,6 +12,9 @@ records"):
 - the same for batches compressed with each codec (the broker decompresses them for the check);
 - CreateTime timestamps outside the topic's message.timestamp.before.max.ms / after.max.ms:
   INVALID_TIMESTAMP, on the wire and through librdkafka; a record inside the bounds is taken.
+
+And the record-level reads of the same batches: ListOffsets MAX_TIMESTAMP and a timestamp lookup
+find the record inside its batch (uncompressed and zstd), with the batch's leader epoch.
 """
 
 from __future__ import annotations
@@ -104,3 +107,26 @@ def test_timestamps_out_of_bounds_are_named(broker):
         reports
     # Within the bounds: taken.
     assert deliveries(broker.bootstrap, topic, [{"key": b"k", "value": b"ok", "timestamp": now - 60_000}]) == [None]
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_list_offsets_max_timestamp_finds_the_record_inside_its_batch(broker, codec):
+    """ListOffsets MAX_TIMESTAMP (KIP-734) answers the record with the largest timestamp even when
+    it sits inside a batch (compressed or not), and its batch's leader epoch, as Kafka does since
+    KAFKA-16310; a timestamp lookup is precise to the record too."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    topic = unique(f"maxts-{codec}")
+    create_topic(broker.bootstrap, topic, 1)
+    now = int(time.time() * 1000)
+    stamps = [now - 3000, now - 1000, now - 2000, now - 1500]      # the largest is the second record
+    assert deliveries(broker.bootstrap, topic, [{"value": b"v%d" % i, "timestamp": t} for i, t in enumerate(stamps)],
+                      **{"compression.type": codec}) == [None] * 4
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, **QUIET})
+    tp = TopicPartition(topic, 0)
+    found = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(15)
+    assert (found.offset, found.timestamp) == (1, now - 1000), found
+    assert found.leader_epoch == 0, found
+    at = admin.list_offsets({tp: OffsetSpec.for_timestamp(now - 1800)})[tp].result(15)
+    assert (at.offset, at.timestamp) == (1, now - 1000), at
