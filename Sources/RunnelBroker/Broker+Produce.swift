@@ -61,12 +61,12 @@ extension Broker {
                 fail(image.topic(named: tp.topic) == nil ? .unknownTopicOrPartition : .notLeaderOrFollower)
                 continue
             }
-            guard let records, records.readableBytes > 0 else {
+            guard var records, records.readableBytes > 0 else {
                 fail(.invalidRecord, "The produce request carries no record batch.")
                 continue
             }
             let config = partition.log.config
-            let batches: [BatchInfo]
+            var batches: [BatchInfo]
             switch RecordBatches.validate(records, maxBatchBytes: config.maxMessageBytes) {
             case .failure(let problem):
                 fail(problem.code, problem.reason)
@@ -87,6 +87,19 @@ extension Broker {
                 fail(rejection.code, rejection.message)
                 result.recordErrors = rejection.recordErrors
                 continue
+            }
+            if origin == .client, let target = config.compression,
+                batches.contains(where: { !$0.header.isControl && $0.header.compression != target })
+            {
+                do {
+                    (records, batches) = try Self.recompressed(records, batches: batches, to: target, config: config)
+                } catch let tooLarge as BatchValidationError {
+                    fail(tooLarge.code, tooLarge.reason)
+                    continue
+                } catch {
+                    fail(.corruptMessage, "The record batch of topic partition \(tp) cannot be recompressed: \(error).")
+                    continue
+                }
             }
             let minInsync = partition.minInsyncReplicas
             do {
@@ -261,6 +274,31 @@ extension Broker {
         case .waiting(let future):
             return .respond(future.map { OutgoingResponse(response($0), version: version, allocator: allocator) })
         }
+    }
+}
+
+extension Broker {
+    /// `records` with every batch stored by `target` (a topic's `compression.type`), as Kafka's
+    /// LogValidator rebuilds batches whose codec differs: control batches and batches already in
+    /// `target` are kept as they are. Returns the new bytes and their batches.
+    static func recompressed(
+        _ records: ByteBuffer, batches: [BatchInfo], to target: CompressionCodec, config: LogConfig
+    ) throws -> (ByteBuffer, [BatchInfo]) {
+        var out = ByteBufferAllocator().buffer(capacity: records.readableBytes)
+        for batch in batches {
+            if batch.header.isControl || batch.header.compression == target {
+                var same = records.getSlice(at: batch.position, length: batch.header.totalBytes)!
+                out.writeBuffer(&same)
+            } else {
+                var rebuilt = try RecordBatches.recompress(
+                    records, batchAt: batch.position, header: batch.header, to: target,
+                    level: config.compressionLevels[target])
+                out.writeBuffer(&rebuilt)
+            }
+        }
+        // Past the size check already done on what the producer sent, as Kafka checks the
+        // rebuilt batch too: a batch recompressed larger than message.max.bytes is refused.
+        return (out, try RecordBatches.validate(out, maxBatchBytes: config.maxMessageBytes).get())
     }
 }
 

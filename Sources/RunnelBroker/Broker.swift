@@ -524,6 +524,18 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         if let v = int64("flush.ms") { c.flushMs = v }
         if let v = int64("max.message.bytes") { c.maxMessageBytes = Int(v) }
         c.logAppendTime = value("message.timestamp.type") == "LogAppendTime"
+        switch value("compression.type") {
+        case "uncompressed": c.compression = CompressionCodec.none
+        case "gzip": c.compression = .gzip
+        case "snappy": c.compression = .snappy
+        case "lz4": c.compression = .lz4
+        case "zstd": c.compression = .zstd
+        default: c.compression = nil  // producer
+        }
+        // gzip's -1 is zlib's default level.
+        if let v = int64("compression.gzip.level"), v != -1 { c.compressionLevels[.gzip] = Int32(v) }
+        if let v = int64("compression.lz4.level") { c.compressionLevels[.lz4] = Int32(v) }
+        if let v = int64("compression.zstd.level") { c.compressionLevels[.zstd] = Int32(v) }
         // Kafka's LogConfig: each bound left at its default falls back to the deprecated
         // difference key.
         let difference = int64("message.timestamp.difference.max.ms") ?? .max

@@ -1,3 +1,5 @@
+import RunnelWire
+
 /// Per-log settings, named after Kafka's topic configs (broker-level `log.*` keys supply defaults).
 public struct LogConfig: Sendable, Equatable {
     /// `segment.bytes` / `log.segment.bytes`: roll when the active segment would pass this size.
@@ -26,6 +28,11 @@ public struct LogConfig: Sendable, Equatable {
     /// `message.timestamp.after.max.ms` (else `message.timestamp.difference.max.ms`): how far in
     /// the future a CreateTime record's timestamp may be.
     public var timestampAfterMaxMs: Int64 = .max
+    /// `compression.type`: the codec batches are stored in; nil for `producer` (as they come).
+    public var compression: CompressionCodec? = nil
+    /// `compression.gzip.level` / `compression.lz4.level` / `compression.zstd.level` (KIP-390):
+    /// the level used when the broker recompresses; nil for the codec's default.
+    public var compressionLevels: [CompressionCodec: Int32] = [:]
     /// `cleanup.policy` contains `delete`.
     public var deleteEnabled: Bool = true
     /// `cleanup.policy` contains `compact`.

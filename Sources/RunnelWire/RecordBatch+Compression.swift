@@ -39,16 +39,27 @@ extension RecordBatches {
         else {
             throw WireError.invalidValue("only an uncompressed record batch can be compressed")
         }
-        let records = batch.getSlice(
-            at: batch.readerIndex + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!
-        var packed = try Codecs.compress(codec, records, level: level)
-        var out = ByteBufferAllocator().buffer(capacity: RecordBatchHeader.size + packed.readableBytes)
-        var head = batch.getSlice(at: batch.readerIndex, length: RecordBatchHeader.size)!
+        return try recompress(
+            batch, batchAt: batch.readerIndex, header: header, to: .init(rawValue: codec.rawValue)!, level: level)
+    }
+
+    /// The batch at `index` with its records stored by `target` instead (inflated first when the
+    /// batch is compressed; `none` leaves them uncompressed), as Kafka's LogValidator rebuilds a
+    /// batch for a topic whose `compression.type` differs from the producer's codec. Offsets,
+    /// timestamps, producer fields and the other attributes are kept; length and CRC rewritten.
+    public static func recompress(
+        _ buffer: ByteBuffer, batchAt index: Int, header: RecordBatchHeader, to target: CompressionCodec,
+        level: Int32? = nil
+    ) throws -> ByteBuffer {
+        var records = try recordBytes(buffer, batchAt: index, header: header)
+        if let codec = target.codec { records = try Codecs.compress(codec, records, level: level) }
+        var out = ByteBufferAllocator().buffer(capacity: RecordBatchHeader.size + records.readableBytes)
+        var head = buffer.getSlice(at: index, length: RecordBatchHeader.size)!
         out.writeBuffer(&head)
-        out.writeBuffer(&packed)
+        out.writeBuffer(&records)
         out.setInteger(
             Int32(out.readableBytes - RecordBatchHeader.logOverhead), at: RecordBatchHeader.Offsets.batchLength)
-        out.setInteger(header.attributes & ~0x7 | codec.rawValue, at: RecordBatchHeader.Offsets.attributes)
+        out.setInteger(header.attributes & ~0x7 | target.rawValue, at: RecordBatchHeader.Offsets.attributes)
         out.setInteger(
             crc32c(out, at: RecordBatchHeader.crcStart, length: out.readableBytes - RecordBatchHeader.crcStart),
             at: RecordBatchHeader.Offsets.crc)

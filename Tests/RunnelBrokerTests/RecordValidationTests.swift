@@ -81,4 +81,31 @@ struct RecordValidationTests {
         let rejection = check(batch([("a", now)], attributes: 0x8), LogConfig())
         #expect(rejection?.code == .invalidTimestamp && rejection?.recordErrors.map(\.batchIndex) == [0])
     }
+
+    @Test("compression.type rebuilds a batch in the topic's codec, keeping offsets, timestamps and producer fields")
+    func recompression() throws {
+        let records = (0..<20).map {
+            Record(
+                offset: Int64($0), timestamp: now + Int64($0), key: ByteBuffer(string: "k\($0)"),
+                value: ByteBuffer(string: String(repeating: "v", count: 50)))
+        }
+        let plain = RecordBatches.build(records: records, producerId: 42, producerEpoch: 3, baseSequence: 7)
+        let snappy = try RecordBatches.compress(plain, with: .snappy)
+        let infos = try RecordBatches.validate(snappy, maxBatchBytes: 1_000_000).get()
+        var config = LogConfig()
+        for target in [CompressionCodec.zstd, .none, .gzip] {
+            config.compression = target
+            let (out, batches) = try Broker.recompressed(snappy, batches: infos, to: target, config: config)
+            let header = batches[0].header
+            #expect(header.compression == target)
+            #expect(header.producerId == 42 && header.producerEpoch == 3 && header.baseSequence == 7)
+            #expect(header.maxTimestamp == now + 19 && header.lastOffsetDelta == 19)
+            #expect(try RecordBatches.records(out, batchAt: 0, header: header) == records)
+        }
+        // Rebuilt larger than max.message.bytes: refused as Kafka refuses it.
+        config.maxMessageBytes = 200
+        #expect(throws: BatchValidationError.self) {
+            try Broker.recompressed(snappy, batches: infos, to: CompressionCodec.none, config: config)
+        }
+    }
 }
