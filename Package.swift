@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "RunnelLog",
             dependencies: [
-                "RunnelCore", "RunnelWire", "CPageCache",
+                "RunnelCore", "RunnelWire", "RunnelCodecs", "CPageCache",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

@@ -1,4 +1,5 @@
 import NIOCore
+import RunnelCodecs
 import RunnelCore
 import RunnelWire
 
@@ -64,11 +65,14 @@ public struct CleanerStats: Sendable, Equatable {
 /// timestamp, re-encoding the record timestamp deltas so record timestamps do not change; a later
 /// cleaning past the horizon drops the tombstone.
 ///
-/// Compressed batches (we have no lz4/snappy/zstd codecs) and transactional batches (we keep no
-/// aborted-transaction index) are kept whole and their keys stay out of the map: a key written
-/// there keeps its older values too, which compaction allows (it promises at least the latest
-/// value per key). For the same reason a tombstone is never dropped once such a batch precedes
-/// it in the log, since the older value it deletes might hide there. Control batches are kept.
+/// A compressed batch is inflated, filtered the same way, and written back in its codec (Kafka's
+/// filterTo keeps the batch's compression type, base and last offset).
+///
+/// Transactional batches (we keep no aborted-transaction index yet) are kept whole and their keys
+/// stay out of the map: a key written there keeps its older values too, which compaction allows
+/// (it promises at least the latest value per key). For the same reason a tombstone is never
+/// dropped once such a batch precedes it in the log, since the older value it deletes might hide
+/// there. Control batches are kept.
 public enum LogCleaner {
     /// Kafka's file name for the cleaner positions of a log dir.
     public static let checkpointFile = "cleaner-offset-checkpoint"
@@ -142,18 +146,47 @@ public enum LogCleaner {
             firstDirtySegment: firstDirty, dirtyBytes: dirtyBytes, cleanableBytes: cleanableBytes)
     }
 
-    /// Batches whose records the cleaner reads and may drop: uncompressed, not transactional,
-    /// not control, with records. Everything else is kept as it is.
+    /// Batches whose records the cleaner reads and may drop: not transactional, not control, with
+    /// records (compressed or not). Everything else is kept as it is.
     static func isCleanable(_ header: RecordBatchHeader) -> Bool {
-        header.compression == CompressionCodec.none && !header.isTransactional && !header.isControl
-            && header.recordCount > 0
+        !header.isTransactional && !header.isControl && header.recordCount > 0
     }
 
-    /// Batches that may hide older values of a key from the cleaner: compressed ones, and
-    /// transactional data (their records may belong to an aborted transaction).
+    /// Batches that may hide older values of a key from the cleaner: transactional data (their
+    /// records may belong to an aborted transaction).
     static func isOpaque(_ header: RecordBatchHeader) -> Bool {
-        !header.isControl && header.recordCount > 0
-            && (header.compression != CompressionCodec.none || header.isTransactional)
+        !header.isControl && header.recordCount > 0 && header.isTransactional
+    }
+
+    /// The records of a cleanable batch as the cleaner looks at them: where each lies when the
+    /// batch is uncompressed (kept byte for byte), or decoded from its inflated payload.
+    enum CleanerRecords {
+        case inPlace([RecordView])
+        case decoded([Record])
+
+        init(_ batch: ByteBuffer, header: RecordBatchHeader) throws {
+            if header.compression == CompressionCodec.none {
+                self = .inPlace(try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header))
+            } else {
+                self = .decoded(try RecordBatches.records(batch, batchAt: batch.readerIndex, header: header))
+            }
+        }
+
+        /// (key bytes or nil, offset, is a tombstone) of each record, in order.
+        func keys(in batch: ByteBuffer, header: RecordBatchHeader) -> [(key: [UInt8]?, offset: Int64, tombstone: Bool)]
+        {
+            switch self {
+            case .inPlace(let views):
+                return views.map {
+                    (
+                        $0.hasKey ? batch.getBytes(at: $0.keyIndex, length: $0.keyLength)! : nil,
+                        header.baseOffset + Int64($0.offsetDelta), $0.valueIsNull
+                    )
+                }
+            case .decoded(let records):
+                return records.map { ($0.key.map { Array($0.readableBytesView) }, $0.offset, $0.value == nil) }
+            }
+        }
     }
 
     // MARK: the offset map
@@ -185,11 +218,9 @@ public enum LogCleaner {
         mutating func add(batch: ByteBuffer, header: RecordBatchHeader, from firstOffset: Int64) throws -> Int {
             guard LogCleaner.isCleanable(header) else { return 0 }
             var added = 0
-            for record in try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header)
-            where record.hasKey {
-                let offset = header.baseOffset + Int64(record.offsetDelta)
-                guard offset >= firstOffset else { continue }
-                put(batch.getBytes(at: record.keyIndex, length: record.keyLength)!, offset)
+            for record in try CleanerRecords(batch, header: header).keys(in: batch, header: header) {
+                guard let key = record.key, record.offset >= firstOffset else { continue }
+                put(key, record.offset)
                 added += 1
             }
             return added
@@ -221,28 +252,27 @@ public enum LogCleaner {
             // them, so fillers from several cleanings merge; the writer keeps what must stay.
             return header.recordCount == 0 && !header.isControl ? .remove : .keep
         }
-        let views = try RecordBatches.recordViews(batch, batchAt: batch.readerIndex, header: header)
-        stats.recordsRead += views.count
-        var retained: [RecordView] = []
-        retained.reserveCapacity(views.count)
+        let records = try CleanerRecords(batch, header: header)
+        let keys = records.keys(in: batch, header: header)
+        stats.recordsRead += keys.count
+        var retained: [Int] = []
+        retained.reserveCapacity(keys.count)
         var keptTombstone = false
-        for record in views {
-            guard record.hasKey else { continue }  // a compacted log has no use for keyless records (Kafka drops them too)
-            let offset = header.baseOffset + Int64(record.offsetDelta)
-            let key = batch.getBytes(at: record.keyIndex, length: record.keyLength)!
-            if let latest = map[key], latest > offset { continue }
-            if record.valueIsNull {
+        for (i, record) in keys.enumerated() {
+            guard let key = record.key else { continue }  // a compacted log has no use for keyless records (Kafka drops them too)
+            if let latest = map[key], latest > record.offset { continue }
+            if record.tombstone {
                 if let horizon = header.deleteHorizonMs, nowMs >= horizon, !opaqueSeen {
                     stats.tombstonesRemoved += 1
                     continue
                 }
                 keptTombstone = true
             }
-            retained.append(record)
+            retained.append(i)
         }
-        stats.recordsRemoved += views.count - retained.count
+        stats.recordsRemoved += keys.count - retained.count
         let setHorizon = keptTombstone && header.deleteHorizonMs == nil
-        if retained.count == views.count && !setHorizon { return .keep }
+        if retained.count == keys.count && !setHorizon { return .keep }
         if retained.isEmpty { return .remove }
 
         var out = header
@@ -251,22 +281,34 @@ public enum LogCleaner {
             let (horizon, overflow) = nowMs.addingReportingOverflow(max(0, deleteRetentionMs))
             out.baseTimestamp = overflow ? Int64.max : horizon
         }
-        if !header.isLogAppendTime {
-            out.maxTimestamp = retained.map { header.baseTimestamp &+ $0.timestampDelta }.max()!
-        }
-        var records = ByteBufferAllocator().buffer(capacity: retained.reduce(0) { $0 + $1.end - $1.start + 10 })
-        for record in retained {
-            if out.baseTimestamp == header.baseTimestamp {
-                var bytes = batch.getSlice(at: record.start, length: record.end - record.start)!
-                records.writeBuffer(&bytes)
-            } else {
-                // Record timestamps are base + delta: a new base (the horizon) needs new deltas.
-                let timestamp = header.baseTimestamp &+ record.timestampDelta
-                RecordBatches.writeRecord(
-                    record, from: batch, timestampDelta: timestamp &- out.baseTimestamp, to: &records)
+        switch records {
+        case .inPlace(let views):
+            let kept = retained.map { views[$0] }
+            if !header.isLogAppendTime {
+                out.maxTimestamp = kept.map { header.baseTimestamp &+ $0.timestampDelta }.max()!
             }
+            var bytes = ByteBufferAllocator().buffer(capacity: kept.reduce(0) { $0 + $1.end - $1.start + 10 })
+            for record in kept {
+                if out.baseTimestamp == header.baseTimestamp {
+                    var slice = batch.getSlice(at: record.start, length: record.end - record.start)!
+                    bytes.writeBuffer(&slice)
+                } else {
+                    // Record timestamps are base + delta: a new base (the horizon) needs new deltas.
+                    let timestamp = header.baseTimestamp &+ record.timestampDelta
+                    RecordBatches.writeRecord(
+                        record, from: batch, timestampDelta: timestamp &- out.baseTimestamp, to: &bytes)
+                }
+            }
+            return .rewrite(RecordBatches.assemble(out, records: bytes, recordCount: Int32(kept.count)))
+        case .decoded(let all):
+            let kept = retained.map { all[$0] }
+            if !header.isLogAppendTime { out.maxTimestamp = kept.map(\.timestamp).max()! }
+            let plain = RecordBatches.encodeRecords(
+                kept, baseOffset: header.baseOffset, baseTimestamp: out.baseTimestamp)
+            // Back in the batch's own codec, at its default level.
+            let packed = try Codecs.compress(header.compression!.codec!, plain)
+            return .rewrite(RecordBatches.assemble(out, records: packed, recordCount: Int32(kept.count)))
         }
-        return .rewrite(RecordBatches.assemble(out, records: records, recordCount: Int32(retained.count)))
     }
 
     // MARK: segments

@@ -59,11 +59,38 @@ extension RecordBatches {
         let baseOffset = records[0].offset
         let baseTimestamp = records.map(\.timestamp).min()!
         let maxTimestamp = records.map(\.timestamp).max()!
+        var body = encodeRecords(records, baseOffset: baseOffset, baseTimestamp: baseTimestamp, allocator: allocator)
+        var out = allocator.buffer(capacity: RecordBatchHeader.size + body.readableBytes)
+        out.writeInteger(baseOffset)
+        out.writeInteger(Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead + body.readableBytes))
+        out.writeInteger(partitionLeaderEpoch)
+        out.writeInteger(Int8(2))
+        out.writeInteger(UInt32(0))  // crc, set below
+        out.writeInteger(attributes)
+        out.writeInteger(Int32(records.last!.offset - baseOffset))
+        out.writeInteger(baseTimestamp)
+        out.writeInteger(maxTimestamp)
+        out.writeInteger(producerId)
+        out.writeInteger(producerEpoch)
+        out.writeInteger(baseSequence)
+        out.writeInteger(Int32(records.count))
+        out.writeBuffer(&body)
+        let crc = crc32c(out, at: RecordBatchHeader.crcStart, length: out.readableBytes - RecordBatchHeader.crcStart)
+        out.setInteger(crc, at: RecordBatchHeader.Offsets.crc)
+        return out
+    }
+
+    /// The records of a v2 batch as they lie after its header (uncompressed), each encoded with
+    /// its offset and timestamp as deltas from `baseOffset` and `baseTimestamp`.
+    public static func encodeRecords(
+        _ records: [Record], baseOffset: Int64, baseTimestamp: Int64,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
         var body = WireWriter(allocator: allocator, capacity: 64 * records.count)
         for record in records {
             var r = WireWriter(allocator: allocator, capacity: 64)
             r.writeInt8(0)
-            r.writeVarlong(record.timestamp - baseTimestamp)
+            r.writeVarlong(record.timestamp &- baseTimestamp)
             r.writeVarint(Int32(record.offset - baseOffset))
             writeVarBytes(&r, record.key)
             writeVarBytes(&r, record.value)
@@ -77,25 +104,7 @@ extension RecordBatches {
             var bytes = r.buffer
             body.buffer.writeBuffer(&bytes)
         }
-        var out = allocator.buffer(capacity: RecordBatchHeader.size + body.buffer.readableBytes)
-        out.writeInteger(baseOffset)
-        out.writeInteger(Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead + body.buffer.readableBytes))
-        out.writeInteger(partitionLeaderEpoch)
-        out.writeInteger(Int8(2))
-        out.writeInteger(UInt32(0))  // crc, set below
-        out.writeInteger(attributes)
-        out.writeInteger(Int32(records.last!.offset - baseOffset))
-        out.writeInteger(baseTimestamp)
-        out.writeInteger(maxTimestamp)
-        out.writeInteger(producerId)
-        out.writeInteger(producerEpoch)
-        out.writeInteger(baseSequence)
-        out.writeInteger(Int32(records.count))
-        var bodyBytes = body.buffer
-        out.writeBuffer(&bodyBytes)
-        let crc = crc32c(out, at: RecordBatchHeader.crcStart, length: out.readableBytes - RecordBatchHeader.crcStart)
-        out.setInteger(crc, at: RecordBatchHeader.Offsets.crc)
-        return out
+        return body.buffer
     }
 
     private static func writeVarBytes(_ w: inout WireWriter, _ bytes: ByteBuffer?) {
@@ -111,20 +120,13 @@ extension RecordBatches {
         return r.buffer.readSlice(length: n)!
     }
 
-    /// Decodes every batch in `buffer`; records are decoded only for uncompressed batches. A
-    /// trailing partial batch (as Fetch may return) is ignored.
+    /// Decodes every batch in `buffer`, compressed ones inflated. A trailing partial batch (as
+    /// Fetch may return) is ignored.
     public static func decode(_ buffer: ByteBuffer) throws -> [DecodedBatch] {
         var out: [DecodedBatch] = []
         var index = buffer.readerIndex
         while let header = RecordBatchHeader(buffer, at: index), header.totalBytes <= buffer.writerIndex - index {
-            var records: [Record] = []
-            if header.compression == CompressionCodec.none {
-                records = try decodeRecords(
-                    buffer.getSlice(
-                        at: index + RecordBatchHeader.size, length: header.totalBytes - RecordBatchHeader.size)!,
-                    header: header)
-            }
-            out.append(DecodedBatch(header: header, records: records))
+            out.append(DecodedBatch(header: header, records: try records(buffer, batchAt: index, header: header)))
             index += header.totalBytes
         }
         return out

@@ -13,6 +13,7 @@ import Foundation
 import NIOCore
 import RunnelCore
 import RunnelWire
+import RunnelCodecs
 import Testing
 @testable import RunnelLog
 
@@ -418,9 +419,7 @@ struct LogCleanerTests {
         #expect(LogCleaner.firstDirtyOffset(checkpoint: 10, logStartOffset: 12, logEndOffset: 25) == 12)
     }
 
-    @Test(
-        "compressed and transactional batches stay whole, their keys stay out of the map, and tombstones after them stay"
-    )
+    @Test("transactional batches stay whole, their keys stay out of the map, and tombstones after them stay")
     func opaqueBatches() throws {
         var config = compactConfig(segmentBytes: 100_000)
         config.deleteRetentionMs = 0
@@ -428,9 +427,11 @@ struct LogCleanerTests {
             topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         var written = Written()
         try put(log, [Entry(key: "a", value: "a0")], into: &written)
-        // Flagged gzip: the cleaner never looks inside (the bytes are not really compressed).
-        let (gz, gzInfos) = keyedBatch([Entry(key: "a", value: "gz"), Entry(key: "b", value: "gz")], attributes: 1)
-        let gzInfo = try log.appendAsLeader(gz, batches: gzInfos, leaderEpoch: 0, nowMs: 0)
+        // A transaction's batch: it may yet be aborted, so the cleaner never looks inside.
+        let (txn, txnInfos) = keyedBatch(
+            [Entry(key: "a", value: "tx"), Entry(key: "b", value: "tx")], attributes: 0x10, producerId: 9,
+            producerEpoch: 0, baseSequence: 0)
+        let txnInfo = try log.appendAsLeader(txn, batches: txnInfos, leaderEpoch: 0, nowMs: 0)
         try put(log, [Entry(key: "b", value: "b1")], into: &written)
         try put(log, [Entry(key: "a", value: nil)], into: &written)
         try log.roll(nowMs: 0)
@@ -442,21 +443,60 @@ struct LogCleanerTests {
         try put(log, [Entry(key: "x2", value: "active2")], into: &written)
         _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 20))
         let batches = try allBatches(log)
-        let kept = try #require(batches.first { $0.header.baseOffset == gzInfo.firstOffset })
+        let kept = try #require(batches.first { $0.header.baseOffset == txnInfo.firstOffset })
         #expect(
             kept.bytes
-                == gz.getSlice(at: 0, length: gz.readableBytes).map { b -> ByteBuffer in
+                == txn.getSlice(at: 0, length: txn.readableBytes).map { b -> ByteBuffer in
                     var copy = b
-                    copy.setInteger(gzInfo.firstOffset, at: 0)
+                    copy.setInteger(txnInfo.firstOffset, at: 0)
                     copy.setInteger(Int32(0), at: 12)
                     return copy
-                }, "the compressed batch is byte for byte what was appended")
+                }, "the transactional batch is byte for byte what was appended")
         // a0 went (superseded by the tombstone); the tombstone stays although its horizon passed,
-        // because the compressed batch before it may hold an older "a".
-        let plain = try readAll(log).filter { $0.offset != gzInfo.firstOffset && $0.offset != gzInfo.lastOffset }
+        // because the transactional batch before it may hold an older "a".
+        let plain = try readAll(log).filter { $0.offset != txnInfo.firstOffset && $0.offset != txnInfo.lastOffset }
         #expect(
             plain.map { "\(text($0.key)!)=\(text($0.value) ?? "null")" } == [
                 "b=b1", "a=null", "x=active", "y=dirt", "x2=active2",
+            ])
+    }
+
+    @Test(
+        "a compressed batch is inflated, filtered and written back in its codec; its keys count",
+        arguments: Codec.allCases)
+    func compressedBatches(codec: Codec) throws {
+        var config = compactConfig(segmentBytes: 100_000)
+        config.deleteRetentionMs = 0
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        var written = Written()
+        try put(log, [Entry(key: "a", value: "a0"), Entry(key: "c", value: "c0")], into: &written)
+        let (plainBatch, _) = keyedBatch(
+            [Entry(key: "a", value: "a1"), Entry(key: "b", value: "b1"), Entry(key: "c", value: nil)])
+        let packed = try RecordBatches.compress(plainBatch, with: codec)
+        let infos = try RecordBatches.validate(packed, maxBatchBytes: 1_000_000).get()
+        let packedInfo = try log.appendAsLeader(packed, batches: infos, leaderEpoch: 0, nowMs: 0)
+        try put(log, [Entry(key: "b", value: "b2")], into: &written)
+        try log.roll(nowMs: 0)
+        try put(log, [Entry(key: "x", value: "active")], into: &written)
+        _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 10))
+        // a0 and c0 are superseded by the compressed batch's a1 and c's tombstone; its b1 by b2.
+        let batch = try #require(try allBatches(log).first { $0.header.baseOffset == packedInfo.firstOffset })
+        #expect(batch.header.compression?.codec == codec, "written back in its codec")
+        #expect(batch.header.lastOffset == packedInfo.lastOffset, "offsets kept")
+        #expect(batch.header.recordCount == 2 && batch.header.deleteHorizonMs == 10)
+        #expect(
+            try readAll(log).map { "\(text($0.key)!)=\(text($0.value) ?? "null")" } == [
+                "a=a1", "c=null", "b=b2", "x=active",
+            ])
+        // Past the horizon, with new dirt, the tombstone goes: nothing opaque precedes it.
+        try put(log, [Entry(key: "y", value: "dirt")], into: &written)
+        try log.roll(nowMs: 0)
+        try put(log, [Entry(key: "x2", value: "active2")], into: &written)
+        _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 20))
+        #expect(
+            try readAll(log).map { "\(text($0.key)!)=\(text($0.value) ?? "null")" } == [
+                "a=a1", "b=b2", "x=active", "y=dirt", "x2=active2",
             ])
     }
 
