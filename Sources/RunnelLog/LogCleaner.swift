@@ -38,6 +38,10 @@ public struct CleanerStats: Sendable, Equatable {
     public var recordsRemoved = 0
     /// Tombstones dropped because their delete horizon had passed.
     public var tombstonesRemoved = 0
+    /// Records of aborted transactions dropped (counted in `recordsRemoved` too).
+    public var abortedRecordsRemoved = 0
+    /// Transaction markers dropped once their transaction left no data and their horizon passed.
+    public var markersRemoved = 0
     /// Segments whose rewrite was thrown away because the log changed meanwhile (truncation,
     /// retention, deletion).
     public var swapsAbandoned = 0
@@ -68,11 +72,12 @@ public struct CleanerStats: Sendable, Equatable {
 /// A compressed batch is inflated, filtered the same way, and written back in its codec (Kafka's
 /// filterTo keeps the batch's compression type, base and last offset).
 ///
-/// Transactional batches (we keep no aborted-transaction index yet) are kept whole and their keys
-/// stay out of the map: a key written there keeps its older values too, which compaction allows
-/// (it promises at least the latest value per key). For the same reason a tombstone is never
-/// dropped once such a batch precedes it in the log, since the older value it deletes might hide
-/// there. Control batches are kept.
+/// Transactions follow Kafka's CleanedTransactionMetadata: the cleaned range lies below the last
+/// stable offset, so every transaction in it has ended. Records of aborted transactions (the
+/// segments' `.txnindex` entries) go and never enter the map; a committed transaction's records
+/// are cleaned like any others. A transaction marker stays while data of its transaction remains
+/// (or was seen in this pass); once none does, it gets a delete horizon as a tombstone does, and
+/// goes at the first cleaning after it.
 public enum LogCleaner {
     /// Kafka's file name for the cleaner positions of a log dir.
     public static let checkpointFile = "cleaner-offset-checkpoint"
@@ -146,16 +151,50 @@ public enum LogCleaner {
             firstDirtySegment: firstDirty, dirtyBytes: dirtyBytes, cleanableBytes: cleanableBytes)
     }
 
-    /// Batches whose records the cleaner reads and may drop: not transactional, not control, with
-    /// records (compressed or not). Everything else is kept as it is.
-    static func isCleanable(_ header: RecordBatchHeader) -> Bool {
-        !header.isTransactional && !header.isControl && header.recordCount > 0
-    }
+    /// Kafka's CleanedTransactionMetadata over one pass through the cleaned range, batch by batch
+    /// in log order: which transactional batches belong to an aborted transaction, and whether a
+    /// transaction's marker has outlived its data.
+    struct TransactionTracker {
+        /// The aborted transactions overlapping the range, by first offset; `next` not reached yet.
+        private let aborted: [AbortedTransaction]
+        private var next = 0
+        /// Aborted transactions under way at this point of the pass: producer -> last offset of
+        /// one of its batches seen in this pass (nil: none seen).
+        private var ongoingAborted: [Int64: Int64?] = [:]
+        /// Producers with a committed transaction under way of which this pass saw data.
+        private var ongoingCommitted: Set<Int64> = []
 
-    /// Batches that may hide older values of a key from the cleaner: transactional data (their
-    /// records may belong to an aborted transaction).
-    static func isOpaque(_ header: RecordBatchHeader) -> Bool {
-        !header.isControl && header.recordCount > 0 && header.isTransactional
+        init(aborted: [AbortedTransaction]) { self.aborted = aborted.sorted { $0.firstOffset < $1.firstOffset } }
+
+        private mutating func reach(_ offset: Int64) {
+            while next < aborted.count, aborted[next].firstOffset <= offset {
+                ongoingAborted[aborted[next].producerId] = .some(nil)
+                next += 1
+            }
+        }
+
+        /// For a data batch: whether its records belong to an aborted transaction. For a marker:
+        /// whether its transaction left no data behind in this pass, so the marker may go (once
+        /// its delete horizon passed).
+        mutating func canDiscard(_ batch: ByteBuffer, header: RecordBatchHeader) -> Bool {
+            reach(header.lastOffset)
+            if header.isControl {
+                guard let marker = EndTransactionMarker.read(batch: batch, header: header) else {
+                    return header.recordCount == 0  // already emptied; another control type stays
+                }
+                if marker.committed { return ongoingCommitted.remove(header.producerId) == nil }
+                // Kept while the pass saw the transaction's data: that goes only in this pass.
+                if case .some(.some) = ongoingAborted.removeValue(forKey: header.producerId) { return false }
+                return true
+            }
+            guard header.isTransactional else { return false }
+            if ongoingAborted[header.producerId] != nil {
+                ongoingAborted[header.producerId] = .some(header.lastOffset)
+                return true
+            }
+            ongoingCommitted.insert(header.producerId)
+            return false
+        }
     }
 
     /// The records of a cleanable batch as the cleaner looks at them: where each lies when the
@@ -215,8 +254,12 @@ public enum LogCleaner {
         public subscript(key: [UInt8]) -> Int64? { offsets[key] }
 
         /// Adds the keys of the batch at the reader index of `batch` (uncleanable batches add nothing).
-        mutating func add(batch: ByteBuffer, header: RecordBatchHeader, from firstOffset: Int64) throws -> Int {
-            guard LogCleaner.isCleanable(header) else { return 0 }
+        mutating func add(
+            batch: ByteBuffer, header: RecordBatchHeader, from firstOffset: Int64,
+            transactions: inout TransactionTracker
+        ) throws -> Int {
+            let aborted = transactions.canDiscard(batch, header: header)
+            guard !aborted, !header.isControl, header.recordCount > 0 else { return 0 }
             var added = 0
             for record in try CleanerRecords(batch, header: header).keys(in: batch, header: header) {
                 guard let key = record.key, record.offset >= firstOffset else { continue }
@@ -239,18 +282,34 @@ public enum LogCleaner {
         case remove
     }
 
-    /// Decides about the batch at the reader index of `batch`. `opaqueSeen` says whether a
-    /// compressed or transactional batch came earlier in the log (then tombstones stay); it is
-    /// updated with this batch.
+    /// Decides about the batch at the reader index of `batch`; `transactions` follows the pass.
     static func filter(
         batch: ByteBuffer, header: RecordBatchHeader, map: OffsetMap, nowMs: Int64, deleteRetentionMs: Int64,
-        opaqueSeen: inout Bool, stats: inout CleanerStats
+        transactions: inout TransactionTracker, stats: inout CleanerStats
     ) throws -> BatchOutcome {
-        guard isCleanable(header) else {
-            if isOpaque(header) { opaqueSeen = true }
-            // Empty batches (fillers, producer markers) join the run of removed batches around
-            // them, so fillers from several cleanings merge; the writer keeps what must stay.
-            return header.recordCount == 0 && !header.isControl ? .remove : .keep
+        let discard = transactions.canDiscard(batch, header: header)
+        if header.isControl {
+            guard discard, header.recordCount > 0 else { return .keep }
+            guard let horizon = header.deleteHorizonMs else {
+                // A marker whose transaction left nothing: it waits out delete.retention.ms, as
+                // a tombstone does, so a consumer in the middle of the log still sees it.
+                let records = try CleanerRecords(batch, header: header)
+                return try rebuild(
+                    batch, header: header, records: records, retained: Array(0..<Int(header.recordCount)),
+                    setHorizon: true, nowMs: nowMs, deleteRetentionMs: deleteRetentionMs)
+            }
+            guard nowMs >= horizon else { return .keep }
+            stats.markersRemoved += 1
+            return .remove
+        }
+        // Empty batches (fillers, producer markers) join the run of removed batches around
+        // them, so fillers from several cleanings merge; the writer keeps what must stay.
+        guard header.recordCount > 0 else { return .remove }
+        if discard {
+            stats.recordsRead += Int(header.recordCount)
+            stats.recordsRemoved += Int(header.recordCount)
+            stats.abortedRecordsRemoved += Int(header.recordCount)
+            return .remove
         }
         let records = try CleanerRecords(batch, header: header)
         let keys = records.keys(in: batch, header: header)
@@ -262,7 +321,7 @@ public enum LogCleaner {
             guard let key = record.key else { continue }  // a compacted log has no use for keyless records (Kafka drops them too)
             if let latest = map[key], latest > record.offset { continue }
             if record.tombstone {
-                if let horizon = header.deleteHorizonMs, nowMs >= horizon, !opaqueSeen {
+                if let horizon = header.deleteHorizonMs, nowMs >= horizon {
                     stats.tombstonesRemoved += 1
                     continue
                 }
@@ -274,7 +333,18 @@ public enum LogCleaner {
         let setHorizon = keptTombstone && header.deleteHorizonMs == nil
         if retained.count == keys.count && !setHorizon { return .keep }
         if retained.isEmpty { return .remove }
+        return try rebuild(
+            batch, header: header, records: records, retained: retained, setHorizon: setHorizon, nowMs: nowMs,
+            deleteRetentionMs: deleteRetentionMs)
+    }
 
+    /// The batch with only the records at `retained`, same offsets, fields and codec; with
+    /// `setHorizon`, marked with the delete horizon now + `deleteRetentionMs` in its base
+    /// timestamp (KIP-534), record timestamps unchanged.
+    private static func rebuild(
+        _ batch: ByteBuffer, header: RecordBatchHeader, records: CleanerRecords, retained: [Int], setHorizon: Bool,
+        nowMs: Int64, deleteRetentionMs: Int64
+    ) throws -> BatchOutcome {
         var out = header
         if setHorizon {
             out.attributes |= RecordBatchHeader.deleteHorizonFlag

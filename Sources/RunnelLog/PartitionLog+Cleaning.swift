@@ -32,8 +32,10 @@ extension PartitionLog {
     public func clean(
         uncleanableFrom: Int64, nowMs: Int64, settings: LogCleanerSettings = LogCleanerSettings()
     ) throws -> CleanerStats? {
-        let planned: (LogConfig, [CleanerSnapshot], LogCleaner.Plan)? = lock.withLock {
+        let planned: (LogConfig, [CleanerSnapshot], LogCleaner.Plan, [AbortedTransaction])? = lock.withLock {
             guard !closed, _config.compactEnabled else { return nil }
+            // Nothing at or past the last stable offset: a transaction there may yet abort.
+            let uncleanableFrom = min(uncleanableFrom, producerState.firstUnstableOffset ?? uncleanableFrom)
             let snapshots = segments.map {
                 CleanerSnapshot(
                     segment: $0, generation: $0.generation,
@@ -51,10 +53,16 @@ extension PartitionLog {
                     nowMs: nowMs, minCompactionLagMs: _config.minCompactionLagMs),
                 plan.isDue(minCleanableDirtyRatio: _config.minCleanableDirtyRatio)
             else { return nil }
-            return (_config, Array(snapshots.prefix(plan.cleanableSegmentCount)), plan)
+            // Every aborted transaction overlapping the cleanable range, whichever segment's
+            // index holds its marker.
+            let start = snapshots[0].summary.baseOffset
+            let aborted = segments.flatMap(\.abortedTransactions).filter {
+                $0.lastOffset >= start && $0.firstOffset < plan.firstUncleanableOffset
+            }
+            return (_config, Array(snapshots.prefix(plan.cleanableSegmentCount)), plan, aborted)
         }
         guard let planned else { return nil }
-        let (config, cleanable, plan) = planned
+        let (config, cleanable, plan, aborted) = planned
         // A record may go only once the later record with its key is durable: sync first.
         if recoveryPoint < cleanable.last!.summary.nextOffset { try flush(nowMs: nowMs) }
 
@@ -64,12 +72,14 @@ extension PartitionLog {
 
         // The map of the dirty section, a whole segment at a time while it fits the budget.
         var map = LogCleaner.OffsetMap()
+        var mapTransactions = LogCleaner.TransactionTracker(aborted: aborted)
         var mapped = plan.firstDirtySegment
         for snapshot in cleanable[plan.firstDirtySegment...] {
             // Retention (compact,delete) or a truncation may have removed it meanwhile: stop there.
             guard isCurrent(snapshot) else { break }
             try forEachBatch(of: snapshot, ioBufferBytes: ioBytes) { batch, header, _ in
-                _ = try map.add(batch: batch, header: header, from: plan.firstDirtyOffset)
+                _ = try map.add(
+                    batch: batch, header: header, from: plan.firstDirtyOffset, transactions: &mapTransactions)
             }
             mapped += 1
             if map.estimatedBytes >= settings.dedupeBufferBytes { break }
@@ -80,12 +90,12 @@ extension PartitionLog {
         stats.segmentsCleaned = mapped
 
         // Rewrite every segment up to the end of the map, oldest first.
-        var opaqueSeen = false
+        var transactions = LogCleaner.TransactionTracker(aborted: aborted)
         for snapshot in cleanable.prefix(mapped) {
             stats.bytesBefore += snapshot.summary.size
             let after = try rewrite(
                 snapshot, map: map, config: config, nowMs: nowMs, ioBufferBytes: ioBytes,
-                opaqueSeen: &opaqueSeen, stats: &stats)
+                transactions: &transactions, stats: &stats)
             stats.bytesAfter += after ?? snapshot.summary.size
         }
         // After a truncation meanwhile the map no longer described the log: the range stays dirty.
@@ -163,7 +173,7 @@ extension PartitionLog {
     /// nil when nothing changed or the log changed meanwhile (then the rewrite is thrown away).
     private func rewrite(
         _ snapshot: CleanerSnapshot, map: LogCleaner.OffsetMap, config: LogConfig, nowMs: Int64, ioBufferBytes: Int,
-        opaqueSeen: inout Bool, stats: inout CleanerStats
+        transactions: inout LogCleaner.TransactionTracker, stats: inout CleanerStats
     ) throws -> Int64? {
         let base = snapshot.summary.baseOffset
         func path(_ suffix: String) -> String { directory + "/" + LogSegment.fileName(base, suffix) }
@@ -217,7 +227,7 @@ extension PartitionLog {
         try forEachBatch(of: snapshot, ioBufferBytes: ioBufferBytes) { batch, header, _ in
             let outcome = try LogCleaner.filter(
                 batch: batch, header: header, map: map, nowMs: nowMs, deleteRetentionMs: config.deleteRetentionMs,
-                opaqueSeen: &opaqueSeen, stats: &stats)
+                transactions: &transactions, stats: &stats)
             for var bytes in writer.add(outcome, original: batch, header: header) { pending.writeBuffer(&bytes) }
             try drain(force: false)
         }

@@ -77,7 +77,7 @@ public final class PartitionLog: @unchecked Sendable {
     var truncations: UInt64 = 0
     /// Tests: called with a segment's base offset just before the cleaner swaps it in.
     var cleanerWillSwap: ((Int64) -> Void)? = nil
-    private var producerState = ProducerStateTable()
+    private(set) var producerState = ProducerStateTable()
     private var epochCache = LeaderEpochCache()
     /// A segment was created since the last flush: the directory must be synced too.
     private var segmentsCreatedSinceFlush = true

@@ -419,46 +419,74 @@ struct LogCleanerTests {
         #expect(LogCleaner.firstDirtyOffset(checkpoint: 10, logStartOffset: 12, logEndOffset: 25) == 12)
     }
 
-    @Test("transactional batches stay whole, their keys stay out of the map, and tombstones after them stay")
-    func opaqueBatches() throws {
+    @Test(
+        "an aborted transaction's records go and never supersede; a committed one's are cleaned like others; markers go once their data did, after their horizon"
+    )
+    func transactionalBatches() throws {
         var config = compactConfig(segmentBytes: 100_000)
-        config.deleteRetentionMs = 0
+        config.deleteRetentionMs = 5
         let log = try PartitionLog(
             topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
         var written = Written()
-        try put(log, [Entry(key: "a", value: "a0")], into: &written)
-        // A transaction's batch: it may yet be aborted, so the cleaner never looks inside.
-        let (txn, txnInfos) = keyedBatch(
-            [Entry(key: "a", value: "tx"), Entry(key: "b", value: "tx")], attributes: 0x10, producerId: 9,
-            producerEpoch: 0, baseSequence: 0)
-        let txnInfo = try log.appendAsLeader(txn, batches: txnInfos, leaderEpoch: 0, nowMs: 0)
-        try put(log, [Entry(key: "b", value: "b1")], into: &written)
-        try put(log, [Entry(key: "a", value: nil)], into: &written)
+        func txn(_ producer: Int64, _ entries: [Entry]) throws {
+            let (payload, infos) = keyedBatch(
+                entries, attributes: 0x10, producerId: producer, producerEpoch: 0, baseSequence: 0)
+            _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 0, nowMs: 0)
+        }
+        func end(_ producer: Int64, commit: Bool) throws -> Int64 {
+            try log.appendTransactionMarker(
+                producerId: producer, producerEpoch: 0, EndTransactionMarker(committed: commit, coordinatorEpoch: 0),
+                transactionVersion: 0, leaderEpoch: 0, nowMs: 0
+            ).firstOffset
+        }
+        try put(log, [Entry(key: "a", value: "a0"), Entry(key: "b", value: "b0")], into: &written)
+        try txn(7, [Entry(key: "a", value: "aborted"), Entry(key: "c", value: "aborted")])
+        let abortMarker = try end(7, commit: false)
+        try txn(8, [Entry(key: "b", value: "committed")])
+        let commitMarker = try end(8, commit: true)
+        // An open transaction: the cleaning stops below its first offset.
+        try log.roll(nowMs: 0)
+        try txn(9, [Entry(key: "a", value: "open")])
         try log.roll(nowMs: 0)
         try put(log, [Entry(key: "x", value: "active")], into: &written)
-        _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 10))
-        // New data, so a second cleaning runs past the tombstone's horizon.
+        func pairs() throws -> [String] {
+            try allBatches(log).filter { !$0.header.isControl }.flatMap {
+                try RecordBatches.records($0.bytes, batchAt: 0, header: $0.header)
+            }.map { "\(text($0.key)!)=\(text($0.value) ?? "null")" }
+        }
+        func markers() throws -> [Int64] { try allBatches(log).filter(\.header.isControl).map(\.header.baseOffset) }
+
+        // Replicated: the high watermark passed the markers (a marker's transaction counts as
+        // unstable until it has).
+        log.highWatermarkUpdated(log.logEndOffset)
+        let first = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 10))
+        #expect(first.abortedRecordsRemoved == 2)
+        #expect(first.endOffset <= commitMarker + 1, "nothing from the open transaction on is cleaned")
+        // a0 stays (the aborted "a" never supersedes it), b0 went (the committed b did).
+        #expect(try pairs() == ["a=a0", "b=committed", "a=open", "x=active"])
+        // The abort marker's data was removed in this pass: it stays for now; the commit marker's
+        // data remains: it stays too.
+        #expect(try markers() == [abortMarker, commitMarker])
+
+        // The open transaction commits; a second cleaning sees no data of the aborted one: its
+        // marker gets a delete horizon (now + delete.retention.ms).
+        _ = try end(9, commit: true)
+        try log.roll(nowMs: 0)
+        try put(log, [Entry(key: "x2", value: "active")], into: &written)
+        log.highWatermarkUpdated(log.logEndOffset)
+        _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 20))
+        let abortBatch = try #require(try allBatches(log).first { $0.header.baseOffset == abortMarker })
+        #expect(abortBatch.header.deleteHorizonMs == 25)
+        #expect(EndTransactionMarker.read(batch: abortBatch.bytes, header: abortBatch.header)?.committed == false)
+        // Past the horizon, the next cleaning drops it; the commit marker stays with its data.
         try put(log, [Entry(key: "y", value: "dirt")], into: &written)
         try log.roll(nowMs: 0)
-        try put(log, [Entry(key: "x2", value: "active2")], into: &written)
-        _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 20))
-        let batches = try allBatches(log)
-        let kept = try #require(batches.first { $0.header.baseOffset == txnInfo.firstOffset })
-        #expect(
-            kept.bytes
-                == txn.getSlice(at: 0, length: txn.readableBytes).map { b -> ByteBuffer in
-                    var copy = b
-                    copy.setInteger(txnInfo.firstOffset, at: 0)
-                    copy.setInteger(Int32(0), at: 12)
-                    return copy
-                }, "the transactional batch is byte for byte what was appended")
-        // a0 went (superseded by the tombstone); the tombstone stays although its horizon passed,
-        // because the transactional batch before it may hold an older "a".
-        let plain = try readAll(log).filter { $0.offset != txnInfo.firstOffset && $0.offset != txnInfo.lastOffset }
-        #expect(
-            plain.map { "\(text($0.key)!)=\(text($0.value) ?? "null")" } == [
-                "b=b1", "a=null", "x=active", "y=dirt", "x2=active2",
-            ])
+        try put(log, [Entry(key: "x3", value: "active")], into: &written)
+        let third = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 30))
+        #expect(third.markersRemoved == 1)
+        #expect(try !markers().contains(abortMarker) && markers().contains(commitMarker))
+        // Once committed and cleaned, the last transaction's "a" supersedes a0.
+        #expect(try pairs() == ["b=committed", "a=open", "x=active", "x2=active", "y=dirt", "x3=active"])
     }
 
     @Test(

@@ -11,7 +11,7 @@ delete.retention.ms and one more cleaning (new padding makes the log dirty again
 keys are gone altogether. The data survives a kill -9 and restart unchanged (recovery accepts the
 cleaned segments). DescribeConfigs shows the topic's cleaner configs, and a record without a key
 is refused with INVALID_RECORD. Batches compressed by the producer (lz4, zstd) are cleaned too:
-one record per key, the latest.
+one record per key, the latest; aborted transactions' records are dropped by the cleaner.
 
 With three brokers, a follower paused (SIGSTOP) while its leader compacts comes back with a log
 end that falls inside the empty batches the leader's cleaner left: it copies on from there, joins
@@ -208,6 +208,34 @@ def test_compaction_of_compressed_batches(cnode, codec):
     records = [r for r in consume_all(node.bootstrap, topic) if r[0] < position]
     keyed = [(k, v) for _, k, v in records if k.startswith(b"k")]
     assert sorted(keyed) == sorted(latest.items()), "one record per key, the latest"
+
+
+def test_compaction_drops_aborted_transactions(cnode):
+    """The cleaner drops an aborted transaction's records (Kafka's rules): after a cleaning even a
+    read_uncommitted consumer no longer sees them, while a committed transaction's latest values
+    stay, one per key."""
+    node = cnode
+    topic = unique("compact-txn")
+    create_topic(node.bootstrap, topic, 1, {"cleanup.policy": "compact", "segment.bytes": 1024,
+                                          "min.cleanable.dirty.ratio": 0.01})
+    p = Producer({"bootstrap.servers": node.bootstrap, "transactional.id": unique("compact-txn"), **QUIET})
+    p.init_transactions(30)
+    for round_, commit in enumerate([True, False, True, False]):
+        p.begin_transaction()
+        for k in range(5):
+            p.produce(topic, key=b"k%d" % k, value=b"%s-%d" % (b"committed" if commit else b"aborted", round_),
+                      partition=0)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+    for i in range(20):   # roll segments so the transactions become cleanable
+        p.begin_transaction()
+        p.produce(topic, key=b"pad%d" % i, value=os.urandom(100).hex().encode(), partition=0)
+        p.commit_transaction(30)
+    produce_all(node.bootstrap, topic, [(b"end", b"plain")])   # the log ends with a record, not a marker
+    wait_until(lambda: cleanings(node, topic) > 0, 30, 0.2, "a cleaning")
+    position = settled_position(node, topic, beyond=30)
+    records = [r for r in consume_all(node.bootstrap, topic) if r[0] < position and r[1].startswith(b"k")]
+    assert not [r for r in records if r[2].startswith(b"aborted")], "aborted records survived the cleaning"
+    assert sorted((k, v) for _, k, v in records) == [(b"k%d" % k, b"committed-2") for k in range(5)]
 
 
 def test_compacted_topic_refuses_records_without_key(cnode):
