@@ -85,6 +85,14 @@ struct Server: AsyncParsableCommand {
         for key in config.unknownKeys {
             logger.warning("unknown configuration key \(key) is ignored")
         }
+        // Once per key of the file, with the reason from the table `runnel configs no-effect` prints.
+        for (key, effect) in config.keysWithoutEffect {
+            switch effect {
+            case .honoured: break
+            case .partial(let reason): logger.warning("configuration key \(key) is only partly honoured: \(reason)")
+            case .none(let reason): logger.warning("configuration key \(key) is accepted without effect: \(reason)")
+            }
+        }
         // Signals are caught from the start, so a stop during start-up is still graceful.
         let signals = SignalWaiter()
         let server = RunnelServer(config: config, logger: logger)
