@@ -76,7 +76,7 @@ public struct ConfigResolver: Sendable {
         return ResolvedConfig(
             name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
             isSensitive: definition.isSensitive, readOnly: false, type: definition.type,
-            documentation: definition.documentation, synonyms: synonyms)
+            documentation: definition.describedDocumentation, synonyms: synonyms)
     }
 
     /// Every topic config of `topic`, sorted by name.
@@ -113,7 +113,7 @@ public struct ConfigResolver: Sendable {
                 ResolvedConfig(
                     name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
                     isSensitive: definition.isSensitive, readOnly: !definition.dynamic, type: definition.type,
-                    documentation: definition.documentation, synonyms: synonyms))
+                    documentation: definition.describedDocumentation, synonyms: synonyms))
         }
         return out
     }

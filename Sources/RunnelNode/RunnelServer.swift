@@ -211,6 +211,7 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.rack = config.rack
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
+            brokerSettings.fetchMaxBytes = config.fetchMaxBytes
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
             brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
             // Validated as a boolean with the other keys (ConfigDefinitions).

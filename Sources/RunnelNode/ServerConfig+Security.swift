@@ -53,15 +53,6 @@ public struct SecurityConfig: Sendable {
         "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     ]
 
-    /// Keys Kafka has that change nothing in this build (warned about when set).
-    public static let keysWithoutEffect: [String] = [
-        "ssl.cipher.suites", "ssl.protocol", "ssl.provider", "ssl.keymanager.algorithm", "ssl.trustmanager.algorithm",
-        "ssl.secure.random.implementation", "ssl.engine.factory.class", "ssl.allow.dn.changes", "ssl.allow.san.changes",
-        "principal.builder.class", "sasl.server.callback.handler.class", "sasl.login.class",
-        "sasl.login.callback.handler.class",
-        "sasl.kerberos.service.name", "sasl.kerberos.principal.to.local.rules", "sasl.server.max.receive.size",
-    ]
-
     /// Reads the security keys through `value` (the file's text for a key) with `listeners` and
     /// `protocols` already checked by the caller.
     static func parse(

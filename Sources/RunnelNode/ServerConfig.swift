@@ -114,8 +114,11 @@ public struct ServerConfig: Sendable {
     public var unknownKeys: [String]
     /// TLS, SASL and the authorizer.
     public var security: SecurityConfig
-    /// Keys that are set but change nothing in this build (warned about, not fatal).
-    public var keysWithoutEffect: [String]
+    /// Keys set in the file that change nothing in Runnel, or only part of what they do in Kafka,
+    /// in file order, each with `ConfigDefinitions.effects`' reason (named once at start-up).
+    public var keysWithoutEffect: [(key: String, effect: ConfigEffect)]
+    /// `fetch.max.bytes`: the most bytes one Fetch response carries.
+    public var fetchMaxBytes: Int
 
     /// Reads and checks every key. Throws the first problem found.
     public init(_ p: Properties) throws {
@@ -162,9 +165,17 @@ public struct ServerConfig: Sendable {
             roles.insert(role)
         }
         self.roles = roles
-        let nodeText = try required("node.id")
+        // As in Kafka, broker.id and node.id are one setting: either may be given, and both must agree.
+        let brokerIdText = string("broker.id")
+        guard let nodeText = string("node.id") ?? brokerIdText else {
+            throw ConfigError("node.id", "is required but missing.")
+        }
         guard let nodeId = Int32(nodeText), nodeId >= 0 else {
             throw ConfigError("node.id", "\"\(nodeText)\" is not a non-negative integer.")
+        }
+        if let brokerIdText, Int32(brokerIdText) != nodeId {
+            throw ConfigError(
+                "broker.id", "\(brokerIdText) differs from node.id \(nodeId); set one of them, or both alike.")
         }
         self.nodeId = nodeId
 
@@ -245,8 +256,15 @@ public struct ServerConfig: Sendable {
             return s
         }
         self.advertisedListeners = advertised
+        // As in Kafka, security.inter.broker.protocol names the listener of that name, and the two
+        // keys may not both be set.
+        if string("inter.broker.listener.name") != nil, string("security.inter.broker.protocol") != nil {
+            throw ConfigError(
+                "security.inter.broker.protocol", "cannot be set together with inter.broker.listener.name; keep one.")
+        }
         let interBroker =
-            string("inter.broker.listener.name")?.uppercased() ?? brokerListeners.first?.name ?? "PLAINTEXT"
+            (string("inter.broker.listener.name") ?? string("security.inter.broker.protocol"))?.uppercased()
+            ?? brokerListeners.first?.name ?? "PLAINTEXT"
         if roles.contains(.broker) && !listeners.contains(where: { $0.name == interBroker }) {
             throw ConfigError("inter.broker.listener.name", "names \(interBroker), which is not in listeners.")
         }
@@ -268,6 +286,7 @@ public struct ServerConfig: Sendable {
         defaultReplicationFactor = Int16(try int("default.replication.factor", default: 1, min: 1, max: Int(Int16.max)))
         minInsyncReplicas = try int("min.insync.replicas", default: 1, min: 1)
         messageMaxBytes = try int("message.max.bytes", default: 1_048_588, min: 0)
+        fetchMaxBytes = try int("fetch.max.bytes", default: 57_671_680, min: 1024)
         autoCreateTopics = try bool("auto.create.topics.enable", default: true)
         deleteTopicEnable = try bool("delete.topic.enable", default: true)
         socketRequestMaxBytes = try int("socket.request.max.bytes", default: 104_857_600, min: 1)
@@ -372,11 +391,12 @@ public struct ServerConfig: Sendable {
 
         // Every remaining key must at least be a number or boolean where Kafka says so.
         var unknown: [String] = []
-        var withoutEffect: [String] = []
+        var withoutEffect: [(key: String, effect: ConfigEffect)] = []
         for key in p.keys {
             let base = Self.listenerKeyBase(key)
-            if SecurityConfig.keysWithoutEffect.contains(base) {
-                withoutEffect.append(key)
+            let effect = ConfigDefinitions.effect(of: base)
+            if effect != .honoured {
+                withoutEffect.append((key, effect))
             }
             if key.hasPrefix("listener.name."),
                 ConfigDefinitions.brokerConfig(base) != nil || Self.listenerSaslKey(base)

@@ -16,7 +16,7 @@ struct Runnel: AsyncParsableCommand {
         subcommands: [
             Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
             Group.self, Transactions.self, Cluster.self, Acl.self, User.self, LogDirs.self, Features.self,
-            Storage.self, Bench.self,
+            Storage.self, Configs.self, Bench.self,
         ]
     )
 
@@ -84,6 +84,14 @@ struct Server: AsyncParsableCommand {
         let logger = Logger(label: "runnel")
         for key in config.unknownKeys {
             logger.warning("unknown configuration key \(key) is ignored")
+        }
+        // Once per key of the file, with the reason from the table `runnel configs no-effect` prints.
+        for (key, effect) in config.keysWithoutEffect {
+            switch effect {
+            case .honoured: break
+            case .partial(let reason): logger.warning("configuration key \(key) is only partly honoured: \(reason)")
+            case .none(let reason): logger.warning("configuration key \(key) is accepted without effect: \(reason)")
+            }
         }
         // Signals are caught from the start, so a stop during start-up is still graceful.
         let signals = SignalWaiter()
