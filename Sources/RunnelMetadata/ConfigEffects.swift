@@ -60,8 +60,6 @@ extension ConfigDefinitions {
         "Runnel stores and serves record batch v2 only (Fetch v4 and up), so it never down-converts."
     private static let formatVersion =
         "Ignored by Kafka since 3.0; Runnel writes record batch v2 only."
-    private static let noRecompression =
-        "Runnel stores batches in the codec the producer chose and never recompresses them."
     private static let staticMetadataLog =
         "Runnel's metadata log rolls 8 MiB segments and drops those below its newest snapshot, with no separate limits."
     private static let socketBuffers = "Runnel leaves socket buffer sizes to the kernel's autotuning."
@@ -73,9 +71,6 @@ extension ConfigDefinitions {
     public static let effects: [ConfigEffectEntry] = [
         none("alter.config.policy.class.name", noJavaClasses),
         none("background.threads", threading),
-        none("compression.gzip.level", noRecompression),
-        none("compression.lz4.level", noRecompression),
-        none("compression.zstd.level", noRecompression),
         none(
             "connections.max.idle.ms",
             "Runnel does not close idle connections; clients and the operating system's keepalive do."),

@@ -44,7 +44,8 @@ struct ConfigEffectTests {
     @Test("keys that take effect, or that other work is making effective, are not listed")
     func effectiveKeysAreNotListed() {
         for name in [
-            "compression.type", "max.incremental.fetch.session.cache.slots", "message.timestamp.before.max.ms",
+            "compression.type", "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
+            "max.incremental.fetch.session.cache.slots", "message.timestamp.before.max.ms",
             "message.timestamp.after.max.ms", "message.timestamp.difference.max.ms",
             "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
             "log.message.timestamp.difference.max.ms", "retention.ms", "log.retention.hours", "broker.id",
