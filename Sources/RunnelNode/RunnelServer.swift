@@ -212,6 +212,7 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
+            brokerSettings.maxIncrementalFetchSessionCacheSlots = config.maxIncrementalFetchSessionCacheSlots
             brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
             // Validated as a boolean with the other keys (ConfigDefinitions).
             brokerSettings.transactionPartitionVerification =
