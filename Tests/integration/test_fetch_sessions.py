@@ -12,6 +12,13 @@ session (max wait, min bytes) wakes for data on a partition the request did not 
 With real clients: the Java consumer (which uses sessions) reads a 200-partition topic exactly,
 while records arrive during the read, and the broker's metrics show its session; librdkafka
 (which sends sessionless fetches) reads the same topic exactly too.
+
+Followers: in 3 brokers with a replication factor 3 topic, every leader holds its two followers'
+sessions (metrics) and acks=all keeps working; after a broker is killed with -9 and restarted
+(followers move to new leaders and open sessions there; the restarted broker starts with none),
+every replica is back in the ISR and every acknowledged record is read back at its offset. (The
+fall-back to a full fetch on a session error is tested on the fetcher itself, in
+ReplicaFetcherTests.)
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from confluent_kafka import Producer
 
 import kwire
 from kwire import FetchPart
+from cluster import admin as cluster_admin
+from cluster import create as create_replicated
+from cluster import start_cluster
 from nodes import free_ports, port_accepts
 from util import QUIET, create_topic, drain, unique, wait_until
 
@@ -221,3 +231,56 @@ def test_librdkafka_reads_many_partitions(node):
     produce(node.bootstrap, topic, list(range(partitions)), per_partition=3)
     got = drain(node.bootstrap, topic, partitions, partitions * 3)
     assert len(got) == partitions * 3
+
+
+def test_followers_replicate_in_sessions(tmp_path):
+    ports = free_ports(3)
+    controllers, brokers = start_cluster(
+        tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200},
+        props={"auto.leader.rebalance.enable": "false"},
+        each_broker_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in ports])
+    try:
+        servers = ",".join(b.bootstrap for b in brokers)
+        topic = unique("sessions-rf3")
+        create_replicated(brokers[0], topic, 6, 3, {"min.insync.replicas": "2"})
+        p = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True,
+                      "message.timeout.ms": 120_000, **QUIET})
+        acked: list[tuple[int, int, bytes]] = []
+
+        def send(n: int, start: int) -> None:
+            for i in range(start, start + n):
+                p.produce(topic, value=b"r%06d" % i, partition=i % 6,
+                          on_delivery=lambda err, m: acked.append((m.partition(), m.offset(), m.value()))
+                          if err is None else None)
+                if i % 500 == 0:
+                    p.poll(0)
+            assert p.flush(120) == 0
+
+        send(3000, 0)
+        # Each broker leads two partitions, followed by the two other brokers: two sessions each.
+        for port in ports:
+            wait_until(lambda port=port: metric(port, "runnel_incremental_fetch_sessions") >= 2, 30, 0.2,
+                       f"two follower sessions on the broker with metrics port {port}")
+            assert metric(port, "runnel_incremental_fetch_partitions_cached") >= 4
+
+        victim = brokers[1]
+        victim.kill9()
+        send(1000, 3000)
+        victim.restart()
+        send(1000, 4000)
+
+        def all_in_sync() -> bool:
+            md = cluster_admin(brokers[0]).list_topics(topic, timeout=5)
+            t = md.topics.get(topic)
+            return t is not None and t.error is None and all(len(q.isrs) == 3 for q in t.partitions.values())
+
+        wait_until(all_in_sync, 60, 0.2, "every replica back in the ISR")
+        assert len(acked) == 5000
+        got = drain(servers, topic, 6, len(acked), timeout=60)
+        at = {(m.partition, m.offset): m.value for m in got}
+        missing = [a for a in acked if at.get((a[0], a[1])) != a[2]]
+        assert not missing, f"{len(missing)} acknowledged records not at their offsets, e.g. {missing[:3]}"
+        assert len(got) == len(acked)
+    finally:
+        for n in brokers + controllers:
+            n.close()
