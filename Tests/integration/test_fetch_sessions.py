@@ -8,6 +8,8 @@ offsets; forgotten partitions leave the session; a wrong epoch answers INVALID_F
 partitions; epoch -1 closes the session. With topic ids (v13) a partition of an unknown topic id
 stays in the session and answers UNKNOWN_TOPIC_ID (100) on every fetch. A parked fetch of a
 session (max wait, min bytes) wakes for data on a partition the request did not name.
+max.incremental.fetch.session.cache.slots bounds the sessions (0: none; 1: a second young
+session of the same size does not evict the first).
 
 With real clients: the Java consumer (which uses sessions) reads a 200-partition topic exactly,
 while records arrive during the read, and the broker's metrics show its session; librdkafka
@@ -180,6 +182,24 @@ def test_topic_ids_and_unknown_topic_id(node):
         # A session opened with topic ids is not used by a request naming topics.
         mixed = c.fetch(5, {}, session_id=sid, session_epoch=4, version=12)
         assert mixed.error_code == 106, "FETCH_SESSION_TOPIC_ID_ERROR"
+
+
+@pytest.mark.parametrize("slots", [0, 1])
+def test_cache_slots_bound_the_sessions(node_factory, slots):
+    """max.incremental.fetch.session.cache.slots is read from server.properties: with 0 no
+    session opens; with 1 a second consumer's session cannot evict the first (it is younger than
+    two minutes and no bigger), and the fetch is answered in full without a session."""
+    small = node_factory({"max.incremental.fetch.session.cache.slots": slots})
+    topic = unique("sessions-slots")
+    create_topic(small.bootstrap, topic, 2)
+    parts = {topic: [FetchPart(0, 0), FetchPart(1, 0)]}
+    with kwire.Conn.to(small.bootstrap) as c:
+        first = c.fetch(1, parts, session_id=0, session_epoch=0)
+        second = c.fetch(2, parts, session_id=0, session_epoch=0)
+    assert first.error_code == second.error_code == 0
+    assert (first.session_id != 0) == (slots == 1)
+    assert second.session_id == 0
+    assert second.partitions() == {(topic, 0), (topic, 1)}
 
 
 def test_java_consumer_reads_many_partitions_with_a_session(node, metrics_port):
