@@ -168,21 +168,19 @@ extension Broker {
             : FetchSessionPartition(topic: topic, partition: partition)
     }
 
-    /// The topics of a request that fetches a session's partitions, each topic once, in the
-    /// order its first partition stands in the session.
-    static func sessionTopics(_ partitions: [FetchSessionCache.Entry]) -> [FetchRequest.FetchTopic] {
+    /// The topics of a request that fetches a session's partitions, in session order: a topic
+    /// appears once per run of its partitions, as in Kafka's answers (clients take a topic
+    /// named twice), so the answer's partitions stand in the session's order.
+    static func sessionTopics(_ partitions: [CachedFetchPartition]) -> [FetchRequest.FetchTopic] {
         var topics: [FetchRequest.FetchTopic] = []
-        var index: [FetchSessionPartition: Int] = [:]
-        for entry in partitions {
-            let topicKey = FetchSessionPartition(topicId: entry.key.topicId, topic: entry.key.topic, partition: 0)
-            if let i = index[topicKey] {
-                topics[i].partitions.append(entry.request)
+        for cached in partitions {
+            if let last = topics.last, last.topicId == cached.key.topicId, last.topic == cached.key.topic {
+                topics[topics.count - 1].partitions.append(cached.request)
             } else {
-                index[topicKey] = topics.count
                 var topic = FetchRequest.FetchTopic()
-                topic.topic = entry.key.topic
-                topic.topicId = entry.key.topicId
-                topic.partitions = [entry.request]
+                topic.topic = cached.key.topic
+                topic.topicId = cached.key.topicId
+                topic.partitions = [cached.request]
                 topics.append(topic)
             }
         }
@@ -220,11 +218,13 @@ extension Broker {
             if evicted > 0 { BrokerMetrics.fetchSessionEvictions.increment(by: evicted) }
             response.sessionId = id
         case .incremental(let id, let epoch, _):
-            let answers = targets.map { target in
-                (key(target), response.responses[target.topicIndex].partitions[target.partitionIndex])
-            }
+            // The answer lists the session's partitions in session order (`sessionTopics`).
             let outcome = fetchSessions.withLockedValue { cache -> Result<[Bool], FetchSessionLost> in
-                if let keep = cache.answerIncremental(id: id, epoch: epoch, answers: answers) { return .success(keep) }
+                if let keep = cache.answerIncremental(
+                    id: id, epoch: epoch, answers: response.responses.lazy.flatMap(\.partitions))
+                {
+                    return .success(keep)
+                }
                 return .failure(FetchSessionLost(error: cache.lostSessionError(id: id)))
             }
             switch outcome {
@@ -234,21 +234,26 @@ extension Broker {
                 refusal.errorCode = lost.error.rawValue
                 return refusal
             case .success(let keep):
-                var kept = response.responses.map { [Bool](repeating: false, count: $0.partitions.count) }
-                for (target, answer) in zip(targets, keep) { kept[target.topicIndex][target.partitionIndex] = answer }
                 var dropped = FetchResponse()
                 var responses: [FetchResponse.FetchableTopicResponse] = []
-                for (t, topic) in response.responses.enumerated() {
+                var next = 0
+                for topic in response.responses {
+                    let flags = keep[next..<next + topic.partitions.count]
+                    next += topic.partitions.count
+                    guard flags.contains(true) else {
+                        dropped.responses.append(topic)
+                        continue
+                    }
                     var out = topic
                     out.partitions = []
-                    for (p, data) in topic.partitions.enumerated() {
-                        if kept[t][p] {
+                    for (data, kept) in zip(topic.partitions, flags) {
+                        if kept {
                             out.partitions.append(data)
                         } else {
                             dropped.responses.append(.init(partitions: [data]))
                         }
                     }
-                    if !out.partitions.isEmpty { responses.append(out) }
+                    responses.append(out)
                 }
                 Self.releaseRegions(dropped)
                 response.responses = responses

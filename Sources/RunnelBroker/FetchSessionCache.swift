@@ -24,6 +24,7 @@ package struct FetchSessionPartition: Hashable, Sendable, CustomStringConvertibl
 /// the client sends the partition again, and answers it only when the answer differs from the
 /// last one.
 package struct CachedFetchPartition: Sendable, Equatable {
+    package var key: FetchSessionPartition
     /// The client's fetch offset, partition max bytes, current leader epoch, last fetched epoch
     /// and (a follower's) log start offset, as last sent.
     package var request: FetchRequest.FetchPartition
@@ -35,7 +36,12 @@ package struct CachedFetchPartition: Sendable, Equatable {
     /// The broker's log start offset last answered.
     package var logStartOffset: Int64 = -1
 
-    package init(request: FetchRequest.FetchPartition) { self.request = request }
+    package init(key: FetchSessionPartition, request: FetchRequest.FetchPartition) {
+        self.key = key
+        self.request = request
+    }
+
+    package var entry: FetchSessionCache.Entry { .init(key, request) }
 
     /// Whether `answer` must go to the client (Kafka's `maybeUpdateResponseData`): records, a
     /// moved high watermark, last stable offset or log start offset, a preferred read replica,
@@ -78,8 +84,10 @@ package struct FetchSession: Sendable {
     package var lastUsedMs: Int64
     /// The epoch the next incremental request must carry.
     package var epoch: Int32
-    package private(set) var order: [FetchSessionPartition] = []
-    package private(set) var partitions: [FetchSessionPartition: CachedFetchPartition] = [:]
+    /// The partitions in session order: the order an incremental fetch reads and answers them.
+    package private(set) var partitions: [CachedFetchPartition] = []
+    /// Where each partition stands in `partitions`.
+    private var index: [FetchSessionPartition: Int] = [:]
 
     init(id: Int32, privileged: Bool, usesTopicIds: Bool, nowMs: Int64) {
         self.id = id
@@ -92,40 +100,51 @@ package struct FetchSession: Sendable {
 
     package var count: Int { partitions.count }
 
-    /// The partitions and what to fetch them with, in session order.
-    package var fetchList: [FetchSessionCache.Entry] {
-        order.map { FetchSessionCache.Entry($0, partitions[$0]!.request) }
-    }
+    /// The partitions' names in session order.
+    package var order: [FetchSessionPartition] { partitions.map(\.key) }
 
     /// Adds a partition or updates what the client asks of it (Kafka's `updateRequestParams`).
     mutating func put(_ key: FetchSessionPartition, _ request: FetchRequest.FetchPartition) {
-        if partitions[key] == nil {
-            order.append(key)
-            partitions[key] = CachedFetchPartition(request: request)
+        if let i = index[key] {
+            partitions[i].request = request
         } else {
-            partitions[key]!.request = request
+            index[key] = partitions.count
+            partitions.append(CachedFetchPartition(key: key, request: request))
         }
-        precondition(order.count == partitions.count, "a session lists each of its partitions once")
+        precondition(index.count == partitions.count, "a session lists each of its partitions once")
     }
 
     mutating func forget(_ keys: Set<FetchSessionPartition>) {
-        guard !keys.isEmpty else { return }
-        order.removeAll { keys.contains($0) }
-        for key in keys { partitions.removeValue(forKey: key) }
-        precondition(order.count == partitions.count, "a session lists each of its partitions once")
+        guard keys.contains(where: { index[$0] != nil }) else { return }
+        partitions.removeAll { keys.contains($0.key) }
+        reindex()
     }
 
-    /// Remembers `answers` and says which of them go to the client; those move to the end.
-    mutating func filter(_ answers: [(FetchSessionPartition, FetchResponse.PartitionData)]) -> [Bool] {
-        var answered: Set<FetchSessionPartition> = []
-        let keep = answers.map { key, data -> Bool in
-            guard partitions[key] != nil else { return false }
-            let must = partitions[key]!.mustAnswer(data, update: true)
-            if must { answered.insert(key) }
-            return must
+    private mutating func reindex() {
+        index.removeAll(keepingCapacity: true)
+        for (i, p) in partitions.enumerated() { index[p.key] = i }
+        precondition(index.count == partitions.count, "a session lists each of its partitions once")
+    }
+
+    /// Remembers `answers`, one per partition in session order, and says which of them go to
+    /// the client; those move to the end.
+    mutating func filter(_ answers: some Collection<FetchResponse.PartitionData>) -> [Bool] {
+        precondition(answers.count == partitions.count, "an incremental answer covers the session's partitions")
+        var keep: [Bool] = []
+        keep.reserveCapacity(partitions.count)
+        var answered = 0
+        for (i, answer) in zip(partitions.indices, answers) {
+            let must = partitions[i].mustAnswer(answer, update: true)
+            keep.append(must)
+            if must { answered += 1 }
         }
-        if !answered.isEmpty {
-            order = order.filter { !answered.contains($0) } + order.filter { answered.contains($0) }
+        if answered > 0 {
+            var rotated: [CachedFetchPartition] = []
+            rotated.reserveCapacity(partitions.count)
+            for (p, kept) in zip(partitions, keep) where !kept { rotated.append(p) }
+            for (p, kept) in zip(partitions, keep) where kept { rotated.append(p) }
+            partitions = rotated
+            reindex()
         }
         return keep
     }
@@ -186,8 +205,8 @@ package struct FetchSessionCache: Sendable {
         /// A full fetch; once answered, try to cache its partitions as a new session.
         case full
         /// An incremental fetch of session `id`, whose epoch is now `epoch`: fetch the session's
-        /// `partitions` and answer only those that changed.
-        case incremental(id: Int32, epoch: Int32, partitions: [Entry])
+        /// `partitions` (in this order) and answer only those that changed.
+        case incremental(id: Int32, epoch: Int32, partitions: [CachedFetchPartition])
     }
 
     /// `max.incremental.fetch.session.cache.slots`
@@ -226,9 +245,11 @@ package struct FetchSessionCache: Sendable {
             return epoch == Self.finalEpoch ? .sessionless : .full
         }
         guard sessionId != 0 else { return .sessionError(.invalidFetchSessionEpoch) }
-        guard var session = sessions[sessionId] else { return .sessionError(.fetchSessionIdNotFound) }
-        guard session.epoch == epoch else { return .sessionError(.invalidFetchSessionEpoch) }
-        guard session.usesTopicIds == usesTopicIds else { return .sessionError(.fetchSessionTopicIdError) }
+        guard let held = sessions[sessionId] else { return .sessionError(.fetchSessionIdNotFound) }
+        guard held.epoch == epoch else { return .sessionError(.invalidFetchSessionEpoch) }
+        guard held.usesTopicIds == usesTopicIds else { return .sessionError(.fetchSessionTopicIdError) }
+        // Taken out of the table, so the session's storage is changed in place, not copied.
+        var session = sessions.removeValue(forKey: sessionId)!
         let before = session.count
         for entry in partitions { session.put(entry.key, entry.request) }
         session.forget(Set(forgotten))
@@ -240,7 +261,7 @@ package struct FetchSessionCache: Sendable {
             remove(sessionId)
             return .sessionless
         }
-        return .incremental(id: sessionId, epoch: session.epoch, partitions: session.fetchList)
+        return .incremental(id: sessionId, epoch: session.epoch, partitions: session.partitions)
     }
 
     /// Caches the partitions of an answered full fetch as a new session if a slot is free or
@@ -256,20 +277,31 @@ package struct FetchSessionCache: Sendable {
         var session = FetchSession(
             id: newSessionId(), privileged: privileged, usesTopicIds: usesTopicIds, nowMs: nowMs)
         for (key, request, _) in answers { session.put(key, request) }
-        _ = session.filter(answers.map { ($0.0, $0.2) })
+        if session.count == answers.count {
+            _ = session.filter(answers.map(\.2))
+        } else {
+            // A partition named twice: remember the last answer for each.
+            var last: [FetchSessionPartition: FetchResponse.PartitionData] = [:]
+            for (key, _, data) in answers { last[key] = data }
+            _ = session.filter(session.order.map { last[$0]! })
+        }
         sessions[session.id] = session
         partitionsCached += session.count
         return session.id
     }
 
-    /// Remembers the answer to an incremental fetch of session `id` made at `epoch` and says
-    /// which partitions go to the client. Nil when the session is gone (evicted or closed) or
-    /// another request moved its epoch on meanwhile (a duplicate): the client gets the error
-    /// `sessionError(id:epoch:)` names, and starts again with a full fetch.
+    /// Remembers the answer to an incremental fetch of session `id` made at `epoch` (one answer
+    /// per partition, in the order the context listed them) and says which partitions go to the
+    /// client. Nil when the session is gone (evicted or closed) or another request moved its
+    /// epoch on meanwhile (a duplicate): the client gets the error `lostSessionError(id:)`
+    /// names, and starts again with a full fetch. With the epoch unchanged, no other request
+    /// changed the session since, so its partitions stand in the order the answers come in.
     package mutating func answerIncremental(
-        id: Int32, epoch: Int32, answers: [(FetchSessionPartition, FetchResponse.PartitionData)]
+        id: Int32, epoch: Int32, answers: some Collection<FetchResponse.PartitionData>
     ) -> [Bool]? {
-        guard var session = sessions[id], session.epoch == epoch else { return nil }
+        guard sessions[id]?.epoch == epoch else { return nil }
+        // Taken out of the table, so the session's storage is changed in place, not copied.
+        var session = sessions.removeValue(forKey: id)!
         let keep = session.filter(answers)
         sessions[id] = session
         return keep

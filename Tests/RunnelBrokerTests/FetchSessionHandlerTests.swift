@@ -159,10 +159,10 @@ struct FetchSessionHandlerTests {
             case .incremental(let id, let epoch, let partitions):
                 for e in partitions { fetched[e.key.partition] = e.request.fetchOffset }
                 // Every partition's high watermark moves now and then, so some are answered.
-                let data = partitions.map { e -> (FetchSessionPartition, FetchResponse.PartitionData) in
+                let data = partitions.map { e -> FetchResponse.PartitionData in
                     var d = FetchResponse.PartitionData(partitionIndex: e.key.partition)
                     d.highWatermark = Int64(round / 3)
-                    return (e.key, d)
+                    return d
                 }
                 let keep = cache.answerIncremental(id: id, epoch: epoch, answers: data)!
                 response = answer(zip(partitions, keep).filter(\.1).map { (topicA, $0.0.key.partition) }, sessionId: id)
