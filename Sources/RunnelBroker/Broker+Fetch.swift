@@ -77,7 +77,8 @@ extension Broker {
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
         let auth = authorization(context)
-        if let refusal = Self.fetchRefusal(auth, replicaId: replicaId, replicaEpoch: replicaEpoch, image: image) {
+        let refusal = Self.fetchRefusal(auth, replicaId: replicaId, replicaEpoch: replicaEpoch, image: image)
+        if let refusal {
             for i in checkedTargets.indices { checkedTargets[i].error = refusal }
         } else if replicaId < 0 && auth.enabled {
             let readable = auth.allowedTopics(.read, checkedTargets.compactMap { $0.topicPartition?.topic })
@@ -90,7 +91,9 @@ extension Broker {
 
         let targets = checkedTargets
         let topics = request.topics
-        let privileged = replicaId >= 0
+        // Only a follower the broker accepts opens a session that outranks consumers' (Kafka
+        // ranks any fetch with a replica id so; a client posing as a follower would evict theirs).
+        let privileged = replicaId >= 0 && refusal == nil
         // First look: answer now if there is enough data, an error, or no wait.
         // read_committed (v4+): a consumer reads up to the last stable offset, with the aborted
         // transactions of what it reads.
