@@ -49,23 +49,36 @@ extension Broker {
         return targets
     }
 
+    /// Answers a Fetch. From v7 the request's session id and epoch choose a full fetch (which
+    /// may open an incremental fetch session), a full fetch without a session, or an incremental
+    /// fetch of an open session (`FetchSessionCache` has the rules). An incremental fetch reads,
+    /// authorizes and long-polls every partition of its session, as a full fetch of them would,
+    /// and answers only the partitions whose answer changed.
     func fetch(_ request: FetchRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         var skeleton = FetchResponse()
-        if request.sessionId != 0 {
-            // No incremental fetch sessions: clients fall back to full fetches (KIP-227).
-            skeleton.errorCode = ErrorCode.fetchSessionIdNotFound.rawValue
+        var request = request
+        let usesTopicIds = version >= 13
+        // A follower replica fetches with its broker id (KIP-903 moved it into ReplicaState).
+        let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
+        let replicaEpoch = version >= 15 ? request.replicaState.replicaEpoch : -1
+        let session = fetchSessionContext(request, version: version)
+        switch session {
+        case .sessionError(let error):
+            skeleton.errorCode = error.rawValue
             return respond(skeleton, version: version, context: context)
+        case .incremental(_, _, let partitions):
+            request.topics = Self.sessionTopics(partitions)
+        case .sessionless, .full:
+            break
         }
         let image = self.image
         var checkedTargets = Self.fetchTargets(request, version: version, image: image, skeleton: &skeleton)
         let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
         let minBytes = Int64(max(request.minBytes, 0))
         let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
-        // A follower replica fetches with its broker id (KIP-903 moved it into ReplicaState).
-        let replicaId = version >= 15 ? request.replicaState.replicaId : request.replicaId
-        let replicaEpoch = version >= 15 ? request.replicaState.replicaEpoch : -1
         let auth = authorization(context)
-        if let refusal = Self.fetchRefusal(auth, replicaId: replicaId, replicaEpoch: replicaEpoch, image: image) {
+        let refusal = Self.fetchRefusal(auth, replicaId: replicaId, replicaEpoch: replicaEpoch, image: image)
+        if let refusal {
             for i in checkedTargets.indices { checkedTargets[i].error = refusal }
         } else if replicaId < 0 && auth.enabled {
             let readable = auth.allowedTopics(.read, checkedTargets.compactMap { $0.topicPartition?.topic })
@@ -77,6 +90,10 @@ extension Broker {
         }
 
         let targets = checkedTargets
+        let topics = request.topics
+        // Only a follower the broker accepts opens a session that outranks consumers' (Kafka
+        // ranks any fetch with a replica id so; a client posing as a follower would evict theirs).
+        let privileged = replicaId >= 0 && refusal == nil
         // First look: answer now if there is enough data, an error, or no wait.
         // read_committed (v4+): a consumer reads up to the last stable offset, with the aborted
         // transactions of what it reads.
@@ -85,7 +102,10 @@ extension Broker {
             skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
             readCommitted: readCommitted, maxWaitMs: maxWait)
         if first.bytes >= minBytes || maxWait == 0 || first.hasError || targets.isEmpty {
-            return .respondNow(OutgoingResponse(first.response, version: version, allocator: context.allocator))
+            let answer = sessionAnswer(
+                first.response, session: session, targets: targets, topics: topics, usesTopicIds: usesTopicIds,
+                privileged: privileged)
+            return .respondNow(OutgoingResponse(answer, version: version, allocator: context.allocator))
         }
         Self.releaseRegions(first.response)
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
@@ -100,10 +120,161 @@ extension Broker {
                 let result = readFetch(
                     skeleton, targets: targets, maxBytes: maxBytes, replicaId: replicaId, replicaEpoch: replicaEpoch,
                     readCommitted: readCommitted, maxWaitMs: 0)
-                promise.succeed(OutgoingResponse(result.response, version: version, allocator: allocator))
+                let answer = sessionAnswer(
+                    result.response, session: session, targets: targets, topics: topics, usesTopicIds: usesTopicIds,
+                    privileged: privileged)
+                promise.succeed(OutgoingResponse(answer, version: version, allocator: allocator))
             })
         delayedFetches.watch(waiter, waitMs: maxWait)
         return .respond(promise.futureResult)
+    }
+
+    /// Reads the session fields of a Fetch (v7 and later; older ones have none) against the
+    /// session cache: an incremental request's partitions join or update its session here.
+    func fetchSessionContext(_ request: FetchRequest, version: Int16) -> FetchSessionCache.Context {
+        guard version >= 7 else { return .sessionless }
+        let epoch = request.sessionEpoch
+        let isFull = epoch == FetchSessionCache.initialEpoch || epoch == FetchSessionCache.finalEpoch
+        if isFull && request.sessionId == 0 { return epoch == FetchSessionCache.finalEpoch ? .sessionless : .full }
+        let usesTopicIds = version >= 13
+        var partitions: [FetchSessionCache.Entry] = []
+        var forgotten: [FetchSessionPartition] = []
+        if !isFull {
+            for topic in request.topics {
+                for p in topic.partitions {
+                    partitions.append(.init(Self.sessionKey(topic.topic, topic.topicId, p.partition, usesTopicIds), p))
+                }
+            }
+            for topic in request.forgottenTopicsData {
+                for p in topic.partitions {
+                    forgotten.append(Self.sessionKey(topic.topic, topic.topicId, p, usesTopicIds))
+                }
+            }
+        }
+        let nowMs = clock.monotonicMs()
+        let context = fetchSessions.withLockedValue { cache in
+            let context = cache.newContext(
+                sessionId: request.sessionId, epoch: epoch, usesTopicIds: usesTopicIds, partitions: partitions,
+                forgotten: forgotten, nowMs: nowMs)
+            Self.recordSessionGauges(cache)
+            return context
+        }
+        return context
+    }
+
+    /// A partition's name in a session: by topic id from Fetch v13, by topic name before.
+    static func sessionKey(
+        _ topic: String, _ topicId: KafkaUUID, _ partition: Int32, _ usesTopicIds: Bool
+    ) -> FetchSessionPartition {
+        usesTopicIds
+            ? FetchSessionPartition(topicId: topicId, partition: partition)
+            : FetchSessionPartition(topic: topic, partition: partition)
+    }
+
+    /// The topics of a request that fetches a session's partitions, in session order: a topic
+    /// appears once per run of its partitions, as in Kafka's answers (clients take a topic
+    /// named twice), so the answer's partitions stand in the session's order.
+    static func sessionTopics(_ partitions: [CachedFetchPartition]) -> [FetchRequest.FetchTopic] {
+        var topics: [FetchRequest.FetchTopic] = []
+        for cached in partitions {
+            if let last = topics.last, last.topicId == cached.key.topicId, last.topic == cached.key.topic {
+                topics[topics.count - 1].partitions.append(cached.request)
+            } else {
+                var topic = FetchRequest.FetchTopic()
+                topic.topic = cached.key.topic
+                topic.topicId = cached.key.topicId
+                topic.partitions = [cached.request]
+                topics.append(topic)
+            }
+        }
+        return topics
+    }
+
+    /// Carries out the session part of an answer that is ready to go: a full fetch caches its
+    /// partitions as a new session if it can and names it; an incremental fetch drops the
+    /// partitions whose answer did not change (closing their file regions), or, when its
+    /// session went away or another request moved its epoch meanwhile, answers only that error.
+    func sessionAnswer(
+        _ response: FetchResponse, session: FetchSessionCache.Context, targets: [FetchTarget],
+        topics: [FetchRequest.FetchTopic], usesTopicIds: Bool, privileged: Bool
+    ) -> FetchResponse {
+        var response = response
+        func key(_ target: FetchTarget) -> FetchSessionPartition {
+            let topic = topics[target.topicIndex]
+            return Self.sessionKey(topic.topic, topic.topicId, target.request.partition, usesTopicIds)
+        }
+        switch session {
+        case .sessionError, .sessionless:
+            response.sessionId = 0
+        case .full:
+            let answers = targets.map { target in
+                (key(target), target.request, response.responses[target.topicIndex].partitions[target.partitionIndex])
+            }
+            let nowMs = clock.monotonicMs()
+            let (id, evicted) = fetchSessions.withLockedValue { cache -> (Int32, Int) in
+                let before = cache.evictions
+                let id = cache.createSession(
+                    privileged: privileged, usesTopicIds: usesTopicIds, answers: answers, nowMs: nowMs)
+                Self.recordSessionGauges(cache)
+                return (id, cache.evictions - before)
+            }
+            if evicted > 0 { BrokerMetrics.fetchSessionEvictions.increment(by: evicted) }
+            response.sessionId = id
+        case .incremental(let id, let epoch, _):
+            // The answer lists the session's partitions in session order (`sessionTopics`).
+            let outcome = fetchSessions.withLockedValue { cache -> Result<[Bool], FetchSessionLost> in
+                if let keep = cache.answerIncremental(
+                    id: id, epoch: epoch, answers: response.responses.lazy.flatMap(\.partitions))
+                {
+                    return .success(keep)
+                }
+                return .failure(FetchSessionLost(error: cache.lostSessionError(id: id)))
+            }
+            switch outcome {
+            case .failure(let lost):
+                Self.releaseRegions(response)
+                var refusal = FetchResponse()
+                refusal.errorCode = lost.error.rawValue
+                return refusal
+            case .success(let keep):
+                var dropped = FetchResponse()
+                var responses: [FetchResponse.FetchableTopicResponse] = []
+                var next = 0
+                for topic in response.responses {
+                    let flags = keep[next..<next + topic.partitions.count]
+                    next += topic.partitions.count
+                    guard flags.contains(true) else {
+                        dropped.responses.append(topic)
+                        continue
+                    }
+                    var out = topic
+                    out.partitions = []
+                    for (data, kept) in zip(topic.partitions, flags) {
+                        if kept {
+                            out.partitions.append(data)
+                        } else {
+                            dropped.responses.append(.init(partitions: [data]))
+                        }
+                    }
+                    responses.append(out)
+                }
+                Self.releaseRegions(dropped)
+                response.responses = responses
+                response.sessionId = id
+            }
+        }
+        return response
+    }
+
+    /// Why an incremental fetch's answer cannot use its session any more.
+    struct FetchSessionLost: Error {
+        var error: ErrorCode
+    }
+
+    /// Publishes the cache's size (Kafka's FetchSessionCache gauges).
+    static func recordSessionGauges(_ cache: FetchSessionCache) {
+        BrokerMetrics.fetchSessions.record(cache.count)
+        BrokerMetrics.fetchSessionPartitions.record(cache.partitionsCached)
     }
 
     /// Who may fetch (Kafka's handleFetchRequest): a follower fetch (`replicaId` >= 0) needs

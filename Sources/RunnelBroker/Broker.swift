@@ -25,6 +25,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let delayedFetches = DelayedFetchPurgatory()
     /// acks=all appends parked until they are replicated (Kafka's DelayedProduce).
     let delayedProduces = DelayedProducePurgatory()
+    /// Incremental fetch sessions (KIP-227), shared by every connection.
+    let fetchSessions: NIOLockedValueBox<FetchSessionCache>
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
     private let partitionLock = NIOLock()
@@ -69,6 +71,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.logger = logger
         self.authorizer = BrokerAuthorizer(settings.authorizer)
         self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
+        var seedSource = SystemRandomNumberGenerator()
+        self.fetchSessions = NIOLockedValueBox(
+            FetchSessionCache(
+                maxSessions: settings.maxIncrementalFetchSessionCacheSlots,
+                seed: settings.fetchSessionIdSeed ?? seedSource.next()))
         let box = imageBox
         let nodeId = NodeID(settings.nodeId)
         self.producerIds = ProducerIdManager(

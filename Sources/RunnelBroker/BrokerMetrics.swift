@@ -28,4 +28,10 @@ enum BrokerMetrics {
     /// because the coordinator did not confirm the partition (KIP-890 part 1).
     static let transactionMarkersWritten = Counter(label: "runnel_transaction_markers_written_total")
     static let transactionVerificationFailures = Counter(label: "runnel_transaction_verification_failures_total")
+    /// Incremental fetch sessions (KIP-227; Kafka's FetchSessionCache NumIncrementalFetchSessions,
+    /// NumIncrementalFetchPartitionsCached, IncrementalFetchSessionEvictionsPerSec): sessions
+    /// held, the partitions they cache, and sessions evicted to make room for new ones.
+    static let fetchSessions = Gauge(label: "runnel_incremental_fetch_sessions")
+    static let fetchSessionPartitions = Gauge(label: "runnel_incremental_fetch_partitions_cached")
+    static let fetchSessionEvictions = Counter(label: "runnel_incremental_fetch_session_evictions_total")
 }

@@ -40,6 +40,12 @@ public struct BrokerSettings: Sendable {
     public var transactionPartitionVerification = true
     /// `fetch.max.bytes`: cap on one Fetch response.
     public var fetchMaxBytes: Int = 57_671_680
+    /// `max.incremental.fetch.session.cache.slots`: how many incremental fetch sessions
+    /// (KIP-227) the broker keeps; 0 turns them off (every fetch is answered without one).
+    public var maxIncrementalFetchSessionCacheSlots: Int = 1000
+    /// Seeds the fetch session ids; nil draws the seed from the system's generator. The
+    /// simulation sets it so that a seed replays exactly.
+    public var fetchSessionIdSeed: UInt64?
     /// Replication rules broken on purpose (tests only: the simulation, and `tools/chaos` through
     /// `RUNNEL_TEST_BROKEN_RULES`); none in any real run.
     public var replicationFaults = ReplicationFaults()

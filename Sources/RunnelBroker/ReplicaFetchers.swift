@@ -35,7 +35,8 @@ public struct ReplicaFetchSettings: Sendable {
 
 /// The replica fetchers of a broker: one per leader broker, each pulling every partition this
 /// broker follows from that leader in one long-polling Fetch at a time (Kafka's
-/// ReplicaFetcherThread, with `num.replica.fetchers=1`).
+/// ReplicaFetcherThread, with `num.replica.fetchers=1`), in an incremental fetch session
+/// (KIP-227) once the leader grants one.
 final class ReplicaFetchers: @unchecked Sendable {
     private let transport: any ReplicaTransport
     private let blocking: BlockingRunner
@@ -124,6 +125,8 @@ final class ReplicaFetcher: @unchecked Sendable {
     private var running = false
     private var inFlight = false
     private var failures = 0
+    /// The incremental fetch session with the leader (KIP-227).
+    private var session = FetchSessionHandler()
 
     init(
         leaderId: Int32, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64, transport: any ReplicaTransport,
@@ -164,10 +167,13 @@ final class ReplicaFetcher: @unchecked Sendable {
         let brokerEpoch = self.brokerEpoch()
         let plan: ReplicaFetchPlan? = lock.withLock {
             guard running, !inFlight else { return nil }
-            let plan = ReplicaFetchPlan(
+            var plan = ReplicaFetchPlan(
                 leaderId: leaderId, localId: localId, brokerEpoch: brokerEpoch, partitions: partitions,
                 delayedUntil: delayedUntil, nowMs: now, settings: settings)
-            if !plan.positions.isEmpty { inFlight = true }
+            if !plan.positions.isEmpty {
+                inFlight = true
+                plan.request = session.prepare(plan.request)
+            }
             return plan
         }
         guard let plan else { return }
@@ -187,9 +193,19 @@ final class ReplicaFetcher: @unchecked Sendable {
             var backoff = false
             switch result {
             case .success(let response):
-                if response.errorCode != 0 {
+                let usable = lock.withLock { session.handleResponse(response, sent: plan.request) }
+                if ReplicaFetchPlan.sessionErrorCodes.contains(ErrorCode(response.errorCode)) {
+                    // The session is gone or out of step (the leader restarted, say): the next
+                    // fetch, at once, is a full one.
+                    logger.info(
+                        "fetch session with broker \(leaderId): \(ErrorCode(response.errorCode)), fetching in full")
+                } else if response.errorCode != 0 {
                     logger.warning("replica fetch from broker \(leaderId) failed: \(ErrorCode(response.errorCode))")
                     backoff = true
+                } else if !usable {
+                    logger.warning(
+                        "replica fetch from broker \(leaderId): the answer does not match the fetch session, fetching in full"
+                    )
                 } else if Self.truncates(response) {
                     // A truncation syncs the log (it must be durable before the leader's records
                     // that follow it): off the event loop, and the next fetch waits for it.
@@ -203,7 +219,9 @@ final class ReplicaFetcher: @unchecked Sendable {
                 }
             case .failure(let error):
                 let n = lock.withLock {
-                    failures += 1; return failures
+                    session.handleError()
+                    failures += 1
+                    return failures
                 }
                 if n == 1 || n % 30 == 0 {
                     logger.warning("cannot fetch from broker \(leaderId): \(error)")
@@ -280,6 +298,11 @@ package struct ReplicaFetchPlan {
     ]
     /// How soon a partition is fetched again after such an answer.
     package static let metadataLagRetryMs: Int64 = 20
+    /// Top-level answers meaning the fetch session is lost or out of step: the next fetch is full
+    /// and goes at once.
+    package static let sessionErrorCodes: Set<ErrorCode> = [
+        .fetchSessionIdNotFound, .invalidFetchSessionEpoch, .fetchSessionTopicIdError,
+    ]
 
     /// How long a partition whose answer carried `code` is held back: briefly while the two
     /// brokers' metadata disagree, `replica.fetch.backoff.ms` for anything else.
@@ -301,8 +324,10 @@ package struct ReplicaFetchPlan {
         request.maxWaitMs = settings.waitMaxMs
         request.minBytes = settings.minBytes
         request.maxBytes = settings.responseMaxBytes
+        // A full fetch without a session; the fetcher's FetchSessionHandler sets the session
+        // fields and trims the partitions to an incremental fetch's.
         request.sessionId = 0
-        request.sessionEpoch = -1
+        request.sessionEpoch = FetchSessionCache.finalEpoch
         var positions: [TopicPartition: (Partition, FetchPosition)] = [:]
         var byTopic: [String: (KafkaUUID, [FetchRequest.FetchPartition])] = [:]
         var wakeAt: Int64?

@@ -213,6 +213,7 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.messageMaxBytes = config.messageMaxBytes
             brokerSettings.fetchMaxBytes = config.fetchMaxBytes
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
+            brokerSettings.maxIncrementalFetchSessionCacheSlots = config.maxIncrementalFetchSessionCacheSlots
             brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
             // Validated as a boolean with the other keys (ConfigDefinitions).
             brokerSettings.transactionPartitionVerification =

@@ -105,6 +105,9 @@ public struct ServerConfig: Sendable {
     public var metricsHost: String
     /// `replica.fetch.*`, `replica.socket.timeout.ms`
     public var replicaFetch: ReplicaFetchSettings
+    /// `max.incremental.fetch.session.cache.slots`: incremental fetch sessions (KIP-227) a
+    /// broker keeps; 0 answers every fetch without one.
+    public var maxIncrementalFetchSessionCacheSlots: Int
     /// `replica.high.watermark.checkpoint.interval.ms`
     public var highWatermarkCheckpointIntervalMs: Int64
     /// `log.drop.cache.behind.bytes` (Runnel's own key): bytes behind each partition's log end
@@ -321,6 +324,8 @@ public struct ServerConfig: Sendable {
         fetch.backoffMs = try int64("replica.fetch.backoff.ms", default: 1000, min: 0)
         fetch.socketTimeoutMs = try int64("replica.socket.timeout.ms", default: 30000, min: 1)
         replicaFetch = fetch
+        maxIncrementalFetchSessionCacheSlots = try int(
+            "max.incremental.fetch.session.cache.slots", default: 1000, min: 0, max: 1_000_000)
         highWatermarkCheckpointIntervalMs = try int64(
             "replica.high.watermark.checkpoint.interval.ms", default: 5000, min: 1)
         dropCacheBehindBytes = try int64("log.drop.cache.behind.bytes", default: -1, min: -1)

@@ -173,6 +173,8 @@ final class SimBrokerNode: @unchecked Sendable {
         settings.brokerSessionTimeoutMs = options.sessionTimeoutMs
         settings.autoCreateTopics = false
         settings.replicationFaults = world.faults
+        // Fixed per node, so the session ids replay without drawing from the world's generator.
+        settings.fetchSessionIdSeed = 0x9E37_79B9_7F4A_7C15 &* UInt64(id)
         let quorum: MetadataQuorum<KafkaRaftRuntime>
         do {
             quorum = try MetadataQuorum(

@@ -103,3 +103,107 @@ struct ReplicaFetcherTests {
         try log.delete()
     }
 }
+
+/// Holds each fetch until the test answers it, like a leader with fetch sessions: with a session
+/// id, or with a top-level error and no partitions.
+final class HeldTransport: ReplicaTransport, @unchecked Sendable {
+    let loop: EmbeddedEventLoop
+    var eventLoop: any EventLoop { loop }
+    private let state = NIOLockedValueBox<(requests: [FetchRequest], pending: [EventLoopPromise<FetchResponse>])>(
+        ([], []))
+
+    init(loop: EmbeddedEventLoop) { self.loop = loop }
+
+    var requests: [FetchRequest] { state.withLockedValue { $0.requests } }
+
+    func fetch(
+        from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64
+    ) -> EventLoopFuture<FetchResponse> {
+        let promise = loop.makePromise(of: FetchResponse.self)
+        state.withLockedValue {
+            $0.requests.append(request)
+            $0.pending.append(promise)
+        }
+        return promise.futureResult
+    }
+
+    /// Answers the oldest fetch: every partition it names, idle, under `sessionId`; or `error` alone.
+    func answer(sessionId: Int32 = 0, error: ErrorCode = .none) {
+        let (request, promise) = state.withLockedValue { s in
+            (s.requests[s.requests.count - s.pending.count], s.pending.removeFirst())
+        }
+        var response = FetchResponse()
+        response.sessionId = sessionId
+        response.errorCode = error.rawValue
+        if error == .none {
+            for topic in request.topics {
+                response.responses.append(
+                    .init(
+                        topicId: topic.topicId,
+                        partitions: topic.partitions.map {
+                            .init(
+                                partitionIndex: $0.partition, errorCode: 0, highWatermark: 0, lastStableOffset: 0,
+                                logStartOffset: 0, abortedTransactions: nil, records: .empty)
+                        }))
+            }
+        }
+        promise.succeed(response)
+    }
+}
+
+@Suite("Replica fetcher sessions")
+struct ReplicaFetcherSessionTests {
+    @Test(
+        "a follower fetches in full with epoch 0, then incrementally; a session error makes the next fetch full, at once"
+    )
+    func sessionFallBack() throws {
+        let loop = EmbeddedEventLoop()
+        let clock = HandClock()
+        let transport = HeldTransport(loop: loop)
+        let tp = TopicPartition("sessions", 0)
+        let log = try PartitionLog(
+            topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+        let follower = Partition(
+            topicPartition: tp, topicId: KafkaUUID(high: 9, low: 9), log: log,
+            registration: PartitionRegistration(
+                replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
+            localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
+        var settings = ReplicaFetchSettings()
+        settings.backoffMs = 1000
+        let fetchers = ReplicaFetchers(
+            transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1,
+            brokerEpoch: { 1 }, clock: clock, logger: Logger(label: "test"))
+        func session(_ i: Int) -> (Int32, Int32, Int) {
+            let r = transport.requests[i]
+            return (r.sessionId, r.sessionEpoch, r.topics.reduce(0) { $0 + $1.partitions.count })
+        }
+
+        fetchers.reconcile([follower])
+        loop.run()
+        #expect(transport.requests.count == 1)
+        #expect(session(0) == (0, 0, 1), "the first fetch is full and asks for a session")
+        transport.answer(sessionId: 7)
+        loop.run()
+        #expect(session(1) == (7, 1, 0), "nothing changed: an incremental fetch naming no partition")
+        transport.answer(error: .fetchSessionIdNotFound)
+        loop.run()
+        #expect(transport.requests.count == 3, "a session error is not backed off")
+        #expect(session(2) == (0, 0, 1), "the leader lost the session: a full fetch asking for a new one")
+        transport.answer(sessionId: 8)
+        loop.run()
+        #expect(session(3) == (8, 1, 0))
+        transport.answer(error: .invalidFetchSessionEpoch)
+        loop.run()
+        #expect(session(4) == (8, 0, 1), "out of step: a full fetch closing session 8 and asking for a new one")
+        transport.answer(error: .notLeaderOrFollower)
+        loop.run()
+        #expect(transport.requests.count == 5, "another top-level error waits out replica.fetch.backoff.ms")
+        clock.advance(1000)
+        loop.advanceTime(by: .milliseconds(1000))
+        #expect(session(5) == (8, 0, 1))
+        fetchers.stopAll()
+        transport.answer(sessionId: 9)
+        loop.run()
+        try log.delete()
+    }
+}

@@ -256,6 +256,7 @@ def request_header_v2(api_key: int, api_version: int, correlation_id: int,
 API_PRODUCE = 0
 API_METADATA = 3
 API_API_VERSIONS = 18
+API_FETCH = 1
 
 # ---------------------------------------------------------------------------------------------
 # Record batches.
@@ -357,6 +358,59 @@ def produce_v9_request(correlation_id: int, topic: str, partition: int, records:
     return frame(request_header_v2(API_PRODUCE, 9, correlation_id) + body)
 
 
+@dataclass
+class FetchPart:
+    """One partition of a Fetch request: where to read from and how much."""
+    partition: int
+    fetch_offset: int = 0
+    max_bytes: int = 1 << 20
+    current_leader_epoch: int = -1
+
+
+def fetch_request(correlation_id: int, topics: dict[str | bytes, list[FetchPart]], session_id: int = 0,
+                  session_epoch: int = -1, forgotten: dict[str | bytes, list[int]] | None = None,
+                  max_wait_ms: int = 0, min_bytes: int = 1, max_bytes: int = 50 << 20,
+                  version: int = 12) -> bytes:
+    """Fetch v12 (flexible, topics by name) or v13 (topics by 16-byte id: pass bytes keys), a
+    consumer's (replica_id -1), with the KIP-227 session fields:
+         replica_id        int32
+         max_wait_ms       int32
+         min_bytes         int32
+         max_bytes         int32
+         isolation_level   int8
+         session_id        int32
+         session_epoch     int32
+         topics            compact array of
+           topic             compact string (v12) | topic_id uuid (v13)
+           partitions        compact array of
+             partition, current_leader_epoch int32, fetch_offset int64, last_fetched_epoch int32,
+             log_start_offset int64, partition_max_bytes int32, tags
+           tags
+         forgotten_topics  compact array of
+           topic             compact string (v12) | topic_id uuid (v13)
+           partitions        compact array of int32
+           tags
+         rack_id           compact string
+         tags
+    """
+    assert version in (12, 13)
+
+    def topic_field(t) -> bytes:
+        return t if version >= 13 else compact_string(t)
+
+    topic_items = []
+    for t, parts in topics.items():
+        items = [i32(p.partition) + i32(p.current_leader_epoch) + i64(p.fetch_offset) + i32(-1) + i64(-1)
+                 + i32(p.max_bytes) + EMPTY_TAGS for p in parts]
+        topic_items.append(topic_field(t) + compact_array(items) + EMPTY_TAGS)
+    forgotten_items = [topic_field(t) + compact_array([i32(p) for p in parts]) + EMPTY_TAGS
+                       for t, parts in (forgotten or {}).items()]
+    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0) + i32(session_id)
+            + i32(session_epoch) + compact_array(topic_items) + compact_array(forgotten_items)
+            + compact_string("") + EMPTY_TAGS)
+    return frame(request_header_v2(API_FETCH, version, correlation_id) + body)
+
+
 # ---------------------------------------------------------------------------------------------
 # Responses.
 
@@ -440,6 +494,66 @@ def parse_produce_v9(payload: bytes) -> tuple[int, dict[str, list[ProducePartiti
     return corr, out, throttle
 
 
+@dataclass
+class FetchPartitionResult:
+    partition: int
+    error_code: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    records: bytes | None
+
+
+@dataclass
+class FetchResult:
+    correlation_id: int
+    error_code: int
+    session_id: int
+    # (topic name for v12, topic id bytes for v13) -> partitions in answer order
+    topics: dict[str | bytes, list[FetchPartitionResult]]
+
+    def partitions(self) -> set[tuple[str | bytes, int]]:
+        return {(t, p.partition) for t, parts in self.topics.items() for p in parts}
+
+
+def parse_fetch(payload: bytes, version: int = 12) -> FetchResult:
+    """A Fetch v12/v13 response (header v1):
+         throttle_time_ms int32, error_code int16, session_id int32,
+         responses compact array of
+           topic compact string (v12) | topic_id uuid (v13)
+           partitions compact array of
+             partition_index int32, error_code int16, high_watermark int64, last_stable_offset int64,
+             log_start_offset int64, aborted_transactions compact nullable array of (producer_id
+             int64, first_offset int64, tags), preferred_read_replica int32, records compact
+             nullable bytes, tags
+           tags
+         tags
+    """
+    r = Reader(payload)
+    corr = r.i32()
+    r.skip_tags()
+    r.i32()
+    error = r.i16()
+    session_id = r.i32()
+    topics: dict[str | bytes, list[FetchPartitionResult]] = {}
+    for _ in range(r.compact_array_len()):
+        topic = r.take(16) if version >= 13 else r.compact_string()
+        parts = topics.setdefault(topic, [])
+        for _ in range(r.compact_array_len()):
+            index, code, hw, lso, log_start = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
+            for _ in range(max(r.compact_array_len(), 0)):
+                r.i64()
+                r.i64()
+                r.skip_tags()
+            r.i32()
+            records = r.compact_bytes()
+            r.skip_tags()
+            parts.append(FetchPartitionResult(index, code, hw, lso, log_start, records))
+        r.skip_tags()
+    r.skip_tags()
+    return FetchResult(corr, error, session_id, topics)
+
+
 # ---------------------------------------------------------------------------------------------
 # A raw connection.
 
@@ -504,6 +618,15 @@ class Conn:
         if body is None:
             raise ValueError(f"connection closed inside a {size}-byte response frame")
         return body
+
+    def fetch(self, correlation_id: int, topics, **kwargs) -> FetchResult:
+        """Sends a Fetch (see `fetch_request`) and reads its answer."""
+        version = kwargs.get("version", 12)
+        self.send(fetch_request(correlation_id, topics, **kwargs))
+        payload = self.recv_frame()
+        if payload is None:
+            raise ValueError("the broker closed the connection instead of answering a Fetch")
+        return parse_fetch(payload, version)
 
     def wait_closed(self, timeout: float = 5.0) -> bool:
         """True if the peer closes (EOF or reset) within `timeout`, discarding anything it sends."""

@@ -377,6 +377,49 @@ def test_prefixed_allow_deny_wins_and_super_user(secure):
     produce(secure.scram("admin", ADMIN_PASSWORD), denied_topic, 2)
 
 
+def test_incremental_fetch_checks_read_on_every_request(secure):
+    """A fetch session (KIP-227) does not carry an authorization: once bob's READ on the topic is
+    denied, the next incremental fetch of his session answers TOPIC_AUTHORIZATION_FAILED."""
+    admin = AdminClient(secure.scram("admin", ADMIN_PASSWORD))
+    topic = unique("fs-read")
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    allow = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob", "*", AclOperation.READ,
+                       AclPermissionType.ALLOW)
+    admin.create_acls([allow])[allow].result(20)
+    with RawConnection(secure.ports["SASL_PLAINTEXT"]) as raw:
+        assert raw.login_plain("bob", BOB_PASSWORD)[0] == 0
+        epoch = 1
+
+        def fetch(session_id: int, session_epoch: int, parts: dict | None = None) -> kwire.FetchResult:
+            return kwire.parse_fetch(raw.request(kwire.fetch_request(
+                raw.next_id(), parts or {}, session_id=session_id, session_epoch=session_epoch)))
+
+        full = {topic: [kwire.FetchPart(0, 0)]}
+
+        def readable() -> bool:
+            got = fetch(0, -1, full)
+            return got.error_code == 0 and got.topics[topic][0].error_code == 0
+
+        wait_until(readable, 20, 0.2, "bob's READ to take effect")
+        opened = fetch(0, 0, full)
+        session_id = opened.session_id
+        assert session_id != 0 and opened.topics[topic][0].error_code == 0
+        quiet = fetch(session_id, 1)
+        assert quiet.error_code == 0 and quiet.partitions() == set()
+        deny = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:bob", "*", AclOperation.READ,
+                          AclPermissionType.DENY)
+        admin.create_acls([deny])[deny].result(20)
+
+        def refused() -> bool:
+            nonlocal epoch
+            epoch += 1
+            got = fetch(session_id, epoch)
+            assert got.error_code == 0, f"the session broke: {got.error_code}"
+            return any(p.error_code == KafkaError.TOPIC_AUTHORIZATION_FAILED for p in got.topics.get(topic, []))
+
+        wait_until(refused, 20, 0.2, "the session's next fetch to be refused READ")
+
+
 def test_transaction_tools_need_describe_read_and_cluster_action(secure):
     """KIP-664's APIs are checked as Kafka checks them: ListTransactions leaves out ids the
     principal may not DESCRIBE, DescribeTransactions refuses them (and hides partitions of topics
