@@ -238,6 +238,12 @@ public final class LogManager: @unchecked Sendable {
         return failures
     }
 
+    /// Forgets, in every log, the producers idle longer than `expirationMs` with no open
+    /// transaction (Kafka's periodic removeExpiredProducers).
+    public func removeExpiredProducers(nowMs: Int64, expirationMs: Int64) {
+        for log in allLogs { log.removeExpiredProducers(nowMs: nowMs, expirationMs: expirationMs) }
+    }
+
     /// Gives a log this manager opened or created its policies.
     private func adopt(_ log: PartitionLog) {
         log.setDropBehind(dropBehind)

@@ -170,9 +170,10 @@ extension ConfigDefinitions {
         none(
             "principal.builder.class",
             "Runnel builds principals as Kafka's default builder does (ssl.principal.mapping.rules for certificates)."),
-        none(
+        partial(
             "producer.id.expiration.ms",
-            "Runnel does not expire idle producer ids yet."),
+            "Read from server.properties at start-up (checked every 10 minutes, or as often as it is if shorter); a dynamic change applies after a restart."
+        ),
         none("producer.purgatory.purge.interval.requests", noPurgatoryPurge),
         none("queued.max.request.bytes", "Runnel bounds waiting requests by queued.max.requests only."),
         none("quota.window.num", noQuotas),

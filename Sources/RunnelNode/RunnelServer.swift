@@ -398,6 +398,10 @@ public final class RunnelServer: @unchecked Sendable {
             var lastRetention = clock.monotonicMs()
             var lastCheckpoint = clock.monotonicMs()
             var lastHighWatermarks = clock.monotonicMs()
+            var lastProducerExpiry = clock.monotonicMs()
+            // Kafka checks every 10 minutes (producer.id.expiration.check.interval.ms); a shorter
+            // expiration is checked as often as it is long.
+            let producerExpiryCheckMs = min(600_000, config.producerIdExpirationMs)
             let tickMs: Int64 = max(10, min(500, config.logRetentionCheckIntervalMs))
             while !stopping.withLockedValue({ $0 }) {
                 Thread.sleep(forTimeInterval: Double(tickMs) / 1000)
@@ -408,6 +412,11 @@ public final class RunnelServer: @unchecked Sendable {
                     for (tp, error) in logManager.runRetention(nowMs: clock.wallMs()) {
                         logger.error("retention failed for \(tp): \(error)")
                     }
+                }
+                if now - lastProducerExpiry >= producerExpiryCheckMs {
+                    lastProducerExpiry = now
+                    logManager.removeExpiredProducers(
+                        nowMs: clock.wallMs(), expirationMs: config.producerIdExpirationMs)
                 }
                 LogFlusher.run(logManager, nowMs: clock.wallMs(), logger: logger)
                 if let broker { BrokerGauges.refresh(broker) }

@@ -81,6 +81,9 @@ public struct ServerConfig: Sendable {
     /// `log.cleaner.io.buffer.size`
     public var logCleaner: LogCleanerSettings
     public var logRetentionCheckIntervalMs: Int64
+    /// `producer.id.expiration.ms`: a producer id idle this long (and with no open transaction)
+    /// is forgotten by each partition.
+    public var producerIdExpirationMs: Int64
     public var logFlushOffsetCheckpointIntervalMs: Int64
     public var rack: String?
     public var quorumElectionTimeoutMs: Int64
@@ -391,6 +394,7 @@ public struct ServerConfig: Sendable {
         cleaner.ioBufferBytes = try int("log.cleaner.io.buffer.size", default: 524_288, min: 1)
         logCleaner = cleaner
         logRetentionCheckIntervalMs = try int64("log.retention.check.interval.ms", default: 300_000, min: 1)
+        producerIdExpirationMs = try int64("producer.id.expiration.ms", default: 86_400_000, min: 1)
         logFlushOffsetCheckpointIntervalMs = try int64(
             "log.flush.offset.checkpoint.interval.ms", default: 60_000, min: 0)
 

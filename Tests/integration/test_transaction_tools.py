@@ -303,3 +303,29 @@ def test_java_admin_calls(tnode):
                 producer["coordinatorEpoch"]) == (mine["producerId"], 0, 2, -1), producer
     finally:
         p.abort_transaction(60)
+
+
+def test_idle_producers_expire(require_runnel, node_factory):
+    """producer.id.expiration.ms: a partition forgets an idempotent producer idle that long, as
+    DescribeProducers shows; a producer with an open transaction stays."""
+    node = node_factory({"producer.id.expiration.ms": 2000})
+    b = node.bootstrap
+    topic = unique("expire")
+    create_topic(b, topic, 1)
+    idle = Producer({"bootstrap.servers": b, "enable.idempotence": True, **QUIET})
+    idle.produce(topic, b"once", partition=0)
+    assert idle.flush(30) == 0
+    txn = Producer({"bootstrap.servers": b, "transactional.id": unique("expire-txn"), **QUIET})
+    txn.init_transactions(30)
+    txn.begin_transaction()
+    txn.produce(topic, b"open", partition=0)
+    assert txn.flush(30) == 0
+
+    def producers():
+        return ok_json("transactions", "describe-producers", "--topic", topic, "--partition", 0,
+                       "--bootstrap-server", b)
+    assert len(producers()) == 2
+    remaining = wait_until(lambda: (lambda p: p if len(p) == 1 else None)(producers()), 20, 0.5,
+                           "the idle producer to expire")
+    assert remaining[0]["currentTransactionStartOffset"] is not None, remaining
+    txn.abort_transaction(30)
