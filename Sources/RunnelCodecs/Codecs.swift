@@ -231,22 +231,32 @@ public enum Codecs {
         preferences.frameInfo.blockSizeID = LZ4F_max64KB
         preferences.frameInfo.blockMode = LZ4F_blockIndependent
         preferences.compressionLevel = level ?? 0
+        return try compressed(
+            input, codec: "lz4", bound: { LZ4F_compressFrameBound($0, &preferences) },
+            compress: { LZ4F_compressFrame($1.baseAddress, $1.count, $0.baseAddress, $0.count, &preferences) },
+            failed: { LZ4F_isError($0) != 0 }, errorName: { String(cString: LZ4F_getErrorName($0)) })
+    }
+
+    /// One-shot compression into a buffer of `bound(input size)` bytes: `compress` returns the
+    /// bytes it wrote, or a library error code that `failed` recognises and `errorName` names.
+    private static func compressed(
+        _ input: ByteBuffer, codec: String, bound: (Int) -> Int,
+        compress: (UnsafeRawBufferPointer, UnsafeMutableRawBufferPointer) -> Int, failed: (Int) -> Bool,
+        errorName: (Int) -> String
+    ) throws -> ByteBuffer {
         var output = ByteBuffer()
         var failure: Int?
         input.withUnsafeReadableBytes { src in
-            let bound = LZ4F_compressFrameBound(src.count, &preferences)
-            output.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { dst in
-                let written = LZ4F_compressFrame(dst.baseAddress, dst.count, src.baseAddress, src.count, &preferences)
-                if LZ4F_isError(written) != 0 {
+            _ = output.writeWithUnsafeMutableBytes(minimumWritableBytes: bound(src.count)) { dst in
+                let written = compress(src, dst)
+                if failed(written) {
                     failure = written
                     return 0
                 }
                 return written
             }
         }
-        if let failure {
-            throw CodecError("lz4 compression failed (\(String(cString: LZ4F_getErrorName(failure))))")
-        }
+        if let failure { throw CodecError("\(codec) compression failed (\(errorName(failure)))") }
         return output
     }
 
@@ -281,22 +291,9 @@ public enum Codecs {
     }
 
     static func zstd(_ input: ByteBuffer, level: Int32?) throws -> ByteBuffer {
-        var output = ByteBuffer()
-        var failure: Int?
-        input.withUnsafeReadableBytes { src in
-            let bound = ZSTD_compressBound(src.count)
-            output.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { dst in
-                let written = ZSTD_compress(dst.baseAddress, dst.count, src.baseAddress, src.count, level ?? 3)
-                if ZSTD_isError(written) != 0 {
-                    failure = written
-                    return 0
-                }
-                return written
-            }
-        }
-        if let failure {
-            throw CodecError("zstd compression failed (\(String(cString: ZSTD_getErrorName(failure))))")
-        }
-        return output
+        try compressed(
+            input, codec: "zstd", bound: { ZSTD_compressBound($0) },
+            compress: { ZSTD_compress($1.baseAddress, $1.count, $0.baseAddress, $0.count, level ?? 3) },
+            failed: { ZSTD_isError($0) != 0 }, errorName: { String(cString: ZSTD_getErrorName($0)) })
     }
 }

@@ -55,6 +55,26 @@ final class ScriptedTransport: ReplicaTransport, @unchecked Sendable {
     }
 }
 
+/// Broker 1 following `tp` from leader 2 (epoch 0, ISR [1, 2]) with a fetcher over `transport`,
+/// stepped on an embedded loop; a failed fetch backs off 1 s.
+func followerOfBroker2(
+    _ tp: TopicPartition, topicId: KafkaUUID, _ transport: any ReplicaTransport, _ clock: HandClock
+) throws -> (Partition, ReplicaFetchers) {
+    let log = try PartitionLog(
+        topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
+    let follower = Partition(
+        topicPartition: tp, topicId: topicId, log: log,
+        registration: PartitionRegistration(
+            replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
+        localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
+    var settings = ReplicaFetchSettings()
+    settings.backoffMs = 1000
+    let fetchers = ReplicaFetchers(
+        transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1,
+        brokerEpoch: { 1 }, clock: clock, logger: Logger(label: "test"))
+    return (follower, fetchers)
+}
+
 @Suite("Replica fetcher")
 struct ReplicaFetcherTests {
     @Test(
@@ -65,19 +85,7 @@ struct ReplicaFetcherTests {
         let clock = HandClock()
         let transport = ScriptedTransport(loop: loop)
         let tp = TopicPartition("fresh", 0)
-        let log = try PartitionLog(
-            topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
-        let follower = Partition(
-            topicPartition: tp, topicId: KafkaUUID(high: 7, low: 7), log: log,
-            registration: PartitionRegistration(
-                replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
-            localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
-        var settings = ReplicaFetchSettings()
-        settings.backoffMs = 1000
-        let fetchers = ReplicaFetchers(
-            transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1,
-            brokerEpoch: { 1 }, clock: clock,
-            logger: Logger(label: "test"))
+        let (follower, fetchers) = try followerOfBroker2(tp, topicId: KafkaUUID(high: 7, low: 7), transport, clock)
         func advance(_ ms: Int64) {
             clock.advance(ms)
             loop.advanceTime(by: .milliseconds(ms))
@@ -100,7 +108,7 @@ struct ReplicaFetcherTests {
         advance(500)
         #expect(transport.requests == 4)
         fetchers.stopAll()
-        try log.delete()
+        try follower.log.delete()
     }
 }
 
@@ -161,18 +169,7 @@ struct ReplicaFetcherSessionTests {
         let clock = HandClock()
         let transport = HeldTransport(loop: loop)
         let tp = TopicPartition("sessions", 0)
-        let log = try PartitionLog(
-            topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
-        let follower = Partition(
-            topicPartition: tp, topicId: KafkaUUID(high: 9, low: 9), log: log,
-            registration: PartitionRegistration(
-                replicas: [1, 2], isr: [1, 2], leader: 2, leaderEpoch: 0, partitionEpoch: 0),
-            localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
-        var settings = ReplicaFetchSettings()
-        settings.backoffMs = 1000
-        let fetchers = ReplicaFetchers(
-            transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1,
-            brokerEpoch: { 1 }, clock: clock, logger: Logger(label: "test"))
+        let (follower, fetchers) = try followerOfBroker2(tp, topicId: KafkaUUID(high: 9, low: 9), transport, clock)
         func session(_ i: Int) -> (Int32, Int32, Int) {
             let r = transport.requests[i]
             return (r.sessionId, r.sessionEpoch, r.topics.reduce(0) { $0 + $1.partitions.count })
@@ -204,6 +201,6 @@ struct ReplicaFetcherSessionTests {
         fetchers.stopAll()
         transport.answer(sessionId: 9)
         loop.run()
-        try log.delete()
+        try follower.log.delete()
     }
 }
