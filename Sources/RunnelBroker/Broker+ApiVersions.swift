@@ -7,8 +7,8 @@ extension Broker {
     /// client 3.x negotiate. Record batches are magic v2 only, so Produce starts at 3 and Fetch at 4.
     public static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
         .produce: 3...11,
-        .fetch: 4...16,
-        .listOffsets: 1...8,
+        .fetch: 4...17,
+        .listOffsets: 1...9,
         .metadata: 0...12,
         .apiVersions: 0...4,
         .createTopics: 2...7,
