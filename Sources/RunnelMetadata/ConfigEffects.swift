@@ -42,7 +42,7 @@ extension ConfigDefinitions {
     private static let noOAuth = "OAUTHBEARER logins are not supported; Runnel offers PLAIN and SCRAM."
     private static let noJavaClasses = "Runnel cannot load Java plug-in classes."
     private static let noQuotas = "Runnel has no client or replication quotas."
-    private static let noConnectionLimits = "Runnel does not limit connections."
+    private static let noConnectionLimits = "Runnel does not limit the rate of new connections."
     private static let noConsumerProtocol =
         "Runnel serves only the classic group protocol; KIP-848 consumer groups are not supported."
     private static let noPurgatoryPurge =
@@ -71,9 +71,6 @@ extension ConfigDefinitions {
     public static let effects: [ConfigEffectEntry] = [
         none("alter.config.policy.class.name", noJavaClasses),
         none("background.threads", threading),
-        none(
-            "connections.max.idle.ms",
-            "Runnel does not close idle connections; clients and the operating system's keepalive do."),
         none("controlled.shutdown.enable", zookeeperShutdown),
         none("controlled.shutdown.max.retries", zookeeperShutdown),
         none("controlled.shutdown.retry.backoff.ms", zookeeperShutdown),
@@ -138,9 +135,10 @@ extension ConfigDefinitions {
         none("log.segment.delete.delay.ms", noDelayedDelete),
         none("max.compaction.lag.ms", noMaxCompactionLag),
         none("max.connection.creation.rate", noConnectionLimits),
-        none("max.connections", noConnectionLimits),
-        none("max.connections.per.ip", noConnectionLimits),
-        none("max.connections.per.ip.overrides", noConnectionLimits),
+        partial(
+            "max.connections",
+            "A connection past the limit (over every listener) is closed as it arrives; Kafka holds it in the accept queue until one frees and lets the inter-broker listener past it."
+        ),
         none("message.downconversion.enable", magicV2Only),
         none("message.format.version", formatVersion),
         none("metadata.log.segment.bytes", staticMetadataLog),

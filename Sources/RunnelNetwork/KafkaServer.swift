@@ -24,6 +24,7 @@ public final class KafkaServer: Sendable {
         requestsQueuedMax: Int,
         accepting: Bool = true,
         security: ListenerSecurity = .plaintext,
+        quotas: ConnectionQuotas = ConnectionQuotas(limits: ConnectionLimits()),
         logger: Logger
     ) async throws -> KafkaServer {
         let ids = ConnectionIds()
@@ -39,11 +40,22 @@ public final class KafkaServer: Sendable {
                 value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024)
             )
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let address = channel.remoteAddress?.ipAddress ?? "?"
+                if let refusal = quotas.admit(address) {
+                    logger.info("refusing a connection on listener \(listener): \(refusal)")
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused(reason: refusal))
+                }
+                channel.closeFuture.whenComplete { _ in quotas.release(address) }
+                return channel.eventLoop.makeCompletedFuture {
                     let id = ids.next()
                     RequestMetrics.shared.connections.increment()
                     open.add(channel, id: id)
                     channel.closeFuture.whenComplete { _ in open.remove(id) }
+                    if let idleMs = quotas.limits.idleMs {
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(allTimeout: .milliseconds(idleMs)))
+                        try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser(logger: logger))
+                    }
                     if let tls = security.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
@@ -84,6 +96,11 @@ public final class KafkaServer: Sendable {
             try? await connection.close()
         }
     }
+}
+
+/// A connection closed as it arrived because a connection limit was reached.
+struct ConnectionRefused: Error {
+    var reason: String
 }
 
 final class ConnectionIds: Sendable {

@@ -28,6 +28,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var quorumGroup: MultiThreadedEventLoopGroup?
     private var pool: NIOThreadPool?
     private var servers: [KafkaServer] = []
+    /// The node's connection limits, counted over all its listeners.
+    private lazy var connectionQuotas = ConnectionQuotas(limits: config.connectionLimits)
     private var logManager: LogManager?
     public private(set) var broker: Broker?
     private var quorum: MetadataQuorum<KafkaRaftRuntime>?
@@ -383,7 +385,7 @@ public final class RunnelServer: @unchecked Sendable {
             return try await KafkaServer.start(
                 listener: listener.name, host: host, port: listener.port, group: group, handler: handler,
                 frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax,
-                accepting: accepting, security: security, logger: logger)
+                accepting: accepting, security: security, quotas: connectionQuotas, logger: logger)
         } catch let error as IOError {
             throw ConnectionError(
                 "listener \(listener.name) cannot bind \(host):\(listener.port): \(String(cString: strerror(error.errnoCode)))"

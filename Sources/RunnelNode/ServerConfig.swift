@@ -75,6 +75,9 @@ public struct ServerConfig: Sendable {
     public var autoCreateTopics: Bool
     public var deleteTopicEnable: Bool
     public var socketRequestMaxBytes: Int
+    /// `max.connections`, `max.connections.per.ip`, `max.connections.per.ip.overrides`,
+    /// `connections.max.idle.ms`.
+    public var connectionLimits: ConnectionLimits
     public var queuedMaxRequests: Int
     public var logDefaults: LogConfig
     /// `log.cleaner.enable`, `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size`,
@@ -296,6 +299,17 @@ public struct ServerConfig: Sendable {
         autoCreateTopics = try bool("auto.create.topics.enable", default: true)
         deleteTopicEnable = try bool("delete.topic.enable", default: true)
         socketRequestMaxBytes = try int("socket.request.max.bytes", default: 104_857_600, min: 1)
+        var limits = ConnectionLimits()
+        limits.maxConnections = try int("max.connections", default: Int(Int32.max), min: 0)
+        limits.maxConnectionsPerIp = try int("max.connections.per.ip", default: Int(Int32.max), min: 0)
+        switch ConnectionLimits.parseOverrides(string("max.connections.per.ip.overrides") ?? "") {
+        case .success(let overrides): limits.perIpOverrides = overrides
+        case .failure(let problem): throw ConfigError("max.connections.per.ip.overrides", "\(problem).")
+        }
+        // Kafka: -1 (or any negative) never closes idle connections.
+        let idle = try int64("connections.max.idle.ms", default: 600_000, min: Int64.min)
+        limits.idleMs = idle < 0 ? nil : max(idle, 1)
+        connectionLimits = limits
         queuedMaxRequests = try int("queued.max.requests", default: 500, min: 1)
         rack = string("broker.rack")
         quorumElectionTimeoutMs = try int64("controller.quorum.election.timeout.ms", default: 1000, min: 1)
