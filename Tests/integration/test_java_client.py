@@ -203,3 +203,34 @@ def test_java_admin_creates_and_describes_a_topic(broker, java):
     with known_deviation(broker, ("tansu",), "accepts any replication factor"):
         res = java.admin(broker.bootstrap, "create", unique("java-rf"), 1, 3)
         assert res.returncode == 1 and res.objects[0]["error"] == "InvalidReplicationFactorException", res.explain()
+
+
+def test_cluster_wide_min_insync_replicas_takes_effect(broker, java):
+    """A cluster-wide dynamic `min.insync.replicas` (IncrementalAlterConfigs on the default broker
+    resource, from the Java admin client) applies to every topic without an override at once:
+    acks=all on a one-replica topic gets NOT_ENOUGH_REPLICAS while it is 2, and works again once
+    it is deleted."""
+    from confluent_kafka import KafkaError, Producer
+    from util import QUIET
+
+    topic = unique("java-dyn-isr")
+    create_topic(broker.bootstrap, topic, 1)
+
+    def send():
+        p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "retries": 0,
+                      "message.timeout.ms": 5000, **QUIET})
+        out = []
+        p.produce(topic, b"x", partition=0, on_delivery=lambda err, _m: out.append(err))
+        p.flush(10)
+        return out[0]
+
+    assert send() is None
+    res = java.admin(broker.bootstrap, "broker-default", "min.insync.replicas", "2")
+    assert res.ok, res.explain()
+    try:
+        err = send()
+        assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
+    finally:
+        res = java.admin(broker.bootstrap, "broker-default", "min.insync.replicas", "-")
+        assert res.ok, res.explain()
+    assert send() is None

@@ -55,6 +55,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListTransactionsOptions;
@@ -377,6 +378,21 @@ public final class RunnelJavaClient {
                         }
                         System.out.println(json.append("]}"));
                     }
+                    return 0;
+                }
+                case "broker-default": {
+                    // `admin <bootstrap> broker-default <key> <value|->`: set (or, with "-", delete)
+                    // a cluster-wide dynamic broker config, as kafka-configs --entity-default does.
+                    if (args.length < 5) {
+                        usage();
+                    }
+                    ConfigResource cluster = new ConfigResource(ConfigResource.Type.BROKER, "");
+                    AlterConfigOp op = args[4].equals("-")
+                            ? new AlterConfigOp(new ConfigEntry(topic, null), AlterConfigOp.OpType.DELETE)
+                            : new AlterConfigOp(new ConfigEntry(topic, args[4]), AlterConfigOp.OpType.SET);
+                    admin.incrementalAlterConfigs(Collections.singletonMap(cluster, Collections.singletonList(op)))
+                            .all().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    System.out.println("{\"altered\": " + quote(topic) + "}");
                     return 0;
                 }
                 case "configs": {
