@@ -42,6 +42,8 @@ extension ConfigDefinitions {
     private static let noOAuth = "OAUTHBEARER logins are not supported; Runnel offers PLAIN and SCRAM."
     private static let noJavaClasses = "Runnel cannot load Java plug-in classes."
     private static let noQuotas = "Runnel has no client or replication quotas."
+    private static let socketBuffersWhenGiven =
+        "Applied to client connections when given (-1 for the system's); unset, the kernel autotunes rather than Kafka's 100 KiB."
     private static let noConnectionLimits = "Runnel does not limit the rate of new connections."
     private static let noConsumerProtocol =
         "Runnel serves only the classic group protocol; KIP-848 consumer groups are not supported."
@@ -214,9 +216,11 @@ extension ConfigDefinitions {
         none(
             "socket.connection.setup.timeout.ms",
             "Runnel's connections to other nodes use a fixed connect timeout."),
-        none("socket.listen.backlog.size", "Runnel's listeners use a fixed backlog of 1024."),
-        none("socket.receive.buffer.bytes", socketBuffers),
-        none("socket.send.buffer.bytes", socketBuffers),
+        partial(
+            "socket.listen.backlog.size",
+            "Applied when given; unset, Runnel's listeners keep a backlog of 1024 rather than Kafka's 50."),
+        partial("socket.receive.buffer.bytes", socketBuffersWhenGiven),
+        partial("socket.send.buffer.bytes", socketBuffersWhenGiven),
         none(
             "ssl.allow.dn.changes",
             "Runnel loads its key store once at start-up and does not reload it."),

@@ -32,6 +32,16 @@ public struct ConnectionLimits: Sendable, Equatable {
     }
 }
 
+/// Socket settings of a listener: `socket.listen.backlog.size`, and `socket.send.buffer.bytes` /
+/// `socket.receive.buffer.bytes` when set (nil leaves the kernel's autotuning, which a fixed size
+/// turns off).
+public struct ListenerSocketOptions: Sendable, Equatable {
+    public var backlog = 1024
+    public var sendBufferBytes: Int? = nil
+    public var receiveBufferBytes: Int? = nil
+    public init() {}
+}
+
 public struct ConnectionLimitsError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }

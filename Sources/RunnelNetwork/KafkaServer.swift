@@ -25,12 +25,13 @@ public final class KafkaServer: Sendable {
         accepting: Bool = true,
         security: ListenerSecurity = .plaintext,
         quotas: ConnectionQuotas = ConnectionQuotas(limits: ConnectionLimits()),
+        socketOptions: ListenerSocketOptions = ListenerSocketOptions(),
         logger: Logger
     ) async throws -> KafkaServer {
         let ids = ConnectionIds()
         let open = OpenConnections()
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.backlog, value: Int32(clamping: socketOptions.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.autoRead, value: accepting)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -51,6 +52,12 @@ public final class KafkaServer: Sendable {
                     RequestMetrics.shared.connections.increment()
                     open.add(channel, id: id)
                     channel.closeFuture.whenComplete { _ in open.remove(id) }
+                    if let bytes = socketOptions.sendBufferBytes {
+                        try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: bytes)
+                    }
+                    if let bytes = socketOptions.receiveBufferBytes {
+                        try channel.syncOptions?.setOption(.socketOption(.so_rcvbuf), value: bytes)
+                    }
                     if let idleMs = quotas.limits.idleMs {
                         try channel.pipeline.syncOperations.addHandler(
                             IdleStateHandler(allTimeout: .milliseconds(idleMs)))

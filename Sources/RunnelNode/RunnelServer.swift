@@ -385,7 +385,8 @@ public final class RunnelServer: @unchecked Sendable {
             return try await KafkaServer.start(
                 listener: listener.name, host: host, port: listener.port, group: group, handler: handler,
                 frameBytesMax: config.socketRequestMaxBytes, requestsQueuedMax: Limits.connectionRequestsQueuedMax,
-                accepting: accepting, security: security, quotas: connectionQuotas, logger: logger)
+                accepting: accepting, security: security, quotas: connectionQuotas,
+                socketOptions: config.listenerSocketOptions, logger: logger)
         } catch let error as IOError {
             throw ConnectionError(
                 "listener \(listener.name) cannot bind \(host):\(listener.port): \(String(cString: strerror(error.errnoCode)))"

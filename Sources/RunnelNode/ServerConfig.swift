@@ -78,6 +78,8 @@ public struct ServerConfig: Sendable {
     /// `max.connections`, `max.connections.per.ip`, `max.connections.per.ip.overrides`,
     /// `connections.max.idle.ms`.
     public var connectionLimits: ConnectionLimits
+    /// `socket.listen.backlog.size`, `socket.send.buffer.bytes`, `socket.receive.buffer.bytes`.
+    public var listenerSocketOptions: ListenerSocketOptions
     public var queuedMaxRequests: Int
     public var logDefaults: LogConfig
     /// `log.cleaner.enable`, `log.cleaner.backoff.ms`, `log.cleaner.dedupe.buffer.size`,
@@ -310,6 +312,21 @@ public struct ServerConfig: Sendable {
         let idle = try int64("connections.max.idle.ms", default: 600_000, min: Int64.min)
         limits.idleMs = idle < 0 ? nil : max(idle, 1)
         connectionLimits = limits
+        var sockets = ListenerSocketOptions()
+        // Set only when given: Kafka's defaults (a backlog of 50, 100 KiB buffers) would turn off
+        // the kernel's buffer autotuning and shorten the accept queue Runnel keeps by default.
+        if string("socket.listen.backlog.size") != nil {
+            sockets.backlog = try int("socket.listen.backlog.size", default: 50, min: 1)
+        }
+        if string("socket.send.buffer.bytes") != nil {
+            let bytes = try int("socket.send.buffer.bytes", default: -1, min: -1)
+            sockets.sendBufferBytes = bytes > 0 ? bytes : nil
+        }
+        if string("socket.receive.buffer.bytes") != nil {
+            let bytes = try int("socket.receive.buffer.bytes", default: -1, min: -1)
+            sockets.receiveBufferBytes = bytes > 0 ? bytes : nil
+        }
+        listenerSocketOptions = sockets
         queuedMaxRequests = try int("queued.max.requests", default: 500, min: 1)
         rack = string("broker.rack")
         quorumElectionTimeoutMs = try int64("controller.quorum.election.timeout.ms", default: 1000, min: 1)

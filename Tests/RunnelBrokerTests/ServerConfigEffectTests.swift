@@ -5,6 +5,7 @@
 // as the inter-broker listener, fetch.max.bytes) behave as Kafka's do.
 
 import RunnelMetadata
+import RunnelNetwork
 import RunnelNode
 import Testing
 
@@ -74,5 +75,31 @@ struct ServerConfigEffectTests {
         #expect(try config("node.id=1\n").fetchMaxBytes == 57_671_680)
         #expect(try config("node.id=1\nfetch.max.bytes=1048576\n").fetchMaxBytes == 1_048_576)
         #expect(throws: ConfigError.self) { try config("node.id=1\nfetch.max.bytes=10\n") }
+    }
+
+    @Test("listener socket keys apply when given; connection limits and the idle timeout are read")
+    func socketsAndConnections() throws {
+        let unset = try config("node.id=1\n")
+        #expect(unset.listenerSocketOptions == ListenerSocketOptions(), "unset: backlog 1024, kernel-tuned buffers")
+        #expect(
+            unset.connectionLimits.idleMs == 600_000 && unset.connectionLimits.maxConnectionsPerIp == Int(Int32.max))
+        let set = try config(
+            """
+            node.id=1
+            socket.listen.backlog.size=50
+            socket.send.buffer.bytes=102400
+            socket.receive.buffer.bytes=-1
+            max.connections=100
+            max.connections.per.ip=10
+            max.connections.per.ip.overrides=127.0.0.2:2,host.example:0
+            connections.max.idle.ms=-1
+            """)
+        #expect(set.listenerSocketOptions.backlog == 50)
+        #expect(
+            set.listenerSocketOptions.sendBufferBytes == 102_400 && set.listenerSocketOptions.receiveBufferBytes == nil)
+        #expect(set.connectionLimits.maxConnections == 100 && set.connectionLimits.maxConnectionsPerIp == 10)
+        #expect(set.connectionLimits.perIpOverrides == ["127.0.0.2": 2, "host.example": 0])
+        #expect(set.connectionLimits.idleMs == nil, "-1 never closes idle connections")
+        #expect(throws: ConfigError.self) { try config("node.id=1\nmax.connections.per.ip.overrides=nohost\n") }
     }
 }
