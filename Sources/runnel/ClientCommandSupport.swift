@@ -19,6 +19,7 @@ let clientToolCommands: [String: [String]] = [
     "log-dirs": ["describe"],
     "features": ["describe"],
     "storage": ["info"],
+    "get-offsets": [],
 ]
 
 /// Options every client tool takes.
