@@ -123,6 +123,41 @@ extension KafkaClient {
         }
     }
 
+    /// CreatePartitions: grows topic `name` to `count` partitions, the brokers placing the new
+    /// replicas; returns once Metadata shows every new partition with a leader.
+    public func createPartitions(_ name: String, count: Int32) async throws {
+        let timeoutMs = Int32(clamping: requestTimeoutMs)
+        let (response, _, _) = try await sendAny { _ in
+            var r = CreatePartitionsRequest()
+            r.topics = [.init(name: name, count: count, assignments: nil)]
+            r.timeoutMs = timeoutMs
+            return r
+        }
+        guard let result = response.results.first(where: { $0.name == name }) else {
+            throw ClientError("the broker's CreatePartitions answer left out topic \(name)")
+        }
+        switch ErrorCode(result.errorCode) {
+        case .none: break
+        case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
+        case let code:
+            throw ClientError("cannot add partitions to topic \(name): \(Self.reason(code, result.errorMessage))")
+        }
+        let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
+        while true {
+            if let t = try? await topic(name, refresh: true), t.partitionCount >= count,
+                t.partitions.allSatisfy({ $0.leader >= 0 })
+            {
+                return
+            }
+            guard NIODeadline.now() < deadline else {
+                throw ClientError(
+                    "topic \(name) was given \(count) partitions but the new ones have no leaders after \(requestTimeoutMs) ms"
+                )
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+    }
+
     /// DescribeConfigs of one resource (type 2 = topic, 4 = broker), every entry.
     public func describeConfigs(resourceType: Int8 = 2, name: String) async throws -> [ConfigEntry] {
         let (response, _, _) = try await sendAny { _ in

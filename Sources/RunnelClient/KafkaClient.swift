@@ -429,6 +429,7 @@ public enum ClientVersions {
         .apiVersions: 0...3,
         .createTopics: 2...7,
         .deleteTopics: 1...6,
+        .createPartitions: 0...3,
         .describeConfigs: 1...4,
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,

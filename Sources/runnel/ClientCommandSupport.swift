@@ -8,7 +8,7 @@ import RunnelNode
 /// operator's tool beside them). A bad argument to any of them ends like every other failure: one
 /// sentence on stderr and exit status 1.
 let clientToolCommands: [String: [String]] = [
-    "topic": ["create", "list", "describe", "delete", "alter-config"],
+    "topic": ["create", "list", "describe", "alter", "delete", "alter-config"],
     "produce": [],
     "consume": [],
     "group": ["list", "describe", "reset-offsets", "delete"],

@@ -4,6 +4,10 @@ cluster shared by the module, and checked against what confluent-kafka (librdkaf
 - `runnel get-offsets` (kafka-get-offsets): earliest, latest, max-timestamp and timestamp
   lookups print `topic:partition:offset` equal to confluent-kafka's offsets_for_times and
   watermarks; --json adds the record timestamp and leader epoch; a topic regex and --partitions.
+- `runnel topic alter --partitions` (CreatePartitions) grows a topic as confluent-kafka then sees
+  it and refuses to shrink it; `topic describe`'s reports (--under-replicated-partitions,
+  --under-min-isr-partitions, --at-min-isr-partitions, --unavailable-partitions,
+  --topics-with-overrides) pick the partitions kafka-topics picks, before and while a broker is down.
 
 Failures exit 1 with one sentence on stderr. Runnel only (runs the runnel binary).
 """
@@ -15,7 +19,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cluster import start_cluster
 from test_cli_tools import ok, ok_json, one_sentence_failure, runnel
-from util import QUIET, is_runnel, unique
+from util import QUIET, admin as admin_client, is_runnel, unique, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="runs the runnel binary against a Runnel cluster")
 
@@ -97,3 +101,92 @@ def test_get_offsets_errors(bootstrap):
     one_sentence_failure(runnel("get-offsets", "--partitions", "a,b", "--bootstrap-server", bootstrap), "--partitions")
     one_sentence_failure(runnel("get-offsets", "--topic", "(", "--bootstrap-server", bootstrap), "regular expression")
 
+
+# -- topic alter and describe's reports -----------------------------------------------------------
+
+def describe_lines(bootstrap: str, *args) -> list[str]:
+    return ok("topic", "describe", *args, "--bootstrap-server", bootstrap).stdout.splitlines()
+
+
+def partition_lines(lines: list[str], topic: str) -> list[int]:
+    return sorted(int(ln.split("\tPartition: ")[1].split("\t")[0]) for ln in lines
+                  if ln.startswith(f"\tTopic: {topic}\t"))
+
+
+def wait_full_isr(bootstrap: str, topic: str, timeout: float = 60) -> dict:
+    def full():
+        d = ok_json("topic", "describe", topic, "--bootstrap-server", bootstrap)
+        return d if all(len(p["isr"]) == len(p["replicas"]) and p["leader"] >= 0 for p in d["partitions"]) else None
+    return wait_until(full, timeout=timeout, interval=0.3, what=f"every ISR of {topic} full")
+
+
+def test_topic_alter_adds_partitions(bootstrap):
+    topic = unique("alter")
+    ok("topic", "create", topic, "--partitions", 2, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    p = ok("topic", "alter", "--topic", topic, "--partitions", 5, "--bootstrap-server", bootstrap)
+    assert p.stdout.strip() == f"Topic {topic} now has 5 partitions (it had 2)."
+    md = admin_client(bootstrap).list_topics(topic, timeout=10).topics[topic]
+    assert sorted(md.partitions) == [0, 1, 2, 3, 4] and all(len(x.replicas) == 3 for x in md.partitions.values())
+    assert ok_json("topic", "alter", topic, "--partitions", 6, "--bootstrap-server", bootstrap) == {
+        "name": topic, "partitions": 6, "previousPartitions": 5}
+    produce(bootstrap, topic, [(5, 1_700_000_000_000)])
+    one_sentence_failure(runnel("topic", "alter", "--topic", topic, "--partitions", 3, "--bootstrap-server", bootstrap),
+                         "has 6 partitions", "can only grow")
+    one_sentence_failure(runnel("topic", "alter", "--topic", topic, "--partitions", 6, "--bootstrap-server", bootstrap),
+                         "already has 6 partitions")
+    one_sentence_failure(runnel("topic", "alter", "--topic", "no-such-topic-y", "--partitions", 3,
+                                "--bootstrap-server", bootstrap), "does not exist")
+    one_sentence_failure(runnel("topic", "alter", "--partitions", 3, "--bootstrap-server", bootstrap), "--topic")
+
+
+def test_describe_reports_follow_kafka_topics(brokers, bootstrap):
+    at_min, below, single = unique("atmin"), unique("below"), unique("single")
+    ok("topic", "create", at_min, "--partitions", 2, "--replication-factor", 3, "--config", "min.insync.replicas=3",
+       "--bootstrap-server", bootstrap)
+    ok("topic", "create", below, "--partitions", 2, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    ok("topic", "create", single, "--partitions", 3, "--replication-factor", 1, "--bootstrap-server", bootstrap)
+
+    # Everything healthy: no partition is under-replicated, under min ISR or unavailable.
+    for report in ("--under-replicated-partitions", "--under-min-isr-partitions", "--unavailable-partitions"):
+        lines = describe_lines(bootstrap, report)
+        assert not any(at_min in ln or below in ln or single in ln for ln in lines), (report, lines)
+    lines = describe_lines(bootstrap, "--at-min-isr-partitions")
+    assert partition_lines(lines, at_min) == [0, 1] and partition_lines(lines, below) == []
+    assert partition_lines(lines, single) == [0, 1, 2], "ISR 1 = the default min.insync.replicas 1"
+    assert not any(ln.startswith("Topic: ") for ln in lines), "the report leaves out the topic lines"
+    lines = describe_lines(bootstrap, "--topics-with-overrides")
+    assert any(ln.startswith(f"Topic: {at_min}\t") and "min.insync.replicas=3" in ln for ln in lines)
+    assert not any(below in ln or single in ln for ln in lines)
+    assert not any(ln.startswith("\t") for ln in lines), "no partition lines"
+    # A named topic keeps today's layout.
+    named = describe_lines(bootstrap, at_min)
+    assert named[0].startswith(f"Topic: {at_min}\tTopicId: ") and len(named) == 3
+    assert describe_lines(bootstrap, "--topic", at_min) == named
+
+    victim = brokers[2]
+    single_on_victim = next(p["partition"] for p in ok_json("topic", "describe", single, "--bootstrap-server",
+                                                            bootstrap)["partitions"] if p["leader"] == victim.node_id)
+    victim.stop()
+    live = ",".join(n.bootstrap for n in brokers if n is not victim)
+    try:
+        wait_until(lambda: all(victim.node_id not in p["isr"] for p in
+                               ok_json("topic", "describe", below, "--bootstrap-server", live)["partitions"]),
+                   timeout=30, interval=0.3, what="the stopped broker out of the ISRs")
+        under = describe_lines(live, "--under-replicated-partitions")
+        assert partition_lines(under, at_min) == [0, 1] and partition_lines(under, below) == [0, 1]
+        under_min = describe_lines(live, "--under-min-isr-partitions")
+        assert partition_lines(under_min, at_min) == [0, 1], "ISR 2 < min.insync.replicas 3"
+        assert partition_lines(under_min, below) == [], "ISR 2 >= 1"
+        assert partition_lines(under_min, single) == [single_on_victim], "no leader is under min ISR"
+        unavailable = describe_lines(live, "--unavailable-partitions")
+        assert partition_lines(unavailable, single) == [single_on_victim]
+        assert partition_lines(unavailable, at_min) == [] and partition_lines(unavailable, below) == []
+        assert f"Leader: none" in next(ln for ln in unavailable if single in ln)
+        both = ok_json("topic", "describe", "--under-min-isr-partitions", "--unavailable-partitions", "--json",
+                       "--bootstrap-server", live)
+        picked = {d["name"]: [p["partition"] for p in d["partitions"]] for d in both}
+        assert picked[at_min] == [0, 1] and picked[single] == [single_on_victim] and below not in picked
+    finally:
+        victim.restart()
+    wait_full_isr(bootstrap, at_min)
+    wait_full_isr(bootstrap, single)
