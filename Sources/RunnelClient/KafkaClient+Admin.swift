@@ -11,6 +11,8 @@ public struct ConfigEntry: Sendable, Equatable, Codable {
     public var source: String
     public var readOnly: Bool
     public var sensitive: Bool
+    /// Every place a value was found, highest priority first (asked for with `includeSynonyms`).
+    public var synonyms: [ConfigSynonym] = []
     /// Whether the value is the built-in default (nothing set it anywhere).
     public var isDefault: Bool { source == "DEFAULT_CONFIG" }
 
@@ -23,6 +25,38 @@ public struct ConfigEntry: Sendable, Equatable, Codable {
         case 5: "DEFAULT_CONFIG"
         case 6: "DYNAMIC_BROKER_LOGGER_CONFIG"
         default: "UNKNOWN"
+        }
+    }
+}
+
+/// One place a config's value was found: the config (or a broker config standing for it), its
+/// value and its source, as Kafka's DescribeConfigs synonyms.
+public struct ConfigSynonym: Sendable, Equatable, Codable {
+    public var name: String
+    public var value: String?
+    public var source: String
+}
+
+/// The resource a config belongs to, as DescribeConfigs and IncrementalAlterConfigs name it.
+public enum ConfigResourceName: Sendable, Equatable, CustomStringConvertible {
+    case topic(String)
+    case broker(Int32)
+    /// The cluster-wide default of every broker (the empty broker name).
+    case brokerDefaults
+
+    var type: Int8 { if case .topic = self { 2 } else { 4 } }
+    var name: String {
+        switch self {
+        case .topic(let t): t
+        case .broker(let id): String(id)
+        case .brokerDefaults: ""
+        }
+    }
+    public var description: String {
+        switch self {
+        case .topic(let t): "topic \(t)"
+        case .broker(let id): "broker \(id)"
+        case .brokerDefaults: "the brokers' defaults"
         }
     }
 }
@@ -158,12 +192,29 @@ extension KafkaClient {
         }
     }
 
-    /// DescribeConfigs of one resource (type 2 = topic, 4 = broker), every entry.
-    public func describeConfigs(resourceType: Int8 = 2, name: String) async throws -> [ConfigEntry] {
-        let (response, _, _) = try await sendAny { _ in
+    /// DescribeConfigs of one resource, every entry, sorted by name; a broker's own configs are
+    /// asked of that broker, as only it knows them.
+    public func describeConfigs(
+        _ resource: ConfigResourceName, includeSynonyms: Bool = false
+    ) async throws
+        -> [ConfigEntry]
+    {
+        let (type, name) = (resource.type, resource.name)
+        let build: @Sendable (Int16) -> DescribeConfigsRequest = { _ in
             var r = DescribeConfigsRequest()
-            r.resources = [.init(resourceType: resourceType, resourceName: name, configurationKeys: nil)]
+            r.resources = [.init(resourceType: type, resourceName: name, configurationKeys: nil)]
+            r.includeSynonyms = includeSynonyms
             return r
+        }
+        let response: DescribeConfigsResponse
+        if case .broker(let id) = resource {
+            if metadata.brokers[id] == nil { try await refreshMetadata(topics: []) }
+            guard let broker = metadata.brokers[id] else {
+                throw ClientError("broker \(id) is not a live broker of the cluster")
+            }
+            response = try await send(to: broker.address, build).response
+        } else {
+            response = try await sendAny(build).response
         }
         guard let result = response.results.first else {
             throw ClientError("the broker's DescribeConfigs answer is empty")
@@ -172,22 +223,31 @@ extension KafkaClient {
         case .none: break
         case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
         case let code:
-            throw ClientError("cannot describe the configs of \(name): \(Self.reason(code, result.errorMessage))")
+            throw ClientError("cannot describe the configs of \(resource): \(Self.reason(code, result.errorMessage))")
         }
         return result.configs.map {
             ConfigEntry(
                 name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.configSource), readOnly: $0.readOnly,
-                sensitive: $0.isSensitive)
+                sensitive: $0.isSensitive,
+                synonyms: $0.synonyms.map {
+                    ConfigSynonym(name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.source))
+                })
         }.sorted { $0.name < $1.name }
     }
 
     /// IncrementalAlterConfigs of a topic: SET each of `set`, DELETE each of `delete`.
     public func alterTopicConfigs(_ name: String, set: [(String, String)], delete: [String]) async throws {
+        try await alterConfigs(.topic(name), set: set, delete: delete)
+    }
+
+    /// IncrementalAlterConfigs of one resource: SET each of `set`, DELETE each of `delete`.
+    public func alterConfigs(_ resource: ConfigResourceName, set: [(String, String)], delete: [String]) async throws {
+        let (type, name) = (resource.type, resource.name)
         let (response, _, _) = try await sendAny { _ in
             var r = IncrementalAlterConfigsRequest()
             r.resources = [
                 .init(
-                    resourceType: 2, resourceName: name,
+                    resourceType: type, resourceName: name,
                     configs: set.map { .init(name: $0.0, configOperation: 0, value: $0.1) }
                         + delete.map { .init(name: $0, configOperation: 1, value: nil) })
             ]
@@ -200,7 +260,7 @@ extension KafkaClient {
         case .none: return
         case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
         case let code:
-            throw ClientError("cannot alter the configs of topic \(name): \(Self.reason(code, result.errorMessage))")
+            throw ClientError("cannot alter the configs of \(resource): \(Self.reason(code, result.errorMessage))")
         }
     }
 

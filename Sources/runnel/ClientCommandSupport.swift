@@ -20,6 +20,7 @@ let clientToolCommands: [String: [String]] = [
     "features": ["describe"],
     "storage": ["info"],
     "get-offsets": [],
+    "config": ["describe", "alter"],
 ]
 
 /// Options every client tool takes.

@@ -176,8 +176,7 @@ struct TopicDescribe: AsyncParsableCommand {
             }
             var described: [Described] = []
             for t in topics {
-                described.append(
-                    Described(topic: t, configs: try await client.describeConfigs(resourceType: 2, name: t.name)))
+                described.append(Described(topic: t, configs: try await client.describeConfigs(.topic(t.name))))
             }
             return (described, Set(await client.metadata.brokers.keys))
         }
@@ -332,16 +331,8 @@ struct TopicAlterConfig: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
-        guard !set.isEmpty || !delete.isEmpty else {
-            throw ValidationError("give at least one --set key=value or --delete key")
-        }
         let keys = try set.map { try parseKeyValue($0, option: "--set").0 }
-        for k in delete where k.isEmpty || k.contains("=") {
-            throw ValidationError("--delete expects a config name, not \"\(k)\"")
-        }
-        if let both = keys.first(where: delete.contains) {
-            throw ValidationError("config \(both) is both set and deleted")
-        }
+        try validateConfigChanges(set: keys, delete: delete, setOption: "--set", deleteOption: "--delete")
     }
 
     func run() async {

@@ -8,6 +8,9 @@ cluster shared by the module, and checked against what confluent-kafka (librdkaf
   it and refuses to shrink it; `topic describe`'s reports (--under-replicated-partitions,
   --under-min-isr-partitions, --at-min-isr-partitions, --unavailable-partitions,
   --topics-with-overrides) pick the partitions kafka-topics picks, before and while a broker is down.
+- `runnel config describe|alter` (kafka-configs) on a topic, one broker and the brokers' defaults:
+  what it sets confluent-kafka reads back; describe prints only the resource's own configs, with
+  kafka-configs' synonyms, and every one with --all; --entity-type/--entity-name say the same.
 
 Failures exit 1 with one sentence on stderr. Runnel only (runs the runnel binary).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import ConfigResource
 
 from cluster import start_cluster
 from test_cli_tools import ok, ok_json, one_sentence_failure, runnel
@@ -190,3 +194,98 @@ def test_describe_reports_follow_kafka_topics(brokers, bootstrap):
         victim.restart()
     wait_full_isr(bootstrap, at_min)
     wait_full_isr(bootstrap, single)
+
+
+# -- config describe and alter --------------------------------------------------------------------
+
+def config_lines(bootstrap: str, *args) -> list[str]:
+    return ok("config", "describe", *args, "--bootstrap-server", bootstrap).stdout.splitlines()
+
+
+def test_config_topic_describe_alter(bootstrap):
+    topic = unique("cfg")
+    ok("topic", "create", topic, "--partitions", 1, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    assert config_lines(bootstrap, "--topic", topic) == [f"Dynamic configs for topic {topic} are:"]
+    p = ok("config", "alter", "--topic", topic, "--add-config", "retention.ms=1000,cleanup.policy=[compact,delete]",
+           "--bootstrap-server", bootstrap)
+    assert p.stdout.strip() == f"Completed updating config for topic {topic}."
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    a = admin_client(bootstrap)
+    seen = a.describe_configs([res])[res].result(timeout=10)
+    assert seen["retention.ms"].value == "1000" and seen["cleanup.policy"].value == "compact,delete"
+    lines = config_lines(bootstrap, "--topic", topic)
+    assert lines[0] == f"Dynamic configs for topic {topic} are:"
+    assert lines[1].startswith("  cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:"
+                               "cleanup.policy=compact,delete, DEFAULT_CONFIG:") and lines[1].endswith("=delete}")
+    assert lines[2].startswith("  retention.ms=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000, ")
+    assert len(lines) == 3
+    # kafka-configs' entity options say the same.
+    assert config_lines(bootstrap, "--entity-type", "topics", "--entity-name", topic) == lines
+    every = config_lines(bootstrap, "--topic", topic, "--all")
+    assert every[0] == f"All configs for topic {topic} are:"
+    assert any(ln.startswith("  segment.bytes=1073741824 sensitive=false synonyms={") for ln in every)
+    assert len(every) > 10
+
+    ok("config", "alter", "--topic", topic, "--delete-config", "retention.ms", "--bootstrap-server", bootstrap)
+    d = ok_json("config", "describe", "--topic", topic, "--bootstrap-server", bootstrap)
+    assert d["resource"] == {"type": "topic", "name": topic}
+    assert [(c["name"], c["value"], c["source"]) for c in d["configs"]] == [
+        ("cleanup.policy", "compact,delete", "DYNAMIC_TOPIC_CONFIG")]
+    assert d["configs"][0]["synonyms"][0] == {"name": "cleanup.policy", "value": "compact,delete",
+                                             "source": "DYNAMIC_TOPIC_CONFIG"}
+    # topic alter-config shares the code: the same change, the same result.
+    ok("topic", "alter-config", topic, "--delete", "cleanup.policy", "--bootstrap-server", bootstrap)
+    assert ok_json("config", "describe", "--topic", topic, "--bootstrap-server", bootstrap)["configs"] == []
+
+
+def test_config_broker_and_broker_defaults(brokers, bootstrap):
+    b4, b5 = brokers[0].node_id, brokers[1].node_id
+    try:
+        assert ok_json("config", "alter", "--broker", b4, "--add-config", "log.retention.ms=7200000",
+                       "--bootstrap-server", bootstrap) == {
+            "resource": {"type": "broker", "name": str(b4)}, "set": {"log.retention.ms": "7200000"}, "deleted": []}
+        p = ok("config", "alter", "--broker-defaults", "--add-config", "log.retention.ms=3600000",
+               "--bootstrap-server", bootstrap)
+        assert p.stdout.strip() == "Completed updating default config for brokers in the cluster."
+
+        def own(*args):
+            return [(c["name"], c["value"], c["source"]) for c in
+                    ok_json("config", "describe", *args, "--bootstrap-server", bootstrap)["configs"]]
+        mine = wait_until(lambda: own("--broker", b4) or None, timeout=15, what="broker 4's config")
+        assert mine == [("log.retention.ms", "7200000", "DYNAMIC_BROKER_CONFIG")]
+        assert own("--broker", b5) == []
+        assert wait_until(lambda: own("--broker-defaults") or None, timeout=15) == [
+            ("log.retention.ms", "3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG")]
+        lines = config_lines(bootstrap, "--broker", b4)
+        assert lines[0] == f"Dynamic configs for broker {b4} are:"
+        assert lines[1].startswith("  log.retention.ms=7200000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:"
+                                   "log.retention.ms=7200000, DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000")
+        assert config_lines(bootstrap, "--broker-defaults")[0] == "Default configs for brokers in the cluster are:"
+        five = {c["name"]: c for c in ok_json("config", "describe", "--broker", b5, "--all",
+                                              "--bootstrap-server", bootstrap)["configs"]}
+        assert (five["log.retention.ms"]["value"], five["log.retention.ms"]["source"]) == (
+            "3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+        assert len(five) > 20 and "DEFAULT_CONFIG" in {c["source"] for c in five.values()}
+        assert config_lines(bootstrap, "--entity-type", "brokers", "--entity-default") == config_lines(
+            bootstrap, "--broker-defaults")
+    finally:
+        ok("config", "alter", "--broker", b4, "--delete-config", "log.retention.ms", "--bootstrap-server", bootstrap)
+        ok("config", "alter", "--broker-defaults", "--delete-config", "log.retention.ms", "--bootstrap-server", bootstrap)
+
+
+def test_config_errors(bootstrap):
+    one_sentence_failure(runnel("config", "describe", "--bootstrap-server", bootstrap), "--topic", "--broker")
+    one_sentence_failure(runnel("config", "describe", "--topic", "t", "--broker", "4", "--bootstrap-server", bootstrap),
+                         "exactly one")
+    one_sentence_failure(runnel("config", "describe", "--topic", "no-such-topic-z", "--bootstrap-server", bootstrap),
+                         "does not exist")
+    one_sentence_failure(runnel("config", "describe", "--broker", "99", "--bootstrap-server", bootstrap), "broker 99")
+    one_sentence_failure(runnel("config", "alter", "--topic", "t", "--bootstrap-server", bootstrap), "--add-config")
+    one_sentence_failure(runnel("config", "alter", "--topic", "t", "--add-config", "a=1", "--delete-config", "a",
+                                "--bootstrap-server", bootstrap), "both set and deleted")
+    topic = unique("cfgerr")
+    ok("topic", "create", topic, "--partitions", 1, "--bootstrap-server", bootstrap)
+    one_sentence_failure(runnel("config", "alter", "--topic", topic, "--add-config", "no.such.config=1",
+                                "--bootstrap-server", bootstrap), "no.such.config")
+    one_sentence_failure(runnel("config", "alter", "--entity-type", "users", "--entity-name", "x", "--add-config", "a=1",
+                                "--bootstrap-server", bootstrap), "--entity-type")
