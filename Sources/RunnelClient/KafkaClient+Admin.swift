@@ -61,6 +61,15 @@ public enum ConfigResourceName: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// One partition's outcome of ElectLeaders.
+public struct ElectionResult: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    /// NONE when a new leader was elected, ELECTION_NOT_NEEDED when a valid one already leads.
+    public var error: ErrorCode
+    public var message: String?
+}
+
 /// What CreateTopics reported for a new topic.
 public struct CreatedTopic: Sendable, Equatable {
     public var name: String
@@ -262,6 +271,33 @@ extension KafkaClient {
         case let code:
             throw ClientError("cannot alter the configs of \(resource): \(Self.reason(code, result.errorMessage))")
         }
+    }
+
+    // MARK: leader election
+
+    /// ElectLeaders (type 0 preferred, 1 unclean) for `partitions` by topic, or for every partition
+    /// when nil; returns each partition's outcome as the controller reports it.
+    public func electLeaders(type: Int8, partitions: [String: [Int32]]?) async throws -> [ElectionResult] {
+        let timeoutMs = Int32(clamping: requestTimeoutMs)
+        let asked = partitions?.sorted { $0.key < $1.key }.map {
+            ElectLeadersRequest.TopicPartitions(topic: $0.key, partitions: $0.value.sorted())
+        }
+        let (response, _, _) = try await sendAny { _ in
+            var r = ElectLeadersRequest()
+            r.electionType = type
+            r.topicPartitions = asked
+            r.timeoutMs = timeoutMs
+            return r
+        }
+        if response.errorCode != 0 {
+            throw ClientError("cannot elect leaders: \(Self.reason(ErrorCode(response.errorCode), nil))")
+        }
+        return response.replicaElectionResults.flatMap { t in
+            t.partitionResult.map {
+                ElectionResult(
+                    topic: t.topic, partition: $0.partitionId, error: ErrorCode($0.errorCode), message: $0.errorMessage)
+            }
+        }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
     }
 
     // MARK: cluster

@@ -430,6 +430,7 @@ public enum ClientVersions {
         .createTopics: 2...7,
         .deleteTopics: 1...6,
         .createPartitions: 0...3,
+        .electLeaders: 1...2,  // v1+ carry the election type (KIP-460)
         .describeConfigs: 1...4,
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,

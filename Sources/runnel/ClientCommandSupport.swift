@@ -21,6 +21,7 @@ let clientToolCommands: [String: [String]] = [
     "storage": ["info"],
     "get-offsets": [],
     "config": ["describe", "alter"],
+    "leader-election": [],
 ]
 
 /// Options every client tool takes.

@@ -11,11 +11,18 @@ cluster shared by the module, and checked against what confluent-kafka (librdkaf
 - `runnel config describe|alter` (kafka-configs) on a topic, one broker and the brokers' defaults:
   what it sets confluent-kafka reads back; describe prints only the resource's own configs, with
   kafka-configs' synonyms, and every one with --all; --entity-type/--entity-name say the same.
+- `runnel leader-election` (kafka-leader-election): with the ISR's only member stopped, preferred
+  fails with Kafka's error line and exit 1, unclean elects the live out-of-sync replica; once the
+  preferred replica is back in the ISR, a JSON file of partitions moves leadership back to it
+  (Kafka's "Successfully completed" and "Valid replica already elected" lines).
 
 Failures exit 1 with one sentence on stderr. Runnel only (runs the runnel binary).
 """
 
 from __future__ import annotations
+
+import json
+import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -289,3 +296,84 @@ def test_config_errors(bootstrap):
                                 "--bootstrap-server", bootstrap), "no.such.config")
     one_sentence_failure(runnel("config", "alter", "--entity-type", "users", "--entity-name", "x", "--add-config", "a=1",
                                 "--bootstrap-server", bootstrap), "--entity-type")
+
+
+# -- leader election ------------------------------------------------------------------------------
+
+def partition_state(bootstrap: str, topic: str, partition: int = 0) -> dict:
+    return ok_json("topic", "describe", topic, "--bootstrap-server", bootstrap)["partitions"][partition]
+
+
+def test_leader_election_preferred_and_unclean(brokers, bootstrap, tmp_path):
+    by_id = {n.node_id: n for n in brokers}
+    balanced, topic = unique("elect-ok"), unique("elect")
+    ok("topic", "create", balanced, "--partitions", 3, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    p = ok("leader-election", "--election-type", "preferred", "--topic", balanced, "--partition", 1,
+           "--bootstrap-server", bootstrap)
+    assert p.stdout.splitlines() == [f"Valid replica already elected for partitions {balanced}-1"]
+    ok("topic", "create", topic, "--partitions", 1, "--replication-factor", 2, "--bootstrap-server", bootstrap)
+    preferred, follower = partition_state(bootstrap, topic)["replicas"]
+    a, b = by_id[preferred], by_id[follower]
+    [c] = [n for n in brokers if n not in (a, b)]
+    try:
+        # The follower stops and leaves the ISR; then the leader stops: no one in the ISR is left.
+        b.stop()
+        wait_until(lambda: partition_state(c.bootstrap, topic)["isr"] == [preferred], timeout=30, interval=0.3)
+        a.stop()
+        wait_until(lambda: partition_state(c.bootstrap, topic)["leader"] == -1, timeout=30, interval=0.3)
+        p = runnel("leader-election", "--election-type", "preferred", "--topic", topic, "--partition", 0,
+                   "--bootstrap-server", c.bootstrap)
+        assert p.stdout.startswith(f"Error completing leader election (PREFERRED) for partition: {topic}-0: ")
+        one_sentence_failure(p, "1 replica(s) could not be elected", "PREFERRED_LEADER_NOT_AVAILABLE")
+        b.restart()
+        wait_until(lambda: follower in [x["id"] for x in ok_json("cluster", "describe",
+                                                                 "--bootstrap-server", c.bootstrap)["brokers"]],
+                   timeout=30, interval=0.3, what="the follower registered again")
+        time.sleep(1)
+        assert partition_state(c.bootstrap, topic)["leader"] == -1, "no clean leader while the ISR is down"
+        p = ok("leader-election", "--election-type", "unclean", "--topic", topic, "--partition", 0,
+               "--bootstrap-server", c.bootstrap)
+        assert p.stdout.splitlines() == [f"Successfully completed leader election (UNCLEAN) for partitions {topic}-0"]
+        assert partition_state(c.bootstrap, topic)["leader"] == follower
+    finally:
+        for n in (a, b):
+            if not n.is_alive():
+                n.restart()
+    wait_full_isr(bootstrap, topic)
+    assert partition_state(bootstrap, topic)["leader"] == follower
+
+    plan = tmp_path / "election.json"
+    plan.write_text(json.dumps({"partitions": [{"topic": topic, "partition": 0},
+                                               {"topic": balanced, "partition": 2}]}))
+    p = ok("leader-election", "--election-type", "PREFERRED", "--path-to-json-file", plan,
+           "--bootstrap-server", bootstrap)
+    assert p.stdout.splitlines() == [f"Successfully completed leader election (PREFERRED) for partitions {topic}-0",
+                                     f"Valid replica already elected for partitions {balanced}-2"]
+    assert partition_state(bootstrap, topic)["leader"] == preferred
+    a_client = admin_client(bootstrap)
+    wait_until(lambda: a_client.list_topics(topic, timeout=10).topics[topic].partitions[0].leader == preferred,
+               timeout=15, what="confluent-kafka to see the preferred leader")
+    everything = ok_json("leader-election", "--election-type", "preferred", "--all-topic-partitions",
+                         "--bootstrap-server", bootstrap)
+    assert everything["electionType"] == "preferred" and everything["failed"] == []
+    assert {"topic": topic, "partition": 0} in everything["noop"] + everything["succeeded"]
+
+
+def test_leader_election_errors(bootstrap, tmp_path):
+    p = runnel("leader-election", "--election-type", "preferred", "--topic", "no-such-topic-e", "--partition", 0,
+               "--bootstrap-server", bootstrap)
+    assert "Error completing leader election (PREFERRED) for partition: no-such-topic-e-0: " in p.stdout
+    one_sentence_failure(p, "could not be elected", "UNKNOWN_TOPIC_OR_PARTITION")
+    one_sentence_failure(runnel("leader-election", "--election-type", "fast", "--all-topic-partitions",
+                                "--bootstrap-server", bootstrap), "--election-type")
+    one_sentence_failure(runnel("leader-election", "--election-type", "preferred", "--bootstrap-server", bootstrap),
+                         "exactly one")
+    one_sentence_failure(runnel("leader-election", "--election-type", "preferred", "--topic", "t",
+                                "--bootstrap-server", bootstrap), "--partition")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"partitions": [{"topic": "t", "partition": 0}, {"topic": "t", "partition": 0}]}')
+    one_sentence_failure(runnel("leader-election", "--election-type", "preferred", "--path-to-json-file", bad,
+                                "--bootstrap-server", bootstrap), "more than once", "t-0")
+    bad.write_text("[1, 2]")
+    one_sentence_failure(runnel("leader-election", "--election-type", "preferred", "--path-to-json-file", bad,
+                                "--bootstrap-server", bootstrap), "partitions")
