@@ -445,6 +445,7 @@ public enum ClientVersions {
         .listGroups: 0...5,
         .describeGroups: 0...5,
         .deleteGroups: 0...2,
+        .offsetDelete: 0...0,
         .describeAcls: 1...3,  // v1+ know prefixed patterns
         .createAcls: 1...3,
         .deleteAcls: 1...3,

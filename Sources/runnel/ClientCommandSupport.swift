@@ -11,7 +11,7 @@ let clientToolCommands: [String: [String]] = [
     "topic": ["create", "list", "describe", "alter", "delete", "alter-config"],
     "produce": [],
     "consume": [],
-    "group": ["list", "describe", "reset-offsets", "delete"],
+    "group": ["list", "describe", "reset-offsets", "delete-offsets", "delete"],
     "transactions": ["list", "describe", "describe-producers", "abort", "find-hanging"],
     "cluster": ["describe"],
     "acl": ["add", "list", "remove"],

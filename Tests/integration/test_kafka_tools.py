@@ -15,6 +15,10 @@ cluster shared by the module, and checked against what confluent-kafka (librdkaf
   fails with Kafka's error line and exit 1, unclean elects the live out-of-sync replica; once the
   preferred replica is back in the ISR, a JSON file of partitions moves leadership back to it
   (Kafka's "Successfully completed" and "Valid replica already elected" lines).
+- `runnel group reset-offsets` scenarios (--to-offset, --shift-by, --to-current, --to-datetime in
+  UTC, an offset zone and local time, --by-duration, --all-topics, --export, --from-file) commit
+  what confluent-kafka then reads as the group's offsets; `group delete-offsets` (OffsetDelete)
+  removes them, and is refused per partition for a topic a member subscribes to.
 
 Failures exit 1 with one sentence on stderr. Runnel only (runs the runnel binary).
 """
@@ -377,3 +381,107 @@ def test_leader_election_errors(bootstrap, tmp_path):
     bad.write_text("[1, 2]")
     one_sentence_failure(runnel("leader-election", "--election-type", "preferred", "--path-to-json-file", bad,
                                 "--bootstrap-server", bootstrap), "partitions")
+
+
+# -- group delete-offsets and reset-offsets -------------------------------------------------------
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **QUIET})
+    try:
+        return [t.offset for t in c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)]
+    finally:
+        c.close()
+
+
+def reset(bootstrap: str, group: str, *args) -> dict:
+    p = ok("group", "reset-offsets", "--group", group, *args, "--json", "--bootstrap-server", bootstrap)
+    assert p.stderr == "", "no progress on a pipe"
+    return {(r["topic"], r["partition"]): r["newOffset"] for r in json.loads(p.stdout)["partitions"]}
+
+
+def test_group_reset_offsets_scenarios(bootstrap, tmp_path):
+    t, u, group = unique("rs-t"), unique("rs-u"), unique("rs")
+    ok("topic", "create", t, "--partitions", 2, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    ok("topic", "create", u, "--partitions", 1, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    base = 1_700_000_000_000
+    produce(bootstrap, t, [(p, base + i * 1000) for p in (0, 1) for i in range(10)])
+    now = int(time.time() * 1000)
+    produce(bootstrap, u, [(0, now - (10 - i) * 60_000) for i in range(10)])
+
+    assert reset(bootstrap, group, "--topic", t, "--topic", u, "--to-offset", 5, "--execute") == {
+        (t, 0): 5, (t, 1): 5, (u, 0): 5}
+    assert committed(bootstrap, group, t, 2) == [5, 5]
+    assert reset(bootstrap, group, "--topic", f"{t}:1", "--shift-by", -2, "--execute") == {(t, 1): 3}
+    assert reset(bootstrap, group, "--all-topics", "--shift-by", 100) == {(t, 0): 10, (t, 1): 10, (u, 0): 10}, \
+        "clamped to the log end"
+    assert reset(bootstrap, group, "--all-topics", "--to-current") == {(t, 0): 5, (t, 1): 3, (u, 0): 5}
+    # 1_700_000_004_000 ms is 2023-11-14T22:13:24Z.
+    assert reset(bootstrap, group, "--topic", t, "--to-datetime", "2023-11-14T22:13:24.000Z") == {(t, 0): 4, (t, 1): 4}
+    assert reset(bootstrap, group, "--topic", t, "--to-datetime", "2023-11-15T00:13:23.500+02:00") == {
+        (t, 0): 4, (t, 1): 4}
+    local = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime((base + 6000) / 1000)) + ".000"
+    assert reset(bootstrap, group, "--topic", t, "--to-datetime", local) == {(t, 0): 6, (t, 1): 6}
+    assert reset(bootstrap, group, "--topic", t, "--to-datetime", "2030-01-01T00:00:00.000") == {(t, 0): 10, (t, 1): 10}
+    assert reset(bootstrap, group, "--topic", u, "--by-duration", "PT5M30S") == {(u, 0): 5}
+    assert reset(bootstrap, group, "--topic", u, "--by-duration", "P1DT0H") == {(u, 0): 0}
+
+    exported = ok("group", "reset-offsets", group, "--all-topics", "--to-earliest", "--export", "--dry-run",
+                  "--bootstrap-server", bootstrap).stdout
+    assert exported.splitlines() == [f"{t},0,0", f"{t},1,0", f"{u},0,0"]
+    assert committed(bootstrap, group, t, 2) == [5, 3], "a dry run commits nothing"
+    plan = tmp_path / "plan.csv"
+    plan.write_text(exported.replace(f"{t},1,0", f"{t},1,7"))
+    p = ok("group", "reset-offsets", group, "--from-file", plan, "--execute", "--bootstrap-server", bootstrap)
+    assert "Committed the new offsets" in p.stdout
+    assert committed(bootstrap, group, t, 2) == [0, 7] and committed(bootstrap, group, u, 1) == [0]
+
+
+def test_group_delete_offsets(bootstrap):
+    t, u, group = unique("do-t"), unique("do-u"), unique("do")
+    for topic in (t, u):
+        ok("topic", "create", topic, "--partitions", 2, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+        produce(bootstrap, topic, [(p, 1_700_000_000_000) for p in (0, 1) for _ in range(3)])
+    ok("group", "reset-offsets", group, "--topic", t, "--topic", u, "--to-latest", "--execute",
+       "--bootstrap-server", bootstrap)
+    p = ok("group", "delete-offsets", "--group", group, "--topic", f"{u}:1", "--bootstrap-server", bootstrap)
+    assert p.stdout.splitlines()[0] == f"Request succeed for deleting offsets with topic {u} group {group}"
+    assert [ln.split() for ln in p.stdout.splitlines()[2:]] == [["TOPIC", "PARTITION", "STATUS"], [u, "1", "Successful"]]
+    assert committed(bootstrap, group, u, 2) == [3, -1001]
+    assert ok_json("group", "delete-offsets", group, "--topic", u, "--bootstrap-server", bootstrap) == {
+        "groupId": group, "partitions": [{"topic": u, "partition": 0, "error": None},
+                                         {"topic": u, "partition": 1, "error": None}]}
+    assert committed(bootstrap, group, u, 2) == [-1001, -1001] and committed(bootstrap, group, t, 2) == [3, 3]
+
+    # A member subscribed to t: the coordinator keeps t's offsets and the command says so.
+    member = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                       "session.timeout.ms": 6000, **QUIET})
+    member.subscribe([t])
+    try:
+        wait_until(lambda: member.poll(0.2) is None and member.assignment(), timeout=30, what="an assignment")
+        p = runnel("group", "delete-offsets", "--group", group, "--topic", t, "--bootstrap-server", bootstrap)
+        assert f"{t}  0          Error: " in p.stdout or "Error: " in p.stdout
+        one_sentence_failure(p, "2 partition offset(s)", "GROUP_SUBSCRIBED_TO_TOPIC")
+    finally:
+        member.close()
+    one_sentence_failure(runnel("group", "delete-offsets", "--group", group, "--bootstrap-server", bootstrap), "--topic")
+    one_sentence_failure(runnel("group", "delete-offsets", "--group", group, "--topic", f"{t}:9",
+                                "--bootstrap-server", bootstrap), "partition 9 does not exist")
+
+
+def test_group_reset_offsets_errors(bootstrap, tmp_path):
+    def refused(*args, needle):
+        one_sentence_failure(runnel("group", "reset-offsets", "--group", "g", *args, "--bootstrap-server", bootstrap),
+                             needle)
+    refused("--topic", "t", needle="exactly one of")
+    refused("--topic", "t", "--to-earliest", "--shift-by", "1", needle="exactly one of")
+    refused("--to-earliest", needle="--all-topics")
+    refused("--topic", "t", "--to-datetime", "yesterday", needle="--to-datetime")
+    refused("--topic", "t", "--by-duration", "5 minutes", needle="--by-duration")
+    refused("--topic", "t", "--to-earliest", "--export", "--json", needle="--export")
+    plan = tmp_path / "bad.csv"
+    plan.write_text("t,0,5\nt,zero,5\n")
+    refused("--from-file", plan, needle="line 2")
+    refused("--from-file", plan, "--topic", "t", needle="--from-file")
+    topic = unique("rs-err")
+    ok("topic", "create", topic, "--partitions", 1, "--bootstrap-server", bootstrap)
+    refused("--topic", topic, "--shift-by", "-1", needle="no committed offset")
