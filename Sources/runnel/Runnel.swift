@@ -21,7 +21,8 @@ struct Runnel: AsyncParsableCommand {
     )
 
     /// ArgumentParser's entry point, except that a bad argument to a client tool (topic, produce,
-    /// consume, group, transactions, cluster, log-dirs, features, storage) ends with one sentence and exit status 1 instead of the usage text.
+    /// consume, group, transactions, cluster, log-dirs, features, storage, get-offsets, config,
+    /// leader-election) ends with one sentence and exit status 1 instead of the usage text.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
