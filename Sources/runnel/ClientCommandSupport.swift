@@ -22,6 +22,7 @@ let clientToolCommands: [String: [String]] = [
     "get-offsets": [],
     "config": ["describe", "alter"],
     "leader-election": [],
+    "dump-log": [],
 ]
 
 /// Options every client tool takes.

@@ -327,9 +327,12 @@ struct Progress {
         self.total = total
     }
 
+    /// Counts `count` more done; the line is redrawn at most a hundred times over the whole run.
     mutating func advance(by count: Int = 1) {
+        let step = max(1, total / 100)
+        let before = done / step
         done += count
-        guard shown else { return }
+        guard shown, done / step != before || done >= total else { return }
         FileHandle.standardError.write(Data("\r\(label) \(done)/\(total)".utf8))
     }
 

@@ -19,6 +19,10 @@ cluster shared by the module, and checked against what confluent-kafka (librdkaf
   UTC, an offset zone and local time, --by-duration, --all-topics, --export, --from-file) commit
   what confluent-kafka then reads as the group's offsets; `group delete-offsets` (OffsetDelete)
   removes them, and is refused per partition for a topic a member subscribes to.
+- `runnel dump-log` (kafka-dump-log) on a broker's segment: one line per lz4, gzip and plain
+  batch with its count, codec and a valid CRC; --deep-iteration --print-data-log the records'
+  keys, payloads and headers (inflated); the .index and .timeindex agree with the log; a flipped
+  byte shows isvalid: false and a cut batch is one sentence.
 
 Failures exit 1 with one sentence on stderr. Runnel only (runs the runnel binary).
 """
@@ -485,3 +489,62 @@ def test_group_reset_offsets_errors(bootstrap, tmp_path):
     topic = unique("rs-err")
     ok("topic", "create", topic, "--partitions", 1, "--bootstrap-server", bootstrap)
     refused("--topic", topic, "--shift-by", "-1", needle="no committed offset")
+
+
+# -- dump-log -------------------------------------------------------------------------------------
+
+def test_dump_log_batches_records_and_indexes(brokers, bootstrap, tmp_path):
+    topic = unique("dump")
+    ok("topic", "create", topic, "--partitions", 1, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    base = 1_700_000_000_000
+
+    def value(i: int) -> str:  # compressible, so librdkafka keeps the codec
+        return f"v{i}-" + "abc" * 100
+
+    for codec, first in (("lz4", 0), ("gzip", 3), ("none", 6)):
+        p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "compression.type": codec, **QUIET})
+        for i in range(first, first + 3):
+            p.produce(topic, key=f"k{i}".encode(), value=value(i).encode(), partition=0, timestamp=base + i,
+                      headers=[("h", f"x{i}".encode())])
+        assert p.flush(30) == 0
+    leader = partition_state(bootstrap, topic)["leader"]
+    node = next(n for n in brokers if n.node_id == leader)
+    segment = node.data_dir / f"{topic}-0" / "00000000000000000000.log"
+
+    text = ok("dump-log", segment).stdout.splitlines()
+    assert text[:2] == [f"Dumping {segment}", "Log starting offset: 0"]
+    batches = [ln for ln in text[2:] if ln.startswith("baseOffset: ")]
+    assert [ln.split(" compresscodec: ")[1].split()[0] for ln in batches] == ["lz4", "gzip", "none"]
+    assert [ln.split(" count: ")[1].split()[0] for ln in batches] == ["3", "3", "3"]
+    assert all(ln.endswith("isvalid: true") for ln in batches)
+    assert batches[1].startswith("baseOffset: 3 lastOffset: 5 count: 3 ")
+    assert f"CreateTime: {base + 5}" in batches[1]
+
+    deep = ok("dump-log", segment, "--deep-iteration", "--print-data-log").stdout.splitlines()
+    records = [ln for ln in deep if ln.startswith("| offset: ")]
+    assert len(records) == 9
+    assert records[4] == (f"| offset: 4 CreateTime: {base + 4} keySize: 2 valueSize: 303 sequence: "
+                          f"{records[4].split(' sequence: ')[1].split()[0]} headerKeys: [h] key: k4 payload: {value(4)} "
+                          f"headers: [h=x4]")
+    lines = [json.loads(ln) for ln in ok("dump-log", segment, "--deep", "--print-data-log", "--json").stdout.splitlines()]
+    assert [b["compressCodec"] for b in lines] == ["lz4", "gzip", "none"] and all(b["isValid"] for b in lines)
+    assert [(r["offset"], r["key"], r["value"], r["headers"]) for b in lines for r in b["records"]] == [
+        (i, f"k{i}", value(i), [{"key": "h", "value": f"x{i}"}]) for i in range(9)]
+
+    index = ok("dump-log", segment.with_suffix(".index")).stdout.splitlines()
+    assert index[0] == f"Dumping {segment.with_suffix('.index')}" and index[1].startswith("offset: 2 position: 0")
+    assert not any("Mismatches" in ln for ln in index)
+    times = ok("dump-log", segment.with_suffix(".timeindex")).stdout.splitlines()
+    assert not any("mismatch" in ln or "out of order" in ln for ln in times), times
+
+    # A flipped byte in a copy: the CRC no longer matches.
+    broken = tmp_path / "00000000000000000000.log"
+    data = bytearray(segment.read_bytes())
+    data[70] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    first = next(ln for ln in ok("dump-log", broken).stdout.splitlines() if ln.startswith("baseOffset: 0 "))
+    assert first.endswith("isvalid: false")
+    broken.write_bytes(bytes(data[:100]))
+    one_sentence_failure(runnel("dump-log", broken), "position")
+    one_sentence_failure(runnel("dump-log", tmp_path / "00000000000000000001.log"), "does not exist")
+    one_sentence_failure(runnel("dump-log", tmp_path / "notes.txt"), "not a .log")
