@@ -11,6 +11,8 @@ public struct ConfigEntry: Sendable, Equatable, Codable {
     public var source: String
     public var readOnly: Bool
     public var sensitive: Bool
+    /// Every place a value was found, highest priority first (asked for with `includeSynonyms`).
+    public var synonyms: [ConfigSynonym] = []
     /// Whether the value is the built-in default (nothing set it anywhere).
     public var isDefault: Bool { source == "DEFAULT_CONFIG" }
 
@@ -25,6 +27,47 @@ public struct ConfigEntry: Sendable, Equatable, Codable {
         default: "UNKNOWN"
         }
     }
+}
+
+/// One place a config's value was found: the config (or a broker config standing for it), its
+/// value and its source, as Kafka's DescribeConfigs synonyms.
+public struct ConfigSynonym: Sendable, Equatable, Codable {
+    public var name: String
+    public var value: String?
+    public var source: String
+}
+
+/// The resource a config belongs to, as DescribeConfigs and IncrementalAlterConfigs name it.
+public enum ConfigResourceName: Sendable, Equatable, CustomStringConvertible {
+    case topic(String)
+    case broker(Int32)
+    /// The cluster-wide default of every broker (the empty broker name).
+    case brokerDefaults
+
+    var type: Int8 { if case .topic = self { 2 } else { 4 } }
+    var name: String {
+        switch self {
+        case .topic(let t): t
+        case .broker(let id): String(id)
+        case .brokerDefaults: ""
+        }
+    }
+    public var description: String {
+        switch self {
+        case .topic(let t): "topic \(t)"
+        case .broker(let id): "broker \(id)"
+        case .brokerDefaults: "the brokers' defaults"
+        }
+    }
+}
+
+/// One partition's outcome of ElectLeaders.
+public struct ElectionResult: Sendable, Equatable {
+    public var topic: String
+    public var partition: Int32
+    /// NONE when a new leader was elected, ELECTION_NOT_NEEDED when a valid one already leads.
+    public var error: ErrorCode
+    public var message: String?
 }
 
 /// What CreateTopics reported for a new topic.
@@ -123,12 +166,64 @@ extension KafkaClient {
         }
     }
 
-    /// DescribeConfigs of one resource (type 2 = topic, 4 = broker), every entry.
-    public func describeConfigs(resourceType: Int8 = 2, name: String) async throws -> [ConfigEntry] {
+    /// CreatePartitions: grows topic `name` to `count` partitions, the brokers placing the new
+    /// replicas; returns once Metadata shows every new partition with a leader.
+    public func createPartitions(_ name: String, count: Int32) async throws {
+        let timeoutMs = Int32(clamping: requestTimeoutMs)
         let (response, _, _) = try await sendAny { _ in
-            var r = DescribeConfigsRequest()
-            r.resources = [.init(resourceType: resourceType, resourceName: name, configurationKeys: nil)]
+            var r = CreatePartitionsRequest()
+            r.topics = [.init(name: name, count: count, assignments: nil)]
+            r.timeoutMs = timeoutMs
             return r
+        }
+        guard let result = response.results.first(where: { $0.name == name }) else {
+            throw ClientError("the broker's CreatePartitions answer left out topic \(name)")
+        }
+        switch ErrorCode(result.errorCode) {
+        case .none: break
+        case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
+        case let code:
+            throw ClientError("cannot add partitions to topic \(name): \(Self.reason(code, result.errorMessage))")
+        }
+        let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
+        while true {
+            if let t = try? await topic(name, refresh: true), t.partitionCount >= count,
+                t.partitions.allSatisfy({ $0.leader >= 0 })
+            {
+                return
+            }
+            guard NIODeadline.now() < deadline else {
+                throw ClientError(
+                    "topic \(name) was given \(count) partitions but the new ones have no leaders after \(requestTimeoutMs) ms"
+                )
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+    }
+
+    /// DescribeConfigs of one resource, every entry, sorted by name; a broker's own configs are
+    /// asked of that broker, as only it knows them.
+    public func describeConfigs(
+        _ resource: ConfigResourceName, includeSynonyms: Bool = false
+    ) async throws
+        -> [ConfigEntry]
+    {
+        let (type, name) = (resource.type, resource.name)
+        let build: @Sendable (Int16) -> DescribeConfigsRequest = { _ in
+            var r = DescribeConfigsRequest()
+            r.resources = [.init(resourceType: type, resourceName: name, configurationKeys: nil)]
+            r.includeSynonyms = includeSynonyms
+            return r
+        }
+        let response: DescribeConfigsResponse
+        if case .broker(let id) = resource {
+            if metadata.brokers[id] == nil { try await refreshMetadata(topics: []) }
+            guard let broker = metadata.brokers[id] else {
+                throw ClientError("broker \(id) is not a live broker of the cluster")
+            }
+            response = try await send(to: broker.address, build).response
+        } else {
+            response = try await sendAny(build).response
         }
         guard let result = response.results.first else {
             throw ClientError("the broker's DescribeConfigs answer is empty")
@@ -137,22 +232,31 @@ extension KafkaClient {
         case .none: break
         case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
         case let code:
-            throw ClientError("cannot describe the configs of \(name): \(Self.reason(code, result.errorMessage))")
+            throw ClientError("cannot describe the configs of \(resource): \(Self.reason(code, result.errorMessage))")
         }
         return result.configs.map {
             ConfigEntry(
                 name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.configSource), readOnly: $0.readOnly,
-                sensitive: $0.isSensitive)
+                sensitive: $0.isSensitive,
+                synonyms: $0.synonyms.map {
+                    ConfigSynonym(name: $0.name, value: $0.value, source: ConfigEntry.sourceName($0.source))
+                })
         }.sorted { $0.name < $1.name }
     }
 
     /// IncrementalAlterConfigs of a topic: SET each of `set`, DELETE each of `delete`.
     public func alterTopicConfigs(_ name: String, set: [(String, String)], delete: [String]) async throws {
+        try await alterConfigs(.topic(name), set: set, delete: delete)
+    }
+
+    /// IncrementalAlterConfigs of one resource: SET each of `set`, DELETE each of `delete`.
+    public func alterConfigs(_ resource: ConfigResourceName, set: [(String, String)], delete: [String]) async throws {
+        let (type, name) = (resource.type, resource.name)
         let (response, _, _) = try await sendAny { _ in
             var r = IncrementalAlterConfigsRequest()
             r.resources = [
                 .init(
-                    resourceType: 2, resourceName: name,
+                    resourceType: type, resourceName: name,
                     configs: set.map { .init(name: $0.0, configOperation: 0, value: $0.1) }
                         + delete.map { .init(name: $0, configOperation: 1, value: nil) })
             ]
@@ -165,8 +269,35 @@ extension KafkaClient {
         case .none: return
         case .unknownTopicOrPartition: throw ClientError("topic \(name) does not exist")
         case let code:
-            throw ClientError("cannot alter the configs of topic \(name): \(Self.reason(code, result.errorMessage))")
+            throw ClientError("cannot alter the configs of \(resource): \(Self.reason(code, result.errorMessage))")
         }
+    }
+
+    // MARK: leader election
+
+    /// ElectLeaders (type 0 preferred, 1 unclean) for `partitions` by topic, or for every partition
+    /// when nil; returns each partition's outcome as the controller reports it.
+    public func electLeaders(type: Int8, partitions: [String: [Int32]]?) async throws -> [ElectionResult] {
+        let timeoutMs = Int32(clamping: requestTimeoutMs)
+        let asked = partitions?.sorted { $0.key < $1.key }.map {
+            ElectLeadersRequest.TopicPartitions(topic: $0.key, partitions: $0.value.sorted())
+        }
+        let (response, _, _) = try await sendAny { _ in
+            var r = ElectLeadersRequest()
+            r.electionType = type
+            r.topicPartitions = asked
+            r.timeoutMs = timeoutMs
+            return r
+        }
+        if response.errorCode != 0 {
+            throw ClientError("cannot elect leaders: \(Self.reason(ErrorCode(response.errorCode), nil))")
+        }
+        return response.replicaElectionResults.flatMap { t in
+            t.partitionResult.map {
+                ElectionResult(
+                    topic: t.topic, partition: $0.partitionId, error: ErrorCode($0.errorCode), message: $0.errorMessage)
+            }
+        }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
     }
 
     // MARK: cluster

@@ -18,15 +18,29 @@ public struct PartitionFetch: Sendable {
 /// Special ListOffsets timestamps.
 public enum OffsetSpec: Sendable, Equatable {
     case earliest, latest
+    /// The first record with the largest timestamp (ListOffsets v7+, KIP-734).
+    case maxTimestamp
     case timestamp(Int64)
 
     var wireTimestamp: Int64 {
         switch self {
         case .earliest: -2
         case .latest: -1
+        case .maxTimestamp: -3
         case .timestamp(let t): t
         }
     }
+}
+
+/// One partition's ListOffsets answer.
+public struct ListedOffset: Sendable, Equatable {
+    /// The offset found, or -1 when there is none (a timestamp after every record, an empty log
+    /// asked for its max timestamp).
+    public var offset: Int64
+    /// The record's timestamp for a timestamp or max-timestamp lookup, else -1.
+    public var timestamp: Int64
+    /// The leader epoch the offset falls in, or -1 when unknown.
+    public var leaderEpoch: Int32
 }
 
 /// Which records a consumer reads (Kafka's `isolation.level`).
@@ -43,7 +57,15 @@ extension KafkaClient {
     public func listOffsets(
         topic: String, partitions: [Int32], spec: OffsetSpec, isolation: IsolationLevel = .readUncommitted
     ) async throws -> [Int32: Int64] {
-        var result: [Int32: Int64] = [:]
+        try await listOffsetAnswers(topic: topic, partitions: partitions, spec: spec, isolation: isolation)
+            .mapValues(\.offset)
+    }
+
+    /// ListOffsets as `listOffsets` does, keeping each answer's timestamp and leader epoch.
+    public func listOffsetAnswers(
+        topic: String, partitions: [Int32], spec: OffsetSpec, isolation: IsolationLevel = .readUncommitted
+    ) async throws -> [Int32: ListedOffset] {
+        var result: [Int32: ListedOffset] = [:]
         var pending = Set(partitions)
         var refresh = false
         let deadline = NIODeadline.now() + .milliseconds(requestTimeoutMs)
@@ -77,7 +99,8 @@ extension KafkaClient {
                 where pending.contains(a.partitionIndex) {
                     let code = ErrorCode(a.errorCode)
                     if code == .none {
-                        result[a.partitionIndex] = a.offset
+                        result[a.partitionIndex] = ListedOffset(
+                            offset: a.offset, timestamp: a.timestamp, leaderEpoch: a.leaderEpoch)
                         pending.remove(a.partitionIndex)
                     } else if !Self.isStaleLeadership(code) && code != .offsetNotAvailable {
                         throw ClientError(

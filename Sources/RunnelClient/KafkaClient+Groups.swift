@@ -276,3 +276,39 @@ extension KafkaClient {
         }
     }
 }
+
+/// What OffsetDelete answered: a group-level error, and each partition's.
+public struct OffsetDeletion: Sendable, Equatable {
+    public struct Partition: Sendable, Equatable {
+        public var topic: String
+        public var partition: Int32
+        public var error: ErrorCode
+    }
+
+    public var error: ErrorCode
+    public var partitions: [Partition]
+}
+
+extension KafkaClient {
+    /// OffsetDelete at the group's coordinator: removes the committed offsets of `partitions` (by
+    /// topic); the coordinator refuses the partitions of topics the group's members subscribe to.
+    public func deleteOffsets(group groupId: String, partitions: [String: [Int32]]) async throws -> OffsetDeletion {
+        let topics = partitions.sorted { $0.key < $1.key }.map { topic, ps in
+            OffsetDeleteRequest.OffsetDeleteRequestTopic(
+                name: topic, partitions: ps.sorted().map { .init(partitionIndex: $0) })
+        }
+        let (response, _) = try await sendToCoordinator(
+            group: groupId, lane: .general, errorOf: { ErrorCode($0.errorCode) }
+        ) { _ in
+            OffsetDeleteRequest(groupId: groupId, topics: topics)
+        }
+        return OffsetDeletion(
+            error: ErrorCode(response.errorCode),
+            partitions: response.topics.flatMap { t in
+                t.partitions.map {
+                    OffsetDeletion.Partition(
+                        topic: t.name, partition: $0.partitionIndex, error: ErrorCode($0.errorCode))
+                }
+            }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
+    }
+}

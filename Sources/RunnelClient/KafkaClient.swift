@@ -429,6 +429,8 @@ public enum ClientVersions {
         .apiVersions: 0...3,
         .createTopics: 2...7,
         .deleteTopics: 1...6,
+        .createPartitions: 0...3,
+        .electLeaders: 1...2,  // v1+ carry the election type (KIP-460)
         .describeConfigs: 1...4,
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,
@@ -443,6 +445,7 @@ public enum ClientVersions {
         .listGroups: 0...5,
         .describeGroups: 0...5,
         .deleteGroups: 0...2,
+        .offsetDelete: 0...0,
         .describeAcls: 1...3,  // v1+ know prefixed patterns
         .createAcls: 1...3,
         .deleteAcls: 1...3,

@@ -8,10 +8,10 @@ import RunnelNode
 /// operator's tool beside them). A bad argument to any of them ends like every other failure: one
 /// sentence on stderr and exit status 1.
 let clientToolCommands: [String: [String]] = [
-    "topic": ["create", "list", "describe", "delete", "alter-config"],
+    "topic": ["create", "list", "describe", "alter", "delete", "alter-config"],
     "produce": [],
     "consume": [],
-    "group": ["list", "describe", "reset-offsets", "delete"],
+    "group": ["list", "describe", "reset-offsets", "delete-offsets", "delete"],
     "transactions": ["list", "describe", "describe-producers", "abort", "find-hanging"],
     "cluster": ["describe"],
     "acl": ["add", "list", "remove"],
@@ -19,6 +19,10 @@ let clientToolCommands: [String: [String]] = [
     "log-dirs": ["describe"],
     "features": ["describe"],
     "storage": ["info"],
+    "get-offsets": [],
+    "config": ["describe", "alter"],
+    "leader-election": [],
+    "dump-log": [],
 ]
 
 /// Options every client tool takes.

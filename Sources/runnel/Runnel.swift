@@ -16,12 +16,14 @@ struct Runnel: AsyncParsableCommand {
         subcommands: [
             Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
             Group.self, Transactions.self, Cluster.self, Acl.self, User.self, LogDirs.self, Features.self,
-            Storage.self, Configs.self, Bench.self,
+            Storage.self, GetOffsets.self, ConfigCommand.self, LeaderElection.self, DumpLog.self,
+            Bench.self,
         ]
     )
 
     /// ArgumentParser's entry point, except that a bad argument to a client tool (topic, produce,
-    /// consume, group, transactions, cluster, log-dirs, features, storage) ends with one sentence and exit status 1 instead of the usage text.
+    /// consume, group, transactions, cluster, log-dirs, features, storage, get-offsets, config,
+    /// leader-election, dump-log) ends with one sentence and exit status 1 instead of the usage text.
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
@@ -85,7 +87,7 @@ struct Server: AsyncParsableCommand {
         for key in config.unknownKeys {
             logger.warning("unknown configuration key \(key) is ignored")
         }
-        // Once per key of the file, with the reason from the table `runnel configs no-effect` prints.
+        // Once per key of the file, with the reason from the table `runnel config no-effect` prints.
         for (key, effect) in config.keysWithoutEffect {
             switch effect {
             case .honoured: break

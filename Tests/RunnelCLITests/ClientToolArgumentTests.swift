@@ -100,7 +100,27 @@ import Testing
         (["consume", "t", "--max-messages", "0"], "--max-messages must be at least 1 (see runnel consume --help)."),
         (
             ["group", "reset-offsets", "g", "--topic", "t"],
-            "give exactly one of --to-earliest, --to-latest and --to-offset (see runnel group reset-offsets --help)."
+            "give exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime, --by-duration, --to-current and --from-file (see runnel group reset-offsets --help)."
+        ),
+        (
+            ["group", "reset-offsets", "g", "--topic", "t", "--by-duration", "1h"],
+            "--by-duration expects an ISO-8601 duration PnDTnHnMnS, not \"1h\" (see runnel group reset-offsets --help)."
+        ),
+        (
+            ["get-offsets", "--time", "soon"],
+            "--time must be earliest (-2), latest (-1), max-timestamp (-3) or a timestamp in ms, not \"soon\" (see runnel get-offsets --help)."
+        ),
+        (
+            ["config", "describe", "--topic", "t", "--broker-defaults"],
+            "give exactly one of --topic, --broker and --broker-defaults (see runnel config describe --help)."
+        ),
+        (
+            ["leader-election", "--election-type", "preferred", "--topic", "t"],
+            "--topic and --partition go together (see runnel leader-election --help)."
+        ),
+        (
+            ["topic", "alter", "--topic", "t", "--partitions", "0"],
+            "--partitions must be at least 1 (see runnel topic alter --help)."
         ),
         (
             ["group", "reset-offsets", "g", "--topic", "t:", "--to-latest"],

@@ -1,7 +1,7 @@
 """Honest configuration (project issue 20): every key Runnel accepts either takes effect or is
 named, once, as accepted without effect.
 
-- The table in docs/configuration.md is exactly what `runnel configs no-effect --markdown` prints
+- The table in docs/configuration.md is exactly what `runnel config no-effect --markdown` prints
   (the code's table, ConfigDefinitions.effects), and `--json` carries the same rows.
 - A node started from a Kafka 3.9 server.properties (the keys of Kafka's
   config/kraft/server.properties) plus many keys without effect logs exactly one warning per key
@@ -119,7 +119,7 @@ def runnel(*args: str) -> subprocess.CompletedProcess:
 
 
 def code_table() -> dict[str, dict]:
-    return {k["name"]: k for k in json.loads(runnel("configs", "no-effect", "--json").stdout)["keys"]}
+    return {k["name"]: k for k in json.loads(runnel("config", "no-effect", "--json").stdout)["keys"]}
 
 
 def docs_table() -> list[str]:
@@ -130,10 +130,10 @@ def docs_table() -> list[str]:
 
 
 def test_docs_table_is_the_codes_table():
-    printed = runnel("configs", "no-effect", "--markdown").stdout.splitlines()
+    printed = runnel("config", "no-effect", "--markdown").stdout.splitlines()
     assert docs_table() == printed, (
         "docs/configuration.md's table differs from the code's; regenerate it with "
-        "`runnel configs no-effect --markdown`")
+        "`runnel config no-effect --markdown`")
     rows = [ln for ln in printed[2:]]
     table = code_table()
     assert [re.match(r"\| `([^`]+)` \|", ln).group(1) for ln in rows] == list(table)
@@ -149,7 +149,7 @@ def test_docs_table_is_the_codes_table():
 
 
 def test_plain_listing_has_one_line_per_key():
-    lines = runnel("configs", "no-effect").stdout.splitlines()
+    lines = runnel("config", "no-effect").stdout.splitlines()
     table = code_table()
     assert [ln.split()[0] for ln in lines] == list(table)
 
