@@ -198,7 +198,7 @@ let package = Package(
             dependencies: [
                 "RunnelNode", "RunnelCore", "RunnelWire", "RunnelLog", "RunnelClient", "RunnelNetwork",
                 "RunnelSnapshotStore", "RunnelMetadata", "RunnelQuorum",
-                "RunnelSecurity", "RunnelController",
+                "RunnelSecurity", "RunnelController", "RunnelGroups", "RunnelTransactions",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,6 @@
 import ArgumentParser
+import RunnelGroups
+import RunnelTransactions
 import Foundation
 import NIOCore
 import RunnelWire
@@ -14,7 +16,10 @@ struct DumpLog: AsyncParsableCommand {
             --deep-iteration one line per record too, compressed batches inflated, and with \
             --print-data-log each record's key, payload and headers. A .index or .timeindex \
             prints its entries and checks them against the .log beside it, listing the entries \
-            that do not match the log as kafka-dump-log does.
+            that do not match the log as kafka-dump-log does. --offsets-decoder and \
+            --transaction-log-decoder print a __consumer_offsets or __transaction_state record's key \
+            and value as Kafka's parsers do: key {"type", "data"} and payload {"version", "data"} \
+            (<DELETE> for a tombstone), in --json as the record's "key" and "value" objects.
 
             --json prints one object per line: {"file", "baseOffset", "lastOffset", "count", \
             "baseSequence", "lastSequence", "producerId", "producerEpoch", "partitionLeaderEpoch", \
@@ -33,11 +38,29 @@ struct DumpLog: AsyncParsableCommand {
         name: .customLong("print-data-log"),
         help: "Print each record's key, payload and headers (implies --deep-iteration).")
     var printDataLog = false
+    @Flag(
+        name: .customLong("offsets-decoder"),
+        help:
+            "Decode records as __consumer_offsets records: committed offsets and group metadata (implies --print-data-log)."
+    )
+    var offsetsDecoder = false
+    @Flag(
+        name: .customLong("transaction-log-decoder"),
+        help: "Decode records as __transaction_state records (implies --print-data-log).")
+    var transactionLogDecoder = false
     @Flag(help: "Print JSON lines for scripts (the fields are listed above) instead of text for people.")
     var json = false
 
+    /// The decoder of an internal topic's records, when one was asked for.
+    var decoder: InternalRecordDecoder? {
+        offsetsDecoder ? .offsets : transactionLogDecoder ? .transactionLog : nil
+    }
+
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one segment file") }
+        guard !(offsetsDecoder && transactionLogDecoder) else {
+            throw ValidationError("choose one of --offsets-decoder and --transaction-log-decoder")
+        }
         for f in files where !(f.hasSuffix(".log") || f.hasSuffix(".index") || f.hasSuffix(".timeindex")) {
             throw ValidationError("\(f) is not a .log, .index or .timeindex file")
         }
@@ -71,7 +94,7 @@ struct DumpLog: AsyncParsableCommand {
         defer { progress.finish() }
         while let (position, batch, header) = try segment.next() {
             progress.advance(by: header.totalBytes)
-            let deep = deepIteration || printDataLog
+            let deep = deepIteration || printDataLog || decoder != nil
             var records: [Record] = []
             var recordsProblem: String?
             if deep {
@@ -116,6 +139,10 @@ struct DumpLog: AsyncParsableCommand {
                 if header.isControl, let marker = EndTransactionMarker(key: r.key, value: r.value) {
                     line +=
                         " endTxnMarker: \(marker.committed ? "COMMIT" : "ABORT") coordinatorEpoch: \(marker.coordinatorEpoch)"
+                } else if let decoder {
+                    let (key, payload) = decoder.decode(r)
+                    line +=
+                        " key: \(key.render(pretty: false)) payload: \(payload?.render(pretty: false) ?? "<DELETE>")"
                 } else if printDataLog {
                     if let key = r.key { line += " key: \(text(key))" }
                     line += " payload: \(r.value.map(text) ?? "")"
@@ -133,6 +160,14 @@ struct DumpLog: AsyncParsableCommand {
 
     func recordJSON(_ r: Record, header: RecordBatchHeader) -> JSON {
         let marker = header.isControl ? EndTransactionMarker(key: r.key, value: r.value) : nil
+        if let decoder, marker == nil {
+            let (key, payload) = decoder.decode(r)
+            return .object([
+                ("offset", .int(r.offset)),
+                ("timestamp", .int(header.isLogAppendTime ? header.maxTimestamp : r.timestamp)),
+                ("key", key), ("value", payload ?? .null), ("headers", .array([])), ("endTxnMarker", .null),
+            ])
+        }
         return .object([
             ("offset", .int(r.offset)), ("timestamp", .int(header.isLogAppendTime ? header.maxTimestamp : r.timestamp)),
             ("key", printDataLog ? .optional(r.key.map(text)) : .null),
@@ -306,4 +341,122 @@ struct SegmentReader {
         position += UInt64(header.totalBytes)
         return (Int64(at), batch, header)
     }
+}
+
+/// kafka-dump-log's --offsets-decoder and --transaction-log-decoder: an internal topic's record
+/// key and value as the JSON Kafka's parsers print ({"type", "data"} and {"version", "data"}).
+enum InternalRecordDecoder {
+    case offsets
+    case transactionLog
+
+    /// The key and the value (nil for a tombstone) as JSON; a record that does not decode says so.
+    func decode(_ r: Record) -> (key: JSON, value: JSON?) {
+        guard let key = r.key else { return (.string("NO KEY"), r.value.map { _ in .string("unknown") }) }
+        switch self {
+        case .offsets:
+            switch OffsetsTopic.decodeKey(key) {
+            case .offset(let group, let tp)?:
+                let value = r.value.map { v in
+                    OffsetsTopic.decodeOffset(v).map { o in
+                        JSON.object([
+                            ("version", .string("\(v.getInteger(at: v.readerIndex, as: Int16.self) ?? -1)")),
+                            (
+                                "data",
+                                .object([
+                                    ("offset", .int(o.offset)), ("leaderEpoch", .int(o.leaderEpoch)),
+                                    ("metadata", .string(o.metadata)), ("commitTimestamp", .int(o.commitTimestampMs)),
+                                ])
+                            ),
+                        ])
+                    } ?? .string("unknown")
+                }
+                return (
+                    .object([
+                        ("type", .string("1")),
+                        (
+                            "data",
+                            .object([
+                                ("group", .string(group)), ("topic", .string(tp.topic)),
+                                ("partition", .int(tp.partition)),
+                            ])
+                        ),
+                    ]), value
+                )
+            case .group(let group)?:
+                let value = r.value.map { v in
+                    OffsetsTopic.decodeGroup(v).map { g in
+                        JSON.object([
+                            ("version", .string("\(v.getInteger(at: v.readerIndex, as: Int16.self) ?? -1)")),
+                            (
+                                "data",
+                                .object([
+                                    ("protocolType", .string(g.protocolType)), ("generation", .int(g.generation)),
+                                    ("protocol", .optional(g.protocolName)), ("leader", .optional(g.leader)),
+                                    ("currentStateTimestamp", .int(g.currentStateTimestampMs)),
+                                    (
+                                        "members",
+                                        .array(
+                                            g.members.map { m in
+                                                .object([
+                                                    ("memberId", .string(m.memberId)),
+                                                    ("groupInstanceId", .optional(m.groupInstanceId)),
+                                                    ("clientId", .string(m.clientId)),
+                                                    ("clientHost", .string(m.clientHost)),
+                                                    ("rebalanceTimeout", .int(m.rebalanceTimeoutMs)),
+                                                    ("sessionTimeout", .int(m.sessionTimeoutMs)),
+                                                    ("subscription", .string(base64(m.subscription))),
+                                                    ("assignment", .string(base64(m.assignment))),
+                                                ])
+                                            })
+                                    ),
+                                ])
+                            ),
+                        ])
+                    } ?? .string("unknown")
+                }
+                return (.object([("type", .string("2")), ("data", .object([("group", .string(group))]))]), value)
+            case nil:
+                return (.string("unknown"), r.value.map { _ in .string("unknown") })
+            }
+        case .transactionLog:
+            let decoded: TransactionLog.Record?
+            do { decoded = try TransactionLog.decodeRecord(key: key, value: r.value) } catch {
+                return (.string("unknown"), .string("\(error)"))
+            }
+            guard let decoded else { return (.string("unknown"), r.value.map { _ in .string("unknown") }) }
+            let keyJSON = JSON.object([
+                ("type", .string("0")), ("data", .object([("transactionalId", .string(decoded.transactionalId))])),
+            ])
+            guard let m = decoded.value, let v = r.value else { return (keyJSON, nil) }
+            let byTopic = Dictionary(grouping: m.partitions, by: \.topic)
+            return (
+                keyJSON,
+                .object([
+                    ("version", .string("\(v.getInteger(at: v.readerIndex, as: Int16.self) ?? -1)")),
+                    (
+                        "data",
+                        .object([
+                            ("producerId", .int(m.producerId)), ("producerEpoch", .int(m.producerEpoch)),
+                            ("transactionTimeoutMs", .int(m.timeoutMs)),
+                            ("transactionStatus", .int(m.state.rawValue)),
+                            (
+                                "transactionPartitions",
+                                .array(
+                                    byTopic.keys.sorted().map { topic in
+                                        .object([
+                                            ("topic", .string(topic)),
+                                            ("partitionIds", .ints(byTopic[topic]!.map(\.partition).sorted())),
+                                        ])
+                                    })
+                            ),
+                            ("transactionLastUpdateTimestampMs", .int(m.lastUpdateTimestampMs)),
+                            ("transactionStartTimestampMs", .int(m.startTimestampMs)),
+                        ])
+                    ),
+                ])
+            )
+        }
+    }
+
+    private func base64(_ bytes: ByteBuffer) -> String { Data(bytes.readableBytesView).base64EncodedString() }
 }

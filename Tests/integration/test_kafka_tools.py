@@ -19,6 +19,8 @@ cluster shared by the module, and checked against what confluent-kafka (librdkaf
   UTC, an offset zone and local time, --by-duration, --all-topics, --export, --from-file) commit
   what confluent-kafka then reads as the group's offsets; `group delete-offsets` (OffsetDelete)
   removes them, and is refused per partition for a topic a member subscribes to.
+- `runnel dump-log --offsets-decoder` / `--transaction-log-decoder` print a committed offset, a
+  group's metadata and a transactional id's states as Kafka's parsers do.
 - `runnel dump-log` (kafka-dump-log) on a broker's segment: one line per lz4, gzip and plain
   batch with its count, codec and a valid CRC; --deep-iteration --print-data-log the records'
   keys, payloads and headers (inflated); the .index and .timeindex agree with the log; a flipped
@@ -548,3 +550,49 @@ def test_dump_log_batches_records_and_indexes(brokers, bootstrap, tmp_path):
     one_sentence_failure(runnel("dump-log", broken), "position")
     one_sentence_failure(runnel("dump-log", tmp_path / "00000000000000000001.log"), "does not exist")
     one_sentence_failure(runnel("dump-log", tmp_path / "notes.txt"), "not a .log")
+
+
+def test_dump_log_decodes_internal_topics(brokers, bootstrap):
+    """`dump-log --offsets-decoder` and `--transaction-log-decoder` print __consumer_offsets and
+    __transaction_state records as Kafka's parsers do: a committed offset and the group's
+    metadata, and a transactional id's states through a commit."""
+    from confluent_kafka import Consumer, TopicPartition as TP
+
+    topic, group, txn_id = unique("dump-int"), unique("dump-group"), unique("dump-txn")
+    ok("topic", "create", topic, "--partitions", 1, "--replication-factor", 3, "--bootstrap-server", bootstrap)
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, **QUIET})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, b"in a transaction", partition=0)
+    p.commit_transaction(30)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, **QUIET})
+    try:
+        c.subscribe([topic])
+        wait_until(lambda: c.poll(0.1) is None and c.assignment(), 30, 0, "an assignment")
+        c.commit(offsets=[TP(topic, 0, 1)], asynchronous=False)
+    finally:
+        c.close()
+
+    def decoded(internal: str, flag: str) -> list[dict]:
+        records = []
+        for node in brokers:
+            for segment in sorted(node.data_dir.glob(f"{internal}-*/*.log")):
+                for line in ok("dump-log", segment, flag, "--json").stdout.splitlines():
+                    records += [r for r in json.loads(line)["records"] or [] if isinstance(r["key"], dict)]
+        return records
+
+    offsets = decoded("__consumer_offsets", "--offsets-decoder")
+    commit = [r for r in offsets if r["key"]["type"] == "1" and r["key"]["data"]["group"] == group]
+    assert commit and commit[0]["key"]["data"] == {"group": group, "topic": topic, "partition": 0}, commit
+    assert commit[0]["value"]["data"]["offset"] == 1, commit
+    metadata = [r for r in offsets if r["key"]["type"] == "2" and r["key"]["data"]["group"] == group]
+    assert metadata, "the group's metadata record"
+
+    states = [r["value"]["data"]["transactionStatus"] for r in decoded("__transaction_state", "--transaction-log-decoder")
+              if r["key"]["data"]["transactionalId"] == txn_id and r["value"]]
+    # Empty (InitProducerId), Ongoing, PrepareCommit, CompleteCommit on each replica.
+    assert {0, 1, 2, 4} <= set(states), states
+    # The text form: kafka-dump-log's "key: {...} payload: {...}" on the record lines.
+    lines = [ln for seg in sorted(brokers[0].data_dir.glob("__transaction_state-*/*.log"))
+             for ln in ok("dump-log", seg, "--transaction-log-decoder").stdout.splitlines() if txn_id in ln]
+    assert lines and all(" key: {" in ln and " payload: " in ln for ln in lines), lines[:3]
