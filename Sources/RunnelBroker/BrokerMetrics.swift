@@ -3,7 +3,7 @@ import Metrics
 /// What a broker counts beyond its requests (RunnelNetwork counts those), through swift-metrics.
 /// Kafka's names, in Prometheus style: messages and bytes appended by producers, ISR changes,
 /// group rebalances, unclean elections this broker took over from.
-enum BrokerMetrics {
+public enum BrokerMetrics {
     static let messagesIn = Counter(label: "runnel_messages_in_total")
     static let bytesIn = Counter(label: "runnel_produce_bytes_in_total")
     static let isrShrinks = Counter(label: "runnel_isr_shrinks_total")
@@ -34,4 +34,16 @@ enum BrokerMetrics {
     static let fetchSessions = Gauge(label: "runnel_incremental_fetch_sessions")
     static let fetchSessionPartitions = Gauge(label: "runnel_incremental_fetch_partitions_cached")
     static let fetchSessionEvictions = Counter(label: "runnel_incremental_fetch_session_evictions_total")
+
+    /// Makes every series above, so that a scrape shows each from the start (at zero) rather
+    /// than from its first event: a dashboard's `rate()` then reads 0, not "no data". Call it
+    /// once the metrics backend is bootstrapped (a handle made before binds to the no-op one).
+    public static func registerSeries() {
+        _ = [messagesIn, bytesIn, isrShrinks, isrExpands, isrChangesRefused, leaderStepAsides, groupRebalances]
+        _ = [uncleanElections, replicaFetches, replicaFetchBytes, fetchSessionEvictions]
+        _ = [transactionsCommitted, transactionsAborted, transactionsTimedOut, transactionMarkersAbandoned]
+        _ = [transactionMarkersWritten, transactionVerificationFailures]
+        _ = [fetchSessions, fetchSessionPartitions]
+        _ = replicaFetchTime
+    }
 }

@@ -1,5 +1,6 @@
 import RunnelWire
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -29,7 +30,7 @@ public final class KafkaServer: Sendable {
         logger: Logger
     ) async throws -> KafkaServer {
         let ids = ConnectionIds()
-        let open = OpenConnections()
+        let open = OpenConnections(listener: listener)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: socketOptions.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -119,10 +120,30 @@ final class ConnectionIds: Sendable {
     }
 }
 
-/// The connections a server accepted and that are still open.
+/// The connections a server accepted and that are still open, counted in
+/// `runnel_connections{listener}` (Kafka's per-listener connection-count).
 final class OpenConnections: Sendable {
     private let channels = NIOLockedValueBox<[UInt64: any Channel]>([:])
-    func add(_ channel: any Channel, id: UInt64) { channels.withLockedValue { $0[id] = channel } }
-    func remove(_ id: UInt64) { _ = channels.withLockedValue { $0.removeValue(forKey: id) } }
+    private let count: Gauge
+
+    init(listener: String) {
+        count = Gauge(label: "runnel_connections", dimensions: [("listener", listener)])
+        count.record(0)
+    }
+
+    func add(_ channel: any Channel, id: UInt64) {
+        channels.withLockedValue {
+            $0[id] = channel
+            count.record($0.count)
+        }
+    }
+
+    func remove(_ id: UInt64) {
+        channels.withLockedValue {
+            $0.removeValue(forKey: id)
+            count.record($0.count)
+        }
+    }
+
     func all() -> [any Channel] { channels.withLockedValue { Array($0.values) } }
 }

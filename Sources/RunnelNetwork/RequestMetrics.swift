@@ -5,8 +5,13 @@ import RunnelWire
 /// The metrics every Kafka listener keeps, through swift-metrics (the node chooses the backend,
 /// Prometheus in `runnel server`): requests and their latency per API, network bytes in and out.
 /// The per-API handles are made once, on first use (after the node bootstrapped the backend).
-final class RequestMetrics: Sendable {
+public final class RequestMetrics: Sendable {
     static let shared = RequestMetrics()
+
+    /// Makes the listener-wide series (network bytes, connections), so that a scrape shows each
+    /// from the start rather than from its first event. Call it once the metrics backend is
+    /// bootstrapped; the per-API series still appear with each API's first request.
+    public static func registerSeries() { _ = shared }
 
     private let perApi = NIOLockedValueBox<[Int16: (count: Counter, latency: Timer)]>([:])
     let bytesIn = Counter(label: "runnel_network_bytes_in_total")

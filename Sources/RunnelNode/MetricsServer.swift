@@ -7,6 +7,9 @@ import NIOPosix
 import Glibc
 #endif
 import Prometheus
+import RunnelBroker
+import RunnelNetwork
+import RunnelQuorum
 
 /// The node's metrics: swift-metrics bootstrapped once per process with a Prometheus registry,
 /// served as Prometheus text on `GET /metrics` of `metrics.port`.
@@ -29,6 +32,7 @@ public enum NodeMetrics {
             ]
             MetricsSystem.bootstrap(factory)
             existing = registry
+            registerSeries()
             return registry
         }
     }
@@ -40,6 +44,17 @@ public enum NodeMetrics {
     static let underMinIsrPartitions = Gauge(label: "runnel_under_min_isr_partitions")
     static let logFlushDuration = Timer(label: "runnel_log_flush_duration_seconds")
     static let metadataOffset = Gauge(label: "runnel_metadata_applied_offset")
+
+    /// Every fixed series of the node, made at zero right after the bootstrap, so that a
+    /// dashboard reads 0 rather than "no data" for what has not happened yet (an ISR shrink, an
+    /// aborted transaction). Series with a topic or an API label appear with their first value.
+    private static func registerSeries() {
+        _ = [underReplicatedPartitions, leaderPartitions, hostedPartitions, underMinIsrPartitions, metadataOffset]
+        _ = logFlushDuration
+        RequestMetrics.registerSeries()
+        BrokerMetrics.registerSeries()
+        QuorumMetrics.registerSeries()
+    }
 }
 
 /// A minimal HTTP/1.1 server for `GET /metrics` (Prometheus text format 0.0.4).

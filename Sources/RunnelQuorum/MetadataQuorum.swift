@@ -269,7 +269,7 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
 
 /// The quorum's metrics through swift-metrics (a no-op backend in the simulator): Kafka's
 /// raft-metrics and controller metrics, Prometheus-style names.
-enum QuorumMetrics {
+public enum QuorumMetrics {
     static let epoch = Gauge(label: "runnel_raft_epoch")
     static let highWatermark = Gauge(label: "runnel_raft_high_watermark")
     /// 1 on the active controller.
@@ -282,4 +282,12 @@ enum QuorumMetrics {
     /// How long a controller request waited for the quorum's event loop, and how long it ran there.
     static let controllerQueueTime = Timer(label: "runnel_controller_event_queue_time_seconds")
     static let controllerProcessingTime = Timer(label: "runnel_controller_event_processing_time_seconds")
+
+    /// Makes every series above, so that a scrape shows each from the start rather than from its
+    /// first event. Call it once the metrics backend is bootstrapped.
+    public static func registerSeries() {
+        _ = [epoch, highWatermark, isActive, offlinePartitions]
+        _ = [commitLatency, controllerQueueTime, controllerProcessingTime]
+        _ = leaderChanges
+    }
 }
