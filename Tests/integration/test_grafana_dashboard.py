@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from nodes import free_ports, port_accepts
-from test_metrics import scrape
+from test_metrics import metrics_node, scrape
 from util import QUIET, create_topic, unique, wait_until
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "tools" / "grafana" / "runnel-dashboard.json"
@@ -106,9 +105,7 @@ def test_dashboard_imports_as_is():
 
 @pytest.mark.usefixtures("require_runnel")
 def test_every_metric_the_dashboard_reads_is_exported(node_factory):
-    port = free_ports(1)[0]
-    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1"})
-    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    node, port = metrics_node(node_factory)
     topic = unique("dashboard")
     create_topic(node.bootstrap, topic, 2)
     p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", **QUIET})

@@ -28,6 +28,14 @@ from util import QUIET, create_topic, unique, wait_until
 pytestmark = pytest.mark.usefixtures("require_runnel")
 
 
+def metrics_node(node_factory, props: dict | None = None):
+    """A node serving Prometheus metrics on a port of its own, once that port answers: (node, port)."""
+    port = free_ports(1)[0]
+    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1", **(props or {})})
+    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    return node, port
+
+
 def scrape(port: int, path: str = "/metrics") -> str:
     url = f"http://127.0.0.1:{port}{path}"
     if shutil.which("curl"):
@@ -47,9 +55,7 @@ def value(text: str, name: str, labels: str = "") -> float:
 
 
 def test_metrics_during_a_produce_load(node_factory):
-    port = free_ports(1)[0]
-    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1"})
-    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    node, port = metrics_node(node_factory)
     topic = unique("metrics")
     create_topic(node.bootstrap, topic, 2)
     p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", "linger.ms": 2, **QUIET})
@@ -81,9 +87,7 @@ def test_metrics_during_a_produce_load(node_factory):
 
 
 def test_log_size_per_partition(node_factory):
-    port = free_ports(1)[0]
-    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1"})
-    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    node, port = metrics_node(node_factory)
     topic = unique("sizes")
     create_topic(node.bootstrap, topic, 2)
     p = Producer({"bootstrap.servers": node.bootstrap, "acks": "all", **QUIET})
@@ -114,11 +118,9 @@ def test_no_metrics_port_no_server(node_factory):
 def test_transaction_metrics(node_factory):
     """The transaction coordinator counts the transactions it ends by outcome, and the partition
     leader the markers it writes and the produces it refuses unverified (KIP-890 part 1)."""
-    port = free_ports(1)[0]
-    node = node_factory({"metrics.port": port, "metrics.host": "127.0.0.1",
-                         "transaction.state.log.replication.factor": 1, "transaction.state.log.min.isr": 1,
-                         "transaction.state.log.num.partitions": 2})
-    wait_until(lambda: port_accepts(port), 20, 0.1, "the metrics port")
+    node, port = metrics_node(node_factory, {"transaction.state.log.replication.factor": 1,
+                                             "transaction.state.log.min.isr": 1,
+                                             "transaction.state.log.num.partitions": 2})
     topic = unique("txn-metrics")
     create_topic(node.bootstrap, topic, 2)
     p = Producer({"bootstrap.servers": node.bootstrap, "transactional.id": unique("m"), **QUIET})
