@@ -554,6 +554,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         c.compactEnabled = policy.contains("compact")
         if let v = int64("delete.retention.ms") { c.deleteRetentionMs = v }
         if let v = int64("min.compaction.lag.ms") { c.minCompactionLagMs = v }
+        if let v = int64("max.compaction.lag.ms") { c.maxCompactionLagMs = v }
         if let v = value("min.cleanable.dirty.ratio").flatMap({ Double($0) }) { c.minCleanableDirtyRatio = v }
         return c
     }

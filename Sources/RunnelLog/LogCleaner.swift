@@ -88,12 +88,17 @@ public enum LogCleaner {
         public var nextOffset: Int64
         public var size: Int64
         public var maxTimestamp: Int64
+        /// The largest timestamp of the segment's first batch (Kafka's first batch timestamp), if known.
+        public var firstBatchTimestamp: Int64?
 
-        public init(baseOffset: Int64, nextOffset: Int64, size: Int64, maxTimestamp: Int64) {
+        public init(
+            baseOffset: Int64, nextOffset: Int64, size: Int64, maxTimestamp: Int64, firstBatchTimestamp: Int64? = nil
+        ) {
             self.baseOffset = baseOffset
             self.nextOffset = nextOffset
             self.size = size
             self.maxTimestamp = maxTimestamp
+            self.firstBatchTimestamp = firstBatchTimestamp
         }
     }
 
@@ -107,12 +112,16 @@ public enum LogCleaner {
         public var firstDirtySegment: Int
         public var dirtyBytes: Int64
         public var cleanableBytes: Int64
+        /// A dirty record is older than `max.compaction.lag.ms` (KIP-354's maxCompactionDelay > 0):
+        /// the log is cleaned now, whatever its dirty ratio.
+        public var pastMaxCompactionLag = false
 
         public var dirtyRatio: Double { cleanableBytes == 0 ? 0 : Double(dirtyBytes) / Double(cleanableBytes) }
 
-        /// Whether the log is dirty enough for `min.cleanable.dirty.ratio`.
+        /// Whether the log is dirty enough for `min.cleanable.dirty.ratio`, or must be cleaned for
+        /// `max.compaction.lag.ms`.
         public func isDue(minCleanableDirtyRatio: Double) -> Bool {
-            dirtyBytes > 0 && dirtyRatio >= minCleanableDirtyRatio
+            dirtyBytes > 0 && (pastMaxCompactionLag || dirtyRatio >= minCleanableDirtyRatio)
         }
     }
 
@@ -127,7 +136,7 @@ public enum LogCleaner {
     /// lies wholly below the first uncleanable offset or nothing there is dirty.
     public static func plan(
         segments: [SegmentSummary], firstDirtyOffset: Int64, uncleanableFrom: Int64, nowMs: Int64,
-        minCompactionLagMs: Int64
+        minCompactionLagMs: Int64, maxCompactionLagMs: Int64 = .max
     ) -> Plan? {
         guard segments.count > 1 else { return nil }
         let inactive = segments.dropLast()
@@ -146,9 +155,17 @@ public enum LogCleaner {
         guard let firstDirty = cleanable.firstIndex(where: { $0.nextOffset > firstDirtyOffset }) else { return nil }
         let dirtyBytes = cleanable[firstDirty...].reduce(Int64(0)) { $0 + $1.size }
         let cleanableBytes = cleanable.reduce(Int64(0)) { $0 + $1.size }
-        return Plan(
+        var plan = Plan(
             firstDirtyOffset: firstDirtyOffset, firstUncleanableOffset: uncleanable, cleanableSegmentCount: count,
             firstDirtySegment: firstDirty, dirtyBytes: dirtyBytes, cleanableBytes: cleanableBytes)
+        // Kafka's maxCompactionDelay: the earliest first-batch timestamp of the dirty inactive
+        // segments, against now - max.compaction.lag.ms.
+        if maxCompactionLagMs < .max {
+            let earliest = inactive.filter { $0.nextOffset > firstDirtyOffset }.compactMap(\.firstBatchTimestamp)
+                .filter { $0 > 0 }.min()
+            if let earliest, earliest < nowMs &- max(maxCompactionLagMs, 0) { plan.pastMaxCompactionLag = true }
+        }
+        return plan
     }
 
     /// Kafka's CleanedTransactionMetadata over one pass through the cleaned range, batch by batch

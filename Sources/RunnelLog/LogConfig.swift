@@ -43,6 +43,15 @@ public struct LogConfig: Sendable, Equatable {
     /// `min.compaction.lag.ms` / `log.cleaner.min.compaction.lag.ms`: segments holding a record
     /// younger than this are not cleaned.
     public var minCompactionLagMs: Int64 = 0
+    /// `max.compaction.lag.ms` / `log.cleaner.max.compaction.lag.ms` (KIP-354): a dirty record
+    /// older than this gets its log cleaned whatever the dirty ratio, and an active segment of a
+    /// compacted log rolls at this age; `.max` never.
+    public var maxCompactionLagMs: Int64 = .max
+    /// The age at which the active segment rolls: `segment.ms`, or `max.compaction.lag.ms` when
+    /// compacted and shorter (Kafka's maxSegmentMs).
+    public var rollMs: Int64 {
+        compactEnabled && maxCompactionLagMs > 0 ? min(segmentMs, maxCompactionLagMs) : segmentMs
+    }
     /// `min.cleanable.dirty.ratio` / `log.cleaner.min.cleanable.ratio`: clean once the dirty
     /// (not yet cleaned) bytes are at least this share of the cleanable bytes.
     public var minCleanableDirtyRatio: Double = 0.5

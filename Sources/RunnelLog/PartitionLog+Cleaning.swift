@@ -41,7 +41,7 @@ extension PartitionLog {
                     segment: $0, generation: $0.generation,
                     summary: LogCleaner.SegmentSummary(
                         baseOffset: $0.baseOffset, nextOffset: $0.nextOffset, size: $0.size,
-                        maxTimestamp: $0.maxTimestamp),
+                        maxTimestamp: $0.maxTimestamp, firstBatchTimestamp: $0.rollingBaseTimestamp),
                     truncations: truncations)
             }
             let firstDirty = LogCleaner.firstDirtyOffset(
@@ -50,7 +50,8 @@ extension PartitionLog {
             guard
                 let plan = LogCleaner.plan(
                     segments: snapshots.map(\.summary), firstDirtyOffset: firstDirty, uncleanableFrom: uncleanableFrom,
-                    nowMs: nowMs, minCompactionLagMs: _config.minCompactionLagMs),
+                    nowMs: nowMs, minCompactionLagMs: _config.minCompactionLagMs,
+                    maxCompactionLagMs: _config.maxCompactionLagMs),
                 plan.isDue(minCleanableDirtyRatio: _config.minCleanableDirtyRatio)
             else { return nil }
             // Every aborted transaction overlapping the cleanable range, whichever segment's

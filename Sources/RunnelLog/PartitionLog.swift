@@ -611,9 +611,9 @@ public final class PartitionLog: @unchecked Sendable {
         let full = active.size + Int64(incomingBytes) > Int64(_config.segmentBytes)
         let indexFull = active.offsetIndexBytes + LogSegment.offsetIndexEntryBytes > _config.segmentIndexBytes
         let base = active.rollingBaseTimestamp ?? active.createdMs
+        let rollMs = _config.rollMs
         let old =
-            _config.segmentMs > 0 && firstBatch.maxTimestamp - base > _config.segmentMs
-            && nowMs - active.createdMs > _config.segmentMs
+            rollMs > 0 && firstBatch.maxTimestamp - base > rollMs && nowMs - active.createdMs > rollMs
         // Relative offsets and positions are 32-bit in the index.
         let offsetOverflow = firstBatch.nextOffset - active.baseOffset > Int64(Int32.max)
         if full || indexFull || old || offsetOverflow {

@@ -56,8 +56,6 @@ extension ConfigDefinitions {
     private static let noJitter = "Runnel rolls segments at segment.ms exactly, without jitter."
     private static let noDelayedDelete = "Runnel removes a deleted segment's files at once."
     private static let noPreallocate = "Runnel does not preallocate segment files."
-    private static let noMaxCompactionLag =
-        "Runnel's cleaner picks logs by min.cleanable.dirty.ratio only; it does not force compaction by age."
     private static let magicV2Only =
         "Runnel stores and serves record batch v2 only (Fetch v4 and up), so it never down-converts."
     private static let formatVersion =
@@ -114,7 +112,6 @@ extension ConfigDefinitions {
             "log.cleaner.io.buffer.load.factor",
             "Runnel's cleaner sizes its key map by log.cleaner.dedupe.buffer.size alone."),
         none("log.cleaner.io.max.bytes.per.second", "Runnel's cleaner is not throttled."),
-        none("log.cleaner.max.compaction.lag.ms", noMaxCompactionLag),
         none("log.cleaner.threads", "Runnel runs one cleaner thread."),
         none(
             "log.dir.failure.timeout.ms",
@@ -135,7 +132,6 @@ extension ConfigDefinitions {
         none("log.roll.jitter.hours", noJitter),
         none("log.roll.jitter.ms", noJitter),
         none("log.segment.delete.delay.ms", noDelayedDelete),
-        none("max.compaction.lag.ms", noMaxCompactionLag),
         none("max.connection.creation.rate", noConnectionLimits),
         partial(
             "max.connections",

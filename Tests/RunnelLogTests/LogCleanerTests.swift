@@ -333,6 +333,34 @@ struct LogCleanerTests {
         #expect(try fresh.clean(uncleanableFrom: 1, nowMs: 0) == nil)
     }
 
+    @Test(
+        "max.compaction.lag.ms (KIP-354): a dirty record older than it gets the log cleaned below the dirty ratio, and the active segment rolls at that age"
+    )
+    func maxCompactionLag() throws {
+        var config = compactConfig(segmentBytes: 100_000)
+        config.minCleanableDirtyRatio = 0.9
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("c", 0), directory: tempDir(), config: config, disk: disk, nowMs: 0)
+        var written = Written()
+        for k in 0..<50 { try put(log, [Entry(key: "k\(k)", value: "v0")], into: &written, timestamp: 1_000) }
+        try log.roll(nowMs: 0)
+        _ = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 2_000), "all dirty: ratio 1")
+        // A little dirt at t=3000: far below the ratio.
+        try put(log, [Entry(key: "k0", value: "v1")], into: &written, timestamp: 3_000)
+        try log.roll(nowMs: 0)
+        try put(log, [Entry(key: "x", value: "active")], into: &written, timestamp: 3_000)
+        #expect(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 10_000) == nil, "no lag bound: waits")
+        config.maxCompactionLagMs = 5_000
+        log.config = config
+        #expect(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 7_000) == nil, "4 s old: within the lag")
+        let stats = try #require(try log.clean(uncleanableFrom: log.logEndOffset, nowMs: 9_000), "6 s old: cleaned")
+        #expect(stats.recordsRemoved == 1, "k0=v0 superseded")
+        // The active segment (first batch at t=3000) rolls once older than the lag, not segment.ms.
+        let segments = log.segmentCount
+        try put(log, [Entry(key: "y", value: "late")], into: &written, timestamp: 9_000)
+        #expect(log.segmentCount == segments + 1)
+    }
+
     @Test("min.compaction.lag.ms keeps segments with young records out of the cleaning")
     func compactionLag() throws {
         var config = compactConfig()

@@ -47,6 +47,7 @@ struct ConfigEffectTests {
             "compression.type", "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
             "max.incremental.fetch.session.cache.slots", "message.timestamp.before.max.ms",
             "max.connections.per.ip", "max.connections.per.ip.overrides", "connections.max.idle.ms",
+            "max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms",
             "message.timestamp.after.max.ms", "message.timestamp.difference.max.ms",
             "log.message.timestamp.before.max.ms", "log.message.timestamp.after.max.ms",
             "log.message.timestamp.difference.max.ms", "retention.ms", "log.retention.hours", "broker.id",
