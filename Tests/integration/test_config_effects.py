@@ -76,7 +76,6 @@ WITHOUT_EFFECT = {
     "log.preallocate": "false",
     "log.roll.jitter.hours": "0",
     "log.segment.delete.delay.ms": "60000",
-    "log.cleaner.max.compaction.lag.ms": "9223372036854775807",
     "log.cleaner.io.max.bytes.per.second": "1.7976931348623157E308",
     "log.message.downconversion.enable": "true",
     "log.message.format.version": "3.0-IV1",
