@@ -68,13 +68,27 @@ public struct ConfigResolver: Sendable {
         if let v = image.configs[ConfigResource(.topic, topic)]?[definition.name] {
             synonyms.append(.init(name: definition.name, value: v, source: .dynamicTopicConfig))
         }
+        // As Kafka lists them: each broker synonym's own value (log.retention.hours=168, not
+        // converted), and for the default the first broker synonym that has one (else the
+        // topic key's); the topic's value is the winner converted to the topic key's unit.
         for synonym in definition.brokerSynonyms {
-            synonyms += brokerSources(synonym.name, multiplier: synonym.multiplier, image: image)
+            synonyms += brokerSources(synonym.name, multiplier: 1, image: image)
         }
-        synonyms.append(.init(name: definition.name, value: definition.defaultValue, source: .defaultConfig))
+        if let fallback = definition.brokerSynonyms.first(where: {
+            ConfigDefinitions.brokerConfig($0.name)?.defaultValue != nil
+        }) {
+            synonyms.append(
+                .init(
+                    name: fallback.name, value: ConfigDefinitions.brokerConfig(fallback.name)?.defaultValue,
+                    source: .defaultConfig))
+        } else {
+            synonyms.append(.init(name: definition.name, value: definition.defaultValue, source: .defaultConfig))
+        }
         let winner = synonyms[0]
+        let multiplier = definition.brokerSynonyms.first { $0.name == winner.name }?.multiplier ?? 1
+        let value = winner.value.map { v in multiplier == 1 ? v : Int64(v).map { String($0 &* multiplier) } ?? v }
         return ResolvedConfig(
-            name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
+            name: definition.name, value: definition.isSensitive ? nil : value, source: winner.source,
             isSensitive: definition.isSensitive, readOnly: false, type: definition.type,
             documentation: definition.describedDocumentation, synonyms: synonyms)
     }
