@@ -22,6 +22,9 @@ public final class RunnelServer: @unchecked Sendable {
     public let config: ServerConfig
     let logger: Logger
     let clock = SystemClock()
+    /// How often a broker measures the lag of the groups it coordinates (one ListOffsets per
+    /// partition leader each time), a little under Prometheus' default 15 s scrape interval.
+    static let consumerLagIntervalMs: Int64 = 10_000
     let disk = PosixDisk()
 
     private var networkGroup: MultiThreadedEventLoopGroup?
@@ -42,6 +45,7 @@ public final class RunnelServer: @unchecked Sendable {
     private var maintenance: Thread?
     private var metricsServer: MetricsHTTPServer?
     private var gaugeTask: RepeatedTask?
+    private var consumerLagTask: RepeatedTask?
     private var cleaner: Thread?
     private let stopping = NIOLockedValueBox(false)
     /// The SCRAM credentials the listeners check logins against (set once the quorum exists).
@@ -257,6 +261,14 @@ public final class RunnelServer: @unchecked Sendable {
                 image: { b.image })
             self.markerPeers = markerPeers
             b.startTransactionMarkers(peers: markerPeers)
+            // The lag of the groups this broker coordinates, for the consumer-lag gauges.
+            consumerLagTask = markerPeers.eventLoop.scheduleRepeatedAsyncTask(
+                initialDelay: .seconds(5), delay: .milliseconds(Self.consumerLagIntervalMs)
+            ) { _ in
+                b.measureConsumerLag(peers: markerPeers, timeoutMs: Self.consumerLagIntervalMs).map {
+                    ConsumerLagGauges.publish($0)
+                }
+            }
         }
         try await loop.submit { try quorum.start() }.get()
 
@@ -500,6 +512,7 @@ public final class RunnelServer: @unchecked Sendable {
             runtime.closePeers()
         }
         gaugeTask?.cancel()
+        consumerLagTask?.cancel()
         await metricsServer?.close()
         remoteController?.shutdown()
         broker?.stopReplication()

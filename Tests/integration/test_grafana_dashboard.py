@@ -125,8 +125,9 @@ def test_every_metric_the_dashboard_reads_is_exported(node_factory):
             used.setdefault(name, where)
     assert len(used) >= 30
     assert all(name.startswith("runnel_") for name in used), sorted(used)
-    text = wait_until(lambda: (t := scrape(port)) and "runnel_log_size_bytes{" in t and t, 20, 0.2,
-                      "the log size gauges")
+    text = wait_until(
+        lambda: (t := scrape(port)) and "runnel_log_size_bytes{" in t and "runnel_consumer_group_lag{" in t and t,
+        30, 0.2, "the log size and consumer lag gauges")
     exported = exported_names(text)
     missing = {name: where for name, where in used.items() if name not in exported}
     assert not missing, f"the dashboard reads metrics the node does not export: {missing}"

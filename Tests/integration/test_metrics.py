@@ -143,3 +143,52 @@ def test_transaction_metrics(node_factory):
     assert value(text, "runnel_transaction_verification_failures_total") == 0
     assert value(text, "runnel_transactions_timed_out_total") == 0
     assert value(text, "runnel_requests_total", 'api="EndTxn"') == 3
+
+
+def test_consumer_lag_of_a_group(tmp_path):
+    """The group's coordinator exports runnel_consumer_group_lag{group,topic} (the partitions'
+    high watermarks less the committed offsets, led here or asked of other brokers) and
+    runnel_consumer_group_max_lag, follows new records, and drops the series when the group goes."""
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as TP
+
+    from cluster import create, start_cluster
+
+    ports = free_ports(3)
+    controllers, brokers = start_cluster(
+        tmp_path, each_broker_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in ports])
+    try:
+        topic, group = unique("lag"), unique("lag-group")
+        create(brokers[0], topic, 6, 1)  # leaders spread over the three brokers
+        p = Producer({"bootstrap.servers": brokers[0].bootstrap, "acks": "all", **QUIET})
+        for part in range(6):
+            for i in range(50):
+                p.produce(topic, value=b"v", partition=part)
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": brokers[0].bootstrap, "group.id": group, **QUIET})
+        c.commit(offsets=[TP(topic, part, 10 + part) for part in range(6)], asynchronous=False)
+
+        def lag(name: str) -> float | None:
+            found = []
+            for port in ports:
+                text = scrape(port)
+                found += [float(m.group(1)) for m in re.finditer(
+                    re.escape(name) + r'\{[^}]*group="' + re.escape(group) + r'"[^}]*\} ([0-9.e+-]+)$', text, re.M)]
+            assert len(found) <= 1, f"{name} of one group is exported by one broker, its coordinator: {found}"
+            return found[0] if found else None
+
+        # 6 x 50 records, committed 10..15: 300 - 75 behind, the worst partition 0 with 40.
+        wait_until(lambda: lag("runnel_consumer_group_lag") == 225, 40, 0.5, "the group's lag 225")
+        assert lag("runnel_consumer_group_max_lag") == 40
+        for i in range(5):
+            p.produce(topic, value=b"v", partition=0)
+        assert p.flush(30) == 0
+        wait_until(lambda: lag("runnel_consumer_group_lag") == 230, 40, 0.5, "the lag following new records")
+        assert lag("runnel_consumer_group_max_lag") == 45
+        c.close()
+        a = AdminClient({"bootstrap.servers": brokers[0].bootstrap, **QUIET})
+        a.delete_consumer_groups([group], request_timeout=30)[group].result(30)
+        wait_until(lambda: lag("runnel_consumer_group_lag") is None, 40, 0.5, "the series of a deleted group gone")
+    finally:
+        for n in brokers + controllers:
+            n.close()
