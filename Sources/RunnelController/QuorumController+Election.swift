@@ -5,7 +5,8 @@ import RunnelWire
 extension QuorumController {
     /// ElectLeaders (kafka-leader-election): `electionType` 0 moves leadership to the preferred
     /// replica (the first in the assignment) when it is live and in the ISR; 1 (unclean) gives a
-    /// leaderless partition any live replica. `topicPartitions` nil means every partition.
+    /// leaderless partition any live replica. `topicPartitions` nil means every partition that
+    /// needs an election.
     public func electLeaders(_ request: ElectLeadersRequest, version: Int16) -> ControllerResult<ElectLeadersResponse> {
         let live = liveBrokerIds(image)
         var wanted: [(String, [Int32])] = []
@@ -18,11 +19,18 @@ extension QuorumController {
         }
         var records: [MetadataRecord] = []
         var response = ElectLeadersResponse()
+        // Kafka's electLeaders: asked for every partition, the answer leaves out those whose
+        // leader is already the one wanted (ELECTION_NOT_NEEDED), and topics left with none.
+        let everyPartition = request.topicPartitions == nil
         for (name, partitions) in wanted {
             var result = ElectLeadersResponse.ReplicaElectionResult(topic: name)
             for index in partitions {
                 var out = ElectLeadersResponse.PartitionResult(partitionId: index, errorCode: 0, errorMessage: nil)
-                defer { result.partitionResult.append(out) }
+                defer {
+                    if !(everyPartition && out.errorCode == ErrorCode.electionNotNeeded.rawValue) {
+                        result.partitionResult.append(out)
+                    }
+                }
                 guard let topic = image.topic(named: name), let p = topic.partitions[index] else {
                     out.errorCode = ErrorCode.unknownTopicOrPartition.rawValue
                     out.errorMessage = "The partition does not exist."
@@ -42,7 +50,7 @@ extension QuorumController {
                     records.append(.partitionChange(change))
                 }
             }
-            response.replicaElectionResults.append(result)
+            if !everyPartition || !result.partitionResult.isEmpty { response.replicaElectionResults.append(result) }
         }
         return ControllerResult(records: records, response: response)
     }

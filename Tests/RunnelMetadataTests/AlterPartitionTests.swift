@@ -123,6 +123,8 @@ struct ElectionTests {
         #expect(
             elect(c, type: 0).response.replicaElectionResults[0].partitionResult[0].errorCode
                 == ErrorCode.electionNotNeeded.rawValue)
+        // Asked for every partition, Kafka leaves out those already led by the preferred replica.
+        #expect(elect(c, type: 0, partitions: nil).response.replicaElectionResults.isEmpty)
         // Broker 1 (preferred) is fenced: leadership moves to 2; the preferred is not available.
         let fence = c.fenceBrokers([NodeID(1)])
         c.replay(fence.records.map { ($0, 40) }, epoch: 1)
@@ -137,6 +139,8 @@ struct ElectionTests {
         let (grow, _) = alter(c, topicId: id, from: 2, isr: [1, 2, 3])
         c.replay(grow.records.map { ($0, 42) }, epoch: 1)
         let epoch = c.image.topic(id: id)!.partitions[0]!.leaderEpoch
+        let all = elect(c, type: 0, partitions: nil).response.replicaElectionResults
+        #expect(all.map(\.topic) == ["t"] && all[0].partitionResult.map(\.partitionId) == [0])
         let result = elect(c, type: 0)
         #expect(result.response.replicaElectionResults[0].partitionResult[0].errorCode == 0)
         c.replay(result.records.map { ($0, 43) }, epoch: 1)
