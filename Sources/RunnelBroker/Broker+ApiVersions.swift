@@ -8,8 +8,8 @@ extension Broker {
     public static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
         .produce: 3...11,
         .fetch: 4...17,
-        .listOffsets: 1...9,
-        .metadata: 0...12,
+        .listOffsets: 1...10,
+        .metadata: 0...13,
         .apiVersions: 0...4,
         .createTopics: 2...7,
         .deleteTopics: 1...6,

@@ -72,8 +72,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
     public static let all: [(key: ApiKey, name: String, versions: ClosedRange<Int16>, firstFlexibleVersion: Int16?)] = [
         (.produce, "Produce", 0...12, 9),
         (.fetch, "Fetch", 0...17, 12),
-        (.listOffsets, "ListOffsets", 0...9, 6),
-        (.metadata, "Metadata", 0...12, 9),
+        (.listOffsets, "ListOffsets", 0...10, 6),
+        (.metadata, "Metadata", 0...13, 9),
         (.offsetCommit, "OffsetCommit", 0...9, 8),
         (.offsetFetch, "OffsetFetch", 0...9, 6),
         (.findCoordinator, "FindCoordinator", 0...6, 3),

@@ -3066,6 +3066,9 @@ extension ListOffsetsRequest: ArbitraryMessage {
             value.isolationLevel = rng.int(Int8.self)
         }
         value.topics = (0..<rng.count()).map { _ in ListOffsetsRequest.ListOffsetsTopic.arbitrary(version: version, rng: &rng) }
+        if version >= 10 {
+            value.timeoutMs = rng.int(Int32.self)
+        }
         return value
     }
 }
@@ -3224,6 +3227,9 @@ extension MetadataResponse: ArbitraryMessage {
         value.topics = (0..<rng.count()).map { _ in MetadataResponse.MetadataResponseTopic.arbitrary(version: version, rng: &rng) }
         if version >= 8 && version <= 10 {
             value.clusterAuthorizedOperations = rng.int(Int32.self)
+        }
+        if version >= 13 {
+            value.errorCode = rng.int(Int16.self)
         }
         return value
     }

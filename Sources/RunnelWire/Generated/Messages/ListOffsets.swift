@@ -3,7 +3,7 @@
 import NIOCore
 import RunnelCore
 
-/// The ListOffsets request (API key 2), versions 0-9.
+/// The ListOffsets request (API key 2), versions 0-10.
 /// - v1 drops the request's offset count and returns a single offset with its timestamp instead of an offset array.
 /// - v2 adds the isolation level to the request and the throttle time to the response.
 /// - v3 means a throttled response is sent first and the throttling applied afterwards.
@@ -13,9 +13,10 @@ import RunnelCore
 /// - v7 allows the max-timestamp lookup, timestamp -3 (KIP-734).
 /// - v8 allows the local log start offset lookup, timestamp -4 (KIP-405).
 /// - v9 allows the last tiered offset lookup, timestamp -5 (KIP-1005).
+/// - v10 adds the request timeout for lookups in remote (tiered) storage (KIP-1075); the response is the same as v9.
 public struct ListOffsetsRequest: RequestMessage {
     public static let apiKey = ApiKey.listOffsets
-    public static let versions: ClosedRange<Int16> = 0...9
+    public static let versions: ClosedRange<Int16> = 0...10
     public static let firstFlexibleVersion: Int16? = 6
     public typealias Response = ListOffsetsResponse
 
@@ -25,6 +26,8 @@ public struct ListOffsetsRequest: RequestMessage {
     public var isolationLevel: Int8 = 0
     /// Topics to look up.
     public var topics: [ListOffsetsTopic] = []
+    /// How long to wait for a lookup that reads remote (tiered) storage, in ms.
+    public var timeoutMs: Int32 = 0
     /// Tagged fields this code does not know, kept so they round-trip.
     public var unknownTaggedFields: [TaggedField] = []
 
@@ -33,11 +36,13 @@ public struct ListOffsetsRequest: RequestMessage {
     public init(
         replicaId: Int32 = 0,
         isolationLevel: Int8 = 0,
-        topics: [ListOffsetsTopic] = []
+        topics: [ListOffsetsTopic] = [],
+        timeoutMs: Int32 = 0
     ) {
         self.replicaId = replicaId
         self.isolationLevel = isolationLevel
         self.topics = topics
+        self.timeoutMs = timeoutMs
     }
 
     public func write(to w: inout WireWriter, version: Int16) {
@@ -49,6 +54,9 @@ public struct ListOffsetsRequest: RequestMessage {
         w.writeArrayLength(self.topics.count, compact: flexible)
         for element in self.topics {
             element.write(to: &w, version: version)
+        }
+        if version >= 10 {
+            w.writeInt32(self.timeoutMs)
         }
         if flexible {
             w.writeTaggedFields([], unknown: unknownTaggedFields)
@@ -70,6 +78,9 @@ public struct ListOffsetsRequest: RequestMessage {
             self.topics = elements
         } else {
             throw WireError.invalidValue("null array topics")
+        }
+        if version >= 10 {
+            self.timeoutMs = try r.readInt32()
         }
         if flexible {
             for field in try r.readTaggedFieldList() {
@@ -189,7 +200,7 @@ public struct ListOffsetsRequest: RequestMessage {
     }
 }
 
-/// The ListOffsets response (API key 2), versions 0-9.
+/// The ListOffsets response (API key 2), versions 0-10.
 /// - v1 drops the request's offset count and returns a single offset with its timestamp instead of an offset array.
 /// - v2 adds the isolation level to the request and the throttle time to the response.
 /// - v3 means a throttled response is sent first and the throttling applied afterwards.
@@ -199,9 +210,10 @@ public struct ListOffsetsRequest: RequestMessage {
 /// - v7 allows the max-timestamp lookup, timestamp -3 (KIP-734).
 /// - v8 allows the local log start offset lookup, timestamp -4 (KIP-405).
 /// - v9 allows the last tiered offset lookup, timestamp -5 (KIP-1005).
+/// - v10 adds the request timeout for lookups in remote (tiered) storage (KIP-1075); the response is the same as v9.
 public struct ListOffsetsResponse: ResponseMessage {
     public static let apiKey = ApiKey.listOffsets
-    public static let versions: ClosedRange<Int16> = 0...9
+    public static let versions: ClosedRange<Int16> = 0...10
     public static let firstFlexibleVersion: Int16? = 6
 
     /// Time the request was throttled, in ms.

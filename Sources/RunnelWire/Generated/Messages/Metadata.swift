@@ -3,7 +3,7 @@
 import NIOCore
 import RunnelCore
 
-/// The Metadata request (API key 3), versions 0-12.
+/// The Metadata request (API key 3), versions 0-13.
 /// - v1 adds broker racks, the controller id and the internal-topic flag, and a null topic list now means all topics while an empty one means none.
 /// - v2 adds the cluster id.
 /// - v3 adds the throttle time.
@@ -16,9 +16,10 @@ import RunnelCore
 /// - v10 adds topic ids, though brokers do not yet honour lookups by id.
 /// - v11 drops the cluster authorized operations, which moved to DescribeCluster (KIP-700).
 /// - v12 makes lookups by topic id work.
+/// - v13 adds a top-level error code (KIP-1102), REBOOTSTRAP_REQUIRED when the client should bootstrap again; the request is the same as v12.
 public struct MetadataRequest: RequestMessage {
     public static let apiKey = ApiKey.metadata
-    public static let versions: ClosedRange<Int16> = 0...12
+    public static let versions: ClosedRange<Int16> = 0...13
     public static let firstFlexibleVersion: Int16? = 9
     public typealias Response = MetadataResponse
 
@@ -140,7 +141,7 @@ public struct MetadataRequest: RequestMessage {
     }
 }
 
-/// The Metadata response (API key 3), versions 0-12.
+/// The Metadata response (API key 3), versions 0-13.
 /// - v1 adds broker racks, the controller id and the internal-topic flag, and a null topic list now means all topics while an empty one means none.
 /// - v2 adds the cluster id.
 /// - v3 adds the throttle time.
@@ -153,9 +154,10 @@ public struct MetadataRequest: RequestMessage {
 /// - v10 adds topic ids, though brokers do not yet honour lookups by id.
 /// - v11 drops the cluster authorized operations, which moved to DescribeCluster (KIP-700).
 /// - v12 makes lookups by topic id work.
+/// - v13 adds a top-level error code (KIP-1102), REBOOTSTRAP_REQUIRED when the client should bootstrap again; the request is the same as v12.
 public struct MetadataResponse: ResponseMessage {
     public static let apiKey = ApiKey.metadata
-    public static let versions: ClosedRange<Int16> = 0...12
+    public static let versions: ClosedRange<Int16> = 0...13
     public static let firstFlexibleVersion: Int16? = 9
 
     /// Time the request was throttled, in ms.
@@ -170,6 +172,8 @@ public struct MetadataResponse: ResponseMessage {
     public var topics: [MetadataResponseTopic] = []
     /// Bit set of operations the client may perform on the cluster, or INT32_MIN when not requested.
     public var clusterAuthorizedOperations: Int32 = -2147483648
+    /// The top-level error code, or 0 if there was no error.
+    public var errorCode: Int16 = 0
     /// Tagged fields this code does not know, kept so they round-trip.
     public var unknownTaggedFields: [TaggedField] = []
 
@@ -181,7 +185,8 @@ public struct MetadataResponse: ResponseMessage {
         clusterId: String? = nil,
         controllerId: Int32 = -1,
         topics: [MetadataResponseTopic] = [],
-        clusterAuthorizedOperations: Int32 = -2147483648
+        clusterAuthorizedOperations: Int32 = -2147483648,
+        errorCode: Int16 = 0
     ) {
         self.throttleTimeMs = throttleTimeMs
         self.brokers = brokers
@@ -189,6 +194,7 @@ public struct MetadataResponse: ResponseMessage {
         self.controllerId = controllerId
         self.topics = topics
         self.clusterAuthorizedOperations = clusterAuthorizedOperations
+        self.errorCode = errorCode
     }
 
     public func write(to w: inout WireWriter, version: Int16) {
@@ -212,6 +218,9 @@ public struct MetadataResponse: ResponseMessage {
         }
         if version >= 8 && version <= 10 {
             w.writeInt32(self.clusterAuthorizedOperations)
+        }
+        if version >= 13 {
+            w.writeInt16(self.errorCode)
         }
         if flexible {
             w.writeTaggedFields([], unknown: unknownTaggedFields)
@@ -251,6 +260,9 @@ public struct MetadataResponse: ResponseMessage {
         }
         if version >= 8 && version <= 10 {
             self.clusterAuthorizedOperations = try r.readInt32()
+        }
+        if version >= 13 {
+            self.errorCode = try r.readInt16()
         }
         if flexible {
             for field in try r.readTaggedFieldList() {
