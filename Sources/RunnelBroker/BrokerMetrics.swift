@@ -1,4 +1,5 @@
 import Metrics
+import RunnelWire
 
 /// What a broker counts beyond its requests (RunnelNetwork counts those), through swift-metrics.
 /// Kafka's names, in Prometheus style: messages and bytes appended by producers, ISR changes,
@@ -34,6 +35,11 @@ public enum BrokerMetrics {
     static let fetchSessions = Gauge(label: "runnel_incremental_fetch_sessions")
     static let fetchSessionPartitions = Gauge(label: "runnel_incremental_fetch_partitions_cached")
     static let fetchSessionEvictions = Counter(label: "runnel_incremental_fetch_session_evictions_total")
+    /// A client's admin request forwarded to the active controller: from sending it to the
+    /// controller's answer (Kafka's ForwardingManager RemoteTimeMs), per API.
+    static func controllerForwardTime(_ api: ApiKey) -> Timer {
+        Timer(label: "runnel_controller_forward_duration_seconds", dimensions: [("api", api.name)])
+    }
 
     /// Makes every series above, so that a scrape shows each from the start (at zero) rather
     /// than from its first event: a dashboard's `rate()` then reads 0, not "no data". Call it

@@ -8,6 +8,13 @@ public protocol Clock: Sendable {
     func wallMs() -> TimestampMs
     /// Monotonic time in milliseconds from an arbitrary origin (timeouts, lag).
     func monotonicMs() -> Int64
+    /// Monotonic time in nanoseconds, for timers finer than a millisecond (metrics only).
+    func monotonicNanos() -> UInt64
+}
+
+extension Clock {
+    /// A clock that counts whole milliseconds (the simulator's) gives them in nanoseconds.
+    public func monotonicNanos() -> UInt64 { UInt64(max(monotonicMs(), 0)) * 1_000_000 }
 }
 
 /// A seedable, splittable pseudo-random generator (xoshiro256**), so a simulation seed replays exactly.

@@ -43,6 +43,7 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
     }
 
     public var nowMs: Int64 { clock.monotonicMs() }
+    public var nowNanos: UInt64 { clock.monotonicNanos() }
     public var wallMs: Int64 { clock.wallMs() }
 
     public func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void) {

@@ -255,11 +255,11 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         proposed += withOffsets
         controller.replay(withOffsets.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
         let response = result.response
-        let proposedAtMs = runtime.nowMs
+        let proposedAtNs = runtime.nowNanos
         driver.propose(values) { [runtime] outcome in
             switch outcome {
             case .success:
-                QuorumMetrics.commitLatency.recordMilliseconds(runtime.nowMs - proposedAtMs)
+                QuorumMetrics.commitLatency.recordNanoseconds(Int64(runtime.nowNanos &- proposedAtNs))
                 completion(.success(response))
             case .failure(let error): completion(.failure(error))
             }
@@ -277,6 +277,12 @@ public enum QuorumMetrics {
     static let leaderChanges = Counter(label: "runnel_raft_leadership_changes_total")
     /// From a proposal to its commit (the high watermark passing it).
     static let commitLatency = Timer(label: "runnel_raft_commit_latency_seconds")
+    /// The commit path's stages (see `CommitTimeline`): on the leader, from a proposal's append to
+    /// the fsync covering it and to the first acknowledgement by another voter; on a follower,
+    /// from fetched records' arrival to their fsync.
+    static let appendToFsync = Timer(label: "runnel_raft_append_to_fsync_seconds")
+    static let appendToFollowerAck = Timer(label: "runnel_raft_append_to_follower_ack_seconds")
+    static let followerFetchToFsync = Timer(label: "runnel_raft_follower_fetch_to_fsync_seconds")
     /// Partitions with no leader in the committed image (Kafka's OfflinePartitionsCount).
     static let offlinePartitions = Gauge(label: "runnel_offline_partitions")
     /// How long a controller request waited for the quorum's event loop, and how long it ran there.
@@ -288,6 +294,7 @@ public enum QuorumMetrics {
     public static func registerSeries() {
         _ = [epoch, highWatermark, isActive, offlinePartitions]
         _ = [commitLatency, controllerQueueTime, controllerProcessingTime]
+        _ = [appendToFsync, appendToFollowerAck, followerFetchToFsync]
         _ = leaderChanges
     }
 }

@@ -11,6 +11,8 @@ import RunnelWire
 public protocol RaftRuntime: AnyObject {
     /// Monotonic time in ms (timeouts).
     var nowMs: Int64 { get }
+    /// Monotonic time in ns, for the commit path's timers only (never for a decision).
+    var nowNanos: UInt64 { get }
     /// Wall-clock time in ms (record timestamps).
     var wallMs: Int64 { get }
     /// Runs `work` on the executor after `delayMs`.
@@ -31,6 +33,10 @@ public protocol RaftRuntime: AnyObject {
 public enum MetadataPayload: Sendable, Equatable {
     case values([ByteBuffer])
     case batch(ByteBuffer)
+}
+
+extension RaftRuntime {
+    public var nowNanos: UInt64 { UInt64(max(nowMs, 0)) * 1_000_000 }
 }
 
 /// Receives committed metadata-log entries, in offset order, exactly once per incarnation.
@@ -133,6 +139,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private var lastRole: RaftRole?
     private var lastLeader: NodeID?
     private var lastEpoch: Int32 = -1
+    private var timeline = CommitTimeline()
     /// What happens when the metadata log cannot be written or synced: the node must stop at once
     /// (no clean shutdown), since it may no longer acknowledge what is not durable. A process
     /// exits with status 1, as it does when a partition's log dir fails; by default (the
@@ -248,8 +255,12 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
 
     public func receive(_ message: RaftMessage<MetadataPayload>, from: NodeID) {
         guard !stopped else { return }
+        let endBefore = node.log.endOffset
         node.step(message, from: from, nowMs: runtime.nowMs)
         process()
+        if node.role != .leader, node.log.endOffset > endBefore {
+            timeline.fetched(upTo: node.log.endOffset, nowNs: runtime.nowNanos)
+        }
     }
 
     /// A request to `node` failed at the transport.
@@ -269,6 +280,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         switch node.propose(.values(values), recordCount: values.count) {
         case .success(let range):
             pending.append((range.upperBound, completion))
+            timeline.appended(lastOffset: range.upperBound, nowNs: runtime.nowNanos)
             process()
         case .failure(.notLeader(let leader, let epoch)):
             completion(.failure(.notLeader(leaderId: leader, epoch: epoch)))
@@ -311,6 +323,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             carryOut(ready)
         }
         notifyLeadership()
+        if node.role == .leader, timeline.awaitingAcknowledgement {
+            timeline.acknowledged(below: node.furthestFollowerEndOffset, nowNs: runtime.nowNanos)
+        }
     }
 
     private func carryOut(_ ready: Ready<MetadataPayload>) {
@@ -419,6 +434,11 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
                 if let error { onStorageFailure("metadata log fsync failed: \(error)") }
                 let durable = min(target, self.truncatedDuringSync)
                 self.node.persisted(upTo: durable, nowMs: self.runtime.nowMs)
+                if self.node.role == .leader {
+                    self.timeline.synced(below: durable, nowNs: self.runtime.nowNanos)
+                } else {
+                    self.timeline.followerSynced(below: durable, nowNs: self.runtime.nowNanos)
+                }
                 self.process()
             })
     }
@@ -439,6 +459,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             pending.removeFirst()
             first.completion(.success(first.lastOffset))
         }
+        timeline.committed(below: highWatermark)
         maybeTakeSnapshot()
     }
 
@@ -545,6 +566,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private func notifyLeadership() {
         if node.role != lastRole || node.leaderId != lastLeader || node.epoch != lastEpoch {
             if node.role != .leader { failPending(from: 0) }
+            timeline.reset()
             lastRole = node.role
             lastLeader = node.leaderId
             lastEpoch = node.epoch

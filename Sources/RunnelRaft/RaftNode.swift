@@ -315,6 +315,17 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         return out.sorted { $0.nodeId < $1.nodeId }
     }
 
+    /// The furthest end offset another voter has fetched from (acknowledged to) this leader; -1
+    /// elsewhere or before any voter fetched.
+    public var furthestFollowerEndOffset: Int64 {
+        guard role == .leader else { return -1 }
+        var furthest: Int64 = -1
+        for voter in config.voters where voter != config.nodeId {
+            furthest = max(furthest, progress[voter]?.endOffset ?? -1)
+        }
+        return furthest
+    }
+
     // MARK: transitions
 
     private mutating func resetElectionTimer() {

@@ -54,15 +54,17 @@ class ClusterNode(RunnelNode):
 
 
 def start_cluster(tmp_path, broker_props: dict | None = None, props: dict | None = None, binary: Path | None = None,
-                  each_broker_props: list[dict] | None = None):
+                  each_broker_props: list[dict] | None = None, each_controller_props: list[dict] | None = None):
     """Starts 3 controllers (ids 1-3) and 3 brokers (ids 4-6) under `tmp_path`; `props` go to
-    every node, `broker_props` to brokers, `each_broker_props[i]` to broker i + 4 alone.
-    Returns (controllers, brokers)."""
+    every node, `broker_props` to brokers, `each_broker_props[i]` to broker i + 4 alone and
+    `each_controller_props[i]` to controller i + 1 alone. Returns (controllers, brokers)."""
     cports = free_ports(3)
     bports = free_ports(3)
     voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(cports))
     cid = kafka_uuid()
-    controllers = [ClusterNode(tmp_path / f"c{i + 1}", i + 1, "controller", voters, cports[i], cid, dict(props or {}))
+    each_controller = each_controller_props or [{}, {}, {}]
+    controllers = [ClusterNode(tmp_path / f"c{i + 1}", i + 1, "controller", voters, cports[i], cid,
+                               {**(props or {}), **each_controller[i]})
                    for i in range(3)]
     each = each_broker_props or [{}, {}, {}]
     brokers = [ClusterNode(tmp_path / f"b{i + 4}", i + 4, "broker", voters, bports[i], cid,
