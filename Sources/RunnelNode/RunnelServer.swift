@@ -277,8 +277,11 @@ public final class RunnelServer: @unchecked Sendable {
             let endpoint = QuorumEndpoint(
                 quorum: quorum, runtime: runtime, clusterId: clusterId, voters: config.voters,
                 authorizer: quorumAuthorizer)
+            // On the quorum's own loop: every request there (Raft, broker heartbeats, forwarded
+            // admin writes) is handled on that loop, so its connections' reads and writes run
+            // there too rather than costing two thread wake-ups per request.
             for listener in config.controllerListeners {
-                servers.append(try await listen(listener, handler: endpoint, group: networkGroup, accepting: true))
+                servers.append(try await listen(listener, handler: endpoint, group: loop, accepting: true))
             }
         }
         if let broker, let channel {

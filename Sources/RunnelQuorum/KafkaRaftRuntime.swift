@@ -36,9 +36,11 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
         self.clock = clock
         self.clusterId = clusterId
         self.logger = logger
+        // The connections to the other voters live on this loop: a Raft message goes out and its
+        // answer comes in without a hop between threads (two wake-ups per fetch round).
         for voter in voters where voter.id != selfId {
             peers[NodeID(voter.id)] = connector.connect(
-                host: voter.host, port: voter.port, clientId: "raft-\(selfId)", eventLoop: nil)
+                host: voter.host, port: voter.port, clientId: "raft-\(selfId)", eventLoop: eventLoop)
         }
     }
 
