@@ -89,7 +89,8 @@ public struct MetadataDelta: Sendable {
                 endpoints: r.endPoints.map {
                     .init(listener: $0.name, host: $0.host, port: Int($0.port), securityProtocol: $0.securityProtocol)
                 },
-                rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown, logDirs: r.logDirs)
+                rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown, logDirs: r.logDirs,
+                supportedFeatures: BrokerRegistration.supportedFeatures(r.features))
             changedBrokers.insert(id)
         case .unregisterBroker(let r):
             let id = NodeID(r.brokerId)

@@ -48,7 +48,11 @@ extension MetadataImage {
                                 name: $0.listener, host: $0.host, port: UInt16(clamping: $0.port),
                                 securityProtocol: $0.securityProtocol)
                         },
-                        features: [], rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
+                        features: b.supportedFeatures.keys.sorted().map {
+                            .init(
+                                name: $0, minSupportedVersion: b.supportedFeatures[$0]!.lowerBound,
+                                maxSupportedVersion: b.supportedFeatures[$0]!.upperBound)
+                        }, rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
                         logDirs: b.logDirs)))
         }
         for name in topicNames {

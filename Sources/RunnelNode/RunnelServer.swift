@@ -111,6 +111,7 @@ public final class RunnelServer: @unchecked Sendable {
         settings.defaultPartitions = config.numPartitions
         settings.defaultReplicationFactor = config.defaultReplicationFactor
         settings.deleteTopicEnable = config.deleteTopicEnable
+        settings.nodeId = config.nodeId
         let resolver = ConfigResolver(staticBrokerConfig: config.properties.entries, brokerId: config.nodeId)
         let loop = quorumGroup.next()
         // Connections to the controllers speak their listener's protocol (controller.listener.names,
@@ -360,7 +361,11 @@ public final class RunnelServer: @unchecked Sendable {
                 name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port),
                 securityProtocol: securityProtocol.code)
         }
-        registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
+        registration.features = SupportedFeatures.local.keys.sorted().map {
+            .init(
+                name: $0, minSupportedVersion: SupportedFeatures.local[$0]!.lowerBound,
+                maxSupportedVersion: SupportedFeatures.local[$0]!.upperBound)
+        }
         return registration
     }
 

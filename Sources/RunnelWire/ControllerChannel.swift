@@ -79,6 +79,12 @@ public enum ControllerRequests {
                 filterResults: r.filters.map { _ in
                     .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: [])
                 }) as? R.Response
+        case let r as UpdateFeaturesRequest:
+            // Kafka answers a request-wide error on the top level and on every feature.
+            return UpdateFeaturesResponse(
+                throttleTimeMs: 0, errorCode: code.rawValue, errorMessage: message,
+                results: r.featureUpdates.map { .init(feature: $0.feature, errorCode: code.rawValue, errorMessage: message) })
+                as? R.Response
         case let r as AlterUserScramCredentialsRequest:
             return AlterUserScramCredentialsResponse(
                 results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {
