@@ -15,6 +15,8 @@ finalized level in ApiVersions v3.
 - The Java client's Admin.describeFeatures shows the supported and finalized ranges, and
   Admin.updateFeatures gets InvalidUpdateVersionException for level 22.
 - `runnel format` refuses an unknown or unsupported release version in one sentence.
+- What gates on metadata.version reads the live level: a node formatted at 3.4 refuses SCRAM
+  credentials until it is upgraded to 3.5-IV2.
 """
 
 from __future__ import annotations
@@ -186,15 +188,23 @@ def test_format_refuses_bad_release_versions(tmp_path, args, message):
     assert not (node.data_dir / "meta.properties").exists(), "nothing is formatted"
 
 
-def test_single_node_starts_at_the_formatted_level(tmp_path):
+def test_scram_follows_the_live_level(tmp_path):
+    """A single node formatted at 3.4 refuses SCRAM credentials (they came with 3.5-IV2) until
+    metadata.version is upgraded, without a restart."""
     node = RunnelNode(tmp_path / "n")
-    node.format_args = ["--release-version", "3.5-IV2"]
+    node.format_args = ["--release-version", "3.4"]
     node.start()
     try:
-        wait_until(lambda: features(node.bootstrap)[1].get("metadata.version") == 11, timeout=20,
-                   what="metadata.version 3.5-IV2 (11)")
-        p = runnel("features", "upgrade", "--bootstrap-server", node.bootstrap, "--metadata", "3.6-IV2")
+        wait_until(lambda: features(node.bootstrap)[1].get("metadata.version") == 8, timeout=20,
+                   what="metadata.version 3.4-IV0 (8)")
+        scram = ["user", "scram", "set", "alice", "--mechanism", "SCRAM-SHA-256", "--password", "pw-alice-1",
+                 "--bootstrap-server", node.bootstrap]
+        p = runnel(*scram)
+        assert p.returncode == 1 and "does not support SCRAM" in p.stderr, p.stdout + p.stderr
+        p = runnel("features", "upgrade", "--bootstrap-server", node.bootstrap, "--metadata", "3.5-IV2")
         assert p.returncode == 0, p.stdout + p.stderr
-        assert features(node.bootstrap)[1]["metadata.version"] == 14
+        assert features(node.bootstrap)[1]["metadata.version"] == 11
+        p = runnel(*scram)
+        assert p.returncode == 0, p.stdout + p.stderr
     finally:
         node.close()
