@@ -17,7 +17,7 @@ let clientToolCommands: [String: [String]] = [
     "acl": ["add", "list", "remove"],
     "user": ["scram"],
     "log-dirs": ["describe"],
-    "features": ["describe"],
+    "features": ["describe", "upgrade", "downgrade", "disable"],
     "storage": ["info"],
     "get-offsets": [],
     "config": ["describe", "alter"],

@@ -136,7 +136,7 @@ func runFeatureUpdate(
     _ op: String, _ options: ClientOptions, _ levels: [(String, Int16)], _ type: FeatureUpdate.UpgradeType,
     dryRun: Bool
 ) async {
-    guard !levels.isEmpty else { fail("You must specify at least one feature to \(op)") }
+    guard !levels.isEmpty else { fail("You must specify at least one feature to \(op).") }
     let updates = levels.map { FeatureUpdate(feature: $0.0, maxVersionLevel: $0.1, upgradeType: type) }
     let results = await withClient(options) { client in try await client.updateFeatures(updates, validateOnly: dryRun) }
     var failures = 0
