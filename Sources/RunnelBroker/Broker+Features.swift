@@ -11,7 +11,9 @@ extension Broker {
             return respond(
                 UpdateFeaturesResponse(
                     throttleTimeMs: 0, errorCode: code, errorMessage: nil,
-                    results: request.featureUpdates.map { .init(feature: $0.feature, errorCode: code, errorMessage: nil) }),
+                    results: request.featureUpdates.map {
+                        .init(feature: $0.feature, errorCode: code, errorMessage: nil)
+                    }),
                 version: version, context: context)
         }
         return forward(request, version: version, context: context)

@@ -85,9 +85,9 @@ extension KafkaClient {
     /// Kafka's `Admin.updateFeatures`: UpdateFeatures to any broker, which forwards it to the
     /// active controller. Returns each feature's refusal (Kafka's error name and message), nil
     /// for the ones accepted (or, with `validateOnly`, that would be).
-    public func updateFeatures(_ updates: [FeatureUpdate], validateOnly: Bool) async throws -> [(
-        feature: String, error: String?
-    )] {
+    public func updateFeatures(
+        _ updates: [FeatureUpdate], validateOnly: Bool
+    ) async throws -> [(feature: String, error: String?)] {
         let (response, version, address) = try await sendAny { version in
             UpdateFeaturesRequest(
                 timeoutMs: Int32(clamping: requestTimeoutMs),
@@ -99,7 +99,8 @@ extension KafkaClient {
         }
         if version == 0 && (validateOnly || updates.contains { $0.upgradeType == .unsafeDowngrade }) {
             throw ClientError(
-                "the broker at \(address) answers UpdateFeatures only at v0, which has no dry run and no unsafe downgrade")
+                "the broker at \(address) answers UpdateFeatures only at v0, which has no dry run and no unsafe downgrade"
+            )
         }
         if response.errorCode != 0 {
             let reason = Self.reason(ErrorCode(response.errorCode), response.errorMessage)

@@ -18,9 +18,9 @@ extension QuorumController {
     /// UpdateFeatures: one FeatureLevelRecord per accepted change (none when `validate_only`),
     /// and a result for every feature named. Accepted changes are written even when others are
     /// refused, as Kafka does.
-    public func updateFeatures(_ request: UpdateFeaturesRequest, version: Int16) -> ControllerResult<
-        UpdateFeaturesResponse
-    > {
+    public func updateFeatures(
+        _ request: UpdateFeaturesRequest, version: Int16
+    ) -> ControllerResult<UpdateFeaturesResponse> {
         var records: [MetadataRecord] = []
         var results: [UpdateFeaturesResponse.UpdatableFeatureResult] = []
         var seen: Set<String> = []
@@ -103,16 +103,17 @@ extension QuorumController {
         let range = range ?? 0...0
         if range.contains(level) { return nil }
         if range.upperBound == 0 { return "\(what) does not support this feature." }
-        let text = range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
+        let text =
+            range.lowerBound == range.upperBound ? "\(range.lowerBound)" : "\(range.lowerBound)-\(range.upperBound)"
         return "\(what) only supports versions \(text)"
     }
 
     /// Kafka's `updateMetadataVersion`: a known level, not below the oldest this build runs, and a
     /// downgrade only across levels that did not change the metadata records (Kafka 3.9 refuses
     /// an unsafe metadata downgrade outright).
-    func metadataVersionUpdate(_ level: Int16, current: Int16, unsafe: Bool) -> Result<
-        FeatureLevelRecord, FeatureRefusal
-    > {
+    func metadataVersionUpdate(
+        _ level: Int16, current: Int16, unsafe: Bool
+    ) -> Result<FeatureLevelRecord, FeatureRefusal> {
         func invalid(_ message: String) -> Result<FeatureLevelRecord, FeatureRefusal> {
             .failure(FeatureRefusal(message: "Invalid metadata.version \(level). \(message)"))
         }

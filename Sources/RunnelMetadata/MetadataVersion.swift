@@ -84,13 +84,17 @@ public struct MetadataVersion: Sendable, Hashable, Comparable, CustomStringConve
 /// Only `metadata.version`: Kafka 3.9's `kraft.version` stays 0 with a static voter set, and
 /// `group.version` and `transaction.version` are Kafka 4.0 features.
 public enum SupportedFeatures {
-    public static let local: [String: ClosedRange<Int16>] = [MetadataVersion.featureName: MetadataVersion.supportedLevels]
+    public static let local: [String: ClosedRange<Int16>] = [
+        MetadataVersion.featureName: MetadataVersion.supportedLevels
+    ]
 }
 
 extension BrokerRegistration {
     /// A registration record's feature list as ranges; a range whose minimum exceeds its maximum
     /// is dropped (the broker supports no level of that feature).
-    public static func supportedFeatures(_ features: [RegisterBrokerRecord.BrokerFeature]) -> [String: ClosedRange<Int16>] {
+    public static func supportedFeatures(
+        _ features: [RegisterBrokerRecord.BrokerFeature]
+    ) -> [String: ClosedRange<Int16>] {
         var ranges: [String: ClosedRange<Int16>] = [:]
         for f in features where f.minSupportedVersion <= f.maxSupportedVersion {
             ranges[f.name] = f.minSupportedVersion...f.maxSupportedVersion

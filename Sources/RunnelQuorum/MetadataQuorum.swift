@@ -220,7 +220,9 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         bootstrapped = true
         if committedImage.features[MetadataVersion.featureName] == nil {
             let records = Self.bootstrapMetadata(bootstrapRecords)
-            run({ _, _, _ in ControllerResult(records: records, response: 0) }, completion: { (_: Result<Int, ProposalError>) in })
+            run(
+                { _, _, _ in ControllerResult(records: records, response: 0) },
+                completion: { (_: Result<Int, ProposalError>) in })
         }
     }
 

@@ -264,7 +264,9 @@ public enum SQLiteSnapshot {
                     for r in try Row.fetchAll(db, sql: "SELECT * FROM broker_features") {
                         let low: Int16 = r["min_version"]
                         let high: Int16 = r["max_version"]
-                        guard low <= high else { throw SnapshotError("\(path) has a broker feature range \(low)-\(high)") }
+                        guard low <= high else {
+                            throw SnapshotError("\(path) has a broker feature range \(low)-\(high)")
+                        }
                         brokerFeatures[r["broker_id"], default: [:]][r["name"]] = low...high
                     }
                 }

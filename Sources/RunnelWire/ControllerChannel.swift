@@ -83,7 +83,9 @@ public enum ControllerRequests {
             // Kafka answers a request-wide error on the top level and on every feature.
             return UpdateFeaturesResponse(
                 throttleTimeMs: 0, errorCode: code.rawValue, errorMessage: message,
-                results: r.featureUpdates.map { .init(feature: $0.feature, errorCode: code.rawValue, errorMessage: message) })
+                results: r.featureUpdates.map {
+                    .init(feature: $0.feature, errorCode: code.rawValue, errorMessage: message)
+                })
                 as? R.Response
         case let r as AlterUserScramCredentialsRequest:
             return AlterUserScramCredentialsResponse(

@@ -102,14 +102,16 @@ struct FeatureChangeOptions: ParsableArguments {
         if let metadata {
             guard let version = MetadataVersion.fromVersionString(metadata) else {
                 throw ValidationError(
-                    "Unsupported metadata version \(metadata). Supported metadata versions are \(MetadataVersion.supportedNames)")
+                    "Unsupported metadata version \(metadata). Supported metadata versions are \(MetadataVersion.supportedNames)"
+                )
             }
             try add(MetadataVersion.featureName, version.featureLevel)
         }
         if let releaseVersion {
             guard let version = MetadataVersion.fromVersionString(releaseVersion) else {
                 throw ValidationError(
-                    "Unknown release version \(releaseVersion). Supported metadata.version are \(MetadataVersion.supportedNames)")
+                    "Unknown release version \(releaseVersion). Supported metadata.version are \(MetadataVersion.supportedNames)"
+                )
             }
             try add(MetadataVersion.featureName, version.featureLevel)
         }
@@ -142,7 +144,8 @@ func runFeatureUpdate(
     var failures = 0
     var json: [JSON] = []
     for (update, result) in zip(updates, results).sorted(by: { $0.0.feature < $1.0.feature }) {
-        let target = op == "disable" ? "disable \(update.feature)" : "\(op) \(update.feature) to \(update.maxVersionLevel)"
+        let target =
+            op == "disable" ? "disable \(update.feature)" : "\(op) \(update.feature) to \(update.maxVersionLevel)"
         if let error = result.error {
             failures += 1
             if !options.json { print("\(dryRun ? "Can not" : "Could not") \(target). \(sentence(error))") }
@@ -198,7 +201,8 @@ struct FeaturesDowngrade: AsyncParsableCommand {
 
     func run() async throws {
         await runFeatureUpdate(
-            "downgrade", options, try change.levels(), unsafe ? .unsafeDowngrade : .safeDowngrade, dryRun: change.dryRun)
+            "downgrade", options, try change.levels(), unsafe ? .unsafeDowngrade : .safeDowngrade, dryRun: change.dryRun
+        )
     }
 }
 

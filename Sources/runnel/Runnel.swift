@@ -183,7 +183,8 @@ struct Format: ParsableCommand {
 
     @Option(
         name: [.customShort("f"), .long],
-        help: "A feature level for the new cluster as feature=level (only metadata.version=7..21 here). Repeat for more.")
+        help:
+            "A feature level for the new cluster as feature=level (only metadata.version=7..21 here). Repeat for more.")
     var feature: [String] = []
 
     /// The FeatureLevelRecord for `--release-version` or `--feature metadata.version=N` (none
@@ -201,7 +202,8 @@ struct Format: ParsableCommand {
         for text in features {
             let parts = text.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let value = Int16(parts[1]) else {
-                throw StorageError("--feature \(text) is not feature=level (a level is a number, e.g. metadata.version=21).")
+                throw StorageError(
+                    "--feature \(text) is not feature=level (a level is a number, e.g. metadata.version=21).")
             }
             guard parts[0] == MetadataVersion.featureName else {
                 throw StorageError(
@@ -209,7 +211,8 @@ struct Format: ParsableCommand {
                 )
             }
             guard level == nil else {
-                throw StorageError("metadata.version is given twice; use --release-version or --feature metadata.version=N once.")
+                throw StorageError(
+                    "metadata.version is given twice; use --release-version or --feature metadata.version=N once.")
             }
             level = value
         }
@@ -221,7 +224,9 @@ struct Format: ParsableCommand {
                 "metadata.version \(level) is not supported; this build runs \(MetadataVersion.minimumSupported) (\(MetadataVersion.supportedLevels.lowerBound)) to \(MetadataVersion.latest) (\(MetadataVersion.supportedLevels.upperBound))."
             )
         }
-        return [.featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: version.featureLevel))]
+        return [
+            .featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: version.featureLevel))
+        ]
     }
 
     func run() throws {

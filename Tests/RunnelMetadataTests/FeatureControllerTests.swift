@@ -23,7 +23,11 @@ private func featureController(
         let record = RegisterBrokerRecord(
             brokerId: id, incarnationId: KafkaUUID(high: 1, low: UInt64(id)), brokerEpoch: Int64(id),
             endPoints: [.init(name: "PLAINTEXT", host: "h\(id)", port: 9092, securityProtocol: 0)],
-            features: [.init(name: "metadata.version", minSupportedVersion: range.lowerBound, maxSupportedVersion: range.upperBound)],
+            features: [
+                .init(
+                    name: "metadata.version", minSupportedVersion: range.lowerBound,
+                    maxSupportedVersion: range.upperBound)
+            ],
             rack: nil, fenced: false)
         delta.replay(.registerBroker(record), offset: Int64(id), epoch: 1)
     }
@@ -83,7 +87,8 @@ struct FeatureControllerTests {
         let removal = c.updateFeatures(update("metadata.version", 0, 2), version: 1)
         #expect(removal.response.results[0].errorCode == ErrorCode.invalidUpdateVersion.rawValue, "never removable")
         let negative = c.updateFeatures(update("metadata.version", -1), version: 1)
-        #expect(negative.response.results[0].errorMessage?.hasSuffix("A feature version cannot be less than 0.") == true)
+        #expect(
+            negative.response.results[0].errorMessage?.hasSuffix("A feature version cannot be less than 0.") == true)
     }
 
     @Test("a level a registered broker does not support is refused, naming the broker")
@@ -111,7 +116,8 @@ struct FeatureControllerTests {
             up.response.results[0].errorMessage
                 == "Invalid update version 21 for feature metadata.version. Can't downgrade to a newer version.")
         let unknownType = low.updateFeatures(update("metadata.version", 21, 7), version: 1)
-        #expect(unknownType.response.results[0].errorMessage?.hasSuffix("does not support the given upgrade type.") == true)
+        #expect(
+            unknownType.response.results[0].errorMessage?.hasSuffix("does not support the given upgrade type.") == true)
     }
 
     @Test("metadata.version goes down safely only across levels without metadata changes (3.9 to 3.7-IV2)")
@@ -147,8 +153,10 @@ struct FeatureControllerTests {
     func mixed() {
         let c = featureController(level: 19)
         var request = update("metadata.version", 21)
-        request.featureUpdates.append(.init(feature: "kraft.version", maxVersionLevel: 1, allowDowngrade: false, upgradeType: 1))
-        request.featureUpdates.append(.init(feature: "metadata.version", maxVersionLevel: 20, allowDowngrade: false, upgradeType: 1))
+        request.featureUpdates.append(
+            .init(feature: "kraft.version", maxVersionLevel: 1, allowDowngrade: false, upgradeType: 1))
+        request.featureUpdates.append(
+            .init(feature: "metadata.version", maxVersionLevel: 20, allowDowngrade: false, upgradeType: 1))
         let result = c.updateFeatures(request, version: 1)
         #expect(
             result.response.results.map(\.errorCode)
