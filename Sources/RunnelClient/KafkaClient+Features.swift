@@ -88,7 +88,7 @@ extension KafkaClient {
     public func updateFeatures(
         _ updates: [FeatureUpdate], validateOnly: Bool
     ) async throws -> [(feature: String, error: String?)] {
-        let (response, version, address) = try await sendAny { version in
+        let build: @Sendable (Int16) -> UpdateFeaturesRequest = { [requestTimeoutMs] _ in
             UpdateFeaturesRequest(
                 timeoutMs: Int32(clamping: requestTimeoutMs),
                 featureUpdates: updates.map {
@@ -96,6 +96,12 @@ extension KafkaClient {
                         feature: $0.feature, maxVersionLevel: $0.maxVersionLevel,
                         allowDowngrade: $0.upgradeType != .upgrade, upgradeType: $0.upgradeType.rawValue)
                 }, validateOnly: validateOnly)
+        }
+        var (response, version, address) = try await sendAny(build)
+        // Bootstrapped from the controllers, a standby answers NOT_CONTROLLER: ask the others.
+        for other in anyAddresses() where other != address && response.errorCode == ErrorCode.notController.rawValue {
+            guard let answer = try? await send(to: other, build) else { continue }
+            (response, version, address) = (answer.response, answer.version, other)
         }
         if version == 0 && (validateOnly || updates.contains { $0.upgradeType == .unsafeDowngrade }) {
             throw ClientError(

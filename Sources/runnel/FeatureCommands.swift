@@ -24,10 +24,10 @@ struct FeaturesDescribe: AsyncParsableCommand {
             "finalizedVersion" (the level as text), "epoch" (or null)}]}.
             """)
 
-    @OptionGroup var options: ClientOptions
+    @OptionGroup var options: FeatureClientOptions
 
     func run() async {
-        let features = await withClient(options) { client in try await client.describeFeatures() }
+        let features = await options.connect { client in try await client.describeFeatures() }
         if options.json { return Self.json(features).print() }
         for line in Self.lines(features) { print(line) }
     }
@@ -66,6 +66,51 @@ struct FeaturesDescribe: AsyncParsableCommand {
     static func levelName(_ feature: String, _ level: Int16) -> String {
         guard feature == MetadataVersion.featureName, level != 0 else { return "\(level)" }
         return MetadataVersion.fromFeatureLevel(level)?.name ?? "UNKNOWN \(level)"
+    }
+}
+
+/// kafka-features' connection options: brokers (--bootstrap-server) or the controller quorum
+/// (--bootstrap-controller), exactly one of them, plus the client tools' timeout, security and
+/// --json.
+struct FeatureClientOptions: ParsableArguments {
+    @Option(name: .customLong("bootstrap-server"), help: "Broker address(es), host:port[,host:port...].")
+    var bootstrapServer: String?
+
+    @Option(
+        name: .customLong("bootstrap-controller"),
+        help: "Controller address(es), host:port[,host:port...]: ask the quorum instead of a broker.")
+    var bootstrapController: String?
+
+    @Option(name: .customLong("request-timeout-ms"), help: "How long one request (and its retries) may take.")
+    var requestTimeoutMs: Int64 = 30_000
+
+    @Option(
+        name: .customLong("command-config"),
+        help: "A Kafka client properties file (security.protocol, sasl.*, ssl.*) for a TLS or SASL listener.")
+    var commandConfig: String?
+
+    @Flag(help: "Print JSON for scripts (the fields are listed above) instead of text for people.")
+    var json = false
+
+    var servers: String { bootstrapServer ?? bootstrapController ?? "" }
+
+    func validate() throws {
+        guard (bootstrapServer == nil) != (bootstrapController == nil) else {
+            throw ValidationError("Give exactly one of --bootstrap-server and --bootstrap-controller.")
+        }
+        do {
+            _ = try BrokerAddress.parseList(servers)
+        } catch {
+            throw ValidationError(
+                "\(bootstrapServer == nil ? "--bootstrap-controller" : "--bootstrap-server"): \(error)")
+        }
+        guard requestTimeoutMs >= 1 else { throw ValidationError("--request-timeout-ms must be at least 1") }
+    }
+
+    /// Runs `body` with a client of the brokers or controllers given.
+    func connect<T: Sendable>(_ body: @Sendable (KafkaClient) async throws -> T) async -> T {
+        await withClient(
+            servers: servers, requestTimeoutMs: requestTimeoutMs, commandConfig: commandConfig, body)
     }
 }
 
@@ -135,12 +180,12 @@ struct FeatureChangeOptions: ParsableArguments {
 /// (or "can be" with --dry-run), "Could not upgrade ... . <reason>" for a refusal; exits 1 when
 /// any was refused ("1 out of 2 operation(s) failed.").
 func runFeatureUpdate(
-    _ op: String, _ options: ClientOptions, _ levels: [(String, Int16)], _ type: FeatureUpdate.UpgradeType,
+    _ op: String, _ options: FeatureClientOptions, _ levels: [(String, Int16)], _ type: FeatureUpdate.UpgradeType,
     dryRun: Bool
 ) async {
     guard !levels.isEmpty else { fail("You must specify at least one feature to \(op).") }
     let updates = levels.map { FeatureUpdate(feature: $0.0, maxVersionLevel: $0.1, upgradeType: type) }
-    let results = await withClient(options) { client in try await client.updateFeatures(updates, validateOnly: dryRun) }
+    let results = await options.connect { client in try await client.updateFeatures(updates, validateOnly: dryRun) }
     var failures = 0
     var json: [JSON] = []
     for (update, result) in zip(updates, results).sorted(by: { $0.0.feature < $1.0.feature }) {
@@ -175,7 +220,7 @@ struct FeaturesUpgrade: AsyncParsableCommand {
             prints {"dryRun", "results": [{"feature", "level", "error" (or null)}]}.
             """)
 
-    @OptionGroup var options: ClientOptions
+    @OptionGroup var options: FeatureClientOptions
     @OptionGroup var change: FeatureChangeOptions
 
     func run() async throws {
@@ -193,7 +238,7 @@ struct FeaturesDowngrade: AsyncParsableCommand {
             that is refused, and Kafka 3.9 refuses an unsafe metadata downgrade too). Output as upgrade.
             """)
 
-    @OptionGroup var options: ClientOptions
+    @OptionGroup var options: FeatureClientOptions
     @OptionGroup var change: FeatureChangeOptions
 
     @Flag(help: "Perform this downgrade even if it may irreversibly destroy metadata.")
@@ -211,7 +256,7 @@ struct FeaturesDisable: AsyncParsableCommand {
         commandName: "disable",
         abstract: "Remove finalized features (level 0; never metadata.version).")
 
-    @OptionGroup var options: ClientOptions
+    @OptionGroup var options: FeatureClientOptions
 
     @Option(help: "A feature flag to disable. Repeat for more.")
     var feature: [String] = []

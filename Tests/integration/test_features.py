@@ -12,6 +12,8 @@ finalized level in ApiVersions v3.
   level that changed metadata records (safe or --unsafe), a level no node runs (22), a feature
   no node supports (group.version); a safe downgrade (3.9 to 3.8) goes through on the new active
   controller, and the upgrade back too.
+- `--bootstrap-controller` works as kafka-features': describe from a controller, a dry-run
+  downgrade that finds the active controller past a standby.
 - The Java client's Admin.describeFeatures shows the supported and finalized ranges, and
   Admin.updateFeatures gets InvalidUpdateVersionException for level 22.
 - `runnel format` refuses an unknown or unsupported release version in one sentence.
@@ -154,6 +156,20 @@ def test_upgrade_moves_metadata_version_on_every_node(cluster37):
     controllers[old - 1].start()
     wait_until(lambda: set(levels(nodes).values()) == {21} and len(levels(nodes)) == 6, timeout=30,
                what="every node, the restarted controller too, at 21")
+
+    # kafka-features --bootstrap-controller: any controller describes; a standby listed first
+    # answers UpdateFeatures NOT_CONTROLLER and the tool asks the active one.
+    active = active_controller(controllers)
+    ordered = sorted(controllers, key=lambda c: c.node_id == active)
+    quorum = ",".join(f"127.0.0.1:{c.port}" for c in ordered)
+    p = runnel("features", "describe", "--bootstrap-controller", quorum)
+    assert p.returncode == 0, p.stderr
+    assert "\tFinalizedVersionLevel: 3.9-IV0\t" in p.stdout, p.stdout
+    p = runnel("features", "downgrade", "--bootstrap-controller", quorum, "--release-version", "3.8", "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.strip() == "metadata.version can be downgraded to 20."
+    p = runnel("features", "describe", "--bootstrap-controller", quorum, "--bootstrap-server", bootstrap)
+    assert p.returncode == 1 and "exactly one of --bootstrap-server and --bootstrap-controller" in p.stderr, p.stderr
 
     if javaclient.missing():
         pytest.skip(f"Java client part: {javaclient.missing()}")
