@@ -77,9 +77,9 @@ extension QuorumController {
         return .success(FeatureLevelRecord(name: feature, featureLevel: level))
     }
 
-    /// Kafka's `QuorumFeatures.reasonNotSupported` over this controller and every registered
-    /// broker (fenced ones too: they may come back). Runnel's controllers do not register
-    /// (KIP-919), so the other controllers are taken to run this controller's software.
+    /// Kafka's `FeatureControlManager.reasonNotSupported` over this controller, every registered
+    /// broker (fenced ones too: they may come back) and, from 3.7-IV0 on (controller
+    /// registration, KIP-919), every other voter, which must have registered.
     func reasonNotSupported(_ feature: String, level: Int16) -> String? {
         if let reason = Self.reasonNotSupported(
             level, what: "Local controller \(settings.nodeId)", range: settings.supportedFeatures[feature])
@@ -94,7 +94,62 @@ extension QuorumController {
                 return reason
             }
         }
+        guard image.metadataVersion >= MetadataVersion.controllerRegistrationLevel else { return nil }
+        for id in settings.voterIds.sorted() where id != settings.nodeId {
+            guard let controller = image.controllers[NodeID(id)] else {
+                return "controller \(id) has not registered, and may not support this feature"
+            }
+            if let reason = Self.reasonNotSupported(
+                level, what: "controller \(id)", range: controller.supportedFeatures[feature])
+            {
+                return reason
+            }
+        }
         return nil
+    }
+
+    /// ControllerRegistration (KIP-919): a RegisterControllerRecord with the controller's
+    /// incarnation, listeners and supported features, once `metadata.version` has controller
+    /// registration (3.7-IV0). The same registration again writes nothing.
+    public func registerController(
+        _ request: ControllerRegistrationRequest
+    ) -> ControllerResult<ControllerRegistrationResponse> {
+        func refuse(_ code: ErrorCode, _ message: String) -> ControllerResult<ControllerRegistrationResponse> {
+            ControllerResult(
+                records: [],
+                response: ControllerRegistrationResponse(
+                    throttleTimeMs: 0, errorCode: code.rawValue, errorMessage: message))
+        }
+        guard image.metadataVersion >= MetadataVersion.controllerRegistrationLevel else {
+            return refuse(
+                .unsupportedVersion, "The current MetadataVersion is too old to support controller registrations.")
+        }
+        if !settings.voterIds.isEmpty, !settings.voterIds.contains(request.controllerId) {
+            return refuse(
+                .invalidRequest, "Unable to register because node \(request.controllerId) is not a controller.")
+        }
+        var ranges: [String: ClosedRange<Int16>] = [:]
+        for f in request.features {
+            if let level = image.features[f.name], !(f.minSupportedVersion <= level && level <= f.maxSupportedVersion) {
+                return refuse(
+                    .unsupportedVersion,
+                    "Unable to register because the controller does not support finalized version \(level) of \(f.name). The controller wants a version between \(f.minSupportedVersion) and \(f.maxSupportedVersion), inclusive."
+                )
+            }
+            if f.minSupportedVersion <= f.maxSupportedVersion {
+                ranges[f.name] = f.minSupportedVersion...f.maxSupportedVersion
+            }
+        }
+        let registration = ControllerRegistration(
+            id: NodeID(request.controllerId), incarnationId: request.incarnationId,
+            endpoints: request.listeners.map {
+                .init(listener: $0.name, host: $0.host, port: Int($0.port), securityProtocol: $0.securityProtocol)
+            }, supportedFeatures: ranges)
+        let response = ControllerRegistrationResponse(throttleTimeMs: 0, errorCode: 0, errorMessage: nil)
+        if image.controllers[registration.id] == registration {
+            return ControllerResult(records: [], response: response)
+        }
+        return ControllerResult(records: [.registerController(registration.record)], response: response)
     }
 
     /// "does not support this feature" when the node supports no level of it (a missing feature

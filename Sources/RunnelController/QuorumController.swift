@@ -32,6 +32,9 @@ public struct ControllerSettings: Sendable {
     /// The feature levels this controller's software supports; UpdateFeatures never finalizes a
     /// level outside them.
     public var supportedFeatures: [String: ClosedRange<Int16>] = SupportedFeatures.local
+    /// The quorum's voters (`controller.quorum.voters`): the controllers that must have
+    /// registered before a feature level is finalized (KIP-919). Empty: not checked.
+    public var voterIds: [Int32] = []
     public init() {}
 }
 

@@ -133,7 +133,9 @@ public struct MetadataDelta: Sendable {
         case .removeUserScramCredential(let r):
             let key = ScramCredentialKey(user: r.name, mechanism: r.mechanism)
             if next.scramCredentials.removeValue(forKey: key) != nil { changedScramCredentials.insert(key) }
-        case .noOp, .zkMigrationState, .registerController, .delegationToken, .removeDelegationToken,
+        case .registerController(let r):
+            next.controllers[NodeID(r.controllerId)] = ControllerRegistration(r)
+        case .noOp, .zkMigrationState, .delegationToken, .removeDelegationToken,
             .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
             break
         }

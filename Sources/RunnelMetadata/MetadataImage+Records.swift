@@ -7,7 +7,7 @@ extension MetadataImage {
     public init(
         provenance: MetadataProvenance, features: [String: Int16], brokers: [BrokerRegistration], topics: [TopicImage],
         configs: [ConfigResource: [String: String]], nextProducerId: Int64, producerIdsBroker: Int32, acls: [AclEntry],
-        scramCredentials: [ScramCredentialEntry] = []
+        scramCredentials: [ScramCredentialEntry] = [], controllers: [ControllerRegistration] = []
     ) {
         var image = MetadataImage.empty
         image.provenance = provenance
@@ -26,6 +26,7 @@ extension MetadataImage {
         image.producerIdsBroker = producerIdsBroker
         for acl in acls { image.acls[acl.id] = acl }
         for credential in scramCredentials { image.scramCredentials[credential.key] = credential }
+        for controller in controllers { image.controllers[controller.id] = controller }
         self = image
     }
 
@@ -55,6 +56,7 @@ extension MetadataImage {
                         }, rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
                         logDirs: b.logDirs)))
         }
+        for id in controllers.keys.sorted() { out.append(.registerController(controllers[id]!.record)) }
         for name in topicNames {
             let t = topic(named: name)!
             out.append(.topic(TopicRecord(name: t.name, topicId: t.id)))

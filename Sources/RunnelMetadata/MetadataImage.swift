@@ -284,10 +284,12 @@ public struct MetadataImage: Sendable, Equatable {
     public internal(set) var acls: TreeDictionary<KafkaUUID, AclEntry>
     /// SCRAM credentials by user and mechanism.
     public internal(set) var scramCredentials: TreeDictionary<ScramCredentialKey, ScramCredentialEntry>
+    /// Controllers as they registered (KIP-919), by node id.
+    public internal(set) var controllers: TreeDictionary<NodeID, ControllerRegistration>
 
     public static let empty = MetadataImage(
         provenance: .empty, features: [:], brokers: [:], topicsById: [:], topicIdsByName: [:], configs: [:],
-        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:])
+        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:], controllers: [:])
 
     public func topic(named name: String) -> TopicImage? {
         topicIdsByName[name].flatMap { topicsById[$0] }

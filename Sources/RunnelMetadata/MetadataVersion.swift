@@ -46,6 +46,10 @@ public struct MetadataVersion: Sendable, Hashable, Comparable, CustomStringConve
     /// The oldest level this build runs.
     public static let minimumSupported = fromFeatureLevel(supportedLevels.lowerBound)!
 
+    /// 3.7-IV0, the first level with controller registration (KIP-919): from it on, controllers
+    /// send ControllerRegistration and UpdateFeatures checks their ranges.
+    public static let controllerRegistrationLevel: Int16 = 15
+
     /// The level `level` names, nil when Kafka 3.9 has none (0, negative, above 21).
     public static func fromFeatureLevel(_ level: Int16) -> MetadataVersion? {
         guard level >= 1, Int(level) <= all.count else { return nil }

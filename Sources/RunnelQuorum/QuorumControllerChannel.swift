@@ -72,6 +72,8 @@ public struct QuorumControllerChannel: ControllerChannel {
                 quorum.run({ c, _, _ in c.alterUserScramCredentials(r) }, completion: finish)
             case let r as UpdateFeaturesRequest:
                 quorum.run({ c, _, _ in c.updateFeatures(r, version: version) }, completion: finish)
+            case let r as ControllerRegistrationRequest:
+                quorum.run({ c, _, _ in c.registerController(r) }, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }

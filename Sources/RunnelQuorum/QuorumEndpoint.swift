@@ -80,6 +80,7 @@ public struct QuorumEndpoint: RequestHandler {
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
         .updateFeatures: 0...1,
+        .controllerRegistration: 0...0,
         // Answered by the connection's authenticator before any other request.
         .saslHandshake: 0...1,
         .saslAuthenticate: 0...2,
@@ -217,6 +218,8 @@ public struct QuorumEndpoint: RequestHandler {
                 return command(try AlterUserScramCredentialsRequest(from: &reader, version: version), version, context)
             case .updateFeatures:
                 return command(try UpdateFeaturesRequest(from: &reader, version: version), version, context)
+            case .controllerRegistration:
+                return command(try ControllerRegistrationRequest(from: &reader, version: version), version, context)
             case .describeAcls:
                 let r = try DescribeAclsRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -325,6 +328,7 @@ public struct QuorumEndpoint: RequestHandler {
         case .brokerHeartbeat: return BrokerHeartbeatResponse(errorCode: clusterRefused.rawValue)
         case .alterPartition: return AlterPartitionResponse(errorCode: clusterRefused.rawValue)
         case .allocateProducerIds: return AllocateProducerIdsResponse(errorCode: clusterRefused.rawValue)
+        case .controllerRegistration: return ControllerRegistrationResponse(errorCode: clusterRefused.rawValue)
         case .unregisterBroker:
             return allows(.alter, .cluster) ? nil : UnregisterBrokerResponse(errorCode: clusterRefused.rawValue)
         case .describeAcls:

@@ -55,6 +55,8 @@ public enum ControllerRequests {
             return AllocateProducerIdsResponse(errorCode: code.rawValue) as? R.Response
         case is BrokerRegistrationRequest:
             return BrokerRegistrationResponse(errorCode: code.rawValue) as? R.Response
+        case is ControllerRegistrationRequest:
+            return ControllerRegistrationResponse(errorCode: code.rawValue, errorMessage: message) as? R.Response
         case is BrokerHeartbeatRequest:
             return BrokerHeartbeatResponse(errorCode: code.rawValue) as? R.Response
         case is UnregisterBrokerRequest:

@@ -187,6 +187,44 @@ struct FeatureControllerTests {
         #expect(after.image.brokers[NodeID(9)]?.supportedFeatures == ["metadata.version": 7...21])
     }
 
+    @Test("from 3.7-IV0 every other voter must have registered, and its range counts (KIP-919)")
+    func controllersChecked() {
+        var c = featureController(level: 19)
+        c.settings.voterIds = [3000, 3001, 3002]
+        let missing = c.updateFeatures(update("metadata.version", 21), version: 1)
+        #expect(
+            missing.response.results[0].errorMessage
+                == "Invalid update version 21 for feature metadata.version. controller 3001 has not registered, and may not support this feature"
+        )
+        for (id, high): (Int32, Int16) in [(3001, 21), (3002, 20)] {
+            var request = ControllerRegistrationRequest()
+            request.controllerId = id
+            request.incarnationId = KafkaUUID(high: 7, low: UInt64(id))
+            request.features = [.init(name: "metadata.version", minSupportedVersion: 7, maxSupportedVersion: high)]
+            let result = c.registerController(request)
+            #expect(result.response.errorCode == 0)
+            #expect(result.records.count == 1)
+            commit(&c, result.records)
+            #expect(c.registerController(request).records.isEmpty, "the same registration again writes nothing")
+        }
+        #expect(c.image.controllers[NodeID(3002)]?.supportedFeatures == ["metadata.version": 7...20])
+        let narrow = c.updateFeatures(update("metadata.version", 21), version: 1)
+        #expect(
+            narrow.response.results[0].errorMessage
+                == "Invalid update version 21 for feature metadata.version. controller 3002 only supports versions 7-20"
+        )
+        #expect(c.updateFeatures(update("metadata.version", 20), version: 1).records.count == 1)
+        // Below 3.7-IV0 controllers neither register nor count.
+        var old = featureController(level: 14)
+        old.settings.voterIds = [3000, 3001]
+        #expect(old.updateFeatures(update("metadata.version", 15), version: 1).records.count == 1)
+        var request = ControllerRegistrationRequest()
+        request.controllerId = 3001
+        #expect(old.registerController(request).response.errorCode == ErrorCode.unsupportedVersion.rawValue)
+        request.controllerId = 9
+        #expect(c.registerController(request).response.errorCode == ErrorCode.invalidRequest.rawValue, "not a voter")
+    }
+
     @Test("broker feature ranges survive a snapshot and the image's records")
     func snapshot() throws {
         let image = featureController(level: 19, lastBrokerRange: 7...20).image
@@ -201,6 +239,29 @@ struct FeatureControllerTests {
         var delta = MetadataDelta(.empty)
         for (i, record) in image.records().enumerated() { delta.replay(record, offset: Int64(i), epoch: 1) }
         #expect(delta.apply().brokers[NodeID(3)]?.supportedFeatures == ["metadata.version": 7...20])
+    }
+
+    @Test("controller registrations survive a snapshot and the image's records")
+    func controllerSnapshot() throws {
+        var c = featureController(level: 21)
+        var request = ControllerRegistrationRequest()
+        request.controllerId = 3001
+        request.incarnationId = KafkaUUID(high: 7, low: 1)
+        request.listeners = [.init(name: "CONTROLLER", host: "c1", port: 9093, securityProtocol: 0)]
+        request.features = [.init(name: "metadata.version", minSupportedVersion: 7, maxSupportedVersion: 21)]
+        commit(&c, c.registerController(request).records)
+        let image = c.image
+        let dir = NSTemporaryDirectory() + "runnel-controller-snapshot-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try SQLiteSnapshot.write(
+            image, clusterId: "c", endOffset: 6, epoch: 1, voters: [3000], lastContainedTimestamp: 0, directory: dir)
+        let loaded = try SQLiteSnapshot.read(path)
+        #expect(loaded.image == image)
+        #expect(loaded.image.controllers[NodeID(3001)]?.endpoints.map(\.host) == ["c1"])
+        var delta = MetadataDelta(.empty)
+        for (i, record) in image.records().enumerated() { delta.replay(record, offset: Int64(i), epoch: 1) }
+        #expect(delta.apply().controllers == image.controllers)
     }
 }
 

@@ -152,6 +152,9 @@ struct SecurityMetadataTests {
         try queue.write { db in
             try db.execute(sql: "DROP TABLE scram_credentials")
             try db.execute(sql: "DROP TABLE broker_features")
+            try db.execute(sql: "DROP TABLE controllers")
+            try db.execute(sql: "DROP TABLE controller_endpoints")
+            try db.execute(sql: "DROP TABLE controller_features")
             try db.execute(sql: "UPDATE snapshot SET schema_version = 1")
         }
         try queue.close()

@@ -12,6 +12,8 @@ finalized level in ApiVersions v3.
   level that changed metadata records (safe or --unsafe), a level no node runs (22), a feature
   no node supports (group.version); a safe downgrade (3.9 to 3.8) goes through on the new active
   controller, and the upgrade back too.
+- Every controller registers (KIP-919, RegisterControllerRecord with its supported range), and
+  UpdateFeatures is checked against those ranges.
 - `--bootstrap-controller` works as kafka-features': describe from a controller, a dry-run
   downgrade that finds the active controller past a standby.
 - The Java client's Admin.describeFeatures shows the supported and finalized ranges, and
@@ -23,6 +25,7 @@ finalized level in ApiVersions v3.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -143,8 +146,16 @@ def test_upgrade_moves_metadata_version_on_every_node(cluster37):
     assert set(levels(nodes).values()) == {21}, "refusals change nothing"
 
     # The level lives in the metadata log: a new active controller has it and can change it.
+    # Every controller registered itself (KIP-919) with the range the upgrade was checked against.
     old = active_controller(controllers)
     controllers[old - 1].stop()
+    p = runnel("metadata", "log", "--dir", str(controllers[old - 1].data_dir), "--type", "RegisterControllerRecord",
+               "--json")
+    assert p.returncode == 0, p.stderr
+    registered = {e["fields"]["controllerId"]: e["fields"]["features"] for e in json.loads(p.stdout)}
+    assert set(registered) == {1, 2, 3}, p.stdout
+    assert all(f == [{"name": "metadata.version", "minSupportedVersion": 7, "maxSupportedVersion": 21}]
+               for f in registered.values()), registered
     wait_until(lambda: active_controller(controllers) not in (old, -1), timeout=20, what="a new active controller")
     assert set(levels(nodes).values()) == {21}
     p = runnel("features", "downgrade", "--bootstrap-server", bootstrap, "--metadata", "3.8")
