@@ -71,7 +71,7 @@ final class ControllerRegistrar: @unchecked Sendable {
                 defer { state.lastFailure = failure }
                 return failure != nil && failure != state.lastFailure
             }
-            if logIt { logger.warning("controller registration failed, retrying: \(failure!)") }
+            if logIt { logger.info("controller registration failed, retrying: \(failure!)") }
             // Success shows once the record is committed and published; a failure is retried
             // against the newest image after a pause.
             if failure != nil {
