@@ -1,5 +1,6 @@
 import NIOCore
 import RunnelCore
+import RunnelMetadata
 import RunnelWire
 
 extension Broker {
@@ -55,10 +56,8 @@ extension Broker {
         .deleteAcls: 0...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .updateFeatures: 0...1,
     ]
-
-    /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).
-    static let metadataVersionRange: ClosedRange<Int16> = 1...21
 
     func apiVersions(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
         let version = request.header.apiVersion
@@ -84,11 +83,11 @@ extension Broker {
                 response.errorCode = ErrorCode.invalidRequest.rawValue
                 return respond(response, version: version, context: context)
             }
-            response.supportedFeatures = [
+            response.supportedFeatures = SupportedFeatures.local.keys.sorted().map {
                 .init(
-                    name: "metadata.version", minVersion: Self.metadataVersionRange.lowerBound,
-                    maxVersion: Self.metadataVersionRange.upperBound)
-            ]
+                    name: $0, minVersion: SupportedFeatures.local[$0]!.lowerBound,
+                    maxVersion: SupportedFeatures.local[$0]!.upperBound)
+            }
             let image = self.image
             response.finalizedFeaturesEpoch = image.provenance.lastOffset
             response.finalizedFeatures = image.features.keys.sorted().map {

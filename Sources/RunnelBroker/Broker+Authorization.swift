@@ -217,6 +217,17 @@ extension Broker {
                         && deleted.allSatisfy { image.scramCredential(user: $0.0, mechanism: $0.1) == nil }
                 }
             }
+        case let r as UpdateFeaturesRequest:
+            return { response in
+                guard !r.validateOnly, let response = response as? UpdateFeaturesResponse, response.errorCode == 0
+                else { return nil }
+                let succeeded = Set(response.results.filter { $0.errorCode == 0 }.map(\.feature))
+                let levels = r.featureUpdates.filter { succeeded.contains($0.feature) }.map {
+                    ($0.feature, $0.maxVersionLevel)
+                }
+                if levels.isEmpty { return nil }
+                return { image in levels.allSatisfy { (image.features[$0.0] ?? 0) == max($0.1, 0) } }
+            }
         default:
             return nil
         }

@@ -660,6 +660,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .alterUserScramCredentials:
                 return try alterUserScramCredentials(
                     decode(AlterUserScramCredentialsRequest.self, request), version: version, context: context)
+            case .updateFeatures:
+                return try updateFeatures(
+                    decode(UpdateFeaturesRequest.self, request), version: version, context: context)
             default:
                 return .close(reason: "no handler for \(key.name)")
             }

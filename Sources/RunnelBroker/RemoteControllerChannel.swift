@@ -101,6 +101,7 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
     static func isBrokerRequest(_ request: any RequestMessage) -> Bool {
         request is BrokerHeartbeatRequest || request is BrokerRegistrationRequest || request is AlterPartitionRequest
             || request is AllocateProducerIdsRequest || request is UnregisterBrokerRequest
+            || request is ControllerRegistrationRequest
     }
 
     /// Whether a controller answered "not me".
@@ -122,6 +123,8 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         case let r as UnregisterBrokerResponse: return r.errorCode == code
         case let r as AlterPartitionResponse: return r.errorCode == code
         case let r as ElectLeadersResponse: return r.errorCode == code
+        case let r as UpdateFeaturesResponse: return r.errorCode == code
+        case let r as ControllerRegistrationResponse: return r.errorCode == code
         case let r as DescribeQuorumResponse:
             // A voter that does not lead answers its partition NOT_LEADER_OR_FOLLOWER.
             return r.topics.first?.partitions.first?.errorCode == ErrorCode.notLeaderOrFollower.rawValue

@@ -59,3 +59,67 @@ extension KafkaClient {
             finalizedEpoch: response.finalizedFeaturesEpoch >= 0 ? response.finalizedFeaturesEpoch : nil)
     }
 }
+
+/// One change for `updateFeatures` (Kafka's `FeatureUpdate`): the new finalized level (0 removes
+/// the feature) and how it may move.
+public struct FeatureUpdate: Sendable, Equatable {
+    /// Kafka's `FeatureUpdate.UpgradeType` codes.
+    public enum UpgradeType: Int8, Sendable {
+        case upgrade = 1
+        case safeDowngrade = 2
+        case unsafeDowngrade = 3
+    }
+
+    public var feature: String
+    public var maxVersionLevel: Int16
+    public var upgradeType: UpgradeType
+
+    public init(feature: String, maxVersionLevel: Int16, upgradeType: UpgradeType) {
+        self.feature = feature
+        self.maxVersionLevel = maxVersionLevel
+        self.upgradeType = upgradeType
+    }
+}
+
+extension KafkaClient {
+    /// Kafka's `Admin.updateFeatures`: UpdateFeatures to any broker, which forwards it to the
+    /// active controller. Returns each feature's refusal (Kafka's error name and message), nil
+    /// for the ones accepted (or, with `validateOnly`, that would be).
+    public func updateFeatures(
+        _ updates: [FeatureUpdate], validateOnly: Bool
+    ) async throws -> [(feature: String, error: String?)] {
+        let build: @Sendable (Int16) -> UpdateFeaturesRequest = { [requestTimeoutMs] _ in
+            UpdateFeaturesRequest(
+                timeoutMs: Int32(clamping: requestTimeoutMs),
+                featureUpdates: updates.map {
+                    .init(
+                        feature: $0.feature, maxVersionLevel: $0.maxVersionLevel,
+                        allowDowngrade: $0.upgradeType != .upgrade, upgradeType: $0.upgradeType.rawValue)
+                }, validateOnly: validateOnly)
+        }
+        var (response, version, address) = try await sendAny(build)
+        // Bootstrapped from the controllers, a standby answers NOT_CONTROLLER: ask the others.
+        for other in anyAddresses() where other != address && response.errorCode == ErrorCode.notController.rawValue {
+            guard let answer = try? await send(to: other, build) else { continue }
+            (response, version, address) = (answer.response, answer.version, other)
+        }
+        if version == 0 && (validateOnly || updates.contains { $0.upgradeType == .unsafeDowngrade }) {
+            throw ClientError(
+                "the broker at \(address) answers UpdateFeatures only at v0, which has no dry run and no unsafe downgrade"
+            )
+        }
+        if response.errorCode != 0 {
+            let reason = Self.reason(ErrorCode(response.errorCode), response.errorMessage)
+            return updates.map { ($0.feature, reason) }
+        }
+        return updates.map { update in
+            guard let result = response.results.first(where: { $0.feature == update.feature }) else {
+                return (update.feature, "the controller did not answer for \(update.feature)")
+            }
+            return (
+                update.feature,
+                result.errorCode == 0 ? nil : Self.reason(ErrorCode(result.errorCode), result.errorMessage)
+            )
+        }
+    }
+}

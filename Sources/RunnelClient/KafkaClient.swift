@@ -451,6 +451,7 @@ public enum ClientVersions {
         .deleteAcls: 1...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .updateFeatures: 0...1,  // v1 carries the upgrade type and validate-only (KIP-778)
         .writeTxnMarkers: 0...2,
         .describeProducers: 0...0,
         .describeTransactions: 0...0,

@@ -28,6 +28,11 @@ extension QuorumController {
                 records: [],
                 response: BrokerRegistrationResponse(errorCode: ErrorCode.duplicateBrokerRegistration.rawValue))
         }
+        if registrationFeatureRefusal(request.features) != nil {
+            // Kafka's ClusterControlManager: a broker that cannot run a finalized level may not join.
+            return ControllerResult(
+                records: [], response: BrokerRegistrationResponse(errorCode: ErrorCode.unsupportedVersion.rawValue))
+        }
         let record = RegisterBrokerRecord(
             brokerId: request.brokerId, isMigratingZkBroker: false, incarnationId: request.incarnationId,
             brokerEpoch: nextOffset,

@@ -27,6 +27,14 @@ public struct ControllerSettings: Sendable {
     /// whose broker epoch is not their current registration's (no KIP-903 check). Off in every
     /// real run.
     public var acceptsStaleBrokerEpochs = false
+    /// This controller's `node.id`, named in UpdateFeatures refusals ("Local controller 3000 ...").
+    public var nodeId: Int32 = -1
+    /// The feature levels this controller's software supports; UpdateFeatures never finalizes a
+    /// level outside them.
+    public var supportedFeatures: [String: ClosedRange<Int16>] = SupportedFeatures.local
+    /// The quorum's voters (`controller.quorum.voters`): the controllers that must have
+    /// registered before a feature level is finalized (KIP-919). Empty: not checked.
+    public var voterIds: [Int32] = []
     public init() {}
 }
 

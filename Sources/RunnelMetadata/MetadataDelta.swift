@@ -89,7 +89,8 @@ public struct MetadataDelta: Sendable {
                 endpoints: r.endPoints.map {
                     .init(listener: $0.name, host: $0.host, port: Int($0.port), securityProtocol: $0.securityProtocol)
                 },
-                rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown, logDirs: r.logDirs)
+                rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown, logDirs: r.logDirs,
+                supportedFeatures: BrokerRegistration.supportedFeatures(r.features))
             changedBrokers.insert(id)
         case .unregisterBroker(let r):
             let id = NodeID(r.brokerId)
@@ -132,7 +133,9 @@ public struct MetadataDelta: Sendable {
         case .removeUserScramCredential(let r):
             let key = ScramCredentialKey(user: r.name, mechanism: r.mechanism)
             if next.scramCredentials.removeValue(forKey: key) != nil { changedScramCredentials.insert(key) }
-        case .noOp, .zkMigrationState, .registerController, .delegationToken, .removeDelegationToken,
+        case .registerController(let r):
+            next.controllers[NodeID(r.controllerId)] = ControllerRegistration(r)
+        case .noOp, .zkMigrationState, .delegationToken, .removeDelegationToken,
             .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
             break
         }

@@ -7,7 +7,7 @@ extension MetadataImage {
     public init(
         provenance: MetadataProvenance, features: [String: Int16], brokers: [BrokerRegistration], topics: [TopicImage],
         configs: [ConfigResource: [String: String]], nextProducerId: Int64, producerIdsBroker: Int32, acls: [AclEntry],
-        scramCredentials: [ScramCredentialEntry] = []
+        scramCredentials: [ScramCredentialEntry] = [], controllers: [ControllerRegistration] = []
     ) {
         var image = MetadataImage.empty
         image.provenance = provenance
@@ -26,6 +26,7 @@ extension MetadataImage {
         image.producerIdsBroker = producerIdsBroker
         for acl in acls { image.acls[acl.id] = acl }
         for credential in scramCredentials { image.scramCredentials[credential.key] = credential }
+        for controller in controllers { image.controllers[controller.id] = controller }
         self = image
     }
 
@@ -48,9 +49,14 @@ extension MetadataImage {
                                 name: $0.listener, host: $0.host, port: UInt16(clamping: $0.port),
                                 securityProtocol: $0.securityProtocol)
                         },
-                        features: [], rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
+                        features: b.supportedFeatures.keys.sorted().map {
+                            .init(
+                                name: $0, minSupportedVersion: b.supportedFeatures[$0]!.lowerBound,
+                                maxSupportedVersion: b.supportedFeatures[$0]!.upperBound)
+                        }, rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
                         logDirs: b.logDirs)))
         }
+        for id in controllers.keys.sorted() { out.append(.registerController(controllers[id]!.record)) }
         for name in topicNames {
             let t = topic(named: name)!
             out.append(.topic(TopicRecord(name: t.name, topicId: t.id)))

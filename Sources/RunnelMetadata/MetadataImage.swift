@@ -26,10 +26,13 @@ public struct BrokerRegistration: Sendable, Equatable {
     public var fenced: Bool
     public var inControlledShutdown: Bool
     public var logDirs: [KafkaUUID]
+    /// The feature levels the broker's software supports, from its registration (Kafka's
+    /// `BrokerRegistration.supportedFeatures`); UpdateFeatures is checked against them.
+    public var supportedFeatures: [String: ClosedRange<Int16>]
 
     public init(
         id: NodeID, epoch: Int64, incarnationId: KafkaUUID, endpoints: [Endpoint], rack: String?, fenced: Bool,
-        inControlledShutdown: Bool, logDirs: [KafkaUUID] = []
+        inControlledShutdown: Bool, logDirs: [KafkaUUID] = [], supportedFeatures: [String: ClosedRange<Int16>] = [:]
     ) {
         self.id = id
         self.epoch = epoch
@@ -39,6 +42,7 @@ public struct BrokerRegistration: Sendable, Equatable {
         self.fenced = fenced
         self.inControlledShutdown = inControlledShutdown
         self.logDirs = logDirs
+        self.supportedFeatures = supportedFeatures
     }
 
     public func endpoint(_ listener: String) -> Endpoint? {
@@ -280,10 +284,12 @@ public struct MetadataImage: Sendable, Equatable {
     public internal(set) var acls: TreeDictionary<KafkaUUID, AclEntry>
     /// SCRAM credentials by user and mechanism.
     public internal(set) var scramCredentials: TreeDictionary<ScramCredentialKey, ScramCredentialEntry>
+    /// Controllers as they registered (KIP-919), by node id.
+    public internal(set) var controllers: TreeDictionary<NodeID, ControllerRegistration>
 
     public static let empty = MetadataImage(
         provenance: .empty, features: [:], brokers: [:], topicsById: [:], topicIdsByName: [:], configs: [:],
-        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:])
+        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:], controllers: [:])
 
     public func topic(named name: String) -> TopicImage? {
         topicIdsByName[name].flatMap { topicsById[$0] }

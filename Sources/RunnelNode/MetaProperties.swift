@@ -89,8 +89,9 @@ public enum StorageFormatter {
         return written
     }
 
-    /// The file of records the first active controller writes after `metadata.version` (SCRAM
-    /// credentials from `runnel format --add-scram`), in the metadata log directory: Runnel's own
+    /// The file of records the first active controller writes for a new cluster (the
+    /// `metadata.version` of `runnel format --release-version`, SCRAM credentials from
+    /// `--add-scram`), in the metadata log directory: Runnel's own
     /// format, each record a 4-byte size and its metadata record frame.
     public static let bootstrapFile = "bootstrap.records"
 
@@ -134,6 +135,13 @@ public enum StorageFormatter {
                 records.append(try MetadataRecordFrame.decode(frame).record)
             } catch {
                 throw StorageError("\(path) holds a record that cannot be read (\(error)); format the node again.")
+            }
+            if case .featureLevel(let r) = records.last!, r.name == MetadataVersion.featureName,
+                !MetadataVersion.supportedLevels.contains(r.featureLevel)
+            {
+                throw StorageError(
+                    "\(path) starts the cluster at metadata.version \(r.featureLevel), which this build does not run (\(MetadataVersion.supportedLevels.lowerBound) to \(MetadataVersion.supportedLevels.upperBound)); format the node again with a supported --release-version."
+                )
             }
         }
         return records

@@ -42,6 +42,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var markerPeers: BrokerPeers?
     /// The broker's network way to the active controller (nil in-process or without a broker).
     private var remoteController: RemoteControllerChannel?
+    /// The controller registration's way to the active controller (KIP-919), on a controller.
+    private var registrationController: RemoteControllerChannel?
     private var maintenance: Thread?
     private var metricsServer: MetricsHTTPServer?
     private var gaugeTask: RepeatedTask?
@@ -115,6 +117,8 @@ public final class RunnelServer: @unchecked Sendable {
         settings.defaultPartitions = config.numPartitions
         settings.defaultReplicationFactor = config.defaultReplicationFactor
         settings.deleteTopicEnable = config.deleteTopicEnable
+        settings.nodeId = config.nodeId
+        settings.voterIds = config.voters.map(\.id)
         let resolver = ConfigResolver(staticBrokerConfig: config.properties.entries, brokerId: config.nodeId)
         let loop = quorumGroup.next()
         // Connections to the controllers speak their listener's protocol (controller.listener.names,
@@ -283,6 +287,29 @@ public final class RunnelServer: @unchecked Sendable {
             for listener in config.controllerListeners {
                 servers.append(try await listen(listener, handler: endpoint, group: loop, accepting: true))
             }
+            // Register this controller with the active one (KIP-919), over the controller
+            // listener (in-process for a lone combined node).
+            let registrationChannel: any ControllerChannel =
+                config.voters.count == 1
+                ? QuorumControllerChannel(quorum: quorum, eventLoop: loop, unfenceOnRegistration: false)
+                : RemoteControllerChannel(
+                    voters: config.voters, brokerId: config.nodeId, connector: controllerConnector,
+                    eventLoop: networkGroup.next(), logger: logger, leaderHint: { leaderHint.withLockedValue { $0 } })
+            registrationController = registrationChannel as? RemoteControllerChannel
+            registrationController?.brokerRequestTimeoutMs = config.quorumRequestTimeoutMs
+            var generator = SystemRandomNumberGenerator()
+            let listeners: [ControllerRegistrationRequest.Listener] = config.controllerListeners.map { spec in
+                let bound = servers.first { $0.listener == spec.name }?.port ?? spec.port
+                let securityProtocol =
+                    SecurityProtocol(rawValue: config.securityProtocols[spec.name] ?? "PLAINTEXT") ?? .plaintext
+                return .init(
+                    name: spec.name, host: spec.host, port: UInt16(clamping: spec.port == 0 ? bound : spec.port),
+                    securityProtocol: securityProtocol.code)
+            }
+            let registrar = ControllerRegistrar(
+                nodeId: config.nodeId, incarnationId: KafkaUUID.random(using: &generator), listeners: listeners,
+                channel: registrationChannel, eventLoop: loop, logger: logger)
+            try await loop.submit { quorum.subscribe { _, image in registrar.published(image) } }.get()
         }
         if let broker, let channel {
             // The client ports are bound before registering (a port in use stops the node before
@@ -375,7 +402,11 @@ public final class RunnelServer: @unchecked Sendable {
                 name: spec.name, host: spec.host, port: UInt16(spec.port == 0 ? bound : spec.port),
                 securityProtocol: securityProtocol.code)
         }
-        registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
+        registration.features = SupportedFeatures.local.keys.sorted().map {
+            .init(
+                name: $0, minSupportedVersion: SupportedFeatures.local[$0]!.lowerBound,
+                maxSupportedVersion: SupportedFeatures.local[$0]!.upperBound)
+        }
         return registration
     }
 
@@ -518,6 +549,7 @@ public final class RunnelServer: @unchecked Sendable {
         consumerLagTask?.cancel()
         await metricsServer?.close()
         remoteController?.shutdown()
+        registrationController?.shutdown()
         broker?.stopReplication()
         brokerPeers?.close()
         markerPeers?.close()

@@ -209,8 +209,8 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         maybeBootstrap()
     }
 
-    /// Records `runnel format` gave this node for a new cluster (SCRAM credentials of
-    /// `--add-scram`), written after the metadata version by the first active controller.
+    /// Records `runnel format` gave this node for a new cluster (its `--release-version`'s
+    /// metadata.version, SCRAM credentials of `--add-scram`), written by the first active controller.
     public var bootstrapRecords: [MetadataRecord] = []
 
     /// A new cluster records its metadata version first, as Kafka's format does, then the
@@ -218,15 +218,30 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     private func maybeBootstrap() {
         guard !bootstrapped, driver.isActiveLeader else { return }
         bootstrapped = true
-        if committedImage.features["metadata.version"] == nil {
-            let extra = bootstrapRecords
+        if committedImage.features[MetadataVersion.featureName] == nil {
+            let records = Self.bootstrapMetadata(bootstrapRecords)
             run(
-                { _, _, _ in
-                    ControllerResult(
-                        records: [.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: 21))]
-                            + extra, response: 0)
-                }, completion: { (_: Result<Int, ProposalError>) in })
+                { _, _, _ in ControllerResult(records: records, response: 0) },
+                completion: { (_: Result<Int, ProposalError>) in })
         }
+    }
+
+    /// A new cluster's first records: `metadata.version` first (the level `runnel format
+    /// --release-version` chose, else the newest this build runs), then the other bootstrap
+    /// records in their order.
+    static func bootstrapMetadata(_ bootstrap: [MetadataRecord]) -> [MetadataRecord] {
+        var level = MetadataVersion.latest.featureLevel
+        var rest: [MetadataRecord] = []
+        for record in bootstrap {
+            if case .featureLevel(let r) = record, r.name == MetadataVersion.featureName {
+                level = r.featureLevel
+            } else {
+                rest.append(record)
+            }
+        }
+        precondition(
+            MetadataVersion.supportedLevels.contains(level), "runnel format writes only a supported metadata.version")
+        return [.featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: level))] + rest
     }
 
     // MARK: commands

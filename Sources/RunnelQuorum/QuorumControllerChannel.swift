@@ -70,6 +70,10 @@ public struct QuorumControllerChannel: ControllerChannel {
                 promise.succeed(QuorumEndpoint.describeQuorum(quorum))
             case let r as AlterUserScramCredentialsRequest:
                 quorum.run({ c, _, _ in c.alterUserScramCredentials(r) }, completion: finish)
+            case let r as UpdateFeaturesRequest:
+                quorum.run({ c, _, _ in c.updateFeatures(r, version: version) }, completion: finish)
+            case let r as ControllerRegistrationRequest:
+                quorum.run({ c, _, _ in c.registerController(r) }, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }

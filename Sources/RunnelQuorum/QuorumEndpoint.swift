@@ -79,6 +79,8 @@ public struct QuorumEndpoint: RequestHandler {
         .deleteAcls: 0...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .updateFeatures: 0...1,
+        .controllerRegistration: 0...0,
         // Answered by the connection's authenticator before any other request.
         .saslHandshake: 0...1,
         .saslAuthenticate: 0...2,
@@ -214,6 +216,10 @@ public struct QuorumEndpoint: RequestHandler {
             case .deleteAcls: return command(try DeleteAclsRequest(from: &reader, version: version), version, context)
             case .alterUserScramCredentials:
                 return command(try AlterUserScramCredentialsRequest(from: &reader, version: version), version, context)
+            case .updateFeatures:
+                return command(try UpdateFeaturesRequest(from: &reader, version: version), version, context)
+            case .controllerRegistration:
+                return command(try ControllerRegistrationRequest(from: &reader, version: version), version, context)
             case .describeAcls:
                 let r = try DescribeAclsRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -322,6 +328,7 @@ public struct QuorumEndpoint: RequestHandler {
         case .brokerHeartbeat: return BrokerHeartbeatResponse(errorCode: clusterRefused.rawValue)
         case .alterPartition: return AlterPartitionResponse(errorCode: clusterRefused.rawValue)
         case .allocateProducerIds: return AllocateProducerIdsResponse(errorCode: clusterRefused.rawValue)
+        case .controllerRegistration: return ControllerRegistrationResponse(errorCode: clusterRefused.rawValue)
         case .unregisterBroker:
             return allows(.alter, .cluster) ? nil : UnregisterBrokerResponse(errorCode: clusterRefused.rawValue)
         case .describeAcls:
@@ -338,6 +345,9 @@ public struct QuorumEndpoint: RequestHandler {
         case .deleteAcls:
             return allows(.alter, .cluster)
                 ? nil : ControllerRequests.failure(try decode(DeleteAclsRequest.self), code: clusterRefused)
+        case .updateFeatures:
+            return allows(.alter, .cluster)
+                ? nil : ControllerRequests.failure(try decode(UpdateFeaturesRequest.self), code: clusterRefused)
         case .alterUserScramCredentials:
             return allows(.alter, .cluster)
                 ? nil
@@ -434,6 +444,20 @@ public struct QuorumEndpoint: RequestHandler {
             response.errorCode = ErrorCode.unsupportedVersion.rawValue
             response.apiKeys = [.init(apiKey: ApiKey.apiVersions.rawValue, minVersion: 0, maxVersion: 4)]
             return respond(response, 0, context)
+        }
+        if version >= 3 {
+            // As a Kafka controller does: what this node supports and what the committed
+            // metadata finalized, so kafka-features --bootstrap-controller sees the levels.
+            let image = authorizer.image
+            response.supportedFeatures = SupportedFeatures.local.keys.sorted().map {
+                .init(
+                    name: $0, minVersion: SupportedFeatures.local[$0]!.lowerBound,
+                    maxVersion: SupportedFeatures.local[$0]!.upperBound)
+            }
+            response.finalizedFeaturesEpoch = image.provenance.lastOffset
+            response.finalizedFeatures = image.features.keys.sorted().map {
+                .init(name: $0, maxVersionLevel: image.features[$0]!, minVersionLevel: image.features[$0]!)
+            }
         }
         return respond(response, version, context)
     }

@@ -229,7 +229,11 @@ final class SimBrokerNode: @unchecked Sendable {
         registration.clusterId = ReplicationSimulation.clusterId
         registration.incarnationId = KafkaUUID(high: UInt64(id), low: UInt64(incarnation))
         registration.listeners = [.init(name: "PLAINTEXT", host: host, port: UInt16(Self.port), securityProtocol: 0)]
-        registration.features = [.init(name: "metadata.version", minSupportedVersion: 1, maxSupportedVersion: 21)]
+        registration.features = [
+            .init(
+                name: MetadataVersion.featureName, minSupportedVersion: MetadataVersion.supportedLevels.lowerBound,
+                maxSupportedVersion: MetadataVersion.supportedLevels.upperBound)
+        ]
         let alive = world.aliveCheck(id)
         // RunnelServer.start: register, let partitions follow the image, wait to be unfenced,
         // heartbeat, then let clients in and start the periodic work.

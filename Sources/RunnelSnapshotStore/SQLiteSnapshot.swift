@@ -10,8 +10,10 @@ import RunnelWire
 /// directory synced, so a crash leaves either the old set of snapshots or the new one.
 public enum SQLiteSnapshot {
     /// Bumped when the tables change; readers refuse newer versions and read older ones.
-    /// Version 2 added `scram_credentials`.
-    public static let schemaVersion = 2
+    /// Version 2 added `scram_credentials`; version 3 `broker_features` (the feature ranges each
+    /// broker registered with, which UpdateFeatures is checked against) and the controllers'
+    /// registrations (`controllers`, `controller_endpoints`, `controller_features`, KIP-919).
+    public static let schemaVersion = 3
     public static let suffix = ".checkpoint.sqlite"
 
     /// `<end offset, 20 digits>-<epoch, 10 digits>.checkpoint.sqlite`, as Kafka names snapshots.
@@ -44,6 +46,16 @@ public enum SQLiteSnapshot {
         CREATE TABLE broker_endpoints (
             broker_id INTEGER NOT NULL, listener TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
             security_protocol INTEGER NOT NULL, PRIMARY KEY (broker_id, listener));
+        CREATE TABLE broker_features (
+            broker_id INTEGER NOT NULL, name TEXT NOT NULL, min_version INTEGER NOT NULL, max_version INTEGER NOT NULL,
+            PRIMARY KEY (broker_id, name));
+        CREATE TABLE controllers (id INTEGER PRIMARY KEY, incarnation_id TEXT NOT NULL);
+        CREATE TABLE controller_endpoints (
+            controller_id INTEGER NOT NULL, listener TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+            security_protocol INTEGER NOT NULL, PRIMARY KEY (controller_id, listener));
+        CREATE TABLE controller_features (
+            controller_id INTEGER NOT NULL, name TEXT NOT NULL, min_version INTEGER NOT NULL,
+            max_version INTEGER NOT NULL, PRIMARY KEY (controller_id, name));
         CREATE TABLE topics (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
         CREATE TABLE partitions (
             topic_id TEXT NOT NULL, topic_name TEXT NOT NULL, partition INTEGER NOT NULL, leader INTEGER NOT NULL,
@@ -108,6 +120,29 @@ public enum SQLiteSnapshot {
                             arguments: [
                                 b.id.rawValue, e.listener, e.host, e.port, e.securityProtocol,
                             ])
+                    }
+                    for name in b.supportedFeatures.keys.sorted() {
+                        let range = b.supportedFeatures[name]!
+                        try db.execute(
+                            sql: "INSERT INTO broker_features VALUES (?, ?, ?, ?)",
+                            arguments: [b.id.rawValue, name, range.lowerBound, range.upperBound])
+                    }
+                }
+                for id in image.controllers.keys.sorted() {
+                    let c = image.controllers[id]!
+                    try db.execute(
+                        sql: "INSERT INTO controllers VALUES (?, ?)",
+                        arguments: [c.id.rawValue, c.incarnationId.description])
+                    for e in c.endpoints {
+                        try db.execute(
+                            sql: "INSERT INTO controller_endpoints VALUES (?, ?, ?, ?, ?)",
+                            arguments: [c.id.rawValue, e.listener, e.host, e.port, e.securityProtocol])
+                    }
+                    for name in c.supportedFeatures.keys.sorted() {
+                        let range = c.supportedFeatures[name]!
+                        try db.execute(
+                            sql: "INSERT INTO controller_features VALUES (?, ?, ?, ?)",
+                            arguments: [c.id.rawValue, name, range.lowerBound, range.upperBound])
                     }
                 }
                 for name in image.topicNames {
@@ -249,6 +284,17 @@ public enum SQLiteSnapshot {
                             listener: r["listener"], host: r["host"], port: r["port"],
                             securityProtocol: r["security_protocol"]))
                 }
+                var brokerFeatures: [Int32: [String: ClosedRange<Int16>]] = [:]
+                if header.schemaVersion >= 3 {
+                    for r in try Row.fetchAll(db, sql: "SELECT * FROM broker_features") {
+                        let low: Int16 = r["min_version"]
+                        let high: Int16 = r["max_version"]
+                        guard low <= high else {
+                            throw SnapshotError("\(path) has a broker feature range \(low)-\(high)")
+                        }
+                        brokerFeatures[r["broker_id"], default: [:]][r["name"]] = low...high
+                    }
+                }
                 var brokers: [BrokerRegistration] = []
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM brokers") {
                     let id: Int32 = r["id"]
@@ -259,7 +305,8 @@ public enum SQLiteSnapshot {
                             incarnationId: KafkaUUID(r["incarnation_id"] as String) ?? .zero,
                             endpoints: endpoints[id] ?? [], rack: r["rack"], fenced: r["fenced"],
                             inControlledShutdown: r["in_controlled_shutdown"],
-                            logDirs: dirs.split(separator: ",").compactMap { KafkaUUID(String($0)) }))
+                            logDirs: dirs.split(separator: ",").compactMap { KafkaUUID(String($0)) },
+                            supportedFeatures: brokerFeatures[id] ?? [:]))
                 }
                 var topics: [KafkaUUID: TopicImage] = [:]
                 for r in try Row.fetchAll(db, sql: "SELECT * FROM topics") {
@@ -309,12 +356,40 @@ public enum SQLiteSnapshot {
                                 storedKey: Array(storedKey), serverKey: Array(serverKey), iterations: r["iterations"]))
                     }
                 }
+                var controllers: [ControllerRegistration] = []
+                if header.schemaVersion >= 3 {
+                    var endpoints: [Int32: [BrokerRegistration.Endpoint]] = [:]
+                    for r in try Row.fetchAll(
+                        db, sql: "SELECT * FROM controller_endpoints ORDER BY controller_id, listener")
+                    {
+                        endpoints[r["controller_id"], default: []].append(
+                            .init(
+                                listener: r["listener"], host: r["host"], port: r["port"],
+                                securityProtocol: r["security_protocol"]))
+                    }
+                    var ranges: [Int32: [String: ClosedRange<Int16>]] = [:]
+                    for r in try Row.fetchAll(db, sql: "SELECT * FROM controller_features") {
+                        let low: Int16 = r["min_version"]
+                        let high: Int16 = r["max_version"]
+                        guard low <= high else {
+                            throw SnapshotError("\(path) has a controller feature range \(low)-\(high)")
+                        }
+                        ranges[r["controller_id"], default: [:]][r["name"]] = low...high
+                    }
+                    for r in try Row.fetchAll(db, sql: "SELECT * FROM controllers") {
+                        let id: Int32 = r["id"]
+                        controllers.append(
+                            ControllerRegistration(
+                                id: NodeID(id), incarnationId: KafkaUUID(r["incarnation_id"] as String) ?? .zero,
+                                endpoints: endpoints[id] ?? [], supportedFeatures: ranges[id] ?? [:]))
+                    }
+                }
                 let image = MetadataImage(
                     provenance: provenance, features: features, brokers: brokers, topics: Array(topics.values),
                     configs: configs,
                     nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1,
                     acls: acls,
-                    scramCredentials: scram)
+                    scramCredentials: scram, controllers: controllers)
                 return (header, image, voters)
             }
         } catch let error as SnapshotError {

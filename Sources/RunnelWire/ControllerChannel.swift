@@ -55,6 +55,8 @@ public enum ControllerRequests {
             return AllocateProducerIdsResponse(errorCode: code.rawValue) as? R.Response
         case is BrokerRegistrationRequest:
             return BrokerRegistrationResponse(errorCode: code.rawValue) as? R.Response
+        case is ControllerRegistrationRequest:
+            return ControllerRegistrationResponse(errorCode: code.rawValue, errorMessage: message) as? R.Response
         case is BrokerHeartbeatRequest:
             return BrokerHeartbeatResponse(errorCode: code.rawValue) as? R.Response
         case is UnregisterBrokerRequest:
@@ -79,6 +81,14 @@ public enum ControllerRequests {
                 filterResults: r.filters.map { _ in
                     .init(errorCode: code.rawValue, errorMessage: message, matchingAcls: [])
                 }) as? R.Response
+        case let r as UpdateFeaturesRequest:
+            // Kafka answers a request-wide error on the top level and on every feature.
+            return UpdateFeaturesResponse(
+                throttleTimeMs: 0, errorCode: code.rawValue, errorMessage: message,
+                results: r.featureUpdates.map {
+                    .init(feature: $0.feature, errorCode: code.rawValue, errorMessage: message)
+                })
+                as? R.Response
         case let r as AlterUserScramCredentialsRequest:
             return AlterUserScramCredentialsResponse(
                 results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {

@@ -17,7 +17,7 @@ let clientToolCommands: [String: [String]] = [
     "acl": ["add", "list", "remove"],
     "user": ["scram"],
     "log-dirs": ["describe"],
-    "features": ["describe"],
+    "features": ["describe", "upgrade", "downgrade", "disable"],
     "storage": ["info"],
     "get-offsets": [],
     "config": ["describe", "alter"],
@@ -58,11 +58,21 @@ struct ClientOptions: ParsableArguments {
 
 /// Runs `body` with a client, closes it, and turns any failure into one sentence and exit 1.
 func withClient<T: Sendable>(_ options: ClientOptions, _ body: @Sendable (KafkaClient) async throws -> T) async -> T {
+    await withClient(
+        servers: options.bootstrapServer, requestTimeoutMs: options.requestTimeoutMs,
+        commandConfig: options.commandConfig, body)
+}
+
+/// `withClient` for tools that may also bootstrap from the controllers (`--bootstrap-controller`).
+func withClient<T: Sendable>(
+    servers: String, requestTimeoutMs: Int64, commandConfig: String?,
+    _ body: @Sendable (KafkaClient) async throws -> T
+) async -> T {
     let client: KafkaClient
     do {
         client = try KafkaClient(
-            bootstrapServers: options.bootstrapServer, requestTimeoutMs: options.requestTimeoutMs,
-            security: try clientSecurity(commandConfig: options.commandConfig))
+            bootstrapServers: servers, requestTimeoutMs: requestTimeoutMs,
+            security: try clientSecurity(commandConfig: commandConfig))
     } catch {
         fail(sentence(error))
     }

@@ -575,7 +575,7 @@ struct MetadataSQL: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
         abstract:
-            "Run read-only SQL over a snapshot's tables (snapshot, brokers, broker_endpoints, topics, partitions, configs, features, producer_ids, acls, voters, scram_credentials)."
+            "Run read-only SQL over a snapshot's tables (snapshot, brokers, broker_endpoints, broker_features, controllers, controller_endpoints, controller_features, topics, partitions, configs, features, producer_ids, acls, voters, scram_credentials)."
     )
     @OptionGroup var options: SnapshotFileOptions
     @Argument(help: "The query, e.g. \"SELECT topic_name, partition, leader FROM partitions\".") var query: String

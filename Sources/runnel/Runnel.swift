@@ -174,9 +174,69 @@ struct Format: ParsableCommand {
     )
     var addScram: [String] = []
 
+    @Option(
+        name: [.customShort("r"), .customLong("release-version")],
+        help:
+            "The metadata.version the new cluster starts at, as a release (3.3 to 3.9, its newest level) or a name such as 3.7-IV2 (default: 3.9-IV0)."
+    )
+    var releaseVersion: String?
+
+    @Option(
+        name: [.customShort("f"), .long],
+        help:
+            "A feature level for the new cluster as feature=level (only metadata.version=7..21 here). Repeat for more.")
+    var feature: [String] = []
+
+    /// The FeatureLevelRecord for `--release-version` or `--feature metadata.version=N` (none
+    /// means the newest level), or one sentence saying what is wrong.
+    static func bootstrapFeatures(releaseVersion: String?, features: [String]) throws -> [MetadataRecord] {
+        var level: Int16?
+        if let releaseVersion {
+            guard let version = MetadataVersion.fromVersionString(releaseVersion) else {
+                throw StorageError(
+                    "Unknown release version \(releaseVersion); give a release from 3.3 to 3.9 or a metadata.version name (\(MetadataVersion.supportedNames))."
+                )
+            }
+            level = version.featureLevel
+        }
+        for text in features {
+            let parts = text.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let value = Int16(parts[1]) else {
+                throw StorageError(
+                    "--feature \(text) is not feature=level (a level is a number, e.g. metadata.version=21).")
+            }
+            guard parts[0] == MetadataVersion.featureName else {
+                throw StorageError(
+                    "Unsupported feature \(parts[0]); this build finalizes only metadata.version (group.version and transaction.version come with Kafka 4.0)."
+                )
+            }
+            guard level == nil else {
+                throw StorageError(
+                    "metadata.version is given twice; use --release-version or --feature metadata.version=N once.")
+            }
+            level = value
+        }
+        guard let level else { return [] }
+        guard let version = MetadataVersion.fromFeatureLevel(level),
+            MetadataVersion.supportedLevels.contains(level)
+        else {
+            throw StorageError(
+                "metadata.version \(level) is not supported; this build runs \(MetadataVersion.minimumSupported) (\(MetadataVersion.supportedLevels.lowerBound)) to \(MetadataVersion.latest) (\(MetadataVersion.supportedLevels.upperBound))."
+            )
+        }
+        return [
+            .featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: version.featureLevel))
+        ]
+    }
+
     func run() throws {
         let config = loadConfig(config)
         var records: [MetadataRecord] = []
+        do {
+            records = try Self.bootstrapFeatures(releaseVersion: releaseVersion, features: feature)
+        } catch {
+            fail("\(error)")
+        }
         var random = SystemRandomNumberGenerator()
         for argument in addScram {
             do {

@@ -54,10 +54,12 @@ class ClusterNode(RunnelNode):
 
 
 def start_cluster(tmp_path, broker_props: dict | None = None, props: dict | None = None, binary: Path | None = None,
-                  each_broker_props: list[dict] | None = None, each_controller_props: list[dict] | None = None):
+                  each_broker_props: list[dict] | None = None, each_controller_props: list[dict] | None = None,
+                  format_args: list[str] | None = None):
     """Starts 3 controllers (ids 1-3) and 3 brokers (ids 4-6) under `tmp_path`; `props` go to
-    every node, `broker_props` to brokers, `each_broker_props[i]` to broker i + 4 alone and
-    `each_controller_props[i]` to controller i + 1 alone. Returns (controllers, brokers)."""
+    every node, `broker_props` to brokers, `each_broker_props[i]` to broker i + 4 alone,
+    `each_controller_props[i]` to controller i + 1 alone, `format_args` to every node's
+    `runnel format`. Returns (controllers, brokers)."""
     cports = free_ports(3)
     bports = free_ports(3)
     voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(cports))
@@ -73,6 +75,8 @@ def start_cluster(tmp_path, broker_props: dict | None = None, props: dict | None
     if binary is not None:
         for n in controllers + brokers:
             n.binary = Path(binary)
+    for n in controllers + brokers:
+        n.format_args = list(format_args or [])
     for n in controllers:
         n.start()
     for n in brokers:

@@ -325,6 +325,7 @@ class RunnelNode(Node):
         self.cluster_id = cluster_id or kafka_uuid()
         self.config_path = self.workdir / "server.properties"
         self.formatted = False
+        self.format_args: list[str] = []   # extra `runnel format` arguments (--release-version ...)
 
     def server_properties(self) -> dict:
         base = {
@@ -347,7 +348,7 @@ class RunnelNode(Node):
     def format(self) -> None:
         self.write_config()
         argv = [str(self.binary), "format", "--config", str(self.config_path),
-                f"--cluster-id={self.cluster_id}"]
+                f"--cluster-id={self.cluster_id}", *self.format_args]
         p = subprocess.run(argv, cwd=self.workdir, capture_output=True, timeout=120,
                            stdin=subprocess.DEVNULL)
         with open(self.log_path, "ab") as log:

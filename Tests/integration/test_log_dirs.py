@@ -11,7 +11,7 @@ Against 3 controllers and 3 brokers, each its own process:
 - `runnel log-dirs describe --json` (as kafka-log-dirs --describe) reports the same, in Kafka's
   JSON shape; --broker-list and --topic-list narrow it; bad arguments and unknown brokers end
   with one sentence and exit status 1.
-- `runnel features describe` prints kafka-features' line for metadata.version (3.0-IV1 to
+- `runnel features describe` prints kafka-features' line for metadata.version (3.3-IV3 to
   3.9-IV0, finalized 3.9-IV0, the epoch) and --json.
 - `runnel storage info` (as kafka-storage info) on the nodes' formatted dirs, on a config whose
   dirs are missing or unformatted, and on dirs formatted for two clusters.
@@ -190,7 +190,7 @@ def test_features_describe(cluster):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert len(lines) == 1, p.stdout
-    m = re.fullmatch(r"Feature: metadata\.version\tSupportedMinVersion: 3\.0-IV1\tSupportedMaxVersion: 3\.9-IV0\t"
+    m = re.fullmatch(r"Feature: metadata\.version\tSupportedMinVersion: 3\.3-IV3\tSupportedMaxVersion: 3\.9-IV0\t"
                      r"FinalizedVersionLevel: 3\.9-IV0\tEpoch: (\d+)", lines[0])
     assert m, lines[0]
     p = runnel("features", "describe", "--json", "--bootstrap-server", brokers[1].bootstrap)
@@ -198,7 +198,7 @@ def test_features_describe(cluster):
     out = json.loads(p.stdout)
     (f,) = out["features"]
     assert f["feature"] == "metadata.version"
-    assert (f["supportedMinVersion"], f["supportedMaxVersion"], f["finalizedVersionLevel"]) == (1, 21, 21)
+    assert (f["supportedMinVersion"], f["supportedMaxVersion"], f["finalizedVersionLevel"]) == (7, 21, 21)
     assert f["finalizedVersion"] == "3.9-IV0"
     assert f["epoch"] >= int(m.group(1)), "the epoch (a metadata offset) never goes back"
     assert "bootstrap" in one_sentence(runnel("features", "describe", "--bootstrap-server", "nowhere"))

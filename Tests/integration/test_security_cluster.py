@@ -5,7 +5,7 @@ first leader commits them), the StandardAuthorizer on with the nodes' own user a
 It survives kill -9 of the active controller and of a partition leader under an idempotent
 acks=all producer with no acknowledged record lost; ACL bindings and SCRAM users made over the
 wire survive the controller failover and a full restart, and show in `runnel metadata sql` over a
-controller's data dir.
+controller's data dir. UpdateFeatures needs ALTER on the cluster (a topic-only user is refused).
 """
 
 from __future__ import annotations
@@ -117,6 +117,15 @@ def test_secured_cluster_survives_kills_and_keeps_acls_and_users(tmp_path):
                "--command-config", config)
         runnel("acl", "add", "--allow-principal", "User:alice", "--operation", "All", "--topic", topic, "--bootstrap-server", bootstrap,
                "--command-config", config)
+        # UpdateFeatures needs ALTER on the cluster: alice (topic ACLs only) is refused, the super user is not.
+        alice_config = command_config(pki, tmp_path / "alice.properties", "alice", ALICE)
+        p = subprocess.run([str(runnel_bin()), "features", "upgrade", "--release-version", "3.9", "--dry-run",
+                            "--bootstrap-server", bootstrap, "--command-config", alice_config],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "CLUSTER_AUTHORIZATION_FAILED" in p.stdout, p.stdout + p.stderr
+        p = runnel("features", "upgrade", "--release-version", "3.9", "--dry-run", "--bootstrap-server", bootstrap,
+                   "--command-config", config)
+        assert p.stdout.strip() == "metadata.version can be upgraded to 21.", p.stdout
 
         acked: set[bytes] = set()
         errors = []

@@ -100,6 +100,7 @@ public final class RunnelJavaClient {
             case "consume": status = consume(args); break;
             case "admin": status = admin(args); break;
             case "txn": status = txn(args); break;
+            case "features": status = features(args); break;
             default: usage(); return;
         }
         System.out.flush();
@@ -114,7 +115,9 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient admin <bootstrap> quorum -\n"
                 + "       RunnelJavaClient admin <bootstrap> logdirs <brokerId,...> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> transactions <transactional.id> <topic> <partition>\n"
-                + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]");
+                + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]\n"
+                + "       RunnelJavaClient features <bootstrap> describe\n"
+                + "       RunnelJavaClient features <bootstrap> update <feature> <level> UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [dry-run]");
         System.exit(2);
     }
 
@@ -535,5 +538,60 @@ public final class RunnelJavaClient {
             }
         }
         return out.append('"').toString();
+    }
+
+    // -- features (Admin.describeFeatures / Admin.updateFeatures, KIP-584) ------------------------
+    //
+    //   features <bootstrap> describe
+    //       Prints {"supported": {"<feature>": [min, max]}, "finalized": {"<feature>": [min, max]},
+    //       "epoch": n or -1}.
+    //   features <bootstrap> update <feature> <level> <upgradeType> [dry-run]
+    //       Prints {"updated": feature} or {"error": "<exception class>", "message": ...} (exit 1).
+
+    static int features(String[] args) throws InterruptedException {
+        if (args.length < 3) {
+            usage();
+        }
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        try (Admin admin = Admin.create(props)) {
+            if (args[2].equals("describe")) {
+                org.apache.kafka.clients.admin.FeatureMetadata m = admin.describeFeatures().featureMetadata()
+                        .get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                List<String> supported = new ArrayList<>();
+                for (Map.Entry<String, org.apache.kafka.clients.admin.SupportedVersionRange> e
+                        : new TreeMap<>(m.supportedFeatures()).entrySet()) {
+                    supported.add(quote(e.getKey()) + ": [" + e.getValue().minVersion() + ", "
+                            + e.getValue().maxVersion() + "]");
+                }
+                List<String> finalized = new ArrayList<>();
+                for (Map.Entry<String, org.apache.kafka.clients.admin.FinalizedVersionRange> e
+                        : new TreeMap<>(m.finalizedFeatures()).entrySet()) {
+                    finalized.add(quote(e.getKey()) + ": [" + e.getValue().minVersionLevel() + ", "
+                            + e.getValue().maxVersionLevel() + "]");
+                }
+                System.out.println("{\"supported\": {" + String.join(", ", supported) + "}, \"finalized\": {"
+                        + String.join(", ", finalized) + "}, \"epoch\": " + m.finalizedFeaturesEpoch().orElse(-1L) + "}");
+                return 0;
+            }
+            if (!args[2].equals("update") || args.length < 6) {
+                usage();
+            }
+            String feature = args[3];
+            org.apache.kafka.clients.admin.FeatureUpdate update = new org.apache.kafka.clients.admin.FeatureUpdate(
+                    Short.parseShort(args[4]), org.apache.kafka.clients.admin.FeatureUpdate.UpgradeType.valueOf(args[5]));
+            org.apache.kafka.clients.admin.UpdateFeaturesOptions options =
+                    new org.apache.kafka.clients.admin.UpdateFeaturesOptions()
+                            .validateOnly(args.length > 6 && args[6].equals("dry-run"));
+            admin.updateFeatures(Collections.singletonMap(feature, update), options).all()
+                    .get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            System.out.println("{\"updated\": " + quote(feature) + "}");
+            return 0;
+        } catch (ExecutionException | TimeoutException e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
+            System.out.println("{\"error\": " + quote(cause.getClass().getSimpleName()) + ", \"message\": "
+                    + quote(cause.getMessage()) + "}");
+            return 1;
+        }
     }
 }
