@@ -592,6 +592,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 return try alterConfigs(decode(AlterConfigsRequest.self, request), version: version, context: context)
             case .electLeaders:
                 return try electLeaders(decode(ElectLeadersRequest.self, request), version: version, context: context)
+            case .alterPartitionReassignments:
+                return try alterPartitionReassignments(
+                    decode(AlterPartitionReassignmentsRequest.self, request), version: version, context: context)
+            case .listPartitionReassignments:
+                return try listPartitionReassignments(
+                    decode(ListPartitionReassignmentsRequest.self, request), version: version, context: context)
             case .deleteRecords:
                 return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
             case .describeConfigs:
