@@ -1,0 +1,179 @@
+"""Partition reassignment (KIP-455) on a 3-broker cluster (3 controllers beside it), driven by
+Apache Kafka's Java Admin client (alterPartitionReassignments, listPartitionReassignments).
+
+A topic with replication factor 1 holding 50,000 records moves to another broker: the old leader
+hands over, leaves the replica set and deletes its log. Then its replication factor grows from 1
+to 3; the new replicas catch up, join the ISR and the move completes. Every record is read back
+afterwards from the new leader, at the offset it was acknowledged with. A move that cannot finish
+(its new replica is a stopped broker) is listed as in progress, with its adding replica, until it
+is cancelled; then the partition is back on its old replica. Bad plans get Kafka's errors.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Producer
+
+import javaclient
+from cluster import admin, create, start_cluster
+from util import QUIET, drain, is_runnel, wait_until
+
+pytestmark = [
+    pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster"),
+    pytest.mark.skipif(javaclient.missing() is not None, reason=str(javaclient.missing())),
+]
+
+RECORDS = 50_000
+
+
+@pytest.fixture
+def brokers3(tmp_path):
+    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200})
+    try:
+        yield controllers, brokers
+    finally:
+        for n in brokers + controllers:
+            n.close()
+
+
+def bootstrap(brokers) -> str:
+    return ",".join(b.bootstrap for b in brokers if b.is_alive())
+
+
+def state(servers: str, topic: str, partition: int = 0):
+    md = admin_client(servers).list_topics(topic, timeout=5)
+    p = md.topics[topic].partitions[partition]
+    return p.leader, list(p.replicas), sorted(p.isrs)
+
+
+def admin_client(servers: str):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": servers, **QUIET})
+
+
+def fill(servers: str, topic: str, count: int) -> list[tuple[int, bytes]]:
+    """Produces `count` records with acks=all; returns (offset, value) of each acknowledged one."""
+    acked: list[tuple[int, bytes]] = []
+    p = Producer({"bootstrap.servers": servers, "acks": "all", "linger.ms": 20, "enable.idempotence": True, **QUIET})
+
+    def report(err, msg):
+        assert err is None, err
+        acked.append((msg.offset(), msg.value()))
+
+    for i in range(count):
+        while True:
+            try:
+                p.produce(topic, value=f"v-{i:06d}".encode() + b"x" * 100, callback=report)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    assert p.flush(60) == 0
+    assert len(acked) == count
+    return acked
+
+
+def reassign(servers: str, *plan: str) -> dict[str, str | None]:
+    res = javaclient.run("reassign", servers, "alter", *plan)
+    out = {o["partition"]: o["error"] for o in res.objects if "partition" in o}
+    assert len(out) == len(plan), res.explain()
+    return out
+
+
+def listed(servers: str, *partitions: str) -> dict[str, dict]:
+    res = javaclient.run("reassign", servers, "list", *partitions)
+    assert res.ok, res.explain()
+    return {o["partition"]: o for o in res.objects}
+
+
+def read_back(servers: str, topic: str, acked: list[tuple[int, bytes]]) -> None:
+    got = drain(servers, topic, 1, len(acked), timeout=120)
+    assert [(m.offset, m.value) for m in got] == acked
+
+
+def test_move_then_grow_replication_factor(brokers3):
+    _, brokers = brokers3
+    servers = bootstrap(brokers)
+    create(brokers[0], "moved", 1, 1)
+    wait_until(lambda: state(servers, "moved")[0] >= 0, what="a leader for moved-0")
+    acked = fill(servers, "moved", RECORDS)
+    old, replicas, _ = state(servers, "moved")
+    assert replicas == [old]
+    others = [b.node_id for b in brokers if b.node_id != old]
+    old_node = next(b for b in brokers if b.node_id == old)
+    assert old_node.partition_dir("moved", 0).is_dir()
+
+    # 1. Move the only replica to another broker: leadership moves with it, the old broker
+    # leaves the replica set and deletes its log.
+    target = others[0]
+    assert reassign(servers, f"moved:0={target}") == {"moved-0": None}
+    wait_until(lambda: state(servers, "moved") == (target, [target], [target]), timeout=60,
+               what=f"moved-0 on broker {target} alone")
+    wait_until(lambda: listed(servers) == {}, timeout=30, what="no reassignment listed")
+    wait_until(lambda: not old_node.partition_dir("moved", 0).exists(), timeout=30,
+               what=f"broker {old} deleting its moved-0 log")
+    read_back(servers, "moved", acked)
+
+    # 2. Replication factor 1 -> 3: the new replicas catch up, join the ISR and the move completes.
+    grown = [target, others[1], old]
+    assert reassign(servers, "moved:0=" + ",".join(map(str, grown))) == {"moved-0": None}
+    seen = listed(servers)
+    if seen:  # still copying: listed with its adding replicas
+        assert seen["moved-0"]["replicas"] == grown
+        assert sorted(seen["moved-0"]["adding"]) == sorted(others[1:] + [old])
+        assert seen["moved-0"]["removing"] == []
+    wait_until(lambda: state(servers, "moved") == (target, grown, sorted(grown)), timeout=120,
+               what="moved-0 on 3 replicas, all in sync")
+    wait_until(lambda: listed(servers) == {}, timeout=30, what="no reassignment listed")
+    described = javaclient.run("admin", servers, "describe", "moved")
+    assert described.ok, described.explain()
+    p = described.objects[0]["partitions"][0]
+    assert p["replicas"] == grown and sorted(p["isr"]) == sorted(grown) and p["leader"] == target
+    read_back(servers, "moved", acked)
+    # Every replica holds every record.
+    for b in brokers:
+        assert b.partition_dir("moved", 0).is_dir(), f"broker {b.node_id} has no moved-0 log"
+
+
+def test_cancel_returns_to_old_replicas(brokers3):
+    _, brokers = brokers3
+    servers = bootstrap(brokers)
+    create(brokers[0], "stuck", 1, 1)
+    wait_until(lambda: state(servers, "stuck")[0] >= 0, what="a leader for stuck-0")
+    acked = fill(servers, "stuck", 2_000)
+    old, _, _ = state(servers, "stuck")
+    stopped = next(b for b in brokers if b.node_id != old)
+    stopped.stop()
+    servers = bootstrap(brokers)
+
+    # A move onto the stopped broker cannot finish: it is listed while it waits.
+    assert reassign(servers, f"stuck:0={stopped.node_id},{old}") == {"stuck-0": None}
+    time.sleep(3)
+    seen = listed(servers)
+    assert seen == {"stuck-0": {"partition": "stuck-0", "replicas": [stopped.node_id, old],
+                                "adding": [stopped.node_id], "removing": []}}
+    assert listed(servers, "stuck:0", "stuck:7", "nope:0") == seen
+    assert state(servers, "stuck") == (old, [stopped.node_id, old], [old])
+
+    # Cancelled, it returns to the old replica set.
+    assert reassign(servers, "stuck:0=cancel") == {"stuck-0": None}
+    wait_until(lambda: state(servers, "stuck") == (old, [old], [old]), timeout=30, what="stuck-0 back on its old replica")
+    assert listed(servers) == {}
+    # A second cancel has nothing to cancel.
+    assert reassign(servers, "stuck:0=cancel") == {"stuck-0": "NoReassignmentInProgressException"}
+    read_back(servers, "stuck", acked)
+
+
+def test_bad_plans(brokers3):
+    _, brokers = brokers3
+    servers = bootstrap(brokers)
+    create(brokers[0], "plans", 1, 1)
+    wait_until(lambda: state(servers, "plans")[0] >= 0, what="a leader for plans-0")
+    ids = [b.node_id for b in brokers]
+    assert reassign(servers, f"plans:0={ids[0]},99") == {"plans-0": "InvalidReplicaAssignmentException"}
+    assert reassign(servers, f"plans:0={ids[0]},{ids[0]}") == {"plans-0": "InvalidReplicaAssignmentException"}
+    assert reassign(servers, f"plans:5={ids[0]}") == {"plans-5": "UnknownTopicOrPartitionException"}
+    assert reassign(servers, f"nope:0={ids[0]}") == {"nope-0": "UnknownTopicOrPartitionException"}
+    assert listed(servers) == {}
