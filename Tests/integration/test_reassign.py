@@ -11,13 +11,17 @@ is cancelled; then the partition is back on its old replica. Bad plans get Kafka
 
 from __future__ import annotations
 
+import json
+import subprocess
+import threading
 import time
 
 import pytest
 from confluent_kafka import Producer
 
 import javaclient
-from cluster import admin, create, start_cluster
+from cluster import create, start_cluster
+from nodes import runnel_bin
 from util import QUIET, drain, is_runnel, wait_until
 
 pytestmark = [
@@ -177,3 +181,137 @@ def test_bad_plans(brokers3):
     assert reassign(servers, f"plans:5={ids[0]}") == {"plans-5": "UnknownTopicOrPartitionException"}
     assert reassign(servers, f"nope:0={ids[0]}") == {"nope-0": "UnknownTopicOrPartitionException"}
     assert listed(servers) == {}
+
+
+def runnel(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(runnel_bin()), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def plan_after(output: str, heading: str) -> dict:
+    lines = output.splitlines()
+    i = lines.index(heading)
+    return json.loads(next(ln for ln in lines[i + 1:] if ln.startswith("{")))
+
+
+def test_cli_generate_execute_verify_cancel(brokers3, tmp_path):
+    """`runnel reassign` with kafka-reassign-partitions' files and output; --throttle sets the
+    throttle configs and verify removes them once every partition is done."""
+    _, brokers = brokers3
+    servers = bootstrap(brokers)
+    create(brokers[0], "cli", 3, 1)
+    wait_until(lambda: all(state(servers, "cli", p)[0] >= 0 for p in range(3)), what="leaders for cli")
+    acked = {p: [] for p in range(3)}
+    prod = Producer({"bootstrap.servers": servers, "acks": "all", **QUIET})
+    for i in range(3000):
+        prod.produce("cli", value=f"c-{i}".encode(), partition=i % 3,
+                     on_delivery=lambda err, msg: acked[msg.partition()].append(msg.offset()) if err is None else None)
+    assert prod.flush(30) == 0
+    ids = [b.node_id for b in brokers]
+
+    topics = tmp_path / "topics.json"
+    topics.write_text(json.dumps({"topics": [{"topic": "cli"}], "version": 1}))
+    gen = runnel("reassign", "generate", "--topics-to-move-json-file", str(topics),
+                 "--broker-list", f"{ids[1]},{ids[2]}", "--bootstrap-server", servers)
+    assert gen.returncode == 0, gen.stderr
+    current = plan_after(gen.stdout, "Current partition replica assignment")
+    proposed = plan_after(gen.stdout, "Proposed partition reassignment configuration")
+    assert current["version"] == 1 and len(current["partitions"]) == 3
+    assert sorted(p["partition"] for p in proposed["partitions"]) == [0, 1, 2]
+    for p in proposed["partitions"]:
+        assert len(p["replicas"]) == 1 and p["replicas"][0] in ids[1:] and p["log_dirs"] == ["any"]
+
+    # Grow every partition to 2 replicas, throttled.
+    plan = {"version": 1, "partitions": [
+        {"topic": "cli", "partition": p["partition"],
+         "replicas": p["replicas"] + [next(i for i in ids if i not in p["replicas"])]}
+        for p in current["partitions"]]}
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    ex = runnel("reassign", "execute", "--reassignment-json-file", str(plan_file), "--throttle", "50000000",
+                "--bootstrap-server", servers)
+    assert ex.returncode == 0, ex.stderr
+    assert "Successfully started partition reassignments for cli-0,cli-1,cli-2" in ex.stdout
+    assert plan_after(ex.stdout, "Current partition replica assignment") == current
+    configs = javaclient.run("admin", servers, "configs", "cli")
+    throttled = configs.objects[0]
+    assert throttled["leader.replication.throttled.replicas"]["value"] != ""
+    assert throttled["follower.replication.throttled.replicas"]["value"] != ""
+
+    def verified():
+        v = runnel("reassign", "verify", "--reassignment-json-file", str(plan_file), "--bootstrap-server", servers)
+        return v if v.returncode == 0 else None
+    v = wait_until(verified, timeout=60, what="verify reporting every partition done")
+    assert "Reassignment of partition cli-0 is completed." in v.stdout
+    assert "Clearing topic-level throttles on topic cli" in v.stdout
+    configs = javaclient.run("admin", servers, "configs", "cli").objects[0]
+    assert configs["leader.replication.throttled.replicas"]["value"] == ""
+    for p in plan["partitions"]:
+        assert state(servers, "cli", p["partition"])[1] == p["replicas"]
+
+    # Nothing moving: cancel has nothing to do.
+    c = runnel("reassign", "cancel", "--reassignment-json-file", str(plan_file), "--bootstrap-server", servers)
+    assert c.returncode == 0, c.stderr
+    assert "None of the specified partition reassignments are active." in c.stdout
+
+    # Bad files get one sentence.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "partitions": [{"topic": "cli", "partition": 0, "replicas": [1, 1]}]}))
+    b = runnel("reassign", "execute", "--reassignment-json-file", str(bad), "--bootstrap-server", servers)
+    assert b.returncode == 1 and "more than once" in b.stderr
+    for p in range(3):
+        got = drain(servers, "cli", 3, 3000, timeout=60)
+        assert sorted(m.offset for m in got if m.partition == p) == sorted(acked[p])
+
+
+def test_broker_drain_under_produce_load(brokers3):
+    """`runnel broker drain` empties a broker while an idempotent acks=all producer writes:
+    every acknowledged record is read back afterwards at its offset."""
+    _, brokers = brokers3
+    servers = bootstrap(brokers)
+    create(brokers[0], "busy", 6, 2, {"min.insync.replicas": "1"})
+    wait_until(lambda: all(state(servers, "busy", p)[0] >= 0 for p in range(6)), what="leaders for busy")
+    victim = brokers[1].node_id
+    assert any(victim in state(servers, "busy", p)[1] for p in range(6))
+
+    acked: list[tuple[int, int, bytes]] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def produce():
+        p = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                      "message.timeout.ms": 120_000, **QUIET})
+        i = 0
+
+        def report(err, msg):
+            if err is not None:
+                failed.append(str(err))
+            else:
+                acked.append((msg.partition(), msg.offset(), msg.value()))
+        while not stop.is_set():
+            try:
+                p.produce("busy", value=f"b-{i}".encode(), callback=report)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.001 if i % 50 else 0.01)
+        p.flush(60)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    time.sleep(2)
+    d = runnel("broker", "drain", str(victim), "--bootstrap-server", servers, "--timeout-ms", "120000", timeout=180)
+    time.sleep(2)
+    stop.set()
+    t.join(90)
+    assert d.returncode == 0, d.stderr + d.stdout
+    assert f"Broker {victim} holds no replicas." in d.stdout
+    for p in range(6):
+        leader, replicas, isr = state(servers, "busy", p)
+        assert victim not in replicas and len(replicas) == 2, (p, replicas)
+    assert not failed, failed[:5]
+    assert len(acked) > 1000
+    wait_until(lambda: not brokers[1].partition_dir("busy", 0).exists() and
+               all(not brokers[1].partition_dir("busy", p).exists() for p in range(6)),
+               timeout=30, what="the drained broker deleting its logs")
+    got = drain(servers, "busy", 6, len(acked), timeout=120)
+    assert sorted((m.partition, m.offset, m.value) for m in got) == sorted(acked)
