@@ -27,6 +27,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let delayedProduces = DelayedProducePurgatory()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
     let fetchSessions: NIOLockedValueBox<FetchSessionCache>
+    /// The leader side's replication throttle (Kafka's leader ReplicationQuotaManager).
+    let leaderThrottle: NIOLockedValueBox<LeaderReplicationThrottle>
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
     private let partitionLock = NIOLock()
@@ -71,6 +73,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.logger = logger
         self.authorizer = BrokerAuthorizer(settings.authorizer)
         self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
+        self.leaderThrottle = NIOLockedValueBox(LeaderReplicationThrottle(settings: settings))
         var seedSource = SystemRandomNumberGenerator()
         self.fetchSessions = NIOLockedValueBox(
             FetchSessionCache(
@@ -398,6 +401,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                     removePartition(tp)
                 }
             }
+        }
+        if !delta.changedConfigs.isEmpty || !delta.changedTopics.isEmpty || opened {
+            leaderThrottle.withLockedValue { $0.refresh(image: image, brokerId: settings.nodeId, resolver: resolver) }
         }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)

@@ -315,3 +315,42 @@ def test_broker_drain_under_produce_load(brokers3):
                timeout=30, what="the drained broker deleting its logs")
     got = drain(servers, "busy", 6, len(acked), timeout=120)
     assert sorted((m.partition, m.offset, m.value) for m in got) == sorted(acked)
+
+
+def test_throttled_move_is_held_to_the_rate(tmp_path):
+    """`execute --throttle` holds the new replica's catch-up to the rate (leader side, KIP-73):
+    4 MB at 500 kB/s takes seconds and is listed in progress meanwhile, where the same move
+    unthrottled is done at once; `verify` then removes the throttle configs."""
+    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200,
+                                                    "replication.quota.window.num": "2"})
+    try:
+        servers = bootstrap(brokers)
+        ids = [b.node_id for b in brokers]
+        times = {}
+        for topic, throttle in (("fast", None), ("slow", 500_000)):
+            create(brokers[0], topic, 1, 1)
+            wait_until(lambda: state(servers, topic)[0] >= 0, what=f"a leader for {topic}-0")
+            fill(servers, topic, 40_000)  # about 4.4 MB
+            leader = state(servers, topic)[0]
+            other = next(i for i in ids if i != leader)
+            plan = tmp_path / f"{topic}.json"
+            plan.write_text(json.dumps({"version": 1, "partitions": [
+                {"topic": topic, "partition": 0, "replicas": [leader, other]}]}))
+            args = ["--reassignment-json-file", str(plan), "--bootstrap-server", servers]
+            started = time.monotonic()
+            ex = runnel("reassign", "execute", *args, *(["--throttle", str(throttle)] if throttle else []))
+            assert ex.returncode == 0, ex.stderr
+            if throttle:
+                time.sleep(1.5)
+                assert f"{topic}-0" in listed(servers), "the throttled move already finished"
+            wait_until(lambda: runnel("reassign", "verify", *args).returncode == 0, timeout=120, interval=0.2,
+                       what=f"{topic}-0 reaching its new replica")
+            times[topic] = time.monotonic() - started
+        print(f"move of 4.4 MB: unthrottled {times['fast']:.1f} s, at 500 kB/s {times['slow']:.1f} s")
+        assert times["slow"] >= 4, times
+        assert times["slow"] > 2 * times["fast"], times
+        configs = javaclient.run("admin", servers, "configs", "slow").objects[0]
+        assert configs["leader.replication.throttled.replicas"]["value"] == ""
+    finally:
+        for n in brokers + controllers:
+            n.close()
