@@ -27,8 +27,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let delayedProduces = DelayedProducePurgatory()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
     let fetchSessions: NIOLockedValueBox<FetchSessionCache>
-    /// The leader side's replication throttle (Kafka's leader ReplicationQuotaManager).
-    let leaderThrottle: NIOLockedValueBox<LeaderReplicationThrottle>
+    /// The replication throttles (Kafka's leader and follower ReplicationQuotaManagers).
+    let leaderThrottle: NIOLockedValueBox<ReplicationThrottle>
+    let followerThrottle: NIOLockedValueBox<ReplicationThrottle>
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
     private let partitionLock = NIOLock()
@@ -73,7 +74,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.logger = logger
         self.authorizer = BrokerAuthorizer(settings.authorizer)
         self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
-        self.leaderThrottle = NIOLockedValueBox(LeaderReplicationThrottle(settings: settings))
+        self.leaderThrottle = NIOLockedValueBox(ReplicationThrottle(.leader, settings: settings))
+        self.followerThrottle = NIOLockedValueBox(ReplicationThrottle(.follower, settings: settings))
         var seedSource = SystemRandomNumberGenerator()
         self.fetchSessions = NIOLockedValueBox(
             FetchSessionCache(
@@ -169,7 +171,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     ) {
         let fetchers = ReplicaFetchers(
             transport: transport, blocking: blocking, settings: settings, localId: self.settings.nodeId,
-            brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger)
+            brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger,
+            throttle: FollowerThrottleGate(box: followerThrottle, localId: self.settings.nodeId))
         fetchersBox.withLockedValue { $0 = fetchers }
         fetchers.reconcile(hostedPartitions)
     }
@@ -403,7 +406,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             }
         }
         if !delta.changedConfigs.isEmpty || !delta.changedTopics.isEmpty || opened {
-            leaderThrottle.withLockedValue { $0.refresh(image: image, brokerId: settings.nodeId, resolver: resolver) }
+            for box in [leaderThrottle, followerThrottle] {
+                box.withLockedValue { $0.refresh(image: image, brokerId: settings.nodeId, resolver: resolver) }
+            }
         }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)

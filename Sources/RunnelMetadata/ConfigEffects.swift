@@ -91,10 +91,6 @@ extension ConfigDefinitions {
             "Runnel opens its listeners once the node has started, with no early-start phase."),
         none("fetch.purgatory.purge.interval.requests", noPurgatoryPurge),
         none("file.delete.delay.ms", noDelayedDelete),
-        none(
-            "follower.replication.throttled.replicas",
-            "Runnel throttles replication on the leader side (leader.replication.throttled.replicas); followers fetch unthrottled."
-        ),
         none("group.consumer.assignors", noConsumerProtocol),
         none("group.consumer.heartbeat.interval.ms", noConsumerProtocol),
         none("group.consumer.max.heartbeat.interval.ms", noConsumerProtocol),

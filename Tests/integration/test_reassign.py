@@ -318,9 +318,10 @@ def test_broker_drain_under_produce_load(brokers3):
 
 
 def test_throttled_move_is_held_to_the_rate(tmp_path):
-    """`execute --throttle` holds the new replica's catch-up to the rate (leader side, KIP-73):
-    4 MB at 500 kB/s takes seconds and is listed in progress meanwhile, where the same move
-    unthrottled is done at once; `verify` then removes the throttle configs."""
+    """`execute --throttle` holds the new replica's catch-up to the rate (KIP-73): 4 MB at 500 kB/s
+    takes seconds and is listed in progress meanwhile, where the same move unthrottled is done at
+    once; `verify` then removes the throttle configs. The follower side alone (its rate on the new
+    replica's broker, its replica in follower.replication.throttled.replicas) holds it too."""
     controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200,
                                                     "replication.quota.window.num": "2"})
     try:
@@ -346,11 +347,29 @@ def test_throttled_move_is_held_to_the_rate(tmp_path):
             wait_until(lambda: runnel("reassign", "verify", *args).returncode == 0, timeout=120, interval=0.2,
                        what=f"{topic}-0 reaching its new replica")
             times[topic] = time.monotonic() - started
-        print(f"move of 4.4 MB: unthrottled {times['fast']:.1f} s, at 500 kB/s {times['slow']:.1f} s")
-        assert times["slow"] >= 4, times
-        assert times["slow"] > 2 * times["fast"], times
         configs = javaclient.run("admin", servers, "configs", "slow").objects[0]
         assert configs["leader.replication.throttled.replicas"]["value"] == ""
+
+        # The follower side alone: the new replica's broker throttles its own fetching.
+        create(brokers[0], "follow", 1, 1)
+        wait_until(lambda: state(servers, "follow")[0] >= 0, what="a leader for follow-0")
+        fill(servers, "follow", 40_000)
+        leader = state(servers, "follow")[0]
+        other = next(i for i in ids if i != leader)
+        for args in (["--broker", str(other), "--add-config", "follower.replication.throttled.rate=500000"],
+                     ["--topic", "follow", "--add-config", f"follower.replication.throttled.replicas=[0:{other}]"]):
+            c = runnel("config", "alter", *args, "--bootstrap-server", servers)
+            assert c.returncode == 0, c.stderr
+        started = time.monotonic()
+        assert reassign(servers, f"follow:0={leader},{other}") == {"follow-0": None}
+        time.sleep(1.5)
+        assert "follow-0" in listed(servers), "the follower-throttled move already finished"
+        wait_until(lambda: listed(servers) == {}, timeout=120, interval=0.2, what="follow-0 reaching its new replica")
+        times["follow"] = time.monotonic() - started
+        print(f"move of 4.4 MB: unthrottled {times['fast']:.1f} s, at 500 kB/s leader side {times['slow']:.1f} s, "
+              f"follower side {times['follow']:.1f} s")
+        assert times["slow"] >= 4 and times["follow"] >= 4, times
+        assert times["slow"] > 2 * times["fast"] and times["follow"] > 2 * times["fast"], times
     finally:
         for n in brokers + controllers:
             n.close()
