@@ -3,7 +3,8 @@ Apache Kafka's Java Admin client (alterPartitionReassignments, listPartitionReas
 
 A topic with replication factor 1 holding 50,000 records moves to another broker: the old leader
 hands over, leaves the replica set and deletes its log. Then its replication factor grows from 1
-to 3; the new replicas catch up, join the ISR and the move completes. Every record is read back
+to 3 under a replication throttle: listPartitionReassignments shows the move with its adding
+replicas until the new replicas catch up, join the ISR and the move completes. Every record is read back
 afterwards from the new leader, at the offset it was acknowledged with. A move that cannot finish
 (its new replica is a stopped broker) is listed as in progress, with its adding replica, until it
 is cancelled; then the partition is back on its old replica. Bad plans get Kafka's errors.
@@ -34,7 +35,9 @@ RECORDS = 50_000
 
 @pytest.fixture
 def brokers3(tmp_path):
-    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200})
+    # Two quota windows: a throttle's first burst is one window's worth, not ten.
+    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200,
+                                                    "replication.quota.window.num": "2"})
     try:
         yield controllers, brokers
     finally:
@@ -120,17 +123,24 @@ def test_move_then_grow_replication_factor(brokers3):
                what=f"broker {old} deleting its moved-0 log")
     read_back(servers, "moved", acked)
 
-    # 2. Replication factor 1 -> 3: the new replicas catch up, join the ISR and the move completes.
+    # 2. Replication factor 1 -> 3, under a leader-side throttle of 2 MB/s so the copy takes a few
+    # seconds: listPartitionReassignments shows the move, with its adding replicas, until the new
+    # replicas have caught up and joined the ISR, and then no more.
+    for args in (["--broker", str(target), "--add-config", "leader.replication.throttled.rate=2000000"],
+                 ["--topic", "moved", "--add-config", "leader.replication.throttled.replicas=*"]):
+        c = runnel("config", "alter", *args, "--bootstrap-server", servers)
+        assert c.returncode == 0, c.stderr
     grown = [target, others[1], old]
     assert reassign(servers, "moved:0=" + ",".join(map(str, grown))) == {"moved-0": None}
-    seen = listed(servers)
-    if seen:  # still copying: listed with its adding replicas
+    sightings = []
+    while (seen := listed(servers)) != {}:
+        sightings.append(seen)
         assert seen["moved-0"]["replicas"] == grown
         assert sorted(seen["moved-0"]["adding"]) == sorted(others[1:] + [old])
         assert seen["moved-0"]["removing"] == []
-    wait_until(lambda: state(servers, "moved") == (target, grown, sorted(grown)), timeout=120,
-               what="moved-0 on 3 replicas, all in sync")
-    wait_until(lambda: listed(servers) == {}, timeout=30, what="no reassignment listed")
+        assert len(sightings) < 200, "the move did not finish"
+    assert sightings, "the throttled move was never listed in progress"
+    assert state(servers, "moved") == (target, grown, sorted(grown))
     described = javaclient.run("admin", servers, "describe", "moved")
     assert described.ok, described.explain()
     p = described.objects[0]["partitions"][0]
