@@ -7,7 +7,8 @@ to 3 under a replication throttle: listPartitionReassignments shows the move wit
 replicas until the new replicas catch up, join the ISR and the move completes. Every record is read back
 afterwards from the new leader, at the offset it was acknowledged with. A move that cannot finish
 (its new replica is a stopped broker) is listed as in progress, with its adding replica, until it
-is cancelled; then the partition is back on its old replica. Bad plans get Kafka's errors.
+is cancelled (it outlives the active controller meanwhile); then the partition is back on its old
+replica. Bad plans get Kafka's errors.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from confluent_kafka import Producer
 
 import javaclient
-from cluster import create, start_cluster
+from cluster import active_controller, create, start_cluster
 from nodes import runnel_bin
 from util import QUIET, drain, is_runnel, wait_until
 
@@ -152,7 +153,7 @@ def test_move_then_grow_replication_factor(brokers3):
 
 
 def test_cancel_returns_to_old_replicas(brokers3):
-    _, brokers = brokers3
+    controllers, brokers = brokers3
     servers = bootstrap(brokers)
     create(brokers[0], "stuck", 1, 1)
     wait_until(lambda: state(servers, "stuck")[0] >= 0, what="a leader for stuck-0")
@@ -170,6 +171,13 @@ def test_cancel_returns_to_old_replicas(brokers3):
                                 "adding": [stopped.node_id], "removing": []}}
     assert listed(servers, "stuck:0", "stuck:7", "nope:0") == seen
     assert state(servers, "stuck") == (old, [stopped.node_id, old], [old])
+
+    # The move is metadata: it outlives the active controller.
+    first = active_controller(controllers)
+    next(c for c in controllers if c.node_id == first).kill9()
+    wait_until(lambda: active_controller([c for c in controllers if c.is_alive()]) not in (first, -1), timeout=30,
+               what="a new active controller")
+    wait_until(lambda: listed(servers) == seen, timeout=30, what="the move listed by the new active controller")
 
     # Cancelled, it returns to the old replica set.
     assert reassign(servers, "stuck:0=cancel") == {"stuck-0": None}
