@@ -216,10 +216,12 @@ struct Reassign: AsyncParsableCommand {
                 --throttle B sets leader.replication.throttled.rate and \
                 follower.replication.throttled.rate to B bytes/s on the brokers involved and the \
                 topics' *.replication.throttled.replicas to the moving replicas; run verify until \
-                it reports every partition done, which removes them.
+                it reports every partition done, which removes them. While other moves are in \
+                progress it refuses, as Kafka's tool does, unless --additional.
                 """)
         @Option(name: .customLong("reassignment-json-file")) var reassignmentJSONFile: String
         @Option(help: "Replication throttle in bytes/s while the partitions move.") var throttle: Int64?
+        @Flag(help: "Start these moves even though others are in progress.") var additional = false
         @OptionGroup var options: ClientOptions
 
         func validate() throws {
@@ -230,7 +232,13 @@ struct Reassign: AsyncParsableCommand {
             let moves: [Move]
             do { moves = try Reassign.readPlan(reassignmentJSONFile) } catch { fail(sentence(error)) }
             let throttle = self.throttle
+            let additional = self.additional
             let current = await withClient(options) { client -> [Move] in
+                if !additional, !(try await client.listPartitionReassignments()).isEmpty {
+                    throw CLIError(
+                        "Cannot execute because there is an existing partition assignment. Use --additional to override this and create a new partition assignment in addition to the existing one"
+                    )
+                }
                 let current = try await Reassign.current(moves, client: client)
                 if let throttle {
                     let (brokers, topics) = Reassign.throttles(moves, current: current)

@@ -152,7 +152,7 @@ def test_move_then_grow_replication_factor(brokers3):
         assert b.partition_dir("moved", 0).is_dir(), f"broker {b.node_id} has no moved-0 log"
 
 
-def test_cancel_returns_to_old_replicas(brokers3):
+def test_cancel_returns_to_old_replicas(brokers3, tmp_path):
     controllers, brokers = brokers3
     servers = bootstrap(brokers)
     create(brokers[0], "stuck", 1, 1)
@@ -178,6 +178,12 @@ def test_cancel_returns_to_old_replicas(brokers3):
     wait_until(lambda: active_controller([c for c in controllers if c.is_alive()]) not in (first, -1), timeout=30,
                what="a new active controller")
     wait_until(lambda: listed(servers) == seen, timeout=30, what="the move listed by the new active controller")
+
+    # runnel reassign execute, like Kafka's tool, starts no second move while one is in progress.
+    other_plan = tmp_path / "other.json"
+    other_plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "stuck", "partition": 0, "replicas": [old]}]}))
+    ex = runnel("reassign", "execute", "--reassignment-json-file", str(other_plan), "--bootstrap-server", servers)
+    assert ex.returncode == 1 and "existing partition assignment" in ex.stderr, ex.stderr
 
     # Cancelled, it returns to the old replica set.
     assert reassign(servers, "stuck:0=cancel") == {"stuck-0": None}
