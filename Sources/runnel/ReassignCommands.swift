@@ -500,37 +500,50 @@ struct BrokerCommand: AsyncParsableCommand {
         /// preferring a rack it does not use either.
         func drainPlan(
             broker: Int32, remaining: [ReplicaPlacement.Broker], client: KafkaClient
-        ) async throws
-            -> [Reassign.Move]
-        {
+        ) async throws -> [Reassign.Move] {
+            let topics = try await client.listTopics().map { t in
+                (t.name, t.partitions.sorted { $0.partition < $1.partition }.map { ($0.partition, $0.replicas) })
+            }
+            return try Self.plan(
+                draining: broker, topics: topics, remaining: remaining,
+                start: Int.random(in: 0..<max(1, remaining.count)))
+        }
+
+        /// The moves that empty `broker`: in each partition holding it, it is replaced by the first
+        /// broker of topic creation's placement (over `remaining`, leading at index `start`) that the
+        /// partition does not use, preferring one on a rack the partition's other replicas do not
+        /// use; the other replicas keep their places.
+        static func plan(
+            draining broker: Int32, topics: [(name: String, partitions: [(Int32, [Int32])])],
+            remaining: [ReplicaPlacement.Broker], start: Int
+        ) throws -> [Reassign.Move] {
             let rackOf = Dictionary(uniqueKeysWithValues: remaining.map { ($0.id, $0.rack) })
             var plan: [Reassign.Move] = []
-            for topic in try await client.listTopics().sorted(by: { $0.name < $1.name }) {
-                let partitions = topic.partitions.sorted { $0.partition < $1.partition }
-                guard partitions.contains(where: { $0.replicas.contains(broker) }) else { continue }
-                let factor = partitions.map(\.replicas.count).max() ?? 1
+            for (name, partitions) in topics.sorted(by: { $0.name < $1.name }) {
+                guard partitions.contains(where: { $0.1.contains(broker) }) else { continue }
+                let factor = partitions.map(\.1.count).max() ?? 1
                 if factor > remaining.count {
                     throw CLIError(
-                        "topic \(topic.name) has replication factor \(factor) but only \(remaining.count) broker(s) would remain"
+                        "topic \(name) has replication factor \(factor) but only \(remaining.count) broker(s) would remain"
                     )
                 }
-                let placed = try placement(
-                    count: partitions.count, replicationFactor: factor, brokers: remaining, topic: topic.name)
-                for (p, candidates) in zip(partitions, placed) where p.replicas.contains(broker) {
-                    let kept = p.replicas.filter { $0 != broker }
+                guard
+                    case .success(let placed) = ReplicaPlacement.place(
+                        count: partitions.count, replicationFactor: factor, brokers: remaining, start: start)
+                else {
+                    throw CLIError("topic \(name) cannot be placed on the \(remaining.count) remaining broker(s)")
+                }
+                for ((index, replicas), candidates) in zip(partitions, placed) where replicas.contains(broker) {
+                    let kept = replicas.filter { $0 != broker }
                     let usedRacks = Set(kept.compactMap { rackOf[$0] ?? nil })
-                    let ordered = candidates + remaining.map(\.id)
-                    let free = ordered.filter { !kept.contains($0) }
-                    guard
-                        let replacement = free.first(where: { id in
-                            rackOf[id].flatMap { $0 }.map { !usedRacks.contains($0) } ?? true
-                        })
-                            ?? free.first
-                    else {
-                        throw CLIError("partition \(topic.name)-\(p.partition) has no broker left to move to")
+                    let free = (candidates + remaining.map(\.id)).filter { !kept.contains($0) }
+                    let onNewRack = free.first { id in (rackOf[id] ?? nil).map { !usedRacks.contains($0) } ?? true }
+                    guard let replacement = onNewRack ?? free.first else {
+                        throw CLIError("partition \(name)-\(index) has no broker left to move to")
                     }
-                    let replicas = p.replicas.map { $0 == broker ? replacement : $0 }
-                    plan.append(Reassign.Move(topic: topic.name, partition: p.partition, replicas: replicas))
+                    plan.append(
+                        Reassign.Move(
+                            topic: name, partition: index, replicas: replicas.map { $0 == broker ? replacement : $0 }))
                 }
             }
             return plan
