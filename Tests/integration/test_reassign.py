@@ -4,7 +4,8 @@ Apache Kafka's Java Admin client (alterPartitionReassignments, listPartitionReas
 A topic with replication factor 1 holding 50,000 records moves to another broker: the old leader
 hands over, leaves the replica set and deletes its log. Then its replication factor grows from 1
 to 3 under a replication throttle: listPartitionReassignments shows the move with its adding
-replicas until the new replicas catch up, join the ISR and the move completes. Every record is read back
+replicas until the new replicas catch up, join the ISR and the move completes; shrunk back to 1
+on a third broker, it completes at once. Every record is read back
 afterwards from the new leader, at the offset it was acknowledged with. A move that cannot finish
 (its new replica is a stopped broker) is listed as in progress, with its adding replica, until it
 is cancelled (it outlives the active controller meanwhile); then the partition is back on its old
@@ -150,6 +151,18 @@ def test_move_then_grow_replication_factor(brokers3):
     # Every replica holds every record.
     for b in brokers:
         assert b.partition_dir("moved", 0).is_dir(), f"broker {b.node_id} has no moved-0 log"
+
+    # 3. And back to replication factor 1: every target replica is in sync already, so the move
+    # completes at once; the two removed brokers delete their logs.
+    assert reassign(servers, f"moved:0={others[1]}") == {"moved-0": None}
+    wait_until(lambda: state(servers, "moved") == (others[1], [others[1]], [others[1]]), timeout=30,
+               what=f"moved-0 on broker {others[1]} alone")
+    assert listed(servers) == {}
+    for b in brokers:
+        if b.node_id != others[1]:
+            wait_until(lambda: not b.partition_dir("moved", 0).exists(), timeout=30,
+                       what=f"broker {b.node_id} deleting its moved-0 log")
+    read_back(servers, "moved", acked)
 
 
 def test_cancel_returns_to_old_replicas(brokers3, tmp_path):
