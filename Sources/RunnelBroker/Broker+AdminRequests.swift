@@ -181,4 +181,27 @@ extension Broker {
         }
         return forward(request, version: version, context: context)
     }
+
+    /// AlterPartitionReassignments (KIP-455): ALTER on the cluster, or CLUSTER_AUTHORIZATION_FAILED
+    /// for the whole request; the active controller answers.
+    func alterPartitionReassignments(
+        _ request: AlterPartitionReassignmentsRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
+        guard authorization(context).allows(.alter, .cluster) else {
+            let refused = ControllerRequests.failure(request, code: .clusterAuthorizationFailed)!
+            return respond(refused, version: version, context: context)
+        }
+        return forward(request, version: version, context: context)
+    }
+
+    /// ListPartitionReassignments (KIP-455): DESCRIBE on the cluster; the active controller answers.
+    func listPartitionReassignments(
+        _ request: ListPartitionReassignmentsRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
+        guard authorization(context).allows(.describe, .cluster) else {
+            let refused = ControllerRequests.failure(request, code: .clusterAuthorizationFailed)!
+            return respond(refused, version: version, context: context)
+        }
+        return forward(request, version: version, context: context)
+    }
 }

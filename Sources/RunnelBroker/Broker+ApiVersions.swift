@@ -37,6 +37,9 @@ extension Broker {
         .listTransactions: 0...1,
         .offsetForLeaderEpoch: 0...4,
         .electLeaders: 0...2,
+        // Partition reassignment (KIP-455), answered by the active controller.
+        .alterPartitionReassignments: 0...0,
+        .listPartitionReassignments: 0...0,
         .findCoordinator: 0...4,
         .joinGroup: 0...9,
         .syncGroup: 0...5,

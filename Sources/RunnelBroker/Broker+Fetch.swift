@@ -308,6 +308,7 @@ extension Broker {
             guard partition.fetchReady(replica: replicaId, fetchOffset: offset, readCommitted: readCommitted) else {
                 continue
             }
+            if replicaId >= 0 && leaderThrottles(partition, replica: replicaId) { continue }
             if replicaId >= 0 || minBytes <= 1 || !partition.isLeader { return true }
             let limit = readCommitted ? partition.lastStableOffset : partition.highWatermark
             bytes += (try? partition.log.availableBytes(from: offset, upTo: limit)) ?? 0
@@ -398,6 +399,14 @@ extension Broker {
                 out.logStartOffset = partition.log.logStartOffset
                 readLimit = readCommitted ? lastStable : hw
             }
+            let throttled =
+                replicaId >= 0 && leaderThrottle.withLockedValue { $0.covers(tp) }
+                && !partition.state.isr.contains(replicaId)
+            if throttled && leaderThrottle.withLockedValue({ $0.quota.isExceeded(nowMs: nowMs) }) {
+                // Over the replication throttle: this out-of-sync follower gets no data this time.
+                out.records = .empty
+                continue
+            }
             let budget = min(Int(max(target.request.partitionMaxBytes, 0)), remaining)
             do {
                 let read = try partition.log.read(
@@ -413,6 +422,9 @@ extension Broker {
                 }
                 let n = read.byteCount
                 if n > 0 { gotData = true }
+                if throttled && n > 0 {
+                    leaderThrottle.withLockedValue { $0.quota.record(Int64(n), nowMs: nowMs) }
+                }
                 remaining = max(0, remaining - n)
                 total += Int64(n)
             } catch LogError.offsetOutOfRange {

@@ -27,6 +27,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let delayedProduces = DelayedProducePurgatory()
     /// Incremental fetch sessions (KIP-227), shared by every connection.
     let fetchSessions: NIOLockedValueBox<FetchSessionCache>
+    /// The replication throttles (Kafka's leader and follower ReplicationQuotaManagers).
+    let leaderThrottle: NIOLockedValueBox<ReplicationThrottle>
+    let followerThrottle: NIOLockedValueBox<ReplicationThrottle>
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
     private let partitionLock = NIOLock()
@@ -71,6 +74,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.logger = logger
         self.authorizer = BrokerAuthorizer(settings.authorizer)
         self.controllerAnsweredMs = NIOLockedValueBox(clock.monotonicMs())
+        self.leaderThrottle = NIOLockedValueBox(ReplicationThrottle(.leader, settings: settings))
+        self.followerThrottle = NIOLockedValueBox(ReplicationThrottle(.follower, settings: settings))
         var seedSource = SystemRandomNumberGenerator()
         self.fetchSessions = NIOLockedValueBox(
             FetchSessionCache(
@@ -166,7 +171,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     ) {
         let fetchers = ReplicaFetchers(
             transport: transport, blocking: blocking, settings: settings, localId: self.settings.nodeId,
-            brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger)
+            brokerEpoch: { [weak self] in self?.ownBrokerEpoch ?? -1 }, clock: clock, logger: logger,
+            throttle: FollowerThrottleGate(box: followerThrottle, localId: self.settings.nodeId))
         fetchersBox.withLockedValue { $0 = fetchers }
         fetchers.reconcile(hostedPartitions)
     }
@@ -399,6 +405,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 }
             }
         }
+        if !delta.changedConfigs.isEmpty || !delta.changedTopics.isEmpty || opened {
+            for box in [leaderThrottle, followerThrottle] {
+                box.withLockedValue { $0.refresh(image: image, brokerId: settings.nodeId, resolver: resolver) }
+            }
+        }
         imageBox.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
         groupLeadershipChanged()
@@ -592,6 +603,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 return try alterConfigs(decode(AlterConfigsRequest.self, request), version: version, context: context)
             case .electLeaders:
                 return try electLeaders(decode(ElectLeadersRequest.self, request), version: version, context: context)
+            case .alterPartitionReassignments:
+                return try alterPartitionReassignments(
+                    decode(AlterPartitionReassignmentsRequest.self, request), version: version, context: context)
+            case .listPartitionReassignments:
+                return try listPartitionReassignments(
+                    decode(ListPartitionReassignmentsRequest.self, request), version: version, context: context)
             case .deleteRecords:
                 return try deleteRecords(decode(DeleteRecordsRequest.self, request), version: version, context: context)
             case .describeConfigs:

@@ -125,6 +125,8 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         case let r as ElectLeadersResponse: return r.errorCode == code
         case let r as UpdateFeaturesResponse: return r.errorCode == code
         case let r as ControllerRegistrationResponse: return r.errorCode == code
+        case let r as AlterPartitionReassignmentsResponse: return r.errorCode == code
+        case let r as ListPartitionReassignmentsResponse: return r.errorCode == code
         case let r as DescribeQuorumResponse:
             // A voter that does not lead answers its partition NOT_LEADER_OR_FOLLOWER.
             return r.topics.first?.partitions.first?.errorCode == ErrorCode.notLeaderOrFollower.rawValue

@@ -45,14 +45,17 @@ final class ReplicaFetchers: @unchecked Sendable {
     private let brokerEpoch: @Sendable () -> Int64
     private let clock: any Clock
     private let logger: Logger
+    private let throttle: FollowerThrottleGate?
     private let lock = NIOLock()
     private var fetchers: [Int32: ReplicaFetcher] = [:]
 
     init(
         transport: any ReplicaTransport, blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings,
         localId: Int32,
-        brokerEpoch: @escaping @Sendable () -> Int64, clock: any Clock, logger: Logger
+        brokerEpoch: @escaping @Sendable () -> Int64, clock: any Clock, logger: Logger,
+        throttle: FollowerThrottleGate? = nil
     ) {
+        self.throttle = throttle
         self.transport = transport
         self.blocking = blocking
         self.settings = settings
@@ -82,7 +85,7 @@ final class ReplicaFetchers: @unchecked Sendable {
                 } else {
                     let fetcher = ReplicaFetcher(
                         leaderId: leader, localId: localId, brokerEpoch: brokerEpoch, transport: transport,
-                        blocking: blocking, settings: settings, clock: clock, logger: logger)
+                        blocking: blocking, settings: settings, clock: clock, logger: logger, throttle: throttle)
                     fetcher.assign(set)
                     fetchers[leader] = fetcher
                     started.append(fetcher)
@@ -116,6 +119,8 @@ final class ReplicaFetcher: @unchecked Sendable {
     private let clock: any Clock
     private let logger: Logger
     private let eventLoop: any EventLoop
+    /// The follower side's replication throttle (nil: none).
+    private let throttle: FollowerThrottleGate?
 
     private let lock = NIOLock()
     // Guarded by lock.
@@ -130,8 +135,10 @@ final class ReplicaFetcher: @unchecked Sendable {
 
     init(
         leaderId: Int32, localId: Int32, brokerEpoch: @escaping @Sendable () -> Int64, transport: any ReplicaTransport,
-        blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger
+        blocking: @escaping BlockingRunner, settings: ReplicaFetchSettings, clock: any Clock, logger: Logger,
+        throttle: FollowerThrottleGate? = nil
     ) {
+        self.throttle = throttle
         self.leaderId = leaderId
         self.localId = localId
         self.brokerEpoch = brokerEpoch
@@ -167,9 +174,16 @@ final class ReplicaFetcher: @unchecked Sendable {
         let brokerEpoch = self.brokerEpoch()
         let plan: ReplicaFetchPlan? = lock.withLock {
             guard running, !inFlight else { return nil }
+            var delays = delayedUntil
+            if let throttle {
+                // Over the follower throttle: its out-of-sync partitions sit this fetch out.
+                for (tp, partition) in partitions where delays[tp] == nil && throttle.holdsBack(partition, nowMs: now) {
+                    delays[tp] = now + FollowerThrottleGate.recheckMs
+                }
+            }
             var plan = ReplicaFetchPlan(
                 leaderId: leaderId, localId: localId, brokerEpoch: brokerEpoch, partitions: partitions,
-                delayedUntil: delayedUntil, nowMs: now, settings: settings)
+                delayedUntil: delays, nowMs: now, settings: settings)
             if !plan.positions.isEmpty {
                 inFlight = true
                 plan.request = session.prepare(plan.request)
@@ -252,7 +266,9 @@ final class ReplicaFetcher: @unchecked Sendable {
         let nowMono = clock.monotonicMs()
         let now = clock.wallMs()
         for (tp, partition, position, data) in plan.answers(response) {
-            BrokerMetrics.replicaFetchBytes.increment(by: data.records?.bytes?.readableBytes ?? 0)
+            let bytes = data.records?.bytes?.readableBytes ?? 0
+            BrokerMetrics.replicaFetchBytes.increment(by: bytes)
+            throttle?.fetched(partition, bytes: bytes, nowMs: nowMono)
             do {
                 switch try partition.applyFetched(data, position: position, nowMs: now) {
                 case .failed(let code):

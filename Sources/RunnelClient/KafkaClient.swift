@@ -431,6 +431,8 @@ public enum ClientVersions {
         .deleteTopics: 1...6,
         .createPartitions: 0...3,
         .electLeaders: 1...2,  // v1+ carry the election type (KIP-460)
+        .alterPartitionReassignments: 0...0,
+        .listPartitionReassignments: 0...0,
         .describeConfigs: 1...4,
         .incrementalAlterConfigs: 0...1,
         .describeCluster: 0...1,

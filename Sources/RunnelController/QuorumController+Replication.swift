@@ -75,12 +75,30 @@ extension QuorumController {
                 var next = current
                 // A leader elected uncleanly reports itself recovered (0) with its first change.
                 let recovered = current.leaderRecoveryState == 1 && p.leaderRecoveryState == 0
-                if newIsr != current.isr || recovered {
+                if current.isReassigning {
+                    // KIP-455: an ISR that now holds every target replica completes the move.
+                    let built = Self.partitionChange(
+                        current, replicas: current.replicas, isr: newIsr, adding: current.addingReplicas,
+                        removing: current.removingReplicas, live: live)
+                    if recovered || built != nil {
+                        var change = built ?? PartitionChangeRecord(partitionId: -1, topicId: .zero)
+                        change.partitionId = p.partitionIndex
+                        change.topicId = topic.id
+                        if recovered { change.leaderRecoveryState = 0 }
+                        records.append(.partitionChange(change))
+                        next = current.merging(change)
+                    }
+                } else if newIsr != current.isr || recovered {
                     var change = PartitionChangeRecord(partitionId: p.partitionIndex, topicId: topic.id)
                     if newIsr != current.isr { change.isr = newIsr }
                     if recovered { change.leaderRecoveryState = 0 }
                     records.append(.partitionChange(change))
                     next = current.merging(change)
+                }
+                if next.leader != current.leader {
+                    // The move completed and took the leadership off this broker.
+                    fail(.newLeaderElected)
+                    continue
                 }
                 result.leaderId = next.leader
                 result.leaderEpoch = next.leaderEpoch

@@ -41,7 +41,7 @@ extension ConfigDefinitions {
     private static let noKerberos = "Kerberos (GSSAPI) is not supported; Runnel offers PLAIN and SCRAM."
     private static let noOAuth = "OAUTHBEARER logins are not supported; Runnel offers PLAIN and SCRAM."
     private static let noJavaClasses = "Runnel cannot load Java plug-in classes."
-    private static let noQuotas = "Runnel has no client or replication quotas."
+    private static let noQuotas = "Runnel has no client quotas."
     private static let socketBuffersWhenGiven =
         "Applied to client connections when given (-1 for the system's); unset, the kernel autotunes rather than Kafka's 100 KiB."
     private static let noConnectionLimits = "Runnel does not limit the rate of new connections."
@@ -91,7 +91,6 @@ extension ConfigDefinitions {
             "Runnel opens its listeners once the node has started, with no early-start phase."),
         none("fetch.purgatory.purge.interval.requests", noPurgatoryPurge),
         none("file.delete.delay.ms", noDelayedDelete),
-        none("follower.replication.throttled.replicas", noQuotas),
         none("group.consumer.assignors", noConsumerProtocol),
         none("group.consumer.heartbeat.interval.ms", noConsumerProtocol),
         none("group.consumer.max.heartbeat.interval.ms", noConsumerProtocol),
@@ -105,7 +104,6 @@ extension ConfigDefinitions {
         none(
             "inter.broker.protocol.version",
             "In KRaft mode the metadata.version feature sets the protocol, and Kafka ignores this key too."),
-        none("leader.replication.throttled.replicas", noQuotas),
         none("local.retention.bytes", noRemoteStorage),
         none("local.retention.ms", noRemoteStorage),
         none(
@@ -182,8 +180,6 @@ extension ConfigDefinitions {
             "replica.selector.class",
             "Runnel does not pick a preferred read replica (KIP-392); consumers read from the leader."),
         none("replica.socket.receive.buffer.bytes", socketBuffers),
-        none("replication.quota.window.num", noQuotas),
-        none("replication.quota.window.size.seconds", noQuotas),
         none(
             "request.timeout.ms",
             "Runnel times its own requests with controller.quorum.request.timeout.ms, controller.socket.timeout.ms and replica.socket.timeout.ms."

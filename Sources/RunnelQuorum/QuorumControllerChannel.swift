@@ -53,6 +53,10 @@ public struct QuorumControllerChannel: ControllerChannel {
                 quorum.run({ c, _, _ in c.allocateProducerIds(r) }, completion: finish)
             case let r as ElectLeadersRequest:
                 quorum.run({ c, _, _ in c.electLeaders(r, version: version) }, completion: finish)
+            case let r as AlterPartitionReassignmentsRequest:
+                quorum.run({ c, _, _ in c.alterPartitionReassignments(r) }, completion: finish)
+            case let r as ListPartitionReassignmentsRequest:
+                quorum.run({ c, _, _ in c.listPartitionReassignments(r) }, completion: finish)
             case let r as AlterPartitionRequest:
                 quorum.run({ c, _, _ in c.alterPartition(r, version: version) }, completion: finish)
             case let r as BrokerHeartbeatRequest:

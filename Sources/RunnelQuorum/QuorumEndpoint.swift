@@ -71,6 +71,8 @@ public struct QuorumEndpoint: RequestHandler {
         .allocateProducerIds: 0...0,
         .alterPartition: 0...3,
         .electLeaders: 0...2,
+        .alterPartitionReassignments: 0...0,
+        .listPartitionReassignments: 0...0,
         .brokerRegistration: 0...4,
         .brokerHeartbeat: 0...1,
         .unregisterBroker: 0...0,
@@ -206,6 +208,12 @@ public struct QuorumEndpoint: RequestHandler {
                 return command(try ElectLeadersRequest(from: &reader, version: version), version, context)
             case .alterPartition:
                 return command(try AlterPartitionRequest(from: &reader, version: version), version, context)
+            case .alterPartitionReassignments:
+                return command(
+                    try AlterPartitionReassignmentsRequest(from: &reader, version: version), version, context)
+            case .listPartitionReassignments:
+                return command(
+                    try ListPartitionReassignmentsRequest(from: &reader, version: version), version, context)
             case .brokerRegistration:
                 return command(try BrokerRegistrationRequest(from: &reader, version: version), version, context)
             case .brokerHeartbeat:
@@ -355,6 +363,14 @@ public struct QuorumEndpoint: RequestHandler {
         case .electLeaders:
             return allows(.alter, .cluster)
                 ? nil : ControllerRequests.failure(try decode(ElectLeadersRequest.self), code: clusterRefused)
+        case .alterPartitionReassignments:
+            return allows(.alter, .cluster)
+                ? nil
+                : ControllerRequests.failure(try decode(AlterPartitionReassignmentsRequest.self), code: clusterRefused)
+        case .listPartitionReassignments:
+            return allows(.describe, .cluster)
+                ? nil
+                : ControllerRequests.failure(try decode(ListPartitionReassignmentsRequest.self), code: clusterRefused)
         case .createTopics:
             let r = try decode(CreateTopicsRequest.self)
             let ok = allows(.create, .cluster) || r.topics.allSatisfy { allows(.create, .topic($0.name)) }

@@ -63,6 +63,19 @@ public enum ControllerRequests {
             return UnregisterBrokerResponse(errorCode: code.rawValue) as? R.Response
         case is AlterPartitionRequest:
             return AlterPartitionResponse(errorCode: code.rawValue) as? R.Response
+        case let r as AlterPartitionReassignmentsRequest:
+            return AlterPartitionReassignmentsResponse(
+                errorCode: code.rawValue, errorMessage: message,
+                responses: r.topics.map { t in
+                    .init(
+                        name: t.name,
+                        partitions: t.partitions.map {
+                            .init(partitionIndex: $0.partitionIndex, errorCode: code.rawValue, errorMessage: message)
+                        })
+                }) as? R.Response
+        case is ListPartitionReassignmentsRequest:
+            return ListPartitionReassignmentsResponse(errorCode: code.rawValue, errorMessage: message, topics: [])
+                as? R.Response
         case let r as ElectLeadersRequest:
             return ElectLeadersResponse(
                 errorCode: code.rawValue,

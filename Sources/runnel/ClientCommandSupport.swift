@@ -23,6 +23,8 @@ let clientToolCommands: [String: [String]] = [
     "config": ["describe", "alter"],
     "leader-election": [],
     "dump-log": [],
+    "reassign": ["generate", "execute", "verify", "cancel"],
+    "broker": ["drain"],
 ]
 
 /// Options every client tool takes.

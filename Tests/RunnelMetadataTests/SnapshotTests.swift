@@ -47,12 +47,16 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
             topics[k].2 += 1
         case 4:
             guard let t = topics.randomElement(using: &rng), t.2 > 0 else { continue }
-            out.append(
-                .partitionChange(
-                    PartitionChangeRecord(
-                        partitionId: Int32(rng.next() % UInt64(t.2)), topicId: t.0,
-                        isr: [Int32(rng.next() % 3 + 1)], leader: rng.next() % 2 == 0 ? -2 : Int32(rng.next() % 3 + 1)))
-            )
+            var change = PartitionChangeRecord(
+                partitionId: Int32(rng.next() % UInt64(t.2)), topicId: t.0,
+                isr: [Int32(rng.next() % 3 + 1)], leader: rng.next() % 2 == 0 ? -2 : Int32(rng.next() % 3 + 1))
+            if rng.next() % 3 == 0 {
+                // A reassignment in progress (KIP-455): its sets must survive a snapshot.
+                change.replicas = [4, 1, 2, 3]
+                change.addingReplicas = [4]
+                change.removingReplicas = [3]
+            }
+            out.append(.partitionChange(change))
         case 5:
             guard let t = topics.randomElement(using: &rng) else { continue }
             out.append(

@@ -66,7 +66,6 @@ WITHOUT_EFFECT = {
     "max.connections": "10000",
     "queued.max.request.bytes": "-1",
     "quota.window.num": "11",
-    "replication.quota.window.num": "11",
     "request.timeout.ms": "30000",
     "socket.listen.backlog.size": "50",
     "replica.socket.receive.buffer.bytes": "65536",

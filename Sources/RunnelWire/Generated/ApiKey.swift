@@ -41,6 +41,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
     public static let deleteGroups = ApiKey(rawValue: 42)
     public static let electLeaders = ApiKey(rawValue: 43)
     public static let incrementalAlterConfigs = ApiKey(rawValue: 44)
+    public static let alterPartitionReassignments = ApiKey(rawValue: 45)
+    public static let listPartitionReassignments = ApiKey(rawValue: 46)
     public static let offsetDelete = ApiKey(rawValue: 47)
     public static let describeUserScramCredentials = ApiKey(rawValue: 50)
     public static let alterUserScramCredentials = ApiKey(rawValue: 51)
@@ -106,6 +108,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         (.deleteGroups, "DeleteGroups", 0...2, 2),
         (.electLeaders, "ElectLeaders", 0...2, 2),
         (.incrementalAlterConfigs, "IncrementalAlterConfigs", 0...1, 1),
+        (.alterPartitionReassignments, "AlterPartitionReassignments", 0...0, 0),
+        (.listPartitionReassignments, "ListPartitionReassignments", 0...0, 0),
         (.offsetDelete, "OffsetDelete", 0...0, nil),
         (.describeUserScramCredentials, "DescribeUserScramCredentials", 0...0, 0),
         (.alterUserScramCredentials, "AlterUserScramCredentials", 0...0, 0),
@@ -173,6 +177,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 42: "DeleteGroups"
         case 43: "ElectLeaders"
         case 44: "IncrementalAlterConfigs"
+        case 45: "AlterPartitionReassignments"
+        case 46: "ListPartitionReassignments"
         case 47: "OffsetDelete"
         case 50: "DescribeUserScramCredentials"
         case 51: "AlterUserScramCredentials"
@@ -241,6 +247,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 42: 2
         case 43: 2
         case 44: 1
+        case 45: 0
+        case 46: 0
         case 50: 0
         case 51: 0
         case 52: 0
@@ -309,6 +317,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 42: (DeleteGroupsRequest.self, DeleteGroupsResponse.self)
         case 43: (ElectLeadersRequest.self, ElectLeadersResponse.self)
         case 44: (IncrementalAlterConfigsRequest.self, IncrementalAlterConfigsResponse.self)
+        case 45: (AlterPartitionReassignmentsRequest.self, AlterPartitionReassignmentsResponse.self)
+        case 46: (ListPartitionReassignmentsRequest.self, ListPartitionReassignmentsResponse.self)
         case 47: (OffsetDeleteRequest.self, OffsetDeleteResponse.self)
         case 50: (DescribeUserScramCredentialsRequest.self, DescribeUserScramCredentialsResponse.self)
         case 51: (AlterUserScramCredentialsRequest.self, AlterUserScramCredentialsResponse.self)

@@ -358,6 +358,75 @@ extension AlterPartitionResponse.PartitionData {
     }
 }
 
+extension AlterPartitionReassignmentsRequest: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.timeoutMs = rng.int(Int32.self)
+        value.topics = (0..<rng.count()).map { _ in AlterPartitionReassignmentsRequest.ReassignableTopic.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsRequest.ReassignableTopic {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        value.partitions = (0..<rng.count()).map { _ in AlterPartitionReassignmentsRequest.ReassignablePartition.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsRequest.ReassignablePartition {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.partitionIndex = rng.int(Int32.self)
+        if rng.chance(4) {
+            value.replicas = nil
+        } else {
+            value.replicas = (0..<rng.count()).map { _ in rng.int(Int32.self) }
+        }
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsResponse: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.throttleTimeMs = rng.int(Int32.self)
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        value.responses = (0..<rng.count()).map { _ in AlterPartitionReassignmentsResponse.ReassignableTopicResponse.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsResponse.ReassignableTopicResponse {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        value.partitions = (0..<rng.count()).map { _ in AlterPartitionReassignmentsResponse.ReassignablePartitionResponse.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterPartitionReassignmentsResponse.ReassignablePartitionResponse {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.partitionIndex = rng.int(Int32.self)
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        return value
+    }
+}
+
 extension AlterUserScramCredentialsRequest: ArbitraryMessage {
     static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
         var value = Self()
@@ -3134,6 +3203,63 @@ extension ListOffsetsResponse.ListOffsetsPartitionResponse {
         if version >= 4 {
             value.leaderEpoch = rng.int(Int32.self)
         }
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsRequest: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.timeoutMs = rng.int(Int32.self)
+        if rng.chance(4) {
+            value.topics = nil
+        } else {
+            value.topics = (0..<rng.count()).map { _ in ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics.arbitrary(version: version, rng: &rng) }
+        }
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        value.partitionIndexes = (0..<rng.count()).map { _ in rng.int(Int32.self) }
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsResponse: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.throttleTimeMs = rng.int(Int32.self)
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        value.topics = (0..<rng.count()).map { _ in ListPartitionReassignmentsResponse.OngoingTopicReassignment.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsResponse.OngoingTopicReassignment {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.name = rng.text()
+        value.partitions = (0..<rng.count()).map { _ in ListPartitionReassignmentsResponse.OngoingPartitionReassignment.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension ListPartitionReassignmentsResponse.OngoingPartitionReassignment {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.partitionIndex = rng.int(Int32.self)
+        value.replicas = (0..<rng.count()).map { _ in rng.int(Int32.self) }
+        value.addingReplicas = (0..<rng.count()).map { _ in rng.int(Int32.self) }
+        value.removingReplicas = (0..<rng.count()).map { _ in rng.int(Int32.self) }
         return value
     }
 }

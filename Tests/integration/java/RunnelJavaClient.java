@@ -35,6 +35,14 @@
 //       {"producers": [{"producerId","producerEpoch","coordinatorEpoch","lastSequence",
 //       "lastTimestamp","currentTransactionStartOffset"}]} (-1 for an absent optional).
 //
+//   reassign <bootstrap> alter <topic>:<partition>=<id,id,...>|cancel ...
+//       Admin.alterPartitionReassignments (KIP-455): each argument moves a partition to the
+//       replicas listed, or with "cancel" cancels its move in progress; prints
+//       {"partition": "t-0", "error": null | "<exception class>"} per partition.
+//   reassign <bootstrap> list [<topic>:<partition> ...]
+//       Admin.listPartitionReassignments (all, or the partitions named); prints
+//       {"partition": "t-0", "replicas": [...], "adding": [...], "removing": [...]} per move.
+//
 // A failed admin call prints {"error": "<exception class>", "message": ...} on stdout and exits 1,
 // so a test can check which Kafka error the broker answered with.
 
@@ -44,7 +52,10 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.LinkedHashSet;
+import java.util.Optional;
 import java.util.Properties;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -61,7 +72,11 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ListTransactionsOptions;
 import org.apache.kafka.clients.admin.LogDirDescription;
 import org.apache.kafka.clients.admin.ReplicaInfo;
+import org.apache.kafka.clients.admin.ListPartitionReassignmentsResult;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.PartitionReassignment;
+import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.admin.TransactionDescription;
@@ -100,6 +115,7 @@ public final class RunnelJavaClient {
             case "consume": status = consume(args); break;
             case "admin": status = admin(args); break;
             case "txn": status = txn(args); break;
+            case "reassign": status = reassign(args); break;
             case "features": status = features(args); break;
             default: usage(); return;
         }
@@ -115,6 +131,8 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient admin <bootstrap> quorum -\n"
                 + "       RunnelJavaClient admin <bootstrap> logdirs <brokerId,...> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> transactions <transactional.id> <topic> <partition>\n"
+                + "       RunnelJavaClient reassign <bootstrap> alter <topic>:<partition>=<ids>|cancel ...\n"
+                + "       RunnelJavaClient reassign <bootstrap> list [<topic>:<partition> ...]\n"
                 + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]\n"
                 + "       RunnelJavaClient features <bootstrap> describe\n"
                 + "       RunnelJavaClient features <bootstrap> update <feature> <level> UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [dry-run]");
@@ -538,6 +556,95 @@ public final class RunnelJavaClient {
             }
         }
         return out.append('"').toString();
+    }
+
+    // -- reassign (KIP-455) ----------------------------------------------------------------------
+
+    static TopicPartition partitionArg(String s) {
+        int colon = s.lastIndexOf(':');
+        return new TopicPartition(s.substring(0, colon), Integer.parseInt(s.substring(colon + 1)));
+    }
+
+    static String ints(List<Integer> ids) {
+        StringBuilder out = new StringBuilder("[");
+        for (int i = 0; i < ids.size(); i++) {
+            out.append(i == 0 ? "" : ", ").append(ids.get(i));
+        }
+        return out.append("]").toString();
+    }
+
+    static int reassign(String[] args) throws InterruptedException {
+        if (args.length < 3) {
+            usage();
+        }
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        try (Admin admin = Admin.create(props)) {
+            switch (args[2]) {
+                case "alter": {
+                    Map<TopicPartition, Optional<NewPartitionReassignment>> plan = new LinkedHashMap<>();
+                    for (int i = 3; i < args.length; i++) {
+                        String[] parts = args[i].split("=", 2);
+                        TopicPartition tp = partitionArg(parts[0]);
+                        if (parts[1].equals("cancel")) {
+                            plan.put(tp, Optional.empty());
+                        } else {
+                            List<Integer> replicas = new ArrayList<>();
+                            for (String id : parts[1].split(",")) {
+                                replicas.add(Integer.parseInt(id));
+                            }
+                            plan.put(tp, Optional.of(new NewPartitionReassignment(replicas)));
+                        }
+                    }
+                    int status = 0;
+                    Map<TopicPartition, KafkaFuture<Void>> results = admin.alterPartitionReassignments(plan).values();
+                    for (Map.Entry<TopicPartition, KafkaFuture<Void>> r : results.entrySet()) {
+                        String error = "null";
+                        try {
+                            r.getValue().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                        } catch (ExecutionException | TimeoutException e) {
+                            Throwable cause = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+                            error = quote(cause.getClass().getSimpleName());
+                            System.err.println("reassign " + r.getKey() + " failed: " + describe(cause));
+                            status = 1;
+                        }
+                        System.out.println("{\"partition\": " + quote(r.getKey().toString()) + ", \"error\": " + error + "}");
+                    }
+                    return status;
+                }
+                case "list": {
+                    ListPartitionReassignmentsResult listed;
+                    if (args.length > 3) {
+                        Set<TopicPartition> asked = new LinkedHashSet<>();
+                        for (int i = 3; i < args.length; i++) {
+                            asked.add(partitionArg(args[i]));
+                        }
+                        listed = admin.listPartitionReassignments(asked);
+                    } else {
+                        listed = admin.listPartitionReassignments();
+                    }
+                    Map<TopicPartition, PartitionReassignment> all =
+                            listed.reassignments().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    for (Map.Entry<TopicPartition, PartitionReassignment> e : all.entrySet()) {
+                        PartitionReassignment r = e.getValue();
+                        System.out.println("{\"partition\": " + quote(e.getKey().toString())
+                                + ", \"replicas\": " + ints(r.replicas())
+                                + ", \"adding\": " + ints(r.addingReplicas())
+                                + ", \"removing\": " + ints(r.removingReplicas()) + "}");
+                    }
+                    return 0;
+                }
+                default:
+                    usage();
+                    return 2;
+            }
+        } catch (ExecutionException | TimeoutException e) {
+            Throwable cause = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+            System.out.println("{\"error\": " + quote(cause.getClass().getSimpleName())
+                    + ", \"message\": " + quote(String.valueOf(cause.getMessage())) + "}");
+            System.err.println("reassign " + args[2] + " failed: " + describe(cause));
+            return 1;
+        }
     }
 
     // -- features (Admin.describeFeatures / Admin.updateFeatures, KIP-584) ------------------------
