@@ -720,7 +720,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let sentAt = NIODeadline.now()
         return controller.send(request, version: version)
             .flatMap { [self] response -> EventLoopFuture<R.Response> in
-                BrokerMetrics.controllerForwardTime(R.apiKey).recordNanoseconds((NIODeadline.now() - sentAt).nanoseconds)
+                BrokerMetrics.controllerForwardTime(R.apiKey).recordNanoseconds(
+                    (NIODeadline.now() - sentAt).nanoseconds)
                 // Answer once this broker's own metadata shows the change, so a client's next
                 // request here sees it.
                 guard let check = Self.visibility(of: response) ?? requestVisibility?(response) else {
