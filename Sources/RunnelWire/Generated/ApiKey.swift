@@ -42,6 +42,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
     public static let electLeaders = ApiKey(rawValue: 43)
     public static let incrementalAlterConfigs = ApiKey(rawValue: 44)
     public static let offsetDelete = ApiKey(rawValue: 47)
+    public static let describeClientQuotas = ApiKey(rawValue: 48)
+    public static let alterClientQuotas = ApiKey(rawValue: 49)
     public static let describeUserScramCredentials = ApiKey(rawValue: 50)
     public static let alterUserScramCredentials = ApiKey(rawValue: 51)
     public static let vote = ApiKey(rawValue: 52)
@@ -107,6 +109,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         (.electLeaders, "ElectLeaders", 0...2, 2),
         (.incrementalAlterConfigs, "IncrementalAlterConfigs", 0...1, 1),
         (.offsetDelete, "OffsetDelete", 0...0, nil),
+        (.describeClientQuotas, "DescribeClientQuotas", 0...1, 1),
+        (.alterClientQuotas, "AlterClientQuotas", 0...1, 1),
         (.describeUserScramCredentials, "DescribeUserScramCredentials", 0...0, 0),
         (.alterUserScramCredentials, "AlterUserScramCredentials", 0...0, 0),
         (.vote, "Vote", 0...2, 0),
@@ -174,6 +178,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 43: "ElectLeaders"
         case 44: "IncrementalAlterConfigs"
         case 47: "OffsetDelete"
+        case 48: "DescribeClientQuotas"
+        case 49: "AlterClientQuotas"
         case 50: "DescribeUserScramCredentials"
         case 51: "AlterUserScramCredentials"
         case 52: "Vote"
@@ -241,6 +247,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 42: 2
         case 43: 2
         case 44: 1
+        case 48: 1
+        case 49: 1
         case 50: 0
         case 51: 0
         case 52: 0
@@ -310,6 +318,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 43: (ElectLeadersRequest.self, ElectLeadersResponse.self)
         case 44: (IncrementalAlterConfigsRequest.self, IncrementalAlterConfigsResponse.self)
         case 47: (OffsetDeleteRequest.self, OffsetDeleteResponse.self)
+        case 48: (DescribeClientQuotasRequest.self, DescribeClientQuotasResponse.self)
+        case 49: (AlterClientQuotasRequest.self, AlterClientQuotasResponse.self)
         case 50: (DescribeUserScramCredentialsRequest.self, DescribeUserScramCredentialsResponse.self)
         case 51: (AlterUserScramCredentialsRequest.self, AlterUserScramCredentialsResponse.self)
         case 52: (VoteRequest.self, VoteResponse.self)
