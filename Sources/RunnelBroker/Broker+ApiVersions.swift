@@ -55,6 +55,8 @@ extension Broker {
         .deleteAcls: 0...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .describeClientQuotas: 0...1,
+        .alterClientQuotas: 0...1,
     ]
 
     /// The `metadata.version` levels this build understands (3.0-IV1 to 3.9-IV0).

@@ -451,6 +451,8 @@ public enum ClientVersions {
         .deleteAcls: 1...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .describeClientQuotas: 0...1,
+        .alterClientQuotas: 0...1,
         .writeTxnMarkers: 0...2,
         .describeProducers: 0...0,
         .describeTransactions: 0...0,

@@ -280,10 +280,13 @@ public struct MetadataImage: Sendable, Equatable {
     public internal(set) var acls: TreeDictionary<KafkaUUID, AclEntry>
     /// SCRAM credentials by user and mechanism.
     public internal(set) var scramCredentials: TreeDictionary<ScramCredentialKey, ScramCredentialEntry>
+    /// Client quotas (ClientQuotaRecords) by entity: quota key to value. An entity with no key
+    /// left is removed.
+    public internal(set) var clientQuotas: TreeDictionary<ClientQuotaEntity, TreeDictionary<String, Double>>
 
     public static let empty = MetadataImage(
         provenance: .empty, features: [:], brokers: [:], topicsById: [:], topicIdsByName: [:], configs: [:],
-        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:])
+        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:], clientQuotas: [:])
 
     public func topic(named name: String) -> TopicImage? {
         topicIdsByName[name].flatMap { topicsById[$0] }

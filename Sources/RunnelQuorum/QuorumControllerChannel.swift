@@ -70,6 +70,8 @@ public struct QuorumControllerChannel: ControllerChannel {
                 promise.succeed(QuorumEndpoint.describeQuorum(quorum))
             case let r as AlterUserScramCredentialsRequest:
                 quorum.run({ c, _, _ in c.alterUserScramCredentials(r) }, completion: finish)
+            case let r as AlterClientQuotasRequest:
+                quorum.run({ c, _, _ in c.alterClientQuotas(r) }, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }

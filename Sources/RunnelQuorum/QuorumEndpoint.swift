@@ -79,6 +79,7 @@ public struct QuorumEndpoint: RequestHandler {
         .deleteAcls: 0...3,
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
+        .alterClientQuotas: 0...1,
         // Answered by the connection's authenticator before any other request.
         .saslHandshake: 0...1,
         .saslAuthenticate: 0...2,
@@ -214,6 +215,8 @@ public struct QuorumEndpoint: RequestHandler {
             case .deleteAcls: return command(try DeleteAclsRequest(from: &reader, version: version), version, context)
             case .alterUserScramCredentials:
                 return command(try AlterUserScramCredentialsRequest(from: &reader, version: version), version, context)
+            case .alterClientQuotas:
+                return command(try AlterClientQuotasRequest(from: &reader, version: version), version, context)
             case .describeAcls:
                 let r = try DescribeAclsRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -345,6 +348,9 @@ public struct QuorumEndpoint: RequestHandler {
         case .electLeaders:
             return allows(.alter, .cluster)
                 ? nil : ControllerRequests.failure(try decode(ElectLeadersRequest.self), code: clusterRefused)
+        case .alterClientQuotas:
+            return allows(.alterConfigs, .cluster)
+                ? nil : ControllerRequests.failure(try decode(AlterClientQuotasRequest.self), code: clusterRefused)
         case .createTopics:
             let r = try decode(CreateTopicsRequest.self)
             let ok = allows(.create, .cluster) || r.topics.allSatisfy { allows(.create, .topic($0.name)) }

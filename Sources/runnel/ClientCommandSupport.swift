@@ -23,6 +23,7 @@ let clientToolCommands: [String: [String]] = [
     "config": ["describe", "alter"],
     "leader-election": [],
     "dump-log": [],
+    "quota": ["set", "describe"],
 ]
 
 /// Options every client tool takes.
@@ -123,6 +124,7 @@ enum JSON {
     case null
     case bool(Bool)
     case integer(Int64)
+    case number(Double)
     case string(String)
     case array([JSON])
     case object([(String, JSON)])
@@ -138,6 +140,7 @@ enum JSON {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .integer(let i): return String(i)
+        case .number(let d): return d.isFinite ? String(d) : "null"
         case .string(let s): return JSON.quote(s)
         case .array(let items):
             if items.isEmpty { return "[]" }
