@@ -21,6 +21,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer
 
+import javaclient
 from cluster import active_controller, create, start_cluster
 from nodes import runnel_bin
 from util import QUIET, create_topic, unique, wait_until
@@ -123,6 +124,37 @@ def test_bad_quotas_get_one_sentence(broker, args, sentence):
     assert p.returncode == 1, p.stdout
     assert sentence in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_java_admin_alters_and_describes_quotas(broker):
+    """Kafka's own Admin client (kafka-clients 3.9.1): alterClientQuotas and
+    describeClientQuotas with ClientQuotaFilter.contains / containsOnly."""
+    why = javaclient.missing()
+    if why:
+        pytest.skip(f"Java client unavailable: {why}")
+    b = broker.bootstrap
+    user = unique("java-user")
+    res = javaclient.run("quotas", b, "alter", f"user={user},client-id=<default>", "+producer_byte_rate=4096",
+                         "+request_percentage=12.5")
+    assert res.ok and res.objects == [{"altered": True}], res.explain()
+    res = javaclient.run("quotas", b, "alter", f"user={user}", "+consumer_byte_rate=8192")
+    assert res.ok, res.explain()
+    res = javaclient.run("quotas", b, "describe", f"user={user}")
+    assert res.ok, res.explain()
+    assert sorted(res.objects, key=lambda o: len(o["entity"])) == [
+        {"entity": {"user": user}, "quotas": {"consumer_byte_rate": 8192.0}},
+        {"entity": {"client-id": None, "user": user},
+         "quotas": {"producer_byte_rate": 4096.0, "request_percentage": 12.5}},
+    ]
+    res = javaclient.run("quotas", b, "describe", f"user={user}", "strict")
+    assert [o["entity"] for o in res.objects] == [{"user": user}], res.explain()
+    res = javaclient.run("quotas", b, "alter", f"user={user},client-id=<default>", "-producer_byte_rate")
+    assert res.ok, res.explain()
+    res = javaclient.run("quotas", b, "describe", f"user={user}", "client-id=<default>", "strict")
+    assert res.objects == [{"entity": {"client-id": None, "user": user}, "quotas": {"request_percentage": 12.5}}]
+    res = javaclient.run("quotas", b, "alter", "client-id=x", "+producer_byte_rate=1.5")
+    assert not res.ok and res.objects[0]["error"] == "InvalidRequestException", res.explain()
+    assert "must be a Long value" in res.objects[0]["message"]
 
 
 def test_producer_is_held_to_its_byte_rate(broker):
