@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import RunnelMetadata
 import RunnelWire
@@ -22,7 +23,35 @@ extension Broker {
     /// Records `value` against `quota` now and gives the throttle time in ms.
     func recordClientQuota(_ key: ClientQuotaKey, _ quota: ResolvedClientQuota, value: Double) -> Int32 {
         let nowMs = clock.monotonicMs()
-        return clientQuotaManager.withLockedValue { $0.record(key, quota: quota, value: value, nowMs: nowMs) }
+        let throttleMs = clientQuotaManager.withLockedValue {
+            $0.record(key, quota: quota, value: value, nowMs: nowMs)
+        }
+        if throttleMs > 0 { Self.countThrottle(key, quota, throttleMs: throttleMs) }
+        return throttleMs
+    }
+
+    /// Kafka's per-entity quota metrics (`kafka.server:type=Produce|Fetch|Request,user=,client-id=`
+    /// byte-rate and throttle-time) as Prometheus counters: bytes let through and throttle time
+    /// given, by quota type and the measured entity's user and client id.
+    static func countBytes(_ key: ClientQuotaKey, _ quota: ResolvedClientQuota, bytes: Double) {
+        Counter(label: "runnel_client_quota_bytes_total", dimensions: dimensions(key, quota))
+            .increment(by: Int64(bytes))
+    }
+
+    static func countThrottle(_ key: ClientQuotaKey, _ quota: ResolvedClientQuota, throttleMs: Int32) {
+        let dims = dimensions(key, quota)
+        Counter(label: "runnel_client_quota_throttle_time_ms_total", dimensions: dims).increment(by: Int64(throttleMs))
+        Counter(label: "runnel_client_quota_throttled_total", dimensions: dims).increment()
+    }
+
+    private static func dimensions(_ key: ClientQuotaKey, _ quota: ResolvedClientQuota) -> [(String, String)] {
+        let type =
+            switch key {
+            case .producerByteRate: "Produce"
+            case .consumerByteRate: "Fetch"
+            case .requestPercentage: "Request"
+            }
+        return [("type", type), ("user", quota.userTag), ("client_id", quota.clientIdTag)]
     }
 
     /// The throttle a Produce of `requestBytes` earns against `producer_byte_rate`; the
@@ -30,6 +59,7 @@ extension Broker {
     func produceThrottleMs(requestBytes: Int, context: RequestContext) -> Int32 {
         guard let quota = clientQuota(.producerByteRate, context: context) else { return 0 }
         let throttleMs = recordClientQuota(.producerByteRate, quota, value: Double(requestBytes))
+        Self.countBytes(.producerByteRate, quota, bytes: Double(requestBytes))
         if throttleMs > 0 { context.muteConnection?(throttleMs) }
         return throttleMs
     }
@@ -57,7 +87,10 @@ extension Broker {
         guard let quota else { return encoded }
         let bytes = Double(encoded.byteCount)
         let throttleMs = broker.recordClientQuota(.consumerByteRate, quota, value: bytes)
-        guard throttleMs > 0 else { return encoded }
+        guard throttleMs > 0 else {
+            countBytes(.consumerByteRate, quota, bytes: bytes)
+            return encoded
+        }
         let nowMs = broker.clock.monotonicMs()
         broker.clientQuotaManager.withLockedValue {
             $0.unrecord(.consumerByteRate, quota: quota, value: bytes, nowMs: nowMs)

@@ -3,11 +3,11 @@
 `runnel quota set|describe` (AlterClientQuotas through a broker to the active controller,
 DescribeClientQuotas from the broker's image) sets, lists and removes producer_byte_rate,
 consumer_byte_rate and request_percentage of client ids, users and their defaults, with Kafka's
-match rules, and bad input (an unknown key, a fractional byte rate, an ip entity) gets one
+match rules (also through the Java Admin client), and bad input (an unknown key, a fractional byte rate, an ip entity) gets one
 sentence. A confluent-kafka producer whose client id has producer_byte_rate=1 MB/s, pushing as
 fast as it can, gets 1 MB/s +- 20 % through over two quota windows (22 s, after an 11 s
 warm-up) and is told of throttle time; a consumer under consumer_byte_rate=1 MB/s likewise
-reads at 1 MB/s. Quotas are metadata records: after the
+reads at 1 MB/s; the broker's Prometheus metrics count each entity's bytes and throttle time. Quotas are metadata records: after the
 active controller of a 3-controller cluster is killed, they are still listed, a new one can be
 set, and both are enforced.
 """
@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, Producer
 import javaclient
 from cluster import active_controller, create, start_cluster
 from nodes import runnel_bin
+from test_metrics import metrics_node, scrape, value
 from util import QUIET, create_topic, unique, wait_until
 
 pytestmark = pytest.mark.usefixtures("require_runnel")
@@ -157,7 +158,8 @@ def test_java_admin_alters_and_describes_quotas(broker):
     assert "must be a Long value" in res.objects[0]["message"]
 
 
-def test_producer_is_held_to_its_byte_rate(broker):
+def test_producer_is_held_to_its_byte_rate(node_factory):
+    broker, metrics_port = metrics_node(node_factory)
     b = broker.bootstrap
     topic = unique("quota-produce")
     create_topic(b, topic)
@@ -168,6 +170,12 @@ def test_producer_is_held_to_its_byte_rate(broker):
     print(f"producer: {rate / MB:.3f} MB/s over {SPAN} s, {len(throttles)} throttle reports, max {max(throttles or [0])} ms")
     assert 0.8 * MB <= rate <= 1.2 * MB, rate
     assert any(t > 0 for t in throttles), throttles
+    # Kafka's per-entity byte-rate and throttle-time, as Prometheus counters.
+    text = scrape(metrics_port)
+    labels = f'type="Produce",user="",client_id="{client}"'
+    assert value(text, "runnel_client_quota_bytes_total", labels) >= acked, text
+    assert value(text, "runnel_client_quota_throttle_time_ms_total", labels) > 0
+    assert value(text, "runnel_client_quota_throttled_total", labels) > 0
 
 
 def test_consumer_is_held_to_its_byte_rate(broker):
