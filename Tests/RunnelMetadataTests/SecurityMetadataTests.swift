@@ -125,7 +125,7 @@ struct SecurityMetadataTests {
         let path = try SQLiteSnapshot.write(
             image, clusterId: "c", endOffset: 5, epoch: 2, voters: [1], lastContainedTimestamp: 0, directory: dir)
         let loaded = try SQLiteSnapshot.read(path)
-        #expect(loaded.header.schemaVersion == 2)
+        #expect(loaded.header.schemaVersion == SQLiteSnapshot.schemaVersion)
         #expect(loaded.image == image)
         let rows = try SQLiteSnapshot.query(
             path, sql: "SELECT name, mechanism, hex(salt), iterations FROM scram_credentials ORDER BY name")
@@ -162,11 +162,14 @@ struct SecurityMetadataTests {
 
     @Test("a snapshot of a newer schema version is refused")
     func newerSchema() throws {
-        let dir = scratchDirectory("security-snapshots-v3")
+        let dir = scratchDirectory("security-snapshots-newer")
         let path = try SQLiteSnapshot.write(
             .empty, clusterId: "c", endOffset: 0, epoch: 0, voters: [], lastContainedTimestamp: 0, directory: dir)
         let queue = try DatabaseQueue(path: path)
-        try queue.write { db in try db.execute(sql: "UPDATE snapshot SET schema_version = 3") }
+        try queue.write { db in
+            try db.execute(
+                sql: "UPDATE snapshot SET schema_version = ?", arguments: [SQLiteSnapshot.schemaVersion + 1])
+        }
         try queue.close()
         #expect(throws: SnapshotError.self) { try SQLiteSnapshot.read(path) }
     }
