@@ -76,7 +76,8 @@ public struct ClientQuotaManager: Sendable {
         public var windowNum: Int
         public var windowSizeSeconds: Int
         public init(windowNum: Int = 11, windowSizeSeconds: Int = 1) {
-            precondition(windowNum >= 1 && windowSizeSeconds >= 1, "quota.window.num and quota.window.size.seconds are >= 1")
+            precondition(
+                windowNum >= 1 && windowSizeSeconds >= 1, "quota.window.num and quota.window.size.seconds are >= 1")
             self.windowNum = windowNum
             self.windowSizeSeconds = windowSizeSeconds
         }

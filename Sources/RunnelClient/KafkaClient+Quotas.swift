@@ -26,7 +26,9 @@ extension KafkaClient {
     public func alterClientQuotas(
         entity: [String: String?], set: [String: Double], remove: [String] = [], validateOnly: Bool = false
     ) async throws {
-        let parts = entity.keys.sorted().map { AlterClientQuotasRequest.EntityData(entityType: $0, entityName: entity[$0]!) }
+        let parts = entity.keys.sorted().map {
+            AlterClientQuotasRequest.EntityData(entityType: $0, entityName: entity[$0]!)
+        }
         let ops =
             set.keys.sorted().map { AlterClientQuotasRequest.OpData(key: $0, value: set[$0]!, remove: false) }
             + remove.map { AlterClientQuotasRequest.OpData(key: $0, value: 0, remove: true) }

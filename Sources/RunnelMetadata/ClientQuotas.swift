@@ -125,15 +125,11 @@ extension MetadataImage {
             (.none, .some(nil), "", clientId),
         ]
         for (u, c, userTag, clientIdTag) in candidates {
-            if let limit = value(u, c) { return ResolvedClientQuota(userTag: userTag, clientIdTag: clientIdTag, limit: limit) }
+            if let limit = value(u, c) {
+                return ResolvedClientQuota(userTag: userTag, clientIdTag: clientIdTag, limit: limit)
+            }
         }
         return ResolvedClientQuota(userTag: "", clientIdTag: clientId, limit: nil)
-    }
-
-    /// Whether any quota is set for `key` (brokers measure nothing otherwise, as Kafka's
-    /// `quotasEnabled`).
-    public func hasClientQuotas(_ key: ClientQuotaKey) -> Bool {
-        clientQuotas.values.contains { $0[key.rawValue] != nil }
     }
 
     /// DescribeClientQuotas from the image, with Kafka's match rules (ClientQuotasImage.describe):

@@ -124,7 +124,11 @@ struct QuotaSet: AsyncParsableCommand {
         let parts = try! entity.parts(requireEntity: true)
         var target: [String: String?] = [:]
         for part in parts {
-            if case .exact(let name) = part.match { target[part.type] = .some(name) } else { target[part.type] = .some(nil) }
+            if case .exact(let name) = part.match {
+                target[part.type] = .some(name)
+            } else {
+                target[part.type] = .some(nil)
+            }
         }
         let set = try! settings()
         let remove = deleteConfig.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }

@@ -136,9 +136,14 @@ private let client = ResolvedClientQuota(userTag: "", clientIdTag: "app", limit:
     ])
     func names(_ components: [DescribeClientQuotasRequest.ComponentData], strict: Bool) -> [String] {
         let r = img.describeClientQuotas(DescribeClientQuotasRequest(components: components, strict: strict))
-        return (r.entries ?? []).map { e in e.entity.map { "\($0.entityType)=\($0.entityName ?? "<default>")" }.joined(separator: ",") }
+        return (r.entries ?? []).map { e in
+            e.entity.map { "\($0.entityType)=\($0.entityName ?? "<default>")" }.joined(separator: ",")
+        }
     }
-    #expect(names([.init(entityType: "client-id", matchType: 0, match: "app")], strict: false) == ["client-id=app", "client-id=app,user=alice"])
+    #expect(
+        names([.init(entityType: "client-id", matchType: 0, match: "app")], strict: false) == [
+            "client-id=app", "client-id=app,user=alice",
+        ])
     #expect(names([.init(entityType: "client-id", matchType: 0, match: "app")], strict: true) == ["client-id=app"])
     #expect(names([.init(entityType: "client-id", matchType: 1, match: nil)], strict: true) == ["client-id=<default>"])
     #expect(names([.init(entityType: "client-id", matchType: 2, match: nil)], strict: true).count == 2)

@@ -25,7 +25,9 @@ struct ClientQuotaControllerTests {
         let app = ClientQuotaEntity(clientId: .some("app"))
         let set = c.alterClientQuotas(
             AlterClientQuotasRequest(
-                entries: [entry([("client-id", "app")], [("producer_byte_rate", 1_048_576), ("request_percentage", 25)])]))
+                entries: [
+                    entry([("client-id", "app")], [("producer_byte_rate", 1_048_576), ("request_percentage", 25)])
+                ]))
         #expect(set.response.entries.map(\.errorCode) == [0])
         #expect(set.response.entries[0].entity.map(\.entityName) == ["app"])
         #expect(set.records.count == 2)
@@ -42,8 +44,9 @@ struct ClientQuotaControllerTests {
         #expect(c.image.clientQuotas(of: app) == ["request_percentage": 25])
         commit(
             &c,
-            c.alterClientQuotas(AlterClientQuotasRequest(entries: [entry([("client-id", "app")], [("request_percentage", nil)])]))
-                .records)
+            c.alterClientQuotas(
+                AlterClientQuotasRequest(entries: [entry([("client-id", "app")], [("request_percentage", nil)])])
+            ).records)
         #expect(c.image.clientQuotas.isEmpty)
     }
 

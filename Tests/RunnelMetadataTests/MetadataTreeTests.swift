@@ -1,8 +1,8 @@
 // The browsable tree of a metadata image (what `runnel metadata ls|cat|tree` and the metadata
 // shell walk): an image built by replaying records gives /brokers, /topics/<name>/<partition>,
-// /configs/<type>/<name>, /features, /producerIds, /acls, /scram/<mechanism>/<user>, /clientQuotas and /quorum; paths resolve with `.`,
-// `..` and stray slashes; a directory lists its children in display order; a leaf carries the
-// fields of what it names.
+// /configs/<type>/<name>, /features, /producerIds, /acls, /scram/<mechanism>/<user>, /clientQuotas
+// and /quorum; paths resolve with `.`, `..` and stray slashes; a directory lists its children in
+// display order; a leaf carries the fields of what it names.
 import RunnelCore
 import RunnelMetadata
 import RunnelWire
