@@ -141,7 +141,9 @@ public struct ClientQuotaManager: Sendable {
         var throttleMs: Int32 = 0
         if observed > limit {
             let window = Double(rate.windowSizeMs(nowMs: nowMs))
-            throttleMs = Int32(clamping: Int64(((observed - limit) / limit * window).rounded()))
+            // Bounded before conversion: a tiny quota makes the quotient overflow to infinity.
+            let exact = ((observed - limit) / limit * window).rounded()
+            throttleMs = exact.isFinite ? Int32(min(max(exact, 0), Double(Int32.max))) : Int32.max
         }
         rates[sensor] = rate
         lastRecordedMs[sensor] = nowMs

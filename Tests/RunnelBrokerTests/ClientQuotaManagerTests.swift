@@ -59,6 +59,9 @@ private let client = ResolvedClientQuota(userTag: "", clientIdTag: "app", limit:
     // No quota, no measurement.
     let none = ResolvedClientQuota(userTag: "", clientIdTag: "app", limit: nil)
     #expect(manager.record(.producerByteRate, quota: none, value: 1e12, nowMs: 0) == 0)
+    // A tiny quota (any positive value is accepted) throttles for the longest time, not a trap.
+    let tiny = ResolvedClientQuota(userTag: "", clientIdTag: "tiny", limit: 1e-300)
+    #expect(manager.record(.requestPercentage, quota: tiny, value: 1e10, nowMs: 0) == Int32.max)
 }
 
 @Test func unrecordTakesBackAThrottledFetch() {
