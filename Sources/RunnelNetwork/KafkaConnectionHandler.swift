@@ -48,6 +48,8 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     /// the mute too, as Kafka's muted channel leaves them unread (at most one read's worth,
     /// `maxMessagesPerRead` buffers, since nothing more is read meanwhile).
     private var heldFrames: [ByteBuffer] = []
+    /// The task that ends the mute, cancelled when the connection closes (a throttle can be long).
+    private var unmuteTask: Scheduled<Void>?
     private var closing = false
     /// The peer, looked up once: the channel asks the kernel (getpeername) on every access.
     private var peer: SocketAddress?
@@ -225,12 +227,13 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     private func scheduleUnmute(at until: NIODeadline, context: ChannelHandlerContext) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(deadline: until) {
+        unmuteTask?.cancel()
+        unmuteTask = context.eventLoop.scheduleTask(deadline: until) {
             let (me, context) = bound.value
             guard !me.closing else { return }
             if me.mutedUntil > .now() {
-                // A later mute has its own task; this one only retries if it fired early.
-                if me.mutedUntil == until { me.scheduleUnmute(at: until + .milliseconds(1), context: context) }
+                // Fired early: try again at the mute's end.
+                me.scheduleUnmute(at: me.mutedUntil, context: context)
                 return
             }
             me.releaseHeldFrames(context: context)
@@ -390,6 +393,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
+        unmuteTask?.cancel()
+        unmuteTask = nil
+        heldFrames = []
         releaseFileRegions()
         handler.connectionClosed(connectionId)
         context.fireChannelInactive()

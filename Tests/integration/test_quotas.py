@@ -7,7 +7,8 @@ match rules (also through the Java Admin client), and bad input (an unknown key,
 sentence. A confluent-kafka producer whose client id has producer_byte_rate=1 MB/s, pushing as
 fast as it can, gets 1 MB/s +- 20 % through over two quota windows (22 s, after an 11 s
 warm-up) and is told of throttle time; a consumer under consumer_byte_rate=1 MB/s likewise
-reads at 1 MB/s; the broker's Prometheus metrics count each entity's bytes and throttle time. Quotas are metadata records: after the
+reads at 1 MB/s; a client over request_percentage has its connection muted; the broker's
+Prometheus metrics count each entity's bytes and throttle time. Quotas are metadata records: after the
 active controller of a 3-controller cluster is killed, they are still listed, a new one can be
 set, the old one is enforced, and the new active controller removes it (it knows it).
 """
@@ -15,6 +16,7 @@ set, the old one is enforced, and the new active controller removes it (it knows
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 
@@ -22,6 +24,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 import javaclient
+import kwire
 from cluster import active_controller, create, start_cluster
 from nodes import runnel_bin
 from test_metrics import metrics_node, scrape, value
@@ -209,6 +212,40 @@ def test_consumer_is_held_to_its_byte_rate(broker):
     print(f"consumer: {rate / MB:.3f} MB/s over {SPAN} s, {len(throttles)} throttle reports")
     assert 0.8 * MB <= rate <= 1.2 * MB, rate
     assert throttles, "no throttle time reported"
+
+
+def metadata_round_trips(bootstrap: str, client_id: str, seconds: float) -> tuple[int, bool]:
+    """Metadata v1 requests one after another on one connection for `seconds`: how many were
+    answered, and whether the broker stopped answering for a second (a muted connection)."""
+    host, port = bootstrap.rsplit(":", 1)
+    answered, stalled = 0, False
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.settimeout(1.0)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            body = kwire.request_header_v1(kwire.API_METADATA, 1, answered, client_id) + kwire.i32(-1)
+            sock.sendall(kwire.frame(body))
+            try:
+                size = int.from_bytes(sock.recv(4, socket.MSG_WAITALL), "big", signed=True)
+                sock.recv(size, socket.MSG_WAITALL)
+            except socket.timeout:
+                stalled = True
+                break
+            answered += 1
+    return answered, stalled
+
+
+def test_request_percentage_mutes_a_busy_client(broker):
+    """request_percentage (KIP-124): the time a client's requests take on the broker, as a
+    percentage of one thread; over it, the connection is muted for the throttle time."""
+    b = broker.bootstrap
+    limited = unique("busy")
+    quota(b, "set", "--client", limited, "--add-config", "request_percentage=0.01")
+    free, free_stalled = metadata_round_trips(b, unique("free"), 2)
+    held, held_stalled = metadata_round_trips(b, limited, 2)
+    print(f"request_percentage: {free} Metadata answers unlimited, {held} at 0.01 %")
+    assert not free_stalled and free > 200, free
+    assert held_stalled and held < free / 5, (held, free)
 
 
 def test_quotas_survive_controller_failover(tmp_path):
