@@ -15,7 +15,9 @@ Kafka requests encoded by hand on non-blocking sockets, one request in flight pe
 (Kafka answers a connection's requests one at a time, so N in flight means N connections), and
 etcd's Put as raw protobuf bytes through grpcio's C core, all in flight on one HTTP/2 channel.
 
-Then where one write's time goes (the serial phase through a broker): each node's own timers
+Each line also gives the servers' CPU time per write (every thread of the 6 Runnel nodes, or
+of the 3 etcd members, from /proc): on two cores, what a write costs decides what in-flight
+load can reach. Then where one write's time goes (the serial phase through a broker): each node's own timers
 (Prometheus sums and counts scraped before and after, a mean per write), nested as the write
 travels: broker, the forward to the active controller, the controller's loop, the Raft commit,
 the leader's fsync, the first follower's acknowledgement and that follower's own fetch-to-fsync.
@@ -43,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 
-from benchlib import pct, work_dir  # noqa: E402
+from benchlib import cpu_seconds, pct, work_dir  # noqa: E402
 from cluster import start_cluster  # noqa: E402
 from nodes import free_ports  # noqa: E402
 
@@ -319,22 +321,31 @@ def stage_means(before: dict[int, str], after: dict[int, str], ports: list[int],
 
 # ---------------------------------------------------------------------------------------------
 
-def figures(latencies: list[float], elapsed: float) -> dict:
+def figures(latencies: list[float], elapsed: float, cpu_s: float) -> dict:
     return {"writes": len(latencies), "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99),
-            "writes_per_s": len(latencies) / elapsed if elapsed > 0 else 0.0}
+            "writes_per_s": len(latencies) / elapsed if elapsed > 0 else 0.0,
+            "server_cpu_us_per_write": cpu_s / len(latencies) * 1e6 if latencies else 0.0}
 
 
 def line(system: str, phase: str, f: dict) -> None:
     print(f"[metadata] {system:<22} {phase:<14} p50 {f['p50_ms']:6.2f} ms  p99 {f['p99_ms']:6.2f} ms  "
-          f"{f['writes_per_s']:8.0f} writes/s  ({f['writes']} writes)", flush=True)
+          f"{f['writes_per_s']:8.0f} writes/s  {f['server_cpu_us_per_write']:6.0f} us server CPU/write  "
+          f"({f['writes']} writes)", flush=True)
 
 
-def phases(writer_for, serial: int, inflight: list[int], seconds: float, system: str) -> dict:
+def measured(writer, pids: list[int], **kwargs) -> dict:
+    """A run of `writer` with the CPU time its servers (`pids`, every thread) used meanwhile."""
+    before = sum(cpu_seconds(p) for p in pids)
+    latencies, elapsed = writer.run(**kwargs)
+    return figures(latencies, elapsed, sum(cpu_seconds(p) for p in pids) - before)
+
+
+def phases(writer_for, pids: list[int], serial: int, inflight: list[int], seconds: float, system: str) -> dict:
     out = {}
     w = writer_for(1)
     try:
         w.run(total=min(200, serial))  # warm-up
-        out["serial"] = figures(*w.run(total=serial))
+        out["serial"] = measured(w, pids, total=serial)
     finally:
         w.close()
     line(system, "one at a time", out["serial"])
@@ -342,7 +353,7 @@ def phases(writer_for, serial: int, inflight: list[int], seconds: float, system:
         w = writer_for(k)
         try:
             w.run(seconds=1.0)  # warm-up
-            out[f"inflight{k}"] = figures(*w.run(seconds=seconds))
+            out[f"inflight{k}"] = measured(w, pids, seconds=seconds)
         finally:
             w.close()
         line(system, f"{k} in flight", out[f"inflight{k}"])
@@ -420,8 +431,8 @@ def bench(binary: Path, serial: int, inflight: list[int], seconds: float, skip_e
             cluster = EtcdCluster(root / "etcd", etcd)
             try:
                 port = cluster.leader_port()
-                result["etcd"] = phases(lambda k: EtcdWriter(grpc, port, k), serial, inflight, seconds,
-                                        "etcd (Put to leader)")
+                result["etcd"] = phases(lambda k: EtcdWriter(grpc, port, k), [p.pid for p in cluster.procs],
+                                        serial, inflight, seconds, "etcd (Put to leader)")
             finally:
                 cluster.close()
         mports = free_ports(6)
@@ -432,11 +443,12 @@ def bench(binary: Path, serial: int, inflight: list[int], seconds: float, skip_e
             each_controller_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in cports])
         try:
             host, port = brokers[0].bootstrap.rsplit(":", 1)
-            result["runnel"] = phases(lambda k: KafkaWriter(host, int(port), k), serial, inflight, seconds,
+            pids = [n.pid for n in controllers + brokers]
+            result["runnel"] = phases(lambda k: KafkaWriter(host, int(port), k), pids, serial, inflight, seconds,
                                       "runnel (via a broker)")
             leader_id = active_controller(binary, controllers)
             leader = next(c for c in controllers if c.node_id == leader_id)
-            result["direct"] = phases(lambda k: KafkaWriter("127.0.0.1", leader.port, k), serial, [], seconds,
+            result["direct"] = phases(lambda k: KafkaWriter("127.0.0.1", leader.port, k), pids, serial, [], seconds,
                                       "runnel (to controller)")
             result["breakdown"] = breakdown(binary, brokers, controllers, bports, cports, serial)
         finally:

@@ -60,6 +60,8 @@ extension Broker {
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
         .updateFeatures: 0...1,
+        .describeClientQuotas: 0...1,
+        .alterClientQuotas: 0...1,
     ]
 
     func apiVersions(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {

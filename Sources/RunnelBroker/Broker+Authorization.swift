@@ -159,6 +159,32 @@ extension Broker {
         }
         return forward(request, version: version, context: context)
     }
+
+    /// DescribeClientQuotas, from this broker's image: DESCRIBE_CONFIGS on the cluster.
+    func describeClientQuotas(
+        _ request: DescribeClientQuotasRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
+        guard authorization(context).allows(.describeConfigs, .cluster) else {
+            return respond(
+                DescribeClientQuotasResponse(
+                    throttleTimeMs: 0, errorCode: ErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil,
+                    entries: nil),
+                version: version, context: context)
+        }
+        return respond(image.describeClientQuotas(request), version: version, context: context)
+    }
+
+    /// AlterClientQuotas, forwarded to the active controller: ALTER_CONFIGS on the cluster.
+    func alterClientQuotas(_ request: AlterClientQuotasRequest, version: Int16, context: RequestContext)
+        -> RequestOutcome
+    {
+        guard authorization(context).allows(.alterConfigs, .cluster) else {
+            return respond(
+                ControllerRequests.failure(request, code: .clusterAuthorizationFailed)!, version: version,
+                context: context)
+        }
+        return forward(request, version: version, context: context)
+    }
 }
 
 extension Broker {
@@ -227,6 +253,22 @@ extension Broker {
                 }
                 if levels.isEmpty { return nil }
                 return { image in levels.allSatisfy { (image.features[$0.0] ?? 0) == max($0.1, 0) } }
+            }
+        case let r as AlterClientQuotasRequest:
+            return { response in
+                guard let response = response as? AlterClientQuotasResponse, !r.validateOnly else { return nil }
+                // What each accepted entry leaves: its keys set to their values, or removed.
+                var expected: [(ClientQuotaEntity, String, Double?)] = []
+                for (entry, result) in zip(r.entries, response.entries) where result.errorCode == 0 {
+                    var parts: [String: String?] = [:]
+                    for part in entry.entity { parts[part.entityType] = .some(part.entityName) }
+                    guard !parts.isEmpty else { continue }
+                    let entity = ClientQuotaEntity(parts)
+                    for op in entry.ops { expected.append((entity, op.key, op.remove ? nil : op.value)) }
+                }
+                if expected.isEmpty { return nil }
+                let settled = expected
+                return { image in settled.allSatisfy { image.clientQuotas(of: $0.0)[$0.1] == $0.2 } }
             }
         default:
             return nil

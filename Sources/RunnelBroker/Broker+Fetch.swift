@@ -75,7 +75,14 @@ extension Broker {
         var checkedTargets = Self.fetchTargets(request, version: version, image: image, skeleton: &skeleton)
         let maxWait = Int64(min(max(request.maxWaitMs, 0), Limits.fetchWaitMsMax))
         let minBytes = Int64(max(request.minBytes, 0))
-        let maxBytes = Int(min(Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes)))
+        // consumer_byte_rate (KIP-13): a consumer's answer is no larger than its quota lets pass
+        // at once; followers are not measured.
+        let quota = replicaId < 0 ? clientQuota(.consumerByteRate, context: context) : nil
+        let quotaBytes = quota.map { q in clientQuotaManager.withLockedValue { $0.maxValueInQuotaWindow(q) } }
+        let maxBytes = Int(
+            min(
+                Int64(max(request.maxBytes, 0)), Int64(settings.fetchMaxBytes),
+                Int64(min(quotaBytes ?? Double(Int64.max), Double(Int64.max / 2)))))
         let auth = authorization(context)
         let refusal = Self.fetchRefusal(auth, replicaId: replicaId, replicaEpoch: replicaEpoch, image: image)
         if let refusal {
@@ -105,7 +112,9 @@ extension Broker {
             let answer = sessionAnswer(
                 first.response, session: session, targets: targets, topics: topics, usesTopicIds: usesTopicIds,
                 privileged: privileged)
-            return .respondNow(OutgoingResponse(answer, version: version, allocator: context.allocator))
+            return .respondNow(
+                Self.quotaCheckedFetch(
+                    answer, version: version, allocator: context.allocator, quota: quota, broker: self))
         }
         Self.releaseRegions(first.response)
         let promise = context.eventLoop.makePromise(of: OutgoingResponse.self)
@@ -123,7 +132,8 @@ extension Broker {
                 let answer = sessionAnswer(
                     result.response, session: session, targets: targets, topics: topics, usesTopicIds: usesTopicIds,
                     privileged: privileged)
-                promise.succeed(OutgoingResponse(answer, version: version, allocator: allocator))
+                promise.succeed(
+                    Self.quotaCheckedFetch(answer, version: version, allocator: allocator, quota: quota, broker: self))
             })
         delayedFetches.watch(waiter, waitMs: maxWait)
         return .respond(promise.futureResult)

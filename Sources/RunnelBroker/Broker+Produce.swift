@@ -166,8 +166,12 @@ extension Broker {
         return .waiting(promise.futureResult)
     }
 
-    func produce(_ request: ProduceRequest, version: Int16, context: RequestContext) -> RequestOutcome {
+    func produce(_ request: ProduceRequest, version: Int16, context: RequestContext, requestBytes: Int = 0)
+        -> RequestOutcome
+    {
         let acks = request.acks
+        // producer_byte_rate (KIP-13): the request's size counts against the producer's quota.
+        let throttleMs = produceThrottleMs(requestBytes: requestBytes, context: context)
         let acksValid = acks == 0 || acks == 1 || acks == -1
         var entries: [(TopicPartition, ByteBuffer?)] = []
         // What the answer is laid out as, without the records: a closure that held the request
@@ -193,6 +197,7 @@ extension Broker {
         let answer = layout
         @Sendable func response(_ results: [PartitionAppendResult]) -> ProduceResponse {
             var response = ProduceResponse()
+            response.throttleTimeMs = throttleMs
             var i = 0
             for (name, partitions, refused) in answer {
                 var out = ProduceResponse.TopicProduceResponse(name: name)
@@ -229,13 +234,19 @@ extension Broker {
         let timeoutMs = Int64(max(0, request.timeoutMs))
         let eventLoop = context.eventLoop
         let allocator = context.allocator
+        // Produce v6+ clients throttle themselves (KIP-219): the answer goes at once.
+        @Sendable func encoded(_ results: [PartitionAppendResult]) -> OutgoingResponse {
+            Self.throttled(
+                OutgoingResponse(response(results), version: version, allocator: allocator), throttleMs: throttleMs,
+                version: version, clientThrottlesFrom: 6)
+        }
+        let noAnswer: RequestOutcome = throttleMs > 0 ? .noResponseThrottled(throttleMs: throttleMs) : .noResponse
         @Sendable func answered(_ outcome: AppendOutcome) -> EventLoopFuture<OutgoingResponse> {
             switch outcome {
             case .done(let results):
-                return eventLoop.makeSucceededFuture(
-                    OutgoingResponse(response(results), version: version, allocator: allocator))
+                return eventLoop.makeSucceededFuture(encoded(results))
             case .waiting(let future):
-                return future.map { OutgoingResponse(response($0), version: version, allocator: allocator) }
+                return future.map { encoded($0) }
             }
         }
         // KIP-890 part 1: a transactional batch that would open a transaction on a partition is
@@ -261,18 +272,18 @@ extension Broker {
                         pending, requiredAcks: acks, timeoutMs: timeoutMs, origin: .client, produceVersion: version,
                         verification: plan.verification, refused: refused, eventLoop: eventLoop))
             }
-            return acks == 0 ? .noResponse : .respond(future)
+            return acks == 0 ? noAnswer : .respond(future)
         }
         let outcome = appendRecords(
             entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .client, produceVersion: version,
             eventLoop: eventLoop)
         entries = []
-        if acks == 0 { return .noResponse }
+        if acks == 0 { return noAnswer }
         switch outcome {
         case .done(let results):
-            return respond(response(results), version: version, context: context)
+            return .respondNow(encoded(results))
         case .waiting(let future):
-            return .respond(future.map { OutgoingResponse(response($0), version: version, allocator: allocator) })
+            return .respond(future.map { encoded($0) })
         }
     }
 }

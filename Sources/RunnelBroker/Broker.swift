@@ -30,6 +30,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// The replication throttles (Kafka's leader and follower ReplicationQuotaManagers).
     let leaderThrottle: NIOLockedValueBox<ReplicationThrottle>
     let followerThrottle: NIOLockedValueBox<ReplicationThrottle>
+    /// Client quota rates (KIP-13, KIP-124): what each user and client id produced, fetched and
+    /// spent handling requests over the quota windows.
+    let clientQuotaManager: NIOLockedValueBox<ClientQuotaManager>
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
     private let partitionLock = NIOLock()
@@ -77,6 +80,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         self.leaderThrottle = NIOLockedValueBox(ReplicationThrottle(.leader, settings: settings))
         self.followerThrottle = NIOLockedValueBox(ReplicationThrottle(.follower, settings: settings))
         var seedSource = SystemRandomNumberGenerator()
+        self.clientQuotaManager = NIOLockedValueBox(ClientQuotaManager(settings: settings.clientQuotaWindows))
         self.fetchSessions = NIOLockedValueBox(
             FetchSessionCache(
                 maxSessions: settings.maxIncrementalFetchSessionCacheSlots,
@@ -573,6 +577,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     // MARK: dispatch
 
     public func handle(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
+        measuringRequestQuota(request, context: context) { dispatch(request, context: context) }
+    }
+
+    func dispatch(_ request: IncomingRequest, context: RequestContext) -> RequestOutcome {
         let key = request.header.apiKey
         let version = request.header.apiVersion
         if key == .apiVersions {
@@ -583,7 +591,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         }
         do {
             switch key {
-            case .produce: return try produce(decode(ProduceRequest.self, request), version: version, context: context)
+            case .produce:
+                return try produce(
+                    decode(ProduceRequest.self, request), version: version, context: context,
+                    requestBytes: request.frameBytes)
             case .fetch: return try fetch(decode(FetchRequest.self, request), version: version, context: context)
             case .listOffsets:
                 return try listOffsets(decode(ListOffsetsRequest.self, request), version: version, context: context)
@@ -680,6 +691,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .updateFeatures:
                 return try updateFeatures(
                     decode(UpdateFeaturesRequest.self, request), version: version, context: context)
+            case .describeClientQuotas:
+                return try describeClientQuotas(
+                    decode(DescribeClientQuotasRequest.self, request), version: version, context: context)
+            case .alterClientQuotas:
+                return try alterClientQuotas(
+                    decode(AlterClientQuotasRequest.self, request), version: version, context: context)
             default:
                 return .close(reason: "no handler for \(key.name)")
             }

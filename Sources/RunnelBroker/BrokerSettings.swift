@@ -40,6 +40,9 @@ public struct BrokerSettings: Sendable {
     public var transactionPartitionVerification = true
     /// `fetch.max.bytes`: cap on one Fetch response.
     public var fetchMaxBytes: Int = 57_671_680
+    /// `quota.window.num` and `quota.window.size.seconds`: the samples client quota rates are
+    /// measured over.
+    public var clientQuotaWindows = ClientQuotaManager.Settings()
     /// `max.incremental.fetch.session.cache.slots`: how many incremental fetch sessions
     /// (KIP-227) the broker keeps; 0 turns them off (every fetch is answered without one).
     public var maxIncrementalFetchSessionCacheSlots: Int = 1000

@@ -41,7 +41,6 @@ extension ConfigDefinitions {
     private static let noKerberos = "Kerberos (GSSAPI) is not supported; Runnel offers PLAIN and SCRAM."
     private static let noOAuth = "OAUTHBEARER logins are not supported; Runnel offers PLAIN and SCRAM."
     private static let noJavaClasses = "Runnel cannot load Java plug-in classes."
-    private static let noQuotas = "Runnel has no client quotas."
     private static let socketBuffersWhenGiven =
         "Applied to client connections when given (-1 for the system's); unset, the kernel autotunes rather than Kafka's 100 KiB."
     private static let noConnectionLimits = "Runnel does not limit the rate of new connections."
@@ -170,8 +169,6 @@ extension ConfigDefinitions {
         ),
         none("producer.purgatory.purge.interval.requests", noPurgatoryPurge),
         none("queued.max.request.bytes", "Runnel bounds waiting requests by queued.max.requests only."),
-        none("quota.window.num", noQuotas),
-        none("quota.window.size.seconds", noQuotas),
         none("remote.log.copy.disable", noRemoteStorage),
         none("remote.log.delete.on.disable", noRemoteStorage),
         none("remote.log.storage.system.enable", noRemoteStorage),

@@ -20,6 +20,8 @@ public struct MetadataDelta: Sendable {
     public private(set) var changedAcls: Set<KafkaUUID> = []
     /// SCRAM credentials set or removed.
     public private(set) var changedScramCredentials: Set<ScramCredentialKey> = []
+    /// Client quota entities whose quotas were set or removed.
+    public private(set) var changedClientQuotas: Set<ClientQuotaEntity> = []
 
     public init(_ base: MetadataImage) {
         self.base = base
@@ -37,6 +39,7 @@ public struct MetadataDelta: Sendable {
         delta.featuresChanged = true
         delta.changedAcls = Set(image.acls.keys)
         delta.changedScramCredentials = Set(image.scramCredentials.keys)
+        delta.changedClientQuotas = Set(image.clientQuotas.keys)
         return delta
     }
 
@@ -135,8 +138,20 @@ public struct MetadataDelta: Sendable {
             if next.scramCredentials.removeValue(forKey: key) != nil { changedScramCredentials.insert(key) }
         case .registerController(let r):
             next.controllers[NodeID(r.controllerId)] = ControllerRegistration(r)
+        case .clientQuota(let r):
+            // Kafka's ClientQuotasDelta: a record with no entity parts names nothing and is ignored.
+            guard !r.entity.isEmpty else { break }
+            let entity = ClientQuotaEntity(r)
+            var values = next.clientQuotas[entity] ?? [:]
+            if r.remove {
+                values.removeValue(forKey: r.key)
+            } else {
+                values[r.key] = r.value
+            }
+            next.clientQuotas[entity] = values.isEmpty ? nil : values
+            changedClientQuotas.insert(entity)
         case .noOp, .zkMigrationState, .delegationToken, .removeDelegationToken,
-            .clientQuota, .beginTransaction, .endTransaction, .abortTransaction:
+            .beginTransaction, .endTransaction, .abortTransaction:
             break
         }
         next.provenance = MetadataProvenance(

@@ -7,7 +7,8 @@ extension MetadataImage {
     public init(
         provenance: MetadataProvenance, features: [String: Int16], brokers: [BrokerRegistration], topics: [TopicImage],
         configs: [ConfigResource: [String: String]], nextProducerId: Int64, producerIdsBroker: Int32, acls: [AclEntry],
-        scramCredentials: [ScramCredentialEntry] = [], controllers: [ControllerRegistration] = []
+        scramCredentials: [ScramCredentialEntry] = [], controllers: [ControllerRegistration] = [],
+        clientQuotas: [ClientQuotaEntity: [String: Double]] = [:]
     ) {
         var image = MetadataImage.empty
         image.provenance = provenance
@@ -27,6 +28,11 @@ extension MetadataImage {
         for acl in acls { image.acls[acl.id] = acl }
         for credential in scramCredentials { image.scramCredentials[credential.key] = credential }
         for controller in controllers { image.controllers[controller.id] = controller }
+        for (entity, values) in clientQuotas where !values.isEmpty {
+            var tree = TreeDictionary<String, Double>()
+            for (k, v) in values { tree[k] = v }
+            image.clientQuotas[entity] = tree
+        }
         self = image
     }
 
@@ -103,6 +109,16 @@ extension MetadataImage {
         }
         for key in scramCredentials.keys.sorted() {
             out.append(.userScramCredential(scramCredentials[key]!.record))
+        }
+        for entity in clientQuotas.keys.sorted() {
+            let values = clientQuotas[entity]!
+            for key in values.keys.sorted() {
+                out.append(
+                    .clientQuota(
+                        ClientQuotaRecord(
+                            entity: entity.sortedParts.map { .init(entityType: $0.type, entityName: $0.name) },
+                            key: key, value: values[key]!, remove: false)))
+            }
         }
         return out
     }

@@ -286,10 +286,14 @@ public struct MetadataImage: Sendable, Equatable {
     public internal(set) var scramCredentials: TreeDictionary<ScramCredentialKey, ScramCredentialEntry>
     /// Controllers as they registered (KIP-919), by node id.
     public internal(set) var controllers: TreeDictionary<NodeID, ControllerRegistration>
+    /// Client quotas (ClientQuotaRecords) by entity: quota key to value. An entity with no key
+    /// left is removed.
+    public internal(set) var clientQuotas: TreeDictionary<ClientQuotaEntity, TreeDictionary<String, Double>>
 
     public static let empty = MetadataImage(
         provenance: .empty, features: [:], brokers: [:], topicsById: [:], topicIdsByName: [:], configs: [:],
-        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:], controllers: [:])
+        nextProducerId: 0, producerIdsBroker: -1, acls: [:], scramCredentials: [:], controllers: [:],
+        clientQuotas: [:])
 
     public func topic(named name: String) -> TopicImage? {
         topicIdsByName[name].flatMap { topicsById[$0] }

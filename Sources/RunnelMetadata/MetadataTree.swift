@@ -49,6 +49,7 @@ public struct MetadataField: Sendable, Equatable {
 ///     /producerIds                  the next producer id block
 ///     /acls/<id>                    ACL bindings
 ///     /scram/<mechanism>/<user>     SCRAM credentials (salt and iterations; the keys redacted)
+///     /clientQuotas/<entity>        client quotas (`user=alice,client-id=<default>`: key = value)
 ///     /quorum                       cluster id and voters
 public struct MetadataNode: Sendable, Equatable {
     /// The last component of the node's path ("" for the root).
@@ -120,6 +121,7 @@ public enum MetadataTree {
                 producerIds(image),
                 acls(image),
                 scram(image),
+                clientQuotas(image),
                 quorum(voters: voters, clusterId: clusterId),
             ], isDirectory: true)
     }
@@ -272,6 +274,16 @@ public enum MetadataTree {
             MetadataNode(name: ScramNames.mechanism(mechanism), children: byMechanism[mechanism]!, isDirectory: true)
         }
         return MetadataNode(name: "scram", children: children, isDirectory: true)
+    }
+
+    static func clientQuotas(_ image: MetadataImage) -> MetadataNode {
+        let children = image.clientQuotas.keys.sorted().map { entity -> MetadataNode in
+            let values = image.clientQuotas[entity]!
+            return MetadataNode(
+                name: pathComponent(entity.description),
+                fields: values.keys.sorted().map { MetadataField($0, .string(String(values[$0]!))) })
+        }
+        return MetadataNode(name: "clientQuotas", children: children, isDirectory: true)
     }
 
     /// A name as one path component: `%` as `%25` and `/` as `%2F`, so a user name with a slash

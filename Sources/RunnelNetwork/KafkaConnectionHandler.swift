@@ -42,6 +42,14 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private let metrics = RequestMetrics.shared
     private var waiting = 0
     private var readPending = false
+    /// Client quota throttling: no read until this time (KIP-124's muted channel).
+    private var mutedUntil: NIODeadline = .uptimeNanoseconds(0)
+    /// Frames that came in the same read as a request that muted the connection: they wait out
+    /// the mute too, as Kafka's muted channel leaves them unread (at most one read's worth,
+    /// `maxMessagesPerRead` buffers, since nothing more is read meanwhile).
+    private var heldFrames: [ByteBuffer] = []
+    /// The task that ends the mute, cancelled when the connection closes (a throttle can be long).
+    private var unmuteTask: Scheduled<Void>?
     private var closing = false
     /// The peer, looked up once: the channel asks the kernel (getpeername) on every access.
     private var peer: SocketAddress?
@@ -72,6 +80,26 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         let frame = unwrapInboundIn(data)
+        if !heldFrames.isEmpty || mutedUntil > .now() {
+            heldFrames.append(frame)
+            return
+        }
+        process(frame, context: context)
+    }
+
+    /// Handles the frames held while muted, in order, until the connection is muted again; then
+    /// reads more if a read was held back.
+    private func releaseHeldFrames(context: ChannelHandlerContext) {
+        while !heldFrames.isEmpty && !closing && mutedUntil <= .now() {
+            process(heldFrames.removeFirst(), context: context)
+        }
+        if heldFrames.isEmpty && readPending && waiting < requestsQueuedMax && mutedUntil <= .now() {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private func process(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         metrics.bytesIn.increment(by: frame.readableBytes + 4)
         if security.securityProtocol.usesTLS && !security.securityProtocol.usesSASL && !tlsPrincipalKnown {
             tlsPrincipalKnown = true
@@ -107,12 +135,24 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             return
         }
         let request = IncomingRequest(header: header, body: reader.buffer, frameBytes: frame.readableBytes + 4)
-        let requestContext = RequestContext(
+        var requestContext = RequestContext(
             connectionId: connectionId, remoteAddress: peer ?? context.remoteAddress, listener: listener,
             eventLoop: context.eventLoop, allocator: context.channel.allocator, principalType: principal.type,
-            principalName: principal.name)
+            principalName: principal.name, clientId: header.clientId)
+        let muteBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        requestContext.muteConnection = { throttleMs in
+            if loop.inEventLoop {
+                muteBound.value.0.mute(throttleMs, context: muteBound.value.1)
+            } else {
+                loop.execute { muteBound.value.0.mute(throttleMs, context: muteBound.value.1) }
+            }
+        }
         switch handler.handle(request, context: requestContext) {
         case .noResponse:
+            complete(sequence, nil, context: context)
+        case .noResponseThrottled(let throttleMs):
+            mute(throttleMs, context: context)
             complete(sequence, nil, context: context)
         case .close(let reason):
             closeForBadInput(context: context, reason)
@@ -175,11 +215,51 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Reads nothing more from the connection for `throttleMs` (Kafka mutes a throttled
+    /// client's channel; frames already received are still answered).
+    private func mute(_ throttleMs: Int32, context: ChannelHandlerContext) {
+        guard throttleMs > 0 else { return }
+        let until = NIODeadline.now() + .milliseconds(Int64(throttleMs))
+        guard until > mutedUntil else { return }
+        mutedUntil = until
+        scheduleUnmute(at: until, context: context)
+    }
+
+    private func scheduleUnmute(at until: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        unmuteTask?.cancel()
+        unmuteTask = context.eventLoop.scheduleTask(deadline: until) {
+            let (me, context) = bound.value
+            guard !me.closing else { return }
+            if me.mutedUntil > .now() {
+                // Fired early: try again at the mute's end.
+                me.scheduleUnmute(at: me.mutedUntil, context: context)
+                return
+            }
+            me.releaseHeldFrames(context: context)
+        }
+    }
+
     private func complete(_ sequence: Int, _ response: OutgoingResponse?, context: ChannelHandlerContext) {
         guard !closing else {
             // The connection is gone: the response is dropped, its file descriptors closed.
             Self.release(response)
             return
+        }
+        if var throttled = response, throttled.throttleMs > 0 {
+            mute(throttled.throttleMs, context: context)
+            if throttled.delayedByThrottle {
+                // Before KIP-219 the broker holds the answer for the throttle time.
+                throttled.delayedByThrottle = false
+                throttled.throttleMs = 0
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let held = throttled
+                context.eventLoop.scheduleTask(in: .milliseconds(Int64(response!.throttleMs))) {
+                    let (me, context) = bound.value
+                    me.complete(sequence, held, context: context)
+                }
+                return
+            }
         }
         finished[sequence] = .some(response)
         var wrote = false
@@ -196,7 +276,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             }
         }
         if wrote { context.flush() }
-        if readPending && waiting < requestsQueuedMax {
+        if readPending && waiting < requestsQueuedMax && mutedUntil <= .now() && heldFrames.isEmpty {
             readPending = false
             context.read()
         }
@@ -292,7 +372,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if waiting >= requestsQueuedMax {
+        if waiting >= requestsQueuedMax || mutedUntil > .now() || !heldFrames.isEmpty {
             readPending = true
         } else {
             context.read()
@@ -313,6 +393,9 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
+        unmuteTask?.cancel()
+        unmuteTask = nil
+        heldFrames = []
         releaseFileRegions()
         handler.connectionClosed(connectionId)
         context.fireChannelInactive()

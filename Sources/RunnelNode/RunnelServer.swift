@@ -222,6 +222,8 @@ public final class RunnelServer: @unchecked Sendable {
             brokerSettings.autoCreateTopics = config.autoCreateTopics
             brokerSettings.messageMaxBytes = config.messageMaxBytes
             brokerSettings.fetchMaxBytes = config.fetchMaxBytes
+            brokerSettings.clientQuotaWindows = ClientQuotaManager.Settings(
+                windowNum: config.quotaWindowNum, windowSizeSeconds: config.quotaWindowSizeSeconds)
             brokerSettings.replicaLagTimeMaxMs = config.replicaLagTimeMaxMs
             brokerSettings.maxIncrementalFetchSessionCacheSlots = config.maxIncrementalFetchSessionCacheSlots
             brokerSettings.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs

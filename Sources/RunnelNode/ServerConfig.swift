@@ -130,6 +130,10 @@ public struct ServerConfig: Sendable {
     public var keysWithoutEffect: [(key: String, effect: ConfigEffect)]
     /// `fetch.max.bytes`: the most bytes one Fetch response carries.
     public var fetchMaxBytes: Int
+    /// `quota.window.num`: samples a client quota rate is measured over.
+    public var quotaWindowNum: Int
+    /// `quota.window.size.seconds`: length of one of those samples.
+    public var quotaWindowSizeSeconds: Int
 
     /// Reads and checks every key. Throws the first problem found.
     public init(_ p: Properties) throws {
@@ -298,6 +302,8 @@ public struct ServerConfig: Sendable {
         minInsyncReplicas = try int("min.insync.replicas", default: 1, min: 1)
         messageMaxBytes = try int("message.max.bytes", default: 1_048_588, min: 0)
         fetchMaxBytes = try int("fetch.max.bytes", default: 57_671_680, min: 1024)
+        quotaWindowNum = try int("quota.window.num", default: 11, min: 1)
+        quotaWindowSizeSeconds = try int("quota.window.size.seconds", default: 1, min: 1)
         autoCreateTopics = try bool("auto.create.topics.enable", default: true)
         deleteTopicEnable = try bool("delete.topic.enable", default: true)
         socketRequestMaxBytes = try int("socket.request.max.bytes", default: 104_857_600, min: 1)

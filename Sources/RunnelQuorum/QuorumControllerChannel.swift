@@ -78,6 +78,8 @@ public struct QuorumControllerChannel: ControllerChannel {
                 quorum.run({ c, _, _ in c.updateFeatures(r, version: version) }, completion: finish)
             case let r as ControllerRegistrationRequest:
                 quorum.run({ c, _, _ in c.registerController(r) }, completion: finish)
+            case let r as AlterClientQuotasRequest:
+                quorum.run({ c, _, _ in c.alterClientQuotas(r) }, completion: finish)
             default:
                 promise.fail(UnsupportedControllerRequest(name: R.apiKey.name))
             }

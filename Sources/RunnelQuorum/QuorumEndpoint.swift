@@ -83,6 +83,7 @@ public struct QuorumEndpoint: RequestHandler {
         .alterUserScramCredentials: 0...0,
         .updateFeatures: 0...1,
         .controllerRegistration: 0...0,
+        .alterClientQuotas: 0...1,
         // Answered by the connection's authenticator before any other request.
         .saslHandshake: 0...1,
         .saslAuthenticate: 0...2,
@@ -228,6 +229,8 @@ public struct QuorumEndpoint: RequestHandler {
                 return command(try UpdateFeaturesRequest(from: &reader, version: version), version, context)
             case .controllerRegistration:
                 return command(try ControllerRegistrationRequest(from: &reader, version: version), version, context)
+            case .alterClientQuotas:
+                return command(try AlterClientQuotasRequest(from: &reader, version: version), version, context)
             case .describeAcls:
                 let r = try DescribeAclsRequest(from: &reader, version: version)
                 let quorum = self.quorum
@@ -371,6 +374,9 @@ public struct QuorumEndpoint: RequestHandler {
             return allows(.describe, .cluster)
                 ? nil
                 : ControllerRequests.failure(try decode(ListPartitionReassignmentsRequest.self), code: clusterRefused)
+        case .alterClientQuotas:
+            return allows(.alterConfigs, .cluster)
+                ? nil : ControllerRequests.failure(try decode(AlterClientQuotasRequest.self), code: clusterRefused)
         case .createTopics:
             let r = try decode(CreateTopicsRequest.self)
             let ok = allows(.create, .cluster) || r.topics.allSatisfy { allows(.create, .topic($0.name)) }

@@ -334,7 +334,7 @@ public final class GroupSimulation: @unchecked Sendable {
         case .respond(let future):
             let box = UncheckedBox(decode)
             future.whenSuccess { box.value($0) }
-        case .noResponse, .close: break
+        case .noResponse, .noResponseThrottled, .close: break
         }
     }
 

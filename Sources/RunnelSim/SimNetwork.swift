@@ -204,7 +204,7 @@ final class SimStream: @unchecked Sendable {
             }
         }
         switch listener.handler.handle(request, context: context) {
-        case .noResponse:
+        case .noResponse, .noResponseThrottled:
             respond(nil)
         case .respondNow(let response):
             respond(response)

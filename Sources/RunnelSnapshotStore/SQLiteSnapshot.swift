@@ -11,8 +11,9 @@ import RunnelWire
 public enum SQLiteSnapshot {
     /// Bumped when the tables change; readers refuse newer versions and read older ones.
     /// Version 2 added `scram_credentials`; version 3 `broker_features` (the feature ranges each
-    /// broker registered with, which UpdateFeatures is checked against) and the controllers'
-    /// registrations (`controllers`, `controller_endpoints`, `controller_features`, KIP-919).
+    /// broker registered with, which UpdateFeatures is checked against), the controllers'
+    /// registrations (`controllers`, `controller_endpoints`, `controller_features`, KIP-919) and
+    /// `client_quotas`.
     public static let schemaVersion = 3
     public static let suffix = ".checkpoint.sqlite"
 
@@ -73,6 +74,9 @@ public enum SQLiteSnapshot {
         CREATE TABLE scram_credentials (
             name TEXT NOT NULL, mechanism INTEGER NOT NULL, salt BLOB NOT NULL, stored_key BLOB NOT NULL, server_key BLOB NOT NULL,
             iterations INTEGER NOT NULL, PRIMARY KEY (name, mechanism));
+        CREATE TABLE client_quotas (
+            entity TEXT NOT NULL, has_user INTEGER NOT NULL, user TEXT, has_client_id INTEGER NOT NULL, client_id TEXT,
+            key TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (entity, key));
         """
 
     static func list(_ values: [Int32]) -> String { values.map(String.init).joined(separator: ",") }
@@ -188,6 +192,20 @@ public enum SQLiteSnapshot {
                         arguments: [
                             c.user, c.mechanism, Data(c.salt), Data(c.storedKey), Data(c.serverKey), c.iterations,
                         ])
+                }
+                // One row per quota key; a NULL user or client_id where has_* is 1 is the default entity.
+                for entity in image.clientQuotas.keys.sorted() {
+                    let values = image.clientQuotas[entity]!
+                    let user = entity.parts[ClientQuotaEntity.user]
+                    let clientId = entity.parts[ClientQuotaEntity.clientId]
+                    for key in values.keys.sorted() {
+                        try db.execute(
+                            sql: "INSERT INTO client_quotas VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            arguments: [
+                                entity.description, user != nil, user ?? nil, clientId != nil, clientId ?? nil, key,
+                                values[key]!,
+                            ])
+                    }
                 }
             }
             try queue.close()
@@ -384,12 +402,24 @@ public enum SQLiteSnapshot {
                                 endpoints: endpoints[id] ?? [], supportedFeatures: ranges[id] ?? [:]))
                     }
                 }
+                var quotas: [ClientQuotaEntity: [String: Double]] = [:]
+                if header.schemaVersion >= 3 {
+                    for r in try Row.fetchAll(db, sql: "SELECT * FROM client_quotas") {
+                        let hasUser: Bool = r["has_user"], hasClientId: Bool = r["has_client_id"]
+                        guard hasUser || hasClientId else {
+                            throw SnapshotError("\(path) has a client quota of no entity")
+                        }
+                        let user: String?? = hasUser ? .some(r["user"] as String?) : .none
+                        let clientId: String?? = hasClientId ? .some(r["client_id"] as String?) : .none
+                        quotas[ClientQuotaEntity(user: user, clientId: clientId), default: [:]][r["key"]] = r["value"]
+                    }
+                }
                 let image = MetadataImage(
                     provenance: provenance, features: features, brokers: brokers, topics: Array(topics.values),
                     configs: configs,
                     nextProducerId: producer?["next_producer_id"] ?? 0, producerIdsBroker: producer?["broker_id"] ?? -1,
                     acls: acls,
-                    scramCredentials: scram, controllers: controllers)
+                    scramCredentials: scram, controllers: controllers, clientQuotas: quotas)
                 return (header, image, voters)
             }
         } catch let error as SnapshotError {

@@ -107,6 +107,14 @@ public enum ControllerRequests {
                 results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {
                     .init(user: $0, errorCode: code.rawValue, errorMessage: message)
                 }) as? R.Response
+        case let r as AlterClientQuotasRequest:
+            return AlterClientQuotasResponse(
+                throttleTimeMs: 0,
+                entries: r.entries.map { entry in
+                    .init(
+                        errorCode: code.rawValue, errorMessage: message,
+                        entity: entry.entity.map { .init(entityType: $0.entityType, entityName: $0.entityName) })
+                }) as? R.Response
         default:
             return nil
         }

@@ -13,12 +13,18 @@ public struct RequestContext: Sendable {
     /// certificate; the SASL user or the certificate's mapped name otherwise).
     public var principalType: String
     public var principalName: String
+    /// The request header's client id (client quotas are per user and client id).
+    public var clientId: String?
+    /// Stops reading from the connection for the given ms (a client over its quota, muted as
+    /// soon as its request is measured so the requests it has in flight wait in the socket).
+    public var muteConnection: (@Sendable (Int32) -> Void)?
 
     public init(
         connectionId: UInt64, remoteAddress: SocketAddress?, listener: String, eventLoop: any EventLoop,
         allocator: ByteBufferAllocator,
-        principalType: String = "User", principalName: String = "ANONYMOUS"
+        principalType: String = "User", principalName: String = "ANONYMOUS", clientId: String? = nil
     ) {
+        self.clientId = clientId
         self.connectionId = connectionId
         self.remoteAddress = remoteAddress
         self.listener = listener
@@ -50,6 +56,12 @@ public struct IncomingRequest: Sendable {
 /// file regions (zero-copy fetch).
 public struct OutgoingResponse: Sendable {
     public var parts: [IOData]
+    /// Client quota throttling (KIP-124, KIP-219): how long the connection reads nothing more
+    /// once this answer is written, in ms.
+    public var throttleMs: Int32 = 0
+    /// Whether the answer itself waits out `throttleMs` before it is written: request versions
+    /// older than KIP-219's, whose clients do not hold back on their own.
+    public var delayedByThrottle = false
 
     public init(parts: [IOData]) { self.parts = parts }
 
@@ -71,6 +83,9 @@ public enum RequestOutcome: Sendable {
     case respond(EventLoopFuture<OutgoingResponse>)
     /// Send nothing (Produce with acks=0).
     case noResponse
+    /// Send nothing, and read nothing more from the connection for `throttleMs` (a Produce with
+    /// acks=0 over its client quota).
+    case noResponseThrottled(throttleMs: Int32)
     /// Close the connection: the request cannot be answered in Kafka's protocol.
     case close(reason: String)
 }

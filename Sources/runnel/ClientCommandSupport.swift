@@ -25,6 +25,7 @@ let clientToolCommands: [String: [String]] = [
     "dump-log": [],
     "reassign": ["generate", "execute", "verify", "cancel"],
     "broker": ["drain"],
+    "quota": ["set", "describe"],
 ]
 
 /// Options every client tool takes.
@@ -135,6 +136,7 @@ enum JSON {
     case null
     case bool(Bool)
     case integer(Int64)
+    case number(Double)
     case string(String)
     case array([JSON])
     case object([(String, JSON)])
@@ -150,6 +152,7 @@ enum JSON {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .integer(let i): return String(i)
+        case .number(let d): return d.isFinite ? String(d) : "null"
         case .string(let s): return JSON.quote(s)
         case .array(let items):
             if items.isEmpty { return "[]" }

@@ -17,7 +17,7 @@ struct Runnel: AsyncParsableCommand {
             Server.self, Dev.self, Format.self, RandomUUID.self, Metadata.self, Topic.self, Produce.self, Consume.self,
             Group.self, Transactions.self, Cluster.self, Acl.self, User.self, LogDirs.self, Features.self,
             Storage.self, GetOffsets.self, ConfigCommand.self, LeaderElection.self, DumpLog.self,
-            Reassign.self, BrokerCommand.self, Bench.self,
+            Reassign.self, BrokerCommand.self, Bench.self, Quota.self,
         ]
     )
 

@@ -1,8 +1,8 @@
 // The browsable tree of a metadata image (what `runnel metadata ls|cat|tree` and the metadata
 // shell walk): an image built by replaying records gives /brokers, /topics/<name>/<partition>,
-// /configs/<type>/<name>, /features, /producerIds, /acls, /scram/<mechanism>/<user> and /quorum; paths resolve with `.`,
-// `..` and stray slashes; a directory lists its children in display order; a leaf carries the
-// fields of what it names.
+// /configs/<type>/<name>, /features, /producerIds, /acls, /scram/<mechanism>/<user>, /clientQuotas
+// and /quorum; paths resolve with `.`, `..` and stray slashes; a directory lists its children in
+// display order; a leaf carries the fields of what it names.
 import RunnelCore
 import RunnelMetadata
 import RunnelWire
@@ -71,7 +71,7 @@ struct MetadataTreeTests {
     func rootNode() {
         #expect(
             root.children.map(\.name) == [
-                "brokers", "topics", "configs", "features", "producerIds", "acls", "scram", "quorum",
+                "brokers", "topics", "configs", "features", "producerIds", "acls", "scram", "clientQuotas", "quorum",
             ])
         #expect(root.field("lastOffset") == .int(14))
         #expect(root.field("lastEpoch") == .int(3))

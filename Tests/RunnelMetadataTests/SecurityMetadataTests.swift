@@ -171,7 +171,8 @@ struct SecurityMetadataTests {
             .empty, clusterId: "c", endOffset: 0, epoch: 0, voters: [], lastContainedTimestamp: 0, directory: dir)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in
-            try db.execute(sql: "UPDATE snapshot SET schema_version = \(SQLiteSnapshot.schemaVersion + 1)")
+            try db.execute(
+                sql: "UPDATE snapshot SET schema_version = ?", arguments: [SQLiteSnapshot.schemaVersion + 1])
         }
         try queue.close()
         #expect(throws: SnapshotError.self) { try SQLiteSnapshot.read(path) }

@@ -18,7 +18,7 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
     var topics: [(KafkaUUID, String, Int32)] = []
     var acls: [KafkaUUID] = []
     for i in 0..<count {
-        switch rng.next() % 12 {
+        switch rng.next() % 13 {
         case 0:
             let id = Int32(rng.next() % 5)
             out.append(
@@ -101,6 +101,19 @@ func randomRecords(_ rng: inout SeededRandom, count: Int) -> [MetadataRecord] {
                             name: user, mechanism: mechanism, salt: key(), storedKey: key(), serverKey: key(),
                             iterations: Int32(4096 + rng.next() % 4096))))
             }
+        case 12:
+            // Client quotas: a user, a client id or both, each named or the default.
+            func name(_ prefix: String) -> String? { rng.next() % 3 == 0 ? nil : "\(prefix)\(rng.next() % 3)" }
+            var entity: [ClientQuotaRecord.EntityData] = []
+            let shape = rng.next() % 3
+            if shape != 1 { entity.append(.init(entityType: "client-id", entityName: name("app"))) }
+            if shape != 0 { entity.append(.init(entityType: "user", entityName: name("user"))) }
+            let key = ["producer_byte_rate", "consumer_byte_rate", "request_percentage"][Int(rng.next() % 3)]
+            out.append(
+                .clientQuota(
+                    ClientQuotaRecord(
+                        entity: entity, key: key, value: Double(1 + rng.next() % 1_000_000),
+                        remove: rng.next() % 4 == 0)))
         default:
             out.append(
                 .config(

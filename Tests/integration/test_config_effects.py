@@ -65,7 +65,6 @@ WITHOUT_EFFECT = {
     "controlled.shutdown.retry.backoff.ms": "5000",
     "max.connections": "10000",
     "queued.max.request.bytes": "-1",
-    "quota.window.num": "11",
     "request.timeout.ms": "30000",
     "socket.listen.backlog.size": "50",
     "replica.socket.receive.buffer.bytes": "65536",
@@ -106,6 +105,9 @@ WITH_EFFECT = {
     "min.insync.replicas": "1",
     "default.replication.factor": "1",
     "auto.create.topics.enable": "true",
+    "quota.window.num": "11",
+    "quota.window.size.seconds": "1",
+    "replication.quota.window.num": "11",
 }
 
 

@@ -196,7 +196,7 @@ def test_ls_cat_tree(stopped):
     p = ok("metadata", "ls", stopped.data, "/topics")
     assert sorted(p.stdout.split()) == sorted(f"{t}/" for t in stopped.topics)
     p = ok("metadata", "ls", stopped.data)
-    assert p.stdout.split() == ["brokers/", "topics/", "configs/", "features", "producerIds", "acls/", "scram/", "quorum"]
+    assert p.stdout.split() == ["brokers/", "topics/", "configs/", "features", "producerIds", "acls/", "scram/", "clientQuotas/", "quorum"]
 
     listing = ok_json("metadata", "ls", stopped.data, "/topics")
     assert {e["name"] for e in listing} == set(stopped.topics)

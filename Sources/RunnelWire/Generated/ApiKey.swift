@@ -44,6 +44,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
     public static let alterPartitionReassignments = ApiKey(rawValue: 45)
     public static let listPartitionReassignments = ApiKey(rawValue: 46)
     public static let offsetDelete = ApiKey(rawValue: 47)
+    public static let describeClientQuotas = ApiKey(rawValue: 48)
+    public static let alterClientQuotas = ApiKey(rawValue: 49)
     public static let describeUserScramCredentials = ApiKey(rawValue: 50)
     public static let alterUserScramCredentials = ApiKey(rawValue: 51)
     public static let vote = ApiKey(rawValue: 52)
@@ -111,6 +113,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         (.alterPartitionReassignments, "AlterPartitionReassignments", 0...0, 0),
         (.listPartitionReassignments, "ListPartitionReassignments", 0...0, 0),
         (.offsetDelete, "OffsetDelete", 0...0, nil),
+        (.describeClientQuotas, "DescribeClientQuotas", 0...1, 1),
+        (.alterClientQuotas, "AlterClientQuotas", 0...1, 1),
         (.describeUserScramCredentials, "DescribeUserScramCredentials", 0...0, 0),
         (.alterUserScramCredentials, "AlterUserScramCredentials", 0...0, 0),
         (.vote, "Vote", 0...2, 0),
@@ -180,6 +184,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 45: "AlterPartitionReassignments"
         case 46: "ListPartitionReassignments"
         case 47: "OffsetDelete"
+        case 48: "DescribeClientQuotas"
+        case 49: "AlterClientQuotas"
         case 50: "DescribeUserScramCredentials"
         case 51: "AlterUserScramCredentials"
         case 52: "Vote"
@@ -249,6 +255,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 44: 1
         case 45: 0
         case 46: 0
+        case 48: 1
+        case 49: 1
         case 50: 0
         case 51: 0
         case 52: 0
@@ -320,6 +328,8 @@ public struct ApiKey: RawRepresentable, Hashable, Comparable, Sendable, CustomSt
         case 45: (AlterPartitionReassignmentsRequest.self, AlterPartitionReassignmentsResponse.self)
         case 46: (ListPartitionReassignmentsRequest.self, ListPartitionReassignmentsResponse.self)
         case 47: (OffsetDeleteRequest.self, OffsetDeleteResponse.self)
+        case 48: (DescribeClientQuotasRequest.self, DescribeClientQuotasResponse.self)
+        case 49: (AlterClientQuotasRequest.self, AlterClientQuotasResponse.self)
         case 50: (DescribeUserScramCredentialsRequest.self, DescribeUserScramCredentialsResponse.self)
         case 51: (AlterUserScramCredentialsRequest.self, AlterUserScramCredentialsResponse.self)
         case 52: (VoteRequest.self, VoteResponse.self)

@@ -206,6 +206,83 @@ extension AllocateProducerIdsResponse: ArbitraryMessage {
     }
 }
 
+extension AlterClientQuotasRequest: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entries = (0..<rng.count()).map { _ in AlterClientQuotasRequest.EntryData.arbitrary(version: version, rng: &rng) }
+        value.validateOnly = rng.chance(2)
+        return value
+    }
+}
+
+extension AlterClientQuotasRequest.EntryData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entity = (0..<rng.count()).map { _ in AlterClientQuotasRequest.EntityData.arbitrary(version: version, rng: &rng) }
+        value.ops = (0..<rng.count()).map { _ in AlterClientQuotasRequest.OpData.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterClientQuotasRequest.EntityData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entityType = rng.text()
+        if rng.chance(4) {
+            value.entityName = nil
+        } else {
+            value.entityName = rng.text()
+        }
+        return value
+    }
+}
+
+extension AlterClientQuotasRequest.OpData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.key = rng.text()
+        value.value = Double(rng.int(Int32.self)) / 8
+        value.remove = rng.chance(2)
+        return value
+    }
+}
+
+extension AlterClientQuotasResponse: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.throttleTimeMs = rng.int(Int32.self)
+        value.entries = (0..<rng.count()).map { _ in AlterClientQuotasResponse.EntryData.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterClientQuotasResponse.EntryData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        value.entity = (0..<rng.count()).map { _ in AlterClientQuotasResponse.EntityData.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension AlterClientQuotasResponse.EntityData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entityType = rng.text()
+        if rng.chance(4) {
+            value.entityName = nil
+        } else {
+            value.entityName = rng.text()
+        }
+        return value
+    }
+}
+
 extension AlterConfigsRequest: ArbitraryMessage {
     static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
         var value = Self()
@@ -1477,6 +1554,79 @@ extension DescribeAclsResponse.AclDescription {
         value.host = rng.text()
         value.operation = rng.int(Int8.self)
         value.permissionType = rng.int(Int8.self)
+        return value
+    }
+}
+
+extension DescribeClientQuotasRequest: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.components = (0..<rng.count()).map { _ in DescribeClientQuotasRequest.ComponentData.arbitrary(version: version, rng: &rng) }
+        value.strict = rng.chance(2)
+        return value
+    }
+}
+
+extension DescribeClientQuotasRequest.ComponentData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entityType = rng.text()
+        value.matchType = rng.int(Int8.self)
+        if rng.chance(4) {
+            value.match = nil
+        } else {
+            value.match = rng.text()
+        }
+        return value
+    }
+}
+
+extension DescribeClientQuotasResponse: ArbitraryMessage {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.throttleTimeMs = rng.int(Int32.self)
+        value.errorCode = rng.int(Int16.self)
+        if rng.chance(4) {
+            value.errorMessage = nil
+        } else {
+            value.errorMessage = rng.text()
+        }
+        if rng.chance(4) {
+            value.entries = nil
+        } else {
+            value.entries = (0..<rng.count()).map { _ in DescribeClientQuotasResponse.EntryData.arbitrary(version: version, rng: &rng) }
+        }
+        return value
+    }
+}
+
+extension DescribeClientQuotasResponse.EntryData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entity = (0..<rng.count()).map { _ in DescribeClientQuotasResponse.EntityData.arbitrary(version: version, rng: &rng) }
+        value.values = (0..<rng.count()).map { _ in DescribeClientQuotasResponse.ValueData.arbitrary(version: version, rng: &rng) }
+        return value
+    }
+}
+
+extension DescribeClientQuotasResponse.EntityData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.entityType = rng.text()
+        if rng.chance(4) {
+            value.entityName = nil
+        } else {
+            value.entityName = rng.text()
+        }
+        return value
+    }
+}
+
+extension DescribeClientQuotasResponse.ValueData {
+    static func arbitrary(version: Int16, rng: inout SeededRandom) -> Self {
+        var value = Self()
+        value.key = rng.text()
+        value.value = Double(rng.int(Int32.self)) / 8
         return value
     }
 }

@@ -47,6 +47,7 @@
 // so a test can check which Kafka error the broker answered with.
 
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -117,6 +118,7 @@ public final class RunnelJavaClient {
             case "txn": status = txn(args); break;
             case "reassign": status = reassign(args); break;
             case "features": status = features(args); break;
+            case "quotas": status = quotas(args); break;
             default: usage(); return;
         }
         System.out.flush();
@@ -699,6 +701,102 @@ public final class RunnelJavaClient {
             System.out.println("{\"error\": " + quote(cause.getClass().getSimpleName()) + ", \"message\": "
                     + quote(cause.getMessage()) + "}");
             return 1;
+        }
+    }
+
+    // -- client quotas (KIP-546: Admin.alterClientQuotas / describeClientQuotas) -----------------
+    //
+    //   quotas <bootstrap> alter <type>=<name|<default>>[,<type>=...] [+key=value | -key]...
+    //       One ClientQuotaAlteration: +key=value sets, -key removes. Prints {"altered": true}, or
+    //       {"error": "<exception class>", "message": "..."} and exits 1.
+    //   quotas <bootstrap> describe [<type>=<name|<default>|*>...] [strict]
+    //       Prints {"entity": {type: name or null}, "quotas": {key: value}} per entity that
+    //       matches (a name exactly, <default> the default entity, * any entity of the type).
+
+    static Map<String, String> quotaEntity(String spec) {
+        Map<String, String> entity = new HashMap<>();
+        for (String part : spec.split(",")) {
+            String[] kv = part.split("=", 2);
+            entity.put(kv[0], kv[1].equals("<default>") ? null : kv[1]);
+        }
+        return entity;
+    }
+
+    static int quotas(String[] args) throws InterruptedException {
+        if (args.length < 3) {
+            usage();
+        }
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        try (Admin admin = Admin.create(props)) {
+            if (args[2].equals("alter")) {
+                List<org.apache.kafka.common.quota.ClientQuotaAlteration.Op> ops = new ArrayList<>();
+                for (int i = 4; i < args.length; i++) {
+                    if (args[i].startsWith("-")) {
+                        ops.add(new org.apache.kafka.common.quota.ClientQuotaAlteration.Op(args[i].substring(1), null));
+                    } else {
+                        String[] kv = args[i].substring(1).split("=", 2);
+                        ops.add(new org.apache.kafka.common.quota.ClientQuotaAlteration.Op(kv[0], Double.parseDouble(kv[1])));
+                    }
+                }
+                org.apache.kafka.common.quota.ClientQuotaAlteration alteration =
+                        new org.apache.kafka.common.quota.ClientQuotaAlteration(
+                                new org.apache.kafka.common.quota.ClientQuotaEntity(quotaEntity(args[3])), ops);
+                try {
+                    admin.alterClientQuotas(Collections.singletonList(alteration)).all()
+                            .get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                    System.out.println("{\"altered\": true}");
+                    return 0;
+                } catch (ExecutionException | TimeoutException e) {
+                    Throwable cause = e.getCause() != null ? e.getCause() : e;
+                    System.out.println("{\"error\": " + quote(cause.getClass().getSimpleName()) + ", \"message\": "
+                            + quote(String.valueOf(cause.getMessage())) + "}");
+                    return 1;
+                }
+            }
+            List<org.apache.kafka.common.quota.ClientQuotaFilterComponent> components = new ArrayList<>();
+            boolean strict = false;
+            for (int i = 3; i < args.length; i++) {
+                if (args[i].equals("strict")) {
+                    strict = true;
+                    continue;
+                }
+                String[] kv = args[i].split("=", 2);
+                if (kv[1].equals("<default>")) {
+                    components.add(org.apache.kafka.common.quota.ClientQuotaFilterComponent.ofDefaultEntity(kv[0]));
+                } else if (kv[1].equals("*")) {
+                    components.add(org.apache.kafka.common.quota.ClientQuotaFilterComponent.ofEntityType(kv[0]));
+                } else {
+                    components.add(org.apache.kafka.common.quota.ClientQuotaFilterComponent.ofEntity(kv[0], kv[1]));
+                }
+            }
+            org.apache.kafka.common.quota.ClientQuotaFilter filter = strict
+                    ? org.apache.kafka.common.quota.ClientQuotaFilter.containsOnly(components)
+                    : org.apache.kafka.common.quota.ClientQuotaFilter.contains(components);
+            Map<org.apache.kafka.common.quota.ClientQuotaEntity, Map<String, Double>> found;
+            try {
+                found = admin.describeClientQuotas(filter).entities().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+            } catch (ExecutionException | TimeoutException e) {
+                System.err.println("describeClientQuotas failed: " + e);
+                return 1;
+            }
+            for (Map.Entry<org.apache.kafka.common.quota.ClientQuotaEntity, Map<String, Double>> e : found.entrySet()) {
+                StringBuilder line = new StringBuilder("{\"entity\": {");
+                String sep = "";
+                for (Map.Entry<String, String> part : new TreeMap<>(e.getKey().entries()).entrySet()) {
+                    line.append(sep).append(quote(part.getKey())).append(": ")
+                            .append(part.getValue() == null ? "null" : quote(part.getValue()));
+                    sep = ", ";
+                }
+                line.append("}, \"quotas\": {");
+                sep = "";
+                for (Map.Entry<String, Double> q : new TreeMap<>(e.getValue()).entrySet()) {
+                    line.append(sep).append(quote(q.getKey())).append(": ").append(q.getValue());
+                    sep = ", ";
+                }
+                System.out.println(line.append("}}"));
+            }
+            return 0;
         }
     }
 }
