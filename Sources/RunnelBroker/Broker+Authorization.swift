@@ -175,7 +175,9 @@ extension Broker {
     }
 
     /// AlterClientQuotas, forwarded to the active controller: ALTER_CONFIGS on the cluster.
-    func alterClientQuotas(_ request: AlterClientQuotasRequest, version: Int16, context: RequestContext)
+    func alterClientQuotas(
+        _ request: AlterClientQuotasRequest, version: Int16, context: RequestContext
+    )
         -> RequestOutcome
     {
         guard authorization(context).allows(.alterConfigs, .cluster) else {

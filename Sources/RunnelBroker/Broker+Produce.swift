@@ -166,7 +166,9 @@ extension Broker {
         return .waiting(promise.futureResult)
     }
 
-    func produce(_ request: ProduceRequest, version: Int16, context: RequestContext, requestBytes: Int = 0)
+    func produce(
+        _ request: ProduceRequest, version: Int16, context: RequestContext, requestBytes: Int = 0
+    )
         -> RequestOutcome
     {
         let acks = request.acks

@@ -66,7 +66,9 @@ extension Broker {
 
     /// Marks an encoded answer as throttled: versions from `clientThrottlesFrom` (KIP-219) are
     /// sent at once and the connection muted; older ones wait out the throttle time.
-    static func throttled(_ response: OutgoingResponse, throttleMs: Int32, version: Int16, clientThrottlesFrom: Int16)
+    static func throttled(
+        _ response: OutgoingResponse, throttleMs: Int32, version: Int16, clientThrottlesFrom: Int16
+    )
         -> OutgoingResponse
     {
         guard throttleMs > 0 else { return response }
