@@ -57,18 +57,23 @@ public struct MetadataDelta: Sendable {
             deletedTopics.removeValue(forKey: r.topicId)
         case .partition(let r):
             if var topic = next.topicsById[r.topicId] {
-                topic.partitions[r.partitionId] = PartitionRegistration(r)
+                let registration = PartitionRegistration(r)
+                countOffline(was: topic.partitions[r.partitionId], now: registration)
+                topic.partitions[r.partitionId] = registration
                 next.topicsById[r.topicId] = topic
                 changedTopics.insert(r.topicId)
             }
         case .partitionChange(let r):
             if var topic = next.topicsById[r.topicId], let current = topic.partitions[r.partitionId] {
-                topic.partitions[r.partitionId] = current.merging(r)
+                let merged = current.merging(r)
+                countOffline(was: current, now: merged)
+                topic.partitions[r.partitionId] = merged
                 next.topicsById[r.topicId] = topic
                 changedTopics.insert(r.topicId)
             }
         case .removeTopic(let r):
             if let topic = next.topicsById.removeValue(forKey: r.topicId) {
+                next.offlinePartitionCount -= topic.partitions.values.filter { $0.leader < 0 }.count
                 next.topicIdsByName.removeValue(forKey: topic.name)
                 let resource = ConfigResource(.topic, topic.name)
                 if next.configs.removeValue(forKey: resource) != nil { changedConfigs.insert(resource) }
@@ -172,7 +177,17 @@ public struct MetadataDelta: Sendable {
     }
 
     /// The image with every replayed record applied.
-    public func apply() -> MetadataImage { next }
+    public func apply() -> MetadataImage {
+        assert(
+            next.offlinePartitionCount == next.countOfflinePartitions(),
+            "the kept offline partition count \(next.offlinePartitionCount) is not the image's")
+        return next
+    }
+
+    /// Keeps the image's offline partition count as a partition's leader comes and goes.
+    private mutating func countOffline(was: PartitionRegistration?, now: PartitionRegistration) {
+        next.offlinePartitionCount += (now.leader < 0 ? 1 : 0) - ((was.map { $0.leader < 0 } ?? false) ? 1 : 0)
+    }
 
     /// The image as it stands (for reading during replay).
     public var image: MetadataImage { next }

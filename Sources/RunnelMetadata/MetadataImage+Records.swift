@@ -18,6 +18,7 @@ extension MetadataImage {
             image.topicsById[t.id] = t
             image.topicIdsByName[t.name] = t.id
         }
+        image.offlinePartitionCount = image.countOfflinePartitions()
         for (resource, entries) in configs where !entries.isEmpty {
             var tree = TreeDictionary<String, String>()
             for (k, v) in entries { tree[k] = v }

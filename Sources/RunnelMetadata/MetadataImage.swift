@@ -301,8 +301,13 @@ public struct MetadataImage: Sendable, Equatable {
 
     public func topic(id: KafkaUUID) -> TopicImage? { topicsById[id] }
 
-    /// Partitions without a leader (Kafka's OfflinePartitionsCount).
-    public var offlinePartitionCount: Int {
+    /// Partitions without a leader (Kafka's OfflinePartitionsCount), kept by every delta rather
+    /// than counted: a count over a million partitions on every commit would be the commit's cost.
+    public internal(set) var offlinePartitionCount: Int = 0
+
+    /// The count above, by a walk over every partition (building an image from a snapshot, and
+    /// checking the kept one).
+    func countOfflinePartitions() -> Int {
         topicsById.values.reduce(0) { sum, topic in sum + topic.partitions.values.filter { $0.leader < 0 }.count }
     }
 

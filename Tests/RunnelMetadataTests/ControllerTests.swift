@@ -199,3 +199,41 @@ struct MetadataImageTests {
         #expect(image.configs(of: .init(.topic, "t")).isEmpty)
     }
 }
+
+@Suite("Offline partition count")
+struct OfflinePartitionCountTests {
+    @Test(
+        "the image keeps the count of leaderless partitions through partition records, leader changes and topic removal"
+    )
+    func kept() {
+        let topicId = KafkaUUID(high: 9, low: 9)
+        var delta = MetadataDelta(imageWithBrokers([1, 2]))
+        delta.replay(.topic(TopicRecord(name: "t", topicId: topicId)), offset: 10, epoch: 1)
+        for (p, leader) in [(0, 1), (1, -1), (2, -1)] as [(Int32, Int32)] {
+            delta.replay(
+                .partition(
+                    PartitionRecord(partitionId: p, topicId: topicId, replicas: [1, 2], isr: [1, 2], leader: leader)),
+                offset: 11 + Int64(p), epoch: 1)
+        }
+        var image = delta.apply()
+        #expect(image.offlinePartitionCount == 2)
+        var change = PartitionChangeRecord(partitionId: 1, topicId: topicId)
+        change.leader = 2
+        var lost = PartitionChangeRecord(partitionId: 0, topicId: topicId)
+        lost.leader = -1
+        var delta2 = MetadataDelta(image)
+        delta2.replay(.partitionChange(change), offset: 20, epoch: 1)
+        delta2.replay(.partitionChange(change), offset: 21, epoch: 1)  // again: still one partition back
+        delta2.replay(.partitionChange(lost), offset: 22, epoch: 1)
+        image = delta2.apply()
+        #expect(image.offlinePartitionCount == 2)
+        var delta3 = MetadataDelta(image)
+        delta3.replay(.removeTopic(RemoveTopicRecord(topicId: topicId)), offset: 30, epoch: 1)
+        #expect(delta3.apply().offlinePartitionCount == 0)
+        // An image built as a snapshot load builds it (from its topics) counts them too.
+        let loaded = MetadataImage(
+            provenance: image.provenance, features: [:], brokers: Array(image.brokers.values),
+            topics: Array(image.topicsById.values), configs: [:], nextProducerId: 0, producerIdsBroker: -1, acls: [])
+        #expect(loaded.offlinePartitionCount == 2)
+    }
+}
