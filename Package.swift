@@ -293,6 +293,11 @@ let package = Package(
         .testTarget(
             name: "RunnelCLITests",
             dependencies: ["runnel", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "RunnelSimTests", dependencies: ["RunnelSim", "RunnelRaft", "RunnelCore", "RunnelGroups"]),
+        .testTarget(
+            name: "RunnelSimTests",
+            dependencies: [
+                "RunnelSim", "RunnelRaft", "RunnelCore", "RunnelGroups", "RunnelQuorum", "RunnelWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]),
     ]
 )

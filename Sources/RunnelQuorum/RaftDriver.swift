@@ -140,6 +140,8 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private var lastLeader: NodeID?
     private var lastEpoch: Int32 = -1
     private var timeline = CommitTimeline()
+    /// The log's newest batches, which fetches are answered from.
+    private var recent = RecentBatches()
     /// What happens when the metadata log cannot be written or synced: the node must stop at once
     /// (no clean shutdown), since it may no longer acknowledge what is not durable. A process
     /// exits with status 1, as it does when a partition's log dir fails; by default (the
@@ -336,6 +338,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             }
             if let offset = ready.truncateTo {
                 try log.log.truncate(to: offset)
+                recent.truncate(to: offset)
                 truncatedDuringSync = min(truncatedDuringSync, offset)
             }
             for batch in ready.appends {
@@ -384,6 +387,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
                 timestamp: runtime.wallMs)
         }
         _ = try log.log.appendAsFollower(bytes, nowMs: runtime.wallMs)
+        recent.appended(bytes)
     }
 
     /// A control batch holding Kafka's LeaderChangeMessage.
@@ -407,6 +411,10 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private func materialize(_ message: RaftMessage<MetadataPayload>) -> RaftMessage<MetadataPayload> {
         guard case .fetchResponse(var response) = message, response.readFrom >= 0, response.readFrom < response.readUpTo
         else { return message }
+        if let held = recent.read(from: response.readFrom, upTo: response.readUpTo, maxBytes: fetchResponseBytesMax) {
+            response.batches = held
+            return .fetchResponse(response)
+        }
         do {
             let bytes = try log.log.readBytes(
                 from: response.readFrom, maxBytes: fetchResponseBytesMax, maxOffset: response.readUpTo)
@@ -545,6 +553,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         do {
             let image = try snapshots.load(id)
             try log.log.truncateFullyAndStart(at: id.endOffset, nowMs: runtime.wallMs)
+            recent.clear()
             appliedOffset = id.endOffset
             bytesSinceSnapshot = 0
             node.snapshotLoaded(id, nowMs: runtime.nowMs)
