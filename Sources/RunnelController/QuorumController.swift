@@ -405,7 +405,8 @@ public struct QuorumController: Sendable {
 
     /// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) on topic and broker
     /// configs. APPEND and SUBTRACT work on list configs only and start from the current value
-    /// (the override, or the default).
+    /// (the override, or the default). A broker resource whose overrides would then hold a key that
+    /// cannot change at runtime is refused whole (DynamicBrokerConfigs.swift), validate_only or not.
     public func incrementalAlterConfigs(
         _ request: IncrementalAlterConfigsRequest
     ) -> ControllerResult<IncrementalAlterConfigsResponse> {
@@ -501,6 +502,12 @@ public struct QuorumController: Sendable {
                             resourceType: type.rawValue, resourceName: resource.resourceName, name: config.name,
                             value: newValue)))
             }
+            if failure == nil, type == .broker,
+                let problem = ConfigDefinitions.dynamicBrokerChangeProblem(
+                    resultingKeys: current.keys, perBroker: !resource.resourceName.isEmpty)
+            {
+                failure = (.invalidRequest, problem)
+            }
             if let failure {
                 fail(failure.0, failure.1)
                 continue
@@ -550,6 +557,15 @@ public struct QuorumController: Sendable {
             if let failure {
                 response.errorCode = ErrorCode.invalidConfig.rawValue
                 response.errorMessage = failure
+                responses.append(response)
+                continue
+            }
+            if type == .broker,
+                let problem = ConfigDefinitions.dynamicBrokerChangeProblem(
+                    resultingKeys: wanted.keys, perBroker: !target.name.isEmpty)
+            {
+                response.errorCode = ErrorCode.invalidRequest.rawValue
+                response.errorMessage = problem
                 responses.append(response)
                 continue
             }

@@ -41,7 +41,8 @@ public struct ConfigDefinition: Sendable, Equatable {
     /// Topic configs only: broker keys that supply the default, highest priority first.
     public let brokerSynonyms: [ConfigSynonym]
     public let isSensitive: Bool
-    /// Broker configs: whether it can be changed at runtime (DescribeConfigs readOnly = !dynamic). Topic configs: true.
+    /// Broker configs: whether Kafka allows changing it at runtime (DynamicBrokerConfig.AllDynamicConfigs);
+    /// what Runnel accepts and reports as not read-only is `ConfigDefinitions.isDynamicBrokerConfig`. Topic configs: true.
     public let dynamic: Bool
     /// Allowed values for enumerations (case-sensitive as Kafka), nil when free.
     public let validValues: [String]?

@@ -165,7 +165,7 @@ extension ConfigDefinitions {
             "Runnel builds principals as Kafka's default builder does (ssl.principal.mapping.rules for certificates)."),
         partial(
             "producer.id.expiration.ms",
-            "Read from server.properties at start-up (checked every 10 minutes, or as often as it is if shorter); a dynamic change applies after a restart."
+            "Read from server.properties at start-up (checked every 10 minutes, or as often as it is if shorter); a dynamic change is refused."
         ),
         none("producer.purgatory.purge.interval.requests", noPurgatoryPurge),
         none("queued.max.request.bytes", "Runnel bounds waiting requests by queued.max.requests only."),

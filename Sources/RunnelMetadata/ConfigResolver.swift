@@ -126,7 +126,8 @@ public struct ConfigResolver: Sendable {
             out.append(
                 ResolvedConfig(
                     name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
-                    isSensitive: definition.isSensitive, readOnly: !definition.dynamic, type: definition.type,
+                    isSensitive: definition.isSensitive,
+                    readOnly: !ConfigDefinitions.isDynamicBrokerConfig(definition.name), type: definition.type,
                     documentation: definition.describedDocumentation, synonyms: synonyms))
         }
         return out
