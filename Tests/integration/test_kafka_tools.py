@@ -506,8 +506,10 @@ def test_dump_log_batches_records_and_indexes(brokers, bootstrap, tmp_path):
     def value(i: int) -> str:  # compressible, so librdkafka keeps the codec
         return f"v{i}-" + "abc" * 100
 
+    # One batch per codec: a linger far longer than the produce calls take holds the three
+    # records until flush() sends them together (with 200 ms a loaded machine split one batch).
     for codec, first in (("lz4", 0), ("gzip", 3), ("none", 6)):
-        p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "compression.type": codec, **QUIET})
+        p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000, "compression.type": codec, **QUIET})
         for i in range(first, first + 3):
             p.produce(topic, key=f"k{i}".encode(), value=value(i).encode(), partition=0, timestamp=base + i,
                       headers=[("h", f"x{i}".encode())])
