@@ -246,7 +246,9 @@ class EtcdWriter:
 
     def run(self, total: int | None = None, seconds: float | None = None) -> tuple[list[float], float]:
         latencies: list[float] = []
-        lock = threading.Lock()
+        # Re-entrant: grpc runs a done-callback at once, on the thread adding it, when the call
+        # has already finished, and callbacks issue the next call under this lock.
+        lock = threading.RLock()
         done = threading.Event()
         errors: list[BaseException] = []
         started = time.perf_counter()
