@@ -56,30 +56,30 @@ extension QuorumController {
     }
 
     /// Who leads after an election of `type` (0 preferred, 1 unclean), or why no one new does.
-    static func election(_ p: PartitionRegistration, type: Int8, live: Set<Int32>) -> Result<Int32, ElectionRefusal> {
+    static func election(_ p: PartitionRegistration, type: Int8, live: Set<Int32>) -> Result<Int32, PartitionRefusal> {
         if type == 0 {
             guard let preferred = p.replicas.first else {
-                return .failure(ElectionRefusal(.preferredLeaderNotAvailable, "The partition has no replicas."))
+                return .failure(PartitionRefusal(.preferredLeaderNotAvailable, "The partition has no replicas."))
             }
             if p.leader == preferred {
-                return .failure(ElectionRefusal(.electionNotNeeded, "The preferred replica already leads."))
+                return .failure(PartitionRefusal(.electionNotNeeded, "The preferred replica already leads."))
             }
             guard live.contains(preferred), p.isr.contains(preferred) else {
                 return .failure(
-                    ElectionRefusal(
+                    PartitionRefusal(
                         .preferredLeaderNotAvailable, "The preferred replica \(preferred) is not live and in sync."))
             }
             return .success(preferred)
         }
         if p.leader >= 0 && live.contains(p.leader) {
-            return .failure(ElectionRefusal(.electionNotNeeded, "The partition has a live leader."))
+            return .failure(PartitionRefusal(.electionNotNeeded, "The partition has a live leader."))
         }
         if let next = p.replicas.first(where: { p.isr.contains($0) && live.contains($0) })
             ?? p.replicas.first(where: { live.contains($0) })
         {
             return .success(next)
         }
-        return .failure(ElectionRefusal(.eligibleLeadersNotAvailable, "No replica of the partition is live."))
+        return .failure(PartitionRefusal(.eligibleLeadersNotAvailable, "No replica of the partition is live."))
     }
 
     /// Automatic leader balancing (`auto.leader.rebalance.enable`): for each broker whose share of
@@ -108,15 +108,5 @@ extension QuorumController {
             }
         }
         return ControllerResult(records: records, response: records.count)
-    }
-}
-
-/// Why an election did not happen: an error code and its message.
-public struct ElectionRefusal: Error, Sendable {
-    public var code: ErrorCode
-    public var message: String
-    init(_ code: ErrorCode, _ message: String) {
-        self.code = code
-        self.message = message
     }
 }

@@ -52,34 +52,18 @@ extension QuorumController {
                     // Keep the last ISR member: it may hold data no one else has.
                     isr = p.leader >= 0 ? [p.leader] : Array(p.isr.prefix(1))
                 }
-                var leader = p.leader
-                var recovering = false
-                if leader < 0 || !live.contains(leader) {
-                    if let next = p.replicas.first(where: { isr.contains($0) && live.contains($0) }) {
-                        leader = next
+                var next = p
+                next.isr = isr
+                if p.leader < 0 || !live.contains(p.leader) {
+                    if let first = p.replicas.first(where: { isr.contains($0) && live.contains($0) }) {
+                        next.leader = first
                     } else if unclean, let any = p.replicas.first(where: { live.contains($0) }) {
-                        leader = any
-                        isr = [any]
-                        recovering = true
+                        (next.leader, next.isr, next.leaderRecoveryState) = (any, [any], 1)
                     } else {
-                        leader = PartitionChange.noLeader
+                        next.leader = PartitionChange.noLeader
                     }
                 }
-                var change = PartitionChangeRecord(partitionId: index, topicId: topic.id)
-                var changed = false
-                if leader != p.leader {
-                    change.leader = leader
-                    changed = true
-                }
-                if isr != p.isr {
-                    change.isr = isr
-                    changed = true
-                }
-                if recovering {
-                    change.leaderRecoveryState = 1
-                    changed = true
-                }
-                if changed { changes.append(change) }
+                if let change = p.change(to: next, partitionId: index, topicId: topic.id) { changes.append(change) }
             }
         }
         return changes

@@ -69,7 +69,7 @@ extension QuorumController {
                     out.errorMessage = "Unable to find partition \(tp)."
                     continue
                 }
-                let outcome: Result<PartitionChangeRecord?, ReassignmentRefusal>
+                let outcome: Result<PartitionChangeRecord?, PartitionRefusal>
                 if let target = partitionRequest.replicas {
                     outcome = startReassignment(current, target: target, live: live).map { $0 }
                 } else {
@@ -94,9 +94,9 @@ extension QuorumController {
     /// partition already has exactly that assignment and no move is in progress.
     func startReassignment(
         _ current: PartitionRegistration, target: [Int32], live: Set<Int32>
-    ) -> Result<PartitionChangeRecord?, ReassignmentRefusal> {
+    ) -> Result<PartitionChangeRecord?, PartitionRefusal> {
         if let problem = validateAssignment([target], replicationFactor: nil) {
-            return .failure(ReassignmentRefusal(.invalidReplicaAssignment, problem))
+            return .failure(PartitionRefusal(.invalidReplicaAssignment, problem))
         }
         let reassignment = PartitionReassignment(current: current.replicas, target: target)
         return .success(
@@ -109,16 +109,16 @@ extension QuorumController {
     /// replicas and the ISR keeps only those. NO_REASSIGNMENT_IN_PROGRESS when there is none.
     static func cancelReassignment(
         _ current: PartitionRegistration, live: Set<Int32>
-    ) -> Result<PartitionChangeRecord?, ReassignmentRefusal> {
+    ) -> Result<PartitionChangeRecord?, PartitionRefusal> {
         guard current.isReassigning else {
             return .failure(
-                ReassignmentRefusal(.noReassignmentInProgress, "No reassignment is in progress for this partition."))
+                PartitionRefusal(.noReassignmentInProgress, "No reassignment is in progress for this partition."))
         }
         let original = PartitionReassignment.original(of: current)
         let isr = current.isr.filter { original.contains($0) }
         guard !isr.isEmpty else {
             return .failure(
-                ReassignmentRefusal(
+                PartitionRefusal(
                     .invalidReplicaAssignment,
                     "Unable to revert the partition assignment: no replica of the original set \(original) is in the ISR \(current.isr)."
                 ))
@@ -153,33 +153,15 @@ extension QuorumController {
         if leader < 0 || !isr.contains(leader) || !replicas.contains(leader) {
             leader = replicas.first { isr.contains($0) && live.contains($0) } ?? PartitionChange.noLeader
         }
-        var change = PartitionChangeRecord(partitionId: -1, topicId: .zero)
-        var changed = false
-        if replicas != current.replicas {
-            change.replicas = replicas
-            changed = true
-        }
-        if isr != current.isr {
-            change.isr = isr
-            changed = true
-        }
-        if adding != current.addingReplicas {
-            change.addingReplicas = adding
-            changed = true
-        }
-        if removing != current.removingReplicas {
-            change.removingReplicas = removing
-            changed = true
-        }
-        if leader != current.leader {
-            change.leader = leader
-            changed = true
-        } else if !current.replicas.allSatisfy({ replicas.contains($0) }) && leader >= 0 {
-            // Replicas leave: a new leader epoch fences them (Kafka bumps it the same way).
-            change.leader = leader
-            changed = true
-        }
-        guard changed else { return nil }
+        var wanted = current
+        (wanted.replicas, wanted.isr, wanted.addingReplicas, wanted.removingReplicas) = (
+            replicas, isr, adding, removing
+        )
+        wanted.leader = leader
+        // Replicas leave: a new leader epoch fences them (Kafka bumps it the same way).
+        let leaving = !current.replicas.allSatisfy { replicas.contains($0) }
+        guard let change = current.change(to: wanted, partitionId: -1, topicId: .zero, newLeaderEpoch: leaving)
+        else { return nil }
         let next = current.merging(change)
         checkInvariants(next)
         return change
@@ -229,15 +211,5 @@ extension QuorumController {
             if !out.partitions.isEmpty { response.topics.append(out) }
         }
         return ControllerResult(records: [], response: response)
-    }
-}
-
-/// Why a partition's reassignment was refused: an error code and its message.
-public struct ReassignmentRefusal: Error, Sendable {
-    public var code: ErrorCode
-    public var message: String
-    init(_ code: ErrorCode, _ message: String) {
-        self.code = code
-        self.message = message
     }
 }

@@ -2,6 +2,17 @@ import RunnelCore
 import RunnelMetadata
 import RunnelWire
 
+/// Why a change to one partition (an election, a reassignment) was refused: the error code and
+/// message its response carries for that partition.
+public struct PartitionRefusal: Error, Sendable {
+    public var code: ErrorCode
+    public var message: String
+    init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
 /// What a controller command produces: the records to commit and the response to send once they
 /// are committed. Nothing changes until the records are replayed.
 public struct ControllerResult<Response: Sendable>: Sendable {

@@ -108,6 +108,22 @@ public struct PartitionRegistration: Sendable, Equatable {
     }
 
     public var hasLeader: Bool { leader >= 0 }
+
+    /// The PartitionChangeRecord that takes this registration to `next`: only the replicas, ISR,
+    /// adding and removing replicas, leader and leader recovery state that differ, or nil when none
+    /// does. `newLeaderEpoch` names the leader again though it stays, so its epoch goes up.
+    public func change(
+        to next: PartitionRegistration, partitionId: Int32, topicId: KafkaUUID, newLeaderEpoch: Bool = false
+    ) -> PartitionChangeRecord? {
+        var change = PartitionChangeRecord(partitionId: partitionId, topicId: topicId)
+        if next.replicas != replicas { change.replicas = next.replicas }
+        if next.isr != isr { change.isr = next.isr }
+        if next.addingReplicas != addingReplicas { change.addingReplicas = next.addingReplicas }
+        if next.removingReplicas != removingReplicas { change.removingReplicas = next.removingReplicas }
+        if next.leaderRecoveryState != leaderRecoveryState { change.leaderRecoveryState = next.leaderRecoveryState }
+        if next.leader != leader || (newLeaderEpoch && next.leader >= 0) { change.leader = next.leader }
+        return change == PartitionChangeRecord(partitionId: partitionId, topicId: topicId) ? nil : change
+    }
 }
 
 /// Markers of PartitionChangeRecord.

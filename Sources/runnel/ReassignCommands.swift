@@ -80,6 +80,12 @@ struct Reassign: AsyncParsableCommand {
         return JSON.object([("version", .int(1)), ("partitions", .array(partitions))]).render(pretty: false)
     }
 
+    /// The moves in progress among the partitions `moves` names.
+    static func ongoing(_ moves: [Move], client: KafkaClient) async throws -> [OngoingReassignment] {
+        try await client.listPartitionReassignments(
+            Dictionary(grouping: moves, by: \.topic).mapValues { $0.map(\.partition) })
+    }
+
     /// The current assignment of the partitions `moves` names.
     static func current(_ moves: [Move], client: KafkaClient) async throws -> [Move] {
         var out: [Move] = []
@@ -293,8 +299,7 @@ struct Reassign: AsyncParsableCommand {
             do { moves = try Reassign.readPlan(reassignmentJSONFile) } catch { fail(sentence(error)) }
             let preserve = preserveThrottles
             let (states, cleared) = await withClient(options) { client -> ([(Move, String, [Int32])], [Int32]?) in
-                let ongoing = try await client.listPartitionReassignments(
-                    Dictionary(grouping: moves, by: \.topic).mapValues { $0.map(\.partition) })
+                let ongoing = try await Reassign.ongoing(moves, client: client)
                 let current = try await Reassign.current(moves, client: client)
                 var states: [(Move, String, [Int32])] = []
                 for (m, now) in zip(moves, current) {
@@ -373,8 +378,7 @@ struct Reassign: AsyncParsableCommand {
             do { moves = try Reassign.readPlan(reassignmentJSONFile) } catch { fail(sentence(error)) }
             let preserve = preserveThrottles
             let cancelled = await withClient(options) { client -> [String] in
-                let ongoing = try await client.listPartitionReassignments(
-                    Dictionary(grouping: moves, by: \.topic).mapValues { $0.map(\.partition) })
+                let ongoing = try await Reassign.ongoing(moves, client: client)
                 var cancelled: [String] = []
                 if !ongoing.isEmpty {
                     let results = try await client.alterPartitionReassignments(
@@ -477,8 +481,7 @@ struct BrokerCommand: AsyncParsableCommand {
             let done = await withClient(options) { client -> Bool in
                 let deadline = Date().addingTimeInterval(Double(timeout) / 1000)
                 while Date() < deadline {
-                    let ongoing = try await client.listPartitionReassignments(
-                        Dictionary(grouping: plan, by: \.topic).mapValues { $0.map(\.partition) })
+                    let ongoing = try await Reassign.ongoing(plan, client: client)
                     if ongoing.isEmpty {
                         let now = try await Reassign.current(plan, client: client)
                         if now.allSatisfy({ !$0.replicas.contains(broker) }) { return true }

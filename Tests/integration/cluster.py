@@ -3,6 +3,7 @@ file (the shape `runnel dev` starts), for the multi-process tests, with helpers 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -88,14 +89,21 @@ def start_cluster(tmp_path, broker_props: dict | None = None, props: dict | None
     return controllers, brokers
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    controllers, brokers = start_cluster(tmp_path)
+@contextlib.contextmanager
+def running_cluster(tmp_path, *args, **kwargs):
+    """start_cluster's nodes for the `with` block, all closed after it."""
+    controllers, brokers = start_cluster(tmp_path, *args, **kwargs)
     try:
         yield controllers, brokers
     finally:
         for n in brokers + controllers:
             n.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with running_cluster(tmp_path) as nodes:
+        yield nodes
 
 
 def admin(node) -> AdminClient:

@@ -33,7 +33,7 @@ import pytest
 
 import javaclient
 import kwire
-from cluster import active_controller, start_cluster
+from cluster import active_controller, running_cluster
 from nodes import RunnelNode, runnel_bin
 from util import wait_until
 
@@ -83,12 +83,8 @@ def levels(nodes) -> dict[int, int | None]:
 
 @pytest.fixture
 def cluster37(tmp_path):
-    controllers, brokers = start_cluster(tmp_path, format_args=["--release-version", "3.7"])
-    try:
-        yield controllers, brokers
-    finally:
-        for n in brokers + controllers:
-            n.close()
+    with running_cluster(tmp_path, format_args=["--release-version", "3.7"]) as nodes:
+        yield nodes
 
 
 def test_upgrade_moves_metadata_version_on_every_node(cluster37):

@@ -32,7 +32,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 import javaclient
-from cluster import admin, start_cluster
+from cluster import admin, running_cluster
 from nodes import kafka_uuid, runnel_bin
 from util import QUIET, is_runnel, unique, wait_until
 
@@ -55,12 +55,8 @@ def one_sentence(p: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    controllers, brokers = start_cluster(tmp_path_factory.mktemp("logdirs"))
-    try:
-        yield controllers, brokers
-    finally:
-        for n in brokers + controllers:
-            n.close()
+    with running_cluster(tmp_path_factory.mktemp("logdirs")) as nodes:
+        yield nodes
 
 
 @pytest.fixture(scope="module")

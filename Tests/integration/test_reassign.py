@@ -23,7 +23,7 @@ import pytest
 from confluent_kafka import Producer
 
 import javaclient
-from cluster import active_controller, create, start_cluster
+from cluster import active_controller, create, running_cluster, start_cluster
 from nodes import runnel_bin
 from util import QUIET, drain, is_runnel, wait_until
 
@@ -38,13 +38,9 @@ RECORDS = 50_000
 @pytest.fixture
 def brokers3(tmp_path):
     # Two quota windows: a throttle's first burst is one window's worth, not ten.
-    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200,
-                                                    "replication.quota.window.num": "2"})
-    try:
-        yield controllers, brokers
-    finally:
-        for n in brokers + controllers:
-            n.close()
+    with running_cluster(tmp_path, {"replica.lag.time.max.ms": 2000, "replica.fetch.backoff.ms": 200,
+                                                    "replication.quota.window.num": "2"}) as nodes:
+        yield nodes
 
 
 def bootstrap(brokers) -> str:

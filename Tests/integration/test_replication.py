@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka import ElectionType, Producer, TopicPartition
 
 import kwire
-from cluster import SESSION_TIMEOUT_MS, admin, create, leaders, start_cluster
+from cluster import SESSION_TIMEOUT_MS, admin, create, leaders, running_cluster, start_cluster
 from util import QUIET, drain, is_runnel, wait_until
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster")
@@ -35,13 +35,9 @@ TOPIC_CONFIG = {"min.insync.replicas": "2"}
 
 @pytest.fixture
 def replicated(tmp_path):
-    controllers, brokers = start_cluster(tmp_path, {"replica.lag.time.max.ms": LAG_MS, "replica.fetch.backoff.ms": 200},
-                                         props={"auto.leader.rebalance.enable": "false"})
-    try:
-        yield controllers, brokers
-    finally:
-        for n in brokers + controllers:
-            n.close()
+    with running_cluster(tmp_path, {"replica.lag.time.max.ms": LAG_MS, "replica.fetch.backoff.ms": 200},
+                                         props={"auto.leader.rebalance.enable": "false"}) as nodes:
+        yield nodes
 
 
 def bootstrap(brokers) -> str:
