@@ -219,3 +219,24 @@ def test_an_acknowledged_input_write_missing_from_the_input_is_lost():
     events = txn_history([("A", "committed", [(0, 0, "i0-0")])], rc=[(0, 0, "i0-0@A")],
                          in_acks=[("i0-0", 0, 0), ("i0-1", 0, 1)])
     assert txn_checked(events)[0] == {"txn_lost": 1}
+
+
+def unavailability(ack_times, faults):
+    """acks on partition 0 at `ack_times`; faults: (kind, started_at, healed_at)."""
+    events = [{"e": "workload-start", "t": 0.0}]
+    events += [{"e": "ack", "v": f"p0-{n}", "pt": 0, "o": n, "t": t} for n, t in enumerate(ack_times)]
+    c = Checker(events, [{"kind": k, "started_at": s, "healed_at": h} for k, s, h in faults], 0.0)
+    return [(g["kind"], g["longest_gap_ms"]) for g in c.unavailability()["faults"]]
+
+
+def test_a_gap_counts_for_the_fault_it_began_under_only():
+    # kill strikes at 10 s: acks stop from 9.9 s until 18 s, through a pause that starts at 15 s
+    # and stalls nothing of its own (acks every 0.1 s from 18 s on).
+    acks = [x / 10 for x in range(0, 100)] + [18 + x / 10 for x in range(0, 100)]
+    assert unavailability(acks, [("kill", 10, 12), ("pause", 15, 17)]) == [("kill", 8100), ("pause", 100)]
+
+
+def test_a_gap_begun_just_before_a_fault_is_that_faults():
+    # the last ack lands 0.5 s before the fault (its writes were in flight when it struck).
+    acks = [x / 10 for x in range(0, 46)] + [9 + x / 10 for x in range(0, 100)]
+    assert unavailability(acks, [("kill", 5, 7)]) == [("kill", 4500)]

@@ -64,6 +64,8 @@ TXN_ANOMALY_KINDS = ["aborted_read", "txn_duplicated", "txn_lost", "txn_order", 
 ANOMALY_KINDS = ["lost", "duplicated", "reordered", "inconsistent_offsets", "consumer", "group", "metadata",
                  *TXN_ANOMALY_KINDS]
 RECOVERY_GRACE_S = 10.0
+# A gap that began this soon before a fault started is that fault's: its writes were in flight.
+GAP_SLACK_S = 1.0
 MAX_EXAMPLES = 20
 
 
@@ -616,41 +618,54 @@ class Checker:
         return sorted(e["t"] - self.t0 for e in self.by_type["ack"])
 
     def unavailability(self) -> dict:
-        acks = self.ack_times()
-        gaps = list(zip(acks, acks[1:]))
+        """Per fault, the longest time a partition (and the whole topic) went without an
+        acknowledged write. Each gap counts for one fault only: the last one started by the time the
+        gap began (plus GAP_SLACK_S, for writes in flight when it struck) whose window the gap
+        overlaps, else the first one it overlaps. A fault's window runs from its start to its heal
+        plus RECOVERY_GRACE_S, cut at the next fault's start."""
+        timed = [(i, f["started_at"], f["healed_at"]) for i, f in enumerate(self.faults)
+                 if f.get("started_at") is not None and f.get("healed_at") is not None]
+        timed.sort(key=lambda x: x[1])
+        windows = []
+        for k, (i, s, h) in enumerate(timed):
+            end = h + RECOVERY_GRACE_S
+            if k + 1 < len(timed):
+                end = min(end, timed[k + 1][1])
+            windows.append((i, s, end))
+
+        def owner(a: float, b: float) -> int | None:
+            overlapping = [(i, s) for i, s, end in windows if b > s and a < end]
+            if not overlapping:
+                return None
+            started = [i for i, s in overlapping if s <= a + GAP_SLACK_S]
+            return started[-1] if started else overlapping[0][0]
+
+        def longest_gaps(times: list[float]) -> dict[int, tuple[float, float]]:
+            """Fault index to (longest gap it owns, the gap's start)."""
+            best: dict[int, tuple[float, float]] = {}
+            for a, b in zip(times, times[1:]):
+                i = owner(a, b)
+                if i is not None and b - a > best.get(i, (0.0, 0.0))[0]:
+                    best[i] = (b - a, a)
+            return best
+
+        overall = longest_gaps(self.ack_times())
         per_part: dict[int, list[float]] = defaultdict(list)
         for e in self.by_type["ack"]:
             per_part[e["pt"]].append(e["t"] - self.t0)
+        part_gaps = {p: longest_gaps(sorted(ts)) for p, ts in per_part.items()}
         out = []
-        for i, f in enumerate(self.faults):
-            s = f.get("started_at")
-            h = f.get("healed_at")
-            if s is None or h is None:
-                continue
-            nxt = min([g["started_at"] for g in self.faults[i + 1:] if g.get("started_at")] + [h + RECOVERY_GRACE_S])
-            end = min(h + RECOVERY_GRACE_S, nxt)
-            longest = 0.0
-            at = None
-            for a, b in gaps:
-                if b > s and a < end and b - a > longest:
-                    longest, at = b - a, a
-            parts = {}
-            for p, ts in per_part.items():
-                ts.sort()
-                best = 0.0
-                prev = None
-                for x in ts:
-                    if prev is not None and x > s and prev < end:
-                        best = max(best, x - prev)
-                    prev = x
-                parts[p] = round(best * 1000)
+        for i, s, _ in windows:
+            f = self.faults[i]
+            longest, at = overall.get(i, (0.0, None))
+            parts = {p: round(g.get(i, (0.0, 0.0))[0] * 1000) for p, g in part_gaps.items()}
             # A fault's unavailability is the longest time one partition went without an
             # acknowledged write (a stalled partition hides behind the others' writes otherwise);
             # any_write_gap_ms is the longest time without an acknowledged write anywhere.
             worst = max(parts.values(), default=round(longest * 1000))
-            out.append({"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s, "healed": h,
-                        "longest_gap_ms": worst, "any_write_gap_ms": round(longest * 1000), "gap_start": at,
-                        "per_partition_ms": parts})
+            out.append({"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s,
+                        "healed": f["healed_at"], "longest_gap_ms": worst, "any_write_gap_ms": round(longest * 1000),
+                        "gap_start": at, "per_partition_ms": parts})
         return {"faults": out, "by_kind": summarize_gaps(out)}
 
 
