@@ -500,7 +500,7 @@ public struct QuorumController: Sendable {
                         ? ConfigDefinitions.validateTopicConfig(name: config.name, value: value)
                         : ConfigDefinitions.validateBrokerConfig(name: config.name, value: value)
                     if let problem {
-                        failure = (.invalidConfig, problem)
+                        failure = (Self.badValueCode(type), problem)
                         break
                     }
                     current[config.name] = value
@@ -566,7 +566,7 @@ public struct QuorumController: Sendable {
                 wanted[c.name] = value
             }
             if let failure {
-                response.errorCode = ErrorCode.invalidConfig.rawValue
+                response.errorCode = Self.badValueCode(type).rawValue
                 response.errorMessage = failure
                 responses.append(response)
                 continue
@@ -628,5 +628,14 @@ extension String {
         while s.first == " " { s = s.dropFirst() }
         while s.last == " " { s = s.dropLast() }
         return String(s)
+    }
+}
+
+extension QuorumController {
+    /// The error for a config value its validator refuses: INVALID_CONFIG for a topic, and for a
+    /// broker INVALID_REQUEST, as Kafka's ConfigAdminManager.validateBrokerConfigChange answers
+    /// (KAFKA-13609 keeps that code for compatibility).
+    static func badValueCode(_ type: ConfigResourceType) -> ErrorCode {
+        type == .broker ? .invalidRequest : .invalidConfig
     }
 }

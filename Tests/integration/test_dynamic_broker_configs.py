@@ -7,7 +7,8 @@ with INVALID_REQUEST and "Cannot update these configs dynamically: Set(...)", va
 and nothing is written; a key Kafka changes at runtime but Runnel reads only at start-up
 (max.connections) is refused with a sentence saying so; a topic default (log.retention.ms) is
 accepted and shows in DescribeConfigs as a dynamic value. DescribeConfigs' read_only agrees with
-what is accepted.
+what is accepted. A value the key's validator refuses is INVALID_REQUEST on a broker resource, as
+Kafka answers (KAFKA-13609), and INVALID_CONFIG on a topic.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
 
 from test_cli_tools import runnel
-from util import admin, wait_until
+from util import admin, create_topic, unique, wait_until
 
 
 def alter(a, name: str, key: str, value: str | None, validate_only: bool = False):
@@ -81,3 +82,24 @@ def test_dynamic_broker_key_is_accepted_and_read_only_agrees(broker, require_run
     assert not cfg["min.insync.replicas"].is_read_only
     for key in ("log.dirs", "node.id", "process.roles", "max.connections", "listeners"):
         assert cfg[key].is_read_only, key
+
+
+def test_bad_value_is_invalid_request_on_a_broker_and_invalid_config_on_a_topic(broker, require_runnel):
+    a = admin(broker.bootstrap)
+    for name in ("1", ""):
+        if name == "":
+            status, err = alter_default(broker.bootstrap, "--add-config", "log.retention.ms=abc")
+            assert status != 0 and "Invalid value abc for configuration log.retention.ms: Not a number of type LONG" in err
+            continue
+        code, message = alter(a, name, "log.retention.ms", "abc")
+        assert (code, message) == (
+            KafkaError.INVALID_REQUEST, "Invalid value abc for configuration log.retention.ms: Not a number of type LONG")
+    topic = unique("badvalue")
+    create_topic(broker.bootstrap, topic, 1)
+    r = ConfigResource("topic", topic, incremental_configs=[
+        ConfigEntry("retention.ms", "abc", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        a.incremental_alter_configs([r])[r].result(30)
+        raise AssertionError("a bad topic value was accepted")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_CONFIG, e
