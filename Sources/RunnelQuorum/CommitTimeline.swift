@@ -9,19 +9,21 @@ struct CommitTimeline {
     struct Proposal {
         var lastOffset: Int64
         var appendedNs: UInt64
-        var synced = false
-        var acknowledged = false
     }
 
     /// This leader's proposals not yet committed, in offset order.
     private(set) var proposals: [Proposal] = []
+    /// How many of `proposals`, from the first, are synced and acknowledged: both happen below an
+    /// offset, so each is a prefix.
+    private var syncedCount = 0
+    private var acknowledgedCount = 0
     /// Records fetched by this follower and not yet synced: when they arrived, and the log end
     /// after them.
     private var fetched: (arrivedNs: UInt64, endOffset: Int64)?
     /// A bound on the stamps kept (a leader that cannot commit stops stamping, not growing).
     static let maxProposals = 100_000
 
-    var awaitingAcknowledgement: Bool { proposals.contains { !$0.acknowledged } }
+    var awaitingAcknowledgement: Bool { acknowledgedCount < proposals.count }
 
     mutating func appended(lastOffset: Int64, nowNs: UInt64) {
         guard proposals.count < Self.maxProposals else { return }
@@ -30,22 +32,27 @@ struct CommitTimeline {
 
     /// The leader's log is durable below `endOffset`.
     mutating func synced(below endOffset: Int64, nowNs: UInt64) {
-        for i in proposals.indices where !proposals[i].synced && proposals[i].lastOffset < endOffset {
-            proposals[i].synced = true
-            QuorumMetrics.appendToFsync.recordNanoseconds(Int64(nowNs &- proposals[i].appendedNs))
+        while syncedCount < proposals.count, proposals[syncedCount].lastOffset < endOffset {
+            QuorumMetrics.appendToFsync.recordNanoseconds(Int64(nowNs &- proposals[syncedCount].appendedNs))
+            syncedCount += 1
         }
     }
 
     /// Another voter has fetched from `endOffset`: it holds everything below.
     mutating func acknowledged(below endOffset: Int64, nowNs: UInt64) {
-        for i in proposals.indices where !proposals[i].acknowledged && proposals[i].lastOffset < endOffset {
-            proposals[i].acknowledged = true
-            QuorumMetrics.appendToFollowerAck.recordNanoseconds(Int64(nowNs &- proposals[i].appendedNs))
+        while acknowledgedCount < proposals.count, proposals[acknowledgedCount].lastOffset < endOffset {
+            QuorumMetrics.appendToFollowerAck.recordNanoseconds(
+                Int64(nowNs &- proposals[acknowledgedCount].appendedNs))
+            acknowledgedCount += 1
         }
     }
 
     mutating func committed(below highWatermark: Int64) {
-        proposals.removeAll { $0.lastOffset < highWatermark }
+        let done = proposals.prefix { $0.lastOffset < highWatermark }.count
+        guard done > 0 else { return }
+        proposals.removeFirst(done)
+        syncedCount = max(0, syncedCount - done)
+        acknowledgedCount = max(0, acknowledgedCount - done)
     }
 
     /// A follower appended fetched records up to `endOffset`.
@@ -62,6 +69,7 @@ struct CommitTimeline {
 
     mutating func reset() {
         proposals = []
+        (syncedCount, acknowledgedCount) = (0, 0)
         fetched = nil
     }
 }

@@ -155,8 +155,10 @@ def test_consumer_lag_of_a_group(tmp_path):
     from cluster import create, start_cluster
 
     ports = free_ports(3)
+    cports = free_ports(3)
     controllers, brokers = start_cluster(
-        tmp_path, each_broker_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in ports])
+        tmp_path, each_broker_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in ports],
+        each_controller_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in cports])
     try:
         topic, group = unique("lag"), unique("lag-group")
         create(brokers[0], topic, 6, 1)  # leaders spread over the three brokers
@@ -185,6 +187,16 @@ def test_consumer_lag_of_a_group(tmp_path):
         assert p.flush(30) == 0
         wait_until(lambda: lag("runnel_consumer_group_lag") == 230, 40, 0.5, "the lag following new records")
         assert lag("runnel_consumer_group_max_lag") == 45
+        # The commit path's timers (tools/bench metadata's breakdown): the topic's creation went
+        # through a broker's forward to the active controller, its append, fsync and a voter's
+        # acknowledgement, and the other voters' fetch-to-fsync.
+        texts = [scrape(port) for port in cports]
+        active = [t for t in texts if value(t, "runnel_controller_active") == 1]
+        assert len(active) == 1
+        for name in ("runnel_raft_append_to_fsync_seconds_count", "runnel_raft_append_to_follower_ack_seconds_count"):
+            assert value(active[0], name) > 0, name
+        assert sum(value(t, "runnel_raft_follower_fetch_to_fsync_seconds_count") for t in texts if t is not active[0]) > 0
+        assert value(scrape(ports[0]), "runnel_controller_forward_duration_seconds_count", 'api="CreateTopics"') > 0
         c.close()
         a = AdminClient({"bootstrap.servers": brokers[0].bootstrap, **QUIET})
         a.delete_consumer_groups([group], request_timeout=30)[group].result(30)
