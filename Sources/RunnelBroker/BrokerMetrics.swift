@@ -1,4 +1,5 @@
 import Metrics
+import NIOConcurrencyHelpers
 import RunnelWire
 
 /// What a broker counts beyond its requests (RunnelNetwork counts those), through swift-metrics.
@@ -38,8 +39,15 @@ public enum BrokerMetrics {
     /// A client's admin request forwarded to the active controller: from sending it to the
     /// controller's answer (Kafka's ForwardingManager RemoteTimeMs), per API.
     static func controllerForwardTime(_ api: ApiKey) -> Timer {
-        Timer(label: "runnel_controller_forward_duration_seconds", dimensions: [("api", api.name)])
+        forwardTimers.withLockedValue { timers in
+            if let timer = timers[api.rawValue] { return timer }
+            let timer = Timer(label: "runnel_controller_forward_duration_seconds", dimensions: [("api", api.name)])
+            timers[api.rawValue] = timer
+            return timer
+        }
     }
+    /// Made once per API, on its first forward (only admin APIs the broker knows are forwarded).
+    private static let forwardTimers = NIOLockedValueBox<[Int16: Timer]>([:])
 
     /// Makes every series above, so that a scrape shows each from the start (at zero) rather
     /// than from its first event: a dashboard's `rate()` then reads 0, not "no data". Call it
