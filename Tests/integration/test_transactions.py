@@ -501,22 +501,38 @@ def test_exactly_once_through_crashes(tmp_path):
         watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **QUIET})
 
         def committed() -> int:
-            try:
-                offsets = watcher.committed([TopicPartition(source, p) for p in range(3)], timeout=10)
-            except KafkaException:
-                return -1
+            """The group's committed offsets, summed; a failure to read them raises (wait_until
+            reports the last one), so that a stall says whether the application or the read stopped."""
+            offsets = watcher.committed([TopicPartition(source, p) for p in range(3)], timeout=10)
             return sum(max(tp.offset, 0) for tp in offsets)
 
+        app_log = tmp_path / "eos_copy.log"
+
         def start_app():
-            return subprocess.Popen([sys.executable, str(APPS / "eos_copy.py"), bootstrap, source, sink, group, tid],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            with open(app_log, "ab") as log:
+                return subprocess.Popen([sys.executable, str(APPS / "eos_copy.py"), bootstrap, source, sink, group, tid],
+                                        stdout=subprocess.DEVNULL, stderr=log)
+
+        def progressed(target: float) -> bool:
+            """True once the group's committed offsets pass `target`; fails at once if the application exited."""
+            if app.poll() is not None:
+                pytest.fail(f"the application exited {app.returncode}: {app_log.read_text()[-2000:]}")
+            return committed() >= target
 
         app = start_app()
         faults = [(0.15, "app"), (0.35, "app"), (0.5, "leader"), (0.7, "app")]
         killed_broker = None
+        def stalled(what: str) -> str:
+            last = [line for line in app_log.read_text().splitlines()][-10:]
+            return (f"{what}; the application's last words: {last}; brokers' last lines:\n"
+                    + "\n".join(f"-- broker {b.node_id}:\n{b.log_tail(15)}" for b in brokers if b.is_alive()))
+
         for fraction, fault in faults:
-            wait_until(lambda: committed() >= fraction * EOS_RECORDS, timeout=240,
-                       what=f"the application past {fraction:.0%}")
+            try:
+                wait_until(lambda: progressed(fraction * EOS_RECORDS), timeout=240,
+                           what=f"the application past {fraction:.0%}")
+            except AssertionError as e:
+                raise AssertionError(stalled(str(e))) from None
             if fault == "app":
                 app.kill()
                 app.wait()
@@ -525,7 +541,10 @@ def test_exactly_once_through_crashes(tmp_path):
                 leader = leaders(brokers[0], sink)[0]
                 killed_broker = next(b for b in brokers if b.node_id == leader)
                 killed_broker.kill9()
-        wait_until(lambda: committed() >= EOS_RECORDS, timeout=300, what="every input record copied")
+        try:
+            wait_until(lambda: progressed(EOS_RECORDS), timeout=300, what="every input record copied")
+        except AssertionError as e:
+            raise AssertionError(stalled(str(e))) from None
         killed_broker.restart()
         watcher.close()
         got = drain(bootstrap, sink, 3, EOS_RECORDS, timeout=120, conf={"isolation.level": "read_committed"},

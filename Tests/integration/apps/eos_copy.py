@@ -33,6 +33,7 @@ def retrying(call):
         except KafkaException as e:
             if not e.args[0].retriable():
                 raise
+            print(f"retrying: {e.args[0]}", file=sys.stderr, flush=True)
 
 
 def main() -> int:
