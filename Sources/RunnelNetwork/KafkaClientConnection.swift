@@ -73,10 +73,15 @@ public final class PeerClient: @unchecked Sendable {
     public var connectTimeoutMs: Int64 = 1000
     /// TLS and SASL of the connection (the listener's protocol on the other side).
     public let security: ClientSecurity
+    /// When set, a request unanswered this long fails and its connection is closed, so that the
+    /// next request connects afresh, as Kafka's NetworkClient disconnects on a request timeout. A
+    /// connection whose packets a network fault dropped otherwise recovers only at TCP's next
+    /// retransmission, which backs off to seconds after the fault has healed.
+    public let requestTimeoutMs: Int64?
 
     public init(
         host: String, port: Int, clientId: String, group: any EventLoopGroup, frameBytesMax: Int = 104_857_600,
-        security: ClientSecurity = .plaintext
+        security: ClientSecurity = .plaintext, requestTimeoutMs: Int64? = nil
     ) {
         self.host = host
         self.port = port
@@ -84,6 +89,7 @@ public final class PeerClient: @unchecked Sendable {
         self.group = group
         self.frameBytesMax = frameBytesMax
         self.security = security
+        self.requestTimeoutMs = requestTimeoutMs
     }
 
     private func connection() -> EventLoopFuture<(any Channel, KafkaResponseHandler)> {
@@ -172,6 +178,20 @@ public final class PeerClient: @unchecked Sendable {
         let frame = bytes
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
         let headerVersion = ResponseHeader.version(apiKey: R.apiKey, apiVersion: version)
+        if let timeoutMs = requestTimeoutMs {
+            let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [self] in
+                // Forget the connection before failing the request, so a retry connects afresh.
+                lock.withLock {
+                    if self.channel === channel {
+                        self.channel = nil
+                        self.handler = nil
+                    }
+                }
+                promise.fail(ConnectionError("no answer from \(host):\(port) within \(timeoutMs) ms"))
+                channel.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in timeout.cancel() }
+        }
         return channel.eventLoop.submit {
             handler.register(correlationId, headerVersion: headerVersion, promise: promise)
         }.flatMap {
@@ -294,13 +314,18 @@ final class SaslClientBox: @unchecked Sendable {
 public struct NIOPeerConnector: PeerConnector {
     public let group: any EventLoopGroup
     public let security: ClientSecurity
+    /// Each connection's `PeerClient.requestTimeoutMs`.
+    public var requestTimeoutMs: Int64?
 
-    public init(group: any EventLoopGroup, security: ClientSecurity = .plaintext) {
+    public init(group: any EventLoopGroup, security: ClientSecurity = .plaintext, requestTimeoutMs: Int64? = nil) {
         self.group = group
         self.security = security
+        self.requestTimeoutMs = requestTimeoutMs
     }
 
     public func connect(host: String, port: Int, clientId: String, eventLoop: (any EventLoop)?) -> any PeerConnection {
-        PeerClient(host: host, port: port, clientId: clientId, group: eventLoop ?? group, security: security)
+        PeerClient(
+            host: host, port: port, clientId: clientId, group: eventLoop ?? group, security: security,
+            requestTimeoutMs: requestTimeoutMs)
     }
 }

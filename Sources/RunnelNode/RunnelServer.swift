@@ -134,10 +134,15 @@ public final class RunnelServer: @unchecked Sendable {
             throw StorageError("\(error)")
         }
         let bootstrapRecords = try StorageFormatter.bootstrapRecords(config: config, disk: disk)
+        // Raft requests unanswered for controller.quorum.request.timeout.ms drop their connection,
+        // as Kafka's KRaft client does: after a network fault heals, a voter or observer reaches
+        // the leader on a new connection at once, not at TCP's next backed-off retransmission.
+        var raftConnector = controllerConnector
+        raftConnector.requestTimeoutMs = config.quorumRequestTimeoutMs
         let runtime = KafkaRaftRuntime(
             eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) }, clock: clock,
-            clusterId: clusterId, voters: config.voters, selfId: config.nodeId, connector: controllerConnector,
-            logger: logger)
+            clusterId: clusterId, voters: config.voters, selfId: config.nodeId,
+            connector: raftConnector, logger: logger)
         var raft = RaftConfig(nodeId: NodeID(config.nodeId), voters: config.voters.map { NodeID($0.id) })
         raft.electionTimeoutMs = config.quorumElectionTimeoutMs
         raft.fetchTimeoutMs = config.quorumFetchTimeoutMs
