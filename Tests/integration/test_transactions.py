@@ -482,7 +482,8 @@ EOS_RECORDS = 100_000
 def test_exactly_once_through_crashes(tmp_path):
     """A consume-transform-produce application (apps/eos_copy.py) copies 100,000 records in
     transactions while its process is killed -9 and restarted three times and a partition leader
-    is killed once: the output, read read_committed, holds every input record exactly once."""
+    is killed -9 once (and restarted once its partitions have failed over): the output, read
+    read_committed, holds every input record exactly once."""
     props = {**TXN_PROPS, "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2,
              "offsets.topic.replication.factor": 3, "min.insync.replicas": 2}
     controllers, brokers = start_cluster(tmp_path, props=props)
@@ -541,11 +542,18 @@ def test_exactly_once_through_crashes(tmp_path):
                 leader = leaders(brokers[0], sink)[0]
                 killed_broker = next(b for b in brokers if b.node_id == leader)
                 killed_broker.kill9()
+                # Its partitions fail over; then it comes back. Left dead, it would trip librdkafka
+                # 2.16's open bugs #5511 and #5456: once the group coordinator's broker is fenced and
+                # so left out of Metadata (Kafka lists only unfenced brokers, as Runnel does),
+                # send_offsets_to_transaction waits, past its timeout, for another broker to change state.
+                live = next(b for b in brokers if b is not killed_broker)
+                wait_until(lambda: (leaders(live, sink) or {}).get(0) not in (None, -1, leader), timeout=60,
+                           what="a new leader of the killed broker's partition")
+                killed_broker.restart()
         try:
             wait_until(lambda: progressed(EOS_RECORDS), timeout=300, what="every input record copied")
         except AssertionError as e:
             raise AssertionError(stalled(str(e))) from None
-        killed_broker.restart()
         watcher.close()
         got = drain(bootstrap, sink, 3, EOS_RECORDS, timeout=120, conf={"isolation.level": "read_committed"},
                     linger_after=2)

@@ -10,6 +10,7 @@ instance) exits 1. Runs until killed.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -39,9 +40,11 @@ def retrying(call):
 def main() -> int:
     bootstrap, source, sink, group, tid = sys.argv[1:6]
     batch = int(sys.argv[6]) if len(sys.argv) > 6 else 500
+    debug = os.environ.get("EOS_COPY_DEBUG")  # librdkafka debug contexts, logged to stderr
+    logs = {"debug": debug, "log_level": 7} if debug else QUIET
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_committed",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest", **QUIET})
-    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5, **QUIET})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest", **logs})
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5, **logs})
     retrying(lambda: producer.init_transactions(60))
     consumer.subscribe([source])
     while True:
