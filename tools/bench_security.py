@@ -122,9 +122,11 @@ def main(binary: Path, messages: int, size: int, rounds: int) -> int:
                     text += f", consume {r['mb_s']:.1f} MB/s"
                 print(text, flush=True)
 
-            for _ in range(rounds):
+            # A topic per listener and round: the consume phase reads N from the beginning, and a
+            # topic that earlier rounds filled too hands it more than N in its last batch.
+            for i in range(rounds):
                 for listener in ("PLAINTEXT", "SSL", "SASL_SSL"):
-                    run(listener, listener, f"bench-{listener.lower()}", consume=True)
+                    run(listener, listener, f"bench-{listener.lower()}" + (f"-{i}" if i else ""), consume=True)
             elsewhere = [AclBinding(ResourceType.TOPIC, f"user-{i // 2}-events", ResourcePatternType.LITERAL, f"User:user-{i // 2}", "*",
                                     AclOperation.ALL, AclPermissionType.ALLOW) if i % 2 else
                          AclBinding(ResourceType.GROUP, f"user-{i // 2}-", ResourcePatternType.PREFIXED, f"User:user-{i // 2}", "*",
