@@ -194,7 +194,7 @@ def _escape(value: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
+def matrix(tmp_path_factory, request):
     work = tmp_path_factory.mktemp("secmatrix")
     pki = PKI(work / "pki", clients=("alice", "admin"))
     ssl_port, sasl_ssl_port, sasl_plain_port, controller_port = free_ports(4)
@@ -239,7 +239,10 @@ def matrix(tmp_path_factory):
             _runnel(m, "acl", "add", "--allow-principal", "User:alice", "--operation", "All", *args, config=admin_config)
         _runnel(m, "acl", "add", "--allow-principal", "User:alice", "--operation", "IdempotentWrite", "--cluster", config=admin_config)
         m.admin_config = admin_config
-        if not javaclient.missing():
+        # The JVM runs beside the Python cells, and only when Java cells were selected.
+        java_selected = any(getattr(item, "callspec", None) is not None and item.callspec.params.get("client") == "java"
+                            and item.module is request.module for item in request.session.items)
+        if java_selected and not javaclient.missing():
             m.start_java()
         yield m
     finally:
