@@ -8,12 +8,14 @@ reads through a prefixed ACL on `bench-`). Certificates are made with openssl fo
 For each listener, on its own one-partition topic: produce N messages of S bytes with acks=1
 (MB/s, and MB per broker CPU-second), then consume N from the beginning with assign(); the
 listeners take turns, --rounds times, and the median of each figure is printed (one run alone
-moves by tens of percent on a shared two-core machine). Then the SASL_SSL produce runs --rounds
-times again twice: with 1,000 more bindings on other resources (each of 500 users a literal topic
-and a prefixed group of its own: the authorizer's index skips them), and with 1,000 more on top
-that apply to the topic (other principals, half literal on it, half prefixed `bench`: each check
-walks them all, as Kafka's would). Ratios are against PLAINTEXT of the same run, and against
-SASL_SSL before the bindings for the last two.
+moves by tens of percent on a shared two-core machine). Then SASL_SSL produce-only runs, --rounds
+times, take turns (in another order each round) with no extra bindings, with 1,000 more bindings
+on other resources (each of 500 users a literal topic and a prefixed group of its own: the
+authorizer's index skips them), and with 1,000 more on top that apply to the topic (other
+principals, half literal on it, half prefixed `bench`: each check walks them all, as Kafka's
+would); bindings are added and deleted between runs. Ratios are against PLAINTEXT of the same
+run, and for the ACL lines against the produce-only runs without extra bindings (produce-only
+runs cost the broker more CPU per MB than the produce+consume rounds, so those are no baseline).
 
 Targets from issue 16: TLS at least 70% of plaintext; produce with 1,000 ACLs at least 95% of
 produce with none. Figures are printed, never checked. A debug build's figures say little.
@@ -26,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType
+from confluent_kafka.admin import AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient, ResourcePatternType, ResourceType
 
 from confluent_kafka import KafkaException
 
@@ -77,6 +79,16 @@ def add_acls(bootstrap: str, bindings: list[AclBinding]) -> None:
             f.result(60)
 
 
+def remove_acls(bootstrap: str, bindings: list[AclBinding]) -> None:
+    """Deletes exactly `bindings` (one exact filter each)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
+    filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type)
+               for b in bindings]
+    for i in range(0, len(filters), 100):
+        for f in admin.delete_acls(filters[i:i + 100], request_timeout=60).values():
+            f.result(60)
+
+
 def median(runs: list[dict]) -> dict:
     """Each figure's median over the runs of one kind."""
     keys = [k for k in ("mb_s", "mb_per_cpu_s") if all(k in r for r in runs)]
@@ -122,9 +134,11 @@ def main(binary: Path, messages: int, size: int, rounds: int) -> int:
                     text += f", consume {r['mb_s']:.1f} MB/s"
                 print(text, flush=True)
 
-            for _ in range(rounds):
+            # A topic per listener and round: the consume phase reads N from the beginning, and a
+            # topic that earlier rounds filled too hands it more than N in its last batch.
+            for i in range(rounds):
                 for listener in ("PLAINTEXT", "SSL", "SASL_SSL"):
-                    run(listener, listener, f"bench-{listener.lower()}", consume=True)
+                    run(listener, listener, f"bench-{listener.lower()}" + (f"-{i}" if i else ""), consume=True)
             elsewhere = [AclBinding(ResourceType.TOPIC, f"user-{i // 2}-events", ResourcePatternType.LITERAL, f"User:user-{i // 2}", "*",
                                     AclOperation.ALL, AclPermissionType.ALLOW) if i % 2 else
                          AclBinding(ResourceType.GROUP, f"user-{i // 2}-", ResourcePatternType.PREFIXED, f"User:user-{i // 2}", "*",
@@ -132,12 +146,24 @@ def main(binary: Path, messages: int, size: int, rounds: int) -> int:
             applicable = [AclBinding(ResourceType.TOPIC, "bench-sasl_ssl" if i % 2 else "bench", ResourcePatternType.LITERAL if i % 2
                                      else ResourcePatternType.PREFIXED, f"User:other-{i}", "*", AclOperation.WRITE, AclPermissionType.ALLOW)
                           for i in range(EXTRA_ACLS)]
-            for key, bindings in (("elsewhere", elsewhere), ("applicable", applicable)):
-                t0 = time.monotonic()
-                add_acls(plain_bootstrap, bindings)
-                print(f"[acls] {len(bindings)} bindings added in {time.monotonic() - t0:.1f} s", flush=True)
-                time.sleep(1)  # the image with them reaches the authorizer
-                for _ in range(rounds):
+            # The ACL runs take turns with a run without them, each round in another order, all
+            # produce-only to the same topic: produce-only runs cost the broker more CPU per MB
+            # than the produce+consume rounds above (measured: about half the MB per CPU-second
+            # with no ACLs added at all), so those rounds are no baseline for them.
+            extra = {"none": [], "elsewhere": elsewhere, "applicable": elsewhere + applicable}
+            present: list[AclBinding] = []
+            order = list(extra)
+            for i in range(rounds):
+                for key in order[i % 3:] + order[:i % 3]:
+                    wanted = extra[key]
+                    t0 = time.monotonic()
+                    if len(present) > len(wanted):
+                        remove_acls(plain_bootstrap, present[len(wanted):])
+                    elif len(wanted) > len(present):
+                        add_acls(plain_bootstrap, wanted[len(present):])
+                    present = wanted
+                    print(f"[acls] {len(present)} extra bindings in force ({time.monotonic() - t0:.1f} s to change)", flush=True)
+                    time.sleep(1)  # the image with them reaches the authorizer
                     run(f"SASL_SSL, ACLs {key}", "SASL_SSL", "bench-sasl_ssl", consume=False)
             if not node.is_alive():
                 raise BenchError(f"the node exited during the run; log tail:\n{node.log_tail()}")
@@ -147,12 +173,15 @@ def main(binary: Path, messages: int, size: int, rounds: int) -> int:
         finally:
             node.close()
     figures = {key: median(runs) for key, runs in results.items()}
-    print(f"\nmedians of {rounds} rounds (ratio to PLAINTEXT; to SASL_SSL for the ACL lines); produce acks=1:")
+    print(f"\nmedians of {rounds} rounds (ratio to PLAINTEXT); produce acks=1:")
     print(line("PLAINTEXT", figures["PLAINTEXT produce"], None))
     print(line("SSL", figures["SSL produce"], figures["PLAINTEXT produce"]))
     print(line("SASL_SSL (SCRAM-SHA-512)", figures["SASL_SSL produce"], figures["PLAINTEXT produce"]))
-    print(line(f"  + {EXTRA_ACLS:,} ACLs elsewhere", figures["SASL_SSL, ACLs elsewhere produce"], figures["SASL_SSL produce"]))
-    print(line(f"  + {EXTRA_ACLS:,} applying to the topic", figures["SASL_SSL, ACLs applicable produce"], figures["SASL_SSL produce"]))
+    print("SASL_SSL produce-only, taking turns (ratio to no extra ACLs):")
+    base = figures["SASL_SSL, ACLs none produce"]
+    print(line("  no extra ACLs", base, None))
+    print(line(f"  + {EXTRA_ACLS:,} ACLs elsewhere", figures["SASL_SSL, ACLs elsewhere produce"], base))
+    print(line(f"  + {EXTRA_ACLS:,} more on the topic", figures["SASL_SSL, ACLs applicable produce"], base))
     print("consume:")
     print(line("PLAINTEXT", figures["PLAINTEXT consume"], None))
     print(line("SSL", figures["SSL consume"], figures["PLAINTEXT consume"]))

@@ -43,6 +43,9 @@
 //       Admin.listPartitionReassignments (all, or the partitions named); prints
 //       {"partition": "t-0", "replicas": [...], "adding": [...], "removing": [...]} per move.
 //
+//   matrix <spec.properties>
+//       Several security cells in this one JVM, concurrently (see SecurityMatrix at the end).
+//
 // A failed admin call prints {"error": "<exception class>", "message": ...} on stdout and exits 1,
 // so a test can check which Kafka error the broker answered with.
 
@@ -119,6 +122,7 @@ public final class RunnelJavaClient {
             case "reassign": status = reassign(args); break;
             case "features": status = features(args); break;
             case "quotas": status = quotas(args); break;
+            case "matrix": status = SecurityMatrix.run(args); break;
             default: usage(); return;
         }
         System.out.flush();
@@ -798,5 +802,192 @@ public final class RunnelJavaClient {
             }
             return 0;
         }
+    }
+}
+
+// -- security matrix (issue 16): many cells in one JVM ------------------------------------------
+//
+//   matrix <spec.properties>
+//       The JVM starts slowly, so test_security_matrix.py runs all its Java cells in one go. The
+//       spec is a java.util.Properties file: `cells=a,b,...`, and for each cell
+//         <cell>.kind       roundtrip | wrongpass
+//         <cell>.bootstrap  <cell>.topic  <cell>.group  <cell>.count
+//         <cell>.client.<key>=<value>   the client settings (security.protocol, sasl.jaas.config ...)
+//         <cell>.bad.<key>=<value>      wrongpass only: settings that replace those for the bad client
+//       Cells run concurrently; each prints one JSON line when done:
+//         roundtrip: {"cell", "produced", "consumed": [values...], "committed": offset or -1, "error"}
+//           (produce `count` records "<cell>-<i>", consume them as a member of the group,
+//           commitSync, and read the committed offset of partition 0 back from the coordinator)
+//         wrongpass: {"cell", "badError": "<exception class>", "badMessage", "goodOffset", "goodRead",
+//           "error"}: the bad producer's send fails with the client's authentication error; then,
+//           with the bad producer still open, a good producer's send is acknowledged at
+//           `goodOffset` and a good consumer (assign, from the beginning) reads it (`goodRead`).
+//       The exit status is 0 once every cell has printed its line (the test judges the lines).
+
+final class SecurityMatrix {
+    static final long CELL_TIMEOUT_MS = 90_000;
+
+    static int run(String[] args) throws Exception {
+        if (args.length != 2) {
+            RunnelJavaClient.usage();
+        }
+        Properties spec = new Properties();
+        try (java.io.FileInputStream in = new java.io.FileInputStream(args[1])) {
+            spec.load(in);
+        }
+        List<String> cells = new ArrayList<>();
+        for (String c : spec.getProperty("cells", "").split(",")) {
+            if (!c.isBlank()) {
+                cells.add(c.trim());
+            }
+        }
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(Math.max(1, cells.size()));
+        List<java.util.concurrent.Future<String>> results = new ArrayList<>();
+        for (String cell : cells) {
+            results.add(pool.submit(() -> runCell(spec, cell)));
+        }
+        for (int i = 0; i < cells.size(); i++) {
+            String line;
+            try {
+                line = results.get(i).get(CELL_TIMEOUT_MS * 2, TimeUnit.MILLISECONDS);
+            } catch (ExecutionException | TimeoutException e) {
+                line = "{\"cell\": " + RunnelJavaClient.quote(cells.get(i)) + ", \"error\": "
+                        + RunnelJavaClient.quote(RunnelJavaClient.describe(e)) + "}";
+            }
+            synchronized (System.out) {
+                System.out.println(line);
+                System.out.flush();
+            }
+        }
+        pool.shutdownNow();
+        return 0;
+    }
+
+    /** `<cell>.<prefix>.*` as client properties. */
+    static Properties clientProps(Properties spec, String cell, String prefix) {
+        Properties out = new Properties();
+        String p = cell + "." + prefix + ".";
+        for (String name : spec.stringPropertyNames()) {
+            if (name.startsWith(p)) {
+                out.put(name.substring(p.length()), spec.getProperty(name));
+            }
+        }
+        out.put("bootstrap.servers", spec.getProperty(cell + ".bootstrap"));
+        return out;
+    }
+
+    static String runCell(Properties spec, String cell) {
+        try {
+            switch (spec.getProperty(cell + ".kind", "")) {
+                case "roundtrip": return roundtrip(spec, cell);
+                case "wrongpass": return wrongPassword(spec, cell);
+                default: return "{\"cell\": " + RunnelJavaClient.quote(cell) + ", \"error\": \"unknown kind\"}";
+            }
+        } catch (Exception e) {
+            return "{\"cell\": " + RunnelJavaClient.quote(cell) + ", \"error\": "
+                    + RunnelJavaClient.quote(RunnelJavaClient.describe(e)) + "}";
+        }
+    }
+
+    static KafkaProducer<String, String> producer(Properties base) {
+        Properties props = new Properties();
+        props.putAll(base);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        return new KafkaProducer<>(props);
+    }
+
+    static KafkaConsumer<String, String> consumer(Properties base, String group) {
+        Properties props = new Properties();
+        props.putAll(base);
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        if (group != null) {
+            props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        }
+        return new KafkaConsumer<>(props);
+    }
+
+    static String roundtrip(Properties spec, String cell) throws Exception {
+        Properties client = clientProps(spec, cell, "client");
+        String topic = spec.getProperty(cell + ".topic");
+        int count = Integer.parseInt(spec.getProperty(cell + ".count"));
+        int produced = 0;
+        try (KafkaProducer<String, String> producer = producer(client)) {
+            List<java.util.concurrent.Future<RecordMetadata>> sends = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                sends.add(producer.send(new ProducerRecord<>(topic, "k-" + i, cell + "-" + i)));
+            }
+            for (java.util.concurrent.Future<RecordMetadata> f : sends) {
+                f.get(CELL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                produced++;
+            }
+        }
+        List<String> values = new ArrayList<>();
+        long committed = -1;
+        TopicPartition partition = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> consumer = consumer(client, spec.getProperty(cell + ".group"))) {
+            consumer.subscribe(Collections.singletonList(topic));
+            long deadline = System.currentTimeMillis() + CELL_TIMEOUT_MS;
+            while (values.size() < count && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                    values.add(r.value());
+                }
+            }
+            consumer.commitSync();
+            OffsetAndMetadata got = consumer.committed(Collections.singleton(partition)).get(partition);
+            committed = got == null ? -1 : got.offset();
+        }
+        StringBuilder json = new StringBuilder("{\"cell\": ").append(RunnelJavaClient.quote(cell))
+                .append(", \"produced\": ").append(produced).append(", \"consumed\": [");
+        for (int i = 0; i < values.size(); i++) {
+            json.append(i == 0 ? "" : ", ").append(RunnelJavaClient.quote(values.get(i)));
+        }
+        return json.append("], \"committed\": ").append(committed).append("}").toString();
+    }
+
+    static String wrongPassword(Properties spec, String cell) throws Exception {
+        Properties good = clientProps(spec, cell, "client");
+        Properties bad = clientProps(spec, cell, "client");
+        bad.putAll(clientProps(spec, cell, "bad"));
+        String topic = spec.getProperty(cell + ".topic");
+        String badError = null;
+        String badMessage = null;
+        long goodOffset = -1;
+        boolean goodRead = false;
+        try (KafkaProducer<String, String> badProducer = producer(bad)) {
+            try {
+                badProducer.send(new ProducerRecord<>(topic, "bad", "never")).get(CELL_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+                badError = "none: the send was acknowledged";
+            } catch (ExecutionException e) {
+                Throwable cause = e.getCause() == null ? e : e.getCause();
+                badError = cause.getClass().getName();
+                badMessage = cause.getMessage();
+            } catch (org.apache.kafka.common.KafkaException e) {
+                badError = e.getClass().getName();
+                badMessage = e.getMessage();
+            }
+            try (KafkaProducer<String, String> goodProducer = producer(good)) {
+                goodOffset = goodProducer.send(new ProducerRecord<>(topic, "good", cell + "-good"))
+                        .get(CELL_TIMEOUT_MS, TimeUnit.MILLISECONDS).offset();
+            }
+            TopicPartition partition = new TopicPartition(topic, 0);
+            try (KafkaConsumer<String, String> consumer = consumer(good, null)) {
+                consumer.assign(Collections.singletonList(partition));
+                consumer.seekToBeginning(Collections.singletonList(partition));
+                long deadline = System.currentTimeMillis() + CELL_TIMEOUT_MS;
+                while (!goodRead && System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(200))) {
+                        goodRead |= r.offset() == goodOffset && (cell + "-good").equals(r.value());
+                    }
+                }
+            }
+        }
+        return "{\"cell\": " + RunnelJavaClient.quote(cell) + ", \"badError\": " + RunnelJavaClient.quote(badError)
+                + ", \"badMessage\": " + RunnelJavaClient.quote(badMessage) + ", \"goodOffset\": " + goodOffset
+                + ", \"goodRead\": " + goodRead + "}";
     }
 }
