@@ -122,6 +122,7 @@ public final class PeerClient: @unchecked Sendable {
                         if let tls {
                             try channel.pipeline.syncOperations.addHandler(
                                 NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                            try channel.pipeline.syncOperations.addHandler(PlaintextCopier())
                         }
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
