@@ -81,6 +81,20 @@ public final class Partition: @unchecked Sendable {
     /// Where `read_committed` reads stop: below the first open transaction (or one whose marker
     /// the high watermark has not passed), and never past the high watermark.
     public var lastStableOffset: Int64 { lock.withLock { replica.lastStableOffset.rawValue } }
+    /// What a consumer's fetch may read up to, with the high watermark and last stable offset it
+    /// is told: the high watermark, or with `readCommitted` the last stable offset (never past
+    /// the high watermark), as Kafka's `FetchIsolation` bounds a read.
+    package func consumerReadBounds(
+        readCommitted: Bool
+    ) -> (highWatermark: Int64, lastStableOffset: Int64, readLimit: Int64) {
+        lock.withLock {
+            let hw = replica.highWatermark.rawValue
+            let lastStable = min(hw, replica.lastStableOffset.rawValue)
+            let pastStable = replica.faults.fetchPastLastStableOffset
+            return (hw, lastStable, readCommitted && !pastStable ? lastStable : hw)
+        }
+    }
+
     /// The ISR as this leader knows it (committed, or confirmed by the controller); the image's otherwise.
     public var isr: [Int32] { lock.withLock { replica.isr.map(\.rawValue) } }
     public var leaderState: LeaderState? { lock.withLock { replica.leaderState } }
