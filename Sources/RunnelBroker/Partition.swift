@@ -49,9 +49,13 @@ public final class Partition: @unchecked Sendable {
         self.log = log
         self.registration = PartitionRegistration(
             replicas: [], isr: [], leader: -1, leaderEpoch: -1, partitionEpoch: -1)
+        // The log's open transactions count from the start: the core's last stable offset never
+        // moves back within a leader epoch, so one that began at the checkpointed high watermark
+        // would stay past a transaction the log recovered open.
         self.replica = PartitionReplica(
             localId: NodeID(localId), log: Self.position(of: log),
-            checkpointedHighWatermark: Offset(highWatermark), faults: faults)
+            checkpointedHighWatermark: Offset(highWatermark),
+            firstUnstableOffset: log.firstUnstableOffset.map { Offset($0) }, faults: faults)
         self.onActions = onActions
         update(registration, nowMs: nowMs)
     }
