@@ -55,7 +55,7 @@ public final class Partition: @unchecked Sendable {
         self.replica = PartitionReplica(
             localId: NodeID(localId), log: Self.position(of: log),
             checkpointedHighWatermark: Offset(highWatermark),
-            firstUnstableOffset: log.firstUnstableOffset.map { Offset($0) }, faults: faults)
+            firstUnstableOffset: log.firstUndecidedOffset.map { Offset($0) }, faults: faults)
         self.onActions = onActions
         update(registration, nowMs: nowMs)
     }
