@@ -166,7 +166,8 @@ final class SimTxnProducer: @unchecked Sendable {
             guard let response else { return addPartitions(partitions) }
             let code = ErrorCode(
                 response.resultsByTopicV3AndBelow.first?.resultsByPartition.first?.partitionErrorCode ?? -1)
-            if code == .none || blind { return produce(partitions) }
+            // A blind zombie ignores being fenced, and only that: it still keeps the client's order.
+            if code == .none || (blind && Self.fencedErrors.contains(code)) { return produce(partitions) }
             world.note("\(name): AddPartitionsToTxn \(code)")
             if Self.fencedErrors.contains(code) { return fenced(then: { [self] in produce(partitions) }) }
             if Self.retriable.contains(code) { return retry { [self] in addPartitions(partitions) } }
@@ -279,9 +280,9 @@ final class SimTxnProducer: @unchecked Sendable {
                 return retry { [self] in begin() }
             }
             world.note("\(name): EndTxn \(commit ? "commit" : "abort") \(code)")
-            if blind { return retry { [self] in begin() } }
-            if Self.fencedErrors.contains(code) { return fenced(then: { [self] in begin() }) }
             if Self.retriable.contains(code) { return retry { [self] in endTransaction(commit: commit) } }
+            if Self.fencedErrors.contains(code) { return fenced(then: { [self] in retry { [self] in begin() } }) }
+            if blind { return retry { [self] in begin() } }
             // INVALID_TXN_STATE and the like: start over with a new epoch.
             ending = false
             initProducerId()
