@@ -401,13 +401,12 @@ extension Broker {
                 hasError = true
                 continue
             }
-            let hw = partition.highWatermark
             if replicaId < 0 {
-                let lastStable = min(hw, partition.lastStableOffset)
-                out.highWatermark = hw
-                out.lastStableOffset = lastStable
+                let bounds = partition.consumerReadBounds(readCommitted: readCommitted)
+                out.highWatermark = bounds.highWatermark
+                out.lastStableOffset = bounds.lastStableOffset
                 out.logStartOffset = partition.log.logStartOffset
-                readLimit = readCommitted ? lastStable : hw
+                readLimit = bounds.readLimit
             }
             let throttled =
                 replicaId >= 0 && leaderThrottle.withLockedValue { $0.covers(tp) }

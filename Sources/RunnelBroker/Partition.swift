@@ -49,9 +49,13 @@ public final class Partition: @unchecked Sendable {
         self.log = log
         self.registration = PartitionRegistration(
             replicas: [], isr: [], leader: -1, leaderEpoch: -1, partitionEpoch: -1)
+        // The log's open transactions count from the start: the core's last stable offset never
+        // moves back within a leader epoch, so one that began at the checkpointed high watermark
+        // would stay past a transaction the log recovered open.
         self.replica = PartitionReplica(
             localId: NodeID(localId), log: Self.position(of: log),
-            checkpointedHighWatermark: Offset(highWatermark), faults: faults)
+            checkpointedHighWatermark: Offset(highWatermark),
+            firstUnstableOffset: log.firstUndecidedOffset.map { Offset($0) }, faults: faults)
         self.onActions = onActions
         update(registration, nowMs: nowMs)
     }
@@ -81,6 +85,20 @@ public final class Partition: @unchecked Sendable {
     /// Where `read_committed` reads stop: below the first open transaction (or one whose marker
     /// the high watermark has not passed), and never past the high watermark.
     public var lastStableOffset: Int64 { lock.withLock { replica.lastStableOffset.rawValue } }
+    /// What a consumer's fetch may read up to, with the high watermark and last stable offset it
+    /// is told: the high watermark, or with `readCommitted` the last stable offset (never past
+    /// the high watermark), as Kafka's `FetchIsolation` bounds a read.
+    package func consumerReadBounds(
+        readCommitted: Bool
+    ) -> (highWatermark: Int64, lastStableOffset: Int64, readLimit: Int64) {
+        lock.withLock {
+            let hw = replica.highWatermark.rawValue
+            let lastStable = min(hw, replica.lastStableOffset.rawValue)
+            let pastStable = replica.faults.fetchPastLastStableOffset
+            return (hw, lastStable, readCommitted && !pastStable ? lastStable : hw)
+        }
+    }
+
     /// The ISR as this leader knows it (committed, or confirmed by the controller); the image's otherwise.
     public var isr: [Int32] { lock.withLock { replica.isr.map(\.rawValue) } }
     public var leaderState: LeaderState? { lock.withLock { replica.leaderState } }

@@ -78,12 +78,19 @@ public final class PartitionLog: @unchecked Sendable {
     /// Tests: called with a segment's base offset just before the cleaner swaps it in.
     var cleanerWillSwap: ((Int64) -> Void)? = nil
     private(set) var producerState = ProducerStateTable()
+    private var _transactionFaults = TransactionFaults()
     private var epochCache = LeaderEpochCache()
     /// A segment was created since the last flush: the directory must be synced too.
     private var segmentsCreatedSinceFlush = true
     /// Drop-behind of the page cache (nil: the kernel decides), and where its last request ended.
     var dropBehind: DropBehind?
     var dropCursor: (segment: LogSegment, position: Int64)?
+
+    /// Test-only broken rules of the transaction checks (`TransactionFaults`); all off by default.
+    public var transactionFaults: TransactionFaults {
+        get { lock.withLock { _transactionFaults } }
+        set { lock.withLock { _transactionFaults = newValue } }
+    }
 
     /// Sets or clears drop-behind (`DropBehind`).
     public func setDropBehind(_ policy: DropBehind?) {
@@ -413,7 +420,7 @@ public final class PartitionLog: @unchecked Sendable {
         try changingLog {
             let staged: StagedAppend = try lock.withLock {
                 if closed { throw LogError.closed }
-                if let marker {
+                if let marker, !_transactionFaults.skipMarkerEpochCheck {
                     switch producerState.checkMarker(
                         producerId: marker.producerId, producerEpoch: marker.epoch, marker.marker,
                         transactionVersion: marker.version)
@@ -645,6 +652,12 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     // MARK: transactions
+
+    /// The first offset of the earliest open transaction (nil: none is open), whatever the high
+    /// watermark says of the completed ones.
+    public var firstUndecidedOffset: Int64? {
+        lock.withLock { producerState.firstUndecidedOffset.map { max($0, _logStartOffset) } }
+    }
 
     /// The first offset that is not stable (an open transaction's first offset, or a completed
     /// one's whose marker the high watermark has not passed), never below the log start; nil

@@ -14,13 +14,16 @@ public struct ReplicationFaults: Sendable, Equatable {
     /// A follower ignores the diverging epoch its leader reports, so it never truncates a tail
     /// the leader does not have.
     public var ignoreDivergingEpoch = false
+    /// A read_committed fetch reads up to the high watermark, past the last stable offset, so it
+    /// returns records of transactions still open.
+    public var fetchPastLastStableOffset = false
 
     public init() {}
 
     /// The names `RUNNEL_TEST_BROKEN_RULES` and the simulators use.
     public static let ruleNames = [
         "ackBeforeHighWatermark", "highWatermarkPastFollowerEnd", "isrExpansionWithoutBrokerEpochCheck",
-        "ignoreDivergingEpoch",
+        "ignoreDivergingEpoch", "fetchPastLastStableOffset",
     ]
 
     /// Turns on the rule named `name` (one of `ruleNames`); false for an unknown name.
@@ -30,6 +33,7 @@ public struct ReplicationFaults: Sendable, Equatable {
         case "highWatermarkPastFollowerEnd": highWatermarkPastFollowerEnd = true
         case "isrExpansionWithoutBrokerEpochCheck": isrExpansionWithoutBrokerEpochCheck = true
         case "ignoreDivergingEpoch": ignoreDivergingEpoch = true
+        case "fetchPastLastStableOffset": fetchPastLastStableOffset = true
         default: return false
         }
         return true
