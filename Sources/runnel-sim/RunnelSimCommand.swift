@@ -104,44 +104,20 @@ struct RunnelSimCommand: ParsableCommand {
             }
             return
         }
-        let start = Date()
-        var totalEvents = 0
-        var failures: [String] = []
-        for s in from..<(from + UInt64(seeds)) {
-            // Name the seed first: a core precondition stops the process, and the seed replays it.
-            FileHandle.standardError.write(Data("seed \(s)\r".utf8))
-            var o = options
-            o.trace = false
+        var o = options
+        o.trace = false
+        try soak(every: 1000, totals: { nil }) { s in
             let sim = QuorumSimulation(seed: s, options: o)
-            do { try sim.run() } catch { failures.append("\(error)") }
-            totalEvents += sim.events
-            if (s - from + 1) % 1000 == 0 {
-                let elapsed = Date().timeIntervalSince(start)
-                print(
-                    "\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures"
-                )
-            }
+            do { try sim.run() } catch { return (sim.events, "\(error)") }
+            return (sim.events, nil)
         }
-        let elapsed = Date().timeIntervalSince(start)
-        print(
-            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
-        )
-        for f in failures.prefix(20) { print("  \(f)") }
-        if !failures.isEmpty { throw ExitCode.failure }
     }
 
     func runReplication() throws {
         var options = ReplicationSimulationOptions()
         options.events = events
         options.partitions = partitions
-        for name in broken {
-            guard let rule = ReplicationBrokenRule(rawValue: name) else {
-                throw ValidationError(
-                    "unknown rule \(name); one of \(ReplicationBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))"
-                )
-            }
-            options.broken.insert(rule)
-        }
+        options.broken = try brokenRules(ReplicationBrokenRule.self)
         if let seed {
             options.trace = true
             options.streamTrace = trace
@@ -157,43 +133,19 @@ struct RunnelSimCommand: ParsableCommand {
             }
             return
         }
-        let start = Date()
-        var totalEvents = 0
         var totals = ReplicationStats()
-        var failures: [String] = []
-        for s in from..<(from + UInt64(seeds)) {
-            // Name the seed first: a precondition in the code under test stops the process.
-            FileHandle.standardError.write(Data("seed \(s)\r".utf8))
+        try soak(every: 500, totals: { describe(totals) }) { s in
             let sim = ReplicationSimulation(seed: s, options: options)
-            do { try sim.run() } catch { failures.append("\(error)") }
-            totalEvents += sim.events
-            totals.add(sim.stats)
-            if (s - from + 1) % 500 == 0 {
-                let elapsed = Date().timeIntervalSince(start)
-                print(
-                    "\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures"
-                )
-            }
+            defer { totals.add(sim.stats) }
+            do { try sim.run() } catch { return (sim.events, "\(error)") }
+            return (sim.events, nil)
         }
-        let elapsed = Date().timeIntervalSince(start)
-        print(
-            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
-        )
-        print("totals: \(describe(totals))")
-        for f in failures.prefix(20) { print("  \(f)") }
-        if !failures.isEmpty { throw ExitCode.failure }
     }
 
     func runGroups() throws {
         var options = GroupSimulationOptions()
         options.events = events
-        for name in broken {
-            guard let rule = GroupBrokenRule(rawValue: name) else {
-                throw ValidationError(
-                    "unknown rule \(name); one of \(GroupBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            options.broken.insert(rule)
-        }
+        options.broken = try brokenRules(GroupBrokenRule.self)
         if let seed {
             options.trace = true
             let sim = GroupSimulation(seed: seed, options: options)
@@ -210,37 +162,28 @@ struct RunnelSimCommand: ParsableCommand {
             }
             return
         }
-        let start = Date()
-        var totalEvents = 0, failovers = 0, crashes = 0, commits = 0
-        var failures: [String] = []
-        for s in from..<(from + UInt64(seeds)) {
+        var failovers = 0, crashes = 0, commits = 0
+        try soak(
+            every: 1000,
+            totals: {
+                "\(failovers) coordinator failovers, \(crashes) member crashes, \(commits) commits acknowledged"
+            }
+        ) { s in
             let sim = GroupSimulation(seed: s, options: options)
-            do { try sim.run() } catch { failures.append("\(error)") }
-            totalEvents += sim.events
-            failovers += sim.stats.failovers
-            crashes += sim.stats.memberCrashes
-            commits += sim.stats.commits
+            defer {
+                failovers += sim.stats.failovers
+                crashes += sim.stats.memberCrashes
+                commits += sim.stats.commits
+            }
+            do { try sim.run() } catch { return (sim.events, "\(error)") }
+            return (sim.events, nil)
         }
-        let elapsed = Date().timeIntervalSince(start)
-        print(
-            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
-        )
-        print("totals: \(failovers) coordinator failovers, \(crashes) member crashes, \(commits) commits acknowledged")
-        for f in failures.prefix(20) { print("  \(f)") }
-        if !failures.isEmpty { throw ExitCode.failure }
     }
 
     func runTransactions() throws {
         var options = TransactionSimulationOptions()
         options.events = events
-        for name in broken {
-            guard let rule = TransactionBrokenRule(rawValue: name) else {
-                throw ValidationError(
-                    "unknown rule \(name); one of \(TransactionBrokenRule.allCases.map(\.rawValue).joined(separator: ", "))"
-                )
-            }
-            options.broken.insert(rule)
-        }
+        options.broken = try brokenRules(TransactionBrokenRule.self)
         if let seed {
             options.trace = true
             options.streamTrace = trace
@@ -256,29 +199,52 @@ struct RunnelSimCommand: ParsableCommand {
             }
             return
         }
+        var totals = TransactionStats()
+        try soak(every: 1000, totals: { describe(totals) }) { s in
+            let sim = TransactionSimulation(seed: s, options: options)
+            defer { totals.add(sim.stats) }
+            do { try sim.run() } catch { return (sim.events, "\(error)") }
+            return (sim.events, nil)
+        }
+    }
+
+    /// The rules `--broken` names, of one simulation's kind.
+    func brokenRules<Rule: RawRepresentable & CaseIterable & Hashable>(_: Rule.Type) throws -> Set<Rule>
+    where Rule.RawValue == String {
+        try Set(
+            broken.map { name in
+                guard let rule = Rule(rawValue: name) else {
+                    throw ValidationError(
+                        "unknown rule \(name); one of \(Rule.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return rule
+            })
+    }
+
+    /// Runs seeds `from` onward, `seeds` of them, with `runSeed` (a seed's events, and its failure
+    /// if any), printing progress every `every` seeds and at the end the totals; exits 1 on any
+    /// failure. Each seed is named on stderr first: a precondition in the code under test stops
+    /// the process, and the seed replays it.
+    func soak(
+        every: UInt64, totals: () -> String?, _ runSeed: (UInt64) -> (events: Int, failure: String?)
+    ) throws {
         let start = Date()
         var totalEvents = 0
-        var totals = TransactionStats()
         var failures: [String] = []
+        func rate() -> Int { Int(Double(totalEvents) / max(Date().timeIntervalSince(start), 0.001)) }
         for s in from..<(from + UInt64(seeds)) {
-            // Name the seed first: a precondition in the code under test stops the process.
             FileHandle.standardError.write(Data("seed \(s)\r".utf8))
-            let sim = TransactionSimulation(seed: s, options: options)
-            do { try sim.run() } catch { failures.append("\(error)") }
-            totalEvents += sim.events
-            totals.add(sim.stats)
-            if (s - from + 1) % 1000 == 0 {
-                let elapsed = Date().timeIntervalSince(start)
-                print(
-                    "\(s - from + 1) seeds, \(totalEvents) events, \(Int(Double(totalEvents) / elapsed)) events/s, \(failures.count) failures"
-                )
+            let (events, failure) = runSeed(s)
+            totalEvents += events
+            if let failure { failures.append(failure) }
+            if (s - from + 1) % every == 0 {
+                print("\(s - from + 1) seeds, \(totalEvents) events, \(rate()) events/s, \(failures.count) failures")
             }
         }
-        let elapsed = Date().timeIntervalSince(start)
+        let elapsed = String(format: "%.1f", Date().timeIntervalSince(start))
         print(
-            "\(seeds) seeds, \(totalEvents) events in \(String(format: "%.1f", elapsed)) s (\(Int(Double(totalEvents) / elapsed)) events/s), \(failures.count) failures"
-        )
-        print("totals: \(describe(totals))")
+            "\(seeds) seeds, \(totalEvents) events in \(elapsed) s (\(rate()) events/s), \(failures.count) failures")
+        if let totals = totals() { print("totals: \(totals)") }
         for f in failures.prefix(20) { print("  \(f)") }
         if !failures.isEmpty { throw ExitCode.failure }
     }
