@@ -467,6 +467,10 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             pending.removeFirst()
             first.completion(.success(first.lastOffset))
         }
+        // A commit can follow the acknowledgement that made it in the same round: stamp that first.
+        if node.role == .leader {
+            timeline.acknowledged(below: node.furthestFollowerEndOffset, nowNs: runtime.nowNanos)
+        }
         timeline.committed(below: highWatermark)
         maybeTakeSnapshot()
     }
