@@ -36,8 +36,9 @@ def produce_raw(bootstrap: str, topic: str, batch: bytes) -> kwire.ProducePartit
 
 
 def deliveries(bootstrap: str, topic: str, messages: list[dict], **conf) -> list[KafkaError | None]:
-    """Sends `messages` in one batch (one flush, long linger) and returns each one's report."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "retries": 0, "acks": "all", **QUIET, **conf})
+    """Sends `messages` in one batch and returns each one's report. The linger outlasts any stall
+    of a loaded machine (200 ms once split a batch in two); flush() sends at once regardless."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10_000, "retries": 0, "acks": "all", **QUIET, **conf})
     reports: list = [None] * len(messages)
     done = [False] * len(messages)
 
