@@ -43,7 +43,9 @@ struct PeerRequestTimeoutTests {
                 #expect("\(error)".contains("no answer from 127.0.0.1:\(port) within 200 ms"), "\(error)")
             }
             let waited = (NIODeadline.now() - started).nanoseconds / 1_000_000
-            #expect(waited >= 190 && waited < 5_000, "attempt \(attempt) failed after \(waited) ms")
+            // At least the timeout; the upper bound is loose, as the unit tests' parallel load can
+            // starve this event loop for seconds (without the timeout the request never ends).
+            #expect(waited >= 190 && waited < 60_000, "attempt \(attempt) failed after \(waited) ms")
             #expect(accepted.withLockedValue { $0 } == attempt, "attempt \(attempt) connects afresh")
         }
         client.shutdown()
