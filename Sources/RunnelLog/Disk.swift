@@ -48,6 +48,9 @@ public protocol DiskFile: AnyObject, Sendable {
     /// Reads up to `count` bytes at `offset`; fewer only at end of file.
     func read(at offset: Int64, count: Int) throws -> ByteBuffer
     func write(_ buffer: ByteBuffer, at offset: Int64) throws
+    /// Writes `pieces` one after another from `offset`: one `pwritev` where the file has a
+    /// descriptor, otherwise piece by piece.
+    func write(_ pieces: [ByteBuffer], at offset: Int64) throws
     func truncate(to size: Int64) throws
     /// Makes written data durable (fdatasync).
     func sync() throws
@@ -62,6 +65,14 @@ public protocol DiskFile: AnyObject, Sendable {
 
 extension DiskFile {
     public func pageCacheHandle() -> (any PageCacheHandle)? { nil }
+
+    public func write(_ pieces: [ByteBuffer], at offset: Int64) throws {
+        var position = offset
+        for piece in pieces {
+            try write(piece, at: position)
+            position += Int64(piece.readableBytes)
+        }
+    }
 
     /// Writes `bytes` at `offset`.
     public func write(bytes: [UInt8], at offset: Int64) throws {

@@ -299,8 +299,13 @@ final class LogSegment {
     /// A write that fails (a full disk) may leave part of the bytes behind: they are cut off
     /// again, so the file never holds more than the published batches.
     func writeAppend(_ batches: ByteBuffer) throws {
+        try writeAppend([batches])
+    }
+
+    /// `writeAppend` for batches given as pieces written one after another (`pwritev`).
+    func writeAppend(_ pieces: [ByteBuffer]) throws {
         do {
-            try log.write(batches, at: size)
+            try log.write(pieces, at: size)
         } catch {
             try? log.truncate(to: size)
             throw error

@@ -463,11 +463,26 @@ public final class PartitionLog: @unchecked Sendable {
                 headers.reserveCapacity(batches.count)
                 var records = 0
                 let appendTime = _config.logAppendTime ? nowMs : -1
+                // Without LogAppendTime the new offsets and epoch go out as pieces of one vectored
+                // write, so the request's bytes are never copied; LogAppendTime rewrites the CRC'd
+                // header (and the CRC) in place.
+                var pieces: [ByteBuffer] = []
+                var stamps = ByteBuffer()
+                if !_config.logAppendTime {
+                    pieces.reserveCapacity(2 * batches.count)
+                    stamps.reserveCapacity(RecordBatchHeader.Offsets.magic * batches.count)
+                }
                 for batch in batches {
-                    RecordBatches.setBaseOffset(&buffer, batchAt: batch.position, next)
-                    RecordBatches.setPartitionLeaderEpoch(&buffer, batchAt: batch.position, leaderEpoch)
                     if _config.logAppendTime {
+                        RecordBatches.setBaseOffset(&buffer, batchAt: batch.position, next)
+                        RecordBatches.setPartitionLeaderEpoch(&buffer, batchAt: batch.position, leaderEpoch)
                         RecordBatches.setLogAppendTime(&buffer, batchAt: batch.position, nowMs)
+                    } else {
+                        let (prefix, rest) = RecordBatches.stampedPieces(
+                            payload, batchAt: batch.position, totalBytes: batch.header.totalBytes, baseOffset: next,
+                            partitionLeaderEpoch: leaderEpoch, stamps: &stamps)
+                        pieces.append(prefix)
+                        pieces.append(rest)
                     }
                     var header = batch.header
                     header.baseOffset = next
@@ -477,14 +492,15 @@ public final class PartitionLog: @unchecked Sendable {
                     records += Int(header.recordCount)
                     next = header.nextOffset
                 }
-                // The batches must be contiguous in the payload for one write.
+                // The batches must be contiguous in the payload.
                 let start = batches.first!.position
                 let last = batches.last!
                 let length = last.position + last.header.totalBytes - start
                 let slice = buffer.getSlice(at: start, length: length)!
                 let info = AppendInfo(
                     firstOffset: first, lastOffset: next - 1, logAppendTime: appendTime, recordCount: records)
-                return try stageLocked(slice, headers: headers, nowMs: nowMs, info: info)
+                return try stageLocked(
+                    slice, pieces: pieces.isEmpty ? nil : pieces, headers: headers, nowMs: nowMs, info: info)
             }
             return try write(staged)
         }
@@ -550,21 +566,24 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// An append between its two steps: the segment it goes to (nil for a retried idempotent
     /// batch, which writes nothing), its bytes and headers, and the answer once it is in.
+    /// `pieces`, when set, is what goes to the file (the bytes with new offsets and epochs).
     private struct StagedAppend {
         var segment: LogSegment?
         var bytes: ByteBuffer
+        var pieces: [ByteBuffer]? = nil
         var headers: [RecordBatchHeader]
         var info: AppendInfo
     }
 
     /// Picks the segment an append goes to, rolling first when the active one is full or old.
     private func stageLocked(
-        _ bytes: ByteBuffer, headers: [RecordBatchHeader], nowMs: Int64, info: AppendInfo
+        _ bytes: ByteBuffer, pieces: [ByteBuffer]? = nil, headers: [RecordBatchHeader], nowMs: Int64,
+        info: AppendInfo
     ) throws -> StagedAppend {
         let incoming = bytes.readableBytes
         if incoming > Int(Int32.max) { throw LogError.batchTooLarge(incoming) }
         try maybeRoll(incomingBytes: incoming, firstBatch: headers[0], nowMs: nowMs)
-        return StagedAppend(segment: segments.last!, bytes: bytes, headers: headers, info: info)
+        return StagedAppend(segment: segments.last!, bytes: bytes, pieces: pieces, headers: headers, info: info)
     }
 
     /// Writes a staged append into the page cache (appendLock held, `lock` not), then publishes
@@ -573,7 +592,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// write fails the append fails whole.
     private func write(_ staged: StagedAppend) throws -> AppendInfo {
         guard let segment = staged.segment else { return staged.info }
-        try segment.writeAppend(staged.bytes)
+        try segment.writeAppend(staged.pieces ?? [staged.bytes])
         var markers: [Int: EndTransactionMarker] = [:]
         if staged.headers.contains(where: \.isControl) {
             var position = staged.bytes.readerIndex

@@ -142,6 +142,47 @@ public final class PosixFile: DiskFile, @unchecked Sendable {
         }
     }
 
+    /// Linux's IOV_MAX, which Glibc's module does not export.
+    private static let vectorsPerWriteMax = 1024
+
+    public func write(_ pieces: [ByteBuffer], at offset: Int64) throws {
+        if pieces.count == 1 { return try write(pieces[0], at: offset) }
+        // Each buffer's storage is retained while the kernel reads from its pointer.
+        var storages: [Unmanaged<AnyObject>] = []
+        var vectors: [iovec] = []
+        storages.reserveCapacity(pieces.count)
+        vectors.reserveCapacity(pieces.count)
+        defer { for storage in storages { storage.release() } }
+        for piece in pieces where piece.readableBytes > 0 {
+            piece.withUnsafeReadableBytesWithStorageManagement { raw, storage in
+                storages.append(storage.retain())
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress!), iov_len: raw.count))
+            }
+        }
+        var first = 0
+        var position = off_t(offset)
+        while first < vectors.count {
+            let count = Int32(min(vectors.count - first, Self.vectorsPerWriteMax))
+            let n = vectors.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress! + first, count, position) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw PosixDisk.error("write", path)
+            }
+            position += off_t(n)
+            var written = n
+            while written > 0 {  // a short write: go on from the first byte not written
+                if written >= vectors[first].iov_len {
+                    written -= vectors[first].iov_len
+                    first += 1
+                } else {
+                    vectors[first].iov_base += written
+                    vectors[first].iov_len -= written
+                    written = 0
+                }
+            }
+        }
+    }
+
     public func truncate(to size: Int64) throws {
         if ftruncate(fd, off_t(size)) != 0 { throw PosixDisk.error("truncate", path) }
     }

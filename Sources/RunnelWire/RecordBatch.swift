@@ -175,6 +175,25 @@ public enum RecordBatches {
         return .success(batches)
     }
 
+    /// A batch as the pieces to write for it with a new base offset and partition leader epoch
+    /// (both outside the CRC'd range), leaving `buffer` untouched: the first 16 bytes rewritten
+    /// into `stamps`, then a slice of the rest. A request's records are shared with the frame
+    /// they came in, so setting the fields in place would copy the whole batch.
+    public static func stampedPieces(
+        _ buffer: ByteBuffer, batchAt index: Int, totalBytes: Int, baseOffset: Int64, partitionLeaderEpoch: Int32,
+        stamps: inout ByteBuffer
+    ) -> (prefix: ByteBuffer, rest: ByteBuffer) {
+        let prefixBytes = RecordBatchHeader.Offsets.magic
+        let at = stamps.writerIndex
+        stamps.writeInteger(baseOffset)
+        stamps.writeInteger(buffer.getInteger(at: index + RecordBatchHeader.Offsets.batchLength, as: Int32.self)!)
+        stamps.writeInteger(partitionLeaderEpoch)
+        return (
+            stamps.getSlice(at: at, length: prefixBytes)!,
+            buffer.getSlice(at: index + prefixBytes, length: totalBytes - prefixBytes)!
+        )
+    }
+
     /// Sets a batch's base offset (outside the CRC'd range).
     public static func setBaseOffset(_ buffer: inout ByteBuffer, batchAt index: Int, _ offset: Int64) {
         buffer.setInteger(offset, at: index + RecordBatchHeader.Offsets.baseOffset)

@@ -72,6 +72,50 @@ struct PartitionLogTests {
         #expect(mid.count == 1 && mid[0].header.baseOffset == 30)
     }
 
+    @Test("a request of several batches is written with new offsets and epoch; the request's bytes stay as they came")
+    func severalBatchesStamped() throws {
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: tempDir(), config: LogConfig(), disk: disk, nowMs: 0)
+        let (firstBatch, firstInfos) = clientBatch(2)
+        _ = try log.appendAsLeader(firstBatch, batches: firstInfos, leaderEpoch: 3, nowMs: 0)
+        var payload = ByteBuffer()
+        for b in 0..<3 {
+            var (batch, _) = clientBatch(b + 1, tag: "r\(b)-")
+            payload.writeBuffer(&batch)
+        }
+        let infos = try RecordBatches.validate(payload, maxBatchBytes: 10_000_000).get()
+        let info = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 9, nowMs: 0)
+        #expect(info.firstOffset == 2 && info.lastOffset == 7)
+        #expect(try RecordBatches.decode(payload).map(\.header.baseOffset) == [0, 0, 0])
+        #expect(try RecordBatches.decode(payload).map(\.header.partitionLeaderEpoch) == [-1, -1, -1])
+        let written = try log.readBytes(from: 2, maxBytes: 1_000_000)
+        let headers = try RecordBatches.validate(written, maxBatchBytes: 10_000_000).get().map(\.header)
+        #expect(headers.map(\.baseOffset) == [2, 3, 5])
+        #expect(headers.allSatisfy { $0.partitionLeaderEpoch == 9 })
+        #expect(try readAll(log).map(\.offset) == Array(0..<8))
+        #expect(
+            try readAll(log, from: 2).map { String(buffer: $0.value!).prefix(3) } == [
+                "r0-", "r1-", "r1-", "r2-", "r2-", "r2-",
+            ])
+    }
+
+    @Test("a vectored write of more pieces than one pwritev takes, empty ones among them, lands in order")
+    func vectoredWrite() throws {
+        let file = try disk.open(tempDir() + "/pieces", create: true)
+        defer { file.close() }
+        var pieces: [ByteBuffer] = []
+        var expected: [UInt8] = []
+        for i in 0..<2_500 {
+            let bytes = (0..<(i % 5)).map { UInt8(truncatingIfNeeded: i &+ $0) }
+            pieces.append(ByteBuffer(bytes: bytes))
+            expected += bytes
+        }
+        try file.write(bytes: [1, 2, 3], at: 0)
+        try file.write(pieces, at: 3)
+        #expect(try file.size() == Int64(3 + expected.count))
+        #expect(Array(try file.read(at: 0, count: 3 + expected.count).readableBytesView) == [1, 2, 3] + expected)
+    }
+
     @Test("reads honour maxBytes, the offset bound and at-least-one-batch")
     func readBounds() throws {
         let log = try PartitionLog(
