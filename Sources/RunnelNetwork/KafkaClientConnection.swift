@@ -122,10 +122,9 @@ public final class PeerClient: @unchecked Sendable {
                         if let tls {
                             try channel.pipeline.syncOperations.addHandler(
                                 NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                            try channel.pipeline.syncOperations.addHandler(PlaintextCopier())
                         }
-                        try channel.pipeline.syncOperations.addHandler(
-                            ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+                        try channel.pipeline.syncOperations.addKafkaFraming(
+                            frameBytesMax: frameBytesMax, tls: tls != nil)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }

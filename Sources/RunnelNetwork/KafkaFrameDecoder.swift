@@ -28,3 +28,70 @@ public struct KafkaFrameDecoder: NIOSingleStepByteToMessageDecoder {
         try decode(buffer: &buffer)
     }
 }
+
+/// Cuts TLS plaintext into Kafka frames, copying each frame's bytes once, into a buffer of
+/// exactly its size (as Kafka's NetworkReceive does). NIOSSL decrypts each read burst into one
+/// buffer it keeps and reuses: slices of it held downstream (requests in flight keep their records
+/// as they arrived) would make NIOSSL's next read copy that whole buffer, and a cumulating decoder
+/// copies again whenever a frame spans reads. Sizes are checked as `KafkaFrameDecoder` does.
+final class KafkaFrameAssembler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let frameBytesMax: Int
+    /// The size field read so far (big-endian) and how many of its 4 bytes that is.
+    private var size: UInt32 = 0
+    private var sizeBytesRead = 0
+    /// The frame being filled and its size; nil between frames.
+    private var frame: ByteBuffer? = nil
+    private var frameBytes = 0
+    private var failed = false
+
+    init(frameBytesMax: Int) { self.frameBytesMax = frameBytesMax }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var input = unwrapInboundIn(data)
+        while !failed, input.readableBytes > 0 {
+            if var filling = frame {
+                frame = nil  // one reference, so the write below appends in place
+                let count = min(frameBytes - filling.readableBytes, input.readableBytes)
+                filling.writeImmutableBuffer(input.readSlice(length: count)!)
+                if filling.readableBytes == frameBytes {
+                    context.fireChannelRead(wrapInboundOut(filling))
+                } else {
+                    frame = filling
+                }
+                continue
+            }
+            while sizeBytesRead < 4, let byte = input.readInteger(as: UInt8.self) {
+                size = size << 8 | UInt32(byte)
+                sizeBytesRead += 1
+            }
+            guard sizeBytesRead == 4 else { return }
+            let frameSize = Int32(bitPattern: size)
+            size = 0
+            sizeBytesRead = 0
+            guard frameSize >= 0, Int(frameSize) <= frameBytesMax else {
+                failed = true
+                context.fireErrorCaught(KafkaFrameDecoder.FrameTooLarge(size: frameSize, limit: frameBytesMax))
+                return
+            }
+            frameBytes = Int(frameSize)
+            let empty = context.channel.allocator.buffer(capacity: frameBytes)
+            if frameBytes == 0 { context.fireChannelRead(wrapInboundOut(empty)) } else { frame = empty }
+        }
+    }
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// The handlers that cut a connection's bytes into Kafka frames: after NIOSSL's handler
+    /// (`tls`), a `KafkaFrameAssembler`; on plain TCP, NIO's decoder, which hands on slices of the
+    /// buffers the socket was read into.
+    func addKafkaFraming(frameBytesMax: Int, tls: Bool) throws {
+        if tls {
+            try addHandler(KafkaFrameAssembler(frameBytesMax: frameBytesMax))
+        } else {
+            try addHandler(ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+        }
+    }
+}

@@ -66,10 +66,9 @@ public final class KafkaServer: Sendable {
                     }
                     if let tls = security.tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                        try channel.pipeline.syncOperations.addHandler(PlaintextCopier())
                     }
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(KafkaFrameDecoder(frameBytesMax: frameBytesMax)))
+                    try channel.pipeline.syncOperations.addKafkaFraming(
+                        frameBytesMax: frameBytesMax, tls: security.tls != nil)
                     try channel.pipeline.syncOperations.addHandler(
                         KafkaConnectionHandler(
                             handler: handler, listener: listener, connectionId: id,
@@ -147,21 +146,4 @@ final class OpenConnections: Sendable {
     }
 
     func all() -> [any Channel] { channels.withLockedValue { Array($0.values) } }
-}
-
-/// Hands on a copy of each buffer of plaintext NIOSSL decrypted, sized to its bytes. NIOSSL
-/// decrypts a read burst into one buffer it grows and reuses; while the frame decoder still holds
-/// slices of it (requests in flight keep their records as they arrived), NIOSSL's next read copies
-/// that buffer's whole capacity, megabytes after a large produce, to write into it. The copy here
-/// is of the bytes read only, and leaves NIOSSL's buffer its own.
-final class PlaintextCopier: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let plaintext = unwrapInboundIn(data)
-        var copy = context.channel.allocator.buffer(capacity: plaintext.readableBytes)
-        copy.writeImmutableBuffer(plaintext)
-        context.fireChannelRead(wrapInboundOut(copy))
-    }
 }

@@ -1,5 +1,6 @@
 // The Kafka frame decoder, fed byte by byte, whole and in random chunks (NIO's verifier), and
-// its refusal of sizes over socket.request.max.bytes.
+// its refusal of sizes over socket.request.max.bytes; the TLS side's frame assembler, fed the
+// same stream cut at every point.
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
@@ -41,5 +42,47 @@ struct FrameDecoderTests {
         var n = ByteBuffer()
         n.writeInteger(Int32(-1))
         #expect(throws: KafkaFrameDecoder.FrameTooLarge.self) { try channel2.writeInbound(n) }
+    }
+
+    /// Three frames (one empty) in one stream.
+    func stream() -> (ByteBuffer, [ByteBuffer]) {
+        var bytes = frame("hello")
+        var empty = frame("")
+        var last = frame(String(repeating: "x", count: 300))
+        bytes.writeBuffer(&empty)
+        bytes.writeBuffer(&last)
+        return (
+            bytes, [ByteBuffer(string: "hello"), ByteBuffer(), ByteBuffer(string: String(repeating: "x", count: 300))]
+        )
+    }
+
+    @Test("the TLS frame assembler gives whole frames wherever the stream is cut")
+    func assembler() throws {
+        let (bytes, expected) = stream()
+        for first in 0...bytes.readableBytes {
+            for second in stride(from: first, through: bytes.readableBytes, by: 7) {
+                let channel = EmbeddedChannel(handler: KafkaFrameAssembler(frameBytesMax: 1024))
+                for (from, to) in [(0, first), (first, second), (second, bytes.readableBytes)] where to > from {
+                    try channel.writeInbound(bytes.getSlice(at: from, length: to - from)!)
+                }
+                var frames: [ByteBuffer] = []
+                while let frame = try channel.readInbound(as: ByteBuffer.self) { frames.append(frame) }
+                #expect(frames == expected, "cut at \(first) and \(second)")
+                _ = try channel.finish()
+            }
+        }
+    }
+
+    @Test("the TLS frame assembler refuses a size over the limit or negative, and reads no further")
+    func assemblerTooLarge() throws {
+        for size in [Int32(11), -1] {
+            let channel = EmbeddedChannel(handler: KafkaFrameAssembler(frameBytesMax: 10))
+            var b = ByteBuffer()
+            b.writeInteger(size)
+            var next = frame("a")
+            b.writeBuffer(&next)
+            #expect(throws: KafkaFrameDecoder.FrameTooLarge.self) { try channel.writeInbound(b) }
+            #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        }
     }
 }
