@@ -12,17 +12,25 @@ drives it with confluent-kafka (librdkafka):
                  __transaction_state; the markers follow)
 
 The phases alternate for --rounds rounds (default 3) so both see the same machine; the ratio is
-of the medians. Target (issue 18): transactional MB/s at least 60% of idempotent MB/s.
+of the medians. Each phase also gives MB per broker CPU-second (what the node pays per MB, which
+the client's round trips do not bound), and at the end the node's own time per transaction, from
+its request timers (runnel_request_duration_seconds): AddPartitionsToTxn, EndTxn and the Produce
+requests of the transactional phases, against the client's time per transaction. A transaction
+of one client is a chain of round trips (AddPartitionsToTxn before its first produce to a
+partition, the produce, EndTxn), so librdkafka's thread hand-offs between them count in full.
+Target (issue 18): transactional MB/s at least 60% of idempotent MB/s.
 Figures are printed, never checked.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +39,8 @@ sys.path.insert(0, str(REPO / "Tests" / "integration"))
 from confluent_kafka import Producer  # noqa: E402
 
 import nodes  # noqa: E402
-from benchlib import MB, BenchError, create_topic, pct  # noqa: E402
+from nodes import free_ports  # noqa: E402
+from benchlib import MB, BenchError, cpu_seconds, create_topic, pct  # noqa: E402
 
 QUIET = {"log_level": 3}
 
@@ -88,11 +97,30 @@ def transactional_phase(bootstrap: str, topic: str, n: int, size: int, partition
     return n * size / MB / elapsed, commits
 
 
+def request_timers(metrics_port: int) -> dict[str, tuple[float, float]]:
+    """Per API, the node's request count and seconds spent so far."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    found: dict[str, list[float]] = {}
+    for m in re.finditer(r'^runnel_request_duration_seconds_(count|sum)\{api="(\w+)"\} (\S+)$', text, re.M):
+        found.setdefault(m.group(2), [0.0, 0.0])[0 if m.group(1) == "count" else 1] = float(m.group(3))
+    return {api: (v[0], v[1]) for api, v in found.items()}
+
+
+def timed(pid: int, metrics_port: int, phase) -> tuple:
+    """`phase()`'s result, the node's CPU seconds meanwhile, and its request timers' growth."""
+    cpu, timers = cpu_seconds(pid), request_timers(metrics_port)
+    result = phase()
+    after = request_timers(metrics_port)
+    grown = {api: (n - timers.get(api, (0, 0))[0], t - timers.get(api, (0, 0))[1]) for api, (n, t) in after.items()}
+    return result, cpu_seconds(pid) - cpu, grown
+
+
 def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, rounds: int) -> int:
     rng = random.Random(42)
     payloads = [rng.randbytes(size) for _ in range(16)]
     props = {"transaction.state.log.replication.factor": 1, "transaction.state.log.min.isr": 1,
-             "transaction.state.log.num.partitions": 4, "offsets.topic.replication.factor": 1}
+             "transaction.state.log.num.partitions": 4, "offsets.topic.replication.factor": 1,
+             "metrics.host": "127.0.0.1", "metrics.port": free_ports(1)[0]}
     with tempfile.TemporaryDirectory(prefix="runnel-bench-txn-") as tmp:
         node = nodes.RunnelNode(Path(tmp) / "node", props, binary=binary)
         print(f"tools/bench txn: {node.binary}, {messages} x {size} B per phase, {partitions} partitions, "
@@ -100,25 +128,45 @@ def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, 
         node.start(60)
         try:
             idem, txn, commit_lat = [], [], []
+            idem_cpu, txn_cpu, server = [], [], {}
+            phase_mb = messages * size / MB
+            metrics_port = int(props["metrics.port"])
             for r in range(rounds):
                 topic = f"bench-idem-{r}"
                 create_topic(node.bootstrap, topic, partitions, 30)
-                idem.append(idempotent_phase(node.bootstrap, topic, messages, size, partitions, payloads))
+                mb, cpu, _ = timed(node.pid, metrics_port,
+                                   lambda: idempotent_phase(node.bootstrap, topic, messages, size, partitions, payloads))
+                idem.append(mb)
+                idem_cpu.append(phase_mb / cpu)
                 topic = f"bench-txn-{r}"
                 create_topic(node.bootstrap, topic, partitions, 30)
-                mb, commits = transactional_phase(node.bootstrap, topic, messages, size, partitions, per_txn,
-                                                  payloads, f"bench-txn-{r}")
+                (mb, commits), cpu, grown = timed(
+                    node.pid, metrics_port,
+                    lambda: transactional_phase(node.bootstrap, topic, messages, size, partitions, per_txn, payloads,
+                                                f"bench-txn-{r}"))
                 txn.append(mb)
+                txn_cpu.append(phase_mb / cpu)
                 commit_lat += commits
+                for api, (n, t) in grown.items():
+                    server[api] = (server.get(api, (0, 0))[0] + n, server.get(api, (0, 0))[1] + t)
                 print(f"round {r + 1}: idempotent {idem[-1]:7.1f} MB/s   transactional {mb:7.1f} MB/s   "
                       f"EndTxn p50 {pct(commits, 50) * 1000:.2f} ms p99 {pct(commits, 99) * 1000:.2f} ms",
                       flush=True)
             mi, mt = statistics.median(idem), statistics.median(txn)
-            print(f"\nidempotent    median {mi:7.1f} MB/s")
-            print(f"transactional median {mt:7.1f} MB/s   ({per_txn} records of {size} B per transaction)")
+            ci, ct = statistics.median(idem_cpu), statistics.median(txn_cpu)
+            print(f"\nidempotent    median {mi:7.1f} MB/s   {ci:6.0f} MB per broker CPU-s")
+            print(f"transactional median {mt:7.1f} MB/s   {ct:6.0f} MB per broker CPU-s   "
+                  f"({per_txn} records of {size} B per transaction)")
             print(f"EndTxn (commit_transaction() after flush) over {len(commit_lat)} transactions: "
                   f"p50 {pct(commit_lat, 50) * 1000:.2f} ms, p99 {pct(commit_lat, 99) * 1000:.2f} ms")
-            print(f"transactional / idempotent throughput: {mt / mi * 100:.0f}% (target >= 60%)")
+            transactions = len(commit_lat)
+            client_ms = statistics.median(phase_mb / m for m in txn) * 1000 / (transactions / rounds)
+            parts = [(api, server[api]) for api in ("AddPartitionsToTxn", "Produce", "EndTxn") if api in server]
+            node_ms = sum(t for _, (_, t) in parts) * 1000 / transactions
+            print(f"per transaction: the client's {client_ms:.2f} ms, of which the node's requests {node_ms:.2f} ms ("
+                  + ", ".join(f"{api} {n / transactions:.1f} x {t / n * 1000:.3f} ms" for api, (n, t) in parts if n) + ")")
+            print(f"transactional / idempotent throughput: {mt / mi * 100:.0f}% (target >= 60%); "
+                  f"broker CPU per MB: {ct / ci * 100:.0f}% of idempotent's MB per CPU-s")
         finally:
             node.close()
     return 0
