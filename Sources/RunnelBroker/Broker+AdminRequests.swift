@@ -122,44 +122,95 @@ extension Broker {
         return (allowed, refused)
     }
 
-    /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
+    /// Why a change to this broker's own configs cannot be applied to its TLS listeners (see
+    /// `BrokerSettings.dynamicTLSProblem`), given the broker's dynamic configs after the change;
+    /// nil for other resources and for changes that touch no listener's TLS.
+    func dynamicTLSProblem(type: Int8, name: String, resulting: () -> [String: String]) -> String? {
+        guard type == ConfigResourceType.broker.rawValue, name == String(settings.nodeId),
+            let check = settings.dynamicTLSProblem
+        else { return nil }
+        return check(resulting())
+    }
+
+    /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource; a change to this broker's TLS
+    /// stores must load first.
     func incrementalAlterConfigs(
         _ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext
     ) -> RequestOutcome {
         let auth = authorization(context)
-        guard auth.enabled else { return forward(request, version: version, context: context) }
-        let (resources, refused) = Self.alterableResources(
-            request.resources, auth, type: \.resourceType, name: \.resourceName)
-        var allowed = request
-        allowed.resources = resources
-        let refusedResults = refused.map {
+        var (resources, refused) =
+            auth.enabled
+            ? Self.alterableResources(request.resources, auth, type: \.resourceType, name: \.resourceName)
+            : (request.resources, [])
+        var results = refused.map {
             IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
                 errorCode: $0.code.rawValue, errorMessage: nil, resourceType: $0.type, resourceName: $0.name)
         }
+        let image = self.image
+        resources.removeAll { resource in
+            let problem = dynamicTLSProblem(type: resource.resourceType, name: resource.resourceName) {
+                var configs = image.configs(of: ConfigResource(.broker, resource.resourceName))
+                for config in resource.configs {
+                    switch config.configOperation {
+                    case 0: configs[config.name] = config.value
+                    case 1: configs.removeValue(forKey: config.name)
+                    default: break
+                    }
+                }
+                return configs
+            }
+            guard let problem else { return false }
+            results.append(
+                .init(
+                    errorCode: ErrorCode.invalidRequest.rawValue, errorMessage: problem,
+                    resourceType: resource.resourceType, resourceName: resource.resourceName))
+            return true
+        }
+        refused = []
+        if results.isEmpty { return forward(request, version: version, context: context) }
+        var allowed = request
+        allowed.resources = resources
+        let answered = results
         return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
             response in
             var out = response ?? IncrementalAlterConfigsResponse()
-            out.responses += refusedResults
+            out.responses += answered
             return out
         }
     }
 
-    /// AlterConfigs: ALTER_CONFIGS on each resource.
+    /// AlterConfigs: ALTER_CONFIGS on each resource; its configs replace the resource's whole
+    /// set, and a change to this broker's TLS stores must load first.
     func alterConfigs(_ request: AlterConfigsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let auth = authorization(context)
-        guard auth.enabled else { return forward(request, version: version, context: context) }
-        let (resources, refused) = Self.alterableResources(
-            request.resources, auth, type: \.resourceType, name: \.resourceName)
-        var allowed = request
-        allowed.resources = resources
-        let refusedResults = refused.map {
+        var (resources, refused) =
+            auth.enabled
+            ? Self.alterableResources(request.resources, auth, type: \.resourceType, name: \.resourceName)
+            : (request.resources, [])
+        var results = refused.map {
             AlterConfigsResponse.AlterConfigsResourceResponse(
                 errorCode: $0.code.rawValue, errorMessage: nil, resourceType: $0.type, resourceName: $0.name)
         }
+        resources.removeAll { resource in
+            let problem = dynamicTLSProblem(type: resource.resourceType, name: resource.resourceName) {
+                Dictionary(resource.configs.compactMap { c in c.value.map { (c.name, $0) } }) { _, last in last }
+            }
+            guard let problem else { return false }
+            results.append(
+                .init(
+                    errorCode: ErrorCode.invalidRequest.rawValue, errorMessage: problem,
+                    resourceType: resource.resourceType, resourceName: resource.resourceName))
+            return true
+        }
+        refused = []
+        if results.isEmpty { return forward(request, version: version, context: context) }
+        var allowed = request
+        allowed.resources = resources
+        let answered = results
         return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
             response in
             var out = response ?? AlterConfigsResponse()
-            out.responses += refusedResults
+            out.responses += answered
             return out
         }
     }

@@ -56,6 +56,11 @@ public struct BrokerSettings: Sendable {
     /// `allow.everyone.if.no.acl.found`, holding no bindings yet (the image brings them); nil
     /// without an authorizer: every request is allowed.
     public var authorizer: StandardAuthorizer?
+    /// Why this broker's dynamic configs, as a change would leave them, cannot be applied to its
+    /// TLS listeners (a key or trust store that does not load): checked on the broker a change
+    /// names before it goes to the controller, as Kafka's DynamicBrokerConfig validates its
+    /// reconfigurables. Nil: nothing to check.
+    public var dynamicTLSProblem: (@Sendable ([String: String]) -> String?)?
     /// Every key of `server.properties`, for DescribeConfigs and topic defaults.
     public var staticConfig: [String: String]
 

@@ -130,6 +130,21 @@ public struct ConfigResolver: Sendable {
                     readOnly: !ConfigDefinitions.isDynamicBrokerConfig(definition.name), type: definition.type,
                     documentation: definition.describedDocumentation, synonyms: synonyms))
         }
+        // A TLS listener's stores set on this broker (`listener.name.<listener>.ssl.*`), as
+        // Kafka lists its listener configs: passwords and PEM texts hidden.
+        let dynamic = brokerName.isEmpty ? [:] : image.configs[ConfigResource(.broker, brokerName)] ?? [:]
+        for (name, value) in dynamic.sorted(by: { $0.key < $1.key }) where ConfigDefinitions.isListenerTLSStoreKey(name)
+        {
+            let key = name.split(separator: ".", maxSplits: 3).last.map(String.init) ?? name
+            let definition = ConfigDefinitions.brokerConfig(key)
+            let sensitive = definition?.isSensitive ?? true
+            out.append(
+                ResolvedConfig(
+                    name: name, value: sensitive ? nil : value, source: .dynamicBrokerConfig, isSensitive: sensitive,
+                    readOnly: false, type: definition?.type ?? .string,
+                    documentation: definition?.describedDocumentation ?? "",
+                    synonyms: [.init(name: name, value: value, source: .dynamicBrokerConfig)]))
+        }
         return out
     }
 }

@@ -17,8 +17,10 @@
 // rates) pass.
 //
 // Runnel adds one rule after Kafka's: a key Kafka may change at runtime but Runnel reads only at
-// start-up (thread pools it sizes once, listeners and their TLS/SASL settings, cleaner sizing) is
+// start-up (thread pools it sizes once, listeners and their SASL settings, cleaner sizing) is
 // refused with 42 and a sentence saying so, rather than accepted and applied only after a restart.
+// A TLS listener's key and trust stores (`listener.name.<listener>.ssl.keystore.*` and
+// `.ssl.truststore.*`, per broker) are reloaded at runtime, as Kafka does.
 // What Runnel honours at runtime: every broker key that supplies a topic config's default (the
 // brokers resolve topic configs through the image on every metadata change), and the keys that
 // change nothing in Runnel either way (ConfigEffects' `.none`). DescribeConfigs' `read_only` is the
@@ -29,7 +31,7 @@
 extension ConfigDefinitions {
     /// Kafka's DynamicSecurityConfigs (SslConfigs.DYNAMIC_LISTENER_CONFIGS): dynamic only with a
     /// `listener.name.<listener>.` prefix.
-    static let listenerPrefixOnlySecurityKeys: Set<String> = [
+    public static let listenerPrefixOnlySecurityKeys: Set<String> = [
         "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
         "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password",
         "ssl.keystore.certificate.chain", "ssl.keystore.key", "ssl.truststore.certificates",
@@ -65,8 +67,19 @@ extension ConfigDefinitions {
         return false
     }
 
+    /// `listener.name.<listener>.<key>` with a key of `listenerPrefixOnlySecurityKeys`: a TLS
+    /// listener's key or trust store, which a broker reloads at runtime (its ListenerTLSReloader).
+    public static func isListenerTLSStoreKey(_ name: String) -> Bool {
+        let prefix = "listener.name."
+        guard name.hasPrefix(prefix) else { return false }
+        let rest = name.dropFirst(prefix.count)
+        guard let dot = rest.firstIndex(of: "."), dot != rest.startIndex else { return false }
+        return listenerPrefixOnlySecurityKeys.contains(String(rest[rest.index(after: dot)...]))
+    }
+
     /// Kafka's broker keys that may change at runtime but that Runnel reads only at start-up.
     static func isReadAtStartUpOnly(_ name: String) -> Bool {
+        if isListenerTLSStoreKey(name) { return false }
         guard let definition = brokerConfig(name) else { return name.hasPrefix("listener.name.") }
         return definition.dynamic && !isDynamicBrokerConfig(name)
     }

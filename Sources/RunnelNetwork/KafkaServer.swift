@@ -11,6 +11,8 @@ public final class KafkaServer: Sendable {
     public let listener: String
     public let channel: any Channel
     public let localAddress: SocketAddress
+    /// The listener's security (its TLS context may be replaced while it runs).
+    public let security: ListenerSecurity
 
     /// Binds `host:port` (port 0 picks a free one) and serves `handler`. With `accepting` false
     /// the port is bound (so a port in use fails here, and port 0 has its number) but connections
@@ -65,7 +67,7 @@ public final class KafkaServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser(logger: logger))
                     }
                     if let tls = security.tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                     }
                     try channel.pipeline.syncOperations.addKafkaFraming(
                         frameBytesMax: frameBytesMax, tls: security.tls != nil)
@@ -77,15 +79,20 @@ public final class KafkaServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return KafkaServer(listener: listener, channel: channel, localAddress: channel.localAddress!, open: open)
+        return KafkaServer(
+            listener: listener, channel: channel, localAddress: channel.localAddress!, security: security, open: open)
     }
 
     private let open: OpenConnections
 
-    private init(listener: String, channel: any Channel, localAddress: SocketAddress, open: OpenConnections) {
+    private init(
+        listener: String, channel: any Channel, localAddress: SocketAddress, security: ListenerSecurity,
+        open: OpenConnections
+    ) {
         self.listener = listener
         self.channel = channel
         self.localAddress = localAddress
+        self.security = security
         self.open = open
     }
 

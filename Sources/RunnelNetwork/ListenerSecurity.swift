@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import RunnelSecurity
@@ -9,7 +10,7 @@ public struct ListenerSecurity: Sendable {
     /// The listener's protocol (`listener.security.protocol.map`).
     public var securityProtocol: SecurityProtocol
     /// The TLS server context (SSL and SASL_SSL listeners).
-    public var tls: NIOSSLContext?
+    public var tls: ServerTLSContext?
     /// `ssl.principal.mapping.rules`: a client certificate's subject to a principal name (SSL listeners).
     public var principalMapper: SslPrincipalMapper
     /// The mechanisms offered and PLAIN's users (SASL listeners).
@@ -23,7 +24,7 @@ public struct ListenerSecurity: Sendable {
     public var failedAuthenticationDelayMs: Int64
 
     public init(
-        securityProtocol: SecurityProtocol, tls: NIOSSLContext? = nil, principalMapper: SslPrincipalMapper,
+        securityProtocol: SecurityProtocol, tls: ServerTLSContext? = nil, principalMapper: SslPrincipalMapper,
         sasl: SaslServerConfig? = nil,
         scramCredentials: @escaping @Sendable () -> ScramServer.CredentialLookup = { { _, _ in nil } },
         reauthenticationMs: Int64 = 0, failedAuthenticationDelayMs: Int64 = 100
@@ -46,6 +47,20 @@ public struct ListenerSecurity: Sendable {
             securityProtocol: .plaintext,
             principalMapper: try! SslPrincipalMapper(rules: SslPrincipalMapper.defaultRules))
     }
+}
+
+/// A TLS listener's server context. A dynamic key store change (`listener.name.<listener>.ssl.*`
+/// on this broker, as Kafka's reconfigurable SslFactory takes it) replaces it for the connections
+/// accepted afterwards; connections already open keep the one they began with.
+public final class ServerTLSContext: Sendable {
+    private let box: NIOLockedValueBox<NIOSSLContext>
+
+    public init(_ context: NIOSSLContext) { box = NIOLockedValueBox(context) }
+
+    /// The context a connection accepted now gets.
+    public var current: NIOSSLContext { box.withLockedValue { $0 } }
+
+    public func replace(with context: NIOSSLContext) { box.withLockedValue { $0 = context } }
 }
 
 /// A connection's authentication, as Kafka's SaslServerAuthenticator and the request channel

@@ -31,6 +31,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var quorumGroup: MultiThreadedEventLoopGroup?
     private var pool: NIOThreadPool?
     private var servers: [KafkaServer] = []
+    /// Reloads TLS listeners' stores from this broker's dynamic configs (brokers only).
+    private var tlsReloader: ListenerTLSReloader?
     /// The node's connection limits, counted over all its listeners.
     private lazy var connectionQuotas = ConnectionQuotas(limits: config.connectionLimits)
     private var logManager: LogManager?
@@ -237,6 +239,9 @@ public final class RunnelServer: @unchecked Sendable {
                 config.properties.entries["transaction.partition.verification.enable"]?.lowercased() != "false"
             brokerSettings.replicationFaults = try Self.brokenRules(logger: logger)
             brokerSettings.authorizer = config.security.authorizer
+            let reloader = ListenerTLSReloader(config: config, logger: logger)
+            tlsReloader = reloader
+            brokerSettings.dynamicTLSProblem = { reloader.problem(with: $0) }
             // A lone combined node talks to its own controller in-process; otherwise the broker
             // finds the active controller over the network.
             let inProcess = config.isController && config.voters.count == 1
@@ -256,7 +261,12 @@ public final class RunnelServer: @unchecked Sendable {
                 logger: logger)
             broker = b
             self.broker = b
-            try await loop.submit { quorum.subscribe { delta, image in b.publish(delta: delta, image: image) } }.get()
+            try await loop.submit {
+                quorum.subscribe { delta, image in
+                    b.publish(delta: delta, image: image)
+                    reloader.published(delta, image: image)
+                }
+            }.get()
             let peers = BrokerPeers(
                 eventLoop: networkGroup.next(), connector: interBrokerConnector, localId: config.nodeId,
                 listenerName: config.interBrokerListenerName, image: { b.image })
@@ -419,7 +429,9 @@ public final class RunnelServer: @unchecked Sendable {
 
     private func bindBrokerListeners(_ broker: Broker, networkGroup: any EventLoopGroup) async throws {
         for listener in config.brokerListeners {
-            servers.append(try await listen(listener, handler: broker, group: networkGroup, accepting: false))
+            let server = try await listen(listener, handler: broker, group: networkGroup, accepting: false)
+            servers.append(server)
+            if let tls = server.security.tls { tlsReloader?.register(listener.name, tls) }
         }
     }
 

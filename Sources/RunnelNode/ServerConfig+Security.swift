@@ -218,7 +218,8 @@ public struct SecurityConfig: Sendable {
             config.securityProtocol.usesSASL
             ? SaslServerConfig(enabledMechanisms: config.saslMechanisms, plainUsers: config.plainUsers) : nil
         return ListenerSecurity(
-            securityProtocol: config.securityProtocol, tls: try config.tls?.serverContext(),
+            securityProtocol: config.securityProtocol,
+            tls: try config.tls.map { ServerTLSContext(try $0.serverContext()) },
             principalMapper: config.principalMapper,
             sasl: sasl, scramCredentials: scramCredentials, reauthenticationMs: reauthenticationMs,
             failedAuthenticationDelayMs: failedAuthenticationDelayMs)

@@ -83,6 +83,34 @@ struct DynamicBrokerConfigTests {
             "a cluster-level listener key without effect in Runnel may be set cluster-wide")
     }
 
+    @Test(
+        "a TLS listener's key and trust stores may change per broker (the broker reloads them); other listener keys not"
+    )
+    func listenerStoresAreDynamic() {
+        for key in [
+            "listener.name.external.ssl.keystore.location", "listener.name.ssl.ssl.keystore.certificate.chain",
+            "listener.name.ssl.ssl.keystore.key", "listener.name.ssl.ssl.key.password",
+            "listener.name.ssl.ssl.truststore.location", "listener.name.ssl.ssl.truststore.certificates",
+        ] {
+            #expect(ConfigDefinitions.isListenerTLSStoreKey(key))
+            #expect(
+                ConfigDefinitions.dynamicBrokerChangeProblem(resultingKeys: [key], perBroker: true) == nil, "\(key)")
+        }
+        for key in [
+            "listener.name.ssl.ssl.client.auth", "listener.name.ssl.sasl.enabled.mechanisms",
+            "listener.name..ssl.keystore.location",
+        ] {
+            #expect(!ConfigDefinitions.isListenerTLSStoreKey(key))
+        }
+        #expect(
+            ConfigDefinitions.dynamicBrokerChangeProblem(
+                resultingKeys: ["listener.name.ssl.ssl.client.auth"], perBroker: true)
+                == "Runnel reads these configs only at start-up; set them in server.properties and restart the broker: Set(listener.name.ssl.ssl.client.auth)"
+        )
+        var c = controller(imageWithBrokers([1]))
+        #expect(alter(&c, broker: "1", [("listener.name.ssl.ssl.keystore.location", 0, "/etc/new.pem")]).code == 0)
+    }
+
     @Test("a key Kafka allows at runtime but Runnel reads only at start-up is refused with a sentence saying so")
     func startUpOnlyRefused() {
         let message =
