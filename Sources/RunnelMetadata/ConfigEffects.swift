@@ -211,12 +211,6 @@ extension ConfigDefinitions {
         partial("socket.receive.buffer.bytes", socketBuffersWhenGiven),
         partial("socket.send.buffer.bytes", socketBuffersWhenGiven),
         none(
-            "ssl.allow.dn.changes",
-            "Runnel loads its key store once at start-up and does not reload it."),
-        none(
-            "ssl.allow.san.changes",
-            "Runnel loads its key store once at start-up and does not reload it."),
-        none(
             "ssl.cipher.suites",
             "Runnel uses the TLS library's (BoringSSL's) default cipher suites."),
         none("ssl.engine.factory.class", noJavaClasses),

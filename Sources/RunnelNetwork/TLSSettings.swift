@@ -7,6 +7,7 @@ import Darwin
 #endif
 import NIOCore
 import NIOSSL
+import X509
 
 /// A problem with a TLS or SASL setting: one sentence naming the key.
 public struct SecuritySettingError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -209,6 +210,36 @@ public struct TLSSettings: Sendable, Equatable {
         let enabled = order.filter { enabledProtocols.contains($0) }
         configuration.minimumTLSVersion = enabled.first ?? .tlsv12
         configuration.maximumTLSVersion = enabled.last ?? .tlsv13
+    }
+
+    /// Kafka's check of a key store replacing this one (SslFactory's
+    /// CertificateEntries.ensureCompatible): the same subject, unless `allowDNChanges`
+    /// (`ssl.allow.dn.changes`), and at least the same subject alternative names, unless
+    /// `allowSANChanges` (`ssl.allow.san.changes`). Nil when compatible, or when this store no
+    /// longer loads (nothing to compare with); else Kafka's sentence.
+    public func certificateMismatch(_ new: TLSSettings, allowDNChanges: Bool, allowSANChanges: Bool) throws -> String? {
+        guard let oldDER = try? keystoreCertificateDER() else { return nil }
+        let old = try Certificate(derEncoded: oldDER)
+        let next = try Certificate(derEncoded: try new.keystoreCertificateDER())
+        if !allowDNChanges, old.subject != next.subject {
+            return "Keystore DistinguishedName does not match: existing={DN=\(old.subject)}, new={DN=\(next.subject)}"
+        }
+        let oldNames = try old.extensions.subjectAlternativeNames.map { Array($0) } ?? []
+        let newNames = try next.extensions.subjectAlternativeNames.map { Array($0) } ?? []
+        if !allowSANChanges, !oldNames.allSatisfy(newNames.contains) {
+            func text(_ names: [GeneralName]) -> String { "[" + names.map { "\($0)" }.joined(separator: ", ") + "]" }
+            return
+                "Keystore SubjectAltNames do not match: existing={SAN=\(text(oldNames))}, new={SAN=\(text(newNames))}"
+        }
+        return nil
+    }
+
+    /// The DER bytes of the key store's own certificate (the first of its chain).
+    private func keystoreCertificateDER() throws -> [UInt8] {
+        guard let leaf = try loadKeystore().0.first else {
+            throw SecuritySettingError("ssl.keystore.location", "holds no certificate.")
+        }
+        return try leaf.toDERBytes()
     }
 
     private func loadKeystore() throws -> ([NIOSSLCertificate], NIOSSLPrivateKey) {

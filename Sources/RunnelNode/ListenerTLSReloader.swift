@@ -53,7 +53,20 @@ final class ListenerTLSReloader: Sendable {
                 return "Listener \(listener.name) does not use TLS, so it takes no ssl.* config."
             }
             do {
-                _ = try settings(listener.name, dynamic: dynamic).serverContext()
+                let new = try settings(listener.name, dynamic: dynamic)
+                _ = try new.serverContext()
+                let existing = try? settings(listener.name, dynamic: state.withLockedValue { $0.dynamic })
+                func allowed(_ key: String) -> Bool {
+                    (config.properties["listener.name.\(listener.name.lowercased()).\(key)"] ?? config.properties[key])?
+                        .lowercased() == "true"
+                }
+                if let existing,
+                    let mismatch = try existing.certificateMismatch(
+                        new, allowDNChanges: allowed("ssl.allow.dn.changes"),
+                        allowSANChanges: allowed("ssl.allow.san.changes"))
+                {
+                    return mismatch
+                }
             } catch {
                 return
                     "Validation of dynamic config update of the SSL key or trust store of listener \(listener.name) failed: \(error)"

@@ -3,7 +3,8 @@
 `listener.name.<listener>.ssl.keystore.location` set on broker 1 with IncrementalAlterConfigs
 (confluent-kafka's admin client) makes connections accepted afterwards get the new certificate,
 without a restart; setting the same path again after the file was rewritten in place reloads it
-(KAFKA-14136); a store that does not load is refused with INVALID_REQUEST and changes nothing; an
+(KAFKA-14136); a store that does not load, or whose certificate has another subject or fewer
+subject alternative names, is refused with INVALID_REQUEST and changes nothing; an
 encrypted key takes its `listener.name.<listener>.ssl.key.password`, which DescribeConfigs lists
 hidden; deleting the configs goes back to server.properties; `runnel config alter --broker 1`
 sets them as kafka-configs.sh does; and the dynamic store still applies after a restart. Which
@@ -81,9 +82,11 @@ def round_trip(bootstrap: str, ca: str, topic: str, value: bytes) -> None:
         c.close()
 
 
-def issue(pki: PKI, name: str) -> Path:
-    """Another certificate for 127.0.0.1/localhost from the same CA, as a PEM key store."""
-    pki._issue(name, "/CN=localhost/O=Runnel", san="subjectAltName=DNS:localhost,IP:127.0.0.1")
+def issue(pki: PKI, name: str, subject: str = "/CN=localhost/O=Runnel",
+          san: str = "subjectAltName=DNS:localhost,IP:127.0.0.1") -> Path:
+    """Another certificate from the same CA (by default for 127.0.0.1/localhost, as the first), as
+    a PEM key store."""
+    pki._issue(name, subject, san=san)
     store = pki.dir / f"{name}.pem"
     store.write_text((pki.dir / f"{name}.key").read_text() + (pki.dir / f"{name}.crt").read_text())
     return store
@@ -126,6 +129,13 @@ def test_listener_key_store_reloads_per_broker(tmp_path: Path, require_runnel):
         code, message = alter(a, KEY, str(tmp_path / "missing.pem"))
         assert code == KafkaError.INVALID_REQUEST, (code, message)
         assert "listener SSL" in message and "missing.pem" in message, message
+        assert served(tls_port, pki.ca) == fingerprint_of_file(third)
+        # So is one for another subject, or with fewer subject alternative names (Kafka's check,
+        # unless ssl.allow.dn.changes / ssl.allow.san.changes).
+        code, message = alter(a, KEY, str(issue(pki, "other-dn", subject="/CN=localhost/O=Elsewhere")))
+        assert code == KafkaError.INVALID_REQUEST and "Keystore DistinguishedName does not match" in message, message
+        code, message = alter(a, KEY, str(issue(pki, "fewer-sans", san="subjectAltName=DNS:localhost")))
+        assert code == KafkaError.INVALID_REQUEST and "Keystore SubjectAltNames do not match" in message, message
         assert served(tls_port, pki.ca) == fingerprint_of_file(third)
 
         # An encrypted key with its password; DescribeConfigs lists both, the password hidden.
