@@ -105,31 +105,31 @@ extension Broker {
         }
     }
 
-    /// Splits config resources by ALTER_CONFIGS: those the principal may alter, and the refused
-    /// ones with their error (see `configRefusal`), in request order.
-    static func alterableResources<R>(
-        _ resources: [R], _ auth: RequestAuthorization, type: (R) -> Int8, name: (R) -> String
-    ) -> (allowed: [R], refused: [(type: Int8, name: String, code: ErrorCode)]) {
-        var allowed: [R] = []
-        var refused: [(type: Int8, name: String, code: ErrorCode)] = []
+    /// A config change's resources as Kafka's handlers screen them before forwarding: answered
+    /// here are those the principal may not alter (their ALTER_CONFIGS refusal, see
+    /// `configRefusal`) and changes to this broker's own configs that its TLS listeners cannot
+    /// load (INVALID_REQUEST and why, see `BrokerSettings.dynamicTLSProblem`); the rest go to the
+    /// controller, in request order. `resulting`: a broker resource's dynamic configs after its
+    /// change.
+    func screenConfigChanges<R>(
+        _ resources: [R], _ auth: RequestAuthorization, type: (R) -> Int8, name: (R) -> String,
+        resulting: (R) -> [String: String]
+    ) -> (forward: [R], answered: [(type: Int8, name: String, code: ErrorCode, message: String?)]) {
+        var forward: [R] = []
+        var answered: [(type: Int8, name: String, code: ErrorCode, message: String?)] = []
         for resource in resources {
-            if let code = configRefusal(auth, .alterConfigs, resourceType: type(resource), name: name(resource)) {
-                refused.append((type(resource), name(resource), code))
+            let (resourceType, resourceName) = (type(resource), name(resource))
+            if let code = Self.configRefusal(auth, .alterConfigs, resourceType: resourceType, name: resourceName) {
+                answered.append((resourceType, resourceName, code, nil))
+            } else if resourceType == ConfigResourceType.broker.rawValue, resourceName == String(settings.nodeId),
+                let check = settings.dynamicTLSProblem, let problem = check(resulting(resource))
+            {
+                answered.append((resourceType, resourceName, .invalidRequest, problem))
             } else {
-                allowed.append(resource)
+                forward.append(resource)
             }
         }
-        return (allowed, refused)
-    }
-
-    /// Why a change to this broker's own configs cannot be applied to its TLS listeners (see
-    /// `BrokerSettings.dynamicTLSProblem`), given the broker's dynamic configs after the change;
-    /// nil for other resources and for changes that touch no listener's TLS.
-    func dynamicTLSProblem(type: Int8, name: String, resulting: () -> [String: String]) -> String? {
-        guard type == ConfigResourceType.broker.rawValue, name == String(settings.nodeId),
-            let check = settings.dynamicTLSProblem
-        else { return nil }
-        return check(resulting())
+        return (forward, answered)
     }
 
     /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource; a change to this broker's TLS
@@ -137,44 +137,29 @@ extension Broker {
     func incrementalAlterConfigs(
         _ request: IncrementalAlterConfigsRequest, version: Int16, context: RequestContext
     ) -> RequestOutcome {
-        let auth = authorization(context)
-        var (resources, refused) =
-            auth.enabled
-            ? Self.alterableResources(request.resources, auth, type: \.resourceType, name: \.resourceName)
-            : (request.resources, [])
-        var results = refused.map {
-            IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
-                errorCode: $0.code.rawValue, errorMessage: nil, resourceType: $0.type, resourceName: $0.name)
-        }
         let image = self.image
-        resources.removeAll { resource in
-            let problem = dynamicTLSProblem(type: resource.resourceType, name: resource.resourceName) {
-                var configs = image.configs(of: ConfigResource(.broker, resource.resourceName))
-                for config in resource.configs {
-                    switch config.configOperation {
-                    case 0: configs[config.name] = config.value
-                    case 1: configs.removeValue(forKey: config.name)
-                    default: break
-                    }
+        let (resources, answered) = screenConfigChanges(
+            request.resources, authorization(context), type: \.resourceType, name: \.resourceName
+        ) { resource in
+            var configs = image.configs(of: ConfigResource(.broker, resource.resourceName))
+            for config in resource.configs {
+                switch config.configOperation {
+                case 0: configs[config.name] = config.value
+                case 1: configs.removeValue(forKey: config.name)
+                default: break
                 }
-                return configs
             }
-            guard let problem else { return false }
-            results.append(
-                .init(
-                    errorCode: ErrorCode.invalidRequest.rawValue, errorMessage: problem,
-                    resourceType: resource.resourceType, resourceName: resource.resourceName))
-            return true
+            return configs
         }
-        refused = []
-        if results.isEmpty { return forward(request, version: version, context: context) }
+        if answered.isEmpty { return forward(request, version: version, context: context) }
         var allowed = request
         allowed.resources = resources
-        let answered = results
         return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
-            response in
-            var out = response ?? IncrementalAlterConfigsResponse()
-            out.responses += answered
+            var out = $0 ?? IncrementalAlterConfigsResponse()
+            out.responses += answered.map {
+                .init(
+                    errorCode: $0.code.rawValue, errorMessage: $0.message, resourceType: $0.type, resourceName: $0.name)
+            }
             return out
         }
     }
@@ -182,35 +167,20 @@ extension Broker {
     /// AlterConfigs: ALTER_CONFIGS on each resource; its configs replace the resource's whole
     /// set, and a change to this broker's TLS stores must load first.
     func alterConfigs(_ request: AlterConfigsRequest, version: Int16, context: RequestContext) -> RequestOutcome {
-        let auth = authorization(context)
-        var (resources, refused) =
-            auth.enabled
-            ? Self.alterableResources(request.resources, auth, type: \.resourceType, name: \.resourceName)
-            : (request.resources, [])
-        var results = refused.map {
-            AlterConfigsResponse.AlterConfigsResourceResponse(
-                errorCode: $0.code.rawValue, errorMessage: nil, resourceType: $0.type, resourceName: $0.name)
+        let (resources, answered) = screenConfigChanges(
+            request.resources, authorization(context), type: \.resourceType, name: \.resourceName
+        ) { resource in
+            Dictionary(resource.configs.compactMap { c in c.value.map { (c.name, $0) } }) { _, last in last }
         }
-        resources.removeAll { resource in
-            let problem = dynamicTLSProblem(type: resource.resourceType, name: resource.resourceName) {
-                Dictionary(resource.configs.compactMap { c in c.value.map { (c.name, $0) } }) { _, last in last }
-            }
-            guard let problem else { return false }
-            results.append(
-                .init(
-                    errorCode: ErrorCode.invalidRequest.rawValue, errorMessage: problem,
-                    resourceType: resource.resourceType, resourceName: resource.resourceName))
-            return true
-        }
-        refused = []
-        if results.isEmpty { return forward(request, version: version, context: context) }
+        if answered.isEmpty { return forward(request, version: version, context: context) }
         var allowed = request
         allowed.resources = resources
-        let answered = results
         return forwardAllowed(allowed.resources.isEmpty ? nil : allowed, version: version, context: context) {
-            response in
-            var out = response ?? AlterConfigsResponse()
-            out.responses += answered
+            var out = $0 ?? AlterConfigsResponse()
+            out.responses += answered.map {
+                .init(
+                    errorCode: $0.code.rawValue, errorMessage: $0.message, resourceType: $0.type, resourceName: $0.name)
+            }
             return out
         }
     }
