@@ -240,3 +240,52 @@ def test_a_gap_begun_just_before_a_fault_is_that_faults():
     # the last ack lands 0.5 s before the fault (its writes were in flight when it struck).
     acks = [x / 10 for x in range(0, 46)] + [9 + x / 10 for x in range(0, 100)]
     assert unavailability(acks, [("kill", 5, 7)]) == [("kill", 4500)]
+
+
+def test_a_paused_broker_splits_its_gap_into_partitions_it_led_and_ones_it_followed():
+    # b5 is paused from 5 s to 15 s: partition 1, which it led, gets no ack until 16 s; partition
+    # 0, which b4 led and b5 followed, stalls only until 8 s (b5 left the ISR).
+    events = [{"e": "workload-start", "t": 0.0},
+              {"e": "leaders", "t": 1.0, "parts": {"0": {"leader": 4, "isr": [4, 5, 6]}, "1": {"leader": 5, "isr": [5, 4, 6]}}},
+              {"e": "leaders", "t": 9.0, "parts": {"0": {"leader": 4, "isr": [4, 6]}, "1": {"leader": 6, "isr": [6, 4]}}}]
+    times = {0: [x / 10 for x in range(0, 50)] + [8 + x / 10 for x in range(0, 150)],
+             1: [x / 10 for x in range(0, 50)] + [16 + x / 10 for x in range(0, 70)]}
+    n = 0
+    for pt, ts in times.items():
+        for t in ts:
+            events.append({"e": "ack", "v": f"p0-{n}", "pt": pt, "o": n, "t": t})
+            n += 1
+    events.sort(key=lambda e: e["t"])
+    c = Checker(events, [{"kind": "pause-follower", "started_at": 5.0, "healed_at": 15.0, "targets": ["b5"]}], 0.0)
+    gap = c.unavailability()["faults"][0]
+    assert (gap["longest_gap_ms"], gap["led_gap_ms"], gap["followed_gap_ms"]) == (11100, 11100, 3100)
+    by_kind = c.unavailability()["by_kind"]["pause-follower"]
+    assert by_kind["followed"] == {"median": 3100, "max": 3100, "n": 1}
+
+
+def test_recheck_redoes_a_runs_checks_from_its_history(tmp_path):
+    # A run dir as tools/chaos leaves it (run.json, history/*.jsonl), from before run.json kept
+    # its clock's zero: `--recheck` finds it from the harness's fault-start and checks again.
+    import importlib.machinery
+    import importlib.util
+    import json
+    loader = importlib.machinery.SourceFileLoader("chaos_tool", str(Path(__file__).resolve().parents[2] / "tools" / "chaos"))
+    spec = importlib.util.spec_from_loader("chaos_tool", loader)
+    tool = importlib.util.module_from_spec(spec)
+    loader.exec_module(tool)
+    run = tmp_path / "run1-seed7"
+    (run / "history").mkdir(parents=True)
+    zero = 100.0
+    (run / "history" / "harness.jsonl").write_text("\n".join(json.dumps(e) for e in [
+        {"e": "leaders", "t": zero + 1, "parts": {"0": {"leader": 4, "isr": [4, 5]}, "1": {"leader": 5, "isr": [5, 4]}}},
+        {"e": "fault-start", "t": zero + 5, "kind": "pause", "targets": ["b5"]}]) + "\n")
+    acks = [(0, t / 10) for t in range(0, 50)] + [(0, 8 + t / 10) for t in range(0, 100)]
+    acks += [(1, t / 10) for t in range(0, 50)] + [(1, 12 + t / 10) for t in range(0, 60)]
+    (run / "history" / "producers.jsonl").write_text("\n".join(
+        json.dumps({"e": "ack", "v": f"p0-{n}", "pt": pt, "o": n, "t": zero + t}) for n, (pt, t) in enumerate(acks)) + "\n")
+    (run / "run.json").write_text(json.dumps({"seed": 7, "faults": [
+        {"kind": "pause", "label": "pause", "started_at": 5.0, "healed_at": 10.0, "targets": ["b5"]}]}))
+    [r] = tool.recheck([run])
+    [gap] = r["unavailability"]["faults"]
+    assert (gap["led_gap_ms"], gap["followed_gap_ms"]) == (7100, 3100)
+    assert tool.summarize([r])["unavailability_ms"]["pause"]["followed"] == {"median": 3100, "max": 3100, "faults": 1}

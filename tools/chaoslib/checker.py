@@ -50,7 +50,10 @@ committed offsets:
 
 Unavailability: for each fault, the longest time between two successive acknowledgements (any
 partition) among those overlapping the fault or the 10 s after it healed; per fault kind the
-median and the maximum over its faults.
+median and the maximum over its faults. A fault aimed at brokers (pause, kill, ...) also splits
+that gap into the partitions a target led when it struck ("led") and the others ("followed"): a
+paused follower should hold writes up only until it leaves the ISR, a paused leader until the
+clients give up on their requests in flight to it (request.timeout.ms).
 """
 
 from __future__ import annotations
@@ -663,14 +666,43 @@ class Checker:
             # acknowledged write (a stalled partition hides behind the others' writes otherwise);
             # any_write_gap_ms is the longest time without an acknowledged write anywhere.
             worst = max(parts.values(), default=round(longest * 1000))
-            out.append({"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s,
-                        "healed": f["healed_at"], "longest_gap_ms": worst, "any_write_gap_ms": round(longest * 1000),
-                        "gap_start": at, "per_partition_ms": parts})
+            gap = {"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s,
+                   "healed": f["healed_at"], "longest_gap_ms": worst, "any_write_gap_ms": round(longest * 1000),
+                   "gap_start": at, "per_partition_ms": parts}
+            brokers = {int(t[1:]) for t in f.get("targets", []) if t.startswith("b") and t[1:].isdigit()}
+            if brokers and parts:
+                leaders = self.leaders_at(s)
+                led = [ms for p, ms in parts.items() if leaders.get(p) in brokers]
+                followed = [ms for p, ms in parts.items() if leaders.get(p) not in brokers]
+                gap["led_gap_ms"] = max(led) if led else None
+                gap["followed_gap_ms"] = max(followed) if followed else None
+            out.append(gap)
         return {"faults": out, "by_kind": summarize_gaps(out)}
+
+    def leaders_at(self, t: float) -> dict[int, int]:
+        """Partition to leader id, as the harness last saw them at or before `t` (relative)."""
+        found: dict[int, int] = {}
+        for e in self.by_type["leaders"]:
+            if e["t"] - self.t0 > t:
+                break
+            found = {int(p): v["leader"] for p, v in e["parts"].items()}
+        return found
 
 
 def summarize_gaps(fault_gaps: list[dict]) -> dict:
-    by: dict[str, list[int]] = defaultdict(list)
+    """Per fault kind: the median and maximum of the longest gaps, and of the led and followed
+    partitions' gaps where faults were aimed at brokers."""
+    by: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for g in fault_gaps:
-        by[g["kind"]].append(g["longest_gap_ms"])
-    return {k: {"median": statistics.median(v), "max": max(v), "n": len(v)} for k, v in sorted(by.items())}
+        by[g["kind"]][""].append(g["longest_gap_ms"])
+        for part in ("led", "followed"):
+            if g.get(f"{part}_gap_ms") is not None:
+                by[g["kind"]][part].append(g[f"{part}_gap_ms"])
+    out = {}
+    for kind, lists in sorted(by.items()):
+        v = lists[""]
+        out[kind] = {"median": statistics.median(v), "max": max(v), "n": len(v)}
+        for part in ("led", "followed"):
+            if lists.get(part):
+                out[kind][part] = {"median": statistics.median(lists[part]), "max": max(lists[part]), "n": len(lists[part])}
+    return out

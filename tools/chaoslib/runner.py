@@ -573,12 +573,14 @@ def run_once(opts: Options, seed: int, index: int, total: int) -> dict:
         raise
     events = checker.load(sorted((r.dir / "history").glob("*.jsonl")))
     faults = info.get("faults") or [f.to_json() for f in r.started_faults] or _faults_from_history(events)
-    chk = checker.Checker([e for e in events if e["src"] != "harness"], faults, r.t0)
+    # The harness's own events stay out of the checks, but for the leaders it saw (which
+    # partitions a broker fault's target led).
+    chk = checker.Checker([e for e in events if e["src"] != "harness" or e["e"] == "leaders"], faults, r.t0)
     res = chk.run()
     failed = bool(error or r.crashes or sum(res["anomalies"].values()) or not res["final_complete"])
     r.cleanup(failed)
     result.update(res)
-    result.update({"faults": faults, "crashes": r.crashes, "notes": r.notes, "error": error,
+    result.update({"faults": faults, "crashes": r.crashes, "notes": r.notes, "error": error, "t0": r.t0,
                    "healthy_after_s": info.get("healthy_after_s"), "ok": not failed,
                    "nodes_dir": str(r.dir / "nodes"), "options": _options_json(opts)})
     result["report"] = str(report.write(r.dir / "report.html", result, events, r.t0))
