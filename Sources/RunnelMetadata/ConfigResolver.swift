@@ -104,37 +104,56 @@ public struct ConfigResolver: Sendable {
         return topicConfig(definition, topic: topic, image: image).value
     }
 
-    /// Every broker config of broker `id` (or "" for the cluster default), sorted by name, plus
-    /// static keys that are not in the table.
+    /// Kafka's broker synonym groups (DynamicBrokerConfig.brokerConfigSynonyms): keys that set
+    /// the same thing in other units, highest priority first.
+    static let brokerSynonymGroups: [[String]] = [
+        ["log.roll.ms", "log.roll.hours"],
+        ["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        ["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+    ]
+
+    /// Every broker config of broker `id`, sorted by name; for "" (the cluster default) only the
+    /// keys set on it, as Kafka's ConfigHelper lists them. Each key's synonyms are Kafka's: every
+    /// name of its synonym group by source (dynamic per broker, dynamic default, static, default;
+    /// a default only where the key has one), less those before the key's own name, which a key
+    /// set only under another unit therefore lists none of (its value is its own, null for
+    /// `log.retention.ms` unless set).
     public func brokerConfigs(brokerName: String, image: MetadataImage) -> [ResolvedConfig] {
+        let perBroker = !brokerName.isEmpty
+        let dynamicDefault = image.configs(of: ConfigResource(.broker, ""))
+        let dynamicBroker = perBroker ? image.configs(of: ConfigResource(.broker, brokerName)) : [:]
+        let sources: [([String: String], ConfigSource)] = [
+            (dynamicBroker, .dynamicBrokerConfig), (dynamicDefault, .dynamicDefaultBrokerConfig),
+            (staticBrokerConfig, .staticBrokerConfig),
+        ]
         var out: [ResolvedConfig] = []
-        var known = Set<String>()
-        for definition in ConfigDefinitions.broker {
-            known.insert(definition.name)
+        for definition in ConfigDefinitions.broker where perBroker || dynamicDefault[definition.name] != nil {
+            let names = Self.brokerSynonymGroups.first { $0.contains(definition.name) } ?? [definition.name]
             var synonyms: [ResolvedConfig.Synonym] = []
-            if !brokerName.isEmpty, let v = image.configs[ConfigResource(.broker, brokerName)]?[definition.name] {
-                synonyms.append(.init(name: definition.name, value: v, source: .dynamicBrokerConfig))
+            for (values, source) in sources {
+                for name in names {
+                    if let v = values[name] { synonyms.append(.init(name: name, value: v, source: source)) }
+                }
             }
-            if let v = image.configs[ConfigResource(.broker, "")]?[definition.name] {
-                synonyms.append(.init(name: definition.name, value: v, source: .dynamicDefaultBrokerConfig))
+            for name in names {
+                if let v = ConfigDefinitions.brokerConfig(name)?.defaultValue {
+                    synonyms.append(.init(name: name, value: v, source: .defaultConfig))
+                }
             }
-            if !brokerName.isEmpty, let v = staticBrokerConfig[definition.name] {
-                synonyms.append(.init(name: definition.name, value: v, source: .staticBrokerConfig))
-            }
-            synonyms.append(.init(name: definition.name, value: definition.defaultValue, source: .defaultConfig))
-            let winner = synonyms[0]
+            synonyms = Array(synonyms.drop { $0.name != definition.name })
+            let winner = synonyms.first
             out.append(
                 ResolvedConfig(
-                    name: definition.name, value: definition.isSensitive ? nil : winner.value, source: winner.source,
-                    isSensitive: definition.isSensitive,
+                    name: definition.name, value: definition.isSensitive ? nil : winner?.value,
+                    source: winner?.source ?? .defaultConfig, isSensitive: definition.isSensitive,
                     readOnly: !ConfigDefinitions.isDynamicBrokerConfig(definition.name), type: definition.type,
                     documentation: definition.describedDocumentation, synonyms: synonyms))
         }
         // A TLS listener's stores set on this broker (`listener.name.<listener>.ssl.*`), as
         // Kafka lists its listener configs: passwords and PEM texts hidden.
-        let dynamic = brokerName.isEmpty ? [:] : image.configs[ConfigResource(.broker, brokerName)] ?? [:]
-        for (name, value) in dynamic.sorted(by: { $0.key < $1.key }) where ConfigDefinitions.isListenerTLSStoreKey(name)
-        {
+        for (name, value) in dynamicBroker.sorted(by: { $0.key < $1.key })
+        where ConfigDefinitions.isListenerTLSStoreKey(name) {
             let key = name.split(separator: ".", maxSplits: 3).last.map(String.init) ?? name
             let definition = ConfigDefinitions.brokerConfig(key)
             let sensitive = definition?.isSensitive ?? true
