@@ -93,16 +93,9 @@ struct RunnelSimCommand: ParsableCommand {
             options.trace = true
             options.streamTrace = trace
             let sim = QuorumSimulation(seed: seed, options: options)
-            do {
-                try sim.run()
-                print(
-                    "seed \(seed): ok, \(sim.events) events, \(sim.committedCount) committed records, \(sim.summary())")
-            } catch {
-                print(sim.trace.suffix(300).joined(separator: "\n"))
-                print(error)
-                throw ExitCode.failure
+            return try replay({ try sim.run() }, trace: { sim.trace }) {
+                "seed \(seed): ok, \(sim.events) events, \(sim.committedCount) committed records, \(sim.summary())"
             }
-            return
         }
         var o = options
         o.trace = false
@@ -122,16 +115,9 @@ struct RunnelSimCommand: ParsableCommand {
             options.trace = true
             options.streamTrace = trace
             let sim = ReplicationSimulation(seed: seed, options: options)
-            do {
-                try sim.run()
-                print("seed \(seed): ok, \(sim.events) events, \(describe(sim.stats)); \(sim.summary())")
-                print("fingerprint: \(sim.fingerprint)")
-            } catch {
-                if !trace { print(sim.trace.suffix(300).joined(separator: "\n")) }
-                print(error)
-                throw ExitCode.failure
+            return try replay({ try sim.run() }, trace: { sim.trace }) {
+                "seed \(seed): ok, \(sim.events) events, \(describe(sim.stats)); \(sim.summary())\nfingerprint: \(sim.fingerprint)"
             }
-            return
         }
         var totals = ReplicationStats()
         try soak(every: 500, totals: { describe(totals) }) { s in
@@ -149,18 +135,11 @@ struct RunnelSimCommand: ParsableCommand {
         if let seed {
             options.trace = true
             let sim = GroupSimulation(seed: seed, options: options)
-            do {
-                try sim.run()
-                print(
-                    "seed \(seed): ok, \(sim.events) events, \(sim.stats.failovers) failovers, \(sim.stats.memberCrashes) member crashes, \(sim.stats.commits) commits; \(sim.summary())"
-                )
-                if trace { print(sim.trace.joined(separator: "\n")) }
-            } catch {
-                print(sim.trace.suffix(300).joined(separator: "\n"))
-                print(error)
-                throw ExitCode.failure
+            // This simulation does not stream its trace: with --trace it is printed whole.
+            return try replay({ try sim.run() }, trace: { sim.trace }, streamed: false) {
+                "seed \(seed): ok, \(sim.events) events, \(sim.stats.failovers) failovers, \(sim.stats.memberCrashes) member crashes, \(sim.stats.commits) commits; \(sim.summary())"
+                    + (trace ? "\n" + sim.trace.joined(separator: "\n") : "")
             }
-            return
         }
         var failovers = 0, crashes = 0, commits = 0
         try soak(
@@ -188,16 +167,9 @@ struct RunnelSimCommand: ParsableCommand {
             options.trace = true
             options.streamTrace = trace
             let sim = TransactionSimulation(seed: seed, options: options)
-            do {
-                try sim.run()
-                print("seed \(seed): ok, \(describe(sim.stats)); \(sim.summary())")
-                print("fingerprint: \(sim.fingerprint)")
-            } catch {
-                if !trace { print(sim.trace.suffix(300).joined(separator: "\n")) }
-                print(error)
-                throw ExitCode.failure
+            return try replay({ try sim.run() }, trace: { sim.trace }) {
+                "seed \(seed): ok, \(describe(sim.stats)); \(sim.summary())\nfingerprint: \(sim.fingerprint)"
             }
-            return
         }
         var totals = TransactionStats()
         try soak(every: 1000, totals: { describe(totals) }) { s in
@@ -225,6 +197,21 @@ struct RunnelSimCommand: ParsableCommand {
     /// if any), printing progress every `every` seeds and at the end the totals; exits 1 on any
     /// failure. Each seed is named on stderr first: a precondition in the code under test stops
     /// the process, and the seed replays it.
+    /// One seed replayed with its trace (`--seed`): prints `ok` after a clean run; after a failure
+    /// the trace's last 300 lines (unless `--trace` streamed it as it ran) and the error, and fails.
+    func replay(
+        _ run: () throws -> Void, trace lines: () -> [String], streamed: Bool? = nil, ok: () -> String
+    ) throws {
+        do {
+            try run()
+            print(ok())
+        } catch {
+            if !(streamed ?? trace) { print(lines().suffix(300).joined(separator: "\n")) }
+            print(error)
+            throw ExitCode.failure
+        }
+    }
+
     func soak(
         every: UInt64, totals: () -> String?, _ runSeed: (UInt64) -> (events: Int, failure: String?)
     ) throws {
