@@ -77,6 +77,41 @@ class PKI:
         return props
 
 
+def three_listener_props(work: Path, pki: PKI, ports: dict[str, int], admin_password: str,
+                         plain_users: dict[str, str]) -> dict:
+    """A combined node's server.properties as the security tests run it: SASL_SSL (SCRAM-SHA-512
+    and -256), SASL_PLAINTEXT (PLAIN with `plain_users`; the node logs in to itself as admin, its
+    inter-broker listener) and SSL asking for client certificates, whose CN becomes the principal
+    (`ports` by those names, and CONTROLLER); the StandardAuthorizer with User:admin a super user."""
+    ssl_port, sasl_ssl_port, sasl_plain_port, controller_port = (
+        ports["SSL"], ports["SASL_SSL"], ports["SASL_PLAINTEXT"], ports["CONTROLLER"])
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"SASL_SSL://127.0.0.1:{sasl_ssl_port},SASL_PLAINTEXT://127.0.0.1:{sasl_plain_port},SSL://127.0.0.1:{ssl_port},"
+                     f"CONTROLLER://127.0.0.1:{controller_port}",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas_plain("admin", admin_password, plain_users),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=([a-z]+),OU=Test,O=Runnel,C=NO$/$1/,DEFAULT",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:admin",
+        "log.dirs": str(work / "data"),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "3",
+        "group.initial.rebalance.delay.ms": "0",
+        "connection.failed.authentication.delay.ms": "50",
+        **pki.server_ssl(),
+    }
+
+
 def jaas_plain(username: str, password: str, users: dict[str, str] | None = None) -> str:
     extra = "".join(f' user_{u}="{p}"' for u, p in (users or {}).items())
     return f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{username}" password="{password}"{extra};'

@@ -32,7 +32,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 import javaclient
 from nodes import free_ports, kafka_uuid
-from secure import PKI, OPENSSL, SecureNode, jaas_plain
+from secure import PKI, OPENSSL, SecureNode, three_listener_props
 from util import QUIET, kcat_path, unique, wait_until
 
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is needed to make test certificates")
@@ -199,32 +199,8 @@ def matrix(tmp_path_factory, request):
     pki = PKI(work / "pki", clients=("alice", "admin"))
     ssl_port, sasl_ssl_port, sasl_plain_port, controller_port = free_ports(4)
     ports = {"SSL": ssl_port, "SASL_SSL": sasl_ssl_port, "SASL_PLAINTEXT": sasl_plain_port}
-    props = {
-        "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"SASL_SSL://127.0.0.1:{sasl_ssl_port},SASL_PLAINTEXT://127.0.0.1:{sasl_plain_port},SSL://127.0.0.1:{ssl_port},"
-                     f"CONTROLLER://127.0.0.1:{controller_port}",
-        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
-        "sasl.mechanism.inter.broker.protocol": "PLAIN",
-        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
-        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas_plain(
-            "admin", ADMIN_PASSWORD, {"admin": ADMIN_PASSWORD, "alice": ALICE_PASSWORD}),
-        "listener.name.ssl.ssl.client.auth": "required",
-        "ssl.principal.mapping.rules": "RULE:^CN=([a-z]+),OU=Test,O=Runnel,C=NO$/$1/,DEFAULT",
-        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin",
-        "log.dirs": str(work / "data"),
-        "num.partitions": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "3",
-        "group.initial.rebalance.delay.ms": "0",
-        "connection.failed.authentication.delay.ms": "50",
-        **pki.server_ssl(),
-    }
+    props = three_listener_props(work, pki, {**ports, "CONTROLLER": controller_port}, ADMIN_PASSWORD,
+                                 {"admin": ADMIN_PASSWORD, "alice": ALICE_PASSWORD})
     node = SecureNode(work / "node", props, ready_port=sasl_ssl_port, tls=True, cluster_id=kafka_uuid(),
                       scram=[f"SCRAM-SHA-512=[name=admin,password={ADMIN_PASSWORD}]",
                              f"SCRAM-SHA-512=[name=alice,password={ALICE_PASSWORD}]",
