@@ -748,7 +748,10 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             }
             .flatMapErrorThrowing { error in
                 logger.info("controller request \(R.apiKey.name) failed: \(error)")
-                guard let response = ControllerRequests.failure(request, code: .notController) else { throw error }
+                // NOT_CONTROLLER makes clients send again; a request the controller may have
+                // applied is REQUEST_TIMED_OUT instead, which they report.
+                let code: ErrorCode = error is ForwardOutcomeUnknown ? .requestTimedOut : .notController
+                guard let response = ControllerRequests.failure(request, code: code) else { throw error }
                 return response
             }
     }

@@ -61,6 +61,12 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
                 promise.succeed(response)
             case .success(let response):
                 retry(request, version: version, next: i + 1, deadline: deadline, promise: promise, last: response)
+            case .failure(let error) where error is ConnectionError && !Self.isSafeToRepeat(request):
+                // The request went out and its connection broke (or timed out) before an answer:
+                // the controller may have applied it. A client's change is not sent again, or it
+                // could apply twice (a create retried after a delete that followed it recreates
+                // the topic); the client hears REQUEST_TIMED_OUT, as from Kafka's forwarding.
+                promise.fail(ForwardOutcomeUnknown(reason: "\(error)"))
             case .failure:
                 retry(request, version: version, next: i + 1, deadline: deadline, promise: promise, last: nil)
             }
@@ -104,6 +110,13 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
             || request is ControllerRegistrationRequest
     }
 
+    /// Requests that may go to the controller again after a first attempt may have reached it:
+    /// the broker's own (fenced by epochs, or idempotent) and the read-only ones. A client's
+    /// changes are not among them.
+    static func isSafeToRepeat(_ request: any RequestMessage) -> Bool {
+        isBrokerRequest(request) || request is DescribeQuorumRequest || request is ListPartitionReassignmentsRequest
+    }
+
     /// Whether a controller answered "not me".
     static func isNotController(_ response: any ResponseMessage) -> Bool {
         let code = ErrorCode.notController.rawValue
@@ -133,4 +146,11 @@ public final class RemoteControllerChannel: ControllerChannel, @unchecked Sendab
         default: return false
         }
     }
+}
+
+/// A forwarded client request whose attempt broke after it was sent: whether the controller
+/// applied it is not known, so it is not sent again (see `RemoteControllerChannel.send`).
+public struct ForwardOutcomeUnknown: Error, CustomStringConvertible, Sendable {
+    public var reason: String
+    public var description: String { "the controller may or may not have applied the request: \(reason)" }
 }

@@ -289,3 +289,23 @@ def test_recheck_redoes_a_runs_checks_from_its_history(tmp_path):
     [gap] = r["unavailability"]["faults"]
     assert (gap["led_gap_ms"], gap["followed_gap_ms"]) == (7100, 3100)
     assert tool.summarize([r])["unavailability_ms"]["pause"]["followed"] == {"median": 3100, "max": 3100, "faults": 1}
+
+
+def metadata_history(create_ok: bool | None):
+    """A create of t (acknowledged, failed, or never answered: None), a delete of t asked before it
+    returned and acknowledged, and every broker showing t after healing."""
+    events = [{"e": "workload-start", "t": 0.0},
+              {"e": "md-op", "id": 1, "op": "create", "topic": "t", "arg": 2, "t": 1.0},
+              {"e": "md-op", "id": 2, "op": "delete", "topic": "t", "arg": None, "t": 2.0},
+              {"e": "md-done", "id": 2, "op": "delete", "topic": "t", "ok": True, "t": 3.0}]
+    if create_ok is not None:
+        events.append({"e": "md-done", "id": 1, "op": "create", "topic": "t", "ok": create_ok, "t": 3.5})
+    events.append({"e": "md-settle", "t": 4.0})
+    events += [{"e": "md-read", "b": b, "t0": 5.0, "ok": True, "topics": {"t": 2}, "final": True, "t": 5.0} for b in (4, 5)]
+    return events
+
+
+def test_a_topic_after_its_acknowledged_delete_is_an_anomaly_unless_a_create_of_it_had_no_known_outcome():
+    assert anomalies(metadata_history(create_ok=True)) == {"metadata": 2}
+    assert anomalies(metadata_history(create_ok=False)) == {}
+    assert anomalies(metadata_history(create_ok=None)) == {}

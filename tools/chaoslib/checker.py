@@ -397,7 +397,10 @@ class Checker:
                 expect_present[name] = max(expect_present[name], op["arg"])
             elif op["op"] == "config" and ok:
                 expect_config[name] = max(expect_config.get(name, 0), op["arg"])
-        deleted_ok = set(deletes_acked)
+        # A create whose outcome is unknown (it failed, or never returned) may take effect at any
+        # time after it was asked, even after a delete of the name that was acknowledged.
+        uncertain_creates = {op["topic"] for i, op in ops.items() if op["op"] == "create" and not (done.get(i) or {}).get("ok")}
+        deleted_ok = set(deletes_acked) - uncertain_creates
         for b, e in finals.items():
             topics = e["topics"]
             for name, n in expect_present.items():
