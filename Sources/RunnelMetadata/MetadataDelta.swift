@@ -55,20 +55,22 @@ public struct MetadataDelta: Sendable {
             next.topicIdsByName[r.name] = r.topicId
             changedTopics.insert(r.topicId)
             deletedTopics.removeValue(forKey: r.topicId)
+        // A partition is changed in place in the topic tree (its subscript moves the topic out
+        // while it is changed), so only a topic's first change in a delta copies its partition
+        // table, not every change: a copy per record made creating a 100-partition topic
+        // quadratic in its partitions.
         case .partition(let r):
-            if var topic = next.topicsById[r.topicId] {
+            if let was = next.topicsById[r.topicId].map({ $0.partitions[r.partitionId] }) {
                 let registration = PartitionRegistration(r)
-                countOffline(was: topic.partitions[r.partitionId], now: registration)
-                topic.partitions[r.partitionId] = registration
-                next.topicsById[r.topicId] = topic
+                countOffline(was: was, now: registration)
+                next.topicsById[r.topicId]!.partitions[r.partitionId] = registration
                 changedTopics.insert(r.topicId)
             }
         case .partitionChange(let r):
-            if var topic = next.topicsById[r.topicId], let current = topic.partitions[r.partitionId] {
+            if let current = next.topicsById[r.topicId]?.partitions[r.partitionId] {
                 let merged = current.merging(r)
                 countOffline(was: current, now: merged)
-                topic.partitions[r.partitionId] = merged
-                next.topicsById[r.topicId] = topic
+                next.topicsById[r.topicId]!.partitions[r.partitionId] = merged
                 changedTopics.insert(r.topicId)
             }
         case .removeTopic(let r):

@@ -41,12 +41,19 @@ extension MetadataImage {
     /// Replaying them on an empty image gives this image back.
     public func records() -> [MetadataRecord] {
         var out: [MetadataRecord] = []
+        forEachRecord { out.append($0) }
+        return out
+    }
+
+    /// Calls `body` with each of `records()` in turn, without holding them all (the content
+    /// checksum of a million-partition image walks them twice per snapshot).
+    public func forEachRecord(_ body: (MetadataRecord) -> Void) {
         for name in features.keys.sorted() {
-            out.append(.featureLevel(FeatureLevelRecord(name: name, featureLevel: features[name]!)))
+            body(.featureLevel(FeatureLevelRecord(name: name, featureLevel: features[name]!)))
         }
         for id in brokers.keys.sorted() {
             let b = brokers[id]!
-            out.append(
+            body(
                 .registerBroker(
                     RegisterBrokerRecord(
                         brokerId: b.id.rawValue, isMigratingZkBroker: false, incarnationId: b.incarnationId,
@@ -63,13 +70,13 @@ extension MetadataImage {
                         }, rack: b.rack, fenced: b.fenced, inControlledShutdown: b.inControlledShutdown,
                         logDirs: b.logDirs)))
         }
-        for id in controllers.keys.sorted() { out.append(.registerController(controllers[id]!.record)) }
+        for id in controllers.keys.sorted() { body(.registerController(controllers[id]!.record)) }
         for name in topicNames {
             let t = topic(named: name)!
-            out.append(.topic(TopicRecord(name: t.name, topicId: t.id)))
+            body(.topic(TopicRecord(name: t.name, topicId: t.id)))
             for index in t.partitions.keys.sorted() {
                 let p = t.partitions[index]!
-                out.append(
+                body(
                     .partition(
                         PartitionRecord(
                             partitionId: index, topicId: t.id, replicas: p.replicas, isr: p.isr,
@@ -84,7 +91,7 @@ extension MetadataImage {
         for resource in configs.keys.sorted() {
             let entries = configs[resource]!
             for name in entries.keys.sorted() {
-                out.append(
+                body(
                     .config(
                         ConfigRecord(
                             resourceType: resource.type.rawValue, resourceName: resource.name, name: name,
@@ -93,14 +100,14 @@ extension MetadataImage {
         }
         if nextProducerId > 0 || producerIdsBroker >= 0 {
             let brokerEpoch = brokers[NodeID(producerIdsBroker)]?.epoch ?? -1
-            out.append(
+            body(
                 .producerIds(
                     ProducerIdsRecord(
                         brokerId: producerIdsBroker, brokerEpoch: brokerEpoch, nextProducerId: nextProducerId)))
         }
         for id in acls.keys.sorted() {
             let a = acls[id]!
-            out.append(
+            body(
                 .accessControlEntry(
                     AccessControlEntryRecord(
                         id: a.id, resourceType: a.resourceType, resourceName: a.resourceName,
@@ -109,19 +116,18 @@ extension MetadataImage {
             )
         }
         for key in scramCredentials.keys.sorted() {
-            out.append(.userScramCredential(scramCredentials[key]!.record))
+            body(.userScramCredential(scramCredentials[key]!.record))
         }
         for entity in clientQuotas.keys.sorted() {
             let values = clientQuotas[entity]!
             for key in values.keys.sorted() {
-                out.append(
+                body(
                     .clientQuota(
                         ClientQuotaRecord(
                             entity: entity.sortedParts.map { .init(entityType: $0.type, entityName: $0.name) },
                             key: key, value: values[key]!, remove: false)))
             }
         }
-        return out
     }
 
     /// Builds an image by replaying canonical records, stamped with `provenance`.
@@ -137,11 +143,12 @@ extension MetadataImage {
     /// how the image is stored.
     public var contentChecksum: UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for record in records() {
-            let bytes = MetadataRecordFrame.encode(record)
-            for byte in bytes.readableBytesView {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x0000_0100_0000_01B3
+        forEachRecord { record in
+            MetadataRecordFrame.encode(record).withUnsafeReadableBytes { bytes in
+                for byte in bytes {
+                    hash ^= UInt64(byte)
+                    hash = hash &* 0x0000_0100_0000_01B3
+                }
             }
         }
         return hash

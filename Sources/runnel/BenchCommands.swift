@@ -8,7 +8,7 @@ import RunnelWire
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load generators that print figures (tools/bench runs them).",
-        subcommands: [QuorumCommitBench.self])
+        subcommands: [QuorumCommitBench.self, MetadataScaleBenchCommand.self])
 }
 
 /// Commit latency of single-record proposals: each request is an IncrementalAlterConfigs SET of
