@@ -8,10 +8,6 @@ import RunnelRaft
 import RunnelSnapshotStore
 import RunnelWire
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// `runnel bench metadata-scale`: the metadata plane at a million partitions (issue 21), in one
 /// process, through the real code: the image is built by replaying RegisterBroker, Topic and
 /// Partition records through `MetadataDelta`, written and read back by `SQLiteSnapshotStorage`,
@@ -92,13 +88,16 @@ struct MetadataScale {
     var partitionCount: Int { topics * partitionsPerTopic }
 
     static func topicName(_ t: Int) -> String { "bench-topic-\(t)" }
-    static func topicId(_ t: Int) -> KafkaUUID { KafkaUUID(high: 0x5CA1_E000_0000_0000 | UInt64(t), low: UInt64(t) + 1) }
+    static func topicId(_ t: Int) -> KafkaUUID {
+        KafkaUUID(high: 0x5CA1_E000_0000_0000 | UInt64(t), low: UInt64(t) + 1)
+    }
 
     /// metadata.version, then one registration per broker (ids 1...brokers, unfenced).
     func brokerRecords() -> [MetadataRecord] {
         var out: [MetadataRecord] = [
             .featureLevel(
-                FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: MetadataVersion.latest.featureLevel))
+                FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: MetadataVersion.latest.featureLevel)
+            )
         ]
         for id in 1...brokers {
             out.append(
@@ -258,8 +257,9 @@ struct MetadataScale {
     /// the commit of the new epoch's leader-change record is folded in and the working state
     /// rebuilt; `noteActivity` starts a session for every unfenced broker and the first session
     /// check looks for expired ones; then each broker's first heartbeat reaches the new leader.
-    static func failover(image: MetadataImage, epoch: Int32) -> (resetMs: Double, sessionsMs: Double, heartbeatsMs: Double)
-    {
+    static func failover(
+        image: MetadataImage, epoch: Int32
+    ) -> (resetMs: Double, sessionsMs: Double, heartbeatsMs: Double) {
         var clock = Stopwatch()
         var controller = QuorumController(resolver: ConfigResolver(staticBrokerConfig: [:], brokerId: -1))
         controller.reset(to: image)

@@ -44,7 +44,9 @@ import Testing
         #expect(report.snapshotBytes > 0)
         let replayed = Self.scale.replay()
         // Fencing broker 1 moves every leadership it held, and no other.
-        let ledByOne = replayed.topicsById.values.reduce(0) { $0 + $1.partitions.values.filter { $0.leader == 1 }.count }
+        let ledByOne = replayed.topicsById.values.reduce(0) {
+            $0 + $1.partitions.values.filter { $0.leader == 1 }.count
+        }
         #expect(ledByOne > 0)
         #expect(report.leadersMoved == ledByOne)
 
