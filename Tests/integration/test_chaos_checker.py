@@ -58,6 +58,44 @@ def test_one_offset_with_two_values_is_inconsistent():
     assert "inconsistent_offsets" in anomalies(events)
 
 
+def with_eos(events, t, p, msg, vp="p"):
+    out = events + [{"e": "client-eos", "vp": vp, "p": p, "fac": "DRAIN", "msg": msg, "t": t}]
+    return sorted(out, key=lambda e: e["t"])
+
+
+BUMP = ("Beginning partition drain in state Assigned for PID{Id:1000,Epoch:0} epoch bump for 3 partition(s) "
+        "with in-flight requests: skipped sequence numbers")
+
+
+def duplicate_of_unacked_write():
+    # p1-5 sent at t=1 (acked at 1.1 by history(); the ack is dropped here: its first copy was
+    # written but the client never heard so), then found at two offsets.
+    events = history([("p1-5", 3, None), ("p1-6", 3, None)], [("p1-5", 3, 7), ("p1-6", 3, 8), ("p1-5", 3, 9)])
+    return [e for e in events if not (e["e"] == "ack" and e["v"] == "p1-5")]
+
+
+def test_a_value_at_two_offsets_is_duplicated():
+    assert anomalies(duplicate_of_unacked_write()) == {"duplicated": 1}
+
+
+def test_a_copy_re_sent_by_the_clients_epoch_bump_is_reported_apart_not_as_duplicated():
+    events = with_eos(duplicate_of_unacked_write(), 1.5, 1, BUMP)
+    c = Checker(events, [], 0.0)
+    result = c.run()
+    assert {k: len(v) for k, v in c.anomalies.items() if v} == {}
+    assert result["client_resends"] == 1
+    assert result["client_resend_examples"][0]["bump"]["reason"] == "skipped sequence numbers"
+
+
+def test_an_epoch_bump_explains_no_duplicate_of_a_write_acknowledged_before_it_or_of_another_producer():
+    # the bump began after p1-6 was acknowledged: librdkafka no longer held it to re-send
+    events = history([("p1-5", 3, 7), ("p1-6", 3, 8)], [("p1-5", 3, 7), ("p1-6", 3, 8), ("p1-6", 3, 9)])
+    assert anomalies(with_eos(events, 5.0, 1, BUMP)) == {"duplicated": 1}
+    # another producer's bump, or one begun before the write was sent
+    assert anomalies(with_eos(duplicate_of_unacked_write(), 1.5, 2, BUMP)) == {"duplicated": 1}
+    assert anomalies(with_eos(duplicate_of_unacked_write(), 0.5, 1, BUMP)) == {"duplicated": 1}
+
+
 # -- the transactional workload (tools/chaos --txn) ---------------------------------------------
 
 def txn_history(txns, rc, ru=None, inputs=None, committed=None, ends=None, in_acks=()):

@@ -6,7 +6,14 @@ below leans on; the transactional workload has topics of its own.
 
   lost                  a write acknowledged (acks=all) whose value the final read, from the
                         beginning of its partition to the end offset, never returned
-  duplicated            a value found at two positions (partition, offset) by any read
+  duplicated            a value found at two positions (partition, offset) by any read, unless
+                        the client itself re-sent it: its producer began an epoch bump (or a
+                        producer id reset) after sending it and before any acknowledgement of it.
+                        librdkafka then re-sends every unacknowledged write under the new epoch,
+                        and no broker can tell such a copy from a new write (idempotence holds
+                        within one epoch; librdkafka #4953, seen on Kafka alike). Those are
+                        reported apart as client re-sends, with the bump's reason, from the
+                        producers' librdkafka idempotence log (debug=eos)
   reordered             in the final read of a partition, a producer's values out of the order it
                         sent them (an idempotent producer keeps order within a partition)
   inconsistent_offsets  one position read (or acknowledged) with two different values, or an
@@ -99,6 +106,8 @@ class Checker:
         self.faults = faults           # Fault.to_json() dicts (times relative to t0)
         self.t0 = t0
         self.anomalies: dict[str, list[dict]] = {k: [] for k in ANOMALY_KINDS}
+        # Duplicates the client made by re-sending across an epoch bump (not counted as anomalies).
+        self.client_resends: list[dict] = []
         self.by_type: dict[str, list[dict]] = defaultdict(list)
         for e in events:
             self.by_type[e["e"]].append(e)
@@ -119,6 +128,26 @@ class Checker:
             if s <= r + after and e >= r - before:
                 out.append(f"{f.get('label') or f['kind']} [{s:.1f}s-{e:.1f}s] {f.get('desc', '')}")
         return out
+
+    def client_bump_resending(self, v: str, send: dict | None, acked_t: float | None) -> dict | None:
+        """The epoch bump (or producer id reset) of v's producer that re-sent v, if there was one:
+        begun after v was sent and before any acknowledgement of it. librdkafka re-sends every
+        write it holds unacknowledged under the new epoch's sequence numbers, and a broker cannot
+        tell such a write from a new one (idempotence holds within one producer epoch), so a
+        copy already written before the bump stays and the re-sent one is added: librdkafka
+        #4953, which Kafka's brokers show the same way."""
+        if send is None:
+            return None
+        prefix = v[: len(v) - len(v.lstrip("abcdefghijklmnopqrstuvwxyz"))]
+        for e in self.by_type["client-eos"]:
+            if e.get("p") != send["p"] or e.get("vp", "p") != prefix or e["t"] < send["t"]:
+                continue
+            if acked_t is not None and e["t"] > acked_t:
+                break
+            msg = e.get("msg", "")
+            if e.get("fac") == "DRAIN" and msg.startswith("Beginning partition drain") and ("epoch bump" in msg or " reset " in msg):
+                return {"t": self.rel(e["t"]), "reason": msg.partition("in-flight requests: ")[2] or msg}
+        return None
 
     def add(self, kind: str, what: str, t: float, records: list) -> None:
         self.anomalies[kind].append({"what": what, "t": self.rel(t), "records": records, "faults": self.faults_near(t)})
@@ -167,12 +196,18 @@ class Checker:
                          "offset": a["o"], "final_at_that_offset": [x for x in there if x != v][:3],
                          "final_end_offset": (final_done or {}).get("hw", {}).get(str(a["pt"]))}])
 
-        # duplicated
+        # duplicated (or re-sent by the client across an epoch bump)
+        first_ack = {v: min(a["t"] for a in evs) for v, evs in acks.items()}
         for v, pos in where.items():
             if len(pos) > 1:
                 t = min(t for p in pos for _, t in at[p][v])
-                self.add("duplicated", f"{v} at {len(pos)} positions: {sorted(pos)}", t,
-                         [{"position": list(p), "seen_by": sorted({s for s, _ in at[p][v]})} for p in sorted(pos)])
+                records = [{"position": list(p), "seen_by": sorted({s for s, _ in at[p][v]})} for p in sorted(pos)]
+                bump = self.client_bump_resending(v, sends.get(v), first_ack.get(v))
+                if bump is not None:
+                    self.client_resends.append({"what": f"{v} at {len(pos)} positions: {sorted(pos)}", "t": self.rel(t),
+                                                "records": records, "bump": bump, "faults": self.faults_near(t)})
+                else:
+                    self.add("duplicated", f"{v} at {len(pos)} positions: {sorted(pos)}", t, records)
 
         # inconsistent offsets
         for pos, vals in at.items():
@@ -226,6 +261,8 @@ class Checker:
             "final_read": len(final),
             "final_complete": final_complete,
             "anomalies": {k: len(v) for k, v in self.anomalies.items()},
+            "client_resends": len(self.client_resends),
+            "client_resend_examples": self.client_resends[:MAX_EXAMPLES],
             "examples": {k: v[:MAX_EXAMPLES] for k, v in self.anomalies.items() if v},
             "unavailability": self.unavailability(),
             "txn": txn,

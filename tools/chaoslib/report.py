@@ -170,6 +170,12 @@ def write(path: Path, result: dict, events: list[dict], t0: float) -> Path:
         for ex in examples:
             anomaly_html.append(f"<details><summary>{ex['t']:.1f}s {esc(ex['what'])}</summary>"
                                 f"<pre>{esc(json.dumps({'records': ex['records'], 'faults around': ex['faults']}, indent=1))}</pre></details>")
+    resends = result.get("client_resend_examples", [])
+    if resends:
+        anomaly_html.append(f"<h3>client re-sends across an epoch bump (not broker anomalies): {result.get('client_resends', 0)}</h3>")
+        for ex in resends:
+            anomaly_html.append(f"<details><summary>{ex['t']:.1f}s {esc(ex['what'])}</summary>"
+                                f"<pre>{esc(json.dumps({'bump': ex['bump'], 'records': ex['records'], 'faults around': ex['faults']}, indent=1))}</pre></details>")
     crash_html = "".join(f"<h3>{esc(c['node'])} exited with {c['rc']} at {c['t']}s</h3><pre>{esc(c.get('log_tail', ''))}</pre>"
                          for c in result.get("crashes", []))
     notes = "".join(f"<li>{esc(n)}</li>" for n in result.get("notes", []))

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
+import logging
 import os
 import random
 import signal
@@ -57,6 +58,34 @@ from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, 
 
 QUIET = {"log_level": 3}
 STOP = threading.Event()
+# librdkafka's idempotence lines kept in the history (debug=eos): the epoch bumps, what started
+# them, and the errors that decide whether a batch is retried, failed or re-sent in a new epoch.
+EOS_FACILITIES = {"DRAIN", "ERRSEQ", "UNKPID", "ERRPID", "DUPSEQ", "TIMEOUT", "IDEMPSTATE"}
+
+
+class EosLog(logging.Handler):
+    """Receives a producer's librdkafka log (confluent-kafka passes it to a logging.Logger as
+    "FAC [client] text") and records its idempotence lines as `client-eos` events: an epoch bump
+    re-sends every unacknowledged write under new sequence numbers, which no broker can tell from
+    a new write, so the checker needs to know when one happened and why."""
+
+    def __init__(self, h: "History", vp: str, pid: int):
+        super().__init__(logging.DEBUG)
+        self.h, self.vp, self.pid = h, vp, pid
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        fac, _, rest = text.partition(" ")
+        if fac in EOS_FACILITIES:
+            self.h.emit("client-eos", vp=self.vp, p=self.pid, fac=fac, msg=rest.split("]: ", 1)[-1])
+
+
+def eos_logger(h: "History", vp: str, pid: int) -> logging.Logger:
+    log = logging.getLogger(f"chaos.eos.{vp}{pid}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    log.handlers = [EosLog(h, vp, pid)]
+    return log
 
 
 def on_term(signum, frame):
@@ -136,7 +165,8 @@ def run_produce(c: dict, h: History) -> None:
         def err_cb(err, pid=pid):
             h.emit("client-error", p=pid, err=err_text(err), fatal=err.fatal())
         h.emit("producer-start", p=pid)
-        return [pid, Producer({**conf, "client.id": f"chaos-p{pid}", "error_cb": err_cb}), 0]
+        eos = {"debug": "eos", "log_level": 7, "logger": eos_logger(h, vp, pid)}
+        return [pid, Producer({**conf, **eos, "client.id": f"chaos-p{pid}", "error_cb": err_cb}), 0]
 
     slots = [new_producer() for _ in range(n_producers)]     # [name, producer, next n]
     retired: list = []
