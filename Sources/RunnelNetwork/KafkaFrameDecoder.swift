@@ -33,10 +33,15 @@ public struct KafkaFrameDecoder: NIOSingleStepByteToMessageDecoder {
 /// exactly its size (as Kafka's NetworkReceive does). NIOSSL decrypts each read burst into one
 /// buffer it keeps and reuses: slices of it held downstream (requests in flight keep their records
 /// as they arrived) would make NIOSSL's next read copy that whole buffer, and a cumulating decoder
-/// copies again whenever a frame spans reads. Sizes are checked as `KafkaFrameDecoder` does.
+/// copies again whenever a frame spans reads. Sizes are checked as `KafkaFrameDecoder` does. A
+/// frame's buffer starts at `initialCapacityMax` at most and takes its whole size only once more
+/// bytes than that arrive, so a peer that announces a large frame and sends little of it (before
+/// it has authenticated, say) holds no more memory than it sent.
 final class KafkaFrameAssembler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+
+    static let initialCapacityMax = 1 << 20
 
     private let frameBytesMax: Int
     /// The size field read so far (big-endian) and how many of its 4 bytes that is.
@@ -49,12 +54,16 @@ final class KafkaFrameAssembler: ChannelInboundHandler, RemovableChannelHandler 
 
     init(frameBytesMax: Int) { self.frameBytesMax = frameBytesMax }
 
+    /// The capacity of the frame being filled (0 between frames), for tests.
+    var fillingCapacity: Int { frame?.capacity ?? 0 }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
         while !failed, input.readableBytes > 0 {
             if var filling = frame {
                 frame = nil  // one reference, so the write below appends in place
                 let count = min(frameBytes - filling.readableBytes, input.readableBytes)
+                if filling.writableBytes < count { filling.reserveCapacity(frameBytes) }
                 filling.writeImmutableBuffer(input.readSlice(length: count)!)
                 if filling.readableBytes == frameBytes {
                     context.fireChannelRead(wrapInboundOut(filling))
@@ -77,7 +86,7 @@ final class KafkaFrameAssembler: ChannelInboundHandler, RemovableChannelHandler 
                 return
             }
             frameBytes = Int(frameSize)
-            let empty = context.channel.allocator.buffer(capacity: frameBytes)
+            let empty = context.channel.allocator.buffer(capacity: min(frameBytes, Self.initialCapacityMax))
             if frameBytes == 0 { context.fireChannelRead(wrapInboundOut(empty)) } else { frame = empty }
         }
     }

@@ -85,4 +85,28 @@ struct FrameDecoderTests {
             #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
         }
     }
+
+    @Test("the TLS frame assembler holds memory for what arrived, not for what a size announces")
+    func assemblerGrowsWithTheBytes() throws {
+        let limit = 64 << 20
+        let assembler = KafkaFrameAssembler(frameBytesMax: limit)
+        let channel = EmbeddedChannel(handler: assembler)
+        let size = 8 * KafkaFrameAssembler.initialCapacityMax + 3
+        var b = ByteBuffer()
+        b.writeInteger(Int32(size))
+        b.writeRepeatingByte(7, count: 100)
+        try channel.writeInbound(b)
+        #expect(assembler.fillingCapacity <= KafkaFrameAssembler.initialCapacityMax)
+        #expect(assembler.fillingCapacity >= 100)
+        // The rest, in two pieces: the frame grows to its size once and arrives whole.
+        let first = KafkaFrameAssembler.initialCapacityMax
+        try channel.writeInbound(ByteBuffer(repeating: 7, count: first))
+        #expect(assembler.fillingCapacity >= size)
+        try channel.writeInbound(ByteBuffer(repeating: 7, count: size - 100 - first))
+        let frame = try #require(try channel.readInbound(as: ByteBuffer.self))
+        #expect(frame.readableBytes == size)
+        #expect(frame.readableBytesView.allSatisfy { $0 == 7 })
+        #expect(assembler.fillingCapacity == 0)
+        _ = try channel.finish()
+    }
 }
