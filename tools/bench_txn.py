@@ -18,6 +18,9 @@ its request timers (runnel_request_duration_seconds): AddPartitionsToTxn, EndTxn
 requests of the transactional phases, against the client's time per transaction. A transaction
 of one client is a chain of round trips (AddPartitionsToTxn before its first produce to a
 partition, the produce, EndTxn), so librdkafka's thread hand-offs between them count in full.
+With --producers N, each phase runs N producers at once (N transactional ids), each sending its
+share of the records: one client's chain of round trips then no longer bounds the phase, as in
+an application with several transactional producers (Kafka Streams' exactly-once tasks).
 Target (issue 18): transactional MB/s at least 60% of idempotent MB/s.
 Figures are printed, never checked.
 """
@@ -29,6 +32,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -51,11 +55,40 @@ def producer(bootstrap: str, extra: dict) -> Producer:
                      "queue.buffering.max.kbytes": 2_097_151, **QUIET, **extra})
 
 
-def idempotent_phase(bootstrap: str, topic: str, n: int, size: int, partitions: int, payloads) -> float:
+def in_parallel(producers: int, one) -> tuple[float, list]:
+    """`one(k)` for k in 0..<producers, each on its own thread (librdkafka lets go of the GIL
+    while it waits): the wall time of them all, and their results."""
+    results: list = [None] * producers
+    failures: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            results[k] = one(k)
+        except BaseException as e:  # noqa: BLE001 - reported below, on the main thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(producers)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if failures:
+        raise failures[0]
+    return elapsed, results
+
+
+def idempotent_phase(bootstrap: str, topic: str, n: int, size: int, partitions: int, payloads,
+                     producers: int = 1) -> float:
+    elapsed, _ = in_parallel(producers, lambda k: idempotent_records(bootstrap, topic, n // producers, partitions, payloads))
+    return n // producers * producers * size / MB / elapsed
+
+
+def idempotent_records(bootstrap: str, topic: str, n: int, partitions: int, payloads) -> None:
     errors: list[str] = []
     p = producer(bootstrap, {"enable.idempotence": True,
                              "on_delivery": lambda err, _m: errors.append(str(err)) if err else None})
-    t0 = time.perf_counter()
     for i in range(n):
         while True:
             try:
@@ -67,18 +100,22 @@ def idempotent_phase(bootstrap: str, topic: str, n: int, size: int, partitions: 
             p.poll(0)
     if p.flush(120):
         raise BenchError("idempotent produce: records left unacknowledged after 120 s")
-    elapsed = time.perf_counter() - t0
     if errors:
         raise BenchError(f"idempotent produce: {len(errors)} errors, e.g. {errors[:3]}")
-    return n * size / MB / elapsed
 
 
 def transactional_phase(bootstrap: str, topic: str, n: int, size: int, partitions: int, per_txn: int,
-                        payloads, tid: str) -> tuple[float, list[float]]:
+                        payloads, tid: str, producers: int = 1) -> tuple[float, list[float]]:
+    elapsed, commits = in_parallel(producers, lambda k: transactional_records(
+        bootstrap, topic, n // producers, partitions, per_txn, payloads, f"{tid}-{k}"))
+    return n // producers * producers * size / MB / elapsed, [c for per in commits for c in per]
+
+
+def transactional_records(bootstrap: str, topic: str, n: int, partitions: int, per_txn: int,
+                          payloads, tid: str) -> list[float]:
     p = producer(bootstrap, {"transactional.id": tid})
     p.init_transactions(60)
     commits: list[float] = []
-    t0 = time.perf_counter()
     i = 0
     while i < n:
         p.begin_transaction()
@@ -93,8 +130,7 @@ def transactional_phase(bootstrap: str, topic: str, n: int, size: int, partition
         c0 = time.perf_counter()
         p.commit_transaction(60)  # its records are all acknowledged: this is EndTxn alone
         commits.append(time.perf_counter() - c0)
-    elapsed = time.perf_counter() - t0
-    return n * size / MB / elapsed, commits
+    return commits
 
 
 def request_timers(metrics_port: int) -> dict[str, tuple[float, float]]:
@@ -115,7 +151,7 @@ def timed(pid: int, metrics_port: int, phase) -> tuple:
     return result, cpu_seconds(pid) - cpu, grown
 
 
-def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, rounds: int) -> int:
+def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, rounds: int, producers: int = 1) -> int:
     rng = random.Random(42)
     payloads = [rng.randbytes(size) for _ in range(16)]
     props = {"transaction.state.log.replication.factor": 1, "transaction.state.log.min.isr": 1,
@@ -124,7 +160,7 @@ def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, 
     with tempfile.TemporaryDirectory(prefix="runnel-bench-txn-") as tmp:
         node = nodes.RunnelNode(Path(tmp) / "node", props, binary=binary)
         print(f"tools/bench txn: {node.binary}, {messages} x {size} B per phase, {partitions} partitions, "
-              f"{per_txn} records per transaction, {rounds} rounds", flush=True)
+              f"{per_txn} records per transaction, {producers} producer(s) per phase, {rounds} rounds", flush=True)
         node.start(60)
         try:
             idem, txn, commit_lat = [], [], []
@@ -135,7 +171,8 @@ def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, 
                 topic = f"bench-idem-{r}"
                 create_topic(node.bootstrap, topic, partitions, 30)
                 mb, cpu, _ = timed(node.pid, metrics_port,
-                                   lambda: idempotent_phase(node.bootstrap, topic, messages, size, partitions, payloads))
+                                   lambda: idempotent_phase(node.bootstrap, topic, messages, size, partitions, payloads,
+                                                            producers))
                 idem.append(mb)
                 idem_cpu.append(phase_mb / cpu)
                 topic = f"bench-txn-{r}"
@@ -143,7 +180,7 @@ def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, 
                 (mb, commits), cpu, grown = timed(
                     node.pid, metrics_port,
                     lambda: transactional_phase(node.bootstrap, topic, messages, size, partitions, per_txn, payloads,
-                                                f"bench-txn-{r}"))
+                                                f"bench-txn-{r}", producers))
                 txn.append(mb)
                 txn_cpu.append(phase_mb / cpu)
                 commit_lat += commits
@@ -160,7 +197,7 @@ def main(binary: Path, messages: int, size: int, partitions: int, per_txn: int, 
             print(f"EndTxn (commit_transaction() after flush) over {len(commit_lat)} transactions: "
                   f"p50 {pct(commit_lat, 50) * 1000:.2f} ms, p99 {pct(commit_lat, 99) * 1000:.2f} ms")
             transactions = len(commit_lat)
-            client_ms = statistics.median(phase_mb / m for m in txn) * 1000 / (transactions / rounds)
+            client_ms = statistics.median(phase_mb / m for m in txn) * 1000 / (transactions / rounds) * producers
             parts = [(api, server[api]) for api in ("AddPartitionsToTxn", "Produce", "EndTxn") if api in server]
             node_ms = sum(t for _, (_, t) in parts) * 1000 / transactions
             print(f"per transaction: the client's {client_ms:.2f} ms, of which the node's requests {node_ms:.2f} ms ("
