@@ -49,13 +49,16 @@ public final class Partition: @unchecked Sendable {
         self.log = log
         self.registration = PartitionRegistration(
             replicas: [], isr: [], leader: -1, leaderEpoch: -1, partitionEpoch: -1)
-        // The log's open transactions count from the start: the core's last stable offset never
-        // moves back within a leader epoch, so one that began at the checkpointed high watermark
-        // would stay past a transaction the log recovered open.
+        // The log's unstable transactions count from the start: the core's last stable offset
+        // never moves back within a leader epoch, so one that began at the checkpointed high
+        // watermark would stay past a transaction the log recovered open, or one whose marker
+        // the high watermark had not passed (Kafka's rule: the log learns the checkpointed high
+        // watermark before its first unstable offset is read).
+        let position = Self.position(of: log)
+        log.highWatermarkUpdated(min(max(highWatermark, position.startOffset.rawValue), position.endOffset.rawValue))
         self.replica = PartitionReplica(
-            localId: NodeID(localId), log: Self.position(of: log),
-            checkpointedHighWatermark: Offset(highWatermark),
-            firstUnstableOffset: log.firstUndecidedOffset.map { Offset($0) }, faults: faults)
+            localId: NodeID(localId), log: position, checkpointedHighWatermark: Offset(highWatermark),
+            firstUnstableOffset: log.firstUnstableOffset.map { Offset($0) }, faults: faults)
         self.onActions = onActions
         update(registration, nowMs: nowMs)
     }

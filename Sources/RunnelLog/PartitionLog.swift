@@ -672,12 +672,6 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: transactions
 
-    /// The first offset of the earliest open transaction (nil: none is open), whatever the high
-    /// watermark says of the completed ones.
-    public var firstUndecidedOffset: Int64? {
-        lock.withLock { producerState.firstUndecidedOffset.map { max($0, _logStartOffset) } }
-    }
-
     /// The first offset that is not stable (an open transaction's first offset, or a completed
     /// one's whose marker the high watermark has not passed), never below the log start; nil
     /// when every offset is stable. The LSO is the lower of this and the high watermark.
