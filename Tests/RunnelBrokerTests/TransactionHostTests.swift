@@ -205,4 +205,13 @@ struct TransactionHostTests {
         #expect(try recover(version: 3) == ErrorCode.invalidProducerEpoch.rawValue)
         #expect(try recover(version: 4) == ErrorCode.producerFenced.rawValue)
     }
+
+    @Test("the coordinator runs at the finalized transaction.version; an unknown higher level reads as 2")
+    func followsTheFinalizedLevel() throws {
+        let f = try TransactionHostFixture()
+        for (level, expected): (Int16, TransactionVersion) in [(0, .v0), (1, .v1), (2, .v2), (7, .v2), (0, .v0)] {
+            f.host.transactionVersionChanged(featureLevel: level)
+            #expect(f.host.transactionVersionLevel == expected)
+        }
+    }
 }
