@@ -5,9 +5,14 @@ import RunnelWire
 
 extension Broker {
     /// The versions this broker serves: what librdkafka 2.x, kafka-python, aiokafka and the Java
-    /// client 3.x negotiate. Record batches are magic v2 only, so Produce starts at 3 and Fetch at 4.
+    /// client 3.x/4.x negotiate. Record batches are magic v2 only, so Produce starts at 3 and Fetch
+    /// at 4. The transactions v2 versions (Produce v12, EndTxn v5, TxnOffsetCommit v5) are
+    /// advertised whatever `transaction.version` is finalized, as a Kafka 4.x broker does: the
+    /// client gates them (Kafka's request builders cap at `LAST_STABLE_VERSION_BEFORE_TRANSACTION_V2`
+    /// until ApiVersions finalizes transaction.version 2), and the broker follows the version it
+    /// receives (Kafka's `transactionVersionForEndTxn`).
     public static let supportedVersions: [ApiKey: ClosedRange<Int16>] = [
-        .produce: 3...11,
+        .produce: 3...12,
         .fetch: 4...17,
         .listOffsets: 1...10,
         .metadata: 0...13,
@@ -24,12 +29,12 @@ extension Broker {
         // Each broker's own log dirs (v4: their total and usable bytes, KIP-827).
         .describeLogDirs: 0...4,
         .initProducerId: 0...5,
-        // Transactions v1 (KIP-98, KIP-890 part 1). EndTxn v5, TxnOffsetCommit v5 and Produce
-        // v12 (transactions v2) wait for the `transaction.version` feature.
+        // Transactions v1 (KIP-98, KIP-890 part 1) and v2 (KIP-890 part 2: EndTxn v5 answers the
+        // bumped epoch, TxnOffsetCommit v5 adds the group's partition to the transaction).
         .addPartitionsToTxn: 0...5,
         .addOffsetsToTxn: 0...4,
-        .endTxn: 0...4,
-        .txnOffsetCommit: 0...4,
+        .endTxn: 0...5,
+        .txnOffsetCommit: 0...5,
         .writeTxnMarkers: 0...2,
         // Finding and aborting hanging transactions (KIP-664; ListTransactions v1 is KIP-994).
         .describeProducers: 0...0,

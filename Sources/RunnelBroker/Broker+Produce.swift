@@ -166,6 +166,11 @@ extension Broker {
         return .waiting(promise.futureResult)
     }
 
+    /// The first Produce version whose transactional batches add their partition to the
+    /// transaction (transactions v2, KIP-890 part 2); a client sends it only once the cluster
+    /// finalized `transaction.version` 2.
+    static let produceAddsPartitionsSince: Int16 = 12
+
     func produce(
         _ request: ProduceRequest, version: Int16, context: RequestContext, requestBytes: Int = 0
     )
@@ -252,15 +257,19 @@ extension Broker {
             }
         }
         // KIP-890 part 1: a transactional batch that would open a transaction on a partition is
-        // appended only once the coordinator confirms the partition is in the transaction.
-        if settings.transactionPartitionVerification, let transactionalId = request.transactionalId,
+        // appended only once the coordinator confirms the partition is in the transaction. Part
+        // 2: from Produce v12 (transactions v2) the coordinator adds the partition instead, whether
+        // or not verification is enabled, as Kafka's ReplicaManager does for a client that
+        // `supportsEpochBump`.
+        let adding = version >= Self.produceAddsPartitionsSince
+        if settings.transactionPartitionVerification || adding, let transactionalId = request.transactionalId,
             !transactionalId.isEmpty, let plan = verificationPlan(entries)
         {
             let pending = entries
             entries = []
-            let future = verifyTransaction(
+            let future = addOrVerifyTransaction(
                 transactionalId, producerId: plan.producerId, epoch: plan.epoch, Set(plan.toAsk.values),
-                eventLoop: eventLoop
+                adding: adding, eventLoop: eventLoop
             ).flatMap { [self] errors in
                 var refused: [Int: (ErrorCode, String?)] = [:]
                 for (index, tp) in plan.toAsk {

@@ -115,8 +115,56 @@ extension Broker {
                 }
             }
         }
-        return groups.txnOffsetCommit(r, version: version, context: context, refused: refused)
+        guard version >= Self.txnOffsetCommitAddsPartitionSince, groups.check(r.groupId) == nil,
+            let offsets = image.topic(named: OffsetsTopic.name), offsets.partitionCount > 0,
+            r.topics.contains(where: { t in
+                t.partitions.contains { refused[TopicPartition(t.name, $0.partitionIndex)] == nil }
+            })
+        else {
+            return groups.txnOffsetCommit(r, version: version, context: context, refused: refused)
+        }
+        // Transactions v2 (KIP-890 part 2): the producer sent no AddOffsetsToTxn, so the group's
+        // `__consumer_offsets` partition joins the transaction here, before the offsets are
+        // written, as Kafka's group coordinator does through its transactional write's
+        // verification (AddPartitionsToTxn v5 without verify-only).
+        let groupPartition = TopicPartition(
+            OffsetsTopic.name, OffsetsTopic.partition(for: r.groupId, partitions: Int32(offsets.partitionCount)))
+        let allocator = context.allocator
+        let refusedPartitions = refused
+        let future = addOrVerifyTransaction(
+            r.transactionalId, producerId: r.producerId, epoch: r.producerEpoch, [groupPartition], adding: true,
+            eventLoop: context.eventLoop
+        ).flatMap { [self] errors -> EventLoopFuture<OutgoingResponse> in
+            let error = errors[groupPartition] ?? .unknownServerError
+            guard error == .none else {
+                let code = GroupHost.clientCode(Self.produceError(forVerification: error, produceVersion: 12).0)
+                var response = TxnOffsetCommitResponse()
+                response.topics = r.topics.map { t in
+                    .init(
+                        name: t.name,
+                        partitions: t.partitions.map {
+                            .init(
+                                partitionIndex: $0.partitionIndex,
+                                errorCode: (refusedPartitions[TopicPartition(t.name, $0.partitionIndex)] ?? code)
+                                    .rawValue)
+                        })
+                }
+                return context.eventLoop.makeSucceededFuture(
+                    OutgoingResponse(response, version: version, allocator: allocator))
+            }
+            switch groups.txnOffsetCommit(r, version: version, context: context, refused: refusedPartitions) {
+            case .respondNow(let response): return context.eventLoop.makeSucceededFuture(response)
+            case .respond(let answer): return answer
+            case .noResponse, .noResponseThrottled, .close:
+                preconditionFailure("TxnOffsetCommit always answers")
+            }
+        }
+        return .respond(future)
     }
+
+    /// The first TxnOffsetCommit version that adds the group's partition to the transaction
+    /// itself (transactions v2, KIP-890 part 2), with no AddOffsetsToTxn before it.
+    static let txnOffsetCommitAddsPartitionSince: Int16 = 5
 
     // MARK: verification of a transactional produce (KIP-890 part 1)
 
@@ -165,12 +213,15 @@ extension Broker {
         }
     }
 
-    /// Asks the transaction coordinator of `transactionalId` whether `partitions` are in the
-    /// producer's open transaction (AddPartitionsToTxn v4 with verify-only, or the local
-    /// coordinator directly): each partition's error, `.none` when it is.
-    func verifyTransaction(
+    /// Asks the transaction coordinator of `transactionalId` (Kafka's AddPartitionsToTxnManager
+    /// `addOrVerifyTransaction`, or the local coordinator directly) either whether `partitions`
+    /// are in the producer's open transaction (AddPartitionsToTxn v4, verify-only, KIP-890 part
+    /// 1), or, when `adding` (a Produce v12 or TxnOffsetCommit v5 of transactions v2, KIP-890
+    /// part 2), to add them to it (v5, verify-only false): each partition's error, `.none` when
+    /// it is in the transaction.
+    func addOrVerifyTransaction(
         _ transactionalId: String, producerId: Int64, epoch: Int16, _ partitions: Set<TopicPartition>,
-        eventLoop: any EventLoop
+        adding: Bool, eventLoop: any EventLoop
     ) -> EventLoopFuture<[TopicPartition: ErrorCode]> {
         @Sendable func all(_ code: ErrorCode) -> [TopicPartition: ErrorCode] {
             Dictionary(uniqueKeysWithValues: partitions.map { ($0, code) })
@@ -182,6 +233,11 @@ extension Broker {
         let p = TransactionLog.partition(for: transactionalId, partitions: Int32(topic.partitionCount))
         guard let leader = topic.partitions[p]?.leader, leader >= 0 else {
             return eventLoop.makeSucceededFuture(all(.coordinatorNotAvailable))
+        }
+        if leader == settings.nodeId, adding {
+            return transactions.addPartitionsForLeader(
+                transactionalId, producerId: producerId, epoch: epoch, partitions, on: eventLoop
+            ).map { all($0) }
         }
         if leader == settings.nodeId {
             return eventLoop.makeSucceededFuture(
@@ -198,10 +254,12 @@ extension Broker {
         var request = AddPartitionsToTxnRequest()
         request.transactions = [
             .init(
-                transactionalId: transactionalId, producerId: producerId, producerEpoch: epoch, verifyOnly: true,
+                transactionalId: transactionalId, producerId: producerId, producerEpoch: epoch, verifyOnly: !adding,
                 topics: topics.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted()) })
         ]
-        return peers.send(request, version: 4, to: leader, timeoutMs: Self.markerTimeoutMs).hop(to: eventLoop).map {
+        return peers.send(request, version: adding ? 5 : 4, to: leader, timeoutMs: Self.markerTimeoutMs).hop(
+            to: eventLoop
+        ).map {
             response in
             if response.errorCode != 0 { return all(ErrorCode(response.errorCode)) }
             var out: [TopicPartition: ErrorCode] = [:]

@@ -359,6 +359,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// topic configs to their logs, then makes the new image visible to requests.
     public func publish(delta: MetadataDelta, image: MetadataImage) {
         authorizer.publish(delta, image: image)
+        transactions.transactionVersionChanged(
+            featureLevel: image.features[TransactionVersionFeature.featureName] ?? 0)
         // Partitions follow the image only once it holds this process's own registration: the
         // local metadata log replayed at start-up may still name this broker leader of
         // partitions the controller moves away when it re-registers (it may have lost its page

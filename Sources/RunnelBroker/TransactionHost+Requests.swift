@@ -136,6 +136,21 @@ extension TransactionHost {
             })
     }
 
+    /// A partition leader on this broker adds `partitions` to a transaction of transactions v2
+    /// (its Produce v12 or TxnOffsetCommit v5) with the coordinator here, as AddPartitionsToTxn
+    /// v5 without verify-only would: the coordinator's answer, once written.
+    package func addPartitionsForLeader(
+        _ transactionalId: String, producerId: Int64, epoch: Int16, _ partitions: Set<TopicPartition>,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<ErrorCode> {
+        if let code = check(transactionalId) { return eventLoop.makeSucceededFuture(code) }
+        return park(on: eventLoop) { c, token, now in
+            c.addPartitions(
+                transactionalId: transactionalId, producerId: producerId, producerEpoch: epoch, partitions,
+                clientTransactionVersion: .v2, token: token, nowMs: now)
+        }.map(\.error)
+    }
+
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
     package func addOffsetsToTxn(
         _ r: AddOffsetsToTxnRequest, groupPartition: TopicPartition, version: Int16, context: RequestContext

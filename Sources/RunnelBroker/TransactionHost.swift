@@ -67,6 +67,20 @@ package final class TransactionHost: @unchecked Sendable {
         lock.withLock { if count > 0 { coordinator.settings.stateTopicPartitions = count } }
     }
 
+    /// The finalized `transaction.version` changed (or was first seen): the coordinator's own
+    /// aborts and the `__transaction_state` values it writes follow it, as Kafka's coordinator
+    /// reads the level from the metadata cache. A client's requests keep the version their API
+    /// version says (EndTxn v5, AddPartitionsToTxn v4+: transactions v2).
+    package func transactionVersionChanged(featureLevel: Int16) {
+        let level = TransactionVersion(featureLevel: featureLevel)
+        lock.withLock { coordinator.settings.transactionVersionLevel = level }
+    }
+
+    /// The finalized `transaction.version` the coordinator runs at.
+    package var transactionVersionLevel: TransactionVersion {
+        lock.withLock { coordinator.settings.transactionVersionLevel }
+    }
+
     // MARK: ownership
 
     /// Follows leadership of the `__transaction_state` partitions (partition to leader epoch):
@@ -134,14 +148,21 @@ package final class TransactionHost: @unchecked Sendable {
     func park(
         context: RequestContext, _ body: (inout TransactionCoordinator, RequestToken, Int64) -> [TransactionEffect]
     ) -> EventLoopFuture<TransactionAnswer> {
-        let promise = context.eventLoop.makePromise(of: TransactionAnswer.self)
+        park(on: context.eventLoop, body)
+    }
+
+    /// Runs a coordinator command that answers through a parked request, on `eventLoop`.
+    func park(
+        on eventLoop: any EventLoop, _ body: (inout TransactionCoordinator, RequestToken, Int64) -> [TransactionEffect]
+    ) -> EventLoopFuture<TransactionAnswer> {
+        let promise = eventLoop.makePromise(of: TransactionAnswer.self)
         let now = clock.wallMs()
         let effects: [TransactionEffect] = lock.withLock {
             nextToken += 1
             parked[nextToken] = promise
             return body(&coordinator, nextToken, now)
         }
-        dispatch(effects, on: context.eventLoop)
+        dispatch(effects, on: eventLoop)
         return promise.futureResult
     }
 

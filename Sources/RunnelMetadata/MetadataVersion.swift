@@ -85,11 +85,12 @@ public struct MetadataVersion: Sendable, Hashable, Comparable, CustomStringConve
 
 /// The features this build can finalize, with the levels it supports (what a node advertises in
 /// BrokerRegistration and ApiVersions, and what a controller checks UpdateFeatures against).
-/// Only `metadata.version`: Kafka 3.9's `kraft.version` stays 0 with a static voter set, and
-/// `group.version` and `transaction.version` are Kafka 4.0 features.
+/// `metadata.version` and `transaction.version` (0 to 2, KIP-890); Kafka 3.9's `kraft.version`
+/// stays 0 with a static voter set, and `group.version` (KIP-848) is not built.
 public enum SupportedFeatures {
     public static let local: [String: ClosedRange<Int16>] = [
-        MetadataVersion.featureName: MetadataVersion.supportedLevels
+        MetadataVersion.featureName: MetadataVersion.supportedLevels,
+        TransactionVersionFeature.featureName: TransactionVersionFeature.supportedLevels,
     ]
 }
 

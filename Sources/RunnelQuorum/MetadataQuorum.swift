@@ -219,29 +219,11 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         guard !bootstrapped, driver.isActiveLeader else { return }
         bootstrapped = true
         if committedImage.features[MetadataVersion.featureName] == nil {
-            let records = Self.bootstrapMetadata(bootstrapRecords)
+            let records = BootstrapMetadata.firstRecords(bootstrapRecords)
             run(
                 { _, _, _ in ControllerResult(records: records, response: 0) },
                 completion: { (_: Result<Int, ProposalError>) in })
         }
-    }
-
-    /// A new cluster's first records: `metadata.version` first (the level `runnel format
-    /// --release-version` chose, else the newest this build runs), then the other bootstrap
-    /// records in their order.
-    static func bootstrapMetadata(_ bootstrap: [MetadataRecord]) -> [MetadataRecord] {
-        var level = MetadataVersion.latest.featureLevel
-        var rest: [MetadataRecord] = []
-        for record in bootstrap {
-            if case .featureLevel(let r) = record, r.name == MetadataVersion.featureName {
-                level = r.featureLevel
-            } else {
-                rest.append(record)
-            }
-        }
-        precondition(
-            MetadataVersion.supportedLevels.contains(level), "runnel format writes only a supported metadata.version")
-        return [.featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: level))] + rest
     }
 
     // MARK: commands

@@ -184,13 +184,18 @@ struct Format: ParsableCommand {
     @Option(
         name: [.customShort("f"), .long],
         help:
-            "A feature level for the new cluster as feature=level (only metadata.version=7..21 here). Repeat for more.")
+            "A feature level for the new cluster as feature=level (metadata.version=7..21, transaction.version=0..2). Repeat for more."
+    )
     var feature: [String] = []
 
-    /// The FeatureLevelRecord for `--release-version` or `--feature metadata.version=N` (none
-    /// means the newest level), or one sentence saying what is wrong.
+    /// The FeatureLevelRecords for `--release-version` and `--feature` (none means the newest
+    /// metadata.version and transaction.version 2, written by the first active controller), or
+    /// one sentence saying what is wrong. A metadata.version given without a transaction.version
+    /// also writes transaction.version 0, as Kafka's format picks that feature's level from the
+    /// release (every 3.x release predates transactions v2).
     static func bootstrapFeatures(releaseVersion: String?, features: [String]) throws -> [MetadataRecord] {
         var level: Int16?
+        var transactionLevel: Int16?
         if let releaseVersion {
             guard let version = MetadataVersion.fromVersionString(releaseVersion) else {
                 throw StorageError(
@@ -205,28 +210,46 @@ struct Format: ParsableCommand {
                 throw StorageError(
                     "--feature \(text) is not feature=level (a level is a number, e.g. metadata.version=21).")
             }
-            guard parts[0] == MetadataVersion.featureName else {
+            switch parts[0] {
+            case MetadataVersion.featureName:
+                guard level == nil else {
+                    throw StorageError(
+                        "metadata.version is given twice; use --release-version or --feature metadata.version=N once.")
+                }
+                level = value
+            case TransactionVersionFeature.featureName:
+                guard transactionLevel == nil else { throw StorageError("transaction.version is given twice.") }
+                guard TransactionVersionFeature.supportedLevels.contains(value) else {
+                    throw StorageError(
+                        "transaction.version \(value) is not supported; this build runs levels \(TransactionVersionFeature.supportedLevels.lowerBound) to \(TransactionVersionFeature.supportedLevels.upperBound)."
+                    )
+                }
+                transactionLevel = value
+            default:
                 throw StorageError(
-                    "Unsupported feature \(parts[0]); this build finalizes only metadata.version (group.version and transaction.version come with Kafka 4.0)."
+                    "Unsupported feature \(parts[0]); this build finalizes metadata.version and transaction.version (group.version is not built)."
                 )
             }
-            guard level == nil else {
-                throw StorageError(
-                    "metadata.version is given twice; use --release-version or --feature metadata.version=N once.")
-            }
-            level = value
         }
-        guard let level else { return [] }
-        guard let version = MetadataVersion.fromFeatureLevel(level),
-            MetadataVersion.supportedLevels.contains(level)
-        else {
-            throw StorageError(
-                "metadata.version \(level) is not supported; this build runs \(MetadataVersion.minimumSupported) (\(MetadataVersion.supportedLevels.lowerBound)) to \(MetadataVersion.latest) (\(MetadataVersion.supportedLevels.upperBound))."
+        var records: [MetadataRecord] = []
+        if let level {
+            guard let version = MetadataVersion.fromFeatureLevel(level),
+                MetadataVersion.supportedLevels.contains(level)
+            else {
+                throw StorageError(
+                    "metadata.version \(level) is not supported; this build runs \(MetadataVersion.minimumSupported) (\(MetadataVersion.supportedLevels.lowerBound)) to \(MetadataVersion.latest) (\(MetadataVersion.supportedLevels.upperBound))."
+                )
+            }
+            records.append(
+                .featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: version.featureLevel))
             )
         }
-        return [
-            .featureLevel(FeatureLevelRecord(name: MetadataVersion.featureName, featureLevel: version.featureLevel))
-        ]
+        if level != nil || transactionLevel != nil {
+            let chosen = transactionLevel ?? TransactionVersionFeature.defaultLevel(releaseVersionGiven: level != nil)
+            records.append(
+                .featureLevel(FeatureLevelRecord(name: TransactionVersionFeature.featureName, featureLevel: chosen)))
+        }
+        return records
     }
 
     func run() throws {

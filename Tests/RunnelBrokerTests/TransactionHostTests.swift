@@ -205,4 +205,65 @@ struct TransactionHostTests {
         #expect(try recover(version: 3) == ErrorCode.invalidProducerEpoch.rawValue)
         #expect(try recover(version: 4) == ErrorCode.producerFenced.rawValue)
     }
+
+    @Test("the coordinator runs at the finalized transaction.version; an unknown higher level reads as 2")
+    func followsTheFinalizedLevel() throws {
+        let f = try TransactionHostFixture()
+        for (level, expected): (Int16, TransactionVersion) in [(0, .v0), (1, .v1), (2, .v2), (7, .v2), (0, .v0)] {
+            f.host.transactionVersionChanged(featureLevel: level)
+            #expect(f.host.transactionVersionLevel == expected)
+        }
+    }
+
+    @Test(
+        "a leader's implicit add (Produce v12, TxnOffsetCommit v5) opens the transaction under the v2 protocol; an ended epoch is fenced"
+    )
+    func leaderAddsPartitions() throws {
+        let f = try TransactionHostFixture()
+        f.host.leadershipChanged(leading: [0: 0], on: f.loop)
+        f.loop.run()
+        var initRequest = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
+        initRequest.producerId = -1
+        initRequest.producerEpoch = -1
+        _ = try f.answer(
+            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
+            version: 4)
+        let granted = try f.answer(
+            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
+            version: 4)
+        #expect(granted.errorCode == 0)
+        final class Answer: @unchecked Sendable { var code: ErrorCode? }
+        func add(_ id: String, epoch: Int16, _ partitions: Set<TopicPartition>) -> ErrorCode? {
+            let answer = Answer()
+            f.host.addPartitionsForLeader(id, producerId: granted.producerId, epoch: epoch, partitions, on: f.loop)
+                .whenSuccess { answer.code = $0 }
+            f.loop.run()
+            return answer.code
+        }
+        let a0 = TopicPartition("a", 0)
+        #expect(add("t", epoch: granted.producerEpoch, [a0]) == ErrorCode.none)
+        let open = try #require(f.host.read { $0.transaction("t")?.metadata })
+        #expect(open.state == .ongoing && open.partitions == [a0] && open.clientTransactionVersion == .v2)
+        #expect(add("t", epoch: granted.producerEpoch, [a0]) == ErrorCode.none, "already in: answered at once")
+        #expect(add("unknown-id", epoch: 0, [a0]) == .invalidProducerIdMapping)
+
+        let end = EndTxnRequest(
+            transactionalId: "t", producerId: granted.producerId, producerEpoch: granted.producerEpoch, committed: true)
+        let ended = try f.answer(
+            f.host.endTxn(end, version: 5, context: f.context), as: EndTxnResponse.self, version: 5)
+        #expect(ended.errorCode == 0 && ended.producerEpoch == granted.producerEpoch + 1)
+        #expect(add("t", epoch: granted.producerEpoch, [a0]) == .producerFenced, "the ended epoch")
+
+        f.host.leadershipChanged(leading: [:], on: f.loop)
+        #expect(add("t", epoch: ended.producerEpoch, [a0]) == .notCoordinator)
+    }
+
+    @Test("ApiVersions advertises the transactions v2 versions; Produce v12 and TxnOffsetCommit v5 add partitions")
+    func advertisedVersions() {
+        #expect(Broker.supportedVersions[.produce]?.upperBound == 12)
+        #expect(Broker.supportedVersions[.endTxn]?.upperBound == 5)
+        #expect(Broker.supportedVersions[.txnOffsetCommit]?.upperBound == 5)
+        #expect(Broker.produceAddsPartitionsSince == 12)
+        #expect(Broker.txnOffsetCommitAddsPartitionSince == 5)
+    }
 }

@@ -14,7 +14,8 @@ import Testing
 /// A controller (node 3000) whose image has `metadata.version` at `level` and brokers 1-3 that
 /// registered with `brokerRange` (broker 3 with `lastBrokerRange` when given).
 private func featureController(
-    level: Int16, brokerRange: ClosedRange<Int16> = 7...21, lastBrokerRange: ClosedRange<Int16>? = nil
+    level: Int16, brokerRange: ClosedRange<Int16> = 7...21, lastBrokerRange: ClosedRange<Int16>? = nil,
+    transactionRange: ClosedRange<Int16>? = nil
 ) -> QuorumController {
     var delta = MetadataDelta(.empty)
     delta.replay(.featureLevel(FeatureLevelRecord(name: "metadata.version", featureLevel: level)), offset: 0, epoch: 1)
@@ -27,7 +28,14 @@ private func featureController(
                 .init(
                     name: "metadata.version", minSupportedVersion: range.lowerBound,
                     maxSupportedVersion: range.upperBound)
-            ],
+            ]
+                + (transactionRange.map {
+                    [
+                        .init(
+                            name: "transaction.version", minSupportedVersion: $0.lowerBound,
+                            maxSupportedVersion: $0.upperBound)
+                    ]
+                } ?? []),
             rack: nil, fenced: false)
         delta.replay(.registerBroker(record), offset: Int64(id), epoch: 1)
     }
@@ -48,6 +56,32 @@ private func update(
 
 @Suite("UpdateFeatures on the controller (Kafka's FeatureControlManager)")
 struct FeatureControllerTests {
+    @Test("transaction.version moves between 0 and 2 where every broker supports it; 3 and old brokers refused")
+    func transactionVersion() {
+        var c = featureController(level: 21, transactionRange: 0...2)
+        let up = c.updateFeatures(update("transaction.version", 2), version: 1)
+        #expect(up.response.results.map(\.errorCode) == [0])
+        #expect(up.records == [.featureLevel(FeatureLevelRecord(name: "transaction.version", featureLevel: 2))])
+        commit(&c, up.records)
+        #expect(c.image.features["transaction.version"] == 2)
+        let down = c.updateFeatures(update("transaction.version", 1, 2), version: 1)
+        #expect(down.response.results.map(\.errorCode) == [0])
+        let tooHigh = c.updateFeatures(update("transaction.version", 3), version: 1)
+        #expect(
+            tooHigh.response.results[0].errorMessage
+                == "Invalid update version 3 for feature transaction.version. Local controller 3000 only supports versions 0-2"
+        )
+        let disabled = c.updateFeatures(update("transaction.version", 0, 2), version: 1)
+        commit(&c, disabled.records)
+        #expect(c.image.features["transaction.version"] == nil, "level 0 is not finalized")
+
+        let old = featureController(level: 21)
+        let refused = old.updateFeatures(update("transaction.version", 2), version: 1)
+        #expect(
+            refused.response.results[0].errorMessage
+                == "Invalid update version 2 for feature transaction.version. broker1 does not support this feature.")
+    }
+
     @Test("an upgrade every node supports writes one FeatureLevelRecord and answers NONE")
     func upgrade() {
         var c = featureController(level: 19)

@@ -322,6 +322,61 @@ def record_batch(records: list[Rec], base_offset: int = 0, base_timestamp: int |
     return i64(base_offset) + i32(len(after_length)) + after_length
 
 
+@dataclass
+class Batch:
+    """One magic v2 batch as read back (uncompressed only)."""
+    base_offset: int
+    attributes: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    # (offset, key, value) of each record
+    records: list[tuple[int, bytes | None, bytes | None]]
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & 0x10)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & 0x20)
+
+
+def read_batches(data: bytes | None) -> list[Batch]:
+    """The batches of a Fetch answer's records field, in order (a partial batch at the end, as a
+    broker may send, is dropped). Compressed batches are not decoded."""
+    out: list[Batch] = []
+    r = Reader(data or b"")
+    while r.remaining() >= 12:
+        base_offset = r.i64()
+        length = r.i32()
+        if length > r.remaining():
+            break
+        b = Reader(r.take(length))
+        b.i32()  # partition leader epoch
+        assert b.i8() == 2, "magic v2 only"
+        b.u32()  # crc
+        attributes = b.i16()
+        assert attributes & 0x07 == 0, "compressed batches are not decoded here"
+        b.i32()  # last offset delta
+        b.i64()
+        b.i64()
+        producer_id, producer_epoch, base_sequence, count = b.i64(), b.i16(), b.i32(), b.i32()
+        records = []
+        for _ in range(count):
+            rec = Reader(b.take(b.varint()))
+            rec.i8()
+            rec.varint()  # timestamp delta
+            offset_delta = rec.varint()
+            key_length = rec.varint()
+            key = None if key_length < 0 else rec.take(key_length)
+            value_length = rec.varint()
+            value = None if value_length < 0 else rec.take(value_length)
+            records.append((base_offset + offset_delta, key, value))
+        out.append(Batch(base_offset, attributes, producer_id, producer_epoch, base_sequence, records))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Requests.
 
@@ -337,7 +392,7 @@ def api_versions_request(version: int, correlation_id: int, client_id: str = "kw
 
 def produce_v9_request(correlation_id: int, topic: str, partition: int, records: bytes | None,
                        acks: int = -1, timeout_ms: int = 10_000, repeat: int = 1,
-                       transactional_id: str | None = None) -> bytes:
+                       transactional_id: str | None = None, version: int = 9) -> bytes:
     """Produce v9 (first flexible version):
          transactional_id  compact nullable string
          acks              int16
@@ -350,12 +405,15 @@ def produce_v9_request(correlation_id: int, topic: str, partition: int, records:
              tags
            tags
          tags
+    v10 to v12 have the same request layout (`version`); v12 is transactions v2's: a
+    transactional batch adds its partition to the transaction (KIP-890 part 2).
     """
+    assert 9 <= version <= 12
     partition_data = i32(partition) + compact_bytes(records) + EMPTY_TAGS
     # `repeat` names the partition that many times (a malformed request Kafka still answers).
     topic_data = compact_string(topic) + compact_array([partition_data] * repeat) + EMPTY_TAGS
     body = compact_string(transactional_id) + i16(acks) + i32(timeout_ms) + compact_array([topic_data]) + EMPTY_TAGS
-    return frame(request_header_v2(API_PRODUCE, 9, correlation_id) + body)
+    return frame(request_header_v2(API_PRODUCE, version, correlation_id) + body)
 
 
 @dataclass
@@ -370,7 +428,7 @@ class FetchPart:
 def fetch_request(correlation_id: int, topics: dict[str | bytes, list[FetchPart]], session_id: int = 0,
                   session_epoch: int = -1, forgotten: dict[str | bytes, list[int]] | None = None,
                   max_wait_ms: int = 0, min_bytes: int = 1, max_bytes: int = 50 << 20,
-                  version: int = 12) -> bytes:
+                  version: int = 12, isolation_level: int = 0) -> bytes:
     """Fetch v12 (flexible, topics by name) or v13 (topics by 16-byte id: pass bytes keys), a
     consumer's (replica_id -1), with the KIP-227 session fields:
          replica_id        int32
@@ -405,7 +463,7 @@ def fetch_request(correlation_id: int, topics: dict[str | bytes, list[FetchPart]
         topic_items.append(topic_field(t) + compact_array(items) + EMPTY_TAGS)
     forgotten_items = [topic_field(t) + compact_array([i32(p) for p in parts]) + EMPTY_TAGS
                        for t, parts in (forgotten or {}).items()]
-    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0) + i32(session_id)
+    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(isolation_level) + i32(session_id)
             + i32(session_epoch) + compact_array(topic_items) + compact_array(forgotten_items)
             + compact_string("") + EMPTY_TAGS)
     return frame(request_header_v2(API_FETCH, version, correlation_id) + body)
@@ -502,6 +560,8 @@ class FetchPartitionResult:
     last_stable_offset: int
     log_start_offset: int
     records: bytes | None
+    # (producer id, first offset) of each aborted transaction in range (read_committed only)
+    aborted_transactions: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -541,14 +601,14 @@ def parse_fetch(payload: bytes, version: int = 12) -> FetchResult:
         parts = topics.setdefault(topic, [])
         for _ in range(r.compact_array_len()):
             index, code, hw, lso, log_start = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
+            aborted = []
             for _ in range(max(r.compact_array_len(), 0)):
-                r.i64()
-                r.i64()
+                aborted.append((r.i64(), r.i64()))
                 r.skip_tags()
             r.i32()
             records = r.compact_bytes()
             r.skip_tags()
-            parts.append(FetchPartitionResult(index, code, hw, lso, log_start, records))
+            parts.append(FetchPartitionResult(index, code, hw, lso, log_start, records, aborted))
         r.skip_tags()
     r.skip_tags()
     return FetchResult(corr, error, session_id, topics)

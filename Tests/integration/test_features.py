@@ -93,7 +93,8 @@ def test_upgrade_moves_metadata_version_on_every_node(cluster37):
     wait_until(lambda: set(levels(nodes).values()) == {19}, timeout=20, what="every node at 3.7-IV4 (19)")
     for n in nodes:
         supported, finalized, epoch = features(n.bootstrap)
-        assert supported == {"metadata.version": (7, 21)}, (n.node_id, supported)
+        assert supported == {"metadata.version": (7, 21), "transaction.version": (0, 2)}, (n.node_id, supported)
+        assert "transaction.version" not in finalized, "a 3.x release predates transactions v2"
         assert epoch >= 0
     bootstrap = brokers[0].bootstrap
     p = runnel("features", "describe", "--bootstrap-server", bootstrap)
@@ -150,7 +151,8 @@ def test_upgrade_moves_metadata_version_on_every_node(cluster37):
     assert p.returncode == 0, p.stderr
     registered = {e["fields"]["controllerId"]: e["fields"]["features"] for e in json.loads(p.stdout)}
     assert set(registered) == {1, 2, 3}, p.stdout
-    assert all(f == [{"name": "metadata.version", "minSupportedVersion": 7, "maxSupportedVersion": 21}]
+    assert all(f == [{"name": "metadata.version", "minSupportedVersion": 7, "maxSupportedVersion": 21},
+                     {"name": "transaction.version", "minSupportedVersion": 0, "maxSupportedVersion": 2}]
                for f in registered.values()), registered
     wait_until(lambda: active_controller(controllers) not in (old, -1), timeout=20, what="a new active controller")
     assert set(levels(nodes).values()) == {21}
@@ -183,7 +185,7 @@ def test_upgrade_moves_metadata_version_on_every_node(cluster37):
     r = javaclient.run("features", bootstrap, "describe")
     assert r.ok, r.explain()
     (desc,) = r.objects
-    assert desc["supported"] == {"metadata.version": [7, 21]}
+    assert desc["supported"] == {"metadata.version": [7, 21], "transaction.version": [0, 2]}
     assert desc["finalized"] == {"metadata.version": [21, 21]}
     assert desc["epoch"] >= 0
     r = javaclient.run("features", bootstrap, "update", "metadata.version", "22", "UPGRADE")

@@ -11,8 +11,8 @@ Against 3 controllers and 3 brokers, each its own process:
 - `runnel log-dirs describe --json` (as kafka-log-dirs --describe) reports the same, in Kafka's
   JSON shape; --broker-list and --topic-list narrow it; bad arguments and unknown brokers end
   with one sentence and exit status 1.
-- `runnel features describe` prints kafka-features' line for metadata.version (3.3-IV3 to
-  3.9-IV0, finalized 3.9-IV0, the epoch) and --json.
+- `runnel features describe` prints kafka-features' lines for metadata.version (3.3-IV3 to
+  3.9-IV0, finalized 3.9-IV0, the epoch) and transaction.version (0 to 2, finalized 2), and --json.
 - `runnel storage info` (as kafka-storage info) on the nodes' formatted dirs, on a config whose
   dirs are missing or unformatted, and on dirs formatted for two clusters.
 
@@ -185,14 +185,18 @@ def test_features_describe(cluster):
     p = runnel("features", "describe", "--bootstrap-server", brokers[1].bootstrap)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert len(lines) == 1, p.stdout
+    assert len(lines) == 2, p.stdout
     m = re.fullmatch(r"Feature: metadata\.version\tSupportedMinVersion: 3\.3-IV3\tSupportedMaxVersion: 3\.9-IV0\t"
                      r"FinalizedVersionLevel: 3\.9-IV0\tEpoch: (\d+)", lines[0])
     assert m, lines[0]
+    assert lines[1] == ("Feature: transaction.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 2\t"
+                        f"FinalizedVersionLevel: 2\tEpoch: {m.group(1)}"), lines[1]
     p = runnel("features", "describe", "--json", "--bootstrap-server", brokers[1].bootstrap)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    (f,) = out["features"]
+    f, tv = out["features"]
+    assert (tv["feature"], tv["supportedMinVersion"], tv["supportedMaxVersion"], tv["finalizedVersionLevel"]) == (
+        "transaction.version", 0, 2, 2)
     assert f["feature"] == "metadata.version"
     assert (f["supportedMinVersion"], f["supportedMaxVersion"], f["finalizedVersionLevel"]) == (7, 21, 21)
     assert f["finalizedVersion"] == "3.9-IV0"

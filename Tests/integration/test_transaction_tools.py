@@ -312,11 +312,13 @@ def test_idle_producers_expire(require_runnel, node_factory):
     b = node.bootstrap
     topic = unique("expire")
     create_topic(b, topic, 1)
+    # The transactional producer is set up first: its init_transactions waits for
+    # __transaction_state to be created, which can take longer than the idle producer's 2 s.
+    txn = Producer({"bootstrap.servers": b, "transactional.id": unique("expire-txn"), **QUIET})
+    txn.init_transactions(30)
     idle = Producer({"bootstrap.servers": b, "enable.idempotence": True, **QUIET})
     idle.produce(topic, b"once", partition=0)
     assert idle.flush(30) == 0
-    txn = Producer({"bootstrap.servers": b, "transactional.id": unique("expire-txn"), **QUIET})
-    txn.init_transactions(30)
     txn.begin_transaction()
     txn.produce(topic, b"open", partition=0)
     assert txn.flush(30) == 0
