@@ -19,6 +19,7 @@ extension MetadataImage {
             image.topicIdsByName[t.name] = t.id
         }
         image.offlinePartitionCount = image.countOfflinePartitions()
+        (image.partitionsByBroker, image.leaderlessPartitions) = image.scanPartitionIndexes()
         for (resource, entries) in configs where !entries.isEmpty {
             var tree = TreeDictionary<String, String>()
             for (k, v) in entries { tree[k] = v }
