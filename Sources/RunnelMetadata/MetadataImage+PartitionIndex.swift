@@ -58,13 +58,20 @@ extension MetadataImage {
     func scanPartitionIndexes() -> (byBroker: TreeDictionary<Int32, PartitionsByTopic>, leaderless: PartitionsByTopic) {
         var byBroker: TreeDictionary<Int32, PartitionsByTopic> = [:]
         var leaderless: PartitionsByTopic = [:]
+        // A topic's partitions are gathered by broker first and stored once per broker: a
+        // million partitions of RF 3 make a few hundred thousand index entries, not three
+        // million insertions (this scan is part of loading a snapshot).
+        var gathered: [Int32: [Int32]] = [:]
+        var withoutLeader: [Int32] = []
         for topic in topicsById.values {
+            gathered.removeAll(keepingCapacity: true)
+            withoutLeader.removeAll(keepingCapacity: true)
             for (index, p) in topic.partitions {
-                for broker in Self.namedBrokers(p) {
-                    byBroker[broker, default: [:]][topic.id, default: []].insert(index)
-                }
-                if p.leader < 0 { leaderless[topic.id, default: []].insert(index) }
+                for broker in Self.namedBrokers(p) { gathered[broker, default: []].append(index) }
+                if p.leader < 0 { withoutLeader.append(index) }
             }
+            for (broker, indexes) in gathered { byBroker[broker, default: [:]][topic.id] = TreeSet(indexes) }
+            if !withoutLeader.isEmpty { leaderless[topic.id] = TreeSet(withoutLeader) }
         }
         return (byBroker, leaderless)
     }
