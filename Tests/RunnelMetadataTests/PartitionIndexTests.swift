@@ -135,16 +135,33 @@ import Testing
         #expect(again.offlinePartitionCount == 0)
     }
 
+    /// `randomRecords` never takes a leader away; this adds changes that leave some partitions
+    /// without one (and some that give it back), so the leaderless index has work.
+    static func withLeaderless(_ records: [MetadataRecord], _ rng: inout SeededRandom) -> [MetadataRecord] {
+        var out = records
+        for case .partition(let p) in records where rng.next() % 3 == 0 {
+            out.append(
+                .partitionChange(PartitionChangeRecord(partitionId: p.partitionId, topicId: p.topicId, leader: -1)))
+            if rng.next() % 4 == 0 {
+                out.append(
+                    .partitionChange(
+                        PartitionChangeRecord(partitionId: p.partitionId, topicId: p.topicId, isr: [2], leader: 2)))
+            }
+        }
+        return out
+    }
+
     @Test("random histories keep the indexes equal to a scan, in every delta size", arguments: [1, 7, 1000])
     func randomHistories(recordsPerDelta: Int) {
         for seed: UInt64 in 1...20 {
             var rng = SeededRandom(seed: seed)
-            let records = randomRecords(&rng, count: 300)
+            let records = Self.withLeaderless(randomRecords(&rng, count: 300), &rng)
             var image = MetadataImage.empty
             for start in stride(from: 0, to: records.count, by: recordsPerDelta) {
                 image = Self.replay(image, Array(records[start..<min(start + recordsPerDelta, records.count)]))
             }
             let scanned = image.scanPartitionIndexes()
+            #expect(!image.leaderlessPartitions.isEmpty || seed > 3, "seed \(seed) leaves some partition leaderless")
             #expect(image.partitionsByBroker == scanned.byBroker, "seed \(seed)")
             #expect(image.leaderlessPartitions == scanned.leaderless, "seed \(seed)")
         }
@@ -185,7 +202,7 @@ import Testing
         var compared = 0
         for seed: UInt64 in 1...40 {
             var rng = SeededRandom(seed: seed)
-            var records = randomRecords(&rng, count: 200)
+            var records = Self.withLeaderless(randomRecords(&rng, count: 200), &rng)
             // Some topics elect uncleanly.
             for case .topic(let t) in records where rng.next() % 3 == 0 {
                 records.append(
