@@ -169,16 +169,12 @@ public enum SQLiteSnapshot {
                 try db.execute(sql: "PRAGMA synchronous = OFF")
                 try db.execute(sql: "PRAGMA cache_size = -262144")
             }
+            // The checksum walks every record on a thread of its own while SQLite takes the rows;
+            // the snapshot row that holds it goes in last.
+            let checksum = BackgroundChecksum(image)
             let queue = try DatabaseQueue(path: temp, configuration: config)
             try queue.write { db in
                 try db.execute(sql: schema)
-                try db.execute(
-                    sql: "INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [
-                        schemaVersion, clusterId, endOffset, epoch, image.provenance.lastOffset,
-                        image.provenance.lastEpoch,
-                        image.provenance.recordCount, lastContainedTimestamp, String(image.contentChecksum, radix: 16),
-                    ])
                 for name in image.features.keys.sorted() {
                     try db.execute(sql: "INSERT INTO features VALUES (?, ?)", arguments: [name, image.features[name]!])
                 }
@@ -298,6 +294,13 @@ public enum SQLiteSnapshot {
                             ])
                     }
                 }
+                try db.execute(
+                    sql: "INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        schemaVersion, clusterId, endOffset, epoch, image.provenance.lastOffset,
+                        image.provenance.lastEpoch,
+                        image.provenance.recordCount, lastContainedTimestamp, String(checksum.wait(), radix: 16),
+                    ])
             }
             try queue.close()
             try syncFile(temp)
@@ -571,6 +574,26 @@ public enum SQLiteSnapshot {
         } catch {
             throw SnapshotError("SQL error: \(error)")
         }
+    }
+}
+
+/// An image's content checksum computed on a thread of its own. `wait()` blocks until it is
+/// done; the semaphore orders the thread's write of `value` before the read.
+final class BackgroundChecksum: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var value: UInt64 = 0
+
+    init(_ image: MetadataImage) {
+        Thread.detachNewThread { [self] in
+            value = image.contentChecksum
+            done.signal()
+        }
+    }
+
+    /// The checksum, once computed. Call once.
+    func wait() -> UInt64 {
+        done.wait()
+        return value
     }
 }
 
