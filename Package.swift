@@ -121,6 +121,8 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API for binding a million rows' parameters without boxing them.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),

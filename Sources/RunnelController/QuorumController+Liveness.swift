@@ -40,13 +40,24 @@ extension QuorumController {
     /// live ISR member (in replica order), brokers gone leave the ISR (never emptying it), and
     /// leaderless partitions take a live ISR member back. With `unclean.leader.election.enable`
     /// a partition with no live ISR member takes any live replica, recorded as recovering.
+    ///
+    /// Only partitions that name a broker outside `live` (as a replica, ISR member or leader) or
+    /// have no leader can change, so those are the ones looked at, through the image's partition
+    /// indexes: fencing one broker of a million-partition cluster walks that broker's partitions.
+    /// Changes come in topic name order, then partition order.
     public func electionChanges(image: MetadataImage, live: Set<Int32>) -> [PartitionChangeRecord] {
+        var candidates: [KafkaUUID: Set<Int32>] = [:]
+        for (broker, topics) in image.partitionsByBroker where !live.contains(broker) {
+            for (topicId, indexes) in topics { candidates[topicId, default: []].formUnion(indexes) }
+        }
+        for (topicId, indexes) in image.leaderlessPartitions { candidates[topicId, default: []].formUnion(indexes) }
+        let topics = candidates.keys.compactMap { image.topic(id: $0) }.sorted { $0.name < $1.name }
         var changes: [PartitionChangeRecord] = []
-        for name in image.topicNames {
-            guard let topic = image.topic(named: name) else { continue }
+        for topic in topics {
+            let name = topic.name
             let unclean = resolver.topicValue("unclean.leader.election.enable", topic: name, image: image) == "true"
-            for index in topic.partitions.keys.sorted() {
-                let p = topic.partitions[index]!
+            for index in candidates[topic.id]!.sorted() {
+                guard let p = topic.partitions[index] else { continue }
                 var isr = p.isr.filter { live.contains($0) }
                 if isr.isEmpty {
                     // Keep the last ISR member: it may hold data no one else has.
@@ -120,10 +131,10 @@ extension QuorumController {
             }
             after = delta2.apply()
         }
-        let leadsAny = after.topicsById.values.contains { t in t.partitions.values.contains { $0.leader == id.rawValue }
-        }
+        // Asked only of a broker shutting down, and of its own partitions only.
         let response = BrokerHeartbeatResponse(
-            errorCode: 0, isCaughtUp: caughtUp, isFenced: fenced, shouldShutDown: shuttingDown && !leadsAny)
+            errorCode: 0, isCaughtUp: caughtUp, isFenced: fenced,
+            shouldShutDown: shuttingDown && !after.leadsAnyPartition(id.rawValue))
         return ControllerResult(records: records, response: response)
     }
 

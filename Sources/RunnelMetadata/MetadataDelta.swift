@@ -51,6 +51,13 @@ public struct MetadataDelta: Sendable {
     public mutating func replay(_ record: MetadataRecord, offset: Int64, epoch: Int32) {
         switch record {
         case .topic(let r):
+            // A TopicRecord for a topic id already present starts it afresh, without partitions.
+            if let old = next.topicsById[r.topicId] {
+                for (index, p) in old.partitions {
+                    next.reindex(topicId: r.topicId, index: index, was: p, now: nil)
+                    if p.leader < 0 { next.offlinePartitionCount -= 1 }
+                }
+            }
             next.topicsById[r.topicId] = TopicImage(id: r.topicId, name: r.name)
             next.topicIdsByName[r.name] = r.topicId
             changedTopics.insert(r.topicId)
@@ -63,6 +70,7 @@ public struct MetadataDelta: Sendable {
             if let was = next.topicsById[r.topicId].map({ $0.partitions[r.partitionId] }) {
                 let registration = PartitionRegistration(r)
                 countOffline(was: was, now: registration)
+                next.reindex(topicId: r.topicId, index: r.partitionId, was: was, now: registration)
                 next.topicsById[r.topicId]!.partitions[r.partitionId] = registration
                 changedTopics.insert(r.topicId)
             }
@@ -70,12 +78,14 @@ public struct MetadataDelta: Sendable {
             if let current = next.topicsById[r.topicId]?.partitions[r.partitionId] {
                 let merged = current.merging(r)
                 countOffline(was: current, now: merged)
+                next.reindex(topicId: r.topicId, index: r.partitionId, was: current, now: merged)
                 next.topicsById[r.topicId]!.partitions[r.partitionId] = merged
                 changedTopics.insert(r.topicId)
             }
         case .removeTopic(let r):
             if let topic = next.topicsById.removeValue(forKey: r.topicId) {
                 next.offlinePartitionCount -= topic.partitions.values.filter { $0.leader < 0 }.count
+                for (index, p) in topic.partitions { next.reindex(topicId: r.topicId, index: index, was: p, now: nil) }
                 next.topicIdsByName.removeValue(forKey: topic.name)
                 let resource = ConfigResource(.topic, topic.name)
                 if next.configs.removeValue(forKey: resource) != nil { changedConfigs.insert(resource) }
@@ -183,6 +193,7 @@ public struct MetadataDelta: Sendable {
         assert(
             next.offlinePartitionCount == next.countOfflinePartitions(),
             "the kept offline partition count \(next.offlinePartitionCount) is not the image's")
+        assert(next.partitionIndexesAreConsistent(), "the kept partition indexes are not what a full scan finds")
         return next
     }
 

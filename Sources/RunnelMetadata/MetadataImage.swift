@@ -321,6 +321,13 @@ public struct MetadataImage: Sendable, Equatable {
     /// than counted: a count over a million partitions on every commit would be the commit's cost.
     public internal(set) var offlinePartitionCount: Int = 0
 
+    /// Every partition by each broker it names (replicas, ISR, leader): broker id, then topic
+    /// id, then partition indexes. Kept by every delta (`MetadataImage+PartitionIndex.swift`).
+    public internal(set) var partitionsByBroker: TreeDictionary<Int32, PartitionsByTopic> = [:]
+
+    /// Partitions without a leader, by topic id; kept by every delta.
+    public internal(set) var leaderlessPartitions: PartitionsByTopic = [:]
+
     /// The count above, by a walk over every partition (building an image from a snapshot, and
     /// checking the kept one).
     func countOfflinePartitions() -> Int {

@@ -13,11 +13,17 @@ public enum MetadataRecordFrame {
 
     public static func encode(_ record: MetadataRecord, version: Int16) -> ByteBuffer {
         var w = WireWriter(capacity: 64)
+        write(record, version: version, to: &w)
+        return w.bytes
+    }
+
+    /// Appends `record`, framed at `version`, to `w`: what `encode` returns, without a buffer of
+    /// its own (a walk over a million records reuses one).
+    public static func write(_ record: MetadataRecord, version: Int16, to w: inout WireWriter) {
         w.writeUnsignedVarint(frameVersion)
         w.writeUnsignedVarint(UInt32(record.recordType))
         w.writeUnsignedVarint(UInt32(version))
         record.write(to: &w, version: version)
-        return w.bytes
     }
 
     /// Decodes a framed record; throws on an unknown frame version, type or version.

@@ -161,8 +161,18 @@ struct MetadataScale {
         return image
     }
 
+    /// The build configuration compiled into this binary: figures from a debug build are not
+    /// comparable with a release build's.
+    #if DEBUG
+    static let buildConfiguration = "debug"
+    #else
+    static let buildConfiguration = "release"
+    #endif
+
     /// The figures of one run.
     struct Report: Encodable {
+        /// "release" or "debug" (`MetadataScale.buildConfiguration`).
+        var buildConfiguration: String
         var partitions: Int
         var topics: Int
         var brokers: Int
@@ -191,7 +201,7 @@ struct MetadataScale {
             let mb = Double(snapshotBytes) / 1e6
             return [
                 "metadata scale: \(partitions) partitions (\(topics) topics, RF \(replicationFactor), "
-                    + "\(brokers) brokers), \(records) records",
+                    + "\(brokers) brokers), \(records) records, \(buildConfiguration) build",
                 "  replay (standby/broker path)   \(f(replayMs)) ms  (\(f(replayRecordsPerSecond)) records/s)",
                 "  snapshot write                 \(f(snapshotWriteMs)) ms  (target < 5000 ms)  "
                     + String(format: "%.1f MB file", mb),
@@ -241,7 +251,8 @@ struct MetadataScale {
 
         let n = Double(partitionCount)
         return Report(
-            partitions: partitionCount, topics: topics, brokers: brokers, replicationFactor: replicationFactor,
+            buildConfiguration: Self.buildConfiguration, partitions: partitionCount, topics: topics, brokers: brokers,
+            replicationFactor: replicationFactor,
             records: records, replayMs: replayMs, replayRecordsPerSecond: Double(records) / max(replayMs / 1000, 1e-9),
             snapshotWriteMs: writeMs, snapshotLoadMs: loadMs, snapshotBytes: bytes,
             failoverMs: failover.resetMs + failover.sessionsMs + failover.heartbeatsMs,

@@ -39,6 +39,14 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let report = try Self.scale.measure(directory: directory, keepSnapshot: true)
         #expect(report.verified)
+        // The report says how the code was compiled, not where the binary lies.
+        #if DEBUG
+        let configuration = "debug"
+        #else
+        let configuration = "release"
+        #endif
+        #expect(report.buildConfiguration == configuration)
+        #expect(report.lines[0].hasSuffix("\(configuration) build"))
         #expect(report.partitions == 1000)
         #expect(report.records == 1041)
         #expect(report.snapshotBytes > 0)

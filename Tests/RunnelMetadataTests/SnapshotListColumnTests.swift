@@ -18,6 +18,21 @@ import Testing
         #expect(SQLiteSnapshot.ints(text) == Self.general(text))
     }
 
+    @Test("the writer's list text is the integers in decimal joined by commas, byte for byte")
+    func writerText() {
+        let lists: [[Int32]] = [
+            [], [0], [1], [3, 1, 2], [10, 100, 1000], [Int32.max, Int32.min, 0, -1], [-7, 9, -10, 1_000_000_000],
+        ]
+        var scratch: [UInt8] = [UInt8(ascii: "x")]
+        for list in lists {
+            let expected = list.map(String.init).joined(separator: ",")
+            #expect(SQLiteSnapshot.list(list) == expected)
+            scratch.removeAll(keepingCapacity: true)
+            SQLiteSnapshot.appendList(list, to: &scratch)
+            #expect(scratch == Array(expected.utf8))
+        }
+    }
+
     @Test("what the writer writes reads back")
     func roundTrip() {
         for list: [Int32] in [[], [1], [3, 1, 2], [Int32.max, Int32.min, 0, -1]] {
