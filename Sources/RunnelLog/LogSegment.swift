@@ -8,8 +8,8 @@ import RunnelWire
 final class LogSegment {
     let baseOffset: Int64
     let log: any DiskFile
-    let offsetIndexFile: any DiskFile
-    let timeIndexFile: any DiskFile
+    let offsetIndexFile: SegmentIndexFile
+    let timeIndexFile: SegmentIndexFile
     let directory: String
     let disk: any Disk
 
@@ -63,21 +63,25 @@ final class LogSegment {
         self.disk = disk
         self.createdMs = nowMs
         log = try disk.open(directory + "/" + Self.fileName(baseOffset, ".log"), create: create)
-        offsetIndexFile = try disk.open(directory + "/" + Self.fileName(baseOffset, ".index"), create: true)
-        timeIndexFile = try disk.open(directory + "/" + Self.fileName(baseOffset, ".timeindex"), create: true)
+        offsetIndexFile = SegmentIndexFile(disk: disk, path: directory + "/" + Self.fileName(baseOffset, ".index"))
+        timeIndexFile = SegmentIndexFile(disk: disk, path: directory + "/" + Self.fileName(baseOffset, ".timeindex"))
         size = try log.size()
         nextOffset = baseOffset
         try loadTransactionIndex()
         if try rebuild || !loadIndexes() {
             try recover(previousEpoch: previousEpoch)
         }
+        // The indexes are in memory now: their files open again when an entry is added.
+        releaseIndexFiles()
+        try offsetIndexFile.create()
+        try timeIndexFile.create()
     }
 
     /// A segment over files already written and synced (the cleaner's output, renamed into
     /// place): the indexes come from `index`, built while the bytes were written.
     init(
         directory: String, baseOffset: Int64, disk: any Disk, createdMs: Int64, log: any DiskFile,
-        offsetIndexFile: any DiskFile, timeIndexFile: any DiskFile, index: SegmentIndexBuilder
+        offsetIndexFile: SegmentIndexFile, timeIndexFile: SegmentIndexFile, index: SegmentIndexBuilder
     ) {
         precondition(
             index.baseOffset == baseOffset, "the index was built for segment \(index.baseOffset), not \(baseOffset)")
@@ -540,13 +544,20 @@ final class LogSegment {
         txnIndexFile?.close()
     }
 
-    /// Closes and removes the segment's files.
+    /// Closes the index files' descriptors (synced first if written since their last sync): a
+    /// segment no longer written, or one just loaded, needs them only when an entry is added.
+    func releaseIndexFiles() {
+        offsetIndexFile.release()
+        timeIndexFile.release()
+    }
+
+    /// Closes and removes the segment's files (an index file never written may not exist).
     func delete() throws {
         close()
-        for suffix in [".log", ".index", ".timeindex"] {
-            try disk.remove(directory + "/" + Self.fileName(baseOffset, suffix))
+        try disk.remove(directory + "/" + Self.fileName(baseOffset, ".log"))
+        for path in [offsetIndexFile.path, timeIndexFile.path, txnIndexPath] where disk.exists(path) {
+            try disk.remove(path)
         }
-        if disk.exists(txnIndexPath) { try disk.remove(txnIndexPath) }
     }
 }
 

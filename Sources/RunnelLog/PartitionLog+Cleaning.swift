@@ -269,14 +269,15 @@ extension PartitionLog {
             guard isCurrentLocked(snapshot), let i = segments.firstIndex(where: { $0 === snapshot.segment }) else {
                 return false
             }
-            try disk.remove(path(".index"))
-            try disk.remove(path(".timeindex"))
+            for suffix in [".index", ".timeindex"] where disk.exists(path(suffix)) { try disk.remove(path(suffix)) }
             try disk.syncDirectory(directory)
             try disk.rename(path(".log.cleaned"), to: path(".log"))
             done = true
             let replacement = LogSegment(
                 directory: directory, baseOffset: base, disk: disk, createdMs: snapshot.segment.createdMs,
-                log: log, offsetIndexFile: offsetIndex, timeIndexFile: timeIndex, index: writer.index)
+                log: log, offsetIndexFile: SegmentIndexFile(disk: disk, path: path(".index"), open: offsetIndex),
+                timeIndexFile: SegmentIndexFile(disk: disk, path: path(".timeindex"), open: timeIndex),
+                index: writer.index)
             segments[i] = replacement
             installed = true
             // Reads in flight hold their own descriptors (file regions): closing is safe.
@@ -284,6 +285,7 @@ extension PartitionLog {
             try disk.rename(path(".index.cleaned"), to: path(".index"))
             try disk.rename(path(".timeindex.cleaned"), to: path(".timeindex"))
             try disk.syncDirectory(directory)
+            replacement.releaseIndexFiles()
             return true
         }
         guard swapped else {

@@ -1115,10 +1115,12 @@ public final class PartitionLog: @unchecked Sendable {
                 segmentsCreatedSinceFlush = false
                 return (pending, active, end, created, truncations)
             }
-        // Rolled segments are final: sync their indexes too. The active one syncs its log only.
+        // Rolled segments are final: sync their indexes too, and close them (they open again
+        // only if a truncation rewrites them). The active one syncs its log only.
         for segment in toSync {
             do {
                 try segment.sync(indexes: segment !== active)
+                if segment !== active { segment.releaseIndexFiles() }
             } catch  where lock.withLock({ closed || !segments.contains { $0 === segment } }) {
                 continue
             }

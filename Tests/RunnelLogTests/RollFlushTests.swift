@@ -85,6 +85,48 @@ struct RollFlushTests {
         try log.close()
     }
 
+    @Test(
+        "index files hold a descriptor only while entries are added: opened by an append, closed once their segment is rolled and synced, and after a load"
+    )
+    func indexFilesOpenOnlyWhileWritten() throws {
+        let dir = tempDir()
+        let log = try PartitionLog(
+            topicPartition: tp, directory: dir, config: LogConfig(), disk: SyncRecordingDisk(), nowMs: 0)
+        func open(_ i: Int) -> (Bool, Bool) {
+            log.lock.withLock { (log.segments[i].offsetIndexFile.isOpen, log.segments[i].timeIndexFile.isOpen) }
+        }
+        #expect(open(0) == (false, false), "a new segment has no index entry to write")
+        for ext in [".index", ".timeindex"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/00000000000000000000" + ext), "Kafka's layout")
+        }
+        let (payload, infos) = clientBatch(3, tag: "a-")
+        _ = try log.appendAsLeader(payload, batches: infos, leaderEpoch: 1, nowMs: 0)
+        #expect(open(0) == (true, true), "the first batch's entries were written")
+        try log.roll(nowMs: 0)
+        #expect(open(1) == (false, false))
+        #expect(try log.flushIfDue(nowMs: 1))
+        #expect(open(0) == (false, false), "rolled and synced: closed")
+        let (more, moreInfos) = clientBatch(2, tag: "b-")
+        _ = try log.appendAsLeader(more, batches: moreInfos, leaderEpoch: 1, nowMs: 0)
+        let indexes = log.lock.withLock {
+            log.segments.map { $0.offsetIndex.map { [$0.relativeOffset, $0.position] } }
+        }
+        try log.close()
+
+        let reopened = try PartitionLog(
+            topicPartition: tp, directory: dir, config: LogConfig(), disk: SyncRecordingDisk(), nowMs: 0)
+        #expect(
+            reopened.lock.withLock {
+                reopened.segments.map { $0.offsetIndex.map { [$0.relativeOffset, $0.position] } }
+            }
+                == indexes, "the indexes load from their files")
+        #expect(
+            reopened.lock.withLock {
+                reopened.segments.allSatisfy { !$0.offsetIndexFile.isOpen && !$0.timeIndexFile.isOpen }
+            })
+        try reopened.close()
+    }
+
     @Test("with flush.messages reached, the whole log is synced, the active segment too")
     func policySyncsActive() throws {
         var config = LogConfig()
