@@ -63,6 +63,16 @@ final class TransactionHostFixture: @unchecked Sendable {
             allocator: ByteBufferAllocator())
     }
 
+    /// InitProducerId v4 for transactional id `id` with no producer id yet (a new producer, or
+    /// one that fences the last).
+    func initProducer(_ id: String) throws -> InitProducerIdResponse {
+        var request = InitProducerIdRequest(transactionalId: id, transactionTimeoutMs: 60_000)
+        request.producerId = -1
+        request.producerEpoch = -1
+        return try answer(
+            host.initProducerId(request, version: 4, context: context), as: InitProducerIdResponse.self, version: 4)
+    }
+
     func answer<M: ResponseMessage>(_ outcome: RequestOutcome, as: M.Type, version: Int16) throws -> M {
         let response: OutgoingResponse
         switch outcome {
@@ -139,18 +149,9 @@ struct TransactionHostTests {
         let f = try TransactionHostFixture()
         f.host.leadershipChanged(leading: [0: 0], on: f.loop)
         f.loop.run()
-        var initRequest = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
-        initRequest.producerId = -1
-        initRequest.producerEpoch = -1
-        _ = try f.answer(
-            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
-            version: 4)
-        let old = try f.answer(
-            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
-            version: 4)
-        let new = try f.answer(
-            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
-            version: 4)
+        _ = try f.initProducer("t")
+        let old = try f.initProducer("t")
+        let new = try f.initProducer("t")
         #expect(
             old.errorCode == 0 && new.errorCode == 0 && new.producerId == old.producerId
                 && new.producerEpoch == old.producerEpoch + 1,
@@ -194,7 +195,7 @@ struct TransactionHostTests {
 
         // KIP-360 recovery with an epoch that is neither the current nor the previous one.
         func recover(version: Int16) throws -> Int16 {
-            var request = initRequest
+            var request = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
             request.producerId = new.producerId
             request.producerEpoch = new.producerEpoch + 5
             return try f.answer(
@@ -222,15 +223,8 @@ struct TransactionHostTests {
         let f = try TransactionHostFixture()
         f.host.leadershipChanged(leading: [0: 0], on: f.loop)
         f.loop.run()
-        var initRequest = InitProducerIdRequest(transactionalId: "t", transactionTimeoutMs: 60_000)
-        initRequest.producerId = -1
-        initRequest.producerEpoch = -1
-        _ = try f.answer(
-            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
-            version: 4)
-        let granted = try f.answer(
-            f.host.initProducerId(initRequest, version: 4, context: f.context), as: InitProducerIdResponse.self,
-            version: 4)
+        _ = try f.initProducer("t")
+        let granted = try f.initProducer("t")
         #expect(granted.errorCode == 0)
         final class Answer: @unchecked Sendable { var code: ErrorCode? }
         func add(_ id: String, epoch: Int16, _ partitions: Set<TopicPartition>) -> ErrorCode? {
