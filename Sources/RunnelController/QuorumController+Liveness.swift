@@ -58,26 +58,37 @@ extension QuorumController {
             let unclean = resolver.topicValue("unclean.leader.election.enable", topic: name, image: image) == "true"
             for index in candidates[topic.id]!.sorted() {
                 guard let p = topic.partitions[index] else { continue }
-                var isr = p.isr.filter { live.contains($0) }
-                if isr.isEmpty {
-                    // Keep the last ISR member: it may hold data no one else has.
-                    isr = p.leader >= 0 ? [p.leader] : Array(p.isr.prefix(1))
+                if let change = Self.electionChange(
+                    p, partitionId: index, topicId: topic.id, live: live, unclean: unclean)
+                {
+                    changes.append(change)
                 }
-                var next = p
-                next.isr = isr
-                if p.leader < 0 || !live.contains(p.leader) {
-                    if let first = p.replicas.first(where: { isr.contains($0) && live.contains($0) }) {
-                        next.leader = first
-                    } else if unclean, let any = p.replicas.first(where: { live.contains($0) }) {
-                        (next.leader, next.isr, next.leaderRecoveryState) = (any, [any], 1)
-                    } else {
-                        next.leader = PartitionChange.noLeader
-                    }
-                }
-                if let change = p.change(to: next, partitionId: index, topicId: topic.id) { changes.append(change) }
             }
         }
         return changes
+    }
+
+    /// The change one partition needs for the live set `live` (see `electionChanges`), if any.
+    public static func electionChange(
+        _ p: PartitionRegistration, partitionId: Int32, topicId: KafkaUUID, live: Set<Int32>, unclean: Bool
+    ) -> PartitionChangeRecord? {
+        var isr = p.isr.filter { live.contains($0) }
+        if isr.isEmpty {
+            // Keep the last ISR member: it may hold data no one else has.
+            isr = p.leader >= 0 ? [p.leader] : Array(p.isr.prefix(1))
+        }
+        var next = p
+        next.isr = isr
+        if p.leader < 0 || !live.contains(p.leader) {
+            if let first = p.replicas.first(where: { isr.contains($0) && live.contains($0) }) {
+                next.leader = first
+            } else if unclean, let any = p.replicas.first(where: { live.contains($0) }) {
+                (next.leader, next.isr, next.leaderRecoveryState) = (any, [any], 1)
+            } else {
+                next.leader = PartitionChange.noLeader
+            }
+        }
+        return p.change(to: next, partitionId: partitionId, topicId: topicId)
     }
 
     /// BrokerHeartbeat: unfences a registered broker once its metadata has caught up to its own

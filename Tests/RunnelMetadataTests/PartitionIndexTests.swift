@@ -168,7 +168,7 @@ import Testing
     }
 
     /// `electionChanges` as it was before the indexes: every partition of every topic, in topic
-    /// name order.
+    /// name order, each decided by the same rule.
     static func electionChangesByFullWalk(
         _ c: QuorumController, image: MetadataImage, live: Set<Int32>
     ) -> [PartitionChangeRecord] {
@@ -177,21 +177,11 @@ import Testing
             let topic = image.topic(named: name)!
             let unclean = c.resolver.topicValue("unclean.leader.election.enable", topic: name, image: image) == "true"
             for index in topic.partitions.keys.sorted() {
-                let p = topic.partitions[index]!
-                var isr = p.isr.filter { live.contains($0) }
-                if isr.isEmpty { isr = p.leader >= 0 ? [p.leader] : Array(p.isr.prefix(1)) }
-                var next = p
-                next.isr = isr
-                if p.leader < 0 || !live.contains(p.leader) {
-                    if let first = p.replicas.first(where: { isr.contains($0) && live.contains($0) }) {
-                        next.leader = first
-                    } else if unclean, let any = p.replicas.first(where: { live.contains($0) }) {
-                        (next.leader, next.isr, next.leaderRecoveryState) = (any, [any], 1)
-                    } else {
-                        next.leader = PartitionChange.noLeader
-                    }
+                if let change = QuorumController.electionChange(
+                    topic.partitions[index]!, partitionId: index, topicId: topic.id, live: live, unclean: unclean)
+                {
+                    changes.append(change)
                 }
-                if let change = p.change(to: next, partitionId: index, topicId: topic.id) { changes.append(change) }
             }
         }
         return changes
