@@ -115,7 +115,8 @@ extension Broker {
                 }
             }
         }
-        guard version >= Self.txnOffsetCommitAddsPartitionSince, groups.check(r.groupId) == nil,
+        let adding = version >= Self.txnOffsetCommitAddsPartitionSince
+        guard adding || settings.transactionPartitionVerification, groups.check(r.groupId) == nil,
             let offsets = image.topic(named: OffsetsTopic.name), offsets.partitionCount > 0,
             r.topics.contains(where: { t in
                 t.partitions.contains { refused[TopicPartition(t.name, $0.partitionIndex)] == nil }
@@ -123,21 +124,40 @@ extension Broker {
         else {
             return groups.txnOffsetCommit(r, version: version, context: context, refused: refused)
         }
-        // Transactions v2 (KIP-890 part 2): the producer sent no AddOffsetsToTxn, so the group's
-        // `__consumer_offsets` partition joins the transaction here, before the offsets are
-        // written, as Kafka's group coordinator does through its transactional write's
-        // verification (AddPartitionsToTxn v5 without verify-only).
+        // KIP-890: the group's `__consumer_offsets` partition must be in the producer's
+        // transaction before the offsets are written. Transactions v2 (part 2): the producer sent
+        // no AddOffsetsToTxn, so the partition joins the transaction here (AddPartitionsToTxn v5
+        // without verify-only, as Kafka's group coordinator does through its transactional
+        // write's verification). Before v2 (part 1): the coordinator is asked whether
+        // AddOffsetsToTxn added it. Either way the write goes under the guard taken here first, so
+        // a marker that ends the transaction meanwhile (a timed-out transaction aborted) refuses
+        // the write instead of leaving a transaction open that nobody would end.
         let groupPartition = TopicPartition(
             OffsetsTopic.name, OffsetsTopic.partition(for: r.groupId, partitions: Int32(offsets.partitionCount)))
+        guard let local = partition(groupPartition) else {
+            return groups.txnOffsetCommit(r, version: version, context: context, refused: refused)
+        }
+        guard
+            let verificationGuard = local.log.startTransactionVerification(
+                producerId: r.producerId, epoch: r.producerEpoch, nowMs: clock.wallMs())
+        else {
+            // The producer's transaction is open on the partition already: nothing to ask.
+            return groups.txnOffsetCommit(
+                r, version: version, context: context, refused: refused, verification: .verified(nil))
+        }
         let allocator = context.allocator
         let refusedPartitions = refused
         let future = addOrVerifyTransaction(
-            r.transactionalId, producerId: r.producerId, epoch: r.producerEpoch, [groupPartition], adding: true,
+            r.transactionalId, producerId: r.producerId, epoch: r.producerEpoch, [groupPartition], adding: adding,
             eventLoop: context.eventLoop
         ).flatMap { [self] errors -> EventLoopFuture<OutgoingResponse> in
             let error = errors[groupPartition] ?? .unknownServerError
             guard error == .none else {
-                let code = GroupHost.clientCode(Self.produceError(forVerification: error, produceVersion: 12).0)
+                BrokerMetrics.transactionVerificationFailures.increment()
+                // TRANSACTION_ABORTABLE is TxnOffsetCommit v4's (KIP-890); older versions get
+                // INVALID_TXN_STATE, as Produce before v11 does.
+                let asProduce: Int16 = version >= 4 ? 12 : 10
+                let code = GroupHost.clientCode(Self.produceError(forVerification: error, produceVersion: asProduce).0)
                 var response = TxnOffsetCommitResponse()
                 response.topics = r.topics.map { t in
                     .init(
@@ -152,7 +172,10 @@ extension Broker {
                 return context.eventLoop.makeSucceededFuture(
                     OutgoingResponse(response, version: version, allocator: allocator))
             }
-            switch groups.txnOffsetCommit(r, version: version, context: context, refused: refusedPartitions) {
+            switch groups.txnOffsetCommit(
+                r, version: version, context: context, refused: refusedPartitions,
+                verification: .verified(verificationGuard))
+            {
             case .respondNow(let response): return context.eventLoop.makeSucceededFuture(response)
             case .respond(let answer): return answer
             case .noResponse, .noResponseThrottled, .close:

@@ -109,12 +109,13 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             settings: groupSettings, clock: clock, logger: logger,
             partitionCount: { Int32(box.withLockedValue { $0.topic(named: OffsetsTopic.name)?.partitionCount ?? 0 }) },
             partition: { groupsRef.broker?.partition(TopicPartition(OffsetsTopic.name, $0)) },
-            appendRecords: { entries, acks, timeoutMs, loop in
+            appendRecords: { entries, acks, timeoutMs, verification, loop in
                 guard let broker = groupsRef.broker else {
                     return .done(entries.map { _ in PartitionAppendResult(error: .notCoordinator) })
                 }
                 return broker.appendRecords(
-                    entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator, eventLoop: loop)
+                    entries, requiredAcks: acks, timeoutMs: timeoutMs, origin: .coordinator,
+                    verification: [0: verification], eventLoop: loop)
             })
         var transactionSettings = TransactionSettings()
         if let v = config["transaction.max.timeout.ms"].flatMap({ Int32($0) }) { transactionSettings.maxTimeoutMs = v }

@@ -1,6 +1,7 @@
 import NIOCore
 import RunnelCore
 import RunnelGroups
+import RunnelLog
 import RunnelWire
 
 /// The group coordinator's request handlers (Kafka's GroupCoordinator APIs): each checks that
@@ -190,9 +191,14 @@ extension GroupHost {
     /// answered once replicated. They stay pending in the producer's transaction (OffsetFetch does
     /// not return them; with `requireStable` it answers UNSTABLE_OFFSET_COMMIT) until the broker
     /// reports its marker with `transactionCompleted`. The caller has authorized the request;
-    /// `refused` are partitions it answers itself (not authorized, unknown), not written.
+    /// `refused` are partitions it answers itself (not authorized, unknown), not written;
+    /// `verification` is the guard the broker took before the transaction coordinator confirmed
+    /// the group's partition is in the transaction (KIP-890): a marker written since refuses the
+    /// write with INVALID_TXN_STATE rather than opening a transaction nobody would end.
     package func txnOffsetCommit(
-        _ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext, refused: [TopicPartition: ErrorCode] = [:]
+        _ r: TxnOffsetCommitRequest, version: Int16, context: RequestContext,
+        refused: [TopicPartition: ErrorCode] = [:],
+        verification: ProducerStateTable.Verification = .notRequired
     ) -> RequestOutcome {
         var response = TxnOffsetCommitResponse()
         response.topics = r.topics.map { t in
@@ -249,7 +255,8 @@ extension GroupHost {
         }
         run { c, _ in (c.commitStarted(groupId: r.groupId, partitions), []) }
         let future = append(
-            records, groupId: r.groupId, producer: (r.producerId, r.producerEpoch), on: context.eventLoop
+            records, groupId: r.groupId, producer: (r.producerId, r.producerEpoch), verification: verification,
+            on: context.eventLoop
         ).map { [self] at -> OutgoingResponse in
             runIfCoordinating(r.groupId) {
                 $0.transactionalOffsetsWritten(

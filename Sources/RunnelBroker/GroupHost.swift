@@ -33,10 +33,15 @@ package final class GroupHost: @unchecked Sendable {
     let partitionCount: @Sendable () -> Int32
     /// The local replica of a `__consumer_offsets` partition.
     let partition: @Sendable (Int32) -> Partition?
-    /// The broker's one append path (`Broker.appendRecords`), for writes to `__consumer_offsets`.
-    let appendRecords:
-        @Sendable ([(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64, any EventLoop) ->
-            AppendOutcome
+    /// The broker's one append path (`Broker.appendRecords`), for writes to `__consumer_offsets`;
+    /// the verification applies to the one entry a group write has (KIP-890, a transactional
+    /// offset commit's guard).
+    let appendRecords: AppendRecords
+    package typealias AppendRecords =
+        @Sendable (
+            [(TopicPartition, ByteBuffer?)], _ requiredAcks: Int16, _ timeoutMs: Int64,
+            ProducerStateTable.Verification, any EventLoop
+        ) -> AppendOutcome
     /// `offsets.commit.timeout.ms`
     package var commitTimeoutMs: Int64 = 5000
     /// A new member's id from its client id (or group instance id): Kafka's `<client id>-<uuid>`.
@@ -50,8 +55,7 @@ package final class GroupHost: @unchecked Sendable {
     package init(
         settings: GroupSettings, clock: any Clock, logger: Logger, partitionCount: @escaping @Sendable () -> Int32,
         partition: @escaping @Sendable (Int32) -> Partition?,
-        appendRecords:
-            @escaping @Sendable ([(TopicPartition, ByteBuffer?)], Int16, Int64, any EventLoop) -> AppendOutcome
+        appendRecords: @escaping AppendRecords
     ) {
         self.coordinator = GroupCoordinator(settings: settings)
         self.clock = clock
@@ -301,10 +305,11 @@ package final class GroupHost: @unchecked Sendable {
     /// they are replicated, or fails with the error a group client should see. With `producer`
     /// the batch is transactional, carries that producer id and epoch and sequence 0, as Kafka's
     /// GroupMetadataManager writes a TxnOffsetCommit (the log checks only its epoch: see
-    /// `ProducerStateTable.check`).
+    /// `ProducerStateTable.check`), under `verification`: the guard the broker took on the
+    /// partition before asking the transaction coordinator (KIP-890).
     func append(
         _ records: [(OffsetsTopic.Key, ByteBuffer?)], groupId: String, producer: (id: Int64, epoch: Int16)? = nil,
-        on eventLoop: any EventLoop
+        verification: ProducerStateTable.Verification = .notRequired, on eventLoop: any EventLoop
     ) -> EventLoopFuture<Int64> {
         let count = partitionCount()
         guard count > 0 else { return eventLoop.makeFailedFuture(GroupWriteError(code: .notCoordinator)) }
@@ -323,7 +328,7 @@ package final class GroupHost: @unchecked Sendable {
             precondition(result.baseOffset >= 0, "a successful append reports the offset it wrote at")
             return result.baseOffset
         }
-        switch appendRecords([(tp, batch)], -1, commitTimeoutMs, eventLoop) {
+        switch appendRecords([(tp, batch)], -1, commitTimeoutMs, verification, eventLoop) {
         case .done(let results):
             do {
                 return eventLoop.makeSucceededFuture(try settle(results))

@@ -130,7 +130,8 @@ public final class GroupSimulation: @unchecked Sendable {
         let partition = offsetsPartition!
         let host = GroupHost(
             settings: settings, clock: clock, logger: logger, partitionCount: { 1 }, partition: { _ in partition },
-            appendRecords: { [unowned self] entries, _, _, loop in write(entries, incarnation: incarnation, on: loop) })
+            appendRecords: { [unowned self] entries, _, _, _, loop in write(entries, incarnation: incarnation, on: loop)
+            })
         var faults = GroupFaults()
         faults.answerSyncBeforeStore = options.broken.contains(.answerSyncBeforeStore)
         faults.ackCommitBeforeWrite = options.broken.contains(.ackCommitBeforeWrite)

@@ -30,7 +30,7 @@ final class GroupHostFixture: @unchecked Sendable {
         host = GroupHost(
             settings: GroupSettings(), clock: FixedClock(), logger: Logger(label: "test"), partitionCount: { 1 },
             partition: { $0 == 0 ? partition : nil },
-            appendRecords: { entries, acks, _, _ in
+            appendRecords: { entries, acks, _, verification, _ in
                 // The broker's append path as the coordinators use it: origin .coordinator.
                 var result = PartitionAppendResult()
                 do {
@@ -38,7 +38,7 @@ final class GroupHostFixture: @unchecked Sendable {
                     let infos = try RecordBatches.validate(batch, maxBatchBytes: 1 << 20).get()
                     switch try partition.appendAsLeader(
                         batch, batches: infos, requiredAcks: acks, minInsyncReplicas: 1, nowMs: 1_000,
-                        monotonicMs: 1_000, origin: .coordinator)
+                        monotonicMs: 1_000, origin: .coordinator, verification: verification)
                     {
                     case .success(let info): result.baseOffset = info.firstOffset
                     case .failure(let code): result.error = code
@@ -83,7 +83,7 @@ final class GroupHostFixture: @unchecked Sendable {
     /// A TxnOffsetCommit of `t-0` (and `t-1` when `second` is given); the error per partition.
     func commit(
         _ offset: Int64, group: String = "g", epoch: Int16 = 0, second: String? = nil, generation: Int32 = -1,
-        member: String = "", version: Int16 = 3
+        member: String = "", version: Int16 = 3, verification: ProducerStateTable.Verification = .notRequired
     ) throws -> [Int16] {
         var partitions: [TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = [
             .init(partitionIndex: 0, committedOffset: offset, committedLeaderEpoch: 2, committedMetadata: "m")
@@ -95,7 +95,8 @@ final class GroupHostFixture: @unchecked Sendable {
             transactionalId: "tx", groupId: group, producerId: Self.producer, producerEpoch: epoch,
             generationId: generation, memberId: member, topics: [.init(name: "t", partitions: partitions)])
         let answer = try self.answer(
-            host.txnOffsetCommit(r, version: version, context: context), as: TxnOffsetCommitResponse.self,
+            host.txnOffsetCommit(r, version: version, context: context, verification: verification),
+            as: TxnOffsetCommitResponse.self,
             version: version)
         return answer.topics.flatMap(\.partitions).map(\.errorCode)
     }
@@ -191,6 +192,34 @@ struct GroupHostTests {
         let tooLarge = String(repeating: "x", count: GroupSettings().offsetMetadataMaxBytes + 1)
         #expect(try f.commit(2, second: tooLarge) == [0, ErrorCode.offsetMetadataTooLarge.rawValue])
         #expect(f.host.read { $0.group("g")?.pendingTransactionalOffsets[GroupHostFixture.producer]?.count } == 1)
+    }
+
+    @Test(
+        "a transactional offset write under a verification guard: taken when a marker ended the producer's transaction since the guard, refused with INVALID_TXN_STATE, and nothing left open"
+    )
+    func verificationGuard() throws {
+        let f = try GroupHostFixture()
+        f.lead()
+        let producer = GroupHostFixture.producer
+        // The coordinator confirmed the partition under this guard, and nothing ended since.
+        let held = try #require(
+            f.offsets.log.startTransactionVerification(producerId: producer, epoch: 0, nowMs: 1_000))
+        #expect(try f.commit(10, verification: .verified(held)) == [0])
+        // The transaction is open here now: a later write asks nothing (no guard) and is taken.
+        #expect(f.offsets.log.startTransactionVerification(producerId: producer, epoch: 0, nowMs: 1_000) == nil)
+        #expect(try f.commit(11, verification: .verified(nil)) == [0])
+        try f.marker(committed: true)
+        #expect(try f.fetch(requireStable: true).committedOffset == 11)
+
+        // A guard taken, then the coordinator's abort (a timed-out transaction) reaches the
+        // partition before the write: the write would open a transaction nobody ends.
+        let stale = try #require(
+            f.offsets.log.startTransactionVerification(producerId: producer, epoch: 0, nowMs: 1_000))
+        try f.marker(committed: false)
+        #expect(try f.commit(12, verification: .verified(stale)) == [ErrorCode.invalidTxnState.rawValue])
+        #expect(f.offsets.log.producerStateTable.firstUndecidedOffset == nil, "no transaction left open")
+        #expect(try f.fetch(requireStable: true).committedOffset == 11)
+        #expect(try f.fetch(requireStable: true).errorCode == 0, "nothing pending for the group")
     }
 
     @Test("a marker reported while the partition loads counts once: the load read it, or applies it when done")
