@@ -1,4 +1,4 @@
-"""Metadata v1 and DescribeConfigs v0 over a raw socket to one broker (through the frame helpers
+"""Metadata v1 and DescribeConfigs v1 over a raw socket to one broker (through the frame helpers
 of Tests/integration/kwire.py), so that a read asks exactly the broker named: a client library
 would route the request to whichever broker it likes once it knows the cluster.
 
@@ -8,12 +8,16 @@ would route the request to whichever broker it likes once it knows the cluster.
                         topics [error_code int16, name string, is_internal int8,
                                 partitions [error_code int16, index int32, leader int32,
                                             replicas [int32], isr [int32]]]
-  DescribeConfigs v0 request:  resources [type int8, name string, keys nullable [string]]
-  DescribeConfigs v0 response: throttle_ms int32,
+  DescribeConfigs v1 request:  resources [type int8, name string, keys nullable [string]],
+                               include_synonyms int8
+  DescribeConfigs v1 response: throttle_ms int32,
                                results [error_code int16, error_message nullable string,
                                         type int8, name string,
                                         configs [name string, value nullable string,
-                                                 read_only int8, is_default int8, is_sensitive int8]]
+                                                 read_only int8, config_source int8, is_sensitive int8,
+                                                 synonyms [name string, value nullable string,
+                                                           source int8]]]
+  (Runnel, as Kafka 4.0 (KIP-896), no longer takes DescribeConfigs v0.)
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def describe_topic_configs(bootstrap: str, topics: list[str], keys: list[str] | 
     for t in topics:
         res += i8(RESOURCE_TOPIC) + string(t)
         res += i32(-1) if keys is None else i32(len(keys)) + b"".join(string(k) for k in keys)
-    payload = request_header_v1(API_DESCRIBE_CONFIGS, 0, corr, "chaos") + i32(len(topics)) + res
+    payload = request_header_v1(API_DESCRIBE_CONFIGS, 1, corr, "chaos") + i32(len(topics)) + res + i8(0)
     r = _round_trip(bootstrap, payload, corr, timeout)
     r.i32()  # throttle
     out = {}
@@ -115,7 +119,9 @@ def describe_topic_configs(bootstrap: str, topics: list[str], keys: list[str] | 
         configs = {}
         for _ in range(r.i32()):
             cname, value = r.string(), r.string()
-            r.i8(), r.i8(), r.i8()
+            r.i8(), r.i8(), r.i8()  # read only, config source, sensitive
+            for _ in range(r.i32()):
+                r.string(), r.string(), r.i8()  # synonym: name, value, source
             configs[cname] = value
         out[name] = (err, configs)
     return out

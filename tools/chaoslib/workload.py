@@ -15,7 +15,7 @@ metadata workload lets the brokers converge); SIGKILL is a crash.
             every --commit-every records or second and on revocation): events assign, revoke,
             lost, poll (partition, offset, value, assignment number), commit-start, commit
   metadata  topic create/delete, partition increases and config changes through the
-            AdminClient, and reads of every broker alone (Metadata v1, DescribeConfigs v0 over a
+            AdminClient, and reads of every broker alone (Metadata v1, DescribeConfigs v1 over a
             raw socket): events md-op, md-done, md-read, cfg-read
   final     after healing: every partition read from the beginning to its end offset (high
             watermark, re-read until it no longer moves), and the group's committed offsets:
@@ -347,7 +347,7 @@ def run_metadata(c: dict, h: History) -> None:
         if op == "create":
             topic = f"{prefix}{op_id}"
             arg = 2
-            h.emit("md-op", id=op_id, op=op, topic=topic, arg=arg)
+            h.emit("md-op", id=op_id, op=op, topic=topic, arg=arg, retention=config_value[0])
             fut = admin.create_topics([NewTopic(topic, arg, rf, config={"retention.ms": str(config_value[0])})],
                                       operation_timeout=10, request_timeout=15)[topic]
             believed[topic] = arg
