@@ -299,6 +299,8 @@ def test_a_paused_broker_splits_its_gap_into_partitions_it_led_and_ones_it_follo
     assert (gap["longest_gap_ms"], gap["led_gap_ms"], gap["followed_gap_ms"]) == (11100, 11100, 3100)
     by_kind = c.unavailability()["by_kind"]["pause-follower"]
     assert by_kind["followed"] == {"median": 3100, "max": 3100, "n": 1}
+    # Healed at 15 s: partition 0 was taking writes again already, partition 1 from 16 s.
+    assert gap["after_heal_ms"] == 1000 and by_kind["after_heal"] == {"median": 1000, "max": 1000, "n": 1}
 
 
 def test_recheck_redoes_a_runs_checks_from_its_history(tmp_path):
@@ -327,6 +329,7 @@ def test_recheck_redoes_a_runs_checks_from_its_history(tmp_path):
     [gap] = r["unavailability"]["faults"]
     assert (gap["led_gap_ms"], gap["followed_gap_ms"]) == (7100, 3100)
     assert tool.summarize([r])["unavailability_ms"]["pause"]["followed"] == {"median": 3100, "max": 3100, "faults": 1}
+    assert tool.summarize([r])["unavailability_ms"]["pause"]["after_heal"] == {"median": 2000, "max": 2000, "faults": 1}
 
 
 def metadata_history(create_ok: bool | None):
@@ -347,3 +350,39 @@ def test_a_topic_after_its_acknowledged_delete_is_an_anomaly_unless_a_create_of_
     assert anomalies(metadata_history(create_ok=True)) == {"metadata": 2}
     assert anomalies(metadata_history(create_ok=False)) == {}
     assert anomalies(metadata_history(create_ok=None)) == {}
+
+
+def config_history(overlap: bool, reads: list[int], final: int | None):
+    """Topic t created with retention.ms 100, then set to 200 and to 300: one after the other, or
+    (overlap) with the write of 200 still unanswered when 300 is asked. Broker 4 shows `reads` in
+    turn, then `final` after healing (None: its final config read failed)."""
+    events = [{"e": "workload-start", "t": 0.0},
+              {"e": "md-op", "id": 1, "op": "create", "topic": "t", "arg": 2, "retention": 100, "t": 1.0},
+              {"e": "md-done", "id": 1, "op": "create", "topic": "t", "ok": True, "t": 1.5},
+              {"e": "md-op", "id": 2, "op": "config", "topic": "t", "arg": 200, "t": 2.0},
+              {"e": "md-done", "id": 2, "op": "config", "topic": "t", "ok": True, "t": 3.6 if overlap else 2.5},
+              {"e": "md-op", "id": 3, "op": "config", "topic": "t", "arg": 300, "t": 3.0},
+              {"e": "md-done", "id": 3, "op": "config", "topic": "t", "ok": True, "t": 3.5}]
+    for n, v in enumerate(reads):
+        events.append({"e": "cfg-read", "b": 4, "t0": 4.0 + n / 10, "ok": True, "values": {"t": v}, "final": False,
+                       "t": 4.0 + n / 10})
+    events.append({"e": "md-settle", "t": 6.0})
+    events.append({"e": "md-read", "b": 4, "t0": 7.0, "ok": True, "topics": {"t": 2}, "final": True, "t": 7.0})
+    if final is not None:
+        events.append({"e": "cfg-read", "b": 4, "t0": 7.1, "ok": True, "values": {"t": final}, "final": True, "t": 7.1})
+    events.sort(key=lambda e: e["t"])
+    return events
+
+
+def test_a_config_shown_after_one_written_later_is_going_back_unless_the_writes_overlapped():
+    assert anomalies(config_history(overlap=False, reads=[100, 200, 300], final=300)) == {}
+    assert anomalies(config_history(overlap=False, reads=[300, 200], final=300)) == {"metadata": 1}
+    # The writes of 200 and 300 overlapped: they may have taken effect in either order.
+    assert anomalies(config_history(overlap=True, reads=[300, 200], final=200)) == {}
+
+
+def test_the_final_config_must_be_the_last_acknowledged_write_or_one_that_overlapped_it():
+    assert anomalies(config_history(overlap=False, reads=[], final=200)) == {"metadata": 1}
+    assert anomalies(config_history(overlap=True, reads=[], final=200)) == {}
+    assert anomalies(config_history(overlap=False, reads=[], final=604_800_000)) == {"metadata": 1}, "no write set it"
+    assert anomalies(config_history(overlap=False, reads=[], final=None)) == {"metadata": 1}, "no config read at all"

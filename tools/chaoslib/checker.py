@@ -60,7 +60,10 @@ partition) among those overlapping the fault or the 10 s after it healed; per fa
 median and the maximum over its faults. A fault aimed at brokers (pause, kill, ...) also splits
 that gap into the partitions a target led when it struck ("led") and the others ("followed"): a
 paused follower should hold writes up only until it leaves the ISR, a paused leader until the
-clients give up on their requests in flight to it (request.timeout.ms).
+clients give up on their requests in flight to it (request.timeout.ms). "after_heal" is the time
+from a fault's heal until every partition had an acknowledged write again: how soon writes come
+back after a fault nothing can write through (random halves leaving one broker with the
+controllers' majority, below min.insync.replicas=2).
 """
 
 from __future__ import annotations
@@ -385,17 +388,19 @@ class Checker:
                 elif name in deletes_acked and e["t0"] > deletes_acked[name]:
                     gone_after_delete.add((b, name))
                 del seen[(bb, name)]
-        cfg_seen: dict[tuple[int, str], tuple[float, int]] = {}
+        writes = self.config_writes(ops, done)
+        shown: dict[tuple[int, str], tuple[float, int]] = {}     # (broker, topic) -> (t, value) last shown
         for e in self.by_type["cfg-read"]:
             if not e.get("ok"):
                 continue
             for name, v in e["values"].items():
                 key = (e["b"], name)
-                prev = cfg_seen.get(key)
-                if prev and v < prev[1]:
-                    self.add("metadata", f"broker {e['b']} shows {name} retention.ms={v} after {prev[1]}", e["t"],
+                prev = shown.get(key)
+                if prev and prev[1] != v and self.config_precedes(writes.get(name, {}), v, prev[1]):
+                    self.add("metadata", f"broker {e['b']} shows {name} retention.ms={v} after {prev[1]}, "
+                             f"which was written after {v} was acknowledged", e["t"],
                              [{"broker": e["b"], "topic": name, "before": prev[1], "now": v, "before_t": self.rel(prev[0])}])
-                cfg_seen[key] = (e["t"], max(v, prev[1]) if prev else v)
+                shown[key] = (e["t"], v)
 
         # convergence: each broker's last (final) view against the acknowledged operations
         finals: dict[int, dict] = {}
@@ -412,7 +417,6 @@ class Checker:
             self.add("metadata", "no broker answered the metadata reads after healing", self.events[-1]["t"], [])
             return
         expect_present: dict[str, int] = {}      # topic -> minimum partitions
-        expect_config: dict[str, int] = {}
         maybe: set[str] = set()
         for i in sorted(ops):
             op, d = ops[i], done.get(i)
@@ -425,15 +429,12 @@ class Checker:
                     maybe.add(name)
             elif op["op"] == "delete":
                 expect_present.pop(name, None)
-                expect_config.pop(name, None)
                 if ok:
                     maybe.discard(name)
                 else:
                     maybe.add(name)
             elif op["op"] == "partitions" and ok and name in expect_present:
                 expect_present[name] = max(expect_present[name], op["arg"])
-            elif op["op"] == "config" and ok:
-                expect_config[name] = max(expect_config.get(name, 0), op["arg"])
         # A create whose outcome is unknown (it failed, or never returned) may take effect at any
         # time after it was asked, even after a delete of the name that was acknowledged.
         uncertain_creates = {op["topic"] for i, op in ops.items() if op["op"] == "create" and not (done.get(i) or {}).get("ok")}
@@ -453,11 +454,49 @@ class Checker:
                 if name in topics:
                     self.add("metadata", f"after healing broker {b} still shows {name}, whose delete was acknowledged",
                              e["t"], [{"broker": b, "topic": name}])
+            # Histories from before creates recorded their retention.ms cannot tell a stray value.
+            recorded_creates = {op["topic"] for op in ops.values() if op["op"] == "create" and "retention" in op}
+            present = [name for name in topics if name in writes]
+            if present and b not in final_cfg:
+                self.add("metadata", f"broker {b} answered no config read after healing", e["t"], [{"broker": b}])
+                continue
             cfg = final_cfg.get(b, {}).get("values", {})
-            for name, v in expect_config.items():
-                if name in topics and name in cfg and cfg[name] < v:
-                    self.add("metadata", f"after healing broker {b} shows {name} retention.ms={cfg[name]}, not {v}",
-                             e["t"], [{"broker": b, "topic": name, "value": cfg[name], "acknowledged": v}])
+            for name in present:
+                v = cfg.get(name)
+                newer = [w for w, _ in writes[name].items() if v is not None and w != v
+                         and self.config_precedes(writes[name], v, w) and writes[name][w][1] is not None]
+                if v is None and name in deletes_invoked:
+                    continue    # a delete may have raced the final reads
+                if v is None or (v not in writes[name] and name in recorded_creates):
+                    self.add("metadata", f"after healing broker {b} shows {name} retention.ms={v}, which no write set",
+                             e["t"], [{"broker": b, "topic": name, "value": v}])
+                elif newer:
+                    self.add("metadata", f"after healing broker {b} shows {name} retention.ms={v}, overwritten by "
+                             f"the acknowledged {max(newer)}", e["t"],
+                             [{"broker": b, "topic": name, "value": v, "acknowledged": max(newer)}])
+
+    @staticmethod
+    def config_writes(ops: dict, done: dict) -> dict[str, dict[int, tuple[float, float | None]]]:
+        """Per topic, each retention.ms value written to it (by its create or a config change;
+        values are unique per topic) with the time the write was asked and the time it was
+        acknowledged (None when it failed or never returned: it may still take effect)."""
+        out: dict[str, dict[int, tuple[float, float | None]]] = defaultdict(dict)
+        for i, op in ops.items():
+            value = op.get("retention") if op["op"] == "create" else op["arg"] if op["op"] == "config" else None
+            if value is None:
+                continue
+            d = done.get(i)
+            out[op["topic"]][value] = (op["t"], d["t"] if d and d["ok"] else None)
+        return out
+
+    @staticmethod
+    def config_precedes(writes: dict[int, tuple[float, float | None]], a: int, b: int) -> bool:
+        """Whether the write of value `a` certainly took effect before that of `b`: `a` was
+        acknowledged before `b` was asked. Writes that overlap may take effect in either order."""
+        if a not in writes or b not in writes:
+            return False
+        acked = writes[a][1]
+        return acked is not None and acked < writes[b][0]
 
     # -- the transactional workload -----------------------------------------------------------
 
@@ -709,6 +748,12 @@ class Checker:
             gap = {"kind": f.get("label") or f["kind"], "desc": f.get("desc", ""), "start": s,
                    "healed": f["healed_at"], "longest_gap_ms": worst, "any_write_gap_ms": round(longest * 1000),
                    "gap_start": at, "per_partition_ms": parts}
+            # Recovery: from the heal until every partition had an acknowledged write again (a
+            # fault no system can write through, such as a majority side with one broker left
+            # of min.insync.replicas=2, shows here how soon writes came back once it ended).
+            firsts = [next((t for t in ts if t >= f["healed_at"]), None) for ts in per_part.values()]
+            if firsts and all(t is not None for t in firsts):
+                gap["after_heal_ms"] = round((max(firsts) - f["healed_at"]) * 1000)
             brokers = {int(t[1:]) for t in f.get("targets", []) if t.startswith("b") and t[1:].isdigit()}
             if brokers and parts:
                 leaders = self.leaders_at(s)
@@ -729,20 +774,30 @@ class Checker:
         return found
 
 
+# The splits of a fault's unavailability: the partitions its target led, the others, and the
+# time from its heal until every partition took a write again.
+GAP_PARTS = ("led", "followed", "after_heal")
+
+
+def gap_part(g: dict, part: str) -> int | None:
+    """A fault's figure for one of GAP_PARTS, in ms (None when it has none)."""
+    return g.get(f"{part}_ms" if part == "after_heal" else f"{part}_gap_ms")
+
+
 def summarize_gaps(fault_gaps: list[dict]) -> dict:
     """Per fault kind: the median and maximum of the longest gaps, and of the led and followed
     partitions' gaps where faults were aimed at brokers."""
     by: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for g in fault_gaps:
         by[g["kind"]][""].append(g["longest_gap_ms"])
-        for part in ("led", "followed"):
-            if g.get(f"{part}_gap_ms") is not None:
-                by[g["kind"]][part].append(g[f"{part}_gap_ms"])
+        for part in GAP_PARTS:
+            if gap_part(g, part) is not None:
+                by[g["kind"]][part].append(gap_part(g, part))
     out = {}
     for kind, lists in sorted(by.items()):
         v = lists[""]
         out[kind] = {"median": statistics.median(v), "max": max(v), "n": len(v)}
-        for part in ("led", "followed"):
+        for part in GAP_PARTS:
             if lists.get(part):
                 out[kind][part] = {"median": statistics.median(lists[part]), "max": max(lists[part]), "n": len(lists[part])}
     return out
