@@ -30,7 +30,19 @@ public struct ReplicaFetchSettings: Sendable {
     public var backoffMs: Int64 = 1000
     /// `replica.socket.timeout.ms`
     public var socketTimeoutMs: Int64 = 30_000
+    /// `replica.lag.time.max.ms`
+    public var lagTimeMaxMs: Int64 = 30_000
     public init() {}
+
+    /// How long a follower waits for a fetch's answer before it drops the connection and fetches
+    /// again on a new one: the leader's longest park (`replica.fetch.wait.max.ms`) plus
+    /// `replica.socket.timeout.ms`, as Kafka's fetcher does, but no longer than
+    /// `replica.lag.time.max.ms` past the park. A follower without an answer for that long is out
+    /// of the ISR anyway, and an answer that slow was most likely lost with its connection (a
+    /// healed network cut leaves it behind TCP's retransmission back-off, seconds by then): a new
+    /// connection gets the follower back in sooner. With Kafka's defaults (30 s and 30 s) the two
+    /// agree.
+    public var answerTimeoutMs: Int64 { Int64(waitMaxMs) + min(socketTimeoutMs, lagTimeMaxMs) }
 }
 
 /// The replica fetchers of a broker: one per leader broker, each pulling every partition this
@@ -197,7 +209,7 @@ final class ReplicaFetcher: @unchecked Sendable {
             }
             return
         }
-        let timeout = Int64(settings.waitMaxMs) + settings.socketTimeoutMs
+        let timeout = settings.answerTimeoutMs
         let sent = NIODeadline.now()  // for the metric only: decisions use `clock`
         BrokerMetrics.replicaFetches.increment()
         transport.fetch(from: leaderId, plan.request, version: ReplicaFetchPlan.version, timeoutMs: timeout).hop(

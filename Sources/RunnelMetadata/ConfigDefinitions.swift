@@ -919,7 +919,8 @@ public enum ConfigDefinitions {
             dynamic: false),
         ConfigDefinition(
             name: "replica.socket.timeout.ms", type: .int, defaultValue: "30000",
-            documentation: "Socket timeout for follower fetch requests.",
+            documentation:
+                "Socket timeout for follower fetch requests: a follower waits replica.fetch.wait.max.ms plus this (at most plus replica.lag.time.max.ms) for an answer, then fetches again on a new connection.",
             dynamic: false),
         ConfigDefinition(
             name: "replication.quota.window.num", type: .int, defaultValue: "11",

@@ -363,6 +363,7 @@ public struct ServerConfig: Sendable {
             try int("replica.fetch.response.max.bytes", default: 10_485_760, min: 0, max: Int(Int32.max)))
         fetch.backoffMs = try int64("replica.fetch.backoff.ms", default: 1000, min: 0)
         fetch.socketTimeoutMs = try int64("replica.socket.timeout.ms", default: 30000, min: 1)
+        fetch.lagTimeMaxMs = replicaLagTimeMaxMs
         replicaFetch = fetch
         maxIncrementalFetchSessionCacheSlots = try int(
             "max.incremental.fetch.session.cache.slots", default: 1000, min: 0, max: 1_000_000)

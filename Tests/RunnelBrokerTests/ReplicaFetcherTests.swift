@@ -58,7 +58,8 @@ final class ScriptedTransport: ReplicaTransport, @unchecked Sendable {
 /// Broker 1 following `tp` from leader 2 (epoch 0, ISR [1, 2]) with a fetcher over `transport`,
 /// stepped on an embedded loop; a failed fetch backs off 1 s.
 func followerOfBroker2(
-    _ tp: TopicPartition, topicId: KafkaUUID, _ transport: any ReplicaTransport, _ clock: HandClock
+    _ tp: TopicPartition, topicId: KafkaUUID, _ transport: any ReplicaTransport, _ clock: HandClock,
+    configure: (inout ReplicaFetchSettings) -> Void = { _ in }
 ) throws -> (Partition, ReplicaFetchers) {
     let log = try PartitionLog(
         topicPartition: tp, directory: tempDirectory(), config: LogConfig(), disk: PosixDisk(), nowMs: 0)
@@ -69,6 +70,7 @@ func followerOfBroker2(
         localId: 1, highWatermark: 0, nowMs: 0, onActions: { _, _ in })
     var settings = ReplicaFetchSettings()
     settings.backoffMs = 1000
+    configure(&settings)
     let fetchers = ReplicaFetchers(
         transport: transport, blocking: { loop, work in loop.submit(work) }, settings: settings, localId: 1,
         brokerEpoch: { 1 }, clock: clock, logger: Logger(label: "test"))
@@ -117,12 +119,15 @@ struct ReplicaFetcherTests {
 final class HeldTransport: ReplicaTransport, @unchecked Sendable {
     let loop: EmbeddedEventLoop
     var eventLoop: any EventLoop { loop }
-    private let state = NIOLockedValueBox<(requests: [FetchRequest], pending: [EventLoopPromise<FetchResponse>])>(
-        ([], []))
+    private let state = NIOLockedValueBox<
+        (requests: [FetchRequest], pending: [EventLoopPromise<FetchResponse>], timeouts: [Int64])
+    >(([], [], []))
 
     init(loop: EmbeddedEventLoop) { self.loop = loop }
 
     var requests: [FetchRequest] { state.withLockedValue { $0.requests } }
+    /// The answer timeout each fetch was sent with.
+    var timeouts: [Int64] { state.withLockedValue { $0.timeouts } }
 
     func fetch(
         from leader: Int32, _ request: FetchRequest, version: Int16, timeoutMs: Int64
@@ -131,6 +136,7 @@ final class HeldTransport: ReplicaTransport, @unchecked Sendable {
         state.withLockedValue {
             $0.requests.append(request)
             $0.pending.append(promise)
+            $0.timeouts.append(timeoutMs)
         }
         return promise.futureResult
     }
@@ -161,6 +167,28 @@ final class HeldTransport: ReplicaTransport, @unchecked Sendable {
 
 @Suite("Replica fetcher sessions")
 struct ReplicaFetcherSessionTests {
+    @Test(
+        "a fetch waits for its answer the leader's park plus replica.socket.timeout.ms, but no longer than replica.lag.time.max.ms past the park"
+    )
+    func answerTimeout() throws {
+        for (lagMs, expected) in [(30_000, 30_500), (5_000, 5_500)] as [(Int64, Int64)] {
+            let loop = EmbeddedEventLoop()
+            let transport = HeldTransport(loop: loop)
+            let (follower, fetchers) = try followerOfBroker2(
+                TopicPartition("timeouts", 0), topicId: KafkaUUID(high: 8, low: 8), transport, HandClock()
+            ) {
+                $0.waitMaxMs = 500
+                $0.socketTimeoutMs = 30_000
+                $0.lagTimeMaxMs = lagMs
+            }
+            fetchers.reconcile([follower])
+            loop.run()
+            #expect(transport.timeouts == [expected])
+            fetchers.stopAll()
+            try follower.log.delete()
+        }
+    }
+
     @Test(
         "a follower fetches in full with epoch 0, then incrementally; a session error makes the next fetch full, at once"
     )
