@@ -647,8 +647,11 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     private mutating func maybeSendFetch() {
         guard role == .follower || (!config.isVoter && (role == .unattached || role == .resigned)) else { return }
         guard fetchInFlightSinceMs == nil, fetchingSnapshot == nil else { return }
-        // Acknowledge only what is durable: fetch again once appends are persisted.
-        guard log.persistedEndOffset == log.endOffset else { return }
+        // A voter acknowledges only what is durable: it fetches again once its appends are
+        // persisted. An observer's fetch offset counts toward nothing (the voters are static, so
+        // it never becomes one), so it fetches again at once and its log is synced behind it, as
+        // Kafka's observers do (KafkaRaftClient flushes on append only for voters).
+        guard !config.isVoter || log.persistedEndOffset == log.endOffset else { return }
         let target: NodeID
         if let leaderId {
             target = leaderId

@@ -253,6 +253,60 @@ struct RaftCoreTests {
     }
 }
 
+extension RaftCoreTests {
+    @Test("an observer fetches again before its appends are synced; a voter only once they are")
+    func observerFetchesBeforeItsSync() throws {
+        var nodes = cluster(3)
+        var now: Int64 = 0
+        elect(&nodes, 1, now: &now)
+        nodes[9] = Node(
+            config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
+        now += 10
+        nodes[9]!.tick(nowMs: now)
+        settle(&nodes, now: now)
+        let before = nodes[1]!.log.endOffset
+        #expect(nodes[9]!.log.endOffset == before && nodes[2]!.log.endOffset == before)
+
+        // One record; voter 2 and observer 9 append it but never get to sync it.
+        _ = try nodes[1]!.propose(7, recordCount: 1).get()
+        var lastFetch: [NodeID: Int64] = [:]
+        for _ in 0..<20 {
+            var messages: [(NodeID, Outgoing<Int>)] = []
+            var synced = false
+            for id in nodes.keys.sorted() {
+                var n = nodes[id]!
+                let r = n.ready()
+                if let end = r.appends.last?.nextOffset, id != 2, id != 9 {
+                    n.persisted(upTo: end, nowMs: now)
+                    synced = true
+                }
+                nodes[id] = n
+                messages += r.messages.map { (id, $0) }
+            }
+            if messages.isEmpty && !synced { break }
+            for (from, out) in messages {
+                var message = out.message
+                if case .fetch(let f) = message { lastFetch[from] = f.fetchOffset }
+                if case .fetchResponse(var r) = message, r.readFrom >= 0, r.readFrom < r.readUpTo {
+                    let sender = nodes[from]!
+                    r.batches = (r.readFrom..<r.readUpTo).map {
+                        RaftBatch(
+                            baseOffset: $0, recordCount: 1, epoch: sender.log.epoch(at: $0), payload: .data(Int($0)))
+                    }
+                    message = .fetchResponse(r)
+                }
+                nodes[out.to]?.step(message, from: from, nowMs: now)
+            }
+        }
+        for id: NodeID in [2, 9] {
+            #expect(nodes[id]!.log.endOffset == before + 1 && nodes[id]!.log.persistedEndOffset == before)
+        }
+        #expect(lastFetch[9] == before + 1, "the observer fetches past what it has not synced")
+        #expect(lastFetch[2] == nil, "the voter waits for its sync before it fetches (and acknowledges) again")
+        #expect(nodes[1]!.highWatermark == before + 1, "voter 3 synced and acknowledged: a majority")
+    }
+}
+
 @Suite("Raft core simulation")
 struct RaftCoreSimulationTests {
     @Test(
