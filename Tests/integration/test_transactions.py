@@ -20,7 +20,8 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
 - KIP-890 part 1, by hand on the wire: a transactional produce for a partition not in the
   transaction, or arriving after it was aborted, is refused with INVALID_TXN_STATE.
 - send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit) moves the group's committed
-  offset only when the transaction commits.
+  offset only when the transaction commits: confluent-kafka, kafka-python and aiokafka (each its
+  own TxnOffsetCommit version, all under the broker's verification of the group's partition).
 """
 
 from __future__ import annotations
@@ -474,6 +475,68 @@ def test_send_offsets_to_transaction_moves_the_group_only_on_commit(tnode):
     finally:
         c.close()
     assert read_committed_values(tnode.bootstrap, sink, 1, 10) == sorted(f"out-in-{i}" for i in range(10))
+
+
+def group_committed(bootstrap: str, group: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **QUIET})
+    try:
+        return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+    finally:
+        c.close()
+
+
+def offsets_only_on_commit(bootstrap: str, client: str, send_transaction) -> None:
+    """`send_transaction(sink, group, topic, offset, commit)` runs one transaction of `client`
+    that writes a record to `sink` and sends `offset` of partition 0 of `topic` for `group`, then
+    commits or aborts it: an abort leaves the group without an offset, a commit sets it."""
+    source, sink, group = unique(f"txn-in-{client}"), unique(f"txn-out-{client}"), unique(f"eos-{client}")
+    create_topic(bootstrap, source, partitions=1)
+    create_topic(bootstrap, sink, partitions=1)
+    send_transaction(sink, group, source, 5, False)
+    assert group_committed(bootstrap, group, source) < 0, "an aborted transaction's offsets are not the group's"
+    send_transaction(sink, group, source, 10, True)
+    wait_until(lambda: group_committed(bootstrap, group, source) == 10, what="the committed offset after the commit")
+    assert read_committed_values(bootstrap, sink, 1, 1) == [f"{client}-10"]
+
+
+def test_kafka_python_send_offsets_to_transaction(tnode):
+    from kafka import KafkaProducer
+    from kafka.structs import OffsetAndMetadata
+    from kafka.structs import TopicPartition as KTopicPartition
+
+    p = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("kp-offsets"))
+    try:
+        p.init_transactions()
+
+        def send_transaction(sink, group, topic, offset, commit):
+            p.begin_transaction()
+            p.send(sink, value=f"kafka-python-{offset}".encode(), partition=0)
+            p.send_offsets_to_transaction({KTopicPartition(topic, 0): OffsetAndMetadata(offset, "", -1)}, group)
+            p.commit_transaction() if commit else p.abort_transaction()
+
+        offsets_only_on_commit(tnode.bootstrap, "kafka-python", send_transaction)
+    finally:
+        p.close(10)
+
+
+def test_aiokafka_send_offsets_to_transaction(tnode):
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as ATopicPartition
+
+    async def transaction(sink, group, topic, offset, commit):
+        p = AIOKafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=f"aio-offsets-{group}")
+        await p.start()
+        try:
+            await p.begin_transaction()
+            await p.send(sink, value=f"aiokafka-{offset}".encode(), partition=0)
+            await p.send_offsets_to_transaction({ATopicPartition(topic, 0): offset}, group)
+            await (p.commit_transaction() if commit else p.abort_transaction())
+        finally:
+            await p.stop()
+
+    offsets_only_on_commit(
+        tnode.bootstrap, "aiokafka",
+        lambda *args: asyncio.run(asyncio.wait_for(transaction(*args), 60)))
 
 
 EOS_RECORDS = 100_000
