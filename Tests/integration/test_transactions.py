@@ -20,8 +20,9 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
 - KIP-890 part 1, by hand on the wire: a transactional produce for a partition not in the
   transaction, or arriving after it was aborted, is refused with INVALID_TXN_STATE.
 - send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit) moves the group's committed
-  offset only when the transaction commits: confluent-kafka, kafka-python and aiokafka (each its
-  own TxnOffsetCommit version, all under the broker's verification of the group's partition).
+  offset only when the transaction commits: confluent-kafka, the Java client, kafka-python and
+  aiokafka (each its own TxnOffsetCommit version, all under the broker's verification of the
+  group's partition).
 """
 
 from __future__ import annotations
@@ -485,10 +486,11 @@ def group_committed(bootstrap: str, group: str, topic: str) -> int:
         c.close()
 
 
-def offsets_only_on_commit(bootstrap: str, client: str, send_transaction) -> None:
+def offsets_only_on_commit(bootstrap: str, client: str, send_transaction, committed_value: str | None = None) -> None:
     """`send_transaction(sink, group, topic, offset, commit)` runs one transaction of `client`
-    that writes a record to `sink` and sends `offset` of partition 0 of `topic` for `group`, then
-    commits or aborts it: an abort leaves the group without an offset, a commit sets it."""
+    that writes a record to `sink` (`<client>-<offset>`, or `committed_value`) and sends `offset`
+    of partition 0 of `topic` for `group`, then commits or aborts it: an abort leaves the group
+    without an offset, a commit sets it."""
     source, sink, group = unique(f"txn-in-{client}"), unique(f"txn-out-{client}"), unique(f"eos-{client}")
     create_topic(bootstrap, source, partitions=1)
     create_topic(bootstrap, sink, partitions=1)
@@ -496,7 +498,7 @@ def offsets_only_on_commit(bootstrap: str, client: str, send_transaction) -> Non
     assert group_committed(bootstrap, group, source) < 0, "an aborted transaction's offsets are not the group's"
     send_transaction(sink, group, source, 10, True)
     wait_until(lambda: group_committed(bootstrap, group, source) == 10, what="the committed offset after the commit")
-    assert read_committed_values(bootstrap, sink, 1, 1) == [f"{client}-10"]
+    assert read_committed_values(bootstrap, sink, 1, 1) == [committed_value or f"{client}-10"]
 
 
 def test_kafka_python_send_offsets_to_transaction(tnode):
@@ -517,6 +519,21 @@ def test_kafka_python_send_offsets_to_transaction(tnode):
         offsets_only_on_commit(tnode.bootstrap, "kafka-python", send_transaction)
     finally:
         p.close(10)
+
+
+def test_java_send_offsets_to_transaction(tnode):
+    why = javaclient.missing()
+    if why:
+        pytest.skip(why)
+    tid = unique("java-offsets")
+
+    def send_transaction(sink, group, topic, offset, commit):
+        res = javaclient.txn(tnode.bootstrap, sink, tid, 1, commit, {
+            "send.offsets.group": group, "send.offsets.topic": topic, "send.offsets.offset": offset})
+        assert res.ok, res.explain()
+
+    # The Java client's one record is "t-0".
+    offsets_only_on_commit(tnode.bootstrap, "java", send_transaction, committed_value="t-0")
 
 
 def test_aiokafka_send_offsets_to_transaction(tnode):

@@ -140,6 +140,7 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient reassign <bootstrap> alter <topic>:<partition>=<ids>|cancel ...\n"
                 + "       RunnelJavaClient reassign <bootstrap> list [<topic>:<partition> ...]\n"
                 + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]\n"
+                + "         (send.offsets.group=G send.offsets.topic=T send.offsets.offset=N: also commit that offset)\n"
                 + "       RunnelJavaClient features <bootstrap> describe\n"
                 + "       RunnelJavaClient features <bootstrap> update <feature> <level> UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [dry-run]");
         System.exit(2);
@@ -206,7 +207,13 @@ public final class RunnelJavaClient {
         props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args[3]);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-        props.putAll(keyValues(args, 6));
+        Map<String, String> extra = keyValues(args, 6);
+        // send.offsets.group / .topic / .offset: the transaction also commits that offset of
+        // partition 0 of that topic for that group (sendOffsetsToTransaction).
+        String offsetsGroup = extra.remove("send.offsets.group");
+        String offsetsTopic = extra.remove("send.offsets.topic");
+        String offsetsOffset = extra.remove("send.offsets.offset");
+        props.putAll(extra);
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
             producer.initTransactions();
             producer.beginTransaction();
@@ -214,6 +221,11 @@ public final class RunnelJavaClient {
                 producer.send(new ProducerRecord<>(topic, "k-" + i, "t-" + i));
             }
             producer.flush();
+            if (offsetsGroup != null) {
+                producer.sendOffsetsToTransaction(
+                    Map.of(new TopicPartition(offsetsTopic, 0), new OffsetAndMetadata(Long.parseLong(offsetsOffset))),
+                    new org.apache.kafka.clients.consumer.ConsumerGroupMetadata(offsetsGroup));
+            }
             if (commit) {
                 producer.commitTransaction();
             } else {
