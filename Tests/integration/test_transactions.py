@@ -15,8 +15,9 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
   read_committed consumer stops at the last stable offset while a transaction is open, and its
   ListOffsets latest is that offset; markers reach partitions led by other brokers.
 - The Java client, kafka-python and aiokafka commit and abort the same way.
-- A second instance fences the first and aborts its open transaction; a transaction left open
-  past transaction.timeout.ms is aborted by the coordinator.
+- A second instance fences the first and aborts its open transaction (confluent-kafka,
+  kafka-python, aiokafka); a transaction left open past transaction.timeout.ms is aborted by the
+  coordinator (confluent-kafka, kafka-python).
 - KIP-890 part 1, by hand on the wire: a transactional produce for a partition not in the
   transaction, or arriving after it was aborted, is refused with INVALID_TXN_STATE.
 - send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit) moves the group's committed
@@ -341,6 +342,89 @@ def test_a_second_instance_fences_the_first_and_aborts_its_transaction(tnode):
     second.produce(topic, value="survivor", partition=0)
     second.commit_transaction(30)
     assert read_committed_values(tnode.bootstrap, topic, 1, 1) == ["survivor"]
+
+
+def test_kafka_python_and_aiokafka_producers_are_fenced_by_a_second_instance(tnode):
+    from aiokafka import AIOKafkaProducer
+    from kafka import KafkaProducer
+
+    def fenced(error: BaseException) -> bool:
+        return type(error).__name__ in ("ProducerFencedError", "InvalidProducerEpochError", "ProducerFenced",
+                                        "InvalidProducerEpoch")
+
+    # kafka-python: the second instance's InitProducerId aborts the first's open transaction.
+    topic, tid = unique("txn-fence-kp"), unique("kp-fenced")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    first = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=tid)
+    second = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=tid)
+    try:
+        first.init_transactions()
+        first.begin_transaction()
+        for i in range(5):
+            first.send(topic, value=f"zombie-{i}".encode(), partition=0)
+        first.flush()
+        second.init_transactions()
+        with pytest.raises(Exception) as failure:
+            first.commit_transaction()
+        assert fenced(failure.value), repr(failure.value)
+        second.begin_transaction()
+        second.send(topic, value=b"survivor", partition=0)
+        second.commit_transaction()
+    finally:
+        first.close(5)
+        second.close(10)
+    assert read_committed_values(tnode.bootstrap, topic, 1, 1) == ["survivor"]
+
+    # aiokafka, the same.
+    topic, tid = unique("txn-fence-aio"), unique("aio-fenced")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+
+    async def run():
+        first = AIOKafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=tid)
+        second = AIOKafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=tid)
+        await first.start()
+        try:
+            await first.begin_transaction()
+            for i in range(5):
+                await first.send_and_wait(topic, value=f"zombie-{i}".encode(), partition=0)
+            await second.start()
+            with pytest.raises(Exception) as failure:
+                await first.commit_transaction()
+            assert fenced(failure.value), repr(failure.value)
+            async with second.transaction():
+                await second.send_and_wait(topic, value=b"survivor", partition=0)
+        finally:
+            await first.stop()
+            await second.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 120))
+    assert read_committed_values(tnode.bootstrap, topic, 1, 1) == ["survivor"]
+
+
+def test_a_kafka_python_transaction_left_open_is_aborted_after_its_timeout(tnode):
+    from kafka import KafkaProducer
+
+    topic = unique("txn-timeout-kp")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    p = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("kp-slow"),
+                      transaction_timeout_ms=2000)
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(5):
+            p.send(topic, value=f"left-open-{i}".encode(), partition=0)
+        p.flush()
+        c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"),
+                      "isolation.level": "read_committed", **QUIET})
+        try:
+            # The coordinator aborts it: the abort marker at offset 5 makes everything below 6 stable.
+            wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 6), timeout=30,
+                       what="the timed-out transaction aborted")
+        finally:
+            c.close()
+    finally:
+        p.close(5)
+    assert drain(tnode.bootstrap, topic, 1, 0, timeout=3, conf={"isolation.level": "read_committed"}) == []
 
 
 def test_a_transaction_left_open_is_aborted_after_its_timeout(tnode):
