@@ -182,6 +182,12 @@ def txn(bootstrap: str, topic: str, transactional_id: str, count: int, commit: b
                timeout=timeout)
 
 
+def fence(bootstrap: str, topic: str, transactional_id: str, timeout: float = 180.0) -> Result:
+    """Two producers of one transactional id in one process: the second fences the first, whose
+    commit fails (`first_commit` names the exception), then commits "survivor"."""
+    return run("fence", bootstrap, topic, transactional_id, timeout=timeout)
+
+
 def consume(bootstrap: str, topic: str, expected: int, timeout_ms: int = 60_000,
             group: str | None = None, props: dict | None = None) -> Result:
     """Read from the beginning until `expected` records (exit 0) or `timeout_ms` (exit 3). With a

@@ -15,8 +15,8 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
   read_committed consumer stops at the last stable offset while a transaction is open, and its
   ListOffsets latest is that offset; markers reach partitions led by other brokers.
 - The Java client, kafka-python and aiokafka commit and abort the same way.
-- A second instance fences the first and aborts its open transaction (confluent-kafka,
-  kafka-python, aiokafka); a transaction left open past transaction.timeout.ms is aborted by the
+- A second instance fences the first and aborts its open transaction (confluent-kafka, the Java
+  client, kafka-python, aiokafka); a transaction left open past transaction.timeout.ms is aborted by the
   coordinator (confluent-kafka, kafka-python).
 - KIP-890 part 1, by hand on the wire: a transactional produce for a partition not in the
   transaction, or arriving after it was aborted, is refused with INVALID_TXN_STATE.
@@ -398,6 +398,19 @@ def test_kafka_python_and_aiokafka_producers_are_fenced_by_a_second_instance(tno
             await second.stop()
 
     asyncio.run(asyncio.wait_for(run(), 120))
+    assert read_committed_values(tnode.bootstrap, topic, 1, 1) == ["survivor"]
+
+
+def test_java_producer_is_fenced_by_a_second_instance(tnode):
+    why = javaclient.missing()
+    if why:
+        pytest.skip(why)
+    topic = unique("txn-fence-java")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    res = javaclient.fence(tnode.bootstrap, topic, unique("java-fenced"))
+    assert res.ok, res.explain()
+    [outcome] = [o["first_commit"] for o in res.objects if "first_commit" in o]
+    assert outcome in ("ProducerFencedException", "InvalidProducerEpochException"), outcome
     assert read_committed_values(tnode.bootstrap, topic, 1, 1) == ["survivor"]
 
 

@@ -119,6 +119,7 @@ public final class RunnelJavaClient {
             case "consume": status = consume(args); break;
             case "admin": status = admin(args); break;
             case "txn": status = txn(args); break;
+            case "fence": status = fence(args); break;
             case "reassign": status = reassign(args); break;
             case "features": status = features(args); break;
             case "quotas": status = quotas(args); break;
@@ -141,6 +142,7 @@ public final class RunnelJavaClient {
                 + "       RunnelJavaClient reassign <bootstrap> list [<topic>:<partition> ...]\n"
                 + "       RunnelJavaClient txn <bootstrap> <topic> <transactional.id> <count> commit|abort [key=value...]\n"
                 + "         (send.offsets.group=G send.offsets.topic=T send.offsets.offset=N: also commit that offset)\n"
+                + "       RunnelJavaClient fence <bootstrap> <topic> <transactional.id>\n"
                 + "       RunnelJavaClient features <bootstrap> describe\n"
                 + "       RunnelJavaClient features <bootstrap> update <feature> <level> UPGRADE|SAFE_DOWNGRADE|UNSAFE_DOWNGRADE [dry-run]");
         System.exit(2);
@@ -236,6 +238,45 @@ public final class RunnelJavaClient {
             return 1;
         }
         System.out.println("{\"ended\": " + quote(commit ? "commit" : "abort") + "}");
+        return 0;
+    }
+
+    /** Two producers of one transactional id: the first opens a transaction and writes
+     *  "zombie-<i>", the second's initTransactions fences it; the first's commit must fail; the
+     *  second commits "survivor". Prints the first's failure. */
+    static int fence(String[] args) {
+        if (args.length < 4) {
+            usage();
+        }
+        String topic = args[2];
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, args[3]);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        String failure = null;
+        try (KafkaProducer<String, String> first = new KafkaProducer<>(props);
+            KafkaProducer<String, String> second = new KafkaProducer<>(props)) {
+            first.initTransactions();
+            first.beginTransaction();
+            for (int i = 0; i < 5; i++) {
+                first.send(new ProducerRecord<>(topic, 0, "k", "zombie-" + i));
+            }
+            first.flush();
+            second.initTransactions();
+            try {
+                first.commitTransaction();
+            } catch (RuntimeException e) {
+                failure = e.getClass().getSimpleName();
+            }
+            second.beginTransaction();
+            second.send(new ProducerRecord<>(topic, 0, "k", "survivor"));
+            second.commitTransaction();
+        } catch (RuntimeException e) {
+            System.err.println("fence failed: " + describe(e));
+            return 1;
+        }
+        System.out.println("{\"first_commit\": " + quote(failure == null ? "committed" : failure) + "}");
         return 0;
     }
 
