@@ -16,6 +16,8 @@ extension Broker {
         .fetch: 4...17,
         .listOffsets: 1...10,
         .metadata: 0...13,
+        // Paged topic descriptions (KIP-966), what the Java admin's describeTopics uses since 3.8.
+        .describeTopicPartitions: 0...0,
         .apiVersions: 0...4,
         .createTopics: 2...7,
         .deleteTopics: 1...6,

@@ -92,19 +92,106 @@ extension Broker {
         var out = MetadataResponse.MetadataResponseTopic(
             errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
         out.partitions = topic.partitions.keys.sorted().map { index in
-            let p = topic.partitions[index]!
-            let offline = p.replicas.filter { id in image.brokers[NodeID(id)].map { $0.fenced } ?? true }
-            // A leader that stepped aside here is no leader to send clients to.
-            let leaderLive =
-                p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
-                && !(p.leader == settings.nodeId && steppedAside(TopicPartition(topic.name, index)))
+            let p = partitionMetadata(topic, index, image: image)
             return .init(
-                errorCode: leaderLive ? 0 : ErrorCode.leaderNotAvailable.rawValue,
-                partitionIndex: index, leaderId: leaderLive ? p.leader : -1, leaderEpoch: p.leaderEpoch,
-                replicaNodes: p.replicas, isrNodes: p.isr, offlineReplicas: offline)
+                errorCode: p.errorCode.rawValue, partitionIndex: index, leaderId: p.leader,
+                leaderEpoch: p.registration.leaderEpoch, replicaNodes: p.registration.replicas,
+                isrNodes: p.registration.isr, offlineReplicas: p.offline)
         }
         return out
     }
+
+    /// What clients are told of one partition: its leader only when that broker is live (and has
+    /// not stepped aside here), else LEADER_NOT_AVAILABLE and no leader; the replicas on fenced
+    /// or unknown brokers as offline.
+    func partitionMetadata(
+        _ topic: TopicImage, _ index: Int32, image: MetadataImage
+    ) -> (
+        registration: PartitionRegistration, errorCode: ErrorCode, leader: Int32, offline: [Int32]
+    ) {
+        let p = topic.partitions[index]!
+        let offline = p.replicas.filter { id in image.brokers[NodeID(id)].map { $0.fenced } ?? true }
+        // A leader that stepped aside here is no leader to send clients to.
+        let leaderLive =
+            p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
+            && !(p.leader == settings.nodeId && steppedAside(TopicPartition(topic.name, index)))
+        return (p, leaderLive ? .none : .leaderNotAvailable, leaderLive ? p.leader : -1, offline)
+    }
+
+    /// DescribeTopicPartitions (KIP-966; Kafka's DescribeTopicPartitionsRequestHandler): the named
+    /// topics, or every topic the principal may DESCRIBE when none is named, in name order from
+    /// the request's cursor, with at most `responsePartitionLimit` partitions (capped at
+    /// `max.request.partition.size.limit`, 2,000) and a cursor where the next page starts. A named
+    /// topic the principal may not DESCRIBE answers TOPIC_AUTHORIZATION_FAILED (no id), an
+    /// unknown one UNKNOWN_TOPIC_OR_PARTITION; no partition has eligible leader replicas (Runnel
+    /// keeps no ELR, as Kafka with `eligible.leader.replicas.version` 0).
+    func describeTopicPartitions(
+        _ request: DescribeTopicPartitionsRequest, version: Int16, context: RequestContext
+    ) -> RequestOutcome {
+        let image = self.image
+        let auth = authorization(context)
+        var response = DescribeTopicPartitionsResponse()
+        let all = request.topics.isEmpty
+        let cursor = request.cursor
+        let from = cursor?.topicName ?? ""
+        let names = Set(all ? image.topicNames : request.topics.map(\.name)).filter { $0 >= from }.sorted()
+        if let cursor, cursor.partitionIndex < 0 || (!all && !names.contains(cursor.topicName)) {
+            response.topics = request.topics.map {
+                .init(errorCode: ErrorCode.invalidRequest.rawValue, name: $0.name, topicId: .zero)
+            }
+            return respond(response, version: version, context: context)
+        }
+        var refused: [DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic] = []
+        var remaining = max(1, min(Self.maxRequestPartitionSizeLimit, Int(request.responsePartitionLimit)))
+        for name in names {
+            guard auth.allows(.describe, .topic(name)) else {
+                if !all {
+                    refused.append(
+                        .init(errorCode: ErrorCode.topicAuthorizationFailed.rawValue, name: name, topicId: .zero))
+                }
+                continue
+            }
+            guard remaining > 0 else {
+                // The page is full: the next one starts at this topic.
+                if response.nextCursor == nil { response.nextCursor = .init(topicName: name, partitionIndex: 0) }
+                continue
+            }
+            let isInternal = Self.internalTopics.contains(name)
+            guard let topic = image.topic(named: name) else {
+                let error: ErrorCode =
+                    QuorumNames.isValidTopicName(name) ? .unknownTopicOrPartition : .invalidTopicException
+                response.topics.append(
+                    .init(errorCode: error.rawValue, name: name, topicId: .zero, isInternal: isInternal))
+                continue
+            }
+            let indexes = topic.partitions.keys.sorted().filter {
+                $0 >= (name == cursor?.topicName ? cursor!.partitionIndex : 0)
+            }
+            let page = indexes.prefix(remaining)
+            if page.count < indexes.count, let next = indexes.dropFirst(page.count).first {
+                response.nextCursor = .init(topicName: name, partitionIndex: next)
+            }
+            remaining -= page.count
+            var out = DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic(
+                errorCode: 0, name: name, topicId: topic.id, isInternal: isInternal)
+            out.partitions = page.map { index in
+                let p = partitionMetadata(topic, index, image: image)
+                return .init(
+                    errorCode: p.errorCode.rawValue, partitionIndex: index, leaderId: p.leader,
+                    leaderEpoch: p.registration.leaderEpoch, replicaNodes: p.registration.replicas,
+                    isrNodes: p.registration.isr, eligibleLeaderReplicas: [], lastKnownElr: [],
+                    offlineReplicas: p.offline)
+            }
+            out.topicAuthorizedOperations = auth.operationsField(.topic(name))
+            response.topics.append(out)
+        }
+        response.topics += refused
+        return respond(response, version: version, context: context)
+    }
+
+    /// `max.request.partition.size.limit`: the most partitions one DescribeTopicPartitions answer
+    /// holds, whatever the request asks.
+    static let maxRequestPartitionSizeLimit = 2000
 }
 
 /// Name rules shared by the broker (auto-creation) and tools.

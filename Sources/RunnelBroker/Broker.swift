@@ -603,6 +603,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 return try listOffsets(decode(ListOffsetsRequest.self, request), version: version, context: context)
             case .metadata:
                 return try metadata(decode(MetadataRequest.self, request), version: version, context: context)
+            case .describeTopicPartitions:
+                return try describeTopicPartitions(
+                    decode(DescribeTopicPartitionsRequest.self, request), version: version, context: context)
             case .createTopics:
                 return try createTopics(decode(CreateTopicsRequest.self, request), version: version, context: context)
             case .deleteTopics:
