@@ -3,8 +3,9 @@ import RunnelCore
 
 /// Partition indexes a delta keeps as partitions change, so that work about one broker (fencing
 /// it, moving its leaderships, asking whether it still leads) touches that broker's partitions
-/// and not every partition of the cluster. They are derived from `topicsById`: every `apply()`
-/// of a debug build checks them against a full scan, and an image built from a snapshot scans.
+/// and not every partition of the cluster. They are derived from `topicsById`: a delta brings
+/// them up to date once, in `apply()`, for the partitions its records touched, and a debug
+/// build checks them there (`partitionIndexesHold`); an image built from a snapshot scans.
 extension MetadataImage {
     /// Partition indexes by topic id, as the indexes hold them.
     public typealias PartitionsByTopic = TreeDictionary<KafkaUUID, TreeSet<Int32>>
@@ -19,37 +20,76 @@ extension MetadataImage {
         return out
     }
 
-    /// Moves partition `index` of topic `topicId` in the indexes from what `was` named to what
-    /// `now` names (nil: the partition did not exist, or no longer exists).
-    mutating func reindex(
-        topicId: KafkaUUID, index: Int32, was: PartitionRegistration?, now: PartitionRegistration?
-    ) {
-        let before = was.map(Self.namedBrokers) ?? []
-        let after = now.map(Self.namedBrokers) ?? []
-        if before != after {
-            for broker in before where !after.contains(broker) {
+    /// Brings the indexes and the partition counts of the partitions in `touched` from what
+    /// `indexedTopics` (the topics the indexes describe now) says of them to what `topicsById`
+    /// says. A partition listed more than once is moved once. Each touched topic costs one
+    /// index update per broker whose partitions of it changed, however many records touched it.
+    mutating func reindex(_ touched: [KafkaUUID: [Int32]], indexedTopics: TreeDictionary<KafkaUUID, TopicImage>) {
+        var adding: [Int32: [Int32]] = [:]
+        var removing: [Int32: [Int32]] = [:]
+        var nowLeaderless: [Int32] = []
+        var noLongerLeaderless: [Int32] = []
+        for (topicId, listed) in touched {
+            adding.removeAll(keepingCapacity: true)
+            removing.removeAll(keepingCapacity: true)
+            nowLeaderless.removeAll(keepingCapacity: true)
+            noLongerLeaderless.removeAll(keepingCapacity: true)
+            let before = indexedTopics[topicId]?.partitions
+            let after = topicsById[topicId]?.partitions
+            var previous: Int32?
+            for index in listed.sorted() where index != previous {
+                previous = index
+                let was = before?[index]
+                let now = after?[index]
+                partitionCount += (now == nil ? 0 : 1) - (was == nil ? 0 : 1)
+                let wasLeaderless = was.map { $0.leader < 0 } ?? false
+                let isLeaderless = now.map { $0.leader < 0 } ?? false
+                if isLeaderless != wasLeaderless {
+                    if isLeaderless { nowLeaderless.append(index) } else { noLongerLeaderless.append(index) }
+                    offlinePartitionCount += isLeaderless ? 1 : -1
+                }
+                if let was, let now, was.replicas == now.replicas, was.isr == now.isr, was.leader == now.leader {
+                    continue
+                }
+                let namedBefore = was.map(Self.namedBrokers) ?? []
+                let namedAfter = now.map(Self.namedBrokers) ?? []
+                for broker in namedBefore where !namedAfter.contains(broker) {
+                    removing[broker, default: []].append(index)
+                }
+                for broker in namedAfter where !namedBefore.contains(broker) {
+                    adding[broker, default: []].append(index)
+                }
+            }
+            for (broker, indexes) in removing {
                 guard var topics = partitionsByBroker.removeValue(forKey: broker) else { continue }
-                Self.remove(index, topicId: topicId, from: &topics)
+                Self.remove(indexes, topicId: topicId, from: &topics)
                 if !topics.isEmpty { partitionsByBroker[broker] = topics }
             }
-            for broker in after where !before.contains(broker) {
-                partitionsByBroker[broker, default: [:]][topicId, default: []].insert(index)
+            for (broker, indexes) in adding {
+                Self.add(indexes, topicId: topicId, to: &partitionsByBroker[broker, default: [:]])
             }
+            Self.remove(noLongerLeaderless, topicId: topicId, from: &leaderlessPartitions)
+            Self.add(nowLeaderless, topicId: topicId, to: &leaderlessPartitions)
         }
-        let wasLeaderless = was.map { $0.leader < 0 } ?? false
-        let nowLeaderless = now.map { $0.leader < 0 } ?? false
-        if wasLeaderless && !nowLeaderless {
-            Self.remove(index, topicId: topicId, from: &leaderlessPartitions)
-        } else if nowLeaderless && !wasLeaderless {
-            leaderlessPartitions[topicId, default: []].insert(index)
+        assert(partitionCount >= 0 && offlinePartitionCount >= 0, "partition counts never go below zero")
+    }
+
+    /// Adds partitions to an index entry.
+    private static func add(_ indexes: [Int32], topicId: KafkaUUID, to topics: inout PartitionsByTopic) {
+        guard !indexes.isEmpty else { return }
+        if var partitions = topics.removeValue(forKey: topicId) {
+            partitions.formUnion(indexes)
+            topics[topicId] = partitions
+        } else {
+            topics[topicId] = TreeSet(indexes)
         }
     }
 
-    /// Removes one partition from an index entry, dropping the topic once it has none (the
-    /// indexes hold nothing empty, so equal images have equal indexes).
-    private static func remove(_ index: Int32, topicId: KafkaUUID, from topics: inout PartitionsByTopic) {
-        guard var partitions = topics.removeValue(forKey: topicId) else { return }
-        partitions.remove(index)
+    /// Removes partitions from an index entry, dropping the topic once it has none (the indexes
+    /// hold nothing empty, so equal images have equal indexes).
+    private static func remove(_ indexes: [Int32], topicId: KafkaUUID, from topics: inout PartitionsByTopic) {
+        guard !indexes.isEmpty, var partitions = topics.removeValue(forKey: topicId) else { return }
+        partitions.subtract(indexes)
         if !partitions.isEmpty { topics[topicId] = partitions }
     }
 
@@ -76,10 +116,43 @@ extension MetadataImage {
         return (byBroker, leaderless)
     }
 
-    /// Whether the kept indexes are what a full scan finds.
+    /// Whether the kept indexes and counts are what a full scan finds.
     func partitionIndexesAreConsistent() -> Bool {
         let scanned = scanPartitionIndexes()
         return scanned.byBroker == partitionsByBroker && scanned.leaderless == leaderlessPartitions
+            && partitionCount == countPartitions() && offlinePartitionCount == countOfflinePartitions()
+    }
+
+    /// Up to this many partitions, a delta's debug check scans them all; above it, it looks at
+    /// the partitions the delta touched (a scan per delta put a debug broker with thousands of
+    /// partitions behind on its metadata).
+    static let indexFullCheckPartitionsMax = 2_000
+
+    /// The debug check of `MetadataDelta.apply()`: in a small image, a full scan
+    /// (`partitionIndexesAreConsistent`); in a big one, every partition in `touched` is under
+    /// exactly the brokers it names and in the leaderless index exactly when it has no leader,
+    /// the offline count is the leaderless index's size, and the partition count the topics'.
+    /// Partitions not touched are not looked at: the delta did not change their entries.
+    func partitionIndexesHold(touched: [KafkaUUID: [Int32]]) -> Bool {
+        if partitionCount <= Self.indexFullCheckPartitionsMax { return partitionIndexesAreConsistent() }
+        guard partitionCount == countPartitions(),
+            offlinePartitionCount == leaderlessPartitions.values.reduce(0, { $0 + $1.count })
+        else { return false }
+        for (topicId, indexes) in touched {
+            let partitions = topicsById[topicId]?.partitions
+            for index in indexes {
+                let p = partitions?[index]
+                let named = p.map(Self.namedBrokers) ?? []
+                for (broker, topics) in partitionsByBroker
+                where (topics[topicId]?.contains(index) ?? false) != named.contains(broker) {
+                    return false
+                }
+                for broker in named where partitionsByBroker[broker] == nil { return false }
+                let leaderless = leaderlessPartitions[topicId]?.contains(index) ?? false
+                if leaderless != (p.map { $0.leader < 0 } ?? false) { return false }
+            }
+        }
+        return true
     }
 
     /// Partitions that name `broker` (as a replica, ISR member or leader), by topic id.

@@ -18,6 +18,7 @@ extension MetadataImage {
             image.topicsById[t.id] = t
             image.topicIdsByName[t.name] = t.id
         }
+        image.partitionCount = image.countPartitions()
         image.offlinePartitionCount = image.countOfflinePartitions()
         (image.partitionsByBroker, image.leaderlessPartitions) = image.scanPartitionIndexes()
         for (resource, entries) in configs where !entries.isEmpty {

@@ -317,6 +317,9 @@ public struct MetadataImage: Sendable, Equatable {
 
     public func topic(id: KafkaUUID) -> TopicImage? { topicsById[id] }
 
+    /// How many partitions the image holds, kept by every delta.
+    public internal(set) var partitionCount: Int = 0
+
     /// Partitions without a leader (Kafka's OfflinePartitionsCount), kept by every delta rather
     /// than counted: a count over a million partitions on every commit would be the commit's cost.
     public internal(set) var offlinePartitionCount: Int = 0
@@ -328,10 +331,15 @@ public struct MetadataImage: Sendable, Equatable {
     /// Partitions without a leader, by topic id; kept by every delta.
     public internal(set) var leaderlessPartitions: PartitionsByTopic = [:]
 
-    /// The count above, by a walk over every partition (building an image from a snapshot, and
-    /// checking the kept one).
+    /// The offline partition count, by a walk over every partition (building an image from a
+    /// snapshot, and checking the kept one).
     func countOfflinePartitions() -> Int {
         topicsById.values.reduce(0) { sum, topic in sum + topic.partitions.values.filter { $0.leader < 0 }.count }
+    }
+
+    /// The partition count by a walk over the topics (each topic knows its own).
+    func countPartitions() -> Int {
+        topicsById.values.reduce(0) { $0 + $1.partitions.count }
     }
 
     public func partition(_ tp: TopicPartition) -> PartitionRegistration? {
