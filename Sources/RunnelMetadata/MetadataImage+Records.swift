@@ -20,7 +20,7 @@ extension MetadataImage {
         }
         image.partitionCount = image.countPartitions()
         image.offlinePartitionCount = image.countOfflinePartitions()
-        (image.partitionsByBroker, image.leaderlessPartitions) = image.scanPartitionIndexes()
+        (image.brokerIndexByTopic, image.leaderlessPartitions) = image.scanPartitionIndexes()
         for (resource, entries) in configs where !entries.isEmpty {
             var tree = TreeDictionary<String, String>()
             for (k, v) in entries { tree[k] = v }

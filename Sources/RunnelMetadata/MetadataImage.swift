@@ -324,9 +324,10 @@ public struct MetadataImage: Sendable, Equatable {
     /// than counted: a count over a million partitions on every commit would be the commit's cost.
     public internal(set) var offlinePartitionCount: Int = 0
 
-    /// Every partition by each broker it names (replicas, ISR, leader): broker id, then topic
-    /// id, then partition indexes. Kept by every delta (`MetadataImage+PartitionIndex.swift`).
-    public internal(set) var partitionsByBroker: TreeDictionary<Int32, PartitionsByTopic> = [:]
+    /// Every partition by each broker it names (replicas, ISR, leader), kept by topic: topic
+    /// id, then broker id, then the sorted partition indexes. Kept by every delta
+    /// (`MetadataImage+PartitionIndex.swift`).
+    public internal(set) var brokerIndexByTopic: TreeDictionary<KafkaUUID, TopicBrokerIndex> = [:]
 
     /// Partitions without a leader, by topic id; kept by every delta.
     public internal(set) var leaderlessPartitions: PartitionsByTopic = [:]

@@ -78,6 +78,7 @@ import Testing
         // equals one built by a scan.
         let gone = Self.replay(removed, [.removeTopic(RemoveTopicRecord(topicId: Self.orders))])
         #expect(gone.partitionsByBroker.isEmpty)
+        #expect(gone.brokerIndexByTopic.isEmpty)
         #expect(gone.leaderlessPartitions.isEmpty)
     }
 
@@ -301,10 +302,10 @@ import Testing
         #expect(image.partitionIndexesHold(touched: touched))
 
         var leftOut = image
-        leftOut.partitionsByBroker[replicas[1]]![id]!.remove(7)
+        leftOut.brokerIndexByTopic[id]![replicas[1]]!.removeAll { $0 == 7 }
         #expect(!leftOut.partitionIndexesHold(touched: touched))
         var underAnother = image
-        underAnother.partitionsByBroker[42, default: [:]][id, default: []].insert(7)
+        underAnother.brokerIndexByTopic[id]![42, default: []].append(7)
         #expect(!underAnother.partitionIndexesHold(touched: touched))
         var leaderless = image
         leaderless.leaderlessPartitions[id, default: []].insert(7)
@@ -313,8 +314,8 @@ import Testing
         var miscounted = image
         miscounted.partitionCount -= 1
         #expect(!miscounted.partitionIndexesHold(touched: touched))
-        // An error in a partition the delta did not touch is not looked for.
-        #expect(leftOut.partitionIndexesHold(touched: [id: [8]]))
+        // An error in a topic the delta did not touch is not looked for.
+        #expect(leftOut.partitionIndexesHold(touched: [KafkaUUID(high: 22, low: 4): [8]]))
     }
 
     /// `randomRecords` never takes a leader away; this adds changes that leave some partitions
@@ -344,7 +345,7 @@ import Testing
             }
             let scanned = image.scanPartitionIndexes()
             #expect(!image.leaderlessPartitions.isEmpty || seed > 3, "seed \(seed) leaves some partition leaderless")
-            #expect(image.partitionsByBroker == scanned.byBroker, "seed \(seed)")
+            #expect(image.brokerIndexByTopic == scanned.byTopic, "seed \(seed)")
             #expect(image.leaderlessPartitions == scanned.leaderless, "seed \(seed)")
         }
     }
