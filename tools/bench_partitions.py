@@ -307,6 +307,12 @@ def bench_in(root: Path, binary: Path, topics: int, per_topic: int, session_time
             time.sleep(0.2)
         r["victimRestartRssBytes"] = rss_bytes(victim.pid)
         r["victimRestartFds"] = open_fds(victim.pid)
+    except Exception:
+        for n in controllers + brokers:
+            if not n.is_alive():
+                print(f"[partitions] node {n.node_id} exited ({n.proc.returncode}); log tail:\n{n.log_tail(30)}",
+                      file=sys.stderr, flush=True)
+        raise
     finally:
         for n in brokers + controllers:
             n.close()

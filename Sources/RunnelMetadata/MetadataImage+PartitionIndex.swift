@@ -37,8 +37,8 @@ extension MetadataImage {
 
     /// Brings the indexes and the partition counts of the partitions in `touched` from what
     /// `indexedTopics` (the topics the indexes describe now) says of them to what `topicsById`
-    /// says. A partition listed more than once is moved once. Each touched topic costs one
-    /// index update per broker whose partitions of it changed, however many records touched it.
+    /// says. A partition listed more than once is moved once. Each touched topic costs at most
+    /// one update of the broker index and of the leaderless index, however many records touched it.
     mutating func reindex(_ touched: [KafkaUUID: [Int32]], indexedTopics: TreeDictionary<KafkaUUID, TopicImage>) {
         var adding: [Int32: [Int32]] = [:]
         var removing: [Int32: [Int32]] = [:]
