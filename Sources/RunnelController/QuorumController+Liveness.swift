@@ -43,12 +43,14 @@ extension QuorumController {
     ///
     /// Only partitions that name a broker outside `live` (as a replica, ISR member or leader) or
     /// have no leader can change, so those are the ones looked at, through the image's partition
-    /// indexes: fencing one broker of a million-partition cluster walks that broker's partitions.
-    /// Changes come in topic name order, then partition order.
+    /// indexes: fencing one broker of a million-partition cluster walks the topics' broker
+    /// index and that broker's partitions, not every partition. Changes come in topic name order, then partition order.
     public func electionChanges(image: MetadataImage, live: Set<Int32>) -> [PartitionChangeRecord] {
         var candidates: [KafkaUUID: Set<Int32>] = [:]
-        for (broker, topics) in image.partitionsByBroker where !live.contains(broker) {
-            for (topicId, indexes) in topics { candidates[topicId, default: []].formUnion(indexes) }
+        for (topicId, entry) in image.brokerIndexByTopic {
+            for (broker, indexes) in entry where !live.contains(broker) {
+                candidates[topicId, default: []].formUnion(indexes)
+            }
         }
         for (topicId, indexes) in image.leaderlessPartitions { candidates[topicId, default: []].formUnion(indexes) }
         let topics = candidates.keys.compactMap { image.topic(id: $0) }.sorted { $0.name < $1.name }

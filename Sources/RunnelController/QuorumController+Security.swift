@@ -305,6 +305,8 @@ extension StandardAuthorizer {
     /// Applies a metadata delta's ACL changes: bindings the new image holds are added (or
     /// replaced), the others removed. What a broker's metadata publisher calls.
     public mutating func apply(_ delta: MetadataDelta) {
+        // Only when ACLs changed: the delta's image brings its partition indexes up to date.
+        guard !delta.changedAcls.isEmpty else { return }
         let image = delta.image
         for id in delta.changedAcls {
             if let entry = image.acls[id] { add(id: id, binding: AclBinding(entry)) } else { remove(id: id) }

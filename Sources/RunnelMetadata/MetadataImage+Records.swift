@@ -18,8 +18,9 @@ extension MetadataImage {
             image.topicsById[t.id] = t
             image.topicIdsByName[t.name] = t.id
         }
+        image.partitionCount = image.countPartitions()
         image.offlinePartitionCount = image.countOfflinePartitions()
-        (image.partitionsByBroker, image.leaderlessPartitions) = image.scanPartitionIndexes()
+        (image.brokerIndexByTopic, image.leaderlessPartitions) = image.scanPartitionIndexes()
         for (resource, entries) in configs where !entries.isEmpty {
             var tree = TreeDictionary<String, String>()
             for (k, v) in entries { tree[k] = v }

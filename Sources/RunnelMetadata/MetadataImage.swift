@@ -317,21 +317,30 @@ public struct MetadataImage: Sendable, Equatable {
 
     public func topic(id: KafkaUUID) -> TopicImage? { topicsById[id] }
 
+    /// How many partitions the image holds, kept by every delta.
+    public internal(set) var partitionCount: Int = 0
+
     /// Partitions without a leader (Kafka's OfflinePartitionsCount), kept by every delta rather
     /// than counted: a count over a million partitions on every commit would be the commit's cost.
     public internal(set) var offlinePartitionCount: Int = 0
 
-    /// Every partition by each broker it names (replicas, ISR, leader): broker id, then topic
-    /// id, then partition indexes. Kept by every delta (`MetadataImage+PartitionIndex.swift`).
-    public internal(set) var partitionsByBroker: TreeDictionary<Int32, PartitionsByTopic> = [:]
+    /// Every partition by each broker it names (replicas, ISR, leader), kept by topic: topic
+    /// id, then broker id, then the sorted partition indexes. Kept by every delta
+    /// (`MetadataImage+PartitionIndex.swift`).
+    public internal(set) var brokerIndexByTopic: TreeDictionary<KafkaUUID, TopicBrokerIndex> = [:]
 
     /// Partitions without a leader, by topic id; kept by every delta.
     public internal(set) var leaderlessPartitions: PartitionsByTopic = [:]
 
-    /// The count above, by a walk over every partition (building an image from a snapshot, and
-    /// checking the kept one).
+    /// The offline partition count, by a walk over every partition (building an image from a
+    /// snapshot, and checking the kept one).
     func countOfflinePartitions() -> Int {
         topicsById.values.reduce(0) { sum, topic in sum + topic.partitions.values.filter { $0.leader < 0 }.count }
+    }
+
+    /// The partition count by a walk over the topics (each topic knows its own).
+    func countPartitions() -> Int {
+        topicsById.values.reduce(0) { $0 + $1.partitions.count }
     }
 
     public func partition(_ tp: TopicPartition) -> PartitionRegistration? {

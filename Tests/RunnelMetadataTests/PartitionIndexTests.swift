@@ -1,7 +1,10 @@
 // The image's partition indexes (partitions by each broker they name, partitions without a
 // leader) are kept by every delta so fencing a broker looks at that broker's partitions only.
+// A delta brings them up to date once, in apply(), for the partitions its records touched.
 // These tests hold them to what a full scan of the partitions finds through topic creation,
-// partition changes, reassignments and topic removal; hold the indexed `electionChanges` to the
+// partition changes, reassignments and topic removal, within one delta and across many, in a
+// small image (where a debug apply() scans everything) and a big one (where it checks the
+// touched partitions, a check shown here to catch planted index errors); hold the indexed `electionChanges` to the
 // full walk it replaced, on random histories and live sets; and pin the content checksum to its
 // definition (FNV-1a over each canonical record's own encoding) now that it reuses one buffer.
 import RunnelController
@@ -75,6 +78,7 @@ import Testing
         // equals one built by a scan.
         let gone = Self.replay(removed, [.removeTopic(RemoveTopicRecord(topicId: Self.orders))])
         #expect(gone.partitionsByBroker.isEmpty)
+        #expect(gone.brokerIndexByTopic.isEmpty)
         #expect(gone.leaderlessPartitions.isEmpty)
     }
 
@@ -135,6 +139,185 @@ import Testing
         #expect(again.offlinePartitionCount == 0)
     }
 
+    @Test(
+        "one delta that changes a partition's leader, then its ISR, then removes its topic leaves the indexes where the partition ends"
+    )
+    func samePartitionSeveralTimesInOneDelta() {
+        let base = Self.replay(
+            .empty,
+            [
+                .topic(TopicRecord(name: "orders", topicId: Self.orders)),
+                Self.partition(Self.orders, 0, replicas: [1, 2, 3]),
+                Self.partition(Self.orders, 1, replicas: [2, 3, 4]),
+                .topic(TopicRecord(name: "audit", topicId: Self.audit)),
+                Self.partition(Self.audit, 0, replicas: [4, 1]),
+            ])
+        let changes: [MetadataRecord] = [
+            // The leader goes, an ISR member outside the replicas comes and leads, then goes.
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: Self.orders, leader: -1)),
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: Self.orders, isr: [1, 9])),
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: Self.orders, leader: 9)),
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: Self.orders, isr: [2], leader: -1)),
+        ]
+        let changed = Self.replay(base, changes)
+        #expect(Self.named(changed, 9) == [], "9 left the ISR and the leadership within the delta")
+        #expect(Self.named(changed, 1) == ["audit-0", "orders-0"])
+        #expect(Self.leaderless(changed) == ["orders-0"])
+        #expect(changed.offlinePartitionCount == 1)
+        #expect(changed.partitionCount == 3)
+
+        // The same changes, then the topic's removal: nothing of it is left in any index.
+        let removed = Self.replay(base, changes + [.removeTopic(RemoveTopicRecord(topicId: Self.orders))])
+        for id: Int32 in [2, 3, 9] { #expect(Self.named(removed, id) == []) }
+        #expect(Self.named(removed, 1) == ["audit-0"])
+        #expect(Self.named(removed, 4) == ["audit-0"])
+        #expect(Self.leaderless(removed) == [])
+        #expect(removed.offlinePartitionCount == 0)
+        #expect(removed.partitionCount == 1)
+
+        // Removed and created again with the same id in that delta: only the new partition.
+        let recreated = Self.replay(
+            base,
+            changes + [
+                .removeTopic(RemoveTopicRecord(topicId: Self.orders)),
+                .topic(TopicRecord(name: "orders", topicId: Self.orders)),
+                Self.partition(Self.orders, 0, replicas: [5, 6], leader: -1),
+            ])
+        #expect(Self.named(recreated, 5) == ["orders-0"])
+        #expect(Self.named(recreated, 2) == [])
+        #expect(Self.named(recreated, 1) == ["audit-0"])
+        #expect(Self.leaderless(recreated) == ["orders-0"])
+        #expect(recreated.partitionCount == 2)
+    }
+
+    @Test(
+        "an image read mid-delta has its indexes up to date, and a second apply() moves partitions from where the first left them"
+    )
+    func readMidDeltaAndApplyAgain() {
+        let base = Self.replay(
+            .empty,
+            [
+                .topic(TopicRecord(name: "orders", topicId: Self.orders)),
+                Self.partition(Self.orders, 0, replicas: [1, 2, 3]),
+            ])
+        var delta = MetadataDelta(base)
+        delta.replay(
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: Self.orders, isr: [1], leader: -1)),
+            offset: 10, epoch: 1)
+        let middle = delta.image
+        #expect(middle.partitionIndexesAreConsistent())
+        #expect(Self.leaderless(middle) == ["orders-0"])
+        let first = delta.apply()
+        #expect(first == middle)
+        delta.replay(
+            .partitionChange(PartitionChangeRecord(partitionId: 0, topicId: Self.orders, isr: [1, 7], leader: 7)),
+            offset: 11, epoch: 1)
+        let second = delta.apply()
+        #expect(second.partitionIndexesAreConsistent())
+        #expect(Self.leaderless(second) == [])
+        #expect(Self.named(second, 7) == ["orders-0"])
+        #expect(Self.leaderless(first) == ["orders-0"], "the first image keeps its value")
+    }
+
+    /// 30 topics of 100 partitions, RF 3 over brokers 1-5: above the size a debug `apply()`
+    /// checks by a full scan, so it checks the partitions each delta touched.
+    static func bigImage() -> MetadataImage {
+        var records: [MetadataRecord] = []
+        for t in 0..<30 {
+            let id = KafkaUUID(high: 22, low: UInt64(t))
+            records.append(.topic(TopicRecord(name: "big\(t)", topicId: id)))
+            for i in 0..<100 {
+                let first = Int32((t + i) % 5)
+                records.append(
+                    Self.partition(id, Int32(i), replicas: [first + 1, (first + 1) % 5 + 1, (first + 2) % 5 + 1]))
+            }
+        }
+        let image = Self.replay(.empty, records)
+        #expect(image.partitionCount == 3_000)
+        #expect(image.partitionCount > MetadataImage.indexFullCheckPartitionsMax)
+        return image
+    }
+
+    @Test("random deltas on an image above the full-check size keep the indexes equal to a scan")
+    func bigImageRandomDeltas() {
+        var image = Self.bigImage()
+        var rng = SeededRandom(seed: 21)
+        var removed: Set<UInt64> = []
+        for _ in 0..<30 {
+            var records: [MetadataRecord] = []
+            for _ in 0..<40 {
+                var t = rng.next() % 30
+                var id = KafkaUUID(high: 22, low: t)
+                // The first 20 partitions of each topic: each is changed again and again, so
+                // partitions lose leaders and get them back across deltas.
+                let index = Int32(rng.next() % 20)
+                switch rng.next() % 10 {
+                case 0:
+                    // One of the first five topics is removed, or created again with fewer
+                    // partitions (the image stays above the full-check size).
+                    t %= 5
+                    id = KafkaUUID(high: 22, low: t)
+                    if removed.contains(t) {
+                        records.append(.topic(TopicRecord(name: "big\(t)", topicId: id)))
+                        for i in Int32(0)..<10 { records.append(Self.partition(id, i, replicas: [6, 7, 1])) }
+                        removed.remove(t)
+                    } else {
+                        records.append(.removeTopic(RemoveTopicRecord(topicId: id)))
+                        removed.insert(t)
+                    }
+                case 1, 2:
+                    records.append(
+                        .partitionChange(PartitionChangeRecord(partitionId: index, topicId: id, leader: -1)))
+                case 3, 4:
+                    let leader = Int32(rng.next() % 8)
+                    records.append(
+                        .partitionChange(
+                            PartitionChangeRecord(
+                                partitionId: index, topicId: id, isr: [leader, Int32(rng.next() % 8)], leader: leader)))
+                case 5:
+                    var move = PartitionChangeRecord(partitionId: index, topicId: id, isr: [4, 5], leader: 4)
+                    move.replicas = [4, 5, Int32(rng.next() % 8)]
+                    records.append(.partitionChange(move))
+                default:
+                    records.append(
+                        .partitionChange(
+                            PartitionChangeRecord(
+                                partitionId: index, topicId: id, isr: [Int32(rng.next() % 5 + 1)])))
+                }
+            }
+            image = Self.replay(image, records)
+        }
+        #expect(image.partitionCount > MetadataImage.indexFullCheckPartitionsMax)
+        #expect(!image.leaderlessPartitions.isEmpty)
+    }
+
+    @Test(
+        "the touched-partition check of a big image finds a partition left out, one under a broker it does not name, a wrong leaderless entry and a wrong count"
+    )
+    func touchedCheckFindsPlantedErrors() {
+        let image = Self.bigImage()
+        let id = KafkaUUID(high: 22, low: 3)
+        let touched: [KafkaUUID: [Int32]] = [id: [7]]
+        let replicas = image.topic(id: id)!.partitions[7]!.replicas
+        #expect(image.partitionIndexesHold(touched: touched))
+
+        var leftOut = image
+        leftOut.brokerIndexByTopic[id]![replicas[1]]!.removeAll { $0 == 7 }
+        #expect(!leftOut.partitionIndexesHold(touched: touched))
+        var underAnother = image
+        underAnother.brokerIndexByTopic[id]![42, default: []].append(7)
+        #expect(!underAnother.partitionIndexesHold(touched: touched))
+        var leaderless = image
+        leaderless.leaderlessPartitions[id, default: []].insert(7)
+        leaderless.offlinePartitionCount += 1
+        #expect(!leaderless.partitionIndexesHold(touched: touched))
+        var miscounted = image
+        miscounted.partitionCount -= 1
+        #expect(!miscounted.partitionIndexesHold(touched: touched))
+        // An error in a topic the delta did not touch is not looked for.
+        #expect(leftOut.partitionIndexesHold(touched: [KafkaUUID(high: 22, low: 4): [8]]))
+    }
+
     /// `randomRecords` never takes a leader away; this adds changes that leave some partitions
     /// without one (and some that give it back), so the leaderless index has work.
     static func withLeaderless(_ records: [MetadataRecord], _ rng: inout SeededRandom) -> [MetadataRecord] {
@@ -162,7 +345,7 @@ import Testing
             }
             let scanned = image.scanPartitionIndexes()
             #expect(!image.leaderlessPartitions.isEmpty || seed > 3, "seed \(seed) leaves some partition leaderless")
-            #expect(image.partitionsByBroker == scanned.byBroker, "seed \(seed)")
+            #expect(image.brokerIndexByTopic == scanned.byTopic, "seed \(seed)")
             #expect(image.leaderlessPartitions == scanned.leaderless, "seed \(seed)")
         }
     }
