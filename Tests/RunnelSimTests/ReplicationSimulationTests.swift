@@ -52,11 +52,11 @@ struct ReplicationSimulationTests {
     @Test(
         "broken rules are caught",
         arguments: [
-            (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(1), 2]),
+            (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(1), 6]),
             (.ackBeforeHighWatermark, [0, 1]),
             (.highWatermarkPastFollowerEnd, [0, 1]),
-            (.isrExpansionWithoutBrokerEpochCheck, [119]),
-            (.ignoreDivergingEpoch, [5, 12]),
+            (.isrExpansionWithoutBrokerEpochCheck, [125]),
+            (.ignoreDivergingEpoch, [6, 12]),
         ])
     func brokenRule(rule: ReplicationBrokenRule, seeds: [UInt64]) {
         var options = ReplicationSimulationOptions()
