@@ -363,6 +363,11 @@ def test_leader_election_preferred_and_unclean(brokers, bootstrap, tmp_path):
     a_client = admin_client(bootstrap)
     wait_until(lambda: a_client.list_topics(topic, timeout=10).topics[topic].partitions[0].leader == preferred,
                timeout=15, what="confluent-kafka to see the preferred leader")
+    # Every partition's preferred replica must be back in its ISR (the restarted brokers rejoin
+    # `__consumer_offsets` too), or Kafka's answer for it is PREFERRED_LEADER_NOT_AVAILABLE.
+    wait_until(lambda: all(len(p.isrs) == len(p.replicas)
+                           for t in a_client.list_topics(timeout=10).topics.values() for p in t.partitions.values()),
+               timeout=60, interval=0.3, what="every ISR of every topic full")
     everything = ok_json("leader-election", "--election-type", "preferred", "--all-topic-partitions",
                          "--bootstrap-server", bootstrap)
     assert everything["electionType"] == "preferred" and everything["failed"] == []
