@@ -70,7 +70,7 @@ struct VectorTests {
             versionsSeen.insert(c.version)
         }
         // Kafka 3.9 defines versions up to the vectors' highest; later versions (from newer Kafka
-        // releases) are covered by the round-trip tests only.
+        // releases) are checked from these bytes by NewerVersionVectorTests.
         let highest = versionsSeen.max() ?? -1
         #expect(
             versionsSeen == Set(spec.versions.lowerBound...highest),

@@ -6,15 +6,21 @@ ListOffsets v10 is v9 with the request's remote-storage timeout at its end (KIP-
 answer is parsed field by field to its last byte at both versions, so a field out of place, a
 missing error code or a v13 field written at v12 fails here. The frames are written from the
 message definitions of Kafka 4.0: the Java client this project tests with (3.9.1) knows neither
-version, so these are not byte-checked against Kafka's own serializer.
+version, so these are checked against Kafka's own bytes only indirectly: NewerVersionVectorTests
+(Swift) builds them from Kafka's bytes at the version before. librdkafka 2.16 (confluent-kafka)
+negotiates Metadata v13, and its metadata calls are checked here too.
 
 Runnel only.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 import kwire
 from kwire import Reader, compact_array, compact_string, i8, i16, i32, i64
@@ -126,3 +132,29 @@ def test_list_offsets_v10_reads_the_timeout(node):
     for version in (9, 10):
         assert list_offsets(node.bootstrap, version, topic, -1) == (0, 7)
         assert list_offsets(node.bootstrap, version, topic, -2) == (0, 0)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_librdkafka_reads_metadata_at_v13(node):
+    """librdkafka 2.16 negotiates Metadata v13 with Runnel and reads brokers and topics through it."""
+    topic = unique("mdv13-rdkafka")
+    create_topic(node.bootstrap, topic, 3)
+    lines = _Lines()
+    log = logging.getLogger(unique("rdkafka"))
+    log.setLevel(logging.DEBUG)
+    log.addHandler(lines)
+    a = AdminClient({"bootstrap.servers": node.bootstrap, "debug": "protocol", "logger": log})
+    md = a.list_topics(topic, timeout=15)
+    assert sorted(md.topics[topic].partitions) == [0, 1, 2] and md.topics[topic].error is None
+    assert md.brokers and md.cluster_id
+    a.poll(0.1)  # serves the logger's queue
+    versions = {int(v) for v in re.findall(r"Received MetadataResponse \(v(\d+)", "\n".join(lines.lines))}
+    assert 13 in versions, f"librdkafka's Metadata versions: {sorted(versions)}"
