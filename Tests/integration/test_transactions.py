@@ -32,6 +32,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,27 @@ def init_producer_id(bootstrap: str, transactional_id: str, producer_id: int = -
         r.skip_tags()
         r.i32()  # throttle
         return r.i16(), r.i64(), r.i16()
+
+
+@contextmanager
+def kafka_python_transactions(bootstrap: str, prefix: str, **conf):
+    """A kafka-python transactional producer with its transactions initialised, closed after."""
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=unique(prefix), **conf)
+    try:
+        p.init_transactions()
+        yield p
+    finally:
+        p.close(10)
+
+
+def kafka_python_open_transaction(p, topic: str, values: list[str], partitions: int = 1) -> None:
+    """Begins a transaction and sends `values` round-robin over the topic's partitions, flushed."""
+    p.begin_transaction()
+    for i, value in enumerate(values):
+        p.send(topic, value=value.encode(), partition=i % partitions)
+    p.flush()
 
 
 def until_answered(call, timeout: float = 30.0):
@@ -277,24 +299,13 @@ def test_java_commit_and_abort(tnode):
 
 
 def test_kafka_python_commit_and_abort(tnode):
-    from kafka import KafkaProducer
-
     topic = unique("txn-kp")
     create_topic(tnode.bootstrap, topic, partitions=2)
-    p = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("kp-txn"))
-    try:
-        p.init_transactions()
-        p.begin_transaction()
-        for i in range(10):
-            p.send(topic, value=f"kp-{i}".encode(), partition=i % 2)
+    with kafka_python_transactions(tnode.bootstrap, "kp-txn") as p:
+        kafka_python_open_transaction(p, topic, [f"kp-{i}" for i in range(10)], partitions=2)
         p.commit_transaction()
-        p.begin_transaction()
-        for i in range(10):
-            p.send(topic, value=f"kp-aborted-{i}".encode(), partition=i % 2)
-        p.flush()
+        kafka_python_open_transaction(p, topic, [f"kp-aborted-{i}" for i in range(10)], partitions=2)
         p.abort_transaction()
-    finally:
-        p.close(10)
     assert read_committed_values(tnode.bootstrap, topic, 2, 10) == sorted(f"kp-{i}" for i in range(10))
 
 
@@ -415,18 +426,10 @@ def test_java_producer_is_fenced_by_a_second_instance(tnode):
 
 
 def test_a_kafka_python_transaction_left_open_is_aborted_after_its_timeout(tnode):
-    from kafka import KafkaProducer
-
     topic = unique("txn-timeout-kp")
     create_topic(tnode.bootstrap, topic, partitions=1)
-    p = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("kp-slow"),
-                      transaction_timeout_ms=2000)
-    try:
-        p.init_transactions()
-        p.begin_transaction()
-        for i in range(5):
-            p.send(topic, value=f"left-open-{i}".encode(), partition=0)
-        p.flush()
+    with kafka_python_transactions(tnode.bootstrap, "kp-slow", transaction_timeout_ms=2000) as p:
+        kafka_python_open_transaction(p, topic, [f"left-open-{i}" for i in range(5)])
         c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"),
                       "isolation.level": "read_committed", **QUIET})
         try:
@@ -435,8 +438,6 @@ def test_a_kafka_python_transaction_left_open_is_aborted_after_its_timeout(tnode
                        what="the timed-out transaction aborted")
         finally:
             c.close()
-    finally:
-        p.close(5)
     assert drain(tnode.bootstrap, topic, 1, 0, timeout=3, conf={"isolation.level": "read_committed"}) == []
 
 
@@ -599,13 +600,10 @@ def offsets_only_on_commit(bootstrap: str, client: str, send_transaction, commit
 
 
 def test_kafka_python_send_offsets_to_transaction(tnode):
-    from kafka import KafkaProducer
     from kafka.structs import OffsetAndMetadata
     from kafka.structs import TopicPartition as KTopicPartition
 
-    p = KafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("kp-offsets"))
-    try:
-        p.init_transactions()
+    with kafka_python_transactions(tnode.bootstrap, "kp-offsets") as p:
 
         def send_transaction(sink, group, topic, offset, commit):
             p.begin_transaction()
@@ -614,8 +612,6 @@ def test_kafka_python_send_offsets_to_transaction(tnode):
             p.commit_transaction() if commit else p.abort_transaction()
 
         offsets_only_on_commit(tnode.bootstrap, "kafka-python", send_transaction)
-    finally:
-        p.close(10)
 
 
 def test_java_send_offsets_to_transaction(tnode):
