@@ -6,10 +6,17 @@ INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION on a second delete); adding partition
 the configs of a topic and of broker 1 with value, source and is-default as Kafka reports them;
 incremental SET / DELETE / APPEND / SUBTRACT on a topic config, seen in the next describe;
 delete_records moving the low watermark; describe_cluster naming this node and its cluster id;
-and auto topic creation on produce when enabled (and not when disabled).
+and auto topic creation on produce when enabled (and not when disabled). kafka-python 2.x's admin
+client (2.0.2 and 2.3.3, which tools/test puts beside the venv's 3.x) lists and describes topics.
 """
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -112,6 +119,46 @@ def test_kafka_python_create_delete(broker):
             adm.delete_topics([t])
     finally:
         adm.close()
+
+
+KAFKA_PYTHON_2 = [v for v in ("2.0.2", "2.3.3") if v != "2.0.2" or sys.version_info < (3, 12)]
+
+KAFKA_PYTHON_2_ADMIN = r"""
+import json, sys, time
+import kafka
+from kafka.admin import KafkaAdminClient, NewTopic
+bootstrap, topic = sys.argv[1], sys.argv[2]
+adm = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+adm.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+deadline = time.monotonic() + 30
+while topic not in adm.list_topics() and time.monotonic() < deadline:
+    time.sleep(0.2)
+out = {"version": kafka.__version__, "topics": adm.list_topics(),
+       "described": adm.describe_topics([topic]), "every": [t["topic"] for t in adm.describe_topics()],
+       "cluster": adm.describe_cluster()}
+adm.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("version", KAFKA_PYTHON_2)
+def test_kafka_python_2_admin_lists_and_describes_topics(broker, version):
+    """kafka-python 2.x (an older client many applications still pin) creates, lists and
+    describes topics and describes the cluster, as it does against Kafka."""
+    folder = Path(__file__).resolve().parents[2] / ".venv" / f"kafka-python-{version}"
+    assert (folder / "kafka").is_dir(), f"{folder} is missing: tools/test installs kafka-python {version} there"
+    topic = unique("kp2adm")
+    p = subprocess.run([sys.executable, "-c", KAFKA_PYTHON_2_ADMIN, broker.bootstrap, topic],
+                       env={**os.environ, "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["version"] == version
+    assert topic in out["topics"] and topic in out["every"]
+    [described] = out["described"]
+    assert described["error_code"] == 0 and described["topic"] == topic and not described["is_internal"]
+    assert sorted(q["partition"] for q in described["partitions"]) == [0, 1, 2]
+    assert all(q["error_code"] == 0 and q["leader"] >= 0 and q["isr"] for q in described["partitions"])
+    assert out["cluster"]["cluster_id"] and out["cluster"]["brokers"]
 
 
 def test_create_partitions(broker):
