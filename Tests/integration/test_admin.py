@@ -7,7 +7,8 @@ the configs of a topic and of broker 1 with value, source and is-default as Kafk
 incremental SET / DELETE / APPEND / SUBTRACT on a topic config, seen in the next describe;
 delete_records moving the low watermark; describe_cluster naming this node and its cluster id;
 and auto topic creation on produce when enabled (and not when disabled). kafka-python 2.x's admin
-client (2.0.2 and 2.3.3, which tools/test puts beside the venv's 3.x) lists and describes topics.
+client (2.0.2 and 2.3.3, which tools/test puts beside the venv's 3.x) lists and describes topics,
+and its producer and group consumer write and read a topic.
 """
 
 from __future__ import annotations
@@ -123,6 +124,16 @@ def test_kafka_python_create_delete(broker):
 
 KAFKA_PYTHON_2 = [v for v in ("2.0.2", "2.3.3") if v != "2.0.2" or sys.version_info < (3, 12)]
 
+
+def run_kafka_python_2(version: str, script: str, *args: str) -> dict:
+    folder = Path(__file__).resolve().parents[2] / ".venv" / f"kafka-python-{version}"
+    assert (folder / "kafka").is_dir(), f"{folder} is missing: tools/test installs kafka-python {version} there"
+    p = subprocess.run([sys.executable, "-c", script, *args], env={**os.environ, "PYTHONPATH": str(folder)},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 KAFKA_PYTHON_2_ADMIN = r"""
 import json, sys, time
 import kafka
@@ -145,13 +156,8 @@ print(json.dumps(out))
 def test_kafka_python_2_admin_lists_and_describes_topics(broker, version):
     """kafka-python 2.x (an older client many applications still pin) creates, lists and
     describes topics and describes the cluster, as it does against Kafka."""
-    folder = Path(__file__).resolve().parents[2] / ".venv" / f"kafka-python-{version}"
-    assert (folder / "kafka").is_dir(), f"{folder} is missing: tools/test installs kafka-python {version} there"
     topic = unique("kp2adm")
-    p = subprocess.run([sys.executable, "-c", KAFKA_PYTHON_2_ADMIN, broker.bootstrap, topic],
-                       env={**os.environ, "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-3000:]
-    out = json.loads(p.stdout.strip().splitlines()[-1])
+    out = run_kafka_python_2(version, KAFKA_PYTHON_2_ADMIN, broker.bootstrap, topic)
     assert out["version"] == version
     assert topic in out["topics"] and topic in out["every"]
     [described] = out["described"]
@@ -159,6 +165,41 @@ def test_kafka_python_2_admin_lists_and_describes_topics(broker, version):
     assert sorted(q["partition"] for q in described["partitions"]) == [0, 1, 2]
     assert all(q["error_code"] == 0 and q["leader"] >= 0 and q["isr"] for q in described["partitions"])
     assert out["cluster"]["cluster_id"] and out["cluster"]["brokers"]
+
+
+KAFKA_PYTHON_2_CLIENTS = r"""
+import json, sys
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+bootstrap, topic = sys.argv[1], sys.argv[2]
+p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip", linger_ms=5)
+for i in range(100):
+    p.send(topic, key=b"k%d" % (i % 7), value=b"v%d" % i)
+p.flush()
+p.close()
+c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="g-" + topic, auto_offset_reset="earliest",
+                  enable_auto_commit=False, consumer_timeout_ms=15000)
+values = []
+for m in c:
+    values.append(m.value.decode())
+    if len(values) == 100:
+        break
+c.commit()
+parts = sorted(c.partitions_for_topic(topic))
+committed = sum(c.committed(TopicPartition(topic, q)) or 0 for q in parts)
+c.close()
+print(json.dumps({"values": values, "committed": committed}))
+"""
+
+
+@pytest.mark.parametrize("version", KAFKA_PYTHON_2)
+def test_kafka_python_2_produces_and_a_group_consumes(broker, version):
+    """kafka-python 2.x writes gzip batches with acks=all, and a group of it reads all of them and
+    commits their end."""
+    topic = unique("kp2rw")
+    create_topic(broker.bootstrap, topic, 3)
+    out = run_kafka_python_2(version, KAFKA_PYTHON_2_CLIENTS, broker.bootstrap, topic)
+    assert sorted(out["values"]) == sorted(f"v{i}" for i in range(100))
+    assert out["committed"] == 100
 
 
 def test_create_partitions(broker):
