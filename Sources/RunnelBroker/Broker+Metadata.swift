@@ -91,8 +91,8 @@ extension Broker {
     package func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
         var out = MetadataResponse.MetadataResponseTopic(
             errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
-        out.partitions = topic.partitions.keys.sorted().map { index in
-            let p = partitionMetadata(topic, index, image: image)
+        out.partitions = topic.partitions.keys.sorted().compactMap { index in
+            guard let p = partitionMetadata(topic, index, image: image) else { return nil }
             return .init(
                 errorCode: p.errorCode.rawValue, partitionIndex: index, leaderId: p.leader,
                 leaderEpoch: p.registration.leaderEpoch, replicaNodes: p.registration.replicas,
@@ -101,21 +101,27 @@ extension Broker {
         return out
     }
 
+    /// One partition as Metadata and DescribeTopicPartitions tell it to clients.
+    struct ClientPartitionView {
+        var registration: PartitionRegistration
+        var errorCode: ErrorCode
+        var leader: Int32
+        var offline: [Int32]
+    }
+
     /// What clients are told of one partition: its leader only when that broker is live (and has
     /// not stepped aside here), else LEADER_NOT_AVAILABLE and no leader; the replicas on fenced
     /// or unknown brokers as offline.
-    func partitionMetadata(
-        _ topic: TopicImage, _ index: Int32, image: MetadataImage
-    ) -> (
-        registration: PartitionRegistration, errorCode: ErrorCode, leader: Int32, offline: [Int32]
-    ) {
-        let p = topic.partitions[index]!
+    func partitionMetadata(_ topic: TopicImage, _ index: Int32, image: MetadataImage) -> ClientPartitionView? {
+        guard let p = topic.partitions[index] else { return nil }
         let offline = p.replicas.filter { id in image.brokers[NodeID(id)].map { $0.fenced } ?? true }
         // A leader that stepped aside here is no leader to send clients to.
         let leaderLive =
             p.leader >= 0 && image.brokers[NodeID(p.leader)].map { !$0.fenced } == true
             && !(p.leader == settings.nodeId && steppedAside(TopicPartition(topic.name, index)))
-        return (p, leaderLive ? .none : .leaderNotAvailable, leaderLive ? p.leader : -1, offline)
+        return ClientPartitionView(
+            registration: p, errorCode: leaderLive ? .none : .leaderNotAvailable, leader: leaderLive ? p.leader : -1,
+            offline: offline)
     }
 
     /// DescribeTopicPartitions (KIP-966; Kafka's DescribeTopicPartitionsRequestHandler): the named
@@ -134,7 +140,10 @@ extension Broker {
         let all = request.topics.isEmpty
         let cursor = request.cursor
         let from = cursor?.topicName ?? ""
-        let names = Set(all ? image.topicNames : request.topics.map(\.name)).filter { $0 >= from }.sorted()
+        // The image's names are sorted already; named topics are sorted here, each once.
+        let names =
+            all
+            ? image.topicNames.filter { $0 >= from } : Set(request.topics.map(\.name)).filter { $0 >= from }.sorted()
         if let cursor, cursor.partitionIndex < 0 || (!all && !names.contains(cursor.topicName)) {
             response.topics = request.topics.map {
                 .init(errorCode: ErrorCode.invalidRequest.rawValue, name: $0.name, topicId: .zero)
@@ -164,18 +173,17 @@ extension Broker {
                     .init(errorCode: error.rawValue, name: name, topicId: .zero, isInternal: isInternal))
                 continue
             }
-            let indexes = topic.partitions.keys.sorted().filter {
-                $0 >= (name == cursor?.topicName ? cursor!.partitionIndex : 0)
-            }
-            let page = indexes.prefix(remaining)
-            if page.count < indexes.count, let next = indexes.dropFirst(page.count).first {
-                response.nextCursor = .init(topicName: name, partitionIndex: next)
-            }
-            remaining -= page.count
+            // Partition ids run from 0 to the count less one: the page walks them from the
+            // cursor, as Kafka's handler does, without sorting the topic's partitions.
+            let start = name == cursor?.topicName ? cursor!.partitionIndex : 0
+            let end = Int32(topic.partitions.count)
+            let pageEnd = start + Int32(min(remaining, max(0, Int(end) - Int(start))))
+            if pageEnd < end { response.nextCursor = .init(topicName: name, partitionIndex: pageEnd) }
+            remaining -= Int(pageEnd - start)
             var out = DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic(
                 errorCode: 0, name: name, topicId: topic.id, isInternal: isInternal)
-            out.partitions = page.map { index in
-                let p = partitionMetadata(topic, index, image: image)
+            out.partitions = (start..<max(start, pageEnd)).compactMap { index in
+                guard let p = partitionMetadata(topic, index, image: image) else { return nil }
                 return .init(
                     errorCode: p.errorCode.rawValue, partitionIndex: index, leaderId: p.leader,
                     leaderEpoch: p.registration.leaderEpoch, replicaNodes: p.registration.replicas,
