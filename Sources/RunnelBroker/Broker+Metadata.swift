@@ -38,7 +38,28 @@ extension Broker {
             return out
         }
         let refused = ErrorCode.topicAuthorizationFailed.rawValue
-        if wantAll {
+        // Kafka looks topics up by id as soon as one id is set, and then ignores the names: the
+        // Java client sends "" (its default), not null, as the name of a topic it asks for by id.
+        var topicIds: [KafkaUUID] = []
+        for wanted in request.topics ?? [] where wanted.topicId != .zero && !topicIds.contains(wanted.topicId) {
+            topicIds.append(wanted.topicId)
+        }
+        if !topicIds.isEmpty && version < 12 {
+            // Kafka: "Topic IDs are not supported in requests for version N".
+            response.topics = (request.topics ?? []).map {
+                .init(errorCode: ErrorCode.invalidRequest.rawValue, name: $0.name, topicId: $0.topicId)
+            }
+        } else if !topicIds.isEmpty {
+            for id in topicIds {
+                if let topic = image.topic(id: id) {
+                    response.topics.append(
+                        auth.allows(.describe, .topic(topic.name))
+                            ? described(topic) : .init(errorCode: refused, name: nil, topicId: id, isInternal: false))
+                } else {
+                    response.topics.append(.init(errorCode: ErrorCode.unknownTopicId.rawValue, name: nil, topicId: id))
+                }
+            }
+        } else if wantAll {
             response.topics = image.topicNames.filter { auth.allows(.describe, .topic($0)) }.compactMap {
                 image.topic(named: $0)
             }.map(described)
@@ -70,12 +91,8 @@ extension Broker {
                         }
                         response.topics.append(missing)
                     }
-                } else if let topic = image.topic(id: wanted.topicId) {
-                    response.topics.append(
-                        auth.allows(.describe, .topic(topic.name))
-                            ? described(topic)
-                            : .init(errorCode: refused, name: nil, topicId: wanted.topicId, isInternal: false))
                 } else {
+                    // Neither a name nor an id.
                     response.topics.append(
                         .init(errorCode: ErrorCode.unknownTopicId.rawValue, name: nil, topicId: wanted.topicId))
                 }

@@ -188,6 +188,11 @@ def test_java_admin_creates_and_describes_a_topic(broker, java):
     assert d["partitions"] == [{"partition": p, "leader": node, "replicas": [node], "isr": [node]}
                                for p in range(4)], d
 
+    # By its id: the Java client names the topic "" beside the id, and Kafka looks it up by the id.
+    res = java.admin(broker.bootstrap, "describe-by-id", topic)
+    assert res.ok, res.explain()
+    assert res.objects[0] == d
+
     res = java.admin(broker.bootstrap, "create", topic, 4, 1)
     assert res.returncode == 1 and res.objects[0]["error"] == "TopicExistsException", res.explain()
 

@@ -49,8 +49,9 @@ def advertised(bootstrap: str) -> dict[int, tuple[int, int]]:
         return kwire.parse_api_versions_v0(c.recv_frame()).api_keys
 
 
-def metadata(bootstrap: str, version: int, topic: str) -> dict:
-    topics = compact_array([b"\x00" * 16 + compact_string(topic) + TAGS])
+def metadata(bootstrap: str, version: int, topic: str | None, topic_id: bytes = b"\x00" * 16) -> dict:
+    """Metadata of one topic, asked for by name, by id (a non-zero `topic_id`) or both."""
+    topics = compact_array([topic_id + compact_string(topic) + TAGS])
     body = topics + i8(0) + i8(1) + TAGS  # allow auto creation: no; topic operations: yes
     r = exchange(bootstrap, kwire.API_METADATA, version, body)
     out = {"throttle": r.i32(), "brokers": [], "topics": {}}
@@ -60,7 +61,7 @@ def metadata(bootstrap: str, version: int, topic: str) -> dict:
     out["cluster_id"] = r.compact_string()
     out["controller_id"] = r.i32()
     for _ in range(r.compact_array_len()):
-        error, name, _topic_id, _internal = r.i16(), r.compact_string(), r.take(16), r.i8()
+        error, name, topic_id, _internal = r.i16(), r.compact_string(), r.take(16), r.i8()
         partitions = {}
         for _ in range(r.compact_array_len()):
             p_error, index, leader, _epoch = r.i16(), r.i32(), r.i32(), r.i32()
@@ -72,6 +73,7 @@ def metadata(bootstrap: str, version: int, topic: str) -> dict:
         operations = r.i32()
         r.skip_tags()
         out["topics"][name] = (error, partitions, operations)
+        out.setdefault("ids", {})[name] = topic_id
     if version >= 13:
         out["error_code"] = r.i16()
     r.skip_tags()
@@ -120,6 +122,27 @@ def test_metadata_v13_ends_with_the_top_level_error_code(node):
         assert md.get("error_code", 0) == 0
     missing = unique("mdv13-missing")
     assert metadata(node.bootstrap, 13, missing)["topics"][missing][0] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_metadata_by_topic_id(node):
+    """As Kafka's handleTopicMetadataRequest: once a topic id is set, topics are looked up by id and
+    the names are ignored (the Java client sends "" as the name beside the id); an unknown id is
+    UNKNOWN_TOPIC_ID with no name; an id below v12 is INVALID_REQUEST."""
+    topic = unique("mdid")
+    create_topic(node.bootstrap, topic, 2)
+    topic_id = metadata(node.bootstrap, 12, topic)["ids"][topic]
+    assert topic_id != b"\x00" * 16
+    for version in (12, 13):
+        for name in ("", None):
+            md = metadata(node.bootstrap, version, name, topic_id)
+            assert list(md["topics"]) == [topic], (version, name, md["topics"])
+            error, partitions, _ = md["topics"][topic]
+            assert error == 0 and sorted(partitions) == [0, 1] and md["ids"][topic] == topic_id
+    unknown = bytes(range(1, 17))
+    md = metadata(node.bootstrap, 12, "", unknown)
+    assert md["topics"] == {None: (100, {}, -2147483648)} and md["ids"][None] == unknown  # UNKNOWN_TOPIC_ID
+    md = metadata(node.bootstrap, 11, topic, topic_id)
+    assert md["topics"][topic][0] == 42  # INVALID_REQUEST
 
 
 def test_list_offsets_v10_reads_the_timeout(node):

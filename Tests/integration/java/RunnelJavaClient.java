@@ -25,6 +25,8 @@
 //   admin <bootstrap> describe <topic>
 //       AdminClient.describeTopics; prints {"topic","topicId","internal","partitions":[{"partition",
 //       "leader","replicas","isr"}]}.
+//   admin <bootstrap> describe-by-id <topic>
+//       The same, then describeTopics of the topic's id (TopicCollection.ofTopicIds).
 //   admin <bootstrap> configs <topic>
 //       AdminClient.describeConfigs of the topic; prints {"<name>": {"value","source"}, ...}.
 //   admin <bootstrap> transactions <transactional.id> <topic> <partition>
@@ -97,8 +99,10 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -134,7 +138,7 @@ public final class RunnelJavaClient {
         System.err.println("usage: RunnelJavaClient produce <bootstrap> <topic> <count> [key=value...]\n"
                 + "       RunnelJavaClient consume <bootstrap> <topic> <expected> <timeoutMs> [group]\n"
                 + "       RunnelJavaClient admin <bootstrap> create <topic> <partitions> <rf> [key=value...]\n"
-                + "       RunnelJavaClient admin <bootstrap> describe|configs <topic>\n"
+                + "       RunnelJavaClient admin <bootstrap> describe|describe-by-id|configs <topic>\n"
                 + "       RunnelJavaClient admin <bootstrap> quorum -\n"
                 + "       RunnelJavaClient admin <bootstrap> logdirs <brokerId,...> [key=value...]\n"
                 + "       RunnelJavaClient admin <bootstrap> transactions <transactional.id> <topic> <partition>\n"
@@ -381,9 +385,16 @@ public final class RunnelJavaClient {
                     System.out.println("{\"created\": " + quote(topic) + "}");
                     return 0;
                 }
-                case "describe": {
+                case "describe":
+                case "describe-by-id": {
                     TopicDescription d = admin.describeTopics(Collections.singletonList(topic))
                             .allTopicNames().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(topic);
+                    if (args[2].equals("describe-by-id")) {
+                        // The same topic again by its id (a Metadata request with the id, and "" as the name).
+                        Uuid id = d.topicId();
+                        d = admin.describeTopics(TopicCollection.ofTopicIds(Collections.singletonList(id)))
+                                .allTopicIds().get(OPERATION_TIMEOUT_MS, TimeUnit.MILLISECONDS).get(id);
+                    }
                     StringBuilder json = new StringBuilder("{\"topic\": ").append(quote(d.name()))
                             .append(", \"topicId\": ").append(quote(String.valueOf(d.topicId())))
                             .append(", \"internal\": ").append(d.isInternal())
