@@ -67,6 +67,7 @@ extension Broker {
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
         .updateFeatures: 0...1,
+        .unregisterBroker: 0...0,
         .describeClientQuotas: 0...1,
         .alterClientQuotas: 0...1,
     ]

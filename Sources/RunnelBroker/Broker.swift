@@ -697,6 +697,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             case .updateFeatures:
                 return try updateFeatures(
                     decode(UpdateFeaturesRequest.self, request), version: version, context: context)
+            case .unregisterBroker:
+                return try unregisterBroker(
+                    decode(UnregisterBrokerRequest.self, request), version: version, context: context)
             case .describeClientQuotas:
                 return try describeClientQuotas(
                     decode(DescribeClientQuotasRequest.self, request), version: version, context: context)

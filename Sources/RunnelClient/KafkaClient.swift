@@ -454,6 +454,7 @@ public enum ClientVersions {
         .describeUserScramCredentials: 0...0,
         .alterUserScramCredentials: 0...0,
         .updateFeatures: 0...1,  // v1 carries the upgrade type and validate-only (KIP-778)
+        .unregisterBroker: 0...0,
         .describeClientQuotas: 0...1,
         .alterClientQuotas: 0...1,
         .writeTxnMarkers: 0...2,

@@ -107,6 +107,9 @@ public enum ControllerRequests {
                 results: (r.deletions.map(\.name) + r.upsertions.map(\.name)).map {
                     .init(user: $0, errorCode: code.rawValue, errorMessage: message)
                 }) as? R.Response
+        case is UnregisterBrokerRequest:
+            return UnregisterBrokerResponse(throttleTimeMs: 0, errorCode: code.rawValue, errorMessage: message)
+                as? R.Response
         case let r as AlterClientQuotasRequest:
             return AlterClientQuotasResponse(
                 throttleTimeMs: 0,

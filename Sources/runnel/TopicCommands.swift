@@ -354,7 +354,29 @@ struct TopicAlterConfig: AsyncParsableCommand {
 
 struct Cluster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Describe the cluster.", subcommands: [ClusterDescribe.self])
+        abstract: "Describe the cluster; unregister a broker that left for good (as kafka-cluster).",
+        subcommands: [ClusterDescribe.self, ClusterUnregister.self])
+}
+
+struct ClusterUnregister: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unregister",
+        abstract:
+            "Remove a broker's registration from the cluster metadata (UnregisterBroker; kafka-cluster unregister).",
+        discussion: """
+            For a broker that will not come back: its partitions are led by others and it leaves
+            their ISRs. A broker that is still running registers again. --json prints {"unregistered": ID}.
+            """)
+
+    @OptionGroup var options: ClientOptions
+    @Option(name: .customLong("id"), help: "The id of the broker to unregister.") var id: Int32
+
+    func run() async {
+        let id = self.id
+        await withClient(options) { client in try await client.unregisterBroker(id) }
+        if options.json { return JSON.object([("unregistered", .int(Int(id)))]).print() }
+        print("Broker \(id) is unregistered.")
+    }
 }
 
 struct ClusterDescribe: AsyncParsableCommand {

@@ -606,3 +606,33 @@ def test_dump_log_decodes_internal_topics(brokers, bootstrap):
     lines = [ln for seg in sorted(brokers[0].data_dir.glob("__transaction_state-*/*.log"))
              for ln in ok("dump-log", seg, "--transaction-log-decoder").stdout.splitlines() if txn_id in ln]
     assert lines and all(" key: {" in ln and " payload: " in ln for ln in lines), lines[:3]
+
+
+# -- cluster unregister -----------------------------------------------------------------------------
+
+def test_cluster_unregister_a_broker_that_left(brokers, bootstrap):
+    """`runnel cluster unregister --id` (kafka-cluster unregister; UnregisterBroker through a broker
+    to the active controller) removes a stopped broker's registration: a second unregister is
+    BROKER_ID_NOT_REGISTERED, an unknown id too, and the broker registers again when it comes back."""
+    gone = brokers[-1]
+    live = brokers[0]
+
+    def listed() -> list[int]:
+        return [b["id"] for b in ok_json("cluster", "describe", "--bootstrap-server", live.bootstrap)["brokers"]]
+
+    one_sentence_failure(runnel("cluster", "unregister", "--id", 77, "--bootstrap-server", live.bootstrap),
+                         "cannot unregister broker 77", "BROKER_ID_NOT_REGISTERED")
+    gone.stop()
+    try:
+        wait_until(lambda: gone.node_id not in listed(), timeout=30, interval=0.3, what="the stopped broker fenced")
+        assert ok_json("cluster", "unregister", "--id", gone.node_id,
+                       "--bootstrap-server", live.bootstrap) == {"unregistered": gone.node_id}
+        one_sentence_failure(runnel("cluster", "unregister", "--id", gone.node_id, "--bootstrap-server", live.bootstrap),
+                             f"cannot unregister broker {gone.node_id}", "BROKER_ID_NOT_REGISTERED")
+    finally:
+        gone.restart()
+    wait_until(lambda: gone.node_id in listed(), timeout=30, interval=0.3, what="the broker registered again")
+    a = admin_client(bootstrap)
+    wait_until(lambda: all(len(p.isrs) == len(p.replicas)
+                           for t in a.list_topics(timeout=10).topics.values() for p in t.partitions.values()),
+               timeout=60, interval=0.3, what="every ISR of every topic full again")
