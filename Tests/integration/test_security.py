@@ -552,6 +552,12 @@ def test_client_cannot_register_or_unregister_a_broker(secure):
     with RawConnection(secure.ports["CONTROLLER"]) as c:
         body = c.send_request(64, 0, struct.pack(">i", 1) + b"\x00", flexible=True)
         assert struct.unpack(">h", body[4:6])[0] == 31  # CLUSTER_AUTHORIZATION_FAILED
+    # Through the broker's client listener as alice (no ALTER on the cluster): refused there, not
+    # forwarded (the controller would answer BROKER_ID_NOT_REGISTERED for id 99).
+    with RawConnection(secure.ports["SASL_PLAINTEXT"]) as c:
+        assert c.login_plain("alice", ALICE_PASSWORD)[0] == 0
+        body = c.send_request(64, 0, struct.pack(">i", 99) + b"\x00", flexible=True)
+        assert struct.unpack(">h", body[4:6])[0] == 31
     # BrokerRegistration v0: id 99, cluster id, incarnation, no listeners/features, no rack.
     cluster_id = secure.node.cluster_id.encode()
     body = struct.pack(">i", 99) + bytes([len(cluster_id) + 1]) + cluster_id + bytes(16) + b"\x01" + b"\x01" + b"\x00" + b"\x00"
