@@ -199,6 +199,30 @@ def test_an_input_record_copied_twice_is_duplicated():
     assert txn_checked(events)[0] == {"txn_duplicated": 1}
 
 
+def test_an_input_value_written_twice_and_copied_once_each_is_no_duplicate():
+    # Seed 3712: the input feed's idempotent producer re-sent i0-1 across an epoch bump
+    # (librdkafka #4953), so the input topic holds it at offsets 1 and 2; transactions A and B
+    # each copied one of them. Two input records, one copy each.
+    events = txn_history([("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1")]),
+                          ("B", "committed", [(0, 2, "i0-1"), (0, 3, "i0-2")])],
+                         rc=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A"), (0, 3, "i0-1@B"), (0, 4, "i0-2@B")])
+    assert txn_checked(events)[0] == {}
+
+
+def test_one_input_position_copied_twice_is_duplicated_even_when_its_value_repeats():
+    # The input holds i0-1 twice (offsets 1 and 2), but A and B both copied offset 1.
+    events = txn_history([("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1")]),
+                          ("B", "committed", [(0, 1, "i0-1")])],
+                         rc=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A"), (0, 3, "i0-1@B")],
+                         inputs=[(0, 0, "i0-0"), (0, 1, "i0-1"), (0, 2, "i0-1")])
+    assert txn_checked(events)[0] == {"txn_duplicated": 1}
+
+
+def test_a_transaction_with_two_copies_of_one_input_record_is_duplicated():
+    events = txn_history([("A", "committed", [(0, 0, "i0-0")])], rc=[(0, 0, "i0-0@A"), (0, 1, "i0-0@A")])
+    assert txn_checked(events)[0] == {"txn_duplicated": 1}
+
+
 def test_a_committed_transactions_missing_record_is_lost():
     events = txn_history([("A", "committed", [(0, 0, "i0-0"), (0, 1, "i0-1")])], rc=[(0, 0, "i0-0@A")],
                          ru=[(0, 0, "i0-0@A"), (0, 1, "i0-1@A")])

@@ -42,7 +42,9 @@ committed offsets:
 
   aborted_read          read_committed returned a record of an aborted transaction, of one never
                         asked to commit, or of no transaction the copiers began
-  txn_duplicated        read_committed returned two records copied from one input record
+  txn_duplicated        read_committed returned two records copied from one input record (one
+                        position of the input: a value the feed's producer wrote twice, re-sent
+                        across an epoch bump, is two input records, each copied once)
   txn_lost              a record of a committed transaction missing from read_committed (or of an
                         unknown one whose other records are there); an input record below the
                         group's final committed offset with no copy in read_committed; a copy of
@@ -70,7 +72,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 TXN_ANOMALY_KINDS = ["aborted_read", "txn_duplicated", "txn_lost", "txn_order", "txn_hanging"]
@@ -560,15 +562,30 @@ class Checker:
                 rec.update({"copier": t["m"], "begin_t": self.rel(t["begin"]), "outcome": t["state"]})
             self.add("aborted_read", f"read_committed returned {e['v']} at {e['pt']}:{e['o']}: {why}", e["t"], [rec])
 
+        # Each copy's input position: the one its transaction read the value at. The input topic
+        # may hold a value twice (an idempotent producer's re-send across an epoch bump,
+        # librdkafka #4953); each of those positions is its own input record, copied once.
+        source: dict[tuple[int, int], tuple] = {}
+        taken: dict[tuple[str, str], int] = defaultdict(int)
+        for e in rc:
+            src, txn = split(e["v"])
+            at = [(p, o) for p, o, v in txns[txn]["inputs"] if v == src] if txn in txns else []
+            i = taken[(src, txn)]
+            taken[(src, txn)] += 1
+            # A transaction with more copies of a value than it read is a duplicate of its last one.
+            source[(e["pt"], e["o"])] = at[min(i, len(at) - 1)] if at else input_pos.get(src, src)
+
         # txn_duplicated: one input record copied twice into read_committed
-        copies: dict[str, list[dict]] = defaultdict(list)
+        copies: dict[tuple, list[dict]] = defaultdict(list)
         for e in rc:
             if (e["pt"], e["o"]) not in bad:
-                copies[split(e["v"])[0]].append(e)
-        for src, es in copies.items():
+                copies[source[(e["pt"], e["o"])]].append(e)
+        for pos, es in copies.items():
             if len(es) > 1:
                 bad.update((e["pt"], e["o"]) for e in es[1:])
-                self.add("txn_duplicated", f"input record {src} copied {len(es)} times into read_committed: "
+                src = split(es[0]["v"])[0]
+                where = f" at {pos[0]}:{pos[1]}" if isinstance(pos, tuple) else ""
+                self.add("txn_duplicated", f"input record {src}{where} copied {len(es)} times into read_committed: "
                          f"{[(e['pt'], e['o'], e['v']) for e in es][:4]}", es[1]["t"],
                          [{"partition": e["pt"], "offset": e["o"], "value": e["v"],
                            "outcome": txns.get(split(e["v"])[1], {}).get("state")} for e in es])
@@ -600,8 +617,8 @@ class Checker:
                              [{"partition": p, "offset": o, "value": v, "committed": committed.get(p)}])
             beyond: dict[int, list] = defaultdict(list)
             for e in rc:
-                pos = input_pos.get(split(e["v"])[0])
-                if (e["pt"], e["o"]) not in bad and pos is not None and pos[1] >= committed.get(pos[0], 0):
+                pos = source[(e["pt"], e["o"])]
+                if (e["pt"], e["o"]) not in bad and isinstance(pos, tuple) and pos[1] >= committed.get(pos[0], 0):
                     beyond[pos[0]].append((pos[1], e["v"]))
             for p, xs in sorted(beyond.items()):
                 self.add("txn_lost", f"read_committed holds copies of input {p} up to offset {max(xs)[0]}, but the "
@@ -624,8 +641,8 @@ class Checker:
             last = None
             for e in es:
                 src, txn = split(e["v"])
-                pos = input_pos.get(src)
-                if pos is None:
+                pos = source[(e["pt"], e["o"])]
+                if not isinstance(pos, tuple):
                     continue
                 if pos[0] != p:
                     pairs.setdefault((p, txn, txn), {"what": f"{e['v']} (input {pos[0]}:{pos[1]}) in output partition {p}",
@@ -680,6 +697,8 @@ class Checker:
         return {
             "input_acked": len(bt["in-ack"]),
             "input_read": len(inputs_at),
+            # values the input topic holds more than once: the feed's re-sends across an epoch bump
+            "input_values_twice": sum(1 for n in Counter(inputs_at.values()).values() if n > 1),
             "copier_starts": len(bt["txn-init"]),
             "stuck_calls": [f"{e['m']} {e['what']} {e['seconds']} s" for e in bt["txn-stuck"]],
             "transactions": len(txns),
