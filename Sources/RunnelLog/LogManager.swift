@@ -19,7 +19,10 @@ public final class LogManager: @unchecked Sendable {
     private let onDiskFailure: (@Sendable (TopicPartition, DiskError) -> Void)?
     private let lock = NIOLock()
     private var logs: [TopicPartition: PartitionLog] = [:]
+    /// Each partition's log dir, and how many partitions each dir holds (a new partition goes to
+    /// the dir holding fewest, as Kafka places them), kept together by `place` and `unplace`.
     private var logDirOf: [TopicPartition: String] = [:]
+    private var partitionsInDir: [String: Int] = [:]
     private var _defaultConfig: LogConfig
     /// High watermarks read from `replication-offset-checkpoint` at start-up.
     private var startupHighWatermarks: [TopicPartition: Int64] = [:]
@@ -77,7 +80,7 @@ public final class LogManager: @unchecked Sendable {
                     cleanerCheckpoint: cleanerCheckpoints[tp])
                 adopt(log)
                 logs[tp] = log
-                logDirOf[tp] = dir
+                place(tp, in: dir)
                 if let hw = highWatermarks[tp] { startupHighWatermarks[tp] = hw }
                 opened += 1
                 progress(opened, total, !clean)
@@ -124,10 +127,7 @@ public final class LogManager: @unchecked Sendable {
                 log.config = config
                 return log
             }
-            var counts: [String: Int] = [:]
-            for dir in logDirs { counts[dir] = 0 }
-            for (_, dir) in logDirOf { counts[dir, default: 0] += 1 }
-            let dir = logDirs.min { counts[$0]! < counts[$1]! }!
+            let dir = logDirs.min { partitionsInDir[$0, default: 0] < partitionsInDir[$1, default: 0] }!
             let path = dir + "/" + tp.description
             let log = try PartitionLog(topicPartition: tp, directory: path, config: config, disk: disk, nowMs: nowMs)
             adopt(log)
@@ -135,7 +135,7 @@ public final class LogManager: @unchecked Sendable {
                 "version: 0\ntopic_id: \(topicId)\n", to: path + "/partition.metadata", disk: disk)
             try disk.syncDirectory(dir)
             logs[tp] = log
-            logDirOf[tp] = dir
+            place(tp, in: dir)
             return log
         }
     }
@@ -155,7 +155,7 @@ public final class LogManager: @unchecked Sendable {
     public func delete(_ tp: TopicPartition) throws {
         let (log, dir): (PartitionLog?, String?) = lock.withLock {
             let log = logs.removeValue(forKey: tp)
-            let dir = logDirOf.removeValue(forKey: tp)
+            let dir = unplace(tp)
             return (log, dir)
         }
         guard let log, let dir else { return }
@@ -245,6 +245,19 @@ public final class LogManager: @unchecked Sendable {
     }
 
     /// Gives a log this manager opened or created its policies.
+    /// Records `tp`'s log dir. Called under `lock`.
+    private func place(_ tp: TopicPartition, in dir: String) {
+        if let old = logDirOf.updateValue(dir, forKey: tp) { partitionsInDir[old, default: 1] -= 1 }
+        partitionsInDir[dir, default: 0] += 1
+    }
+
+    /// Forgets `tp`'s log dir and gives it. Called under `lock`.
+    private func unplace(_ tp: TopicPartition) -> String? {
+        guard let dir = logDirOf.removeValue(forKey: tp) else { return nil }
+        partitionsInDir[dir, default: 1] -= 1
+        return dir
+    }
+
     private func adopt(_ log: PartitionLog) {
         log.setDropBehind(dropBehind)
         if let onDiskFailure {
