@@ -40,8 +40,8 @@ extension Broker {
         let refused = ErrorCode.topicAuthorizationFailed.rawValue
         // Kafka looks topics up by id as soon as one id is set, and then ignores the names: the
         // Java client sends "" (its default), not null, as the name of a topic it asks for by id.
-        var topicIds: [KafkaUUID] = []
-        for wanted in request.topics ?? [] where wanted.topicId != .zero && !topicIds.contains(wanted.topicId) {
+        var topicIds: [KafkaUUID] = [], seen: Set<KafkaUUID> = []
+        for wanted in request.topics ?? [] where wanted.topicId != .zero && seen.insert(wanted.topicId).inserted {
             topicIds.append(wanted.topicId)
         }
         if !topicIds.isEmpty && version < 12 {
@@ -108,7 +108,8 @@ extension Broker {
     package func topicMetadata(_ topic: TopicImage, image: MetadataImage) -> MetadataResponse.MetadataResponseTopic {
         var out = MetadataResponse.MetadataResponseTopic(
             errorCode: 0, name: topic.name, topicId: topic.id, isInternal: Self.internalTopics.contains(topic.name))
-        out.partitions = topic.partitions.keys.sorted().compactMap { index in
+        // A topic's partitions are numbered 0..<count (CreatePartitions only adds at the end).
+        out.partitions = (0..<Int32(topic.partitionCount)).compactMap { index in
             guard let p = partitionMetadata(topic, index, image: image) else { return nil }
             return .init(
                 errorCode: p.errorCode.rawValue, partitionIndex: index, leaderId: p.leader,

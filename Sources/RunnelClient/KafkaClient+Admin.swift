@@ -306,14 +306,8 @@ extension KafkaClient {
     /// broker, which forwards it to the active controller; the controller removes the broker's
     /// registration, as for a broker that left for good.
     public func unregisterBroker(_ brokerId: Int32) async throws {
-        var (response, _, address) = try await sendAny { _ in UnregisterBrokerRequest(brokerId: brokerId) }
-        // Bootstrapped from the controllers, a standby answers NOT_CONTROLLER: ask the others.
-        for other in anyAddresses() where other != address && response.errorCode == ErrorCode.notController.rawValue {
-            guard let answer = try? await send(to: other, { _ in UnregisterBrokerRequest(brokerId: brokerId) }) else {
-                continue
-            }
-            (response, address) = (answer.response, other)
-        }
+        let (response, _, _) = try await sendToActiveController(
+            { _ in UnregisterBrokerRequest(brokerId: brokerId) }, errorCode: \.errorCode)
         guard response.errorCode == 0 else {
             throw ClientError(
                 "cannot unregister broker \(brokerId): \(Self.reason(ErrorCode(response.errorCode), response.errorMessage))"

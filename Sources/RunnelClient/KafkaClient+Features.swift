@@ -97,12 +97,7 @@ extension KafkaClient {
                         allowDowngrade: $0.upgradeType != .upgrade, upgradeType: $0.upgradeType.rawValue)
                 }, validateOnly: validateOnly)
         }
-        var (response, version, address) = try await sendAny(build)
-        // Bootstrapped from the controllers, a standby answers NOT_CONTROLLER: ask the others.
-        for other in anyAddresses() where other != address && response.errorCode == ErrorCode.notController.rawValue {
-            guard let answer = try? await send(to: other, build) else { continue }
-            (response, version, address) = (answer.response, answer.version, other)
-        }
+        let (response, version, address) = try await sendToActiveController(build, errorCode: \.errorCode)
         if version == 0 && (validateOnly || updates.contains { $0.upgradeType == .unsafeDowngrade }) {
             throw ClientError(
                 "the broker at \(address) answers UpdateFeatures only at v0, which has no dry run and no unsafe downgrade"

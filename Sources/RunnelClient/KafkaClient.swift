@@ -299,6 +299,21 @@ public actor KafkaClient {
         )
     }
 
+    /// Sends a request for the active controller to any broker (which forwards it) or, with a
+    /// bootstrap list of controllers, to each in turn until one is not a standby (which answers
+    /// NOT_CONTROLLER, read by `errorCode`).
+    func sendToActiveController<R: RequestMessage>(
+        _ build: @Sendable (Int16) -> R, errorCode: (R.Response) -> Int16
+    ) async throws -> (response: R.Response, version: Int16, address: BrokerAddress) {
+        var answer = try await sendAny(build)
+        for other in anyAddresses()
+        where other != answer.address && errorCode(answer.response) == ErrorCode.notController.rawValue {
+            guard let next = try? await send(to: other, build) else { continue }
+            answer = (next.response, next.version, other)
+        }
+        return answer
+    }
+
     // MARK: metadata
 
     /// Asks for metadata of `topics` (nil: every topic) and folds the answer into `metadata`.

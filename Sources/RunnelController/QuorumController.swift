@@ -138,8 +138,11 @@ public struct QuorumController: Sendable {
                 fail(.topicAlreadyExists, "Topic '\(topic.name)' already exists.")
                 continue
             }
+            // Only names with '.' or '_' can collide with another name; the scan is for them.
             let key = Self.collisionKey(topic.name)
-            if let other = working.topicNames.first(where: { Self.collisionKey($0) == key }) {
+            if topic.name.contains(where: { $0 == "." || $0 == "_" }),
+                let other = working.topicIdsByName.keys.first(where: { Self.collisionKey($0) == key })
+            {
                 fail(.invalidTopicException, "Topic '\(topic.name)' collides with existing topic: \(other)")
                 continue
             }
