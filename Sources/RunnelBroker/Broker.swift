@@ -35,6 +35,14 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     let clientQuotaManager: NIOLockedValueBox<ClientQuotaManager>
 
     private let imageBox = NIOLockedValueBox<MetadataImage>(.empty)
+    /// The last image the local replicas were brought in line with (see `publish`).
+    private let appliedImage = NIOLockedValueBox<MetadataImage>(.empty)
+    /// Published changes not yet applied to the local replicas, and whether a drain runs.
+    private let published = NIOLockedValueBox<
+        (pending: [(MetadataDelta, MetadataImage)], draining: Bool)
+    >(([], false))
+    /// Where `publish` applies changes to the local replicas, in order.
+    private let publishExecutor: PublishExecutor
     private let partitionLock = NIOLock()
     private var partitions: [TopicPartition: Partition] = [:]
     /// Topics this broker asked the controller to create, so concurrent Metadata requests do not
@@ -66,11 +74,15 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         [(check: @Sendable (MetadataImage) -> Bool, promise: EventLoopPromise<Void>)]
     >([])
 
+    /// Runs a drain of published changes: serially, in submission order.
+    public typealias PublishExecutor = @Sendable (@escaping @Sendable () -> Void) -> Void
+
     public init(
         settings: BrokerSettings, logManager: LogManager, controller: any ControllerChannel, clock: any Clock,
-        logger: Logger
+        logger: Logger, publishExecutor: @escaping PublishExecutor = { $0() }
     ) {
         self.settings = settings
+        self.publishExecutor = publishExecutor
         self.logManager = logManager
         self.controller = controller
         self.clock = clock
@@ -160,6 +172,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
 
     /// The metadata image this broker serves from.
     public var image: MetadataImage { imageBox.withLockedValue { $0 } }
+    /// The image the local replicas were last brought in line with: `image`, or one a little
+    /// older while `publish` applies the newest to them.
+    package var replicaImage: MetadataImage { appliedImage.withLockedValue { $0 } }
 
     public func partition(_ tp: TopicPartition) -> Partition? {
         partitionLock.withLock { partitions[tp] }
@@ -356,12 +371,65 @@ public final class Broker: RequestHandler, @unchecked Sendable {
 
     // MARK: metadata publishing
 
-    /// Applies a committed metadata change: creates, updates and deletes local replicas, applies
-    /// topic configs to their logs, then makes the new image visible to requests.
+    /// Takes a committed metadata change, in the metadata log's order. As Kafka's
+    /// BrokerMetadataPublisher does, the new image (and its ACLs) answers requests at once; the
+    /// local replicas follow it afterwards on the publish executor (a thread of its own in the
+    /// server, so opening logs never holds up the metadata log's event loop; at once in the
+    /// simulation). A request for a partition whose replica is not open yet gets
+    /// NOT_LEADER_OR_FOLLOWER and is retried, as in Kafka.
     public func publish(delta: MetadataDelta, image: MetadataImage) {
-        authorizer.publish(delta, image: image)
-        transactions.transactionVersionChanged(
-            featureLevel: image.features[TransactionVersionFeature.featureName] ?? 0)
+        let drain = published.withLockedValue { queue -> Bool in
+            authorizer.publish(delta, image: image)
+            transactions.transactionVersionChanged(
+                featureLevel: image.features[TransactionVersionFeature.featureName] ?? 0)
+            imageBox.withLockedValue { $0 = image }
+            queue.pending.append((delta, image))
+            guard !queue.draining else { return false }
+            queue.draining = true
+            return true
+        }
+        guard drain else { return }
+        publishExecutor { [self] in
+            // Changes published while the last pass ran are applied together, in one pass over
+            // the newest image.
+            while let (deltas, image) = published.withLockedValue({ queue -> ([MetadataDelta], MetadataImage)? in
+                guard let newest = queue.pending.last?.1 else {
+                    queue.draining = false
+                    return nil
+                }
+                defer { queue.pending.removeAll() }
+                return (queue.pending.map(\.0), newest)
+            }) {
+                applyToReplicas(PublishedChanges(deltas), image: image)
+            }
+        }
+    }
+
+    /// What one or more published deltas in a row changed, for `applyToReplicas`.
+    struct PublishedChanges {
+        var changedTopics: Set<KafkaUUID> = []
+        var deletedTopics: [TopicImage] = []
+        var changedTopicConfigs: Set<String> = []
+        var brokerConfigsChanged = false
+        var any = false
+
+        init(_ deltas: [MetadataDelta]) {
+            for delta in deltas {
+                changedTopics.formUnion(delta.changedTopics)
+                deletedTopics.append(contentsOf: delta.deletedTopics.values)
+                for resource in delta.changedConfigs {
+                    if resource.type == .topic { changedTopicConfigs.insert(resource.name) }
+                    if resource.type == .broker { brokerConfigsChanged = true }
+                }
+                any = any || !delta.changedConfigs.isEmpty || !delta.changedTopics.isEmpty
+            }
+        }
+    }
+
+    /// Creates, updates and deletes local replicas for published changes (removals first, then
+    /// every touched topic as `image` has it), applies topic configs to their logs, then answers
+    /// the requests waiting for the changes.
+    private func applyToReplicas(_ changes: PublishedChanges, image: MetadataImage) {
         // Partitions follow the image only once it holds this process's own registration: the
         // local metadata log replayed at start-up may still name this broker leader of
         // partitions the controller moves away when it re-registers (it may have lost its page
@@ -375,19 +443,18 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             return true
         }
         guard let opened else {
-            imageBox.withLockedValue { $0 = image }
+            appliedImage.withLockedValue { $0 = image }
             completeImageWaiters(image)
             return
         }
         let now = clock.wallMs()
         let resolver = settings.resolver
-        var touchedTopics = Set(delta.changedTopics)
-        for resource in delta.changedConfigs where resource.type == .topic {
-            if let id = image.topic(named: resource.name)?.id { touchedTopics.insert(id) }
+        var touchedTopics = changes.changedTopics
+        for name in changes.changedTopicConfigs {
+            if let id = image.topic(named: name)?.id { touchedTopics.insert(id) }
         }
-        let brokerConfigsChanged = delta.changedConfigs.contains { $0.type == .broker }
-        if brokerConfigsChanged || opened { touchedTopics.formUnion(image.topicsById.keys) }
-        for (_, topic) in delta.deletedTopics {
+        if changes.brokerConfigsChanged || opened { touchedTopics.formUnion(image.topicsById.keys) }
+        for topic in changes.deletedTopics {
             for (index, _) in topic.partitions {
                 removePartition(TopicPartition(topic.name, index))
             }
@@ -412,12 +479,12 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 }
             }
         }
-        if !delta.changedConfigs.isEmpty || !delta.changedTopics.isEmpty || opened {
+        if changes.any || opened {
             for box in [leaderThrottle, followerThrottle] {
                 box.withLockedValue { $0.refresh(image: image, brokerId: settings.nodeId, resolver: resolver) }
             }
         }
-        imageBox.withLockedValue { $0 = image }
+        appliedImage.withLockedValue { $0 = image }
         fetchersBox.withLockedValue { $0 }?.reconcile(hostedPartitions)
         groupLeadershipChanged()
         transactionLeadershipChanged()
@@ -450,15 +517,16 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         for promise in ready { promise.succeed(()) }
     }
 
-    /// Completes once the image satisfies `check`, or after `timeoutMs` (then it completes anyway:
-    /// the caller answers with what the controller said).
+    /// Completes once the image the local replicas follow satisfies `check` (so a client's next
+    /// request here finds the change, its new replicas open), or after `timeoutMs` (then it
+    /// completes anyway: the caller answers with what the controller said).
     func awaitImage(
         on eventLoop: any EventLoop, timeoutMs: Int64, _ check: @escaping @Sendable (MetadataImage) -> Bool
     ) -> EventLoopFuture<Void> {
-        if check(image) { return eventLoop.makeSucceededVoidFuture() }
+        if check(replicaImage) { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
         imageWaiters.withLockedValue { $0.append((check, promise)) }
-        if check(image) {
+        if check(replicaImage) {
             imageWaiters.withLockedValue { $0.removeAll { $0.promise.futureResult === promise.futureResult } }
             promise.succeed(())
         }
@@ -474,9 +542,14 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     }
 
     /// Loads logs found on disk that the image no longer has (deleted while this broker was down),
-    /// or whose topic id differs (deleted and recreated), and removes them.
+    /// or whose topic id differs (deleted and recreated), and removes them: on the publish
+    /// executor, after the changes published so far have reached the local replicas.
     public func removeStrayLogs() {
-        let image = self.image
+        publishExecutor { [self] in removeStrayLogsNow() }
+    }
+
+    private func removeStrayLogsNow() {
+        let image = replicaImage
         for tp in logManager.topicPartitions {
             let topic = image.topic(named: tp.topic)
             let stray =

@@ -30,6 +30,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var networkGroup: MultiThreadedEventLoopGroup?
     private var quorumGroup: MultiThreadedEventLoopGroup?
     private var pool: NIOThreadPool?
+    /// The broker's publish executor: one thread applying metadata changes to local replicas.
+    private var publisher: NIOThreadPool?
     private var servers: [KafkaServer] = []
     /// Reloads TLS listeners' stores from this broker's dynamic configs (brokers only).
     private var tlsReloader: ListenerTLSReloader?
@@ -256,9 +258,15 @@ public final class RunnelServer: @unchecked Sendable {
             remoteController = controllerChannel as? RemoteControllerChannel
             remoteController?.brokerRequestTimeoutMs = config.quorumRequestTimeoutMs
             remoteController?.requestTimeoutMs = config.controllerSocketTimeoutMs
+            let publisher = NIOThreadPool(numberOfThreads: 1)
+            publisher.start()
+            self.publisher = publisher
             let b = Broker(
                 settings: brokerSettings, logManager: logManager, controller: controllerChannel, clock: clock,
-                logger: logger)
+                logger: logger,
+                publishExecutor: { work in
+                    publisher.submit { state in if state == .active { work() } }
+                })
             broker = b
             self.broker = b
             try await loop.submit {
@@ -346,7 +354,7 @@ public final class RunnelServer: @unchecked Sendable {
             } catch let error as BrokerRegistrationError {
                 throw StorageError(error.description)
             }
-            // On the quorum's loop, where every publish runs.
+            // On the quorum's loop, where every publish is taken.
             let brokerEpoch = lifecycle.brokerEpoch
             try await loop.submit { broker.registered(brokerEpoch: brokerEpoch) }.get()
             if !(try await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs).get()) {
@@ -564,6 +572,8 @@ public final class RunnelServer: @unchecked Sendable {
             try? await runtime.eventLoop.submit { quorum.driver.stop() }.get()
             runtime.closePeers()
         }
+        // No change is published any more: let the one being applied finish before logs close.
+        try? await publisher?.shutdownGracefully()
         gaugeTask?.cancel()
         consumerLagTask?.cancel()
         await metricsServer?.close()

@@ -165,11 +165,12 @@ extension ReplicationSimulation {
                 // leader learns of a removal a little after the controller committed it).
                 // Invariant 6 (KIP-903): what the leader counts for an in-sync replica comes from
                 // that replica's current incarnation, never from an earlier one's delayed fetch
-                // (once the leader's metadata holds the current registration).
+                // (once the metadata the leader's replicas follow holds the current registration:
+                // Metadata answers with a newer image while they catch up, as in Kafka).
                 for member in leader.isr where member.rawValue != id && committedIsr.contains(member.rawValue) {
                     guard let fetched = leader.followers[member]?.brokerEpoch else { continue }
                     let registered = brokerEpoch(member.rawValue)
-                    if fetched.rawValue < registered, broker.image.brokers[member]?.epoch == registered {
+                    if fetched.rawValue < registered, broker.replicaImage.brokers[member]?.epoch == registered {
                         return fail(
                             "invariant 6: leader \(id) of p\(p) counts a fetch of in-sync replica \(member) by its incarnation of broker epoch \(fetched), which registered again at \(registered)"
                         )
@@ -392,7 +393,7 @@ extension ReplicationSimulation {
         for id in brokerIds {
             let broker = brokers[id]!
             guard broker.up, broker.serving, image.brokers[NodeID(id)]?.fenced == false,
-                broker.image.provenance.lastOffset == image.provenance.lastOffset
+                broker.replicaImage.provenance.lastOffset == image.provenance.lastOffset
             else { return false }
         }
         for p in partitionIds {

@@ -111,6 +111,7 @@ final class SimBrokerNode: @unchecked Sendable {
     }
 
     var image: MetadataImage { broker?.image ?? .empty }
+    var replicaImage: MetadataImage { broker?.replicaImage ?? .empty }
     var brokerEpoch: Int64 { lifecycle?.brokerEpoch ?? -1 }
     func partition(_ tp: TopicPartition) -> Partition? { broker?.partition(tp) }
 
@@ -201,8 +202,11 @@ final class SimBrokerNode: @unchecked Sendable {
         channel.brokerRequestTimeoutMs = options.controllerQuorumRequestTimeoutMs
         channel.retryDeadlineMs = options.controllerRequestTimeoutMs * 2
         controllerChannel = channel
+        // Replicas follow a published image in an event of their own, as on the server's
+        // publisher thread, so the window where Metadata is ahead of them is simulated too.
         let broker = Broker(
-            settings: settings, logManager: logManager, controller: channel, clock: world.clock, logger: logger)
+            settings: settings, logManager: logManager, controller: channel, clock: world.clock, logger: logger,
+            publishExecutor: { work in loop.execute(work) })
         self.broker = broker
         quorum.subscribe { delta, image in broker.publish(delta: delta, image: image) }
         let peers = BrokerPeers(
