@@ -158,7 +158,7 @@ public final class RunnelServer: @unchecked Sendable {
         let clean = metadataClean
         let snapshots = try SQLiteSnapshotStorage(
             directory: directory + "/" + MetadataLog.topicPartition.description, clusterId: clusterId,
-            voters: config.voters.map(\.id))
+            voters: config.voters.map(\.id), logger: logger)
         let policy = config.snapshotPolicy
         let sessionTimeoutMs = config.brokerSessionTimeoutMs
         let rebalance = config.leaderRebalance

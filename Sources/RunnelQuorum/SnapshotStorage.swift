@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import RunnelCore
@@ -46,11 +47,14 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
     public let voters: [Int32]
     private let lock = NIOLock()
     private var download: (id: SnapshotId, path: String, expected: Int64)?
+    /// Where each snapshot written or loaded is logged, with its size and time (nil: nowhere).
+    private let logger: Logger?
 
-    public init(directory: String, clusterId: String, voters: [Int32]) throws {
+    public init(directory: String, clusterId: String, voters: [Int32], logger: Logger? = nil) throws {
         self.directory = directory
         self.clusterId = clusterId
         self.voters = voters
+        self.logger = logger
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Leftovers of an interrupted write or download.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -73,17 +77,32 @@ public final class SQLiteSnapshotStorage: SnapshotStorage, @unchecked Sendable {
     public func latest() -> SnapshotId? { all().last }
 
     public func write(_ image: MetadataImage, id: SnapshotId) throws {
+        let started = NIODeadline.now()
         try SQLiteSnapshot.write(
             image, clusterId: clusterId, endOffset: id.endOffset, epoch: id.epoch, voters: voters,
             lastContainedTimestamp: 0, directory: directory)
+        logged("wrote", id, image: image, since: started)
     }
 
     public func load(_ id: SnapshotId) throws -> MetadataImage {
+        let started = NIODeadline.now()
         let loaded = try SQLiteSnapshot.read(path(id))
         guard loaded.header.clusterId == clusterId else {
             throw SnapshotError("\(path(id)) belongs to cluster \(loaded.header.clusterId), not \(clusterId)")
         }
+        logged("loaded", id, image: loaded.image, since: started)
         return loaded.image
+    }
+
+    private func logged(_ verb: String, _ id: SnapshotId, image: MetadataImage, since started: NIODeadline) {
+        guard let logger else { return }
+        let ms = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+        logger.info(
+            "\(verb) metadata snapshot \(SQLiteSnapshot.fileName(endOffset: id.endOffset, epoch: id.epoch))",
+            metadata: [
+                "ms": "\(Int(ms.rounded()))", "bytes": "\((try? size(id)) ?? 0)",
+                "partitions": "\(image.partitionCount)", "topics": "\(image.topicsById.count)",
+            ])
     }
 
     public func size(_ id: SnapshotId) throws -> Int64 {
