@@ -11,7 +11,9 @@ extension Broker {
 
     func findCoordinator(_ request: FindCoordinatorRequest, version: Int16, context: RequestContext) -> RequestOutcome {
         let keys = version >= 4 ? request.coordinatorKeys : [request.key]
-        let image = self.image
+        // The image this broker's replicas and coordinators follow: a client sent here is not
+        // told of a coordinator this broker has not taken up yet.
+        let image = replicaImage
         let auth = authorization(context)
         var answers: [FindCoordinatorResponse.Coordinator] = []
         for key in keys {
@@ -52,6 +54,8 @@ extension Broker {
                 } else {
                     fail(.coordinatorNotAvailable, "The coordinator's partition has no leader yet.")
                 }
+            } else if self.image.topic(named: topicName) != nil {
+                fail(.coordinatorNotAvailable, "The coordinator's partitions are being opened.")
             } else if transactional {
                 createTransactionStateTopic()
                 fail(.coordinatorNotAvailable, "The transaction state topic is being created.")

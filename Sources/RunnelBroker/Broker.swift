@@ -97,7 +97,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             FetchSessionCache(
                 maxSessions: settings.maxIncrementalFetchSessionCacheSlots,
                 seed: settings.fetchSessionIdSeed ?? seedSource.next()))
-        let box = imageBox
+        let box = imageBox, applied = appliedImage
         let nodeId = NodeID(settings.nodeId)
         self.producerIds = ProducerIdManager(
             brokerId: settings.nodeId,
@@ -119,7 +119,9 @@ public final class Broker: RequestHandler, @unchecked Sendable {
         let groupsRef = GroupHostRefs()
         self.groups = GroupHost(
             settings: groupSettings, clock: clock, logger: logger,
-            partitionCount: { Int32(box.withLockedValue { $0.topic(named: OffsetsTopic.name)?.partitionCount ?? 0 }) },
+            partitionCount: {
+                Int32(applied.withLockedValue { $0.topic(named: OffsetsTopic.name)?.partitionCount ?? 0 })
+            },
             partition: { groupsRef.broker?.partition(TopicPartition(OffsetsTopic.name, $0)) },
             appendRecords: { entries, acks, timeoutMs, verification, loop in
                 guard let broker = groupsRef.broker else {

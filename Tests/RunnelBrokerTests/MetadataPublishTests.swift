@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import RunnelCore
+import RunnelGroups
 import RunnelLog
 import RunnelMetadata
 import RunnelTestSupport
@@ -115,6 +116,25 @@ struct MetadataPublishTests {
         #expect(waited.withLockedValue { $0 })
         #expect(f.broker.partition(TopicPartition("a", 0))?.isLeader == true)
         #expect(f.logs.topicId(of: TopicPartition("a", 0)) == a)
+    }
+
+    @Test("a group's coordinator is not named before the broker's replicas and group host follow the image")
+    func coordinatorAfterReplicas() throws {
+        let f = try PublishFixture()
+        let loop = EmbeddedEventLoop()
+        f.broker.startGroups(on: loop)
+        f.register()
+        let offsets = KafkaUUID(high: 9, low: 1)
+        f.publish([
+            .topic(TopicRecord(name: OffsetsTopic.name, topicId: offsets)), PublishFixture.partition(0, of: offsets),
+        ])
+        // Shown, not yet taken up here: a client is told to come back, not NOT_COORDINATOR
+        // (which librdkafka's OffsetFetch for an assign() does not retry).
+        #expect(f.broker.image.topic(named: OffsetsTopic.name) != nil)
+        #expect(f.broker.groups.check("g") == .coordinatorNotAvailable)
+        #expect(f.executor.run() == 1)
+        loop.run()
+        #expect(f.broker.groups.check("g") == nil)
     }
 
     @Test("changes published while the replicas lag are applied in one pass, in the log's order")
