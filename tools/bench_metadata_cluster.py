@@ -27,6 +27,7 @@ Figures are printed, never checked.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -43,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 sys.path.insert(0, str(REPO / "tools"))
 
-from benchlib import work_dir  # noqa: E402
+from benchlib import report_line, rss_bytes, work_dir  # noqa: E402
 from chaoslib import wire  # noqa: E402
 from cluster import ClusterNode  # noqa: E402
 from kwire import Conn, Reader, compact_array, compact_string, frame, i16, i32, i64, string  # noqa: E402
@@ -54,13 +55,6 @@ NOT_CONTROLLER, TOPIC_ALREADY_EXISTS = 41, 36
 SNAPSHOT_BYTES = 20 * 1024 * 1024
 SESSION_TIMEOUT_MS = 9000
 _corr = itertools.count(1)
-
-
-def rss_bytes(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 class ControllerConn:
@@ -382,8 +376,7 @@ def print_report(r: dict) -> None:
     print(f"\nmetadata-scale --cluster: 3 controllers, {r['standIns']} broker stand-ins, "
           f"{r['topics']:,} topics x {r['partitionsPerTopic']:,} = {n:,} partitions, RF 3")
 
-    def line(name: str, value: str, note: str = "") -> None:
-        print(f"  {name:<40}{value:>16}   {note}")
+    line = functools.partial(report_line, width=40)
 
     line("creation", f"{r['createPartitionsPerS']:,.0f} partitions/s", f"{r['createS']:.1f} s")
     for c in r["controllers"]:

@@ -21,11 +21,14 @@ Each figure is printed with its target (issue 21); benchmarks print, they never 
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchlib import report_line
 
 
 def run_one(runnel: Path, topics: int, per_topic: int, rf: int, brokers: int, per_commit: int) -> dict:
@@ -44,8 +47,7 @@ def print_report(r: dict) -> None:
     print(f"metadata scale: {n:,} partitions ({r['topics']:,} topics, RF {r['replicationFactor']}, "
           f"{r['brokers']} brokers), {r['records']:,} records, {r.get('buildConfiguration', 'unknown')} build")
 
-    def line(name: str, value: str, target: str = "") -> None:
-        print(f"  {name:<34}{value:>16}   {target}")
+    line = functools.partial(report_line, width=34)
 
     line("replay (standby/broker path)", f"{r['replayMs']:,.0f} ms",
          f"{r['replayRecordsPerSecond']:,.0f} records/s")

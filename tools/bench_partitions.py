@@ -25,6 +25,7 @@ Figures are printed, never checked.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -42,20 +43,13 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from benchlib import QUIET, work_dir  # noqa: E402
+from benchlib import QUIET, report_line, rss_bytes, work_dir  # noqa: E402
 from chaoslib import wire  # noqa: E402
 from cluster import start_cluster  # noqa: E402
 from kwire import Conn, Reader, frame, i32, request_header_v1, string  # noqa: E402
 
 API_METADATA = 3
 _corr = itertools.count(1)
-
-
-def rss_bytes(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def open_fds(pid: int) -> int:
@@ -324,8 +318,7 @@ def print_report(r: dict) -> None:
     print(f"\npartitions: 3 controllers + 3 brokers, {r['topics']:,} topics x {r['partitionsPerTopic']:,} partitions "
           f"= {r['partitions']:,} partitions, RF 3 ({r['partitions']:,} replicas per broker)")
 
-    def line(name: str, value: str, note: str = "") -> None:
-        print(f"  {name:<40}{value:>16}   {note}")
+    line = functools.partial(report_line, width=40)
 
     line("cluster start (empty)", f"{r['clusterStartS']:.1f} s")
     line("creation", f"{r['createPartitionsPerS']:,.0f} partitions/s",

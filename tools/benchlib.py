@@ -358,3 +358,19 @@ def raw_fetch_phase(bootstrap: str, topic: str, n: int, size: int, timeout: floa
         sock.close()
     return {"msgs": records, "passes": passes, "secs": elapsed, "mb_s": records * size / MB / elapsed,
             "msgs_s": records / elapsed}
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory (VmRSS), 0 when it is gone."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def report_line(name: str, value: str, note: str = "", width: int = 34) -> None:
+    """One row of a bench's report: the figure's name, its value right-aligned, then a note."""
+    print(f"  {name:<{width}}{value:>16}   {note}")
