@@ -177,6 +177,11 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// The image the local replicas were last brought in line with: `image`, or one a little
     /// older while `publish` applies the newest to them.
     package var replicaImage: MetadataImage { appliedImage.withLockedValue { $0 } }
+    /// The offset of the last metadata change the local replicas follow, which heartbeats report:
+    /// the controller unfences this broker (and the server lets clients in) only once the
+    /// replicas of its registration's image are open, as Kafka's broker reports the offset its
+    /// publishers have applied.
+    public var appliedMetadataOffset: Int64 { appliedImage.withLockedValue { $0.provenance.lastOffset } }
 
     public func partition(_ tp: TopicPartition) -> Partition? {
         partitionLock.withLock { partitions[tp] }
@@ -445,7 +450,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             return true
         }
         guard let opened else {
-            appliedImage.withLockedValue { $0 = image }
+            // The replicas follow no image yet (so heartbeats keep this broker fenced); requests
+            // waiting for one are answered, as nothing here will open for them.
             completeImageWaiters(image)
             return
         }
@@ -541,6 +547,20 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             if pending { promise.succeed(()) }
         }
         return promise.futureResult
+    }
+
+    /// Completes once the local replicas follow an image in which this broker, at `brokerEpoch`,
+    /// is unfenced (so the leaderships its unfencing brought are taken up), or after `timeoutMs`.
+    /// The server lets clients in after it: a client sent here by this broker's own Metadata
+    /// then finds its replicas leading, not NOT_LEADER_OR_FOLLOWER.
+    public func awaitReplicasUnfenced(
+        brokerEpoch: Int64, on eventLoop: any EventLoop, timeoutMs: Int64
+    ) -> EventLoopFuture<Void> {
+        let id = NodeID(settings.nodeId)
+        return awaitImage(on: eventLoop, timeoutMs: timeoutMs) { image in
+            guard let registered = image.brokers[id] else { return false }
+            return registered.epoch >= brokerEpoch && !registered.fenced
+        }
     }
 
     /// Loads logs found on disk that the image no longer has (deleted while this broker was down),

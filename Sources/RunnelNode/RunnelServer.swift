@@ -344,7 +344,7 @@ public final class RunnelServer: @unchecked Sendable {
             try await bindBrokerListeners(broker, networkGroup: networkGroup)
             let lifecycle = BrokerLifecycle(
                 brokerId: config.nodeId, channel: channel, heartbeatIntervalMs: config.brokerHeartbeatIntervalMs,
-                eventLoop: networkGroup.next(), logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
+                eventLoop: networkGroup.next(), logger: logger, metadataOffset: { broker.appliedMetadataOffset })
             self.lifecycle = lifecycle
             lifecycle.onControllerAnswer = { fenced in broker.controllerAnswered(fenced: fenced) }
             do {
@@ -357,7 +357,11 @@ public final class RunnelServer: @unchecked Sendable {
             // On the quorum's loop, where every publish is taken.
             let brokerEpoch = lifecycle.brokerEpoch
             try await loop.submit { broker.registered(brokerEpoch: brokerEpoch) }.get()
-            if !(try await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs).get()) {
+            if try await lifecycle.waitUnfenced(timeoutMs: config.initialBrokerRegistrationTimeoutMs).get() {
+                try await broker.awaitReplicasUnfenced(
+                    brokerEpoch: brokerEpoch, on: loop, timeoutMs: config.initialBrokerRegistrationTimeoutMs
+                ).get()
+            } else {
                 logger.warning("the broker is still fenced; serving anyway (its partitions stay led elsewhere)")
             }
             lifecycle.startHeartbeats()

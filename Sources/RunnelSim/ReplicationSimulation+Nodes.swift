@@ -225,7 +225,7 @@ final class SimBrokerNode: @unchecked Sendable {
 
         let lifecycle = BrokerLifecycle(
             brokerId: id, channel: channel, heartbeatIntervalMs: options.heartbeatIntervalMs, eventLoop: loop,
-            logger: logger, metadataOffset: { broker.image.provenance.lastOffset })
+            logger: logger, metadataOffset: { broker.appliedMetadataOffset })
         self.lifecycle = lifecycle
         lifecycle.onControllerAnswer = { fenced in broker.controllerAnswered(fenced: fenced) }
         var registration = BrokerRegistrationRequest()

@@ -103,6 +103,9 @@ struct MetadataPublishTests {
         // Metadata answers with the new image before the replica is open (Kafka's order).
         #expect(f.broker.image.topic(named: "a")?.partitions[0]?.leader == 1)
         #expect(f.broker.partition(TopicPartition("a", 0)) == nil)
+        // Heartbeats report the offset the replicas follow, so the controller does not unfence
+        // (and the server does not let clients in) before the replicas are open.
+        #expect(f.broker.appliedMetadataOffset < f.broker.image.provenance.lastOffset)
         // A forwarded change is answered only once the replicas follow the image.
         let loop = EmbeddedEventLoop()
         let waited = NIOLockedValueBox(false)
@@ -114,8 +117,53 @@ struct MetadataPublishTests {
         #expect(f.executor.run() == 1)
         loop.run()
         #expect(waited.withLockedValue { $0 })
+        #expect(f.broker.appliedMetadataOffset == f.broker.image.provenance.lastOffset)
         #expect(f.broker.partition(TopicPartition("a", 0))?.isLeader == true)
         #expect(f.logs.topicId(of: TopicPartition("a", 0)) == a)
+    }
+
+    @Test("heartbeats report no applied offset until the replicas of the broker's registration are open")
+    func fencedUntilReplicasOpen() throws {
+        let f = try PublishFixture()
+        // The local log replayed at start-up: broker 1 leads "a".
+        let a = KafkaUUID(high: 7, low: 2)
+        f.publish([.topic(TopicRecord(name: "a", topicId: a)), PublishFixture.partition(0, of: a)])
+        _ = f.executor.run()
+        // Its new registration commits (and is published) before the server learns its epoch,
+        // as when the commit outruns the registration's answer.
+        let epoch = f.offset
+        f.publish([
+            .registerBroker(
+                RegisterBrokerRecord(
+                    brokerId: 1, incarnationId: KafkaUUID(high: 1, low: 2), brokerEpoch: epoch,
+                    endPoints: [.init(name: "PLAINTEXT", host: "h", port: 9092, securityProtocol: 0)], rack: nil,
+                    fenced: true))
+        ])
+        _ = f.executor.run()
+        #expect(f.broker.partition(TopicPartition("a", 0)) == nil)
+        // The controller unfences once the reported offset reaches the epoch: not yet.
+        #expect(f.broker.appliedMetadataOffset < epoch)
+        f.broker.registered(brokerEpoch: epoch)
+        #expect(f.broker.appliedMetadataOffset < epoch)
+        #expect(f.executor.run() == 1)
+        #expect(f.broker.appliedMetadataOffset >= epoch)
+        #expect(f.broker.partition(TopicPartition("a", 0))?.isLeader == true)
+
+        // Clients are let in once the replicas follow the image that unfences the broker.
+        let loop = EmbeddedEventLoop()
+        let unfenced = NIOLockedValueBox(false)
+        f.broker.awaitReplicasUnfenced(brokerEpoch: epoch, on: loop, timeoutMs: 60_000).whenSuccess {
+            unfenced.withLockedValue { $0 = true }
+        }
+        var change = BrokerRegistrationChangeRecord(brokerId: 1, brokerEpoch: epoch)
+        change.fenced = -1
+        f.publish([.brokerRegistrationChange(change)])
+        loop.run()
+        #expect(f.broker.image.brokers[NodeID(1)]?.fenced == false)
+        #expect(!unfenced.withLockedValue { $0 })
+        #expect(f.executor.run() == 1)
+        loop.run()
+        #expect(unfenced.withLockedValue { $0 })
     }
 
     @Test("a group's coordinator is not named before the broker's replicas and group host follow the image")
