@@ -364,6 +364,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// Total bytes over all segments.
     public var sizeInBytes: Int64 { lock.withLock { segments.reduce(0) { $0 + $1.size } } }
     public var segmentCount: Int { lock.withLock { segments.count } }
+    /// Base offset of the active (newest) segment.
+    public var activeSegmentBaseOffset: Int64 { lock.withLock { segments.last!.baseOffset } }
     /// Base offsets of the segments, oldest first.
     public var segmentBaseOffsets: [Int64] { lock.withLock { segments.map(\.baseOffset) } }
     /// The offset after each segment's last batch, oldest first.

@@ -64,23 +64,30 @@ public final class MetadataLog: @unchecked Sendable {
         var next = max(offset, log.logStartOffset)
         while next < min(end, log.logEndOffset) {
             let bytes = try log.readBytes(from: next, maxBytes: 4 * 1024 * 1024, maxOffset: end)
-            let batches = try RecordBatches.decode(bytes)
-            guard let last = batches.last else { break }
-            for batch in batches {
-                for record in batch.records where record.offset >= next {
-                    var decoded: MetadataRecord?
-                    if !batch.header.isControl, let value = record.value {
-                        decoded = try MetadataRecordFrame.decode(value).record
-                    }
-                    out.append(
-                        Entry(
-                            offset: record.offset, epoch: batch.header.partitionLeaderEpoch,
-                            timestamp: record.timestamp,
-                            record: decoded, isControl: batch.header.isControl))
-                }
-            }
-            next = last.header.nextOffset
+            let read = try Self.decode(bytes, from: next, into: &out)
+            guard read > next else { break }
+            next = read
         }
         return out
+    }
+
+    /// Appends the entries at or after `offset` of the whole batches in `bytes` to `out`; gives
+    /// the offset after the last batch (`offset` when there is none).
+    static func decode(_ bytes: ByteBuffer, from offset: Int64, into out: inout [Entry]) throws -> Int64 {
+        var next = offset
+        for batch in try RecordBatches.decode(bytes) {
+            for record in batch.records where record.offset >= offset {
+                var decoded: MetadataRecord?
+                if !batch.header.isControl, let value = record.value {
+                    decoded = try MetadataRecordFrame.decode(value).record
+                }
+                out.append(
+                    Entry(
+                        offset: record.offset, epoch: batch.header.partitionLeaderEpoch, timestamp: record.timestamp,
+                        record: decoded, isControl: batch.header.isControl))
+            }
+            next = batch.header.nextOffset
+        }
+        return next
     }
 }

@@ -428,6 +428,10 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     /// Group commit: one fsync covers every append made before it starts.
     private func maybeSync() {
         guard !syncInFlight, node.log.persistedEndOffset < node.log.endOffset else { return }
+        guard config.isVoter else {
+            syncAsObserver()
+            return
+        }
         syncInFlight = true
         truncatedDuringSync = .max
         let target = node.log.endOffset
@@ -451,10 +455,45 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
             })
     }
 
+    /// An observer does not sync on append, as Kafka's KafkaRaftClient flushes only a voter's
+    /// log: a voter's fetch offset counts toward the high watermark, an observer's toward
+    /// nothing (the voters are static), and after a crash it fetches again what its log lost (a
+    /// log that ends before the newest snapshot is replaced at start-up). Rolled segments are
+    /// synced in the background, as Kafka flushes a log up to a new segment when it rolls, so
+    /// recovery after a crash re-reads the active segment only. This spares every broker a
+    /// thread hop and an fsync per metadata write.
+    private func syncAsObserver() {
+        node.persisted(upTo: node.log.endOffset, nowMs: runtime.nowMs)
+        guard log.log.recoveryPoint < log.log.activeSegmentBaseOffset else { return }
+        syncInFlight = true
+        let log = self.log
+        let now = runtime.wallMs
+        runtime.runBlocking(
+            { try log.log.flushIfDue(nowMs: now) },
+            then: { [weak self] error in
+                guard let self else { return }
+                self.syncInFlight = false
+                guard !self.stopped else { return }
+                if let error { onStorageFailure("metadata log fsync failed: \(error)") }
+                self.process()
+            })
+    }
+
     private func deliverCommitted(upTo highWatermark: Int64) {
         guard highWatermark > appliedOffset else { return }
         do {
-            let entries = try log.read(from: appliedOffset, upTo: highWatermark)
+            // The newest batches are still held as appended (every node appends a record moments
+            // before it commits): decode them from memory, and read from the file only what they
+            // no longer hold (after a restart or a snapshot, or past the memory budget).
+            var entries: [MetadataLog.Entry] = []
+            var next = appliedOffset
+            for batch in recent.read(from: next, upTo: highWatermark, maxBytes: .max) ?? [] {
+                guard case .data(.batch(let bytes)) = batch.payload else { break }
+                next = try MetadataLog.decode(bytes, from: next, into: &entries)
+            }
+            if next < highWatermark {
+                entries += try log.read(from: next, upTo: highWatermark)
+            }
             appliedOffset = highWatermark
             listener?.committed(entries, highWatermark: highWatermark)
             for entry in entries {
