@@ -216,7 +216,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
     /// coordinators started.
     private func transactionLeadershipChanged() {
         guard let loop = groupLoop.withLockedValue({ $0 }) else { return }
-        if let topic = image.topic(named: TransactionLog.topicName) {
+        if let topic = replicaImage.topic(named: TransactionLog.topicName) {
             transactions.stateTopicPartitionsChanged(Int32(topic.partitionCount))
         }
         var leading: [Int32: Int32] = [:]

@@ -213,7 +213,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         let batch = RaftBatch<Payload>(
             baseOffset: log.endOffset, recordCount: recordCount, epoch: epoch, payload: .data(payload))
         appendLocal(batch)
-        wakeParkedFetches()
+        wakeParkedFetches(votersOnly: true)
         return .success(batch.baseOffset...batch.lastOffset)
     }
 
@@ -507,11 +507,18 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         wakeParkedFetches()
     }
 
-    private mutating func wakeParkedFetches() {
+    /// Answers the parked fetches: voters first (their acknowledgements commit), then observers.
+    /// A new append wakes `votersOnly`: an observer acts on committed records only, so it is
+    /// answered once the high watermark covers them, with the records and the high watermark in
+    /// one response, rather than once for the records and again for the high watermark.
+    private mutating func wakeParkedFetches(votersOnly: Bool = false) {
         guard role == .leader, !parkedFetches.isEmpty else { return }
-        let parked = parkedFetches
-        parkedFetches = [:]
-        for replica in parked.keys.sorted() { answerFetch(parked[replica]!.request) }
+        let woken = parkedFetches.keys.filter { !votersOnly || config.voters.contains($0) }.sorted {
+            (config.voters.contains($0) ? 0 : 1, $0) < (config.voters.contains($1) ? 0 : 1, $1)
+        }
+        for replica in woken {
+            answerFetch(parkedFetches.removeValue(forKey: replica)!.request)
+        }
     }
 
     private mutating func handleFetch(_ request: FetchRequest, from: NodeID) {

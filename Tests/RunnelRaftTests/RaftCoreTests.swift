@@ -254,6 +254,60 @@ struct RaftCoreTests {
 }
 
 extension RaftCoreTests {
+    @Test("an append wakes the voters' parked fetches; an observer's waits for the high watermark to cover it")
+    func observerWokenByHighWatermark() throws {
+        var nodes = cluster(3)
+        var now: Int64 = 0
+        elect(&nodes, 1, now: &now)
+        nodes[9] = Node(
+            config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
+        now += 10
+        nodes[9]!.tick(nowMs: now)
+        settle(&nodes, now: now)
+        let before = nodes[1]!.log.endOffset
+        #expect(nodes[9]!.log.endOffset == before && nodes[9]!.highWatermark == before)
+
+        // Every fetch is parked at the leader; one record is appended.
+        _ = try nodes[1]!.propose(7, recordCount: 1).get()
+        var firstAnswered: [NodeID] = []
+        var observerAnswers: [(readUpTo: Int64, highWatermark: Int64)] = []
+        for _ in 0..<50 {
+            var messages: [(NodeID, Outgoing<Int>)] = []
+            var appended = false
+            for id in nodes.keys.sorted() {
+                var n = nodes[id]!
+                let r = n.ready()
+                if let end = r.appends.last?.nextOffset {
+                    n.persisted(upTo: end, nowMs: now)
+                    appended = true
+                }
+                nodes[id] = n
+                messages += r.messages.map { (id, $0) }
+            }
+            if messages.isEmpty && !appended { break }
+            for (from, out) in messages {
+                guard case .fetchResponse(var r) = out.message else {
+                    nodes[out.to]?.step(out.message, from: from, nowMs: now)
+                    continue
+                }
+                if firstAnswered.count < 3 { firstAnswered.append(out.to) }
+                if out.to == 9 { observerAnswers.append((r.readUpTo, r.highWatermark)) }
+                if r.readFrom >= 0, r.readFrom < r.readUpTo {
+                    let sender = nodes[from]!
+                    r.batches = (r.readFrom..<r.readUpTo).map {
+                        RaftBatch(
+                            baseOffset: $0, recordCount: 1, epoch: sender.log.epoch(at: $0), payload: .data(Int($0)))
+                    }
+                }
+                nodes[out.to]?.step(.fetchResponse(r), from: from, nowMs: now)
+            }
+        }
+        #expect(Array(firstAnswered.prefix(2)) == [2, 3], "the voters are answered first, at the append")
+        // The observer gets the record once, with the high watermark that commits it.
+        #expect(observerAnswers.first.map { $0.readUpTo == before + 1 && $0.highWatermark == before + 1 } == true)
+        #expect(nodes[9]!.log.endOffset == before + 1 && nodes[9]!.highWatermark == before + 1)
+    }
+
     @Test("an observer fetches again before its appends are synced; a voter only once they are")
     func observerFetchesBeforeItsSync() throws {
         var nodes = cluster(3)
