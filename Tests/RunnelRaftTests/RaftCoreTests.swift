@@ -9,8 +9,11 @@ typealias Node = RaftNode<Int>
 
 func voters(_ n: Int) -> [NodeID] { (1...n).map { NodeID(Int32($0)) } }
 
-/// Delivers every message among `nodes` until none are left (no loss), returning them by id.
-func settle(_ nodes: inout [NodeID: Node], now: Int64, rounds: Int = 50) {
+/// Delivers every message among `nodes` until none are left (no loss), showing each to `watch`
+/// (sender, message) before it is delivered.
+func settle(
+    _ nodes: inout [NodeID: Node], now: Int64, rounds: Int = 50, watch: (NodeID, Outgoing<Int>) -> Void = { _, _ in }
+) {
     for _ in 0..<rounds {
         var messages: [(NodeID, Outgoing<Int>)] = []
         var appended = false
@@ -27,6 +30,7 @@ func settle(_ nodes: inout [NodeID: Node], now: Int64, rounds: Int = 50) {
         }
         if messages.isEmpty && !appended { return }
         for (from, out) in messages {
+            watch(from, out)
             guard var target = nodes[out.to] else { continue }
             var message = out.message
             if case .fetchResponse(var r) = message, r.readFrom >= 0, r.readFrom < r.readUpTo {
@@ -253,17 +257,23 @@ struct RaftCoreTests {
     }
 }
 
+/// Voters 1-3 with 1 elected, and observer 9 caught up with them.
+private func electedWithObserver(now: inout Int64) -> [NodeID: Node] {
+    var nodes = cluster(3)
+    elect(&nodes, 1, now: &now)
+    nodes[9] = Node(
+        config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
+    now += 10
+    nodes[9]!.tick(nowMs: now)
+    settle(&nodes, now: now)
+    return nodes
+}
+
 extension RaftCoreTests {
     @Test("an append wakes the voters' parked fetches; an observer's waits for the high watermark to cover it")
     func observerWokenByHighWatermark() throws {
-        var nodes = cluster(3)
         var now: Int64 = 0
-        elect(&nodes, 1, now: &now)
-        nodes[9] = Node(
-            config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
-        now += 10
-        nodes[9]!.tick(nowMs: now)
-        settle(&nodes, now: now)
+        var nodes = electedWithObserver(now: &now)
         let before = nodes[1]!.log.endOffset
         #expect(nodes[9]!.log.endOffset == before && nodes[9]!.highWatermark == before)
 
@@ -271,36 +281,10 @@ extension RaftCoreTests {
         _ = try nodes[1]!.propose(7, recordCount: 1).get()
         var firstAnswered: [NodeID] = []
         var observerAnswers: [(readUpTo: Int64, highWatermark: Int64)] = []
-        for _ in 0..<50 {
-            var messages: [(NodeID, Outgoing<Int>)] = []
-            var appended = false
-            for id in nodes.keys.sorted() {
-                var n = nodes[id]!
-                let r = n.ready()
-                if let end = r.appends.last?.nextOffset {
-                    n.persisted(upTo: end, nowMs: now)
-                    appended = true
-                }
-                nodes[id] = n
-                messages += r.messages.map { (id, $0) }
-            }
-            if messages.isEmpty && !appended { break }
-            for (from, out) in messages {
-                guard case .fetchResponse(var r) = out.message else {
-                    nodes[out.to]?.step(out.message, from: from, nowMs: now)
-                    continue
-                }
-                if firstAnswered.count < 3 { firstAnswered.append(out.to) }
-                if out.to == 9 { observerAnswers.append((r.readUpTo, r.highWatermark)) }
-                if r.readFrom >= 0, r.readFrom < r.readUpTo {
-                    let sender = nodes[from]!
-                    r.batches = (r.readFrom..<r.readUpTo).map {
-                        RaftBatch(
-                            baseOffset: $0, recordCount: 1, epoch: sender.log.epoch(at: $0), payload: .data(Int($0)))
-                    }
-                }
-                nodes[out.to]?.step(.fetchResponse(r), from: from, nowMs: now)
-            }
+        settle(&nodes, now: now) { _, out in
+            guard case .fetchResponse(let r) = out.message else { return }
+            if firstAnswered.count < 3 { firstAnswered.append(out.to) }
+            if out.to == 9 { observerAnswers.append((r.readUpTo, r.highWatermark)) }
         }
         #expect(Array(firstAnswered.prefix(2)) == [2, 3], "the voters are answered first, at the append")
         // The observer gets the record once, with the high watermark that commits it.
@@ -310,14 +294,8 @@ extension RaftCoreTests {
 
     @Test("an observer fetches again before its appends are synced; a voter only once they are")
     func observerFetchesBeforeItsSync() throws {
-        var nodes = cluster(3)
         var now: Int64 = 0
-        elect(&nodes, 1, now: &now)
-        nodes[9] = Node(
-            config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
-        now += 10
-        nodes[9]!.tick(nowMs: now)
-        settle(&nodes, now: now)
+        var nodes = electedWithObserver(now: &now)
         let before = nodes[1]!.log.endOffset
         #expect(nodes[9]!.log.endOffset == before && nodes[2]!.log.endOffset == before)
 
