@@ -459,9 +459,8 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     /// log: a voter's fetch offset counts toward the high watermark, an observer's toward
     /// nothing (the voters are static), and after a crash it fetches again what its log lost (a
     /// log that ends before the newest snapshot is replaced at start-up). Rolled segments are
-    /// synced in the background, as Kafka flushes a log up to a new segment when it rolls, so
-    /// recovery after a crash re-reads the active segment only. This spares every broker a
-    /// thread hop and an fsync per metadata write.
+    /// synced in the background, as Kafka flushes a log up to a new segment when it rolls. This
+    /// spares every broker a thread hop and an fsync per metadata write.
     private func syncAsObserver() {
         node.persisted(upTo: node.log.endOffset, nowMs: runtime.nowMs)
         guard log.log.recoveryPoint < log.log.activeSegmentBaseOffset else { return }
