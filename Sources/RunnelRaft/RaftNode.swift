@@ -513,10 +513,9 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     /// one response, rather than once for the records and again for the high watermark.
     private mutating func wakeParkedFetches(votersOnly: Bool = false) {
         guard role == .leader, !parkedFetches.isEmpty else { return }
-        let woken = parkedFetches.keys.filter { !votersOnly || config.voters.contains($0) }.sorted {
-            (config.voters.contains($0) ? 0 : 1, $0) < (config.voters.contains($1) ? 0 : 1, $1)
-        }
-        for replica in woken {
+        let parked = parkedFetches.keys.sorted()
+        let voters = parked.filter { config.voters.contains($0) }
+        for replica in votersOnly ? voters : voters + parked.filter({ !config.voters.contains($0) }) {
             answerFetch(parkedFetches.removeValue(forKey: replica)!.request)
         }
     }
