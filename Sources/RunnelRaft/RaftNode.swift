@@ -72,6 +72,10 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
     /// The high watermark last sent to each fetcher: a fetcher that has not seen the current one
     /// is answered at once instead of parked (the fetch request does not say what it knows).
     private var sentHighWatermark: [NodeID: Int64] = [:]
+    /// When parked fetches were last answered for a new high watermark, and whether one that
+    /// came since still waits for the pacing interval (`highWatermarkNoticeIntervalMs`).
+    private var lastHighWatermarkNoticeMs: Int64?
+    private var highWatermarkNoticeDue = false
 
     // Follower and observer.
     private var fetchInFlightSinceMs: Int64?
@@ -148,6 +152,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             }
             if role == .leader {
                 if now >= beginEpochRetryMs { sendBeginEpoch() }
+                if highWatermarkNoticeDue { noticeHighWatermark() }
                 for replica in parkedFetches.keys.sorted() where now >= parkedFetches[replica]!.deadlineMs {
                     let parked = parkedFetches.removeValue(forKey: replica)!
                     answerFetch(parked.request)
@@ -213,7 +218,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         let batch = RaftBatch<Payload>(
             baseOffset: log.endOffset, recordCount: recordCount, epoch: epoch, payload: .data(payload))
         appendLocal(batch)
-        wakeParkedFetches(votersOnly: true)
+        wakeParkedFetches()
         return .success(batch.baseOffset...batch.lastOffset)
     }
 
@@ -340,6 +345,8 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         beginEpochPending = []
         parkedFetches = [:]
         sentHighWatermark = [:]
+        lastHighWatermarkNoticeMs = nil
+        highWatermarkNoticeDue = false
         fetchInFlightSinceMs = nil
         checkQuorumDeadlineMs = .max
         beginEpochRetryMs = .max
@@ -504,18 +511,36 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard candidate > epochStartOffset, candidate > highWatermark else { return }
         highWatermark = candidate
         outbox.highWatermark = candidate
-        wakeParkedFetches()
+        noticeHighWatermark()
+    }
+
+    /// Tells the parked fetchers the new high watermark, at most once per
+    /// `highWatermarkNoticeIntervalMs`: under a stream of commits, one round of answers then
+    /// carries several (each answer costs the leader a send and wakes its fetcher). A round
+    /// that must wait is marked due, and the first tick past the interval sends it.
+    private mutating func noticeHighWatermark() {
+        if let last = lastHighWatermarkNoticeMs, nowMs - last < config.highWatermarkNoticeIntervalMs {
+            highWatermarkNoticeDue = true
+            return
+        }
+        highWatermarkNoticeDue = false
+        lastHighWatermarkNoticeMs = nowMs
+        wakeParkedFetches(lackingHighWatermark: true)
     }
 
     /// Answers the parked fetches: voters first (their acknowledgements commit), then observers.
-    /// A new append wakes `votersOnly`: an observer acts on committed records only, so it is
-    /// answered once the high watermark covers them, with the records and the high watermark in
-    /// one response, rather than once for the records and again for the high watermark.
-    private mutating func wakeParkedFetches(votersOnly: Bool = false) {
+    /// A new append wakes the voters only (`lackingHighWatermark` false): an observer acts on
+    /// committed records only, so it is answered with the high watermark's news, the records
+    /// and the high watermark in one response.
+    private mutating func wakeParkedFetches(lackingHighWatermark: Bool = false) {
         guard role == .leader, !parkedFetches.isEmpty else { return }
         let parked = parkedFetches.keys.sorted()
         let voters = parked.filter { config.voters.contains($0) }
-        for replica in votersOnly ? voters : voters + parked.filter({ !config.voters.contains($0) }) {
+        let woken =
+            lackingHighWatermark
+            ? (voters + parked.filter { !config.voters.contains($0) }).filter { sentHighWatermark[$0] != highWatermark }
+            : voters
+        for replica in woken {
             answerFetch(parkedFetches.removeValue(forKey: replica)!.request)
         }
     }
@@ -602,17 +627,20 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
             }
         }
         touch(from, endOffset: request.fetchOffset)
-        let highWatermarkBefore = highWatermark
-        maybeAdvanceLeaderHighWatermark()
-        // Park only when there is nothing to tell: no records and no high watermark it lacks.
-        if request.fetchOffset >= log.endOffset && request.maxWaitMs > 0 && highWatermark == highWatermarkBefore
-            && sentHighWatermark[from] == highWatermark
-        {
-            // Nothing to send: park until new records, a new high watermark, or the wait ends.
-            parkedFetches[from] = (request, nowMs + min(request.maxWaitMs, config.fetchMaxWaitMs))
+        guard request.fetchOffset >= log.endOffset && request.maxWaitMs > 0 else {
+            maybeAdvanceLeaderHighWatermark()
+            answerFetch(request)
             return
         }
-        answerFetch(request)
+        // No records to send: park until new records, the high watermark's news, or the wait
+        // ends. A fetch that lacks the high watermark (or moves it) is answered by the next
+        // round of news, at once unless one went out within the pacing interval.
+        parkedFetches[from] = (request, nowMs + min(request.maxWaitMs, config.fetchMaxWaitMs))
+        let highWatermarkBefore = highWatermark
+        maybeAdvanceLeaderHighWatermark()
+        if highWatermark == highWatermarkBefore && sentHighWatermark[from] != highWatermark {
+            noticeHighWatermark()
+        }
     }
 
     /// Notes a fetch from `replica` (check quorum and DescribeQuorum).

@@ -18,6 +18,11 @@ public struct RaftConfig: Sendable, Equatable {
     public var fetchMaxWaitMs: Int64 = 500
     /// How often a leader resends BeginQuorumEpoch to voters that have not acknowledged it.
     public var beginEpochRetryMs: Int64 = 100
+    /// Least time between two rounds of high-watermark news: parked fetches that lack only the
+    /// leader's high watermark (no records) are answered at once when the last round is this old,
+    /// else at the first tick after it. Records are never held back, and a voter learns the high
+    /// watermark with the next records anyway. 0 answers every move of the high watermark.
+    public var highWatermarkNoticeIntervalMs: Int64 = 5
 
     public init(nodeId: NodeID, voters: [NodeID]) {
         self.nodeId = nodeId

@@ -47,12 +47,13 @@ func settle(
     }
 }
 
-func cluster(_ n: Int, seed: UInt64 = 1) -> [NodeID: Node] {
+func cluster(_ n: Int, seed: UInt64 = 1, configure: (inout RaftConfig) -> Void = { _ in }) -> [NodeID: Node] {
     var nodes: [NodeID: Node] = [:]
     for id in voters(n) {
+        var config = RaftConfig(nodeId: id, voters: voters(n))
+        configure(&config)
         nodes[id] = Node(
-            config: RaftConfig(nodeId: id, voters: voters(n)), state: .initial, log: RaftLogView(), nowMs: 0,
-            seed: seed &+ UInt64(id.rawValue))
+            config: config, state: .initial, log: RaftLogView(), nowMs: 0, seed: seed &+ UInt64(id.rawValue))
     }
     return nodes
 }
@@ -170,6 +171,11 @@ struct RaftCoreTests {
         #expect(nodes[1]!.highWatermark <= 1)
         settle(&nodes, now: now)
         #expect(nodes[1]!.highWatermark == 2)
+        // The news went out within the pacing interval of the last round (the election's):
+        // the followers learn it at the first tick past the interval.
+        now += RaftConfig(nodeId: 1, voters: voters(3)).highWatermarkNoticeIntervalMs
+        nodes[1]!.tick(nowMs: now)
+        settle(&nodes, now: now)
         #expect(nodes[2]!.highWatermark == 2, "followers learn the high watermark from fetch responses")
     }
 
@@ -258,11 +264,14 @@ struct RaftCoreTests {
 }
 
 /// Voters 1-3 with 1 elected, and observer 9 caught up with them.
-private func electedWithObserver(now: inout Int64) -> [NodeID: Node] {
-    var nodes = cluster(3)
+private func electedWithObserver(
+    now: inout Int64, configure: (inout RaftConfig) -> Void = { _ in }
+) -> [NodeID: Node] {
+    var nodes = cluster(3, configure: configure)
     elect(&nodes, 1, now: &now)
-    nodes[9] = Node(
-        config: RaftConfig(nodeId: 9, voters: voters(3)), state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
+    var config = RaftConfig(nodeId: 9, voters: voters(3))
+    configure(&config)
+    nodes[9] = Node(config: config, state: .initial, log: RaftLogView(), nowMs: now, seed: 9)
     now += 10
     nodes[9]!.tick(nowMs: now)
     settle(&nodes, now: now)
@@ -290,6 +299,41 @@ extension RaftCoreTests {
         // The observer gets the record once, with the high watermark that commits it.
         #expect(observerAnswers.first.map { $0.readUpTo == before + 1 && $0.highWatermark == before + 1 } == true)
         #expect(nodes[9]!.log.endOffset == before + 1 && nodes[9]!.highWatermark == before + 1)
+    }
+
+    @Test(
+        "news of the high watermark alone is paced: one round per interval, however many commits",
+        arguments: [Int64(5), 0])
+    func highWatermarkNewsPaced(intervalMs: Int64) throws {
+        var now: Int64 = 0
+        var nodes = electedWithObserver(now: &now) { $0.highWatermarkNoticeIntervalMs = intervalMs }
+        // 20 records, one at a time, each committed before the next, all within 1 ms.
+        var newsOnly = 0
+        for value in 0..<20 {
+            _ = try nodes[1]!.propose(value, recordCount: 1).get()
+            settle(&nodes, now: now) { from, out in
+                guard from == 1, case .fetchResponse(let r) = out.message, r.readFrom >= r.readUpTo else { return }
+                newsOnly += 1
+            }
+        }
+        let end = nodes[1]!.log.endOffset
+        #expect(nodes[1]!.highWatermark == end)
+        if intervalMs > 0 {
+            // The voters heard each high watermark with the next records; the observer acts on
+            // committed records only and waits for a round, as does the last high watermark.
+            // One round at most (the first commit's: the election's round is older than the
+            // interval), to the two voters; the observer's answer carries records.
+            #expect(newsOnly <= 2, "no round within the interval of the last one")
+            #expect(nodes[9]!.highWatermark < end && nodes[2]!.highWatermark < end)
+            now += intervalMs
+            nodes[1]!.tick(nowMs: now)
+            settle(&nodes, now: now)
+        } else {
+            #expect(newsOnly >= 20, "unpaced, every commit sends its news")
+        }
+        for id in nodes.keys {
+            #expect(nodes[id]!.highWatermark == end && nodes[id]!.log.endOffset == end, "node \(id)")
+        }
     }
 
     @Test("an observer fetches again before its appends are synced; a voter only once they are")
