@@ -45,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 
-from benchlib import cpu_seconds, pct, work_dir  # noqa: E402
+from benchlib import SNAPSHOT_DEFAULT, cpu_seconds, pct, work_dir  # noqa: E402
 from cluster import start_cluster  # noqa: E402
 from nodes import free_ports  # noqa: E402
 
@@ -440,7 +440,7 @@ def bench(binary: Path, serial: int, inflight: list[int], seconds: float, skip_e
         mports = free_ports(6)
         bports, cports = mports[:3], mports[3:]
         controllers, brokers = start_cluster(
-            root / "runnel", binary=binary,
+            root / "runnel", binary=binary, props=SNAPSHOT_DEFAULT,
             each_broker_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in bports],
             each_controller_props=[{"metrics.port": p, "metrics.host": "127.0.0.1"} for p in cports])
         try:

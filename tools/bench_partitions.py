@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from benchlib import QUIET, report_line, rss_bytes, work_dir  # noqa: E402
+from benchlib import QUIET, SNAPSHOT_DEFAULT, report_line, rss_bytes, work_dir  # noqa: E402
 from chaoslib import wire  # noqa: E402
 from cluster import start_cluster  # noqa: E402
 from kwire import Conn, Reader, frame, i32, request_header_v1, string  # noqa: E402
@@ -210,7 +210,7 @@ def bench_in(root: Path, binary: Path, topics: int, per_topic: int, session_time
                "replicationFactor": 3, "sessionTimeoutMs": session_timeout_ms, "binary": str(binary)}
     t0 = time.monotonic()
     controllers, brokers = start_cluster(
-        root, props={"broker.session.timeout.ms": str(session_timeout_ms)},
+        root, props={"broker.session.timeout.ms": str(session_timeout_ms), **SNAPSHOT_DEFAULT},
         # Metadata for one topic must not create it while the watcher waits for it.
         broker_props={"auto.create.topics.enable": "false"}, binary=binary)
     try:
