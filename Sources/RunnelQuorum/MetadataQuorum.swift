@@ -167,10 +167,16 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         }
         committedImage = delta.apply()
         // The working state is what is committed plus this controller's own proposals still in
-        // flight (a new leader also learns here what earlier epochs committed).
+        // flight (a new leader also learns here what earlier epochs committed). When what
+        // committed is the oldest of those proposals, record for record, the working state
+        // already holds it: it is kept, rather than rebuilt by replaying every proposal still in
+        // flight at each commit.
+        let ownProposals =
+            driver.node.role == .leader && entries.count <= proposed.count
+            && zip(entries, proposed).allSatisfy { $0.record != nil && $0.offset == $1.offset }
         let committedUpTo = committedImage.provenance.lastOffset
         proposed.removeAll { $0.offset <= committedUpTo }
-        rebuildWorkingState()
+        if !ownProposals { rebuildWorkingState() }
         for publish in publishers { publish(delta, committedImage) }
         QuorumMetrics.highWatermark.record(highWatermark)
         QuorumMetrics.offlinePartitions.record(committedImage.offlinePartitionCount)

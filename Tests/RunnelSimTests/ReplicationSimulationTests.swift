@@ -52,11 +52,11 @@ struct ReplicationSimulationTests {
     @Test(
         "broken rules are caught",
         arguments: [
-            (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(14), 19]),
+            (ReplicationBrokenRule.uncleanLeaderElection, [UInt64(15), 21]),
             (.ackBeforeHighWatermark, [0, 1]),
             (.highWatermarkPastFollowerEnd, [0, 1]),
-            (.isrExpansionWithoutBrokerEpochCheck, [57]),
-            (.ignoreDivergingEpoch, [6, 7]),
+            (.isrExpansionWithoutBrokerEpochCheck, [1096]),
+            (.ignoreDivergingEpoch, [22, 37]),
         ])
     func brokenRule(rule: ReplicationBrokenRule, seeds: [UInt64]) {
         var options = ReplicationSimulationOptions()
