@@ -50,6 +50,9 @@ from cluster import start_cluster  # noqa: E402
 from nodes import free_ports  # noqa: E402
 
 CONFIG_KEY = "log.retention.ms"
+# The in-flight levels and the length of each in-flight phase, unless the command line says otherwise.
+INFLIGHT_LEVELS = [16, 256]
+INFLIGHT_SECONDS = 5.0
 
 
 # ---------------------------------------------------------------------------------------------
