@@ -9,6 +9,7 @@ import os
 import random
 import resource
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -49,10 +50,11 @@ class BenchError(RuntimeError):
 
 
 @contextlib.contextmanager
-def work_dir(prefix: str):
-    """A fresh temp dir for a bench's nodes, removed afterwards (each run writes gigabytes);
-    RUNNEL_BENCH_KEEP=1 keeps it, with its logs, and prints where it is."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
+def work_dir(prefix: str, under: Path | None = None):
+    """A fresh temp dir (in `under`, else the system's) for a bench's nodes, removed afterwards
+    (each run writes gigabytes); RUNNEL_BENCH_KEEP=1 keeps it, with its logs, and prints where
+    it is."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=under))
     try:
         yield root
     finally:
@@ -60,6 +62,31 @@ def work_dir(prefix: str):
             print(f"kept {root}", flush=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_ext4(size_gib: int = 8):
+    """A new journaled ext4 file system (an image file under /var/tmp, loop-mounted), yielding
+    its mount point, unmounted and removed afterwards. On the machine's own file system a run
+    that follows another allocates inodes among the earlier run's recently deleted ones, which
+    ext4 without a journal scans one by one (`recently_deleted`), so back-to-back runs differ by
+    several times; on a fresh file system they do not. Needs root, mount and mkfs.ext4."""
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
+        raise BenchError("--fresh-ext4 needs root and mkfs.ext4 (Debian's e2fsprogs)")
+    base = Path(tempfile.mkdtemp(prefix="runnel-bench-fs-", dir="/var/tmp"))
+    image, mount = base / "fs.img", base / "mnt"
+    mount.mkdir()
+    try:
+        with open(image, "wb") as f:
+            f.truncate(size_gib << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+        try:
+            yield mount
+        finally:
+            subprocess.run(["umount", str(mount)], check=False)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def first_touch_us(megabytes: int = 256) -> float:

@@ -487,6 +487,8 @@ public final class Broker: RequestHandler, @unchecked Sendable {
                 }
             }
         }
+        // The new logs' files are made durable together: one journal commit for the pass.
+        do { try logManager.syncNewLogs() } catch { logger.error("cannot sync new partition logs: \(error)") }
         if changes.any || opened {
             for box in [leaderThrottle, followerThrottle] {
                 box.withLockedValue { $0.refresh(image: image, brokerId: settings.nodeId, resolver: resolver) }
@@ -597,7 +599,7 @@ public final class Broker: RequestHandler, @unchecked Sendable {
             return
         }
         if partition(tp) != nil { removePartition(tp) }
-        let log = try logManager.getOrCreate(tp, topicId: topicId, config: config, nowMs: nowMs)
+        let log = try logManager.getOrCreate(tp, topicId: topicId, config: config, nowMs: nowMs, deferSync: true)
         let partition = Partition(
             topicPartition: tp, topicId: topicId, log: log, registration: registration, localId: settings.nodeId,
             highWatermark: logManager.checkpointedHighWatermark(tp) ?? 0, nowMs: clock.monotonicMs(),

@@ -11,6 +11,8 @@ public final class LogManager: @unchecked Sendable {
     public static let logStartFile = "log-start-offset-checkpoint"
     public static let replicationFile = "replication-offset-checkpoint"
     public static let metadataTopic = "__cluster_metadata"
+    /// A partition's topic id (Kafka's `PartitionMetadataFile`).
+    static let partitionMetadataFile = "partition.metadata"
 
     public let logDirs: [String]
     private let disk: any Disk
@@ -26,6 +28,12 @@ public final class LogManager: @unchecked Sendable {
     private var _defaultConfig: LogConfig
     /// High watermarks read from `replication-offset-checkpoint` at start-up.
     private var startupHighWatermarks: [TopicPartition: Int64] = [:]
+    /// A log `getOrCreate` made and `syncNewLogs` has yet to make durable.
+    private struct NewLog {
+        var log: PartitionLog
+        var logDir: String
+    }
+    private var unsyncedLogs: [NewLog] = []
     /// Serializes cleaning passes.
     private let cleanerLock = NIOLock()
     /// Serializes writes of `cleaner-offset-checkpoint` (by the cleaner and by deletions).
@@ -118,32 +126,78 @@ public final class LogManager: @unchecked Sendable {
     public func space(ofLogDir dir: String) throws -> DiskSpace? { try disk.space(dir) }
 
     /// Returns the log for `tp`, creating its directory (in the log dir holding the fewest
-    /// partitions) and `partition.metadata` when new.
+    /// partitions) and `partition.metadata` when new. A new log's files are durable on return;
+    /// with `deferSync`, once `syncNewLogs` runs or `newLogsPerSync` new logs wait, so that a
+    /// batch of new logs costs a few syncs rather than three each.
     public func getOrCreate(
-        _ tp: TopicPartition, topicId: KafkaUUID, config: LogConfig, nowMs: Int64
+        _ tp: TopicPartition, topicId: KafkaUUID, config: LogConfig, nowMs: Int64, deferSync: Bool = false
     ) throws -> PartitionLog {
-        try lock.withLock {
+        let (log, due): (PartitionLog, [NewLog]) = try lock.withLock {
             if let log = logs[tp] {
                 log.config = config
-                return log
+                return (log, [])
             }
             let dir = logDirs.min { partitionsInDir[$0, default: 0] < partitionsInDir[$1, default: 0] }!
             let path = dir + "/" + tp.description
             let log = try PartitionLog(topicPartition: tp, directory: path, config: config, disk: disk, nowMs: nowMs)
             adopt(log)
             try OffsetCheckpoint.writeAtomically(
-                "version: 0\ntopic_id: \(topicId)\n", to: path + "/partition.metadata", disk: disk)
-            try disk.syncDirectory(dir)
+                "version: 0\ntopic_id: \(topicId)\n", to: path + "/" + Self.partitionMetadataFile, disk: disk,
+                durable: false)
             logs[tp] = log
             place(tp, in: dir)
-            return log
+            let created = NewLog(log: log, logDir: dir)
+            guard deferSync else { return (log, [created]) }
+            unsyncedLogs.append(created)
+            guard unsyncedLogs.count >= Self.newLogsPerSync else { return (log, []) }
+            defer { unsyncedLogs = [] }
+            return (log, unsyncedLogs)
+        }
+        try sync(due)
+        return log
+    }
+
+    /// The most new logs `getOrCreate(deferSync: true)` leaves unsynced: syncing many more at
+    /// once makes one long journal commit, which every other writer's sync on the file system
+    /// (the metadata log's among them) waits behind.
+    static let newLogsPerSync = 64
+
+    /// Makes durable the logs `getOrCreate(deferSync: true)` created since the last call: each
+    /// one's `partition.metadata` and directory, then each log dir holding them.
+    public func syncNewLogs() throws {
+        let pending = lock.withLock {
+            defer { unsyncedLogs = [] }
+            return unsyncedLogs
+        }
+        try sync(pending)
+    }
+
+    /// A failure is a failed change to the log it names (the node stops on it, as on a failed
+    /// append).
+    private func sync(_ created: [NewLog]) throws {
+        var current = created.first
+        do {
+            for new in created {
+                current = new
+                let file = try disk.open(new.log.directory + "/" + Self.partitionMetadataFile, create: false)
+                defer { file.close() }
+                try file.sync()
+                try disk.syncDirectory(new.log.directory)
+            }
+            for dir in Set(created.map(\.logDir)) {
+                current = created.first { $0.logDir == dir }
+                try disk.syncDirectory(dir)
+            }
+        } catch let error as DiskError {
+            if let current { onDiskFailure?(current.log.topicPartition, error) }
+            throw error
         }
     }
 
     /// The topic id recorded in a partition's `partition.metadata`, if any.
     public func topicId(of tp: TopicPartition) -> KafkaUUID? {
         guard let log = log(tp),
-            let text = try? OffsetCheckpoint.readText(log.directory + "/partition.metadata", disk: disk)
+            let text = try? OffsetCheckpoint.readText(log.directory + "/" + Self.partitionMetadataFile, disk: disk)
         else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("topic_id:") {
             return KafkaUUID(String(line.dropFirst("topic_id:".count).drop { $0 == " " }))

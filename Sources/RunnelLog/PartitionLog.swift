@@ -65,8 +65,8 @@ public final class PartitionLog: @unchecked Sendable {
     // Guarded by lock.
     var segments: [LogSegment] = []
     var _config: LogConfig
-    var _logStartOffset: Int64
-    private var _recoveryPoint: Int64
+    var _logStartOffset: Int64 = 0
+    private var _recoveryPoint: Int64 = 0
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
     var closed = false
@@ -137,7 +137,34 @@ public final class PartitionLog: @unchecked Sendable {
         self._config = config
         self.lastFlushMs = nowMs
         self._cleanerCheckpoint = cleanerCheckpoint
+        // A directory made here holds nothing to load, check or clean up: creating many
+        // partitions at once then costs no directory scans.
+        let fresh = !disk.exists(directory)
         try disk.makeDirectory(directory)
+        let firstRecovered =
+            fresh
+            ? nil : try loadSegmentsLocked(recoveryPoint: recoveryPoint, cleanShutdown: cleanShutdown, nowMs: nowMs)
+        if segments.isEmpty {
+            let base = max(logStartOffset, 0)
+            segments.append(
+                try LogSegment(
+                    directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: true, rebuild: false))
+        }
+        let end = segments.last!.nextOffset
+        self._logStartOffset = min(max(logStartOffset, segments.first!.baseOffset), end)
+        self._recoveryPoint = min(recoveryPoint, end)
+        if !cleanShutdown { self._recoveryPoint = end }
+        // A new log has no producer state to rebuild.
+        if !fresh { try rebuildProducerStateLocked(rescanFrom: firstRecovered, cleanOpen: cleanShutdown) }
+        try loadEpochCacheLocked()
+    }
+
+    /// Opens the segments found in the log's directory (removing leftovers of cut-short work),
+    /// re-validating those at or past `recoveryPoint` after an unclean stop. Returns the first
+    /// segment re-validated: the producer state is rebuilt from a snapshot at or below it, and
+    /// the aborted-transaction indexes from it on.
+    private func loadSegmentsLocked(recoveryPoint: Int64, cleanShutdown: Bool, nowMs: Int64) throws -> Int64? {
+        var firstRecovered: Int64?
         var bases: [Int64] = []
         for name in try disk.list(directory) {
             if name.hasSuffix(".log"), let base = Int64(name.dropLast(4)) {
@@ -158,9 +185,6 @@ public final class PartitionLog: @unchecked Sendable {
             if let base = Int64(stem), !bases.contains(base) { try disk.remove(directory + "/" + name) }
         }
         var truncatedTail = false
-        // The first segment re-validated after an unclean stop: the producer state is rebuilt
-        // from a snapshot at or below it, and the aborted-transaction indexes from it on.
-        var firstRecovered: Int64?
         for (i, base) in bases.enumerated() {
             if truncatedTail {
                 // Everything after a corrupt point is gone: its offsets cannot follow.
@@ -178,7 +202,7 @@ public final class PartitionLog: @unchecked Sendable {
                 directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: false, rebuild: needsCheck,
                 previousEpoch: previousEpoch)
             if needsCheck && firstRecovered == nil { firstRecovered = base }
-            segment.indexIntervalForRecovery = config.indexIntervalBytes
+            segment.indexIntervalForRecovery = _config.indexIntervalBytes
             // A checked segment that ends short of the next one lost its tail, torn (bytes cut
             // off) or cleanly (the page cache held it): the later segments cannot follow it. The
             // cleaner keeps every segment's last offset (an empty batch if need be), so a gap
@@ -188,24 +212,7 @@ public final class PartitionLog: @unchecked Sendable {
             }
             segments.append(segment)
         }
-        // Drop empty trailing segments except the first, so the active segment is meaningful.
-        while segments.count > 1, let last = segments.last, last.isEmpty,
-            last.baseOffset >= segments[segments.count - 2].nextOffset
-        {
-            break
-        }
-        if segments.isEmpty {
-            let base = max(logStartOffset, 0)
-            segments.append(
-                try LogSegment(
-                    directory: directory, baseOffset: base, disk: disk, nowMs: nowMs, create: true, rebuild: false))
-        }
-        let end = segments.last!.nextOffset
-        self._logStartOffset = min(max(logStartOffset, segments.first!.baseOffset), end)
-        self._recoveryPoint = min(recoveryPoint, end)
-        if !cleanShutdown { self._recoveryPoint = end }
-        try rebuildProducerStateLocked(rescanFrom: firstRecovered, cleanOpen: cleanShutdown)
-        try loadEpochCacheLocked()
+        return firstRecovered
     }
 
     /// Loads `leader-epoch-checkpoint`, or rebuilds it from the batch headers when it is missing

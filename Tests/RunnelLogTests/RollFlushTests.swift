@@ -2,7 +2,7 @@
 // to the active segment's base offset, whatever the flush policy, as Kafka flushes a log up to a
 // new segment when it rolls; the active segment waits for the policy. A segment removed while it
 // syncs, or a truncation meanwhile, neither fails the sync nor moves the recovery point past what
-// is on disk.
+// is on disk. New logs made in a batch (a broker opening a topic's replicas) are synced together.
 import Foundation
 import NIOCore
 import RunnelCore
@@ -15,13 +15,21 @@ import RunnelTestSupport
 final class SyncRecordingDisk: InterceptingDisk, @unchecked Sendable {
     private let lock = NSLock()
     private var _synced: [String] = []
+    private var _syncedPaths: [String] = []
     private var gateSuffix: String?
     let entered = DispatchSemaphore(value: 0)
     let release = DispatchSemaphore(value: 0)
 
     /// File names (not paths) synced so far; a directory is "<dir>".
     var synced: [String] { lock.withLock { _synced } }
-    func clear() { lock.withLock { _synced = [] } }
+    /// The paths synced so far, directories' included.
+    var syncedPaths: [String] { lock.withLock { _syncedPaths } }
+    func clear() {
+        lock.withLock {
+            _synced = []
+            _syncedPaths = []
+        }
+    }
 
     /// Holds the next sync of a file whose name ends with `suffix`.
     func gate(_ suffix: String) { lock.withLock { gateSuffix = suffix } }
@@ -30,6 +38,7 @@ final class SyncRecordingDisk: InterceptingDisk, @unchecked Sendable {
         let name = file == nil ? "<dir>" : (path as NSString).lastPathComponent
         let held = lock.withLock { () -> Bool in
             _synced.append(name)
+            _syncedPaths.append(path)
             guard let suffix = gateSuffix, name.hasSuffix(suffix) else { return false }
             gateSuffix = nil
             return true
@@ -175,5 +184,43 @@ struct RollFlushTests {
         #expect(log.logEndOffset == 1)
         #expect(log.recoveryPoint <= 1, "the recovery point \(log.recoveryPoint) is past the log end")
         try log.close()
+    }
+
+    @Test(
+        "new logs made in a batch are durable once syncNewLogs runs or newLogsPerSync wait: each partition.metadata and directory, and their log dir once"
+    )
+    func newLogsSyncedTogether() throws {
+        let root = tempDir()
+        let disk = SyncRecordingDisk()
+        let manager = try LogManager(logDirs: [root], defaultConfig: LogConfig(), disk: disk, nowMs: 0)
+        let id = KafkaUUID(high: 7, low: 7)
+        disk.clear()
+        for p in Int32(0)..<3 {
+            _ = try manager.getOrCreate(
+                TopicPartition("t", p), topicId: id, config: LogConfig(), nowMs: 0, deferSync: true)
+        }
+        #expect(disk.syncedPaths.isEmpty, "nothing synced while the batch is made")
+        try manager.syncNewLogs()
+        let partitions = (0..<3).map { root + "/t-\($0)" }
+        #expect(
+            Set(disk.syncedPaths) == Set(partitions + partitions.map { $0 + "/partition.metadata" } + [root]),
+            "\(disk.syncedPaths)")
+        #expect(disk.syncedPaths.filter { $0 == root }.count == 1, "the log dir is synced once for the batch")
+        disk.clear()
+        try manager.syncNewLogs()
+        #expect(disk.syncedPaths.isEmpty, "nothing left to sync")
+        _ = try manager.getOrCreate(TopicPartition("t", 3), topicId: id, config: LogConfig(), nowMs: 0)
+        #expect(
+            Set(disk.syncedPaths) == [root + "/t-3", root + "/t-3/partition.metadata", root],
+            "without deferSync, durable on return")
+        #expect(manager.topicId(of: TopicPartition("t", 1)) == id)
+        disk.clear()
+        let many = LogManager.newLogsPerSync
+        for p in 0..<many {
+            _ = try manager.getOrCreate(
+                TopicPartition("u", Int32(p)), topicId: id, config: LogConfig(), nowMs: 0, deferSync: true)
+            #expect(disk.syncedPaths.isEmpty == (p < many - 1), "synced once \(many) wait, not before")
+        }
+        #expect(disk.syncedPaths.filter { $0.hasSuffix("/partition.metadata") }.count == many)
     }
 }
