@@ -245,7 +245,7 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
             completion(.failure(.notLeader(leaderId: driver.node.leaderId?.rawValue ?? -1, epoch: driver.node.epoch)))
             return
         }
-        let nextOffset = driver.node.log.endOffset
+        let nextOffset = driver.nextProposalOffset
         let result = command(controller, &rng, nextOffset)
         guard !result.records.isEmpty else {
             completion(.success(result.response))

@@ -17,6 +17,8 @@ public protocol RaftRuntime: AnyObject {
     var wallMs: Int64 { get }
     /// Runs `work` on the executor after `delayMs`.
     func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void)
+    /// Runs `work` on the executor once the work queued there now has run.
+    func execute(_ work: @escaping () -> Void)
     /// Runs `work` off the executor, then `then` back on it.
     func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void)
     /// Sends a Raft message (requests travel as Kafka requests, responses as their answers).
@@ -272,20 +274,79 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         process()
     }
 
-    /// Proposes metadata record values as one batch; completes with its last offset once
-    /// committed, or with `notLeader`.
+    /// Proposes metadata record values; completes with the offset of the last of them once
+    /// committed, or with `notLeader`. The values take the offsets from `nextProposalOffset` on.
+    /// Proposals made while the executor works through what is queued on it are appended
+    /// together, as one batch, once that work has run (or once they reach
+    /// `proposalBatchBytesMax`): one log write and one round of fetch answers for all of them,
+    /// as Kafka's controller accumulates its records into batches.
     public func propose(_ values: [ByteBuffer], completion: @escaping (Result<Int64, ProposalError>) -> Void) {
         guard !stopped, !values.isEmpty else {
             completion(.failure(.notLeader(leaderId: -1, epoch: node.epoch)))
             return
         }
-        switch node.propose(.values(values), recordCount: values.count) {
+        guard node.role == .leader else {
+            completion(.failure(.notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch)))
+            return
+        }
+        if buffered == nil {
+            buffered = BufferedProposals(baseOffset: node.log.endOffset, epoch: node.epoch)
+            runtime.execute { [weak self] in self?.appendBuffered() }
+        }
+        buffered!.add(values, completion: completion)
+        if buffered!.bytes >= proposalBatchBytesMax { appendBuffered() }
+    }
+
+    /// The offset the first value of the next proposal will have.
+    public var nextProposalOffset: Int64 { buffered?.nextOffset ?? node.log.endOffset }
+
+    /// Proposals waiting to be appended together.
+    private struct BufferedProposals {
+        let baseOffset: Int64
+        let epoch: Int32
+        var values: [ByteBuffer] = []
+        var bytes = 0
+        var completions: [(lastOffset: Int64, completion: (Result<Int64, ProposalError>) -> Void)] = []
+
+        init(baseOffset: Int64, epoch: Int32) {
+            self.baseOffset = baseOffset
+            self.epoch = epoch
+        }
+
+        var nextOffset: Int64 { baseOffset + Int64(values.count) }
+
+        mutating func add(_ more: [ByteBuffer], completion: @escaping (Result<Int64, ProposalError>) -> Void) {
+            values += more
+            bytes += more.reduce(0) { $0 + $1.readableBytes }
+            completions.append((nextOffset - 1, completion))
+        }
+    }
+    private var buffered: BufferedProposals?
+    /// Bytes of record values past which buffered proposals are appended at once.
+    public var proposalBatchBytesMax = 256 * 1024
+
+    /// Appends the buffered proposals as one batch. They fail with `notLeader` if this node lost
+    /// the leadership since (its log may then hold other records at their offsets).
+    private func appendBuffered() {
+        guard let batch = buffered else { return }
+        buffered = nil
+        guard !stopped, node.role == .leader, node.epoch == batch.epoch, node.log.endOffset == batch.baseOffset else {
+            let error = ProposalError.notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch)
+            for proposal in batch.completions { proposal.completion(.failure(error)) }
+            return
+        }
+        switch node.propose(.values(batch.values), recordCount: batch.values.count) {
         case .success(let range):
-            pending.append((range.upperBound, completion))
+            precondition(
+                range.lowerBound == batch.baseOffset && range.upperBound == batch.nextOffset - 1,
+                "buffered proposals for \(batch.baseOffset)..<\(batch.nextOffset) were appended at \(range)")
+            pending += batch.completions
             timeline.appended(lastOffset: range.upperBound, nowNs: runtime.nowNanos)
             process()
         case .failure(.notLeader(let leader, let epoch)):
-            completion(.failure(.notLeader(leaderId: leader, epoch: epoch)))
+            for proposal in batch.completions {
+                proposal.completion(.failure(.notLeader(leaderId: leader, epoch: epoch)))
+            }
         }
     }
 
@@ -309,7 +370,9 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
 
     public func stop() {
         stopped = true
-        for p in pending { p.completion(.failure(.notLeader(leaderId: -1, epoch: node.epoch))) }
+        let unappended = buffered?.completions ?? []
+        buffered = nil
+        for p in pending + unappended { p.completion(.failure(.notLeader(leaderId: -1, epoch: node.epoch))) }
         pending = []
     }
 

@@ -64,6 +64,8 @@ public final class QuorumSimulation {
     var committed: [Int64: ByteBuffer?] = [:]
     var highestEpochSeen: [NodeID: Int32] = [:]
     var nextProposal = 0
+    /// offset -> the last record of a proposal acknowledged there, until that offset commits.
+    var acknowledged: [Int64: ByteBuffer] = [:]
     var healing = false
     public private(set) var trace: [String] = []
     var failure: SimulationFailure?
@@ -195,7 +197,20 @@ public final class QuorumSimulation {
                 if known != value { fail("committed offset \(entry.offset) differs on node \(host.id)") }
             } else {
                 committed[entry.offset] = value
+                if let acked = acknowledged.removeValue(forKey: entry.offset), acked != value {
+                    fail("a proposal acknowledged at offset \(entry.offset) is not the record committed there")
+                }
             }
+        }
+    }
+
+    /// A leader acknowledged a proposal whose last record is `value` at `offset`: the record
+    /// committed there must be it.
+    func acknowledge(_ value: ByteBuffer, at offset: Int64) {
+        if let known = committed[offset] {
+            if known != value { fail("a proposal acknowledged at offset \(offset) is not the record committed there") }
+        } else {
+            acknowledged[offset] = value
         }
     }
 
@@ -248,16 +263,26 @@ public final class QuorumSimulation {
 
     // MARK: the run
 
+    /// One to three proposals of one or two records each, in one turn of the leader's executor
+    /// (so the driver appends them as one batch).
     func propose() {
         guard
             let leader = hosts.values.sorted(by: { $0.id < $1.id }).first(where: {
                 $0.up && $0.driver?.node.role == .leader
             })
         else { return }
-        nextProposal += 1
-        let record = MetadataRecord.config(
-            ConfigRecord(resourceType: 4, resourceName: "", name: "sim.proposal", value: "\(nextProposal)"))
-        leader.driver!.propose([MetadataRecordFrame.encode(record)]) { _ in }
+        for _ in 0...(rng.next() % 3) {
+            let values = (0...(rng.next() % 2)).map { _ in
+                nextProposal += 1
+                return MetadataRecordFrame.encode(
+                    .config(
+                        ConfigRecord(
+                            resourceType: 4, resourceName: "", name: "sim.proposal", value: "\(nextProposal)")))
+            }
+            leader.driver!.propose(values) { [weak self] outcome in
+                if case .success(let offset) = outcome { self?.acknowledge(values.last!, at: offset) }
+            }
+        }
     }
 
     func injectFault() {
@@ -409,6 +434,12 @@ final class SimRuntime: RaftRuntime {
 
     func schedule(afterMs delayMs: Int64, _ work: @escaping () -> Void) {
         host.world.queue.push(at: host.world.now + max(delayMs, 1)) { [self] in
+            if alive { work() }
+        }
+    }
+
+    func execute(_ work: @escaping () -> Void) {
+        host.world.queue.push(at: host.world.now) { [self] in
             if alive { work() }
         }
     }
