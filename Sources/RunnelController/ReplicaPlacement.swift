@@ -89,10 +89,7 @@ public enum ReplicaPlacement {
     /// new topic's first partition lands where leaders are fewest.
     public static func leastLoadedStart(brokers: [Broker], image: MetadataImage) -> Int {
         let ids = brokers.contains { $0.rack != nil } ? rackAlternated(brokers).map(\.id) : brokers.map(\.id).sorted()
-        var leaders: [Int32: Int] = [:]
-        for (_, topic) in image.topicsById {
-            for (_, p) in topic.partitions { leaders[p.leader, default: 0] += 1 }
-        }
+        let leaders = image.leaderCounts
         var best = 0
         for (i, id) in ids.enumerated() where leaders[id, default: 0] < leaders[ids[best], default: 0] {
             best = i

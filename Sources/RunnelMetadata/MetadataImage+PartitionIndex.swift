@@ -35,7 +35,7 @@ extension MetadataImage {
         return out
     }
 
-    /// Brings the indexes and the partition counts of the partitions in `touched` from what
+    /// Brings the indexes, the partition counts and the leader counts of the partitions in `touched` from what
     /// `indexedTopics` (the topics the indexes describe now) says of them to what `topicsById`
     /// says. A partition listed more than once is moved once. Each touched topic costs at most
     /// one update of the broker index and of the leaderless index, however many records touched it.
@@ -62,6 +62,16 @@ extension MetadataImage {
                 if isLeaderless != wasLeaderless {
                     if isLeaderless { nowLeaderless.append(index) } else { noLongerLeaderless.append(index) }
                     offlinePartitionCount += isLeaderless ? 1 : -1
+                }
+                let wasLeader = was?.leader ?? -1
+                let nowLeader = now?.leader ?? -1
+                if wasLeader != nowLeader {
+                    if wasLeader >= 0 {
+                        let left = leaderCounts[wasLeader, default: 0] - 1
+                        assert(left >= 0, "broker \(wasLeader) leads fewer than no partitions")
+                        leaderCounts[wasLeader] = left > 0 ? left : nil
+                    }
+                    if nowLeader >= 0 { leaderCounts[nowLeader, default: 0] += 1 }
                 }
                 if let was, let now, was.replicas == now.replicas, was.isr == now.isr, was.leader == now.leader {
                     continue
@@ -176,6 +186,7 @@ extension MetadataImage {
         let scanned = scanPartitionIndexes()
         return scanned.byTopic == brokerIndexByTopic && scanned.leaderless == leaderlessPartitions
             && partitionCount == countPartitions() && offlinePartitionCount == countOfflinePartitions()
+            && leaderCounts == countLeaders()
     }
 
     /// Up to this many partitions, a delta's debug check scans them all; above it, it looks at
@@ -186,13 +197,14 @@ extension MetadataImage {
     /// The debug check of `MetadataDelta.apply()`: in a small image, a full scan
     /// (`partitionIndexesAreConsistent`); in a big one, each touched topic's broker index is what
     /// a walk over its partitions finds, each touched partition is in the leaderless index
-    /// exactly when it has no leader, the offline count is the leaderless index's size, and the
-    /// partition count the topics'. Topics not touched are not looked at: the delta did not
-    /// change their entries.
+    /// exactly when it has no leader, the offline count is the leaderless index's size, the
+    /// partition count the topics', and the leader counts add up to the partitions with a
+    /// leader. Topics not touched are not looked at: the delta did not change their entries.
     func partitionIndexesHold(touched: [KafkaUUID: [Int32]]) -> Bool {
         if partitionCount <= Self.indexFullCheckPartitionsMax { return partitionIndexesAreConsistent() }
         guard partitionCount == countPartitions(),
-            offlinePartitionCount == leaderlessPartitions.values.reduce(0, { $0 + $1.count })
+            offlinePartitionCount == leaderlessPartitions.values.reduce(0, { $0 + $1.count }),
+            leaderCounts.values.reduce(0, +) == partitionCount - offlinePartitionCount
         else { return false }
         for (topicId, indexes) in touched {
             let partitions = topicsById[topicId]?.partitions ?? [:]

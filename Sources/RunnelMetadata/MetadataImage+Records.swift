@@ -20,6 +20,7 @@ extension MetadataImage {
         }
         image.partitionCount = image.countPartitions()
         image.offlinePartitionCount = image.countOfflinePartitions()
+        image.leaderCounts = image.countLeaders()
         (image.brokerIndexByTopic, image.leaderlessPartitions) = image.scanPartitionIndexes()
         for (resource, entries) in configs where !entries.isEmpty {
             var tree = TreeDictionary<String, String>()

@@ -332,6 +332,21 @@ public struct MetadataImage: Sendable, Equatable {
     /// Partitions without a leader, by topic id; kept by every delta.
     public internal(set) var leaderlessPartitions: PartitionsByTopic = [:]
 
+    /// How many partitions each broker leads (brokers leading none are absent), kept by every
+    /// delta: where a new topic's first leader goes, without a walk over every partition for
+    /// each topic created.
+    public internal(set) var leaderCounts: [Int32: Int] = [:]
+
+    /// The leader counts by a walk over every partition (building an image from a snapshot, and
+    /// checking the kept ones).
+    func countLeaders() -> [Int32: Int] {
+        var counts: [Int32: Int] = [:]
+        for topic in topicsById.values {
+            for p in topic.partitions.values where p.leader >= 0 { counts[p.leader, default: 0] += 1 }
+        }
+        return counts
+    }
+
     /// The offline partition count, by a walk over every partition (building an image from a
     /// snapshot, and checking the kept one).
     func countOfflinePartitions() -> Int {

@@ -1,5 +1,5 @@
 // The image's partition indexes (partitions by each broker they name, partitions without a
-// leader) are kept by every delta so fencing a broker looks at that broker's partitions only.
+// leader, and how many partitions each broker leads) are kept by every delta so fencing a broker looks at that broker's partitions only.
 // A delta brings them up to date once, in apply(), for the partitions its records touched.
 // These tests hold them to what a full scan of the partitions finds through topic creation,
 // partition changes, reassignments and topic removal, within one delta and across many, in a
@@ -66,11 +66,13 @@ import Testing
         #expect(Self.named(created, 4) == ["audit-0", "orders-1"])
         #expect(Self.named(created, 5) == [])
         #expect(Self.leaderless(created) == ["audit-0"])
+        #expect(created.leaderCounts == [1: 1, 2: 1], "leaders counted by broker; a leaderless partition by none")
 
         let removed = Self.replay(created, [.removeTopic(RemoveTopicRecord(topicId: Self.audit))])
         #expect(Self.named(removed, 1) == ["orders-0"])
         #expect(Self.named(removed, 4) == ["orders-1"])
         #expect(Self.leaderless(removed) == [])
+        #expect(removed.leaderCounts == [1: 1, 2: 1])
         // The image before is untouched.
         #expect(Self.named(created, 4) == ["audit-0", "orders-1"])
 
@@ -78,6 +80,7 @@ import Testing
         // equals one built by a scan.
         let gone = Self.replay(removed, [.removeTopic(RemoveTopicRecord(topicId: Self.orders))])
         #expect(gone.partitionsByBroker.isEmpty)
+        #expect(gone.leaderCounts.isEmpty, "a broker leading nothing has no entry")
         #expect(gone.brokerIndexByTopic.isEmpty)
         #expect(gone.leaderlessPartitions.isEmpty)
     }
