@@ -172,12 +172,12 @@ public final class LogManager: @unchecked Sendable {
         try sync(pending)
     }
 
-    /// A failure is a failed change to the log it names (the node stops on it, as on a failed
-    /// append).
+    /// A log deleted since it was made is passed over (its directory is gone). A failure is a
+    /// failed change to the log it names (the node stops on it, as on a failed append).
     private func sync(_ created: [NewLog]) throws {
         var current = created.first
         do {
-            for new in created {
+            for new in created where lock.withLock({ logs[new.log.topicPartition] === new.log }) {
                 current = new
                 let file = try disk.open(new.log.directory + "/" + Self.partitionMetadataFile, create: false)
                 defer { file.close() }

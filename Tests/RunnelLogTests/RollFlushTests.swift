@@ -214,6 +214,12 @@ struct RollFlushTests {
             Set(disk.syncedPaths) == [root + "/t-3", root + "/t-3/partition.metadata", root],
             "without deferSync, durable on return")
         #expect(manager.topicId(of: TopicPartition("t", 1)) == id)
+        // A log deleted before its sync is passed over, not a disk failure.
+        _ = try manager.getOrCreate(TopicPartition("t", 4), topicId: id, config: LogConfig(), nowMs: 0, deferSync: true)
+        try manager.delete(TopicPartition("t", 4))
+        disk.clear()
+        try manager.syncNewLogs()
+        #expect(disk.syncedPaths == [root], "\(disk.syncedPaths)")
         disk.clear()
         let many = LogManager.newLogsPerSync
         for p in 0..<many {
