@@ -175,21 +175,26 @@ public final class LogManager: @unchecked Sendable {
     /// A log deleted since it was made is passed over (its directory is gone). A failure is a
     /// failed change to the log it names (the node stops on it, as on a failed append).
     private func sync(_ created: [NewLog]) throws {
-        var current = created.first
-        do {
-            for new in created where lock.withLock({ logs[new.log.topicPartition] === new.log }) {
-                current = new
+        for new in created where lock.withLock({ logs[new.log.topicPartition] === new.log }) {
+            try failing(new) {
                 let file = try disk.open(new.log.directory + "/" + Self.partitionMetadataFile, create: false)
                 defer { file.close() }
                 try file.sync()
                 try disk.syncDirectory(new.log.directory)
             }
-            for dir in Set(created.map(\.logDir)) {
-                current = created.first { $0.logDir == dir }
-                try disk.syncDirectory(dir)
-            }
+        }
+        // A log dir's sync makes every new log in it durable: a failure names the first of them.
+        let firstByDir = Dictionary(created.map { ($0.logDir, $0) }, uniquingKeysWith: { first, _ in first })
+        for (dir, new) in firstByDir {
+            try failing(new) { try disk.syncDirectory(dir) }
+        }
+    }
+
+    private func failing(_ new: NewLog, _ body: () throws -> Void) throws {
+        do {
+            try body()
         } catch let error as DiskError {
-            if let current { onDiskFailure?(current.log.topicPartition, error) }
+            onDiskFailure?(new.log.topicPartition, error)
             throw error
         }
     }

@@ -330,24 +330,24 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
     private func appendBuffered() {
         guard let batch = buffered else { return }
         buffered = nil
-        guard !stopped, node.role == .leader, node.epoch == batch.epoch, node.log.endOffset == batch.baseOffset else {
-            let error = ProposalError.notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch)
-            for proposal in batch.completions { proposal.completion(.failure(error)) }
-            return
-        }
-        switch node.propose(.values(batch.values), recordCount: batch.values.count) {
-        case .success(let range):
-            precondition(
-                range.lowerBound == batch.baseOffset && range.upperBound == batch.nextOffset - 1,
-                "buffered proposals for \(batch.baseOffset)..<\(batch.nextOffset) were appended at \(range)")
-            pending += batch.completions
-            timeline.appended(lastOffset: range.upperBound, nowNs: runtime.nowNanos)
-            process()
-        case .failure(.notLeader(let leader, let epoch)):
-            for proposal in batch.completions {
-                proposal.completion(.failure(.notLeader(leaderId: leader, epoch: epoch)))
+        let failure: ProposalError
+        if !stopped, node.role == .leader, node.epoch == batch.epoch, node.log.endOffset == batch.baseOffset {
+            switch node.propose(.values(batch.values), recordCount: batch.values.count) {
+            case .success(let range):
+                precondition(
+                    range.lowerBound == batch.baseOffset && range.upperBound == batch.nextOffset - 1,
+                    "buffered proposals for \(batch.baseOffset)..<\(batch.nextOffset) were appended at \(range)")
+                pending += batch.completions
+                timeline.appended(lastOffset: range.upperBound, nowNs: runtime.nowNanos)
+                process()
+                return
+            case .failure(.notLeader(let leader, let epoch)):
+                failure = .notLeader(leaderId: leader, epoch: epoch)
             }
+        } else {
+            failure = .notLeader(leaderId: node.leaderId?.rawValue ?? -1, epoch: node.epoch)
         }
+        for proposal in batch.completions { proposal.completion(.failure(failure)) }
     }
 
     /// Test-only rule switches of the core (the simulation proves it catches them).

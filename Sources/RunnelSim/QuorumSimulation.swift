@@ -197,8 +197,8 @@ public final class QuorumSimulation {
                 if known != value { fail("committed offset \(entry.offset) differs on node \(host.id)") }
             } else {
                 committed[entry.offset] = value
-                if let acked = acknowledged.removeValue(forKey: entry.offset), acked != value {
-                    fail("a proposal acknowledged at offset \(entry.offset) is not the record committed there")
+                if let acked = acknowledged.removeValue(forKey: entry.offset) {
+                    checkAcknowledged(acked, committed: value, at: entry.offset)
                 }
             }
         }
@@ -208,10 +208,14 @@ public final class QuorumSimulation {
     /// committed there must be it.
     func acknowledge(_ value: ByteBuffer, at offset: Int64) {
         if let known = committed[offset] {
-            if known != value { fail("a proposal acknowledged at offset \(offset) is not the record committed there") }
+            checkAcknowledged(value, committed: known, at: offset)
         } else {
             acknowledged[offset] = value
         }
+    }
+
+    private func checkAcknowledged(_ acked: ByteBuffer, committed value: ByteBuffer?, at offset: Int64) {
+        if acked != value { fail("a proposal acknowledged at offset \(offset) is not the record committed there") }
     }
 
     /// The image every node must have at `endOffset`: the committed records replayed.
