@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 sys.path.insert(0, str(REPO / "tools"))
 
-from benchlib import report_line, rss_bytes, work_dir  # noqa: E402
+from benchlib import nodes_dir, report_line, rss_bytes  # noqa: E402
 from chaoslib import wire  # noqa: E402
 from cluster import ClusterNode  # noqa: E402
 from kwire import Conn, Reader, compact_array, compact_string, frame, i16, i32, i64, string  # noqa: E402
@@ -251,10 +251,13 @@ def leaders_in_sample(bootstrap: str, topics: list[str]) -> dict[int, int] | Non
 
 
 def bench(binary: Path, topics: int, per_topic: int, per_request: int, standins: int, sample: int,
-          session_timeout_ms: int = SESSION_TIMEOUT_MS, snapshot_bytes: int = SNAPSHOT_BYTES) -> dict:
-    with work_dir("runnel-bench-metadata-cluster-") as root:
-        return bench_in(root, binary, topics, per_topic, per_request, standins, sample, session_timeout_ms,
-                        snapshot_bytes)
+          session_timeout_ms: int = SESSION_TIMEOUT_MS, snapshot_bytes: int = SNAPSHOT_BYTES,
+          fresh_fs: bool = False) -> dict:
+    with nodes_dir("runnel-bench-metadata-cluster-", fresh_fs) as root:
+        r = bench_in(root, binary, topics, per_topic, per_request, standins, sample, session_timeout_ms,
+                     snapshot_bytes)
+        r["freshExt4"] = fresh_fs
+        return r
 
 
 def bench_in(root: Path, binary: Path, topics: int, per_topic: int, per_request: int, standins: int, sample: int,
@@ -374,7 +377,8 @@ def bench_in(root: Path, binary: Path, topics: int, per_topic: int, per_request:
 def print_report(r: dict) -> None:
     n = r["partitions"]
     print(f"\nmetadata-scale --cluster: 3 controllers, {r['standIns']} broker stand-ins, "
-          f"{r['topics']:,} topics x {r['partitionsPerTopic']:,} = {n:,} partitions, RF 3")
+          f"{r['topics']:,} topics x {r['partitionsPerTopic']:,} = {n:,} partitions, RF 3"
+          + (", on a fresh journaled ext4" if r.get("freshExt4") else ""))
 
     line = functools.partial(report_line, width=40)
 
@@ -410,8 +414,8 @@ def print_report(r: dict) -> None:
 
 
 def main(binary: Path, topics: int, per_topic: int, per_request: int, standins: int, sample: int,
-         as_json: bool) -> int:
-    r = bench(binary, topics, per_topic, per_request, standins, sample)
+         as_json: bool, fresh_fs: bool = False) -> int:
+    r = bench(binary, topics, per_topic, per_request, standins, sample, fresh_fs=fresh_fs)
     print_report(r)
     if as_json:
         print(json.dumps(r, indent=2, sort_keys=True, default=str))

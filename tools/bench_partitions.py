@@ -31,7 +31,6 @@ Figures are printed, never checked.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import json
@@ -50,7 +49,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from benchlib import QUIET, SNAPSHOT_DEFAULT, fresh_ext4, report_line, rss_bytes, work_dir  # noqa: E402
+from benchlib import QUIET, SNAPSHOT_DEFAULT, nodes_dir, report_line, rss_bytes  # noqa: E402
 from chaoslib import wire  # noqa: E402
 from cluster import start_cluster  # noqa: E402
 from kwire import Conn, Reader, frame, i32, request_header_v1, string  # noqa: E402
@@ -207,9 +206,7 @@ def wait_all_led(brokers, topics: int, per_topic: int, timeout_s: float) -> floa
 
 def bench(binary: Path, topics: int, per_topic: int, session_timeout_ms: int, poll_ms: float,
           settle_timeout_s: float, fresh_fs: bool = False) -> dict:
-    with contextlib.ExitStack() as stack:
-        under = stack.enter_context(fresh_ext4()) if fresh_fs else None
-        root = stack.enter_context(work_dir("runnel-bench-partitions-", under))
+    with nodes_dir("runnel-bench-partitions-", fresh_fs) as root:
         r = bench_in(Path(root), binary, topics, per_topic, session_timeout_ms, poll_ms, settle_timeout_s)
         r["freshExt4"] = fresh_fs
         return r

@@ -89,6 +89,14 @@ def fresh_ext4(size_gib: int = 8):
         shutil.rmtree(base, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def nodes_dir(prefix: str, fresh_fs: bool = False):
+    """A bench's work_dir, on a fresh journaled ext4 (fresh_ext4) when fresh_fs is set."""
+    with contextlib.ExitStack() as stack:
+        under = stack.enter_context(fresh_ext4()) if fresh_fs else None
+        yield stack.enter_context(work_dir(prefix, under))
+
+
 def first_touch_us(megabytes: int = 256) -> float:
     """Microseconds per 4 KiB page to touch memory this process never touched. On a VM that hands
     freed memory back to its host (free page reporting), a first touch costs a host fault. 256 MiB
