@@ -186,6 +186,7 @@ let package = Package(
             dependencies: [
                 "RunnelCore", "RunnelWire", "RunnelMetadata", "RunnelController", "RunnelLog",
                 "RunnelBroker", "RunnelNetwork", "RunnelQuorum", "RunnelRaft", "RunnelReplication", "RunnelSecurity",
+                "RunnelSnapshotStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -14,6 +14,7 @@ import RunnelQuorum
 import RunnelRaft
 import RunnelReplication
 import RunnelSecurity
+import RunnelSnapshotStore
 import RunnelWire
 
 /// One `runnel server` process: composes the roles of `process.roles` over real sockets, files and
@@ -30,6 +31,8 @@ public final class RunnelServer: @unchecked Sendable {
     private var networkGroup: MultiThreadedEventLoopGroup?
     private var quorumGroup: MultiThreadedEventLoopGroup?
     private var pool: NIOThreadPool?
+    /// Long CPU-bound work of the quorum (snapshot writes), on a thread of low priority.
+    private var backgroundPool: NIOThreadPool?
     /// The broker's publish executor: one thread applying metadata changes to local replicas.
     private var publisher: NIOThreadPool?
     private var servers: [KafkaServer] = []
@@ -77,9 +80,12 @@ public final class RunnelServer: @unchecked Sendable {
         let quorumGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
+        let backgroundPool = NIOThreadPool(numberOfThreads: 1)
+        backgroundPool.start()
         self.networkGroup = networkGroup
         self.quorumGroup = quorumGroup
         self.pool = pool
+        self.backgroundPool = backgroundPool
 
         var logManager: LogManager?
         var metadataClean = false
@@ -144,8 +150,14 @@ public final class RunnelServer: @unchecked Sendable {
         var raftConnector = controllerConnector
         raftConnector.requestTimeoutMs = config.quorumRequestTimeoutMs
         let runtime = KafkaRaftRuntime(
-            eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) }, clock: clock,
-            clusterId: clusterId, voters: config.voters, selfId: config.nodeId,
+            eventLoop: loop, blocking: { loop, work in pool.runIfActive(eventLoop: loop, work) },
+            background: { loop, work in
+                backgroundPool.runIfActive(eventLoop: loop) {
+                    BackgroundPriority.enter()
+                    try work()
+                }
+            },
+            clock: clock, clusterId: clusterId, voters: config.voters, selfId: config.nodeId,
             connector: raftConnector, logger: logger)
         var raft = RaftConfig(nodeId: NodeID(config.nodeId), voters: config.voters.map { NodeID($0.id) })
         raft.electionTimeoutMs = config.quorumElectionTimeoutMs
@@ -596,9 +608,12 @@ public final class RunnelServer: @unchecked Sendable {
         } catch {
             logger.error("shutdown flush failed: \(error)")
         }
+        // Blocking work finishes first (a snapshot being written, say): its completion runs on
+        // the quorum's loop, which must still be there.
+        try? await backgroundPool?.shutdownGracefully()
+        try? await pool?.shutdownGracefully()
         try? await quorumGroup?.shutdownGracefully()
         try? await networkGroup?.shutdownGracefully()
-        try? await pool?.shutdownGracefully()
         logger.info("stopped")
     }
 }

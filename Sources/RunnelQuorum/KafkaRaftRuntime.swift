@@ -12,6 +12,8 @@ import RunnelWire
 public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
     public let eventLoop: any EventLoop
     let blocking: BlockingRunner
+    /// Where long CPU-bound work runs (a snapshot write), at a low priority; else `blocking`.
+    let background: BlockingRunner?
     let clock: any Clock
     public let clusterId: String
     let logger: Logger
@@ -27,12 +29,13 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
     let fetchBytesMax: Int32 = 8 * 1024 * 1024
 
     public init(
-        eventLoop: any EventLoop, blocking: @escaping BlockingRunner, clock: any Clock, clusterId: String,
-        voters: [VoterSpec],
+        eventLoop: any EventLoop, blocking: @escaping BlockingRunner, background: BlockingRunner? = nil,
+        clock: any Clock, clusterId: String, voters: [VoterSpec],
         selfId: Int32, connector: any PeerConnector, logger: Logger
     ) {
         self.eventLoop = eventLoop
         self.blocking = blocking
+        self.background = background
         self.clock = clock
         self.clusterId = clusterId
         self.logger = logger
@@ -59,9 +62,19 @@ public final class KafkaRaftRuntime: RaftRuntime, @unchecked Sendable {
     }
 
     public func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void) {
+        run(on: blocking, work, then: then)
+    }
+
+    public func runInBackground(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void) {
+        run(on: background ?? blocking, work, then: then)
+    }
+
+    private func run(
+        on runner: BlockingRunner, _ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void
+    ) {
         let workBox = UnsafeTransfer(work)
         let thenBox = UnsafeTransfer(then)
-        blocking(eventLoop) { try workBox.value() }.whenComplete { result in
+        runner(eventLoop) { try workBox.value() }.whenComplete { result in
             switch result {
             case .success: thenBox.value(nil)
             case .failure(let error): thenBox.value(error)

@@ -21,6 +21,9 @@ public protocol RaftRuntime: AnyObject {
     func execute(_ work: @escaping () -> Void)
     /// Runs `work` off the executor, then `then` back on it.
     func runBlocking(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void)
+    /// Runs long CPU-bound `work` (a snapshot write) off the executor at a lower priority than
+    /// the executor and its fsyncs, then `then` back on the executor.
+    func runInBackground(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void)
     /// Sends a Raft message (requests travel as Kafka requests, responses as their answers).
     func send(_ message: RaftMessage<MetadataPayload>, to: NodeID)
     /// Asks `node` for a piece of snapshot `id` from `position` (FetchSnapshot); the completion
@@ -39,6 +42,11 @@ public enum MetadataPayload: Sendable, Equatable {
 
 extension RaftRuntime {
     public var nowNanos: UInt64 { UInt64(max(nowMs, 0)) * 1_000_000 }
+
+    /// A runtime without a background priority runs background work as blocking work.
+    public func runInBackground(_ work: @escaping () throws -> Void, then: @escaping ((any Error)?) -> Void) {
+        runBlocking(work, then: then)
+    }
 }
 
 /// Receives committed metadata-log entries, in offset order, exactly once per incarnation.
@@ -593,7 +601,7 @@ public final class RaftDriver<Runtime: RaftRuntime>: @unchecked Sendable {
         bytesSinceSnapshot = 0
         lastSnapshotMs = runtime.nowMs
         let retained = snapshotPolicy.retained
-        runtime.runBlocking(
+        runtime.runInBackground(
             {
                 try snapshots.write(image, id: id)
                 snapshots.retain(newest: retained)

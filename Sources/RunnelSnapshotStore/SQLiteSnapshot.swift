@@ -585,6 +585,7 @@ final class BackgroundChecksum: @unchecked Sendable {
 
     init(_ image: MetadataImage) {
         Thread.detachNewThread { [self] in
+            BackgroundPriority.enter()
             value = image.contentChecksum
             done.signal()
         }
