@@ -301,7 +301,9 @@ let package = Package(
             name: "RunnelSimTests",
             dependencies: [
                 "RunnelSim", "RunnelRaft", "RunnelCore", "RunnelGroups", "RunnelQuorum", "RunnelWire",
+                "RunnelController", "RunnelMetadata",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
     ]
 )

@@ -38,6 +38,11 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     private var lastRebalanceMs: Int64?
     /// Records this active controller proposed that are not committed yet, by offset.
     private var proposed: [(offset: Int64, record: MetadataRecord)] = []
+    /// The working image after each in-flight command, by the command's last offset. Once a
+    /// command is committed with all before it, the committed image is that one: it shares its
+    /// storage with the working image instead of being a second copy built from the same records
+    /// (which the active controller held beside it, and freed on its loop when it resigned).
+    private var proposedImages: [(lastOffset: Int64, image: MetadataImage)] = []
 
     public init(
         clusterId: String, config: RaftConfig, runtime: Runtime, disk: any Disk, directory: String,
@@ -165,7 +170,6 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
                 delta.advance(offset: entry.offset, epoch: entry.epoch)
             }
         }
-        committedImage = delta.apply()
         // The working state is what is committed plus this controller's own proposals still in
         // flight (a new leader also learns here what earlier epochs committed). When what
         // committed is the oldest of those proposals, record for record, the working state
@@ -174,8 +178,17 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         let ownProposals =
             driver.node.role == .leader && entries.count <= proposed.count
             && zip(entries, proposed).allSatisfy { $0.record != nil && $0.offset == $1.offset }
+        if ownProposals, let last = entries.last?.offset,
+            let adopted = proposedImages.first(where: { $0.lastOffset == last })?.image
+        {
+            assert(adopted == delta.apply(), "the working image at offset \(last) is not the committed one")
+            committedImage = adopted
+        } else {
+            committedImage = delta.apply()
+        }
         let committedUpTo = committedImage.provenance.lastOffset
         proposed.removeAll { $0.offset <= committedUpTo }
+        proposedImages.removeAll { $0.lastOffset <= committedUpTo }
         if !ownProposals { rebuildWorkingState() }
         for publish in publishers { publish(delta, committedImage) }
         QuorumMetrics.highWatermark.record(highWatermark)
@@ -191,6 +204,7 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         onSnapshotLoaded?(image, fetched)
         committedImage = image
         proposed = []
+        proposedImages = []
         controller.reset(to: image)
         for publish in publishers { publish(.everything(image), image) }
     }
@@ -198,6 +212,9 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     public func imageForSnapshot() -> MetadataImage? { committedImage }
 
     private func rebuildWorkingState() {
+        // The images of in-flight commands were built on the state before: they are dropped (the
+        // next commits build theirs by replay).
+        proposedImages = []
         controller.reset(to: committedImage)
         if driver.node.role == .leader && !proposed.isEmpty {
             controller.replay(proposed.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
@@ -207,6 +224,7 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     public func leadershipChanged(role: RaftRole, epoch: Int32, leaderId: NodeID?) {
         // A new or former leader starts from what is committed; its own uncommitted proposals are gone.
         proposed = []
+        proposedImages = []
         controller.reset(to: committedImage)
         QuorumMetrics.epoch.record(epoch)
         QuorumMetrics.isActive.record(role == .leader ? 1 : 0)
@@ -257,6 +275,7 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
         }
         proposed += withOffsets
         controller.replay(withOffsets.map { ($0.record, $0.offset) }, epoch: driver.node.epoch)
+        proposedImages.append((lastOffset: nextOffset + Int64(result.records.count - 1), image: controller.image))
         let response = result.response
         let proposedAtNs = runtime.nowNanos
         driver.propose(values) { [runtime] outcome in
