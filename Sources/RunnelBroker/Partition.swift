@@ -349,7 +349,9 @@ public final class Partition: @unchecked Sendable {
 
     /// What applying a fetch answer did.
     package enum FollowerApply: Equatable {
-        case appended, idle, truncated, stale
+        case appended, idle, stale
+        /// The log was cut back (or started over); where its end and high watermark stood before.
+        case truncated(fromEndOffset: Int64, highWatermark: Int64)
         case failed(ErrorCode)
     }
 
@@ -384,18 +386,20 @@ public final class Partition: @unchecked Sendable {
             case .failed(let code):
                 return (.failed(code), [])
             case .truncate(let offset):
+                let before = FollowerApply.truncated(fromEndOffset: log.logEndOffset, highWatermark: highWatermark)
                 try log.truncate(to: offset.rawValue)
                 return (
-                    .truncated,
+                    before,
                     lock.withLock {
                         replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil)
                             + stabilityChanged()
                     }
                 )
             case .restart(let offset):
+                let before = FollowerApply.truncated(fromEndOffset: log.logEndOffset, highWatermark: highWatermark)
                 try log.truncateFullyAndStart(at: offset.rawValue, nowMs: nowMs)
                 return (
-                    .truncated,
+                    before,
                     lock.withLock {
                         replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil)
                             + stabilityChanged()

@@ -296,8 +296,17 @@ final class ReplicaFetcher: @unchecked Sendable {
                     }
                     let delay = ReplicaFetchPlan.retryDelayMs(after: code, settings: settings)
                     lock.withLock { delayedUntil[tp] = nowMono + delay }
-                case .truncated:
-                    logger.info("truncated \(tp) to \(partition.log.logEndOffset) to match leader \(leaderId)")
+                case .truncated(let from, let highWatermark):
+                    let to = partition.log.logEndOffset
+                    if to < highWatermark {
+                        // Records this follower knew committed are gone: only an unclean election
+                        // may do that, so say it loudly.
+                        logger.warning(
+                            "truncated \(tp) from \(from) to \(to), below its high watermark \(highWatermark), to match leader \(leaderId)"
+                        )
+                    } else if to < from {
+                        logger.info("truncated \(tp) from \(from) to \(to) to match leader \(leaderId)")
+                    }
                 case .appended, .idle, .stale:
                     break
                 }

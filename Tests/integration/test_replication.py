@@ -15,6 +15,7 @@ by itself with auto.leader.rebalance.enable.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import threading
@@ -228,8 +229,10 @@ def test_follower_truncates_an_uncommitted_tail(replicated):
     for _ in range(4):
         assert produce_raw(new, "trunc", 1) == 0
     old.restart()
-    wait_until(lambda: "truncated trunc-0 to " in old.log_text(), 30, 0.2, "the old leader to truncate its tail")
-    cut = int(old.log_text().split("truncated trunc-0 to ")[1].split()[0])
+    truncation = re.compile(r"truncated trunc-0 from (\d+) to (\d+)( to match|, below)")
+    found = wait_until(lambda: truncation.search(old.log_text()), 30, 0.2, "the old leader to truncate its tail")
+    assert found.group(1) == "8" and found.group(3) == " to match", found.group(0)  # not below its high watermark
+    cut = int(found.group(2))
     # It keeps what the new leader had of the old epoch (a fetch answer may have reached a
     # follower just before the pause) and drops the rest.
     assert 5 <= cut < 8, cut
