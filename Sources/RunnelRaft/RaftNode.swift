@@ -895,9 +895,7 @@ public struct RaftNode<Payload: Sendable & Equatable>: Sendable {
         guard request.epoch == epoch, leaderId == request.leaderId, role == .follower, config.isVoter else { return }
         // The leader stepped down: stand soon, sooner the better placed we are.
         let position = request.preferredSuccessors.firstIndex(of: config.nodeId) ?? config.voters.count
-        let leader = leaderId
         becomeUnattached(epoch: epoch)
-        _ = leader
         electionDeadlineMs = nowMs + Int64(position) * min(config.electionBackoffMaxMs / 4 + 1, 200)
     }
 
