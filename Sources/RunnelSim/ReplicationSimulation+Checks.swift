@@ -87,13 +87,20 @@ extension ReplicationSimulation {
             let broker = brokers[id]!
             guard broker.up else { continue }
             for p in partitionIds {
-                guard let end = broker.partition(topicPartition(p))?.log.logEndOffset else { continue }
+                guard let partition = broker.partition(topicPartition(p)) else { continue }
+                let end = partition.log.logEndOffset
                 let key = ReplicaKey(broker: id, partition: p, incarnation: broker.incarnation)
-                if let previous = logEnds[key], end < previous {
+                if let previous = logEnds[key], end < previous.end {
                     stats.truncations += 1
-                    note("\(id) p\(p) truncated \(previous) -> \(end)")
+                    note("\(id) p\(p) truncated \(previous.end) -> \(end)")
+                    // What this replica knew committed stays, unless a replica outside the ISR
+                    // was allowed to lead.
+                    if end < previous.highWatermark && !options.broken.contains(.uncleanLeaderElection) {
+                        return fail(
+                            "\(id) p\(p) truncated to \(end), below its high watermark \(previous.highWatermark)")
+                    }
                 }
-                logEnds[key] = end
+                logEnds[key] = (end, partition.highWatermark)
                 let aside = broker.partition(topicPartition(p))?.steppedAside ?? false
                 if aside && !steppedAside.contains(key) {
                     stats.stepAsides += 1

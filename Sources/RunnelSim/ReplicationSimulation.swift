@@ -118,8 +118,9 @@ public final class ReplicationSimulation: @unchecked Sendable {
     var ledgers: [Int32: PartitionLedger] = [:]
     /// How far each replica's log has been compared with the ledger.
     var verified: [ReplicaKey: Int64] = [:]
-    /// Each replica's log end at the last check (to count truncations).
-    var logEnds: [ReplicaKey: Int64] = [:]
+    /// Each replica's log end and high watermark at the last check (to count truncations, and
+    /// to catch one below the high watermark).
+    var logEnds: [ReplicaKey: (end: Int64, highWatermark: Int64)] = [:]
     /// Replicas seen stepped aside at the last check (for the summary's count).
     var steppedAside: Set<ReplicaKey> = []
     /// Replicas that lost their page cache while in the ISR and are still in it (see `injectFault`).
