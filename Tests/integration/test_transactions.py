@@ -29,6 +29,7 @@ InitProducerId with one, served by the transaction coordinator of the broker tha
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -689,9 +690,10 @@ def test_exactly_once_through_crashes(tmp_path):
         app_log = tmp_path / "eos_copy.log"
 
         def start_app():
+            # librdkafka's transaction manager logs its steps ("eos"), so a stall shows where it stopped.
             with open(app_log, "ab") as log:
                 return subprocess.Popen([sys.executable, str(APPS / "eos_copy.py"), bootstrap, source, sink, group, tid],
-                                        stdout=subprocess.DEVNULL, stderr=log)
+                                        stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "EOS_COPY_DEBUG": "eos"})
 
         def progressed(target: float) -> bool:
             """True once the group's committed offsets pass `target`; fails at once if the application exited."""
