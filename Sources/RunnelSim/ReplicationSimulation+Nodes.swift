@@ -54,7 +54,10 @@ final class SimControllerNode: @unchecked Sendable {
                 controller: QuorumController(settings: settings, resolver: resolver),
                 seed: world.rng.next(), cleanShutdown: false, snapshots: snapshots)
             quorum.sessionTimeoutMs = world.options.sessionTimeoutMs
-            quorum.leaderRebalance = nil
+            // The controller's automatic leader balancing, far more often than Kafka's 300 s and
+            // at any imbalance: every broker that comes back takes its preferred leaderships
+            // back soon, the elections a restart brings in a real cluster.
+            quorum.leaderRebalance = (intervalMs: 1_000, percentage: 0)
             quorum.driver.snapshotPolicy.maxBytesBetweenSnapshots = world.options.metadataSnapshotBytes
             runtime.deliver = { message, from in quorum.driver.receive(message, from: from) }
             runtime.unreachable = { node in quorum.driver.unreachable(node) }

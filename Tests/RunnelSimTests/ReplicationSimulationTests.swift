@@ -56,7 +56,7 @@ struct ReplicationSimulationTests {
             (.ackBeforeHighWatermark, [0, 1]),
             (.highWatermarkPastFollowerEnd, [0, 1]),
             (.isrExpansionWithoutBrokerEpochCheck, [166]),
-            (.ignoreDivergingEpoch, [22, 37]),
+            (.ignoreDivergingEpoch, [1, 4]),
         ])
     func brokenRule(rule: ReplicationBrokenRule, seeds: [UInt64]) {
         var options = ReplicationSimulationOptions()
