@@ -385,19 +385,13 @@ public final class Partition: @unchecked Sendable {
                 return (.stale, [])
             case .failed(let code):
                 return (.failed(code), [])
-            case .truncate(let offset):
+            case .truncate, .restart:
                 let before = FollowerApply.truncated(fromEndOffset: log.logEndOffset, highWatermark: highWatermark)
-                try log.truncate(to: offset.rawValue)
-                return (
-                    before,
-                    lock.withLock {
-                        replica.followerLogChanged(Self.position(of: log), leaderHighWatermark: nil)
-                            + stabilityChanged()
-                    }
-                )
-            case .restart(let offset):
-                let before = FollowerApply.truncated(fromEndOffset: log.logEndOffset, highWatermark: highWatermark)
-                try log.truncateFullyAndStart(at: offset.rawValue, nowMs: nowMs)
+                if case .truncate(let offset) = step {
+                    try log.truncate(to: offset.rawValue)
+                } else if case .restart(let offset) = step {
+                    try log.truncateFullyAndStart(at: offset.rawValue, nowMs: nowMs)
+                }
                 return (
                     before,
                     lock.withLock {

@@ -101,7 +101,7 @@ extension ReplicationSimulation {
                     }
                 }
                 logEnds[key] = (end, partition.highWatermark)
-                let aside = broker.partition(topicPartition(p))?.steppedAside ?? false
+                let aside = partition.steppedAside
                 if aside && !steppedAside.contains(key) {
                     stats.stepAsides += 1
                     note("\(id) p\(p) stepped aside")
