@@ -2,6 +2,7 @@
 // equals the image replayed from the log at the same offset, and so does the image rebuilt from
 // the canonical records. A tampered file is refused by its checksum.
 import Foundation
+import GRDB
 import NIOCore
 import RunnelCore
 import RunnelMetadata
@@ -150,6 +151,52 @@ struct SnapshotTests {
         let count = try SQLiteSnapshot.query(path, sql: "SELECT count(*) FROM partitions")
         #expect(count.rows.first?.first == String(image.topicsById.values.reduce(0) { $0 + $1.partitionCount }))
         #expect(throws: SnapshotError.self) { try SQLiteSnapshot.query(path, sql: "DELETE FROM topics") }
+    }
+
+    @Test("a snapshot's partitions sit in 64 KiB pages without a rowid, and a file of the older layout still loads")
+    func layouts() throws {
+        var rng = SeededRandom(seed: 7)
+        var delta = MetadataDelta(.empty)
+        for (offset, record) in randomRecords(&rng, count: 300).enumerated() {
+            delta.replay(record, offset: Int64(offset), epoch: 2)
+        }
+        let image = delta.apply()
+        #expect(image.partitionCount > 0)
+        let dir = directory()
+        let path = try SQLiteSnapshot.write(
+            image, clusterId: "c", endOffset: 300, epoch: 2, voters: [1], lastContainedTimestamp: 0, directory: dir)
+        let queue = try DatabaseQueue(path: path)
+        let (pageSize, ddl) = try queue.read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA page_size"),
+                try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE name = 'partitions'")
+            )
+        }
+        #expect(pageSize == 65536)
+        #expect(ddl?.contains("WITHOUT ROWID") == true)
+        // The layout written up to schema version 3's first release: a rowid table, 4 KiB pages.
+        try queue.inDatabase { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE old_partitions (
+                        topic_id TEXT NOT NULL, topic_name TEXT NOT NULL, partition INTEGER NOT NULL,
+                        leader INTEGER NOT NULL, leader_epoch INTEGER NOT NULL, partition_epoch INTEGER NOT NULL,
+                        replicas TEXT NOT NULL, isr TEXT NOT NULL, removing_replicas TEXT NOT NULL,
+                        adding_replicas TEXT NOT NULL, leader_recovery_state INTEGER NOT NULL,
+                        eligible_leader_replicas TEXT NOT NULL, last_known_elr TEXT NOT NULL,
+                        PRIMARY KEY (topic_id, partition));
+                    INSERT INTO old_partitions SELECT * FROM partitions;
+                    DROP TABLE partitions;
+                    ALTER TABLE old_partitions RENAME TO partitions;
+                    PRAGMA page_size = 4096;
+                    VACUUM;
+                    """)
+        }
+        try queue.close()
+        let ddlAfter = try SQLiteSnapshot.query(path, sql: "SELECT sql FROM sqlite_master WHERE name = 'partitions'")
+        #expect(ddlAfter.rows.first?.first??.contains("WITHOUT ROWID") == false)
+        #expect(try SQLiteSnapshot.query(path, sql: "PRAGMA page_size").rows.first?.first == "4096")
+        #expect(try SQLiteSnapshot.read(path).image == image)
     }
 
     @Test("a tampered snapshot is refused")
