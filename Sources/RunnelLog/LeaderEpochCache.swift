@@ -31,9 +31,14 @@ public struct LeaderEpochCache: Sendable, Equatable {
     }
 
     /// Kafka's `endOffsetFor`: the largest epoch at or below `epoch`, and where it ends (the next
-    /// epoch's start, or `logEndOffset`). (-1, -1) when every epoch held is above it.
+    /// epoch's start, or `logEndOffset`). When every epoch held is above it (the records of older
+    /// epochs are gone), `epoch` itself, ending where the first held epoch starts, as Kafka
+    /// answers: a follower then keeps what it has below that offset instead of copying the log
+    /// again, and a consumer validating its position (KIP-320) is not told its log was cut.
+    /// (-1, -1) for an undefined epoch or an empty cache.
     public func endOffset(forEpoch epoch: Int32, logEndOffset: Int64) -> (epoch: Int32, endOffset: Int64) {
-        guard let index = entries.lastIndex(where: { $0.epoch <= epoch }) else { return (-1, -1) }
+        guard epoch >= 0, let first = entries.first else { return (-1, -1) }
+        guard let index = entries.lastIndex(where: { $0.epoch <= epoch }) else { return (epoch, first.startOffset) }
         if entries[index].epoch == epoch || index + 1 < entries.count {
             let end = index + 1 < entries.count ? entries[index + 1].startOffset : logEndOffset
             return (entries[index].epoch, end)

@@ -342,7 +342,10 @@ struct LeaderEpochTests {
         #expect(log!.endOffset(forEpoch: 1) == (1, 3))
         #expect(log!.endOffset(forEpoch: 2) == (1, 3))  // largest epoch at or below 2 is 1
         #expect(log!.endOffset(forEpoch: 4) == (4, 5))
-        #expect(log!.endOffset(forEpoch: 0) == (-1, -1))
+        // Below every epoch held: that epoch, ending where the first held one starts (Kafka's
+        // answer); an undefined epoch stays undefined.
+        #expect(log!.endOffset(forEpoch: 0) == (0, 0))
+        #expect(log!.endOffset(forEpoch: -1) == (-1, -1))
         try log!.close()
         log = try PartitionLog(
             topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
@@ -359,6 +362,32 @@ struct LeaderEpochTests {
             topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
         #expect(log!.endOffset(forEpoch: 1) == (1, 2))
         #expect(disk.exists(dir + "/" + LeaderEpochCache.fileName))
+    }
+
+    @Test("asked about an epoch whose records are gone, a log answers that epoch ending where it starts now")
+    func epochBelowLogStart() throws {
+        let dir = tempDir()
+        let disk = PosixDisk()
+        var log: PartitionLog? = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        for epoch: Int32 in [1, 1, 1, 4, 4] {  // 0-2 in epoch 1, 3-4 in epoch 4
+            log!.beginLeaderEpoch(epoch)
+            let (b, i) = clientBatch(1)
+            _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: epoch, nowMs: 0)
+        }
+        // DeleteRecords (or retention) moves the start past epoch 1. Kafka's LeaderEpochFileCache
+        // then answers epoch 1 with the start of the first epoch it holds, not "unknown" (which a
+        // KIP-320 consumer takes for a cut log and resets its position over).
+        #expect(try log!.advanceLogStartOffset(to: 4) == 4)
+        #expect(log!.endOffset(forEpoch: 1) == (1, 4))
+        #expect(log!.endOffset(forEpoch: 3) == (3, 4))
+        #expect(log!.endOffset(forEpoch: 4) == (4, 5))
+        try log!.close()
+        log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        #expect(log!.endOffset(forEpoch: 1) == (1, 4))
+        #expect(log!.endOffset(forEpoch: -1) == (-1, -1))
+        try log!.close()
     }
 
     @Test(

@@ -36,10 +36,14 @@ struct LogModel {
         LogPosition(startOffset: start, endOffset: end, latestEpoch: epochs.last?.0 ?? .unknown)
     }
 
-    /// PartitionLog.endOffset(forEpoch:): the largest epoch at or below `epoch` and where it ends.
+    /// PartitionLog.endOffset(forEpoch:): the largest epoch at or below `epoch` and where it ends;
+    /// `epoch` itself ending where the first held epoch starts when all are above it.
     func endOffset(forEpoch epoch: Epoch) -> OffsetAndEpoch {
-        guard let index = epochs.lastIndex(where: { $0.0 <= epoch }) else {
+        guard epoch != .unknown, let first = epochs.first else {
             return OffsetAndEpoch(offset: .unknown, epoch: .unknown)
+        }
+        guard let index = epochs.lastIndex(where: { $0.0 <= epoch }) else {
+            return OffsetAndEpoch(offset: first.1, epoch: epoch)
         }
         let end = index + 1 < epochs.count ? epochs[index + 1].1 : self.end
         return OffsetAndEpoch(offset: end, epoch: epochs[index].0)
