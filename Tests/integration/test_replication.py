@@ -9,7 +9,8 @@ NOT_ENOUGH_REPLICAS while acks=1 still works. A former leader holding an uncommi
 its epoch truncates it when it comes back as a follower of the new leader. Kafka's Java producer
 with its default settings keeps sending across a leader kill without a gap. After a broker comes
 back, leadership returns to it as preferred replica: by ElectLeaders (kafka-leader-election), or
-by itself with auto.leader.rebalance.enable.
+by itself with auto.leader.rebalance.enable. Once DeleteRecords has dropped every earlier epoch,
+OffsetForLeaderEpoch for one of them answers it ending at the log start, as Kafka does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from confluent_kafka import ElectionType, Producer, TopicPartition
 
 import kwire
 from cluster import SESSION_TIMEOUT_MS, admin, create, leaders, running_cluster, start_cluster
-from util import QUIET, drain, is_runnel, wait_until
+from util import QUIET, drain, is_runnel, wait_until, watermarks
 
 pytestmark = pytest.mark.skipif(not is_runnel(), reason="a Runnel cluster")
 
@@ -297,9 +298,27 @@ def kill_leader_and_restart(brokers, topic: str):
     return victim, other
 
 
+def offset_for_leader_epoch(node, topic: str, leader_epoch: int) -> tuple[int, int, int]:
+    """OffsetForLeaderEpoch v3 as a consumer asks it (replica -1, no current epoch check) for
+    partition 0: (error code, leader epoch, end offset)."""
+    body = (kwire.i32(-1) + kwire.i32(1) + kwire.string(topic) + kwire.i32(1)
+            + kwire.i32(0) + kwire.i32(-1) + kwire.i32(leader_epoch))
+    with kwire.Conn.to(node.bootstrap) as c:
+        c.send(kwire.frame(kwire.request_header_v1(23, 3, 11, "offsets-for-epoch") + body))
+        r = kwire.Reader(c.recv_frame(15))
+    assert r.i32() == 11  # correlation id
+    r.i32()  # throttle
+    assert r.i32() == 1 and r.string() == topic and r.i32() == 1
+    code, partition, epoch, end = r.i16(), r.i32(), r.i32(), r.i64()
+    assert partition == 0
+    return code, epoch, end
+
+
 def test_preferred_leader_election_on_request(replicated):
     controllers, brokers = replicated
     create(brokers[0], "prefer", 1, 3, TOPIC_CONFIG)
+    first_leader = wait_until(lambda: leaders(brokers[0], "prefer"), 10)[0]
+    assert produce_raw(next(b for b in brokers if b.node_id == first_leader), "prefer", -1) == 0  # epoch 0
     victim, other = kill_leader_and_restart(brokers, "prefer")
     assert partition_state(other, "prefer", 0)[0] != victim.node_id  # auto rebalance is off here
     a = admin(other)
@@ -310,6 +329,17 @@ def test_preferred_leader_election_on_request(replicated):
     again = a.elect_leaders(ElectionType.PREFERRED, [TopicPartition("prefer", 0)]).result(30)
     assert again[TopicPartition("prefer", 0)].code() == 84  # ELECTION_NOT_NEEDED
     assert produce_raw(victim, "prefer", -1) == 0
+
+    # DeleteRecords up to the end drops every earlier epoch from the leader's epoch cache. Asked
+    # about epoch 0 as a KIP-320 consumer validating its position would, the leader answers epoch
+    # 0 ending where its log now starts, as Kafka's LeaderEpochFileCache does; an undefined answer
+    # would make a Java consumer take the log for truncated and reset its position.
+    wait_until(lambda: (lambda w: w if w[1] == 2 else None)(watermarks(victim.bootstrap, "prefer", 0)), 10, 0.1,
+               "both records committed")
+    deleted = a.delete_records([TopicPartition("prefer", 0, 2)], operation_timeout=30)
+    assert list(deleted.values())[0].result(30).low_watermark == 2
+    assert offset_for_leader_epoch(victim, "prefer", 0) == (0, 0, 2)
+    assert offset_for_leader_epoch(victim, "prefer", -1)[1:] == (-1, -1)
 
 
 def test_automatic_leader_rebalance(tmp_path):
