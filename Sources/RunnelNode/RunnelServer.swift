@@ -222,6 +222,15 @@ public final class RunnelServer: @unchecked Sendable {
                     "endOffset": "\(image.provenance.lastOffset + 1)", "records": "\(image.provenance.recordCount)",
                 ])
         }
+        quorum.onSessionsExpired = { brokers, committed, elapsedMs in
+            let ids = brokers.map { "\($0)" }.joined(separator: ", ")
+            if committed {
+                logger.info("fenced brokers \(ids): committed \(elapsedMs) ms after their sessions were found lapsed")
+            } else {
+                logger.info(
+                    "fencing brokers \(ids): no heartbeat within broker.session.timeout.ms (\(sessionTimeoutMs) ms)")
+            }
+        }
         quorum.onLeadershipChange = { role, epoch, leader in
             leaderHint.withLockedValue { $0 = leader?.rawValue ?? -1 }
             logger.info(

@@ -26,6 +26,10 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
     private var bootstrapped = false
     /// Commands waiting for this node to become the active controller's ready state.
     public var onLeadershipChange: ((RaftRole, Int32, NodeID?) -> Void)?
+    /// Brokers were fenced for lapsed sessions (`committed` false: found, the fencing proposed;
+    /// true: the fencing committed, `elapsedMs` after it was found). The node logs both, as
+    /// Kafka's controller logs the brokers it fences.
+    public var onSessionsExpired: ((_ brokers: [NodeID], _ committed: Bool, _ elapsedMs: Int64) -> Void)?
     /// Broker sessions, kept by the active controller only.
     public private(set) var sessions = BrokerSessions()
     /// `broker.session.timeout.ms`
@@ -91,10 +95,14 @@ public final class MetadataQuorum<Runtime: RaftRuntime>: RaftListener, @unchecke
             image: controller.image, nowMs: runtime.nowMs, sessionTimeoutMs: sessionTimeoutMs)
         guard !expired.isEmpty else { return }
         fencing = true
+        let found = runtime.nowMs
+        onSessionsExpired?(expired, false, 0)
         run(
             { c, _, _ in c.fenceBrokers(expired) },
-            completion: { [weak self] (_: Result<Int, ProposalError>) in
-                self?.fencing = false
+            completion: { [weak self] (result: Result<Int, ProposalError>) in
+                guard let self else { return }
+                self.fencing = false
+                if case .success = result { self.onSessionsExpired?(expired, true, self.runtime.nowMs - found) }
             })
     }
 

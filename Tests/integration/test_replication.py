@@ -321,6 +321,10 @@ def test_preferred_leader_election_on_request(replicated):
     assert produce_raw(next(b for b in brokers if b.node_id == first_leader), "prefer", -1) == 0  # epoch 0
     victim, other = kill_leader_and_restart(brokers, "prefer")
     assert partition_state(other, "prefer", 0)[0] != victim.node_id  # auto rebalance is off here
+    # The active controller said whom it fenced and when the fencing committed, as Kafka's does.
+    logs = "".join(c.log_text() for c in controllers)
+    assert re.search(rf"fencing brokers {victim.node_id}: no heartbeat within broker.session.timeout.ms", logs), logs
+    assert re.search(rf"fenced brokers {victim.node_id}: committed \d+ ms after", logs), logs
     a = admin(other)
     result = a.elect_leaders(ElectionType.PREFERRED, [TopicPartition("prefer", 0)]).result(30)
     assert result[TopicPartition("prefer", 0)] is None, result
