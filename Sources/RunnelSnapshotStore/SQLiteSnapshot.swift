@@ -460,8 +460,7 @@ public enum SQLiteSnapshot {
                         guard let id = KafkaUUID(idText), topics[id] != nil else {
                             throw SnapshotError("\(path) has a partition of an unknown topic")
                         }
-                        // Sized like the previous topic's: topics tend to have alike counts.
-                        current = (idText, id, Dictionary(minimumCapacity: current?.partitions.count ?? 0))
+                        current = (idText, id, [:])
                     }
                     let p = PartitionRegistration(
                         replicas: ints(r[5]), isr: ints(r[6]), leader: r[2], leaderEpoch: r[3],

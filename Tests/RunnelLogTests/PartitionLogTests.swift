@@ -323,21 +323,23 @@ struct PartitionLogTests {
 
 @Suite("Leader epochs")
 struct LeaderEpochTests {
+    /// A log in `dir` with offsets 0-2 in epoch 1 and 3-4 in epoch 4, one batch each.
+    func twoEpochLog(_ dir: String, disk: PosixDisk) throws -> PartitionLog {
+        let log = try PartitionLog(
+            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
+        for epoch: Int32 in [1, 1, 1, 4, 4] {
+            log.beginLeaderEpoch(epoch)
+            let (b, i) = clientBatch(1)
+            _ = try log.appendAsLeader(b, batches: i, leaderEpoch: epoch, nowMs: 0)
+        }
+        return log
+    }
+
     @Test("the epoch cache answers where each epoch ends, truncates, and survives a reopen or its own loss")
     func epochCache() throws {
         let dir = tempDir()
         let disk = PosixDisk()
-        var log: PartitionLog? = try PartitionLog(
-            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
-        for _ in 0..<3 {  // 0-2 in epoch 1, one batch each
-            let (b, i) = clientBatch(1)
-            _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: 1, nowMs: 0)
-        }
-        log!.beginLeaderEpoch(4)  // epoch 4 from 3
-        for _ in 0..<2 {  // 3-4 in epoch 4
-            let (b, i) = clientBatch(1)
-            _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: 4, nowMs: 0)
-        }
+        var log: PartitionLog? = try twoEpochLog(dir, disk: disk)
         #expect(log!.latestEpoch == 4)
         #expect(log!.endOffset(forEpoch: 1) == (1, 3))
         #expect(log!.endOffset(forEpoch: 2) == (1, 3))  // largest epoch at or below 2 is 1
@@ -368,13 +370,7 @@ struct LeaderEpochTests {
     func epochBelowLogStart() throws {
         let dir = tempDir()
         let disk = PosixDisk()
-        var log: PartitionLog? = try PartitionLog(
-            topicPartition: TopicPartition("t", 0), directory: dir, config: LogConfig(), disk: disk, nowMs: 0)
-        for epoch: Int32 in [1, 1, 1, 4, 4] {  // 0-2 in epoch 1, 3-4 in epoch 4
-            log!.beginLeaderEpoch(epoch)
-            let (b, i) = clientBatch(1)
-            _ = try log!.appendAsLeader(b, batches: i, leaderEpoch: epoch, nowMs: 0)
-        }
+        var log: PartitionLog? = try twoEpochLog(dir, disk: disk)
         // DeleteRecords (or retention) moves the start past epoch 1. Kafka's LeaderEpochFileCache
         // then answers epoch 1 with the start of the first epoch it holds, not "unknown" (which a
         // KIP-320 consumer takes for a cut log and resets its position over).
