@@ -431,14 +431,7 @@ def test_a_kafka_python_transaction_left_open_is_aborted_after_its_timeout(tnode
     create_topic(tnode.bootstrap, topic, partitions=1)
     with kafka_python_transactions(tnode.bootstrap, "kp-slow", transaction_timeout_ms=2000) as p:
         kafka_python_open_transaction(p, topic, [f"left-open-{i}" for i in range(5)])
-        c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"),
-                      "isolation.level": "read_committed", **QUIET})
-        try:
-            # The coordinator aborts it: the abort marker at offset 5 makes everything below 6 stable.
-            wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 6), timeout=30,
-                       what="the timed-out transaction aborted")
-        finally:
-            c.close()
+        wait_aborted_by_timeout(tnode.bootstrap, topic, 5)
     assert drain(tnode.bootstrap, topic, 1, 0, timeout=3, conf={"isolation.level": "read_committed"}) == []
 
 
@@ -452,20 +445,69 @@ def test_a_transaction_left_open_is_aborted_after_its_timeout(tnode):
     for i in range(5):
         p.produce(topic, value=f"left-open-{i}", partition=0)
     p.flush(30)
-    c = Consumer({"bootstrap.servers": tnode.bootstrap, "group.id": unique("rc"), "isolation.level": "read_committed",
-                  **QUIET})
-    try:
-        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 0)
-        # The coordinator aborts it (its check runs every
-        # transaction.abort.timed.out.transaction.cleanup.interval.ms): the abort marker at
-        # offset 5 makes everything below 6 stable.
-        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 6), timeout=30,
-                   what="the timed-out transaction aborted")
-    finally:
-        c.close()
+    wait_aborted_by_timeout(tnode.bootstrap, topic, 5, open_first=True)
     with pytest.raises(KafkaException):
         p.commit_transaction(30)
     assert drain(tnode.bootstrap, topic, 1, 0, conf={"isolation.level": "read_committed"}, linger_after=1) == []
+
+
+def test_aiokafka_transaction_left_open_is_aborted_after_its_timeout(tnode):
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError as AioKafkaError
+
+    topic = unique("txn-timeout-aio")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=tnode.bootstrap, transactional_id=unique("aio-slow"),
+                             transaction_timeout_ms=2000)
+        await p.start()
+        try:
+            await p.begin_transaction()
+            for i in range(5):
+                await p.send_and_wait(topic, value=f"left-open-{i}".encode(), partition=0)
+            await asyncio.to_thread(wait_aborted_by_timeout, tnode.bootstrap, topic, 5)
+            with pytest.raises(AioKafkaError):
+                await p.commit_transaction()
+        finally:
+            await p.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 120))
+    assert drain(tnode.bootstrap, topic, 1, 0, conf={"isolation.level": "read_committed"}, linger_after=1) == []
+
+
+def test_java_transaction_left_open_is_aborted_after_its_timeout(tnode):
+    why = javaclient.missing()
+    if why:
+        pytest.skip(why)
+    topic = unique("txn-timeout-java")
+    create_topic(tnode.bootstrap, topic, partitions=1)
+    # The producer sleeps past its transaction.timeout.ms before committing; the coordinator's
+    # check (every second here) aborts the transaction meanwhile, so the commit must fail.
+    res = javaclient.txn(tnode.bootstrap, topic, unique("java-slow"), 5, commit=True,
+                         props={"transaction.timeout.ms": 2000, "wait.before.end.ms": 8000})
+    assert not res.ok, res.explain()
+    [failed] = [o["failed"] for o in res.objects if "failed" in o]
+    assert failed in ("ProducerFencedException", "InvalidProducerEpochException"), res.explain()
+    wait_aborted_by_timeout(tnode.bootstrap, topic, 5)
+    assert drain(tnode.bootstrap, topic, 1, 0, conf={"isolation.level": "read_committed"}, linger_after=1) == []
+
+
+def wait_aborted_by_timeout(bootstrap: str, topic: str, records: int, open_first: bool = False) -> None:
+    """Waits until the coordinator has aborted a transaction of `records` records left open on
+    partition 0 of `topic` (its check runs every
+    transaction.abort.timed.out.transaction.cleanup.interval.ms): the abort marker after them
+    makes the whole partition stable, so read_committed's end offset is `records` + 1. With
+    `open_first`, that end offset must first be 0: the open transaction holds it back."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("rc"), "isolation.level": "read_committed",
+                  **QUIET})
+    try:
+        if open_first:
+            assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 0)
+        wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, records + 1),
+                   timeout=30, what="the timed-out transaction aborted")
+    finally:
+        c.close()
 
 
 API_ADD_PARTITIONS_TO_TXN = 24

@@ -219,6 +219,9 @@ public final class RunnelJavaClient {
         String offsetsGroup = extra.remove("send.offsets.group");
         String offsetsTopic = extra.remove("send.offsets.topic");
         String offsetsOffset = extra.remove("send.offsets.offset");
+        // wait.before.end.ms: sleep that long before ending the transaction (one left open past
+        // its transaction.timeout.ms, which the coordinator aborts).
+        String waitBeforeEnd = extra.remove("wait.before.end.ms");
         props.putAll(extra);
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
             producer.initTransactions();
@@ -232,6 +235,9 @@ public final class RunnelJavaClient {
                     Map.of(new TopicPartition(offsetsTopic, 0), new OffsetAndMetadata(Long.parseLong(offsetsOffset))),
                     new org.apache.kafka.clients.consumer.ConsumerGroupMetadata(offsetsGroup));
             }
+            if (waitBeforeEnd != null) {
+                Thread.sleep(Long.parseLong(waitBeforeEnd));
+            }
             if (commit) {
                 producer.commitTransaction();
             } else {
@@ -239,6 +245,10 @@ public final class RunnelJavaClient {
             }
         } catch (RuntimeException e) {
             System.err.println("transaction failed: " + describe(e));
+            System.out.println("{\"failed\": " + quote(e.getClass().getSimpleName()) + "}");
+            return 1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
             return 1;
         }
         System.out.println("{\"ended\": " + quote(commit ? "commit" : "abort") + "}");
