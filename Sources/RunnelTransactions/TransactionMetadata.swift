@@ -208,36 +208,38 @@ public struct TransactionMetadata: Sendable, Equatable, CustomStringConvertible 
     /// timeout hold within a transaction, no partition leaves an open one. (Update times are
     /// wall-clock times, which may go back: not checked.)
     public func checkCompletion(to next: TransactionMetadata) {
-        let why = "\(transactionalId): \(self) -> \(next)"
+        // Formatted only when a check fails: this runs on every transaction state write.
+        func why() -> String { "\(transactionalId): \(self) -> \(next)" }
         switch next.state {
         case .empty:
             precondition(
                 producerEpoch == next.producerEpoch || next.producerEpoch == producerEpoch &+ 1
                     || (next.producerEpoch == 0 && next.producerId != producerId),
-                "InitProducerId bumps the epoch by one: \(why)")
+                "InitProducerId bumps the epoch by one: \(why())")
             precondition(
-                next.partitions.isEmpty && next.startTimestampMs == -1, "an Empty transaction holds nothing: \(why)")
+                next.partitions.isEmpty && next.startTimestampMs == -1, "an Empty transaction holds nothing: \(why())")
         case .ongoing:
-            precondition(validProducerEpoch(next), "adding partitions keeps the producer: \(why)")
-            precondition(next.partitions.isSuperset(of: partitions), "no partition leaves an open transaction: \(why)")
-            precondition(timeoutMs == next.timeoutMs, "the timeout holds within a transaction: \(why)")
+            precondition(validProducerEpoch(next), "adding partitions keeps the producer: \(why())")
+            precondition(
+                next.partitions.isSuperset(of: partitions), "no partition leaves an open transaction: \(why())")
+            precondition(timeoutMs == next.timeoutMs, "the timeout holds within a transaction: \(why())")
         case .prepareCommit, .prepareAbort:
             let emptyAbort =
                 next.state == .prepareAbort && next.clientTransactionVersion.supportsEpochBump
                 && (state == .empty || state == .completeCommit || state == .completeAbort)
-            precondition(validProducerEpoch(next), "ending a transaction keeps the producer: \(why)")
-            precondition(partitions == next.partitions, "the partitions of an ending transaction hold: \(why)")
-            precondition(timeoutMs == next.timeoutMs, "the timeout holds within a transaction: \(why)")
+            precondition(validProducerEpoch(next), "ending a transaction keeps the producer: \(why())")
+            precondition(partitions == next.partitions, "the partitions of an ending transaction hold: \(why())")
+            precondition(timeoutMs == next.timeoutMs, "the timeout holds within a transaction: \(why())")
             precondition(
                 startTimestampMs == next.startTimestampMs || emptyAbort,
-                "the start time holds within a transaction: \(why)")
+                "the start time holds within a transaction: \(why())")
         case .completeCommit, .completeAbort:
-            precondition(validProducerEpoch(next), "completing keeps the producer: \(why)")
+            precondition(validProducerEpoch(next), "completing keeps the producer: \(why())")
             precondition(
                 timeoutMs == next.timeoutMs && next.startTimestampMs != -1,
-                "a completed transaction had a start: \(why)")
+                "a completed transaction had a start: \(why())")
         case .prepareEpochFence, .dead:
-            preconditionFailure("\(next.state) is never written as the current state: \(why)")
+            preconditionFailure("\(next.state) is never written as the current state: \(why())")
         }
     }
 
