@@ -25,10 +25,9 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from benchlib import QUIET, MB, BenchError, pct, produce_phase, work_dir
+from benchlib import DROP_BEHIND, QUIET, MB, BenchError, pct, produce_phase, work_dir
 from cluster import start_cluster
 
-DROP_BEHIND = 64 << 20
 RECORD = 1024
 
 

@@ -35,13 +35,12 @@ from pathlib import Path
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from benchlib import QUIET, BenchError, create_topic, first_touch_us, paced_phase, produce_phase, work_dir
+from benchlib import DROP_BEHIND, QUIET, BenchError, create_topic, first_touch_us, paced_phase, produce_phase, work_dir
 from cluster import start_cluster
 
 
 # Each broker keeps the newest 64 MiB of each partition in the page cache and drops older written
 # bytes (see the docstring): the followers and the paced runs read well inside that.
-DROP_BEHIND = 64 << 20
 
 
 def wait_replicated(servers: str, topic: str, messages: int, timeout: float) -> float:

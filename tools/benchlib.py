@@ -19,6 +19,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 QUIET = {"log_level": 3}
 MB = 1_000_000
+# log.drop.cache.behind.bytes for benches that write more than about a GB: on this kind of VM a
+# new page-cache page costs ~20 us once the guest's recently freed memory is used up (see
+# tools/bench_replicated.py), so each partition keeps its newest 64 MiB cached and new writes
+# reuse the pages of older ones.
+DROP_BEHIND = 64 << 20
 # The integration tests' cluster (Tests/integration/cluster.py) writes a metadata snapshot every
 # 3,000 bytes of records, to exercise snapshots; a bench of the metadata plane runs Kafka's
 # default (20 MiB), as an operator's cluster would.
