@@ -18,13 +18,38 @@ final class KafkaResponseHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private var waiting: [Int32: Waiting] = [:]
     private var closed = false
+    private var context: ChannelHandlerContext?
+    /// A flush is queued on the event loop (see `send`).
+    private var flushScheduled = false
 
-    func register(_ correlationId: Int32, headerVersion: Int16, promise: EventLoopPromise<ByteBuffer>) {
-        if closed {
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes a request frame and waits for its answer. On the channel's event loop. The flush
+    /// is queued behind the loop's current tasks, so the requests sent in one turn leave in one
+    /// write: the forwards of many client requests, a follower's fetches to one leader.
+    func send(_ frame: ByteBuffer, correlationId: Int32, headerVersion: Int16, promise: EventLoopPromise<ByteBuffer>) {
+        guard !closed, let context else {
             promise.fail(ConnectionError("connection closed"))
             return
         }
         waiting[correlationId] = Waiting(headerVersion: headerVersion, promise: promise)
+        // A write fails only on a closing channel, whose channelInactive fails what waits too.
+        context.write(NIOAny(frame)).whenFailure { promise.fail($0) }
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (me, context) = bound.value
+            guard me.flushScheduled else { return }
+            me.flushScheduled = false
+            context.flush()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -155,7 +180,14 @@ public final class PeerClient: @unchecked Sendable {
 
     /// Sends `request` at `version` and decodes the answer.
     public func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
-        connection().flatMap { [self] channel, handler in
+        let open = lock.withLock { () -> (any Channel, KafkaResponseHandler)? in
+            guard let channel, channel.isActive, let handler else { return nil }
+            return (channel, handler)
+        }
+        if let (channel, handler) = open {
+            return exchange(request, version: version, channel: channel, handler: handler)
+        }
+        return connection().flatMap { [self] channel, handler in
             exchange(request, version: version, channel: channel, handler: handler)
         }
     }
@@ -178,25 +210,32 @@ public final class PeerClient: @unchecked Sendable {
         let frame = bytes
         let promise = channel.eventLoop.makePromise(of: ByteBuffer.self)
         let headerVersion = ResponseHeader.version(apiKey: R.apiKey, apiVersion: version)
-        if let timeoutMs = requestTimeoutMs {
-            let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [self] in
-                // Forget the connection before failing the request, so a retry connects afresh.
-                lock.withLock {
-                    if self.channel === channel {
-                        self.channel = nil
-                        self.handler = nil
+        let timeoutMs = requestTimeoutMs
+        // Everything below runs on the channel's loop: one hop there from another thread, none
+        // from its own.
+        let start: @Sendable () -> Void = { [self] in
+            if let timeoutMs {
+                let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [self] in
+                    // Forget the connection before failing the request, so a retry connects afresh.
+                    lock.withLock {
+                        if self.channel === channel {
+                            self.channel = nil
+                            self.handler = nil
+                        }
                     }
+                    promise.fail(ConnectionError("no answer from \(host):\(port) within \(timeoutMs) ms"))
+                    channel.close(promise: nil)
                 }
-                promise.fail(ConnectionError("no answer from \(host):\(port) within \(timeoutMs) ms"))
-                channel.close(promise: nil)
+                promise.futureResult.whenComplete { _ in timeout.cancel() }
             }
-            promise.futureResult.whenComplete { _ in timeout.cancel() }
+            handler.send(frame, correlationId: correlationId, headerVersion: headerVersion, promise: promise)
         }
-        return channel.eventLoop.submit {
-            handler.register(correlationId, headerVersion: headerVersion, promise: promise)
-        }.flatMap {
-            channel.writeAndFlush(frame).flatMap { promise.futureResult }
-        }.flatMapThrowing { body in
+        if channel.eventLoop.inEventLoop {
+            start()
+        } else {
+            channel.eventLoop.execute(start)
+        }
+        return promise.futureResult.flatMapThrowing { body in
             var reader = WireReader(body)
             return try R.Response(from: &reader, version: version)
         }
