@@ -64,11 +64,14 @@ public struct QuorumController: Sendable {
         self.resolver = resolver
     }
 
-    /// Folds committed (or, on the active controller, proposed) records into the image.
-    public mutating func replay(_ records: [(record: MetadataRecord, offset: Int64)], epoch: Int32) {
+    /// Folds committed (or, on the active controller, proposed) records into the image, and
+    /// returns the delta that did so.
+    @discardableResult
+    public mutating func replay(_ records: [(record: MetadataRecord, offset: Int64)], epoch: Int32) -> MetadataDelta {
         var delta = MetadataDelta(image)
         for (record, offset) in records { delta.replay(record, offset: offset, epoch: epoch) }
         image = delta.apply()
+        return delta
     }
 
     /// Replaces the image (after loading a snapshot, or when a new leader resets to the committed state).
