@@ -19,8 +19,7 @@ final class KafkaResponseHandler: ChannelInboundHandler, @unchecked Sendable {
     private var waiting: [Int32: Waiting] = [:]
     private var closed = false
     private var context: ChannelHandlerContext?
-    /// A flush is queued on the event loop (see `send`).
-    private var flushScheduled = false
+    private let flusher = FlushOncePerTurn()
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -41,15 +40,7 @@ final class KafkaResponseHandler: ChannelInboundHandler, @unchecked Sendable {
         waiting[correlationId] = Waiting(headerVersion: headerVersion, promise: promise)
         // A write fails only on a closing channel, whose channelInactive fails what waits too.
         context.write(NIOAny(frame)).whenFailure { promise.fail($0) }
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (me, context) = bound.value
-            guard me.flushScheduled else { return }
-            me.flushScheduled = false
-            context.flush()
-        }
+        flusher.schedule(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -42,8 +42,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
     private let metrics = RequestMetrics.shared
     private var waiting = 0
     private var readPending = false
-    /// A flush is queued on the event loop (see `scheduleFlush`).
-    private var flushScheduled = false
+    private let flusher = FlushOncePerTurn()
     /// Client quota throttling: no read until this time (KIP-124's muted channel).
     private var mutedUntil: NIODeadline = .uptimeNanoseconds(0)
     /// Frames that came in the same read as a request that muted the connection: they wait out
@@ -278,25 +277,10 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
                 wrote = true
             }
         }
-        if wrote { scheduleFlush(context: context) }
+        if wrote { flusher.schedule(context) }
         if readPending && waiting < requestsQueuedMax && mutedUntil <= .now() && heldFrames.isEmpty {
             readPending = false
             context.read()
-        }
-    }
-
-    /// Flushes once the responses completed in this turn of the event loop are written, so
-    /// answers completed together leave in one write: the writes a metadata commit answers at
-    /// once, or the requests of one read.
-    private func scheduleFlush(context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (me, context) = bound.value
-            guard me.flushScheduled else { return }
-            me.flushScheduled = false
-            context.flush()
         }
     }
 
@@ -376,10 +360,7 @@ final class KafkaConnectionHandler: ChannelDuplexHandler {
             ])
         releaseFileRegions()
         // The answers written before the bad input still go out.
-        if flushScheduled {
-            flushScheduled = false
-            context.flush()
-        }
+        flusher.flushNow(context)
         context.close(promise: nil)
     }
 
