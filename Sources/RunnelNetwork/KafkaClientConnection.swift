@@ -108,9 +108,15 @@ public final class PeerClient: @unchecked Sendable {
         self.requestTimeoutMs = requestTimeoutMs
     }
 
+    /// The connection when it is open. Under `lock`.
+    private var openLocked: (any Channel, KafkaResponseHandler)? {
+        guard let channel, channel.isActive, let handler else { return nil }
+        return (channel, handler)
+    }
+
     private func connection() -> EventLoopFuture<(any Channel, KafkaResponseHandler)> {
         lock.withLock {
-            if let channel, channel.isActive, let handler {
+            if let (channel, handler) = openLocked {
                 return channel.eventLoop.makeSucceededFuture((channel, handler))
             }
             if let connecting { return connecting }
@@ -171,11 +177,7 @@ public final class PeerClient: @unchecked Sendable {
 
     /// Sends `request` at `version` and decodes the answer.
     public func send<R: RequestMessage>(_ request: R, version: Int16) -> EventLoopFuture<R.Response> {
-        let open = lock.withLock { () -> (any Channel, KafkaResponseHandler)? in
-            guard let channel, channel.isActive, let handler else { return nil }
-            return (channel, handler)
-        }
-        if let (channel, handler) = open {
+        if let (channel, handler) = lock.withLock({ openLocked }) {
             return exchange(request, version: version, channel: channel, handler: handler)
         }
         return connection().flatMap { [self] channel, handler in
